@@ -1,0 +1,63 @@
+/**
+ * Every limit and default of the wire protocol, in one place. Each is enforced with a documented
+ * error (see errors.ts) and tested at its edge and one past it.
+ */
+
+/** Default TCP port of the gateway: unassigned by IANA and far from common dev-server ports. */
+export const DEFAULT_PORT = 18790;
+
+/** Loopback only by default: the gateway holds an admin token's worth of power. */
+export const DEFAULT_HOST = '127.0.0.1';
+
+/** Event text limit in bytes of UTF-8. Agent prompts are small; 64 KiB keeps a queue of 1000 under 64 MiB. */
+export const MAX_TEXT_BYTES = 64 * 1024;
+
+/** Session keys name conversations, not payloads; 512 leaves room for long Slack/Matrix ids. */
+export const MAX_SESSION_KEY_LENGTH = 512;
+
+/** Idempotency keys are opaque client ids (UUIDs, job ids, hashes); 256 fits any of them. */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 256;
+
+/** Context keys group related updates ("build:123"); same bound as idempotency keys. */
+export const MAX_CONTEXT_KEY_LENGTH = 256;
+
+/** Agent ids are slugs: `^[a-z0-9][a-z0-9_-]{0,63}$`, case-insensitive. */
+export const MAX_AGENT_ID_LENGTH = 64;
+
+/**
+ * Largest WebSocket frame the gateway reads. A maximal event (64 KiB text, JSON-escaped up to 6x
+ * for control characters) fits, as does a modest batch; anything larger is closed with 1009.
+ */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+
+/** Pending events a session keeps before the oldest is dropped; configurable on the gateway. */
+export const DEFAULT_MAX_PENDING_PER_SESSION = 1000;
+
+/** Upper bound of `limit` for session.peek / session.drain / session.list: bounds one response. */
+export const MAX_READ_LIMIT = 1000;
+
+/** Default `limit` for reads when the caller gives none. */
+export const DEFAULT_READ_LIMIT = 100;
+
+/** Requests in one batch: a batch is answered as one frame, so it is bounded like one. */
+export const MAX_BATCH_LENGTH = 100;
+
+/** How long the CLI and client library wait for an answer before giving up (ms). */
+export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
+
+/** The agent that owns sessions when none is named: `main` is the default agent's main session. */
+export const DEFAULT_AGENT_ID = 'main';
+
+/** Environment variables read by the gateway and CLI. */
+export const ENV = {
+  dataDir: 'SWITCHBOARD_DATA_DIR',
+  url: 'SWITCHBOARD_URL',
+  token: 'SWITCHBOARD_TOKEN',
+} as const;
+
+/** File names inside the data dir. */
+export const DATA_FILES = {
+  token: 'token',
+  database: 'switchboard.db',
+  pid: 'gateway.pid',
+} as const;

@@ -1,0 +1,87 @@
+/**
+ * The one table of error codes. JSON-RPC's own codes come first; application codes live in
+ * 1000-1999, outside the range the spec reserves (-32768..-32000). Every error the gateway sends
+ * has `data.name` set to the symbolic name below, so clients match on a stable string as well as
+ * the number. README.md documents the same table; a test checks they agree.
+ */
+export const ErrorCode = {
+  /** Invalid JSON was received. */
+  PARSE_ERROR: -32700,
+  /** The JSON is not a valid JSON-RPC 2.0 request object (or the batch is empty / too long). */
+  INVALID_REQUEST: -32600,
+  /** The method does not exist. */
+  METHOD_NOT_FOUND: -32601,
+  /** Params failed validation; `data.errors` lists each problem with its JSON pointer path. */
+  INVALID_PARAMS: -32602,
+  /** A bug or an unexpected failure inside the gateway. Never carries a stack trace. */
+  INTERNAL_ERROR: -32603,
+  /** An idempotency key was reused with different params. */
+  IDEMPOTENCY_CONFLICT: 1001,
+  /** The durable store could not commit (disk full, I/O error); nothing was stored. */
+  STORE_UNAVAILABLE: 1002,
+  /** The gateway is shutting down and takes no new work; retry against the restarted gateway. */
+  SHUTTING_DOWN: 1003,
+  /** An ack names a sequence number the session never issued. */
+  ACK_OUT_OF_RANGE: 1004,
+  /** session.unsubscribe names a subscription this connection does not hold. */
+  SUBSCRIPTION_NOT_FOUND: 1005,
+  /** A connection asked for more subscriptions than MAX_SUBSCRIPTIONS_PER_CONNECTION. */
+  TOO_MANY_SUBSCRIPTIONS: 1006,
+  /** event.trace names an event the gateway has no record of. */
+  EVENT_NOT_FOUND: 1007,
+} as const;
+
+export type ErrorName = keyof typeof ErrorCode;
+
+/** One-line descriptions, used by the OpenRPC document and the README table. */
+export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
+  PARSE_ERROR: 'The frame is not valid JSON. Answered with id null.',
+  INVALID_REQUEST: 'Not a JSON-RPC 2.0 request object, an empty batch, or a batch longer than the limit.',
+  METHOD_NOT_FOUND: 'No such method. `rpc.discover` lists them all.',
+  INVALID_PARAMS: 'Params failed validation; data.errors lists each problem with its path.',
+  INTERNAL_ERROR: 'Unexpected failure inside the gateway; details are in the gateway log, never in the response.',
+  IDEMPOTENCY_CONFLICT: 'The idempotency key was already used with different params.',
+  STORE_UNAVAILABLE: 'The durable store could not commit (disk full, I/O error). Nothing was stored; retry later.',
+  SHUTTING_DOWN: 'The gateway is shutting down. Nothing was stored; retry once it is back.',
+  ACK_OUT_OF_RANGE: 'The ack names a seq beyond the last one the session issued.',
+  SUBSCRIPTION_NOT_FOUND: 'This connection holds no subscription with that id.',
+  TOO_MANY_SUBSCRIPTIONS: 'The connection holds the maximum number of subscriptions; unsubscribe first.',
+  EVENT_NOT_FOUND: 'No event with that id is known to the gateway.',
+};
+
+/** One problem found in params: where it is (a JSON pointer into params) and what is wrong. */
+export interface ParamProblem {
+  path: string;
+  message: string;
+}
+
+/** The `data` member of every error the gateway sends. */
+export interface ErrorData {
+  name: ErrorName;
+  errors?: ParamProblem[];
+  [detail: string]: unknown;
+}
+
+/** An error as a value: thrown by handlers, turned into a JSON-RPC error response by dispatch. */
+export class RpcError extends Error {
+  readonly code: number;
+  readonly data: ErrorData;
+
+  constructor(name: ErrorName, message: string, details: Omit<ErrorData, 'name'> = {}) {
+    super(message);
+    this.name = 'RpcError';
+    this.code = ErrorCode[name];
+    this.data = { name, ...details };
+  }
+
+  static invalidParams(problems: ParamProblem[], details: Record<string, unknown> = {}): RpcError {
+    const summary = problems.map((p) => `${p.path || '(params)'}: ${p.message}`).join('; ');
+    return new RpcError('INVALID_PARAMS', `Invalid params: ${summary}`, { errors: problems, ...details });
+  }
+}
+
+/** The symbolic name of a numeric code, if it is one of ours. */
+export function errorNameOf(code: number): ErrorName | undefined {
+  for (const [name, value] of Object.entries(ErrorCode)) if (value === code) return name as ErrorName;
+  return undefined;
+}

@@ -1,0 +1,247 @@
+/**
+ * Wire shapes, defined once. Each schema is a `const` and its static type has the same name;
+ * validators (validate.ts), the JSON Schema / OpenRPC files in schema/ (openrpc.ts) and the CLI's
+ * help all derive from these.
+ */
+import Type, { type Static } from 'typebox';
+import {
+  MAX_AGENT_ID_LENGTH,
+  MAX_CONTEXT_KEY_LENGTH,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  MAX_READ_LIMIT,
+  MAX_SESSION_KEY_LENGTH,
+  MAX_TEXT_BYTES,
+} from './constants.js';
+
+const Nullable = <T extends Type.TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+export const EventMode = Type.Enum(['now', 'next-heartbeat'], {
+  description:
+    '"now" wakes the agent at once; "next-heartbeat" lets the event wait for the agent\'s next periodic wake.',
+});
+export type EventMode = Static<typeof EventMode>;
+
+export const SessionKind = Type.Enum(['main', 'direct', 'group', 'channel']);
+export type SessionKind = Static<typeof SessionKind>;
+
+export const Route = Type.Object(
+  {
+    agentId: Type.String({ description: 'Agent that owns the session (lower-case).' }),
+    kind: SessionKind,
+    channel: Nullable(Type.String({ description: 'Messaging channel, e.g. slack or telegram (lower-case).' })),
+    account: Nullable(Type.String({ description: 'Account within the channel, when the key names one.' })),
+    peer: Nullable(Type.String({ description: 'Peer of a direct conversation.' })),
+    id: Nullable(Type.String({ description: 'Group or channel id.' })),
+    thread: Nullable(Type.String({ description: 'Thread within the group or channel.' })),
+    topic: Nullable(Type.String({ description: 'Forum topic (Telegram) within the group.' })),
+  },
+  { additionalProperties: false, description: 'The parsed session key: which conversation the event belongs to.' },
+);
+export type Route = Static<typeof Route>;
+
+const SessionKeyParam = Type.String({
+  minLength: 1,
+  maxLength: MAX_SESSION_KEY_LENGTH,
+  description:
+    'Conversation to deliver to: "main", "agent:<agentId>:main", "agent:<agentId>[:<channel>[:<account>]]:direct:<peer>" or "agent:<agentId>:<channel>[:<account>]:(group|channel):<id>[:thread:<threadId>|:topic:<topicId>]".',
+});
+
+const AgentIdParam = Type.String({
+  minLength: 1,
+  maxLength: MAX_AGENT_ID_LENGTH,
+  pattern: '^[A-Za-z0-9][A-Za-z0-9_-]*$',
+  description: 'Agent id, case-insensitive: ^[a-z0-9][a-z0-9_-]{0,63}$.',
+});
+
+const Seq = Type.Integer({ minimum: 0, description: 'Sequence number of an event within its session.' });
+const Timestamp = Type.String({ format: 'date-time', description: 'ISO 8601 time, UTC.' });
+
+// ---------------------------------------------------------------- system.event
+
+export const SystemEventParams = Type.Object(
+  {
+    text: Type.String({
+      minLength: 1,
+      // Characters, not bytes: the byte limit (MAX_TEXT_BYTES of UTF-8) is checked after trimming.
+      maxLength: MAX_TEXT_BYTES,
+      description: `What happened. Trimmed; must not be empty; at most ${MAX_TEXT_BYTES} bytes of UTF-8.`,
+    }),
+    mode: Type.Optional(EventMode),
+    sessionKey: Type.Optional(SessionKeyParam),
+    agentId: Type.Optional(AgentIdParam),
+    contextKey: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: MAX_CONTEXT_KEY_LENGTH,
+        description: 'A new event with the same contextKey replaces the one still pending in the same session.',
+      }),
+    ),
+    idempotencyKey: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: MAX_IDEMPOTENCY_KEY_LENGTH,
+        description: "A repeat with the same key returns the first call's result with duplicate: true.",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type SystemEventParams = Static<typeof SystemEventParams>;
+
+export const Fallback = Nullable(
+  Type.Object(
+    {
+      reason: Type.Enum(['no-session-key'], { description: 'Why the event went to a main session.' }),
+      message: Type.String(),
+    },
+    { additionalProperties: false },
+  ),
+);
+export type Fallback = Static<typeof Fallback>;
+
+export const QueueOutcome = Type.Object(
+  {
+    status: Type.Enum(['queued', 'replaced', 'deduplicated'], {
+      description:
+        '"queued": stored as a new event; "replaced": stored, and the pending event with the same contextKey was removed; "deduplicated": identical to the newest pending event, which stands for it.',
+    }),
+    seq: Seq,
+    depth: Type.Integer({ minimum: 0, description: "The session's pending count after this event." }),
+    replaced: Nullable(
+      Type.Object({ eventId: Type.String(), seq: Seq }, { additionalProperties: false, description: 'Event removed by contextKey.' }),
+    ),
+    dropped: Type.Array(Type.Object({ eventId: Type.String(), seq: Seq }, { additionalProperties: false }), {
+      description: 'Oldest events dropped because the session was at its pending cap.',
+    }),
+  },
+  { additionalProperties: false },
+);
+export type QueueOutcome = Static<typeof QueueOutcome>;
+
+export const WakeOutcome = Type.Object(
+  {
+    status: Type.Enum(['sent', 'coalesced', 'next-heartbeat', 'no-agent-connected'], {
+      description:
+        '"sent": agent.wake went out now; "coalesced": folded into a wake about to go out; "next-heartbeat": named in the agent\'s next heartbeat; "no-agent-connected": nobody to wake, the event waits durably.',
+    }),
+    message: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type WakeOutcome = Static<typeof WakeOutcome>;
+
+export const RoutingResult = Type.Object(
+  {
+    eventId: Type.String(),
+    sessionKey: Type.String({ description: 'Canonical session key the event went to.' }),
+    requestedSessionKey: Nullable(Type.String({ description: 'The session key as given, or null.' })),
+    fallback: Fallback,
+    route: Route,
+    mode: EventMode,
+    queue: QueueOutcome,
+    wake: WakeOutcome,
+    receivers: Type.Integer({ minimum: 0, description: 'Live subscribers that were sent the event.' }),
+    duplicate: Type.Boolean({ description: 'True when this answers a repeat of an earlier idempotencyKey.' }),
+    storedAt: Timestamp,
+  },
+  { additionalProperties: false, description: 'Where the event went and why: the routing result.' },
+);
+export type RoutingResult = Static<typeof RoutingResult>;
+
+// ---------------------------------------------------------------- sessions
+
+export const StoredEvent = Type.Object(
+  {
+    eventId: Type.String(),
+    sessionKey: Type.String(),
+    seq: Seq,
+    text: Type.String(),
+    mode: EventMode,
+    contextKey: Nullable(Type.String()),
+    route: Route,
+    storedAt: Timestamp,
+  },
+  { additionalProperties: false },
+);
+export type StoredEvent = Static<typeof StoredEvent>;
+
+const ReadLimit = Type.Integer({
+  minimum: 1,
+  maximum: MAX_READ_LIMIT,
+  description: `Most events to return (default 100, at most ${MAX_READ_LIMIT}).`,
+});
+
+export const SessionReadParams = Type.Object(
+  {
+    sessionKey: SessionKeyParam,
+    limit: Type.Optional(ReadLimit),
+    after: Type.Optional(Type.Integer({ minimum: 0, description: 'Only events with seq greater than this.' })),
+  },
+  { additionalProperties: false },
+);
+export type SessionReadParams = Static<typeof SessionReadParams>;
+
+export const SessionReadResult = Type.Object(
+  {
+    sessionKey: Type.String({ description: 'Canonical session key.' }),
+    events: Type.Array(StoredEvent, { description: 'Pending events, oldest first.' }),
+    depth: Type.Integer({ minimum: 0, description: 'Pending events left in the session after this call.' }),
+    more: Type.Boolean({ description: 'True when more events match than were returned.' }),
+  },
+  { additionalProperties: false },
+);
+export type SessionReadResult = Static<typeof SessionReadResult>;
+
+export const SessionListParams = Type.Object(
+  {
+    agentId: Type.Optional(AgentIdParam),
+    limit: Type.Optional(ReadLimit),
+  },
+  { additionalProperties: false },
+);
+export type SessionListParams = Static<typeof SessionListParams>;
+
+export const SessionSummary = Type.Object(
+  {
+    sessionKey: Type.String(),
+    agentId: Type.String(),
+    pending: Type.Integer({ minimum: 0 }),
+    lastSeq: Seq,
+    oldestPendingAt: Nullable(Timestamp),
+    lastEventAt: Timestamp,
+  },
+  { additionalProperties: false },
+);
+export type SessionSummary = Static<typeof SessionSummary>;
+
+export const SessionListResult = Type.Object(
+  {
+    sessions: Type.Array(SessionSummary, { description: 'Sessions with pending events, most pending first.' }),
+    more: Type.Boolean(),
+  },
+  { additionalProperties: false },
+);
+export type SessionListResult = Static<typeof SessionListResult>;
+
+// ---------------------------------------------------------------- gateway
+
+export const EmptyParams = Type.Object({}, { additionalProperties: false });
+export type EmptyParams = Static<typeof EmptyParams>;
+
+export const GatewayStatusResult = Type.Object(
+  {
+    version: Type.String(),
+    startedAt: Timestamp,
+    uptimeMs: Type.Integer({ minimum: 0 }),
+    dataDir: Type.String(),
+    sessions: Type.Integer({ minimum: 0, description: 'Sessions with pending events.' }),
+    pending: Type.Integer({ minimum: 0, description: 'Pending events across all sessions.' }),
+    connections: Type.Integer({ minimum: 0 }),
+    maxPendingPerSession: Type.Integer({ minimum: 1 }),
+  },
+  { additionalProperties: false },
+);
+export type GatewayStatusResult = Static<typeof GatewayStatusResult>;
+
+export const DiscoverResult = Type.Object({}, { additionalProperties: true, description: 'The OpenRPC document.' });
+export type DiscoverResult = Static<typeof DiscoverResult>;
