@@ -1,0 +1,37 @@
+/**
+ * Argument handling cac does not do as we need. cac (through mri) turns numeric-looking values
+ * into numbers, so `--text 007` would arrive as 7 and `--session-key 1e3` as 1000; string options
+ * are read back from the raw argv instead. cac has no two-word commands, so "system event" is
+ * joined into one argument before parsing.
+ */
+
+/** Command groups whose second word names the command: `switchboard system event`. */
+export const COMMAND_GROUPS = ['system', 'session'] as const;
+
+export function joinCommandGroup(args: readonly string[]): string[] {
+  const [first, second, ...rest] = args;
+  if (first !== undefined && (COMMAND_GROUPS as readonly string[]).includes(first) && second !== undefined && !second.startsWith('-')) {
+    return [`${first} ${second}`, ...rest];
+  }
+  return [...args];
+}
+
+/**
+ * The last value given for `--name` in raw arguments (`--name value` or `--name=value`), exactly
+ * as typed; undefined when absent or given without a value.
+ */
+export function rawOption(args: readonly string[], name: string): string | undefined {
+  const flag = `--${name}`;
+  let value: string | undefined;
+  const end = args.indexOf('--');
+  const scanned = end === -1 ? args : args.slice(0, end);
+  scanned.forEach((arg, index) => {
+    if (arg === flag) {
+      const next = scanned[index + 1];
+      value = next !== undefined && !next.startsWith('-') ? next : undefined;
+    } else if (arg.startsWith(`${flag}=`)) {
+      value = arg.slice(flag.length + 1);
+    }
+  });
+  return value;
+}

@@ -1,0 +1,146 @@
+/**
+ * The CLI's one-shot commands: resolve where the gateway is and the token, make one call through
+ * the client library, print, and map the outcome to an exit code.
+ */
+import { connect, DEFAULT_URL, type SwitchboardClient } from '../client/client.js';
+import { ConnectionError, RpcCallError } from '../client/errors.js';
+import { readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';
+import { DEFAULT_CALL_TIMEOUT_MS, ENV } from '../protocol/constants.js';
+import { rawOption } from './argv.js';
+import { CliError, ExitCode, usageError } from './exit-codes.js';
+import { formatRoutingResult, formatSessionList, formatSessionRead, formatStatus } from './format.js';
+
+type Options = Record<string, unknown>;
+type Args = readonly string[];
+
+const MODES = ['now', 'next-heartbeat'] as const;
+
+export async function systemEvent(args: Args, options: Options): Promise<ExitCode> {
+  const text = rawOption(args, 'text');
+  if (text === undefined || text.trim() === '') {
+    throw usageError(`--text is required and must not be empty: switchboard system event --text 'Task done!'`);
+  }
+  const mode = rawOption(args, 'mode');
+  if (mode !== undefined && !(MODES as readonly string[]).includes(mode)) {
+    throw usageError(`--mode must be "now" or "next-heartbeat" (got "${mode}")`);
+  }
+  const params = {
+    text,
+    ...(mode === undefined ? {} : { mode: mode as (typeof MODES)[number] }),
+    ...optionalString(args, 'session-key', 'sessionKey'),
+    ...optionalString(args, 'agent', 'agentId'),
+    ...optionalString(args, 'context-key', 'contextKey'),
+    ...optionalString(args, 'idempotency-key', 'idempotencyKey'),
+  };
+  return withClient(args, options, (client) => client.systemEvent(params), formatRoutingResult);
+}
+
+export function sessionPeek(args: Args, options: Options): Promise<ExitCode> {
+  const params = readParams(args, options);
+  return withClient(args, options, (client) => client.peek(params), (result) => formatSessionRead(result, 'pending'));
+}
+
+export function sessionDrain(args: Args, options: Options): Promise<ExitCode> {
+  const params = readParams(args, options);
+  return withClient(args, options, (client) => client.drain(params), (result) => formatSessionRead(result, 'drained'));
+}
+
+export function sessionList(args: Args, options: Options): Promise<ExitCode> {
+  const limit = positiveInteger(options, 'limit');
+  const params = { ...optionalString(args, 'agent', 'agentId'), ...(limit === undefined ? {} : { limit }) };
+  return withClient(args, options, (client) => client.listSessions(params), formatSessionList);
+}
+
+export function status(args: Args, options: Options): Promise<ExitCode> {
+  return withClient(args, options, (client) => client.status(), formatStatus);
+}
+
+function readParams(args: Args, options: Options) {
+  const sessionKey = rawOption(args, 'session-key');
+  const agent = rawOption(args, 'agent');
+  if (sessionKey !== undefined && agent !== undefined) throw usageError('give --session-key or --agent, not both');
+  const limit = positiveInteger(options, 'limit');
+  const after = nonNegativeInteger(options, 'after');
+  return {
+    sessionKey: sessionKey ?? (agent ? `agent:${agent}:main` : 'main'),
+    ...(limit === undefined ? {} : { limit }),
+    ...(after === undefined ? {} : { after }),
+  };
+}
+
+async function withClient<T>(
+  args: Args,
+  options: Options,
+  call: (client: SwitchboardClient) => Promise<T>,
+  format: (result: T) => string,
+): Promise<ExitCode> {
+  const url = rawOption(args, 'url') ?? process.env[ENV.url] ?? DEFAULT_URL;
+  const token = resolveToken(args);
+  const timeoutMs = positiveInteger(options, 'timeout') ?? DEFAULT_CALL_TIMEOUT_MS;
+  let client: SwitchboardClient | undefined;
+  try {
+    client = await connect({ url, token, timeoutMs });
+    const result = await call(client);
+    process.stdout.write(`${options['json'] ? JSON.stringify(result) : format(result)}\n`);
+    return ExitCode.OK;
+  } catch (error) {
+    throw explain(error, url);
+  } finally {
+    client?.close().catch(() => {});
+  }
+}
+
+/** `--token`, else SWITCHBOARD_TOKEN, else the token file of the data dir the gateway uses. */
+function resolveToken(args: Args): string {
+  const given = rawOption(args, 'token') ?? process.env[ENV.token];
+  if (given) return given;
+  const dataDir = resolveDataDir(rawOption(args, 'data-dir'));
+  const token = readToken(dataDir);
+  if (token) return token;
+  throw new CliError(
+    ExitCode.UNREACHABLE,
+    `no token: ${tokenPath(dataDir)} does not exist. Start the gateway once (\`switchboard gateway\`) to create it, or pass --token / ${ENV.token}`,
+  );
+}
+
+function explain(error: unknown, url: string): unknown {
+  if (error instanceof RpcCallError) {
+    const problems = problemsOf(error.data);
+    return new CliError(ExitCode.GATEWAY_ERROR, `the gateway refused: ${error.message} (code ${error.code})${problems}`);
+  }
+  if (!(error instanceof ConnectionError)) return error;
+  const hints: Record<ConnectionError['failure'], string> = {
+    unreachable: `gateway not reachable at ${url}: is \`switchboard gateway\` running? (or set --url / ${ENV.url})`,
+    unauthorized: `the gateway at ${url} refused the token: pass the token from the gateway's data dir (--token, ${ENV.token}, or --data-dir)`,
+    rejected: `${error.message}: is ${url} a switchboard gateway?`,
+    closed: `${error.message}; the event may or may not have been stored: retry with an --idempotency-key to be safe`,
+    timeout: `${error.message}: raise --timeout, or check the gateway`,
+    aborted: error.message,
+  };
+  return new CliError(ExitCode.UNREACHABLE, hints[error.failure]);
+}
+
+function problemsOf(data: unknown): string {
+  const errors = (data as { errors?: { path: string; message: string }[] } | undefined)?.errors;
+  return Array.isArray(errors) && errors.length > 1 ? `\n${errors.map((e) => `  ${e.path}: ${e.message}`).join('\n')}` : '';
+}
+
+function optionalString<K extends string>(args: Args, flag: string, key: K): { [P in K]?: string } {
+  const value = rawOption(args, flag);
+  return value === undefined ? {} : ({ [key]: value } as { [P in K]?: string });
+}
+
+function positiveInteger(options: Options, name: string): number | undefined {
+  const value = nonNegativeInteger(options, name);
+  if (value === 0) throw usageError(`--${name} must be a positive integer`);
+  return value;
+}
+
+function nonNegativeInteger(options: Options, name: string): number | undefined {
+  const value = options[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw usageError(`--${name} must be a non-negative integer (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}

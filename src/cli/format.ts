@@ -1,0 +1,49 @@
+/** Human-readable output of the CLI. `--json` bypasses all of this. */
+import type { ResultOf } from '../protocol/methods.js';
+import type { RoutingResult, StoredEvent } from '../protocol/schemas.js';
+
+export function formatRoutingResult(result: RoutingResult): string {
+  const { queue } = result;
+  const lines = [`routed to ${result.sessionKey} (seq ${queue.seq}, ${queue.depth} pending, mode ${result.mode})`];
+  if (result.duplicate) lines.push('  repeat of an earlier idempotency key: this is the first call\'s result, nothing new was stored');
+  if (result.fallback) lines.push(`  fallback: ${result.fallback.message}`);
+  if (queue.status === 'deduplicated') lines.push(`  deduplicated: identical to pending event seq ${queue.seq}, not queued twice`);
+  if (queue.replaced) lines.push(`  replaced pending event seq ${queue.replaced.seq} with the same context key`);
+  if (queue.dropped.length > 0) {
+    const seqs = queue.dropped.map((dropped) => dropped.seq).join(', ');
+    lines.push(`  session was full: dropped ${queue.dropped.length} oldest pending event(s) (seq ${seqs})`);
+  }
+  const receivers = result.receivers > 0 ? ` (delivered to ${result.receivers} subscriber(s))` : '';
+  lines.push(`  wake: ${result.wake.status}: ${result.wake.message}${receivers}`);
+  lines.push(`  event ${result.eventId} stored at ${result.storedAt}`);
+  return lines.join('\n');
+}
+
+export function formatEvent(event: StoredEvent): string {
+  const context = event.contextKey ? ` [${event.contextKey}]` : '';
+  return `#${event.seq} ${event.storedAt} ${event.mode}${context} ${event.text}`;
+}
+
+export function formatSessionRead(result: ResultOf<'session.peek'>, verb: 'pending' | 'drained'): string {
+  if (result.events.length === 0) return `${result.sessionKey}: no pending events`;
+  const header = `${result.sessionKey}: ${result.events.length} ${verb}${result.more ? ' (more remain: raise --limit or use --after)' : ''}, ${result.depth} pending now`;
+  return [header, ...result.events.map(formatEvent)].join('\n');
+}
+
+export function formatSessionList(result: ResultOf<'session.list'>): string {
+  if (result.sessions.length === 0) return 'no sessions with pending events';
+  const width = Math.max(...result.sessions.map((session) => String(session.pending).length));
+  const rows = result.sessions.map(
+    (session) => `${String(session.pending).padStart(width)}  ${session.sessionKey}  (last event ${session.lastEventAt})`,
+  );
+  return [...rows, ...(result.more ? ['(more sessions: raise --limit)'] : [])].join('\n');
+}
+
+export function formatStatus(status: ResultOf<'gateway.status'>): string {
+  return [
+    `switchboard gateway ${status.version}, up ${Math.round(status.uptimeMs / 1000)} s (since ${status.startedAt})`,
+    `  data dir:    ${status.dataDir}`,
+    `  sessions:    ${status.sessions} with pending events, ${status.pending} pending in all (cap ${status.maxPendingPerSession} per session)`,
+    `  connections: ${status.connections}`,
+  ].join('\n');
+}

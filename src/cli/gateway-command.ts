@@ -1,0 +1,52 @@
+/** `switchboard gateway`: run the service in the foreground until SIGINT/SIGTERM. */
+import { resolveDataDir, tokenPath } from '../config/data-dir.js';
+import { startGateway } from '../server/gateway.js';
+import { rawOption } from './argv.js';
+import { CliError, ExitCode, usageError } from './exit-codes.js';
+
+type Options = Record<string, unknown>;
+
+export async function gateway(args: readonly string[], options: Options): Promise<ExitCode> {
+  const port = integerOption(options, 'port', 0, 65_535);
+  const maxPendingPerSession = integerOption(options, 'max-pending', 1, 1_000_000);
+  const dataDir = resolveDataDir(rawOption(args, 'data-dir'));
+  const host = rawOption(args, 'host');
+  let running;
+  try {
+    running = await startGateway({
+      dataDir,
+      ...(host === undefined ? {} : { host }),
+      ...(port === undefined ? {} : { port }),
+      ...(maxPendingPerSession === undefined ? {} : { maxPendingPerSession }),
+    });
+  } catch (error) {
+    throw new CliError(ExitCode.GATEWAY_ERROR, startFailure(error, dataDir));
+  }
+  process.stdout.write(`switchboard gateway listening on ${running.url} (data dir ${dataDir}, token in ${tokenPath(dataDir)})\n`);
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  process.stderr.write(`switchboard gateway: ${signal} received, shutting down\n`);
+  await running.close();
+  process.stderr.write('switchboard gateway: stopped\n');
+  return ExitCode.OK;
+}
+
+function startFailure(error: unknown, dataDir: string): string {
+  const errno = error as NodeJS.ErrnoException;
+  if (errno.code === 'EADDRINUSE') return `cannot listen: the port is already in use (${errno.message}); pick another with --port, or --port 0 for a free one`;
+  if (errno.code === 'EACCES' || errno.code === 'EPERM') return `cannot start: permission denied (${errno.message}); check --data-dir ${dataDir} and --port`;
+  return `cannot start: ${errno.message ?? String(error)}`;
+}
+
+function integerOption(options: Options, name: string, min: number, max: number): number | undefined {
+  const key = name.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
+  const value = options[key];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw usageError(`--${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}

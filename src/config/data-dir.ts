@@ -1,0 +1,56 @@
+/**
+ * Where the gateway keeps its data, and the token that guards it. Shared by the gateway (which
+ * creates both) and the CLI (which reads the token so a local user needs no configuration).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { DATA_FILES, ENV } from '../protocol/constants.js';
+
+/** `--data-dir`, else SWITCHBOARD_DATA_DIR, else the platform's user data dir. */
+export function resolveDataDir(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
+  const chosen = flag || env[ENV.dataDir];
+  return resolve(chosen || platformDataDir(env));
+}
+
+function platformDataDir(env: NodeJS.ProcessEnv): string {
+  if (process.platform === 'win32') return join(env['LOCALAPPDATA'] || join(homedir(), 'AppData', 'Local'), 'switchboard');
+  if (process.platform === 'darwin') return join(homedir(), 'Library', 'Application Support', 'switchboard');
+  return join(env['XDG_DATA_HOME'] || join(homedir(), '.local', 'share'), 'switchboard');
+}
+
+/** 32 random bytes: guessing is out of reach, and base64url keeps it header- and shell-safe. */
+const TOKEN_BYTES = 32;
+
+export function tokenPath(dataDir: string): string {
+  return join(dataDir, DATA_FILES.token);
+}
+
+/** Creates the data dir (0700) and the token file (0600) on first start; returns the token. */
+export function ensureDataDir(dataDir: string): string {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const existing = readToken(dataDir);
+  if (existing) return existing;
+  const token = randomBytes(TOKEN_BYTES).toString('base64url');
+  try {
+    // 'wx': never overwrite a token another process wrote in the meantime.
+    writeFileSync(tokenPath(dataDir), `${token}\n`, { mode: 0o600, flag: 'wx' });
+    return token;
+  } catch (error) {
+    const raced = readToken(dataDir);
+    if (raced) return raced;
+    throw error;
+  }
+}
+
+/** The token in the data dir, or undefined when there is none (yet). */
+export function readToken(dataDir: string): string | undefined {
+  try {
+    const token = readFileSync(tokenPath(dataDir), 'utf8').trim();
+    return token || undefined;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}

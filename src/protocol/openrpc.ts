@@ -1,0 +1,58 @@
+/**
+ * The OpenRPC document (https://spec.open-rpc.org, 1.3.2), generated from the method registry.
+ * `npm run schema` writes it to schema/openrpc.json; the gateway answers rpc.discover with it.
+ */
+import type { TSchema } from 'typebox';
+import { DEFAULT_HOST, DEFAULT_PORT } from './constants.js';
+import { ERROR_DESCRIPTIONS, ErrorCode, type ErrorName } from './errors.js';
+import { METHODS, type MethodSpec } from './methods.js';
+
+export const OPENRPC_VERSION = '1.3.2';
+
+/** Errors every method can answer with, listed once in components and referenced by each method. */
+const GENERIC_ERRORS: readonly ErrorName[] = ['PARSE_ERROR', 'INVALID_REQUEST', 'METHOD_NOT_FOUND', 'INVALID_PARAMS', 'INTERNAL_ERROR'];
+
+type JsonObject = Record<string, unknown>;
+
+export function buildOpenRpcDocument(version: string): JsonObject {
+  return {
+    openrpc: OPENRPC_VERSION,
+    info: {
+      title: 'switchboard',
+      version,
+      description:
+        'Event gateway for AI agents: JSON-RPC 2.0 over WebSocket. Background work tells a long-running agent "this happened" and it lands in the right conversation. Authenticate the WebSocket upgrade with "Authorization: Bearer <token>".',
+      license: { name: 'MIT' },
+    },
+    servers: [{ name: 'local gateway', url: `ws://${DEFAULT_HOST}:${DEFAULT_PORT}` }],
+    methods: Object.entries(METHODS).map(([name, spec]) => describeMethod(name, spec)),
+    components: {
+      errors: Object.fromEntries(
+        (Object.keys(ErrorCode) as ErrorName[]).map((name) => [name, { code: ErrorCode[name], message: ERROR_DESCRIPTIONS[name] }]),
+      ),
+    },
+  };
+}
+
+function describeMethod(name: string, spec: MethodSpec): JsonObject {
+  const params = spec.params as TSchema & { properties?: Record<string, TSchema>; required?: string[] };
+  const required = new Set(params.required ?? []);
+  return {
+    name,
+    summary: spec.summary,
+    ...(spec.description ? { description: spec.description } : {}),
+    paramStructure: 'by-name',
+    params: Object.entries(params.properties ?? {}).map(([paramName, schema]) => {
+      const json = plain(schema);
+      const description = typeof json['description'] === 'string' ? { description: json['description'] } : {};
+      return { name: paramName, required: required.has(paramName), ...description, schema: json };
+    }),
+    result: { name: `${name}.result`, schema: plain(spec.result) },
+    errors: [...GENERIC_ERRORS, ...spec.errors].map((errorName) => ({ $ref: `#/components/errors/${errorName}` })),
+  };
+}
+
+/** TypeBox schemas are plain JSON already; a round trip drops any symbol-keyed metadata. */
+export function plain(schema: TSchema): JsonObject {
+  return JSON.parse(JSON.stringify(schema)) as JsonObject;
+}

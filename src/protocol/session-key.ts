@@ -1,0 +1,265 @@
+/**
+ * The session-key grammar: which conversation an event belongs to. A key is split once on ":" and
+ * walked left to right; every token is checked where it stands, so a bad key is answered with the
+ * token, its position (tokens count from 1) and what was expected there. A malformed key is always
+ * an error, never quietly routed to a main session: misrouted events are worse than refused ones.
+ */
+import { DEFAULT_AGENT_ID, MAX_AGENT_ID_LENGTH, MAX_SESSION_KEY_LENGTH } from './constants.js';
+import { RpcError } from './errors.js';
+import type { Route, SessionKind } from './schemas.js';
+
+/** The accepted forms, as shown in error messages and docs. */
+export const SESSION_KEY_FORMS: readonly string[] = Object.freeze([
+  'main',
+  'agent:<agentId>:main',
+  'agent:<agentId>[:<channel>[:<account>]]:direct:<peer>',
+  'agent:<agentId>:<channel>[:<account>]:group:<id>[:thread:<threadId>|:topic:<topicId>]',
+  'agent:<agentId>:<channel>[:<account>]:channel:<id>[:thread:<threadId>|:topic:<topicId>]',
+]);
+
+export interface ParsedSessionKey {
+  /** The canonical key: keywords, agent id and channel lower-cased; ids as given. */
+  sessionKey: string;
+  route: Route;
+}
+
+export type SessionKeyParse = { ok: true; value: ParsedSessionKey } | { ok: false; reason: string };
+
+// Explicit ASCII classes rather than /i: with the `u` flag, /i folds U+212A KELVIN SIGN to "k" and
+// U+017F LONG S to "s", which would let non-ASCII agent ids through and break lower-casing.
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
+// \s covers Unicode whitespace (NBSP, U+2028, U+3000, ...); Cc the C0/C1 controls. Lone surrogates
+// (Cs) are refused too: they cannot be encoded as UTF-8, so two different keys would be stored as
+// the same U+FFFD-mangled string.
+const BAD_ID_CHAR_RE = /[\s\p{Cc}\p{Cs}]/u;
+const LEADING_SPACE_RE = /^[\s\p{Cc}]/u;
+const TRAILING_SPACE_RE = /[\s\p{Cc}]$/u;
+
+/** Tokens in messages are cut here so one reason stays one readable line. */
+const MAX_SHOWN_TOKEN = 40;
+const FORMS_TEXT = SESSION_KEY_FORMS.join(', ');
+
+type IdField = 'peer' | 'account' | 'group id' | 'channel id' | 'thread id' | 'topic id';
+
+/** Canonical main session of an agent; `agentId` must already be valid. */
+export function mainSessionKey(agentId: string): ParsedSessionKey {
+  const id = agentId.toLowerCase();
+  return { sessionKey: `agent:${id}:main`, route: route(id, 'main', null, null, null, null, null, null) };
+}
+
+export function isValidAgentId(agentId: string): boolean {
+  return typeof agentId === 'string' && agentId.length <= MAX_AGENT_ID_LENGTH && NAME_RE.test(agentId);
+}
+
+/** The INVALID_PARAMS error for a bad `sessionKey` param, naming the problem and the accepted forms. */
+export function sessionKeyError(input: string, reason: string): RpcError {
+  const message = `session key ${show(String(input), 80)} is invalid: ${reason}. Accepted forms: ${FORMS_TEXT}`;
+  return RpcError.invalidParams([{ path: '/sessionKey', message }], { acceptedForms: SESSION_KEY_FORMS });
+}
+
+export function parseSessionKey(input: string): SessionKeyParse {
+  // Callers past a validator always pass strings; this keeps the "never throws" promise for the rest.
+  if (typeof input !== 'string') return fail(`session key must be a string, got ${input === null ? 'null' : typeof input}`);
+  if (input.length === 0) return fail('session key is empty');
+  const length = codePointLength(input);
+  if (length > MAX_SESSION_KEY_LENGTH) {
+    return fail(`session key is ${length} characters long; at most ${MAX_SESSION_KEY_LENGTH} are allowed`);
+  }
+  // Not trimmed: a key that arrives padded usually means a bug upstream the caller should hear about.
+  if (LEADING_SPACE_RE.test(input)) return fail('session key starts with whitespace or a control character; remove it');
+  if (TRAILING_SPACE_RE.test(input)) return fail('session key ends with whitespace or a control character; remove it');
+  if (isWord(input, 'main')) return ok(mainSessionKey(DEFAULT_AGENT_ID));
+
+  const t = input.split(':');
+  const n = t.length;
+  if (!isWord(t[0], 'agent')) {
+    return fail(`session key must start with "agent:" or be exactly "main", but token 1 is ${show(t[0]!)}`);
+  }
+  if (n < 2) return fail('agent id (token 2) is missing after "agent"');
+  const nameProblem = checkName(t[1]!, 'agent id', 2);
+  if (nameProblem) return fail(nameProblem);
+  const agentId = t[1]!.toLowerCase();
+  if (n < 3) return fail('token 3 is missing: expected "main", "direct" or a channel name after the agent id');
+
+  const third = t[2]!.toLowerCase();
+  if (third === 'main') {
+    if (n === 3) return ok(mainSessionKey(agentId));
+    // "main" may still be a channel name, as long as a kind keyword follows where one must.
+    if (!isKind(t[3]) && !isKind(t[4])) {
+      return fail(`token 4 ${show(t[3]!)} is unexpected: a main session key ends with "main" (agent:<agentId>:main)`);
+    }
+  }
+  if (third === 'group' || third === 'channel') {
+    return fail(
+      `token 3 is "${third}", but a ${third} key needs a channel name before it (agent:<agentId>:<channel>[:<account>]:${third}:<id>); "direct", "group" and "channel" cannot be channel names`,
+    );
+  }
+
+  let channel: string | null = null;
+  let account: string | null = null;
+  let kindAt = 2;
+  if (third !== 'direct') {
+    const channelProblem = checkName(t[2]!, 'channel name', 3);
+    if (channelProblem) return fail(channelProblem);
+    channel = third;
+    if (n < 4) {
+      return fail(`token 4 is missing: expected "direct", "group", "channel" or an account after channel "${channel}"`);
+    }
+    kindAt = 3;
+    if (!isKind(t[3])) {
+      const accountProblem = checkId(t[3]!, 'account', 4);
+      if (accountProblem) return fail(accountProblem);
+      account = t[3]!;
+      if (n < 5) return fail(`token 5 is missing: expected "direct", "group" or "channel" after account ${show(account)}`);
+      if (!isKind(t[4])) {
+        return fail(`token 5 ${show(t[4]!)} must be "direct", "group" or "channel" after account ${show(account)}`);
+      }
+      kindAt = 4;
+    }
+  }
+
+  const kind = t[kindAt]!.toLowerCase() as Exclude<SessionKind, 'main'>;
+  const idAt = kindAt + 1;
+  const idField: IdField = kind === 'direct' ? 'peer' : kind === 'group' ? 'group id' : 'channel id';
+  if (idAt >= n) return fail(`${idField} (token ${idAt + 1}) is missing after "${kind}"`);
+  const idProblem = checkId(t[idAt]!, idField, idAt + 1);
+  if (idProblem) return fail(idProblem);
+  const id = t[idAt]!;
+  let key = `agent:${agentId}${channel === null ? '' : `:${channel}`}${account === null ? '' : `:${account}`}:${kind}:${id}`;
+
+  let i = idAt + 1;
+  if (kind === 'direct') {
+    if (i === n) return ok({ sessionKey: key, route: route(agentId, kind, channel, account, id, null, null, null) });
+    const next = t[i]!.toLowerCase();
+    if (next === 'thread' || next === 'topic') {
+      return fail(
+        `token ${i + 1} "${next}" is not allowed: a direct key ends with its peer; threads and topics belong to group and channel keys`,
+      );
+    }
+    return fail(unexpectedAfterId(t, i, kindAt, 'a direct key ends with its peer'));
+  }
+
+  let thread: string | null = null;
+  let topic: string | null = null;
+  if (i < n) {
+    const suffix = t[i]!.toLowerCase();
+    if (suffix !== 'thread' && suffix !== 'topic') {
+      return fail(
+        unexpectedAfterId(t, i, kindAt, `a ${kind} key may only continue with ":thread:<threadId>" or ":topic:<topicId>"`),
+      );
+    }
+    const field: IdField = suffix === 'thread' ? 'thread id' : 'topic id';
+    if (i + 1 >= n) return fail(`${field} (token ${i + 2}) is missing after "${suffix}"`);
+    const suffixProblem = checkId(t[i + 1]!, field, i + 2);
+    if (suffixProblem) return fail(suffixProblem);
+    if (suffix === 'thread') thread = t[i + 1]!;
+    else topic = t[i + 1]!;
+    key += `:${suffix}:${t[i + 1]!}`;
+    i += 2;
+    if (i < n) {
+      const extra = t[i]!.toLowerCase();
+      if (extra === 'thread' || extra === 'topic') {
+        return fail(
+          extra === suffix
+            ? `token ${i + 1} "${extra}" repeats the ${suffix}: a key has at most one :${suffix}:<${suffix}Id>`
+            : `token ${i + 1} "${extra}" cannot follow a ${suffix}: use :thread:<threadId> or :topic:<topicId>, not both`,
+        );
+      }
+      return fail(`token ${i + 1} ${show(t[i]!)} is unexpected: the key ends after the ${field}`);
+    }
+  }
+  return ok({ sessionKey: key, route: route(agentId, kind, channel, account, null, id, thread, topic) });
+}
+
+// ---------------------------------------------------------------- helpers
+
+function route(
+  agentId: string,
+  kind: SessionKind,
+  channel: string | null,
+  account: string | null,
+  peer: string | null,
+  id: string | null,
+  thread: string | null,
+  topic: string | null,
+): Route {
+  return { agentId, kind, channel, account, peer, id, thread, topic };
+}
+
+function ok(value: ParsedSessionKey): SessionKeyParse {
+  return { ok: true, value };
+}
+
+function fail(reason: string): SessionKeyParse {
+  return { ok: false, reason };
+}
+
+/** Case-insensitive keyword match; the length check keeps multi-unit lower-casings out. */
+function isWord(token: string | undefined, word: string): boolean {
+  return token !== undefined && token.length === word.length && token.toLowerCase() === word;
+}
+
+function isKind(token: string | undefined): boolean {
+  return isWord(token, 'direct') || isWord(token, 'group') || isWord(token, 'channel');
+}
+
+/**
+ * Trailing tokens after a complete key. When the id itself is a kind keyword, the writer most
+ * likely meant the keyword before it as a channel name or account, which the grammar cannot allow.
+ */
+function unexpectedAfterId(t: string[], at: number, kindAt: number, rule: string): string {
+  const base = `token ${at + 1} ${show(t[at]!)} is unexpected: ${rule}`;
+  if (kindAt < 4 && isKind(t[kindAt + 1])) {
+    const role = kindAt === 2 ? 'a channel name' : 'an account';
+    return `${base}; ${show(t[kindAt]!)} (token ${kindAt + 1}) cannot be ${role} because "direct", "group" and "channel" are keywords`;
+  }
+  return base;
+}
+
+/** Agent ids and channel names: case-insensitive slugs. */
+function checkName(token: string, field: 'agent id' | 'channel name', pos: number): string | null {
+  if (token.length === 0) return `${field} (token ${pos}) is empty`;
+  if (token.length > MAX_AGENT_ID_LENGTH) {
+    return `${field} (token ${pos}) is ${token.length} characters long; at most ${MAX_AGENT_ID_LENGTH} are allowed`;
+  }
+  if (!NAME_RE.test(token)) {
+    return `${field} ${show(token)} (token ${pos}) is not valid: expected a-z, 0-9, "_" or "-" in any case, starting with a letter or digit`;
+  }
+  return null;
+}
+
+/** Peers, accounts and group/channel/thread/topic ids: any text without ":", whitespace or controls. */
+function checkId(token: string, field: IdField, pos: number): string | null {
+  if (token.length === 0) return `${field} (token ${pos}) is empty`;
+  const bad = BAD_ID_CHAR_RE.exec(token);
+  if (bad) {
+    const code = bad[0].codePointAt(0)!;
+    const what = /\s/u.test(bad[0]) ? 'whitespace' : code >= 0xd800 && code <= 0xdfff ? 'a lone surrogate' : 'a control character';
+    return `${field} ${show(token)} (token ${pos}) contains ${what} (${codePointName(code)}) at character ${bad.index + 1}; ids cannot hold whitespace, control characters or ":"`;
+  }
+  return null;
+}
+
+function codePointName(code: number): string {
+  return `U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+/** JSON-quoted so control characters show as escapes; long tokens are cut. */
+function show(token: string, max = MAX_SHOWN_TOKEN): string {
+  return JSON.stringify(token.length > max ? `${token.slice(0, max)}…` : token);
+}
+
+/** Counts code points, as the wire schema's maxLength does, so the two limits never disagree. */
+function codePointLength(s: string): number {
+  if (s.length <= MAX_SESSION_KEY_LENGTH) return s.length;
+  let count = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) i++;
+    }
+    count++;
+  }
+  return count;
+}

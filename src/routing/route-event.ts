@@ -1,0 +1,142 @@
+/**
+ * The one routing function. Every ingress (WebSocket RPC today, HTTP hooks later) hands its
+ * `system.event` params here; nothing else decides where an event goes.
+ */
+import { createHash } from 'node:crypto';
+import { DEFAULT_AGENT_ID, MAX_TEXT_BYTES } from '../protocol/constants.js';
+import { RpcError } from '../protocol/errors.js';
+import type { EventMode, Fallback, Route, RoutingResult, SystemEventParams, WakeOutcome } from '../protocol/schemas.js';
+import { mainSessionKey, parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../protocol/session-key.js';
+import type { AppendOutcome, EventStore } from '../store/types.js';
+
+export const DEFAULT_MODE: EventMode = 'next-heartbeat';
+
+/** A stored event as the routing layer knows it, ready to be pushed to subscribers. */
+export interface RoutedEvent {
+  eventId: string;
+  sessionKey: string;
+  seq: number;
+  text: string;
+  mode: EventMode;
+  contextKey: string | null;
+  route: Route;
+  storedAt: number;
+}
+
+/**
+ * What happens to an event once stored: who is told and whether the agent is woken. `plan` runs
+ * inside the store's transaction so the routing result (and its idempotency record) says what
+ * will happen; `deliver` runs once the event is durable.
+ */
+export interface Delivery {
+  plan(event: RoutedEvent, outcome: AppendOutcome): { wake: WakeOutcome; receivers: number };
+  deliver(event: RoutedEvent, outcome: AppendOutcome): void;
+}
+
+/** Delivery when no agent can be reached: the event waits durably in its session. */
+export const WAIT_IN_QUEUE: Delivery = {
+  plan: () => ({
+    wake: { status: 'no-agent-connected', message: 'no agent is connected; the event waits in the session queue' },
+    receivers: 0,
+  }),
+  deliver: () => {},
+};
+
+export interface Target {
+  parsed: ParsedSessionKey;
+  fallback: Fallback;
+}
+
+/**
+ * Resolves where an event goes. A given key must parse: a malformed key is an error, never a
+ * fallback to main. Only the absence of a key routes to a main session, and the result says so.
+ */
+export function resolveTarget(sessionKey: string | undefined, agentId: string | undefined): Target {
+  if (sessionKey !== undefined) {
+    const parsed = parseSessionKey(sessionKey);
+    if (!parsed.ok) throw sessionKeyError(sessionKey, parsed.reason);
+    const keyAgent = parsed.value.route.agentId;
+    if (agentId !== undefined && agentId.toLowerCase() !== keyAgent) {
+      throw RpcError.invalidParams([
+        {
+          path: '/agentId',
+          message: `agentId "${agentId}" does not match the agent of sessionKey ("${keyAgent}"); drop agentId or make them agree`,
+        },
+      ]);
+    }
+    return { parsed: parsed.value, fallback: null };
+  }
+  const agent = (agentId ?? DEFAULT_AGENT_ID).toLowerCase();
+  return {
+    parsed: mainSessionKey(agent),
+    fallback: { reason: 'no-session-key', message: `no sessionKey given: routed to the main session of agent "${agent}"` },
+  };
+}
+
+/** Trims and bounds the text in bytes; the schema can only bound characters. */
+export function normalizeText(text: string): string {
+  const trimmed = text.trim();
+  if (trimmed.length === 0) {
+    throw RpcError.invalidParams([{ path: '/text', message: 'must not be empty or only whitespace' }]);
+  }
+  const bytes = Buffer.byteLength(trimmed, 'utf8');
+  if (bytes > MAX_TEXT_BYTES) {
+    throw RpcError.invalidParams([{ path: '/text', message: `must be at most ${MAX_TEXT_BYTES} bytes of UTF-8 (got ${bytes})` }], {
+      limit: MAX_TEXT_BYTES,
+    });
+  }
+  return trimmed;
+}
+
+export async function routeEvent(params: SystemEventParams, store: EventStore, delivery: Delivery): Promise<RoutingResult> {
+  const text = normalizeText(params.text);
+  const { parsed, fallback } = resolveTarget(params.sessionKey, params.agentId);
+  const { sessionKey, route } = parsed;
+  const mode = params.mode ?? DEFAULT_MODE;
+  const contextKey = params.contextKey ?? null;
+  const event = { sessionKey, agentId: route.agentId, text, mode, contextKey };
+  let routed: RoutedEvent | undefined;
+
+  const appended = await store.append<RoutingResult>({
+    event,
+    ...(params.idempotencyKey === undefined
+      ? {}
+      : { idempotency: { key: params.idempotencyKey, fingerprint: fingerprint(sessionKey, text, mode, contextKey) } }),
+    complete: (outcome) => {
+      routed = { eventId: outcome.eventId, sessionKey, seq: outcome.seq, text, mode, contextKey, route, storedAt: outcome.storedAt };
+      const { wake, receivers } = delivery.plan(routed, outcome);
+      return {
+        eventId: outcome.eventId,
+        sessionKey,
+        requestedSessionKey: params.sessionKey ?? null,
+        fallback,
+        route,
+        mode,
+        queue: { status: outcome.status, seq: outcome.seq, depth: outcome.depth, replaced: outcome.replaced, dropped: outcome.dropped },
+        wake,
+        receivers,
+        duplicate: false,
+        storedAt: new Date(outcome.storedAt).toISOString(),
+      };
+    },
+  });
+
+  switch (appended.status) {
+    case 'stored':
+      if (routed) delivery.deliver(routed, appended.outcome);
+      return appended.result;
+    case 'duplicate':
+      return { ...appended.result, duplicate: true };
+    case 'conflict':
+      throw new RpcError(
+        'IDEMPOTENCY_CONFLICT',
+        `idempotencyKey "${params.idempotencyKey}" was already used for a different event; use a new key for a new event`,
+        { idempotencyKey: params.idempotencyKey },
+      );
+  }
+}
+
+/** What makes two calls "the same event" for idempotency: where it goes and what it says. */
+function fingerprint(sessionKey: string, text: string, mode: EventMode, contextKey: string | null): string {
+  return createHash('sha256').update(JSON.stringify([sessionKey, text, mode, contextKey])).digest('base64url');
+}
