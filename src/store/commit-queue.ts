@@ -1,0 +1,136 @@
+/**
+ * Group commit: every operation queued before the next flush shares one transaction, so
+ * durability costs one fsync per batch instead of one per event. Each operation runs in its own
+ * savepoint, so one that throws takes back only its own changes.
+ */
+import type Database from 'better-sqlite3';
+import { sqliteCode, StoreUnavailableError } from './errors.js';
+
+/**
+ * Most operations in one transaction. A flush blocks the event loop while it runs, and a failed
+ * commit rejects the whole batch: 1000 appends take a few milliseconds, which bounds both.
+ */
+export const MAX_OPS_PER_COMMIT = 1000;
+
+/** Codes (and their extended forms) that mean the storage failed, not the operation. */
+const STORAGE_FAILURES = [
+  'SQLITE_FULL',
+  'SQLITE_IOERR',
+  'SQLITE_CORRUPT',
+  'SQLITE_NOTADB',
+  'SQLITE_READONLY',
+  'SQLITE_CANTOPEN',
+  'SQLITE_BUSY',
+  'SQLITE_NOMEM',
+];
+
+function isStorageFailure(error: unknown): boolean {
+  const code = sqliteCode(error);
+  return code !== undefined && STORAGE_FAILURES.some((failure) => code.startsWith(failure));
+}
+
+interface QueuedOp {
+  run(): unknown;
+  resolve(value: unknown): void;
+  reject(reason: unknown): void;
+}
+
+export interface CommitMetrics {
+  /** Transactions committed. */
+  commits: number;
+  /** Operations that succeeded inside those transactions. */
+  opsCommitted: number;
+}
+
+export class CommitQueue {
+  readonly #db: Database.Database;
+  readonly #begin: Database.Statement;
+  readonly #commit: Database.Statement;
+  readonly #rollback: Database.Statement;
+  readonly #inSavepoint: (run: () => unknown) => unknown;
+  readonly #queue: QueuedOp[] = [];
+  readonly #metrics: CommitMetrics = { commits: 0, opsCommitted: 0 };
+  #scheduled = false;
+
+  constructor(db: Database.Database) {
+    this.#db = db;
+    this.#begin = db.prepare('BEGIN IMMEDIATE');
+    this.#commit = db.prepare('COMMIT');
+    this.#rollback = db.prepare('ROLLBACK');
+    // Called while the batch's transaction is open, better-sqlite3 wraps each call in a SAVEPOINT.
+    this.#inSavepoint = db.transaction((run: () => unknown) => run());
+  }
+
+  /** Runs `operation` in the next batch; settles only once that batch has committed or failed. */
+  run<T>(operation: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ run: operation, resolve, reject });
+      this.#schedule();
+    });
+  }
+
+  metrics(): CommitMetrics {
+    return { ...this.#metrics };
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    // setImmediate rather than a microtask: it runs after this loop turn's I/O callbacks, so
+    // requests read from many sockets at once land in the same batch.
+    setImmediate(() => this.#flush());
+  }
+
+  #flush(): void {
+    const batch = this.#queue.splice(0, MAX_OPS_PER_COMMIT);
+    const settlers = this.#execute(batch);
+    this.#scheduled = false;
+    if (this.#queue.length > 0) this.#schedule();
+    for (const settle of settlers) settle();
+  }
+
+  /** Runs the batch in one transaction and returns how to settle each operation, in order. */
+  #execute(batch: QueuedOp[]): Array<() => void> {
+    try {
+      this.#begin.run();
+    } catch (error) {
+      return this.#abort(batch, error);
+    }
+    const settlers: Array<() => void> = [];
+    let succeeded = 0;
+    for (const op of batch) {
+      try {
+        const value = this.#inSavepoint(op.run);
+        settlers.push(() => op.resolve(value));
+        succeeded++;
+      } catch (error) {
+        // SQLITE_FULL, SQLITE_IOERR and a few others roll back the whole transaction, not just the
+        // savepoint: the earlier operations of the batch are gone as well, and the next savepoint
+        // would silently run (and commit) on its own.
+        if (!this.#db.inTransaction) return this.#abort(batch, error);
+        const reason = isStorageFailure(error) ? new StoreUnavailableError(error) : error;
+        settlers.push(() => op.reject(reason));
+      }
+    }
+    try {
+      this.#commit.run();
+    } catch (error) {
+      return this.#abort(batch, error);
+    }
+    this.#metrics.commits++;
+    this.#metrics.opsCommitted += succeeded;
+    return settlers;
+  }
+
+  #abort(batch: QueuedOp[], cause: unknown): Array<() => void> {
+    if (this.#db.inTransaction) {
+      try {
+        this.#rollback.run();
+      } catch {
+        // The batch is rejected with `cause`, the failure worth reporting. A connection still
+        // stuck in the transaction fails the next BEGIN, which lands here and rolls back again.
+      }
+    }
+    return batch.map((op) => () => op.reject(new StoreUnavailableError(cause)));
+  }
+}

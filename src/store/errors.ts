@@ -1,0 +1,70 @@
+/**
+ * What can go wrong with the store, one class each, with a stable `code` to match on instead of
+ * the message. The server answers StoreUnavailableError with STORE_UNAVAILABLE and
+ * StoreClosedError with SHUTTING_DOWN; the other two stop the gateway at start-up.
+ */
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { ENV } from '../protocol/constants.js';
+
+/** The SQLite result code of `error` (e.g. SQLITE_FULL), if SQLite raised it. */
+export function sqliteCode(error: unknown): string | undefined {
+  return error instanceof Database.SqliteError ? error.code : undefined;
+}
+
+/** Another gateway holds the database: SQLite's exclusive lock lasts as long as its connection. */
+export class StoreLockedError extends Error {
+  readonly code = 'STORE_LOCKED';
+  readonly path: string;
+
+  constructor(file: string, options?: ErrorOptions) {
+    const dataDir = path.dirname(file);
+    super(
+      `data dir ${dataDir} is in use by another switchboard gateway: stop that gateway, or set ${ENV.dataDir} to another directory`,
+      options,
+    );
+    this.name = 'StoreLockedError';
+    this.path = file;
+  }
+}
+
+/** The database could not be opened: not a database, corrupt, unreadable, or from a newer version. */
+export class StoreOpenError extends Error {
+  readonly code = 'STORE_OPEN_FAILED';
+  readonly path: string;
+  readonly sqliteCode: string | undefined;
+
+  constructor(file: string, problem: string, fix: string, options?: ErrorOptions) {
+    super(`cannot open the event store ${file}: ${problem}: ${fix}`, options);
+    this.name = 'StoreOpenError';
+    this.path = file;
+    this.sqliteCode = sqliteCode(options?.cause);
+  }
+}
+
+/** A commit failed (disk full, I/O error): the operation's changes were rolled back. */
+export class StoreUnavailableError extends Error {
+  readonly code = 'STORE_UNAVAILABLE';
+  readonly sqliteCode: string | undefined;
+
+  constructor(cause: unknown) {
+    const code = sqliteCode(cause) ?? 'unknown';
+    const detail = cause instanceof Error ? `${code}: ${cause.message}` : code;
+    super(
+      `the event store could not commit (${detail}); nothing was stored: free disk space or check the data dir, then retry`,
+      { cause },
+    );
+    this.name = 'StoreUnavailableError';
+    this.sqliteCode = sqliteCode(cause);
+  }
+}
+
+/** The store was closed; it takes no more work. */
+export class StoreClosedError extends Error {
+  readonly code = 'STORE_CLOSED';
+
+  constructor() {
+    super('the event store is closed and takes no more work: retry once the gateway has restarted');
+    this.name = 'StoreClosedError';
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The schema as numbered migrations, recorded in PRAGMA user_version: schema version N is
+ * MIGRATIONS[0..N-1] applied in order. To change the schema, append a migration; never edit one
+ * that has shipped.
+ */
+import type Database from 'better-sqlite3';
+import { ENV } from '../protocol/constants.js';
+import { StoreOpenError } from './errors.js';
+
+const MIGRATIONS: readonly string[] = [
+  `
+  -- One row per session ever written to, kept when it drains empty so seq is never reused.
+  -- pending is kept in step with the events table so depth, list and stats never count events.
+  CREATE TABLE sessions (
+    session_key   TEXT PRIMARY KEY,
+    agent_id      TEXT NOT NULL,
+    last_seq      INTEGER NOT NULL,
+    last_event_at INTEGER NOT NULL,
+    pending       INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  -- Partial: session.list and stats only ever look at sessions with pending events.
+  CREATE INDEX sessions_by_pending ON sessions (pending DESC, session_key) WHERE pending > 0;
+  CREATE INDEX sessions_by_agent ON sessions (agent_id, pending DESC, session_key) WHERE pending > 0;
+
+  -- Pending events only: consuming one deletes it.
+  CREATE TABLE events (
+    session_key TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    event_id    TEXT NOT NULL UNIQUE,
+    text        TEXT NOT NULL,
+    mode        TEXT NOT NULL,
+    context_key TEXT,
+    stored_at   INTEGER NOT NULL,
+    PRIMARY KEY (session_key, seq)
+  ) WITHOUT ROWID;
+  -- Covering (event_id included) for the contextKey lookup of every append: without it SQLite
+  -- prefers scanning the session's events through the primary key.
+  CREATE INDEX events_by_context ON events (session_key, context_key, event_id) WHERE context_key IS NOT NULL;
+
+  -- result is the JSON of what the first caller was answered.
+  CREATE TABLE idempotency (
+    key         TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    result      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+  );
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** Brings the database to SCHEMA_VERSION in one transaction: a crash mid-way leaves it as it was. */
+export function migrate(db: Database.Database, file: string): void {
+  const found = db.pragma('user_version', { simple: true }) as number;
+  if (found > SCHEMA_VERSION) {
+    throw new StoreOpenError(
+      file,
+      `its schema version ${found} is newer than this switchboard supports (${SCHEMA_VERSION})`,
+      `upgrade switchboard, or set ${ENV.dataDir} to another directory`,
+    );
+  }
+  if (found === SCHEMA_VERSION) return;
+  db.transaction(() => {
+    for (const migration of MIGRATIONS.slice(found)) db.exec(migration);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+}

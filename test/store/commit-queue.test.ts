@@ -1,0 +1,71 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { CommitQueue, MAX_OPS_PER_COMMIT } from '../../src/store/commit-queue.js';
+import { StoreUnavailableError } from '../../src/store/errors.js';
+
+const test = suite('store/commit-queue');
+
+let dir: string;
+let db: Database.Database;
+let queue: CommitQueue;
+
+test.before.each(() => {
+  dir = fs.mkdtempSync(os.tmpdir() + '/sb-store-');
+  db = new Database(path.join(dir, 'queue.db'));
+  db.pragma('journal_mode = WAL');
+  db.exec('CREATE TABLE t (x TEXT NOT NULL)');
+  queue = new CommitQueue(db);
+});
+
+test.after.each(() => {
+  db.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const insert = (x: string) => () => db.prepare('INSERT INTO t (x) VALUES (?)').run(x).changes;
+const count = () => (db.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n;
+
+test('a batch is capped at MAX_OPS_PER_COMMIT; the rest follows in later commits', async () => {
+  const ops = 2 * MAX_OPS_PER_COMMIT + 1;
+  await Promise.all(Array.from({ length: ops }, (_, i) => queue.run(insert(`${i}`))));
+  assert.equal(queue.metrics(), { commits: 3, opsCommitted: ops });
+  assert.is(count(), ops);
+});
+
+test('an operation queued by a running operation goes to the next batch', async () => {
+  let inner: Promise<number> | undefined;
+  await queue.run(() => {
+    inner = queue.run(insert('inner'));
+    return insert('outer')();
+  });
+  assert.is(await inner, 1);
+  assert.equal(queue.metrics(), { commits: 2, opsCommitted: 2 });
+});
+
+test('a storage failure rejects the whole batch with StoreUnavailableError and stores nothing', async () => {
+  // max_page_count makes the file "full" at its current size: SQLITE_FULL without filling a disk.
+  const pages = db.pragma('page_count', { simple: true }) as number;
+  db.pragma(`max_page_count = ${pages}`);
+  const big = 'x'.repeat(1_000_000);
+  const results = await Promise.allSettled([queue.run(insert('small')), queue.run(insert(big)), queue.run(insert('after'))]);
+
+  for (const result of results) {
+    assert.is(result.status, 'rejected');
+    const reason = result.status === 'rejected' ? (result.reason as StoreUnavailableError) : undefined;
+    assert.instance(reason, StoreUnavailableError);
+    assert.is(reason!.sqliteCode, 'SQLITE_FULL');
+    assert.match(reason!.message, 'nothing was stored');
+  }
+  assert.is(count(), 0);
+  assert.equal(queue.metrics(), { commits: 0, opsCommitted: 0 });
+
+  db.pragma('max_page_count = 1073741823');
+  assert.is(await queue.run(insert('recovered')), 1, 'the next batch commits once there is room');
+  assert.is(count(), 1);
+});
+
+test.run();

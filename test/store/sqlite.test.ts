@@ -1,0 +1,396 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  openStore,
+  StoreClosedError,
+  StoreLockedError,
+  StoreOpenError,
+  type AppendOutcome,
+  type AppendRequest,
+  type NewEvent,
+  type ReadResult,
+  type SqliteEventStore,
+} from '../../src/store/index.js';
+import { DATA_FILES } from '../../src/protocol/constants.js';
+
+const test = suite('store/sqlite');
+
+const dirs: string[] = [];
+const stores: SqliteEventStore[] = [];
+
+function tempDir(): string {
+  const dir = fs.mkdtempSync(os.tmpdir() + '/sb-store-');
+  dirs.push(dir);
+  return dir;
+}
+
+function open(dir: string, maxPendingPerSession = 3): SqliteEventStore {
+  const store = openStore(dir, { maxPendingPerSession });
+  stores.push(store);
+  return store;
+}
+
+function request(sessionKey: string, text: string, extra: Partial<NewEvent> = {}): AppendRequest<AppendOutcome> {
+  return {
+    event: { sessionKey, agentId: 'main', text, mode: 'now', contextKey: null, ...extra },
+    complete: (outcome) => outcome,
+  };
+}
+
+async function queue(store: SqliteEventStore, sessionKey: string, text: string, extra: Partial<NewEvent> = {}) {
+  const result = await store.append(request(sessionKey, text, extra));
+  if (result.status !== 'stored') throw new Error(`expected status stored, got ${result.status}`);
+  return result.outcome;
+}
+
+const seqs = (read: ReadResult) => read.events.map((event) => event.seq);
+const ref = (outcome: AppendOutcome) => ({ eventId: outcome.eventId, seq: outcome.seq });
+
+test.after.each(async () => {
+  await Promise.all(stores.splice(0).map((store) => store.close()));
+});
+
+test.after(() => {
+  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('seq is monotonic and counted per session', async () => {
+  const store = open(tempDir(), 10);
+  const a1 = await queue(store, 'a', 'one');
+  const a2 = await queue(store, 'a', 'two');
+  const b1 = await queue(store, 'b', 'one');
+  const a3 = await queue(store, 'a', 'three');
+  assert.equal([a1.seq, a2.seq, b1.seq, a3.seq], [1, 2, 1, 3]);
+  assert.equal(a3, { ...a3, status: 'queued', depth: 3, replaced: null, dropped: [] });
+  assert.is(new Set([a1.eventId, a2.eventId, b1.eventId, a3.eventId]).size, 4);
+});
+
+test('cap: exactly at the cap drops nothing, one past drops the oldest', async () => {
+  const store = open(tempDir(), 3);
+  const first = await queue(store, 's', 'one');
+  await queue(store, 's', 'two');
+  const third = await queue(store, 's', 'three');
+  assert.equal([third.depth, third.dropped], [3, []]);
+  const fourth = await queue(store, 's', 'four');
+  assert.equal([fourth.status, fourth.seq, fourth.depth], ['queued', 4, 3]);
+  assert.equal(fourth.dropped, [ref(first)]);
+  assert.equal(seqs(await store.peek('s', { limit: 10 })), [2, 3, 4]);
+});
+
+test('cap: a lowered cap drops every excess event, oldest first', async () => {
+  const dir = tempDir();
+  const store = open(dir, 5);
+  const old = [await queue(store, 's', 'one'), await queue(store, 's', 'two'), await queue(store, 's', 'three')];
+  await store.close();
+
+  const lowered = open(dir, 2);
+  const next = await queue(lowered, 's', 'four');
+  assert.equal(next.dropped, [ref(old[0]!), ref(old[1]!)]);
+  assert.is(next.depth, 2);
+  assert.equal(seqs(await lowered.peek('s', { limit: 10 })), [3, 4]);
+});
+
+test('dedupe: text identical to the newest pending event stores nothing', async () => {
+  const store = open(tempDir());
+  const first = await queue(store, 's', 'build failed');
+  const again = await queue(store, 's', 'build failed');
+  assert.equal(again, {
+    status: 'deduplicated',
+    eventId: first.eventId,
+    seq: first.seq,
+    storedAt: first.storedAt,
+    depth: 1,
+    replaced: null,
+    dropped: [],
+  });
+  assert.equal(seqs(await store.peek('s', { limit: 10 })), [1]);
+  assert.is((await queue(store, 's', 'next')).seq, 2, 'a deduplicated event takes no seq');
+});
+
+test('dedupe: not when another text came between, nor once the first was drained', async () => {
+  const store = open(tempDir());
+  await queue(store, 's', 'x');
+  await queue(store, 's', 'y');
+  const third = await queue(store, 's', 'x');
+  assert.equal([third.status, third.seq, third.depth], ['queued', 3, 3]);
+
+  await store.drain('s', { limit: 10 });
+  const afterDrain = await queue(store, 's', 'x');
+  assert.equal([afterDrain.status, afterDrain.seq, afterDrain.depth], ['queued', 4, 1]);
+});
+
+test('contextKey: replaces the pending event with the same key in the same session', async () => {
+  const store = open(tempDir());
+  const first = await queue(store, 's', 'build 1 running', { contextKey: 'build' });
+  await queue(store, 's', 'unrelated');
+  const update = await queue(store, 's', 'build 1 passed', { contextKey: 'build' });
+  assert.equal(update, { ...update, status: 'replaced', seq: 3, depth: 2, replaced: ref(first), dropped: [] });
+  const pending = await store.peek('s', { limit: 10 });
+  assert.equal(seqs(pending), [2, 3]);
+  assert.is(pending.events[1]!.text, 'build 1 passed');
+
+  const elsewhere = await queue(store, 'other', 'build 1 passed', { contextKey: 'build' });
+  assert.equal([elsewhere.status, elsewhere.replaced], ['queued', null], 'other sessions are untouched');
+});
+
+test('idempotency: a repeat returns the first result and stores nothing', async () => {
+  const store = open(tempDir());
+  let calls = 0;
+  const call = (text: string, fingerprint: string) =>
+    store.append({
+      event: request('s', text).event,
+      idempotency: { key: 'job-1', fingerprint },
+      complete: (outcome) => ({ call: ++calls, seq: outcome.seq }),
+    });
+
+  const first = await call('hello', 'fp');
+  assert.equal([first.status, first.status === 'stored' && first.result], ['stored', { call: 1, seq: 1 }]);
+  assert.equal(await call('hello again', 'fp'), { status: 'duplicate', result: { call: 1, seq: 1 } });
+  assert.equal(await call('hello', 'other-fp'), { status: 'conflict' });
+  assert.is(calls, 1);
+  assert.is((await store.peek('s', { limit: 10 })).depth, 1);
+});
+
+test('idempotency and pending events survive close and reopen; seq continues', async () => {
+  const dir = tempDir();
+  const store = open(dir);
+  const keyed = { ...request('s', 'one'), idempotency: { key: 'k', fingerprint: 'fp' } };
+  const first = await store.append(keyed);
+  assert.is(first.status, 'stored');
+  await queue(store, 's', 'two');
+  const before = await store.peek('s', { limit: 10 });
+  await store.close();
+
+  const reopened = open(dir);
+  assert.equal(await reopened.peek('s', { limit: 10 }), before);
+  assert.equal(await reopened.append(keyed), { status: 'duplicate', result: first.status === 'stored' && first.result });
+  assert.is((await queue(reopened, 's', 'three')).seq, 3);
+});
+
+test('drain consumes what it returns; seq is never reused, even across a reopen', async () => {
+  const dir = tempDir();
+  const store = open(dir);
+  for (const text of ['one', 'two', 'three']) await queue(store, 's', text);
+
+  const firstTwo = await store.drain('s', { limit: 2 });
+  assert.equal([seqs(firstTwo), firstTwo.depth, firstTwo.more], [[1, 2], 1, true]);
+  const left = await store.peek('s', { limit: 10 });
+  assert.equal([seqs(left), left.depth], [[3], 1]);
+  const rest = await store.drain('s', { limit: 10 });
+  assert.equal([seqs(rest), rest.depth, rest.more], [[3], 0, false]);
+  assert.equal(await store.peek('s', { limit: 10 }), { events: [], depth: 0, more: false });
+  await store.close();
+
+  const reopened = open(dir);
+  assert.is((await queue(reopened, 's', 'four')).seq, 4);
+});
+
+test('drain with after leaves the older events pending', async () => {
+  const store = open(tempDir(), 10);
+  for (const text of ['one', 'two', 'three']) await queue(store, 's', text);
+  const drained = await store.drain('s', { after: 1, limit: 10 });
+  assert.equal([seqs(drained), drained.depth], [[2, 3], 1]);
+  assert.equal(seqs(await store.peek('s', { limit: 10 })), [1]);
+});
+
+test('peek: after, limit and more; unknown sessions are empty', async () => {
+  const store = open(tempDir(), 10);
+  for (const text of ['1', '2', '3', '4', '5']) await queue(store, 's', text);
+
+  const middle = await store.peek('s', { after: 2, limit: 2 });
+  assert.equal([seqs(middle), middle.depth, middle.more], [[3, 4], 5, true]);
+  const tail = await store.peek('s', { after: 4, limit: 2 });
+  assert.equal([seqs(tail), tail.more], [[5], false]);
+  const exact = await store.peek('s', { after: 3, limit: 2 });
+  assert.equal([seqs(exact), exact.more], [[4, 5], false]);
+  assert.equal(await store.peek('s', { after: 5, limit: 2 }), { events: [], depth: 5, more: false });
+  assert.equal(await store.peek('nobody', { limit: 2 }), { events: [], depth: 0, more: false });
+});
+
+test('peek returns events as stored', async () => {
+  const store = open(tempDir());
+  const outcome = await queue(store, 'agent:ops:main', 'deploy done', { mode: 'next-heartbeat', contextKey: 'deploy' });
+  const { events } = await store.peek('agent:ops:main', { limit: 1 });
+  assert.equal(events, [
+    {
+      eventId: outcome.eventId,
+      sessionKey: 'agent:ops:main',
+      seq: 1,
+      text: 'deploy done',
+      mode: 'next-heartbeat',
+      contextKey: 'deploy',
+      storedAt: outcome.storedAt,
+    },
+  ]);
+});
+
+test('listSessions: most pending first, ties by key, agent filter, limit and more', async () => {
+  const store = open(tempDir(), 10);
+  const add = async (sessionKey: string, agentId: string, count: number) => {
+    const outcomes: AppendOutcome[] = [];
+    for (let i = 0; i < count; i++) outcomes.push(await queue(store, sessionKey, `${i}`, { agentId }));
+    return outcomes;
+  };
+  const s1 = await add('s1', 'a', 3);
+  await add('s2', 'b', 1);
+  await add('s3', 'a', 3);
+  await add('s4', 'b', 2);
+  await store.drain('s4', { limit: 10 });
+  await store.drain('s1', { limit: 1 });
+  await queue(store, 's1', 'latest', { agentId: 'a' });
+
+  const all = await store.listSessions({ limit: 10 });
+  assert.equal(
+    all.sessions.map((s) => [s.sessionKey, s.agentId, s.pending, s.lastSeq]),
+    [
+      ['s1', 'a', 3, 4],
+      ['s3', 'a', 3, 3],
+      ['s2', 'b', 1, 1],
+    ],
+  );
+  assert.is(all.more, false);
+  const first = all.sessions[0]!;
+  assert.is(first.oldestPendingAt, s1[1]!.storedAt, 'the oldest pending event, not the drained one');
+  const pending = await store.peek('s1', { limit: 10 });
+  assert.is(first.lastEventAt, pending.events.at(-1)!.storedAt);
+
+  const limited = await store.listSessions({ limit: 2 });
+  assert.equal([limited.sessions.map((s) => s.sessionKey), limited.more], [['s1', 's3'], true]);
+  const exact = await store.listSessions({ limit: 3 });
+  assert.is(exact.more, false);
+  const agentB = await store.listSessions({ agentId: 'b', limit: 10 });
+  assert.equal([agentB.sessions.map((s) => s.sessionKey), agentB.more], [['s2'], false]);
+  assert.equal(await store.listSessions({ agentId: 'nobody', limit: 10 }), { sessions: [], more: false });
+});
+
+test('stats counts sessions with pending events and the events themselves', async () => {
+  const store = open(tempDir());
+  assert.equal(await store.stats(), { sessions: 0, pending: 0 });
+  await queue(store, 'a', 'one');
+  await queue(store, 'a', 'two');
+  await queue(store, 'b', 'one');
+  await queue(store, 'c', 'one');
+  await store.drain('c', { limit: 10 });
+  assert.equal(await store.stats(), { sessions: 2, pending: 3 });
+});
+
+test('group commit: concurrent appends share commits and get distinct increasing seqs', async () => {
+  const store = open(tempDir(), 1000);
+  const ops = 500;
+  const before = store.storeMetrics();
+  const outcomes = await Promise.all(Array.from({ length: ops }, (_, i) => queue(store, 's', `event ${i}`)));
+  const after = store.storeMetrics();
+  assert.ok(after.commits - before.commits < ops / 10, `${after.commits - before.commits} commits for ${ops} ops`);
+  assert.is(after.opsCommitted - before.opsCommitted, ops);
+  assert.equal(
+    outcomes.map((o) => o.seq),
+    Array.from({ length: ops }, (_, i) => i + 1),
+  );
+  assert.is((await store.stats()).pending, ops);
+});
+
+test('an operation that throws rejects alone; the rest of its batch commits', async () => {
+  const store = open(tempDir());
+  const commitsBefore = store.storeMetrics().commits;
+  const idempotency = { key: 'k', fingerprint: 'fp' };
+  const failing = store.append({
+    ...request('s', 'doomed'),
+    idempotency,
+    complete: () => {
+      throw new Error('complete failed');
+    },
+  });
+  const fine = queue(store, 's', 'fine');
+  const [failed, succeeded] = await Promise.allSettled([failing, fine]);
+
+  assert.is(failed.status === 'rejected' && (failed.reason as Error).message, 'complete failed');
+  assert.is(succeeded.status, 'fulfilled');
+  assert.is(store.storeMetrics().commits - commitsBefore, 1, 'both ran in one batch');
+  const pending = await store.peek('s', { limit: 10 });
+  assert.equal([pending.events.map((e) => e.text), pending.depth], [['fine'], 1]);
+  const retry = await store.append({ ...request('s', 'doomed'), idempotency });
+  assert.is(retry.status, 'stored', 'the failed call left no idempotency record');
+});
+
+test('close waits for queued work; later calls reject with StoreClosedError', async () => {
+  const dir = tempDir();
+  const store = open(dir);
+  const queued = queue(store, 's', 'last words');
+  await store.close();
+  assert.is((await queued).seq, 1);
+  await store.close();
+
+  for (const call of [() => store.append(request('s', 'too late')), () => store.peek('s', { limit: 1 }), () => store.stats()]) {
+    try {
+      await call();
+      assert.unreachable('should reject once closed');
+    } catch (error) {
+      assert.instance(error, StoreClosedError);
+    }
+  }
+  assert.not.ok(fs.existsSync(path.join(dir, `${DATA_FILES.database}-wal`)), 'close leaves no WAL behind');
+  assert.is((await open(dir).peek('s', { limit: 1 })).depth, 1);
+});
+
+test('a second open of the same data dir throws StoreLockedError', async () => {
+  const dir = tempDir();
+  const first = open(dir);
+  try {
+    open(dir);
+    assert.unreachable('second open should fail');
+  } catch (error) {
+    assert.instance(error, StoreLockedError);
+    assert.match((error as Error).message, `data dir ${dir} is in use by another switchboard gateway`);
+  }
+  await queue(first, 's', 'still works');
+  await first.close();
+  assert.is((await open(dir).peek('s', { limit: 1 })).depth, 1, 'free again once closed');
+});
+
+test('another process cannot open a data dir in use', () => {
+  const dir = tempDir();
+  open(dir);
+  const storeModule = new URL('../../src/store/index.js', import.meta.url).href;
+  const script = `
+    const { openStore } = await import(${JSON.stringify(storeModule)});
+    try { openStore(${JSON.stringify(dir)}, { maxPendingPerSession: 3 }); console.log('opened'); }
+    catch (error) { console.log(error.name); }
+  `;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.is(child.stdout.trim(), 'StoreLockedError', child.stderr);
+});
+
+test('a file that is not a database throws StoreOpenError and is left as it was', () => {
+  const dir = tempDir();
+  const file = path.join(dir, DATA_FILES.database);
+  const garbage = Buffer.from('definitely not a SQLite database\n'.repeat(200));
+  fs.writeFileSync(file, garbage);
+  try {
+    open(dir);
+    assert.unreachable('open should fail');
+  } catch (error) {
+    assert.instance(error, StoreOpenError);
+    assert.is((error as StoreOpenError).sqliteCode, 'SQLITE_NOTADB');
+    assert.match((error as Error).message, file);
+  }
+  assert.ok(fs.readFileSync(file).equals(garbage));
+});
+
+test('a database from a newer schema throws StoreOpenError', () => {
+  const dir = tempDir();
+  const db = new Database(path.join(dir, DATA_FILES.database));
+  db.pragma('user_version = 99');
+  db.close();
+  assert.throws(() => open(dir), (error: unknown) => error instanceof StoreOpenError && /schema version 99/.test(error.message));
+});
+
+test('maxPendingPerSession must be a positive integer', () => {
+  assert.throws(() => open(tempDir(), 0), RangeError);
+});
+
+test.run();
