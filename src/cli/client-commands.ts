@@ -8,7 +8,7 @@ import { readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';
 import { DEFAULT_CALL_TIMEOUT_MS, ENV } from '../protocol/constants.js';
 import { rawOption } from './argv.js';
 import { CliError, ExitCode, usageError } from './exit-codes.js';
-import { formatRoutingResult, formatSessionList, formatSessionRead, formatStatus } from './format.js';
+import { formatEvent, formatRoutingResult, formatSessionList, formatSessionRead, formatStatus, formatTrace } from './format.js';
 
 type Options = Record<string, unknown>;
 type Args = readonly string[];
@@ -37,7 +37,7 @@ export async function systemEvent(args: Args, options: Options): Promise<ExitCod
 
 export function sessionPeek(args: Args, options: Options): Promise<ExitCode> {
   const params = readParams(args, options);
-  return withClient(args, options, (client) => client.peek(params), (result) => formatSessionRead(result, 'pending'));
+  return withClient(args, options, (client) => client.peek(params), (result) => formatSessionRead(result, 'shown'));
 }
 
 export function sessionDrain(args: Args, options: Options): Promise<ExitCode> {
@@ -53,6 +53,47 @@ export function sessionList(args: Args, options: Options): Promise<ExitCode> {
 
 export function status(args: Args, options: Options): Promise<ExitCode> {
   return withClient(args, options, (client) => client.status(), formatStatus);
+}
+
+export function trace(args: Args, options: Options, [eventId]: string[]): Promise<ExitCode> {
+  if (!eventId) throw usageError('an event id is required: switchboard trace <eventId> (the eventId printed by system event)');
+  return withClient(args, options, (client) => client.trace(eventId), formatTrace);
+}
+
+/** Streams events until interrupted; reconnects (and resumes) when the gateway restarts. */
+export async function sessionWatch(args: Args, options: Options): Promise<ExitCode> {
+  const sessionKey = rawOption(args, 'session-key');
+  const agentId = rawOption(args, 'agent');
+  if (sessionKey !== undefined && agentId !== undefined) throw usageError('give --session-key or --agent, not both');
+  const after = nonNegativeInteger(options, 'after');
+  if (after !== undefined && sessionKey === undefined) throw usageError('--after needs --session-key (a seq belongs to one session)');
+  const target = sessionKey !== undefined ? { sessionKey } : { agentId: agentId ?? 'main' };
+  const json = Boolean(options['json']);
+  const acking = Boolean(options['ack']);
+  const { url, token, timeoutMs } = connectionSettings(args, options);
+  let client: SwitchboardClient;
+  try {
+    client = await connect({ url, token, timeoutMs, reconnect: true });
+  } catch (error) {
+    throw explain(error, url);
+  }
+  const interrupted = new AbortController();
+  const stop = () => interrupted.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    for await (const event of client.events(target, { signal: interrupted.signal, ...(after === undefined ? {} : { after }) })) {
+      process.stdout.write(`${json ? JSON.stringify(event) : `${event.sessionKey} ${formatEvent(event)}`}\n`);
+      if (acking) await client.ack({ sessionKey: event.sessionKey, seq: event.seq });
+    }
+  } catch (error) {
+    throw explain(error, url);
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    await client.close();
+  }
+  return ExitCode.OK;
 }
 
 function readParams(args: Args, options: Options) {
@@ -74,9 +115,7 @@ async function withClient<T>(
   call: (client: SwitchboardClient) => Promise<T>,
   format: (result: T) => string,
 ): Promise<ExitCode> {
-  const url = rawOption(args, 'url') ?? process.env[ENV.url] ?? DEFAULT_URL;
-  const token = resolveToken(args);
-  const timeoutMs = positiveInteger(options, 'timeout') ?? DEFAULT_CALL_TIMEOUT_MS;
+  const { url, token, timeoutMs } = connectionSettings(args, options);
   let client: SwitchboardClient | undefined;
   try {
     client = await connect({ url, token, timeoutMs });
@@ -88,6 +127,14 @@ async function withClient<T>(
   } finally {
     client?.close().catch(() => {});
   }
+}
+
+function connectionSettings(args: Args, options: Options) {
+  return {
+    url: rawOption(args, 'url') ?? process.env[ENV.url] ?? DEFAULT_URL,
+    token: resolveToken(args),
+    timeoutMs: positiveInteger(options, 'timeout') ?? DEFAULT_CALL_TIMEOUT_MS,
+  };
 }
 
 /** `--token`, else SWITCHBOARD_TOKEN, else the token file of the data dir the gateway uses. */

@@ -24,9 +24,10 @@ export function formatEvent(event: StoredEvent): string {
   return `#${event.seq} ${event.storedAt} ${event.mode}${context} ${event.text}`;
 }
 
-export function formatSessionRead(result: ResultOf<'session.peek'>, verb: 'pending' | 'drained'): string {
+export function formatSessionRead(result: ResultOf<'session.peek'>, verb: 'shown' | 'drained'): string {
   if (result.events.length === 0) return `${result.sessionKey}: no pending events`;
-  const header = `${result.sessionKey}: ${result.events.length} ${verb}${result.more ? ' (more remain: raise --limit or use --after)' : ''}, ${result.depth} pending now`;
+  const more = result.more ? ' (more remain: raise --limit or use --after)' : '';
+  const header = `${result.sessionKey}: ${result.events.length} event(s) ${verb}${more}; ${result.depth} pending in the session`;
   return [header, ...result.events.map(formatEvent)].join('\n');
 }
 
@@ -46,4 +47,14 @@ export function formatStatus(status: ResultOf<'gateway.status'>): string {
     `  sessions:    ${status.sessions} with pending events, ${status.pending} pending in all (cap ${status.maxPendingPerSession} per session)`,
     `  connections: ${status.connections}`,
   ].join('\n');
+}
+
+export function formatTrace(trace: ResultOf<'event.trace'>): string {
+  const lines = trace.steps.map(({ step, at, detail }) => {
+    const facts = Object.entries(detail)
+      .map(([key, value]) => `${key}=${String(value)}`)
+      .join(' ');
+    return `  ${at}  ${step.padEnd(12)} ${facts}`;
+  });
+  return [`event ${trace.eventId}`, ...lines].join('\n');
 }

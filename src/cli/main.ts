@@ -11,8 +11,12 @@ import { CliError, EXIT_CODES_HELP, ExitCode, usageError } from './exit-codes.js
 
 function declare(args: readonly string[]): CAC {
   const cli = cac('switchboard');
-  const run = (load: () => Promise<(args: readonly string[], options: Record<string, unknown>) => Promise<ExitCode>>) =>
-    async (options: Record<string, unknown>) => (await load())(args, options);
+  type Action = (args: readonly string[], options: Record<string, unknown>, positionals: string[]) => Promise<ExitCode>;
+  // cac calls an action with the command's positionals first and the options object last.
+  const run =
+    (load: () => Promise<Action>) =>
+    async (...actionArgs: unknown[]) =>
+      (await load())(args, actionArgs.at(-1) as Record<string, unknown>, actionArgs.slice(0, -1).map(String));
   const client = () => import('./client-commands.js');
 
   const withConnection = <T extends ReturnType<CAC['command']>>(command: T): T =>
@@ -60,6 +64,21 @@ function declare(args: readonly string[]): CAC {
   )
     .example('switchboard session list --agent main')
     .action(run(async () => (await client()).sessionList));
+
+  withConnection(
+    cli
+      .command('session watch', 'Stream events as they arrive (backlog first) until interrupted; resumes after a gateway restart')
+      .option('--session-key <key>', 'Watch one session')
+      .option('--agent <agentId>', 'Watch every session of an agent (default main)')
+      .option('--after <seq>', 'With --session-key: start after this seq')
+      .option('--ack', 'Ack each event once printed, so it is not replayed to the next watcher'),
+  )
+    .example('switchboard session watch --agent main --ack')
+    .action(run(async () => (await client()).sessionWatch));
+
+  withConnection(cli.command('trace <eventId>', 'Show the life of an event: accepted, stored, wake, delivered, acked'))
+    .example('switchboard trace 6f1c0d2e-2b1e-4c1a-9d1e-0a4b5c6d7e8f')
+    .action(run(async () => (await client()).trace));
 
   withConnection(cli.command('status', 'Show the gateway version, uptime, data dir and pending totals'))
     .example('switchboard status --json')

@@ -1,14 +1,24 @@
 /**
  * The typed client shared by the CLI, agents and IDE plugins. One socket, calls correlated by
  * id, a timeout and an AbortSignal per call; on close every pending call is rejected with a
- * ConnectionError, never left hanging.
+ * ConnectionError, never left hanging. With `reconnect`, a lost connection is re-opened with
+ * backoff and every subscription resumes after the last event it saw, so none is seen twice.
  */
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_PORT } from '../protocol/constants.js';
-import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
+import type { MethodName, NotificationParams, ParamsOf, ResultOf } from '../protocol/methods.js';
+import type { AgentWakeNotification, StoredEvent } from '../protocol/schemas.js';
 import { ConnectionError, RpcCallError } from './errors.js';
+import { EventQueue } from './event-queue.js';
 import { openSocket, type Socket } from './transport.js';
 
 export const DEFAULT_URL = `ws://${DEFAULT_HOST}:${DEFAULT_PORT}`;
+
+export interface ReconnectOptions {
+  /** First delay before reconnecting, doubled after each failure. @default 100 */
+  initialDelayMs?: number;
+  /** Longest delay between attempts. @default 5000 */
+  maxDelayMs?: number;
+}
 
 export interface ConnectOptions {
   /** @default DEFAULT_URL (ws://127.0.0.1:18790) */
@@ -19,6 +29,11 @@ export interface ConnectOptions {
   timeoutMs?: number;
   /** Aborts connecting. */
   signal?: AbortSignal;
+  /**
+   * Re-open a lost connection (gateway restart, network) and resume subscriptions. Calls made
+   * while reconnecting wait for the new connection, within their timeout. @default false
+   */
+  reconnect?: boolean | ReconnectOptions;
 }
 
 export interface CallOptions {
@@ -27,88 +42,88 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-export type NotificationListener = (method: string, params: unknown) => void;
+export type SubscribeTarget = { sessionKey: string; agentId?: never } | { agentId: string; sessionKey?: never };
+
+export interface SubscribeOptions {
+  /** Resume point: a seq for a session subscription, a map of session key to seq for an agent one. */
+  after?: number | Record<string, number>;
+  /** Called once per event, in seq order within a session. */
+  onEvent: (event: StoredEvent) => void;
+}
+
+/** A subscription that outlives reconnects: its cursors say what was seen in each session. */
+export interface Subscription {
+  /** Last seq seen per (canonical) session key. */
+  readonly cursors: ReadonlyMap<string, number>;
+  unsubscribe(): Promise<void>;
+}
+
+type ClientState = 'open' | 'reconnecting' | 'closed';
 
 interface Pending {
   resolve(result: unknown): void;
   reject(error: Error): void;
 }
 
+interface SubscriptionState extends Subscription {
+  readonly target: SubscribeTarget;
+  readonly cursors: Map<string, number>;
+  readonly baseAfter: number | Record<string, number> | undefined;
+  readonly onEvent: (event: StoredEvent) => void;
+  serverId: string | undefined;
+  active: boolean;
+}
+
 export async function connect(options: ConnectOptions): Promise<SwitchboardClient> {
   const url = options.url ?? DEFAULT_URL;
   const timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
   const socket = await openSocket(url, options.token, { timeoutMs, ...(options.signal ? { signal: options.signal } : {}) });
-  return new SwitchboardClient(socket, url, timeoutMs);
+  return new SwitchboardClient(socket, { ...options, url, timeoutMs });
 }
 
 export class SwitchboardClient {
   readonly url: string;
-  readonly #socket: Socket;
+  readonly #token: string;
   readonly #timeoutMs: number;
+  readonly #reconnect: Required<ReconnectOptions> | undefined;
   readonly #pending = new Map<number, Pending>();
-  readonly #listeners = new Set<NotificationListener>();
-  #nextId = 1;
-  #closedError: ConnectionError | undefined;
+  readonly #listeners = new Set<(method: string, params: unknown) => void>();
+  readonly #subscriptions = new Set<SubscriptionState>();
+  readonly #byServerId = new Map<string, SubscriptionState>();
+  readonly #reopened = new Set<() => void>();
   readonly #closed: Promise<void>;
+  #resolveClosed!: () => void;
+  #socket: Socket;
+  #state: ClientState = 'open';
+  #reconnecting = false;
+  #closedError: ConnectionError | undefined;
+  #nextId = 1;
 
-  constructor(socket: Socket, url: string, timeoutMs: number) {
-    this.url = url;
+  /** Use `connect()`; this wraps an already open socket. */
+  constructor(socket: Socket, options: ConnectOptions & { url: string; timeoutMs: number }) {
+    this.url = options.url;
+    this.#token = options.token;
+    this.#timeoutMs = options.timeoutMs;
+    const reconnect = options.reconnect === true ? {} : options.reconnect || undefined;
+    this.#reconnect = reconnect && { initialDelayMs: 100, maxDelayMs: 5_000, ...reconnect };
+    this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#socket = socket;
-    this.#timeoutMs = timeoutMs;
-    socket.onMessage((text) => this.#receive(text));
-    this.#closed = new Promise((resolve) => {
-      socket.onClose((code, reason) => {
-        this.#closedError = new ConnectionError(
-          'closed',
-          url,
-          `connection to ${url} closed (${code}${reason ? `: ${reason}` : ''}) before the gateway answered`,
-        );
-        for (const pending of this.#pending.values()) pending.reject(this.#closedError);
-        this.#pending.clear();
-        resolve();
-      });
-    });
+    this.#attach(socket);
   }
 
-  /** Resolves once the connection is closed, by either side. */
+  /** Resolves once the client is closed for good (by close(), or a lost connection without reconnect). */
   get closed(): Promise<void> {
     return this.#closed;
   }
 
   /** Calls any method by name, typed by the method registry. */
-  call<M extends MethodName>(method: M, params: ParamsOf<M>, options: CallOptions = {}): Promise<ResultOf<M>> {
-    if (this.#closedError) return Promise.reject(this.#closedError);
-    const { signal } = options;
-    if (signal?.aborted) return Promise.reject(this.#aborted(method));
-    const id = this.#nextId++;
+  async call<M extends MethodName>(method: M, params: ParamsOf<M>, options: CallOptions = {}): Promise<ResultOf<M>> {
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
-    return new Promise<ResultOf<M>>((resolve, reject) => {
-      const settle = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.#pending.delete(id);
-      };
-      const onAbort = () => {
-        settle();
-        reject(this.#aborted(method));
-      };
-      const timer = setTimeout(() => {
-        settle();
-        reject(new ConnectionError('timeout', this.url, `no answer to ${method} from ${this.url} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.#pending.set(id, {
-        resolve: (result) => {
-          settle();
-          resolve(result as ResultOf<M>);
-        },
-        reject: (error) => {
-          settle();
-          reject(error);
-        },
-      });
-      this.#socket.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
-    });
+    const deadline = Date.now() + timeoutMs;
+    if (this.#state === 'reconnecting') await this.#whenOpen(method, timeoutMs, options.signal);
+    if (this.#state === 'closed') throw this.#closedError;
+    if (options.signal?.aborted) throw aborted(this.url, method);
+    return this.#send(method, params, Math.max(0, deadline - Date.now()), options.signal) as Promise<ResultOf<M>>;
   }
 
   systemEvent(params: ParamsOf<'system.event'>, options?: CallOptions): Promise<ResultOf<'system.event'>> {
@@ -127,6 +142,14 @@ export class SwitchboardClient {
     return this.call('session.list', params, options);
   }
 
+  ack(params: ParamsOf<'session.ack'>, options?: CallOptions): Promise<ResultOf<'session.ack'>> {
+    return this.call('session.ack', params, options);
+  }
+
+  trace(eventId: string, options?: CallOptions): Promise<ResultOf<'event.trace'>> {
+    return this.call('event.trace', { eventId }, options);
+  }
+
   status(options?: CallOptions): Promise<ResultOf<'gateway.status'>> {
     return this.call('gateway.status', {}, options);
   }
@@ -135,20 +158,225 @@ export class SwitchboardClient {
     return this.call('rpc.discover', {}, options);
   }
 
-  /** Listens to notifications the gateway pushes; returns a function that stops listening. */
-  onNotification(listener: NotificationListener): () => void {
+  /**
+   * Subscribes to a session or to all sessions of an agent. Events arrive through `onEvent`, once
+   * each: after a reconnect the subscription resumes after the last event it saw.
+   */
+  async subscribe(target: SubscribeTarget, options: SubscribeOptions, callOptions?: CallOptions): Promise<Subscription> {
+    const state: SubscriptionState = {
+      target,
+      cursors: new Map(),
+      baseAfter: options.after,
+      onEvent: options.onEvent,
+      serverId: undefined,
+      active: true,
+      unsubscribe: () => this.#unsubscribe(state),
+    };
+    await this.#subscribeOnServer(state, callOptions);
+    this.#subscriptions.add(state);
+    return state;
+  }
+
+  /**
+   * Events of a session or an agent as an async iterable: `for await (const event of
+   * client.events({ agentId: 'main' }))`. Ack what you have handled with `client.ack`.
+   */
+  async *events(target: SubscribeTarget, options: { after?: number | Record<string, number>; signal?: AbortSignal } = {}) {
+    const queue = new EventQueue<StoredEvent>();
+    const subscription = await this.subscribe(target, {
+      onEvent: (event) => queue.push(event),
+      ...(options.after === undefined ? {} : { after: options.after }),
+    });
+    const stop = () => queue.end();
+    options.signal?.addEventListener('abort', stop, { once: true });
+    void this.#closed.then(stop);
+    try {
+      yield* queue;
+    } finally {
+      options.signal?.removeEventListener('abort', stop);
+      if (this.#state !== 'closed') await subscription.unsubscribe().catch(() => {});
+    }
+  }
+
+  /** Listens to agent.wake notifications; returns a function that stops listening. */
+  onWake(listener: (wake: AgentWakeNotification) => void): () => void {
+    return this.onNotification((method, params) => {
+      if (method === 'agent.wake') listener(params as NotificationParams<'agent.wake'>);
+    });
+  }
+
+  /** Listens to every notification the gateway pushes; returns a function that stops listening. */
+  onNotification(listener: (method: string, params: unknown) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
 
-  /** Closes the connection (1000); pending calls are rejected. */
+  /** Closes the connection (1000) for good; pending calls are rejected. */
   close(): Promise<void> {
-    this.#socket.close(1000, 'client closing');
+    if (this.#state !== 'closed') {
+      this.#finish(new ConnectionError('closed', this.url, 'the client was closed'));
+      this.#socket.close(1000, 'client closing');
+    }
     return this.#closed;
   }
 
-  #aborted(method: string): ConnectionError {
-    return new ConnectionError('aborted', this.url, `${method} was aborted by the caller`);
+  // ------------------------------------------------------------------ calls
+
+  #send(method: string, params: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      const settle = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.#pending.delete(id);
+      };
+      const onAbort = () => {
+        settle();
+        reject(aborted(this.url, method));
+      };
+      const timer = setTimeout(() => {
+        settle();
+        reject(new ConnectionError('timeout', this.url, `no answer to ${method} from ${this.url} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#pending.set(id, {
+        resolve: (result) => {
+          settle();
+          resolve(result);
+        },
+        reject: (error) => {
+          settle();
+          reject(error);
+        },
+      });
+      this.#socket.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
+    });
+  }
+
+  /** Waits for a reconnect to finish, within the call's timeout and signal. */
+  #whenOpen(method: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.#reopened.delete(done);
+        resolve();
+      };
+      const onAbort = () => {
+        this.#reopened.delete(done);
+        clearTimeout(timer);
+        reject(aborted(this.url, method));
+      };
+      const timer = setTimeout(() => {
+        this.#reopened.delete(done);
+        signal?.removeEventListener('abort', onAbort);
+        reject(new ConnectionError('timeout', this.url, `${method}: the gateway at ${this.url} was not back within ${timeoutMs} ms`));
+      }, timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#reopened.add(done);
+    });
+  }
+
+  // ------------------------------------------------------------------ subscriptions
+
+  async #subscribeOnServer(state: SubscriptionState, callOptions?: CallOptions): Promise<void> {
+    const after = resumeAfter(state);
+    const params = { ...state.target, ...(after === undefined ? {} : { after }) };
+    const timeoutMs = callOptions?.timeoutMs ?? this.#timeoutMs;
+    const result = (await this.#send('session.subscribe', params, timeoutMs, callOptions?.signal)) as ResultOf<'session.subscribe'>;
+    state.serverId = result.subscriptionId;
+    this.#byServerId.set(result.subscriptionId, state);
+  }
+
+  async #unsubscribe(state: SubscriptionState): Promise<void> {
+    if (!state.active) return;
+    state.active = false;
+    this.#subscriptions.delete(state);
+    const serverId = state.serverId;
+    if (serverId === undefined) return;
+    this.#byServerId.delete(serverId);
+    if (this.#state === 'open') await this.call('session.unsubscribe', { subscriptionId: serverId });
+  }
+
+  #onSessionEvent(params: NotificationParams<'session.event'>): void {
+    const state = this.#byServerId.get(params.subscriptionId);
+    if (!state?.active) return;
+    const { event } = params;
+    // The gateway never sends a seq twice on one subscription; the cursor also covers the overlap
+    // of a resumed subscription with anything still in flight from the old one.
+    if (event.seq <= (state.cursors.get(event.sessionKey) ?? -1)) return;
+    state.cursors.set(event.sessionKey, event.seq);
+    state.onEvent(event);
+  }
+
+  // ------------------------------------------------------------------ connection
+
+  #attach(socket: Socket): void {
+    socket.onMessage((text) => this.#receive(text));
+    socket.onClose((code, reason) => {
+      if (socket !== this.#socket || this.#state === 'closed') return;
+      const lost = new ConnectionError(
+        'closed',
+        this.url,
+        `connection to ${this.url} closed (${code}${reason ? `: ${reason}` : ''}) before the gateway answered`,
+      );
+      this.#rejectPending(lost);
+      if (!this.#reconnect) this.#finish(lost);
+      else if (this.#reconnecting) this.#state = 'reconnecting';
+      else void this.#reconnectLoop();
+    });
+  }
+
+  async #reconnectLoop(): Promise<void> {
+    this.#reconnecting = true;
+    try {
+      await this.#reopen(this.#reconnect!);
+    } finally {
+      this.#reconnecting = false;
+    }
+  }
+
+  async #reopen(options: Required<ReconnectOptions>): Promise<void> {
+    this.#state = 'reconnecting';
+    let delay = options.initialDelayMs;
+    while (this.#state === 'reconnecting') {
+      this.#byServerId.clear();
+      await new Promise((resolve) => setTimeout(resolve, delay * (0.5 + Math.random() / 2)));
+      if (this.#state !== 'reconnecting') return;
+      try {
+        const socket = await openSocket(this.url, this.#token, { timeoutMs: this.#timeoutMs });
+        if (this.#state !== 'reconnecting') {
+          socket.close(1000, 'client closing');
+          return;
+        }
+        this.#socket = socket;
+        this.#attach(socket);
+        this.#state = 'open';
+        await Promise.all([...this.#subscriptions].map((state) => this.#subscribeOnServer(state)));
+        for (const resume of [...this.#reopened]) resume();
+        return;
+      } catch (error) {
+        if (error instanceof ConnectionError && error.failure === 'unauthorized') {
+          this.#finish(error);
+          return;
+        }
+        // Anything else (refused, reset, a resubscribe cut short) is retried after a longer wait.
+        if (this.#state === 'open') this.#state = 'reconnecting';
+        delay = Math.min(delay * 2, options.maxDelayMs);
+      }
+    }
+  }
+
+  #finish(error: ConnectionError): void {
+    this.#state = 'closed';
+    this.#closedError = error;
+    this.#rejectPending(error);
+    this.#resolveClosed();
+  }
+
+  #rejectPending(error: ConnectionError): void {
+    for (const pending of [...this.#pending.values()]) pending.reject(error);
+    this.#pending.clear();
   }
 
   #receive(text: string): void {
@@ -165,6 +393,7 @@ export class SwitchboardClient {
     if (typeof item !== 'object' || item === null) return;
     const message = item as { id?: unknown; method?: unknown; params?: unknown; result?: unknown; error?: unknown };
     if (typeof message.method === 'string') {
+      if (message.method === 'session.event') this.#onSessionEvent(message.params as NotificationParams<'session.event'>);
       for (const listener of this.#listeners) listener(message.method, message.params);
       return;
     }
@@ -177,4 +406,19 @@ export class SwitchboardClient {
       pending.resolve(message.result);
     }
   }
+}
+
+/** Where a (re)subscription resumes: the caller's `after`, advanced by what this client has seen. */
+function resumeAfter(state: SubscriptionState): number | Record<string, number> | undefined {
+  if (state.target.sessionKey !== undefined) {
+    const seen = [...state.cursors.values()][0];
+    return seen ?? state.baseAfter;
+  }
+  if (state.cursors.size === 0) return state.baseAfter;
+  const base = typeof state.baseAfter === 'object' ? state.baseAfter : {};
+  return { ...base, ...Object.fromEntries(state.cursors) };
+}
+
+function aborted(url: string, method: string): ConnectionError {
+  return new ConnectionError('aborted', url, `${method} was aborted by the caller`);
 }

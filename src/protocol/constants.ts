@@ -61,3 +61,33 @@ export const DATA_FILES = {
   database: 'switchboard.db',
   pid: 'gateway.pid',
 } as const;
+
+/**
+ * Wake coalescing window: `now` events for an agent within this long of a wake are folded into
+ * one follow-up wake, so a burst of events wakes the agent once or twice, not once per event.
+ */
+export const WAKE_COALESCE_MS = 250;
+
+/** How often an agent with live subscriptions gets a heartbeat `agent.wake`; configurable. */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 60_000;
+
+/**
+ * Liveness: the gateway pings every connection this often and terminates one that has not
+ * answered the previous ping, so dead sockets (and their subscriptions) go within two intervals.
+ */
+export const PING_INTERVAL_MS = 30_000;
+
+/**
+ * A subscriber whose unsent data passes this is cut (close 1008, "slow consumer"): its events
+ * stay pending and are replayed when it reconnects, and nobody else waits for it.
+ */
+export const MAX_SUBSCRIBER_BUFFER_BYTES = 4 * 1024 * 1024;
+
+/** Subscriptions one connection may hold: an agent needs a few; bounds the gateway's memory. */
+export const MAX_SUBSCRIPTIONS_PER_CONNECTION = 256;
+
+/** Events read from the store per page while replaying a subscription's backlog. */
+export const REPLAY_PAGE_SIZE = 200;
+
+/** How long delivery traces are kept: long enough to answer "why did the agent not react?". */
+export const TRACE_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;

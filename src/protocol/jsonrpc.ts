@@ -96,7 +96,8 @@ export class RpcDispatcher<C> {
   }
 }
 
-type EnvelopeCheck = { request: JSONRPCRequest } | { error: JSONRPCErrorResponse };
+/** `error: undefined` is a notification whose error the spec says goes unanswered (JSON-RPC 2.0 §4.1). */
+type EnvelopeCheck = { request: JSONRPCRequest } | { error: JSONRPCErrorResponse | undefined };
 
 function checkEnvelope(item: unknown): EnvelopeCheck {
   if (typeof item !== 'object' || item === null || Array.isArray(item)) {
@@ -116,6 +117,8 @@ function checkEnvelope(item: unknown): EnvelopeCheck {
     return invalid('"params" must be an object or an array');
   }
   if (Array.isArray(params)) {
+    // A valid Request with positional params: an error in handling it, so a notification gets no answer.
+    if (!hasId) return { error: undefined };
     return {
       error: errorResponse(answerId, 'INVALID_PARAMS', 'Invalid params: params are by name; send an object, not an array', {
         errors: [{ path: '', message: 'must be an object (by-name params)' }],

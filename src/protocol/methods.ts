@@ -6,7 +6,17 @@
 import type { Static, TSchema } from 'typebox';
 import type { ErrorName } from './errors.js';
 import {
+  AgentWakeNotification,
   DiscoverResult,
+  EventTraceParams,
+  EventTraceResult,
+  SessionAckParams,
+  SessionAckResult,
+  SessionEventNotification,
+  SessionSubscribeParams,
+  SessionSubscribeResult,
+  SessionUnsubscribeParams,
+  SessionUnsubscribeResult,
   EmptyParams,
   GatewayStatusResult,
   RoutingResult,
@@ -53,6 +63,32 @@ export const METHODS = {
     summary: 'Sessions with pending events and their counts, most pending first.',
     errors: ['STORE_UNAVAILABLE', 'SHUTTING_DOWN'],
   },
+  'session.subscribe': {
+    params: SessionSubscribeParams,
+    result: SessionSubscribeResult,
+    summary: 'Receive the events of a session (sessionKey) or of all sessions of an agent (agentId) as session.event notifications.',
+    description:
+      'Answers with a subscription id, then replays every pending event after the cursor (`after`), in order, then pushes new events live. Within a session delivery is in seq order with no gaps and no duplicates. The connection also receives agent.wake for the agent. Events stay pending until acked (session.ack) and are replayed on the next subscribe.',
+    errors: ['TOO_MANY_SUBSCRIPTIONS', 'STORE_UNAVAILABLE', 'SHUTTING_DOWN'],
+  },
+  'session.unsubscribe': {
+    params: SessionUnsubscribeParams,
+    result: SessionUnsubscribeResult,
+    summary: 'End a subscription of this connection. Closing the socket ends all of them.',
+    errors: ['SUBSCRIPTION_NOT_FOUND', 'SHUTTING_DOWN'],
+  },
+  'session.ack': {
+    params: SessionAckParams,
+    result: SessionAckResult,
+    summary: 'Consume every pending event of a session up to and including seq: it is never replayed again.',
+    errors: ['ACK_OUT_OF_RANGE', 'STORE_UNAVAILABLE', 'SHUTTING_DOWN'],
+  },
+  'event.trace': {
+    params: EventTraceParams,
+    result: EventTraceResult,
+    summary: 'The life of an event: accepted, stored, wake, delivered (to which connection), acked.',
+    errors: ['EVENT_NOT_FOUND', 'STORE_UNAVAILABLE', 'SHUTTING_DOWN'],
+  },
   'gateway.status': {
     params: EmptyParams,
     result: GatewayStatusResult,
@@ -66,6 +102,21 @@ export const METHODS = {
     errors: [],
   },
 } as const satisfies Record<string, MethodSpec>;
+
+/** Notifications the gateway sends to clients; listed in the OpenRPC document without a result. */
+export const NOTIFICATIONS = {
+  'session.event': {
+    params: SessionEventNotification,
+    summary: 'Gateway to client: an event of a subscribed session (replayed or live).',
+  },
+  'agent.wake': {
+    params: AgentWakeNotification,
+    summary: 'Gateway to client: wake up and look at these sessions (mode "now" events, or the periodic heartbeat).',
+  },
+} as const;
+
+export type NotificationName = keyof typeof NOTIFICATIONS;
+export type NotificationParams<N extends NotificationName> = Static<(typeof NOTIFICATIONS)[N]['params']>;
 
 export type MethodName = keyof typeof METHODS;
 export type ParamsOf<M extends MethodName> = Static<(typeof METHODS)[M]['params']>;

@@ -5,7 +5,7 @@
 import type { TSchema } from 'typebox';
 import { DEFAULT_HOST, DEFAULT_PORT } from './constants.js';
 import { ERROR_DESCRIPTIONS, ErrorCode, type ErrorName } from './errors.js';
-import { METHODS, type MethodSpec } from './methods.js';
+import { METHODS, NOTIFICATIONS, type MethodSpec } from './methods.js';
 
 export const OPENRPC_VERSION = '1.3.2';
 
@@ -25,7 +25,10 @@ export function buildOpenRpcDocument(version: string): JsonObject {
       license: { name: 'MIT' },
     },
     servers: [{ name: 'local gateway', url: `ws://${DEFAULT_HOST}:${DEFAULT_PORT}` }],
-    methods: Object.entries(METHODS).map(([name, spec]) => describeMethod(name, spec)),
+    methods: [
+      ...Object.entries(METHODS).map(([name, spec]) => describeMethod(name, spec)),
+      ...Object.entries(NOTIFICATIONS).map(([name, spec]) => describeNotification(name, spec)),
+    ],
     components: {
       errors: Object.fromEntries(
         (Object.keys(ErrorCode) as ErrorName[]).map((name) => [name, { code: ErrorCode[name], message: ERROR_DESCRIPTIONS[name] }]),
@@ -35,21 +38,40 @@ export function buildOpenRpcDocument(version: string): JsonObject {
 }
 
 function describeMethod(name: string, spec: MethodSpec): JsonObject {
-  const params = spec.params as TSchema & { properties?: Record<string, TSchema>; required?: string[] };
-  const required = new Set(params.required ?? []);
   return {
     name,
     summary: spec.summary,
     ...(spec.description ? { description: spec.description } : {}),
     paramStructure: 'by-name',
-    params: Object.entries(params.properties ?? {}).map(([paramName, schema]) => {
-      const json = plain(schema);
-      const description = typeof json['description'] === 'string' ? { description: json['description'] } : {};
-      return { name: paramName, required: required.has(paramName), ...description, schema: json };
-    }),
+    params: contentDescriptors(spec.params),
     result: { name: `${name}.result`, schema: plain(spec.result) },
     errors: [...GENERIC_ERRORS, ...spec.errors].map((errorName) => ({ $ref: `#/components/errors/${errorName}` })),
   };
+}
+
+/**
+ * OpenRPC 1.3 describes a method without `result` as a notification. These flow the other way,
+ * from the gateway to the client; `x-direction` says so for tools that care.
+ */
+function describeNotification(name: string, spec: { params: TSchema; summary: string }): JsonObject {
+  return {
+    name,
+    summary: spec.summary,
+    description: `Notification sent by the gateway to the client (never answered). Calling it on the gateway answers -32601.`,
+    paramStructure: 'by-name',
+    params: contentDescriptors(spec.params),
+    'x-direction': 'server-to-client',
+  };
+}
+
+function contentDescriptors(schema: TSchema): JsonObject[] {
+  const object = schema as TSchema & { properties?: Record<string, TSchema>; required?: string[] };
+  const required = new Set(object.required ?? []);
+  return Object.entries(object.properties ?? {}).map(([paramName, property]) => {
+    const json = plain(property);
+    const description = typeof json['description'] === 'string' ? { description: json['description'] } : {};
+    return { name: paramName, required: required.has(paramName), ...description, schema: json };
+  });
 }
 
 /** TypeBox schemas are plain JSON already; a round trip drops any symbol-keyed metadata. */

@@ -62,9 +62,9 @@ export const SystemEventParams = Type.Object(
   {
     text: Type.String({
       minLength: 1,
-      // Characters, not bytes: the byte limit (MAX_TEXT_BYTES of UTF-8) is checked after trimming.
-      maxLength: MAX_TEXT_BYTES,
-      description: `What happened. Trimmed; must not be empty; at most ${MAX_TEXT_BYTES} bytes of UTF-8.`,
+      // No maxLength: the limit is in bytes of the trimmed text (checked by the router), and the
+      // frame limit already bounds what arrives.
+      description: `What happened. Trimmed; must not be empty; at most ${MAX_TEXT_BYTES} bytes of UTF-8 after trimming.`,
     }),
     mode: Type.Optional(EventMode),
     sessionKey: Type.Optional(SessionKeyParam),
@@ -245,3 +245,98 @@ export type GatewayStatusResult = Static<typeof GatewayStatusResult>;
 
 export const DiscoverResult = Type.Object({}, { additionalProperties: true, description: 'The OpenRPC document.' });
 export type DiscoverResult = Static<typeof DiscoverResult>;
+
+// ---------------------------------------------------------------- subscriptions
+
+export const SessionSubscribeParams = Type.Object(
+  {
+    sessionKey: Type.Optional(SessionKeyParam),
+    agentId: Type.Optional(AgentIdParam),
+    after: Type.Optional(
+      Type.Union([Seq, Type.Record(Type.String(), Seq)], {
+        description:
+          'Resume point: replay only events after this seq. With sessionKey a number; with agentId a map from session key to seq (sessions not named replay from the start).',
+      }),
+    ),
+  },
+  { additionalProperties: false, description: 'Give exactly one of sessionKey and agentId.' },
+);
+export type SessionSubscribeParams = Static<typeof SessionSubscribeParams>;
+
+export const SessionSubscribeResult = Type.Object(
+  {
+    subscriptionId: Type.String(),
+    sessionKey: Nullable(Type.String({ description: 'Canonical key, for a session subscription.' })),
+    agentId: Type.String({ description: 'Agent whose sessions this subscription covers.' }),
+  },
+  { additionalProperties: false },
+);
+export type SessionSubscribeResult = Static<typeof SessionSubscribeResult>;
+
+export const SessionUnsubscribeParams = Type.Object({ subscriptionId: Type.String({ minLength: 1 }) }, { additionalProperties: false });
+export type SessionUnsubscribeParams = Static<typeof SessionUnsubscribeParams>;
+
+export const SessionUnsubscribeResult = Type.Object(
+  { subscriptionId: Type.String(), unsubscribed: Type.Literal(true) },
+  { additionalProperties: false },
+);
+export type SessionUnsubscribeResult = Static<typeof SessionUnsubscribeResult>;
+
+export const SessionAckParams = Type.Object(
+  { sessionKey: SessionKeyParam, seq: Seq },
+  { additionalProperties: false, description: 'Consumes every pending event of the session up to and including seq.' },
+);
+export type SessionAckParams = Static<typeof SessionAckParams>;
+
+export const SessionAckResult = Type.Object(
+  {
+    sessionKey: Type.String(),
+    seq: Seq,
+    acked: Type.Integer({ minimum: 0, description: 'Pending events this ack consumed.' }),
+    depth: Type.Integer({ minimum: 0, description: 'Pending events left in the session.' }),
+  },
+  { additionalProperties: false },
+);
+export type SessionAckResult = Static<typeof SessionAckResult>;
+
+// ---------------------------------------------------------------- notifications (gateway -> client)
+
+export const SessionEventNotification = Type.Object(
+  { subscriptionId: Type.String(), event: StoredEvent },
+  { additionalProperties: false, description: 'Params of the session.event notification.' },
+);
+export type SessionEventNotification = Static<typeof SessionEventNotification>;
+
+export const AgentWakeNotification = Type.Object(
+  {
+    agentId: Type.String(),
+    reason: Type.Enum(['event', 'heartbeat'], {
+      description: '"event": mode "now" events arrived; "heartbeat": the periodic wake.',
+    }),
+    sessions: Type.Array(Type.String(), { description: 'Sessions with new events since the previous wake.' }),
+    at: Timestamp,
+  },
+  { additionalProperties: false, description: 'Params of the agent.wake notification.' },
+);
+export type AgentWakeNotification = Static<typeof AgentWakeNotification>;
+
+// ---------------------------------------------------------------- trace
+
+export const EventTraceParams = Type.Object({ eventId: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
+export type EventTraceParams = Static<typeof EventTraceParams>;
+
+export const TraceStepEntry = Type.Object(
+  {
+    step: Type.Enum(['accepted', 'stored', 'deduplicated', 'replaced', 'dropped', 'wake', 'delivered', 'acked', 'drained']),
+    at: Timestamp,
+    detail: Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()])),
+  },
+  { additionalProperties: false },
+);
+export type TraceStepEntry = Static<typeof TraceStepEntry>;
+
+export const EventTraceResult = Type.Object(
+  { eventId: Type.String(), steps: Type.Array(TraceStepEntry, { description: 'The life of the event, oldest step first.' }) },
+  { additionalProperties: false },
+);
+export type EventTraceResult = Static<typeof EventTraceResult>;

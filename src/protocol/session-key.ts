@@ -52,9 +52,9 @@ export function isValidAgentId(agentId: string): boolean {
 }
 
 /** The INVALID_PARAMS error for a bad `sessionKey` param, naming the problem and the accepted forms. */
-export function sessionKeyError(input: string, reason: string): RpcError {
+export function sessionKeyError(input: string, reason: string, path = '/sessionKey'): RpcError {
   const message = `session key ${show(String(input), 80)} is invalid: ${reason}. Accepted forms: ${FORMS_TEXT}`;
-  return RpcError.invalidParams([{ path: '/sessionKey', message }], { acceptedForms: SESSION_KEY_FORMS });
+  return RpcError.invalidParams([{ path, message }], { acceptedForms: SESSION_KEY_FORMS });
 }
 
 export function parseSessionKey(input: string): SessionKeyParse {

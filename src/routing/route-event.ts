@@ -5,22 +5,20 @@
 import { createHash } from 'node:crypto';
 import { DEFAULT_AGENT_ID, MAX_TEXT_BYTES } from '../protocol/constants.js';
 import { RpcError } from '../protocol/errors.js';
-import type { EventMode, Fallback, Route, RoutingResult, SystemEventParams, WakeOutcome } from '../protocol/schemas.js';
+import type { EventMode, Fallback, Route, RoutingResult, StoredEvent, SystemEventParams, WakeOutcome } from '../protocol/schemas.js';
 import { mainSessionKey, parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../protocol/session-key.js';
-import type { AppendOutcome, EventStore } from '../store/types.js';
+import type { AppendOutcome, EventRecord, EventStore, TraceDetail } from '../store/types.js';
 
 export const DEFAULT_MODE: EventMode = 'next-heartbeat';
 
-/** A stored event as the routing layer knows it, ready to be pushed to subscribers. */
-export interface RoutedEvent {
-  eventId: string;
-  sessionKey: string;
-  seq: number;
-  text: string;
-  mode: EventMode;
-  contextKey: string | null;
+/** A stored event with its parsed route: what subscribers are sent. */
+export interface RoutedEvent extends EventRecord {
   route: Route;
-  storedAt: number;
+}
+
+export function toStoredEvent(event: RoutedEvent): StoredEvent {
+  const { eventId, sessionKey, seq, text, mode, contextKey, route, storedAt } = event;
+  return { eventId, sessionKey, seq, text, mode, contextKey, route, storedAt: new Date(storedAt).toISOString() };
 }
 
 /**
@@ -32,15 +30,6 @@ export interface Delivery {
   plan(event: RoutedEvent, outcome: AppendOutcome): { wake: WakeOutcome; receivers: number };
   deliver(event: RoutedEvent, outcome: AppendOutcome): void;
 }
-
-/** Delivery when no agent can be reached: the event waits durably in its session. */
-export const WAIT_IN_QUEUE: Delivery = {
-  plan: () => ({
-    wake: { status: 'no-agent-connected', message: 'no agent is connected; the event waits in the session queue' },
-    receivers: 0,
-  }),
-  deliver: () => {},
-};
 
 export interface Target {
   parsed: ParsedSessionKey;
@@ -88,7 +77,12 @@ export function normalizeText(text: string): string {
   return trimmed;
 }
 
-export async function routeEvent(params: SystemEventParams, store: EventStore, delivery: Delivery): Promise<RoutingResult> {
+export async function routeEvent(
+  params: SystemEventParams,
+  store: EventStore,
+  delivery: Delivery,
+  ingress: TraceDetail,
+): Promise<RoutingResult> {
   const text = normalizeText(params.text);
   const { parsed, fallback } = resolveTarget(params.sessionKey, params.agentId);
   const { sessionKey, route } = parsed;
@@ -99,6 +93,7 @@ export async function routeEvent(params: SystemEventParams, store: EventStore, d
 
   const appended = await store.append<RoutingResult>({
     event,
+    ingress,
     ...(params.idempotencyKey === undefined
       ? {}
       : { idempotency: { key: params.idempotencyKey, fingerprint: fingerprint(sessionKey, text, mode, contextKey) } }),

@@ -6,22 +6,24 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ensureDataDir } from '../config/data-dir.js';
-import { DEFAULT_HOST, DEFAULT_MAX_PENDING_PER_SESSION, DEFAULT_PORT, MAX_FRAME_BYTES } from '../protocol/constants.js';
+import {
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_HOST,
+  DEFAULT_MAX_PENDING_PER_SESSION,
+  DEFAULT_PORT,
+  MAX_FRAME_BYTES,
+  MAX_SUBSCRIBER_BUFFER_BYTES,
+  PING_INTERVAL_MS,
+} from '../protocol/constants.js';
 import { RpcDispatcher } from '../protocol/jsonrpc.js';
 import { buildOpenRpcDocument } from '../protocol/openrpc.js';
-import { WAIT_IN_QUEUE } from '../routing/route-event.js';
 import { openStore } from '../store/index.js';
 import type { EventStore } from '../store/types.js';
 import { VERSION } from '../version.js';
-import { hasValidBearer } from './auth.js';
-import { Connection, type ConnectionContext } from './connection.js';
+import { hasValidToken } from './auth.js';
+import { CloseCode, Connection, type ConnectionContext } from './connection.js';
 import { createHandlers } from './handlers.js';
-
-/** RFC 6455 close codes the gateway uses. */
-export const CloseCode = {
-  GOING_AWAY: 1001,
-  MESSAGE_TOO_BIG: 1009,
-} as const;
+import { DeliveryHub } from './hub.js';
 
 export interface GatewayOptions {
   /** @default DEFAULT_HOST (127.0.0.1) */
@@ -31,6 +33,12 @@ export interface GatewayOptions {
   dataDir: string;
   /** @default DEFAULT_MAX_PENDING_PER_SESSION (1000) */
   maxPendingPerSession?: number;
+  /** @default DEFAULT_HEARTBEAT_INTERVAL_MS (60 s) */
+  heartbeatIntervalMs?: number;
+  /** @default PING_INTERVAL_MS (30 s) */
+  pingIntervalMs?: number;
+  /** Unsent bytes past which a subscriber is cut with 1008. @default MAX_SUBSCRIBER_BUFFER_BYTES (4 MiB) */
+  maxSubscriberBufferBytes?: number;
   /** Where operational messages go; the gateway never writes to stdout itself. */
   log?: (line: string) => void;
 }
@@ -48,14 +56,23 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const host = options.host ?? DEFAULT_HOST;
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const maxPendingPerSession = options.maxPendingPerSession ?? DEFAULT_MAX_PENDING_PER_SESSION;
+  const maxBufferedBytes = options.maxSubscriberBufferBytes ?? MAX_SUBSCRIBER_BUFFER_BYTES;
   const token = ensureDataDir(options.dataDir);
-  const store = openStore(options.dataDir, { maxPendingPerSession });
+  const store = openStore(options.dataDir, {
+    maxPendingPerSession,
+    onBackgroundError: (error) => log(`trace write failed: ${(error as Error)?.message ?? String(error)}`),
+  });
+  const hub = new DeliveryHub(store, {
+    heartbeatIntervalMs: options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
+    // Replay pauses well before the cut-off, so a large backlog never gets its reader cut.
+    replayHighWaterBytes: Math.floor(maxBufferedBytes / 4),
+  });
 
   const connections = new Set<Connection>();
   const lifecycle = { closing: false };
-  const handlers = createHandlers<ConnectionContext>({
+  const handlers = createHandlers({
     store,
-    delivery: WAIT_IN_QUEUE,
+    hub,
     version: VERSION,
     dataDir: options.dataDir,
     startedAt: Date.now(),
@@ -71,15 +88,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
   let nextConnectionId = 1;
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
-    const connection = new Connection(nextConnectionId++, socket, request.socket.remoteAddress ?? 'unknown', dispatcher);
+    const connection = new Connection(nextConnectionId++, socket, request.socket.remoteAddress ?? 'unknown', dispatcher, {
+      maxBufferedBytes,
+    });
     connections.add(connection);
     // ws closes an oversized frame with 1009 itself; the error event only needs swallowing here.
     socket.on('error', () => {});
     socket.on('close', () => {
       connection.markClosed();
       connections.delete(connection);
+      hub.dropConnection(connection.connectionId);
     });
   });
+  const liveness = setInterval(() => {
+    for (const connection of connections) connection.heartbeat();
+  }, options.pingIntervalMs ?? PING_INTERVAL_MS);
+  liveness.unref();
 
   const server = createServer((request, response) => {
     if (request.url === '/healthz' && request.method === 'GET') {
@@ -92,7 +116,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (lifecycle.closing) return rejectUpgrade(socket, 503, 'gateway is shutting down');
-    if (!hasValidBearer(request, token)) {
+    if (!hasValidToken(request, token)) {
       return rejectUpgrade(socket, 401, 'missing or invalid token: send "Authorization: Bearer <token>" (the token is in <data-dir>/token)');
     }
     wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
@@ -101,6 +125,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   try {
     await listen(server, options.port ?? DEFAULT_PORT, host);
   } catch (error) {
+    clearInterval(liveness);
+    hub.close();
     await store.close();
     throw error;
   }
@@ -114,7 +140,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     port,
     host,
     dataDir: options.dataDir,
-    close: () => (closed ??= shutdown(server, wss, connections, store, lifecycle)),
+    close: () => {
+      clearInterval(liveness);
+      hub.close();
+      return (closed ??= shutdown(server, wss, connections, store, lifecycle));
+    },
   };
 }
 

@@ -2,20 +2,24 @@
  * The gateway's RPC methods: validate params with the validators compiled at start-up, then do
  * the work. Routing lives in src/routing; storage in src/store. Handlers only connect them.
  */
-import { DEFAULT_READ_LIMIT } from '../protocol/constants.js';
+import { DEFAULT_READ_LIMIT, MAX_SUBSCRIPTIONS_PER_CONNECTION, TRACE_RETENTION_MS } from '../protocol/constants.js';
 import { RpcError } from '../protocol/errors.js';
 import type { Handler } from '../protocol/jsonrpc.js';
 import { METHODS, type MethodName, type ParamsOf, type ResultOf } from '../protocol/methods.js';
-import type { SessionReadResult, StoredEvent } from '../protocol/schemas.js';
+import type { SessionReadResult } from '../protocol/schemas.js';
 import { parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../protocol/session-key.js';
 import { compileValidator } from '../protocol/validate.js';
-import { routeEvent, type Delivery } from '../routing/route-event.js';
+import { routeEvent, toStoredEvent } from '../routing/route-event.js';
 import { StoreClosedError, StoreUnavailableError } from '../store/errors.js';
-import type { EventRecord, EventStore, ReadResult } from '../store/types.js';
+import type { EventStore, ReadResult } from '../store/types.js';
+import type { ConnectionContext } from './connection.js';
+import type { DeliveryHub, SubscriptionTarget } from './hub.js';
+
+const TRACE_RETENTION_DAYS = Math.round(TRACE_RETENTION_MS / 86_400_000);
 
 export interface GatewayState {
   store: EventStore;
-  delivery: Delivery;
+  hub: DeliveryHub;
   version: string;
   dataDir: string;
   startedAt: number;
@@ -26,12 +30,17 @@ export interface GatewayState {
   isClosing(): boolean;
 }
 
-type Implementation<M extends MethodName, C> = (params: ParamsOf<M>, context: C) => Promise<ResultOf<M>> | ResultOf<M>;
-type Implementations<C> = { [M in MethodName]: Implementation<M, C> };
+type Implementation<M extends MethodName> = (
+  params: ParamsOf<M>,
+  context: ConnectionContext,
+) => Promise<ResultOf<M>> | ResultOf<M>;
+type Implementations = { [M in MethodName]: Implementation<M> };
 
-export function createHandlers<C>(state: GatewayState): Record<MethodName, Handler<C>> {
-  const implementations: Implementations<C> = {
-    'system.event': (params) => routeEvent(params, state.store, state.delivery),
+export function createHandlers(state: GatewayState): Record<MethodName, Handler<ConnectionContext>> {
+  const { store, hub } = state;
+  const implementations: Implementations = {
+    'system.event': (params, context) =>
+      routeEvent(params, store, hub, { ingress: 'websocket', connectionId: context.connectionId, remoteAddress: context.remoteAddress }),
     'session.peek': (params) => readSession(params, (key, options) => state.store.peek(key, options)),
     'session.drain': (params) => readSession(params, (key, options) => state.store.drain(key, options)),
     'session.list': async (params) => {
@@ -45,6 +54,48 @@ export function createHandlers<C>(state: GatewayState): Record<MethodName, Handl
         })),
         more: listed.more,
       };
+    },
+    'session.subscribe': (params, context) => {
+      const target = subscriptionTarget(params);
+      if (hub.subscriptionCount(context.connectionId) >= MAX_SUBSCRIPTIONS_PER_CONNECTION) {
+        throw new RpcError(
+          'TOO_MANY_SUBSCRIPTIONS',
+          `a connection holds at most ${MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions; unsubscribe first or subscribe by agentId`,
+          { limit: MAX_SUBSCRIPTIONS_PER_CONNECTION },
+        );
+      }
+      const subscription = hub.subscribe(context.subscriber, target, subscriptionCursor(params.after, target));
+      context.afterResponse(() => void hub.start(subscription));
+      return { subscriptionId: subscription.id, sessionKey: target.sessionKey, agentId: target.agentId };
+    },
+    'session.unsubscribe': (params, context) => {
+      if (!hub.unsubscribe(context.connectionId, params.subscriptionId)) {
+        throw new RpcError('SUBSCRIPTION_NOT_FOUND', `this connection holds no subscription "${params.subscriptionId}"`, {
+          subscriptionId: params.subscriptionId,
+        });
+      }
+      return { subscriptionId: params.subscriptionId, unsubscribed: true };
+    },
+    'session.ack': async (params, context) => {
+      const { sessionKey } = parseKey(params.sessionKey);
+      const acked = await store.ack(sessionKey, params.seq, { connectionId: context.connectionId });
+      if (acked.status === 'out-of-range') {
+        throw new RpcError(
+          'ACK_OUT_OF_RANGE',
+          `seq ${params.seq} was never issued in session ${sessionKey} (last seq ${acked.lastSeq}); ack a seq you received`,
+          { sessionKey, seq: params.seq, lastSeq: acked.lastSeq },
+        );
+      }
+      return { sessionKey, seq: params.seq, acked: acked.acked, depth: acked.depth };
+    },
+    'event.trace': async (params) => {
+      const entries = await store.trace(params.eventId);
+      if (entries.length === 0) {
+        throw new RpcError('EVENT_NOT_FOUND', `no event "${params.eventId}" is known (traces are kept ${TRACE_RETENTION_DAYS} days)`, {
+          eventId: params.eventId,
+        });
+      }
+      return { eventId: params.eventId, steps: entries.map(({ step, at, detail }) => ({ step, at: iso(at), detail })) };
     },
     'gateway.status': async () => {
       const stats = await state.store.stats();
@@ -66,11 +117,11 @@ export function createHandlers<C>(state: GatewayState): Record<MethodName, Handl
 }
 
 /** Pairs each implementation with its params validator, compiled here once. */
-function bindValidators<C>(implementations: Implementations<C>, isClosing: () => boolean): Record<MethodName, Handler<C>> {
-  const handlers = {} as Record<MethodName, Handler<C>>;
+function bindValidators(implementations: Implementations, isClosing: () => boolean): Record<MethodName, Handler<ConnectionContext>> {
+  const handlers = {} as Record<MethodName, Handler<ConnectionContext>>;
   for (const name of Object.keys(METHODS) as MethodName[]) {
     const validator = compileValidator(METHODS[name].params);
-    const implementation = implementations[name] as (params: unknown, context: C) => unknown;
+    const implementation = implementations[name] as (params: unknown, context: ConnectionContext) => unknown;
     handlers[name] = async (params, context) => {
       if (isClosing()) throw new RpcError('SHUTTING_DOWN', 'the gateway is shutting down; nothing was done, retry once it is back');
       try {
@@ -94,7 +145,7 @@ async function readSession(
   });
   return {
     sessionKey: parsed.sessionKey,
-    events: result.events.map((record) => toStoredEvent(record, parsed)),
+    events: result.events.map((record) => toStoredEvent({ ...record, route: parsed.route })),
     depth: result.depth,
     more: result.more,
   };
@@ -107,23 +158,39 @@ function toRpcError(error: unknown): unknown {
   return error;
 }
 
-function parseKey(sessionKey: string): ParsedSessionKey {
-  const parsed = parseSessionKey(sessionKey);
-  if (!parsed.ok) throw sessionKeyError(sessionKey, parsed.reason);
-  return parsed.value;
+function subscriptionTarget(params: ParamsOf<'session.subscribe'>): SubscriptionTarget {
+  const { sessionKey, agentId } = params;
+  if ((sessionKey === undefined) === (agentId === undefined)) {
+    throw RpcError.invalidParams([
+      { path: sessionKey === undefined ? '' : '/agentId', message: 'give exactly one of sessionKey (one session) and agentId (all sessions of an agent)' },
+    ]);
+  }
+  if (sessionKey !== undefined) {
+    const parsed = parseKey(sessionKey);
+    return { sessionKey: parsed.sessionKey, agentId: parsed.route.agentId };
+  }
+  return { sessionKey: null, agentId: agentId!.toLowerCase() };
 }
 
-export function toStoredEvent(record: EventRecord, parsed: ParsedSessionKey): StoredEvent {
-  return {
-    eventId: record.eventId,
-    sessionKey: record.sessionKey,
-    seq: record.seq,
-    text: record.text,
-    mode: record.mode,
-    contextKey: record.contextKey,
-    route: parsed.route,
-    storedAt: iso(record.storedAt),
-  };
+/** A session subscription resumes from a seq; an agent subscription from a seq per session. */
+function subscriptionCursor(after: ParamsOf<'session.subscribe'>['after'], target: SubscriptionTarget): number | Record<string, number> {
+  if (after === undefined) return 0;
+  if (target.sessionKey !== null) {
+    if (typeof after === 'number') return after;
+    throw RpcError.invalidParams([{ path: '/after', message: 'must be a seq (a number) when subscribing to one sessionKey' }]);
+  }
+  if (typeof after === 'number') {
+    throw RpcError.invalidParams([{ path: '/after', message: 'must map session keys to seqs when subscribing by agentId' }]);
+  }
+  const cursor: Record<string, number> = {};
+  for (const [key, seq] of Object.entries(after)) cursor[parseKey(key, `/after/${key}`).sessionKey] = seq;
+  return cursor;
+}
+
+function parseKey(sessionKey: string, path = '/sessionKey'): ParsedSessionKey {
+  const parsed = parseSessionKey(sessionKey);
+  if (!parsed.ok) throw sessionKeyError(sessionKey, parsed.reason, path);
+  return parsed.value;
 }
 
 function iso(ms: number): string {

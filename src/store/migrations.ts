@@ -44,6 +44,19 @@ const MIGRATIONS: readonly string[] = [
     result      TEXT NOT NULL,
     created_at  INTEGER NOT NULL
   );
+
+  -- The life of each event, step by step; outlives the event so "why did the agent not react?"
+  -- can be answered after it was consumed. detail is JSON. id orders the steps of one event.
+  CREATE TABLE trace (
+    id       INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    step     TEXT NOT NULL,
+    at       INTEGER NOT NULL,
+    detail   TEXT NOT NULL
+  );
+  CREATE INDEX trace_by_event ON trace (event_id, id);
+  -- For pruning by age (TRACE_RETENTION_MS).
+  CREATE INDEX trace_by_age ON trace (at);
   `,
 ];
 

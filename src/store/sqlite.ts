@@ -7,10 +7,12 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { TRACE_RETENTION_MS } from '../protocol/constants.js';
 import { CommitQueue, type CommitMetrics } from './commit-queue.js';
 import { sqliteCode, StoreClosedError, StoreLockedError, StoreOpenError } from './errors.js';
 import { migrate } from './migrations.js';
 import type {
+  AckResult,
   AppendOutcome,
   AppendRequest,
   AppendResult,
@@ -22,7 +24,27 @@ import type {
   SessionRecord,
   StoreOptions,
   StoreStats,
+  TraceDetail,
+  TraceEntry,
+  TraceStep,
 } from './types.js';
+
+/**
+ * How often old traces are pruned. With a week of retention an hour's slack is noise, and each
+ * prune then has about an hour's worth of traces to delete.
+ */
+export const TRACE_PRUNE_INTERVAL_MS = 60 * 60 * 1000;
+
+/**
+ * Most trace rows one prune operation deletes; more are deleted by further operations, in later
+ * batches. A prune after a long downtime could otherwise hold one batch (and the event loop) for
+ * seconds. Trace rows are keyed by random event ids, so each deleted row dirties its own index
+ * pages: 1000 of them cost about what the batch's fsync does (5000 took ~60 ms per batch).
+ */
+export const TRACE_PRUNE_SLICE = 1000;
+
+/** Why the session queue dropped an event, as its "dropped" trace says. */
+const DROPPED_REASON = 'session at its pending cap';
 
 const EVENT_COLUMNS =
   'event_id AS eventId, session_key AS sessionKey, seq, text, mode, context_key AS contextKey, stored_at AS storedAt';
@@ -82,6 +104,22 @@ function prepareStatements(db: Database.Database) {
     listByAgent: db.prepare<[string, number], SessionRecord>(
       `SELECT ${SESSION_COLUMNS} FROM sessions WHERE agent_id = ? AND pending > 0
        ORDER BY pending DESC, session_key LIMIT ?`,
+    ),
+    ackRange: db.prepare<[string, number], string>(
+      'DELETE FROM events WHERE session_key = ? AND seq <= ? RETURNING event_id',
+    ).pluck(),
+    pendingKeys: db.prepare<[string], string>(
+      'SELECT session_key FROM sessions WHERE agent_id = ? AND pending > 0 ORDER BY session_key',
+    ).pluck(),
+    traceInsert: db.prepare<[string, TraceStep, number, string]>(
+      'INSERT INTO trace (event_id, step, at, detail) VALUES (?, ?, ?, ?)',
+    ),
+    trace: db.prepare<[string], { eventId: string; step: TraceStep; at: number; detail: string }>(
+      'SELECT event_id AS eventId, step, at, detail FROM trace WHERE event_id = ? ORDER BY id',
+    ),
+    // Through the `at` index, a slice at a time (see TRACE_PRUNE_SLICE).
+    tracePrune: db.prepare<[number, number]>(
+      'DELETE FROM trace WHERE id IN (SELECT id FROM trace WHERE at < ? LIMIT ?)',
     ),
     stats: db.prepare<[], StoreStats>(
       'SELECT count(*) AS sessions, coalesce(sum(pending), 0) AS pending FROM sessions WHERE pending > 0',
@@ -143,6 +181,10 @@ export class SqliteEventStore implements EventStore {
   readonly #sql: ReturnType<typeof prepareStatements>;
   readonly #queue: CommitQueue;
   readonly #maxPending: number;
+  readonly #onBackgroundError: (error: unknown) => void;
+  readonly #pruneTimer: NodeJS.Timeout;
+  /** Entries recorded since the queued trace write last ran; that write takes all of them. */
+  #traceBatch: TraceEntry[] | undefined;
   #closing: Promise<void> | undefined;
 
   /** Opens the store in `file`, creating it and its directory if needed. */
@@ -151,14 +193,18 @@ export class SqliteEventStore implements EventStore {
     if (!Number.isInteger(max) || max < 1) {
       throw new RangeError(`maxPendingPerSession must be an integer of at least 1, got ${max}`);
     }
-    return new SqliteEventStore(openDatabase(file), max);
+    return new SqliteEventStore(openDatabase(file), max, options.onBackgroundError ?? (() => undefined));
   }
 
-  private constructor(db: Database.Database, maxPending: number) {
+  private constructor(db: Database.Database, maxPending: number, onBackgroundError: (error: unknown) => void) {
     this.#db = db;
     this.#sql = prepareStatements(db);
     this.#queue = new CommitQueue(db);
     this.#maxPending = maxPending;
+    this.#onBackgroundError = onBackgroundError;
+    this.#prune();
+    // unref: pruning alone must not keep the process alive.
+    this.#pruneTimer = setInterval(() => this.#prune(), TRACE_PRUNE_INTERVAL_MS).unref();
   }
 
   append<R>(request: AppendRequest<R>): Promise<AppendResult<R>> {
@@ -187,6 +233,30 @@ export class SqliteEventStore implements EventStore {
     return this.#submit(() => this.#sql.stats.get()!);
   }
 
+  ack(sessionKey: string, seq: number, detail: TraceDetail): Promise<AckResult> {
+    return this.#submit(() => this.#ack(sessionKey, seq, detail));
+  }
+
+  pendingSessionKeys(agentId: string): Promise<string[]> {
+    return this.#submit(() => this.#sql.pendingKeys.all(agentId));
+  }
+
+  recordTrace(entries: TraceEntry[]): void {
+    if (this.#closing || entries.length === 0) return;
+    let batch = this.#traceBatch;
+    if (!batch) {
+      batch = this.#traceBatch = [];
+      this.#queueTraceWrite(batch);
+    }
+    for (const entry of entries) batch.push(entry);
+  }
+
+  trace(eventId: string): Promise<TraceEntry[]> {
+    return this.#submit(() =>
+      this.#sql.trace.all(eventId).map((row) => ({ ...row, detail: JSON.parse(row.detail) as TraceDetail })),
+    );
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.#shutdown();
     return this.#closing;
@@ -203,6 +273,7 @@ export class SqliteEventStore implements EventStore {
   }
 
   async #shutdown(): Promise<void> {
+    clearInterval(this.#pruneTimer);
     // The queue runs in order, so once this no-op has committed, everything queued before it has.
     // Its failure, if any, was already reported to the operations of its batch.
     await this.#queue.run(() => undefined).catch(() => undefined);
@@ -214,7 +285,41 @@ export class SqliteEventStore implements EventStore {
     this.#db.close();
   }
 
-  #append<R>({ event, idempotency, complete }: AppendRequest<R>): AppendResult<R> {
+  /**
+   * One operation writes every entry recorded until it runs, so traces cost no commit of their
+   * own: they ride in the batch of whatever else is queued. Queued ahead of close()'s final
+   * operation, so close() writes them too.
+   */
+  #queueTraceWrite(batch: TraceEntry[]): void {
+    const detach = () => {
+      if (this.#traceBatch === batch) this.#traceBatch = undefined;
+    };
+    this.#queue
+      .run(() => {
+        detach();
+        for (const { eventId, step, at, detail } of batch) this.#writeTrace(eventId, step, at, JSON.stringify(detail));
+      })
+      .catch((error: unknown) => {
+        // A batch rejected before this operation ran: its entries are lost with it.
+        detach();
+        this.#onBackgroundError(error);
+      });
+  }
+
+  /** Deletes traces older than TRACE_RETENTION_MS, one slice per operation until none is left. */
+  #prune(): void {
+    if (this.#closing) return;
+    const cutoff = Date.now() - TRACE_RETENTION_MS;
+    this.#queue.run(() => this.#sql.tracePrune.run(cutoff, TRACE_PRUNE_SLICE).changes).then((deleted) => {
+      if (deleted === TRACE_PRUNE_SLICE) this.#prune();
+    }, this.#onBackgroundError);
+  }
+
+  #writeTrace(eventId: string, step: TraceStep, at: number, detailJson: string): void {
+    this.#sql.traceInsert.run(eventId, step, at, detailJson);
+  }
+
+  #append<R>({ event, ingress, idempotency, complete }: AppendRequest<R>): AppendResult<R> {
     if (idempotency) {
       const seen = this.#sql.idempotencyGet.get(idempotency.key);
       if (seen) {
@@ -225,6 +330,7 @@ export class SqliteEventStore implements EventStore {
     }
     const now = Date.now();
     const outcome = this.#queueEvent(event, now);
+    this.#traceAppend(outcome, event.sessionKey, ingress, now);
     const result = complete(outcome);
     if (idempotency) {
       this.#sql.idempotencyPut.run(idempotency.key, idempotency.fingerprint, JSON.stringify(result), now);
@@ -274,6 +380,39 @@ export class SqliteEventStore implements EventStore {
     };
   }
 
+  /** The trace of one append, in its transaction: as durable as the event, and never without it. */
+  #traceAppend(outcome: AppendOutcome, sessionKey: string, ingress: TraceDetail, now: number): void {
+    const { eventId, seq, status, depth } = outcome;
+    if (status === 'deduplicated') {
+      // On the pending event that stands for this one: who sent the copy, and the queue it found.
+      this.#writeTrace(eventId, 'deduplicated', now, JSON.stringify({ ...ingress, depth }));
+      return;
+    }
+    this.#writeTrace(eventId, 'accepted', now, JSON.stringify(ingress));
+    this.#writeTrace(eventId, 'stored', now, JSON.stringify({ sessionKey, seq, status }));
+    if (outcome.replaced) {
+      this.#writeTrace(outcome.replaced.eventId, 'replaced', now, JSON.stringify({ byEventId: eventId }));
+    }
+    if (outcome.dropped.length > 0) {
+      const dropped = JSON.stringify({ reason: DROPPED_REASON, cap: this.#maxPending });
+      for (const ref of outcome.dropped) this.#writeTrace(ref.eventId, 'dropped', now, dropped);
+    }
+  }
+
+  #ack(sessionKey: string, seq: number, detail: TraceDetail): AckResult {
+    const session = this.#sql.session.get(sessionKey);
+    if (!session || seq > session.lastSeq) return { status: 'out-of-range', lastSeq: session?.lastSeq ?? 0 };
+    const acked = this.#sql.ackRange.all(sessionKey, seq);
+    const depth = session.pending - acked.length;
+    if (acked.length > 0) {
+      this.#sql.pendingSet.run(depth, sessionKey);
+      const now = Date.now();
+      const detailJson = JSON.stringify(detail);
+      for (const eventId of acked) this.#writeTrace(eventId, 'acked', now, detailJson);
+    }
+    return { status: 'acked', acked: acked.length, depth, lastSeq: session.lastSeq };
+  }
+
   #read(sessionKey: string, { after = 0, limit }: ReadOptions, consume: boolean): ReadResult {
     const rows = this.#sql.read.all(sessionKey, after, limit + 1);
     const events = rows.slice(0, limit);
@@ -284,6 +423,8 @@ export class SqliteEventStore implements EventStore {
       this.#sql.deleteRange.run(sessionKey, after, last.seq);
       depth -= events.length;
       this.#sql.pendingSet.run(depth, sessionKey);
+      const now = Date.now();
+      for (const { eventId } of events) this.#writeTrace(eventId, 'drained', now, '{}');
     }
     return { events, depth, more: rows.length > limit };
   }

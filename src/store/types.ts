@@ -31,6 +31,8 @@ export interface AppendOutcome extends QueueOutcome {
 
 export interface AppendRequest<R> {
   event: NewEvent;
+  /** Who handed the event in; recorded as the trace's "accepted" step. */
+  ingress: TraceDetail;
   /** When set, a repeat of the key returns the first result instead of storing again. */
   idempotency?: { key: string; fingerprint: string };
   /**
@@ -71,6 +73,32 @@ export interface SessionRecord {
   lastEventAt: number;
 }
 
+/** Free-form JSON facts about one step of an event's life (ingress, connection id, ...). */
+export type TraceDetail = Record<string, string | number | boolean | null>;
+
+export type TraceStep =
+  | 'accepted'
+  | 'stored'
+  | 'deduplicated'
+  | 'replaced'
+  | 'dropped'
+  | 'wake'
+  | 'delivered'
+  | 'acked'
+  | 'drained';
+
+export interface TraceEntry {
+  eventId: string;
+  step: TraceStep;
+  at: number;
+  detail: TraceDetail;
+}
+
+export type AckResult =
+  | { status: 'acked'; acked: number; depth: number; lastSeq: number }
+  /** The seq is beyond the last one the session issued (or the session does not exist). */
+  | { status: 'out-of-range'; lastSeq: number };
+
 export interface StoreStats {
   sessions: number;
   pending: number;
@@ -86,6 +114,14 @@ export interface EventStore {
   /** Sessions with pending events, most pending first. */
   listSessions(options: { agentId?: string; limit: number }): Promise<{ sessions: SessionRecord[]; more: boolean }>;
   stats(): Promise<StoreStats>;
+  /** Consumes every pending event of the session with seq <= `seq`; records "acked" traces. */
+  ack(sessionKey: string, seq: number, detail: TraceDetail): Promise<AckResult>;
+  /** Keys of the agent's sessions that have pending events (for replaying an agent subscription). */
+  pendingSessionKeys(agentId: string): Promise<string[]>;
+  /** Appends trace entries without waiting for them; they commit with the next batch. */
+  recordTrace(entries: TraceEntry[]): void;
+  /** The recorded life of an event, oldest step first; empty when the event is unknown. */
+  trace(eventId: string): Promise<TraceEntry[]>;
   /** Waits for queued work to commit, then closes. Further calls reject. */
   close(): Promise<void>;
 }
@@ -93,4 +129,10 @@ export interface EventStore {
 export interface StoreOptions {
   /** Oldest pending events beyond this count are dropped (see DEFAULT_MAX_PENDING_PER_SESSION). */
   maxPendingPerSession: number;
+  /**
+   * Told about failures of work nobody waits for: recordTrace's writes and trace pruning. Traces
+   * are diagnostics, so such a failure loses traces, never events.
+   * @default ignore them (a failed commit is also reported to the operations of its batch)
+   */
+  onBackgroundError?: (error: unknown) => void;
 }

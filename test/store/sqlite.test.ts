@@ -15,8 +15,11 @@ import {
   type NewEvent,
   type ReadResult,
   type SqliteEventStore,
+  type StoreOptions,
+  type TraceEntry,
 } from '../../src/store/index.js';
-import { DATA_FILES } from '../../src/protocol/constants.js';
+import { TRACE_PRUNE_SLICE } from '../../src/store/sqlite.js';
+import { DATA_FILES, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
 
 const test = suite('store/sqlite');
 
@@ -29,15 +32,18 @@ function tempDir(): string {
   return dir;
 }
 
-function open(dir: string, maxPendingPerSession = 3): SqliteEventStore {
-  const store = openStore(dir, { maxPendingPerSession });
+function open(dir: string, maxPendingPerSession = 3, extra: Partial<StoreOptions> = {}): SqliteEventStore {
+  const store = openStore(dir, { maxPendingPerSession, ...extra });
   stores.push(store);
   return store;
 }
 
+const INGRESS = { kind: 'test', connectionId: 7 };
+
 function request(sessionKey: string, text: string, extra: Partial<NewEvent> = {}): AppendRequest<AppendOutcome> {
   return {
     event: { sessionKey, agentId: 'main', text, mode: 'now', contextKey: null, ...extra },
+    ingress: INGRESS,
     complete: (outcome) => outcome,
   };
 }
@@ -49,6 +55,9 @@ async function queue(store: SqliteEventStore, sessionKey: string, text: string, 
 }
 
 const seqs = (read: ReadResult) => read.events.map((event) => event.seq);
+/** An event's trace as [step, detail] pairs: `at` is asserted where it is known. */
+const steps = async (store: SqliteEventStore, eventId: string) =>
+  (await store.trace(eventId)).map((entry) => [entry.step, entry.detail]);
 const ref = (outcome: AppendOutcome) => ({ eventId: outcome.eventId, seq: outcome.seq });
 
 test.after.each(async () => {
@@ -144,6 +153,7 @@ test('idempotency: a repeat returns the first result and stores nothing', async 
   const call = (text: string, fingerprint: string) =>
     store.append({
       event: request('s', text).event,
+      ingress: INGRESS,
       idempotency: { key: 'job-1', fingerprint },
       complete: (outcome) => ({ call: ++calls, seq: outcome.seq }),
     });
@@ -282,6 +292,7 @@ test('stats counts sessions with pending events and the events themselves', asyn
 test('group commit: concurrent appends share commits and get distinct increasing seqs', async () => {
   const store = open(tempDir(), 1000);
   const ops = 500;
+  await store.stats(); // settles the open-time prune, so it is not counted below
   const before = store.storeMetrics();
   const outcomes = await Promise.all(Array.from({ length: ops }, (_, i) => queue(store, 's', `event ${i}`)));
   const after = store.storeMetrics();
@@ -391,6 +402,206 @@ test('a database from a newer schema throws StoreOpenError', () => {
 
 test('maxPendingPerSession must be a positive integer', () => {
   assert.throws(() => open(tempDir(), 0), RangeError);
+});
+
+test('ack: consumes up to seq, re-acks are no-ops, the last seq is the edge', async () => {
+  const store = open(tempDir(), 10);
+  for (const text of ['1', '2', '3', '4']) await queue(store, 's', text);
+
+  assert.equal(await store.ack('s', 2, {}), { status: 'acked', acked: 2, depth: 2, lastSeq: 4 });
+  assert.equal(seqs(await store.peek('s', { limit: 10 })), [3, 4]);
+  assert.equal(await store.ack('s', 2, {}), { status: 'acked', acked: 0, depth: 2, lastSeq: 4 }, 'already acked');
+  assert.equal(await store.ack('s', 1, {}), { status: 'acked', acked: 0, depth: 2, lastSeq: 4 }, 'below the acked');
+  assert.equal(await store.ack('s', 4, {}), { status: 'acked', acked: 2, depth: 0, lastSeq: 4 }, 'lastSeq itself');
+  assert.equal(await store.ack('s', 5, {}), { status: 'out-of-range', lastSeq: 4 }, 'one past lastSeq');
+  assert.equal(await store.ack('nobody', 1, {}), { status: 'out-of-range', lastSeq: 0 });
+  assert.equal(await store.stats(), { sessions: 0, pending: 0 });
+  assert.is((await queue(store, 's', '5')).seq, 5, 'acked seqs are not reused');
+});
+
+test('ack: events already drained count for nothing; only pending ones are acked', async () => {
+  const store = open(tempDir(), 10);
+  for (const text of ['1', '2', '3', '4']) await queue(store, 's', text);
+  await store.drain('s', { after: 1, limit: 2 });
+  assert.equal(await store.ack('s', 3, {}), { status: 'acked', acked: 1, depth: 1, lastSeq: 4 });
+  assert.equal(seqs(await store.peek('s', { limit: 10 })), [4]);
+  const [session] = (await store.listSessions({ limit: 10 })).sessions;
+  assert.equal([session!.pending, session!.lastSeq], [1, 4]);
+});
+
+test('ack is durable when it resolves: it survives close and reopen', async () => {
+  const dir = tempDir();
+  const store = open(dir, 10);
+  for (const text of ['1', '2', '3']) await queue(store, 's', text);
+  const acked = store.ack('s', 2, {});
+  await store.close();
+  assert.equal(await acked, { status: 'acked', acked: 2, depth: 1, lastSeq: 3 });
+
+  const reopened = open(dir, 10);
+  const left = await reopened.peek('s', { limit: 10 });
+  assert.equal([seqs(left), left.depth], [[3], 1]);
+  assert.is((await queue(reopened, 's', '4')).seq, 4);
+});
+
+test('pendingSessionKeys: the agent\'s sessions with pending events, by key', async () => {
+  const store = open(tempDir(), 10);
+  await queue(store, 'z', 'one', { agentId: 'a' });
+  await queue(store, 'b1', 'one', { agentId: 'b' });
+  await queue(store, 'm', 'one', { agentId: 'a' });
+  await queue(store, 'drained', 'one', { agentId: 'a' });
+  await queue(store, 'acked', 'one', { agentId: 'a' });
+  await queue(store, 'c', 'one', { agentId: 'a' });
+  await queue(store, 'c', 'two', { agentId: 'a' });
+  await store.drain('drained', { limit: 10 });
+  await store.ack('acked', 1, {});
+
+  assert.equal(await store.pendingSessionKeys('a'), ['c', 'm', 'z']);
+  assert.equal(await store.pendingSessionKeys('b'), ['b1']);
+  assert.equal(await store.pendingSessionKeys('nobody'), []);
+});
+
+test('trace: a stored event is accepted (with its ingress), then stored', async () => {
+  const store = open(tempDir());
+  const outcome = await queue(store, 'agent:ops:main', 'deploy done');
+  assert.equal(await store.trace(outcome.eventId), [
+    { eventId: outcome.eventId, step: 'accepted', at: outcome.storedAt, detail: INGRESS },
+    {
+      eventId: outcome.eventId,
+      step: 'stored',
+      at: outcome.storedAt,
+      detail: { sessionKey: 'agent:ops:main', seq: 1, status: 'queued' },
+    },
+  ]);
+  assert.equal(await store.trace('no-such-event'), []);
+});
+
+test('trace: a deduplicated append is recorded on the event that stands for it', async () => {
+  const store = open(tempDir());
+  const first = await queue(store, 's', 'build failed');
+  const again = await store.append({ ...request('s', 'build failed'), ingress: { kind: 'hook', name: 'ci' } });
+  assert.is(again.status === 'stored' && again.outcome.eventId, first.eventId);
+  assert.equal(await steps(store, first.eventId), [
+    ['accepted', INGRESS],
+    ['stored', { sessionKey: 's', seq: 1, status: 'queued' }],
+    ['deduplicated', { kind: 'hook', name: 'ci', depth: 1 }],
+  ]);
+});
+
+test('trace: replaced and dropped are recorded on the events removed', async () => {
+  const store = open(tempDir(), 2);
+  const running = await queue(store, 's', 'build running', { contextKey: 'build' });
+  const other = await queue(store, 's', 'other');
+  const passed = await queue(store, 's', 'build passed', { contextKey: 'build' });
+  assert.equal((await steps(store, running.eventId)).slice(2), [['replaced', { byEventId: passed.eventId }]]);
+  assert.equal(await steps(store, passed.eventId), [
+    ['accepted', INGRESS],
+    ['stored', { sessionKey: 's', seq: 3, status: 'replaced' }],
+  ]);
+
+  const overflow = await queue(store, 's', 'one too many');
+  assert.equal(overflow.dropped, [ref(other)]);
+  const otherTrace = await store.trace(other.eventId);
+  assert.equal(otherTrace.slice(2).map((e) => [e.step, e.at, e.detail]), [
+    ['dropped', overflow.storedAt, { reason: 'session at its pending cap', cap: 2 }],
+  ]);
+});
+
+test('trace: drained and acked are recorded on the consumed events only', async () => {
+  const store = open(tempDir(), 10);
+  const [one, two, three] = [await queue(store, 's', '1'), await queue(store, 's', '2'), await queue(store, 's', '3')];
+  await store.drain('s', { limit: 1 });
+  await store.ack('s', 2, { connectionId: 9, via: 'session.ack' });
+  assert.equal((await steps(store, one!.eventId)).slice(2), [['drained', {}]]);
+  assert.equal((await steps(store, two!.eventId)).slice(2), [['acked', { connectionId: 9, via: 'session.ack' }]]);
+  assert.equal((await steps(store, three!.eventId)).length, 2, 'still pending: accepted and stored only');
+  const [acked] = (await store.trace(two!.eventId)).slice(2);
+  assert.ok(acked!.at >= two!.storedAt && acked!.at <= Date.now());
+});
+
+test('trace: idempotent repeats and conflicts record nothing', async () => {
+  const store = open(tempDir());
+  const keyed = { ...request('s', 'once'), idempotency: { key: 'k', fingerprint: 'fp' } };
+  const first = await store.append(keyed);
+  const eventId = first.status === 'stored' ? first.outcome.eventId : '';
+  assert.is((await store.append(keyed)).status, 'duplicate');
+  assert.is((await store.append({ ...keyed, idempotency: { key: 'k', fingerprint: 'other' } })).status, 'conflict');
+  assert.equal(
+    (await steps(store, eventId)).map(([step]) => step),
+    ['accepted', 'stored'],
+  );
+});
+
+test('recordTrace: a burst in one tick is one operation in one commit', async () => {
+  const store = open(tempDir());
+  await store.stats(); // settles the open-time prune
+  const before = store.storeMetrics();
+  const at = Date.now();
+  for (let i = 0; i < 100; i++) store.recordTrace([{ eventId: 'e', step: 'delivered', at: at + i, detail: { receiver: i } }]);
+  const recorded = await store.trace('e');
+  const after = store.storeMetrics();
+  assert.equal(
+    [after.commits - before.commits, after.opsCommitted - before.opsCommitted],
+    [1, 2],
+    'the trace write and the read, in one batch',
+  );
+  assert.equal(
+    recorded,
+    Array.from({ length: 100 }, (_, i): TraceEntry => ({ eventId: 'e', step: 'delivered', at: at + i, detail: { receiver: i } })),
+  );
+});
+
+test('recordTrace: close writes what was recorded; after close it is a no-op; traces survive reopen', async () => {
+  const dir = tempDir();
+  const store = open(dir);
+  const outcome = await queue(store, 's', 'hello');
+  const wake: TraceEntry = { eventId: outcome.eventId, step: 'wake', at: Date.now(), detail: { status: 'sent' } };
+  store.recordTrace([wake]);
+  await store.close();
+  store.recordTrace([{ ...wake, step: 'delivered' }]);
+
+  const reopened = open(dir);
+  assert.equal(await steps(reopened, outcome.eventId), [
+    ['accepted', INGRESS],
+    ['stored', { sessionKey: 's', seq: 1, status: 'queued' }],
+    ['wake', { status: 'sent' }],
+  ]);
+});
+
+test('recordTrace: a failed write goes to onBackgroundError and later writes still work', async () => {
+  const errors: unknown[] = [];
+  const store = open(tempDir(), 3, { onBackgroundError: (error) => errors.push(error) });
+  const at = Date.now();
+  store.recordTrace([{ eventId: null as unknown as string, step: 'wake', at, detail: {} }]);
+  assert.equal(await store.stats(), { sessions: 0, pending: 0 }, 'the batch commits; only the trace write failed');
+  assert.is(errors.length, 1);
+  assert.match((errors[0] as Error).message, 'NOT NULL');
+
+  store.recordTrace([{ eventId: 'e', step: 'wake', at, detail: {} }]);
+  assert.equal(await store.trace('e'), [{ eventId: 'e', step: 'wake', at, detail: {} }]);
+  assert.is(errors.length, 1);
+});
+
+test('traces older than TRACE_RETENTION_MS are pruned at open, a slice per batch', async () => {
+  const dir = tempDir();
+  const store = open(dir);
+  const now = Date.now();
+  const old = Array.from({ length: TRACE_PRUNE_SLICE + 1 }, (): TraceEntry => ({
+    eventId: 'old',
+    step: 'wake',
+    at: now - TRACE_RETENTION_MS - 1,
+    detail: {},
+  }));
+  const kept: TraceEntry = { eventId: 'kept', step: 'wake', at: now - TRACE_RETENTION_MS + 60_000, detail: {} };
+  store.recordTrace([...old, kept]);
+  assert.is((await store.trace('old')).length, TRACE_PRUNE_SLICE + 1, 'not pruned while the store is open');
+  await store.close();
+
+  const reopened = open(dir);
+  // The first batch runs the first slice; the second slice is queued as that settles, ahead of
+  // anything queued after it resolves.
+  await reopened.stats();
+  assert.equal(await reopened.trace('old'), []);
+  assert.equal(await reopened.trace('kept'), [kept]);
 });
 
 test.run();

@@ -1,0 +1,29 @@
+/**
+ * A small long-lived agent: subscribes to every session of its agent id, prints each event,
+ * acks it, and keeps going across gateway restarts (the client reconnects and resumes).
+ *
+ *   npm run build && node dist/examples/agent.js [agentId]
+ *
+ * Reads the gateway URL and token like the CLI does: SWITCHBOARD_URL / SWITCHBOARD_TOKEN, else
+ * the token file in the default data dir (or SWITCHBOARD_DATA_DIR).
+ */
+import { readToken, resolveDataDir } from '../src/config/data-dir.js';
+import { connect, DEFAULT_URL } from '../src/index.js';
+
+const agentId = process.argv[2] ?? 'main';
+const token = process.env['SWITCHBOARD_TOKEN'] ?? readToken(resolveDataDir());
+if (!token) throw new Error('no token: start `switchboard gateway` once, or set SWITCHBOARD_TOKEN');
+
+const client = await connect({ url: process.env['SWITCHBOARD_URL'] ?? DEFAULT_URL, token, reconnect: true });
+const stop = new AbortController();
+process.once('SIGINT', () => stop.abort());
+
+client.onWake((wake) => console.log(`[wake: ${wake.reason}] look at ${wake.sessions.join(', ') || 'nothing new'}`));
+console.log(`agent "${agentId}" listening on ${client.url}; Ctrl-C to stop`);
+
+for await (const event of client.events({ agentId }, { signal: stop.signal })) {
+  console.log(`${event.sessionKey} #${event.seq}: ${event.text}`);
+  // Handle the event here. Acking consumes it: it is never replayed, to this agent or another.
+  await client.ack({ sessionKey: event.sessionKey, seq: event.seq });
+}
+await client.close();

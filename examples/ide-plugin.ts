@@ -1,0 +1,26 @@
+/**
+ * An IDE-plugin-style consumer: no long-lived loop, just typed RPC calls. It reports that a task
+ * finished in the conversation it came from, then shows what is waiting in that session.
+ *
+ *   npm run build && node dist/examples/ide-plugin.js 'agent:main:slack:channel:C123:thread:456'
+ */
+import { readToken, resolveDataDir } from '../src/config/data-dir.js';
+import { connect, DEFAULT_URL, RpcCallError } from '../src/index.js';
+
+const sessionKey = process.argv[2] ?? 'main';
+const token = process.env['SWITCHBOARD_TOKEN'] ?? readToken(resolveDataDir());
+if (!token) throw new Error('no token: start `switchboard gateway` once, or set SWITCHBOARD_TOKEN');
+
+const client = await connect({ url: process.env['SWITCHBOARD_URL'] ?? DEFAULT_URL, token, timeoutMs: 5_000 });
+try {
+  const routed = await client.systemEvent({ text: 'Refactoring finished: 12 files changed', mode: 'now', sessionKey });
+  console.log(`routed to ${routed.sessionKey} as seq ${routed.queue.seq}; wake: ${routed.wake.status}`);
+  const pending = await client.peek({ sessionKey: routed.sessionKey, limit: 10 });
+  for (const event of pending.events) console.log(`  #${event.seq} ${event.text}`);
+} catch (error) {
+  // A gateway error has a stable code and name; a lost connection is a ConnectionError instead.
+  if (error instanceof RpcCallError) console.error(`gateway refused (${error.errorName ?? error.code}): ${error.message}`);
+  else throw error;
+} finally {
+  await client.close();
+}

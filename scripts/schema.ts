@@ -1,0 +1,69 @@
+/**
+ * `npm run schema`: writes schema/ from the protocol definitions and removes files there that are
+ * no longer generated, so the committed tree is exactly schemaFiles(VERSION). The drift test
+ * (test/protocol/schema-drift.test.ts) fails until this has been run after a protocol change.
+ */
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { schemaFiles } from '../src/protocol/schema-files.js';
+import { VERSION } from '../src/version.js';
+
+// Compiled to dist/scripts/schema.js: the repository root is two levels up.
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const SCHEMA_DIR = join(ROOT, 'schema');
+
+function listFiles(dir: string): string[] {
+  let entries;
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  return entries.flatMap((entry) => {
+    const path = join(dir, entry.name);
+    return entry.isDirectory() ? listFiles(path) : [path];
+  });
+}
+
+function readOrUndefined(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Removes directories left empty once stale files are gone, deepest first; never schema/ itself. */
+function removeEmptyDirs(dir: string): void {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) removeEmptyDirs(join(dir, entry.name));
+  }
+  if (dir !== SCHEMA_DIR && readdirSync(dir).length === 0) rmdirSync(dir);
+}
+
+function main(): void {
+  const files = schemaFiles(VERSION);
+  let written = 0;
+  for (const [name, text] of files) {
+    const path = join(SCHEMA_DIR, ...name.split('/'));
+    if (readOrUndefined(path) === text) continue;
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, text);
+    written += 1;
+    console.log(`wrote   schema/${name}`);
+  }
+  let removed = 0;
+  for (const path of listFiles(SCHEMA_DIR)) {
+    const name = relative(SCHEMA_DIR, path).split(sep).join('/');
+    if (files.has(name)) continue;
+    unlinkSync(path);
+    removed += 1;
+    console.log(`removed schema/${name}`);
+  }
+  removeEmptyDirs(SCHEMA_DIR);
+  console.log(`schema/: ${files.size} files, ${written} written, ${removed} removed (version ${VERSION})`);
+}
+
+main();

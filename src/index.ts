@@ -1,0 +1,27 @@
+/**
+ * switchboard's library entry: the typed client that agents and IDE plugins use, with the wire
+ * types it speaks. `import { connect } from 'switchboard'`.
+ */
+export {
+  connect,
+  DEFAULT_URL,
+  SwitchboardClient,
+  type CallOptions,
+  type ConnectOptions,
+  type ReconnectOptions,
+  type SubscribeOptions,
+  type SubscribeTarget,
+  type Subscription,
+} from './client/client.js';
+export { ConnectionError, RpcCallError, type ConnectionFailure } from './client/errors.js';
+export { ErrorCode, type ErrorName } from './protocol/errors.js';
+export type { MethodName, NotificationName, NotificationParams, ParamsOf, ResultOf } from './protocol/methods.js';
+export type {
+  AgentWakeNotification,
+  EventMode,
+  Route,
+  RoutingResult,
+  SessionEventNotification,
+  StoredEvent,
+  SystemEventParams,
+} from './protocol/schemas.js';

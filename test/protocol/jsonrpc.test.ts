@@ -1,0 +1,358 @@
+/**
+ * RpcDispatcher against JSON-RPC 2.0 §7 (https://www.jsonrpc.org/specification#examples), with
+ * the spec's positional-params examples rewritten by name where switchboard takes params by name.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { MAX_BATCH_LENGTH } from '../../src/protocol/constants.js';
+import { RpcError } from '../../src/protocol/errors.js';
+import { RpcDispatcher, type Handler } from '../../src/protocol/jsonrpc.js';
+
+interface Context {
+  connection: number;
+}
+
+const SECRET = 'SQLITE_FULL: database or disk is full at /home/alice/.switchboard/switchboard.db';
+const INTERNAL = {
+  code: -32603,
+  message: 'Internal error: the gateway log has the details',
+  data: { name: 'INTERNAL_ERROR' },
+};
+const NOT_AN_OBJECT = {
+  code: -32600,
+  message: 'Invalid Request: expected a JSON-RPC 2.0 request object',
+  data: { name: 'INVALID_REQUEST' },
+};
+const BY_NAME_ONLY = {
+  code: -32602,
+  message: 'Invalid params: params are by name; send an object, not an array',
+  data: { name: 'INVALID_PARAMS', errors: [{ path: '', message: 'must be an object (by-name params)' }] },
+};
+
+function setup() {
+  const hellos: unknown[] = [];
+  const internalErrors: Array<{ error: unknown; method: string }> = [];
+  const thrown = new Error(SECRET);
+  const handlers: Record<string, Handler<Context>> = {
+    subtract: (params) => {
+      const { minuend, subtrahend } = params as { minuend: number; subtrahend: number };
+      return minuend - subtrahend;
+    },
+    sum: (params) => (params as { values: number[] }).values.reduce((a, b) => a + b, 0),
+    notify_hello: (params) => {
+      hellos.push(params);
+    },
+    get_data: () => ['hello', 5],
+    whoami: (_params, context) => context.connection,
+    nothing: () => undefined,
+    boom: () => {
+      throw thrown;
+    },
+    reject: async () => Promise.reject(thrown),
+    throw_string: () => {
+      throw SECRET;
+    },
+    not_found: (params) => {
+      throw new RpcError('EVENT_NOT_FOUND', 'No event evt_1: check the id', { eventId: (params as { id: string }).id });
+    },
+  };
+  const dispatcher = new RpcDispatcher<Context>(handlers, {
+    onInternalError: (error, method) => internalErrors.push({ error, method }),
+  });
+  /** Sends one frame (a string is sent verbatim); resolves with the parsed answer, or undefined. */
+  const send = async (frame: unknown): Promise<unknown> => {
+    const text = await dispatcher.handleFrame(typeof frame === 'string' ? frame : JSON.stringify(frame), { connection: 7 });
+    return text === undefined ? undefined : (JSON.parse(text) as unknown);
+  };
+  return { dispatcher, send, hellos, internalErrors, thrown };
+}
+
+const test = suite('protocol/jsonrpc');
+
+test('§7 rpc call with named parameters', async () => {
+  const { send } = setup();
+  assert.equal(await send('{"jsonrpc": "2.0", "method": "subtract", "params": {"subtrahend": 23, "minuend": 42}, "id": 3}'), {
+    jsonrpc: '2.0',
+    result: 19,
+    id: 3,
+  });
+  assert.equal(await send('{"jsonrpc": "2.0", "method": "subtract", "params": {"minuend": 42, "subtrahend": 23}, "id": 4}'), {
+    jsonrpc: '2.0',
+    result: 19,
+    id: 4,
+  });
+});
+
+test('§7 a notification gets no answer, even for an unknown method or positional params', async () => {
+  const { send, hellos } = setup();
+  assert.is(await send('{"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]}'), undefined);
+  assert.is(await send('{"jsonrpc": "2.0", "method": "foobar"}'), undefined);
+  assert.is(await send('{"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}'), undefined);
+  assert.equal(hellos, [], 'positional params reached the handler');
+  assert.is(await send('{"jsonrpc": "2.0", "method": "notify_hello", "params": {"value": 7}}'), undefined);
+  assert.equal(hellos, [{ value: 7 }]);
+});
+
+test('§7 rpc call of a non-existent method', async () => {
+  const { send } = setup();
+  assert.equal(await send('{"jsonrpc": "2.0", "method": "foobar", "id": "1"}'), {
+    jsonrpc: '2.0',
+    error: { code: -32601, message: 'Method not found: foobar', data: { name: 'METHOD_NOT_FOUND', method: 'foobar' } },
+    id: '1',
+  });
+});
+
+test('names inherited from Object.prototype are not methods', async () => {
+  const { send } = setup();
+  for (const method of ['__proto__', 'toString', 'constructor', 'hasOwnProperty']) {
+    assert.equal(await send({ jsonrpc: '2.0', method, id: 1 }), {
+      jsonrpc: '2.0',
+      error: { code: -32601, message: `Method not found: ${method}`, data: { name: 'METHOD_NOT_FOUND', method } },
+      id: 1,
+    });
+  }
+});
+
+test('§7 rpc call with invalid JSON', async () => {
+  const { send } = setup();
+  assert.equal(await send('{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]'), {
+    jsonrpc: '2.0',
+    error: { code: -32700, message: 'Parse error: the frame is not valid JSON', data: { name: 'PARSE_ERROR' } },
+    id: null,
+  });
+});
+
+test('§7 rpc call with invalid Request object', async () => {
+  const { send } = setup();
+  assert.equal(await send('{"jsonrpc": "2.0", "method": 1, "params": "bar"}'), {
+    jsonrpc: '2.0',
+    error: { code: -32600, message: 'Invalid Request: "method" must be a string', data: { name: 'INVALID_REQUEST' } },
+    id: null,
+  });
+});
+
+test('§7 rpc call Batch, invalid JSON', async () => {
+  const { send } = setup();
+  const frame = `[
+    {"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"},
+    {"jsonrpc": "2.0", "method"
+  ]`;
+  assert.equal(await send(frame), {
+    jsonrpc: '2.0',
+    error: { code: -32700, message: 'Parse error: the frame is not valid JSON', data: { name: 'PARSE_ERROR' } },
+    id: null,
+  });
+});
+
+test('§7 rpc call with an empty Array: one error object, not an array', async () => {
+  const { send } = setup();
+  assert.equal(await send('[]'), {
+    jsonrpc: '2.0',
+    error: { code: -32600, message: 'Invalid Request: empty batch', data: { name: 'INVALID_REQUEST' } },
+    id: null,
+  });
+});
+
+test('§7 rpc call with an invalid Batch (but not empty): an array of one', async () => {
+  const { send } = setup();
+  assert.equal(await send('[1]'), [{ jsonrpc: '2.0', error: NOT_AN_OBJECT, id: null }]);
+});
+
+test('§7 rpc call with invalid Batch', async () => {
+  const { send } = setup();
+  const one = { jsonrpc: '2.0', error: NOT_AN_OBJECT, id: null };
+  assert.equal(await send('[1,2,3]'), [one, one, one]);
+});
+
+test('§7 rpc call Batch (by name), answered in order, notifications left out', async () => {
+  const { send, hellos } = setup();
+  const frame = `[
+    {"jsonrpc": "2.0", "method": "sum", "params": {"values": [1,2,4]}, "id": "1"},
+    {"jsonrpc": "2.0", "method": "notify_hello", "params": {"value": 7}},
+    {"jsonrpc": "2.0", "method": "subtract", "params": {"minuend": 42, "subtrahend": 23}, "id": "2"},
+    {"foo": "boo"},
+    {"jsonrpc": "2.0", "method": "foo.get", "params": {"name": "myself"}, "id": "5"},
+    {"jsonrpc": "2.0", "method": "get_data", "id": "9"}
+  ]`;
+  assert.equal(await send(frame), [
+    { jsonrpc: '2.0', result: 7, id: '1' },
+    { jsonrpc: '2.0', result: 19, id: '2' },
+    {
+      jsonrpc: '2.0',
+      error: { code: -32600, message: 'Invalid Request: "jsonrpc" must be exactly "2.0"', data: { name: 'INVALID_REQUEST' } },
+      id: null,
+    },
+    {
+      jsonrpc: '2.0',
+      error: { code: -32601, message: 'Method not found: foo.get', data: { name: 'METHOD_NOT_FOUND', method: 'foo.get' } },
+      id: '5',
+    },
+    { jsonrpc: '2.0', result: ['hello', 5], id: '9' },
+  ]);
+  assert.equal(hellos, [{ value: 7 }]);
+});
+
+test('§7 rpc call Batch verbatim: positional params answer -32602, the positional notification nothing', async () => {
+  const { send, hellos } = setup();
+  const frame = `[
+    {"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"},
+    {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]},
+    {"jsonrpc": "2.0", "method": "subtract", "params": [42,23], "id": "2"},
+    {"jsonrpc": "2.0", "method": "get_data", "id": "9"}
+  ]`;
+  assert.equal(await send(frame), [
+    { jsonrpc: '2.0', error: BY_NAME_ONLY, id: '1' },
+    { jsonrpc: '2.0', error: BY_NAME_ONLY, id: '2' },
+    { jsonrpc: '2.0', result: ['hello', 5], id: '9' },
+  ]);
+  assert.equal(hellos, []);
+});
+
+test('§7 rpc call Batch (all notifications): nothing is sent back', async () => {
+  const { send, hellos } = setup();
+  assert.is(
+    await send('[{"jsonrpc": "2.0", "method": "notify_sum", "params": [1,2,4]}, {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}]'),
+    undefined,
+  );
+  assert.is(
+    await send('[{"jsonrpc": "2.0", "method": "notify_hello", "params": {"n": 1}}, {"jsonrpc": "2.0", "method": "notify_hello", "params": {"n": 2}}]'),
+    undefined,
+  );
+  assert.equal(hellos, [{ n: 1 }, { n: 2 }]);
+});
+
+test('array params are refused with -32602: params are by name', async () => {
+  const { send } = setup();
+  assert.equal(await send({ jsonrpc: '2.0', method: 'subtract', params: [42, 23], id: 1 }), {
+    jsonrpc: '2.0',
+    error: BY_NAME_ONLY,
+    id: 1,
+  });
+});
+
+test('params that are neither object nor array are an invalid request', async () => {
+  const { send } = setup();
+  for (const params of [null, 'bar', 3, true]) {
+    assert.equal(await send({ jsonrpc: '2.0', method: 'get_data', params, id: 1 }), {
+      jsonrpc: '2.0',
+      error: { code: -32600, message: 'Invalid Request: "params" must be an object or an array', data: { name: 'INVALID_REQUEST' } },
+      id: 1,
+    });
+  }
+});
+
+test('a wrong jsonrpc version is an invalid request that still echoes a valid id', async () => {
+  const { send } = setup();
+  for (const jsonrpc of ['1.0', 2, undefined]) {
+    assert.equal(await send({ jsonrpc, method: 'get_data', id: 'a' }), {
+      jsonrpc: '2.0',
+      error: { code: -32600, message: 'Invalid Request: "jsonrpc" must be exactly "2.0"', data: { name: 'INVALID_REQUEST' } },
+      id: 'a',
+    });
+  }
+});
+
+test('a handler that throws a plain Error answers -32603 without its message or stack, and is reported', async () => {
+  const { send, internalErrors, thrown } = setup();
+  for (const method of ['boom', 'reject']) {
+    const answer = await send({ jsonrpc: '2.0', method, id: 1 });
+    assert.equal(answer, { jsonrpc: '2.0', error: INTERNAL, id: 1 });
+    const text = JSON.stringify(answer);
+    assert.not.ok(text.includes('SQLITE_FULL'), text);
+    assert.not.ok(text.includes('/home/alice'), text);
+    assert.not.ok(/\bat .+:\d+:\d+/.test(text), `stack frame in ${text}`);
+  }
+  assert.is(internalErrors.length, 2);
+  assert.is(internalErrors[0]?.error, thrown);
+  assert.is(internalErrors[0]?.method, 'boom');
+  assert.is(internalErrors[1]?.error, thrown);
+  assert.is(internalErrors[1]?.method, 'reject');
+});
+
+test('a thrown non-Error is an internal error too', async () => {
+  const { send, internalErrors } = setup();
+  assert.equal(await send({ jsonrpc: '2.0', method: 'throw_string', id: 2 }), { jsonrpc: '2.0', error: INTERNAL, id: 2 });
+  assert.equal(internalErrors, [{ error: SECRET, method: 'throw_string' }]);
+});
+
+test('a notification whose handler throws gets no answer but is still reported', async () => {
+  const { send, internalErrors, thrown } = setup();
+  assert.is(await send({ jsonrpc: '2.0', method: 'boom' }), undefined);
+  assert.equal(internalErrors, [{ error: thrown, method: 'boom' }]);
+});
+
+test('a handler throwing RpcError answers with its code, message and data, and is not reported', async () => {
+  const { send, internalErrors } = setup();
+  assert.equal(await send({ jsonrpc: '2.0', method: 'not_found', params: { id: 'evt_1' }, id: 5 }), {
+    jsonrpc: '2.0',
+    error: { code: 1007, message: 'No event evt_1: check the id', data: { name: 'EVENT_NOT_FOUND', eventId: 'evt_1' } },
+    id: 5,
+  });
+  assert.equal(internalErrors, []);
+});
+
+test('a batch of MAX_BATCH_LENGTH is answered; one more is -32600', async () => {
+  const { send } = setup();
+  assert.is(MAX_BATCH_LENGTH, 100);
+  const batch = (n: number) => Array.from({ length: n }, (_, i) => ({ jsonrpc: '2.0', method: 'get_data', id: i }));
+  const answers = (await send(batch(MAX_BATCH_LENGTH))) as Array<{ id: number }>;
+  assert.is(answers.length, MAX_BATCH_LENGTH);
+  assert.equal(
+    answers.map((a) => a.id),
+    Array.from({ length: MAX_BATCH_LENGTH }, (_, i) => i),
+  );
+  assert.equal(await send(batch(MAX_BATCH_LENGTH + 1)), {
+    jsonrpc: '2.0',
+    error: {
+      code: -32600,
+      message: `Invalid Request: a batch holds at most ${MAX_BATCH_LENGTH} requests`,
+      data: { name: 'INVALID_REQUEST', limit: MAX_BATCH_LENGTH },
+    },
+    id: null,
+  });
+});
+
+test('an id of the wrong type is an invalid request answered with id null', async () => {
+  const { send } = setup();
+  for (const id of [{ a: 1 }, [1], true]) {
+    assert.equal(await send({ jsonrpc: '2.0', method: 'get_data', id }), {
+      jsonrpc: '2.0',
+      error: { code: -32600, message: 'Invalid Request: "id" must be a string, a number or null', data: { name: 'INVALID_REQUEST' } },
+      id: null,
+    });
+  }
+});
+
+test('string and number ids are echoed exactly, falsy ones included', async () => {
+  const { send } = setup();
+  for (const id of ['abc', '', '1', 1, 0, -3, 2 ** 40]) {
+    assert.equal(await send({ jsonrpc: '2.0', method: 'get_data', id }), { jsonrpc: '2.0', result: ['hello', 5], id });
+  }
+  // A null id is a request, not a notification: answered, with id null.
+  assert.equal(await send({ jsonrpc: '2.0', method: 'get_data', id: null }), { jsonrpc: '2.0', result: ['hello', 5], id: null });
+});
+
+test('a success always carries result, null when the handler returns nothing', async () => {
+  const { dispatcher } = setup();
+  const text = await dispatcher.handleFrame('{"jsonrpc":"2.0","method":"nothing","id":1}', { connection: 7 });
+  assert.is(text, '{"jsonrpc":"2.0","id":1,"result":null}');
+});
+
+test('the context reaches the handler; missing params arrive as {}', async () => {
+  const { send, hellos } = setup();
+  assert.equal(await send({ jsonrpc: '2.0', method: 'whoami', id: 1 }), { jsonrpc: '2.0', result: 7, id: 1 });
+  assert.is(await send({ jsonrpc: '2.0', method: 'notify_hello' }), undefined);
+  assert.equal(hellos, [{}]);
+});
+
+test('handleMessage takes an already parsed message', async () => {
+  const { dispatcher } = setup();
+  assert.equal(await dispatcher.handleMessage({ jsonrpc: '2.0', method: 'get_data', id: 1 }, { connection: 7 }), {
+    jsonrpc: '2.0',
+    id: 1,
+    result: ['hello', 5],
+  });
+  assert.is(await dispatcher.handleMessage({ jsonrpc: '2.0', method: 'get_data' }, { connection: 7 }), undefined);
+});
+
+test.run();

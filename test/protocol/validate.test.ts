@@ -1,0 +1,191 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import Type from 'typebox';
+import {
+  MAX_AGENT_ID_LENGTH,
+  MAX_CONTEXT_KEY_LENGTH,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  MAX_READ_LIMIT,
+  MAX_SESSION_KEY_LENGTH,
+} from '../../src/protocol/constants.js';
+import { RpcError, type ParamProblem } from '../../src/protocol/errors.js';
+import { METHODS, METHOD_NAMES } from '../../src/protocol/methods.js';
+import { MAX_REPORTED_PROBLEMS, compileValidator } from '../../src/protocol/validate.js';
+
+const test = suite('protocol/validate');
+
+const systemEvent = compileValidator(METHODS['system.event'].params);
+const sessionRead = compileValidator(METHODS['session.peek'].params);
+const sessionList = compileValidator(METHODS['session.list'].params);
+const empty = compileValidator(METHODS['gateway.status'].params);
+
+const FULL = {
+  text: 'build 123 failed',
+  mode: 'next-heartbeat',
+  sessionKey: 'agent:main:slack:group:C123:thread:1700000000.1',
+  agentId: 'main',
+  contextKey: 'build:123',
+  idempotencyKey: '6f1c2a1e-8d7e-4a53-9c5b-1b2f3e4d5c6a',
+};
+
+/** Asserts value is accepted: check() is true, problems() is empty, parse() returns it. */
+function accepts(validator: ReturnType<typeof compileValidator>, value: unknown): void {
+  assert.equal(validator.problems(value), [], JSON.stringify(value));
+  assert.ok(validator.check(value), `check rejected ${JSON.stringify(value)}`);
+  assert.is(validator.parse(value), value);
+}
+
+/** Asserts value is rejected with exactly these problems, by problems(), check() and parse(). */
+function rejects(validator: ReturnType<typeof compileValidator>, value: unknown, expected: ParamProblem[]): void {
+  assert.equal(validator.problems(value), expected);
+  assert.not.ok(validator.check(value), `check accepted ${JSON.stringify(value)}`);
+  try {
+    validator.parse(value);
+  } catch (error) {
+    assert.instance(error, RpcError);
+    const rpc = error as RpcError;
+    assert.is(rpc.code, -32602);
+    assert.equal(rpc.data, { name: 'INVALID_PARAMS', errors: expected });
+    return;
+  }
+  assert.unreachable('parse() did not throw');
+}
+
+test('every method has a params validator that compiles and accepts its minimal params', () => {
+  const minimal: Record<string, unknown> = {
+    'system.event': { text: 'x' },
+    'session.peek': { sessionKey: 'main' },
+    'session.drain': { sessionKey: 'main' },
+    'session.list': {},
+    'gateway.status': {},
+    'rpc.discover': {},
+    'session.subscribe': { sessionKey: 'main' },
+    'session.unsubscribe': { subscriptionId: 'sub_1' },
+    'session.ack': { sessionKey: 'main', seq: 0 },
+    'event.trace': { eventId: 'evt_1' },
+  };
+  assert.equal([...METHOD_NAMES].sort(), Object.keys(minimal).sort(), 'a method was added: give it a case here');
+  for (const name of METHOD_NAMES) accepts(compileValidator(METHODS[name].params), minimal[name]);
+});
+
+test('system.event: minimal and full params are accepted', () => {
+  accepts(systemEvent, { text: 'x' });
+  accepts(systemEvent, FULL);
+  accepts(systemEvent, { ...FULL, mode: 'now' });
+});
+
+test('system.event: missing text', () => {
+  rejects(systemEvent, {}, [{ path: '/text', message: 'is required' }]);
+  rejects(systemEvent, { mode: 'now' }, [{ path: '/text', message: 'is required' }]);
+});
+
+test('system.event: unknown param', () => {
+  rejects(systemEvent, { text: 'x', foo: 1 }, [{ path: '/foo', message: 'is not a known parameter' }]);
+  // A near miss of a real name is still unknown: no case folding.
+  rejects(systemEvent, { text: 'x', SessionKey: 'main' }, [{ path: '/SessionKey', message: 'is not a known parameter' }]);
+});
+
+test('system.event: wrong types', () => {
+  rejects(systemEvent, { text: 5 }, [{ path: '/text', message: 'must be a string' }]);
+  rejects(systemEvent, { text: 'x', sessionKey: null }, [{ path: '/sessionKey', message: 'must be a string' }]);
+  rejects(systemEvent, { text: 'x', agentId: ['main'] }, [{ path: '/agentId', message: 'must be a string' }]);
+  for (const params of [null, 5, 'text', [], true]) {
+    rejects(systemEvent, params, [{ path: '', message: 'must be an object' }]);
+  }
+});
+
+test('system.event: mode must be one of the enum', () => {
+  rejects(systemEvent, { text: 'x', mode: 'later' }, [{ path: '/mode', message: 'must be one of "now", "next-heartbeat"' }]);
+  rejects(systemEvent, { text: 'x', mode: 'NOW' }, [{ path: '/mode', message: 'must be one of "now", "next-heartbeat"' }]);
+});
+
+test('system.event: empty strings are rejected', () => {
+  for (const key of ['text', 'sessionKey', 'agentId', 'contextKey', 'idempotencyKey']) {
+    const params = key === 'text' ? { text: '' } : { text: 'x', [key]: '' };
+    rejects(systemEvent, params, [{ path: `/${key}`, message: 'must not be empty' }]);
+  }
+});
+
+const LIMITS: Array<[key: string, limit: number]> = [
+  ['idempotencyKey', MAX_IDEMPOTENCY_KEY_LENGTH],
+  ['contextKey', MAX_CONTEXT_KEY_LENGTH],
+  ['sessionKey', MAX_SESSION_KEY_LENGTH],
+  ['agentId', MAX_AGENT_ID_LENGTH],
+];
+
+test('the limits are the documented numbers', () => {
+  assert.equal(Object.fromEntries(LIMITS), { idempotencyKey: 256, contextKey: 256, sessionKey: 512, agentId: 64 });
+});
+
+test('system.event: length limits at the edge and one past it', () => {
+  for (const [key, limit] of LIMITS) {
+    accepts(systemEvent, { text: 'x', [key]: 'a'.repeat(limit) });
+    rejects(systemEvent, { text: 'x', [key]: 'a'.repeat(limit + 1) }, [
+      { path: `/${key}`, message: `must be at most ${limit} characters` },
+    ]);
+  }
+});
+
+test('system.event: agentId pattern', () => {
+  for (const agentId of ['main', 'a', '0', 'Ops_Bot-2', 'a-b_c']) accepts(systemEvent, { text: 'x', agentId });
+  for (const agentId of ['-main', '_main', 'ma in', 'main:x', 'agent/1', 'é']) {
+    rejects(systemEvent, { text: 'x', agentId }, [{ path: '/agentId', message: 'must match pattern "^[A-Za-z0-9][A-Za-z0-9_-]*$"' }]);
+  }
+});
+
+test('session.peek/drain: sessionKey required, limit within 1..MAX_READ_LIMIT, after >= 0', () => {
+  rejects(sessionRead, {}, [{ path: '/sessionKey', message: 'is required' }]);
+  accepts(sessionRead, { sessionKey: 'main', limit: 1, after: 0 });
+  accepts(sessionRead, { sessionKey: 'main', limit: MAX_READ_LIMIT });
+  rejects(sessionRead, { sessionKey: 'main', limit: 0 }, [{ path: '/limit', message: 'must be >= 1' }]);
+  rejects(sessionRead, { sessionKey: 'main', limit: MAX_READ_LIMIT + 1 }, [{ path: '/limit', message: `must be <= ${MAX_READ_LIMIT}` }]);
+  rejects(sessionRead, { sessionKey: 'main', limit: 1.5 }, [{ path: '/limit', message: 'must be an integer' }]);
+  rejects(sessionRead, { sessionKey: 'main', after: -1 }, [{ path: '/after', message: 'must be >= 0' }]);
+  rejects(sessionRead, { limit: 'ten' }, [
+    { path: '/sessionKey', message: 'is required' },
+    { path: '/limit', message: 'must be an integer' },
+  ]);
+});
+
+test('session.list and the empty params of gateway.status', () => {
+  accepts(sessionList, { agentId: 'main', limit: 10 });
+  rejects(sessionList, { sessionKey: 'main' }, [{ path: '/sessionKey', message: 'is not a known parameter' }]);
+  rejects(empty, { verbose: true }, [{ path: '/verbose', message: 'is not a known parameter' }]);
+});
+
+test('the number of reported problems is bounded by MAX_REPORTED_PROBLEMS', () => {
+  assert.is(MAX_REPORTED_PROBLEMS, 8);
+  const unknown = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, i]));
+  const problems = systemEvent.problems(unknown);
+  assert.is(problems.length, MAX_REPORTED_PROBLEMS);
+  assert.equal(problems[0], { path: '/text', message: 'is required' });
+  assert.equal(
+    problems.slice(1).map((p) => p.path),
+    Array.from({ length: MAX_REPORTED_PROBLEMS - 1 }, (_, i) => `/k${i}`),
+  );
+  // One raw "required" error names every missing property: the bound applies to those too.
+  const wide = compileValidator(Type.Object(Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`f${i}`, Type.String()]))));
+  assert.equal(
+    wide.problems({}),
+    Array.from({ length: MAX_REPORTED_PROBLEMS }, (_, i) => ({ path: `/f${i}`, message: 'is required' })),
+  );
+  // One problem per path, never more than the bound, whatever mix of errors the params hold.
+  const mixed = { text: 1, mode: 2, sessionKey: 3, agentId: 4, contextKey: 5, idempotencyKey: 6, a: 1, b: 2, c: 3 };
+  const reported = systemEvent.problems(mixed);
+  assert.ok(reported.length > 0 && reported.length <= MAX_REPORTED_PROBLEMS, `${reported.length} problems`);
+  assert.is(new Set(reported.map((p) => p.path)).size, reported.length);
+});
+
+test('__proto__ and constructor keys are unknown params and pollute nothing', () => {
+  const before = Object.getOwnPropertyNames(Object.prototype).sort();
+  const params: unknown = JSON.parse('{"text":"x","__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}}');
+  rejects(systemEvent, params, [
+    { path: '/__proto__', message: 'is not a known parameter' },
+    { path: '/constructor', message: 'is not a known parameter' },
+  ]);
+  assert.equal(Object.getOwnPropertyNames(Object.prototype).sort(), before);
+  assert.is((({}) as Record<string, unknown>)['polluted'], undefined);
+  assert.is(Object.getPrototypeOf(params), Object.prototype);
+});
+
+test.run();
