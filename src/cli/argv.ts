@@ -6,7 +6,7 @@
  */
 
 /** Command groups whose second word names the command: `switchboard system event`. */
-export const COMMAND_GROUPS = ['system', 'session'] as const;
+export const COMMAND_GROUPS = ['system', 'session', 'token'] as const;
 
 export function joinCommandGroup(args: readonly string[]): string[] {
   const [first, second, ...rest] = args;

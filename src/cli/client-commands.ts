@@ -8,7 +8,16 @@ import { readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';
 import { DEFAULT_CALL_TIMEOUT_MS, ENV } from '../protocol/constants.js';
 import { rawOption } from './argv.js';
 import { CliError, ExitCode, usageError } from './exit-codes.js';
-import { formatEvent, formatRoutingResult, formatSessionList, formatSessionRead, formatStatus, formatTrace } from './format.js';
+import {
+  formatEvent,
+  formatRoutingResult,
+  formatSessionList,
+  formatSessionRead,
+  formatStatus,
+  formatTokenCreated,
+  formatTokenList,
+  formatTrace,
+} from './format.js';
 
 type Options = Record<string, unknown>;
 type Args = readonly string[];
@@ -58,6 +67,37 @@ export function status(args: Args, options: Options): Promise<ExitCode> {
 export function trace(args: Args, options: Options, [eventId]: string[]): Promise<ExitCode> {
   if (!eventId) throw usageError('an event id is required: switchboard trace <eventId> (the eventId printed by system event)');
   return withClient(args, options, (client) => client.trace(eventId), formatTrace);
+}
+
+const SCOPES = ['publish', 'subscribe'] as const;
+
+export function tokenCreate(args: Args, options: Options): Promise<ExitCode> {
+  const agentId = rawOption(args, 'agent');
+  if (!agentId) throw usageError('--agent is required: switchboard token create --agent <agentId> [--can publish,subscribe]');
+  const can = rawOption(args, 'can');
+  const scopes = can?.split(',').map((scope) => scope.trim());
+  const unknown = scopes?.find((scope) => !(SCOPES as readonly string[]).includes(scope));
+  if (unknown !== undefined) throw usageError(`--can takes publish and/or subscribe, comma-separated (got "${unknown}")`);
+  const params = {
+    agentId,
+    ...(scopes ? { scopes: [...new Set(scopes)] as (typeof SCOPES)[number][] } : {}),
+    ...optionalString(args, 'name', 'name'),
+  };
+  return withClient(args, options, (client) => client.call('token.create', params), formatTokenCreated);
+}
+
+export function tokenList(args: Args, options: Options): Promise<ExitCode> {
+  return withClient(args, options, (client) => client.call('token.list', {}), formatTokenList);
+}
+
+export function tokenRevoke(args: Args, options: Options, [tokenId]: string[]): Promise<ExitCode> {
+  if (!tokenId) throw usageError('a token id is required: switchboard token revoke <tokenId> (see token list)');
+  return withClient(
+    args,
+    options,
+    (client) => client.call('token.revoke', { tokenId }),
+    (result) => `revoked ${result.tokenId}; closed ${result.closedConnections} connection(s) that used it`,
+  );
 }
 
 /** Streams events until interrupted; reconnects (and resumes) when the gateway restarts. */

@@ -58,3 +58,22 @@ export function formatTrace(trace: ResultOf<'event.trace'>): string {
   });
   return [`event ${trace.eventId}`, ...lines].join('\n');
 }
+
+export function formatTokenCreated(created: ResultOf<'token.create'>): string {
+  return [
+    created.token,
+    `  token ${created.tokenId} for agent "${created.agentId}" (${created.scopes.join(', ')})${created.name ? `, "${created.name}"` : ''}`,
+    '  the secret above is shown once: the gateway keeps only its hash',
+  ].join('\n');
+}
+
+export function formatTokenList(listed: ResultOf<'token.list'>): string {
+  if (listed.tokens.length === 0) return 'no scoped tokens (create one with `switchboard token create --agent <agentId>`)';
+  return listed.tokens
+    .map((token) => {
+      const state = token.revokedAt ? `revoked ${token.revokedAt}` : 'active';
+      const name = token.name ? ` "${token.name}"` : '';
+      return `${token.tokenId}  agent ${token.agentId}  ${token.scopes.join(',')}  ${state}  created ${token.createdAt}${name}`;
+    })
+    .join('\n');
+}

@@ -9,6 +9,8 @@ type Options = Record<string, unknown>;
 export async function gateway(args: readonly string[], options: Options): Promise<ExitCode> {
   const port = integerOption(options, 'port', 0, 65_535);
   const maxPendingPerSession = integerOption(options, 'max-pending', 1, 1_000_000);
+  const heartbeatSeconds = integerOption(options, 'heartbeat-interval', 1, 86_400);
+  const retentionHours = integerOption(options, 'idempotency-retention', 1, 24 * 365);
   const dataDir = resolveDataDir(rawOption(args, 'data-dir'));
   const host = rawOption(args, 'host');
   let running;
@@ -18,17 +20,24 @@ export async function gateway(args: readonly string[], options: Options): Promis
       ...(host === undefined ? {} : { host }),
       ...(port === undefined ? {} : { port }),
       ...(maxPendingPerSession === undefined ? {} : { maxPendingPerSession }),
+      ...(heartbeatSeconds === undefined ? {} : { heartbeatIntervalMs: heartbeatSeconds * 1000 }),
+      ...(retentionHours === undefined ? {} : { idempotencyRetentionMs: retentionHours * 3_600_000 }),
     });
   } catch (error) {
     throw new CliError(ExitCode.GATEWAY_ERROR, startFailure(error, dataDir));
   }
-  process.stdout.write(`switchboard gateway listening on ${running.url} (data dir ${dataDir}, token in ${tokenPath(dataDir)})\n`);
-
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+  // Handlers go in before the ready line: a supervisor may signal the moment it reads it.
+  const signal = new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
-  process.stderr.write(`switchboard gateway: ${signal} received, shutting down\n`);
+  process.stdout.write(`switchboard gateway listening on ${running.url} (data dir ${dataDir}, token in ${tokenPath(dataDir)})\n`);
+  const received = await signal;
+  process.stderr.write(`switchboard gateway: ${received} received, shutting down (again to force)\n`);
+  // A second signal means the operator will not wait: everything answered is already on disk.
+  const force = () => process.exit(ExitCode.GATEWAY_ERROR);
+  process.once('SIGINT', force);
+  process.once('SIGTERM', force);
   await running.close();
   process.stderr.write('switchboard gateway: stopped\n');
   return ExitCode.OK;

@@ -4,9 +4,17 @@
  * does the work, and one try/catch below decides what is printed and the exit code.
  */
 import cac, { type CAC } from 'cac';
-import { DEFAULT_HOST, DEFAULT_MAX_PENDING_PER_SESSION, DEFAULT_PORT, DEFAULT_READ_LIMIT, ENV } from '../protocol/constants.js';
+import {
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_HOST,
+  DEFAULT_IDEMPOTENCY_RETENTION_MS,
+  DEFAULT_MAX_PENDING_PER_SESSION,
+  DEFAULT_PORT,
+  DEFAULT_READ_LIMIT,
+  ENV,
+} from '../protocol/constants.js';
 import { VERSION } from '../version.js';
-import { joinCommandGroup } from './argv.js';
+import { COMMAND_GROUPS, joinCommandGroup } from './argv.js';
 import { CliError, EXIT_CODES_HELP, ExitCode, usageError } from './exit-codes.js';
 
 function declare(args: readonly string[]): CAC {
@@ -80,6 +88,24 @@ function declare(args: readonly string[]): CAC {
     .example('switchboard trace 6f1c0d2e-2b1e-4c1a-9d1e-0a4b5c6d7e8f')
     .action(run(async () => (await client()).trace));
 
+  withConnection(
+    cli
+      .command('token create', "Create a token for one agent's sessions (needs the admin token); prints the secret once")
+      .option('--agent <agentId>', 'Agent whose sessions the token reaches (required)')
+      .option('--can <scopes>', 'Comma-separated scopes: publish, subscribe (default both)')
+      .option('--name <name>', 'A label shown by token list'),
+  )
+    .example('switchboard token create --agent ops --can publish --name ci')
+    .action(run(async () => (await client()).tokenCreate));
+
+  withConnection(cli.command('token list', 'List scoped tokens (not their secrets)'))
+    .example('switchboard token list')
+    .action(run(async () => (await client()).tokenList));
+
+  withConnection(cli.command('token revoke <tokenId>', 'Revoke a scoped token; its connections are closed'))
+    .example('switchboard token revoke tok_1a2b3c4d5e6f')
+    .action(run(async () => (await client()).tokenRevoke));
+
   withConnection(cli.command('status', 'Show the gateway version, uptime, data dir and pending totals'))
     .example('switchboard status --json')
     .action(run(async () => (await client()).status));
@@ -90,6 +116,8 @@ function declare(args: readonly string[]): CAC {
     .option('--port <port>', `Port to listen on; 0 picks a free one (default ${DEFAULT_PORT})`)
     .option('--data-dir <dir>', `Where events and the token live (env ${ENV.dataDir}, default: the user data dir)`)
     .option('--max-pending <n>', `Pending events kept per session before the oldest is dropped (default ${DEFAULT_MAX_PENDING_PER_SESSION})`)
+    .option('--heartbeat-interval <seconds>', `Seconds between heartbeat wakes of connected agents (default ${DEFAULT_HEARTBEAT_INTERVAL_MS / 1000})`)
+    .option('--idempotency-retention <hours>', `Hours an idempotency key answers repeats (default ${DEFAULT_IDEMPOTENCY_RETENTION_MS / 3_600_000})`)
     .example('switchboard gateway --port 0 --data-dir /tmp/switchboard')
     .action(run(async () => (await import('./gateway-command.js')).gateway));
 
@@ -110,7 +138,7 @@ async function main(argv: readonly string[]): Promise<ExitCode> {
         cli.outputHelp();
         return ExitCode.USAGE;
       }
-      const group = ['system', 'session'].includes(String(first)) ? ` "${String(first)}" needs a command:` : '';
+      const group = (COMMAND_GROUPS as readonly string[]).includes(String(first)) ? ` "${String(first)}" needs a command:` : '';
       throw usageError(`unknown command "${args.join(' ')}":${group} run \`switchboard --help\` for the list`);
     }
     return (await cli.runMatchedCommand()) as ExitCode;

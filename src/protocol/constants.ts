@@ -91,3 +91,35 @@ export const REPLAY_PAGE_SIZE = 200;
 
 /** How long delivery traces are kept: long enough to answer "why did the agent not react?". */
 export const TRACE_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
+
+/** HTTP request bodies (POST /rpc, POST /hooks/wake): a maximal event plus JSON overhead, with room. */
+export const MAX_HTTP_BODY_BYTES = 256 * 1024;
+
+/** A body must arrive within this long: a client trickling bytes must not hold a socket forever. */
+export const HTTP_BODY_TIMEOUT_MS = 10_000;
+
+/** Time for a client to send its request headers (including a WebSocket upgrade) after connecting. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** Failed authentications from one address within AUTH_FAILURE_WINDOW_MS before it gets 429. */
+export const MAX_AUTH_FAILURES_PER_WINDOW = 20;
+
+export const AUTH_FAILURE_WINDOW_MS = 60_000;
+
+/** Open WebSocket connections from one address: generous for agents, bounded against floods. */
+export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 1024;
+
+/** Requests one connection may have in flight: past it, new requests are refused until some finish. */
+export const MAX_IN_FLIGHT_PER_CONNECTION = 1024;
+
+/** Event ids are UUIDs (36 characters) and token ids are shorter; 64 bounds either with room. */
+export const MAX_ID_LENGTH = 64;
+
+/** A token's label, shown by `token list`. */
+export const MAX_TOKEN_NAME_LENGTH = 128;
+
+/**
+ * How long an idempotency key answers repeats with the first result. Retries come within minutes
+ * (or after a gateway restart); a day covers both with room, as payment APIs do. Configurable.
+ */
+export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;

@@ -29,6 +29,14 @@ export const ErrorCode = {
   TOO_MANY_SUBSCRIPTIONS: 1006,
   /** event.trace names an event the gateway has no record of. */
   EVENT_NOT_FOUND: 1007,
+  /** The token may not do this: wrong agent, or a scope it was not given. */
+  FORBIDDEN: 1008,
+  /** The method needs a WebSocket (session.subscribe over HTTP has nowhere to push events). */
+  TRANSPORT_UNSUPPORTED: 1009,
+  /** The connection has MAX_IN_FLIGHT_PER_CONNECTION requests unanswered; wait for answers first. */
+  TOO_MANY_IN_FLIGHT: 1010,
+  /** token.revoke names a token that does not exist. */
+  TOKEN_NOT_FOUND: 1011,
 } as const;
 
 export type ErrorName = keyof typeof ErrorCode;
@@ -47,6 +55,10 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
   SUBSCRIPTION_NOT_FOUND: 'This connection holds no subscription with that id.',
   TOO_MANY_SUBSCRIPTIONS: 'The connection holds the maximum number of subscriptions; unsubscribe first.',
   EVENT_NOT_FOUND: 'No event with that id is known to the gateway.',
+  FORBIDDEN: "The token may not do this: another agent's session, or a scope it was not given.",
+  TRANSPORT_UNSUPPORTED: 'The method needs a WebSocket connection (subscriptions push notifications).',
+  TOO_MANY_IN_FLIGHT: 'Too many requests in flight on this connection; wait for answers before sending more.',
+  TOKEN_NOT_FOUND: 'No token with that id exists.',
 };
 
 /** One problem found in params: where it is (a JSON pointer into params) and what is wrong. */

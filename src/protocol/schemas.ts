@@ -11,6 +11,8 @@ import {
   MAX_READ_LIMIT,
   MAX_SESSION_KEY_LENGTH,
   MAX_TEXT_BYTES,
+  MAX_ID_LENGTH,
+  MAX_TOKEN_NAME_LENGTH,
 } from './constants.js';
 
 const Nullable = <T extends Type.TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
@@ -322,7 +324,7 @@ export type AgentWakeNotification = Static<typeof AgentWakeNotification>;
 
 // ---------------------------------------------------------------- trace
 
-export const EventTraceParams = Type.Object({ eventId: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false });
+export const EventTraceParams = Type.Object({ eventId: Type.String({ minLength: 1, maxLength: MAX_ID_LENGTH }) }, { additionalProperties: false });
 export type EventTraceParams = Static<typeof EventTraceParams>;
 
 export const TraceStepEntry = Type.Object(
@@ -340,3 +342,54 @@ export const EventTraceResult = Type.Object(
   { additionalProperties: false },
 );
 export type EventTraceResult = Static<typeof EventTraceResult>;
+
+// ---------------------------------------------------------------- tokens
+
+export const TokenScope = Type.Enum(['publish', 'subscribe'], {
+  description: '"publish": system.event; "subscribe": session.subscribe, peek, drain, ack, list, trace.',
+});
+export type TokenScope = Static<typeof TokenScope>;
+
+export const TokenCreateParams = Type.Object(
+  {
+    agentId: AgentIdParam,
+    scopes: Type.Optional(Type.Array(TokenScope, { minItems: 1, uniqueItems: true, description: 'Default: both.' })),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_TOKEN_NAME_LENGTH, description: 'A label for token list.' })),
+  },
+  { additionalProperties: false },
+);
+export type TokenCreateParams = Static<typeof TokenCreateParams>;
+
+export const TokenInfo = Type.Object(
+  {
+    tokenId: Type.String(),
+    name: Nullable(Type.String()),
+    agentId: Type.String(),
+    scopes: Type.Array(TokenScope),
+    createdAt: Timestamp,
+    revokedAt: Nullable(Timestamp),
+  },
+  { additionalProperties: false },
+);
+export type TokenInfo = Static<typeof TokenInfo>;
+
+export const TokenCreateResult = Type.Object(
+  {
+    ...TokenInfo.properties,
+    token: Type.String({ description: 'The secret. Shown once: the gateway keeps only its hash.' }),
+  },
+  { additionalProperties: false },
+);
+export type TokenCreateResult = Static<typeof TokenCreateResult>;
+
+export const TokenListResult = Type.Object({ tokens: Type.Array(TokenInfo) }, { additionalProperties: false });
+export type TokenListResult = Static<typeof TokenListResult>;
+
+export const TokenRevokeParams = Type.Object({ tokenId: Type.String({ minLength: 1, maxLength: MAX_ID_LENGTH }) }, { additionalProperties: false });
+export type TokenRevokeParams = Static<typeof TokenRevokeParams>;
+
+export const TokenRevokeResult = Type.Object(
+  { tokenId: Type.String(), revoked: Type.Literal(true), closedConnections: Type.Integer({ minimum: 0 }) },
+  { additionalProperties: false },
+);
+export type TokenRevokeResult = Static<typeof TokenRevokeResult>;

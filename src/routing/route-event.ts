@@ -40,7 +40,7 @@ export interface Target {
  * Resolves where an event goes. A given key must parse: a malformed key is an error, never a
  * fallback to main. Only the absence of a key routes to a main session, and the result says so.
  */
-export function resolveTarget(sessionKey: string | undefined, agentId: string | undefined): Target {
+export function resolveTarget(sessionKey: string | undefined, agentId: string | undefined, defaultAgentId = DEFAULT_AGENT_ID): Target {
   if (sessionKey !== undefined) {
     const parsed = parseSessionKey(sessionKey);
     if (!parsed.ok) throw sessionKeyError(sessionKey, parsed.reason);
@@ -55,12 +55,15 @@ export function resolveTarget(sessionKey: string | undefined, agentId: string | 
     }
     return { parsed: parsed.value, fallback: null };
   }
-  const agent = (agentId ?? DEFAULT_AGENT_ID).toLowerCase();
+  const agent = (agentId ?? defaultAgentId).toLowerCase();
   return {
     parsed: mainSessionKey(agent),
     fallback: { reason: 'no-session-key', message: `no sessionKey given: routed to the main session of agent "${agent}"` },
   };
 }
+
+/** A lone UTF-16 surrogate: UTF-8 cannot hold it, so SQLite would store something else. */
+const LONE_SURROGATE = /\p{Cs}/u;
 
 /** Trims and bounds the text in bytes; the schema can only bound characters. */
 export function normalizeText(text: string): string {
@@ -68,6 +71,7 @@ export function normalizeText(text: string): string {
   if (trimmed.length === 0) {
     throw RpcError.invalidParams([{ path: '/text', message: 'must not be empty or only whitespace' }]);
   }
+  rejectLoneSurrogates(trimmed, '/text');
   const bytes = Buffer.byteLength(trimmed, 'utf8');
   if (bytes > MAX_TEXT_BYTES) {
     throw RpcError.invalidParams([{ path: '/text', message: `must be at most ${MAX_TEXT_BYTES} bytes of UTF-8 (got ${bytes})` }], {
@@ -77,15 +81,33 @@ export function normalizeText(text: string): string {
   return trimmed;
 }
 
+/** Who is sending, as far as routing cares: recorded in the trace, and allowed where? */
+export interface Caller {
+  ingress: TraceDetail;
+  /** Agent whose main session gets an event with neither sessionKey nor agentId (a scoped token's own). */
+  defaultAgentId: string | undefined;
+  /** Throws when the caller may not publish to the agent's sessions; the target is never changed instead. */
+  mayPublishTo(agentId: string): void;
+}
+
+function rejectLoneSurrogates(value: string, path: string): void {
+  if (LONE_SURROGATE.test(value)) {
+    throw RpcError.invalidParams([{ path, message: 'holds a lone UTF-16 surrogate, which cannot be stored as UTF-8; send well-formed Unicode' }]);
+  }
+}
+
 export async function routeEvent(
   params: SystemEventParams,
   store: EventStore,
   delivery: Delivery,
-  ingress: TraceDetail,
+  caller: Caller,
 ): Promise<RoutingResult> {
   const text = normalizeText(params.text);
-  const { parsed, fallback } = resolveTarget(params.sessionKey, params.agentId);
+  if (params.contextKey !== undefined) rejectLoneSurrogates(params.contextKey, '/contextKey');
+  if (params.idempotencyKey !== undefined) rejectLoneSurrogates(params.idempotencyKey, '/idempotencyKey');
+  const { parsed, fallback } = resolveTarget(params.sessionKey, params.agentId, caller.defaultAgentId);
   const { sessionKey, route } = parsed;
+  caller.mayPublishTo(route.agentId);
   const mode = params.mode ?? DEFAULT_MODE;
   const contextKey = params.contextKey ?? null;
   const event = { sessionKey, agentId: route.agentId, text, mode, contextKey };
@@ -93,7 +115,7 @@ export async function routeEvent(
 
   const appended = await store.append<RoutingResult>({
     event,
-    ingress,
+    ingress: caller.ingress,
     ...(params.idempotencyKey === undefined
       ? {}
       : { idempotency: { key: params.idempotencyKey, fingerprint: fingerprint(sessionKey, text, mode, contextKey) } }),

@@ -3,7 +3,9 @@
  * an explicit machine (OPEN -> CLOSING -> CLOSED) so shutdown can wait for in-flight calls.
  */
 import type { RawData, WebSocket } from 'ws';
-import type { RpcDispatcher } from '../protocol/jsonrpc.js';
+import { errorResponse, type RpcDispatcher } from '../protocol/jsonrpc.js';
+import type { Principal } from './auth.js';
+import type { CallContext } from './context.js';
 import type { Subscriber } from './hub.js';
 
 export type ConnectionState = 'OPEN' | 'CLOSING' | 'CLOSED';
@@ -22,18 +24,11 @@ export const CloseCode = {
  */
 const CLOSE_GRACE_MS = 30_000;
 
-/** What a method handler knows of the connection that called it. */
-export interface ConnectionContext {
-  readonly connectionId: number;
-  readonly remoteAddress: string;
-  readonly subscriber: Subscriber;
-  /** Runs `task` once the answer to the current request has been sent (e.g. a subscription's replay). */
-  afterResponse(task: () => void): void;
-}
-
 export interface ConnectionOptions {
   /** Unsent bytes past which a subscriber is cut with 1008 "slow consumer". */
   maxBufferedBytes: number;
+  /** Requests in flight past which new ones are refused with TOO_MANY_IN_FLIGHT. */
+  maxInFlight: number;
 }
 
 export class Connection implements Subscriber {
@@ -44,18 +39,21 @@ export class Connection implements Subscriber {
   #alive = true;
   #idle: (() => void) | undefined;
   readonly #socket: WebSocket;
-  readonly #dispatcher: RpcDispatcher<ConnectionContext>;
+  readonly #dispatcher: RpcDispatcher<CallContext>;
   readonly #options: ConnectionOptions;
+  readonly principal: Principal;
 
   constructor(
     id: number,
     socket: WebSocket,
     remoteAddress: string,
-    dispatcher: RpcDispatcher<ConnectionContext>,
+    principal: Principal,
+    dispatcher: RpcDispatcher<CallContext>,
     options: ConnectionOptions,
   ) {
     this.connectionId = id;
     this.remoteAddress = remoteAddress;
+    this.principal = principal;
     this.#socket = socket;
     this.#dispatcher = dispatcher;
     this.#options = options;
@@ -118,8 +116,14 @@ export class Connection implements Subscriber {
     // binaryType is the default 'nodebuffer', so a frame is one Buffer. Binary frames are read as
     // UTF-8 JSON too: some clients send text as bytes.
     const text = (data as Buffer).toString();
+    if (this.#inFlight >= this.#options.maxInFlight) {
+      this.#refuseOverload(text);
+      return;
+    }
     const tasks: Array<() => void> = [];
-    const context: ConnectionContext = {
+    const context: CallContext = {
+      ingress: 'websocket',
+      principal: this.principal,
       connectionId: this.connectionId,
       remoteAddress: this.remoteAddress,
       subscriber: this,
@@ -136,5 +140,27 @@ export class Connection implements Subscriber {
         this.#inFlight--;
         if (this.#inFlight === 0) this.#idle?.();
       });
+  }
+
+  /**
+   * Past the in-flight limit a request is answered at once with TOO_MANY_IN_FLIGHT instead of
+   * queued: the client learns to slow down, and the gateway's memory stays bounded.
+   */
+  #refuseOverload(text: string): void {
+    let id: unknown = null;
+    try {
+      const message = JSON.parse(text) as unknown;
+      const single = typeof message === 'object' && message !== null && !Array.isArray(message);
+      // A notification is never answered, not even to refuse it.
+      if (single && !('id' in message)) return;
+      if (single) id = (message as { id?: unknown }).id;
+    } catch {
+      // Unparseable: answered with id null, like any parse error.
+    }
+    if (typeof id !== 'string' && typeof id !== 'number') id = null;
+    const message = `${this.#options.maxInFlight} requests are in flight on this connection; wait for answers before sending more`;
+    this.#socket.send(
+      JSON.stringify(errorResponse(id as string | number | null, 'TOO_MANY_IN_FLIGHT', message, { limit: this.#options.maxInFlight })),
+    );
   }
 }

@@ -1,6 +1,7 @@
 /**
- * The gateway: an HTTP server whose upgrades become JSON-RPC connections. The only module that
- * imports `ws`. Owns start-up (data dir, token, store) and graceful shutdown.
+ * The gateway: one HTTP server whose upgrades become JSON-RPC connections and whose POST routes
+ * are the HTTP ingress. The only module that imports `ws`. Owns start-up (data dir, token, store),
+ * admission (token, rate limit, per-address connections) and graceful shutdown.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -9,21 +10,28 @@ import { ensureDataDir } from '../config/data-dir.js';
 import {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_HOST,
+  DEFAULT_IDEMPOTENCY_RETENTION_MS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
   DEFAULT_MAX_PENDING_PER_SESSION,
   DEFAULT_PORT,
+  HANDSHAKE_TIMEOUT_MS,
   MAX_FRAME_BYTES,
+  MAX_IN_FLIGHT_PER_CONNECTION,
   MAX_SUBSCRIBER_BUFFER_BYTES,
   PING_INTERVAL_MS,
 } from '../protocol/constants.js';
 import { RpcDispatcher } from '../protocol/jsonrpc.js';
 import { buildOpenRpcDocument } from '../protocol/openrpc.js';
 import { openStore } from '../store/index.js';
-import type { EventStore } from '../store/types.js';
 import { VERSION } from '../version.js';
-import { hasValidToken } from './auth.js';
-import { CloseCode, Connection, type ConnectionContext } from './connection.js';
+import { Authenticator } from './auth.js';
+import { CloseCode, Connection } from './connection.js';
+import type { CallContext } from './context.js';
 import { createHandlers } from './handlers.js';
+import { createHttpHandler, type Admission } from './http-ingress.js';
 import { DeliveryHub } from './hub.js';
+import { AuthFailureLimiter } from './rate-limit.js';
+import { createTokenService, toScopedToken } from './tokens.js';
 
 export interface GatewayOptions {
   /** @default DEFAULT_HOST (127.0.0.1) */
@@ -39,6 +47,12 @@ export interface GatewayOptions {
   pingIntervalMs?: number;
   /** Unsent bytes past which a subscriber is cut with 1008. @default MAX_SUBSCRIBER_BUFFER_BYTES (4 MiB) */
   maxSubscriberBufferBytes?: number;
+  /** Open WebSocket connections per remote address. @default DEFAULT_MAX_CONNECTIONS_PER_ADDRESS (1024) */
+  maxConnectionsPerAddress?: number;
+  /** How long idempotency keys answer repeats. @default DEFAULT_IDEMPOTENCY_RETENTION_MS (24 h) */
+  idempotencyRetentionMs?: number;
+  /** How long an HTTP body may take to arrive. @default HTTP_BODY_TIMEOUT_MS (10 s) */
+  httpBodyTimeoutMs?: number;
   /** Where operational messages go; the gateway never writes to stdout itself. */
   log?: (line: string) => void;
 }
@@ -52,27 +66,52 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** Query parameters that look like credentials: refused so tokens never land in access logs. */
+const CREDENTIAL_QUERY = /[?&](token|access_token|api_key|apikey)=/i;
+
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const host = options.host ?? DEFAULT_HOST;
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const maxPendingPerSession = options.maxPendingPerSession ?? DEFAULT_MAX_PENDING_PER_SESSION;
   const maxBufferedBytes = options.maxSubscriberBufferBytes ?? MAX_SUBSCRIBER_BUFFER_BYTES;
-  const token = ensureDataDir(options.dataDir);
+  const maxConnectionsPerAddress = options.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS;
+  const adminToken = ensureDataDir(options.dataDir);
   const store = openStore(options.dataDir, {
     maxPendingPerSession,
-    onBackgroundError: (error) => log(`trace write failed: ${(error as Error)?.message ?? String(error)}`),
+    idempotencyRetentionMs: options.idempotencyRetentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS,
+    onBackgroundError: (error) => log(`background store write failed: ${(error as Error)?.message ?? String(error)}`),
   });
+
+  const connections = new Set<Connection>();
+  const perAddress = new Map<string, number>();
+  const lifecycle = { closing: false };
+  const limiter = new AuthFailureLimiter();
+  let authenticator: Authenticator;
+  try {
+    authenticator = new Authenticator(adminToken, (await store.listTokens()).map(toScopedToken));
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
   const hub = new DeliveryHub(store, {
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
     // Replay pauses well before the cut-off, so a large backlog never gets its reader cut.
     replayHighWaterBytes: Math.floor(maxBufferedBytes / 4),
   });
-
-  const connections = new Set<Connection>();
-  const lifecycle = { closing: false };
+  const closeConnectionsOf = (tokenId: string) => {
+    let closed = 0;
+    for (const connection of connections) {
+      if (connection.principal.kind === 'agent' && connection.principal.tokenId === tokenId) {
+        void connection.close(CloseCode.POLICY_VIOLATION, 'token revoked');
+        closed++;
+      }
+    }
+    return closed;
+  };
   const handlers = createHandlers({
     store,
     hub,
+    tokens: createTokenService(store, authenticator, closeConnectionsOf),
     version: VERSION,
     dataDir: options.dataDir,
     startedAt: Date.now(),
@@ -81,45 +120,84 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     connectionCount: () => connections.size,
     isClosing: () => lifecycle.closing,
   });
-  const dispatcher = new RpcDispatcher<ConnectionContext>(handlers, {
+  const dispatcher = new RpcDispatcher<CallContext>(handlers, {
     onInternalError: (error, method) => log(`internal error in ${method}: ${(error as Error)?.stack ?? String(error)}`),
   });
 
+  /** One decision for every ingress: refused before any RPC is read, or admitted as a principal. */
+  const admit = (request: IncomingMessage): Admission => {
+    const address = request.socket.remoteAddress ?? 'unknown';
+    if (lifecycle.closing) return { admitted: false, status: 503, message: 'the gateway is shutting down' };
+    if (CREDENTIAL_QUERY.test(request.url ?? '')) {
+      return {
+        admitted: false,
+        status: 400,
+        message: 'tokens in the URL query are refused (they end up in logs): send "Authorization: Bearer <token>"',
+      };
+    }
+    const retryAfter = limiter.retryAfterSeconds(address);
+    if (retryAfter > 0) {
+      return {
+        admitted: false,
+        status: 429,
+        message: `too many failed authentications from ${address}; retry in ${retryAfter} s`,
+        headers: { 'retry-after': String(retryAfter) },
+      };
+    }
+    const principal = authenticator.authenticate(request.headers);
+    if (!principal) {
+      limiter.recordFailure(address);
+      return {
+        admitted: false,
+        status: 401,
+        message: 'missing or invalid token: send "Authorization: Bearer <token>" (the admin token is in <data-dir>/token)',
+        headers: { 'www-authenticate': 'Bearer realm="switchboard"' },
+      };
+    }
+    return { admitted: true, principal };
+  };
+
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
   let nextConnectionId = 1;
-  wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
-    const connection = new Connection(nextConnectionId++, socket, request.socket.remoteAddress ?? 'unknown', dispatcher, {
+  const accept = (socket: WebSocket, request: IncomingMessage, admission: Admission & { admitted: true }) => {
+    const address = request.socket.remoteAddress ?? 'unknown';
+    const connection = new Connection(nextConnectionId++, socket, address, admission.principal, dispatcher, {
       maxBufferedBytes,
+      maxInFlight: MAX_IN_FLIGHT_PER_CONNECTION,
     });
     connections.add(connection);
+    perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
     // ws closes an oversized frame with 1009 itself; the error event only needs swallowing here.
     socket.on('error', () => {});
     socket.on('close', () => {
       connection.markClosed();
       connections.delete(connection);
+      const left = (perAddress.get(address) ?? 1) - 1;
+      if (left === 0) perAddress.delete(address);
+      else perAddress.set(address, left);
       hub.dropConnection(connection.connectionId);
     });
-  });
+  };
   const liveness = setInterval(() => {
     for (const connection of connections) connection.heartbeat();
   }, options.pingIntervalMs ?? PING_INTERVAL_MS);
   liveness.unref();
 
-  const server = createServer((request, response) => {
-    if (request.url === '/healthz' && request.method === 'GET') {
-      response.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
-      return;
-    }
-    response
-      .writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket', connection: 'Upgrade' })
-      .end('switchboard speaks JSON-RPC 2.0 over WebSocket: connect with a WebSocket client and "Authorization: Bearer <token>".\n');
-  });
+  const server = createServer(
+    createHttpHandler({ dispatcher, admit, ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}) }),
+  );
+  // A client that connects and never finishes its request headers (or its upgrade) is dropped.
+  server.headersTimeout = HANDSHAKE_TIMEOUT_MS;
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (lifecycle.closing) return rejectUpgrade(socket, 503, 'gateway is shutting down');
-    if (!hasValidToken(request, token)) {
-      return rejectUpgrade(socket, 401, 'missing or invalid token: send "Authorization: Bearer <token>" (the token is in <data-dir>/token)');
+    const admission = admit(request);
+    if (!admission.admitted) return rejectUpgrade(socket, admission.status, admission.message, admission.headers);
+    const address = request.socket.remoteAddress ?? 'unknown';
+    if ((perAddress.get(address) ?? 0) >= maxConnectionsPerAddress) {
+      return rejectUpgrade(socket, 429, `${address} already has ${maxConnectionsPerAddress} connections open; close some first`, {
+        'retry-after': '1',
+      });
     }
-    wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+    wss.handleUpgrade(request, socket, head, (ws) => accept(ws, request, admission));
   });
 
   try {
@@ -140,23 +218,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     port,
     host,
     dataDir: options.dataDir,
-    close: () => {
-      clearInterval(liveness);
-      hub.close();
-      return (closed ??= shutdown(server, wss, connections, store, lifecycle));
-    },
+    close: () =>
+      (closed ??= (async () => {
+        lifecycle.closing = true;
+        clearInterval(liveness);
+        hub.close();
+        await shutdown(server, wss, connections);
+        await store.close();
+      })()),
   };
 }
 
-async function shutdown(
-  server: Server,
-  wss: WebSocketServer,
-  connections: Set<Connection>,
-  store: EventStore,
-  lifecycle: { closing: boolean },
-): Promise<void> {
-  lifecycle.closing = true;
+/** Stop accepting, let each connection answer what it has in flight, close with 1001. */
+async function shutdown(server: Server, wss: WebSocketServer, connections: Set<Connection>): Promise<void> {
   const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
   await Promise.all([...connections].map((connection) => connection.close(CloseCode.GOING_AWAY, 'gateway shutting down')));
   // A peer that never answers the close handshake must not hold shutdown hostage.
   const forceAfter = setTimeout(() => {
@@ -166,7 +242,6 @@ async function shutdown(
   await stopped;
   clearTimeout(forceAfter);
   wss.close();
-  await store.close();
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {
@@ -179,11 +254,14 @@ function listen(server: Server, port: number, host: string): Promise<void> {
   });
 }
 
-function rejectUpgrade(socket: Duplex, status: 401 | 503, message: string): void {
-  const reason = status === 401 ? 'Unauthorized' : 'Service Unavailable';
+const REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 429: 'Too Many Requests', 503: 'Service Unavailable' };
+
+function rejectUpgrade(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): void {
   const body = `${message}\n`;
-  const extra = status === 401 ? 'WWW-Authenticate: Bearer realm="switchboard"\r\n' : '';
+  const extra = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\n${extra}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\n${extra}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }

@@ -11,15 +11,18 @@ import { parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../prot
 import { compileValidator } from '../protocol/validate.js';
 import { routeEvent, toStoredEvent } from '../routing/route-event.js';
 import { StoreClosedError, StoreUnavailableError } from '../store/errors.js';
-import type { EventStore, ReadResult } from '../store/types.js';
-import type { ConnectionContext } from './connection.js';
+import type { EventStore, ReadResult, TraceEntry } from '../store/types.js';
+import { authorize, boundAgent } from './auth.js';
+import type { CallContext } from './context.js';
 import type { DeliveryHub, SubscriptionTarget } from './hub.js';
+import type { TokenService } from './tokens.js';
 
 const TRACE_RETENTION_DAYS = Math.round(TRACE_RETENTION_MS / 86_400_000);
 
 export interface GatewayState {
   store: EventStore;
   hub: DeliveryHub;
+  tokens: TokenService;
   version: string;
   dataDir: string;
   startedAt: number;
@@ -30,22 +33,24 @@ export interface GatewayState {
   isClosing(): boolean;
 }
 
-type Implementation<M extends MethodName> = (
-  params: ParamsOf<M>,
-  context: ConnectionContext,
-) => Promise<ResultOf<M>> | ResultOf<M>;
+type Implementation<M extends MethodName> = (params: ParamsOf<M>, context: CallContext) => Promise<ResultOf<M>> | ResultOf<M>;
 type Implementations = { [M in MethodName]: Implementation<M> };
 
-export function createHandlers(state: GatewayState): Record<MethodName, Handler<ConnectionContext>> {
-  const { store, hub } = state;
+export function createHandlers(state: GatewayState): Record<MethodName, Handler<CallContext>> {
+  const { store, hub, tokens } = state;
   const implementations: Implementations = {
     'system.event': (params, context) =>
-      routeEvent(params, store, hub, { ingress: 'websocket', connectionId: context.connectionId, remoteAddress: context.remoteAddress }),
-    'session.peek': (params) => readSession(params, (key, options) => state.store.peek(key, options)),
-    'session.drain': (params) => readSession(params, (key, options) => state.store.drain(key, options)),
-    'session.list': async (params) => {
-      const agentId = params.agentId?.toLowerCase();
-      const listed = await state.store.listSessions({ limit: params.limit ?? DEFAULT_READ_LIMIT, ...(agentId ? { agentId } : {}) });
+      routeEvent(params, store, hub, {
+        ingress: { ingress: context.ingress, connectionId: context.connectionId, remoteAddress: context.remoteAddress },
+        defaultAgentId: boundAgent(context.principal),
+        mayPublishTo: (agentId) => authorize(context.principal, { scope: 'publish', agentId }),
+      }),
+    'session.peek': (params, context) => readSession(params, context, (key, options) => store.peek(key, options)),
+    'session.drain': (params, context) => readSession(params, context, (key, options) => store.drain(key, options)),
+    'session.list': async (params, context) => {
+      const agentId = params.agentId?.toLowerCase() ?? boundAgent(context.principal);
+      if (agentId !== undefined) authorize(context.principal, { scope: 'subscribe', agentId });
+      const listed = await store.listSessions({ limit: params.limit ?? DEFAULT_READ_LIMIT, ...(agentId ? { agentId } : {}) });
       return {
         sessions: listed.sessions.map((session) => ({
           ...session,
@@ -57,19 +62,24 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
     },
     'session.subscribe': (params, context) => {
       const target = subscriptionTarget(params);
-      if (hub.subscriptionCount(context.connectionId) >= MAX_SUBSCRIPTIONS_PER_CONNECTION) {
+      authorize(context.principal, { scope: 'subscribe', agentId: target.agentId });
+      const { subscriber } = context;
+      if (!subscriber) {
+        throw new RpcError('TRANSPORT_UNSUPPORTED', 'session.subscribe needs a WebSocket connection: HTTP has nowhere to push events');
+      }
+      if (hub.subscriptionCount(subscriber.connectionId) >= MAX_SUBSCRIPTIONS_PER_CONNECTION) {
         throw new RpcError(
           'TOO_MANY_SUBSCRIPTIONS',
           `a connection holds at most ${MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions; unsubscribe first or subscribe by agentId`,
           { limit: MAX_SUBSCRIPTIONS_PER_CONNECTION },
         );
       }
-      const subscription = hub.subscribe(context.subscriber, target, subscriptionCursor(params.after, target));
+      const subscription = hub.subscribe(subscriber, target, subscriptionCursor(params.after, target));
       context.afterResponse(() => void hub.start(subscription));
       return { subscriptionId: subscription.id, sessionKey: target.sessionKey, agentId: target.agentId };
     },
     'session.unsubscribe': (params, context) => {
-      if (!hub.unsubscribe(context.connectionId, params.subscriptionId)) {
+      if (context.connectionId === null || !hub.unsubscribe(context.connectionId, params.subscriptionId)) {
         throw new RpcError('SUBSCRIPTION_NOT_FOUND', `this connection holds no subscription "${params.subscriptionId}"`, {
           subscriptionId: params.subscriptionId,
         });
@@ -77,8 +87,9 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
       return { subscriptionId: params.subscriptionId, unsubscribed: true };
     },
     'session.ack': async (params, context) => {
-      const { sessionKey } = parseKey(params.sessionKey);
-      const acked = await store.ack(sessionKey, params.seq, { connectionId: context.connectionId });
+      const { sessionKey, route } = parseKey(params.sessionKey);
+      authorize(context.principal, { scope: 'subscribe', agentId: route.agentId });
+      const acked = await store.ack(sessionKey, params.seq, { ingress: context.ingress, connectionId: context.connectionId });
       if (acked.status === 'out-of-range') {
         throw new RpcError(
           'ACK_OUT_OF_RANGE',
@@ -88,17 +99,32 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
       }
       return { sessionKey, seq: params.seq, acked: acked.acked, depth: acked.depth };
     },
-    'event.trace': async (params) => {
+    'event.trace': async (params, context) => {
       const entries = await store.trace(params.eventId);
       if (entries.length === 0) {
         throw new RpcError('EVENT_NOT_FOUND', `no event "${params.eventId}" is known (traces are kept ${TRACE_RETENTION_DAYS} days)`, {
           eventId: params.eventId,
         });
       }
+      if (context.principal.kind !== 'admin') authorize(context.principal, { scope: 'subscribe', agentId: agentOfTrace(entries) });
       return { eventId: params.eventId, steps: entries.map(({ step, at, detail }) => ({ step, at: iso(at), detail })) };
     },
+    'token.create': async (params, context) => {
+      authorize(context.principal, { admin: true });
+      return tokens.create(params);
+    },
+    'token.list': async (_params, context) => {
+      authorize(context.principal, { admin: true });
+      return { tokens: await tokens.list() };
+    },
+    'token.revoke': async (params, context) => {
+      authorize(context.principal, { admin: true });
+      const revoked = await tokens.revoke(params.tokenId);
+      if (!revoked) throw new RpcError('TOKEN_NOT_FOUND', `no token "${params.tokenId}"; \`switchboard token list\` shows them`, params);
+      return revoked;
+    },
     'gateway.status': async () => {
-      const stats = await state.store.stats();
+      const stats = await store.stats();
       const now = Date.now();
       return {
         version: state.version,
@@ -117,11 +143,11 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
 }
 
 /** Pairs each implementation with its params validator, compiled here once. */
-function bindValidators(implementations: Implementations, isClosing: () => boolean): Record<MethodName, Handler<ConnectionContext>> {
-  const handlers = {} as Record<MethodName, Handler<ConnectionContext>>;
+function bindValidators(implementations: Implementations, isClosing: () => boolean): Record<MethodName, Handler<CallContext>> {
+  const handlers = {} as Record<MethodName, Handler<CallContext>>;
   for (const name of Object.keys(METHODS) as MethodName[]) {
     const validator = compileValidator(METHODS[name].params);
-    const implementation = implementations[name] as (params: unknown, context: ConnectionContext) => unknown;
+    const implementation = implementations[name] as (params: unknown, context: CallContext) => unknown;
     handlers[name] = async (params, context) => {
       if (isClosing()) throw new RpcError('SHUTTING_DOWN', 'the gateway is shutting down; nothing was done, retry once it is back');
       try {
@@ -136,9 +162,11 @@ function bindValidators(implementations: Implementations, isClosing: () => boole
 
 async function readSession(
   params: ParamsOf<'session.peek'>,
+  context: CallContext,
   read: (sessionKey: string, options: { after?: number; limit: number }) => Promise<ReadResult>,
 ): Promise<SessionReadResult> {
   const parsed = parseKey(params.sessionKey);
+  authorize(context.principal, { scope: 'subscribe', agentId: parsed.route.agentId });
   const result = await read(parsed.sessionKey, {
     limit: params.limit ?? DEFAULT_READ_LIMIT,
     ...(params.after === undefined ? {} : { after: params.after }),
@@ -185,6 +213,17 @@ function subscriptionCursor(after: ParamsOf<'session.subscribe'>['after'], targe
   const cursor: Record<string, number> = {};
   for (const [key, seq] of Object.entries(after)) cursor[parseKey(key, `/after/${key}`).sessionKey] = seq;
   return cursor;
+}
+
+/** The agent an event belongs to, from its "stored" (or "accepted"-era) trace entries. */
+function agentOfTrace(entries: readonly TraceEntry[]): string {
+  for (const entry of entries) {
+    const sessionKey = entry.detail['sessionKey'];
+    if (typeof sessionKey !== 'string') continue;
+    const parsed = parseSessionKey(sessionKey);
+    if (parsed.ok) return parsed.value.route.agentId;
+  }
+  return '';
 }
 
 function parseKey(sessionKey: string, path = '/sessionKey'): ParsedSessionKey {

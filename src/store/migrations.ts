@@ -44,6 +44,8 @@ const MIGRATIONS: readonly string[] = [
     result      TEXT NOT NULL,
     created_at  INTEGER NOT NULL
   );
+  -- For pruning by age (idempotencyRetentionMs).
+  CREATE INDEX idempotency_by_age ON idempotency (created_at);
 
   -- The life of each event, step by step; outlives the event so "why did the agent not react?"
   -- can be answered after it was consumed. detail is JSON. id orders the steps of one event.
@@ -57,6 +59,20 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX trace_by_event ON trace (event_id, id);
   -- For pruning by age (TRACE_RETENTION_MS).
   CREATE INDEX trace_by_age ON trace (at);
+
+  -- Scoped tokens: only the SHA-256 of the secret, never the secret. Kept when revoked, so
+  -- token list shows what was revoked and when. scopes is a JSON array. No index on created_at:
+  -- an admin creates tokens by the handful, and the list is read whole.
+  CREATE TABLE tokens (
+    token_id   TEXT PRIMARY KEY,
+    name       TEXT,
+    agent_id   TEXT NOT NULL,
+    scopes     TEXT NOT NULL,
+    -- UNIQUE: a hash names exactly one token, so authentication can never match two.
+    hash       TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+  ) WITHOUT ROWID;
   `,
 ];
 

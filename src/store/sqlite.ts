@@ -1,5 +1,5 @@
 /**
- * EventStore on SQLite (better-sqlite3). One connection, held exclusively for the life of the
+ * EventStore and TokenStore on SQLite (better-sqlite3). One connection, held exclusively for the life of the
  * gateway; every operation goes through the group-commit queue, so operations run one at a time,
  * in the order they were called, and settle only once committed.
  */
@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { TRACE_RETENTION_MS } from '../protocol/constants.js';
+import { DEFAULT_IDEMPOTENCY_RETENTION_MS, TRACE_RETENTION_MS } from '../protocol/constants.js';
 import { CommitQueue, type CommitMetrics } from './commit-queue.js';
 import { sqliteCode, StoreClosedError, StoreLockedError, StoreOpenError } from './errors.js';
 import { migrate } from './migrations.js';
@@ -24,24 +24,29 @@ import type {
   SessionRecord,
   StoreOptions,
   StoreStats,
+  TokenRecord,
+  TokenStore,
   TraceDetail,
   TraceEntry,
   TraceStep,
 } from './types.js';
 
 /**
- * How often old traces are pruned. With a week of retention an hour's slack is noise, and each
- * prune then has about an hour's worth of traces to delete.
+ * How often old traces and idempotency records are pruned. With a week of trace retention and a
+ * day of idempotency retention an hour's slack is noise, and each prune then has about an hour's
+ * worth of rows to delete. Idempotency lookups ignore expired records themselves, so a record
+ * that outlives its retention until the next prune only takes space.
  */
-export const TRACE_PRUNE_INTERVAL_MS = 60 * 60 * 1000;
+export const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
 
 /**
- * Most trace rows one prune operation deletes; more are deleted by further operations, in later
- * batches. A prune after a long downtime could otherwise hold one batch (and the event loop) for
- * seconds. Trace rows are keyed by random event ids, so each deleted row dirties its own index
- * pages: 1000 of them cost about what the batch's fsync does (5000 took ~60 ms per batch).
+ * Most rows (traces and idempotency records together) one prune operation deletes; more are
+ * deleted by further operations, in later batches. A prune after a long downtime could otherwise
+ * hold one batch (and the event loop) for seconds. Both tables are keyed by random ids, so each
+ * deleted row dirties its own index pages: 1000 of them cost about what the batch's fsync does
+ * (5000 took ~60 ms per batch).
  */
-export const TRACE_PRUNE_SLICE = 1000;
+export const PRUNE_SLICE = 1000;
 
 /** Why the session queue dropped an event, as its "dropped" trace says. */
 const DROPPED_REASON = 'session at its pending cap';
@@ -61,13 +66,38 @@ interface EventRef {
   seq: number;
 }
 
+const TOKEN_COLUMNS =
+  'token_id AS tokenId, name, agent_id AS agentId, scopes, hash, created_at AS createdAt, revoked_at AS revokedAt';
+
+/** A tokens row: scopes still JSON. */
+type TokenRow = Omit<TokenRecord, 'scopes'> & { scopes: string };
+
+function toTokenRecord(row: TokenRow): TokenRecord {
+  return { ...row, scopes: JSON.parse(row.scopes) as TokenRecord['scopes'] };
+}
+
+/** Throws a RangeError naming the option unless `value` is an integer of at least 1. */
+function positiveInteger(name: string, value: number, unit = ''): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(`${name} must be an integer of at least 1${unit}, got ${value}`);
+  }
+  return value;
+}
+
 function prepareStatements(db: Database.Database) {
   return {
-    idempotencyGet: db.prepare<[string], { fingerprint: string; result: string }>(
-      'SELECT fingerprint, result FROM idempotency WHERE key = ?',
+    idempotencyGet: db.prepare<[string], { fingerprint: string; result: string; createdAt: number }>(
+      'SELECT fingerprint, result, created_at AS createdAt FROM idempotency WHERE key = ?',
     ),
+    // An upsert: the key may still have an expired record that pruning has not reached yet.
     idempotencyPut: db.prepare<[string, string, string, number]>(
-      'INSERT INTO idempotency (key, fingerprint, result, created_at) VALUES (?, ?, ?, ?)',
+      `INSERT INTO idempotency (key, fingerprint, result, created_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (key) DO UPDATE
+       SET fingerprint = excluded.fingerprint, result = excluded.result, created_at = excluded.created_at`,
+    ),
+    // Through the created_at index, a slice at a time (see PRUNE_SLICE).
+    idempotencyPrune: db.prepare<[number, number]>(
+      'DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency WHERE created_at < ? LIMIT ?)',
     ),
     session: db.prepare<[string], { lastSeq: number; pending: number }>(
       'SELECT last_seq AS lastSeq, pending FROM sessions WHERE session_key = ?',
@@ -117,12 +147,21 @@ function prepareStatements(db: Database.Database) {
     trace: db.prepare<[string], { eventId: string; step: TraceStep; at: number; detail: string }>(
       'SELECT event_id AS eventId, step, at, detail FROM trace WHERE event_id = ? ORDER BY id',
     ),
-    // Through the `at` index, a slice at a time (see TRACE_PRUNE_SLICE).
+    // Through the `at` index, a slice at a time (see PRUNE_SLICE).
     tracePrune: db.prepare<[number, number]>(
       'DELETE FROM trace WHERE id IN (SELECT id FROM trace WHERE at < ? LIMIT ?)',
     ),
     stats: db.prepare<[], StoreStats>(
       'SELECT count(*) AS sessions, coalesce(sum(pending), 0) AS pending FROM sessions WHERE pending > 0',
+    ),
+    tokenInsert: db.prepare<[string, string | null, string, string, string, number, number | null]>(
+      `INSERT INTO tokens (token_id, name, agent_id, scopes, hash, created_at, revoked_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    tokens: db.prepare<[], TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at, token_id`),
+    // coalesce: revoking again keeps the first revocation time.
+    tokenRevoke: db.prepare<[number, string], TokenRow>(
+      `UPDATE tokens SET revoked_at = coalesce(revoked_at, ?) WHERE token_id = ? RETURNING ${TOKEN_COLUMNS}`,
     ),
   };
 }
@@ -176,11 +215,17 @@ function openFailure(file: string, error: unknown): Error {
   );
 }
 
-export class SqliteEventStore implements EventStore {
+interface Limits {
+  maxPending: number;
+  idempotencyRetentionMs: number;
+}
+
+export class SqliteEventStore implements EventStore, TokenStore {
   readonly #db: Database.Database;
   readonly #sql: ReturnType<typeof prepareStatements>;
   readonly #queue: CommitQueue;
   readonly #maxPending: number;
+  readonly #idempotencyRetentionMs: number;
   readonly #onBackgroundError: (error: unknown) => void;
   readonly #pruneTimer: NodeJS.Timeout;
   /** Entries recorded since the queued trace write last ran; that write takes all of them. */
@@ -189,22 +234,28 @@ export class SqliteEventStore implements EventStore {
 
   /** Opens the store in `file`, creating it and its directory if needed. */
   static open(file: string, options: StoreOptions): SqliteEventStore {
-    const max = options.maxPendingPerSession;
-    if (!Number.isInteger(max) || max < 1) {
-      throw new RangeError(`maxPendingPerSession must be an integer of at least 1, got ${max}`);
-    }
-    return new SqliteEventStore(openDatabase(file), max, options.onBackgroundError ?? (() => undefined));
+    // Validated before the database is touched: a bad option must not leave it locked.
+    const limits: Limits = {
+      maxPending: positiveInteger('maxPendingPerSession', options.maxPendingPerSession),
+      idempotencyRetentionMs: positiveInteger(
+        'idempotencyRetentionMs',
+        options.idempotencyRetentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS,
+        ' (milliseconds)',
+      ),
+    };
+    return new SqliteEventStore(openDatabase(file), limits, options.onBackgroundError ?? (() => undefined));
   }
 
-  private constructor(db: Database.Database, maxPending: number, onBackgroundError: (error: unknown) => void) {
+  private constructor(db: Database.Database, limits: Limits, onBackgroundError: (error: unknown) => void) {
     this.#db = db;
     this.#sql = prepareStatements(db);
     this.#queue = new CommitQueue(db);
-    this.#maxPending = maxPending;
+    this.#maxPending = limits.maxPending;
+    this.#idempotencyRetentionMs = limits.idempotencyRetentionMs;
     this.#onBackgroundError = onBackgroundError;
     this.#prune();
     // unref: pruning alone must not keep the process alive.
-    this.#pruneTimer = setInterval(() => this.#prune(), TRACE_PRUNE_INTERVAL_MS).unref();
+    this.#pruneTimer = setInterval(() => this.#prune(), PRUNE_INTERVAL_MS).unref();
   }
 
   append<R>(request: AppendRequest<R>): Promise<AppendResult<R>> {
@@ -257,6 +308,24 @@ export class SqliteEventStore implements EventStore {
     );
   }
 
+  listTokens(): Promise<TokenRecord[]> {
+    return this.#submit(() => this.#sql.tokens.all().map(toTokenRecord));
+  }
+
+  createToken(record: TokenRecord): Promise<void> {
+    return this.#submit(() => {
+      const { tokenId, name, agentId, scopes, hash, createdAt, revokedAt } = record;
+      this.#sql.tokenInsert.run(tokenId, name, agentId, JSON.stringify(scopes), hash, createdAt, revokedAt);
+    });
+  }
+
+  revokeToken(tokenId: string): Promise<TokenRecord | undefined> {
+    return this.#submit(() => {
+      const row = this.#sql.tokenRevoke.get(Date.now(), tokenId);
+      return row && toTokenRecord(row);
+    });
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.#shutdown();
     return this.#closing;
@@ -306,13 +375,24 @@ export class SqliteEventStore implements EventStore {
       });
   }
 
-  /** Deletes traces older than TRACE_RETENTION_MS, one slice per operation until none is left. */
+  /**
+   * Deletes traces older than TRACE_RETENTION_MS, then idempotency records older than their
+   * retention, one slice per operation (shared by both) until none is left.
+   */
   #prune(): void {
     if (this.#closing) return;
-    const cutoff = Date.now() - TRACE_RETENTION_MS;
-    this.#queue.run(() => this.#sql.tracePrune.run(cutoff, TRACE_PRUNE_SLICE).changes).then((deleted) => {
-      if (deleted === TRACE_PRUNE_SLICE) this.#prune();
-    }, this.#onBackgroundError);
+    const now = Date.now();
+    const traceCutoff = now - TRACE_RETENTION_MS;
+    const idempotencyCutoff = now - this.#idempotencyRetentionMs;
+    this.#queue
+      .run(() => {
+        const traces = this.#sql.tracePrune.run(traceCutoff, PRUNE_SLICE).changes;
+        // LIMIT 0 once the traces took the whole slice: the records wait for the next operation.
+        return traces + this.#sql.idempotencyPrune.run(idempotencyCutoff, PRUNE_SLICE - traces).changes;
+      })
+      .then((deleted) => {
+        if (deleted === PRUNE_SLICE) this.#prune();
+      }, this.#onBackgroundError);
   }
 
   #writeTrace(eventId: string, step: TraceStep, at: number, detailJson: string): void {
@@ -320,15 +400,17 @@ export class SqliteEventStore implements EventStore {
   }
 
   #append<R>({ event, ingress, idempotency, complete }: AppendRequest<R>): AppendResult<R> {
+    const now = Date.now();
     if (idempotency) {
       const seen = this.#sql.idempotencyGet.get(idempotency.key);
-      if (seen) {
+      // Past its retention a record is absent, whether or not a prune has deleted it yet: the
+      // answer must not depend on when pruning last ran. Same bound as the prune's cutoff.
+      if (seen && seen.createdAt >= now - this.#idempotencyRetentionMs) {
         return seen.fingerprint === idempotency.fingerprint
           ? { status: 'duplicate', result: JSON.parse(seen.result) as R }
           : { status: 'conflict' };
       }
     }
-    const now = Date.now();
     const outcome = this.#queueEvent(event, now);
     this.#traceAppend(outcome, event.sessionKey, ingress, now);
     const result = complete(outcome);

@@ -2,7 +2,7 @@
  * The durable event store, behind one small interface so another backend can follow SQLite.
  * Sessions are identified by canonical session keys; the store never parses them.
  */
-import type { EventMode, QueueOutcome } from '../protocol/schemas.js';
+import type { EventMode, QueueOutcome, TokenScope } from '../protocol/schemas.js';
 
 /** An event as stored. Times are milliseconds since the epoch. */
 export interface EventRecord {
@@ -135,4 +135,29 @@ export interface StoreOptions {
    * @default ignore them (a failed commit is also reported to the operations of its batch)
    */
   onBackgroundError?: (error: unknown) => void;
+  /**
+   * How long an idempotency record answers repeats; older ones are pruned.
+   * @default DEFAULT_IDEMPOTENCY_RETENTION_MS (24 h)
+   */
+  idempotencyRetentionMs?: number;
+}
+
+/** A scoped token as stored: never the secret, only its SHA-256. Times in ms since the epoch. */
+export interface TokenRecord {
+  tokenId: string;
+  name: string | null;
+  agentId: string;
+  scopes: TokenScope[];
+  hash: string;
+  createdAt: number;
+  revokedAt: number | null;
+}
+
+/** Scoped tokens, kept in the same database as the events they guard. */
+export interface TokenStore {
+  /** Every token ever created, revoked ones included, oldest first. */
+  listTokens(): Promise<TokenRecord[]>;
+  createToken(record: TokenRecord): Promise<void>;
+  /** Marks the token revoked; resolves with it as now stored, or undefined when there is no such token. */
+  revokeToken(tokenId: string): Promise<TokenRecord | undefined>;
 }

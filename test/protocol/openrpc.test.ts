@@ -265,18 +265,20 @@ test('the checker catches each kind of violation', () => {
     broken((d) => { d['openrpc'] = '1.2.6'; delete methodsOf(d)[0]!['result']; }).filter((p) => p.startsWith('methods[0] ')),
     ['methods[0] system.event: result is required'],
   );
+  // Index of an error appended to system.event's list.
+  const appended = (methodsOf(doc)[0]!['errors'] as Json[]).length;
   assert.equal(
     broken((d) => { (methodsOf(d)[0]!['errors'] as Json[]).push({ $ref: '#/components/errors/NOPE' }); }),
     [
-      'methods[0] system.event errors[8]: $ref #/components/errors/NOPE does not resolve',
-      'document.methods[0].errors[8]: $ref #/components/errors/NOPE does not resolve',
+      `methods[0] system.event errors[${appended}]: $ref #/components/errors/NOPE does not resolve`,
+      `document.methods[0].errors[${appended}]: $ref #/components/errors/NOPE does not resolve`,
     ],
   );
   assert.equal(
     broken((d) => { (methodsOf(d)[0]!['errors'] as Json[]).push({ code: 1.5, message: '' }); }),
     [
-      'methods[0] system.event errors[8]: code must be an integer',
-      'methods[0] system.event errors[8]: message must be a non-empty string',
+      `methods[0] system.event errors[${appended}]: code must be an integer`,
+      `methods[0] system.event errors[${appended}]: message must be a non-empty string`,
     ],
   );
   assert.equal(broken((d) => { (methodsOf(d)[0]!['errors'] as Json[]).push({ code: 1, message: 'm' }); }), []);

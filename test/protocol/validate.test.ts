@@ -63,6 +63,9 @@ test('every method has a params validator that compiles and accepts its minimal 
     'session.unsubscribe': { subscriptionId: 'sub_1' },
     'session.ack': { sessionKey: 'main', seq: 0 },
     'event.trace': { eventId: 'evt_1' },
+    'token.create': { agentId: 'ops' },
+    'token.list': {},
+    'token.revoke': { tokenId: 'tok_1' },
   };
   assert.equal([...METHOD_NAMES].sort(), Object.keys(minimal).sort(), 'a method was added: give it a case here');
   for (const name of METHOD_NAMES) accepts(compileValidator(METHODS[name].params), minimal[name]);

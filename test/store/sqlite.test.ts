@@ -16,10 +16,11 @@ import {
   type ReadResult,
   type SqliteEventStore,
   type StoreOptions,
+  type TokenRecord,
   type TraceEntry,
 } from '../../src/store/index.js';
-import { TRACE_PRUNE_SLICE } from '../../src/store/sqlite.js';
-import { DATA_FILES, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
+import { PRUNE_SLICE } from '../../src/store/sqlite.js';
+import { DATA_FILES, DEFAULT_IDEMPOTENCY_RETENTION_MS, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
 
 const test = suite('store/sqlite');
 
@@ -59,6 +60,46 @@ const seqs = (read: ReadResult) => read.events.map((event) => event.seq);
 const steps = async (store: SqliteEventStore, eventId: string) =>
   (await store.trace(eventId)).map((entry) => [entry.step, entry.detail]);
 const ref = (outcome: AppendOutcome) => ({ eventId: outcome.eventId, seq: outcome.seq });
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Runs `fn` on the data dir's database directly; only while no store holds it. */
+function withDatabase<T>(dir: string, fn: (db: Database.Database) => T): T {
+  const db = new Database(path.join(dir, DATA_FILES.database));
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+const idempotencyRows = (dir: string) =>
+  withDatabase(dir, (db) =>
+    db.prepare<[], { key: string; fingerprint: string; result: string }>(
+      'SELECT key, fingerprint, result FROM idempotency ORDER BY key',
+    ).all(),
+  );
+
+const token = (tokenId: string, createdAt: number, extra: Partial<TokenRecord> = {}): TokenRecord => ({
+  tokenId,
+  name: null,
+  agentId: 'main',
+  scopes: ['publish', 'subscribe'],
+  hash: `sha256-of-${tokenId}`,
+  createdAt,
+  revokedAt: null,
+  ...extra,
+});
+
+/** Rejects unless `promise` rejects with a SQLite error of `code`. */
+async function rejectsWith(promise: Promise<unknown>, code: string): Promise<void> {
+  try {
+    await promise;
+    assert.unreachable(`should reject with ${code}`);
+  } catch (error) {
+    assert.instance(error, Database.SqliteError);
+    assert.is((error as { code?: unknown }).code, code);
+  }
+}
 
 test.after.each(async () => {
   await Promise.all(stores.splice(0).map((store) => store.close()));
@@ -180,6 +221,94 @@ test('idempotency and pending events survive close and reopen; seq continues', a
   assert.equal(await reopened.peek('s', { limit: 10 }), before);
   assert.equal(await reopened.append(keyed), { status: 'duplicate', result: first.status === 'stored' && first.result });
   assert.is((await queue(reopened, 's', 'three')).seq, 3);
+});
+
+test('idempotency: past its retention a key is stored as new and its record replaced, pruned or not', async () => {
+  const dir = tempDir();
+  // The open-time prune runs before anything is stored and the next one is an hour away: only
+  // the lookup can tell the records expired.
+  const store = open(dir, 10, { idempotencyRetentionMs: 50 });
+  let calls = 0;
+  const call = (key: string, text: string, fingerprint: string) =>
+    store.append({
+      event: request('s', text).event,
+      ingress: INGRESS,
+      idempotency: { key, fingerprint },
+      complete: (outcome) => ({ call: ++calls, eventId: outcome.eventId }),
+    });
+
+  const first = await call('same', 'one', 'fp');
+  await call('other', 'two', 'fp');
+  await sleep(100);
+  const again = await call('same', 'three', 'fp');
+  const changed = await call('other', 'four', 'another-fp');
+  assert.equal([again.status, changed.status], ['stored', 'stored'], 'neither duplicate nor conflict');
+  assert.ok(again.status === 'stored' && first.status === 'stored' && again.outcome.eventId !== first.outcome.eventId);
+  assert.equal(seqs(await store.peek('s', { limit: 10 })), [1, 2, 3, 4]);
+  await store.close();
+
+  assert.equal(idempotencyRows(dir), [
+    { key: 'other', fingerprint: 'another-fp', result: JSON.stringify(changed.status === 'stored' && changed.result) },
+    { key: 'same', fingerprint: 'fp', result: JSON.stringify(again.status === 'stored' && again.result) },
+  ]);
+});
+
+test('idempotency: records past the retention are pruned at open; those inside answer repeats', async () => {
+  const dir = tempDir();
+  const retention = 60 * 60 * 1000;
+  const store = open(dir, 10, { idempotencyRetentionMs: retention });
+  const keyed = (key: string) => ({ ...request('s', key), idempotency: { key, fingerprint: 'fp' } });
+  const inside = await store.append(keyed('inside'));
+  await store.append(keyed('outside'));
+  await store.close();
+
+  const now = Date.now();
+  withDatabase(dir, (db) => {
+    const age = db.prepare<[number, string]>('UPDATE idempotency SET created_at = ? WHERE key = ?');
+    age.run(now - retention + 60_000, 'inside');
+    age.run(now - retention - 1, 'outside');
+    // More expired records than one slice, so the prune needs further operations.
+    const put = db.prepare<[string, number]>(
+      "INSERT INTO idempotency (key, fingerprint, result, created_at) VALUES (?, 'fp', '{}', ?)",
+    );
+    for (let i = 0; i < PRUNE_SLICE; i++) put.run(`expired-${i}`, now - retention - 1);
+  });
+
+  const reopened = open(dir, 10, { idempotencyRetentionMs: retention });
+  await reopened.stats();
+  await reopened.close();
+  assert.equal(
+    idempotencyRows(dir).map((row) => row.key),
+    ['inside'],
+  );
+
+  const again = open(dir, 10, { idempotencyRetentionMs: retention });
+  assert.equal(await again.append(keyed('inside')), {
+    status: 'duplicate',
+    result: inside.status === 'stored' && inside.result,
+  });
+  assert.is((await again.append(keyed('outside'))).status, 'stored');
+});
+
+test('prune: expired traces and idempotency records both go, traces in the first slice', async () => {
+  const dir = tempDir();
+  const store = open(dir);
+  const now = Date.now();
+  store.recordTrace(
+    Array.from({ length: PRUNE_SLICE }, (): TraceEntry => ({ eventId: 'old', step: 'wake', at: now - TRACE_RETENTION_MS - 1, detail: {} })),
+  );
+  await store.close();
+  withDatabase(dir, (db) => {
+    db.prepare("INSERT INTO idempotency (key, fingerprint, result, created_at) VALUES ('expired', 'fp', '{}', ?)").run(
+      now - DEFAULT_IDEMPOTENCY_RETENTION_MS - 1,
+    );
+  });
+
+  const reopened = open(dir);
+  await reopened.stats();
+  assert.equal(await reopened.trace('old'), [], 'the first slice took every trace');
+  await reopened.close();
+  assert.equal(idempotencyRows(dir), [], 'the next slice took the record');
 });
 
 test('drain consumes what it returns; seq is never reused, even across a reopen', async () => {
@@ -404,6 +533,20 @@ test('maxPendingPerSession must be a positive integer', () => {
   assert.throws(() => open(tempDir(), 0), RangeError);
 });
 
+test('idempotencyRetentionMs must be an integer of at least 1 ms; the data dir is left free', async () => {
+  const dir = tempDir();
+  for (const idempotencyRetentionMs of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+    assert.throws(
+      () => open(dir, 3, { idempotencyRetentionMs }),
+      (error: unknown) =>
+        error instanceof RangeError && error.message.startsWith('idempotencyRetentionMs must be an integer of at least 1'),
+      String(idempotencyRetentionMs),
+    );
+  }
+  const store = open(dir, 3, { idempotencyRetentionMs: 1 });
+  assert.is((await queue(store, 's', 'edge')).seq, 1);
+});
+
 test('ack: consumes up to seq, re-acks are no-ops, the last seq is the edge', async () => {
   const store = open(tempDir(), 10);
   for (const text of ['1', '2', '3', '4']) await queue(store, 's', text);
@@ -585,7 +728,7 @@ test('traces older than TRACE_RETENTION_MS are pruned at open, a slice per batch
   const dir = tempDir();
   const store = open(dir);
   const now = Date.now();
-  const old = Array.from({ length: TRACE_PRUNE_SLICE + 1 }, (): TraceEntry => ({
+  const old = Array.from({ length: PRUNE_SLICE + 1 }, (): TraceEntry => ({
     eventId: 'old',
     step: 'wake',
     at: now - TRACE_RETENTION_MS - 1,
@@ -593,7 +736,7 @@ test('traces older than TRACE_RETENTION_MS are pruned at open, a slice per batch
   }));
   const kept: TraceEntry = { eventId: 'kept', step: 'wake', at: now - TRACE_RETENTION_MS + 60_000, detail: {} };
   store.recordTrace([...old, kept]);
-  assert.is((await store.trace('old')).length, TRACE_PRUNE_SLICE + 1, 'not pruned while the store is open');
+  assert.is((await store.trace('old')).length, PRUNE_SLICE + 1, 'not pruned while the store is open');
   await store.close();
 
   const reopened = open(dir);
@@ -602,6 +745,57 @@ test('traces older than TRACE_RETENTION_MS are pruned at open, a slice per batch
   await reopened.stats();
   assert.equal(await reopened.trace('old'), []);
   assert.equal(await reopened.trace('kept'), [kept]);
+});
+
+
+test('tokens: none at first; listed oldest first, ties by id, as created', async () => {
+  const store = open(tempDir());
+  assert.equal(await store.listTokens(), []);
+  const b = token('tok_b', 2000, { name: 'ci', scopes: ['publish'] });
+  const a = token('tok_a', 2000, { agentId: 'ops' });
+  const c = token('tok_c', 1000, { revokedAt: 1500 });
+  for (const record of [b, a, c]) await store.createToken(record);
+  assert.equal(await store.listTokens(), [c, a, b]);
+});
+
+test('tokens: revoke keeps the first revokedAt; an unknown id is undefined', async () => {
+  const store = open(tempDir());
+  const record = token('tok_1', Date.now());
+  await store.createToken(record);
+  const before = Date.now();
+  const revoked = await store.revokeToken('tok_1');
+  assert.ok(revoked && revoked.revokedAt !== null && revoked.revokedAt >= before && revoked.revokedAt <= Date.now());
+  assert.equal(revoked, { ...record, revokedAt: revoked!.revokedAt });
+
+  await sleep(5);
+  assert.equal(await store.revokeToken('tok_1'), revoked, 'revoking again changes nothing');
+  assert.equal(await store.listTokens(), [revoked]);
+  assert.is(await store.revokeToken('tok_none'), undefined);
+});
+
+test('tokens: durable when resolved; they survive close and reopen', async () => {
+  const dir = tempDir();
+  const store = open(dir);
+  const kept = token('tok_kept', 1000, { name: 'laptop', scopes: ['subscribe'] });
+  const created = store.createToken(kept);
+  const createdThenRevoked = store.createToken(token('tok_gone', 2000));
+  const revoked = store.revokeToken('tok_gone');
+  await store.close();
+  await created;
+  await createdThenRevoked;
+  const gone = await revoked;
+  assert.ok(gone?.revokedAt, 'the revoke ran after the create it was queued behind');
+
+  assert.equal(await open(dir).listTokens(), [kept, gone]);
+});
+
+test('tokens: a duplicate hash or id rejects and stores nothing', async () => {
+  const store = open(tempDir());
+  const first = token('tok_1', 1000);
+  await store.createToken(first);
+  await rejectsWith(store.createToken(token('tok_2', 2000, { hash: first.hash })), 'SQLITE_CONSTRAINT_UNIQUE');
+  await rejectsWith(store.createToken(token('tok_1', 2000, { hash: 'another' })), 'SQLITE_CONSTRAINT_PRIMARYKEY');
+  assert.equal(await store.listTokens(), [first]);
 });
 
 test.run();

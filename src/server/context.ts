@@ -1,0 +1,18 @@
+import type { Principal } from './auth.js';
+import type { Subscriber } from './hub.js';
+
+/** How a request reached the gateway; recorded in traces and the same for every method. */
+export type Ingress = 'websocket' | 'http-rpc' | 'http-hook';
+
+/** What a method handler knows of its caller, whichever ingress the request came through. */
+export interface CallContext {
+  readonly ingress: Ingress;
+  readonly principal: Principal;
+  readonly remoteAddress: string;
+  /** The WebSocket connection's id; null over HTTP. */
+  readonly connectionId: number | null;
+  /** Where notifications can be pushed; null over HTTP, which has nowhere to push. */
+  readonly subscriber: Subscriber | null;
+  /** Runs `task` once the answer to the current request has been sent (e.g. a subscription's replay). */
+  afterResponse(task: () => void): void;
+}

@@ -1,0 +1,162 @@
+/**
+ * Plain HTTP on the gateway's port, for callers that cannot hold a socket (webhooks, curl):
+ *   POST /rpc         JSON-RPC 2.0, single or batch, through the same dispatcher as WebSocket
+ *   POST /hooks/wake  a system.event body, answered with the same routing result
+ *   GET  /healthz     liveness for supervisors, no auth, no details
+ * Both POST routes call the same method handlers, so routing and refusals cannot differ by ingress.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HTTP_BODY_TIMEOUT_MS, MAX_HTTP_BODY_BYTES } from '../protocol/constants.js';
+import { ErrorCode } from '../protocol/errors.js';
+import { errorResponse, type RpcDispatcher } from '../protocol/jsonrpc.js';
+import type { Principal } from './auth.js';
+import type { CallContext, Ingress } from './context.js';
+
+/** Whether a request may proceed, decided the same way for HTTP routes and WebSocket upgrades. */
+export type Admission =
+  | { admitted: true; principal: Principal }
+  | { admitted: false; status: 400 | 401 | 429 | 503; message: string; headers?: Record<string, string> };
+
+export interface HttpIngressOptions {
+  dispatcher: RpcDispatcher<CallContext>;
+  admit(request: IncomingMessage): Admission;
+  /** @default HTTP_BODY_TIMEOUT_MS */
+  bodyTimeoutMs?: number;
+}
+
+const ROUTES: Record<string, Ingress> = { '/rpc': 'http-rpc', '/hooks/wake': 'http-hook' };
+
+/** HTTP status for a JSON-RPC error answered on /hooks/wake, where the status is the signal. */
+const HOOK_STATUS: Partial<Record<number, number>> = {
+  [ErrorCode.PARSE_ERROR]: 400,
+  [ErrorCode.INVALID_REQUEST]: 400,
+  [ErrorCode.INVALID_PARAMS]: 400,
+  [ErrorCode.FORBIDDEN]: 403,
+  [ErrorCode.IDEMPOTENCY_CONFLICT]: 409,
+  [ErrorCode.STORE_UNAVAILABLE]: 503,
+  [ErrorCode.SHUTTING_DOWN]: 503,
+};
+
+export function createHttpHandler(options: HttpIngressOptions): (request: IncomingMessage, response: ServerResponse) => void {
+  const bodyTimeoutMs = options.bodyTimeoutMs ?? HTTP_BODY_TIMEOUT_MS;
+  return (request, response) => {
+    const path = (request.url ?? '/').split('?', 1)[0]!;
+    if (path === '/healthz') {
+      if (request.method !== 'GET' && request.method !== 'HEAD') return sendText(response, 405, 'use GET\n', { allow: 'GET, HEAD' });
+      return sendText(response, 200, 'ok\n');
+    }
+    const ingress = ROUTES[path];
+    if (!ingress) {
+      if (path === '/' && request.method === 'GET') {
+        return sendText(response, 426, 'switchboard speaks JSON-RPC 2.0 over WebSocket here (Authorization: Bearer <token>), and over HTTP at POST /rpc and POST /hooks/wake.\n', {
+          upgrade: 'websocket',
+          connection: 'Upgrade',
+        });
+      }
+      return sendText(response, 404, `no route ${path}: use POST /rpc, POST /hooks/wake or GET /healthz\n`);
+    }
+    if (request.method !== 'POST') return sendText(response, 405, `${path} takes POST\n`, { allow: 'POST' });
+    const admission = options.admit(request);
+    if (!admission.admitted) return sendText(response, admission.status, `${admission.message}\n`, admission.headers);
+    if (!isJson(request.headers['content-type'])) {
+      return sendText(response, 415, 'the body must be JSON: send "Content-Type: application/json"\n');
+    }
+    readBody(request, bodyTimeoutMs)
+      .then((body) => {
+      if (body.status !== 'ok') return rejectBody(request, response, body.status);
+      const context: CallContext = {
+        ingress,
+        principal: admission.principal,
+        remoteAddress: request.socket.remoteAddress ?? 'unknown',
+        connectionId: null,
+        subscriber: null,
+        afterResponse: (task) => response.once('finish', task),
+      };
+        const answer = ingress === 'http-rpc' ? answerRpc : answerHook;
+        return answer(options.dispatcher, body.text, context, response);
+      })
+      // The dispatcher answers every failure itself; this is the last line against a crash.
+      .catch(() => (response.headersSent ? response.destroy() : sendText(response, 500, 'internal error\n')));
+  };
+}
+
+async function answerRpc(dispatcher: RpcDispatcher<CallContext>, text: string, context: CallContext, response: ServerResponse): Promise<void> {
+  const answer = await dispatcher.handleFrame(text, context);
+  // Only notifications: nothing to say, and the spec says nothing may be said.
+  if (answer === undefined) return void response.writeHead(204).end();
+  sendJson(response, 200, answer);
+}
+
+/**
+ * The hook body is system.event's params, with mode defaulting to "now" (a webhook means "act on
+ * this"). It goes through the dispatcher as a system.event call, so the routing is the same.
+ */
+async function answerHook(dispatcher: RpcDispatcher<CallContext>, text: string, context: CallContext, response: ServerResponse): Promise<void> {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return sendJson(response, 400, JSON.stringify({ error: errorResponse(null, 'PARSE_ERROR', 'Parse error: the body is not valid JSON').error }));
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    const problem = { path: '', message: 'must be an object: { text, mode, sessionKey, agentId, contextKey, idempotencyKey }' };
+    const error = errorResponse(null, 'INVALID_PARAMS', `Invalid params: ${problem.message}`, { errors: [problem] }).error;
+    return sendJson(response, 400, JSON.stringify({ error }));
+  }
+  const params = { mode: 'now', ...body };
+  const answer = await dispatcher.handleMessage({ jsonrpc: '2.0', id: 0, method: 'system.event', params }, context);
+  const single = Array.isArray(answer) ? answer[0] : answer;
+  if (single && 'result' in single) return sendJson(response, 200, JSON.stringify(single.result));
+  const error = single && 'error' in single ? single.error : errorResponse(null, 'INTERNAL_ERROR', 'Internal error').error;
+  sendJson(response, HOOK_STATUS[error.code] ?? 500, JSON.stringify({ error }));
+}
+
+type Body = { status: 'ok'; text: string } | { status: 'too-large' | 'timeout' | 'aborted' };
+
+/** Reads the whole body, bounded in size (413) and in time (408). */
+function readBody(request: IncomingMessage, timeoutMs: number): Promise<Body> {
+  return new Promise((resolve) => {
+    const declared = Number(request.headers['content-length']);
+    if (Number.isFinite(declared) && declared > MAX_HTTP_BODY_BYTES) return resolve({ status: 'too-large' });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (body: Body) => {
+      clearTimeout(timer);
+      request.removeAllListeners('data');
+      resolve(body);
+    };
+    const timer = setTimeout(() => finish({ status: 'timeout' }), timeoutMs);
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_HTTP_BODY_BYTES) return finish({ status: 'too-large' });
+      chunks.push(chunk);
+    });
+    request.once('end', () => finish({ status: 'ok', text: Buffer.concat(chunks).toString('utf8') }));
+    request.once('aborted', () => finish({ status: 'aborted' }));
+  });
+}
+
+function rejectBody(request: IncomingMessage, response: ServerResponse, status: Exclude<Body['status'], 'ok'>): void {
+  if (status === 'aborted') return void request.destroy();
+  const [code, message] =
+    status === 'too-large'
+      ? [413, `the body is larger than ${MAX_HTTP_BODY_BYTES} bytes`]
+      : [408, 'the body did not arrive in time'];
+  // The rest of the body is not read: say so, and close rather than drain it.
+  sendText(response, code, `${message}\n`, { connection: 'close' });
+  response.once('finish', () => request.destroy());
+}
+
+function isJson(contentType: string | undefined): boolean {
+  if (!contentType) return false;
+  const type = contentType.split(';', 1)[0]!.trim().toLowerCase();
+  return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
+}
+
+function sendText(response: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+  response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers }).end(text);
+}
+
+function sendJson(response: ServerResponse, status: number, json: string): void {
+  response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) }).end(json);
+}

@@ -1,0 +1,56 @@
+/**
+ * Failed authentications per address. Past the limit an address is refused (429) for the rest of
+ * the window without its token even being looked at, so guessing tokens gets nowhere.
+ */
+import { AUTH_FAILURE_WINDOW_MS, MAX_AUTH_FAILURES_PER_WINDOW } from '../protocol/constants.js';
+
+/** Addresses remembered at once: bounds memory when failures come from many addresses. */
+const MAX_TRACKED_ADDRESSES = 10_000;
+
+interface Window {
+  startedAt: number;
+  failures: number;
+}
+
+export class AuthFailureLimiter {
+  readonly #windows = new Map<string, Window>();
+  readonly #limit: number;
+  readonly #windowMs: number;
+
+  constructor(limit = MAX_AUTH_FAILURES_PER_WINDOW, windowMs = AUTH_FAILURE_WINDOW_MS) {
+    this.#limit = limit;
+    this.#windowMs = windowMs;
+  }
+
+  /** Seconds the address must wait before trying again, or 0 when it may try now. */
+  retryAfterSeconds(address: string, now = Date.now()): number {
+    const window = this.#current(address, now);
+    if (!window || window.failures < this.#limit) return 0;
+    return Math.max(1, Math.ceil((window.startedAt + this.#windowMs - now) / 1000));
+  }
+
+  recordFailure(address: string, now = Date.now()): void {
+    const window = this.#current(address, now);
+    if (window) {
+      window.failures++;
+      return;
+    }
+    if (this.#windows.size >= MAX_TRACKED_ADDRESSES) this.#evictExpired(now);
+    // Still full: every tracked address is failing right now; forget the oldest (Map order).
+    if (this.#windows.size >= MAX_TRACKED_ADDRESSES) this.#windows.delete(this.#windows.keys().next().value!);
+    this.#windows.set(address, { startedAt: now, failures: 1 });
+  }
+
+  #current(address: string, now: number): Window | undefined {
+    const window = this.#windows.get(address);
+    if (window && now - window.startedAt >= this.#windowMs) {
+      this.#windows.delete(address);
+      return undefined;
+    }
+    return window;
+  }
+
+  #evictExpired(now: number): void {
+    for (const [address, window] of this.#windows) if (now - window.startedAt >= this.#windowMs) this.#windows.delete(address);
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * Scoped tokens: created and revoked by the admin, stored hashed, checked in memory. The secret
+ * exists only in the answer to token.create.
+ */
+import { randomBytes } from 'node:crypto';
+import type { TokenCreateParams, TokenCreateResult, TokenInfo, TokenRevokeResult, TokenScope } from '../protocol/schemas.js';
+import type { TokenRecord, TokenStore } from '../store/types.js';
+import { hashToken, type Authenticator, type ScopedToken } from './auth.js';
+
+/** Both scopes unless the admin narrows them: a token is usually one agent's whole key. */
+const DEFAULT_SCOPES: readonly TokenScope[] = ['publish', 'subscribe'];
+
+/** 32 random bytes, like the admin token; the prefix makes a leaked one recognisable in logs. */
+const SECRET_BYTES = 32;
+const TOKEN_PREFIX = 'sbt_';
+
+export interface TokenService {
+  create(params: TokenCreateParams): Promise<TokenCreateResult>;
+  list(): Promise<TokenInfo[]>;
+  revoke(tokenId: string): Promise<TokenRevokeResult | undefined>;
+}
+
+export function toScopedToken(record: TokenRecord): ScopedToken {
+  return { tokenId: record.tokenId, hash: record.hash, agentId: record.agentId, scopes: record.scopes, revoked: record.revokedAt !== null };
+}
+
+export function createTokenService(
+  store: TokenStore,
+  authenticator: Authenticator,
+  /** Closes the connections authenticated with a token; returns how many. */
+  closeConnections: (tokenId: string) => number,
+): TokenService {
+  return {
+    async create(params) {
+      const token = `${TOKEN_PREFIX}${randomBytes(SECRET_BYTES).toString('base64url')}`;
+      const record: TokenRecord = {
+        tokenId: `tok_${randomBytes(6).toString('hex')}`,
+        name: params.name ?? null,
+        agentId: params.agentId.toLowerCase(),
+        scopes: [...(params.scopes ?? DEFAULT_SCOPES)].sort(),
+        hash: hashToken(token),
+        createdAt: Date.now(),
+        revokedAt: null,
+      };
+      await store.createToken(record);
+      authenticator.remember(toScopedToken(record));
+      return { ...toInfo(record), token };
+    },
+    async list() {
+      return (await store.listTokens()).map(toInfo);
+    },
+    async revoke(tokenId) {
+      const record = await store.revokeToken(tokenId);
+      if (!record) return undefined;
+      authenticator.remember(toScopedToken(record));
+      return { tokenId, revoked: true, closedConnections: closeConnections(tokenId) };
+    },
+  };
+}
+
+function toInfo(record: TokenRecord): TokenInfo {
+  return {
+    tokenId: record.tokenId,
+    name: record.name,
+    agentId: record.agentId,
+    scopes: record.scopes,
+    createdAt: new Date(record.createdAt).toISOString(),
+    revokedAt: record.revokedAt === null ? null : new Date(record.revokedAt).toISOString(),
+  };
+}
