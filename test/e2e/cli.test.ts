@@ -1,0 +1,372 @@
+/**
+ * The real CLI binary against a real gateway process: what it prints, where, and its exit codes
+ * (0 ok, 1 gateway error, 2 usage, 3 unreachable / token refused / timeout).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cleanup, ISO_RE, makeTempDir, runCli, startGatewayProcess, UUID_RE, type CliResult, type GatewayProcess } from '../helpers/gateway.js';
+
+interface Context {
+  gw: GatewayProcess;
+}
+
+const PACKAGE_VERSION = (JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+const test = suite<Context>('e2e: the switchboard CLI binary', {} as Context);
+
+test.before(async (context) => {
+  context.gw = await startGatewayProcess();
+});
+
+test.after(async () => {
+  await cleanup();
+});
+
+/** URL and token from the data dir: how a local user runs the CLI next to a gateway. */
+function conn(gw: GatewayProcess): string[] {
+  return ['--url', gw.url, '--data-dir', gw.dataDir];
+}
+
+function explain(result: CliResult): string {
+  return `exit ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`;
+}
+
+function assertExit(result: CliResult, code: number): void {
+  assert.is(result.code, code, explain(result));
+}
+
+/** Exactly one JSON value on stdout, a newline after it, nothing else. */
+function parseJsonOut<T>(result: CliResult): T {
+  assertExit(result, 0);
+  assert.is(result.stderr, '', 'nothing on stderr');
+  assert.ok(result.stdout.endsWith('}\n'), `stdout ends with one object and a newline: ${JSON.stringify(result.stdout.slice(-50))}`);
+  assert.is(result.stdout.trimEnd().split('\n').length, 1, 'one line on stdout');
+  const value = JSON.parse(result.stdout) as T;
+  assert.type(value, 'object');
+  assert.not.ok(Array.isArray(value));
+  return value;
+}
+
+let unique = 0;
+function freshKey(prefix = 'cli'): string {
+  unique++;
+  return `agent:${prefix}${unique}:main`;
+}
+
+interface RoutingJson {
+  eventId: string;
+  sessionKey: string;
+  requestedSessionKey: string | null;
+  fallback: { reason: string; message: string } | null;
+  queue: { status: string; seq: number; depth: number };
+  wake: { status: string };
+  duplicate: boolean;
+  storedAt: string;
+}
+
+interface ReadJson {
+  sessionKey: string;
+  events: { eventId: string; seq: number; text: string; contextKey: string | null; mode: string }[];
+  depth: number;
+  more: boolean;
+}
+
+// ---------------------------------------------------------------- system event
+
+test('system event: human output names the canonical session; exit 0; nothing on stderr', async ({ gw }) => {
+  const result = await runCli(['system', 'event', '--text', 'Task done!', '--mode', 'now', '--session-key', 'agent:Main:SLACK:channel:C123:thread:456', ...conn(gw)]);
+  assertExit(result, 0);
+  assert.is(result.stderr, '');
+  const lines = result.stdout.trimEnd().split('\n');
+  assert.is(lines[0], 'routed to agent:main:slack:channel:C123:thread:456 (seq 1, 1 pending, mode now)');
+  assert.not.ok(result.stdout.includes('fallback'), 'no fallback line when a key was given');
+  assert.ok(lines.some((line) => line.startsWith('  wake: no-agent-connected')), result.stdout);
+  assert.match(result.stdout, /event [0-9a-f-]{36} stored at \d{4}-\d{2}-\d{2}T/);
+});
+
+test('system event without a key: a fallback line says where it went and why', async ({ gw }) => {
+  const result = await runCli(['system', 'event', '--text', `fallback ${Date.now()}`, '--agent', 'Ops', ...conn(gw)]);
+  assertExit(result, 0);
+  const lines = result.stdout.trimEnd().split('\n');
+  assert.match(lines[0]!, /^routed to agent:ops:main \(seq \d+, \d+ pending, mode next-heartbeat\)$/);
+  const fallback = lines.find((line) => line.startsWith('  fallback: '));
+  assert.ok(fallback, `a fallback line in ${result.stdout}`);
+  assert.match(fallback!, /no sessionKey given/);
+});
+
+test('system event --json: exactly one JSON object on stdout, the routing result', async ({ gw }) => {
+  const key = freshKey();
+  const before = Date.now();
+  const result = parseJsonOut<RoutingJson>(await runCli(['system', 'event', '--text', 'json please', '--session-key', key, '--json', ...conn(gw)]));
+  assert.match(result.eventId, UUID_RE);
+  assert.is(result.sessionKey, key);
+  assert.is(result.requestedSessionKey, key);
+  assert.is(result.fallback, null);
+  assert.equal(result.queue, { status: 'queued', seq: 1, depth: 1, replaced: null, dropped: [] });
+  assert.is(result.wake.status, 'no-agent-connected');
+  assert.is(result.duplicate, false);
+  assert.match(result.storedAt, ISO_RE);
+  assert.ok(Date.parse(result.storedAt) >= before - 5);
+});
+
+test('string options arrive exactly as typed: --text 007 is "007", not 7', async ({ gw }) => {
+  const key = freshKey();
+  const texts = ['007', '1e3', '0x10', 'true', '-5'];
+  for (const text of texts) {
+    // A value that starts with "-" needs the --name=value form, as with most CLIs.
+    const args = text.startsWith('-') ? [`--text=${text}`] : ['--text', text];
+    assertExit(await runCli(['system', 'event', ...args, '--session-key', key, ...conn(gw)]), 0);
+  }
+  assertExit(await runCli(['system', 'event', '--text', 'ctx', '--context-key', '0012', '--idempotency-key', '1e3', '--session-key', key, ...conn(gw)]), 0);
+  const read = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--session-key', key, '--json', ...conn(gw)]));
+  assert.equal(
+    read.events.map((event) => event.text),
+    [...texts, 'ctx'],
+  );
+  assert.is(read.events.at(-1)!.contextKey, '0012');
+  // The idempotency key was "1e3" as a string: repeating it with "1e3" is a duplicate.
+  const repeat = parseJsonOut<RoutingJson>(
+    await runCli(['system', 'event', '--text', 'ctx', '--context-key', '0012', '--idempotency-key', '1e3', '--session-key', key, '--json', ...conn(gw)]),
+  );
+  assert.is(repeat.duplicate, true);
+  // --agent 007 is the agent "007".
+  const agent = parseJsonOut<RoutingJson>(await runCli(['system', 'event', '--text', 'bond', '--agent', '007', '--json', ...conn(gw)]));
+  assert.is(agent.sessionKey, 'agent:007:main');
+});
+
+test('exit 1: the gateway refused (malformed --session-key): message on stderr, nothing on stdout', async ({ gw }) => {
+  const [human, json] = await Promise.all([
+    runCli(['system', 'event', '--text', 'x', '--session-key', 'slack:C123', ...conn(gw)]),
+    runCli(['system', 'event', '--text', 'x', '--session-key', 'agent:main:slack:channel', '--json', ...conn(gw)]),
+  ]);
+  for (const result of [human, json]) {
+    assertExit(result, 1);
+    assert.is(result.stdout, '');
+    assert.match(result.stderr, /^switchboard: /);
+    assert.match(result.stderr, /session key/);
+    assert.match(result.stderr, /-32602/);
+  }
+  // And it was not stored in the main session instead.
+  const main = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--json', ...conn(gw)]));
+  assert.not.ok(main.events.some((event) => event.text === 'x'));
+});
+
+test('exit 1: an idempotency conflict names code 1001', async ({ gw }) => {
+  const key = freshKey();
+  assertExit(await runCli(['system', 'event', '--text', 'one', '--idempotency-key', `k${unique}`, '--session-key', key, ...conn(gw)]), 0);
+  const conflict = await runCli(['system', 'event', '--text', 'two', '--idempotency-key', `k${unique}`, '--session-key', key, ...conn(gw)]);
+  assertExit(conflict, 1);
+  assert.match(conflict.stderr, /1001/);
+});
+
+test('exit 2: usage errors, before any connection is tried', async () => {
+  // The URL is unreachable on purpose: a usage error must win over "not reachable" (3).
+  const nowhere = ['--url', 'ws://127.0.0.1:1', '--token', 'x'];
+  const cases: [string[], RegExp][] = [
+    [['system', 'event', ...nowhere], /--text is required/],
+    [['system', 'event', '--text', '   ', ...nowhere], /--text is required/],
+    [['system', 'event', '--text', 'x', '--mode', 'later', ...nowhere], /--mode must be "now" or "next-heartbeat"/],
+    [['system', 'event', '--text', 'x', '--bogus', ...nowhere], /--bogus/],
+    [['session', 'peek', '--bogus', ...nowhere], /--bogus/],
+    [['frobnicate'], /unknown command "frobnicate"/],
+    [['system'], /unknown command/],
+    [['system', 'frob'], /unknown command "system frob"/],
+    [['session', 'peek', '--session-key', 'main', '--agent', 'ops', ...nowhere], /--session-key or --agent/],
+    [['session', 'peek', '--limit', '0', ...nowhere], /--limit/],
+    [['session', 'peek', '--limit', 'abc', ...nowhere], /--limit/],
+    [['session', 'drain', '--after', '-1', ...nowhere], /--after|-1/],
+    [['gateway', '--port', 'abc'], /--port/],
+    [['gateway', '--port', '70000'], /--port/],
+  ];
+  const results = await Promise.all(cases.map(([args]) => runCli(args)));
+  results.forEach((result, i) => {
+    const [args, message] = cases[i]!;
+    assert.is(result.code, 2, `switchboard ${args.join(' ')}\n${explain(result)}`);
+    assert.match(result.stderr, message, `stderr of switchboard ${args.join(' ')}`);
+    assert.is(result.stdout, '', `stdout of switchboard ${args.join(' ')}`);
+  });
+});
+
+test('exit 2 for no command at all, with the help on stdout', async () => {
+  const result = await runCli([]);
+  assertExit(result, 2);
+  assert.match(result.stdout, /system event/);
+});
+
+test('exit 3: unreachable gateway, with a hint', async () => {
+  const result = await runCli(['system', 'event', '--text', 'x', '--url', 'ws://127.0.0.1:1', '--token', 'x']);
+  assertExit(result, 3);
+  assert.is(result.stdout, '');
+  assert.match(result.stderr, /not reachable at ws:\/\/127\.0\.0\.1:1/);
+  assert.match(result.stderr, /switchboard gateway/);
+});
+
+test('exit 3: wrong token (flag or env), and no token anywhere', async ({ gw }) => {
+  const [flag, env, none] = await Promise.all([
+    runCli(['system', 'event', '--text', 'x', '--url', gw.url, '--token', 'not-the-token']),
+    runCli(['status', '--url', gw.url], { env: { SWITCHBOARD_TOKEN: 'not-the-token' } }),
+    runCli(['status', '--url', gw.url, '--data-dir', makeTempDir()]),
+  ]);
+  for (const result of [flag, env]) {
+    assertExit(result, 3);
+    assert.match(result.stderr, /refused the token/);
+    assert.is(result.stdout, '');
+  }
+  assertExit(none, 3);
+  assert.match(none.stderr, /no token/);
+});
+
+test('where the token and URL come from: --data-dir, SWITCHBOARD_DATA_DIR, --token, SWITCHBOARD_TOKEN, SWITCHBOARD_URL', async ({ gw }) => {
+  const key = freshKey();
+  const event = (text: string) => ['system', 'event', '--text', text, '--session-key', key];
+  const results = await Promise.all([
+    runCli([...event('via --data-dir'), '--url', gw.url, '--data-dir', gw.dataDir]),
+    runCli([...event('via SWITCHBOARD_DATA_DIR'), '--url', gw.url], { env: { SWITCHBOARD_DATA_DIR: gw.dataDir } }),
+    runCli([...event('via --token'), '--url', gw.url, '--token', gw.token]),
+    runCli([...event('via SWITCHBOARD_TOKEN'), '--url', gw.url], { env: { SWITCHBOARD_TOKEN: gw.token } }),
+    runCli([...event('via SWITCHBOARD_URL'), '--token', gw.token], { env: { SWITCHBOARD_URL: gw.url } }),
+    // Flags win over the environment.
+    runCli([...event('flag --token beats env'), '--url', gw.url, '--token', gw.token], { env: { SWITCHBOARD_TOKEN: 'wrong' } }),
+    runCli([...event('flag --url beats env'), '--url', gw.url, '--token', gw.token], { env: { SWITCHBOARD_URL: 'ws://127.0.0.1:1' } }),
+    runCli([...event('flag --data-dir beats env'), '--url', gw.url, '--data-dir', gw.dataDir], { env: { SWITCHBOARD_DATA_DIR: makeTempDir() } }),
+  ]);
+  for (const result of results) assertExit(result, 0);
+  const read = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--session-key', key, '--json', '--url', gw.url, '--token', gw.token]));
+  assert.equal(read.events.map((e) => e.text).sort(), [
+    'flag --data-dir beats env',
+    'flag --token beats env',
+    'flag --url beats env',
+    'via --data-dir',
+    'via --token',
+    'via SWITCHBOARD_DATA_DIR',
+    'via SWITCHBOARD_TOKEN',
+    'via SWITCHBOARD_URL',
+  ]);
+});
+
+// ---------------------------------------------------------------- session and status commands
+
+test('session peek / drain / list and status work, human and --json', async ({ gw }) => {
+  const key = 'agent:clisess:slack:channel:C9';
+  for (const text of ['first', 'second', 'third']) {
+    assertExit(await runCli(['system', 'event', '--text', text, '--session-key', key, ...conn(gw)]), 0);
+  }
+
+  const peekHuman = await runCli(['session', 'peek', '--session-key', key, ...conn(gw)]);
+  assertExit(peekHuman, 0);
+  const peekLines = peekHuman.stdout.trimEnd().split('\n');
+  assert.is(peekLines.length, 4, peekHuman.stdout);
+  assert.ok(peekLines[0]!.startsWith(`${key}: `), `header names the session: ${peekLines[0]}`);
+  assert.match(peekLines[0]!, /\b3\b/);
+  assert.match(peekLines[1]!, /^#1 \S+ next-heartbeat first$/);
+  assert.match(peekLines[2]!, /^#2 \S+ next-heartbeat second$/);
+  assert.match(peekLines[3]!, /^#3 \S+ next-heartbeat third$/);
+
+  const paged = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--session-key', key, '--after', '1', '--limit', '1', '--json', ...conn(gw)]));
+  assert.equal([paged.events.map((e) => e.seq), paged.more, paged.depth], [[2], true, 3]);
+
+  const list = parseJsonOut<{ sessions: { sessionKey: string; pending: number }[] }>(await runCli(['session', 'list', '--agent', 'clisess', '--json', ...conn(gw)]));
+  assert.equal(list.sessions.map((s) => [s.sessionKey, s.pending]), [[key, 3]]);
+  const listHuman = await runCli(['session', 'list', '--agent', 'clisess', ...conn(gw)]);
+  assertExit(listHuman, 0);
+  assert.match(listHuman.stdout, new RegExp(`^3  ${key}  \\(last event `));
+
+  const drained = parseJsonOut<ReadJson>(await runCli(['session', 'drain', '--session-key', key, '--limit', '2', '--json', ...conn(gw)]));
+  assert.equal([drained.events.map((e) => e.text), drained.depth, drained.more], [['first', 'second'], 1, true]);
+  const drainHuman = await runCli(['session', 'drain', '--session-key', key, ...conn(gw)]);
+  assertExit(drainHuman, 0);
+  assert.match(drainHuman.stdout, /^agent:clisess:slack:channel:C9: .*drained.*\n#3 \S+ next-heartbeat third\n$/);
+  const emptyPeek = await runCli(['session', 'peek', '--session-key', key, ...conn(gw)]);
+  assert.is(emptyPeek.stdout, `${key}: no pending events\n`);
+  const emptyList = await runCli(['session', 'list', '--agent', 'clisess', ...conn(gw)]);
+  assert.is(emptyList.stdout, 'no sessions with pending events\n');
+
+  const status = parseJsonOut<{ version: string; dataDir: string; connections: number }>(await runCli(['status', '--json', ...conn(gw)]));
+  assert.is(status.version, PACKAGE_VERSION);
+  assert.is(status.dataDir, gw.dataDir);
+  assert.is(status.connections, 1, 'the CLI itself is the one connection');
+  const statusHuman = await runCli(['status', ...conn(gw)]);
+  assertExit(statusHuman, 0);
+  assert.match(statusHuman.stdout, new RegExp(`^switchboard gateway ${PACKAGE_VERSION.replace(/\./g, '\\.')}, up \\d+ s`));
+  assert.ok(statusHuman.stdout.includes(`data dir:    ${gw.dataDir}`), statusHuman.stdout);
+});
+
+test('session peek --agent reads that agent main session; default is agent:main:main', async ({ gw }) => {
+  assertExit(await runCli(['system', 'event', '--text', 'for peekagent', '--agent', 'peekagent', ...conn(gw)]), 0);
+  const read = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--agent', 'peekagent', '--json', ...conn(gw)]));
+  assert.is(read.sessionKey, 'agent:peekagent:main');
+  assert.equal(read.events.map((e) => e.text), ['for peekagent']);
+  const main = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--json', ...conn(gw)]));
+  assert.is(main.sessionKey, 'agent:main:main');
+});
+
+// ---------------------------------------------------------------- help, version, gateway
+
+test('--help on each command exits 0 and lists its options', async () => {
+  const common = ['--json', '--url', '--token', '--data-dir', '--timeout'];
+  const cases: [string[], string[]][] = [
+    [['system', 'event'], ['--text', '--mode', '--session-key', '--agent', '--context-key', '--idempotency-key', ...common]],
+    [['session', 'peek'], ['--session-key', '--agent', '--after', '--limit', ...common]],
+    [['session', 'drain'], ['--session-key', '--agent', '--after', '--limit', ...common]],
+    [['session', 'list'], ['--agent', '--limit', ...common]],
+    [['session', 'watch'], ['--session-key', '--agent', '--after', '--ack', ...common]],
+    [['trace'], common],
+    [['status'], common],
+    [['gateway'], ['--host', '--port', '--data-dir', '--max-pending']],
+    [[], ['system event', 'session peek', 'session drain', 'session list', 'status', 'gateway', 'Exit codes']],
+  ];
+  const results = await Promise.all(cases.map(([command]) => runCli([...command, '--help'])));
+  results.forEach((result, i) => {
+    const [command, expected] = cases[i]!;
+    assert.is(result.code, 0, `switchboard ${command.join(' ')} --help\n${explain(result)}`);
+    for (const option of expected) assert.ok(result.stdout.includes(option), `switchboard ${command.join(' ')} --help mentions ${option}`);
+  });
+  // -h is the same.
+  assertExit(await runCli(['system', 'event', '-h']), 0);
+});
+
+test('--version prints the package version and exits 0', async () => {
+  const result = await runCli(['--version']);
+  assertExit(result, 0);
+  assert.ok(result.stdout.includes(PACKAGE_VERSION), result.stdout);
+  assert.is(result.stderr, '');
+});
+
+test('a second gateway on the same data dir exits non-zero, saying the data dir is in use', async ({ gw }) => {
+  const second = await runCli(['gateway', '--port', '0', '--data-dir', gw.dataDir]);
+  assert.ok(second.code !== 0 && second.code !== null, explain(second));
+  assert.is(second.code, 1, explain(second));
+  assert.match(second.stderr, /in use/);
+  assert.is(second.stdout, '', 'it never claimed to be listening');
+  // The first is unharmed.
+  assertExit(await runCli(['status', ...conn(gw)]), 0);
+});
+
+test('a gateway on a port already taken exits 1, saying the port is in use', async ({ gw }) => {
+  const result = await runCli(['gateway', '--port', String(gw.port), '--data-dir', makeTempDir()]);
+  assertExit(result, 1);
+  assert.match(result.stderr, /in use/);
+  assert.match(result.stderr, /--port/);
+});
+
+test('the gateway creates a private data dir and token file on first start', async () => {
+  const parent = makeTempDir();
+  const dataDir = path.join(parent, 'nested', 'data');
+  const gw = await startGatewayProcess({ dataDir });
+  const token = fs.readFileSync(path.join(dataDir, 'token'), 'utf8').trim();
+  assert.is(gw.token, token);
+  assert.match(token, /^[A-Za-z0-9_-]{43}$/);
+  if (process.platform !== 'win32') {
+    assert.is(fs.statSync(dataDir).mode & 0o777, 0o700);
+    assert.is(fs.statSync(path.join(dataDir, 'token')).mode & 0o777, 0o600);
+  }
+  assert.match(gw.stdout(), new RegExp(`^switchboard gateway listening on ws://127\\.0\\.0\\.1:${gw.port} \\(data dir ${dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, token in `));
+  // A call first: stopping at once would race the gateway's signal set-up (see durability.test.ts).
+  assertExit(await runCli(['status', '--url', gw.url, '--data-dir', dataDir]), 0);
+  assert.is(await gw.stop('SIGINT'), 0);
+  assert.match(gw.stderr(), /SIGINT received, shutting down/);
+});
+
+test.run();

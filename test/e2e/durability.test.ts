@@ -1,0 +1,329 @@
+/**
+ * Durability across restarts of the real gateway process: an answered system.event is on disk.
+ * A graceful stop (SIGTERM) and a crash (SIGKILL right after the answers) must both keep every
+ * answered event, with its eventId and seq, and the next event must continue the seq.
+ */
+import { spawn } from 'node:child_process';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  CLI_PATH,
+  cleanup,
+  errorOf,
+  makeTempDir,
+  openRaw,
+  resultOf,
+  startGatewayProcess,
+  type GatewayProcess,
+  type JsonRpcResponse,
+  type RawSocket,
+} from '../helpers/gateway.js';
+
+interface Routed {
+  eventId: string;
+  sessionKey: string;
+  queue: { status: string; seq: number; depth: number };
+  duplicate: boolean;
+  storedAt: string;
+}
+
+interface ReadResult {
+  sessionKey: string;
+  events: { eventId: string; seq: number; text: string; storedAt: string; contextKey: string | null }[];
+  depth: number;
+  more: boolean;
+}
+
+interface SessionList {
+  sessions: { sessionKey: string; pending: number; lastSeq: number }[];
+  more: boolean;
+}
+
+const test = suite('e2e: durability across gateway restarts');
+
+test.after(async () => {
+  await cleanup();
+});
+
+const SESSIONS = 5;
+const PER_SESSION = 10;
+
+function sessionKeys(tag: string): string[] {
+  return Array.from({ length: SESSIONS }, (_, i) => `agent:${tag}:slack:channel:C${i}`);
+}
+
+/**
+ * Sends all requests at once (pipelined on one socket, so they land in shared group commits)
+ * and resolves with every response, by id.
+ */
+async function callAll(raw: RawSocket, requests: { id: number; method: string; params: unknown }[]): Promise<Map<number, JsonRpcResponse>> {
+  for (const request of requests) raw.send(JSON.stringify({ jsonrpc: '2.0', ...request }));
+  const responses = new Map<number, JsonRpcResponse>();
+  while (responses.size < requests.length) {
+    const response = JSON.parse(await raw.next()) as JsonRpcResponse;
+    responses.set(Number(response.id), response);
+  }
+  return responses;
+}
+
+/** N events across the sessions, interleaved; resolves once every one is answered. */
+async function sendEvents(raw: RawSocket, keys: string[]): Promise<Map<string, Routed[]>> {
+  const requests = [];
+  for (let n = 0; n < PER_SESSION; n++) {
+    for (const [s, sessionKey] of keys.entries()) {
+      requests.push({ id: requests.length + 1, method: 'system.event', params: { text: `session ${s} event ${n}`, sessionKey } });
+    }
+  }
+  const responses = await callAll(raw, requests);
+  const bySession = new Map<string, Routed[]>(keys.map((key) => [key, []]));
+  for (const request of requests) {
+    const routed = resultOf<Routed>(responses.get(request.id)!);
+    assert.is(routed.queue.status, 'queued');
+    bySession.get(routed.sessionKey)!.push(routed);
+  }
+  for (const routed of bySession.values()) {
+    routed.sort((a, b) => a.queue.seq - b.queue.seq);
+    assert.equal(
+      routed.map((r) => r.queue.seq),
+      Array.from({ length: PER_SESSION }, (_, i) => i + 1),
+      'seqs 1..N in each session',
+    );
+  }
+  return bySession;
+}
+
+async function peekAll(raw: RawSocket, sessionKey: string): Promise<ReadResult> {
+  return resultOf<ReadResult>(await raw.call('session.peek', { sessionKey, limit: 1000 }));
+}
+
+/** Every answered event is pending in its session, in seq order, with its eventId, text and storedAt. */
+async function assertAllThere(raw: RawSocket, answered: Map<string, Routed[]>, keys: string[]): Promise<void> {
+  for (const [s, key] of keys.entries()) {
+    const read = await peekAll(raw, key);
+    const expected = answered.get(key)!;
+    assert.equal(
+      read.events.map((event) => [event.seq, event.eventId, event.text, event.storedAt]),
+      expected.map((routed, n) => [routed.queue.seq, routed.eventId, `session ${s} event ${n}`, routed.storedAt]),
+      `events of ${key}`,
+    );
+    assert.is(read.depth, PER_SESSION);
+  }
+}
+
+async function restart(previous: GatewayProcess, how: 'SIGTERM' | 'SIGKILL'): Promise<GatewayProcess> {
+  if (how === 'SIGKILL') {
+    await previous.kill9();
+    assert.is(previous.process.signalCode, 'SIGKILL');
+  } else {
+    const code = await previous.stop('SIGTERM');
+    assert.is(code, 0, `exit code after SIGTERM\nstderr: ${previous.stderr()}`);
+    assert.match(previous.stderr(), /SIGTERM received, shutting down/);
+    assert.match(previous.stderr(), /stopped/);
+  }
+  return startGatewayProcess({ dataDir: previous.dataDir });
+}
+
+test('SIGTERM: exit 0; after restart every event is there, in order, with the same eventIds and seqs', async () => {
+  const keys = sessionKeys('term');
+  const first = await startGatewayProcess();
+  const raw1 = await openRaw(first.url, first.token);
+  const answered = await sendEvents(raw1, keys);
+  const replaced = resultOf<Routed>(await raw1.call('system.event', { text: 'ctx v1', sessionKey: 'agent:termctx:main', contextKey: 'c' }));
+  const replacer = resultOf<Routed>(await raw1.call('system.event', { text: 'ctx v2', sessionKey: 'agent:termctx:main', contextKey: 'c' }));
+  assert.is(replacer.queue.status, 'replaced');
+  const listBefore = resultOf<SessionList>(await raw1.call('session.list', { limit: 1000 }));
+
+  const second = await restart(first, 'SIGTERM');
+  assert.is((await raw1.closed()).code, 1001, 'the gateway closed the connection as going away');
+  const raw2 = await openRaw(second.url, second.token);
+  await assertAllThere(raw2, answered, keys);
+  assert.equal(resultOf<SessionList>(await raw2.call('session.list', { limit: 1000 })), listBefore);
+
+  // The replaced event stayed replaced.
+  const ctx = await peekAll(raw2, 'agent:termctx:main');
+  assert.equal(
+    ctx.events.map((event) => [event.eventId, event.seq, event.text, event.contextKey]),
+    [[replacer.eventId, 2, 'ctx v2', 'c']],
+  );
+  assert.not.ok(ctx.events.some((event) => event.eventId === replaced.eventId));
+
+  // New events continue each session's seq, and contextKey replacement still finds the old event.
+  for (const key of keys) {
+    const next = resultOf<Routed>(await raw2.call('system.event', { text: 'after restart', sessionKey: key }));
+    assert.equal([next.queue.status, next.queue.seq, next.queue.depth], ['queued', PER_SESSION + 1, PER_SESSION + 1]);
+  }
+  const v3 = resultOf<Routed>(await raw2.call('system.event', { text: 'ctx v3', sessionKey: 'agent:termctx:main', contextKey: 'c' }));
+  assert.equal([v3.queue.status, v3.queue.seq, v3.queue.depth], ['replaced', 3, 1]);
+
+  const status = resultOf<{ sessions: number; pending: number }>(await raw2.call('gateway.status', {}));
+  assert.equal([status.sessions, status.pending], [SESSIONS + 1, SESSIONS * (PER_SESSION + 1) + 1]);
+  raw2.close();
+  assert.is(await second.stop('SIGTERM'), 0);
+});
+
+test('SIGTERM after a drain: drained events stay consumed; dedupe does not match a drained event', async () => {
+  const key = 'agent:drainer:main';
+  const first = await startGatewayProcess();
+  const raw1 = await openRaw(first.url, first.token);
+  for (const text of ['a', 'b', 'c']) resultOf(await raw1.call('system.event', { text, sessionKey: key }));
+  const drained = resultOf<ReadResult>(await raw1.call('session.drain', { sessionKey: key, limit: 3 }));
+  assert.is(drained.events.length, 3);
+
+  const second = await restart(first, 'SIGTERM');
+  const raw2 = await openRaw(second.url, second.token);
+  assert.equal(await peekAll(raw2, key), { sessionKey: key, events: [], depth: 0, more: false });
+  const next = resultOf<Routed>(await raw2.call('system.event', { text: 'c', sessionKey: key }));
+  assert.equal([next.queue.status, next.queue.seq, next.queue.depth], ['queued', 4, 1]);
+});
+
+test('SIGKILL right after the answers: every answered event survives the crash', async () => {
+  const keys = sessionKeys('kill');
+  const first = await startGatewayProcess();
+  const raw1 = await openRaw(first.url, first.token);
+  const answered = await sendEvents(raw1, keys);
+  // No pause: the answers promise durability, so the crash may come at once.
+  const second = await restart(first, 'SIGKILL');
+  const raw2 = await openRaw(second.url, second.token);
+  await assertAllThere(raw2, answered, keys);
+  for (const key of keys) {
+    const next = resultOf<Routed>(await raw2.call('system.event', { text: 'after crash', sessionKey: key }));
+    assert.is(next.queue.seq, PER_SESSION + 1);
+  }
+});
+
+test('SIGKILL repeatedly, each right after an answer: nothing answered is ever lost', async () => {
+  const key = 'agent:crashloop:main';
+  let gw = await startGatewayProcess();
+  const answered: Routed[] = [];
+  for (let round = 0; round < 3; round++) {
+    const raw = await openRaw(gw.url, gw.token);
+    answered.push(resultOf<Routed>(await raw.call('system.event', { text: `round ${round}`, sessionKey: key })));
+    gw = await restart(gw, 'SIGKILL');
+  }
+  const raw = await openRaw(gw.url, gw.token);
+  const read = await peekAll(raw, key);
+  assert.equal(
+    read.events.map((event) => [event.seq, event.eventId]),
+    answered.map((routed) => [routed.queue.seq, routed.eventId]),
+  );
+  assert.equal(
+    answered.map((routed) => routed.queue.seq),
+    [1, 2, 3],
+  );
+});
+
+test('SIGTERM under load: every answered event is stored; every SHUTTING_DOWN (1003) one is not', async () => {
+  const key = 'agent:load:main';
+  const total = 300;
+  const first = await startGatewayProcess();
+  const raw = await openRaw(first.url, first.token);
+  let isClosed = false;
+  void raw.closed(15_000).then(() => (isClosed = true));
+  // Calls keep coming, a few at a time, before and after the signal: some are answered, some meet
+  // the shutdown, some arrive after the socket closed.
+  let stopped: Promise<number | null> | undefined;
+  for (let i = 1; i <= total && !isClosed; i++) {
+    raw.send(JSON.stringify({ jsonrpc: '2.0', id: i, method: 'system.event', params: { text: `load ${i}`, sessionKey: key } }));
+    if (i % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 2));
+    if (i === 50) stopped = first.stop('SIGTERM');
+  }
+  const responses: JsonRpcResponse[] = [];
+  for (;;) {
+    try {
+      responses.push(JSON.parse(await raw.next(300)) as JsonRpcResponse);
+    } catch {
+      if (isClosed) break;
+    }
+  }
+  assert.is(await stopped!, 0, `exit code after SIGTERM under load\nstderr: ${first.stderr()}`);
+
+  const second = await startGatewayProcess({ dataDir: first.dataDir });
+  const raw2 = await openRaw(second.url, second.token);
+  const stored = new Map((await peekAll(raw2, key)).events.map((event) => [event.text, event]));
+  let ok = 0;
+  let refused = 0;
+  for (const response of responses) {
+    const text = `load ${String(response.id)}`;
+    if (response.error) {
+      assert.is(response.error.code, 1003, `only SHUTTING_DOWN is an acceptable refusal: ${JSON.stringify(response)}`);
+      assert.not.ok(stored.has(text), `${text} was refused with 1003 but is stored`);
+      refused++;
+    } else {
+      const routed = resultOf<Routed>(response);
+      assert.is(stored.get(text)?.eventId, routed.eventId, `${text} was answered but is not stored`);
+      assert.is(stored.get(text)?.seq, routed.queue.seq);
+      ok++;
+    }
+  }
+  assert.ok(ok >= 1, 'at least the first call was answered');
+  assert.is(new Set(responses.map((response) => response.id)).size, responses.length, 'no call answered twice');
+  // Calls that got no answer at all may or may not be stored; nothing else may be.
+  assert.ok(stored.size <= total - refused);
+});
+
+test('SIGTERM the moment the listening line appears is still a graceful stop (exit 0)', async () => {
+  // A supervisor may stop the gateway as soon as it reports ready. The line promises a running
+  // gateway, so by then SIGTERM must already mean "shut down cleanly", not the default "die".
+  // Several at once, each signalled from the very callback that sees the line.
+  const attempts = 8;
+  const outcomes = await Promise.all(
+    Array.from({ length: attempts }, () => {
+      const child = spawn(process.execPath, [CLI_PATH, 'gateway', '--port', '0', '--data-dir', makeTempDir()], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        out += chunk;
+        if (out.includes('switchboard gateway listening on ') && child.exitCode === null) child.kill('SIGTERM');
+      });
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      return new Promise<{ code: number | null; signal: NodeJS.Signals | null; err: string }>((resolve) =>
+        child.once('close', (code, signal) => {
+          clearTimeout(timer);
+          resolve({ code, signal, err });
+        }),
+      );
+    }),
+  );
+  const killed = outcomes.filter((outcome) => outcome.code !== 0);
+  assert.is(
+    killed.length,
+    0,
+    `${killed.length} of ${attempts} gateways died of the signal instead of shutting down: ${JSON.stringify(killed.map(({ code, signal }) => ({ code, signal })))}`,
+  );
+  for (const outcome of outcomes) assert.match(outcome.err, /SIGTERM received, shutting down/);
+});
+
+test('an idempotencyKey repeat after a restart (SIGTERM or SIGKILL) is a duplicate of the first call', async () => {
+  const key = 'agent:idem:main';
+  let gw = await startGatewayProcess();
+  let raw = await openRaw(gw.url, gw.token);
+  const first = resultOf<Routed>(await raw.call('system.event', { text: 'once only', sessionKey: key, idempotencyKey: 'job-42' }));
+  const crash = resultOf<Routed>(await raw.call('system.event', { text: 'once only, crash', sessionKey: key, idempotencyKey: 'job-43' }));
+  assert.is(first.duplicate, false);
+
+  gw = await restart(gw, 'SIGTERM');
+  raw = await openRaw(gw.url, gw.token);
+  const repeat = resultOf<Routed>(await raw.call('system.event', { text: 'once only', sessionKey: key, idempotencyKey: 'job-42' }));
+  assert.is(repeat.duplicate, true);
+  assert.is(repeat.eventId, first.eventId);
+  assert.equal(repeat.queue, first.queue);
+  assert.is(repeat.storedAt, first.storedAt);
+  const conflict = errorOf(await raw.call('system.event', { text: 'something else', sessionKey: key, idempotencyKey: 'job-42' }));
+  assert.is(conflict.code, 1001);
+
+  gw = await restart(gw, 'SIGKILL');
+  raw = await openRaw(gw.url, gw.token);
+  const afterCrash = resultOf<Routed>(await raw.call('system.event', { text: 'once only, crash', sessionKey: key, idempotencyKey: 'job-43' }));
+  assert.is(afterCrash.duplicate, true);
+  assert.is(afterCrash.eventId, crash.eventId);
+  const read = await peekAll(raw, key);
+  assert.equal(
+    read.events.map((event) => event.eventId),
+    [first.eventId, crash.eventId],
+  );
+});
+
+test.run();
