@@ -1,0 +1,39 @@
+/**
+ * The README is part of the interface: its first lines are the two commands a new user runs,
+ * and its error table must say what the code says.
+ */
+import { readFileSync } from 'node:fs';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ERROR_DESCRIPTIONS, ErrorCode, type ErrorName } from '../../src/protocol/errors.js';
+import { METHOD_NAMES } from '../../src/protocol/methods.js';
+
+const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+const test = suite('docs/README');
+
+test('the first lines give the install-and-run command and the test command', () => {
+  const head = readme.split('\n').slice(0, 6).join('\n');
+  assert.match(head, /npm install && npm start/);
+  assert.match(head, /npm test/);
+});
+
+test('the error table lists every code with its name and description, and nothing else', () => {
+  const section = readme.slice(readme.indexOf('## Error codes'));
+  const rows = [...section.matchAll(/^\| (-?\d+) \| ([A-Z_]+) \| (.+) \|$/gm)].map(([, code, name, description]) => ({
+    code: Number(code),
+    name: name!,
+    description: description!.replace(/`/g, ''),
+  }));
+  const expected = (Object.keys(ErrorCode) as ErrorName[]).map((name) => ({
+    code: ErrorCode[name],
+    name,
+    description: ERROR_DESCRIPTIONS[name].replace(/`/g, ''),
+  }));
+  assert.equal(rows, expected);
+});
+
+test('every RPC method is documented', () => {
+  for (const method of METHOD_NAMES) assert.ok(readme.includes(`\`${method}\``), `README does not mention ${method}`);
+});
+
+test.run();
