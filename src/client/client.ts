@@ -222,7 +222,17 @@ export class SwitchboardClient {
 
   // ------------------------------------------------------------------ calls
 
-  #send(method: string, params: unknown, timeoutMs: number, signal: AbortSignal | undefined): Promise<unknown> {
+  /**
+   * Sends one call. `onAnswer` runs synchronously when the answer is read, before any later frame
+   * of the same socket read is dispatched: a subscription must know its id before its events.
+   */
+  #send(
+    method: string,
+    params: unknown,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    onAnswer?: (result: unknown) => void,
+  ): Promise<unknown> {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       const settle = () => {
@@ -242,6 +252,7 @@ export class SwitchboardClient {
       this.#pending.set(id, {
         resolve: (result) => {
           settle();
+          onAnswer?.(result);
           resolve(result);
         },
         reject: (error) => {
@@ -283,9 +294,11 @@ export class SwitchboardClient {
     const after = resumeAfter(state);
     const params = { ...state.target, ...(after === undefined ? {} : { after }) };
     const timeoutMs = callOptions?.timeoutMs ?? this.#timeoutMs;
-    const result = (await this.#send('session.subscribe', params, timeoutMs, callOptions?.signal)) as ResultOf<'session.subscribe'>;
-    state.serverId = result.subscriptionId;
-    this.#byServerId.set(result.subscriptionId, state);
+    await this.#send('session.subscribe', params, timeoutMs, callOptions?.signal, (result) => {
+      const { subscriptionId } = result as ResultOf<'session.subscribe'>;
+      state.serverId = subscriptionId;
+      this.#byServerId.set(subscriptionId, state);
+    });
   }
 
   async #unsubscribe(state: SubscriptionState): Promise<void> {

@@ -116,7 +116,9 @@ function checkEnvelope(item: unknown): EnvelopeCheck {
   if (params !== undefined && (typeof params !== 'object' || params === null)) {
     return invalid('"params" must be an object or an array');
   }
-  if (Array.isArray(params)) {
+  // An empty array names no params by position either: clients such as @open-rpc/client-js send
+  // `params: []` for "no params", and it means the same as an absent or empty object.
+  if (Array.isArray(params) && params.length > 0) {
     // A valid Request with positional params: an error in handling it, so a notification gets no answer.
     if (!hasId) return { error: undefined };
     return {
@@ -125,7 +127,8 @@ function checkEnvelope(item: unknown): EnvelopeCheck {
       }),
     };
   }
-  const request: JSONRPCRequest = { jsonrpc: '2.0', method: candidate['method'], params: params as JSONRPCRequest['params'] };
+  const named = Array.isArray(params) ? undefined : (params as JSONRPCRequest['params']);
+  const request: JSONRPCRequest = { jsonrpc: '2.0', method: candidate['method'], params: named };
   if (hasId) request.id = id as JSONRPCID;
   return { request };
 }

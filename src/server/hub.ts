@@ -172,21 +172,26 @@ export class DeliveryHub implements Delivery {
     if (!parsed.ok) return;
     for (;;) {
       if (!subscription.active) return;
-      await this.#waitForRoom(subscription);
       const page = await this.#store.peek(sessionKey, { after: subscription.cursor(sessionKey), limit: REPLAY_PAGE_SIZE });
       const traces: TraceEntry[] = [];
-      for (const record of page.events) {
-        const eventJson = JSON.stringify(toStoredEvent({ ...record, route: parsed.value.route }));
-        if (!this.#send(subscription, sessionKey, record.seq, eventJson)) return;
-        traces.push(delivered(record.eventId, subscription, true));
+      try {
+        for (const record of page.events) {
+          // Per event, not per page: a page of large events alone could pass the cut-off.
+          await this.#waitForRoom(subscription);
+          const eventJson = JSON.stringify(toStoredEvent({ ...record, route: parsed.value.route }));
+          if (!this.#send(subscription, sessionKey, record.seq, eventJson)) return;
+          traces.push(delivered(record.eventId, subscription, true));
+        }
+      } finally {
+        if (traces.length > 0) this.#store.recordTrace(traces);
       }
-      if (traces.length > 0) this.#store.recordTrace(traces);
       if (!page.more) return;
     }
   }
 
   /** Replay must not be what makes a subscriber "slow": it waits for the socket to drain. */
   async #waitForRoom(subscription: Subscription): Promise<void> {
+    // Replay is unhurried: each pause lets the socket drain and live traffic through.
     while (subscription.active && subscription.subscriber.bufferedAmount > this.#options.replayHighWaterBytes) {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
@@ -252,7 +257,7 @@ export class DeliveryHub implements Delivery {
       presence.heartbeat.eventIds.push(event.eventId);
       return {
         status: 'next-heartbeat',
-        message: `agent "${agentId}" is told at its next heartbeat (every ${Math.round(this.#options.heartbeatIntervalMs / 1000)} s)`,
+        message: `agent "${agentId}" is told at its next heartbeat (every ${formatInterval(this.#options.heartbeatIntervalMs)})`,
       };
     }
     const { wake } = presence;
@@ -316,6 +321,10 @@ function removeFrom<K, V>(index: Map<K, Set<V>>, key: K, value: V): void {
   if (!set) return;
   set.delete(value);
   if (set.size === 0) index.delete(key);
+}
+
+function formatInterval(ms: number): string {
+  return ms < 1000 || ms % 1000 !== 0 ? `${ms} ms` : `${ms / 1000} s`;
 }
 
 function clearTimer(timer: NodeJS.Timeout | NodeJS.Immediate | undefined): void {

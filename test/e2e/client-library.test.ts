@@ -1,0 +1,231 @@
+/**
+ * The typed client (src/client) against a real gateway: subscribe / events() deliver every event
+ * once, in order, replayed or live; errors are typed; and with `reconnect`, a gateway killed with
+ * SIGKILL and restarted at the same URL costs the consumer nothing: every answered event is seen
+ * exactly once across the restart.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { connect, type SwitchboardClient } from '../../src/client/client.js';
+import { ConnectionError, RpcCallError } from '../../src/client/errors.js';
+import type { AgentWakeNotification, StoredEvent } from '../../src/protocol/schemas.js';
+import {
+  cleanup,
+  openPeer,
+  resultOf,
+  startGatewayProcess,
+  startGatewayProcessAt,
+  startInProcessGateway,
+  waitUntil,
+  type InProcessGateway,
+  type Peer,
+} from '../helpers/gateway.js';
+
+interface RoutingResult {
+  eventId: string;
+  sessionKey: string;
+  queue: { seq: number };
+  receivers: number;
+}
+
+interface Context {
+  gw: InProcessGateway;
+  publisher: Peer;
+}
+
+const test = suite<Context>('e2e: client library (subscribe, events(), errors, reconnect across kill -9)', {} as Context);
+
+const clients = new Set<SwitchboardClient>();
+
+test.before(async (context) => {
+  context.gw = await startInProcessGateway();
+  context.publisher = await openPeer(context.gw.url, context.gw.token);
+});
+
+test.after(async () => {
+  await Promise.allSettled([...clients].map((client) => client.close()));
+  await cleanup();
+});
+
+async function client(url: string, token: string, reconnect = false): Promise<SwitchboardClient> {
+  const opened = await connect({ url, token, timeoutMs: 5_000, reconnect });
+  clients.add(opened);
+  return opened;
+}
+
+let unique = 0;
+function freshAgent(prefix: string): string {
+  unique++;
+  return `${prefix}${unique}`;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function publish(peer: Peer, params: Record<string, unknown>): Promise<RoutingResult> {
+  return resultOf<RoutingResult>(await peer.call('system.event', params));
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
+}
+
+// ---------------------------------------------------------------- subscribe and events()
+
+test('subscribe({ sessionKey }) replays the backlog through onEvent, then live events, once each in order', async ({ gw, publisher }) => {
+  const key = `agent:${freshAgent('cbacklog')}:main`;
+  for (let i = 1; i <= 5; i++) await publish(publisher, { text: `pending ${i}`, sessionKey: key });
+  const sb = await client(gw.url, gw.token);
+  const seen: StoredEvent[] = [];
+  const subscription = await sb.subscribe({ sessionKey: key }, { onEvent: (event) => seen.push(event) });
+  await waitUntil(() => seen.length >= 5, `the 5 pending events (got seqs ${JSON.stringify(seen.map((e) => e.seq))})`, 2_000);
+  await publish(publisher, { text: 'live', sessionKey: key });
+  await waitUntil(() => seen.length >= 6, 'the live event', 2_000);
+  await sleep(50);
+  assert.equal(
+    seen.map((event) => event.seq),
+    range(1, 6),
+  );
+  assert.is(subscription.cursors.get(key), 6);
+  await subscription.unsubscribe();
+  await sb.close();
+});
+
+test('events({ agentId }) yields every session of the agent, replayed then live; unsubscribes when the loop ends', async ({
+  gw,
+  publisher,
+}) => {
+  const agent = freshAgent('citer');
+  const keys = [`agent:${agent}:main`, `agent:${agent}:slack:channel:C1`];
+  for (let i = 1; i <= 3; i++) for (const key of keys) await publish(publisher, { text: `before ${i}`, sessionKey: key });
+  const sb = await client(gw.url, gw.token);
+  const seen: StoredEvent[] = [];
+  const stop = new AbortController();
+  const consumer = (async () => {
+    for await (const event of sb.events({ agentId: agent }, { signal: stop.signal })) {
+      seen.push(event);
+      await sb.ack({ sessionKey: event.sessionKey, seq: event.seq });
+    }
+  })();
+  await waitUntil(() => seen.length >= 6, 'the replayed events', 2_000);
+  for (let i = 1; i <= 3; i++) for (const key of keys) await publish(publisher, { text: `after ${i}`, sessionKey: key });
+  await waitUntil(() => seen.length >= 12, 'the live events', 2_000);
+  stop.abort();
+  await consumer;
+  for (const key of keys) {
+    assert.equal(
+      seen.filter((event) => event.sessionKey === key).map((event) => event.seq),
+      range(1, 6),
+      key,
+    );
+    const pending = resultOf<{ depth: number }>(await publisher.call('session.peek', { sessionKey: key }));
+    assert.is(pending.depth, 0, `${key} acked`);
+  }
+  // The loop ended (and unsubscribed before it returned): nobody receives the next event.
+  assert.is((await publish(publisher, { text: 'after the loop', sessionKey: keys[0]! })).receivers, 0);
+  await sb.close();
+});
+
+test('onWake: agent.wake reaches the client', async ({ gw, publisher }) => {
+  const agent = freshAgent('cwake');
+  const sb = await client(gw.url, gw.token);
+  const woken: AgentWakeNotification[] = [];
+  sb.onWake((wake) => woken.push(wake));
+  await sb.subscribe({ agentId: agent }, { onEvent: () => {} });
+  await publish(publisher, { text: 'wake up', agentId: agent, mode: 'now' });
+  await waitUntil(() => woken.length >= 1, 'agent.wake', 2_000);
+  assert.equal([woken[0]!.agentId, woken[0]!.reason, woken[0]!.sessions], [agent, 'event', [`agent:${agent}:main`]]);
+  await sb.close();
+});
+
+test('typed errors: RpcCallError with code and name; a bad token is ConnectionError "unauthorized"; close rejects and ends', async ({
+  gw,
+}) => {
+  const sb = await client(gw.url, gw.token);
+  const error = await sb.ack({ sessionKey: `agent:${freshAgent('cerr')}:main`, seq: 1 }).catch((e: unknown) => e);
+  assert.instance(error, RpcCallError);
+  assert.is((error as RpcCallError).code, 1004);
+  assert.is((error as RpcCallError).errorName, 'ACK_OUT_OF_RANGE');
+  assert.is(((error as RpcCallError).data as { name: string }).name, 'ACK_OUT_OF_RANGE');
+
+  const refused = await connect({ url: gw.url, token: 'not-the-token', timeoutMs: 2_000 }).catch((e: unknown) => e);
+  assert.instance(refused, ConnectionError);
+  assert.is((refused as ConnectionError).failure, 'unauthorized');
+
+  await sb.close();
+  await sb.closed;
+  const late = await sb.status().catch((e: unknown) => e);
+  assert.instance(late, ConnectionError);
+  assert.is((late as ConnectionError).failure, 'closed');
+});
+
+// ---------------------------------------------------------------- reconnect across kill -9
+
+test('kill -9 mid-stream and restart at the same URL: the consumer sees every answered event exactly once, in order', async () => {
+  const first = await startGatewayProcess();
+  const agent = 'crash';
+  const keys = [`agent:${agent}:main`, `agent:${agent}:slack:channel:C1`, `agent:${agent}:telegram:direct:carol`];
+  const PER_PHASE = 30;
+
+  const sb = await client(first.url, first.token, true);
+  const seen: StoredEvent[] = [];
+  let ackRetries = 0;
+  const consumer = (async () => {
+    for await (const event of sb.events({ agentId: agent })) {
+      seen.push(event);
+      // Slow enough that the kill lands mid-stream.
+      await sleep(3);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await sb.ack({ sessionKey: event.sessionKey, seq: event.seq });
+          break;
+        } catch (error) {
+          // An ack in flight when the gateway died is rejected; it is sent again once reconnected.
+          if (!(error instanceof ConnectionError) || attempt >= 5) throw error;
+          ackRetries++;
+        }
+      }
+    }
+  })();
+
+  const answered: RoutingResult[] = [];
+  const publishPhase = async (peer: Peer, phase: string) => {
+    const answers = await peer.batch(
+      range(1, PER_PHASE).map((i) => ({ method: 'system.event', params: { text: `${phase} ${i}`, sessionKey: keys[i % keys.length]! } })),
+    );
+    for (const answer of answers) answered.push(resultOf<RoutingResult>(answer));
+  };
+
+  const before = await openPeer(first.url, first.token);
+  await publishPhase(before, 'before');
+  await waitUntil(() => seen.length >= 5, 'the consumer to start consuming', 5_000);
+  await first.kill9();
+  const seenAtKill = seen.length;
+  assert.ok(seenAtKill < PER_PHASE, `killed mid-stream (${seenAtKill} of ${PER_PHASE} seen)`);
+
+  const second = await startGatewayProcessAt({ dataDir: first.dataDir, port: first.port });
+  assert.is(second.url, first.url);
+  const after = await openPeer(second.url, second.token);
+  await publishPhase(after, 'after');
+
+  await waitUntil(() => seen.length >= 2 * PER_PHASE, `all ${2 * PER_PHASE} events (seen ${seen.length})`, 10_000);
+  await sleep(200);
+
+  const ids = seen.map((event) => event.eventId);
+  assert.is(new Set(ids).size, ids.length, 'no event seen twice');
+  assert.equal([...ids].sort(), answered.map((r) => r.eventId).sort(), 'exactly the answered events');
+  for (const key of keys) {
+    const inSession = seen.filter((event) => event.sessionKey === key).map((event) => event.seq);
+    assert.equal(inSession, range(1, (2 * PER_PHASE) / keys.length), `${key}: every seq once, in order`);
+  }
+  // And the acks (some retried across the restart) consumed everything.
+  for (const key of keys) {
+    await waitUntil(
+      async () => resultOf<{ depth: number }>(await after.call('session.peek', { sessionKey: key })).depth === 0,
+      `${key} fully acked (retried acks: ${ackRetries})`,
+    );
+  }
+  await sb.close();
+  await consumer;
+});
+
+test.run();
