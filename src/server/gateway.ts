@@ -53,6 +53,11 @@ export interface GatewayOptions {
   idempotencyRetentionMs?: number;
   /** How long an HTTP body may take to arrive. @default HTTP_BODY_TIMEOUT_MS (10 s) */
   httpBodyTimeoutMs?: number;
+  /**
+   * How long a client has after connecting to send its request headers, upgrade included: the
+   * bound on connections that never authenticate. @default HANDSHAKE_TIMEOUT_MS (10 s)
+   */
+  handshakeTimeoutMs?: number;
   /** Where operational messages go; the gateway never writes to stdout itself. */
   log?: (line: string) => void;
 }
@@ -183,11 +188,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }, options.pingIntervalMs ?? PING_INTERVAL_MS);
   liveness.unref();
 
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   const server = createServer(
+    {
+      // A client that connects and never finishes its request headers (or its upgrade) is
+      // dropped; Node checks at this interval, so it bounds how late past the timeout that is.
+      headersTimeout: handshakeTimeoutMs,
+      connectionsCheckingInterval: Math.min(1_000, handshakeTimeoutMs),
+    },
     createHttpHandler({ dispatcher, admit, ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}) }),
   );
-  // A client that connects and never finishes its request headers (or its upgrade) is dropped.
-  server.headersTimeout = HANDSHAKE_TIMEOUT_MS;
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const admission = admit(request);
     if (!admission.admitted) return rejectUpgrade(socket, admission.status, admission.message, admission.headers);
