@@ -29,7 +29,15 @@ export function tokenPath(dataDir: string): string {
 
 /** Creates the data dir (0700) and the token file (0600) on first start; returns the token. */
 export function ensureDataDir(dataDir: string): string {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'EEXIST' && code !== 'ENOTDIR') throw error;
+    throw new Error(`data dir ${dataDir} is not a directory (a file is in the way): pass --data-dir or ${ENV.dataDir} a directory`, {
+      cause: error,
+    });
+  }
   const existing = readToken(dataDir);
   if (existing) return existing;
   const token = randomBytes(TOKEN_BYTES).toString('base64url');

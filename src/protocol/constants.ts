@@ -92,7 +92,11 @@ export const REPLAY_PAGE_SIZE = 200;
 /** How long delivery traces are kept: long enough to answer "why did the agent not react?". */
 export const TRACE_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 
-/** HTTP request bodies (POST /rpc, POST /hooks/wake): a maximal event plus JSON overhead, with room. */
+/**
+ * HTTP request bodies (POST /rpc, POST /hooks/wake): a maximal event of ordinary text with room to
+ * spare. Text that JSON escapes heavily (64 KiB of control characters is ~384 KiB) is refused with
+ * 413 here and must go over WebSocket, whose frame limit allows for it.
+ */
 export const MAX_HTTP_BODY_BYTES = 256 * 1024;
 
 /** A body must arrive within this long: a client trickling bytes must not hold a socket forever. */

@@ -112,7 +112,9 @@ export class Connection implements Subscriber {
   }
 
   #receive(data: RawData): void {
-    if (this.#state === 'CLOSED') return;
+    // Once closing (shutdown, revoked token, slow consumer) nothing new runs: the close frame and
+    // its reason are the answer, and a revoked token must not act through a peer that ignores it.
+    if (this.#state !== 'OPEN') return;
     // binaryType is the default 'nodebuffer', so a frame is one Buffer. Binary frames are read as
     // UTF-8 JSON too: some clients send text as bytes.
     const text = (data as Buffer).toString();

@@ -4,10 +4,12 @@
  * admission (token, rate limit, per-address connections) and graceful shutdown.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ensureDataDir } from '../config/data-dir.js';
 import {
+  DATA_FILES,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_HOST,
   DEFAULT_IDEMPOTENCY_RETENTION_MS,
@@ -22,7 +24,7 @@ import {
 } from '../protocol/constants.js';
 import { RpcDispatcher } from '../protocol/jsonrpc.js';
 import { buildOpenRpcDocument } from '../protocol/openrpc.js';
-import { openStore } from '../store/index.js';
+import { openStore, StoreOpenError, StoreUnavailableError } from '../store/index.js';
 import { VERSION } from '../version.js';
 import { Authenticator } from './auth.js';
 import { CloseCode, Connection } from './connection.js';
@@ -93,10 +95,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const limiter = new AuthFailureLimiter();
   let authenticator: Authenticator;
   try {
+    // The first read of the database: pages past the header may be corrupt, and this is where it shows.
     authenticator = new Authenticator(adminToken, (await store.listTokens()).map(toScopedToken));
   } catch (error) {
-    await store.close();
-    throw error;
+    await store.close().catch(() => {});
+    throw asStartupError(error, options.dataDir);
   }
   const hub = new DeliveryHub(store, {
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -252,6 +255,19 @@ async function shutdown(server: Server, wss: WebSocketServer, connections: Set<C
   await stopped;
   clearTimeout(forceAfter);
   wss.close();
+}
+
+/** A corrupt database found on the first read is an open failure, and says what to do about it. */
+function asStartupError(error: unknown, dataDir: string): unknown {
+  if (!(error instanceof StoreUnavailableError)) return error;
+  const code = error.sqliteCode ?? '';
+  if (!code.startsWith('SQLITE_CORRUPT') && code !== 'SQLITE_NOTADB') return error;
+  return new StoreOpenError(
+    join(dataDir, DATA_FILES.database),
+    `not a switchboard database, or corrupt (${code})`,
+    'restore it from a backup, or move it aside to start with an empty store',
+    { cause: error },
+  );
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

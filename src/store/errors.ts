@@ -50,10 +50,11 @@ export class StoreUnavailableError extends Error {
   constructor(cause: unknown) {
     const code = sqliteCode(cause) ?? 'unknown';
     const detail = cause instanceof Error ? `${code}: ${cause.message}` : code;
-    super(
-      `the event store could not commit (${detail}); nothing was stored: free disk space or check the data dir, then retry`,
-      { cause },
-    );
+    const corrupt = code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB';
+    const fix = corrupt
+      ? 'the database file is damaged: stop the gateway, then restore it from a backup or move it aside'
+      : 'free disk space or check the data dir, then retry';
+    super(`the event store could not commit (${detail}); nothing was stored: ${fix}`, { cause });
     this.name = 'StoreUnavailableError';
     this.sqliteCode = sqliteCode(cause);
   }

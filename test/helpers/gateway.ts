@@ -839,9 +839,15 @@ export class CrashWorkload {
     let killed: Promise<void> | undefined;
     const maybeKill = () => {
       if (killed || options.killAtAnswered === undefined || this.#answeredCalls < options.killAtAnswered) return;
-      inFlightAtKill = sockets.reduce((sum, socket) => sum + socket.inFlight, 0);
-      answeredAtKill = this.#answeredCalls;
-      killed = gw.kill9();
+      // On the next turn of the event loop: the workers whose answers just arrived have sent their
+      // next calls by then, so the kill always lands with calls in flight.
+      killed = new Promise<void>((resolve) =>
+        setImmediate(() => {
+          inFlightAtKill = sockets.reduce((sum, socket) => sum + socket.inFlight, 0);
+          answeredAtKill = this.#answeredCalls;
+          void gw.kill9().then(resolve);
+        }),
+      );
     };
     const worker = async (socket: CallSocket, queue: CrashEvent[]) => {
       while (!socket.isClosed) {

@@ -1,0 +1,228 @@
+/**
+ * `switchboard gateway` against a data dir it cannot use: a garbage or corrupt database, a path
+ * that is (or runs through) a regular file, a data dir another gateway holds, and a disk that fills
+ * up while the gateway runs. Each must end in a clear message naming the file or directory and
+ * the fix, a non-zero exit (1: the gateway could not start), and nothing of the user's data
+ * touched; a full disk must refuse events with STORE_UNAVAILABLE, store none of them, and lose
+ * none of those it answered.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  cleanup,
+  makeTempDir,
+  openCallSocket,
+  openRaw,
+  resultOf,
+  runCli,
+  startGatewayProcess,
+  startGatewayProcessWithFileLimit,
+  type CliResult,
+} from '../helpers/gateway.js';
+
+const test = suite('e2e: unusable data dirs, a second gateway, a full disk');
+
+test.after(async () => {
+  await cleanup();
+});
+
+const DB = 'switchboard.db';
+
+function sha256(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+function gateway(dataDir: string): Promise<CliResult> {
+  return runCli(['gateway', '--port', '0', '--data-dir', dataDir]);
+}
+
+/** Refused to start: exit 1, nothing on stdout (no "listening" line), one message on stderr. */
+function assertRefused(result: CliResult, what: string): void {
+  assert.is(result.code, 1, `exit code for ${what}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`);
+  assert.not.match(result.stdout, /listening/, `${what}: the gateway must not report listening`);
+  assert.ok(result.stderr.trim().length > 0, `${what}: a message on stderr`);
+  assert.not.match(result.stderr, /\n\s+at /, `${what}: a message, not a stack trace:\n${result.stderr}`);
+}
+
+/** A database the gateway made and closed cleanly: a real switchboard.db to damage. */
+async function realDatabase(): Promise<string> {
+  const gw = await startGatewayProcess();
+  const raw = await openRaw(gw.url, gw.token);
+  for (let i = 0; i < 20; i++) resultOf(await raw.call('system.event', { text: `real ${i} ${'x'.repeat(500)}`, sessionKey: 'agent:real:main' }));
+  raw.close();
+  assert.is(await gw.stop('SIGTERM'), 0);
+  return path.join(gw.dataDir, DB);
+}
+
+// ---------------------------------------------------------------- a database that is not one
+
+test('a garbage switchboard.db: exit 1, the message names the file and the fix, the file is untouched', async () => {
+  const cases: [string, Buffer][] = [
+    ['random bytes', randomBytes(8192)],
+    ['a SQLite header, then garbage', Buffer.concat([Buffer.from('SQLite format 3\0'), randomBytes(4000)])],
+    ['text', Buffer.from('this is not a database\n'.repeat(200))],
+  ];
+  for (const [what, bytes] of cases) {
+    const dir = makeTempDir();
+    const file = path.join(dir, DB);
+    fs.writeFileSync(file, bytes);
+    const before = sha256(file);
+    const result = await gateway(dir);
+    assertRefused(result, what);
+    assert.ok(result.stderr.includes(file), `${what}: the message names ${file}: ${result.stderr}`);
+    assert.match(result.stderr, /not a switchboard database|corrupt/i, what);
+    assert.match(result.stderr, /backup|move it aside/i, `${what}: the message names the fix`);
+    assert.is(sha256(file), before, `${what}: the file is left untouched`);
+    assert.not.ok(fs.existsSync(`${file}-wal`) || fs.existsSync(`${file}-journal`), `${what}: no journal created beside it`);
+  }
+});
+
+test('a switchboard.db with its later pages corrupted: exit 1, the message names the file and says it is corrupt', async () => {
+  const original = await realDatabase();
+  const dir = makeTempDir();
+  const file = path.join(dir, DB);
+  const bytes = fs.readFileSync(original);
+  assert.ok(bytes.length > 3 * 4096, `a database of several pages (${bytes.length} bytes)`);
+  // Page 1 (header and schema) stays intact, so SQLite opens it; every page after it is damaged.
+  for (let i = 4096 + 100; i < bytes.length; i += 7) bytes[i] = 0xab;
+  fs.writeFileSync(file, bytes);
+  fs.writeFileSync(path.join(dir, 'token'), fs.readFileSync(path.join(path.dirname(original), 'token')));
+  const before = sha256(file);
+
+  const result = await gateway(dir);
+  assertRefused(result, 'corrupt pages');
+  assert.ok(result.stderr.includes(file), `the message names ${file}: ${result.stderr}`);
+  assert.match(result.stderr, /corrupt|malformed/i);
+  // A corrupt file is not a full disk: the fix is a backup or moving the file aside.
+  assert.not.match(result.stderr, /free disk space/i, `the message blames the disk:\n${result.stderr}`);
+  assert.is(sha256(file), before, 'the file is left untouched');
+});
+
+test('switchboard.db is a directory: exit 1, the message names it', async () => {
+  const dir = makeTempDir();
+  const file = path.join(dir, DB);
+  fs.mkdirSync(file);
+  const result = await gateway(dir);
+  assertRefused(result, 'a directory');
+  assert.ok(result.stderr.includes(file), `the message names ${file}: ${result.stderr}`);
+  assert.ok(fs.statSync(file).isDirectory(), 'left as it was');
+});
+
+// ---------------------------------------------------------------- a data dir that cannot be one
+
+test('a data dir under a regular file (<file>/sub): exit 1, the message names the path and says it is not a directory', async () => {
+  const dir = makeTempDir();
+  const file = path.join(dir, 'plain-file');
+  fs.writeFileSync(file, 'keep me\n');
+  const dataDir = path.join(file, 'sub');
+  const result = await gateway(dataDir);
+  assertRefused(result, '<file>/sub');
+  assert.ok(result.stderr.includes(file), `the message names the path: ${result.stderr}`);
+  assert.match(result.stderr, /not a directory/i);
+  assert.is(fs.readFileSync(file, 'utf8'), 'keep me\n', 'the file is untouched');
+});
+
+test('a data dir that is a regular file: exit 1, the message names it and says it is not a directory', async () => {
+  const dir = makeTempDir();
+  const file = path.join(dir, 'plain-file');
+  fs.writeFileSync(file, 'keep me\n');
+  const result = await gateway(file);
+  assertRefused(result, 'a regular file');
+  assert.ok(result.stderr.includes(file), `the message names the path: ${result.stderr}`);
+  // "EEXIST: file already exists, mkdir" is what mkdir says; the user needs to hear what is wrong.
+  assert.match(result.stderr, /not a directory/i, `the message says what is wrong:\n${result.stderr}`);
+  assert.is(fs.readFileSync(file, 'utf8'), 'keep me\n', 'the file is untouched');
+});
+
+// chmod cannot lock root out (these tests usually run as root in CI containers): there the
+// <file>/sub case above stands in for an unwritable data dir.
+const isRoot = process.getuid?.() === 0;
+(isRoot ? test.skip : test)('an unreadable data dir (chmod 000, non-root only): exit 1, the message names it', async () => {
+  const dataDir = makeTempDir();
+  fs.chmodSync(dataDir, 0o000);
+  try {
+    const result = await gateway(dataDir);
+    assertRefused(result, 'chmod 000');
+    assert.ok(result.stderr.includes(dataDir), `the message names ${dataDir}: ${result.stderr}`);
+    assert.match(result.stderr, /permission/i);
+  } finally {
+    fs.chmodSync(dataDir, 0o700);
+  }
+});
+
+// ---------------------------------------------------------------- a second gateway
+
+test('a second gateway on the same data dir: exit 1 naming the dir; the first keeps running with its data and token', async () => {
+  const first = await startGatewayProcess();
+  const raw = await openRaw(first.url, first.token);
+  const routed = resultOf<{ eventId: string }>(await raw.call('system.event', { text: 'before the second', sessionKey: 'agent:two:main' }));
+  const tokenBefore = fs.readFileSync(path.join(first.dataDir, 'token'), 'utf8');
+
+  const second = await gateway(first.dataDir);
+  assertRefused(second, 'a second gateway');
+  assert.match(second.stderr, /in use by another switchboard gateway/);
+  assert.ok(second.stderr.includes(first.dataDir), `the message names the data dir: ${second.stderr}`);
+
+  assert.is(first.process.exitCode, null, 'the first gateway still runs');
+  assert.is(fs.readFileSync(path.join(first.dataDir, 'token'), 'utf8'), tokenBefore, 'the token is unchanged');
+  const peek = resultOf<{ events: { eventId: string }[] }>(await raw.call('session.peek', { sessionKey: 'agent:two:main' }));
+  assert.equal(
+    peek.events.map((event) => event.eventId),
+    [routed.eventId],
+  );
+  resultOf(await raw.call('system.event', { text: 'after the second', sessionKey: 'agent:two:main' }));
+  raw.close();
+  assert.is(await first.stop('SIGTERM'), 0);
+});
+
+// ---------------------------------------------------------------- a full disk
+
+test('a full disk (file-size limit): events are refused with STORE_UNAVAILABLE, none of them stored, none answered lost', async () => {
+  // 2048 blocks of 512 bytes: about 1 MiB per file, reached after some 15 events of 60 KB.
+  const gw = await startGatewayProcessWithFileLimit({ fileSizeBlocks: 2048 });
+  const socket = await openCallSocket(gw.url, gw.token);
+  const key = 'agent:full:main';
+  const answered = new Map<string, string>();
+  const refused: string[] = [];
+  for (let i = 0; i < 60; i++) {
+    const text = `full ${i} ${'x'.repeat(60_000)}`;
+    const outcome = await socket.call('system.event', { text, sessionKey: key });
+    assert.is(outcome.kind, 'answered', `event ${i} got an answer (the gateway did not die)\nstderr: ${gw.stderr()}`);
+    if (outcome.kind !== 'answered') return;
+    const { response } = outcome;
+    if (response.error) {
+      assert.is(response.error.code, 1002, `refused as STORE_UNAVAILABLE: ${JSON.stringify(response.error).slice(0, 500)}`);
+      assert.is(response.error.data?.name, 'STORE_UNAVAILABLE');
+      assert.match(response.error.message, /nothing was stored/);
+      refused.push(text);
+    } else {
+      answered.set(text, resultOf<{ eventId: string }>(response).eventId);
+    }
+  }
+  assert.ok(answered.size > 0, 'events were stored before the disk filled');
+  assert.ok(refused.length > 0, 'the disk filled up');
+  const status = await socket.call('gateway.status', {});
+  assert.is(status.kind, 'answered', 'the gateway still answers once the disk is full');
+  assert.is(gw.process.exitCode, null, 'the gateway did not exit');
+  socket.close();
+
+  // The disk frees up (no limit after the restart): everything answered is there, nothing refused is.
+  await gw.kill9();
+  const after = await startGatewayProcess({ dataDir: gw.dataDir });
+  const raw = await openRaw(after.url, after.token);
+  const peek = resultOf<{ events: { eventId: string; text: string }[] }>(await raw.call('session.peek', { sessionKey: key, limit: 1000 }));
+  const stored = new Map(peek.events.map((event) => [event.text, event.eventId]));
+  assert.is(peek.events.length, stored.size, 'no text stored twice');
+  for (const [text, eventId] of answered) assert.is(stored.get(text), eventId, `${text.slice(0, 12)}… was answered, so it is stored`);
+  for (const text of refused) assert.not.ok(stored.has(text), `${text.slice(0, 12)}… was refused, so it is not stored`);
+  assert.is(stored.size, answered.size);
+  // And the store takes new events again.
+  resultOf(await raw.call('system.event', { text: 'disk has room again', sessionKey: key }));
+  raw.close();
+  assert.is(await after.stop('SIGTERM'), 0);
+});
+
+test.run();

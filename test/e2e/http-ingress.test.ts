@@ -1,0 +1,497 @@
+/**
+ * The HTTP ingress end to end (POST /rpc, POST /hooks/wake, GET /healthz) against a real gateway,
+ * and the promise that matters most: an event is routed the same whichever way it comes in
+ * (WebSocket RPC, HTTP hook, HTTP RPC, the CLI). The seed's bug was a hook path that dropped the
+ * session key; the first test sends one event shape through every ingress and compares.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { MAX_BATCH_LENGTH, MAX_HTTP_BODY_BYTES, MAX_TEXT_BYTES } from '../../src/protocol/constants.js';
+import {
+  cleanup,
+  errorOf,
+  openPeer,
+  openRaw,
+  resultOf,
+  startTunedGateway,
+  tryUpgrade,
+  type InProcessGateway,
+  type JsonRpcResponse,
+  type Peer,
+} from '../helpers/gateway.js';
+import {
+  bearer,
+  closeHttpSockets,
+  httpRequest,
+  INGRESSES,
+  jsonOf,
+  JSON_TYPE,
+  openRawHttp,
+  postHead,
+  postJson,
+  publishVia,
+  refusalVia,
+  rpcBody,
+  sleep,
+  TRACED_AS,
+  type HttpResponse,
+  type Route,
+  type RoutingResult,
+  type RpcErrorBody,
+} from '../helpers/http.js';
+
+interface Context {
+  gw: InProcessGateway;
+  peer: Peer;
+}
+
+/** Short enough that the 408 tests take well under a second; local bodies arrive in microseconds. */
+const BODY_TIMEOUT_MS = 400;
+
+const test = suite<Context>('e2e: HTTP ingress (POST /rpc, POST /hooks/wake, GET /healthz) and routing across ingresses', {} as Context);
+
+test.before(async (context) => {
+  context.gw = await startTunedGateway({ httpBodyTimeoutMs: BODY_TIMEOUT_MS });
+  context.peer = await openPeer(context.gw.url, context.gw.token);
+});
+
+test.after(async () => {
+  closeHttpSockets();
+  await cleanup();
+});
+
+// ---------------------------------------------------------------- one event, four ingresses
+
+function routingOf(result: RoutingResult) {
+  const { sessionKey, requestedSessionKey, fallback, route } = result;
+  return { sessionKey, requestedSessionKey, fallback, route };
+}
+
+async function acceptedIngress(peer: Peer, eventId: string): Promise<unknown> {
+  const trace = resultOf<{ steps: { step: string; detail: Record<string, unknown> }[] }>(await peer.call('event.trace', { eventId }));
+  return trace.steps.find((step) => step.step === 'accepted')?.detail['ingress'];
+}
+
+async function pendingTotal(peer: Peer): Promise<number> {
+  return resultOf<{ pending: number }>(await peer.call('gateway.status', {})).pending;
+}
+
+const THREAD_KEY = 'agent:main:slack:channel:C123:thread:456';
+const THREAD_ROUTE: Route = { agentId: 'main', kind: 'channel', channel: 'slack', account: null, peer: null, id: 'C123', thread: '456', topic: null };
+const MAIN_ROUTE: Route = { agentId: 'main', kind: 'main', channel: null, account: null, peer: null, id: null, thread: null, topic: null };
+
+test('one event shape through WebSocket, POST /hooks/wake, POST /rpc and the CLI: identical routing, one queue, traced by ingress', async ({ gw, peer }) => {
+  const variants: { given: string | undefined; sessionKey: string; route: Route; fallback: RoutingResult['fallback'] }[] = [
+    { given: THREAD_KEY, sessionKey: THREAD_KEY, route: THREAD_ROUTE, fallback: null },
+    // Keywords, agent id and channel fold to lower case; ids keep theirs: the same session.
+    { given: 'Agent:MAIN:Slack:CHANNEL:C123:Thread:456', sessionKey: THREAD_KEY, route: THREAD_ROUTE, fallback: null },
+    {
+      given: undefined,
+      sessionKey: 'agent:main:main',
+      route: MAIN_ROUTE,
+      fallback: { reason: 'no-session-key', message: 'no sessionKey given: routed to the main session of agent "main"' },
+    },
+  ];
+  const seqs = new Map<string, number[]>();
+  for (const variant of variants) {
+    for (const ingress of INGRESSES) {
+      // Distinct texts: an event identical to the newest pending one would be deduplicated.
+      const params = { text: `routed via ${ingress} (${variant.given ?? 'no key'})`, ...(variant.given ? { sessionKey: variant.given } : {}) };
+      const result = await publishVia(gw, peer, ingress, params, gw.token);
+      const where = `${ingress} with ${variant.given ?? 'no key'}`;
+      assert.equal(
+        routingOf(result),
+        { sessionKey: variant.sessionKey, requestedSessionKey: variant.given ?? null, fallback: variant.fallback, route: variant.route },
+        where,
+      );
+      assert.is(result.mode, ingress === 'http-hook' ? 'now' : 'next-heartbeat', `default mode via ${where}`);
+      assert.is(result.queue.status, 'queued', where);
+      assert.is(result.duplicate, false, where);
+      assert.is(await acceptedIngress(peer, result.eventId), TRACED_AS[ingress], `trace of ${where}`);
+      seqs.set(variant.sessionKey, [...(seqs.get(variant.sessionKey) ?? []), result.queue.seq]);
+    }
+  }
+  // One queue per session whatever the ingress: seqs count up without gaps, in send order.
+  assert.equal(seqs.get(THREAD_KEY), [1, 2, 3, 4, 5, 6, 7, 8]);
+  assert.equal(seqs.get('agent:main:main'), [1, 2, 3, 4]);
+  const thread = resultOf<{ events: { text: string }[]; depth: number }>(await peer.call('session.peek', { sessionKey: THREAD_KEY }));
+  assert.is(thread.depth, 8);
+});
+
+test('a malformed session key is -32602 on every ingress, with the same message, and nothing is stored', async ({ gw, peer }) => {
+  const before = await pendingTotal(peer);
+  for (const sessionKey of ['agent:main:slack:channel:C123:thread', 'slack:channel:C123']) {
+    const refusals = [];
+    for (const ingress of INGRESSES) {
+      const refusal = await refusalVia(gw, peer, ingress, { text: 'never stored', sessionKey }, 400, gw.token);
+      assert.is(refusal.code, -32602, `${ingress} refuses ${sessionKey}`);
+      assert.match(refusal.message, 'Accepted forms:');
+      refusals.push(refusal);
+    }
+    for (const refusal of refusals.slice(1)) assert.equal(refusal, refusals[0], `same refusal for ${sessionKey} on every ingress`);
+  }
+  // Not routed to main instead, not stored anywhere.
+  assert.is(await pendingTotal(peer), before);
+});
+
+// ---------------------------------------------------------------- POST /rpc
+
+test('POST /rpc answers a single request with 200, JSON, and the id echoed', async ({ gw }) => {
+  const response = await postJson(gw.port, '/rpc', rpcBody('session.peek', { sessionKey: 'agent:rpcsingle:main' }, 'abc'), gw.token);
+  assert.is(response.status, 200);
+  assert.match(String(response.headers['content-type']), /^application\/json/);
+  const answer = jsonOf<JsonRpcResponse>(response);
+  assert.is(answer.id, 'abc');
+  assert.equal(resultOf(answer), { sessionKey: 'agent:rpcsingle:main', events: [], depth: 0, more: false });
+});
+
+test('POST /rpc: the JSON-RPC spec batch examples get the same answers as over WebSocket', async ({ gw }) => {
+  const raw = await openRaw(gw.url, gw.token);
+  const examples = [
+    // Mixed batch (spec: sum, notify_hello, subtract, {"foo":"boo"}, foo.get, get_data) with this gateway's methods.
+    '[{"jsonrpc": "2.0", "method": "session.peek", "params": {"sessionKey": "agent:batchspec:main"}, "id": "1"},' +
+      '{"jsonrpc": "2.0", "method": "notify_hello", "params": [7]},' +
+      '{"foo": "boo"},' +
+      '{"jsonrpc": "2.0", "method": "foo.get", "params": {"name": "myself"}, "id": "5"},' +
+      '{"jsonrpc": "2.0", "method": "session.list", "params": {"agentId": "batchspec"}, "id": "9"}]',
+    // Batch with invalid JSON.
+    '[\n  {"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"},\n  {"jsonrpc": "2.0", "method"\n]',
+    // Empty array, a non-empty invalid batch, an invalid batch of three.
+    '[]',
+    '[1]',
+    '[1,2,3]',
+    // Invalid Request object (not a batch), and a plain call of a method that does not exist.
+    '{"jsonrpc": "2.0", "method": 1, "params": "bar"}',
+    '{"jsonrpc": "2.0", "method": "foobar", "id": "1"}',
+    // The batch length edge, and one past it.
+    JSON.stringify(Array.from({ length: MAX_BATCH_LENGTH }, (_, id) => rpcBody('session.peek', { sessionKey: 'agent:batchspec:main' }, id))),
+    JSON.stringify(Array.from({ length: MAX_BATCH_LENGTH + 1 }, (_, id) => rpcBody('session.peek', { sessionKey: 'agent:batchspec:main' }, id))),
+  ];
+  for (const example of examples) {
+    raw.send(example);
+    const overWebSocket = await raw.nextJson();
+    const response = await postJson(gw.port, '/rpc', example, gw.token);
+    assert.is(response.status, 200, example);
+    assert.equal(jsonOf(response), overWebSocket, `same answer over HTTP as over WebSocket for ${example}`);
+  }
+  // And the answers are the spec's, so "the same" is not "the same and wrong".
+  const mixed = jsonOf<JsonRpcResponse[]>(await postJson(gw.port, '/rpc', examples[0], gw.token));
+  assert.equal(
+    mixed.map((answer) => [answer.id, answer.error?.code ?? 'result']),
+    [
+      ['1', 'result'],
+      [null, -32600],
+      ['5', -32601],
+      ['9', 'result'],
+    ],
+  );
+  const parseError = jsonOf<JsonRpcResponse>(await postJson(gw.port, '/rpc', examples[1], gw.token));
+  assert.equal([Array.isArray(parseError), parseError.id, parseError.error?.code], [false, null, -32700]);
+  const empty = jsonOf<JsonRpcResponse>(await postJson(gw.port, '/rpc', '[]', gw.token));
+  assert.equal([Array.isArray(empty), empty.error?.code], [false, -32600]);
+  const full = jsonOf<JsonRpcResponse[]>(await postJson(gw.port, '/rpc', examples.at(-2)!, gw.token));
+  assert.is(full.length, MAX_BATCH_LENGTH);
+  const tooLong = jsonOf<JsonRpcResponse>(await postJson(gw.port, '/rpc', examples.at(-1)!, gw.token));
+  assert.equal([Array.isArray(tooLong), tooLong.error?.code], [false, -32600]);
+  const three = jsonOf<JsonRpcResponse[]>(await postJson(gw.port, '/rpc', '[1,2,3]', gw.token));
+  assert.equal(
+    three.map((answer) => answer.error?.code),
+    [-32600, -32600, -32600],
+  );
+  raw.close();
+});
+
+test('POST /rpc with only notifications is 204 with an empty body, and the notifications are carried out', async ({ gw, peer }) => {
+  const batch = [
+    { jsonrpc: '2.0', method: 'system.event', params: { text: 'notified over http', sessionKey: 'agent:httpnote:main' } },
+    { jsonrpc: '2.0', method: 'notify_hello', params: [7] },
+  ];
+  const response = await postJson(gw.port, '/rpc', batch, gw.token);
+  assert.is(response.status, 204);
+  assert.is(response.body, '');
+  const single = await postJson(gw.port, '/rpc', { jsonrpc: '2.0', method: 'system.event', params: { text: 'one more', sessionKey: 'agent:httpnote:main' } }, gw.token);
+  assert.equal([single.status, single.body], [204, '']);
+  const peeked = resultOf<{ events: { text: string }[] }>(await peer.call('session.peek', { sessionKey: 'agent:httpnote:main' }));
+  assert.equal(
+    peeked.events.map((event) => event.text),
+    ['notified over http', 'one more'],
+  );
+  // The spec's own all-notifications batch: nothing to answer either.
+  const spec = await postJson(gw.port, '/rpc', '[{"jsonrpc": "2.0", "method": "notify_sum", "params": [1,2,4]}, {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}]', gw.token);
+  assert.equal([spec.status, spec.body], [204, '']);
+});
+
+test('POST /rpc with a body that is not JSON is 200 with -32700 and id null', async ({ gw }) => {
+  const response = await postJson(gw.port, '/rpc', '{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]', gw.token);
+  assert.is(response.status, 200);
+  const answer = jsonOf<JsonRpcResponse>(response);
+  assert.is(answer.id, null);
+  assert.equal([errorOf(answer).code, errorOf(answer).data?.name], [-32700, 'PARSE_ERROR']);
+});
+
+test('session.subscribe over POST /rpc is 1009 TRANSPORT_UNSUPPORTED: HTTP has nowhere to push', async ({ gw }) => {
+  const response = await postJson(gw.port, '/rpc', rpcBody('session.subscribe', { agentId: 'main' }, 7), gw.token);
+  assert.is(response.status, 200);
+  const answer = jsonOf<JsonRpcResponse>(response);
+  assert.is(answer.id, 7);
+  assert.equal([errorOf(answer).code, errorOf(answer).data?.name], [1009, 'TRANSPORT_UNSUPPORTED']);
+});
+
+// ---------------------------------------------------------------- admission
+
+test('the token is accepted in "Authorization: Bearer" and in "X-Switchboard-Token", on both POST routes', async ({ gw }) => {
+  const call = rpcBody('session.peek', { sessionKey: 'agent:tokens:main' });
+  const viaBearer = await postJson(gw.port, '/rpc', call, undefined, bearer(gw.token));
+  const viaHeader = await postJson(gw.port, '/rpc', call, undefined, { 'x-switchboard-token': gw.token });
+  assert.equal([viaBearer.status, viaHeader.status], [200, 200]);
+  resultOf(jsonOf<JsonRpcResponse>(viaBearer));
+  resultOf(jsonOf<JsonRpcResponse>(viaHeader));
+  const hook = await postJson(gw.port, '/hooks/wake', { text: 'via x-switchboard-token', agentId: 'tokens' }, undefined, { 'x-switchboard-token': gw.token });
+  assert.is(hook.status, 200, hook.body);
+  assert.is(jsonOf<RoutingResult>(hook).sessionKey, 'agent:tokens:main');
+});
+
+test('a missing or wrong token is 401 with WWW-Authenticate, on /rpc and /hooks/wake', async ({ gw }) => {
+  const call = rpcBody('gateway.status', {});
+  const attempts: Array<[string, Record<string, string>]> = [
+    ['/rpc', {}],
+    ['/rpc', bearer(`${gw.token}x`)],
+    ['/rpc', { 'x-switchboard-token': 'wrong' }],
+    ['/hooks/wake', {}],
+    ['/hooks/wake', bearer('wrong')],
+  ];
+  for (const [path, headers] of attempts) {
+    const response = await postJson(gw.port, path, path === '/rpc' ? call : { text: 'never' }, undefined, headers);
+    assert.is(response.status, 401, `${path} with ${JSON.stringify(headers)}`);
+    assert.match(String(response.headers['www-authenticate']), /^Bearer realm="switchboard"$/);
+    assert.match(response.body, 'Authorization: Bearer');
+  }
+});
+
+test('a token in the query string is 400 on every route and on an upgrade, even with a valid header', async ({ gw }) => {
+  for (const path of [`/rpc?token=${gw.token}`, `/hooks/wake?access_token=${gw.token}`, '/rpc?x=1&token=abc']) {
+    const response = await postJson(gw.port, path, rpcBody('gateway.status', {}), gw.token);
+    assert.is(response.status, 400, path);
+    assert.match(response.body, 'query');
+  }
+  const upgrade = await tryUpgrade(`${gw.url}/?token=${gw.token}`, bearer(gw.token));
+  assert.is(upgrade.status, 400);
+});
+
+test('other verbs are 405 with Allow: POST; unknown paths 404; /healthz is 200 "ok" without auth', async ({ gw }) => {
+  const get = await httpRequest(gw.port, { path: '/rpc', headers: bearer(gw.token) });
+  assert.is(get.status, 405);
+  assert.is(get.headers['allow'], 'POST');
+  const put = await httpRequest(gw.port, { method: 'PUT', path: '/hooks/wake', headers: { ...bearer(gw.token), ...JSON_TYPE }, body: '{}' });
+  assert.equal([put.status, put.headers['allow']], [405, 'POST']);
+  assert.is((await postJson(gw.port, '/hooks/sleep', { text: 'x' }, gw.token)).status, 404);
+  assert.equal(await pick(httpRequest(gw.port, { path: '/healthz' })), { status: 200, body: 'ok\n' });
+  assert.equal(await pick(httpRequest(gw.port, { path: '/healthz', headers: bearer('wrong') })), { status: 200, body: 'ok\n' });
+});
+
+async function pick(response: Promise<HttpResponse>): Promise<{ status: number; body: string }> {
+  const { status, body } = await response;
+  return { status, body };
+}
+
+test('a body that is not JSON by its Content-Type is 415', async ({ gw }) => {
+  const body = JSON.stringify(rpcBody('gateway.status', {}));
+  for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+    const response = await httpRequest(gw.port, { method: 'POST', path: '/rpc', headers: { ...bearer(gw.token), 'content-type': type }, body });
+    assert.is(response.status, 415, type);
+  }
+  const missing = await httpRequest(gw.port, { method: 'POST', path: '/hooks/wake', headers: bearer(gw.token), body: '{"text":"x"}' });
+  assert.is(missing.status, 415, 'no Content-Type at all');
+  const withCharset = await httpRequest(gw.port, {
+    method: 'POST',
+    path: '/rpc',
+    headers: { ...bearer(gw.token), 'content-type': 'Application/JSON; charset=utf-8' },
+    body,
+  });
+  assert.is(withCharset.status, 200, 'parameters and case do not matter');
+});
+
+// ---------------------------------------------------------------- body size and time
+
+/** A valid request of exactly `bytes` bytes: whitespace padding is insignificant in JSON. */
+function paddedRequest(bytes: number): string {
+  const request = JSON.stringify(rpcBody('session.peek', { sessionKey: 'agent:bodysize:main' }, 'edge'));
+  return request + ' '.repeat(bytes - Buffer.byteLength(request));
+}
+
+test(`a body of exactly MAX_HTTP_BODY_BYTES (${MAX_HTTP_BODY_BYTES}) is answered; one byte more is 413`, async ({ gw }) => {
+  const edge = paddedRequest(MAX_HTTP_BODY_BYTES);
+  assert.is(Buffer.byteLength(edge), MAX_HTTP_BODY_BYTES);
+  const accepted = await postJson(gw.port, '/rpc', edge, gw.token);
+  assert.is(accepted.status, 200);
+  assert.is(jsonOf<JsonRpcResponse>(accepted).id, 'edge');
+
+  // Declared too large: refused from the headers, before a byte of the body is read.
+  const declared = await openRawHttp(gw.port);
+  declared.write(postHead('/rpc', { ...bearer(gw.token), ...JSON_TYPE, 'content-length': MAX_HTTP_BODY_BYTES + 1 }));
+  const refused = await declared.response();
+  assert.is(refused.status, 413);
+  assert.is(refused.headers['connection'], 'close');
+
+  // Streamed (chunked, no Content-Length): refused once the count passes the limit.
+  const streamed = await openRawHttp(gw.port);
+  streamed.write(postHead('/rpc', { ...bearer(gw.token), ...JSON_TYPE, 'transfer-encoding': 'chunked' }));
+  const over = paddedRequest(MAX_HTTP_BODY_BYTES + 1);
+  streamed.write(`${Buffer.byteLength(over).toString(16)}\r\n${over}\r\n0\r\n\r\n`);
+  assert.is((await streamed.response()).status, 413);
+
+  // Chunked at exactly the limit is fine.
+  const chunkedEdge = await openRawHttp(gw.port);
+  chunkedEdge.write(postHead('/rpc', { ...bearer(gw.token), ...JSON_TYPE, 'transfer-encoding': 'chunked', connection: 'close' }));
+  chunkedEdge.write(`${MAX_HTTP_BODY_BYTES.toString(16)}\r\n${edge}\r\n0\r\n\r\n`);
+  assert.is((await chunkedEdge.response()).status, 200);
+});
+
+test('an event whose JSON body passes MAX_HTTP_BODY_BYTES is 413 over HTTP (documented): such events go over WebSocket', async ({ gw, peer }) => {
+  // ESC (ANSI colour codes in a build log) is a control character: JSON writes it as \u001b, 6 bytes,
+  // so 64 KiB of it is a valid event in a ~384 KiB body. The WebSocket frame limit allows it; the
+  // HTTP body limit (256 KiB, as specified) does not, and says so with 413 rather than storing less.
+  const text = (lead: string) => `${lead}${'\u001b'.repeat(MAX_TEXT_BYTES - 2)}${lead}`;
+  assert.is(Buffer.byteLength(text('a')), MAX_TEXT_BYTES);
+  const overSocket = resultOf<RoutingResult>(await peer.call('system.event', { text: text('a'), agentId: 'maxtext' }));
+  assert.is(overSocket.queue.status, 'queued');
+  const body = JSON.stringify({ text: text('b'), agentId: 'maxtext' });
+  assert.ok(Buffer.byteLength(body) > MAX_HTTP_BODY_BYTES);
+  const hook = await postJson(gw.port, '/hooks/wake', body, gw.token);
+  assert.is(hook.status, 413);
+  const listed = resultOf<{ sessions: { sessionKey: string; pending: number }[] }>(await peer.call('session.list', { agentId: 'maxtext' }));
+  assert.equal(listed.sessions.map((s) => s.pending), [1], 'the refused hook stored nothing');
+});
+
+test(`a body that stalls, or trickles in, past httpBodyTimeoutMs (${BODY_TIMEOUT_MS} ms here) is 408`, async ({ gw }) => {
+  const body = JSON.stringify(rpcBody('gateway.status', {}));
+  const head = postHead('/rpc', { ...bearer(gw.token), ...JSON_TYPE, 'content-length': Buffer.byteLength(body) });
+
+  const stalled = await openRawHttp(gw.port);
+  const started = Date.now();
+  stalled.write(head + body.slice(0, 10));
+  const timedOut = await stalled.response(BODY_TIMEOUT_MS * 5);
+  const waited = Date.now() - started;
+  assert.is(timedOut.status, 408);
+  assert.is(timedOut.headers['connection'], 'close');
+  assert.ok(waited >= BODY_TIMEOUT_MS - 20 && waited < BODY_TIMEOUT_MS * 4, `408 after ${waited} ms`);
+
+  // Bytes keep coming, but too slowly: the limit is on the whole body, not on idle time.
+  const trickle = await openRawHttp(gw.port);
+  trickle.write(head);
+  const answer = trickle.response(BODY_TIMEOUT_MS * 5);
+  for (let i = 0; i < body.length - 1 && !trickle.closed; i++) {
+    trickle.write(body[i]!);
+    await sleep(BODY_TIMEOUT_MS / 8);
+  }
+  assert.is((await answer).status, 408);
+
+  // The same body sent at once is answered.
+  const whole = await openRawHttp(gw.port);
+  whole.write(head.replace('\r\n\r\n', '\r\nconnection: close\r\n\r\n') + body);
+  assert.is((await whole.response()).status, 200);
+});
+
+// ---------------------------------------------------------------- POST /hooks/wake
+
+test('hook: a body that is not an object is 400 with -32602; one that is not JSON is 400 with -32700', async ({ gw }) => {
+  for (const body of ['[]', '[{"text":"x"}]', '"text"', '42', 'null', 'true']) {
+    const response = await postJson(gw.port, '/hooks/wake', body, gw.token);
+    assert.is(response.status, 400, body);
+    const { error } = jsonOf<{ error: RpcErrorBody }>(response);
+    assert.equal([error.code, error.data?.name], [-32602, 'INVALID_PARAMS'], body);
+    assert.is(error.data?.errors?.[0]?.path, '', body);
+  }
+  const broken = await postJson(gw.port, '/hooks/wake', '{"text": ', gw.token);
+  assert.is(broken.status, 400);
+  assert.is(jsonOf<{ error: RpcErrorBody }>(broken).error.code, -32700);
+  const invalid = await postJson(gw.port, '/hooks/wake', { text: 'x', mode: 'later' }, gw.token);
+  assert.is(invalid.status, 400);
+  assert.equal(
+    jsonOf<{ error: RpcErrorBody }>(invalid).error.data?.errors?.map((problem) => problem.path),
+    ['/mode'],
+  );
+});
+
+test('hook: an explicit mode is kept; the default is "now"', async ({ gw }) => {
+  const explicit = jsonOf<RoutingResult>(await postJson(gw.port, '/hooks/wake', { text: 'later please', agentId: 'hookmode', mode: 'next-heartbeat' }, gw.token));
+  assert.is(explicit.mode, 'next-heartbeat');
+  const implicit = jsonOf<RoutingResult>(await postJson(gw.port, '/hooks/wake', { text: 'now please', agentId: 'hookmode' }, gw.token));
+  assert.is(implicit.mode, 'now');
+});
+
+test('hook: a repeated idempotencyKey is duplicate, and so is the same key later over WebSocket (shared across ingresses)', async ({ gw, peer }) => {
+  const body = { text: 'nightly report ready', sessionKey: 'agent:idem:main', idempotencyKey: 'nightly-2026-11-25' };
+  const first = await postJson(gw.port, '/hooks/wake', body, gw.token);
+  assert.is(first.status, 200);
+  const original = jsonOf<RoutingResult>(first);
+  assert.is(original.duplicate, false);
+  const again = jsonOf<RoutingResult>(await postJson(gw.port, '/hooks/wake', body, gw.token));
+  assert.equal(again, { ...original, duplicate: true });
+  // Over WebSocket the effective params must match, and the hook's mode was its default "now".
+  const overSocket = resultOf<RoutingResult>(await peer.call('system.event', { ...body, mode: 'now' }));
+  assert.equal(overSocket, { ...original, duplicate: true });
+  const overRpc = resultOf<RoutingResult>(jsonOf<JsonRpcResponse>(await postJson(gw.port, '/rpc', rpcBody('system.event', { ...body, mode: 'now' }), gw.token)));
+  assert.equal(overRpc, { ...original, duplicate: true });
+  const peeked = resultOf<{ depth: number }>(await peer.call('session.peek', { sessionKey: 'agent:idem:main' }));
+  assert.is(peeked.depth, 1, 'stored once');
+});
+
+test('hook: the same idempotencyKey with a different event is 409 with 1001 IDEMPOTENCY_CONFLICT', async ({ gw, peer }) => {
+  const body = { text: 'deploy 7 finished', agentId: 'conflict', idempotencyKey: 'deploy-7' };
+  assert.is((await postJson(gw.port, '/hooks/wake', body, gw.token)).status, 200);
+  const conflict = await postJson(gw.port, '/hooks/wake', { ...body, text: 'deploy 7 failed' }, gw.token);
+  assert.is(conflict.status, 409);
+  const { error } = jsonOf<{ error: RpcErrorBody }>(conflict);
+  assert.equal([error.code, error.data?.name, error.data?.['idempotencyKey']], [1001, 'IDEMPOTENCY_CONFLICT', 'deploy-7']);
+  // Over WebSocket without a mode the effective mode is "next-heartbeat": a different event too.
+  assert.is(errorOf(await peer.call('system.event', body)).code, 1001);
+});
+
+test('hook: a scoped token reaching another agent is 403 with 1008 FORBIDDEN, and nothing is stored', async ({ gw, peer }) => {
+  const created = resultOf<{ token: string }>(await peer.call('token.create', { agentId: 'hookops', scopes: ['publish'] }));
+  const before = await pendingTotal(peer);
+  const response = await postJson(gw.port, '/hooks/wake', { text: 'not yours', sessionKey: THREAD_KEY }, created.token);
+  assert.is(response.status, 403);
+  const { error } = jsonOf<{ error: RpcErrorBody }>(response);
+  assert.equal([error.code, error.data?.name], [1008, 'FORBIDDEN']);
+  assert.is(await pendingTotal(peer), before);
+  const own = await postJson(gw.port, '/hooks/wake', { text: 'yours' }, created.token);
+  assert.is(own.status, 200);
+  assert.is(jsonOf<RoutingResult>(own).sessionKey, 'agent:hookops:main');
+});
+
+test('idempotency keys hold across a gateway restart, on every ingress, and expire after idempotencyRetentionMs', async () => {
+  const first = await startTunedGateway({ idempotencyRetentionMs: 60_000 });
+  const body = { text: 'restart-proof', sessionKey: 'agent:restart:main', idempotencyKey: 'job-42' };
+  const original = jsonOf<RoutingResult>(await postJson(first.port, '/hooks/wake', body, first.token));
+  await first.gateway.close();
+  const second = await startTunedGateway({ dataDir: first.dataDir, idempotencyRetentionMs: 60_000 });
+  const hook = jsonOf<RoutingResult>(await postJson(second.port, '/hooks/wake', body, second.token));
+  assert.equal(hook, { ...original, duplicate: true });
+  const socket = await openPeer(second.url, second.token);
+  assert.equal(resultOf<RoutingResult>(await socket.call('system.event', { ...body, mode: 'now' })), { ...original, duplicate: true });
+  socket.close();
+  await second.gateway.close();
+
+  // Past the retention the key is free again: the same body is a new event. (The session is drained
+  // first, or the copy would be folded into the identical pending event and keep its id.)
+  const short = await startTunedGateway({ dataDir: first.dataDir, idempotencyRetentionMs: 300 });
+  const admin = await openPeer(short.url, short.token);
+  const drain = async () => resultOf(await admin.call('session.drain', { sessionKey: 'agent:restart:main' }));
+  await drain();
+  await sleep(400);
+  const fresh = jsonOf<RoutingResult>(await postJson(short.port, '/hooks/wake', body, short.token));
+  assert.equal([fresh.duplicate, fresh.queue.status], [false, 'queued']);
+  assert.is.not(fresh.eventId, original.eventId);
+  const repeat = jsonOf<RoutingResult>(await postJson(short.port, '/hooks/wake', body, short.token));
+  assert.equal(repeat, { ...fresh, duplicate: true }, 'within the retention: duplicate');
+  await drain();
+  await sleep(400);
+  const expired = jsonOf<RoutingResult>(await postJson(short.port, '/hooks/wake', body, short.token));
+  assert.equal([expired.duplicate, expired.queue.status], [false, 'queued']);
+  assert.is.not(expired.eventId, fresh.eventId);
+  admin.close();
+});
+
+test.run();

@@ -1,0 +1,239 @@
+/**
+ * Admission and per-connection limits, each at its edge and one past it: failed authentications
+ * per address (429 with Retry-After, for HTTP and WebSocket upgrades alike), open connections per
+ * address, requests in flight per connection (1010), subscriptions per connection (1006).
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  AUTH_FAILURE_WINDOW_MS,
+  MAX_AUTH_FAILURES_PER_WINDOW,
+  MAX_IN_FLIGHT_PER_CONNECTION,
+  MAX_SUBSCRIPTIONS_PER_CONNECTION,
+} from '../../src/protocol/constants.js';
+import {
+  cleanup,
+  errorOf,
+  isNotification,
+  openPeer,
+  resultOf,
+  startTunedGateway,
+  tryUpgrade,
+  waitUntil,
+  type InProcessGateway,
+  type JsonRpcResponse,
+  type Peer,
+} from '../helpers/gateway.js';
+import { bearer, closeHttpSockets, httpRequest, jsonOf, postJson, rpcBody } from '../helpers/http.js';
+
+const test = suite('e2e: admission and per-connection limits');
+
+test.after(async () => {
+  closeHttpSockets();
+  await cleanup();
+});
+
+/** An upgrade that stays open when it succeeds: the status, and the peer to close later. */
+async function attempt(url: string, token: string): Promise<{ status: number; peer?: Peer }> {
+  try {
+    return { status: 101, peer: await openPeer(url, token) };
+  } catch (error) {
+    const status = /HTTP (\d{3})/.exec((error as Error).message)?.[1];
+    if (!status) throw error;
+    return { status: Number(status) };
+  }
+}
+
+async function openConnections(gw: InProcessGateway): Promise<number> {
+  const response = await postJson(gw.port, '/rpc', rpcBody('gateway.status', {}), gw.token);
+  return resultOf<{ connections: number }>(jsonOf<JsonRpcResponse>(response)).connections;
+}
+
+function assertRetryAfter(headers: Record<string, unknown>, where: string): number {
+  const value = String(headers['retry-after']);
+  assert.match(value, /^\d+$/, `${where}: Retry-After is whole seconds, got ${value}`);
+  const seconds = Number(value);
+  assert.ok(seconds > 0 && seconds <= AUTH_FAILURE_WINDOW_MS / 1000, `${where}: Retry-After ${seconds} within the window`);
+  return seconds;
+}
+
+// ---------------------------------------------------------------- failed authentications
+
+test(`${MAX_AUTH_FAILURES_PER_WINDOW} failed authentications from one address (HTTP and upgrades together) are 401; then 429 with Retry-After, even with a valid token`, async () => {
+  // A gateway of its own: the lock-out would refuse every other test from 127.0.0.1.
+  const gw = await startTunedGateway();
+  const call = rpcBody('gateway.status', {});
+  for (let i = 0; i < MAX_AUTH_FAILURES_PER_WINDOW; i++) {
+    // Failures count per address, whichever way they come in.
+    const status =
+      i % 2 === 0
+        ? (await postJson(gw.port, '/rpc', call, `wrong-${i}`)).status
+        : (await tryUpgrade(gw.url, bearer(`wrong-${i}`))).status;
+    assert.is(status, 401, `failure ${i + 1} of ${MAX_AUTH_FAILURES_PER_WINDOW} is still a plain 401`);
+  }
+
+  const http = await postJson(gw.port, '/rpc', call, 'wrong-again');
+  assert.is(http.status, 429);
+  assertRetryAfter(http.headers, 'POST /rpc');
+  assert.match(http.body, 'too many failed authentications from 127.0.0.1');
+  const upgrade = await tryUpgrade(gw.url, bearer('wrong-again'));
+  assert.is(upgrade.status, 429);
+  assertRetryAfter(upgrade.headers, 'upgrade');
+
+  // Documented behaviour: while an address is locked out its requests are refused before the
+  // token is looked at, so the valid admin token from that address is refused as well.
+  const valid = await postJson(gw.port, '/rpc', call, gw.token);
+  assert.is(valid.status, 429, 'a valid token from a locked address is refused too');
+  assertRetryAfter(valid.headers, 'POST /rpc with the admin token');
+  assert.is((await postJson(gw.port, '/hooks/wake', { text: 'locked out' }, gw.token)).status, 429);
+  const validUpgrade = await tryUpgrade(gw.url, bearer(gw.token));
+  assert.is(validUpgrade.status, 429, 'a valid upgrade from a locked address is refused too');
+  assertRetryAfter(validUpgrade.headers, 'upgrade with the admin token');
+  // Liveness needs no token and is never locked out.
+  const health = await httpRequest(gw.port, { path: '/healthz' });
+  assert.equal([health.status, health.body], [200, 'ok\n']);
+});
+
+test('connections already open when an address is locked out keep working', async () => {
+  const gw = await startTunedGateway();
+  const peer = await openPeer(gw.url, gw.token);
+  for (let i = 0; i < MAX_AUTH_FAILURES_PER_WINDOW; i++) await postJson(gw.port, '/rpc', rpcBody('gateway.status', {}), 'wrong');
+  assert.is((await tryUpgrade(gw.url, bearer(gw.token))).status, 429);
+  resultOf(await peer.call('gateway.status', {}));
+  peer.close();
+});
+
+// ---------------------------------------------------------------- connections per address
+
+test('maxConnectionsPerAddress (3 here): the 3rd upgrade is accepted, the 4th is 429; a closed one frees its place', async () => {
+  const limit = 3;
+  const gw = await startTunedGateway({ maxConnectionsPerAddress: limit });
+  const open: Peer[] = [];
+  for (let i = 0; i < limit; i++) {
+    const result = await attempt(gw.url, gw.token);
+    assert.is(result.status, 101, `connection ${i + 1} of ${limit}`);
+    open.push(result.peer!);
+  }
+  const refused = await tryUpgrade(gw.url, bearer(gw.token));
+  assert.is(refused.status, 429);
+  assert.is(refused.headers['retry-after'], '1');
+  assert.match(refused.body, `127.0.0.1 already has ${limit} connections open`);
+  // HTTP calls hold no connection slot.
+  assert.is((await postJson(gw.port, '/rpc', rpcBody('gateway.status', {}), gw.token)).status, 200);
+
+  open.shift()!.close();
+  await waitUntil(async () => (await openConnections(gw)) === limit - 1, 'the gateway to see the close');
+  const again = await attempt(gw.url, gw.token);
+  assert.is(again.status, 101, 'a closed connection frees its place');
+  open.push(again.peer!);
+  assert.is((await tryUpgrade(gw.url, bearer(gw.token))).status, 429);
+
+  // Refusals for being full are not failed authentications: many of them lock nobody out.
+  for (let i = 0; i < MAX_AUTH_FAILURES_PER_WINDOW + 5; i++) assert.is((await tryUpgrade(gw.url, bearer(gw.token))).status, 429);
+  for (const peer of open.splice(0)) peer.close();
+  await waitUntil(async () => (await openConnections(gw)) === 0, 'every connection to close');
+
+  // Upgrades that arrive together are counted one by one: exactly `limit` get in.
+  const together = await Promise.all(Array.from({ length: limit + 3 }, () => attempt(gw.url, gw.token)));
+  assert.equal(
+    together.map((result) => result.status).sort(),
+    [101, 101, 101, 429, 429, 429],
+  );
+  for (const result of together) result.peer?.close();
+});
+
+// ---------------------------------------------------------------- requests in flight
+
+/** The answers (not pushed notifications) received so far, in arrival order. */
+function answersOf(peer: Peer, from = 0): JsonRpcResponse[] {
+  return peer.frames.slice(from).filter((frame) => !isNotification(frame)) as JsonRpcResponse[];
+}
+
+test(`MAX_IN_FLIGHT_PER_CONNECTION (${MAX_IN_FLIGHT_PER_CONNECTION}): past it a request is answered 1010 with its id, a notification not at all; the connection stays usable`, async () => {
+  // Room for every event of the bursts: the default cap (1000 per session) would drop some.
+  const gw = await startTunedGateway({ maxPendingPerSession: 100_000 });
+  const peer = await openPeer(gw.url, gw.token);
+  // All frames go out in one synchronous burst. The gateway reads what the socket holds in one go
+  // and only then lets the store commit (system.event answers after an fsync'd group commit), so
+  // in-flight requests pile up. Four times the limit leaves a wide margin over how much a read holds.
+  const requests = 4 * MAX_IN_FLIGHT_PER_CONNECTION;
+  const event = (id: number | undefined, text: string) =>
+    JSON.stringify({ jsonrpc: '2.0', ...(id === undefined ? {} : { id }), method: 'system.event', params: { text, sessionKey: 'agent:b:main' } });
+  for (let id = 1; id <= requests; id++) peer.send(event(id, `r${id}`));
+  const answers = await peer.waitFor(() => (answersOf(peer).length >= requests ? answersOf(peer) : undefined), `answers to ${requests} requests`, 20_000);
+  assert.is(answers.length, requests);
+  assert.equal(
+    answers.map((answer) => answer.id).sort((a, b) => Number(a) - Number(b)),
+    Array.from({ length: requests }, (_, i) => i + 1),
+    'each id answered exactly once',
+  );
+  const refusals = answers.filter((answer) => answer.error !== undefined);
+  assert.ok(refusals.length > 0, 'some requests were refused for being over the limit');
+  for (const refusal of refusals) {
+    const error = errorOf(refusal);
+    assert.equal([error.code, error.data?.name, error.data?.['limit']], [1010, 'TOO_MANY_IN_FLIGHT', MAX_IN_FLIGHT_PER_CONNECTION], `id ${refusal.id}`);
+  }
+  // The edge: at the first refusal exactly the limit was in flight. Every request sent before it
+  // was admitted, and the ones answered before it (their answers come first on the wire) were done.
+  const refusedAt = answers.findIndex((answer) => answer.error !== undefined);
+  const admittedBefore = Number(answers[refusedAt]!.id) - 1;
+  assert.is(admittedBefore - refusedAt, MAX_IN_FLIGHT_PER_CONNECTION, 'requests in flight when the first one was refused');
+  // Refused requests stored nothing; the others did, once each.
+  const stored = resultOf<{ depth: number }>(await peer.call('session.peek', { sessionKey: 'agent:b:main', limit: 1 }));
+  assert.is(stored.depth, requests - refusals.length);
+  resultOf(await peer.call('session.drain', { sessionKey: 'agent:b:main', limit: 1000 }));
+
+  // Notifications among the requests: the ones past the limit are dropped without a word.
+  const seen = peer.frames.length;
+  const pairs = 2 * MAX_IN_FLIGHT_PER_CONNECTION;
+  const notifications = pairs;
+  for (let i = 1; i <= pairs; i++) {
+    peer.send(event(requests + i, `q${i}`));
+    peer.send(JSON.stringify({ jsonrpc: '2.0', method: 'system.event', params: { text: `n${i}`, sessionKey: 'agent:bn:main' } }));
+  }
+  const second = await peer.waitFor(() => (answersOf(peer, seen).length >= pairs ? answersOf(peer, seen) : undefined), `answers to ${pairs} requests`, 20_000);
+  assert.ok(second.some((answer) => answer.error?.code === 1010), 'some requests of the second burst were refused');
+  assert.ok(second.every((answer) => typeof answer.id === 'number' && answer.id > requests), 'no answer with id null: none for a notification');
+  const notes = resultOf<{ depth: number }>(await peer.call('session.peek', { sessionKey: 'agent:bn:main', limit: 1 }));
+  assert.ok(notes.depth < notifications, `${notes.depth} of ${notifications} notifications stored: those past the limit were refused`);
+
+  // Still usable, and nothing else arrives.
+  resultOf(await peer.call('gateway.status', {}));
+  const framesNow = peer.frames.length;
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(answersOf(peer, framesNow), []);
+  peer.close();
+});
+
+// ---------------------------------------------------------------- subscriptions per connection
+
+test(`MAX_SUBSCRIPTIONS_PER_CONNECTION (${MAX_SUBSCRIPTIONS_PER_CONNECTION}): that many are accepted, one more is 1006; unsubscribing frees a place`, async () => {
+  const gw = await startTunedGateway();
+  const peer = await openPeer(gw.url, gw.token);
+  const subscribe = (i: number) => ({ method: 'session.subscribe', params: { sessionKey: `agent:subs:direct:U${i}` } });
+  const ids: string[] = [];
+  // Batches of at most MAX_BATCH_LENGTH (100).
+  for (let start = 0; start < MAX_SUBSCRIPTIONS_PER_CONNECTION; start += 100) {
+    const count = Math.min(100, MAX_SUBSCRIPTIONS_PER_CONNECTION - start);
+    const answers = await peer.batch(Array.from({ length: count }, (_, i) => subscribe(start + i)));
+    for (const answer of answers) ids.push(resultOf<{ subscriptionId: string }>(answer).subscriptionId);
+  }
+  assert.is(new Set(ids).size, MAX_SUBSCRIPTIONS_PER_CONNECTION);
+
+  const over = errorOf(await peer.call('session.subscribe', subscribe(MAX_SUBSCRIPTIONS_PER_CONNECTION).params));
+  assert.equal([over.code, over.data?.name, over.data?.['limit']], [1006, 'TOO_MANY_SUBSCRIPTIONS', MAX_SUBSCRIPTIONS_PER_CONNECTION]);
+  // By agent counts the same.
+  assert.is(errorOf(await peer.call('session.subscribe', { agentId: 'subs' })).code, 1006);
+
+  resultOf(await peer.call('session.unsubscribe', { subscriptionId: ids[0] }));
+  resultOf(await peer.call('session.subscribe', { agentId: 'subs' }));
+  assert.is(errorOf(await peer.call('session.subscribe', subscribe(9999).params)).code, 1006);
+
+  // The limit is per connection: another one starts from zero.
+  const other = await openPeer(gw.url, gw.token);
+  resultOf(await other.call('session.subscribe', subscribe(0).params));
+  other.close();
+  peer.close();
+});
+
+test.run();

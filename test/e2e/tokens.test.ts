@@ -1,0 +1,349 @@
+/**
+ * Scoped tokens end to end: created with the CLI and over RPC, then used on every ingress. A token
+ * reaches one agent's sessions with the scopes it was given, is refused the same way (1008
+ * FORBIDDEN) whichever way a request comes in, is stored only as a hash, stops working the moment
+ * it is revoked (its sockets closed with 1008 "token revoked"), and outlives a gateway restart.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { DATA_FILES } from '../../src/protocol/constants.js';
+import { hashToken } from '../../src/server/auth.js';
+import {
+  cleanup,
+  errorOf,
+  openPeer,
+  resultOf,
+  runCli,
+  startTunedGateway,
+  tryUpgrade,
+  type InProcessGateway,
+  type JsonRpcResponse,
+  type Peer,
+} from '../helpers/gateway.js';
+import {
+  answerIn,
+  bearer,
+  cliRefusal,
+  closeHttpSockets,
+  INGRESSES,
+  jsonOf,
+  openRawWebSocket,
+  postJson,
+  publishVia,
+  refusalVia,
+  rpcBody,
+  type RoutingResult,
+} from '../helpers/http.js';
+
+interface Created {
+  tokenId: string;
+  token: string;
+  agentId: string;
+  scopes: string[];
+  name: string | null;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+interface TokenInfo {
+  tokenId: string;
+  name: string | null;
+  agentId: string;
+  scopes: string[];
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+interface Context {
+  gw: InProcessGateway;
+  admin: Peer;
+  /** Made by `switchboard token create --agent ops --can publish --name ci`. */
+  ci: { token: string; tokenId: string };
+  ciPeer: Peer;
+}
+
+const test = suite<Context>('e2e: scoped tokens (token create/list/revoke, FORBIDDEN on every ingress)', {} as Context);
+
+test.before(async (context) => {
+  context.gw = await startTunedGateway();
+  context.admin = await openPeer(context.gw.url, context.gw.token);
+});
+
+test.after(async () => {
+  closeHttpSockets();
+  await cleanup();
+});
+
+function connection(gw: InProcessGateway, token = gw.token): string[] {
+  return ['--url', gw.url, '--token', token];
+}
+
+async function create(admin: Peer, params: Record<string, unknown>): Promise<Created> {
+  return resultOf<Created>(await admin.call('token.create', params));
+}
+
+const CI_LINE = /^ {2}token (tok_[0-9a-f]+) for agent "ops" \(publish\), "ci"$/m;
+
+test('`switchboard token create --agent ops --can publish --name ci` prints an sbt_ secret once and exits 0', async (context) => {
+  const { gw } = context;
+  const result = await runCli(['token', 'create', '--agent', 'ops', '--can', 'publish', '--name', 'ci', ...connection(gw)]);
+  assert.is(result.code, 0, result.stderr);
+  const [secret] = result.stdout.split('\n');
+  assert.match(secret!, /^sbt_[A-Za-z0-9_-]{43}$/);
+  const line = CI_LINE.exec(result.stdout);
+  assert.ok(line, `names the token id, agent, scopes and name: ${result.stdout}`);
+  context.ci = { token: secret!, tokenId: line![1]! };
+  context.ciPeer = await openPeer(gw.url, context.ci.token);
+
+  const json = await runCli(['token', 'create', '--agent', 'ops', '--json', ...connection(gw)]);
+  assert.is(json.code, 0, json.stderr);
+  const created = JSON.parse(json.stdout) as Created;
+  assert.match(created.token, /^sbt_/);
+  assert.equal([created.agentId, created.scopes, created.name, created.revokedAt], ['ops', ['publish', 'subscribe'], null, null]);
+});
+
+test('a publish token publishes to its agent on every ingress; with no key its events go to agent:ops:main', async ({ gw, ci, ciPeer }) => {
+  for (const ingress of INGRESSES) {
+    const keyed = await publishVia(gw, ciPeer, ingress, { text: `ci via ${ingress}`, sessionKey: 'agent:ops:slack:channel:C9' }, ci.token);
+    assert.is(keyed.sessionKey, 'agent:ops:slack:channel:C9', ingress);
+    const unkeyed = await publishVia(gw, ciPeer, ingress, { text: `ci main via ${ingress}` }, ci.token);
+    assert.equal(
+      [unkeyed.sessionKey, unkeyed.requestedSessionKey, unkeyed.fallback],
+      [
+        'agent:ops:main',
+        null,
+        { reason: 'no-session-key', message: 'no sessionKey given: routed to the main session of agent "ops"' },
+      ],
+      ingress,
+    );
+  }
+});
+
+test("a publish token reaching agent main is 1008 FORBIDDEN on every ingress, the same refusal, and nothing is stored", async ({ gw, admin, ci, ciPeer }) => {
+  const pendingBefore = resultOf<{ pending: number }>(await admin.call('gateway.status', {})).pending;
+  const attempts: Record<string, string>[] = [
+    { text: 'not for ops', sessionKey: 'agent:main:slack:channel:C123:thread:456' },
+    // An explicit agentId is not a way round it either; nor is "main", the default agent's main session.
+    { text: 'not for ops either', agentId: 'main' },
+    { text: 'nor this', sessionKey: 'main' },
+  ];
+  for (const params of attempts) {
+    const refusals = [];
+    for (const ingress of INGRESSES) refusals.push(await refusalVia(gw, ciPeer, ingress, params, 403, ci.token));
+    for (const refusal of refusals) assert.equal(refusal, refusals[0], JSON.stringify(params));
+    assert.equal(refusals[0], {
+      code: 1008,
+      message: 'this token belongs to agent "ops" and cannot reach agent "main"\'s sessions',
+    });
+  }
+  assert.is(resultOf<{ pending: number }>(await admin.call('gateway.status', {})).pending, pendingBefore);
+});
+
+test('a publish-only token cannot subscribe, peek, drain, ack, list or trace, even for its own agent (1008)', async ({ gw, ci, ciPeer }) => {
+  const own = await publishVia(gw, ciPeer, 'websocket', { text: 'own event', sessionKey: 'agent:ops:direct:U1' }, ci.token);
+  const calls: Array<[string, Record<string, unknown>]> = [
+    ['session.subscribe', { agentId: 'ops' }],
+    ['session.subscribe', { sessionKey: 'agent:ops:main' }],
+    ['session.peek', { sessionKey: 'agent:ops:main' }],
+    ['session.drain', { sessionKey: 'agent:ops:main' }],
+    ['session.ack', { sessionKey: 'agent:ops:direct:U1', seq: own.queue.seq }],
+    ['session.list', {}],
+    ['session.list', { agentId: 'ops' }],
+    ['event.trace', { eventId: own.eventId }],
+  ];
+  for (const [method, params] of calls) {
+    const error = errorOf(await ciPeer.call(method, params));
+    assert.equal([error.code, error.data?.name], [1008, 'FORBIDDEN'], `${method} ${JSON.stringify(params)}`);
+    assert.is(error.message, 'this token lacks the "subscribe" scope; create one with --can subscribe', method);
+    const overHttp = errorOf(jsonOf<JsonRpcResponse>(await postJson(gw.port, '/rpc', rpcBody(method, params), ci.token)));
+    assert.equal([overHttp.code, overHttp.message], [error.code, error.message], `${method} over /rpc`);
+  }
+  // Nothing was consumed by the refused drain and ack.
+  const peeked = resultOf<{ depth: number }>(await adminPeek(gw, 'agent:ops:direct:U1'));
+  assert.is(peeked.depth, 1);
+});
+
+async function adminPeek(gw: InProcessGateway, sessionKey: string): Promise<JsonRpcResponse> {
+  return jsonOf<JsonRpcResponse>(await postJson(gw.port, '/rpc', rpcBody('session.peek', { sessionKey }), gw.token));
+}
+
+test('a subscribe-only token cannot publish, even to its own agent; it subscribes to its agent only', async ({ gw, admin }) => {
+  const reader = await create(admin, { agentId: 'reader', scopes: ['subscribe'] });
+  const peer = await openPeer(gw.url, reader.token);
+  for (const ingress of INGRESSES) {
+    const refusal = await refusalVia(gw, peer, ingress, { text: 'readers do not write', agentId: 'reader' }, 403, reader.token);
+    assert.equal(refusal, { code: 1008, message: 'this token lacks the "publish" scope; create one with --can publish' }, ingress);
+  }
+  const subscribed = resultOf<{ agentId: string }>(await peer.call('session.subscribe', { agentId: 'reader' }));
+  assert.is(subscribed.agentId, 'reader');
+  const elsewhere = errorOf(await peer.call('session.subscribe', { agentId: 'main' }));
+  assert.equal([elsewhere.code, elsewhere.message], [1008, 'this token belongs to agent "reader" and cannot reach agent "main"\'s sessions']);
+  assert.is(resultOf<{ depth: number }>(await peer.call('session.peek', { sessionKey: 'agent:reader:main' })).depth, 0);
+  peer.close();
+});
+
+test('token.create, token.list and token.revoke with a scoped token are 1008 over WebSocket, /rpc and the CLI', async ({ gw, admin }) => {
+  const full = await create(admin, { agentId: 'tokenadmin' });
+  const peer = await openPeer(gw.url, full.token);
+  const calls: Array<[string, Record<string, unknown>]> = [
+    ['token.create', { agentId: 'tokenadmin' }],
+    ['token.create', { agentId: 'main' }],
+    ['token.list', {}],
+    ['token.revoke', { tokenId: full.tokenId }],
+  ];
+  const message = 'this needs the admin token (the one in <data-dir>/token); scoped tokens cannot manage tokens';
+  for (const [method, params] of calls) {
+    const error = errorOf(await peer.call(method, params));
+    assert.equal([error.code, error.message], [1008, message], method);
+    const overHttp = errorOf(jsonOf<JsonRpcResponse>(await postJson(gw.port, '/rpc', rpcBody(method, params), full.token)));
+    assert.equal([overHttp.code, overHttp.message], [1008, message], `${method} over /rpc`);
+  }
+  for (const args of [['token', 'list'], ['token', 'create', '--agent', 'tokenadmin'], ['token', 'revoke', full.tokenId]]) {
+    const result = await runCli([...args, ...connection(gw, full.token)]);
+    assert.is(result.code, 1, `${args.join(' ')}: ${result.stderr}`);
+    assert.equal(cliRefusal(result.stderr), { code: 1008, message });
+  }
+  // The refused revoke did nothing: the token still works.
+  resultOf(await peer.call('session.peek', { sessionKey: 'agent:tokenadmin:main' }));
+  peer.close();
+});
+
+test('`token list` shows ids, agents, scopes and names, never a secret; the data dir holds only hashes', async ({ gw, admin, ci }) => {
+  const listed = await runCli(['token', 'list', ...connection(gw)]);
+  assert.is(listed.code, 0, listed.stderr);
+  assert.match(listed.stdout, new RegExp(`^${ci.tokenId} {2}agent ops {2}publish {2}active {2}created \\S+ "ci"$`, 'm'));
+  assert.not.match(listed.stdout, 'sbt_');
+  const json = await runCli(['token', 'list', '--json', ...connection(gw)]);
+  assert.is(json.code, 0, json.stderr);
+  assert.not.match(json.stdout, 'sbt_');
+  const { tokens } = JSON.parse(json.stdout) as { tokens: TokenInfo[] };
+  const mine = tokens.find((token) => token.tokenId === ci.tokenId);
+  assert.equal(mine && { ...mine, createdAt: 'x' }, { tokenId: ci.tokenId, name: 'ci', agentId: 'ops', scopes: ['publish'], createdAt: 'x', revokedAt: null });
+  for (const token of tokens) assert.equal(Object.keys(token).sort(), ['agentId', 'createdAt', 'name', 'revokedAt', 'scopes', 'tokenId']);
+  const overRpc = resultOf<{ tokens: Record<string, unknown>[] }>(await admin.call('token.list', {}));
+  assert.not.match(JSON.stringify(overRpc), 'sbt_');
+
+  // The database, its WAL and shared-memory file, while the gateway runs: the hash, never the secret.
+  const created = await create(admin, { agentId: 'secret', name: 'look-for-me' });
+  const bytes = () =>
+    Buffer.concat(
+      ['', '-wal', '-shm']
+        .map((suffix) => path.join(gw.dataDir, `${DATA_FILES.database}${suffix}`))
+        .filter((file) => fs.existsSync(file))
+        .map((file) => fs.readFileSync(file)),
+    );
+  const live = bytes();
+  assert.ok(live.includes(hashToken(created.token)), 'the files read are the ones that hold the token rows');
+  assert.not.ok(live.includes(created.token), 'the secret is not in the database files');
+  assert.not.ok(live.includes(created.token.slice(4)), 'not even without its prefix');
+  assert.not.ok(live.includes(ci.token.slice(4)), 'nor the CLI-created one');
+  for (const file of fs.readdirSync(gw.dataDir)) {
+    if (file === DATA_FILES.token) continue;
+    const content = fs.readFileSync(path.join(gw.dataDir, file));
+    assert.not.ok(content.includes(created.token.slice(4)), `${file} does not hold the secret`);
+  }
+});
+
+test('revoke: the token stops working at once on every ingress, and its open sockets are closed with 1008 "token revoked"', async ({ gw, admin }) => {
+  const doomed = await create(admin, { agentId: 'doomed' });
+  const first = await openPeer(gw.url, doomed.token);
+  const second = await openPeer(gw.url, doomed.token);
+  const bystander = await create(admin, { agentId: 'doomed' });
+  const survivor = await openPeer(gw.url, bystander.token);
+  resultOf(await first.call('session.subscribe', { agentId: 'doomed' }));
+
+  const revoked = await runCli(['token', 'revoke', doomed.tokenId, ...connection(gw)]);
+  assert.is(revoked.code, 0, revoked.stderr);
+  assert.is(revoked.stdout, `revoked ${doomed.tokenId}; closed 2 connection(s) that used it\n`);
+
+  assert.equal(await first.closed(), { code: 1008, reason: 'token revoked' });
+  assert.equal(await second.closed(), { code: 1008, reason: 'token revoked' });
+  const upgrade = await tryUpgrade(gw.url, bearer(doomed.token));
+  assert.is(upgrade.status, 401);
+  assert.is((await postJson(gw.port, '/rpc', rpcBody('session.peek', { sessionKey: 'agent:doomed:main' }), doomed.token)).status, 401);
+  assert.is((await postJson(gw.port, '/hooks/wake', { text: 'too late' }, doomed.token)).status, 401);
+  const cli = await runCli(['system', 'event', '--text', 'too late', ...connection(gw, doomed.token)]);
+  assert.is(cli.code, 3, `a refused token is "no answer" (exit 3): ${cli.stderr}`);
+
+  // Another token of the same agent, and the admin, are untouched.
+  assert.not.ok(survivor.isClosed);
+  resultOf(await survivor.call('session.peek', { sessionKey: 'agent:doomed:main' }));
+  const listed = resultOf<{ tokens: TokenInfo[] }>(await admin.call('token.list', {}));
+  assert.type(listed.tokens.find((token) => token.tokenId === doomed.tokenId)?.revokedAt, 'string');
+  assert.is(listed.tokens.find((token) => token.tokenId === bystander.tokenId)?.revokedAt, null);
+
+  // Revoking again is harmless and closes nothing.
+  assert.equal(resultOf(await admin.call('token.revoke', { tokenId: doomed.tokenId })), { tokenId: doomed.tokenId, revoked: true, closedConnections: 0 });
+  survivor.close();
+});
+
+test('revoke: a connection that ignores the close frame cannot act with the revoked token (nothing it sends after is carried out)', async ({ gw, admin }) => {
+  const doomed = await create(admin, { agentId: 'stubborn' });
+  const raw = await openRawWebSocket(gw.port, doomed.token);
+  const send = (id: number, text: string) =>
+    raw.sendText(JSON.stringify({ jsonrpc: '2.0', id, method: 'system.event', params: { text, sessionKey: 'agent:stubborn:main' } }));
+  // The raw client works: before the revoke its event is answered and stored.
+  send(1, 'before revoke');
+  await raw.waitFor((frame) => answerIn([frame], 1) !== undefined, 'the answer to id 1');
+  resultOf(answerIn(raw.frames, 1)!);
+
+  const revoked = resultOf<{ closedConnections: number }>(await admin.call('token.revoke', { tokenId: doomed.tokenId }));
+  assert.is(revoked.closedConnections, 1);
+  const close = await raw.waitFor((frame) => frame.opcode === 8, 'the close frame');
+  assert.equal([close.code, close.reason], [1008, 'token revoked']);
+
+  // A peer need not answer the close frame, and may keep sending: none of it may run as the token.
+  send(2, 'after revoke');
+  raw.sendText(JSON.stringify({ jsonrpc: '2.0', method: 'system.event', params: { text: 'after revoke, notified', sessionKey: 'agent:stubborn:main' } }));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const answer = answerIn(raw.frames, 2);
+  assert.ok(answer === undefined || answer.error !== undefined, `no result for a request after the revoke: ${JSON.stringify(answer)}`);
+  const peeked = resultOf<{ events: { text: string }[] }>(await admin.call('session.peek', { sessionKey: 'agent:stubborn:main' }));
+  assert.equal(
+    peeked.events.map((event) => event.text),
+    ['before revoke'],
+    'events sent on a revoked connection after its close frame must not be stored',
+  );
+  raw.destroy();
+});
+
+test('revoking an unknown token is 1011 TOKEN_NOT_FOUND over RPC and exit 1 from the CLI', async ({ gw, admin }) => {
+  const error = errorOf(await admin.call('token.revoke', { tokenId: 'tok_000000000000' }));
+  assert.equal([error.code, error.data?.name], [1011, 'TOKEN_NOT_FOUND']);
+  const cli = await runCli(['token', 'revoke', 'tok_000000000000', ...connection(gw)]);
+  assert.is(cli.code, 1, cli.stderr);
+  assert.equal(cliRefusal(cli.stderr), { code: 1011, message: error.message });
+});
+
+test('tokens survive a gateway restart: active ones work, revoked ones stay revoked', async () => {
+  const before = await startTunedGateway();
+  const admin = await openPeer(before.url, before.token);
+  const kept = await create(admin, { agentId: 'durable', scopes: ['publish', 'subscribe'], name: 'kept' });
+  const gone = await create(admin, { agentId: 'durable', name: 'gone' });
+  resultOf(await admin.call('token.revoke', { tokenId: gone.tokenId }));
+  admin.close();
+  await before.gateway.close();
+
+  const after = await startTunedGateway({ dataDir: before.dataDir });
+  const peer = await openPeer(after.url, kept.token);
+  const routed = resultOf<RoutingResult>(await peer.call('system.event', { text: 'still here' }));
+  assert.is(routed.sessionKey, 'agent:durable:main');
+  const forbidden = errorOf(await peer.call('system.event', { text: 'still scoped', agentId: 'main' }));
+  assert.is(forbidden.code, 1008);
+  assert.is((await tryUpgrade(after.url, bearer(gone.token))).status, 401);
+  assert.is((await postJson(after.port, '/hooks/wake', { text: 'x' }, gone.token)).status, 401);
+  const listed = await runCli(['token', 'list', '--json', ...connection(after)]);
+  const { tokens } = JSON.parse(listed.stdout) as { tokens: TokenInfo[] };
+  assert.equal(
+    tokens.map((token) => [token.name, token.tokenId, token.revokedAt === null]).sort(),
+    [
+      ['gone', gone.tokenId, false],
+      ['kept', kept.tokenId, true],
+    ],
+  );
+  peer.close();
+});
+
+test.run();
