@@ -68,6 +68,9 @@ function killAndWait(child: ChildProcess): Promise<void> {
 function childEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('SWITCHBOARD_')) env[name] = value;
+  // Node warns on stderr when both are set (uvu sets FORCE_COLOR): the CLI's stderr is asserted.
+  delete env['NO_COLOR'];
+  delete env['FORCE_COLOR'];
   // Without --data-dir the CLI falls back to $XDG_DATA_HOME/switchboard: point it at an empty dir.
   env['XDG_DATA_HOME'] = isolatedHome();
   for (const [name, value] of Object.entries(extra)) {
@@ -115,32 +118,31 @@ export async function startGatewayProcess(options: StartOptions = {}): Promise<G
     env: childEnv(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  return superviseGateway(child, dataDir);
+}
+
+/** Tracks a spawned gateway, waits for its listening line, and wraps it as a GatewayProcess. */
+async function superviseGateway(child: ChildProcess, dataDir: string): Promise<GatewayProcess> {
   children.add(child);
   let out = '';
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-
-  const match = await new Promise<RegExpExecArray>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`gateway did not report listening within ${START_TIMEOUT_MS} ms\nstdout: ${out}\nstderr: ${err}`));
-    }, START_TIMEOUT_MS);
+  const listening = new Promise<RegExpExecArray>((resolve, reject) => {
     const onData = () => {
       const found = LISTENING_RE.exec(out);
       if (!found) return;
-      clearTimeout(timer);
       child.stdout!.off('data', onData);
       resolve(found);
     };
     child.stdout!.on('data', onData);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`gateway exited with ${code} before listening\nstdout: ${out}\nstderr: ${err}`));
-    });
+    void exited.then((code) => reject(new Error(`gateway exited with ${code} before listening\nstdout: ${out}\nstderr: ${err}`)));
   });
-
+  const match = await withTimeout(listening, START_TIMEOUT_MS, () => {
+    child.kill('SIGKILL');
+    return `gateway did not report listening within ${START_TIMEOUT_MS} ms\nstdout: ${out}\nstderr: ${err}`;
+  });
   const [, url, host, port] = match as unknown as [string, string, string, string];
   return {
     url,
@@ -403,48 +405,7 @@ export async function startGatewayProcessAt(options: { dataDir?: string; port: n
     env: childEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  children.add(child);
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const listening = new Promise<RegExpExecArray>((resolve, reject) => {
-    const onData = () => {
-      const found = LISTENING_RE.exec(out);
-      if (!found) return;
-      child.stdout!.off('data', onData);
-      resolve(found);
-    };
-    child.stdout!.on('data', onData);
-    void exited.then((code) => reject(new Error(`gateway exited with ${code} before listening\nstdout: ${out}\nstderr: ${err}`)));
-  });
-  const match = await withTimeout(listening, START_TIMEOUT_MS, () => {
-    child.kill('SIGKILL');
-    return `gateway did not report listening within ${START_TIMEOUT_MS} ms\nstdout: ${out}\nstderr: ${err}`;
-  });
-  const [, url, host, port] = match as unknown as [string, string, string, string];
-  return {
-    url,
-    host,
-    port: Number(port),
-    dataDir,
-    token: fs.readFileSync(path.join(dataDir, 'token'), 'utf8').trim(),
-    process: child,
-    stdout: () => out,
-    stderr: () => err,
-    async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      child.kill(signal);
-      return withTimeout(exited, STOP_TIMEOUT_MS, () => {
-        child.kill('SIGKILL');
-        return `gateway did not exit within ${STOP_TIMEOUT_MS} ms of ${signal}\nstderr: ${err}`;
-      });
-    },
-    async kill9() {
-      await killAndWait(child);
-    },
-  };
+  return superviseGateway(child, dataDir);
 }
 
 /** A long-running CLI command (`session watch`): read its output while it runs, then signal it. */
@@ -1015,46 +976,5 @@ export async function startGatewayProcessWithFileLimit(options: { dataDir?: stri
     ['-c', `ulimit -f ${Math.floor(options.fileSizeBlocks)} && exec "$0" "$@"`, process.execPath, CLI_PATH, 'gateway', '--port', '0', '--data-dir', dataDir],
     { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  children.add(child);
-  let out = '';
-  let err = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const listening = new Promise<RegExpExecArray>((resolve, reject) => {
-    const onData = () => {
-      const found = LISTENING_RE.exec(out);
-      if (!found) return;
-      child.stdout!.off('data', onData);
-      resolve(found);
-    };
-    child.stdout!.on('data', onData);
-    void exited.then((code) => reject(new Error(`gateway exited with ${code} before listening\nstdout: ${out}\nstderr: ${err}`)));
-  });
-  const match = await withTimeout(listening, START_TIMEOUT_MS, () => {
-    child.kill('SIGKILL');
-    return `gateway did not report listening within ${START_TIMEOUT_MS} ms\nstdout: ${out}\nstderr: ${err}`;
-  });
-  const [, url, host, port] = match as unknown as [string, string, string, string];
-  return {
-    url,
-    host,
-    port: Number(port),
-    dataDir,
-    token: fs.readFileSync(path.join(dataDir, 'token'), 'utf8').trim(),
-    process: child,
-    stdout: () => out,
-    stderr: () => err,
-    async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      child.kill(signal);
-      return withTimeout(exited, STOP_TIMEOUT_MS, () => {
-        child.kill('SIGKILL');
-        return `gateway did not exit within ${STOP_TIMEOUT_MS} ms of ${signal}\nstderr: ${err}`;
-      });
-    },
-    async kill9() {
-      await killAndWait(child);
-    },
-  };
+  return superviseGateway(child, dataDir);
 }
