@@ -14,6 +14,7 @@ export {
   type Subscription,
 } from './client/client.js';
 export { ConnectionError, RpcCallError, type ConnectionFailure } from './client/errors.js';
+export { callOverHttp, type HttpCallOptions } from './client/http.js';
 export { ErrorCode, type ErrorName } from './protocol/errors.js';
 export type { MethodName, NotificationName, NotificationParams, ParamsOf, ResultOf } from './protocol/methods.js';
 export type {

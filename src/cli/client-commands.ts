@@ -3,6 +3,8 @@
  * the client library, print, and map the outcome to an exit code.
  */
 import { connect, DEFAULT_URL, type SwitchboardClient } from '../client/client.js';
+import { callOverHttp } from '../client/http.js';
+import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError } from '../client/errors.js';
 import { readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';
 import { DEFAULT_CALL_TIMEOUT_MS, ENV } from '../protocol/constants.js';
@@ -41,32 +43,32 @@ export async function systemEvent(args: Args, options: Options): Promise<ExitCod
     ...optionalString(args, 'context-key', 'contextKey'),
     ...optionalString(args, 'idempotency-key', 'idempotencyKey'),
   };
-  return withClient(args, options, (client) => client.systemEvent(params), formatRoutingResult);
+  return withClient(args, options, 'system.event', params, formatRoutingResult);
 }
 
 export function sessionPeek(args: Args, options: Options): Promise<ExitCode> {
   const params = readParams(args, options);
-  return withClient(args, options, (client) => client.peek(params), (result) => formatSessionRead(result, 'shown'));
+  return withClient(args, options, 'session.peek', params, (result) => formatSessionRead(result, 'shown'));
 }
 
 export function sessionDrain(args: Args, options: Options): Promise<ExitCode> {
   const params = readParams(args, options);
-  return withClient(args, options, (client) => client.drain(params), (result) => formatSessionRead(result, 'drained'));
+  return withClient(args, options, 'session.drain', params, (result) => formatSessionRead(result, 'drained'));
 }
 
 export function sessionList(args: Args, options: Options): Promise<ExitCode> {
   const limit = positiveInteger(options, 'limit');
   const params = { ...optionalString(args, 'agent', 'agentId'), ...(limit === undefined ? {} : { limit }) };
-  return withClient(args, options, (client) => client.listSessions(params), formatSessionList);
+  return withClient(args, options, 'session.list', params, formatSessionList);
 }
 
 export function status(args: Args, options: Options): Promise<ExitCode> {
-  return withClient(args, options, (client) => client.status(), formatStatus);
+  return withClient(args, options, 'gateway.status', {}, formatStatus);
 }
 
 export function trace(args: Args, options: Options, [eventId]: string[]): Promise<ExitCode> {
   if (!eventId) throw usageError('an event id is required: switchboard trace <eventId> (the eventId printed by system event)');
-  return withClient(args, options, (client) => client.trace(eventId), formatTrace);
+  return withClient(args, options, 'event.trace', { eventId }, formatTrace);
 }
 
 const SCOPES = ['publish', 'subscribe'] as const;
@@ -83,11 +85,11 @@ export function tokenCreate(args: Args, options: Options): Promise<ExitCode> {
     ...(scopes ? { scopes: [...new Set(scopes)] as (typeof SCOPES)[number][] } : {}),
     ...optionalString(args, 'name', 'name'),
   };
-  return withClient(args, options, (client) => client.call('token.create', params), formatTokenCreated);
+  return withClient(args, options, 'token.create', params, formatTokenCreated);
 }
 
 export function tokenList(args: Args, options: Options): Promise<ExitCode> {
-  return withClient(args, options, (client) => client.call('token.list', {}), formatTokenList);
+  return withClient(args, options, 'token.list', {}, formatTokenList);
 }
 
 export function tokenRevoke(args: Args, options: Options, [tokenId]: string[]): Promise<ExitCode> {
@@ -95,7 +97,8 @@ export function tokenRevoke(args: Args, options: Options, [tokenId]: string[]): 
   return withClient(
     args,
     options,
-    (client) => client.call('token.revoke', { tokenId }),
+    'token.revoke',
+    { tokenId },
     (result) => `revoked ${result.tokenId}; closed ${result.closedConnections} connection(s) that used it`,
   );
 }
@@ -149,23 +152,21 @@ function readParams(args: Args, options: Options) {
   };
 }
 
-async function withClient<T>(
+/** One call, then exit: over the gateway's HTTP ingress, which costs no WebSocket handshake or library load. */
+async function withClient<M extends MethodName>(
   args: Args,
   options: Options,
-  call: (client: SwitchboardClient) => Promise<T>,
-  format: (result: T) => string,
+  method: M,
+  params: ParamsOf<M>,
+  format: (result: ResultOf<M>) => string,
 ): Promise<ExitCode> {
-  const { url, token, timeoutMs } = connectionSettings(args, options);
-  let client: SwitchboardClient | undefined;
+  const settings = connectionSettings(args, options);
   try {
-    client = await connect({ url, token, timeoutMs });
-    const result = await call(client);
+    const result = await callOverHttp(settings, method, params);
     process.stdout.write(`${options['json'] ? JSON.stringify(result) : format(result)}\n`);
     return ExitCode.OK;
   } catch (error) {
-    throw explain(error, url);
-  } finally {
-    client?.close().catch(() => {});
+    throw explain(error, settings.url);
   }
 }
 
@@ -199,7 +200,7 @@ function explain(error: unknown, url: string): unknown {
   const hints: Record<ConnectionError['failure'], string> = {
     unreachable: `gateway not reachable at ${url}: is \`switchboard gateway\` running? (or set --url / ${ENV.url})`,
     unauthorized: `the gateway at ${url} refused the token: pass the token from the gateway's data dir (--token, ${ENV.token}, or --data-dir)`,
-    rejected: `${error.message}: is ${url} a switchboard gateway?`,
+    rejected: error.message,
     closed: `${error.message}; the event may or may not have been stored: retry with an --idempotency-key to be safe`,
     timeout: `${error.message}: raise --timeout, or check the gateway`,
     aborted: error.message,

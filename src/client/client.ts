@@ -9,7 +9,7 @@ import type { MethodName, NotificationParams, ParamsOf, ResultOf } from '../prot
 import type { AgentWakeNotification, StoredEvent } from '../protocol/schemas.js';
 import { ConnectionError, RpcCallError } from './errors.js';
 import { EventQueue } from './event-queue.js';
-import { openSocket, type Socket } from './transport.js';
+import type { OpenOptions, Socket } from './transport.js';
 
 export const DEFAULT_URL = `ws://${DEFAULT_HOST}:${DEFAULT_PORT}`;
 
@@ -72,6 +72,15 @@ interface SubscriptionState extends Subscription {
   readonly onEvent: (event: StoredEvent) => void;
   serverId: string | undefined;
   active: boolean;
+}
+
+/**
+ * The WebSocket library is loaded on first connect, not at import: a caller that only makes HTTP
+ * calls (callOverHttp, the CLI's one-shot commands) never pays for it.
+ */
+async function openSocket(url: string, token: string, options: OpenOptions): Promise<Socket> {
+  const transport = await import('./transport.js');
+  return transport.openSocket(url, token, options);
 }
 
 export async function connect(options: ConnectOptions): Promise<SwitchboardClient> {

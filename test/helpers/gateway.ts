@@ -14,8 +14,8 @@ import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { startGateway, type Gateway } from '../../src/server/gateway.js';
 
-/** The compiled CLI: this file runs from dist/test/helpers/, the binary is dist/src/cli/main.js. */
-export const CLI_PATH = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+/** The compiled CLI: this file runs from dist/test/helpers/, the binary is the bundle dist/bin/switchboard.js. */
+export const CLI_PATH = fileURLToPath(new URL('../../bin/switchboard.js', import.meta.url));
 
 /** Generous for a loaded CI box, short enough that a broken gateway fails the test, not the run. */
 const START_TIMEOUT_MS = 10_000;

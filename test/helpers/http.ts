@@ -361,8 +361,8 @@ export interface RpcErrorBody {
 export type Ingress = 'websocket' | 'http-hook' | 'http-rpc' | 'cli';
 export const INGRESSES: readonly Ingress[] = ['websocket', 'http-hook', 'http-rpc', 'cli'];
 
-/** What event.trace's "accepted" step names for each ingress. */
-export const TRACED_AS: Record<Ingress, string> = { websocket: 'websocket', 'http-hook': 'http-hook', 'http-rpc': 'http-rpc', cli: 'websocket' };
+/** What event.trace's "accepted" step names for each ingress. The CLI's one-shot calls go over POST /rpc. */
+export const TRACED_AS: Record<Ingress, string> = { websocket: 'websocket', 'http-hook': 'http-hook', 'http-rpc': 'http-rpc', cli: 'http-rpc' };
 
 export function rpcBody(method: string, params: unknown, id: number | string = 1): unknown {
   return { jsonrpc: '2.0', id, method, params };
