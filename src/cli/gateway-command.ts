@@ -27,9 +27,9 @@ export async function gateway(args: readonly string[], options: Options): Promis
     throw new CliError(ExitCode.GATEWAY_ERROR, startFailure(error, dataDir));
   }
   // Handlers go in before the ready line: a supervisor may signal the moment it reads it.
+  // SIGHUP is "restart": the same graceful stop, but clients are told (1012) the gateway returns.
   const signal = new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+    for (const name of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(name, resolve);
   });
   process.stdout.write(`switchboard gateway listening on ${running.url} (data dir ${dataDir}, token in ${tokenPath(dataDir)})\n`);
   const received = await signal;
@@ -38,7 +38,7 @@ export async function gateway(args: readonly string[], options: Options): Promis
   const force = () => process.exit(ExitCode.GATEWAY_ERROR);
   process.once('SIGINT', force);
   process.once('SIGTERM', force);
-  await running.close();
+  await running.close({ restarting: received === 'SIGHUP' });
   process.stderr.write('switchboard gateway: stopped\n');
   return ExitCode.OK;
 }

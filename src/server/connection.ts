@@ -16,6 +16,7 @@ export const CloseCode = {
   GOING_AWAY: 1001,
   POLICY_VIOLATION: 1008,
   MESSAGE_TOO_BIG: 1009,
+  SERVICE_RESTART: 1012,
 } as const;
 
 /**

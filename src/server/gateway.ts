@@ -69,8 +69,11 @@ export interface Gateway {
   readonly port: number;
   readonly host: string;
   readonly dataDir: string;
-  /** Stops accepting, answers in-flight calls, closes sockets with 1001, closes the store. */
-  close(): Promise<void>;
+  /**
+   * Stops accepting, answers in-flight calls, closes sockets (1001 going away, or 1012 when the
+   * gateway is about to come back, so clients know to reconnect), checkpoints and closes the store.
+   */
+  close(options?: { restarting?: boolean }): Promise<void>;
 }
 
 /** Query parameters that look like credentials: refused so tokens never land in access logs. */
@@ -231,22 +234,23 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     port,
     host,
     dataDir: options.dataDir,
-    close: () =>
+    close: ({ restarting = false } = {}) =>
       (closed ??= (async () => {
         lifecycle.closing = true;
         clearInterval(liveness);
         hub.close();
-        await shutdown(server, wss, connections);
+        await shutdown(server, wss, connections, restarting);
         await store.close();
       })()),
   };
 }
 
-/** Stop accepting, let each connection answer what it has in flight, close with 1001. */
-async function shutdown(server: Server, wss: WebSocketServer, connections: Set<Connection>): Promise<void> {
+/** Stop accepting, let each connection answer what it has in flight, then close it. */
+async function shutdown(server: Server, wss: WebSocketServer, connections: Set<Connection>, restarting: boolean): Promise<void> {
   const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeIdleConnections();
-  await Promise.all([...connections].map((connection) => connection.close(CloseCode.GOING_AWAY, 'gateway shutting down')));
+  const [code, reason] = restarting ? [CloseCode.SERVICE_RESTART, 'gateway restarting'] : [CloseCode.GOING_AWAY, 'gateway shutting down'];
+  await Promise.all([...connections].map((connection) => connection.close(code, reason)));
   // A peer that never answers the close handshake must not hold shutdown hostage.
   const forceAfter = setTimeout(() => {
     for (const client of wss.clients) client.terminate();

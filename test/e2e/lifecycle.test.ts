@@ -1,0 +1,40 @@
+/**
+ * Graceful lifecycle of the gateway process: SIGTERM and SIGINT stop it (clients get 1001),
+ * SIGHUP stops it for a restart (clients get 1012, so they know to reconnect); each exits 0 with
+ * the store checkpointed, and what was answered is there after the next start.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cleanup, openRaw, resultOf, startGatewayProcess } from '../helpers/gateway.js';
+
+const test = suite('e2e: gateway lifecycle');
+test.after(cleanup);
+
+for (const [signal, code, reason] of [
+  ['SIGTERM', 1001, 'gateway shutting down'],
+  ['SIGINT', 1001, 'gateway shutting down'],
+  ['SIGHUP', 1012, 'gateway restarting'],
+] as const) {
+  test(`${signal}: clients are closed with ${code} "${reason}", the process exits 0, the WAL is checkpointed`, async () => {
+    const gateway = await startGatewayProcess();
+    const socket = await openRaw(gateway.url, gateway.token);
+    resultOf(await socket.call('system.event', { text: `before ${signal}` }));
+    const closed = socket.closed();
+    assert.is(await gateway.stop(signal), 0);
+    const { code: closeCode, reason: closeReason } = await closed;
+    assert.is(closeCode, code);
+    assert.is(closeReason, reason);
+    const wal = path.join(gateway.dataDir, 'switchboard.db-wal');
+    assert.ok(!fs.existsSync(wal) || fs.statSync(wal).size === 0, 'the WAL was checkpointed into the database');
+
+    const again = await startGatewayProcess({ dataDir: gateway.dataDir });
+    const reader = await openRaw(again.url, again.token);
+    const peeked = resultOf<{ events: { text: string }[] }>(await reader.call('session.peek', { sessionKey: 'main' }));
+    assert.equal(peeked.events.map((event) => event.text), [`before ${signal}`]);
+    assert.is(await again.stop(), 0);
+  });
+}
+
+test.run();
