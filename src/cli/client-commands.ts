@@ -127,7 +127,7 @@ export async function sessionWatch(args: Args, options: Options): Promise<ExitCo
   try {
     for await (const event of client.events(target, { signal: interrupted.signal, ...(after === undefined ? {} : { after }) })) {
       process.stdout.write(`${json ? JSON.stringify(event) : `${event.sessionKey} ${formatEvent(event)}`}\n`);
-      if (acking) await client.ack({ sessionKey: event.sessionKey, seq: event.seq });
+      if (acking) await ackSurvivingRestarts(client, event.sessionKey, event.seq);
     }
   } catch (error) {
     throw explain(error, url);
@@ -146,7 +146,8 @@ function readParams(args: Args, options: Options) {
   const limit = positiveInteger(options, 'limit');
   const after = nonNegativeInteger(options, 'after');
   return {
-    sessionKey: sessionKey ?? (agent ? `agent:${agent}:main` : 'main'),
+    // An empty --agent goes to the gateway as is and is refused there: never quietly "main".
+    sessionKey: sessionKey ?? (agent !== undefined ? `agent:${agent}:main` : 'main'),
     ...(limit === undefined ? {} : { limit }),
     ...(after === undefined ? {} : { after }),
   };
@@ -167,6 +168,27 @@ async function withClient<M extends MethodName>(
     return ExitCode.OK;
   } catch (error) {
     throw explain(error, settings.url);
+  }
+}
+
+/** Attempts at one ack across gateway restarts; each waits for the client to reconnect first. */
+const ACK_ATTEMPTS = 5;
+
+/**
+ * An ack consumes everything up to its seq, so sending it again is harmless: when the gateway
+ * restarts under it, wait for the reconnect and repeat it, rather than stop watching.
+ */
+async function ackSurvivingRestarts(client: SwitchboardClient, sessionKey: string, seq: number): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await client.ack({ sessionKey, seq });
+      return;
+    } catch (error) {
+      const restarting =
+        (error instanceof ConnectionError && error.failure === 'closed') ||
+        (error instanceof RpcCallError && error.errorName === 'SHUTTING_DOWN');
+      if (!restarting || attempt === ACK_ATTEMPTS) throw error;
+    }
   }
 }
 

@@ -106,6 +106,7 @@ export class SwitchboardClient {
   #state: ClientState = 'open';
   #reconnecting = false;
   #closedError: ConnectionError | undefined;
+  #closedByCaller = false;
   #nextId = 1;
 
   /** Use `connect()`; this wraps an already open socket. */
@@ -198,7 +199,9 @@ export class SwitchboardClient {
     });
     const stop = () => queue.end();
     options.signal?.addEventListener('abort', stop, { once: true });
-    void this.#closed.then(stop);
+    // A connection lost for good (token revoked, reconnect off) is an error for the loop, not an
+    // end: an agent must not mistake it for "no more events". Closing the client is an end.
+    void this.#closed.then(() => queue.end(this.#closedByCaller ? undefined : this.#closedError));
     try {
       yield* queue;
     } finally {
@@ -223,7 +226,7 @@ export class SwitchboardClient {
   /** Closes the connection (1000) for good; pending calls are rejected. */
   close(): Promise<void> {
     if (this.#state !== 'closed') {
-      this.#finish(new ConnectionError('closed', this.url, 'the client was closed'));
+      this.#finish(new ConnectionError('closed', this.url, 'the client was closed'), true);
       this.#socket.close(1000, 'client closing');
     }
     return this.#closed;
@@ -374,7 +377,14 @@ export class SwitchboardClient {
         this.#socket = socket;
         this.#attach(socket);
         this.#state = 'open';
-        await Promise.all([...this.#subscriptions].map((state) => this.#subscribeOnServer(state)));
+        try {
+          await Promise.all([...this.#subscriptions].map((state) => this.#subscribeOnServer(state)));
+        } catch (error) {
+          // Half resubscribed is no state to leave a socket in: its live subscriptions would
+          // still count as receivers. Close it; the next attempt starts clean.
+          socket.close(1000, 'resubscribe failed');
+          throw error;
+        }
         for (const resume of [...this.#reopened]) resume();
         return;
       } catch (error) {
@@ -389,10 +399,13 @@ export class SwitchboardClient {
     }
   }
 
-  #finish(error: ConnectionError): void {
+  #finish(error: ConnectionError, byCaller = false): void {
     this.#state = 'closed';
     this.#closedError = error;
+    this.#closedByCaller = byCaller;
     this.#rejectPending(error);
+    // Calls waiting for a reconnect wake up, see the closed state, and reject with the error.
+    for (const resume of [...this.#reopened]) resume();
     this.#resolveClosed();
   }
 

@@ -1,13 +1,14 @@
-/** A push-to-pull bridge: callbacks push, `for await` pulls; ending lets the loop finish. */
+/** A push-to-pull bridge: callbacks push, `for await` pulls; ending lets the loop finish, or throw. */
 export class EventQueue<T> implements AsyncIterable<T> {
   readonly #items: T[] = [];
-  #waiting: ((result: IteratorResult<T>) => void) | undefined;
+  #waiting: { resolve: (result: IteratorResult<T>) => void; reject: (error: Error) => void } | undefined;
   #ended = false;
+  #error: Error | undefined;
 
   push(item: T): void {
     if (this.#ended) return;
     if (this.#waiting) {
-      const resolve = this.#waiting;
+      const { resolve } = this.#waiting;
       this.#waiting = undefined;
       resolve({ value: item, done: false });
     } else {
@@ -15,9 +16,13 @@ export class EventQueue<T> implements AsyncIterable<T> {
     }
   }
 
-  end(): void {
+  /** No more items; with an error, the loop throws it once the queued items are consumed. */
+  end(error?: Error): void {
+    if (this.#ended) return;
     this.#ended = true;
-    this.#waiting?.({ value: undefined, done: true });
+    this.#error = error;
+    if (error) this.#waiting?.reject(error);
+    else this.#waiting?.resolve({ value: undefined, done: true });
     this.#waiting = undefined;
   }
 
@@ -25,8 +30,9 @@ export class EventQueue<T> implements AsyncIterable<T> {
     return {
       next: () => {
         if (this.#items.length > 0) return Promise.resolve({ value: this.#items.shift()!, done: false });
+        if (this.#error) return Promise.reject(this.#error);
         if (this.#ended) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve) => (this.#waiting = resolve));
+        return new Promise((resolve, reject) => (this.#waiting = { resolve, reject }));
       },
     };
   }

@@ -4,7 +4,7 @@
  * server, and hides it behind a four-method interface so another transport can follow.
  */
 import WebSocket from 'ws';
-import { MAX_FRAME_BYTES } from '../protocol/constants.js';
+import { MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
 import { ConnectionError } from './errors.js';
 
 export interface Socket {
@@ -26,7 +26,7 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
       ws = new WebSocket(url, {
         headers: { authorization: `Bearer ${token}` },
         handshakeTimeout: options.timeoutMs,
-        maxPayload: MAX_FRAME_BYTES,
+        maxPayload: MAX_CLIENT_FRAME_BYTES,
         perMessageDeflate: false,
       });
     } catch (error) {

@@ -127,3 +127,16 @@ export const MAX_TOKEN_NAME_LENGTH = 128;
  * (or after a gateway restart); a day covers both with room, as payment APIs do. Configurable.
  */
 export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Text bytes one session.peek / session.drain answer carries at most (at least one event): with
+ * JSON escaping a worst-case answer stays under MAX_CLIENT_FRAME_BYTES, so a drained event can
+ * never be consumed by an answer too large to arrive.
+ */
+export const MAX_READ_TEXT_BYTES = 2 * 1024 * 1024;
+
+/**
+ * Largest frame the client library accepts from the gateway: MAX_READ_TEXT_BYTES escaped six
+ * times over plus envelope; what the gateway sends is bounded by the gateway, not the client.
+ */
+export const MAX_CLIENT_FRAME_BYTES = 16 * 1024 * 1024;

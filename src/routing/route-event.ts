@@ -1,5 +1,5 @@
 /**
- * The one routing function. Every ingress (WebSocket RPC today, HTTP hooks later) hands its
+ * The one routing function. Every ingress (WebSocket RPC, POST /rpc, POST /hooks/wake) hands its
  * `system.event` params here; nothing else decides where an event goes.
  */
 import { createHash } from 'node:crypto';
@@ -118,7 +118,7 @@ export async function routeEvent(
     ingress: caller.ingress,
     ...(params.idempotencyKey === undefined
       ? {}
-      : { idempotency: { key: params.idempotencyKey, fingerprint: fingerprint(sessionKey, text, mode, contextKey) } }),
+      : { idempotency: { key: idempotencyScope(route.agentId, params.idempotencyKey), fingerprint: fingerprint(sessionKey, text, contextKey) } }),
     complete: (outcome) => {
       routed = { eventId: outcome.eventId, sessionKey, seq: outcome.seq, text, mode, contextKey, route, storedAt: outcome.storedAt };
       const { wake, receivers } = delivery.plan(routed, outcome);
@@ -153,7 +153,19 @@ export async function routeEvent(
   }
 }
 
-/** What makes two calls "the same event" for idempotency: where it goes and what it says. */
-function fingerprint(sessionKey: string, text: string, mode: EventMode, contextKey: string | null): string {
-  return createHash('sha256').update(JSON.stringify([sessionKey, text, mode, contextKey])).digest('base64url');
+/**
+ * What makes two calls "the same event" for idempotency: where it goes and what it says. Not the
+ * mode: its default differs by ingress (a hook means "now"), and a retry through another ingress
+ * is still the same event.
+ */
+function fingerprint(sessionKey: string, text: string, contextKey: string | null): string {
+  return createHash('sha256').update(JSON.stringify([sessionKey, text, contextKey])).digest('base64url');
+}
+
+/**
+ * Idempotency keys live per agent: one agent's keys neither block nor reveal another's (scoped
+ * tokens publish to one agent only). NUL cannot occur in an agent id, so scopes cannot collide.
+ */
+function idempotencyScope(agentId: string, key: string): string {
+  return `${agentId}\u0000${key}`;
 }

@@ -38,7 +38,9 @@ export class Connection implements Subscriber {
   #state: ConnectionState = 'OPEN';
   #inFlight = 0;
   #alive = true;
-  #idle: (() => void) | undefined;
+  /** Settles when nothing is in flight; shared, so every close() caller waits for the same moment. */
+  #drained: Promise<void> | undefined;
+  #resolveDrained: (() => void) | undefined;
   readonly #socket: WebSocket;
   readonly #dispatcher: RpcDispatcher<CallContext>;
   readonly #options: ConnectionOptions;
@@ -97,13 +99,16 @@ export class Connection implements Subscriber {
   async close(code: number, reason: string): Promise<void> {
     if (this.#state === 'CLOSED') return;
     this.#state = 'CLOSING';
-    if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
+    if (this.#inFlight > 0) {
+      this.#drained ??= new Promise<void>((resolve) => (this.#resolveDrained = resolve));
+      await this.#drained;
+    }
     this.#cut(code, reason);
   }
 
   markClosed(): void {
     this.#state = 'CLOSED';
-    this.#idle?.();
+    this.#resolveDrained?.();
   }
 
   #cut(code: number, reason: string): void {
@@ -141,7 +146,7 @@ export class Connection implements Subscriber {
       })
       .finally(() => {
         this.#inFlight--;
-        if (this.#inFlight === 0) this.#idle?.();
+        if (this.#inFlight === 0) this.#resolveDrained?.();
       });
   }
 

@@ -195,15 +195,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   liveness.unref();
 
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+  const checkIntervalMs = Math.min(1_000, handshakeTimeoutMs);
   const server = createServer(
     {
       // A client that connects and never finishes its request headers (or its upgrade) is
       // dropped; Node checks at this interval, so it bounds how late past the timeout that is.
       headersTimeout: handshakeTimeoutMs,
-      connectionsCheckingInterval: Math.min(1_000, handshakeTimeoutMs),
+      connectionsCheckingInterval: checkIntervalMs,
     },
     createHttpHandler({ dispatcher, admit, ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}) }),
   );
+  // headersTimeout only runs once bytes arrive: a socket that sends nothing at all is bounded
+  // here, one check interval later so that a partial request still gets its 408 first. ws clears
+  // the timeout when an upgrade completes; an idle HTTP keep-alive connection ends with it.
+  const idleTimeoutMs = handshakeTimeoutMs + checkIntervalMs;
+  server.on('connection', (socket) => socket.setTimeout(idleTimeoutMs, () => socket.destroy()));
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const admission = admit(request);
     if (!admission.admitted) return rejectUpgrade(socket, admission.status, admission.message, admission.headers);

@@ -101,12 +101,14 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
     },
     'event.trace': async (params, context) => {
       const entries = await store.trace(params.eventId);
-      if (entries.length === 0) {
+      // Another agent's event is "not found" to a scoped token: a refusal would confirm it exists.
+      const visible = entries.length > 0 && (context.principal.kind === 'admin' || agentOfTrace(entries) === context.principal.agentId);
+      if (!visible) {
         throw new RpcError('EVENT_NOT_FOUND', `no event "${params.eventId}" is known (traces are kept ${TRACE_RETENTION_DAYS} days)`, {
           eventId: params.eventId,
         });
       }
-      if (context.principal.kind !== 'admin') authorize(context.principal, { scope: 'subscribe', agentId: agentOfTrace(entries) });
+      authorize(context.principal, { scope: 'subscribe', agentId: agentOfTrace(entries) });
       return { eventId: params.eventId, steps: entries.map(({ step, at, detail }) => ({ step, at: iso(at), detail })) };
     },
     'token.create': async (params, context) => {

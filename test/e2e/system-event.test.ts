@@ -412,7 +412,7 @@ test('an idempotencyKey repeat answers the first result with duplicate: true; no
   );
 });
 
-test('an idempotencyKey reused with other text (or another session) is 1001 IDEMPOTENCY_CONFLICT', async ({ raw }) => {
+test("an idempotencyKey reused with other text (or another of the agent's sessions) is 1001 IDEMPOTENCY_CONFLICT", async ({ raw }) => {
   const key = freshKey('conflict');
   const idempotencyKey = `conflict-${unique}`;
   const first = await send(raw, { text: 'first text', sessionKey: key, idempotencyKey });
@@ -422,8 +422,13 @@ test('an idempotencyKey reused with other text (or another session) is 1001 IDEM
   assert.is(error.data?.name, 'IDEMPOTENCY_CONFLICT');
   assert.is(error.data?.['idempotencyKey'], idempotencyKey);
 
-  const elsewhere = await refused(raw, { text: 'first text', sessionKey: freshKey('conflict'), idempotencyKey });
+  const sameAgentElsewhere = key.replace(/:main$/, ':slack:direct:U1');
+  const elsewhere = await refused(raw, { text: 'first text', sessionKey: sameAgentElsewhere, idempotencyKey });
   assert.is(elsewhere.code, 1001);
+
+  // Keys are per agent: another agent's event with the same key is its own, neither blocked nor a repeat.
+  const otherAgent = await send(raw, { text: 'first text', sessionKey: freshKey('conflict'), idempotencyKey });
+  assert.is(otherAgent.duplicate, false);
 
   const read = await peek(raw, { sessionKey: key });
   assert.equal(
