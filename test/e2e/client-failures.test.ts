@@ -1,0 +1,75 @@
+/**
+ * How the client library and the CLI fail: loudly, with the error that says why, never by
+ * looking like success. A revoked token ends an events() loop with an error (not a normal end),
+ * calls waiting for a reconnect settle when the client is closed, and the CLI never reads an empty
+ * --agent as "main".
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { connect } from '../../src/client/client.js';
+import { ConnectionError } from '../../src/client/errors.js';
+import { cleanup, openPeer, resultOf, runCli, startInProcessGateway, type InProcessGateway, type Peer } from '../helpers/gateway.js';
+
+interface Context {
+  gw: InProcessGateway;
+  admin: Peer;
+}
+
+const test = suite<Context>('e2e: client and CLI failures are loud', {} as Context);
+
+test.before(async (context) => {
+  context.gw = await startInProcessGateway();
+  context.admin = await openPeer(context.gw.url, context.gw.token);
+});
+test.after(cleanup);
+
+test('an events() loop whose token is revoked throws ConnectionError "unauthorized" instead of ending', async ({ gw, admin }) => {
+  const created = resultOf<{ tokenId: string; token: string }>(await admin.call('token.create', { agentId: 'revoked' }));
+  const client = await connect({ url: gw.url, token: created.token, timeoutMs: 2_000, reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
+  const seen: string[] = [];
+  const loop = (async () => {
+    for await (const event of client.events({ agentId: 'revoked' })) seen.push(event.text);
+  })();
+  resultOf(await admin.call('system.event', { text: 'before revoke', agentId: 'revoked' }));
+  const started = Date.now();
+  while (seen.length === 0 && Date.now() - started < 3_000) await new Promise((resolve) => setTimeout(resolve, 10));
+  resultOf(await admin.call('token.revoke', { tokenId: created.tokenId }));
+  const outcome = await loop.then(
+    () => 'ended',
+    (error: unknown) => error,
+  );
+  assert.equal(seen, ['before revoke']);
+  assert.instance(outcome, ConnectionError);
+  assert.is((outcome as ConnectionError).failure, 'unauthorized');
+});
+
+test('a call waiting for a reconnect is rejected as closed when the client is closed', async ({ gw, admin }) => {
+  const created = resultOf<{ tokenId: string; token: string }>(await admin.call('token.create', { agentId: 'waiting' }));
+  const client = await connect({ url: gw.url, token: created.token, timeoutMs: 5_000, reconnect: { initialDelayMs: 1_000, maxDelayMs: 1_000 } });
+  // Revoking closes the socket (1008); the client then waits a second before reconnecting.
+  resultOf(await admin.call('token.revoke', { tokenId: created.tokenId }));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const started = Date.now();
+  const waiting = client.status().then(
+    () => 'answered',
+    (error: unknown) => error,
+  );
+  await client.close();
+  const outcome = await waiting;
+  assert.instance(outcome, ConnectionError);
+  assert.is((outcome as ConnectionError).failure, 'closed');
+  assert.ok(Date.now() - started < 1_000, 'settled at close, not at its timeout');
+});
+
+test('the CLI refuses an empty --agent instead of reading main', async ({ gw, admin }) => {
+  resultOf(await admin.call('system.event', { text: 'in main' }));
+  for (const command of ['peek', 'drain']) {
+    const result = await runCli(['session', command, '--agent', '', '--url', gw.url, '--token', gw.token, '--json']);
+    assert.is(result.code, 1, `session ${command} --agent "": ${result.stdout}${result.stderr}`);
+    assert.match(result.stderr, /-32602/);
+  }
+  const main = resultOf<{ events: unknown[] }>(await admin.call('session.peek', { sessionKey: 'main' }));
+  assert.is(main.events.length, 1, 'nothing was drained from main');
+});
+
+test.run();
