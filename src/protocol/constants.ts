@@ -113,7 +113,10 @@ export const AUTH_FAILURE_WINDOW_MS = 60_000;
 /** Open WebSocket connections from one address: generous for agents, bounded against floods. */
 export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 1024;
 
-/** Requests one connection may have in flight: past it, new requests are refused until some finish. */
+/**
+ * Frames (a request, or a batch of at most MAX_BATCH_LENGTH) one connection may have in flight:
+ * past it, new ones are refused with TOO_MANY_IN_FLIGHT until some finish.
+ */
 export const MAX_IN_FLIGHT_PER_CONNECTION = 1024;
 
 /** Event ids are UUIDs (36 characters) and token ids are shorter; 64 bounds either with room. */

@@ -28,7 +28,7 @@ const CLOSE_GRACE_MS = 30_000;
 export interface ConnectionOptions {
   /** Unsent bytes past which a subscriber is cut with 1008 "slow consumer". */
   maxBufferedBytes: number;
-  /** Requests in flight past which new ones are refused with TOO_MANY_IN_FLIGHT. */
+  /** Frames (a request, or a batch) in flight past which new ones are refused with TOO_MANY_IN_FLIGHT. */
   maxInFlight: number;
 }
 
@@ -155,20 +155,25 @@ export class Connection implements Subscriber {
    * queued: the client learns to slow down, and the gateway's memory stays bounded.
    */
   #refuseOverload(text: string): void {
-    let id: unknown = null;
+    const message = `${this.#options.maxInFlight} frames are in flight on this connection; wait for answers before sending more`;
+    const refuse = (id: unknown) =>
+      errorResponse(typeof id === 'string' || typeof id === 'number' ? id : null, 'TOO_MANY_IN_FLIGHT', message, {
+        limit: this.#options.maxInFlight,
+      });
+    let parsed: unknown;
     try {
-      const message = JSON.parse(text) as unknown;
-      const single = typeof message === 'object' && message !== null && !Array.isArray(message);
-      // A notification is never answered, not even to refuse it.
-      if (single && !('id' in message)) return;
-      if (single) id = (message as { id?: unknown }).id;
+      parsed = JSON.parse(text);
     } catch {
-      // Unparseable: answered with id null, like any parse error.
+      parsed = undefined;
     }
-    if (typeof id !== 'string' && typeof id !== 'number') id = null;
-    const message = `${this.#options.maxInFlight} requests are in flight on this connection; wait for answers before sending more`;
-    this.#socket.send(
-      JSON.stringify(errorResponse(id as string | number | null, 'TOO_MANY_IN_FLIGHT', message, { limit: this.#options.maxInFlight })),
-    );
+    // Notifications are never answered, not even to refuse them; a batch gets an array.
+    const hasId = (item: unknown) => typeof item === 'object' && item !== null && 'id' in item;
+    if (Array.isArray(parsed)) {
+      const refusals = parsed.filter(hasId).map((item) => refuse((item as { id: unknown }).id));
+      if (refusals.length > 0) this.#socket.send(JSON.stringify(refusals));
+      return;
+    }
+    if (typeof parsed === 'object' && parsed !== null && !hasId(parsed)) return;
+    this.#socket.send(JSON.stringify(refuse(hasId(parsed) ? (parsed as { id: unknown }).id : null)));
   }
 }

@@ -205,6 +205,38 @@ test(`MAX_IN_FLIGHT_PER_CONNECTION (${MAX_IN_FLIGHT_PER_CONNECTION}): past it a 
   peer.close();
 });
 
+test('past MAX_IN_FLIGHT_PER_CONNECTION a batch is refused as a batch: an array of 1010s for its requests, nothing for its notifications', async () => {
+  const gw = await startTunedGateway({ maxPendingPerSession: 100_000 });
+  const peer = await openPeer(gw.url, gw.token);
+  const request = (id: number | undefined, text: string) => ({
+    jsonrpc: '2.0',
+    ...(id === undefined ? {} : { id }),
+    method: 'system.event',
+    params: { text, sessionKey: 'agent:batchflood:main' },
+  });
+  // Fill the connection past its limit in one synchronous burst, then a batch and a batch of only notifications.
+  const flood = 2 * MAX_IN_FLIGHT_PER_CONNECTION;
+  for (let id = 1; id <= flood; id++) peer.send(JSON.stringify(request(id, `f${id}`)));
+  peer.send(JSON.stringify([request(900_001, 'b1'), request(undefined, 'b-note'), request(900_002, 'b2')]));
+  peer.send(JSON.stringify([request(undefined, 'only-note-1'), request(undefined, 'only-note-2')]));
+  const batchAnswer = await peer.waitFor(
+    () => peer.frames.find((frame) => Array.isArray(frame)) as JsonRpcResponse[] | undefined,
+    'the answer to the batch',
+    20_000,
+  );
+  assert.equal(
+    batchAnswer.map((answer) => [answer.id, answer.error?.code]),
+    [
+      [900_001, 1010],
+      [900_002, 1010],
+    ],
+  );
+  await peer.waitFor(() => (answersOf(peer).length >= flood ? true : undefined), `answers to ${flood} requests`, 20_000);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.is(peer.frames.filter((frame) => Array.isArray(frame)).length, 1, 'the notification-only batch got no answer');
+  peer.close();
+});
+
 // ---------------------------------------------------------------- subscriptions per connection
 
 test(`MAX_SUBSCRIPTIONS_PER_CONNECTION (${MAX_SUBSCRIPTIONS_PER_CONNECTION}): that many are accepted, one more is 1006; unsubscribing frees a place`, async () => {
