@@ -5,6 +5,8 @@
  * joined into one argument before parsing.
  */
 
+import { usageError } from './exit-codes.js';
+
 /** Command groups whose second word names the command: `switchboard system event`. */
 export const COMMAND_GROUPS = ['system', 'session', 'token'] as const;
 
@@ -33,5 +35,20 @@ export function rawOption(args: readonly string[], name: string): string | undef
       value = arg.slice(flag.length + 1);
     }
   });
+  return value;
+}
+
+/**
+ * An integer option within [min, max], or undefined when absent; a usage error otherwise. cac has
+ * already turned the value into a number (or left a non-numeric string); `name` is the flag.
+ */
+export function integerOption(options: Record<string, unknown>, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  const key = name.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
+  const value = options[key];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `an integer of at least ${min}` : `an integer from ${min} to ${max}`;
+    throw usageError(`--${name} must be ${range} (got ${JSON.stringify(value)})`);
+  }
   return value;
 }

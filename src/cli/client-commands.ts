@@ -8,7 +8,7 @@ import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError } from '../client/errors.js';
 import { readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';
 import { DEFAULT_CALL_TIMEOUT_MS, ENV } from '../protocol/constants.js';
-import { rawOption } from './argv.js';
+import { integerOption, rawOption } from './argv.js';
 import { CliError, ExitCode, usageError } from './exit-codes.js';
 import {
   formatEvent,
@@ -57,7 +57,7 @@ export function sessionDrain(args: Args, options: Options): Promise<ExitCode> {
 }
 
 export function sessionList(args: Args, options: Options): Promise<ExitCode> {
-  const limit = positiveInteger(options, 'limit');
+  const limit = integerOption(options, 'limit', 1);
   const params = { ...optionalString(args, 'agent', 'agentId'), ...(limit === undefined ? {} : { limit }) };
   return withClient(args, options, 'session.list', params, formatSessionList);
 }
@@ -108,7 +108,7 @@ export async function sessionWatch(args: Args, options: Options): Promise<ExitCo
   const sessionKey = rawOption(args, 'session-key');
   const agentId = rawOption(args, 'agent');
   if (sessionKey !== undefined && agentId !== undefined) throw usageError('give --session-key or --agent, not both');
-  const after = nonNegativeInteger(options, 'after');
+  const after = integerOption(options, 'after', 0);
   if (after !== undefined && sessionKey === undefined) throw usageError('--after needs --session-key (a seq belongs to one session)');
   const target = sessionKey !== undefined ? { sessionKey } : { agentId: agentId ?? 'main' };
   const json = Boolean(options['json']);
@@ -143,8 +143,8 @@ function readParams(args: Args, options: Options) {
   const sessionKey = rawOption(args, 'session-key');
   const agent = rawOption(args, 'agent');
   if (sessionKey !== undefined && agent !== undefined) throw usageError('give --session-key or --agent, not both');
-  const limit = positiveInteger(options, 'limit');
-  const after = nonNegativeInteger(options, 'after');
+  const limit = integerOption(options, 'limit', 1);
+  const after = integerOption(options, 'after', 0);
   return {
     // An empty --agent goes to the gateway as is and is refused there: never quietly "main".
     sessionKey: sessionKey ?? (agent !== undefined ? `agent:${agent}:main` : 'main'),
@@ -196,7 +196,7 @@ function connectionSettings(args: Args, options: Options) {
   return {
     url: rawOption(args, 'url') ?? process.env[ENV.url] ?? DEFAULT_URL,
     token: resolveToken(args),
-    timeoutMs: positiveInteger(options, 'timeout') ?? DEFAULT_CALL_TIMEOUT_MS,
+    timeoutMs: integerOption(options, 'timeout', 1) ?? DEFAULT_CALL_TIMEOUT_MS,
   };
 }
 
@@ -240,17 +240,3 @@ function optionalString<K extends string>(args: Args, flag: string, key: K): { [
   return value === undefined ? {} : ({ [key]: value } as { [P in K]?: string });
 }
 
-function positiveInteger(options: Options, name: string): number | undefined {
-  const value = nonNegativeInteger(options, name);
-  if (value === 0) throw usageError(`--${name} must be a positive integer`);
-  return value;
-}
-
-function nonNegativeInteger(options: Options, name: string): number | undefined {
-  const value = options[name];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw usageError(`--${name} must be a non-negative integer (got ${JSON.stringify(value)})`);
-  }
-  return value;
-}

@@ -1,8 +1,8 @@
 /** `switchboard gateway`: run the service in the foreground until SIGINT/SIGTERM. */
 import { resolveDataDir, tokenPath } from '../config/data-dir.js';
 import { startGateway } from '../server/gateway.js';
-import { rawOption } from './argv.js';
-import { CliError, ExitCode, usageError } from './exit-codes.js';
+import { integerOption, rawOption } from './argv.js';
+import { CliError, ExitCode } from './exit-codes.js';
 
 type Options = Record<string, unknown>;
 
@@ -48,14 +48,4 @@ function startFailure(error: unknown, dataDir: string): string {
   if (errno.code === 'EADDRINUSE') return `cannot listen: the port is already in use (${errno.message}); pick another with --port, or --port 0 for a free one`;
   if (errno.code === 'EACCES' || errno.code === 'EPERM') return `cannot start: permission denied (${errno.message}); check --data-dir ${dataDir} and --port`;
   return `cannot start: ${errno.message ?? String(error)}`;
-}
-
-function integerOption(options: Options, name: string, min: number, max: number): number | undefined {
-  const key = name.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
-  const value = options[key];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw usageError(`--${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(value)})`);
-  }
-  return value;
 }

@@ -13,6 +13,12 @@ import type { OpenOptions, Socket } from './transport.js';
 
 export const DEFAULT_URL = `ws://${DEFAULT_HOST}:${DEFAULT_PORT}`;
 
+/**
+ * Reconnect backoff: the first retry comes quickly (a restarting gateway is back within a
+ * second), later ones at most every 5 s so a long outage costs the gateway little on return.
+ */
+const RECONNECT_DEFAULTS: Required<ReconnectOptions> = { initialDelayMs: 100, maxDelayMs: 5_000 };
+
 export interface ReconnectOptions {
   /** First delay before reconnecting, doubled after each failure. @default 100 */
   initialDelayMs?: number;
@@ -115,7 +121,7 @@ export class SwitchboardClient {
     this.#token = options.token;
     this.#timeoutMs = options.timeoutMs;
     const reconnect = options.reconnect === true ? {} : options.reconnect || undefined;
-    this.#reconnect = reconnect && { initialDelayMs: 100, maxDelayMs: 5_000, ...reconnect };
+    this.#reconnect = reconnect && { ...RECONNECT_DEFAULTS, ...reconnect };
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#socket = socket;
     this.#attach(socket);

@@ -59,7 +59,6 @@ export const ENV = {
 export const DATA_FILES = {
   token: 'token',
   database: 'switchboard.db',
-  pid: 'gateway.pid',
 } as const;
 
 /**

@@ -146,7 +146,3 @@ export type ParamsOf<M extends MethodName> = Static<(typeof METHODS)[M]['params'
 export type ResultOf<M extends MethodName> = Static<(typeof METHODS)[M]['result']>;
 
 export const METHOD_NAMES = Object.keys(METHODS) as MethodName[];
-
-export function isMethodName(name: string): name is MethodName {
-  return Object.prototype.hasOwnProperty.call(METHODS, name);
-}

@@ -12,10 +12,8 @@ export type ConnectionState = 'OPEN' | 'CLOSING' | 'CLOSED';
 
 /** RFC 6455 close codes the gateway sends. */
 export const CloseCode = {
-  NORMAL: 1000,
   GOING_AWAY: 1001,
   POLICY_VIOLATION: 1008,
-  MESSAGE_TOO_BIG: 1009,
   SERVICE_RESTART: 1012,
 } as const;
 

@@ -76,6 +76,12 @@ export interface Gateway {
   close(options?: { restarting?: boolean }): Promise<void>;
 }
 
+/**
+ * How long shutdown waits for peers to answer the close handshake (and HTTP clients to finish)
+ * before cutting them: in-flight calls were already answered, so this only bounds politeness.
+ */
+const CLOSE_HANDSHAKE_GRACE_MS = 2_000;
+
 /** Query parameters that look like credentials: refused so tokens never land in access logs. */
 const CREDENTIAL_QUERY = /[?&](token|access_token|api_key|apikey)=/i;
 
@@ -261,7 +267,7 @@ async function shutdown(server: Server, wss: WebSocketServer, connections: Set<C
   const forceAfter = setTimeout(() => {
     for (const client of wss.clients) client.terminate();
     server.closeAllConnections();
-  }, 2_000);
+  }, CLOSE_HANDSHAKE_GRACE_MS);
   await stopped;
   clearTimeout(forceAfter);
   wss.close();

@@ -17,7 +17,8 @@ import type { CallContext } from './context.js';
 import type { DeliveryHub, SubscriptionTarget } from './hub.js';
 import type { TokenService } from './tokens.js';
 
-const TRACE_RETENTION_DAYS = Math.round(TRACE_RETENTION_MS / 86_400_000);
+const MS_PER_DAY = 24 * 60 * 60 * 1000;
+const TRACE_RETENTION_DAYS = Math.round(TRACE_RETENTION_MS / MS_PER_DAY);
 
 export interface GatewayState {
   store: EventStore;

@@ -14,6 +14,9 @@ const DEFAULT_SCOPES: readonly TokenScope[] = ['publish', 'subscribe'];
 const SECRET_BYTES = 32;
 const TOKEN_PREFIX = 'sbt_';
 
+/** Token ids are labels, not secrets: 6 random bytes keep them short and collisions out of reach. */
+const TOKEN_ID_BYTES = 6;
+
 export interface TokenService {
   create(params: TokenCreateParams): Promise<TokenCreateResult>;
   list(): Promise<TokenInfo[]>;
@@ -34,7 +37,7 @@ export function createTokenService(
     async create(params) {
       const token = `${TOKEN_PREFIX}${randomBytes(SECRET_BYTES).toString('base64url')}`;
       const record: TokenRecord = {
-        tokenId: `tok_${randomBytes(6).toString('hex')}`,
+        tokenId: `tok_${randomBytes(TOKEN_ID_BYTES).toString('hex')}`,
         name: params.name ?? null,
         agentId: params.agentId.toLowerCase(),
         scopes: [...(params.scopes ?? DEFAULT_SCOPES)].sort(),
