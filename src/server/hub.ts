@@ -31,30 +31,76 @@ export interface HubOptions {
 }
 
 class Subscription {
-  readonly cursors = new Map<string, number>();
-  /** Sessions that got live events while the backlog was being replayed. */
-  readonly dirty = new Set<string>();
+  /**
+   * Last seq sent of each session, where it moved past `after`. A session subscription only ever
+   * sees its own session, so it keeps one number; an agent subscription keeps a Map. Both start
+   * out absent: most subscriptions sit idle, and an empty Map costs ~200 B per connection.
+   */
+  #sent: number | Map<string, number> | undefined;
+  /** Sessions that got live events while the backlog was being replayed; created at the first. */
+  #dirty: Set<string> | undefined;
   replaying = true;
   active = true;
 
   constructor(
-    readonly id: string,
+    /** Numbers the subscription within the hub; the id is "<connectionId>.<serial>". */
+    readonly serial: number,
     readonly subscriber: Subscriber,
-    readonly target: SubscriptionTarget,
+    /** The session subscribed to, or null for every session of the agent. */
+    readonly sessionKey: string | null,
+    readonly agentId: string,
     readonly after: number | Readonly<Record<string, number>>,
   ) {}
 
+  /** Built when asked for (answers, unsubscribe) rather than held: one string less per connection. */
+  get id(): string {
+    return `${this.subscriber.connectionId}.${this.serial}`;
+  }
+
   /** Last seq this subscription has seen of a session: sent, or skipped by the caller's cursor. */
   cursor(sessionKey: string): number {
-    const sent = this.cursors.get(sessionKey);
-    if (sent !== undefined) return sent;
+    const sent = this.#sent;
+    if (typeof sent === 'number') return sent;
+    const seq = sent?.get(sessionKey);
+    if (seq !== undefined) return seq;
     return typeof this.after === 'number' ? this.after : (this.after[sessionKey] ?? 0);
+  }
+
+  /** Records that `seq` of the session was sent. */
+  advance(sessionKey: string, seq: number): void {
+    if (this.sessionKey !== null) this.#sent = seq;
+    else if (this.#sent instanceof Map) this.#sent.set(sessionKey, seq);
+    else this.#sent = new Map([[sessionKey, seq]]);
+  }
+
+  markDirty(sessionKey: string): void {
+    (this.#dirty ??= new Set()).add(sessionKey);
+  }
+
+  /** Removes and returns the session marked dirty first; undefined once none is left. */
+  takeDirty(): string | undefined {
+    const dirty = this.#dirty;
+    if (dirty === undefined) return undefined;
+    for (const sessionKey of dirty) {
+      dirty.delete(sessionKey);
+      return sessionKey;
+    }
+    this.#dirty = undefined;
+    return undefined;
   }
 }
 
+/**
+ * The subscriptions under one key of an index: a lone one held as itself, more in a Set. Most
+ * sessions have a single subscriber, and a Set costs ~200 B.
+ */
+type Members = Subscription | Set<Subscription>;
+
 interface AgentPresence {
+  /** The agent's id, shared by all its subscriptions. */
+  readonly agentId: string;
   /** Connections holding at least one subscription of the agent, with how many. */
-  readonly connections: Map<number, { subscriber: Subscriber; subscriptions: number }>;
+  readonly connections: Map<Subscriber, number>;
   /** Sessions and events that the next `event` wake names; the timer runs while one is due. */
   readonly wake: { sessions: Set<string>; eventIds: string[]; timer: NodeJS.Timeout | NodeJS.Immediate | undefined };
   /** Sessions and events that the next heartbeat names. */
@@ -64,9 +110,10 @@ interface AgentPresence {
 export class DeliveryHub implements Delivery {
   readonly #store: EventStore;
   readonly #options: HubOptions;
-  readonly #bySession = new Map<string, Set<Subscription>>();
-  readonly #byAgentWide = new Map<string, Set<Subscription>>();
-  readonly #byConnection = new Map<number, Map<string, Subscription>>();
+  readonly #bySession = new Map<string, Members>();
+  readonly #byAgentWide = new Map<string, Members>();
+  /** A connection's subscriptions: the one it holds, or from the second on a Map by id. */
+  readonly #byConnection = new Map<number, Subscription | Map<string, Subscription>>();
   readonly #agents = new Map<string, AgentPresence>();
   readonly #heartbeat: NodeJS.Timeout;
   #nextSubscription = 1;
@@ -79,22 +126,24 @@ export class DeliveryHub implements Delivery {
   }
 
   subscriptionCount(connectionId: number): number {
-    return this.#byConnection.get(connectionId)?.size ?? 0;
+    const own = this.#byConnection.get(connectionId);
+    return own === undefined ? 0 : own instanceof Map ? own.size : 1;
   }
 
   /** Registers a subscription; it sends nothing until `start` (after the subscribe answer). */
   subscribe(subscriber: Subscriber, target: SubscriptionTarget, after: number | Record<string, number>): Subscription {
-    const id = `${subscriber.connectionId}.${this.#nextSubscription++}`;
-    const subscription = new Subscription(id, subscriber, target, after);
-    const index = target.sessionKey === null ? this.#byAgentWide : this.#bySession;
-    addTo(index, target.sessionKey ?? target.agentId, subscription);
-    let own = this.#byConnection.get(subscriber.connectionId);
-    if (!own) this.#byConnection.set(subscriber.connectionId, (own = new Map()));
-    own.set(id, subscription);
     const presence = this.#presence(target.agentId);
-    const entry = presence.connections.get(subscriber.connectionId);
-    if (entry) entry.subscriptions++;
-    else presence.connections.set(subscriber.connectionId, { subscriber, subscriptions: 1 });
+    // The target's fields, not the target: one object less per subscription, and the agent id
+    // string the agent's other subscriptions already share.
+    const subscription = new Subscription(this.#nextSubscription++, subscriber, target.sessionKey, presence.agentId, after);
+    const { sessionKey, agentId } = subscription;
+    addMember(sessionKey === null ? this.#byAgentWide : this.#bySession, sessionKey ?? agentId, subscription);
+    const { connectionId } = subscriber;
+    const own = this.#byConnection.get(connectionId);
+    if (own === undefined) this.#byConnection.set(connectionId, subscription);
+    else if (own instanceof Map) own.set(subscription.id, subscription);
+    else this.#byConnection.set(connectionId, new Map([[own.id, own], [subscription.id, subscription]]));
+    presence.connections.set(subscriber, (presence.connections.get(subscriber) ?? 0) + 1);
     return subscription;
   }
 
@@ -106,7 +155,8 @@ export class DeliveryHub implements Delivery {
   }
 
   unsubscribe(connectionId: number, subscriptionId: string): boolean {
-    const subscription = this.#byConnection.get(connectionId)?.get(subscriptionId);
+    const own = this.#byConnection.get(connectionId);
+    const subscription = own instanceof Map ? own.get(subscriptionId) : own?.id === subscriptionId ? own : undefined;
     if (!subscription) return false;
     this.#remove(subscription);
     return true;
@@ -115,8 +165,8 @@ export class DeliveryHub implements Delivery {
   /** Ends every subscription of a connection that closed. */
   dropConnection(connectionId: number): void {
     const own = this.#byConnection.get(connectionId);
-    if (!own) return;
-    for (const subscription of [...own.values()]) this.#remove(subscription);
+    if (own === undefined) return;
+    for (const subscription of own instanceof Map ? [...own.values()] : [own]) this.#remove(subscription);
   }
 
   close(): void {
@@ -130,36 +180,51 @@ export class DeliveryHub implements Delivery {
     const receivers =
       outcome.status === 'deduplicated'
         ? 0
-        : (this.#bySession.get(event.sessionKey)?.size ?? 0) + (this.#byAgentWide.get(event.route.agentId)?.size ?? 0);
+        : memberCount(this.#bySession.get(event.sessionKey)) + memberCount(this.#byAgentWide.get(event.route.agentId));
     return { wake: this.#planWake(event), receivers };
   }
 
+  /**
+   * Pushes a stored event to its live subscribers, and records one "delivered" trace for all of
+   * them: a trace row per subscriber would cost a fan-out of N a row per push.
+   */
   deliver(event: RoutedEvent, outcome: { status: string }): void {
     if (outcome.status === 'deduplicated') return;
-    const sessionSubscriptions = this.#bySession.get(event.sessionKey);
-    const agentSubscriptions = this.#byAgentWide.get(event.route.agentId);
-    if (!sessionSubscriptions && !agentSubscriptions) return;
+    const sessionMembers = this.#bySession.get(event.sessionKey);
+    const agentMembers = this.#byAgentWide.get(event.route.agentId);
+    if (!sessionMembers && !agentMembers) return;
     const eventJson = JSON.stringify(toStoredEvent(event));
-    const traces: TraceEntry[] = [];
-    for (const subscriptions of [sessionSubscriptions, agentSubscriptions]) {
-      if (!subscriptions) continue;
-      for (const subscription of subscriptions) {
-        if (subscription.replaying) subscription.dirty.add(event.sessionKey);
-        else if (this.#send(subscription, event.sessionKey, event.seq, eventJson)) traces.push(delivered(event.eventId, subscription, false));
-      }
+    const reached: number[] = [];
+    this.#deliverTo(sessionMembers, event, eventJson, reached);
+    this.#deliverTo(agentMembers, event, eventJson, reached);
+    if (reached.length === 0) return;
+    // A connection with two subscriptions that both match is named once.
+    const connections = reached.length === 1 ? String(reached[0]) : [...new Set(reached)].join(',');
+    this.#store.recordTrace([delivered(event.eventId, connections, reached.length, false)]);
+  }
+
+  /** Pushes to each member that is live, or marks the session dirty for one still replaying. */
+  #deliverTo(members: Members | undefined, event: RoutedEvent, eventJson: string, reached: number[]): void {
+    if (members === undefined) return;
+    if (members instanceof Set) {
+      for (const subscription of members) this.#deliverLive(subscription, event, eventJson, reached);
+    } else {
+      this.#deliverLive(members, event, eventJson, reached);
     }
-    if (traces.length > 0) this.#store.recordTrace(traces);
+  }
+
+  #deliverLive(subscription: Subscription, event: RoutedEvent, eventJson: string, reached: number[]): void {
+    if (subscription.replaying) subscription.markDirty(event.sessionKey);
+    else if (this.#send(subscription, event.sessionKey, event.seq, eventJson)) reached.push(subscription.subscriber.connectionId);
   }
 
   // ------------------------------------------------------------------ replay
 
   async #replay(subscription: Subscription): Promise<void> {
-    const { target } = subscription;
-    const sessions = target.sessionKey !== null ? [target.sessionKey] : await this.#store.pendingSessionKeys(target.agentId);
+    const { sessionKey, agentId } = subscription;
+    const sessions = sessionKey !== null ? [sessionKey] : await this.#store.pendingSessionKeys(agentId);
     for (const sessionKey of sessions) await this.#catchUp(subscription, sessionKey);
-    while (subscription.active && subscription.dirty.size > 0) {
-      const sessionKey = subscription.dirty.values().next().value as string;
-      subscription.dirty.delete(sessionKey);
+    for (let sessionKey; subscription.active && (sessionKey = subscription.takeDirty()) !== undefined; ) {
       await this.#catchUp(subscription, sessionKey);
     }
     // No await between the last read and this line: any event stored after that read is
@@ -180,7 +245,7 @@ export class DeliveryHub implements Delivery {
           await this.#waitForRoom(subscription);
           const eventJson = JSON.stringify(toStoredEvent({ ...record, route: parsed.value.route }));
           if (!this.#send(subscription, sessionKey, record.seq, eventJson)) return;
-          traces.push(delivered(record.eventId, subscription, true));
+          traces.push(delivered(record.eventId, String(subscription.subscriber.connectionId), 1, true));
         }
       } finally {
         if (traces.length > 0) this.#store.recordTrace(traces);
@@ -201,25 +266,34 @@ export class DeliveryHub implements Delivery {
   #send(subscription: Subscription, sessionKey: string, seq: number, eventJson: string): boolean {
     if (!subscription.active) return false;
     if (seq <= subscription.cursor(sessionKey)) return true;
-    subscription.cursors.set(sessionKey, seq);
-    const frame = `{"jsonrpc":"2.0","method":"session.event","params":{"subscriptionId":${JSON.stringify(subscription.id)},"event":${eventJson}}}`;
+    subscription.advance(sessionKey, seq);
+    // The id is digits and a dot: nothing in it needs escaping.
+    const frame = `{"jsonrpc":"2.0","method":"session.event","params":{"subscriptionId":"${subscription.id}","event":${eventJson}}}`;
     return subscription.subscriber.push(frame);
   }
 
   #remove(subscription: Subscription): void {
     subscription.active = false;
-    const { target, subscriber } = subscription;
-    removeFrom(target.sessionKey === null ? this.#byAgentWide : this.#bySession, target.sessionKey ?? target.agentId, subscription);
-    const own = this.#byConnection.get(subscriber.connectionId);
-    own?.delete(subscription.id);
-    if (own?.size === 0) this.#byConnection.delete(subscriber.connectionId);
-    const presence = this.#agents.get(target.agentId);
-    const entry = presence?.connections.get(subscriber.connectionId);
-    if (!presence || !entry) return;
-    if (--entry.subscriptions === 0) presence.connections.delete(subscriber.connectionId);
+    const { sessionKey, agentId, subscriber } = subscription;
+    removeMember(sessionKey === null ? this.#byAgentWide : this.#bySession, sessionKey ?? agentId, subscription);
+    const { connectionId } = subscriber;
+    const own = this.#byConnection.get(connectionId);
+    if (own === subscription) {
+      this.#byConnection.delete(connectionId);
+    } else if (own instanceof Map) {
+      own.delete(subscription.id);
+      const [last, more] = own.values();
+      if (last === undefined) this.#byConnection.delete(connectionId);
+      else if (more === undefined) this.#byConnection.set(connectionId, last);
+    }
+    const presence = this.#agents.get(agentId);
+    const count = presence?.connections.get(subscriber);
+    if (!presence || count === undefined) return;
+    if (count > 1) presence.connections.set(subscriber, count - 1);
+    else presence.connections.delete(subscriber);
     if (presence.connections.size === 0) {
       clearTimer(presence.wake.timer);
-      this.#agents.delete(target.agentId);
+      this.#agents.delete(agentId);
     }
   }
 
@@ -229,6 +303,7 @@ export class DeliveryHub implements Delivery {
     let presence = this.#agents.get(agentId);
     if (!presence) {
       presence = {
+        agentId,
         connections: new Map(),
         wake: { sessions: new Set(), eventIds: [], timer: undefined },
         heartbeat: { sessions: new Set(), eventIds: [] },
@@ -293,7 +368,7 @@ export class DeliveryHub implements Delivery {
     const params: AgentWakeNotification = { agentId, reason, sessions: [...due.sessions], at: new Date().toISOString() };
     const frame = JSON.stringify({ jsonrpc: '2.0', method: 'agent.wake', params });
     let sent = 0;
-    for (const { subscriber } of presence.connections.values()) if (subscriber.push(frame)) sent++;
+    for (const subscriber of presence.connections.keys()) if (subscriber.push(frame)) sent++;
     const at = Date.now();
     this.#store.recordTrace(due.eventIds.map((eventId) => ({ eventId, step: 'wake', at, detail: { reason, connections: sent } })));
     due.sessions.clear();
@@ -301,26 +376,33 @@ export class DeliveryHub implements Delivery {
   }
 }
 
-function delivered(eventId: string, subscription: Subscription, replay: boolean): TraceEntry {
-  return {
-    eventId,
-    step: 'delivered',
-    at: Date.now(),
-    detail: { connectionId: subscription.subscriber.connectionId, subscriptionId: subscription.id, replay },
-  };
+/** `connections`: the ids of the connections reached, comma-separated. */
+function delivered(eventId: string, connections: string, subscriptions: number, replay: boolean): TraceEntry {
+  return { eventId, step: 'delivered', at: Date.now(), detail: { connections, subscriptions, replay } };
 }
 
-function addTo<K, V>(index: Map<K, Set<V>>, key: K, value: V): void {
-  let set = index.get(key);
-  if (!set) index.set(key, (set = new Set()));
-  set.add(value);
+function memberCount(members: Members | undefined): number {
+  return members === undefined ? 0 : members instanceof Set ? members.size : 1;
 }
 
-function removeFrom<K, V>(index: Map<K, Set<V>>, key: K, value: V): void {
-  const set = index.get(key);
-  if (!set) return;
-  set.delete(value);
-  if (set.size === 0) index.delete(key);
+function addMember<K>(index: Map<K, Members>, key: K, subscription: Subscription): void {
+  const members = index.get(key);
+  if (members === undefined) index.set(key, subscription);
+  else if (members instanceof Set) members.add(subscription);
+  else index.set(key, new Set([members, subscription]));
+}
+
+/** Removes the subscription; a Set left with one member goes back to holding it alone. */
+function removeMember<K>(index: Map<K, Members>, key: K, subscription: Subscription): void {
+  const members = index.get(key);
+  if (members === subscription) {
+    index.delete(key);
+  } else if (members instanceof Set) {
+    members.delete(subscription);
+    const [last, more] = members;
+    if (last === undefined) index.delete(key);
+    else if (more === undefined) index.set(key, last);
+  }
 }
 
 function formatInterval(ms: number): string {

@@ -2,6 +2,16 @@
  * Group commit: every operation queued before the next flush shares one transaction, so
  * durability costs one fsync per batch instead of one per event. Each operation runs in its own
  * savepoint, so one that throws takes back only its own changes.
+ *
+ * Not every write needs the fsync. An operation is durable (the default) or not: a batch with at
+ * least one durable operation commits with `synchronous = FULL`, a batch of only non-durable ones
+ * (trace rows, pruning) with `synchronous = NORMAL`. In WAL mode NORMAL writes the commit to the
+ * WAL without syncing it: the commit survives a crash of the process (the OS has the pages), and
+ * after a power loss the database is still consistent (WAL frames carry checksums, so recovery
+ * stops at the last whole commit), but the commit itself may be lost. That is acceptable for
+ * diagnostics, never for an answered event. Durable commits lose nothing by it: the WAL is written
+ * in order, so the fsync of the next FULL commit also covers the frames of every NORMAL commit
+ * before it, and a durable commit never depends on a later one.
  */
 import type Database from 'better-sqlite3';
 import { sqliteCode, StoreUnavailableError } from './errors.js';
@@ -29,8 +39,24 @@ function isStorageFailure(error: unknown): boolean {
   return code !== undefined && STORAGE_FAILURES.some((failure) => code.startsWith(failure));
 }
 
+/**
+ * PRAGMA synchronous levels, as the pragma reads them back (and accepts them). SQLite refuses to
+ * change the level inside a transaction, so it is set between batches, and only when it changes.
+ */
+const SYNCHRONOUS = { normal: 1, full: 2 } as const;
+
+export interface RunOptions {
+  /**
+   * Whether the operation's changes must be on disk (fsync) before it settles. Give false only
+   * for writes that may be lost on power loss (diagnostics); they still survive a process crash.
+   * @default true
+   */
+  durable?: boolean;
+}
+
 interface QueuedOp {
   run(): unknown;
+  durable: boolean;
   resolve(value: unknown): void;
   reject(reason: unknown): void;
 }
@@ -40,6 +66,8 @@ export interface CommitMetrics {
   commits: number;
   /** Operations that succeeded inside those transactions. */
   opsCommitted: number;
+  /** Of the commits, those made with synchronous = FULL (the ones that fsync). */
+  durableCommits: number;
 }
 
 export class CommitQueue {
@@ -49,22 +77,26 @@ export class CommitQueue {
   readonly #rollback: Database.Statement;
   readonly #inSavepoint: (run: () => unknown) => unknown;
   readonly #queue: QueuedOp[] = [];
-  readonly #metrics: CommitMetrics = { commits: 0, opsCommitted: 0 };
+  readonly #metrics: CommitMetrics = { commits: 0, opsCommitted: 0, durableCommits: 0 };
   #scheduled = false;
+  /** The connection's synchronous level, as last set (or found at construction). */
+  #synchronous: number;
 
   constructor(db: Database.Database) {
     this.#db = db;
     this.#begin = db.prepare('BEGIN IMMEDIATE');
     this.#commit = db.prepare('COMMIT');
     this.#rollback = db.prepare('ROLLBACK');
+    this.#synchronous = db.pragma('synchronous', { simple: true }) as number;
     // Called while the batch's transaction is open, better-sqlite3 wraps each call in a SAVEPOINT.
     this.#inSavepoint = db.transaction((run: () => unknown) => run());
   }
 
   /** Runs `operation` in the next batch; settles only once that batch has committed or failed. */
-  run<T>(operation: () => T): Promise<T> {
+  run<T>(operation: () => T, options?: RunOptions): Promise<T> {
+    const durable = options?.durable ?? true;
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ run: operation, resolve, reject });
+      this.#queue.push({ run: operation, durable, resolve, reject });
       this.#schedule();
     });
   }
@@ -91,7 +123,9 @@ export class CommitQueue {
 
   /** Runs the batch in one transaction and returns how to settle each operation, in order. */
   #execute(batch: QueuedOp[]): Array<() => void> {
+    const durable = batch.some((op) => op.durable);
     try {
+      this.#setSynchronous(durable ? SYNCHRONOUS.full : SYNCHRONOUS.normal);
       this.#begin.run();
     } catch (error) {
       return this.#abort(batch, error);
@@ -118,8 +152,21 @@ export class CommitQueue {
       return this.#abort(batch, error);
     }
     this.#metrics.commits++;
+    if (durable) this.#metrics.durableCommits++;
     this.#metrics.opsCommitted += succeeded;
     return settlers;
+  }
+
+  /**
+   * Outside a transaction only. A failure leaves the level unknown: the next batch sets it again.
+   * Not a prepared statement: SQLite applies `PRAGMA synchronous = ...` when it compiles the
+   * statement, and running a prepared one again does nothing.
+   */
+  #setSynchronous(level: number): void {
+    if (this.#synchronous === level) return;
+    this.#synchronous = -1;
+    this.#db.pragma(`synchronous = ${level}`);
+    this.#synchronous = level;
   }
 
   #abort(batch: QueuedOp[], cause: unknown): Array<() => void> {

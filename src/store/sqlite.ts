@@ -3,13 +3,13 @@
  * gateway; every operation goes through the group-commit queue, so operations run one at a time,
  * in the order they were called, and settle only once committed.
  */
-import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { DEFAULT_IDEMPOTENCY_RETENTION_MS, TRACE_RETENTION_MS } from '../protocol/constants.js';
-import { CommitQueue, type CommitMetrics } from './commit-queue.js';
+import { CommitQueue, type CommitMetrics, type RunOptions } from './commit-queue.js';
 import { sqliteCode, StoreClosedError, StoreLockedError, StoreOpenError } from './errors.js';
+import { newEventId } from './ids.js';
 import { migrate } from './migrations.js';
 import type {
   AckResult,
@@ -47,6 +47,12 @@ export const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
  * (5000 took ~60 ms per batch).
  */
 export const PRUNE_SLICE = 1000;
+
+/**
+ * For writes that may be lost on power loss: trace rows, which are diagnostics, and pruning,
+ * which the next prune redoes. Never for anything an answer depends on.
+ */
+const NOT_DURABLE: RunOptions = { durable: false };
 
 /** Why the session queue dropped an event, as its "dropped" trace says. */
 const DROPPED_REASON = 'session at its pending cap';
@@ -181,8 +187,14 @@ function openDatabase(file: string): Database.Database {
     if (mode !== 'wal') {
       throw new StoreOpenError(file, `SQLite could not switch to WAL mode (got ${String(mode)})`, 'put the data dir on a local disk');
     }
-    // FULL: in WAL mode NORMAL may lose the last commits on power loss, and append promises they survive.
+    // FULL: in WAL mode NORMAL may lose the last commits on power loss, and append promises they
+    // survive. The commit queue lowers it to NORMAL for batches of traces alone (see CommitQueue).
     db.pragma('synchronous = FULL');
+    // Every operation runs in a savepoint (so a failing one takes back only its own changes), whose
+    // statement journal would otherwise go to a temp file: in memory it holds only the pages that
+    // one operation changed, and costs no file I/O. Durability does not depend on it: it only
+    // undoes an operation inside an open transaction, which a crash undoes anyway.
+    db.pragma('temp_store = MEMORY');
     db.exec('BEGIN IMMEDIATE; COMMIT');
     migrate(db, file);
     return db;
@@ -331,7 +343,10 @@ export class SqliteEventStore implements EventStore, TokenStore {
     return this.#closing;
   }
 
-  /** Commits so far, for benchmarks: opsCommitted / commits is the mean batch size. */
+  /**
+   * Commits so far, for benchmarks: opsCommitted / commits is the mean batch size; durableCommits
+   * are the ones that fsync.
+   */
   storeMetrics(): CommitMetrics {
     return this.#queue.metrics();
   }
@@ -357,7 +372,8 @@ export class SqliteEventStore implements EventStore, TokenStore {
   /**
    * One operation writes every entry recorded until it runs, so traces cost no commit of their
    * own: they ride in the batch of whatever else is queued. Queued ahead of close()'s final
-   * operation, so close() writes them too.
+   * operation, so close() writes them too. Not durable: a batch of traces alone commits without
+   * an fsync, and the next durable commit's fsync takes them along (see CommitQueue).
    */
   #queueTraceWrite(batch: TraceEntry[]): void {
     const detach = () => {
@@ -367,7 +383,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
       .run(() => {
         detach();
         for (const { eventId, step, at, detail } of batch) this.#writeTrace(eventId, step, at, JSON.stringify(detail));
-      })
+      }, NOT_DURABLE)
       .catch((error: unknown) => {
         // A batch rejected before this operation ran: its entries are lost with it.
         detach();
@@ -389,7 +405,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
         const traces = this.#sql.tracePrune.run(traceCutoff, PRUNE_SLICE).changes;
         // LIMIT 0 once the traces took the whole slice: the records wait for the next operation.
         return traces + this.#sql.idempotencyPrune.run(idempotencyCutoff, PRUNE_SLICE - traces).changes;
-      })
+      }, NOT_DURABLE)
       .then((deleted) => {
         if (deleted === PRUNE_SLICE) this.#prune();
       }, this.#onBackgroundError);
@@ -438,7 +454,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
     }
 
     const seq = session.lastSeq + 1;
-    const eventId = randomUUID();
+    const eventId = newEventId();
     const { text, mode, contextKey } = event;
     this.#sql.insert.run({ eventId, sessionKey, seq, text, mode, contextKey, storedAt: now });
     pending++;

@@ -114,7 +114,7 @@ test('a delivered, woken and acked event: accepted, stored, delivered, wake, ack
     [
       ['accepted', { ingress: 'websocket', connectionId: publisherId, remoteAddress: '127.0.0.1' }],
       ['stored', { sessionKey: key, seq: 1, status: 'queued' }],
-      ['delivered', { connectionId: subscriberId, subscriptionId, replay: false }],
+      ['delivered', { connections: String(subscriberId), subscriptions: 1, replay: false }],
       ['wake', { reason: 'event', connections: 1 }],
       ['acked', { ingress: 'websocket', connectionId: subscriberId }],
     ],
@@ -149,8 +149,40 @@ test('a replayed event to two subscribers: one delivered step each (replay true)
     [
       ['accepted', null],
       ['stored', null],
-      ['delivered', { connectionId: connectionIdOf(one.subscriptionId), subscriptionId: one.subscriptionId, replay: true }],
-      ['delivered', { connectionId: connectionIdOf(two.subscriptionId), subscriptionId: two.subscriptionId, replay: true }],
+      ['delivered', { connections: String(connectionIdOf(one.subscriptionId)), subscriptions: 1, replay: true }],
+      ['delivered', { connections: String(connectionIdOf(two.subscriptionId)), subscriptions: 1, replay: true }],
+    ],
+  );
+  first.close();
+  second.close();
+});
+
+test('a live event to several subscriptions: one delivered step, each connection named once, every subscription counted', async ({
+  gw,
+  publisher,
+}) => {
+  const agent = freshAgent('fanout');
+  const key = `agent:${agent}:main`;
+  const first = await openPeer(gw.url, gw.token);
+  const second = await openPeer(gw.url, gw.token);
+  // The first connection holds two subscriptions that both match: the session's and the agent's.
+  const one = resultOf<{ subscriptionId: string }>(await first.call('session.subscribe', { sessionKey: key }));
+  resultOf(await first.call('session.subscribe', { agentId: agent }));
+  const two = resultOf<{ subscriptionId: string }>(await second.call('session.subscribe', { sessionKey: key }));
+
+  const routed = await publish(publisher, { text: 'to everyone', sessionKey: key, mode: 'next-heartbeat' });
+  assert.is(routed.receivers, 3);
+  await first.waitFor(() => first.notifications('session.event')[1], 'the event, once per subscription');
+  await second.waitFor(() => second.notifications('session.event')[0], 'the event');
+
+  const result = await trace(publisher, routed.eventId);
+  const connections = [one, two].map(({ subscriptionId }) => connectionIdOf(subscriptionId)).join(',');
+  assert.equal(
+    result.steps.map((step) => [step.step, step.step === 'delivered' ? step.detail : null]),
+    [
+      ['accepted', null],
+      ['stored', null],
+      ['delivered', { connections, subscriptions: 3, replay: false }],
     ],
   );
   first.close();
@@ -198,7 +230,7 @@ test('switchboard trace <eventId> prints every step in order (exit 0); --json is
   for (const [i, step] of expected.steps.entries()) {
     assert.ok(lines[i + 1]!.includes(step.at), `line ${i + 1} shows when: ${lines[i + 1]}`);
   }
-  assert.match(lines[3]!, /connectionId=\d+/);
+  assert.match(lines[3]!, /connections=\d+ subscriptions=1 replay=false/);
 
   const json = await runCli(['trace', routed.eventId, '--json', ...connectionArgs(gw)]);
   assert.is(json.code, 0, json.stderr);

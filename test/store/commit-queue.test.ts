@@ -32,7 +32,7 @@ const count = () => (db.prepare('SELECT count(*) AS n FROM t').get() as { n: num
 test('a batch is capped at MAX_OPS_PER_COMMIT; the rest follows in later commits', async () => {
   const ops = 2 * MAX_OPS_PER_COMMIT + 1;
   await Promise.all(Array.from({ length: ops }, (_, i) => queue.run(insert(`${i}`))));
-  assert.equal(queue.metrics(), { commits: 3, opsCommitted: ops });
+  assert.equal(queue.metrics(), { commits: 3, opsCommitted: ops, durableCommits: 3 });
   assert.is(count(), ops);
 });
 
@@ -43,7 +43,7 @@ test('an operation queued by a running operation goes to the next batch', async 
     return insert('outer')();
   });
   assert.is(await inner, 1);
-  assert.equal(queue.metrics(), { commits: 2, opsCommitted: 2 });
+  assert.equal(queue.metrics(), { commits: 2, opsCommitted: 2, durableCommits: 2 });
 });
 
 test('a storage failure rejects the whole batch with StoreUnavailableError and stores nothing', async () => {
@@ -61,10 +61,42 @@ test('a storage failure rejects the whole batch with StoreUnavailableError and s
     assert.match(reason!.message, 'nothing was stored');
   }
   assert.is(count(), 0);
-  assert.equal(queue.metrics(), { commits: 0, opsCommitted: 0 });
+  assert.equal(queue.metrics(), { commits: 0, opsCommitted: 0, durableCommits: 0 });
 
   db.pragma('max_page_count = 1073741823');
   assert.is(await queue.run(insert('recovered')), 1, 'the next batch commits once there is room');
+  assert.is(count(), 1);
+});
+
+const synchronous = () => db.pragma('synchronous', { simple: true }) as number;
+const FULL = 2;
+const NORMAL = 1;
+
+test('a batch of non-durable operations alone commits with synchronous NORMAL; one durable operation makes it FULL', async () => {
+  const notDurable = { durable: false };
+  // The level an operation sees is the one its batch commits with.
+  const alone = await Promise.all([queue.run(synchronous, notDurable), queue.run(insert('trace'), notDurable)]);
+  assert.equal(alone, [NORMAL, 1]);
+  const mixed = await Promise.all([queue.run(synchronous, notDurable), queue.run(insert('event')), queue.run(synchronous)]);
+  assert.equal(mixed, [FULL, 1, FULL]);
+  assert.is(await queue.run(synchronous, { durable: true }), FULL);
+  assert.is(await queue.run(synchronous, notDurable), NORMAL);
+  assert.is(await queue.run(synchronous), FULL, 'durable is the default');
+  assert.equal(queue.metrics(), { commits: 5, opsCommitted: 8, durableCommits: 3 });
+  assert.is(count(), 2);
+});
+
+test('the level is set between batches: a failing batch does not leave a durable one under NORMAL', async () => {
+  await queue.run(insert('trace'), { durable: false });
+  db.exec('BEGIN');
+  // A transaction left open by someone else: the next batch cannot begin (nor set the level).
+  const rejected = await queue.run(insert('event')).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  assert.instance(rejected, StoreUnavailableError);
+  if (db.inTransaction) db.exec('ROLLBACK');
+  assert.is(await queue.run(synchronous), FULL);
   assert.is(count(), 1);
 });
 

@@ -710,6 +710,39 @@ test('recordTrace: close writes what was recorded; after close it is a no-op; tr
   ]);
 });
 
+test('recordTrace: traces alone commit without an fsync and still land; the next append commits with one and survives reopen', async () => {
+  const dir = tempDir();
+  const store = open(dir);
+  const first = await queue(store, 's', 'before the traces');
+  const before = store.storeMetrics();
+  const at = Date.now();
+  store.recordTrace([{ eventId: first.eventId, step: 'delivered', at, detail: { connections: '1', subscriptions: 1, replay: false } }]);
+  // Nothing else queued in this tick: the trace write is a batch of its own.
+  await new Promise((resolve) => setImmediate(resolve));
+  const traced = store.storeMetrics();
+  assert.equal(
+    [traced.commits - before.commits, traced.durableCommits - before.durableCommits],
+    [1, 0],
+    'one commit, made with synchronous NORMAL',
+  );
+  assert.equal((await steps(store, first.eventId)).at(-1), ['delivered', { connections: '1', subscriptions: 1, replay: false }]);
+
+  const afterMetrics = store.storeMetrics();
+  const second = await queue(store, 's', 'after the traces');
+  const appended = store.storeMetrics();
+  assert.equal(
+    [appended.commits - afterMetrics.commits, appended.durableCommits - afterMetrics.durableCommits],
+    [1, 1],
+    'the append commits with synchronous FULL',
+  );
+  await store.close();
+
+  const reopened = open(dir);
+  assert.equal(seqs(await reopened.peek('s', { limit: 10 })), [first.seq, second.seq]);
+  assert.equal((await steps(reopened, first.eventId)).map(([step]) => step), ['accepted', 'stored', 'delivered']);
+  assert.equal((await steps(reopened, second.eventId)).map(([step]) => step), ['accepted', 'stored']);
+});
+
 test('recordTrace: a failed write goes to onBackgroundError and later writes still work', async () => {
   const errors: unknown[] = [];
   const store = open(tempDir(), 3, { onBackgroundError: (error) => errors.push(error) });
