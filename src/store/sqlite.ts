@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { DEFAULT_IDEMPOTENCY_RETENTION_MS, TRACE_RETENTION_MS } from '../protocol/constants.js';
+import { DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_READ_TEXT_BYTES, TRACE_RETENTION_MS } from '../protocol/constants.js';
 import { CommitQueue, type CommitMetrics, type RunOptions } from './commit-queue.js';
 import { sqliteCode, StoreClosedError, StoreLockedError, StoreOpenError } from './errors.js';
 import { newEventId } from './ids.js';
@@ -202,6 +202,19 @@ function openDatabase(file: string): Database.Database {
     db?.close();
     throw openFailure(file, error);
   }
+}
+
+/**
+ * The longest prefix of `events` whose texts fit MAX_READ_TEXT_BYTES (at least one event): one
+ * answer must stay small enough to arrive, above all for drain, which consumes what it returns.
+ */
+function withinTextBudget(events: EventRecord[]): EventRecord[] {
+  let bytes = 0;
+  for (let i = 0; i < events.length; i++) {
+    bytes += Buffer.byteLength(events[i]!.text, 'utf8');
+    if (bytes > MAX_READ_TEXT_BYTES && i > 0) return events.slice(0, i);
+  }
+  return events;
 }
 
 function openFailure(file: string, error: unknown): Error {
@@ -513,7 +526,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
 
   #read(sessionKey: string, { after = 0, limit }: ReadOptions, consume: boolean): ReadResult {
     const rows = this.#sql.read.all(sessionKey, after, limit + 1);
-    const events = rows.slice(0, limit);
+    const events = withinTextBudget(rows.slice(0, limit));
     let depth = this.#sql.session.get(sessionKey)?.pending ?? 0;
     const last = events.at(-1);
     if (consume && last) {
@@ -524,6 +537,6 @@ export class SqliteEventStore implements EventStore, TokenStore {
       const now = Date.now();
       for (const { eventId } of events) this.#writeTrace(eventId, 'drained', now, '{}');
     }
-    return { events, depth, more: rows.length > limit };
+    return { events, depth, more: rows.length > events.length };
   }
 }

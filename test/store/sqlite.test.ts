@@ -20,7 +20,7 @@ import {
   type TraceEntry,
 } from '../../src/store/index.js';
 import { PRUNE_SLICE } from '../../src/store/sqlite.js';
-import { DATA_FILES, DEFAULT_IDEMPOTENCY_RETENTION_MS, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
+import { DATA_FILES, MAX_READ_TEXT_BYTES, DEFAULT_IDEMPOTENCY_RETENTION_MS, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
 
 const test = suite('store/sqlite');
 
@@ -107,6 +107,21 @@ test.after.each(async () => {
 
 test.after(() => {
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('reads stop at MAX_READ_TEXT_BYTES of text (at least one event), so a drain never consumes more than one answer can carry', async () => {
+  const store = open(tempDir(), 1000);
+  // 64 KiB texts: the budget holds exactly MAX_READ_TEXT_BYTES / 64 KiB of them.
+  const size = 64 * 1024;
+  const fit = MAX_READ_TEXT_BYTES / size;
+  for (let i = 0; i < fit + 3; i++) await queue(store, 'agent:main:main', `${String(i).padStart(4, '0')}${'x'.repeat(size - 4)}`);
+  const peeked = await store.peek('agent:main:main', { limit: 1000 });
+  assert.is(peeked.events.length, fit);
+  assert.is(peeked.more, true);
+  const drained = await store.drain('agent:main:main', { limit: 1000 });
+  assert.is(drained.events.length, fit);
+  assert.is(drained.depth, 3, 'only what was returned was consumed');
+  assert.equal(seqs(await store.peek('agent:main:main', { limit: 1000 })), [fit + 1, fit + 2, fit + 3]);
 });
 
 test('seq is monotonic and counted per session', async () => {
