@@ -20,9 +20,14 @@ export interface Subscriber {
   push(frame: string): boolean;
   /** Bytes accepted by push() that the socket has not sent yet. */
   readonly bufferedAmount: number;
+  /** Ends the connection; the client reconnects and resubscribes from its own cursor. */
+  close(code: number, reason: string): unknown;
 }
 
 export type SubscriptionTarget = { sessionKey: string; agentId: string } | { sessionKey: null; agentId: string };
+
+/** RFC 6455 1011: the server hit a condition that kept it from fulfilling the request. */
+const REPLAY_FAILED_CLOSE_CODE = 1011;
 
 export interface HubOptions {
   heartbeatIntervalMs: number;
@@ -101,8 +106,11 @@ interface AgentPresence {
   readonly agentId: string;
   /** Connections holding at least one subscription of the agent, with how many. */
   readonly connections: Map<Subscriber, number>;
-  /** Sessions and events that the next `event` wake names; the timer runs while one is due. */
-  readonly wake: { sessions: Set<string>; eventIds: string[]; timer: NodeJS.Timeout | NodeJS.Immediate | undefined };
+  /**
+   * Sessions and events that the next `event` wake names; the timer runs while a wake is due or
+   * its window is open, and `woken` holds the sessions the last wake named while the window lasts.
+   */
+  readonly wake: { sessions: Set<string>; eventIds: string[]; timer: NodeJS.Timeout | NodeJS.Immediate | undefined; woken: Set<string> };
   /** Sessions and events that the next heartbeat names. */
   readonly heartbeat: { sessions: Set<string>; eventIds: string[] };
 }
@@ -150,7 +158,10 @@ export class DeliveryHub implements Delivery {
   /** Replays the backlog, then goes live. Errors end the replay; the events stay pending. */
   start(subscription: Subscription): Promise<void> {
     return this.#replay(subscription).catch(() => {
-      subscription.replaying = false;
+      // Going live after a failed replay would leave a gap the client cannot see: its cursor would
+      // move past the missing events. Closing makes it resubscribe from what it really has.
+      this.#remove(subscription);
+      void subscription.subscriber.close(REPLAY_FAILED_CLOSE_CODE, 'replay failed; reconnect to resume');
     });
   }
 
@@ -305,7 +316,7 @@ export class DeliveryHub implements Delivery {
       presence = {
         agentId,
         connections: new Map(),
-        wake: { sessions: new Set(), eventIds: [], timer: undefined },
+        wake: { sessions: new Set(), eventIds: [], timer: undefined, woken: new Set() },
         heartbeat: { sessions: new Set(), eventIds: [] },
       };
       this.#agents.set(agentId, presence);
@@ -315,8 +326,10 @@ export class DeliveryHub implements Delivery {
 
   /**
    * The first `now` event wakes the agent at the end of this turn (so events committed together
-   * share it); then a window of WAKE_COALESCE_MS opens, and events in it share one more wake at
-   * its end. The follow-up is needed: the agent may have looked before they arrived.
+   * share it); then a window of WAKE_COALESCE_MS opens. A `now` event in the window for a session
+   * that wake named adds nothing: the agent was just told to look there, and the event is pushed
+   * to it. One for another session is named by a single follow-up wake at the window's end, since
+   * the agent may not look there otherwise. So a burst into one conversation wakes the agent once.
    */
   #planWake(event: RoutedEvent): WakeOutcome {
     const { agentId } = event.route;
@@ -336,6 +349,9 @@ export class DeliveryHub implements Delivery {
       };
     }
     const { wake } = presence;
+    if (wake.woken.has(event.sessionKey)) {
+      return { status: 'coalesced', message: `agent "${agentId}" was woken for this session less than ${WAKE_COALESCE_MS} ms ago` };
+    }
     wake.sessions.add(event.sessionKey);
     wake.eventIds.push(event.eventId);
     if (wake.timer !== undefined) {
@@ -350,7 +366,9 @@ export class DeliveryHub implements Delivery {
     if (!presence) return;
     const { wake } = presence;
     wake.timer = undefined;
+    wake.woken.clear();
     if (wake.sessions.size === 0) return;
+    for (const sessionKey of wake.sessions) wake.woken.add(sessionKey);
     this.#notifyAgent(agentId, presence, 'event', wake);
     wake.timer = setTimeout(() => this.#sendWake(agentId), WAKE_COALESCE_MS);
   }
