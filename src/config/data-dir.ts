@@ -8,6 +8,18 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DATA_FILES, ENV } from '../protocol/constants.js';
 
+/** The data dir path is taken by a file (or runs through one). */
+export class DataDirError extends Error {
+  readonly code = 'DATA_DIR_NOT_A_DIRECTORY';
+  readonly path: string;
+
+  constructor(dataDir: string, cause: unknown) {
+    super(`data dir ${dataDir} is not a directory (a file is in the way): pass --data-dir or ${ENV.dataDir} a directory`, { cause });
+    this.name = 'DataDirError';
+    this.path = dataDir;
+  }
+}
+
 /** `--data-dir`, else SWITCHBOARD_DATA_DIR, else the platform's user data dir. */
 export function resolveDataDir(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
   const chosen = flag || env[ENV.dataDir];
@@ -34,9 +46,7 @@ export function ensureDataDir(dataDir: string): string {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== 'EEXIST' && code !== 'ENOTDIR') throw error;
-    throw new Error(`data dir ${dataDir} is not a directory (a file is in the way): pass --data-dir or ${ENV.dataDir} a directory`, {
-      cause: error,
-    });
+    throw new DataDirError(dataDir, error);
   }
   const existing = readToken(dataDir);
   if (existing) return existing;

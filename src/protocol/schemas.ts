@@ -124,7 +124,7 @@ export const WakeOutcome = Type.Object(
   {
     status: Type.Enum(['sent', 'coalesced', 'next-heartbeat', 'no-agent-connected'], {
       description:
-        '"sent": agent.wake went out now; "coalesced": folded into a wake about to go out; "next-heartbeat": named in the agent\'s next heartbeat; "no-agent-connected": nobody to wake, the event waits durably.',
+        '"sent": agent.wake goes out now; "coalesced": the agent was woken for this session within the last 250 ms, or a follow-up wake naming it is due within 250 ms; "next-heartbeat": named in the agent\'s next heartbeat; "no-agent-connected": nobody to wake, the event waits durably.',
     }),
     message: Type.String(),
   },

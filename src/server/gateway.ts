@@ -24,7 +24,8 @@ import {
 } from '../protocol/constants.js';
 import { RpcDispatcher } from '../protocol/jsonrpc.js';
 import { buildOpenRpcDocument } from '../protocol/openrpc.js';
-import { openStore, StoreOpenError, StoreUnavailableError } from '../store/index.js';
+import { corruptStoreError, isCorruption, StoreUnavailableError } from '../store/errors.js';
+import { openStore } from '../store/index.js';
 import { VERSION } from '../version.js';
 import { Authenticator } from './auth.js';
 import { CloseCode, Connection } from './connection.js';
@@ -275,15 +276,8 @@ async function shutdown(server: Server, wss: WebSocketServer, connections: Set<C
 
 /** A corrupt database found on the first read is an open failure, and says what to do about it. */
 function asStartupError(error: unknown, dataDir: string): unknown {
-  if (!(error instanceof StoreUnavailableError)) return error;
-  const code = error.sqliteCode ?? '';
-  if (!code.startsWith('SQLITE_CORRUPT') && code !== 'SQLITE_NOTADB') return error;
-  return new StoreOpenError(
-    join(dataDir, DATA_FILES.database),
-    `not a switchboard database, or corrupt (${code})`,
-    'restore it from a backup, or move it aside to start with an empty store',
-    { cause: error },
-  );
+  if (!(error instanceof StoreUnavailableError) || !isCorruption(error.sqliteCode)) return error;
+  return corruptStoreError(join(dataDir, DATA_FILES.database), error.sqliteCode, error);
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

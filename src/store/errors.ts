@@ -50,7 +50,7 @@ export class StoreUnavailableError extends Error {
   constructor(cause: unknown) {
     const code = sqliteCode(cause) ?? 'unknown';
     const detail = cause instanceof Error ? `${code}: ${cause.message}` : code;
-    const corrupt = code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB';
+    const corrupt = isCorruption(code);
     const fix = corrupt
       ? 'the database file is damaged: stop the gateway, then restore it from a backup or move it aside'
       : 'free disk space or check the data dir, then retry';
@@ -68,4 +68,19 @@ export class StoreClosedError extends Error {
     super('the event store is closed and takes no more work: retry once the gateway has restarted');
     this.name = 'StoreClosedError';
   }
+}
+
+/** SQLite's word that the file is not a database or is damaged. */
+export function isCorruption(code: string | undefined): boolean {
+  return code === 'SQLITE_NOTADB' || (code?.startsWith('SQLITE_CORRUPT') ?? false);
+}
+
+/** The open failure for a damaged database, wherever the damage shows: at open or on first read. */
+export function corruptStoreError(file: string, code: string | undefined, cause: unknown): StoreOpenError {
+  return new StoreOpenError(
+    file,
+    `not a switchboard database, or corrupt (${code})`,
+    'restore it from a backup, or move it aside to start with an empty store',
+    { cause },
+  );
 }

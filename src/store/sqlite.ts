@@ -8,7 +8,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_READ_TEXT_BYTES, TRACE_RETENTION_MS } from '../protocol/constants.js';
 import { CommitQueue, type CommitMetrics, type RunOptions } from './commit-queue.js';
-import { sqliteCode, StoreClosedError, StoreLockedError, StoreOpenError } from './errors.js';
+import { corruptStoreError, isCorruption, sqliteCode, StoreClosedError, StoreLockedError, StoreOpenError } from './errors.js';
 import { newEventId } from './ids.js';
 import { migrate } from './migrations.js';
 import type {
@@ -223,14 +223,7 @@ function openFailure(file: string, error: unknown): Error {
   if (code?.startsWith('SQLITE_BUSY') || code?.startsWith('SQLITE_LOCKED')) {
     return new StoreLockedError(file, { cause: error });
   }
-  if (code === 'SQLITE_NOTADB' || code?.startsWith('SQLITE_CORRUPT')) {
-    return new StoreOpenError(
-      file,
-      `not a switchboard database, or corrupt (${code})`,
-      'restore it from a backup, or move it aside to start with an empty store',
-      { cause: error },
-    );
-  }
+  if (isCorruption(code)) return corruptStoreError(file, code, error);
   const message = error instanceof Error ? error.message : String(error);
   return new StoreOpenError(
     file,

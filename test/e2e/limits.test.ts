@@ -215,7 +215,7 @@ test('past MAX_IN_FLIGHT_PER_CONNECTION a batch is refused as a batch: an array 
     params: { text, sessionKey: 'agent:batchflood:main' },
   });
   // Fill the connection past its limit in one synchronous burst, then a batch and a batch of only notifications.
-  const flood = 2 * MAX_IN_FLIGHT_PER_CONNECTION;
+  const flood = 4 * MAX_IN_FLIGHT_PER_CONNECTION;
   for (let id = 1; id <= flood; id++) peer.send(JSON.stringify(request(id, `f${id}`)));
   peer.send(JSON.stringify([request(900_001, 'b1'), request(undefined, 'b-note'), request(900_002, 'b2')]));
   peer.send(JSON.stringify([request(undefined, 'only-note-1'), request(undefined, 'only-note-2')]));
