@@ -6,13 +6,17 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import type { RoutingResult } from '../../src/protocol/schemas.js';
 import { connect, type SwitchboardClient } from '../../src/client/client.js';
 import { ConnectionError, RpcCallError } from '../../src/client/errors.js';
 import type { AgentWakeNotification, StoredEvent } from '../../src/protocol/schemas.js';
 import {
   cleanup,
+  freshAgent,
   openPeer,
+  publish,
   resultOf,
+  sleep,
   startGatewayProcess,
   startGatewayProcessAt,
   startInProcessGateway,
@@ -21,12 +25,6 @@ import {
   type Peer,
 } from '../helpers/gateway.js';
 
-interface RoutingResult {
-  eventId: string;
-  sessionKey: string;
-  queue: { seq: number };
-  receivers: number;
-}
 
 interface Context {
   gw: InProcessGateway;
@@ -53,17 +51,8 @@ async function client(url: string, token: string, reconnect = false): Promise<Sw
   return opened;
 }
 
-let unique = 0;
-function freshAgent(prefix: string): string {
-  unique++;
-  return `${prefix}${unique}`;
-}
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function publish(peer: Peer, params: Record<string, unknown>): Promise<RoutingResult> {
-  return resultOf<RoutingResult>(await peer.call('system.event', params));
-}
 
 function range(from: number, to: number): number[] {
   return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);

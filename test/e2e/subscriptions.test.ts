@@ -7,13 +7,16 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import type { RoutingResult } from '../../src/protocol/schemas.js';
 import { MAX_SUBSCRIPTIONS_PER_CONNECTION } from '../../src/protocol/constants.js';
 import {
   cleanup,
   errorOf,
+  freshAgent,
   isNotification,
   ISO_RE,
   openPeer,
+  publish,
   resultOf,
   startInProcessGateway,
   startTunedGateway,
@@ -45,16 +48,6 @@ interface StoredEvent {
   storedAt: string;
 }
 
-interface RoutingResult {
-  eventId: string;
-  sessionKey: string;
-  route: Route;
-  mode: string;
-  queue: { status: string; seq: number; depth: number };
-  wake: { status: string; message: string };
-  receivers: number;
-  storedAt: string;
-}
 
 interface Subscribed {
   subscriptionId: string;
@@ -90,16 +83,7 @@ test.after(async () => {
   await cleanup();
 });
 
-let unique = 0;
-/** An agent id no other test uses, so each test sees only its own events and wakes. */
-function freshAgent(prefix: string): string {
-  unique++;
-  return `${prefix}${unique}`;
-}
 
-async function publish(peer: Peer, params: Record<string, unknown>): Promise<RoutingResult> {
-  return resultOf<RoutingResult>(await peer.call('system.event', params));
-}
 
 async function subscribe(peer: Peer, params: Record<string, unknown>): Promise<Subscribed> {
   return resultOf<Subscribed>(await peer.call('session.subscribe', params));

@@ -7,8 +7,10 @@ import * as assert from 'uvu/assert';
 import {
   cleanup,
   errorOf,
+  freshAgent,
   ISO_RE,
   openPeer,
+  publish,
   resultOf,
   runCli,
   spawnCli,
@@ -18,14 +20,6 @@ import {
   type Peer,
 } from '../helpers/gateway.js';
 
-interface RoutingResult {
-  eventId: string;
-  sessionKey: string;
-  queue: { seq: number };
-  wake: { status: string };
-  receivers: number;
-  storedAt: string;
-}
 
 interface StoredEvent {
   eventId: string;
@@ -69,19 +63,11 @@ test.after(async () => {
   await cleanup();
 });
 
-let unique = 0;
-function freshAgent(prefix: string): string {
-  unique++;
-  return `${prefix}${unique}`;
-}
 
 function connectionIdOf(subscriptionId: string): number {
   return Number(subscriptionId.split('.')[0]);
 }
 
-async function publish(peer: Peer, params: Record<string, unknown>): Promise<RoutingResult> {
-  return resultOf<RoutingResult>(await peer.call('system.event', params));
-}
 
 async function trace(peer: Peer, eventId: string): Promise<Trace> {
   return resultOf<Trace>(await peer.call('event.trace', { eventId }));

@@ -10,13 +10,17 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import type { RoutingResult } from '../../src/protocol/schemas.js';
 import { WAKE_COALESCE_MS } from '../../src/protocol/constants.js';
 import {
   cleanup,
+  freshAgent,
   isNotification,
   ISO_RE,
   openPeer,
+  publish,
   resultOf,
+  sleep,
   startInProcessGateway,
   startTunedGateway,
   type InProcessGateway,
@@ -24,13 +28,6 @@ import {
   type PushedNotification,
 } from '../helpers/gateway.js';
 
-interface RoutingResult {
-  eventId: string;
-  sessionKey: string;
-  queue: { seq: number; depth: number };
-  wake: { status: string; message: string };
-  receivers: number;
-}
 
 interface Wake {
   agentId: string;
@@ -61,17 +58,8 @@ test.after(async () => {
   await cleanup();
 });
 
-let unique = 0;
-function freshAgent(prefix: string): string {
-  unique++;
-  return `${prefix}${unique}`;
-}
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function publish(peer: Peer, params: Record<string, unknown>): Promise<RoutingResult> {
-  return resultOf<RoutingResult>(await peer.call('system.event', params));
-}
 
 function wakes(peer: Peer, reason?: Wake['reason']): Wake[] {
   return peer

@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import type { RoutingResult } from '../../src/protocol/schemas.js';
 import { startGateway, type Gateway } from '../../src/server/gateway.js';
 
 /** The compiled CLI: this file runs from dist/test/helpers/, the binary is the bundle dist/bin/switchboard.js. */
@@ -977,4 +978,20 @@ export async function startGatewayProcessWithFileLimit(options: { dataDir?: stri
     { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
   );
   return superviseGateway(child, dataDir);
+}
+
+// ---------------------------------------------------------------- small shared test helpers
+
+let uniqueAgents = 0;
+/** An agent id no other test uses, so each test sees only its own events and wakes. */
+export function freshAgent(prefix: string): string {
+  uniqueAgents++;
+  return `${prefix}${uniqueAgents}`;
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** system.event through a peer; throws unless it answers with a result. */
+export async function publish(peer: Peer, params: Record<string, unknown>): Promise<RoutingResult> {
+  return resultOf<RoutingResult>(await peer.call('system.event', params));
 }
