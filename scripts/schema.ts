@@ -8,24 +8,11 @@ import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { schemaFiles } from '../src/protocol/schema-files.js';
 import { VERSION } from '../src/version.js';
+import { filesUnder } from './files.js';
 
 // Compiled to dist/scripts/schema.js: the repository root is two levels up.
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SCHEMA_DIR = join(ROOT, 'schema');
-
-function listFiles(dir: string): string[] {
-  let entries;
-  try {
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-  return entries.flatMap((entry) => {
-    const path = join(dir, entry.name);
-    return entry.isDirectory() ? listFiles(path) : [path];
-  });
-}
 
 function readOrUndefined(path: string): string | undefined {
   try {
@@ -55,7 +42,7 @@ function main(): void {
     console.log(`wrote   schema/${name}`);
   }
   let removed = 0;
-  for (const path of listFiles(SCHEMA_DIR)) {
+  for (const path of filesUnder(SCHEMA_DIR)) {
     const name = relative(SCHEMA_DIR, path).split(sep).join('/');
     if (files.has(name)) continue;
     unlinkSync(path);

@@ -25,17 +25,8 @@ import {
   type JsonRpcResponse,
   type Peer,
 } from '../helpers/gateway.js';
+import type { Route } from '../../src/protocol/schemas.js';
 
-interface Route {
-  agentId: string;
-  kind: string;
-  channel: string | null;
-  account: string | null;
-  peer: string | null;
-  id: string | null;
-  thread: string | null;
-  topic: string | null;
-}
 
 interface StoredEvent {
   eventId: string;

@@ -18,17 +18,8 @@ import {
   type JsonRpcResponse,
   type RawSocket,
 } from '../helpers/gateway.js';
+import type { Route } from '../../src/protocol/schemas.js';
 
-interface Route {
-  agentId: string;
-  kind: string;
-  channel: string | null;
-  account: string | null;
-  peer: string | null;
-  id: string | null;
-  thread: string | null;
-  topic: string | null;
-}
 
 interface RoutingResult {
   eventId: string;

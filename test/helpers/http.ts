@@ -9,6 +9,9 @@ import http, { type IncomingHttpHeaders } from 'node:http';
 import net from 'node:net';
 import * as assert from 'uvu/assert';
 import { errorOf, resultOf, runCli, type JsonRpcResponse, type Peer } from './gateway.js';
+import type { Route } from '../../src/protocol/schemas.js';
+
+export type { Route };
 
 const RESPONSE_TIMEOUT_MS = 5_000;
 
@@ -329,16 +332,6 @@ export function answerIn(frames: readonly ServerFrame[], id: number | string): J
 
 // ---------------------------------------------------------------- one call, any ingress
 
-export interface Route {
-  agentId: string;
-  kind: string;
-  channel: string | null;
-  account: string | null;
-  peer: string | null;
-  id: string | null;
-  thread: string | null;
-  topic: string | null;
-}
 
 export interface RoutingResult {
   eventId: string;

@@ -2,8 +2,9 @@
  * schema/ is generated (`npm run schema`) and committed so consumers and reviewers see the wire
  * contract. This suite fails when the committed files and the protocol definitions disagree.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
+import { filesUnder } from '../../scripts/files.js';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -17,18 +18,9 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SCHEMA_DIR = join(ROOT, 'schema');
 const FIX = 'run npm run schema, then commit schema/';
 
+/** The files under schema/, as `/`-separated paths relative to it. */
 function committedFiles(dir: string): string[] {
-  let entries;
-  try {
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-  return entries.flatMap((entry) => {
-    const path = join(dir, entry.name);
-    return entry.isDirectory() ? committedFiles(path) : [relative(SCHEMA_DIR, path).split(sep).join('/')];
-  });
+  return filesUnder(dir).map((path) => relative(SCHEMA_DIR, path).split(sep).join('/'));
 }
 
 const test = suite('protocol/schema-drift');
