@@ -7,7 +7,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { RoutingResult } from '../../src/protocol/schemas.js';
+import type { RoutingResult, StoredEvent } from '../../src/protocol/schemas.js';
 import { MAX_SUBSCRIPTIONS_PER_CONNECTION } from '../../src/protocol/constants.js';
 import {
   cleanup,
@@ -25,20 +25,6 @@ import {
   type JsonRpcResponse,
   type Peer,
 } from '../helpers/gateway.js';
-import type { Route } from '../../src/protocol/schemas.js';
-
-
-interface StoredEvent {
-  eventId: string;
-  sessionKey: string;
-  seq: number;
-  text: string;
-  mode: string;
-  contextKey: string | null;
-  route: Route;
-  storedAt: string;
-}
-
 
 interface Subscribed {
   subscriptionId: string;
@@ -73,8 +59,6 @@ test.before(async (context) => {
 test.after(async () => {
   await cleanup();
 });
-
-
 
 async function subscribe(peer: Peer, params: Record<string, unknown>): Promise<Subscribed> {
   return resultOf<Subscribed>(await peer.call('session.subscribe', params));

@@ -18,33 +18,7 @@ import {
   type JsonRpcResponse,
   type RawSocket,
 } from '../helpers/gateway.js';
-import type { Route } from '../../src/protocol/schemas.js';
-
-
-interface RoutingResult {
-  eventId: string;
-  sessionKey: string;
-  requestedSessionKey: string | null;
-  fallback: { reason: string; message: string } | null;
-  route: Route;
-  mode: string;
-  queue: { status: string; seq: number; depth: number; replaced: { eventId: string; seq: number } | null; dropped: { eventId: string; seq: number }[] };
-  wake: { status: string; message: string };
-  receivers: number;
-  duplicate: boolean;
-  storedAt: string;
-}
-
-interface StoredEvent {
-  eventId: string;
-  sessionKey: string;
-  seq: number;
-  text: string;
-  mode: string;
-  contextKey: string | null;
-  route: Route;
-  storedAt: string;
-}
+import type { RoutingResult, StoredEvent } from '../../src/protocol/schemas.js';
 
 interface ReadResult {
   sessionKey: string;

@@ -19,17 +19,7 @@ import {
   type InProcessGateway,
   type Peer,
 } from '../helpers/gateway.js';
-
-
-interface StoredEvent {
-  eventId: string;
-  sessionKey: string;
-  seq: number;
-  text: string;
-  mode: string;
-  contextKey: string | null;
-  storedAt: string;
-}
+import type { StoredEvent } from '../../src/protocol/schemas.js';
 
 interface TraceStep {
   step: string;
@@ -63,11 +53,9 @@ test.after(async () => {
   await cleanup();
 });
 
-
 function connectionIdOf(subscriptionId: string): number {
   return Number(subscriptionId.split('.')[0]);
 }
-
 
 async function trace(peer: Peer, eventId: string): Promise<Trace> {
   return resultOf<Trace>(await peer.call('event.trace', { eventId }));

@@ -9,9 +9,9 @@ import http, { type IncomingHttpHeaders } from 'node:http';
 import net from 'node:net';
 import * as assert from 'uvu/assert';
 import { errorOf, resultOf, runCli, type JsonRpcResponse, type Peer } from './gateway.js';
-import type { Route } from '../../src/protocol/schemas.js';
+import type { Route, RoutingResult } from '../../src/protocol/schemas.js';
 
-export type { Route };
+export type { Route, RoutingResult };
 
 const RESPONSE_TIMEOUT_MS = 5_000;
 
@@ -331,18 +331,6 @@ export function answerIn(frames: readonly ServerFrame[], id: number | string): J
 }
 
 // ---------------------------------------------------------------- one call, any ingress
-
-
-export interface RoutingResult {
-  eventId: string;
-  sessionKey: string;
-  requestedSessionKey: string | null;
-  fallback: { reason: string; message: string } | null;
-  route: Route;
-  mode: string;
-  queue: { status: string; seq: number; depth: number };
-  duplicate: boolean;
-}
 
 export interface RpcErrorBody {
   code: number;
