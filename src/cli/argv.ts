@@ -1,8 +1,9 @@
 /**
  * Argument handling cac does not do as we need. cac (through mri) turns numeric-looking values
  * into numbers, so `--text 007` would arrive as 7 and `--session-key 1e3` as 1000; string options
- * are read back from the raw argv instead. cac has no two-word commands, so "system event" is
- * joined into one argument before parsing.
+ * are read back from the raw argv instead. mri also reads a value that starts with "-" as flags,
+ * so values are attached to their options before parsing. cac has no two-word commands, so
+ * "system event" is joined into one argument before parsing.
  */
 
 import { usageError } from './exit-codes.js';
@@ -16,6 +17,39 @@ export function joinCommandGroup(args: readonly string[]): string[] {
     return [`${first} ${second}`, ...rest];
   }
   return [...args];
+}
+
+/** What cac's Option exposes that matters here: `rawName` is e.g. "-h, --help" or "--text <text>". */
+export interface DeclaredOption {
+  rawName: string;
+  required?: boolean;
+}
+
+/**
+ * Rewrites `--name value` as `--name=value` for every option declared with a value. mri would read
+ * `--token -hQ3x` as a missing token followed by the flags -h, -Q, -3 and -x (help printed, nothing
+ * sent), and `--text '-5 degrees'` as a missing text. As with getopt, an option that takes a value
+ * takes the next argument whatever it looks like, unless that argument is itself a declared
+ * option: then the value was forgotten, and cac reports it missing.
+ */
+export function attachOptionValues(args: readonly string[], declared: readonly DeclaredOption[]): string[] {
+  const flagsOf = (option: DeclaredOption) => option.rawName.split(/[\s,]+/).filter((word) => word.startsWith('-'));
+  const known = new Set(declared.flatMap(flagsOf));
+  const takesValue = new Set(declared.filter((option) => option.required === true).flatMap(flagsOf));
+  const isDeclaredOption = (arg: string) => known.has(arg.split('=', 1)[0]!);
+  const attached: string[] = [];
+  for (let index = 0; index < args.length; index++) {
+    const arg = args[index]!;
+    if (arg === '--') return [...attached, ...args.slice(index)];
+    const value = args[index + 1];
+    if (takesValue.has(arg) && value !== undefined && value !== '--' && !isDeclaredOption(value)) {
+      attached.push(`${arg}=${value}`);
+      index++;
+    } else {
+      attached.push(arg);
+    }
+  }
+  return attached;
 }
 
 /**

@@ -14,17 +14,18 @@ import {
   ENV,
 } from '../protocol/constants.js';
 import { VERSION } from '../version.js';
-import { COMMAND_GROUPS, joinCommandGroup } from './argv.js';
+import { attachOptionValues, COMMAND_GROUPS, joinCommandGroup } from './argv.js';
 import { CliError, EXIT_CODES_HELP, ExitCode, usageError } from './exit-codes.js';
 
-function declare(args: readonly string[]): CAC {
+/** `args()` is read when an action runs, after main has normalised the arguments against the declarations. */
+function declare(args: () => readonly string[]): CAC {
   const cli = cac('switchboard');
   type Action = (args: readonly string[], options: Record<string, unknown>, positionals: string[]) => Promise<ExitCode>;
   // cac calls an action with the command's positionals first and the options object last.
   const run =
     (load: () => Promise<Action>) =>
     async (...actionArgs: unknown[]) =>
-      (await load())(args, actionArgs.at(-1) as Record<string, unknown>, actionArgs.slice(0, -1).map(String));
+      (await load())(args(), actionArgs.at(-1) as Record<string, unknown>, actionArgs.slice(0, -1).map(String));
   const client = () => import('./client-commands.js');
 
   const withConnection = <T extends ReturnType<CAC['command']>>(command: T): T =>
@@ -127,8 +128,10 @@ function declare(args: readonly string[]): CAC {
 }
 
 async function main(argv: readonly string[]): Promise<ExitCode> {
-  const args = joinCommandGroup(argv.slice(2));
-  const cli = declare(args);
+  let args: readonly string[] = [];
+  const cli = declare(() => args);
+  const declared = [cli.globalCommand, ...cli.commands].flatMap((command) => command.options);
+  args = attachOptionValues(joinCommandGroup(argv.slice(2)), declared);
   try {
     const parsed = cli.parse(['node', 'switchboard', ...args], { run: false });
     if (parsed.options['help'] || parsed.options['version']) return ExitCode.OK;

@@ -34,6 +34,8 @@ function platformDataDir(env: NodeJS.ProcessEnv): string {
 
 /** 32 random bytes: guessing is out of reach, and base64url keeps it header- and shell-safe. */
 const TOKEN_BYTES = 32;
+/** Makes a leaked admin token recognisable, and means it never starts with "-" like a CLI flag. */
+const ADMIN_TOKEN_PREFIX = 'sba_';
 
 export function tokenPath(dataDir: string): string {
   return join(dataDir, DATA_FILES.token);
@@ -50,7 +52,7 @@ export function ensureDataDir(dataDir: string): string {
   }
   const existing = readToken(dataDir);
   if (existing) return existing;
-  const token = randomBytes(TOKEN_BYTES).toString('base64url');
+  const token = `${ADMIN_TOKEN_PREFIX}${randomBytes(TOKEN_BYTES).toString('base64url')}`;
   try {
     // 'wx': never overwrite a token another process wrote in the meantime.
     writeFileSync(tokenPath(dataDir), `${token}\n`, { mode: 0o600, flag: 'wx' });

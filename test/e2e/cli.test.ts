@@ -113,10 +113,10 @@ test('system event --json: exactly one JSON object on stdout, the routing result
 
 test('string options arrive exactly as typed: --text 007 is "007", not 7', async ({ gw }) => {
   const key = freshKey();
-  const texts = ['007', '1e3', '0x10', 'true', '-5'];
+  const texts = ['007', '1e3', '0x10', 'true', '-5', '-h looks like a flag', '--help'];
   for (const text of texts) {
-    // A value that starts with "-" needs the --name=value form, as with most CLIs.
-    const args = text.startsWith('-') ? [`--text=${text}`] : ['--text', text];
+    // A value that is itself an option name needs the --name=value form.
+    const args = text === '--help' ? [`--text=${text}`] : ['--text', text];
     assertExit(await runCli(['system', 'event', ...args, '--session-key', key, ...conn(gw)]), 0);
   }
   assertExit(await runCli(['system', 'event', '--text', 'ctx', '--context-key', '0012', '--idempotency-key', '1e3', '--session-key', key, ...conn(gw)]), 0);
@@ -169,6 +169,7 @@ test('exit 2: usage errors, before any connection is tried', async () => {
     [['system', 'event', '--text', '   ', ...nowhere], /--text is required/],
     [['system', 'event', '--text', 'x', '--mode', 'later', ...nowhere], /--mode must be "now" or "next-heartbeat"/],
     [['system', 'event', '--text', 'x', '--bogus', ...nowhere], /--bogus/],
+    [['system', 'event', '--text', '--mode', 'now', ...nowhere], /--text <text>. value is missing/],
     [['session', 'peek', '--bogus', ...nowhere], /--bogus/],
     [['frobnicate'], /unknown command "frobnicate"/],
     [['system'], /unknown command/],
@@ -247,6 +248,19 @@ test('where the token and URL come from: --data-dir, SWITCHBOARD_DATA_DIR, --tok
 });
 
 // ---------------------------------------------------------------- session and status commands
+
+test('a token that starts with "-" (data dirs from before the sba_ prefix) works as --token and from the file', async () => {
+  const dataDir = makeTempDir();
+  // One base64url secret in 64 starts with "-": read as flags, this one would print the help.
+  const token = '-hv' + 'A'.repeat(40);
+  fs.writeFileSync(path.join(dataDir, 'token'), `${token}\n`, { mode: 0o600 });
+  const gw = await startGatewayProcess({ dataDir });
+  assert.is(gw.token, token);
+  const viaFlag = parseJsonOut<RoutingJson>(await runCli(['system', 'event', '--text', 'dash', '--json', '--url', gw.url, '--token', token]));
+  const viaFile = parseJsonOut<RoutingJson>(await runCli(['system', 'event', '--text', 'dash', '--json', '--url', gw.url, '--data-dir', dataDir]));
+  assert.equal([viaFlag.queue.seq, viaFile.duplicate, viaFile.queue.status], [1, false, 'deduplicated']);
+  await gw.stop();
+});
 
 test('session peek / drain / list and status work, human and --json', async ({ gw }) => {
   const key = 'agent:clisess:slack:channel:C9';
@@ -357,7 +371,7 @@ test('the gateway creates a private data dir and token file on first start', asy
   const gw = await startGatewayProcess({ dataDir });
   const token = fs.readFileSync(path.join(dataDir, 'token'), 'utf8').trim();
   assert.is(gw.token, token);
-  assert.match(token, /^[A-Za-z0-9_-]{43}$/);
+  assert.match(token, /^sba_[A-Za-z0-9_-]{43}$/);
   if (process.platform !== 'win32') {
     assert.is(fs.statSync(dataDir).mode & 0o777, 0o700);
     assert.is(fs.statSync(path.join(dataDir, 'token')).mode & 0o777, 0o600);
