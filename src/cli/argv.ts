@@ -26,11 +26,12 @@ export interface DeclaredOption {
 }
 
 /**
- * Rewrites `--name value` as `--name=value` for every option declared with a value. mri would read
- * `--token -hQ3x` as a missing token followed by the flags -h, -Q, -3 and -x (help printed, nothing
- * sent), and `--text '-5 degrees'` as a missing text. As with getopt, an option that takes a value
- * takes the next argument whatever it looks like, unless that argument is itself a declared
- * option: then the value was forgotten, and cac reports it missing.
+ * Rewrites `--name -value` as `--name=-value` for every option declared with a value. mri would
+ * read `--token -hQ3x` as a missing token followed by the flags -h, -Q, -3 and -x (help printed,
+ * nothing sent), and `--text '-5 degrees'` as a missing text. As with getopt, an option that takes
+ * a value takes the next argument whatever it looks like, unless that argument is itself a
+ * declared option: then the value was forgotten, and cac reports it missing. Other values are left
+ * as they are: mri reads them right, the empty string included.
  */
 export function attachOptionValues(args: readonly string[], declared: readonly DeclaredOption[]): string[] {
   const flagsOf = (option: DeclaredOption) => option.rawName.split(/[\s,]+/).filter((word) => word.startsWith('-'));
@@ -42,7 +43,7 @@ export function attachOptionValues(args: readonly string[], declared: readonly D
     const arg = args[index]!;
     if (arg === '--') return [...attached, ...args.slice(index)];
     const value = args[index + 1];
-    if (takesValue.has(arg) && value !== undefined && value !== '--' && !isDeclaredOption(value)) {
+    if (takesValue.has(arg) && value?.startsWith('-') && value !== '--' && !isDeclaredOption(value)) {
       attached.push(`${arg}=${value}`);
       index++;
     } else {

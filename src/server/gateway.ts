@@ -213,9 +213,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     createHttpHandler({ dispatcher, admit, ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}) }),
   );
   // headersTimeout only runs once bytes arrive: a socket that sends nothing at all is bounded
-  // here, one check interval later so that a partial request still gets its 408 first. ws clears
-  // the timeout when an upgrade completes; an idle HTTP keep-alive connection ends with it.
-  const idleTimeoutMs = handshakeTimeoutMs + checkIntervalMs;
+  // here. Node notices an expired request at the first check after the expiry, up to one
+  // interval late (more if the loop is busy), so this waits two intervals past it: a partial
+  // request must get its 408 before this cuts it. ws clears the timeout when an upgrade
+  // completes; an idle HTTP keep-alive connection ends with it.
+  const idleTimeoutMs = handshakeTimeoutMs + 2 * checkIntervalMs;
   server.on('connection', (socket) => socket.setTimeout(idleTimeoutMs, () => socket.destroy()));
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const admission = admit(request);

@@ -26,6 +26,10 @@ test('attachOptionValues: a value that starts with "-" stays a value', () => {
   assert.equal(attachOptionValues(['--text', '--not-an-option'], DECLARED), ['--text=--not-an-option']);
 });
 
+test('attachOptionValues: other values, the empty one included, stay as typed', () => {
+  assert.equal(attachOptionValues(['--text', 'x', '--token', ''], DECLARED), ['--text', 'x', '--token', '']);
+});
+
 test('attachOptionValues: a declared option where the value belongs means the value is missing', () => {
   for (const next of ['--mode', '--json', '-h', '--help', '--mode=now']) {
     assert.equal(attachOptionValues(['--text', next], DECLARED), ['--text', next], next);
@@ -34,11 +38,12 @@ test('attachOptionValues: a declared option where the value belongs means the va
 });
 
 test('attachOptionValues: boolean flags, positionals, the = form and everything after -- are left alone', () => {
-  assert.equal(attachOptionValues(['trace', 'abc', '--json', '--text=x', '--', '--text', '-y'], DECLARED), [
+  assert.equal(attachOptionValues(['trace', 'abc', '--json', '--text=x', '-z', '--', '--text', '-y'], DECLARED), [
     'trace',
     'abc',
     '--json',
     '--text=x',
+    '-z',
     '--',
     '--text',
     '-y',
