@@ -4,7 +4,6 @@
  */
 export {
   connect,
-  DEFAULT_URL,
   SwitchboardClient,
   type CallOptions,
   type ConnectOptions,
@@ -15,6 +14,7 @@ export {
 } from './client/client.js';
 export { ConnectionError, RpcCallError, type ConnectionFailure } from './client/errors.js';
 export { callOverHttp, type HttpCallOptions } from './client/http.js';
+export { DEFAULT_URL } from './protocol/constants.js';
 export { ErrorCode, type ErrorName } from './protocol/errors.js';
 export type { MethodName, NotificationName, NotificationParams, ParamsOf, ResultOf } from './protocol/methods.js';
 export type {

@@ -1,5 +1,5 @@
 /**
- * CLI round trip: spawn the installed binary (the esbuild bundle dist/bin/switchboard.js) running
+ * CLI round trip: spawn the installed binary (the esbuild bundle dist/bin/switchboard.cjs) running
  * `system event ... --json`, which calls, prints and exits, against spawning `node -e 0` (what any
  * Node CLI pays before its first line runs). Runs are interleaved so machine noise hits both
  * alike; the figure is the median. `switchboard --version` is timed beside it: start-up alone.
@@ -18,8 +18,8 @@ const RUNS = 25;
 const WARMUP_RUNS = 2;
 const RUN_TIMEOUT_MS = 20_000;
 
-/** The package's bin, dist/bin/switchboard.js, from dist/bench/parts/. */
-const CLI_PATH = fileURLToPath(new URL('../../bin/switchboard.js', import.meta.url));
+/** The package's bin, dist/bin/switchboard.cjs, from dist/bench/parts/. */
+const CLI_PATH = fileURLToPath(new URL('../../bin/switchboard.cjs', import.meta.url));
 
 interface Timed {
   ms: number;

@@ -6,6 +6,7 @@
  * "system event" is joined into one argument before parsing.
  */
 
+import type { CommandSpec, OptionSpec } from './commands.js';
 import { usageError } from './exit-codes.js';
 
 /** Command groups whose second word names the command: `switchboard system event`. */
@@ -74,16 +75,59 @@ export function rawOption(args: readonly string[], name: string): string | undef
 }
 
 /**
- * An integer option within [min, max], or undefined when absent; a usage error otherwise. cac has
- * already turned the value into a number (or left a non-numeric string); `name` is the flag.
+ * An integer option within [min, max] as typed (digits only), or undefined when absent; a usage
+ * error otherwise.
  */
-export function integerOption(options: Record<string, unknown>, name: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
-  const key = name.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
-  const value = options[key];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+export function integerOption(args: readonly string[], name: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  const raw = rawOption(args, name);
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value < min || value > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? `an integer of at least ${min}` : `an integer from ${min} to ${max}`;
-    throw usageError(`--${name} must be ${range} (got ${JSON.stringify(value)})`);
+    throw usageError(`--${name} must be ${range} (got ${JSON.stringify(raw)})`);
   }
   return value;
+}
+
+/** Whether the flag `--name` was given (before any `--`). */
+export function flagOption(args: readonly string[], name: string): boolean {
+  const end = args.indexOf('--');
+  return (end === -1 ? args : args.slice(0, end)).includes(`--${name}`);
+}
+
+/** The flag an option is given with (`--text`), and whether it takes a value. */
+export function optionFlag(option: OptionSpec): { flag: string; takesValue: boolean } {
+  const [flag] = option.flags.split(' ', 1) as [string];
+  return { flag, takesValue: option.flags.includes('<') };
+}
+
+/**
+ * The command `args` name, when they are in the plain form every example shows: the command, its
+ * positionals, and its own options, each given once, a value as the next argument (not starting
+ * with "-"). Anything else (help, version, `--name=value`, an unknown option, a missing value, a
+ * repeat) is for cac to parse or explain: undefined.
+ */
+export function matchDirect(args: readonly string[], commands: readonly CommandSpec[]): { command: CommandSpec; positionals: string[] } | undefined {
+  const [name, ...rest] = args;
+  const command = commands.find((spec) => spec.name === name);
+  if (!command) return undefined;
+  const options = new Map(command.options.map(optionFlag).map(({ flag, takesValue }) => [flag, takesValue]));
+  const seen = new Set<string>();
+  const positionals: string[] = [];
+  for (let index = 0; index < rest.length; index++) {
+    const arg = rest[index]!;
+    const takesValue = options.get(arg);
+    if (takesValue === undefined) {
+      if (arg.startsWith('-') || positionals.length === command.positionals.length) return undefined;
+      positionals.push(arg);
+      continue;
+    }
+    if (seen.has(arg)) return undefined;
+    seen.add(arg);
+    if (takesValue) {
+      const value = rest[++index];
+      if (value === undefined || value.startsWith('-')) return undefined;
+    }
+  }
+  return positionals.length === command.positionals.length ? { command, positionals } : undefined;
 }

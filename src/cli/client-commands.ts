@@ -2,16 +2,14 @@
  * The CLI's one-shot commands: resolve where the gateway is and the token, make one call through
  * the client library, print, and map the outcome to an exit code.
  */
-import { connect, DEFAULT_URL, type SwitchboardClient } from '../client/client.js';
 import { callOverHttp } from '../client/http.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError } from '../client/errors.js';
 import { readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';
-import { DEFAULT_CALL_TIMEOUT_MS, ENV } from '../protocol/constants.js';
-import { integerOption, rawOption } from './argv.js';
+import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, ENV } from '../protocol/constants.js';
+import { flagOption, integerOption, rawOption } from './argv.js';
 import { CliError, ExitCode, usageError } from './exit-codes.js';
 import {
-  formatEvent,
   formatRoutingResult,
   formatSessionList,
   formatSessionRead,
@@ -21,12 +19,11 @@ import {
   formatTrace,
 } from './format.js';
 
-type Options = Record<string, unknown>;
 type Args = readonly string[];
 
 const MODES = ['now', 'next-heartbeat'] as const;
 
-export async function systemEvent(args: Args, options: Options): Promise<ExitCode> {
+export async function systemEvent(args: Args): Promise<ExitCode> {
   const text = rawOption(args, 'text');
   if (text === undefined || text.trim() === '') {
     throw usageError(`--text is required and must not be empty: switchboard system event --text 'Task done!'`);
@@ -43,37 +40,37 @@ export async function systemEvent(args: Args, options: Options): Promise<ExitCod
     ...optionalString(args, 'context-key', 'contextKey'),
     ...optionalString(args, 'idempotency-key', 'idempotencyKey'),
   };
-  return withClient(args, options, 'system.event', params, formatRoutingResult);
+  return withClient(args, 'system.event', params, formatRoutingResult);
 }
 
-export function sessionPeek(args: Args, options: Options): Promise<ExitCode> {
-  const params = readParams(args, options);
-  return withClient(args, options, 'session.peek', params, (result) => formatSessionRead(result, 'shown'));
+export function sessionPeek(args: Args): Promise<ExitCode> {
+  const params = readParams(args);
+  return withClient(args, 'session.peek', params, (result) => formatSessionRead(result, 'shown'));
 }
 
-export function sessionDrain(args: Args, options: Options): Promise<ExitCode> {
-  const params = readParams(args, options);
-  return withClient(args, options, 'session.drain', params, (result) => formatSessionRead(result, 'drained'));
+export function sessionDrain(args: Args): Promise<ExitCode> {
+  const params = readParams(args);
+  return withClient(args, 'session.drain', params, (result) => formatSessionRead(result, 'drained'));
 }
 
-export function sessionList(args: Args, options: Options): Promise<ExitCode> {
-  const limit = integerOption(options, 'limit', 1);
+export function sessionList(args: Args): Promise<ExitCode> {
+  const limit = integerOption(args, 'limit', 1);
   const params = { ...optionalString(args, 'agent', 'agentId'), ...(limit === undefined ? {} : { limit }) };
-  return withClient(args, options, 'session.list', params, formatSessionList);
+  return withClient(args, 'session.list', params, formatSessionList);
 }
 
-export function status(args: Args, options: Options): Promise<ExitCode> {
-  return withClient(args, options, 'gateway.status', {}, formatStatus);
+export function status(args: Args): Promise<ExitCode> {
+  return withClient(args, 'gateway.status', {}, formatStatus);
 }
 
-export function trace(args: Args, options: Options, [eventId]: string[]): Promise<ExitCode> {
+export function trace(args: Args, [eventId]: string[]): Promise<ExitCode> {
   if (!eventId) throw usageError('an event id is required: switchboard trace <eventId> (the eventId printed by system event)');
-  return withClient(args, options, 'event.trace', { eventId }, formatTrace);
+  return withClient(args, 'event.trace', { eventId }, formatTrace);
 }
 
 const SCOPES = ['publish', 'subscribe'] as const;
 
-export function tokenCreate(args: Args, options: Options): Promise<ExitCode> {
+export function tokenCreate(args: Args): Promise<ExitCode> {
   const agentId = rawOption(args, 'agent');
   if (!agentId) throw usageError('--agent is required: switchboard token create --agent <agentId> [--can publish,subscribe]');
   const can = rawOption(args, 'can');
@@ -85,66 +82,29 @@ export function tokenCreate(args: Args, options: Options): Promise<ExitCode> {
     ...(scopes ? { scopes: [...new Set(scopes)] as (typeof SCOPES)[number][] } : {}),
     ...optionalString(args, 'name', 'name'),
   };
-  return withClient(args, options, 'token.create', params, formatTokenCreated);
+  return withClient(args, 'token.create', params, formatTokenCreated);
 }
 
-export function tokenList(args: Args, options: Options): Promise<ExitCode> {
-  return withClient(args, options, 'token.list', {}, formatTokenList);
+export function tokenList(args: Args): Promise<ExitCode> {
+  return withClient(args, 'token.list', {}, formatTokenList);
 }
 
-export function tokenRevoke(args: Args, options: Options, [tokenId]: string[]): Promise<ExitCode> {
+export function tokenRevoke(args: Args, [tokenId]: string[]): Promise<ExitCode> {
   if (!tokenId) throw usageError('a token id is required: switchboard token revoke <tokenId> (see token list)');
   return withClient(
     args,
-    options,
     'token.revoke',
     { tokenId },
     (result) => `revoked ${result.tokenId}; closed ${result.closedConnections} connection(s) that used it`,
   );
 }
 
-/** Streams events until interrupted; reconnects (and resumes) when the gateway restarts. */
-export async function sessionWatch(args: Args, options: Options): Promise<ExitCode> {
-  const sessionKey = rawOption(args, 'session-key');
-  const agentId = rawOption(args, 'agent');
-  if (sessionKey !== undefined && agentId !== undefined) throw usageError('give --session-key or --agent, not both');
-  const after = integerOption(options, 'after', 0);
-  if (after !== undefined && sessionKey === undefined) throw usageError('--after needs --session-key (a seq belongs to one session)');
-  const target = sessionKey !== undefined ? { sessionKey } : { agentId: agentId ?? 'main' };
-  const json = Boolean(options['json']);
-  const acking = Boolean(options['ack']);
-  const { url, token, timeoutMs } = connectionSettings(args, options);
-  let client: SwitchboardClient;
-  try {
-    client = await connect({ url, token, timeoutMs, reconnect: true });
-  } catch (error) {
-    throw explain(error, url);
-  }
-  const interrupted = new AbortController();
-  const stop = () => interrupted.abort();
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  try {
-    for await (const event of client.events(target, { signal: interrupted.signal, ...(after === undefined ? {} : { after }) })) {
-      process.stdout.write(`${json ? JSON.stringify(event) : `${event.sessionKey} ${formatEvent(event)}`}\n`);
-      if (acking) await ackSurvivingRestarts(client, event.sessionKey, event.seq);
-    }
-  } catch (error) {
-    throw explain(error, url);
-  } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-    await client.close();
-  }
-  return ExitCode.OK;
-}
-
-function readParams(args: Args, options: Options) {
+function readParams(args: Args) {
   const sessionKey = rawOption(args, 'session-key');
   const agent = rawOption(args, 'agent');
   if (sessionKey !== undefined && agent !== undefined) throw usageError('give --session-key or --agent, not both');
-  const limit = integerOption(options, 'limit', 1);
-  const after = integerOption(options, 'after', 0);
+  const limit = integerOption(args, 'limit', 1);
+  const after = integerOption(args, 'after', 0);
   return {
     // An empty --agent goes to the gateway as is and is refused there: never quietly "main".
     sessionKey: sessionKey ?? (agent !== undefined ? `agent:${agent}:main` : 'main'),
@@ -156,47 +116,25 @@ function readParams(args: Args, options: Options) {
 /** One call, then exit: over the gateway's HTTP ingress, which costs no WebSocket handshake or library load. */
 async function withClient<M extends MethodName>(
   args: Args,
-  options: Options,
   method: M,
   params: ParamsOf<M>,
   format: (result: ResultOf<M>) => string,
 ): Promise<ExitCode> {
-  const settings = connectionSettings(args, options);
+  const settings = connectionSettings(args);
   try {
     const result = await callOverHttp(settings, method, params);
-    process.stdout.write(`${options['json'] ? JSON.stringify(result) : format(result)}\n`);
+    process.stdout.write(`${flagOption(args, 'json') ? JSON.stringify(result) : format(result)}\n`);
     return ExitCode.OK;
   } catch (error) {
     throw explain(error, settings.url);
   }
 }
 
-/** Attempts at one ack across gateway restarts; each waits for the client to reconnect first. */
-const ACK_ATTEMPTS = 5;
-
-/**
- * An ack consumes everything up to its seq, so sending it again is harmless: when the gateway
- * restarts under it, wait for the reconnect and repeat it, rather than stop watching.
- */
-async function ackSurvivingRestarts(client: SwitchboardClient, sessionKey: string, seq: number): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await client.ack({ sessionKey, seq });
-      return;
-    } catch (error) {
-      const restarting =
-        (error instanceof ConnectionError && error.failure === 'closed') ||
-        (error instanceof RpcCallError && error.errorName === 'SHUTTING_DOWN');
-      if (!restarting || attempt === ACK_ATTEMPTS) throw error;
-    }
-  }
-}
-
-function connectionSettings(args: Args, options: Options) {
+export function connectionSettings(args: Args) {
   return {
     url: rawOption(args, 'url') ?? process.env[ENV.url] ?? DEFAULT_URL,
     token: resolveToken(args),
-    timeoutMs: integerOption(options, 'timeout', 1) ?? DEFAULT_CALL_TIMEOUT_MS,
+    timeoutMs: integerOption(args, 'timeout', 1) ?? DEFAULT_CALL_TIMEOUT_MS,
   };
 }
 
@@ -213,7 +151,7 @@ function resolveToken(args: Args): string {
   );
 }
 
-function explain(error: unknown, url: string): unknown {
+export function explain(error: unknown, url: string): unknown {
   if (error instanceof RpcCallError) {
     const problems = problemsOf(error.data);
     return new CliError(ExitCode.GATEWAY_ERROR, `the gateway refused: ${error.message} (code ${error.code})${problems}`);

@@ -28,6 +28,14 @@ export class CliError extends Error {
   }
 }
 
+/**
+ * Whether `error` is a CliError from any copy of this module: the bin and the code it loads
+ * lazily are separate bundles, each with its own CliError class (see scripts/bundle.ts).
+ */
+export function isCliError(error: unknown): error is CliError {
+  return error instanceof Error && error.name === 'CliError' && typeof (error as CliError).exitCode === 'number';
+}
+
 export function usageError(message: string): CliError {
   return new CliError(ExitCode.USAGE, message);
 }

@@ -4,13 +4,11 @@ import { startGateway } from '../server/gateway.js';
 import { integerOption, rawOption } from './argv.js';
 import { CliError, ExitCode } from './exit-codes.js';
 
-type Options = Record<string, unknown>;
-
-export async function gateway(args: readonly string[], options: Options): Promise<ExitCode> {
-  const port = integerOption(options, 'port', 0, 65_535);
-  const maxPendingPerSession = integerOption(options, 'max-pending', 1, 1_000_000);
-  const heartbeatSeconds = integerOption(options, 'heartbeat-interval', 1, 86_400);
-  const retentionHours = integerOption(options, 'idempotency-retention', 1, 24 * 365);
+export async function gateway(args: readonly string[]): Promise<ExitCode> {
+  const port = integerOption(args, 'port', 0, 65_535);
+  const maxPendingPerSession = integerOption(args, 'max-pending', 1, 1_000_000);
+  const heartbeatSeconds = integerOption(args, 'heartbeat-interval', 1, 86_400);
+  const retentionHours = integerOption(args, 'idempotency-retention', 1, 24 * 365);
   const dataDir = resolveDataDir(rawOption(args, 'data-dir'));
   const host = rawOption(args, 'host');
   let running;

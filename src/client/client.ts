@@ -4,14 +4,12 @@
  * ConnectionError, never left hanging. With `reconnect`, a lost connection is re-opened with
  * backoff and every subscription resumes after the last event it saw, so none is seen twice.
  */
-import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_PORT } from '../protocol/constants.js';
+import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL } from '../protocol/constants.js';
 import type { MethodName, NotificationParams, ParamsOf, ResultOf } from '../protocol/methods.js';
 import type { AgentWakeNotification, StoredEvent } from '../protocol/schemas.js';
 import { ConnectionError, RpcCallError } from './errors.js';
 import { EventQueue } from './event-queue.js';
 import type { OpenOptions, Socket } from './transport.js';
-
-export const DEFAULT_URL = `ws://${DEFAULT_HOST}:${DEFAULT_PORT}`;
 
 /**
  * Reconnect backoff: the first retry comes quickly (a restarting gateway is back within a

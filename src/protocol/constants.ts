@@ -9,6 +9,9 @@ export const DEFAULT_PORT = 18790;
 /** Loopback only by default: the gateway holds an admin token's worth of power. */
 export const DEFAULT_HOST = '127.0.0.1';
 
+/** Where clients look for a gateway when given no URL. */
+export const DEFAULT_URL = `ws://${DEFAULT_HOST}:${DEFAULT_PORT}`;
+
 /** Event text limit in bytes of UTF-8. Agent prompts are small; 64 KiB keeps a queue of 1000 under 64 MiB. */
 export const MAX_TEXT_BYTES = 64 * 1024;
 

@@ -1,10 +1,12 @@
 /**
- * The argument fixes applied before cac parses: values attached to their options, two-word
- * commands joined, string options read back exactly as typed.
+ * Argument handling around cac: the direct path for plain command lines, values attached to their
+ * options, two-word commands joined, options read back exactly as typed.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { attachOptionValues, joinCommandGroup, rawOption, type DeclaredOption } from '../../src/cli/argv.js';
+import { attachOptionValues, flagOption, integerOption, joinCommandGroup, matchDirect, rawOption, type DeclaredOption } from '../../src/cli/argv.js';
+import { COMMANDS } from '../../src/cli/commands.js';
+import { CliError, ExitCode } from '../../src/cli/exit-codes.js';
 
 const test = suite('cli/argv');
 
@@ -63,6 +65,75 @@ test('rawOption: the last value as typed, in either form; undefined when missing
   assert.is(rawOption(['--text', '--json'], 'text'), undefined);
   assert.is(rawOption(['--', '--text', 'x'], 'text'), undefined);
   assert.is(rawOption(['--textual', 'x'], 'text'), undefined);
+});
+
+test('integerOption: digits only, within bounds, as typed; absent is undefined', () => {
+  assert.is(integerOption(['--limit', '007'], 'limit', 1), 7);
+  assert.is(integerOption(['--port=0'], 'port', 0, 65_535), 0);
+  assert.is(integerOption([], 'limit', 1), undefined);
+  for (const [raw, message] of [
+    ['0', '--limit must be an integer of at least 1 (got "0")'],
+    ['1e3', '--limit must be an integer of at least 1 (got "1e3")'],
+    ['-1', '--limit must be an integer of at least 1 (got "-1")'],
+    ['1.5', '--limit must be an integer of at least 1 (got "1.5")'],
+    ['', '--limit must be an integer of at least 1 (got "")'],
+  ] as const) {
+    try {
+      integerOption([`--limit=${raw}`], 'limit', 1);
+      assert.unreachable(`--limit=${raw} was accepted`);
+    } catch (error) {
+      assert.instance(error, CliError);
+      assert.equal([(error as CliError).exitCode, (error as CliError).message], [ExitCode.USAGE, message]);
+    }
+  }
+  assert.throws(() => integerOption(['--port', '65536'], 'port', 0, 65_535), /--port must be an integer from 0 to 65535 \(got "65536"\)/);
+});
+
+test('flagOption: the bare flag, before any --', () => {
+  assert.is(flagOption(['status', '--json'], 'json'), true);
+  assert.is(flagOption(['status', '--', '--json'], 'json'), false);
+  assert.is(flagOption(['status', '--jsonx'], 'json'), false);
+});
+
+test('matchDirect: a plain command line names its command and positionals', () => {
+  const event = matchDirect(['system event', '--text', 'Task done!', '--mode', 'now', '--json', '--timeout', '500'], COMMANDS);
+  assert.is(event?.command.name, 'system event');
+  assert.equal(event?.positionals, []);
+  const trace = matchDirect(['trace', '--json', '01a2-id'], COMMANDS);
+  assert.equal([trace?.command.name, trace?.positionals], ['trace', ['01a2-id']]);
+  assert.is(matchDirect(['status'], COMMANDS)?.command.name, 'status');
+});
+
+test('matchDirect: everything else is left to cac', () => {
+  const cases = [
+    [],
+    ['frobnicate'],
+    ['system', 'event'],
+    ['system event', '--help'],
+    ['system event', '-h'],
+    ['system event', '--version'],
+    ['system event', '--text=x'],
+    ['system event', '--text', '-5'],
+    ['system event', '--text'],
+    ['system event', '--text', 'a', '--text', 'b'],
+    ['system event', '--json', '--json'],
+    ['system event', '--bogus'],
+    ['system event', '--ack'],
+    ['system event', 'stray'],
+    ['system event', '--', '--text', 'x'],
+    ['trace'],
+    ['trace', 'a', 'b'],
+    ['status', '--limit', '3'],
+  ];
+  for (const args of cases) assert.is(matchDirect(args, COMMANDS), undefined, JSON.stringify(args));
+});
+
+test('every command in the table has distinct flags, and help for each', () => {
+  for (const command of COMMANDS) {
+    const flags = command.options.map((option) => option.flags.split(' ')[0]);
+    assert.is(new Set(flags).size, flags.length, command.name);
+    assert.ok(command.summary && command.example.startsWith(`switchboard ${command.name}`), command.name);
+  }
 });
 
 test.run();

@@ -136,6 +136,22 @@ test('string options arrive exactly as typed: --text 007 is "007", not 7', async
   assert.is(agent.sessionKey, 'agent:007:main');
 });
 
+test('a plain command line (run without cac) and its --name=value spelling (parsed by cac) do the same', async ({ gw }) => {
+  const key = freshKey('spelling');
+  const plain = parseJsonOut<RoutingJson>(await runCli(['system', 'event', '--text', 'plain', '--session-key', key, '--json', ...conn(gw)]));
+  const viaCac = parseJsonOut<RoutingJson>(await runCli(['system', 'event', '--text=viacac', `--session-key=${key}`, '--json', ...conn(gw)]));
+  assert.equal([plain.queue.seq, viaCac.queue.seq, viaCac.sessionKey], [1, 2, key]);
+  const [direct, parsed] = await Promise.all([
+    runCli(['session', 'peek', '--session-key', key, '--limit', '1', '--json', ...conn(gw)]),
+    runCli(['session', 'peek', `--session-key=${key}`, '--limit=1', '--json', ...conn(gw)]),
+  ]);
+  assert.is(parsed.stdout, direct.stdout);
+  assert.equal(
+    parseJsonOut<ReadJson>(direct).events.map((event) => event.text),
+    ['plain'],
+  );
+});
+
 test('exit 1: the gateway refused (malformed --session-key): message on stderr, nothing on stdout', async ({ gw }) => {
   const [human, json] = await Promise.all([
     runCli(['system', 'event', '--text', 'x', '--session-key', 'slack:C123', ...conn(gw)]),

@@ -15,8 +15,8 @@ import WebSocket from 'ws';
 import type { RoutingResult } from '../../src/protocol/schemas.js';
 import { startGateway, type Gateway } from '../../src/server/gateway.js';
 
-/** The compiled CLI: this file runs from dist/test/helpers/, the binary is the bundle dist/bin/switchboard.js. */
-export const CLI_PATH = fileURLToPath(new URL('../../bin/switchboard.js', import.meta.url));
+/** The compiled CLI: this file runs from dist/test/helpers/, the binary is the bundle dist/bin/switchboard.cjs. */
+export const CLI_PATH = fileURLToPath(new URL('../../bin/switchboard.cjs', import.meta.url));
 
 /** Generous for a loaded CI box, short enough that a broken gateway fails the test, not the run. */
 const START_TIMEOUT_MS = 10_000;

@@ -1,0 +1,50 @@
+/**
+ * The full command line parser: cac, declared from the command table. It prints the help and the
+ * version, and reports unknown options, missing values and unknown commands.
+ */
+import cac, { type CAC } from 'cac';
+import { VERSION } from '../version.js';
+import { attachOptionValues, COMMAND_GROUPS } from './argv.js';
+import { COMMANDS } from './commands.js';
+import { EXIT_CODES_HELP, ExitCode, usageError } from './exit-codes.js';
+
+/** `args()` is read when an action runs, once the arguments are normalised against the declarations. */
+function declare(args: () => readonly string[]): CAC {
+  const cli = cac('switchboard');
+  for (const spec of COMMANDS) {
+    const command = cli.command([spec.name, ...spec.positionals.map((name) => `<${name}>`)].join(' '), spec.summary);
+    for (const option of spec.options) command.option(option.flags, option.description);
+    // cac calls an action with the command's positionals first and the options object last.
+    command.example(spec.example).action(async (...actionArgs: unknown[]) => (await spec.load())(args(), actionArgs.slice(0, -1).map(String)));
+  }
+  cli.help((sections) => [...sections, { title: '', body: EXIT_CODES_HELP }]);
+  cli.version(VERSION);
+  return cli;
+}
+
+/** Parses `args` (command groups already joined) and runs the command they name. */
+export async function runWithCac(joined: readonly string[]): Promise<ExitCode> {
+  let args: readonly string[] = [];
+  const cli = declare(() => args);
+  const declared = [cli.globalCommand, ...cli.commands].flatMap((command) => command.options);
+  args = attachOptionValues(joined, declared);
+  try {
+    const parsed = cli.parse(['node', 'switchboard', ...args], { run: false });
+    if (parsed.options['help'] || parsed.options['version']) return ExitCode.OK;
+    if (!cli.matchedCommand) {
+      const [first] = parsed.args;
+      if (first === undefined) {
+        cli.outputHelp();
+        return ExitCode.USAGE;
+      }
+      const group = (COMMAND_GROUPS as readonly string[]).includes(String(first)) ? ` "${String(first)}" needs a command:` : '';
+      throw usageError(`unknown command "${args.join(' ')}":${group} run \`switchboard --help\` for the list`);
+    }
+    return (await cli.runMatchedCommand()) as ExitCode;
+  } catch (error) {
+    if (error instanceof Error && error.name === 'CACError') {
+      throw usageError(`${error.message}; see \`switchboard ${cli.matchedCommandName ?? ''} --help\``.replace('  ', ' '));
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * Every CLI command as data: its name, positionals, options, help text and the code that runs it.
+ * The help, cac's parser and the direct path in main.ts all read this one table.
+ */
+import {
+  DEFAULT_CALL_TIMEOUT_MS,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_HOST,
+  DEFAULT_IDEMPOTENCY_RETENTION_MS,
+  DEFAULT_MAX_PENDING_PER_SESSION,
+  DEFAULT_PORT,
+  DEFAULT_READ_LIMIT,
+  ENV,
+} from '../protocol/constants.js';
+// Static, unlike the other commands' code: one-shot commands are what the CLI mostly runs, and
+// their code is small; bundled with the entry, they load without another module to resolve.
+import * as oneShot from './client-commands.js';
+import type { ExitCode } from './exit-codes.js';
+
+/**
+ * What a command runs: the raw arguments (options are read from them as typed, see argv.ts) and
+ * the positionals, in declaration order.
+ */
+export type Action = (args: readonly string[], positionals: string[]) => Promise<ExitCode>;
+
+export interface OptionSpec {
+  /** As cac writes it: `--text <text>` takes a value, `--json` is a flag. */
+  flags: string;
+  description: string;
+}
+
+export interface CommandSpec {
+  /** One or two words: `status`, `system event`. */
+  name: string;
+  /** Required positionals, e.g. `['eventId']`. */
+  positionals: readonly string[];
+  summary: string;
+  options: readonly OptionSpec[];
+  example: string;
+  load: () => Promise<Action>;
+}
+
+/** Options of every command that talks to a gateway. */
+const CONNECTION_OPTIONS: readonly OptionSpec[] = [
+  { flags: '--json', description: 'Print the result as one JSON object on stdout' },
+  { flags: '--url <url>', description: `Gateway URL (env ${ENV.url}, default ws://${DEFAULT_HOST}:${DEFAULT_PORT})` },
+  { flags: '--token <token>', description: `Gateway token (env ${ENV.token}, default: the token file in the data dir)` },
+  { flags: '--data-dir <dir>', description: `Where to find the token file (env ${ENV.dataDir})` },
+  { flags: '--timeout <ms>', description: `Give up after this many milliseconds (default ${DEFAULT_CALL_TIMEOUT_MS})` },
+];
+
+
+function connected(spec: Omit<CommandSpec, 'positionals'> & { positionals?: readonly string[] }): CommandSpec {
+  return { ...spec, positionals: spec.positionals ?? [], options: [...spec.options, ...CONNECTION_OPTIONS] };
+}
+
+function sessionRead(name: 'peek' | 'drain', summary: string): CommandSpec {
+  return connected({
+    name: `session ${name}`,
+    summary,
+    options: [
+      { flags: '--session-key <key>', description: 'Session to read (default: the main session of --agent)' },
+      { flags: '--agent <agentId>', description: 'Agent whose main session to read when no --session-key is given (default main)' },
+      { flags: '--after <seq>', description: 'Only events with a seq greater than this' },
+      { flags: '--limit <n>', description: `Most events to return (default ${DEFAULT_READ_LIMIT})` },
+    ],
+    example: `switchboard session ${name} --session-key 'agent:main:slack:channel:C123:thread:456'`,
+    load: async () => (name === 'peek' ? oneShot.sessionPeek : oneShot.sessionDrain),
+  });
+}
+
+export const COMMANDS: readonly CommandSpec[] = [
+  connected({
+    name: 'system event',
+    summary: 'Tell an agent that something happened; prints where the event went',
+    options: [
+      { flags: '--text <text>', description: 'What happened (required)' },
+      { flags: '--mode <mode>', description: 'now | next-heartbeat (default next-heartbeat)' },
+      { flags: '--session-key <key>', description: 'Conversation to deliver to (default: the main session of --agent)' },
+      { flags: '--agent <agentId>', description: 'Agent whose main session gets the event when no --session-key is given (default main)' },
+      { flags: '--context-key <key>', description: 'Replaces the pending event with the same context key in the session' },
+      { flags: '--idempotency-key <key>', description: "A repeat returns the first call's result instead of storing again" },
+    ],
+    example: `switchboard system event --text 'Task done!' --mode now --session-key 'agent:main:slack:channel:C123:thread:456'`,
+    load: async () => oneShot.systemEvent,
+  }),
+  sessionRead('peek', 'Show pending events of a session, oldest first, without consuming them'),
+  sessionRead('drain', 'Show pending events of a session, oldest first, and consume them'),
+  connected({
+    name: 'session list',
+    summary: 'List sessions with pending events, most pending first',
+    options: [
+      { flags: '--agent <agentId>', description: 'Only sessions of this agent' },
+      { flags: '--limit <n>', description: `Most sessions to list (default ${DEFAULT_READ_LIMIT})` },
+    ],
+    example: 'switchboard session list --agent main',
+    load: async () => oneShot.sessionList,
+  }),
+  connected({
+    name: 'session watch',
+    summary: 'Stream events as they arrive (backlog first) until interrupted; resumes after a gateway restart',
+    options: [
+      { flags: '--session-key <key>', description: 'Watch one session' },
+      { flags: '--agent <agentId>', description: 'Watch every session of an agent (default main)' },
+      { flags: '--after <seq>', description: 'With --session-key: start after this seq' },
+      { flags: '--ack', description: 'Ack each event once printed, so it is not replayed to the next watcher' },
+    ],
+    example: 'switchboard session watch --agent main --ack',
+    load: async () => (await import('./watch-command.js')).sessionWatch,
+  }),
+  connected({
+    name: 'trace',
+    positionals: ['eventId'],
+    summary: 'Show the life of an event: accepted, stored, wake, delivered, acked',
+    options: [],
+    example: 'switchboard trace 6f1c0d2e-2b1e-4c1a-9d1e-0a4b5c6d7e8f',
+    load: async () => oneShot.trace,
+  }),
+  connected({
+    name: 'token create',
+    summary: "Create a token for one agent's sessions (needs the admin token); prints the secret once",
+    options: [
+      { flags: '--agent <agentId>', description: 'Agent whose sessions the token reaches (required)' },
+      { flags: '--can <scopes>', description: 'Comma-separated scopes: publish, subscribe (default both)' },
+      { flags: '--name <name>', description: 'A label shown by token list' },
+    ],
+    example: 'switchboard token create --agent ops --can publish --name ci',
+    load: async () => oneShot.tokenCreate,
+  }),
+  connected({
+    name: 'token list',
+    summary: 'List scoped tokens (not their secrets)',
+    options: [],
+    example: 'switchboard token list',
+    load: async () => oneShot.tokenList,
+  }),
+  connected({
+    name: 'token revoke',
+    positionals: ['tokenId'],
+    summary: 'Revoke a scoped token; its connections are closed',
+    options: [],
+    example: 'switchboard token revoke tok_1a2b3c4d5e6f',
+    load: async () => oneShot.tokenRevoke,
+  }),
+  connected({
+    name: 'status',
+    summary: 'Show the gateway version, uptime, data dir and pending totals',
+    options: [],
+    example: 'switchboard status --json',
+    load: async () => oneShot.status,
+  }),
+  {
+    name: 'gateway',
+    positionals: [],
+    summary: 'Run the gateway (a long-lived service) in the foreground',
+    options: [
+      { flags: '--host <host>', description: `Interface to listen on (default ${DEFAULT_HOST})` },
+      { flags: '--port <port>', description: `Port to listen on; 0 picks a free one (default ${DEFAULT_PORT})` },
+      { flags: '--data-dir <dir>', description: `Where events and the token live (env ${ENV.dataDir}, default: the user data dir)` },
+      {
+        flags: '--max-pending <n>',
+        description: `Pending events kept per session before the oldest is dropped (default ${DEFAULT_MAX_PENDING_PER_SESSION})`,
+      },
+      {
+        flags: '--heartbeat-interval <seconds>',
+        description: `Seconds between heartbeat wakes of connected agents (default ${DEFAULT_HEARTBEAT_INTERVAL_MS / 1000})`,
+      },
+      {
+        flags: '--idempotency-retention <hours>',
+        description: `Hours an idempotency key answers repeats (default ${DEFAULT_IDEMPOTENCY_RETENTION_MS / 3_600_000})`,
+      },
+    ],
+    example: 'switchboard gateway --port 0 --data-dir /tmp/switchboard',
+    load: async () => (await import('./gateway-command.js')).gateway,
+  },
+];

@@ -1,0 +1,70 @@
+/**
+ * `switchboard session watch`: the CLI's long-running consumer. Unlike the one-shot commands it
+ * holds a WebSocket through the client library, so it lives apart from them and their start-up.
+ */
+import { connect, type SwitchboardClient } from '../client/client.js';
+import { ConnectionError, RpcCallError } from '../client/errors.js';
+import { flagOption, integerOption, rawOption } from './argv.js';
+import { connectionSettings, explain } from './client-commands.js';
+import { ExitCode, usageError } from './exit-codes.js';
+import { formatEvent } from './format.js';
+
+type Args = readonly string[];
+
+/** Streams events until interrupted; reconnects (and resumes) when the gateway restarts. */
+export async function sessionWatch(args: Args): Promise<ExitCode> {
+  const sessionKey = rawOption(args, 'session-key');
+  const agentId = rawOption(args, 'agent');
+  if (sessionKey !== undefined && agentId !== undefined) throw usageError('give --session-key or --agent, not both');
+  const after = integerOption(args, 'after', 0);
+  if (after !== undefined && sessionKey === undefined) throw usageError('--after needs --session-key (a seq belongs to one session)');
+  const target = sessionKey !== undefined ? { sessionKey } : { agentId: agentId ?? 'main' };
+  const json = flagOption(args, 'json');
+  const acking = flagOption(args, 'ack');
+  const { url, token, timeoutMs } = connectionSettings(args);
+  let client: SwitchboardClient;
+  try {
+    client = await connect({ url, token, timeoutMs, reconnect: true });
+  } catch (error) {
+    throw explain(error, url);
+  }
+  const interrupted = new AbortController();
+  const stop = () => interrupted.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    for await (const event of client.events(target, { signal: interrupted.signal, ...(after === undefined ? {} : { after }) })) {
+      process.stdout.write(`${json ? JSON.stringify(event) : `${event.sessionKey} ${formatEvent(event)}`}\n`);
+      if (acking) await ackSurvivingRestarts(client, event.sessionKey, event.seq);
+    }
+  } catch (error) {
+    throw explain(error, url);
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    await client.close();
+  }
+  return ExitCode.OK;
+}
+
+
+/** Attempts at one ack across gateway restarts; each waits for the client to reconnect first. */
+const ACK_ATTEMPTS = 5;
+
+/**
+ * An ack consumes everything up to its seq, so sending it again is harmless: when the gateway
+ * restarts under it, wait for the reconnect and repeat it, rather than stop watching.
+ */
+async function ackSurvivingRestarts(client: SwitchboardClient, sessionKey: string, seq: number): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await client.ack({ sessionKey, seq });
+      return;
+    } catch (error) {
+      const restarting =
+        (error instanceof ConnectionError && error.failure === 'closed') ||
+        (error instanceof RpcCallError && error.errorName === 'SHUTTING_DOWN');
+      if (!restarting || attempt === ACK_ATTEMPTS) throw error;
+    }
+  }
+}
