@@ -63,15 +63,15 @@ export function createHttpHandler(options: HttpIngressOptions): (request: Incomi
     }
     readBody(request, bodyTimeoutMs)
       .then((body) => {
-      if (body.status !== 'ok') return rejectBody(request, response, body.status);
-      const context: CallContext = {
-        ingress,
-        principal: admission.principal,
-        remoteAddress: request.socket.remoteAddress ?? 'unknown',
-        connectionId: null,
-        subscriber: null,
-        afterResponse: (task) => response.once('finish', task),
-      };
+        if (body.status !== 'ok') return rejectBody(request, response, body.status);
+        const context: CallContext = {
+          ingress,
+          principal: admission.principal,
+          remoteAddress: request.socket.remoteAddress ?? 'unknown',
+          connectionId: null,
+          subscriber: null,
+          afterResponse: (task) => response.once('finish', task),
+        };
         const answer = ingress === 'http-rpc' ? answerRpc : answerHook;
         return answer(options.dispatcher, body.text, context, response);
       })
