@@ -61,6 +61,29 @@ interface QueuedOp {
   reject(reason: unknown): void;
 }
 
+/**
+ * Told where each batch's transaction stands, by state kept in memory alongside the database (the
+ * store's session cache) that must be taken back with the writes it mirrors, and that may hold
+ * writes back until the batch commits. Each call comes before anything else runs.
+ */
+export interface TransactionObserver {
+  /** An operation is about to run, in a savepoint of its own. */
+  operationStart(): void;
+  /** That operation threw and its savepoint was rolled back; the batch goes on. */
+  operationRolledBack(): void;
+  /** The batch's operations have run and its transaction is still open: a throw aborts the batch. */
+  beforeCommit(): void;
+  /** The batch's transaction was rolled back, or never began: none of its changes happened. */
+  batchRolledBack(): void;
+}
+
+const NO_OBSERVER: TransactionObserver = {
+  operationStart: () => undefined,
+  operationRolledBack: () => undefined,
+  beforeCommit: () => undefined,
+  batchRolledBack: () => undefined,
+};
+
 export interface CommitMetrics {
   /** Transactions committed. */
   commits: number;
@@ -76,14 +99,16 @@ export class CommitQueue {
   readonly #commit: Database.Statement;
   readonly #rollback: Database.Statement;
   readonly #inSavepoint: (run: () => unknown) => unknown;
+  readonly #observer: TransactionObserver;
   readonly #queue: QueuedOp[] = [];
   readonly #metrics: CommitMetrics = { commits: 0, opsCommitted: 0, durableCommits: 0 };
   #scheduled = false;
   /** The connection's synchronous level, as last set (or found at construction). */
   #synchronous: number;
 
-  constructor(db: Database.Database) {
+  constructor(db: Database.Database, observer: TransactionObserver = NO_OBSERVER) {
     this.#db = db;
+    this.#observer = observer;
     this.#begin = db.prepare('BEGIN IMMEDIATE');
     this.#commit = db.prepare('COMMIT');
     this.#rollback = db.prepare('ROLLBACK');
@@ -133,6 +158,7 @@ export class CommitQueue {
     const settlers: Array<() => void> = [];
     let succeeded = 0;
     for (const op of batch) {
+      this.#observer.operationStart();
       try {
         const value = this.#inSavepoint(op.run);
         settlers.push(() => op.resolve(value));
@@ -142,11 +168,13 @@ export class CommitQueue {
         // savepoint: the earlier operations of the batch are gone as well, and the next savepoint
         // would silently run (and commit) on its own.
         if (!this.#db.inTransaction) return this.#abort(batch, error);
+        this.#observer.operationRolledBack();
         const reason = isStorageFailure(error) ? new StoreUnavailableError(error) : error;
         settlers.push(() => op.reject(reason));
       }
     }
     try {
+      this.#observer.beforeCommit();
       this.#commit.run();
     } catch (error) {
       return this.#abort(batch, error);
@@ -178,6 +206,7 @@ export class CommitQueue {
         // stuck in the transaction fails the next BEGIN, which lands here and rolls back again.
       }
     }
+    this.#observer.batchRolledBack();
     return batch.map((op) => () => op.reject(new StoreUnavailableError(cause)));
   }
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CommitQueue, MAX_OPS_PER_COMMIT } from '../../src/store/commit-queue.js';
+import { CommitQueue, MAX_OPS_PER_COMMIT, type TransactionObserver } from '../../src/store/commit-queue.js';
 import { StoreUnavailableError } from '../../src/store/errors.js';
 
 const test = suite('store/commit-queue');
@@ -98,6 +98,80 @@ test('the level is set between batches: a failing batch does not leave a durable
   if (db.inTransaction) db.exec('ROLLBACK');
   assert.is(await queue.run(synchronous), FULL);
   assert.is(count(), 1);
+});
+
+/** An observer that logs its calls, and what the table held at beforeCommit. */
+function recorder(onBeforeCommit: () => void = () => undefined) {
+  const calls: string[] = [];
+  const observer: TransactionObserver = {
+    operationStart: () => calls.push('start'),
+    operationRolledBack: () => calls.push(`rolled back (${count()} rows)`),
+    beforeCommit: () => {
+      calls.push(`before commit (${count()} rows)`);
+      onBeforeCommit();
+    },
+    batchRolledBack: () => calls.push(`batch rolled back (${count()} rows)`),
+  };
+  return { calls, observer };
+}
+
+const fail = () => {
+  throw new Error('operation failed');
+};
+
+test('observer: told of each operation, of a savepoint rolled back (after the rollback), and of the commit to come', async () => {
+  const { calls, observer } = recorder();
+  queue = new CommitQueue(db, observer);
+  const results = await Promise.allSettled([
+    queue.run(insert('a')),
+    queue.run(() => {
+      insert('doomed')();
+      fail();
+    }),
+    queue.run(insert('b')),
+  ]);
+  assert.equal(
+    results.map((result) => result.status),
+    ['fulfilled', 'rejected', 'fulfilled'],
+  );
+  assert.equal(calls, ['start', 'start', 'rolled back (1 rows)', 'start', 'before commit (2 rows)']);
+  assert.is(count(), 2);
+});
+
+test('observer: beforeCommit runs inside the transaction; its writes commit with the batch, its throw aborts it', async () => {
+  let writeBack = () => insert('written back')();
+  const { calls, observer } = recorder(() => writeBack());
+  queue = new CommitQueue(db, observer);
+  await queue.run(insert('a'));
+  assert.equal(
+    db.prepare<[], string>('SELECT x FROM t ORDER BY rowid').pluck().all(),
+    ['a', 'written back'],
+  );
+
+  calls.length = 0;
+  writeBack = fail;
+  const results = await Promise.allSettled([queue.run(insert('b')), queue.run(insert('c'))]);
+  for (const result of results) {
+    assert.is(result.status, 'rejected');
+    assert.instance(result.status === 'rejected' && result.reason, StoreUnavailableError);
+  }
+  assert.equal(calls, ['start', 'start', 'before commit (4 rows)', 'batch rolled back (2 rows)']);
+  assert.equal(queue.metrics(), { commits: 1, opsCommitted: 1, durableCommits: 1 });
+});
+
+test('observer: a storage failure is one batch rollback, not an operation rollback', async () => {
+  const { calls, observer } = recorder();
+  queue = new CommitQueue(db, observer);
+  await queue.run(insert('kept'));
+  calls.length = 0;
+  const pages = db.pragma('page_count', { simple: true }) as number;
+  db.pragma(`max_page_count = ${pages}`);
+  const results = await Promise.allSettled([queue.run(insert('small')), queue.run(insert('x'.repeat(1_000_000)))]);
+  assert.equal(
+    results.map((result) => result.status),
+    ['rejected', 'rejected'],
+  );
+  assert.equal(calls, ['start', 'start', 'batch rolled back (1 rows)']);
 });
 
 test.run();

@@ -19,6 +19,7 @@ import {
   type TokenRecord,
   type TraceEntry,
 } from '../../src/store/index.js';
+import { NEWEST_TEXT_CACHE_LIMIT, SESSION_CACHE_SIZE, SessionCache } from '../../src/store/session-cache.js';
 import { PRUNE_SLICE } from '../../src/store/sqlite.js';
 import { DATA_FILES, MAX_READ_TEXT_BYTES, DEFAULT_IDEMPOTENCY_RETENTION_MS, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
 
@@ -472,6 +473,219 @@ test('an operation that throws rejects alone; the rest of its batch commits', as
   assert.is(retry.status, 'stored', 'the failed call left no idempotency record');
 });
 
+/** An append whose complete() throws, after the event was stored: its operation fails. */
+const failingAppend = (store: SqliteEventStore, sessionKey: string, text: string) =>
+  store.append({
+    ...request(sessionKey, text),
+    complete: () => {
+      throw new Error('complete failed');
+    },
+  });
+
+/** What dedupe and the queue decided: [status, seq, depth]. */
+const decided = (outcome: AppendOutcome) => [outcome.status, outcome.seq, outcome.depth];
+
+test('an operation that throws takes back its session changes; the rest of its batch and later ones see the session as before it', async () => {
+  const dir = tempDir();
+  const store = open(dir, 10);
+  const commitsBefore = store.storeMetrics().commits;
+  const [first, failed, second, failedFresh] = await Promise.allSettled([
+    queue(store, 's', 'a'),
+    failingAppend(store, 's', 'b'),
+    queue(store, 's', 'b'),
+    failingAppend(store, 'fresh', 'never stored'),
+  ]);
+  assert.is(store.storeMetrics().commits - commitsBefore, 1, 'all in one batch');
+  assert.equal([failed.status, failedFresh.status], ['rejected', 'rejected']);
+  assert.ok(first.status === 'fulfilled' && second.status === 'fulfilled');
+  assert.equal(decided(first.value), ['queued', 1, 1]);
+  assert.equal(decided(second.value), ['queued', 2, 2], 'neither deduplicated against the failed append nor after its seq');
+
+  assert.equal(
+    (await store.listSessions({ limit: 10 })).sessions.map((s) => [s.sessionKey, s.pending, s.lastSeq]),
+    [['s', 2, 2]],
+  );
+  assert.equal(await store.ack('fresh', 1, {}), { status: 'out-of-range', lastSeq: 0 }, 'the failed first append left no session');
+  await store.close();
+
+  const reopened = open(dir, 10);
+  const pending = await reopened.peek('s', { limit: 10 });
+  assert.equal([seqs(pending), pending.events.map((e) => e.text)], [[1, 2], ['a', 'b']]);
+  const again = await queue(reopened, 's', 'b');
+  assert.equal([again.status, again.eventId], ['deduplicated', second.value.eventId]);
+  assert.is((await queue(reopened, 's', 'c')).seq, 3);
+});
+
+test('listSessions, stats and pendingSessionKeys see the appends and drains queued before them in the same batch', async () => {
+  const dir = tempDir();
+  const store = open(dir, 10);
+  await store.stats(); // settles the open-time prune
+  const commitsBefore = store.storeMetrics().commits;
+  const appended = Promise.all([
+    queue(store, 'a', '1', { agentId: 'x' }),
+    queue(store, 'a', '2', { agentId: 'x' }),
+    queue(store, 'b', '1', { agentId: 'y' }),
+  ]);
+  const listed = store.listSessions({ limit: 10 });
+  const stats = store.stats();
+  const keys = store.pendingSessionKeys('x');
+  const drained = store.drain('a', { limit: 1 });
+  const statsAfter = store.stats();
+  const listedAfter = store.listSessions({ agentId: 'x', limit: 10 });
+  await appended;
+  const row = (s: { sessionKey: string; agentId: string; pending: number; lastSeq: number }) => [s.sessionKey, s.agentId, s.pending, s.lastSeq];
+  assert.equal((await listed).sessions.map(row), [
+    ['a', 'x', 2, 2],
+    ['b', 'y', 1, 1],
+  ]);
+  assert.equal(await stats, { sessions: 2, pending: 3 });
+  assert.equal(await keys, ['a']);
+  assert.equal([seqs(await drained), (await drained).depth], [[1], 1]);
+  assert.equal(await statsAfter, { sessions: 2, pending: 2 });
+  assert.equal((await listedAfter).sessions.map(row), [['a', 'x', 1, 2]]);
+  assert.is(store.storeMetrics().commits - commitsBefore, 1, 'all in one batch');
+  await store.close();
+
+  const reopened = open(dir, 10);
+  assert.equal((await reopened.listSessions({ limit: 10 })).sessions.map(row), [
+    ['a', 'x', 1, 2],
+    ['b', 'y', 1, 1],
+  ]);
+});
+
+test('dedupe after a drain: the newest pending event, whether the drain left it or took it', async () => {
+  const store = open(tempDir(), 10);
+  await queue(store, 'oldest', 'x');
+  const y = await queue(store, 'oldest', 'y');
+  await store.drain('oldest', { limit: 1 });
+  const copy = await queue(store, 'oldest', 'y');
+  assert.equal([...decided(copy), copy.eventId], ['deduplicated', 2, 1, y.eventId]);
+
+  const a = await queue(store, 'newest', 'a');
+  await queue(store, 'newest', 'b');
+  await queue(store, 'newest', 'c');
+  await store.drain('newest', { after: 1, limit: 10 });
+  const older = await queue(store, 'newest', 'a');
+  assert.equal([...decided(older), older.eventId], ['deduplicated', 1, 1, a.eventId], 'the event left is the newest now');
+  assert.equal(decided(await queue(store, 'newest', 'c')), ['queued', 4, 2], 'the drained one is gone');
+});
+
+test('dedupe after an ack: the newest pending event, until it is acked too', async () => {
+  const store = open(tempDir(), 10);
+  await queue(store, 's', 'p');
+  const q = await queue(store, 's', 'q');
+  await store.ack('s', 1, {});
+  const copy = await queue(store, 's', 'q');
+  assert.equal([...decided(copy), copy.eventId], ['deduplicated', 2, 1, q.eventId]);
+  await store.ack('s', 2, {});
+  assert.equal(decided(await queue(store, 's', 'q')), ['queued', 3, 1]);
+});
+
+test('dedupe after a replacement or a drop: the event just stored is the newest', async () => {
+  const store = open(tempDir(), 3);
+  await queue(store, 'r', 'v1', { contextKey: 'k' });
+  await queue(store, 'r', 'other');
+  const v2 = await queue(store, 'r', 'v2', { contextKey: 'k' });
+  const copy = await queue(store, 'r', 'v2');
+  assert.equal([...decided(copy), copy.eventId], ['deduplicated', 3, 2, v2.eventId]);
+  assert.equal(decided(await queue(store, 'r', 'other')), ['queued', 4, 3], '"other" is pending, not the newest');
+
+  await queue(store, 'self', 'w1', { contextKey: 'k' });
+  await queue(store, 'self', 'w2', { contextKey: 'k' });
+  assert.equal(decided(await queue(store, 'self', 'w1')), ['queued', 3, 2], 'the replaced newest is gone');
+
+  for (const text of ['1', '2', '3']) await queue(store, 'cap', text);
+  const fourth = await queue(store, 'cap', '4');
+  assert.equal(fourth.dropped.map((d) => d.seq), [1]);
+  const again = await queue(store, 'cap', '4');
+  assert.equal([...decided(again), again.eventId], ['deduplicated', 4, 3, fourth.eventId]);
+});
+
+test('dedupe of texts at NEWEST_TEXT_CACHE_LIMIT and one past it (read back from the table)', async () => {
+  const store = open(tempDir(), 10);
+  for (const length of [NEWEST_TEXT_CACHE_LIMIT, NEWEST_TEXT_CACHE_LIMIT + 1]) {
+    const sessionKey = `s${length}`;
+    const text = 'x'.repeat(length);
+    const first = await queue(store, sessionKey, text);
+    const copy = await queue(store, sessionKey, text);
+    assert.equal([...decided(copy), copy.eventId], ['deduplicated', 1, 1, first.eventId], `${length}`);
+    assert.equal(decided(await queue(store, sessionKey, `${text}y`)), ['queued', 2, 2], `${length}`);
+  }
+});
+
+test('dedupe and seq across a reopen: the newest stored event, the last seq', async () => {
+  const dir = tempDir();
+  const store = open(dir, 10);
+  const z = await queue(store, 's', 'z');
+  await store.close();
+  const reopened = open(dir, 10);
+  const copy = await queue(reopened, 's', 'z');
+  assert.equal([...decided(copy), copy.eventId], ['deduplicated', 1, 1, z.eventId]);
+  assert.equal(decided(await queue(reopened, 's', 'after')), ['queued', 2, 2]);
+});
+
+test('more sessions than SESSION_CACHE_SIZE: the ones evicted are read back from their rows', async () => {
+  const store = open(tempDir(), 10);
+  const keys = Array.from({ length: SESSION_CACHE_SIZE + 1 }, (_, i) => `s${i}`);
+  const first = await Promise.all(keys.map((key) => queue(store, key, 'hello')));
+  assert.ok(first.every((outcome) => outcome.seq === 1));
+  const copy = await queue(store, 's0', 'hello');
+  assert.equal([...decided(copy), copy.eventId], ['deduplicated', 1, 1, first[0]!.eventId]);
+  assert.equal(decided(await queue(store, 's0', 'bye')), ['queued', 2, 2]);
+  assert.equal(await store.stats(), { sessions: SESSION_CACHE_SIZE + 1, pending: SESSION_CACHE_SIZE + 2 });
+});
+
+const sessionState = (lastSeq: number) => ({ agentId: 'main', lastSeq, lastEventAt: 1000 + lastSeq, pending: lastSeq, newest: undefined });
+
+test('session cache: an operation rolled back takes back its changes and its writes; a batch rolled back drops everything', () => {
+  const written: Array<[string, number]> = [];
+  const cache = new SessionCache((sessionKey, row) => written.push([sessionKey, row.lastSeq]));
+  cache.operationStart();
+  cache.load('a', sessionState(1));
+  cache.update('a', sessionState(2));
+  cache.operationStart();
+  cache.update('b', sessionState(1));
+  cache.operationStart();
+  cache.update('a', sessionState(3));
+  cache.writeBack();
+  cache.update('c', sessionState(1));
+  cache.operationRolledBack();
+  assert.equal(written, [
+    ['a', 3],
+    ['b', 1],
+  ]);
+  assert.equal([cache.get('a'), cache.get('b'), cache.get('c')], [sessionState(2), sessionState(1), undefined]);
+
+  written.length = 0;
+  cache.beforeCommit();
+  assert.equal(written.sort(), [
+    ['a', 2],
+    ['b', 1],
+  ], 'both unwritten again: the rolled-back savepoint took the writes back');
+  written.length = 0;
+  cache.beforeCommit();
+  assert.equal(written, [], 'written once');
+
+  cache.operationStart();
+  cache.update('a', sessionState(4));
+  cache.batchRolledBack();
+  assert.equal([cache.get('a'), cache.get('b')], [undefined, undefined]);
+  cache.beforeCommit();
+  assert.equal(written, []);
+});
+
+test('session cache: evicts the least recently used written entry past SESSION_CACHE_SIZE, never an unwritten one', () => {
+  const cache = new SessionCache(() => undefined);
+  cache.operationStart();
+  cache.update('unwritten', sessionState(1));
+  for (let i = 0; i < SESSION_CACHE_SIZE; i++) cache.load(`s${i}`, sessionState(1));
+  assert.equal([cache.get('unwritten'), cache.get('s0'), cache.get('s1')], [sessionState(1), undefined, sessionState(1)]);
+
+  cache.writeBack();
+  cache.load('one more', sessionState(1));
+  assert.equal([cache.get('s2'), cache.get('s1'), cache.get('unwritten')], [undefined, sessionState(1), sessionState(1)], 's1 and unwritten were used since');
+});
+
 test('close waits for queued work; later calls reject with StoreClosedError', async () => {
   const dir = tempDir();
   const store = open(dir);
@@ -631,6 +845,28 @@ test('trace: a stored event is accepted (with its ingress), then stored', async 
     },
   ]);
   assert.equal(await store.trace('no-such-event'), []);
+});
+
+test('trace: an append writes one row for accepted and stored; traces written as two rows read the same', async () => {
+  const dir = tempDir();
+  const store = open(dir);
+  const outcome = await queue(store, 's', 'hello');
+  const expected = await store.trace(outcome.eventId);
+  await store.close();
+  const at = outcome.storedAt;
+  withDatabase(dir, (db) => {
+    assert.is(db.prepare('SELECT count(*) FROM trace WHERE event_id = ?').pluck().get(outcome.eventId), 1);
+    const insert = db.prepare<[string, number, string]>("INSERT INTO trace (event_id, step, at, detail) VALUES ('two-rows', ?, ?, ?)");
+    insert.run('accepted', at, JSON.stringify(INGRESS));
+    insert.run('stored', at, JSON.stringify({ sessionKey: 's', seq: 1, status: 'queued' }));
+  });
+
+  const reopened = open(dir);
+  assert.equal(await reopened.trace(outcome.eventId), expected);
+  assert.equal(
+    await reopened.trace('two-rows'),
+    expected.map((entry) => ({ ...entry, eventId: 'two-rows' })),
+  );
 });
 
 test('trace: a deduplicated append is recorded on the event that stands for it', async () => {
