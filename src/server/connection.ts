@@ -2,6 +2,7 @@
  * One client connection: frames in, dispatch, frames out. Knows nothing of methods. Its state is
  * an explicit machine (OPEN -> CLOSING -> CLOSED) so shutdown can wait for in-flight calls.
  */
+import type { Writable } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import { errorResponse, type RpcDispatcher } from '../protocol/jsonrpc.js';
 import type { Principal } from './auth.js';
@@ -36,10 +37,15 @@ export class Connection implements Subscriber {
   #state: ConnectionState = 'OPEN';
   #inFlight = 0;
   #alive = true;
+  #corked = false;
+  /** Bytes of frames written since the socket was corked: still in Node's buffer, not the kernel's. */
+  #corkedBytes = 0;
   /** Settles when nothing is in flight; shared, so every close() caller waits for the same moment. */
   #drained: Promise<void> | undefined;
   #resolveDrained: (() => void) | undefined;
   readonly #socket: WebSocket;
+  /** The TCP socket under #socket, corked while a burst of frames is written (see #send). */
+  readonly #stream: Pick<Writable, 'cork' | 'uncork'>;
   readonly #dispatcher: RpcDispatcher<CallContext>;
   readonly #options: ConnectionOptions;
   readonly principal: Principal;
@@ -47,6 +53,7 @@ export class Connection implements Subscriber {
   constructor(
     id: number,
     socket: WebSocket,
+    stream: Pick<Writable, 'cork' | 'uncork'>,
     remoteAddress: string,
     principal: Principal,
     dispatcher: RpcDispatcher<CallContext>,
@@ -56,6 +63,7 @@ export class Connection implements Subscriber {
     this.remoteAddress = remoteAddress;
     this.principal = principal;
     this.#socket = socket;
+    this.#stream = stream;
     this.#dispatcher = dispatcher;
     this.#options = options;
     socket.on('message', (data) => this.#receive(data));
@@ -66,17 +74,21 @@ export class Connection implements Subscriber {
     return this.#state;
   }
 
+  /**
+   * Bytes the peer has not yet taken: what is left of earlier bursts. The current burst's frames
+   * are not counted: they wait in Node's buffer only because the socket is corked (see #send).
+   */
   get bufferedAmount(): number {
-    return this.#socket.bufferedAmount;
+    return Math.max(0, this.#socket.bufferedAmount - this.#corkedBytes);
   }
 
   push(frame: string): boolean {
     if (this.#state !== 'OPEN') return false;
-    if (this.#socket.bufferedAmount > this.#options.maxBufferedBytes) {
+    if (this.bufferedAmount > this.#options.maxBufferedBytes) {
       this.#cut(CloseCode.POLICY_VIOLATION, 'slow consumer');
       return false;
     }
-    this.#socket.send(frame);
+    this.#send(frame);
     return true;
   }
 
@@ -139,7 +151,7 @@ export class Connection implements Subscriber {
     this.#dispatcher
       .handleFrame(text, context)
       .then((response) => {
-        if (response !== undefined && this.#socket.readyState === this.#socket.OPEN) this.#socket.send(response);
+        if (response !== undefined && this.#socket.readyState === this.#socket.OPEN) this.#send(response);
         for (const task of tasks) task();
       })
       .finally(() => {
@@ -168,10 +180,37 @@ export class Connection implements Subscriber {
     const hasId = (item: unknown) => typeof item === 'object' && item !== null && 'id' in item;
     if (Array.isArray(parsed)) {
       const refusals = parsed.filter(hasId).map((item) => refuse((item as { id: unknown }).id));
-      if (refusals.length > 0) this.#socket.send(JSON.stringify(refusals));
+      if (refusals.length > 0) this.#send(JSON.stringify(refusals));
       return;
     }
     if (typeof parsed === 'object' && parsed !== null && !hasId(parsed)) return;
-    this.#socket.send(JSON.stringify(refuse(hasId(parsed) ? (parsed as { id: unknown }).id : null)));
+    this.#send(JSON.stringify(refuse(hasId(parsed) ? (parsed as { id: unknown }).id : null)));
   }
+
+  /**
+   * The frames of one burst of work (the answers one commit settles, the events one delivery
+   * pushes) leave in one write: the socket stays corked until the burst's promise continuations
+   * have run (a tick queued from them runs once the microtask queue is empty), not a loop turn
+   * longer. Written one by one, each frame costs a syscall; under load that was a tenth of the
+   * gateway's time.
+   */
+  #send(frame: string): void {
+    if (!this.#corked) {
+      this.#corked = true;
+      this.#stream.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        this.#corkedBytes = 0;
+        this.#stream.uncork();
+      });
+    }
+    this.#corkedBytes += wireSize(frame);
+    this.#socket.send(frame);
+  }
+}
+
+/** Bytes a text frame takes on the wire from the server: RFC 6455 §5.2 header (unmasked) and payload. */
+function wireSize(frame: string): number {
+  const payload = Buffer.byteLength(frame);
+  return payload + (payload < 126 ? 2 : payload < 65_536 ? 4 : 10);
 }

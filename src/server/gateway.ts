@@ -179,7 +179,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let nextConnectionId = 1;
   const accept = (socket: WebSocket, request: IncomingMessage, admission: Admission & { admitted: true }) => {
     const address = request.socket.remoteAddress ?? 'unknown';
-    const connection = new Connection(nextConnectionId++, socket, address, admission.principal, dispatcher, {
+    const connection = new Connection(nextConnectionId++, socket, request.socket, address, admission.principal, dispatcher, {
       maxBufferedBytes,
       maxInFlight: MAX_IN_FLIGHT_PER_CONNECTION,
     });
