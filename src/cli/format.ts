@@ -43,7 +43,7 @@ export function formatSessionList(result: ResultOf<'session.list'>): string {
 export function formatStatus(status: ResultOf<'gateway.status'>): string {
   return [
     `switchboard gateway ${status.version}, up ${Math.round(status.uptimeMs / 1000)} s (since ${status.startedAt})`,
-    `  data dir:    ${status.dataDir}`,
+    `  data dir:    ${status.dataDir ?? '(not shown to a scoped token)'}`,
     `  sessions:    ${status.sessions} with pending events, ${status.pending} pending in all (cap ${status.maxPendingPerSession} per session)`,
     `  connections: ${status.connections}`,
   ].join('\n');

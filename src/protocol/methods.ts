@@ -115,7 +115,7 @@ export const METHODS = {
   'gateway.status': {
     params: EmptyParams,
     result: GatewayStatusResult,
-    summary: 'Version, uptime, data dir, and pending totals of the gateway.',
+    summary: "Version, uptime, data dir, and pending totals of the gateway; for a scoped token, its agent's totals and no data dir.",
     errors: ['STORE_UNAVAILABLE', 'SHUTTING_DOWN'],
   },
   'rpc.discover': {

@@ -27,7 +27,7 @@ import { buildOpenRpcDocument } from '../protocol/openrpc.js';
 import { corruptStoreError, isCorruption, StoreUnavailableError } from '../store/errors.js';
 import { openStore } from '../store/index.js';
 import { VERSION } from '../version.js';
-import { Authenticator } from './auth.js';
+import { Authenticator, boundAgent } from './auth.js';
 import { CloseCode, Connection } from './connection.js';
 import type { CallContext } from './context.js';
 import { createHandlers } from './handlers.js';
@@ -135,7 +135,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     startedAt: Date.now(),
     maxPendingPerSession,
     openrpc: buildOpenRpcDocument(VERSION),
-    connectionCount: () => connections.size,
+    connectionCount: (agentId) => {
+      if (agentId === undefined) return connections.size;
+      let count = 0;
+      for (const connection of connections) if (boundAgent(connection.principal) === agentId) count++;
+      return count;
+    },
     isClosing: () => lifecycle.closing,
   });
   const dispatcher = new RpcDispatcher<CallContext>(handlers, {

@@ -29,7 +29,8 @@ export interface GatewayState {
   startedAt: number;
   maxPendingPerSession: number;
   openrpc: Record<string, unknown>;
-  connectionCount(): number;
+  /** Open connections: all, or those whose token is bound to the agent. */
+  connectionCount(agentId?: string): number;
   /** True once shutdown began: new calls are refused with SHUTTING_DOWN instead of started. */
   isClosing(): boolean;
 }
@@ -126,17 +127,19 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
       if (!revoked) throw new RpcError('TOKEN_NOT_FOUND', `no token "${params.tokenId}"; \`switchboard token list\` shows them`, params);
       return revoked;
     },
-    'gateway.status': async () => {
-      const stats = await store.stats();
+    'gateway.status': async (_params, context) => {
+      // A scoped token sees its own agent's share, as with every other method.
+      const agentId = boundAgent(context.principal);
+      const stats = await store.stats(agentId);
       const now = Date.now();
       return {
         version: state.version,
         startedAt: iso(state.startedAt),
         uptimeMs: now - state.startedAt,
-        dataDir: state.dataDir,
+        dataDir: agentId === undefined ? state.dataDir : null,
         sessions: stats.sessions,
         pending: stats.pending,
-        connections: state.connectionCount(),
+        connections: state.connectionCount(agentId),
         maxPendingPerSession: state.maxPendingPerSession,
       };
     },

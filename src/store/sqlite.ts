@@ -210,6 +210,9 @@ function prepareStatements(db: Database.Database) {
     stats: db.prepare<[], StoreStats>(
       'SELECT count(*) AS sessions, coalesce(sum(pending), 0) AS pending FROM sessions WHERE pending > 0',
     ),
+    statsByAgent: db.prepare<[string], StoreStats>(
+      'SELECT count(*) AS sessions, coalesce(sum(pending), 0) AS pending FROM sessions WHERE agent_id = ? AND pending > 0',
+    ),
     tokenInsert: db.prepare<[string, string | null, string, string, string, number, number | null]>(
       `INSERT INTO tokens (token_id, name, agent_id, scopes, hash, created_at, revoked_at)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -353,9 +356,9 @@ export class SqliteEventStore implements EventStore, TokenStore {
     });
   }
 
-  stats(): Promise<StoreStats> {
+  stats(agentId?: string): Promise<StoreStats> {
     // An aggregate without GROUP BY always yields exactly one row.
-    return this.#readSessions(() => this.#sql.stats.get()!);
+    return this.#readSessions(() => (agentId === undefined ? this.#sql.stats.get() : this.#sql.statsByAgent.get(agentId))!);
   }
 
   ack(sessionKey: string, seq: number, detail: TraceDetail): Promise<AckResult> {

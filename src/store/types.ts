@@ -113,7 +113,8 @@ export interface EventStore {
   drain(sessionKey: string, options: ReadOptions): Promise<ReadResult>;
   /** Sessions with pending events, most pending first. */
   listSessions(options: { agentId?: string; limit: number }): Promise<{ sessions: SessionRecord[]; more: boolean }>;
-  stats(): Promise<StoreStats>;
+  /** Sessions with pending events and their events: all of them, or one agent's. */
+  stats(agentId?: string): Promise<StoreStats>;
   /** Consumes every pending event of the session with seq <= `seq`; records "acked" traces. */
   ack(sessionKey: string, seq: number, detail: TraceDetail): Promise<AckResult>;
   /** Keys of the agent's sessions that have pending events (for replaying an agent subscription). */

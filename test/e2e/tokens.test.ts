@@ -141,6 +141,26 @@ test("a publish token reaching agent main is 1008 FORBIDDEN on every ingress, th
   assert.is(resultOf<{ pending: number }>(await admin.call('gateway.status', {})).pending, pendingBefore);
 });
 
+test("gateway.status for a scoped token: its agent's sessions, pending and connections, and no data dir", async ({ gw, admin }) => {
+  const statusOf = async (peer: Peer) => resultOf<Record<string, unknown>>(await peer.call('gateway.status', {}));
+  const scoped = await create(admin, { agentId: 'census' });
+  const peers = [await openPeer(gw.url, scoped.token), await openPeer(gw.url, scoped.token)];
+  resultOf(await admin.call('system.event', { text: 'elsewhere', sessionKey: 'agent:census-other:main' }));
+  for (const key of ['agent:census:main', 'agent:census:direct:U1']) {
+    resultOf(await peers[0]!.call('system.event', { text: 'one', sessionKey: key }));
+  }
+  resultOf(await peers[0]!.call('system.event', { text: 'two', sessionKey: 'agent:census:main' }));
+  const own = await statusOf(peers[1]!);
+  assert.equal([own['dataDir'], own['sessions'], own['pending'], own['connections']], [null, 2, 3, 2]);
+  const all = await statusOf(admin);
+  assert.is(all['dataDir'], gw.dataDir);
+  assert.ok((all['pending'] as number) >= 4 && (all['connections'] as number) >= 3, JSON.stringify(all));
+  const human = await runCli(['status', ...connection(gw, scoped.token)]);
+  assert.is(human.code, 0, human.stderr);
+  assert.match(human.stdout, /data dir: {4}\(not shown to a scoped token\)/);
+  for (const peer of peers) peer.close();
+});
+
 test('a publish-only token cannot subscribe, peek, drain, ack, list or trace, even for its own agent (1008)', async ({ gw, ci, ciPeer }) => {
   const own = await publishVia(gw, ciPeer, 'websocket', { text: 'own event', sessionKey: 'agent:ops:direct:U1' }, ci.token);
   const calls: Array<[string, Record<string, unknown>]> = [

@@ -432,6 +432,10 @@ test('stats counts sessions with pending events and the events themselves', asyn
   await queue(store, 'c', 'one');
   await store.drain('c', { limit: 10 });
   assert.equal(await store.stats(), { sessions: 2, pending: 3 });
+  await queue(store, 'x', 'one', { agentId: 'x' });
+  assert.equal(await store.stats('x'), { sessions: 1, pending: 1 });
+  assert.equal(await store.stats('main'), { sessions: 2, pending: 3 });
+  assert.equal(await store.stats('nobody'), { sessions: 0, pending: 0 });
 });
 
 test('group commit: concurrent appends share commits and get distinct increasing seqs', async () => {
