@@ -1,9 +1,10 @@
 /**
- * Argument handling cac does not do as we need. cac (through mri) turns numeric-looking values
- * into numbers, so `--text 007` would arrive as 7 and `--session-key 1e3` as 1000; string options
- * are read back from the raw argv instead. mri also reads a value that starts with "-" as flags,
- * so values are attached to their options before parsing. cac has no two-word commands, so
- * "system event" is joined into one argument before parsing.
+ * Argument handling around cac. Plain command lines are recognised without it (matchDirect), and
+ * every option is read from the raw arguments exactly as typed: cac (through mri) turns
+ * numeric-looking values into numbers, so `--text 007` would arrive as 7 and `--session-key 1e3`
+ * as 1000. mri also reads a value that starts with "-" as flags, so such values are attached to
+ * their options before cac parses. cac has no two-word commands, so "system event" is joined into
+ * one argument first.
  */
 
 import type { CommandSpec, OptionSpec } from './commands.js';
