@@ -1,6 +1,8 @@
 /**
  * One client connection: frames in, dispatch, frames out. Knows nothing of methods. Its state is
- * an explicit machine (OPEN -> CLOSING -> CLOSED) so shutdown can wait for in-flight calls.
+ * an explicit machine (OPEN -> CLOSING -> CLOSED) so shutdown can wait for in-flight calls. The
+ * gateway hands it its socket's events (receive, pong, markClosed) through listeners shared by
+ * all connections, so an idle one holds no closures.
  */
 import type { Writable } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
@@ -66,8 +68,6 @@ export class Connection implements Subscriber {
     this.#stream = stream;
     this.#dispatcher = dispatcher;
     this.#options = options;
-    socket.on('message', (data) => this.#receive(data));
-    socket.on('pong', () => (this.#alive = true));
   }
 
   get state(): ConnectionState {
@@ -90,6 +90,11 @@ export class Connection implements Subscriber {
     }
     this.#send(frame);
     return true;
+  }
+
+  /** The peer answered a ping: it is alive until the next heartbeat. */
+  pong(): void {
+    this.#alive = true;
   }
 
   /**
@@ -127,7 +132,8 @@ export class Connection implements Subscriber {
     setTimeout(() => this.#socket.terminate(), CLOSE_GRACE_MS).unref();
   }
 
-  #receive(data: RawData): void {
+  /** A frame from the peer. */
+  receive(data: RawData): void {
     // Once closing (shutdown, revoked token, slow consumer) nothing new runs: the close frame and
     // its reason are the answer, and a revoked token must not act through a peer that ignores it.
     if (this.#state !== 'OPEN') return;

@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { ensureDataDir } from '../config/data-dir.js';
 import {
   DATA_FILES,
@@ -28,7 +28,7 @@ import { corruptStoreError, isCorruption, StoreUnavailableError } from '../store
 import { openStore } from '../store/index.js';
 import { VERSION } from '../version.js';
 import { Authenticator, boundAgent } from './auth.js';
-import { CloseCode, Connection } from './connection.js';
+import { CloseCode, Connection, type ConnectionOptions } from './connection.js';
 import type { CallContext } from './context.js';
 import { createHandlers } from './handlers.js';
 import { createHttpHandler, type Admission } from './http-ingress.js';
@@ -99,7 +99,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onBackgroundError: (error) => log(`background store write failed: ${(error as Error)?.message ?? String(error)}`),
   });
 
-  const connections = new Set<Connection>();
+  /** Open connections by their socket, which is `this` in the socket listeners below. */
+  const connections = new Map<WebSocket, Connection>();
   const perAddress = new Map<string, number>();
   const lifecycle = { closing: false };
   const limiter = new AuthFailureLimiter();
@@ -118,7 +119,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   const closeConnectionsOf = (tokenId: string) => {
     let closed = 0;
-    for (const connection of connections) {
+    for (const connection of connections.values()) {
       if (connection.principal.kind === 'agent' && connection.principal.tokenId === tokenId) {
         void connection.close(CloseCode.POLICY_VIOLATION, 'token revoked');
         closed++;
@@ -138,7 +139,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     connectionCount: (agentId) => {
       if (agentId === undefined) return connections.size;
       let count = 0;
-      for (const connection of connections) if (boundAgent(connection.principal) === agentId) count++;
+      for (const connection of connections.values()) if (boundAgent(connection.principal) === agentId) count++;
       return count;
     },
     isClosing: () => lifecycle.closing,
@@ -180,50 +181,59 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return { admitted: true, principal };
   };
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false });
+  // `connections` tracks the sockets: ws's own tracking would cost each one a Set entry and a close listener.
+  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false, clientTracking: false });
   let nextConnectionId = 1;
+  // One for all connections: a copy each would cost every idle connection an object.
+  const connectionOptions: ConnectionOptions = { maxBufferedBytes, maxInFlight: MAX_IN_FLIGHT_PER_CONNECTION };
   const accept = (socket: WebSocket, request: IncomingMessage, admission: Admission & { admitted: true }) => {
     const address = request.socket.remoteAddress ?? 'unknown';
-    const connection = new Connection(nextConnectionId++, socket, request.socket, address, admission.principal, dispatcher, {
-      maxBufferedBytes,
-      maxInFlight: MAX_IN_FLIGHT_PER_CONNECTION,
-    });
-    connections.add(connection);
+    const connection = new Connection(nextConnectionId++, socket, request.socket, address, admission.principal, dispatcher, connectionOptions);
+    connections.set(socket, connection);
     perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
+    socket.on('message', onMessage);
+    socket.on('pong', onPong);
     // ws closes an oversized frame with 1009 itself; the error event only needs swallowing here.
-    socket.on('error', () => {});
-    socket.on('close', () => {
-      connection.markClosed();
-      connections.delete(connection);
-      const left = (perAddress.get(address) ?? 1) - 1;
-      if (left === 0) perAddress.delete(address);
-      else perAddress.set(address, left);
-      hub.dropConnection(connection.connectionId);
-    });
+    socket.on('error', ignore);
+    socket.on('close', onClose);
   };
+  // The socket listeners are shared by every connection (ws calls them with the socket as `this`)
+  // rather than closures of each one's own: those and their contexts were ~250 B per connection.
+  function onMessage(this: WebSocket, data: RawData): void {
+    connections.get(this)?.receive(data);
+  }
+  function onPong(this: WebSocket): void {
+    connections.get(this)?.pong();
+  }
+  function onClose(this: WebSocket): void {
+    const connection = connections.get(this);
+    if (!connection) return;
+    connection.markClosed();
+    connections.delete(this);
+    const address = connection.remoteAddress;
+    const left = (perAddress.get(address) ?? 1) - 1;
+    if (left === 0) perAddress.delete(address);
+    else perAddress.set(address, left);
+    hub.dropConnection(connection.connectionId);
+  }
   const liveness = setInterval(() => {
-    for (const connection of connections) connection.heartbeat();
+    for (const connection of connections.values()) connection.heartbeat();
   }, options.pingIntervalMs ?? PING_INTERVAL_MS);
   liveness.unref();
 
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
-  const checkIntervalMs = Math.min(1_000, handshakeTimeoutMs);
   const server = createServer(
     {
-      // A client that connects and never finishes its request headers (or its upgrade) is
-      // dropped; Node checks at this interval, so it bounds how late past the timeout that is.
+      // A client that connects and never finishes its request headers (or its upgrade), or sends
+      // nothing at all, is answered 408 and dropped: Node starts the clock when the connection
+      // opens, not at its first byte, so no timer per socket is needed (one would outlive the
+      // upgrade: ws only clears it). Node checks at this interval, so it bounds how late past the
+      // timeout that is.
       headersTimeout: handshakeTimeoutMs,
-      connectionsCheckingInterval: checkIntervalMs,
+      connectionsCheckingInterval: Math.min(1_000, handshakeTimeoutMs),
     },
     createHttpHandler({ dispatcher, admit, ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}) }),
   );
-  // headersTimeout only runs once bytes arrive: a socket that sends nothing at all is bounded
-  // here. Node notices an expired request at the first check after the expiry, up to one
-  // interval late (more if the loop is busy), so this waits two intervals past it: a partial
-  // request must get its 408 before this cuts it. ws clears the timeout when an upgrade
-  // completes; an idle HTTP keep-alive connection ends with it.
-  const idleTimeoutMs = handshakeTimeoutMs + 2 * checkIntervalMs;
-  server.on('connection', (socket) => socket.setTimeout(idleTimeoutMs, () => socket.destroy()));
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const admission = admit(request);
     if (!admission.admitted) return rejectUpgrade(socket, admission.status, admission.message, admission.headers);
@@ -266,14 +276,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 }
 
 /** Stop accepting, let each connection answer what it has in flight, then close it. */
-async function shutdown(server: Server, wss: WebSocketServer, connections: Set<Connection>, restarting: boolean): Promise<void> {
+async function shutdown(server: Server, wss: WebSocketServer, connections: ReadonlyMap<WebSocket, Connection>, restarting: boolean): Promise<void> {
   const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeIdleConnections();
   const [code, reason] = restarting ? [CloseCode.SERVICE_RESTART, 'gateway restarting'] : [CloseCode.GOING_AWAY, 'gateway shutting down'];
-  await Promise.all([...connections].map((connection) => connection.close(code, reason)));
+  await Promise.all([...connections.values()].map((connection) => connection.close(code, reason)));
   // A peer that never answers the close handshake must not hold shutdown hostage.
   const forceAfter = setTimeout(() => {
-    for (const client of wss.clients) client.terminate();
+    for (const socket of connections.keys()) socket.terminate();
     server.closeAllConnections();
   }, CLOSE_HANDSHAKE_GRACE_MS);
   await stopped;
@@ -286,6 +296,9 @@ function asStartupError(error: unknown, dataDir: string): unknown {
   if (!(error instanceof StoreUnavailableError) || !isCorruption(error.sqliteCode)) return error;
   return corruptStoreError(join(dataDir, DATA_FILES.database), error.sqliteCode, error);
 }
+
+/** Shared by every connection's error listener, so none needs a closure of its own. */
+function ignore(): void {}
 
 function listen(server: Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
