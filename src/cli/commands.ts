@@ -49,7 +49,6 @@ const CONNECTION_OPTIONS: readonly OptionSpec[] = [
   { flags: '--timeout <ms>', description: `Give up after this many milliseconds (default ${DEFAULT_CALL_TIMEOUT_MS})` },
 ];
 
-
 function connected(spec: Omit<CommandSpec, 'positionals'> & { positionals?: readonly string[] }): CommandSpec {
   return { ...spec, positionals: spec.positionals ?? [], options: [...spec.options, ...CONNECTION_OPTIONS] };
 }

@@ -47,7 +47,6 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
   return ExitCode.OK;
 }
 
-
 /** Attempts at one ack across gateway restarts; each waits for the client to reconnect first. */
 const ACK_ATTEMPTS = 5;
 

@@ -25,7 +25,6 @@ import {
   type Peer,
 } from '../helpers/gateway.js';
 
-
 interface Context {
   gw: InProcessGateway;
   publisher: Peer;
@@ -50,9 +49,6 @@ async function client(url: string, token: string, reconnect = false): Promise<Sw
   clients.add(opened);
   return opened;
 }
-
-
-
 
 function range(from: number, to: number): number[] {
   return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);

@@ -28,7 +28,6 @@ import {
   type PushedNotification,
 } from '../helpers/gateway.js';
 
-
 interface Wake {
   agentId: string;
   reason: 'event' | 'heartbeat';
@@ -57,9 +56,6 @@ test.before(async (context) => {
 test.after(async () => {
   await cleanup();
 });
-
-
-
 
 function wakes(peer: Peer, reason?: Wake['reason']): Wake[] {
   return peer

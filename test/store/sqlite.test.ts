@@ -1035,7 +1035,6 @@ test('traces older than TRACE_RETENTION_MS are pruned at open, a slice per batch
   assert.equal(await reopened.trace('kept'), [kept]);
 });
 
-
 test('tokens: none at first; listed oldest first, ties by id, as created', async () => {
   const store = open(tempDir());
   assert.equal(await store.listTokens(), []);
