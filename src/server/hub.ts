@@ -101,6 +101,20 @@ class Subscription {
  */
 type Members = Subscription | Set<Subscription>;
 
+/**
+ * The sessions and events a wake (or heartbeat) is to name. An event joins them only once stored:
+ * plan() runs inside the store's transaction and puts it in `planned`, deliver() moves it over
+ * once the commit succeeded. A batch that failed never reaches deliver(), so what is still planned
+ * when the wake goes out (always a later turn of the event loop than the commit that planned it)
+ * is dropped: a wake must not send an agent to look for an event that was never stored.
+ */
+interface Due {
+  sessions: Set<string>;
+  eventIds: string[];
+  /** Event id → session key; created at first use (an agent that is never woken costs no Map). */
+  planned: Map<string, string> | undefined;
+}
+
 interface AgentPresence {
   /** The agent's id, shared by all its subscriptions. */
   readonly agentId: string;
@@ -110,9 +124,9 @@ interface AgentPresence {
    * Sessions and events that the next `event` wake names; the timer runs while a wake is due or
    * its window is open, and `woken` holds the sessions the last wake named while the window lasts.
    */
-  readonly wake: { sessions: Set<string>; eventIds: string[]; timer: NodeJS.Timeout | NodeJS.Immediate | undefined; woken: Set<string> };
+  readonly wake: Due & { timer: NodeJS.Timeout | NodeJS.Immediate | undefined; woken: Set<string> };
   /** Sessions and events that the next heartbeat names. */
-  readonly heartbeat: { sessions: Set<string>; eventIds: string[] };
+  readonly heartbeat: Due;
 }
 
 export class DeliveryHub implements Delivery {
@@ -196,10 +210,16 @@ export class DeliveryHub implements Delivery {
   }
 
   /**
-   * Pushes a stored event to its live subscribers, and records one "delivered" trace for all of
-   * them: a trace row per subscriber would cost a fan-out of N a row per push.
+   * The event is stored: the wake planned for it may name it, and it is pushed to its live
+   * subscribers, with one "delivered" trace for all of them (a trace row per subscriber would
+   * cost a fan-out of N a row per push).
    */
   deliver(event: RoutedEvent, outcome: { status: string }): void {
+    const presence = this.#agents.get(event.route.agentId);
+    if (presence) {
+      confirm(presence.wake, event.eventId);
+      confirm(presence.heartbeat, event.eventId);
+    }
     if (outcome.status === 'deduplicated') return;
     const sessionMembers = this.#bySession.get(event.sessionKey);
     const agentMembers = this.#byAgentWide.get(event.route.agentId);
@@ -316,8 +336,8 @@ export class DeliveryHub implements Delivery {
       presence = {
         agentId,
         connections: new Map(),
-        wake: { sessions: new Set(), eventIds: [], timer: undefined, woken: new Set() },
-        heartbeat: { sessions: new Set(), eventIds: [] },
+        wake: { sessions: new Set(), eventIds: [], planned: undefined, timer: undefined, woken: new Set() },
+        heartbeat: { sessions: new Set(), eventIds: [], planned: undefined },
       };
       this.#agents.set(agentId, presence);
     }
@@ -341,8 +361,7 @@ export class DeliveryHub implements Delivery {
       };
     }
     if (event.mode === 'next-heartbeat') {
-      presence.heartbeat.sessions.add(event.sessionKey);
-      presence.heartbeat.eventIds.push(event.eventId);
+      plan(presence.heartbeat, event);
       return {
         status: 'next-heartbeat',
         message: `agent "${agentId}" is told at its next heartbeat (every ${formatInterval(this.#options.heartbeatIntervalMs)})`,
@@ -352,8 +371,7 @@ export class DeliveryHub implements Delivery {
     if (wake.woken.has(event.sessionKey)) {
       return { status: 'coalesced', message: `agent "${agentId}" was woken for this session less than ${WAKE_COALESCE_MS} ms ago` };
     }
-    wake.sessions.add(event.sessionKey);
-    wake.eventIds.push(event.eventId);
+    plan(wake, event);
     if (wake.timer !== undefined) {
       return { status: 'coalesced', message: `folded into an agent.wake due within ${WAKE_COALESCE_MS} ms` };
     }
@@ -367,6 +385,7 @@ export class DeliveryHub implements Delivery {
     const { wake } = presence;
     wake.timer = undefined;
     wake.woken.clear();
+    wake.planned = undefined;
     if (wake.sessions.size === 0) return;
     for (const sessionKey of wake.sessions) wake.woken.add(sessionKey);
     this.#notifyAgent(agentId, presence, 'event', wake);
@@ -381,8 +400,9 @@ export class DeliveryHub implements Delivery {
     agentId: string,
     presence: AgentPresence,
     reason: AgentWakeNotification['reason'],
-    due: { sessions: Set<string>; eventIds: string[] },
+    due: Due,
   ): void {
+    due.planned = undefined;
     const params: AgentWakeNotification = { agentId, reason, sessions: [...due.sessions], at: new Date().toISOString() };
     const frame = JSON.stringify({ jsonrpc: '2.0', method: 'agent.wake', params });
     let sent = 0;
@@ -392,6 +412,19 @@ export class DeliveryHub implements Delivery {
     due.sessions.clear();
     due.eventIds = [];
   }
+}
+
+function plan(due: Due, event: RoutedEvent): void {
+  (due.planned ??= new Map()).set(event.eventId, event.sessionKey);
+}
+
+/** The planned event is stored: the wake names it. */
+function confirm(due: Due, eventId: string): void {
+  const sessionKey = due.planned?.get(eventId);
+  if (sessionKey === undefined) return;
+  due.planned!.delete(eventId);
+  due.sessions.add(sessionKey);
+  due.eventIds.push(eventId);
 }
 
 /** `connections`: the ids of the connections reached, comma-separated. */

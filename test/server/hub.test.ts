@@ -1,11 +1,13 @@
 /**
- * DeliveryHub against a store that fails: a replay that cannot read its backlog must not go live
- * with a gap the client cannot see. It ends the subscription and closes the connection (1011).
+ * DeliveryHub with stores that fail: a replay that cannot read its backlog must not go live with
+ * a gap the client cannot see (it ends the subscription and closes the connection, 1011), and a
+ * wake planned for an event whose batch then failed must not send the agent looking for it.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DeliveryHub, type Subscriber } from '../../src/server/hub.js';
-import type { EventStore } from '../../src/store/types.js';
+import type { RoutedEvent } from '../../src/routing/route-event.js';
+import type { EventStore, TraceEntry } from '../../src/store/types.js';
 
 const test = suite('server/hub');
 
@@ -49,6 +51,60 @@ test('a replay that fails closes the connection with 1011 and drops the subscrip
     [1011, 'replay failed; reconnect to resume'],
   ]);
   assert.equal(pushed, []);
+  hub.close();
+});
+
+/** A store with nothing pending that keeps the traces it is given. */
+function emptyStore(traces: TraceEntry[]): EventStore {
+  return {
+    ...failingStore(),
+    peek: () => Promise.resolve({ events: [], depth: 0, more: false }),
+    pendingSessionKeys: () => Promise.resolve([]),
+    recordTrace: (entries) => traces.push(...entries),
+  };
+}
+
+function routedEvent(eventId: string, sessionKey: string, mode: RoutedEvent['mode']): RoutedEvent {
+  const route = { agentId: 'main', kind: 'main', channel: null, account: null, peer: null, id: null, thread: null, topic: null } as const;
+  return { eventId, sessionKey, seq: 1, text: eventId, mode, contextKey: null, route, storedAt: Date.now() };
+}
+
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+test('a wake planned in a batch that then failed names nothing and records nothing; a stored one is named', async () => {
+  const traces: TraceEntry[] = [];
+  const heartbeatIntervalMs = 50;
+  const hub = new DeliveryHub(emptyStore(traces), { heartbeatIntervalMs, replayHighWaterBytes: 1024 });
+  const pushed: string[] = [];
+  const subscriber: Subscriber = { connectionId: 1, bufferedAmount: 0, push: (frame) => (pushed.push(frame), true), close: () => {} };
+  await hub.start(hub.subscribe(subscriber, { sessionKey: null, agentId: 'main' }, 0));
+  const wakes = () => pushed.map((frame) => JSON.parse(frame) as { method: string; params: { reason: string; sessions: string[] } });
+
+  // Planned inside the store's transaction; the commit failed, so deliver() never came.
+  const lost = routedEvent('lost', 'agent:main:direct:a', 'now');
+  assert.is(hub.plan(lost, { status: 'queued' }).wake.status, 'sent');
+  const lostLater = routedEvent('lost-later', 'agent:main:direct:b', 'next-heartbeat');
+  assert.is(hub.plan(lostLater, { status: 'queued' }).wake.status, 'next-heartbeat');
+  await nextTurn();
+  assert.equal(wakes(), [], 'no agent.wake for an event that was never stored');
+
+  await new Promise((resolve) => setTimeout(resolve, heartbeatIntervalMs * 2));
+  assert.ok(wakes().length > 0 && wakes().every((wake) => wake.params.reason === 'heartbeat' && wake.params.sessions.length === 0), JSON.stringify(wakes()));
+  assert.equal(traces.filter((trace) => trace.step === 'wake'), [], 'no wake trace for them either');
+
+  // Past the coalescing window, a stored event wakes the agent for its session.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  pushed.length = 0;
+  const stored = routedEvent('stored', 'agent:main:direct:c', 'now');
+  assert.is(hub.plan(stored, { status: 'queued' }).wake.status, 'sent');
+  hub.deliver(stored, { status: 'queued' });
+  await nextTurn();
+  const event = wakes().find((wake) => wake.params.reason === 'event');
+  assert.equal(event?.params.sessions, ['agent:main:direct:c']);
+  assert.equal(
+    traces.filter((trace) => trace.step === 'wake').map((trace) => trace.eventId),
+    ['stored'],
+  );
   hub.close();
 });
 
