@@ -38,7 +38,10 @@ export async function runWithCac(joined: readonly string[]): Promise<ExitCode> {
         return ExitCode.USAGE;
       }
       const group = (COMMAND_GROUPS as readonly string[]).includes(String(first)) ? ` "${String(first)}" needs a command:` : '';
-      throw usageError(`unknown command "${args.join(' ')}":${group} run \`switchboard --help\` for the list`);
+      const typed = parsed.args.map(String).join(' ');
+      const guess = closestCommand(typed);
+      const hint = guess === undefined ? '' : ` did you mean \`switchboard ${guess}\`? Or`;
+      throw usageError(`unknown command "${typed}":${group}${hint} run \`switchboard --help\` for the list`);
     }
     return (await cli.runMatchedCommand()) as ExitCode;
   } catch (error) {
@@ -47,4 +50,26 @@ export async function runWithCac(joined: readonly string[]): Promise<ExitCode> {
     }
     throw error;
   }
+}
+
+/** Most edits (insertions, deletions, substitutions) a typo may be from the command it meant. */
+const MAX_TYPO_EDITS = 2;
+
+/** The command `typed` is a typo of, if exactly one is close enough: `sesion list` → `session list`. */
+export function closestCommand(typed: string): string | undefined {
+  const close = COMMANDS.map((command) => command.name).filter((name) => editDistance(typed, name) <= MAX_TYPO_EDITS);
+  return close.length === 1 ? close[0] : undefined;
+}
+
+/** Levenshtein distance, one row at a time. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
 }
