@@ -6,6 +6,7 @@
  */
 import type { Writable } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
+import type { ErrorName } from '../protocol/errors.js';
 import { errorResponse, type RpcDispatcher } from '../protocol/jsonrpc.js';
 import type { Principal } from './auth.js';
 import type { CallContext } from './context.js';
@@ -26,6 +27,12 @@ export const CloseCode = {
  */
 const CLOSE_GRACE_MS = 30_000;
 
+/** The error a closing connection answers a request with instead of running it. */
+export interface Refusal {
+  name: ErrorName;
+  message: string;
+}
+
 export interface ConnectionOptions {
   /** Unsent bytes past which a subscriber is cut with 1008 "slow consumer". */
   maxBufferedBytes: number;
@@ -40,6 +47,8 @@ export class Connection implements Subscriber {
   #inFlight = 0;
   #alive = true;
   #corked = false;
+  /** Set by close(): what a request that arrives while in-flight calls finish is answered. */
+  #refusal: Refusal | undefined;
   /** Bytes of frames written since the socket was corked: still in Node's buffer, not the kernel's. */
   #corkedBytes = 0;
   /** Settles when nothing is in flight; shared, so every close() caller waits for the same moment. */
@@ -110,10 +119,15 @@ export class Connection implements Subscriber {
     this.#socket.ping();
   }
 
-  /** Stops taking new work, lets in-flight calls answer, then closes with the given code. */
-  async close(code: number, reason: string): Promise<void> {
+  /**
+   * Stops taking new work, lets in-flight calls answer, then closes with the given code. A request
+   * that arrives meanwhile is answered with `refusal`: the peer learns it was not run, rather than
+   * having to guess from the close whether it was.
+   */
+  async close(code: number, reason: string, refusal?: Refusal): Promise<void> {
     if (this.#state === 'CLOSED') return;
     this.#state = 'CLOSING';
+    this.#refusal = refusal;
     if (this.#inFlight > 0) {
       this.#drained ??= new Promise<void>((resolve) => (this.#resolveDrained = resolve));
       await this.#drained;
@@ -134,14 +148,20 @@ export class Connection implements Subscriber {
 
   /** A frame from the peer. */
   receive(data: RawData): void {
-    // Once closing (shutdown, revoked token, slow consumer) nothing new runs: the close frame and
-    // its reason are the answer, and a revoked token must not act through a peer that ignores it.
-    if (this.#state !== 'OPEN') return;
     // binaryType is the default 'nodebuffer', so a frame is one Buffer. Binary frames are read as
     // UTF-8 JSON too: some clients send text as bytes.
     const text = (data as Buffer).toString();
+    // Once closing (shutdown, revoked token, slow consumer) nothing new runs: a revoked token must
+    // not act through a peer that ignores the close. Until the close frame is out, say so.
+    if (this.#state !== 'OPEN') {
+      if (this.#refusal && this.#socket.readyState === this.#socket.OPEN) this.#refuse(text, this.#refusal);
+      return;
+    }
+    // Past the in-flight limit a request is refused at once instead of queued: the client learns
+    // to slow down, and the gateway's memory stays bounded.
     if (this.#inFlight >= this.#options.maxInFlight) {
-      this.#refuseOverload(text);
+      const message = `${this.#options.maxInFlight} frames are in flight on this connection; wait for answers before sending more`;
+      this.#refuse(text, { name: 'TOO_MANY_IN_FLIGHT', message }, { limit: this.#options.maxInFlight });
       return;
     }
     const tasks: Array<() => void> = [];
@@ -166,16 +186,9 @@ export class Connection implements Subscriber {
       });
   }
 
-  /**
-   * Past the in-flight limit a request is answered at once with TOO_MANY_IN_FLIGHT instead of
-   * queued: the client learns to slow down, and the gateway's memory stays bounded.
-   */
-  #refuseOverload(text: string): void {
-    const message = `${this.#options.maxInFlight} frames are in flight on this connection; wait for answers before sending more`;
-    const refuse = (id: unknown) =>
-      errorResponse(typeof id === 'string' || typeof id === 'number' ? id : null, 'TOO_MANY_IN_FLIGHT', message, {
-        limit: this.#options.maxInFlight,
-      });
+  /** Answers every request in the frame with the refusal, without running any. */
+  #refuse(text: string, { name, message }: Refusal, details: Record<string, number> = {}): void {
+    const refuse = (id: unknown) => errorResponse(typeof id === 'string' || typeof id === 'number' ? id : null, name, message, details);
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);

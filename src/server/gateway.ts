@@ -30,7 +30,7 @@ import { VERSION } from '../version.js';
 import { Authenticator, boundAgent } from './auth.js';
 import { CloseCode, Connection, type ConnectionOptions } from './connection.js';
 import type { CallContext } from './context.js';
-import { createHandlers } from './handlers.js';
+import { createHandlers, SHUTTING_DOWN_MESSAGE } from './handlers.js';
 import { createHttpHandler, type Admission } from './http-ingress.js';
 import { DeliveryHub } from './hub.js';
 import { AuthFailureLimiter } from './rate-limit.js';
@@ -121,7 +121,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     let closed = 0;
     for (const connection of connections.values()) {
       if (connection.principal.kind === 'agent' && connection.principal.tokenId === tokenId) {
-        void connection.close(CloseCode.POLICY_VIOLATION, 'token revoked');
+        void connection.close(CloseCode.POLICY_VIOLATION, 'token revoked', { name: 'FORBIDDEN', message: 'this token was revoked; nothing was done' });
         closed++;
       }
     }
@@ -280,7 +280,8 @@ async function shutdown(server: Server, wss: WebSocketServer, connections: Reado
   const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeIdleConnections();
   const [code, reason] = restarting ? [CloseCode.SERVICE_RESTART, 'gateway restarting'] : [CloseCode.GOING_AWAY, 'gateway shutting down'];
-  await Promise.all([...connections.values()].map((connection) => connection.close(code, reason)));
+  const refusal = { name: 'SHUTTING_DOWN', message: SHUTTING_DOWN_MESSAGE } as const;
+  await Promise.all([...connections.values()].map((connection) => connection.close(code, reason, refusal)));
   // A peer that never answers the close handshake must not hold shutdown hostage.
   const forceAfter = setTimeout(() => {
     for (const socket of connections.keys()) socket.terminate();

@@ -17,6 +17,9 @@ import type { CallContext } from './context.js';
 import type { DeliveryHub, SubscriptionTarget } from './hub.js';
 import type { TokenService } from './tokens.js';
 
+/** What a call that arrives during shutdown is told, whichever way it arrives. */
+export const SHUTTING_DOWN_MESSAGE = 'the gateway is shutting down; nothing was done, retry once it is back';
+
 const MS_PER_DAY = 24 * 60 * 60 * 1000;
 const TRACE_RETENTION_DAYS = Math.round(TRACE_RETENTION_MS / MS_PER_DAY);
 
@@ -155,7 +158,7 @@ function bindValidators(implementations: Implementations, isClosing: () => boole
     const validator = compileValidator(METHODS[name].params);
     const implementation = implementations[name] as (params: unknown, context: CallContext) => unknown;
     handlers[name] = async (params, context) => {
-      if (isClosing()) throw new RpcError('SHUTTING_DOWN', 'the gateway is shutting down; nothing was done, retry once it is back');
+      if (isClosing()) throw new RpcError('SHUTTING_DOWN', SHUTTING_DOWN_MESSAGE);
       try {
         return await implementation(validator.parse(params), context);
       } catch (error) {

@@ -1,0 +1,100 @@
+/**
+ * Connection on a fake socket: what a request that arrives while the connection closes is
+ * answered (and that it is never run), and the order of answers and the close frame.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { WebSocket } from 'ws';
+import { ADMIN } from '../../src/server/auth.js';
+import { Connection, type Refusal } from '../../src/server/connection.js';
+import type { RpcDispatcher } from '../../src/protocol/jsonrpc.js';
+import type { CallContext } from '../../src/server/context.js';
+
+const test = suite('server/connection');
+
+interface Harness {
+  connection: Connection;
+  /** Frames and the close, in the order the socket got them. */
+  wire: unknown[];
+  /** Frames the dispatcher was handed. */
+  dispatched: string[];
+  /** Answers the oldest dispatched frame. */
+  answer(response: string): void;
+}
+
+function harness(): Harness {
+  const wire: unknown[] = [];
+  const dispatched: string[] = [];
+  const pending: Array<(response: string) => void> = [];
+  const socket = {
+    OPEN: 1,
+    readyState: 1,
+    bufferedAmount: 0,
+    send: (frame: string) => wire.push(JSON.parse(frame)),
+    close(code: number, reason: string) {
+      wire.push({ close: code, reason });
+      socket.readyState = 2;
+    },
+    terminate: () => undefined,
+    ping: () => undefined,
+  };
+  const dispatcher = {
+    handleFrame: (text: string) => {
+      dispatched.push(text);
+      return new Promise<string>((resolve) => pending.push(resolve));
+    },
+  };
+  const connection = new Connection(
+    1,
+    socket as unknown as WebSocket,
+    { cork: () => undefined, uncork: () => undefined },
+    '127.0.0.1',
+    ADMIN,
+    dispatcher as unknown as RpcDispatcher<CallContext>,
+    { maxBufferedBytes: 1 << 20, maxInFlight: 16 },
+  );
+  return { connection, wire, dispatched, answer: (response) => pending.shift()!(response) };
+}
+
+const frame = (value: unknown) => Buffer.from(JSON.stringify(value));
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+const SHUTDOWN: Refusal = { name: 'SHUTTING_DOWN', message: 'the gateway is shutting down; nothing was done, retry once it is back' };
+
+test('while in-flight calls finish, a new request is refused (not run), a notification gets nothing, a batch an array; then the close', async () => {
+  const { connection, wire, dispatched, answer } = harness();
+  connection.receive(frame({ jsonrpc: '2.0', id: 1, method: 'system.event', params: { text: 'in flight' } }));
+  const closed = connection.close(1001, 'gateway shutting down', SHUTDOWN);
+
+  connection.receive(frame({ jsonrpc: '2.0', id: 2, method: 'system.event', params: { text: 'too late' } }));
+  connection.receive(frame({ jsonrpc: '2.0', method: 'system.event', params: { text: 'a notification' } }));
+  connection.receive(frame([{ jsonrpc: '2.0', id: 'a', method: 'gateway.status' }, { jsonrpc: '2.0', method: 'gateway.status' }]));
+  await settle();
+  const refusal = (id: number | string) => ({
+    jsonrpc: '2.0',
+    id,
+    error: { code: 1003, message: SHUTDOWN.message, data: { name: 'SHUTTING_DOWN' } },
+  });
+  assert.equal(wire, [refusal(2), [refusal('a')]]);
+  assert.is(dispatched.length, 1, 'only the call that was in flight ran');
+
+  answer(JSON.stringify({ jsonrpc: '2.0', id: 1, result: 'stored' }));
+  await closed;
+  assert.equal(wire.slice(2), [{ jsonrpc: '2.0', id: 1, result: 'stored' }, { close: 1001, reason: 'gateway shutting down' }]);
+
+  // After the close frame nothing more may be sent (RFC 6455 §5.5.1), refusals included.
+  connection.receive(frame({ jsonrpc: '2.0', id: 3, method: 'gateway.status' }));
+  await settle();
+  assert.is(wire.length, 4);
+});
+
+test('a connection closed without a refusal answers nothing new', async () => {
+  const { connection, wire, dispatched } = harness();
+  await connection.close(1008, 'slow consumer');
+  connection.receive(frame({ jsonrpc: '2.0', id: 1, method: 'gateway.status' }));
+  await settle();
+  assert.equal(wire, [{ close: 1008, reason: 'slow consumer' }]);
+  assert.equal(dispatched, []);
+});
+
+test.run();
