@@ -87,7 +87,7 @@ function post<M extends MethodName>(send: Send, endpoint: URL, options: HttpCall
 
 function answerOf(status: number, text: string, url: string): unknown {
   if (status === 401) throw new ConnectionError('unauthorized', url, `the gateway at ${url} refused the token (HTTP 401)`);
-  if (status !== 200) throw new ConnectionError('rejected', url, `the gateway at ${url} refused the call (HTTP ${status}: ${text.trim()})`);
+  if (status !== 200) throw new ConnectionError('rejected', url, `the gateway at ${url} refused the call (HTTP ${status}: ${refusalOf(text)})`);
   let message: { result?: unknown; error?: { code?: unknown; message?: unknown; data?: unknown } };
   try {
     message = JSON.parse(text) as typeof message;
@@ -96,6 +96,17 @@ function answerOf(status: number, text: string, url: string): unknown {
   }
   if (message.error) throw new RpcCallError(Number(message.error.code), String(message.error.message ?? 'error'), message.error.data);
   return message.result;
+}
+
+/** What an HTTP-level refusal says: the gateway's JSON error, or the body as it came (a proxy's page, say). */
+function refusalOf(text: string): string {
+  try {
+    const { error } = JSON.parse(text) as { error?: { code?: unknown; message?: unknown; data?: { name?: unknown } } };
+    if (error && typeof error.message === 'string') return `${error.message} (${String(error.data?.name)} ${String(error.code)})`;
+  } catch {
+    // Not JSON: shown as it is.
+  }
+  return text.trim();
 }
 
 function readAll(response: IncomingMessage): Promise<string> {

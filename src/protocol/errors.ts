@@ -37,6 +37,21 @@ export const ErrorCode = {
   TOO_MANY_IN_FLIGHT: 1010,
   /** token.revoke names a token that does not exist. */
   TOKEN_NOT_FOUND: 1011,
+  // Refusals at the HTTP level, before any RPC is read: the body of the HTTP error says which.
+  /** No valid token (HTTP 401). */
+  UNAUTHORIZED: 1012,
+  /** Too many failed authentications, or open connections, from one address (HTTP 429, Retry-After). */
+  RATE_LIMITED: 1013,
+  /** A token in the URL's query string (HTTP 400): URLs end up in logs. */
+  CREDENTIALS_IN_URL: 1014,
+  /** An HTTP body past MAX_HTTP_BODY_BYTES (HTTP 413). */
+  BODY_TOO_LARGE: 1015,
+  /** An HTTP body that is not JSON by its Content-Type (HTTP 415). */
+  UNSUPPORTED_MEDIA_TYPE: 1016,
+  /** An HTTP body that did not arrive within HTTP_BODY_TIMEOUT_MS (HTTP 408). */
+  BODY_TIMEOUT: 1017,
+  /** A verb other than POST on /rpc or /hooks/wake (HTTP 405, Allow: POST). */
+  METHOD_NOT_ALLOWED: 1018,
 } as const;
 
 export type ErrorName = keyof typeof ErrorCode;
@@ -59,6 +74,13 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
   TRANSPORT_UNSUPPORTED: 'The method needs a WebSocket connection (subscriptions push notifications).',
   TOO_MANY_IN_FLIGHT: 'Too many requests in flight on this connection; wait for answers before sending more.',
   TOKEN_NOT_FOUND: 'No token with that id exists.',
+  UNAUTHORIZED: 'HTTP 401: no valid token. Send "Authorization: Bearer <token>".',
+  RATE_LIMITED: 'HTTP 429: too many failed authentications, or open connections, from this address; retry after Retry-After seconds.',
+  CREDENTIALS_IN_URL: 'HTTP 400: a token in the URL query is refused (URLs end up in logs); send it in a header.',
+  BODY_TOO_LARGE: 'HTTP 413: the body is larger than the HTTP body limit; send big events over WebSocket.',
+  UNSUPPORTED_MEDIA_TYPE: 'HTTP 415: the body must be JSON ("Content-Type: application/json").',
+  BODY_TIMEOUT: 'HTTP 408: the body did not arrive within the time limit.',
+  METHOD_NOT_ALLOWED: 'HTTP 405: /rpc and /hooks/wake take POST.',
 };
 
 /** One problem found in params: where it is (a JSON pointer into params) and what is wrong. */

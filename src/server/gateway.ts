@@ -22,6 +22,7 @@ import {
   MAX_SUBSCRIBER_BUFFER_BYTES,
   PING_INTERVAL_MS,
 } from '../protocol/constants.js';
+import type { ErrorName } from '../protocol/errors.js';
 import { RpcDispatcher } from '../protocol/jsonrpc.js';
 import { buildOpenRpcDocument } from '../protocol/openrpc.js';
 import { corruptStoreError, isCorruption, StoreUnavailableError } from '../store/errors.js';
@@ -31,7 +32,7 @@ import { Authenticator, boundAgent } from './auth.js';
 import { CloseCode, Connection, type ConnectionOptions } from './connection.js';
 import type { CallContext } from './context.js';
 import { createHandlers, SHUTTING_DOWN_MESSAGE } from './handlers.js';
-import { createHttpHandler, type Admission } from './http-ingress.js';
+import { createHttpHandler, errorBody, type Admission } from './http-ingress.js';
 import { DeliveryHub } from './hub.js';
 import { AuthFailureLimiter } from './rate-limit.js';
 import { createTokenService, toScopedToken } from './tokens.js';
@@ -151,11 +152,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   /** One decision for every ingress: refused before any RPC is read, or admitted as a principal. */
   const admit = (request: IncomingMessage): Admission => {
     const address = request.socket.remoteAddress ?? 'unknown';
-    if (lifecycle.closing) return { admitted: false, status: 503, message: 'the gateway is shutting down' };
+    if (lifecycle.closing) return { admitted: false, status: 503, error: 'SHUTTING_DOWN', message: SHUTTING_DOWN_MESSAGE };
     if (CREDENTIAL_QUERY.test(request.url ?? '')) {
       return {
         admitted: false,
         status: 400,
+        error: 'CREDENTIALS_IN_URL',
         message: 'tokens in the URL query are refused (they end up in logs): send "Authorization: Bearer <token>"',
       };
     }
@@ -164,6 +166,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return {
         admitted: false,
         status: 429,
+        error: 'RATE_LIMITED',
         message: `too many failed authentications from ${address}; retry in ${retryAfter} s`,
         headers: { 'retry-after': String(retryAfter) },
       };
@@ -174,6 +177,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return {
         admitted: false,
         status: 401,
+        error: 'UNAUTHORIZED',
         message: 'missing or invalid token: send "Authorization: Bearer <token>" (the admin token is in <data-dir>/token)',
         headers: { 'www-authenticate': 'Bearer realm="switchboard"' },
       };
@@ -236,10 +240,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   );
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const admission = admit(request);
-    if (!admission.admitted) return rejectUpgrade(socket, admission.status, admission.message, admission.headers);
+    if (!admission.admitted) return rejectUpgrade(socket, admission.status, admission.error, admission.message, admission.headers);
     const address = request.socket.remoteAddress ?? 'unknown';
     if ((perAddress.get(address) ?? 0) >= maxConnectionsPerAddress) {
-      return rejectUpgrade(socket, 429, `${address} already has ${maxConnectionsPerAddress} connections open; close some first`, {
+      return rejectUpgrade(socket, 429, 'RATE_LIMITED', `${address} already has ${maxConnectionsPerAddress} connections open; close some first`, {
         'retry-after': '1',
       });
     }
@@ -313,12 +317,12 @@ function listen(server: Server, port: number, host: string): Promise<void> {
 
 const REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 429: 'Too Many Requests', 503: 'Service Unavailable' };
 
-function rejectUpgrade(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): void {
-  const body = `${message}\n`;
+function rejectUpgrade(socket: Duplex, status: number, name: ErrorName, message: string, headers: Record<string, string> = {}): void {
+  const body = errorBody('websocket', name, message);
   const extra = Object.entries(headers)
     .map(([name, value]) => `${name}: ${value}\r\n`)
     .join('');
   socket.end(
-    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\n${extra}Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\n${extra}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }

@@ -4,10 +4,12 @@
  *   POST /hooks/wake  a system.event body, answered with the same routing result
  *   GET  /healthz     liveness for supervisors, no auth, no details
  * Both POST routes call the same method handlers, so routing and refusals cannot differ by ingress.
+ * Their HTTP-level refusals (401, 405, 413, ...) carry the same kind of JSON error, with a stable
+ * code, as everything else: a JSON-RPC error response on /rpc, `{ error }` on the hook.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HTTP_BODY_TIMEOUT_MS, MAX_HTTP_BODY_BYTES } from '../protocol/constants.js';
-import { ErrorCode } from '../protocol/errors.js';
+import { ErrorCode, type ErrorData, type ErrorName } from '../protocol/errors.js';
 import { errorResponse, type RpcDispatcher } from '../protocol/jsonrpc.js';
 import type { Principal } from './auth.js';
 import type { CallContext, Ingress } from './context.js';
@@ -15,7 +17,7 @@ import type { CallContext, Ingress } from './context.js';
 /** Whether a request may proceed, decided the same way for HTTP routes and WebSocket upgrades. */
 export type Admission =
   | { admitted: true; principal: Principal }
-  | { admitted: false; status: 400 | 401 | 429 | 503; message: string; headers?: Record<string, string> };
+  | { admitted: false; status: 400 | 401 | 429 | 503; error: ErrorName; message: string; headers?: Record<string, string> };
 
 export interface HttpIngressOptions {
   dispatcher: RpcDispatcher<CallContext>;
@@ -55,15 +57,17 @@ export function createHttpHandler(options: HttpIngressOptions): (request: Incomi
       }
       return sendText(response, 404, `no route ${path}: use POST /rpc, POST /hooks/wake or GET /healthz\n`);
     }
-    if (request.method !== 'POST') return sendText(response, 405, `${path} takes POST\n`, { allow: 'POST' });
+    const refuse = (status: number, name: ErrorName, message: string, headers?: Record<string, string>) =>
+      sendJson(response, status, errorBody(ingress, name, message), headers);
+    if (request.method !== 'POST') return refuse(405, 'METHOD_NOT_ALLOWED', `${path} takes POST`, { allow: 'POST' });
     const admission = options.admit(request);
-    if (!admission.admitted) return sendText(response, admission.status, `${admission.message}\n`, admission.headers);
+    if (!admission.admitted) return refuse(admission.status, admission.error, admission.message, admission.headers);
     if (!isJson(request.headers['content-type'])) {
-      return sendText(response, 415, 'the body must be JSON: send "Content-Type: application/json"\n');
+      return refuse(415, 'UNSUPPORTED_MEDIA_TYPE', 'the body must be JSON: send "Content-Type: application/json"');
     }
     readBody(request, bodyTimeoutMs)
       .then((body) => {
-        if (body.status !== 'ok') return rejectBody(request, response, body.status);
+        if (body.status !== 'ok') return rejectBody(request, response, ingress, body.status);
         const context: CallContext = {
           ingress,
           principal: admission.principal,
@@ -76,7 +80,7 @@ export function createHttpHandler(options: HttpIngressOptions): (request: Incomi
         return answer(options.dispatcher, body.text, context, response);
       })
       // The dispatcher answers every failure itself; this is the last line against a crash.
-      .catch(() => (response.headersSent ? response.destroy() : sendText(response, 500, 'internal error\n')));
+      .catch(() => (response.headersSent ? response.destroy() : refuse(500, 'INTERNAL_ERROR', 'Internal error')));
   };
 }
 
@@ -96,12 +100,11 @@ async function answerHook(dispatcher: RpcDispatcher<CallContext>, text: string, 
   try {
     body = JSON.parse(text);
   } catch {
-    return sendJson(response, 400, JSON.stringify({ error: errorResponse(null, 'PARSE_ERROR', 'Parse error: the body is not valid JSON').error }));
+    return sendJson(response, 400, errorBody('http-hook', 'PARSE_ERROR', 'Parse error: the body is not valid JSON'));
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     const problem = { path: '', message: 'must be an object: { text, mode, sessionKey, agentId, contextKey, idempotencyKey }' };
-    const error = errorResponse(null, 'INVALID_PARAMS', `Invalid params: ${problem.message}`, { errors: [problem] }).error;
-    return sendJson(response, 400, JSON.stringify({ error }));
+    return sendJson(response, 400, errorBody('http-hook', 'INVALID_PARAMS', `Invalid params: ${problem.message}`, { errors: [problem] }));
   }
   const params = { mode: 'now', ...body };
   const answer = await dispatcher.handleMessage({ jsonrpc: '2.0', id: 0, method: 'system.event', params }, context);
@@ -136,15 +139,24 @@ function readBody(request: IncomingMessage, timeoutMs: number): Promise<Body> {
   });
 }
 
-function rejectBody(request: IncomingMessage, response: ServerResponse, status: Exclude<Body['status'], 'ok'>): void {
+function rejectBody(request: IncomingMessage, response: ServerResponse, ingress: Ingress, status: Exclude<Body['status'], 'ok'>): void {
   if (status === 'aborted') return void request.destroy();
-  const [code, message] =
+  const [code, name, message] =
     status === 'too-large'
-      ? [413, `the body is larger than ${MAX_HTTP_BODY_BYTES} bytes`]
-      : [408, 'the body did not arrive in time'];
+      ? ([413, 'BODY_TOO_LARGE', `the body is larger than ${MAX_HTTP_BODY_BYTES} bytes`] as const)
+      : ([408, 'BODY_TIMEOUT', 'the body did not arrive in time'] as const);
   // The rest of the body is not read: say so, and close rather than drain it.
-  sendText(response, code, `${message}\n`, { connection: 'close' });
+  sendJson(response, code, errorBody(ingress, name, message), { connection: 'close' });
   response.once('finish', () => request.destroy());
+}
+
+/**
+ * An error as the route answers it: POST /rpc as a JSON-RPC error response (id null: no request
+ * was read), the hook and WebSocket upgrades as `{ error }`, the shape of the hook's other errors.
+ */
+export function errorBody(ingress: Ingress, name: ErrorName, message: string, details: Omit<ErrorData, 'name'> = {}): string {
+  const answer = errorResponse(null, name, message, details);
+  return JSON.stringify(ingress === 'http-rpc' ? answer : { error: answer.error });
 }
 
 function isJson(contentType: string | undefined): boolean {
@@ -157,6 +169,6 @@ function sendText(response: ServerResponse, status: number, text: string, header
   response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers }).end(text);
 }
 
-function sendJson(response: ServerResponse, status: number, json: string): void {
-  response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) }).end(json);
+function sendJson(response: ServerResponse, status: number, json: string, headers: Record<string, string> = {}): void {
+  response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json), ...headers }).end(json);
 }

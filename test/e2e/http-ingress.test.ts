@@ -4,9 +4,11 @@
  * (WebSocket RPC, HTTP hook, HTTP RPC, the CLI). The seed's bug was a hook path that dropped the
  * session key; the first test sends one event shape through every ingress and compares.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MAX_BATCH_LENGTH, MAX_HTTP_BODY_BYTES, MAX_TEXT_BYTES } from '../../src/protocol/constants.js';
+import { ErrorCode, type ErrorName } from '../../src/protocol/errors.js';
 import {
   cleanup,
   errorOf,
@@ -294,6 +296,38 @@ async function pick(response: Promise<HttpResponse>): Promise<{ status: number; 
   return { status, body };
 }
 
+/**
+ * An HTTP-level refusal as documented: JSON, with the error's stable code and name; on /rpc a
+ * JSON-RPC error response with id null, elsewhere `{ error }`.
+ */
+function assertRefusal(response: HttpResponse, status: number, name: ErrorName, shape: 'rpc' | 'error'): void {
+  assert.is(response.status, status, response.body);
+  assert.match(String(response.headers['content-type']), /^application\/json/);
+  const body = JSON.parse(response.body) as { jsonrpc?: string; id?: null; error: { code: number; message: string; data: { name: string } } };
+  if (shape === 'rpc') assert.equal([body.jsonrpc, body.id], ['2.0', null]);
+  else assert.equal(Object.keys(body), ['error']);
+  assert.equal([body.error.code, body.error.data], [ErrorCode[name], { name }]);
+  assert.type(body.error.message, 'string');
+}
+
+test('HTTP-level refusals carry a stable code: JSON-RPC errors on /rpc, { error } on the hook and on upgrades', async ({ gw }) => {
+  const call = rpcBody('gateway.status', {});
+  for (const [path, shape] of [['/rpc', 'rpc'], ['/hooks/wake', 'error']] as const) {
+    assertRefusal(await postJson(gw.port, path, call, 'wrong'), 401, 'UNAUTHORIZED', shape);
+    assertRefusal(await postJson(gw.port, `${path}?token=${gw.token}`, call, gw.token), 400, 'CREDENTIALS_IN_URL', shape);
+    assertRefusal(await httpRequest(gw.port, { path, headers: bearer(gw.token) }), 405, 'METHOD_NOT_ALLOWED', shape);
+    assertRefusal(
+      await httpRequest(gw.port, { method: 'POST', path, headers: { ...bearer(gw.token), 'content-type': 'text/plain' }, body: '{}' }),
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+      shape,
+    );
+    assertRefusal(await postJson(gw.port, path, paddedRequest(MAX_HTTP_BODY_BYTES + 1), gw.token), 413, 'BODY_TOO_LARGE', shape);
+  }
+  const upgrade = await tryUpgrade(gw.url, bearer('wrong'));
+  assertRefusal({ status: upgrade.status, headers: upgrade.headers as IncomingHttpHeaders, body: upgrade.body }, 401, 'UNAUTHORIZED', 'error');
+});
+
 test('a body that is not JSON by its Content-Type is 415', async ({ gw }) => {
   const body = JSON.stringify(rpcBody('gateway.status', {}));
   for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
@@ -372,7 +406,7 @@ test(`a body that stalls, or trickles in, past httpBodyTimeoutMs (${BODY_TIMEOUT
   stalled.write(head + body.slice(0, 10));
   const timedOut = await stalled.response(BODY_TIMEOUT_MS * 5);
   const waited = Date.now() - started;
-  assert.is(timedOut.status, 408);
+  assertRefusal(timedOut, 408, 'BODY_TIMEOUT', 'rpc');
   assert.is(timedOut.headers['connection'], 'close');
   assert.ok(waited >= BODY_TIMEOUT_MS - 20 && waited < BODY_TIMEOUT_MS * 4, `408 after ${waited} ms`);
 

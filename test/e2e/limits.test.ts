@@ -76,6 +76,8 @@ test(`${MAX_AUTH_FAILURES_PER_WINDOW} failed authentications from one address (H
   assert.is(http.status, 429);
   assertRetryAfter(http.headers, 'POST /rpc');
   assert.match(http.body, 'too many failed authentications from 127.0.0.1');
+  const { error } = JSON.parse(http.body) as { error: { code: number; data: unknown } };
+  assert.equal([error.code, error.data], [1013, { name: 'RATE_LIMITED' }]);
   const upgrade = await tryUpgrade(gw.url, bearer('wrong-again'));
   assert.is(upgrade.status, 429);
   assertRetryAfter(upgrade.headers, 'upgrade');
