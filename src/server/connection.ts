@@ -49,14 +49,14 @@ export class Connection implements Subscriber {
   #corked = false;
   /** Set by close(): what a request that arrives while in-flight calls finish is answered. */
   #refusal: Refusal | undefined;
-  /** Bytes of frames written since the socket was corked: still in Node's buffer, not the kernel's. */
-  #corkedBytes = 0;
+  /** The stream's unsent bytes when it was corked: what earlier bursts left for the peer to take. */
+  #unsentAtCork = 0;
   /** Settles when nothing is in flight; shared, so every close() caller waits for the same moment. */
   #drained: Promise<void> | undefined;
   #resolveDrained: (() => void) | undefined;
   readonly #socket: WebSocket;
   /** The TCP socket under #socket, corked while a burst of frames is written (see #send). */
-  readonly #stream: Pick<Writable, 'cork' | 'uncork'>;
+  readonly #stream: Pick<Writable, 'cork' | 'uncork' | 'writableLength'>;
   readonly #dispatcher: RpcDispatcher<CallContext>;
   readonly #options: ConnectionOptions;
   readonly principal: Principal;
@@ -64,7 +64,7 @@ export class Connection implements Subscriber {
   constructor(
     id: number,
     socket: WebSocket,
-    stream: Pick<Writable, 'cork' | 'uncork'>,
+    stream: Pick<Writable, 'cork' | 'uncork' | 'writableLength'>,
     remoteAddress: string,
     principal: Principal,
     dispatcher: RpcDispatcher<CallContext>,
@@ -88,7 +88,8 @@ export class Connection implements Subscriber {
    * are not counted: they wait in Node's buffer only because the socket is corked (see #send).
    */
   get bufferedAmount(): number {
-    return Math.max(0, this.#socket.bufferedAmount - this.#corkedBytes);
+    // While corked, nothing leaves the stream: what it gained since is exactly this burst.
+    return this.#corked ? this.#socket.bufferedAmount - (this.#stream.writableLength - this.#unsentAtCork) : this.#socket.bufferedAmount;
   }
 
   push(frame: string): boolean {
@@ -216,20 +217,13 @@ export class Connection implements Subscriber {
   #send(frame: string): void {
     if (!this.#corked) {
       this.#corked = true;
+      this.#unsentAtCork = this.#stream.writableLength;
       this.#stream.cork();
       process.nextTick(() => {
         this.#corked = false;
-        this.#corkedBytes = 0;
         this.#stream.uncork();
       });
     }
-    this.#corkedBytes += wireSize(frame);
     this.#socket.send(frame);
   }
-}
-
-/** Bytes a text frame takes on the wire from the server: RFC 6455 §5.2 header (unmasked) and payload. */
-function wireSize(frame: string): number {
-  const payload = Buffer.byteLength(frame);
-  return payload + (payload < 126 ? 2 : payload < 65_536 ? 4 : 10);
 }

@@ -47,7 +47,7 @@ function harness(): Harness {
   const connection = new Connection(
     1,
     socket as unknown as WebSocket,
-    { cork: () => undefined, uncork: () => undefined },
+    { cork: () => undefined, uncork: () => undefined, writableLength: 0 },
     '127.0.0.1',
     ADMIN,
     dispatcher as unknown as RpcDispatcher<CallContext>,
