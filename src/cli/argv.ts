@@ -7,7 +7,7 @@
  * one argument first.
  */
 
-import type { CommandSpec, OptionSpec } from './commands.js';
+import type { CommandSpec } from './commands.js';
 import { usageError } from './exit-codes.js';
 
 /** Command groups whose second word names the command: `switchboard system event`. */
@@ -21,10 +21,17 @@ export function joinCommandGroup(args: readonly string[]): string[] {
   return [...args];
 }
 
-/** What cac's Option exposes that matters here: `rawName` is e.g. "-h, --help" or "--text <text>". */
-export interface DeclaredOption {
-  rawName: string;
-  required?: boolean;
+/**
+ * Every flag that options declared as cac writes them ("-h, --help", "--text <text>") are given
+ * with, and whether it takes a value.
+ */
+export function declaredFlags(options: readonly string[]): Map<string, boolean> {
+  const flags = new Map<string, boolean>();
+  for (const option of options) {
+    const takesValue = option.includes('<');
+    for (const word of option.split(/[\s,]+/)) if (word.startsWith('-')) flags.set(word, takesValue);
+  }
+  return flags;
 }
 
 /**
@@ -35,17 +42,14 @@ export interface DeclaredOption {
  * declared option: then the value was forgotten, and cac reports it missing. Other values are left
  * as they are: mri reads them right, the empty string included.
  */
-export function attachOptionValues(args: readonly string[], declared: readonly DeclaredOption[]): string[] {
-  const flagsOf = (option: DeclaredOption) => option.rawName.split(/[\s,]+/).filter((word) => word.startsWith('-'));
-  const known = new Set(declared.flatMap(flagsOf));
-  const takesValue = new Set(declared.filter((option) => option.required === true).flatMap(flagsOf));
-  const isDeclaredOption = (arg: string) => known.has(arg.split('=', 1)[0]!);
+export function attachOptionValues(args: readonly string[], flags: ReadonlyMap<string, boolean>): string[] {
+  const isDeclaredOption = (arg: string) => flags.has(arg.split('=', 1)[0]!);
   const attached: string[] = [];
   for (let index = 0; index < args.length; index++) {
     const arg = args[index]!;
     if (arg === '--') return [...attached, ...args.slice(index)];
     const value = args[index + 1];
-    if (takesValue.has(arg) && value?.startsWith('-') && value !== '--' && !isDeclaredOption(value)) {
+    if (flags.get(arg) === true && value?.startsWith('-') && value !== '--' && !isDeclaredOption(value)) {
       attached.push(`${arg}=${value}`);
       index++;
     } else {
@@ -96,12 +100,6 @@ export function flagOption(args: readonly string[], name: string): boolean {
   return (end === -1 ? args : args.slice(0, end)).includes(`--${name}`);
 }
 
-/** The flag an option is given with (`--text`), and whether it takes a value. */
-export function optionFlag(option: OptionSpec): { flag: string; takesValue: boolean } {
-  const [flag] = option.flags.split(' ', 1) as [string];
-  return { flag, takesValue: option.flags.includes('<') };
-}
-
 /**
  * The command `args` name, when they are in the plain form every example shows: the command, its
  * positionals, and its own options, each given once, a value as the next argument (not starting
@@ -112,7 +110,7 @@ export function matchDirect(args: readonly string[], commands: readonly CommandS
   const [name, ...rest] = args;
   const command = commands.find((spec) => spec.name === name);
   if (!command) return undefined;
-  const options = new Map(command.options.map(optionFlag).map(({ flag, takesValue }) => [flag, takesValue]));
+  const options = declaredFlags(command.options.map((option) => option.flags));
   const seen = new Set<string>();
   const positionals: string[] = [];
   for (let index = 0; index < rest.length; index++) {

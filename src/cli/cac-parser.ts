@@ -4,7 +4,7 @@
  */
 import cac, { type CAC } from 'cac';
 import { VERSION } from '../version.js';
-import { attachOptionValues, COMMAND_GROUPS } from './argv.js';
+import { attachOptionValues, COMMAND_GROUPS, declaredFlags } from './argv.js';
 import { COMMANDS } from './commands.js';
 import { EXIT_CODES_HELP, ExitCode, usageError } from './exit-codes.js';
 
@@ -26,8 +26,8 @@ function declare(args: () => readonly string[]): CAC {
 export async function runWithCac(joined: readonly string[]): Promise<ExitCode> {
   let args: readonly string[] = [];
   const cli = declare(() => args);
-  const declared = [cli.globalCommand, ...cli.commands].flatMap((command) => command.options);
-  args = attachOptionValues(joined, declared);
+  const declared = [cli.globalCommand, ...cli.commands].flatMap((command) => command.options.map((option) => option.rawName));
+  args = attachOptionValues(joined, declaredFlags(declared));
   try {
     const parsed = cli.parse(['node', 'switchboard', ...args], { run: false });
     if (parsed.options['help'] || parsed.options['version']) return ExitCode.OK;

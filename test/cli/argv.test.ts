@@ -4,20 +4,26 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { attachOptionValues, flagOption, integerOption, joinCommandGroup, matchDirect, rawOption, type DeclaredOption } from '../../src/cli/argv.js';
+import { attachOptionValues, declaredFlags, flagOption, integerOption, joinCommandGroup, matchDirect, rawOption } from '../../src/cli/argv.js';
 import { COMMANDS } from '../../src/cli/commands.js';
 import { CliError, ExitCode } from '../../src/cli/exit-codes.js';
 
 const test = suite('cli/argv');
 
-const DECLARED: DeclaredOption[] = [
-  { rawName: '-h, --help' },
-  { rawName: '-v, --version' },
-  { rawName: '--json' },
-  { rawName: '--text <text>', required: true },
-  { rawName: '--token <token>', required: true },
-  { rawName: '--mode <mode>', required: true },
-];
+const DECLARED = declaredFlags(['-h, --help', '-v, --version', '--json', '--text <text>', '--token <token>', '--mode <mode>']);
+
+test('declaredFlags: every flag of an option, and whether it takes a value', () => {
+  assert.equal([...DECLARED], [
+    ['-h', false],
+    ['--help', false],
+    ['-v', false],
+    ['--version', false],
+    ['--json', false],
+    ['--text', true],
+    ['--token', true],
+    ['--mode', true],
+  ]);
+});
 
 test('attachOptionValues: a value that starts with "-" stays a value', () => {
   assert.equal(attachOptionValues(['system event', '--token', '-hvQ3', '--text', '-5 degrees'], DECLARED), [
