@@ -16,16 +16,20 @@ import { failTo, tell } from '../lib/child.js';
 import { closeAll, open, openMany } from '../lib/connect.js';
 import { eventText, sessionKeys, systemEventFrame } from '../lib/workload.js';
 
-interface Config {
-  server: 'switchboard' | 'relay';
-  url: string;
-  token: string;
+/** The load's shape: what the latency part varies between its figures. */
+export interface LatencyShape {
   sessions: number;
   subscribers: number;
   target: 'session' | 'agent';
   agentId: string;
   rate: number;
   publishers: number;
+}
+
+interface Config extends LatencyShape {
+  server: 'switchboard' | 'relay';
+  url: string;
+  token: string;
   warmupMs: number;
   durationMs: number;
 }

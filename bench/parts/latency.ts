@@ -10,6 +10,7 @@ import type { Message } from '../lib/child.js';
 import { ms, type Row } from '../lib/report.js';
 import { runLoad, withServer, type LoopDelay, type ServerKind } from '../lib/servers.js';
 import { round, summarize, type LatencySummary } from '../lib/stats.js';
+import type { LatencyShape as Shape } from '../load/latency.js';
 import type { PartContext } from './context.js';
 
 const TARGET_P99_MS = 5;
@@ -28,15 +29,6 @@ interface LatencyResult extends Message {
   firstPublishError: string | null;
   unexpected: number;
   firstUnexpected: string | null;
-}
-
-interface Shape {
-  sessions: number;
-  subscribers: number;
-  target: 'session' | 'agent';
-  agentId: string;
-  rate: number;
-  publishers: number;
 }
 
 interface Pooled {
