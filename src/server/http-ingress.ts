@@ -57,8 +57,7 @@ export function createHttpHandler(options: HttpIngressOptions): (request: Incomi
       }
       return sendText(response, 404, `no route ${path}: use POST /rpc, POST /hooks/wake or GET /healthz\n`);
     }
-    const refuse = (status: number, name: ErrorName, message: string, headers?: Record<string, string>) =>
-      sendJson(response, status, errorBody(ingress, name, message), headers);
+    const refuse: Refuse = (status, name, message, headers) => sendJson(response, status, errorBody(ingress, name, message), headers);
     if (request.method !== 'POST') return refuse(405, 'METHOD_NOT_ALLOWED', `${path} takes POST`, { allow: 'POST' });
     const admission = options.admit(request);
     if (!admission.admitted) return refuse(admission.status, admission.error, admission.message, admission.headers);
@@ -67,7 +66,7 @@ export function createHttpHandler(options: HttpIngressOptions): (request: Incomi
     }
     readBody(request, bodyTimeoutMs)
       .then((body) => {
-        if (body.status !== 'ok') return rejectBody(request, response, ingress, body.status);
+        if (body.status !== 'ok') return rejectBody(request, response, body.status, refuse);
         const context: CallContext = {
           ingress,
           principal: admission.principal,
@@ -139,14 +138,17 @@ function readBody(request: IncomingMessage, timeoutMs: number): Promise<Body> {
   });
 }
 
-function rejectBody(request: IncomingMessage, response: ServerResponse, ingress: Ingress, status: Exclude<Body['status'], 'ok'>): void {
+/** Answers with the route's JSON error for `name`. */
+type Refuse = (status: number, name: ErrorName, message: string, headers?: Record<string, string>) => void;
+
+function rejectBody(request: IncomingMessage, response: ServerResponse, status: Exclude<Body['status'], 'ok'>, refuse: Refuse): void {
   if (status === 'aborted') return void request.destroy();
   const [code, name, message] =
     status === 'too-large'
       ? ([413, 'BODY_TOO_LARGE', `the body is larger than ${MAX_HTTP_BODY_BYTES} bytes`] as const)
       : ([408, 'BODY_TIMEOUT', 'the body did not arrive in time'] as const);
   // The rest of the body is not read: say so, and close rather than drain it.
-  sendJson(response, code, errorBody(ingress, name, message), { connection: 'close' });
+  refuse(code, name, message, { connection: 'close' });
   response.once('finish', () => request.destroy());
 }
 
