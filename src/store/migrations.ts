@@ -74,12 +74,38 @@ const MIGRATIONS: readonly string[] = [
     revoked_at INTEGER
   ) WITHOUT ROWID;
   `,
+  `
+  -- Events move to a rowid table, so every batch's rows are appended at the table's right edge,
+  -- and a session's order is kept by a narrow index instead. Clustered by (session_key, seq), a
+  -- batch spread over many sessions rewrote each session's newest leaf page of whole rows (about
+  -- twelve to a page) and split one every few batches: ~900 WAL pages per commit of 520 appends
+  -- over 200 sessions, against ~600 for this layout, and 21 against 14 µs per append.
+  CREATE TABLE events_by_arrival (
+    id          INTEGER PRIMARY KEY,
+    session_key TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    event_id    TEXT NOT NULL UNIQUE,
+    text        TEXT NOT NULL,
+    mode        TEXT NOT NULL,
+    context_key TEXT,
+    stored_at   INTEGER NOT NULL
+  );
+  INSERT INTO events_by_arrival (session_key, seq, event_id, text, mode, context_key, stored_at)
+    SELECT session_key, seq, event_id, text, mode, context_key, stored_at FROM events ORDER BY stored_at, session_key, seq;
+  DROP TABLE events;
+  ALTER TABLE events_by_arrival RENAME TO events;
+  CREATE UNIQUE INDEX events_by_session ON events (session_key, seq);
+  CREATE INDEX events_by_context ON events (session_key, context_key, event_id) WHERE context_key IS NOT NULL;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-/** Brings the database to SCHEMA_VERSION in one transaction: a crash mid-way leaves it as it was. */
-export function migrate(db: Database.Database, file: string): void {
+/**
+ * Brings the database to SCHEMA_VERSION (tests name an older `target`) in one transaction: a crash
+ * mid-way leaves it as it was.
+ */
+export function migrate(db: Database.Database, file: string, target = SCHEMA_VERSION): void {
   const found = db.pragma('user_version', { simple: true }) as number;
   if (found > SCHEMA_VERSION) {
     throw new StoreOpenError(
@@ -88,9 +114,9 @@ export function migrate(db: Database.Database, file: string): void {
       `upgrade switchboard, or set ${ENV.dataDir} to another directory`,
     );
   }
-  if (found === SCHEMA_VERSION) return;
+  if (found >= target) return;
   db.transaction(() => {
-    for (const migration of MIGRATIONS.slice(found)) db.exec(migration);
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    for (const migration of MIGRATIONS.slice(found, target)) db.exec(migration);
+    db.pragma(`user_version = ${target}`);
   }).immediate();
 }

@@ -100,7 +100,7 @@ const EVENT_COLUMNS =
 
 const SESSION_COLUMNS = `session_key AS sessionKey, agent_id AS agentId, pending, last_seq AS lastSeq,
   last_event_at AS lastEventAt,
-  -- The oldest event by seq, found through the primary key; min(stored_at) would read every
+  -- The oldest event by seq, found through events_by_session; min(stored_at) would read every
   -- pending event of every listed session. The two differ only if the clock stepped back.
   (SELECT stored_at FROM events WHERE events.session_key = sessions.session_key ORDER BY seq LIMIT 1)
     AS oldestPendingAt`;

@@ -20,6 +20,7 @@ import {
   type TraceEntry,
 } from '../../src/store/index.js';
 import { NEWEST_TEXT_CACHE_LIMIT, SESSION_CACHE_SIZE, SessionCache } from '../../src/store/session-cache.js';
+import { migrate, SCHEMA_VERSION } from '../../src/store/migrations.js';
 import { PRUNE_SLICE } from '../../src/store/sqlite.js';
 import { DATA_FILES, MAX_READ_TEXT_BYTES, DEFAULT_IDEMPOTENCY_RETENTION_MS, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
 
@@ -760,6 +761,41 @@ test('a database from a newer schema throws StoreOpenError', () => {
   db.pragma('user_version = 99');
   db.close();
   assert.throws(() => open(dir), (error: unknown) => error instanceof StoreOpenError && /schema version 99/.test(error.message));
+});
+
+test('a database of schema 1 (events clustered by session) is migrated with its pending events kept', async () => {
+  const dir = tempDir();
+  withDatabase(dir, (db) => {
+    migrate(db, path.join(dir, DATA_FILES.database), 1);
+    const insert = db.prepare(
+      `INSERT INTO events (session_key, seq, event_id, text, mode, context_key, stored_at) VALUES (?, ?, ?, ?, 'now', ?, ?)`,
+    );
+    insert.run('s', 4, 'e-4', 'four', null, 1000);
+    insert.run('s', 5, 'e-5', 'five', 'build', 1001);
+    insert.run('t', 1, 'e-t1', 'other', null, 999);
+    db.prepare(`INSERT INTO sessions VALUES ('s', 'main', 5, 1001, 2), ('t', 'main', 1, 999, 1)`).run();
+  });
+
+  const store = open(dir, 10);
+  const pending = await store.peek('s', { limit: 10 });
+  assert.equal(
+    pending.events.map(({ eventId, seq, text, contextKey }) => [eventId, seq, text, contextKey]),
+    [['e-4', 4, 'four', null], ['e-5', 5, 'five', 'build']],
+  );
+  const replacing = await queue(store, 's', 'five, again', { contextKey: 'build' });
+  assert.equal([replacing.seq, replacing.replaced, replacing.depth], [6, { eventId: 'e-5', seq: 5 }, 2]);
+  assert.equal(await store.ack('s', 4, {}), { status: 'acked', acked: 1, depth: 1, lastSeq: 6 });
+  assert.equal(seqs(await store.drain('t', { limit: 10 })), [1]);
+  await store.close();
+
+  const schema = withDatabase(dir, (db) => ({
+    version: db.pragma('user_version', { simple: true }),
+    indexes: db.prepare<[], string>(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' ORDER BY name`).pluck().all(),
+  }));
+  assert.equal(schema, {
+    version: SCHEMA_VERSION,
+    indexes: ['events_by_context', 'events_by_session', 'sqlite_autoindex_events_1'],
+  });
 });
 
 test('maxPendingPerSession must be a positive integer', () => {
