@@ -1,12 +1,13 @@
 /**
- * One call over the gateway's HTTP ingress (POST /rpc): no socket to open and close, and no
+ * One call over the gateway's HTTP ingress (POST /rpc): no WebSocket to open and close, and no
  * WebSocket library to load. The CLI's one-shot commands use it, as can any caller that makes a
- * single call. Errors are the same types the WebSocket client throws.
+ * single call. The request itself is http1.ts's. Errors are the same types the WebSocket client
+ * throws.
  */
-import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { DEFAULT_CALL_TIMEOUT_MS } from '../protocol/constants.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError } from './errors.js';
+import { exchange, ExchangeError, type HttpResponse } from './http1.js';
 
 export interface HttpCallOptions {
   /** The gateway URL, ws:// or http:// (wss:// or https://); the call goes to its /rpc. */
@@ -33,56 +34,54 @@ export function rpcEndpoint(url: string): URL {
   return endpoint;
 }
 
-type Send = (url: URL, options: RequestOptions) => ClientRequest;
-
 export async function callOverHttp<M extends MethodName>(options: HttpCallOptions, method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
-  const endpoint = rpcEndpoint(options.url);
-  // node:https pulls in TLS, which costs start-up time a local ws:// gateway never needs.
-  const send: Send = endpoint.protocol === 'https:' ? (await import('node:https')).request : httpRequest;
-  return post(send, endpoint, options, method, params);
+  const { url, signal } = options;
+  const endpoint = rpcEndpoint(url);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+  // One signal for the exchange: the caller's, or the timeout's (a timer cleared when the call
+  // ends; AbortSignal.timeout would leave one pending in a library caller's process).
+  const stop = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    stop.abort();
+  }, timeoutMs);
+  const onCallerAbort = () => stop.abort(signal!.reason);
+  if (signal?.aborted) onCallerAbort();
+  else signal?.addEventListener('abort', onCallerAbort, { once: true });
+  let response: HttpResponse;
+  try {
+    response = await exchange({
+      url: endpoint,
+      method: 'POST',
+      headers: { authorization: `Bearer ${options.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+      signal: stop.signal,
+    });
+  } catch (error) {
+    if (!(error instanceof ExchangeError)) throw error;
+    throw connectionError(error, url, method, timedOut, timeoutMs);
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onCallerAbort);
+  }
+  return answerOf(response.status, response.body.toString('utf8'), url) as ResultOf<M>;
 }
 
-function post<M extends MethodName>(send: Send, endpoint: URL, options: HttpCallOptions, method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
-  const { url } = options;
-  const timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
-  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method, params });
-  return new Promise((resolve, reject) => {
-    const request = send(endpoint, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${options.token}`,
-        'content-type': 'application/json',
-        'content-length': Buffer.byteLength(body),
-      },
-      signal: options.signal,
-    });
-    const timer = setTimeout(() => {
-      request.destroy();
-      reject(new ConnectionError('timeout', url, `no answer to ${method} from ${url} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    request.on('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      if (error.name === 'AbortError') reject(new ConnectionError('aborted', url, `${method} was aborted by the caller`, { cause: error }));
-      else reject(new ConnectionError('unreachable', url, `gateway not reachable at ${url} (${error.code ?? error.message})`, { cause: error }));
-    });
-    request.on('response', (response) => {
-      readAll(response).then(
-        (text) => {
-          clearTimeout(timer);
-          try {
-            resolve(answerOf(response.statusCode ?? 0, text, url) as ResultOf<M>);
-          } catch (error) {
-            reject(error);
-          }
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          reject(new ConnectionError('closed', url, `the connection to ${url} broke before the answer was complete`, { cause: error }));
-        },
-      );
-    });
-    request.end(body);
-  });
+function connectionError(error: ExchangeError, url: string, method: string, timedOut: boolean, timeoutMs: number): ConnectionError {
+  const cause = { cause: error };
+  switch (error.failure) {
+    case 'aborted':
+      return timedOut
+        ? new ConnectionError('timeout', url, `no answer to ${method} from ${url} within ${timeoutMs} ms`, cause)
+        : new ConnectionError('aborted', url, `${method} was aborted by the caller`, cause);
+    case 'unreachable':
+      return new ConnectionError('unreachable', url, `gateway not reachable at ${url} (${error.message})`, cause);
+    case 'closed':
+      return new ConnectionError('closed', url, `the connection to ${url} broke before the answer was complete`, cause);
+    case 'malformed':
+      return new ConnectionError('rejected', url, `the answer from ${url} is ${error.message}: is it a switchboard gateway?`, cause);
+  }
 }
 
 function answerOf(status: number, text: string, url: string): unknown {
@@ -107,14 +106,4 @@ function refusalOf(text: string): string {
     // Not JSON: shown as it is.
   }
   return text.trim();
-}
-
-function readAll(response: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    response.on('data', (chunk: Buffer) => chunks.push(chunk));
-    response.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    response.once('error', reject);
-    response.once('aborted', () => reject(new Error('aborted')));
-  });
 }

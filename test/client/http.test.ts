@@ -1,0 +1,99 @@
+/**
+ * callOverHttp: what each way a POST /rpc can end becomes for the caller. Servers here are raw
+ * TCP, answering as the gateway, a proxy in front of it, or something else entirely would.
+ */
+import type net from 'node:net';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ConnectionError, RpcCallError, type ConnectionFailure } from '../../src/client/errors.js';
+import { callOverHttp } from '../../src/client/http.js';
+import { fakeServer, type FakeServer } from '../helpers/fake-server.js';
+
+const test = suite('client/http');
+
+const servers: FakeServer[] = [];
+test.after.each(async () => {
+  await Promise.all(servers.splice(0).map((server) => server.close()));
+});
+
+/** A gateway URL (ws://) whose server answers every request with `answer`. */
+async function gatewayAnswering(answer: (socket: net.Socket) => void): Promise<{ url: string; server: FakeServer }> {
+  const server = await fakeServer(answer);
+  servers.push(server);
+  return { url: `ws://${server.url.host}`, server };
+}
+
+const json = (status: string, body: unknown) => (socket: net.Socket) => {
+  const text = JSON.stringify(body);
+  socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+};
+
+const call = (url: string, extra: { timeoutMs?: number; signal?: AbortSignal } = {}) =>
+  callOverHttp({ url, token: 'sbt_test', ...extra }, 'gateway.status', {});
+
+async function connectionFailure(promise: Promise<unknown>, failure: ConnectionFailure, message: RegExp | string): Promise<void> {
+  const outcome = await promise.then(() => 'answered', (error: unknown) => error);
+  assert.instance(outcome, ConnectionError);
+  assert.is((outcome as ConnectionError).failure, failure);
+  assert.match((outcome as Error).message, message);
+}
+
+test('a result comes back as it was answered; the request is a JSON-RPC call to /rpc with the token', async () => {
+  const { url, server } = await gatewayAnswering(json('200 OK', { jsonrpc: '2.0', id: 1, result: { version: 'x' } }));
+  assert.equal(await call(url), { version: 'x' });
+  const request = server.requests[0]!;
+  assert.match(request, /^POST \/rpc HTTP\/1\.1\r\n/);
+  assert.match(request, '\r\nauthorization: Bearer sbt_test\r\n');
+  assert.ok(request.endsWith('\r\n\r\n{"jsonrpc":"2.0","id":1,"method":"gateway.status","params":{}}'));
+});
+
+test('a chunked answer (a proxy re-encoding it) reads the same', async () => {
+  const text = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { chunked: true } });
+  const { url } = await gatewayAnswering((socket) =>
+    socket.end(`HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${(10).toString(16)}\r\n${text.slice(0, 10)}\r\n${(text.length - 10).toString(16)}\r\n${text.slice(10)}\r\n0\r\n\r\n`),
+  );
+  assert.equal(await call(url), { chunked: true });
+});
+
+test('a JSON-RPC error is an RpcCallError with its code, name and data', async () => {
+  const error = { code: 1013, message: 'slow down', data: { name: 'RATE_LIMITED', retryAfterMs: 5 } };
+  const { url } = await gatewayAnswering(json('200 OK', { jsonrpc: '2.0', id: 1, error }));
+  const outcome = await call(url).then(() => 'answered', (thrown: unknown) => thrown);
+  assert.instance(outcome, RpcCallError);
+  assert.equal([(outcome as RpcCallError).code, (outcome as RpcCallError).errorName, (outcome as RpcCallError).data], [1013, 'RATE_LIMITED', error.data]);
+});
+
+test('HTTP refusals: 401 is unauthorized; others are rejected with what the gateway or proxy said', async () => {
+  const refused = await gatewayAnswering(json('401 Unauthorized', { jsonrpc: '2.0', id: null, error: { code: 1012, message: 'no' } }));
+  await connectionFailure(call(refused.url), 'unauthorized', 'refused the token (HTTP 401)');
+  const shuttingDown = await gatewayAnswering(
+    json('503 Service Unavailable', { jsonrpc: '2.0', id: null, error: { code: 1003, message: 'the gateway is shutting down', data: { name: 'SHUTTING_DOWN' } } }),
+  );
+  await connectionFailure(call(shuttingDown.url), 'rejected', '(HTTP 503: the gateway is shutting down (SHUTTING_DOWN 1003))');
+  const proxy = await gatewayAnswering((socket) => socket.end('HTTP/1.1 502 Bad Gateway\r\n\r\n<h1>upstream down</h1>\n'));
+  await connectionFailure(call(proxy.url), 'rejected', '(HTTP 502: <h1>upstream down</h1>)');
+});
+
+test('not a gateway: a 200 that is not JSON, or bytes that are not HTTP, are rejected', async () => {
+  const html = await gatewayAnswering((socket) => socket.end('HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\n<html>'));
+  await connectionFailure(call(html.url), 'rejected', 'is not JSON: is it a switchboard gateway?');
+  const smtp = await gatewayAnswering((socket) => socket.end('220 mail ESMTP\r\n'));
+  await connectionFailure(call(smtp.url), 'rejected', /is not an HTTP\/1\.x response: expected an HTTP\/1\.x status line, got "220 mail ESMTP": is it a switchboard gateway\?$/);
+});
+
+test('no answer: timeout after timeoutMs, aborted by the caller, unreachable, or closed mid-answer', async () => {
+  const silent = await gatewayAnswering(() => undefined);
+  await connectionFailure(call(silent.url, { timeoutMs: 50 }), 'timeout', `no answer to gateway.status from ${silent.url} within 50 ms`);
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(), 20);
+  await connectionFailure(call(silent.url, { signal: controller.signal }), 'aborted', 'gateway.status was aborted by the caller');
+
+  const gone = await fakeServer(() => undefined);
+  await gone.close();
+  await connectionFailure(call(`ws://${gone.url.host}`), 'unreachable', `gateway not reachable at ws://${gone.url.host} (ECONNREFUSED)`);
+
+  const cut = await gatewayAnswering((socket) => socket.end('HTTP/1.1 200 OK\r\ncontent-length: 500\r\n\r\n{"jsonrpc"'));
+  await connectionFailure(call(cut.url), 'closed', 'broke before the answer was complete');
+});
+
+test.run();
