@@ -25,6 +25,8 @@ export type NewestEvent = Pick<EventRecord, 'eventId' | 'seq' | 'storedAt' | 'te
 
 /** A session's row. */
 export interface SessionRow {
+  /** Names the session in the events table; given when its first event is appended. */
+  readonly id: number;
   readonly agentId: string;
   readonly lastSeq: number;
   readonly lastEventAt: number;
@@ -56,7 +58,8 @@ interface CacheChange {
  * step with the transaction as the commit queue reports it: every change an operation makes here
  * is taken back if its savepoint is, and the whole cache is dropped if the batch is. States are
  * never changed in place, so taking a change back is putting the old state back. An unwritten
- * state is the only copy of the session's row until it is written: never evicted.
+ * state is the only copy of the session's row until it is written, and of a new session's id,
+ * which its events already carry: never evicted.
  */
 export class SessionCache implements TransactionObserver {
   readonly #entries = new Map<string, SessionState>();

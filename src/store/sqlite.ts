@@ -95,14 +95,18 @@ interface TraceRow {
 /** Why the session queue dropped an event, as its "dropped" trace says. */
 const DROPPED_REASON = 'session at its pending cap';
 
+// sessionKey is the key the caller asked by: events name their session by its id only.
 const EVENT_COLUMNS =
-  'event_id AS eventId, session_key AS sessionKey, seq, text, mode, context_key AS contextKey, stored_at AS storedAt';
+  'event_id AS eventId, @sessionKey AS sessionKey, seq, text, mode, context_key AS contextKey, stored_at AS storedAt';
+
+/** An events row as inserted. */
+type EventRow = Omit<EventRecord, 'sessionKey'> & { sessionId: number };
 
 const SESSION_COLUMNS = `session_key AS sessionKey, agent_id AS agentId, pending, last_seq AS lastSeq,
   last_event_at AS lastEventAt,
   -- The oldest event by seq, found through events_by_session; min(stored_at) would read every
   -- pending event of every listed session. The two differ only if the clock stepped back.
-  (SELECT stored_at FROM events WHERE events.session_key = sessions.session_key ORDER BY seq LIMIT 1)
+  (SELECT stored_at FROM events WHERE events.session_id = sessions.id ORDER BY seq LIMIT 1)
     AS oldestPendingAt`;
 
 interface EventRef {
@@ -155,34 +159,35 @@ function prepareStatements(db: Database.Database) {
     ),
     // For a session not in the cache only: a cached one's row may be behind (see SessionCache).
     session: db.prepare<[string], SessionRow>(
-      `SELECT agent_id AS agentId, last_seq AS lastSeq, last_event_at AS lastEventAt, pending
+      `SELECT id, agent_id AS agentId, last_seq AS lastSeq, last_event_at AS lastEventAt, pending
        FROM sessions WHERE session_key = ?`,
     ),
-    sessionPut: db.prepare<[string, string, number, number, number]>(
-      `INSERT INTO sessions (session_key, agent_id, last_seq, last_event_at, pending) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (session_key) DO UPDATE
+    // By id, the table's rowid: found in the table itself, where the key is found in its index first.
+    sessionPut: db.prepare<[number, string, string, number, number, number]>(
+      `INSERT INTO sessions (id, session_key, agent_id, last_seq, last_event_at, pending) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE
        SET last_seq = excluded.last_seq, last_event_at = excluded.last_event_at, pending = excluded.pending`,
     ),
-    newest: db.prepare<[string], NewestEvent>(
-      `SELECT event_id AS eventId, seq, stored_at AS storedAt, text FROM events WHERE session_key = ?
+    newest: db.prepare<[number], NewestEvent>(
+      `SELECT event_id AS eventId, seq, stored_at AS storedAt, text FROM events WHERE session_id = ?
        ORDER BY seq DESC LIMIT 1`,
     ),
-    byContext: db.prepare<[string, string], EventRef>(
-      'SELECT event_id AS eventId, seq FROM events WHERE session_key = ? AND context_key = ?',
+    byContext: db.prepare<[number, string], EventRef>(
+      'SELECT event_id AS eventId, seq FROM events WHERE session_id = ? AND context_key = ?',
     ),
-    oldest: db.prepare<[string, number], EventRef>(
-      'SELECT event_id AS eventId, seq FROM events WHERE session_key = ? ORDER BY seq LIMIT ?',
+    oldest: db.prepare<[number, number], EventRef>(
+      'SELECT event_id AS eventId, seq FROM events WHERE session_id = ? ORDER BY seq LIMIT ?',
     ),
-    insert: db.prepare<EventRecord>(
-      `INSERT INTO events (session_key, seq, event_id, text, mode, context_key, stored_at)
-       VALUES (@sessionKey, @seq, @eventId, @text, @mode, @contextKey, @storedAt)`,
+    insert: db.prepare<EventRow>(
+      `INSERT INTO events (session_id, seq, event_id, text, mode, context_key, stored_at)
+       VALUES (@sessionId, @seq, @eventId, @text, @mode, @contextKey, @storedAt)`,
     ),
-    deleteOne: db.prepare<[string, number]>('DELETE FROM events WHERE session_key = ? AND seq = ?'),
-    deleteRange: db.prepare<[string, number, number]>(
-      'DELETE FROM events WHERE session_key = ? AND seq > ? AND seq <= ?',
+    deleteOne: db.prepare<[number, number]>('DELETE FROM events WHERE session_id = ? AND seq = ?'),
+    deleteRange: db.prepare<[number, number, number]>(
+      'DELETE FROM events WHERE session_id = ? AND seq > ? AND seq <= ?',
     ),
-    read: db.prepare<[string, number, number], EventRecord>(
-      `SELECT ${EVENT_COLUMNS} FROM events WHERE session_key = ? AND seq > ? ORDER BY seq LIMIT ?`,
+    read: db.prepare<{ sessionId: number; sessionKey: string; after: number; limit: number }, EventRecord>(
+      `SELECT ${EVENT_COLUMNS} FROM events WHERE session_id = @sessionId AND seq > @after ORDER BY seq LIMIT @limit`,
     ),
     list: db.prepare<[number], SessionRecord>(
       `SELECT ${SESSION_COLUMNS} FROM sessions WHERE pending > 0 ORDER BY pending DESC, session_key LIMIT ?`,
@@ -191,8 +196,8 @@ function prepareStatements(db: Database.Database) {
       `SELECT ${SESSION_COLUMNS} FROM sessions WHERE agent_id = ? AND pending > 0
        ORDER BY pending DESC, session_key LIMIT ?`,
     ),
-    ackRange: db.prepare<[string, number], string>(
-      'DELETE FROM events WHERE session_key = ? AND seq <= ? RETURNING event_id',
+    ackRange: db.prepare<[number, number], string>(
+      'DELETE FROM events WHERE session_id = ? AND seq <= ? RETURNING event_id',
     ).pluck(),
     pendingKeys: db.prepare<[string], string>(
       'SELECT session_key FROM sessions WHERE agent_id = ? AND pending > 0 ORDER BY session_key',
@@ -302,6 +307,13 @@ export class SqliteEventStore implements EventStore, TokenStore {
   readonly #onBackgroundError: (error: unknown) => void;
   readonly #pruneTimer: NodeJS.Timeout;
   readonly #sessions: SessionCache;
+  /**
+   * The largest session id handed out. Counted here because the table's largest id misses the
+   * sessions new in the running batch (their rows are written when it ends). Never taken back when
+   * an append is rolled back: its id is skipped, so no id can name two sessions. Only at open does
+   * it start again from the table, when nothing can hold an id the table lacks.
+   */
+  #lastSessionId: number;
   /** Entries recorded since the queued trace write last ran; that write takes all of them. */
   #traceBatch: TraceEntry[] | undefined;
   #closing: Promise<void> | undefined;
@@ -323,9 +335,10 @@ export class SqliteEventStore implements EventStore, TokenStore {
   private constructor(db: Database.Database, limits: Limits, onBackgroundError: (error: unknown) => void) {
     this.#db = db;
     this.#sql = prepareStatements(db);
-    this.#sessions = new SessionCache((sessionKey, { agentId, lastSeq, lastEventAt, pending }) =>
-      this.#sql.sessionPut.run(sessionKey, agentId, lastSeq, lastEventAt, pending),
+    this.#sessions = new SessionCache((sessionKey, { id, agentId, lastSeq, lastEventAt, pending }) =>
+      this.#sql.sessionPut.run(id, sessionKey, agentId, lastSeq, lastEventAt, pending),
     );
+    this.#lastSessionId = db.prepare<[], number>('SELECT coalesce(max(id), 0) FROM sessions').pluck().get()!;
     this.#queue = new CommitQueue(db, this.#sessions);
     this.#maxPending = limits.maxPending;
     this.#idempotencyRetentionMs = limits.idempotencyRetentionMs;
@@ -511,33 +524,35 @@ export class SqliteEventStore implements EventStore, TokenStore {
   #queueEvent(event: NewEvent, now: number): AppendOutcome {
     const { sessionKey } = event;
     const session = this.#session(sessionKey);
-    const newest = session && this.#newest(sessionKey, session);
+    const newest = session && this.#newest(session);
     if (session && newest && newest.text === event.text) {
       const { eventId, seq, storedAt } = newest;
       return { status: 'deduplicated', eventId, seq, storedAt, depth: session.pending, replaced: null, dropped: [] };
     }
 
+    const sessionId = session?.id ?? ++this.#lastSessionId;
     let pending = session?.pending ?? 0;
-    const replaced = event.contextKey === null ? undefined : this.#sql.byContext.get(sessionKey, event.contextKey);
+    const replaced = event.contextKey === null ? undefined : this.#sql.byContext.get(sessionId, event.contextKey);
     if (replaced) {
-      this.#sql.deleteOne.run(sessionKey, replaced.seq);
+      this.#sql.deleteOne.run(sessionId, replaced.seq);
       pending--;
     }
 
     const seq = (session?.lastSeq ?? 0) + 1;
     const eventId = newEventId();
     const { text, mode, contextKey } = event;
-    this.#sql.insert.run({ eventId, sessionKey, seq, text, mode, contextKey, storedAt: now });
+    this.#sql.insert.run({ eventId, sessionId, seq, text, mode, contextKey, storedAt: now });
     pending++;
 
-    const dropped = pending > this.#maxPending ? this.#sql.oldest.all(sessionKey, pending - this.#maxPending) : [];
+    const dropped = pending > this.#maxPending ? this.#sql.oldest.all(sessionId, pending - this.#maxPending) : [];
     const lastDropped = dropped.at(-1);
     if (lastDropped) {
-      this.#sql.deleteRange.run(sessionKey, 0, lastDropped.seq);
+      this.#sql.deleteRange.run(sessionId, 0, lastDropped.seq);
       pending -= dropped.length;
     }
 
     this.#sessions.update(sessionKey, {
+      id: sessionId,
       // A session's agent is the one of its first event (its key names it).
       agentId: session?.agentId ?? event.agentId,
       lastSeq: seq,
@@ -589,9 +604,9 @@ export class SqliteEventStore implements EventStore, TokenStore {
   }
 
   /** The session's newest pending event, if it has any: from the cache or else from the table. */
-  #newest(sessionKey: string, session: SessionState): NewestEvent | undefined {
+  #newest(session: SessionState): NewestEvent | undefined {
     if (session.pending === 0) return undefined;
-    return session.newest ?? this.#sql.newest.get(sessionKey);
+    return session.newest ?? this.#sql.newest.get(session.id);
   }
 
   /** Records that the session's pending events up to `upToSeq` were consumed, `depth` left. */
@@ -603,7 +618,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
   #ack(sessionKey: string, seq: number, detail: TraceDetail): AckResult {
     const session = this.#session(sessionKey);
     if (!session || seq > session.lastSeq) return { status: 'out-of-range', lastSeq: session?.lastSeq ?? 0 };
-    const acked = this.#sql.ackRange.all(sessionKey, seq);
+    const acked = this.#sql.ackRange.all(session.id, seq);
     const depth = session.pending - acked.length;
     if (acked.length > 0) {
       this.#consumed(sessionKey, session, depth, seq);
@@ -615,15 +630,16 @@ export class SqliteEventStore implements EventStore, TokenStore {
   }
 
   #read(sessionKey: string, { after = 0, limit }: ReadOptions, consume: boolean): ReadResult {
-    const rows = this.#sql.read.all(sessionKey, after, limit + 1);
-    const events = withinTextBudget(rows.slice(0, limit));
     const session = this.#session(sessionKey);
-    let depth = session?.pending ?? 0;
-    const last = events.at(-1);
     // A session with events has a row (or a state on its way to one).
-    if (consume && last && session) {
+    if (!session) return { events: [], depth: 0, more: false };
+    const rows = this.#sql.read.all({ sessionId: session.id, sessionKey, after, limit: limit + 1 });
+    const events = withinTextBudget(rows.slice(0, limit));
+    let depth = session.pending;
+    const last = events.at(-1);
+    if (consume && last) {
       // The events read are exactly the pending ones in (after, last.seq]: delete that range.
-      this.#sql.deleteRange.run(sessionKey, after, last.seq);
+      this.#sql.deleteRange.run(session.id, after, last.seq);
       depth -= events.length;
       this.#consumed(sessionKey, session, depth, last.seq);
       const now = Date.now();

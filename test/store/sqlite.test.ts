@@ -10,6 +10,7 @@ import {
   StoreClosedError,
   StoreLockedError,
   StoreOpenError,
+  StoreUnavailableError,
   type AppendOutcome,
   type AppendRequest,
   type NewEvent,
@@ -73,6 +74,24 @@ function withDatabase<T>(dir: string, fn: (db: Database.Database) => T): T {
     db.close();
   }
 }
+
+/**
+ * What the tables hold, read without the store: each session's key and id, and each event as
+ * [key of the session its row names (null for none), text], in session and seq order.
+ */
+const storedSessions = (dir: string) =>
+  withDatabase(dir, (db) => ({
+    ids: db.prepare<[], [string, number]>('SELECT session_key, id FROM sessions ORDER BY session_key').raw().all(),
+    events: db
+      .prepare<[], [string | null, string]>(
+        `SELECT session_key, text FROM events LEFT JOIN sessions ON sessions.id = events.session_id
+         ORDER BY session_key, seq`,
+      )
+      .raw()
+      .all(),
+  }));
+
+const distinctIds = (ids: Array<[string, number]>) => new Set(ids.map(([, id]) => id)).size === ids.length;
 
 const idempotencyRows = (dir: string) =>
   withDatabase(dir, (db) =>
@@ -521,6 +540,49 @@ test('an operation that throws takes back its session changes; the rest of its b
   assert.is((await queue(reopened, 's', 'c')).seq, 3);
 });
 
+test('session ids: an append rolled back, alone or with its batch, gives its id to no other session; events stay with their sessions across a reopen', async () => {
+  const dir = tempDir();
+  const store = open(dir, 10);
+  await queue(store, 'a', 'a1');
+  const oneFailed = await Promise.allSettled([
+    queue(store, 'b', 'b1'),
+    failingAppend(store, 'doomed', 'never stored'),
+    queue(store, 'c', 'c1'),
+  ]);
+  assert.equal(oneFailed.map((result) => result.status), ['fulfilled', 'rejected', 'fulfilled']);
+  // A null agent fails the write of its session's row, when the batch is about to commit: the
+  // whole batch is rolled back, new sessions and all.
+  const batchFailed = await Promise.allSettled([
+    queue(store, 'd', 'd1'),
+    queue(store, 'poison', 'p1', { agentId: null as unknown as string }),
+    queue(store, 'a', 'lost with its batch'),
+  ]);
+  for (const result of batchFailed) assert.instance(result.status === 'rejected' && result.reason, StoreUnavailableError);
+  await Promise.all([queue(store, 'd', 'd1'), queue(store, 'doomed', 'stored at last'), queue(store, 'a', 'a2')]);
+  await store.close();
+
+  // Reopened, ids continue from the largest in the table, never from the ones given and lost.
+  const reopened = open(dir, 10);
+  await queue(reopened, 'e', 'e1');
+  const keys = ['a', 'b', 'c', 'd', 'doomed', 'e', 'poison'];
+  const texts = await Promise.all(keys.map(async (key) => (await reopened.peek(key, { limit: 10 })).events.map((e) => e.text)));
+  assert.equal(texts, [['a1', 'a2'], ['b1'], ['c1'], ['d1'], ['stored at last'], ['e1'], []]);
+  await reopened.close();
+
+  const { ids, events } = storedSessions(dir);
+  assert.equal(ids.map(([key]) => key), ['a', 'b', 'c', 'd', 'doomed', 'e']);
+  assert.ok(distinctIds(ids), 'one id per session');
+  assert.equal(events, [
+    ['a', 'a1'],
+    ['a', 'a2'],
+    ['b', 'b1'],
+    ['c', 'c1'],
+    ['d', 'd1'],
+    ['doomed', 'stored at last'],
+    ['e', 'e1'],
+  ]);
+});
+
 test('listSessions, stats and pendingSessionKeys see the appends and drains queued before them in the same batch', async () => {
   const dir = tempDir();
   const store = open(dir, 10);
@@ -640,7 +702,7 @@ test('more sessions than SESSION_CACHE_SIZE: the ones evicted are read back from
   assert.equal(await store.stats(), { sessions: SESSION_CACHE_SIZE + 1, pending: SESSION_CACHE_SIZE + 2 });
 });
 
-const sessionState = (lastSeq: number) => ({ agentId: 'main', lastSeq, lastEventAt: 1000 + lastSeq, pending: lastSeq, newest: undefined });
+const sessionState = (lastSeq: number) => ({ id: 1, agentId: 'main', lastSeq, lastEventAt: 1000 + lastSeq, pending: lastSeq, newest: undefined });
 
 test('session cache: an operation rolled back takes back its changes and its writes; a batch rolled back drops everything', () => {
   const written: Array<[string, number]> = [];
@@ -796,6 +858,70 @@ test('a database of schema 1 (events clustered by session) is migrated with its 
     version: SCHEMA_VERSION,
     indexes: ['events_by_context', 'events_by_session', 'sqlite_autoindex_events_1'],
   });
+});
+
+test('a migrated database keeps each event with its session; a session new after it gets an id of its own', async () => {
+  const dir = tempDir();
+  withDatabase(dir, (db) => {
+    migrate(db, path.join(dir, DATA_FILES.database), 1);
+    const insert = db.prepare(
+      `INSERT INTO events (session_key, seq, event_id, text, mode, context_key, stored_at) VALUES (?, ?, ?, ?, 'now', NULL, ?)`,
+    );
+    // Stored out of key order, so the ids (given in key order) differ from the order of arrival.
+    insert.run('z', 1, 'e-z1', 'z1', 1000);
+    insert.run('m', 1, 'e-m1', 'm1', 1001);
+    insert.run('z', 2, 'e-z2', 'z2', 1002);
+    db.prepare(
+      `INSERT INTO sessions VALUES ('z', 'main', 2, 1002, 2), ('m', 'main', 3, 1001, 1), ('drained', 'main', 7, 900, 0)`,
+    ).run();
+  });
+
+  const store = open(dir, 10);
+  const fresh = await queue(store, 'new', 'n1');
+  assert.equal([fresh.seq, fresh.depth], [1, 1]);
+  const back = await queue(store, 'drained', 'back');
+  assert.is(back.seq, 8, 'a session drained empty keeps its row, and its seq');
+  assert.equal(
+    (await store.listSessions({ limit: 10 })).sessions.map((s) => [s.sessionKey, s.pending, s.oldestPendingAt]),
+    [
+      ['z', 2, 1000],
+      ['drained', 1, back.storedAt],
+      ['m', 1, 1001],
+      ['new', 1, fresh.storedAt],
+    ],
+  );
+  await store.close();
+
+  const { ids, events } = storedSessions(dir);
+  assert.equal(ids.map(([key]) => key), ['drained', 'm', 'new', 'z']);
+  assert.ok(distinctIds(ids), 'one id per session');
+  assert.equal(events, [
+    ['drained', 'back'],
+    ['m', 'm1'],
+    ['new', 'n1'],
+    ['z', 'z1'],
+    ['z', 'z2'],
+  ]);
+  const sessionIndexes = withDatabase(dir, (db) =>
+    db.prepare<[], string>(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions' ORDER BY name`).pluck().all(),
+  );
+  assert.equal(sessionIndexes, ['sessions_by_agent', 'sessions_by_pending', 'sqlite_autoindex_sessions_1']);
+});
+
+test('a schema-1 event without a sessions row fails the migration, which leaves the database as it was', () => {
+  const dir = tempDir();
+  withDatabase(dir, (db) => {
+    migrate(db, path.join(dir, DATA_FILES.database), 1);
+    db.prepare(
+      `INSERT INTO events (session_key, seq, event_id, text, mode, context_key, stored_at) VALUES ('orphan', 1, 'e-1', 'kept', 'now', NULL, 1000)`,
+    ).run();
+  });
+  assert.throws(() => open(dir), (error: unknown) => error instanceof StoreOpenError && /NOT NULL/.test(error.message));
+  const left = withDatabase(dir, (db) => [
+    db.pragma('user_version', { simple: true }),
+    db.prepare<[], string>('SELECT text FROM events').pluck().all(),
+  ]);
+  assert.equal(left, [1, ['kept']]);
 });
 
 test('maxPendingPerSession must be a positive integer', () => {
