@@ -119,7 +119,7 @@ const fail = () => {
   throw new Error('operation failed');
 };
 
-test('observer: told of each operation, of a savepoint rolled back (after the rollback), and of the commit to come', async () => {
+test('observer: told of each operation, of the unguarded run rolled back, of the guarded rerun and its savepoint rolled back, and of the commit to come', async () => {
   const { calls, observer } = recorder();
   queue = new CommitQueue(db, observer);
   const results = await Promise.allSettled([
@@ -134,8 +134,39 @@ test('observer: told of each operation, of a savepoint rolled back (after the ro
     results.map((result) => result.status),
     ['fulfilled', 'rejected', 'fulfilled'],
   );
-  assert.equal(calls, ['start', 'start', 'rolled back (1 rows)', 'start', 'before commit (2 rows)']);
+  assert.equal(calls, [
+    ...['start', 'start', 'batch rolled back (0 rows)'],
+    ...['start', 'start', 'rolled back (1 rows)', 'start', 'before commit (2 rows)'],
+  ]);
   assert.is(count(), 2);
+});
+
+test('a batch runs once without savepoints; when an operation throws, it runs again and each operation settles with its last run', async () => {
+  const runs = { a: 0, b: 0 };
+  const counted = (name: keyof typeof runs) => () => {
+    insert(name)();
+    return ++runs[name];
+  };
+  assert.equal(await Promise.all([queue.run(counted('a')), queue.run(counted('b'))]), [1, 1]);
+
+  let failures = 0;
+  const results = await Promise.allSettled([
+    queue.run(counted('a')),
+    queue.run(() => {
+      insert('doomed')();
+      failures++;
+      fail();
+    }),
+    queue.run(counted('b')),
+  ]);
+  assert.equal(
+    results.map((result) => (result.status === 'fulfilled' ? result.value : (result.reason as Error).message)),
+    [3, 'operation failed', 2],
+    'a ran in both runs; b only in the rerun, as the first stopped at the failure',
+  );
+  assert.is(failures, 2);
+  assert.equal(db.prepare<[], string>('SELECT x FROM t ORDER BY rowid').pluck().all(), ['a', 'b', 'a', 'b']);
+  assert.equal(queue.metrics(), { commits: 2, opsCommitted: 4, durableCommits: 2 });
 });
 
 test('observer: beforeCommit runs inside the transaction; its writes commit with the batch, its throw aborts it', async () => {
