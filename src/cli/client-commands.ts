@@ -2,7 +2,7 @@
  * The CLI's one-shot commands: resolve where the gateway is and the token, make one call through
  * the client library, print, and map the outcome to an exit code.
  */
-import { callOverHttp } from '../client/http.js';
+import { callOverHttp, rpcEndpoint } from '../client/http.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError } from '../client/errors.js';
 import { readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';
@@ -132,15 +132,33 @@ async function withClient<M extends MethodName>(
 
 export function connectionSettings(args: Args) {
   return {
-    url: rawOption(args, 'url') ?? process.env[ENV.url] ?? DEFAULT_URL,
+    url: gatewayUrl(args),
     token: resolveToken(args),
     timeoutMs: integerOption(args, 'timeout', 1) ?? DEFAULT_CALL_TIMEOUT_MS,
   };
 }
 
+/**
+ * `--url`, else SWITCHBOARD_URL, else the default. One that is not a gateway URL at all is a usage
+ * error here, so that a typo is not reported as a gateway that is not running.
+ */
+function gatewayUrl(args: Args): string {
+  const url = rawOption(args, 'url') ?? process.env[ENV.url] ?? DEFAULT_URL;
+  try {
+    rpcEndpoint(url);
+  } catch {
+    throw usageError(`--url (or ${ENV.url}) must be a gateway URL such as ${DEFAULT_URL}, got ${JSON.stringify(url)}`);
+  }
+  return url;
+}
+
 /** `--token`, else SWITCHBOARD_TOKEN, else the token file of the data dir the gateway uses. */
 function resolveToken(args: Args): string {
   const given = rawOption(args, 'token') ?? process.env[ENV.token];
+  // A stray line end (a token pasted from a file with CRLF) cannot go in an HTTP header.
+  if (given && /[\r\n\0]/.test(given)) {
+    throw usageError(`the token (--token or ${ENV.token}) holds a line break or NUL character: pass the token alone`);
+  }
   if (given) return given;
   const dataDir = resolveDataDir(rawOption(args, 'data-dir'));
   const token = readToken(dataDir);
@@ -158,7 +176,7 @@ export function explain(error: unknown, url: string): unknown {
   }
   if (!(error instanceof ConnectionError)) return error;
   const hints: Record<ConnectionError['failure'], string> = {
-    unreachable: `gateway not reachable at ${url}: is \`switchboard gateway\` running? (or set --url / ${ENV.url})`,
+    unreachable: `${error.message}: is \`switchboard gateway\` running? (or set --url / ${ENV.url})`,
     unauthorized: `the gateway at ${url} refused the token: pass the token from the gateway's data dir (--token, ${ENV.token}, or --data-dir)`,
     rejected: error.message,
     closed: `${error.message}; the event may or may not have been stored: retry with an --idempotency-key to be safe`,

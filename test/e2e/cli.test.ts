@@ -195,6 +195,9 @@ test('exit 2: usage errors, before any connection is tried', async () => {
     [['session', 'peek', '--limit', '0', ...nowhere], /--limit/],
     [['session', 'peek', '--limit', 'abc', ...nowhere], /--limit/],
     [['session', 'drain', '--after', '-1', ...nowhere], /--after|-1/],
+    [['system', 'event', '--text', 'x', '--url', 'localhost:18790', '--token', 'x'], /--url \(or SWITCHBOARD_URL\) must be a gateway URL such as ws:\/\/127\.0\.0\.1:18790, got "localhost:18790"/],
+    [['session', 'list', '--url', 'ftp://127.0.0.1:1', '--token', 'x'], /must be a gateway URL/],
+    [['system', 'event', '--text', 'x', '--url', 'ws://127.0.0.1:1', '--token', 'sba_x\r'], /the token \(--token or SWITCHBOARD_TOKEN\) holds a line break/],
     [['gateway', '--port', 'abc'], /--port/],
     [['gateway', '--port', '70000'], /--port/],
   ];
@@ -217,7 +220,7 @@ test('exit 3: unreachable gateway, with a hint', async () => {
   const result = await runCli(['system', 'event', '--text', 'x', '--url', 'ws://127.0.0.1:1', '--token', 'x']);
   assertExit(result, 3);
   assert.is(result.stdout, '');
-  assert.match(result.stderr, /not reachable at ws:\/\/127\.0\.0\.1:1/);
+  assert.match(result.stderr, /not reachable at ws:\/\/127\.0\.0\.1:1 \(ECONNREFUSED\)/);
   assert.match(result.stderr, /switchboard gateway/);
 });
 
