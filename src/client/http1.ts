@@ -111,7 +111,9 @@ export async function exchange(request: HttpRequest): Promise<HttpResponse> {
     socket.setNoDelay(true);
     // write, not end: a server may take the client's half-close for leaving, and drop the
     // answer (node:http servers do, unless told to allow half-open sockets).
-    socket.write(head + request.body);
+    // The head in latin1: a field value's bytes above 0x7f are obs-text (RFC 9110 section 5.5),
+    // one byte each, not UTF-8. The body is UTF-8, as its Content-Length counted it.
+    socket.write(Buffer.concat([Buffer.from(head, 'latin1'), Buffer.from(request.body, 'utf8')]));
   });
 }
 

@@ -108,7 +108,7 @@ test(`a head over MAX_RESPONSE_HEAD_BYTES (${MAX_RESPONSE_HEAD_BYTES}) is malfor
 // exchange() over real sockets
 
 const post = (url: URL, extra: Partial<HttpRequest> = {}): Promise<HttpResponse> =>
-  exchange({ url, method: 'POST', headers: { authorization: 'Bearer t', 'content-type': 'application/json' }, body: '{"ünï":1}', ...extra });
+  exchange({ url, method: 'POST', headers: { authorization: 'Bearer t', 'content-type': 'application/json', 'x-note': 'café' }, body: '{"ünï":1}', ...extra });
 
 const outcomeOf = (promise: Promise<unknown>): Promise<unknown> => promise.then(() => 'succeeded', (error: unknown) => error);
 
@@ -124,7 +124,8 @@ test('exchange: one request per socket, its length in bytes, answered without wa
   try {
     const response = await post(server.url);
     assert.equal([response.status, response.body.toString()], [200, 'ok']);
-    const head = `POST /rpc?x=1 HTTP/1.1\r\nhost: ${server.url.host}\r\nauthorization: Bearer t\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n`;
+    // The head in latin1 (é is one byte), the body in UTF-8 (11 bytes for 9 characters).
+    const head = `POST /rpc?x=1 HTTP/1.1\r\nhost: ${server.url.host}\r\nauthorization: Bearer t\r\ncontent-type: application/json\r\nx-note: café\r\ncontent-length: 11\r\nconnection: close\r\n\r\n`;
     assert.is(server.requests[0], head + Buffer.from('{"ünï":1}').toString('latin1'));
   } finally {
     await server.close();
