@@ -43,8 +43,8 @@ export const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
 /**
  * Most rows (traces and idempotency records together) one prune operation deletes; more are
  * deleted by further operations, in later batches. A prune after a long downtime could otherwise
- * hold one batch (and the event loop) for seconds. Both tables are keyed by random ids, so each
- * deleted row dirties its own index pages: 1000 of them cost about what the batch's fsync does
+ * hold one batch (and the event loop) for seconds. Idempotency keys are the callers' own, so each
+ * deleted record dirties its own index pages: 1000 of them cost about what the batch's fsync does
  * (5000 took ~60 ms per batch).
  */
 export const PRUNE_SLICE = 1000;
@@ -208,9 +208,11 @@ function prepareStatements(db: Database.Database) {
     trace: db.prepare<[string], TraceRow>(
       'SELECT event_id AS eventId, step, at, detail FROM trace WHERE event_id = ? ORDER BY id',
     ),
-    // Through the `at` index, a slice at a time (see PRUNE_SLICE).
+    // The expired rows of the oldest slice by id (see PRUNE_SLICE). Rows are written in time
+    // order, so the expired ones come first. One dated ahead by a clock stepped back stays in the
+    // slice until it expires itself, and until then the rows behind it go a slice per prune.
     tracePrune: db.prepare<[number, number]>(
-      'DELETE FROM trace WHERE id IN (SELECT id FROM trace WHERE at < ? LIMIT ?)',
+      'DELETE FROM trace WHERE at < ? AND id IN (SELECT id FROM trace ORDER BY id LIMIT ?)',
     ),
     stats: db.prepare<[], StoreStats>(
       'SELECT count(*) AS sessions, coalesce(sum(pending), 0) AS pending FROM sessions WHERE pending > 0',

@@ -1174,6 +1174,22 @@ test('recordTrace: a failed write goes to onBackgroundError and later writes sti
   assert.is(errors.length, 1);
 });
 
+test('prune goes by write order: a trace dated ahead by a clock step stays, the expired ones written after it go', async () => {
+  const dir = tempDir();
+  const store = open(dir);
+  const now = Date.now();
+  const entry = (eventId: string, at: number): TraceEntry => ({ eventId, step: 'wake', at, detail: {} });
+  store.recordTrace([entry('ahead', now + 60_000), ...Array.from({ length: 10 }, () => entry('old', now - TRACE_RETENTION_MS - 1)), entry('young', now)]);
+  await store.close();
+
+  const reopened = open(dir);
+  await reopened.stats();
+  assert.equal(
+    [(await reopened.trace('ahead')).length, (await reopened.trace('old')).length, (await reopened.trace('young')).length],
+    [1, 0, 1],
+  );
+});
+
 test('traces older than TRACE_RETENTION_MS are pruned at open, a slice per batch', async () => {
   const dir = tempDir();
   const store = open(dir);
