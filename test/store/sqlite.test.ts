@@ -852,11 +852,14 @@ test('a database of schema 1 (events clustered by session) is migrated with its 
 
   const schema = withDatabase(dir, (db) => ({
     version: db.pragma('user_version', { simple: true }),
-    indexes: db.prepare<[], string>(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' ORDER BY name`).pluck().all(),
+    indexes: db
+      .prepare<[], string>(`SELECT tbl_name || '.' || name FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('events', 'trace') ORDER BY 1`)
+      .pluck()
+      .all(),
   }));
   assert.equal(schema, {
     version: SCHEMA_VERSION,
-    indexes: ['events_by_context', 'events_by_session', 'sqlite_autoindex_events_1'],
+    indexes: ['events.events_by_context', 'events.events_by_session', 'events.sqlite_autoindex_events_1', 'trace.trace_by_event'],
   });
 });
 
