@@ -99,9 +99,6 @@ const DROPPED_REASON = 'session at its pending cap';
 const EVENT_COLUMNS =
   'event_id AS eventId, @sessionKey AS sessionKey, seq, text, mode, context_key AS contextKey, stored_at AS storedAt';
 
-/** An events row as inserted. */
-type EventRow = Omit<EventRecord, 'sessionKey'> & { sessionId: number };
-
 const SESSION_COLUMNS = `session_key AS sessionKey, agent_id AS agentId, pending, last_seq AS lastSeq,
   last_event_at AS lastEventAt,
   -- The oldest event by seq, found through events_by_session; min(stored_at) would read every
@@ -178,9 +175,9 @@ function prepareStatements(db: Database.Database) {
     oldest: db.prepare<[number, number], EventRef>(
       'SELECT event_id AS eventId, seq FROM events WHERE session_id = ? ORDER BY seq LIMIT ?',
     ),
-    insert: db.prepare<EventRow>(
-      `INSERT INTO events (session_id, seq, event_id, text, mode, context_key, stored_at)
-       VALUES (@sessionId, @seq, @eventId, @text, @mode, @contextKey, @storedAt)`,
+    // Positional: binding an object by name cost ~0.45 µs more per append.
+    insert: db.prepare<[sessionId: number, seq: number, eventId: string, text: string, mode: string, contextKey: string | null, storedAt: number]>(
+      `INSERT INTO events (session_id, seq, event_id, text, mode, context_key, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ),
     deleteOne: db.prepare<[number, number]>('DELETE FROM events WHERE session_id = ? AND seq = ?'),
     deleteRange: db.prepare<[number, number, number]>(
@@ -543,7 +540,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
     const seq = (session?.lastSeq ?? 0) + 1;
     const eventId = newEventId();
     const { text, mode, contextKey } = event;
-    this.#sql.insert.run({ eventId, sessionId, seq, text, mode, contextKey, storedAt: now });
+    this.#sql.insert.run(sessionId, seq, eventId, text, mode, contextKey, now);
     pending++;
 
     const dropped = pending > this.#maxPending ? this.#sql.oldest.all(sessionId, pending - this.#maxPending) : [];
