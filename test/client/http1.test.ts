@@ -3,6 +3,12 @@
  * reader is fed responses whole and one byte at a time, and exchange() talks to raw TCP servers
  * that answer the way gateways, proxies and broken servers do.
  */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type tls from 'node:tls';
+import { promisify } from 'node:util';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fakeServer } from '../helpers/fake-server.js';
@@ -190,6 +196,57 @@ test('exchange: a header value with CR or LF is refused before anything is sent'
     assert.match((outcome as Error).message, 'the authorization header holds a character HTTP cannot carry');
     assert.is(server.requests.length, 0);
   } finally {
+    await server.close();
+  }
+});
+
+/** A self-signed certificate for localhost and 127.0.0.1 (valid until 2126), made for this test only. */
+const TEST_TLS = {
+  cert: `-----BEGIN CERTIFICATE-----
+MIIBmzCCAUGgAwIBAgIUWz0msxkwB/E6ZzazdzXe31YhlQQwCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTEyNTIwMTgwM1oYDzIxMjYxMTAx
+MjAxODAzWjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAAREeF65bPHxMHNHaDPwtURIgNW7NulIG1aS36Pg6TfjW4CDLG8nc4/o
+lh5gHUYmCJ5IDTkzTYC53AGYV+EjLijoo28wbTAdBgNVHQ4EFgQUGo7c6uellCeR
+CqU0Z/i8INTdLW4wHwYDVR0jBBgwFoAUGo7c6uellCeRCqU0Z/i8INTdLW4wDwYD
+VR0TAQH/BAUwAwEB/zAaBgNVHREEEzARgglsb2NhbGhvc3SHBH8AAAEwCgYIKoZI
+zj0EAwIDSAAwRQIhAPSDQNqqc2Gk5LAoGyJZvOsYFA+7pZWU85wr8+gVQOA7AiBL
+Gc9J6Dzh+WiytRZ9QzGhklOpHixGtHFYnxRcG6ZB/A==
+-----END CERTIFICATE-----
+`,
+  key: `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg/UKfZy4QQhDMgNsQ
+I2o5u1TIx1LXcHLj6gqNHvnr7LWhRANCAAREeF65bPHxMHNHaDPwtURIgNW7NulI
+G1aS36Pg6TfjW4CDLG8nc4/olh5gHUYmCJ5IDTkzTYC53AGYV+EjLijo
+-----END PRIVATE KEY-----
+`,
+};
+
+test('exchange over https: an untrusted certificate is unreachable; a trusted one carries the call, with SNI for a name only', async () => {
+  // The body names the SNI the server saw ("none" for an address).
+  const server = await fakeServer((socket) => {
+    const servername = (socket as tls.TLSSocket).servername || 'none';
+    socket.end(`HTTP/1.1 200 OK\r\ncontent-length: ${servername.length}\r\n\r\n${servername}`);
+  }, TEST_TLS);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-tls-'));
+  try {
+    const untrusted = await failure(post(server.url));
+    assert.equal([untrusted.failure, untrusted.message], ['unreachable', 'DEPTH_ZERO_SELF_SIGNED_CERT']);
+
+    // Trust is process-wide (NODE_EXTRA_CA_CERTS is read at start-up): a child process makes the calls.
+    const caFile = path.join(dir, 'ca.pem');
+    fs.writeFileSync(caFile, TEST_TLS.cert);
+    const http1 = new URL('../../src/client/http1.js', import.meta.url).href;
+    const script = `
+      const { exchange } = await import(${JSON.stringify(http1)});
+      const call = async (host) => (await exchange({ url: new URL('https://' + host + ':${server.url.port}/rpc'), method: 'POST', headers: {}, body: '{}' })).body.toString();
+      console.log(JSON.stringify([await call('127.0.0.1'), await call('localhost')]));`;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: caFile },
+    });
+    assert.equal(JSON.parse(stdout), ['none', 'localhost']);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
     await server.close();
   }
 });
