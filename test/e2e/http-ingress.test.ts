@@ -9,6 +9,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MAX_BATCH_LENGTH, MAX_HTTP_BODY_BYTES, MAX_TEXT_BYTES } from '../../src/protocol/constants.js';
 import { ErrorCode, type ErrorName } from '../../src/protocol/errors.js';
+import { openStore } from '../../src/store/index.js';
 import {
   cleanup,
   errorOf,
@@ -326,6 +327,34 @@ test('HTTP-level refusals carry a stable code: JSON-RPC errors on /rpc, { error 
   }
   const upgrade = await tryUpgrade(gw.url, bearer('wrong'));
   assertRefusal({ status: upgrade.status, headers: upgrade.headers as IncomingHttpHeaders, body: upgrade.body }, 401, 'UNAUTHORIZED', 'error');
+});
+
+test('a request that arrives while the gateway shuts down is 503 SHUTTING_DOWN on both routes, and nothing is stored', async () => {
+  const own = await startTunedGateway();
+  const [rpc, hook] = await Promise.all([openRawHttp(own.port), openRawHttp(own.port)]);
+  // A request already begun keeps its connection from being closed as idle at shutdown.
+  rpc.write('POST /rpc HTTP/1.1\r\n');
+  hook.write('POST /hooks/wake HTTP/1.1\r\n');
+  await sleep(50);
+  const closing = own.gateway.close();
+  // The rest of each request: its headers and body.
+  const rest = (body: unknown) => {
+    const text = JSON.stringify(body);
+    return `host: 127.0.0.1\r\nauthorization: Bearer ${own.token}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`;
+  };
+  rpc.write(rest(rpcBody('system.event', { text: 'too late over /rpc' })));
+  hook.write(rest({ text: 'too late over the hook' }));
+  const [overRpc, overHook] = await Promise.all([rpc.response(), hook.response()]);
+  assertRefusal(overRpc, 503, 'SHUTTING_DOWN', 'rpc');
+  assertRefusal(overHook, 503, 'SHUTTING_DOWN', 'error');
+  await closing;
+
+  const store = openStore(own.dataDir, { maxPendingPerSession: 10 });
+  try {
+    assert.equal(await store.stats(), { sessions: 0, pending: 0 });
+  } finally {
+    await store.close();
+  }
 });
 
 test('a body that is not JSON by its Content-Type is 415', async ({ gw }) => {
