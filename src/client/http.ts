@@ -4,7 +4,7 @@
  * single call. The request itself is http1.ts's. Errors are the same types the WebSocket client
  * throws.
  */
-import { DEFAULT_CALL_TIMEOUT_MS } from '../protocol/constants.js';
+import { DEFAULT_CALL_TIMEOUT_MS, MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError } from './errors.js';
 import { exchange, ExchangeError, type HttpResponse } from './http1.js';
@@ -57,6 +57,7 @@ export async function callOverHttp<M extends MethodName>(options: HttpCallOption
       headers: { authorization: `Bearer ${options.token}`, 'content-type': 'application/json' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
       signal: stop.signal,
+      maxBodyBytes: MAX_CLIENT_FRAME_BYTES,
     });
   } catch (error) {
     if (!(error instanceof ExchangeError)) throw error;
@@ -81,6 +82,8 @@ function connectionError(error: ExchangeError, url: string, method: string, time
       return new ConnectionError('closed', url, `the connection to ${url} broke before the answer was complete`, cause);
     case 'malformed':
       return new ConnectionError('rejected', url, `the answer from ${url} is ${error.message}: is it a switchboard gateway?`, cause);
+    case 'too-large':
+      return new ConnectionError('rejected', url, `the answer from ${url} is larger than any gateway answer (${MAX_CLIENT_FRAME_BYTES} bytes): is it a switchboard gateway?`, cause);
   }
 }
 

@@ -21,6 +21,8 @@ export interface HttpRequest {
   body: string;
   /** Aborting it destroys the socket and fails the exchange with `aborted`. */
   signal?: AbortSignal;
+  /** A response body longer than this fails the exchange with `too-large`. @default no limit */
+  maxBodyBytes?: number;
 }
 
 export interface HttpResponse {
@@ -37,6 +39,8 @@ export type ExchangeFailure =
   | 'closed'
   /** What came back is not an HTTP/1.x response. */
   | 'malformed'
+  /** The response body is longer than the request's maxBodyBytes. */
+  | 'too-large'
   /** The request's signal fired. */
   | 'aborted';
 
@@ -66,7 +70,7 @@ export async function exchange(request: HttpRequest): Promise<HttpResponse> {
     throw abortError(signal);
   }
   return new Promise<HttpResponse>((resolve, reject) => {
-    const reader = new ResponseReader();
+    const reader = new ResponseReader(request.maxBodyBytes);
     let connected = false;
     let settled = false;
     const settle = (outcome: () => void) => {
@@ -165,6 +169,12 @@ export class ResponseReader {
   readonly #body: Buffer[] = [];
   /** Body bytes still to come: of the whole body (length) or of the current chunk. */
   #remaining = 0;
+  #bodyBytes = 0;
+  readonly #maxBodyBytes: number;
+
+  constructor(maxBodyBytes = Number.POSITIVE_INFINITY) {
+    this.#maxBodyBytes = maxBodyBytes;
+  }
 
   /** Takes the next bytes; returns the response once it is complete. */
   push(chunk: Buffer): HttpResponse | undefined {
@@ -264,6 +274,7 @@ export class ResponseReader {
     const [value] = values;
     if (values.size !== 1 || !/^\d{1,15}$/.test(value!)) throw malformed(`bad Content-Length ${JSON.stringify(length)}`);
     this.#remaining = Number(value);
+    this.#count(this.#remaining);
     return 'length';
   }
 
@@ -282,9 +293,19 @@ export class ResponseReader {
   /** Moves up to `count` pending bytes to the body; returns how many it moved. */
   #take(count: number): number {
     const taken = Math.min(count, this.#pending.length);
+    // A declared length was counted whole when the head arrived.
+    if (this.#state !== 'length') this.#count(taken);
     if (taken > 0) this.#body.push(this.#pending.subarray(0, taken));
     this.#pending = this.#pending.subarray(taken);
     return taken;
+  }
+
+  /** Adds `bytes` to the body's length, and fails once it passes the limit. */
+  #count(bytes: number): void {
+    this.#bodyBytes += bytes;
+    if (this.#bodyBytes > this.#maxBodyBytes) {
+      throw new ExchangeError('too-large', `the response body is longer than ${this.#maxBodyBytes} bytes`);
+    }
   }
 
   #response(): HttpResponse {

@@ -141,7 +141,8 @@ export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
 export const MAX_READ_TEXT_BYTES = 2 * 1024 * 1024;
 
 /**
- * Largest frame the client library accepts from the gateway: MAX_READ_TEXT_BYTES escaped six
- * times over plus envelope; what the gateway sends is bounded by the gateway, not the client.
+ * Largest frame (or POST /rpc answer body) the client library accepts from the gateway:
+ * MAX_READ_TEXT_BYTES escaped six times over plus envelope; what the gateway sends is bounded by
+ * the gateway, not the client. Past it, what answers is not a gateway, and the client stops reading.
  */
 export const MAX_CLIENT_FRAME_BYTES = 16 * 1024 * 1024;

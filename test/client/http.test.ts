@@ -7,6 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConnectionError, RpcCallError, type ConnectionFailure } from '../../src/client/errors.js';
 import { callOverHttp } from '../../src/client/http.js';
+import { MAX_CLIENT_FRAME_BYTES } from '../../src/protocol/constants.js';
 import { fakeServer, type FakeServer } from '../helpers/fake-server.js';
 
 const test = suite('client/http');
@@ -74,9 +75,11 @@ test('HTTP refusals: 401 is unauthorized; others are rejected with what the gate
   await connectionFailure(call(proxy.url), 'rejected', '(HTTP 502: <h1>upstream down</h1>)');
 });
 
-test('not a gateway: a 200 that is not JSON, or bytes that are not HTTP, are rejected', async () => {
+test('not a gateway: a 200 that is not JSON, a body past MAX_CLIENT_FRAME_BYTES, or bytes that are not HTTP, are rejected', async () => {
   const html = await gatewayAnswering((socket) => socket.end('HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\n<html>'));
   await connectionFailure(call(html.url), 'rejected', 'is not JSON: is it a switchboard gateway?');
+  const huge = await gatewayAnswering((socket) => socket.end(`HTTP/1.1 200 OK\r\ncontent-length: ${MAX_CLIENT_FRAME_BYTES + 1}\r\n\r\n{`));
+  await connectionFailure(call(huge.url), 'rejected', `is larger than any gateway answer (${MAX_CLIENT_FRAME_BYTES} bytes): is it a switchboard gateway?`);
   const smtp = await gatewayAnswering((socket) => socket.end('220 mail ESMTP\r\n'));
   await connectionFailure(call(smtp.url), 'rejected', /is not an HTTP\/1\.x response: expected an HTTP\/1\.x status line, got "220 mail ESMTP": is it a switchboard gateway\?$/);
 });

@@ -111,6 +111,29 @@ test(`a head over MAX_RESPONSE_HEAD_BYTES (${MAX_RESPONSE_HEAD_BYTES}) is malfor
   assert.is(readBothWays(justUnder).status, 200);
 });
 
+test('a body past maxBodyBytes is too-large, whether its length is declared, chunked or up to the close; one at the limit is read', () => {
+  const tooLarge = (raw: string) => {
+    for (const step of [0, 1]) {
+      const reader = new ResponseReader(4);
+      const bytes = Buffer.from(raw, 'latin1');
+      const size = step || bytes.length;
+      try {
+        for (let offset = 0; offset < bytes.length; offset += size) reader.push(bytes.subarray(offset, offset + size));
+        reader.end();
+        assert.unreachable('should be too large');
+      } catch (error) {
+        assert.instance(error, ExchangeError);
+        assert.equal([(error as ExchangeError).failure, (error as Error).message], ['too-large', 'the response body is longer than 4 bytes']);
+      }
+    }
+  };
+  tooLarge('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n');
+  tooLarge('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n');
+  tooLarge('HTTP/1.1 200 OK\r\n\r\nabcde');
+  const atLimit = new ResponseReader(4).push(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcd'));
+  assert.is(atLimit?.body.toString(), 'abcd');
+});
+
 // exchange() over real sockets
 
 const post = (url: URL, extra: Partial<HttpRequest> = {}): Promise<HttpResponse> =>
