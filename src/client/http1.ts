@@ -111,7 +111,7 @@ export async function exchange(request: HttpRequest): Promise<HttpResponse> {
         ),
       );
     });
-    socket.once('close', () => settle(() => reject(new ExchangeError('closed', 'the connection closed before the response was complete'))));
+    socket.once('close', () => settle(() => reject(closedEarly())));
     socket.setNoDelay(true);
     // write, not end: a server may take the client's half-close for leaving, and drop the
     // answer (node:http servers do, unless told to allow half-open sockets).
@@ -151,13 +151,13 @@ function abortError(signal: AbortSignal): ExchangeError {
   return new ExchangeError('aborted', 'the request was aborted', { cause: signal.reason });
 }
 
+type ReadState = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'until-close';
+
 /**
  * Reads one response from the bytes as they arrive: interim (1xx) responses are skipped, and the
  * body ends where RFC 9112 section 6.3 says: none for 204 and 304, chunked when that is the last
  * transfer coding, else Content-Length, else the close of the connection.
  */
-type ReadState = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-end' | 'trailers' | 'until-close';
-
 export class ResponseReader {
   /** Bytes not yet parsed: the head, or chunk framing. Body bytes go to `#body` directly. */
   #pending: Buffer = Buffer.alloc(0);
@@ -200,9 +200,9 @@ export class ResponseReader {
           break;
         }
         case 'chunk-end': {
-          const line = this.#line(2, 'a chunk is longer than its size says');
+          const line = this.#line(2, CHUNK_TOO_LONG);
           if (line === undefined) return undefined;
-          if (line !== '') throw malformed('a chunk is longer than its size says');
+          if (line !== '') throw malformed(CHUNK_TOO_LONG);
           this.#state = 'chunk-size';
           break;
         }
@@ -231,7 +231,7 @@ export class ResponseReader {
   /** The connection ended: the response, if the close is where its body ends. */
   end(): HttpResponse {
     if (this.#state === 'until-close') return this.#response();
-    throw new ExchangeError('closed', 'the connection closed before the response was complete');
+    throw closedEarly();
   }
 
   #headLine(line: string): void {
@@ -314,6 +314,11 @@ export class ResponseReader {
 }
 
 const HEAD_TOO_LONG = `its head is longer than ${MAX_RESPONSE_HEAD_BYTES} bytes`;
+const CHUNK_TOO_LONG = 'a chunk is longer than its size says';
+
+function closedEarly(): ExchangeError {
+  return new ExchangeError('closed', 'the connection closed before the response was complete');
+}
 
 function malformed(why: string): ExchangeError {
   return new ExchangeError('malformed', `not an HTTP/1.x response: ${why}`);
