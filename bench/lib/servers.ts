@@ -1,4 +1,5 @@
 /** Starting and stopping a server under test (bench/servers/server.ts) from the parent. */
+import path from 'node:path';
 import { benchFile, startChild, type Child, type Message } from './child.js';
 
 export type ServerKind = 'switchboard' | 'echo' | 'rpcws' | 'relay';
@@ -23,9 +24,11 @@ export interface LoopDelay {
 }
 
 export interface ServerOptions {
-  /** Write a CPU profile of the server to this directory (node --cpu-prof). */
+  /**
+   * Write CPU profiles of the server (node --cpu-prof) to a directory in this one, named after
+   * `label` and the kind: one file per thread (switchboard's store has a worker thread).
+   */
   profileDir?: string | undefined;
-  /** Names the profile file. */
   label?: string;
 }
 
@@ -35,7 +38,7 @@ const STOP_TIMEOUT_MS = 15_000;
 export async function startServer(kind: ServerKind, options: ServerOptions = {}): Promise<ServerHandle> {
   const execArgv = ['--expose-gc'];
   if (options.profileDir) {
-    execArgv.push('--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${options.label ?? kind}-${kind}.cpuprofile`);
+    execArgv.push('--cpu-prof', `--cpu-prof-dir=${path.join(options.profileDir, `${options.label ?? kind}-${kind}`)}`);
   }
   const child = startChild(benchFile('servers/server.js'), [kind], execArgv);
   const ready = await child.next<Message & { url: string; token: string }>('ready', START_TIMEOUT_MS);

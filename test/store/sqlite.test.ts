@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  openStore,
+  SqliteEventStore,
   StoreClosedError,
   StoreLockedError,
   StoreOpenError,
@@ -15,7 +15,6 @@ import {
   type AppendRequest,
   type NewEvent,
   type ReadResult,
-  type SqliteEventStore,
   type StoreOptions,
   type TokenRecord,
   type TraceEntry,
@@ -37,7 +36,7 @@ function tempDir(): string {
 }
 
 function open(dir: string, maxPendingPerSession = 3, extra: Partial<StoreOptions> = {}): SqliteEventStore {
-  const store = openStore(dir, { maxPendingPerSession, ...extra });
+  const store = SqliteEventStore.open(path.join(dir, DATA_FILES.database), { maxPendingPerSession, ...extra });
   stores.push(store);
   return store;
 }
@@ -794,7 +793,7 @@ test('another process cannot open a data dir in use', () => {
   const storeModule = new URL('../../src/store/index.js', import.meta.url).href;
   const script = `
     const { openStore } = await import(${JSON.stringify(storeModule)});
-    try { openStore(${JSON.stringify(dir)}, { maxPendingPerSession: 3 }); console.log('opened'); }
+    try { await openStore(${JSON.stringify(dir)}, { maxPendingPerSession: 3 }); console.log('opened'); }
     catch (error) { console.log(error.name); }
   `;
   const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
