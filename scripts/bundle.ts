@@ -30,7 +30,7 @@ await build({
 
 await build({
   ...common,
-  entryPoints: { ...Object.fromEntries(LAZY.map((name) => [name, `dist/src/cli/${name}.js`])), 'store-worker': 'dist/src/store/store-worker.js' },
+  entryPoints: Object.fromEntries(LAZY.map((name) => [name, `dist/src/cli/${name}.js`])),
   format: 'esm',
   splitting: true,
   external: ['better-sqlite3'],

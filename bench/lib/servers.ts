@@ -1,5 +1,4 @@
 /** Starting and stopping a server under test (bench/servers/server.ts) from the parent. */
-import path from 'node:path';
 import { benchFile, startChild, type Child, type Message } from './child.js';
 
 export type ServerKind = 'switchboard' | 'echo' | 'rpcws' | 'relay';
@@ -24,11 +23,9 @@ export interface LoopDelay {
 }
 
 export interface ServerOptions {
-  /**
-   * Write CPU profiles of the server (node --cpu-prof) to a directory in this one, named after
-   * `label` and the kind: one file per thread (switchboard's store has a worker thread).
-   */
+  /** Write a CPU profile of the server to this directory (node --cpu-prof). */
   profileDir?: string | undefined;
+  /** Names the profile file. */
   label?: string;
 }
 
@@ -38,7 +35,7 @@ const STOP_TIMEOUT_MS = 15_000;
 export async function startServer(kind: ServerKind, options: ServerOptions = {}): Promise<ServerHandle> {
   const execArgv = ['--expose-gc'];
   if (options.profileDir) {
-    execArgv.push('--cpu-prof', `--cpu-prof-dir=${path.join(options.profileDir, `${options.label ?? kind}-${kind}`)}`);
+    execArgv.push('--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${options.label ?? kind}-${kind}.cpuprofile`);
   }
   const child = startChild(benchFile('servers/server.js'), [kind], execArgv);
   const ready = await child.next<Message & { url: string; token: string }>('ready', START_TIMEOUT_MS);

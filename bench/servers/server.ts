@@ -25,7 +25,7 @@ import { Server as RpcWebSocketsServer } from 'rpc-websockets';
 import { writeHeapSnapshot } from 'node:v8';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { startGateway } from '../../src/server/gateway.js';
-import { WorkerEventStore } from '../../src/store/worker-store.js';
+import { SqliteEventStore } from '../../src/store/sqlite.js';
 import { failTo, hear, tell } from '../lib/child.js';
 import { agentOf } from '../lib/workload.js';
 
@@ -34,7 +34,7 @@ const HOST = '127.0.0.1';
 interface Running {
   url: string;
   token: string;
-  metrics(): Promise<{ commits: number; opsCommitted: number } | null> | null;
+  metrics(): { commits: number; opsCommitted: number } | null;
   close(): Promise<void>;
 }
 
@@ -43,7 +43,7 @@ async function main(kind: string): Promise<void> {
   let loop: IntervalHistogram | undefined;
   process.on('message', (message: { type: string }) => {
     if (message.type === 'heap') tell({ type: 'heap', ...heap() });
-    if (message.type === 'metrics') void Promise.resolve(running.metrics()).then((metrics) => tell({ type: 'metrics', metrics }));
+    if (message.type === 'metrics') tell({ type: 'metrics', metrics: running.metrics() });
     if (message.type === 'snapshot') tell({ type: 'snapshot', file: writeHeapSnapshot(String((message as { file?: unknown }).file)) });
     if (message.type === 'loop-start') {
       // 1 ms resolution: blocking shorter than that does not matter to a 5 ms target.
@@ -95,9 +95,9 @@ function heap(): { heapUsed: number; rss: number; external: number } {
 
 async function startSwitchboard(): Promise<Running> {
   // The gateway does not expose its store; keep a handle on it to read the group-commit counters.
-  let store: WorkerEventStore | undefined;
-  const open = WorkerEventStore.open.bind(WorkerEventStore);
-  WorkerEventStore.open = async (file, options) => (store = await open(file, options));
+  let store: SqliteEventStore | undefined;
+  const open = SqliteEventStore.open.bind(SqliteEventStore);
+  SqliteEventStore.open = (file, options) => (store = open(file, options));
 
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-bench-'));
   const gateway = await startGateway({
@@ -110,7 +110,7 @@ async function startSwitchboard(): Promise<Running> {
   return {
     url: gateway.url,
     token,
-    metrics: () => store?.storeMetrics() ?? null,
+    metrics: () => (store && typeof store.storeMetrics === 'function' ? store.storeMetrics() : null),
     close: async () => {
       await gateway.close();
       fs.rmSync(dataDir, { recursive: true, force: true });

@@ -64,7 +64,7 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
   INVALID_PARAMS: 'Params failed validation; data.errors lists each problem with its path.',
   INTERNAL_ERROR: 'Unexpected failure inside the gateway; details are in the gateway log, never in the response.',
   IDEMPOTENCY_CONFLICT: 'The idempotency key was already used with different params.',
-  STORE_UNAVAILABLE: 'The durable store could not commit (disk full, I/O error): nothing was stored, retry later. Or its thread stopped: restart the gateway.',
+  STORE_UNAVAILABLE: 'The durable store could not commit (disk full, I/O error). Nothing was stored; retry later.',
   SHUTTING_DOWN: 'The gateway is shutting down. Nothing was stored; retry once it is back.',
   ACK_OUT_OF_RANGE: 'The ack names a seq beyond the last one the session issued.',
   SUBSCRIPTION_NOT_FOUND: 'This connection holds no subscription with that id.',

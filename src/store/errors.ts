@@ -42,27 +42,19 @@ export class StoreOpenError extends Error {
   }
 }
 
-/**
- * A commit failed (disk full, I/O error): the operation's changes were rolled back. Or, with
- * `threadLost`, the store's worker thread stopped: what was in flight may or may not have committed.
- */
+/** A commit failed (disk full, I/O error): the operation's changes were rolled back. */
 export class StoreUnavailableError extends Error {
   readonly code = 'STORE_UNAVAILABLE';
   readonly sqliteCode: string | undefined;
 
-  constructor(cause: unknown, { threadLost = false } = {}) {
+  constructor(cause: unknown) {
     const code = sqliteCode(cause) ?? 'unknown';
     const detail = cause instanceof Error ? `${code}: ${cause.message}` : code;
     const corrupt = isCorruption(code);
     const fix = corrupt
       ? 'the database file is damaged: stop the gateway, then restore it from a backup or move it aside'
       : 'free disk space or check the data dir, then retry';
-    super(
-      threadLost
-        ? `the event store's thread stopped (${detail}); calls in flight may or may not have been stored: restart the gateway`
-        : `the event store could not commit (${detail}); nothing was stored: ${fix}`,
-      { cause },
-    );
+    super(`the event store could not commit (${detail}); nothing was stored: ${fix}`, { cause });
     this.name = 'StoreUnavailableError';
     this.sqliteCode = sqliteCode(cause);
   }

@@ -349,7 +349,7 @@ test('a request that arrives while the gateway shuts down is 503 SHUTTING_DOWN o
   assertRefusal(overHook, 503, 'SHUTTING_DOWN', 'error');
   await closing;
 
-  const store = await openStore(own.dataDir, { maxPendingPerSession: 10 });
+  const store = openStore(own.dataDir, { maxPendingPerSession: 10 });
   try {
     assert.equal(await store.stats(), { sessions: 0, pending: 0 });
   } finally {

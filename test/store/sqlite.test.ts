@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  SqliteEventStore,
+  openStore,
   StoreClosedError,
   StoreLockedError,
   StoreOpenError,
@@ -15,6 +15,7 @@ import {
   type AppendRequest,
   type NewEvent,
   type ReadResult,
+  type SqliteEventStore,
   type StoreOptions,
   type TokenRecord,
   type TraceEntry,
@@ -36,7 +37,7 @@ function tempDir(): string {
 }
 
 function open(dir: string, maxPendingPerSession = 3, extra: Partial<StoreOptions> = {}): SqliteEventStore {
-  const store = SqliteEventStore.open(path.join(dir, DATA_FILES.database), { maxPendingPerSession, ...extra });
+  const store = openStore(dir, { maxPendingPerSession, ...extra });
   stores.push(store);
   return store;
 }
@@ -793,7 +794,7 @@ test('another process cannot open a data dir in use', () => {
   const storeModule = new URL('../../src/store/index.js', import.meta.url).href;
   const script = `
     const { openStore } = await import(${JSON.stringify(storeModule)});
-    try { await openStore(${JSON.stringify(dir)}, { maxPendingPerSession: 3 }); console.log('opened'); }
+    try { openStore(${JSON.stringify(dir)}, { maxPendingPerSession: 3 }); console.log('opened'); }
     catch (error) { console.log(error.name); }
   `;
   const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
