@@ -5,7 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import { ENV } from '../protocol/constants.js';
-import { StoreOpenError } from './errors.js';
+import { sqliteCode, StoreOpenError } from './errors.js';
 
 const MIGRATIONS: readonly string[] = [
   `
@@ -148,8 +148,20 @@ export function migrate(db: Database.Database, file: string, target = SCHEMA_VER
     );
   }
   if (found >= target) return;
-  db.transaction(() => {
-    for (const migration of MIGRATIONS.slice(found, target)) db.exec(migration);
-    db.pragma(`user_version = ${target}`);
-  }).immediate();
+  try {
+    db.transaction(() => {
+      for (const migration of MIGRATIONS.slice(found, target)) db.exec(migration);
+      db.pragma(`user_version = ${target}`);
+    }).immediate();
+  } catch (error) {
+    // A constraint failure is the data's doing (a row the migration cannot carry over, such as an
+    // event without its session row), not the disk's: say so, rather than "check the data dir".
+    if (!sqliteCode(error)?.startsWith('SQLITE_CONSTRAINT')) throw error;
+    throw new StoreOpenError(
+      file,
+      `its data cannot be migrated from schema version ${found} to ${target} (${(error as Error).message})`,
+      'the database was left as it was: run the switchboard version that wrote it, or move the file aside to start with an empty store',
+      { cause: error },
+    );
+  }
 }

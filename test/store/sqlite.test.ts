@@ -919,7 +919,14 @@ test('a schema-1 event without a sessions row fails the migration, which leaves 
       `INSERT INTO events (session_key, seq, event_id, text, mode, context_key, stored_at) VALUES ('orphan', 1, 'e-1', 'kept', 'now', NULL, 1000)`,
     ).run();
   });
-  assert.throws(() => open(dir), (error: unknown) => error instanceof StoreOpenError && /NOT NULL/.test(error.message));
+  assert.throws(
+    () => open(dir),
+    (error: unknown) =>
+      error instanceof StoreOpenError &&
+      error.sqliteCode === 'SQLITE_CONSTRAINT_NOTNULL' &&
+      error.message.includes('its data cannot be migrated from schema version 1 to 2 (NOT NULL constraint failed') &&
+      error.message.endsWith('the database was left as it was: run the switchboard version that wrote it, or move the file aside to start with an empty store'),
+  );
   const left = withDatabase(dir, (db) => [
     db.pragma('user_version', { simple: true }),
     db.prepare<[], string>('SELECT text FROM events').pluck().all(),
