@@ -1,6 +1,7 @@
 /**
  * Group commit: every operation queued before the next flush shares one transaction, so
- * durability costs one fsync per batch instead of one per event. An operation that throws takes
+ * durability costs one fsync per batch instead of one per event. A small batch first waits, briefly,
+ * for the callers the last commit answered (see GROUP_TARGET). An operation that throws takes
  * back only its own changes: the batch then runs again, each operation in a savepoint of its own
  * (see #runAll), so operations must be safe to run twice (their effects outside the database are
  * the observer's to take back).
@@ -23,6 +24,25 @@ import { sqliteCode, StoreUnavailableError } from './errors.js';
  * commit rejects the whole batch: 1000 appends take a few milliseconds, which bounds both.
  */
 export const MAX_OPS_PER_COMMIT = 1000;
+
+/**
+ * A batch smaller than this waits (at most GROUP_WAIT_MS) for the callers the last commit answered
+ * to send their next operations, so they share its commit. Callers that each wait for their answer
+ * before sending again (one call in flight per connection) otherwise split into groups that take
+ * turns: while one group's batch commits, the other's arrives and forms the next batch, and every
+ * commit (its fsync and its page writes) is shared by half of them. With 16 such callers, waiting
+ * for all of them gave one batch of ~15 instead of two of ~8, and 14-23% more calls per second. 64
+ * appends already share a commit's fixed cost well, so a larger batch goes at once.
+ */
+export const GROUP_TARGET = 64;
+
+/**
+ * The longest a batch waits for GROUP_TARGET's callers, counted from the answers of the commit
+ * before it: Node's timers go no finer than a millisecond. Callers that are not coming back (a CLI
+ * call, one event now and then) cost at most that, once: the batch after the wait expects only the
+ * callers it answered.
+ */
+export const GROUP_WAIT_MS = 1;
 
 /** Codes (and their extended forms) that mean the storage failed, not the operation. */
 const STORAGE_FAILURES = [
@@ -111,12 +131,21 @@ export class CommitQueue {
   readonly #queue: QueuedOp[] = [];
   readonly #metrics: CommitMetrics = { commits: 0, opsCommitted: 0, durableCommits: 0 };
   #scheduled = false;
+  readonly #groupWaitMs: number;
+  /** The wait for the callers just answered (see GROUP_TARGET), while it runs. */
+  #groupWait: NodeJS.Timeout | undefined;
+  /** Operations the next batch waits for: those queued when the last commit answered, plus its durable ones' callers. */
+  #expected = 0;
+  /** When the last commit's operations were settled (performance.now()). */
+  #answeredAt = Number.NEGATIVE_INFINITY;
   /** The connection's synchronous level, as last set (or found at construction). */
   #synchronous: number;
 
-  constructor(db: Database.Database, observer: TransactionObserver = NO_OBSERVER) {
+  /** `groupWaitMs` is for tests, which need a wait longer than a loaded machine's stalls. */
+  constructor(db: Database.Database, observer: TransactionObserver = NO_OBSERVER, groupWaitMs = GROUP_WAIT_MS) {
     this.#db = db;
     this.#observer = observer;
+    this.#groupWaitMs = groupWaitMs;
     this.#begin = db.prepare('BEGIN IMMEDIATE');
     this.#commit = db.prepare('COMMIT');
     this.#rollback = db.prepare('ROLLBACK');
@@ -142,10 +171,25 @@ export class CommitQueue {
   }
 
   #schedule(): void {
-    if (this.#scheduled) return;
+    if (this.#scheduled) {
+      if (this.#groupWait && this.#queue.length >= this.#expected) this.#flushSoon();
+      return;
+    }
     this.#scheduled = true;
-    // setImmediate rather than a microtask: it runs after this loop turn's I/O callbacks, so
-    // requests read from many sockets at once land in the same batch.
+    if (this.#queue.length < this.#expected && performance.now() - this.#answeredAt < this.#groupWaitMs) {
+      this.#groupWait = setTimeout(() => this.#flushSoon(), this.#groupWaitMs);
+    } else {
+      this.#flushSoon();
+    }
+  }
+
+  /**
+   * setImmediate rather than a microtask: it runs after this loop turn's I/O callbacks, so
+   * requests read from many sockets at once land in the same batch.
+   */
+  #flushSoon(): void {
+    clearTimeout(this.#groupWait);
+    this.#groupWait = undefined;
     setImmediate(() => this.#flush());
   }
 
@@ -153,6 +197,12 @@ export class CommitQueue {
     const batch = this.#queue.splice(0, MAX_OPS_PER_COMMIT);
     const settlers = this.#execute(batch);
     this.#scheduled = false;
+    // Only durable operations have callers waiting to send again: the rest are the store's own
+    // (trace writes, pruning).
+    let callers = 0;
+    for (const op of batch) if (op.durable) callers++;
+    this.#expected = Math.min(GROUP_TARGET, this.#queue.length + callers);
+    this.#answeredAt = performance.now();
     if (this.#queue.length > 0) this.#schedule();
     for (const settle of settlers) settle();
   }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CommitQueue, MAX_OPS_PER_COMMIT, type TransactionObserver } from '../../src/store/commit-queue.js';
+import { CommitQueue, GROUP_TARGET, MAX_OPS_PER_COMMIT, type TransactionObserver } from '../../src/store/commit-queue.js';
 import { StoreUnavailableError } from '../../src/store/errors.js';
 
 const test = suite('store/commit-queue');
@@ -34,6 +34,51 @@ test('a batch is capped at MAX_OPS_PER_COMMIT; the rest follows in later commits
   await Promise.all(Array.from({ length: ops }, (_, i) => queue.run(insert(`${i}`))));
   assert.equal(queue.metrics(), { commits: 3, opsCommitted: ops, durableCommits: 3 });
   assert.is(count(), ops);
+});
+
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+/** `promise`, or a failure once `ms` have passed: a wait that never ends must fail, not hang. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not settled within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+test('the callers a commit answered share the next commit, even when their operations arrive over several turns of the event loop', async () => {
+  // A wait that no test reaches: only the callers' return can end it.
+  queue = new CommitQueue(db, undefined, 60_000);
+  await Promise.all(['a', 'b', 'c'].map((x) => queue.run(insert(x))));
+  const next: Array<Promise<number>> = [];
+  for (const x of ['d', 'e', 'f']) {
+    next.push(queue.run(insert(x)));
+    await nextTurn();
+  }
+  await within(Promise.all(next), 5_000, 'the third caller completes the group');
+  assert.equal(queue.metrics(), { commits: 2, opsCommitted: 6, durableCommits: 2 });
+});
+
+test('a batch goes without the callers that do not come back once the wait is over', async () => {
+  queue = new CommitQueue(db, undefined, 20);
+  await Promise.all(['a', 'b', 'c'].map((x) => queue.run(insert(x))));
+  const started = performance.now();
+  await within(queue.run(insert('alone')), 5_000, 'a lone operation');
+  // A lower bound only: a loaded machine makes it longer, never shorter.
+  assert.ok(performance.now() - started >= 15, 'it waited for the others first');
+  assert.equal(queue.metrics(), { commits: 2, opsCommitted: 4, durableCommits: 2 });
+});
+
+test('no wait once the last answers are older than the wait, nor for a batch of GROUP_TARGET', async () => {
+  queue = new CommitQueue(db, undefined, 100);
+  await Promise.all(['a', 'b', 'c'].map((x) => queue.run(insert(x))));
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  await within(queue.run(insert('much later')), 90, 'an operation long after the last answers');
+
+  await Promise.all(Array.from({ length: 2 * GROUP_TARGET }, (_, i) => queue.run(insert(`burst ${i}`))));
+  await within(Promise.all(Array.from({ length: GROUP_TARGET }, (_, i) => queue.run(insert(`target ${i}`)))), 90, 'a full group');
+  assert.equal(queue.metrics().commits, 4);
 });
 
 test('an operation queued by a running operation goes to the next batch', async () => {
