@@ -70,14 +70,15 @@ test('a batch goes without the callers that do not come back once the wait is ov
   assert.equal(queue.metrics(), { commits: 2, opsCommitted: 4, durableCommits: 2 });
 });
 
-test('no wait once the last answers are older than the wait, nor for a batch of GROUP_TARGET', async () => {
-  queue = new CommitQueue(db, undefined, 100);
+test('no wait once the last answers are older than the wait, nor beyond a batch of GROUP_TARGET', async () => {
+  // Waiting would take the whole 2 s; a commit, even on a slow disk, takes far less than 1.5 s.
+  queue = new CommitQueue(db, undefined, 2_000);
   await Promise.all(['a', 'b', 'c'].map((x) => queue.run(insert(x))));
-  await new Promise((resolve) => setTimeout(resolve, 150));
-  await within(queue.run(insert('much later')), 90, 'an operation long after the last answers');
+  await new Promise((resolve) => setTimeout(resolve, 2_100));
+  await within(queue.run(insert('much later')), 1_500, 'an operation long after the last answers');
 
   await Promise.all(Array.from({ length: 2 * GROUP_TARGET }, (_, i) => queue.run(insert(`burst ${i}`))));
-  await within(Promise.all(Array.from({ length: GROUP_TARGET }, (_, i) => queue.run(insert(`target ${i}`)))), 90, 'a full group');
+  await within(Promise.all(Array.from({ length: GROUP_TARGET }, (_, i) => queue.run(insert(`target ${i}`)))), 1_500, 'a full group');
   assert.equal(queue.metrics().commits, 4);
 });
 
