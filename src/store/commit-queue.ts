@@ -38,9 +38,9 @@ export const GROUP_TARGET = 64;
 
 /**
  * The longest a batch waits for GROUP_TARGET's callers, counted from the answers of the commit
- * before it: Node's timers go no finer than a millisecond. Callers that are not coming back (a CLI
- * call, one event now and then) cost at most that, once: the batch after the wait expects only the
- * callers it answered.
+ * before it (Node's timers go no finer than a millisecond, so it may be up to one more). Callers
+ * that are not coming back (a CLI call, one event now and then) cost at most that, once: the batch
+ * after the wait expects only the callers it answered.
  */
 export const GROUP_WAIT_MS = 1;
 
@@ -176,8 +176,9 @@ export class CommitQueue {
       return;
     }
     this.#scheduled = true;
-    if (this.#queue.length < this.#expected && performance.now() - this.#answeredAt < this.#groupWaitMs) {
-      this.#groupWait = setTimeout(() => this.#flushSoon(), this.#groupWaitMs);
+    const waitLeft = this.#answeredAt + this.#groupWaitMs - performance.now();
+    if (this.#queue.length < this.#expected && waitLeft > 0) {
+      this.#groupWait = setTimeout(() => this.#flushSoon(), waitLeft);
     } else {
       this.#flushSoon();
     }
