@@ -92,6 +92,8 @@ interface QueuedOp {
  * writes back until the batch commits. Each call comes before anything else runs.
  */
 export interface TransactionObserver {
+  /** The batch's transaction has begun, before its first operation: a throw aborts the batch. */
+  batchBegun(): void;
   /** An operation is about to run (in a savepoint of its own when the batch runs guarded). */
   operationStart(): void;
   /** That operation threw and its savepoint was rolled back; the batch goes on. */
@@ -106,6 +108,7 @@ export interface TransactionObserver {
 }
 
 const NO_OBSERVER: TransactionObserver = {
+  batchBegun: () => undefined,
   operationStart: () => undefined,
   operationRolledBack: () => undefined,
   beforeCommit: () => undefined,
@@ -237,6 +240,7 @@ export class CommitQueue {
     try {
       this.#setSynchronous(durable ? SYNCHRONOUS.full : SYNCHRONOUS.normal);
       this.#begin.run();
+      this.#observer.batchBegun();
     } catch (error) {
       return { failure: error };
     }

@@ -130,6 +130,13 @@ const MIGRATIONS: readonly string[] = [
   -- index on their time cost every append an index entry (~0.8 of ~12 µs through the store).
   DROP INDEX trace_by_age;
   `,
+  `
+  -- No change to the tables. From schema 3 on, a session's row may lag the events appended to it
+  -- (never their removal) until the store writes it, and the store brings such rows up to date from
+  -- the events table when it opens (see SessionCache). A build that predates this would trust the
+  -- rows as they are, and after a crash reuse seqs: this version makes it refuse the data dir.
+  SELECT 1;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -165,6 +165,16 @@ function prepareStatements(db: Database.Database) {
        ON CONFLICT (id) DO UPDATE
        SET last_seq = excluded.last_seq, last_event_at = excluded.last_event_at, pending = excluded.pending`,
     ),
+    // Rows may lag their sessions' appends, never their removals (see SessionCache): what an
+    // append changed is what the events table holds beyond the row's last seq. SET reads the row
+    // as it was. Probes each session once by the (session_id, seq) index; writes the stale only.
+    reconcileSessions: db.prepare<[]>(
+      `UPDATE sessions SET
+         pending = pending + (SELECT count(*) FROM events WHERE session_id = sessions.id AND seq > sessions.last_seq),
+         last_event_at = (SELECT stored_at FROM events WHERE session_id = sessions.id ORDER BY seq DESC LIMIT 1),
+         last_seq = (SELECT max(seq) FROM events WHERE session_id = sessions.id)
+       WHERE EXISTS (SELECT 1 FROM events WHERE session_id = sessions.id AND seq > sessions.last_seq)`,
+    ),
     newest: db.prepare<[number], NewestEvent>(
       `SELECT event_id AS eventId, seq, stored_at AS storedAt, text FROM events WHERE session_id = ?
        ORDER BY seq DESC LIMIT 1`,
@@ -334,9 +344,11 @@ export class SqliteEventStore implements EventStore, TokenStore {
   private constructor(db: Database.Database, limits: Limits, onBackgroundError: (error: unknown) => void) {
     this.#db = db;
     this.#sql = prepareStatements(db);
-    this.#sessions = new SessionCache((sessionKey, { id, agentId, lastSeq, lastEventAt, pending }) =>
-      this.#sql.sessionPut.run(id, sessionKey, agentId, lastSeq, lastEventAt, pending),
-    );
+    this.#sessions = new SessionCache({
+      write: (sessionKey, { id, agentId, lastSeq, lastEventAt, pending }) =>
+        this.#sql.sessionPut.run(id, sessionKey, agentId, lastSeq, lastEventAt, pending),
+      reconcile: () => this.#sql.reconcileSessions.run(),
+    });
     this.#lastSessionId = db.prepare<[], number>('SELECT coalesce(max(id), 0) FROM sessions').pluck().get()!;
     this.#queue = new CommitQueue(db, this.#sessions);
     this.#maxPending = limits.maxPending;
@@ -441,9 +453,10 @@ export class SqliteEventStore implements EventStore, TokenStore {
 
   async #shutdown(): Promise<void> {
     clearInterval(this.#pruneTimer);
-    // The queue runs in order, so once this no-op has committed, everything queued before it has.
-    // Its failure, if any, was already reported to the operations of its batch.
-    await this.#queue.run(() => undefined).catch(() => undefined);
+    // The queue runs in order, so once this has committed, everything queued before it has, and
+    // every session row is up to date. Its failure, if any, was already reported to the operations
+    // of its batch (and the next open reconciles the rows).
+    await this.#queue.run(() => this.#sessions.writeBack()).catch(() => undefined);
     try {
       this.#db.pragma('wal_checkpoint(TRUNCATE)');
     } catch {
@@ -550,6 +563,8 @@ export class SqliteEventStore implements EventStore, TokenStore {
       pending -= dropped.length;
     }
 
+    // Due now when the row cannot be repaired from the events table (see SessionCache).
+    const due = !session || replaced !== undefined || dropped.length > 0;
     this.#sessions.update(sessionKey, {
       id: sessionId,
       // A session's agent is the one of its first event (its key names it).
@@ -559,7 +574,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
       pending,
       // Replacing and dropping never remove the event just inserted: it is the newest.
       newest: text.length <= NEWEST_TEXT_CACHE_LIMIT ? { eventId, seq, storedAt: now, text } : undefined,
-    });
+    }, due);
     return {
       status: replaced ? 'replaced' : 'queued',
       eventId,
@@ -611,7 +626,8 @@ export class SqliteEventStore implements EventStore, TokenStore {
   /** Records that the session's pending events up to `upToSeq` were consumed, `depth` left. */
   #consumed(sessionKey: string, session: SessionState, depth: number, upToSeq: number): void {
     const newest = session.newest && session.newest.seq > upToSeq ? session.newest : undefined;
-    this.#sessions.update(sessionKey, { ...session, pending: depth, newest });
+    // Due: the consumed events are gone from the table, so it can no longer repair the row.
+    this.#sessions.update(sessionKey, { ...session, pending: depth, newest }, true);
   }
 
   #ack(sessionKey: string, seq: number, detail: TraceDetail): AckResult {

@@ -150,6 +150,7 @@ test('the level is set between batches: a failing batch does not leave a durable
 function recorder(onBeforeCommit: () => void = () => undefined) {
   const calls: string[] = [];
   const observer: TransactionObserver = {
+    batchBegun: () => calls.push(`begun (${count()} rows)`),
     operationStart: () => calls.push('start'),
     operationRolledBack: () => calls.push(`rolled back (${count()} rows)`),
     beforeCommit: () => {
@@ -181,8 +182,8 @@ test('observer: told of each operation, of the unguarded run rolled back, of the
     ['fulfilled', 'rejected', 'fulfilled'],
   );
   assert.equal(calls, [
-    ...['start', 'start', 'batch rolled back (0 rows)'],
-    ...['start', 'start', 'rolled back (1 rows)', 'start', 'before commit (2 rows)'],
+    ...['begun (0 rows)', 'start', 'start', 'batch rolled back (0 rows)'],
+    ...['begun (0 rows)', 'start', 'start', 'rolled back (1 rows)', 'start', 'before commit (2 rows)'],
   ]);
   assert.is(count(), 2);
 });
@@ -232,7 +233,7 @@ test('observer: beforeCommit runs inside the transaction; its writes commit with
     assert.is(result.status, 'rejected');
     assert.instance(result.status === 'rejected' && result.reason, StoreUnavailableError);
   }
-  assert.equal(calls, ['start', 'start', 'before commit (4 rows)', 'batch rolled back (2 rows)']);
+  assert.equal(calls, ['begun (2 rows)', 'start', 'start', 'before commit (4 rows)', 'batch rolled back (2 rows)']);
   assert.equal(queue.metrics(), { commits: 1, opsCommitted: 1, durableCommits: 1 });
 });
 
@@ -248,7 +249,20 @@ test('observer: a storage failure is one batch rollback, not an operation rollba
     results.map((result) => result.status),
     ['rejected', 'rejected'],
   );
-  assert.equal(calls, ['start', 'start', 'batch rolled back (1 rows)']);
+  assert.equal(calls, ['begun (1 rows)', 'start', 'start', 'batch rolled back (1 rows)']);
+});
+
+test('observer: a throw from batchBegun aborts the batch before any operation runs', async () => {
+  let begin: () => void = fail;
+  const observer = { ...recorder().observer, batchBegun: () => begin() };
+  queue = new CommitQueue(db, observer);
+  const ran: string[] = [];
+  const results = await Promise.allSettled([queue.run(() => ran.push('a'))]);
+  assert.is(results[0]!.status, 'rejected');
+  assert.instance(results[0]!.status === 'rejected' && results[0]!.reason, StoreUnavailableError);
+  assert.equal(ran, []);
+  begin = () => undefined;
+  assert.is(await queue.run(insert('after')), 1);
 });
 
 test.run();

@@ -20,7 +20,13 @@ import {
   type TokenRecord,
   type TraceEntry,
 } from '../../src/store/index.js';
-import { NEWEST_TEXT_CACHE_LIMIT, SESSION_CACHE_SIZE, SessionCache } from '../../src/store/session-cache.js';
+import {
+  DEFERRED_ROWS_MAX,
+  DEFERRED_ROWS_MAX_AGE_MS,
+  NEWEST_TEXT_CACHE_LIMIT,
+  SESSION_CACHE_SIZE,
+  SessionCache,
+} from '../../src/store/session-cache.js';
 import { migrate, SCHEMA_VERSION } from '../../src/store/migrations.js';
 import { PRUNE_SLICE } from '../../src/store/sqlite.js';
 import { DATA_FILES, MAX_READ_TEXT_BYTES, DEFAULT_IDEMPOTENCY_RETENTION_MS, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
@@ -704,18 +710,29 @@ test('more sessions than SESSION_CACHE_SIZE: the ones evicted are read back from
 
 const sessionState = (lastSeq: number) => ({ id: 1, agentId: 'main', lastSeq, lastEventAt: 1000 + lastSeq, pending: lastSeq, newest: undefined });
 
-test('session cache: an operation rolled back takes back its changes and its writes; a batch rolled back drops everything', () => {
+/** A session cache whose row writes and reconciliations are recorded. */
+function recordingCache() {
   const written: Array<[string, number]> = [];
-  const cache = new SessionCache((sessionKey, row) => written.push([sessionKey, row.lastSeq]));
+  let reconciles = 0;
+  const cache = new SessionCache({
+    write: (sessionKey, row) => written.push([sessionKey, row.lastSeq]),
+    reconcile: () => reconciles++,
+  });
+  return { cache, written, reconciles: () => reconciles };
+}
+
+test('session cache: an operation rolled back takes back its changes, its marks and its writes', () => {
+  const { cache, written } = recordingCache();
+  cache.batchBegun();
   cache.operationStart();
   cache.load('a', sessionState(1));
-  cache.update('a', sessionState(2));
+  cache.update('a', sessionState(2), true);
   cache.operationStart();
-  cache.update('b', sessionState(1));
+  cache.update('b', sessionState(1), false);
   cache.operationStart();
-  cache.update('a', sessionState(3));
+  cache.update('a', sessionState(3), false);
   cache.writeBack();
-  cache.update('c', sessionState(1));
+  cache.update('c', sessionState(1), true);
   cache.operationRolledBack();
   assert.equal(written, [
     ['a', 3],
@@ -725,32 +742,129 @@ test('session cache: an operation rolled back takes back its changes and its wri
 
   written.length = 0;
   cache.beforeCommit();
-  assert.equal(written.sort(), [
-    ['a', 2],
-    ['b', 1],
-  ], 'both unwritten again: the rolled-back savepoint took the writes back');
+  assert.equal(written, [['a', 2]], 'a is due again (its first change was), b waits: the savepoint took both writes back');
   written.length = 0;
   cache.beforeCommit();
   assert.equal(written, [], 'written once');
+  cache.writeBack();
+  assert.equal(written, [['b', 1]]);
+});
 
+test('session cache: appends wait; a new session or a removal is due now; all rows go once DEFERRED_ROWS_MAX lag, or DEFERRED_ROWS_MAX_AGE_MS passed', async () => {
+  const { cache, written } = recordingCache();
+  cache.batchBegun();
   cache.operationStart();
-  cache.update('a', sessionState(4));
-  cache.batchRolledBack();
-  assert.equal([cache.get('a'), cache.get('b')], [undefined, undefined]);
+  cache.update('appended', sessionState(2), false);
+  cache.update('new or consumed', sessionState(1), true);
+  cache.update('appended again', sessionState(5), false);
+  cache.update('appended again', sessionState(6), false);
+  cache.beforeCommit();
+  assert.equal(written, [['new or consumed', 1]]);
+
+  written.length = 0;
+  for (let i = 0; i < DEFERRED_ROWS_MAX - 2; i++) cache.update(`s${i}`, sessionState(1), false);
+  cache.beforeCommit();
+  assert.equal(written, [], `${DEFERRED_ROWS_MAX} rows lag: not past the bound`);
+  cache.update('one more', sessionState(1), false);
+  cache.beforeCommit();
+  assert.is(written.length, DEFERRED_ROWS_MAX + 1, 'past the bound: all of them');
+  assert.equal(written.slice(0, 2), [
+    ['appended', 2],
+    ['appended again', 6],
+  ]);
+
+  written.length = 0;
+  cache.update('late', sessionState(3), false);
   cache.beforeCommit();
   assert.equal(written, []);
+  await sleep(DEFERRED_ROWS_MAX_AGE_MS);
+  cache.beforeCommit();
+  assert.equal(written, [['late', 3]], 'once the age has passed');
+});
+
+test('session cache: a batch rolled back drops every state, lagging ones included, and the next batch reconciles the rows first', () => {
+  const { cache, written, reconciles } = recordingCache();
+  cache.batchBegun();
+  assert.is(reconciles(), 1, 'a new cache reconciles: the rows may lag since a crash');
+  cache.batchBegun();
+  assert.is(reconciles(), 1);
+  cache.operationStart();
+  cache.update('lagging', sessionState(4), false);
+  cache.beforeCommit();
+  cache.operationStart();
+  cache.update('a', sessionState(4), true);
+  cache.batchRolledBack();
+  assert.equal([cache.get('a'), cache.get('lagging')], [undefined, undefined]);
+  cache.beforeCommit();
+  assert.equal(written, []);
+  cache.batchBegun();
+  assert.is(reconciles(), 2);
 });
 
 test('session cache: evicts the least recently used written entry past SESSION_CACHE_SIZE, never an unwritten one', () => {
-  const cache = new SessionCache(() => undefined);
+  const { cache } = recordingCache();
   cache.operationStart();
-  cache.update('unwritten', sessionState(1));
+  cache.update('unwritten', sessionState(1), false);
   for (let i = 0; i < SESSION_CACHE_SIZE; i++) cache.load(`s${i}`, sessionState(1));
   assert.equal([cache.get('unwritten'), cache.get('s0'), cache.get('s1')], [sessionState(1), undefined, sessionState(1)]);
 
   cache.writeBack();
   cache.load('one more', sessionState(1));
   assert.equal([cache.get('s2'), cache.get('s1'), cache.get('unwritten')], [undefined, sessionState(1), sessionState(1)], 's1 and unwritten were used since');
+});
+
+test('a crash leaves session rows behind their appends, never their acks; the next open brings them up to date and seq goes on', () => {
+  const dir = tempDir();
+  const storeModule = new URL('../../src/store/sqlite.js', import.meta.url).href;
+  // Batch 1 creates both sessions (their rows are due); batch 2 only appends (the rows wait);
+  // batch 3 acks s1 (its row is due); batch 4 appends again; then the process dies uncleanly.
+  const script = `
+    const { SqliteEventStore } = await import(${JSON.stringify(storeModule)});
+    const store = SqliteEventStore.open(${JSON.stringify(path.join(dir, DATA_FILES.database))}, { maxPendingPerSession: 100 });
+    const append = (sessionKey, text) => store.append({
+      event: { sessionKey, agentId: 'main', text, mode: 'now', contextKey: null }, ingress: {}, complete: () => null,
+    });
+    const batch = (...calls) => Promise.all(calls);
+    await batch(...[1, 2, 3, 4, 5].map((i) => append('s1', 'one ' + i)), append('s2', 'two 1'));
+    await batch(...[6, 7, 8].map((i) => append('s1', 'one ' + i)), ...[2, 3, 4, 5].map((i) => append('s2', 'two ' + i)));
+    await store.ack('s1', 2, {});
+    await batch(append('s1', 'one 9'), append('s1', 'one 10'));
+    process.kill(process.pid, 'SIGKILL');
+  `;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.is(child.signal, 'SIGKILL', child.stderr);
+
+  const rows = () =>
+    withDatabase(dir, (db) =>
+      db.prepare<[], [string, number, number]>('SELECT session_key, last_seq, pending FROM sessions ORDER BY session_key').raw().all(),
+    );
+  assert.equal(rows(), [
+    ['s1', 8, 6],
+    ['s2', 1, 1],
+  ], 'as the crash left them: s1 as written by its ack, s2 by its first append');
+
+  const store = open(dir, 100);
+  return (async () => {
+    assert.equal(await store.stats(), { sessions: 2, pending: 13 });
+    const listed = await store.listSessions({ limit: 10 });
+    assert.equal(
+      listed.sessions.map(({ sessionKey, pending, lastSeq }) => [sessionKey, pending, lastSeq]),
+      [
+        ['s1', 8, 10],
+        ['s2', 5, 5],
+      ],
+    );
+    assert.equal(seqs(await store.peek('s1', { limit: 20 })), [3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.is((await queue(store, 's1', 'one 11')).seq, 11, 'seq goes on after the last one issued');
+    assert.is((await queue(store, 's2', 'two 6')).seq, 6);
+    const deduplicated = await store.append(request('s2', 'two 6'));
+    assert.is(deduplicated.status === 'stored' && deduplicated.outcome.status, 'deduplicated');
+    await store.close();
+    assert.equal(rows(), [
+      ['s1', 11, 9],
+      ['s2', 6, 6],
+    ], 'close writes every row');
+  })();
 });
 
 test('close waits for queued work; later calls reject with StoreClosedError', async () => {
@@ -924,7 +1038,7 @@ test('a schema-1 event without a sessions row fails the migration, which leaves 
     (error: unknown) =>
       error instanceof StoreOpenError &&
       error.sqliteCode === 'SQLITE_CONSTRAINT_NOTNULL' &&
-      error.message.includes('its data cannot be migrated from schema version 1 to 2 (NOT NULL constraint failed') &&
+      error.message.includes(`its data cannot be migrated from schema version 1 to ${SCHEMA_VERSION} (NOT NULL constraint failed`) &&
       error.message.endsWith('the database was left as it was: run the switchboard version that wrote it, or move the file aside to start with an empty store'),
   );
   const left = withDatabase(dir, (db) => [
