@@ -259,10 +259,11 @@ function openDatabase(file: string): Database.Database {
     db.pragma('synchronous = FULL');
     db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
     db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`);
-    // Every operation runs in a savepoint (so a failing one takes back only its own changes), whose
-    // statement journal would otherwise go to a temp file: in memory it holds only the pages that
-    // one operation changed, and costs no file I/O. Durability does not depend on it: it only
-    // undoes an operation inside an open transaction, which a crash undoes anyway.
+    // When a batch runs again because an operation threw, each operation runs in a savepoint (so a
+    // failing one takes back only its own changes; see CommitQueue), whose statement journal would
+    // otherwise go to a temp file: in memory it holds only the pages that one operation changed,
+    // and costs no file I/O. Durability does not depend on it: it only undoes an operation inside
+    // an open transaction, which a crash undoes anyway.
     db.pragma('temp_store = MEMORY');
     db.exec('BEGIN IMMEDIATE; COMMIT');
     migrate(db, file);
