@@ -30,6 +30,9 @@ export interface DispatcherOptions {
 
 const INTERNAL_MESSAGE = 'Internal error: the gateway log has the details';
 
+/** The answer to one frame: one response, a batch's, or nothing (notifications only). */
+export type Answer = JSONRPCResponse | JSONRPCResponse[] | undefined;
+
 export class RpcDispatcher<C> {
   readonly #handlers: ReadonlyMap<string, Handler<C>>;
   readonly #onInternalError: (error: unknown, method: string) => void;
@@ -44,28 +47,26 @@ export class RpcDispatcher<C> {
    * is sent back (a notification, or a batch of only notifications).
    */
   async handleFrame(text: string, context: C): Promise<string | undefined> {
-    let message: unknown;
-    try {
-      message = JSON.parse(text);
-    } catch {
-      return JSON.stringify(errorResponse(null, 'PARSE_ERROR', 'Parse error: the frame is not valid JSON'));
-    }
-    const response = await this.handleMessage(message, context);
-    return response === undefined ? undefined : JSON.stringify(response);
+    const frame = parseFrame(text);
+    if (typeof frame === 'string') return frame;
+    return serialize(await this.handleMessage(frame.message, context, frame.idTexts));
   }
 
-  /** Handles an already parsed message: one request object, or a batch. */
-  async handleMessage(message: unknown, context: C): Promise<JSONRPCResponse | JSONRPCResponse[] | undefined> {
-    if (!Array.isArray(message)) return this.#handleOne(message, context);
-    if (message.length === 0) return errorResponse(null, 'INVALID_REQUEST', 'Invalid Request: empty batch');
-    if (message.length > MAX_BATCH_LENGTH) {
-      return errorResponse(null, 'INVALID_REQUEST', `Invalid Request: a batch holds at most ${MAX_BATCH_LENGTH} requests`, {
-        limit: MAX_BATCH_LENGTH,
-      });
-    }
-    const responses = await Promise.all(message.map((item) => this.#handleOne(item, context)));
-    const answered = responses.filter((r): r is JSONRPCResponse => r !== undefined);
-    return answered.length > 0 ? answered : undefined;
+  /**
+   * Handles an already parsed message: one request object, or a batch. `idTexts`: the source text
+   * of each request's id where JSON.parse could not hold its value (see numericIdTexts).
+   */
+  async handleMessage(message: unknown, context: C, idTexts?: IdTexts): Promise<Answer> {
+    if (!Array.isArray(message)) return withIdText(await this.#handleOne(message, context), idTexts?.[0]);
+    const invalid = batchError(message);
+    if (invalid) return invalid;
+    const responses = await Promise.all(
+      message.map((item, i) => {
+        const response = this.#handleOne(item, context);
+        return idTexts === undefined ? response : response.then((answer) => withIdText(answer, idTexts[i]));
+      }),
+    );
+    return answered(responses);
   }
 
   async #handleOne(item: unknown, context: C): Promise<JSONRPCResponse | undefined> {
@@ -86,16 +87,184 @@ export class RpcDispatcher<C> {
     } catch (error) {
       if (!(error instanceof RpcError)) this.#onInternalError(error, request.method);
       // A notification is never answered, not even with its error (JSON-RPC 2.0 section 4.1).
-      return isNotification ? undefined : this.#toErrorResponse(request.id ?? null, error);
+      return isNotification ? undefined : toErrorResponse(request.id ?? null, error);
     }
     return isNotification ? undefined : createJSONRPCSuccessResponse(request.id ?? null, result);
   }
+}
 
-  // Anything but an RpcError is a bug; its message may hold paths or SQL, so it is never sent.
-  #toErrorResponse(id: JSONRPCID, error: unknown): JSONRPCErrorResponse {
-    if (error instanceof RpcError) return createJSONRPCErrorResponse(id, error.code, error.message, error.data);
-    return errorResponse(id, 'INTERNAL_ERROR', INTERNAL_MESSAGE);
+/**
+ * Answers a frame without running anything in it: each request in it is answered `refusal`. Every
+ * other rule is handleFrame's (JSON-RPC 2.0 sections 5 to 7): a frame that is not JSON is still a
+ * parse error, an invalid request or batch still INVALID_REQUEST, and a notification still gets
+ * nothing. For a connection that is closing, or past its in-flight limit.
+ */
+export function refuseFrame(text: string, refusal: RpcError): string | undefined {
+  const frame = parseFrame(text);
+  if (typeof frame === 'string') return frame;
+  const { message, idTexts } = frame;
+  const refuse = (item: unknown, idText: string | undefined) => {
+    const checked = checkEnvelope(item);
+    if ('error' in checked) return withIdText(checked.error, idText);
+    const { request } = checked;
+    return 'id' in request ? withIdText(toErrorResponse(request.id ?? null, refusal), idText) : undefined;
+  };
+  if (!Array.isArray(message)) return serialize(refuse(message, idTexts?.[0]));
+  return serialize(batchError(message) ?? answered(message.map((item, i) => refuse(item, idTexts?.[i]))));
+}
+
+const PARSE_ERROR_TEXT = JSON.stringify(errorResponse(null, 'PARSE_ERROR', 'Parse error: the frame is not valid JSON'));
+
+/** Per request of a frame (one, or one per batch element): its id's source text, if needed. */
+type IdTexts = ReadonlyArray<string | undefined>;
+
+/** The parsed frame, or the parse error's response text. */
+function parseFrame(text: string): { message: unknown; idTexts: IdTexts | undefined } | string {
+  let message: unknown;
+  try {
+    message = JSON.parse(text);
+  } catch {
+    return PARSE_ERROR_TEXT;
   }
+  return { message, idTexts: hasInexactId(message) ? numericIdTexts(text) : undefined };
+}
+
+/**
+ * True when a request's id is a number JSON.parse may not hold exactly: an integer beyond 2^53
+ * (a 64-bit or snowflake id) comes back rounded, and the spec wants the id answered "the same"
+ * (JSON-RPC 2.0 section 5). Fractions are included: the spec discourages them, and echoing their
+ * text is always exact.
+ */
+function hasInexactId(message: unknown): boolean {
+  const inexact = (item: unknown) =>
+    typeof item === 'object' && item !== null && typeof (item as { id?: unknown }).id === 'number' && !Number.isSafeInteger((item as { id: number }).id);
+  return Array.isArray(message) ? message.some(inexact) : inexact(message);
+}
+
+function batchError(batch: unknown[]): JSONRPCErrorResponse | undefined {
+  if (batch.length === 0) return errorResponse(null, 'INVALID_REQUEST', 'Invalid Request: empty batch');
+  if (batch.length > MAX_BATCH_LENGTH) {
+    return errorResponse(null, 'INVALID_REQUEST', `Invalid Request: a batch holds at most ${MAX_BATCH_LENGTH} requests`, {
+      limit: MAX_BATCH_LENGTH,
+    });
+  }
+  return undefined;
+}
+
+/** A batch's responses, notifications left out; nothing at all when only notifications were sent. */
+function answered(responses: Array<JSONRPCResponse | undefined>): JSONRPCResponse[] | undefined {
+  const sent = responses.filter((r): r is JSONRPCResponse => r !== undefined);
+  return sent.length > 0 ? sent : undefined;
+}
+
+// Anything but an RpcError is a bug; its message may hold paths or SQL, so it is never sent.
+function toErrorResponse(id: JSONRPCID, error: unknown): JSONRPCErrorResponse {
+  if (error instanceof RpcError) return createJSONRPCErrorResponse(id, error.code, error.message, error.data);
+  return errorResponse(id, 'INTERNAL_ERROR', INTERNAL_MESSAGE);
+}
+
+/** Where a response carries the source text its id must be written as (see hasInexactId). */
+const ID_TEXT = Symbol('idText');
+
+type Marked = JSONRPCResponse & { [ID_TEXT]?: string };
+
+function withIdText<R extends JSONRPCResponse | undefined>(response: R, idText: string | undefined): R {
+  if (idText !== undefined && typeof response?.id === 'number') (response as Marked)[ID_TEXT] = idText;
+  return response;
+}
+
+function serialize(answer: Answer): string | undefined {
+  if (answer === undefined) return undefined;
+  if (!Array.isArray(answer)) return serializeOne(answer);
+  return answer.some((response) => (response as Marked)[ID_TEXT] !== undefined)
+    ? `[${answer.map(serializeOne).join(',')}]`
+    : JSON.stringify(answer);
+}
+
+function serializeOne(response: Marked): string {
+  const json = JSON.stringify(response);
+  const idText = response[ID_TEXT];
+  if (idText === undefined) return json;
+  // json-rpc-2.0's constructors write jsonrpc, then id, then result or error; a symbol key is
+  // never serialized.
+  const head = `{"jsonrpc":"2.0","id":${JSON.stringify(response.id)}`;
+  return json.startsWith(head) ? `{"jsonrpc":"2.0","id":${idText}${json.slice(head.length)}` : json;
+}
+
+/**
+ * The source text of the numeric "id" of each request in a frame: one entry for a single request,
+ * one per element of a batch, undefined where the id is absent or not a number. The last "id"
+ * member counts, as it does for JSON.parse. For text JSON.parse accepted: it checks nothing.
+ */
+export function numericIdTexts(text: string): Array<string | undefined> {
+  let i = 0;
+  const skipSpace = () => {
+    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
+  };
+  const skipString = () => {
+    for (i++; text[i] !== '"'; i += text[i] === '\\' ? 2 : 1);
+    i++;
+  };
+  const skipValue = () => {
+    const first = text[i];
+    if (first === '"') return skipString();
+    if (first !== '{' && first !== '[') {
+      while (i < text.length && !',}] \t\n\r'.includes(text[i]!)) i++;
+      return;
+    }
+    let depth = 0;
+    do {
+      const c = text[i];
+      if (c === '"') {
+        skipString();
+        continue;
+      }
+      if (c === '{' || c === '[') depth++;
+      else if (c === '}' || c === ']') depth--;
+      i++;
+    } while (depth > 0);
+  };
+  /** At a value: the text of its numeric "id" member, if it is an object with one. */
+  const idOf = (): string | undefined => {
+    if (text[i] !== '{') {
+      skipValue();
+      return undefined;
+    }
+    let id: string | undefined;
+    i++;
+    skipSpace();
+    while (text[i] !== '}') {
+      const keyStart = i;
+      skipString();
+      const key = JSON.parse(text.slice(keyStart, i)) as string;
+      skipSpace();
+      i++; // the colon
+      skipSpace();
+      const valueStart = i;
+      skipValue();
+      if (key === 'id') {
+        const value = text.slice(valueStart, i);
+        id = /^-?[0-9]/.test(value) ? value : undefined;
+      }
+      skipSpace();
+      if (text[i] === ',') i++;
+      skipSpace();
+    }
+    i++;
+    return id;
+  };
+  skipSpace();
+  if (text[i] !== '[') return [idOf()];
+  const ids: Array<string | undefined> = [];
+  i++;
+  skipSpace();
+  while (text[i] !== ']') {
+    ids.push(idOf());
+    skipSpace();
+    if (text[i] === ',') i++;
+    skipSpace();
+  }
+  return ids;
 }
 
 /** `error: undefined` is a notification whose error the spec says goes unanswered (JSON-RPC 2.0 §4.1). */

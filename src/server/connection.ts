@@ -4,10 +4,11 @@
  * gateway hands it its socket's events (receive, pong, markClosed) through listeners shared by
  * all connections, so an idle one holds no closures.
  */
+import { isUtf8 } from 'node:buffer';
 import type { Writable } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
-import type { ErrorName } from '../protocol/errors.js';
-import { errorResponse, type RpcDispatcher } from '../protocol/jsonrpc.js';
+import { RpcError, type ErrorName } from '../protocol/errors.js';
+import { errorResponse, refuseFrame, type RpcDispatcher } from '../protocol/jsonrpc.js';
 import type { Principal } from './auth.js';
 import type { CallContext } from './context.js';
 import type { Subscriber } from './hub.js';
@@ -26,6 +27,9 @@ export const CloseCode = {
  * slow consumer may have megabytes to read first, and must still see why it was cut.
  */
 const CLOSE_GRACE_MS = 30_000;
+
+/** RFC 8259 section 8.1: JSON exchanged between systems is UTF-8; a frame that is not is not JSON. */
+const BINARY_NOT_UTF8 = JSON.stringify(errorResponse(null, 'PARSE_ERROR', 'Parse error: a binary frame must hold UTF-8 encoded JSON'));
 
 /** The error a closing connection answers a request with instead of running it. */
 export interface Refusal {
@@ -148,9 +152,14 @@ export class Connection implements Subscriber {
   }
 
   /** A frame from the peer. */
-  receive(data: RawData): void {
+  receive(data: RawData, isBinary: boolean): void {
     // binaryType is the default 'nodebuffer', so a frame is one Buffer. Binary frames are read as
-    // UTF-8 JSON too: some clients send text as bytes.
+    // UTF-8 JSON too: some clients send text as bytes. ws has checked a text frame's UTF-8 (1007
+    // otherwise); a binary frame's is checked here, or decoding would store U+FFFD in its place.
+    if (isBinary && !isUtf8(data as Buffer)) {
+      this.#send(BINARY_NOT_UTF8);
+      return;
+    }
     const text = (data as Buffer).toString();
     // Once closing (shutdown, revoked token, slow consumer) nothing new runs: a revoked token must
     // not act through a peer that ignores the close. Until the close frame is out, say so.
@@ -189,22 +198,8 @@ export class Connection implements Subscriber {
 
   /** Answers every request in the frame with the refusal, without running any. */
   #refuse(text: string, { name, message }: Refusal, details: Record<string, number> = {}): void {
-    const refuse = (id: unknown) => errorResponse(typeof id === 'string' || typeof id === 'number' ? id : null, name, message, details);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
-    // Notifications are never answered, not even to refuse them; a batch gets an array.
-    const hasId = (item: unknown) => typeof item === 'object' && item !== null && 'id' in item;
-    if (Array.isArray(parsed)) {
-      const refusals = parsed.filter(hasId).map((item) => refuse((item as { id: unknown }).id));
-      if (refusals.length > 0) this.#send(JSON.stringify(refusals));
-      return;
-    }
-    if (typeof parsed === 'object' && parsed !== null && !hasId(parsed)) return;
-    this.#send(JSON.stringify(refuse(hasId(parsed) ? (parsed as { id: unknown }).id : null)));
+    const answer = refuseFrame(text, new RpcError(name, message, details));
+    if (answer !== undefined) this.#send(answer);
   }
 
   /**

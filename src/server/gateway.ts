@@ -203,8 +203,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
   // The socket listeners are shared by every connection (ws calls them with the socket as `this`)
   // rather than closures of each one's own: those and their contexts were ~250 B per connection.
-  function onMessage(this: WebSocket, data: RawData): void {
-    connections.get(this)?.receive(data);
+  function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+    connections.get(this)?.receive(data, isBinary);
   }
   function onPong(this: WebSocket): void {
     connections.get(this)?.pong();

@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MAX_BATCH_LENGTH } from '../../src/protocol/constants.js';
 import { RpcError } from '../../src/protocol/errors.js';
-import { RpcDispatcher, type Handler } from '../../src/protocol/jsonrpc.js';
+import { numericIdTexts, RpcDispatcher, type Handler } from '../../src/protocol/jsonrpc.js';
 
 interface Context {
   connection: number;
@@ -330,6 +330,36 @@ test('string and number ids are echoed exactly, falsy ones included', async () =
   }
   // A null id is a request, not a notification: answered, with id null.
   assert.equal(await send({ jsonrpc: '2.0', method: 'get_data', id: null }), { jsonrpc: '2.0', result: ['hello', 5], id: null });
+});
+
+test('an id JSON.parse would round (beyond 2^53, or a fraction) is answered as the text it was sent as (§5: "the same")', async () => {
+  const { dispatcher } = setup();
+  const answer = (frame: string) => dispatcher.handleFrame(frame, { connection: 7 });
+  assert.is(await answer('{"jsonrpc":"2.0","method":"nothing","id":9007199254740993}'), '{"jsonrpc":"2.0","id":9007199254740993,"result":null}');
+  assert.is(await answer('{"id": -12345678901234567890 ,"jsonrpc":"2.0","method":"nothing"}'), '{"jsonrpc":"2.0","id":-12345678901234567890,"result":null}');
+  assert.is(await answer('{"jsonrpc":"2.0","method":"nothing","id":1.10}'), '{"jsonrpc":"2.0","id":1.10,"result":null}');
+  // Errors too, and an id whose key is spelled with an escape, after members holding decoys.
+  assert.is(
+    await answer('{"params":{"id":1,"x":"\\"id\\":2"},"jsonrpc":"2.0","method":"missing","\\u0069d":18446744073709551615}'),
+    '{"jsonrpc":"2.0","id":18446744073709551615,"error":{"code":-32601,"message":"Method not found: missing","data":{"name":"METHOD_NOT_FOUND","method":"missing"}}}',
+  );
+  // The last of duplicate members counts, as for JSON.parse.
+  assert.is(await answer('{"jsonrpc":"2.0","method":"nothing","id":"first","id":9007199254740995}'), '{"jsonrpc":"2.0","id":9007199254740995,"result":null}');
+  // In a batch, each answer gets its own request's id, notifications and invalid members between them.
+  assert.is(
+    await answer('[{"jsonrpc":"2.0","method":"nothing","id":9007199254740993},{"jsonrpc":"2.0","method":"nothing"},7,{"jsonrpc":"2.0","method":"nothing","id":[1]},{"jsonrpc":"2.0","method":"nothing","id":9007199254740997}]'),
+    '[{"jsonrpc":"2.0","id":9007199254740993,"result":null},' +
+      '{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request: expected a JSON-RPC 2.0 request object","data":{"name":"INVALID_REQUEST"}}},' +
+      '{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request: \\"id\\" must be a string, a number or null","data":{"name":"INVALID_REQUEST"}}},' +
+      '{"jsonrpc":"2.0","id":9007199254740997,"result":null}]',
+  );
+});
+
+test('numericIdTexts finds each request\'s numeric id in the source text', () => {
+  assert.equal(numericIdTexts(' { "a" : [ {"id": 5} ], "id" : 1e400 } '), ['1e400']);
+  assert.equal(numericIdTexts('[ {"id":"x"}, {"b":{"id":3}}, null, [{"id":4}], {"id":-0.5} ]'), [undefined, undefined, undefined, undefined, '-0.5']);
+  assert.equal(numericIdTexts('{}'), [undefined]);
+  assert.equal(numericIdTexts('[]'), []);
 });
 
 test('a success always carries result, null when the handler returns nothing', async () => {

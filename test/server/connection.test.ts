@@ -16,6 +16,8 @@ interface Harness {
   connection: Connection;
   /** Frames and the close, in the order the socket got them. */
   wire: unknown[];
+  /** The frames as sent. */
+  rawWire: string[];
   /** Frames the dispatcher was handed. */
   dispatched: string[];
   /** Answers the oldest dispatched frame. */
@@ -24,13 +26,17 @@ interface Harness {
 
 function harness(): Harness {
   const wire: unknown[] = [];
+  const rawWire: string[] = [];
   const dispatched: string[] = [];
   const pending: Array<(response: string) => void> = [];
   const socket = {
     OPEN: 1,
     readyState: 1,
     bufferedAmount: 0,
-    send: (frame: string) => wire.push(JSON.parse(frame)),
+    send: (frame: string) => {
+      rawWire.push(frame);
+      wire.push(JSON.parse(frame));
+    },
     close(code: number, reason: string) {
       wire.push({ close: code, reason });
       socket.readyState = 2;
@@ -53,22 +59,24 @@ function harness(): Harness {
     dispatcher as unknown as RpcDispatcher<CallContext>,
     { maxBufferedBytes: 1 << 20, maxInFlight: 16 },
   );
-  return { connection, wire, dispatched, answer: (response) => pending.shift()!(response) };
+  return { connection, wire, rawWire, dispatched, answer: (response) => pending.shift()!(response) };
 }
 
-const frame = (value: unknown) => Buffer.from(JSON.stringify(value));
+/** A text frame's arguments to receive(). */
+const frame = (value: unknown): [Buffer, boolean] => [Buffer.from(JSON.stringify(value)), false];
+const raw = (text: string, isBinary = false): [Buffer, boolean] => [Buffer.from(text), isBinary];
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 const SHUTDOWN: Refusal = { name: 'SHUTTING_DOWN', message: 'the gateway is shutting down; nothing was done, retry once it is back' };
 
 test('while in-flight calls finish, a new request is refused (not run), a notification gets nothing, a batch an array; then the close', async () => {
   const { connection, wire, dispatched, answer } = harness();
-  connection.receive(frame({ jsonrpc: '2.0', id: 1, method: 'system.event', params: { text: 'in flight' } }));
+  connection.receive(...frame({ jsonrpc: '2.0', id: 1, method: 'system.event', params: { text: 'in flight' } }));
   const closed = connection.close(1001, 'gateway shutting down', SHUTDOWN);
 
-  connection.receive(frame({ jsonrpc: '2.0', id: 2, method: 'system.event', params: { text: 'too late' } }));
-  connection.receive(frame({ jsonrpc: '2.0', method: 'system.event', params: { text: 'a notification' } }));
-  connection.receive(frame([{ jsonrpc: '2.0', id: 'a', method: 'gateway.status' }, { jsonrpc: '2.0', method: 'gateway.status' }]));
+  connection.receive(...frame({ jsonrpc: '2.0', id: 2, method: 'system.event', params: { text: 'too late' } }));
+  connection.receive(...frame({ jsonrpc: '2.0', method: 'system.event', params: { text: 'a notification' } }));
+  connection.receive(...frame([{ jsonrpc: '2.0', id: 'a', method: 'gateway.status' }, { jsonrpc: '2.0', method: 'gateway.status' }]));
   await settle();
   const refusal = (id: number | string) => ({
     jsonrpc: '2.0',
@@ -83,15 +91,74 @@ test('while in-flight calls finish, a new request is refused (not run), a notifi
   assert.equal(wire.slice(2), [{ jsonrpc: '2.0', id: 1, result: 'stored' }, { close: 1001, reason: 'gateway shutting down' }]);
 
   // After the close frame nothing more may be sent (RFC 6455 §5.5.1), refusals included.
-  connection.receive(frame({ jsonrpc: '2.0', id: 3, method: 'gateway.status' }));
+  connection.receive(...frame({ jsonrpc: '2.0', id: 3, method: 'gateway.status' }));
   await settle();
   assert.is(wire.length, 4);
+});
+
+test('a refused frame keeps JSON-RPC 2.0\'s rules: parse error, empty batch, invalid batch members, notifications', async () => {
+  const { connection, wire, rawWire, dispatched } = harness();
+  connection.receive(...frame({ jsonrpc: '2.0', id: 1, method: 'gateway.status' }));
+  void connection.close(1001, 'gateway shutting down', SHUTDOWN);
+
+  connection.receive(...raw('{bad json'));
+  connection.receive(...raw('[]'));
+  connection.receive(...raw('[1,2]'));
+  connection.receive(...raw('[{"jsonrpc":"2.0","method":"gateway.status"}]'));
+  connection.receive(...raw('{"jsonrpc":"2.0","id":9007199254740993,"method":"gateway.status"}'));
+  await settle();
+  const invalid = { code: -32600, message: 'Invalid Request: expected a JSON-RPC 2.0 request object', data: { name: 'INVALID_REQUEST' } };
+  assert.equal(wire.slice(0, 3), [
+    { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error: the frame is not valid JSON', data: { name: 'PARSE_ERROR' } } },
+    { jsonrpc: '2.0', id: null, error: { code: -32600, message: 'Invalid Request: empty batch', data: { name: 'INVALID_REQUEST' } } },
+    [
+      { jsonrpc: '2.0', id: null, error: invalid },
+      { jsonrpc: '2.0', id: null, error: invalid },
+    ],
+  ]);
+  // The batch of one notification got nothing; the large id is answered as sent, not rounded.
+  assert.is(wire.length, 4);
+  assert.is(rawWire.at(-1)!.slice(0, 40), '{"jsonrpc":"2.0","id":9007199254740993,"');
+  assert.is(dispatched.length, 1);
+});
+
+test('past the in-flight limit a frame is refused with TOO_MANY_IN_FLIGHT and its limit, and not run', async () => {
+  const { connection, wire, dispatched } = harness();
+  for (let id = 1; id <= 16; id++) connection.receive(...frame({ jsonrpc: '2.0', id, method: 'gateway.status' }));
+  connection.receive(...frame({ jsonrpc: '2.0', id: 17, method: 'gateway.status' }));
+  connection.receive(...raw('not json'));
+  await settle();
+  assert.is(dispatched.length, 16);
+  assert.equal(wire, [
+    {
+      jsonrpc: '2.0',
+      id: 17,
+      error: {
+        code: 1010,
+        message: '16 frames are in flight on this connection; wait for answers before sending more',
+        data: { name: 'TOO_MANY_IN_FLIGHT', limit: 16 },
+      },
+    },
+    { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error: the frame is not valid JSON', data: { name: 'PARSE_ERROR' } } },
+  ]);
+});
+
+test('a binary frame is read as UTF-8 JSON; one that is not UTF-8 is a parse error, never decoded with U+FFFD', async () => {
+  const { connection, wire, dispatched } = harness();
+  const text = '{"jsonrpc":"2.0","id":1,"method":"system.event","params":{"text":"a';
+  connection.receive(Buffer.concat([Buffer.from(text), Buffer.from([0xff]), Buffer.from('b"}}')]), true);
+  connection.receive(...raw(`${text}é"}}`, true));
+  await settle();
+  assert.equal(wire, [
+    { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error: a binary frame must hold UTF-8 encoded JSON', data: { name: 'PARSE_ERROR' } } },
+  ]);
+  assert.equal(dispatched, [`${text}é"}}`]);
 });
 
 test('a connection closed without a refusal answers nothing new', async () => {
   const { connection, wire, dispatched } = harness();
   await connection.close(1008, 'slow consumer');
-  connection.receive(frame({ jsonrpc: '2.0', id: 1, method: 'gateway.status' }));
+  connection.receive(...frame({ jsonrpc: '2.0', id: 1, method: 'gateway.status' }));
   await settle();
   assert.equal(wire, [{ close: 1008, reason: 'slow consumer' }]);
   assert.equal(dispatched, []);
