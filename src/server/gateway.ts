@@ -161,6 +161,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         message: 'tokens in the URL query are refused (they end up in logs): send "Authorization: Bearer <token>"',
       };
     }
+    const principal = authenticator.authenticate(request.headers);
+    if (principal) return { admitted: true, principal };
     const retryAfter = limiter.retryAfterSeconds(address);
     if (retryAfter > 0) {
       return {
@@ -171,18 +173,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         headers: { 'retry-after': String(retryAfter) },
       };
     }
-    const principal = authenticator.authenticate(request.headers);
-    if (!principal) {
-      limiter.recordFailure(address);
-      return {
-        admitted: false,
-        status: 401,
-        error: 'UNAUTHORIZED',
-        message: 'missing or invalid token: send "Authorization: Bearer <token>" (the admin token is in <data-dir>/token)',
-        headers: { 'www-authenticate': 'Bearer realm="switchboard"' },
-      };
-    }
-    return { admitted: true, principal };
+    limiter.recordFailure(address);
+    return {
+      admitted: false,
+      status: 401,
+      error: 'UNAUTHORIZED',
+      message: 'missing or invalid token: send "Authorization: Bearer <token>" (the admin token is in <data-dir>/token)',
+      headers: { 'www-authenticate': 'Bearer realm="switchboard"' },
+    };
   };
 
   // `connections` tracks the sockets: ws's own tracking would cost each one a Set entry and a close listener.

@@ -1,6 +1,10 @@
 /**
- * Failed authentications per address. Past the limit an address is refused (429) for the rest of
- * the window without its token even being looked at, so guessing tokens gets nowhere.
+ * Failed authentications per address. Past the limit, a wrong or missing token from the address
+ * is answered 429 with Retry-After for the rest of the window instead of 401: a client retrying a
+ * stale token in a loop is told to back off. A valid token is still let in. Refusing it would
+ * protect nothing (a token holds 256 random bits: guessing one gets nowhere at any rate), and on
+ * a host where every local client comes from 127.0.0.1, one cron job with a revoked token would
+ * keep every agent and CLI out for a minute at a time.
  */
 import { AUTH_FAILURE_WINDOW_MS, MAX_AUTH_FAILURES_PER_WINDOW } from '../protocol/constants.js';
 
