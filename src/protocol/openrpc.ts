@@ -25,10 +25,8 @@ export function buildOpenRpcDocument(version: string): JsonObject {
       license: { name: 'MIT' },
     },
     servers: [{ name: 'local gateway', url: `ws://${DEFAULT_HOST}:${DEFAULT_PORT}` }],
-    methods: [
-      ...Object.entries(METHODS).map(([name, spec]) => describeMethod(name, spec)),
-      ...Object.entries(NOTIFICATIONS).map(([name, spec]) => describeNotification(name, spec)),
-    ],
+    methods: Object.entries(METHODS).map(([name, spec]) => describeMethod(name, spec)),
+    'x-notifications': Object.entries(NOTIFICATIONS).map(([name, spec]) => describeNotification(name, spec)),
     components: {
       errors: Object.fromEntries(
         (Object.keys(ErrorCode) as ErrorName[]).map((name) => [name, { code: ErrorCode[name], message: ERROR_DESCRIPTIONS[name] }]),
@@ -50,8 +48,11 @@ function describeMethod(name: string, spec: MethodSpec): JsonObject {
 }
 
 /**
- * OpenRPC 1.3 describes a method without `result` as a notification. These flow the other way,
- * from the gateway to the client; `x-direction` says so for tools that care.
+ * The notifications the gateway sends, in an extension of the document's root (OpenRPC allows
+ * `x-` members there). OpenRPC has no way to describe a call from server to client: in `methods`,
+ * an entry without `result` is a notification the client sends, so a client generated from the
+ * document would offer calls the gateway never serves. Each is shaped like a method object, so
+ * tools can read its params the same way; `x-direction` says which way it flows.
  */
 function describeNotification(name: string, spec: { params: TSchema; summary: string }): JsonObject {
   return {

@@ -177,14 +177,13 @@ test('the document is plain JSON: a round trip changes nothing', () => {
 });
 
 test('methods are the registry, in order, each by-name with the params of its schema', () => {
-  const methods = methodsOf(doc).filter((m) => m['result'] !== undefined);
+  const methods = methodsOf(doc);
   assert.equal(
     methods.map((m) => m['name']),
     METHOD_NAMES,
   );
-  // Methods without a result can only be the gateway's notifications.
-  const notifications = methodsOf(doc).filter((m) => m['result'] === undefined).map((m) => m['name'] as string);
-  for (const name of notifications) assert.ok(name in NOTIFICATIONS, `${name} has no result and is not a notification`);
+  // In OpenRPC a method without result is a notification the client sends: none of ours is.
+  assert.equal(methods.filter((m) => m['result'] === undefined), []);
   for (const method of methods) {
     const name = method['name'] as keyof typeof METHODS;
     const spec = METHODS[name] as { params: { properties?: Json; required?: string[] }; summary: string };
@@ -203,6 +202,24 @@ test('methods are the registry, in order, each by-name with the params of its sc
   }
 });
 
+test('the notifications the gateway sends are in x-notifications, shaped as method objects, never in methods', () => {
+  const notifications = doc['x-notifications'] as Json[];
+  assert.equal(
+    notifications.map((n) => n['name']),
+    Object.keys(NOTIFICATIONS),
+  );
+  for (const notification of notifications) {
+    assert.is(notification['x-direction'], 'server-to-client');
+    assert.is(notification['result'], undefined);
+    assert.is(notification['paramStructure'], 'by-name');
+    const spec = NOTIFICATIONS[notification['name'] as keyof typeof NOTIFICATIONS] as { params: { properties?: Json } };
+    assert.equal(
+      (notification['params'] as Json[]).map((p) => p['name']),
+      Object.keys(spec.params.properties ?? {}),
+    );
+  }
+});
+
 test('only rpc.discover uses the rpc. prefix JSON-RPC reserves', () => {
   const reserved = methodsOf(doc).map((m) => m['name'] as string).filter((n) => n.startsWith('rpc.'));
   assert.equal(reserved, ['rpc.discover']);
@@ -210,7 +227,7 @@ test('only rpc.discover uses the rpc. prefix JSON-RPC reserves', () => {
 
 test('every method lists the generic errors and its own, each resolving to the error table', () => {
   const generic = ['PARSE_ERROR', 'INVALID_REQUEST', 'METHOD_NOT_FOUND', 'INVALID_PARAMS', 'INTERNAL_ERROR'];
-  for (const method of methodsOf(doc).filter((m) => m['result'] !== undefined)) {
+  for (const method of methodsOf(doc)) {
     const name = method['name'] as keyof typeof METHODS;
     const refs = (method['errors'] as Json[]).map((e) => e['$ref']);
     assert.equal(refs, [...generic, ...METHODS[name].errors].map((e) => `#/components/errors/${e}`), name);
