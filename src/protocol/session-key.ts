@@ -4,7 +4,7 @@
  * token, its position (tokens count from 1) and what was expected there. A malformed key is always
  * an error, never quietly routed to a main session: misrouted events are worse than refused ones.
  */
-import { DEFAULT_AGENT_ID, MAX_AGENT_ID_LENGTH, MAX_SESSION_KEY_LENGTH } from './constants.js';
+import { AGENT_ID_PATTERN, DEFAULT_AGENT_ID, MAX_AGENT_ID_LENGTH, MAX_SESSION_KEY_LENGTH } from './constants.js';
 import { RpcError } from './errors.js';
 import type { Route, SessionKind } from './schemas.js';
 
@@ -25,13 +25,12 @@ export interface ParsedSessionKey {
 
 export type SessionKeyParse = { ok: true; value: ParsedSessionKey } | { ok: false; reason: string };
 
-// Explicit ASCII classes rather than /i: with the `u` flag, /i folds U+212A KELVIN SIGN to "k" and
-// U+017F LONG S to "s", which would let non-ASCII agent ids through and break lower-casing.
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
+const NAME_RE = new RegExp(AGENT_ID_PATTERN);
 // \s covers Unicode whitespace (NBSP, U+2028, U+3000, ...); Cc the C0/C1 controls. Lone surrogates
 // (Cs) are refused too: they cannot be encoded as UTF-8, so two different keys would be stored as
-// the same U+FFFD-mangled string.
-const BAD_ID_CHAR_RE = /[\s\p{Cc}\p{Cs}]/u;
+// the same U+FFFD-mangled string. Format characters (Cf: zero-width spaces and joiners, bidi
+// overrides, U+FEFF) are invisible: two keys that print the same would name different sessions.
+const BAD_ID_CHAR_RE = /[\s\p{Cc}\p{Cs}\p{Cf}]/u;
 const LEADING_SPACE_RE = /^[\s\p{Cc}]/u;
 const TRAILING_SPACE_RE = /[\s\p{Cc}]$/u;
 
@@ -234,10 +233,16 @@ function checkId(token: string, field: IdField, pos: number): string | null {
   const bad = BAD_ID_CHAR_RE.exec(token);
   if (bad) {
     const code = bad[0].codePointAt(0)!;
-    const what = /\s/u.test(bad[0]) ? 'whitespace' : code >= 0xd800 && code <= 0xdfff ? 'a lone surrogate' : 'a control character';
-    return `${field} ${show(token)} (token ${pos}) contains ${what} (${codePointName(code)}) at character ${bad.index + 1}; ids cannot hold whitespace, control characters or ":"`;
+    return `${field} ${show(token)} (token ${pos}) contains ${badCharKind(bad[0])} (${codePointName(code)}) at character ${bad.index + 1}; ids cannot hold whitespace, control or invisible format characters, or ":"`;
   }
   return null;
+}
+
+function badCharKind(char: string): string {
+  if (/\s/u.test(char)) return 'whitespace';
+  if (/\p{Cs}/u.test(char)) return 'a lone surrogate';
+  if (/\p{Cf}/u.test(char)) return 'an invisible format character';
+  return 'a control character';
 }
 
 function codePointName(code: number): string {

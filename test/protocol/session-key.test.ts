@@ -338,8 +338,8 @@ rejected('missing or empty ids', () => {
   assert.is(reason('agent:ops:slack:group:G1:topic:'), 'topic id (token 7) is empty');
 });
 
-rejected('whitespace and control characters in ids', () => {
-  const tail = 'ids cannot hold whitespace, control characters or ":"';
+rejected('whitespace, control and invisible format characters in ids', () => {
+  const tail = 'ids cannot hold whitespace, control or invisible format characters, or ":"';
   assert.is(reason('agent:main:direct:a b'), `peer "a b" (token 4) contains whitespace (U+0020) at character 2; ${tail}`);
   assert.is(
     reason('agent:main:direct:ab\u0007c'),
@@ -373,6 +373,13 @@ rejected('whitespace and control characters in ids', () => {
     reason('agent:main:direct:a\ud800b'),
     `peer "a\\ud800b" (token 4) contains a lone surrogate (U+D800) at character 2; ${tail}`,
   );
+  // Keys that print the same must be the same key: zero-width, bidi and BOM characters are refused.
+  for (const [char, code] of [['\u200b', 'U+200B'], ['\u202e', 'U+202E'], ['\u2066', 'U+2066'], ['\u00ad', 'U+00AD']]) {
+    assert.is(
+      reason(`agent:main:slack:channel:C${char}1`),
+      `channel id "C${char}1" (token 5) contains an invisible format character (${code}) at character 2; ${tail}`,
+    );
+  }
 });
 
 rejected('trailing tokens after a complete key', () => {
