@@ -28,6 +28,13 @@ export const MAX_CONTEXT_KEY_LENGTH = 256;
 export const MAX_AGENT_ID_LENGTH = 64;
 
 /**
+ * Agent ids (and channel names) as sent: either case, lower-cased in the canonical form. Explicit
+ * ASCII classes rather than /i: with the `u` flag, /i folds U+212A KELVIN SIGN to "k" and U+017F
+ * LONG S to "s", which would let non-ASCII agent ids through and break lower-casing.
+ */
+export const AGENT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]*$';
+
+/**
  * Largest WebSocket frame the gateway reads. A maximal event (64 KiB text, JSON-escaped up to 6x
  * for control characters) fits, as does a modest batch; anything larger is closed with 1009.
  */

@@ -5,6 +5,7 @@
  */
 import Type, { type Static } from 'typebox';
 import {
+  AGENT_ID_PATTERN,
   MAX_AGENT_ID_LENGTH,
   MAX_CONTEXT_KEY_LENGTH,
   MAX_IDEMPOTENCY_KEY_LENGTH,
@@ -51,7 +52,7 @@ const SessionKeyParam = Type.String({
 const AgentIdParam = Type.String({
   minLength: 1,
   maxLength: MAX_AGENT_ID_LENGTH,
-  pattern: '^[A-Za-z0-9][A-Za-z0-9_-]*$',
+  pattern: AGENT_ID_PATTERN,
   description: 'Agent id, case-insensitive: ^[a-z0-9][a-z0-9_-]{0,63}$.',
 });
 

@@ -4,6 +4,7 @@
  */
 import type { Static, TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
+import { AGENT_ID_PATTERN } from './constants.js';
 import { RpcError, type ParamProblem } from './errors.js';
 
 /** Enough problems to fix a request in one go, few enough to keep an error response small. */
@@ -38,21 +39,51 @@ interface RawError {
 
 /**
  * TypeBox reports every failed branch of a union and several errors for one unknown property; a
- * person needs one line per place. Keep the most telling error per path, in words that name the fix.
+ * person needs one line per place. Keep the most telling error per path, in words that name the
+ * fix. A union (its summary alone says "must match a schema in anyOf") is described by the branch
+ * that got furthest: one that failed inside the value ("/after/k: must be at least 0") is the one
+ * the caller meant; otherwise each branch is named ("must be at least 0, or an object").
  */
 function describeProblems(raw: Iterable<unknown>): ParamProblem[] {
   const byPath = new Map<string, ParamProblem>();
+  const keep = (problem: ParamProblem, keyword: string) => {
+    if (!byPath.has(problem.path) || keyword === 'enum') byPath.set(problem.path, problem);
+  };
+  // Errors of union branches, held until their union's own error says where the union is.
+  let branchErrors: Array<{ problem: ParamProblem; keyword: string }> = [];
   for (const item of raw) {
-    const error = item as RawError;
-    for (const problem of describe(error)) {
-      const existing = byPath.get(problem.path);
-      // A union's summary ("must be one of") is better than one failed branch ("must equal now").
-      if (!existing || error.keyword === 'anyOf' || error.keyword === 'enum') byPath.set(problem.path, problem);
+    const error = item as RawError & { schemaPath: string };
+    const at = error.instancePath;
+    if (error.keyword === 'anyOf') {
+      const inside = (path: string) => path === at || path.startsWith(`${at}/`);
+      const own = branchErrors.filter(({ problem }) => inside(problem.path));
+      branchErrors = branchErrors.filter(({ problem }) => !inside(problem.path));
+      const deeper = own.filter(({ problem }) => problem.path !== at);
+      if (deeper.length > 0) for (const { problem, keyword } of deeper) keep(problem, keyword);
+      else byPath.set(at, { path: at, message: eitherOf(own.map(({ problem }) => problem.message)) ?? error.message });
+    } else {
+      for (const problem of describe(error)) {
+        if (error.schemaPath.includes('/anyOf/')) branchErrors.push({ problem, keyword: error.keyword });
+        else keep(problem, error.keyword);
+      }
     }
     if (byPath.size >= MAX_REPORTED_PROBLEMS) break;
   }
   return [...byPath.values()].slice(0, MAX_REPORTED_PROBLEMS);
 }
+
+/** "must be at least 0" and "must be an object" read as "must be at least 0, or an object". */
+function eitherOf(messages: string[]): string | undefined {
+  const unique = [...new Set(messages)];
+  if (unique.length === 0) return undefined;
+  const [first, ...rest] = unique;
+  return [first, ...rest.map((message) => message.replace(/^must be /, ''))].join(', or ');
+}
+
+/** Messages for patterns whose regex says little to a person. */
+const PATTERN_MESSAGES: Readonly<Record<string, string>> = {
+  [AGENT_ID_PATTERN]: 'must be an agent id: letters a-z (either case), digits, "_" or "-", starting with a letter or digit',
+};
 
 function describe(error: RawError): ParamProblem[] {
   const { keyword, params, instancePath } = error;
@@ -67,7 +98,7 @@ function describe(error: RawError): ParamProblem[] {
     case 'additionalProperties':
       return [];
     case 'type':
-      return [{ path: instancePath, message: `must be ${article(String(params['type']))}` }];
+      return [{ path: instancePath, message: params['type'] === 'null' ? 'must be null' : `must be ${article(String(params['type']))}` }];
     case 'minLength':
       return [
         {
@@ -77,8 +108,16 @@ function describe(error: RawError): ParamProblem[] {
       ];
     case 'maxLength':
       return [{ path: instancePath, message: `must be at most ${String(params['limit'])} characters` }];
+    case 'minimum':
+      return [{ path: instancePath, message: `must be at least ${String(params['limit'])}` }];
+    case 'maximum':
+      return [{ path: instancePath, message: `must be at most ${String(params['limit'])}` }];
     case 'enum':
       return [{ path: instancePath, message: `must be one of ${listOf(params['allowedValues'])}` }];
+    case 'const':
+      return [{ path: instancePath, message: `must be ${JSON.stringify(params['allowedValue'])}` }];
+    case 'pattern':
+      return [{ path: instancePath, message: PATTERN_MESSAGES[String(params['pattern'])] ?? error.message }];
     default:
       return [{ path: instancePath, message: error.message }];
   }

@@ -132,7 +132,9 @@ test('system.event: length limits at the edge and one past it', () => {
 test('system.event: agentId pattern', () => {
   for (const agentId of ['main', 'a', '0', 'Ops_Bot-2', 'a-b_c']) accepts(systemEvent, { text: 'x', agentId });
   for (const agentId of ['-main', '_main', 'ma in', 'main:x', 'agent/1', 'é']) {
-    rejects(systemEvent, { text: 'x', agentId }, [{ path: '/agentId', message: 'must match pattern "^[A-Za-z0-9][A-Za-z0-9_-]*$"' }]);
+    rejects(systemEvent, { text: 'x', agentId }, [
+      { path: '/agentId', message: 'must be an agent id: letters a-z (either case), digits, "_" or "-", starting with a letter or digit' },
+    ]);
   }
 });
 
@@ -140,14 +142,25 @@ test('session.peek/drain: sessionKey required, limit within 1..MAX_READ_LIMIT, a
   rejects(sessionRead, {}, [{ path: '/sessionKey', message: 'is required' }]);
   accepts(sessionRead, { sessionKey: 'main', limit: 1, after: 0 });
   accepts(sessionRead, { sessionKey: 'main', limit: MAX_READ_LIMIT });
-  rejects(sessionRead, { sessionKey: 'main', limit: 0 }, [{ path: '/limit', message: 'must be >= 1' }]);
-  rejects(sessionRead, { sessionKey: 'main', limit: MAX_READ_LIMIT + 1 }, [{ path: '/limit', message: `must be <= ${MAX_READ_LIMIT}` }]);
+  rejects(sessionRead, { sessionKey: 'main', limit: 0 }, [{ path: '/limit', message: 'must be at least 1' }]);
+  rejects(sessionRead, { sessionKey: 'main', limit: MAX_READ_LIMIT + 1 }, [{ path: '/limit', message: `must be at most ${MAX_READ_LIMIT}` }]);
   rejects(sessionRead, { sessionKey: 'main', limit: 1.5 }, [{ path: '/limit', message: 'must be an integer' }]);
-  rejects(sessionRead, { sessionKey: 'main', after: -1 }, [{ path: '/after', message: 'must be >= 0' }]);
+  rejects(sessionRead, { sessionKey: 'main', after: -1 }, [{ path: '/after', message: 'must be at least 0' }]);
   rejects(sessionRead, { limit: 'ten' }, [
     { path: '/sessionKey', message: 'is required' },
     { path: '/limit', message: 'must be an integer' },
   ]);
+});
+
+test('a union is described by its branches, or by the one that failed inside the value: never "must match a schema in anyOf"', () => {
+  const subscribe = compileValidator(METHODS['session.subscribe'].params);
+  rejects(subscribe, { agentId: 'ops', after: -1 }, [{ path: '/after', message: 'must be at least 0, or an object' }]);
+  rejects(subscribe, { agentId: 'ops', after: 1.5 }, [{ path: '/after', message: 'must be an integer, or an object' }]);
+  rejects(subscribe, { agentId: 'ops', after: { 'agent:ops:main': -2 } }, [{ path: '/after/agent:ops:main', message: 'must be at least 0' }]);
+  const tokenCreate = compileValidator(METHODS['token.create'].params);
+  for (const value of [{ agent: 'ops' }, { agentId: 'ops', scopes: ['root'] }, { agentId: 'ops', name: 5 }]) {
+    for (const problem of tokenCreate.problems(value)) assert.not.match(problem.message, 'anyOf', JSON.stringify(value));
+  }
 });
 
 test('session.list and the empty params of gateway.status', () => {
