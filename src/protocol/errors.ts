@@ -63,7 +63,7 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
   METHOD_NOT_FOUND: 'No such method. `rpc.discover` lists them all.',
   INVALID_PARAMS: 'Params failed validation; data.errors lists each problem with its path.',
   INTERNAL_ERROR: 'Unexpected failure inside the gateway; details are in the gateway log, never in the response.',
-  IDEMPOTENCY_CONFLICT: 'The idempotency key was already used with different params.',
+  IDEMPOTENCY_CONFLICT: 'The idempotency key was already used for a different event (another sessionKey, text or contextKey).',
   STORE_UNAVAILABLE: 'The durable store could not commit (disk full, I/O error). Nothing was stored; retry later.',
   SHUTTING_DOWN: 'The gateway is shutting down. Nothing was stored; retry once it is back.',
   ACK_OUT_OF_RANGE: 'The ack names a seq beyond the last one the session issued.',
