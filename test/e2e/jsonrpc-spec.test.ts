@@ -258,6 +258,27 @@ test('ids are echoed exactly: strings, numbers, zero, negatives, fractions', asy
   }
 });
 
+test('integer ids beyond 2^53 (64-bit and snowflake ids) come back as sent, in single requests and batches', async ({ raw }) => {
+  for (const id of ['9007199254740993', '-18446744073709551615', '1234567890123456789012']) {
+    raw.send(`{"jsonrpc":"2.0","method":"gateway.status","params":{},"id":${id}}`);
+    assert.match(await raw.next(), new RegExp(`^\\{"jsonrpc":"2\\.0","id":${id},"result":\\{`), `id ${id}`);
+  }
+  raw.send('[{"jsonrpc":"2.0","method":"nope","id":9007199254740995},{"jsonrpc":"2.0","method":"gateway.status","id":9007199254740997}]');
+  const batch = await raw.next();
+  assert.match(batch, /^\[\{"jsonrpc":"2\.0","id":9007199254740995,"error":\{"code":-32601,/);
+  assert.match(batch, /\},\{"jsonrpc":"2\.0","id":9007199254740997,"result":\{/);
+});
+
+test('a binary frame is read as UTF-8 JSON; one that is not UTF-8 is -32700 and the connection lives on', async ({ raw }) => {
+  raw.ws.send(Buffer.from('{"jsonrpc":"2.0","method":"gateway.status","id":"bin"}'), { binary: true });
+  resultOf(await raw.nextJson<JsonRpcResponse>());
+  raw.ws.send(Buffer.concat([Buffer.from('{"jsonrpc":"2.0","method":"system.event","id":"bad","params":{"text":"a'), Buffer.from([0xff]), Buffer.from('"}}')]), {
+    binary: true,
+  });
+  assertError(await raw.nextJson<JsonRpcResponse>(), -32700, null, 'PARSE_ERROR');
+  await stillAnswers(raw);
+});
+
 test('a request with id null is still a request (not a notification): answered with id null', async ({ raw }) => {
   raw.send('{"jsonrpc": "2.0", "method": "gateway.status", "params": {}, "id": null}');
   const response = await raw.nextJson<JsonRpcResponse>();
