@@ -5,10 +5,11 @@
  * the dispatch is this module's. It does what the library's JSONRPCServer gets wrong or leaves
  * loose against the spec: that server answers a one-element batch with a bare object instead of
  * an array, accepts params that are neither object nor array, answers internal errors with the
- * thrown message (leaking internals), and has no batch length bound. It also calls each method
- * itself: JSONRPCServer#receive (built for ES5, its async code runs as generators) allocated ~16%
- * of all a call allocates, and with the direct call the gateway answered 15-20% more durable
- * system.event calls per second (bench/README.md, round 4).
+ * thrown message (leaking internals), has no batch length bound, and answers an id beyond 2^53
+ * rounded (JSON.parse cannot hold it; here the answer carries the id's source text). It also
+ * calls each method itself: JSONRPCServer#receive (built for ES5, its async code runs as
+ * generators) allocated ~16% of all a call allocates, and with the direct call the gateway
+ * answered 15-20% more durable system.event calls per second (bench/README.md, round 4).
  */
 import {
   createJSONRPCErrorResponse,
