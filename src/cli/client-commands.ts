@@ -17,6 +17,8 @@ import {
   formatTokenCreated,
   formatTokenList,
   formatTrace,
+  printable,
+  printableStrings,
 } from './format.js';
 
 type Args = readonly string[];
@@ -123,7 +125,7 @@ async function withClient<M extends MethodName>(
   const settings = connectionSettings(args);
   try {
     const result = await callOverHttp(settings, method, params);
-    process.stdout.write(`${flagOption(args, 'json') ? JSON.stringify(result) : format(result)}\n`);
+    process.stdout.write(`${flagOption(args, 'json') ? JSON.stringify(result) : format(printableStrings(result))}\n`);
     return ExitCode.OK;
   } catch (error) {
     throw explain(error, settings.url);
@@ -172,13 +174,14 @@ function resolveToken(args: Args): string {
 export function explain(error: unknown, url: string): unknown {
   if (error instanceof RpcCallError) {
     const problems = problemsOf(error.data);
-    return new CliError(ExitCode.GATEWAY_ERROR, `the gateway refused: ${error.message} (code ${error.code})${problems}`);
+    return new CliError(ExitCode.GATEWAY_ERROR, `the gateway refused: ${printable(error.message)} (code ${error.code})${problems}`);
   }
   if (!(error instanceof ConnectionError)) return error;
   const hints: Record<ConnectionError['failure'], string> = {
     unreachable: `${error.message}: is \`switchboard gateway\` running? (or set --url / ${ENV.url})`,
     unauthorized: `the gateway at ${url} refused the token: pass the token from the gateway's data dir (--token, ${ENV.token}, or --data-dir)`,
-    rejected: error.message,
+    // What the gateway, or a proxy in front of it, answered instead.
+    rejected: printable(error.message),
     closed: `${error.message}; the event may or may not have been stored: retry with an --idempotency-key to be safe`,
     timeout: `${error.message}: raise --timeout, or check the gateway`,
     aborted: error.message,
@@ -188,7 +191,7 @@ export function explain(error: unknown, url: string): unknown {
 
 function problemsOf(data: unknown): string {
   const errors = (data as { errors?: { path: string; message: string }[] } | undefined)?.errors;
-  return Array.isArray(errors) && errors.length > 1 ? `\n${errors.map((e) => `  ${e.path}: ${e.message}`).join('\n')}` : '';
+  return Array.isArray(errors) && errors.length > 1 ? `\n${errors.map((e) => printable(`  ${e.path}: ${e.message}`)).join('\n')}` : '';
 }
 
 function optionalString<K extends string>(args: Args, flag: string, key: K): { [P in K]?: string } {

@@ -7,7 +7,7 @@ import { ConnectionError, RpcCallError } from '../client/errors.js';
 import { flagOption, integerOption, rawOption } from './argv.js';
 import { connectionSettings, explain } from './client-commands.js';
 import { ExitCode, usageError } from './exit-codes.js';
-import { formatEvent } from './format.js';
+import { formatWatchedEvent, printableStrings } from './format.js';
 import { writeOut } from './output.js';
 
 type Args = readonly string[];
@@ -39,7 +39,7 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
   process.once('SIGTERM', stop);
   try {
     for await (const event of client.events(target, { signal: interrupted.signal, ...(after === undefined ? {} : { after }) })) {
-      if (!(await writeOut(process.stdout, `${json ? JSON.stringify(event) : `${event.sessionKey} ${formatEvent(event)}`}\n`))) {
+      if (!(await writeOut(process.stdout, `${json ? JSON.stringify(event) : formatWatchedEvent(printableStrings(event))}\n`))) {
         // The reader is gone (`| head -1`): as with `yes | head`, that ends the watch, quietly and
         // with exit 0. Closing first ends the subscription with the socket, without the
         // unsubscribe round trip, so nothing more is read, let alone acked.

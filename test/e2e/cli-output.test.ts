@@ -9,6 +9,7 @@ import {
   freshAgent,
   openRaw,
   resultOf,
+  runCli,
   spawnCli,
   startInProcessGateway,
   waitUntil,
@@ -81,6 +82,63 @@ test('session watch --ack whose reader leaves after one line: the next event end
   assert.is(watch.stderr(), '');
   const pending = await pendingTexts(publisher, key);
   assert.is(pending.at(-1), 'after the reader left', `never printed, so never acked: ${JSON.stringify(pending)}`);
+});
+
+// ---------------------------------------------------------------- text from the gateway
+
+/** What QA sent: a fake second line, colours, a bell, a carriage return, and CSI as one C1 character. */
+const HOSTILE = 'line1\nline2\x1b[31mRED\x1b[0m\x07bell\rCR\x9b2J';
+const SHOWN = 'line1\\nline2\\x1b[31mRED\\x1b[0m\\x07bell\\rCR\\x9b2J';
+/** Control characters other than the newline ending each line: none may reach a terminal. */
+const CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f]/;
+
+function assertNoControls(output: string, what: string): void {
+  assert.not.match(output, CONTROL, `${what} holds a control character: ${JSON.stringify(output)}`);
+}
+
+test('human output escapes control characters in event text, context keys, token names and refusals; --json keeps them exact', async ({ gw, publisher }) => {
+  const agent = freshAgent('hostile');
+  const key = `agent:${agent}:main`;
+  resultOf(await publisher.call('system.event', { text: HOSTILE, sessionKey: key, contextKey: 'ctx\x1b[1m' }));
+  const args = connectionArgs(gw);
+
+  const peek = await runCli(['session', 'peek', '--session-key', key, ...args]);
+  assert.is(peek.code, 0, peek.stderr);
+  assertNoControls(peek.stdout, 'session peek');
+  const lines = peek.stdout.trimEnd().split('\n');
+  assert.is(lines.length, 2, `a header and one line for the one event: ${peek.stdout}`);
+  assert.ok(lines[1]!.endsWith(` next-heartbeat [ctx\\x1b[1m] ${SHOWN}`), lines[1]);
+
+  const json = await runCli(['session', 'peek', '--session-key', key, '--json', ...args]);
+  assert.equal(
+    (JSON.parse(json.stdout) as { events: { text: string; contextKey: string }[] }).events.map((event) => [event.text, event.contextKey]),
+    [[HOSTILE, 'ctx\x1b[1m']],
+  );
+
+  const watch = spawnCli(['session', 'watch', '--session-key', key, ...args]);
+  const [watched] = await watch.waitForLines(1);
+  assert.is(await watch.stop('SIGINT'), 0, watch.stderr());
+  assertNoControls(watch.stdout(), 'session watch');
+  assert.ok(watched!.startsWith(`${key} #1 `) && watched!.endsWith(SHOWN), watched);
+
+  const drain = await runCli(['session', 'drain', '--session-key', key, ...args]);
+  assert.is(drain.code, 0, drain.stderr);
+  assertNoControls(drain.stdout, 'session drain');
+  assert.is(drain.stdout.trimEnd().split('\n').length, 2, drain.stdout);
+
+  const created = await runCli(['token', 'create', '--agent', agent, '--name', 'ci\x1b[31m\nfake', ...args]);
+  assert.is(created.code, 0, created.stderr);
+  assertNoControls(created.stdout, 'token create');
+  assert.ok(created.stdout.includes('"ci\\x1b[31m\\nfake"'), created.stdout);
+  const listed = await runCli(['token', 'list', ...args]);
+  assertNoControls(listed.stdout, 'token list');
+  assert.ok(listed.stdout.includes('"ci\\x1b[31m\\nfake"'), listed.stdout);
+
+  // The gateway quotes a bad key in its refusal as JSON, which leaves C1 characters as they are.
+  const refused = await runCli(['system', 'event', '--text', 'x', '--session-key', 'agent:main:slack:channel:C\x9b1', ...args]);
+  assert.is(refused.code, 1, refused.stderr);
+  assertNoControls(refused.stderr, 'a refusal');
+  assert.ok(refused.stderr.includes('C\\x9b1'), refused.stderr);
 });
 
 test.run();
