@@ -5,7 +5,7 @@
 import { callOverHttp, rpcEndpoint } from '../client/http.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError } from '../client/errors.js';
-import { readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';
+import { EmptyTokenFileError, readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, ENV } from '../protocol/constants.js';
 import { flagOption, integerOption, rawOption } from './argv.js';
 import { CliError, ExitCode, usageError } from './exit-codes.js';
@@ -163,7 +163,13 @@ function resolveToken(args: Args): string {
   }
   if (given) return given;
   const dataDir = resolveDataDir(rawOption(args, 'data-dir'));
-  const token = readToken(dataDir);
+  let token: string | undefined;
+  try {
+    token = readToken(dataDir);
+  } catch (error) {
+    if (error instanceof EmptyTokenFileError) throw new CliError(ExitCode.UNREACHABLE, `no token: ${error.message}; or pass --token / ${ENV.token}`);
+    throw error;
+  }
   if (token) return token;
   throw new CliError(
     ExitCode.UNREACHABLE,

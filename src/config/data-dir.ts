@@ -19,6 +19,18 @@ export class DataDirError extends Error {
   }
 }
 
+/** The token file is there but holds no token (an interrupted first start, an editor, a `> token`). */
+export class EmptyTokenFileError extends Error {
+  readonly code = 'TOKEN_FILE_EMPTY';
+  readonly path: string;
+
+  constructor(file: string) {
+    super(`token file ${file} is empty: delete it to have the gateway write a new admin token when it next starts, or write the token into it`);
+    this.name = 'EmptyTokenFileError';
+    this.path = file;
+  }
+}
+
 /** `--data-dir`, else SWITCHBOARD_DATA_DIR, else the platform's user data dir. */
 export function resolveDataDir(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
   const chosen = flag || env[ENV.dataDir];
@@ -66,13 +78,21 @@ export function ensureDataDir(dataDir: string): string {
   }
 }
 
-/** The token in the data dir, or undefined when there is none (yet). */
+/**
+ * The token in the data dir, or undefined when there is no token file (yet). An empty one is an
+ * EmptyTokenFileError: taking it for a missing file would have the gateway try to write a new
+ * token where one exists, and the CLI say that the file does not exist.
+ */
 export function readToken(dataDir: string): string | undefined {
+  const file = tokenPath(dataDir);
+  let text: string;
   try {
-    const token = readFileSync(tokenPath(dataDir), 'utf8').trim();
-    return token || undefined;
+    text = readFileSync(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
+  const token = text.trim();
+  if (!token) throw new EmptyTokenFileError(file);
+  return token;
 }

@@ -137,6 +137,22 @@ test('a data dir that is a regular file: exit 1, the message names it and says i
   assert.is(fs.readFileSync(file, 'utf8'), 'keep me\n', 'the file is untouched');
 });
 
+test('an empty token file: the gateway exits 1 and the CLI 3, each naming the file and the fix; the file is left alone', async () => {
+  const dataDir = makeTempDir();
+  const token = path.join(dataDir, 'token');
+  fs.writeFileSync(token, '');
+  const result = await gateway(dataDir);
+  assertRefused(result, 'an empty token file');
+  assert.ok(result.stderr.includes(`token file ${token} is empty: delete it to have the gateway write a new admin token`), result.stderr);
+  assert.not.match(result.stderr, /EEXIST/);
+  const cli = await runCli(['status', '--url', 'ws://127.0.0.1:1', '--data-dir', dataDir]);
+  assert.is(cli.code, 3, cli.stderr);
+  assert.ok(cli.stderr.includes(`token file ${token} is empty`), cli.stderr);
+  assert.match(cli.stderr, /or pass --token \/ SWITCHBOARD_TOKEN/);
+  assert.is(fs.readFileSync(token, 'utf8'), '', 'the token file is left as it was');
+  assert.not.ok(fs.existsSync(path.join(dataDir, DB)), 'no database was created');
+});
+
 // chmod cannot lock root out (these tests usually run as root in CI containers): there the
 // <file>/sub case above stands in for an unwritable data dir.
 const isRoot = process.getuid?.() === 0;
