@@ -2,10 +2,11 @@
  * Where the gateway keeps its data, and the token that guards it. Shared by the gateway (which
  * creates both) and the CLI (which reads the token so a local user needs no configuration).
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DATA_FILES, ENV } from '../protocol/constants.js';
+import { createPrivateFile } from './private-files.js';
 
 /** The data dir path is taken by a file (or runs through one). */
 export class DataDirError extends Error {
@@ -67,15 +68,9 @@ export function ensureDataDir(dataDir: string): string {
   // only a gateway's first start needs randomness.
   const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(TOKEN_BYTES))).toString('base64url');
   const token = `${ADMIN_TOKEN_PREFIX}${secret}`;
-  try {
-    // 'wx': never overwrite a token another process wrote in the meantime.
-    writeFileSync(tokenPath(dataDir), `${token}\n`, { mode: 0o600, flag: 'wx' });
-    return token;
-  } catch (error) {
-    const raced = readToken(dataDir);
-    if (raced) return raced;
-    throw error;
-  }
+  if (createPrivateFile(tokenPath(dataDir), `${token}\n`)) return token;
+  // Another process wrote one since it was read: that one is the token.
+  return readToken(dataDir) ?? ensureDataDir(dataDir);
 }
 
 /**

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { createPrivateFile } from '../config/private-files.js';
 import { DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_READ_TEXT_BYTES, TRACE_RETENTION_MS } from '../protocol/constants.js';
 import { CommitQueue, type CommitMetrics, type RunOptions } from './commit-queue.js';
 import { corruptStoreError, isCorruption, sqliteCode, StoreClosedError, StoreLockedError, StoreOpenError } from './errors.js';
@@ -245,6 +246,9 @@ function openDatabase(file: string): Database.Database {
   try {
     // The data dir holds the gateway's token as well: private to its owner.
     fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    // SQLite would create it 0644 (less the umask), readable by every local user whoever made
+    // the dir; its journals take the database file's mode, so 0600 here keeps them private too.
+    createPrivateFile(file);
     // timeout 0: a database locked by another gateway must fail now, not after a busy wait.
     db = new Database(file, { timeout: 0 });
     // With EXCLUSIVE, the first write takes a lock held until close, so a second gateway on the

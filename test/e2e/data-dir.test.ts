@@ -153,6 +153,27 @@ test('an empty token file: the gateway exits 1 and the CLI 3, each naming the fi
   assert.not.ok(fs.existsSync(path.join(dataDir, DB)), 'no database was created');
 });
 
+(process.platform === 'win32' ? test.skip : test)('in a data dir made beforehand (0755), under umask 000: the token, the database and its WAL are 0600', async () => {
+  const dataDir = path.join(makeTempDir(), 'made-by-hand');
+  fs.mkdirSync(dataDir, { mode: 0o755 });
+  const previous = process.umask(0);
+  let gw;
+  try {
+    // The gateway inherits this process's umask.
+    gw = await startGatewayProcess({ dataDir });
+  } finally {
+    process.umask(previous);
+  }
+  const raw = await openRaw(gw.url, gw.token);
+  resultOf(await raw.call('system.event', { text: 'not for other users', sessionKey: 'agent:modes:main' }));
+  raw.close();
+  for (const file of ['token', DB, `${DB}-wal`]) {
+    assert.is(fs.statSync(path.join(dataDir, file)).mode & 0o777, 0o600, file);
+  }
+  assert.is(fs.statSync(dataDir).mode & 0o777, 0o755, "the dir's mode is its maker's choice");
+  assert.is(await gw.stop('SIGTERM'), 0);
+});
+
 // chmod cannot lock root out (these tests usually run as root in CI containers): there the
 // <file>/sub case above stands in for an unwritable data dir.
 const isRoot = process.getuid?.() === 0;

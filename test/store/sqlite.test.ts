@@ -931,6 +931,40 @@ test('a file that is not a database throws StoreOpenError and is left as it was'
   assert.ok(fs.readFileSync(file).equals(garbage));
 });
 
+/** Runs `fn` with the process umask set to `mask`, then puts the old one back. */
+async function withUmask<T>(mask: number, fn: () => Promise<T>): Promise<T> {
+  const previous = process.umask(mask);
+  try {
+    return await fn();
+  } finally {
+    process.umask(previous);
+  }
+}
+
+const modeOf = (file: string) => fs.statSync(file).mode & 0o777;
+
+(process.platform === 'win32' ? test.skip : test)('a new database and its WAL are 0600 whatever the umask and the dir; an existing database keeps its mode', async () => {
+  for (const mask of [0o000, 0o022, 0o277]) {
+    const dir = tempDir();
+    fs.chmodSync(dir, 0o755);
+    const file = path.join(dir, DATA_FILES.database);
+    const store = await withUmask(mask, async () => {
+      const opened = open(dir);
+      await queue(opened, 's', 'private');
+      return opened;
+    });
+    assert.is(modeOf(file), 0o600, `database, umask ${mask.toString(8)}`);
+    assert.is(modeOf(`${file}-wal`), 0o600, `WAL, umask ${mask.toString(8)}`);
+    await store.close();
+  }
+  const dir = tempDir();
+  const file = path.join(dir, DATA_FILES.database);
+  withDatabase(dir, () => undefined);
+  fs.chmodSync(file, 0o640);
+  await queue(open(dir), 's', 'kept');
+  assert.is(modeOf(file), 0o640, "an existing database's mode is its owner's choice");
+});
+
 test('a database from a newer schema throws StoreOpenError', () => {
   const dir = tempDir();
   const db = new Database(path.join(dir, DATA_FILES.database));
