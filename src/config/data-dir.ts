@@ -2,20 +2,27 @@
  * Where the gateway keeps its data, and the token that guards it. Shared by the gateway (which
  * creates both) and the CLI (which reads the token so a local user needs no configuration).
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DATA_FILES, ENV } from '../protocol/constants.js';
-import { createPrivateFile } from './private-files.js';
+import { createPrivateFile, makePrivateDir } from './private-files.js';
 
-/** The data dir path is taken by a file (or runs through one). */
+/** The data dir path is taken by a file (or runs through one), or the file system refuses to create it (/proc). */
 export class DataDirError extends Error {
-  readonly code = 'DATA_DIR_NOT_A_DIRECTORY';
+  readonly code: 'DATA_DIR_NOT_A_DIRECTORY' | 'DATA_DIR_NOT_CREATED';
   readonly path: string;
 
-  constructor(dataDir: string, cause: unknown) {
-    super(`data dir ${dataDir} is not a directory (a file is in the way): pass --data-dir or ${ENV.dataDir} a directory`, { cause });
+  constructor(dataDir: string, cause: NodeJS.ErrnoException) {
+    const inTheWay = cause.code === 'EEXIST' || cause.code === 'ENOTDIR';
+    super(
+      inTheWay
+        ? `data dir ${dataDir} is not a directory (a file is in the way): pass --data-dir or ${ENV.dataDir} a directory`
+        : `data dir ${dataDir} cannot be created (${cause.message}): pass --data-dir or ${ENV.dataDir} a directory on a file system that takes new ones`,
+      { cause },
+    );
     this.name = 'DataDirError';
+    this.code = inTheWay ? 'DATA_DIR_NOT_A_DIRECTORY' : 'DATA_DIR_NOT_CREATED';
     this.path = dataDir;
   }
 }
@@ -56,11 +63,12 @@ export function tokenPath(dataDir: string): string {
 /** Creates the data dir (0700) and the token file (0600) on first start; returns the token. */
 export function ensureDataDir(dataDir: string): string {
   try {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    makePrivateDir(dataDir);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'EEXIST' && code !== 'ENOTDIR') throw error;
-    throw new DataDirError(dataDir, error);
+    const errno = error as NodeJS.ErrnoException;
+    // Others (EACCES, EPERM, ...) are reported as permission problems by the gateway command.
+    if (errno.code !== 'EEXIST' && errno.code !== 'ENOTDIR' && errno.code !== 'ENOENT') throw error;
+    throw new DataDirError(dataDir, errno);
   }
   const existing = readToken(dataDir);
   if (existing) return existing;

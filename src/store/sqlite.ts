@@ -3,10 +3,9 @@
  * gateway; every operation goes through the group-commit queue, so operations run one at a time,
  * in the order they were called, and settle only once committed.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { createPrivateFile } from '../config/private-files.js';
+import { createPrivateFile, makePrivateDir } from '../config/private-files.js';
 import { DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_READ_TEXT_BYTES, TRACE_RETENTION_MS } from '../protocol/constants.js';
 import { CommitQueue, type CommitMetrics, type RunOptions } from './commit-queue.js';
 import { corruptStoreError, isCorruption, sqliteCode, StoreClosedError, StoreLockedError, StoreOpenError } from './errors.js';
@@ -245,7 +244,7 @@ function openDatabase(file: string): Database.Database {
   let db: Database.Database | undefined;
   try {
     // The data dir holds the gateway's token as well: private to its owner.
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    makePrivateDir(path.dirname(file));
     // SQLite would create it 0644 (less the umask), readable by every local user whoever made
     // the dir; its journals take the database file's mode, so 0600 here keeps them private too.
     createPrivateFile(file);

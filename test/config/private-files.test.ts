@@ -1,10 +1,13 @@
-/** Files only their owner may read: created 0600 whatever the umask, never overwritten. */
+/**
+ * Files only their owner may read: created 0600 whatever the umask, never overwritten; directories
+ * made 0700, each tried once.
+ */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createPrivateFile } from '../../src/config/private-files.js';
+import { createPrivateFile, makePrivateDir } from '../../src/config/private-files.js';
 
 const test = suite('config/private-files');
 /** Modes are POSIX: Windows keeps only a read-only flag. */
@@ -49,6 +52,40 @@ posix('createPrivateFile: an existing file is left alone, content and mode; fals
 
 test('createPrivateFile: other failures are thrown (no such dir)', () => {
   assert.throws(() => createPrivateFile(path.join(tempFile('missing'), 'file')), /ENOENT/);
+});
+
+function errorCode(fn: () => void): string | undefined {
+  try {
+    fn();
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code;
+  }
+  return undefined;
+}
+
+posix('makePrivateDir: the dir and its missing parents, 0700; an existing dir is fine', () => {
+  const base = path.dirname(tempFile());
+  const dir = path.join(base, 'a', 'b', 'c');
+  makePrivateDir(dir);
+  for (const made of [path.join(base, 'a'), path.join(base, 'a', 'b'), dir]) assert.is(fs.statSync(made).mode & 0o777, 0o700, made);
+  makePrivateDir(dir);
+  makePrivateDir(base);
+});
+
+test('makePrivateDir: a file in the way is EEXIST, a path through a file ENOTDIR; the file is left alone', () => {
+  const file = tempFile();
+  fs.writeFileSync(file, 'keep me');
+  assert.is(errorCode(() => makePrivateDir(file)), 'EEXIST');
+  assert.is(errorCode(() => makePrivateDir(path.join(file, 'sub', 'dir'))), 'ENOTDIR');
+  assert.is(fs.readFileSync(file, 'utf8'), 'keep me');
+});
+
+// Node's recursive mkdir loops forever on these: the parent exists, yet mkdir answers ENOENT.
+(fs.existsSync('/proc/self') ? test : test.skip)('makePrivateDir under /proc: ENOENT at once, not a busy loop', () => {
+  const started = Date.now();
+  assert.is(errorCode(() => makePrivateDir('/proc/switchboard-test')), 'ENOENT');
+  assert.is(errorCode(() => makePrivateDir('/proc/switchboard-test/data/dir')), 'ENOENT');
+  assert.ok(Date.now() - started < 1000);
 });
 
 test.run();

@@ -137,6 +137,16 @@ test('a data dir that is a regular file: exit 1, the message names it and says i
   assert.is(fs.readFileSync(file, 'utf8'), 'keep me\n', 'the file is untouched');
 });
 
+// Node's recursive mkdir spins at 100% CPU forever under /proc (ENOENT where the parent exists).
+(fs.existsSync('/proc/self') ? test : test.skip)('a data dir under /proc: exit 1 at once, naming the dir and the fix', async () => {
+  for (const dataDir of ['/proc/switchboard-test', '/proc/switchboard-test/nested/data']) {
+    const result = await gateway(dataDir);
+    assertRefused(result, dataDir);
+    assert.ok(result.stderr.includes(`data dir ${dataDir} cannot be created`), result.stderr);
+    assert.match(result.stderr, /pass --data-dir or SWITCHBOARD_DATA_DIR a directory on a file system that takes new ones/);
+  }
+});
+
 test('an empty token file: the gateway exits 1 and the CLI 3, each naming the file and the fix; the file is left alone', async () => {
   const dataDir = makeTempDir();
   const token = path.join(dataDir, 'token');
