@@ -6,7 +6,7 @@ import { callOverHttp, rpcEndpoint } from '../client/http.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError } from '../client/errors.js';
 import { EmptyTokenFileError, readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';
-import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, ENV } from '../protocol/constants.js';
+import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, ENV, TOKEN_PREFIX } from '../protocol/constants.js';
 import { flagOption, integerOption, rawOption } from './argv.js';
 import { CliError, ExitCode, usageError } from './exit-codes.js';
 import {
@@ -128,7 +128,7 @@ async function withClient<M extends MethodName>(
     process.stdout.write(`${flagOption(args, 'json') ? JSON.stringify(result) : format(printableStrings(result))}\n`);
     return ExitCode.OK;
   } catch (error) {
-    throw explain(error, settings.url);
+    throw explain(error, settings);
   }
 }
 
@@ -177,7 +177,8 @@ function resolveToken(args: Args): string {
   );
 }
 
-export function explain(error: unknown, url: string): unknown {
+/** The CLI's message and exit code for a failed call to the gateway at `url` with `token`. */
+export function explain(error: unknown, { url, token }: { url: string; token: string }): unknown {
   if (error instanceof RpcCallError) {
     const problems = problemsOf(error.data);
     return new CliError(ExitCode.GATEWAY_ERROR, `the gateway refused: ${printable(error.message)} (code ${error.code})${problems}`);
@@ -185,7 +186,7 @@ export function explain(error: unknown, url: string): unknown {
   if (!(error instanceof ConnectionError)) return error;
   const hints: Record<ConnectionError['failure'], string> = {
     unreachable: `${error.message}: is \`switchboard gateway\` running? (or set --url / ${ENV.url})`,
-    unauthorized: `the gateway at ${url} refused the token: pass the token from the gateway's data dir (--token, ${ENV.token}, or --data-dir)`,
+    unauthorized: `the gateway at ${url} refused the token: ${refusedTokenHint(token)}`,
     // What the gateway, or a proxy in front of it, answered instead.
     rejected: printable(error.message),
     closed: `${error.message}; the event may or may not have been stored: retry with an --idempotency-key to be safe`,
@@ -193,6 +194,17 @@ export function explain(error: unknown, url: string): unknown {
     aborted: error.message,
   };
   return new CliError(ExitCode.UNREACHABLE, hints[error.failure]);
+}
+
+/**
+ * The gateway answers 401 alike for every token it does not know: a revoked scoped token is
+ * forgotten, not kept to tell apart. The token's prefix still says which kind the user holds.
+ */
+function refusedTokenHint(token: string): string {
+  if (token.startsWith(TOKEN_PREFIX.scoped)) {
+    return 'this scoped token was revoked or never existed: ask for a new one (`switchboard token create --agent <agentId>`, run with the admin token)';
+  }
+  return `pass the token from the gateway's data dir (--token, ${ENV.token}, or --data-dir)`;
 }
 
 function problemsOf(data: unknown): string {

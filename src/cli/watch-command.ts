@@ -26,12 +26,13 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
   const target = sessionKey !== undefined ? { sessionKey } : { agentId: agentId ?? 'main' };
   const json = flagOption(args, 'json');
   const acking = flagOption(args, 'ack');
-  const { url, token, timeoutMs } = connectionSettings(args);
+  const settings = connectionSettings(args);
+  const { url, token, timeoutMs } = settings;
   let client: SwitchboardClient;
   try {
     client = await connect({ url, token, timeoutMs, reconnect: true });
   } catch (error) {
-    throw explain(error, url);
+    throw explain(error, settings);
   }
   const interrupted = new AbortController();
   const stop = () => interrupted.abort();
@@ -49,7 +50,7 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
       if (acking) await ackSurvivingRestarts(client, event.sessionKey, event.seq);
     }
   } catch (error) {
-    throw explain(error, url);
+    throw explain(error, settings);
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { DATA_FILES, ENV } from '../protocol/constants.js';
+import { DATA_FILES, ENV, TOKEN_PREFIX } from '../protocol/constants.js';
 import { createPrivateFile, makePrivateDir } from './private-files.js';
 
 /** The data dir path is taken by a file (or runs through one), or the file system refuses to create it (/proc). */
@@ -53,8 +53,6 @@ function platformDataDir(env: NodeJS.ProcessEnv): string {
 
 /** 32 random bytes: guessing is out of reach, and base64url keeps it header- and shell-safe. */
 const TOKEN_BYTES = 32;
-/** Makes a leaked admin token recognisable, and means it never starts with "-" like a CLI flag. */
-const ADMIN_TOKEN_PREFIX = 'sba_';
 
 export function tokenPath(dataDir: string): string {
   return join(dataDir, DATA_FILES.token);
@@ -75,7 +73,7 @@ export function ensureDataDir(dataDir: string): string {
   // The global Web Crypto, not node:crypto: that import would cost every CLI start ~2 ms, and
   // only a gateway's first start needs randomness.
   const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(TOKEN_BYTES))).toString('base64url');
-  const token = `${ADMIN_TOKEN_PREFIX}${secret}`;
+  const token = `${TOKEN_PREFIX.admin}${secret}`;
   if (createPrivateFile(tokenPath(dataDir), `${token}\n`)) return token;
   // Another process wrote one since it was read: that one is the token.
   return readToken(dataDir) ?? ensureDataDir(dataDir);
