@@ -42,8 +42,19 @@ export async function systemEvent(args: Args): Promise<ExitCode> {
     ...optionalString(args, 'context-key', 'contextKey'),
     ...optionalString(args, 'idempotency-key', 'idempotencyKey'),
   };
-  return withClient(args, 'system.event', params, formatRoutingResult);
+  return withClient(args, 'system.event', params, formatRoutingResult, params.idempotencyKey === undefined ? UNANSWERED.event : UNANSWERED.keyedEvent);
 }
+
+/**
+ * What a call that got no answer (a timeout, a lost connection) may have done all the same, for
+ * the commands whose retry could do it twice: the gateway may have committed it just before.
+ */
+const UNANSWERED = {
+  event:
+    'the event may still have been stored: check with `switchboard session peek` before sending it again, and give --idempotency-key to make a retry safe',
+  keyedEvent: 'the event may still have been stored: retrying with the same --idempotency-key is safe (it is stored once)',
+  drain: 'the events may still have been consumed: `switchboard session peek` shows what is left',
+} as const;
 
 export function sessionPeek(args: Args): Promise<ExitCode> {
   const params = readParams(args);
@@ -52,7 +63,7 @@ export function sessionPeek(args: Args): Promise<ExitCode> {
 
 export function sessionDrain(args: Args): Promise<ExitCode> {
   const params = readParams(args);
-  return withClient(args, 'session.drain', params, (result) => formatSessionRead(result, 'drained'));
+  return withClient(args, 'session.drain', params, (result) => formatSessionRead(result, 'drained'), UNANSWERED.drain);
 }
 
 export function sessionList(args: Args): Promise<ExitCode> {
@@ -115,12 +126,16 @@ function readParams(args: Args) {
   };
 }
 
-/** One call, then exit: over the gateway's HTTP ingress, which costs no WebSocket handshake or library load. */
+/**
+ * One call, then exit: over the gateway's HTTP ingress, which costs no WebSocket handshake or
+ * library load. `unanswered` warns what the call may have done if no answer comes.
+ */
 async function withClient<M extends MethodName>(
   args: Args,
   method: M,
   params: ParamsOf<M>,
   format: (result: ResultOf<M>) => string,
+  unanswered?: string,
 ): Promise<ExitCode> {
   const settings = connectionSettings(args);
   try {
@@ -128,7 +143,7 @@ async function withClient<M extends MethodName>(
     process.stdout.write(`${flagOption(args, 'json') ? JSON.stringify(result) : format(printableStrings(result))}\n`);
     return ExitCode.OK;
   } catch (error) {
-    throw explain(error, settings);
+    throw explain(error, settings, unanswered);
   }
 }
 
@@ -177,20 +192,24 @@ function resolveToken(args: Args): string {
   );
 }
 
-/** The CLI's message and exit code for a failed call to the gateway at `url` with `token`. */
-export function explain(error: unknown, { url, token }: { url: string; token: string }): unknown {
+/**
+ * The CLI's message and exit code for a failed call to the gateway at `url` with `token`;
+ * `unanswered` says what the call may have done when no answer came.
+ */
+export function explain(error: unknown, { url, token }: { url: string; token: string }, unanswered?: string): unknown {
   if (error instanceof RpcCallError) {
     const problems = problemsOf(error.data);
     return new CliError(ExitCode.GATEWAY_ERROR, `the gateway refused: ${printable(error.message)} (code ${error.code})${problems}`);
   }
   if (!(error instanceof ConnectionError)) return error;
+  const uncertain = unanswered === undefined ? '' : `; ${unanswered}`;
   const hints: Record<ConnectionError['failure'], string> = {
     unreachable: `${error.message}: is \`switchboard gateway\` running? (or set --url / ${ENV.url})`,
     unauthorized: `the gateway at ${url} refused the token: ${refusedTokenHint(token)}`,
     // What the gateway, or a proxy in front of it, answered instead.
     rejected: printable(error.message),
-    closed: `${error.message}; the event may or may not have been stored: retry with an --idempotency-key to be safe`,
-    timeout: `${error.message}: raise --timeout, or check the gateway`,
+    closed: `${error.message}${uncertain || '; retry, or check the gateway'}`,
+    timeout: `${error.message}${uncertain}; raise --timeout, or check the gateway`,
     aborted: error.message,
   };
   return new CliError(ExitCode.UNREACHABLE, hints[error.failure]);

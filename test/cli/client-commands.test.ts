@@ -32,4 +32,25 @@ test('a refused scoped token (sbt_) was revoked or never existed: ask for a new 
   }
 });
 
+test('no answer to system.event: the event may still have been stored; with a key a retry is safe, without one check first', () => {
+  const timeout = new ConnectionError('timeout', URL, `no answer to system.event from ${URL} within 200 ms`);
+  const lost = new ConnectionError('closed', URL, `the connection to ${URL} broke before the answer was complete`);
+  const withoutKey =
+    'the event may still have been stored: check with `switchboard session peek` before sending it again, and give --idempotency-key to make a retry safe';
+  const withKey = 'the event may still have been stored: retrying with the same --idempotency-key is safe (it is stored once)';
+  assert.is(
+    (explain(timeout, { url: URL, token: 't' }, withoutKey) as CliError).message,
+    `no answer to system.event from ${URL} within 200 ms; ${withoutKey}; raise --timeout, or check the gateway`,
+  );
+  assert.is((explain(lost, { url: URL, token: 't' }, withKey) as CliError).message, `the connection to ${URL} broke before the answer was complete; ${withKey}`);
+});
+
+test('no answer to a call that changes nothing: no warning, only what to do', () => {
+  const timeout = new ConnectionError('timeout', URL, `no answer to gateway.status from ${URL} within 200 ms`);
+  const lost = new ConnectionError('closed', URL, `the connection to ${URL} broke before the answer was complete`);
+  assert.is(explained(timeout).message, `no answer to gateway.status from ${URL} within 200 ms; raise --timeout, or check the gateway`);
+  assert.is(explained(lost).message, `the connection to ${URL} broke before the answer was complete; retry, or check the gateway`);
+  for (const error of [timeout, lost]) assert.is(explained(error).exitCode, ExitCode.UNREACHABLE);
+});
+
 test.run();
