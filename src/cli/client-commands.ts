@@ -16,6 +16,7 @@ import {
   formatStatus,
   formatTokenCreated,
   formatTokenList,
+  formatTokenRevoked,
   formatTrace,
   printable,
   printableStrings,
@@ -104,12 +105,7 @@ export function tokenList(args: Args): Promise<ExitCode> {
 
 export function tokenRevoke(args: Args, [tokenId]: string[]): Promise<ExitCode> {
   if (!tokenId) throw usageError('a token id is required: switchboard token revoke <tokenId> (see token list)');
-  return withClient(
-    args,
-    'token.revoke',
-    { tokenId },
-    (result) => `revoked ${result.tokenId}; closed ${result.closedConnections} connection(s) that used it`,
-  );
+  return withClient(args, 'token.revoke', { tokenId }, formatTokenRevoked);
 }
 
 function readParams(args: Args) {

@@ -97,6 +97,11 @@ export function formatTokenCreated(created: ResultOf<'token.create'>): string {
   ].join('\n');
 }
 
+export function formatTokenRevoked(revoked: ResultOf<'token.revoke'>): string {
+  if (revoked.alreadyRevoked) return `${revoked.tokenId} was already revoked at ${revoked.revokedAt}; nothing changed`;
+  return `revoked ${revoked.tokenId}; closed ${revoked.closedConnections} connection(s) that used it`;
+}
+
 export function formatTokenList(listed: ResultOf<'token.list'>): string {
   if (listed.tokens.length === 0) return 'no scoped tokens (create one with `switchboard token create --agent <agentId>`)';
   return listed.tokens

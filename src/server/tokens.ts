@@ -53,10 +53,11 @@ export function createTokenService(
       return (await store.listTokens()).map(toInfo);
     },
     async revoke(tokenId) {
-      const record = await store.revokeToken(tokenId);
-      if (!record) return undefined;
+      const revocation = await store.revokeToken(tokenId);
+      if (!revocation) return undefined;
+      const { record, alreadyRevoked } = revocation;
       authenticator.remember(toScopedToken(record));
-      return { tokenId, revoked: true, closedConnections: closeConnections(tokenId) };
+      return { tokenId, revoked: true, alreadyRevoked, revokedAt: new Date(record.revokedAt!).toISOString(), closedConnections: closeConnections(tokenId) };
     },
   };
 }

@@ -26,6 +26,7 @@ import type {
   StoreOptions,
   StoreStats,
   TokenRecord,
+  TokenRevocation,
   TokenStore,
   TraceDetail,
   TraceEntry,
@@ -232,10 +233,11 @@ function prepareStatements(db: Database.Database) {
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ),
     tokens: db.prepare<[], TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at, token_id`),
-    // coalesce: revoking again keeps the first revocation time.
+    // Only a token not revoked yet: revoking again keeps the first revocation time.
     tokenRevoke: db.prepare<[number, string], TokenRow>(
-      `UPDATE tokens SET revoked_at = coalesce(revoked_at, ?) WHERE token_id = ? RETURNING ${TOKEN_COLUMNS}`,
+      `UPDATE tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL RETURNING ${TOKEN_COLUMNS}`,
     ),
+    token: db.prepare<[string], TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE token_id = ?`),
   };
 }
 
@@ -422,10 +424,12 @@ export class SqliteEventStore implements EventStore, TokenStore {
     });
   }
 
-  revokeToken(tokenId: string): Promise<TokenRecord | undefined> {
+  revokeToken(tokenId: string): Promise<TokenRevocation | undefined> {
     return this.#submit(() => {
-      const row = this.#sql.tokenRevoke.get(Date.now(), tokenId);
-      return row && toTokenRecord(row);
+      const revoked = this.#sql.tokenRevoke.get(Date.now(), tokenId);
+      if (revoked) return { record: toTokenRecord(revoked), alreadyRevoked: false };
+      const row = this.#sql.token.get(tokenId);
+      return row && { record: toTokenRecord(row), alreadyRevoked: true };
     });
   }
 

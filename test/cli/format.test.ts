@@ -1,7 +1,7 @@
 /** Human output: text from the gateway is shown with its control characters escaped, one record per line. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatRoutingResult, formatTokenList, formatTrace, formatWatchedEvent, printable, printableStrings } from '../../src/cli/format.js';
+import { formatRoutingResult, formatTokenList, formatTokenRevoked, formatTrace, formatWatchedEvent, printable, printableStrings } from '../../src/cli/format.js';
 import type { StoredEvent } from '../../src/protocol/schemas.js';
 
 const test = suite('cli/format');
@@ -74,6 +74,18 @@ test('the routing result: messages from the gateway stay on their own lines', ()
     '  wake: sent: agent.wake sent\\x1b[2K',
     `  event ${EVENT.eventId} stored at ${EVENT.storedAt}`,
   ]);
+});
+
+test('token revoke: what it closed, or when an earlier revoke had revoked the token', () => {
+  const revokedAt = '2026-11-25T16:00:00.000Z';
+  assert.is(
+    formatTokenRevoked({ tokenId: 'tok_1', revoked: true, alreadyRevoked: false, revokedAt, closedConnections: 2 }),
+    'revoked tok_1; closed 2 connection(s) that used it',
+  );
+  assert.is(
+    formatTokenRevoked({ tokenId: 'tok_1', revoked: true, alreadyRevoked: true, revokedAt, closedConnections: 0 }),
+    `tok_1 was already revoked at ${revokedAt}; nothing changed`,
+  );
 });
 
 test.run();

@@ -13,6 +13,7 @@ import { hashToken } from '../../src/server/auth.js';
 import {
   cleanup,
   errorOf,
+  ISO_RE,
   openPeer,
   resultOf,
   runCli,
@@ -296,8 +297,18 @@ test('revoke: the token stops working at once on every ingress, and its open soc
   assert.type(listed.tokens.find((token) => token.tokenId === doomed.tokenId)?.revokedAt, 'string');
   assert.is(listed.tokens.find((token) => token.tokenId === bystander.tokenId)?.revokedAt, null);
 
-  // Revoking again is harmless and closes nothing.
-  assert.equal(resultOf(await admin.call('token.revoke', { tokenId: doomed.tokenId })), { tokenId: doomed.tokenId, revoked: true, closedConnections: 0 });
+  // Revoking again is harmless, closes nothing, and says when the token was revoked.
+  const revokedAt = listed.tokens.find((token) => token.tokenId === doomed.tokenId)!.revokedAt!;
+  assert.equal(resultOf(await admin.call('token.revoke', { tokenId: doomed.tokenId })), {
+    tokenId: doomed.tokenId,
+    revoked: true,
+    alreadyRevoked: true,
+    revokedAt,
+    closedConnections: 0,
+  });
+  const again = await runCli(['token', 'revoke', doomed.tokenId, ...connection(gw)]);
+  assert.is(again.code, 0, again.stderr);
+  assert.is(again.stdout, `${doomed.tokenId} was already revoked at ${revokedAt}; nothing changed\n`);
   survivor.close();
 });
 
@@ -328,7 +339,11 @@ test('session watch with a scoped token that is revoked while it watches: exit 3
   const watching = async () =>
     resultOf<{ connections: number }>(jsonOf<JsonRpcResponse>(await postJson(gw.port, '/rpc', rpcBody('gateway.status', {}), observer.token))).connections === 1;
   await waitUntil(watching, 'the watch to connect');
-  assert.is(resultOf<{ closedConnections: number }>(await admin.call('token.revoke', { tokenId: doomed.tokenId })).closedConnections, 1);
+  const revoked = resultOf<{ alreadyRevoked: boolean; revokedAt: string; closedConnections: number }>(
+    await admin.call('token.revoke', { tokenId: doomed.tokenId }),
+  );
+  assert.equal([revoked.alreadyRevoked, revoked.closedConnections], [false, 1]);
+  assert.match(revoked.revokedAt, ISO_RE);
   // Cut with 1008, the watch reconnects like after any lost connection, and is refused (401).
   await waitUntil(() => watch.process.exitCode !== null, 'the watch to exit').catch((error: Error) =>
     assert.unreachable(`${error.message}\nstderr: ${watch.stderr()}`),

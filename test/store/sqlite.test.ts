@@ -1381,17 +1381,18 @@ test('tokens: none at first; listed oldest first, ties by id, as created', async
   assert.equal(await store.listTokens(), [c, a, b]);
 });
 
-test('tokens: revoke keeps the first revokedAt; an unknown id is undefined', async () => {
+test('tokens: revoke keeps the first revokedAt and says when it was already revoked; an unknown id is undefined', async () => {
   const store = open(tempDir());
   const record = token('tok_1', Date.now());
   await store.createToken(record);
   const before = Date.now();
-  const revoked = await store.revokeToken('tok_1');
-  assert.ok(revoked && revoked.revokedAt !== null && revoked.revokedAt >= before && revoked.revokedAt <= Date.now());
-  assert.equal(revoked, { ...record, revokedAt: revoked!.revokedAt });
+  const first = await store.revokeToken('tok_1');
+  const revoked = first!.record;
+  assert.ok(revoked.revokedAt !== null && revoked.revokedAt >= before && revoked.revokedAt <= Date.now());
+  assert.equal(first, { record: { ...record, revokedAt: revoked.revokedAt }, alreadyRevoked: false });
 
   await sleep(5);
-  assert.equal(await store.revokeToken('tok_1'), revoked, 'revoking again changes nothing');
+  assert.equal(await store.revokeToken('tok_1'), { record: revoked, alreadyRevoked: true }, 'revoking again changes nothing');
   assert.equal(await store.listTokens(), [revoked]);
   assert.is(await store.revokeToken('tok_none'), undefined);
 });
@@ -1406,7 +1407,7 @@ test('tokens: durable when resolved; they survive close and reopen', async () =>
   await store.close();
   await created;
   await createdThenRevoked;
-  const gone = await revoked;
+  const gone = (await revoked)?.record;
   assert.ok(gone?.revokedAt, 'the revoke ran after the create it was queued behind');
 
   assert.equal(await open(dir).listTokens(), [kept, gone]);
