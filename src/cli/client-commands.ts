@@ -5,8 +5,8 @@
 import { callOverHttp, rpcEndpoint } from '../client/http.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError } from '../client/errors.js';
-import { readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';
-import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, ENV } from '../protocol/constants.js';
+import { EmptyTokenFileError, readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';
+import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, ENV, TOKEN_PREFIX } from '../protocol/constants.js';
 import { flagOption, integerOption, rawOption } from './argv.js';
 import { CliError, ExitCode, usageError } from './exit-codes.js';
 import {
@@ -16,7 +16,10 @@ import {
   formatStatus,
   formatTokenCreated,
   formatTokenList,
+  formatTokenRevoked,
   formatTrace,
+  printable,
+  printableStrings,
 } from './format.js';
 
 type Args = readonly string[];
@@ -40,8 +43,19 @@ export async function systemEvent(args: Args): Promise<ExitCode> {
     ...optionalString(args, 'context-key', 'contextKey'),
     ...optionalString(args, 'idempotency-key', 'idempotencyKey'),
   };
-  return withClient(args, 'system.event', params, formatRoutingResult);
+  return withClient(args, 'system.event', params, formatRoutingResult, params.idempotencyKey === undefined ? UNANSWERED.event : UNANSWERED.keyedEvent);
 }
+
+/**
+ * What a call that got no answer (a timeout, a lost connection) may have done all the same, for
+ * the commands whose retry could do it twice: the gateway may have committed it just before.
+ */
+const UNANSWERED = {
+  event:
+    'the event may still have been stored: check with `switchboard session peek` before sending it again, and give --idempotency-key to make a retry safe',
+  keyedEvent: 'the event may still have been stored: retrying with the same --idempotency-key is safe (it is stored once)',
+  drain: 'the events may still have been consumed: `switchboard session peek` shows what is left',
+} as const;
 
 export function sessionPeek(args: Args): Promise<ExitCode> {
   const params = readParams(args);
@@ -50,7 +64,7 @@ export function sessionPeek(args: Args): Promise<ExitCode> {
 
 export function sessionDrain(args: Args): Promise<ExitCode> {
   const params = readParams(args);
-  return withClient(args, 'session.drain', params, (result) => formatSessionRead(result, 'drained'));
+  return withClient(args, 'session.drain', params, (result) => formatSessionRead(result, 'drained'), UNANSWERED.drain);
 }
 
 export function sessionList(args: Args): Promise<ExitCode> {
@@ -91,12 +105,7 @@ export function tokenList(args: Args): Promise<ExitCode> {
 
 export function tokenRevoke(args: Args, [tokenId]: string[]): Promise<ExitCode> {
   if (!tokenId) throw usageError('a token id is required: switchboard token revoke <tokenId> (see token list)');
-  return withClient(
-    args,
-    'token.revoke',
-    { tokenId },
-    (result) => `revoked ${result.tokenId}; closed ${result.closedConnections} connection(s) that used it`,
-  );
+  return withClient(args, 'token.revoke', { tokenId }, formatTokenRevoked);
 }
 
 function readParams(args: Args) {
@@ -113,20 +122,24 @@ function readParams(args: Args) {
   };
 }
 
-/** One call, then exit: over the gateway's HTTP ingress, which costs no WebSocket handshake or library load. */
+/**
+ * One call, then exit: over the gateway's HTTP ingress, which costs no WebSocket handshake or
+ * library load. `unanswered` warns what the call may have done if no answer comes.
+ */
 async function withClient<M extends MethodName>(
   args: Args,
   method: M,
   params: ParamsOf<M>,
   format: (result: ResultOf<M>) => string,
+  unanswered?: string,
 ): Promise<ExitCode> {
   const settings = connectionSettings(args);
   try {
     const result = await callOverHttp(settings, method, params);
-    process.stdout.write(`${flagOption(args, 'json') ? JSON.stringify(result) : format(result)}\n`);
+    process.stdout.write(`${flagOption(args, 'json') ? JSON.stringify(result) : format(printableStrings(result))}\n`);
     return ExitCode.OK;
   } catch (error) {
-    throw explain(error, settings.url);
+    throw explain(error, settings, unanswered);
   }
 }
 
@@ -161,7 +174,13 @@ function resolveToken(args: Args): string {
   }
   if (given) return given;
   const dataDir = resolveDataDir(rawOption(args, 'data-dir'));
-  const token = readToken(dataDir);
+  let token: string | undefined;
+  try {
+    token = readToken(dataDir);
+  } catch (error) {
+    if (error instanceof EmptyTokenFileError) throw new CliError(ExitCode.UNREACHABLE, `no token: ${error.message}; or pass --token / ${ENV.token}`);
+    throw error;
+  }
   if (token) return token;
   throw new CliError(
     ExitCode.UNREACHABLE,
@@ -169,26 +188,43 @@ function resolveToken(args: Args): string {
   );
 }
 
-export function explain(error: unknown, url: string): unknown {
+/**
+ * The CLI's message and exit code for a failed call to the gateway at `url` with `token`;
+ * `unanswered` says what the call may have done when no answer came.
+ */
+export function explain(error: unknown, { url, token }: { url: string; token: string }, unanswered?: string): unknown {
   if (error instanceof RpcCallError) {
     const problems = problemsOf(error.data);
-    return new CliError(ExitCode.GATEWAY_ERROR, `the gateway refused: ${error.message} (code ${error.code})${problems}`);
+    return new CliError(ExitCode.GATEWAY_ERROR, `the gateway refused: ${printable(error.message)} (code ${error.code})${problems}`);
   }
   if (!(error instanceof ConnectionError)) return error;
+  const uncertain = unanswered === undefined ? '' : `; ${unanswered}`;
   const hints: Record<ConnectionError['failure'], string> = {
     unreachable: `${error.message}: is \`switchboard gateway\` running? (or set --url / ${ENV.url})`,
-    unauthorized: `the gateway at ${url} refused the token: pass the token from the gateway's data dir (--token, ${ENV.token}, or --data-dir)`,
-    rejected: error.message,
-    closed: `${error.message}; the event may or may not have been stored: retry with an --idempotency-key to be safe`,
-    timeout: `${error.message}: raise --timeout, or check the gateway`,
+    unauthorized: `the gateway at ${url} refused the token: ${refusedTokenHint(token)}`,
+    // What the gateway, or a proxy in front of it, answered instead.
+    rejected: printable(error.message),
+    closed: `${error.message}${uncertain || '; retry, or check the gateway'}`,
+    timeout: `${error.message}${uncertain}; raise --timeout, or check the gateway`,
     aborted: error.message,
   };
   return new CliError(ExitCode.UNREACHABLE, hints[error.failure]);
 }
 
+/**
+ * The gateway answers 401 alike for every token it does not know: a revoked scoped token is
+ * forgotten, not kept to tell apart. The token's prefix still says which kind the user holds.
+ */
+function refusedTokenHint(token: string): string {
+  if (token.startsWith(TOKEN_PREFIX.scoped)) {
+    return 'this scoped token was revoked or never existed: ask for a new one (`switchboard token create --agent <agentId>`, run with the admin token)';
+  }
+  return `pass the token from the gateway's data dir (--token, ${ENV.token}, or --data-dir)`;
+}
+
 function problemsOf(data: unknown): string {
   const errors = (data as { errors?: { path: string; message: string }[] } | undefined)?.errors;
-  return Array.isArray(errors) && errors.length > 1 ? `\n${errors.map((e) => `  ${e.path}: ${e.message}`).join('\n')}` : '';
+  return Array.isArray(errors) && errors.length > 1 ? `\n${errors.map((e) => printable(`  ${e.path}: ${e.message}`)).join('\n')}` : '';
 }
 
 function optionalString<K extends string>(args: Args, flag: string, key: K): { [P in K]?: string } {

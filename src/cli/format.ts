@@ -1,6 +1,31 @@
-/** Human-readable output of the CLI. `--json` bypasses all of this. */
+/**
+ * Human-readable output of the CLI. `--json` bypasses all of this. The formatters are given what
+ * the gateway sent with every string made printable (printableStrings).
+ */
 import type { ResultOf } from '../protocol/methods.js';
 import type { RoutingResult, StoredEvent } from '../protocol/schemas.js';
+
+/** C0 controls, DEL and C1 controls: the characters a terminal acts on instead of showing. */
+const CONTROL_CHARACTERS = /\p{Cc}/gu;
+const NAMED_ESCAPES: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * Text from the gateway (event text, keys, token names, messages) as it may go to a terminal:
+ * every control character becomes a visible escape (`\n`, `\r`, `\t`, `\x1b`, `\x9b`), so the
+ * text can neither send escape sequences nor fake further lines of output. Everything else,
+ * backslashes included, is shown as it is.
+ */
+export function printable(text: string): string {
+  return text.replace(CONTROL_CHARACTERS, (char) => NAMED_ESCAPES[char] ?? `\\x${char.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/** `value` with every string in it, object keys included, made printable. */
+export function printableStrings<T>(value: T): T {
+  if (typeof value === 'string') return printable(value) as T;
+  if (Array.isArray(value)) return value.map(printableStrings) as T;
+  if (typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(Object.entries(value).map(([key, inner]) => [printable(key), printableStrings(inner)])) as T;
+}
 
 export function formatRoutingResult(result: RoutingResult): string {
   const { queue } = result;
@@ -22,6 +47,11 @@ export function formatRoutingResult(result: RoutingResult): string {
 export function formatEvent(event: StoredEvent): string {
   const context = event.contextKey ? ` [${event.contextKey}]` : '';
   return `#${event.seq} ${event.storedAt} ${event.mode}${context} ${event.text}`;
+}
+
+/** A line of `session watch`: the session, then the event. */
+export function formatWatchedEvent(event: StoredEvent): string {
+  return `${event.sessionKey} ${formatEvent(event)}`;
 }
 
 export function formatSessionRead(result: ResultOf<'session.peek'>, verb: 'shown' | 'drained'): string {
@@ -65,6 +95,11 @@ export function formatTokenCreated(created: ResultOf<'token.create'>): string {
     `  token ${created.tokenId} for agent "${created.agentId}" (${created.scopes.join(', ')})${created.name ? `, "${created.name}"` : ''}`,
     '  the secret above is shown once: the gateway keeps only its hash',
   ].join('\n');
+}
+
+export function formatTokenRevoked(revoked: ResultOf<'token.revoke'>): string {
+  if (revoked.alreadyRevoked) return `${revoked.tokenId} was already revoked at ${revoked.revokedAt}; nothing changed`;
+  return `revoked ${revoked.tokenId}; closed ${revoked.closedConnections} connection(s) that used it`;
 }
 
 export function formatTokenList(listed: ResultOf<'token.list'>): string {

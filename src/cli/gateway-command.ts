@@ -3,6 +3,7 @@ import { resolveDataDir, tokenPath } from '../config/data-dir.js';
 import { startGateway } from '../server/gateway.js';
 import { integerOption, rawOption } from './argv.js';
 import { CliError, ExitCode } from './exit-codes.js';
+import { writeLog } from './output.js';
 
 export async function gateway(args: readonly string[]): Promise<ExitCode> {
   const port = integerOption(args, 'port', 0, 65_535);
@@ -11,10 +12,14 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   const retentionHours = integerOption(args, 'idempotency-retention', 1, 24 * 365);
   const dataDir = resolveDataDir(rawOption(args, 'data-dir'));
   const host = rawOption(args, 'host');
+  // Best effort, all of it: once a pipe's reader is gone (`gateway 2>&1 | tee log`, then Ctrl-C),
+  // a line that cannot be written must not stop the gateway, least of all its shutdown.
+  const log = (line: string) => writeLog(process.stderr, line);
   let running;
   try {
     running = await startGateway({
       dataDir,
+      log,
       ...(host === undefined ? {} : { host }),
       ...(port === undefined ? {} : { port }),
       ...(maxPendingPerSession === undefined ? {} : { maxPendingPerSession }),
@@ -29,15 +34,15 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   const signal = new Promise<NodeJS.Signals>((resolve) => {
     for (const name of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(name, resolve);
   });
-  process.stdout.write(`switchboard gateway listening on ${running.url} (data dir ${dataDir}, token in ${tokenPath(dataDir)})\n`);
+  writeLog(process.stdout, `switchboard gateway listening on ${running.url} (data dir ${dataDir}, token in ${tokenPath(dataDir)})`);
   const received = await signal;
-  process.stderr.write(`switchboard gateway: ${received} received, shutting down (again to force)\n`);
+  log(`switchboard gateway: ${received} received, shutting down (again to force)`);
   // A second signal means the operator will not wait: everything answered is already on disk.
   const force = () => process.exit(ExitCode.GATEWAY_ERROR);
   process.once('SIGINT', force);
   process.once('SIGTERM', force);
   await running.close({ restarting: received === 'SIGHUP' });
-  process.stderr.write('switchboard gateway: stopped\n');
+  log('switchboard gateway: stopped');
   return ExitCode.OK;
 }
 

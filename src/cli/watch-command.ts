@@ -7,11 +7,16 @@ import { ConnectionError, RpcCallError } from '../client/errors.js';
 import { flagOption, integerOption, rawOption } from './argv.js';
 import { connectionSettings, explain } from './client-commands.js';
 import { ExitCode, usageError } from './exit-codes.js';
-import { formatEvent } from './format.js';
+import { formatWatchedEvent, printableStrings } from './format.js';
+import { writeOut } from './output.js';
 
 type Args = readonly string[];
 
-/** Streams events until interrupted; reconnects (and resumes) when the gateway restarts. */
+/**
+ * Streams events until interrupted or until no one reads stdout any more; reconnects (and
+ * resumes) when the gateway restarts. With --ack an event is acked only once stdout took its
+ * line: an event whose line could not be written stays pending for the next watcher.
+ */
 export async function sessionWatch(args: Args): Promise<ExitCode> {
   const sessionKey = rawOption(args, 'session-key');
   const agentId = rawOption(args, 'agent');
@@ -21,12 +26,13 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
   const target = sessionKey !== undefined ? { sessionKey } : { agentId: agentId ?? 'main' };
   const json = flagOption(args, 'json');
   const acking = flagOption(args, 'ack');
-  const { url, token, timeoutMs } = connectionSettings(args);
+  const settings = connectionSettings(args);
+  const { url, token, timeoutMs } = settings;
   let client: SwitchboardClient;
   try {
     client = await connect({ url, token, timeoutMs, reconnect: true });
   } catch (error) {
-    throw explain(error, url);
+    throw explain(error, settings);
   }
   const interrupted = new AbortController();
   const stop = () => interrupted.abort();
@@ -34,11 +40,17 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
   process.once('SIGTERM', stop);
   try {
     for await (const event of client.events(target, { signal: interrupted.signal, ...(after === undefined ? {} : { after }) })) {
-      process.stdout.write(`${json ? JSON.stringify(event) : `${event.sessionKey} ${formatEvent(event)}`}\n`);
+      if (!(await writeOut(process.stdout, `${json ? JSON.stringify(event) : formatWatchedEvent(printableStrings(event))}\n`))) {
+        // The reader is gone (`| head -1`): as with `yes | head`, that ends the watch, quietly and
+        // with exit 0. Closing first ends the subscription with the socket, without the
+        // unsubscribe round trip, so nothing more is read, let alone acked.
+        await client.close();
+        break;
+      }
       if (acking) await ackSurvivingRestarts(client, event.sessionKey, event.seq);
     }
   } catch (error) {
-    throw explain(error, url);
+    throw explain(error, settings);
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);

@@ -2,20 +2,40 @@
  * Where the gateway keeps its data, and the token that guards it. Shared by the gateway (which
  * creates both) and the CLI (which reads the token so a local user needs no configuration).
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { DATA_FILES, ENV } from '../protocol/constants.js';
+import { DATA_FILES, ENV, TOKEN_PREFIX } from '../protocol/constants.js';
+import { createPrivateFile, makePrivateDir } from './private-files.js';
 
-/** The data dir path is taken by a file (or runs through one). */
+/** The data dir path is taken by a file (or runs through one), or the file system refuses to create it (/proc). */
 export class DataDirError extends Error {
-  readonly code = 'DATA_DIR_NOT_A_DIRECTORY';
+  readonly code: 'DATA_DIR_NOT_A_DIRECTORY' | 'DATA_DIR_NOT_CREATED';
   readonly path: string;
 
-  constructor(dataDir: string, cause: unknown) {
-    super(`data dir ${dataDir} is not a directory (a file is in the way): pass --data-dir or ${ENV.dataDir} a directory`, { cause });
+  constructor(dataDir: string, cause: NodeJS.ErrnoException) {
+    const inTheWay = cause.code === 'EEXIST' || cause.code === 'ENOTDIR';
+    super(
+      inTheWay
+        ? `data dir ${dataDir} is not a directory (a file is in the way): pass --data-dir or ${ENV.dataDir} a directory`
+        : `data dir ${dataDir} cannot be created (${cause.message}): pass --data-dir or ${ENV.dataDir} a directory on a file system that takes new ones`,
+      { cause },
+    );
     this.name = 'DataDirError';
+    this.code = inTheWay ? 'DATA_DIR_NOT_A_DIRECTORY' : 'DATA_DIR_NOT_CREATED';
     this.path = dataDir;
+  }
+}
+
+/** The token file is there but holds no token (an interrupted first start, an editor, a `> token`). */
+export class EmptyTokenFileError extends Error {
+  readonly code = 'TOKEN_FILE_EMPTY';
+  readonly path: string;
+
+  constructor(file: string) {
+    super(`token file ${file} is empty: delete it to have the gateway write a new admin token when it next starts, or write the token into it`);
+    this.name = 'EmptyTokenFileError';
+    this.path = file;
   }
 }
 
@@ -33,8 +53,6 @@ function platformDataDir(env: NodeJS.ProcessEnv): string {
 
 /** 32 random bytes: guessing is out of reach, and base64url keeps it header- and shell-safe. */
 const TOKEN_BYTES = 32;
-/** Makes a leaked admin token recognisable, and means it never starts with "-" like a CLI flag. */
-const ADMIN_TOKEN_PREFIX = 'sba_';
 
 export function tokenPath(dataDir: string): string {
   return join(dataDir, DATA_FILES.token);
@@ -43,36 +61,39 @@ export function tokenPath(dataDir: string): string {
 /** Creates the data dir (0700) and the token file (0600) on first start; returns the token. */
 export function ensureDataDir(dataDir: string): string {
   try {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    makePrivateDir(dataDir);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'EEXIST' && code !== 'ENOTDIR') throw error;
-    throw new DataDirError(dataDir, error);
+    const errno = error as NodeJS.ErrnoException;
+    // Others (EACCES, EPERM, ...) are reported as permission problems by the gateway command.
+    if (errno.code !== 'EEXIST' && errno.code !== 'ENOTDIR' && errno.code !== 'ENOENT') throw error;
+    throw new DataDirError(dataDir, errno);
   }
   const existing = readToken(dataDir);
   if (existing) return existing;
   // The global Web Crypto, not node:crypto: that import would cost every CLI start ~2 ms, and
   // only a gateway's first start needs randomness.
   const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(TOKEN_BYTES))).toString('base64url');
-  const token = `${ADMIN_TOKEN_PREFIX}${secret}`;
-  try {
-    // 'wx': never overwrite a token another process wrote in the meantime.
-    writeFileSync(tokenPath(dataDir), `${token}\n`, { mode: 0o600, flag: 'wx' });
-    return token;
-  } catch (error) {
-    const raced = readToken(dataDir);
-    if (raced) return raced;
-    throw error;
-  }
+  const token = `${TOKEN_PREFIX.admin}${secret}`;
+  if (createPrivateFile(tokenPath(dataDir), `${token}\n`)) return token;
+  // Another process wrote one since it was read: that one is the token.
+  return readToken(dataDir) ?? ensureDataDir(dataDir);
 }
 
-/** The token in the data dir, or undefined when there is none (yet). */
+/**
+ * The token in the data dir, or undefined when there is no token file (yet). An empty one is an
+ * EmptyTokenFileError: taking it for a missing file would have the gateway try to write a new
+ * token where one exists, and the CLI say that the file does not exist.
+ */
 export function readToken(dataDir: string): string | undefined {
+  const file = tokenPath(dataDir);
+  let text: string;
   try {
-    const token = readFileSync(tokenPath(dataDir), 'utf8').trim();
-    return token || undefined;
+    text = readFileSync(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
+  const token = text.trim();
+  if (!token) throw new EmptyTokenFileError(file);
+  return token;
 }

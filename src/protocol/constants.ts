@@ -65,6 +65,17 @@ export const ENV = {
   token: 'SWITCHBOARD_TOKEN',
 } as const;
 
+/**
+ * How tokens start: a leaked one is recognisable in logs, the CLI can tell an admin token from a
+ * scoped one, and neither ever starts with "-" like a CLI flag.
+ */
+export const TOKEN_PREFIX = {
+  /** The admin token in `<data-dir>/token`. */
+  admin: 'sba_',
+  /** Tokens made by token.create for one agent. */
+  scoped: 'sbt_',
+} as const;
+
 /** File names inside the data dir. */
 export const DATA_FILES = {
   token: 'token',

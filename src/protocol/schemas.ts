@@ -390,7 +390,13 @@ export const TokenRevokeParams = Type.Object({ tokenId: Type.String({ minLength:
 export type TokenRevokeParams = Static<typeof TokenRevokeParams>;
 
 export const TokenRevokeResult = Type.Object(
-  { tokenId: Type.String(), revoked: Type.Literal(true), closedConnections: Type.Integer({ minimum: 0 }) },
+  {
+    tokenId: Type.String(),
+    revoked: Type.Literal(true),
+    alreadyRevoked: Type.Boolean({ description: 'True when an earlier token.revoke had revoked it: this one changed nothing.' }),
+    revokedAt: Type.String({ format: 'date-time', description: 'When the token was first revoked (ISO 8601, UTC).' }),
+    closedConnections: Type.Integer({ minimum: 0 }),
+  },
   { additionalProperties: false },
 );
 export type TokenRevokeResult = Static<typeof TokenRevokeResult>;

@@ -3,6 +3,7 @@
  * exists only in the answer to token.create.
  */
 import { randomBytes } from 'node:crypto';
+import { TOKEN_PREFIX } from '../protocol/constants.js';
 import type { TokenCreateParams, TokenCreateResult, TokenInfo, TokenRevokeResult, TokenScope } from '../protocol/schemas.js';
 import type { TokenRecord, TokenStore } from '../store/types.js';
 import { hashToken, type Authenticator, type ScopedToken } from './auth.js';
@@ -10,9 +11,8 @@ import { hashToken, type Authenticator, type ScopedToken } from './auth.js';
 /** Both scopes unless the admin narrows them: a token is usually one agent's whole key. */
 const DEFAULT_SCOPES: readonly TokenScope[] = ['publish', 'subscribe'];
 
-/** 32 random bytes, like the admin token; the prefix makes a leaked one recognisable in logs. */
+/** 32 random bytes, like the admin token. */
 const SECRET_BYTES = 32;
-const TOKEN_PREFIX = 'sbt_';
 
 /** Token ids are labels, not secrets: 6 random bytes keep them short and collisions out of reach. */
 const TOKEN_ID_BYTES = 6;
@@ -35,7 +35,7 @@ export function createTokenService(
 ): TokenService {
   return {
     async create(params) {
-      const token = `${TOKEN_PREFIX}${randomBytes(SECRET_BYTES).toString('base64url')}`;
+      const token = `${TOKEN_PREFIX.scoped}${randomBytes(SECRET_BYTES).toString('base64url')}`;
       const record: TokenRecord = {
         tokenId: `tok_${randomBytes(TOKEN_ID_BYTES).toString('hex')}`,
         name: params.name ?? null,
@@ -53,10 +53,11 @@ export function createTokenService(
       return (await store.listTokens()).map(toInfo);
     },
     async revoke(tokenId) {
-      const record = await store.revokeToken(tokenId);
-      if (!record) return undefined;
+      const revocation = await store.revokeToken(tokenId);
+      if (!revocation) return undefined;
+      const { record, alreadyRevoked } = revocation;
       authenticator.remember(toScopedToken(record));
-      return { tokenId, revoked: true, closedConnections: closeConnections(tokenId) };
+      return { tokenId, revoked: true, alreadyRevoked, revokedAt: new Date(record.revokedAt!).toISOString(), closedConnections: closeConnections(tokenId) };
     },
   };
 }

@@ -3,9 +3,9 @@
  * gateway; every operation goes through the group-commit queue, so operations run one at a time,
  * in the order they were called, and settle only once committed.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { createPrivateFile, makePrivateDir } from '../config/private-files.js';
 import { DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_READ_TEXT_BYTES, TRACE_RETENTION_MS } from '../protocol/constants.js';
 import { CommitQueue, type CommitMetrics, type RunOptions } from './commit-queue.js';
 import { corruptStoreError, isCorruption, sqliteCode, StoreClosedError, StoreLockedError, StoreOpenError } from './errors.js';
@@ -26,6 +26,7 @@ import type {
   StoreOptions,
   StoreStats,
   TokenRecord,
+  TokenRevocation,
   TokenStore,
   TraceDetail,
   TraceEntry,
@@ -232,10 +233,11 @@ function prepareStatements(db: Database.Database) {
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ),
     tokens: db.prepare<[], TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at, token_id`),
-    // coalesce: revoking again keeps the first revocation time.
+    // Only a token not revoked yet: revoking again keeps the first revocation time.
     tokenRevoke: db.prepare<[number, string], TokenRow>(
-      `UPDATE tokens SET revoked_at = coalesce(revoked_at, ?) WHERE token_id = ? RETURNING ${TOKEN_COLUMNS}`,
+      `UPDATE tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL RETURNING ${TOKEN_COLUMNS}`,
     ),
+    token: db.prepare<[string], TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens WHERE token_id = ?`),
   };
 }
 
@@ -244,7 +246,10 @@ function openDatabase(file: string): Database.Database {
   let db: Database.Database | undefined;
   try {
     // The data dir holds the gateway's token as well: private to its owner.
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    makePrivateDir(path.dirname(file));
+    // SQLite would create it 0644 (less the umask), readable by every local user whoever made
+    // the dir; its journals take the database file's mode, so 0600 here keeps them private too.
+    createPrivateFile(file);
     // timeout 0: a database locked by another gateway must fail now, not after a busy wait.
     db = new Database(file, { timeout: 0 });
     // With EXCLUSIVE, the first write takes a lock held until close, so a second gateway on the
@@ -419,10 +424,12 @@ export class SqliteEventStore implements EventStore, TokenStore {
     });
   }
 
-  revokeToken(tokenId: string): Promise<TokenRecord | undefined> {
+  revokeToken(tokenId: string): Promise<TokenRevocation | undefined> {
     return this.#submit(() => {
-      const row = this.#sql.tokenRevoke.get(Date.now(), tokenId);
-      return row && toTokenRecord(row);
+      const revoked = this.#sql.tokenRevoke.get(Date.now(), tokenId);
+      if (revoked) return { record: toTokenRecord(revoked), alreadyRevoked: false };
+      const row = this.#sql.token.get(tokenId);
+      return row && { record: toTokenRecord(row), alreadyRevoked: true };
     });
   }
 

@@ -154,11 +154,21 @@ export interface TokenRecord {
   revokedAt: number | null;
 }
 
+/** A revoke as stored: the token, and whether an earlier revoke had already revoked it. */
+export interface TokenRevocation {
+  /** The token as now stored; `revokedAt` is the first revocation's time. */
+  record: TokenRecord;
+  alreadyRevoked: boolean;
+}
+
 /** Scoped tokens, kept in the same database as the events they guard. */
 export interface TokenStore {
   /** Every token ever created, revoked ones included, oldest first. */
   listTokens(): Promise<TokenRecord[]>;
   createToken(record: TokenRecord): Promise<void>;
-  /** Marks the token revoked; resolves with it as now stored, or undefined when there is no such token. */
-  revokeToken(tokenId: string): Promise<TokenRecord | undefined>;
+  /**
+   * Marks the token revoked, keeping the first revocation time when it already was; undefined when
+   * there is no such token.
+   */
+  revokeToken(tokenId: string): Promise<TokenRevocation | undefined>;
 }

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { fakeServer } from '../helpers/fake-server.js';
 import { cleanup, ISO_RE, makeTempDir, runCli, startGatewayProcess, UUID_RE, type CliResult, type GatewayProcess } from '../helpers/gateway.js';
 
 interface Context {
@@ -222,6 +223,31 @@ test('exit 3: unreachable gateway, with a hint', async () => {
   assert.is(result.stdout, '');
   assert.match(result.stderr, /not reachable at ws:\/\/127\.0\.0\.1:1 \(ECONNREFUSED\)/);
   assert.match(result.stderr, /switchboard gateway/);
+});
+
+test('exit 3: no answer in time; for system event a warning that the event may still have been stored, and how to retry safely', async () => {
+  const silent = await fakeServer(() => undefined);
+  try {
+    const nowhere = ['--url', `ws://127.0.0.1:${silent.url.port}`, '--token', 'x', '--timeout', '200'];
+    const [event, keyed, drain, status] = await Promise.all([
+      runCli(['system', 'event', '--text', 'x', ...nowhere]),
+      runCli(['system', 'event', '--text', 'x', '--idempotency-key', 'nightly-1', ...nowhere]),
+      runCli(['session', 'drain', ...nowhere]),
+      runCli(['status', ...nowhere]),
+    ]);
+    for (const result of [event, keyed, drain, status]) {
+      assertExit(result, 3);
+      assert.is(result.stdout, '');
+      assert.match(result.stderr, /^switchboard: no answer to \S+ from ws:\/\/127\.0\.0\.1:\d+ within 200 ms; /);
+      assert.match(result.stderr, /raise --timeout, or check the gateway\n$/);
+    }
+    assert.match(event.stderr, /the event may still have been stored: check with `switchboard session peek` before sending it again, and give --idempotency-key to make a retry safe/);
+    assert.match(keyed.stderr, /the event may still have been stored: retrying with the same --idempotency-key is safe \(it is stored once\)/);
+    assert.match(drain.stderr, /the events may still have been consumed/);
+    assert.not.match(status.stderr, /may still/);
+  } finally {
+    await silent.close();
+  }
 });
 
 test('exit 3: wrong token (flag or env), and no token anywhere', async ({ gw }) => {

@@ -137,6 +137,53 @@ test('a data dir that is a regular file: exit 1, the message names it and says i
   assert.is(fs.readFileSync(file, 'utf8'), 'keep me\n', 'the file is untouched');
 });
 
+// Node's recursive mkdir spins at 100% CPU forever under /proc (ENOENT where the parent exists).
+(fs.existsSync('/proc/self') ? test : test.skip)('a data dir under /proc: exit 1 at once, naming the dir and the fix', async () => {
+  for (const dataDir of ['/proc/switchboard-test', '/proc/switchboard-test/nested/data']) {
+    const result = await gateway(dataDir);
+    assertRefused(result, dataDir);
+    assert.ok(result.stderr.includes(`data dir ${dataDir} cannot be created`), result.stderr);
+    assert.match(result.stderr, /pass --data-dir or SWITCHBOARD_DATA_DIR a directory on a file system that takes new ones/);
+  }
+});
+
+test('an empty token file: the gateway exits 1 and the CLI 3, each naming the file and the fix; the file is left alone', async () => {
+  const dataDir = makeTempDir();
+  const token = path.join(dataDir, 'token');
+  fs.writeFileSync(token, '');
+  const result = await gateway(dataDir);
+  assertRefused(result, 'an empty token file');
+  assert.ok(result.stderr.includes(`token file ${token} is empty: delete it to have the gateway write a new admin token`), result.stderr);
+  assert.not.match(result.stderr, /EEXIST/);
+  const cli = await runCli(['status', '--url', 'ws://127.0.0.1:1', '--data-dir', dataDir]);
+  assert.is(cli.code, 3, cli.stderr);
+  assert.ok(cli.stderr.includes(`token file ${token} is empty`), cli.stderr);
+  assert.match(cli.stderr, /or pass --token \/ SWITCHBOARD_TOKEN/);
+  assert.is(fs.readFileSync(token, 'utf8'), '', 'the token file is left as it was');
+  assert.not.ok(fs.existsSync(path.join(dataDir, DB)), 'no database was created');
+});
+
+(process.platform === 'win32' ? test.skip : test)('in a data dir made beforehand (0755), under umask 000: the token, the database and its WAL are 0600', async () => {
+  const dataDir = path.join(makeTempDir(), 'made-by-hand');
+  fs.mkdirSync(dataDir, { mode: 0o755 });
+  const previous = process.umask(0);
+  let gw;
+  try {
+    // The gateway inherits this process's umask.
+    gw = await startGatewayProcess({ dataDir });
+  } finally {
+    process.umask(previous);
+  }
+  const raw = await openRaw(gw.url, gw.token);
+  resultOf(await raw.call('system.event', { text: 'not for other users', sessionKey: 'agent:modes:main' }));
+  raw.close();
+  for (const file of ['token', DB, `${DB}-wal`]) {
+    assert.is(fs.statSync(path.join(dataDir, file)).mode & 0o777, 0o600, file);
+  }
+  assert.is(fs.statSync(dataDir).mode & 0o777, 0o755, "the dir's mode is its maker's choice");
+  assert.is(await gw.stop('SIGTERM'), 0);
+});
+
 // chmod cannot lock root out (these tests usually run as root in CI containers): there the
 // <file>/sub case above stands in for an unwritable data dir.
 const isRoot = process.getuid?.() === 0;

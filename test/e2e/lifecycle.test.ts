@@ -1,7 +1,8 @@
 /**
  * Graceful lifecycle of the gateway process: SIGTERM and SIGINT stop it (clients get 1001),
  * SIGHUP stops it for a restart (clients get 1012, so they know to reconnect); each exits 0 with
- * the store checkpointed, and what was answered is there after the next start.
+ * the store checkpointed, and what was answered is there after the next start. The same when no
+ * one reads the gateway's output any more (`gateway 2>&1 | tee log`, then Ctrl-C).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -36,5 +37,19 @@ for (const [signal, code, reason] of [
     assert.is(await again.stop(), 0);
   });
 }
+
+test('SIGTERM once no one reads stdout and stderr (EPIPE): still a graceful stop, exit 0, clients get 1001, the WAL is checkpointed', async () => {
+  const gateway = await startGatewayProcess();
+  const socket = await openRaw(gateway.url, gateway.token);
+  resultOf(await socket.call('system.event', { text: 'before the reader left' }));
+  // As `| head -1` does once it has the listening line: every later write fails with EPIPE.
+  gateway.process.stdout!.destroy();
+  gateway.process.stderr!.destroy();
+  const closed = socket.closed();
+  assert.is(await gateway.stop('SIGTERM'), 0, 'the "SIGTERM received" line cannot be written, and that is not a crash');
+  assert.equal(await closed, { code: 1001, reason: 'gateway shutting down' });
+  const wal = path.join(gateway.dataDir, 'switchboard.db-wal');
+  assert.ok(!fs.existsSync(wal) || fs.statSync(wal).size === 0, 'the WAL was checkpointed into the database');
+});
 
 test.run();

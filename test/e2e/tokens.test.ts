@@ -13,10 +13,13 @@ import { hashToken } from '../../src/server/auth.js';
 import {
   cleanup,
   errorOf,
+  ISO_RE,
   openPeer,
   resultOf,
   runCli,
+  spawnCli,
   startTunedGateway,
+  waitUntil,
   tryUpgrade,
   type InProcessGateway,
   type JsonRpcResponse,
@@ -294,9 +297,59 @@ test('revoke: the token stops working at once on every ingress, and its open soc
   assert.type(listed.tokens.find((token) => token.tokenId === doomed.tokenId)?.revokedAt, 'string');
   assert.is(listed.tokens.find((token) => token.tokenId === bystander.tokenId)?.revokedAt, null);
 
-  // Revoking again is harmless and closes nothing.
-  assert.equal(resultOf(await admin.call('token.revoke', { tokenId: doomed.tokenId })), { tokenId: doomed.tokenId, revoked: true, closedConnections: 0 });
+  // Revoking again is harmless, closes nothing, and says when the token was revoked.
+  const revokedAt = listed.tokens.find((token) => token.tokenId === doomed.tokenId)!.revokedAt!;
+  assert.equal(resultOf(await admin.call('token.revoke', { tokenId: doomed.tokenId })), {
+    tokenId: doomed.tokenId,
+    revoked: true,
+    alreadyRevoked: true,
+    revokedAt,
+    closedConnections: 0,
+  });
+  const again = await runCli(['token', 'revoke', doomed.tokenId, ...connection(gw)]);
+  assert.is(again.code, 0, again.stderr);
+  assert.is(again.stdout, `${doomed.tokenId} was already revoked at ${revokedAt}; nothing changed\n`);
   survivor.close();
+});
+
+const SCOPED_HINT = 'this scoped token was revoked or never existed: ask for a new one (`switchboard token create --agent <agentId>`, run with the admin token)';
+
+test('the CLI with a refused token: a scoped one was revoked or never existed (ask for a new one); any other, pass the one from the data dir', async ({ gw, admin }) => {
+  const revoked = await create(admin, { agentId: 'advice' });
+  resultOf(await admin.call('token.revoke', { tokenId: revoked.tokenId }));
+  const [gone, unknown, wrong] = await Promise.all([
+    runCli(['status', ...connection(gw, revoked.token)]),
+    runCli(['status', ...connection(gw, `sbt_${'A'.repeat(43)}`)]),
+    runCli(['status', ...connection(gw, `sba_${'A'.repeat(43)}`)]),
+  ]);
+  for (const result of [gone, unknown]) {
+    assert.is(result.code, 3, result.stderr);
+    assert.is(result.stderr, `switchboard: the gateway at ${gw.url} refused the token: ${SCOPED_HINT}\n`);
+  }
+  assert.is(wrong.code, 3, wrong.stderr);
+  assert.match(wrong.stderr, /refused the token: pass the token from the gateway's data dir/);
+  assert.not.match(wrong.stderr, /scoped/);
+});
+
+test('session watch with a scoped token that is revoked while it watches: exit 3, saying the token was revoked', async ({ gw, admin }) => {
+  const doomed = await create(admin, { agentId: 'watched' });
+  const observer = await create(admin, { agentId: 'watched' });
+  const watch = spawnCli(['session', 'watch', '--agent', 'watched', ...connection(gw, doomed.token)]);
+  // A scoped token's status counts its agent's connections: here the watch's alone.
+  const watching = async () =>
+    resultOf<{ connections: number }>(jsonOf<JsonRpcResponse>(await postJson(gw.port, '/rpc', rpcBody('gateway.status', {}), observer.token))).connections === 1;
+  await waitUntil(watching, 'the watch to connect');
+  const revoked = resultOf<{ alreadyRevoked: boolean; revokedAt: string; closedConnections: number }>(
+    await admin.call('token.revoke', { tokenId: doomed.tokenId }),
+  );
+  assert.equal([revoked.alreadyRevoked, revoked.closedConnections], [false, 1]);
+  assert.match(revoked.revokedAt, ISO_RE);
+  // Cut with 1008, the watch reconnects like after any lost connection, and is refused (401).
+  await waitUntil(() => watch.process.exitCode !== null, 'the watch to exit').catch((error: Error) =>
+    assert.unreachable(`${error.message}\nstderr: ${watch.stderr()}`),
+  );
+  assert.is(await watch.stop(), 3, watch.stderr());
+  assert.ok(watch.stderr().includes(SCOPED_HINT), watch.stderr());
 });
 
 test('revoke: a connection that ignores the close frame cannot act with the revoked token (nothing it sends after is carried out)', async ({ gw, admin }) => {

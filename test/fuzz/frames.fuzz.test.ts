@@ -18,6 +18,7 @@
  * Frames are drawn with fc.sample from one seed (printed on failure; SB_FUZZ_SEED=<n> replays it)
  * and sent over several sockets at once, so the run stays bounded (a few seconds).
  */
+import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -659,6 +660,12 @@ function record(ledger: Ledger, sentText: string, answer: unknown): void {
   }
 }
 
+/** What a frame must be answered with: a binary frame that is not UTF-8 is a parse error, never decoded with U+FFFD. */
+function expectFrameOf(frame: Frame): Expectation {
+  if (frame.kind === 'binary' && !isUtf8(frame.bytes)) return { kind: 'single', answer: { id: null, code: ErrorCode.PARSE_ERROR } };
+  return expectFrame(decoded(frame));
+}
+
 function decoded(frame: Frame): string {
   // What the gateway reads: the bytes on the wire as UTF-8 (a text frame's lone surrogates were
   // already replaced by the client's encoder).
@@ -707,7 +714,7 @@ async function runLane(lane: Lane, frames: readonly Frame[], ledger: Ledger, fai
   let previous: Frame | undefined;
   for (const [n, frame] of frames.entries()) {
     const text = decoded(frame);
-    const expectation = expectFrame(text);
+    const expectation = expectFrameOf(frame);
     const where = () =>
       `lane ${lane.name} frame ${n} (${frame.label}, seed ${SEED}): ${show(frame.kind === 'text' ? frame.text : frame.bytes.toString('hex'), 300)}` +
       (previous ? `\n  previous frame: ${show(previous.kind === 'text' ? previous.text : previous.bytes.toString('hex'), 200)}` : '');
@@ -782,7 +789,7 @@ const burstJunk = fc
     fc.string({ unit: 'binary', maxLength: 30 }).map((text): Frame => ({ kind: 'text', text, label: 'unicode text' })),
   )
   .filter((f) => {
-    const expectation = expectFrame(decoded(f));
+    const expectation = expectFrameOf(f);
     return expectation.kind === 'single' && expectation.answer.id === null && expectation.answer.code !== undefined;
   });
 
@@ -799,7 +806,7 @@ test('pipelined bursts: hundreds of frames at once on each socket, answered conc
         if (roll === 0) return junk;
         return { kind: 'text', text: withId(roll === 1 ? null : JSON.stringify(`burst-${l}-${i}`)), label: 'burst request' };
       });
-      const expectations = frames.map((f) => expectFrame(decoded(f)));
+      const expectations = frames.map(expectFrameOf);
       const byId = new Map<string, number>();
       const nullCodes: number[] = [];
       expectations.forEach((e, i) => {

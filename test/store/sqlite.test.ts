@@ -931,6 +931,40 @@ test('a file that is not a database throws StoreOpenError and is left as it was'
   assert.ok(fs.readFileSync(file).equals(garbage));
 });
 
+/** Runs `fn` with the process umask set to `mask`, then puts the old one back. */
+async function withUmask<T>(mask: number, fn: () => Promise<T>): Promise<T> {
+  const previous = process.umask(mask);
+  try {
+    return await fn();
+  } finally {
+    process.umask(previous);
+  }
+}
+
+const modeOf = (file: string) => fs.statSync(file).mode & 0o777;
+
+(process.platform === 'win32' ? test.skip : test)('a new database and its WAL are 0600 whatever the umask and the dir; an existing database keeps its mode', async () => {
+  for (const mask of [0o000, 0o022, 0o277]) {
+    const dir = tempDir();
+    fs.chmodSync(dir, 0o755);
+    const file = path.join(dir, DATA_FILES.database);
+    const store = await withUmask(mask, async () => {
+      const opened = open(dir);
+      await queue(opened, 's', 'private');
+      return opened;
+    });
+    assert.is(modeOf(file), 0o600, `database, umask ${mask.toString(8)}`);
+    assert.is(modeOf(`${file}-wal`), 0o600, `WAL, umask ${mask.toString(8)}`);
+    await store.close();
+  }
+  const dir = tempDir();
+  const file = path.join(dir, DATA_FILES.database);
+  withDatabase(dir, () => undefined);
+  fs.chmodSync(file, 0o640);
+  await queue(open(dir), 's', 'kept');
+  assert.is(modeOf(file), 0o640, "an existing database's mode is its owner's choice");
+});
+
 test('a database from a newer schema throws StoreOpenError', () => {
   const dir = tempDir();
   const db = new Database(path.join(dir, DATA_FILES.database));
@@ -1347,17 +1381,18 @@ test('tokens: none at first; listed oldest first, ties by id, as created', async
   assert.equal(await store.listTokens(), [c, a, b]);
 });
 
-test('tokens: revoke keeps the first revokedAt; an unknown id is undefined', async () => {
+test('tokens: revoke keeps the first revokedAt and says when it was already revoked; an unknown id is undefined', async () => {
   const store = open(tempDir());
   const record = token('tok_1', Date.now());
   await store.createToken(record);
   const before = Date.now();
-  const revoked = await store.revokeToken('tok_1');
-  assert.ok(revoked && revoked.revokedAt !== null && revoked.revokedAt >= before && revoked.revokedAt <= Date.now());
-  assert.equal(revoked, { ...record, revokedAt: revoked!.revokedAt });
+  const first = await store.revokeToken('tok_1');
+  const revoked = first!.record;
+  assert.ok(revoked.revokedAt !== null && revoked.revokedAt >= before && revoked.revokedAt <= Date.now());
+  assert.equal(first, { record: { ...record, revokedAt: revoked.revokedAt }, alreadyRevoked: false });
 
   await sleep(5);
-  assert.equal(await store.revokeToken('tok_1'), revoked, 'revoking again changes nothing');
+  assert.equal(await store.revokeToken('tok_1'), { record: revoked, alreadyRevoked: true }, 'revoking again changes nothing');
   assert.equal(await store.listTokens(), [revoked]);
   assert.is(await store.revokeToken('tok_none'), undefined);
 });
@@ -1372,7 +1407,7 @@ test('tokens: durable when resolved; they survive close and reopen', async () =>
   await store.close();
   await created;
   await createdThenRevoked;
-  const gone = await revoked;
+  const gone = (await revoked)?.record;
   assert.ok(gone?.revokedAt, 'the revoke ran after the create it was queued behind');
 
   assert.equal(await open(dir).listTokens(), [kept, gone]);

@@ -1,0 +1,91 @@
+/** Human output: text from the gateway is shown with its control characters escaped, one record per line. */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { formatRoutingResult, formatTokenList, formatTokenRevoked, formatTrace, formatWatchedEvent, printable, printableStrings } from '../../src/cli/format.js';
+import type { StoredEvent } from '../../src/protocol/schemas.js';
+
+const test = suite('cli/format');
+
+/** What QA sent: a fake second line, colours, a bell, a carriage return, and CSI as one C1 character. */
+const HOSTILE = 'line1\nline2\x1b[31mRED\x1b[0m\x07bell\rCR\x9b2J';
+const SHOWN = 'line1\\nline2\\x1b[31mRED\\x1b[0m\\x07bell\\rCR\\x9b2J';
+
+test('printable: every C0 and C1 control character and DEL becomes a visible escape', () => {
+  assert.is(printable(HOSTILE), SHOWN);
+  assert.is(printable('\0\t\x7f\x80\x9f'), '\\x00\\t\\x7f\\x80\\x9f');
+  for (let code = 0; code < 0xa0; code++) {
+    const char = String.fromCharCode(code);
+    const control = code < 0x20 || code >= 0x7f;
+    assert.is(printable(char) !== char, control, `U+${code.toString(16).padStart(4, '0')}`);
+  }
+});
+
+test('printable: everything else is shown as it is, backslashes and non-ASCII text included', () => {
+  for (const text of ['Task done!', 'C:\\builds\\42', 'naïve café 日本語 🚀', '\u00a0nbsp', '']) assert.is(printable(text), text);
+});
+
+test('printableStrings: every string in a result, nested ones and object keys included; other values untouched', () => {
+  const result = { text: 'a\x1bb', n: 3, none: null, ok: true, list: ['\r', { 'key\n': 'v\x07' }] };
+  assert.equal(printableStrings(result), { text: 'a\\x1bb', n: 3, none: null, ok: true, list: ['\\r', { 'key\\n': 'v\\x07' }] });
+  assert.equal(result.text, 'a\x1bb', 'the result itself is left as it was (it may still be printed as JSON)');
+});
+
+const EVENT: StoredEvent = {
+  eventId: '01a214eb-0fbd-73c2-8a5b-6e101455cb6c',
+  sessionKey: 'agent:main:main',
+  seq: 7,
+  text: HOSTILE,
+  mode: 'now',
+  contextKey: 'ctx\x1b[1m',
+  route: { agentId: 'main', kind: 'main', channel: null, account: null, peer: null, id: null, thread: null, topic: null },
+  storedAt: '2026-11-25T16:00:00.000Z',
+};
+
+test('a watched event with hostile text and context key is one line, escapes visible', () => {
+  assert.is(formatWatchedEvent(printableStrings(EVENT)), `agent:main:main #7 2026-11-25T16:00:00.000Z now [ctx\\x1b[1m] ${SHOWN}`);
+});
+
+test('token names and trace details are escaped too', () => {
+  const tokens = printableStrings({
+    tokens: [{ tokenId: 'tok_1', name: 'ci\x1b[31m\nfake', agentId: 'ops', scopes: ['publish' as const], createdAt: '2026-11-25T16:00:00.000Z', revokedAt: null }],
+  });
+  assert.is(formatTokenList(tokens), 'tok_1  agent ops  publish  active  created 2026-11-25T16:00:00.000Z "ci\\x1b[31m\\nfake"');
+  const trace = printableStrings({ eventId: 'e1', steps: [{ step: 'accepted' as const, at: '2026-11-25T16:00:00.000Z', detail: { 'x\r': 'y\x1b' } }] });
+  assert.is(formatTrace(trace), 'event e1\n  2026-11-25T16:00:00.000Z  accepted     x\\r=y\\x1b');
+});
+
+test('the routing result: messages from the gateway stay on their own lines', () => {
+  const routed = printableStrings({
+    eventId: EVENT.eventId,
+    sessionKey: 'agent:main:main',
+    requestedSessionKey: null,
+    fallback: { reason: 'no-session-key' as const, message: 'no sessionKey given\n  event forged' },
+    route: EVENT.route,
+    mode: 'now' as const,
+    queue: { status: 'queued' as const, seq: 1, depth: 1, replaced: null, dropped: [] },
+    wake: { status: 'sent' as const, message: 'agent.wake sent\x1b[2K' },
+    receivers: 0,
+    duplicate: false,
+    storedAt: EVENT.storedAt,
+  });
+  assert.equal(formatRoutingResult(routed).split('\n'), [
+    'routed to agent:main:main (seq 1, 1 pending, mode now)',
+    '  fallback: no sessionKey given\\n  event forged',
+    '  wake: sent: agent.wake sent\\x1b[2K',
+    `  event ${EVENT.eventId} stored at ${EVENT.storedAt}`,
+  ]);
+});
+
+test('token revoke: what it closed, or when an earlier revoke had revoked the token', () => {
+  const revokedAt = '2026-11-25T16:00:00.000Z';
+  assert.is(
+    formatTokenRevoked({ tokenId: 'tok_1', revoked: true, alreadyRevoked: false, revokedAt, closedConnections: 2 }),
+    'revoked tok_1; closed 2 connection(s) that used it',
+  );
+  assert.is(
+    formatTokenRevoked({ tokenId: 'tok_1', revoked: true, alreadyRevoked: true, revokedAt, closedConnections: 0 }),
+    `tok_1 was already revoked at ${revokedAt}; nothing changed`,
+  );
+});
+
+test.run();

@@ -1,0 +1,91 @@
+/**
+ * Files only their owner may read: created 0600 whatever the umask, never overwritten; directories
+ * made 0700, each tried once.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createPrivateFile, makePrivateDir } from '../../src/config/private-files.js';
+
+const test = suite('config/private-files');
+/** Modes are POSIX: Windows keeps only a read-only flag. */
+const posix = process.platform === 'win32' ? test.skip : test;
+
+const dirs: string[] = [];
+function tempFile(name = 'file'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-private-'));
+  dirs.push(dir);
+  return path.join(dir, name);
+}
+
+test.after(() => {
+  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+posix('createPrivateFile: a new file with its content, mode 0600 under any umask', () => {
+  for (const mask of [0o000, 0o022, 0o077, 0o277]) {
+    const file = tempFile();
+    const previous = process.umask(mask);
+    try {
+      assert.is(createPrivateFile(file, 'secret\n'), true);
+    } finally {
+      process.umask(previous);
+    }
+    assert.is(fs.statSync(file).mode & 0o777, 0o600, `umask ${mask.toString(8)}`);
+    assert.is(fs.readFileSync(file, 'utf8'), 'secret\n');
+  }
+  const empty = tempFile();
+  assert.is(createPrivateFile(empty), true);
+  assert.is(fs.statSync(empty).size, 0);
+});
+
+posix('createPrivateFile: an existing file is left alone, content and mode; false', () => {
+  const file = tempFile();
+  fs.writeFileSync(file, 'theirs');
+  fs.chmodSync(file, 0o644);
+  assert.is(createPrivateFile(file, 'mine'), false);
+  assert.is(fs.readFileSync(file, 'utf8'), 'theirs');
+  assert.is(fs.statSync(file).mode & 0o777, 0o644);
+});
+
+test('createPrivateFile: other failures are thrown (no such dir)', () => {
+  assert.throws(() => createPrivateFile(path.join(tempFile('missing'), 'file')), /ENOENT/);
+});
+
+function errorCode(fn: () => void): string | undefined {
+  try {
+    fn();
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code;
+  }
+  return undefined;
+}
+
+posix('makePrivateDir: the dir and its missing parents, 0700; an existing dir is fine', () => {
+  const base = path.dirname(tempFile());
+  const dir = path.join(base, 'a', 'b', 'c');
+  makePrivateDir(dir);
+  for (const made of [path.join(base, 'a'), path.join(base, 'a', 'b'), dir]) assert.is(fs.statSync(made).mode & 0o777, 0o700, made);
+  makePrivateDir(dir);
+  makePrivateDir(base);
+});
+
+test('makePrivateDir: a file in the way is EEXIST, a path through a file ENOTDIR; the file is left alone', () => {
+  const file = tempFile();
+  fs.writeFileSync(file, 'keep me');
+  assert.is(errorCode(() => makePrivateDir(file)), 'EEXIST');
+  assert.is(errorCode(() => makePrivateDir(path.join(file, 'sub', 'dir'))), 'ENOTDIR');
+  assert.is(fs.readFileSync(file, 'utf8'), 'keep me');
+});
+
+// Node's recursive mkdir loops forever on these: the parent exists, yet mkdir answers ENOENT.
+(fs.existsSync('/proc/self') ? test : test.skip)('makePrivateDir under /proc: ENOENT at once, not a busy loop', () => {
+  const started = Date.now();
+  assert.is(errorCode(() => makePrivateDir('/proc/switchboard-test')), 'ENOENT');
+  assert.is(errorCode(() => makePrivateDir('/proc/switchboard-test/data/dir')), 'ENOENT');
+  assert.ok(Date.now() - started < 1000);
+});
+
+test.run();

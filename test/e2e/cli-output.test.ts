@@ -1,0 +1,144 @@
+/**
+ * What the real CLI does with its output: when the reader of its stdout goes away (`| head -1`),
+ * and how it prints text from the gateway.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  cleanup,
+  freshAgent,
+  openRaw,
+  resultOf,
+  runCli,
+  spawnCli,
+  startInProcessGateway,
+  waitUntil,
+  type CliProcess,
+  type InProcessGateway,
+  type RawSocket,
+} from '../helpers/gateway.js';
+
+interface Context {
+  gw: InProcessGateway;
+  publisher: RawSocket;
+}
+
+const test = suite<Context>('e2e: CLI output', {} as Context);
+
+test.before(async (context) => {
+  context.gw = await startInProcessGateway();
+  context.publisher = await openRaw(context.gw.url, context.gw.token);
+});
+
+test.after(async () => {
+  await cleanup();
+});
+
+function connectionArgs(gw: InProcessGateway): string[] {
+  return ['--url', gw.url, '--token', gw.token];
+}
+
+async function publishTexts(publisher: RawSocket, sessionKey: string, texts: readonly string[]): Promise<void> {
+  for (const text of texts) resultOf(await publisher.call('system.event', { text, sessionKey }));
+}
+
+async function pendingTexts(publisher: RawSocket, sessionKey: string): Promise<string[]> {
+  return resultOf<{ events: { text: string }[] }>(await publisher.call('session.peek', { sessionKey })).events.map((event) => event.text);
+}
+
+/** Its exit code once the CLI exits by itself: it is never signalled. */
+async function exitedByItself(cli: CliProcess, what: string): Promise<number | null> {
+  await waitUntil(() => cli.process.exitCode !== null || cli.process.signalCode !== null, what).catch((error: Error) =>
+    assert.unreachable(`${error.message}\nstdout: ${cli.stdout()}\nstderr: ${cli.stderr()}`),
+  );
+  return cli.stop();
+}
+
+// ---------------------------------------------------------------- a reader that goes away
+
+test('session watch --ack with stdout closed: exits 0 without a word, and acks nothing it could not print', async ({ gw, publisher }) => {
+  const agent = freshAgent('closed');
+  const key = `agent:${agent}:main`;
+  const texts = Array.from({ length: 20 }, (_, i) => `pending ${i + 1}`);
+  await publishTexts(publisher, key, texts);
+  const watch = spawnCli(['session', 'watch', '--agent', agent, '--ack', ...connectionArgs(gw)]);
+  // No reader from the start: the first line already fails (EPIPE).
+  watch.process.stdout!.destroy();
+  assert.is(await exitedByItself(watch, 'the watch to exit once stdout is closed'), 0, watch.stderr());
+  assert.is(watch.stderr(), '', 'no stack trace, no message: the reader chose to stop');
+  assert.equal(await pendingTexts(publisher, key), texts, 'every event is still pending');
+});
+
+test('session watch --ack whose reader leaves after one line: the next event ends it (exit 0, quiet) and stays pending', async ({ gw, publisher }) => {
+  const agent = freshAgent('head');
+  const key = `agent:${agent}:main`;
+  await publishTexts(publisher, key, ['first', 'second', 'third']);
+  const watch = spawnCli(['session', 'watch', '--agent', agent, '--ack', '--json', ...connectionArgs(gw)]);
+  await watch.waitForLines(1);
+  watch.process.stdout!.destroy();
+  // A closed pipe shows only when written to: the event after the reader left is the first that cannot be.
+  await publishTexts(publisher, key, ['after the reader left']);
+  assert.is(await exitedByItself(watch, 'the watch to exit at its next line'), 0, watch.stderr());
+  assert.is(watch.stderr(), '');
+  const pending = await pendingTexts(publisher, key);
+  assert.is(pending.at(-1), 'after the reader left', `never printed, so never acked: ${JSON.stringify(pending)}`);
+});
+
+// ---------------------------------------------------------------- text from the gateway
+
+/** What QA sent: a fake second line, colours, a bell, a carriage return, and CSI as one C1 character. */
+const HOSTILE = 'line1\nline2\x1b[31mRED\x1b[0m\x07bell\rCR\x9b2J';
+const SHOWN = 'line1\\nline2\\x1b[31mRED\\x1b[0m\\x07bell\\rCR\\x9b2J';
+/** Control characters other than the newline ending each line: none may reach a terminal. */
+const CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f]/;
+
+function assertNoControls(output: string, what: string): void {
+  assert.not.match(output, CONTROL, `${what} holds a control character: ${JSON.stringify(output)}`);
+}
+
+test('human output escapes control characters in event text, context keys, token names and refusals; --json keeps them exact', async ({ gw, publisher }) => {
+  const agent = freshAgent('hostile');
+  const key = `agent:${agent}:main`;
+  resultOf(await publisher.call('system.event', { text: HOSTILE, sessionKey: key, contextKey: 'ctx\x1b[1m' }));
+  const args = connectionArgs(gw);
+
+  const peek = await runCli(['session', 'peek', '--session-key', key, ...args]);
+  assert.is(peek.code, 0, peek.stderr);
+  assertNoControls(peek.stdout, 'session peek');
+  const lines = peek.stdout.trimEnd().split('\n');
+  assert.is(lines.length, 2, `a header and one line for the one event: ${peek.stdout}`);
+  assert.ok(lines[1]!.endsWith(` next-heartbeat [ctx\\x1b[1m] ${SHOWN}`), lines[1]);
+
+  const json = await runCli(['session', 'peek', '--session-key', key, '--json', ...args]);
+  assert.equal(
+    (JSON.parse(json.stdout) as { events: { text: string; contextKey: string }[] }).events.map((event) => [event.text, event.contextKey]),
+    [[HOSTILE, 'ctx\x1b[1m']],
+  );
+
+  const watch = spawnCli(['session', 'watch', '--session-key', key, ...args]);
+  const [watched] = await watch.waitForLines(1);
+  assert.is(await watch.stop('SIGINT'), 0, watch.stderr());
+  assertNoControls(watch.stdout(), 'session watch');
+  assert.ok(watched!.startsWith(`${key} #1 `) && watched!.endsWith(SHOWN), watched);
+
+  const drain = await runCli(['session', 'drain', '--session-key', key, ...args]);
+  assert.is(drain.code, 0, drain.stderr);
+  assertNoControls(drain.stdout, 'session drain');
+  assert.is(drain.stdout.trimEnd().split('\n').length, 2, drain.stdout);
+
+  const created = await runCli(['token', 'create', '--agent', agent, '--name', 'ci\x1b[31m\nfake', ...args]);
+  assert.is(created.code, 0, created.stderr);
+  assertNoControls(created.stdout, 'token create');
+  assert.ok(created.stdout.includes('"ci\\x1b[31m\\nfake"'), created.stdout);
+  const listed = await runCli(['token', 'list', ...args]);
+  assertNoControls(listed.stdout, 'token list');
+  assert.ok(listed.stdout.includes('"ci\\x1b[31m\\nfake"'), listed.stdout);
+
+  // The gateway quotes a bad key in its refusal as JSON, which leaves C1 characters as they are.
+  const refused = await runCli(['system', 'event', '--text', 'x', '--session-key', 'agent:main:slack:channel:C\x9b1', ...args]);
+  assert.is(refused.code, 1, refused.stderr);
+  assertNoControls(refused.stderr, 'a refusal');
+  assert.ok(refused.stderr.includes('C\\x9b1'), refused.stderr);
+});
+
+test.run();
