@@ -145,18 +145,20 @@ const loneSurrogate = fc.integer({ min: 0xd800, max: 0xdfff }).map((code) => Str
 /** Characters an id must not hold: whitespace (ASCII and Unicode), C0/C1 controls, lone surrogates. */
 const badIdChar = fc.oneof(
   fc.constantFrom(' ', '\t', '\n', '\r', '\v', '\f', '\u0000', '\u001f', '\u007f', '\u0085', '\u00a0', '\u1680', '\u2000', '\u2028', '\u2029', '\u202f', '\u3000', '\ufeff'),
+  // Invisible format characters (Cf): zero-width joiner and space, bidi override and isolate, soft hyphen.
+  fc.constantFrom('\u200d', '\u200b', '\u202e', '\u2066', '\u00ad'),
   loneSurrogate,
 );
 
 function isIdChar(c: string): boolean {
-  return c !== ':' && !/[\s\p{Cc}\p{Cs}]/u.test(c);
+  return c !== ':' && !/[\s\p{Cc}\p{Cs}\p{Cf}]/u.test(c);
 }
 
-/** Characters allowed in ids: mostly ASCII, some of anything else (astral, combining, RTL, Kelvin sign). */
+/** Characters allowed in ids: mostly ASCII, some of anything else (astral, combining, right-to-left, Kelvin sign). */
 const idChar = fc.oneof(
   { weight: 6, arbitrary: fc.constantFrom(...ALNUM, '-', '_', '.', '+', '@', '#', '/', '=', '*') },
   { weight: 2, arbitrary: fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }).filter(isIdChar) },
-  { weight: 1, arbitrary: fc.constantFrom('\u212a', '\u017f', '\u0130', 'Σ', 'ß', 'é', 'e\u0301', '😀', '\u200d', '\u202e', '\ufffd') },
+  { weight: 1, arbitrary: fc.constantFrom('\u212a', '\u017f', '\u0130', 'Σ', 'ß', 'é', 'e\u0301', '😀', '\u05d0', '\ufffd') },
 );
 
 /** Any valid id (peer, account, group/channel/thread/topic id); sometimes a keyword. */
