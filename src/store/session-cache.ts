@@ -102,11 +102,15 @@ export class SessionCache implements TransactionObserver {
   readonly #rows: SessionRows;
   /** The rows may lag their events beyond what this cache knows: reconcile before the next batch. */
   #stale = true;
-  /** When every row was last written (performance.now()). */
-  #allWrittenAt = performance.now();
+  /** Milliseconds on a monotonic clock; a test's own, so a stalled machine cannot age the rows. */
+  readonly #now: () => number;
+  /** When every row was last written (#now()). */
+  #allWrittenAt: number;
 
-  constructor(rows: SessionRows) {
+  constructor(rows: SessionRows, now: () => number = () => performance.now()) {
     this.#rows = rows;
+    this.#now = now;
+    this.#allWrittenAt = now();
   }
 
   get(sessionKey: string): SessionState | undefined {
@@ -137,7 +141,7 @@ export class SessionCache implements TransactionObserver {
     for (const sessionKey of this.#unwritten) this.#write(sessionKey);
     this.#unwritten.clear();
     this.#due.clear();
-    this.#allWrittenAt = performance.now();
+    this.#allWrittenAt = this.#now();
   }
 
   batchBegun(): void {
@@ -162,7 +166,7 @@ export class SessionCache implements TransactionObserver {
   }
 
   beforeCommit(): void {
-    if (this.#unwritten.size > DEFERRED_ROWS_MAX || performance.now() - this.#allWrittenAt >= DEFERRED_ROWS_MAX_AGE_MS) {
+    if (this.#unwritten.size > DEFERRED_ROWS_MAX || this.#now() - this.#allWrittenAt >= DEFERRED_ROWS_MAX_AGE_MS) {
       this.writeBack();
       return;
     }

@@ -711,14 +711,19 @@ test('more sessions than SESSION_CACHE_SIZE: the ones evicted are read back from
 const sessionState = (lastSeq: number) => ({ id: 1, agentId: 'main', lastSeq, lastEventAt: 1000 + lastSeq, pending: lastSeq, newest: undefined });
 
 /** A session cache whose row writes and reconciliations are recorded. */
+/** A cache on a clock of the test's own: rows age only when the test says so. */
 function recordingCache() {
   const written: Array<[string, number]> = [];
   let reconciles = 0;
-  const cache = new SessionCache({
-    write: (sessionKey, row) => written.push([sessionKey, row.lastSeq]),
-    reconcile: () => reconciles++,
-  });
-  return { cache, written, reconciles: () => reconciles };
+  let now = 0;
+  const cache = new SessionCache(
+    {
+      write: (sessionKey, row) => written.push([sessionKey, row.lastSeq]),
+      reconcile: () => reconciles++,
+    },
+    () => now,
+  );
+  return { cache, written, reconciles: () => reconciles, advance: (ms: number) => (now += ms) };
 }
 
 test('session cache: an operation rolled back takes back its changes, its marks and its writes', () => {
@@ -750,8 +755,8 @@ test('session cache: an operation rolled back takes back its changes, its marks 
   assert.equal(written, [['b', 1]]);
 });
 
-test('session cache: appends wait; a new session or a removal is due now; all rows go once DEFERRED_ROWS_MAX lag, or DEFERRED_ROWS_MAX_AGE_MS passed', async () => {
-  const { cache, written } = recordingCache();
+test('session cache: appends wait; a new session or a removal is due now; all rows go once DEFERRED_ROWS_MAX lag, or DEFERRED_ROWS_MAX_AGE_MS passed', () => {
+  const { cache, written, advance } = recordingCache();
   cache.batchBegun();
   cache.operationStart();
   cache.update('appended', sessionState(2), false);
@@ -777,7 +782,10 @@ test('session cache: appends wait; a new session or a removal is due now; all ro
   cache.update('late', sessionState(3), false);
   cache.beforeCommit();
   assert.equal(written, []);
-  await sleep(DEFERRED_ROWS_MAX_AGE_MS);
+  advance(DEFERRED_ROWS_MAX_AGE_MS - 1);
+  cache.beforeCommit();
+  assert.equal(written, [], 'not before the age has passed');
+  advance(1);
   cache.beforeCommit();
   assert.equal(written, [['late', 3]], 'once the age has passed');
 });
