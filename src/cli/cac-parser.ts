@@ -5,7 +5,7 @@
 import cac, { type CAC } from 'cac';
 import { VERSION } from '../version.js';
 import { attachOptionValues, COMMAND_GROUPS, declaredFlags } from './argv.js';
-import { COMMANDS } from './commands.js';
+import { COMMANDS, type CommandSpec } from './commands.js';
 import { EXIT_CODES_HELP, ExitCode, usageError } from './exit-codes.js';
 
 /** `args()` is read when an action runs, once the arguments are normalised against the declarations. */
@@ -43,6 +43,7 @@ export async function runWithCac(joined: readonly string[]): Promise<ExitCode> {
       const hint = guess === undefined ? '' : ` did you mean \`switchboard ${guess}\`? Or`;
       throw usageError(`unknown command "${typed}":${group}${hint} run \`switchboard --help\` for the list`);
     }
+    checkArgs(args, COMMANDS.find((spec) => spec.name === cli.matchedCommandName)!);
     return (await cli.runMatchedCommand()) as ExitCode;
   } catch (error) {
     if (error instanceof Error && error.name === 'CACError') {
@@ -52,13 +53,51 @@ export async function runWithCac(joined: readonly string[]): Promise<ExitCode> {
   }
 }
 
+/**
+ * Checks `args` (values attached, see attachOptionValues) against the options `spec` declares, so
+ * that nothing typed is silently ignored. cac takes more than the commands read: it accepts the
+ * camelCase spelling of a declared option (`--sessionKey` for `--session-key`) and dotted names
+ * (`--session-key.x`), while the commands read options exactly as declared (see rawOption). Each
+ * such spelling is an unknown option here, as `--agentId` and `--session_key` already were for
+ * cac, with the declared option it is closest to.
+ */
+export function checkArgs(args: readonly string[], spec: CommandSpec): void {
+  const declared = declaredFlags(spec.options.map((option) => option.flags));
+  const help = `see \`switchboard ${spec.name} --help\``;
+  for (let index = 0; index < args.length; index++) {
+    const arg = args[index]!;
+    if (arg === '--') return;
+    if (!arg.startsWith('-')) continue;
+    const name = arg.split('=', 1)[0]!;
+    const takesValue = declared.get(name);
+    if (takesValue === undefined) {
+      const guess = closest(name, [...declared.keys()], optionKey);
+      throw usageError(`unknown option \`${name}\`: ${guess === undefined ? '' : `did you mean ${guess}? Or `}${help}`);
+    }
+    // The value, when it is the next argument: cac reports it missing when that is an option.
+    if (takesValue && name === arg && args[index + 1]?.startsWith('-') === false) index++;
+  }
+}
+
+/** How an option is compared for a hint: case, dashes and underscores aside (`--sessionKey`, `--session_key`). */
+function optionKey(flag: string): string {
+  return flag.replace(/[-_]/g, '').toLowerCase();
+}
+
 /** Most edits (insertions, deletions, substitutions) a typo may be from the command it meant. */
 const MAX_TYPO_EDITS = 2;
 
-/** The command `typed` is a typo of, if exactly one is close enough: `sesion list` → `session list`. */
+/** The command `typed` is a typo of, if one is closest and close enough: `sesion list` → `session list`. */
 export function closestCommand(typed: string): string | undefined {
-  const close = COMMANDS.map((command) => command.name).filter((name) => editDistance(typed, name) <= MAX_TYPO_EDITS);
-  return close.length === 1 ? close[0] : undefined;
+  return closest(typed, COMMANDS.map((command) => command.name));
+}
+
+/** The one name nearest to `typed` as `key` sees them, within MAX_TYPO_EDITS; undefined on a tie. */
+function closest(typed: string, names: readonly string[], key = (name: string) => name): string | undefined {
+  const distances = names.map((name) => editDistance(key(typed), key(name)));
+  const nearest = Math.min(...distances);
+  const at = distances.flatMap((distance, index) => (distance === nearest ? [index] : []));
+  return nearest <= MAX_TYPO_EDITS && at.length === 1 ? names[at[0]!] : undefined;
 }
 
 /** Levenshtein distance, one row at a time. */

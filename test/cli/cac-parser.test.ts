@@ -1,9 +1,28 @@
-/** The full parser's own logic: which command a mistyped one was meant to be. */
+/** The full parser's own logic: which command a mistyped one was meant to be, and what a command line may hold. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { closestCommand } from '../../src/cli/cac-parser.js';
+import { checkArgs, closestCommand } from '../../src/cli/cac-parser.js';
+import { COMMANDS, type CommandSpec } from '../../src/cli/commands.js';
+import { CliError, ExitCode } from '../../src/cli/exit-codes.js';
 
 const test = suite('cli/cac-parser');
+
+function command(name: string): CommandSpec {
+  return COMMANDS.find((spec) => spec.name === name)!;
+}
+
+/** The usage error checkArgs throws for `args` of `name`, as its message. */
+function refusal(name: string, args: readonly string[]): string {
+  try {
+    checkArgs([name, ...args], command(name));
+  } catch (error) {
+    assert.instance(error, CliError);
+    assert.is((error as CliError).exitCode, ExitCode.USAGE);
+    return (error as CliError).message;
+  }
+  assert.unreachable(`switchboard ${name} ${args.join(' ')} was accepted`);
+  return '';
+}
 
 test('closestCommand: a typo within two edits of exactly one command names it', () => {
   assert.is(closestCommand('sesion list'), 'session list');
@@ -18,6 +37,42 @@ test('closestCommand: nothing for what is far from every command', () => {
   // "session pee" is within two edits of "session peek" alone; "session xxxx" of none.
   assert.is(closestCommand('session pee'), 'session peek');
   assert.is(closestCommand('session xxxx'), undefined);
+});
+
+test('checkArgs: the declared spellings pass, in either form', () => {
+  checkArgs(['system event', '--text', 'x', '--session-key=main', '--json', '--timeout', '5'], command('system event'));
+  checkArgs(['trace', '--json', 'id'], command('trace'));
+  checkArgs(['gateway', '--data-dir', '/tmp/x', '--max-pending=1'], command('gateway'));
+});
+
+test('checkArgs: the camelCase and snake_case spelling of every option of every command is refused, naming the declared one', () => {
+  for (const spec of COMMANDS) {
+    for (const option of spec.options) {
+      const flag = option.flags.split(' ')[0]!;
+      const name = flag.slice(2);
+      if (!name.includes('-')) continue;
+      const camel = `--${name.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase())}`;
+      const snake = `--${name.replaceAll('-', '_')}`;
+      for (const typed of [camel, snake]) {
+        for (const args of [[typed, 'x'], [`${typed}=x`]]) {
+          assert.is(
+            refusal(spec.name, args),
+            `unknown option \`${typed}\`: did you mean ${flag}? Or see \`switchboard ${spec.name} --help\``,
+            `${spec.name} ${args.join(' ')}`,
+          );
+        }
+      }
+    }
+  }
+});
+
+test('checkArgs: near misses get a hint; dotted names and options of other commands are unknown', () => {
+  assert.match(refusal('system event', ['--agentId', 'ops']), /^unknown option `--agentId`: did you mean --agent\? Or see/);
+  assert.match(refusal('system event', ['--sesion-key', 'main']), /did you mean --session-key\?/);
+  assert.match(refusal('token create', ['--nam', 'ci']), /did you mean --name\?/);
+  assert.match(refusal('session peek', ['--session-key.x', 'main']), /^unknown option `--session-key.x`: did you mean --session-key\?/);
+  assert.is(refusal('status', ['--limit', '3']), 'unknown option `--limit`: see `switchboard status --help`');
+  assert.is(refusal('system event', ['--bogus']), 'unknown option `--bogus`: see `switchboard system event --help`');
 });
 
 test.run();

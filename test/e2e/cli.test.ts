@@ -210,6 +210,43 @@ test('exit 2: usage errors, before any connection is tried', async () => {
   });
 });
 
+test('exit 2: the camelCase spelling of an option is refused with the declared one, never ignored', async ({ gw }) => {
+  const cases: [string[], string, string][] = [
+    [['system', 'event', '--text', 'camel', '--sessionKey', 'agent:main:slack:channel:CAMEL'], '--sessionKey', '--session-key'],
+    [['system', 'event', '--text=camel', '--sessionKey=agent:main:slack:channel:CAMEL'], '--sessionKey', '--session-key'],
+    [['system', 'event', '--text', 'camel', '--contextKey', 'c1'], '--contextKey', '--context-key'],
+    [['system', 'event', '--text', 'camel', '--idempotencyKey', 'i1'], '--idempotencyKey', '--idempotency-key'],
+    [['system', 'event', '--text', 'camel', '--agentId', 'ops'], '--agentId', '--agent'],
+    [['system', 'event', '--text', 'camel', '--session_key', 'main'], '--session_key', '--session-key'],
+    [['session', 'drain', '--sessionKey', 'agent:main:slack:channel:CAMEL'], '--sessionKey', '--session-key'],
+    [['session', 'peek', '--dataDir', gw.dataDir], '--dataDir', '--data-dir'],
+  ];
+  const results = await Promise.all(cases.map(([args]) => runCli([...args, ...conn(gw)])));
+  results.forEach((result, i) => {
+    const [args, typed, declared] = cases[i]!;
+    const command = args.slice(0, args[0] === 'system' || args[0] === 'session' ? 2 : 1).join(' ');
+    assert.is(result.code, 2, `switchboard ${args.join(' ')}\n${explain(result)}`);
+    assert.is(result.stderr, `switchboard: unknown option \`${typed}\`: did you mean ${declared}? Or see \`switchboard ${command} --help\`\n`);
+    assert.is(result.stdout, '');
+  });
+  // Nothing reached the main session (where an ignored --sessionKey sent it) or the CAMEL channel.
+  for (const key of ['main', 'agent:main:slack:channel:CAMEL']) {
+    const read = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--session-key', key, '--json', ...conn(gw)]));
+    assert.not.ok(read.events.some((event) => event.text === 'camel'), `${key}: ${JSON.stringify(read.events)}`);
+  }
+  // The gateway too: --dataDir and --maxPending are refused before it starts on the default data dir.
+  const dataDir = makeTempDir();
+  const [gatewayDataDir, gatewayMaxPending] = await Promise.all([
+    runCli(['gateway', '--port', '0', '--dataDir', dataDir]),
+    runCli(['gateway', '--port', '0', '--data-dir', dataDir, '--maxPending', '1']),
+  ]);
+  assertExit(gatewayDataDir, 2);
+  assert.match(gatewayDataDir.stderr, /unknown option `--dataDir`: did you mean --data-dir\?/);
+  assertExit(gatewayMaxPending, 2);
+  assert.match(gatewayMaxPending.stderr, /unknown option `--maxPending`: did you mean --max-pending\?/);
+  assert.is(gatewayDataDir.stdout + gatewayMaxPending.stdout, '', 'neither gateway reported listening');
+});
+
 test('exit 2 for no command at all, with the help on stdout', async () => {
   const result = await runCli([]);
   assertExit(result, 2);
