@@ -57,16 +57,22 @@ export async function runWithCac(joined: readonly string[]): Promise<ExitCode> {
  * Checks `args` (values attached, see attachOptionValues) against the options `spec` declares, so
  * that nothing typed is silently ignored. cac takes more than the commands read: it accepts the
  * camelCase spelling of a declared option (`--sessionKey` for `--session-key`) and dotted names
- * (`--session-key.x`), while the commands read options exactly as declared (see rawOption). Each
- * such spelling is an unknown option here, as `--agentId` and `--session_key` already were for
- * cac, with the declared option it is closest to.
+ * (`--session-key.x`), while the commands read options exactly as declared (see rawOption), and it
+ * sets aside whatever follows `--`, which no command reads. Each such spelling is an unknown
+ * option here, as `--agentId` and `--session_key` already were for cac, with the declared option
+ * it is closest to; anything after `--` is an unexpected argument.
  */
 export function checkArgs(args: readonly string[], spec: CommandSpec): void {
   const declared = declaredFlags(spec.options.map((option) => option.flags));
   const help = `see \`switchboard ${spec.name} --help\``;
   for (let index = 0; index < args.length; index++) {
     const arg = args[index]!;
-    if (arg === '--') return;
+    if (arg === '--') {
+      // No command takes arguments after `--` (ids never start with "-"); cac would drop them.
+      const after = args.slice(index + 1);
+      if (after.length === 0) return;
+      throw usageError(`unexpected ${after.length === 1 ? 'argument' : 'arguments'} after \`--\`: \`${after.join(' ')}\`: put options before \`--\` (nothing after it is read); ${help}`);
+    }
     if (!arg.startsWith('-')) continue;
     const name = arg.split('=', 1)[0]!;
     const takesValue = declared.get(name);

@@ -75,4 +75,13 @@ test('checkArgs: near misses get a hint; dotted names and options of other comma
   assert.is(refusal('system event', ['--bogus']), 'unknown option `--bogus`: see `switchboard system event --help`');
 });
 
+test('checkArgs: anything after -- is an unexpected argument; a -- with nothing after it is harmless', () => {
+  assert.is(
+    refusal('system event', ['--text', 'hi', '--', '--session-key', 'agent:main:slack:channel:DASH']),
+    'unexpected arguments after `--`: `--session-key agent:main:slack:channel:DASH`: put options before `--` (nothing after it is read); see `switchboard system event --help`',
+  );
+  assert.match(refusal('trace', ['--', 'id']), /^unexpected argument after `--`: `id`: /);
+  checkArgs(['status', '--json', '--'], command('status'));
+});
+
 test.run();

@@ -247,6 +247,21 @@ test('exit 2: the camelCase spelling of an option is refused with the declared o
   assert.is(gatewayDataDir.stdout + gatewayMaxPending.stdout, '', 'neither gateway reported listening');
 });
 
+test('exit 2: arguments after -- are named, not dropped', async ({ gw }) => {
+  const key = 'agent:main:slack:channel:DASH';
+  const result = await runCli(['system', 'event', '--text', 'dash', ...conn(gw), '--', '--session-key', key]);
+  assertExit(result, 2);
+  assert.is(
+    result.stderr,
+    `switchboard: unexpected arguments after \`--\`: \`--session-key ${key}\`: put options before \`--\` (nothing after it is read); see \`switchboard system event --help\`\n`,
+  );
+  assert.is(result.stdout, '');
+  for (const session of ['main', key]) {
+    const read = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--session-key', session, '--json', ...conn(gw)]));
+    assert.not.ok(read.events.some((event) => event.text === 'dash'), `${session}: ${JSON.stringify(read.events)}`);
+  }
+});
+
 test('exit 2 for no command at all, with the help on stdout', async () => {
   const result = await runCli([]);
   assertExit(result, 2);
