@@ -80,6 +80,19 @@ export function rawOption(args: readonly string[], name: string): string | undef
 }
 
 /**
+ * `--name` as typed, else the environment variable `envName`, else undefined (the caller's
+ * default). A variable that is set but empty is a usage error, never the default: it is most often
+ * a script's unset variable (`SWITCHBOARD_TOKEN=$SCOPED`), and the default may act with other
+ * rights (the admin token) or on another data dir than meant. An empty `--name` never gets here:
+ * the parser refuses it (see matchDirect and checkArgs).
+ */
+export function optionOrEnv(args: readonly string[], name: string, envName: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const value = rawOption(args, name) ?? env[envName];
+  if (value === '') throw usageError(`${envName} is set but empty: give it a value, or unset it to use the default`);
+  return value;
+}
+
+/**
  * An integer option within [min, max] as typed (digits only), or undefined when absent; a usage
  * error otherwise.
  */
@@ -102,9 +115,9 @@ export function flagOption(args: readonly string[], name: string): boolean {
 
 /**
  * The command `args` name, when they are in the plain form every example shows: the command, its
- * positionals, and its own options, each given once, a value as the next argument (not starting
- * with "-"). Anything else (help, version, `--name=value`, an unknown option, a missing value, a
- * repeat) is for cac to parse or explain: undefined.
+ * positionals, and its own options, each given once, a value as the next argument (not empty, not
+ * starting with "-"). Anything else (help, version, `--name=value`, an unknown option, a missing
+ * or empty value, a repeat) is for cac to parse or explain: undefined.
  */
 export function matchDirect(args: readonly string[], commands: readonly CommandSpec[]): { command: CommandSpec; positionals: string[] } | undefined {
   const [name, ...rest] = args;
@@ -125,7 +138,7 @@ export function matchDirect(args: readonly string[], commands: readonly CommandS
     seen.add(arg);
     if (takesValue) {
       const value = rest[++index];
-      if (value === undefined || value.startsWith('-')) return undefined;
+      if (value === undefined || value === '' || value.startsWith('-')) return undefined;
     }
   }
   return positionals.length === command.positionals.length ? { command, positionals } : undefined;

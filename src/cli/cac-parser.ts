@@ -60,7 +60,8 @@ export async function runWithCac(joined: readonly string[]): Promise<ExitCode> {
  * (`--session-key.x`), while the commands read options exactly as declared (see rawOption), and it
  * sets aside whatever follows `--`, which no command reads. Each such spelling is an unknown
  * option here, as `--agentId` and `--session_key` already were for cac, with the declared option
- * it is closest to; anything after `--` is an unexpected argument.
+ * it is closest to; anything after `--` is an unexpected argument. An empty value is refused
+ * rather than read as "not given", which would mean the default.
  */
 export function checkArgs(args: readonly string[], spec: CommandSpec): void {
   const declared = declaredFlags(spec.options.map((option) => option.flags));
@@ -80,8 +81,11 @@ export function checkArgs(args: readonly string[], spec: CommandSpec): void {
       const guess = closest(name, [...declared.keys()], optionKey);
       throw usageError(`unknown option \`${name}\`: ${guess === undefined ? '' : `did you mean ${guess}? Or `}${help}`);
     }
+    if (!takesValue) continue;
     // The value, when it is the next argument: cac reports it missing when that is an option.
-    if (takesValue && name === arg && args[index + 1]?.startsWith('-') === false) index++;
+    const value = name === arg ? (args[index + 1]?.startsWith('-') === false ? args[++index] : undefined) : arg.slice(name.length + 1);
+    // `--token "$SCOPED"` with the variable unset: the default (the admin token) is not what was meant.
+    if (value === '') throw usageError(`${name} is empty (an unset shell variable?): give it a value, or leave ${name} out; ${help}`);
   }
 }
 

@@ -7,7 +7,7 @@ import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError } from '../client/errors.js';
 import { readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, ENV } from '../protocol/constants.js';
-import { flagOption, integerOption, rawOption } from './argv.js';
+import { flagOption, integerOption, optionOrEnv, rawOption } from './argv.js';
 import { CliError, ExitCode, usageError } from './exit-codes.js';
 import {
   formatRoutingResult,
@@ -106,7 +106,6 @@ function readParams(args: Args) {
   const limit = integerOption(args, 'limit', 1);
   const after = integerOption(args, 'after', 0);
   return {
-    // An empty --agent goes to the gateway as is and is refused there: never quietly "main".
     sessionKey: sessionKey ?? (agent !== undefined ? `agent:${agent}:main` : 'main'),
     ...(limit === undefined ? {} : { limit }),
     ...(after === undefined ? {} : { after }),
@@ -143,7 +142,7 @@ export function connectionSettings(args: Args) {
  * error here, so that a typo is not reported as a gateway that is not running.
  */
 function gatewayUrl(args: Args): string {
-  const url = rawOption(args, 'url') ?? process.env[ENV.url] ?? DEFAULT_URL;
+  const url = optionOrEnv(args, 'url', ENV.url) ?? DEFAULT_URL;
   try {
     rpcEndpoint(url);
   } catch {
@@ -154,13 +153,13 @@ function gatewayUrl(args: Args): string {
 
 /** `--token`, else SWITCHBOARD_TOKEN, else the token file of the data dir the gateway uses. */
 function resolveToken(args: Args): string {
-  const given = rawOption(args, 'token') ?? process.env[ENV.token];
+  const given = optionOrEnv(args, 'token', ENV.token);
   // A stray line end (a token pasted from a file with CRLF) cannot go in an HTTP header.
-  if (given && /[\r\n\0]/.test(given)) {
+  if (given !== undefined && /[\r\n\0]/.test(given)) {
     throw usageError(`the token (--token or ${ENV.token}) holds a line break or NUL character: pass the token alone`);
   }
-  if (given) return given;
-  const dataDir = resolveDataDir(rawOption(args, 'data-dir'));
+  if (given !== undefined) return given;
+  const dataDir = resolveDataDir(optionOrEnv(args, 'data-dir', ENV.dataDir));
   const token = readToken(dataDir);
   if (token) return token;
   throw new CliError(

@@ -1,7 +1,8 @@
 /** `switchboard gateway`: run the service in the foreground until SIGINT/SIGTERM. */
 import { resolveDataDir, tokenPath } from '../config/data-dir.js';
 import { startGateway } from '../server/gateway.js';
-import { integerOption, rawOption } from './argv.js';
+import { ENV } from '../protocol/constants.js';
+import { integerOption, optionOrEnv, rawOption } from './argv.js';
 import { CliError, ExitCode } from './exit-codes.js';
 
 export async function gateway(args: readonly string[]): Promise<ExitCode> {
@@ -9,7 +10,7 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   const maxPendingPerSession = integerOption(args, 'max-pending', 1, 1_000_000);
   const heartbeatSeconds = integerOption(args, 'heartbeat-interval', 1, 86_400);
   const retentionHours = integerOption(args, 'idempotency-retention', 1, 24 * 365);
-  const dataDir = resolveDataDir(rawOption(args, 'data-dir'));
+  const dataDir = resolveDataDir(optionOrEnv(args, 'data-dir', ENV.dataDir));
   const host = rawOption(args, 'host');
   let running;
   try {

@@ -84,4 +84,15 @@ test('checkArgs: anything after -- is an unexpected argument; a -- with nothing 
   checkArgs(['status', '--json', '--'], command('status'));
 });
 
+test('checkArgs: an empty value is refused, naming the option, in either form', () => {
+  for (const args of [['--text', 'x', '--token', ''], ['--text', 'x', '--token=']]) {
+    assert.is(
+      refusal('system event', args),
+      '--token is empty (an unset shell variable?): give it a value, or leave --token out; see `switchboard system event --help`',
+    );
+  }
+  assert.match(refusal('gateway', ['--data-dir', '']), /^--data-dir is empty/);
+  assert.match(refusal('session peek', ['--agent=']), /^--agent is empty/);
+});
+
 test.run();

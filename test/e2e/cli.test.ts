@@ -262,6 +262,35 @@ test('exit 2: arguments after -- are named, not dropped', async ({ gw }) => {
   }
 });
 
+test('exit 2: an empty option value, or a SWITCHBOARD_* variable set but empty, is named; never the default', async ({ gw }) => {
+  const event = (text: string) => ['system', 'event', '--text', text, '--session-key', 'agent:empty:main'];
+  const cases: [string[], Record<string, string>, string][] = [
+    // The admin token in the data dir is the default: an empty --token must not fall back to it.
+    [[...event('empty --token'), '--token', '', ...conn(gw)], {}, '--token is empty'],
+    [[...event('empty --token='), '--token=', ...conn(gw)], {}, '--token is empty'],
+    [[...event('empty SWITCHBOARD_TOKEN'), ...conn(gw)], { SWITCHBOARD_TOKEN: '' }, 'SWITCHBOARD_TOKEN is set but empty'],
+    [[...event('empty SWITCHBOARD_URL'), '--data-dir', gw.dataDir], { SWITCHBOARD_URL: '' }, 'SWITCHBOARD_URL is set but empty'],
+    [[...event('empty SWITCHBOARD_DATA_DIR'), '--url', gw.url], { SWITCHBOARD_DATA_DIR: '' }, 'SWITCHBOARD_DATA_DIR is set but empty'],
+    [[...event('empty --url'), '--url', '', '--data-dir', gw.dataDir], {}, '--url is empty'],
+    [[...event('empty --agent'), '--agent', '', ...conn(gw)], {}, '--agent is empty'],
+    [['system', 'event', '--text', '', ...conn(gw)], {}, '--text is empty'],
+    [['session', 'drain', '--session-key', '', ...conn(gw)], {}, '--session-key is empty'],
+    // And the gateway does not start on the default data dir instead.
+    [['gateway', '--port', '0', '--data-dir', ''], {}, '--data-dir is empty'],
+    [['gateway', '--port', '0'], { SWITCHBOARD_DATA_DIR: '' }, 'SWITCHBOARD_DATA_DIR is set but empty'],
+  ];
+  const results = await Promise.all(cases.map(([args, env]) => runCli(args, { env })));
+  results.forEach((result, i) => {
+    const [args, env, message] = cases[i]!;
+    const what = `${JSON.stringify(env)} switchboard ${args.map((arg) => JSON.stringify(arg)).join(' ')}`;
+    assert.is(result.code, 2, `${what}\n${explain(result)}`);
+    assert.ok(result.stderr.startsWith(`switchboard: ${message}`), `${what}: ${result.stderr}`);
+    assert.is(result.stdout, '', what);
+  });
+  const read = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--session-key', 'agent:empty:main', '--json', ...conn(gw)]));
+  assert.equal(read.events, [], 'nothing was sent');
+});
+
 test('exit 2 for no command at all, with the help on stdout', async () => {
   const result = await runCli([]);
   assertExit(result, 2);
