@@ -61,11 +61,13 @@ export async function runWithCac(joined: readonly string[]): Promise<ExitCode> {
  * sets aside whatever follows `--`, which no command reads. Each such spelling is an unknown
  * option here, as `--agentId` and `--session_key` already were for cac, with the declared option
  * it is closest to; anything after `--` is an unexpected argument. An empty value is refused
- * rather than read as "not given", which would mean the default.
+ * rather than read as "not given", which would mean the default, and a repeated one rather than
+ * have the last one win.
  */
 export function checkArgs(args: readonly string[], spec: CommandSpec): void {
   const declared = declaredFlags(spec.options.map((option) => option.flags));
   const help = `see \`switchboard ${spec.name} --help\``;
+  const given = new Set<string>();
   for (let index = 0; index < args.length; index++) {
     const arg = args[index]!;
     if (arg === '--') {
@@ -81,7 +83,10 @@ export function checkArgs(args: readonly string[], spec: CommandSpec): void {
       const guess = closest(name, [...declared.keys()], optionKey);
       throw usageError(`unknown option \`${name}\`: ${guess === undefined ? '' : `did you mean ${guess}? Or `}${help}`);
     }
+    // A flag (--json, --ack) says the same however often it is given; a second value contradicts the first.
     if (!takesValue) continue;
+    if (given.has(name)) throw usageError(`${name} was given twice: give it once; ${help}`);
+    given.add(name);
     // The value, when it is the next argument: cac reports it missing when that is an option.
     const value = name === arg ? (args[index + 1]?.startsWith('-') === false ? args[++index] : undefined) : arg.slice(name.length + 1);
     // `--token "$SCOPED"` with the variable unset: the default (the admin token) is not what was meant.

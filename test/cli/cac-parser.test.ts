@@ -95,4 +95,16 @@ test('checkArgs: an empty value is refused, naming the option, in either form', 
   assert.match(refusal('session peek', ['--agent=']), /^--agent is empty/);
 });
 
+test('checkArgs: an option that takes a value may be given once, in any form; a flag may repeat', () => {
+  for (const args of [
+    ['--text', 'x', '--session-key', 'main', '--session-key', 'agent:ops:main'],
+    ['--text', 'x', '--session-key=main', '--session-key', 'agent:ops:main'],
+  ]) {
+    assert.is(refusal('system event', args), '--session-key was given twice: give it once; see `switchboard system event --help`');
+  }
+  assert.match(refusal('system event', ['--text', 'a', '--text', 'b']), /^--text was given twice/);
+  assert.match(refusal('gateway', ['--port', '0', '--port=1']), /^--port was given twice/);
+  checkArgs(['session watch', '--json', '--ack', '--json', '--ack'], command('session watch'));
+});
+
 test.run();

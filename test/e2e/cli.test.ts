@@ -291,6 +291,28 @@ test('exit 2: an empty option value, or a SWITCHBOARD_* variable set but empty, 
   assert.equal(read.events, [], 'nothing was sent');
 });
 
+test('exit 2: an option given twice is named, not overridden by the last one', async ({ gw }) => {
+  const cases: [string[], string][] = [
+    [['system', 'event', '--text', 'twice', '--session-key', 'main', '--session-key', 'agent:ops:main'], '--session-key'],
+    [['system', 'event', '--text', 'a', '--text', 'b', '--session-key', 'agent:twice:main'], '--text'],
+    [['session', 'drain', '--agent', 'twice', '--agent=ops'], '--agent'],
+  ];
+  const results = await Promise.all(cases.map(([args]) => runCli([...args, ...conn(gw)])));
+  results.forEach((result, i) => {
+    const [args, option] = cases[i]!;
+    const command = args.slice(0, 2).join(' ');
+    assert.is(result.code, 2, `switchboard ${args.join(' ')}\n${explain(result)}`);
+    assert.is(result.stderr, `switchboard: ${option} was given twice: give it once; see \`switchboard ${command} --help\`\n`);
+    assert.is(result.stdout, '');
+  });
+  for (const key of ['main', 'agent:ops:main', 'agent:twice:main']) {
+    const read = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--session-key', key, '--json', ...conn(gw)]));
+    assert.not.ok(read.events.some((event) => ['twice', 'a', 'b'].includes(event.text)), `${key}: ${JSON.stringify(read.events)}`);
+  }
+  // A flag may repeat: --json twice is still one JSON object.
+  parseJsonOut<RoutingJson>(await runCli(['system', 'event', '--text', 'flags', '--json', '--json', '--session-key', 'agent:twiceflags:main', ...conn(gw)]));
+});
+
 test('exit 2 for no command at all, with the help on stdout', async () => {
   const result = await runCli([]);
   assertExit(result, 2);
