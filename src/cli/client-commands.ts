@@ -4,11 +4,11 @@
  */
 import { callOverHttp, rpcEndpoint } from '../client/http.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
-import { ConnectionError, RpcCallError } from '../client/errors.js';
+import { ConnectionError, RpcCallError, type ConnectionFailure } from '../client/errors.js';
 import { readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, ENV } from '../protocol/constants.js';
 import { flagOption, integerOption, optionOrEnv, rawOption } from './argv.js';
-import { CliError, ExitCode, usageError } from './exit-codes.js';
+import { CliError, ExitCode, noAnswer, usageError, type CliErrorName } from './exit-codes.js';
 import {
   formatRoutingResult,
   formatSessionList,
@@ -162,27 +162,29 @@ function resolveToken(args: Args): string {
   const dataDir = resolveDataDir(optionOrEnv(args, 'data-dir', ENV.dataDir));
   const token = readToken(dataDir);
   if (token) return token;
-  throw new CliError(
-    ExitCode.UNREACHABLE,
+  throw noAnswer(
+    'NO_TOKEN',
     `no token: ${tokenPath(dataDir)} does not exist. Start the gateway once (\`switchboard gateway\`) to create it, or pass --token / ${ENV.token}`,
   );
 }
 
+/** The CLI's error for a failed call: its message and exit code, and for --json the error as the gateway sent it or the CLI's code. */
 export function explain(error: unknown, url: string): unknown {
   if (error instanceof RpcCallError) {
     const problems = problemsOf(error.data);
-    return new CliError(ExitCode.GATEWAY_ERROR, `the gateway refused: ${error.message} (code ${error.code})${problems}`);
+    const json = { code: error.code, message: error.message, ...(error.data === undefined ? {} : { data: error.data }) };
+    return new CliError(ExitCode.GATEWAY_ERROR, `the gateway refused: ${error.message} (code ${error.code})${problems}`, json);
   }
   if (!(error instanceof ConnectionError)) return error;
-  const hints: Record<ConnectionError['failure'], string> = {
-    unreachable: `${error.message}: is \`switchboard gateway\` running? (or set --url / ${ENV.url})`,
-    unauthorized: `the gateway at ${url} refused the token: pass the token from the gateway's data dir (--token, ${ENV.token}, or --data-dir)`,
-    rejected: error.message,
-    closed: `${error.message}; the event may or may not have been stored: retry with an --idempotency-key to be safe`,
-    timeout: `${error.message}: raise --timeout, or check the gateway`,
-    aborted: error.message,
+  const explained: Record<ConnectionFailure, [CliErrorName, string]> = {
+    unreachable: ['GATEWAY_UNREACHABLE', `${error.message}: is \`switchboard gateway\` running? (or set --url / ${ENV.url})`],
+    unauthorized: ['TOKEN_REFUSED', `the gateway at ${url} refused the token: pass the token from the gateway's data dir (--token, ${ENV.token}, or --data-dir)`],
+    rejected: ['GATEWAY_REJECTED', error.message],
+    closed: ['CONNECTION_CLOSED', `${error.message}; the event may or may not have been stored: retry with an --idempotency-key to be safe`],
+    timeout: ['TIMEOUT', `${error.message}: raise --timeout, or check the gateway`],
+    aborted: ['ABORTED', error.message],
   };
-  return new CliError(ExitCode.UNREACHABLE, hints[error.failure]);
+  return noAnswer(...explained[error.failure]);
 }
 
 function problemsOf(data: unknown): string {

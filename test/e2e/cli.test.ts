@@ -152,18 +152,33 @@ test('a plain command line (run without cac) and its --name=value spelling (pars
   );
 });
 
-test('exit 1: the gateway refused (malformed --session-key): message on stderr, nothing on stdout', async ({ gw }) => {
+/** With --json, a failure is one object on stdout, `{"error":{"code","message","data"}}`, and its message on stderr. */
+function parseJsonError(result: CliResult, exitCode: number): { code: number; message: string; data?: { name?: string } } {
+  assertExit(result, exitCode);
+  assert.match(result.stderr, /^switchboard: .+/, 'the message for people is still on stderr');
+  assert.ok(result.stdout.endsWith('}\n'), `stdout ends with one object and a newline: ${JSON.stringify(result.stdout)}`);
+  assert.is(result.stdout.trimEnd().split('\n').length, 1, 'one line on stdout');
+  const value = JSON.parse(result.stdout) as { error: { code: number; message: string; data?: { name?: string } } };
+  assert.equal(Object.keys(value), ['error']);
+  return value.error;
+}
+
+test('exit 1: the gateway refused (malformed --session-key): message on stderr; with --json, the error on stdout', async ({ gw }) => {
   const [human, json] = await Promise.all([
     runCli(['system', 'event', '--text', 'x', '--session-key', 'slack:C123', ...conn(gw)]),
     runCli(['system', 'event', '--text', 'x', '--session-key', 'agent:main:slack:channel', '--json', ...conn(gw)]),
   ]);
   for (const result of [human, json]) {
     assertExit(result, 1);
-    assert.is(result.stdout, '');
     assert.match(result.stderr, /^switchboard: /);
     assert.match(result.stderr, /session key/);
     assert.match(result.stderr, /-32602/);
   }
+  assert.is(human.stdout, '');
+  const error = parseJsonError(json, 1);
+  assert.is(error.code, -32602);
+  assert.is(error.data?.name, 'INVALID_PARAMS');
+  assert.match(error.message, /session key "agent:main:slack:channel" is invalid/);
   // And it was not stored in the main session instead.
   const main = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--json', ...conn(gw)]));
   assert.not.ok(main.events.some((event) => event.text === 'x'));
@@ -325,6 +340,26 @@ test('exit 3: unreachable gateway, with a hint', async () => {
   assert.is(result.stdout, '');
   assert.match(result.stderr, /not reachable at ws:\/\/127\.0\.0\.1:1 \(ECONNREFUSED\)/);
   assert.match(result.stderr, /switchboard gateway/);
+});
+
+test('exit 3 with --json: one error object on stdout with the CLI code (unreachable, token refused, no token)', async ({ gw }) => {
+  const [unreachable, refused, noToken, watch] = await Promise.all([
+    runCli(['system', 'event', '--text', 'x', '--json', '--url', 'ws://127.0.0.1:1', '--token', 'x']),
+    runCli(['status', '--json', '--url', gw.url, '--token', 'not-the-token']),
+    runCli(['session', 'peek', '--json', '--url', gw.url, '--data-dir', makeTempDir()]),
+    runCli(['session', 'watch', '--json', '--url', gw.url, '--token', 'not-the-token']),
+  ]);
+  const cases: [CliResult, number, string][] = [
+    [unreachable, 2001, 'GATEWAY_UNREACHABLE'],
+    [refused, 2002, 'TOKEN_REFUSED'],
+    [noToken, 2007, 'NO_TOKEN'],
+    [watch, 2002, 'TOKEN_REFUSED'],
+  ];
+  for (const [result, code, name] of cases) {
+    const error = parseJsonError(result, 3);
+    assert.equal([error.code, error.data], [code, { name }]);
+    assert.is(`switchboard: ${error.message}\n`, result.stderr, 'the same message as on stderr');
+  }
 });
 
 test('exit 3: wrong token (flag or env), and no token anywhere', async ({ gw }) => {
