@@ -497,6 +497,11 @@ test('--help on each command exits 0 and lists its options', async () => {
   });
   // -h is the same.
   assertExit(await runCli(['system', 'event', '-h']), 0);
+  // session watch prints JSON lines, and its --timeout is not a limit on the watch.
+  const watch = results[cases.findIndex(([command]) => command.join(' ') === 'session watch')]!.stdout;
+  assert.match(watch, /--json +Print each event as one JSON object on its own line \(JSON lines\)/);
+  assert.not.match(watch, /one JSON object on stdout/);
+  assert.match(watch, /--timeout <ms> +Give up connecting, subscribing or acking after this many milliseconds \(default 10000\); the watch itself runs until interrupted/);
 });
 
 test('--version prints the package version and exits 0', async () => {
