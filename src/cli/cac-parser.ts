@@ -17,7 +17,11 @@ function declare(args: () => readonly string[]): CAC {
     // cac calls an action with the command's positionals first and the options object last.
     command.example(spec.example).action(async (...actionArgs: unknown[]) => (await spec.load())(args(), actionArgs.slice(0, -1).map(String)));
   }
-  cli.help((sections) => [...sections, { title: '', body: EXIT_CODES_HELP }]);
+  cli.help((sections) => {
+    const command = COMMANDS.find((spec) => spec.name === cli.matchedCommandName);
+    const exitCodes = command ? (command.exitCodes ?? EXIT_CODES_HELP) : `${EXIT_CODES_HELP}\n  (switchboard gateway has its own: see switchboard gateway --help)`;
+    return [...sections, { title: '', body: exitCodes }];
+  });
   cli.version(VERSION);
   return cli;
 }
@@ -34,6 +38,8 @@ export async function runWithCac(joined: readonly string[]): Promise<ExitCode> {
     if (!cli.matchedCommand) {
       const [first] = parsed.args;
       if (first === undefined) {
+        // The error above the help, where it is seen first: the help alone reads like a success.
+        process.stderr.write('switchboard: no command given: options go after one (switchboard <command> [options]); the commands are below\n');
         cli.outputHelp();
         return ExitCode.USAGE;
       }

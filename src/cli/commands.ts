@@ -15,7 +15,7 @@ import {
 // Static, unlike the other commands' code: one-shot commands are what the CLI mostly runs, and
 // their code is small; bundled with the entry, they load without another module to resolve.
 import * as oneShot from './client-commands.js';
-import type { ExitCode } from './exit-codes.js';
+import { GATEWAY_EXIT_CODES_HELP, type ExitCode } from './exit-codes.js';
 
 /**
  * What a command runs: the raw arguments (options are read from them as typed, see argv.ts) and
@@ -37,6 +37,8 @@ export interface CommandSpec {
   summary: string;
   options: readonly OptionSpec[];
   example: string;
+  /** The exit codes its --help lists, when they are not the client commands' (EXIT_CODES_HELP). */
+  exitCodes?: string;
   load: () => Promise<Action>;
 }
 
@@ -182,6 +184,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       },
     ],
     example: 'switchboard gateway --port 0 --data-dir /tmp/switchboard',
+    exitCodes: GATEWAY_EXIT_CODES_HELP,
     load: async () => (await import('./gateway-command.js')).gateway,
   },
 ];

@@ -18,6 +18,12 @@ export const EXIT_CODES_HELP = `Exit codes:
   2  usage error (missing --text, bad --mode, unknown option)
   3  could not connect, token refused, or timed out`;
 
+/** `switchboard gateway` runs the service rather than calling it: its codes mean other things. */
+export const GATEWAY_EXIT_CODES_HELP = `Exit codes:
+  0  stopped by SIGINT, SIGTERM or SIGHUP, after a graceful shutdown
+  1  could not start (port or data dir in use, data dir unusable), or a second signal forced the stop
+  2  usage error (bad --port, unknown option)`;
+
 /**
  * With --json, a failure after the command line was accepted (exit 1 or 3) is one object on stdout
  * as well, `{"error":{"code","message","data"}}`: the gateway's JSON-RPC error as it came (exit 1),

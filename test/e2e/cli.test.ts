@@ -328,10 +328,13 @@ test('exit 2: an option given twice is named, not overridden by the last one', a
   parseJsonOut<RoutingJson>(await runCli(['system', 'event', '--text', 'flags', '--json', '--json', '--session-key', 'agent:twiceflags:main', ...conn(gw)]));
 });
 
-test('exit 2 for no command at all, with the help on stdout', async () => {
-  const result = await runCli([]);
-  assertExit(result, 2);
-  assert.match(result.stdout, /system event/);
+test('exit 2 for no command at all, with an error line on stderr and the help on stdout', async () => {
+  for (const args of [[], ['--text', 'a']]) {
+    const result = await runCli(args);
+    assertExit(result, 2);
+    assert.is(result.stderr, 'switchboard: no command given: options go after one (switchboard <command> [options]); the commands are below\n');
+    assert.match(result.stdout, /system event/);
+  }
 });
 
 test('exit 3: unreachable gateway, with a hint', async () => {
@@ -497,8 +500,14 @@ test('--help on each command exits 0 and lists its options', async () => {
   });
   // -h is the same.
   assertExit(await runCli(['system', 'event', '-h']), 0);
+  // Each command's help lists its own exit codes: for the gateway, 1 is "could not start".
+  const help = (command: string) => results[cases.findIndex(([words]) => words.join(' ') === command)]!.stdout;
+  assert.match(help('gateway'), /\n {2}1 {2}could not start \(port or data dir in use, data dir unusable\)/);
+  assert.not.match(help('gateway'), /answered with an error|could not connect/);
+  assert.match(help('system event'), /\n {2}1 {2}the gateway answered with an error\n/);
+  assert.match(help(''), /switchboard gateway has its own: see switchboard gateway --help/);
   // session watch prints JSON lines, and its --timeout is not a limit on the watch.
-  const watch = results[cases.findIndex(([command]) => command.join(' ') === 'session watch')]!.stdout;
+  const watch = help('session watch');
   assert.match(watch, /--json +Print each event as one JSON object on its own line \(JSON lines\)/);
   assert.not.match(watch, /one JSON object on stdout/);
   assert.match(watch, /--timeout <ms> +Give up connecting, subscribing or acking after this many milliseconds \(default 10000\); the watch itself runs until interrupted/);
