@@ -39,8 +39,9 @@ export function declaredFlags(options: readonly string[]): Map<string, boolean> 
  * read `--token -hQ3x` as a missing token followed by the flags -h, -Q, -3 and -x (help printed,
  * nothing sent), and `--text '-5 degrees'` as a missing text. As with getopt, an option that takes
  * a value takes the next argument whatever it looks like, unless that argument is itself a
- * declared option: then the value was forgotten, and cac reports it missing. Other values are left
- * as they are: mri reads them right, the empty string included.
+ * declared option: then the value was forgotten (checkArgs reports it missing, and `--text --help`
+ * shows the help). Other values are left as they are: mri reads them right, the empty string
+ * included.
  */
 export function attachOptionValues(args: readonly string[], flags: ReadonlyMap<string, boolean>): string[] {
   const isDeclaredOption = (arg: string) => flags.has(arg.split('=', 1)[0]!);
@@ -117,7 +118,7 @@ export function flagOption(args: readonly string[], name: string): boolean {
  * The command `args` name, when they are in the plain form every example shows: the command, its
  * positionals, and its own options, each given once, a value as the next argument (not empty, not
  * starting with "-"). Anything else (help, version, `--name=value`, an unknown option, a missing
- * or empty value, a repeat) is for cac to parse or explain: undefined.
+ * or empty value, a repeat) is for the full parser (cac-parser.ts) to parse or explain: undefined.
  */
 export function matchDirect(args: readonly string[], commands: readonly CommandSpec[]): { command: CommandSpec; positionals: string[] } | undefined {
   const [name, ...rest] = args;

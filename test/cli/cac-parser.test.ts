@@ -39,10 +39,26 @@ test('closestCommand: nothing for what is far from every command', () => {
   assert.is(closestCommand('session xxxx'), undefined);
 });
 
-test('checkArgs: the declared spellings pass, in either form', () => {
-  checkArgs(['system event', '--text', 'x', '--session-key=main', '--json', '--timeout', '5'], command('system event'));
-  checkArgs(['trace', '--json', 'id'], command('trace'));
-  checkArgs(['gateway', '--data-dir', '/tmp/x', '--max-pending=1'], command('gateway'));
+test('checkArgs: the declared spellings pass, in either form; the positionals after the command name come back', () => {
+  assert.equal(checkArgs(['system event', '--text', 'x', '--session-key=main', '--json', '--timeout', '5'], command('system event')), []);
+  assert.equal(checkArgs(['trace', '--json', 'id'], command('trace')), ['id']);
+  assert.equal(checkArgs(['--json', 'trace', 'id'], command('trace')), ['id']);
+  assert.equal(checkArgs(['gateway', '--data-dir', '/tmp/x', '--max-pending=1'], command('gateway')), []);
+  // Too few is for the command to explain (with the hint where to find an id).
+  assert.equal(checkArgs(['trace'], command('trace')), []);
+});
+
+test('checkArgs: an extra argument, a missing value and a flag given a value are named', () => {
+  assert.is(
+    refusal('system event', ['--text', 'Task', 'done']),
+    'unexpected argument `done`: switchboard system event takes no arguments (quote a value that has spaces); see `switchboard system event --help`',
+  );
+  assert.is(refusal('trace', ['a', 'b', 'c']), 'unexpected arguments `b c`: switchboard trace takes <eventId> only; see `switchboard trace --help`');
+  assert.is(refusal('system event', ['--text', '--mode', 'now']), '--text needs a value; see `switchboard system event --help`');
+  assert.is(refusal('session peek', ['--limit']), '--limit needs a value; see `switchboard session peek --help`');
+  assert.is(refusal('status', ['--json=true']), '--json takes no value (got `--json=true`): give --json alone; see `switchboard status --help`');
+  // -v is the version of switchboard, not an option of a command (cac would print nothing and exit 0).
+  assert.is(refusal('status', ['-v']), 'unknown option `-v`: see `switchboard status --help`');
 });
 
 test('checkArgs: the camelCase and snake_case spelling of every option of every command is refused, naming the declared one', () => {
@@ -78,9 +94,9 @@ test('checkArgs: near misses get a hint; dotted names and options of other comma
 test('checkArgs: anything after -- is an unexpected argument; a -- with nothing after it is harmless', () => {
   assert.is(
     refusal('system event', ['--text', 'hi', '--', '--session-key', 'agent:main:slack:channel:DASH']),
-    'unexpected arguments after `--`: `--session-key agent:main:slack:channel:DASH`: put options before `--` (nothing after it is read); see `switchboard system event --help`',
+    'unexpected arguments `--session-key agent:main:slack:channel:DASH` after `--`: put options before `--` (nothing after it is read); see `switchboard system event --help`',
   );
-  assert.match(refusal('trace', ['--', 'id']), /^unexpected argument after `--`: `id`: /);
+  assert.match(refusal('trace', ['--', 'id']), /^unexpected argument `id` after `--`: /);
   checkArgs(['status', '--json', '--'], command('status'));
 });
 

@@ -200,7 +200,12 @@ test('exit 2: usage errors, before any connection is tried', async () => {
     [['system', 'event', '--text', '   ', ...nowhere], /--text is required/],
     [['system', 'event', '--text', 'x', '--mode', 'later', ...nowhere], /--mode must be "now" or "next-heartbeat"/],
     [['system', 'event', '--text', 'x', '--bogus', ...nowhere], /--bogus/],
-    [['system', 'event', '--text', '--mode', 'now', ...nowhere], /--text <text>. value is missing/],
+    [['system', 'event', '--text', '--mode', 'now', ...nowhere], /^switchboard: --text needs a value; see `switchboard system event --help`\n$/],
+    [['system', 'event', '--text', 'Task', 'done', ...nowhere], /^switchboard: unexpected argument `done`: switchboard system event takes no arguments \(quote a value that has spaces\); see `switchboard system event --help`\n$/],
+    [['trace', 'a', 'b', ...nowhere], /^switchboard: unexpected argument `b`: switchboard trace takes <eventId> only; see `switchboard trace --help`\n$/],
+    [['trace', ...nowhere], /^switchboard: an event id is required: switchboard trace <eventId>/],
+    [['system', 'event', '--text', 'x', '--json=true', ...nowhere], /--json takes no value/],
+    [['system', 'event', '--text', 'x', '-v', ...nowhere], /unknown option `-v`/],
     [['session', 'peek', '--bogus', ...nowhere], /--bogus/],
     [['frobnicate'], /unknown command "frobnicate": run `switchboard --help`/],
     [['sesion', 'list', ...nowhere], /unknown command "sesion list": did you mean `switchboard session list`\?/],
@@ -268,7 +273,7 @@ test('exit 2: arguments after -- are named, not dropped', async ({ gw }) => {
   assertExit(result, 2);
   assert.is(
     result.stderr,
-    `switchboard: unexpected arguments after \`--\`: \`--session-key ${key}\`: put options before \`--\` (nothing after it is read); see \`switchboard system event --help\`\n`,
+    `switchboard: unexpected arguments \`--session-key ${key}\` after \`--\`: put options before \`--\` (nothing after it is read); see \`switchboard system event --help\`\n`,
   );
   assert.is(result.stdout, '');
   for (const session of ['main', key]) {
@@ -498,8 +503,11 @@ test('--help on each command exits 0 and lists its options', async () => {
     assert.is(result.code, 0, `switchboard ${command.join(' ')} --help\n${explain(result)}`);
     for (const option of expected) assert.ok(result.stdout.includes(option), `switchboard ${command.join(' ')} --help mentions ${option}`);
   });
-  // -h is the same.
+  // -h is the same, and so is --help where a value belongs (README: write --text=--help to send it).
   assertExit(await runCli(['system', 'event', '-h']), 0);
+  const textHelp = await runCli(['system', 'event', '--text', '--help']);
+  assertExit(textHelp, 0);
+  assert.match(textHelp.stdout, /--text <text> +What happened/);
   // Each command's help lists its own exit codes: for the gateway, 1 is "could not start".
   const help = (command: string) => results[cases.findIndex(([words]) => words.join(' ') === command)]!.stdout;
   assert.match(help('gateway'), /\n {2}1 {2}could not start \(port or data dir in use, data dir unusable\)/);
