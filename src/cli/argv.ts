@@ -80,6 +80,12 @@ export function rawOption(args: readonly string[], name: string): string | undef
   return value;
 }
 
+/** A setting's value and where it came from: `--name` or the environment variable's name. */
+export interface Setting {
+  value: string;
+  from: string;
+}
+
 /**
  * `--name` as typed, else the environment variable `envName`, else undefined (the caller's
  * default). A variable that is set but empty is a usage error, never the default: it is most often
@@ -87,10 +93,12 @@ export function rawOption(args: readonly string[], name: string): string | undef
  * rights (the admin token) or on another data dir than meant. An empty `--name` never gets here:
  * the parser refuses it (see matchDirect and checkArgs).
  */
-export function optionOrEnv(args: readonly string[], name: string, envName: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const value = rawOption(args, name) ?? env[envName];
+export function optionOrEnv(args: readonly string[], name: string, envName: string, env: NodeJS.ProcessEnv = process.env): Setting | undefined {
+  const flag = rawOption(args, name);
+  if (flag !== undefined) return { value: flag, from: `--${name}` };
+  const value = env[envName];
   if (value === '') throw usageError(`${envName} is set but empty: give it a value, or unset it to use the default`);
-  return value;
+  return value === undefined ? undefined : { value, from: envName };
 }
 
 /**

@@ -142,7 +142,7 @@ export function connectionSettings(args: Args) {
  * error here, so that a typo is not reported as a gateway that is not running.
  */
 function gatewayUrl(args: Args): string {
-  const url = optionOrEnv(args, 'url', ENV.url) ?? DEFAULT_URL;
+  const url = optionOrEnv(args, 'url', ENV.url)?.value ?? DEFAULT_URL;
   try {
     rpcEndpoint(url);
   } catch {
@@ -153,13 +153,13 @@ function gatewayUrl(args: Args): string {
 
 /** `--token`, else SWITCHBOARD_TOKEN, else the token file of the data dir the gateway uses. */
 function resolveToken(args: Args): string {
-  const given = optionOrEnv(args, 'token', ENV.token);
+  const given = optionOrEnv(args, 'token', ENV.token)?.value;
   // A stray line end (a token pasted from a file with CRLF) cannot go in an HTTP header.
   if (given !== undefined && /[\r\n\0]/.test(given)) {
     throw usageError(`the token (--token or ${ENV.token}) holds a line break or NUL character: pass the token alone`);
   }
   if (given !== undefined) return given;
-  const dataDir = resolveDataDir(optionOrEnv(args, 'data-dir', ENV.dataDir));
+  const dataDir = resolveDataDir(optionOrEnv(args, 'data-dir', ENV.dataDir)?.value);
   const token = readToken(dataDir);
   if (token) return token;
   throw noAnswer(

@@ -97,11 +97,11 @@ test('integerOption: digits only, within bounds, as typed; absent is undefined',
 
 test('optionOrEnv: the flag, else the variable, else undefined; a variable set but empty is a usage error naming it', () => {
   const env = { SWITCHBOARD_TOKEN: 'from-env' };
-  assert.is(optionOrEnv(['--token', 'from-flag'], 'token', 'SWITCHBOARD_TOKEN', env), 'from-flag');
-  assert.is(optionOrEnv([], 'token', 'SWITCHBOARD_TOKEN', env), 'from-env');
+  assert.equal(optionOrEnv(['--token', 'from-flag'], 'token', 'SWITCHBOARD_TOKEN', env), { value: 'from-flag', from: '--token' });
+  assert.equal(optionOrEnv([], 'token', 'SWITCHBOARD_TOKEN', env), { value: 'from-env', from: 'SWITCHBOARD_TOKEN' });
   assert.is(optionOrEnv([], 'token', 'SWITCHBOARD_TOKEN', {}), undefined);
   // The flag wins: the empty variable is not read, so not refused.
-  assert.is(optionOrEnv(['--token', 'from-flag'], 'token', 'SWITCHBOARD_TOKEN', { SWITCHBOARD_TOKEN: '' }), 'from-flag');
+  assert.equal(optionOrEnv(['--token', 'from-flag'], 'token', 'SWITCHBOARD_TOKEN', { SWITCHBOARD_TOKEN: '' }), { value: 'from-flag', from: '--token' });
   try {
     optionOrEnv([], 'token', 'SWITCHBOARD_TOKEN', { SWITCHBOARD_TOKEN: '' });
     assert.unreachable('an empty SWITCHBOARD_TOKEN was accepted');

@@ -538,6 +538,27 @@ test('a second gateway on the same data dir exits non-zero, saying the data dir 
   assertExit(await runCli(['status', ...conn(gw)]), 0);
 });
 
+test('a data dir in use: the message says how that data dir was chosen (--data-dir, SWITCHBOARD_DATA_DIR, the default)', async () => {
+  // $XDG_DATA_HOME/switchboard is the default data dir: the first gateway holds it.
+  const home = makeTempDir();
+  const first = await startGatewayProcess({ dataDir: path.join(home, 'switchboard') });
+  const inUse = `data dir ${first.dataDir} is in use by another switchboard gateway: stop that gateway, or use another data dir`;
+  const [byFlag, byEnv, byDefault] = await Promise.all([
+    runCli(['gateway', '--port', '0', '--data-dir', first.dataDir]),
+    runCli(['gateway', '--port', '0'], { env: { SWITCHBOARD_DATA_DIR: first.dataDir } }),
+    runCli(['gateway', '--port', '0'], { env: { XDG_DATA_HOME: home } }),
+  ]);
+  for (const [result, origin] of [
+    [byFlag, 'the data dir was given by --data-dir'],
+    [byEnv, 'the data dir was given by SWITCHBOARD_DATA_DIR'],
+    [byDefault, 'the default data dir: choose another with --data-dir or SWITCHBOARD_DATA_DIR'],
+  ] as const) {
+    assertExit(result, 1);
+    assert.is(result.stderr, `switchboard: cannot start: ${inUse} (${origin})\n`);
+  }
+  await first.stop();
+});
+
 test('a gateway on a port already taken exits 1, saying the port is in use', async ({ gw }) => {
   const result = await runCli(['gateway', '--port', String(gw.port), '--data-dir', makeTempDir()]);
   assertExit(result, 1);
