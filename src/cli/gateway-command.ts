@@ -1,8 +1,8 @@
 /** `switchboard gateway`: run the service in the foreground until SIGINT/SIGTERM. */
 import { DataDirError, resolveDataDir, tokenPath } from '../config/data-dir.js';
+import { ENV } from '../protocol/constants.js';
 import { startGateway } from '../server/gateway.js';
 import { StoreLockedError, StoreOpenError } from '../store/errors.js';
-import { ENV } from '../protocol/constants.js';
 import { integerOption, optionOrEnv, rawOption } from './argv.js';
 import { CliError, ExitCode } from './exit-codes.js';
 
@@ -50,7 +50,7 @@ function startFailure(error: unknown, dataDir: string, from: string | undefined)
   if (errno.code === 'EADDRINUSE') return `cannot listen: the port is already in use (${errno.message}); pick another with --port, or --port 0 for a free one`;
   if (errno.code === 'EACCES' || errno.code === 'EPERM') return `cannot start: permission denied (${errno.message}); check --data-dir ${dataDir} and --port`;
   const message = `cannot start: ${errno.message ?? String(error)}`;
-  // The store says "use another data dir"; only here is it known how this one was chosen.
+  // A data dir that cannot be used: only here is it known how it was chosen, so how to choose another.
   if (!(error instanceof StoreLockedError || error instanceof StoreOpenError || error instanceof DataDirError)) return message;
   return `${message} (${from === undefined ? `the default data dir: choose another with --data-dir or ${ENV.dataDir}` : `the data dir was given by ${from}`})`;
 }
