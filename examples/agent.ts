@@ -11,7 +11,7 @@ import { readToken, resolveDataDir } from '../src/config/data-dir.js';
 import { connect, DEFAULT_URL } from '../src/index.js';
 
 const agentId = process.argv[2] ?? 'main';
-const token = process.env['SWITCHBOARD_TOKEN'] ?? readToken(resolveDataDir());
+const token = process.env['SWITCHBOARD_TOKEN'] ?? readToken(resolveDataDir(process.env['SWITCHBOARD_DATA_DIR']));
 if (!token) throw new Error('no token: start `switchboard gateway` once, or set SWITCHBOARD_TOKEN');
 
 const client = await connect({ url: process.env['SWITCHBOARD_URL'] ?? DEFAULT_URL, token, reconnect: true });

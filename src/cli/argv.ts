@@ -39,8 +39,9 @@ export function declaredFlags(options: readonly string[]): Map<string, boolean> 
  * read `--token -hQ3x` as a missing token followed by the flags -h, -Q, -3 and -x (help printed,
  * nothing sent), and `--text '-5 degrees'` as a missing text. As with getopt, an option that takes
  * a value takes the next argument whatever it looks like, unless that argument is itself a
- * declared option: then the value was forgotten, and cac reports it missing. Other values are left
- * as they are: mri reads them right, the empty string included.
+ * declared option: then the value was forgotten (checkArgs reports it missing, and `--text --help`
+ * shows the help). Other values are left as they are: mri reads them right, the empty string
+ * included.
  */
 export function attachOptionValues(args: readonly string[], flags: ReadonlyMap<string, boolean>): string[] {
   const isDeclaredOption = (arg: string) => flags.has(arg.split('=', 1)[0]!);
@@ -79,6 +80,27 @@ export function rawOption(args: readonly string[], name: string): string | undef
   return value;
 }
 
+/** A setting's value and where it came from: `--name` or the environment variable's name. */
+export interface Setting {
+  value: string;
+  from: string;
+}
+
+/**
+ * `--name` as typed, else the environment variable `envName`, else undefined (the caller's
+ * default). A variable that is set but empty is a usage error, never the default: it is most often
+ * a script's unset variable (`SWITCHBOARD_TOKEN=$SCOPED`), and the default may act with other
+ * rights (the admin token) or on another data dir than meant. An empty `--name` never gets here:
+ * the parser refuses it (see matchDirect and checkArgs).
+ */
+export function optionOrEnv(args: readonly string[], name: string, envName: string, env: NodeJS.ProcessEnv = process.env): Setting | undefined {
+  const flag = rawOption(args, name);
+  if (flag !== undefined) return { value: flag, from: `--${name}` };
+  const value = env[envName];
+  if (value === '') throw usageError(`${envName} is set but empty: give it a value, or unset it to use the default`);
+  return value === undefined ? undefined : { value, from: envName };
+}
+
 /**
  * An integer option within [min, max] as typed (digits only), or undefined when absent; a usage
  * error otherwise.
@@ -102,9 +124,9 @@ export function flagOption(args: readonly string[], name: string): boolean {
 
 /**
  * The command `args` name, when they are in the plain form every example shows: the command, its
- * positionals, and its own options, each given once, a value as the next argument (not starting
- * with "-"). Anything else (help, version, `--name=value`, an unknown option, a missing value, a
- * repeat) is for cac to parse or explain: undefined.
+ * positionals, and its own options, each given once, a value as the next argument (not empty, not
+ * starting with "-"). Anything else (help, version, `--name=value`, an unknown option, a missing
+ * or empty value, a repeat) is for the full parser (cac-parser.ts) to parse or explain: undefined.
  */
 export function matchDirect(args: readonly string[], commands: readonly CommandSpec[]): { command: CommandSpec; positionals: string[] } | undefined {
   const [name, ...rest] = args;
@@ -125,7 +147,7 @@ export function matchDirect(args: readonly string[], commands: readonly CommandS
     seen.add(arg);
     if (takesValue) {
       const value = rest[++index];
-      if (value === undefined || value.startsWith('-')) return undefined;
+      if (value === undefined || value === '' || value.startsWith('-')) return undefined;
     }
   }
   return positionals.length === command.positionals.length ? { command, positionals } : undefined;

@@ -1,64 +1,137 @@
 /**
- * The full command line parser: cac, declared from the command table. It prints the help and the
- * version, and reports unknown options, missing values and unknown commands.
+ * The full command line parser: cac, declared from the command table, prints the help and the
+ * version and tells which command the arguments name; checkArgs holds them against that command's
+ * declarations, and the command runs with the positionals it found.
  */
 import cac, { type CAC } from 'cac';
 import { VERSION } from '../version.js';
 import { attachOptionValues, COMMAND_GROUPS, declaredFlags } from './argv.js';
-import { COMMANDS } from './commands.js';
+import { COMMANDS, type CommandSpec } from './commands.js';
 import { EXIT_CODES_HELP, ExitCode, usageError } from './exit-codes.js';
 
-/** `args()` is read when an action runs, once the arguments are normalised against the declarations. */
-function declare(args: () => readonly string[]): CAC {
+function declare(): CAC {
   const cli = cac('switchboard');
   for (const spec of COMMANDS) {
     const command = cli.command([spec.name, ...spec.positionals.map((name) => `<${name}>`)].join(' '), spec.summary);
     for (const option of spec.options) command.option(option.flags, option.description);
-    // cac calls an action with the command's positionals first and the options object last.
-    command.example(spec.example).action(async (...actionArgs: unknown[]) => (await spec.load())(args(), actionArgs.slice(0, -1).map(String)));
+    command.example(spec.example);
   }
-  cli.help((sections) => [...sections, { title: '', body: EXIT_CODES_HELP }]);
+  cli.help((sections) => {
+    const command = COMMANDS.find((spec) => spec.name === cli.matchedCommandName);
+    const exitCodes = command ? (command.exitCodes ?? EXIT_CODES_HELP) : `${EXIT_CODES_HELP}\n  (switchboard gateway has its own: see switchboard gateway --help)`;
+    return [...sections, { title: '', body: exitCodes }];
+  });
   cli.version(VERSION);
   return cli;
 }
 
-/** Parses `args` (command groups already joined) and runs the command they name. */
+/** Parses `joined` (command groups already joined) and runs the command they name. */
 export async function runWithCac(joined: readonly string[]): Promise<ExitCode> {
-  let args: readonly string[] = [];
-  const cli = declare(() => args);
+  const cli = declare();
   const declared = [cli.globalCommand, ...cli.commands].flatMap((command) => command.options.map((option) => option.rawName));
-  args = attachOptionValues(joined, declaredFlags(declared));
-  try {
-    const parsed = cli.parse(['node', 'switchboard', ...args], { run: false });
-    if (parsed.options['help'] || parsed.options['version']) return ExitCode.OK;
-    if (!cli.matchedCommand) {
-      const [first] = parsed.args;
-      if (first === undefined) {
-        cli.outputHelp();
-        return ExitCode.USAGE;
-      }
-      const group = (COMMAND_GROUPS as readonly string[]).includes(String(first)) ? ` "${String(first)}" needs a command:` : '';
-      const typed = parsed.args.map(String).join(' ');
-      const guess = closestCommand(typed);
-      const hint = guess === undefined ? '' : ` did you mean \`switchboard ${guess}\`? Or`;
-      throw usageError(`unknown command "${typed}":${group}${hint} run \`switchboard --help\` for the list`);
+  const args = attachOptionValues(joined, declaredFlags(declared));
+  const parsed = cli.parse(['node', 'switchboard', ...args], { run: false });
+  // cac printed the help, or with no command the version. `status -v` is left to checkArgs: cac
+  // prints no version after a command, and it must not exit 0 having done nothing.
+  if (parsed.options['help'] || (parsed.options['version'] && !cli.matchedCommand)) return ExitCode.OK;
+  if (!cli.matchedCommand) {
+    const [first] = parsed.args;
+    if (first === undefined) {
+      // The error above the help, where it is seen first: the help alone reads like a success.
+      process.stderr.write('switchboard: no command given: options go after one (switchboard <command> [options]); the commands are below\n');
+      cli.outputHelp();
+      return ExitCode.USAGE;
     }
-    return (await cli.runMatchedCommand()) as ExitCode;
-  } catch (error) {
-    if (error instanceof Error && error.name === 'CACError') {
-      throw usageError(`${error.message}; see \`switchboard ${cli.matchedCommandName ?? ''} --help\``.replace('  ', ' '));
-    }
-    throw error;
+    const group = (COMMAND_GROUPS as readonly string[]).includes(String(first)) ? ` "${String(first)}" needs a command:` : '';
+    const typed = parsed.args.map(String).join(' ');
+    const guess = closestCommand(typed);
+    const hint = guess === undefined ? '' : ` did you mean \`switchboard ${guess}\`? Or`;
+    throw usageError(`unknown command "${typed}":${group}${hint} run \`switchboard --help\` for the list`);
   }
+  const spec = COMMANDS.find((command) => command.name === cli.matchedCommandName)!;
+  return (await spec.load())(args, checkArgs(args, spec));
+}
+
+/**
+ * Checks `args` (values attached, see attachOptionValues) against what `spec` declares, so that
+ * nothing typed is silently ignored, and returns the positionals after the command's name (too few
+ * is for the command to explain). cac takes more than the commands read: it accepts the camelCase
+ * spelling of a declared option (`--sessionKey` for `--session-key`) and dotted names
+ * (`--session-key.x`), while the commands read options exactly as declared (see rawOption), and it
+ * sets aside whatever follows `--`, which no command reads. Each such spelling is an unknown
+ * option here, with the declared option it is closest to; anything after `--` is an unexpected
+ * argument. An empty value is refused rather than read as "not given", which would mean the
+ * default, and a repeated one rather than have the last one win. This replaces cac's own checks
+ * (unknown options, missing values, extra arguments), so every message reads alike.
+ */
+export function checkArgs(args: readonly string[], spec: CommandSpec): string[] {
+  const declared = declaredFlags(spec.options.map((option) => option.flags));
+  const help = `see \`switchboard ${spec.name} --help\``;
+  const given = new Set<string>();
+  const words: string[] = [];
+  for (let index = 0; index < args.length; index++) {
+    const arg = args[index]!;
+    if (arg === '--') {
+      // No command takes arguments after `--` (ids never start with "-"); cac would drop them.
+      const after = args.slice(index + 1);
+      if (after.length > 0) throw usageError(`${unexpected(after)} after \`--\`: put options before \`--\` (nothing after it is read); ${help}`);
+      break;
+    }
+    if (!arg.startsWith('-')) {
+      words.push(arg);
+      continue;
+    }
+    const name = arg.split('=', 1)[0]!;
+    const takesValue = declared.get(name);
+    if (takesValue === undefined) {
+      const guess = closest(name, [...declared.keys()], optionKey);
+      throw usageError(`unknown option \`${name}\`: ${guess === undefined ? '' : `did you mean ${guess}? Or `}${help}`);
+    }
+    // A flag (--json, --ack) says the same however often it is given; a second value contradicts the first.
+    if (!takesValue) {
+      if (name !== arg) throw usageError(`${name} takes no value (got \`${arg}\`): give ${name} alone; ${help}`);
+      continue;
+    }
+    if (given.has(name)) throw usageError(`${name} was given twice: give it once; ${help}`);
+    given.add(name);
+    // The value: after "=", or the next argument unless that is an option (see attachOptionValues).
+    const value = name === arg ? (args[index + 1]?.startsWith('-') === false ? args[++index] : undefined) : arg.slice(name.length + 1);
+    if (value === undefined) throw usageError(`${name} needs a value; ${help}`);
+    // `--token "$SCOPED"` with the variable unset: the default (the admin token) is not what was meant.
+    if (value === '') throw usageError(`${name} is empty (an unset shell variable?): give it a value, or leave ${name} out; ${help}`);
+  }
+  // The first word is the command's name (cac matched it); too few positionals are the command's to explain.
+  const [, ...positionals] = words;
+  if (positionals.length > spec.positionals.length) {
+    const takes = spec.positionals.length === 0 ? 'no arguments (quote a value that has spaces)' : `${spec.positionals.map((name) => `<${name}>`).join(' ')} only`;
+    throw usageError(`${unexpected(positionals.slice(spec.positionals.length))}: switchboard ${spec.name} takes ${takes}; ${help}`);
+  }
+  return positionals;
+}
+
+function unexpected(args: readonly string[]): string {
+  return `unexpected ${args.length === 1 ? 'argument' : 'arguments'} \`${args.join(' ')}\``;
+}
+
+/** How an option is compared for a hint: case, dashes and underscores aside (`--sessionKey`, `--session_key`). */
+function optionKey(flag: string): string {
+  return flag.replace(/[-_]/g, '').toLowerCase();
 }
 
 /** Most edits (insertions, deletions, substitutions) a typo may be from the command it meant. */
 const MAX_TYPO_EDITS = 2;
 
-/** The command `typed` is a typo of, if exactly one is close enough: `sesion list` → `session list`. */
+/** The command `typed` is a typo of, if one is closest and close enough: `sesion list` → `session list`. */
 export function closestCommand(typed: string): string | undefined {
-  const close = COMMANDS.map((command) => command.name).filter((name) => editDistance(typed, name) <= MAX_TYPO_EDITS);
-  return close.length === 1 ? close[0] : undefined;
+  return closest(typed, COMMANDS.map((command) => command.name));
+}
+
+/** The one name nearest to `typed` as `key` sees them, within MAX_TYPO_EDITS; undefined on a tie. */
+function closest(typed: string, names: readonly string[], key = (name: string) => name): string | undefined {
+  const distances = names.map((name) => editDistance(key(typed), key(name)));
+  const nearest = Math.min(...distances);
+  const at = distances.flatMap((distance, index) => (distance === nearest ? [index] : []));
+  return nearest <= MAX_TYPO_EDITS && at.length === 1 ? names[at[0]!] : undefined;
 }
 
 /** Levenshtein distance, one row at a time. */

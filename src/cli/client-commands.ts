@@ -4,11 +4,11 @@
  */
 import { callOverHttp, rpcEndpoint } from '../client/http.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
-import { ConnectionError, RpcCallError } from '../client/errors.js';
+import { ConnectionError, RpcCallError, type ConnectionFailure } from '../client/errors.js';
 import { EmptyTokenFileError, readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, ENV, TOKEN_PREFIX } from '../protocol/constants.js';
-import { flagOption, integerOption, rawOption } from './argv.js';
-import { CliError, ExitCode, usageError } from './exit-codes.js';
+import { flagOption, integerOption, optionOrEnv, rawOption } from './argv.js';
+import { CliError, ExitCode, noAnswer, usageError, type CliErrorName } from './exit-codes.js';
 import {
   formatRoutingResult,
   formatSessionList,
@@ -115,7 +115,6 @@ function readParams(args: Args) {
   const limit = integerOption(args, 'limit', 1);
   const after = integerOption(args, 'after', 0);
   return {
-    // An empty --agent goes to the gateway as is and is refused there: never quietly "main".
     sessionKey: sessionKey ?? (agent !== undefined ? `agent:${agent}:main` : 'main'),
     ...(limit === undefined ? {} : { limit }),
     ...(after === undefined ? {} : { after }),
@@ -156,7 +155,7 @@ export function connectionSettings(args: Args) {
  * error here, so that a typo is not reported as a gateway that is not running.
  */
 function gatewayUrl(args: Args): string {
-  const url = rawOption(args, 'url') ?? process.env[ENV.url] ?? DEFAULT_URL;
+  const url = optionOrEnv(args, 'url', ENV.url)?.value ?? DEFAULT_URL;
   try {
     rpcEndpoint(url);
   } catch {
@@ -167,48 +166,50 @@ function gatewayUrl(args: Args): string {
 
 /** `--token`, else SWITCHBOARD_TOKEN, else the token file of the data dir the gateway uses. */
 function resolveToken(args: Args): string {
-  const given = rawOption(args, 'token') ?? process.env[ENV.token];
+  const given = optionOrEnv(args, 'token', ENV.token)?.value;
   // A stray line end (a token pasted from a file with CRLF) cannot go in an HTTP header.
-  if (given && /[\r\n\0]/.test(given)) {
+  if (given !== undefined && /[\r\n\0]/.test(given)) {
     throw usageError(`the token (--token or ${ENV.token}) holds a line break or NUL character: pass the token alone`);
   }
-  if (given) return given;
-  const dataDir = resolveDataDir(rawOption(args, 'data-dir'));
+  if (given !== undefined) return given;
+  const dataDir = resolveDataDir(optionOrEnv(args, 'data-dir', ENV.dataDir)?.value);
   let token: string | undefined;
   try {
     token = readToken(dataDir);
   } catch (error) {
-    if (error instanceof EmptyTokenFileError) throw new CliError(ExitCode.UNREACHABLE, `no token: ${error.message}; or pass --token / ${ENV.token}`);
+    if (error instanceof EmptyTokenFileError) throw noAnswer('NO_TOKEN', `no token: ${error.message}; or pass --token / ${ENV.token}`);
     throw error;
   }
   if (token) return token;
-  throw new CliError(
-    ExitCode.UNREACHABLE,
+  throw noAnswer(
+    'NO_TOKEN',
     `no token: ${tokenPath(dataDir)} does not exist. Start the gateway once (\`switchboard gateway\`) to create it, or pass --token / ${ENV.token}`,
   );
 }
 
 /**
- * The CLI's message and exit code for a failed call to the gateway at `url` with `token`;
- * `unanswered` says what the call may have done when no answer came.
+ * The CLI's error for a failed call to the gateway at `url` with `token`: its message and exit
+ * code, and for --json the error as the gateway sent it or the CLI's code. `unanswered` says what
+ * the call may have done when no answer came.
  */
 export function explain(error: unknown, { url, token }: { url: string; token: string }, unanswered?: string): unknown {
   if (error instanceof RpcCallError) {
     const problems = problemsOf(error.data);
-    return new CliError(ExitCode.GATEWAY_ERROR, `the gateway refused: ${printable(error.message)} (code ${error.code})${problems}`);
+    const json = { code: error.code, message: error.message, ...(error.data === undefined ? {} : { data: error.data }) };
+    return new CliError(ExitCode.GATEWAY_ERROR, `the gateway refused: ${printable(error.message)} (code ${error.code})${problems}`, json);
   }
   if (!(error instanceof ConnectionError)) return error;
   const uncertain = unanswered === undefined ? '' : `; ${unanswered}`;
-  const hints: Record<ConnectionError['failure'], string> = {
-    unreachable: `${error.message}: is \`switchboard gateway\` running? (or set --url / ${ENV.url})`,
-    unauthorized: `the gateway at ${url} refused the token: ${refusedTokenHint(token)}`,
+  const explained: Record<ConnectionFailure, [CliErrorName, string]> = {
+    unreachable: ['GATEWAY_UNREACHABLE', `${error.message}: is \`switchboard gateway\` running? (or set --url / ${ENV.url})`],
+    unauthorized: ['TOKEN_REFUSED', `the gateway at ${url} refused the token: ${refusedTokenHint(token)}`],
     // What the gateway, or a proxy in front of it, answered instead.
-    rejected: printable(error.message),
-    closed: `${error.message}${uncertain || '; retry, or check the gateway'}`,
-    timeout: `${error.message}${uncertain}; raise --timeout, or check the gateway`,
-    aborted: error.message,
+    rejected: ['GATEWAY_REJECTED', printable(error.message)],
+    closed: ['CONNECTION_CLOSED', `${error.message}${uncertain || '; retry, or check the gateway'}`],
+    timeout: ['TIMEOUT', `${error.message}${uncertain}; raise --timeout, or check the gateway`],
+    aborted: ['ABORTED', error.message],
   };
-  return new CliError(ExitCode.UNREACHABLE, hints[error.failure]);
+  return noAnswer(...explained[error.failure]);
 }
 
 /**

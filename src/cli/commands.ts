@@ -15,7 +15,7 @@ import {
 // Static, unlike the other commands' code: one-shot commands are what the CLI mostly runs, and
 // their code is small; bundled with the entry, they load without another module to resolve.
 import * as oneShot from './client-commands.js';
-import type { ExitCode } from './exit-codes.js';
+import { GATEWAY_EXIT_CODES_HELP, type ExitCode } from './exit-codes.js';
 
 /**
  * What a command runs: the raw arguments (options are read from them as typed, see argv.ts) and
@@ -37,20 +37,29 @@ export interface CommandSpec {
   summary: string;
   options: readonly OptionSpec[];
   example: string;
+  /** The exit codes its --help lists, when they are not the client commands' (EXIT_CODES_HELP). */
+  exitCodes?: string;
   load: () => Promise<Action>;
 }
 
 /** Options of every command that talks to a gateway. */
 const CONNECTION_OPTIONS: readonly OptionSpec[] = [
-  { flags: '--json', description: 'Print the result as one JSON object on stdout' },
+  { flags: '--json', description: 'Print the result as one JSON object on stdout (a failed call: {"error": ...})' },
   { flags: '--url <url>', description: `Gateway URL (env ${ENV.url}, default ws://${DEFAULT_HOST}:${DEFAULT_PORT})` },
   { flags: '--token <token>', description: `Gateway token (env ${ENV.token}, default: the token file in the data dir)` },
   { flags: '--data-dir <dir>', description: `Where to find the token file (env ${ENV.dataDir})` },
   { flags: '--timeout <ms>', description: `Give up after this many milliseconds (default ${DEFAULT_CALL_TIMEOUT_MS})` },
 ];
 
+/** The flag an option is given with: `--text` of `--text <text>`. */
+function flagOf(option: OptionSpec): string {
+  return option.flags.split(' ', 1)[0]!;
+}
+
+/** A command that talks to a gateway: its own options, then the connection options it does not describe itself. */
 function connected(spec: Omit<CommandSpec, 'positionals'> & { positionals?: readonly string[] }): CommandSpec {
-  return { ...spec, positionals: spec.positionals ?? [], options: [...spec.options, ...CONNECTION_OPTIONS] };
+  const own = new Set(spec.options.map(flagOf));
+  return { ...spec, positionals: spec.positionals ?? [], options: [...spec.options, ...CONNECTION_OPTIONS.filter((option) => !own.has(flagOf(option)))] };
 }
 
 function sessionRead(name: 'peek' | 'drain', summary: string): CommandSpec {
@@ -103,6 +112,11 @@ export const COMMANDS: readonly CommandSpec[] = [
       { flags: '--agent <agentId>', description: 'Watch every session of an agent (default main)' },
       { flags: '--after <seq>', description: 'With --session-key: start after this seq' },
       { flags: '--ack', description: 'Ack each event once printed, so it is not replayed to the next watcher' },
+      { flags: '--json', description: 'Print each event as one JSON object on its own line (JSON lines); a failure as a last {"error": ...} line' },
+      {
+        flags: '--timeout <ms>',
+        description: `Give up connecting, subscribing or acking after this many milliseconds (default ${DEFAULT_CALL_TIMEOUT_MS}); the watch itself runs until interrupted, and waits out gateway restarts`,
+      },
     ],
     example: 'switchboard session watch --agent main --ack',
     load: async () => (await import('./watch-command.js')).sessionWatch,
@@ -170,6 +184,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       },
     ],
     example: 'switchboard gateway --port 0 --data-dir /tmp/switchboard',
+    exitCodes: GATEWAY_EXIT_CODES_HELP,
     load: async () => (await import('./gateway-command.js')).gateway,
   },
 ];

@@ -18,14 +18,61 @@ export const EXIT_CODES_HELP = `Exit codes:
   2  usage error (missing --text, bad --mode, unknown option)
   3  could not connect, token refused, or timed out`;
 
-/** An error that knows its exit code and its message for stderr. */
+/** `switchboard gateway` runs the service rather than calling it: its codes mean other things. */
+export const GATEWAY_EXIT_CODES_HELP = `Exit codes:
+  0  stopped by SIGINT, SIGTERM or SIGHUP, after a graceful shutdown
+  1  could not start (port or data dir in use, data dir unusable), or a second signal forced the stop
+  2  usage error (bad --port, unknown option)`;
+
+/**
+ * With --json, a failure after the command line was accepted (exit 1 or 3) is one object on stdout
+ * as well, `{"error":{"code","message","data"}}`: the gateway's JSON-RPC error as it came (exit 1),
+ * or, when no answer came (exit 3), one of these codes with `data.name`. They live in 2000-2999,
+ * apart from the gateway's (-32xxx, 1000-1999), so a script can tell who spoke. README.md
+ * documents the same table; a test checks they agree.
+ */
+export const CliErrorCode = {
+  /** Nothing answered at the URL (nothing listens there, or the network refused). */
+  GATEWAY_UNREACHABLE: 2001,
+  /** The gateway refused the token (HTTP 401). */
+  TOKEN_REFUSED: 2002,
+  /** What answered is not a switchboard gateway, or refused the call with another HTTP status. */
+  GATEWAY_REJECTED: 2003,
+  /** The connection broke before the answer came: the call may or may not have been done. */
+  CONNECTION_CLOSED: 2004,
+  /** No answer within --timeout. */
+  TIMEOUT: 2005,
+  /** The call was cancelled before its answer came. */
+  ABORTED: 2006,
+  /** No --token, no SWITCHBOARD_TOKEN, and no token file in the data dir. */
+  NO_TOKEN: 2007,
+} as const;
+
+export type CliErrorName = keyof typeof CliErrorCode;
+
+/** A failure as --json prints it: the shape of a JSON-RPC error object. */
+export interface JsonError {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+
+/** An error that knows its exit code, its message for stderr and, past the command line, its --json form. */
 export class CliError extends Error {
   readonly exitCode: ExitCode;
-  constructor(exitCode: ExitCode, message: string) {
+  /** Printed on stdout as `{"error": json}` when --json was given; usage errors have none. */
+  readonly json: JsonError | undefined;
+  constructor(exitCode: ExitCode, message: string, json?: JsonError) {
     super(message);
     this.name = 'CliError';
     this.exitCode = exitCode;
+    this.json = json;
   }
+}
+
+/** No answer from the gateway (exit 3), with its CLI code for --json. */
+export function noAnswer(name: CliErrorName, message: string): CliError {
+  return new CliError(ExitCode.UNREACHABLE, message, { code: CliErrorCode[name], message, data: { name } });
 }
 
 /**

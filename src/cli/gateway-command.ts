@@ -1,7 +1,9 @@
 /** `switchboard gateway`: run the service in the foreground until SIGINT/SIGTERM. */
-import { resolveDataDir, tokenPath } from '../config/data-dir.js';
+import { DataDirError, resolveDataDir, tokenPath } from '../config/data-dir.js';
+import { ENV } from '../protocol/constants.js';
 import { startGateway } from '../server/gateway.js';
-import { integerOption, rawOption } from './argv.js';
+import { StoreLockedError, StoreOpenError } from '../store/errors.js';
+import { integerOption, optionOrEnv, rawOption } from './argv.js';
 import { CliError, ExitCode } from './exit-codes.js';
 import { writeLog } from './output.js';
 
@@ -10,7 +12,8 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   const maxPendingPerSession = integerOption(args, 'max-pending', 1, 1_000_000);
   const heartbeatSeconds = integerOption(args, 'heartbeat-interval', 1, 86_400);
   const retentionHours = integerOption(args, 'idempotency-retention', 1, 24 * 365);
-  const dataDir = resolveDataDir(rawOption(args, 'data-dir'));
+  const chosen = optionOrEnv(args, 'data-dir', ENV.dataDir);
+  const dataDir = resolveDataDir(chosen?.value);
   const host = rawOption(args, 'host');
   // Best effort, all of it: once a pipe's reader is gone (`gateway 2>&1 | tee log`, then Ctrl-C),
   // a line that cannot be written must not stop the gateway, least of all its shutdown.
@@ -27,7 +30,7 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
       ...(retentionHours === undefined ? {} : { idempotencyRetentionMs: retentionHours * 3_600_000 }),
     });
   } catch (error) {
-    throw new CliError(ExitCode.GATEWAY_ERROR, startFailure(error, dataDir));
+    throw new CliError(ExitCode.GATEWAY_ERROR, startFailure(error, dataDir, chosen?.from));
   }
   // Handlers go in before the ready line: a supervisor may signal the moment it reads it.
   // SIGHUP is "restart": the same graceful stop, but clients are told (1012) the gateway returns.
@@ -46,9 +49,13 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   return ExitCode.OK;
 }
 
-function startFailure(error: unknown, dataDir: string): string {
+/** `from`: the option or variable that chose the data dir; undefined for the default. */
+function startFailure(error: unknown, dataDir: string, from: string | undefined): string {
   const errno = error as NodeJS.ErrnoException;
   if (errno.code === 'EADDRINUSE') return `cannot listen: the port is already in use (${errno.message}); pick another with --port, or --port 0 for a free one`;
   if (errno.code === 'EACCES' || errno.code === 'EPERM') return `cannot start: permission denied (${errno.message}); check --data-dir ${dataDir} and --port`;
-  return `cannot start: ${errno.message ?? String(error)}`;
+  const message = `cannot start: ${errno.message ?? String(error)}`;
+  // A data dir that cannot be used: only here is it known how it was chosen, so how to choose another.
+  if (!(error instanceof StoreLockedError || error instanceof StoreOpenError || error instanceof DataDirError)) return message;
+  return `${message} (${from === undefined ? `the default data dir: choose another with --data-dir or ${ENV.dataDir}` : `the data dir was given by ${from}`})`;
 }

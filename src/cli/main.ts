@@ -5,7 +5,7 @@
  * costs about a third of a one-shot command's own start-up, and a CLI called from every build
  * step should not pay it for nothing. One try/catch decides what is printed and the exit code.
  */
-import { joinCommandGroup, matchDirect } from './argv.js';
+import { flagOption, joinCommandGroup, matchDirect } from './argv.js';
 import { COMMANDS } from './commands.js';
 import { ExitCode, isCliError } from './exit-codes.js';
 
@@ -17,6 +17,8 @@ async function main(argv: readonly string[]): Promise<ExitCode> {
     return await (await import('./cac-parser.js')).runWithCac(args);
   } catch (error) {
     if (!isCliError(error)) throw error;
+    // --json promises one JSON object on stdout: a failed call's is its error (README.md).
+    if (error.json && flagOption(args, 'json')) process.stdout.write(`${JSON.stringify({ error: error.json })}\n`);
     process.stderr.write(`switchboard: ${error.message}\n`);
     return error.exitCode;
   }

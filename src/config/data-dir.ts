@@ -39,10 +39,13 @@ export class EmptyTokenFileError extends Error {
   }
 }
 
-/** `--data-dir`, else SWITCHBOARD_DATA_DIR, else the platform's user data dir. */
-export function resolveDataDir(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
-  const chosen = flag || env[ENV.dataDir];
-  return resolve(chosen || platformDataDir(env));
+/**
+ * The data dir `chosen` (by the CLI: `--data-dir`, else SWITCHBOARD_DATA_DIR, see optionOrEnv),
+ * else the platform's user data dir. An empty choice is the caller's error to report: resolved, it
+ * would be the working directory.
+ */
+export function resolveDataDir(chosen: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(chosen ?? platformDataDir(env));
 }
 
 function platformDataDir(env: NodeJS.ProcessEnv): string {

@@ -5,7 +5,6 @@
  */
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { ENV } from '../protocol/constants.js';
 
 /** The SQLite result code of `error` (e.g. SQLITE_FULL), if SQLite raised it. */
 export function sqliteCode(error: unknown): string | undefined {
@@ -19,10 +18,8 @@ export class StoreLockedError extends Error {
 
   constructor(file: string, options?: ErrorOptions) {
     const dataDir = path.dirname(file);
-    super(
-      `data dir ${dataDir} is in use by another switchboard gateway: stop that gateway, or set ${ENV.dataDir} to another directory`,
-      options,
-    );
+    // The caller knows how the data dir was chosen, and so how to choose another (see gateway-command.ts).
+    super(`data dir ${dataDir} is in use by another switchboard gateway: stop that gateway, or use another data dir`, options);
     this.name = 'StoreLockedError';
     this.path = file;
   }

@@ -4,7 +4,6 @@
  * that has shipped.
  */
 import type Database from 'better-sqlite3';
-import { ENV } from '../protocol/constants.js';
 import { sqliteCode, StoreOpenError } from './errors.js';
 
 const MIGRATIONS: readonly string[] = [
@@ -151,7 +150,7 @@ export function migrate(db: Database.Database, file: string, target = SCHEMA_VER
     throw new StoreOpenError(
       file,
       `its schema version ${found} is newer than this switchboard supports (${SCHEMA_VERSION})`,
-      `upgrade switchboard, or set ${ENV.dataDir} to another directory`,
+      'upgrade switchboard, or use another data dir',
     );
   }
   if (found >= target) return;

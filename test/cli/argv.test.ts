@@ -4,7 +4,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { attachOptionValues, declaredFlags, flagOption, integerOption, joinCommandGroup, matchDirect, rawOption } from '../../src/cli/argv.js';
+import { attachOptionValues, declaredFlags, flagOption, integerOption, joinCommandGroup, matchDirect, optionOrEnv, rawOption } from '../../src/cli/argv.js';
 import { COMMANDS } from '../../src/cli/commands.js';
 import { CliError, ExitCode } from '../../src/cli/exit-codes.js';
 
@@ -95,6 +95,25 @@ test('integerOption: digits only, within bounds, as typed; absent is undefined',
   assert.throws(() => integerOption(['--port', '65536'], 'port', 0, 65_535), /--port must be an integer from 0 to 65535 \(got "65536"\)/);
 });
 
+test('optionOrEnv: the flag, else the variable, else undefined; a variable set but empty is a usage error naming it', () => {
+  const env = { SWITCHBOARD_TOKEN: 'from-env' };
+  assert.equal(optionOrEnv(['--token', 'from-flag'], 'token', 'SWITCHBOARD_TOKEN', env), { value: 'from-flag', from: '--token' });
+  assert.equal(optionOrEnv([], 'token', 'SWITCHBOARD_TOKEN', env), { value: 'from-env', from: 'SWITCHBOARD_TOKEN' });
+  assert.is(optionOrEnv([], 'token', 'SWITCHBOARD_TOKEN', {}), undefined);
+  // The flag wins: the empty variable is not read, so not refused.
+  assert.equal(optionOrEnv(['--token', 'from-flag'], 'token', 'SWITCHBOARD_TOKEN', { SWITCHBOARD_TOKEN: '' }), { value: 'from-flag', from: '--token' });
+  try {
+    optionOrEnv([], 'token', 'SWITCHBOARD_TOKEN', { SWITCHBOARD_TOKEN: '' });
+    assert.unreachable('an empty SWITCHBOARD_TOKEN was accepted');
+  } catch (error) {
+    assert.instance(error, CliError);
+    assert.equal([(error as CliError).exitCode, (error as CliError).message], [
+      ExitCode.USAGE,
+      'SWITCHBOARD_TOKEN is set but empty: give it a value, or unset it to use the default',
+    ]);
+  }
+});
+
 test('flagOption: the bare flag, before any --', () => {
   assert.is(flagOption(['status', '--json'], 'json'), true);
   assert.is(flagOption(['status', '--', '--json'], 'json'), false);
@@ -121,6 +140,8 @@ test('matchDirect: everything else is left to cac', () => {
     ['system event', '--text=x'],
     ['system event', '--text', '-5'],
     ['system event', '--text'],
+    ['system event', '--text', ''],
+    ['system event', '--text', 'x', '--token', ''],
     ['system event', '--text', 'a', '--text', 'b'],
     ['system event', '--json', '--json'],
     ['system event', '--bogus'],

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { CliErrorCode } from '../../src/cli/exit-codes.js';
 import { ERROR_DESCRIPTIONS, ErrorCode, type ErrorName } from '../../src/protocol/errors.js';
 import { METHOD_NAMES } from '../../src/protocol/methods.js';
 
@@ -30,6 +31,12 @@ test('the error table lists every code with its name and description, and nothin
     description: ERROR_DESCRIPTIONS[name].replace(/`/g, ''),
   }));
   assert.equal(rows, expected);
+});
+
+test("the CLI's table of --json codes (under Exit codes) lists every one with its name, and nothing else", () => {
+  const section = readme.slice(readme.indexOf('### Exit codes'), readme.indexOf('## RPC methods'));
+  const rows = [...section.matchAll(/^\| (\d+) \| ([A-Z_]+) \| .+ \|$/gm)].map(([, code, name]) => [name, Number(code)]);
+  assert.equal(rows, Object.entries(CliErrorCode));
 });
 
 test('every RPC method is documented', () => {

@@ -153,18 +153,33 @@ test('a plain command line (run without cac) and its --name=value spelling (pars
   );
 });
 
-test('exit 1: the gateway refused (malformed --session-key): message on stderr, nothing on stdout', async ({ gw }) => {
+/** With --json, a failure is one object on stdout, `{"error":{"code","message","data"}}`, and its message on stderr. */
+function parseJsonError(result: CliResult, exitCode: number): { code: number; message: string; data?: { name?: string } } {
+  assertExit(result, exitCode);
+  assert.match(result.stderr, /^switchboard: .+/, 'the message for people is still on stderr');
+  assert.ok(result.stdout.endsWith('}\n'), `stdout ends with one object and a newline: ${JSON.stringify(result.stdout)}`);
+  assert.is(result.stdout.trimEnd().split('\n').length, 1, 'one line on stdout');
+  const value = JSON.parse(result.stdout) as { error: { code: number; message: string; data?: { name?: string } } };
+  assert.equal(Object.keys(value), ['error']);
+  return value.error;
+}
+
+test('exit 1: the gateway refused (malformed --session-key): message on stderr; with --json, the error on stdout', async ({ gw }) => {
   const [human, json] = await Promise.all([
     runCli(['system', 'event', '--text', 'x', '--session-key', 'slack:C123', ...conn(gw)]),
     runCli(['system', 'event', '--text', 'x', '--session-key', 'agent:main:slack:channel', '--json', ...conn(gw)]),
   ]);
   for (const result of [human, json]) {
     assertExit(result, 1);
-    assert.is(result.stdout, '');
     assert.match(result.stderr, /^switchboard: /);
     assert.match(result.stderr, /session key/);
     assert.match(result.stderr, /-32602/);
   }
+  assert.is(human.stdout, '');
+  const error = parseJsonError(json, 1);
+  assert.is(error.code, -32602);
+  assert.is(error.data?.name, 'INVALID_PARAMS');
+  assert.match(error.message, /session key "agent:main:slack:channel" is invalid/);
   // And it was not stored in the main session instead.
   const main = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--json', ...conn(gw)]));
   assert.not.ok(main.events.some((event) => event.text === 'x'));
@@ -186,7 +201,12 @@ test('exit 2: usage errors, before any connection is tried', async () => {
     [['system', 'event', '--text', '   ', ...nowhere], /--text is required/],
     [['system', 'event', '--text', 'x', '--mode', 'later', ...nowhere], /--mode must be "now" or "next-heartbeat"/],
     [['system', 'event', '--text', 'x', '--bogus', ...nowhere], /--bogus/],
-    [['system', 'event', '--text', '--mode', 'now', ...nowhere], /--text <text>. value is missing/],
+    [['system', 'event', '--text', '--mode', 'now', ...nowhere], /^switchboard: --text needs a value; see `switchboard system event --help`\n$/],
+    [['system', 'event', '--text', 'Task', 'done', ...nowhere], /^switchboard: unexpected argument `done`: switchboard system event takes no arguments \(quote a value that has spaces\); see `switchboard system event --help`\n$/],
+    [['trace', 'a', 'b', ...nowhere], /^switchboard: unexpected argument `b`: switchboard trace takes <eventId> only; see `switchboard trace --help`\n$/],
+    [['trace', ...nowhere], /^switchboard: an event id is required: switchboard trace <eventId>/],
+    [['system', 'event', '--text', 'x', '--json=true', ...nowhere], /--json takes no value/],
+    [['system', 'event', '--text', 'x', '-v', ...nowhere], /unknown option `-v`/],
     [['session', 'peek', '--bogus', ...nowhere], /--bogus/],
     [['frobnicate'], /unknown command "frobnicate": run `switchboard --help`/],
     [['sesion', 'list', ...nowhere], /unknown command "sesion list": did you mean `switchboard session list`\?/],
@@ -211,10 +231,116 @@ test('exit 2: usage errors, before any connection is tried', async () => {
   });
 });
 
-test('exit 2 for no command at all, with the help on stdout', async () => {
-  const result = await runCli([]);
+test('exit 2: the camelCase spelling of an option is refused with the declared one, never ignored', async ({ gw }) => {
+  const cases: [string[], string, string][] = [
+    [['system', 'event', '--text', 'camel', '--sessionKey', 'agent:main:slack:channel:CAMEL'], '--sessionKey', '--session-key'],
+    [['system', 'event', '--text=camel', '--sessionKey=agent:main:slack:channel:CAMEL'], '--sessionKey', '--session-key'],
+    [['system', 'event', '--text', 'camel', '--contextKey', 'c1'], '--contextKey', '--context-key'],
+    [['system', 'event', '--text', 'camel', '--idempotencyKey', 'i1'], '--idempotencyKey', '--idempotency-key'],
+    [['system', 'event', '--text', 'camel', '--agentId', 'ops'], '--agentId', '--agent'],
+    [['system', 'event', '--text', 'camel', '--session_key', 'main'], '--session_key', '--session-key'],
+    [['session', 'drain', '--sessionKey', 'agent:main:slack:channel:CAMEL'], '--sessionKey', '--session-key'],
+    [['session', 'peek', '--dataDir', gw.dataDir], '--dataDir', '--data-dir'],
+  ];
+  const results = await Promise.all(cases.map(([args]) => runCli([...args, ...conn(gw)])));
+  results.forEach((result, i) => {
+    const [args, typed, declared] = cases[i]!;
+    const command = args.slice(0, args[0] === 'system' || args[0] === 'session' ? 2 : 1).join(' ');
+    assert.is(result.code, 2, `switchboard ${args.join(' ')}\n${explain(result)}`);
+    assert.is(result.stderr, `switchboard: unknown option \`${typed}\`: did you mean ${declared}? Or see \`switchboard ${command} --help\`\n`);
+    assert.is(result.stdout, '');
+  });
+  // Nothing reached the main session (where an ignored --sessionKey sent it) or the CAMEL channel.
+  for (const key of ['main', 'agent:main:slack:channel:CAMEL']) {
+    const read = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--session-key', key, '--json', ...conn(gw)]));
+    assert.not.ok(read.events.some((event) => event.text === 'camel'), `${key}: ${JSON.stringify(read.events)}`);
+  }
+  // The gateway too: --dataDir and --maxPending are refused before it starts on the default data dir.
+  const dataDir = makeTempDir();
+  const [gatewayDataDir, gatewayMaxPending] = await Promise.all([
+    runCli(['gateway', '--port', '0', '--dataDir', dataDir]),
+    runCli(['gateway', '--port', '0', '--data-dir', dataDir, '--maxPending', '1']),
+  ]);
+  assertExit(gatewayDataDir, 2);
+  assert.match(gatewayDataDir.stderr, /unknown option `--dataDir`: did you mean --data-dir\?/);
+  assertExit(gatewayMaxPending, 2);
+  assert.match(gatewayMaxPending.stderr, /unknown option `--maxPending`: did you mean --max-pending\?/);
+  assert.is(gatewayDataDir.stdout + gatewayMaxPending.stdout, '', 'neither gateway reported listening');
+});
+
+test('exit 2: arguments after -- are named, not dropped', async ({ gw }) => {
+  const key = 'agent:main:slack:channel:DASH';
+  const result = await runCli(['system', 'event', '--text', 'dash', ...conn(gw), '--', '--session-key', key]);
   assertExit(result, 2);
-  assert.match(result.stdout, /system event/);
+  assert.is(
+    result.stderr,
+    `switchboard: unexpected arguments \`--session-key ${key}\` after \`--\`: put options before \`--\` (nothing after it is read); see \`switchboard system event --help\`\n`,
+  );
+  assert.is(result.stdout, '');
+  for (const session of ['main', key]) {
+    const read = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--session-key', session, '--json', ...conn(gw)]));
+    assert.not.ok(read.events.some((event) => event.text === 'dash'), `${session}: ${JSON.stringify(read.events)}`);
+  }
+});
+
+test('exit 2: an empty option value, or a SWITCHBOARD_* variable set but empty, is named; never the default', async ({ gw }) => {
+  const event = (text: string) => ['system', 'event', '--text', text, '--session-key', 'agent:empty:main'];
+  const cases: [string[], Record<string, string>, string][] = [
+    // The admin token in the data dir is the default: an empty --token must not fall back to it.
+    [[...event('empty --token'), '--token', '', ...conn(gw)], {}, '--token is empty'],
+    [[...event('empty --token='), '--token=', ...conn(gw)], {}, '--token is empty'],
+    [[...event('empty SWITCHBOARD_TOKEN'), ...conn(gw)], { SWITCHBOARD_TOKEN: '' }, 'SWITCHBOARD_TOKEN is set but empty'],
+    [[...event('empty SWITCHBOARD_URL'), '--data-dir', gw.dataDir], { SWITCHBOARD_URL: '' }, 'SWITCHBOARD_URL is set but empty'],
+    [[...event('empty SWITCHBOARD_DATA_DIR'), '--url', gw.url], { SWITCHBOARD_DATA_DIR: '' }, 'SWITCHBOARD_DATA_DIR is set but empty'],
+    [[...event('empty --url'), '--url', '', '--data-dir', gw.dataDir], {}, '--url is empty'],
+    [[...event('empty --agent'), '--agent', '', ...conn(gw)], {}, '--agent is empty'],
+    [['system', 'event', '--text', '', ...conn(gw)], {}, '--text is empty'],
+    [['session', 'drain', '--session-key', '', ...conn(gw)], {}, '--session-key is empty'],
+    // And the gateway does not start on the default data dir instead.
+    [['gateway', '--port', '0', '--data-dir', ''], {}, '--data-dir is empty'],
+    [['gateway', '--port', '0'], { SWITCHBOARD_DATA_DIR: '' }, 'SWITCHBOARD_DATA_DIR is set but empty'],
+  ];
+  const results = await Promise.all(cases.map(([args, env]) => runCli(args, { env })));
+  results.forEach((result, i) => {
+    const [args, env, message] = cases[i]!;
+    const what = `${JSON.stringify(env)} switchboard ${args.map((arg) => JSON.stringify(arg)).join(' ')}`;
+    assert.is(result.code, 2, `${what}\n${explain(result)}`);
+    assert.ok(result.stderr.startsWith(`switchboard: ${message}`), `${what}: ${result.stderr}`);
+    assert.is(result.stdout, '', what);
+  });
+  const read = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--session-key', 'agent:empty:main', '--json', ...conn(gw)]));
+  assert.equal(read.events, [], 'nothing was sent');
+});
+
+test('exit 2: an option given twice is named, not overridden by the last one', async ({ gw }) => {
+  const cases: [string[], string][] = [
+    [['system', 'event', '--text', 'twice', '--session-key', 'main', '--session-key', 'agent:ops:main'], '--session-key'],
+    [['system', 'event', '--text', 'a', '--text', 'b', '--session-key', 'agent:twice:main'], '--text'],
+    [['session', 'drain', '--agent', 'twice', '--agent=ops'], '--agent'],
+  ];
+  const results = await Promise.all(cases.map(([args]) => runCli([...args, ...conn(gw)])));
+  results.forEach((result, i) => {
+    const [args, option] = cases[i]!;
+    const command = args.slice(0, 2).join(' ');
+    assert.is(result.code, 2, `switchboard ${args.join(' ')}\n${explain(result)}`);
+    assert.is(result.stderr, `switchboard: ${option} was given twice: give it once; see \`switchboard ${command} --help\`\n`);
+    assert.is(result.stdout, '');
+  });
+  for (const key of ['main', 'agent:ops:main', 'agent:twice:main']) {
+    const read = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--session-key', key, '--json', ...conn(gw)]));
+    assert.not.ok(read.events.some((event) => ['twice', 'a', 'b'].includes(event.text)), `${key}: ${JSON.stringify(read.events)}`);
+  }
+  // A flag may repeat: --json twice is still one JSON object.
+  parseJsonOut<RoutingJson>(await runCli(['system', 'event', '--text', 'flags', '--json', '--json', '--session-key', 'agent:twiceflags:main', ...conn(gw)]));
+});
+
+test('exit 2 for no command at all, with an error line on stderr and the help on stdout', async () => {
+  for (const args of [[], ['--text', 'a']]) {
+    const result = await runCli(args);
+    assertExit(result, 2);
+    assert.is(result.stderr, 'switchboard: no command given: options go after one (switchboard <command> [options]); the commands are below\n');
+    assert.match(result.stdout, /system event/);
+  }
 });
 
 test('exit 3: unreachable gateway, with a hint', async () => {
@@ -247,6 +373,26 @@ test('exit 3: no answer in time; for system event a warning that the event may s
     assert.not.match(status.stderr, /may still/);
   } finally {
     await silent.close();
+  }
+});
+
+test('exit 3 with --json: one error object on stdout with the CLI code (unreachable, token refused, no token)', async ({ gw }) => {
+  const [unreachable, refused, noToken, watch] = await Promise.all([
+    runCli(['system', 'event', '--text', 'x', '--json', '--url', 'ws://127.0.0.1:1', '--token', 'x']),
+    runCli(['status', '--json', '--url', gw.url, '--token', 'not-the-token']),
+    runCli(['session', 'peek', '--json', '--url', gw.url, '--data-dir', makeTempDir()]),
+    runCli(['session', 'watch', '--json', '--url', gw.url, '--token', 'not-the-token']),
+  ]);
+  const cases: [CliResult, number, string][] = [
+    [unreachable, 2001, 'GATEWAY_UNREACHABLE'],
+    [refused, 2002, 'TOKEN_REFUSED'],
+    [noToken, 2007, 'NO_TOKEN'],
+    [watch, 2002, 'TOKEN_REFUSED'],
+  ];
+  for (const [result, code, name] of cases) {
+    const error = parseJsonError(result, 3);
+    assert.equal([error.code, error.data], [code, { name }]);
+    assert.is(`switchboard: ${error.message}\n`, result.stderr, 'the same message as on stderr');
   }
 });
 
@@ -383,8 +529,22 @@ test('--help on each command exits 0 and lists its options', async () => {
     assert.is(result.code, 0, `switchboard ${command.join(' ')} --help\n${explain(result)}`);
     for (const option of expected) assert.ok(result.stdout.includes(option), `switchboard ${command.join(' ')} --help mentions ${option}`);
   });
-  // -h is the same.
+  // -h is the same, and so is --help where a value belongs (README: write --text=--help to send it).
   assertExit(await runCli(['system', 'event', '-h']), 0);
+  const textHelp = await runCli(['system', 'event', '--text', '--help']);
+  assertExit(textHelp, 0);
+  assert.match(textHelp.stdout, /--text <text> +What happened/);
+  // Each command's help lists its own exit codes: for the gateway, 1 is "could not start".
+  const help = (command: string) => results[cases.findIndex(([words]) => words.join(' ') === command)]!.stdout;
+  assert.match(help('gateway'), /\n {2}1 {2}could not start \(port or data dir in use, data dir unusable\)/);
+  assert.not.match(help('gateway'), /answered with an error|could not connect/);
+  assert.match(help('system event'), /\n {2}1 {2}the gateway answered with an error\n/);
+  assert.match(help(''), /switchboard gateway has its own: see switchboard gateway --help/);
+  // session watch prints JSON lines, and its --timeout is not a limit on the watch.
+  const watch = help('session watch');
+  assert.match(watch, /--json +Print each event as one JSON object on its own line \(JSON lines\)/);
+  assert.not.match(watch, /one JSON object on stdout/);
+  assert.match(watch, /--timeout <ms> +Give up connecting, subscribing or acking after this many milliseconds \(default 10000\); the watch itself runs until interrupted/);
 });
 
 test('--version prints the package version and exits 0', async () => {
@@ -402,6 +562,27 @@ test('a second gateway on the same data dir exits non-zero, saying the data dir 
   assert.is(second.stdout, '', 'it never claimed to be listening');
   // The first is unharmed.
   assertExit(await runCli(['status', ...conn(gw)]), 0);
+});
+
+test('a data dir in use: the message says how that data dir was chosen (--data-dir, SWITCHBOARD_DATA_DIR, the default)', async () => {
+  // $XDG_DATA_HOME/switchboard is the default data dir: the first gateway holds it.
+  const home = makeTempDir();
+  const first = await startGatewayProcess({ dataDir: path.join(home, 'switchboard') });
+  const inUse = `data dir ${first.dataDir} is in use by another switchboard gateway: stop that gateway, or use another data dir`;
+  const [byFlag, byEnv, byDefault] = await Promise.all([
+    runCli(['gateway', '--port', '0', '--data-dir', first.dataDir]),
+    runCli(['gateway', '--port', '0'], { env: { SWITCHBOARD_DATA_DIR: first.dataDir } }),
+    runCli(['gateway', '--port', '0'], { env: { XDG_DATA_HOME: home } }),
+  ]);
+  for (const [result, origin] of [
+    [byFlag, 'the data dir was given by --data-dir'],
+    [byEnv, 'the data dir was given by SWITCHBOARD_DATA_DIR'],
+    [byDefault, 'the default data dir: choose another with --data-dir or SWITCHBOARD_DATA_DIR'],
+  ] as const) {
+    assertExit(result, 1);
+    assert.is(result.stderr, `switchboard: cannot start: ${inUse} (${origin})\n`);
+  }
+  await first.stop();
 });
 
 test('a gateway on a port already taken exits 1, saying the port is in use', async ({ gw }) => {

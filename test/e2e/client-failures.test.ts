@@ -65,8 +65,10 @@ test('the CLI refuses an empty --agent instead of reading main', async ({ gw, ad
   resultOf(await admin.call('system.event', { text: 'in main' }));
   for (const command of ['peek', 'drain']) {
     const result = await runCli(['session', command, '--agent', '', '--url', gw.url, '--token', gw.token, '--json']);
-    assert.is(result.code, 1, `session ${command} --agent "": ${result.stdout}${result.stderr}`);
-    assert.match(result.stderr, /-32602/);
+    // An empty value is a usage error: it never reaches the gateway, let alone main.
+    assert.is(result.code, 2, `session ${command} --agent "": ${result.stdout}${result.stderr}`);
+    assert.match(result.stderr, /^switchboard: --agent is empty/);
+    assert.is(result.stdout, '');
   }
   const main = resultOf<{ events: unknown[] }>(await admin.call('session.peek', { sessionKey: 'main' }));
   assert.is(main.events.length, 1, 'nothing was drained from main');

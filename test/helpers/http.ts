@@ -383,7 +383,7 @@ export async function publishVia(gw: Target, peer: Peer, ingress: Ingress, param
 /**
  * A system.event refused through `ingress`: the JSON-RPC error's code and message, after checking
  * how the transport carried it (WebSocket and /rpc: a JSON-RPC error; hook: `hookStatus` with
- * `{ error }`; CLI: exit 1, nothing on stdout, the message and code on stderr).
+ * `{ error }`; CLI with --json: exit 1, `{ error }` on stdout, the same message and code on stderr).
  */
 export async function refusalVia(
   gw: Target,
@@ -414,8 +414,10 @@ export async function refusalVia(
     case 'cli': {
       const result = await runCli(['system', 'event', '--json', ...cliFlags(params), '--url', gw.url, '--token', token]);
       assert.is(result.code, 1, `the CLI exits 1 when the gateway answers with an error; stderr: ${result.stderr}`);
-      assert.is(result.stdout, '', 'nothing on stdout for a refusal');
-      return cliRefusal(result.stderr);
+      const { error } = JSON.parse(result.stdout) as { error: RpcErrorBody };
+      const refusal = cliRefusal(result.stderr);
+      assert.equal({ code: error.code, message: error.message }, refusal, '--json prints on stdout the error stderr names');
+      return refusal;
     }
   }
 }
