@@ -106,7 +106,7 @@ export const QueueOutcome = Type.Object(
   {
     status: Type.Enum(['queued', 'replaced', 'deduplicated'], {
       description:
-        '"queued": stored as a new event; "replaced": stored, and the pending event with the same contextKey was removed; "deduplicated": identical to the newest pending event, which stands for it.',
+        '"queued": stored as a new event; "replaced": stored, and the pending event with the same contextKey was removed; "deduplicated": the same text and contextKey as the newest pending event, which stands for it.',
     }),
     seq: Seq,
     depth: Type.Integer({ minimum: 0, description: "The session's pending count after this event." }),

@@ -21,7 +21,7 @@ export const SESSION_CACHE_SIZE = 4096;
 export const NEWEST_TEXT_CACHE_LIMIT = 1024;
 
 /** What dedupe compares an append with. */
-export type NewestEvent = Pick<EventRecord, 'eventId' | 'seq' | 'storedAt' | 'text'>;
+export type NewestEvent = Pick<EventRecord, 'eventId' | 'seq' | 'storedAt' | 'text' | 'contextKey'>;
 
 /** A session's row. */
 export interface SessionRow {

@@ -177,7 +177,7 @@ function prepareStatements(db: Database.Database) {
        WHERE EXISTS (SELECT 1 FROM events WHERE session_id = sessions.id AND seq > sessions.last_seq)`,
     ),
     newest: db.prepare<[number], NewestEvent>(
-      `SELECT event_id AS eventId, seq, stored_at AS storedAt, text FROM events WHERE session_id = ?
+      `SELECT event_id AS eventId, seq, stored_at AS storedAt, text, context_key AS contextKey FROM events WHERE session_id = ?
        ORDER BY seq DESC LIMIT 1`,
     ),
     byContext: db.prepare<[number, string], EventRef>(
@@ -545,7 +545,9 @@ export class SqliteEventStore implements EventStore, TokenStore {
     const { sessionKey } = event;
     const session = this.#session(sessionKey);
     const newest = session && this.#newest(session);
-    if (session && newest && newest.text === event.text) {
+    // Identical means the same text under the same contextKey: an event under another key is
+    // that key's to replace later, so it cannot be folded into this one.
+    if (session && newest && newest.text === event.text && newest.contextKey === event.contextKey) {
       const { eventId, seq, storedAt } = newest;
       return { status: 'deduplicated', eventId, seq, storedAt, depth: session.pending, replaced: null, dropped: [] };
     }
@@ -581,7 +583,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
       lastEventAt: now,
       pending,
       // Replacing and dropping never remove the event just inserted: it is the newest.
-      newest: text.length <= NEWEST_TEXT_CACHE_LIMIT ? { eventId, seq, storedAt: now, text } : undefined,
+      newest: text.length <= NEWEST_TEXT_CACHE_LIMIT ? { eventId, seq, storedAt: now, text, contextKey } : undefined,
     }, due);
     return {
       status: replaced ? 'replaced' : 'queued',

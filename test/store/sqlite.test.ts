@@ -204,6 +204,28 @@ test('dedupe: text identical to the newest pending event stores nothing', async 
   assert.is((await queue(store, 's', 'next')).seq, 2, 'a deduplicated event takes no seq');
 });
 
+test('dedupe: not under another contextKey, which must stay that key\'s to replace; the same text under the same key is', async () => {
+  const dir = tempDir();
+  const store = open(dir);
+  const underA = await queue(store, 's', 'deploy running', { contextKey: 'A' });
+  const underB = await queue(store, 's', 'deploy running', { contextKey: 'B' });
+  assert.equal([underB.status, underB.seq], ['queued', 2]);
+  const plain = await queue(store, 's', 'deploy running');
+  assert.equal([plain.status, plain.seq], ['queued', 3], 'no key is a key of its own');
+  const againB = await queue(store, 's', 'deploy running');
+  assert.equal([againB.status, againB.eventId], ['deduplicated', plain.eventId]);
+  // B's own update finds B's event to replace, and A's stays.
+  const updateB = await queue(store, 's', 'deploy done', { contextKey: 'B' });
+  assert.equal([updateB.status, updateB.replaced], ['replaced', ref(underB)]);
+  assert.equal(seqs(await store.peek('s', { limit: 10 })), [underA.seq, plain.seq, updateB.seq]);
+  // After a reopen the newest event comes from the table, not the cache: the key is compared the same.
+  await store.close();
+  const reopened = open(dir);
+  const copy = await queue(reopened, 's', 'deploy done', { contextKey: 'B' });
+  assert.equal([copy.status, copy.eventId], ['deduplicated', updateB.eventId]);
+  assert.is((await queue(reopened, 's', 'deploy done')).status, 'queued');
+});
+
 test('dedupe: not when another text came between, nor once the first was drained', async () => {
   const store = open(tempDir());
   await queue(store, 's', 'x');
@@ -659,7 +681,7 @@ test('dedupe after a replacement or a drop: the event just stored is the newest'
   await queue(store, 'r', 'v1', { contextKey: 'k' });
   await queue(store, 'r', 'other');
   const v2 = await queue(store, 'r', 'v2', { contextKey: 'k' });
-  const copy = await queue(store, 'r', 'v2');
+  const copy = await queue(store, 'r', 'v2', { contextKey: 'k' });
   assert.equal([...decided(copy), copy.eventId], ['deduplicated', 3, 2, v2.eventId]);
   assert.equal(decided(await queue(store, 'r', 'other')), ['queued', 4, 3], '"other" is pending, not the newest');
 
