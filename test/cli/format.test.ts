@@ -20,8 +20,15 @@ test('printable: every C0 and C1 control character and DEL becomes a visible esc
   }
 });
 
+test('printable: bidirectional formatting characters are escaped, so text cannot reorder what is shown', () => {
+  assert.is(printable('deploy \u202egnp.exe'), 'deploy \\u202egnp.exe');
+  for (const char of ['\u061c', '\u200e', '\u200f', '\u202a', '\u202b', '\u202c', '\u202d', '\u202e', '\u2066', '\u2067', '\u2068', '\u2069']) {
+    assert.is(printable(char), `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  }
+});
+
 test('printable: everything else is shown as it is, backslashes and non-ASCII text included', () => {
-  for (const text of ['Task done!', 'C:\\builds\\42', 'naïve café 日本語 🚀', '\u00a0nbsp', '']) assert.is(printable(text), text);
+  for (const text of ['Task done!', 'C:\\builds\\42', 'naïve café 日本語 🚀', '\u00a0nbsp', '👨\u200d👩\u200d👧 family', '']) assert.is(printable(text), text);
 });
 
 test('printableStrings: every string in a result, nested ones and object keys included; other values untouched', () => {
