@@ -53,3 +53,18 @@ export function createPrivateFile(file: string, content = ''): boolean {
   }
   return true;
 }
+
+/**
+ * Of `files`, those that other users may read or write, each with its mode: files this code did
+ * not create (an older version's, a restored backup, a hand-made token). Their mode is left to
+ * their owner, who is told. Windows has no such bits to check.
+ */
+export function exposedFiles(files: readonly string[]): Array<{ file: string; mode: number }> {
+  if (process.platform === 'win32') return [];
+  const exposed: Array<{ file: string; mode: number }> = [];
+  for (const file of files) {
+    const mode = statSync(file, { throwIfNoEntry: false })?.mode;
+    if (mode !== undefined && (mode & 0o077) !== 0) exposed.push({ file, mode: mode & 0o777 });
+  }
+  return exposed;
+}

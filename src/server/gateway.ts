@@ -7,7 +7,8 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { ensureDataDir } from '../config/data-dir.js';
+import { ensureDataDir, tokenPath } from '../config/data-dir.js';
+import { exposedFiles } from '../config/private-files.js';
 import {
   DATA_FILES,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -99,6 +100,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     idempotencyRetentionMs: options.idempotencyRetentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS,
     onBackgroundError: (error) => log(`background store write failed: ${(error as Error)?.message ?? String(error)}`),
   });
+  for (const { file, mode } of exposedFiles([tokenPath(options.dataDir), join(options.dataDir, DATA_FILES.database)])) {
+    log(`warning: ${file} can be read by other users (mode 0${mode.toString(8)}): \`chmod 600 ${file}\` (the token is the admin key; the database holds every event)`);
+  }
 
   /** Open connections by their socket, which is `this` in the socket listeners below. */
   const connections = new Map<WebSocket, Connection>();

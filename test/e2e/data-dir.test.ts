@@ -184,6 +184,21 @@ test('an empty token file: the gateway exits 1 and the CLI 3, each naming the fi
   assert.is(await gw.stop('SIGTERM'), 0);
 });
 
+(process.platform === 'win32' ? test.skip : test)('files other users can read (an older version\'s, a restored backup) are left as they are, with a warning that says how to fix them', async () => {
+  const first = await startGatewayProcess();
+  assert.is(await first.stop('SIGTERM'), 0);
+  const token = path.join(first.dataDir, 'token');
+  fs.chmodSync(token, 0o644);
+  const gw = await startGatewayProcess({ dataDir: first.dataDir });
+  assert.ok(
+    gw.stderr().includes(`warning: ${token} can be read by other users (mode 0644): \`chmod 600 ${token}\``),
+    gw.stderr(),
+  );
+  assert.not.ok(gw.stderr().includes(DB), 'the database, still 0600, is not named');
+  assert.is(fs.statSync(token).mode & 0o777, 0o644, "an existing file's mode is its owner's choice");
+  assert.is(await gw.stop('SIGTERM'), 0);
+});
+
 // chmod cannot lock root out (these tests usually run as root in CI containers): there the
 // <file>/sub case above stands in for an unwritable data dir.
 const isRoot = process.getuid?.() === 0;
