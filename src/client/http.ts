@@ -106,7 +106,11 @@ function refusalOf(text: string): string {
     const { error } = JSON.parse(text) as { error?: { code?: unknown; message?: unknown; data?: { name?: unknown } } };
     if (error && typeof error.message === 'string') return `${error.message} (${String(error.data?.name)} ${String(error.code)})`;
   } catch {
-    // Not JSON: shown as it is.
+    // Not JSON: shown as it is, on one line and cut short (a web server's error page is a page).
   }
-  return text.trim();
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > MAX_SHOWN_BODY ? `${line.slice(0, MAX_SHOWN_BODY)}…` : line;
 }
+
+/** Characters of a refusal that is not a gateway's JSON error shown in the message. */
+const MAX_SHOWN_BODY = 200;

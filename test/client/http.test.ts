@@ -73,6 +73,11 @@ test('HTTP refusals: 401 is unauthorized; others are rejected with what the gate
   await connectionFailure(call(shuttingDown.url), 'rejected', '(HTTP 503: the gateway is shutting down (SHUTTING_DOWN 1003))');
   const proxy = await gatewayAnswering((socket) => socket.end('HTTP/1.1 502 Bad Gateway\r\n\r\n<h1>upstream down</h1>\n'));
   await connectionFailure(call(proxy.url), 'rejected', '(HTTP 502: <h1>upstream down</h1>)');
+  // A web server's whole error page comes down to one line of at most 200 characters.
+  const page = `<!DOCTYPE html>\n<html>\n  <body>\n${'    <p>not found</p>\n'.repeat(40)}  </body>\n</html>\n`;
+  const server = await gatewayAnswering((socket) => socket.end(`HTTP/1.1 404 Not Found\r\ncontent-length: ${page.length}\r\n\r\n${page}`));
+  const shown = `<!DOCTYPE html> <html> <body> ${'<p>not found</p> '.repeat(40)}`.slice(0, 200);
+  await connectionFailure(call(server.url), 'rejected', `(HTTP 404: ${shown}…)`);
 });
 
 test('not a gateway: a 200 that is not JSON, a body past MAX_CLIENT_FRAME_BYTES, or bytes that are not HTTP, are rejected', async () => {
