@@ -7,6 +7,7 @@ export {
   SwitchboardClient,
   type CallOptions,
   type ConnectOptions,
+  type ReconnectChange,
   type ReconnectOptions,
   type SubscribeOptions,
   type SubscribeTarget,

@@ -2,13 +2,13 @@
  * `switchboard session watch`: the CLI's long-running consumer. Unlike the one-shot commands it
  * holds a WebSocket through the client library, so it lives apart from them and their start-up.
  */
-import { connect, type SwitchboardClient } from '../client/client.js';
+import { connect, type ReconnectChange, type SwitchboardClient } from '../client/client.js';
 import { ConnectionError, RpcCallError } from '../client/errors.js';
 import { flagOption, integerOption, rawOption } from './argv.js';
 import { connectionSettings, explain } from './client-commands.js';
 import { ExitCode, usageError } from './exit-codes.js';
 import { formatWatchedEvent, printableStrings } from './format.js';
-import { writeOut } from './output.js';
+import { writeLog, writeOut } from './output.js';
 
 type Args = readonly string[];
 
@@ -30,7 +30,7 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
   const { url, token, timeoutMs } = settings;
   let client: SwitchboardClient;
   try {
-    client = await connect({ url, token, timeoutMs, reconnect: true });
+    client = await connect({ url, token, timeoutMs, reconnect: true, onReconnect: (change) => writeLog(process.stderr, reconnectLine(url, change)) });
   } catch (error) {
     throw explain(error, settings);
   }
@@ -78,4 +78,14 @@ async function ackSurvivingRestarts(client: SwitchboardClient, sessionKey: strin
       if (!restarting || attempt === ACK_ATTEMPTS) throw error;
     }
   }
+}
+
+/**
+ * What the watch says on stderr while the gateway is away, so a quiet watch is not taken for one
+ * with nothing to show; stdout stays events only.
+ */
+export function reconnectLine(url: string, change: ReconnectChange): string {
+  return change.state === 'reconnecting'
+    ? `switchboard: connection to ${url} ${change.reason}; reconnecting (events wait in the gateway meanwhile)`
+    : `switchboard: reconnected to ${url}; resuming after the last event shown`;
 }

@@ -38,7 +38,15 @@ export interface ConnectOptions {
    * while reconnecting wait for the new connection, within their timeout. @default false
    */
   reconnect?: boolean | ReconnectOptions;
+  /**
+   * With `reconnect`: told when a lost connection starts being re-opened (with what closed it) and
+   * when it is open again with every subscription resumed, so a long-lived agent can say why it
+   * went quiet. Calls and subscriptions need nothing from it.
+   */
+  onReconnect?: (change: ReconnectChange) => void;
 }
+
+export type ReconnectChange = { state: 'reconnecting'; reason: string } | { state: 'reconnected' };
 
 export interface CallOptions {
   /** Overrides the client's default timeout for this call. */
@@ -99,6 +107,7 @@ export class SwitchboardClient {
   readonly #token: string;
   readonly #timeoutMs: number;
   readonly #reconnect: Required<ReconnectOptions> | undefined;
+  readonly #onReconnect: (change: ReconnectChange) => void;
   readonly #pending = new Map<number, Pending>();
   readonly #listeners = new Set<(method: string, params: unknown) => void>();
   readonly #subscriptions = new Set<SubscriptionState>();
@@ -120,6 +129,7 @@ export class SwitchboardClient {
     this.#timeoutMs = options.timeoutMs;
     const reconnect = options.reconnect === true ? {} : options.reconnect || undefined;
     this.#reconnect = reconnect && { ...RECONNECT_DEFAULTS, ...reconnect };
+    this.#onReconnect = options.onReconnect ?? (() => {});
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#socket = socket;
     this.#attach(socket);
@@ -352,7 +362,10 @@ export class SwitchboardClient {
       this.#rejectPending(lost);
       if (!this.#reconnect) this.#finish(lost);
       else if (this.#reconnecting) this.#state = 'reconnecting';
-      else void this.#reconnectLoop();
+      else {
+        this.#onReconnect({ state: 'reconnecting', reason: `closed (${code}${reason ? `: ${reason}` : ''})` });
+        void this.#reconnectLoop();
+      }
     });
   }
 
@@ -390,6 +403,7 @@ export class SwitchboardClient {
           throw error;
         }
         for (const resume of [...this.#reopened]) resume();
+        this.#onReconnect({ state: 'reconnected' });
         return;
       } catch (error) {
         if (error instanceof ConnectionError && error.failure === 'unauthorized') {

@@ -11,6 +11,8 @@ import {
   resultOf,
   runCli,
   spawnCli,
+  startGatewayProcess,
+  startGatewayProcessAt,
   startInProcessGateway,
   waitUntil,
   type CliProcess,
@@ -53,6 +55,39 @@ async function exitedByItself(cli: CliProcess, what: string): Promise<number | n
   );
   return cli.stop();
 }
+
+// ---------------------------------------------------------------- a gateway that goes away
+
+test('session watch across a gateway restart: stderr says it is reconnecting and when it is back; stdout stays events only', async () => {
+  const first = await startGatewayProcess();
+  const agent = freshAgent('restart');
+  const key = `agent:${agent}:main`;
+  const watch = spawnCli(['session', 'watch', '--agent', agent, '--ack', '--json', '--url', first.url, '--token', first.token]);
+  const publish = async (url: string, token: string, text: string) => {
+    const peer = await openRaw(url, token);
+    resultOf(await peer.call('system.event', { text, sessionKey: key }));
+    peer.close();
+  };
+  await publish(first.url, first.token, 'before the restart');
+  await watch.waitForLines(1);
+  assert.is(await first.stop('SIGHUP'), 0);
+  await waitUntil(() => watch.stderr().includes('reconnecting'), 'the watch to say it is reconnecting');
+  const second = await startGatewayProcessAt({ dataDir: first.dataDir, port: first.port });
+  await publish(second.url, second.token, 'after the restart');
+  await watch.waitForLines(2);
+  await waitUntil(() => watch.stderr().includes('reconnected'), 'the watch to say it is back');
+  assert.equal(watch.stderr().split('\n'), [
+    `switchboard: connection to ${first.url} closed (1012: gateway restarting); reconnecting (events wait in the gateway meanwhile)`,
+    `switchboard: reconnected to ${first.url}; resuming after the last event shown`,
+    '',
+  ]);
+  assert.equal(
+    watch.lines().map((line) => (JSON.parse(line) as { text: string }).text),
+    ['before the restart', 'after the restart'],
+  );
+  assert.is(await watch.stop(), 0);
+  await second.stop('SIGTERM');
+});
 
 // ---------------------------------------------------------------- a reader that goes away
 

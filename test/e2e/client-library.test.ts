@@ -7,7 +7,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { RoutingResult } from '../../src/protocol/schemas.js';
-import { connect, type SwitchboardClient } from '../../src/client/client.js';
+import { connect, type ReconnectChange, type SwitchboardClient } from '../../src/client/client.js';
 import { ConnectionError, RpcCallError } from '../../src/client/errors.js';
 import type { AgentWakeNotification, StoredEvent } from '../../src/protocol/schemas.js';
 import {
@@ -151,7 +151,8 @@ test('kill -9 mid-stream and restart at the same URL: the consumer sees every an
   const keys = [`agent:${agent}:main`, `agent:${agent}:slack:channel:C1`, `agent:${agent}:telegram:direct:carol`];
   const PER_PHASE = 30;
 
-  const sb = await client(first.url, first.token, true);
+  const changes: ReconnectChange[] = [];
+  const sb = await connect({ url: first.url, token: first.token, timeoutMs: 5_000, reconnect: true, onReconnect: (change) => changes.push(change) });
   const seen: StoredEvent[] = [];
   let ackRetries = 0;
   const consumer = (async () => {
@@ -194,6 +195,8 @@ test('kill -9 mid-stream and restart at the same URL: the consumer sees every an
 
   await waitUntil(() => seen.length >= 2 * PER_PHASE, `all ${2 * PER_PHASE} events (seen ${seen.length})`, 10_000);
   await sleep(200);
+  // Told once that the connection went (a killed process sends no close frame: 1006), once that it is back.
+  assert.equal(changes, [{ state: 'reconnecting', reason: 'closed (1006)' }, { state: 'reconnected' }]);
 
   const ids = seen.map((event) => event.eventId);
   assert.is(new Set(ids).size, ids.length, 'no event seen twice');
