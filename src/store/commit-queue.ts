@@ -100,6 +100,8 @@ export interface TransactionObserver {
   operationRolledBack(): void;
   /** The batch's operations have run and its transaction is still open: a throw aborts the batch. */
   beforeCommit(): void;
+  /** The batch's transaction committed: none of its changes can be taken back any more. */
+  batchCommitted(): void;
   /**
    * The batch's transaction was rolled back, or never began: none of its changes happened. It
    * may then run again, guarded, from its first operation.
@@ -112,8 +114,24 @@ const NO_OBSERVER: TransactionObserver = {
   operationStart: () => undefined,
   operationRolledBack: () => undefined,
   beforeCommit: () => undefined,
+  batchCommitted: () => undefined,
   batchRolledBack: () => undefined,
 };
+
+/** One observer that tells each of `observers` in turn, in the order given. */
+export function observeAll(...observers: TransactionObserver[]): TransactionObserver {
+  const each = (call: (observer: TransactionObserver) => void) => () => {
+    for (const observer of observers) call(observer);
+  };
+  return {
+    batchBegun: each((observer) => observer.batchBegun()),
+    operationStart: each((observer) => observer.operationStart()),
+    operationRolledBack: each((observer) => observer.operationRolledBack()),
+    beforeCommit: each((observer) => observer.beforeCommit()),
+    batchCommitted: each((observer) => observer.batchCommitted()),
+    batchRolledBack: each((observer) => observer.batchRolledBack()),
+  };
+}
 
 export interface CommitMetrics {
   /** Transactions committed. */
@@ -222,6 +240,7 @@ export class CommitQueue {
     } catch (error) {
       return this.#abort(batch, error);
     }
+    this.#observer.batchCommitted();
     this.#metrics.commits++;
     if (durable) this.#metrics.durableCommits++;
     this.#metrics.opsCommitted += ran.succeeded;

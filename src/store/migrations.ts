@@ -136,6 +136,13 @@ const MIGRATIONS: readonly string[] = [
   -- rows as they are, and after a crash reuse seqs: this version makes it refuse the data dir.
   SELECT 1;
   `,
+  `
+  -- A session's pending events in seq order move from this index into the store's memory
+  -- (PendingIndex in pending-index.ts), built from the events table when the store opens: entries
+  -- of different sessions never shared a leaf of it, so every commit wrote one leaf per session it
+  -- touched. A build that predates this needs the index: this version makes it refuse the data dir.
+  DROP INDEX events_by_session;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -62,7 +62,7 @@ export interface SessionRows {
   write(sessionKey: string, row: SessionRow): void;
   /**
    * Brings every row up to date with its session's events, as SessionCache's rule allows: see
-   * `reconcileSessions` in sqlite.ts. After a crash, or a batch rolled back, rows may lag.
+   * `#reconcileSessions` in sqlite.ts. After a crash, or a batch rolled back, rows may lag.
    */
   reconcile(): void;
 }
@@ -176,6 +176,8 @@ export class SessionCache implements TransactionObserver {
     }
     this.#due.clear();
   }
+
+  batchCommitted(): void {}
 
   batchRolledBack(): void {
     this.#entries.clear();

@@ -7,10 +7,11 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { createPrivateFile, makePrivateDir } from '../config/private-files.js';
 import { DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_READ_TEXT_BYTES, TRACE_RETENTION_MS } from '../protocol/constants.js';
-import { CommitQueue, type CommitMetrics, type RunOptions } from './commit-queue.js';
+import { CommitQueue, observeAll, type CommitMetrics, type RunOptions } from './commit-queue.js';
 import { corruptStoreError, isCorruption, sqliteCode, StoreClosedError, StoreLockedError, StoreOpenError } from './errors.js';
 import { newEventId } from './ids.js';
 import { migrate } from './migrations.js';
+import { PendingIndex, type PendingRef } from './pending-index.js';
 import { NEWEST_TEXT_CACHE_LIMIT, SessionCache, type NewestEvent, type SessionRow, type SessionState } from './session-cache.js';
 import type {
   AckResult,
@@ -100,12 +101,17 @@ const DROPPED_REASON = 'session at its pending cap';
 const EVENT_COLUMNS =
   'event_id AS eventId, @sessionKey AS sessionKey, seq, text, mode, context_key AS contextKey, stored_at AS storedAt';
 
-const SESSION_COLUMNS = `session_key AS sessionKey, agent_id AS agentId, pending, last_seq AS lastSeq,
-  last_event_at AS lastEventAt,
-  -- The oldest event by seq, found through events_by_session; min(stored_at) would read every
-  -- pending event of every listed session. The two differ only if the clock stepped back.
-  (SELECT stored_at FROM events WHERE events.session_id = sessions.id ORDER BY seq LIMIT 1)
-    AS oldestPendingAt`;
+// The id finds each listed session's oldest pending event in the PendingIndex (see listSessions).
+const SESSION_COLUMNS = `id, session_key AS sessionKey, agent_id AS agentId, pending, last_seq AS lastSeq,
+  last_event_at AS lastEventAt`;
+
+/** A sessions row as listed, before its oldest pending event's time is added. */
+type ListedRow = Omit<SessionRecord, 'oldestPendingAt'> & { id: number };
+
+/** Event ids as one statement parameter: read in SQL through json_each. */
+function idList(refs: readonly PendingRef[]): string {
+  return JSON.stringify(refs.map((ref) => ref.id));
+}
 
 interface EventRef {
   eventId: string;
@@ -166,47 +172,40 @@ function prepareStatements(db: Database.Database) {
        ON CONFLICT (id) DO UPDATE
        SET last_seq = excluded.last_seq, last_event_at = excluded.last_event_at, pending = excluded.pending`,
     ),
-    // Rows may lag their sessions' appends, never their removals (see SessionCache): what an
-    // append changed is what the events table holds beyond the row's last seq. SET reads the row
-    // as it was. Probes each session once by the (session_id, seq) index; writes the stale only.
-    reconcileSessions: db.prepare<[]>(
-      `UPDATE sessions SET
-         pending = pending + (SELECT count(*) FROM events WHERE session_id = sessions.id AND seq > sessions.last_seq),
-         last_event_at = (SELECT stored_at FROM events WHERE session_id = sessions.id ORDER BY seq DESC LIMIT 1),
-         last_seq = (SELECT max(seq) FROM events WHERE session_id = sessions.id)
-       WHERE EXISTS (SELECT 1 FROM events WHERE session_id = sessions.id AND seq > sessions.last_seq)`,
+    sessionById: db.prepare<[number], { lastSeq: number; pending: number }>(
+      'SELECT last_seq AS lastSeq, pending FROM sessions WHERE id = ?',
     ),
+    sessionCatchUp: db.prepare<[pending: number, lastSeq: number, lastEventAt: number, id: number]>(
+      'UPDATE sessions SET pending = ?, last_seq = ?, last_event_at = ? WHERE id = ?',
+    ),
+    // Events by id: a session's pending events are found through the PendingIndex.
     newest: db.prepare<[number], NewestEvent>(
-      `SELECT event_id AS eventId, seq, stored_at AS storedAt, text, context_key AS contextKey FROM events WHERE session_id = ?
-       ORDER BY seq DESC LIMIT 1`,
+      'SELECT event_id AS eventId, seq, stored_at AS storedAt, text, context_key AS contextKey FROM events WHERE id = ?',
     ),
+    storedAt: db.prepare<[number], number>('SELECT stored_at FROM events WHERE id = ?').pluck(),
     byContext: db.prepare<[number, string], EventRef>(
       'SELECT event_id AS eventId, seq FROM events WHERE session_id = ? AND context_key = ?',
     ),
-    oldest: db.prepare<[number, number], EventRef>(
-      'SELECT event_id AS eventId, seq FROM events WHERE session_id = ? ORDER BY seq LIMIT ?',
+    eventRefs: db.prepare<[ids: string], EventRef>(
+      'SELECT event_id AS eventId, seq FROM events WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id',
     ),
     // Positional: binding an object by name cost ~0.45 µs more per append.
     insert: db.prepare<[sessionId: number, seq: number, eventId: string, text: string, mode: string, contextKey: string | null, storedAt: number]>(
       `INSERT INTO events (session_id, seq, event_id, text, mode, context_key, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ),
-    deleteOne: db.prepare<[number, number]>('DELETE FROM events WHERE session_id = ? AND seq = ?'),
-    deleteRange: db.prepare<[number, number, number]>(
-      'DELETE FROM events WHERE session_id = ? AND seq > ? AND seq <= ?',
+    deleteEvents: db.prepare<[ids: string], string>(
+      'DELETE FROM events WHERE id IN (SELECT value FROM json_each(?)) RETURNING event_id',
+    ).pluck(),
+    read: db.prepare<{ ids: string; sessionKey: string }, EventRecord>(
+      `SELECT ${EVENT_COLUMNS} FROM events WHERE id IN (SELECT value FROM json_each(@ids)) ORDER BY id`,
     ),
-    read: db.prepare<{ sessionId: number; sessionKey: string; after: number; limit: number }, EventRecord>(
-      `SELECT ${EVENT_COLUMNS} FROM events WHERE session_id = @sessionId AND seq > @after ORDER BY seq LIMIT @limit`,
-    ),
-    list: db.prepare<[number], SessionRecord>(
+    list: db.prepare<[number], ListedRow>(
       `SELECT ${SESSION_COLUMNS} FROM sessions WHERE pending > 0 ORDER BY pending DESC, session_key LIMIT ?`,
     ),
-    listByAgent: db.prepare<[string, number], SessionRecord>(
+    listByAgent: db.prepare<[string, number], ListedRow>(
       `SELECT ${SESSION_COLUMNS} FROM sessions WHERE agent_id = ? AND pending > 0
        ORDER BY pending DESC, session_key LIMIT ?`,
     ),
-    ackRange: db.prepare<[number, number], string>(
-      'DELETE FROM events WHERE session_id = ? AND seq <= ? RETURNING event_id',
-    ).pluck(),
     pendingKeys: db.prepare<[string], string>(
       'SELECT session_key FROM sessions WHERE agent_id = ? AND pending > 0 ORDER BY session_key',
     ).pluck(),
@@ -322,6 +321,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
   readonly #onBackgroundError: (error: unknown) => void;
   readonly #pruneTimer: NodeJS.Timeout;
   readonly #sessions: SessionCache;
+  readonly #pending: PendingIndex;
   /**
    * The largest session id handed out. Counted here because the table's largest id misses the
    * sessions new in the running batch (their rows are written when it ends). Never taken back when
@@ -344,19 +344,30 @@ export class SqliteEventStore implements EventStore, TokenStore {
         ' (milliseconds)',
       ),
     };
-    return new SqliteEventStore(openDatabase(file), limits, options.onBackgroundError ?? (() => undefined));
+    const db = openDatabase(file);
+    try {
+      // Reads every pending event (the PendingIndex): damage beyond the pages opening read shows here.
+      return new SqliteEventStore(db, limits, options.onBackgroundError ?? (() => undefined));
+    } catch (error) {
+      db.close();
+      throw openFailure(file, error);
+    }
   }
 
   private constructor(db: Database.Database, limits: Limits, onBackgroundError: (error: unknown) => void) {
     this.#db = db;
     this.#sql = prepareStatements(db);
+    this.#pending = PendingIndex.fromRows(
+      db.prepare<[], { id: number; sessionId: number; seq: number }>('SELECT id, session_id AS sessionId, seq FROM events ORDER BY id').iterate(),
+    );
     this.#sessions = new SessionCache({
       write: (sessionKey, { id, agentId, lastSeq, lastEventAt, pending }) =>
         this.#sql.sessionPut.run(id, sessionKey, agentId, lastSeq, lastEventAt, pending),
-      reconcile: () => this.#sql.reconcileSessions.run(),
+      reconcile: () => this.#reconcileSessions(),
     });
     this.#lastSessionId = db.prepare<[], number>('SELECT coalesce(max(id), 0) FROM sessions').pluck().get()!;
-    this.#queue = new CommitQueue(db, this.#sessions);
+    // The index first: a batch rolled back restores it before the cache, gone stale, reconciles from it.
+    this.#queue = new CommitQueue(db, observeAll(this.#pending, this.#sessions));
     this.#maxPending = limits.maxPending;
     this.#idempotencyRetentionMs = limits.idempotencyRetentionMs;
     this.#onBackgroundError = onBackgroundError;
@@ -382,7 +393,12 @@ export class SqliteEventStore implements EventStore, TokenStore {
       const { agentId, limit } = options;
       const rows =
         agentId === undefined ? this.#sql.list.all(limit + 1) : this.#sql.listByAgent.all(agentId, limit + 1);
-      return { sessions: rows.slice(0, limit), more: rows.length > limit };
+      const sessions = rows.slice(0, limit).map(({ id, ...row }): SessionRecord => {
+        // The oldest event by seq, not min(stored_at): the two differ only if the clock stepped back.
+        const [oldest] = this.#pending.after(id, 0, 1);
+        return { ...row, oldestPendingAt: oldest === undefined ? null : this.#sql.storedAt.get(oldest.id)! };
+      });
+      return { sessions, more: rows.length > limit };
     });
   }
 
@@ -556,20 +572,21 @@ export class SqliteEventStore implements EventStore, TokenStore {
     let pending = session?.pending ?? 0;
     const replaced = event.contextKey === null ? undefined : this.#sql.byContext.get(sessionId, event.contextKey);
     if (replaced) {
-      this.#sql.deleteOne.run(sessionId, replaced.seq);
+      this.#removeEvents(sessionId, replaced.seq - 1, replaced.seq);
       pending--;
     }
 
     const seq = (session?.lastSeq ?? 0) + 1;
     const eventId = newEventId();
     const { text, mode, contextKey } = event;
-    this.#sql.insert.run(sessionId, seq, eventId, text, mode, contextKey, now);
+    const { lastInsertRowid } = this.#sql.insert.run(sessionId, seq, eventId, text, mode, contextKey, now);
+    this.#pending.add(sessionId, seq, Number(lastInsertRowid));
     pending++;
 
-    const dropped = pending > this.#maxPending ? this.#sql.oldest.all(sessionId, pending - this.#maxPending) : [];
+    const dropped = pending > this.#maxPending ? this.#sql.eventRefs.all(idList(this.#pending.after(sessionId, 0, pending - this.#maxPending))) : [];
     const lastDropped = dropped.at(-1);
     if (lastDropped) {
-      this.#sql.deleteRange.run(sessionId, 0, lastDropped.seq);
+      this.#removeEvents(sessionId, 0, lastDropped.seq);
       pending -= dropped.length;
     }
 
@@ -630,7 +647,32 @@ export class SqliteEventStore implements EventStore, TokenStore {
   /** The session's newest pending event, if it has any: from the cache or else from the table. */
   #newest(session: SessionState): NewestEvent | undefined {
     if (session.pending === 0) return undefined;
-    return session.newest ?? this.#sql.newest.get(session.id);
+    if (session.newest) return session.newest;
+    const ref = this.#pending.newest(session.id);
+    return ref && this.#sql.newest.get(ref.id);
+  }
+
+  /** Deletes the session's pending events with a seq in (after, upTo]; returns their event ids. */
+  #removeEvents(sessionId: number, after: number, upTo: number): string[] {
+    const removed = this.#pending.remove(sessionId, after, upTo);
+    return removed.length === 0 ? [] : this.#sql.deleteEvents.all(idList(removed));
+  }
+
+  /**
+   * Brings rows that lag their sessions' appends up to date (never their removals: see
+   * SessionCache). What an append changed is what the session holds beyond the row's last seq,
+   * and the PendingIndex knows every pending event: only sessions with some can lag.
+   */
+  #reconcileSessions(): void {
+    for (const sessionId of this.#pending.sessionIds()) {
+      const row = this.#sql.sessionById.get(sessionId);
+      // A new session's row is written in the batch of its first event: never missing.
+      if (!row) continue;
+      const lagging = this.#pending.countAfter(sessionId, row.lastSeq);
+      if (lagging === 0) continue;
+      const newest = this.#pending.newest(sessionId)!;
+      this.#sql.sessionCatchUp.run(row.pending + lagging, newest.seq, this.#sql.storedAt.get(newest.id)!, sessionId);
+    }
   }
 
   /** Records that the session's pending events up to `upToSeq` were consumed, `depth` left. */
@@ -643,7 +685,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
   #ack(sessionKey: string, seq: number, detail: TraceDetail): AckResult {
     const session = this.#session(sessionKey);
     if (!session || seq > session.lastSeq) return { status: 'out-of-range', lastSeq: session?.lastSeq ?? 0 };
-    const acked = this.#sql.ackRange.all(session.id, seq);
+    const acked = this.#removeEvents(session.id, 0, seq);
     const depth = session.pending - acked.length;
     if (acked.length > 0) {
       this.#consumed(sessionKey, session, depth, seq);
@@ -658,13 +700,14 @@ export class SqliteEventStore implements EventStore, TokenStore {
     const session = this.#session(sessionKey);
     // A session with events has a row (or a state on its way to one).
     if (!session) return { events: [], depth: 0, more: false };
-    const rows = this.#sql.read.all({ sessionId: session.id, sessionKey, after, limit: limit + 1 });
+    const refs = this.#pending.after(session.id, after, limit + 1);
+    const rows = refs.length === 0 ? [] : this.#sql.read.all({ ids: idList(refs), sessionKey });
     const events = withinTextBudget(rows.slice(0, limit));
     let depth = session.pending;
     const last = events.at(-1);
     if (consume && last) {
       // The events read are exactly the pending ones in (after, last.seq]: delete that range.
-      this.#sql.deleteRange.run(session.id, after, last.seq);
+      this.#removeEvents(session.id, after, last.seq);
       depth -= events.length;
       this.#consumed(sessionKey, session, depth, last.seq);
       const now = Date.now();

@@ -157,6 +157,7 @@ function recorder(onBeforeCommit: () => void = () => undefined) {
       calls.push(`before commit (${count()} rows)`);
       onBeforeCommit();
     },
+    batchCommitted: () => calls.push(`committed (${count()} rows)`),
     batchRolledBack: () => calls.push(`batch rolled back (${count()} rows)`),
   };
   return { calls, observer };
@@ -166,7 +167,7 @@ const fail = () => {
   throw new Error('operation failed');
 };
 
-test('observer: told of each operation, of the unguarded run rolled back, of the guarded rerun and its savepoint rolled back, and of the commit to come', async () => {
+test('observer: told of each operation, of the unguarded run rolled back, of the guarded rerun and its savepoint rolled back, of the commit to come and of the commit', async () => {
   const { calls, observer } = recorder();
   queue = new CommitQueue(db, observer);
   const results = await Promise.allSettled([
@@ -183,7 +184,7 @@ test('observer: told of each operation, of the unguarded run rolled back, of the
   );
   assert.equal(calls, [
     ...['begun (0 rows)', 'start', 'start', 'batch rolled back (0 rows)'],
-    ...['begun (0 rows)', 'start', 'start', 'rolled back (1 rows)', 'start', 'before commit (2 rows)'],
+    ...['begun (0 rows)', 'start', 'start', 'rolled back (1 rows)', 'start', 'before commit (2 rows)', 'committed (2 rows)'],
   ]);
   assert.is(count(), 2);
 });

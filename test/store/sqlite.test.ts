@@ -1037,7 +1037,7 @@ test('a database of schema 1 (events clustered by session) is migrated with its 
   }));
   assert.equal(schema, {
     version: SCHEMA_VERSION,
-    indexes: ['events.events_by_context', 'events.events_by_session', 'events.sqlite_autoindex_events_1', 'trace.trace_by_event'],
+    indexes: ['events.events_by_context', 'events.sqlite_autoindex_events_1', 'trace.trace_by_event'],
   });
 });
 
