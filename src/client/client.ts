@@ -196,9 +196,29 @@ export class SwitchboardClient {
       active: true,
       unsubscribe: () => this.#unsubscribe(state),
     };
-    await this.#subscribeOnServer(state, callOptions);
+    const timeoutMs = callOptions?.timeoutMs ?? this.#timeoutMs;
+    const deadline = Date.now() + timeoutMs;
+    // Registered before the call: with reconnect, a connection lost before the gateway answers is
+    // re-opened with every subscription resubscribed, this one too, and the call waits for that
+    // rather than fail an agent that subscribed while its gateway restarted.
     this.#subscriptions.add(state);
-    return state;
+    try {
+      for (;;) {
+        if (this.#state === 'reconnecting') await this.#whenOpen('session.subscribe', Math.max(0, deadline - Date.now()), callOptions?.signal);
+        if (this.#state === 'closed') throw this.#closedError;
+        if (state.serverId !== undefined) return state;
+        try {
+          await this.#subscribeOnServer(state, { ...callOptions, timeoutMs: Math.max(0, deadline - Date.now()) });
+          return state;
+        } catch (error) {
+          const lostMidCall = error instanceof ConnectionError && error.failure === 'closed' && this.#state === 'reconnecting';
+          if (!lostMidCall) throw error;
+        }
+      }
+    } catch (error) {
+      this.#subscriptions.delete(state);
+      throw error;
+    }
   }
 
   /**

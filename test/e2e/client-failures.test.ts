@@ -4,9 +4,11 @@
  * calls waiting for a reconnect settle when the client is closed, and the CLI never reads an empty
  * --agent as "main".
  */
+import type { AddressInfo } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect } from '../../src/client/client.js';
+import { WebSocketServer } from 'ws';
 import { ConnectionError } from '../../src/client/errors.js';
 import { cleanup, openPeer, resultOf, runCli, startInProcessGateway, type InProcessGateway, type Peer } from '../helpers/gateway.js';
 
@@ -41,6 +43,43 @@ test('an events() loop whose token is revoked throws ConnectionError "unauthoriz
   assert.equal(seen, ['before revoke']);
   assert.instance(outcome, ConnectionError);
   assert.is((outcome as ConnectionError).failure, 'unauthorized');
+});
+
+test('with reconnect, a subscribe whose connection is lost before the answer resolves once the client is back and resubscribed', async () => {
+  // A gateway stand-in: the first connection is closed (1012, a restart) instead of answering the
+  // subscribe; the second answers it and pushes an event.
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => server.once('listening', resolve));
+  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  let connections = 0;
+  server.on('connection', (socket) => {
+    const connection = ++connections;
+    socket.on('message', (data) => {
+      const request = JSON.parse(String(data)) as { id: number; method: string };
+      if (request.method !== 'session.subscribe') return;
+      if (connection === 1) {
+        socket.close(1012, 'gateway restarting');
+        return;
+      }
+      const subscriptionId = `${connection}.1`;
+      socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { subscriptionId, sessionKey: null, agentId: 'restarting' } }));
+      const event = { eventId: 'e1', sessionKey: 'agent:restarting:main', seq: 1, text: 'after the restart', mode: 'now', contextKey: null, storedAt: new Date().toISOString() };
+      socket.send(JSON.stringify({ jsonrpc: '2.0', method: 'session.event', params: { subscriptionId, event } }));
+    });
+  });
+  const client = await connect({ url, token: 'x', timeoutMs: 5_000, reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
+  try {
+    const seen: string[] = [];
+    const subscription = await client.subscribe({ agentId: 'restarting' }, { onEvent: (event) => seen.push(event.text) });
+    assert.is(connections, 2, 'answered on the second connection');
+    const started = Date.now();
+    while (seen.length === 0 && Date.now() - started < 3_000) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(seen, ['after the restart']);
+    assert.equal([...subscription.cursors], [['agent:restarting:main', 1]]);
+  } finally {
+    await client.close();
+    server.close();
+  }
 });
 
 test('a call waiting for a reconnect is rejected as closed when the client is closed', async ({ gw, admin }) => {
