@@ -107,8 +107,10 @@ export class PendingIndex implements TransactionObserver {
     const ids = queue.ids.splice(from, to - from);
     if (queue.seqs.length === 0) this.#bySession.delete(sessionId);
     this.#undo.push(() => {
-      queue.seqs.splice(from, 0, ...seqs);
-      queue.ids.splice(from, 0, ...ids);
+      // concat, not splice(from, 0, ...seqs): a spread of a long removal (a session may hold up
+      // to 1,000,000 pending events) would pass more arguments than a call takes.
+      queue.seqs = queue.seqs.slice(0, from).concat(seqs, queue.seqs.slice(from));
+      queue.ids = queue.ids.slice(0, from).concat(ids, queue.ids.slice(from));
       this.#bySession.set(sessionId, queue);
     });
     return removed;

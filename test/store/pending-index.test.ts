@@ -79,6 +79,20 @@ test('a batch rolled back takes back all of it; once committed, nothing is taken
   assert.equal([seqs(index, 1), seqs(index, 2)], [[1, 2, 3, 4, 5, 6], []]);
 });
 
+test('a long removal is taken back whole (more events than a call takes arguments)', () => {
+  const count = 300_000;
+  const index = PendingIndex.fromRows(Array.from({ length: count }, (_, i) => ({ id: i + 1, sessionId: 1, seq: i + 1 })));
+  index.batchBegun();
+  index.operationStart();
+  assert.is(index.remove(1, 0, count - 1).length, count - 1);
+  index.batchRolledBack();
+  assert.is(index.countAfter(1, 0), count);
+  assert.equal(index.after(1, count - 2, 5), [
+    { seq: count - 1, id: count - 1 },
+    { seq: count, id: count },
+  ]);
+});
+
 test('built from rows out of order (nothing writes them so): each session is sorted by seq', () => {
   const index = PendingIndex.fromRows([
     { id: 1, sessionId: 1, seq: 2 },
