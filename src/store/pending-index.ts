@@ -39,7 +39,8 @@ export class PendingIndex implements TransactionObserver {
 
   /**
    * Builds the index from the rows of the events table, given in id order. A session's seqs grow
-   * with its rows' ids; a session found out of order anyway (nothing writes one) is sorted.
+   * with its rows' ids for every row this store writes; rows that migration 2 numbered by time
+   * from a schema-1 database whose clock stepped back may not, and their session is sorted.
    */
   static fromRows(rows: Iterable<{ id: number; sessionId: number; seq: number }>): PendingIndex {
     const index = new PendingIndex();

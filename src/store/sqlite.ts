@@ -186,8 +186,10 @@ function prepareStatements(db: Database.Database) {
     byContext: db.prepare<[number, string], EventRef>(
       'SELECT event_id AS eventId, seq FROM events WHERE session_id = ? AND context_key = ?',
     ),
+    // By seq, not id: within a session the two agree for every row this store writes, but not
+    // for rows migration 2 numbered by stored_at from a schema-1 database whose clock stepped back.
     eventRefs: db.prepare<[ids: string], EventRef>(
-      'SELECT event_id AS eventId, seq FROM events WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id',
+      'SELECT event_id AS eventId, seq FROM events WHERE id IN (SELECT value FROM json_each(?)) ORDER BY seq',
     ),
     // Positional: binding an object by name cost ~0.45 µs more per append.
     insert: db.prepare<[sessionId: number, seq: number, eventId: string, text: string, mode: string, contextKey: string | null, storedAt: number]>(
@@ -197,7 +199,7 @@ function prepareStatements(db: Database.Database) {
       'DELETE FROM events WHERE id IN (SELECT value FROM json_each(?)) RETURNING event_id',
     ).pluck(),
     read: db.prepare<{ ids: string; sessionKey: string }, EventRecord>(
-      `SELECT ${EVENT_COLUMNS} FROM events WHERE id IN (SELECT value FROM json_each(@ids)) ORDER BY id`,
+      `SELECT ${EVENT_COLUMNS} FROM events WHERE id IN (SELECT value FROM json_each(@ids)) ORDER BY seq`,
     ),
     list: db.prepare<[number], ListedRow>(
       `SELECT ${SESSION_COLUMNS} FROM sessions WHERE pending > 0 ORDER BY pending DESC, session_key LIMIT ?`,

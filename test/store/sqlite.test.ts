@@ -187,6 +187,26 @@ test('cap: a lowered cap drops every excess event, oldest first', async () => {
   assert.equal(seqs(await lowered.peek('s', { limit: 10 })), [3, 4]);
 });
 
+test('a session whose rows are out of seq order by id (migration 2 numbers schema-1 rows by time) reads, drains and drops in seq order', async () => {
+  const dir = tempDir();
+  const store = open(dir, 3);
+  for (const text of ['one', 'two', 'three']) await queue(store, 's', text);
+  await store.close();
+  // Seq 1 gets the largest id, as a schema-1 event stored after a clock step back would.
+  withDatabase(dir, (db) => db.prepare('UPDATE events SET id = 1000 WHERE seq = 1').run());
+
+  const reopened = open(dir, 3);
+  assert.equal(seqs(await reopened.peek('s', { limit: 10 })), [1, 2, 3]);
+  // At the cap, the oldest by seq is dropped, and reported as such.
+  const fourth = await queue(reopened, 's', 'four');
+  assert.equal(fourth.dropped.map((ref) => ref.seq), [1]);
+  assert.equal(seqs(await reopened.peek('s', { limit: 10 })), [2, 3, 4]);
+  const drained = await reopened.drain('s', { limit: 2 });
+  assert.equal([seqs(drained), drained.depth], [[2, 3], 1]);
+  assert.equal(seqs(await reopened.peek('s', { limit: 10 })), [4]);
+  assert.equal((await reopened.stats()).pending, 1);
+});
+
 test('dedupe: text identical to the newest pending event stores nothing', async () => {
   const store = open(tempDir());
   const first = await queue(store, 's', 'build failed');
