@@ -216,7 +216,9 @@ export class SwitchboardClient {
         }
       }
     } catch (error) {
-      this.#subscriptions.delete(state);
+      // Failed for the caller, so never live: a resubscribe still under way for it is taken back
+      // when it is answered (see #subscribeOnServer).
+      await this.#unsubscribe(state).catch(() => {});
       throw error;
     }
   }
@@ -342,6 +344,11 @@ export class SwitchboardClient {
     const timeoutMs = callOptions?.timeoutMs ?? this.#timeoutMs;
     await this.#send('session.subscribe', params, timeoutMs, callOptions?.signal, (result) => {
       const { subscriptionId } = result as ResultOf<'session.subscribe'>;
+      if (!state.active) {
+        // Its subscribe() failed (or it was unsubscribed) while this call was on its way.
+        void this.call('session.unsubscribe', { subscriptionId }).catch(() => {});
+        return;
+      }
       state.serverId = subscriptionId;
       this.#byServerId.set(subscriptionId, state);
     });

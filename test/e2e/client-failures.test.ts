@@ -82,6 +82,54 @@ test('with reconnect, a subscribe whose connection is lost before the answer res
   }
 });
 
+test('a subscribe that gives up while its resubscribe is under way never goes live: the late answer is unsubscribed, its events never delivered', async () => {
+  // The first connection is closed instead of answering; the second answers the resubscribe only
+  // after the caller's deadline, then pushes an event on it.
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => server.once('listening', resolve));
+  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  let connections = 0;
+  const unsubscribed: string[] = [];
+  server.on('connection', (socket) => {
+    const connection = ++connections;
+    socket.on('message', (data) => {
+      const request = JSON.parse(String(data)) as { id: number; method: string; params: { subscriptionId?: string } };
+      if (request.method === 'session.unsubscribe') {
+        unsubscribed.push(request.params.subscriptionId!);
+        socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { unsubscribed: true } }));
+        return;
+      }
+      if (request.method !== 'session.subscribe') return;
+      if (connection === 1) {
+        socket.close(1012, 'gateway restarting');
+        return;
+      }
+      setTimeout(() => {
+        socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { subscriptionId: 'late.1', sessionKey: null, agentId: 'late' } }));
+        const event = { eventId: 'e1', sessionKey: 'agent:late:main', seq: 1, text: 'too late', mode: 'now', contextKey: null, storedAt: new Date().toISOString() };
+        socket.send(JSON.stringify({ jsonrpc: '2.0', method: 'session.event', params: { subscriptionId: 'late.1', event } }));
+      }, 400);
+    });
+  });
+  const client = await connect({ url, token: 'x', timeoutMs: 5_000, reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
+  try {
+    const seen: string[] = [];
+    const outcome = await client.subscribe({ agentId: 'late' }, { onEvent: (event) => seen.push(event.text) }, { timeoutMs: 200 }).then(
+      () => 'subscribed',
+      (error: unknown) => error,
+    );
+    assert.instance(outcome, ConnectionError);
+    assert.is((outcome as ConnectionError).failure, 'timeout');
+    const started = Date.now();
+    while (unsubscribed.length === 0 && Date.now() - started < 3_000) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(unsubscribed, ['late.1'], 'the late subscription is taken back on the gateway');
+    assert.equal(seen, [], 'and its events never reach the caller told it failed');
+  } finally {
+    await client.close();
+    server.close();
+  }
+});
+
 test('a call waiting for a reconnect is rejected as closed when the client is closed', async ({ gw, admin }) => {
   const created = resultOf<{ tokenId: string; token: string }>(await admin.call('token.create', { agentId: 'waiting' }));
   const client = await connect({ url: gw.url, token: created.token, timeoutMs: 5_000, reconnect: { initialDelayMs: 1_000, maxDelayMs: 1_000 } });
