@@ -24,10 +24,18 @@ export interface PendingRef {
   id: number;
 }
 
-/** One session's pending events, in seq order (and so in id order: both grow with each append). */
+/**
+ * One session's pending events, in seq order (and so in id order: both grow with each append):
+ * those from `head` on. Removing from the front, as acks, drains and drops at the cap do, only
+ * moves `head` (and taking that back moves it back): a session may hold up to 1,000,000 pending
+ * events, and splicing the front off arrays that long cost ~0.3 ms per append at the cap, and
+ * thousands of times that to take a batch of them back. The dead front is cut off once the batch
+ * has committed.
+ */
 interface Queue {
   seqs: number[];
   ids: number[];
+  head: number;
 }
 
 export class PendingIndex implements TransactionObserver {
@@ -36,6 +44,8 @@ export class PendingIndex implements TransactionObserver {
   readonly #undo: Array<() => void> = [];
   /** Where the running operation's changes start in #undo. */
   #operationStart = 0;
+  /** Queues whose front was removed in the running batch: cut once it has committed. */
+  readonly #trimmed = new Set<Queue>();
 
   /**
    * Builds the index from the rows of the events table, given in id order. A session's seqs grow
@@ -74,14 +84,14 @@ export class PendingIndex implements TransactionObserver {
   after(sessionId: number, after: number, limit: number): PendingRef[] {
     const queue = this.#bySession.get(sessionId);
     if (!queue) return [];
-    const from = firstAbove(queue.seqs, after);
+    const from = firstAbove(queue, after);
     return refs(queue, from, Math.min(queue.seqs.length, from + limit));
   }
 
   /** The pending events of the session with a seq above `after`: how far a row with that last seq lags. */
   countAfter(sessionId: number, after: number): number {
     const queue = this.#bySession.get(sessionId);
-    return queue ? queue.seqs.length - firstAbove(queue.seqs, after) : 0;
+    return queue ? queue.seqs.length - firstAbove(queue, after) : 0;
   }
 
   /** Records an append: its seq is above every pending one of the session. */
@@ -92,7 +102,7 @@ export class PendingIndex implements TransactionObserver {
     this.#undo.push(() => {
       queue.seqs.pop();
       queue.ids.pop();
-      if (queue.seqs.length === 0) this.#bySession.delete(sessionId);
+      if (queue.seqs.length === queue.head) this.#bySession.delete(sessionId);
     });
   }
 
@@ -100,20 +110,29 @@ export class PendingIndex implements TransactionObserver {
   remove(sessionId: number, after: number, upTo: number): PendingRef[] {
     const queue = this.#bySession.get(sessionId);
     if (!queue) return [];
-    const from = firstAbove(queue.seqs, after);
-    const to = firstAbove(queue.seqs, upTo);
+    const from = firstAbove(queue, after);
+    const to = firstAbove(queue, upTo);
     if (to <= from) return [];
     const removed = refs(queue, from, to);
-    const seqs = queue.seqs.splice(from, to - from);
-    const ids = queue.ids.splice(from, to - from);
-    if (queue.seqs.length === 0) this.#bySession.delete(sessionId);
-    this.#undo.push(() => {
-      // concat, not splice(from, 0, ...seqs): a spread of a long removal (a session may hold up
-      // to 1,000,000 pending events) would pass more arguments than a call takes.
-      queue.seqs = queue.seqs.slice(0, from).concat(seqs, queue.seqs.slice(from));
-      queue.ids = queue.ids.slice(0, from).concat(ids, queue.ids.slice(from));
-      this.#bySession.set(sessionId, queue);
-    });
+    if (from === queue.head) {
+      queue.head = to;
+      this.#trimmed.add(queue);
+      this.#undo.push(() => {
+        queue.head = from;
+        this.#bySession.set(sessionId, queue);
+      });
+    } else {
+      const seqs = queue.seqs.splice(from, to - from);
+      const ids = queue.ids.splice(from, to - from);
+      this.#undo.push(() => {
+        // concat, not splice(from, 0, ...seqs): a spread of a long removal would pass more
+        // arguments than a call takes.
+        queue.seqs = queue.seqs.slice(0, from).concat(seqs, queue.seqs.slice(from));
+        queue.ids = queue.ids.slice(0, from).concat(ids, queue.ids.slice(from));
+        this.#bySession.set(sessionId, queue);
+      });
+    }
+    if (queue.seqs.length === queue.head) this.#bySession.delete(sessionId);
     return removed;
   }
 
@@ -133,10 +152,18 @@ export class PendingIndex implements TransactionObserver {
 
   batchCommitted(): void {
     this.#undo.length = 0;
+    for (const queue of this.#trimmed) {
+      queue.seqs.splice(0, queue.head);
+      queue.ids.splice(0, queue.head);
+      queue.head = 0;
+    }
+    this.#trimmed.clear();
   }
 
   batchRolledBack(): void {
     this.#takeBack(0);
+    // Every head is back where the batch found it: at 0, where the last commit left it.
+    this.#trimmed.clear();
   }
 
   #takeBack(downTo: number): void {
@@ -146,16 +173,16 @@ export class PendingIndex implements TransactionObserver {
   #queue(sessionId: number): Queue {
     let queue = this.#bySession.get(sessionId);
     if (!queue) {
-      queue = { seqs: [], ids: [] };
+      queue = { seqs: [], ids: [], head: 0 };
       this.#bySession.set(sessionId, queue);
     }
     return queue;
   }
 }
 
-/** The position of the first seq above `seq` in ascending `seqs`. */
-function firstAbove(seqs: readonly number[], seq: number): number {
-  let low = 0;
+/** The position of the queue's first pending event with a seq above `seq`. */
+function firstAbove({ seqs, head }: Queue, seq: number): number {
+  let low = head;
   let high = seqs.length;
   while (low < high) {
     const middle = (low + high) >>> 1;

@@ -93,6 +93,36 @@ test('a long removal is taken back whole (more events than a call takes argument
   ]);
 });
 
+test('front removals (acks, drops at the cap) at a long session: a batch of them is taken back whole; once committed, what is left reads the same', () => {
+  const count = 300_000;
+  const index = PendingIndex.fromRows(Array.from({ length: count }, (_, i) => ({ id: i + 1, sessionId: 1, seq: i + 1 })));
+  index.batchBegun();
+  for (let seq = count + 1; seq <= count + 1_000; seq++) {
+    index.operationStart();
+    index.add(1, seq, seq);
+    index.remove(1, 0, seq - count);
+  }
+  index.batchRolledBack();
+  assert.equal([index.countAfter(1, 0), index.newest(1)], [count, { seq: count, id: count }]);
+
+  // Committed, the dead front is cut, and what is left reads the same.
+  index.batchBegun();
+  index.operationStart();
+  index.remove(1, 0, 10);
+  index.remove(1, 20, 30);
+  index.batchCommitted();
+  assert.equal(index.after(1, 0, 3), [
+    { seq: 11, id: 11 },
+    { seq: 12, id: 12 },
+    { seq: 13, id: 13 },
+  ]);
+  assert.equal(index.after(1, 19, 2), [
+    { seq: 20, id: 20 },
+    { seq: 31, id: 31 },
+  ]);
+  assert.is(index.countAfter(1, 0), count - 20);
+});
+
 test('built from rows out of order (nothing writes them so): each session is sorted by seq', () => {
   const index = PendingIndex.fromRows([
     { id: 1, sessionId: 1, seq: 2 },
