@@ -144,8 +144,7 @@ export class SwitchboardClient {
   async call<M extends MethodName>(method: M, params: ParamsOf<M>, options: CallOptions = {}): Promise<ResultOf<M>> {
     const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
     const deadline = Date.now() + timeoutMs;
-    if (this.#state === 'reconnecting') await this.#whenOpen(method, timeoutMs, options.signal);
-    if (this.#state === 'closed') throw this.#closedError;
+    await this.#untilOpen(method, timeoutMs, options.signal);
     if (options.signal?.aborted) throw aborted(this.url, method);
     return this.#send(method, params, Math.max(0, deadline - Date.now()), options.signal) as Promise<ResultOf<M>>;
   }
@@ -204,8 +203,7 @@ export class SwitchboardClient {
     this.#subscriptions.add(state);
     try {
       for (;;) {
-        if (this.#state === 'reconnecting') await this.#whenOpen('session.subscribe', Math.max(0, deadline - Date.now()), callOptions?.signal);
-        if (this.#state === 'closed') throw this.#closedError;
+        await this.#untilOpen('session.subscribe', Math.max(0, deadline - Date.now()), callOptions?.signal);
         if (state.serverId !== undefined) return state;
         try {
           await this.#subscribeOnServer(state, { ...callOptions, timeoutMs: Math.max(0, deadline - Date.now()) });
@@ -312,6 +310,12 @@ export class SwitchboardClient {
     });
   }
 
+  /** Waits out a reconnect, within the call's timeout and signal; throws why once the client is closed for good. */
+  async #untilOpen(method: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+    if (this.#state === 'reconnecting') await this.#whenOpen(method, timeoutMs, signal);
+    if (this.#state === 'closed') throw this.#closedError;
+  }
+
   /** Waits for a reconnect to finish, within the call's timeout and signal. */
   #whenOpen(method: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -381,16 +385,13 @@ export class SwitchboardClient {
     socket.onMessage((text) => this.#receive(text));
     socket.onClose((code, reason) => {
       if (socket !== this.#socket || this.#state === 'closed') return;
-      const lost = new ConnectionError(
-        'closed',
-        this.url,
-        `connection to ${this.url} closed (${code}${reason ? `: ${reason}` : ''}) before the gateway answered`,
-      );
+      const closed = `closed (${code}${reason ? `: ${reason}` : ''})`;
+      const lost = new ConnectionError('closed', this.url, `connection to ${this.url} ${closed} before the gateway answered`);
       this.#rejectPending(lost);
       if (!this.#reconnect) this.#finish(lost);
       else if (this.#reconnecting) this.#state = 'reconnecting';
       else {
-        this.#onReconnect({ state: 'reconnecting', reason: `closed (${code}${reason ? `: ${reason}` : ''})` });
+        this.#onReconnect({ state: 'reconnecting', reason: closed });
         void this.#reconnectLoop();
       }
     });
