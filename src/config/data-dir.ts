@@ -61,6 +61,10 @@ export function tokenPath(dataDir: string): string {
   return join(dataDir, DATA_FILES.token);
 }
 
+export function databasePath(dataDir: string): string {
+  return join(dataDir, DATA_FILES.database);
+}
+
 /** Creates the data dir (0700) and the token file (0600) on first start; returns the token. */
 export function ensureDataDir(dataDir: string): string {
   try {

@@ -4,13 +4,11 @@
  * admission (token, rate limit, per-address connections) and graceful shutdown.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { ensureDataDir, tokenPath } from '../config/data-dir.js';
+import { databasePath, ensureDataDir, tokenPath } from '../config/data-dir.js';
 import { exposedFiles } from '../config/private-files.js';
 import {
-  DATA_FILES,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_HOST,
   DEFAULT_IDEMPOTENCY_RETENTION_MS,
@@ -100,7 +98,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     idempotencyRetentionMs: options.idempotencyRetentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS,
     onBackgroundError: (error) => log(`background store write failed: ${(error as Error)?.message ?? String(error)}`),
   });
-  for (const { file, mode } of exposedFiles([tokenPath(options.dataDir), join(options.dataDir, DATA_FILES.database)])) {
+  for (const { file, mode } of exposedFiles([tokenPath(options.dataDir), databasePath(options.dataDir)])) {
     log(`warning: ${file} can be read by other users (mode 0${mode.toString(8)}): \`chmod 600 ${file}\` (the token is the admin key; the database holds every event)`);
   }
 
@@ -301,7 +299,7 @@ async function shutdown(server: Server, wss: WebSocketServer, connections: Reado
 /** A corrupt database found on the first read is an open failure, and says what to do about it. */
 function asStartupError(error: unknown, dataDir: string): unknown {
   if (!(error instanceof StoreUnavailableError) || !isCorruption(error.sqliteCode)) return error;
-  return corruptStoreError(join(dataDir, DATA_FILES.database), error.sqliteCode, error);
+  return corruptStoreError(databasePath(dataDir), error.sqliteCode, error);
 }
 
 /** Shared by every connection's error listener, so none needs a closure of its own. */

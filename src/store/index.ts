@@ -1,6 +1,5 @@
 /** The store layer's public face: open a store; its interface, errors and options come with it. */
-import path from 'node:path';
-import { DATA_FILES } from '../protocol/constants.js';
+import { databasePath } from '../config/data-dir.js';
 import { SqliteEventStore } from './sqlite.js';
 import type { StoreOptions } from './types.js';
 
@@ -14,5 +13,5 @@ export { SqliteEventStore } from './sqlite.js';
  * Throws StoreLockedError when another gateway holds it, StoreOpenError when it cannot be opened.
  */
 export function openStore(dir: string, options: StoreOptions): SqliteEventStore {
-  return SqliteEventStore.open(path.join(dir, DATA_FILES.database), options);
+  return SqliteEventStore.open(databasePath(dir), options);
 }
