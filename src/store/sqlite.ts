@@ -76,26 +76,58 @@ const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 const NOT_DURABLE: RunOptions = { durable: false };
 
 /**
- * The step of the single trace row an append writes for "accepted" and "stored", which always
- * come together and at the same time; trace() returns it as those two steps. Its detail is the
- * JSON array [accepted detail, stored detail]. One row instead of two: every trace row costs an
- * insert into the table and into both of its indexes. Rows written as two steps read the same.
+ * The step of the single trace row appends of schema 3 and 4 wrote for "accepted" and "stored",
+ * with the JSON array [accepted detail, stored detail] as its detail; trace() returns it as those
+ * two steps, as it does rows written as two steps before that. Appends no longer write it: see
+ * Acceptance.
  */
 const ACCEPTED_AND_STORED = 'accepted+stored';
 
 /** A trace row's step: a TraceStep, or the row that stands for two of them. */
 type TraceRowStep = TraceStep | typeof ACCEPTED_AND_STORED;
 
+/**
+ * An event's "accepted" and "stored" steps, which always come together and at the same time: the
+ * JSON array [accepted detail, stored detail], and their time. An append writes them into the
+ * event's row (events.accepted; the time is its stored_at), not into a trace row: every trace row
+ * costs an insert into the table and its index. The step that removes the event (acked, drained,
+ * replaced, dropped) carries them into its own trace row (trace.accepted, trace.accepted_at), so
+ * an event costs one trace row in all, and they outlive it as the rest of its trace does.
+ */
+interface Acceptance {
+  acceptedAt: number;
+  /** JSON. */
+  accepted: string;
+}
+
+/** Columns are NULL where the row carries no acceptance (Acceptance), and in rows written before schema 5. */
 interface TraceRow {
   eventId: string;
   step: TraceRowStep;
   at: number;
   /** JSON. */
   detail: string;
+  acceptedAt: number | null;
+  accepted: string | null;
+}
+
+/** An event deleted from the queue: its trace so far goes on in the trace table. */
+interface RemovedEvent {
+  eventId: string;
+  acceptedAt: number;
+  /** NULL for events appended before schema 5: their acceptance is in a trace row already. */
+  accepted: string | null;
 }
 
 /** Why the session queue dropped an event, as its "dropped" trace says. */
 const DROPPED_REASON = 'session at its pending cap';
+
+/** The step that takes events out of their session's queue, for their trace: when, and its detail (JSON). */
+interface Removal {
+  step: 'acked' | 'drained' | 'replaced' | 'dropped';
+  at: number;
+  detail: string;
+}
 
 // sessionKey is the key the caller asked by: events name their session by its id only.
 const EVENT_COLUMNS =
@@ -118,14 +150,30 @@ interface EventRef {
   seq: number;
 }
 
-/** The steps one trace row stands for. */
-function traceEntries({ eventId, step, at, detail }: TraceRow): TraceEntry[] {
-  if (step !== ACCEPTED_AND_STORED) return [{ eventId, step, at, detail: JSON.parse(detail) as TraceDetail }];
-  const [accepted, stored] = JSON.parse(detail) as [TraceDetail, TraceDetail];
+/** The "accepted" and "stored" steps, from the JSON array [accepted detail, stored detail]. */
+function acceptanceEntries(eventId: string, at: number, acceptedJson: string): TraceEntry[] {
+  const [accepted, stored] = JSON.parse(acceptedJson) as [TraceDetail, TraceDetail];
   return [
     { eventId, step: 'accepted', at, detail: accepted },
     { eventId, step: 'stored', at, detail: stored },
   ];
+}
+
+/**
+ * An event's trace from its rows (in write order) and, while it is pending, its acceptance.
+ * Acceptance comes first: it is the event's first step, though a row carrying it was written when
+ * the event left the queue, after the rows of what happened to it while pending (deduplicated,
+ * delivered, wake).
+ */
+function traceOf(eventId: string, rows: TraceRow[], pending: Acceptance | undefined): TraceEntry[] {
+  const first: TraceEntry[] = pending ? acceptanceEntries(eventId, pending.acceptedAt, pending.accepted) : [];
+  const rest: TraceEntry[] = [];
+  for (const { step, at, detail, acceptedAt, accepted } of rows) {
+    if (accepted !== null) first.push(...acceptanceEntries(eventId, acceptedAt!, accepted));
+    if (step === ACCEPTED_AND_STORED) rest.push(...acceptanceEntries(eventId, at, detail));
+    else rest.push({ eventId, step, at, detail: JSON.parse(detail) as TraceDetail });
+  }
+  return [...first, ...rest];
 }
 
 const TOKEN_COLUMNS =
@@ -186,18 +234,20 @@ function prepareStatements(db: Database.Database) {
     byContext: db.prepare<[number, string], EventRef>(
       'SELECT event_id AS eventId, seq FROM events WHERE session_id = ? AND context_key = ?',
     ),
-    // By seq, not id: within a session the two agree for every row this store writes, but not
-    // for rows migration 2 numbered by stored_at from a schema-1 database whose clock stepped back.
-    eventRefs: db.prepare<[ids: string], EventRef>(
-      'SELECT event_id AS eventId, seq FROM events WHERE id IN (SELECT value FROM json_each(?)) ORDER BY seq',
-    ),
     // Positional: binding an object by name cost ~0.45 µs more per append.
-    insert: db.prepare<[sessionId: number, seq: number, eventId: string, text: string, mode: string, contextKey: string | null, storedAt: number]>(
-      `INSERT INTO events (session_id, seq, event_id, text, mode, context_key, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    insert: db.prepare<
+      [sessionId: number, seq: number, eventId: string, text: string, mode: string, contextKey: string | null, storedAt: number, accepted: string]
+    >(
+      `INSERT INTO events (session_id, seq, event_id, text, mode, context_key, stored_at, accepted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
-    deleteEvents: db.prepare<[ids: string], string>(
-      'DELETE FROM events WHERE id IN (SELECT value FROM json_each(?)) RETURNING event_id',
-    ).pluck(),
+    // RETURNING gives rows in no promised order: #removeEvents orders them by seq.
+    deleteEvents: db.prepare<[ids: string], RemovedEvent & { seq: number }>(
+      `DELETE FROM events WHERE id IN (SELECT value FROM json_each(?))
+       RETURNING event_id AS eventId, seq, stored_at AS acceptedAt, accepted`,
+    ),
+    acceptance: db.prepare<[eventId: string], Acceptance>(
+      'SELECT stored_at AS acceptedAt, accepted FROM events WHERE event_id = ? AND accepted IS NOT NULL',
+    ),
     read: db.prepare<{ ids: string; sessionKey: string }, EventRecord>(
       `SELECT ${EVENT_COLUMNS} FROM events WHERE id IN (SELECT value FROM json_each(@ids)) ORDER BY seq`,
     ),
@@ -211,11 +261,11 @@ function prepareStatements(db: Database.Database) {
     pendingKeys: db.prepare<[string], string>(
       'SELECT session_key FROM sessions WHERE agent_id = ? AND pending > 0 ORDER BY session_key',
     ).pluck(),
-    traceInsert: db.prepare<[string, TraceRowStep, number, string]>(
-      'INSERT INTO trace (event_id, step, at, detail) VALUES (?, ?, ?, ?)',
+    traceInsert: db.prepare<[string, TraceRowStep, number, string, number | null, string | null]>(
+      'INSERT INTO trace (event_id, step, at, detail, accepted_at, accepted) VALUES (?, ?, ?, ?, ?, ?)',
     ),
     trace: db.prepare<[string], TraceRow>(
-      'SELECT event_id AS eventId, step, at, detail FROM trace WHERE event_id = ? ORDER BY id',
+      'SELECT event_id AS eventId, step, at, detail, accepted_at AS acceptedAt, accepted FROM trace WHERE event_id = ? ORDER BY id',
     ),
     // The expired rows of the oldest slice by id (see PRUNE_SLICE). Rows are written in time
     // order, so the expired ones come first. One dated ahead by a clock stepped back stays in the
@@ -319,6 +369,8 @@ export class SqliteEventStore implements EventStore, TokenStore {
   readonly #sql: ReturnType<typeof prepareStatements>;
   readonly #queue: CommitQueue;
   readonly #maxPending: number;
+  /** The detail of the trace of an event dropped at the cap (JSON). */
+  readonly #droppedDetail: string;
   readonly #idempotencyRetentionMs: number;
   readonly #onBackgroundError: (error: unknown) => void;
   readonly #pruneTimer: NodeJS.Timeout;
@@ -371,6 +423,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
     // The index first: a batch rolled back restores it before the cache, gone stale, reconciles from it.
     this.#queue = new CommitQueue(db, observeAll(this.#pending, this.#sessions));
     this.#maxPending = limits.maxPending;
+    this.#droppedDetail = JSON.stringify({ reason: DROPPED_REASON, cap: limits.maxPending });
     this.#idempotencyRetentionMs = limits.idempotencyRetentionMs;
     this.#onBackgroundError = onBackgroundError;
     this.#prune();
@@ -428,7 +481,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
   }
 
   trace(eventId: string): Promise<TraceEntry[]> {
-    return this.#submit(() => this.#sql.trace.all(eventId).flatMap(traceEntries));
+    return this.#submit(() => traceOf(eventId, this.#sql.trace.all(eventId), this.#sql.acceptance.get(eventId)));
   }
 
   listTokens(): Promise<TokenRecord[]> {
@@ -533,8 +586,8 @@ export class SqliteEventStore implements EventStore, TokenStore {
       }, this.#onBackgroundError);
   }
 
-  #writeTrace(eventId: string, step: TraceRowStep, at: number, detailJson: string): void {
-    this.#sql.traceInsert.run(eventId, step, at, detailJson);
+  #writeTrace(eventId: string, step: TraceRowStep, at: number, detailJson: string, acceptance?: Acceptance): void {
+    this.#sql.traceInsert.run(eventId, step, at, detailJson, acceptance?.acceptedAt ?? null, acceptance?.accepted ?? null);
   }
 
   #append<R>({ event, ingress, idempotency, complete }: AppendRequest<R>): AppendResult<R> {
@@ -549,8 +602,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
           : { status: 'conflict' };
       }
     }
-    const outcome = this.#queueEvent(event, now);
-    this.#traceAppend(outcome, event.sessionKey, ingress, now);
+    const outcome = this.#queueEvent(event, ingress, now);
     const result = complete(outcome);
     if (idempotency) {
       this.#sql.idempotencyPut.run(idempotency.key, idempotency.fingerprint, JSON.stringify(result), now);
@@ -558,8 +610,11 @@ export class SqliteEventStore implements EventStore, TokenStore {
     return { status: 'stored', result, outcome };
   }
 
-  /** Dedupe, contextKey replacement, insert, cap: the session queue's rules, in that order. */
-  #queueEvent(event: NewEvent, now: number): AppendOutcome {
+  /**
+   * Dedupe, contextKey replacement, insert, cap: the session queue's rules, in that order. Its
+   * trace is written here too, in its transaction: as durable as the event, and never without it.
+   */
+  #queueEvent(event: NewEvent, ingress: TraceDetail, now: number): AppendOutcome {
     const { sessionKey } = event;
     const session = this.#session(sessionKey);
     const newest = session && this.#newest(session);
@@ -567,28 +622,33 @@ export class SqliteEventStore implements EventStore, TokenStore {
     // that key's to replace later, so it cannot be folded into this one.
     if (session && newest && newest.text === event.text && newest.contextKey === event.contextKey) {
       const { eventId, seq, storedAt } = newest;
-      return { status: 'deduplicated', eventId, seq, storedAt, depth: session.pending, replaced: null, dropped: [] };
+      const depth = session.pending;
+      // On the pending event that stands for this one: who sent the copy, and the queue it found.
+      this.#writeTrace(eventId, 'deduplicated', now, JSON.stringify({ ...ingress, depth }));
+      return { status: 'deduplicated', eventId, seq, storedAt, depth, replaced: null, dropped: [] };
     }
 
     const sessionId = session?.id ?? ++this.#lastSessionId;
     let pending = session?.pending ?? 0;
-    const replaced = event.contextKey === null ? undefined : this.#sql.byContext.get(sessionId, event.contextKey);
-    if (replaced) {
-      this.#removeEvents(sessionId, replaced.seq - 1, replaced.seq);
-      pending--;
-    }
+    const eventId = newEventId();
+    const replacedRef = event.contextKey === null ? undefined : this.#sql.byContext.get(sessionId, event.contextKey);
+    const [replaced] = replacedRef
+      ? this.#removeEvents(sessionId, replacedRef.seq - 1, replacedRef.seq, { step: 'replaced', at: now, detail: JSON.stringify({ byEventId: eventId }) })
+      : [];
+    if (replaced) pending--;
 
     const seq = (session?.lastSeq ?? 0) + 1;
-    const eventId = newEventId();
+    const status = replaced ? 'replaced' : 'queued';
     const { text, mode, contextKey } = event;
-    const { lastInsertRowid } = this.#sql.insert.run(sessionId, seq, eventId, text, mode, contextKey, now);
+    const accepted = `[${JSON.stringify(ingress)},${JSON.stringify({ sessionKey, seq, status })}]`;
+    const { lastInsertRowid } = this.#sql.insert.run(sessionId, seq, eventId, text, mode, contextKey, now, accepted);
     this.#pending.add(sessionId, seq, Number(lastInsertRowid));
     pending++;
 
-    const dropped = pending > this.#maxPending ? this.#sql.eventRefs.all(idList(this.#pending.after(sessionId, 0, pending - this.#maxPending))) : [];
-    const lastDropped = dropped.at(-1);
-    if (lastDropped) {
-      this.#removeEvents(sessionId, 0, lastDropped.seq);
+    let dropped: EventRef[] = [];
+    if (pending > this.#maxPending) {
+      const lastDropped = this.#pending.after(sessionId, 0, pending - this.#maxPending).at(-1)!;
+      dropped = this.#removeEvents(sessionId, 0, lastDropped.seq, { step: 'dropped', at: now, detail: this.#droppedDetail });
       pending -= dropped.length;
     }
 
@@ -605,7 +665,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
       newest: text.length <= NEWEST_TEXT_CACHE_LIMIT ? { eventId, seq, storedAt: now, text, contextKey } : undefined,
     }, due);
     return {
-      status: replaced ? 'replaced' : 'queued',
+      status,
       eventId,
       seq,
       storedAt: now,
@@ -613,25 +673,6 @@ export class SqliteEventStore implements EventStore, TokenStore {
       replaced: replaced ?? null,
       dropped,
     };
-  }
-
-  /** The trace of one append, in its transaction: as durable as the event, and never without it. */
-  #traceAppend(outcome: AppendOutcome, sessionKey: string, ingress: TraceDetail, now: number): void {
-    const { eventId, seq, status, depth } = outcome;
-    if (status === 'deduplicated') {
-      // On the pending event that stands for this one: who sent the copy, and the queue it found.
-      this.#writeTrace(eventId, 'deduplicated', now, JSON.stringify({ ...ingress, depth }));
-      return;
-    }
-    const stored = JSON.stringify({ sessionKey, seq, status });
-    this.#writeTrace(eventId, ACCEPTED_AND_STORED, now, `[${JSON.stringify(ingress)},${stored}]`);
-    if (outcome.replaced) {
-      this.#writeTrace(outcome.replaced.eventId, 'replaced', now, JSON.stringify({ byEventId: eventId }));
-    }
-    if (outcome.dropped.length > 0) {
-      const dropped = JSON.stringify({ reason: DROPPED_REASON, cap: this.#maxPending });
-      for (const ref of outcome.dropped) this.#writeTrace(ref.eventId, 'dropped', now, dropped);
-    }
   }
 
   /** The session's state, from the cache or else from its row; undefined when it has no row. */
@@ -654,10 +695,21 @@ export class SqliteEventStore implements EventStore, TokenStore {
     return ref && this.#sql.newest.get(ref.id);
   }
 
-  /** Deletes the session's pending events with a seq in (after, upTo]; returns their event ids. */
-  #removeEvents(sessionId: number, after: number, upTo: number): string[] {
-    const removed = this.#pending.remove(sessionId, after, upTo);
-    return removed.length === 0 ? [] : this.#sql.deleteEvents.all(idList(removed));
+  /**
+   * Deletes the session's pending events with a seq in (after, upTo], and writes the trace row of
+   * their removal, each carrying on its event's acceptance (see Acceptance). Returns them in seq order.
+   */
+  #removeEvents(sessionId: number, after: number, upTo: number, removal: Removal): EventRef[] {
+    const refs = this.#pending.remove(sessionId, after, upTo);
+    if (refs.length === 0) return [];
+    // By seq, not id: within a session the two agree for every row this store writes, but not
+    // for rows migration 2 numbered by stored_at from a schema-1 database whose clock stepped back.
+    const removed = this.#sql.deleteEvents.all(idList(refs)).sort((a, b) => a.seq - b.seq);
+    const { step, at, detail } = removal;
+    for (const { eventId, acceptedAt, accepted } of removed) {
+      this.#writeTrace(eventId, step, at, detail, accepted === null ? undefined : { acceptedAt, accepted });
+    }
+    return removed.map(({ eventId, seq }) => ({ eventId, seq }));
   }
 
   /**
@@ -687,14 +739,9 @@ export class SqliteEventStore implements EventStore, TokenStore {
   #ack(sessionKey: string, seq: number, detail: TraceDetail): AckResult {
     const session = this.#session(sessionKey);
     if (!session || seq > session.lastSeq) return { status: 'out-of-range', lastSeq: session?.lastSeq ?? 0 };
-    const acked = this.#removeEvents(session.id, 0, seq);
+    const acked = this.#removeEvents(session.id, 0, seq, { step: 'acked', at: Date.now(), detail: JSON.stringify(detail) });
     const depth = session.pending - acked.length;
-    if (acked.length > 0) {
-      this.#consumed(sessionKey, session, depth, seq);
-      const now = Date.now();
-      const detailJson = JSON.stringify(detail);
-      for (const eventId of acked) this.#writeTrace(eventId, 'acked', now, detailJson);
-    }
+    if (acked.length > 0) this.#consumed(sessionKey, session, depth, seq);
     return { status: 'acked', acked: acked.length, depth, lastSeq: session.lastSeq };
   }
 
@@ -709,11 +756,9 @@ export class SqliteEventStore implements EventStore, TokenStore {
     const last = events.at(-1);
     if (consume && last) {
       // The events read are exactly the pending ones in (after, last.seq]: delete that range.
-      this.#removeEvents(session.id, after, last.seq);
+      this.#removeEvents(session.id, after, last.seq, { step: 'drained', at: Date.now(), detail: '{}' });
       depth -= events.length;
       this.#consumed(sessionKey, session, depth, last.seq);
-      const now = Date.now();
-      for (const { eventId } of events) this.#writeTrace(eventId, 'drained', now, '{}');
     }
     return { events, depth, more: rows.length > events.length };
   }

@@ -1221,26 +1221,68 @@ test('trace: a stored event is accepted (with its ingress), then stored', async 
   assert.equal(await store.trace('no-such-event'), []);
 });
 
-test('trace: an append writes one row for accepted and stored; traces written as two rows read the same', async () => {
+test('trace: an append writes no trace row; the step that removes the event carries its acceptance into its own row', async () => {
   const dir = tempDir();
   const store = open(dir);
   const outcome = await queue(store, 's', 'hello');
-  const expected = await store.trace(outcome.eventId);
+  const copy = await store.append({ ...request('s', 'hello'), ingress: { kind: 'hook' } });
+  assert.is(copy.status === 'stored' && copy.outcome.status, 'deduplicated');
+  const rows = () =>
+    withDatabase(dir, (db) =>
+      db.prepare<[string], [string, string | null]>('SELECT step, accepted FROM trace WHERE event_id = ? ORDER BY id').raw().all(outcome.eventId),
+    );
+  const pending = await store.trace(outcome.eventId);
+  assert.equal(pending.map((entry) => [entry.step, entry.at === outcome.storedAt]), [
+    ['accepted', true],
+    ['stored', true],
+    ['deduplicated', true],
+  ]);
   await store.close();
-  const at = outcome.storedAt;
-  withDatabase(dir, (db) => {
-    assert.is(db.prepare('SELECT count(*) FROM trace WHERE event_id = ?').pluck().get(outcome.eventId), 1);
-    const insert = db.prepare<[string, number, string]>("INSERT INTO trace (event_id, step, at, detail) VALUES ('two-rows', ?, ?, ?)");
-    insert.run('accepted', at, JSON.stringify(INGRESS));
-    insert.run('stored', at, JSON.stringify({ sessionKey: 's', seq: 1, status: 'queued' }));
-  });
+  assert.equal(rows(), [['deduplicated', null]], 'accepted and stored are in the event row');
 
   const reopened = open(dir);
-  assert.equal(await reopened.trace(outcome.eventId), expected);
-  assert.equal(
-    await reopened.trace('two-rows'),
-    expected.map((entry) => ({ ...entry, eventId: 'two-rows' })),
-  );
+  assert.equal(await reopened.trace(outcome.eventId), pending);
+  await reopened.ack('s', outcome.seq, { via: 'test' });
+  const acked = await reopened.trace(outcome.eventId);
+  assert.equal(acked.slice(0, 3), pending, 'acceptance still first, at its own time');
+  assert.equal(acked.slice(3).map((entry) => [entry.step, entry.detail]), [['acked', { via: 'test' }]]);
+  await reopened.close();
+  const written = rows();
+  assert.equal(written.map(([step]) => step), ['deduplicated', 'acked'], 'one row for the removal, none for the acceptance');
+  assert.equal(JSON.parse(written[1]![1]!), [INGRESS, { sessionKey: 's', seq: 1, status: 'queued' }]);
+  assert.equal(await open(dir).trace(outcome.eventId), acked, 'and the same after a reopen');
+});
+
+test('trace: rows written before schema 5 (accepted+stored, or two steps) read the same; their events leave without a second acceptance', async () => {
+  const dir = tempDir();
+  // Recent: older traces are pruned at open.
+  const at = Date.now() - 60_000;
+  const stored = (seq: number) => ({ sessionKey: 's', seq, status: 'queued' });
+  withDatabase(dir, (db) => {
+    migrate(db, path.join(dir, DATA_FILES.database), 4);
+    db.prepare(`INSERT INTO sessions (id, session_key, agent_id, last_seq, last_event_at, pending) VALUES (1, 's', 'main', 2, ${at}, 2)`).run();
+    const event = db.prepare<[number, string]>(`INSERT INTO events (session_id, seq, event_id, text, mode, stored_at) VALUES (1, ?, ?, 'x', 'now', ${at})`);
+    event.run(1, 'one-row');
+    event.run(2, 'two-rows');
+    const trace = db.prepare<[string, string, string]>(`INSERT INTO trace (event_id, step, at, detail) VALUES (?, ?, ${at}, ?)`);
+    trace.run('one-row', 'accepted+stored', JSON.stringify([INGRESS, stored(1)]));
+    trace.run('two-rows', 'accepted', JSON.stringify(INGRESS));
+    trace.run('two-rows', 'stored', JSON.stringify(stored(2)));
+  });
+  const acceptance = (eventId: string, seq: number): TraceEntry[] => [
+    { eventId, step: 'accepted', at, detail: INGRESS },
+    { eventId, step: 'stored', at, detail: stored(seq) },
+  ];
+
+  const store = open(dir);
+  assert.equal(await store.trace('one-row'), acceptance('one-row', 1));
+  assert.equal(await store.trace('two-rows'), acceptance('two-rows', 2));
+  await store.ack('s', 2, {});
+  for (const [eventId, seq] of [['one-row', 1], ['two-rows', 2]] as const) {
+    const entries = await store.trace(eventId);
+    assert.equal(entries.slice(0, 2), acceptance(eventId, seq));
+    assert.equal(entries.slice(2).map((entry) => entry.step), ['acked']);
+  }
 });
 
 test('trace: a deduplicated append is recorded on the event that stands for it', async () => {
