@@ -6,7 +6,7 @@
  */
 import { DEFAULT_CALL_TIMEOUT_MS, MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
-import { ConnectionError, RpcCallError } from './errors.js';
+import { ConnectionError, refusalError, RpcCallError } from './errors.js';
 import { exchange, ExchangeError, type HttpResponse } from './http1.js';
 
 export interface HttpCallOptions {
@@ -88,8 +88,7 @@ function connectionError(error: ExchangeError, url: string, method: string, time
 }
 
 function answerOf(status: number, text: string, url: string): unknown {
-  if (status === 401) throw new ConnectionError('unauthorized', url, `the gateway at ${url} refused the token (HTTP 401)`);
-  if (status !== 200) throw new ConnectionError('rejected', url, `the gateway at ${url} refused the call (HTTP ${status}: ${refusalOf(text)})`);
+  if (status !== 200) throw refusalError(url, status, text, 'the call');
   let message: { result?: unknown; error?: { code?: unknown; message?: unknown; data?: unknown } };
   try {
     message = JSON.parse(text) as typeof message;
@@ -99,18 +98,3 @@ function answerOf(status: number, text: string, url: string): unknown {
   if (message.error) throw new RpcCallError(Number(message.error.code), String(message.error.message ?? 'error'), message.error.data);
   return message.result;
 }
-
-/** What an HTTP-level refusal says: the gateway's JSON error, or the body as it came (a proxy's page, say). */
-function refusalOf(text: string): string {
-  try {
-    const { error } = JSON.parse(text) as { error?: { code?: unknown; message?: unknown; data?: { name?: unknown } } };
-    if (error && typeof error.message === 'string') return `${error.message} (${String(error.data?.name)} ${String(error.code)})`;
-  } catch {
-    // Not JSON: shown as it is, on one line and cut short (a web server's error page is a page).
-  }
-  const line = text.replace(/\s+/g, ' ').trim();
-  return line.length > MAX_SHOWN_BODY ? `${line.slice(0, MAX_SHOWN_BODY)}…` : line;
-}
-
-/** Characters of a refusal that is not a gateway's JSON error shown in the message. */
-const MAX_SHOWN_BODY = 200;
