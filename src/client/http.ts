@@ -10,7 +10,7 @@ import { ConnectionError, refusalError, RpcCallError } from './errors.js';
 import { exchange, ExchangeError, type HttpResponse } from './http1.js';
 
 export interface HttpCallOptions {
-  /** The gateway URL, ws:// or http:// (wss:// or https://); the call goes to its /rpc. */
+  /** The gateway URL, ws:// or http:// (wss:// or https://); the call goes to its /rpc, after its path if it has one. */
   url: string;
   token: string;
   /** @default DEFAULT_CALL_TIMEOUT_MS (10 s) */
@@ -18,19 +18,39 @@ export interface HttpCallOptions {
   signal?: AbortSignal;
 }
 
-/** The /rpc endpoint of a gateway URL: ws://h:p becomes http://h:p/rpc. */
-export function rpcEndpoint(url: string): URL {
-  let endpoint: URL;
+/** The schemes a gateway URL may have, and the one its HTTP calls use. */
+const HTTP_PROTOCOLS: Readonly<Record<string, string>> = { 'ws:': 'http:', 'wss:': 'https:', 'http:': 'http:', 'https:': 'https:' };
+
+/**
+ * Why `url` cannot be a gateway URL, or undefined when it can: the reason rpcEndpoint's error and
+ * the CLI's usage error for --url give.
+ */
+export function gatewayUrlProblem(url: string): string | undefined {
+  let parsed: URL;
   try {
-    endpoint = new URL(url);
-  } catch (error) {
-    throw new ConnectionError('unreachable', url, `invalid gateway URL ${JSON.stringify(url)}: expected ws://host:port`, { cause: error });
+    parsed = new URL(url);
+  } catch {
+    return 'expected ws://host:port';
   }
-  const protocols: Record<string, string> = { 'ws:': 'http:', 'wss:': 'https:', 'http:': 'http:', 'https:': 'https:' };
-  const protocol = protocols[endpoint.protocol];
-  if (!protocol) throw new ConnectionError('unreachable', url, `unsupported gateway URL ${JSON.stringify(url)}: expected ws://host:port`);
-  endpoint.protocol = protocol;
-  endpoint.pathname = '/rpc';
+  if (!Object.hasOwn(HTTP_PROTOCOLS, parsed.protocol)) return 'expected ws://host:port (wss://, http:// and https:// work too)';
+  // Nothing after "#" is ever sent (the WebSocket client refuses such a URL outright): whatever it
+  // was meant to say, no gateway or proxy would hear it.
+  if (parsed.hash) return `remove its fragment (${JSON.stringify(parsed.hash)}), which is never sent to a gateway`;
+  return undefined;
+}
+
+/**
+ * The /rpc endpoint of a gateway URL: ws://h:p becomes http://h:p/rpc. Its path is kept, as a
+ * prefix, because the WebSocket connects to the URL as given: both then reach a gateway that a
+ * reverse proxy serves under that path (wss://example.com/switchboard posts to
+ * https://example.com/switchboard/rpc). Its query is kept too, as the WebSocket sends it.
+ */
+function rpcEndpoint(url: string): URL {
+  const problem = gatewayUrlProblem(url);
+  if (problem !== undefined) throw new ConnectionError('unreachable', url, `invalid gateway URL ${JSON.stringify(url)}: ${problem}`);
+  const endpoint = new URL(url);
+  endpoint.protocol = HTTP_PROTOCOLS[endpoint.protocol]!;
+  endpoint.pathname += endpoint.pathname.endsWith('/') ? 'rpc' : '/rpc';
   return endpoint;
 }
 
