@@ -18,6 +18,17 @@ export const EXIT_CODES_HELP = `Exit codes:
   2  usage error (missing --text, bad --mode, unknown option)
   3  could not connect, token refused, or timed out`;
 
+/**
+ * `switchboard session watch` runs until stopped rather than making one call: it ends well when
+ * interrupted, and waits out a gateway restart or outage instead of failing on it.
+ */
+export const WATCH_EXIT_CODES_HELP = `Exit codes:
+  0  stopped by SIGINT or SIGTERM, or the reader of its output went away (| head)
+  1  the gateway refused the subscription or an ack (a malformed --session-key, another agent's session)
+  2  usage error (--after without --session-key, unknown option)
+  3  could not connect or subscribe (unreachable, token refused, timed out), or the token was
+     revoked while watching; a gateway restart or outage is waited out, not an exit`;
+
 /** `switchboard gateway` runs the service rather than calling it: its codes mean other things. */
 export const GATEWAY_EXIT_CODES_HELP = `Exit codes:
   0  stopped by SIGINT, SIGTERM or SIGHUP, after a graceful shutdown

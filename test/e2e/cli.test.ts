@@ -626,12 +626,30 @@ test('--help on each command exits 0 and lists its options', async () => {
   assert.match(help('gateway'), /\n {2}1 {2}could not start \(port or data dir in use, data dir unusable\)/);
   assert.not.match(help('gateway'), /answered with an error|could not connect/);
   assert.match(help('system event'), /\n {2}1 {2}the gateway answered with an error\n/);
-  assert.match(help(''), /switchboard gateway has its own: see switchboard gateway --help/);
+  assert.match(help(''), /switchboard gateway and switchboard session watch have their own: see their --help/);
   // session watch prints JSON lines, and its --timeout is not a limit on the watch.
   const watch = help('session watch');
   assert.match(watch, /--json +Print each event as one JSON object on its own line \(JSON lines\)/);
   assert.not.match(watch, /one JSON object on stdout/);
   assert.match(watch, /--timeout <ms> +Give up connecting, subscribing or acking after this many milliseconds \(default 10000\); the watch itself runs until interrupted/);
+});
+
+test('session watch --help lists the exit codes of a watch, not those of a one-shot call', async () => {
+  const result = await runCli(['session', 'watch', '--help']);
+  assertExit(result, 0);
+  const exitCodes = result.stdout.slice(result.stdout.indexOf('Exit codes:'));
+  assert.is(
+    exitCodes,
+    [
+      'Exit codes:',
+      '  0  stopped by SIGINT or SIGTERM, or the reader of its output went away (| head)',
+      "  1  the gateway refused the subscription or an ack (a malformed --session-key, another agent's session)",
+      '  2  usage error (--after without --session-key, unknown option)',
+      '  3  could not connect or subscribe (unreachable, token refused, timed out), or the token was',
+      '     revoked while watching; a gateway restart or outage is waited out, not an exit',
+      '',
+    ].join('\n'),
+  );
 });
 
 test('--version prints the package version and exits 0', async () => {
