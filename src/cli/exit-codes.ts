@@ -1,3 +1,5 @@
+import { printable } from './format.js';
+
 /** The CLI's exit codes: documented in README.md and `switchboard --help`, asserted in tests. */
 export const ExitCode = {
   /** The call succeeded (for `system event`: the event was routed and stored). */
@@ -94,6 +96,11 @@ export function isCliError(error: unknown): error is CliError {
   return error instanceof Error && error.name === 'CliError' && typeof (error as CliError).exitCode === 'number';
 }
 
+/**
+ * A usage error quotes what was typed (an unknown option, a bad value), which can hold control and
+ * bidirectional formatting characters, pasted or from a script's variable: made printable, like
+ * everything else the CLI shows people, so it cannot drive the terminal or reorder the line.
+ */
 export function usageError(message: string): CliError {
-  return new CliError(ExitCode.USAGE, message);
+  return new CliError(ExitCode.USAGE, printable(message));
 }

@@ -240,6 +240,23 @@ test('exit 2: usage errors, before any connection is tried', async () => {
   });
 });
 
+test('exit 2: control and bidi characters that a usage error quotes from the command line are shown as escapes', async () => {
+  const nowhere = ['--url', 'ws://127.0.0.1:1', '--token', 'x'];
+  // ESC starts a terminal escape sequence (here: red text); U+202E reverses the rest of the line.
+  const cases: [string[], string][] = [
+    [['status', '--col\x1b[31mor\u202e', ...nowhere], 'unknown option `--col\\x1b[31mor\\u202e`: see `switchboard status --help`'],
+    [['system', 'event', '--text', 'x', '--mode', 'n\x1b[31mow\u202e', ...nowhere], '--mode must be "now" or "next-heartbeat" (got "n\\x1b[31mow\\u202e")'],
+    [['session', 'peek', '--limit', '1\u202e0', ...nowhere], '--limit must be an integer of at least 1 (got "1\\u202e0")'],
+    [['frob\x1b[2J'], 'unknown command "frob\\x1b[2J": run `switchboard --help` for the list'],
+  ];
+  const results = await Promise.all(cases.map(([args]) => runCli(args)));
+  results.forEach((result, i) => {
+    const [args, message] = cases[i]!;
+    assertExit(result, 2);
+    assert.is(result.stderr, `switchboard: ${message}\n`, JSON.stringify(args));
+  });
+});
+
 test('exit 2: the camelCase spelling of an option is refused with the declared one, never ignored', async ({ gw }) => {
   const cases: [string[], string, string][] = [
     [['system', 'event', '--text', 'camel', '--sessionKey', 'agent:main:slack:channel:CAMEL'], '--sessionKey', '--session-key'],
