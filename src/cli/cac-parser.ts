@@ -18,7 +18,7 @@ function declare(): CAC {
   }
   cli.help((sections) => {
     const command = COMMANDS.find((spec) => spec.name === cli.matchedCommandName);
-    const exitCodes = command ? (command.exitCodes ?? EXIT_CODES_HELP) : `${EXIT_CODES_HELP}\n  (switchboard gateway has its own: see switchboard gateway --help)`;
+    const exitCodes = command ? (command.exitCodes ?? EXIT_CODES_HELP) : `${EXIT_CODES_HELP}\n  (switchboard gateway and switchboard session watch have their own: see their --help)`;
     return [...sections, { title: '', body: exitCodes }];
   });
   cli.version(VERSION);

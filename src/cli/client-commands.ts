@@ -2,7 +2,7 @@
  * The CLI's one-shot commands: resolve where the gateway is and the token, make one call through
  * the client library, print, and map the outcome to an exit code.
  */
-import { callOverHttp, rpcEndpoint } from '../client/http.js';
+import { callOverHttp, gatewayUrlProblem } from '../client/http.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError, type ConnectionFailure } from '../client/errors.js';
 import { EmptyTokenFileError, readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';
@@ -152,15 +152,19 @@ export function connectionSettings(args: Args) {
 
 /**
  * `--url`, else SWITCHBOARD_URL, else the default. One that is not a gateway URL at all is a usage
- * error here, so that a typo is not reported as a gateway that is not running.
+ * error here, so that a typo is not reported as a gateway that is not running. So is one with a
+ * user name or password: neither call sends them (the token from --token or the data dir goes in
+ * the Authorization header), and a token meant to be used there must not be silently replaced.
  */
 function gatewayUrl(args: Args): string {
   const url = optionOrEnv(args, 'url', ENV.url)?.value ?? DEFAULT_URL;
-  try {
-    rpcEndpoint(url);
-  } catch {
-    throw usageError(`--url (or ${ENV.url}) must be a gateway URL such as ${DEFAULT_URL}, got ${JSON.stringify(url)}`);
+  // First, and without the URL in the message: the password is most likely a token.
+  const credentials = URL.canParse(url) ? new URL(url) : undefined;
+  if (credentials?.username || credentials?.password) {
+    throw usageError(`--url (or ${ENV.url}) holds a user name or password, which is not sent: give the token with --token or ${ENV.token}`);
   }
+  const problem = gatewayUrlProblem(url);
+  if (problem !== undefined) throw usageError(`--url (or ${ENV.url}) ${JSON.stringify(url)} is not a gateway URL: ${problem}`);
   return url;
 }
 

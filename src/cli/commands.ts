@@ -15,7 +15,7 @@ import {
 // Static, unlike the other commands' code: one-shot commands are what the CLI mostly runs, and
 // their code is small; bundled with the entry, they load without another module to resolve.
 import * as oneShot from './client-commands.js';
-import { GATEWAY_EXIT_CODES_HELP, type ExitCode } from './exit-codes.js';
+import { GATEWAY_EXIT_CODES_HELP, WATCH_EXIT_CODES_HELP, type ExitCode } from './exit-codes.js';
 
 /**
  * What a command runs: the raw arguments (options are read from them as typed, see argv.ts) and
@@ -119,6 +119,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       },
     ],
     example: 'switchboard session watch --agent main --ack',
+    exitCodes: WATCH_EXIT_CODES_HELP,
     load: async () => (await import('./watch-command.js')).sessionWatch,
   }),
   connected({

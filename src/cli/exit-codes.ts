@@ -1,3 +1,5 @@
+import { printable } from './format.js';
+
 /** The CLI's exit codes: documented in README.md and `switchboard --help`, asserted in tests. */
 export const ExitCode = {
   /** The call succeeded (for `system event`: the event was routed and stored). */
@@ -17,6 +19,17 @@ export const EXIT_CODES_HELP = `Exit codes:
   1  the gateway answered with an error
   2  usage error (missing --text, bad --mode, unknown option)
   3  could not connect, token refused, or timed out`;
+
+/**
+ * `switchboard session watch` runs until stopped rather than making one call: it ends well when
+ * interrupted, and waits out a gateway restart or outage instead of failing on it.
+ */
+export const WATCH_EXIT_CODES_HELP = `Exit codes:
+  0  stopped by SIGINT or SIGTERM, or the reader of its output went away (| head)
+  1  the gateway refused the subscription or an ack (a malformed --session-key, another agent's session)
+  2  usage error (--after without --session-key, unknown option)
+  3  could not connect or subscribe (unreachable, token refused, timed out), or the token was
+     revoked while watching; a gateway restart or outage is waited out, not an exit`;
 
 /** `switchboard gateway` runs the service rather than calling it: its codes mean other things. */
 export const GATEWAY_EXIT_CODES_HELP = `Exit codes:
@@ -83,6 +96,11 @@ export function isCliError(error: unknown): error is CliError {
   return error instanceof Error && error.name === 'CliError' && typeof (error as CliError).exitCode === 'number';
 }
 
+/**
+ * A usage error quotes what was typed (an unknown option, a bad value), which can hold control and
+ * bidirectional formatting characters, pasted or from a script's variable: made printable, like
+ * everything else the CLI shows people, so it cannot drive the terminal or reorder the line.
+ */
 export function usageError(message: string): CliError {
-  return new CliError(ExitCode.USAGE, message);
+  return new CliError(ExitCode.USAGE, printable(message));
 }

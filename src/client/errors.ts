@@ -46,3 +46,29 @@ export class ConnectionError extends Error {
     this.url = url;
   }
 }
+
+/**
+ * The error for a gateway (or a proxy in front of it) that answered `refused` (the call, the
+ * connection) with an HTTP status instead: 401 is the token, any other status is shown with what
+ * its body says. The same for POST /rpc and for a WebSocket upgrade, so a refusal reads alike
+ * whichever way the client came.
+ */
+export function refusalError(url: string, status: number, body: string, refused: 'the call' | 'the connection'): ConnectionError {
+  if (status === 401) return new ConnectionError('unauthorized', url, `the gateway at ${url} refused the token (HTTP 401)`);
+  return new ConnectionError('rejected', url, `the gateway at ${url} refused ${refused} (HTTP ${status}: ${refusalOf(body)})`);
+}
+
+/** What an HTTP-level refusal says: the gateway's JSON error, or the body as it came (a proxy's page, say). */
+function refusalOf(text: string): string {
+  try {
+    const { error } = JSON.parse(text) as { error?: { code?: unknown; message?: unknown; data?: { name?: unknown } } };
+    if (error && typeof error.message === 'string') return `${error.message} (${String(error.data?.name)} ${String(error.code)})`;
+  } catch {
+    // Not JSON: shown as it is, on one line and cut short (a web server's error page is a page).
+  }
+  const line = text.replace(/\s+/g, ' ').trim();
+  return line.length > MAX_SHOWN_BODY ? `${line.slice(0, MAX_SHOWN_BODY)}…` : line;
+}
+
+/** Characters of a refusal that is not a gateway's JSON error shown in the message. */
+const MAX_SHOWN_BODY = 200;

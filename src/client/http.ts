@@ -6,11 +6,11 @@
  */
 import { DEFAULT_CALL_TIMEOUT_MS, MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
-import { ConnectionError, RpcCallError } from './errors.js';
+import { ConnectionError, refusalError, RpcCallError } from './errors.js';
 import { exchange, ExchangeError, type HttpResponse } from './http1.js';
 
 export interface HttpCallOptions {
-  /** The gateway URL, ws:// or http:// (wss:// or https://); the call goes to its /rpc. */
+  /** The gateway URL, ws:// or http:// (wss:// or https://); the call goes to its /rpc, after its path if it has one. */
   url: string;
   token: string;
   /** @default DEFAULT_CALL_TIMEOUT_MS (10 s) */
@@ -18,19 +18,39 @@ export interface HttpCallOptions {
   signal?: AbortSignal;
 }
 
-/** The /rpc endpoint of a gateway URL: ws://h:p becomes http://h:p/rpc. */
-export function rpcEndpoint(url: string): URL {
-  let endpoint: URL;
+/** The schemes a gateway URL may have, and the one its HTTP calls use. */
+const HTTP_PROTOCOLS: Readonly<Record<string, string>> = { 'ws:': 'http:', 'wss:': 'https:', 'http:': 'http:', 'https:': 'https:' };
+
+/**
+ * Why `url` cannot be a gateway URL, or undefined when it can: the reason rpcEndpoint's error and
+ * the CLI's usage error for --url give.
+ */
+export function gatewayUrlProblem(url: string): string | undefined {
+  let parsed: URL;
   try {
-    endpoint = new URL(url);
-  } catch (error) {
-    throw new ConnectionError('unreachable', url, `invalid gateway URL ${JSON.stringify(url)}: expected ws://host:port`, { cause: error });
+    parsed = new URL(url);
+  } catch {
+    return 'expected ws://host:port';
   }
-  const protocols: Record<string, string> = { 'ws:': 'http:', 'wss:': 'https:', 'http:': 'http:', 'https:': 'https:' };
-  const protocol = protocols[endpoint.protocol];
-  if (!protocol) throw new ConnectionError('unreachable', url, `unsupported gateway URL ${JSON.stringify(url)}: expected ws://host:port`);
-  endpoint.protocol = protocol;
-  endpoint.pathname = '/rpc';
+  if (!Object.hasOwn(HTTP_PROTOCOLS, parsed.protocol)) return 'expected ws://host:port (wss://, http:// and https:// work too)';
+  // Nothing after "#" is ever sent (the WebSocket client refuses such a URL outright): whatever it
+  // was meant to say, no gateway or proxy would hear it.
+  if (parsed.hash) return `remove its fragment (${JSON.stringify(parsed.hash)}), which is never sent to a gateway`;
+  return undefined;
+}
+
+/**
+ * The /rpc endpoint of a gateway URL: ws://h:p becomes http://h:p/rpc. Its path is kept, as a
+ * prefix, because the WebSocket connects to the URL as given: both then reach a gateway that a
+ * reverse proxy serves under that path (wss://example.com/switchboard posts to
+ * https://example.com/switchboard/rpc). Its query is kept too, as the WebSocket sends it.
+ */
+function rpcEndpoint(url: string): URL {
+  const problem = gatewayUrlProblem(url);
+  if (problem !== undefined) throw new ConnectionError('unreachable', url, `invalid gateway URL ${JSON.stringify(url)}: ${problem}`);
+  const endpoint = new URL(url);
+  endpoint.protocol = HTTP_PROTOCOLS[endpoint.protocol]!;
+  endpoint.pathname += endpoint.pathname.endsWith('/') ? 'rpc' : '/rpc';
   return endpoint;
 }
 
@@ -88,8 +108,7 @@ function connectionError(error: ExchangeError, url: string, method: string, time
 }
 
 function answerOf(status: number, text: string, url: string): unknown {
-  if (status === 401) throw new ConnectionError('unauthorized', url, `the gateway at ${url} refused the token (HTTP 401)`);
-  if (status !== 200) throw new ConnectionError('rejected', url, `the gateway at ${url} refused the call (HTTP ${status}: ${refusalOf(text)})`);
+  if (status !== 200) throw refusalError(url, status, text, 'the call');
   let message: { result?: unknown; error?: { code?: unknown; message?: unknown; data?: unknown } };
   try {
     message = JSON.parse(text) as typeof message;
@@ -99,18 +118,3 @@ function answerOf(status: number, text: string, url: string): unknown {
   if (message.error) throw new RpcCallError(Number(message.error.code), String(message.error.message ?? 'error'), message.error.data);
   return message.result;
 }
-
-/** What an HTTP-level refusal says: the gateway's JSON error, or the body as it came (a proxy's page, say). */
-function refusalOf(text: string): string {
-  try {
-    const { error } = JSON.parse(text) as { error?: { code?: unknown; message?: unknown; data?: { name?: unknown } } };
-    if (error && typeof error.message === 'string') return `${error.message} (${String(error.data?.name)} ${String(error.code)})`;
-  } catch {
-    // Not JSON: shown as it is, on one line and cut short (a web server's error page is a page).
-  }
-  const line = text.replace(/\s+/g, ' ').trim();
-  return line.length > MAX_SHOWN_BODY ? `${line.slice(0, MAX_SHOWN_BODY)}…` : line;
-}
-
-/** Characters of a refusal that is not a gateway's JSON error shown in the message. */
-const MAX_SHOWN_BODY = 200;

@@ -3,9 +3,10 @@
  * send an Authorization header, so the client uses `ws`; this file is its only user outside the
  * server, and hides it behind a four-method interface so another transport can follow.
  */
+import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
-import { ConnectionError } from './errors.js';
+import { ConnectionError, refusalError } from './errors.js';
 
 export interface Socket {
   send(text: string): void;
@@ -33,7 +34,12 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
       reject(new ConnectionError('unreachable', url, `invalid gateway URL ${JSON.stringify(url)}: expected ws://host:port`, { cause: error }));
       return;
     }
+    // Once: the caller's signal can still fire while a refusal's body is read, and the first
+    // outcome is the one reported.
+    let failed = false;
     const fail = (error: ConnectionError) => {
+      if (failed) return;
+      failed = true;
       options.signal?.removeEventListener('abort', onAbort);
       ws.removeAllListeners();
       ws.on('error', () => {});
@@ -44,13 +50,11 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
     options.signal?.addEventListener('abort', onAbort, { once: true });
 
     ws.once('unexpected-response', (_request, response) => {
-      const status = response.statusCode ?? 0;
-      response.resume();
-      if (status === 401) {
-        fail(new ConnectionError('unauthorized', url, `the gateway at ${url} refused the token (HTTP 401)`));
-      } else {
-        fail(new ConnectionError('rejected', url, `the gateway at ${url} refused the connection (HTTP ${status})`));
-      }
+      // The gateway answered: whatever happens to the rest of its answer (a handshake timeout
+      // that cuts the body short), the outcome is this refusal, with what its body says.
+      ws.removeAllListeners('error');
+      ws.on('error', () => {});
+      void refusalBody(response).then((body) => fail(refusalError(url, response.statusCode ?? 0, body, 'the connection')));
     });
     ws.once('error', (error: NodeJS.ErrnoException) => {
       const timedOut = /timed out/i.test(error.message);
@@ -75,5 +79,32 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
         onClose: (listener) => ws.on('close', (code: number, reason: Buffer) => listener(code, reason.toString())),
       });
     });
+  });
+}
+
+/**
+ * Bytes of a refused upgrade's body read for its message: the gateway's JSON error is a few
+ * hundred bytes, and of anything else (a proxy's error page) only the start is shown.
+ */
+const MAX_REFUSAL_BODY_BYTES = 64 * 1024;
+
+/** The body of a refused upgrade, up to MAX_REFUSAL_BODY_BYTES, or what came of it before the connection ended. */
+function refusalBody(response: IncomingMessage): Promise<string> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = () => {
+      response.destroy();
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    };
+    response.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= MAX_REFUSAL_BODY_BYTES) done();
+    });
+    response.once('end', done);
+    // Cut short (reset, or the handshake timeout aborted it): what came is what is shown.
+    response.once('error', done);
+    response.once('close', done);
   });
 }

@@ -132,9 +132,10 @@ function parseFrame(text: string): { message: unknown; idTexts: IdTexts | undefi
 
 /**
  * True when a request's id is a number JSON.parse may not hold exactly: an integer beyond 2^53
- * (a 64-bit or snowflake id) comes back rounded, and the spec wants the id answered "the same"
- * (JSON-RPC 2.0 section 5). Fractions are included: the spec discourages them, and echoing their
- * text is always exact.
+ * (a 64-bit or snowflake id) comes back rounded, one beyond the range of a double (1e400) comes
+ * back as Infinity, which JSON.stringify would write as null, and the spec wants the id answered
+ * "the same" (JSON-RPC 2.0 section 5). Fractions are included: the spec discourages them, and
+ * echoing their text is always exact.
  */
 function hasInexactId(message: unknown): boolean {
   const inexact = (item: unknown) =>
@@ -278,7 +279,9 @@ function checkEnvelope(item: unknown): EnvelopeCheck {
   const candidate = item as Record<string, unknown>;
   const hasId = Object.prototype.hasOwnProperty.call(candidate, 'id');
   const id = candidate['id'];
-  const idIsValid = !hasId || id === null || typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id));
+  // Any number: the spec allows any JSON Number, and JSON.parse makes Infinity only of a literal
+  // too large for a double, whose answer carries its text (see hasInexactId).
+  const idIsValid = !hasId || id === null || typeof id === 'string' || typeof id === 'number';
   const answerId = hasId && idIsValid ? (id as JSONRPCID) : null;
   const invalid = (why: string) => ({ error: errorResponse(answerId, 'INVALID_REQUEST', `Invalid Request: ${why}`) });
   if (candidate['jsonrpc'] !== '2.0') return invalid('"jsonrpc" must be exactly "2.0"');

@@ -222,20 +222,31 @@ function checkName(token: string, field: 'agent id' | 'channel name', pos: numbe
     return `${field} (token ${pos}) is ${token.length} characters long; at most ${MAX_AGENT_ID_LENGTH} are allowed`;
   }
   if (!NAME_RE.test(token)) {
-    return `${field} ${show(token)} (token ${pos}) is not valid: expected a-z, 0-9, "_" or "-" in any case, starting with a letter or digit`;
+    // The character is named, as in ids: a name holding an invisible one ("ma\u200bin") prints
+    // like a valid name, and "is not valid" alone would leave the writer looking for nothing.
+    const bad = badCharacter(token, field, pos);
+    return bad ? `${bad}; ${NAME_EXPECTED}` : `${field} ${show(token)} (token ${pos}) is not valid: ${NAME_EXPECTED}`;
   }
   return null;
 }
 
+const NAME_EXPECTED = 'expected a-z, 0-9, "_" or "-" in any case, starting with a letter or digit';
+
 /** Peers, accounts and group/channel/thread/topic ids: any text without ":", whitespace or controls. */
 function checkId(token: string, field: IdField, pos: number): string | null {
   if (token.length === 0) return `${field} (token ${pos}) is empty`;
+  const bad = badCharacter(token, field, pos);
+  return bad === null ? null : `${bad}; ids cannot hold whitespace, control or invisible format characters, or ":"`;
+}
+
+/**
+ * The first character of `token` that no token of a key may hold (whitespace, a control character,
+ * a lone surrogate, an invisible format character): what it is and where; null when there is none.
+ */
+function badCharacter(token: string, field: IdField | 'agent id' | 'channel name', pos: number): string | null {
   const bad = BAD_ID_CHAR_RE.exec(token);
-  if (bad) {
-    const code = bad[0].codePointAt(0)!;
-    return `${field} ${show(token)} (token ${pos}) contains ${badCharKind(bad[0])} (${codePointName(code)}) at character ${bad.index + 1}; ids cannot hold whitespace, control or invisible format characters, or ":"`;
-  }
-  return null;
+  if (!bad) return null;
+  return `${field} ${show(token)} (token ${pos}) contains ${badCharKind(bad[0])} (${codePointName(bad[0].codePointAt(0)!)}) at character ${bad.index + 1}`;
 }
 
 function badCharKind(char: string): string {

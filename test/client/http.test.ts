@@ -48,6 +48,26 @@ test('a result comes back as it was answered; the request is a JSON-RPC call to 
   assert.ok(request.endsWith('\r\n\r\n{"jsonrpc":"2.0","id":1,"method":"gateway.status","params":{}}'));
 });
 
+test("a path in the URL is a prefix (a reverse proxy's), kept before /rpc with the query; a fragment is refused, never dropped", async () => {
+  const { server } = await gatewayAnswering(json('200 OK', { jsonrpc: '2.0', id: 1, result: {} }));
+  const base = `ws://${server.url.host}`;
+  for (const [url, target] of [
+    [`${base}/switchboard`, '/switchboard/rpc'],
+    [`${base}/switchboard/`, '/switchboard/rpc'],
+    [`${base}/a/b?x=1`, '/a/b/rpc?x=1'],
+    [`${base}/?x=1`, '/rpc?x=1'],
+  ] as const) {
+    await call(url);
+    assert.match(server.requests.at(-1)!, new RegExp(`^POST ${target.replace(/[?]/g, '\\?')} HTTP/1\\.1\r\n`), url);
+  }
+  await connectionFailure(
+    call(`${base}/switchboard#main`),
+    'unreachable',
+    `invalid gateway URL "${base}/switchboard#main": remove its fragment ("#main"), which is never sent to a gateway`,
+  );
+  assert.is(server.requests.length, 4, 'nothing was sent for the URL with a fragment');
+});
+
 test('a chunked answer (a proxy re-encoding it) reads the same', async () => {
   const text = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { chunked: true } });
   const { url } = await gatewayAnswering((socket) =>

@@ -3,11 +3,14 @@
  * (0 ok, 1 gateway error, 2 usage, 3 unreachable / token refused / timeout).
  */
 import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fakeServer } from '../helpers/fake-server.js';
-import { cleanup, ISO_RE, makeTempDir, runCli, startGatewayProcess, UUID_RE, type CliResult, type GatewayProcess } from '../helpers/gateway.js';
+import { cleanup, ISO_RE, makeTempDir, runCli, spawnCli, startGatewayProcess, UUID_RE, type CliResult, type GatewayProcess } from '../helpers/gateway.js';
 
 interface Context {
   gw: GatewayProcess;
@@ -216,8 +219,14 @@ test('exit 2: usage errors, before any connection is tried', async () => {
     [['session', 'peek', '--limit', '0', ...nowhere], /--limit/],
     [['session', 'peek', '--limit', 'abc', ...nowhere], /--limit/],
     [['session', 'drain', '--after', '-1', ...nowhere], /--after|-1/],
-    [['system', 'event', '--text', 'x', '--url', 'localhost:18790', '--token', 'x'], /--url \(or SWITCHBOARD_URL\) must be a gateway URL such as ws:\/\/127\.0\.0\.1:18790, got "localhost:18790"/],
-    [['session', 'list', '--url', 'ftp://127.0.0.1:1', '--token', 'x'], /must be a gateway URL/],
+    [['system', 'event', '--text', 'x', '--url', 'localhost:18790', '--token', 'x'], /^switchboard: --url \(or SWITCHBOARD_URL\) "localhost:18790" is not a gateway URL: expected ws:\/\/host:port \(wss:\/\/, http:\/\/ and https:\/\/ work too\)\n$/],
+    [['session', 'list', '--url', 'ftp://127.0.0.1:1', '--token', 'x'], /"ftp:\/\/127\.0\.0\.1:1" is not a gateway URL/],
+    // Neither is ever sent: a fragment, or a token in the URL that --token or the data dir's would replace.
+    [['status', '--url', 'ws://127.0.0.1:1/switchboard#main', '--token', 'x'], /^switchboard: --url \(or SWITCHBOARD_URL\) "ws:\/\/127\.0\.0\.1:1\/switchboard#main" is not a gateway URL: remove its fragment \("#main"\), which is never sent to a gateway\n$/],
+    [['session', 'watch', '--url', 'ws://127.0.0.1:1/?agent=main#main', '--token', 'x'], /is not a gateway URL: remove its fragment \("#main"\)/],
+    [['status', '--url', 'ws://switchboard:sbt_secret@127.0.0.1:1', '--token', 'x'], /^switchboard: --url \(or SWITCHBOARD_URL\) holds a user name or password, which is not sent: give the token with --token or SWITCHBOARD_TOKEN\n$/],
+    // Named before any other problem of the URL, whose message would show the secret.
+    [['status', '--url', 'ftp://switchboard:sbt_secret@127.0.0.1:1/#main', '--token', 'x'], /^switchboard: --url \(or SWITCHBOARD_URL\) holds a user name or password, which is not sent: give the token with --token or SWITCHBOARD_TOKEN\n$/],
     [['system', 'event', '--text', 'x', '--url', 'ws://127.0.0.1:1', '--token', 'sba_x\r'], /the token \(--token or SWITCHBOARD_TOKEN\) holds a line break/],
     [['gateway', '--port', 'abc'], /--port/],
     [['gateway', '--port', '70000'], /--port/],
@@ -228,6 +237,23 @@ test('exit 2: usage errors, before any connection is tried', async () => {
     assert.is(result.code, 2, `switchboard ${args.join(' ')}\n${explain(result)}`);
     assert.match(result.stderr, message, `stderr of switchboard ${args.join(' ')}`);
     assert.is(result.stdout, '', `stdout of switchboard ${args.join(' ')}`);
+  });
+});
+
+test('exit 2: control and bidi characters that a usage error quotes from the command line are shown as escapes', async () => {
+  const nowhere = ['--url', 'ws://127.0.0.1:1', '--token', 'x'];
+  // ESC starts a terminal escape sequence (here: red text); U+202E reverses the rest of the line.
+  const cases: [string[], string][] = [
+    [['status', '--col\x1b[31mor\u202e', ...nowhere], 'unknown option `--col\\x1b[31mor\\u202e`: see `switchboard status --help`'],
+    [['system', 'event', '--text', 'x', '--mode', 'n\x1b[31mow\u202e', ...nowhere], '--mode must be "now" or "next-heartbeat" (got "n\\x1b[31mow\\u202e")'],
+    [['session', 'peek', '--limit', '1\u202e0', ...nowhere], '--limit must be an integer of at least 1 (got "1\\u202e0")'],
+    [['frob\x1b[2J'], 'unknown command "frob\\x1b[2J": run `switchboard --help` for the list'],
+  ];
+  const results = await Promise.all(cases.map(([args]) => runCli(args)));
+  results.forEach((result, i) => {
+    const [args, message] = cases[i]!;
+    assertExit(result, 2);
+    assert.is(result.stderr, `switchboard: ${message}\n`, JSON.stringify(args));
   });
 });
 
@@ -439,6 +465,84 @@ test('where the token and URL come from: --data-dir, SWITCHBOARD_DATA_DIR, --tok
   ]);
 });
 
+/**
+ * A reverse proxy that serves the gateway at `port` under `prefix`, as nginx's
+ * `location /switchboard/ { proxy_pass http://127.0.0.1:18790/; }` would: the prefix is cut from
+ * each request and upgrade on its way in; anything outside it is 404. `paths` records what came in.
+ */
+async function prefixProxy(prefix: string, port: number): Promise<{ url: string; paths: string[]; close(): Promise<void> }> {
+  const paths: string[] = [];
+  const sockets = new Set<Duplex>();
+  const upstreamPath = (url = '/') => {
+    paths.push(url);
+    if (url !== prefix && !url.startsWith(`${prefix}/`) && !url.startsWith(`${prefix}?`)) return undefined;
+    const rest = url.slice(prefix.length);
+    return rest.startsWith('/') ? rest : `/${rest}`;
+  };
+  const server = http.createServer((request, response) => {
+    const upstream = upstreamPath(request.url);
+    if (upstream === undefined) return void response.writeHead(404).end('not proxied here\n');
+    const forwarded = http.request({ host: '127.0.0.1', port, method: request.method, path: upstream, headers: request.headers }, (answer) => {
+      response.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(response);
+    });
+    request.pipe(forwarded);
+  });
+  server.on('upgrade', (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const upstream = upstreamPath(request.url);
+    if (upstream === undefined) return void socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n');
+    const gateway = net.connect(port, '127.0.0.1', () => {
+      const headers = request.rawHeaders.map((text, i) => (i % 2 === 0 ? `${text}: ` : `${text}\r\n`)).join('');
+      gateway.write(`GET ${upstream} HTTP/1.1\r\n${headers}\r\n`);
+      gateway.write(head);
+      gateway.pipe(socket).pipe(gateway);
+    });
+    for (const end of [socket, gateway]) {
+      sockets.add(end);
+      end.on('error', () => {});
+      end.on('close', () => sockets.delete(end));
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `ws://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    paths,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+test('--url with a path (a gateway behind a reverse proxy): session watch connects to it as given, one-shot commands post to <path>/rpc', async ({ gw }) => {
+  const proxy = await prefixProxy('/switchboard', gw.port);
+  try {
+    const agent = `proxied${++unique}`;
+    const auth = ['--token', gw.token];
+    const watch = spawnCli(['session', 'watch', '--agent', agent, '--json', '--url', `${proxy.url}/switchboard`, ...auth]);
+    // With or without the trailing slash, and with a query, which is passed on as given.
+    for (const [url, text] of [
+      [`${proxy.url}/switchboard`, 'one'],
+      [`${proxy.url}/switchboard/`, 'two'],
+      [`${proxy.url}/switchboard?via=proxy`, 'three'],
+    ]) {
+      parseJsonOut<RoutingJson>(await runCli(['system', 'event', '--text', text!, '--agent', agent, '--json', '--url', url!, ...auth]));
+    }
+    const lines = await watch.waitForLines(3);
+    assert.equal(lines.map((line) => (JSON.parse(line) as { text: string }).text), ['one', 'two', 'three']);
+    assert.is(await watch.stop(), 0);
+    // In any order: the watch connects while the events are sent (it shows the backlog first).
+    assert.equal(proxy.paths.sort(), ['/switchboard', '/switchboard/rpc', '/switchboard/rpc', '/switchboard/rpc?via=proxy']);
+    // Without the proxy, the gateway itself serves no such path: the call is refused, not sent elsewhere.
+    const direct = await runCli(['status', '--url', `${gw.url}/switchboard`, ...auth]);
+    assertExit(direct, 3);
+    assert.is(direct.stderr, `switchboard: the gateway at ${gw.url}/switchboard refused the call (HTTP 404: no route /switchboard/rpc: use POST /rpc, POST /hooks/wake or GET /healthz)\n`);
+  } finally {
+    await proxy.close();
+  }
+});
+
 // ---------------------------------------------------------------- session and status commands
 
 test('a token that starts with "-" (data dirs from before the sba_ prefix) works as --token and from the file', async () => {
@@ -539,12 +643,30 @@ test('--help on each command exits 0 and lists its options', async () => {
   assert.match(help('gateway'), /\n {2}1 {2}could not start \(port or data dir in use, data dir unusable\)/);
   assert.not.match(help('gateway'), /answered with an error|could not connect/);
   assert.match(help('system event'), /\n {2}1 {2}the gateway answered with an error\n/);
-  assert.match(help(''), /switchboard gateway has its own: see switchboard gateway --help/);
+  assert.match(help(''), /switchboard gateway and switchboard session watch have their own: see their --help/);
   // session watch prints JSON lines, and its --timeout is not a limit on the watch.
   const watch = help('session watch');
   assert.match(watch, /--json +Print each event as one JSON object on its own line \(JSON lines\)/);
   assert.not.match(watch, /one JSON object on stdout/);
   assert.match(watch, /--timeout <ms> +Give up connecting, subscribing or acking after this many milliseconds \(default 10000\); the watch itself runs until interrupted/);
+});
+
+test('session watch --help lists the exit codes of a watch, not those of a one-shot call', async () => {
+  const result = await runCli(['session', 'watch', '--help']);
+  assertExit(result, 0);
+  const exitCodes = result.stdout.slice(result.stdout.indexOf('Exit codes:'));
+  assert.is(
+    exitCodes,
+    [
+      'Exit codes:',
+      '  0  stopped by SIGINT or SIGTERM, or the reader of its output went away (| head)',
+      "  1  the gateway refused the subscription or an ack (a malformed --session-key, another agent's session)",
+      '  2  usage error (--after without --session-key, unknown option)',
+      '  3  could not connect or subscribe (unreachable, token refused, timed out), or the token was',
+      '     revoked while watching; a gateway restart or outage is waited out, not an exit',
+      '',
+    ].join('\n'),
+  );
 });
 
 test('--version prints the package version and exits 0', async () => {

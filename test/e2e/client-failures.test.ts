@@ -10,7 +10,8 @@ import * as assert from 'uvu/assert';
 import { connect } from '../../src/client/client.js';
 import { WebSocketServer } from 'ws';
 import { ConnectionError } from '../../src/client/errors.js';
-import { cleanup, openPeer, resultOf, runCli, startInProcessGateway, type InProcessGateway, type Peer } from '../helpers/gateway.js';
+import { MAX_AUTH_FAILURES_PER_WINDOW } from '../../src/protocol/constants.js';
+import { cleanup, openPeer, resultOf, runCli, startInProcessGateway, tryUpgrade, type CliResult, type InProcessGateway, type Peer } from '../helpers/gateway.js';
 
 interface Context {
   gw: InProcessGateway;
@@ -159,6 +160,21 @@ test('the CLI refuses an empty --agent instead of reading main', async ({ gw, ad
   }
   const main = resultOf<{ events: unknown[] }>(await admin.call('session.peek', { sessionKey: 'main' }));
   assert.is(main.events.length, 1, 'nothing was drained from main');
+});
+
+test('session watch refused by the rate limiter says why, as a one-shot command does', async () => {
+  // A gateway of its own: the lock-out would refuse wrong tokens of other tests from 127.0.0.1.
+  const gw = await startInProcessGateway();
+  for (let i = 0; i < MAX_AUTH_FAILURES_PER_WINDOW; i++) assert.is((await tryUpgrade(gw.url, { authorization: `Bearer wrong-${i}` })).status, 401);
+  const refusal = 'HTTP 429: too many failed authentications from 127.0.0.1; retry in N s (RATE_LIMITED 1013)';
+  // The seconds left in the window depend on how long the failures above took.
+  const stderrOf = (result: CliResult) => result.stderr.replace(/retry in \d+ s/, 'retry in N s');
+  const watch = await runCli(['session', 'watch', '--url', gw.url, '--token', 'wrong']);
+  assert.is(watch.code, 3, watch.stderr);
+  assert.is(stderrOf(watch), `switchboard: the gateway at ${gw.url} refused the connection (${refusal})\n`);
+  const status = await runCli(['status', '--url', gw.url, '--token', 'wrong']);
+  assert.is(status.code, 3, status.stderr);
+  assert.is(stderrOf(status), `switchboard: the gateway at ${gw.url} refused the call (${refusal})\n`);
 });
 
 test.run();

@@ -269,6 +269,17 @@ test('integer ids beyond 2^53 (64-bit and snowflake ids) come back as sent, in s
   assert.match(batch, /\},\{"jsonrpc":"2\.0","id":9007199254740997,"result":\{/);
 });
 
+test('ids too large for a double (1e400, -1e400) are handled like any number id and come back as sent, in single requests and batches', async ({ raw }) => {
+  for (const id of ['1e400', '-1e400', '1E+999']) {
+    raw.send(`{"jsonrpc":"2.0","method":"gateway.status","params":{},"id":${id}}`);
+    assert.match(await raw.next(), new RegExp(`^\\{"jsonrpc":"2\\.0","id":${id.replace('+', '\\+')},"result":\\{`), `id ${id}`);
+  }
+  raw.send('[{"jsonrpc":"2.0","method":"nope","id":1e400},{"jsonrpc":"2.0","method":"gateway.status","id":-1e400}]');
+  const batch = await raw.next();
+  assert.match(batch, /^\[\{"jsonrpc":"2\.0","id":1e400,"error":\{"code":-32601,/);
+  assert.match(batch, /\},\{"jsonrpc":"2\.0","id":-1e400,"result":\{/);
+});
+
 test('a binary frame is read as UTF-8 JSON; one that is not UTF-8 is -32700 and the connection lives on', async ({ raw }) => {
   raw.ws.send(Buffer.from('{"jsonrpc":"2.0","method":"gateway.status","id":"bin"}'), { binary: true });
   resultOf(await raw.nextJson<JsonRpcResponse>());

@@ -63,8 +63,9 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** Any JSON Number is an id (§4), one JSON.parse reads as Infinity (1e400) included. */
 function isValidId(id: unknown): boolean {
-  return id === null || typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id));
+  return id === null || typeof id === 'string' || typeof id === 'number';
 }
 
 /** What one request object (alone or in a batch) must be answered with, per JSON-RPC 2.0 §4-5. */
@@ -132,6 +133,8 @@ function responseProblem(response: unknown): string | undefined {
 }
 
 function sameId(a: unknown, b: unknown): boolean {
+  // Numbers by value: JSON.stringify writes Infinity as null, which would take an id of null for 1e400.
+  if (typeof a === 'number' || typeof b === 'number') return a === b;
   return JSON.stringify(a) === JSON.stringify(b);
 }
 

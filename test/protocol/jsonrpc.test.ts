@@ -355,6 +355,26 @@ test('an id JSON.parse would round (beyond 2^53, or a fraction) is answered as t
   );
 });
 
+test('an id too large for a double (1e400, which JSON.parse reads as Infinity) is a number like any other: handled, and answered as its text', async () => {
+  const { dispatcher } = setup();
+  const answer = (frame: string) => dispatcher.handleFrame(frame, { connection: 7 });
+  assert.is(await answer('{"jsonrpc":"2.0","method":"nothing","id":1e400}'), '{"jsonrpc":"2.0","id":1e400,"result":null}');
+  assert.is(await answer('{"jsonrpc":"2.0","method":"nothing","id":-1E+400}'), '{"jsonrpc":"2.0","id":-1E+400,"result":null}');
+  assert.is(
+    await answer('{"jsonrpc":"2.0","method":"missing","id":1e400}'),
+    '{"jsonrpc":"2.0","id":1e400,"error":{"code":-32601,"message":"Method not found: missing","data":{"name":"METHOD_NOT_FOUND","method":"missing"}}}',
+  );
+  // An envelope that is invalid for another reason still names its id.
+  assert.is(
+    await answer('{"jsonrpc":"1.0","method":"nothing","id":-1e400}'),
+    '{"jsonrpc":"2.0","id":-1e400,"error":{"code":-32600,"message":"Invalid Request: \\"jsonrpc\\" must be exactly \\"2.0\\"","data":{"name":"INVALID_REQUEST"}}}',
+  );
+  assert.is(
+    await answer('[{"jsonrpc":"2.0","method":"nothing","id":1e400},{"jsonrpc":"2.0","method":"nothing","id":-1e400}]'),
+    '[{"jsonrpc":"2.0","id":1e400,"result":null},{"jsonrpc":"2.0","id":-1e400,"result":null}]',
+  );
+});
+
 test('numericIdTexts finds each request\'s numeric id in the source text', () => {
   assert.equal(numericIdTexts(' { "a" : [ {"id": 5} ], "id" : 1e400 } '), ['1e400']);
   assert.equal(numericIdTexts('[ {"id":"x"}, {"b":{"id":3}}, null, [{"id":4}], {"id":-0.5} ]'), [undefined, undefined, undefined, undefined, '-0.5']);

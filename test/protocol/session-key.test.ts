@@ -382,6 +382,25 @@ rejected('whitespace, control and invisible format characters in ids', () => {
   }
 });
 
+rejected('invisible format characters, whitespace and controls in agent ids and channel names are named, as in ids', () => {
+  const tail = 'expected a-z, 0-9, "_" or "-" in any case, starting with a letter or digit';
+  // Invisible: without the character named, "ma\u200bin" would print as a valid "main".
+  for (const [char, code] of [['\u200b', 'U+200B'], ['\u202e', 'U+202E'], ['\u00ad', 'U+00AD']]) {
+    assert.is(
+      reason(`agent:ma${char}in:main`),
+      `agent id "ma${char}in" (token 2) contains an invisible format character (${code}) at character 3; ${tail}`,
+    );
+    assert.is(
+      reason(`agent:ops:sl${char}ack:channel:C1`),
+      `channel name "sl${char}ack" (token 3) contains an invisible format character (${code}) at character 3; ${tail}`,
+    );
+  }
+  assert.is(reason('agent:a\u00a0b:main'), `agent id "a\u00a0b" (token 2) contains whitespace (U+00A0) at character 2; ${tail}`);
+  assert.is(reason('agent:ops:sl\u0007ack:direct:U1'), `channel name "sl\\u0007ack" (token 3) contains a control character (U+0007) at character 3; ${tail}`);
+  // Other characters a name cannot hold are visible: the name is shown with the rule.
+  assert.is(reason('agent:ops:sl\u00e9ack:direct:U1'), `channel name "sl\u00e9ack" (token 3) is not valid: ${tail}`);
+});
+
 rejected('trailing tokens after a complete key', () => {
   assert.is(reason('agent:ops:slack:group:G1:thread:T1:x'), 'token 8 "x" is unexpected: the key ends after the thread id');
   assert.is(reason('agent:ops:tg:group:G1:topic:7:'), 'token 8 "" is unexpected: the key ends after the topic id');

@@ -1,0 +1,70 @@
+/**
+ * connect(): a refused WebSocket upgrade fails with what the refusal says, as a refused POST /rpc
+ * does (see http.test.ts). Servers here answer the upgrade as the gateway, or a proxy in front of
+ * it, would.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { connect } from '../../src/client/client.js';
+import { ConnectionError, type ConnectionFailure } from '../../src/client/errors.js';
+
+const test = suite('client/transport');
+
+const servers: Server[] = [];
+test.after.each(async () => {
+  await Promise.all(servers.splice(0).map((server) => new Promise((resolve) => server.close(resolve))));
+});
+
+/** A gateway URL whose server answers every upgrade with `response` (status line, headers and body). */
+async function refusingUpgrades(response: string): Promise<string> {
+  const server = createServer();
+  server.on('upgrade', (_request, socket: Duplex) => socket.end(response));
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+function answer(status: string, contentType: string, body: string): string {
+  return `HTTP/1.1 ${status}\r\ncontent-type: ${contentType}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+}
+
+async function connectFailure(url: string, failure: ConnectionFailure, message: string): Promise<void> {
+  const outcome = await connect({ url, token: 'sbt_test', timeoutMs: 2_000 }).then(
+    async (client) => {
+      await client.close();
+      return 'connected';
+    },
+    (error: unknown) => error,
+  );
+  assert.instance(outcome, ConnectionError);
+  assert.is((outcome as ConnectionError).failure, failure);
+  assert.is((outcome as Error).message, message);
+}
+
+test("a refusal with the gateway's JSON error names its message, name and code, as a refused call does", async () => {
+  const error = { code: 1013, message: 'too many failed authentications from 127.0.0.1; retry in 42 s', data: { name: 'RATE_LIMITED' } };
+  const url = await refusingUpgrades(answer('429 Too Many Requests', 'application/json', JSON.stringify({ error })));
+  await connectFailure(url, 'rejected', `the gateway at ${url} refused the connection (HTTP 429: ${error.message} (RATE_LIMITED 1013))`);
+});
+
+test("a proxy's error page comes down to one line of at most 200 characters", async () => {
+  const page = `<!DOCTYPE html>\n<html>\n  <body>\n${'    <p>bad gateway</p>\n'.repeat(40)}  </body>\n</html>\n`;
+  const url = await refusingUpgrades(answer('502 Bad Gateway', 'text/html', page));
+  const shown = `<!DOCTYPE html> <html> <body> ${'<p>bad gateway</p> '.repeat(40)}`.slice(0, 200);
+  await connectFailure(url, 'rejected', `the gateway at ${url} refused the connection (HTTP 502: ${shown}…)`);
+});
+
+test('401 is the token, whatever its body says', async () => {
+  const url = await refusingUpgrades(answer('401 Unauthorized', 'application/json', '{"error":{"code":1012,"message":"no"}}'));
+  await connectFailure(url, 'unauthorized', `the gateway at ${url} refused the token (HTTP 401)`);
+});
+
+test('a body cut short by the connection is shown as far as it came', async () => {
+  const url = await refusingUpgrades('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 500\r\n\r\nupstream restarting');
+  await connectFailure(url, 'rejected', `the gateway at ${url} refused the connection (HTTP 503: upstream restarting)`);
+});
+
+test.run();
