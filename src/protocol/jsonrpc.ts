@@ -25,6 +25,13 @@ import { ErrorCode, RpcError, type ErrorData, type ErrorName } from './errors.js
 export type Handler<C> = (params: unknown, context: C) => unknown;
 
 export interface DispatcherOptions {
+  /**
+   * Turns what a handler threw into the error to answer with: an RpcError to send, anything else
+   * an internal error. In one place, so handlers need no wrapper of their own (an async layer per
+   * call).
+   * @default the error as thrown
+   */
+  mapError?: (error: unknown) => unknown;
   /** Called with every error that becomes INTERNAL_ERROR, so it can be logged; never sent. */
   onInternalError?: (error: unknown, method: string) => void;
 }
@@ -36,9 +43,11 @@ export type Answer = JSONRPCResponse | JSONRPCResponse[] | undefined;
 
 export class RpcDispatcher<C> {
   readonly #handlers: ReadonlyMap<string, Handler<C>>;
+  readonly #mapError: (error: unknown) => unknown;
   readonly #onInternalError: (error: unknown, method: string) => void;
 
   constructor(handlers: Record<string, Handler<C>>, options: DispatcherOptions = {}) {
+    this.#mapError = options.mapError ?? ((error) => error);
     this.#onInternalError = options.onInternalError ?? (() => {});
     this.#handlers = new Map(Object.entries(handlers));
   }
@@ -57,8 +66,17 @@ export class RpcDispatcher<C> {
    * Handles an already parsed message: one request object, or a batch. `idTexts`: the source text
    * of each request's id where JSON.parse could not hold its value (see numericIdTexts).
    */
-  async handleMessage(message: unknown, context: C, idTexts?: IdTexts): Promise<Answer> {
-    if (!Array.isArray(message)) return withIdText(await this.#handleOne(message, context), idTexts?.[0]);
+  handleMessage(message: unknown, context: C, idTexts?: IdTexts): Promise<Answer> {
+    if (!Array.isArray(message)) {
+      // The common case, one request without an id to rewrite: no layer of its own.
+      const idText = idTexts?.[0];
+      const response = this.#handleOne(message, context);
+      return idText === undefined ? response : response.then((answer) => withIdText(answer, idText));
+    }
+    return this.#handleBatch(message, context, idTexts);
+  }
+
+  async #handleBatch(message: unknown[], context: C, idTexts: IdTexts | undefined): Promise<Answer> {
     const invalid = batchError(message);
     if (invalid) return invalid;
     const responses = await Promise.all(
@@ -85,7 +103,8 @@ export class RpcDispatcher<C> {
     let result: unknown;
     try {
       result = await handler(request.params ?? {}, context);
-    } catch (error) {
+    } catch (thrown) {
+      const error = this.#mapError(thrown);
       if (!(error instanceof RpcError)) this.#onInternalError(error, request.method);
       // A notification is never answered, not even with its error (JSON-RPC 2.0 section 4.1).
       return isNotification ? undefined : toErrorResponse(request.id ?? null, error);

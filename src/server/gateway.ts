@@ -30,7 +30,7 @@ import { VERSION } from '../version.js';
 import { Authenticator, boundAgent } from './auth.js';
 import { CloseCode, Connection, type ConnectionOptions } from './connection.js';
 import type { CallContext } from './context.js';
-import { createHandlers, SHUTTING_DOWN_MESSAGE } from './handlers.js';
+import { createHandlers, SHUTTING_DOWN_MESSAGE, toRpcError } from './handlers.js';
 import { createHttpHandler, errorBody, type Admission } from './http-ingress.js';
 import { DeliveryHub } from './hub.js';
 import { AuthFailureLimiter } from './rate-limit.js';
@@ -148,6 +148,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     isClosing: () => lifecycle.closing,
   });
   const dispatcher = new RpcDispatcher<CallContext>(handlers, {
+    mapError: toRpcError,
     onInternalError: (error, method) => log(`internal error in ${method}: ${(error as Error)?.stack ?? String(error)}`),
   });
 

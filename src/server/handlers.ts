@@ -157,13 +157,9 @@ function bindValidators(implementations: Implementations, isClosing: () => boole
   for (const name of Object.keys(METHODS) as MethodName[]) {
     const validator = compileValidator(METHODS[name].params);
     const implementation = implementations[name] as (params: unknown, context: CallContext) => unknown;
-    handlers[name] = async (params, context) => {
+    handlers[name] = (params, context) => {
       if (isClosing()) throw new RpcError('SHUTTING_DOWN', SHUTTING_DOWN_MESSAGE);
-      try {
-        return await implementation(validator.parse(params), context);
-      } catch (error) {
-        throw toRpcError(error);
-      }
+      return implementation(validator.parse(params), context);
     };
   }
   return handlers;
@@ -188,8 +184,11 @@ async function readSession(
   };
 }
 
-/** Store failures the caller can act on become documented errors; anything else stays a bug. */
-function toRpcError(error: unknown): unknown {
+/**
+ * What a handler threw, as the dispatcher answers it (its `mapError`): store failures the caller
+ * can act on become documented errors; anything else stays what it was (a bug, if not an RpcError).
+ */
+export function toRpcError(error: unknown): unknown {
   if (error instanceof StoreUnavailableError) return new RpcError('STORE_UNAVAILABLE', error.message, { sqliteCode: error.sqliteCode ?? null });
   if (error instanceof StoreClosedError) return new RpcError('SHUTTING_DOWN', error.message);
   return error;

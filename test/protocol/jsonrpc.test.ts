@@ -291,6 +291,34 @@ test('a handler throwing RpcError answers with its code, message and data, and i
   assert.equal(internalErrors, []);
 });
 
+test('mapError turns what a handler threw (synchronously or rejected) into the answer; what it leaves alone is still an internal error', async () => {
+  class Busy extends Error {}
+  const internalErrors: unknown[] = [];
+  const dispatcher = new RpcDispatcher<Record<string, never>>(
+    {
+      busy: () => {
+        throw new Busy('database busy');
+      },
+      busyLater: async () => Promise.reject(new Busy('database busy')),
+      bug: () => {
+        throw new TypeError('x is undefined');
+      },
+    },
+    {
+      mapError: (error) => (error instanceof Busy ? new RpcError('STORE_UNAVAILABLE', 'the store is busy: retry') : error),
+      onInternalError: (error) => internalErrors.push(error),
+    },
+  );
+  const call = async (method: string) => JSON.parse((await dispatcher.handleFrame(JSON.stringify({ jsonrpc: '2.0', method, id: 1 }), {}))!) as unknown;
+  const storeUnavailable = { code: 1002, message: 'the store is busy: retry', data: { name: 'STORE_UNAVAILABLE' } };
+  assert.equal(await call('busy'), { jsonrpc: '2.0', error: storeUnavailable, id: 1 });
+  assert.equal(await call('busyLater'), { jsonrpc: '2.0', error: storeUnavailable, id: 1 });
+  assert.equal(internalErrors, []);
+  assert.equal(await call('bug'), { jsonrpc: '2.0', error: INTERNAL, id: 1 });
+  assert.is(internalErrors.length, 1);
+  assert.instance(internalErrors[0], TypeError);
+});
+
 test('a batch of MAX_BATCH_LENGTH is answered; one more is -32600', async () => {
   const { send } = setup();
   assert.is(MAX_BATCH_LENGTH, 100);
