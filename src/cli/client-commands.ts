@@ -204,14 +204,16 @@ export function explain(error: unknown, { url, token }: { url: string; token: st
   }
   if (!(error instanceof ConnectionError)) return error;
   const uncertain = unanswered === undefined ? '' : `; ${unanswered}`;
+  // Printable: it quotes the URL as given, and a rejection quotes what the gateway, or a proxy in
+  // front of it, answered instead.
+  const message = printable(error.message);
   const explained: Record<ConnectionFailure, [CliErrorName, string]> = {
-    unreachable: ['GATEWAY_UNREACHABLE', `${error.message}: is \`switchboard gateway\` running? (or set --url / ${ENV.url})`],
-    unauthorized: ['TOKEN_REFUSED', `the gateway at ${url} refused the token: ${refusedTokenHint(token)}`],
-    // What the gateway, or a proxy in front of it, answered instead.
-    rejected: ['GATEWAY_REJECTED', printable(error.message)],
-    closed: ['CONNECTION_CLOSED', `${error.message}${uncertain || '; retry, or check the gateway'}`],
-    timeout: ['TIMEOUT', `${error.message}${uncertain}; raise --timeout, or check the gateway`],
-    aborted: ['ABORTED', error.message],
+    unreachable: ['GATEWAY_UNREACHABLE', `${message}: is \`switchboard gateway\` running? (or set --url / ${ENV.url})`],
+    unauthorized: ['TOKEN_REFUSED', `the gateway at ${printable(url)} refused the token: ${refusedTokenHint(token)}`],
+    rejected: ['GATEWAY_REJECTED', message],
+    closed: ['CONNECTION_CLOSED', `${message}${uncertain || '; retry, or check the gateway'}`],
+    timeout: ['TIMEOUT', `${message}${uncertain}; raise --timeout, or check the gateway`],
+    aborted: ['ABORTED', message],
   };
   return noAnswer(...explained[error.failure]);
 }

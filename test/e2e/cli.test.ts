@@ -257,6 +257,15 @@ test('exit 2: control and bidi characters that a usage error quotes from the com
   });
 });
 
+test('exit 3: a URL quoted by a connection failure shows its control and bidi characters as escapes', async () => {
+  // A path may hold them (URL parsing keeps U+202E as is, and percent-encodes ESC only in some places).
+  const url = 'ws://127.0.0.1:1/sw\u202eitch';
+  const result = await runCli(['status', '--url', url, '--token', 'x']);
+  assertExit(result, 3);
+  assert.ok(result.stderr.includes('127.0.0.1:1/sw\\u202eitch'), result.stderr);
+  assert.not.ok(result.stderr.includes('\u202e'), result.stderr);
+});
+
 test('exit 2: the camelCase spelling of an option is refused with the declared one, never ignored', async ({ gw }) => {
   const cases: [string[], string, string][] = [
     [['system', 'event', '--text', 'camel', '--sessionKey', 'agent:main:slack:channel:CAMEL'], '--sessionKey', '--session-key'],
