@@ -240,13 +240,24 @@ function checkId(token: string, field: IdField, pos: number): string | null {
 }
 
 /**
- * The first character of `token` that no token of a key may hold (whitespace, a control character,
- * a lone surrogate, an invisible format character): what it is and where; null when there is none.
+ * The first character of `token` that no token of a key may hold: see badCharacterOf. Null when
+ * there is none.
  */
 function badCharacter(token: string, field: IdField | 'agent id' | 'channel name', pos: number): string | null {
-  const bad = BAD_ID_CHAR_RE.exec(token);
+  const bad = badCharacterOf(token);
+  return bad === null ? null : `${field} ${show(token)} (token ${pos}) ${bad}`;
+}
+
+/**
+ * The first character of `text` that no token of a key (nor an agent id anywhere) may hold,
+ * described with where it is: "contains an invisible format character (U+200B) at character 3".
+ * Whitespace, a control character, a lone surrogate, an invisible format character: named, as the
+ * text may print as if it were valid. Null when there is none.
+ */
+export function badCharacterOf(text: string): string | null {
+  const bad = BAD_ID_CHAR_RE.exec(text);
   if (!bad) return null;
-  return `${field} ${show(token)} (token ${pos}) contains ${badCharKind(bad[0])} (${codePointName(bad[0].codePointAt(0)!)}) at character ${bad.index + 1}`;
+  return `contains ${badCharKind(bad[0])} (${codePointName(bad[0].codePointAt(0)!)}) at character ${bad.index + 1}`;
 }
 
 function badCharKind(char: string): string {

@@ -6,6 +6,7 @@ import type { Static, TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { AGENT_ID_PATTERN } from './constants.js';
 import { RpcError, type ParamProblem } from './errors.js';
+import { badCharacterOf } from './session-key.js';
 
 /** Enough problems to fix a request in one go, few enough to keep an error response small. */
 export const MAX_REPORTED_PROBLEMS = 8;
@@ -19,7 +20,7 @@ export interface Validator<T extends TSchema> {
 
 export function compileValidator<T extends TSchema>(schema: T): Validator<T> {
   const compiled = Compile(schema);
-  const problems = (value: unknown) => describeProblems(compiled.Errors(value));
+  const problems = (value: unknown) => describeProblems(compiled.Errors(value), value);
   return {
     check: (value): value is Static<T> => compiled.Check(value),
     problems,
@@ -44,7 +45,7 @@ interface RawError {
  * that got furthest: one that failed inside the value ("/after/k: must be at least 0") is the one
  * the caller meant; otherwise each branch is named ("must be at least 0, or an object").
  */
-function describeProblems(raw: Iterable<unknown>): ParamProblem[] {
+function describeProblems(raw: Iterable<unknown>, value: unknown): ParamProblem[] {
   const byPath = new Map<string, ParamProblem>();
   const keep = (problem: ParamProblem, keyword: string) => {
     if (!byPath.has(problem.path) || keyword === 'enum') byPath.set(problem.path, problem);
@@ -62,7 +63,7 @@ function describeProblems(raw: Iterable<unknown>): ParamProblem[] {
       if (deeper.length > 0) for (const { problem, keyword } of deeper) keep(problem, keyword);
       else byPath.set(at, { path: at, message: eitherOf(own.map(({ problem }) => problem.message)) ?? error.message });
     } else {
-      for (const problem of describe(error)) {
+      for (const problem of describe(error, value)) {
         if (error.schemaPath.includes('/anyOf/')) branchErrors.push({ problem, keyword: error.keyword });
         else keep(problem, error.keyword);
       }
@@ -85,7 +86,29 @@ const PATTERN_MESSAGES: Readonly<Record<string, string>> = {
   [AGENT_ID_PATTERN]: 'must be an agent id: letters a-z (either case), digits, "_" or "-", starting with a letter or digit',
 };
 
-function describe(error: RawError): ParamProblem[] {
+/**
+ * What a pattern error says: what the pattern wants, and a character no such value may hold, if
+ * the value has one. An agent id with a zero-width space prints as a valid one, and "must be an
+ * agent id" alone would leave its writer looking at what seems a good id.
+ */
+function patternMessage(pattern: string, error: RawError, value: unknown): string {
+  const wanted = PATTERN_MESSAGES[pattern] ?? error.message;
+  const found = valueAt(value, error.instancePath);
+  const bad = typeof found === 'string' ? badCharacterOf(found) : null;
+  return bad === null ? wanted : `${wanted}; it ${bad}`;
+}
+
+/** The value at a JSON pointer (RFC 6901) in `root`, or undefined. */
+function valueAt(root: unknown, pointer: string): unknown {
+  let node = root;
+  for (const token of pointer.split('/').slice(1)) {
+    if (typeof node !== 'object' || node === null) return undefined;
+    node = (node as Record<string, unknown>)[token.replaceAll('~1', '/').replaceAll('~0', '~')];
+  }
+  return node;
+}
+
+function describe(error: RawError, value: unknown): ParamProblem[] {
   const { keyword, params, instancePath } = error;
   switch (keyword) {
     case 'required': {
@@ -117,7 +140,7 @@ function describe(error: RawError): ParamProblem[] {
     case 'const':
       return [{ path: instancePath, message: `must be ${JSON.stringify(params['allowedValue'])}` }];
     case 'pattern':
-      return [{ path: instancePath, message: PATTERN_MESSAGES[String(params['pattern'])] ?? error.message }];
+      return [{ path: instancePath, message: patternMessage(String(params['pattern']), error, value) }];
     default:
       return [{ path: instancePath, message: error.message }];
   }

@@ -129,12 +129,24 @@ test('system.event: length limits at the edge and one past it', () => {
   }
 });
 
+const AGENT_ID_MESSAGE = 'must be an agent id: letters a-z (either case), digits, "_" or "-", starting with a letter or digit';
+
 test('system.event: agentId pattern', () => {
   for (const agentId of ['main', 'a', '0', 'Ops_Bot-2', 'a-b_c']) accepts(systemEvent, { text: 'x', agentId });
-  for (const agentId of ['-main', '_main', 'ma in', 'main:x', 'agent/1', 'é']) {
-    rejects(systemEvent, { text: 'x', agentId }, [
-      { path: '/agentId', message: 'must be an agent id: letters a-z (either case), digits, "_" or "-", starting with a letter or digit' },
-    ]);
+  for (const agentId of ['-main', '_main', 'main:x', 'agent/1', 'é']) {
+    rejects(systemEvent, { text: 'x', agentId }, [{ path: '/agentId', message: AGENT_ID_MESSAGE }]);
+  }
+});
+
+test('system.event: an agentId holding a character that prints as nothing (or as a space) is told which and where', () => {
+  const cases: Array<[string, string]> = [
+    ['ma\u200bin', 'contains an invisible format character (U+200B) at character 3'],
+    ['main\u202e', 'contains an invisible format character (U+202E) at character 5'],
+    ['ma in', 'contains whitespace (U+0020) at character 3'],
+    ['\u0007main', 'contains a control character (U+0007) at character 1'],
+  ];
+  for (const [agentId, found] of cases) {
+    rejects(systemEvent, { text: 'x', agentId }, [{ path: '/agentId', message: `${AGENT_ID_MESSAGE}; it ${found}` }]);
   }
 });
 
