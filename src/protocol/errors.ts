@@ -52,6 +52,11 @@ export const ErrorCode = {
   BODY_TIMEOUT: 1017,
   /** A verb other than POST on /rpc or /hooks/wake (HTTP 405, Allow: POST). */
   METHOD_NOT_ALLOWED: 1018,
+  /**
+   * session.subscribe's `after` is beyond the last seq the session issued: the events up to it
+   * would be skipped unseen (seqs are reissued after a data dir restore or reset).
+   */
+  AFTER_OUT_OF_RANGE: 1019,
 } as const;
 
 export type ErrorName = keyof typeof ErrorCode;
@@ -81,6 +86,7 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
   UNSUPPORTED_MEDIA_TYPE: 'HTTP 415: the body must be JSON ("Content-Type: application/json").',
   BODY_TIMEOUT: 'HTTP 408: the body did not arrive within the time limit.',
   METHOD_NOT_ALLOWED: 'HTTP 405: /rpc and /hooks/wake take POST.',
+  AFTER_OUT_OF_RANGE: "The subscribe's after is beyond the last seq the session issued; resubscribe with after <= data.lastSeq (0 replays every pending event).",
 };
 
 /** One problem found in params: where it is (a JSON pointer into params) and what is wrong. */

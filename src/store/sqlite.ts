@@ -466,6 +466,10 @@ export class SqliteEventStore implements EventStore, TokenStore {
     return this.#submit(() => this.#ack(sessionKey, seq, detail));
   }
 
+  lastSeqs(sessionKeys: readonly string[]): Promise<number[]> {
+    return this.#submit(() => sessionKeys.map((sessionKey) => this.#session(sessionKey)?.lastSeq ?? 0));
+  }
+
   pendingSessionKeys(agentId: string): Promise<string[]> {
     return this.#readSessions(() => this.#sql.pendingKeys.all(agentId));
   }

@@ -117,6 +117,8 @@ export interface EventStore {
   stats(agentId?: string): Promise<StoreStats>;
   /** Consumes every pending event of the session with seq <= `seq`; records "acked" traces. */
   ack(sessionKey: string, seq: number, detail: TraceDetail): Promise<AckResult>;
+  /** The last seq each session issued, in the order given; 0 for a session that never had an event. */
+  lastSeqs(sessionKeys: readonly string[]): Promise<number[]>;
   /** Keys of the agent's sessions that have pending events (for replaying an agent subscription). */
   pendingSessionKeys(agentId: string): Promise<string[]>;
   /** Appends trace entries without waiting for them; they commit with the next batch. */
