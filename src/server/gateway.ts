@@ -133,6 +133,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     return closed;
   };
+  // Built again with the gateway's URL once it listens (--port 0 picks the port), before any call.
+  let openrpc = buildOpenRpcDocument(VERSION);
   const handlers = createHandlers({
     store,
     hub,
@@ -141,7 +143,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     dataDir: options.dataDir,
     startedAt: Date.now(),
     maxPendingPerSession,
-    openrpc: buildOpenRpcDocument(VERSION),
+    openrpc: () => openrpc,
     connectionCount: (agentId) => {
       if (agentId === undefined) return connections.size;
       let count = 0;
@@ -271,10 +273,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : (options.port ?? DEFAULT_PORT);
   const urlHost = host.includes(':') ? `[${host}]` : host;
+  const url = `ws://${urlHost}:${port}`;
+  openrpc = buildOpenRpcDocument(VERSION, url);
 
   let closed: Promise<void> | undefined;
   return {
-    url: `ws://${urlHost}:${port}`,
+    url,
     port,
     host,
     dataDir: options.dataDir,

@@ -31,7 +31,8 @@ export interface GatewayState {
   dataDir: string;
   startedAt: number;
   maxPendingPerSession: number;
-  openrpc: Record<string, unknown>;
+  /** The OpenRPC document, naming the URL the gateway listens on (known once it listens). */
+  openrpc(): Record<string, unknown>;
   /** Open connections: all, or those whose token is bound to the agent. */
   connectionCount(agentId?: string): number;
   /** True once shutdown began: new calls are refused with SHUTTING_DOWN instead of started. */
@@ -154,7 +155,7 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
         maxPendingPerSession: state.maxPendingPerSession,
       };
     },
-    'rpc.discover': () => state.openrpc,
+    'rpc.discover': () => state.openrpc(),
   };
   return bindValidators(implementations, state.isClosing);
 }
