@@ -742,7 +742,10 @@ export class SqliteEventStore implements EventStore, TokenStore {
 
   #ack(sessionKey: string, seq: number, detail: TraceDetail): AckResult {
     const session = this.#session(sessionKey);
-    if (!session || seq > session.lastSeq) return { status: 'out-of-range', lastSeq: session?.lastSeq ?? 0 };
+    const lastSeq = session?.lastSeq ?? 0;
+    if (seq > lastSeq) return { status: 'out-of-range', lastSeq };
+    // Seq 0 acks nothing, in a session with no event yet as in any other.
+    if (!session) return { status: 'acked', acked: 0, depth: 0, lastSeq };
     const acked = this.#removeEvents(session.id, 0, seq, { step: 'acked', at: Date.now(), detail: JSON.stringify(detail) });
     const depth = session.pending - acked.length;
     if (acked.length > 0) this.#consumed(sessionKey, session, depth, seq);

@@ -96,7 +96,7 @@ export interface TraceEntry {
 
 export type AckResult =
   | { status: 'acked'; acked: number; depth: number; lastSeq: number }
-  /** The seq is beyond the last one the session issued (or the session does not exist). */
+  /** The seq is beyond the last one the session issued (0 for a session with no event yet). */
   | { status: 'out-of-range'; lastSeq: number };
 
 export interface StoreStats {

@@ -409,7 +409,7 @@ test('ack consumes up to seq: acked events are not replayed to the next subscrip
   third.close();
 });
 
-test('ack beyond the last seq is 1004 ACK_OUT_OF_RANGE and consumes nothing', async ({ publisher }) => {
+test('ack beyond the last seq is 1004 ACK_OUT_OF_RANGE and consumes nothing; seq 0 acks nothing, in any session', async ({ publisher }) => {
   const key = `agent:${freshAgent('ackrange')}:main`;
   for (let i = 1; i <= 2; i++) await publish(publisher, { text: `event ${i}`, sessionKey: key });
   const error = assertError(await publisher.call('session.ack', { sessionKey: key, seq: 3 }), 1004, 'ACK_OUT_OF_RANGE');
@@ -420,6 +420,10 @@ test('ack beyond the last seq is 1004 ACK_OUT_OF_RANGE and consumes nothing', as
   const never = `agent:${freshAgent('ackrange')}:main`;
   const unknown = assertError(await publisher.call('session.ack', { sessionKey: never, seq: 1 }), 1004, 'ACK_OUT_OF_RANGE');
   assert.is(unknown.data?.['lastSeq'], 0);
+  // Seq 0 acks nothing, in a session with no event yet as in one with events.
+  for (const [sessionKey, depth] of [[never, 0], [key, 2]] as const) {
+    assert.equal(resultOf(await publisher.call('session.ack', { sessionKey, seq: 0 })), { sessionKey, seq: 0, acked: 0, depth });
+  }
 
   assertInvalidParams(await publisher.call('session.ack', { sessionKey: key, seq: -1 }), '/seq');
   assertInvalidParams(await publisher.call('session.ack', { sessionKey: 'slack:C1', seq: 1 }), '/sessionKey');

@@ -1150,7 +1150,7 @@ test('idempotencyRetentionMs must be an integer of at least 1 ms; the data dir i
   assert.is((await queue(store, 's', 'edge')).seq, 1);
 });
 
-test('ack: consumes up to seq, re-acks are no-ops, the last seq is the edge', async () => {
+test('ack: consumes up to seq, re-acks are no-ops, the last seq is the edge, seq 0 acks nothing even in a session with no event', async () => {
   const store = open(tempDir(), 10);
   for (const text of ['1', '2', '3', '4']) await queue(store, 's', text);
 
@@ -1161,6 +1161,9 @@ test('ack: consumes up to seq, re-acks are no-ops, the last seq is the edge', as
   assert.equal(await store.ack('s', 4, {}), { status: 'acked', acked: 2, depth: 0, lastSeq: 4 }, 'lastSeq itself');
   assert.equal(await store.ack('s', 5, {}), { status: 'out-of-range', lastSeq: 4 }, 'one past lastSeq');
   assert.equal(await store.ack('nobody', 1, {}), { status: 'out-of-range', lastSeq: 0 });
+  // Seq 0 acks nothing, whether the session has events or none yet.
+  assert.equal(await store.ack('s', 0, {}), { status: 'acked', acked: 0, depth: 0, lastSeq: 4 });
+  assert.equal(await store.ack('nobody', 0, {}), { status: 'acked', acked: 0, depth: 0, lastSeq: 0 });
   assert.equal(await store.stats(), { sessions: 0, pending: 0 });
   assert.is((await queue(store, 's', '5')).seq, 5, 'acked seqs are not reused');
 });
