@@ -279,7 +279,7 @@ function badCharKind(char: string): string {
   return 'a control character';
 }
 
-function codePointName(code: number): string {
+export function codePointName(code: number): string {
   return `U+${code.toString(16).toUpperCase().padStart(4, '0')}`;
 }
 

@@ -294,7 +294,7 @@ test('an invalid mode is -32602 on /mode', async ({ raw }) => {
 
 // ---------------------------------------------------------------- text
 
-test('text is trimmed; empty or whitespace-only text is -32602 on /text', async ({ raw }) => {
+test('text is trimmed; empty, whitespace-only or invisible-only text is -32602 on /text', async ({ raw }) => {
   const key = freshKey('trim');
   const result = await send(raw, { text: '  \n\thello world \n ', sessionKey: key });
   assert.is(result.queue.status, 'queued');
@@ -302,7 +302,21 @@ test('text is trimmed; empty or whitespace-only text is -32602 on /text', async 
   for (const text of ['', ' ', '   \t\n  ', '\u00a0\u3000']) {
     assertInvalidParams(await refused(raw, { text, sessionKey: key }), '/text');
   }
+  // trim() leaves format characters: a text of only those is as empty, and told why.
+  for (const [text, shown] of [
+    ['\u200b', 'U+200B'],
+    [' \u200b\ufeff\u200d ', 'U+200B U+FEFF U+200D'],
+    ['\u2060\u00ad\u034f\ufe0f\u3164', 'U+2060 U+00AD U+034F U+FE0F ...'],
+  ]) {
+    const error = await refused(raw, { text, sessionKey: key });
+    assert.equal(error.data?.errors, [
+      { path: '/text', message: `holds only invisible characters (${shown}), so the event would show nothing; send visible text` },
+    ]);
+  }
   assert.is((await peek(raw, { sessionKey: key })).depth, 1);
+  // Inside a visible text they are kept as sent.
+  await send(raw, { text: '\u200bo\ufeffk\u200d', sessionKey: key });
+  assert.equal(texts(await peek(raw, { sessionKey: key })), ['hello world', '\u200bo\ufeffk\u200d']);
 });
 
 test(`text of exactly MAX_TEXT_BYTES (${MAX_TEXT_BYTES}) bytes is stored intact; one byte more is -32602`, async ({ raw }) => {
