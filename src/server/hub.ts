@@ -276,8 +276,8 @@ export class DeliveryHub implements Delivery {
     this.#deliverTo(agentMembers, event, eventJson, reached);
     if (reached.length === 0) return;
     // A connection with two subscriptions that both match is named once.
-    const connections = reached.length === 1 ? String(reached[0]) : [...new Set(reached)].join(',');
-    this.#store.recordTrace([delivered(event.eventId, connections, reached.length, false)]);
+    const connectionIds = reached.length === 1 ? String(reached[0]) : [...new Set(reached)].join(',');
+    this.#store.recordTrace([delivered(event.eventId, connectionIds, reached.length, false)]);
   }
 
   /** Pushes to each member that is live, or marks the session dirty for one not live yet. */
@@ -478,9 +478,13 @@ function confirm(due: Due, eventId: string): void {
   due.eventIds.push(eventId);
 }
 
-/** `connections`: the ids of the connections reached, comma-separated. */
-function delivered(eventId: string, connections: string, subscriptions: number, replay: boolean): TraceEntry {
-  return { eventId, step: 'delivered', at: Date.now(), detail: { connections, subscriptions, replay } };
+/**
+ * `connectionIds`: the ids of the connections reached, comma-separated. Not `connections`: the
+ * wake step counts its connections under that name (rows written before said it of these ids too;
+ * the store reads those as `connectionIds`).
+ */
+function delivered(eventId: string, connectionIds: string, subscriptions: number, replay: boolean): TraceEntry {
+  return { eventId, step: 'delivered', at: Date.now(), detail: { connectionIds, subscriptions, replay } };
 }
 
 /**

@@ -171,9 +171,21 @@ function traceOf(eventId: string, rows: TraceRow[], pending: Acceptance | undefi
   for (const { step, at, detail, acceptedAt, accepted } of rows) {
     if (accepted !== null) first.push(...acceptanceEntries(eventId, acceptedAt!, accepted));
     if (step === ACCEPTED_AND_STORED) rest.push(...acceptanceEntries(eventId, at, detail));
-    else rest.push({ eventId, step, at, detail: JSON.parse(detail) as TraceDetail });
+    else rest.push({ eventId, step, at, detail: detailOf(step, detail) });
   }
   return [...first, ...rest];
+}
+
+/**
+ * A row's detail as it is read. "delivered" rows written before the field was renamed name their
+ * connection ids (a string, "13" or "1,2") `connections`, the name "wake" rows give a count:
+ * they are read as `connectionIds`, as written now, so one name means one thing.
+ */
+function detailOf(step: TraceStep, json: string): TraceDetail {
+  const detail = JSON.parse(json) as TraceDetail;
+  if (step !== 'delivered' || typeof detail['connections'] !== 'string') return detail;
+  const { connections, ...rest } = detail;
+  return { connectionIds: connections, ...rest };
 }
 
 const TOKEN_COLUMNS =

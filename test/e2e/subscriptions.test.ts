@@ -557,7 +557,7 @@ test('a subscriber that stops reading is cut with 1008 "slow consumer"; others k
     assert.is(last.queue.seq, published);
     const trace = resultOf<{ steps: { step: string; detail: Record<string, unknown> }[] }>(await publisher.call('event.trace', { eventId: last.eventId }));
     cut = !trace.steps.some(
-      (step) => step.step === 'delivered' && String(step.detail['connections']).split(',').includes(String(slowConnection)),
+      (step) => step.step === 'delivered' && String(step.detail['connectionIds']).split(',').includes(String(slowConnection)),
     );
   }
   assert.ok(cut, `the paused subscriber was cut within ${published} events of 4 KiB`);

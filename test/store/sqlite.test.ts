@@ -1380,13 +1380,28 @@ test('recordTrace: close writes what was recorded; after close it is a no-op; tr
   ]);
 });
 
+test('trace: a delivered row written before connectionIds (its ids named connections, a wake\'s count) reads as connectionIds', async () => {
+  const store = open(tempDir());
+  const outcome = await queue(store, 's', 'hello');
+  const at = Date.now();
+  store.recordTrace([
+    { eventId: outcome.eventId, step: 'delivered', at, detail: { connections: '1,2', subscriptions: 2, replay: false } },
+    { eventId: outcome.eventId, step: 'wake', at, detail: { reason: 'event', connections: 2 } },
+  ]);
+  assert.equal((await steps(store, outcome.eventId)).slice(2), [
+    ['delivered', { connectionIds: '1,2', subscriptions: 2, replay: false }],
+    ['wake', { reason: 'event', connections: 2 }],
+  ]);
+  await store.close();
+});
+
 test('recordTrace: traces alone commit without an fsync and still land; the next append commits with one and survives reopen', async () => {
   const dir = tempDir();
   const store = open(dir);
   const first = await queue(store, 's', 'before the traces');
   const before = store.storeMetrics();
   const at = Date.now();
-  store.recordTrace([{ eventId: first.eventId, step: 'delivered', at, detail: { connections: '1', subscriptions: 1, replay: false } }]);
+  store.recordTrace([{ eventId: first.eventId, step: 'delivered', at, detail: { connectionIds: '1', subscriptions: 1, replay: false } }]);
   // Nothing else queued in this tick: the trace write is a batch of its own.
   await new Promise((resolve) => setImmediate(resolve));
   const traced = store.storeMetrics();
@@ -1395,7 +1410,7 @@ test('recordTrace: traces alone commit without an fsync and still land; the next
     [1, 0],
     'one commit, made with synchronous NORMAL',
   );
-  assert.equal((await steps(store, first.eventId)).at(-1), ['delivered', { connections: '1', subscriptions: 1, replay: false }]);
+  assert.equal((await steps(store, first.eventId)).at(-1), ['delivered', { connectionIds: '1', subscriptions: 1, replay: false }]);
 
   const afterMetrics = store.storeMetrics();
   const second = await queue(store, 's', 'after the traces');
