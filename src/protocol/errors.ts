@@ -52,6 +52,13 @@ export const ErrorCode = {
   BODY_TIMEOUT: 1017,
   /** A verb other than POST on /rpc or /hooks/wake (HTTP 405, Allow: POST). */
   METHOD_NOT_ALLOWED: 1018,
+  /**
+   * session.subscribe's `after` is beyond the last seq the session issued: the events up to it
+   * would be skipped unseen (seqs are reissued after a data dir restore or reset).
+   */
+  AFTER_OUT_OF_RANGE: 1019,
+  /** A WebSocket upgrade on a path other than / (HTTP 404): POST routes have their paths, upgrades theirs. */
+  PATH_NOT_FOUND: 1020,
 } as const;
 
 export type ErrorName = keyof typeof ErrorCode;
@@ -81,6 +88,8 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
   UNSUPPORTED_MEDIA_TYPE: 'HTTP 415: the body must be JSON ("Content-Type: application/json").',
   BODY_TIMEOUT: 'HTTP 408: the body did not arrive within the time limit.',
   METHOD_NOT_ALLOWED: 'HTTP 405: /rpc and /hooks/wake take POST.',
+  AFTER_OUT_OF_RANGE: "The subscribe's after is beyond the last seq the session issued; resubscribe with after <= data.lastSeq (0 replays every pending event).",
+  PATH_NOT_FOUND: 'HTTP 404: WebSocket upgrades are taken at / only (a query string is fine); behind a proxy, map its path to the root.',
 };
 
 /** One problem found in params: where it is (a JSON pointer into params) and what is wrong. */

@@ -3,7 +3,7 @@
  * `npm run schema` writes it to schema/openrpc.json; the gateway answers rpc.discover with it.
  */
 import type { TSchema } from 'typebox';
-import { DEFAULT_HOST, DEFAULT_PORT } from './constants.js';
+import { DEFAULT_URL } from './constants.js';
 import { ERROR_DESCRIPTIONS, ErrorCode, type ErrorName } from './errors.js';
 import { METHODS, NOTIFICATIONS, type MethodSpec } from './methods.js';
 
@@ -14,7 +14,11 @@ const GENERIC_ERRORS: readonly ErrorName[] = ['PARSE_ERROR', 'INVALID_REQUEST', 
 
 type JsonObject = Record<string, unknown>;
 
-export function buildOpenRpcDocument(version: string): JsonObject {
+/**
+ * @param serverUrl where the gateway listens: rpc.discover names the live gateway's own URL,
+ * the committed schema/openrpc.json the default one.
+ */
+export function buildOpenRpcDocument(version: string, serverUrl = DEFAULT_URL): JsonObject {
   return {
     openrpc: OPENRPC_VERSION,
     info: {
@@ -24,7 +28,7 @@ export function buildOpenRpcDocument(version: string): JsonObject {
         'Event gateway for AI agents: JSON-RPC 2.0 over WebSocket. Background work tells a long-running agent "this happened" and it lands in the right conversation. Authenticate the WebSocket upgrade with "Authorization: Bearer <token>".',
       license: { name: 'MIT' },
     },
-    servers: [{ name: 'local gateway', url: `ws://${DEFAULT_HOST}:${DEFAULT_PORT}` }],
+    servers: [{ name: 'local gateway', url: serverUrl }],
     methods: Object.entries(METHODS).map(([name, spec]) => describeMethod(name, spec)),
     'x-notifications': Object.entries(NOTIFICATIONS).map(([name, spec]) => describeNotification(name, spec)),
     components: {

@@ -67,7 +67,7 @@ export const SystemEventParams = Type.Object(
       minLength: 1,
       // No maxLength: the limit is in bytes of the trimmed text (checked by the router), and the
       // frame limit already bounds what arrives.
-      description: `What happened. Trimmed; must not be empty; at most ${MAX_TEXT_BYTES} bytes of UTF-8 after trimming.`,
+      description: `What happened. Trimmed; must not be empty nor only invisible characters (zero-width spaces, U+FEFF, controls); at most ${MAX_TEXT_BYTES} bytes of UTF-8 after trimming.`,
     }),
     mode: Type.Optional(EventMode),
     sessionKey: Type.Optional(SessionKeyParam),

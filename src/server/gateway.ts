@@ -31,7 +31,7 @@ import { Authenticator, boundAgent } from './auth.js';
 import { CloseCode, Connection, type ConnectionOptions } from './connection.js';
 import type { CallContext } from './context.js';
 import { createHandlers, SHUTTING_DOWN_MESSAGE, toRpcError } from './handlers.js';
-import { createHttpHandler, errorBody, type Admission } from './http-ingress.js';
+import { createHttpHandler, errorBody, requestPath, type Admission } from './http-ingress.js';
 import { DeliveryHub } from './hub.js';
 import { AuthFailureLimiter } from './rate-limit.js';
 import { createTokenService, toScopedToken } from './tokens.js';
@@ -83,6 +83,9 @@ export interface Gateway {
  */
 const CLOSE_HANDSHAKE_GRACE_MS = 2_000;
 
+/** The path WebSocket upgrades are taken at; HTTP routes have the others (see http-ingress.ts). */
+const WEBSOCKET_PATH = '/';
+
 /** Query parameters that look like credentials: refused so tokens never land in access logs. */
 const CREDENTIAL_QUERY = /[?&](token|access_token|api_key|apikey)=/i;
 
@@ -130,6 +133,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     return closed;
   };
+  // Built again with the gateway's URL once it listens (--port 0 picks the port), before any call.
+  let openrpc = buildOpenRpcDocument(VERSION);
   const handlers = createHandlers({
     store,
     hub,
@@ -138,7 +143,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     dataDir: options.dataDir,
     startedAt: Date.now(),
     maxPendingPerSession,
-    openrpc: buildOpenRpcDocument(VERSION),
+    openrpc: () => openrpc,
     connectionCount: (agentId) => {
       if (agentId === undefined) return connections.size;
       let count = 0;
@@ -240,6 +245,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     createHttpHandler({ dispatcher, admit, ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}) }),
   );
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Upgrades have one path, as POST routes have theirs: a client given a wrong path (--url
+    // ws://host:port/sb) must fail for a watch as it does for a one-shot call, not half work.
+    const path = requestPath(request);
+    if (path !== WEBSOCKET_PATH) {
+      return rejectUpgrade(socket, 404, 'PATH_NOT_FOUND', `no WebSocket endpoint at ${path}: connect to ${WEBSOCKET_PATH}, the gateway's root (a query string is fine)`);
+    }
     const admission = admit(request);
     if (!admission.admitted) return rejectUpgrade(socket, admission.status, admission.error, admission.message, admission.headers);
     const address = request.socket.remoteAddress ?? 'unknown';
@@ -262,10 +273,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : (options.port ?? DEFAULT_PORT);
   const urlHost = host.includes(':') ? `[${host}]` : host;
+  const url = `ws://${urlHost}:${port}`;
+  openrpc = buildOpenRpcDocument(VERSION, url);
 
   let closed: Promise<void> | undefined;
   return {
-    url: `ws://${urlHost}:${port}`,
+    url,
     port,
     host,
     dataDir: options.dataDir,
@@ -316,7 +329,7 @@ function listen(server: Server, port: number, host: string): Promise<void> {
   });
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 429: 'Too Many Requests', 503: 'Service Unavailable' };
+const REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' };
 
 function rejectUpgrade(socket: Duplex, status: number, name: ErrorName, message: string, headers: Record<string, string> = {}): void {
   const body = errorBody('websocket', name, message);

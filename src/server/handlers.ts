@@ -31,7 +31,8 @@ export interface GatewayState {
   dataDir: string;
   startedAt: number;
   maxPendingPerSession: number;
-  openrpc: Record<string, unknown>;
+  /** The OpenRPC document, naming the URL the gateway listens on (known once it listens). */
+  openrpc(): Record<string, unknown>;
   /** Open connections: all, or those whose token is bound to the agent. */
   connectionCount(agentId?: string): number;
   /** True once shutdown began: new calls are refused with SHUTTING_DOWN instead of started. */
@@ -65,7 +66,7 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
         more: listed.more,
       };
     },
-    'session.subscribe': (params, context) => {
+    'session.subscribe': async (params, context) => {
       const target = subscriptionTarget(params);
       authorize(context.principal, { scope: 'subscribe', agentId: target.agentId });
       const { subscriber } = context;
@@ -79,7 +80,15 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
           { limit: MAX_SUBSCRIPTIONS_PER_CONNECTION },
         );
       }
-      const subscription = hub.subscribe(subscriber, target, subscriptionCursor(params.after, target));
+      const subscription = await hub.subscribe(subscriber, target, subscriptionCursor(params.after, target));
+      if ('ahead' in subscription) {
+        const { sessionKey, after, lastSeq } = subscription.ahead;
+        throw new RpcError(
+          'AFTER_OUT_OF_RANGE',
+          `after ${after} is beyond the last seq session ${sessionKey} issued (${lastSeq}): its next events would never be sent (seqs start again after a data dir restore or reset); resubscribe with after <= ${lastSeq}, or 0 for every pending event`,
+          { sessionKey, after, lastSeq },
+        );
+      }
       context.afterResponse(() => void hub.start(subscription));
       return { subscriptionId: subscription.id, sessionKey: target.sessionKey, agentId: target.agentId };
     },
@@ -146,7 +155,7 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
         maxPendingPerSession: state.maxPendingPerSession,
       };
     },
-    'rpc.discover': () => state.openrpc,
+    'rpc.discover': () => state.openrpc(),
   };
   return bindValidators(implementations, state.isClosing);
 }

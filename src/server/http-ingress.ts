@@ -42,7 +42,7 @@ const HOOK_STATUS: Partial<Record<number, number>> = {
 export function createHttpHandler(options: HttpIngressOptions): (request: IncomingMessage, response: ServerResponse) => void {
   const bodyTimeoutMs = options.bodyTimeoutMs ?? HTTP_BODY_TIMEOUT_MS;
   return (request, response) => {
-    const path = (request.url ?? '/').split('?', 1)[0]!;
+    const path = requestPath(request);
     if (path === '/healthz') {
       if (request.method !== 'GET' && request.method !== 'HEAD') return sendText(response, 405, 'use GET\n', { allow: 'GET, HEAD' });
       return sendText(response, 200, 'ok\n');
@@ -136,6 +136,11 @@ function readBody(request: IncomingMessage, timeoutMs: number): Promise<Body> {
     request.once('end', () => finish({ status: 'ok', text: Buffer.concat(chunks).toString('utf8') }));
     request.once('aborted', () => finish({ status: 'aborted' }));
   });
+}
+
+/** The path of a request's URL, without its query. */
+export function requestPath(request: IncomingMessage): string {
+  return (request.url ?? '/').split('?', 1)[0]!;
 }
 
 /** Answers with the route's JSON error for `name`. */

@@ -26,6 +26,20 @@ export interface Subscriber {
 
 export type SubscriptionTarget = { sessionKey: string; agentId: string } | { sessionKey: null; agentId: string };
 
+/** A session whose `after` is beyond the last seq it issued: why a subscription was refused. */
+export interface CursorAhead {
+  sessionKey: string;
+  after: number;
+  lastSeq: number;
+}
+
+/**
+ * checking: registered while its cursor is checked against the store; nothing is sent to it and
+ * it counts as no receiver, since it may yet be refused. replaying: its backlog is being sent.
+ * live: events are pushed as they are stored. ended: unsubscribed, or its connection closed.
+ */
+type SubscriptionState = 'checking' | 'replaying' | 'live' | 'ended';
+
 /** RFC 6455 1011: the server hit a condition that kept it from fulfilling the request. */
 const REPLAY_FAILED_CLOSE_CODE = 1011;
 
@@ -44,8 +58,7 @@ class Subscription {
   #sent: number | Map<string, number> | undefined;
   /** Sessions that got live events while the backlog was being replayed; created at the first. */
   #dirty: Set<string> | undefined;
-  replaying = true;
-  active = true;
+  state: SubscriptionState = 'checking';
 
   constructor(
     /** Numbers the subscription within the hub; the id is "<connectionId>.<serial>". */
@@ -152,8 +165,41 @@ export class DeliveryHub implements Delivery {
     return own === undefined ? 0 : own instanceof Map ? own.size : 1;
   }
 
-  /** Registers a subscription; it sends nothing until `start` (after the subscribe answer). */
-  subscribe(subscriber: Subscriber, target: SubscriptionTarget, after: number | Record<string, number>): Subscription {
+  /**
+   * Registers a subscription once its cursor is checked: an `after` beyond a session's last seq
+   * (seqs reissued after a data dir restore or reset) would skip that many of its next events
+   * unseen, so the subscription is refused with the first such session. It is registered before
+   * the check reads the store, so an event stored after that read cannot fall between the check
+   * and the replay; and since seqs only grow, a cursor the check accepted stays within range. It
+   * sends nothing until `start` (after the subscribe answer).
+   */
+  async subscribe(
+    subscriber: Subscriber,
+    target: SubscriptionTarget,
+    after: number | Record<string, number>,
+  ): Promise<Subscription | { ahead: CursorAhead }> {
+    const subscription = this.#register(subscriber, target, after);
+    const checked = cursorsToCheck(target, after);
+    let lastSeqs: number[] = [];
+    try {
+      // A cursor of 0 is always in range: most subscriptions cost no read.
+      if (checked.length > 0) lastSeqs = await this.#store.lastSeqs(checked.map(([sessionKey]) => sessionKey));
+    } catch (error) {
+      this.#remove(subscription);
+      throw error;
+    }
+    const ahead = checked.findIndex(([, seq], i) => seq > lastSeqs[i]!);
+    if (ahead !== -1) {
+      this.#remove(subscription);
+      const [sessionKey, seq] = checked[ahead]!;
+      return { ahead: { sessionKey, after: seq, lastSeq: lastSeqs[ahead]! } };
+    }
+    // Its connection may have closed during the check.
+    if (subscription.state === 'checking') subscription.state = 'replaying';
+    return subscription;
+  }
+
+  #register(subscriber: Subscriber, target: SubscriptionTarget, after: number | Record<string, number>): Subscription {
     const presence = this.#presence(target.agentId);
     // The target's fields, not the target: one object less per subscription, and the agent id
     // string the agent's other subscriptions already share.
@@ -205,7 +251,7 @@ export class DeliveryHub implements Delivery {
     const receivers =
       outcome.status === 'deduplicated'
         ? 0
-        : memberCount(this.#bySession.get(event.sessionKey)) + memberCount(this.#byAgentWide.get(event.route.agentId));
+        : receiverCount(this.#bySession.get(event.sessionKey), event) + receiverCount(this.#byAgentWide.get(event.route.agentId), event);
     return { wake: this.#planWake(event), receivers };
   }
 
@@ -230,11 +276,11 @@ export class DeliveryHub implements Delivery {
     this.#deliverTo(agentMembers, event, eventJson, reached);
     if (reached.length === 0) return;
     // A connection with two subscriptions that both match is named once.
-    const connections = reached.length === 1 ? String(reached[0]) : [...new Set(reached)].join(',');
-    this.#store.recordTrace([delivered(event.eventId, connections, reached.length, false)]);
+    const connectionIds = reached.length === 1 ? String(reached[0]) : [...new Set(reached)].join(',');
+    this.#store.recordTrace([delivered(event.eventId, connectionIds, reached.length, false)]);
   }
 
-  /** Pushes to each member that is live, or marks the session dirty for one still replaying. */
+  /** Pushes to each member that is live, or marks the session dirty for one not live yet. */
   #deliverTo(members: Members | undefined, event: RoutedEvent, eventJson: string, reached: number[]): void {
     if (members === undefined) return;
     if (members instanceof Set) {
@@ -245,8 +291,8 @@ export class DeliveryHub implements Delivery {
   }
 
   #deliverLive(subscription: Subscription, event: RoutedEvent, eventJson: string, reached: number[]): void {
-    if (subscription.replaying) subscription.markDirty(event.sessionKey);
-    else if (this.#send(subscription, event.sessionKey, event.seq, eventJson)) reached.push(subscription.subscriber.connectionId);
+    if (subscription.state !== 'live') subscription.markDirty(event.sessionKey);
+    else if (this.#send(subscription, event.sessionKey, event.seq, eventJson) === 'sent') reached.push(subscription.subscriber.connectionId);
   }
 
   // ------------------------------------------------------------------ replay
@@ -255,19 +301,19 @@ export class DeliveryHub implements Delivery {
     const { sessionKey, agentId } = subscription;
     const sessions = sessionKey !== null ? [sessionKey] : await this.#store.pendingSessionKeys(agentId);
     for (const sessionKey of sessions) await this.#catchUp(subscription, sessionKey);
-    for (let sessionKey; subscription.active && (sessionKey = subscription.takeDirty()) !== undefined; ) {
+    for (let sessionKey; subscription.state !== 'ended' && (sessionKey = subscription.takeDirty()) !== undefined; ) {
       await this.#catchUp(subscription, sessionKey);
     }
     // No await between the last read and this line: any event stored after that read is
     // delivered live, and one the read already returned is below the cursor.
-    subscription.replaying = false;
+    if (subscription.state === 'replaying') subscription.state = 'live';
   }
 
   async #catchUp(subscription: Subscription, sessionKey: string): Promise<void> {
     const parsed = parseSessionKey(sessionKey);
     if (!parsed.ok) return;
     for (;;) {
-      if (!subscription.active) return;
+      if (subscription.state === 'ended') return;
       const page = await this.#store.peek(sessionKey, { after: subscription.cursor(sessionKey), limit: REPLAY_PAGE_SIZE });
       const traces: TraceEntry[] = [];
       try {
@@ -275,8 +321,9 @@ export class DeliveryHub implements Delivery {
           // Per event, not per page: a page of large events alone could pass the cut-off.
           await this.#waitForRoom(subscription);
           const eventJson = JSON.stringify(toStoredEvent({ ...record, route: parsed.value.route }));
-          if (!this.#send(subscription, sessionKey, record.seq, eventJson)) return;
-          traces.push(delivered(record.eventId, String(subscription.subscriber.connectionId), 1, true));
+          const sent = this.#send(subscription, sessionKey, record.seq, eventJson);
+          if (sent === 'closed') return;
+          if (sent === 'sent') traces.push(delivered(record.eventId, String(subscription.subscriber.connectionId), 1, true));
         }
       } finally {
         if (traces.length > 0) this.#store.recordTrace(traces);
@@ -288,23 +335,27 @@ export class DeliveryHub implements Delivery {
   /** Replay must not be what makes a subscriber "slow": it waits for the socket to drain. */
   async #waitForRoom(subscription: Subscription): Promise<void> {
     // Replay is unhurried: each pause lets the socket drain and live traffic through.
-    while (subscription.active && subscription.subscriber.bufferedAmount > this.#options.replayHighWaterBytes) {
+    while (subscription.state !== 'ended' && subscription.subscriber.bufferedAmount > this.#options.replayHighWaterBytes) {
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
   }
 
-  /** Sends an event unless the subscription already has it; advances the cursor. */
-  #send(subscription: Subscription, sessionKey: string, seq: number, eventJson: string): boolean {
-    if (!subscription.active) return false;
-    if (seq <= subscription.cursor(sessionKey)) return true;
+  /**
+   * Sends an event unless the subscription already has it (`had`: nothing sent, so nothing to
+   * count or trace as delivered); advances the cursor. `closed`: the subscription or its
+   * connection is gone, or the connection was just cut as too slow.
+   */
+  #send(subscription: Subscription, sessionKey: string, seq: number, eventJson: string): 'sent' | 'had' | 'closed' {
+    if (subscription.state === 'ended') return 'closed';
+    if (seq <= subscription.cursor(sessionKey)) return 'had';
     subscription.advance(sessionKey, seq);
     // The id is digits and a dot: nothing in it needs escaping.
     const frame = `{"jsonrpc":"2.0","method":"session.event","params":{"subscriptionId":"${subscription.id}","event":${eventJson}}}`;
-    return subscription.subscriber.push(frame);
+    return subscription.subscriber.push(frame) ? 'sent' : 'closed';
   }
 
   #remove(subscription: Subscription): void {
-    subscription.active = false;
+    subscription.state = 'ended';
     const { sessionKey, agentId, subscriber } = subscription;
     removeMember(sessionKey === null ? this.#byAgentWide : this.#bySession, sessionKey ?? agentId, subscription);
     const { connectionId } = subscriber;
@@ -427,13 +478,35 @@ function confirm(due: Due, eventId: string): void {
   due.eventIds.push(eventId);
 }
 
-/** `connections`: the ids of the connections reached, comma-separated. */
-function delivered(eventId: string, connections: string, subscriptions: number, replay: boolean): TraceEntry {
-  return { eventId, step: 'delivered', at: Date.now(), detail: { connections, subscriptions, replay } };
+/**
+ * `connectionIds`: the ids of the connections reached, comma-separated. Not `connections`: the
+ * wake step counts its connections under that name (rows written before said it of these ids too;
+ * the store reads those as `connectionIds`).
+ */
+function delivered(eventId: string, connectionIds: string, subscriptions: number, replay: boolean): TraceEntry {
+  return { eventId, step: 'delivered', at: Date.now(), detail: { connectionIds, subscriptions, replay } };
 }
 
-function memberCount(members: Members | undefined): number {
-  return members === undefined ? 0 : members instanceof Set ? members.size : 1;
+/**
+ * Subscriptions the event will be sent to: not one still being checked (it may be refused), nor
+ * one whose cursor already passed its seq (it would skip the event).
+ */
+function receiverCount(members: Members | undefined, event: RoutedEvent): number {
+  if (members === undefined) return 0;
+  if (!(members instanceof Set)) return receives(members, event) ? 1 : 0;
+  let count = 0;
+  for (const subscription of members) if (receives(subscription, event)) count++;
+  return count;
+}
+
+function receives(subscription: Subscription, event: RoutedEvent): boolean {
+  return subscription.state !== 'checking' && event.seq > subscription.cursor(event.sessionKey);
+}
+
+/** The sessions whose cursor is past 0, with it: what a subscribe checks against the store. */
+function cursorsToCheck(target: SubscriptionTarget, after: number | Readonly<Record<string, number>>): Array<[string, number]> {
+  if (typeof after !== 'number') return Object.entries(after).filter(([, seq]) => seq > 0);
+  return after > 0 && target.sessionKey !== null ? [[target.sessionKey, after]] : [];
 }
 
 function addMember<K>(index: Map<K, Members>, key: K, subscription: Subscription): void {

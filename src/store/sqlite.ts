@@ -171,9 +171,21 @@ function traceOf(eventId: string, rows: TraceRow[], pending: Acceptance | undefi
   for (const { step, at, detail, acceptedAt, accepted } of rows) {
     if (accepted !== null) first.push(...acceptanceEntries(eventId, acceptedAt!, accepted));
     if (step === ACCEPTED_AND_STORED) rest.push(...acceptanceEntries(eventId, at, detail));
-    else rest.push({ eventId, step, at, detail: JSON.parse(detail) as TraceDetail });
+    else rest.push({ eventId, step, at, detail: detailOf(step, detail) });
   }
   return [...first, ...rest];
+}
+
+/**
+ * A row's detail as it is read. "delivered" rows written before the field was renamed name their
+ * connection ids (a string, "13" or "1,2") `connections`, the name "wake" rows give a count:
+ * they are read as `connectionIds`, as written now, so one name means one thing.
+ */
+function detailOf(step: TraceStep, json: string): TraceDetail {
+  const detail = JSON.parse(json) as TraceDetail;
+  if (step !== 'delivered' || typeof detail['connections'] !== 'string') return detail;
+  const { connections, ...rest } = detail;
+  return { connectionIds: connections, ...rest };
 }
 
 const TOKEN_COLUMNS =
@@ -466,6 +478,10 @@ export class SqliteEventStore implements EventStore, TokenStore {
     return this.#submit(() => this.#ack(sessionKey, seq, detail));
   }
 
+  lastSeqs(sessionKeys: readonly string[]): Promise<number[]> {
+    return this.#submit(() => sessionKeys.map((sessionKey) => this.#session(sessionKey)?.lastSeq ?? 0));
+  }
+
   pendingSessionKeys(agentId: string): Promise<string[]> {
     return this.#readSessions(() => this.#sql.pendingKeys.all(agentId));
   }
@@ -738,7 +754,10 @@ export class SqliteEventStore implements EventStore, TokenStore {
 
   #ack(sessionKey: string, seq: number, detail: TraceDetail): AckResult {
     const session = this.#session(sessionKey);
-    if (!session || seq > session.lastSeq) return { status: 'out-of-range', lastSeq: session?.lastSeq ?? 0 };
+    const lastSeq = session?.lastSeq ?? 0;
+    if (seq > lastSeq) return { status: 'out-of-range', lastSeq };
+    // Seq 0 acks nothing, in a session with no event yet as in any other.
+    if (!session) return { status: 'acked', acked: 0, depth: 0, lastSeq };
     const acked = this.#removeEvents(session.id, 0, seq, { step: 'acked', at: Date.now(), detail: JSON.stringify(detail) });
     const depth = session.pending - acked.length;
     if (acked.length > 0) this.#consumed(sessionKey, session, depth, seq);

@@ -96,7 +96,7 @@ export interface TraceEntry {
 
 export type AckResult =
   | { status: 'acked'; acked: number; depth: number; lastSeq: number }
-  /** The seq is beyond the last one the session issued (or the session does not exist). */
+  /** The seq is beyond the last one the session issued (0 for a session with no event yet). */
   | { status: 'out-of-range'; lastSeq: number };
 
 export interface StoreStats {
@@ -117,6 +117,8 @@ export interface EventStore {
   stats(agentId?: string): Promise<StoreStats>;
   /** Consumes every pending event of the session with seq <= `seq`; records "acked" traces. */
   ack(sessionKey: string, seq: number, detail: TraceDetail): Promise<AckResult>;
+  /** The last seq each session issued, in the order given; 0 for a session that never had an event. */
+  lastSeqs(sessionKeys: readonly string[]): Promise<number[]>;
   /** Keys of the agent's sessions that have pending events (for replaying an agent subscription). */
   pendingSessionKeys(agentId: string): Promise<string[]>;
   /** Appends trace entries without waiting for them; they commit with the next batch. */

@@ -281,6 +281,25 @@ test('a token in the query string is 400 on every route and on an upgrade, even 
   assert.is(upgrade.status, 400);
 });
 
+test('an upgrade on any path but / is 404 PATH_NOT_FOUND (JSON body naming the path), checked before the token; / with a query is taken', async ({ gw }) => {
+  for (const path of ['/sb', '/healthz', '/rpc', '//', '/sb?x=1']) {
+    for (const headers of [bearer(gw.token), bearer('wrong')]) {
+      const upgrade = await tryUpgrade(`${gw.url}${path}`, headers);
+      assert.is(upgrade.status, 404, path);
+      const shown = path.split('?')[0];
+      assert.equal(JSON.parse(upgrade.body), {
+        error: {
+          code: 1020,
+          message: `no WebSocket endpoint at ${shown}: connect to /, the gateway's root (a query string is fine)`,
+          data: { name: 'PATH_NOT_FOUND' },
+        },
+      });
+    }
+  }
+  assert.is((await tryUpgrade(`${gw.url}/?via=proxy`, bearer(gw.token))).status, 101);
+  assert.is((await tryUpgrade(gw.url, bearer(gw.token))).status, 101);
+});
+
 test('other verbs are 405 with Allow: POST; unknown paths 404; /healthz is 200 "ok" without auth', async ({ gw }) => {
   const get = await httpRequest(gw.port, { path: '/rpc', headers: bearer(gw.token) });
   assert.is(get.status, 405);

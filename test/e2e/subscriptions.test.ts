@@ -257,8 +257,42 @@ test('after: a session subscription resumes after a seq; an agent subscription a
   assert.is((await publish(publisher, { text: 'b4', sessionKey: b })).receivers, 1);
   assert.equal(seqs(await receive(sub, wide.subscriptionId, 1, b)), [4]);
 
-  const past = await subscribe(sub, { sessionKey: a, after: 99 });
-  await expectNoMore(sub, past.subscriptionId, 100);
+  // A cursor at the last seq is in range: nothing to replay, the next event is pushed.
+  const caughtUp = await subscribe(sub, { sessionKey: a, after: 4 });
+  assert.is((await publish(publisher, { text: 'a5', sessionKey: a })).receivers, 3);
+  assert.equal(seqs(await receive(sub, caughtUp.subscriptionId, 1)), [5]);
+  sub.close();
+});
+
+test('after beyond the last seq is 1019 AFTER_OUT_OF_RANGE, per key of an agent subscription too; refused, it gets nothing', async ({ gw, publisher }) => {
+  const agent = freshAgent('ahead');
+  const key = `agent:${agent}:main`;
+  const other = `agent:${agent}:direct:u1`;
+  const sub = await openPeer(gw.url, gw.token);
+  const fresh = assertError(await sub.call('session.subscribe', { sessionKey: key, after: 5 }), 1019, 'AFTER_OUT_OF_RANGE');
+  assert.equal(fresh.data, { name: 'AFTER_OUT_OF_RANGE', sessionKey: key, after: 5, lastSeq: 0 });
+  assert.is(
+    fresh.message,
+    `after 5 is beyond the last seq session ${key} issued (0): its next events would never be sent (seqs start again after a data dir restore or reset); resubscribe with after <= 0, or 0 for every pending event`,
+  );
+  for (let i = 1; i <= 3; i++) assert.is((await publish(publisher, { text: `e${i}`, sessionKey: key })).receivers, 0);
+
+  assert.equal(errorOf(await sub.call('session.subscribe', { sessionKey: key, after: 4 })).data, {
+    name: 'AFTER_OUT_OF_RANGE',
+    sessionKey: key,
+    after: 4,
+    lastSeq: 3,
+  });
+  // Each key of the map is checked, canonicalised; a session that never had an event has last seq 0.
+  const wide = assertError(await sub.call('session.subscribe', { agentId: agent, after: { [key.toUpperCase()]: 3, [other]: 1 } }), 1019, 'AFTER_OUT_OF_RANGE');
+  assert.equal(wide.data, { name: 'AFTER_OUT_OF_RANGE', sessionKey: other, after: 1, lastSeq: 0 });
+  assert.is((await publish(publisher, { text: 'e4', sessionKey: key })).receivers, 0, 'the refused subscriptions are gone');
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(sub.notifications('session.event'), [], 'and were sent nothing');
+
+  const resumed = await subscribe(sub, { agentId: agent, after: { [key]: 4, [other]: 0 } });
+  assert.is((await publish(publisher, { text: 'e5', sessionKey: key })).receivers, 1);
+  assert.equal(seqs(await receive(sub, resumed.subscriptionId, 1)), [5]);
   sub.close();
 });
 
@@ -375,7 +409,7 @@ test('ack consumes up to seq: acked events are not replayed to the next subscrip
   third.close();
 });
 
-test('ack beyond the last seq is 1004 ACK_OUT_OF_RANGE and consumes nothing', async ({ publisher }) => {
+test('ack beyond the last seq is 1004 ACK_OUT_OF_RANGE and consumes nothing; seq 0 acks nothing, in any session', async ({ publisher }) => {
   const key = `agent:${freshAgent('ackrange')}:main`;
   for (let i = 1; i <= 2; i++) await publish(publisher, { text: `event ${i}`, sessionKey: key });
   const error = assertError(await publisher.call('session.ack', { sessionKey: key, seq: 3 }), 1004, 'ACK_OUT_OF_RANGE');
@@ -386,6 +420,10 @@ test('ack beyond the last seq is 1004 ACK_OUT_OF_RANGE and consumes nothing', as
   const never = `agent:${freshAgent('ackrange')}:main`;
   const unknown = assertError(await publisher.call('session.ack', { sessionKey: never, seq: 1 }), 1004, 'ACK_OUT_OF_RANGE');
   assert.is(unknown.data?.['lastSeq'], 0);
+  // Seq 0 acks nothing, in a session with no event yet as in one with events.
+  for (const [sessionKey, depth] of [[never, 0], [key, 2]] as const) {
+    assert.equal(resultOf(await publisher.call('session.ack', { sessionKey, seq: 0 })), { sessionKey, seq: 0, acked: 0, depth });
+  }
 
   assertInvalidParams(await publisher.call('session.ack', { sessionKey: key, seq: -1 }), '/seq');
   assertInvalidParams(await publisher.call('session.ack', { sessionKey: 'slack:C1', seq: 1 }), '/sessionKey');
@@ -519,7 +557,7 @@ test('a subscriber that stops reading is cut with 1008 "slow consumer"; others k
     assert.is(last.queue.seq, published);
     const trace = resultOf<{ steps: { step: string; detail: Record<string, unknown> }[] }>(await publisher.call('event.trace', { eventId: last.eventId }));
     cut = !trace.steps.some(
-      (step) => step.step === 'delivered' && String(step.detail['connections']).split(',').includes(String(slowConnection)),
+      (step) => step.step === 'delivered' && String(step.detail['connectionIds']).split(',').includes(String(slowConnection)),
     );
   }
   assert.ok(cut, `the paused subscriber was cut within ${published} events of 4 KiB`);

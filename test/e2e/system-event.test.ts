@@ -213,6 +213,18 @@ test('a mixed-case key is canonicalized: keywords, agent and channel lower-cased
   assert.is(other.queue.seq, 1);
 });
 
+test('a key in NFD is the same session as in NFC: the canonical key is NFC, the requested key as given', async ({ raw }) => {
+  const agent = freshKey('nfc').split(':')[1];
+  const nfc = `agent:${agent}:direct:\u00dc42`;
+  const nfd = `agent:${agent}:direct:U\u030842`;
+  const first = await send(raw, { text: 'composed', sessionKey: nfc });
+  const second = await send(raw, { text: 'decomposed', sessionKey: nfd });
+  assert.equal([second.sessionKey, second.requestedSessionKey, second.queue.seq], [nfc, nfd, 2]);
+  assert.is(second.route.peer, '\u00dc42');
+  assert.equal(texts(await peek(raw, { sessionKey: nfd })), ['composed', 'decomposed']);
+  assert.is(first.sessionKey, nfc);
+});
+
 test('a direct key with an account routes to the peer', async ({ raw }) => {
   const result = await send(raw, { text: 'dm', sessionKey: 'agent:main:whatsapp:biz:direct:+15551234' });
   assert.equal(result.route, {
@@ -282,7 +294,7 @@ test('an invalid mode is -32602 on /mode', async ({ raw }) => {
 
 // ---------------------------------------------------------------- text
 
-test('text is trimmed; empty or whitespace-only text is -32602 on /text', async ({ raw }) => {
+test('text is trimmed; empty, whitespace-only or invisible-only text is -32602 on /text', async ({ raw }) => {
   const key = freshKey('trim');
   const result = await send(raw, { text: '  \n\thello world \n ', sessionKey: key });
   assert.is(result.queue.status, 'queued');
@@ -290,7 +302,21 @@ test('text is trimmed; empty or whitespace-only text is -32602 on /text', async 
   for (const text of ['', ' ', '   \t\n  ', '\u00a0\u3000']) {
     assertInvalidParams(await refused(raw, { text, sessionKey: key }), '/text');
   }
+  // trim() leaves format characters: a text of only those is as empty, and told why.
+  for (const [text, shown] of [
+    ['\u200b', 'U+200B'],
+    [' \u200b\ufeff\u200d ', 'U+200B U+FEFF U+200D'],
+    ['\u2060\u00ad\u034f\ufe0f\u3164', 'U+2060 U+00AD U+034F U+FE0F ...'],
+  ]) {
+    const error = await refused(raw, { text, sessionKey: key });
+    assert.equal(error.data?.errors, [
+      { path: '/text', message: `holds only invisible characters (${shown}), so the event would show nothing; send visible text` },
+    ]);
+  }
   assert.is((await peek(raw, { sessionKey: key })).depth, 1);
+  // Inside a visible text they are kept as sent.
+  await send(raw, { text: '\u200bo\ufeffk\u200d', sessionKey: key });
+  assert.equal(texts(await peek(raw, { sessionKey: key })), ['hello world', '\u200bo\ufeffk\u200d']);
 });
 
 test(`text of exactly MAX_TEXT_BYTES (${MAX_TEXT_BYTES}) bytes is stored intact; one byte more is -32602`, async ({ raw }) => {

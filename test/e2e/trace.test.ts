@@ -88,7 +88,7 @@ test('a delivered, woken and acked event: accepted, stored, delivered, wake, ack
     [
       ['accepted', { ingress: 'websocket', connectionId: publisherId, remoteAddress: '127.0.0.1' }],
       ['stored', { sessionKey: key, seq: 1, status: 'queued' }],
-      ['delivered', { connections: String(subscriberId), subscriptions: 1, replay: false }],
+      ['delivered', { connectionIds: String(subscriberId), subscriptions: 1, replay: false }],
       ['wake', { reason: 'event', connections: 1 }],
       ['acked', { ingress: 'websocket', connectionId: subscriberId }],
     ],
@@ -123,8 +123,8 @@ test('a replayed event to two subscribers: one delivered step each (replay true)
     [
       ['accepted', null],
       ['stored', null],
-      ['delivered', { connections: String(connectionIdOf(one.subscriptionId)), subscriptions: 1, replay: true }],
-      ['delivered', { connections: String(connectionIdOf(two.subscriptionId)), subscriptions: 1, replay: true }],
+      ['delivered', { connectionIds: String(connectionIdOf(one.subscriptionId)), subscriptions: 1, replay: true }],
+      ['delivered', { connectionIds: String(connectionIdOf(two.subscriptionId)), subscriptions: 1, replay: true }],
     ],
   );
   first.close();
@@ -156,7 +156,7 @@ test('a live event to several subscriptions: one delivered step, each connection
     [
       ['accepted', null],
       ['stored', null],
-      ['delivered', { connections, subscriptions: 3, replay: false }],
+      ['delivered', { connectionIds: connections, subscriptions: 3, replay: false }],
     ],
   );
   first.close();
@@ -204,7 +204,7 @@ test('switchboard trace <eventId> prints every step in order (exit 0); --json is
   for (const [i, step] of expected.steps.entries()) {
     assert.ok(lines[i + 1]!.includes(step.at), `line ${i + 1} shows when: ${lines[i + 1]}`);
   }
-  assert.match(lines[3]!, /connections=\d+ subscriptions=1 replay=false/);
+  assert.match(lines[3]!, /connectionIds=\d+ subscriptions=1 replay=false/);
 
   const json = await runCli(['trace', routed.eventId, '--json', ...connectionArgs(gw)]);
   assert.is(json.code, 0, json.stderr);

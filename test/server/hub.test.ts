@@ -5,7 +5,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DeliveryHub, type Subscriber } from '../../src/server/hub.js';
+import { DeliveryHub, type CursorAhead, type Subscriber } from '../../src/server/hub.js';
 import type { RoutedEvent } from '../../src/routing/route-event.js';
 import type { EventStore, TraceEntry } from '../../src/store/types.js';
 
@@ -20,11 +20,17 @@ function failingStore(): EventStore {
     listSessions: fail,
     stats: fail,
     ack: fail,
+    lastSeqs: fail,
     pendingSessionKeys: fail,
     recordTrace: () => {},
     trace: fail,
     close: () => Promise.resolve(),
   };
+}
+
+function accepted<S extends object>(subscribed: S | { ahead: CursorAhead }): S {
+  assert.not.ok('ahead' in subscribed, `subscription refused: ${JSON.stringify(subscribed)}`);
+  return subscribed as S;
 }
 
 test('a replay that fails closes the connection with 1011 and drops the subscription', async () => {
@@ -41,7 +47,7 @@ test('a replay that fails closes the connection with 1011 and drops the subscrip
     { sessionKey: 'agent:main:main', agentId: 'main' },
     { sessionKey: null, agentId: 'main' },
   ] as const) {
-    const subscription = hub.subscribe(subscriber, target, 0);
+    const subscription = accepted(await hub.subscribe(subscriber, target, 0));
     assert.is(hub.subscriptionCount(1), 1);
     await hub.start(subscription);
     assert.is(hub.subscriptionCount(1), 0, 'the subscription is gone');
@@ -77,7 +83,7 @@ test('a wake planned in a batch that then failed names nothing and records nothi
   const hub = new DeliveryHub(emptyStore(traces), { heartbeatIntervalMs, replayHighWaterBytes: 1024 });
   const pushed: string[] = [];
   const subscriber: Subscriber = { connectionId: 1, bufferedAmount: 0, push: (frame) => (pushed.push(frame), true), close: () => {} };
-  await hub.start(hub.subscribe(subscriber, { sessionKey: null, agentId: 'main' }, 0));
+  await hub.start(accepted(await hub.subscribe(subscriber, { sessionKey: null, agentId: 'main' }, 0)));
   const wakes = () => pushed.map((frame) => JSON.parse(frame) as { method: string; params: { reason: string; sessions: string[] } });
 
   // Planned inside the store's transaction; the commit failed, so deliver() never came.
@@ -104,6 +110,32 @@ test('a wake planned in a batch that then failed names nothing and records nothi
   assert.equal(
     traces.filter((trace) => trace.step === 'wake').map((trace) => trace.eventId),
     ['stored'],
+  );
+  hub.close();
+});
+
+test('an event at or below a live subscription\'s cursor is not sent to it, nor counted as its receiver, nor traced as delivered', async () => {
+  const traces: TraceEntry[] = [];
+  // Last seq 5, nothing pending: a subscription after 5 is in range and goes live at once.
+  const hub = new DeliveryHub({ ...emptyStore(traces), lastSeqs: (keys) => Promise.resolve(keys.map(() => 5)) }, {
+    heartbeatIntervalMs: 60_000,
+    replayHighWaterBytes: 1024,
+  });
+  const pushed: string[] = [];
+  const subscriber: Subscriber = { connectionId: 1, bufferedAmount: 0, push: (frame) => (pushed.push(frame), true), close: () => {} };
+  await hub.start(accepted(await hub.subscribe(subscriber, { sessionKey: 'agent:main:main', agentId: 'main' }, 5)));
+
+  // Seq 5 is one the subscriber has (the replay that overlapped its commit sent it, say).
+  const had = { ...routedEvent('had', 'agent:main:main', 'next-heartbeat'), seq: 5 };
+  assert.is(hub.plan(had, { status: 'queued' }).receivers, 0);
+  hub.deliver(had, { status: 'queued' });
+  const next = { ...routedEvent('next', 'agent:main:main', 'next-heartbeat'), seq: 6 };
+  assert.is(hub.plan(next, { status: 'queued' }).receivers, 1);
+  hub.deliver(next, { status: 'queued' });
+  assert.equal(pushed.map((frame) => (JSON.parse(frame) as { params: { event: { seq: number } } }).params.event.seq), [6]);
+  assert.equal(
+    traces.filter((trace) => trace.step === 'delivered').map((trace) => trace.eventId),
+    ['next'],
   );
   hub.close();
 });

@@ -1150,7 +1150,7 @@ test('idempotencyRetentionMs must be an integer of at least 1 ms; the data dir i
   assert.is((await queue(store, 's', 'edge')).seq, 1);
 });
 
-test('ack: consumes up to seq, re-acks are no-ops, the last seq is the edge', async () => {
+test('ack: consumes up to seq, re-acks are no-ops, the last seq is the edge, seq 0 acks nothing even in a session with no event', async () => {
   const store = open(tempDir(), 10);
   for (const text of ['1', '2', '3', '4']) await queue(store, 's', text);
 
@@ -1161,6 +1161,9 @@ test('ack: consumes up to seq, re-acks are no-ops, the last seq is the edge', as
   assert.equal(await store.ack('s', 4, {}), { status: 'acked', acked: 2, depth: 0, lastSeq: 4 }, 'lastSeq itself');
   assert.equal(await store.ack('s', 5, {}), { status: 'out-of-range', lastSeq: 4 }, 'one past lastSeq');
   assert.equal(await store.ack('nobody', 1, {}), { status: 'out-of-range', lastSeq: 0 });
+  // Seq 0 acks nothing, whether the session has events or none yet.
+  assert.equal(await store.ack('s', 0, {}), { status: 'acked', acked: 0, depth: 0, lastSeq: 4 });
+  assert.equal(await store.ack('nobody', 0, {}), { status: 'acked', acked: 0, depth: 0, lastSeq: 0 });
   assert.equal(await store.stats(), { sessions: 0, pending: 0 });
   assert.is((await queue(store, 's', '5')).seq, 5, 'acked seqs are not reused');
 });
@@ -1379,13 +1382,28 @@ test('recordTrace: close writes what was recorded; after close it is a no-op; tr
   ]);
 });
 
+test('trace: a delivered row written before connectionIds (its ids named connections, a wake\'s count) reads as connectionIds', async () => {
+  const store = open(tempDir());
+  const outcome = await queue(store, 's', 'hello');
+  const at = Date.now();
+  store.recordTrace([
+    { eventId: outcome.eventId, step: 'delivered', at, detail: { connections: '1,2', subscriptions: 2, replay: false } },
+    { eventId: outcome.eventId, step: 'wake', at, detail: { reason: 'event', connections: 2 } },
+  ]);
+  assert.equal((await steps(store, outcome.eventId)).slice(2), [
+    ['delivered', { connectionIds: '1,2', subscriptions: 2, replay: false }],
+    ['wake', { reason: 'event', connections: 2 }],
+  ]);
+  await store.close();
+});
+
 test('recordTrace: traces alone commit without an fsync and still land; the next append commits with one and survives reopen', async () => {
   const dir = tempDir();
   const store = open(dir);
   const first = await queue(store, 's', 'before the traces');
   const before = store.storeMetrics();
   const at = Date.now();
-  store.recordTrace([{ eventId: first.eventId, step: 'delivered', at, detail: { connections: '1', subscriptions: 1, replay: false } }]);
+  store.recordTrace([{ eventId: first.eventId, step: 'delivered', at, detail: { connectionIds: '1', subscriptions: 1, replay: false } }]);
   // Nothing else queued in this tick: the trace write is a batch of its own.
   await new Promise((resolve) => setImmediate(resolve));
   const traced = store.storeMetrics();
@@ -1394,7 +1412,7 @@ test('recordTrace: traces alone commit without an fsync and still land; the next
     [1, 0],
     'one commit, made with synchronous NORMAL',
   );
-  assert.equal((await steps(store, first.eventId)).at(-1), ['delivered', { connections: '1', subscriptions: 1, replay: false }]);
+  assert.equal((await steps(store, first.eventId)).at(-1), ['delivered', { connectionIds: '1', subscriptions: 1, replay: false }]);
 
   const afterMetrics = store.storeMetrics();
   const second = await queue(store, 's', 'after the traces');
