@@ -8,7 +8,7 @@ import { ConnectionError, RpcCallError, type ConnectionFailure } from '../client
 import { EmptyTokenFileError, readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, ENV, TOKEN_PREFIX } from '../protocol/constants.js';
 import { flagOption, integerOption, optionOrEnv, rawOption } from './argv.js';
-import { CliError, ExitCode, noAnswer, usageError, type CliErrorName } from './exit-codes.js';
+import { CliError, ExitCode, noAnswer, outputFailed, usageError, type CliErrorName } from './exit-codes.js';
 import {
   formatRoutingResult,
   formatSessionList,
@@ -21,6 +21,7 @@ import {
   printable,
   printableStrings,
 } from './format.js';
+import { writeAll } from './output.js';
 
 type Args = readonly string[];
 
@@ -43,7 +44,10 @@ export async function systemEvent(args: Args): Promise<ExitCode> {
     ...optionalString(args, 'context-key', 'contextKey'),
     ...optionalString(args, 'idempotency-key', 'idempotencyKey'),
   };
-  return withClient(args, 'system.event', params, formatRoutingResult, params.idempotencyKey === undefined ? UNANSWERED.event : UNANSWERED.keyedEvent);
+  return withClient(args, 'system.event', params, formatRoutingResult, {
+    unanswered: params.idempotencyKey === undefined ? UNANSWERED.event : UNANSWERED.keyedEvent,
+    unseen: UNSEEN.event,
+  });
 }
 
 /**
@@ -57,6 +61,24 @@ const UNANSWERED = {
   drain: 'the events may still have been consumed: `switchboard session peek` shows what is left',
 } as const;
 
+/**
+ * What a call did although its answer could not be written (exit 4), for the commands where that
+ * is lost unless said: drained events are gone from the session, a stored event must not be sent
+ * again, a token's secret is never shown twice. Given the answer made printable.
+ */
+const UNSEEN = {
+  event: (routed: ResultOf<'system.event'>) =>
+    `; the event was stored all the same (event ${routed.eventId}, seq ${routed.queue.seq} of ${routed.sessionKey}): do not send it again`,
+  drain: ({ sessionKey, events }: ResultOf<'session.drain'>) => {
+    if (events.length === 0) return '; nothing was drained';
+    const seqs = events.length === 1 ? `seq ${events[0]!.seq}` : `seq ${events[0]!.seq} to ${events.at(-1)!.seq}`;
+    const ids = events.map((event) => `\n  #${event.seq} ${event.eventId}`).join('');
+    return `; the ${events.length} event(s) it drained from ${sessionKey} (${seqs}) were consumed all the same, and are no longer pending: \`switchboard trace <eventId>\` shows each of these${ids}`;
+  },
+  tokenCreated: ({ tokenId }: ResultOf<'token.create'>) =>
+    `; token ${tokenId} was created all the same, and its secret is shown only once: revoke it (\`switchboard token revoke ${tokenId}\`) and create another`,
+} as const;
+
 export function sessionPeek(args: Args): Promise<ExitCode> {
   const params = readParams(args);
   return withClient(args, 'session.peek', params, (result) => formatSessionRead(result, 'shown'));
@@ -64,7 +86,7 @@ export function sessionPeek(args: Args): Promise<ExitCode> {
 
 export function sessionDrain(args: Args): Promise<ExitCode> {
   const params = readParams(args);
-  return withClient(args, 'session.drain', params, (result) => formatSessionRead(result, 'drained'), UNANSWERED.drain);
+  return withClient(args, 'session.drain', params, (result) => formatSessionRead(result, 'drained'), { unanswered: UNANSWERED.drain, unseen: UNSEEN.drain });
 }
 
 export function sessionList(args: Args): Promise<ExitCode> {
@@ -96,7 +118,7 @@ export function tokenCreate(args: Args): Promise<ExitCode> {
     ...(scopes ? { scopes: [...new Set(scopes)] as (typeof SCOPES)[number][] } : {}),
     ...optionalString(args, 'name', 'name'),
   };
-  return withClient(args, 'token.create', params, formatTokenCreated);
+  return withClient(args, 'token.create', params, formatTokenCreated, { unseen: UNSEEN.tokenCreated });
 }
 
 export function tokenList(args: Args): Promise<ExitCode> {
@@ -123,23 +145,30 @@ function readParams(args: Args) {
 
 /**
  * One call, then exit: over the gateway's HTTP ingress, which costs no WebSocket handshake or
- * library load. `unanswered` warns what the call may have done if no answer comes.
+ * library load. `unanswered` warns what the call may have done if no answer comes; `unseen` says
+ * what it did when its answer came but could not be written.
  */
 async function withClient<M extends MethodName>(
   args: Args,
   method: M,
   params: ParamsOf<M>,
   format: (result: ResultOf<M>) => string,
-  unanswered?: string,
+  { unanswered, unseen }: { unanswered?: string; unseen?: (result: ResultOf<M>) => string } = {},
 ): Promise<ExitCode> {
   const settings = connectionSettings(args);
+  let result: ResultOf<M>;
   try {
-    const result = await callOverHttp(settings, method, params);
-    process.stdout.write(`${flagOption(args, 'json') ? JSON.stringify(result) : format(printableStrings(result))}\n`);
-    return ExitCode.OK;
+    result = await callOverHttp(settings, method, params);
   } catch (error) {
     throw explain(error, settings, unanswered);
   }
+  try {
+    await writeAll(process.stdout, `${flagOption(args, 'json') ? JSON.stringify(result) : format(printableStrings(result))}\n`);
+  } catch (error) {
+    // Any failed write, EPIPE included: unlike a watch, a one-shot command's answer is its whole point.
+    throw outputFailed('the answer', error, unseen?.(printableStrings(result)));
+  }
+  return ExitCode.OK;
 }
 
 export function connectionSettings(args: Args) {

@@ -1,4 +1,5 @@
 import { printable } from './format.js';
+import { describeWriteError } from './output.js';
 
 /** The CLI's exit codes: documented in README.md and `switchboard --help`, asserted in tests. */
 export const ExitCode = {
@@ -10,6 +11,11 @@ export const ExitCode = {
   USAGE: 2,
   /** No answer: could not connect, the token was refused, or the call timed out. */
   UNREACHABLE: 3,
+  /**
+   * The answer could not be written to stdout (a full disk, a closed pipe): the call was done, but
+   * what it answered never reached its reader, so a script must not take it for a success.
+   */
+  OUTPUT_FAILED: 4,
 } as const;
 
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -18,7 +24,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   0  ok (for system event: routed and stored)
   1  the gateway answered with an error
   2  usage error (missing --text, bad --mode, unknown option)
-  3  could not connect, token refused, or timed out`;
+  3  could not connect, token refused, or timed out
+  4  the answer could not be written to stdout (disk full, reader gone); what the call did stays done`;
 
 /**
  * `switchboard session watch` runs until stopped rather than making one call: it ends well when
@@ -29,7 +36,8 @@ export const WATCH_EXIT_CODES_HELP = `Exit codes:
   1  the gateway refused the subscription or an ack (a malformed --session-key, another agent's session)
   2  usage error (--after without --session-key, unknown option)
   3  could not connect or subscribe (unreachable, token refused, timed out), or the token was
-     revoked while watching; a gateway restart or outage is waited out, not an exit`;
+     revoked while watching; a gateway restart or outage is waited out, not an exit
+  4  an event could not be written to stdout (disk full, not a reader that went away); it was not acked`;
 
 /** `switchboard gateway` runs the service rather than calling it: its codes mean other things. */
 export const GATEWAY_EXIT_CODES_HELP = `Exit codes:
@@ -86,6 +94,14 @@ export class CliError extends Error {
 /** No answer from the gateway (exit 3), with its CLI code for --json. */
 export function noAnswer(name: CliErrorName, message: string): CliError {
   return new CliError(ExitCode.UNREACHABLE, message, { code: CliErrorCode[name], message, data: { name } });
+}
+
+/**
+ * Exit 4: `what` (the answer, an event) could not be written to stdout, for `error`'s reason;
+ * `consequence` says what the call did all the same, since the user cannot see it.
+ */
+export function outputFailed(what: string, error: unknown, consequence = ''): CliError {
+  return new CliError(ExitCode.OUTPUT_FAILED, `could not write ${what} to stdout (${describeWriteError(error)})${consequence}`);
 }
 
 /**

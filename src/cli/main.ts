@@ -8,6 +8,7 @@
 import { flagOption, joinCommandGroup, matchDirect } from './argv.js';
 import { COMMANDS } from './commands.js';
 import { ExitCode, isCliError } from './exit-codes.js';
+import { writeLog } from './output.js';
 
 async function main(argv: readonly string[]): Promise<ExitCode> {
   const args = joinCommandGroup(argv.slice(2));
@@ -17,8 +18,9 @@ async function main(argv: readonly string[]): Promise<ExitCode> {
     return await (await import('./cac-parser.js')).runWithCac(args);
   } catch (error) {
     if (!isCliError(error)) throw error;
-    // --json promises one JSON object on stdout: a failed call's is its error (README.md).
-    if (error.json && flagOption(args, 'json')) process.stdout.write(`${JSON.stringify({ error: error.json })}\n`);
+    // --json promises one JSON object on stdout: a failed call's is its error (README.md). Best
+    // effort: when stdout fails too, the message on stderr and the exit code still tell.
+    if (error.json && flagOption(args, 'json')) writeLog(process.stdout, JSON.stringify({ error: error.json }));
     process.stderr.write(`switchboard: ${error.message}\n`);
     return error.exitCode;
   }

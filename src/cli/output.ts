@@ -6,21 +6,42 @@
  * listens. Here the callback decides, and the event is only listened to.
  */
 import type { Writable } from 'node:stream';
+import { getSystemErrorMap } from 'node:util';
+
+/**
+ * Resolves once `stream` took `text`; rejects with the write's error (EPIPE when its reader is
+ * gone, ENOSPC on a full disk). For an answer that must reach its reader: a one-shot command's.
+ */
+export function writeAll(stream: Writable, text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    tolerateErrors(stream).write(text, (error) => (error ? reject(error) : resolve()));
+  });
+}
 
 /** Resolves true once `stream` took `text`, false when its reader is gone (EPIPE); rejects on other write errors. */
-export function writeOut(stream: Writable, text: string): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    tolerateErrors(stream).write(text, (error) => {
-      if (!error) resolve(true);
-      else if ((error as NodeJS.ErrnoException).code === 'EPIPE') resolve(false);
-      else reject(error);
-    });
-  });
+export async function writeOut(stream: Writable, text: string): Promise<boolean> {
+  try {
+    await writeAll(stream, text);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EPIPE') return false;
+    throw error;
+  }
 }
 
 /** Writes a log line, best effort: a service must not stop because no one reads its log any more. */
 export function writeLog(stream: Writable, line: string): void {
   tolerateErrors(stream).write(`${line}\n`);
+}
+
+/**
+ * A failed write as people read it, "ENOSPC: no space left on device": Node words the same errno
+ * "write EPIPE" for a pipe and "ENOSPC: no space left on device, write" for a file.
+ */
+export function describeWriteError(error: unknown): string {
+  const { errno, message } = error as NodeJS.ErrnoException;
+  const known = errno === undefined ? undefined : getSystemErrorMap().get(errno);
+  return known ? `${known[0]}: ${known[1]}` : String(message ?? error);
 }
 
 function tolerateErrors(stream: Writable): Writable {

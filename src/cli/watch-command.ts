@@ -6,8 +6,9 @@ import { connect, type ReconnectChange, type SwitchboardClient } from '../client
 import { ConnectionError, RpcCallError } from '../client/errors.js';
 import { flagOption, integerOption, rawOption } from './argv.js';
 import { connectionSettings, explain } from './client-commands.js';
-import { ExitCode, usageError } from './exit-codes.js';
-import { formatWatchedEvent, printableStrings } from './format.js';
+import { ExitCode, outputFailed, usageError } from './exit-codes.js';
+import { formatWatchedEvent, printable, printableStrings } from './format.js';
+import type { StoredEvent } from '../protocol/schemas.js';
 import { writeLog, writeOut } from './output.js';
 
 type Args = readonly string[];
@@ -40,7 +41,7 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
   process.once('SIGTERM', stop);
   try {
     for await (const event of client.events(target, { signal: interrupted.signal, ...(after === undefined ? {} : { after }) })) {
-      if (!(await writeOut(process.stdout, `${json ? JSON.stringify(event) : formatWatchedEvent(printableStrings(event))}\n`))) {
+      if (!(await printEvent(event, json, acking))) {
         // The reader is gone (`| head -1`): as with `yes | head`, that ends the watch, quietly and
         // with exit 0. Closing first ends the subscription with the socket, without the
         // unsubscribe round trip, so nothing more is read, let alone acked.
@@ -57,6 +58,20 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
     await client.close();
   }
   return ExitCode.OK;
+}
+
+/**
+ * Whether stdout took the event's line: false when its reader is gone (EPIPE), which ends the
+ * watch quietly. Any other failure (a full disk) loses the line with a reader still waiting for
+ * it: exit 4, saying the event was not acked.
+ */
+async function printEvent(event: StoredEvent, json: boolean, acking: boolean): Promise<boolean> {
+  try {
+    return await writeOut(process.stdout, `${json ? JSON.stringify(event) : formatWatchedEvent(printableStrings(event))}\n`);
+  } catch (error) {
+    const pending = acking ? 'it was not acked, and stays pending for the next watcher' : 'it stays pending';
+    throw outputFailed(`event seq ${event.seq} of ${printable(event.sessionKey)}`, error, `; ${pending}`);
+  }
 }
 
 /** Attempts at one ack across gateway restarts; each waits for the client to reconnect first. */

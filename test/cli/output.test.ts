@@ -5,7 +5,7 @@
 import { Writable } from 'node:stream';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { writeLog, writeOut } from '../../src/cli/output.js';
+import { describeWriteError, writeAll, writeLog, writeOut } from '../../src/cli/output.js';
 
 const test = suite('cli/output');
 
@@ -52,6 +52,24 @@ test('writeOut rejects with any other write error (a full disk is not a closed p
   );
   assert.is(error?.code, 'ENOSPC');
   await settled();
+});
+
+test('writeAll rejects on every failed write, EPIPE included: a one-shot answer that no one read did not arrive', async () => {
+  for (const code of ['EPIPE', 'ENOSPC']) {
+    const error = await writeAll(stream(code), 'answer\n').then(
+      () => undefined,
+      (failure: NodeJS.ErrnoException) => failure,
+    );
+    assert.is(error?.code, code);
+  }
+  await settled();
+});
+
+test('describeWriteError words an errno alike for a pipe and a file, and falls back to the message', () => {
+  // Node says "write EPIPE" for a pipe and "ENOSPC: no space left on device, write" for a file.
+  assert.is(describeWriteError(Object.assign(new Error('write EPIPE'), { code: 'EPIPE', errno: -32 })), 'EPIPE: broken pipe');
+  assert.is(describeWriteError(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28 })), 'ENOSPC: no space left on device');
+  assert.is(describeWriteError(new Error('stream destroyed')), 'stream destroyed');
 });
 
 test('writeLog: a log line that cannot be written (EPIPE) is dropped, and the process goes on', async () => {

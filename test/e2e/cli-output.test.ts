@@ -2,6 +2,7 @@
  * What the real CLI does with its output: when the reader of its stdout goes away (`| head -1`),
  * and how it prints text from the gateway.
  */
+import fs from 'node:fs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -117,6 +118,58 @@ test('session watch --ack whose reader leaves after one line: the next event end
   assert.is(watch.stderr(), '');
   const pending = await pendingTexts(publisher, key);
   assert.is(pending.at(-1), 'after the reader left', `never printed, so never acked: ${JSON.stringify(pending)}`);
+});
+
+// ---------------------------------------------------------------- an answer that cannot be written
+
+/** stdout on a full disk: every write fails with ENOSPC, while the reader (a file) is still there. */
+function fullDisk(): number {
+  const fd = fs.openSync('/dev/full', 'w');
+  fdsToClose.push(fd);
+  return fd;
+}
+const fdsToClose: number[] = [];
+test.after.each(() => {
+  for (const fd of fdsToClose.splice(0)) fs.closeSync(fd);
+});
+const ENOSPC = 'could not write the answer to stdout (ENOSPC: no space left on device)';
+/** /dev/full is Linux's. */
+const onLinux = fs.existsSync('/dev/full');
+
+(onLinux ? test : test.skip)('session drain --json to a full disk: exit 4, and stderr says which events were consumed all the same, with their ids', async ({ gw, publisher }) => {
+  const key = `agent:${freshAgent('full')}:main`;
+  const ids: string[] = [];
+  for (const text of ['one', 'two']) ids.push(resultOf<{ eventId: string }>(await publisher.call('system.event', { text, sessionKey: key })).eventId);
+  const drain = await runCli(['session', 'drain', '--session-key', key, '--json', ...connectionArgs(gw)], { stdout: fullDisk() });
+  assert.is(drain.code, 4, drain.stderr);
+  assert.is(
+    drain.stderr,
+    `switchboard: ${ENOSPC}; the 2 event(s) it drained from ${key} (seq 1 to 2) were consumed all the same, and are no longer pending: ` +
+      `\`switchboard trace <eventId>\` shows each of these\n  #1 ${ids[0]}\n  #2 ${ids[1]}\n`,
+  );
+  assert.equal(await pendingTexts(publisher, key), [], 'drained: that is why it must be said');
+});
+
+(onLinux ? test : test.skip)('status and system event to a full disk: exit 4 with one clean line; the event says it was stored', async ({ gw }) => {
+  const status = await runCli(['status', ...connectionArgs(gw)], { stdout: fullDisk() });
+  assert.is(status.code, 4, status.stderr);
+  assert.is(status.stderr, `switchboard: ${ENOSPC}\n`);
+  const key = `agent:${freshAgent('full')}:main`;
+  const event = await runCli(['system', 'event', '--text', 'lost answer', '--session-key', key, ...connectionArgs(gw)], { stdout: fullDisk() });
+  assert.is(event.code, 4, event.stderr);
+  assert.match(event.stderr, new RegExp(`^switchboard: ${ENOSPC.replace(/[()]/g, '\\$&')}; the event was stored all the same \\(event [0-9a-f-]{36}, seq 1 of ${key}\\): do not send it again\n$`));
+});
+
+(onLinux ? test : test.skip)('session watch --ack to a full disk: exit 4, one clean line, and nothing acked', async ({ gw, publisher }) => {
+  const key = `agent:${freshAgent('full')}:main`;
+  await publishTexts(publisher, key, ['first', 'second']);
+  const watch = spawnCli(['session', 'watch', '--session-key', key, '--ack', ...connectionArgs(gw)], { stdout: fullDisk() });
+  assert.is(await exitedByItself(watch, 'the watch to exit at its first line'), 4, watch.stderr());
+  assert.is(
+    watch.stderr(),
+    `switchboard: could not write event seq 1 of ${key} to stdout (ENOSPC: no space left on device); it was not acked, and stays pending for the next watcher\n`,
+  );
+  assert.equal(await pendingTexts(publisher, key), ['first', 'second']);
 });
 
 // ---------------------------------------------------------------- text from the gateway

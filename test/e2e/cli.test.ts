@@ -673,6 +673,7 @@ test('session watch --help lists the exit codes of a watch, not those of a one-s
       '  2  usage error (--after without --session-key, unknown option)',
       '  3  could not connect or subscribe (unreachable, token refused, timed out), or the token was',
       '     revoked while watching; a gateway restart or outage is waited out, not an exit',
+      '  4  an event could not be written to stdout (disk full, not a reader that went away); it was not acked',
       '',
     ].join('\n'),
   );

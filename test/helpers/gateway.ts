@@ -209,13 +209,19 @@ export interface CliResult {
   stderr: string;
 }
 
+export interface CliOptions {
+  env?: Record<string, string | undefined>;
+  /** A file descriptor for the CLI's stdout (one of /dev/full, say) instead of a pipe read into `stdout`. */
+  stdout?: number;
+}
+
 /** Runs `switchboard <args>`; SWITCHBOARD_* of this process never leak in, only `env` does. */
-export function runCli(args: readonly string[], options: { env?: Record<string, string | undefined> } = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { env: childEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+export function runCli(args: readonly string[], options: CliOptions = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, [CLI_PATH, ...args], { env: childEnv(options.env), stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'] });
   children.add(child);
   let stdout = '';
   let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const done = new Promise<CliResult>((resolve, reject) => {
     child.once('error', reject);
@@ -422,13 +428,13 @@ export interface CliProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export function spawnCli(args: readonly string[], options: { env?: Record<string, string | undefined> } = {}): CliProcess {
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { env: childEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnCli(args: readonly string[], options: CliOptions = {}): CliProcess {
+  const child = spawn(process.execPath, [CLI_PATH, ...args], { env: childEnv(options.env), stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'] });
   children.add(child);
   let out = '';
   let err = '';
   const listeners = new Set<() => void>();
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
     out += chunk;
     for (const listener of listeners) listener();
   });
