@@ -6,7 +6,7 @@ import { callOverHttp, gatewayUrlProblem } from '../client/http.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError, type ConnectionFailure } from '../client/errors.js';
 import { EmptyTokenFileError, readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';
-import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, ENV, TOKEN_PREFIX } from '../protocol/constants.js';
+import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, ENV, MAX_CALL_TIMEOUT_MS, TOKEN_PREFIX } from '../protocol/constants.js';
 import { flagOption, integerOption, optionOrEnv, rawOption } from './argv.js';
 import { CliError, ExitCode, noAnswer, outputFailed, usageError, type CliErrorName } from './exit-codes.js';
 import {
@@ -175,7 +175,7 @@ export function connectionSettings(args: Args) {
   return {
     url: gatewayUrl(args),
     token: resolveToken(args),
-    timeoutMs: integerOption(args, 'timeout', 1) ?? DEFAULT_CALL_TIMEOUT_MS,
+    timeoutMs: integerOption(args, 'timeout', 1, MAX_CALL_TIMEOUT_MS) ?? DEFAULT_CALL_TIMEOUT_MS,
   };
 }
 

@@ -55,6 +55,12 @@ export const MAX_BATCH_LENGTH = 100;
 /** How long the CLI and client library wait for an answer before giving up (ms). */
 export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 
+/**
+ * The longest --timeout the CLI takes (ms, ~24.8 days): the largest delay a Node.js timer holds
+ * (2^31 - 1). Node sets a longer one to 1 ms, with only a warning: the call would time out at once.
+ */
+export const MAX_CALL_TIMEOUT_MS = 2_147_483_647;
+
 /** The agent that owns sessions when none is named: `main` is the default agent's main session. */
 export const DEFAULT_AGENT_ID = 'main';
 

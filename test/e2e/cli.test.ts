@@ -240,6 +240,21 @@ test('exit 2: usage errors, before any connection is tried', async () => {
   });
 });
 
+test('exit 2: --timeout past the longest timer Node.js holds (2^31 - 1 ms), for every command that takes it; the limit itself is taken', async () => {
+  const nowhere = ['--url', 'ws://127.0.0.1:1', '--token', 'x'];
+  const commands = [['system', 'event', '--text', 'x'], ['session', 'peek'], ['session', 'drain'], ['session', 'list'], ['session', 'watch'], ['trace', 'id'], ['status'], ['token', 'create', '--agent', 'a'], ['token', 'list'], ['token', 'revoke', 'id']];
+  const results = await Promise.all(commands.map((command) => runCli([...command, '--timeout', '2147483648', ...nowhere])));
+  results.forEach((result, i) => {
+    assertExit(result, 2);
+    assert.is(result.stderr, 'switchboard: --timeout must be an integer from 1 to 2147483647 (got "2147483648")\n', commands[i]!.join(' '));
+  });
+  // At the limit the call is made, and fails for the unreachable URL, not at once for an overflowed timer.
+  const atLimit = await runCli(['status', '--timeout', '2147483647', ...nowhere]);
+  assertExit(atLimit, 3);
+  assert.match(atLimit.stderr, /ECONNREFUSED/);
+  assert.not.match(atLimit.stderr, /TimeoutOverflowWarning/);
+});
+
 test('exit 2: control and bidi characters that a usage error quotes from the command line are shown as escapes', async () => {
   const nowhere = ['--url', 'ws://127.0.0.1:1', '--token', 'x'];
   // ESC starts a terminal escape sequence (here: red text); U+202E reverses the rest of the line.
