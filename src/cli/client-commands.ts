@@ -81,12 +81,12 @@ const UNSEEN = {
 
 export function sessionPeek(args: Args): Promise<ExitCode> {
   const params = readParams(args);
-  return withClient(args, 'session.peek', params, (result) => formatSessionRead(result, 'shown'));
+  return withClient(args, 'session.peek', params, (result) => formatSessionRead(result, 'shown', params.after));
 }
 
 export function sessionDrain(args: Args): Promise<ExitCode> {
   const params = readParams(args);
-  return withClient(args, 'session.drain', params, (result) => formatSessionRead(result, 'drained'), { unanswered: UNANSWERED.drain, unseen: UNSEEN.drain });
+  return withClient(args, 'session.drain', params, (result) => formatSessionRead(result, 'drained', params.after), { unanswered: UNANSWERED.drain, unseen: UNSEEN.drain });
 }
 
 export function sessionList(args: Args): Promise<ExitCode> {

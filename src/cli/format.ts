@@ -63,7 +63,11 @@ export function formatWatchedEvent(event: StoredEvent): string {
   return `${event.sessionKey} ${formatEvent(event)}`;
 }
 
-export function formatSessionRead(result: ResultOf<'session.peek'>, verb: 'shown' | 'drained'): string {
+/** A peek or drain; `after` is the --after it was given, which can leave out every pending event. */
+export function formatSessionRead(result: ResultOf<'session.peek'>, verb: 'shown' | 'drained', after?: number): string {
+  if (result.events.length === 0 && result.depth > 0 && after !== undefined) {
+    return `${result.sessionKey}: no events after seq ${after}; ${result.depth} pending in the session (give a lower --after, or none, to see them)`;
+  }
   if (result.events.length === 0) return `${result.sessionKey}: no pending events`;
   const more = result.more ? ' (more remain: raise --limit or use --after)' : '';
   const header = `${result.sessionKey}: ${result.events.length} event(s) ${verb}${more}; ${result.depth} pending in the session`;

@@ -1,7 +1,7 @@
 /** Human output: text from the gateway is shown with its control characters escaped, one record per line. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatRoutingResult, formatTokenList, formatTokenRevoked, formatTrace, formatWatchedEvent, printable, printableStrings } from '../../src/cli/format.js';
+import { formatRoutingResult, formatSessionRead, formatTokenList, formatTokenRevoked, formatTrace, formatWatchedEvent, printable, printableStrings } from '../../src/cli/format.js';
 import type { StoredEvent } from '../../src/protocol/schemas.js';
 
 const test = suite('cli/format');
@@ -81,6 +81,14 @@ test('the routing result: messages from the gateway stay on their own lines', ()
     '  wake: sent: agent.wake sent\\x1b[2K',
     `  event ${EVENT.eventId} stored at ${EVENT.storedAt}`,
   ]);
+});
+
+test('a peek or drain that --after leaves empty says what is still pending, not "no pending events"', () => {
+  const empty = { sessionKey: 'agent:x:main', events: [], depth: 4, more: false };
+  assert.is(formatSessionRead(empty, 'shown', 10), 'agent:x:main: no events after seq 10; 4 pending in the session (give a lower --after, or none, to see them)');
+  assert.is(formatSessionRead(empty, 'drained', 10), 'agent:x:main: no events after seq 10; 4 pending in the session (give a lower --after, or none, to see them)');
+  assert.is(formatSessionRead({ ...empty, depth: 0 }, 'shown', 10), 'agent:x:main: no pending events');
+  assert.is(formatSessionRead({ ...empty, depth: 0 }, 'shown'), 'agent:x:main: no pending events');
 });
 
 test('token revoke: what it closed, or when an earlier revoke had revoked the token', () => {

@@ -600,6 +600,9 @@ test('session peek / drain / list and status work, human and --json', async ({ g
 
   const paged = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--session-key', key, '--after', '1', '--limit', '1', '--json', ...conn(gw)]));
   assert.equal([paged.events.map((e) => e.seq), paged.more, paged.depth], [[2], true, 3]);
+  // Past the last seq: nothing shown, but the events are there.
+  const pastEnd = await runCli(['session', 'peek', '--session-key', key, '--after', '10', ...conn(gw)]);
+  assert.is(pastEnd.stdout, `${key}: no events after seq 10; 3 pending in the session (give a lower --after, or none, to see them)\n`);
 
   const list = parseJsonOut<{ sessions: { sessionKey: string; pending: number }[] }>(await runCli(['session', 'list', '--agent', 'clisess', '--json', ...conn(gw)]));
   assert.equal(list.sessions.map((s) => [s.sessionKey, s.pending]), [[key, 3]]);
