@@ -6,7 +6,7 @@ import { callOverHttp, gatewayUrlProblem } from '../client/http.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError, type ConnectionFailure } from '../client/errors.js';
 import { EmptyTokenFileError, readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';
-import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, ENV, MAX_CALL_TIMEOUT_MS, TOKEN_PREFIX } from '../protocol/constants.js';
+import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, ENV, MAX_CALL_TIMEOUT_MS, MAX_READ_LIMIT, TOKEN_PREFIX } from '../protocol/constants.js';
 import { flagOption, integerOption, optionOrEnv, rawOption } from './argv.js';
 import { CliError, ExitCode, noAnswer, outputFailed, usageError, type CliErrorName } from './exit-codes.js';
 import {
@@ -90,7 +90,7 @@ export function sessionDrain(args: Args): Promise<ExitCode> {
 }
 
 export function sessionList(args: Args): Promise<ExitCode> {
-  const limit = integerOption(args, 'limit', 1);
+  const limit = limitOption(args);
   const params = { ...optionalString(args, 'agent', 'agentId'), ...(limit === undefined ? {} : { limit }) };
   return withClient(args, 'session.list', params, formatSessionList);
 }
@@ -130,11 +130,16 @@ export function tokenRevoke(args: Args, [tokenId]: string[]): Promise<ExitCode> 
   return withClient(args, 'token.revoke', { tokenId }, formatTokenRevoked);
 }
 
+/** --limit, checked here against the gateway's bound so that a limit too high is a usage error (2), not a refused call (1). */
+function limitOption(args: Args): number | undefined {
+  return integerOption(args, 'limit', 1, MAX_READ_LIMIT);
+}
+
 function readParams(args: Args) {
   const sessionKey = rawOption(args, 'session-key');
   const agent = rawOption(args, 'agent');
   if (sessionKey !== undefined && agent !== undefined) throw usageError('give --session-key or --agent, not both');
-  const limit = integerOption(args, 'limit', 1);
+  const limit = limitOption(args);
   const after = integerOption(args, 'after', 0);
   return {
     sessionKey: sessionKey ?? (agent !== undefined ? `agent:${agent}:main` : 'main'),

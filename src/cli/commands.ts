@@ -11,6 +11,7 @@ import {
   DEFAULT_PORT,
   DEFAULT_READ_LIMIT,
   ENV,
+  MAX_READ_LIMIT,
 } from '../protocol/constants.js';
 // Static, unlike the other commands' code: one-shot commands are what the CLI mostly runs, and
 // their code is small; bundled with the entry, they load without another module to resolve.
@@ -70,7 +71,7 @@ function sessionRead(name: 'peek' | 'drain', summary: string): CommandSpec {
       { flags: '--session-key <key>', description: 'Session to read (default: the main session of --agent)' },
       { flags: '--agent <agentId>', description: 'Agent whose main session to read when no --session-key is given (default main)' },
       { flags: '--after <seq>', description: 'Only events with a seq greater than this' },
-      { flags: '--limit <n>', description: `Most events to return (default ${DEFAULT_READ_LIMIT})` },
+      { flags: '--limit <n>', description: `Most events to return (default ${DEFAULT_READ_LIMIT}, at most ${MAX_READ_LIMIT})` },
     ],
     example: `switchboard session ${name} --session-key 'agent:main:slack:channel:C123:thread:456'`,
     load: async () => (name === 'peek' ? oneShot.sessionPeek : oneShot.sessionDrain),
@@ -99,7 +100,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: 'List sessions with pending events, most pending first',
     options: [
       { flags: '--agent <agentId>', description: 'Only sessions of this agent' },
-      { flags: '--limit <n>', description: `Most sessions to list (default ${DEFAULT_READ_LIMIT})` },
+      { flags: '--limit <n>', description: `Most sessions to list (default ${DEFAULT_READ_LIMIT}, at most ${MAX_READ_LIMIT})` },
     ],
     example: 'switchboard session list --agent main',
     load: async () => oneShot.sessionList,

@@ -218,6 +218,10 @@ test('exit 2: usage errors, before any connection is tried', async () => {
     [['session', 'peek', '--session-key', 'main', '--agent', 'ops', ...nowhere], /--session-key or --agent/],
     [['session', 'peek', '--limit', '0', ...nowhere], /--limit/],
     [['session', 'peek', '--limit', 'abc', ...nowhere], /--limit/],
+    // The gateway's bound (MAX_READ_LIMIT), checked before any call: one past it is the command line's error.
+    [['session', 'peek', '--limit', '1001', ...nowhere], /^switchboard: --limit must be an integer from 1 to 1000 \(got "1001"\)\n$/],
+    [['session', 'drain', '--limit', '1001', ...nowhere], /^switchboard: --limit must be an integer from 1 to 1000 \(got "1001"\)\n$/],
+    [['session', 'list', '--limit', '5000', ...nowhere], /^switchboard: --limit must be an integer from 1 to 1000 \(got "5000"\)\n$/],
     [['session', 'drain', '--after', '-1', ...nowhere], /--after|-1/],
     [['system', 'event', '--text', 'x', '--url', 'localhost:18790', '--token', 'x'], /^switchboard: --url \(or SWITCHBOARD_URL\) "localhost:18790" is not a gateway URL: expected ws:\/\/host:port \(wss:\/\/, http:\/\/ and https:\/\/ work too\)\n$/],
     [['session', 'list', '--url', 'ftp://127.0.0.1:1', '--token', 'x'], /"ftp:\/\/127\.0\.0\.1:1" is not a gateway URL/],
@@ -261,7 +265,7 @@ test('exit 2: control and bidi characters that a usage error quotes from the com
   const cases: [string[], string][] = [
     [['status', '--col\x1b[31mor\u202e', ...nowhere], 'unknown option `--col\\x1b[31mor\\u202e`: see `switchboard status --help`'],
     [['system', 'event', '--text', 'x', '--mode', 'n\x1b[31mow\u202e', ...nowhere], '--mode must be "now" or "next-heartbeat" (got "n\\x1b[31mow\\u202e")'],
-    [['session', 'peek', '--limit', '1\u202e0', ...nowhere], '--limit must be an integer of at least 1 (got "1\\u202e0")'],
+    [['session', 'peek', '--limit', '1\u202e0', ...nowhere], '--limit must be an integer from 1 to 1000 (got "1\\u202e0")'],
     [['frob\x1b[2J'], 'unknown command "frob\\x1b[2J": run `switchboard --help` for the list'],
   ];
   const results = await Promise.all(cases.map(([args]) => runCli(args)));
@@ -600,6 +604,9 @@ test('session peek / drain / list and status work, human and --json', async ({ g
 
   const paged = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--session-key', key, '--after', '1', '--limit', '1', '--json', ...conn(gw)]));
   assert.equal([paged.events.map((e) => e.seq), paged.more, paged.depth], [[2], true, 3]);
+  // The largest --limit the gateway takes goes through.
+  assert.is(parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--session-key', key, '--limit', '1000', '--json', ...conn(gw)])).events.length, 3);
+  assertExit(await runCli(['session', 'list', '--limit', '1000', ...conn(gw)]), 0);
   // Past the last seq: nothing shown, but the events are there.
   const pastEnd = await runCli(['session', 'peek', '--session-key', key, '--after', '10', ...conn(gw)]);
   assert.is(pastEnd.stdout, `${key}: no events after seq 10; 3 pending in the session (give a lower --after, or none, to see them)\n`);
