@@ -4,7 +4,7 @@
  * ConnectionError, never left hanging. With `reconnect`, a lost connection is re-opened with
  * backoff and every subscription resumes after the last event it saw, so none is seen twice.
  */
-import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL } from '../protocol/constants.js';
+import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, TOKEN_REVOKED_CLOSE } from '../protocol/constants.js';
 import type { MethodName, NotificationParams, ParamsOf, ResultOf } from '../protocol/methods.js';
 import type { AgentWakeNotification, StoredEvent } from '../protocol/schemas.js';
 import { ConnectionError, RpcCallError } from './errors.js';
@@ -386,6 +386,13 @@ export class SwitchboardClient {
     socket.onClose((code, reason) => {
       if (socket !== this.#socket || this.#state === 'closed') return;
       const closed = `closed (${code}${reason ? `: ${reason}` : ''})`;
+      // A revoked token is refused on every reconnect: end here, as a refused reconnect would, and
+      // without telling onReconnect of an attempt that cannot succeed. Calls in flight get the
+      // same error: the gateway did not run them, and a retry with this token cannot succeed.
+      if (code === TOKEN_REVOKED_CLOSE.code && reason === TOKEN_REVOKED_CLOSE.reason) {
+        this.#finish(new ConnectionError('unauthorized', this.url, `connection to ${this.url} ${closed}: the token was revoked`));
+        return;
+      }
       const lost = new ConnectionError('closed', this.url, `connection to ${this.url} ${closed} before the gateway answered`);
       this.#rejectPending(lost);
       if (!this.#reconnect) this.#finish(lost);

@@ -61,6 +61,12 @@ export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
  */
 export const MAX_CALL_TIMEOUT_MS = 2_147_483_647;
 
+/**
+ * How the gateway closes a connection whose token was revoked. The client library takes it as
+ * final: reconnecting with the same token could only be refused (401).
+ */
+export const TOKEN_REVOKED_CLOSE = { code: 1008, reason: 'token revoked' } as const;
+
 /** The agent that owns sessions when none is named: `main` is the default agent's main session. */
 export const DEFAULT_AGENT_ID = 'main';
 

@@ -20,6 +20,7 @@ import {
   MAX_IN_FLIGHT_PER_CONNECTION,
   MAX_SUBSCRIBER_BUFFER_BYTES,
   PING_INTERVAL_MS,
+  TOKEN_REVOKED_CLOSE,
 } from '../protocol/constants.js';
 import type { ErrorName } from '../protocol/errors.js';
 import { RpcDispatcher } from '../protocol/jsonrpc.js';
@@ -127,7 +128,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     let closed = 0;
     for (const connection of connections.values()) {
       if (connection.principal.kind === 'agent' && connection.principal.tokenId === tokenId) {
-        void connection.close(CloseCode.POLICY_VIOLATION, 'token revoked', { name: 'FORBIDDEN', message: 'this token was revoked; nothing was done' });
+        void connection.close(CloseCode.POLICY_VIOLATION, TOKEN_REVOKED_CLOSE.reason, { name: 'FORBIDDEN', message: 'this token was revoked; nothing was done' });
         closed++;
       }
     }

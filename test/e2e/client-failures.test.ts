@@ -28,7 +28,14 @@ test.after(cleanup);
 
 test('an events() loop whose token is revoked throws ConnectionError "unauthorized" instead of ending', async ({ gw, admin }) => {
   const created = resultOf<{ tokenId: string; token: string }>(await admin.call('token.create', { agentId: 'revoked' }));
-  const client = await connect({ url: gw.url, token: created.token, timeoutMs: 2_000, reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
+  const changes: string[] = [];
+  const client = await connect({
+    url: gw.url,
+    token: created.token,
+    timeoutMs: 2_000,
+    reconnect: { initialDelayMs: 10, maxDelayMs: 50 },
+    onReconnect: (change) => changes.push(change.state),
+  });
   const seen: string[] = [];
   const loop = (async () => {
     for await (const event of client.events({ agentId: 'revoked' })) seen.push(event.text);
@@ -44,6 +51,8 @@ test('an events() loop whose token is revoked throws ConnectionError "unauthoriz
   assert.equal(seen, ['before revoke']);
   assert.instance(outcome, ConnectionError);
   assert.is((outcome as ConnectionError).failure, 'unauthorized');
+  assert.is((outcome as ConnectionError).message, `connection to ${gw.url} closed (1008: token revoked): the token was revoked`);
+  assert.equal(changes, [], 'the close says the token is revoked: no reconnect is tried, let alone announced');
 });
 
 test('with reconnect, a subscribe whose connection is lost before the answer resolves once the client is back and resubscribed', async () => {
@@ -131,11 +140,13 @@ test('a subscribe that gives up while its resubscribe is under way never goes li
   }
 });
 
-test('a call waiting for a reconnect is rejected as closed when the client is closed', async ({ gw, admin }) => {
-  const created = resultOf<{ tokenId: string; token: string }>(await admin.call('token.create', { agentId: 'waiting' }));
-  const client = await connect({ url: gw.url, token: created.token, timeoutMs: 5_000, reconnect: { initialDelayMs: 1_000, maxDelayMs: 1_000 } });
-  // Revoking closes the socket (1008); the client then waits a second before reconnecting.
-  resultOf(await admin.call('token.revoke', { tokenId: created.tokenId }));
+test('a call waiting for a reconnect is rejected as closed when the client is closed', async () => {
+  // A gateway stand-in that restarts (1012) under every connection; the client then waits a second before reconnecting.
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => server.once('listening', resolve));
+  server.on('connection', (socket) => setTimeout(() => socket.close(1012, 'gateway restarting'), 20));
+  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const client = await connect({ url, token: 'x', timeoutMs: 5_000, reconnect: { initialDelayMs: 1_000, maxDelayMs: 1_000 } });
   await new Promise((resolve) => setTimeout(resolve, 100));
   const started = Date.now();
   const waiting = client.status().then(
@@ -143,6 +154,7 @@ test('a call waiting for a reconnect is rejected as closed when the client is cl
     (error: unknown) => error,
   );
   await client.close();
+  server.close();
   const outcome = await waiting;
   assert.instance(outcome, ConnectionError);
   assert.is((outcome as ConnectionError).failure, 'closed');
