@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { DATA_FILES, ENV, TOKEN_PREFIX } from '../protocol/constants.js';
 import { createPrivateFile, makePrivateDir } from './private-files.js';
 
@@ -51,7 +51,10 @@ export function resolveDataDir(chosen: string | undefined, env: NodeJS.ProcessEn
 function platformDataDir(env: NodeJS.ProcessEnv): string {
   if (process.platform === 'win32') return join(env['LOCALAPPDATA'] || join(homedir(), 'AppData', 'Local'), 'switchboard');
   if (process.platform === 'darwin') return join(homedir(), 'Library', 'Application Support', 'switchboard');
-  return join(env['XDG_DATA_HOME'] || join(homedir(), '.local', 'share'), 'switchboard');
+  // The XDG Base Directory spec: a relative path is invalid and must be ignored. Honoured, it would
+  // put the data dir (and the admin token) under whatever directory the command ran in.
+  const xdg = env['XDG_DATA_HOME'];
+  return join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.local', 'share'), 'switchboard');
 }
 
 /** 32 random bytes: guessing is out of reach, and base64url keeps it header- and shell-safe. */

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { EmptyTokenFileError, ensureDataDir, readToken, tokenPath } from '../../src/config/data-dir.js';
+import { EmptyTokenFileError, ensureDataDir, readToken, resolveDataDir, tokenPath } from '../../src/config/data-dir.js';
 
 const test = suite('config/data-dir');
 
@@ -17,6 +17,17 @@ function tempDir(): string {
 
 test.after(() => {
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+// XDG_DATA_HOME is read on Linux and the other Unixes, not on macOS or Windows.
+(process.platform === 'win32' || process.platform === 'darwin' ? test.skip : test)('the default data dir: an absolute XDG_DATA_HOME is used; a relative or empty one is ignored (XDG spec), never joined to the working directory', () => {
+  const fallback = path.join(os.homedir(), '.local', 'share', 'switchboard');
+  assert.is(resolveDataDir(undefined, { XDG_DATA_HOME: '/srv/data' }), '/srv/data/switchboard');
+  for (const relative of ['relative/path', './data', '../data', '']) {
+    assert.is(resolveDataDir(undefined, { XDG_DATA_HOME: relative }), fallback, JSON.stringify(relative));
+  }
+  assert.is(resolveDataDir(undefined, {}), fallback);
+  assert.is(resolveDataDir('given', { XDG_DATA_HOME: '/srv/data' }), path.resolve('given'), 'a chosen data dir wins, relative or not');
 });
 
 test('readToken: undefined without a token file; the token, trimmed, from one', () => {
