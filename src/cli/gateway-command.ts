@@ -37,6 +37,8 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   const signal = new Promise<NodeJS.Signals>((resolve) => {
     for (const name of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(name, resolve);
   });
+  // On stdout, apart from the log on stderr: it is the answer a script waits for (the port that
+  // --port 0 picked), and README.md says so.
   writeLog(process.stdout, `switchboard gateway listening on ${running.url} (data dir ${dataDir}, token in ${tokenPath(dataDir)})`);
   const received = await signal;
   log(`switchboard gateway: ${received} received, shutting down (again to force)`);

@@ -39,6 +39,12 @@ test("the CLI's table of --json codes (under Exit codes) lists every one with it
   assert.equal(rows, Object.entries(CliErrorCode));
 });
 
+test("the gateway's row says its listening line goes to stdout and its log to stderr, as gateway-command.ts writes them", () => {
+  const row = readme.split('\n').find((line) => line.startsWith('| `switchboard gateway '))!;
+  assert.match(row, /one line on stdout is `switchboard gateway listening on ws:\/\/HOST:PORT/);
+  assert.match(row, /its log \(signals, shutdown, warnings\) goes to stderr/);
+});
+
 test('every RPC method is documented', () => {
   for (const method of METHOD_NAMES) assert.ok(readme.includes(`\`${method}\``), `README does not mention ${method}`);
 });

@@ -765,6 +765,8 @@ test('the gateway creates a private data dir and token file on first start', asy
   assertExit(await runCli(['status', '--url', gw.url, '--data-dir', dataDir]), 0);
   assert.is(await gw.stop('SIGINT'), 0);
   assert.match(gw.stderr(), /SIGINT received, shutting down/);
+  // README: the listening line is all there is on stdout; the log went to stderr.
+  assert.is(gw.stdout().split('\n').length, 2, gw.stdout());
 });
 
 test.run();
