@@ -25,7 +25,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   1  the gateway answered with an error
   2  usage error (missing --text, bad --mode, unknown option)
   3  could not connect, token refused, or timed out
-  4  the answer could not be written to stdout (disk full, reader gone); what the call did stays done`;
+  4  the answer could not be written to stdout (disk full, reader gone); what the call did stays done
+  130  interrupted by Ctrl-C (SIGINT; 143 for SIGTERM): a system event or drain may already be done`;
 
 /**
  * `switchboard session watch` runs until stopped rather than making one call: it ends well when
@@ -63,7 +64,11 @@ export const CliErrorCode = {
   CONNECTION_CLOSED: 2004,
   /** No answer within --timeout. */
   TIMEOUT: 2005,
-  /** The call was cancelled before its answer came. */
+  /**
+   * The call was cancelled before its answer came: through the client library's `signal`, which
+   * the CLI gives no one-shot call. Ctrl-C ends a one-shot command as the signal does (130), and
+   * stops a watch with 0; the code stays listed, as every code once published does.
+   */
   ABORTED: 2006,
   /** No --token, no SWITCHBOARD_TOKEN, and no token file in the data dir. */
   NO_TOKEN: 2007,

@@ -29,17 +29,22 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
   const acking = flagOption(args, 'ack');
   const settings = connectionSettings(args);
   const { url, token, timeoutMs } = settings;
-  let client: SwitchboardClient;
-  try {
-    client = await connect({ url, token, timeoutMs, reconnect: true, onReconnect: (change) => writeLog(process.stderr, reconnectLine(url, change)) });
-  } catch (error) {
-    throw explain(error, settings);
-  }
+  // From the start, not once connected: a watch stopped by a signal exits 0 (README.md), also
+  // while it is still connecting to a gateway that does not answer, or subscribing.
   const interrupted = new AbortController();
   const stop = () => interrupted.abort();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  let client: SwitchboardClient | undefined;
   try {
+    client = await connect({
+      url,
+      token,
+      timeoutMs,
+      signal: interrupted.signal,
+      reconnect: true,
+      onReconnect: (change) => writeLog(process.stderr, reconnectLine(url, change)),
+    });
     for await (const event of client.events(target, { signal: interrupted.signal, ...(after === undefined ? {} : { after }) })) {
       if (!(await printEvent(event, json, acking))) {
         // The reader is gone (`| head -1`): as with `yes | head`, that ends the watch, quietly and
@@ -51,11 +56,11 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
       if (acking) await ackSurvivingRestarts(client, event.sessionKey, event.seq);
     }
   } catch (error) {
-    throw explain(error, settings);
+    if (!interrupted.signal.aborted) throw explain(error, settings);
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
-    await client.close();
+    await client?.close();
   }
   return ExitCode.OK;
 }

@@ -227,10 +227,12 @@ export class SwitchboardClient {
    */
   async *events(target: SubscribeTarget, options: { after?: number | Record<string, number>; signal?: AbortSignal } = {}) {
     const queue = new EventQueue<StoredEvent>();
-    const subscription = await this.subscribe(target, {
-      onEvent: (event) => queue.push(event),
-      ...(options.after === undefined ? {} : { after: options.after }),
-    });
+    // The signal ends the loop, and before it starts, the subscribe: the caller stops waiting either way.
+    const subscription = await this.subscribe(
+      target,
+      { onEvent: (event) => queue.push(event), ...(options.after === undefined ? {} : { after: options.after }) },
+      options.signal ? { signal: options.signal } : {},
+    );
     const stop = () => queue.end();
     options.signal?.addEventListener('abort', stop, { once: true });
     // A connection lost for good (token revoked, reconnect off) is an error for the loop, not an

@@ -397,6 +397,32 @@ test('exit 2 for no command at all, with an error line on stderr and the help on
   }
 });
 
+test('SIGINT or SIGTERM stops session watch with 0 while it is still connecting; a one-shot command is ended by the signal itself (130)', async () => {
+  // Accepts TCP, never answers the upgrade or the POST: the CLI is left connecting.
+  const sockets: net.Socket[] = [];
+  const silent = net.createServer((socket) => sockets.push(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const url = `ws://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+  const connected = () => new Promise((resolve) => silent.once('connection', resolve));
+  try {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      const accepted = connected();
+      const watch = spawnCli(['session', 'watch', '--url', url, '--token', 'x']);
+      await accepted;
+      assert.is(await watch.stop(signal), 0, `${signal}: ${watch.stderr()}`);
+      assert.is(watch.stderr(), '');
+    }
+    const accepted = connected();
+    const status = spawnCli(['status', '--url', url, '--token', 'x']);
+    await accepted;
+    assert.is(await status.stop('SIGINT'), null, 'killed by the signal: the shell reports 130');
+    assert.is(status.process.signalCode, 'SIGINT');
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    silent.close();
+  }
+});
+
 test('exit 3: unreachable gateway, with a hint', async () => {
   const result = await runCli(['system', 'event', '--text', 'x', '--url', 'ws://127.0.0.1:1', '--token', 'x']);
   assertExit(result, 3);
