@@ -58,7 +58,10 @@ export const CliErrorCode = {
   GATEWAY_UNREACHABLE: 2001,
   /** The gateway refused the token (HTTP 401). */
   TOKEN_REFUSED: 2002,
-  /** What answered is not a switchboard gateway, or refused the call with another HTTP status. */
+  /**
+   * What answered is not a switchboard gateway (a plain one at a wss:// or https:// URL fails the
+   * TLS handshake), or refused the call with another HTTP status.
+   */
   GATEWAY_REJECTED: 2003,
   /** The connection broke before the answer came: the call may or may not have been done. */
   CONNECTION_CLOSED: 2004,

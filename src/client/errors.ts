@@ -58,6 +58,20 @@ export function refusalError(url: string, status: number, body: string, refused:
   return new ConnectionError('rejected', url, `the gateway at ${url} refused ${refused} (HTTP ${status}: ${refusalOf(body)})`);
 }
 
+/**
+ * The error for a TLS handshake that failed because what answered does not speak TLS, as a gateway
+ * without it at a wss:// or https:// URL (EPROTO, OpenSSL's "wrong version number"); undefined for
+ * any other failure. Something answered, so it is not 'unreachable', and the fix is the scheme.
+ */
+export function notTlsError(url: string, error: unknown): ConnectionError | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== 'EPROTO' && !code?.startsWith('ERR_SSL_')) return undefined;
+  const plain = url.startsWith('https:') ? 'http://' : 'ws://';
+  return new ConnectionError('rejected', url, `TLS handshake with ${url} failed (${code}): is the gateway behind TLS? use ${plain} for a gateway without it`, {
+    cause: error,
+  });
+}
+
 /** What an HTTP-level refusal says: the gateway's JSON error, or the body as it came (a proxy's page, say). */
 function refusalOf(text: string): string {
   try {

@@ -6,7 +6,7 @@
  */
 import { DEFAULT_CALL_TIMEOUT_MS, MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
-import { ConnectionError, refusalError, RpcCallError } from './errors.js';
+import { ConnectionError, notTlsError, refusalError, RpcCallError } from './errors.js';
 import { exchange, ExchangeError, type HttpResponse } from './http1.js';
 
 export interface HttpCallOptions {
@@ -97,7 +97,7 @@ function connectionError(error: ExchangeError, url: string, method: string, time
         ? new ConnectionError('timeout', url, `no answer to ${method} from ${url} within ${timeoutMs} ms`, cause)
         : new ConnectionError('aborted', url, `${method} was aborted by the caller`, cause);
     case 'unreachable':
-      return new ConnectionError('unreachable', url, `gateway not reachable at ${url} (${error.message})`, cause);
+      return notTlsError(url, error.cause) ?? new ConnectionError('unreachable', url, `gateway not reachable at ${url} (${error.message})`, cause);
     case 'closed':
       return new ConnectionError('closed', url, `the connection to ${url} broke before the answer was complete`, cause);
     case 'malformed':

@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
-import { ConnectionError, refusalError } from './errors.js';
+import { ConnectionError, notTlsError, refusalError } from './errors.js';
 
 export interface Socket {
   send(text: string): void;
@@ -59,12 +59,13 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
     ws.once('error', (error: NodeJS.ErrnoException) => {
       const timedOut = /timed out/i.test(error.message);
       fail(
-        new ConnectionError(
-          timedOut ? 'timeout' : 'unreachable',
-          url,
-          timedOut ? `no answer from ${url} within ${options.timeoutMs} ms` : `gateway not reachable at ${url} (${error.code ?? error.message})`,
-          { cause: error },
-        ),
+        notTlsError(url, error) ??
+          new ConnectionError(
+            timedOut ? 'timeout' : 'unreachable',
+            url,
+            timedOut ? `no answer from ${url} within ${options.timeoutMs} ms` : `gateway not reachable at ${url} (${error.code ?? error.message})`,
+            { cause: error },
+          ),
       );
     });
     ws.once('open', () => {

@@ -423,6 +423,23 @@ test('SIGINT or SIGTERM stops session watch with 0 while it is still connecting;
   }
 });
 
+test('exit 3: a wss:// or https:// URL to a gateway without TLS is GATEWAY_REJECTED, saying the TLS handshake failed and to use ws://', async ({ gw }) => {
+  const tls = (scheme: string) => `${scheme}://127.0.0.1:${gw.port}`;
+  const cases: [string[], string][] = [
+    [['status', '--url', tls('wss')], 'ws://'],
+    [['status', '--url', tls('https')], 'http://'],
+    [['session', 'watch', '--url', tls('wss')], 'ws://'],
+  ];
+  for (const [args, plain] of cases) {
+    const url = args[args.indexOf('--url') + 1]!;
+    const result = await runCli([...args, '--data-dir', gw.dataDir, '--json']);
+    assertExit(result, 3);
+    const message = `TLS handshake with ${url} failed (EPROTO): is the gateway behind TLS? use ${plain} for a gateway without it`;
+    assert.is(result.stderr, `switchboard: ${message}\n`);
+    assert.equal(JSON.parse(result.stdout), { error: { code: 2003, message, data: { name: 'GATEWAY_REJECTED' } } });
+  }
+});
+
 test('exit 3: unreachable gateway, with a hint', async () => {
   const result = await runCli(['system', 'event', '--text', 'x', '--url', 'ws://127.0.0.1:1', '--token', 'x']);
   assertExit(result, 3);
