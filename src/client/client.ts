@@ -5,6 +5,7 @@
  * backoff and every subscription resumes after the last event it saw, so none is seen twice.
  */
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, TOKEN_REVOKED_CLOSE } from '../protocol/constants.js';
+import type { ErrorName } from '../protocol/errors.js';
 import type { MethodName, NotificationParams, ParamsOf, ResultOf } from '../protocol/methods.js';
 import type { AgentWakeNotification, StoredEvent } from '../protocol/schemas.js';
 import { ConnectionError, RpcCallError } from './errors.js';
@@ -118,7 +119,7 @@ export class SwitchboardClient {
   #socket: Socket;
   #state: ClientState = 'open';
   #reconnecting = false;
-  #closedError: ConnectionError | undefined;
+  #closedError: ConnectionError | RpcCallError | undefined;
   #closedByCaller = false;
   #nextId = 1;
 
@@ -443,7 +444,7 @@ export class SwitchboardClient {
         this.#onReconnect({ state: 'reconnected' });
         return;
       } catch (error) {
-        if (error instanceof ConnectionError && error.failure === 'unauthorized') {
+        if ((error instanceof ConnectionError && error.failure === 'unauthorized') || isFinalRefusal(error)) {
           this.#finish(error);
           return;
         }
@@ -454,7 +455,7 @@ export class SwitchboardClient {
     }
   }
 
-  #finish(error: ConnectionError, byCaller = false): void {
+  #finish(error: ConnectionError | RpcCallError, byCaller = false): void {
     this.#state = 'closed';
     this.#closedError = error;
     this.#closedByCaller = byCaller;
@@ -464,7 +465,7 @@ export class SwitchboardClient {
     this.#resolveClosed();
   }
 
-  #rejectPending(error: ConnectionError): void {
+  #rejectPending(error: Error): void {
     for (const pending of [...this.#pending.values()]) pending.reject(error);
     this.#pending.clear();
   }
@@ -496,6 +497,19 @@ export class SwitchboardClient {
       pending.resolve(message.result);
     }
   }
+}
+
+/**
+ * Refusals a resubscribe cannot outwait, which end the client with the gateway's reason: a cursor
+ * beyond what the session issued (its data dir was restored or reset under the agent), a scope
+ * taken away, params it no longer accepts. Retrying would get the same answer for ever, while the
+ * caller saw a stream that had merely gone quiet. The rest (a gateway shutting down, a store or
+ * a connection briefly over its limits) pass, and are retried.
+ */
+const PASSING_REFUSALS: ReadonlySet<ErrorName> = new Set<ErrorName>(['SHUTTING_DOWN', 'STORE_UNAVAILABLE', 'TOO_MANY_IN_FLIGHT']);
+
+function isFinalRefusal(error: unknown): error is RpcCallError {
+  return error instanceof RpcCallError && (error.errorName === undefined || !PASSING_REFUSALS.has(error.errorName));
 }
 
 /** Where a (re)subscription resumes: the caller's `after`, advanced by what this client has seen. */

@@ -4,6 +4,9 @@
  * SIGKILL and restarted at the same URL costs the consumer nothing: every answered event is seen
  * exactly once across the restart.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { RoutingResult } from '../../src/protocol/schemas.js';
@@ -214,6 +217,44 @@ test('kill -9 mid-stream and restart at the same URL: the consumer sees every an
   }
   await sb.close();
   await consumer;
+});
+
+test('a gateway whose data dir was reset refuses the resubscribe after a reconnect (AFTER_OUT_OF_RANGE): events() throws it instead of waiting for ever', async () => {
+  const first = await startGatewayProcess();
+  const key = `agent:${freshAgent('creset')}:main`;
+  const sb = await connect({ url: first.url, token: first.token, timeoutMs: 5_000, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
+  clients.add(sb);
+  const seen: number[] = [];
+  const consumer = (async () => {
+    for await (const event of sb.events({ sessionKey: key })) seen.push(event.seq);
+  })();
+  const publisher = await openPeer(first.url, first.token);
+  for (const text of ['one', 'two', 'three']) await publish(publisher, { text, sessionKey: key });
+  await waitUntil(() => seen.length === 3, 'the three events');
+  await first.kill9();
+
+  // The same token in an empty data dir: a restore from nothing, where seq 3 was never issued.
+  const resetDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-reset-'));
+  fs.copyFileSync(path.join(first.dataDir, 'token'), path.join(resetDir, 'token'));
+  fs.chmodSync(path.join(resetDir, 'token'), 0o600);
+  const second = await startGatewayProcessAt({ dataDir: resetDir, port: first.port });
+  try {
+    // Before, the client retried the refused resubscribe for ever, and the loop just went quiet.
+    const failure = await Promise.race([
+      consumer.then(
+        () => undefined,
+        (error: unknown) => error,
+      ),
+      sleep(10_000).then(() => 'still waiting after 10 s'),
+    ]);
+    assert.instance(failure, RpcCallError);
+    assert.is((failure as RpcCallError).errorName, 'AFTER_OUT_OF_RANGE');
+    assert.match((failure as RpcCallError).message, /after 3 is beyond the last seq session .* issued \(0\)/);
+    assert.is(await sb.call('gateway.status', {}).catch((error: unknown) => error), failure, 'the client is closed with it');
+  } finally {
+    await second.stop();
+    fs.rmSync(resetDir, { recursive: true, force: true });
+  }
 });
 
 test.run();
