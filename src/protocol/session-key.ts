@@ -18,7 +18,7 @@ export const SESSION_KEY_FORMS: readonly string[] = Object.freeze([
 ]);
 
 export interface ParsedSessionKey {
-  /** The canonical key: keywords, agent id and channel lower-cased; ids as given, in NFC. */
+  /** The canonical key: keywords, agent id and channel lower-cased; ids as given. */
   sessionKey: string;
   route: Route;
 }
@@ -32,8 +32,6 @@ const NAME_RE = new RegExp(AGENT_ID_PATTERN);
 // overrides, U+FEFF) are invisible: two keys that print the same would name different sessions.
 const BAD_ID_CHAR_RE = /[\s\p{Cc}\p{Cs}\p{Cf}]/u;
 const LEADING_SPACE_RE = /^[\s\p{Cc}]/u;
-/** Only an id with a character past ASCII can change under NFC: most skip normalize(). */
-const NON_ASCII_RE = /[^\x00-\x7f]/;
 const TRAILING_SPACE_RE = /[\s\p{Cc}]$/u;
 
 /** Tokens in messages are cut here so one reason stays one readable line. */
@@ -110,7 +108,7 @@ export function parseSessionKey(input: string): SessionKeyParse {
     if (!isKind(t[3])) {
       const accountProblem = checkId(t[3]!, 'account', 4);
       if (accountProblem) return fail(accountProblem);
-      account = nfc(t[3]!);
+      account = t[3]!;
       if (n < 5) return fail(`token 5 is missing: expected "direct", "group" or "channel" after account ${show(account)}`);
       if (!isKind(t[4])) {
         return fail(`token 5 ${show(t[4]!)} must be "direct", "group" or "channel" after account ${show(account)}`);
@@ -125,7 +123,7 @@ export function parseSessionKey(input: string): SessionKeyParse {
   if (idAt >= n) return fail(`${idField} (token ${idAt + 1}) is missing after "${kind}"`);
   const idProblem = checkId(t[idAt]!, idField, idAt + 1);
   if (idProblem) return fail(idProblem);
-  const id = nfc(t[idAt]!);
+  const id = t[idAt]!;
   let key = `agent:${agentId}${channel === null ? '' : `:${channel}`}${account === null ? '' : `:${account}`}:${kind}:${id}`;
 
   let i = idAt + 1;
@@ -153,10 +151,9 @@ export function parseSessionKey(input: string): SessionKeyParse {
     if (i + 1 >= n) return fail(`${field} (token ${i + 2}) is missing after "${suffix}"`);
     const suffixProblem = checkId(t[i + 1]!, field, i + 2);
     if (suffixProblem) return fail(suffixProblem);
-    const suffixId = nfc(t[i + 1]!);
-    if (suffix === 'thread') thread = suffixId;
-    else topic = suffixId;
-    key += `:${suffix}:${suffixId}`;
+    if (suffix === 'thread') thread = t[i + 1]!;
+    else topic = t[i + 1]!;
+    key += `:${suffix}:${t[i + 1]!}`;
     i += 2;
     if (i < n) {
       const extra = t[i]!.toLowerCase();
@@ -216,15 +213,6 @@ function unexpectedAfterId(t: string[], at: number, kindAt: number, rule: string
     return `${base}; ${show(t[kindAt]!)} (token ${kindAt + 1}) cannot be ${role} because "direct", "group" and "channel" are keywords`;
   }
   return base;
-}
-
-/**
- * An id in its canonical form. Ids that print the same are the same id: "\u00dc42" and "U\u030842"
- * (NFD, as macOS and some keyboards produce it) name one session, under NFC. Names and keywords
- * need none: they are ASCII or refused (NFC would turn the Kelvin sign in "\u212Aa" into "Ka").
- */
-function nfc(id: string): string {
-  return NON_ASCII_RE.test(id) ? id.normalize('NFC') : id;
 }
 
 /** Agent ids and channel names: case-insensitive slugs. */

@@ -213,18 +213,6 @@ test('a mixed-case key is canonicalized: keywords, agent and channel lower-cased
   assert.is(other.queue.seq, 1);
 });
 
-test('a key in NFD is the same session as in NFC: the canonical key is NFC, the requested key as given', async ({ raw }) => {
-  const agent = freshKey('nfc').split(':')[1];
-  const nfc = `agent:${agent}:direct:\u00dc42`;
-  const nfd = `agent:${agent}:direct:U\u030842`;
-  const first = await send(raw, { text: 'composed', sessionKey: nfc });
-  const second = await send(raw, { text: 'decomposed', sessionKey: nfd });
-  assert.equal([second.sessionKey, second.requestedSessionKey, second.queue.seq], [nfc, nfd, 2]);
-  assert.is(second.route.peer, '\u00dc42');
-  assert.equal(texts(await peek(raw, { sessionKey: nfd })), ['composed', 'decomposed']);
-  assert.is(first.sessionKey, nfc);
-});
-
 test('a direct key with an account routes to the peer', async ({ raw }) => {
   const result = await send(raw, { text: 'dm', sessionKey: 'agent:main:whatsapp:biz:direct:+15551234' });
   assert.equal(result.route, {

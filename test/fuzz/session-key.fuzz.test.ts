@@ -47,19 +47,14 @@ function codePoints(s: string): number {
   return [...s].length;
 }
 
-/** Ids that print the same are one id: the canonical form of an id is its NFC. */
-function nfc<T extends string | null>(id: T): T {
-  return (id === null ? null : id.normalize('NFC')) as T;
-}
-
-/** The canonical key of a spec: keywords, agent id and channel lower-cased, ids as given in NFC. */
+/** The canonical key of a spec: keywords, agent id and channel lower-cased, ids as given. */
 function canonicalOf(spec: KeySpec): string {
   const parts = ['agent', spec.agent.toLowerCase()];
   if (spec.kind === 'main') return [...parts, 'main'].join(':');
   if (spec.channel !== null) parts.push(spec.channel.toLowerCase());
-  if (spec.account !== null) parts.push(nfc(spec.account));
-  parts.push(spec.kind, nfc(spec.id!));
-  if (spec.suffix) parts.push(spec.suffix.word, nfc(spec.suffix.id));
+  if (spec.account !== null) parts.push(spec.account);
+  parts.push(spec.kind, spec.id!);
+  if (spec.suffix) parts.push(spec.suffix.word, spec.suffix.id);
   return parts.join(':');
 }
 
@@ -68,11 +63,11 @@ function routeOf(spec: KeySpec): Route {
     agentId: spec.agent.toLowerCase(),
     kind: spec.kind,
     channel: spec.channel === null ? null : spec.channel.toLowerCase(),
-    account: nfc(spec.account),
-    peer: spec.kind === 'direct' ? nfc(spec.id) : null,
-    id: spec.kind === 'group' || spec.kind === 'channel' ? nfc(spec.id) : null,
-    thread: spec.suffix?.word === 'thread' ? nfc(spec.suffix.id) : null,
-    topic: spec.suffix?.word === 'topic' ? nfc(spec.suffix.id) : null,
+    account: spec.account,
+    peer: spec.kind === 'direct' ? spec.id : null,
+    id: spec.kind === 'group' || spec.kind === 'channel' ? spec.id : null,
+    thread: spec.suffix?.word === 'thread' ? spec.suffix.id : null,
+    topic: spec.suffix?.word === 'topic' ? spec.suffix.id : null,
   };
 }
 
@@ -112,17 +107,13 @@ function checkAny(input: string): SessionKeyParse {
   }
   const { sessionKey, route } = result.value;
   assert.type(sessionKey, 'string');
-  // The limit counts the key as sent: NFC may lengthen an id (U+0958 is two code points in NFC).
-  assert.ok(codePoints(input) <= MAX_SESSION_KEY_LENGTH, `key within ${MAX_SESSION_KEY_LENGTH}: ${codePoints(input)}`);
+  assert.ok(codePoints(sessionKey) <= MAX_SESSION_KEY_LENGTH, `canonical key within ${MAX_SESSION_KEY_LENGTH}: ${sessionKey.length}`);
   assert.ok(isValidAgentId(route.agentId), `agent id ${JSON.stringify(route.agentId)} is valid`);
   assert.is(route.agentId, route.agentId.toLowerCase(), 'agent id is lower-case');
   if (route.channel !== null) assert.is(route.channel, route.channel.toLowerCase(), 'channel is lower-case');
   assert.is(keyOfRoute(route), sessionKey, 'the canonical key is exactly what its route describes');
-  // Canonicalisation only changes case and takes ids to NFC (or expands "main"): it never drops,
-  // adds or reorders text otherwise. Names and keywords are ASCII, so NFC of the whole is NFC of ids.
-  if (input.toLowerCase() !== 'main') {
-    assert.is(sessionKey.toLowerCase(), input.normalize('NFC').toLowerCase(), `canonical ${sessionKey} of ${input}`);
-  }
+  // Canonicalisation only changes case (or expands "main"): it never drops, adds or reorders text.
+  if (input.toLowerCase() !== 'main') assert.is(sessionKey.toLowerCase(), input.toLowerCase(), `canonical ${sessionKey} of ${input}`);
   // Idempotent: the canonical key is itself a key, with the same canonical form and route.
   const again = parseSessionKey(sessionKey);
   if (!again.ok) throw new Error(`canonical key ${JSON.stringify(sessionKey)} (of ${JSON.stringify(input)}) does not parse: ${again.reason}`);

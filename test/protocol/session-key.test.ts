@@ -49,20 +49,6 @@ accepted('"main" is the default agent\'s main session', () => {
   expectKey('MAIN', 'agent:main:main', { agentId: 'main', kind: 'main' });
 });
 
-accepted('keys that print the same are one key: the canonical key is NFC, the ids in the route too', () => {
-  const nfc = 'agent:main:direct:\u00dc42';
-  expectKey(nfc, nfc, { agentId: 'main', kind: 'direct', peer: '\u00dc42' });
-  expectKey('agent:main:direct:U\u030842', nfc, { agentId: 'main', kind: 'direct', peer: '\u00dc42' });
-  expectKey('agent:main:slack:A\u030a:channel:C:thread:e\u0301', 'agent:main:slack:\u00c5:channel:C:thread:\u00e9', {
-    agentId: 'main',
-    kind: 'channel',
-    channel: 'slack',
-    account: '\u00c5',
-    id: 'C',
-    thread: '\u00e9',
-  });
-});
-
 accepted('agent main session', () => {
   expectKey('agent:ops:main', 'agent:ops:main', { agentId: 'ops', kind: 'main' });
   expectKey('agent:main:main', 'agent:main:main', { agentId: 'main', kind: 'main' });
