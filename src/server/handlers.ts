@@ -228,7 +228,18 @@ function subscriptionCursor(after: ParamsOf<'session.subscribe'>['after'], targe
     throw RpcError.invalidParams([{ path: '/after', message: 'must map session keys to seqs when subscribing by agentId' }]);
   }
   const cursor: Record<string, number> = {};
-  for (const [key, seq] of Object.entries(after)) cursor[parseKey(key, `/after/${key}`).sessionKey] = seq;
+  for (const [key, seq] of Object.entries(after)) {
+    const path = `/after/${key}`;
+    const parsed = parseKey(key, path);
+    // Only the agent's own sessions: each cursor is checked against its session's last seq, and
+    // the check's answer must not tell a token scoped to one agent anything about another's.
+    if (parsed.route.agentId !== target.agentId) {
+      throw RpcError.invalidParams([
+        { path, message: `is a session of agent "${parsed.route.agentId}": an agent subscription resumes sessions of agent "${target.agentId}" only` },
+      ]);
+    }
+    cursor[parsed.sessionKey] = seq;
+  }
   return cursor;
 }
 

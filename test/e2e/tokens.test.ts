@@ -204,6 +204,20 @@ test('a subscribe-only token cannot publish, even to its own agent; it subscribe
   const elsewhere = errorOf(await peer.call('session.subscribe', { agentId: 'main' }));
   assert.equal([elsewhere.code, elsewhere.message], [1008, 'this token belongs to agent "reader" and cannot reach agent "main"\'s sessions']);
   assert.is(resultOf<{ depth: number }>(await peer.call('session.peek', { sessionKey: 'agent:reader:main' })).depth, 0);
+  // Nor can it learn another agent's sessions through its own subscription's resume cursors: a
+  // cursor past a session's last seq is refused with that last seq, so those of other agents are
+  // refused before any is checked, whatever their seq.
+  await admin.call('system.event', { text: 'not for readers', sessionKey: 'agent:main:main' });
+  for (const seq of [1, 1_000_000]) {
+    const probe = errorOf(await peer.call('session.subscribe', { agentId: 'reader', after: { 'agent:main:main': seq } }));
+    assert.equal([probe.code, probe.data], [
+      -32602,
+      {
+        name: 'INVALID_PARAMS',
+        errors: [{ path: '/after/agent:main:main', message: 'is a session of agent "main": an agent subscription resumes sessions of agent "reader" only' }],
+      },
+    ]);
+  }
   peer.close();
 });
 
