@@ -85,6 +85,8 @@ interface SubscriptionState extends Subscription {
   readonly onEvent: (event: StoredEvent) => void;
   serverId: string | undefined;
   active: boolean;
+  /** Why the gateway refused it for good while its subscribe() call still waited (see #resubscribe). */
+  refusal: RpcCallError | undefined;
 }
 
 /**
@@ -194,6 +196,7 @@ export class SwitchboardClient {
       onEvent: options.onEvent,
       serverId: undefined,
       active: true,
+      refusal: undefined,
       unsubscribe: () => this.#unsubscribe(state),
     };
     const timeoutMs = callOptions?.timeoutMs ?? this.#timeoutMs;
@@ -205,6 +208,7 @@ export class SwitchboardClient {
     try {
       for (;;) {
         await this.#untilOpen('session.subscribe', Math.max(0, deadline - Date.now()), callOptions?.signal);
+        if (state.refusal) throw state.refusal;
         if (state.serverId !== undefined) return state;
         try {
           await this.#subscribeOnServer(state, { ...callOptions, timeoutMs: Math.max(0, deadline - Date.now()) });
@@ -361,6 +365,21 @@ export class SwitchboardClient {
     });
   }
 
+  /**
+   * Subscribes `state` again on a re-opened socket. One whose subscribe() call is still waiting
+   * (never accepted) and that the gateway refuses for good is that call's failure, not the
+   * client's: its caller gets the refusal, and the client goes on with the others.
+   */
+  async #resubscribe(state: SubscriptionState): Promise<void> {
+    const waiting = state.serverId === undefined;
+    try {
+      await this.#subscribeOnServer(state);
+    } catch (error) {
+      if (!waiting || !isFinalRefusal(error)) throw error;
+      state.refusal = error;
+    }
+  }
+
   async #unsubscribe(state: SubscriptionState): Promise<void> {
     if (!state.active) return;
     state.active = false;
@@ -433,7 +452,7 @@ export class SwitchboardClient {
         this.#attach(socket);
         this.#state = 'open';
         try {
-          await Promise.all([...this.#subscriptions].map((state) => this.#subscribeOnServer(state)));
+          await Promise.all([...this.#subscriptions].map((state) => this.#resubscribe(state)));
         } catch (error) {
           // Half resubscribed is no state to leave a socket in: its live subscriptions would
           // still count as receivers. Close it; the next attempt starts clean.

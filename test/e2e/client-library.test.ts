@@ -257,4 +257,44 @@ test('a gateway whose data dir was reset refuses the resubscribe after a reconne
   }
 });
 
+test('a subscribe made while reconnecting that the gateway refuses fails alone: the client and its other subscriptions go on', async () => {
+  const first = await startGatewayProcess();
+  const agent = freshAgent('cwaiting');
+  const [healthy, refused] = [`agent:${agent}:main`, `agent:${agent}:slack:channel:C1`];
+  const changes: ReconnectChange[] = [];
+  const sb = await connect({
+    url: first.url,
+    token: first.token,
+    timeoutMs: 10_000,
+    reconnect: { initialDelayMs: 50, maxDelayMs: 200 },
+    onReconnect: (change) => changes.push(change),
+  });
+  clients.add(sb);
+  const seen: string[] = [];
+  await sb.subscribe({ sessionKey: healthy }, { onEvent: (event) => seen.push(event.text) });
+  await first.kill9();
+  await waitUntil(() => changes.length === 1, 'the client to notice the gateway is gone');
+
+  // Waits for the reconnect, which resubscribes it with the others; seq 5 was never issued there.
+  const waiting = sb.subscribe({ sessionKey: refused }, { after: 5, onEvent: () => {} }).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  const second = await startGatewayProcessAt({ dataDir: first.dataDir, port: first.port });
+  try {
+    const failure = await waiting;
+    assert.instance(failure, RpcCallError);
+    assert.is((failure as RpcCallError).errorName, 'AFTER_OUT_OF_RANGE');
+    await waitUntil(() => changes.length === 2, 'the reconnect');
+    assert.equal(changes.at(-1), { state: 'reconnected' });
+
+    const publisher = await openPeer(second.url, second.token);
+    await publish(publisher, { text: 'still delivered', sessionKey: healthy });
+    await waitUntil(() => seen.includes('still delivered'), 'the healthy subscription to go on');
+    assert.ok(await sb.call('gateway.status', {}), 'the client still answers calls');
+  } finally {
+    await second.stop();
+  }
+});
+
 test.run();
