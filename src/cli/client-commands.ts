@@ -2,7 +2,8 @@
  * The CLI's one-shot commands: resolve where the gateway is and the token, make one call through
  * the client library, print, and map the outcome to an exit code.
  */
-import { callOverHttp, gatewayUrlProblem } from '../client/http.js';
+import { gatewayUrlProblem } from '../client/gateway-url.js';
+import { callOverHttp } from '../client/http.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError, type ConnectionFailure } from '../client/errors.js';
 import { EmptyTokenFileError, readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';

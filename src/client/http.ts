@@ -7,6 +7,7 @@
 import { DEFAULT_CALL_TIMEOUT_MS, MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, notTlsError, refusalError, RpcCallError } from './errors.js';
+import { gatewayUrlProblem, HTTP_PROTOCOLS, invalidGatewayUrl } from './gateway-url.js';
 import { exchange, ExchangeError, type HttpResponse } from './http1.js';
 
 export interface HttpCallOptions {
@@ -18,27 +19,6 @@ export interface HttpCallOptions {
   signal?: AbortSignal;
 }
 
-/** The schemes a gateway URL may have, and the one its HTTP calls use. */
-const HTTP_PROTOCOLS: Readonly<Record<string, string>> = { 'ws:': 'http:', 'wss:': 'https:', 'http:': 'http:', 'https:': 'https:' };
-
-/**
- * Why `url` cannot be a gateway URL, or undefined when it can: the reason rpcEndpoint's error and
- * the CLI's usage error for --url give.
- */
-export function gatewayUrlProblem(url: string): string | undefined {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return 'expected ws://host:port';
-  }
-  if (!Object.hasOwn(HTTP_PROTOCOLS, parsed.protocol)) return 'expected ws://host:port (wss://, http:// and https:// work too)';
-  // Nothing after "#" is ever sent (the WebSocket client refuses such a URL outright): whatever it
-  // was meant to say, no gateway or proxy would hear it.
-  if (parsed.hash) return `remove its fragment (${JSON.stringify(parsed.hash)}), which is never sent to a gateway`;
-  return undefined;
-}
-
 /**
  * The /rpc endpoint of a gateway URL: ws://h:p becomes http://h:p/rpc. Its path is kept, as a
  * prefix, because the WebSocket connects to the URL as given: both then reach a gateway that a
@@ -47,7 +27,7 @@ export function gatewayUrlProblem(url: string): string | undefined {
  */
 function rpcEndpoint(url: string): URL {
   const problem = gatewayUrlProblem(url);
-  if (problem !== undefined) throw new ConnectionError('unreachable', url, `invalid gateway URL ${JSON.stringify(url)}: ${problem}`);
+  if (problem !== undefined) throw invalidGatewayUrl(url, problem);
   const endpoint = new URL(url);
   endpoint.protocol = HTTP_PROTOCOLS[endpoint.protocol]!;
   endpoint.pathname += endpoint.pathname.endsWith('/') ? 'rpc' : '/rpc';

@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
 import { ConnectionError, notTlsError, refusalError } from './errors.js';
+import { gatewayUrlProblem, invalidGatewayUrl } from './gateway-url.js';
 
 export interface Socket {
   send(text: string): void;
@@ -31,7 +32,7 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
         perMessageDeflate: false,
       });
     } catch (error) {
-      reject(new ConnectionError('unreachable', url, `invalid gateway URL ${JSON.stringify(url)}: expected ws://host:port`, { cause: error }));
+      reject(invalidGatewayUrl(url, gatewayUrlProblem(url) ?? 'expected ws://host:port', error));
       return;
     }
     // Once: the caller's signal can still fire while a refusal's body is read, and the first
