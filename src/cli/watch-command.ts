@@ -105,7 +105,10 @@ async function ackSurvivingRestarts(client: SwitchboardClient, sessionKey: strin
  * with nothing to show; stdout stays events only.
  */
 export function reconnectLine(url: string, change: ReconnectChange): string {
-  return change.state === 'reconnecting'
-    ? `switchboard: connection to ${url} ${change.reason}; reconnecting (events wait in the gateway meanwhile)`
-    : `switchboard: reconnected to ${url}; resuming after the last event shown`;
+  // Printable: the URL is as given, and the reason is the close frame's, whatever sent it.
+  return printable(
+    change.state === 'reconnecting'
+      ? `switchboard: connection to ${url} ${change.reason}; reconnecting (events wait in the gateway meanwhile)`
+      : `switchboard: reconnected to ${url}; resuming after the last event shown`,
+  );
 }
