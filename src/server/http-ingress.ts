@@ -138,9 +138,17 @@ function readBody(request: IncomingMessage, timeoutMs: number): Promise<Body> {
   });
 }
 
-/** The path of a request's URL, without its query. */
+/** The scheme and authority of a request target in absolute-form (`GET http://host:port/path`). */
+const ABSOLUTE_FORM_PREFIX = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i;
+
+/**
+ * The path of a request's URL, without its query. A target in absolute-form names the same path
+ * as its origin-form: RFC 9112 section 3.2.2 says a server must accept it (proxies send it), and
+ * an empty path there is "/".
+ */
 export function requestPath(request: IncomingMessage): string {
-  return (request.url ?? '/').split('?', 1)[0]!;
+  const target = (request.url ?? '/').replace(ABSOLUTE_FORM_PREFIX, '');
+  return target.split('?', 1)[0] || '/';
 }
 
 /** Answers with the route's JSON error for `name`. */

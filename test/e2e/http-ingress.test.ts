@@ -38,6 +38,7 @@ import {
   sleep,
   TRACED_AS,
   type HttpResponse,
+  type RawHttpConnection,
   type Route,
   type RoutingResult,
   type RpcErrorBody,
@@ -299,6 +300,42 @@ test('an upgrade on any path but / is 404 PATH_NOT_FOUND (JSON body naming the p
   assert.is((await tryUpgrade(`${gw.url}/?via=proxy`, bearer(gw.token))).status, 101);
   assert.is((await tryUpgrade(gw.url, bearer(gw.token))).status, 101);
 });
+
+test('a request target in absolute-form (RFC 9112 3.2.2) names the same path: upgrades at http://host/ are taken, elsewhere 404; POST http://host/rpc runs', async ({ gw }) => {
+  const origin = `http://127.0.0.1:${gw.port}`;
+  const upgradeHead = (target: string) =>
+    `GET ${target} HTTP/1.1\r\nhost: 127.0.0.1:${gw.port}\r\nupgrade: websocket\r\nconnection: Upgrade\r\n` +
+    `sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\nauthorization: Bearer ${gw.token}\r\n\r\n`;
+  for (const [target, status] of [[`${origin}/`, 101], [origin, 101], [`${origin}?via=proxy`, 101], [`${origin}/sb`, 404], [`HTTP://127.0.0.1:${gw.port}/`, 101]] as const) {
+    const raw = await openRawHttp(gw.port);
+    raw.write(upgradeHead(target));
+    assert.is(await statusOfHead(raw), status, target);
+    raw.socket.destroy();
+  }
+  const post = await openRawHttp(gw.port);
+  const body = JSON.stringify(rpcBody('gateway.status', {}));
+  post.write(postHead(`${origin}/rpc`, { ...bearer(gw.token), ...JSON_TYPE, 'content-length': Buffer.byteLength(body) }) + body);
+  const answer = await post.response();
+  assert.is(answer.status, 200, answer.body);
+  assert.ok('result' in (JSON.parse(answer.body) as object), answer.body);
+});
+
+/** The status of the first response head on the connection; a 101 has no body to wait for. */
+async function statusOfHead(raw: RawHttpConnection): Promise<number> {
+  let received = '';
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no response head; got: ${received}`)), 5_000);
+    const onData = (chunk: Buffer) => {
+      received += chunk.toString('latin1');
+      if (!received.includes('\r\n\r\n')) return;
+      clearTimeout(timer);
+      raw.socket.off('data', onData);
+      resolve();
+    };
+    raw.socket.on('data', onData);
+  });
+  return Number(/^HTTP\/1\.1 (\d{3})/.exec(received)?.[1]);
+}
 
 test('other verbs are 405 with Allow: POST; unknown paths 404; /healthz is 200 "ok" without auth', async ({ gw }) => {
   const get = await httpRequest(gw.port, { path: '/rpc', headers: bearer(gw.token) });
