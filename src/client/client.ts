@@ -8,6 +8,7 @@ import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, TOKEN_REVOKED_CLOSE } from '../pr
 import type { ErrorName } from '../protocol/errors.js';
 import type { MethodName, NotificationParams, ParamsOf, ResultOf } from '../protocol/methods.js';
 import type { AgentWakeNotification, StoredEvent } from '../protocol/schemas.js';
+import { durationOption } from './durations.js';
 import { ConnectionError, RpcCallError } from './errors.js';
 import { EventQueue } from './event-queue.js';
 import type { OpenOptions, Socket } from './transport.js';
@@ -98,9 +99,22 @@ async function openSocket(url: string, token: string, options: OpenOptions): Pro
   return transport.openSocket(url, token, options);
 }
 
+/** The reconnect option with its defaults filled in, or undefined when off; a RangeError for a delay no timer holds. */
+function reconnectSettings(reconnect: ConnectOptions['reconnect']): Required<ReconnectOptions> | undefined {
+  const chosen = reconnect === true ? {} : reconnect || undefined;
+  return (
+    chosen && {
+      initialDelayMs: durationOption('reconnect.initialDelayMs', chosen.initialDelayMs, RECONNECT_DEFAULTS.initialDelayMs, 0),
+      maxDelayMs: durationOption('reconnect.maxDelayMs', chosen.maxDelayMs, RECONNECT_DEFAULTS.maxDelayMs, 0),
+    }
+  );
+}
+
 export async function connect(options: ConnectOptions): Promise<SwitchboardClient> {
   const url = options.url ?? DEFAULT_URL;
-  const timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+  const timeoutMs = durationOption('timeoutMs', options.timeoutMs, DEFAULT_CALL_TIMEOUT_MS);
+  // Checked before connecting: a bad option is the caller's to fix, whatever the gateway says.
+  reconnectSettings(options.reconnect);
   const socket = await openSocket(url, options.token, { timeoutMs, ...(options.signal ? { signal: options.signal } : {}) });
   return new SwitchboardClient(socket, { ...options, url, timeoutMs });
 }
@@ -130,8 +144,7 @@ export class SwitchboardClient {
     this.url = options.url;
     this.#token = options.token;
     this.#timeoutMs = options.timeoutMs;
-    const reconnect = options.reconnect === true ? {} : options.reconnect || undefined;
-    this.#reconnect = reconnect && { ...RECONNECT_DEFAULTS, ...reconnect };
+    this.#reconnect = reconnectSettings(options.reconnect);
     this.#onReconnect = options.onReconnect ?? (() => {});
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#socket = socket;
@@ -145,7 +158,7 @@ export class SwitchboardClient {
 
   /** Calls any method by name, typed by the method registry. */
   async call<M extends MethodName>(method: M, params: ParamsOf<M>, options: CallOptions = {}): Promise<ResultOf<M>> {
-    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    const timeoutMs = durationOption('timeoutMs', options.timeoutMs, this.#timeoutMs);
     const deadline = Date.now() + timeoutMs;
     await this.#untilOpen(method, timeoutMs, options.signal);
     if (options.signal?.aborted) throw aborted(this.url, method);
@@ -199,7 +212,7 @@ export class SwitchboardClient {
       refusal: undefined,
       unsubscribe: () => this.#unsubscribe(state),
     };
-    const timeoutMs = callOptions?.timeoutMs ?? this.#timeoutMs;
+    const timeoutMs = durationOption('timeoutMs', callOptions?.timeoutMs, this.#timeoutMs);
     const deadline = Date.now() + timeoutMs;
     // Registered before the call: with reconnect, a connection lost before the gateway answers is
     // re-opened with every subscription resubscribed, this one too, and the call waits for that

@@ -22,10 +22,23 @@ export function gatewayUrlProblem(url: string): string | undefined {
   // Nothing after "#" is ever sent (the WebSocket client refuses such a URL outright): whatever it
   // was meant to say, no gateway or proxy would hear it.
   if (parsed.hash) return `remove its fragment (${JSON.stringify(parsed.hash)}), which is never sent to a gateway`;
+  // The WebSocket would send them as Basic credentials, which the Bearer token then overrides:
+  // silently unused, and most likely a token put in the wrong place.
+  if (parsed.username || parsed.password) return 'remove its user name and password, which are never sent: the token goes in the Authorization header';
   return undefined;
 }
 
 /** The client's error for a URL that cannot be a gateway's, saying why (see gatewayUrlProblem). */
 export function invalidGatewayUrl(url: string, problem: string, cause?: unknown): ConnectionError {
-  return new ConnectionError('unreachable', url, `invalid gateway URL ${JSON.stringify(url)}: ${problem}`, cause === undefined ? undefined : { cause });
+  const shown = withoutPassword(url);
+  return new ConnectionError('unreachable', shown, `invalid gateway URL ${JSON.stringify(shown)}: ${problem}`, cause === undefined ? undefined : { cause });
+}
+
+/** The URL as an error may show it: a password in it (most likely a token) is masked. */
+function withoutPassword(url: string): string {
+  if (!URL.canParse(url)) return url;
+  const parsed = new URL(url);
+  if (!parsed.password) return url;
+  parsed.password = '***';
+  return parsed.href;
 }

@@ -6,6 +6,7 @@
  */
 import { DEFAULT_CALL_TIMEOUT_MS, MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
+import { durationOption } from './durations.js';
 import { ConnectionError, notTlsError, refusalError, RpcCallError } from './errors.js';
 import { gatewayUrlProblem, HTTP_PROTOCOLS, invalidGatewayUrl } from './gateway-url.js';
 import { exchange, ExchangeError, type HttpResponse } from './http1.js';
@@ -37,7 +38,7 @@ function rpcEndpoint(url: string): URL {
 export async function callOverHttp<M extends MethodName>(options: HttpCallOptions, method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
   const { url, signal } = options;
   const endpoint = rpcEndpoint(url);
-  const timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+  const timeoutMs = durationOption('timeoutMs', options.timeoutMs, DEFAULT_CALL_TIMEOUT_MS);
   // One signal for the exchange: the caller's, or the timeout's (a timer cleared when the call
   // ends; AbortSignal.timeout would leave one pending in a library caller's process).
   const stop = new AbortController();

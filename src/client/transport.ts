@@ -23,6 +23,11 @@ export interface OpenOptions {
 
 export function openSocket(url: string, token: string, options: OpenOptions): Promise<Socket> {
   return new Promise((resolve, reject) => {
+    const problem = gatewayUrlProblem(url);
+    if (problem !== undefined) {
+      reject(invalidGatewayUrl(url, problem));
+      return;
+    }
     let ws: WebSocket;
     try {
       ws = new WebSocket(url, {
@@ -32,7 +37,7 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
         perMessageDeflate: false,
       });
     } catch (error) {
-      reject(invalidGatewayUrl(url, gatewayUrlProblem(url) ?? 'expected ws://host:port', error));
+      reject(invalidGatewayUrl(url, 'expected ws://host:port', error));
       return;
     }
     // Once: the caller's signal can still fire while a refusal's body is read, and the first

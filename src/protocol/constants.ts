@@ -56,7 +56,7 @@ export const MAX_BATCH_LENGTH = 100;
 export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 
 /**
- * The longest --timeout the CLI takes (ms, ~24.8 days): the largest delay a Node.js timer holds
+ * The longest --timeout the CLI takes, and timeoutMs the client library (ms, ~24.8 days): the largest delay a Node.js timer holds
  * (2^31 - 1). Node sets a longer one to 1 ms, with only a warning: the call would time out at once.
  */
 export const MAX_CALL_TIMEOUT_MS = 2_147_483_647;

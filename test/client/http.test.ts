@@ -68,6 +68,21 @@ test("a path in the URL is a prefix (a reverse proxy's), kept before /rpc with t
   assert.is(server.requests.length, 4, 'nothing was sent for the URL with a fragment');
 });
 
+test('a user name or password in the URL, or a timeoutMs no timer holds, is refused before anything is sent', async () => {
+  const { server } = await gatewayAnswering(json('200 OK', { jsonrpc: '2.0', id: 1, result: {} }));
+  await connectionFailure(
+    call(`ws://main:sbt_secret@${server.url.host}`),
+    'unreachable',
+    `invalid gateway URL "ws://main:***@${server.url.host}/": remove its user name and password, which are never sent: the token goes in the Authorization header`,
+  );
+  for (const timeoutMs of [2 ** 31, Number.POSITIVE_INFINITY, 0]) {
+    const error = await call(`ws://${server.url.host}`, { timeoutMs }).catch((e: unknown) => e);
+    assert.instance(error, RangeError);
+    assert.match((error as Error).message, `timeoutMs must be a number of milliseconds from 1 to 2147483647`);
+  }
+  assert.is(server.requests.length, 0);
+});
+
 test('a chunked answer (a proxy re-encoding it) reads the same', async () => {
   const text = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { chunked: true } });
   const { url } = await gatewayAnswering((socket) =>

@@ -73,4 +73,35 @@ test('a URL that cannot be a gateway\'s is refused with the reason POST /rpc giv
   await connectFailure('not a url', 'unreachable', 'invalid gateway URL "not a url": expected ws://host:port');
 });
 
+test('a user name or password in the URL is refused, not silently dropped; the error masks the password', async () => {
+  const url = await refusingUpgrades(answer('500 Internal Server Error', 'text/plain', 'reached'));
+  const [scheme, rest] = url.split('//') as [string, string];
+  const problem = 'remove its user name and password, which are never sent: the token goes in the Authorization header';
+  await connectFailure(`${scheme}//main:sbt_secret@${rest}`, 'unreachable', `invalid gateway URL "${scheme}//main:***@${rest}/": ${problem}`);
+  await connectFailure(`${scheme}//main@${rest}`, 'unreachable', `invalid gateway URL "${scheme}//main@${rest}": ${problem}`);
+});
+
+test('a timeout or reconnect delay a Node.js timer cannot hold is a RangeError naming the option, before anything is sent', async () => {
+  let upgrades = 0;
+  const url = await refusingUpgrades(answer('500 Internal Server Error', 'text/plain', 'reached'));
+  servers.at(-1)!.on('upgrade', () => upgrades++);
+  const cases = [
+    [{ timeoutMs: 2 ** 31 }, 'timeoutMs', 1, 2 ** 31],
+    [{ timeoutMs: Number.POSITIVE_INFINITY }, 'timeoutMs', 1, 'Infinity'],
+    [{ timeoutMs: 0 }, 'timeoutMs', 1, 0],
+    [{ timeoutMs: Number.NaN }, 'timeoutMs', 1, 'NaN'],
+    [{ reconnect: { maxDelayMs: Number.POSITIVE_INFINITY } }, 'reconnect.maxDelayMs', 0, 'Infinity'],
+    [{ reconnect: { initialDelayMs: -1 } }, 'reconnect.initialDelayMs', 0, -1],
+  ] as const;
+  for (const [options, name, min, got] of cases) {
+    const error = await connect({ url, token: 'sbt_test', ...options }).catch((e: unknown) => e);
+    assert.instance(error, RangeError, name);
+    assert.is(
+      (error as Error).message,
+      `${name} must be a number of milliseconds from ${min} to 2147483647 (about 24.8 days, the longest a Node.js timer waits); got ${got}`,
+    );
+  }
+  assert.is(upgrades, 0);
+});
+
 test.run();

@@ -125,7 +125,7 @@ test('onWake: agent.wake reaches the client', async ({ gw, publisher }) => {
   await sb.close();
 });
 
-test('typed errors: RpcCallError with code and name; a bad token is ConnectionError "unauthorized"; close rejects and ends', async ({
+test('typed errors: RpcCallError with code and name; a bad token is ConnectionError "unauthorized"; a timeoutMs no timer holds is a RangeError; close rejects and ends', async ({
   gw,
 }) => {
   const sb = await client(gw.url, gw.token);
@@ -138,6 +138,13 @@ test('typed errors: RpcCallError with code and name; a bad token is ConnectionEr
   const refused = await connect({ url: gw.url, token: 'not-the-token', timeoutMs: 2_000 }).catch((e: unknown) => e);
   assert.instance(refused, ConnectionError);
   assert.is((refused as ConnectionError).failure, 'unauthorized');
+
+  // A timeout no Node.js timer holds would fire after 1 ms: refused instead, naming the option.
+  for (const call of [() => sb.status({ timeoutMs: 2 ** 31 }), () => sb.subscribe({ agentId: 'main' }, { onEvent: () => {} }, { timeoutMs: Number.NaN })]) {
+    const tooLong = await call().catch((e: unknown) => e);
+    assert.instance(tooLong, RangeError);
+    assert.match((tooLong as Error).message, /^timeoutMs must be a number of milliseconds from 1 to 2147483647 /);
+  }
 
   await sb.close();
   await sb.closed;
