@@ -60,7 +60,8 @@ export const CliErrorCode = {
   TOKEN_REFUSED: 2002,
   /**
    * What answered is not a switchboard gateway (a plain one at a wss:// or https:// URL fails the
-   * TLS handshake), or refused the call with another HTTP status.
+   * TLS handshake), presented a certificate Node.js does not trust, or refused the call with
+   * another HTTP status.
    */
   GATEWAY_REJECTED: 2003,
   /** The connection broke before the answer came: the call may or may not have been done. */

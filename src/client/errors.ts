@@ -59,18 +59,59 @@ export function refusalError(url: string, status: number, body: string, refused:
 }
 
 /**
- * The error for a TLS handshake that failed because what answered does not speak TLS, as a gateway
- * without it at a wss:// or https:// URL (EPROTO, OpenSSL's "wrong version number"); undefined for
- * any other failure. Something answered, so it is not 'unreachable', and the fix is the scheme.
+ * The error for a TLS handshake that failed: what answered does not speak TLS, as a gateway without
+ * it at a wss:// or https:// URL (EPROTO, OpenSSL's "wrong version number"), or its certificate was
+ * not accepted (self-signed, expired, another host name). Undefined for any other failure.
+ * Something answered either way, so it is not 'unreachable', which sends the user looking for a
+ * gateway that is not running.
  */
-export function notTlsError(url: string, error: unknown): ConnectionError | undefined {
+export function tlsError(url: string, error: unknown): ConnectionError | undefined {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (code !== 'EPROTO' && !code?.startsWith('ERR_SSL_')) return undefined;
-  const plain = url.startsWith('https:') ? 'http://' : 'ws://';
-  return new ConnectionError('rejected', url, `TLS handshake with ${url} failed (${code}): is the gateway behind TLS? use ${plain} for a gateway without it`, {
-    cause: error,
-  });
+  if (code === undefined) return undefined;
+  if (code === 'EPROTO' || code.startsWith('ERR_SSL_')) {
+    const plain = url.startsWith('https:') ? 'http://' : 'ws://';
+    return new ConnectionError('rejected', url, `TLS handshake with ${url} failed (${code}): is the gateway behind TLS? use ${plain} for a gateway without it`, {
+      cause: error,
+    });
+  }
+  if (CERTIFICATE_FAILURES.has(code)) {
+    return new ConnectionError(
+      'rejected',
+      url,
+      `the TLS certificate of ${url} was not accepted (${code}: ${(error as Error).message}): if it is your own, give Node.js its CA with NODE_EXTRA_CA_CERTS=<file.pem>`,
+      { cause: error },
+    );
+  }
+  return undefined;
 }
+
+/**
+ * Why Node.js refused a peer's certificate: OpenSSL's verify results under the names Node gives
+ * them as error codes, and Node's own for a host name the certificate does not cover.
+ */
+const CERTIFICATE_FAILURES: ReadonlySet<string> = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID',
+  'CERT_HAS_EXPIRED',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_CHAIN_TOO_LONG',
+  'CERT_REVOKED',
+  'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'HOSTNAME_MISMATCH',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 
 /** What an HTTP-level refusal says: the gateway's JSON error, or the body as it came (a proxy's page, say). */
 function refusalOf(text: string): string {

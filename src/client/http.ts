@@ -7,7 +7,7 @@
 import { DEFAULT_CALL_TIMEOUT_MS, MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { durationOption } from './durations.js';
-import { ConnectionError, notTlsError, refusalError, RpcCallError } from './errors.js';
+import { ConnectionError, tlsError, refusalError, RpcCallError } from './errors.js';
 import { gatewayUrlProblem, HTTP_PROTOCOLS, invalidGatewayUrl } from './gateway-url.js';
 import { exchange, ExchangeError, type HttpResponse } from './http1.js';
 
@@ -78,7 +78,7 @@ function connectionError(error: ExchangeError, url: string, method: string, time
         ? new ConnectionError('timeout', url, `no answer to ${method} from ${url} within ${timeoutMs} ms`, cause)
         : new ConnectionError('aborted', url, `${method} was aborted by the caller`, cause);
     case 'unreachable':
-      return notTlsError(url, error.cause) ?? new ConnectionError('unreachable', url, `gateway not reachable at ${url} (${error.message})`, cause);
+      return tlsError(url, error.cause) ?? new ConnectionError('unreachable', url, `gateway not reachable at ${url} (${error.message})`, cause);
     case 'closed':
       return new ConnectionError('closed', url, `the connection to ${url} broke before the answer was complete`, cause);
     case 'malformed':

@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
-import { ConnectionError, notTlsError, refusalError } from './errors.js';
+import { ConnectionError, tlsError, refusalError } from './errors.js';
 import { gatewayUrlProblem, invalidGatewayUrl } from './gateway-url.js';
 
 export interface Socket {
@@ -65,7 +65,7 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
     ws.once('error', (error: NodeJS.ErrnoException) => {
       const timedOut = /timed out/i.test(error.message);
       fail(
-        notTlsError(url, error) ??
+        tlsError(url, error) ??
           new ConnectionError(
             timedOut ? 'timeout' : 'unreachable',
             url,

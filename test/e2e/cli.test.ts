@@ -6,7 +6,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
+import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fakeServer } from '../helpers/fake-server.js';
@@ -19,6 +21,10 @@ interface Context {
 const PACKAGE_VERSION = (JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const test = suite<Context>('e2e: the switchboard CLI binary', {} as Context);
+
+/** A self-signed certificate for 127.0.0.1 and its key, made for these tests only (valid until 2126). */
+const TLS_CERT = fileURLToPath(new URL('../../../test/fixtures/self-signed-cert.pem', import.meta.url));
+const TLS_KEY = fileURLToPath(new URL('../../../test/fixtures/self-signed-key.pem', import.meta.url));
 
 test.before(async (context) => {
   context.gw = await startGatewayProcess();
@@ -437,6 +443,55 @@ test('exit 3: a wss:// or https:// URL to a gateway without TLS is GATEWAY_REJEC
     const message = `TLS handshake with ${url} failed (EPROTO): is the gateway behind TLS? use ${plain} for a gateway without it`;
     assert.is(result.stderr, `switchboard: ${message}\n`);
     assert.equal(JSON.parse(result.stdout), { error: { code: 2003, message, data: { name: 'GATEWAY_REJECTED' } } });
+  }
+});
+
+/** A TLS-terminating proxy in front of the gateway, as a user would put one, with the test's self-signed certificate for 127.0.0.1. */
+async function tlsProxy(gatewayPort: number): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = tls.createServer({ key: fs.readFileSync(TLS_KEY), cert: fs.readFileSync(TLS_CERT) }, (client) => {
+    const upstream = net.connect(gatewayPort, '127.0.0.1');
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.on('close', () => sockets.delete(socket));
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  server.on('tlsClientError', () => {});
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+test('behind TLS: a certificate Node.js does not trust is GATEWAY_REJECTED naming why and NODE_EXTRA_CA_CERTS; with its CA given, https:// and wss:// work', async ({ gw }) => {
+  const proxy = await tlsProxy(gw.port);
+  try {
+    const auth = ['--token', gw.token];
+    for (const url of [`https://127.0.0.1:${proxy.port}`, `wss://127.0.0.1:${proxy.port}`]) {
+      for (const command of [['status'], ['session', 'watch', '--agent', 'main']]) {
+        const result = await runCli([...command, '--url', url, ...auth, '--json'], { env: { NODE_EXTRA_CA_CERTS: undefined } });
+        assertExit(result, 3);
+        const message = `the TLS certificate of ${url} was not accepted (DEPTH_ZERO_SELF_SIGNED_CERT: self-signed certificate): if it is your own, give Node.js its CA with NODE_EXTRA_CA_CERTS=<file.pem>`;
+        assert.is(result.stderr, `switchboard: ${message}\n`);
+        assert.equal(JSON.parse(result.stdout), { error: { code: 2003, message, data: { name: 'GATEWAY_REJECTED' } } });
+      }
+    }
+    const trusted = { env: { NODE_EXTRA_CA_CERTS: TLS_CERT } };
+    const agent = `tls${++unique}`;
+    const watch = spawnCli(['session', 'watch', '--agent', agent, '--json', '--url', `wss://127.0.0.1:${proxy.port}`, ...auth], trusted);
+    const sent = await runCli(['system', 'event', '--text', 'over TLS', '--agent', agent, '--json', '--url', `https://127.0.0.1:${proxy.port}`, ...auth], trusted);
+    assert.is(parseJsonOut<RoutingJson>(sent).sessionKey, `agent:${agent}:main`);
+    const [line] = await watch.waitForLines(1);
+    assert.is((JSON.parse(line!) as { text: string }).text, 'over TLS');
+    assert.is(await watch.stop(), 0);
+  } finally {
+    await proxy.close();
   }
 });
 
