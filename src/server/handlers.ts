@@ -52,7 +52,8 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
         mayPublishTo: (agentId) => authorize(context.principal, { scope: 'publish', agentId }),
       }),
     'session.peek': (params, context) => readSession(params, context, (key, options) => store.peek(key, options)),
-    'session.drain': (params, context) => readSession(params, context, (key, options) => store.drain(key, options)),
+    'session.drain': (params, context) =>
+      readSession(params, context, (key, options) => store.drain(key, options, { ingress: context.ingress, connectionId: context.connectionId })),
     'session.list': async (params, context) => {
       const agentId = params.agentId?.toLowerCase() ?? boundAgent(context.principal);
       if (agentId !== undefined) authorize(context.principal, { scope: 'subscribe', agentId });

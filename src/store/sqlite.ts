@@ -448,11 +448,11 @@ export class SqliteEventStore implements EventStore, TokenStore {
   }
 
   peek(sessionKey: string, options: ReadOptions): Promise<ReadResult> {
-    return this.#submit(() => this.#read(sessionKey, options, false));
+    return this.#submit(() => this.#read(sessionKey, options));
   }
 
-  drain(sessionKey: string, options: ReadOptions): Promise<ReadResult> {
-    return this.#submit(() => this.#read(sessionKey, options, true));
+  drain(sessionKey: string, options: ReadOptions, detail: TraceDetail): Promise<ReadResult> {
+    return this.#submit(() => this.#read(sessionKey, options, detail));
   }
 
   listSessions(options: { agentId?: string; limit: number }): Promise<{ sessions: SessionRecord[]; more: boolean }> {
@@ -764,7 +764,8 @@ export class SqliteEventStore implements EventStore, TokenStore {
     return { status: 'acked', acked: acked.length, depth, lastSeq: session.lastSeq };
   }
 
-  #read(sessionKey: string, { after = 0, limit }: ReadOptions, consume: boolean): ReadResult {
+  /** Reads the session's pending events; consumes those returned when `drainedBy` says who drains them. */
+  #read(sessionKey: string, { after = 0, limit }: ReadOptions, drainedBy?: TraceDetail): ReadResult {
     const session = this.#session(sessionKey);
     // A session with events has a row (or a state on its way to one).
     if (!session) return { events: [], depth: 0, more: false };
@@ -773,9 +774,9 @@ export class SqliteEventStore implements EventStore, TokenStore {
     const events = withinTextBudget(rows.slice(0, limit));
     let depth = session.pending;
     const last = events.at(-1);
-    if (consume && last) {
+    if (drainedBy && last) {
       // The events read are exactly the pending ones in (after, last.seq]: delete that range.
-      this.#removeEvents(session.id, after, last.seq, { step: 'drained', at: Date.now(), detail: '{}' });
+      this.#removeEvents(session.id, after, last.seq, { step: 'drained', at: Date.now(), detail: JSON.stringify(drainedBy) });
       depth -= events.length;
       this.#consumed(sessionKey, session, depth, last.seq);
     }

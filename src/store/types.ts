@@ -109,8 +109,11 @@ export interface EventStore {
   append<R>(request: AppendRequest<R>): Promise<AppendResult<R>>;
   /** Pending events, oldest first; consumes nothing. */
   peek(sessionKey: string, options: ReadOptions): Promise<ReadResult>;
-  /** Pending events, oldest first; the returned events are consumed durably before it resolves. */
-  drain(sessionKey: string, options: ReadOptions): Promise<ReadResult>;
+  /**
+   * Pending events, oldest first; the returned events are consumed durably before it resolves.
+   * `detail` says who drained them, in their trace, as an ack's does.
+   */
+  drain(sessionKey: string, options: ReadOptions, detail: TraceDetail): Promise<ReadResult>;
   /** Sessions with pending events, most pending first. */
   listSessions(options: { agentId?: string; limit: number }): Promise<{ sessions: SessionRecord[]; more: boolean }>;
   /** Sessions with pending events and their events: all of them, or one agent's. */

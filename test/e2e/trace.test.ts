@@ -103,6 +103,25 @@ test('a delivered, woken and acked event: accepted, stored, delivered, wake, ack
   sub.close();
 });
 
+test('a drained event: its drained step says who drained it, over the socket as over POST /rpc', async ({ gw, publisher, publisherId }) => {
+  const key = `agent:${freshAgent('drainedby')}:main`;
+  const overSocket = await publish(publisher, { text: 'one', sessionKey: key });
+  const overHttp = await publish(publisher, { text: 'two', sessionKey: key });
+  resultOf(await publisher.call('session.drain', { sessionKey: key, limit: 1 }));
+  const response = await fetch(`${gw.url.replace('ws:', 'http:')}/rpc`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${gw.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'session.drain', params: { sessionKey: key } }),
+  });
+  assert.is(response.status, 200);
+  const lastStep = async (eventId: string) => {
+    const { step, detail } = (await trace(publisher, eventId)).steps.at(-1)!;
+    return [step, detail];
+  };
+  assert.equal(await lastStep(overSocket.eventId), ['drained', { ingress: 'websocket', connectionId: publisherId }]);
+  assert.equal(await lastStep(overHttp.eventId), ['drained', { ingress: 'http-rpc', connectionId: null }]);
+});
+
 test('a replayed event to two subscribers: one delivered step each (replay true); next-heartbeat without a heartbeat: no wake', async ({
   gw,
   publisher,

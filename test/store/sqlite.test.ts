@@ -49,6 +49,8 @@ function open(dir: string, maxPendingPerSession = 3, extra: Partial<StoreOptions
 }
 
 const INGRESS = { kind: 'test', connectionId: 7 };
+/** Who drains, in the drained trace of tests that do not look at it. */
+const DRAINED_BY = { kind: 'test' };
 
 function request(sessionKey: string, text: string, extra: Partial<NewEvent> = {}): AppendRequest<AppendOutcome> {
   return {
@@ -145,7 +147,7 @@ test('reads stop at MAX_READ_TEXT_BYTES of text (at least one event), so a drain
   const peeked = await store.peek('agent:main:main', { limit: 1000 });
   assert.is(peeked.events.length, fit);
   assert.is(peeked.more, true);
-  const drained = await store.drain('agent:main:main', { limit: 1000 });
+  const drained = await store.drain('agent:main:main', { limit: 1000 }, DRAINED_BY);
   assert.is(drained.events.length, fit);
   assert.is(drained.depth, 3, 'only what was returned was consumed');
   assert.equal(seqs(await store.peek('agent:main:main', { limit: 1000 })), [fit + 1, fit + 2, fit + 3]);
@@ -201,7 +203,7 @@ test('a session whose rows are out of seq order by id (migration 2 numbers schem
   const fourth = await queue(reopened, 's', 'four');
   assert.equal(fourth.dropped.map((ref) => ref.seq), [1]);
   assert.equal(seqs(await reopened.peek('s', { limit: 10 })), [2, 3, 4]);
-  const drained = await reopened.drain('s', { limit: 2 });
+  const drained = await reopened.drain('s', { limit: 2 }, DRAINED_BY);
   assert.equal([seqs(drained), drained.depth], [[2, 3], 1]);
   assert.equal(seqs(await reopened.peek('s', { limit: 10 })), [4]);
   assert.equal((await reopened.stats()).pending, 1);
@@ -253,7 +255,7 @@ test('dedupe: not when another text came between, nor once the first was drained
   const third = await queue(store, 's', 'x');
   assert.equal([third.status, third.seq, third.depth], ['queued', 3, 3]);
 
-  await store.drain('s', { limit: 10 });
+  await store.drain('s', { limit: 10 }, DRAINED_BY);
   const afterDrain = await queue(store, 's', 'x');
   assert.equal([afterDrain.status, afterDrain.seq, afterDrain.depth], ['queued', 4, 1]);
 });
@@ -400,11 +402,11 @@ test('drain consumes what it returns; seq is never reused, even across a reopen'
   const store = open(dir);
   for (const text of ['one', 'two', 'three']) await queue(store, 's', text);
 
-  const firstTwo = await store.drain('s', { limit: 2 });
+  const firstTwo = await store.drain('s', { limit: 2 }, DRAINED_BY);
   assert.equal([seqs(firstTwo), firstTwo.depth, firstTwo.more], [[1, 2], 1, true]);
   const left = await store.peek('s', { limit: 10 });
   assert.equal([seqs(left), left.depth], [[3], 1]);
-  const rest = await store.drain('s', { limit: 10 });
+  const rest = await store.drain('s', { limit: 10 }, DRAINED_BY);
   assert.equal([seqs(rest), rest.depth, rest.more], [[3], 0, false]);
   assert.equal(await store.peek('s', { limit: 10 }), { events: [], depth: 0, more: false });
   await store.close();
@@ -416,7 +418,7 @@ test('drain consumes what it returns; seq is never reused, even across a reopen'
 test('drain with after leaves the older events pending', async () => {
   const store = open(tempDir(), 10);
   for (const text of ['one', 'two', 'three']) await queue(store, 's', text);
-  const drained = await store.drain('s', { after: 1, limit: 10 });
+  const drained = await store.drain('s', { after: 1, limit: 10 }, DRAINED_BY);
   assert.equal([seqs(drained), drained.depth], [[2, 3], 1]);
   assert.equal(seqs(await store.peek('s', { limit: 10 })), [1]);
 });
@@ -463,8 +465,8 @@ test('listSessions: most pending first, ties by key, agent filter, limit and mor
   await add('s2', 'b', 1);
   await add('s3', 'a', 3);
   await add('s4', 'b', 2);
-  await store.drain('s4', { limit: 10 });
-  await store.drain('s1', { limit: 1 });
+  await store.drain('s4', { limit: 10 }, DRAINED_BY);
+  await store.drain('s1', { limit: 1 }, DRAINED_BY);
   await queue(store, 's1', 'latest', { agentId: 'a' });
 
   const all = await store.listSessions({ limit: 10 });
@@ -498,7 +500,7 @@ test('stats counts sessions with pending events and the events themselves', asyn
   await queue(store, 'a', 'two');
   await queue(store, 'b', 'one');
   await queue(store, 'c', 'one');
-  await store.drain('c', { limit: 10 });
+  await store.drain('c', { limit: 10 }, DRAINED_BY);
   assert.equal(await store.stats(), { sessions: 2, pending: 3 });
   await queue(store, 'x', 'one', { agentId: 'x' });
   assert.equal(await store.stats('x'), { sessions: 1, pending: 1 });
@@ -644,7 +646,7 @@ test('listSessions, stats and pendingSessionKeys see the appends and drains queu
   const listed = store.listSessions({ limit: 10 });
   const stats = store.stats();
   const keys = store.pendingSessionKeys('x');
-  const drained = store.drain('a', { limit: 1 });
+  const drained = store.drain('a', { limit: 1 }, DRAINED_BY);
   const statsAfter = store.stats();
   const listedAfter = store.listSessions({ agentId: 'x', limit: 10 });
   await appended;
@@ -672,14 +674,14 @@ test('dedupe after a drain: the newest pending event, whether the drain left it 
   const store = open(tempDir(), 10);
   await queue(store, 'oldest', 'x');
   const y = await queue(store, 'oldest', 'y');
-  await store.drain('oldest', { limit: 1 });
+  await store.drain('oldest', { limit: 1 }, DRAINED_BY);
   const copy = await queue(store, 'oldest', 'y');
   assert.equal([...decided(copy), copy.eventId], ['deduplicated', 2, 1, y.eventId]);
 
   const a = await queue(store, 'newest', 'a');
   await queue(store, 'newest', 'b');
   await queue(store, 'newest', 'c');
-  await store.drain('newest', { after: 1, limit: 10 });
+  await store.drain('newest', { after: 1, limit: 10 }, DRAINED_BY);
   const older = await queue(store, 'newest', 'a');
   assert.equal([...decided(older), older.eventId], ['deduplicated', 1, 1, a.eventId], 'the event left is the newest now');
   assert.equal(decided(await queue(store, 'newest', 'c')), ['queued', 4, 2], 'the drained one is gone');
@@ -1045,7 +1047,7 @@ test('a database of schema 1 (events clustered by session) is migrated with its 
   const replacing = await queue(store, 's', 'five, again', { contextKey: 'build' });
   assert.equal([replacing.seq, replacing.replaced, replacing.depth], [6, { eventId: 'e-5', seq: 5 }, 2]);
   assert.equal(await store.ack('s', 4, {}), { status: 'acked', acked: 1, depth: 1, lastSeq: 6 });
-  assert.equal(seqs(await store.drain('t', { limit: 10 })), [1]);
+  assert.equal(seqs(await store.drain('t', { limit: 10 }, DRAINED_BY)), [1]);
   await store.close();
 
   const schema = withDatabase(dir, (db) => ({
@@ -1171,7 +1173,7 @@ test('ack: consumes up to seq, re-acks are no-ops, the last seq is the edge, seq
 test('ack: events already drained count for nothing; only pending ones are acked', async () => {
   const store = open(tempDir(), 10);
   for (const text of ['1', '2', '3', '4']) await queue(store, 's', text);
-  await store.drain('s', { after: 1, limit: 2 });
+  await store.drain('s', { after: 1, limit: 2 }, DRAINED_BY);
   assert.equal(await store.ack('s', 3, {}), { status: 'acked', acked: 1, depth: 1, lastSeq: 4 });
   assert.equal(seqs(await store.peek('s', { limit: 10 })), [4]);
   const [session] = (await store.listSessions({ limit: 10 })).sessions;
@@ -1201,7 +1203,7 @@ test('pendingSessionKeys: the agent\'s sessions with pending events, by key', as
   await queue(store, 'acked', 'one', { agentId: 'a' });
   await queue(store, 'c', 'one', { agentId: 'a' });
   await queue(store, 'c', 'two', { agentId: 'a' });
-  await store.drain('drained', { limit: 10 });
+  await store.drain('drained', { limit: 10 }, DRAINED_BY);
   await store.ack('acked', 1, {});
 
   assert.equal(await store.pendingSessionKeys('a'), ['c', 'm', 'z']);
@@ -1324,9 +1326,9 @@ test('trace: replaced and dropped are recorded on the events removed', async () 
 test('trace: drained and acked are recorded on the consumed events only', async () => {
   const store = open(tempDir(), 10);
   const [one, two, three] = [await queue(store, 's', '1'), await queue(store, 's', '2'), await queue(store, 's', '3')];
-  await store.drain('s', { limit: 1 });
+  await store.drain('s', { limit: 1 }, { ingress: 'websocket', connectionId: 8 });
   await store.ack('s', 2, { connectionId: 9, via: 'session.ack' });
-  assert.equal((await steps(store, one!.eventId)).slice(2), [['drained', {}]]);
+  assert.equal((await steps(store, one!.eventId)).slice(2), [['drained', { ingress: 'websocket', connectionId: 8 }]]);
   assert.equal((await steps(store, two!.eventId)).slice(2), [['acked', { connectionId: 9, via: 'session.ack' }]]);
   assert.equal((await steps(store, three!.eventId)).length, 2, 'still pending: accepted and stored only');
   const [acked] = (await store.trace(two!.eventId)).slice(2);
