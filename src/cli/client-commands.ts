@@ -6,8 +6,9 @@ import { gatewayUrlProblem } from '../client/gateway-url.js';
 import { callOverHttp } from '../client/http.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError, type ConnectionFailure } from '../client/errors.js';
-import { EmptyTokenFileError, readToken, resolveDataDir, tokenPath } from '../config/data-dir.js';
+import { readToken, resolveDataDir, TokenFileError, tokenPath } from '../config/data-dir.js';
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, ENV, MAX_CALL_TIMEOUT_MS, MAX_READ_LIMIT, TOKEN_PREFIX } from '../protocol/constants.js';
+import { tokenProblem } from '../protocol/token-format.js';
 import { flagOption, integerOption, optionOrEnv, rawOption } from './argv.js';
 import { CliError, ExitCode, noAnswer, outputFailed, usageError, type CliErrorName } from './exit-codes.js';
 import {
@@ -207,16 +208,15 @@ function gatewayUrl(args: Args): string {
 function resolveToken(args: Args): string {
   const given = optionOrEnv(args, 'token', ENV.token)?.value;
   // A stray line end (a token pasted from a file with CRLF) cannot go in an HTTP header.
-  if (given !== undefined && /[\r\n\0]/.test(given)) {
-    throw usageError(`the token (--token or ${ENV.token}) holds a line break or NUL character: pass the token alone`);
-  }
+  const problem = given === undefined ? undefined : tokenProblem(given);
+  if (problem !== undefined) throw usageError(`the token (--token or ${ENV.token}) holds ${problem}: pass the token alone`);
   if (given !== undefined) return given;
   const dataDir = resolveDataDir(optionOrEnv(args, 'data-dir', ENV.dataDir)?.value);
   let token: string | undefined;
   try {
     token = readToken(dataDir);
   } catch (error) {
-    if (error instanceof EmptyTokenFileError) throw noAnswer('NO_TOKEN', `no token: ${error.message}; or pass --token / ${ENV.token}`);
+    if (error instanceof TokenFileError) throw noAnswer('NO_TOKEN', `no token: ${error.message}; or pass --token / ${ENV.token}`);
     throw error;
   }
   if (token) return token;

@@ -8,7 +8,7 @@ import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, TOKEN_REVOKED_CLOSE } from '../pr
 import type { ErrorName } from '../protocol/errors.js';
 import type { MethodName, NotificationParams, ParamsOf, ResultOf } from '../protocol/methods.js';
 import type { AgentWakeNotification, StoredEvent } from '../protocol/schemas.js';
-import { durationOption } from './durations.js';
+import { durationOption, tokenOption } from './options.js';
 import { ConnectionError, RpcCallError } from './errors.js';
 import { EventQueue } from './event-queue.js';
 import type { OpenOptions, Socket } from './transport.js';
@@ -115,7 +115,7 @@ export async function connect(options: ConnectOptions): Promise<SwitchboardClien
   const timeoutMs = durationOption('timeoutMs', options.timeoutMs, DEFAULT_CALL_TIMEOUT_MS);
   // Checked before connecting: a bad option is the caller's to fix, whatever the gateway says.
   reconnectSettings(options.reconnect);
-  const socket = await openSocket(url, options.token, { timeoutMs, ...(options.signal ? { signal: options.signal } : {}) });
+  const socket = await openSocket(url, tokenOption(options.token), { timeoutMs, ...(options.signal ? { signal: options.signal } : {}) });
   return new SwitchboardClient(socket, { ...options, url, timeoutMs });
 }
 

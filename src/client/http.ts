@@ -6,7 +6,7 @@
  */
 import { DEFAULT_CALL_TIMEOUT_MS, MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
-import { durationOption } from './durations.js';
+import { durationOption, tokenOption } from './options.js';
 import { ConnectionError, tlsError, refusalError, RpcCallError } from './errors.js';
 import { gatewayUrlProblem, HTTP_PROTOCOLS, invalidGatewayUrl } from './gateway-url.js';
 import { exchange, ExchangeError, type HttpResponse } from './http1.js';
@@ -39,6 +39,7 @@ export async function callOverHttp<M extends MethodName>(options: HttpCallOption
   const { url, signal } = options;
   const endpoint = rpcEndpoint(url);
   const timeoutMs = durationOption('timeoutMs', options.timeoutMs, DEFAULT_CALL_TIMEOUT_MS);
+  const token = tokenOption(options.token);
   // One signal for the exchange: the caller's, or the timeout's (a timer cleared when the call
   // ends; AbortSignal.timeout would leave one pending in a library caller's process).
   const stop = new AbortController();
@@ -55,7 +56,7 @@ export async function callOverHttp<M extends MethodName>(options: HttpCallOption
     response = await exchange({
       url: endpoint,
       method: 'POST',
-      headers: { authorization: `Bearer ${options.token}`, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
       signal: stop.signal,
       maxBodyBytes: MAX_CLIENT_FRAME_BYTES,

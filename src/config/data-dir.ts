@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { DATA_FILES, ENV, TOKEN_PREFIX } from '../protocol/constants.js';
+import { tokenProblem } from '../protocol/token-format.js';
 import { createPrivateFile, makePrivateDir } from './private-files.js';
 
 /** The data dir path is taken by a file (or runs through one), or the file system refuses to create it (/proc). */
@@ -27,14 +28,20 @@ export class DataDirError extends Error {
   }
 }
 
-/** The token file is there but holds no token (an interrupted first start, an editor, a `> token`). */
-export class EmptyTokenFileError extends Error {
-  readonly code = 'TOKEN_FILE_EMPTY';
+/**
+ * The token file is there but holds no usable token: nothing (an interrupted first start, an
+ * editor, a `> token`), or more than a token (a second line, a space, a character an HTTP header
+ * cannot carry), which no client could send as `Authorization: Bearer <token>`.
+ */
+export class TokenFileError extends Error {
+  readonly code: 'TOKEN_FILE_EMPTY' | 'TOKEN_FILE_INVALID';
   readonly path: string;
 
-  constructor(file: string) {
-    super(`token file ${file} is empty: delete it to have the gateway write a new admin token when it next starts, or write the token into it`);
-    this.name = 'EmptyTokenFileError';
+  constructor(file: string, problem?: string) {
+    const fix = 'delete it to have the gateway write a new admin token when it next starts, or write the token into it alone';
+    super(problem === undefined ? `token file ${file} is empty: ${fix}` : `token file ${file} ${problem}, so no client could send it: ${fix}`);
+    this.name = 'TokenFileError';
+    this.code = problem === undefined ? 'TOKEN_FILE_EMPTY' : 'TOKEN_FILE_INVALID';
     this.path = file;
   }
 }
@@ -90,9 +97,10 @@ export function ensureDataDir(dataDir: string): string {
 }
 
 /**
- * The token in the data dir, or undefined when there is no token file (yet). An empty one is an
- * EmptyTokenFileError: taking it for a missing file would have the gateway try to write a new
- * token where one exists, and the CLI say that the file does not exist.
+ * The token in the data dir, or undefined when there is no token file (yet). An empty one is a
+ * TokenFileError: taking it for a missing file would have the gateway try to write a new token
+ * where one exists, and the CLI say that the file does not exist. So is one holding more than a
+ * token: the gateway would start with an admin token nobody can present, and the CLI fail to send it.
  */
 export function readToken(dataDir: string): string | undefined {
   const file = tokenPath(dataDir);
@@ -104,6 +112,8 @@ export function readToken(dataDir: string): string | undefined {
     throw error;
   }
   const token = text.trim();
-  if (!token) throw new EmptyTokenFileError(file);
+  if (!token) throw new TokenFileError(file);
+  const problem = tokenProblem(token);
+  if (problem !== undefined) throw new TokenFileError(file, `holds ${problem}, not a token alone`);
   return token;
 }

@@ -68,7 +68,7 @@ test("a path in the URL is a prefix (a reverse proxy's), kept before /rpc with t
   assert.is(server.requests.length, 4, 'nothing was sent for the URL with a fragment');
 });
 
-test('a user name or password in the URL, or a timeoutMs no timer holds, is refused before anything is sent', async () => {
+test('a user name or password in the URL, a timeoutMs no timer holds, or a token no header carries, is refused before anything is sent', async () => {
   const { server } = await gatewayAnswering(json('200 OK', { jsonrpc: '2.0', id: 1, result: {} }));
   await connectionFailure(
     call(`ws://main:sbt_secret@${server.url.host}`),
@@ -80,6 +80,9 @@ test('a user name or password in the URL, or a timeoutMs no timer holds, is refu
     assert.instance(error, RangeError);
     assert.match((error as Error).message, `timeoutMs must be a number of milliseconds from 1 to 2147483647`);
   }
+  const badToken = await callOverHttp({ url: `ws://${server.url.host}`, token: 'sba_abc\r\n' }, 'gateway.status', {}).catch((e: unknown) => e);
+  assert.instance(badToken, TypeError);
+  assert.is((badToken as Error).message, 'token holds a line break: a switchboard token is one line of visible ASCII, sent alone');
   assert.is(server.requests.length, 0);
 });
 

@@ -104,4 +104,20 @@ test('a timeout or reconnect delay a Node.js timer cannot hold is a RangeError n
   assert.is(upgrades, 0);
 });
 
+test('a token an HTTP header cannot carry whole (a line break, a space, non-ASCII) is a TypeError saying what and where, before anything is sent', async () => {
+  let upgrades = 0;
+  const url = await refusingUpgrades(answer('500 Internal Server Error', 'text/plain', 'reached'));
+  servers.at(-1)!.on('upgrade', () => upgrades++);
+  for (const [token, problem] of [
+    ['sba_abc\n', 'a line break'],
+    ['sba_a c', 'U+0020 at character 6'],
+    ['sba_\u{1F511}', 'U+1F511 at character 5'],
+  ] as const) {
+    const error = await connect({ url, token }).catch((e: unknown) => e);
+    assert.instance(error, TypeError, token);
+    assert.is((error as Error).message, `token holds ${problem}: a switchboard token is one line of visible ASCII, sent alone`);
+  }
+  assert.is(upgrades, 0);
+});
+
 test.run();

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { EmptyTokenFileError, ensureDataDir, readToken, resolveDataDir, tokenPath } from '../../src/config/data-dir.js';
+import { TokenFileError, ensureDataDir, readToken, resolveDataDir, tokenPath } from '../../src/config/data-dir.js';
 
 const test = suite('config/data-dir');
 
@@ -37,7 +37,7 @@ test('readToken: undefined without a token file; the token, trimmed, from one', 
   assert.is(readToken(dir), 'sba_abc');
 });
 
-test('an empty (or blank) token file is an EmptyTokenFileError that names the file and the fix, for readToken and ensureDataDir alike', () => {
+test('an empty (or blank) token file is a TokenFileError that names the file and the fix, for readToken and ensureDataDir alike', () => {
   for (const content of ['', '\n', '  \r\n']) {
     const dir = tempDir();
     fs.writeFileSync(tokenPath(dir), content);
@@ -50,10 +50,41 @@ test('an empty (or blank) token file is an EmptyTokenFileError that names the fi
         }
         return undefined;
       })();
-      assert.instance(error, EmptyTokenFileError, `${read.name} with ${JSON.stringify(content)}`);
+      assert.instance(error, TokenFileError, `${read.name} with ${JSON.stringify(content)}`);
+      assert.is((error as TokenFileError).code, 'TOKEN_FILE_EMPTY');
       const message = (error as Error).message;
       assert.ok(message.includes(tokenPath(dir)), message);
-      assert.match(message, /is empty: delete it to have the gateway write a new admin token when it next starts, or write the token into it/);
+      assert.match(message, /is empty: delete it to have the gateway write a new admin token when it next starts, or write the token into it alone$/);
+    }
+    assert.is(fs.readFileSync(tokenPath(dir), 'utf8'), content, 'the file is left as it was');
+  }
+});
+
+test('a token file holding more than a token (a second line, a space, a control or non-ASCII character) is a TokenFileError naming what and where', () => {
+  const cases = [
+    ['sba_abc\nnote to self\n', 'holds a line break'],
+    ['sba_abc\r\nsba_def', 'holds a line break'],
+    ['sba_abc def', 'holds U+0020 at character 8'],
+    ['sba_\u0000abc', 'holds U+0000 at character 5'],
+    ['sba_ab\u00e9', 'holds U+00E9 at character 7'],
+    ['sba_\u{1F511}', 'holds U+1F511 at character 5'],
+  ] as const;
+  for (const [content, problem] of cases) {
+    const dir = tempDir();
+    fs.writeFileSync(tokenPath(dir), content);
+    for (const read of [readToken, ensureDataDir]) {
+      let error: unknown;
+      try {
+        read(dir);
+      } catch (thrown) {
+        error = thrown;
+      }
+      assert.instance(error, TokenFileError, JSON.stringify(content));
+      assert.is((error as TokenFileError).code, 'TOKEN_FILE_INVALID');
+      assert.is(
+        (error as Error).message,
+        `token file ${tokenPath(dir)} ${problem}, not a token alone, so no client could send it: delete it to have the gateway write a new admin token when it next starts, or write the token into it alone`,
+      );
     }
     assert.is(fs.readFileSync(tokenPath(dir), 'utf8'), content, 'the file is left as it was');
   }

@@ -147,20 +147,27 @@ test('a data dir that is a regular file: exit 1, the message names it and says i
   }
 });
 
-test('an empty token file: the gateway exits 1 and the CLI 3, each naming the file and the fix; the file is left alone', async () => {
-  const dataDir = makeTempDir();
-  const token = path.join(dataDir, 'token');
-  fs.writeFileSync(token, '');
-  const result = await gateway(dataDir);
-  assertRefused(result, 'an empty token file');
-  assert.ok(result.stderr.includes(`token file ${token} is empty: delete it to have the gateway write a new admin token`), result.stderr);
-  assert.not.match(result.stderr, /EEXIST/);
-  const cli = await runCli(['status', '--url', 'ws://127.0.0.1:1', '--data-dir', dataDir]);
-  assert.is(cli.code, 3, cli.stderr);
-  assert.ok(cli.stderr.includes(`token file ${token} is empty`), cli.stderr);
-  assert.match(cli.stderr, /or pass --token \/ SWITCHBOARD_TOKEN/);
-  assert.is(fs.readFileSync(token, 'utf8'), '', 'the token file is left as it was');
-  assert.not.ok(fs.existsSync(path.join(dataDir, DB)), 'no database was created');
+test('an empty token file, or one holding more than a token: the gateway exits 1 and the CLI 3, each naming the file and the fix; the file is left alone', async () => {
+  for (const [content, problem] of [
+    ['', 'is empty'],
+    ['sba_abc\nnote to self\n', 'holds a line break, not a token alone, so no client could send it'],
+  ]) {
+    const dataDir = makeTempDir();
+    const token = path.join(dataDir, 'token');
+    fs.writeFileSync(token, content!);
+    const result = await gateway(dataDir);
+    assertRefused(result, JSON.stringify(content));
+    assert.ok(result.stderr.includes(`token file ${token} ${problem}: delete it to have the gateway write a new admin token`), result.stderr);
+    assert.not.match(result.stderr, /EEXIST/);
+    for (const command of [['status'], ['session', 'watch', '--agent', 'main']]) {
+      const cli = await runCli([...command, '--url', 'ws://127.0.0.1:1', '--data-dir', dataDir]);
+      assert.is(cli.code, 3, cli.stderr);
+      assert.ok(cli.stderr.includes(`token file ${token} ${problem}`), cli.stderr);
+      assert.match(cli.stderr, /or pass --token \/ SWITCHBOARD_TOKEN\n$/);
+    }
+    assert.is(fs.readFileSync(token, 'utf8'), content, 'the token file is left as it was');
+    assert.not.ok(fs.existsSync(path.join(dataDir, DB)), 'no database was created');
+  }
 });
 
 (process.platform === 'win32' ? test.skip : test)('in a data dir made beforehand (0755), under umask 000: the token, the database and its WAL are 0600', async () => {
