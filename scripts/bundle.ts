@@ -26,6 +26,9 @@ await build({
   format: 'cjs',
   outExtension: { '.js': '.cjs' },
   external: ['better-sqlite3', ...LAZY.map((name) => `./${name}.js`)],
+  // CommonJS has no import.meta: version.ts finds package.json from the bin's own URL instead.
+  inject: ['dist/scripts/cjs-import-meta.js'],
+  define: { 'import.meta.url': 'importMetaUrl' },
 });
 
 await build({

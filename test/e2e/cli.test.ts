@@ -806,11 +806,23 @@ test('session watch --help lists the exit codes of a watch, not those of a one-s
   );
 });
 
-test('--version prints the package version and exits 0', async () => {
-  const result = await runCli(['--version']);
-  assertExit(result, 0);
-  assert.ok(result.stdout.includes(PACKAGE_VERSION), result.stdout);
-  assert.is(result.stderr, '');
+test('--version and -v print the package version, platform and Node.js version, and exit 0; to a full disk, exit 4', async () => {
+  for (const flag of ['--version', '-v']) {
+    const result = await runCli([flag]);
+    assertExit(result, 0);
+    assert.is(result.stdout, `switchboard/${PACKAGE_VERSION} ${process.platform}-${process.arch} node-${process.version}\n`);
+    assert.is(result.stderr, '');
+  }
+  if (fs.existsSync('/dev/full')) {
+    const full = fs.openSync('/dev/full', 'w');
+    try {
+      const result = await runCli(['--version'], { stdout: full });
+      assertExit(result, 4);
+      assert.is(result.stderr, 'switchboard: could not write the version to stdout (ENOSPC: no space left on device)\n');
+    } finally {
+      fs.closeSync(full);
+    }
+  }
 });
 
 test('a second gateway on the same data dir exits non-zero, saying the data dir is in use', async ({ gw }) => {
