@@ -195,15 +195,18 @@ export class DeliveryHub implements Delivery {
       return { ahead: { sessionKey, after: seq, lastSeq: lastSeqs[ahead]! } };
     }
     // Its connection may have closed during the check.
-    if (subscription.state === 'checking') subscription.state = 'replaying';
+    if (subscription.state === 'checking') {
+      subscription.state = 'replaying';
+      this.#join(subscription);
+    }
     return subscription;
   }
 
   #register(subscriber: Subscriber, target: SubscriptionTarget, after: number | Record<string, number>): Subscription {
-    const presence = this.#presence(target.agentId);
     // The target's fields, not the target: one object less per subscription, and the agent id
     // string the agent's other subscriptions already share.
-    const subscription = new Subscription(this.#nextSubscription++, subscriber, target.sessionKey, presence.agentId, after);
+    const shared = this.#agents.get(target.agentId)?.agentId ?? target.agentId;
+    const subscription = new Subscription(this.#nextSubscription++, subscriber, target.sessionKey, shared, after);
     const { sessionKey, agentId } = subscription;
     addMember(sessionKey === null ? this.#byAgentWide : this.#bySession, sessionKey ?? agentId, subscription);
     const { connectionId } = subscriber;
@@ -211,8 +214,16 @@ export class DeliveryHub implements Delivery {
     if (own === undefined) this.#byConnection.set(connectionId, subscription);
     else if (own instanceof Map) own.set(subscription.id, subscription);
     else this.#byConnection.set(connectionId, new Map([[own.id, own], [subscription.id, subscription]]));
-    presence.connections.set(subscriber, (presence.connections.get(subscriber) ?? 0) + 1);
     return subscription;
+  }
+
+  /**
+   * The subscription passed its check: its connection now counts as the agent's, for wakes. Not
+   * before: one the check refuses must neither be woken nor make an event's answer say "sent".
+   */
+  #join(subscription: Subscription): void {
+    const { connections } = this.#presence(subscription.agentId);
+    connections.set(subscription.subscriber, (connections.get(subscription.subscriber) ?? 0) + 1);
   }
 
   /** Replays the backlog, then goes live. Errors end the replay; the events stay pending. */
@@ -355,6 +366,8 @@ export class DeliveryHub implements Delivery {
   }
 
   #remove(subscription: Subscription): void {
+    if (subscription.state === 'ended') return;
+    const joined = subscription.state !== 'checking';
     subscription.state = 'ended';
     const { sessionKey, agentId, subscriber } = subscription;
     removeMember(sessionKey === null ? this.#byAgentWide : this.#bySession, sessionKey ?? agentId, subscription);
@@ -368,6 +381,7 @@ export class DeliveryHub implements Delivery {
       if (last === undefined) this.#byConnection.delete(connectionId);
       else if (more === undefined) this.#byConnection.set(connectionId, last);
     }
+    if (!joined) return;
     const presence = this.#agents.get(agentId);
     const count = presence?.connections.get(subscriber);
     if (!presence || count === undefined) return;

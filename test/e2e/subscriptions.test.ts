@@ -296,6 +296,28 @@ test('after beyond the last seq is 1019 AFTER_OUT_OF_RANGE, per key of an agent 
   sub.close();
 });
 
+test('a subscription the cursor check then refuses never counts as the agent being there: an event stored meanwhile says no-agent-connected, and no agent.wake goes out', async ({ gw, publisher }) => {
+  const agent = freshAgent('checking');
+  const key = `agent:${agent}:main`;
+  const sub = await openPeer(gw.url, gw.token);
+  // One frame: the event is stored in the batch that reads the cursor's session, before the refusal.
+  const [subscribed, routed] = await sub.batch([
+    { method: 'session.subscribe', params: { sessionKey: key, after: 5 } },
+    { method: 'system.event', params: { text: 'while checking', sessionKey: key, mode: 'now' } },
+  ]);
+  assertError(subscribed!, 1019, 'AFTER_OUT_OF_RANGE');
+  const result = resultOf<RoutingResult>(routed!);
+  assert.equal([result.wake.status, result.receivers], ['no-agent-connected', 0]);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(sub.notifications('agent.wake'), [], 'no wake for a refused subscription');
+
+  // Once a subscription passes its check, the connection is the agent's: the next event wakes it.
+  await subscribe(sub, { sessionKey: key });
+  assert.is((await publish(publisher, { text: 'now', sessionKey: key, mode: 'now' })).wake.status, 'sent');
+  await sub.waitFor(() => sub.notifications('agent.wake')[0], 'agent.wake');
+  sub.close();
+});
+
 test('replay and live overlap: events published while subscribing arrive once each, in seq order, with no gap', async ({ gw }) => {
   const agent = freshAgent('overlap');
   const hot = `agent:${agent}:main`;
