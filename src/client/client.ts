@@ -8,9 +8,9 @@ import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, TOKEN_REVOKED_CLOSE } from '../pr
 import type { ErrorName } from '../protocol/errors.js';
 import type { MethodName, NotificationParams, ParamsOf, ResultOf } from '../protocol/methods.js';
 import type { AgentWakeNotification, StoredEvent } from '../protocol/schemas.js';
-import { durationOption, tokenOption } from './options.js';
 import { ConnectionError, RpcCallError } from './errors.js';
 import { EventQueue } from './event-queue.js';
+import { durationOption, tokenOption } from './options.js';
 import type { OpenOptions, Socket } from './transport.js';
 
 /**

@@ -6,10 +6,10 @@
  */
 import { DEFAULT_CALL_TIMEOUT_MS, MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
-import { durationOption, tokenOption } from './options.js';
-import { ConnectionError, tlsError, refusalError, RpcCallError } from './errors.js';
+import { ConnectionError, refusalError, RpcCallError, tlsError } from './errors.js';
 import { gatewayUrlProblem, HTTP_PROTOCOLS, invalidGatewayUrl } from './gateway-url.js';
 import { exchange, ExchangeError, type HttpResponse } from './http1.js';
+import { durationOption, tokenOption } from './options.js';
 
 export interface HttpCallOptions {
   /** The gateway URL, ws:// or http:// (wss:// or https://); the call goes to its /rpc, after its path if it has one. */

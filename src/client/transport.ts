@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import WebSocket from 'ws';
 import { MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
-import { ConnectionError, tlsError, refusalError } from './errors.js';
+import { ConnectionError, refusalError, tlsError } from './errors.js';
 import { gatewayUrlProblem, invalidGatewayUrl } from './gateway-url.js';
 
 export interface Socket {
