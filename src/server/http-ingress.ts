@@ -7,6 +7,7 @@
  * Their HTTP-level refusals (401, 405, 413, ...) carry the same kind of JSON error, with a stable
  * code, as everything else: a JSON-RPC error response on /rpc, `{ error }` on the hook.
  */
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HTTP_BODY_TIMEOUT_MS, MAX_HTTP_BODY_BYTES } from '../protocol/constants.js';
 import { ErrorCode, type ErrorData, type ErrorName } from '../protocol/errors.js';
@@ -66,6 +67,7 @@ export function createHttpHandler(options: HttpIngressOptions): (request: Incomi
     }
     readBody(request, bodyTimeoutMs)
       .then((body) => {
+        if (body.status === 'not-utf8') return notUtf8(ingress, response);
         if (body.status !== 'ok') return rejectBody(request, response, body.status, refuse);
         const context: CallContext = {
           ingress,
@@ -113,7 +115,7 @@ async function answerHook(dispatcher: RpcDispatcher<CallContext>, text: string, 
   sendJson(response, HOOK_STATUS[error.code] ?? 500, JSON.stringify({ error }));
 }
 
-type Body = { status: 'ok'; text: string } | { status: 'too-large' | 'timeout' | 'aborted' };
+type Body = { status: 'ok'; text: string } | { status: 'not-utf8' | 'too-large' | 'timeout' | 'aborted' };
 
 /** Reads the whole body, bounded in size (413) and in time (408). */
 function readBody(request: IncomingMessage, timeoutMs: number): Promise<Body> {
@@ -133,9 +135,21 @@ function readBody(request: IncomingMessage, timeoutMs: number): Promise<Body> {
       if (size > MAX_HTTP_BODY_BYTES) return finish({ status: 'too-large' });
       chunks.push(chunk);
     });
-    request.once('end', () => finish({ status: 'ok', text: Buffer.concat(chunks).toString('utf8') }));
+    request.once('end', () => {
+      const bytes = Buffer.concat(chunks);
+      // RFC 8259 section 8.1: JSON between systems is UTF-8. Decoding bytes that are not would put
+      // U+FFFD in their place and store a text its sender never sent (a text frame that is not
+      // UTF-8 is closed with 1007, a binary one answered PARSE_ERROR: see connection.ts).
+      finish(isUtf8(bytes) ? { status: 'ok', text: bytes.toString('utf8') } : { status: 'not-utf8' });
+    });
     request.once('aborted', () => finish({ status: 'aborted' }));
   });
+}
+
+/** A body that is not UTF-8 is not JSON: answered as one that does not parse, on either route. */
+function notUtf8(ingress: Ingress, response: ServerResponse): void {
+  // 200 on /rpc, as any parse error there; the hook's status is its signal (HOOK_STATUS).
+  sendJson(response, ingress === 'http-rpc' ? 200 : 400, errorBody(ingress, 'PARSE_ERROR', 'Parse error: the body must be UTF-8 encoded JSON'));
 }
 
 /** The scheme and authority of a request target in absolute-form (`GET http://host:port/path`). */
@@ -154,7 +168,7 @@ export function requestPath(request: IncomingMessage): string {
 /** Answers with the route's JSON error for `name`. */
 type Refuse = (status: number, name: ErrorName, message: string, headers?: Record<string, string>) => void;
 
-function rejectBody(request: IncomingMessage, response: ServerResponse, status: Exclude<Body['status'], 'ok'>, refuse: Refuse): void {
+function rejectBody(request: IncomingMessage, response: ServerResponse, status: Exclude<Body['status'], 'ok' | 'not-utf8'>, refuse: Refuse): void {
   if (status === 'aborted') return void request.destroy();
   const [code, name, message] =
     status === 'too-large'

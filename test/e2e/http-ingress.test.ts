@@ -233,6 +233,22 @@ test('POST /rpc with a body that is not JSON is 200 with -32700 and id null', as
   assert.equal([errorOf(answer).code, errorOf(answer).data?.name], [-32700, 'PARSE_ERROR']);
 });
 
+test('a body that is not UTF-8 is -32700 on POST /rpc (200, id null) and 400 on the hook, as a binary WebSocket frame is; nothing is stored', async ({ gw, peer }) => {
+  const agentId = 'notutf8';
+  // A Latin-1 "café" (0xe9 alone is not UTF-8), and 0xff, which never occurs in UTF-8: decoding
+  // either would have stored U+FFFD in its place, unseen by the sender.
+  const rpc = await postJson(gw.port, '/rpc', Buffer.from('{"jsonrpc":"2.0","id":3,"method":"system.event","params":{"agentId":"notutf8","text":"caf\xe9"}}', 'latin1'), gw.token);
+  assert.is(rpc.status, 200);
+  const answer = jsonOf<JsonRpcResponse>(rpc);
+  assert.is(answer.id, null);
+  assert.equal([errorOf(answer).code, errorOf(answer).data?.name], [-32700, 'PARSE_ERROR']);
+  const hook = await postJson(gw.port, '/hooks/wake', Buffer.from('{"agentId":"notutf8","text":"caf\xff"}', 'latin1'), gw.token);
+  assert.is(hook.status, 400);
+  assert.equal(jsonOf<{ error: RpcErrorBody }>(hook).error.code, -32700);
+  const peeked = resultOf<{ events: unknown[] }>(await peer.call('session.peek', { sessionKey: `agent:${agentId}:main` }));
+  assert.equal(peeked.events, []);
+});
+
 test('session.subscribe over POST /rpc is 1009 TRANSPORT_UNSUPPORTED: HTTP has nowhere to push', async ({ gw }) => {
   const response = await postJson(gw.port, '/rpc', rpcBody('session.subscribe', { agentId: 'main' }, 7), gw.token);
   assert.is(response.status, 200);

@@ -33,13 +33,14 @@ export interface HttpRequest {
   method?: string;
   path: string;
   headers?: Record<string, string | number>;
-  /** A string is sent as is; anything else as its JSON. */
+  /** A string or a Buffer is sent as is; anything else as its JSON. */
   body?: unknown;
 }
 
 /** One request on its own connection (no agent, no keep-alive); resolves with the whole answer. */
 export function httpRequest(port: number, request: HttpRequest): Promise<HttpResponse> {
-  const body = request.body === undefined ? undefined : typeof request.body === 'string' ? request.body : JSON.stringify(request.body);
+  const body =
+    request.body === undefined ? undefined : typeof request.body === 'string' || Buffer.isBuffer(request.body) ? request.body : JSON.stringify(request.body);
   return new Promise<HttpResponse>((resolve, reject) => {
     const timer = setTimeout(() => {
       outgoing.destroy();
