@@ -193,7 +193,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
 
   // `connections` tracks the sockets: ws's own tracking would cost each one a Set entry and a close listener.
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false, clientTracking: false });
+  // No subprotocol is selected: ws would echo the first one a client offers ("mqtt", "graphql-ws"),
+  // telling it the gateway speaks that (RFC 6455 section 4.2.2); it speaks plain JSON-RPC 2.0.
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_FRAME_BYTES,
+    perMessageDeflate: false,
+    clientTracking: false,
+    handleProtocols: () => false,
+  });
   let nextConnectionId = 1;
   // One for all connections: a copy each would cost every idle connection an object.
   const connectionOptions: ConnectionOptions = { maxBufferedBytes, maxInFlight: MAX_IN_FLIGHT_PER_CONNECTION };

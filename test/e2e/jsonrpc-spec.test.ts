@@ -442,6 +442,34 @@ test('upgrade with a wrong token, or another scheme, is refused with HTTP 401', 
   assert.is((await tryUpgrade(gw.url, { authorization: basic(`any:${gw.token}`) })).status, 101);
 });
 
+test('an upgrade that offers subprotocols is taken without selecting one: the gateway speaks none of them (RFC 6455 section 4.2.2)', async ({ gw }) => {
+  const upgrade = (protocols: string) =>
+    new Promise<{ status: number; protocol: string | undefined }>((resolve, reject) => {
+      const headers = {
+        authorization: `Bearer ${gw.token}`,
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-version': '13',
+        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+        'sec-websocket-protocol': protocols,
+      };
+      const request = http.request({ host: '127.0.0.1', port: gw.port, path: '/', headers, agent: false });
+      request.once('upgrade', (response, socket) => {
+        socket.destroy();
+        resolve({ status: response.statusCode ?? 0, protocol: response.headers['sec-websocket-protocol'] });
+      });
+      request.once('response', (response) => {
+        response.resume();
+        resolve({ status: response.statusCode ?? 0, protocol: response.headers['sec-websocket-protocol'] });
+      });
+      request.once('error', reject);
+      request.end();
+    });
+  // Selecting one would tell the client the gateway speaks MQTT, or graphql-ws, from then on.
+  assert.equal(await upgrade('mqtt'), { status: 101, protocol: undefined });
+  assert.equal(await upgrade('graphql-ws, jsonrpc'), { status: 101, protocol: undefined });
+});
+
 test('plain HTTP: /healthz is 200 "ok", anything else is 426 Upgrade Required', async ({ gw }) => {
   const get = (pathname: string) =>
     new Promise<{ status: number; body: string }>((resolve, reject) => {
