@@ -37,7 +37,7 @@ export interface MethodSpec {
   result: TSchema;
   summary: string;
   description?: string;
-  /** Application errors besides the generic JSON-RPC ones every method can answer with. */
+  /** Application errors besides the generic ones every method can answer with (GENERIC_ERRORS in openrpc.ts). */
   errors: readonly ErrorName[];
 }
 
@@ -48,25 +48,25 @@ export const METHODS = {
     summary: 'Tell an agent that something happened, in the conversation named by sessionKey.',
     description:
       'Routes the event to its session (the main session of agentId when no sessionKey is given), stores it durably, and answers with the routing result: where it went, why, its place in the queue and what was done to wake the agent. A malformed sessionKey is an error, never a silent fallback to main.',
-    errors: ['FORBIDDEN', 'IDEMPOTENCY_CONFLICT', 'STORE_UNAVAILABLE', 'SHUTTING_DOWN'],
+    errors: ['FORBIDDEN', 'IDEMPOTENCY_CONFLICT', 'STORE_UNAVAILABLE'],
   },
   'session.peek': {
     params: SessionReadParams,
     result: SessionReadResult,
     summary: 'Pending events of a session, oldest first, without consuming them.',
-    errors: ['FORBIDDEN', 'STORE_UNAVAILABLE', 'SHUTTING_DOWN'],
+    errors: ['FORBIDDEN', 'STORE_UNAVAILABLE'],
   },
   'session.drain': {
     params: SessionReadParams,
     result: SessionReadResult,
     summary: 'Pending events of a session, oldest first, consumed durably before the answer is sent.',
-    errors: ['FORBIDDEN', 'STORE_UNAVAILABLE', 'SHUTTING_DOWN'],
+    errors: ['FORBIDDEN', 'STORE_UNAVAILABLE'],
   },
   'session.list': {
     params: SessionListParams,
     result: SessionListResult,
     summary: 'Sessions with pending events and their counts, most pending first.',
-    errors: ['FORBIDDEN', 'STORE_UNAVAILABLE', 'SHUTTING_DOWN'],
+    errors: ['FORBIDDEN', 'STORE_UNAVAILABLE'],
   },
   'session.subscribe': {
     params: SessionSubscribeParams,
@@ -74,49 +74,49 @@ export const METHODS = {
     summary: 'Receive the events of a session (sessionKey) or of all sessions of an agent (agentId) as session.event notifications.',
     description:
       'Answers with a subscription id, then replays every pending event after the cursor (`after`), in order, then pushes new events live. Within a session delivery is in seq order with no gaps and no duplicates. The connection also receives agent.wake for the agent. Events stay pending until acked (session.ack) and are replayed on the next subscribe.',
-    errors: ['FORBIDDEN', 'TOO_MANY_SUBSCRIPTIONS', 'TRANSPORT_UNSUPPORTED', 'AFTER_OUT_OF_RANGE', 'STORE_UNAVAILABLE', 'SHUTTING_DOWN'],
+    errors: ['FORBIDDEN', 'TOO_MANY_SUBSCRIPTIONS', 'TRANSPORT_UNSUPPORTED', 'AFTER_OUT_OF_RANGE', 'STORE_UNAVAILABLE'],
   },
   'session.unsubscribe': {
     params: SessionUnsubscribeParams,
     result: SessionUnsubscribeResult,
     summary: 'End a subscription of this connection. Closing the socket ends all of them.',
-    errors: ['SUBSCRIPTION_NOT_FOUND', 'SHUTTING_DOWN'],
+    errors: ['SUBSCRIPTION_NOT_FOUND'],
   },
   'session.ack': {
     params: SessionAckParams,
     result: SessionAckResult,
     summary: 'Consume every pending event of a session up to and including seq: it is never replayed again.',
-    errors: ['FORBIDDEN', 'ACK_OUT_OF_RANGE', 'STORE_UNAVAILABLE', 'SHUTTING_DOWN'],
+    errors: ['FORBIDDEN', 'ACK_OUT_OF_RANGE', 'STORE_UNAVAILABLE'],
   },
   'event.trace': {
     params: EventTraceParams,
     result: EventTraceResult,
     summary: 'The life of an event: accepted, stored, wake, delivered (to which connection), acked.',
-    errors: ['FORBIDDEN', 'EVENT_NOT_FOUND', 'STORE_UNAVAILABLE', 'SHUTTING_DOWN'],
+    errors: ['FORBIDDEN', 'EVENT_NOT_FOUND', 'STORE_UNAVAILABLE'],
   },
   'token.create': {
     params: TokenCreateParams,
     result: TokenCreateResult,
     summary: "Create a token scoped to one agent's sessions (admin token only). The secret is shown once.",
-    errors: ['FORBIDDEN', 'STORE_UNAVAILABLE', 'SHUTTING_DOWN'],
+    errors: ['FORBIDDEN', 'STORE_UNAVAILABLE'],
   },
   'token.list': {
     params: EmptyParams,
     result: TokenListResult,
     summary: 'List scoped tokens, revoked ones included, without their secrets (admin token only).',
-    errors: ['FORBIDDEN', 'STORE_UNAVAILABLE', 'SHUTTING_DOWN'],
+    errors: ['FORBIDDEN', 'STORE_UNAVAILABLE'],
   },
   'token.revoke': {
     params: TokenRevokeParams,
     result: TokenRevokeResult,
     summary: 'Revoke a scoped token (admin token only): it stops working at once, and its connections are closed.',
-    errors: ['FORBIDDEN', 'TOKEN_NOT_FOUND', 'STORE_UNAVAILABLE', 'SHUTTING_DOWN'],
+    errors: ['FORBIDDEN', 'TOKEN_NOT_FOUND', 'STORE_UNAVAILABLE'],
   },
   'gateway.status': {
     params: EmptyParams,
     result: GatewayStatusResult,
     summary: "Version, uptime, data dir, and pending totals of the gateway; for a scoped token, its agent's totals and no data dir.",
-    errors: ['STORE_UNAVAILABLE', 'SHUTTING_DOWN'],
+    errors: ['STORE_UNAVAILABLE'],
   },
   'rpc.discover': {
     params: EmptyParams,

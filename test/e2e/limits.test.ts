@@ -207,6 +207,23 @@ test(`MAX_IN_FLIGHT_PER_CONNECTION (${MAX_IN_FLIGHT_PER_CONNECTION}): past it a 
   peer.close();
 });
 
+test('the refusals that come before any method runs (TOO_MANY_IN_FLIGHT, SHUTTING_DOWN) are listed by every method in rpc.discover', async () => {
+  const gw = await startTunedGateway();
+  const peer = await openPeer(gw.url, gw.token);
+  // gateway.status, which touches no store, is refused past the limit all the same: the limit is
+  // the connection's, checked before the frame is read as a call of any method.
+  const requests = 2 * MAX_IN_FLIGHT_PER_CONNECTION;
+  for (let id = 1; id <= requests; id++) peer.send(JSON.stringify({ jsonrpc: '2.0', id, method: 'gateway.status' }));
+  const answers = await peer.waitFor(() => (answersOf(peer).length >= requests ? answersOf(peer) : undefined), `answers to ${requests} requests`, 20_000);
+  assert.ok(answers.some((answer) => answer.error?.code === 1010), 'some gateway.status calls were refused with 1010');
+  const doc = resultOf<{ methods: { name: string; errors: { $ref: string }[] }[] }>(await peer.call('rpc.discover', {}));
+  for (const method of doc.methods) {
+    const listed = method.errors.map((error) => error.$ref.split('/').pop());
+    for (const refusal of ['TOO_MANY_IN_FLIGHT', 'SHUTTING_DOWN']) assert.ok(listed.includes(refusal), `${method.name} lists ${refusal}`);
+  }
+  peer.close();
+});
+
 test('past MAX_IN_FLIGHT_PER_CONNECTION a batch is refused as a batch: an array of 1010s for its requests, nothing for its notifications', async () => {
   const gw = await startTunedGateway({ maxPendingPerSession: 100_000 });
   const peer = await openPeer(gw.url, gw.token);
