@@ -11,6 +11,19 @@ import { badCharacterOf } from './session-key.js';
 /** Enough problems to fix a request in one go, few enough to keep an error response small. */
 export const MAX_REPORTED_PROBLEMS = 8;
 
+/** A lone UTF-16 surrogate: UTF-8 cannot hold it, so SQLite would store something else. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Refuses a string param the store would not keep as sent: JSON's \uD800 escapes can spell a lone
+ * surrogate, which the schema lets through as a string like any other.
+ */
+export function rejectLoneSurrogates(value: string, path: string): void {
+  if (LONE_SURROGATE.test(value)) {
+    throw RpcError.invalidParams([{ path, message: 'holds a lone UTF-16 surrogate, which cannot be stored as UTF-8; send well-formed Unicode' }]);
+  }
+}
+
 export interface Validator<T extends TSchema> {
   /** Returns the value typed, or throws INVALID_PARAMS with every problem and its path. */
   parse(value: unknown): Static<T>;

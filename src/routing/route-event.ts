@@ -7,6 +7,7 @@ import { DEFAULT_AGENT_ID, MAX_TEXT_BYTES } from '../protocol/constants.js';
 import { RpcError } from '../protocol/errors.js';
 import type { EventMode, Fallback, Route, RoutingResult, StoredEvent, SystemEventParams, WakeOutcome } from '../protocol/schemas.js';
 import { codePointName, mainSessionKey, parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../protocol/session-key.js';
+import { rejectLoneSurrogates } from '../protocol/validate.js';
 import type { AppendOutcome, EventRecord, EventStore, TraceDetail } from '../store/types.js';
 
 export const DEFAULT_MODE: EventMode = 'next-heartbeat';
@@ -62,9 +63,6 @@ export function resolveTarget(sessionKey: string | undefined, agentId: string | 
   };
 }
 
-/** A lone UTF-16 surrogate: UTF-8 cannot hold it, so SQLite would store something else. */
-const LONE_SURROGATE = /\p{Cs}/u;
-
 /**
  * A text that shows nothing: whitespace, controls and default-ignorable characters (zero-width
  * spaces and joiners, U+FEFF, soft hyphens, variation selectors, Hangul fillers), which trim()
@@ -109,12 +107,6 @@ export interface Caller {
   defaultAgentId: string | undefined;
   /** Throws when the caller may not publish to the agent's sessions; the target is never changed instead. */
   mayPublishTo(agentId: string): void;
-}
-
-function rejectLoneSurrogates(value: string, path: string): void {
-  if (LONE_SURROGATE.test(value)) {
-    throw RpcError.invalidParams([{ path, message: 'holds a lone UTF-16 surrogate, which cannot be stored as UTF-8; send well-formed Unicode' }]);
-  }
 }
 
 export async function routeEvent(

@@ -221,6 +221,19 @@ test('a subscribe-only token cannot publish, even to its own agent; it subscribe
   peer.close();
 });
 
+test('token.create with a name holding a lone UTF-16 surrogate is -32602 on /name, and no token is made: UTF-8 cannot store it, so list would show another name', async ({ admin }) => {
+  const before = resultOf<{ tokens: unknown[] }>(await admin.call('token.list', {})).tokens.length;
+  for (const name of ['ci\ud800', '\udc00', 'a\udfffb']) {
+    const refused = errorOf(await admin.call('token.create', { agentId: 'surrogate', name }));
+    assert.equal([refused.code, refused.data?.errors?.map((problem) => problem.path)], [-32602, ['/name']], JSON.stringify(name));
+  }
+  assert.is(resultOf<{ tokens: unknown[] }>(await admin.call('token.list', {})).tokens.length, before);
+  // A pair is a character like any other, and comes back as it went.
+  const emoji = await create(admin, { agentId: 'surrogate', name: 'ci \u{1f680}' });
+  const listed = resultOf<{ tokens: Array<{ tokenId: string; name: string | null }> }>(await admin.call('token.list', {})).tokens;
+  assert.is(listed.find((token) => token.tokenId === emoji.tokenId)?.name, 'ci \u{1f680}');
+});
+
 test('token.create, token.list and token.revoke with a scoped token are 1008 over WebSocket, /rpc and the CLI', async ({ gw, admin }) => {
   const full = await create(admin, { agentId: 'tokenadmin' });
   const peer = await openPeer(gw.url, full.token);
