@@ -100,6 +100,15 @@ export class RpcDispatcher<C> {
         method: request.method,
       });
     }
+    // Checked once the method is known to exist: "invalid params" of a method that does not would
+    // send a client to fix its params first. An error in handling a valid Request, so a
+    // notification gets no answer.
+    if (checked.byPosition) {
+      if (isNotification) return undefined;
+      return errorResponse(request.id ?? null, 'INVALID_PARAMS', 'Invalid params: params are by name; send an object, not an array', {
+        errors: [{ path: '', message: 'must be an object (by-name params)' }],
+      });
+    }
     let result: unknown;
     try {
       result = await handler(request.params ?? {}, context);
@@ -288,8 +297,11 @@ export function numericIdTexts(text: string): Array<string | undefined> {
   return ids;
 }
 
-/** `error: undefined` is a notification whose error the spec says goes unanswered (JSON-RPC 2.0 §4.1). */
-type EnvelopeCheck = { request: JSONRPCRequest } | { error: JSONRPCErrorResponse | undefined };
+/**
+ * A valid Request, and whether its params are by position (which the gateway does not take), or
+ * the error response of an invalid one.
+ */
+type EnvelopeCheck = { request: JSONRPCRequest; byPosition?: true } | { error: JSONRPCErrorResponse };
 
 function checkEnvelope(item: unknown): EnvelopeCheck {
   if (typeof item !== 'object' || item === null || Array.isArray(item)) {
@@ -310,21 +322,12 @@ function checkEnvelope(item: unknown): EnvelopeCheck {
   if (params !== undefined && (typeof params !== 'object' || params === null)) {
     return invalid('"params" must be an object or an array');
   }
-  // An empty array names no params by position either: clients such as @open-rpc/client-js send
-  // `params: []` for "no params", and it means the same as an absent or empty object.
-  if (Array.isArray(params) && params.length > 0) {
-    // A valid Request with positional params: an error in handling it, so a notification gets no answer.
-    if (!hasId) return { error: undefined };
-    return {
-      error: errorResponse(answerId, 'INVALID_PARAMS', 'Invalid params: params are by name; send an object, not an array', {
-        errors: [{ path: '', message: 'must be an object (by-name params)' }],
-      }),
-    };
-  }
   const named = Array.isArray(params) ? undefined : (params as JSONRPCRequest['params']);
   const request: JSONRPCRequest = { jsonrpc: '2.0', method: candidate['method'], params: named };
   if (hasId) request.id = id as JSONRPCID;
-  return { request };
+  // An empty array names no params by position either: clients such as @open-rpc/client-js send
+  // `params: []` for "no params", and it means the same as an absent or empty object.
+  return Array.isArray(params) && params.length > 0 ? { request, byPosition: true } : { request };
 }
 
 export function errorResponse(

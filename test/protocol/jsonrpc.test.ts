@@ -230,6 +230,21 @@ test('array params are refused with -32602: params are by name', async () => {
   });
 });
 
+test('a method that does not exist is -32601 whatever its params: positional ones do not make it -32602', async () => {
+  const { send } = setup();
+  // -32602 would say the method exists and only its params are wrong: a client fixes them, and
+  // learns only then that the method name was the problem.
+  assert.equal(await send({ jsonrpc: '2.0', method: 'foobar', params: [1, 2], id: '1' }), {
+    jsonrpc: '2.0',
+    error: { code: -32601, message: 'Method not found: foobar', data: { name: 'METHOD_NOT_FOUND', method: 'foobar' } },
+    id: '1',
+  });
+  assert.equal(await send('[{"jsonrpc": "2.0", "method": "foobar", "params": [7], "id": 2}, {"jsonrpc": "2.0", "method": "sum", "params": [1], "id": 3}]'), [
+    { jsonrpc: '2.0', error: { code: -32601, message: 'Method not found: foobar', data: { name: 'METHOD_NOT_FOUND', method: 'foobar' } }, id: 2 },
+    { jsonrpc: '2.0', error: BY_NAME_ONLY, id: 3 },
+  ]);
+});
+
 test('params that are neither object nor array are an invalid request', async () => {
   const { send } = setup();
   for (const params of [null, 'bar', 3, true]) {
