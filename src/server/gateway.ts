@@ -254,6 +254,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     createHttpHandler({ dispatcher, admit, ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}) }),
   );
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // RFC 6455 section 4.2.1: the handshake is an HTTP/1.1 (or later) GET with a Host header. Node
+    // answers a POST without Host 400 itself, but hands upgrades over unchecked, and ws checks
+    // neither; refused as ws refuses a handshake without its key.
+    const malformed = badHandshake(request);
+    if (malformed) return void socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${malformed.length}\r\n\r\n${malformed}`);
     // Upgrades have one path, as POST routes have theirs: a client given a wrong path (--url
     // ws://host:port/sb) must fail for a watch as it does for a one-shot call, not half work.
     const path = requestPath(request);
@@ -323,6 +328,13 @@ async function shutdown(server: Server, wss: WebSocketServer, connections: Reado
 function asStartupError(error: unknown, dataDir: string): unknown {
   if (!(error instanceof StoreUnavailableError) || !isCorruption(error.sqliteCode)) return error;
   return corruptStoreError(databasePath(dataDir), error.sqliteCode, error);
+}
+
+/** Why an upgrade request is not a WebSocket handshake ws would not catch itself, if it is not. */
+function badHandshake(request: IncomingMessage): string | undefined {
+  if (request.httpVersionMajor < 1 || (request.httpVersionMajor === 1 && request.httpVersionMinor < 1)) return 'A WebSocket handshake needs HTTP/1.1';
+  if (request.headers.host === undefined) return 'Missing Host header';
+  return undefined;
 }
 
 /** Shared by every connection's error listener, so none needs a closure of its own. */

@@ -5,6 +5,7 @@
  * (`foobar`, `update`, `notify_hello`, ...) are kept as they are.
  */
 import http from 'node:http';
+import net from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MAX_BATCH_LENGTH, MAX_FRAME_BYTES } from '../../src/protocol/constants.js';
@@ -468,6 +469,28 @@ test('an upgrade that offers subprotocols is taken without selecting one: the ga
   // Selecting one would tell the client the gateway speaks MQTT, or graphql-ws, from then on.
   assert.equal(await upgrade('mqtt'), { status: 101, protocol: undefined });
   assert.equal(await upgrade('graphql-ws, jsonrpc'), { status: 101, protocol: undefined });
+});
+
+test('an upgrade request without Host, or over HTTP/1.0, is 400 and no connection opens (RFC 6455 section 4.2.1)', async ({ gw }) => {
+  const statusOf = (head: string) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = net.connect({ host: '127.0.0.1', port: gw.port }, () => socket.write(head));
+      let answer = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (chunk: string) => {
+        answer += chunk;
+        if (answer.includes('\r\n')) {
+          socket.destroy();
+          resolve(answer.slice(0, answer.indexOf('\r\n')));
+        }
+      });
+      socket.on('error', reject);
+    });
+  const upgrade = (version: string, host: string) =>
+    `GET / HTTP/${version}\r\n${host}Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ${gw.token}\r\n\r\n`;
+  assert.is(await statusOf(upgrade('1.1', 'Host: 127.0.0.1\r\n')), 'HTTP/1.1 101 Switching Protocols');
+  assert.is(await statusOf(upgrade('1.1', '')), 'HTTP/1.1 400 Bad Request');
+  assert.is(await statusOf(upgrade('1.0', 'Host: 127.0.0.1\r\n')), 'HTTP/1.1 400 Bad Request');
 });
 
 test('plain HTTP: /healthz is 200 "ok", anything else is 426 Upgrade Required', async ({ gw }) => {
