@@ -254,6 +254,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     createHttpHandler({ dispatcher, admit, ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}) }),
   );
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (!asksForWebSocket(request)) return replayAsHttp(server, request, socket, head);
     // RFC 6455 section 4.2.1: the handshake is an HTTP/1.1 (or later) GET with a Host header. Node
     // answers a POST without Host 400 itself, but hands upgrades over unchecked, and ws checks
     // neither; refused as ws refuses a handshake without its key.
@@ -328,6 +329,36 @@ async function shutdown(server: Server, wss: WebSocketServer, connections: Reado
 function asStartupError(error: unknown, dataDir: string): unknown {
   if (!(error instanceof StoreUnavailableError) || !isCorruption(error.sqliteCode)) return error;
   return corruptStoreError(databasePath(dataDir), error.sqliteCode, error);
+}
+
+/** Whether an upgrade request asks for WebSocket; ws refuses one that names it among others. */
+function asksForWebSocket(request: IncomingMessage): boolean {
+  return /(^|,)\s*websocket\s*(,|$)/i.test(request.headers.upgrade ?? '');
+}
+
+/**
+ * Hop-by-hop headers of an upgrade to another protocol, left out when the request is read again as
+ * plain HTTP: without Upgrade, the server reads it as any request.
+ */
+const UPGRADE_HEADERS = new Set(['connection', 'upgrade', 'http2-settings']);
+
+/**
+ * A request that asks to upgrade to another protocol than WebSocket (h2c: curl --http2 and Java's
+ * HttpClient ask for it on every http:// request) is a plain HTTP request whose Upgrade the server
+ * may ignore (RFC 9110 section 7.8). Node hands every upgrade to the 'upgrade' listener, so the
+ * request is put back on its socket without those headers, and the server reads it again. The
+ * connection closes after the answer: the client asked for this connection to change protocol.
+ */
+function replayAsHttp(server: Server, request: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const lines = [`${request.method} ${request.url} HTTP/${request.httpVersion}`];
+  const raw = request.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (!UPGRADE_HEADERS.has(raw[i]!.toLowerCase())) lines.push(`${raw[i]}: ${raw[i + 1]}`);
+  }
+  lines.push('Connection: close');
+  // Node decodes header bytes as latin1: encoded the same way, they are the bytes that came.
+  socket.unshift(Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), head]));
+  server.emit('connection', socket);
 }
 
 /** Why an upgrade request is not a WebSocket handshake ws would not catch itself, if it is not. */

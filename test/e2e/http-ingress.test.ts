@@ -353,6 +353,30 @@ async function statusOfHead(raw: RawHttpConnection): Promise<number> {
   return Number(/^HTTP\/1\.1 (\d{3})/.exec(received)?.[1]);
 }
 
+test('a request that asks to upgrade to another protocol (h2c, as curl --http2 and Java\'s HttpClient ask on http://) is answered as plain HTTP', async ({ gw }) => {
+  // RFC 9110 section 7.8: a server may ignore Upgrade and answer over HTTP/1.1; only "websocket" is
+  // taken. These were 404 PATH_NOT_FOUND ("no WebSocket endpoint"), so such clients could not call at all.
+  const h2c = { connection: 'Upgrade, HTTP2-Settings', upgrade: 'h2c', 'http2-settings': 'AAMAAABkAARAAAAAAAIAAAAA' };
+  const body = JSON.stringify(rpcBody('gateway.status', {}, 'h2c'));
+  const rpc = await openRawHttp(gw.port);
+  // The body in two writes: what came with the head, and what the server reads after it.
+  rpc.write(postHead('/rpc', { ...h2c, ...JSON_TYPE, ...bearer(gw.token), 'content-length': Buffer.byteLength(body) }) + body.slice(0, 10));
+  await sleep(50);
+  rpc.write(body.slice(10));
+  const answered = await rpc.response();
+  assert.is(answered.status, 200, answered.raw);
+  assert.is(jsonOf<JsonRpcResponse>(answered).id, 'h2c');
+  const hook = await postJson(gw.port, '/hooks/wake', { text: 'over h2c', agentId: 'h2c' }, gw.token, h2c);
+  assert.is(hook.status, 200, hook.body);
+  assert.is(jsonOf<RoutingResult>(hook).sessionKey, 'agent:h2c:main');
+  const healthz = await httpRequest(gw.port, { path: '/healthz', headers: h2c });
+  assert.equal([healthz.status, healthz.body], [200, 'ok\n']);
+  const unauthorized = await postJson(gw.port, '/rpc', body, undefined, h2c);
+  assert.is(unauthorized.status, 401);
+  // A WebSocket upgrade is still one.
+  assert.is((await tryUpgrade(gw.url, bearer(gw.token))).status, 101);
+});
+
 test('other verbs are 405 with Allow: POST; unknown paths 404; /healthz is 200 "ok" without auth', async ({ gw }) => {
   const get = await httpRequest(gw.port, { path: '/rpc', headers: bearer(gw.token) });
   assert.is(get.status, 405);
