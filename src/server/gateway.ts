@@ -254,12 +254,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     createHttpHandler({ dispatcher, admit, ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}) }),
   );
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Node hands the socket over without its error listener: a peer that resets the connection
+    // (ECONNRESET) while it is refused would be an unhandled 'error' event, and end the process.
+    socket.on('error', ignore);
     if (!asksForWebSocket(request)) return replayAsHttp(server, request, socket, head);
     // RFC 6455 section 4.2.1: the handshake is an HTTP/1.1 (or later) GET with a Host header. Node
     // answers a POST without Host 400 itself, but hands upgrades over unchecked, and ws checks
     // neither; refused as ws refuses a handshake without its key.
     const malformed = badHandshake(request);
-    if (malformed) return void socket.end(`HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${malformed.length}\r\n\r\n${malformed}`);
+    if (malformed) return endHandshake(socket, `HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${malformed.length}\r\n\r\n${malformed}`);
     // Upgrades have one path, as POST routes have theirs: a client given a wrong path (--url
     // ws://host:port/sb) must fail for a watch as it does for a one-shot call, not half work.
     const path = requestPath(request);
@@ -388,7 +391,17 @@ function rejectUpgrade(socket: Duplex, status: number, name: ErrorName, message:
   const extra = Object.entries(headers)
     .map(([name, value]) => `${name}: ${value}\r\n`)
     .join('');
-  socket.end(
+  endHandshake(
+    socket,
     `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\n${extra}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
+}
+
+/**
+ * Answers a refused handshake and closes the connection once the answer is written, as ws does:
+ * ended but not destroyed, the socket would stay open for as long as the peer keeps its side open.
+ */
+function endHandshake(socket: Duplex, response: string): void {
+  socket.once('finish', () => socket.destroy());
+  socket.end(response);
 }

@@ -1,15 +1,16 @@
 /**
  * Connections that never authenticate: a client that connects and does not finish its request
- * headers (a WebSocket upgrade included) is dropped after the handshake timeout.
+ * headers (a WebSocket upgrade included) is dropped after the handshake timeout; one whose upgrade
+ * is refused is closed once it has the answer, and cannot take the gateway down by resetting it.
  */
 import net from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { HANDSHAKE_TIMEOUT_MS } from '../../src/protocol/constants.js';
-import { cleanup, startTunedGateway, type InProcessGateway } from '../helpers/gateway.js';
+import { cleanup, startGatewayProcess, startTunedGateway, type InProcessGateway } from '../helpers/gateway.js';
 
 const HANDSHAKE_MS = 200;
-const test = suite<{ gateway: InProcessGateway }>('e2e: handshake timeout');
+const test = suite<{ gateway: InProcessGateway }>('e2e: handshake timeout and refused handshakes');
 
 test.before(async (context) => {
   context.gateway = await startTunedGateway({ handshakeTimeoutMs: HANDSHAKE_MS });
@@ -47,6 +48,56 @@ test('a connection that sends nothing at all is closed after the timeout', async
 test('a handshake that completes in time is not cut', async ({ gateway }) => {
   const response = await fetch(`http://127.0.0.1:${gateway.port}/healthz`);
   assert.is(response.status, 200);
+});
+
+/**
+ * Writes `bytes` and resolves with the answer once the gateway has closed the connection for good:
+ * bytes sent after its answer are refused (reset) rather than taken by a socket left half open.
+ * Rejects if that does not happen within 2 s.
+ */
+function refusedAndClosed(port: number, bytes: string): Promise<{ reply: string; socket: net.Socket }> {
+  return new Promise((resolve, reject) => {
+    let reply = '';
+    const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true }, () => socket.write(bytes));
+    socket.setEncoding('utf8').on('data', (chunk: string) => (reply += chunk));
+    // The client keeps its side open: the gateway must close its own, not wait for the client's.
+    // The first write draws a reset from a closed socket, the next one fails on it (EPIPE).
+    socket.on('end', () => {
+      socket.write('x');
+      setTimeout(() => socket.write('y'), 100);
+    });
+    socket.on('error', () => resolve({ reply, socket }));
+    setTimeout(() => reject(new Error(`the gateway kept a refused upgrade open; got: ${reply}`)), 2_000).unref();
+  });
+}
+
+test('a refused upgrade (no token, wrong path, no Host) is closed after its answer, and a client that then resets the connection does not crash the gateway', async () => {
+  // A process of its own: the crash was an unhandled 'error' event (ECONNRESET) on the socket.
+  const gateway = await startGatewayProcess();
+  const upgrade = (path: string, extra: string) =>
+    `GET ${path} HTTP/1.1\r\n${extra}Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+  const refusals: Array<[string, RegExp]> = [
+    [upgrade('/', 'Host: x\r\n'), /^HTTP\/1\.1 401 /],
+    [upgrade('/', 'Host: x\r\nAuthorization: Bearer wrong\r\n'), /^HTTP\/1\.1 401 /],
+    [upgrade('/sb', 'Host: x\r\n'), /^HTTP\/1\.1 404 /],
+    [upgrade('/', ''), /^HTTP\/1\.1 400 /],
+  ];
+  for (const [bytes, status] of refusals) {
+    const { reply, socket } = await refusedAndClosed(gateway.port, bytes);
+    assert.match(reply, status);
+    socket.resetAndDestroy();
+  }
+  // And a client that resets at once, before or while the refusal is written.
+  for (const [bytes] of refusals) {
+    for (let i = 0; i < 10; i++) {
+      const socket = net.connect(gateway.port, '127.0.0.1', () => socket.write(bytes, () => socket.resetAndDestroy()));
+      socket.on('error', () => {});
+    }
+  }
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const response = await fetch(`http://127.0.0.1:${gateway.port}/healthz`);
+  assert.is(response.status, 200, gateway.stderr());
+  assert.is(await gateway.stop(), 0, gateway.stderr());
 });
 
 test.run();
