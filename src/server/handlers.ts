@@ -231,6 +231,8 @@ function subscriptionCursor(after: ParamsOf<'session.subscribe'>['after'], targe
     throw RpcError.invalidParams([{ path: '/after', message: 'must map session keys to seqs when subscribing by agentId' }]);
   }
   const cursor: Record<string, number> = {};
+  /** The key as given that set each session's cursor, to name it when another spelling contradicts it. */
+  const givenAs = new Map<string, string>();
   for (const [key, seq] of Object.entries(after)) {
     const path = `/after/${key}`;
     const parsed = parseKey(key, path);
@@ -241,6 +243,15 @@ function subscriptionCursor(after: ParamsOf<'session.subscribe'>['after'], targe
         { path, message: `is a session of agent "${parsed.route.agentId}": an agent subscription resumes sessions of agent "${target.agentId}" only` },
       ]);
     }
+    // Two spellings of one key (keywords are case-insensitive) with two seqs: whichever came last
+    // would win, and the other's events would be skipped or replayed again unasked.
+    const earlier = givenAs.get(parsed.sessionKey);
+    if (earlier !== undefined && cursor[parsed.sessionKey] !== seq) {
+      throw RpcError.invalidParams([
+        { path, message: `names session ${parsed.sessionKey}, as /after/${earlier} does, with another seq (${seq}, not ${cursor[parsed.sessionKey]}): give one seq per session` },
+      ]);
+    }
+    if (earlier === undefined) givenAs.set(parsed.sessionKey, key);
     cursor[parsed.sessionKey] = seq;
   }
   return cursor;

@@ -522,6 +522,21 @@ test('session.subscribe params: exactly one of sessionKey and agentId; after mus
   peer.close();
 });
 
+test('an agent subscription whose after names one session twice (two spellings of its key) with different seqs is -32602; with the same seq it is taken', async ({ gw, publisher }) => {
+  const agent = freshAgent('twice');
+  const key = `agent:${agent}:main`;
+  for (let i = 1; i <= 3; i++) await publish(publisher, { text: `t${i}`, sessionKey: key });
+  const peer = await openPeer(gw.url, gw.token);
+  // Which cursor would win is an accident of the map's order: one of them skips events unseen.
+  const twice = errorOf(await peer.call('session.subscribe', { agentId: agent, after: { [key]: 0, [key.toUpperCase()]: 2 } }));
+  assert.equal([twice.code, twice.data?.errors?.map((problem) => problem.path)], [-32602, [`/after/${key.toUpperCase()}`]]);
+  assert.match(twice.message, `names session ${key}, as /after/${key} does, with another seq (2, not 0)`);
+  assert.is(peer.notifications('session.event').length, 0, 'the refused subscription is sent nothing');
+  const same = await subscribe(peer, { agentId: agent, after: { [key]: 1, [key.toUpperCase()]: 1 } });
+  assert.equal(seqs(await receive(peer, same.subscriptionId, 2)), [2, 3]);
+  peer.close();
+});
+
 test(`a connection holds at most MAX_SUBSCRIPTIONS_PER_CONNECTION (${MAX_SUBSCRIPTIONS_PER_CONNECTION}); one more is 1006`, async ({
   gw,
 }) => {
