@@ -15,10 +15,12 @@ import type { Subscriber } from './hub.js';
 
 export type ConnectionState = 'OPEN' | 'CLOSING' | 'CLOSED';
 
-/** RFC 6455 close codes the gateway sends. */
+/** RFC 6455 close codes the gateway sends (README.md lists them for client authors). */
 export const CloseCode = {
   GOING_AWAY: 1001,
   POLICY_VIOLATION: 1008,
+  /** The server hit a condition that kept it from fulfilling the request: a replay that failed. */
+  INTERNAL_ERROR: 1011,
   SERVICE_RESTART: 1012,
 } as const;
 

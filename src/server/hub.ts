@@ -12,6 +12,7 @@ import type { AgentWakeNotification, WakeOutcome } from '../protocol/schemas.js'
 import { parseSessionKey } from '../protocol/session-key.js';
 import { toStoredEvent, type Delivery, type RoutedEvent } from '../routing/route-event.js';
 import type { EventStore, TraceEntry } from '../store/types.js';
+import { CloseCode } from './connection.js';
 
 /** The hub's view of a connection. */
 export interface Subscriber {
@@ -39,9 +40,6 @@ export interface CursorAhead {
  * live: events are pushed as they are stored. ended: unsubscribed, or its connection closed.
  */
 type SubscriptionState = 'checking' | 'replaying' | 'live' | 'ended';
-
-/** RFC 6455 1011: the server hit a condition that kept it from fulfilling the request. */
-const REPLAY_FAILED_CLOSE_CODE = 1011;
 
 export interface HubOptions {
   heartbeatIntervalMs: number;
@@ -232,7 +230,7 @@ export class DeliveryHub implements Delivery {
       // Going live after a failed replay would leave a gap the client cannot see: its cursor would
       // move past the missing events. Closing makes it resubscribe from what it really has.
       this.#remove(subscription);
-      void subscription.subscriber.close(REPLAY_FAILED_CLOSE_CODE, 'replay failed; reconnect to resume');
+      void subscription.subscriber.close(CloseCode.INTERNAL_ERROR, 'replay failed; reconnect to resume');
     });
   }
 

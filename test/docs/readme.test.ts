@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { CliErrorCode } from '../../src/cli/exit-codes.js';
 import { ERROR_DESCRIPTIONS, ErrorCode, type ErrorName } from '../../src/protocol/errors.js';
 import { METHOD_NAMES } from '../../src/protocol/methods.js';
+import { CloseCode } from '../../src/server/connection.js';
 
 const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
 const test = suite('docs/README');
@@ -43,6 +44,13 @@ test("the gateway's row says its listening line goes to stdout and its log to st
   const row = readme.split('\n').find((line) => line.startsWith('| `switchboard gateway '))!;
   assert.match(row, /one line on stdout is `switchboard gateway listening on ws:\/\/HOST:PORT/);
   assert.match(row, /its log \(signals, shutdown, warnings\) goes to stderr/);
+});
+
+test('every WebSocket close code the gateway sends is in its list of close codes, with those ws sends for it', () => {
+  const start = readme.indexOf('WebSocket close codes:');
+  const sentence = readme.slice(start, readme.indexOf('.', start));
+  // 1000 and 1002/1007/1009 are ws's: the normal close, frames that break RFC 6455, an oversized one.
+  for (const code of [1000, 1002, 1007, 1009, ...Object.values(CloseCode)]) assert.match(sentence, String(code), `close code ${code}`);
 });
 
 test('every RPC method is documented', () => {
