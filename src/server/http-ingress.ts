@@ -53,7 +53,10 @@ export function createHttpHandler(options: HttpIngressOptions): (request: Incomi
       if (path === '/' && request.method === 'GET') {
         return sendText(response, 426, 'switchboard speaks JSON-RPC 2.0 over WebSocket here (Authorization: Bearer <token>), and over HTTP at POST /rpc and POST /hooks/wake.\n', {
           upgrade: 'websocket',
-          connection: 'Upgrade',
+          // RFC 9110 section 7.8 wants "upgrade" in Connection beside Upgrade; Node reads a
+          // Connection header set here as keep-alive, so a client's "close" is said again, or the
+          // connection would stay open (RFC 9112 section 9.6: the server MUST close it).
+          connection: wantsClose(request) ? 'Upgrade, close' : 'Upgrade',
         });
       }
       return sendText(response, 404, `no route ${path}: use POST /rpc, POST /hooks/wake or GET /healthz\n`);
@@ -144,6 +147,12 @@ function readBody(request: IncomingMessage, timeoutMs: number): Promise<Body> {
     });
     request.once('aborted', () => finish({ status: 'aborted' }));
   });
+}
+
+/** Whether the client asked for its connection to close after this request (RFC 9112 section 9.3). */
+function wantsClose(request: IncomingMessage): boolean {
+  const options = (request.headers.connection ?? '').toLowerCase().split(',').map((option) => option.trim());
+  return options.includes('close') || (request.httpVersion === '1.0' && !options.includes('keep-alive'));
 }
 
 /** A body that is not UTF-8 is not JSON: answered as one that does not parse, on either route. */

@@ -377,6 +377,38 @@ test('a request that asks to upgrade to another protocol (h2c, as curl --http2 a
   assert.is((await tryUpgrade(gw.url, bearer(gw.token))).status, 101);
 });
 
+test('GET / is 426 with Upgrade: websocket, and a client that says "Connection: close" (or asked for h2c) has its connection closed after it', async ({ gw }) => {
+  // RFC 9112 section 9.6: the server MUST close after answering a request with the close option.
+  for (const head of [
+    'GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n',
+    'GET / HTTP/1.0\r\nhost: x\r\n\r\n',
+    'GET / HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n',
+  ]) {
+    const raw = await openRawHttp(gw.port);
+    raw.write(head);
+    const answer = await raw.response();
+    assert.is(answer.status, 426, head);
+    assert.is(answer.headers['upgrade'], 'websocket', head);
+    assert.match(String(answer.headers['connection']), /^upgrade\b/i, head);
+    await waitFor(() => raw.closed, `the connection closed after the 426 to ${JSON.stringify(head)}`);
+  }
+  // Without it, the connection is kept for the next request, as HTTP/1.1 has it.
+  const kept = await openRawHttp(gw.port);
+  kept.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n');
+  assert.is((await kept.response()).status, 426);
+  await sleep(100);
+  assert.not.ok(kept.closed, 'a keep-alive connection stays open');
+  kept.socket.destroy();
+});
+
+/** Polls `condition` until it holds, for up to 2 s (the keep-alive timeout is 5 s). */
+async function waitFor(condition: () => boolean, what: string): Promise<void> {
+  for (let waited = 0; !condition(); waited += 20) {
+    if (waited >= 2_000) throw new Error(`timed out waiting until ${what}`);
+    await sleep(20);
+  }
+}
+
 test('other verbs are 405 with Allow: POST; unknown paths 404; /healthz is 200 "ok" without auth', async ({ gw }) => {
   const get = await httpRequest(gw.port, { path: '/rpc', headers: bearer(gw.token) });
   assert.is(get.status, 405);
