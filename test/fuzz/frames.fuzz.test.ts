@@ -912,7 +912,8 @@ test('afterwards: no prototype polluted, no internal error, and every stored eve
   checker.close();
   assert.is(strays.length, 0, `stored events that no call was answered for (seed ${SEED}):\n${strays.join('\n')}`);
   assert.is(status.pending, stored, 'gateway.status pending counts exactly the stored events');
-  assert.ok(stored > 0, 'events were stored');
+  // Not `stored > 0`: the frames' own drains and acks may consume every event they stored (1 seed in ~60).
+  assert.ok(ledger.answered.size > 0, 'the frames stored events, so the checks above had something to check');
 });
 
 test('edge frames and random ones against the gateway process: it never crashes, and still answers afterwards', async () => {
