@@ -74,7 +74,7 @@ export const CliErrorCode = {
    * stops a watch with 0; the code stays listed, as every code once published does.
    */
   ABORTED: 2006,
-  /** No --token, no SWITCHBOARD_TOKEN, and no usable token file in the data dir (none, empty, or holding more than a token). */
+  /** No --token, no SWITCHBOARD_TOKEN, and no usable token file in the data dir (none, empty, holding more than a token, or unreadable). */
   NO_TOKEN: 2007,
 } as const;
 

@@ -1,5 +1,5 @@
 /** `switchboard gateway`: run the service in the foreground until SIGINT/SIGTERM. */
-import { DataDirError, resolveDataDir, tokenPath } from '../config/data-dir.js';
+import { DataDirError, resolveDataDir, TokenFileError, tokenPath } from '../config/data-dir.js';
 import { ENV } from '../protocol/constants.js';
 import { startGateway } from '../server/gateway.js';
 import { StoreLockedError, StoreOpenError } from '../store/errors.js';
@@ -58,6 +58,8 @@ function startFailure(error: unknown, dataDir: string, from: string | undefined)
   if (errno.code === 'EACCES' || errno.code === 'EPERM') return `cannot start: permission denied (${errno.message}); check --data-dir ${dataDir} and --port`;
   const message = `cannot start: ${errno.message ?? String(error)}`;
   // A data dir that cannot be used: only here is it known how it was chosen, so how to choose another.
-  if (!(error instanceof StoreLockedError || error instanceof StoreOpenError || error instanceof DataDirError)) return message;
+  if (!(error instanceof StoreLockedError || error instanceof StoreOpenError || error instanceof DataDirError || error instanceof TokenFileError)) {
+    return message;
+  }
   return `${message} (${from === undefined ? `the default data dir: choose another with --data-dir or ${ENV.dataDir}` : `the data dir was given by ${from}`})`;
 }

@@ -29,21 +29,44 @@ export class DataDirError extends Error {
 }
 
 /**
- * The token file is there but holds no usable token: nothing (an interrupted first start, an
- * editor, a `> token`), or more than a token (a second line, a space, a character an HTTP header
- * cannot carry), which no client could send as `Authorization: Bearer <token>`.
+ * The token file is there but gives no usable token: it holds nothing (an interrupted first start,
+ * an editor, a `> token`), or more than a token (a second line, a space, a character an HTTP header
+ * cannot carry, so no client could send it as `Authorization: Bearer <token>`), or it cannot be
+ * read (another user's data dir, a directory in its place, a data dir path through a file). Each
+ * says the file and the fix: the CLI reads it on every call, as whoever runs it.
  */
 export class TokenFileError extends Error {
-  readonly code: 'TOKEN_FILE_EMPTY' | 'TOKEN_FILE_INVALID';
+  readonly code: 'TOKEN_FILE_EMPTY' | 'TOKEN_FILE_INVALID' | 'TOKEN_FILE_UNREADABLE';
   readonly path: string;
 
-  constructor(file: string, problem?: string) {
-    const fix = 'delete it to have the gateway write a new admin token when it next starts, or write the token into it alone';
-    super(problem === undefined ? `token file ${file} is empty: ${fix}` : `token file ${file} ${problem}, so no client could send it: ${fix}`);
+  private constructor(code: TokenFileError['code'], file: string, message: string, options?: { cause: unknown }) {
+    super(`token file ${file} ${message}`, options);
     this.name = 'TokenFileError';
-    this.code = problem === undefined ? 'TOKEN_FILE_EMPTY' : 'TOKEN_FILE_INVALID';
+    this.code = code;
     this.path = file;
   }
+
+  static empty(file: string): TokenFileError {
+    return new TokenFileError('TOKEN_FILE_EMPTY', file, `is empty: ${REWRITE_FIX}`);
+  }
+
+  /** `problem`: what besides the token it holds, as tokenProblem says it. */
+  static invalid(file: string, problem: string): TokenFileError {
+    return new TokenFileError('TOKEN_FILE_INVALID', file, `holds ${problem}, not a token alone, so no client could send it: ${REWRITE_FIX}`);
+  }
+
+  static unreadable(file: string, cause: NodeJS.ErrnoException): TokenFileError {
+    return new TokenFileError('TOKEN_FILE_UNREADABLE', file, `cannot be read (${cause.code ?? cause.message}): ${unreadableFix(cause.code)}`, { cause });
+  }
+}
+
+const REWRITE_FIX = 'delete it to have the gateway write a new admin token when it next starts, or write the token into it alone';
+
+function unreadableFix(code: string | undefined): string {
+  if (code === 'EACCES' || code === 'EPERM') return 'run as the user that runs the gateway, or give that user read access to it';
+  if (code === 'EISDIR') return 'a directory is in its place: remove it to have the gateway write a new admin token when it next starts';
+  if (code === 'ENOTDIR') return 'the data dir is not a directory: give the data dir the gateway uses';
+  return 'check the file and its data dir';
 }
 
 /**
@@ -100,7 +123,7 @@ export function ensureDataDir(dataDir: string): string {
  * The token in the data dir, or undefined when there is no token file (yet). An empty one is a
  * TokenFileError: taking it for a missing file would have the gateway try to write a new token
  * where one exists, and the CLI say that the file does not exist. So is one holding more than a
- * token: the gateway would start with an admin token nobody can present, and the CLI fail to send it.
+ * token (the gateway would start with an admin token nobody can present), and one that cannot be read.
  */
 export function readToken(dataDir: string): string | undefined {
   const file = tokenPath(dataDir);
@@ -109,11 +132,11 @@ export function readToken(dataDir: string): string | undefined {
     text = readFileSync(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
+    throw TokenFileError.unreadable(file, error as NodeJS.ErrnoException);
   }
   const token = text.trim();
-  if (!token) throw new TokenFileError(file);
+  if (!token) throw TokenFileError.empty(file);
   const problem = tokenProblem(token);
-  if (problem !== undefined) throw new TokenFileError(file, `holds ${problem}, not a token alone`);
+  if (problem !== undefined) throw TokenFileError.invalid(file, problem);
   return token;
 }

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { TokenFileError, ensureDataDir, readToken, resolveDataDir, tokenPath } from '../../src/config/data-dir.js';
+import { ensureDataDir, readToken, resolveDataDir, TokenFileError, tokenPath } from '../../src/config/data-dir.js';
 
 const test = suite('config/data-dir');
 
@@ -87,6 +87,32 @@ test('a token file holding more than a token (a second line, a space, a control 
       );
     }
     assert.is(fs.readFileSync(tokenPath(dir), 'utf8'), content, 'the file is left as it was');
+  }
+});
+
+test('a token file that cannot be read (a directory in its place, a data dir path through a file) is a TokenFileError naming the file, the errno and the fix', () => {
+  const dir = tempDir();
+  fs.mkdirSync(tokenPath(dir));
+  const file = path.join(tempDir(), 'a-file');
+  fs.writeFileSync(file, 'not a dir');
+  const cases: [string, string, RegExp][] = [
+    [dir, 'EISDIR', /a directory is in its place: remove it/],
+    [file, 'ENOTDIR', /the data dir is not a directory/],
+  ];
+  for (const [dataDir, code, fix] of cases) {
+    const error = (() => {
+      try {
+        readToken(dataDir);
+      } catch (thrown) {
+        return thrown;
+      }
+      return undefined;
+    })();
+    assert.instance(error, TokenFileError, code);
+    const message = (error as Error).message;
+    assert.ok(message.startsWith(`token file ${tokenPath(dataDir)} cannot be read (${code}): `), message);
+    assert.match(message, fix);
+    assert.is((error as TokenFileError).code, 'TOKEN_FILE_UNREADABLE');
   }
 });
 

@@ -565,6 +565,30 @@ test('exit 3: wrong token (flag or env), and no token anywhere', async ({ gw }) 
   assert.match(none.stderr, /no token/);
 });
 
+test('exit 3 NO_TOKEN, not a crash: a token file that cannot be read (a directory in its place, a data dir that is a file)', async ({ gw }) => {
+  const tokenIsDir = makeTempDir();
+  fs.mkdirSync(path.join(tokenIsDir, 'token'));
+  const dataDirIsFile = path.join(makeTempDir(), 'file');
+  fs.writeFileSync(dataDirIsFile, '');
+  const [dir, file, watch] = await Promise.all([
+    runCli(['status', '--json', '--url', gw.url, '--data-dir', tokenIsDir]),
+    runCli(['system', 'event', '--text', 'x', '--url', gw.url, '--data-dir', dataDirIsFile]),
+    runCli(['session', 'watch', '--agent', 'main', '--url', gw.url, '--data-dir', tokenIsDir]),
+  ]);
+  const error = parseJsonError(dir, 3);
+  assert.equal([error.code, error.data], [2007, { name: 'NO_TOKEN' }]);
+  assert.is(
+    dir.stderr,
+    `switchboard: no token: token file ${path.join(tokenIsDir, 'token')} cannot be read (EISDIR): a directory is in its place: remove it to have the gateway write a new admin token when it next starts; or pass --token / SWITCHBOARD_TOKEN\n`,
+  );
+  for (const result of [file, watch]) {
+    assertExit(result, 3);
+    assert.is(result.stdout, '');
+    assert.match(result.stderr, /^switchboard: no token: token file .* cannot be read \(E(NOTDIR|ISDIR)\): /);
+    assert.not.match(result.stderr, /unexpected error|    at /);
+  }
+});
+
 test('where the token and URL come from: --data-dir, SWITCHBOARD_DATA_DIR, --token, SWITCHBOARD_TOKEN, SWITCHBOARD_URL', async ({ gw }) => {
   const key = freshKey();
   const event = (text: string) => ['system', 'event', '--text', text, '--session-key', key];
