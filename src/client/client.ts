@@ -160,8 +160,13 @@ export class SwitchboardClient {
   async call<M extends MethodName>(method: M, params: ParamsOf<M>, options: CallOptions = {}): Promise<ResultOf<M>> {
     const timeoutMs = durationOption('timeoutMs', options.timeoutMs, this.#timeoutMs);
     const deadline = Date.now() + timeoutMs;
-    await this.#untilOpen(method, timeoutMs, options.signal);
-    if (options.signal?.aborted) throw aborted(this.url, method);
+    // Checked again after every wait, and sent with no await in between: a close (or a lost
+    // connection) in that gap has already rejected what was pending, and a call sent after it
+    // would go nowhere and wait out its whole timeout.
+    do {
+      await this.#untilOpen(method, Math.max(0, deadline - Date.now()), options.signal);
+      if (options.signal?.aborted) throw aborted(this.url, method);
+    } while (this.#state !== 'open');
     return this.#send(method, params, Math.max(0, deadline - Date.now()), options.signal) as Promise<ResultOf<M>>;
   }
 
@@ -301,6 +306,11 @@ export class SwitchboardClient {
   ): Promise<unknown> {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
+      // Not on a socket the client has left: nothing would answer or reject the call but its timer.
+      if (this.#state !== 'open') {
+        reject(this.#closedError ?? new ConnectionError('closed', this.url, `connection to ${this.url} was lost before ${method} was sent`));
+        return;
+      }
       const settle = () => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);

@@ -161,6 +161,24 @@ test('a call waiting for a reconnect is rejected as closed when the client is cl
   assert.ok(Date.now() - started < 1_000, 'settled at close, not at its timeout');
 });
 
+test('calls made in the same tick as close() are rejected as closed at once, not at their timeout', async ({ gw }) => {
+  const client = await connect({ url: gw.url, token: gw.token, timeoutMs: 5_000 });
+  const started = Date.now();
+  const outcomes = [client.status(), client.peek({ sessionKey: 'main' }), client.subscribe({ agentId: 'main' }, { onEvent: () => {} })].map((call) =>
+    call.then(
+      () => 'answered',
+      (error: unknown) => error,
+    ),
+  );
+  await client.close();
+  for (const outcome of await Promise.all(outcomes)) {
+    assert.instance(outcome, ConnectionError);
+    assert.is((outcome as ConnectionError).failure, 'closed');
+    assert.is((outcome as ConnectionError).message, 'the client was closed');
+  }
+  assert.ok(Date.now() - started < 1_000, `settled at close, not at the 5 s timeout (${Date.now() - started} ms)`);
+});
+
 test('the CLI refuses an empty --agent instead of reading main', async ({ gw, admin }) => {
   resultOf(await admin.call('system.event', { text: 'in main' }));
   for (const command of ['peek', 'drain']) {
