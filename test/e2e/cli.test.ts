@@ -880,6 +880,24 @@ test('a data dir in use: the message says how that data dir was chosen (--data-d
   await first.stop();
 });
 
+test('a gateway on a --host that is not an address of this machine exits 1, naming --host and the fix', async () => {
+  const [unknown, elsewhere] = await Promise.all([
+    runCli(['gateway', '--port', '0', '--host', 'no-such-host.invalid', '--data-dir', makeTempDir()]),
+    // TEST-NET-1 (RFC 5737): documentation only, assigned to no machine.
+    runCli(['gateway', '--port', '0', '--host', '192.0.2.1', '--data-dir', makeTempDir()]),
+  ]);
+  for (const [result, errno] of [
+    [unknown, /getaddrinfo (ENOTFOUND|EAI_AGAIN) no-such-host\.invalid/],
+    [elsewhere, /listen EADDRNOTAVAIL: address not available 192\.0\.2\.1/],
+  ] as const) {
+    assertExit(result, 1);
+    assert.is(result.stdout, '', 'it never claimed to be listening');
+    assert.ok(result.stderr.startsWith('switchboard: cannot listen: --host is not an address of this machine ('), result.stderr);
+    assert.match(result.stderr, errno);
+    assert.ok(result.stderr.endsWith('); give one of its addresses, 127.0.0.1 (the default) or 0.0.0.0 for all\n'), result.stderr);
+  }
+});
+
 test('a gateway on a port already taken exits 1, saying the port is in use', async ({ gw }) => {
   const result = await runCli(['gateway', '--port', String(gw.port), '--data-dir', makeTempDir()]);
   assertExit(result, 1);
