@@ -37,7 +37,10 @@ export interface ConnectOptions {
   signal?: AbortSignal;
   /**
    * Re-open a lost connection (gateway restart, network) and resume subscriptions. Calls made
-   * while reconnecting wait for the new connection, within their timeout. @default false
+   * while reconnecting wait for the new connection, within their timeout. Calls in flight when it
+   * is lost are rejected (ConnectionError `closed`), except those safe to send twice (ack and the
+   * reads: peek, listSessions, trace, status, discover), which are sent again once it is back.
+   * @default false
    */
   reconnect?: boolean | ReconnectOptions;
   /**
@@ -160,14 +163,22 @@ export class SwitchboardClient {
   async call<M extends MethodName>(method: M, params: ParamsOf<M>, options: CallOptions = {}): Promise<ResultOf<M>> {
     const timeoutMs = durationOption('timeoutMs', options.timeoutMs, this.#timeoutMs);
     const deadline = Date.now() + timeoutMs;
-    // Checked again after every wait, and sent with no await in between: a close (or a lost
-    // connection) in that gap has already rejected what was pending, and a call sent after it
-    // would go nowhere and wait out its whole timeout.
-    do {
-      await this.#untilOpen(method, Math.max(0, deadline - Date.now()), options.signal);
-      if (options.signal?.aborted) throw aborted(this.url, method);
-    } while (this.#state !== 'open');
-    return this.#send(method, params, Math.max(0, deadline - Date.now()), options.signal) as Promise<ResultOf<M>>;
+    for (;;) {
+      // Checked again after every wait, and sent with no await in between: a close (or a lost
+      // connection) in that gap has already rejected what was pending, and a call sent after it
+      // would go nowhere and wait out its whole timeout.
+      do {
+        await this.#untilOpen(method, Math.max(0, deadline - Date.now()), options.signal);
+        if (options.signal?.aborted) throw aborted(this.url, method);
+      } while (this.#state !== 'open');
+      try {
+        return (await this.#send(method, params, Math.max(0, deadline - Date.now()), options.signal)) as ResultOf<M>;
+      } catch (error) {
+        // The state as it is now, not as the loop above left it (TypeScript narrows across the await).
+        const lostMidCall = error instanceof ConnectionError && error.failure === 'closed' && (this.#state as ClientState) === 'reconnecting';
+        if (!lostMidCall || !RESENT_AFTER_RECONNECT.has(method)) throw error;
+      }
+    }
   }
 
   systemEvent(params: ParamsOf<'system.event'>, options?: CallOptions): Promise<ResultOf<'system.event'>> {
@@ -540,6 +551,22 @@ export class SwitchboardClient {
     }
   }
 }
+
+/**
+ * Calls that, with `reconnect`, are sent again once the client is back when their connection is
+ * lost before the answer, within their timeout: done twice they do what they did once (an ack
+ * consumes up to its seq, the rest only read). An agent loop's ack in flight when its gateway is
+ * killed must not end the loop, and the event it acked must not stay pending. system.event and
+ * session.drain are not among them: done twice they store, or consume, twice.
+ */
+const RESENT_AFTER_RECONNECT: ReadonlySet<string> = new Set<MethodName>([
+  'session.ack',
+  'session.peek',
+  'session.list',
+  'event.trace',
+  'gateway.status',
+  'rpc.discover',
+]);
 
 /**
  * Refusals a resubscribe cannot outwait, which end the client with the gateway's reason: a cursor

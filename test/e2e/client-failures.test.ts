@@ -179,6 +179,34 @@ test('calls made in the same tick as close() are rejected as closed at once, not
   assert.ok(Date.now() - started < 1_000, `settled at close, not at the 5 s timeout (${Date.now() - started} ms)`);
 });
 
+test('with reconnect, an ack (or a read) whose connection is lost before its answer is sent again once the client is back; a drain is not', async () => {
+  // A gateway stand-in killed (its socket cut, no close frame) the first time it reads each method, and answering it on the next connection.
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => server.once('listening', resolve));
+  const received: string[] = [];
+  server.on('connection', (socket) => {
+    socket.on('message', (data) => {
+      const request = JSON.parse(String(data)) as { id: number; method: string };
+      received.push(request.method);
+      if (received.filter((method) => method === request.method).length === 1) return void socket.terminate();
+      socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { answered: request.method } }));
+    });
+  });
+  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const client = await connect({ url, token: 'x', timeoutMs: 5_000, reconnect: { initialDelayMs: 10, maxDelayMs: 10 } });
+  try {
+    assert.equal(await client.ack({ sessionKey: 'agent:a:main', seq: 1 }), { answered: 'session.ack' });
+    assert.equal(await client.peek({ sessionKey: 'agent:a:main' }), { answered: 'session.peek' });
+    const drained = await client.drain({ sessionKey: 'agent:a:main' }).catch((error: unknown) => error);
+    assert.instance(drained, ConnectionError);
+    assert.is((drained as ConnectionError).failure, 'closed');
+    assert.equal(received, ['session.ack', 'session.ack', 'session.peek', 'session.peek', 'session.drain']);
+  } finally {
+    await client.close();
+    server.close();
+  }
+});
+
 test('the CLI refuses an empty --agent instead of reading main', async ({ gw, admin }) => {
   resultOf(await admin.call('system.event', { text: 'in main' }));
   for (const command of ['peek', 'drain']) {
