@@ -269,6 +269,8 @@ export class SwitchboardClient {
     );
     const stop = () => queue.end();
     options.signal?.addEventListener('abort', stop, { once: true });
+    // Aborted after the subscribe was answered and before the line above: 'abort' has fired already.
+    if (options.signal?.aborted) stop();
     // A connection lost for good (token revoked, reconnect off) is an error for the loop, not an
     // end: an agent must not mistake it for "no more events". Closing the client is an end.
     void this.#closed.then(() => queue.end(this.#closedByCaller ? undefined : this.#closedError));
@@ -317,6 +319,11 @@ export class SwitchboardClient {
   ): Promise<unknown> {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
+      // An AbortSignal fires 'abort' once: one aborted before the call would never be heard.
+      if (signal?.aborted) {
+        reject(aborted(this.url, method));
+        return;
+      }
       // Not on a socket the client has left: nothing would answer or reject the call but its timer.
       if (this.#state !== 'open') {
         reject(this.#closedError ?? new ConnectionError('closed', this.url, `connection to ${this.url} was lost before ${method} was sent`));
@@ -360,6 +367,7 @@ export class SwitchboardClient {
   /** Waits for a reconnect to finish, within the call's timeout and signal. */
   #whenOpen(method: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
     return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(aborted(this.url, method));
       const done = () => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);

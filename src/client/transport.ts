@@ -28,6 +28,8 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
       reject(invalidGatewayUrl(url, problem));
       return;
     }
+    // An AbortSignal fires 'abort' once: one aborted before connect() would never be heard.
+    if (options.signal?.aborted) return reject(new ConnectionError('aborted', url, `connecting to ${url} was aborted`));
     let ws: WebSocket;
     try {
       ws = new WebSocket(url, {

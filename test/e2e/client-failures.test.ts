@@ -207,6 +207,37 @@ test('with reconnect, an ack (or a read) whose connection is lost before its ans
   }
 });
 
+test('a signal aborted before the call: connect(), subscribe() and an events() loop reject "aborted" at once, as a call does; the loop never streams', async ({ gw, admin }) => {
+  const agentId = 'preaborted';
+  resultOf(await admin.call('system.event', { text: 'pending', agentId }));
+  const client = await connect({ url: gw.url, token: gw.token, timeoutMs: 5_000 });
+  try {
+    const signal = AbortSignal.abort();
+    const seen: number[] = [];
+    const loop = (async () => {
+      for await (const event of client.events({ agentId }, { signal })) seen.push(event.seq);
+      return 'ended';
+    })();
+    const outcomes = await Promise.all(
+      [loop, client.subscribe({ agentId }, { onEvent: (event) => seen.push(event.seq) }, { signal }), client.status({ signal })].map((call) =>
+        Promise.race([call.then(() => 'resolved', (error: unknown) => error), new Promise((resolve) => setTimeout(() => resolve('still waiting'), 1_000))]),
+      ),
+    );
+    const connecting = await connect({ url: gw.url, token: gw.token, signal }).then(
+      (opened) => (void opened.close(), 'connected'),
+      (error: unknown) => error,
+    );
+    for (const outcome of [...outcomes, connecting]) {
+      assert.instance(outcome, ConnectionError);
+      assert.is((outcome as ConnectionError).failure, 'aborted');
+    }
+    assert.equal(seen, [], 'no event was streamed');
+    assert.is((await client.systemEvent({ text: 'after', agentId })).receivers, 0, 'no subscription was left behind');
+  } finally {
+    await client.close();
+  }
+});
+
 test('the CLI refuses an empty --agent instead of reading main', async ({ gw, admin }) => {
   resultOf(await admin.call('system.event', { text: 'in main' }));
   for (const command of ['peek', 'drain']) {
