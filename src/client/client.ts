@@ -39,8 +39,8 @@ export interface ConnectOptions {
    * Re-open a lost connection (gateway restart, network) and resume subscriptions. Calls made
    * while reconnecting wait for the new connection, within their timeout. Calls in flight when it
    * is lost are rejected (ConnectionError `closed`), except those safe to send twice (ack and the
-   * reads: peek, listSessions, trace, status, discover), which are sent again once it is back.
-   * @default false
+   * reads: peek, listSessions, trace, status, discover), which are sent again once it is back, as
+   * they are when a gateway shutting down refuses them (SHUTTING_DOWN). @default false
    */
   reconnect?: boolean | ReconnectOptions;
   /**
@@ -133,6 +133,8 @@ export class SwitchboardClient {
   readonly #subscriptions = new Set<SubscriptionState>();
   readonly #byServerId = new Map<string, SubscriptionState>();
   readonly #reopened = new Set<() => void>();
+  /** Told when the open connection closes or is lost (see #whenLeft). */
+  readonly #left = new Set<() => void>();
   readonly #closed: Promise<void>;
   #resolveClosed!: () => void;
   #socket: Socket;
@@ -171,12 +173,20 @@ export class SwitchboardClient {
         await this.#untilOpen(method, Math.max(0, deadline - Date.now()), options.signal);
         if (options.signal?.aborted) throw aborted(this.url, method);
       } while (this.#state !== 'open');
+      const socket = this.#socket;
       try {
         return (await this.#send(method, params, Math.max(0, deadline - Date.now()), options.signal)) as ResultOf<M>;
       } catch (error) {
+        if (!this.#reconnect || !RESENT_AFTER_RECONNECT.has(method)) throw error;
         // The state as it is now, not as the loop above left it (TypeScript narrows across the await).
         const lostMidCall = error instanceof ConnectionError && error.failure === 'closed' && (this.#state as ClientState) === 'reconnecting';
-        if (!lostMidCall || !RESENT_AFTER_RECONNECT.has(method)) throw error;
+        // A gateway shutting down refuses calls (nothing done) until it closes the connection, which
+        // the reconnect then re-opens: wait for that close, and send it again once it is back.
+        const refusedByShutdown = error instanceof RpcCallError && error.errorName === 'SHUTTING_DOWN';
+        if (!lostMidCall && !refusedByShutdown) throw error;
+        if (refusedByShutdown && this.#socket === socket && this.#state === 'open') {
+          await this.#whenLeft(method, Math.max(0, deadline - Date.now()), options.signal);
+        }
       }
     }
   }
@@ -366,26 +376,36 @@ export class SwitchboardClient {
 
   /** Waits for a reconnect to finish, within the call's timeout and signal. */
   #whenOpen(method: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+    return this.#until(this.#reopened, method, timeoutMs, signal, 'was not back');
+  }
+
+  /** Waits for the connection to close or be lost, within the call's timeout and signal. */
+  #whenLeft(method: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
+    return this.#until(this.#left, method, timeoutMs, signal, 'did not close the connection it is shutting down');
+  }
+
+  /** Waits until `waiters` is told, within the call's timeout and signal. */
+  #until(waiters: Set<() => void>, method: string, timeoutMs: number, signal: AbortSignal | undefined, late: string): Promise<void> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(aborted(this.url, method));
       const done = () => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
-        this.#reopened.delete(done);
+        waiters.delete(done);
         resolve();
       };
       const onAbort = () => {
-        this.#reopened.delete(done);
+        waiters.delete(done);
         clearTimeout(timer);
         reject(aborted(this.url, method));
       };
       const timer = setTimeout(() => {
-        this.#reopened.delete(done);
+        waiters.delete(done);
         signal?.removeEventListener('abort', onAbort);
-        reject(new ConnectionError('timeout', this.url, `${method}: the gateway at ${this.url} was not back within ${timeoutMs} ms`));
+        reject(new ConnectionError('timeout', this.url, `${method}: the gateway at ${this.url} ${late} within ${timeoutMs} ms`));
       }, timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.#reopened.add(done);
+      waiters.add(done);
     });
   }
 
@@ -449,6 +469,7 @@ export class SwitchboardClient {
     socket.onMessage((text) => this.#receive(text));
     socket.onClose((code, reason) => {
       if (socket !== this.#socket || this.#state === 'closed') return;
+      for (const left of [...this.#left]) left();
       const closed = `closed (${code}${reason ? `: ${reason}` : ''})`;
       // A revoked token is refused on every reconnect: end here, as a refused reconnect would, and
       // without telling onReconnect of an attempt that cannot succeed. Calls in flight get the
@@ -521,8 +542,8 @@ export class SwitchboardClient {
     this.#closedError = error;
     this.#closedByCaller = byCaller;
     this.#rejectPending(error);
-    // Calls waiting for a reconnect wake up, see the closed state, and reject with the error.
-    for (const resume of [...this.#reopened]) resume();
+    // Calls waiting for a reconnect (or a close) wake up, see the closed state, and reject with the error.
+    for (const resume of [...this.#reopened, ...this.#left]) resume();
     this.#resolveClosed();
   }
 

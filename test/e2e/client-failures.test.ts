@@ -9,7 +9,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect } from '../../src/client/client.js';
 import { WebSocketServer } from 'ws';
-import { ConnectionError } from '../../src/client/errors.js';
+import { ConnectionError, RpcCallError } from '../../src/client/errors.js';
 import { MAX_AUTH_FAILURES_PER_WINDOW } from '../../src/protocol/constants.js';
 import { cleanup, openPeer, resultOf, runCli, startInProcessGateway, tryUpgrade, type CliResult, type InProcessGateway, type Peer } from '../helpers/gateway.js';
 
@@ -235,6 +235,37 @@ test('a signal aborted before the call: connect(), subscribe() and an events() l
     assert.is((await client.systemEvent({ text: 'after', agentId })).receivers, 0, 'no subscription was left behind');
   } finally {
     await client.close();
+  }
+});
+
+test('with reconnect, an ack refused SHUTTING_DOWN by a gateway going down is sent again once it is back; a drain gets the refusal', async () => {
+  // A gateway stand-in that shuts down under each of its first two connections: it refuses what comes (nothing done), then closes with 1001.
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => server.once('listening', resolve));
+  const received: string[] = [];
+  let connections = 0;
+  server.on('connection', (socket) => {
+    const number = ++connections;
+    const shuttingDown = number <= 2;
+    socket.on('message', (data) => {
+      const request = JSON.parse(String(data)) as { id: number; method: string };
+      received.push(`${number}:${request.method}`);
+      if (!shuttingDown) return void socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { answered: request.method } }));
+      socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, error: { code: 1003, message: 'the gateway is shutting down', data: { name: 'SHUTTING_DOWN' } } }));
+      setTimeout(() => socket.close(1001, 'gateway shutting down'), 50);
+    });
+  });
+  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const client = await connect({ url, token: 'x', timeoutMs: 5_000, reconnect: { initialDelayMs: 10, maxDelayMs: 10 } });
+  try {
+    const drained = await client.drain({ sessionKey: 'agent:a:main' }).catch((error: unknown) => error);
+    assert.instance(drained, RpcCallError);
+    assert.is((drained as RpcCallError).errorName, 'SHUTTING_DOWN');
+    assert.equal(await client.ack({ sessionKey: 'agent:a:main', seq: 1 }), { answered: 'session.ack' });
+    assert.equal(received, ['1:session.drain', '1:session.ack', '2:session.ack', '3:session.ack']);
+  } finally {
+    await client.close();
+    server.close();
   }
 });
 
