@@ -64,7 +64,10 @@ export type SubscribeTarget = { sessionKey: string; agentId?: never } | { agentI
 export interface SubscribeOptions {
   /** Resume point: a seq for a session subscription, a map of session key to seq for an agent one. */
   after?: number | Record<string, number>;
-  /** Called once per event, in seq order within a session. */
+  /**
+   * Called once per event, in seq order within a session. What it throws is an uncaught exception
+   * of its own (see runCallback): the event counts as delivered, and the subscription goes on.
+   */
   onEvent: (event: StoredEvent) => void;
 }
 
@@ -150,7 +153,8 @@ export class SwitchboardClient {
     this.#token = options.token;
     this.#timeoutMs = options.timeoutMs;
     this.#reconnect = reconnectSettings(options.reconnect);
-    this.#onReconnect = options.onReconnect ?? (() => {});
+    const onReconnect = options.onReconnect;
+    this.#onReconnect = onReconnect ? (change) => runCallback(() => onReconnect(change)) : () => {};
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#socket = socket;
     this.#attach(socket);
@@ -460,7 +464,7 @@ export class SwitchboardClient {
     // of a resumed subscription with anything still in flight from the old one.
     if (event.seq <= (state.cursors.get(event.sessionKey) ?? -1)) return;
     state.cursors.set(event.sessionKey, event.seq);
-    state.onEvent(event);
+    runCallback(() => state.onEvent(event));
   }
 
   // ------------------------------------------------------------------ connection
@@ -565,9 +569,10 @@ export class SwitchboardClient {
   #dispatch(item: unknown): void {
     if (typeof item !== 'object' || item === null) return;
     const message = item as { id?: unknown; method?: unknown; params?: unknown; result?: unknown; error?: unknown };
-    if (typeof message.method === 'string') {
-      if (message.method === 'session.event') this.#onSessionEvent(message.params as NotificationParams<'session.event'>);
-      for (const listener of this.#listeners) listener(message.method, message.params);
+    const { method, params } = message;
+    if (typeof method === 'string') {
+      if (method === 'session.event') this.#onSessionEvent(params as NotificationParams<'session.event'>);
+      for (const listener of this.#listeners) runCallback(() => listener(method, params));
       return;
     }
     const pending = typeof message.id === 'number' ? this.#pending.get(message.id) : undefined;
@@ -619,6 +624,22 @@ function resumeAfter(state: SubscriptionState): number | Record<string, number> 
   if (state.cursors.size === 0) return state.baseAfter;
   const base = typeof state.baseAfter === 'object' ? state.baseAfter : {};
   return { ...base, ...Object.fromEntries(state.cursors) };
+}
+
+/**
+ * Runs a caller's callback (onEvent, a notification listener, onReconnect). What it throws is
+ * rethrown on its own, an uncaught exception as an EventEmitter listener's is, and not into the
+ * socket's frame reader or close handler: there it stalled the connection for good (every later
+ * call timed out, no event came) or kept the reconnect from starting.
+ */
+function runCallback(callback: () => void): void {
+  try {
+    callback();
+  } catch (error) {
+    queueMicrotask(() => {
+      throw error;
+    });
+  }
 }
 
 function aborted(url: string, method: string): ConnectionError {

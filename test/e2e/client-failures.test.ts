@@ -11,7 +11,18 @@ import { connect } from '../../src/client/client.js';
 import { WebSocketServer } from 'ws';
 import { ConnectionError, RpcCallError } from '../../src/client/errors.js';
 import { MAX_AUTH_FAILURES_PER_WINDOW } from '../../src/protocol/constants.js';
-import { cleanup, openPeer, resultOf, runCli, startInProcessGateway, tryUpgrade, type CliResult, type InProcessGateway, type Peer } from '../helpers/gateway.js';
+import {
+  cleanup,
+  openPeer,
+  resultOf,
+  runCli,
+  startInProcessGateway,
+  tryUpgrade,
+  waitUntil,
+  type CliResult,
+  type InProcessGateway,
+  type Peer,
+} from '../helpers/gateway.js';
 
 interface Context {
   gw: InProcessGateway;
@@ -266,6 +277,38 @@ test('with reconnect, an ack refused SHUTTING_DOWN by a gateway going down is se
   } finally {
     await client.close();
     server.close();
+  }
+});
+
+test('an onEvent or notification listener that throws is an uncaught exception of its own: the connection goes on answering calls and pushing events', async ({ gw }) => {
+  const uncaught: string[] = [];
+  const onUncaught = (error: Error) => uncaught.push(error.message);
+  process.on('uncaughtException', onUncaught);
+  const client = await connect({ url: gw.url, token: gw.token, timeoutMs: 2_000 });
+  try {
+    const agentId = 'throwing';
+    const seen: number[] = [];
+    client.onNotification((method) => {
+      if (method === 'session.event') throw new Error('listener bug');
+    });
+    await client.subscribe(
+      { agentId },
+      {
+        onEvent: (event) => {
+          seen.push(event.seq);
+          if (event.seq === 1) throw new Error('onEvent bug');
+        },
+      },
+    );
+    await client.systemEvent({ text: 'first', agentId });
+    await client.systemEvent({ text: 'second', agentId });
+    await waitUntil(() => seen.length === 2, `both events (got ${JSON.stringify(seen)})`, 2_000);
+    assert.equal(seen, [1, 2]);
+    assert.is(typeof (await client.status()).version, 'string', 'later calls are answered');
+    assert.equal(uncaught.sort(), ['listener bug', 'listener bug', 'onEvent bug']);
+  } finally {
+    process.off('uncaughtException', onUncaught);
+    await client.close();
   }
 });
 
