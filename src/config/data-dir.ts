@@ -63,7 +63,7 @@ export class TokenFileError extends Error {
 const REWRITE_FIX = 'delete it to have the gateway write a new admin token when it next starts, or write the token into it alone';
 
 function unreadableFix(code: string | undefined): string {
-  if (code === 'EACCES' || code === 'EPERM') return 'run as the user that runs the gateway, or give that user read access to it';
+  if (code === 'EACCES' || code === 'EPERM') return 'run as the user that owns the data dir (the one the gateway runs as), or give this user read access to the file';
   if (code === 'EISDIR') return 'a directory is in its place: remove it to have the gateway write a new admin token when it next starts';
   if (code === 'ENOTDIR') return 'the data dir is not a directory: give the data dir the gateway uses';
   return 'check the file and its data dir';
