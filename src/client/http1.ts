@@ -54,7 +54,10 @@ export class ExchangeError extends Error {
   }
 }
 
-/** Bytes a header value may hold (RFC 9110 field-value): no CR, LF or NUL, so no header injection. */
+/**
+ * Characters a header value may hold (RFC 9110 field-value, one byte each): no CR, LF or NUL, so
+ * no header injection, and nothing past U+00FF, which one byte cannot carry.
+ */
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const STATUS_LINE = /^HTTP\/1\.\d (\d{3})(?:[ \t].*)?$/;
 const HEADER_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*(.*?)[ \t]*$/;
@@ -131,7 +134,9 @@ function requestHead({ url, method, headers, body }: HttpRequest): string {
   };
   let head = `${method} ${url.pathname}${url.search} HTTP/1.1\r\n`;
   for (const [name, value] of Object.entries(fields)) {
-    if (!FIELD_VALUE.test(value)) throw new TypeError(`the ${name} header holds a character HTTP cannot carry (CR, LF or NUL)`);
+    if (!FIELD_VALUE.test(value)) {
+      throw new TypeError(`the ${name} header holds a character HTTP cannot carry (a control character such as CR, LF or NUL, or one past U+00FF)`);
+    }
     head += `${name}: ${value}\r\n`;
   }
   return `${head}\r\n`;

@@ -211,12 +211,17 @@ test('exchange: the signal aborts a request in flight, and one already aborted n
   }
 });
 
-test('exchange: a header value with CR or LF is refused before anything is sent', async () => {
+test('exchange: a header value with CR or LF, or a character past U+00FF, is refused before anything is sent, saying which kinds', async () => {
   const server = await fakeServer((socket) => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
   try {
-    const outcome = await outcomeOf(post(server.url, { headers: { authorization: 'Bearer t\r\nX-Injected: 1' } }));
-    assert.instance(outcome, TypeError);
-    assert.match((outcome as Error).message, 'the authorization header holds a character HTTP cannot carry');
+    for (const authorization of ['Bearer t\r\nX-Injected: 1', 'Bearer sba_🎉']) {
+      const outcome = await outcomeOf(post(server.url, { headers: { authorization } }));
+      assert.instance(outcome, TypeError);
+      assert.is(
+        (outcome as Error).message,
+        'the authorization header holds a character HTTP cannot carry (a control character such as CR, LF or NUL, or one past U+00FF)',
+      );
+    }
     assert.is(server.requests.length, 0);
   } finally {
     await server.close();
