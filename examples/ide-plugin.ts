@@ -19,8 +19,10 @@ try {
   for (const event of pending.events) console.log(`  #${event.seq} ${event.text}`);
 } catch (error) {
   // A gateway error has a stable code and name; a lost connection is a ConnectionError instead.
-  if (error instanceof RpcCallError) console.error(`gateway refused (${error.errorName ?? error.code}): ${error.message}`);
-  else throw error;
+  if (!(error instanceof RpcCallError)) throw error;
+  console.error(`gateway refused (${error.errorName ?? error.code}): ${error.message}`);
+  // A plugin's caller (a task runner, a script) must see that nothing was reported.
+  process.exitCode = 1;
 } finally {
   await client.close();
 }
