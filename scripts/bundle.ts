@@ -28,7 +28,7 @@ await build({
   external: ['better-sqlite3', ...LAZY.map((name) => `./${name}.js`)],
   // CommonJS has no import.meta: version.ts finds package.json from the bin's own URL instead.
   inject: ['dist/scripts/cjs-import-meta.js'],
-  define: { 'import.meta.url': 'importMetaUrl' },
+  define: { 'import.meta': 'importMeta' },
 });
 
 await build({
