@@ -277,7 +277,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         'retry-after': '1',
       });
     }
-    wss.handleUpgrade(request, socket, head, (ws) => accept(ws, request, admission));
+    wss.handleUpgrade(request, socket, head, (ws) => {
+      // From here ws handles the socket's errors: a listener kept on every connection costs heap.
+      socket.off('error', ignore);
+      accept(ws, request, admission);
+    });
   });
 
   try {
