@@ -206,10 +206,11 @@ function gatewayUrl(args: Args): string {
 
 /** `--token`, else SWITCHBOARD_TOKEN, else the token file of the data dir the gateway uses. */
 function resolveToken(args: Args): string {
-  const given = optionOrEnv(args, 'token', ENV.token)?.value;
-  // A stray line end (a token pasted from a file with CRLF) cannot go in an HTTP header.
+  // Trimmed, as the token file is: `--token " $TOKEN"` means the token.
+  const given = optionOrEnv(args, 'token', ENV.token)?.value.trim();
+  // A line break inside (a paste of two lines) cannot go in an HTTP header.
   const problem = given === undefined ? undefined : tokenProblem(given);
-  if (problem !== undefined) throw usageError(`the token (--token or ${ENV.token}) holds ${problem}: pass the token alone`);
+  if (problem !== undefined) throw usageError(`the token (--token or ${ENV.token}) ${problem}: pass the token alone`);
   if (given !== undefined) return given;
   const dataDir = resolveDataDir(optionOrEnv(args, 'data-dir', ENV.dataDir)?.value);
   let token: string | undefined;

@@ -56,8 +56,12 @@ function startFailure(error: unknown, dataDir: string, from: string | undefined)
   const errno = error as NodeJS.ErrnoException;
   if (errno.code === 'EADDRINUSE') return `cannot listen: the port is already in use (${errno.message}); pick another with --port, or --port 0 for a free one`;
   // Not an address of this machine (a typo, another host's IP): only --host chooses it.
-  if (errno.code === 'ENOTFOUND' || errno.code === 'EADDRNOTAVAIL' || errno.code === 'EAI_AGAIN') {
+  if (errno.code === 'ENOTFOUND' || errno.code === 'EADDRNOTAVAIL') {
     return `cannot listen: --host is not an address of this machine (${errno.message}); give one of its addresses, 127.0.0.1 (the default) or 0.0.0.0 for all`;
+  }
+  // A name server that did not answer says nothing about the name: it may be right.
+  if (errno.code === 'EAI_AGAIN') {
+    return `cannot listen: --host could not be resolved now (${errno.message}); retry, or give an address (127.0.0.1, the default, or 0.0.0.0 for all)`;
   }
   if (errno.code === 'EACCES' || errno.code === 'EPERM') return `cannot start: permission denied (${errno.message}); check --data-dir ${dataDir} and --port`;
   const message = `cannot start: ${errno.message ?? String(error)}`;

@@ -121,8 +121,9 @@ export async function connect(options: ConnectOptions): Promise<SwitchboardClien
   const timeoutMs = durationOption('timeoutMs', options.timeoutMs, DEFAULT_CALL_TIMEOUT_MS);
   // Checked before connecting: a bad option is the caller's to fix, whatever the gateway says.
   reconnectSettings(options.reconnect);
-  const socket = await openSocket(url, tokenOption(options.token), { timeoutMs, ...(options.signal ? { signal: options.signal } : {}) });
-  return new SwitchboardClient(socket, { ...options, url, timeoutMs });
+  const token = tokenOption(options.token);
+  const socket = await openSocket(url, token, { timeoutMs, ...(options.signal ? { signal: options.signal } : {}) });
+  return new SwitchboardClient(socket, { ...options, url, token, timeoutMs });
 }
 
 export class SwitchboardClient {

@@ -21,9 +21,13 @@ export function durationOption(name: string, value: number | undefined, fallback
   return value;
 }
 
-/** The token, when an HTTP header can carry it whole; else a TypeError saying what is in the way. */
+/**
+ * The token without the whitespace around it (as the token file is read), when an HTTP header can
+ * carry it whole; else a TypeError saying what is in the way.
+ */
 export function tokenOption(token: string): string {
-  const problem = tokenProblem(token);
-  if (problem !== undefined) throw new TypeError(`token holds ${problem}: a switchboard token is one line of visible ASCII, sent alone`);
-  return token;
+  const trimmed = token.trim();
+  const problem = tokenProblem(trimmed);
+  if (problem !== undefined) throw new TypeError(`token ${problem}: a switchboard token is one line of visible characters, sent alone`);
+  return trimmed;
 }

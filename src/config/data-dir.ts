@@ -50,9 +50,9 @@ export class TokenFileError extends Error {
     return new TokenFileError('TOKEN_FILE_EMPTY', file, `is empty: ${REWRITE_FIX}`);
   }
 
-  /** `problem`: what besides the token it holds, as tokenProblem says it. */
+  /** `problem`: what besides the token it holds, as tokenProblem says it ("holds a line break"). */
   static invalid(file: string, problem: string): TokenFileError {
-    return new TokenFileError('TOKEN_FILE_INVALID', file, `holds ${problem}, not a token alone, so no client could send it: ${REWRITE_FIX}`);
+    return new TokenFileError('TOKEN_FILE_INVALID', file, `${problem}, not a token alone, so no client could send it: ${REWRITE_FIX}`);
   }
 
   static unreadable(file: string, cause: NodeJS.ErrnoException): TokenFileError {

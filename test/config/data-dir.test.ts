@@ -60,13 +60,19 @@ test('an empty (or blank) token file is a TokenFileError that names the file and
   }
 });
 
+test('a token file holding a hand-written token with Latin-1 letters (one byte each in a header) is read as it is', () => {
+  const dir = tempDir();
+  fs.writeFileSync(tokenPath(dir), 'sba_caf\u00e9-\u00fcber\n');
+  assert.is(readToken(dir), 'sba_caf\u00e9-\u00fcber');
+});
+
 test('a token file holding more than a token (a second line, a space, a control or non-ASCII character) is a TokenFileError naming what and where', () => {
   const cases = [
     ['sba_abc\nnote to self\n', 'holds a line break'],
     ['sba_abc\r\nsba_def', 'holds a line break'],
     ['sba_abc def', 'holds U+0020 at character 8'],
     ['sba_\u0000abc', 'holds U+0000 at character 5'],
-    ['sba_ab\u00e9', 'holds U+00E9 at character 7'],
+    ['sba_ab\u0085', 'holds U+0085 at character 7'],
     ['sba_\u{1F511}', 'holds U+1F511 at character 5'],
   ] as const;
   for (const [content, problem] of cases) {
