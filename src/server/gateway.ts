@@ -193,14 +193,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
 
   // `connections` tracks the sockets: ws's own tracking would cost each one a Set entry and a close listener.
-  // No subprotocol is selected: ws would echo the first one a client offers ("mqtt", "graphql-ws"),
-  // telling it the gateway speaks that (RFC 6455 section 4.2.2); it speaks plain JSON-RPC 2.0.
+  // A subprotocol is selected only when it names JSON-RPC: ws would echo the first one a client
+  // offers ("mqtt", "graphql-ws"), telling it the gateway speaks that (RFC 6455 section 4.2.2).
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: MAX_FRAME_BYTES,
     perMessageDeflate: false,
     clientTracking: false,
-    handleProtocols: () => false,
+    handleProtocols: (offered: Set<string>) => [...offered].find((protocol) => JSON_RPC_SUBPROTOCOLS.has(protocol)) ?? false,
   });
   let nextConnectionId = 1;
   // One for all connections: a copy each would cost every idle connection an object.
@@ -337,6 +337,12 @@ function asStartupError(error: unknown, dataDir: string): unknown {
   if (!(error instanceof StoreUnavailableError) || !isCorruption(error.sqliteCode)) return error;
   return corruptStoreError(databasePath(dataDir), error.sqliteCode, error);
 }
+
+/**
+ * Subprotocol names clients use for JSON-RPC over WebSocket: one that asks for it gets it back, and
+ * a browser (which fails a handshake whose offered protocols all go unanswered) can connect.
+ */
+const JSON_RPC_SUBPROTOCOLS: ReadonlySet<string> = new Set(['jsonrpc-2.0', 'jsonrpc', 'json-rpc', 'jsonrpc2']);
 
 /** Whether an upgrade request asks for WebSocket; ws refuses one that names it among others. */
 function asksForWebSocket(request: IncomingMessage): boolean {

@@ -443,7 +443,7 @@ test('upgrade with a wrong token, or another scheme, is refused with HTTP 401', 
   assert.is((await tryUpgrade(gw.url, { authorization: basic(`any:${gw.token}`) })).status, 101);
 });
 
-test('an upgrade that offers subprotocols is taken without selecting one: the gateway speaks none of them (RFC 6455 section 4.2.2)', async ({ gw }) => {
+test('an upgrade that offers subprotocols gets the first that names JSON-RPC, and none when none does (RFC 6455 section 4.2.2)', async ({ gw }) => {
   const upgrade = (protocols: string) =>
     new Promise<{ status: number; protocol: string | undefined }>((resolve, reject) => {
       const headers = {
@@ -468,7 +468,10 @@ test('an upgrade that offers subprotocols is taken without selecting one: the ga
     });
   // Selecting one would tell the client the gateway speaks MQTT, or graphql-ws, from then on.
   assert.equal(await upgrade('mqtt'), { status: 101, protocol: undefined });
-  assert.equal(await upgrade('graphql-ws, jsonrpc'), { status: 101, protocol: undefined });
+  assert.equal(await upgrade('graphql-ws, mqtt'), { status: 101, protocol: undefined });
+  // A client that offers JSON-RPC (and a browser, which needs one answered) gets it back.
+  assert.equal(await upgrade('graphql-ws, jsonrpc, jsonrpc-2.0'), { status: 101, protocol: 'jsonrpc' });
+  assert.equal(await upgrade('jsonrpc-2.0'), { status: 101, protocol: 'jsonrpc-2.0' });
 });
 
 test('an upgrade request without Host, or over HTTP/1.0, is 400 and no connection opens (RFC 6455 section 4.2.1)', async ({ gw }) => {
