@@ -2,7 +2,7 @@
  * The CLI's one-shot commands: resolve where the gateway is and the token, make one call through
  * the client library, print, and map the outcome to an exit code.
  */
-import { gatewayUrlProblem } from '../client/gateway-url.js';
+import { gatewayUrlProblem, withoutPassword } from '../client/gateway-url.js';
 import { callOverHttp } from '../client/http.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError, type ConnectionFailure } from '../client/errors.js';
@@ -200,7 +200,7 @@ function gatewayUrl(args: Args): string {
     throw usageError(`--url (or ${ENV.url}) holds a user name or password, which is not sent: give the token with --token or ${ENV.token}`);
   }
   const problem = gatewayUrlProblem(url);
-  if (problem !== undefined) throw usageError(`--url (or ${ENV.url}) ${JSON.stringify(url)} is not a gateway URL: ${problem}`);
+  if (problem !== undefined) throw usageError(`--url (or ${ENV.url}) ${JSON.stringify(withoutPassword(url))} is not a gateway URL: ${problem}`);
   return url;
 }
 

@@ -75,14 +75,18 @@ export function tlsError(url: string, error: unknown): ConnectionError | undefin
     });
   }
   if (CERTIFICATE_FAILURES.has(code)) {
-    return new ConnectionError(
-      'rejected',
-      url,
-      `the TLS certificate of ${url} was not accepted (${code}: ${(error as Error).message}): if it is your own, give Node.js its CA with NODE_EXTRA_CA_CERTS=<file.pem>`,
-      { cause: error },
-    );
+    return new ConnectionError('rejected', url, `the TLS certificate of ${url} was not accepted (${code}: ${(error as Error).message}): ${certificateFix(code)}`, {
+      cause: error,
+    });
   }
   return undefined;
+}
+
+function certificateFix(code: string): string {
+  if (code === 'HOSTNAME_MISMATCH' || code === 'ERR_TLS_CERT_ALTNAME_INVALID') return 'connect by a host name the certificate covers';
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') return "renew the gateway's certificate, or check this machine's clock";
+  if (code === 'CERT_REVOKED') return "replace the gateway's certificate";
+  return 'if it is your own, give Node.js its CA with NODE_EXTRA_CA_CERTS=<file.pem>';
 }
 
 /**

@@ -34,11 +34,13 @@ export function invalidGatewayUrl(url: string, problem: string, cause?: unknown)
   return new ConnectionError('unreachable', shown, `invalid gateway URL ${JSON.stringify(shown)}: ${problem}`, cause === undefined ? undefined : { cause });
 }
 
-/** The URL as an error may show it: a password in it (most likely a token) is masked. */
-function withoutPassword(url: string): string {
-  if (!URL.canParse(url)) return url;
-  const parsed = new URL(url);
-  if (!parsed.password) return url;
-  parsed.password = '***';
-  return parsed.href;
+/** A URL's user name and password, after its scheme: what the WHATWG URL parser takes as such. */
+const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
+
+/**
+ * The URL as an error may show it: a user name and password in it (most likely a token, in either)
+ * are masked. On the text, not through URL: one that does not parse (a bad port) shows them too.
+ */
+export function withoutPassword(url: string): string {
+  return url.replace(USERINFO, '$1***@');
 }

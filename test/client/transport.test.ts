@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect } from '../../src/client/client.js';
-import { ConnectionError, type ConnectionFailure } from '../../src/client/errors.js';
+import { ConnectionError, tlsError, type ConnectionFailure } from '../../src/client/errors.js';
 
 const test = suite('client/transport');
 
@@ -77,8 +77,10 @@ test('a user name or password in the URL is refused, not silently dropped; the e
   const url = await refusingUpgrades(answer('500 Internal Server Error', 'text/plain', 'reached'));
   const [scheme, rest] = url.split('//') as [string, string];
   const problem = 'remove its user name and password, which are never sent: the token goes in the Authorization header';
-  await connectFailure(`${scheme}//main:sbt_secret@${rest}`, 'unreachable', `invalid gateway URL "${scheme}//main:***@${rest}/": ${problem}`);
-  await connectFailure(`${scheme}//main@${rest}`, 'unreachable', `invalid gateway URL "${scheme}//main@${rest}": ${problem}`);
+  await connectFailure(`${scheme}//main:sbt_secret@${rest}`, 'unreachable', `invalid gateway URL "${scheme}//***@${rest}": ${problem}`);
+  await connectFailure(`${scheme}//sbt_secret@${rest}`, 'unreachable', `invalid gateway URL "${scheme}//***@${rest}": ${problem}`);
+  // Masked in a URL that does not parse either (a port past 65535), whose message is another.
+  await connectFailure(`${scheme}//main:sbt_secret@127.0.0.1:187900`, 'unreachable', `invalid gateway URL "${scheme}//***@127.0.0.1:187900": expected ws://host:port`);
 });
 
 test('a timeout or reconnect delay a Node.js timer cannot hold is a RangeError naming the option, before anything is sent', async () => {
@@ -122,6 +124,21 @@ test('a token an HTTP header cannot carry whole (a line break, a space, an emoji
   await connect({ url, token: ' sba_caf\u00e9\n' }).catch(() => undefined);
   // One byte for "é" (Latin-1), read back as the same character: the token arrives as it is.
   assert.equal(sent, ['Bearer sba_caf\u00e9']);
+});
+
+test('a refused TLS certificate is named with the fix that fits: another host name, a renewal, or the CA', () => {
+  const url = 'wss://gateway.example:443';
+  const fixOf = (code: string) => {
+    const error = tlsError(url, Object.assign(new Error('why'), { code }));
+    assert.instance(error, ConnectionError, code);
+    assert.is(error!.failure, 'rejected');
+    return error!.message.slice(`the TLS certificate of ${url} was not accepted (${code}: why): `.length);
+  };
+  assert.is(fixOf('ERR_TLS_CERT_ALTNAME_INVALID'), 'connect by a host name the certificate covers');
+  assert.is(fixOf('CERT_HAS_EXPIRED'), "renew the gateway's certificate, or check this machine's clock");
+  assert.is(fixOf('CERT_REVOKED'), "replace the gateway's certificate");
+  assert.is(fixOf('SELF_SIGNED_CERT_IN_CHAIN'), 'if it is your own, give Node.js its CA with NODE_EXTRA_CA_CERTS=<file.pem>');
+  assert.is(tlsError(url, Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })), undefined);
 });
 
 test.run();
