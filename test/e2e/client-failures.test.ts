@@ -250,7 +250,8 @@ test('a signal aborted before the call: connect(), subscribe() and an events() l
 });
 
 test('with reconnect, an ack refused SHUTTING_DOWN by a gateway going down is sent again once it is back; a drain gets the refusal', async () => {
-  // A gateway stand-in that shuts down under each of its first two connections: it refuses what comes (nothing done), then closes with 1001.
+  // A gateway stand-in that shuts down under each of its first two connections: it refuses what comes (nothing done), and closes with 1001
+  // once it has refused an ack. On that event, not after a delay: a stalled test process would read the refusal and the close together.
   const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise((resolve) => server.once('listening', resolve));
   const received: string[] = [];
@@ -263,7 +264,7 @@ test('with reconnect, an ack refused SHUTTING_DOWN by a gateway going down is se
       received.push(`${number}:${request.method}`);
       if (!shuttingDown) return void socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { answered: request.method } }));
       socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, error: { code: 1003, message: 'the gateway is shutting down', data: { name: 'SHUTTING_DOWN' } } }));
-      setTimeout(() => socket.close(1001, 'gateway shutting down'), 50);
+      if (request.method === 'session.ack') socket.close(1001, 'gateway shutting down');
     });
   });
   const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
