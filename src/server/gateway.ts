@@ -3,7 +3,7 @@
  * are the HTTP ingress. The only module that imports `ws`. Owns start-up (data dir, token, store),
  * admission (token, rate limit, per-address connections) and graceful shutdown.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { databasePath, ensureDataDir, tokenPath } from '../config/data-dir.js';
@@ -253,6 +253,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     createHttpHandler({ dispatcher, admit, ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}) }),
   );
+  server.on('request', countUnfinished);
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     // Node hands the socket over without its error listener: a peer that resets the connection
     // (ECONNRESET) while it is refused would be an unhandled 'error' event, and end the process.
@@ -356,11 +357,36 @@ function asksForWebSocket(request: IncomingMessage): boolean {
 const UPGRADE_HEADERS = new Set(['connection', 'upgrade', 'http2-settings']);
 
 /**
+ * Responses of a connection not finished yet (HTTP/1.1 pipelining), and what waits for the last
+ * of them: a request replayed by replayAsHttp gets a parser of its own, whose answer Node would
+ * queue behind a response of the old parser's forever.
+ */
+const unfinished = new WeakMap<Duplex, { count: number; whenDone: Array<() => void> }>();
+
+function countUnfinished(request: IncomingMessage, response: ServerResponse): void {
+  const socket = request.socket;
+  const entry = unfinished.get(socket) ?? { count: 0, whenDone: [] };
+  entry.count++;
+  unfinished.set(socket, entry);
+  // 'close' as well as 'finish': a response cut short by its connection never finishes.
+  let counted = true;
+  const done = () => {
+    if (!counted) return;
+    counted = false;
+    if (--entry.count > 0) return;
+    unfinished.delete(socket);
+    for (const resume of entry.whenDone) resume();
+  };
+  response.once('finish', done);
+  response.once('close', done);
+}
+
+/**
  * A request that asks to upgrade to another protocol than WebSocket (h2c: curl --http2 and Java's
  * HttpClient ask for it on every http:// request) is a plain HTTP request whose Upgrade the server
  * may ignore (RFC 9110 section 7.8). Node hands every upgrade to the 'upgrade' listener, so the
- * request is put back on its socket without those headers, and the server reads it again. The
- * connection closes after the answer: the client asked for this connection to change protocol.
+ * request is put back on its socket without those headers, and the server reads it again, with
+ * what follows it (its body, and requests pipelined behind it), once the answers before it are out.
  */
 function replayAsHttp(server: Server, request: IncomingMessage, socket: Duplex, head: Buffer): void {
   const lines = [`${request.method} ${request.url} HTTP/${request.httpVersion}`];
@@ -368,10 +394,16 @@ function replayAsHttp(server: Server, request: IncomingMessage, socket: Duplex, 
   for (let i = 0; i < raw.length; i += 2) {
     if (!UPGRADE_HEADERS.has(raw[i]!.toLowerCase())) lines.push(`${raw[i]}: ${raw[i + 1]}`);
   }
-  lines.push('Connection: close');
   // Node decodes header bytes as latin1: encoded the same way, they are the bytes that came.
-  socket.unshift(Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), head]));
-  server.emit('connection', socket);
+  const replay = () => {
+    socket.unshift(Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), head]));
+    server.emit('connection', socket);
+  };
+  // Meanwhile bytes that arrive wait in the socket, behind the request (Node leaves an upgraded
+  // socket with no reader), and the replayed request goes back in front of them.
+  const pending = unfinished.get(socket);
+  if (pending) pending.whenDone.push(replay);
+  else replay();
 }
 
 /** Why an upgrade request is not a WebSocket handshake ws would not catch itself, if it is not. */
