@@ -8,6 +8,16 @@ import { ensureDataDir, readToken, resolveDataDir, TokenFileError, tokenPath } f
 
 const test = suite('config/data-dir');
 
+/** What `run` throws, or undefined when it returns. */
+function thrownBy(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (thrown) {
+    return thrown;
+  }
+  return undefined;
+}
+
 const dirs: string[] = [];
 function tempDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-data-dir-'));
@@ -42,14 +52,7 @@ test('an empty (or blank) token file is a TokenFileError that names the file and
     const dir = tempDir();
     fs.writeFileSync(tokenPath(dir), content);
     for (const read of [readToken, ensureDataDir]) {
-      const error = (() => {
-        try {
-          read(dir);
-        } catch (thrown) {
-          return thrown;
-        }
-        return undefined;
-      })();
+      const error = thrownBy(() => read(dir));
       assert.instance(error, TokenFileError, `${read.name} with ${JSON.stringify(content)}`);
       assert.is((error as TokenFileError).code, 'TOKEN_FILE_EMPTY');
       const message = (error as Error).message;
@@ -79,12 +82,7 @@ test('a token file holding more than a token (a second line, a space, a control 
     const dir = tempDir();
     fs.writeFileSync(tokenPath(dir), content);
     for (const read of [readToken, ensureDataDir]) {
-      let error: unknown;
-      try {
-        read(dir);
-      } catch (thrown) {
-        error = thrown;
-      }
+      const error = thrownBy(() => read(dir));
       assert.instance(error, TokenFileError, JSON.stringify(content));
       assert.is((error as TokenFileError).code, 'TOKEN_FILE_INVALID');
       assert.is(
@@ -106,14 +104,7 @@ test('a token file that cannot be read (a directory in its place, a data dir pat
     [file, 'ENOTDIR', /the data dir is not a directory/],
   ];
   for (const [dataDir, code, fix] of cases) {
-    const error = (() => {
-      try {
-        readToken(dataDir);
-      } catch (thrown) {
-        return thrown;
-      }
-      return undefined;
-    })();
+    const error = thrownBy(() => readToken(dataDir));
     assert.instance(error, TokenFileError, code);
     const message = (error as Error).message;
     assert.ok(message.startsWith(`token file ${tokenPath(dataDir)} cannot be read (${code}): `), message);
