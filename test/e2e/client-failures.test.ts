@@ -37,6 +37,13 @@ test.before(async (context) => {
 });
 test.after(cleanup);
 
+/** A gateway stand-in on a free port: each test says how it answers, through `server`. */
+async function standIn(): Promise<{ server: WebSocketServer; url: string }> {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise((resolve) => server.once('listening', resolve));
+  return { server, url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
 test('an events() loop whose token is revoked throws ConnectionError "unauthorized" instead of ending', async ({ gw, admin }) => {
   const created = resultOf<{ tokenId: string; token: string }>(await admin.call('token.create', { agentId: 'revoked' }));
   const changes: string[] = [];
@@ -52,8 +59,7 @@ test('an events() loop whose token is revoked throws ConnectionError "unauthoriz
     for await (const event of client.events({ agentId: 'revoked' })) seen.push(event.text);
   })();
   resultOf(await admin.call('system.event', { text: 'before revoke', agentId: 'revoked' }));
-  const started = Date.now();
-  while (seen.length === 0 && Date.now() - started < 3_000) await new Promise((resolve) => setTimeout(resolve, 10));
+  await waitUntil(() => seen.length > 0, 'an event', 3_000);
   resultOf(await admin.call('token.revoke', { tokenId: created.tokenId }));
   const outcome = await loop.then(
     () => 'ended',
@@ -69,9 +75,7 @@ test('an events() loop whose token is revoked throws ConnectionError "unauthoriz
 test('with reconnect, a subscribe whose connection is lost before the answer resolves once the client is back and resubscribed', async () => {
   // A gateway stand-in: the first connection is closed (1012, a restart) instead of answering the
   // subscribe; the second answers it and pushes an event.
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await new Promise((resolve) => server.once('listening', resolve));
-  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const { server, url } = await standIn();
   let connections = 0;
   server.on('connection', (socket) => {
     const connection = ++connections;
@@ -93,8 +97,7 @@ test('with reconnect, a subscribe whose connection is lost before the answer res
     const seen: string[] = [];
     const subscription = await client.subscribe({ agentId: 'restarting' }, { onEvent: (event) => seen.push(event.text) });
     assert.is(connections, 2, 'answered on the second connection');
-    const started = Date.now();
-    while (seen.length === 0 && Date.now() - started < 3_000) await new Promise((resolve) => setTimeout(resolve, 10));
+    await waitUntil(() => seen.length > 0, 'an event', 3_000);
     assert.equal(seen, ['after the restart']);
     assert.equal([...subscription.cursors], [['agent:restarting:main', 1]]);
   } finally {
@@ -106,9 +109,7 @@ test('with reconnect, a subscribe whose connection is lost before the answer res
 test('a subscribe that gives up while its resubscribe is under way never goes live: the late answer is unsubscribed, its events never delivered', async () => {
   // The first connection is closed instead of answering; the second answers the resubscribe only
   // after the caller's deadline, then pushes an event on it.
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await new Promise((resolve) => server.once('listening', resolve));
-  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const { server, url } = await standIn();
   let connections = 0;
   const unsubscribed: string[] = [];
   server.on('connection', (socket) => {
@@ -141,8 +142,7 @@ test('a subscribe that gives up while its resubscribe is under way never goes li
     );
     assert.instance(outcome, ConnectionError);
     assert.is((outcome as ConnectionError).failure, 'timeout');
-    const started = Date.now();
-    while (unsubscribed.length === 0 && Date.now() - started < 3_000) await new Promise((resolve) => setTimeout(resolve, 10));
+    await waitUntil(() => unsubscribed.length > 0, 'the late subscription to be unsubscribed', 3_000);
     assert.equal(unsubscribed, ['late.1'], 'the late subscription is taken back on the gateway');
     assert.equal(seen, [], 'and its events never reach the caller told it failed');
   } finally {
@@ -153,10 +153,8 @@ test('a subscribe that gives up while its resubscribe is under way never goes li
 
 test('a call waiting for a reconnect is rejected as closed when the client is closed', async () => {
   // A gateway stand-in that restarts (1012) under every connection; the client then waits a second before reconnecting.
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await new Promise((resolve) => server.once('listening', resolve));
+  const { server, url } = await standIn();
   server.on('connection', (socket) => setTimeout(() => socket.close(1012, 'gateway restarting'), 20));
-  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const client = await connect({ url, token: 'x', timeoutMs: 5_000, reconnect: { initialDelayMs: 1_000, maxDelayMs: 1_000 } });
   await new Promise((resolve) => setTimeout(resolve, 100));
   const started = Date.now();
@@ -192,8 +190,7 @@ test('calls made in the same tick as close() are rejected as closed at once, not
 
 test('with reconnect, an ack (or a read) whose connection is lost before its answer is sent again once the client is back; a drain is not', async () => {
   // A gateway stand-in killed (its socket cut, no close frame) the first time it reads each method, and answering it on the next connection.
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await new Promise((resolve) => server.once('listening', resolve));
+  const { server, url } = await standIn();
   const received: string[] = [];
   server.on('connection', (socket) => {
     socket.on('message', (data) => {
@@ -203,7 +200,6 @@ test('with reconnect, an ack (or a read) whose connection is lost before its ans
       socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { answered: request.method } }));
     });
   });
-  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const client = await connect({ url, token: 'x', timeoutMs: 5_000, reconnect: { initialDelayMs: 10, maxDelayMs: 10 } });
   try {
     assert.equal(await client.ack({ sessionKey: 'agent:a:main', seq: 1 }), { answered: 'session.ack' });
@@ -252,8 +248,7 @@ test('a signal aborted before the call: connect(), subscribe() and an events() l
 test('with reconnect, an ack refused SHUTTING_DOWN by a gateway going down is sent again once it is back; a drain gets the refusal', async () => {
   // A gateway stand-in that shuts down under each of its first two connections: it refuses what comes (nothing done), and closes with 1001
   // once it has refused an ack. On that event, not after a delay: a stalled test process would read the refusal and the close together.
-  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  await new Promise((resolve) => server.once('listening', resolve));
+  const { server, url } = await standIn();
   const received: string[] = [];
   let connections = 0;
   server.on('connection', (socket) => {
@@ -267,7 +262,6 @@ test('with reconnect, an ack refused SHUTTING_DOWN by a gateway going down is se
       if (request.method === 'session.ack') socket.close(1001, 'gateway shutting down');
     });
   });
-  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const client = await connect({ url, token: 'x', timeoutMs: 5_000, reconnect: { initialDelayMs: 10, maxDelayMs: 10 } });
   try {
     const drained = await client.drain({ sessionKey: 'agent:a:main' }).catch((error: unknown) => error);
