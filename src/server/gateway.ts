@@ -53,6 +53,8 @@ export interface GatewayOptions {
   maxSubscriberBufferBytes?: number;
   /** Open WebSocket connections per remote address. @default DEFAULT_MAX_CONNECTIONS_PER_ADDRESS (1024) */
   maxConnectionsPerAddress?: number;
+  /** Requests one connection may have unanswered; past it they are refused 1010. @default MAX_IN_FLIGHT_PER_CONNECTION (1024) */
+  maxInFlightPerConnection?: number;
   /** How long idempotency keys answer repeats. @default DEFAULT_IDEMPOTENCY_RETENTION_MS (24 h) */
   idempotencyRetentionMs?: number;
   /** How long an HTTP body may take to arrive. @default HTTP_BODY_TIMEOUT_MS (10 s) */
@@ -204,7 +206,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   let nextConnectionId = 1;
   // One for all connections: a copy each would cost every idle connection an object.
-  const connectionOptions: ConnectionOptions = { maxBufferedBytes, maxInFlight: MAX_IN_FLIGHT_PER_CONNECTION };
+  const connectionOptions: ConnectionOptions = { maxBufferedBytes, maxInFlight: options.maxInFlightPerConnection ?? MAX_IN_FLIGHT_PER_CONNECTION };
   const accept = (socket: WebSocket, request: IncomingMessage, admission: Admission & { admitted: true }) => {
     const address = request.socket.remoteAddress ?? 'unknown';
     const connection = new Connection(nextConnectionId++, socket, request.socket, address, admission.principal, dispatcher, connectionOptions);
