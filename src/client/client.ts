@@ -40,7 +40,9 @@ export interface ConnectOptions {
    * while reconnecting wait for the new connection, within their timeout. Calls in flight when it
    * is lost are rejected (ConnectionError `closed`), except those safe to send twice (ack and the
    * reads: peek, listSessions, trace, status, discover), which are sent again once it is back, as
-   * they are when a gateway shutting down refuses them (SHUTTING_DOWN). @default false
+   * they are when a gateway shutting down refuses them (SHUTTING_DOWN). One whose gateway is not back
+   * within its timeout fails with ConnectionError `timeout`, saying why it was to be sent again
+   * (its `cause`: the refusal or the lost connection). @default false
    */
   reconnect?: boolean | ReconnectOptions;
   /**
@@ -170,12 +172,14 @@ export class SwitchboardClient {
   async call<M extends MethodName>(method: M, params: ParamsOf<M>, options: CallOptions = {}): Promise<ResultOf<M>> {
     const timeoutMs = durationOption('timeoutMs', options.timeoutMs, this.#timeoutMs);
     const deadline = Date.now() + timeoutMs;
+    // Why the call is being sent again, if it is: a timeout while it waits says so.
+    let resending: ConnectionError | RpcCallError | undefined;
     for (;;) {
       // Checked again after every wait, and sent with no await in between: a close (or a lost
       // connection) in that gap has already rejected what was pending, and a call sent after it
       // would go nowhere and wait out its whole timeout.
       do {
-        await this.#untilOpen(method, Math.max(0, deadline - Date.now()), options.signal);
+        await this.#untilOpen(method, Math.max(0, deadline - Date.now()), options.signal).catch(rethrowResending(resending));
         if (options.signal?.aborted) throw aborted(this.url, method);
       } while (this.#state !== 'open');
       const socket = this.#socket;
@@ -188,9 +192,10 @@ export class SwitchboardClient {
         // A gateway shutting down refuses calls (nothing done) until it closes the connection, which
         // the reconnect then re-opens: wait for that close, and send it again once it is back.
         const refusedByShutdown = error instanceof RpcCallError && error.errorName === 'SHUTTING_DOWN';
-        if (!lostMidCall && !refusedByShutdown) throw error;
+        if (!lostMidCall && !refusedByShutdown) rethrowResending(resending)(error);
+        resending = error as ConnectionError | RpcCallError;
         if (refusedByShutdown && this.#socket === socket && this.#state === 'open') {
-          await this.#whenLeft(method, Math.max(0, deadline - Date.now()), options.signal);
+          await this.#whenLeft(method, Math.max(0, deadline - Date.now()), options.signal).catch(rethrowResending(resending));
         }
       }
     }
@@ -585,6 +590,19 @@ export class SwitchboardClient {
       pending.resolve(message.result);
     }
   }
+}
+
+/**
+ * Rethrows an error of a call being sent again (see RESENT_AFTER_RECONNECT). A timeout then names
+ * why it was resent: "not back within 10000 ms" alone hides that the gateway had refused the call
+ * while shutting down, or lost the connection, and that it has not come back since.
+ */
+function rethrowResending(resending: ConnectionError | RpcCallError | undefined): (error: unknown) => never {
+  return (error) => {
+    if (!resending || !(error instanceof ConnectionError) || error.failure !== 'timeout') throw error;
+    const why = resending instanceof RpcCallError ? `the gateway refused it (${resending.errorName}: ${resending.message})` : resending.message;
+    throw new ConnectionError('timeout', error.url, `${error.message}; it was to be sent again after ${why}`, { cause: resending });
+  };
 }
 
 /**

@@ -275,6 +275,51 @@ test('with reconnect, an ack refused SHUTTING_DOWN by a gateway going down is se
   }
 });
 
+test('with reconnect, an ack refused SHUTTING_DOWN by a gateway that stops for good times out saying it was refused and the gateway is not back', async () => {
+  const { server, url } = await standIn();
+  server.on('connection', (socket) => {
+    socket.on('message', (data) => {
+      const request = JSON.parse(String(data)) as { id: number };
+      socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, error: { code: 1003, message: 'the gateway is shutting down', data: { name: 'SHUTTING_DOWN' } } }));
+      // Stops listening first: the reconnect finds nothing, as after a final stop.
+      server.close();
+      socket.close(1001, 'gateway shutting down');
+    });
+  });
+  const client = await connect({ url, token: 'x', timeoutMs: 5_000, reconnect: { initialDelayMs: 10, maxDelayMs: 20 } });
+  try {
+    const outcome = await client.ack({ sessionKey: 'agent:a:main', seq: 1 }, { timeoutMs: 300 }).catch((error: unknown) => error);
+    assert.instance(outcome, ConnectionError);
+    const error = outcome as ConnectionError;
+    assert.is(error.failure, 'timeout');
+    assert.match(error.message, /^session\.ack: the gateway at ws:\/\/127\.0\.0\.1:\d+ was not back within \d+ ms; it was to be sent again after the gateway refused it \(SHUTTING_DOWN: the gateway is shutting down\)$/);
+    assert.instance(error.cause, RpcCallError);
+  } finally {
+    await client.close();
+  }
+});
+
+test('with reconnect, a read whose connection is lost times out naming the lost connection when the gateway is not back', async () => {
+  const { server, url } = await standIn();
+  server.on('connection', (socket) => {
+    socket.on('message', () => {
+      server.close();
+      socket.terminate();
+    });
+  });
+  const client = await connect({ url, token: 'x', timeoutMs: 5_000, reconnect: { initialDelayMs: 10, maxDelayMs: 20 } });
+  try {
+    const outcome = await client.status({ timeoutMs: 300 }).catch((error: unknown) => error);
+    assert.instance(outcome, ConnectionError);
+    const error = outcome as ConnectionError;
+    assert.is(error.failure, 'timeout');
+    assert.match(error.message, /^gateway\.status: the gateway at \S+ was not back within \d+ ms; it was to be sent again after connection to \S+ closed \(1006\) before the gateway answered$/);
+    assert.instance(error.cause, ConnectionError);
+  } finally {
+    await client.close();
+  }
+});
+
 test('an onEvent or notification listener that throws is an uncaught exception of its own: the connection goes on answering calls and pushing events', async ({ gw }) => {
   const uncaught: string[] = [];
   const onUncaught = (error: Error) => uncaught.push(error.message);
