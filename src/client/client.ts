@@ -118,14 +118,21 @@ function reconnectSettings(reconnect: ConnectOptions['reconnect']): Required<Rec
   );
 }
 
+/** The options as connect() has checked them, with their defaults filled in. */
+interface ClientSettings extends Omit<ConnectOptions, 'url' | 'timeoutMs' | 'reconnect'> {
+  url: string;
+  timeoutMs: number;
+  reconnect: Required<ReconnectOptions> | undefined;
+}
+
 export async function connect(options: ConnectOptions): Promise<SwitchboardClient> {
   const url = options.url ?? DEFAULT_URL;
   const timeoutMs = durationOption('timeoutMs', options.timeoutMs, DEFAULT_CALL_TIMEOUT_MS);
   // Checked before connecting: a bad option is the caller's to fix, whatever the gateway says.
-  reconnectSettings(options.reconnect);
+  const reconnect = reconnectSettings(options.reconnect);
   const token = tokenOption(options.token);
   const socket = await openSocket(url, token, { timeoutMs, ...(options.signal ? { signal: options.signal } : {}) });
-  return new SwitchboardClient(socket, { ...options, url, token, timeoutMs });
+  return new SwitchboardClient(socket, { ...options, url, token, timeoutMs, reconnect });
 }
 
 export class SwitchboardClient {
@@ -150,12 +157,12 @@ export class SwitchboardClient {
   #closedByCaller = false;
   #nextId = 1;
 
-  /** Use `connect()`; this wraps an already open socket. */
-  constructor(socket: Socket, options: ConnectOptions & { url: string; timeoutMs: number }) {
+  /** Use `connect()`; this wraps an already open socket, with the options connect() checked. */
+  constructor(socket: Socket, options: ClientSettings) {
     this.url = options.url;
     this.#token = options.token;
     this.#timeoutMs = options.timeoutMs;
-    this.#reconnect = reconnectSettings(options.reconnect);
+    this.#reconnect = options.reconnect;
     const onReconnect = options.onReconnect;
     this.#onReconnect = onReconnect ? (change) => runCallback(() => onReconnect(change)) : () => {};
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
