@@ -59,6 +59,11 @@ export const ErrorCode = {
   AFTER_OUT_OF_RANGE: 1019,
   /** A WebSocket upgrade on a path other than / (HTTP 404): POST routes have their paths, upgrades theirs. */
   PATH_NOT_FOUND: 1020,
+  /**
+   * A WebSocket upgrade that breaks RFC 6455 section 4.2.1 (HTTP 400), or asks for a version of
+   * the protocol other than 13 (HTTP 426, with Sec-WebSocket-Version: 13).
+   */
+  BAD_HANDSHAKE: 1021,
 } as const;
 
 export type ErrorName = keyof typeof ErrorCode;
@@ -90,6 +95,8 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
   METHOD_NOT_ALLOWED: 'HTTP 405: /rpc and /hooks/wake take POST.',
   AFTER_OUT_OF_RANGE: "The subscribe's after is beyond the last seq the session issued; resubscribe with after <= data.lastSeq (0 replays every pending event).",
   PATH_NOT_FOUND: 'HTTP 404: WebSocket upgrades are taken at / only (a query string is fine); behind a proxy, map its path to the root.',
+  BAD_HANDSHAKE:
+    'HTTP 400: the WebSocket upgrade is not one RFC 6455 allows (not a GET over HTTP/1.1, no Host, no valid Sec-WebSocket-Key); HTTP 426 (Sec-WebSocket-Version: 13) for a protocol version other than 13.',
 };
 
 /** One problem found in params: where it is (a JSON pointer into params) and what is wrong. */

@@ -261,11 +261,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // (ECONNRESET) while it is refused would be an unhandled 'error' event, and end the process.
     socket.on('error', ignore);
     if (!asksForWebSocket(request)) return replayAsHttp(server, request, socket, head);
-    // RFC 6455 section 4.2.1: the handshake is an HTTP/1.1 (or later) GET with a Host header. Node
-    // answers a POST without Host 400 itself, but hands upgrades over unchecked, and ws checks
-    // neither; refused as ws refuses a handshake without its key.
     const malformed = badHandshake(request);
-    if (malformed) return endHandshake(socket, `HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${malformed.length}\r\n\r\n${malformed}`);
+    if (malformed) return rejectUpgrade(socket, malformed.status, 'BAD_HANDSHAKE', malformed.message, malformed.headers);
     // Upgrades have one path, as POST routes have theirs: a client given a wrong path (--url
     // ws://host:port/sb) must fail for a watch as it does for a one-shot call, not half work.
     const path = requestPath(request);
@@ -408,10 +405,34 @@ function replayAsHttp(server: Server, request: IncomingMessage, socket: Duplex, 
   else replay();
 }
 
-/** Why an upgrade request is not a WebSocket handshake ws would not catch itself, if it is not. */
-function badHandshake(request: IncomingMessage): string | undefined {
-  if (request.httpVersionMajor < 1 || (request.httpVersionMajor === 1 && request.httpVersionMinor < 1)) return 'A WebSocket handshake needs HTTP/1.1';
-  if (request.headers.host === undefined) return 'Missing Host header';
+/** Sec-WebSocket-Key: 16 bytes in base64 (RFC 6455 section 4.1), as ws checks it. */
+const WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/;
+
+/**
+ * Why an upgrade request is not an RFC 6455 handshake (section 4.2.1), if it is not. Checked here,
+ * before ws sees it: ws answers what it refuses in plain text, without a code, lets HTTP/1.0 and a
+ * missing Host through, and takes version 8 (a 2011 draft) as well as 13. Section 4.4 asks for a
+ * 426 naming the versions spoken when the version is not one of them.
+ */
+function badHandshake(request: IncomingMessage): { status: 400 | 426; message: string; headers?: Record<string, string> } | undefined {
+  const { method, headers } = request;
+  if (method !== 'GET') return { status: 400, message: `a WebSocket handshake is a GET request, not ${method}` };
+  if (request.httpVersionMajor < 1 || (request.httpVersionMajor === 1 && request.httpVersionMinor < 1)) {
+    return { status: 400, message: 'a WebSocket handshake needs HTTP/1.1 or later' };
+  }
+  if (headers.host === undefined) return { status: 400, message: 'the WebSocket handshake has no Host header' };
+  const key = headers['sec-websocket-key'];
+  if (key === undefined || !WEBSOCKET_KEY.test(key.trim())) {
+    return { status: 400, message: `${key === undefined ? 'no' : 'an invalid'} Sec-WebSocket-Key header: it must be 16 random bytes in base64` };
+  }
+  const version = headers['sec-websocket-version'];
+  if (version?.trim() !== '13') {
+    return {
+      status: 426,
+      message: `${version === undefined ? 'no Sec-WebSocket-Version header' : `Sec-WebSocket-Version ${JSON.stringify(version)}`}: this gateway speaks version 13 (RFC 6455)`,
+      headers: { 'sec-websocket-version': '13' },
+    };
+  }
   return undefined;
 }
 
@@ -428,7 +449,14 @@ function listen(server: Server, port: number, host: string): Promise<void> {
   });
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' };
+const REASONS: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  404: 'Not Found',
+  426: 'Upgrade Required',
+  429: 'Too Many Requests',
+  503: 'Service Unavailable',
+};
 
 function rejectUpgrade(socket: Duplex, status: number, name: ErrorName, message: string, headers: Record<string, string> = {}): void {
   const body = errorBody('websocket', name, message);

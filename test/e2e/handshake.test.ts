@@ -1,13 +1,16 @@
 /**
  * Connections that never authenticate: a client that connects and does not finish its request
  * headers (a WebSocket upgrade included) is dropped after the handshake timeout; one whose upgrade
- * is refused is closed once it has the answer, and cannot take the gateway down by resetting it.
+ * is refused is closed once it has the answer, and cannot take the gateway down by resetting it;
+ * an upgrade that is not an RFC 6455 handshake is refused with BAD_HANDSHAKE.
  */
 import net from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { HANDSHAKE_TIMEOUT_MS } from '../../src/protocol/constants.js';
+import { ErrorCode } from '../../src/protocol/errors.js';
 import { cleanup, startGatewayProcess, startTunedGateway, type InProcessGateway } from '../helpers/gateway.js';
+import { openRawHttp } from '../helpers/http.js';
 
 const HANDSHAKE_MS = 200;
 const test = suite<{ gateway: InProcessGateway }>('e2e: handshake timeout and refused handshakes');
@@ -98,6 +101,35 @@ test('a refused upgrade (no token, wrong path, no Host) is closed after its answ
   const response = await fetch(`http://127.0.0.1:${gateway.port}/healthz`);
   assert.is(response.status, 200, gateway.stderr());
   assert.is(await gateway.stop(), 0, gateway.stderr());
+});
+
+test('an upgrade that is not an RFC 6455 handshake is refused before the token is read: 400 BAD_HANDSHAKE, or 426 with Sec-WebSocket-Version: 13 for another version (sections 4.2.1 and 4.4)', async ({ gateway }) => {
+  const fields = { host: 'Host: 127.0.0.1\r\n', key: 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n', version: 'Sec-WebSocket-Version: 13\r\n' };
+  const upgrade = (change: { method?: string; http?: string } & Partial<Record<keyof typeof fields, string>> = {}) =>
+    `${change.method ?? 'GET'} / HTTP/${change.http ?? '1.1'}\r\n${change.host ?? fields.host}Upgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `${change.key ?? fields.key}${change.version ?? fields.version}\r\n`;
+  const cases: Array<[string, string, number, string, string | undefined]> = [
+    ['POST', upgrade({ method: 'POST' }), 400, 'a WebSocket handshake is a GET request, not POST', undefined],
+    ['HTTP/1.0', upgrade({ http: '1.0' }), 400, 'a WebSocket handshake needs HTTP/1.1 or later', undefined],
+    ['no Host', upgrade({ host: '' }), 400, 'the WebSocket handshake has no Host header', undefined],
+    ['no key', upgrade({ key: '' }), 400, 'no Sec-WebSocket-Key header: it must be 16 random bytes in base64', undefined],
+    ['a key of 15 bytes', upgrade({ key: 'Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAA\r\n' }), 400, 'an invalid Sec-WebSocket-Key header: it must be 16 random bytes in base64', undefined],
+    ['version 8', upgrade({ version: 'Sec-WebSocket-Version: 8\r\n' }), 426, 'Sec-WebSocket-Version "8": this gateway speaks version 13 (RFC 6455)', '13'],
+    ['no version', upgrade({ version: '' }), 426, 'no Sec-WebSocket-Version header: this gateway speaks version 13 (RFC 6455)', '13'],
+  ];
+  for (const [what, bytes, status, message, versionHeader] of cases) {
+    const connection = await openRawHttp(gateway.port);
+    connection.write(bytes);
+    const response = await connection.response();
+    assert.is(response.status, status, what);
+    assert.is(response.headers['sec-websocket-version'], versionHeader, what);
+    assert.is(response.headers['content-type'], 'application/json', what);
+    assert.equal(JSON.parse(response.body), { error: { code: ErrorCode.BAD_HANDSHAKE, message, data: { name: 'BAD_HANDSHAKE' } } }, what);
+  }
+  // The same bytes with every field right get as far as the token.
+  const connection = await openRawHttp(gateway.port);
+  connection.write(upgrade());
+  assert.is((await connection.response()).status, 401);
 });
 
 test.run();
