@@ -243,19 +243,25 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   liveness.unref();
 
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
-  const server = createServer(
-    {
-      // A client that connects and never finishes its request headers (or its upgrade), or sends
-      // nothing at all, is answered 408 and dropped: Node starts the clock when the connection
-      // opens, not at its first byte, so no timer per socket is needed (one would outlive the
-      // upgrade: ws only clears it). Node checks at this interval, so it bounds how late past the
-      // timeout that is.
-      headersTimeout: handshakeTimeoutMs,
-      connectionsCheckingInterval: Math.min(1_000, handshakeTimeoutMs),
-    },
-    createHttpHandler({ dispatcher, admit, ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}) }),
-  );
+  const server = createServer({
+    // A client that connects and never finishes its request headers (or its upgrade), or sends
+    // nothing at all, is answered 408 and dropped: Node starts the clock when the connection
+    // opens, not at its first byte, so no timer per socket is needed (one would outlive the
+    // upgrade: ws only clears it). Node checks at this interval, so it bounds how late past the
+    // timeout that is.
+    headersTimeout: handshakeTimeoutMs,
+    connectionsCheckingInterval: Math.min(1_000, handshakeTimeoutMs),
+  });
+  const handleHttp = createHttpHandler({ dispatcher, admit, ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}) });
   server.on('request', countUnfinished);
+  server.on('request', handleHttp);
+  // Node would answer "Expect: 100-continue" with 100 before the handler runs: a client without a
+  // valid token would be told to send its body, only to get 401. The handler says 100 itself, once
+  // the request is admitted (RFC 9110 section 10.1.1).
+  server.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => {
+    countUnfinished(request, response);
+    handleHttp(request, response);
+  });
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     // Node hands the socket over without its error listener: a peer that resets the connection
     // (ECONNRESET) while it is refused would be an unhandled 'error' event, and end the process.

@@ -68,6 +68,7 @@ export function createHttpHandler(options: HttpIngressOptions): (request: Incomi
     if (!isJson(request.headers['content-type'])) {
       return refuse(415, 'UNSUPPORTED_MEDIA_TYPE', 'the body must be JSON: send "Content-Type: application/json"');
     }
+    if (/^100-continue$/i.test(request.headers.expect ?? '')) response.writeContinue();
     readBody(request, bodyTimeoutMs)
       .then((body) => {
         if (body.status === 'not-utf8') return notUtf8(ingress, response);

@@ -18,6 +18,7 @@ import {
   resultOf,
   startTunedGateway,
   tryUpgrade,
+  waitUntil,
   type InProcessGateway,
   type JsonRpcResponse,
   type Peer,
@@ -478,6 +479,25 @@ test('HTTP-level refusals carry a stable code: JSON-RPC errors on /rpc, { error 
   }
   const upgrade = await tryUpgrade(gw.url, bearer('wrong'));
   assertRefusal({ status: upgrade.status, headers: upgrade.headers as IncomingHttpHeaders, body: upgrade.body }, 401, 'UNAUTHORIZED', 'error');
+});
+
+test('"Expect: 100-continue": a request without a valid token gets its 401 at once, never a 100 asking for its body; an admitted one gets 100, then its answer (RFC 9110 section 10.1.1)', async ({ gw }) => {
+  const body = JSON.stringify(rpcBody('gateway.status', {}, 1));
+  const head = (token: string) => postHead('/rpc', { ...bearer(token), ...JSON_TYPE, expect: '100-continue', 'content-length': Buffer.byteLength(body) });
+  const refused = await openRawHttp(gw.port);
+  refused.write(head('wrong'));
+  const refusal = await refused.response();
+  assert.is(refusal.status, 401);
+  assert.match(refusal.raw, /^HTTP\/1\.1 401 /);
+  assert.is(jsonOf<{ error: { code: number } }>(refusal).error.code, ErrorCode.UNAUTHORIZED);
+
+  const admitted = await openRawHttp(gw.port);
+  admitted.write(head(gw.token));
+  await waitUntil(() => admitted.received.length > 0, 'an interim answer');
+  assert.is(admitted.received, 'HTTP/1.1 100 Continue\r\n\r\n');
+  admitted.write(body);
+  await waitUntil(() => admitted.received.includes('"result"'), 'the answer');
+  assert.match(admitted.received, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
 });
 
 test('a request that arrives while the gateway shuts down is 503 SHUTTING_DOWN on both routes, and nothing is stored', async () => {

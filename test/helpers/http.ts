@@ -110,6 +110,8 @@ export interface RawHttpConnection {
   write(data: string | Buffer): void;
   /** True once the server closed or reset the connection. */
   readonly closed: boolean;
+  /** Every byte the server sent so far, as text. */
+  readonly received: string;
   /** Resolves with the answer once the server has sent a complete response or closed the socket. */
   response(timeoutMs?: number): Promise<RawHttpResponse>;
 }
@@ -143,6 +145,9 @@ export function openRawHttp(port: number): Promise<RawHttpConnection> {
     },
     get closed() {
       return closed;
+    },
+    get received() {
+      return Buffer.concat(chunks).toString('utf8');
     },
     response(timeoutMs = RESPONSE_TIMEOUT_MS) {
       return new Promise<RawHttpResponse>((resolve, reject) => {
