@@ -68,8 +68,7 @@ export function createHttpHandler(options: HttpIngressOptions): (request: Incomi
     if (!isJson(request.headers['content-type'])) {
       return refuse(415, 'UNSUPPORTED_MEDIA_TYPE', 'the body must be JSON: send "Content-Type: application/json"');
     }
-    if (/^100-continue$/i.test(request.headers.expect ?? '')) response.writeContinue();
-    readBody(request, bodyTimeoutMs)
+    readBody(request, response, bodyTimeoutMs)
       .then((body) => {
         if (body.status === 'not-utf8') return notUtf8(ingress, response);
         if (body.status !== 'ok') return rejectBody(request, response, body.status, refuse);
@@ -122,10 +121,13 @@ async function answerHook(dispatcher: RpcDispatcher<CallContext>, text: string, 
 type Body = { status: 'ok'; text: string } | { status: 'not-utf8' | 'too-large' | 'timeout' | 'aborted' };
 
 /** Reads the whole body, bounded in size (413) and in time (408). */
-function readBody(request: IncomingMessage, timeoutMs: number): Promise<Body> {
+function readBody(request: IncomingMessage, response: ServerResponse, timeoutMs: number): Promise<Body> {
   return new Promise((resolve) => {
     const declared = Number(request.headers['content-length']);
     if (Number.isFinite(declared) && declared > MAX_HTTP_BODY_BYTES) return resolve({ status: 'too-large' });
+    // Asked for only now that the request is admitted and its body not refused by its length
+    // (see the gateway's checkContinue).
+    if (/^100-continue$/i.test(request.headers.expect ?? '')) response.writeContinue();
     const chunks: Buffer[] = [];
     let size = 0;
     const finish = (body: Body) => {

@@ -481,7 +481,7 @@ test('HTTP-level refusals carry a stable code: JSON-RPC errors on /rpc, { error 
   assertRefusal({ status: upgrade.status, headers: upgrade.headers as IncomingHttpHeaders, body: upgrade.body }, 401, 'UNAUTHORIZED', 'error');
 });
 
-test('"Expect: 100-continue": a request without a valid token gets its 401 at once, never a 100 asking for its body; an admitted one gets 100, then its answer (RFC 9110 section 10.1.1)', async ({ gw }) => {
+test('"Expect: 100-continue": a request without a valid token, or with a Content-Length past the limit, gets its refusal at once, never a 100 asking for its body; an admitted one gets 100, then its answer (RFC 9110 section 10.1.1)', async ({ gw }) => {
   const body = JSON.stringify(rpcBody('gateway.status', {}, 1));
   const head = (token: string) => postHead('/rpc', { ...bearer(token), ...JSON_TYPE, expect: '100-continue', 'content-length': Buffer.byteLength(body) });
   const refused = await openRawHttp(gw.port);
@@ -490,6 +490,11 @@ test('"Expect: 100-continue": a request without a valid token gets its 401 at on
   assert.is(refusal.status, 401);
   assert.match(refusal.raw, /^HTTP\/1\.1 401 /);
   assert.is(jsonOf<{ error: { code: number } }>(refusal).error.code, ErrorCode.UNAUTHORIZED);
+  const tooLarge = await openRawHttp(gw.port);
+  tooLarge.write(postHead('/rpc', { ...bearer(gw.token), ...JSON_TYPE, expect: '100-continue', 'content-length': MAX_HTTP_BODY_BYTES + 1 }));
+  const tooLargeAnswer = await tooLarge.response();
+  assert.match(tooLargeAnswer.raw, /^HTTP\/1\.1 413 /);
+  assert.is(jsonOf<{ error: { code: number } }>(tooLargeAnswer).error.code, ErrorCode.BODY_TOO_LARGE);
 
   const admitted = await openRawHttp(gw.port);
   admitted.write(head(gw.token));
