@@ -149,6 +149,8 @@ export async function routeEvent(
         storedAt: new Date(outcome.storedAt).toISOString(),
       };
     },
+    // The trace's answer to "why did the agent not react?" when no wake step follows.
+    storedDetail: (result) => ({ wake: result.wake.status }),
   });
 
   switch (appended.status) {

@@ -20,7 +20,6 @@ import type {
   AppendResult,
   EventRecord,
   EventStore,
-  NewEvent,
   ReadOptions,
   ReadResult,
   SessionRecord,
@@ -606,7 +605,8 @@ export class SqliteEventStore implements EventStore, TokenStore {
     this.#sql.traceInsert.run(eventId, step, at, detailJson, acceptance?.acceptedAt ?? null, acceptance?.accepted ?? null);
   }
 
-  #append<R>({ event, ingress, idempotency, complete }: AppendRequest<R>): AppendResult<R> {
+  #append<R>(request: AppendRequest<R>): AppendResult<R> {
+    const { idempotency } = request;
     const now = Date.now();
     if (idempotency) {
       const seen = this.#sql.idempotencyGet.get(idempotency.key);
@@ -618,8 +618,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
           : { status: 'conflict' };
       }
     }
-    const outcome = this.#queueEvent(event, ingress, now);
-    const result = complete(outcome);
+    const { outcome, result } = this.#queueEvent(request, now);
     if (idempotency) {
       this.#sql.idempotencyPut.run(idempotency.key, idempotency.fingerprint, JSON.stringify(result), now);
     }
@@ -627,10 +626,12 @@ export class SqliteEventStore implements EventStore, TokenStore {
   }
 
   /**
-   * Dedupe, contextKey replacement, insert, cap: the session queue's rules, in that order. Its
+   * Dedupe, contextKey replacement, cap, insert: the session queue's rules, in that order. Its
    * trace is written here too, in its transaction: as durable as the event, and never without it.
+   * The result is built before the event's row is written, which carries what it says of the
+   * result (storedDetail); a failing insert rolls the batch back, so nothing built is answered.
    */
-  #queueEvent(event: NewEvent, ingress: TraceDetail, now: number): AppendOutcome {
+  #queueEvent<R>({ event, ingress, complete, storedDetail }: AppendRequest<R>, now: number): { outcome: AppendOutcome; result: R } {
     const { sessionKey } = event;
     const session = this.#session(sessionKey);
     const newest = session && this.#newest(session);
@@ -641,7 +642,8 @@ export class SqliteEventStore implements EventStore, TokenStore {
       const depth = session.pending;
       // On the pending event that stands for this one: who sent the copy, and the queue it found.
       this.#writeTrace(eventId, 'deduplicated', now, JSON.stringify({ ...ingress, depth }));
-      return { status: 'deduplicated', eventId, seq, storedAt, depth, replaced: null, dropped: [] };
+      const outcome: AppendOutcome = { status: 'deduplicated', eventId, seq, storedAt, depth, replaced: null, dropped: [] };
+      return { outcome, result: complete(outcome) };
     }
 
     const sessionId = session?.id ?? ++this.#lastSessionId;
@@ -656,13 +658,11 @@ export class SqliteEventStore implements EventStore, TokenStore {
     const seq = (session?.lastSeq ?? 0) + 1;
     const status = replaced ? 'replaced' : 'queued';
     const { text, mode, contextKey } = event;
-    const accepted = `[${JSON.stringify(ingress)},${JSON.stringify({ sessionKey, seq, status })}]`;
-    const { lastInsertRowid } = this.#sql.insert.run(sessionId, seq, eventId, text, mode, contextKey, now, accepted);
-    this.#pending.add(sessionId, seq, Number(lastInsertRowid));
     pending++;
 
     let dropped: EventRef[] = [];
     if (pending > this.#maxPending) {
+      // The oldest ones, never the new event (maxPending >= 1), which is not in the index yet.
       const lastDropped = this.#pending.after(sessionId, 0, pending - this.#maxPending).at(-1)!;
       dropped = this.#removeEvents(sessionId, 0, lastDropped.seq, { step: 'dropped', at: now, detail: this.#droppedDetail });
       pending -= dropped.length;
@@ -677,18 +677,16 @@ export class SqliteEventStore implements EventStore, TokenStore {
       lastSeq: seq,
       lastEventAt: now,
       pending,
-      // Replacing and dropping never remove the event just inserted: it is the newest.
+      // Replacing and dropping never remove the new event: it is the newest.
       newest: text.length <= NEWEST_TEXT_CACHE_LIMIT ? { eventId, seq, storedAt: now, text, contextKey } : undefined,
     }, due);
-    return {
-      status,
-      eventId,
-      seq,
-      storedAt: now,
-      depth: pending,
-      replaced: replaced ?? null,
-      dropped,
-    };
+    const outcome: AppendOutcome = { status, eventId, seq, storedAt: now, depth: pending, replaced: replaced ?? null, dropped };
+    const result = complete(outcome);
+    const stored = { sessionKey, seq, status, ...storedDetail?.(result) };
+    const accepted = `[${JSON.stringify(ingress)},${JSON.stringify(stored)}]`;
+    const { lastInsertRowid } = this.#sql.insert.run(sessionId, seq, eventId, text, mode, contextKey, now, accepted);
+    this.#pending.add(sessionId, seq, Number(lastInsertRowid));
+    return { outcome, result };
   }
 
   /** The session's state, from the cache or else from its row; undefined when it has no row. */

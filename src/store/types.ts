@@ -41,6 +41,12 @@ export interface AppendRequest<R> {
    * Must be synchronous and must not throw.
    */
   complete: (outcome: AppendOutcome) => R;
+  /**
+   * What the trace's "stored" step says of the result, beside the queue's own outcome: the routing
+   * puts its wake decision there, so the trace of an event that woke no one says why. Runs after
+   * `complete`, before the event's row is written; same rules.
+   */
+  storedDetail?: (result: R) => TraceDetail;
 }
 
 export type AppendResult<R> =

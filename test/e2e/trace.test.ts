@@ -87,7 +87,7 @@ test('a delivered, woken and acked event: accepted, stored, delivered, wake, ack
     result.steps.map((step) => [step.step, step.detail]),
     [
       ['accepted', { ingress: 'websocket', connectionId: publisherId, remoteAddress: '127.0.0.1' }],
-      ['stored', { sessionKey: key, seq: 1, status: 'queued' }],
+      ['stored', { sessionKey: key, seq: 1, status: 'queued', wake: 'sent' }],
       ['delivered', { connectionIds: String(subscriberId), subscriptions: 1, replay: false }],
       ['wake', { reason: 'event', connections: 1 }],
       ['acked', { ingress: 'websocket', connectionId: subscriberId }],
@@ -122,7 +122,7 @@ test('a drained event: its drained step says who drained it, over the socket as 
   assert.equal(await lastStep(overHttp.eventId), ['drained', { ingress: 'http-rpc', connectionId: null }]);
 });
 
-test('a replayed event to two subscribers: one delivered step each (replay true); next-heartbeat without a heartbeat: no wake', async ({
+test('a replayed event to two subscribers: one delivered step each (replay true); next-heartbeat without a heartbeat: no wake step, and the stored step says why', async ({
   gw,
   publisher,
 }) => {
@@ -138,10 +138,10 @@ test('a replayed event to two subscribers: one delivered step each (replay true)
 
   const result = await trace(publisher, routed.eventId);
   assert.equal(
-    result.steps.map((step) => [step.step, step.step === 'delivered' ? step.detail : null]),
+    result.steps.map((step) => [step.step, step.step === 'accepted' ? null : step.detail]),
     [
       ['accepted', null],
-      ['stored', null],
+      ['stored', { sessionKey: key, seq: 1, status: 'queued', wake: 'no-agent-connected' }],
       ['delivered', { connectionIds: String(connectionIdOf(one.subscriptionId)), subscriptions: 1, replay: true }],
       ['delivered', { connectionIds: String(connectionIdOf(two.subscriptionId)), subscriptions: 1, replay: true }],
     ],
@@ -171,10 +171,10 @@ test('a live event to several subscriptions: one delivered step, each connection
   const result = await trace(publisher, routed.eventId);
   const connections = [one, two].map(({ subscriptionId }) => connectionIdOf(subscriptionId)).join(',');
   assert.equal(
-    result.steps.map((step) => [step.step, step.step === 'delivered' ? step.detail : null]),
+    result.steps.map((step) => [step.step, step.step === 'accepted' ? null : step.detail]),
     [
       ['accepted', null],
-      ['stored', null],
+      ['stored', { sessionKey: key, seq: 1, status: 'queued', wake: 'next-heartbeat' }],
       ['delivered', { connectionIds: connections, subscriptions: 3, replay: false }],
     ],
   );
@@ -223,6 +223,7 @@ test('switchboard trace <eventId> prints every step in order (exit 0); --json is
   for (const [i, step] of expected.steps.entries()) {
     assert.ok(lines[i + 1]!.includes(step.at), `line ${i + 1} shows when: ${lines[i + 1]}`);
   }
+  assert.match(lines[2]!, / stored +sessionKey=\S+ seq=1 status=queued wake=sent$/);
   assert.match(lines[3]!, /connectionIds=\d+ subscriptions=1 replay=false/);
 
   const json = await runCli(['trace', routed.eventId, '--json', ...connectionArgs(gw)]);

@@ -1226,6 +1226,31 @@ test('trace: a stored event is accepted (with its ingress), then stored', async 
   assert.equal(await store.trace('no-such-event'), []);
 });
 
+test("trace: the stored step carries what storedDetail says of complete()'s result, built before the row is written", async () => {
+  const store = open(tempDir());
+  const calls: string[] = [];
+  const appended = await store.append({
+    ...request('agent:ops:main', 'deploy done'),
+    complete: (outcome) => {
+      calls.push(`complete ${outcome.seq}`);
+      return { seq: outcome.seq, verdict: 'told no one' };
+    },
+    storedDetail: (result) => {
+      calls.push(`storedDetail ${result.seq}`);
+      return { wake: result.verdict };
+    },
+  });
+  assert.ok(appended.status === 'stored');
+  assert.equal(calls, ['complete 1', 'storedDetail 1']);
+  assert.equal(await steps(store, appended.outcome.eventId), [
+    ['accepted', INGRESS],
+    ['stored', { sessionKey: 'agent:ops:main', seq: 1, status: 'queued', wake: 'told no one' }],
+  ]);
+  // Carried on by the step that removes the event.
+  await store.ack('agent:ops:main', 1, {});
+  assert.equal((await steps(store, appended.outcome.eventId))[1], ['stored', { sessionKey: 'agent:ops:main', seq: 1, status: 'queued', wake: 'told no one' }]);
+});
+
 test('trace: an append writes no trace row; the step that removes the event carries its acceptance into its own row', async () => {
   const dir = tempDir();
   const store = open(dir);
