@@ -7,7 +7,8 @@ import cac, { type CAC } from 'cac';
 import { VERSION } from '../version.js';
 import { attachOptionValues, COMMAND_GROUPS, declaredFlags } from './argv.js';
 import { COMMANDS, type CommandSpec } from './commands.js';
-import { EXIT_CODES_HELP, ExitCode, usageError } from './exit-codes.js';
+import { EXIT_CODES_HELP, ExitCode, outputFailed, usageError } from './exit-codes.js';
+import { writeOut } from './output.js';
 
 function declare(): CAC {
   const cli = cac('switchboard');
@@ -33,7 +34,14 @@ export async function runWithCac(joined: readonly string[]): Promise<ExitCode> {
   const parsed = cli.parse(['node', 'switchboard', ...args], { run: false });
   // cac printed the help, or with no command the version. `status -v` is left to checkArgs: cac
   // prints no version after a command, and it must not exit 0 having done nothing.
-  if (parsed.options['help'] || (parsed.options['version'] && !cli.matchedCommand)) return ExitCode.OK;
+  if (parsed.options['help'] || (parsed.options['version'] && !cli.matchedCommand)) {
+    // cac prints through console, which drops write errors: a help lost to a full disk must not
+    // exit 0. A reader that went away (`--help | head -1`) is no failure, as for any output.
+    await writeOut(process.stdout, '').catch((error: unknown) => {
+      throw outputFailed(parsed.options['help'] ? 'the help' : 'the version', error);
+    });
+    return ExitCode.OK;
+  }
   if (!cli.matchedCommand) {
     const [first] = parsed.args;
     if (first === undefined) {

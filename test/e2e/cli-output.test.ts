@@ -150,6 +150,19 @@ const onLinux = fs.existsSync('/dev/full');
   assert.equal(await pendingTexts(publisher, key), [], 'drained: that is why it must be said');
 });
 
+(onLinux ? test : test.skip)('--help to a full disk: exit 4, saying the help was not written; to a reader that left, exit 0', async () => {
+  for (const args of [['--help'], ['system', 'event', '--help']]) {
+    const result = await runCli(args, { stdout: fullDisk() });
+    assert.is(result.code, 4, result.stderr);
+    assert.is(result.stderr, 'switchboard: could not write the help to stdout (ENOSPC: no space left on device)\n');
+  }
+  const help = spawnCli(['--help']);
+  // Closed long before the CLI has started: its write fails (EPIPE).
+  help.process.stdout!.destroy();
+  assert.is(await exitedByItself(help, 'the help to exit once stdout is closed'), 0, help.stderr());
+  assert.is(help.stderr(), '');
+});
+
 (onLinux ? test : test.skip)('status and system event to a full disk: exit 4 with one clean line; the event says it was stored', async ({ gw }) => {
   const status = await runCli(['status', ...connectionArgs(gw)], { stdout: fullDisk() });
   assert.is(status.code, 4, status.stderr);
