@@ -16,7 +16,6 @@ import {
   startGatewayProcessAt,
   startInProcessGateway,
   waitUntil,
-  type CliProcess,
   type InProcessGateway,
   type RawSocket,
 } from '../helpers/gateway.js';
@@ -47,14 +46,6 @@ async function publishTexts(publisher: RawSocket, sessionKey: string, texts: rea
 
 async function pendingTexts(publisher: RawSocket, sessionKey: string): Promise<string[]> {
   return resultOf<{ events: { text: string }[] }>(await publisher.call('session.peek', { sessionKey })).events.map((event) => event.text);
-}
-
-/** Its exit code once the CLI exits by itself: it is never signalled. */
-async function exitedByItself(cli: CliProcess, what: string): Promise<number | null> {
-  await waitUntil(() => cli.process.exitCode !== null || cli.process.signalCode !== null, what).catch((error: Error) =>
-    assert.unreachable(`${error.message}\nstdout: ${cli.stdout()}\nstderr: ${cli.stderr()}`),
-  );
-  return cli.stop();
 }
 
 // ---------------------------------------------------------------- a gateway that goes away
@@ -100,7 +91,7 @@ test('session watch --ack with stdout closed: exits 0 without a word, and acks n
   const watch = spawnCli(['session', 'watch', '--agent', agent, '--ack', ...connectionArgs(gw)]);
   // No reader from the start: the first line already fails (EPIPE).
   watch.process.stdout!.destroy();
-  assert.is(await exitedByItself(watch, 'the watch to exit once stdout is closed'), 0, watch.stderr());
+  assert.is(await watch.exited('the watch to exit once stdout is closed'), 0, watch.stderr());
   assert.is(watch.stderr(), '', 'no stack trace, no message: the reader chose to stop');
   assert.equal(await pendingTexts(publisher, key), texts, 'every event is still pending');
 });
@@ -114,7 +105,7 @@ test('session watch --ack whose reader leaves after one line: the next event end
   watch.process.stdout!.destroy();
   // A closed pipe shows only when written to: the event after the reader left is the first that cannot be.
   await publishTexts(publisher, key, ['after the reader left']);
-  assert.is(await exitedByItself(watch, 'the watch to exit at its next line'), 0, watch.stderr());
+  assert.is(await watch.exited('the watch to exit at its next line'), 0, watch.stderr());
   assert.is(watch.stderr(), '');
   const pending = await pendingTexts(publisher, key);
   assert.is(pending.at(-1), 'after the reader left', `never printed, so never acked: ${JSON.stringify(pending)}`);
@@ -159,7 +150,7 @@ const onLinux = fs.existsSync('/dev/full');
   const help = spawnCli(['--help']);
   // Closed long before the CLI has started: its write fails (EPIPE).
   help.process.stdout!.destroy();
-  assert.is(await exitedByItself(help, 'the help to exit once stdout is closed'), 0, help.stderr());
+  assert.is(await help.exited('the help to exit once stdout is closed'), 0, help.stderr());
   assert.is(help.stderr(), '');
 });
 
@@ -177,7 +168,7 @@ const onLinux = fs.existsSync('/dev/full');
   const key = `agent:${freshAgent('full')}:main`;
   await publishTexts(publisher, key, ['first', 'second']);
   const watch = spawnCli(['session', 'watch', '--session-key', key, '--ack', ...connectionArgs(gw)], { stdout: fullDisk() });
-  assert.is(await exitedByItself(watch, 'the watch to exit at its first line'), 4, watch.stderr());
+  assert.is(await watch.exited('the watch to exit at its first line'), 4, watch.stderr());
   assert.is(
     watch.stderr(),
     `switchboard: could not write event seq 1 of ${key} to stdout (ENOSPC: no space left on device); it was not acked, and stays pending for the next watcher\n`,

@@ -426,10 +426,17 @@ export interface CliProcess {
   waitForLines(count: number, timeoutMs?: number): Promise<string[]>;
   /** Sends `signal` and resolves with the exit code once the process has exited and its pipes are drained. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Resolves with the exit code once the process has exited by itself and its pipes are drained; rejects after `timeoutMs`. */
+  exited(what: string, timeoutMs?: number): Promise<number | null>;
 }
 
 export function spawnCli(args: readonly string[], options: CliOptions = {}): CliProcess {
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { env: childEnv(options.env), stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'] });
+  return spawnScript(CLI_PATH, args, options);
+}
+
+/** Any Node.js script of this package (an example, say), run and read as spawnCli runs the CLI. */
+export function spawnScript(script: string, args: readonly string[], options: CliOptions = {}): CliProcess {
+  const child = spawn(process.execPath, [script, ...args], { env: childEnv(options.env), stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'] });
   children.add(child);
   let out = '';
   let err = '';
@@ -459,11 +466,14 @@ export function spawnCli(args: readonly string[], options: CliOptions = {}): Cli
         listeners.delete(listener),
       );
     },
+    exited(what, timeoutMs = NEXT_TIMEOUT_MS) {
+      return withTimeout(closed, timeoutMs, () => `expected ${what} within ${timeoutMs} ms\nstdout: ${out}\nstderr: ${err}`);
+    },
     async stop(signal: NodeJS.Signals = 'SIGINT') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return withTimeout(closed, STOP_TIMEOUT_MS, () => {
         child.kill('SIGKILL');
-        return `switchboard ${args.join(' ')} did not exit within ${STOP_TIMEOUT_MS} ms of ${signal}\nstderr: ${err}`;
+        return `${path.basename(script)} ${args.join(' ')} did not exit within ${STOP_TIMEOUT_MS} ms of ${signal}\nstderr: ${err}`;
       });
     },
   };
