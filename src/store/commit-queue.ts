@@ -74,6 +74,14 @@ export interface RunOptions {
    * @default true
    */
   durable?: boolean;
+  /**
+   * The operation changes nothing that lasts: it reads, perhaps after bringing rows up to date
+   * that it could do without committing. When its batch fails as a whole (a full disk, an I/O
+   * error), it runs again on its own, in a transaction that is rolled back whatever happens, and
+   * settles with that run: what a full disk cannot take must not hide what is already stored.
+   * @default false
+   */
+  readOnly?: boolean;
 }
 
 /** How the operations of a batch ran: how to settle each, or why the whole batch failed. */
@@ -82,6 +90,7 @@ type BatchRun = { settlers: Array<() => void>; succeeded: number } | { failure: 
 interface QueuedOp {
   run(): unknown;
   durable: boolean;
+  readOnly: boolean;
   resolve(value: unknown): void;
   reject(reason: unknown): void;
 }
@@ -181,8 +190,9 @@ export class CommitQueue {
    */
   run<T>(operation: () => T, options?: RunOptions): Promise<T> {
     const durable = options?.durable ?? true;
+    const readOnly = options?.readOnly ?? false;
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ run: operation, durable, resolve, reject });
+      this.#queue.push({ run: operation, durable, readOnly, resolve, reject });
       this.#schedule();
     });
   }
@@ -302,7 +312,28 @@ export class CommitQueue {
 
   #abort(batch: QueuedOp[], cause: unknown): Array<() => void> {
     this.#rollBack();
-    return batch.map((op) => () => op.reject(new StoreUnavailableError(cause)));
+    const failure = new StoreUnavailableError(cause);
+    return batch.map((op) => (op.readOnly ? this.#readAlone(op, failure) : () => op.reject(failure)));
+  }
+
+  /**
+   * Runs a read of a failed batch again, alone, after the batch was rolled back: it sees what is
+   * committed, never the writes of the batch that failed. Its transaction is rolled back even when
+   * it succeeds, so writes it makes on the way (rows brought up to date) need no room on disk
+   * unless they outgrow the page cache. Settles with the batch's failure if it fails again.
+   */
+  #readAlone(op: QueuedOp, failure: StoreUnavailableError): () => void {
+    try {
+      this.#begin.run();
+      this.#observer.batchBegun();
+      this.#observer.operationStart();
+      const value = op.run();
+      return () => op.resolve(value);
+    } catch {
+      return () => op.reject(failure);
+    } finally {
+      this.#rollBack();
+    }
   }
 
   /** Rolls back the batch's transaction, if one is open, and tells the observer. */

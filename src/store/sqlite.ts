@@ -73,6 +73,7 @@ const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
  * which the next prune redoes. Never for anything an answer depends on.
  */
 const NOT_DURABLE: RunOptions = { durable: false };
+const READ_ONLY: RunOptions = { readOnly: true };
 
 /**
  * The step of the single trace row appends of schema 3 and 4 wrote for "accepted" and "stored",
@@ -447,7 +448,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
   }
 
   peek(sessionKey: string, options: ReadOptions): Promise<ReadResult> {
-    return this.#submit(() => this.#read(sessionKey, options));
+    return this.#submitRead(() => this.#read(sessionKey, options));
   }
 
   drain(sessionKey: string, options: ReadOptions, detail: TraceDetail): Promise<ReadResult> {
@@ -478,7 +479,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
   }
 
   lastSeqs(sessionKeys: readonly string[]): Promise<number[]> {
-    return this.#submit(() => sessionKeys.map((sessionKey) => this.#session(sessionKey)?.lastSeq ?? 0));
+    return this.#submitRead(() => sessionKeys.map((sessionKey) => this.#session(sessionKey)?.lastSeq ?? 0));
   }
 
   pendingSessionKeys(agentId: string): Promise<string[]> {
@@ -496,11 +497,11 @@ export class SqliteEventStore implements EventStore, TokenStore {
   }
 
   trace(eventId: string): Promise<TraceEntry[]> {
-    return this.#submit(() => traceOf(eventId, this.#sql.trace.all(eventId), this.#sql.acceptance.get(eventId)));
+    return this.#submitRead(() => traceOf(eventId, this.#sql.trace.all(eventId), this.#sql.acceptance.get(eventId)));
   }
 
   listTokens(): Promise<TokenRecord[]> {
-    return this.#submit(() => this.#sql.tokens.all().map(toTokenRecord));
+    return this.#submitRead(() => this.#sql.tokens.all().map(toTokenRecord));
   }
 
   createToken(record: TokenRecord): Promise<void> {
@@ -532,14 +533,19 @@ export class SqliteEventStore implements EventStore, TokenStore {
     return this.#queue.metrics();
   }
 
-  #submit<T>(operation: () => T): Promise<T> {
+  #submit<T>(operation: () => T, options?: RunOptions): Promise<T> {
     if (this.#closing) return Promise.reject(new StoreClosedError());
-    return this.#queue.run(operation);
+    return this.#queue.run(operation, options);
+  }
+
+  /** Runs `query`, which changes nothing: it is answered even when its batch cannot commit (see RunOptions). */
+  #submitRead<T>(query: () => T): Promise<T> {
+    return this.#submit(query, READ_ONLY);
   }
 
   /** Runs `query`, which reads the sessions table, once every row in it is up to date. */
   #readSessions<T>(query: () => T): Promise<T> {
-    return this.#submit(() => {
+    return this.#submitRead(() => {
       this.#sessions.writeBack();
       return query();
     });

@@ -249,7 +249,7 @@ test('a second gateway on the same data dir: exit 1 naming the dir; the first ke
 
 // ---------------------------------------------------------------- a full disk
 
-test('a full disk (file-size limit): events are refused with STORE_UNAVAILABLE, none of them stored, none answered lost', async () => {
+test('a full disk (file-size limit): events are refused with STORE_UNAVAILABLE, none of them stored, none answered lost; what is stored can still be read', async () => {
   // 2048 blocks of 512 bytes: about 1 MiB per file, reached after some 15 events of 60 KB.
   const gw = await startGatewayProcessWithFileLimit({ fileSizeBlocks: 2048 });
   const socket = await openCallSocket(gw.url, gw.token);
@@ -273,8 +273,19 @@ test('a full disk (file-size limit): events are refused with STORE_UNAVAILABLE, 
   }
   assert.ok(answered.size > 0, 'events were stored before the disk filled');
   assert.ok(refused.length > 0, 'the disk filled up');
-  const status = await socket.call('gateway.status', {});
-  assert.is(status.kind, 'answered', 'the gateway still answers once the disk is full');
+  // What is stored can still be read while the disk is full: status, the queue, an event's trace.
+  const readable = async (method: string, params: unknown) => {
+    const outcome = await socket.call(method, params);
+    assert.is(outcome.kind, 'answered', `${method} answered once the disk is full`);
+    return outcome.kind === 'answered' ? resultOf(outcome.response) : undefined;
+  };
+  const status = (await readable('gateway.status', {})) as { pending: number };
+  assert.is(status.pending, answered.size);
+  const queued = (await readable('session.peek', { sessionKey: key, limit: 1000 })) as { events: { text: string }[] };
+  assert.equal(queued.events.map((event) => event.text), [...answered.keys()]);
+  const [firstId] = answered.values();
+  const traced = (await readable('event.trace', { eventId: firstId })) as { steps: { step: string }[] };
+  assert.equal(traced.steps.map((step) => step.step), ['accepted', 'stored']);
   assert.is(gw.process.exitCode, null, 'the gateway did not exit');
   socket.close();
 

@@ -114,6 +114,45 @@ test('a storage failure rejects the whole batch with StoreUnavailableError and s
   assert.is(count(), 1);
 });
 
+test('a read-only operation of a batch that fails is answered alone, from what is committed: not the failed writes, and its own writes are taken back', async () => {
+  await queue.run(insert('committed'));
+  const pages = db.pragma('page_count', { simple: true }) as number;
+  db.pragma(`max_page_count = ${pages}`);
+  const events: string[] = [];
+  queue = new CommitQueue(db, {
+    batchBegun: () => events.push('begun'),
+    operationStart: () => events.push('op'),
+    operationRolledBack: () => events.push('op rolled back'),
+    beforeCommit: () => events.push('before commit'),
+    batchCommitted: () => events.push('committed'),
+    batchRolledBack: () => events.push('rolled back'),
+  });
+  const rows = () => (db.prepare('SELECT x FROM t ORDER BY rowid').all() as { x: string }[]).map((row) => row.x);
+  const [written, read, tooBig, readAfterWrite] = await Promise.allSettled([
+    queue.run(insert('small')),
+    queue.run(rows, { readOnly: true }),
+    queue.run(insert('x'.repeat(1_000_000))),
+    // A write on its way to the read (a row brought up to date, say) is seen by it, then taken back.
+    queue.run(() => (insert('scratch')(), rows()), { readOnly: true }),
+  ]);
+  assert.equal([written.status, tooBig.status], ['rejected', 'rejected']);
+  assert.instance(written.status === 'rejected' && written.reason, StoreUnavailableError);
+  assert.equal(read, { status: 'fulfilled', value: ['committed'] });
+  assert.equal(readAfterWrite, { status: 'fulfilled', value: ['committed', 'scratch'] });
+  assert.equal(rows(), ['committed'], 'nothing of the failed batch, nor of the reads, was kept');
+  // The batch (its first run, then guarded), then each read alone: begun, its operation, rolled back.
+  assert.equal(events.slice(-6), ['begun', 'op', 'rolled back', 'begun', 'op', 'rolled back']);
+
+  // A read that fails again alone gets the batch's failure.
+  const [, failing] = await Promise.allSettled([
+    queue.run(insert('x'.repeat(1_000_000))),
+    queue.run(() => insert('y'.repeat(1_000_000))(), { readOnly: true }),
+  ]);
+  assert.is(failing.status, 'rejected');
+  assert.instance(failing.status === 'rejected' && failing.reason, StoreUnavailableError);
+  db.pragma('max_page_count = 1073741823');
+});
+
 const synchronous = () => db.pragma('synchronous', { simple: true }) as number;
 const FULL = 2;
 const NORMAL = 1;
