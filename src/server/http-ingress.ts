@@ -203,10 +203,17 @@ export function errorBody(ingress: Ingress, name: ErrorName, message: string, de
   return JSON.stringify(ingress === 'http-rpc' ? answer : { error: answer.error });
 }
 
+/**
+ * Media types of a JSON body: application/json, a `+json` type, and the two that the JSON-RPC over
+ * HTTP draft names beside it, which some clients send by default (jsonrpc4j's JsonRpcHttpClient:
+ * application/json-rpc).
+ */
+const JSON_RPC_MEDIA_TYPES = new Set(['application/json', 'application/json-rpc', 'application/jsonrequest']);
+
 function isJson(contentType: string | undefined): boolean {
   if (!contentType) return false;
   const type = contentType.split(';', 1)[0]!.trim().toLowerCase();
-  return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
+  return JSON_RPC_MEDIA_TYPES.has(type) || (type.startsWith('application/') && type.endsWith('+json'));
 }
 
 function sendText(response: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {

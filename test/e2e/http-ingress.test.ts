@@ -549,6 +549,12 @@ test('a body that is not JSON by its Content-Type is 415', async ({ gw }) => {
     body,
   });
   assert.is(withCharset.status, 200, 'parameters and case do not matter');
+  // The JSON-RPC over HTTP draft's own types, which some clients send by default (jsonrpc4j).
+  for (const type of ['application/json-rpc', 'application/jsonrequest', 'application/json-rpc; charset=UTF-8']) {
+    const response = await httpRequest(gw.port, { method: 'POST', path: '/rpc', headers: { ...bearer(gw.token), 'content-type': type }, body });
+    assert.is(response.status, 200, type);
+    resultOf(jsonOf<JsonRpcResponse>(response));
+  }
 });
 
 // ---------------------------------------------------------------- body size and time
