@@ -90,7 +90,7 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
   RATE_LIMITED: 'HTTP 429: too many failed authentications, or open connections, from this address; retry after Retry-After seconds.',
   CREDENTIALS_IN_URL: 'HTTP 400: a token in the URL query is refused (URLs end up in logs); send it in a header.',
   BODY_TOO_LARGE: 'HTTP 413: the body is larger than the HTTP body limit; send big events over WebSocket.',
-  UNSUPPORTED_MEDIA_TYPE: 'HTTP 415: the body must be JSON ("Content-Type: application/json").',
+  UNSUPPORTED_MEDIA_TYPE: 'HTTP 415: the body must be JSON ("Content-Type: application/json") and not compressed.',
   BODY_TIMEOUT: 'HTTP 408: the body did not arrive within the time limit.',
   METHOD_NOT_ALLOWED: 'HTTP 405: /rpc and /hooks/wake take POST.',
   AFTER_OUT_OF_RANGE: "The subscribe's after is beyond the last seq the session issued; resubscribe with after <= data.lastSeq (0 replays every pending event).",

@@ -71,6 +71,14 @@ export function createHttpHandler(options: HttpIngressOptions): (request: Incomi
     if (!isJson(request.headers['content-type'])) {
       return refuse(415, 'UNSUPPORTED_MEDIA_TYPE', 'the body must be JSON: send "Content-Type: application/json"');
     }
+    // RFC 9110 section 15.5.16: a content coding the server does not decode is 415; read as they
+    // are, compressed bytes were answered as JSON that does not parse, which names no fix.
+    const coding = contentCoding(request);
+    if (coding !== undefined) {
+      return refuse(415, 'UNSUPPORTED_MEDIA_TYPE', `the body must not be encoded (Content-Encoding: ${coding}): send it uncompressed`, {
+        'accept-encoding': 'identity',
+      });
+    }
     readBody(request, response, bodyTimeoutMs)
       .then((body) => {
         if (body.status === 'not-utf8') return notUtf8(ingress, response);
@@ -153,6 +161,14 @@ function readBody(request: IncomingMessage, response: ServerResponse, timeoutMs:
     });
     request.once('aborted', () => finish({ status: 'aborted' }));
   });
+}
+
+/** The request's Content-Encoding, unless it is absent or only `identity` (no coding). */
+function contentCoding(request: IncomingMessage): string | undefined {
+  const header = request.headers['content-encoding'];
+  if (header === undefined) return undefined;
+  const codings = header.split(',').map((coding) => coding.trim().toLowerCase());
+  return codings.every((coding) => coding === '' || coding === 'identity') ? undefined : header.trim();
 }
 
 /** Whether the client asked for its connection to close after this request (RFC 9112 section 9.3). */

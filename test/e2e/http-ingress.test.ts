@@ -557,6 +557,26 @@ test('a body that is not JSON by its Content-Type is 415', async ({ gw }) => {
   }
 });
 
+test('a compressed body (Content-Encoding other than identity) is 415 naming the coding, on both routes; nothing is stored', async ({ gw, peer }) => {
+  const before = resultOf<{ pending: number }>(await peer.call('gateway.status', {})).pending;
+  const { gzipSync } = await import('node:zlib');
+  const body = gzipSync(JSON.stringify(rpcBody('system.event', { text: 'compressed', agentId: 'coding' })));
+  for (const path of ['/rpc', '/hooks/wake']) {
+    const response = await httpRequest(gw.port, { method: 'POST', path, headers: { ...bearer(gw.token), ...JSON_TYPE, 'content-encoding': 'gzip' }, body });
+    assert.is(response.status, 415, path);
+    assert.is(response.headers['accept-encoding'], 'identity');
+    assert.match(response.body, 'Content-Encoding: gzip');
+  }
+  const identity = await httpRequest(gw.port, {
+    method: 'POST',
+    path: '/rpc',
+    headers: { ...bearer(gw.token), ...JSON_TYPE, 'content-encoding': 'identity' },
+    body: JSON.stringify(rpcBody('gateway.status', {})),
+  });
+  assert.is(identity.status, 200, 'identity is no coding');
+  assert.is(resultOf<{ pending: number }>(await peer.call('gateway.status', {})).pending, before);
+});
+
 // ---------------------------------------------------------------- body size and time
 
 /** A valid request of exactly `bytes` bytes: whitespace padding is insignificant in JSON. */
