@@ -41,7 +41,8 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   // --port 0 picked), and README.md says so.
   writeLog(process.stdout, `switchboard gateway listening on ${running.url} (data dir ${dataDir}, token in ${tokenPath(dataDir)})`);
   const received = await signal;
-  log(`switchboard gateway: ${received} received, shutting down (again to force)`);
+  const why = received === 'SIGHUP' ? ' for a restart: clients are told 1012 and reconnect to the next gateway' : ': clients are told 1001';
+  log(`switchboard gateway: ${received} received, shutting down${why} (again to force)`);
   // A second signal means the operator will not wait: everything answered is already on disk.
   const force = () => process.exit(ExitCode.GATEWAY_ERROR);
   process.once('SIGINT', force);

@@ -13,12 +13,12 @@ import { cleanup, openRaw, resultOf, startGatewayProcess } from '../helpers/gate
 const test = suite('e2e: gateway lifecycle');
 test.after(cleanup);
 
-for (const [signal, code, reason] of [
-  ['SIGTERM', 1001, 'gateway shutting down'],
-  ['SIGINT', 1001, 'gateway shutting down'],
-  ['SIGHUP', 1012, 'gateway restarting'],
+for (const [signal, code, reason, logged] of [
+  ['SIGTERM', 1001, 'gateway shutting down', 'shutting down: clients are told 1001'],
+  ['SIGINT', 1001, 'gateway shutting down', 'shutting down: clients are told 1001'],
+  ['SIGHUP', 1012, 'gateway restarting', 'shutting down for a restart: clients are told 1012 and reconnect to the next gateway'],
 ] as const) {
-  test(`${signal}: clients are closed with ${code} "${reason}", the process exits 0, the WAL is checkpointed`, async () => {
+  test(`${signal}: clients are closed with ${code} "${reason}", the log says so, the process exits 0, the WAL is checkpointed`, async () => {
     const gateway = await startGatewayProcess();
     const socket = await openRaw(gateway.url, gateway.token);
     resultOf(await socket.call('system.event', { text: `before ${signal}` }));
@@ -27,6 +27,7 @@ for (const [signal, code, reason] of [
     const { code: closeCode, reason: closeReason } = await closed;
     assert.is(closeCode, code);
     assert.is(closeReason, reason);
+    assert.match(gateway.stderr(), `switchboard gateway: ${signal} received, ${logged} (again to force)\n`);
     const wal = path.join(gateway.dataDir, 'switchboard.db-wal');
     assert.ok(!fs.existsSync(wal) || fs.statSync(wal).size === 0, 'the WAL was checkpointed into the database');
 
