@@ -10,17 +10,21 @@ import { COMMANDS, type CommandSpec } from './commands.js';
 import { EXIT_CODES_HELP, ExitCode, outputFailed, usageError } from './exit-codes.js';
 import { writeOut } from './output.js';
 
-function declare(): CAC {
+/** cac declared with `commands`; a group's help (`switchboard token --help`) lists only the group's. */
+function declare(commands: readonly CommandSpec[], group?: string): CAC {
   const cli = cac('switchboard');
-  for (const spec of COMMANDS) {
+  if (group !== undefined) cli.usage(`${group} <command> [options]`);
+  for (const spec of commands) {
     const command = cli.command([spec.name, ...spec.positionals.map((name) => `<${name}>`)].join(' '), spec.summary);
     for (const option of spec.options) command.option(option.flags, option.description);
     command.example(spec.example);
   }
+  // Listed with the commands, the exit codes that most share, and which commands have their own.
+  const ownCodes = commands.filter((spec) => spec.exitCodes !== undefined).map((spec) => `switchboard ${spec.name}`);
+  const ownNote = ownCodes.length === 0 ? '' : `\n  (${orList(ownCodes, 'and')} ${ownCodes.length === 1 ? 'has its' : 'have their'} own: see ${ownCodes.length === 1 ? 'its' : 'their'} --help)`;
   cli.help((sections) => {
     const command = COMMANDS.find((spec) => spec.name === cli.matchedCommandName);
-    const exitCodes = command ? (command.exitCodes ?? EXIT_CODES_HELP) : `${EXIT_CODES_HELP}\n  (switchboard gateway and switchboard session watch have their own: see their --help)`;
-    return [...sections, { title: '', body: exitCodes }];
+    return [...sections, { title: '', body: command ? (command.exitCodes ?? EXIT_CODES_HELP) : `${EXIT_CODES_HELP}${ownNote}` }];
   });
   cli.version(VERSION);
   return cli;
@@ -28,7 +32,8 @@ function declare(): CAC {
 
 /** Parses `joined` (command groups already joined) and runs the command they name. */
 export async function runWithCac(joined: readonly string[]): Promise<ExitCode> {
-  const cli = declare();
+  const group = COMMAND_GROUPS.find((name) => name === joined[0]);
+  const cli = group === undefined ? declare(COMMANDS) : declare(commandsOf(group), group);
   const declared = [cli.globalCommand, ...cli.commands].flatMap((command) => command.options.map((option) => option.rawName));
   const args = attachOptionValues(joined, declaredFlags(declared));
   const parsed = cli.parse(['node', 'switchboard', ...args], { run: false });
@@ -50,14 +55,26 @@ export async function runWithCac(joined: readonly string[]): Promise<ExitCode> {
       cli.outputHelp();
       return ExitCode.USAGE;
     }
-    const group = (COMMAND_GROUPS as readonly string[]).includes(String(first)) ? ` "${String(first)}" needs a command:` : '';
     const typed = parsed.args.map(String).join(' ');
+    if (group !== undefined && parsed.args.length === 1) {
+      const names = commandsOf(group).map((spec) => spec.name);
+      throw usageError(`"${group}" needs a command: ${orList(names, 'or')}; run \`switchboard ${group} --help\` for what ${names.length === 1 ? 'it does' : 'each does'}`);
+    }
     const guess = closestCommand(typed);
     const hint = guess === undefined ? '' : ` did you mean \`switchboard ${guess}\`? Or`;
-    throw usageError(`unknown command "${typed}":${group}${hint} run \`switchboard --help\` for the list`);
+    throw usageError(`unknown command "${typed}":${hint} run \`switchboard --help\` for the list`);
   }
   const spec = COMMANDS.find((command) => command.name === cli.matchedCommandName)!;
   return (await spec.load())(args, checkArgs(args, spec));
+}
+
+/** "a", "a or b", "a, b or c". */
+function orList(items: readonly string[], conjunction: 'or' | 'and'): string {
+  return items.length <= 1 ? items.join('') : `${items.slice(0, -1).join(', ')} ${conjunction} ${items.at(-1)}`;
+}
+
+function commandsOf(group: string): CommandSpec[] {
+  return COMMANDS.filter((spec) => spec.name.startsWith(`${group} `));
 }
 
 /**

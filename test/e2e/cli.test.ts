@@ -219,7 +219,8 @@ test('exit 2: usage errors, before any connection is tried', async () => {
     [['session', 'peek', '--bogus', ...nowhere], /--bogus/],
     [['frobnicate'], /unknown command "frobnicate": run `switchboard --help`/],
     [['sesion', 'list', ...nowhere], /unknown command "sesion list": did you mean `switchboard session list`\?/],
-    [['system'], /unknown command/],
+    [['system'], /^switchboard: "system" needs a command: system event; run `switchboard system --help` for what it does\n$/],
+    [['token'], /^switchboard: "token" needs a command: token create, token list or token revoke; run `switchboard token --help` for what each does\n$/],
     [['system', 'frob'], /unknown command "system frob"/],
     [['session', 'peek', '--session-key', 'main', '--agent', 'ops', ...nowhere], /--session-key or --agent/],
     [['session', 'peek', '--limit', '0', ...nowhere], /--limit/],
@@ -786,6 +787,9 @@ test('--help on each command exits 0 and lists its options', async () => {
     [['status'], common],
     [['gateway'], ['--host', '--port', '--data-dir', '--max-pending']],
     [[], ['system event', 'session peek', 'session drain', 'session list', 'status', 'gateway', 'Exit codes']],
+    // A group's help: its own commands.
+    [['token'], ['$ switchboard token <command> [options]', 'token create', 'token list', 'token revoke <tokenId>', 'Exit codes']],
+    [['session'], ['$ switchboard session <command> [options]', 'session peek', 'session drain', 'session list', 'session watch', 'Exit codes']],
   ];
   const results = await Promise.all(cases.map(([command]) => runCli([...command, '--help'])));
   results.forEach((result, i) => {
@@ -805,7 +809,12 @@ test('--help on each command exits 0 and lists its options', async () => {
   // Right-aligned, so the one-digit codes line up with 130.
   assert.match(help('system event'), /\n {4}1 {2}the gateway answered with an error\n/);
   assert.match(help('system event'), /\n {2}130 {2}interrupted by Ctrl-C/);
-  assert.match(help(''), /switchboard gateway and switchboard session watch have their own: see their --help/);
+  assert.match(help(''), /switchboard session watch and switchboard gateway have their own: see their --help/);
+  const commandsIn = (command: string) => help(command).slice(0, help(command).indexOf('Exit codes'));
+  assert.not.match(commandsIn('token'), /system event|session peek|status/);
+  assert.not.match(help('token'), /have their own|has its own/);
+  assert.match(help('session'), /\(switchboard session watch has its own: see its --help\)/);
+  assert.not.match(commandsIn('session'), /token create|system event/);
   // session watch prints JSON lines, and its --timeout is not a limit on the watch.
   const watch = help('session watch');
   assert.match(watch, /--json +Print each event as one JSON object on its own line \(JSON lines\)/);
