@@ -259,7 +259,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // the request is admitted (RFC 9110 section 10.1.1).
   server.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => {
     countUnfinished(request, response);
-    handleHttp(request, response);
+    handleHttp(request, response, true);
   });
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     // Node hands the socket over without its error listener: a peer that resets the connection

@@ -43,9 +43,16 @@ const HOOK_STATUS: Partial<Record<number, number>> = {
   [ErrorCode.SHUTTING_DOWN]: 503,
 };
 
-export function createHttpHandler(options: HttpIngressOptions): (request: IncomingMessage, response: ServerResponse) => void {
+/**
+ * Answers one request. `expectsContinue`: Node emitted it as 'checkContinue', which it does only for
+ * an HTTP/1.1 request with "Expect: 100-continue"; an HTTP/1.0 client must get no 100 (RFC 9110
+ * sections 10.1.1 and 15.2), whatever its Expect says, so the header alone does not decide.
+ */
+export type HttpHandler = (request: IncomingMessage, response: ServerResponse, expectsContinue?: boolean) => void;
+
+export function createHttpHandler(options: HttpIngressOptions): HttpHandler {
   const bodyTimeoutMs = options.bodyTimeoutMs ?? HTTP_BODY_TIMEOUT_MS;
-  return (request, response) => {
+  return (request, response, expectsContinue = false) => {
     const path = requestPath(request);
     if (path === '/healthz') {
       if (request.method !== 'GET' && request.method !== 'HEAD') return sendText(response, 405, 'use GET\n', { allow: 'GET, HEAD' });
@@ -79,7 +86,7 @@ export function createHttpHandler(options: HttpIngressOptions): (request: Incomi
         'accept-encoding': 'identity',
       });
     }
-    readBody(request, response, bodyTimeoutMs)
+    readBody(request, response, bodyTimeoutMs, expectsContinue)
       .then((body) => {
         if (body.status === 'not-utf8') return notUtf8(ingress, response);
         if (body.status !== 'ok') return rejectBody(request, response, body.status, refuse);
@@ -132,13 +139,13 @@ async function answerHook(dispatcher: RpcDispatcher<CallContext>, text: string, 
 type Body = { status: 'ok'; text: string } | { status: 'not-utf8' | 'too-large' | 'timeout' | 'aborted' };
 
 /** Reads the whole body, bounded in size (413) and in time (408). */
-function readBody(request: IncomingMessage, response: ServerResponse, timeoutMs: number): Promise<Body> {
+function readBody(request: IncomingMessage, response: ServerResponse, timeoutMs: number, expectsContinue: boolean): Promise<Body> {
   return new Promise((resolve) => {
     const declared = Number(request.headers['content-length']);
     if (Number.isFinite(declared) && declared > MAX_HTTP_BODY_BYTES) return resolve({ status: 'too-large' });
     // Asked for only now that the request is admitted and its body not refused by its length
     // (see the gateway's checkContinue).
-    if (/^100-continue$/i.test(request.headers.expect ?? '')) response.writeContinue();
+    if (expectsContinue) response.writeContinue();
     const chunks: Buffer[] = [];
     let size = 0;
     const finish = (body: Body) => {

@@ -506,6 +506,15 @@ test('"Expect: 100-continue": a request without a valid token, or with a Content
   assert.match(admitted.received, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
 });
 
+test('"Expect: 100-continue" in an HTTP/1.0 request is ignored: no 100, which an HTTP/1.0 client cannot read (RFC 9110 sections 10.1.1 and 15.2)', async ({ gw }) => {
+  const body = JSON.stringify(rpcBody('gateway.status', {}, 1));
+  const old = await openRawHttp(gw.port);
+  old.write(postHead('/rpc', { ...bearer(gw.token), ...JSON_TYPE, expect: '100-continue', 'content-length': Buffer.byteLength(body) }).replace(' HTTP/1.1\r\n', ' HTTP/1.0\r\n') + body);
+  const answer = await old.response();
+  assert.is(answer.status, 200);
+  assert.not.match(answer.raw, /100 Continue/);
+});
+
 test('a request that arrives while the gateway shuts down is 503 SHUTTING_DOWN on both routes, and nothing is stored', async () => {
   const own = await startTunedGateway();
   const [rpc, hook] = await Promise.all([openRawHttp(own.port), openRawHttp(own.port)]);
