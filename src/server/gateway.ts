@@ -435,7 +435,8 @@ function badHandshake(request: IncomingMessage): { status: 400 | 426; message: s
     return {
       status: 426,
       message: `${version === undefined ? 'no Sec-WebSocket-Version header' : `Sec-WebSocket-Version ${JSON.stringify(version)}`}: this gateway speaks version 13 (RFC 6455)`,
-      headers: { 'sec-websocket-version': '13' },
+      // RFC 9110 section 15.5.22: a 426 MUST say, in Upgrade, what to upgrade to.
+      headers: { 'sec-websocket-version': '13', upgrade: 'websocket' },
     };
   }
   return undefined;
@@ -482,12 +483,14 @@ const REASONS: Record<number, string> = {
 
 function rejectUpgrade(socket: Duplex, status: number, name: ErrorName, message: string, headers: RefusalHeaders = {}): void {
   const body = errorBody('websocket', name, message);
+  // RFC 9110 section 7.8: an Upgrade header goes with "upgrade" in Connection, for proxies not to forward it.
+  const connection = 'upgrade' in headers ? 'Upgrade, close' : 'close';
   const extra = Object.entries(headers)
     .flatMap(([name, value]) => (typeof value === 'string' ? [value] : value).map((one) => `${name}: ${one}\r\n`))
     .join('');
   endHandshake(
     socket,
-    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\n${extra}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\n${extra}Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: ${connection}\r\n\r\n${body}`,
   );
 }
 

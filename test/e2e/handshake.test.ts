@@ -123,6 +123,9 @@ test('an upgrade that is not an RFC 6455 handshake is refused before the token i
     const response = await connection.response();
     assert.is(response.status, status, what);
     assert.is(response.headers['sec-websocket-version'], versionHeader, what);
+    // RFC 9110 section 15.5.22: a 426 MUST name the protocol to upgrade to; section 7.8: with "upgrade" in Connection.
+    assert.is(response.headers['upgrade'], status === 426 ? 'websocket' : undefined, what);
+    if (status === 426) assert.match(String(response.headers['connection']), /^upgrade, close$/i, what);
     assert.is(response.headers['content-type'], 'application/json', what);
     assert.equal(JSON.parse(response.body), { error: { code: ErrorCode.BAD_HANDSHAKE, message, data: { name: 'BAD_HANDSHAKE' } } }, what);
   }
