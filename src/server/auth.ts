@@ -55,14 +55,6 @@ export class Authenticator {
 }
 
 /**
- * Whether the request offers credentials at all, right or wrong: an `Authorization` or
- * `X-Switchboard-Token` header. A request without either guesses no token.
- */
-export function presentsCredentials(headers: IncomingHttpHeaders): boolean {
-  return headers.authorization !== undefined || headers['x-switchboard-token'] !== undefined;
-}
-
-/**
  * The token from `Authorization: Bearer <token>`, `X-Switchboard-Token: <token>`, or, for clients
  * that cannot set headers but take a URL (ws://any:<token>@host:port, which `ws` and curl send as
  * HTTP Basic), the password of `Authorization: Basic`.

@@ -28,11 +28,11 @@ import { buildOpenRpcDocument } from '../protocol/openrpc.js';
 import { corruptStoreError, isCorruption, StoreUnavailableError } from '../store/errors.js';
 import { openStore } from '../store/index.js';
 import { VERSION } from '../version.js';
-import { Authenticator, boundAgent, presentsCredentials } from './auth.js';
+import { Authenticator, boundAgent } from './auth.js';
 import { CloseCode, Connection, type ConnectionOptions } from './connection.js';
 import type { CallContext } from './context.js';
 import { createHandlers, SHUTTING_DOWN_MESSAGE, toRpcError } from './handlers.js';
-import { createHttpHandler, errorBody, requestPath, type Admission, type RefusalHeaders } from './http-ingress.js';
+import { createHttpHandler, errorBody, requestPath, type Admission } from './http-ingress.js';
 import { DeliveryHub } from './hub.js';
 import { AuthFailureLimiter } from './rate-limit.js';
 import { createTokenService, toScopedToken } from './tokens.js';
@@ -174,11 +174,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     const principal = authenticator.authenticate(request.headers);
     if (principal) return { admitted: true, principal };
-    // A request with no credentials guesses no token, so it is not a failure to count, and it is
-    // always challenged: a browser sends a ws://user:<token>@host URL's credentials only in
-    // answer to a 401 with a Basic challenge (AUTH_CHALLENGES), so each of its connections starts
-    // with one such request; counted, they locked its address out after 20 connections a minute.
-    if (!presentsCredentials(request.headers)) return UNAUTHORIZED;
     const retryAfter = limiter.retryAfterSeconds(address);
     if (retryAfter > 0) {
       return {
@@ -190,7 +185,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       };
     }
     limiter.recordFailure(address);
-    return UNAUTHORIZED;
+    return {
+      admitted: false,
+      status: 401,
+      error: 'UNAUTHORIZED',
+      message: 'missing or invalid token: send "Authorization: Bearer <token>" (the admin token is in <data-dir>/token)',
+      headers: { 'www-authenticate': 'Bearer realm="switchboard"' },
+    };
   };
 
   // `connections` tracks the sockets: ws's own tracking would cost each one a Set entry and a close listener.
@@ -455,23 +456,6 @@ function listen(server: Server, port: number, host: string): Promise<void> {
   });
 }
 
-/**
- * The challenges of a 401 (RFC 9110 section 11.6.1), one header line each. Basic is offered beside
- * Bearer for browsers: their WebSocket cannot set a header, and sends the credentials of a
- * ws://user:<token>@host URL only in answer to a Basic challenge (Chromium retries the handshake
- * with them; a Bearer-only 401 ends it). Each on a line of its own: Chromium does not find a
- * Basic challenge that follows another in one header line.
- */
-const AUTH_CHALLENGES: readonly string[] = ['Bearer realm="switchboard"', 'Basic realm="switchboard", charset="UTF-8"'];
-
-const UNAUTHORIZED: Admission = {
-  admitted: false,
-  status: 401,
-  error: 'UNAUTHORIZED',
-  message: 'missing or invalid token: send "Authorization: Bearer <token>" (the admin token is in <data-dir>/token)',
-  headers: { 'www-authenticate': AUTH_CHALLENGES },
-};
-
 const REASONS: Record<number, string> = {
   400: 'Bad Request',
   401: 'Unauthorized',
@@ -481,12 +465,12 @@ const REASONS: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
-function rejectUpgrade(socket: Duplex, status: number, name: ErrorName, message: string, headers: RefusalHeaders = {}): void {
+function rejectUpgrade(socket: Duplex, status: number, name: ErrorName, message: string, headers: Record<string, string> = {}): void {
   const body = errorBody('websocket', name, message);
   // RFC 9110 section 7.8: an Upgrade header goes with "upgrade" in Connection, for proxies not to forward it.
   const connection = 'upgrade' in headers ? 'Upgrade, close' : 'close';
   const extra = Object.entries(headers)
-    .flatMap(([name, value]) => (typeof value === 'string' ? [value] : value).map((one) => `${name}: ${one}\r\n`))
+    .map(([name, value]) => `${name}: ${value}\r\n`)
     .join('');
   endHandshake(
     socket,

@@ -15,13 +15,10 @@ import { errorResponse, type RpcDispatcher } from '../protocol/jsonrpc.js';
 import type { Principal } from './auth.js';
 import type { CallContext, Ingress } from './context.js';
 
-/** Response headers of a refusal; a list is sent as one header line per value (WWW-Authenticate). */
-export type RefusalHeaders = Record<string, string | readonly string[]>;
-
 /** Whether a request may proceed, decided the same way for HTTP routes and WebSocket upgrades. */
 export type Admission =
   | { admitted: true; principal: Principal }
-  | { admitted: false; status: 400 | 401 | 429 | 503; error: ErrorName; message: string; headers?: RefusalHeaders };
+  | { admitted: false; status: 400 | 401 | 429 | 503; error: ErrorName; message: string; headers?: Record<string, string> };
 
 export interface HttpIngressOptions {
   dispatcher: RpcDispatcher<CallContext>;
@@ -204,7 +201,7 @@ export function requestPath(request: IncomingMessage): string {
 }
 
 /** Answers with the route's JSON error for `name`. */
-type Refuse = (status: number, name: ErrorName, message: string, headers?: RefusalHeaders) => void;
+type Refuse = (status: number, name: ErrorName, message: string, headers?: Record<string, string>) => void;
 
 function rejectBody(request: IncomingMessage, response: ServerResponse, status: Exclude<Body['status'], 'ok' | 'not-utf8'>, refuse: Refuse): void {
   if (status === 'aborted') return void request.destroy();
@@ -243,6 +240,6 @@ function sendText(response: ServerResponse, status: number, text: string, header
   response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers }).end(text);
 }
 
-function sendJson(response: ServerResponse, status: number, json: string, headers: RefusalHeaders = {}): void {
+function sendJson(response: ServerResponse, status: number, json: string, headers: Record<string, string> = {}): void {
   response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json), ...headers }).end(json);
 }

@@ -1,6 +1,6 @@
 /**
- * Failed authentications per address. Past the limit, a wrong token from the address (a request
- * without any is not counted, see gateway.ts) is answered 429 with Retry-After for the rest of the window instead of 401: a client retrying a
+ * Failed authentications per address. Past the limit, a wrong or missing token from the address
+ * is answered 429 with Retry-After for the rest of the window instead of 401: a client retrying a
  * stale token in a loop is told to back off. A valid token is still let in. Refusing it would
  * protect nothing (a token holds 256 random bits: guessing one gets nowhere at any rate), and on
  * a host where every local client comes from 127.0.0.1, one cron job with a revoked token would

@@ -284,8 +284,7 @@ test('a missing or wrong token is 401 with WWW-Authenticate, on /rpc and /hooks/
   for (const [path, headers] of attempts) {
     const response = await postJson(gw.port, path, path === '/rpc' ? call : { text: 'never' }, undefined, headers);
     assert.is(response.status, 401, `${path} with ${JSON.stringify(headers)}`);
-    // Two challenges (node:http joins their lines): Bearer, and Basic for a URL's credentials.
-    assert.is(String(response.headers['www-authenticate']), 'Bearer realm="switchboard", Basic realm="switchboard", charset="UTF-8"');
+    assert.match(String(response.headers['www-authenticate']), /^Bearer realm="switchboard"$/);
     assert.match(response.body, 'Authorization: Bearer');
   }
 });

@@ -81,11 +81,7 @@ test(`${MAX_AUTH_FAILURES_PER_WINDOW} failed authentications from one address (H
   const upgrade = await tryUpgrade(gw.url, bearer('wrong-again'));
   assert.is(upgrade.status, 429);
   assertRetryAfter(upgrade.headers, 'upgrade');
-  assert.is((await postJson(gw.port, '/rpc', call, undefined, { 'x-switchboard-token': 'wrong' })).status, 429, 'so does an X-Switchboard-Token');
-  assert.is((await tryUpgrade(gw.url, { authorization: 'Bearer' })).status, 429, 'an Authorization header without a token is a wrong one too');
-  // No credentials at all guess nothing: challenged with 401, so a browser can answer with them.
-  assert.is((await postJson(gw.port, '/rpc', call)).status, 401, 'no token at all is still a 401');
-  assert.is((await tryUpgrade(gw.url, {})).status, 401, 'and so is an upgrade without one');
+  assert.is((await postJson(gw.port, '/rpc', call)).status, 429, 'no token at all counts as a wrong one');
 
   // Every local client shares 127.0.0.1: one with a stale token must not lock the others out.
   const valid = await postJson(gw.port, '/rpc', call, gw.token);
@@ -98,21 +94,6 @@ test(`${MAX_AUTH_FAILURES_PER_WINDOW} failed authentications from one address (H
   // Liveness needs no token and is never locked out.
   const health = await httpRequest(gw.port, { path: '/healthz' });
   assert.equal([health.status, health.body], [200, 'ok\n']);
-});
-
-test(`requests without any credentials (${MAX_AUTH_FAILURES_PER_WINDOW + 5}) are 401 and lock nothing out: a browser's handshake starts with one`, async () => {
-  // A browser sends a ws://user:<token>@host URL's credentials only in answer to a 401 challenge,
-  // so each of its connections starts with a request that has none; counted, they kept a page
-  // from opening its 21st connection in a minute (Chromium: 20 opened, then 429 and no retry).
-  const gw = await startTunedGateway();
-  const call = rpcBody('gateway.status', {});
-  for (let i = 0; i < MAX_AUTH_FAILURES_PER_WINDOW + 5; i++) {
-    const status = i % 2 === 0 ? (await tryUpgrade(gw.url, {})).status : (await postJson(gw.port, '/rpc', call)).status;
-    assert.is(status, 401, `request ${i + 1} without credentials`);
-  }
-  assert.is((await tryUpgrade(gw.url, bearer('wrong'))).status, 401, 'a wrong token is still the first failure counted');
-  const basic = `Basic ${Buffer.from(`switchboard:${gw.token}`).toString('base64')}`;
-  assert.is((await tryUpgrade(gw.url, { authorization: basic })).status, 101);
 });
 
 test('connections already open when an address is locked out keep working', async () => {
