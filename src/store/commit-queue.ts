@@ -313,27 +313,52 @@ export class CommitQueue {
   #abort(batch: QueuedOp[], cause: unknown): Array<() => void> {
     this.#rollBack();
     const failure = new StoreUnavailableError(cause);
-    return batch.map((op) => (op.readOnly ? this.#readAlone(op, failure) : () => op.reject(failure)));
+    const reads = this.#readAgain(batch.filter((op) => op.readOnly), failure);
+    return batch.map((op) => reads.get(op) ?? (() => op.reject(failure)));
   }
 
   /**
-   * Runs a read of a failed batch again, alone, after the batch was rolled back: it sees what is
-   * committed, never the writes of the batch that failed. Its transaction is rolled back even when
-   * it succeeds, so writes it makes on the way (rows brought up to date) need no room on disk
-   * unless they outgrow the page cache. Settles with the batch's failure if it fails again.
+   * Runs the reads of a failed batch again, after the batch was rolled back: they see what is
+   * committed, never the writes that failed. One transaction for all of them (each in a savepoint,
+   * as a guarded batch runs; a new one after a failure that rolls the whole of it back), so what it
+   * costs to begin (the session cache brings lagging rows up to date) is paid once, and rolled back
+   * even when they succeed: writes made on the way need no room on disk unless they outgrow the
+   * page cache. A read that fails again gets the batch's failure when the storage is what failed,
+   * else its own error, as in a batch that commits.
    */
-  #readAlone(op: QueuedOp, failure: StoreUnavailableError): () => void {
-    try {
-      this.#begin.run();
-      this.#observer.batchBegun();
-      this.#observer.operationStart();
-      const value = op.run();
-      return () => op.resolve(value);
-    } catch {
-      return () => op.reject(failure);
-    } finally {
-      this.#rollBack();
+  #readAgain(reads: QueuedOp[], failure: StoreUnavailableError): Map<QueuedOp, () => void> {
+    const settlers = new Map<QueuedOp, () => void>();
+    let next = 0;
+    while (next < reads.length) {
+      try {
+        this.#begin.run();
+        this.#observer.batchBegun();
+        for (; next < reads.length; next++) {
+          const op = reads[next]!;
+          this.#observer.operationStart();
+          try {
+            const value = this.#inSavepoint(op.run);
+            settlers.set(op, () => op.resolve(value));
+          } catch (error) {
+            const reason = isStorageFailure(error) ? failure : error;
+            settlers.set(op, () => op.reject(reason));
+            // As in #runAll: a storage failure may have rolled the whole transaction back; the
+            // reads after this one start again in a new one.
+            if (!this.#db.inTransaction) {
+              next++;
+              break;
+            }
+            this.#observer.operationRolledBack();
+          }
+        }
+      } catch {
+        // BEGIN failed, or the observer did: the reads not run yet get the batch's failure.
+        next = reads.length;
+      } finally {
+        this.#rollBack();
+      }
     }
+    return settlers;
   }
 
   /** Rolls back the batch's transaction, if one is open, and tells the observer. */

@@ -114,7 +114,7 @@ test('a storage failure rejects the whole batch with StoreUnavailableError and s
   assert.is(count(), 1);
 });
 
-test('a read-only operation of a batch that fails is answered alone, from what is committed: not the failed writes, and its own writes are taken back', async () => {
+test('the read-only operations of a batch that fails are answered again, together, from what is committed: not the failed writes, and their own writes are taken back', async () => {
   await queue.run(insert('committed'));
   const pages = db.pragma('page_count', { simple: true }) as number;
   db.pragma(`max_page_count = ${pages}`);
@@ -140,16 +140,23 @@ test('a read-only operation of a batch that fails is answered alone, from what i
   assert.equal(read, { status: 'fulfilled', value: ['committed'] });
   assert.equal(readAfterWrite, { status: 'fulfilled', value: ['committed', 'scratch'] });
   assert.equal(rows(), ['committed'], 'nothing of the failed batch, nor of the reads, was kept');
-  // The batch (its first run, then guarded), then each read alone: begun, its operation, rolled back.
-  assert.equal(events.slice(-6), ['begun', 'op', 'rolled back', 'begun', 'op', 'rolled back']);
+  // The failed batch rolled back, then both reads again in one transaction, rolled back as well.
+  assert.equal(events.slice(-5), ['rolled back', 'begun', 'op', 'op', 'rolled back']);
 
-  // A read that fails again alone gets the batch's failure.
-  const [, failing] = await Promise.allSettled([
+  // Run again, a read that fails on the storage gets the batch's failure; one that throws its own
+  // error gets that error, as it would in a batch that commits; the others are still answered.
+  const bug = new Error('a bug in the read');
+  const [, storage, own, fine] = await Promise.allSettled([
     queue.run(insert('x'.repeat(1_000_000))),
     queue.run(() => insert('y'.repeat(1_000_000))(), { readOnly: true }),
+    queue.run(() => {
+      throw bug;
+    }, { readOnly: true }),
+    queue.run(rows, { readOnly: true }),
   ]);
-  assert.is(failing.status, 'rejected');
-  assert.instance(failing.status === 'rejected' && failing.reason, StoreUnavailableError);
+  assert.instance(storage.status === 'rejected' && storage.reason, StoreUnavailableError);
+  assert.equal(own, { status: 'rejected', reason: bug });
+  assert.equal(fine, { status: 'fulfilled', value: ['committed'] });
   db.pragma('max_page_count = 1073741823');
 });
 
