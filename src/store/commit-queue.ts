@@ -77,8 +77,9 @@ export interface RunOptions {
   /**
    * The operation changes nothing that lasts: it reads, perhaps after bringing rows up to date
    * that it could do without committing. When its batch fails as a whole (a full disk, an I/O
-   * error), it runs again on its own, in a transaction that is rolled back whatever happens, and
-   * settles with that run: what a full disk cannot take must not hide what is already stored.
+   * error), it runs again with the batch's other reads, in a transaction that is rolled back
+   * whatever happens, and settles with that run: what a full disk cannot take must not hide what
+   * is already stored (see #readAgain).
    * @default false
    */
   readOnly?: boolean;
