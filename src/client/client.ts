@@ -186,7 +186,9 @@ export class SwitchboardClient {
       // connection) in that gap has already rejected what was pending, and a call sent after it
       // would go nowhere and wait out its whole timeout.
       do {
-        await this.#untilOpen(method, Math.max(0, deadline - Date.now()), options.signal).catch(rethrowResending(resending));
+        await this.#untilOpen(method, Math.max(0, deadline - Date.now()), options.signal).catch((error: unknown) => {
+          throw withResendReason(error, resending, false);
+        });
         if (options.signal?.aborted) throw aborted(this.url, method);
       } while (this.#state !== 'open');
       const socket = this.#socket;
@@ -199,10 +201,12 @@ export class SwitchboardClient {
         // A gateway shutting down refuses calls (nothing done) until it closes the connection, which
         // the reconnect then re-opens: wait for that close, and send it again once it is back.
         const refusedByShutdown = error instanceof RpcCallError && error.errorName === 'SHUTTING_DOWN';
-        if (!lostMidCall && !refusedByShutdown) rethrowResending(resending)(error);
+        if (!lostMidCall && !refusedByShutdown) throw withResendReason(error, resending, true);
         resending = error as ConnectionError | RpcCallError;
         if (refusedByShutdown && this.#socket === socket && this.#state === 'open') {
-          await this.#whenLeft(method, Math.max(0, deadline - Date.now()), options.signal).catch(rethrowResending(resending));
+          await this.#whenLeft(method, Math.max(0, deadline - Date.now()), options.signal).catch((waitError: unknown) => {
+            throw withResendReason(waitError, resending, false);
+          });
         }
       }
     }
@@ -600,16 +604,17 @@ export class SwitchboardClient {
 }
 
 /**
- * Rethrows an error of a call being sent again (see RESENT_AFTER_RECONNECT). A timeout then names
- * why it was resent: "not back within 10000 ms" alone hides that the gateway had refused the call
- * while shutting down, or lost the connection, and that it has not come back since.
+ * The error of a call being sent again (see RESENT_AFTER_RECONNECT): a timeout then says why it
+ * was resent. "not back within 10000 ms" alone hides that the gateway had refused the call while
+ * shutting down, or lost the connection, and has not come back since; "no answer" alone, that the
+ * answer awaited is the second send's. Any other error is returned as it is.
  */
-function rethrowResending(resending: ConnectionError | RpcCallError | undefined): (error: unknown) => never {
-  return (error) => {
-    if (!resending || !(error instanceof ConnectionError) || error.failure !== 'timeout') throw error;
-    const why = resending instanceof RpcCallError ? `the gateway refused it (${resending.errorName}: ${resending.message})` : resending.message;
-    throw new ConnectionError('timeout', error.url, `${error.message}; it was to be sent again after ${why}`, { cause: resending });
-  };
+function withResendReason(error: unknown, resending: ConnectionError | RpcCallError | undefined, sent: boolean): unknown {
+  if (!resending || !(error instanceof ConnectionError) || error.failure !== 'timeout') return error;
+  const why = resending instanceof RpcCallError ? `the gateway refused it (${resending.errorName}: ${resending.message})` : resending.message;
+  return new ConnectionError('timeout', error.url, `${error.message}; it ${sent ? 'was sent again' : 'was to be sent again'} after ${why}`, {
+    cause: resending,
+  });
 }
 
 /**
