@@ -42,9 +42,10 @@ export interface AppendRequest<R> {
    */
   complete: (outcome: AppendOutcome) => R;
   /**
-   * What the trace's "stored" step says of the result, beside the queue's own outcome: the routing
-   * puts its wake decision there, so the trace of an event that woke no one says why. Runs after
-   * `complete`, before the event's row is written; same rules.
+   * What the trace's "stored" step says of the result, beside the queue's own outcome (sessionKey,
+   * seq, status: keys it must not use): the routing puts its wake decision there, so the trace of
+   * an event that woke no one says why. Runs after `complete`, before the event's row is written;
+   * same rules.
    */
   storedDetail?: (result: R) => TraceDetail;
 }
