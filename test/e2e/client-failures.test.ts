@@ -7,8 +7,8 @@
 import type { AddressInfo } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect } from '../../src/client/client.js';
-import { WebSocketServer } from 'ws';
+import { connect, type SwitchboardClient } from '../../src/client/client.js';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { ConnectionError, RpcCallError } from '../../src/client/errors.js';
 import { MAX_AUTH_FAILURES_PER_WINDOW } from '../../src/protocol/constants.js';
 import {
@@ -42,6 +42,21 @@ async function standIn(): Promise<{ server: WebSocketServer; url: string }> {
   const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise((resolve) => server.once('listening', resolve));
   return { server, url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+/** Answers `request` as a gateway shutting down does: SHUTTING_DOWN, nothing done. */
+function refuseShuttingDown(socket: WebSocket, request: { id: number }): void {
+  socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, error: { code: 1003, message: 'the gateway is shutting down', data: { name: 'SHUTTING_DOWN' } } }));
+}
+
+/** An ack that times out after a SHUTTING_DOWN refusal: its ConnectionError, whose cause is the refusal. */
+async function ackTimedOutAfterRefusal(client: SwitchboardClient): Promise<ConnectionError> {
+  const outcome = await client.ack({ sessionKey: 'agent:a:main', seq: 1 }, { timeoutMs: 1_000 }).catch((error: unknown) => error);
+  assert.instance(outcome, ConnectionError);
+  const error = outcome as ConnectionError;
+  assert.is(error.failure, 'timeout');
+  assert.instance(error.cause, RpcCallError);
+  return error;
 }
 
 test('an events() loop whose token is revoked throws ConnectionError "unauthorized" instead of ending', async ({ gw, admin }) => {
@@ -258,7 +273,7 @@ test('with reconnect, an ack refused SHUTTING_DOWN by a gateway going down is se
       const request = JSON.parse(String(data)) as { id: number; method: string };
       received.push(`${number}:${request.method}`);
       if (!shuttingDown) return void socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { answered: request.method } }));
-      socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, error: { code: 1003, message: 'the gateway is shutting down', data: { name: 'SHUTTING_DOWN' } } }));
+      refuseShuttingDown(socket, request);
       if (request.method === 'session.ack') socket.close(1001, 'gateway shutting down');
     });
   });
@@ -280,7 +295,7 @@ test('with reconnect, an ack refused SHUTTING_DOWN by a gateway that stops for g
   server.on('connection', (socket) => {
     socket.on('message', (data) => {
       const request = JSON.parse(String(data)) as { id: number };
-      socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, error: { code: 1003, message: 'the gateway is shutting down', data: { name: 'SHUTTING_DOWN' } } }));
+      refuseShuttingDown(socket, request);
       // Stops listening first: the reconnect finds nothing, as after a final stop.
       server.close();
       socket.close(1001, 'gateway shutting down');
@@ -288,16 +303,12 @@ test('with reconnect, an ack refused SHUTTING_DOWN by a gateway that stops for g
   });
   const client = await connect({ url, token: 'x', timeoutMs: 5_000, reconnect: { initialDelayMs: 10, maxDelayMs: 20 } });
   try {
-    const outcome = await client.ack({ sessionKey: 'agent:a:main', seq: 1 }, { timeoutMs: 1_000 }).catch((error: unknown) => error);
-    assert.instance(outcome, ConnectionError);
-    const error = outcome as ConnectionError;
-    assert.is(error.failure, 'timeout');
+    const error = await ackTimedOutAfterRefusal(client);
     // Waiting for the close (on a stalled machine) or, as a rule, for the gateway to be back.
     assert.match(
       error.message,
       /^session\.ack: the gateway at ws:\/\/127\.0\.0\.1:\d+ (was not back|did not close the connection it is shutting down) within \d+ ms; it was to be sent again after the gateway refused it \(SHUTTING_DOWN: the gateway is shutting down\)$/,
     );
-    assert.instance(error.cause, RpcCallError);
   } finally {
     await client.close();
   }
@@ -311,19 +322,15 @@ test('with reconnect, an ack sent again after a SHUTTING_DOWN refusal that gets 
     socket.on('message', (data) => {
       if (!first) return;
       const request = JSON.parse(String(data)) as { id: number };
-      socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, error: { code: 1003, message: 'the gateway is shutting down', data: { name: 'SHUTTING_DOWN' } } }));
+      refuseShuttingDown(socket, request);
       socket.close(1012, 'gateway restarting');
     });
   });
   const client = await connect({ url, token: 'x', timeoutMs: 5_000, reconnect: { initialDelayMs: 10, maxDelayMs: 20 } });
   try {
-    const outcome = await client.ack({ sessionKey: 'agent:a:main', seq: 1 }, { timeoutMs: 1_000 }).catch((error: unknown) => error);
-    assert.instance(outcome, ConnectionError);
-    const error = outcome as ConnectionError;
-    assert.is(error.failure, 'timeout');
+    const error = await ackTimedOutAfterRefusal(client);
     assert.is(connections, 2, 'sent again on the connection the reconnect opened');
     assert.match(error.message, /^no answer to session\.ack from \S+ within \d+ ms; it was sent again after the gateway refused it \(SHUTTING_DOWN: the gateway is shutting down\)$/);
-    assert.instance(error.cause, RpcCallError);
   } finally {
     await client.close();
     server.close();
