@@ -69,7 +69,9 @@ export function formatSessionRead(result: ResultOf<'session.peek'>, verb: 'shown
     return `${result.sessionKey}: no events after seq ${after}; ${result.depth} pending in the session (give a lower --after, or none, to see them)`;
   }
   if (result.events.length === 0) return `${result.sessionKey}: no pending events`;
-  const more = result.more ? ' (more remain: raise --limit or use --after)' : '';
+  // Not "raise --limit": an answer also stops at a budget of event text, which no --limit lifts.
+  const readOn = verb === 'shown' ? `--after ${result.events.at(-1)!.seq} shows the next ones` : 'drain again for the next ones';
+  const more = result.more ? ` (more remain: ${readOn})` : '';
   const header = `${result.sessionKey}: ${result.events.length} event(s) ${verb}${more}; ${result.depth} pending in the session`;
   return [header, ...result.events.map(formatEvent)].join('\n');
 }

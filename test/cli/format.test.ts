@@ -91,6 +91,15 @@ test('a peek or drain that --after leaves empty says what is still pending, not 
   assert.is(formatSessionRead({ ...empty, depth: 0 }, 'shown'), 'agent:x:main: no pending events');
 });
 
+test('a peek or drain with more to read says how to read on, never "raise --limit", which a text budget does not lift', () => {
+  const event = { ...EVENT, text: 'plain', contextKey: null };
+  const read = { sessionKey: 'agent:main:main', events: [event], depth: 3, more: true };
+  const [peeked] = formatSessionRead(read, 'shown').split('\n');
+  assert.is(peeked, 'agent:main:main: 1 event(s) shown (more remain: --after 7 shows the next ones); 3 pending in the session');
+  const [drained] = formatSessionRead({ ...read, depth: 2 }, 'drained').split('\n');
+  assert.is(drained, 'agent:main:main: 1 event(s) drained (more remain: drain again for the next ones); 2 pending in the session');
+});
+
 test('token revoke: what it closed, or when an earlier revoke had revoked the token', () => {
   const revokedAt = '2026-11-25T16:00:00.000Z';
   assert.is(
