@@ -209,9 +209,8 @@ function rejectBody(request: IncomingMessage, response: ServerResponse, status: 
     status === 'too-large'
       ? ([413, 'BODY_TOO_LARGE', `the body is larger than ${MAX_HTTP_BODY_BYTES} bytes`] as const)
       : ([408, 'BODY_TIMEOUT', 'the body did not arrive in time'] as const);
-  // The rest of the body is not read: say so, and close rather than drain it.
-  refuse(code, name, message, { connection: 'close' });
-  response.once('finish', () => request.destroy());
+  // The rest of the body is not read: the answer closes the connection (see closeIfBodyUnread).
+  refuse(code, name, message);
 }
 
 /**
@@ -237,9 +236,29 @@ function isJson(contentType: string | undefined): boolean {
 }
 
 function sendText(response: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
-  response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers }).end(text);
+  response.writeHead(status, closeIfBodyUnread(response, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers })).end(text);
 }
 
 function sendJson(response: ServerResponse, status: number, json: string, headers: Record<string, string> = {}): void {
-  response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json), ...headers }).end(json);
+  response.writeHead(status, closeIfBodyUnread(response, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json), ...headers })).end(json);
+}
+
+/**
+ * An answer given before the request's body was read (a refusal: 401, 404, 405, 413, 415, ...)
+ * closes the connection, and says so. Kept open, Node would read the body and throw it away for
+ * as long as it took to come (a Content-Length of 1 GB, or chunks without end, until its
+ * requestTimeout of 300 s): any client, with no token, could hold connections open past the
+ * 10 s the gateway gives headers and bodies. A request without a body keeps its connection.
+ */
+function closeIfBodyUnread(response: ServerResponse, headers: Record<string, string | number>): Record<string, string | number> {
+  const request = response.req;
+  if (request.complete || !hasBody(request)) return headers;
+  response.once('finish', () => request.destroy());
+  const connection = String(headers['connection'] ?? '');
+  return { ...headers, connection: /(^|,)\s*close\s*(,|$)/i.test(connection) ? connection : connection ? `${connection}, close` : 'close' };
+}
+
+/** Whether the request says a body follows (RFC 9112 section 6.3). */
+function hasBody(request: IncomingMessage): boolean {
+  return request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length'] ?? 0) > 0;
 }

@@ -666,6 +666,36 @@ test(`a body that stalls, or trickles in, past httpBodyTimeoutMs (${BODY_TIMEOUT
   assert.is((await whole.response()).status, 200);
 });
 
+test('a request refused before its body is read (no token, wrong verb, path or type) has its connection closed once answered: a body trickled in after the refusal cannot hold it open', async ({ gw }) => {
+  // Read and thrown away, the body of a refused request kept its connection open for as long as
+  // it trickled in (Node's requestTimeout, 300 s): past every 10 s limit, and with no token.
+  const refusals = [
+    ['/rpc', { ...bearer('wrong'), ...JSON_TYPE }, 401],
+    ['/hooks/wake', JSON_TYPE, 401],
+    ['/rpc', { ...bearer(gw.token), 'content-type': 'text/plain' }, 415],
+    ['/nowhere', { ...bearer(gw.token), ...JSON_TYPE }, 404],
+    ['/healthz', {}, 405],
+  ] as const;
+  for (const [path, headers, status] of refusals) {
+    const connection = await openRawHttp(gw.port);
+    connection.write(postHead(path, { ...headers, 'content-length': 1_000_000 }));
+    const answer = await connection.response();
+    assert.is(answer.status, status, `${path}: ${answer.raw}`);
+    assert.match(String(answer.headers['connection']), /close/, path);
+    for (let i = 0; i < 20 && !connection.closed; i++) {
+      connection.write('x'.repeat(100));
+      await sleep(BODY_TIMEOUT_MS / 8);
+    }
+    assert.ok(connection.closed, `${path}: the connection of a refused request is still open ${(20 * BODY_TIMEOUT_MS) / 8} ms after its answer`);
+  }
+  // A refused request without a body keeps its connection (keep-alive), as before.
+  const bodiless = await openRawHttp(gw.port);
+  bodiless.write('GET /rpc HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+  assert.is((await bodiless.response()).status, 405);
+  await sleep(50);
+  assert.not.ok(bodiless.closed);
+});
+
 // ---------------------------------------------------------------- POST /hooks/wake
 
 test('hook: a body that is not an object is 400 with -32602; one that is not JSON is 400 with -32700', async ({ gw }) => {
