@@ -47,7 +47,11 @@ export interface CommandSpec {
 const CONNECTION_OPTIONS: readonly OptionSpec[] = [
   { flags: '--json', description: 'Print the result as one JSON object on stdout (a failed call: {"error": ...})' },
   { flags: '--url <url>', description: `Gateway URL (env ${ENV.url}, default ws://${DEFAULT_HOST}:${DEFAULT_PORT})` },
-  { flags: '--token <token>', description: `Gateway token (env ${ENV.token}, default: the token file in the data dir)` },
+  // Every local user can read a process's arguments (ps, /proc/<pid>/cmdline), not its environment.
+  {
+    flags: '--token <token>',
+    description: `Gateway token (env ${ENV.token}, default: the token file in the data dir); other local users can read it here with ps, prefer the env or the file`,
+  },
   { flags: '--data-dir <dir>', description: `Where to find the token file (env ${ENV.dataDir})` },
   { flags: '--timeout <ms>', description: `Give up after this many milliseconds (default ${DEFAULT_CALL_TIMEOUT_MS})` },
 ];

@@ -775,6 +775,16 @@ test('session peek --agent reads that agent main session; default is agent:main:
 
 // ---------------------------------------------------------------- help, version, gateway
 
+test('--help says that a token given as --token can be read by other local users (ps), and what to use instead', async () => {
+  for (const command of [['status'], ['token', 'create'], ['session', 'watch']]) {
+    const result = await runCli([...command, '--help']);
+    assert.is(result.code, 0, explain(result));
+    const line = result.stdout.split('\n').find((text) => text.trimStart().startsWith('--token'));
+    assert.ok(line?.includes('other local users can read it here with ps'), `switchboard ${command.join(' ')} --help: ${line}`);
+    assert.ok(line?.includes('SWITCHBOARD_TOKEN'), `switchboard ${command.join(' ')} --help: ${line}`);
+  }
+});
+
 test('--help on each command exits 0 and lists its options', async () => {
   const common = ['--json', '--url', '--token', '--data-dir', '--timeout'];
   const cases: [string[], string[]][] = [
