@@ -56,6 +56,11 @@ class Subscription {
   #sent: number | Map<string, number> | undefined;
   /** Sessions that got live events while the backlog was being replayed; created at the first. */
   #dirty: Set<string> | undefined;
+  /**
+   * The caller's cursor: a seq, or a seq per session of the agent. A map is held only while it can
+   * matter (see narrowAfter, forgetAfter): its size is the caller's to choose, up to a frame's.
+   */
+  #after: number | Readonly<Record<string, number>>;
   state: SubscriptionState = 'checking';
 
   constructor(
@@ -65,8 +70,32 @@ class Subscription {
     /** The session subscribed to, or null for every session of the agent. */
     readonly sessionKey: string | null,
     readonly agentId: string,
-    readonly after: number | Readonly<Record<string, number>>,
-  ) {}
+    after: number | Readonly<Record<string, number>>,
+  ) {
+    // A session at 0 is where one not named starts: the entry says nothing.
+    this.#after = typeof after === 'number' ? after : Object.fromEntries(Object.entries(after).filter(([, seq]) => seq > 0));
+  }
+
+  /** What the subscription still holds of the caller's cursor. */
+  get after(): number | Readonly<Record<string, number>> {
+    return this.#after;
+  }
+
+  /**
+   * Keeps the cursors of the sessions the replay reads. Of any other, every event is past the
+   * cursor: the check found it at or below the session's last seq, and events stored since have
+   * higher seqs.
+   */
+  narrowAfter(replayed: readonly string[]): void {
+    const after = this.#after;
+    if (typeof after === 'number') return;
+    this.#after = Object.fromEntries(replayed.flatMap((sessionKey) => (sessionKey in after ? [[sessionKey, after[sessionKey]!]] : [])));
+  }
+
+  /** Live: every event from now on is past the caller's cursor, for the reason narrowAfter gives. */
+  forgetAfter(): void {
+    if (typeof this.#after !== 'number') this.#after = 0;
+  }
 
   /** Built when asked for (answers, unsubscribe) rather than held: one string less per connection. */
   get id(): string {
@@ -79,7 +108,8 @@ class Subscription {
     if (typeof sent === 'number') return sent;
     const seq = sent?.get(sessionKey);
     if (seq !== undefined) return seq;
-    return typeof this.after === 'number' ? this.after : (this.after[sessionKey] ?? 0);
+    const after = this.#after;
+    return typeof after === 'number' ? after : (after[sessionKey] ?? 0);
   }
 
   /** Records that `seq` of the session was sent. */
@@ -309,13 +339,17 @@ export class DeliveryHub implements Delivery {
   async #replay(subscription: Subscription): Promise<void> {
     const { sessionKey, agentId } = subscription;
     const sessions = sessionKey !== null ? [sessionKey] : await this.#store.pendingSessionKeys(agentId);
+    subscription.narrowAfter(sessions);
     for (const sessionKey of sessions) await this.#catchUp(subscription, sessionKey);
     for (let sessionKey; subscription.state !== 'ended' && (sessionKey = subscription.takeDirty()) !== undefined; ) {
       await this.#catchUp(subscription, sessionKey);
     }
     // No await between the last read and this line: any event stored after that read is
     // delivered live, and one the read already returned is below the cursor.
-    if (subscription.state === 'replaying') subscription.state = 'live';
+    if (subscription.state === 'replaying') {
+      subscription.state = 'live';
+      subscription.forgetAfter();
+    }
   }
 
   async #catchUp(subscription: Subscription, sessionKey: string): Promise<void> {

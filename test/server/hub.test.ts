@@ -140,4 +140,40 @@ test('an event at or below a live subscription\'s cursor is not sent to it, nor 
   hub.close();
 });
 
+test("an agent subscription holds the caller's cursors only while they can matter: none at 0, only the replayed sessions' during replay, none once live", async () => {
+  const key = (user: string) => `agent:main:slack:direct:${user}`;
+  const pending = key('U1');
+  const heldDuringReplay: unknown[] = [];
+  const store: EventStore = {
+    ...emptyStore([]),
+    lastSeqs: (keys) => Promise.resolve(keys.map(() => 5)),
+    pendingSessionKeys: () => Promise.resolve([pending]),
+    peek: (sessionKey, { after = 0 }) => {
+      heldDuringReplay.push(subscription.after);
+      return Promise.resolve({
+        events: sessionKey === pending && after < 3 ? [{ ...routedEvent('third', pending, 'now'), seq: 3 }] : [],
+        depth: 1,
+        more: false,
+      });
+    },
+  };
+  const hub = new DeliveryHub(store, { heartbeatIntervalMs: 60_000, replayHighWaterBytes: 1024 });
+  const pushed: string[] = [];
+  const subscriber: Subscriber = { connectionId: 1, bufferedAmount: 0, push: (frame) => (pushed.push(frame), true), close: () => {} };
+  const after = { [pending]: 2, [key('U2')]: 5, [key('U3')]: 0 };
+  // Read by the store's peek, which runs once the replay starts.
+  const subscription = accepted(await hub.subscribe(subscriber, { sessionKey: null, agentId: 'main' }, after));
+  assert.equal(subscription.after, { [pending]: 2, [key('U2')]: 5 });
+  await hub.start(subscription);
+  assert.equal(heldDuringReplay, [{ [pending]: 2 }], 'U2 has nothing pending: its cursor is let go');
+  assert.is(subscription.state, 'live');
+  assert.is(subscription.after, 0);
+  // What the cursors stood for still holds: the replay started after 2, and U2's next event (6) is sent.
+  const next = { ...routedEvent('sixth', key('U2'), 'next-heartbeat'), seq: 6 };
+  assert.is(hub.plan(next, { status: 'queued' }).receivers, 1);
+  hub.deliver(next, { status: 'queued' });
+  assert.equal(pushed.map((frame) => (JSON.parse(frame) as { params: { event: { seq: number } } }).params.event.seq), [3, 6]);
+  hub.close();
+});
+
 test.run();
