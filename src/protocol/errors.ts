@@ -64,6 +64,11 @@ export const ErrorCode = {
    * the protocol other than 13 (HTTP 426, with Sec-WebSocket-Version: 13).
    */
   BAD_HANDSHAKE: 1021,
+  /**
+   * A WebSocket upgrade whose Origin names another host than its Host (HTTP 403): a web page of
+   * another site. Browsers are not clients of the gateway.
+   */
+  CROSS_ORIGIN: 1022,
 } as const;
 
 export type ErrorName = keyof typeof ErrorCode;
@@ -97,6 +102,8 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
   PATH_NOT_FOUND: 'HTTP 404: WebSocket upgrades are taken at / only (a query string is fine); behind a proxy, map its path to the root.',
   BAD_HANDSHAKE:
     'HTTP 400: the WebSocket upgrade is not one RFC 6455 allows (not a GET over HTTP/1.1, no Host, no valid Sec-WebSocket-Key); HTTP 426 (Sec-WebSocket-Version: 13) for a protocol version other than 13.',
+  CROSS_ORIGIN:
+    'HTTP 403: the WebSocket upgrade comes from a web page of another origin (its Origin names another host than its Host); browsers are not clients of the gateway.',
 };
 
 /** One problem found in params: where it is (a JSON pointer into params) and what is wrong. */

@@ -269,6 +269,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (!asksForWebSocket(request)) return replayAsHttp(server, request, socket, head);
     const malformed = badHandshake(request);
     if (malformed) return rejectUpgrade(socket, malformed.status, 'BAD_HANDSHAKE', malformed.message, malformed.headers);
+    if (!sameOrigin(request)) {
+      return rejectUpgrade(socket, 403, 'CROSS_ORIGIN', `an upgrade from a page of ${printableOrigin(request.headers.origin!)} is refused: browsers are not clients of the gateway`);
+    }
     // Upgrades have one path, as POST routes have theirs: a client given a wrong path (--url
     // ws://host:port/sb) must fail for a watch as it does for a one-shot call, not half work.
     const path = requestPath(request);
@@ -411,6 +414,29 @@ function replayAsHttp(server: Server, request: IncomingMessage, socket: Duplex, 
   else replay();
 }
 
+/**
+ * Whether the upgrade comes from no web page, or from one of the gateway's own origin: only
+ * browsers send Origin (RFC 6455 section 10.2), with the page's origin; clients such as Python's
+ * websocket-client send the URL they connect to, which names the Host. A page of another site
+ * could otherwise open a socket with whatever credentials its browser would attach (cross-site
+ * WebSocket hijacking); none can today, as the gateway never challenges Basic, and this keeps it so.
+ * An origin that is no URL (a sandboxed page's "null") is another origin.
+ */
+function sameOrigin(request: IncomingMessage): boolean {
+  const { origin, host } = request.headers;
+  if (origin === undefined) return true;
+  if (!URL.canParse(origin) || !URL.canParse(`http://${host}`)) return false;
+  const page = new URL(origin);
+  // The host and port, not the scheme: behind a TLS proxy the gateway's own origin is https. A
+  // Host without a port has the page's scheme's default.
+  return page.host === new URL(`${page.protocol}//${host}`).host;
+}
+
+/** An Origin header as it may be shown: at most 100 characters of it, escaped as JSON. */
+function printableOrigin(origin: string): string {
+  return JSON.stringify(origin.length > 100 ? `${origin.slice(0, 100)}...` : origin);
+}
+
 /** Sec-WebSocket-Key: 16 bytes in base64 (RFC 6455 section 4.1), as ws checks it. */
 const WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/;
 
@@ -459,6 +485,7 @@ function listen(server: Server, port: number, host: string): Promise<void> {
 const REASONS: Record<number, string> = {
   400: 'Bad Request',
   401: 'Unauthorized',
+  403: 'Forbidden',
   404: 'Not Found',
   426: 'Upgrade Required',
   429: 'Too Many Requests',

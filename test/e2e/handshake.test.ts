@@ -9,7 +9,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { HANDSHAKE_TIMEOUT_MS } from '../../src/protocol/constants.js';
 import { ErrorCode } from '../../src/protocol/errors.js';
-import { cleanup, startGatewayProcess, startTunedGateway, type InProcessGateway } from '../helpers/gateway.js';
+import { cleanup, startGatewayProcess, startTunedGateway, waitUntil, type InProcessGateway } from '../helpers/gateway.js';
 import { openRawHttp } from '../helpers/http.js';
 
 const HANDSHAKE_MS = 200;
@@ -133,6 +133,35 @@ test('an upgrade that is not an RFC 6455 handshake is refused before the token i
   const connection = await openRawHttp(gateway.port);
   connection.write(upgrade());
   assert.is((await connection.response()).status, 401);
+});
+
+test('an upgrade from a web page of another origin is 403 CROSS_ORIGIN, token or not; one whose Origin names its Host (as websocket-client sends), or that has none, goes on to the token (RFC 6455 section 10.2)', async ({ gateway }) => {
+  const host = `127.0.0.1:${gateway.port}`;
+  const upgrade = (origin: string | undefined, token?: string) =>
+    `GET / HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n` +
+    `${origin === undefined ? '' : `Origin: ${origin}\r\n`}${token === undefined ? '' : `Authorization: Bearer ${token}\r\n`}\r\n`;
+  const statusOf = async (bytes: string) => {
+    const connection = await openRawHttp(gateway.port);
+    connection.write(bytes);
+    await waitUntil(() => connection.received.includes('\r\n\r\n'), 'an answer');
+    const head = connection.received.slice(0, connection.received.indexOf('\r\n'));
+    connection.socket.destroy();
+    return head;
+  };
+  for (const origin of ['http://evil.example', `http://127.0.0.1:${gateway.port + 1}`, `http://localhost:${gateway.port}`, 'null', 'vscode-file://vscode-app']) {
+    const connection = await openRawHttp(gateway.port);
+    connection.write(upgrade(origin, gateway.token));
+    const refused = await connection.response();
+    assert.is(refused.status, 403, origin);
+    const message = `an upgrade from a page of ${JSON.stringify(origin)} is refused: browsers are not clients of the gateway`;
+    assert.equal(JSON.parse(refused.body), { error: { code: ErrorCode.CROSS_ORIGIN, message, data: { name: 'CROSS_ORIGIN' } } }, origin);
+  }
+  assert.is(await statusOf(upgrade(`http://${host}`, gateway.token)), 'HTTP/1.1 101 Switching Protocols');
+  assert.is(await statusOf(upgrade(`HTTP://${host.toUpperCase()}`, gateway.token)), 'HTTP/1.1 101 Switching Protocols');
+  // The scheme is not compared: behind a TLS proxy the gateway's own origin is https.
+  assert.is(await statusOf(upgrade(`https://${host}`, gateway.token)), 'HTTP/1.1 101 Switching Protocols');
+  assert.is(await statusOf(upgrade(undefined, gateway.token)), 'HTTP/1.1 101 Switching Protocols');
+  assert.is(await statusOf(upgrade(`http://${host}`)), 'HTTP/1.1 401 Unauthorized');
 });
 
 test.run();
