@@ -68,3 +68,20 @@ export function exposedFiles(files: readonly string[]): Array<{ file: string; mo
   }
   return exposed;
 }
+
+/**
+ * Why other users could replace the data dir's files (the token, the database), if they could: the
+ * dir belongs to another user, or others may write in it. Its files' own modes cannot stop a
+ * rename or an unlink in the dir. Windows has no such bits to check.
+ */
+export function replaceableDir(dir: string): string | undefined {
+  if (process.platform === 'win32') return undefined;
+  const stat = statSync(dir, { throwIfNoEntry: false });
+  if (stat === undefined) return undefined;
+  const uid = process.getuid?.();
+  if (uid !== undefined && stat.uid !== uid) return `belongs to another user (uid ${stat.uid})`;
+  // Sticky (1777, as /tmp): others may add files, but not rename or remove this user's.
+  if ((stat.mode & 0o022) !== 0 && (stat.mode & 0o1000) === 0) return `can be written by other users (mode 0${(stat.mode & 0o777).toString(8)})`;
+  return undefined;
+}
+

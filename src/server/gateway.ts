@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { databasePath, ensureDataDir, tokenPath } from '../config/data-dir.js';
-import { exposedFiles } from '../config/private-files.js';
+import { exposedFiles, replaceableDir } from '../config/private-files.js';
 import {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_HOST,
@@ -106,6 +106,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   for (const { file, mode } of exposedFiles([tokenPath(options.dataDir), databasePath(options.dataDir)])) {
     log(`warning: ${file} can be read by other users (mode 0${mode.toString(8)}): \`chmod 600 ${file}\` (the token is the admin key; the database holds every event)`);
+  }
+  const replaceable = replaceableDir(options.dataDir);
+  if (replaceable !== undefined) {
+    log(`warning: the data dir ${options.dataDir} ${replaceable}, who could replace the token or the database: use a dir of your own, mode 700`);
   }
 
   /** Open connections by their socket, which is `this` in the socket listeners below. */

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createPrivateFile, makePrivateDir } from '../../src/config/private-files.js';
+import { createPrivateFile, makePrivateDir, replaceableDir } from '../../src/config/private-files.js';
 
 const test = suite('config/private-files');
 /** Modes are POSIX: Windows keeps only a read-only flag. */
@@ -22,6 +22,26 @@ function tempFile(name = 'file'): string {
 
 test.after(() => {
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+posix('replaceableDir: a dir of ours that only we can write in is fine; one others can write in (not sticky), or of another user, is not', () => {
+  const dir = path.dirname(tempFile());
+  for (const [mode, problem] of [
+    [0o700, undefined],
+    [0o755, undefined],
+    [0o775, 'can be written by other users (mode 0775)'],
+    [0o777, 'can be written by other users (mode 0777)'],
+    [0o1777, undefined],
+  ] as const) {
+    fs.chmodSync(dir, mode);
+    assert.is(replaceableDir(dir), problem, mode.toString(8));
+  }
+  assert.is(replaceableDir(path.join(dir, 'missing')), undefined);
+  // Only root can give a dir away.
+  if (process.getuid?.() === 0) {
+    fs.chownSync(dir, 65534, 65534);
+    assert.is(replaceableDir(dir), 'belongs to another user (uid 65534)');
+  }
 });
 
 posix('createPrivateFile: a new file with its content, mode 0600 under any umask', () => {

@@ -206,6 +206,22 @@ test('an empty token file, or one holding more than a token: the gateway exits 1
   assert.is(await gw.stop('SIGTERM'), 0);
 });
 
+(process.platform === 'win32' ? test.skip : test)('a data dir other users can write in is used, with a warning: they could replace the token or the database', async () => {
+  const dataDir = makeTempDir();
+  fs.chmodSync(dataDir, 0o777);
+  const gw = await startGatewayProcess({ dataDir });
+  assert.ok(
+    gw.stderr().includes(`warning: the data dir ${dataDir} can be written by other users (mode 0777), who could replace the token or the database: use a dir of your own, mode 700`),
+    gw.stderr(),
+  );
+  assert.is(await gw.stop('SIGTERM'), 0);
+  // Sticky, as /tmp is: others may add files there, but not replace these.
+  fs.chmodSync(dataDir, 0o1777);
+  const again = await startGatewayProcess({ dataDir });
+  assert.not.ok(again.stderr().includes('warning'), again.stderr());
+  assert.is(await again.stop('SIGTERM'), 0);
+});
+
 // chmod cannot lock root out (these tests usually run as root in CI containers): there the
 // <file>/sub case above stands in for an unwritable data dir.
 const isRoot = process.getuid?.() === 0;
