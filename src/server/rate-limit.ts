@@ -12,6 +12,11 @@ import { AUTH_FAILURE_WINDOW_MS, MAX_AUTH_FAILURES_PER_WINDOW } from '../protoco
 const MAX_TRACKED_ADDRESSES = 10_000;
 
 interface Window {
+  /**
+   * On performance.now(), which never steps back: Date.now() can (NTP, a VM resumed), and a window
+   * that started "in the future" would lock its address out that much longer and, first in the
+   * Map, stop #evictExpired's sweep.
+   */
   startedAt: number;
   failures: number;
 }
@@ -27,13 +32,13 @@ export class AuthFailureLimiter {
   }
 
   /** Seconds the address must wait before trying again, or 0 when it may try now. */
-  retryAfterSeconds(address: string, now = Date.now()): number {
+  retryAfterSeconds(address: string, now = performance.now()): number {
     const window = this.#current(address, now);
     if (!window || window.failures < this.#limit) return 0;
     return Math.max(1, Math.ceil((window.startedAt + this.#windowMs - now) / 1000));
   }
 
-  recordFailure(address: string, now = Date.now()): void {
+  recordFailure(address: string, now = performance.now()): void {
     const window = this.#current(address, now);
     if (window) {
       window.failures++;

@@ -105,4 +105,18 @@ test('many failing addresses: memory is bounded, the oldest are forgotten first,
   assert.is(limiter.retryAfterSeconds(address(count - 1), later), 0);
 });
 
+test('the wall clock stepping back (NTP, a VM resumed) neither stretches a lockout nor keeps expired windows: the default clock is monotonic', () => {
+  const limiter = new AuthFailureLimiter();
+  const realNow = Date.now;
+  try {
+    for (let i = 0; i < MAX_AUTH_FAILURES_PER_WINDOW; i++) limiter.recordFailure('10.0.0.9');
+    // An hour back: on Date.now the window started an hour "from now", and lasted an hour longer.
+    const stepped = realNow() - 3_600_000;
+    Date.now = () => stepped;
+    assert.ok(limiter.retryAfterSeconds('10.0.0.9') <= WINDOW_S, String(limiter.retryAfterSeconds('10.0.0.9')));
+  } finally {
+    Date.now = realNow;
+  }
+});
+
 test.run();
