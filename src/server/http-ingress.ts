@@ -50,6 +50,7 @@ export type HttpHandler = (request: IncomingMessage, response: ServerResponse, e
 export function createHttpHandler(options: HttpIngressOptions): HttpHandler {
   const bodyTimeoutMs = options.bodyTimeoutMs ?? HTTP_BODY_TIMEOUT_MS;
   return (request, response, expectsContinue = false) => {
+    limitUnreadBody(request, response, bodyTimeoutMs);
     const path = requestPath(request);
     if (path === '/healthz') {
       if (request.method !== 'GET' && request.method !== 'HEAD') return sendText(response, 405, 'use GET\n', { allow: 'GET, HEAD' });
@@ -209,8 +210,10 @@ function rejectBody(request: IncomingMessage, response: ServerResponse, status: 
     status === 'too-large'
       ? ([413, 'BODY_TOO_LARGE', `the body is larger than ${MAX_HTTP_BODY_BYTES} bytes`] as const)
       : ([408, 'BODY_TIMEOUT', 'the body did not arrive in time'] as const);
-  // The rest of the body is not read: the answer closes the connection (see closeIfBodyUnread).
-  refuse(code, name, message);
+  if (status === 'too-large') return refuse(code, name, message);
+  // A body that took longer than it may have: its sender is not waited for again.
+  refuse(code, name, message, { connection: 'close' });
+  response.once('finish', () => request.destroy());
 }
 
 /**
@@ -236,29 +239,24 @@ function isJson(contentType: string | undefined): boolean {
 }
 
 function sendText(response: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
-  response.writeHead(status, closeIfBodyUnread(response, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers })).end(text);
+  response.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(text), ...headers }).end(text);
 }
 
 function sendJson(response: ServerResponse, status: number, json: string, headers: Record<string, string> = {}): void {
-  response.writeHead(status, closeIfBodyUnread(response, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json), ...headers })).end(json);
+  response.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json), ...headers }).end(json);
 }
 
 /**
- * An answer given before the request's body was read (a refusal: 401, 404, 405, 413, 415, ...)
- * closes the connection, and says so. Kept open, Node would read the body and throw it away for
- * as long as it took to come (a Content-Length of 1 GB, or chunks without end, until its
- * requestTimeout of 300 s): any client, with no token, could hold connections open past the
- * 10 s the gateway gives headers and bodies. A request without a body keeps its connection.
+ * A request answered before its body was read (a refusal, 401, 404, 405, 413, 415) keeps its
+ * connection while Node reads the rest of the body and throws it away, but for no longer than a
+ * body may take. Node alone waits for it up to its requestTimeout (300 s), so a client with no
+ * token could hold connections open past every 10 s limit. Closing at once instead resets the
+ * connection of a client still sending, whose stack then drops the answer before it is read.
  */
-function closeIfBodyUnread(response: ServerResponse, headers: Record<string, string | number>): Record<string, string | number> {
-  const request = response.req;
-  if (request.complete || !hasBody(request)) return headers;
-  response.once('finish', () => request.destroy());
-  const connection = String(headers['connection'] ?? '');
-  return { ...headers, connection: /(^|,)\s*close\s*(,|$)/i.test(connection) ? connection : connection ? `${connection}, close` : 'close' };
-}
-
-/** Whether the request says a body follows (RFC 9112 section 6.3). */
-function hasBody(request: IncomingMessage): boolean {
-  return request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length'] ?? 0) > 0;
+function limitUnreadBody(request: IncomingMessage, response: ServerResponse, timeoutMs: number): void {
+  response.once('finish', () => {
+    if (request.complete) return;
+    const timer = setTimeout(() => request.destroy(), timeoutMs);
+    request.once('close', () => clearTimeout(timer));
+  });
 }

@@ -605,7 +605,6 @@ test(`a body of exactly MAX_HTTP_BODY_BYTES (${MAX_HTTP_BODY_BYTES}) is answered
   declared.write(postHead('/rpc', { ...bearer(gw.token), ...JSON_TYPE, 'content-length': MAX_HTTP_BODY_BYTES + 1 }));
   const refused = await declared.response();
   assert.is(refused.status, 413);
-  assert.is(refused.headers['connection'], 'close');
 
   // Streamed (chunked, no Content-Length): refused once the count passes the limit.
   const streamed = await openRawHttp(gw.port);
@@ -666,7 +665,7 @@ test(`a body that stalls, or trickles in, past httpBodyTimeoutMs (${BODY_TIMEOUT
   assert.is((await whole.response()).status, 200);
 });
 
-test('a request refused before its body is read (no token, wrong verb, path or type) has its connection closed once answered: a body trickled in after the refusal cannot hold it open', async ({ gw }) => {
+test('a request refused before its body is read (no token, wrong verb, path or type) keeps its connection only as long as a body may take: a body trickled in after the refusal cannot hold it open', async ({ gw }) => {
   // Read and thrown away, the body of a refused request kept its connection open for as long as
   // it trickled in (Node's requestTimeout, 300 s): past every 10 s limit, and with no token.
   const refusals = [
@@ -681,13 +680,25 @@ test('a request refused before its body is read (no token, wrong verb, path or t
     connection.write(postHead(path, { ...headers, 'content-length': 1_000_000 }));
     const answer = await connection.response();
     assert.is(answer.status, status, `${path}: ${answer.raw}`);
-    assert.match(String(answer.headers['connection']), /close/, path);
     for (let i = 0; i < 20 && !connection.closed; i++) {
       connection.write('x'.repeat(100));
       await sleep(BODY_TIMEOUT_MS / 8);
     }
     assert.ok(connection.closed, `${path}: the connection of a refused request is still open ${(20 * BODY_TIMEOUT_MS) / 8} ms after its answer`);
   }
+  // A client that sends its whole body at once keeps its connection, as HTTP/1.1 wants: the body is
+  // read and thrown away, and the next request is answered. (Closed at once, a connection still
+  // receiving is reset, and over a real network its answer is often lost with it.)
+  const sent = await openRawHttp(gw.port);
+  // Larger than the socket buffers hold: the refusal is sent while the body still comes in.
+  const body = 'x'.repeat(8 * 1024 * 1024);
+  sent.write(postHead('/rpc', { ...bearer('wrong'), ...JSON_TYPE, 'content-length': body.length }) + body);
+  assert.is((await sent.response()).status, 401);
+  await sleep(2 * BODY_TIMEOUT_MS);
+  const answered = sent.received.length;
+  sent.write('GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
+  await waitUntil(() => sent.closed || sent.received.length > answered, 'an answer on the same connection');
+  assert.match(sent.received.slice(answered), /^HTTP\/1\.1 200 OK\r\n/);
   // A refused request without a body keeps its connection (keep-alive), as before.
   const bodiless = await openRawHttp(gw.port);
   bodiless.write('GET /rpc HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n');
