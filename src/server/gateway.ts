@@ -429,11 +429,15 @@ function replayAsHttp(server: Server, request: IncomingMessage, socket: Duplex, 
 function sameOrigin(request: IncomingMessage): boolean {
   const { origin, host } = request.headers;
   if (origin === undefined) return true;
-  if (!URL.canParse(origin) || !URL.canParse(`http://${host}`)) return false;
+  if (!URL.canParse(origin)) return false;
   const page = new URL(origin);
+  // A reverse proxy may put its upstream's address in Host and the public one in X-Forwarded-Host,
+  // which no browser page can set on a WebSocket.
+  const forwardedHeader = request.headers['x-forwarded-host'];
+  const forwarded = (Array.isArray(forwardedHeader) ? forwardedHeader[0] : forwardedHeader)?.split(',', 1)[0]!.trim();
   // The host and port, not the scheme: behind a TLS proxy the gateway's own origin is https. A
   // Host without a port has the page's scheme's default.
-  return page.host === new URL(`${page.protocol}//${host}`).host;
+  return [host, forwarded].some((name) => name !== undefined && URL.canParse(`${page.protocol}//${name}`) && new URL(`${page.protocol}//${name}`).host === page.host);
 }
 
 /** An Origin header as it may be shown: at most 100 characters of it, escaped as JSON. */

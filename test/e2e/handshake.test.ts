@@ -162,6 +162,12 @@ test('an upgrade from a web page of another origin is 403 CROSS_ORIGIN, token or
   assert.is(await statusOf(upgrade(`https://${host}`, gateway.token)), 'HTTP/1.1 101 Switching Protocols');
   assert.is(await statusOf(upgrade(undefined, gateway.token)), 'HTTP/1.1 101 Switching Protocols');
   assert.is(await statusOf(upgrade(`http://${host}`)), 'HTTP/1.1 401 Unauthorized');
+  // Behind a reverse proxy that sends its upstream's address as Host and the public one as
+  // X-Forwarded-Host: a client connecting to the public URL sends that as its Origin.
+  const proxied = (origin: string) =>
+    upgrade(origin, gateway.token).replace('Upgrade: websocket', 'X-Forwarded-Host: switchboard.example.com, 10.0.0.1\r\nUpgrade: websocket');
+  assert.is(await statusOf(proxied('https://switchboard.example.com')), 'HTTP/1.1 101 Switching Protocols');
+  assert.is(await statusOf(proxied('https://evil.example')), 'HTTP/1.1 403 Forbidden');
 });
 
 test.run();
