@@ -80,8 +80,8 @@ export function replaceableDir(dir: string): string | undefined {
   if (stat === undefined) return undefined;
   const uid = process.getuid?.();
   if (uid !== undefined && stat.uid !== uid) return `belongs to another user (uid ${stat.uid})`;
-  // Sticky (1777, as /tmp): others may add files, but not rename or remove this user's.
-  if ((stat.mode & 0o022) !== 0 && (stat.mode & 0o1000) === 0) return `can be written by other users (mode 0${(stat.mode & 0o777).toString(8)})`;
+  // Others, not the group: where each user has a group of their own (umask 002), 0775 is the
+  // norm. Sticky (1777, as /tmp): others may add files, but not rename or remove this user's.
+  if ((stat.mode & 0o002) !== 0 && (stat.mode & 0o1000) === 0) return `can be written by other users (mode 0${(stat.mode & 0o777).toString(8)})`;
   return undefined;
 }
-

@@ -24,12 +24,13 @@ test.after(() => {
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-posix('replaceableDir: a dir of ours that only we can write in is fine; one others can write in (not sticky), or of another user, is not', () => {
+posix('replaceableDir: a dir of ours that only we (and our group) can write in is fine; one others can write in (not sticky), or of another user, is not', () => {
   const dir = path.dirname(tempFile());
   for (const [mode, problem] of [
     [0o700, undefined],
     [0o755, undefined],
-    [0o775, 'can be written by other users (mode 0775)'],
+    [0o775, undefined],
+    [0o757, 'can be written by other users (mode 0757)'],
     [0o777, 'can be written by other users (mode 0777)'],
     [0o1777, undefined],
   ] as const) {
