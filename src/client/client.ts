@@ -144,6 +144,8 @@ export class SwitchboardClient {
   readonly #pending = new Map<number, Pending>();
   readonly #listeners = new Set<(method: string, params: unknown) => void>();
   readonly #subscriptions = new Set<SubscriptionState>();
+  /** Per session, the seq an ack of this client consumed its events up to (see resumeAfter). */
+  readonly #ackedUpTo = new Map<string, number>();
   readonly #byServerId = new Map<string, SubscriptionState>();
   readonly #reopened = new Set<() => void>();
   /** Told when the open connection closes or is lost (see #whenLeft). */
@@ -193,7 +195,9 @@ export class SwitchboardClient {
       } while (this.#state !== 'open');
       const socket = this.#socket;
       try {
-        return (await this.#send(method, params, Math.max(0, deadline - Date.now()), options.signal)) as ResultOf<M>;
+        const result = (await this.#send(method, params, Math.max(0, deadline - Date.now()), options.signal)) as ResultOf<M>;
+        if (method === 'session.ack') this.#noteAck(result as ResultOf<'session.ack'>);
+        return result;
       } catch (error) {
         if (!this.#reconnect || !RESENT_AFTER_RECONNECT.has(method)) throw error;
         // The state as it is now, not as the loop above left it (TypeScript narrows across the await).
@@ -432,8 +436,12 @@ export class SwitchboardClient {
 
   // ------------------------------------------------------------------ subscriptions
 
+  #noteAck({ sessionKey, seq }: ResultOf<'session.ack'>): void {
+    if (seq > (this.#ackedUpTo.get(sessionKey) ?? 0)) this.#ackedUpTo.set(sessionKey, seq);
+  }
+
   async #subscribeOnServer(state: SubscriptionState, callOptions?: CallOptions): Promise<void> {
-    const after = resumeAfter(state);
+    const after = resumeAfter(state, this.#ackedUpTo);
     const params = { ...state.target, ...(after === undefined ? {} : { after }) };
     const timeoutMs = callOptions?.timeoutMs ?? this.#timeoutMs;
     await this.#send('session.subscribe', params, timeoutMs, callOptions?.signal, (result) => {
@@ -647,14 +655,19 @@ function isFinalRefusal(error: unknown): error is RpcCallError {
 }
 
 /** Where a (re)subscription resumes: the caller's `after`, advanced by what this client has seen. */
-function resumeAfter(state: SubscriptionState): number | Record<string, number> | undefined {
+function resumeAfter(state: SubscriptionState, ackedUpTo: ReadonlyMap<string, number>): number | Record<string, number> | undefined {
   if (state.target.sessionKey !== undefined) {
     const seen = [...state.cursors.values()][0];
     return seen ?? state.baseAfter;
   }
   if (state.cursors.size === 0) return state.baseAfter;
   const base = typeof state.baseAfter === 'object' ? state.baseAfter : {};
-  return { ...base, ...Object.fromEntries(state.cursors) };
+  // A session this client acked up to its cursor has nothing pending at or below it: naming it
+  // would change no replay, and the map grows with every session an agent ever heard from, past
+  // what a frame holds (1 MiB, some 15,000 keys), when a resubscribe could no longer be sent.
+  return Object.fromEntries(
+    Object.entries({ ...base, ...Object.fromEntries(state.cursors) }).filter(([sessionKey, seq]) => seq > (ackedUpTo.get(sessionKey) ?? 0)),
+  );
 }
 
 /**

@@ -121,6 +121,49 @@ test('with reconnect, a subscribe whose connection is lost before the answer res
   }
 });
 
+test('with reconnect, an agent subscription resumes naming only the sessions it has not acked up to what it saw: the map stays small enough to send', async () => {
+  // The first connection pushes events of three sessions and answers acks, then restarts (1012);
+  // the second records what the resubscribe names.
+  const { server, url } = await standIn();
+  const key = (user: string) => `agent:resume:direct:${user}`;
+  let connections = 0;
+  const resumedAfter: unknown[] = [];
+  server.on('connection', (socket) => {
+    const connection = ++connections;
+    socket.on('message', (data) => {
+      const request = JSON.parse(String(data)) as { id: number; method: string; params: { sessionKey: string; seq: number; after?: unknown } };
+      const answer = (result: unknown) => socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result }));
+      if (request.method === 'session.ack') return answer({ sessionKey: request.params.sessionKey, seq: request.params.seq, acked: 1, depth: 0 });
+      if (request.method !== 'session.subscribe') return;
+      if (connection === 2) resumedAfter.push(request.params.after);
+      const subscriptionId = `${connection}.1`;
+      answer({ subscriptionId, sessionKey: null, agentId: 'resume' });
+      if (connection > 1) return;
+      for (const [user, seq] of [['U1', 1], ['U2', 1], ['U2', 2], ['U3', 1]] as const) {
+        const event = { eventId: `${user}-${seq}`, sessionKey: key(user), seq, text: `${user} ${seq}`, mode: 'now', contextKey: null, storedAt: new Date().toISOString() };
+        socket.send(JSON.stringify({ jsonrpc: '2.0', method: 'session.event', params: { subscriptionId, event } }));
+      }
+    });
+  });
+  const client = await connect({ url, token: 'x', timeoutMs: 5_000, reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
+  try {
+    const seen: string[] = [];
+    await client.subscribe({ agentId: 'resume' }, { onEvent: (event) => seen.push(event.text) });
+    await waitUntil(() => seen.length === 4, 'the events');
+    // U1 acked up to what was seen of it; U2 only up to 1 of the 2 seen; U3 not at all.
+    await client.ack({ sessionKey: key('U1'), seq: 1 });
+    await client.ack({ sessionKey: key('U2'), seq: 1 });
+    const back = new Promise<void>((resolve) => server.once('connection', () => resolve()));
+    for (const socket of server.clients) socket.close(1012, 'gateway restarting');
+    await back;
+    await waitUntil(() => resumedAfter.length > 0, 'the resubscribe');
+    assert.equal(resumedAfter, [{ [key('U2')]: 2, [key('U3')]: 1 }]);
+  } finally {
+    await client.close();
+    server.close();
+  }
+});
+
 test('a subscribe that gives up while its resubscribe is under way never goes live: the late answer is unsubscribed, its events never delivered', async () => {
   // The first connection is closed instead of answering; the second answers the resubscribe only
   // after the caller's deadline, then pushes an event on it.
