@@ -75,7 +75,10 @@ export interface SubscribeOptions {
 
 /** A subscription that outlives reconnects: its cursors say what was seen in each session. */
 export interface Subscription {
-  /** Last seq seen per (canonical) session key. */
+  /**
+   * Last seq seen per (canonical) session key. An agent subscription drops a session once this
+   * client has acked all it saw of it (nothing of it is pending at or below the cursor any more).
+   */
   readonly cursors: ReadonlyMap<string, number>;
   unsubscribe(): Promise<void>;
 }
@@ -144,8 +147,6 @@ export class SwitchboardClient {
   readonly #pending = new Map<number, Pending>();
   readonly #listeners = new Set<(method: string, params: unknown) => void>();
   readonly #subscriptions = new Set<SubscriptionState>();
-  /** Per session, the seq an ack of this client consumed its events up to (see resumeAfter). */
-  readonly #ackedUpTo = new Map<string, number>();
   readonly #byServerId = new Map<string, SubscriptionState>();
   readonly #reopened = new Set<() => void>();
   /** Told when the open connection closes or is lost (see #whenLeft). */
@@ -436,12 +437,21 @@ export class SwitchboardClient {
 
   // ------------------------------------------------------------------ subscriptions
 
+  /**
+   * An agent subscription lets go of a session this client acked up to all it saw of it. Nothing of
+   * it is pending at or below the cursor any more, so the cursor would change no replay; kept, the
+   * cursors would grow with every session the agent ever heard from, and past what a frame holds
+   * (1 MiB, some 15,000 keys) a resubscribe could no longer be sent. Let go, a session whose seqs a
+   * data dir restore reissued has its next events delivered rather than taken for ones seen.
+   */
   #noteAck({ sessionKey, seq }: ResultOf<'session.ack'>): void {
-    if (seq > (this.#ackedUpTo.get(sessionKey) ?? 0)) this.#ackedUpTo.set(sessionKey, seq);
+    for (const state of this.#subscriptions) {
+      if (state.target.sessionKey === undefined && (state.cursors.get(sessionKey) ?? Infinity) <= seq) state.cursors.delete(sessionKey);
+    }
   }
 
   async #subscribeOnServer(state: SubscriptionState, callOptions?: CallOptions): Promise<void> {
-    const after = resumeAfter(state, this.#ackedUpTo);
+    const after = resumeAfter(state);
     const params = { ...state.target, ...(after === undefined ? {} : { after }) };
     const timeoutMs = callOptions?.timeoutMs ?? this.#timeoutMs;
     await this.#send('session.subscribe', params, timeoutMs, callOptions?.signal, (result) => {
@@ -655,19 +665,14 @@ function isFinalRefusal(error: unknown): error is RpcCallError {
 }
 
 /** Where a (re)subscription resumes: the caller's `after`, advanced by what this client has seen. */
-function resumeAfter(state: SubscriptionState, ackedUpTo: ReadonlyMap<string, number>): number | Record<string, number> | undefined {
+function resumeAfter(state: SubscriptionState): number | Record<string, number> | undefined {
   if (state.target.sessionKey !== undefined) {
     const seen = [...state.cursors.values()][0];
     return seen ?? state.baseAfter;
   }
   if (state.cursors.size === 0) return state.baseAfter;
   const base = typeof state.baseAfter === 'object' ? state.baseAfter : {};
-  // A session this client acked up to its cursor has nothing pending at or below it: naming it
-  // would change no replay, and the map grows with every session an agent ever heard from, past
-  // what a frame holds (1 MiB, some 15,000 keys), when a resubscribe could no longer be sent.
-  return Object.fromEntries(
-    Object.entries({ ...base, ...Object.fromEntries(state.cursors) }).filter(([sessionKey, seq]) => seq > (ackedUpTo.get(sessionKey) ?? 0)),
-  );
+  return { ...base, ...Object.fromEntries(state.cursors) };
 }
 
 /**

@@ -121,7 +121,7 @@ test('with reconnect, a subscribe whose connection is lost before the answer res
   }
 });
 
-test('with reconnect, an agent subscription resumes naming only the sessions it has not acked up to what it saw: the map stays small enough to send', async () => {
+test('an agent subscription lets go of a session acked up to all it saw of it: a resume names only the others, and the map stays small enough to send', async () => {
   // The first connection pushes events of three sessions and answers acks, then restarts (1012);
   // the second records what the resubscribe names.
   const { server, url } = await standIn();
@@ -138,9 +138,11 @@ test('with reconnect, an agent subscription resumes naming only the sessions it 
       if (connection === 2) resumedAfter.push(request.params.after);
       const subscriptionId = `${connection}.1`;
       answer({ subscriptionId, sessionKey: null, agentId: 'resume' });
-      if (connection > 1) return;
-      for (const [user, seq] of [['U1', 1], ['U2', 1], ['U2', 2], ['U3', 1]] as const) {
-        const event = { eventId: `${user}-${seq}`, sessionKey: key(user), seq, text: `${user} ${seq}`, mode: 'now', contextKey: null, storedAt: new Date().toISOString() };
+      // Then U1 and U3 at seq 1 again, as after a data dir restore that reissued seqs.
+      const events = connection === 1 ? ([['U1', 1], ['U2', 1], ['U2', 2], ['U3', 1]] as const) : ([['U1', 1], ['U3', 1], ['U2', 3]] as const);
+      for (const [user, seq] of events) {
+        const text = `${user} ${seq}${connection === 1 ? '' : ' after the restore'}`;
+        const event = { eventId: `${user}-${seq}-${connection}`, sessionKey: key(user), seq, text, mode: 'now', contextKey: null, storedAt: new Date().toISOString() };
         socket.send(JSON.stringify({ jsonrpc: '2.0', method: 'session.event', params: { subscriptionId, event } }));
       }
     });
@@ -148,16 +150,20 @@ test('with reconnect, an agent subscription resumes naming only the sessions it 
   const client = await connect({ url, token: 'x', timeoutMs: 5_000, reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
   try {
     const seen: string[] = [];
-    await client.subscribe({ agentId: 'resume' }, { onEvent: (event) => seen.push(event.text) });
+    const subscription = await client.subscribe({ agentId: 'resume' }, { onEvent: (event) => seen.push(event.text) });
     await waitUntil(() => seen.length === 4, 'the events');
     // U1 acked up to what was seen of it; U2 only up to 1 of the 2 seen; U3 not at all.
     await client.ack({ sessionKey: key('U1'), seq: 1 });
     await client.ack({ sessionKey: key('U2'), seq: 1 });
+    assert.equal([...subscription.cursors], [[key('U2'), 2], [key('U3'), 1]]);
     const back = new Promise<void>((resolve) => server.once('connection', () => resolve()));
     for (const socket of server.clients) socket.close(1012, 'gateway restarting');
     await back;
     await waitUntil(() => resumedAfter.length > 0, 'the resubscribe');
     assert.equal(resumedAfter, [{ [key('U2')]: 2, [key('U3')]: 1 }]);
+    // A session let go takes a reissued seq as the new event it is; one still held, as one seen.
+    await waitUntil(() => seen.includes('U2 3 after the restore'), 'the last event pushed');
+    assert.equal(seen.slice(4), ['U1 1 after the restore', 'U2 3 after the restore']);
   } finally {
     await client.close();
     server.close();
