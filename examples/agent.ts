@@ -5,16 +5,17 @@
  *   npm run build && node dist/examples/agent.js [agentId]
  *
  * Reads the gateway URL and token like the CLI does: SWITCHBOARD_URL / SWITCHBOARD_TOKEN, else
- * the token file in the default data dir (or SWITCHBOARD_DATA_DIR).
+ * the gateway's socket and the token file in the default data dir (or SWITCHBOARD_DATA_DIR).
  */
-import { readToken, resolveDataDir } from '../src/config/data-dir.js';
-import { connect, DEFAULT_URL } from '../src/index.js';
+import { readToken, resolveDataDir, socketPath } from '../src/config/data-dir.js';
+import { connect } from '../src/index.js';
 
 const agentId = process.argv[2] ?? 'main';
-const token = process.env['SWITCHBOARD_TOKEN'] ?? readToken(resolveDataDir(process.env['SWITCHBOARD_DATA_DIR']));
+const dataDir = resolveDataDir(process.env['SWITCHBOARD_DATA_DIR']);
+const token = process.env['SWITCHBOARD_TOKEN'] ?? readToken(dataDir);
 if (!token) throw new Error('no token: start `switchboard gateway` once, or set SWITCHBOARD_TOKEN');
 
-const client = await connect({ url: process.env['SWITCHBOARD_URL'] ?? DEFAULT_URL, token, reconnect: true });
+const client = await connect({ url: process.env['SWITCHBOARD_URL'] ?? `unix:${socketPath(dataDir)}`, token, reconnect: true });
 const stop = new AbortController();
 process.once('SIGINT', () => stop.abort());
 

@@ -2,12 +2,22 @@
  * The CLI's one-shot commands: resolve where the gateway is and the token, make one call through
  * the client library, print, and map the outcome to an exit code.
  */
+import { statSync } from 'node:fs';
 import { gatewayUrlProblem, withoutPassword } from '../client/gateway-url.js';
 import { callOverHttp } from '../client/http.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError, type ConnectionFailure } from '../client/errors.js';
-import { readToken, resolveDataDir, TokenFileError, tokenPath } from '../config/data-dir.js';
-import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, ENV, MAX_CALL_TIMEOUT_MS, MAX_READ_LIMIT, TOKEN_PREFIX } from '../protocol/constants.js';
+import { readToken, resolveDataDir, socketPath, TokenFileError, tokenPath } from '../config/data-dir.js';
+import {
+  DEFAULT_CALL_TIMEOUT_MS,
+  DEFAULT_URL,
+  ENV,
+  MAX_CALL_TIMEOUT_MS,
+  MAX_READ_LIMIT,
+  MAX_SOCKET_PATH_BYTES,
+  TOKEN_PREFIX,
+  UNIX_SCHEME,
+} from '../protocol/constants.js';
 import { tokenProblem } from '../protocol/token-format.js';
 import { flagOption, integerOption, optionOrEnv, rawOption } from './argv.js';
 import { CliError, ExitCode, noAnswer, outputFailed, usageError, type CliErrorName } from './exit-codes.js';
@@ -179,21 +189,47 @@ async function withClient<M extends MethodName>(
 }
 
 export function connectionSettings(args: Args) {
+  const url = givenGatewayUrl(args);
+  const token = resolveToken(args);
   return {
-    url: gatewayUrl(args),
-    token: resolveToken(args),
+    url: url ?? localGatewayUrl(args, token.dataDir),
+    token: token.value,
     timeoutMs: integerOption(args, 'timeout', 1, MAX_CALL_TIMEOUT_MS) ?? DEFAULT_CALL_TIMEOUT_MS,
   };
 }
 
 /**
- * `--url`, else SWITCHBOARD_URL, else the default. One that is not a gateway URL at all is a usage
+ * The gateway to call when no URL is given: the one whose Unix socket is in the data dir, which
+ * only a gateway of that data dir can have made. A TCP port can be held by any local user (while
+ * the gateway is down, say), so the admin token read from the data dir goes nowhere else, even
+ * when the socket is missing: the call then fails, saying so. With a token given, the default
+ * URL serves when there is no socket. `tokenDataDir`: where the token was read, if it was.
+ */
+function localGatewayUrl(args: Args, tokenDataDir: string | undefined): string {
+  const dataDir = tokenDataDir ?? resolveDataDir(optionOrEnv(args, 'data-dir', ENV.dataDir)?.value);
+  const socket = socketPath(dataDir);
+  // A path too long for a socket: the gateway could not make one either, and said so in its log.
+  if (Buffer.byteLength(socket) > MAX_SOCKET_PATH_BYTES) return DEFAULT_URL;
+  return tokenDataDir !== undefined || isSocket(socket) ? `${UNIX_SCHEME}${socket}` : DEFAULT_URL;
+}
+
+function isSocket(path: string): boolean {
+  try {
+    return statSync(path).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `--url`, else SWITCHBOARD_URL, else undefined. One that is not a gateway URL at all is a usage
  * error here, so that a typo is not reported as a gateway that is not running. So is one with a
  * user name or password: neither call sends them (the token from --token or the data dir goes in
  * the Authorization header), and a token meant to be used there must not be silently replaced.
  */
-function gatewayUrl(args: Args): string {
-  const url = optionOrEnv(args, 'url', ENV.url)?.value ?? DEFAULT_URL;
+function givenGatewayUrl(args: Args): string | undefined {
+  const url = optionOrEnv(args, 'url', ENV.url)?.value;
+  if (url === undefined) return undefined;
   // First, and without the URL in the message: the password is most likely a token.
   const credentials = URL.canParse(url) ? new URL(url) : undefined;
   if (credentials?.username || credentials?.password) {
@@ -204,14 +240,17 @@ function gatewayUrl(args: Args): string {
   return url;
 }
 
-/** `--token`, else SWITCHBOARD_TOKEN, else the token file of the data dir the gateway uses. */
-function resolveToken(args: Args): string {
+/**
+ * `--token`, else SWITCHBOARD_TOKEN, else the token file of the data dir the gateway uses; with
+ * the data dir it was read from, if it was.
+ */
+function resolveToken(args: Args): { value: string; dataDir?: string } {
   // Trimmed, as the token file is: `--token " $TOKEN"` means the token.
   const given = optionOrEnv(args, 'token', ENV.token)?.value.trim();
   // A line break inside (a paste of two lines) cannot go in an HTTP header.
   const problem = given === undefined ? undefined : tokenProblem(given);
   if (problem !== undefined) throw usageError(`the token (--token or ${ENV.token}) ${problem}: pass the token alone`);
-  if (given !== undefined) return given;
+  if (given !== undefined) return { value: given };
   const dataDir = resolveDataDir(optionOrEnv(args, 'data-dir', ENV.dataDir)?.value);
   let token: string | undefined;
   try {
@@ -220,7 +259,7 @@ function resolveToken(args: Args): string {
     if (error instanceof TokenFileError) throw noAnswer('NO_TOKEN', `no token: ${error.message}; or pass --token / ${ENV.token}`);
     throw error;
   }
-  if (token) return token;
+  if (token) return { value: token, dataDir };
   throw noAnswer(
     'NO_TOKEN',
     `no token: ${tokenPath(dataDir)} does not exist. Start the gateway once (\`switchboard gateway\`) to create it, or pass --token / ${ENV.token}`,

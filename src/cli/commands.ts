@@ -12,6 +12,7 @@ import {
   DEFAULT_READ_LIMIT,
   ENV,
   MAX_READ_LIMIT,
+  UNIX_SCHEME,
 } from '../protocol/constants.js';
 // Static, unlike the other commands' code: one-shot commands are what the CLI mostly runs, and
 // their code is small; bundled with the entry, they load without another module to resolve.
@@ -46,13 +47,16 @@ export interface CommandSpec {
 /** Options of every command that talks to a gateway. */
 const CONNECTION_OPTIONS: readonly OptionSpec[] = [
   { flags: '--json', description: 'Print the result as one JSON object on stdout (a failed call: {"error": ...})' },
-  { flags: '--url <url>', description: `Gateway URL (env ${ENV.url}, default ws://${DEFAULT_HOST}:${DEFAULT_PORT})` },
+  {
+    flags: '--url <url>',
+    description: `Gateway URL, ws://host:port or ${UNIX_SCHEME}/path (env ${ENV.url}; default: the socket in the data dir, else ws://${DEFAULT_HOST}:${DEFAULT_PORT} when --token is given)`,
+  },
   // Every local user can read a process's arguments (ps, /proc/<pid>/cmdline), not its environment.
   {
     flags: '--token <token>',
     description: `Gateway token (env ${ENV.token}, default: the token file in the data dir); other local users can read it here with ps, prefer the env or the file`,
   },
-  { flags: '--data-dir <dir>', description: `Where to find the token file (env ${ENV.dataDir})` },
+  { flags: '--data-dir <dir>', description: `Where to find the token file and the gateway's socket (env ${ENV.dataDir})` },
   { flags: '--timeout <ms>', description: `Give up after this many milliseconds (default ${DEFAULT_CALL_TIMEOUT_MS})` },
 ];
 

@@ -27,7 +27,10 @@ export interface ReconnectOptions {
 }
 
 export interface ConnectOptions {
-  /** @default DEFAULT_URL (ws://127.0.0.1:18790) */
+  /**
+   * ws://host:port (or wss://, http://, https://), or unix:/path/to/gateway.sock for the socket a
+   * gateway serves in its data dir. @default DEFAULT_URL (ws://127.0.0.1:18790)
+   */
   url?: string;
   /** The gateway's token, sent as `Authorization: Bearer <token>`. */
   token: string;

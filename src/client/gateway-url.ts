@@ -2,6 +2,7 @@
  * What a gateway URL may be, for both ways the client reaches a gateway (POST /rpc and the
  * WebSocket), so that a bad URL is explained alike whichever one was tried.
  */
+import { MAX_SOCKET_PATH_BYTES, UNIX_SCHEME } from '../protocol/constants.js';
 import { ConnectionError } from './errors.js';
 
 /** The schemes a gateway URL may have, and the one its HTTP calls use. */
@@ -12,13 +13,19 @@ export const HTTP_PROTOCOLS: Readonly<Record<string, string>> = { 'ws:': 'http:'
  * error and the CLI's usage error for --url give.
  */
 export function gatewayUrlProblem(url: string): string | undefined {
+  const socket = unixSocketPath(url);
+  if (socket !== undefined) {
+    if (!socket.startsWith('/')) return `expected ${UNIX_SCHEME}/absolute/path/to/gateway.sock`;
+    if (Buffer.byteLength(socket) > MAX_SOCKET_PATH_BYTES) return `a Unix socket path has at most ${MAX_SOCKET_PATH_BYTES} bytes`;
+    return socket.includes('\0') ? 'a Unix socket path holds no NUL character' : undefined;
+  }
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
     return 'expected ws://host:port';
   }
-  if (!Object.hasOwn(HTTP_PROTOCOLS, parsed.protocol)) return 'expected ws://host:port (wss://, http:// and https:// work too)';
+  if (!Object.hasOwn(HTTP_PROTOCOLS, parsed.protocol)) return `expected ws://host:port (wss://, http://, https:// and ${UNIX_SCHEME}/path/to/gateway.sock work too)`;
   // Nothing after "#" is ever sent (the WebSocket client refuses such a URL outright): whatever it
   // was meant to say, no gateway or proxy would hear it.
   if (parsed.hash) return `remove its fragment (${JSON.stringify(parsed.hash)}), which is never sent to a gateway`;
@@ -27,6 +34,20 @@ export function gatewayUrlProblem(url: string): string | undefined {
   if (parsed.username || parsed.password) return 'remove its user name and password, which are never sent: the token goes in the Authorization header';
   return undefined;
 }
+
+/**
+ * The socket path of a gateway URL that names a Unix socket (`unix:/path/gateway.sock`), as given:
+ * not percent-decoded, since a file name is not a URL path. Undefined for any other URL.
+ */
+export function unixSocketPath(url: string): string | undefined {
+  return url.slice(0, UNIX_SCHEME.length).toLowerCase() === UNIX_SCHEME ? url.slice(UNIX_SCHEME.length) : undefined;
+}
+
+/**
+ * Where a call over a Unix socket is addressed: Host must name something (RFC 9112 section 3.2),
+ * and the gateway checks a browser's Origin against it.
+ */
+export const UNIX_SOCKET_HOST = 'localhost';
 
 /** The client's error for a URL that cannot be a gateway's, saying why (see gatewayUrlProblem). */
 export function invalidGatewayUrl(url: string, problem: string, cause?: unknown): ConnectionError {

@@ -7,12 +7,15 @@
 import { DEFAULT_CALL_TIMEOUT_MS, MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, refusalError, RpcCallError, tlsError } from './errors.js';
-import { gatewayUrlProblem, HTTP_PROTOCOLS, invalidGatewayUrl } from './gateway-url.js';
+import { gatewayUrlProblem, HTTP_PROTOCOLS, invalidGatewayUrl, UNIX_SOCKET_HOST, unixSocketPath } from './gateway-url.js';
 import { exchange, ExchangeError, type HttpResponse } from './http1.js';
 import { durationOption, tokenOption } from './options.js';
 
 export interface HttpCallOptions {
-  /** The gateway URL, ws:// or http:// (wss:// or https://); the call goes to its /rpc, after its path if it has one. */
+  /**
+   * The gateway URL, ws:// or http:// (wss:// or https://), or unix:/path/to/gateway.sock; the
+   * call goes to its /rpc, after its path if it has one.
+   */
   url: string;
   token: string;
   /** @default DEFAULT_CALL_TIMEOUT_MS (10 s) */
@@ -29,6 +32,7 @@ export interface HttpCallOptions {
 function rpcEndpoint(url: string): URL {
   const problem = gatewayUrlProblem(url);
   if (problem !== undefined) throw invalidGatewayUrl(url, problem);
+  if (unixSocketPath(url) !== undefined) return new URL(`http://${UNIX_SOCKET_HOST}/rpc`);
   const endpoint = new URL(url);
   endpoint.protocol = HTTP_PROTOCOLS[endpoint.protocol]!;
   endpoint.pathname += endpoint.pathname.endsWith('/') ? 'rpc' : '/rpc';
@@ -53,8 +57,10 @@ export async function callOverHttp<M extends MethodName>(options: HttpCallOption
   else signal?.addEventListener('abort', onCallerAbort, { once: true });
   let response: HttpResponse;
   try {
+    const socketPath = unixSocketPath(url);
     response = await exchange({
       url: endpoint,
+      ...(socketPath === undefined ? {} : { socketPath }),
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),

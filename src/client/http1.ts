@@ -7,7 +7,7 @@
  * 1.55× and 1.4× a bare `node -e 0`. What one request needs is small: write the request, read a
  * status line and headers, and find where the body ends (Content-Length, chunked, or the close).
  */
-import { connect as connectTcp, isIP, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
 
 /** A response head longer than this is not one a gateway (or a proxy before it) would send. */
 export const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
@@ -15,6 +15,8 @@ export const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
 export interface HttpRequest {
   /** http: or https:; the request goes to its path and query. */
   url: URL;
+  /** A Unix socket to send it over, instead of the URL's host and port (which then name the Host only). */
+  socketPath?: string;
   method: string;
   /** Lowercase names; Host, Content-Length and Connection are set here. */
   headers: Record<string, string>;
@@ -67,7 +69,7 @@ export async function exchange(request: HttpRequest): Promise<HttpResponse> {
   const { url, signal } = request;
   const head = requestHead(request);
   if (signal?.aborted) throw abortError(signal);
-  const socket = await openSocket(url);
+  const socket = request.socketPath === undefined ? await openSocket(url) : connect({ path: request.socketPath });
   if (signal?.aborted) {
     socket.destroy();
     throw abortError(signal);
@@ -145,7 +147,7 @@ function requestHead({ url, method, headers, body }: HttpRequest): string {
 async function openSocket(url: URL): Promise<Socket> {
   // URL keeps an IPv6 literal's brackets, which a socket address must not have.
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-  if (url.protocol !== 'https:') return connectTcp({ host, port: Number(url.port || 80) });
+  if (url.protocol !== 'https:') return connect({ host, port: Number(url.port || 80) });
   // node:tls is loaded only for https: gateways; a local one never needs it.
   const { connect: connectTls } = await import('node:tls');
   // SNI names a host, never an address (RFC 6066 section 3).

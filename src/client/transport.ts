@@ -4,10 +4,11 @@
  * server, and hides it behind a four-method interface so another transport can follow.
  */
 import type { IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
 import { ConnectionError, refusalError, tlsError } from './errors.js';
-import { gatewayUrlProblem, invalidGatewayUrl } from './gateway-url.js';
+import { gatewayUrlProblem, invalidGatewayUrl, UNIX_SOCKET_HOST, unixSocketPath } from './gateway-url.js';
 
 export interface Socket {
   send(text: string): void;
@@ -31,8 +32,11 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
     // An AbortSignal fires 'abort' once: one aborted before connect() would never be heard.
     if (options.signal?.aborted) return reject(new ConnectionError('aborted', url, `connecting to ${url} was aborted`));
     let ws: WebSocket;
+    const socketPath = unixSocketPath(url);
     try {
-      ws = new WebSocket(url, {
+      // ws's own form, ws+unix:/path:/, cannot name a path that holds a colon.
+      ws = new WebSocket(socketPath === undefined ? url : `ws://${UNIX_SOCKET_HOST}/`, {
+        ...(socketPath === undefined ? {} : { createConnection: () => connect({ path: socketPath }) }),
         headers: { authorization: `Bearer ${token}` },
         handshakeTimeout: options.timeoutMs,
         maxPayload: MAX_CLIENT_FRAME_BYTES,

@@ -98,6 +98,10 @@ export function databasePath(dataDir: string): string {
   return join(dataDir, DATA_FILES.database);
 }
 
+export function socketPath(dataDir: string): string {
+  return join(dataDir, DATA_FILES.socket);
+}
+
 /** Creates the data dir (0700) and the token file (0600) on first start; returns the token. */
 export function ensureDataDir(dataDir: string): string {
   try {

@@ -92,7 +92,21 @@ export const TOKEN_PREFIX = {
 export const DATA_FILES = {
   token: 'token',
   database: 'switchboard.db',
+  /** The gateway's Unix socket, which the CLI uses when no URL is given (see localSocketUrl). */
+  socket: 'gateway.sock',
 } as const;
+
+/**
+ * The scheme of a gateway URL that names a Unix socket: `unix:/abs/path/gateway.sock`. Calls over
+ * it are HTTP (POST /rpc) and WebSocket upgrades (at /), as over TCP.
+ */
+export const UNIX_SCHEME = 'unix:';
+
+/**
+ * The longest Unix socket path: sun_path holds 108 bytes, its NUL included. libuv binds and
+ * connects to a longer path cut short, without an error: another file than the one named.
+ */
+export const MAX_SOCKET_PATH_BYTES = 107;
 
 /**
  * Wake coalescing window: `now` events for an agent within this long of a wake are folded into

@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { databasePath, ensureDataDir, tokenPath } from '../config/data-dir.js';
+import { databasePath, ensureDataDir, socketPath, tokenPath } from '../config/data-dir.js';
 import { exposedFiles, replaceableDir } from '../config/private-files.js';
 import {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -15,6 +15,7 @@ import {
   DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
   DEFAULT_MAX_PENDING_PER_SESSION,
   DEFAULT_PORT,
+  ENV,
   HANDSHAKE_TIMEOUT_MS,
   MAX_FRAME_BYTES,
   MAX_IN_FLIGHT_PER_CONNECTION,
@@ -34,6 +35,7 @@ import type { CallContext } from './context.js';
 import { createHandlers, SHUTTING_DOWN_MESSAGE, toRpcError } from './handlers.js';
 import { createHttpHandler, errorBody, requestPath, type Admission } from './http-ingress.js';
 import { DeliveryHub } from './hub.js';
+import { listenLocal, peerAddress, type LocalSocket } from './local-socket.js';
 import { AuthFailureLimiter } from './rate-limit.js';
 import { createTokenService, toScopedToken } from './tokens.js';
 
@@ -64,6 +66,11 @@ export interface GatewayOptions {
    * bound on connections that never authenticate. @default HANDSHAKE_TIMEOUT_MS (10 s)
    */
   handshakeTimeoutMs?: number;
+  /**
+   * The Unix socket to serve besides the TCP port; false for none. The CLI uses the data dir's
+   * when it is given no URL. @default <dataDir>/gateway.sock
+   */
+  socketPath?: string | false;
   /** Where operational messages go; the gateway never writes to stdout itself. */
   log?: (line: string) => void;
 }
@@ -73,6 +80,8 @@ export interface Gateway {
   readonly port: number;
   readonly host: string;
   readonly dataDir: string;
+  /** The Unix socket it serves too; undefined when it has none (see GatewayOptions.socketPath). */
+  readonly socketPath: string | undefined;
   /**
    * Stops accepting, answers in-flight calls, closes sockets (1001 going away, or 1012 when the
    * gateway is about to come back, so clients know to reconnect), checkpoints and closes the store.
@@ -166,7 +175,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   /** One decision for every ingress: refused before any RPC is read, or admitted as a principal. */
   const admit = (request: IncomingMessage): Admission => {
-    const address = request.socket.remoteAddress ?? 'unknown';
+    const address = peerAddress(request.socket);
     if (lifecycle.closing) return { admitted: false, status: 503, error: 'SHUTTING_DOWN', message: SHUTTING_DOWN_MESSAGE };
     if (CREDENTIAL_QUERY.test(request.url ?? '')) {
       return {
@@ -212,7 +221,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // One for all connections: a copy each would cost every idle connection an object.
   const connectionOptions: ConnectionOptions = { maxBufferedBytes, maxInFlight: options.maxInFlightPerConnection ?? MAX_IN_FLIGHT_PER_CONNECTION };
   const accept = (socket: WebSocket, request: IncomingMessage, admission: Admission & { admitted: true }) => {
-    const address = request.socket.remoteAddress ?? 'unknown';
+    const address = peerAddress(request.socket);
     const connection = new Connection(nextConnectionId++, socket, request.socket, address, admission.principal, dispatcher, connectionOptions);
     connections.set(socket, connection);
     perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
@@ -284,7 +293,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     const admission = admit(request);
     if (!admission.admitted) return rejectUpgrade(socket, admission.status, admission.error, admission.message, admission.headers);
-    const address = request.socket.remoteAddress ?? 'unknown';
+    const address = peerAddress(request.socket);
     if ((perAddress.get(address) ?? 0) >= maxConnectionsPerAddress) {
       return rejectUpgrade(socket, 429, 'RATE_LIMITED', `${address} already has ${maxConnectionsPerAddress} connections open; close some first`, {
         'retry-after': '1',
@@ -305,6 +314,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await store.close();
     throw error;
   }
+  const local = options.socketPath === false ? undefined : await listenLocal(options.socketPath ?? socketPath(options.dataDir), server);
+  if (local && 'problem' in local) {
+    log(`warning: no Unix socket in the data dir (${local.problem}): the CLI reaches this gateway only when given its URL (--url or ${ENV.url})`);
+  }
+  const localSocket = local && 'path' in local ? local : undefined;
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : (options.port ?? DEFAULT_PORT);
   const urlHost = host.includes(':') ? `[${host}]` : host;
@@ -317,20 +331,28 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     port,
     host,
     dataDir: options.dataDir,
+    socketPath: localSocket?.path,
     close: ({ restarting = false } = {}) =>
       (closed ??= (async () => {
         lifecycle.closing = true;
         clearInterval(liveness);
         hub.close();
-        await shutdown(server, wss, connections, restarting);
+        await shutdown(server, localSocket, wss, connections, restarting);
         await store.close();
       })()),
   };
 }
 
 /** Stop accepting, let each connection answer what it has in flight, then close it. */
-async function shutdown(server: Server, wss: WebSocketServer, connections: ReadonlyMap<WebSocket, Connection>, restarting: boolean): Promise<void> {
-  const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+async function shutdown(
+  server: Server,
+  localSocket: LocalSocket | undefined,
+  wss: WebSocketServer,
+  connections: ReadonlyMap<WebSocket, Connection>,
+  restarting: boolean,
+): Promise<void> {
+  // The socket's connections are the HTTP server's too, but its listener counts them for itself.
+  const stopped = Promise.all([new Promise<void>((resolve) => server.close(() => resolve())), localSocket?.close()]);
   server.closeIdleConnections();
   const [code, reason] = restarting ? [CloseCode.SERVICE_RESTART, 'gateway restarting'] : [CloseCode.GOING_AWAY, 'gateway shutting down'];
   const refusal = { name: 'SHUTTING_DOWN', message: SHUTTING_DOWN_MESSAGE } as const;

@@ -14,6 +14,7 @@ import { ErrorCode, type ErrorData, type ErrorName } from '../protocol/errors.js
 import { errorResponse, type RpcDispatcher } from '../protocol/jsonrpc.js';
 import type { Principal } from './auth.js';
 import type { CallContext, Ingress } from './context.js';
+import { peerAddress } from './local-socket.js';
 
 /** Whether a request may proceed, decided the same way for HTTP routes and WebSocket upgrades. */
 export type Admission =
@@ -91,7 +92,7 @@ export function createHttpHandler(options: HttpIngressOptions): HttpHandler {
         const context: CallContext = {
           ingress,
           principal: admission.principal,
-          remoteAddress: request.socket.remoteAddress ?? 'unknown',
+          remoteAddress: peerAddress(request.socket),
           connectionId: null,
           subscriber: null,
           afterResponse: (task) => response.once('finish', task),

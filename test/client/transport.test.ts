@@ -69,7 +69,7 @@ test('a body cut short by the connection is shown as far as it came', async () =
 
 test('a URL that cannot be a gateway\'s is refused with the reason POST /rpc gives (a fragment, a scheme)', async () => {
   await connectFailure('ws://127.0.0.1:1/#main', 'unreachable', 'invalid gateway URL "ws://127.0.0.1:1/#main": remove its fragment ("#main"), which is never sent to a gateway');
-  await connectFailure('ftp://127.0.0.1:1', 'unreachable', 'invalid gateway URL "ftp://127.0.0.1:1": expected ws://host:port (wss://, http:// and https:// work too)');
+  await connectFailure('ftp://127.0.0.1:1', 'unreachable', 'invalid gateway URL "ftp://127.0.0.1:1": expected ws://host:port (wss://, http://, https:// and unix:/path/to/gateway.sock work too)');
   await connectFailure('not a url', 'unreachable', 'invalid gateway URL "not a url": expected ws://host:port');
 });
 

@@ -230,7 +230,7 @@ test('exit 2: usage errors, before any connection is tried', async () => {
     [['session', 'drain', '--limit', '1001', ...nowhere], /^switchboard: --limit must be an integer from 1 to 1000 \(got "1001"\)\n$/],
     [['session', 'list', '--limit', '5000', ...nowhere], /^switchboard: --limit must be an integer from 1 to 1000 \(got "5000"\)\n$/],
     [['session', 'drain', '--after', '-1', ...nowhere], /--after|-1/],
-    [['system', 'event', '--text', 'x', '--url', 'localhost:18790', '--token', 'x'], /^switchboard: --url \(or SWITCHBOARD_URL\) "localhost:18790" is not a gateway URL: expected ws:\/\/host:port \(wss:\/\/, http:\/\/ and https:\/\/ work too\)\n$/],
+    [['system', 'event', '--text', 'x', '--url', 'localhost:18790', '--token', 'x'], /^switchboard: --url \(or SWITCHBOARD_URL\) "localhost:18790" is not a gateway URL: expected ws:\/\/host:port \(wss:\/\/, http:\/\/, https:\/\/ and unix:\/path\/to\/gateway\.sock work too\)\n$/],
     [['session', 'list', '--url', 'ftp://127.0.0.1:1', '--token', 'x'], /"ftp:\/\/127\.0\.0\.1:1" is not a gateway URL/],
     // Neither is ever sent: a fragment, or a token in the URL that --token or the data dir's would replace.
     [['status', '--url', 'ws://127.0.0.1:1/switchboard#main', '--token', 'x'], /^switchboard: --url \(or SWITCHBOARD_URL\) "ws:\/\/127\.0\.0\.1:1\/switchboard#main" is not a gateway URL: remove its fragment \("#main"\), which is never sent to a gateway\n$/],

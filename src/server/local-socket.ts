@@ -1,0 +1,76 @@
+/**
+ * The gateway's Unix socket in its data dir, served by the same HTTP server as its TCP port
+ * (POST routes and WebSocket upgrades alike).
+ *
+ * Why: a client that connects to it knows it talks to the gateway of that data dir, as only the
+ * dir's owner can create a file there (it is 0700, and the gateway warns when others can write in
+ * it). Any local user can listen on a TCP port the gateway is not holding (it is down, or
+ * restarting), and the next CLI call would hand that user the admin token.
+ */
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import type { Server as HttpServer } from 'node:http';
+import { createServer, type Socket } from 'node:net';
+import { MAX_SOCKET_PATH_BYTES } from '../protocol/constants.js';
+
+/** What limits, logs and traces name a connection over the socket by: it has no address. */
+export const LOCAL_PEER = 'unix socket';
+
+const localSockets = new WeakSet<Socket>();
+
+/** A connection's remote address, or LOCAL_PEER for the Unix socket's ('unknown' once a TCP socket is gone). */
+export function peerAddress(socket: Socket): string {
+  return socket.remoteAddress ?? (localSockets.has(socket) ? LOCAL_PEER : 'unknown');
+}
+
+export interface LocalSocket {
+  readonly path: string;
+  /** Stops accepting and removes the file; resolves once its connections have closed too. */
+  close(): Promise<void>;
+}
+
+/**
+ * Listens on `path` and hands each connection to `http`; or says why it cannot, for the gateway to
+ * log and go on without it (TCP still serves everything).
+ *
+ * Call it only while holding the store's lock: no other gateway serves this data dir then, so a
+ * socket file already at `path` is one that a gateway killed before it could remove it.
+ */
+export async function listenLocal(path: string, http: HttpServer): Promise<LocalSocket | { problem: string }> {
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
+    return { problem: `its path is longer than a Unix socket's ${MAX_SOCKET_PATH_BYTES} bytes` };
+  }
+  const leftover = removeLeftover(path);
+  if (leftover !== undefined) return { problem: leftover };
+  const server = createServer((socket) => {
+    localSockets.add(socket);
+    http.emit('connection', socket);
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    // The dir already keeps others out; this keeps them out of a data dir made readable by hand.
+    chmodSync(path, 0o600);
+  } catch (error) {
+    server.close();
+    return { problem: (error as Error).message };
+  }
+  return { path, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+/** Removes a socket file left at `path`; says why when something else is in the way. */
+function removeLeftover(path: string): string | undefined {
+  try {
+    if (!lstatSync(path).isSocket()) return `${path} is in the way and is not a socket: remove it`;
+    unlinkSync(path);
+  } catch (error) {
+    const errno = error as NodeJS.ErrnoException;
+    if (errno.code !== 'ENOENT') return `a socket left at ${path} cannot be removed (${errno.code ?? errno.message})`;
+  }
+  return undefined;
+}
+

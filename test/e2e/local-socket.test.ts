@@ -1,0 +1,190 @@
+/**
+ * The gateway's Unix socket in its data dir: what the CLI calls when it is given no URL. The
+ * admin token the CLI reads from a data dir must reach only the gateway of that data dir, never
+ * whatever holds a TCP port (a local user can listen on 18790 while the gateway is down).
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { callOverHttp, connect, DEFAULT_URL, type StoredEvent } from '../../src/index.js';
+import { MAX_SOCKET_PATH_BYTES } from '../../src/protocol/constants.js';
+import { startGateway } from '../../src/server/gateway.js';
+import { cleanup, makeTempDir, runCli, spawnCli, startGatewayProcess, startInProcessGateway, waitUntil } from '../helpers/gateway.js';
+
+const test = suite('e2e: the gateway\'s Unix socket in its data dir');
+
+test.after(async () => {
+  await cleanup();
+});
+
+const socketOf = (dataDir: string) => path.join(dataDir, 'gateway.sock');
+
+interface TraceStep {
+  step: string;
+  detail: { remoteAddress?: string };
+}
+
+test('the CLI given no URL calls the gateway of its data dir over its socket, whatever port it listens on; shutdown removes it', async () => {
+  // --port 0: not the port a URL-less call would try over TCP.
+  const gw = await startGatewayProcess();
+  const socket = socketOf(gw.dataDir);
+  const stat = fs.statSync(socket);
+  assert.ok(stat.isSocket());
+  assert.is(stat.mode & 0o777, 0o600);
+
+  const sent = await runCli(['system', 'event', '--text', 'over the socket', '--json', '--data-dir', gw.dataDir]);
+  assert.is(sent.code, 0, sent.stderr);
+  const { eventId } = JSON.parse(sent.stdout) as { eventId: string };
+  const trace = await runCli(['trace', eventId, '--json', '--data-dir', gw.dataDir]);
+  assert.is(trace.code, 0, trace.stderr);
+  const accepted = (JSON.parse(trace.stdout) as { steps: TraceStep[] }).steps.find((step) => step.step === 'accepted');
+  assert.is(accepted?.detail.remoteAddress, 'unix socket');
+
+  assert.is(await gw.stop('SIGTERM'), 0);
+  assert.not.ok(fs.existsSync(socket), 'the socket file is removed at shutdown');
+});
+
+test('session watch given no URL subscribes over the socket (a WebSocket on it): the backlog, then events pushed', async () => {
+  const gw = await startGatewayProcess();
+  const publish = async (text: string) => {
+    const sent = await runCli(['system', 'event', '--text', text, '--data-dir', gw.dataDir]);
+    assert.is(sent.code, 0, sent.stderr);
+  };
+  await publish('stored before');
+  const watch = spawnCli(['session', 'watch', '--session-key', 'agent:main:main', '--json', '--data-dir', gw.dataDir]);
+  try {
+    // Printed once replayed: the subscription is live from then on.
+    await watch.waitForLines(1);
+    await publish('pushed over the socket');
+    const lines = await watch.waitForLines(2);
+    assert.equal(
+      lines.map((line) => (JSON.parse(line) as StoredEvent).text),
+      ['stored before', 'pushed over the socket'],
+    );
+  } finally {
+    await watch.stop('SIGINT');
+  }
+});
+
+test('the client library takes a unix: URL, for calls over HTTP and for a WebSocket', async () => {
+  const gw = await startInProcessGateway();
+  const url = `unix:${socketOf(gw.dataDir)}`;
+  assert.is(gw.gateway.socketPath, socketOf(gw.dataDir));
+  const routed = await callOverHttp({ url, token: gw.token }, 'system.event', { text: 'posted', sessionKey: 'agent:lib:main' });
+  assert.is(routed.queue.seq, 1);
+  const client = await connect({ url, token: gw.token });
+  try {
+    const seen: string[] = [];
+    await client.subscribe({ sessionKey: 'agent:lib:main' }, { onEvent: (event) => void seen.push(event.text) });
+    await waitUntil(() => seen.length === 1, 'the backlog to be replayed');
+    assert.equal(seen, ['posted']);
+  } finally {
+    client.close();
+  }
+});
+
+test('a unix: URL must be an absolute path that fits a socket address', async () => {
+  const long = `/${'d'.repeat(MAX_SOCKET_PATH_BYTES)}`;
+  const cases = [
+    ['unix:gateway.sock', 'expected unix:/absolute/path/to/gateway.sock'],
+    [`unix:${long}`, `a Unix socket path has at most ${MAX_SOCKET_PATH_BYTES} bytes`],
+  ] as const;
+  for (const [url, problem] of cases) {
+    const error = await callOverHttp({ url, token: 'sba_x' }, 'gateway.status', {}).catch((e: unknown) => e as Error);
+    assert.is((error as Error).message, `invalid gateway URL ${JSON.stringify(url)}: ${problem}`);
+    const cli = await runCli(['status', '--url', url, '--token', 'sba_x']);
+    assert.is(cli.code, 2, cli.stderr);
+    assert.match(cli.stderr, problem);
+  }
+});
+
+test('with the gateway down, the CLI sends the data dir\'s admin token nowhere: not to whatever holds the default port', async () => {
+  const gw = await startGatewayProcess();
+  assert.is(await gw.stop('SIGTERM'), 0);
+  // A local user's listener on the default port, where the token would have gone over TCP.
+  const squatter = await listenOnDefaultPort();
+  try {
+    const sent = await runCli(['system', 'event', '--text', 'nobody home', '--data-dir', gw.dataDir]);
+    assert.is(sent.code, 3, sent.stderr);
+    assert.is(
+      sent.stderr,
+      `switchboard: gateway not reachable at unix:${socketOf(gw.dataDir)} (ENOENT): is \`switchboard gateway\` running? (or set --url / SWITCHBOARD_URL)\n`,
+    );
+    assert.is(squatter?.connections ?? 0, 0, 'nothing connected to the default port');
+  } finally {
+    squatter?.close();
+  }
+});
+
+test('a token given without a URL goes over the socket when there is one, else to the default URL', async () => {
+  const gw = await startGatewayProcess();
+  const sent = await runCli(['status', '--token', gw.token, '--data-dir', gw.dataDir]);
+  assert.is(sent.code, 0, sent.stderr);
+  const empty = makeTempDir();
+  const refused = await runCli(['status', '--token', gw.token, '--data-dir', empty]);
+  assert.is(refused.code, 3);
+  assert.match(refused.stderr, `at ${DEFAULT_URL}`);
+});
+
+test('a socket left by a gateway killed with SIGKILL is replaced by the next one', async () => {
+  const first = await startGatewayProcess();
+  await first.kill9();
+  assert.ok(fs.statSync(socketOf(first.dataDir)).isSocket(), 'SIGKILL leaves the socket file');
+  const second = await startGatewayProcess({ dataDir: first.dataDir });
+  assert.not.match(second.stderr(), /warning/);
+  const sent = await runCli(['system', 'event', '--text', 'after the crash', '--data-dir', first.dataDir]);
+  assert.is(sent.code, 0, sent.stderr);
+});
+
+test('a file in the way of the socket is left alone: the gateway warns, and serves TCP', async () => {
+  const dataDir = makeTempDir();
+  fs.writeFileSync(socketOf(dataDir), 'mine');
+  const gw = await startGatewayProcess({ dataDir });
+  await waitUntil(() => gw.stderr().includes('warning'), 'the warning');
+  assert.is(
+    gw.stderr(),
+    `warning: no Unix socket in the data dir (${socketOf(dataDir)} is in the way and is not a socket: remove it): the CLI reaches this gateway only when given its URL (--url or SWITCHBOARD_URL)\n`,
+  );
+  assert.is(fs.readFileSync(socketOf(dataDir), 'utf8'), 'mine');
+  const sent = await runCli(['status', '--url', gw.url, '--data-dir', dataDir]);
+  assert.is(sent.code, 0, sent.stderr);
+});
+
+test('a data dir whose socket path is too long for a socket address gets none, and a warning, not a socket cut short', async () => {
+  const base = makeTempDir();
+  const dataDir = path.join(base, 'd'.repeat(Math.max(1, MAX_SOCKET_PATH_BYTES - base.length - 'gateway.sock'.length)));
+  assert.ok(Buffer.byteLength(socketOf(dataDir)) > MAX_SOCKET_PATH_BYTES);
+  const log: string[] = [];
+  const gateway = await startGateway({ dataDir, port: 0, log: (line) => log.push(line) });
+  try {
+    assert.is(gateway.socketPath, undefined);
+    assert.match(log.join('\n'), `no Unix socket in the data dir (its path is longer than a Unix socket's ${MAX_SOCKET_PATH_BYTES} bytes)`);
+    assert.equal(fs.readdirSync(dataDir).filter((name) => name.startsWith('gateway')), [], 'no socket bound at the path cut short');
+  } finally {
+    await gateway.close();
+  }
+});
+
+/** A listener on 127.0.0.1 at the default port, counting connections; undefined when the port is taken (a gateway of the developer's). */
+async function listenOnDefaultPort(): Promise<{ readonly connections: number; close(): void } | undefined> {
+  let connections = 0;
+  const server = net.createServer((socket) => {
+    connections++;
+    socket.destroy();
+  });
+  const listening = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(Number(new URL(DEFAULT_URL).port), '127.0.0.1', () => resolve(true));
+  });
+  if (!listening) return undefined;
+  return {
+    get connections() {
+      return connections;
+    },
+    close: () => server.close(),
+  };
+}
+
+test.run();
