@@ -50,14 +50,17 @@ export const ErrorCode = {
   UNSUPPORTED_MEDIA_TYPE: 1016,
   /** An HTTP body that did not arrive within HTTP_BODY_TIMEOUT_MS (HTTP 408). */
   BODY_TIMEOUT: 1017,
-  /** A verb other than POST on /rpc or /hooks/wake (HTTP 405, Allow: POST). */
+  /** A verb other than POST on /rpc or /hooks/wake (HTTP 405, Allow: POST), or than GET and HEAD on /healthz (Allow: GET, HEAD). */
   METHOD_NOT_ALLOWED: 1018,
   /**
    * session.subscribe's `after` is beyond the last seq the session issued: the events up to it
    * would be skipped unseen (seqs are reissued after a data dir restore or reset).
    */
   AFTER_OUT_OF_RANGE: 1019,
-  /** A WebSocket upgrade on a path other than / (HTTP 404): POST routes have their paths, upgrades theirs. */
+  /**
+   * A path with no route (HTTP 404): an upgrade on a path other than /, any other request on one
+   * other than /rpc, /hooks/wake and /healthz. POST routes have their paths, upgrades theirs.
+   */
   PATH_NOT_FOUND: 1020,
   /**
    * A WebSocket upgrade that breaks RFC 6455 section 4.2.1 (HTTP 400), or asks for a version of
@@ -97,9 +100,10 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
   BODY_TOO_LARGE: 'HTTP 413: the body is larger than the HTTP body limit; send big events over WebSocket.',
   UNSUPPORTED_MEDIA_TYPE: 'HTTP 415: the body must be JSON ("Content-Type: application/json") and not compressed.',
   BODY_TIMEOUT: 'HTTP 408: the body did not arrive within the time limit.',
-  METHOD_NOT_ALLOWED: 'HTTP 405: /rpc and /hooks/wake take POST.',
+  METHOD_NOT_ALLOWED: 'HTTP 405: /rpc and /hooks/wake take POST, /healthz GET or HEAD; the Allow header names them.',
   AFTER_OUT_OF_RANGE: "The subscribe's after is beyond the last seq the session issued; resubscribe with after <= data.lastSeq (0 replays every pending event).",
-  PATH_NOT_FOUND: 'HTTP 404: WebSocket upgrades are taken at / only (a query string is fine); behind a proxy, map its path to the root.',
+  PATH_NOT_FOUND:
+    'HTTP 404: no route at that path. WebSocket upgrades are taken at / only (a query string is fine), POST at /rpc and /hooks/wake, GET at /healthz; behind a proxy, map its path to the root.',
   BAD_HANDSHAKE:
     'HTTP 400: the WebSocket upgrade is not one RFC 6455 allows (not a GET over HTTP/1.1, no Host, no valid Sec-WebSocket-Key); HTTP 426 (Sec-WebSocket-Version: 13) for a protocol version other than 13.',
   CROSS_ORIGIN:

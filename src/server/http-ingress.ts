@@ -5,7 +5,8 @@
  *   GET  /healthz     liveness for supervisors, no auth, no details
  * Both POST routes call the same method handlers, so routing and refusals cannot differ by ingress.
  * Their HTTP-level refusals (401, 405, 413, ...) carry the same kind of JSON error, with a stable
- * code, as everything else: a JSON-RPC error response on /rpc, `{ error }` on the hook.
+ * code, as everything else: a JSON-RPC error response on /rpc, `{ error }` on the hook. So do a
+ * verb /healthz does not take (405) and a path with no route (404), as `{ error }`.
  */
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -54,7 +55,9 @@ export function createHttpHandler(options: HttpIngressOptions): HttpHandler {
     limitUnreadBody(request, response, bodyTimeoutMs);
     const path = requestPath(request);
     if (path === '/healthz') {
-      if (request.method !== 'GET' && request.method !== 'HEAD') return sendText(response, 405, 'use GET\n', { allow: 'GET, HEAD' });
+      if (request.method !== 'GET' && request.method !== 'HEAD') {
+        return sendJson(response, 405, errorBody(null, 'METHOD_NOT_ALLOWED', '/healthz takes GET or HEAD'), { allow: 'GET, HEAD' });
+      }
       return sendText(response, 200, 'ok\n');
     }
     const ingress = ROUTES[path];
@@ -68,7 +71,7 @@ export function createHttpHandler(options: HttpIngressOptions): HttpHandler {
           connection: wantsClose(request) ? 'Upgrade, close' : 'Upgrade',
         });
       }
-      return sendText(response, 404, `no route ${path}: use POST /rpc, POST /hooks/wake or GET /healthz\n`);
+      return sendJson(response, 404, errorBody(null, 'PATH_NOT_FOUND', `no route ${path}: use POST /rpc, POST /hooks/wake or GET /healthz`));
     }
     const refuse: Refuse = (status, name, message, headers) => sendJson(response, status, errorBody(ingress, name, message), headers);
     if (request.method !== 'POST') return refuse(405, 'METHOD_NOT_ALLOWED', `${path} takes POST`, { allow: 'POST' });
@@ -220,8 +223,9 @@ function rejectBody(request: IncomingMessage, response: ServerResponse, status: 
 /**
  * An error as the route answers it: POST /rpc as a JSON-RPC error response (id null: no request
  * was read), the hook and WebSocket upgrades as `{ error }`, the shape of the hook's other errors.
+ * `ingress` null: a request that reached no RPC route (/healthz, a path with no route), `{ error }` too.
  */
-export function errorBody(ingress: Ingress, name: ErrorName, message: string, details: Omit<ErrorData, 'name'> = {}): string {
+export function errorBody(ingress: Ingress | null, name: ErrorName, message: string, details: Omit<ErrorData, 'name'> = {}): string {
   const answer = errorResponse(null, name, message, details);
   return JSON.stringify(ingress === 'http-rpc' ? answer : { error: answer.error });
 }

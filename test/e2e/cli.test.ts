@@ -692,7 +692,7 @@ test('--url with a path (a gateway behind a reverse proxy): session watch connec
     // Without the proxy, the gateway itself serves no such path: the call is refused, not sent elsewhere.
     const direct = await runCli(['status', '--url', `${gw.url}/switchboard`, ...auth]);
     assertExit(direct, 3);
-    assert.is(direct.stderr, `switchboard: the gateway at ${gw.url}/switchboard refused the call (HTTP 404: no route /switchboard/rpc: use POST /rpc, POST /hooks/wake or GET /healthz)\n`);
+    assert.is(direct.stderr, `switchboard: the gateway at ${gw.url}/switchboard refused the call (HTTP 404: no route /switchboard/rpc: use POST /rpc, POST /hooks/wake or GET /healthz (PATH_NOT_FOUND 1020))\n`);
   } finally {
     await proxy.close();
   }

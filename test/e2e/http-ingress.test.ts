@@ -481,6 +481,28 @@ test('HTTP-level refusals carry a stable code: JSON-RPC errors on /rpc, { error 
   assertRefusal({ status: upgrade.status, headers: upgrade.headers as IncomingHttpHeaders, body: upgrade.body }, 401, 'UNAUTHORIZED', 'error');
 });
 
+test('a path with no route is 404 PATH_NOT_FOUND and a verb /healthz does not take is 405 METHOD_NOT_ALLOWED (Allow: GET, HEAD), as { error } like every other refusal, token or not', async ({ gw }) => {
+  // Both were plain text, the only refusals without the JSON error and its stable code.
+  for (const headers of [bearer(gw.token), {}]) {
+    for (const method of ['POST', 'GET', 'PUT']) {
+      for (const path of ['/hooks/sleep', '/rpc/', '/nowhere?x=1']) {
+        const refused = await httpRequest(gw.port, { method, path, headers: { ...headers, ...JSON_TYPE }, body: method === 'GET' ? undefined : '{}' });
+        assertRefusal(refused, 404, 'PATH_NOT_FOUND', 'error');
+        assert.is(jsonOf<{ error: RpcErrorBody }>(refused).error.message, `no route ${path.split('?')[0]}: use POST /rpc, POST /hooks/wake or GET /healthz`);
+      }
+    }
+    for (const method of ['POST', 'PUT', 'DELETE']) {
+      const refused = await httpRequest(gw.port, { method, path: '/healthz', headers: { ...headers, ...JSON_TYPE }, body: '{}' });
+      assertRefusal(refused, 405, 'METHOD_NOT_ALLOWED', 'error');
+      assert.is(refused.headers['allow'], 'GET, HEAD', method);
+      assert.is(jsonOf<{ error: RpcErrorBody }>(refused).error.message, '/healthz takes GET or HEAD');
+    }
+  }
+  // What /healthz takes is answered as before, for supervisors that read "ok".
+  assert.equal(await pick(httpRequest(gw.port, { path: '/healthz' })), { status: 200, body: 'ok\n' });
+  assert.is((await httpRequest(gw.port, { method: 'HEAD', path: '/healthz' })).status, 200);
+});
+
 test('"Expect: 100-continue": a request without a valid token, or with a Content-Length past the limit, gets its refusal at once, never a 100 asking for its body; an admitted one gets 100, then its answer (RFC 9110 section 10.1.1)', async ({ gw }) => {
   const body = JSON.stringify(rpcBody('gateway.status', {}, 1));
   const head = (token: string) => postHead('/rpc', { ...bearer(token), ...JSON_TYPE, expect: '100-continue', 'content-length': Buffer.byteLength(body) });
