@@ -8,7 +8,7 @@
 import { flagOption, joinCommandGroup, matchDirect } from './argv.js';
 import { COMMANDS } from './commands.js';
 import { ExitCode, isCliError, outputFailed } from './exit-codes.js';
-import { writeAll, writeLog } from './output.js';
+import { writeLog, writeOut } from './output.js';
 
 async function main(argv: readonly string[]): Promise<ExitCode> {
   const args = joinCommandGroup(argv.slice(2));
@@ -35,7 +35,9 @@ async function printVersion(): Promise<ExitCode> {
   // Imported here: reading package.json is for this command only.
   const { VERSION } = await import('../version.js');
   const line = `switchboard/${VERSION} ${process.platform}-${process.arch} node-${process.version}\n`;
-  await writeAll(process.stdout, line).catch((error: unknown) => {
+  // As for --help (cac-parser.ts): a reader that went away (`--version | true`) chose to stop
+  // reading, which is no failure; a write that failed otherwise (a full disk) lost the version.
+  await writeOut(process.stdout, line).catch((error: unknown) => {
     throw outputFailed('the version', error);
   });
   return ExitCode.OK;

@@ -851,12 +851,19 @@ test('session watch --help lists the exit codes of a watch, not those of a one-s
   );
 });
 
-test('--version and -v print the package version, platform and Node.js version, and exit 0; to a full disk, exit 4', async () => {
+test('--version and -v print the package version, platform and Node.js version, and exit 0; to a reader that went away, exit 0 quietly (as --help); to a full disk, exit 4', async () => {
   for (const flag of ['--version', '-v']) {
     const result = await runCli([flag]);
     assertExit(result, 0);
     assert.is(result.stdout, `switchboard/${PACKAGE_VERSION} ${process.platform}-${process.arch} node-${process.version}\n`);
     assert.is(result.stderr, '');
+  }
+  for (const flag of ['--version', '-v']) {
+    const version = spawnCli([flag]);
+    // Closed long before the CLI has started, as `| true` may be: its write fails (EPIPE).
+    version.process.stdout!.destroy();
+    assert.is(await version.exited(`${flag} to exit once stdout is closed`), 0, version.stderr());
+    assert.is(version.stderr(), '', 'no message: the reader chose to stop');
   }
   if (fs.existsSync('/dev/full')) {
     const full = fs.openSync('/dev/full', 'w');
