@@ -11,7 +11,7 @@ import { parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../prot
 import { compileValidator, rejectLoneSurrogates } from '../protocol/validate.js';
 import { routeEvent, toStoredEvent } from '../routing/route-event.js';
 import { StoreClosedError, StoreUnavailableError } from '../store/errors.js';
-import type { EventStore, ReadResult, TraceEntry } from '../store/types.js';
+import type { EventStore, ReadResult, TraceDetail, TraceEntry, TraceStep } from '../store/types.js';
 import { authorize, boundAgent } from './auth.js';
 import type { CallContext } from './context.js';
 import type { DeliveryHub, SubscriptionTarget } from './hub.js';
@@ -124,7 +124,11 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
         });
       }
       authorize(context.principal, { scope: 'subscribe', agentId: agentOfTrace(entries) });
-      return { eventId: params.eventId, steps: entries.map(({ step, at, detail }) => ({ step, at: iso(at), detail })) };
+      const admin = context.principal.kind === 'admin';
+      return {
+        eventId: params.eventId,
+        steps: entries.map(({ step, at, detail }) => ({ step, at: iso(at), detail: admin ? detail : withoutPublisher(step, detail) })),
+      };
     },
     'token.create': async (params, context) => {
       authorize(context.principal, { admin: true });
@@ -255,6 +259,23 @@ function subscriptionCursor(after: ParamsOf<'session.subscribe'>['after'], targe
     cursor[parsed.sessionKey] = seq;
   }
   return cursor;
+}
+
+/**
+ * The steps whose detail is a system.event call's ingress (`{ ingress, connectionId, remoteAddress }`):
+ * the call that stored the event, and a repeat of it that was deduplicated into it.
+ */
+const PUBLISHER_STEPS: ReadonlySet<TraceStep> = new Set(['accepted', 'deduplicated']);
+
+/**
+ * A publisher's step as a scoped token sees it: how the event came in (`ingress`), not from which
+ * address or connection. What happened to an agent's events is for its tokens to see; where their
+ * publishers are on the network (the admin token on a CI host, say) is not.
+ */
+function withoutPublisher(step: TraceStep, detail: TraceDetail): TraceDetail {
+  if (!PUBLISHER_STEPS.has(step)) return detail;
+  const { remoteAddress: _address, connectionId: _connection, ...rest } = detail;
+  return rest;
 }
 
 /** The agent an event belongs to, from its "stored" (or "accepted"-era) trace entries. */

@@ -192,6 +192,50 @@ async function adminPeek(gw: InProcessGateway, sessionKey: string): Promise<Json
   return jsonOf<JsonRpcResponse>(await postJson(gw.port, '/rpc', rpcBody('session.peek', { sessionKey }), gw.token));
 }
 
+interface TraceJson {
+  eventId: string;
+  steps: { step: string; at: string; detail: Record<string, unknown> }[];
+}
+
+test("event.trace for a scoped token: every step of its agent's event, with the publisher's ingress but not its remoteAddress or connectionId, which the admin token sees; the same through the CLI", async ({ gw, admin }) => {
+  const tracer = await create(admin, { agentId: 'tracer' });
+  const key = 'agent:tracer:main';
+  const stored = resultOf<RoutingResult>(await admin.call('system.event', { text: 'traced', sessionKey: key }));
+  // The same text again over the hook: deduplicated into the first, a second publisher's step.
+  const repeat = jsonOf<RoutingResult>(await postJson(gw.port, '/hooks/wake', { text: 'traced', sessionKey: key }, gw.token));
+  assert.equal([repeat.eventId, repeat.queue.status], [stored.eventId, 'deduplicated']);
+  const scoped = await openPeer(gw.url, tracer.token);
+  resultOf(await scoped.call('session.ack', { sessionKey: key, seq: stored.queue.seq }));
+
+  const full = resultOf<TraceJson>(await admin.call('event.trace', { eventId: stored.eventId }));
+  const detailOf = (trace: TraceJson, step: string) => trace.steps.find((entry) => entry.step === step)?.detail;
+  assert.equal(Object.keys(detailOf(full, 'accepted') ?? {}).sort(), ['connectionId', 'ingress', 'remoteAddress']);
+  assert.is(detailOf(full, 'accepted')!['remoteAddress'], '127.0.0.1');
+  assert.type(detailOf(full, 'accepted')!['connectionId'], 'number');
+  assert.equal(detailOf(full, 'deduplicated'), { ingress: 'http-hook', connectionId: null, remoteAddress: '127.0.0.1', depth: 1 });
+
+  const seen = resultOf<TraceJson>(await scoped.call('event.trace', { eventId: stored.eventId }));
+  assert.equal(
+    seen.steps,
+    full.steps.map((entry) => {
+      if (entry.step !== 'accepted' && entry.step !== 'deduplicated') return entry;
+      const { remoteAddress: _address, connectionId: _connection, ...rest } = entry.detail;
+      return { ...entry, detail: rest };
+    }),
+  );
+  assert.equal(detailOf(seen, 'accepted'), { ingress: 'websocket' });
+  assert.equal(detailOf(seen, 'deduplicated'), { ingress: 'http-hook', depth: 1 });
+  // Its own ack stays named: what happened to the event, done by the token's own connection.
+  assert.equal(Object.keys(detailOf(seen, 'acked') ?? {}).sort(), ['connectionId', 'ingress']);
+  const overHttp = resultOf<TraceJson>(jsonOf<JsonRpcResponse>(await postJson(gw.port, '/rpc', rpcBody('event.trace', { eventId: stored.eventId }), tracer.token)));
+  assert.equal(overHttp, seen);
+  const cli = await runCli(['trace', stored.eventId, '--json', ...connection(gw, tracer.token)]);
+  assert.is(cli.code, 0, cli.stderr);
+  assert.equal(JSON.parse(cli.stdout), seen);
+  assert.not.match(cli.stdout, /remoteAddress/);
+  scoped.close();
+});
+
 test('a subscribe-only token cannot publish, even to its own agent; it subscribes to its agent only', async ({ gw, admin }) => {
   const reader = await create(admin, { agentId: 'reader', scopes: ['subscribe'] });
   const peer = await openPeer(gw.url, reader.token);
