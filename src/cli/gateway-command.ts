@@ -39,7 +39,8 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   });
   // On stdout, apart from the log on stderr: it is the answer a script waits for (the port that
   // --port 0 picked), and README.md says so.
-  writeLog(process.stdout, `switchboard gateway listening on ${running.url} (data dir ${dataDir}, token in ${tokenPath(dataDir)})`);
+  const socket = running.socketPath === undefined ? '' : `, socket ${running.socketPath}`;
+  writeLog(process.stdout, `switchboard gateway listening on ${running.url} (data dir ${dataDir}, token in ${tokenPath(dataDir)}${socket})`);
   const received = await signal;
   const why = received === 'SIGHUP' ? ' for a restart: clients are told 1012 and reconnect to the next gateway' : ': clients are told 1001';
   log(`switchboard gateway: ${received} received, shutting down${why} (again to force)`);

@@ -33,6 +33,7 @@ test('the CLI given no URL calls the gateway of its data dir over its socket, wh
   const stat = fs.statSync(socket);
   assert.ok(stat.isSocket());
   assert.is(stat.mode & 0o777, 0o600);
+  assert.ok(gw.stdout().endsWith(`, socket ${socket})\n`), `the listening line names it: ${gw.stdout()}`);
 
   const sent = await runCli(['system', 'event', '--text', 'over the socket', '--json', '--data-dir', gw.dataDir]);
   assert.is(sent.code, 0, sent.stderr);
