@@ -7,6 +7,8 @@ export interface ServerHandle {
   kind: ServerKind;
   url: string;
   token: string;
+  /** switchboard's data dir (its token and Unix socket); undefined for the others. */
+  dataDir: string | undefined;
   child: Child;
   heap(): Promise<{ heapUsed: number; rss: number; external: number }>;
   metrics(): Promise<{ commits: number; opsCommitted: number } | null>;
@@ -38,11 +40,12 @@ export async function startServer(kind: ServerKind, options: ServerOptions = {})
     execArgv.push('--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${options.label ?? kind}-${kind}.cpuprofile`);
   }
   const child = startChild(benchFile('servers/server.js'), [kind], execArgv);
-  const ready = await child.next<Message & { url: string; token: string }>('ready', START_TIMEOUT_MS);
+  const ready = await child.next<Message & { url: string; token: string; dataDir?: string }>('ready', START_TIMEOUT_MS);
   return {
     kind,
     url: ready.url,
     token: ready.token,
+    dataDir: ready.dataDir,
     child,
     heap: async () => {
       const reply = await child.request<Message & { heapUsed: number; rss: number; external: number }>({ type: 'heap' }, 'heap', 30_000);

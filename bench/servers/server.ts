@@ -34,6 +34,8 @@ const HOST = '127.0.0.1';
 interface Running {
   url: string;
   token: string;
+  /** switchboard's: the CLI finds the token and the gateway's socket there. */
+  dataDir?: string;
   metrics(): { commits: number; opsCommitted: number } | null;
   close(): Promise<void>;
 }
@@ -58,7 +60,7 @@ async function main(kind: string): Promise<void> {
       loop = undefined;
     }
   });
-  tell({ type: 'ready', url: running.url, token: running.token, pid: process.pid });
+  tell({ type: 'ready', url: running.url, token: running.token, dataDir: running.dataDir, pid: process.pid });
   await hear('stop');
   await running.close();
   tell({ type: 'stopped' });
@@ -110,6 +112,7 @@ async function startSwitchboard(): Promise<Running> {
   return {
     url: gateway.url,
     token,
+    dataDir,
     metrics: () => (store && typeof store.storeMetrics === 'function' ? store.storeMetrics() : null),
     close: async () => {
       await gateway.close();
