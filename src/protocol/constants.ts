@@ -160,6 +160,20 @@ export const AUTH_FAILURE_WINDOW_MS = 60_000;
 export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 1024;
 
 /**
+ * Sockets open without an authenticated request, from all addresses together: connected and
+ * silent, sending headers slowly, answered a refusal, or idle between HTTP keep-alive requests.
+ * Per-address limits do not bound them (a local client can use any of 127.0.0.0/8; a remote one
+ * may hold many addresses) and the handshake timeout bounds each one's time, not their number.
+ * Past it the oldest is closed for each new one (see unauthenticated-sockets.ts). 2048 is four
+ * times Node's listen backlog (511), so a burst of connections accepted at once cannot push out a
+ * client whose request is on its way, and no normal use comes near it (the benchmarks open 64
+ * handshakes at a time, the CLI one connection per call); at ~20 KiB each with a header half
+ * sent, it holds ~40 MiB and 2048 file descriptors at most. Authenticated WebSocket connections
+ * and requests being served are not counted. Configurable.
+ */
+export const DEFAULT_MAX_UNAUTHENTICATED_SOCKETS = 2048;
+
+/**
  * Frames (a request, or a batch of at most MAX_BATCH_LENGTH) one connection may have in flight:
  * past it, new ones are refused with TOO_MANY_IN_FLIGHT until some finish.
  */
