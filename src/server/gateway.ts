@@ -4,6 +4,7 @@
  * admission (token, rate limit, per-address connections) and graceful shutdown.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { databasePath, ensureDataDir, socketPath, tokenPath } from '../config/data-dir.js';
@@ -14,6 +15,7 @@ import {
   DEFAULT_IDEMPOTENCY_RETENTION_MS,
   DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
   DEFAULT_MAX_PENDING_PER_SESSION,
+  DEFAULT_MAX_UNAUTHENTICATED_SOCKETS,
   DEFAULT_PORT,
   ENV,
   HANDSHAKE_TIMEOUT_MS,
@@ -38,6 +40,7 @@ import { DeliveryHub } from './hub.js';
 import { listenLocal, peerAddress, type LocalSocket } from './local-socket.js';
 import { AuthFailureLimiter } from './rate-limit.js';
 import { createTokenService, toScopedToken } from './tokens.js';
+import { UnauthenticatedSockets } from './unauthenticated-sockets.js';
 
 export interface GatewayOptions {
   /** @default DEFAULT_HOST (127.0.0.1) */
@@ -55,6 +58,14 @@ export interface GatewayOptions {
   maxSubscriberBufferBytes?: number;
   /** Open WebSocket connections per remote address. @default DEFAULT_MAX_CONNECTIONS_PER_ADDRESS (1024) */
   maxConnectionsPerAddress?: number;
+  /**
+   * Sockets open without an authenticated request, from all addresses: connected but silent or
+   * slow, refused, or idle between HTTP keep-alive requests. Past it the oldest of them is closed
+   * for each new one (see unauthenticated-sockets.ts); authenticated WebSocket connections and
+   * requests being served do not count. A whole number, at least 1, or startGateway throws a
+   * RangeError. @default DEFAULT_MAX_UNAUTHENTICATED_SOCKETS (2048)
+   */
+  maxUnauthenticatedSockets?: number;
   /** Requests one connection may have unanswered; past it they are refused 1010. @default MAX_IN_FLIGHT_PER_CONNECTION (1024) */
   maxInFlightPerConnection?: number;
   /** How long idempotency keys answer repeats. @default DEFAULT_IDEMPOTENCY_RETENTION_MS (24 h) */
@@ -62,8 +73,9 @@ export interface GatewayOptions {
   /** How long an HTTP body may take to arrive. @default HTTP_BODY_TIMEOUT_MS (10 s) */
   httpBodyTimeoutMs?: number;
   /**
-   * How long a client has after connecting to send its request headers, upgrade included: the
-   * bound on connections that never authenticate. @default HANDSHAKE_TIMEOUT_MS (10 s)
+   * How long a client has after connecting to send its request headers, upgrade included: with
+   * maxUnauthenticatedSockets, which bounds how many may wait, the bound on connections that never
+   * authenticate. @default HANDSHAKE_TIMEOUT_MS (10 s)
    */
   handshakeTimeoutMs?: number;
   /**
@@ -107,6 +119,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const maxPendingPerSession = options.maxPendingPerSession ?? DEFAULT_MAX_PENDING_PER_SESSION;
   const maxBufferedBytes = options.maxSubscriberBufferBytes ?? MAX_SUBSCRIBER_BUFFER_BYTES;
   const maxConnectionsPerAddress = options.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS;
+  // Before the data dir is touched: a bad limit is the caller's mistake, and should leave nothing behind.
+  const unauthenticated = new UnauthenticatedSockets({ limit: options.maxUnauthenticatedSockets ?? DEFAULT_MAX_UNAUTHENTICATED_SOCKETS, log });
   const adminToken = ensureDataDir(options.dataDir);
   const store = openStore(options.dataDir, {
     maxPendingPerSession,
@@ -206,6 +220,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       headers: { 'www-authenticate': 'Bearer realm="switchboard"' },
     };
   };
+  /** An admitted HTTP request's socket is a client's until the request is answered (then IDLE). */
+  const admitHttp = (request: IncomingMessage, response: ServerResponse): Admission => {
+    const admission = admit(request);
+    // 'close' comes once the response is sent, or its connection is gone before that.
+    if (admission.admitted) response.once('close', unauthenticated.serve(request.socket));
+    return admission;
+  };
 
   // `connections` tracks the sockets: ws's own tracking would cost each one a Set entry and a close listener.
   // A subprotocol is selected only when it names JSON-RPC: ws would echo the first one a client
@@ -265,7 +286,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     headersTimeout: handshakeTimeoutMs,
     connectionsCheckingInterval: Math.min(1_000, handshakeTimeoutMs),
   });
-  const handleHttp = createHttpHandler({ dispatcher, admit, ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}) });
+  // Every socket counts from its accept until a request on it is admitted (see unauthenticated-sockets.ts).
+  server.on('connection', (socket: Socket) => unauthenticated.accepted(socket));
+  const handleHttp = createHttpHandler({ dispatcher, admit: admitHttp, ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}) });
   server.on('request', countUnfinished);
   server.on('request', handleHttp);
   // Node would answer "Expect: 100-continue" with 100 before the handler runs: a client without a
@@ -302,6 +325,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     wss.handleUpgrade(request, socket, head, (ws) => {
       // From here ws handles the socket's errors: a listener kept on every connection costs heap.
       socket.off('error', ignore);
+      unauthenticated.upgraded(request.socket);
       accept(ws, request, admission);
     });
   });
@@ -310,6 +334,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await listen(server, options.port ?? DEFAULT_PORT, host);
   } catch (error) {
     clearInterval(liveness);
+    unauthenticated.close();
     hub.close();
     await store.close();
     throw error;
@@ -336,6 +361,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       (closed ??= (async () => {
         lifecycle.closing = true;
         clearInterval(liveness);
+        unauthenticated.close();
         hub.close();
         await shutdown(server, localSocket, wss, connections, restarting);
         await store.close();

@@ -24,7 +24,8 @@ export type Admission =
 
 export interface HttpIngressOptions {
   dispatcher: RpcDispatcher<CallContext>;
-  admit(request: IncomingMessage): Admission;
+  /** Decides the request; `response` is the one it will be answered with. */
+  admit(request: IncomingMessage, response: ServerResponse): Admission;
   /** @default HTTP_BODY_TIMEOUT_MS */
   bodyTimeoutMs?: number;
 }
@@ -75,7 +76,7 @@ export function createHttpHandler(options: HttpIngressOptions): HttpHandler {
     }
     const refuse: Refuse = (status, name, message, headers) => sendJson(response, status, errorBody(ingress, name, message), headers);
     if (request.method !== 'POST') return refuse(405, 'METHOD_NOT_ALLOWED', `${path} takes POST`, { allow: 'POST' });
-    const admission = options.admit(request);
+    const admission = options.admit(request, response);
     if (!admission.admitted) return refuse(admission.status, admission.error, admission.message, admission.headers);
     if (!isJson(request.headers['content-type'])) {
       return refuse(415, 'UNSUPPORTED_MEDIA_TYPE', 'the body must be JSON: send "Content-Type: application/json"');
