@@ -168,8 +168,8 @@ export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 1024;
  * times Node's listen backlog (511), so a burst of connections accepted at once cannot push out a
  * client whose request is on its way, and no normal use comes near it (the benchmarks open 64
  * handshakes at a time, the CLI one connection per call); at ~20 KiB each with a header half
- * sent, it holds ~40 MiB and 2048 file descriptors at most. Authenticated WebSocket connections
- * and requests being served are not counted. Configurable.
+ * sent, it holds ~40 MiB and 2048 file descriptors at most. Authenticated WebSocket connections,
+ * requests being served and the Unix socket's connections (its owner's) are not counted. Configurable.
  */
 export const DEFAULT_MAX_UNAUTHENTICATED_SOCKETS = 2048;
 

@@ -37,7 +37,7 @@ import type { CallContext } from './context.js';
 import { createHandlers, SHUTTING_DOWN_MESSAGE, toRpcError } from './handlers.js';
 import { createHttpHandler, errorBody, requestPath, type Admission } from './http-ingress.js';
 import { DeliveryHub } from './hub.js';
-import { listenLocal, peerAddress, type LocalSocket } from './local-socket.js';
+import { listenLocal, LOCAL_PEER, peerAddress, type LocalSocket } from './local-socket.js';
 import { AuthFailureLimiter } from './rate-limit.js';
 import { createTokenService, toScopedToken } from './tokens.js';
 import { UnauthenticatedSockets } from './unauthenticated-sockets.js';
@@ -61,8 +61,8 @@ export interface GatewayOptions {
   /**
    * Sockets open without an authenticated request, from all addresses: connected but silent or
    * slow, refused, or idle between HTTP keep-alive requests. Past it the oldest of them is closed
-   * for each new one (see unauthenticated-sockets.ts); authenticated WebSocket connections and
-   * requests being served do not count. A whole number, at least 1, or startGateway throws a
+   * for each new one (see unauthenticated-sockets.ts); authenticated WebSocket connections,
+   * requests being served and the Unix socket's connections do not count. A whole number, at least 1, or startGateway throws a
    * RangeError. @default DEFAULT_MAX_UNAUTHENTICATED_SOCKETS (2048)
    */
   maxUnauthenticatedSockets?: number;
@@ -286,8 +286,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     headersTimeout: handshakeTimeoutMs,
     connectionsCheckingInterval: Math.min(1_000, handshakeTimeoutMs),
   });
-  // Every socket counts from its accept until a request on it is admitted (see unauthenticated-sockets.ts).
-  server.on('connection', (socket: Socket) => unauthenticated.accepted(socket));
+  // Every socket counts from its accept until a request on it is admitted (see unauthenticated-sockets.ts),
+  // but the Unix socket's: only the data dir's owner can connect to it (see local-socket.ts), and
+  // a flood on the TCP port must not close the connections of the CLI, which calls over it.
+  server.on('connection', (socket: Socket) => {
+    if (peerAddress(socket) !== LOCAL_PEER) unauthenticated.accepted(socket);
+  });
   const handleHttp = createHttpHandler({ dispatcher, admit: admitHttp, ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}) });
   server.on('request', countUnfinished);
   server.on('request', handleHttp);

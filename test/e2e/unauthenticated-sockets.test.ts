@@ -2,9 +2,10 @@
  * maxUnauthenticatedSockets on a real gateway: sockets that connect and send nothing, past a
  * small limit, are closed oldest first, one for each new one, while an authenticated client, a
  * CLI call and an HTTP call still get in; authenticated WebSocket connections and requests being
- * served do not count; a socket idle between authenticated keep-alive requests counts, but is
- * closed only after the strangers' sockets.
+ * served do not count, nor do the Unix socket's connections; a socket idle between authenticated
+ * keep-alive requests counts, but is closed only after the strangers' sockets.
  */
+import net from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cleanup, openPeer, resultOf, runCli, startTunedGateway, waitUntil, type InProcessGateway, type Peer } from '../helpers/gateway.js';
@@ -129,6 +130,30 @@ test('a keep-alive socket idle after an authenticated request counts, but strang
   keepAlive.write(authorized(gw, body));
   await waitUntil(() => keepAlive.received.indexOf('HTTP/1.1 200 OK', before) !== -1 && keepAlive.received.endsWith('}'), 'the answer to the second request');
   assert.is(keepAlive.closed, false);
+});
+
+test("the Unix socket's connections do not count: a silent one is not closed for TCP sockets past the limit, and the CLI given no URL calls over the socket without closing any", async () => {
+  const limit = 2;
+  const gw = await startLimitedGateway(limit);
+  const local = net.connect(gw.gateway.socketPath!);
+  local.on('error', () => {});
+  let localClosed = false;
+  local.on('close', () => (localClosed = true));
+  await new Promise((resolve) => local.once('connect', resolve));
+  // Opened before every TCP socket below: it would be the first closed if it counted.
+  const silent = await openSilent(gw.port, limit + 1);
+  await waitClosed([silent[0]!], 'the oldest TCP socket to be closed');
+  assert.equal(closedIndexes(silent), [0]);
+  const status = await runCli(['status', '--json', '--data-dir', gw.dataDir]);
+  assert.is(status.code, 0, status.stderr);
+  // Over TCP the call would have closed the oldest silent socket; an authenticated agent's
+  // upgrade makes a barrier that does close one, so the CLI's call is known to have closed none.
+  const agent = await openPeer(gw.url, gw.token);
+  await waitClosed([silent[1]!], 'the oldest TCP socket to make room for the agent');
+  assert.equal(closedIndexes(silent), [0, 1]);
+  assert.is(localClosed, false);
+  agent.close();
+  local.destroy();
 });
 
 test('startGateway refuses a limit that is not a whole number of at least 1, with a RangeError, before it starts', async () => {
