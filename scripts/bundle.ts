@@ -3,42 +3,89 @@
  * cache, so every file a command loads costs start-up time, and an ES module entry costs ~5 ms
  * more than CommonJS before it runs at all: a quarter of `node -e 0` on these machines.
  *
- * - `switchboard.cjs`, the bin: CommonJS, one file, holding what one-shot commands need (the
- *   command table, argument handling, the HTTP call, the output).
- * - `cac-parser.js`, `watch-command.js`, `gateway-command.js`: ES modules, split into shared
- *   chunks, loaded by the bin through `import()` for help and errors, `session watch` (ws) and
- *   `gateway` (server, store, schemas).
+ * - `switchboard.cjs`, the bin (src/cli/bin.ts): runs `cli.cjs` compiled with `cli.cjs.cache`.
+ * - `cli.cjs`: one file holding what one-shot commands need (the command table, argument
+ *   handling, the HTTP call, the output).
+ * - `cli.cjs.cache`: the V8 code cache of `cli.cjs`, taken after a real `system event` call to a
+ *   gateway started here for it (see src/cli/code-cache.ts). When it cannot be made, the build
+ *   says so and goes on: the CLI then compiles as usual.
+ * - `cac-parser.cjs`, `watch-command.cjs`, `gateway-command.cjs`: loaded by `cli.cjs` when a
+ *   command needs them, for help and errors, `session watch` (ws) and `gateway` (server, store,
+ *   schemas). Each is one file with what it needs, shared code included.
  *
- * The two builds each hold a copy of the modules they share; nothing relies on their identity
- * across the boundary except CliError, which is recognised by name (see isCliError).
- * better-sqlite3 stays external: it is a native addon.
+ * All are CommonJS. `cli.cjs` runs in a vm.Script (for its cache), where Node 20 takes import()
+ * only behind an experimental flag, so its lazy imports become require() calls here.
+ * Nothing relies on the identity of a module across files except CliError, which is recognised
+ * by name (see isCliError). better-sqlite3 stays external: it is a native addon.
  */
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { CODE_CACHE_OUT_ENV, codeCachePath } from '../src/cli/code-cache.js';
+import { startGateway } from '../src/server/gateway.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const LAZY = ['cac-parser', 'watch-command', 'gateway-command'] as const;
-const common = { absWorkingDir: root, outdir: 'dist/bin', bundle: true, platform: 'node', target: 'node20', logLevel: 'warning' } as const;
+const BIN = path.join(root, 'dist/bin/switchboard.cjs');
+const BUNDLE = path.join(root, 'dist/bin/cli.cjs');
+const run = promisify(execFile);
+
+/** The lazy commands' modules, imported as `./name.js` in the source: the built files beside cli.cjs. */
+const lazyFiles: Plugin = {
+  name: 'lazy-files',
+  setup(builder) {
+    builder.onResolve({ filter: new RegExp(`^\\./(${LAZY.join('|')})\\.js$`) }, (args) => ({ path: args.path.replace(/\.js$/, '.cjs'), external: true }));
+  },
+};
 
 await build({
-  ...common,
-  entryPoints: { switchboard: 'dist/src/cli/main.js' },
+  absWorkingDir: root,
+  outdir: 'dist/bin',
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  logLevel: 'warning',
+  entryPoints: { cli: 'dist/src/cli/main.js', switchboard: 'dist/src/cli/bin.js', ...Object.fromEntries(LAZY.map((name) => [name, `dist/src/cli/${name}.js`])) },
   format: 'cjs',
   outExtension: { '.js': '.cjs' },
-  external: ['better-sqlite3', ...LAZY.map((name) => `./${name}.js`)],
-  // CommonJS has no import.meta: version.ts finds package.json from the bin's own URL instead.
+  external: ['better-sqlite3'],
+  plugins: [lazyFiles],
+  // import() as require(): see above.
+  supported: { 'dynamic-import': false },
+  // CommonJS has no import.meta: version.ts finds package.json from the file's own URL instead,
+  // two levels up from any file in dist/bin.
   inject: ['dist/scripts/cjs-import-meta.js'],
   define: { 'import.meta': 'importMeta' },
 });
 
-await build({
-  ...common,
-  entryPoints: Object.fromEntries(LAZY.map((name) => [name, `dist/src/cli/${name}.js`])),
-  format: 'esm',
-  splitting: true,
-  external: ['better-sqlite3'],
-  // CommonJS dependencies (ws, json-rpc-2.0) call require() for Node built-ins; ESM has none.
-  banner: { js: "import { createRequire as __sbCreateRequire } from 'node:module'; const require = __sbCreateRequire(import.meta.url);" },
-  // Chunks beside the entries: version.ts finds package.json two levels up from either.
-  chunkNames: '[name]-[hash]',
-});
+await writeCodeCache();
+
+/**
+ * Runs the bin once as a user would, `system event` to a gateway of a fresh data dir (its token
+ * and socket), and keeps the cache of what that compiled. A stale cache would be rejected by V8
+ * anyway; it is removed first so that a failure here leaves none.
+ */
+async function writeCodeCache(): Promise<void> {
+  const cache = codeCachePath(BUNDLE);
+  fs.rmSync(cache, { force: true });
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-build-'));
+  try {
+    const gateway = await startGateway({ dataDir, port: 0, log: () => {} });
+    try {
+      // Not execFileSync: the gateway that answers the call runs on this process's event loop.
+      await run(process.execPath, [BIN, 'system', 'event', '--text', 'building the code cache', '--data-dir', dataDir], {
+        env: { ...process.env, [CODE_CACHE_OUT_ENV]: cache },
+      });
+    } finally {
+      await gateway.close();
+    }
+  } catch (error) {
+    process.stderr.write(`warning: no code cache for the CLI (${(error as Error).message}); it compiles on every start instead\n`);
+  } finally {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * The CLI's entry. A well-formed command line runs directly; anything else (help, version, an
  * error to explain, an unusual spelling) goes to cac. Loading cac and declaring every command
