@@ -42,6 +42,10 @@ const lazyFiles: Plugin = {
   },
 };
 
+// Before the bundle is written: a cache left from an earlier bundle must not outlive a failure
+// below (V8 would take one whose bundle has the same length; see code-cache.ts).
+fs.rmSync(codeCachePath(BUNDLE), { force: true });
+
 await build({
   absWorkingDir: root,
   outdir: 'dist/bin',
@@ -66,12 +70,10 @@ await writeCodeCache();
 
 /**
  * Runs the bin once as a user would, `system event` to a gateway of a fresh data dir (its token
- * and socket), and keeps the cache of what that compiled. A stale cache would be rejected by V8
- * anyway; it is removed first so that a failure here leaves none.
+ * and socket), and keeps the cache of what that compiled.
  */
 async function writeCodeCache(): Promise<void> {
   const cache = codeCachePath(BUNDLE);
-  fs.rmSync(cache, { force: true });
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-build-'));
   try {
     const gateway = await startGateway({ dataDir, port: 0, log: () => {} });

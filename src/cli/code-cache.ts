@@ -6,11 +6,12 @@
  * cache once (scripts/bundle.ts), from a real `system event` call, so it holds the functions such a
  * call compiles, not only the top level.
  *
- * V8 checks a cache against the source and its own version and flags, and compiles as usual when
- * the cache does not fit (another Node.js than the build's, a changed bundle): it can make a start
- * faster, never wrong.
+ * V8 checks a cache against its own version and flags, and compiles as usual when it does not fit
+ * (another Node.js than the build's). Of the source it checks only the length, so a cache older
+ * than its bundle (edited after the build) is not used either: a cache can make a start faster,
+ * never wrong.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { constants, Script } from 'node:vm';
 
 /** Set by the build to the file the cache goes to, written once the command has run. */
@@ -27,7 +28,7 @@ export function codeCachePath(bundle: string): string {
  */
 export function compileBundle(bundle: string): Script {
   const source = readFileSync(bundle, 'utf8');
-  const cachedData = readCache(codeCachePath(bundle));
+  const cachedData = readCache(codeCachePath(bundle), statSync(bundle).mtimeMs);
   return new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
     filename: bundle,
     ...(cachedData === undefined ? {} : { cachedData }),
@@ -42,9 +43,10 @@ export function writeCacheOnExit(script: Script, env: NodeJS.ProcessEnv = proces
   if (out) process.once('exit', () => writeFileSync(out, script.createCachedData()));
 }
 
-function readCache(file: string): Buffer | undefined {
+/** The cache, unless it is older than the bundle it was made from (modified at `bundleTime`). */
+function readCache(file: string, bundleTime: number): Buffer | undefined {
   try {
-    return readFileSync(file);
+    return statSync(file).mtimeMs >= bundleTime ? readFileSync(file) : undefined;
   } catch {
     // None (a build that could not make one) is the bundle compiled as usual.
     return undefined;

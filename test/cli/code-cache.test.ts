@@ -26,6 +26,21 @@ test('the bundle has no import(): a vm.Script takes it only behind an experiment
   assert.not.match(fs.readFileSync(BUNDLE, 'utf8'), /\bimport\(/);
 });
 
+test('a cache older than its bundle (edited after the build) is not used', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-code-cache-'));
+  try {
+    const bundle = path.join(dir, 'cli.cjs');
+    fs.copyFileSync(BUNDLE, bundle);
+    fs.copyFileSync(codeCachePath(BUNDLE), codeCachePath(bundle));
+    assert.is(compileBundle(bundle).cachedDataRejected, false, 'a copy of both fits');
+    const later = new Date(Date.now() + 60_000);
+    fs.utimesSync(bundle, later, later);
+    assert.is(compileBundle(bundle).cachedDataRejected, undefined, 'no cache given to V8');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a cache that does not fit is rejected, and the bin runs the bundle compiled as usual', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-code-cache-'));
   try {
