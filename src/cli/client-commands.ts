@@ -209,7 +209,14 @@ function localGatewayUrl(args: Args, tokenDataDir: string | undefined): string {
   const dataDir = tokenDataDir ?? resolveDataDir(optionOrEnv(args, 'data-dir', ENV.dataDir)?.value);
   const socket = socketPath(dataDir);
   // A path too long for a socket: the gateway could not make one either, and said so in its log.
-  if (Buffer.byteLength(socket) > MAX_SOCKET_PATH_BYTES) return DEFAULT_URL;
+  // The data dir's token still goes nowhere else: over TCP it would reach whoever holds the port.
+  if (Buffer.byteLength(socket) > MAX_SOCKET_PATH_BYTES) {
+    if (tokenDataDir === undefined) return DEFAULT_URL;
+    throw noAnswer(
+      'GATEWAY_UNREACHABLE',
+      `the data dir ${dataDir} has a path too long for a Unix socket (${socket} is over ${MAX_SOCKET_PATH_BYTES} bytes), so its gateway serves none, and the admin token read from it is not sent over TCP: use a data dir with a shorter path, or give the gateway's URL with --url / ${ENV.url}`,
+    );
+  }
   return tokenDataDir !== undefined || isSocket(socket) ? `${UNIX_SCHEME}${socket}` : DEFAULT_URL;
 }
 

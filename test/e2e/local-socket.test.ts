@@ -168,6 +168,30 @@ test('a data dir whose socket path is too long for a socket address gets none, a
   }
 });
 
+test('a data dir too long for a socket: the CLI sends its admin token nowhere, not to whatever holds the default port', async () => {
+  const base = makeTempDir();
+  const dataDir = path.join(base, 'd'.repeat(Math.max(1, MAX_SOCKET_PATH_BYTES - base.length - 'gateway.sock'.length)));
+  const gw = await startGatewayProcess({ dataDir });
+  assert.is(await gw.stop('SIGTERM'), 0);
+  const squatter = await listenOnDefaultPort();
+  try {
+    const sent = await runCli(['system', 'event', '--text', 'nobody home', '--json', '--data-dir', dataDir]);
+    assert.is(sent.code, 3, sent.stderr);
+    assert.is(
+      sent.stderr,
+      `switchboard: the data dir ${dataDir} has a path too long for a Unix socket (${socketOf(dataDir)} is over ${MAX_SOCKET_PATH_BYTES} bytes), so its gateway serves none, and the admin token read from it is not sent over TCP: use a data dir with a shorter path, or give the gateway's URL with --url / SWITCHBOARD_URL\n`,
+    );
+    assert.is((JSON.parse(sent.stdout) as { error: { data: { name: string } } }).error.data.name, 'GATEWAY_UNREACHABLE');
+    assert.is(squatter?.connections ?? 0, 0, 'nothing connected to the default port');
+    // Asked for, TCP serves such a gateway.
+    const again = await startGatewayProcess({ dataDir });
+    const viaUrl = await runCli(['status', '--url', again.url, '--data-dir', dataDir]);
+    assert.is(viaUrl.code, 0, viaUrl.stderr);
+  } finally {
+    squatter?.close();
+  }
+});
+
 /** A listener on 127.0.0.1 at the default port, counting connections; undefined when the port is taken (a gateway of the developer's). */
 async function listenOnDefaultPort(): Promise<{ readonly connections: number; close(): void } | undefined> {
   let connections = 0;
