@@ -2,7 +2,7 @@
  * The CLI's one-shot commands: resolve where the gateway is and the token, make one call through
  * the client library, print, and map the outcome to an exit code.
  */
-import { statSync } from 'node:fs';
+import { lstatSync, type Stats } from 'node:fs';
 import { gatewayUrlProblem, withoutPassword } from '../client/gateway-url.js';
 import { callOverHttp } from '../client/http.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
@@ -199,8 +199,8 @@ export function connectionSettings(args: Args) {
 }
 
 /**
- * The gateway to call when no URL is given: the one whose Unix socket is in the data dir, which
- * only a gateway of that data dir can have made. A TCP port can be held by any local user (while
+ * The gateway to call when no URL is given: the one whose Unix socket is in the data dir, made by
+ * the user the token file belongs to (see notTheGateways). A TCP port can be held by any local user (while
  * the gateway is down, say), so the admin token read from the data dir goes nowhere else, even
  * when the socket is missing: the call then fails, saying so. With a token given, the default
  * URL serves when there is no socket. `tokenDataDir`: where the token was read, if it was.
@@ -217,14 +217,37 @@ function localGatewayUrl(args: Args, tokenDataDir: string | undefined): string {
       `the data dir ${dataDir} has a path too long for a Unix socket (${socket} is over ${MAX_SOCKET_PATH_BYTES} bytes), so its gateway serves none, and the admin token read from it is not sent over TCP: use a data dir with a shorter path, or give the gateway's URL with --url / ${ENV.url}`,
     );
   }
-  return tokenDataDir !== undefined || isSocket(socket) ? `${UNIX_SCHEME}${socket}` : DEFAULT_URL;
+  const found = lstatOrUndefined(socket);
+  const foreign = found && notTheGateways(found, socket, dataDir);
+  if (tokenDataDir === undefined) return found && foreign === undefined ? `${UNIX_SCHEME}${socket}` : DEFAULT_URL;
+  if (foreign !== undefined) throw noAnswer('GATEWAY_UNREACHABLE', foreign);
+  // Missing: the call fails, naming the socket (ENOENT).
+  return `${UNIX_SCHEME}${socket}`;
 }
 
-function isSocket(path: string): boolean {
+/**
+ * Why the file at the socket's path is not one the data dir's gateway made, if it is not. Only the
+ * gateway's user should be able to put one there, but others can add files to a data dir shared
+ * with a group, or sticky and world-writable (the gateway warns about neither), while the gateway
+ * is down. The gateway never serves through a symlink, hence lstat.
+ */
+function notTheGateways(found: Stats, socket: string, dataDir: string): string | undefined {
+  const fix = `or give the gateway's URL with --url / ${ENV.url}`;
+  if (!found.isSocket()) {
+    return `${socket} is not a socket, so no gateway serves it (a gateway leaves a file in its way alone, and logs so): remove it and restart the gateway, ${fix}`;
+  }
+  // The token file's owner is the gateway's user: it wrote the file. Root can run the CLI for it.
+  const token = tokenPath(dataDir);
+  const owner = lstatOrUndefined(token)?.uid ?? process.getuid?.();
+  if (owner === undefined || found.uid === owner) return undefined;
+  return `${socket} belongs to uid ${found.uid}, not to the owner of ${token} (uid ${owner}): another user may have put it there, so the admin token is not sent to it; remove it (the gateway makes its own when it starts) and keep others from writing in ${dataDir} (chmod 700), ${fix}`;
+}
+
+function lstatOrUndefined(path: string): Stats | undefined {
   try {
-    return statSync(path).isSocket();
+    return lstatSync(path);
   } catch {
-    return false;
+    return undefined;
   }
 }
 

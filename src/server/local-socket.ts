@@ -3,9 +3,10 @@
  * (POST routes and WebSocket upgrades alike).
  *
  * Why: a client that connects to it knows it talks to the gateway of that data dir, as only the
- * dir's owner can create a file there (it is 0700, and the gateway warns when others can write in
- * it). Any local user can listen on a TCP port the gateway is not holding (it is down, or
- * restarting), and the next CLI call would hand that user the admin token.
+ * dir's owner can create a file there (it is 0700 when the gateway made it; in one that others can
+ * add files to, the CLI checks whose the socket is). Any local user can listen on a TCP port the
+ * gateway is not holding (it is down, or restarting), and the next CLI call would hand that user
+ * the admin token.
  */
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';

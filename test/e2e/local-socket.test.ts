@@ -192,6 +192,34 @@ test('a data dir too long for a socket: the CLI sends its admin token nowhere, n
   }
 });
 
+test('a file at the socket\'s path that the gateway did not make (not a socket, or another user\'s) is not sent the data dir\'s admin token', async () => {
+  const gw = await startGatewayProcess();
+  assert.is(await gw.stop('SIGTERM'), 0);
+  const socket = socketOf(gw.dataDir);
+  const status = () => runCli(['status', '--json', '--data-dir', gw.dataDir]);
+  fs.writeFileSync(socket, 'mine');
+  const notSocket = await status();
+  assert.is(notSocket.code, 3, notSocket.stderr);
+  assert.match(notSocket.stderr, `${socket} is not a socket, so no gateway serves it`);
+  fs.rmSync(socket);
+  // Another user's socket, as one could put in a data dir shared with a group: only root can make one here.
+  if (process.getuid?.() !== 0) return;
+  const planted = net.createServer((connection) => connection.destroy());
+  let connections = 0;
+  planted.on('connection', () => connections++);
+  await new Promise<void>((resolve) => planted.listen(socket, resolve));
+  try {
+    fs.chownSync(socket, 65534, 65534);
+    const foreign = await status();
+    assert.is(foreign.code, 3, foreign.stderr);
+    assert.match(foreign.stderr, `${socket} belongs to uid 65534, not to the owner of ${path.join(gw.dataDir, 'token')} (uid 0)`);
+    assert.is((JSON.parse(foreign.stdout) as { error: { data: { name: string } } }).error.data.name, 'GATEWAY_UNREACHABLE');
+    assert.is(connections, 0, 'nothing connected to the planted socket');
+  } finally {
+    planted.close();
+  }
+});
+
 /** A listener on 127.0.0.1 at the default port, counting connections; undefined when the port is taken (a gateway of the developer's). */
 async function listenOnDefaultPort(): Promise<{ readonly connections: number; close(): void } | undefined> {
   let connections = 0;
