@@ -14,10 +14,10 @@ import {
   ENV,
   MAX_CALL_TIMEOUT_MS,
   MAX_READ_LIMIT,
-  MAX_SOCKET_PATH_BYTES,
   TOKEN_PREFIX,
   UNIX_SCHEME,
 } from '../protocol/constants.js';
+import { HAS_UNIX_SOCKETS, socketPathProblem } from '../protocol/socket-path.js';
 import { tokenProblem } from '../protocol/token-format.js';
 import { flagOption, integerOption, optionOrEnv, rawOption } from './argv.js';
 import { CliError, ExitCode, noAnswer, outputFailed, usageError, type CliErrorName } from './exit-codes.js';
@@ -190,38 +190,37 @@ async function withClient<M extends MethodName>(
 
 export function connectionSettings(args: Args) {
   const url = givenGatewayUrl(args);
-  const token = resolveToken(args);
+  // Resolved only when needed: with --url and --token given, the data dir plays no part.
+  let dataDir: string | undefined;
+  const theDataDir = () => (dataDir ??= resolveDataDir(optionOrEnv(args, 'data-dir', ENV.dataDir)?.value));
   return {
-    url: url ?? localGatewayUrl(args, token.dataDir),
-    token: token.value,
+    token: resolveToken(args, theDataDir),
+    url: url ?? localGatewayUrl(theDataDir()),
     timeoutMs: integerOption(args, 'timeout', 1, MAX_CALL_TIMEOUT_MS) ?? DEFAULT_CALL_TIMEOUT_MS,
   };
 }
 
 /**
- * The gateway to call when no URL is given: the one whose Unix socket is in the data dir, made by
- * the user the token file belongs to (see notTheGateways). A TCP port can be held by any local user (while
- * the gateway is down, say), so the admin token read from the data dir goes nowhere else, even
- * when the socket is missing: the call then fails, saying so. With a token given, the default
- * URL serves when there is no socket. `tokenDataDir`: where the token was read, if it was.
+ * The gateway to call when no URL is given: the data dir's, over the Unix socket it serves there,
+ * made by the user the token file belongs to (see notTheGateways). Never a TCP port, whatever the
+ * token: any local user can listen on one while the gateway is down, and would receive the token.
+ * When the socket is missing the call fails, naming it (ENOENT); TCP is for a URL given. Windows
+ * has no such sockets: there it is the default URL.
  */
-function localGatewayUrl(args: Args, tokenDataDir: string | undefined): string {
-  const dataDir = tokenDataDir ?? resolveDataDir(optionOrEnv(args, 'data-dir', ENV.dataDir)?.value);
+function localGatewayUrl(dataDir: string): string {
+  if (!HAS_UNIX_SOCKETS) return DEFAULT_URL;
   const socket = socketPath(dataDir);
-  // A path too long for a socket: the gateway could not make one either, and said so in its log.
-  // The data dir's token still goes nowhere else: over TCP it would reach whoever holds the port.
-  if (Buffer.byteLength(socket) > MAX_SOCKET_PATH_BYTES) {
-    if (tokenDataDir === undefined) return DEFAULT_URL;
+  // The gateway could not make one either, and said so in its log.
+  const unfit = socketPathProblem(socket);
+  if (unfit !== undefined) {
     throw noAnswer(
       'GATEWAY_UNREACHABLE',
-      `the data dir ${dataDir} has a path too long for a Unix socket (${socket} is over ${MAX_SOCKET_PATH_BYTES} bytes), so its gateway serves none, and the admin token read from it is not sent over TCP: use a data dir with a shorter path, or give the gateway's URL with --url / ${ENV.url}`,
+      `the data dir ${dataDir} cannot hold the gateway's Unix socket (${socket}: ${unfit}), so its gateway serves none, and the token is not sent over TCP instead: use a data dir with a shorter path, or give the gateway's URL with --url / ${ENV.url}`,
     );
   }
   const found = lstatOrUndefined(socket);
   const foreign = found && notTheGateways(found, socket, dataDir);
-  if (tokenDataDir === undefined) return found && foreign === undefined ? `${UNIX_SCHEME}${socket}` : DEFAULT_URL;
   if (foreign !== undefined) throw noAnswer('GATEWAY_UNREACHABLE', foreign);
-  // Missing: the call fails, naming the socket (ENOENT).
   return `${UNIX_SCHEME}${socket}`;
 }
 
@@ -270,18 +269,15 @@ function givenGatewayUrl(args: Args): string | undefined {
   return url;
 }
 
-/**
- * `--token`, else SWITCHBOARD_TOKEN, else the token file of the data dir the gateway uses; with
- * the data dir it was read from, if it was.
- */
-function resolveToken(args: Args): { value: string; dataDir?: string } {
+/** `--token`, else SWITCHBOARD_TOKEN, else the token file of the data dir the gateway uses. */
+function resolveToken(args: Args, theDataDir: () => string): string {
   // Trimmed, as the token file is: `--token " $TOKEN"` means the token.
   const given = optionOrEnv(args, 'token', ENV.token)?.value.trim();
   // A line break inside (a paste of two lines) cannot go in an HTTP header.
   const problem = given === undefined ? undefined : tokenProblem(given);
   if (problem !== undefined) throw usageError(`the token (--token or ${ENV.token}) ${problem}: pass the token alone`);
-  if (given !== undefined) return { value: given };
-  const dataDir = resolveDataDir(optionOrEnv(args, 'data-dir', ENV.dataDir)?.value);
+  if (given !== undefined) return given;
+  const dataDir = theDataDir();
   let token: string | undefined;
   try {
     token = readToken(dataDir);
@@ -289,7 +285,7 @@ function resolveToken(args: Args): { value: string; dataDir?: string } {
     if (error instanceof TokenFileError) throw noAnswer('NO_TOKEN', `no token: ${error.message}; or pass --token / ${ENV.token}`);
     throw error;
   }
-  if (token) return { value: token, dataDir };
+  if (token) return token;
   throw noAnswer(
     'NO_TOKEN',
     `no token: ${tokenPath(dataDir)} does not exist. Start the gateway once (\`switchboard gateway\`) to create it, or pass --token / ${ENV.token}`,

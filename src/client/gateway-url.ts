@@ -2,7 +2,8 @@
  * What a gateway URL may be, for both ways the client reaches a gateway (POST /rpc and the
  * WebSocket), so that a bad URL is explained alike whichever one was tried.
  */
-import { MAX_SOCKET_PATH_BYTES, UNIX_SCHEME } from '../protocol/constants.js';
+import { UNIX_SCHEME } from '../protocol/constants.js';
+import { socketPathProblem } from '../protocol/socket-path.js';
 import { ConnectionError } from './errors.js';
 
 /** The schemes a gateway URL may have, and the one its HTTP calls use. */
@@ -15,9 +16,7 @@ export const HTTP_PROTOCOLS: Readonly<Record<string, string>> = { 'ws:': 'http:'
 export function gatewayUrlProblem(url: string): string | undefined {
   const socket = unixSocketPath(url);
   if (socket !== undefined) {
-    if (!socket.startsWith('/')) return `expected ${UNIX_SCHEME}/absolute/path/to/gateway.sock`;
-    if (Buffer.byteLength(socket) > MAX_SOCKET_PATH_BYTES) return `a Unix socket path has at most ${MAX_SOCKET_PATH_BYTES} bytes`;
-    return socket.includes('\0') ? 'a Unix socket path holds no NUL character' : undefined;
+    return socket.startsWith('/') ? socketPathProblem(socket) : `expected ${UNIX_SCHEME}/absolute/path/to/gateway.sock`;
   }
   let parsed: URL;
   try {

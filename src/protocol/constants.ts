@@ -103,12 +103,6 @@ export const DATA_FILES = {
 export const UNIX_SCHEME = 'unix:';
 
 /**
- * The longest Unix socket path: sun_path holds 108 bytes, its NUL included. libuv binds and
- * connects to a longer path cut short, without an error: another file than the one named.
- */
-export const MAX_SOCKET_PATH_BYTES = 107;
-
-/**
  * Wake coalescing window: `now` events for an agent within this long of a wake are folded into
  * one follow-up wake, so a burst of events wakes the agent once or twice, not once per event.
  */

@@ -28,6 +28,7 @@ import {
 import type { ErrorName } from '../protocol/errors.js';
 import { RpcDispatcher } from '../protocol/jsonrpc.js';
 import { buildOpenRpcDocument } from '../protocol/openrpc.js';
+import { HAS_UNIX_SOCKETS } from '../protocol/socket-path.js';
 import { corruptStoreError, isCorruption, StoreUnavailableError } from '../store/errors.js';
 import { openStore } from '../store/index.js';
 import { VERSION } from '../version.js';
@@ -79,8 +80,8 @@ export interface GatewayOptions {
    */
   handshakeTimeoutMs?: number;
   /**
-   * The Unix socket to serve besides the TCP port; false for none. The CLI uses the data dir's
-   * when it is given no URL. @default <dataDir>/gateway.sock
+   * The Unix socket to serve besides the TCP port; false for none (Windows has none). The CLI uses
+   * the data dir's when it is given no URL. @default <dataDir>/gateway.sock
    */
   socketPath?: string | false;
   /** Where operational messages go; the gateway never writes to stdout itself. */
@@ -343,7 +344,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await store.close();
     throw error;
   }
-  const local = options.socketPath === false ? undefined : await listenLocal(options.socketPath ?? socketPath(options.dataDir), server);
+  const local = options.socketPath === false || !HAS_UNIX_SOCKETS ? undefined : await listenLocal(options.socketPath ?? socketPath(options.dataDir), server);
   if (local && 'problem' in local) {
     log(`warning: no Unix socket in the data dir (${local.problem}): the CLI reaches this gateway only when given its URL (--url or ${ENV.url})`);
   }

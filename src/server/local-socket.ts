@@ -10,8 +10,8 @@
  */
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
-import { createServer, type Socket } from 'node:net';
-import { MAX_SOCKET_PATH_BYTES } from '../protocol/constants.js';
+import { connect, createServer, type Socket } from 'node:net';
+import { socketPathProblem } from '../protocol/socket-path.js';
 
 /** What limits, logs and traces name a connection over the socket by: it has no address. */
 export const LOCAL_PEER = 'unix socket';
@@ -31,16 +31,13 @@ export interface LocalSocket {
 
 /**
  * Listens on `path` and hands each connection to `http`; or says why it cannot, for the gateway to
- * log and go on without it (TCP still serves everything).
- *
- * Call it only while holding the store's lock: no other gateway serves this data dir then, so a
- * socket file already at `path` is one that a gateway killed before it could remove it.
+ * log and go on without it (TCP still serves everything). A socket already at `path` is taken over
+ * when nothing answers on it: one that a gateway killed before it could remove it.
  */
 export async function listenLocal(path: string, http: HttpServer): Promise<LocalSocket | { problem: string }> {
-  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
-    return { problem: `its path is longer than a Unix socket's ${MAX_SOCKET_PATH_BYTES} bytes` };
-  }
-  const leftover = removeLeftover(path);
+  const unfit = socketPathProblem(path);
+  if (unfit !== undefined) return { problem: `${path}: ${unfit}` };
+  const leftover = await removeLeftover(path);
   if (leftover !== undefined) return { problem: leftover };
   const server = createServer((socket) => {
     localSockets.add(socket);
@@ -64,14 +61,28 @@ export async function listenLocal(path: string, http: HttpServer): Promise<Local
 }
 
 /** Removes a socket file left at `path`; says why when something else is in the way. */
-function removeLeftover(path: string): string | undefined {
+async function removeLeftover(path: string): Promise<string | undefined> {
   try {
     if (!lstatSync(path).isSocket()) return `${path} is in the way and is not a socket: remove it`;
+    // The store's lock keeps a second gateway off this data dir, but not off a socketPath given
+    // outside it: a live server's socket is not taken from it.
+    if (await answers(path)) return `a server already listens on ${path}`;
     unlinkSync(path);
   } catch (error) {
     const errno = error as NodeJS.ErrnoException;
     if (errno.code !== 'ENOENT') return `a socket left at ${path} cannot be removed (${errno.code ?? errno.message})`;
   }
   return undefined;
+}
+
+function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect({ path });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
 }
 

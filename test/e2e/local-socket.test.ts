@@ -9,7 +9,7 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { callOverHttp, connect, DEFAULT_URL, type StoredEvent } from '../../src/index.js';
-import { MAX_SOCKET_PATH_BYTES } from '../../src/protocol/constants.js';
+import { MAX_SOCKET_PATH_BYTES } from '../../src/protocol/socket-path.js';
 import { startGateway } from '../../src/server/gateway.js';
 import { cleanup, makeTempDir, runCli, spawnCli, startGatewayProcess, startInProcessGateway, waitUntil } from '../helpers/gateway.js';
 
@@ -119,14 +119,22 @@ test('with the gateway down, the CLI sends the data dir\'s admin token nowhere: 
   }
 });
 
-test('a token given without a URL goes over the socket when there is one, else to the default URL', async () => {
+test('a token given without a URL goes over the socket too, and nowhere else when there is none', async () => {
   const gw = await startGatewayProcess();
-  const sent = await runCli(['status', '--token', gw.token, '--data-dir', gw.dataDir]);
-  assert.is(sent.code, 0, sent.stderr);
+  for (const [args, env] of [[['--token', gw.token], {}], [[], { SWITCHBOARD_TOKEN: gw.token }]] as const) {
+    const sent = await runCli(['status', ...args, '--data-dir', gw.dataDir], { env });
+    assert.is(sent.code, 0, sent.stderr);
+  }
   const empty = makeTempDir();
-  const refused = await runCli(['status', '--token', gw.token, '--data-dir', empty]);
-  assert.is(refused.code, 3);
-  assert.match(refused.stderr, `at ${DEFAULT_URL}`);
+  const squatter = await listenOnDefaultPort();
+  try {
+    const refused = await runCli(['status', '--data-dir', empty], { env: { SWITCHBOARD_TOKEN: gw.token } });
+    assert.is(refused.code, 3);
+    assert.match(refused.stderr, `gateway not reachable at unix:${socketOf(empty)} (ENOENT)`);
+    assert.is(squatter?.connections ?? 0, 0, 'nothing connected to the default port');
+  } finally {
+    squatter?.close();
+  }
 });
 
 test('a socket left by a gateway killed with SIGKILL is replaced by the next one', async () => {
@@ -153,6 +161,24 @@ test('a file in the way of the socket is left alone: the gateway warns, and serv
   assert.is(sent.code, 0, sent.stderr);
 });
 
+test('a socketPath a live server answers on is left to it: the gateway warns and runs without a socket', async () => {
+  const other = path.join(makeTempDir(), 'other.sock');
+  // The gateway's probe connects and hangs up at once: its reset is no failure of this server.
+  const server = net.createServer((connection) => connection.on('error', () => {}).end('still mine'));
+  await new Promise<void>((resolve) => server.listen(other, resolve));
+  const log: string[] = [];
+  const gateway = await startGateway({ dataDir: makeTempDir(), port: 0, socketPath: other, log: (line) => log.push(line) });
+  try {
+    assert.is(gateway.socketPath, undefined);
+    assert.match(log.join('\n'), `no Unix socket in the data dir (a server already listens on ${other})`);
+    const answer = await new Promise<string>((resolve) => net.connect({ path: other }).on('data', (data) => resolve(String(data))));
+    assert.is(answer, 'still mine');
+  } finally {
+    await gateway.close();
+    server.close();
+  }
+});
+
 test('a data dir whose socket path is too long for a socket address gets none, and a warning, not a socket cut short', async () => {
   const base = makeTempDir();
   const dataDir = path.join(base, 'd'.repeat(Math.max(1, MAX_SOCKET_PATH_BYTES - base.length - 'gateway.sock'.length)));
@@ -161,7 +187,7 @@ test('a data dir whose socket path is too long for a socket address gets none, a
   const gateway = await startGateway({ dataDir, port: 0, log: (line) => log.push(line) });
   try {
     assert.is(gateway.socketPath, undefined);
-    assert.match(log.join('\n'), `no Unix socket in the data dir (its path is longer than a Unix socket's ${MAX_SOCKET_PATH_BYTES} bytes)`);
+    assert.match(log.join('\n'), `no Unix socket in the data dir (${socketOf(dataDir)}: a Unix socket path has at most ${MAX_SOCKET_PATH_BYTES} bytes)`);
     assert.equal(fs.readdirSync(dataDir).filter((name) => name.startsWith('gateway')), [], 'no socket bound at the path cut short');
   } finally {
     await gateway.close();
@@ -179,7 +205,7 @@ test('a data dir too long for a socket: the CLI sends its admin token nowhere, n
     assert.is(sent.code, 3, sent.stderr);
     assert.is(
       sent.stderr,
-      `switchboard: the data dir ${dataDir} has a path too long for a Unix socket (${socketOf(dataDir)} is over ${MAX_SOCKET_PATH_BYTES} bytes), so its gateway serves none, and the admin token read from it is not sent over TCP: use a data dir with a shorter path, or give the gateway's URL with --url / SWITCHBOARD_URL\n`,
+      `switchboard: the data dir ${dataDir} cannot hold the gateway's Unix socket (${socketOf(dataDir)}: a Unix socket path has at most ${MAX_SOCKET_PATH_BYTES} bytes), so its gateway serves none, and the token is not sent over TCP instead: use a data dir with a shorter path, or give the gateway's URL with --url / SWITCHBOARD_URL\n`,
     );
     assert.is((JSON.parse(sent.stdout) as { error: { data: { name: string } } }).error.data.name, 'GATEWAY_UNREACHABLE');
     assert.is(squatter?.connections ?? 0, 0, 'nothing connected to the default port');
