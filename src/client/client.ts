@@ -512,7 +512,9 @@ export class SwitchboardClient {
     socket.onClose((code, reason) => {
       if (socket !== this.#socket || this.#state === 'closed') return;
       for (const left of [...this.#left]) left();
-      const closed = `closed (${code}${reason ? `: ${reason}` : ''})`;
+      // 1006 is no frame at all (RFC 6455 section 7.1.5): the gateway was killed, or the network cut.
+      const why = reason || (code === 1006 ? 'no close frame, the connection was lost' : '');
+      const closed = `closed (${code}${why ? `: ${why}` : ''})`;
       // A revoked token is refused on every reconnect: end here, as a refused reconnect would, and
       // without telling onReconnect of an attempt that cannot succeed. Calls in flight get the
       // same error: the gateway did not run them, and a retry with this token cannot succeed.

@@ -400,7 +400,7 @@ test('with reconnect, a read whose connection is lost times out naming the lost 
     assert.instance(outcome, ConnectionError);
     const error = outcome as ConnectionError;
     assert.is(error.failure, 'timeout');
-    assert.match(error.message, /^gateway\.status: the gateway at \S+ was not back within \d+ ms; it was to be sent again after connection to \S+ closed \(1006\) before the gateway answered$/);
+    assert.match(error.message, /^gateway\.status: the gateway at \S+ was not back within \d+ ms; it was to be sent again after connection to \S+ closed \(1006: no close frame, the connection was lost\) before the gateway answered$/);
     assert.instance(error.cause, ConnectionError);
   } finally {
     await client.close();

@@ -206,7 +206,7 @@ test('kill -9 mid-stream and restart at the same URL: the consumer sees every an
   await waitUntil(() => seen.length >= 2 * PER_PHASE, `all ${2 * PER_PHASE} events (seen ${seen.length})`, 10_000);
   await sleep(200);
   // Told once that the connection went (a killed process sends no close frame: 1006), once that it is back.
-  assert.equal(changes, [{ state: 'reconnecting', reason: 'closed (1006)' }, { state: 'reconnected' }]);
+  assert.equal(changes, [{ state: 'reconnecting', reason: 'closed (1006: no close frame, the connection was lost)' }, { state: 'reconnected' }]);
 
   const ids = seen.map((event) => event.eventId);
   assert.is(new Set(ids).size, ids.length, 'no event seen twice');
