@@ -7,15 +7,13 @@
  * Reads the gateway URL and token like the CLI does: SWITCHBOARD_URL / SWITCHBOARD_TOKEN, else
  * the gateway's socket and the token file in the default data dir (or SWITCHBOARD_DATA_DIR).
  */
-import { readToken, resolveDataDir, socketPath } from '../src/config/data-dir.js';
-import { connect } from '../src/index.js';
+import { connect, localGatewayToken, localGatewayUrl } from '../src/index.js';
 
 const agentId = process.argv[2] ?? 'main';
-const dataDir = resolveDataDir(process.env['SWITCHBOARD_DATA_DIR']);
-const token = process.env['SWITCHBOARD_TOKEN'] ?? readToken(dataDir);
-if (!token) throw new Error('no token: start `switchboard gateway` once, or set SWITCHBOARD_TOKEN');
+const dataDir = process.env['SWITCHBOARD_DATA_DIR'];
+const token = process.env['SWITCHBOARD_TOKEN'] ?? localGatewayToken(dataDir);
 
-const client = await connect({ url: process.env['SWITCHBOARD_URL'] ?? `unix:${socketPath(dataDir)}`, token, reconnect: true });
+const client = await connect({ url: process.env['SWITCHBOARD_URL'] ?? localGatewayUrl(dataDir), token, reconnect: true });
 const stop = new AbortController();
 process.once('SIGINT', () => stop.abort());
 

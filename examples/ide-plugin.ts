@@ -4,15 +4,13 @@
  *
  *   npm run build && node dist/examples/ide-plugin.js 'agent:main:slack:channel:C123:thread:456'
  */
-import { readToken, resolveDataDir, socketPath } from '../src/config/data-dir.js';
-import { connect, RpcCallError } from '../src/index.js';
+import { connect, localGatewayToken, localGatewayUrl, RpcCallError } from '../src/index.js';
 
 const sessionKey = process.argv[2] ?? 'main';
-const dataDir = resolveDataDir(process.env['SWITCHBOARD_DATA_DIR']);
-const token = process.env['SWITCHBOARD_TOKEN'] ?? readToken(dataDir);
-if (!token) throw new Error('no token: start `switchboard gateway` once, or set SWITCHBOARD_TOKEN');
+const dataDir = process.env['SWITCHBOARD_DATA_DIR'];
+const token = process.env['SWITCHBOARD_TOKEN'] ?? localGatewayToken(dataDir);
 
-const client = await connect({ url: process.env['SWITCHBOARD_URL'] ?? `unix:${socketPath(dataDir)}`, token, timeoutMs: 5_000 });
+const client = await connect({ url: process.env['SWITCHBOARD_URL'] ?? localGatewayUrl(dataDir), token, timeoutMs: 5_000 });
 try {
   const routed = await client.systemEvent({ text: 'Refactoring finished: 12 files changed', mode: 'now', sessionKey });
   console.log(`routed to ${routed.sessionKey} as seq ${routed.queue.seq}; wake: ${routed.wake.status}`);

@@ -15,6 +15,7 @@ export {
 } from './client/client.js';
 export { ConnectionError, RpcCallError, type ConnectionFailure } from './client/errors.js';
 export { callOverHttp, type HttpCallOptions } from './client/http.js';
+export { localGatewayToken, localGatewayUrl } from './client/local-gateway.js';
 export { DEFAULT_URL } from './protocol/constants.js';
 export { ErrorCode, type ErrorName } from './protocol/errors.js';
 export type { MethodName, NotificationName, NotificationParams, ParamsOf, ResultOf } from './protocol/methods.js';

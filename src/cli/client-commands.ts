@@ -2,22 +2,22 @@
  * The CLI's one-shot commands: resolve where the gateway is and the token, make one call through
  * the client library, print, and map the outcome to an exit code.
  */
-import { lstatSync, type Stats } from 'node:fs';
-import { gatewayUrlProblem, withoutPassword } from '../client/gateway-url.js';
+import { gatewayUrlProblem, unixSocketPath, withoutPassword } from '../client/gateway-url.js';
 import { callOverHttp } from '../client/http.js';
+import { localGatewayUrl } from '../client/local-gateway.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError, type ConnectionFailure } from '../client/errors.js';
-import { readToken, resolveDataDir, socketPath, TokenFileError, tokenPath } from '../config/data-dir.js';
+import { readToken, resolveDataDir, TokenFileError, tokenPath } from '../config/data-dir.js';
 import {
   DEFAULT_CALL_TIMEOUT_MS,
-  DEFAULT_URL,
+  DEFAULT_HOST,
+  DEFAULT_PORT,
   ENV,
   MAX_CALL_TIMEOUT_MS,
   MAX_READ_LIMIT,
   TOKEN_PREFIX,
-  UNIX_SCHEME,
 } from '../protocol/constants.js';
-import { HAS_UNIX_SOCKETS, socketPathProblem } from '../protocol/socket-path.js';
+import { socketPathProblem } from '../protocol/socket-path.js';
 import { tokenProblem } from '../protocol/token-format.js';
 import { flagOption, integerOption, optionOrEnv, rawOption } from './argv.js';
 import { CliError, ExitCode, noAnswer, outputFailed, usageError, type CliErrorName } from './exit-codes.js';
@@ -195,59 +195,31 @@ export function connectionSettings(args: Args) {
   const theDataDir = () => (dataDir ??= resolveDataDir(optionOrEnv(args, 'data-dir', ENV.dataDir)?.value));
   return {
     token: resolveToken(args, theDataDir),
-    url: url ?? localGatewayUrl(theDataDir()),
+    url: url ?? defaultGatewayUrl(theDataDir()),
+    /** The data dir whose gateway is called, when no URL was given: what a failure's hint names. */
+    localDataDir: url === undefined ? theDataDir() : undefined,
     timeoutMs: integerOption(args, 'timeout', 1, MAX_CALL_TIMEOUT_MS) ?? DEFAULT_CALL_TIMEOUT_MS,
   };
 }
 
 /**
- * The gateway to call when no URL is given: the data dir's, over the Unix socket it serves there,
- * made by the user the token file belongs to (see notTheGateways). Never a TCP port, whatever the
- * token: any local user can listen on one while the gateway is down, and would receive the token.
- * When the socket is missing the call fails, naming it (ENOENT); TCP is for a URL given. Windows
- * has no such sockets: there it is the default URL.
+ * The gateway to call when no URL is given: the data dir's, over the Unix socket it serves there
+ * (see local-gateway.ts), never a TCP port, whatever the token: any local user can listen on one
+ * while the gateway is down, and would be sent the token. When the socket is missing the call
+ * fails, naming it; TCP is for a URL given. On Windows, which has no such sockets, DEFAULT_URL.
  */
-function localGatewayUrl(dataDir: string): string {
-  if (!HAS_UNIX_SOCKETS) return DEFAULT_URL;
-  const socket = socketPath(dataDir);
+function defaultGatewayUrl(dataDir: string): string {
+  const url = localGatewayUrl(dataDir);
+  const socket = unixSocketPath(url);
   // The gateway could not make one either, and said so in its log.
-  const unfit = socketPathProblem(socket);
+  const unfit = socket === undefined ? undefined : socketPathProblem(socket);
   if (unfit !== undefined) {
     throw noAnswer(
       'GATEWAY_UNREACHABLE',
       `the data dir ${dataDir} cannot hold the gateway's Unix socket (${socket}: ${unfit}), so its gateway serves none, and the token is not sent over TCP instead: use a data dir with a shorter path, or give the gateway's URL with --url / ${ENV.url}`,
     );
   }
-  const found = lstatOrUndefined(socket);
-  const foreign = found && notTheGateways(found, socket, dataDir);
-  if (foreign !== undefined) throw noAnswer('GATEWAY_UNREACHABLE', foreign);
-  return `${UNIX_SCHEME}${socket}`;
-}
-
-/**
- * Why the file at the socket's path is not one the data dir's gateway made, if it is not. Only the
- * gateway's user should be able to put one there, but others can add files to a data dir shared
- * with a group, or sticky and world-writable (the gateway warns about neither), while the gateway
- * is down. The gateway never serves through a symlink, hence lstat.
- */
-function notTheGateways(found: Stats, socket: string, dataDir: string): string | undefined {
-  const fix = `or give the gateway's URL with --url / ${ENV.url}`;
-  if (!found.isSocket()) {
-    return `${socket} is not a socket, so no gateway serves it (a gateway leaves a file in its way alone, and logs so): remove it and restart the gateway, ${fix}`;
-  }
-  // The token file's owner is the gateway's user: it wrote the file. Root can run the CLI for it.
-  const token = tokenPath(dataDir);
-  const owner = lstatOrUndefined(token)?.uid ?? process.getuid?.();
-  if (owner === undefined || found.uid === owner) return undefined;
-  return `${socket} belongs to uid ${found.uid}, not to the owner of ${token} (uid ${owner}): another user may have put it there, so the admin token is not sent to it; remove it (the gateway makes its own when it starts) and keep others from writing in ${dataDir} (chmod 700), ${fix}`;
-}
-
-function lstatOrUndefined(path: string): Stats | undefined {
-  try {
-    return lstatSync(path);
-  } catch {
-    return undefined;
-  }
+  return url;
 }
 
 /**
@@ -297,7 +269,7 @@ function resolveToken(args: Args, theDataDir: () => string): string {
  * code, and for --json the error as the gateway sent it or the CLI's code. `unanswered` says what
  * the call may have done when no answer came.
  */
-export function explain(error: unknown, { url, token }: { url: string; token: string }, unanswered?: string): unknown {
+export function explain(error: unknown, { url, token, localDataDir }: { url: string; token: string; localDataDir?: string | undefined }, unanswered?: string): unknown {
   if (error instanceof RpcCallError) {
     const problems = problemsOf(error.data);
     const json = { code: error.code, message: error.message, ...(error.data === undefined ? {} : { data: error.data }) };
@@ -309,7 +281,7 @@ export function explain(error: unknown, { url, token }: { url: string; token: st
   // front of it, answered instead.
   const message = printable(error.message);
   const explained: Record<ConnectionFailure, [CliErrorName, string]> = {
-    unreachable: ['GATEWAY_UNREACHABLE', `${message}: is \`switchboard gateway\` running? (or set --url / ${ENV.url})`],
+    unreachable: ['GATEWAY_UNREACHABLE', `${message}: ${unreachableHint(localDataDir)}`],
     unauthorized: ['TOKEN_REFUSED', `the gateway at ${printable(url)} refused the token: ${refusedTokenHint(token)}`],
     rejected: ['GATEWAY_REJECTED', message],
     closed: ['CONNECTION_CLOSED', `${message}${uncertain || '; retry, or check the gateway'}`],
@@ -317,6 +289,15 @@ export function explain(error: unknown, { url, token }: { url: string; token: st
     aborted: ['ABORTED', message],
   };
   return noAnswer(...explained[error.failure]);
+}
+
+/**
+ * What to do about a gateway not reached. Called without a URL, the CLI tried the data dir's:
+ * the gateway may well run, with another data dir (another user's, say) or on a port only.
+ */
+function unreachableHint(localDataDir: string | undefined): string {
+  if (localDataDir === undefined) return `is \`switchboard gateway\` running? (or set --url / ${ENV.url})`;
+  return `no gateway runs with the data dir ${localDataDir}: start one (\`switchboard gateway\`), or give --data-dir the running gateway's, or give its URL with --url / ${ENV.url} (ws://${DEFAULT_HOST}:${DEFAULT_PORT} for one on the default port)`;
 }
 
 /**

@@ -9,6 +9,7 @@ import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, refusalError, RpcCallError, tlsError } from './errors.js';
 import { gatewayUrlProblem, HTTP_PROTOCOLS, invalidGatewayUrl, UNIX_SOCKET_HOST, unixSocketPath } from './gateway-url.js';
 import { exchange, ExchangeError, type HttpResponse } from './http1.js';
+import { unixSocketRefusal } from './local-gateway.js';
 import { durationOption, tokenOption } from './options.js';
 
 export interface HttpCallOptions {
@@ -42,6 +43,8 @@ function rpcEndpoint(url: string): URL {
 export async function callOverHttp<M extends MethodName>(options: HttpCallOptions, method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
   const { url, signal } = options;
   const endpoint = rpcEndpoint(url);
+  const refusal = unixSocketRefusal(url);
+  if (refusal !== undefined) throw refusal;
   const timeoutMs = durationOption('timeoutMs', options.timeoutMs, DEFAULT_CALL_TIMEOUT_MS);
   const token = tokenOption(options.token);
   // One signal for the exchange: the caller's, or the timeout's (a timer cleared when the call

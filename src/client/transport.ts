@@ -9,6 +9,7 @@ import WebSocket from 'ws';
 import { MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
 import { ConnectionError, refusalError, tlsError } from './errors.js';
 import { gatewayUrlProblem, invalidGatewayUrl, UNIX_SOCKET_HOST, unixSocketPath } from './gateway-url.js';
+import { unixSocketRefusal } from './local-gateway.js';
 
 export interface Socket {
   send(text: string): void;
@@ -29,6 +30,9 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
       reject(invalidGatewayUrl(url, problem));
       return;
     }
+    // Before every connection, reconnects included: the socket may have been replaced meanwhile.
+    const refusal = unixSocketRefusal(url);
+    if (refusal !== undefined) return reject(refusal);
     // An AbortSignal fires 'abort' once: one aborted before connect() would never be heard.
     if (options.signal?.aborted) return reject(new ConnectionError('aborted', url, `connecting to ${url} was aborted`));
     let ws: WebSocket;

@@ -8,10 +8,10 @@ import net from 'node:net';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { callOverHttp, connect, DEFAULT_URL, type StoredEvent } from '../../src/index.js';
+import { callOverHttp, connect, DEFAULT_URL, localGatewayToken, localGatewayUrl, type StoredEvent } from '../../src/index.js';
 import { MAX_SOCKET_PATH_BYTES } from '../../src/protocol/socket-path.js';
 import { startGateway } from '../../src/server/gateway.js';
-import { cleanup, makeTempDir, runCli, spawnCli, startGatewayProcess, startInProcessGateway, waitUntil } from '../helpers/gateway.js';
+import { cleanup, makeTempDir, runCli, sleep, spawnCli, startGatewayProcess, startInProcessGateway, waitUntil } from '../helpers/gateway.js';
 
 const test = suite('e2e: the gateway\'s Unix socket in its data dir');
 
@@ -111,7 +111,7 @@ test('with the gateway down, the CLI sends the data dir\'s admin token nowhere: 
     assert.is(sent.code, 3, sent.stderr);
     assert.is(
       sent.stderr,
-      `switchboard: gateway not reachable at unix:${socketOf(gw.dataDir)} (ENOENT): is \`switchboard gateway\` running? (or set --url / SWITCHBOARD_URL)\n`,
+      `switchboard: gateway not reachable at unix:${socketOf(gw.dataDir)} (ENOENT): no gateway runs with the data dir ${gw.dataDir}: start one (\`switchboard gateway\`), or give --data-dir the running gateway's, or give its URL with --url / SWITCHBOARD_URL (ws://127.0.0.1:18790 for one on the default port)\n`,
     );
     assert.is(squatter?.connections ?? 0, 0, 'nothing connected to the default port');
   } finally {
@@ -238,12 +238,46 @@ test('a file at the socket\'s path that the gateway did not make (not a socket, 
     fs.chownSync(socket, 65534, 65534);
     const foreign = await status();
     assert.is(foreign.code, 3, foreign.stderr);
-    assert.match(foreign.stderr, `${socket} belongs to uid 65534, not to the owner of ${path.join(gw.dataDir, 'token')} (uid 0)`);
-    assert.is((JSON.parse(foreign.stdout) as { error: { data: { name: string } } }).error.data.name, 'GATEWAY_UNREACHABLE');
+    assert.match(foreign.stderr, `${socket} belongs to uid 65534, not to uid 0, the owner of ${gw.dataDir}: another user may have put it there`);
+    assert.is((JSON.parse(foreign.stdout) as { error: { data: { name: string } } }).error.data.name, 'GATEWAY_REJECTED');
     assert.is(connections, 0, 'nothing connected to the planted socket');
   } finally {
     planted.close();
   }
+});
+
+test('a client reconnecting over the socket checks it again: another user\'s socket in its place is not sent the token', async () => {
+  // Only root can make a socket that belongs to another user.
+  if (process.getuid?.() !== 0) return;
+  const gw = await startGatewayProcess();
+  const url = localGatewayUrl(gw.dataDir);
+  const client = await connect({ url, token: localGatewayToken(gw.dataDir), reconnect: { initialDelayMs: 10, maxDelayMs: 20 } });
+  const planted = net.createServer((connection) => connection.destroy());
+  let connections = 0;
+  planted.on('connection', () => connections++);
+  try {
+    assert.is(await gw.stop('SIGTERM'), 0);
+    await new Promise<void>((resolve) => planted.listen(socketOf(gw.dataDir), resolve));
+    fs.chownSync(socketOf(gw.dataDir), 65534, 65534);
+    // Reconnect attempts every 10-20 ms: a quarter second is a dozen of them.
+    await sleep(250);
+    assert.is(connections, 0, 'no reconnect went to the planted socket');
+    await new Promise<void>((resolve) => planted.close(() => resolve()));
+    fs.rmSync(socketOf(gw.dataDir), { force: true });
+    await startGatewayProcess({ dataDir: gw.dataDir });
+    await waitUntil(async () => (await client.status().then(() => true, () => false)), 'the client to reconnect to the gateway');
+  } finally {
+    client.close();
+    planted.close();
+  }
+});
+
+test('localGatewayUrl and localGatewayToken name the data dir\'s socket and read its token', async () => {
+  const gw = await startGatewayProcess();
+  assert.is(localGatewayUrl(gw.dataDir), `unix:${socketOf(gw.dataDir)}`);
+  assert.is(localGatewayToken(gw.dataDir), gw.token);
+  const empty = makeTempDir();
+  assert.throws(() => localGatewayToken(empty), (error: Error) => error.message === `no token: ${path.join(empty, 'token')} does not exist; start \`switchboard gateway\` once to create it`);
 });
 
 /** A listener on 127.0.0.1 at the default port, counting connections; undefined when the port is taken (a gateway of the developer's). */

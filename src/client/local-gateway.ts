@@ -1,0 +1,59 @@
+/**
+ * The gateway of a data dir on this machine, reached the way the CLI reaches it: over the Unix
+ * socket it serves in its data dir, with the admin token in its token file. Any local user can
+ * listen on a TCP port while the gateway is down and be sent the token; only the data dir's owner
+ * can make the socket, which is checked before every connection to it (see unixSocketRefusal).
+ */
+import { lstatSync, statSync, type Stats } from 'node:fs';
+import { dirname } from 'node:path';
+import { readToken, resolveDataDir, socketPath, tokenPath } from '../config/data-dir.js';
+import { DEFAULT_URL, UNIX_SCHEME } from '../protocol/constants.js';
+import { HAS_UNIX_SOCKETS } from '../protocol/socket-path.js';
+import { ConnectionError } from './errors.js';
+import { unixSocketPath } from './gateway-url.js';
+
+/**
+ * The URL of the data dir's gateway: `unix:<dataDir>/gateway.sock`; on Windows, which has no such
+ * sockets, DEFAULT_URL. `dataDir` defaults to the platform's user data dir, as the gateway's does.
+ */
+export function localGatewayUrl(dataDir?: string): string {
+  return HAS_UNIX_SOCKETS ? `${UNIX_SCHEME}${socketPath(resolveDataDir(dataDir))}` : DEFAULT_URL;
+}
+
+/** The admin token in the data dir's token file; an Error saying so when there is none yet. */
+export function localGatewayToken(dataDir?: string): string {
+  const resolved = resolveDataDir(dataDir);
+  const token = readToken(resolved);
+  if (token === undefined) throw new Error(`no token: ${tokenPath(resolved)} does not exist; start \`switchboard gateway\` once to create it`);
+  return token;
+}
+
+/**
+ * Why a token must not be sent to the Unix socket `url` names, if it must not: the file there is
+ * not a socket (the gateway never serves through a symlink, so it is not followed), or it belongs
+ * to another user than its directory, as the gateway's own socket in its data dir never does. In a
+ * directory others can add files to (a data dir shared with a group, say) another user could put
+ * one there while the gateway is down, and be sent the token by the next call or reconnect.
+ * Undefined for a URL that names no socket, and for a file that is not there: connecting says so.
+ */
+export function unixSocketRefusal(url: string): ConnectionError | undefined {
+  const path = unixSocketPath(url);
+  const socket = path === undefined ? undefined : statOrUndefined(lstatSync, path);
+  if (path === undefined || socket === undefined) return undefined;
+  if (!socket.isSocket()) return new ConnectionError('unreachable', url, `${path} is not a socket, so no gateway serves it`);
+  const dir = statOrUndefined(statSync, dirname(path));
+  if (dir === undefined || dir.uid === socket.uid) return undefined;
+  return new ConnectionError(
+    'rejected',
+    url,
+    `${path} belongs to uid ${socket.uid}, not to uid ${dir.uid}, the owner of ${dirname(path)}: another user may have put it there, so the token is not sent to it; keep others from writing in that directory (chmod 700)`,
+  );
+}
+
+function statOrUndefined(stat: (path: string) => Stats, path: string): Stats | undefined {
+  try {
+    return stat(path);
+  } catch {
+    return undefined;
+  }
+}
