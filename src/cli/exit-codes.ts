@@ -21,10 +21,10 @@ export const ExitCode = {
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 export const EXIT_CODES_HELP = `Exit codes:
-    0  ok (for system event: routed and stored)
+    0  ok: the gateway answered (for system event: routed and stored)
     1  the gateway answered with an error
-    2  usage error (missing --text, bad --mode, unknown option)
-    3  could not connect, token refused, or timed out
+    2  usage error (a required option missing, a bad value, an unknown option)
+    3  no answer: no gateway reached (at the data dir's socket or the URL), token refused, or timed out
     4  the answer could not be written to stdout (disk full, reader gone); what the call did stays done
   130  interrupted by Ctrl-C (SIGINT; 143 for SIGTERM): a system event or drain may already be done`;
 
