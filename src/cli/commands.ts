@@ -7,7 +7,9 @@ import {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_HOST,
   DEFAULT_IDEMPOTENCY_RETENTION_MS,
+  DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
   DEFAULT_MAX_PENDING_PER_SESSION,
+  DEFAULT_MAX_UNAUTHENTICATED_SOCKETS,
   DEFAULT_PORT,
   DEFAULT_READ_LIMIT,
   ENV,
@@ -191,6 +193,14 @@ export const COMMANDS: readonly CommandSpec[] = [
       {
         flags: '--idempotency-retention <hours>',
         description: `Hours an idempotency key answers repeats (default ${DEFAULT_IDEMPOTENCY_RETENTION_MS / 3_600_000})`,
+      },
+      {
+        flags: '--max-connections-per-address <n>',
+        description: `WebSocket connections one remote address may hold open (default ${DEFAULT_MAX_CONNECTIONS_PER_ADDRESS})`,
+      },
+      {
+        flags: '--max-unauthenticated-sockets <n>',
+        description: `Sockets held without an authenticated request, from all addresses; past it the oldest is closed (default ${DEFAULT_MAX_UNAUTHENTICATED_SOCKETS})`,
       },
     ],
     example: 'switchboard gateway --port 0 --data-dir /tmp/switchboard',

@@ -12,6 +12,8 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   const maxPendingPerSession = integerOption(args, 'max-pending', 1, 1_000_000);
   const heartbeatSeconds = integerOption(args, 'heartbeat-interval', 1, 86_400);
   const retentionHours = integerOption(args, 'idempotency-retention', 1, 24 * 365);
+  const maxConnectionsPerAddress = integerOption(args, 'max-connections-per-address', 1, 1_000_000);
+  const maxUnauthenticatedSockets = integerOption(args, 'max-unauthenticated-sockets', 1, 1_000_000);
   const chosen = optionOrEnv(args, 'data-dir', ENV.dataDir);
   const dataDir = resolveDataDir(chosen?.value);
   const host = rawOption(args, 'host');
@@ -28,6 +30,8 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
       ...(maxPendingPerSession === undefined ? {} : { maxPendingPerSession }),
       ...(heartbeatSeconds === undefined ? {} : { heartbeatIntervalMs: heartbeatSeconds * 1000 }),
       ...(retentionHours === undefined ? {} : { idempotencyRetentionMs: retentionHours * 3_600_000 }),
+      ...(maxConnectionsPerAddress === undefined ? {} : { maxConnectionsPerAddress }),
+      ...(maxUnauthenticatedSockets === undefined ? {} : { maxUnauthenticatedSockets }),
     });
   } catch (error) {
     throw new CliError(ExitCode.GATEWAY_ERROR, startFailure(error, dataDir, chosen?.from));

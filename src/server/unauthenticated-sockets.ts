@@ -165,7 +165,7 @@ export class UnauthenticatedSockets<S extends TrackedSocket = Socket> {
     const [address, count] = this.#busiestAddress();
     // Normal use never gets here (see DEFAULT_MAX_UNAUTHENTICATED_SOCKETS): the fix is at the source.
     this.#log(
-      `${this.#limit} sockets are open without an authenticated request, the most the gateway holds (maxUnauthenticatedSockets): closing the oldest for each new one, so clients with a token still get in; ` +
+      `${this.#limit} sockets are open without an authenticated request, the most the gateway holds (--max-unauthenticated-sockets): closing the oldest for each new one, so clients with a token still get in; ` +
         `${count} of them from ${address}: if that is a flood, block it before the gateway`,
     );
     const timer = setInterval(() => this.#check(), this.#quietMs);

@@ -8,7 +8,7 @@
 import net from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cleanup, openPeer, resultOf, runCli, startTunedGateway, waitUntil, type InProcessGateway, type Peer } from '../helpers/gateway.js';
+import { cleanup, openPeer, resultOf, runCli, startGatewayProcess, startTunedGateway, tryUpgrade, waitUntil, type InProcessGateway, type Peer } from '../helpers/gateway.js';
 import { closeHttpSockets, jsonOf, openRawHttp, postHead, postJson, rpcBody, type RawHttpConnection } from '../helpers/http.js';
 
 const test = suite('e2e: sockets without an authenticated request');
@@ -55,7 +55,7 @@ test('past the limit (8 here) the oldest silent sockets are closed, one for each
   // Once the gateway closed the 3rd it had accepted the last: the others are held.
   assert.equal(closedIndexes(silent), [0, 1, 2]);
   assert.equal(floodLines(gw).length, 1, gw.log.join('\n'));
-  assert.match(floodLines(gw)[0]!, `${limit} sockets are open without an authenticated request, the most the gateway holds (maxUnauthenticatedSockets): closing the oldest for each new one`);
+  assert.match(floodLines(gw)[0]!, `${limit} sockets are open without an authenticated request, the most the gateway holds (--max-unauthenticated-sockets): closing the oldest for each new one`);
   assert.match(floodLines(gw)[0]!, `; ${limit} of them from 127.0.0.1: `);
 
   // An agent connects: its socket took the place of the oldest silent one until its upgrade.
@@ -165,6 +165,32 @@ test('startGateway refuses a limit that is not a whole number of at least 1, wit
     const error = await started;
     assert.ok(error instanceof RangeError, `${limit}: ${String(error)}`);
     assert.match((error as RangeError).message, `maxUnauthenticatedSockets must be a whole number of at least 1, not ${limit}`);
+  }
+});
+
+test('switchboard gateway takes both limits as flags: --max-unauthenticated-sockets and --max-connections-per-address', async () => {
+  const gw = await startGatewayProcess({ args: ['--max-unauthenticated-sockets', '2', '--max-connections-per-address', '1'] });
+  const silent = await openSilent(gw.port, 3);
+  await waitClosed(silent.slice(0, 1), 'the oldest silent socket to be closed');
+  assert.equal(closedIndexes(silent), [0]);
+  await waitUntil(() => gw.stderr().includes('without an authenticated request'), 'the log line');
+  assert.match(gw.stderr(), '2 sockets are open without an authenticated request, the most the gateway holds (--max-unauthenticated-sockets)');
+  for (const connection of silent) connection.socket.destroy();
+  const first = await openPeer(gw.url, gw.token);
+  try {
+    const second = await tryUpgrade(gw.url, { authorization: `Bearer ${gw.token}` });
+    assert.is(second.status, 429);
+    assert.match(second.body, '127.0.0.1 already has 1 connections open');
+  } finally {
+    first.close();
+  }
+});
+
+test('the limits\' flags take whole numbers from 1', async () => {
+  for (const flag of ['--max-unauthenticated-sockets', '--max-connections-per-address']) {
+    const refused = await runCli(['gateway', '--port', '0', flag, '0']);
+    assert.is(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, flag);
   }
 });
 

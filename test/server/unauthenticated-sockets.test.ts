@@ -157,7 +157,7 @@ test('the log: one line when closing starts, naming the busiest address; one whe
   assert.is(log.length, 1, log.join('\n'));
   assert.is(
     log[0],
-    '3 sockets are open without an authenticated request, the most the gateway holds (maxUnauthenticatedSockets): closing the oldest for each new one, so clients with a token still get in; 2 of them from 10.0.0.1: if that is a flood, block it before the gateway',
+    '3 sockets are open without an authenticated request, the most the gateway holds (--max-unauthenticated-sockets): closing the oldest for each new one, so clients with a token still get in; 2 of them from 10.0.0.1: if that is a flood, block it before the gateway',
   );
   await waitUntil(() => log.length === 2, 'the line that says it stopped');
   assert.is(log[1], 'closed 8 sockets that had no authenticated request, to keep within 3; none for 0.02 s');
