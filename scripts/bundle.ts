@@ -25,8 +25,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { CODE_CACHE_OUT_ENV, codeCachePath } from '../src/cli/code-cache.js';
+import { codeCachePath } from '../src/cli/code-cache.js';
 import { startGateway } from '../src/server/gateway.js';
+import { codeCacheRunEnv } from './code-cache-env.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const LAZY = ['cac-parser', 'watch-command', 'gateway-command'] as const;
@@ -79,9 +80,7 @@ async function writeCodeCache(): Promise<void> {
     const gateway = await startGateway({ dataDir, port: 0, log: () => {} });
     try {
       // Not execFileSync: the gateway that answers the call runs on this process's event loop.
-      await run(process.execPath, [BIN, 'system', 'event', '--text', 'building the code cache', '--data-dir', dataDir], {
-        env: { ...process.env, [CODE_CACHE_OUT_ENV]: cache },
-      });
+      await run(process.execPath, [BIN, 'system', 'event', '--text', 'building the code cache', '--data-dir', dataDir], { env: codeCacheRunEnv(process.env, cache) });
     } finally {
       await gateway.close();
     }

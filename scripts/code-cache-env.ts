@@ -1,0 +1,17 @@
+/**
+ * The environment scripts/bundle.ts runs the bin in to make the CLI's code cache.
+ */
+import { CODE_CACHE_OUT_ENV } from '../src/cli/code-cache.js';
+import { ENV } from '../src/protocol/constants.js';
+
+/**
+ * The build's environment, with where the cache goes, and without the CLI's own variables: the
+ * call is for the gateway the build starts on a temp data dir, and the developer's
+ * SWITCHBOARD_URL and SWITCHBOARD_TOKEN (a CI host set up to post to its gateway, say) would win
+ * over that data dir's socket and token, and store the build's event in their gateway.
+ */
+export function codeCacheRunEnv(env: NodeJS.ProcessEnv, cache: string): NodeJS.ProcessEnv {
+  const run: NodeJS.ProcessEnv = { ...env, [CODE_CACHE_OUT_ENV]: cache };
+  for (const name of Object.values(ENV)) delete run[name];
+  return run;
+}
