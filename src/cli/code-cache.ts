@@ -12,7 +12,7 @@
  * never wrong.
  */
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
-import { constants, Script } from 'node:vm';
+import { Script } from 'node:vm';
 
 /** Set by the build to the file the cache goes to, written once the command has run. */
 export const CODE_CACHE_OUT_ENV = 'SWITCHBOARD_WRITE_CODE_CACHE';
@@ -32,8 +32,6 @@ export function compileBundle(bundle: string): Script {
   return new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
     filename: bundle,
     ...(cachedData === undefined ? {} : { cachedData }),
-    // The bundle loads its lazy chunks (help, watch, gateway) with import(), resolved from `filename`.
-    importModuleDynamically: constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
 }
 

@@ -92,7 +92,7 @@ export const TOKEN_PREFIX = {
 export const DATA_FILES = {
   token: 'token',
   database: 'switchboard.db',
-  /** The gateway's Unix socket, which the CLI uses when no URL is given (see localGatewayUrl in src/cli/client-commands.ts). */
+  /** The gateway's Unix socket, which the CLI uses when no URL is given (see localGatewayUrl in src/client/local-gateway.ts). */
   socket: 'gateway.sock',
 } as const;
 
