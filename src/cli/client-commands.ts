@@ -281,7 +281,7 @@ export function explain(error: unknown, { url, token, localDataDir }: { url: str
   // front of it, answered instead.
   const message = printable(error.message);
   const explained: Record<ConnectionFailure, [CliErrorName, string]> = {
-    unreachable: ['GATEWAY_UNREACHABLE', `${message}: ${unreachableHint(localDataDir)}`],
+    unreachable: ['GATEWAY_UNREACHABLE', `${message}: ${unreachableHint(localDataDir, errnoCode(error))}`],
     unauthorized: ['TOKEN_REFUSED', `the gateway at ${printable(url)} refused the token: ${refusedTokenHint(token)}`],
     rejected: ['GATEWAY_REJECTED', message],
     closed: ['CONNECTION_CLOSED', `${message}${uncertain || '; retry, or check the gateway'}`],
@@ -292,12 +292,27 @@ export function explain(error: unknown, { url, token, localDataDir }: { url: str
 }
 
 /**
- * What to do about a gateway not reached. Called without a URL, the CLI tried the data dir's:
- * the gateway may well run, with another data dir (another user's, say) or on a port only.
+ * What to do about a gateway not reached, by why (`code`, the connect's errno). Called without a
+ * URL, the CLI tried the data dir's socket: a gateway may well run, with another data dir or as
+ * another user, or on a port only.
  */
-function unreachableHint(localDataDir: string | undefined): string {
+function unreachableHint(localDataDir: string | undefined, code: string | undefined): string {
+  const byUrl = `give its URL with --url / ${ENV.url}`;
   if (localDataDir === undefined) return `is \`switchboard gateway\` running? (or set --url / ${ENV.url})`;
-  return `no gateway runs with the data dir ${localDataDir}: start one (\`switchboard gateway\`), or give --data-dir the running gateway's, or give its URL with --url / ${ENV.url} (ws://${DEFAULT_HOST}:${DEFAULT_PORT} for one on the default port)`;
+  if (code === 'ENOENT' || code === 'ECONNREFUSED') {
+    return `no gateway runs with the data dir ${localDataDir}: start one (\`switchboard gateway\`), or give --data-dir the running gateway's, or ${byUrl} (ws://${DEFAULT_HOST}:${DEFAULT_PORT} for one on the default port)`;
+  }
+  if (code === 'EACCES' || code === 'EPERM') return `the socket is another user's: run this as the user the gateway runs as, or ${byUrl}`;
+  return `or ${byUrl}`;
+}
+
+/** The errno code (ENOENT, EACCES, ...) of an error or of one of its causes. */
+function errnoCode(error: unknown): string | undefined {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    const { code } = cause as NodeJS.ErrnoException;
+    if (typeof code === 'string') return code;
+  }
+  return undefined;
 }
 
 /**

@@ -4,12 +4,13 @@
  * ConnectionError, never left hanging. With `reconnect`, a lost connection is re-opened with
  * backoff and every subscription resumes after the last event it saw, so none is seen twice.
  */
-import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_URL, TOKEN_REVOKED_CLOSE } from '../protocol/constants.js';
+import { DEFAULT_CALL_TIMEOUT_MS, TOKEN_REVOKED_CLOSE } from '../protocol/constants.js';
 import type { ErrorName } from '../protocol/errors.js';
 import type { MethodName, NotificationParams, ParamsOf, ResultOf } from '../protocol/methods.js';
 import type { AgentWakeNotification, StoredEvent } from '../protocol/schemas.js';
 import { ConnectionError, RpcCallError } from './errors.js';
 import { EventQueue } from './event-queue.js';
+import { localGatewayUrl } from './local-gateway.js';
 import { durationOption, tokenOption } from './options.js';
 import type { OpenOptions, Socket } from './transport.js';
 
@@ -29,7 +30,8 @@ export interface ReconnectOptions {
 export interface ConnectOptions {
   /**
    * ws://host:port (or wss://, http://, https://), or unix:/path/to/gateway.sock for the socket a
-   * gateway serves in its data dir. @default DEFAULT_URL (ws://127.0.0.1:18790)
+   * gateway serves in its data dir. @default localGatewayUrl(): the socket of the platform's
+   * default data dir, not a TCP port any local user could hold (Windows: DEFAULT_URL)
    */
   url?: string;
   /** The gateway's token, sent as `Authorization: Bearer <token>`. */
@@ -132,7 +134,7 @@ interface ClientSettings extends Omit<ConnectOptions, 'url' | 'timeoutMs' | 'rec
 }
 
 export async function connect(options: ConnectOptions): Promise<SwitchboardClient> {
-  const url = options.url ?? DEFAULT_URL;
+  const url = options.url ?? localGatewayUrl();
   const timeoutMs = durationOption('timeoutMs', options.timeoutMs, DEFAULT_CALL_TIMEOUT_MS);
   // Checked before connecting: a bad option is the caller's to fix, whatever the gateway says.
   const reconnect = reconnectSettings(options.reconnect);

@@ -40,13 +40,15 @@ export function unixSocketRefusal(url: string): ConnectionError | undefined {
   const path = unixSocketPath(url);
   const socket = path === undefined ? undefined : statOrUndefined(lstatSync, path);
   if (path === undefined || socket === undefined) return undefined;
-  if (!socket.isSocket()) return new ConnectionError('unreachable', url, `${path} is not a socket, so no gateway serves it`);
+  if (!socket.isSocket()) {
+    return new ConnectionError('unreachable', url, `${path} is not a socket, so no gateway serves it: remove it, and restart the gateway to have it make its socket`);
+  }
   const dir = statOrUndefined(statSync, dirname(path));
   if (dir === undefined || dir.uid === socket.uid) return undefined;
   return new ConnectionError(
     'rejected',
     url,
-    `${path} belongs to uid ${socket.uid}, not to uid ${dir.uid}, the owner of ${dirname(path)}: another user may have put it there, so the token is not sent to it; keep others from writing in that directory (chmod 700)`,
+    `${path} belongs to uid ${socket.uid}, not to uid ${dir.uid}, the owner of ${dirname(path)}: another user may have put it there, so the token is not sent to it; run the gateway as the directory's owner, and keep others from writing in a data dir (chmod 700)`,
   );
 }
 

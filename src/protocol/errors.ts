@@ -50,7 +50,7 @@ export const ErrorCode = {
   UNSUPPORTED_MEDIA_TYPE: 1016,
   /** An HTTP body that did not arrive within HTTP_BODY_TIMEOUT_MS (HTTP 408). */
   BODY_TIMEOUT: 1017,
-  /** A verb other than POST on /rpc or /hooks/wake (HTTP 405, Allow: POST), than GET and HEAD on /healthz (Allow: GET, HEAD), or than GET on / (Allow: GET). */
+  /** A verb other than POST on /rpc or /hooks/wake (HTTP 405, Allow: POST), than GET and HEAD on /healthz (Allow: GET, HEAD), or than GET and HEAD on / (Allow: GET, HEAD). */
   METHOD_NOT_ALLOWED: 1018,
   /**
    * session.subscribe's `after` is beyond the last seq the session issued: the events up to it
@@ -100,7 +100,7 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
   BODY_TOO_LARGE: 'HTTP 413: the body is larger than the HTTP body limit; send big events over WebSocket.',
   UNSUPPORTED_MEDIA_TYPE: 'HTTP 415: the body must be JSON ("Content-Type: application/json") and not compressed.',
   BODY_TIMEOUT: 'HTTP 408: the body did not arrive within the time limit.',
-  METHOD_NOT_ALLOWED: 'HTTP 405: /rpc and /hooks/wake take POST, /healthz GET or HEAD, / GET (WebSocket upgrades); the Allow header names them.',
+  METHOD_NOT_ALLOWED: 'HTTP 405: /rpc and /hooks/wake take POST, /healthz GET or HEAD, / GET (WebSocket upgrades) or HEAD; the Allow header names them.',
   AFTER_OUT_OF_RANGE: "The subscribe's after is beyond the last seq the session issued; resubscribe with after <= data.lastSeq (0 replays every pending event).",
   PATH_NOT_FOUND:
     'HTTP 404: no route at that path. WebSocket upgrades are taken at / only (a query string is fine), POST at /rpc and /hooks/wake, GET at /healthz; behind a proxy, map its path to the root.',

@@ -64,8 +64,8 @@ export function createHttpHandler(options: HttpIngressOptions): HttpHandler {
     const ingress = ROUTES[path];
     if (!ingress) {
       // The WebSocket's path: it has a route, for upgrades, which are GET requests.
-      if (path === '/' && request.method !== 'GET') {
-        return sendJson(response, 405, errorBody(null, 'METHOD_NOT_ALLOWED', '/ takes WebSocket upgrades (GET); calls over HTTP go to POST /rpc'), { allow: 'GET' });
+      if (path === '/' && request.method !== 'GET' && request.method !== 'HEAD') {
+        return sendJson(response, 405, errorBody(null, 'METHOD_NOT_ALLOWED', '/ takes WebSocket upgrades (GET); calls over HTTP go to POST /rpc'), { allow: 'GET, HEAD' });
       }
       if (path === '/') {
         return sendText(response, 426, 'switchboard speaks JSON-RPC 2.0 over WebSocket here (Authorization: Bearer <token>), and over HTTP at POST /rpc and POST /hooks/wake.\n', {

@@ -65,8 +65,11 @@ async function removeLeftover(path: string): Promise<string | undefined> {
   try {
     if (!lstatSync(path).isSocket()) return `${path} is in the way and is not a socket: remove it`;
     // The store's lock keeps a second gateway off this data dir, but not off a socketPath given
-    // outside it: a live server's socket is not taken from it.
-    if (await answers(path)) return `a server already listens on ${path}`;
+    // outside it: a live server's socket is not taken from it. Only a refused connection says
+    // nobody listens; a live server with a full backlog fails a connect too (EAGAIN).
+    const probe = await probeSocket(path);
+    if (probe === 'answered') return `a server already listens on ${path}`;
+    if (probe !== 'ECONNREFUSED') return `cannot tell whether a server listens on ${path} (${probe}): remove it if none does`;
     unlinkSync(path);
   } catch (error) {
     const errno = error as NodeJS.ErrnoException;
@@ -75,14 +78,15 @@ async function removeLeftover(path: string): Promise<string | undefined> {
   return undefined;
 }
 
-function answers(path: string): Promise<boolean> {
+/** 'answered' when a server takes a connection on it, else the connect's error code. */
+function probeSocket(path: string): Promise<string> {
   return new Promise((resolve) => {
     const probe = connect({ path });
     probe.once('connect', () => {
       probe.destroy();
-      resolve(true);
+      resolve('answered');
     });
-    probe.once('error', () => resolve(false));
+    probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
   });
 }
 

@@ -481,7 +481,7 @@ test('HTTP-level refusals carry a stable code: JSON-RPC errors on /rpc, { error 
   assertRefusal({ status: upgrade.status, headers: upgrade.headers as IncomingHttpHeaders, body: upgrade.body }, 401, 'UNAUTHORIZED', 'error');
 });
 
-test('a path with no route is 404 PATH_NOT_FOUND, and a verb /healthz or / does not take is 405 METHOD_NOT_ALLOWED (Allow: GET, HEAD; GET), as { error } like every other refusal, token or not', async ({ gw }) => {
+test('a path with no route is 404 PATH_NOT_FOUND, and a verb /healthz or / does not take is 405 METHOD_NOT_ALLOWED (Allow: GET, HEAD), as { error } like every other refusal, token or not', async ({ gw }) => {
   // Both were plain text, the only refusals without the JSON error and its stable code.
   for (const headers of [bearer(gw.token), {}]) {
     for (const method of ['POST', 'GET', 'PUT']) {
@@ -497,11 +497,13 @@ test('a path with no route is 404 PATH_NOT_FOUND, and a verb /healthz or / does 
       assert.is(refused.headers['allow'], 'GET, HEAD', method);
       assert.is(jsonOf<{ error: RpcErrorBody }>(refused).error.message, '/healthz takes GET or HEAD');
     }
+    // HEAD is answered as GET is (RFC 9110 section 9.3.2): 426, no body.
+    assert.is((await httpRequest(gw.port, { method: 'HEAD', path: '/', headers })).status, 426);
     // / is the WebSocket's: it was 404 "no route /" to any verb but GET.
     for (const method of ['POST', 'PUT', 'DELETE']) {
       const refused = await httpRequest(gw.port, { method, path: '/', headers: { ...headers, ...JSON_TYPE }, body: '{}' });
       assertRefusal(refused, 405, 'METHOD_NOT_ALLOWED', 'error');
-      assert.is(refused.headers['allow'], 'GET', method);
+      assert.is(refused.headers['allow'], 'GET, HEAD', method);
       assert.is(jsonOf<{ error: RpcErrorBody }>(refused).error.message, '/ takes WebSocket upgrades (GET); calls over HTTP go to POST /rpc');
     }
   }

@@ -7,7 +7,6 @@
 import { EventEmitter } from 'node:events';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DEFAULT_MAX_UNAUTHENTICATED_SOCKETS } from '../../src/protocol/constants.js';
 import { UnauthenticatedSockets } from '../../src/server/unauthenticated-sockets.js';
 import { waitUntil } from '../helpers/gateway.js';
 
@@ -44,10 +43,6 @@ function accept(sockets: UnauthenticatedSockets<FakeSocket>, ...names: string[])
 }
 
 const closedOnes = (all: readonly FakeSocket[]) => all.filter((socket) => socket.destroyed).map((socket) => socket.name);
-
-test(`the default limit is ${DEFAULT_MAX_UNAUTHENTICATED_SOCKETS}`, () => {
-  assert.is(DEFAULT_MAX_UNAUTHENTICATED_SOCKETS, 2048);
-});
 
 test('a limit that is not a whole number of at least 1 is a RangeError', () => {
   for (const limit of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
