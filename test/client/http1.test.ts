@@ -161,6 +161,21 @@ test('exchange: one request per socket, its length in bytes, answered without wa
   }
 });
 
+test('exchange: the client closes its socket once the response is complete, from a server that would keep it open', async () => {
+  let serverSide: import('node:net').Socket | undefined;
+  const server = await fakeServer((socket) => {
+    serverSide = socket;
+    socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+  });
+  try {
+    await post(server.url);
+    const closed = new Promise<void>((resolve) => (serverSide!.destroyed ? resolve() : serverSide!.once('close', () => resolve())));
+    await Promise.race([closed, new Promise((_, reject) => setTimeout(() => reject(new Error('the client never closed its socket')), 5_000))]);
+  } finally {
+    await server.close();
+  }
+});
+
 test('exchange: a response written a byte at a time and ended by the close', async () => {
   const server = await fakeServer(async (socket) => {
     for (const byte of 'HTTP/1.1 200 OK\r\n\r\nslow') {
