@@ -80,11 +80,15 @@ export interface SessionRows {
  *
  * A row must never lag in a way its events cannot repair, so two kinds of change are written in
  * the batch that makes them ("due"): a new session's row (its events carry its id, and only the
- * row names it), and the row of a session whose events were removed (acked, drained, replaced or
- * dropped), since a removed event no longer shows in the events table. What remains, events
- * appended after the row was written, is exactly what the events table holds beyond the row's
- * last seq: the store reconciles rows from it when it opens (after a crash they may lag) and
- * after a batch is rolled back (which drops this cache, lagging states included).
+ * row names it), and the row of a session whose events were consumed (acked or drained), which
+ * may take its newest events, and with them the only sign of its last seq, out of the events
+ * table. What remains are appends, some of which replaced or dropped older events; each leaves
+ * its own event pending, newer than the row's last seq until the row is written (or until the
+ * event is consumed, which writes it). So the events table shows every row that lags, and how
+ * far: its newest event gives the last seq, and its pending events the count. The store
+ * reconciles rows from it when it opens (after a crash they may lag) and after a batch is rolled
+ * back (which drops this cache, lagging states included). Writing rows only then matters most at
+ * the cap, where every append drops an event: ~200 rows were written in every batch of 520.
  *
  * Authoritative because the store alone writes the database (locking_mode EXCLUSIVE), and kept in
  * step with the transaction as the commit queue reports it: every change an operation makes here

@@ -919,6 +919,52 @@ test('a crash leaves session rows behind their appends, never their acks; the ne
   })();
 });
 
+test('a crash leaves rows behind appends that dropped or replaced events; the next open counts what is pending, not the row plus the appends', () => {
+  const dir = tempDir();
+  const storeModule = new URL('../../src/store/sqlite.js', import.meta.url).href;
+  // Batch 1 creates both sessions (their rows are due); in batch 2, at a cap of 3, s1's appends
+  // drop its two oldest events and s2's replaces the one under its contextKey: no row is due.
+  const script = `
+    const { SqliteEventStore } = await import(${JSON.stringify(storeModule)});
+    const store = SqliteEventStore.open(${JSON.stringify(path.join(dir, DATA_FILES.database))}, { maxPendingPerSession: 3 });
+    const append = (sessionKey, text, contextKey = null) => store.append({
+      event: { sessionKey, agentId: 'main', text, mode: 'now', contextKey }, ingress: {}, complete: () => null,
+    });
+    const batch = (...calls) => Promise.all(calls);
+    await batch(append('s1', 'one 1'), append('s1', 'one 2'), append('s2', 'two 1', 'build'), append('s2', 'two 2'));
+    await batch(append('s1', 'one 3'), append('s1', 'one 4'), append('s1', 'one 5'), append('s2', 'two 3', 'build'));
+    process.kill(process.pid, 'SIGKILL');
+  `;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.is(child.signal, 'SIGKILL', child.stderr);
+  const rows = () =>
+    withDatabase(dir, (db) =>
+      db.prepare<[], [string, number, number]>('SELECT session_key, last_seq, pending FROM sessions ORDER BY session_key').raw().all(),
+    );
+  assert.equal(rows(), [
+    ['s1', 2, 2],
+    ['s2', 2, 2],
+  ], 'as batch 1 wrote them');
+
+  const store = open(dir, 3);
+  return (async () => {
+    assert.equal(await store.stats(), { sessions: 2, pending: 5 });
+    const listed = await store.listSessions({ limit: 10 });
+    assert.equal(
+      listed.sessions.map(({ sessionKey, pending, lastSeq }) => [sessionKey, pending, lastSeq]),
+      [
+        ['s1', 3, 5],
+        ['s2', 2, 3],
+      ],
+    );
+    assert.equal(seqs(await store.peek('s1', { limit: 10 })), [3, 4, 5]);
+    assert.equal(seqs(await store.peek('s2', { limit: 10 })), [2, 3]);
+    const next = await queue(store, 's1', 'one 6');
+    assert.equal([next.seq, next.depth, next.dropped.map((ref) => ref.seq)], [6, 3, [3]], 'seq goes on, and the cap counts what is pending');
+    await store.close();
+  })();
+});
+
 test('close waits for queued work; later calls reject with StoreClosedError', async () => {
   const dir = tempDir();
   const store = open(dir);
