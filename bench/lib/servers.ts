@@ -29,6 +29,8 @@ export interface ServerOptions {
   profileDir?: string | undefined;
   /** Names the profile file. */
   label?: string;
+  /** switchboard's --max-pending (the gateway's default when absent). */
+  maxPendingPerSession?: number;
 }
 
 const START_TIMEOUT_MS = 15_000;
@@ -39,7 +41,8 @@ export async function startServer(kind: ServerKind, options: ServerOptions = {})
   if (options.profileDir) {
     execArgv.push('--cpu-prof', `--cpu-prof-dir=${options.profileDir}`, `--cpu-prof-name=${options.label ?? kind}-${kind}.cpuprofile`);
   }
-  const child = startChild(benchFile('servers/server.js'), [kind], execArgv);
+  const args = options.maxPendingPerSession === undefined ? [kind] : [kind, String(options.maxPendingPerSession)];
+  const child = startChild(benchFile('servers/server.js'), args, execArgv);
   const ready = await child.next<Message & { url: string; token: string; dataDir?: string }>('ready', START_TIMEOUT_MS);
   return {
     kind,

@@ -40,8 +40,8 @@ interface Running {
   close(): Promise<void>;
 }
 
-async function main(kind: string): Promise<void> {
-  const running = await start(kind);
+async function main(kind: string, maxPendingPerSession: number | undefined): Promise<void> {
+  const running = await start(kind, maxPendingPerSession);
   let loop: IntervalHistogram | undefined;
   process.on('message', (message: { type: string }) => {
     if (message.type === 'heap') tell({ type: 'heap', ...heap() });
@@ -67,10 +67,10 @@ async function main(kind: string): Promise<void> {
   process.exit(0);
 }
 
-function start(kind: string): Promise<Running> {
+function start(kind: string, maxPendingPerSession: number | undefined): Promise<Running> {
   switch (kind) {
     case 'switchboard':
-      return startSwitchboard();
+      return startSwitchboard(maxPendingPerSession);
     case 'echo':
       return startRaw((wss) =>
         wss.on('connection', (socket) => socket.on('message', (data, isBinary) => socket.send(data, { binary: isBinary }))),
@@ -95,7 +95,7 @@ function heap(): { heapUsed: number; rss: number; external: number } {
 
 // ---------------------------------------------------------------- switchboard
 
-async function startSwitchboard(): Promise<Running> {
+async function startSwitchboard(maxPendingPerSession: number | undefined): Promise<Running> {
   // The gateway does not expose its store; keep a handle on it to read the group-commit counters.
   let store: SqliteEventStore | undefined;
   const open = SqliteEventStore.open.bind(SqliteEventStore);
@@ -106,6 +106,7 @@ async function startSwitchboard(): Promise<Running> {
     host: HOST,
     port: 0,
     dataDir,
+    ...(maxPendingPerSession === undefined ? {} : { maxPendingPerSession }),
     log: (line) => process.stderr.write(`gateway: ${line}\n`),
   });
   const token = fs.readFileSync(path.join(dataDir, 'token'), 'utf8').trim();
@@ -223,4 +224,4 @@ async function startRpcWebSockets(): Promise<Running> {
   };
 }
 
-main(process.argv[2] ?? '').catch(failTo(`bench server ${process.argv[2] ?? ''}`));
+main(process.argv[2] ?? '', process.argv[3] === undefined ? undefined : Number(process.argv[3])).catch(failTo(`bench server ${process.argv[2] ?? ''}`));
