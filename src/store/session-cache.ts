@@ -87,8 +87,9 @@ export interface SessionRows {
  * event is consumed, which writes it). So the events table shows every row that lags, and how
  * far: its newest event gives the last seq, and its pending events the count. The store
  * reconciles rows from it when it opens (after a crash they may lag) and after a batch is rolled
- * back (which drops this cache, lagging states included). Writing rows only then matters most at
- * the cap, where every append drops an event: ~200 rows were written in every batch of 520.
+ * back (which drops this cache, lagging states included). That drops and replacements are not due
+ * matters at the cap, where every append drops an event: when they were, the bench's batches of
+ * 520 appends over 200 sessions each wrote ~200 rows.
  *
  * Authoritative because the store alone writes the database (locking_mode EXCLUSIVE), and kept in
  * step with the transaction as the commit queue reports it: every change an operation makes here
