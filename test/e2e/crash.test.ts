@@ -16,7 +16,19 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CrashWorkload, cleanup, seededRandom, startGatewayProcess, type CrashCounts } from '../helpers/gateway.js';
+import {
+  CrashWorkload,
+  cleanup,
+  openCallSocket,
+  openRaw,
+  resultOf,
+  seededRandom,
+  startGatewayProcess,
+  waitUntil,
+  type CallSocket,
+  type CrashCounts,
+  type GatewayProcess,
+} from '../helpers/gateway.js';
 
 const test = suite('e2e: crash (SIGKILL with calls in flight)');
 
@@ -75,6 +87,64 @@ test('SIGKILL at a random moment: answered events survive exactly once, refused 
   // An event the crash had committed without answering is answered now as a duplicate of itself.
   assert.is(final.counts.duplicateAnswers, afterCrash.counts.unansweredPresent);
   assert.is(await second.stop('SIGTERM'), 0, `clean exit\nstderr: ${second.stderr()}`);
+});
+
+interface ListedSession {
+  sessionKey: string;
+  pending: number;
+  lastSeq: number;
+}
+
+test('SIGKILL at the pending cap: each session lists exactly its pending events, which are its newest, and seq goes on', async () => {
+  // Every append at the cap drops its session's oldest event, and leaves the session's row to be
+  // written later: after a crash the row is brought up to date from the events themselves.
+  const cap = 5;
+  const sessions = [1, 2, 3, 4].map((n) => `agent:main:telegram:direct:U${n}`);
+  const lastAnswered = new Map(sessions.map((key) => [key, 0]));
+
+  async function checkRows(gateway: GatewayProcess, context: string): Promise<void> {
+    const raw = await openRaw(gateway.url, gateway.token);
+    const { sessions: listed } = resultOf<{ sessions: ListedSession[] }>(await raw.call('session.list', { limit: 100 }));
+    for (const sessionKey of sessions) {
+      const row = listed.find((session) => session.sessionKey === sessionKey)!;
+      const { events } = resultOf<{ events: Array<{ seq: number }> }>(await raw.call('session.peek', { sessionKey, limit: 100 }));
+      const newest = Array.from({ length: Math.min(cap, row.lastSeq) }, (_, i) => row.lastSeq - Math.min(cap, row.lastSeq) + 1 + i);
+      assert.equal(events.map((event) => event.seq), newest, `${context}: ${sessionKey} holds its newest events`);
+      assert.is(row.pending, events.length, `${context}: ${sessionKey} lists what it holds`);
+      assert.ok(row.lastSeq >= lastAnswered.get(sessionKey)!, `${context}: ${sessionKey} keeps every seq answered`);
+      const next = resultOf<{ queue: { seq: number } }>(await raw.call('system.event', { text: `${context}: next`, sessionKey }));
+      assert.is(next.queue.seq, row.lastSeq + 1, `${context}: ${sessionKey} goes on from its last seq`);
+      lastAnswered.set(sessionKey, next.queue.seq);
+    }
+    raw.close();
+  }
+
+  async function keepCalling(socket: CallSocket, worker: number, answered: { count: number }): Promise<void> {
+    for (let n = 0; !socket.isClosed; n++) {
+      const sessionKey = sessions[(worker + n) % sessions.length]!;
+      const outcome = await socket.call('system.event', { text: `worker ${worker} call ${n} ${Math.random()}`, sessionKey });
+      if (outcome.kind !== 'answered') continue;
+      const { seq } = resultOf<{ queue: { seq: number } }>(outcome.response).queue;
+      lastAnswered.set(sessionKey, Math.max(lastAnswered.get(sessionKey)!, seq));
+      answered.count++;
+    }
+  }
+
+  let dataDir: string | undefined;
+  for (let kill = 1; kill <= 2; kill++) {
+    const gateway = await startGatewayProcess({ dataDir, args: ['--max-pending', String(cap)] });
+    if (dataDir !== undefined) await checkRows(gateway, `after kill ${kill - 1}`);
+    dataDir = gateway.dataDir;
+    const sockets = await Promise.all([0, 1].map(() => openCallSocket(gateway.url, gateway.token)));
+    const answered = { count: 0 };
+    const workers = sockets.flatMap((socket, s) => Array.from({ length: 8 }, (_, i) => keepCalling(socket, s * 8 + i, answered)));
+    await waitUntil(() => answered.count >= 300, 'answers before the kill');
+    await gateway.kill9();
+    await Promise.all(workers);
+  }
+  const last = await startGatewayProcess({ dataDir, args: ['--max-pending', String(cap)] });
+  await checkRows(last, 'after kill 2');
+  assert.is(await last.stop('SIGTERM'), 0, `clean exit\nstderr: ${last.stderr()}`);
 });
 
 test.run();
