@@ -865,32 +865,45 @@ test('session cache: evicts the least recently used written entry past SESSION_C
   assert.equal([cache.get('s2'), cache.get('s1'), cache.get('unwritten')], [undefined, sessionState(1), sessionState(1)], 's1 and unwritten were used since');
 });
 
-test('a crash leaves session rows behind their appends, never their acks; the next open brings them up to date and seq goes on', () => {
-  const dir = tempDir();
+/**
+ * Runs `steps` in a child process that then dies with SIGKILL, leaving the data dir as a crash
+ * does. The steps are module code with `store` (opened on `dir` with the given cap),
+ * `append(sessionKey, text, contextKey = null)` and `batch(...appends)` in scope.
+ */
+function crashAfter(dir: string, maxPendingPerSession: number, steps: string): void {
   const storeModule = new URL('../../src/store/sqlite.js', import.meta.url).href;
-  // Batch 1 creates both sessions (their rows are due); batch 2 only appends (the rows wait);
-  // batch 3 acks s1 (its row is due); batch 4 appends again; then the process dies uncleanly.
   const script = `
     const { SqliteEventStore } = await import(${JSON.stringify(storeModule)});
-    const store = SqliteEventStore.open(${JSON.stringify(path.join(dir, DATA_FILES.database))}, { maxPendingPerSession: 100 });
-    const append = (sessionKey, text) => store.append({
-      event: { sessionKey, agentId: 'main', text, mode: 'now', contextKey: null }, ingress: {}, complete: () => null,
+    const store = SqliteEventStore.open(${JSON.stringify(path.join(dir, DATA_FILES.database))}, { maxPendingPerSession: ${maxPendingPerSession} });
+    const append = (sessionKey, text, contextKey = null) => store.append({
+      event: { sessionKey, agentId: 'main', text, mode: 'now', contextKey }, ingress: {}, complete: () => null,
     });
     const batch = (...calls) => Promise.all(calls);
-    await batch(...[1, 2, 3, 4, 5].map((i) => append('s1', 'one ' + i)), append('s2', 'two 1'));
-    await batch(...[6, 7, 8].map((i) => append('s1', 'one ' + i)), ...[2, 3, 4, 5].map((i) => append('s2', 'two ' + i)));
-    await store.ack('s1', 2, {});
-    await batch(append('s1', 'one 9'), append('s1', 'one 10'));
+    ${steps}
     process.kill(process.pid, 'SIGKILL');
   `;
   const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
   assert.is(child.signal, 'SIGKILL', child.stderr);
+}
 
-  const rows = () =>
-    withDatabase(dir, (db) =>
-      db.prepare<[], [string, number, number]>('SELECT session_key, last_seq, pending FROM sessions ORDER BY session_key').raw().all(),
-    );
-  assert.equal(rows(), [
+/** The sessions table as the file holds it: [session key, last seq, pending], by key. */
+function sessionRows(dir: string): Array<[string, number, number]> {
+  return withDatabase(dir, (db) =>
+    db.prepare<[], [string, number, number]>('SELECT session_key, last_seq, pending FROM sessions ORDER BY session_key').raw().all(),
+  );
+}
+
+test('a crash leaves session rows behind their appends, never their acks; the next open brings them up to date and seq goes on', () => {
+  const dir = tempDir();
+  // Batch 1 creates both sessions (their rows are due); batch 2 only appends (the rows wait);
+  // batch 3 acks s1 (its row is due); batch 4 appends again; then the process dies uncleanly.
+  crashAfter(dir, 100, `
+    await batch(...[1, 2, 3, 4, 5].map((i) => append('s1', 'one ' + i)), append('s2', 'two 1'));
+    await batch(...[6, 7, 8].map((i) => append('s1', 'one ' + i)), ...[2, 3, 4, 5].map((i) => append('s2', 'two ' + i)));
+    await store.ack('s1', 2, {});
+    await batch(append('s1', 'one 9'), append('s1', 'one 10'));
+  `);
+  assert.equal(sessionRows(dir), [
     ['s1', 8, 6],
     ['s2', 1, 1],
   ], 'as the crash left them: s1 as written by its ack, s2 by its first append');
@@ -912,7 +925,7 @@ test('a crash leaves session rows behind their appends, never their acks; the ne
     const deduplicated = await store.append(request('s2', 'two 6'));
     assert.is(deduplicated.status === 'stored' && deduplicated.outcome.status, 'deduplicated');
     await store.close();
-    assert.equal(rows(), [
+    assert.equal(sessionRows(dir), [
       ['s1', 11, 9],
       ['s2', 6, 6],
     ], 'close writes every row');
@@ -921,27 +934,13 @@ test('a crash leaves session rows behind their appends, never their acks; the ne
 
 test('a crash leaves rows behind appends that dropped or replaced events; the next open counts what is pending, not the row plus the appends', () => {
   const dir = tempDir();
-  const storeModule = new URL('../../src/store/sqlite.js', import.meta.url).href;
   // Batch 1 creates both sessions (their rows are due); in batch 2, at a cap of 3, s1's appends
   // drop its two oldest events and s2's replaces the one under its contextKey: no row is due.
-  const script = `
-    const { SqliteEventStore } = await import(${JSON.stringify(storeModule)});
-    const store = SqliteEventStore.open(${JSON.stringify(path.join(dir, DATA_FILES.database))}, { maxPendingPerSession: 3 });
-    const append = (sessionKey, text, contextKey = null) => store.append({
-      event: { sessionKey, agentId: 'main', text, mode: 'now', contextKey }, ingress: {}, complete: () => null,
-    });
-    const batch = (...calls) => Promise.all(calls);
+  crashAfter(dir, 3, `
     await batch(append('s1', 'one 1'), append('s1', 'one 2'), append('s2', 'two 1', 'build'), append('s2', 'two 2'));
     await batch(append('s1', 'one 3'), append('s1', 'one 4'), append('s1', 'one 5'), append('s2', 'two 3', 'build'));
-    process.kill(process.pid, 'SIGKILL');
-  `;
-  const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
-  assert.is(child.signal, 'SIGKILL', child.stderr);
-  const rows = () =>
-    withDatabase(dir, (db) =>
-      db.prepare<[], [string, number, number]>('SELECT session_key, last_seq, pending FROM sessions ORDER BY session_key').raw().all(),
-    );
-  assert.equal(rows(), [
+  `);
+  assert.equal(sessionRows(dir), [
     ['s1', 2, 2],
     ['s2', 2, 2],
   ], 'as batch 1 wrote them');
