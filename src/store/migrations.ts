@@ -131,9 +131,10 @@ const MIGRATIONS: readonly string[] = [
   `,
   `
   -- No change to the tables. From schema 3 on, a session's row may lag the events appended to it
-  -- (never their removal) until the store writes it, and the store brings such rows up to date from
-  -- the events table when it opens (see SessionCache). A build that predates this would trust the
-  -- rows as they are, and after a crash reuse seqs: this version makes it refuse the data dir.
+  -- (never their removal; schema 6 widens this) until the store writes it, and the store brings such
+  -- rows up to date from the events table when it opens (see SessionCache). A build that predates
+  -- this would trust the rows as they are, and after a crash reuse seqs: this version makes it
+  -- refuse the data dir.
   SELECT 1;
   `,
   `
@@ -154,6 +155,15 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE events ADD COLUMN accepted TEXT;
   ALTER TABLE trace ADD COLUMN accepted_at INTEGER;
   ALTER TABLE trace ADD COLUMN accepted TEXT;
+  `,
+  `
+  -- No change to the tables. From schema 6 on, a session's row may also lag appends that dropped
+  -- events at the pending cap or replaced one under its contextKey (those removals no longer write
+  -- the row), and the store takes a lagging row's pending count from the events it holds. A build
+  -- that predates this adds the appends to the row's count instead: after a crash it would count
+  -- events that are gone and, at the cap, drop the real ones. This version makes it refuse the
+  -- data dir.
+  SELECT 1;
   `,
 ];
 

@@ -41,7 +41,7 @@ export interface SessionState extends SessionRow {
 
 /**
  * How long a session's row may lag the appends made to it. Only appends wait: a new session's row
- * and the row of a session whose events were removed are written in the same batch (see
+ * and the row of a session whose events were acked or drained are written in the same batch (see
  * SessionCache). Once this has passed since every row was last written, the next batch writes all.
  */
 export const DEFERRED_ROWS_MAX_AGE_MS = 1_000;
@@ -135,7 +135,7 @@ export class SessionCache implements TransactionObserver {
 
   /**
    * Records the session's new state. Its row is written before the batch commits when `due` (a
-   * new session, or events removed), else by a later writeBack().
+   * new session, or events acked or drained), else by a later writeBack().
    */
   update(sessionKey: string, state: SessionState, due: boolean): void {
     this.#put(sessionKey, state, true, due || this.#due.has(sessionKey));
