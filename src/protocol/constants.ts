@@ -186,9 +186,10 @@ export const MAX_TOKEN_NAME_LENGTH = 128;
 export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
 
 /**
- * Text bytes one session.peek / session.drain answer carries at most (at least one event): with
- * JSON escaping a worst-case answer stays under MAX_CLIENT_FRAME_BYTES, so a drained event can
- * never be consumed by an answer too large to arrive.
+ * Text bytes the session.peek / session.drain answers to one frame carry at most, together (at
+ * least one event; a batch's reads share it, see ReadBudget): with JSON escaping a worst-case
+ * frame stays under MAX_CLIENT_FRAME_BYTES, so a drained event can never be consumed by an answer
+ * too large to arrive.
  */
 export const MAX_READ_TEXT_BYTES = 2 * 1024 * 1024;
 

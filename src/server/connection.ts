@@ -9,6 +9,7 @@ import type { Writable } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import { RpcError, type ErrorName } from '../protocol/errors.js';
 import { errorResponse, refuseFrame, type RpcDispatcher } from '../protocol/jsonrpc.js';
+import { readBudget } from '../store/read-budget.js';
 import type { Principal } from './auth.js';
 import type { CallContext } from './context.js';
 import type { Subscriber } from './hub.js';
@@ -184,6 +185,7 @@ export class Connection implements Subscriber {
       remoteAddress: this.remoteAddress,
       subscriber: this,
       afterResponse: (task) => tasks.push(task),
+      readBudget: readBudget(),
     };
     this.#inFlight++;
     this.#dispatcher

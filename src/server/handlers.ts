@@ -11,7 +11,7 @@ import { parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../prot
 import { compileValidator, rejectLoneSurrogates } from '../protocol/validate.js';
 import { routeEvent, toStoredEvent } from '../routing/route-event.js';
 import { StoreClosedError, StoreUnavailableError } from '../store/errors.js';
-import type { EventStore, ReadResult, TraceDetail, TraceEntry, TraceStep } from '../store/types.js';
+import type { EventStore, ReadOptions, ReadResult, TraceDetail, TraceEntry, TraceStep } from '../store/types.js';
 import { authorize, boundAgent } from './auth.js';
 import type { CallContext } from './context.js';
 import type { DeliveryHub, SubscriptionTarget } from './hub.js';
@@ -184,12 +184,13 @@ function bindValidators(implementations: Implementations, isClosing: () => boole
 async function readSession(
   params: ParamsOf<'session.peek'>,
   context: CallContext,
-  read: (sessionKey: string, options: { after?: number; limit: number }) => Promise<ReadResult>,
+  read: (sessionKey: string, options: ReadOptions) => Promise<ReadResult>,
 ): Promise<SessionReadResult> {
   const parsed = parseKey(params.sessionKey);
   authorize(context.principal, { scope: 'subscribe', agentId: parsed.route.agentId });
   const result = await read(parsed.sessionKey, {
     limit: params.limit ?? DEFAULT_READ_LIMIT,
+    budget: context.readBudget,
     ...(params.after === undefined ? {} : { after: params.after }),
   });
   return {

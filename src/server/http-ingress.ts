@@ -13,6 +13,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HTTP_BODY_TIMEOUT_MS, MAX_HTTP_BODY_BYTES } from '../protocol/constants.js';
 import { ErrorCode, type ErrorData, type ErrorName } from '../protocol/errors.js';
 import { errorResponse, type RpcDispatcher } from '../protocol/jsonrpc.js';
+import { readBudget } from '../store/read-budget.js';
 import type { Principal } from './auth.js';
 import type { CallContext, Ingress } from './context.js';
 import { peerAddress } from './local-socket.js';
@@ -104,6 +105,7 @@ export function createHttpHandler(options: HttpIngressOptions): HttpHandler {
           connectionId: null,
           subscriber: null,
           afterResponse: (task) => response.once('finish', task),
+          readBudget: readBudget(),
         };
         const answer = ingress === 'http-rpc' ? answerRpc : answerHook;
         return answer(options.dispatcher, body.text, context, response);

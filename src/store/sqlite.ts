@@ -6,12 +6,13 @@
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { createPrivateFile, makePrivateDir } from '../config/private-files.js';
-import { DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_READ_TEXT_BYTES, TRACE_RETENTION_MS } from '../protocol/constants.js';
+import { DEFAULT_IDEMPOTENCY_RETENTION_MS, TRACE_RETENTION_MS } from '../protocol/constants.js';
 import { CommitQueue, observeAll, type CommitMetrics, type RunOptions } from './commit-queue.js';
 import { corruptStoreError, isCorruption, sqliteCode, StoreClosedError, StoreLockedError, StoreOpenError } from './errors.js';
 import { newEventId } from './ids.js';
 import { migrate } from './migrations.js';
 import { PendingIndex, type PendingRef } from './pending-index.js';
+import { readBudget, takeWithinBudget } from './read-budget.js';
 import { NEWEST_TEXT_CACHE_LIMIT, SessionCache, type NewestEvent, type SessionRow, type SessionState } from './session-cache.js';
 import type {
   AckResult,
@@ -340,19 +341,6 @@ function openDatabase(file: string): Database.Database {
     db?.close();
     throw openFailure(file, error);
   }
-}
-
-/**
- * The longest prefix of `events` whose texts fit MAX_READ_TEXT_BYTES (at least one event): one
- * answer must stay small enough to arrive, above all for drain, which consumes what it returns.
- */
-function withinTextBudget(events: EventRecord[]): EventRecord[] {
-  let bytes = 0;
-  for (let i = 0; i < events.length; i++) {
-    bytes += Buffer.byteLength(events[i]!.text, 'utf8');
-    if (bytes > MAX_READ_TEXT_BYTES && i > 0) return events.slice(0, i);
-  }
-  return events;
 }
 
 function openFailure(file: string, error: unknown): Error {
@@ -774,13 +762,13 @@ export class SqliteEventStore implements EventStore, TokenStore {
   }
 
   /** Reads the session's pending events; consumes those returned when `drainedBy` says who drains them. */
-  #read(sessionKey: string, { after = 0, limit }: ReadOptions, drainedBy?: TraceDetail): ReadResult {
+  #read(sessionKey: string, { after = 0, limit, budget = readBudget() }: ReadOptions, drainedBy?: TraceDetail): ReadResult {
     const session = this.#session(sessionKey);
     // A session with events has a row (or a state on its way to one).
     if (!session) return { events: [], depth: 0, more: false };
     const refs = this.#pending.after(session.id, after, limit + 1);
     const rows = refs.length === 0 ? [] : this.#sql.read.all({ ids: idList(refs), sessionKey });
-    const events = withinTextBudget(rows.slice(0, limit));
+    const events = takeWithinBudget(rows.slice(0, limit), budget);
     let depth = session.pending;
     const last = events.at(-1);
     if (drainedBy && last) {

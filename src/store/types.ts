@@ -3,6 +3,7 @@
  * Sessions are identified by canonical session keys; the store never parses them.
  */
 import type { EventMode, QueueOutcome, TokenScope } from '../protocol/schemas.js';
+import type { ReadBudget } from './read-budget.js';
 
 /** An event as stored. Times are milliseconds since the epoch. */
 export interface EventRecord {
@@ -61,6 +62,11 @@ export interface ReadOptions {
   /** Only events with seq greater than this. */
   after?: number;
   limit: number;
+  /**
+   * The text the read may return, shared with the other reads answered in the same frame (see
+   * ReadBudget). Without it, the read has a budget of its own.
+   */
+  budget?: ReadBudget;
 }
 
 export interface ReadResult {

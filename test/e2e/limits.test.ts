@@ -1,15 +1,19 @@
 /**
  * Admission and per-connection limits, each at its edge and one past it: failed authentications
  * per address (429 with Retry-After, for HTTP and WebSocket upgrades alike), open connections per
- * address, requests in flight per connection (1010), subscriptions per connection (1006).
+ * address, requests in flight per connection (1010), subscriptions per connection (1006), and the
+ * event text the answers to one frame carry (one read's worth, batch or not).
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   AUTH_FAILURE_WINDOW_MS,
   MAX_AUTH_FAILURES_PER_WINDOW,
+  MAX_BATCH_LENGTH,
   MAX_IN_FLIGHT_PER_CONNECTION,
+  MAX_READ_TEXT_BYTES,
   MAX_SUBSCRIPTIONS_PER_CONNECTION,
+  MAX_TEXT_BYTES,
 } from '../../src/protocol/constants.js';
 import {
   cleanup,
@@ -265,6 +269,72 @@ test('past the in-flight limit a batch is refused as a batch: an array of 1010s 
   await peer.waitFor(() => (answersOf(peer).length >= flood ? true : undefined), `answers to ${flood} requests`, 20_000);
   await new Promise((resolve) => setTimeout(resolve, 200));
   assert.is(peer.frames.filter((frame) => Array.isArray(frame)).length, 1, 'the notification-only batch got no answer');
+  peer.close();
+});
+
+// ---------------------------------------------------------------- event text per frame
+
+/** Fills each session with `count` events of MAX_TEXT_BYTES of text. */
+async function fill(peer: Peer, sessionKeys: readonly string[], count: number): Promise<void> {
+  for (const sessionKey of sessionKeys) {
+    for (let i = 0; i < count; i++) {
+      const text = `${sessionKey} ${i} `.padEnd(MAX_TEXT_BYTES, 'x');
+      resultOf(await peer.call('system.event', { text, sessionKey }));
+    }
+  }
+}
+
+interface ReadAnswer {
+  events: Array<{ text: string }>;
+  depth: number;
+  more: boolean;
+}
+
+const textBytes = (answers: readonly JsonRpcResponse[]) =>
+  answers.reduce((sum, answer) => sum + resultOf<ReadAnswer>(answer).events.reduce((bytes, event) => bytes + Buffer.byteLength(event.text), 0), 0);
+
+const perRead = MAX_READ_TEXT_BYTES / MAX_TEXT_BYTES;
+
+test(`a batch of ${MAX_BATCH_LENGTH} peeks answers no more event text than one peek (MAX_READ_TEXT_BYTES), over WebSocket and POST /rpc`, async () => {
+  const gw = await startTunedGateway();
+  const peer = await openPeer(gw.url, gw.token);
+  const sessionKey = 'agent:budget:main';
+  await fill(peer, [sessionKey], perRead + 8);
+  const peeks = Array.from({ length: MAX_BATCH_LENGTH }, () => ({ method: 'session.peek', params: { sessionKey, limit: 1000 } }));
+
+  const answers = await peer.batch(peeks, 30_000);
+  assert.is(textBytes(answers), MAX_READ_TEXT_BYTES);
+  assert.equal(
+    answers.map((answer) => [resultOf<ReadAnswer>(answer).events.length, resultOf<ReadAnswer>(answer).more]),
+    [[perRead, true], ...Array.from({ length: MAX_BATCH_LENGTH - 1 }, () => [0, true])],
+    'the first read takes the budget; the rest answer no events, and more',
+  );
+  const [again] = await peer.batch([peeks[0]!]);
+  assert.is(resultOf<ReadAnswer>(again!).events.length, perRead, 'the next frame has a budget of its own');
+
+  const response = await postJson(gw.port, '/rpc', peeks.map((peek, id) => ({ jsonrpc: '2.0', id, ...peek })), gw.token);
+  assert.is(response.status, 200);
+  assert.is(textBytes(jsonOf<JsonRpcResponse[]>(response)), MAX_READ_TEXT_BYTES);
+  peer.close();
+});
+
+test('a batch of drains consumes no more than one answer carries, and only what it answers', async () => {
+  const gw = await startTunedGateway();
+  const peer = await openPeer(gw.url, gw.token);
+  const sessionKeys = ['agent:budget:direct:a', 'agent:budget:direct:b', 'agent:budget:direct:c'];
+  const each = perRead / 2 + 2;
+  await fill(peer, sessionKeys, each);
+
+  const answers = await peer.batch(sessionKeys.map((sessionKey) => ({ method: 'session.drain', params: { sessionKey, limit: 1000 } })), 30_000);
+  const drained = answers.map((answer) => resultOf<ReadAnswer>(answer));
+  assert.is(textBytes(answers), MAX_READ_TEXT_BYTES);
+  assert.equal(drained.map((read) => [read.events.length, read.depth]), [
+    [each, 0],
+    [perRead - each, 2 * each - perRead],
+    [0, each],
+  ]);
+  const peeked = await peer.batch(sessionKeys.map((sessionKey) => ({ method: 'session.peek', params: { sessionKey, limit: 1 } })));
+  assert.equal(peeked.map((answer) => resultOf<ReadAnswer>(answer).depth), [0, 2 * each - perRead, each], 'what was not answered is still pending');
   peer.close();
 });
 

@@ -28,6 +28,7 @@ import {
   SessionCache,
 } from '../../src/store/session-cache.js';
 import { migrate, SCHEMA_VERSION } from '../../src/store/migrations.js';
+import { readBudget } from '../../src/store/read-budget.js';
 import { PRUNE_SLICE } from '../../src/store/sqlite.js';
 import { DATA_FILES, MAX_READ_TEXT_BYTES, DEFAULT_IDEMPOTENCY_RETENTION_MS, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
 
@@ -151,6 +152,30 @@ test('reads stop at MAX_READ_TEXT_BYTES of text (at least one event), so a drain
   assert.is(drained.events.length, fit);
   assert.is(drained.depth, 3, 'only what was returned was consumed');
   assert.equal(seqs(await store.peek('agent:main:main', { limit: 1000 })), [fit + 1, fit + 2, fit + 3]);
+});
+
+test('reads given one budget share it: those after the first get what is left, or nothing and more, and a drain consumes only what it returns', async () => {
+  const store = open(tempDir(), 1000);
+  const size = 64 * 1024;
+  const fit = MAX_READ_TEXT_BYTES / size;
+  const text = (i: number) => `${String(i).padStart(4, '0')}${'x'.repeat(size - 4)}`;
+  for (let i = 0; i < fit - 2; i++) await queue(store, 'a', text(i));
+  for (let i = 0; i < 5; i++) await queue(store, 'b', text(i));
+  await queue(store, 'c', 'small');
+
+  const budget = readBudget();
+  const [a, b, c, d] = await Promise.all([
+    store.peek('a', { limit: 1000, budget }),
+    store.drain('b', { limit: 1000, budget }, DRAINED_BY),
+    store.drain('c', { limit: 1000, budget }, DRAINED_BY),
+    store.peek('b', { limit: 1000, budget }),
+  ]);
+  assert.equal([a.events.length, a.more], [fit - 2, false], 'the first read takes what it needs');
+  assert.equal([b.events.length, b.more, b.depth], [2, true, 3], 'the next takes what is left, and consumes only that');
+  assert.equal([c.events.length, c.more, c.depth], [0, true, 1], 'then nothing is left: nothing read, nothing consumed');
+  assert.equal([d.events.length, d.more, d.depth], [0, true, 3]);
+  assert.is(budget.textBytes, 0);
+  assert.equal(seqs(await store.peek('b', { limit: 1000 })), [3, 4, 5], 'a read with a budget of its own reads again');
 });
 
 test('seq is monotonic and counted per session', async () => {
