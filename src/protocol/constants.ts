@@ -123,6 +123,16 @@ export const PING_INTERVAL_MS = 30_000;
  */
 export const MAX_SUBSCRIBER_BUFFER_BYTES = 4 * 1024 * 1024;
 
+/**
+ * A connection whose unsent data passes this once an answer is queued is cut (close 1008,
+ * "answers not read"). The in-flight limit counts requests until they are answered, not until
+ * the answers are read: a client that sent requests and never read would otherwise have the
+ * gateway hold every answer, up to its whole heap (a peek answers up to MAX_READ_TEXT_BYTES of
+ * text). Four of the largest frames a client takes (MAX_CLIENT_FRAME_BYTES), so a client that
+ * reads, however far behind in a burst of large reads, is never cut.
+ */
+export const MAX_UNREAD_ANSWER_BYTES = 64 * 1024 * 1024;
+
 /** Subscriptions one connection may hold: an agent needs a few; bounds the gateway's memory. */
 export const MAX_SUBSCRIPTIONS_PER_CONNECTION = 256;
 

@@ -43,6 +43,8 @@ export interface Refusal {
 export interface ConnectionOptions {
   /** Unsent bytes past which a subscriber is cut with 1008 "slow consumer". */
   maxBufferedBytes: number;
+  /** Unsent bytes past which, once an answer is queued, the connection is cut with 1008 "answers not read". */
+  maxUnreadAnswerBytes: number;
   /** Frames (a request, or a batch) in flight past which new ones are refused with TOO_MANY_IN_FLIGHT. */
   maxInFlight: number;
 }
@@ -154,6 +156,16 @@ export class Connection implements Subscriber {
     setTimeout(() => this.#socket.terminate(), CLOSE_GRACE_MS).unref();
   }
 
+  /**
+   * A peer that leaves more than maxUnreadAnswerBytes of answers unread loses the connection at
+   * once, and the gateway the answers: the close frame (1008 "answers not read") would wait
+   * behind them, and a grace period would keep them in memory for a peer that does not read.
+   */
+  #dropUnread(): void {
+    this.#cut(CloseCode.POLICY_VIOLATION, 'answers not read');
+    this.#socket.terminate();
+  }
+
   /** A frame from the peer. */
   receive(data: RawData, isBinary: boolean): void {
     // binaryType is the default 'nodebuffer', so a frame is one Buffer. Binary frames are read as
@@ -192,6 +204,7 @@ export class Connection implements Subscriber {
       .handleFrame(text, context)
       .then((response) => {
         if (response !== undefined && this.#socket.readyState === this.#socket.OPEN) this.#send(response);
+        if (this.#socket.bufferedAmount > this.#options.maxUnreadAnswerBytes) return this.#dropUnread();
         for (const task of tasks) task();
       })
       .finally(() => {

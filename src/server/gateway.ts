@@ -21,6 +21,7 @@ import {
   HANDSHAKE_TIMEOUT_MS,
   MAX_FRAME_BYTES,
   MAX_IN_FLIGHT_PER_CONNECTION,
+  MAX_UNREAD_ANSWER_BYTES,
   MAX_SUBSCRIBER_BUFFER_BYTES,
   PING_INTERVAL_MS,
   TOKEN_REVOKED_CLOSE,
@@ -69,6 +70,8 @@ export interface GatewayOptions {
   maxUnauthenticatedSockets?: number;
   /** Requests one connection may have unanswered; past it they are refused 1010. @default MAX_IN_FLIGHT_PER_CONNECTION (1024) */
   maxInFlightPerConnection?: number;
+  /** Answers one connection may leave unread (bytes) before it is cut with 1008. @default MAX_UNREAD_ANSWER_BYTES (64 MiB) */
+  maxUnreadAnswerBytes?: number;
   /** How long idempotency keys answer repeats. @default DEFAULT_IDEMPOTENCY_RETENTION_MS (24 h) */
   idempotencyRetentionMs?: number;
   /** How long an HTTP body may take to arrive. @default HTTP_BODY_TIMEOUT_MS (10 s) */
@@ -241,7 +244,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   let nextConnectionId = 1;
   // One for all connections: a copy each would cost every idle connection an object.
-  const connectionOptions: ConnectionOptions = { maxBufferedBytes, maxInFlight: options.maxInFlightPerConnection ?? MAX_IN_FLIGHT_PER_CONNECTION };
+  const connectionOptions: ConnectionOptions = {
+    maxBufferedBytes,
+    maxUnreadAnswerBytes: options.maxUnreadAnswerBytes ?? MAX_UNREAD_ANSWER_BYTES,
+    maxInFlight: options.maxInFlightPerConnection ?? MAX_IN_FLIGHT_PER_CONNECTION,
+  };
   const accept = (socket: WebSocket, request: IncomingMessage, admission: Admission & { admitted: true }) => {
     const address = peerAddress(request.socket);
     const connection = new Connection(nextConnectionId++, socket, request.socket, address, admission.principal, dispatcher, connectionOptions);

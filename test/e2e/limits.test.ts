@@ -338,6 +338,23 @@ test('a batch of drains consumes no more than one answer carries, and only what 
   peer.close();
 });
 
+test('a client that sends reads and never reads their answers is cut once maxUnreadAnswerBytes wait unsent, and the answers dropped', async () => {
+  const gw = await startTunedGateway({ maxUnreadAnswerBytes: 8 << 20 });
+  const filler = await openPeer(gw.url, gw.token);
+  const sessionKey = 'agent:unread:main';
+  await fill(filler, [sessionKey], perRead);
+  filler.close();
+  await waitUntil(async () => (await openConnections(gw)) === 0, 'the filler gone');
+
+  const reader = await openPeer(gw.url, gw.token);
+  (reader.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
+  for (let id = 1; id <= 40; id++) reader.send(JSON.stringify({ jsonrpc: '2.0', id, method: 'session.peek', params: { sessionKey, limit: 1000 } }));
+  await waitUntil(async () => (await openConnections(gw)) === 0, 'the gateway to cut the reader', 20_000);
+  (reader.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+  // The close frame (1008) went out behind the unread answers, which were dropped with the socket.
+  assert.is((await reader.closed(20_000)).code, 1006);
+});
+
 // ---------------------------------------------------------------- subscriptions per connection
 
 test(`MAX_SUBSCRIPTIONS_PER_CONNECTION (${MAX_SUBSCRIPTIONS_PER_CONNECTION}): that many are accepted, one more is 1006; unsubscribing frees a place`, async () => {

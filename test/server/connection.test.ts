@@ -22,6 +22,8 @@ interface Harness {
   dispatched: string[];
   /** Answers the oldest dispatched frame. */
   answer(response: string): void;
+  /** What the peer has not read yet, as the socket reports it. */
+  setUnsent(bytes: number): void;
 }
 
 function harness(): Harness {
@@ -41,7 +43,7 @@ function harness(): Harness {
       wire.push({ close: code, reason });
       socket.readyState = 2;
     },
-    terminate: () => undefined,
+    terminate: () => wire.push('terminated'),
     ping: () => undefined,
   };
   const dispatcher = {
@@ -57,9 +59,16 @@ function harness(): Harness {
     '127.0.0.1',
     ADMIN,
     dispatcher as unknown as RpcDispatcher<CallContext>,
-    { maxBufferedBytes: 1 << 20, maxInFlight: 16 },
+    { maxBufferedBytes: 1 << 20, maxUnreadAnswerBytes: 4 << 20, maxInFlight: 16 },
   );
-  return { connection, wire, rawWire, dispatched, answer: (response) => pending.shift()!(response) };
+  return {
+    connection,
+    wire,
+    rawWire,
+    dispatched,
+    answer: (response) => pending.shift()!(response),
+    setUnsent: (bytes) => (socket.bufferedAmount = bytes),
+  };
 }
 
 /** A text frame's arguments to receive(). */
@@ -141,6 +150,21 @@ test('past the in-flight limit a frame is refused with TOO_MANY_IN_FLIGHT and it
     },
     { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error: the frame is not valid JSON', data: { name: 'PARSE_ERROR' } } },
   ]);
+});
+
+test('an answer queued behind more than maxUnreadAnswerBytes unread cuts the connection at once (1008, then terminated), once it is sent', async () => {
+  const { connection, wire, answer, setUnsent } = harness();
+  const status = (id: number) => frame({ jsonrpc: '2.0', id, method: 'gateway.status' });
+  connection.receive(...status(1));
+  connection.receive(...status(2));
+  setUnsent(4 << 20);
+  answer('{"jsonrpc":"2.0","id":1,"result":{}}');
+  await settle();
+  assert.equal(wire, [{ jsonrpc: '2.0', id: 1, result: {} }], 'at the limit: not cut');
+  setUnsent((4 << 20) + 1);
+  answer('{"jsonrpc":"2.0","id":2,"result":{}}');
+  await settle();
+  assert.equal(wire.slice(1), [{ jsonrpc: '2.0', id: 2, result: {} }, { close: 1008, reason: 'answers not read' }, 'terminated']);
 });
 
 test('a binary frame is read as UTF-8 JSON; one that is not UTF-8 is a parse error, never decoded with U+FFFD', async () => {
