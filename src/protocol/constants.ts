@@ -204,6 +204,13 @@ export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
 export const MAX_READ_TEXT_BYTES = 2 * 1024 * 1024;
 
 /**
+ * Text bytes the read answers of one connection's frames in flight carry at most, together (see
+ * ReadBudget): four frames' worth. Past it, reads answer fewer events, with `more`, until answers
+ * go out.
+ */
+export const MAX_READ_TEXT_IN_FLIGHT = 4 * MAX_READ_TEXT_BYTES;
+
+/**
  * Largest frame (or POST /rpc answer body) the client library accepts from the gateway:
  * MAX_READ_TEXT_BYTES escaped six times over plus envelope; what the gateway sends is bounded by
  * the gateway, not the client. Past it, what answers is not a gateway, and the client stops reading.

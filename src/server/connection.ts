@@ -9,7 +9,7 @@ import type { Writable } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import { RpcError, type ErrorName } from '../protocol/errors.js';
 import { errorResponse, refuseFrame, type RpcDispatcher } from '../protocol/jsonrpc.js';
-import { readBudget } from '../store/read-budget.js';
+import { readBudget, readPool, taken } from '../store/read-budget.js';
 import type { Principal } from './auth.js';
 import type { CallContext } from './context.js';
 import type { Subscriber } from './hub.js';
@@ -60,6 +60,8 @@ export class Connection implements Subscriber {
   #refusal: Refusal | undefined;
   /** The stream's unsent bytes when it was corked: what earlier bursts left for the peer to take. */
   #unsentAtCork = 0;
+  /** Event text the reads of this connection's frames in flight may still take (see ReadBudget). */
+  readonly #readPool = readPool();
   /** Settles when nothing is in flight; shared, so every close() caller waits for the same moment. */
   #drained: Promise<void> | undefined;
   #resolveDrained: (() => void) | undefined;
@@ -190,6 +192,7 @@ export class Connection implements Subscriber {
       return;
     }
     const tasks: Array<() => void> = [];
+    const budget = readBudget(this.#readPool);
     const context: CallContext = {
       ingress: 'websocket',
       principal: this.principal,
@@ -197,7 +200,7 @@ export class Connection implements Subscriber {
       remoteAddress: this.remoteAddress,
       subscriber: this,
       afterResponse: (task) => tasks.push(task),
-      readBudget: readBudget(),
+      readBudget: budget,
     };
     this.#inFlight++;
     this.#dispatcher
@@ -208,6 +211,7 @@ export class Connection implements Subscriber {
         for (const task of tasks) task();
       })
       .finally(() => {
+        this.#readPool.textBytes += taken(budget);
         this.#inFlight--;
         if (this.#inFlight === 0) this.#resolveDrained?.();
       });
