@@ -3,7 +3,7 @@
  * the work. Routing lives in src/routing; storage in src/store. Handlers only connect them.
  */
 import { DEFAULT_READ_LIMIT, MAX_SUBSCRIPTIONS_PER_CONNECTION, TRACE_RETENTION_MS } from '../protocol/constants.js';
-import { RpcError } from '../protocol/errors.js';
+import { RpcError, type ParamProblem } from '../protocol/errors.js';
 import type { Handler } from '../protocol/jsonrpc.js';
 import { METHODS, type MethodName, type ParamsOf, type ResultOf } from '../protocol/methods.js';
 import type { SessionReadResult } from '../protocol/schemas.js';
@@ -175,10 +175,25 @@ function bindValidators(implementations: Implementations, isClosing: () => boole
     const implementation = implementations[name] as (params: unknown, context: CallContext) => unknown;
     handlers[name] = (params, context) => {
       if (isClosing()) throw new RpcError('SHUTTING_DOWN', SHUTTING_DOWN_MESSAGE);
-      return implementation(validator.parse(params), context);
+      if (!validator.check(params)) throw invalidParams(validator.problems(params), params);
+      return implementation(params, context);
     };
   }
   return handlers;
+}
+
+/**
+ * The params' problems, with the session key's among them: its grammar is more than a schema says,
+ * so the methods check it, and params failing their schema would report a bad key only once the
+ * rest was fixed.
+ */
+function invalidParams(problems: ParamProblem[], params: unknown): RpcError {
+  const sessionKey = (params as { sessionKey?: unknown } | null)?.sessionKey;
+  if (typeof sessionKey !== 'string' || problems.some((problem) => problem.path === '/sessionKey')) return RpcError.invalidParams(problems);
+  const parsed = parseSessionKey(sessionKey);
+  if (parsed.ok) return RpcError.invalidParams(problems);
+  const { errors, acceptedForms } = sessionKeyError(sessionKey, parsed.reason).data;
+  return RpcError.invalidParams([...problems, ...errors!], { acceptedForms });
 }
 
 async function readSession(

@@ -258,6 +258,17 @@ test('the malformed-key error names the accepted forms', async ({ raw }) => {
   assert.match(error.message, /agent:/);
 });
 
+test('a malformed key is listed with the params\' other problems, not only once they are fixed', async ({ raw }) => {
+  const paths = (error: { data?: { errors?: Array<{ path: string }> } }) => (error.data?.errors ?? []).map((problem) => problem.path).sort();
+  const both = await refused(raw, { text: '', sessionKey: 'bad', mode: 'x' });
+  assert.equal(paths(both), ['/mode', '/sessionKey', '/text']);
+  assert.ok(Array.isArray(both.data?.['acceptedForms']), 'data.acceptedForms');
+  const peeked = errorOf(await raw.call('session.peek', { sessionKey: 'bad', limit: 0 }));
+  assert.equal(paths(peeked), ['/limit', '/sessionKey']);
+  const valid = await refused(raw, { text: '', sessionKey: freshKey('listed') });
+  assert.equal(paths(valid), ['/text'], 'a valid key adds nothing');
+});
+
 test('agentId disagreeing with the key is -32602 on /agentId; agreeing (any case) is fine', async ({ raw }) => {
   const key = freshKey('agree');
   const agent = key.split(':')[1]!;
