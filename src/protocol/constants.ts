@@ -128,8 +128,8 @@ export const MAX_SUBSCRIBER_BUFFER_BYTES = 4 * 1024 * 1024;
  * "answers not read"). The in-flight limit counts requests until they are answered, not until
  * the answers are read: a client that sent requests and never read would otherwise have the
  * gateway hold every answer, up to its whole heap (a peek answers up to MAX_READ_TEXT_BYTES of
- * text). Four of the largest frames a client takes (MAX_CLIENT_FRAME_BYTES), so a client that
- * reads, however far behind in a burst of large reads, is never cut.
+ * text). Four of the largest frames a client takes (MAX_CLIENT_FRAME_BYTES): a client that reads
+ * its answers as they come is not cut, even when they are large.
  */
 export const MAX_UNREAD_ANSWER_BYTES = 64 * 1024 * 1024;
 

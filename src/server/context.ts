@@ -1,4 +1,4 @@
-import type { ReadBudget } from '../store/index.js';
+import type { ReadBudget } from '../store/read-budget.js';
 import type { Principal } from './auth.js';
 import type { Subscriber } from './hub.js';
 

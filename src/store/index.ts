@@ -7,7 +7,6 @@ export type * from './types.js';
 export type { CommitMetrics } from './commit-queue.js';
 export { StoreClosedError, StoreLockedError, StoreOpenError, StoreUnavailableError } from './errors.js';
 export { SqliteEventStore } from './sqlite.js';
-export { readBudget, type ReadBudget } from './read-budget.js';
 
 /**
  * Opens the store in data dir `dir`, creating both if needed, and holds it until close().
