@@ -124,14 +124,11 @@ export const PING_INTERVAL_MS = 30_000;
 export const MAX_SUBSCRIBER_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /**
- * A connection whose unsent data passes this once an answer is queued is cut (close 1008,
- * "answers not read"). The in-flight limit counts requests until they are answered, not until
- * the answers are read: a client that sent requests and never read would otherwise have the
- * gateway hold every answer, up to its whole heap (a peek answers up to MAX_READ_TEXT_BYTES of
- * text). Four of the largest frames a client takes (MAX_CLIENT_FRAME_BYTES): a client that reads
- * its answers as they come is not cut, even when they are large.
+ * Answers waiting to be written past which a connection's requests are not read until its socket
+ * drains: a client that sends requests faster than it reads their answers is slowed to its own
+ * pace instead of having the gateway hold every answer (see Connection#throttle).
  */
-export const MAX_UNREAD_ANSWER_BYTES = 64 * 1024 * 1024;
+export const ANSWER_HIGH_WATER_BYTES = 4 * 1024 * 1024;
 
 /** Subscriptions one connection may hold: an agent needs a few; bounds the gateway's memory. */
 export const MAX_SUBSCRIPTIONS_PER_CONNECTION = 256;
@@ -196,23 +193,23 @@ export const MAX_TOKEN_NAME_LENGTH = 128;
 export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
 
 /**
- * Text bytes the session.peek / session.drain answers to one frame carry at most, together (at
- * least one event; a batch's reads share it, see ReadBudget): with JSON escaping a worst-case
- * frame stays under MAX_CLIENT_FRAME_BYTES, so a drained event can never be consumed by an answer
- * too large to arrive.
+ * Bytes of events, as the JSON of their answers, that the session.peek / session.drain answers to
+ * one frame carry at most, together (a batch's reads share it, see ReadBudget): far under
+ * MAX_CLIENT_FRAME_BYTES, so a drained event can never be consumed by an answer too large to
+ * arrive. Counted as JSON, not as text: escaping can make an event's JSON six times its text.
  */
-export const MAX_READ_TEXT_BYTES = 2 * 1024 * 1024;
+export const MAX_READ_BYTES = 2 * 1024 * 1024;
 
 /**
- * Text bytes the read answers of one connection's frames in flight carry at most, together (see
- * ReadBudget): four frames' worth. Past it, reads answer fewer events, with `more`, until answers
- * go out.
+ * Bytes of events the read answers of one connection's frames carry at most, together, from the
+ * read until the answer is written to the socket (see ReadBudget): four frames' worth. Past it,
+ * reads answer fewer events, or none, with `more`.
  */
-export const MAX_READ_TEXT_IN_FLIGHT = 4 * MAX_READ_TEXT_BYTES;
+export const MAX_READ_BYTES_IN_FLIGHT = 4 * MAX_READ_BYTES;
 
 /**
- * Largest frame (or POST /rpc answer body) the client library accepts from the gateway:
- * MAX_READ_TEXT_BYTES escaped six times over plus envelope; what the gateway sends is bounded by
- * the gateway, not the client. Past it, what answers is not a gateway, and the client stops reading.
+ * Largest frame (or POST /rpc answer body) the client library accepts from the gateway: eight
+ * times the events one frame's reads answer (MAX_READ_BYTES), for their envelopes and the other
+ * answers of a batch; what the gateway sends is bounded by the gateway, not the client. Past it, what answers is not a gateway, and the client stops reading.
  */
 export const MAX_CLIENT_FRAME_BYTES = 16 * 1024 * 1024;

@@ -40,11 +40,14 @@ export interface Refusal {
   message: string;
 }
 
+/** The TCP socket under a WebSocket, as a connection uses it. */
+export type SocketStream = Pick<Writable, 'cork' | 'uncork' | 'writableLength' | 'writableNeedDrain' | 'once'>;
+
 export interface ConnectionOptions {
   /** Unsent bytes past which a subscriber is cut with 1008 "slow consumer". */
   maxBufferedBytes: number;
-  /** Unsent bytes past which, once an answer is queued, the connection is cut with 1008 "answers not read". */
-  maxUnreadAnswerBytes: number;
+  /** Unwritten bytes past which the connection reads no more requests until its socket drains. */
+  answerHighWaterBytes: number;
   /** Frames (a request, or a batch) in flight past which new ones are refused with TOO_MANY_IN_FLIGHT. */
   maxInFlight: number;
 }
@@ -60,14 +63,16 @@ export class Connection implements Subscriber {
   #refusal: Refusal | undefined;
   /** The stream's unsent bytes when it was corked: what earlier bursts left for the peer to take. */
   #unsentAtCork = 0;
-  /** Event text the reads of this connection's frames in flight may still take (see ReadBudget). */
+  /** What the reads of this connection's frames may still take until their answers are written (see ReadBudget). */
   readonly #readPool = readPool();
+  /** Reading no requests until the socket drains (see #throttle). */
+  #paused = false;
   /** Settles when nothing is in flight; shared, so every close() caller waits for the same moment. */
   #drained: Promise<void> | undefined;
   #resolveDrained: (() => void) | undefined;
   readonly #socket: WebSocket;
   /** The TCP socket under #socket, corked while a burst of frames is written (see #send). */
-  readonly #stream: Pick<Writable, 'cork' | 'uncork' | 'writableLength'>;
+  readonly #stream: SocketStream;
   readonly #dispatcher: RpcDispatcher<CallContext>;
   readonly #options: ConnectionOptions;
   readonly principal: Principal;
@@ -75,7 +80,7 @@ export class Connection implements Subscriber {
   constructor(
     id: number,
     socket: WebSocket,
-    stream: Pick<Writable, 'cork' | 'uncork' | 'writableLength'>,
+    stream: SocketStream,
     remoteAddress: string,
     principal: Principal,
     dispatcher: RpcDispatcher<CallContext>,
@@ -159,13 +164,20 @@ export class Connection implements Subscriber {
   }
 
   /**
-   * A peer that leaves more than maxUnreadAnswerBytes of answers unread loses the connection at
-   * once, and the gateway the answers: the close frame (1008 "answers not read") would wait
-   * behind them, and a grace period would keep them in memory for a peer that does not read.
+   * Reads no more requests while more than answerHighWaterBytes of answers wait to be written,
+   * until the socket drains. The in-flight limit counts requests until they are answered, not
+   * until the answers are taken: a client that sent requests faster than it read their answers
+   * had the gateway hold all of them. Now it is slowed, and loses nothing; one that stops reading
+   * altogether stops answering pings as well, and is closed as dead (see heartbeat).
    */
-  #dropUnread(): void {
-    this.#cut(CloseCode.POLICY_VIOLATION, 'answers not read');
-    this.#socket.terminate();
+  #throttle(): void {
+    if (this.#paused || this.#socket.bufferedAmount <= this.#options.answerHighWaterBytes || !this.#stream.writableNeedDrain) return;
+    this.#paused = true;
+    this.#socket.pause();
+    this.#stream.once('drain', () => {
+      this.#paused = false;
+      this.#socket.resume();
+    });
   }
 
   /** A frame from the peer. */
@@ -203,15 +215,24 @@ export class Connection implements Subscriber {
       readBudget: budget,
     };
     this.#inFlight++;
+    let answered = false;
     this.#dispatcher
       .handleFrame(text, context)
       .then((response) => {
-        if (response !== undefined && this.#socket.readyState === this.#socket.OPEN) this.#send(response);
-        if (this.#socket.bufferedAmount > this.#options.maxUnreadAnswerBytes) return this.#dropUnread();
+        answered = true;
+        const read = taken(budget);
+        if (response !== undefined && this.#socket.readyState === this.#socket.OPEN) {
+          // What the reads took comes back once the answer is written, so the pool also bounds what
+          // waits in the gateway for a client that reads slowly.
+          this.#send(response, read === 0 ? undefined : () => (this.#readPool.bytes += read));
+          this.#throttle();
+        } else {
+          this.#readPool.bytes += read;
+        }
         for (const task of tasks) task();
       })
       .finally(() => {
-        this.#readPool.textBytes += taken(budget);
+        if (!answered) this.#readPool.bytes += taken(budget);
         this.#inFlight--;
         if (this.#inFlight === 0) this.#resolveDrained?.();
       });
@@ -230,7 +251,7 @@ export class Connection implements Subscriber {
    * longer. Written one by one, each frame costs a syscall; under load that was a tenth of the
    * gateway's time.
    */
-  #send(frame: string): void {
+  #send(frame: string, written?: () => void): void {
     if (!this.#corked) {
       this.#corked = true;
       this.#unsentAtCork = this.#stream.writableLength;
@@ -240,6 +261,6 @@ export class Connection implements Subscriber {
         this.#stream.uncork();
       });
     }
-    this.#socket.send(frame);
+    this.#socket.send(frame, written);
   }
 }

@@ -10,6 +10,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { databasePath, ensureDataDir, socketPath, tokenPath } from '../config/data-dir.js';
 import { exposedFiles, replaceableDir } from '../config/private-files.js';
 import {
+  ANSWER_HIGH_WATER_BYTES,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_HOST,
   DEFAULT_IDEMPOTENCY_RETENTION_MS,
@@ -22,7 +23,6 @@ import {
   MAX_FRAME_BYTES,
   MAX_IN_FLIGHT_PER_CONNECTION,
   MAX_SUBSCRIBER_BUFFER_BYTES,
-  MAX_UNREAD_ANSWER_BYTES,
   PING_INTERVAL_MS,
   TOKEN_REVOKED_CLOSE,
 } from '../protocol/constants.js';
@@ -70,8 +70,6 @@ export interface GatewayOptions {
   maxUnauthenticatedSockets?: number;
   /** Requests one connection may have unanswered; past it they are refused 1010. @default MAX_IN_FLIGHT_PER_CONNECTION (1024) */
   maxInFlightPerConnection?: number;
-  /** Answers one connection may leave unread (bytes) before it is cut with 1008. @default MAX_UNREAD_ANSWER_BYTES (64 MiB) */
-  maxUnreadAnswerBytes?: number;
   /** How long idempotency keys answer repeats. @default DEFAULT_IDEMPOTENCY_RETENTION_MS (24 h) */
   idempotencyRetentionMs?: number;
   /** How long an HTTP body may take to arrive. @default HTTP_BODY_TIMEOUT_MS (10 s) */
@@ -246,7 +244,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // One for all connections: a copy each would cost every idle connection an object.
   const connectionOptions: ConnectionOptions = {
     maxBufferedBytes,
-    maxUnreadAnswerBytes: options.maxUnreadAnswerBytes ?? MAX_UNREAD_ANSWER_BYTES,
+    answerHighWaterBytes: ANSWER_HIGH_WATER_BYTES,
     maxInFlight: options.maxInFlightPerConnection ?? MAX_IN_FLIGHT_PER_CONNECTION,
   };
   const accept = (socket: WebSocket, request: IncomingMessage, admission: Admission & { admitted: true }) => {

@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { WebSocket } from 'ws';
 import { ADMIN } from '../../src/server/auth.js';
-import { Connection, type Refusal } from '../../src/server/connection.js';
+import { Connection, type Refusal, type SocketStream } from '../../src/server/connection.js';
 import type { RpcDispatcher } from '../../src/protocol/jsonrpc.js';
 import type { CallContext } from '../../src/server/context.js';
 
@@ -22,8 +22,10 @@ interface Harness {
   dispatched: string[];
   /** Answers the oldest dispatched frame. */
   answer(response: string): void;
-  /** What the peer has not read yet, as the socket reports it. */
-  setUnsent(bytes: number): void;
+  /** What waits to be written, as the socket reports it, and whether the stream wants a 'drain'. */
+  setUnsent(bytes: number, needDrain?: boolean): void;
+  /** The stream's 'drain': what was waiting has been written. */
+  drain(): void;
 }
 
 function harness(): Harness {
@@ -43,8 +45,10 @@ function harness(): Harness {
       wire.push({ close: code, reason });
       socket.readyState = 2;
     },
-    terminate: () => wire.push('terminated'),
+    terminate: () => undefined,
     ping: () => undefined,
+    pause: () => wire.push('paused'),
+    resume: () => wire.push('resumed'),
   };
   const dispatcher = {
     handleFrame: (text: string) => {
@@ -52,14 +56,22 @@ function harness(): Harness {
       return new Promise<string>((resolve) => pending.push(resolve));
     },
   };
+  const drains: Array<() => void> = [];
+  const stream = {
+    cork: () => undefined,
+    uncork: () => undefined,
+    writableLength: 0,
+    writableNeedDrain: false,
+    once: (_event: 'drain', listener: () => void) => drains.push(listener),
+  };
   const connection = new Connection(
     1,
     socket as unknown as WebSocket,
-    { cork: () => undefined, uncork: () => undefined, writableLength: 0 },
+    stream as unknown as SocketStream,
     '127.0.0.1',
     ADMIN,
     dispatcher as unknown as RpcDispatcher<CallContext>,
-    { maxBufferedBytes: 1 << 20, maxUnreadAnswerBytes: 4 << 20, maxInFlight: 16 },
+    { maxBufferedBytes: 1 << 20, answerHighWaterBytes: 4 << 20, maxInFlight: 16 },
   );
   return {
     connection,
@@ -67,7 +79,11 @@ function harness(): Harness {
     rawWire,
     dispatched,
     answer: (response) => pending.shift()!(response),
-    setUnsent: (bytes) => (socket.bufferedAmount = bytes),
+    setUnsent: (bytes, needDrain = true) => {
+      socket.bufferedAmount = bytes;
+      stream.writableNeedDrain = needDrain;
+    },
+    drain: () => drains.splice(0).forEach((listener) => listener()),
   };
 }
 
@@ -152,19 +168,22 @@ test('past the in-flight limit a frame is refused with TOO_MANY_IN_FLIGHT and it
   ]);
 });
 
-test('an answer queued behind more than maxUnreadAnswerBytes unread cuts the connection at once (1008, then terminated), once it is sent', async () => {
-  const { connection, wire, answer, setUnsent } = harness();
+test('past answerHighWaterBytes waiting to be written, the connection reads no more requests until the socket drains; nothing is cut', async () => {
+  const { connection, wire, answer, setUnsent, drain } = harness();
   const status = (id: number) => frame({ jsonrpc: '2.0', id, method: 'gateway.status' });
-  connection.receive(...status(1));
-  connection.receive(...status(2));
+  for (const id of [1, 2, 3]) connection.receive(...status(id));
   setUnsent(4 << 20);
   answer('{"jsonrpc":"2.0","id":1,"result":{}}');
   await settle();
-  assert.equal(wire, [{ jsonrpc: '2.0', id: 1, result: {} }], 'at the limit: not cut');
+  assert.equal(wire, [{ jsonrpc: '2.0', id: 1, result: {} }], 'at the mark: reading on');
   setUnsent((4 << 20) + 1);
   answer('{"jsonrpc":"2.0","id":2,"result":{}}');
+  answer('{"jsonrpc":"2.0","id":3,"result":{}}');
   await settle();
-  assert.equal(wire.slice(1), [{ jsonrpc: '2.0', id: 2, result: {} }, { close: 1008, reason: 'answers not read' }, 'terminated']);
+  assert.equal(wire.slice(1), [{ jsonrpc: '2.0', id: 2, result: {} }, 'paused', { jsonrpc: '2.0', id: 3, result: {} }], 'paused once');
+  setUnsent(0, false);
+  drain();
+  assert.equal(wire.slice(4), ['resumed']);
 });
 
 test('a binary frame is read as UTF-8 JSON; one that is not UTF-8 is a parse error, never decoded with U+FFFD', async () => {

@@ -1,24 +1,44 @@
 /**
  * Read budgets (src/store/read-budget.ts): what one frame's reads take, and what the frames of one
- * connection in flight take together, at their edges.
+ * connection take together, counted as the events' JSON, at their edges.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MAX_READ_TEXT_BYTES, MAX_READ_TEXT_IN_FLIGHT } from '../../src/protocol/constants.js';
-import { readBudget, readPool, taken, takeWithinBudget } from '../../src/store/read-budget.js';
+import { MAX_READ_BYTES, MAX_READ_BYTES_IN_FLIGHT } from '../../src/protocol/constants.js';
+import { answerBytes, readBudget, readPool, taken, takeWithinBudget } from '../../src/store/read-budget.js';
+import type { EventRecord } from '../../src/store/types.js';
 
 const test = suite('store/read-budget');
 
-const SIZE = 64 * 1024;
-const PER_FRAME = MAX_READ_TEXT_BYTES / SIZE;
-const events = (count: number, size = SIZE) => Array.from({ length: count }, (_, i) => ({ text: String(i).padEnd(size, 'x') }));
+const event = (text: string, i = 0): EventRecord => ({
+  eventId: `0000000${i}-0000-7000-8000-000000000000`.slice(-36),
+  sessionKey: 'agent:main:slack:channel:C123:thread:456',
+  seq: i + 1,
+  text,
+  mode: 'now',
+  contextKey: null,
+  storedAt: 1_790_000_000_000,
+});
+const events = (count: number, size = 64 * 1024) => Array.from({ length: count }, (_, i) => event(String(i).padEnd(size, 'x'), i));
+const COST = answerBytes(events(1)[0]!);
+const PER_FRAME = Math.floor(MAX_READ_BYTES / COST);
 
-test('one frame: reads take up to MAX_READ_TEXT_BYTES together, in whole events', () => {
+test('an event costs at least its JSON as an answer carries it: escapes count six bytes, and the key twice (the route repeats it)', () => {
+  const plain = event('x'.repeat(1000));
+  const escaped = event('\u0001'.repeat(1000));
+  assert.ok(answerBytes(escaped) - answerBytes(plain) === 5000, 'each control character is \\u0001 in JSON');
+  const stored = { ...plain, storedAt: new Date(plain.storedAt).toISOString(), route: { agentId: 'main', kind: 'channel', channel: 'slack', account: null, peer: null, id: 'C123', thread: '456', topic: null } };
+  assert.ok(answerBytes(plain) >= Buffer.byteLength(JSON.stringify(stored)));
+});
+
+test('one frame: reads take up to MAX_READ_BYTES together, in whole events', () => {
   const budget = readBudget();
-  assert.is(takeWithinBudget(events(PER_FRAME + 1), budget).length, PER_FRAME);
-  assert.is(budget.textBytes, 0);
-  assert.is(takeWithinBudget(events(1, 1), budget).length, 0, 'nothing left: the next read of the frame gets nothing');
-  assert.is(taken(budget), MAX_READ_TEXT_BYTES);
+  const read = takeWithinBudget(events(PER_FRAME + 1), budget);
+  assert.is(read.length, PER_FRAME);
+  const cost = read.reduce((sum, taken) => sum + answerBytes(taken), 0);
+  assert.is(budget.bytes, MAX_READ_BYTES - cost);
+  assert.is(takeWithinBudget(events(1), budget).length, 0, 'too little left: the next read of the frame gets nothing');
+  assert.is(taken(budget), cost);
 
   const partly = readBudget();
   assert.is(takeWithinBudget(events(PER_FRAME - 1), partly).length, PER_FRAME - 1);
@@ -27,25 +47,25 @@ test('one frame: reads take up to MAX_READ_TEXT_BYTES together, in whole events'
 
 test('a read alone takes at least one event, even one larger than the budget; one after another read does not', () => {
   const alone = readBudget(readPool());
-  assert.is(takeWithinBudget(events(2, MAX_READ_TEXT_BYTES + 1), alone).length, 1);
+  assert.is(takeWithinBudget([event('x'.repeat(MAX_READ_BYTES + 1)), event('y')], alone).length, 1);
   const after = readBudget();
-  takeWithinBudget(events(1, 10), after);
-  assert.is(takeWithinBudget(events(1, MAX_READ_TEXT_BYTES), after).length, 0);
+  takeWithinBudget([event('z')], after);
+  assert.is(takeWithinBudget([event('x'.repeat(MAX_READ_BYTES))], after).length, 0);
 });
 
-test('the frames of one connection take from its pool: past MAX_READ_TEXT_IN_FLIGHT they get nothing until answers give back what they took', () => {
+test('the frames of one connection take from its pool: past MAX_READ_BYTES_IN_FLIGHT they get less, then nothing, until answers give back what they took', () => {
   const pool = readPool();
-  const frames = Array.from({ length: MAX_READ_TEXT_IN_FLIGHT / MAX_READ_TEXT_BYTES + 1 }, () => readBudget(pool));
+  const frames = Array.from({ length: MAX_READ_BYTES_IN_FLIGHT / MAX_READ_BYTES + 1 }, () => readBudget(pool));
   const read = frames.map((budget) => takeWithinBudget(events(PER_FRAME), budget).length);
-  assert.equal(read, [...frames.slice(1).map(() => PER_FRAME), 0], 'the pool holds four frames\' worth');
-  assert.is(pool.textBytes, 0);
+  const inPool = Math.floor(MAX_READ_BYTES_IN_FLIGHT / COST);
+  assert.equal(read, [PER_FRAME, PER_FRAME, PER_FRAME, PER_FRAME, inPool - 4 * PER_FRAME], 'the pool holds four frames\' worth');
+  assert.is(takeWithinBudget(events(1), readBudget(pool)).length, 0, 'then nothing');
 
-  pool.textBytes += taken(frames[0]!);
-  assert.is(pool.textBytes, MAX_READ_TEXT_BYTES, 'an answered frame gives back what it took');
+  pool.bytes += taken(frames[0]!);
   const next = readBudget(pool);
-  assert.is(takeWithinBudget(events(PER_FRAME + 1), next).length, PER_FRAME);
-  for (const budget of [...frames.slice(1), next]) pool.textBytes += taken(budget);
-  assert.is(pool.textBytes, MAX_READ_TEXT_IN_FLIGHT, 'all answered: the pool is whole again');
+  assert.is(takeWithinBudget(events(PER_FRAME + 1), next).length, PER_FRAME, 'an answered frame gives back what it took');
+  for (const budget of [...frames.slice(1), next]) pool.bytes += taken(budget);
+  assert.is(pool.bytes, MAX_READ_BYTES_IN_FLIGHT, 'all answered: the pool is whole again');
 });
 
 test.run();

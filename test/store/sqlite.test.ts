@@ -13,6 +13,7 @@ import {
   StoreUnavailableError,
   type AppendOutcome,
   type AppendRequest,
+  type EventRecord,
   type NewEvent,
   type ReadResult,
   type SqliteEventStore,
@@ -28,9 +29,9 @@ import {
   SessionCache,
 } from '../../src/store/session-cache.js';
 import { migrate, SCHEMA_VERSION } from '../../src/store/migrations.js';
-import { readBudget } from '../../src/store/read-budget.js';
+import { answerBytes, readBudget } from '../../src/store/read-budget.js';
 import { PRUNE_SLICE } from '../../src/store/sqlite.js';
-import { DATA_FILES, MAX_READ_TEXT_BYTES, DEFAULT_IDEMPOTENCY_RETENTION_MS, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
+import { DATA_FILES, MAX_READ_BYTES, DEFAULT_IDEMPOTENCY_RETENTION_MS, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
 
 const test = suite('store/sqlite');
 
@@ -139,28 +140,30 @@ test.after(() => {
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-test('reads stop at MAX_READ_TEXT_BYTES of text (at least one event), so a drain never consumes more than one answer can carry', async () => {
+/** What read events add to answers, as the read budget counts them. */
+const answerCost = (events: readonly EventRecord[]) => events.reduce((sum, event) => sum + answerBytes(event), 0);
+/** A 64 KiB text, numbered. */
+const bigText = (i: number) => `${String(i).padStart(4, '0')}${'x'.repeat(64 * 1024 - 4)}`;
+
+test('reads stop at MAX_READ_BYTES of events, as JSON (at least one event), so a drain never consumes more than one answer can carry', async () => {
   const store = open(tempDir(), 1000);
-  // 64 KiB texts: the budget holds exactly MAX_READ_TEXT_BYTES / 64 KiB of them.
-  const size = 64 * 1024;
-  const fit = MAX_READ_TEXT_BYTES / size;
-  for (let i = 0; i < fit + 3; i++) await queue(store, 'agent:main:main', `${String(i).padStart(4, '0')}${'x'.repeat(size - 4)}`);
+  const total = 40;
+  for (let i = 0; i < total; i++) await queue(store, 'agent:main:main', bigText(i));
   const peeked = await store.peek('agent:main:main', { limit: 1000 });
-  assert.is(peeked.events.length, fit);
-  assert.is(peeked.more, true);
+  const fit = peeked.events.length;
+  assert.ok(fit > 0 && fit < total && peeked.more);
+  const [next] = (await store.peek('agent:main:main', { after: fit, limit: 1 })).events;
+  assert.ok(answerCost(peeked.events) <= MAX_READ_BYTES && answerCost([...peeked.events, next!]) > MAX_READ_BYTES, 'as many as fit');
   const drained = await store.drain('agent:main:main', { limit: 1000 }, DRAINED_BY);
-  assert.is(drained.events.length, fit);
-  assert.is(drained.depth, 3, 'only what was returned was consumed');
-  assert.equal(seqs(await store.peek('agent:main:main', { limit: 1000 })), [fit + 1, fit + 2, fit + 3]);
+  assert.equal(seqs(drained), seqs(peeked));
+  assert.is(drained.depth, total - fit, 'only what was returned was consumed');
+  assert.is(seqs(await store.peek('agent:main:main', { limit: 1 }))[0], fit + 1);
 });
 
-test('reads given one budget share it: those after the first get what is left, or nothing and more, and a drain consumes only what it returns', async () => {
+test('reads given one budget share it: the first takes what fits, the rest what is left, or nothing and more, and a drain consumes only what it returns', async () => {
   const store = open(tempDir(), 1000);
-  const size = 64 * 1024;
-  const fit = MAX_READ_TEXT_BYTES / size;
-  const text = (i: number) => `${String(i).padStart(4, '0')}${'x'.repeat(size - 4)}`;
-  for (let i = 0; i < fit - 2; i++) await queue(store, 'a', text(i));
-  for (let i = 0; i < 5; i++) await queue(store, 'b', text(i));
+  for (let i = 0; i < 40; i++) await queue(store, 'a', bigText(i));
+  for (let i = 0; i < 5; i++) await queue(store, 'b', bigText(i));
   await queue(store, 'c', 'small');
 
   const budget = readBudget();
@@ -170,12 +173,13 @@ test('reads given one budget share it: those after the first get what is left, o
     store.drain('c', { limit: 1000, budget }, DRAINED_BY),
     store.peek('b', { limit: 1000, budget }),
   ]);
-  assert.equal([a.events.length, a.more], [fit - 2, false], 'the first read takes what it needs');
-  assert.equal([b.events.length, b.more, b.depth], [2, true, 3], 'the next takes what is left, and consumes only that');
-  assert.equal([c.events.length, c.more, c.depth], [0, true, 1], 'then nothing is left: nothing read, nothing consumed');
-  assert.equal([d.events.length, d.more, d.depth], [0, true, 3]);
-  assert.is(budget.textBytes, 0);
-  assert.equal(seqs(await store.peek('b', { limit: 1000 })), [3, 4, 5], 'a read with a budget of its own reads again');
+  assert.ok(a.events.length > 0 && a.more, 'the first read takes what fits');
+  assert.is(b.events.length, 0, 'then less than a 64 KiB event is left: nothing read, nothing consumed');
+  assert.equal([b.more, b.depth], [true, 5]);
+  assert.is(c.depth, 1 - c.events.length, 'a small event may still fit; only what is returned is consumed');
+  assert.equal([d.events.length, d.more], [0, true]);
+  assert.is(budget.bytes, MAX_READ_BYTES - answerCost([...a.events, ...c.events]));
+  assert.equal(seqs(await store.peek('b', { limit: 1000 })), [1, 2, 3, 4, 5], 'a read with a budget of its own reads again');
 });
 
 test('seq is monotonic and counted per session', async () => {
