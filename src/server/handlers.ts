@@ -8,7 +8,7 @@ import type { Handler } from '../protocol/jsonrpc.js';
 import { METHODS, type MethodName, type ParamsOf, type ResultOf } from '../protocol/methods.js';
 import type { SessionReadResult } from '../protocol/schemas.js';
 import { parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../protocol/session-key.js';
-import { compileValidator, rejectLoneSurrogates } from '../protocol/validate.js';
+import { compileValidator, MAX_REPORTED_PROBLEMS, rejectLoneSurrogates } from '../protocol/validate.js';
 import { routeEvent, toStoredEvent } from '../routing/route-event.js';
 import { StoreClosedError, StoreUnavailableError } from '../store/errors.js';
 import type { EventStore, ReadOptions, ReadResult, TraceDetail, TraceEntry, TraceStep } from '../store/types.js';
@@ -183,13 +183,14 @@ function bindValidators(implementations: Implementations, isClosing: () => boole
 }
 
 /**
- * The params' problems, with the session key's among them: its grammar is more than a schema says,
- * so the methods check it, and params failing their schema would report a bad key only once the
- * rest was fixed.
+ * The params' problems, with the session key's among them while the list has room
+ * (MAX_REPORTED_PROBLEMS): its grammar is more than a schema says, so the methods check it, and
+ * params failing their schema would report a bad key only once the rest was fixed.
  */
 function invalidParams(problems: ParamProblem[], params: unknown): RpcError {
   const sessionKey = (params as { sessionKey?: unknown } | null)?.sessionKey;
-  if (typeof sessionKey !== 'string' || problems.some((problem) => problem.path === '/sessionKey')) return RpcError.invalidParams(problems);
+  const full = problems.length >= MAX_REPORTED_PROBLEMS;
+  if (typeof sessionKey !== 'string' || full || problems.some((problem) => problem.path === '/sessionKey')) return RpcError.invalidParams(problems);
   const parsed = parseSessionKey(sessionKey);
   if (parsed.ok) return RpcError.invalidParams(problems);
   const { errors, acceptedForms } = sessionKeyError(sessionKey, parsed.reason).data;

@@ -19,6 +19,7 @@ import {
   type RawSocket,
 } from '../helpers/gateway.js';
 import type { RoutingResult, StoredEvent } from '../../src/protocol/schemas.js';
+import { MAX_REPORTED_PROBLEMS } from '../../src/protocol/validate.js';
 
 interface ReadResult {
   sessionKey: string;
@@ -267,6 +268,9 @@ test('a malformed key is listed with the params\' other problems, not only once 
   assert.equal(paths(peeked), ['/limit', '/sessionKey']);
   const valid = await refused(raw, { text: '', sessionKey: freshKey('listed') });
   assert.equal(paths(valid), ['/text'], 'a valid key adds nothing');
+  const unknown = Object.fromEntries(Array.from({ length: MAX_REPORTED_PROBLEMS }, (_, i) => [`extra${i}`, i]));
+  const many = await refused(raw, { text: 'x', sessionKey: 'bad', ...unknown });
+  assert.is(paths(many).length, MAX_REPORTED_PROBLEMS, 'no more than the list holds');
 });
 
 test('agentId disagreeing with the key is -32602 on /agentId; agreeing (any case) is fine', async ({ raw }) => {
