@@ -210,6 +210,7 @@ export const MAX_READ_BYTES_IN_FLIGHT = 4 * MAX_READ_BYTES;
 /**
  * Largest frame (or POST /rpc answer body) the client library accepts from the gateway: eight
  * times the events one frame's reads answer (MAX_READ_BYTES), for their envelopes and the other
- * answers of a batch; what the gateway sends is bounded by the gateway, not the client. Past it, what answers is not a gateway, and the client stops reading.
+ * answers of a batch; what the gateway sends is bounded by the gateway, not the client. Past it,
+ * what answers is not a gateway, and the client stops reading.
  */
 export const MAX_CLIENT_FRAME_BYTES = 16 * 1024 * 1024;

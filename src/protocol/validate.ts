@@ -6,7 +6,7 @@ import type { Static, TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { AGENT_ID_PATTERN } from './constants.js';
 import { RpcError, type ParamProblem } from './errors.js';
-import { badCharacterOf } from './session-key.js';
+import { badCharacterOf, parseSessionKey, sessionKeyError } from './session-key.js';
 
 /** Enough problems to fix a request in one go, few enough to keep an error response small. */
 export const MAX_REPORTED_PROBLEMS = 8;
@@ -39,9 +39,25 @@ export function compileValidator<T extends TSchema>(schema: T): Validator<T> {
     problems,
     parse(value) {
       if (compiled.Check(value)) return value as Static<T>;
-      throw RpcError.invalidParams(problems(value));
+      throw invalidParams(problems(value), value);
     },
   };
+}
+
+/**
+ * The problems, with a malformed `sessionKey`'s among them while the list has room: a key's grammar
+ * is more than its schema says, so the methods check it once the params pass, and params failing
+ * their schema would report a bad key only once the rest was fixed. Every param of that name is a
+ * session key.
+ */
+function invalidParams(problems: ParamProblem[], value: unknown): RpcError {
+  const sessionKey = (value as { sessionKey?: unknown } | null)?.sessionKey;
+  const full = problems.length >= MAX_REPORTED_PROBLEMS;
+  if (typeof sessionKey !== 'string' || full || problems.some((problem) => problem.path === '/sessionKey')) return RpcError.invalidParams(problems);
+  const parsed = parseSessionKey(sessionKey);
+  if (parsed.ok) return RpcError.invalidParams(problems);
+  const { errors, acceptedForms } = sessionKeyError(sessionKey, parsed.reason).data;
+  return RpcError.invalidParams([...problems, ...errors!], { acceptedForms });
 }
 
 interface RawError {

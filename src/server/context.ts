@@ -16,6 +16,6 @@ export interface CallContext {
   readonly subscriber: Subscriber | null;
   /** Runs `task` once the answer to the current request has been sent (e.g. a subscription's replay). */
   afterResponse(task: () => void): void;
-  /** Event text the reads of this frame may still answer with: one budget per frame, batch or not. */
+  /** What the reads of this frame may still answer with (see ReadBudget): one budget per frame, batch or not. */
   readonly readBudget: ReadBudget;
 }

@@ -3,12 +3,12 @@
  * the work. Routing lives in src/routing; storage in src/store. Handlers only connect them.
  */
 import { DEFAULT_READ_LIMIT, MAX_SUBSCRIPTIONS_PER_CONNECTION, TRACE_RETENTION_MS } from '../protocol/constants.js';
-import { RpcError, type ParamProblem } from '../protocol/errors.js';
+import { RpcError } from '../protocol/errors.js';
 import type { Handler } from '../protocol/jsonrpc.js';
 import { METHODS, type MethodName, type ParamsOf, type ResultOf } from '../protocol/methods.js';
 import type { SessionReadResult } from '../protocol/schemas.js';
 import { parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../protocol/session-key.js';
-import { compileValidator, MAX_REPORTED_PROBLEMS, rejectLoneSurrogates } from '../protocol/validate.js';
+import { compileValidator, rejectLoneSurrogates } from '../protocol/validate.js';
 import { routeEvent, toStoredEvent } from '../routing/route-event.js';
 import { StoreClosedError, StoreUnavailableError } from '../store/errors.js';
 import type { EventStore, ReadOptions, ReadResult, TraceDetail, TraceEntry, TraceStep } from '../store/types.js';
@@ -175,26 +175,10 @@ function bindValidators(implementations: Implementations, isClosing: () => boole
     const implementation = implementations[name] as (params: unknown, context: CallContext) => unknown;
     handlers[name] = (params, context) => {
       if (isClosing()) throw new RpcError('SHUTTING_DOWN', SHUTTING_DOWN_MESSAGE);
-      if (!validator.check(params)) throw invalidParams(validator.problems(params), params);
-      return implementation(params, context);
+      return implementation(validator.parse(params), context);
     };
   }
   return handlers;
-}
-
-/**
- * The params' problems, with the session key's among them while the list has room
- * (MAX_REPORTED_PROBLEMS): its grammar is more than a schema says, so the methods check it, and
- * params failing their schema would report a bad key only once the rest was fixed.
- */
-function invalidParams(problems: ParamProblem[], params: unknown): RpcError {
-  const sessionKey = (params as { sessionKey?: unknown } | null)?.sessionKey;
-  const full = problems.length >= MAX_REPORTED_PROBLEMS;
-  if (typeof sessionKey !== 'string' || full || problems.some((problem) => problem.path === '/sessionKey')) return RpcError.invalidParams(problems);
-  const parsed = parseSessionKey(sessionKey);
-  if (parsed.ok) return RpcError.invalidParams(problems);
-  const { errors, acceptedForms } = sessionKeyError(sessionKey, parsed.reason).data;
-  return RpcError.invalidParams([...problems, ...errors!], { acceptedForms });
 }
 
 async function readSession(

@@ -63,8 +63,8 @@ export interface ReadOptions {
   after?: number;
   limit: number;
   /**
-   * The text the read may return, shared with the other reads answered in the same frame (see
-   * ReadBudget). Without it, the read has a budget of its own.
+   * The bytes of events the read may return, shared with the other reads answered in the same
+   * frame (see ReadBudget). Without it, the read has a budget of its own.
    */
   budget?: ReadBudget;
 }

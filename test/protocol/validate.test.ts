@@ -204,6 +204,23 @@ test('the number of reported problems is bounded by MAX_REPORTED_PROBLEMS', () =
   assert.is(new Set(reported.map((p) => p.path)).size, reported.length);
 });
 
+test('parse lists a malformed sessionKey among the schema\'s problems, with the accepted forms, while the list has room', () => {
+  const thrown = (value: unknown) => {
+    try {
+      systemEvent.parse(value);
+    } catch (error) {
+      return (error as RpcError).data;
+    }
+    throw new Error('accepted');
+  };
+  const both = thrown({ text: '', sessionKey: 'bad' });
+  assert.equal(both.errors!.map((problem) => problem.path), ['/text', '/sessionKey']);
+  assert.ok(Array.isArray(both['acceptedForms']));
+  assert.equal(thrown({ text: '', sessionKey: 'main' }).errors!.map((problem) => problem.path), ['/text'], 'a valid key adds nothing');
+  const unknown = Object.fromEntries(Array.from({ length: MAX_REPORTED_PROBLEMS }, (_, i) => [`extra${i}`, i]));
+  assert.is(thrown({ text: 'x', sessionKey: 'bad', ...unknown }).errors!.length, MAX_REPORTED_PROBLEMS, 'no more than the list holds');
+});
+
 test('__proto__ and constructor keys are unknown params and pollute nothing', () => {
   const before = Object.getOwnPropertyNames(Object.prototype).sort();
   const params: unknown = JSON.parse('{"text":"x","__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}}');
