@@ -101,6 +101,7 @@ export function formatTrace(trace: ResultOf<'event.trace'>): string {
       .join(' ');
     return `  ${at}  ${step.padEnd(12)} ${facts}`;
   });
+  if (trace.omitted > 0) lines.splice(-1, 0, `  ... ${trace.omitted} step(s) left out ...`);
   return [`event ${trace.eventId}`, ...lines].join('\n');
 }
 

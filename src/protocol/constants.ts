@@ -140,6 +140,13 @@ export const REPLAY_PAGE_SIZE = 200;
 export const TRACE_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 
 /**
+ * Steps of one event.trace read, the last one included; past it, the steps before the last are
+ * counted in `omitted`, not read. An event gets a "delivered" step each time an agent that does
+ * not ack it reconnects: a day of reconnects a minute is 1,440 of them.
+ */
+export const MAX_TRACE_STEPS = 1000;
+
+/**
  * HTTP request bodies (POST /rpc, POST /hooks/wake): a maximal event of ordinary text with room to
  * spare. Text that JSON escapes heavily (64 KiB of control characters is ~384 KiB) is refused with
  * 413 here and must go over WebSocket, whose frame limit allows for it.
@@ -193,17 +200,18 @@ export const MAX_TOKEN_NAME_LENGTH = 128;
 export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
 
 /**
- * Bytes of events, as the JSON of their answers, that the session.peek / session.drain answers to
- * one frame carry at most, together (a batch's reads share it, see ReadBudget): far under
- * MAX_CLIENT_FRAME_BYTES, so a drained event can never be consumed by an answer too large to
- * arrive. Counted as JSON, not as text: escaping can make an event's JSON six times its text.
+ * Bytes that the answers of one frame's reads carry at most, together (a batch's reads share it,
+ * see ReadBudget): events of session.peek and session.drain, sessions of session.list, steps of
+ * event.trace. Far under MAX_CLIENT_FRAME_BYTES, so a drained event can never be consumed by an
+ * answer too large to arrive. Counted as JSON, not as text: escaping can make an event's JSON six
+ * times its text.
  */
 export const MAX_READ_BYTES = 2 * 1024 * 1024;
 
 /**
- * Bytes of events the read answers of one connection's frames carry at most, together, from the
- * read until the answer is written to the socket (see ReadBudget): four frames' worth. Past it,
- * reads answer fewer events, or none, with `more`.
+ * Bytes the read answers of one connection's frames carry at most, together, from the read until
+ * the answer is written to the socket (see ReadBudget): four frames' worth. Past it, reads answer
+ * fewer items, or none, and say so (`more`, a trace's `omitted`).
  */
 export const MAX_READ_BYTES_IN_FLIGHT = 4 * MAX_READ_BYTES;
 

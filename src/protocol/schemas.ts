@@ -339,7 +339,15 @@ export const TraceStepEntry = Type.Object(
 export type TraceStepEntry = Static<typeof TraceStepEntry>;
 
 export const EventTraceResult = Type.Object(
-  { eventId: Type.String(), steps: Type.Array(TraceStepEntry, { description: 'The life of the event, oldest step first.' }) },
+  {
+    eventId: Type.String(),
+    steps: Type.Array(TraceStepEntry, { description: 'The life of the event, oldest step first; always its first steps and its last.' }),
+    omitted: Type.Integer({
+      minimum: 0,
+      description:
+        'Steps left out before the last one listed, oldest first: an event delivered again on every reconnect of an agent that does not ack it gathers thousands. 0 when steps holds them all.',
+    }),
+  },
   { additionalProperties: false },
 );
 export type EventTraceResult = Static<typeof EventTraceResult>;

@@ -57,7 +57,11 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
     'session.list': async (params, context) => {
       const agentId = params.agentId?.toLowerCase() ?? boundAgent(context.principal);
       if (agentId !== undefined) authorize(context.principal, { scope: 'subscribe', agentId });
-      const listed = await store.listSessions({ limit: params.limit ?? DEFAULT_READ_LIMIT, ...(agentId ? { agentId } : {}) });
+      const listed = await store.listSessions({
+        limit: params.limit ?? DEFAULT_READ_LIMIT,
+        budget: context.readBudget,
+        ...(agentId ? { agentId } : {}),
+      });
       return {
         sessions: listed.sessions.map((session) => ({
           ...session,
@@ -115,7 +119,7 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
       return { sessionKey, seq: params.seq, acked: acked.acked, depth: acked.depth };
     },
     'event.trace': async (params, context) => {
-      const entries = await store.trace(params.eventId);
+      const { steps: entries, omitted } = await store.trace(params.eventId, context.readBudget);
       // Another agent's event is "not found" to a scoped token: a refusal would confirm it exists.
       const visible = entries.length > 0 && (context.principal.kind === 'admin' || agentOfTrace(entries) === context.principal.agentId);
       if (!visible) {
@@ -128,6 +132,7 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
       return {
         eventId: params.eventId,
         steps: entries.map(({ step, at, detail }) => ({ step, at: iso(at), detail: admin ? detail : withoutPublisher(step, detail) })),
+        omitted,
       };
     },
     'token.create': async (params, context) => {

@@ -1,11 +1,12 @@
 /**
- * How many bytes of events read answers may carry, so that what a client can ask for at once is
- * bounded however it asks. An event is counted as what it adds to an answer: its JSON, not its
- * text (escaping makes control characters six bytes each, and the route repeats the key's parts).
+ * How many bytes read answers may carry, so that what a client can ask for at once is bounded
+ * however it asks. Reads are the answers that grow with what is stored: session.peek and
+ * session.drain (events), session.list (sessions) and event.trace (steps). An item is counted as
+ * what it adds to an answer: its JSON, not its text (escaping makes control characters six bytes
+ * each, and an event's route repeats the key's parts).
  *
- * Per frame: a frame is one request or a batch of up to MAX_BATCH_LENGTH, and its session.peek and
- * session.drain answers share one budget of MAX_READ_BYTES, so a batch of reads answers no more
- * than a single read may. Per read, a batch of a hundred peeks answered ~200 MiB in one frame,
+ * Per frame: a frame is one request or a batch of up to MAX_BATCH_LENGTH, and its reads share one
+ * budget of MAX_READ_BYTES, so a batch of reads answers no more than a single read may. Per read, a batch of a hundred peeks answered ~200 MiB in one frame,
  * and a few such frames exhausted the gateway's heap; a batch of drains consumed events in an
  * answer too large for the client to receive (MAX_CLIENT_FRAME_BYTES), and so could one drain of
  * a thousand events whose text was mostly escapes, while only their text was counted.
@@ -17,18 +18,24 @@
  * 3 GiB for one connection. Given back only once written, the pool also bounds what waits in the
  * gateway for a client that reads slowly, or not at all.
  *
- * A read that finds too little left answers fewer events, or none, with `more`: the caller reads
- * again. A read alone (nothing taken from its frame's budget or its pool) answers at least one
- * event, so one request always makes progress.
+ * A read that finds too little left answers fewer items, or none, and says so (`more`; a trace's
+ * `omitted`): the caller reads again. A read alone (nothing taken from its frame's budget or its
+ * pool) answers at least one item, so one request always makes progress.
  */
 import { MAX_READ_BYTES, MAX_READ_BYTES_IN_FLIGHT } from '../protocol/constants.js';
-import type { EventRecord } from './types.js';
+import type { EventRecord, SessionRecord, TraceEntry } from './types.js';
 
 /**
  * What a stored event's JSON holds beyond its record's: the route's member names and nulls, and
  * the time as an ISO string instead of a number (src/routing/route-event.ts toStoredEvent).
  */
 const STORED_EVENT_OVERHEAD = 256;
+
+/** A listed session's member names, its two counts and its two times as ISO strings. */
+const LISTED_SESSION_OVERHEAD = 160;
+
+/** A trace step's member names, its step's name and its time as an ISO string. */
+const TRACE_STEP_OVERHEAD = 96;
 
 /** Bytes left to a connection's frames, from their reads until their answers are written. */
 export interface ReadPool {
@@ -57,23 +64,41 @@ export function taken(budget: ReadBudget): number {
 }
 
 /** At most what the event adds to an answer: its record's JSON, the key once more for the route. */
-export function answerBytes(event: EventRecord): number {
+export function eventBytes(event: EventRecord): number {
   return Buffer.byteLength(JSON.stringify(event)) + Buffer.byteLength(JSON.stringify(event.sessionKey)) + STORED_EVENT_OVERHEAD;
 }
 
-/** The longest prefix of `events` that fits what is left of `budget`, taken from it. */
-export function takeWithinBudget(events: EventRecord[], budget: ReadBudget): EventRecord[] {
+/** At most what a session adds to session.list's answer: its key and agent, numbers and two times. */
+export function sessionBytes(session: Pick<SessionRecord, 'sessionKey' | 'agentId'>): number {
+  return Buffer.byteLength(JSON.stringify(session.sessionKey)) + Buffer.byteLength(JSON.stringify(session.agentId)) + LISTED_SESSION_OVERHEAD;
+}
+
+/** At most what a step adds to event.trace's answer: its detail, its name and its time. */
+export function traceStepBytes(entry: TraceEntry): number {
+  return Buffer.byteLength(JSON.stringify(entry.detail)) + TRACE_STEP_OVERHEAD;
+}
+
+/** The longest prefix of `items` that fits what is left of `budget`, taken from it. */
+export function takeWithinBudget<T>(items: T[], budget: ReadBudget, sizeOf: (item: T) => number): T[] {
   const { pool } = budget;
   const alone = budget.bytes === MAX_READ_BYTES && (pool === undefined || pool.bytes === MAX_READ_BYTES_IN_FLIGHT);
   const left = Math.min(budget.bytes, pool?.bytes ?? Number.POSITIVE_INFINITY);
   let bytes = 0;
   let count = 0;
-  for (; count < events.length; count++) {
-    const next = bytes + answerBytes(events[count]!);
+  for (; count < items.length; count++) {
+    const next = bytes + sizeOf(items[count]!);
     if (next > left && !(count === 0 && alone)) break;
     bytes = next;
   }
+  charge(budget, bytes);
+  return count === items.length ? items : items.slice(0, count);
+}
+
+/**
+ * Takes `bytes` from the budget whatever is left: for what an answer carries in any case (a
+ * trace's first and last steps). What is left may go below zero; later reads then get nothing.
+ */
+export function charge(budget: ReadBudget, bytes: number): void {
   budget.bytes -= bytes;
-  if (pool) pool.bytes -= bytes;
-  return count === events.length ? events : events.slice(0, count);
+  if (budget.pool) budget.pool.bytes -= bytes;
 }

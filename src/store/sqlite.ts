@@ -6,13 +6,13 @@
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { createPrivateFile, makePrivateDir } from '../config/private-files.js';
-import { DEFAULT_IDEMPOTENCY_RETENTION_MS, TRACE_RETENTION_MS } from '../protocol/constants.js';
+import { DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../protocol/constants.js';
 import { CommitQueue, observeAll, type CommitMetrics, type RunOptions } from './commit-queue.js';
 import { corruptStoreError, isCorruption, sqliteCode, StoreClosedError, StoreLockedError, StoreOpenError } from './errors.js';
 import { newEventId } from './ids.js';
 import { migrate } from './migrations.js';
 import { PendingIndex, type PendingRef } from './pending-index.js';
-import { readBudget, takeWithinBudget } from './read-budget.js';
+import { charge, eventBytes, readBudget, sessionBytes, takeWithinBudget, traceStepBytes, type ReadBudget } from './read-budget.js';
 import { NEWEST_TEXT_CACHE_LIMIT, SessionCache, type NewestEvent, type SessionRow, type SessionState } from './session-cache.js';
 import type {
   AckResult,
@@ -32,6 +32,8 @@ import type {
   TraceDetail,
   TraceEntry,
   TraceStep,
+  TracedEvent,
+  ListOptions,
 } from './types.js';
 
 /**
@@ -160,13 +162,15 @@ function acceptanceEntries(eventId: string, at: number, acceptedJson: string): T
   ];
 }
 
+const TRACE_COLUMNS = 'event_id AS eventId, step, at, detail, accepted_at AS acceptedAt, accepted';
+
 /**
- * An event's trace from its rows (in write order) and, while it is pending, its acceptance.
- * Acceptance comes first: it is the event's first step, though a row carrying it was written when
- * the event left the queue, after the rows of what happened to it while pending (deduplicated,
- * delivered, wake).
+ * An event's trace from its rows (in write order) and, while it is pending, its acceptance:
+ * `first`, the acceptance, and `rest`, the other steps. Acceptance comes first: it is the event's
+ * first step, though a row carrying it was written when the event left the queue, after the rows
+ * of what happened to it while pending (deduplicated, delivered, wake).
  */
-function traceOf(eventId: string, rows: TraceRow[], pending: Acceptance | undefined): TraceEntry[] {
+function traceOf(eventId: string, rows: TraceRow[], pending: Acceptance | undefined): { first: TraceEntry[]; rest: TraceEntry[] } {
   const first: TraceEntry[] = pending ? acceptanceEntries(eventId, pending.acceptedAt, pending.accepted) : [];
   const rest: TraceEntry[] = [];
   for (const { step, at, detail, acceptedAt, accepted } of rows) {
@@ -174,7 +178,24 @@ function traceOf(eventId: string, rows: TraceRow[], pending: Acceptance | undefi
     if (step === ACCEPTED_AND_STORED) rest.push(...acceptanceEntries(eventId, at, detail));
     else rest.push({ eventId, step, at, detail: detailOf(step, detail) });
   }
-  return [...first, ...rest];
+  return { first, rest };
+}
+
+/**
+ * The steps a trace answers within `budget`: always its acceptance and its last step (where the
+ * event is now), and as many of the steps between as fit, in order. `omitted` counts the steps
+ * left out between those listed and the last one, `unread` of them never read (see MAX_TRACE_STEPS).
+ */
+function traceWithinBudget({ first, rest }: { first: TraceEntry[]; rest: TraceEntry[] }, unread: number, budget: ReadBudget): TracedEvent {
+  const last = rest.at(-1);
+  if (last === undefined) {
+    charge(budget, first.reduce((sum, entry) => sum + traceStepBytes(entry), 0));
+    return { steps: first, omitted: 0 };
+  }
+  charge(budget, [...first, last].reduce((sum, entry) => sum + traceStepBytes(entry), 0));
+  const between = rest.slice(0, -1);
+  const kept = takeWithinBudget(between, budget, traceStepBytes);
+  return { steps: [...first, ...kept, last], omitted: between.length - kept.length + unread };
 }
 
 /**
@@ -277,8 +298,11 @@ function prepareStatements(db: Database.Database) {
     traceInsert: db.prepare<[string, TraceRowStep, number, string, number | null, string | null]>(
       'INSERT INTO trace (event_id, step, at, detail, accepted_at, accepted) VALUES (?, ?, ?, ?, ?, ?)',
     ),
-    trace: db.prepare<[string], TraceRow>(
-      'SELECT event_id AS eventId, step, at, detail, accepted_at AS acceptedAt, accepted FROM trace WHERE event_id = ? ORDER BY id',
+    trace: db.prepare<[string, number], TraceRow>(`SELECT ${TRACE_COLUMNS} FROM trace WHERE event_id = ? ORDER BY id LIMIT ?`),
+    traceLast: db.prepare<[string], TraceRow>(`SELECT ${TRACE_COLUMNS} FROM trace WHERE event_id = ? ORDER BY id DESC LIMIT 1`),
+    traceCount: db.prepare<[string], number>('SELECT count(*) FROM trace WHERE event_id = ?').pluck(),
+    traceAcceptance: db.prepare<[string], Acceptance>(
+      'SELECT accepted_at AS acceptedAt, accepted FROM trace WHERE event_id = ? AND accepted IS NOT NULL LIMIT 1',
     ),
     // The expired rows of the oldest slice by id (see PRUNE_SLICE). Rows are written in time
     // order, so the expired ones come first. One dated ahead by a clock stepped back stays in the
@@ -443,17 +467,17 @@ export class SqliteEventStore implements EventStore, TokenStore {
     return this.#submit(() => this.#read(sessionKey, options, detail));
   }
 
-  listSessions(options: { agentId?: string; limit: number }): Promise<{ sessions: SessionRecord[]; more: boolean }> {
+  listSessions(options: ListOptions): Promise<{ sessions: SessionRecord[]; more: boolean }> {
     return this.#readSessions(() => {
-      const { agentId, limit } = options;
+      const { agentId, limit, budget = readBudget() } = options;
       const rows =
         agentId === undefined ? this.#sql.list.all(limit + 1) : this.#sql.listByAgent.all(agentId, limit + 1);
-      const sessions = rows.slice(0, limit).map(({ id, ...row }): SessionRecord => {
+      const sessions = takeWithinBudget(rows.slice(0, limit), budget, sessionBytes).map(({ id, ...row }): SessionRecord => {
         // The oldest event by seq, not min(stored_at): the two differ only if the clock stepped back.
         const [oldest] = this.#pending.after(id, 0, 1);
         return { ...row, oldestPendingAt: oldest === undefined ? null : this.#sql.storedAt.get(oldest.id)! };
       });
-      return { sessions, more: rows.length > limit };
+      return { sessions, more: rows.length > sessions.length };
     });
   }
 
@@ -484,8 +508,17 @@ export class SqliteEventStore implements EventStore, TokenStore {
     for (const entry of entries) batch.push(entry);
   }
 
-  trace(eventId: string): Promise<TraceEntry[]> {
-    return this.#submitRead(() => traceOf(eventId, this.#sql.trace.all(eventId), this.#sql.acceptance.get(eventId)));
+  trace(eventId: string, budget = readBudget()): Promise<TracedEvent> {
+    return this.#submitRead(() => {
+      const acceptance = this.#sql.acceptance.get(eventId);
+      const rows = this.#sql.trace.all(eventId, MAX_TRACE_STEPS + 1);
+      if (rows.length <= MAX_TRACE_STEPS) return traceWithinBudget(traceOf(eventId, rows, acceptance), 0, budget);
+      // The last row too: where the event is now matters most. The rest are counted, not read,
+      // but for the acceptance one of them may carry (a step written after the event left the queue).
+      const read = [...rows.slice(0, MAX_TRACE_STEPS - 1), this.#sql.traceLast.get(eventId)!];
+      const carried = acceptance ?? (read.some((row) => row.accepted !== null) ? undefined : this.#sql.traceAcceptance.get(eventId));
+      return traceWithinBudget(traceOf(eventId, read, carried), this.#sql.traceCount.get(eventId)! - read.length, budget);
+    });
   }
 
   listTokens(): Promise<TokenRecord[]> {
@@ -768,7 +801,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
     if (!session) return { events: [], depth: 0, more: false };
     const refs = this.#pending.after(session.id, after, limit + 1);
     const rows = refs.length === 0 ? [] : this.#sql.read.all({ ids: idList(refs), sessionKey });
-    const events = takeWithinBudget(rows.slice(0, limit), budget);
+    const events = takeWithinBudget(rows.slice(0, limit), budget, eventBytes);
     let depth = session.pending;
     const last = events.at(-1);
     if (drainedBy && last) {

@@ -107,6 +107,21 @@ export interface TraceEntry {
   detail: TraceDetail;
 }
 
+/** An event's trace as answered: its acceptance, the steps that fit, and its last step. */
+export interface TracedEvent {
+  steps: TraceEntry[];
+  /** Steps left out before the last one: past MAX_TRACE_STEPS, or past the read budget. */
+  omitted: number;
+}
+
+export interface ListOptions {
+  /** One agent's sessions only. */
+  agentId?: string;
+  limit: number;
+  /** As for reads (ReadOptions). */
+  budget?: ReadBudget;
+}
+
 export type AckResult =
   | { status: 'acked'; acked: number; depth: number; lastSeq: number }
   /** The seq is beyond the last one the session issued (0 for a session with no event yet). */
@@ -128,7 +143,7 @@ export interface EventStore {
    */
   drain(sessionKey: string, options: ReadOptions, detail: TraceDetail): Promise<ReadResult>;
   /** Sessions with pending events, most pending first. */
-  listSessions(options: { agentId?: string; limit: number }): Promise<{ sessions: SessionRecord[]; more: boolean }>;
+  listSessions(options: ListOptions): Promise<{ sessions: SessionRecord[]; more: boolean }>;
   /** Sessions with pending events and their events: all of them, or one agent's. */
   stats(agentId?: string): Promise<StoreStats>;
   /** Consumes every pending event of the session with seq <= `seq`; records "acked" traces. */
@@ -139,8 +154,11 @@ export interface EventStore {
   pendingSessionKeys(agentId: string): Promise<string[]>;
   /** Appends trace entries without waiting for them; they commit with the next batch. */
   recordTrace(entries: TraceEntry[]): void;
-  /** The recorded life of an event, oldest step first; empty when the event is unknown. */
-  trace(eventId: string): Promise<TraceEntry[]>;
+  /**
+   * The recorded life of an event, oldest step first; no steps when the event is unknown. `budget`
+   * as for reads (ReadOptions): without it, the trace has a budget of its own.
+   */
+  trace(eventId: string, budget?: ReadBudget): Promise<TracedEvent>;
   /** Waits for queued work to commit, then closes. Further calls reject. */
   close(): Promise<void>;
 }

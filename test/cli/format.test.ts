@@ -2,6 +2,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatRoutingResult, formatSessionRead, formatTokenList, formatTokenRevoked, formatTrace, formatWatchedEvent, printable, printableStrings } from '../../src/cli/format.js';
+import type { ResultOf } from '../../src/protocol/methods.js';
 import type { StoredEvent } from '../../src/protocol/schemas.js';
 
 const test = suite('cli/format');
@@ -57,8 +58,29 @@ test('token names and trace details are escaped too', () => {
     tokens: [{ tokenId: 'tok_1', name: 'ci\x1b[31m\nfake', agentId: 'ops', scopes: ['publish' as const], createdAt: '2026-11-25T16:00:00.000Z', revokedAt: null }],
   });
   assert.is(formatTokenList(tokens), 'tok_1  agent ops  publish  active  created 2026-11-25T16:00:00.000Z "ci\\x1b[31m\\nfake"');
-  const trace = printableStrings({ eventId: 'e1', steps: [{ step: 'accepted' as const, at: '2026-11-25T16:00:00.000Z', detail: { 'x\r': 'y\x1b' } }] });
+  const trace = printableStrings({ eventId: 'e1', steps: [{ step: 'accepted' as const, at: '2026-11-25T16:00:00.000Z', detail: { 'x\r': 'y\x1b' } }], omitted: 0 });
   assert.is(formatTrace(trace), 'event e1\n  2026-11-25T16:00:00.000Z  accepted     x\\r=y\\x1b');
+});
+
+test('a trace with steps left out says how many, before its last step', () => {
+  const at = '2026-11-25T16:00:00.000Z';
+  const steps: ResultOf<'event.trace'>['steps'] = [
+    { step: 'accepted' as const, at, detail: {} },
+    { step: 'stored' as const, at, detail: {} },
+    { step: 'delivered' as const, at, detail: { replay: true } },
+    { step: 'acked' as const, at, detail: {} },
+  ];
+  assert.is(
+    formatTrace({ eventId: 'e1', steps, omitted: 1500 }),
+    [
+      'event e1',
+      `  ${at}  accepted     `,
+      `  ${at}  stored       `,
+      `  ${at}  delivered    replay=true`,
+      '  ... 1500 step(s) left out ...',
+      `  ${at}  acked        `,
+    ].join('\n'),
+  );
 });
 
 test('the routing result: messages from the gateway stay on their own lines', () => {

@@ -13,6 +13,7 @@ import {
   MAX_BATCH_LENGTH,
   MAX_IN_FLIGHT_PER_CONNECTION,
   MAX_READ_BYTES,
+  MAX_READ_LIMIT,
   MAX_SUBSCRIPTIONS_PER_CONNECTION,
   MAX_TEXT_BYTES,
 } from '../../src/protocol/constants.js';
@@ -314,6 +315,30 @@ test(`a batch of ${MAX_BATCH_LENGTH} peeks answers no more events than one peek 
   const response = await postJson(gw.port, '/rpc', peeks.map((peek, id) => ({ jsonrpc: '2.0', id, ...peek })), gw.token);
   assert.is(response.status, 200);
   assert.is(eventBytes(jsonOf<JsonRpcResponse[]>(response)), eventBytes(answers));
+  peer.close();
+});
+
+test(`a batch of ${MAX_BATCH_LENGTH} session.list answers the sessions that fit MAX_READ_BYTES together, the others none, with more`, async () => {
+  const gw = await startTunedGateway();
+  const peer = await openPeer(gw.url, gw.token);
+  // Keys near the 512 limit: a full list is ~0.7 MB as JSON, a batch of them 70 MB without the budget.
+  const sessionKeys = Array.from({ length: MAX_READ_LIMIT }, (_, i) => `agent:budget:direct:${String(i).padStart(480, 'p')}`);
+  for (let i = 0; i < sessionKeys.length; i += MAX_BATCH_LENGTH) {
+    const publishes = sessionKeys.slice(i, i + MAX_BATCH_LENGTH).map((sessionKey) => ({ method: 'system.event', params: { text: 'x', sessionKey } }));
+    for (const answer of await peer.batch(publishes, 30_000)) resultOf(answer);
+  }
+  type ListAnswer = { sessions: Array<{ sessionKey: string }>; more: boolean };
+  const lists = Array.from({ length: MAX_BATCH_LENGTH }, () => ({ method: 'session.list', params: { agentId: 'budget', limit: MAX_READ_LIMIT } }));
+
+  const answers = (await peer.batch(lists, 30_000)).map((answer) => resultOf<ListAnswer>(answer));
+  const listedBytes = answers.reduce((sum, answer) => sum + Buffer.byteLength(JSON.stringify(answer.sessions)), 0);
+  assert.ok(listedBytes <= MAX_READ_BYTES, `${listedBytes} bytes of sessions`);
+  assert.equal([answers[0]!.sessions.length, answers[0]!.more], [MAX_READ_LIMIT, false], 'the first list is whole');
+  const partial = answers.findIndex((answer) => answer.more);
+  assert.ok(partial > 0 && answers[partial]!.sessions.length < MAX_READ_LIMIT);
+  assert.ok(answers.slice(partial + 1).every((answer) => answer.sessions.length === 0 && answer.more), 'the rest: none, and more');
+  const [again] = await peer.batch([lists[0]!]);
+  assert.is(resultOf<ListAnswer>(again!).sessions.length, MAX_READ_LIMIT, 'the next frame has a budget of its own');
   peer.close();
 });
 

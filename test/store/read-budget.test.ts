@@ -5,7 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MAX_READ_BYTES, MAX_READ_BYTES_IN_FLIGHT } from '../../src/protocol/constants.js';
-import { answerBytes, readBudget, readPool, taken, takeWithinBudget } from '../../src/store/read-budget.js';
+import { charge, eventBytes, readBudget, readPool, sessionBytes, taken, takeWithinBudget, traceStepBytes } from '../../src/store/read-budget.js';
 import type { EventRecord } from '../../src/store/types.js';
 
 const test = suite('store/read-budget');
@@ -20,50 +20,75 @@ const event = (text: string, i = 0): EventRecord => ({
   storedAt: 1_790_000_000_000,
 });
 const events = (count: number, size = 64 * 1024) => Array.from({ length: count }, (_, i) => event(String(i).padEnd(size, 'x'), i));
-const COST = answerBytes(events(1)[0]!);
+const COST = eventBytes(events(1)[0]!);
 const PER_FRAME = Math.floor(MAX_READ_BYTES / COST);
 
 test('an event costs at least its JSON as an answer carries it: escapes count six bytes, and the key twice (the route repeats it)', () => {
   const plain = event('x'.repeat(1000));
   const escaped = event('\u0001'.repeat(1000));
-  assert.ok(answerBytes(escaped) - answerBytes(plain) === 5000, 'each control character is \\u0001 in JSON');
+  assert.ok(eventBytes(escaped) - eventBytes(plain) === 5000, 'each control character is \\u0001 in JSON');
   const stored = { ...plain, storedAt: new Date(plain.storedAt).toISOString(), route: { agentId: 'main', kind: 'channel', channel: 'slack', account: null, peer: null, id: 'C123', thread: '456', topic: null } };
-  assert.ok(answerBytes(plain) >= Buffer.byteLength(JSON.stringify(stored)));
+  assert.ok(eventBytes(plain) >= Buffer.byteLength(JSON.stringify(stored)));
+});
+
+test('a listed session and a trace step cost at least their JSON as answered', () => {
+  const listed = {
+    sessionKey: 'agent:main:slack:channel:C"123\\:thread:\u00fc'.repeat(10),
+    agentId: 'main',
+    pending: 1_000_000,
+    lastSeq: Number.MAX_SAFE_INTEGER,
+    oldestPendingAt: new Date(0).toISOString(),
+    lastEventAt: new Date(0).toISOString(),
+  };
+  assert.ok(sessionBytes(listed) >= Buffer.byteLength(JSON.stringify(listed)), 'escapes and UTF-8 counted');
+  const step = { eventId: 'e', step: 'delivered' as const, at: 8.64e15, detail: { connectionIds: '1,2,3', subscriptions: 3, replay: false } };
+  const answered = { step: step.step, at: new Date(step.at).toISOString(), detail: step.detail };
+  assert.ok(traceStepBytes(step) >= Buffer.byteLength(JSON.stringify(answered)));
+});
+
+test('what an answer carries in any case is charged whatever is left, and later reads of the frame get nothing', () => {
+  const pool = readPool();
+  const budget = readBudget(pool);
+  charge(budget, MAX_READ_BYTES + 10);
+  assert.is(budget.bytes, -10);
+  assert.is(pool.bytes, MAX_READ_BYTES_IN_FLIGHT - MAX_READ_BYTES - 10);
+  assert.is(takeWithinBudget(events(1, 10), budget, eventBytes).length, 0);
+  assert.is(taken(budget), MAX_READ_BYTES + 10, 'and all of it is given back once answered');
 });
 
 test('one frame: reads take up to MAX_READ_BYTES together, in whole events', () => {
   const budget = readBudget();
-  const read = takeWithinBudget(events(PER_FRAME + 1), budget);
+  const read = takeWithinBudget(events(PER_FRAME + 1), budget, eventBytes);
   assert.is(read.length, PER_FRAME);
-  const cost = read.reduce((sum, taken) => sum + answerBytes(taken), 0);
+  const cost = read.reduce((sum, taken) => sum + eventBytes(taken), 0);
   assert.is(budget.bytes, MAX_READ_BYTES - cost);
-  assert.is(takeWithinBudget(events(1), budget).length, 0, 'too little left: the next read of the frame gets nothing');
+  assert.is(takeWithinBudget(events(1), budget, eventBytes).length, 0, 'too little left: the next read of the frame gets nothing');
   assert.is(taken(budget), cost);
 
   const partly = readBudget();
-  assert.is(takeWithinBudget(events(PER_FRAME - 1), partly).length, PER_FRAME - 1);
-  assert.is(takeWithinBudget(events(3), partly).length, 1, 'what is left, in whole events');
+  assert.is(takeWithinBudget(events(PER_FRAME - 1), partly, eventBytes).length, PER_FRAME - 1);
+  assert.is(takeWithinBudget(events(3), partly, eventBytes).length, 1, 'what is left, in whole events');
 });
 
 test('a read alone takes at least one event, even one larger than the budget; one after another read does not', () => {
   const alone = readBudget(readPool());
-  assert.is(takeWithinBudget([event('x'.repeat(MAX_READ_BYTES + 1)), event('y')], alone).length, 1);
+  assert.is(takeWithinBudget([event('x'.repeat(MAX_READ_BYTES + 1)), event('y')], alone, eventBytes).length, 1);
   const after = readBudget();
-  takeWithinBudget([event('z')], after);
-  assert.is(takeWithinBudget([event('x'.repeat(MAX_READ_BYTES))], after).length, 0);
+  takeWithinBudget([event('z')], after, eventBytes);
+  assert.is(takeWithinBudget([event('x'.repeat(MAX_READ_BYTES))], after, eventBytes).length, 0);
 });
 
 test('the frames of one connection take from its pool: past MAX_READ_BYTES_IN_FLIGHT they get less, then nothing, until answers give back what they took', () => {
   const pool = readPool();
   const frames = Array.from({ length: MAX_READ_BYTES_IN_FLIGHT / MAX_READ_BYTES + 1 }, () => readBudget(pool));
-  const read = frames.map((budget) => takeWithinBudget(events(PER_FRAME), budget).length);
+  const read = frames.map((budget) => takeWithinBudget(events(PER_FRAME), budget, eventBytes).length);
   const inPool = Math.floor(MAX_READ_BYTES_IN_FLIGHT / COST);
   assert.equal(read, [PER_FRAME, PER_FRAME, PER_FRAME, PER_FRAME, inPool - 4 * PER_FRAME], 'the pool holds four frames\' worth');
-  assert.is(takeWithinBudget(events(1), readBudget(pool)).length, 0, 'then nothing');
+  assert.is(takeWithinBudget(events(1), readBudget(pool), eventBytes).length, 0, 'then nothing');
 
   pool.bytes += taken(frames[0]!);
   const next = readBudget(pool);
-  assert.is(takeWithinBudget(events(PER_FRAME + 1), next).length, PER_FRAME, 'an answered frame gives back what it took');
+  assert.is(takeWithinBudget(events(PER_FRAME + 1), next, eventBytes).length, PER_FRAME, 'an answered frame gives back what it took');
   for (const budget of [...frames.slice(1), next]) pool.bytes += taken(budget);
   assert.is(pool.bytes, MAX_READ_BYTES_IN_FLIGHT, 'all answered: the pool is whole again');
 });

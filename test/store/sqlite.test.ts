@@ -29,9 +29,9 @@ import {
   SessionCache,
 } from '../../src/store/session-cache.js';
 import { migrate, SCHEMA_VERSION } from '../../src/store/migrations.js';
-import { answerBytes, readBudget } from '../../src/store/read-budget.js';
+import { eventBytes, readBudget, sessionBytes, traceStepBytes } from '../../src/store/read-budget.js';
 import { PRUNE_SLICE } from '../../src/store/sqlite.js';
-import { DATA_FILES, MAX_READ_BYTES, DEFAULT_IDEMPOTENCY_RETENTION_MS, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
+import { DATA_FILES, MAX_READ_BYTES, DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
 
 const test = suite('store/sqlite');
 
@@ -71,7 +71,7 @@ async function queue(store: SqliteEventStore, sessionKey: string, text: string, 
 const seqs = (read: ReadResult) => read.events.map((event) => event.seq);
 /** An event's trace as [step, detail] pairs: `at` is asserted where it is known. */
 const steps = async (store: SqliteEventStore, eventId: string) =>
-  (await store.trace(eventId)).map((entry) => [entry.step, entry.detail]);
+  (await store.trace(eventId)).steps.map((entry) => [entry.step, entry.detail]);
 const ref = (outcome: AppendOutcome) => ({ eventId: outcome.eventId, seq: outcome.seq });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -141,7 +141,7 @@ test.after(() => {
 });
 
 /** What read events add to answers, as the read budget counts them. */
-const answerCost = (events: readonly EventRecord[]) => events.reduce((sum, event) => sum + answerBytes(event), 0);
+const answerCost = (events: readonly EventRecord[]) => events.reduce((sum, event) => sum + eventBytes(event), 0);
 /** A 64 KiB text, numbered. */
 const bigText = (i: number) => `${String(i).padStart(4, '0')}${'x'.repeat(64 * 1024 - 4)}`;
 
@@ -421,7 +421,7 @@ test('prune: expired traces and idempotency records both go, traces in the first
 
   const reopened = open(dir);
   await reopened.stats();
-  assert.equal(await reopened.trace('old'), [], 'the first slice took every trace');
+  assert.equal((await reopened.trace('old')).steps, [], 'the first slice took every trace');
   await reopened.close();
   assert.equal(idempotencyRows(dir), [], 'the next slice took the record');
 });
@@ -520,6 +520,17 @@ test('listSessions: most pending first, ties by key, agent filter, limit and mor
   const agentB = await store.listSessions({ agentId: 'b', limit: 10 });
   assert.equal([agentB.sessions.map((s) => s.sessionKey), agentB.more], [['s2'], false]);
   assert.equal(await store.listSessions({ agentId: 'nobody', limit: 10 }), { sessions: [], more: false });
+});
+
+test('listSessions: within a frame\'s read budget, the sessions that fit, with more', async () => {
+  const store = open(tempDir());
+  for (const key of ['s1', 's2', 's3']) await queue(store, key, 'x');
+  const budget = readBudget();
+  budget.bytes = 2 * sessionBytes({ sessionKey: 's1', agentId: 'main' });
+  const listed = await store.listSessions({ limit: 10, budget });
+  assert.equal([listed.sessions.length, listed.more, budget.bytes], [2, true, 0]);
+  assert.equal(await store.listSessions({ limit: 10, budget }), { sessions: [], more: true }, 'nothing left: none, and more');
+  assert.is((await store.listSessions({ limit: 10, budget: readBudget() })).sessions.length, 3);
 });
 
 test('stats counts sessions with pending events and the events themselves', async () => {
@@ -1286,7 +1297,7 @@ test('pendingSessionKeys: the agent\'s sessions with pending events, by key', as
 test('trace: a stored event is accepted (with its ingress), then stored', async () => {
   const store = open(tempDir());
   const outcome = await queue(store, 'agent:ops:main', 'deploy done');
-  assert.equal(await store.trace(outcome.eventId), [
+  assert.equal((await store.trace(outcome.eventId)).steps, [
     { eventId: outcome.eventId, step: 'accepted', at: outcome.storedAt, detail: INGRESS },
     {
       eventId: outcome.eventId,
@@ -1295,7 +1306,7 @@ test('trace: a stored event is accepted (with its ingress), then stored', async 
       detail: { sessionKey: 'agent:ops:main', seq: 1, status: 'queued' },
     },
   ]);
-  assert.equal(await store.trace('no-such-event'), []);
+  assert.equal((await store.trace('no-such-event')).steps, []);
 });
 
 test("trace: the stored step carries what storedDetail says of complete()'s result, built before the row is written", async () => {
@@ -1333,7 +1344,7 @@ test('trace: an append writes no trace row; the step that removes the event carr
     withDatabase(dir, (db) =>
       db.prepare<[string], [string, string | null]>('SELECT step, accepted FROM trace WHERE event_id = ? ORDER BY id').raw().all(outcome.eventId),
     );
-  const pending = await store.trace(outcome.eventId);
+  const pending = (await store.trace(outcome.eventId)).steps;
   // The copy came later, in its own millisecond or the same one.
   assert.equal(pending.map((entry) => [entry.step, entry.at === outcome.storedAt || entry.step === 'deduplicated']), [
     ['accepted', true],
@@ -1345,16 +1356,16 @@ test('trace: an append writes no trace row; the step that removes the event carr
   assert.equal(rows(), [['deduplicated', null]], 'accepted and stored are in the event row');
 
   const reopened = open(dir);
-  assert.equal(await reopened.trace(outcome.eventId), pending);
+  assert.equal((await reopened.trace(outcome.eventId)).steps, pending);
   await reopened.ack('s', outcome.seq, { via: 'test' });
-  const acked = await reopened.trace(outcome.eventId);
+  const acked = (await reopened.trace(outcome.eventId)).steps;
   assert.equal(acked.slice(0, 3), pending, 'acceptance still first, at its own time');
   assert.equal(acked.slice(3).map((entry) => [entry.step, entry.detail]), [['acked', { via: 'test' }]]);
   await reopened.close();
   const written = rows();
   assert.equal(written.map(([step]) => step), ['deduplicated', 'acked'], 'one row for the removal, none for the acceptance');
   assert.equal(JSON.parse(written[1]![1]!), [INGRESS, { sessionKey: 's', seq: 1, status: 'queued' }]);
-  assert.equal(await open(dir).trace(outcome.eventId), acked, 'and the same after a reopen');
+  assert.equal((await open(dir).trace(outcome.eventId)).steps, acked, 'and the same after a reopen');
 });
 
 test('trace: rows written before schema 5 (accepted+stored, or two steps) read the same; their events leave without a second acceptance', async () => {
@@ -1379,11 +1390,11 @@ test('trace: rows written before schema 5 (accepted+stored, or two steps) read t
   ];
 
   const store = open(dir);
-  assert.equal(await store.trace('one-row'), acceptance('one-row', 1));
-  assert.equal(await store.trace('two-rows'), acceptance('two-rows', 2));
+  assert.equal((await store.trace('one-row')).steps, acceptance('one-row', 1));
+  assert.equal((await store.trace('two-rows')).steps, acceptance('two-rows', 2));
   await store.ack('s', 2, {});
   for (const [eventId, seq] of [['one-row', 1], ['two-rows', 2]] as const) {
-    const entries = await store.trace(eventId);
+    const entries = (await store.trace(eventId)).steps;
     assert.equal(entries.slice(0, 2), acceptance(eventId, seq));
     assert.equal(entries.slice(2).map((entry) => entry.step), ['acked']);
   }
@@ -1414,7 +1425,7 @@ test('trace: replaced and dropped are recorded on the events removed', async () 
 
   const overflow = await queue(store, 's', 'one too many');
   assert.equal(overflow.dropped, [ref(other)]);
-  const otherTrace = await store.trace(other.eventId);
+  const otherTrace = (await store.trace(other.eventId)).steps;
   assert.equal(otherTrace.slice(2).map((e) => [e.step, e.at, e.detail]), [
     ['dropped', overflow.storedAt, { reason: 'session at its pending cap', cap: 2 }],
   ]);
@@ -1428,8 +1439,54 @@ test('trace: drained and acked are recorded on the consumed events only', async 
   assert.equal((await steps(store, one!.eventId)).slice(2), [['drained', { ingress: 'websocket', connectionId: 8 }]]);
   assert.equal((await steps(store, two!.eventId)).slice(2), [['acked', { connectionId: 9, via: 'session.ack' }]]);
   assert.equal((await steps(store, three!.eventId)).length, 2, 'still pending: accepted and stored only');
-  const [acked] = (await store.trace(two!.eventId)).slice(2);
+  const [acked] = (await store.trace(two!.eventId)).steps.slice(2);
   assert.ok(acked!.at >= two!.storedAt && acked!.at <= Date.now());
+});
+
+test('trace: past MAX_TRACE_STEPS, the first steps and the last are answered, and the steps between counted in omitted', async () => {
+  const store = open(tempDir(), 10);
+  const event = await queue(store, 's', 'flapping agent');
+  const redelivered = (connectionId: number): TraceEntry => ({
+    eventId: event.eventId,
+    step: 'delivered',
+    at: Date.now(),
+    detail: { connectionIds: String(connectionId), subscriptions: 1, replay: true },
+  });
+  store.recordTrace(Array.from({ length: MAX_TRACE_STEPS + 500 }, (_, i) => redelivered(i)));
+  await store.ack('s', 1, { connectionId: 9, via: 'session.ack' });
+
+  const acked = await store.trace(event.eventId);
+  assert.equal(
+    acked.steps.map((entry) => entry.step),
+    ['accepted', 'stored', ...Array<string>(MAX_TRACE_STEPS - 1).fill('delivered'), 'acked'],
+  );
+  assert.is(acked.steps[MAX_TRACE_STEPS]!.detail['connectionIds'], String(MAX_TRACE_STEPS - 2), 'the first ones, in order');
+  assert.is(acked.omitted, 501, 'every row is a step shown or counted');
+
+  // A step written after the ack: the row that carries the acceptance is among those not read.
+  store.recordTrace([{ eventId: event.eventId, step: 'wake', at: Date.now(), detail: {} }]);
+  const woken = await store.trace(event.eventId);
+  assert.equal(woken.steps.slice(0, 2), acked.steps.slice(0, 2), 'the acceptance is still answered');
+  assert.equal([woken.steps.at(-1)!.step, woken.steps.length, woken.omitted], ['wake', MAX_TRACE_STEPS + 2, 502]);
+});
+
+test('trace: within a frame\'s read budget, the acceptance and the last step always, the steps between as they fit', async () => {
+  const store = open(tempDir(), 10);
+  const event = await queue(store, 's', 'x');
+  store.recordTrace(Array.from({ length: 10 }, (): TraceEntry => ({ eventId: event.eventId, step: 'wake', at: Date.now(), detail: {} })));
+  await store.ack('s', 1, { connectionId: 9, via: 'session.ack' });
+  const alone = await store.trace(event.eventId, readBudget());
+  assert.equal([alone.steps.length, alone.omitted], [13, 0]);
+
+  const [accepted, stored, wake] = alone.steps;
+  const budget = readBudget();
+  budget.bytes = [accepted!, stored!, wake!, alone.steps.at(-1)!].reduce((sum, entry) => sum + traceStepBytes(entry), 0);
+  const tight = await store.trace(event.eventId, budget);
+  assert.equal(tight.steps.map((entry) => entry.step), ['accepted', 'stored', 'wake', 'acked']);
+  assert.equal([tight.omitted, budget.bytes], [9, 0]);
+  const spent = await store.trace(event.eventId, budget);
+  assert.equal(spent.steps.map((entry) => entry.step), ['accepted', 'stored', 'acked'], 'nothing left: where it began and where it is');
+  assert.equal([spent.omitted, budget.bytes < 0], [10, true], 'what it carries in any case is charged, and later reads get nothing');
 });
 
 test('trace: idempotent repeats and conflicts record nothing', async () => {
@@ -1451,7 +1508,7 @@ test('recordTrace: a burst in one tick is one operation in one commit', async ()
   const before = store.storeMetrics();
   const at = Date.now();
   for (let i = 0; i < 100; i++) store.recordTrace([{ eventId: 'e', step: 'delivered', at: at + i, detail: { receiver: i } }]);
-  const recorded = await store.trace('e');
+  const recorded = (await store.trace('e')).steps;
   const after = store.storeMetrics();
   assert.equal(
     [after.commits - before.commits, after.opsCommitted - before.opsCommitted],
@@ -1539,7 +1596,7 @@ test('recordTrace: a failed write goes to onBackgroundError and later writes sti
   assert.match((errors[0] as Error).message, 'NOT NULL');
 
   store.recordTrace([{ eventId: 'e', step: 'wake', at, detail: {} }]);
-  assert.equal(await store.trace('e'), [{ eventId: 'e', step: 'wake', at, detail: {} }]);
+  assert.equal((await store.trace('e')).steps, [{ eventId: 'e', step: 'wake', at, detail: {} }]);
   assert.is(errors.length, 1);
 });
 
@@ -1554,7 +1611,7 @@ test('prune goes by write order: a trace dated ahead by a clock step stays, the 
   const reopened = open(dir);
   await reopened.stats();
   assert.equal(
-    [(await reopened.trace('ahead')).length, (await reopened.trace('old')).length, (await reopened.trace('young')).length],
+    [(await reopened.trace('ahead')).steps.length, (await reopened.trace('old')).steps.length, (await reopened.trace('young')).steps.length],
     [1, 0, 1],
   );
 });
@@ -1571,15 +1628,16 @@ test('traces older than TRACE_RETENTION_MS are pruned at open, a slice per batch
   }));
   const kept: TraceEntry = { eventId: 'kept', step: 'wake', at: now - TRACE_RETENTION_MS + 60_000, detail: {} };
   store.recordTrace([...old, kept]);
-  assert.is((await store.trace('old')).length, PRUNE_SLICE + 1, 'not pruned while the store is open');
+  const traced = await store.trace('old');
+  assert.is(traced.steps.length + traced.omitted, PRUNE_SLICE + 1, 'not pruned while the store is open');
   await store.close();
 
   const reopened = open(dir);
   // The first batch runs the first slice; the second slice is queued as that settles, ahead of
   // anything queued after it resolves.
   await reopened.stats();
-  assert.equal(await reopened.trace('old'), []);
-  assert.equal(await reopened.trace('kept'), [kept]);
+  assert.equal((await reopened.trace('old')).steps, []);
+  assert.equal((await reopened.trace('kept')).steps, [kept]);
 });
 
 test('tokens: none at first; listed oldest first, ties by id, as created', async () => {
