@@ -24,7 +24,9 @@ function declare(commands: readonly CommandSpec[], group?: string): CAC {
   const ownNote = ownCodes.length === 0 ? '' : `\n  (${orList(ownCodes, 'and')} ${ownCodes.length === 1 ? 'has its' : 'have their'} own: see ${ownCodes.length === 1 ? 'its' : 'their'} --help)`;
   cli.help((sections) => {
     const command = COMMANDS.find((spec) => spec.name === cli.matchedCommandName);
-    return [...sections, { title: '', body: command ? (command.exitCodes ?? EXIT_CODES_HELP) : `${EXIT_CODES_HELP}${ownNote}` }];
+    // cac pads an option without a default with a trailing space.
+    const trimmed = sections.map((section) => ({ ...section, body: section.body.replace(/ +$/gm, '') }));
+    return [...trimmed, { title: '', body: command ? (command.exitCodes ?? EXIT_CODES_HELP) : `${EXIT_CODES_HELP}${ownNote}` }];
   });
   cli.version(VERSION);
   return cli;

@@ -806,6 +806,7 @@ test('--help on each command exits 0 and lists its options', async () => {
     const [command, expected] = cases[i]!;
     assert.is(result.code, 0, `switchboard ${command.join(' ')} --help\n${explain(result)}`);
     for (const option of expected) assert.ok(result.stdout.includes(option), `switchboard ${command.join(' ')} --help mentions ${option}`);
+    assert.not.match(result.stdout, / \n/, `switchboard ${command.join(' ')} --help: no line ends in a space`);
   });
   // -h is the same, and so is --help where a value belongs (README: write --text=--help to send it).
   assertExit(await runCli(['system', 'event', '-h']), 0);
