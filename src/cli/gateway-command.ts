@@ -18,8 +18,9 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   const dataDir = resolveDataDir(chosen?.value);
   const host = rawOption(args, 'host');
   // Best effort, all of it: once a pipe's reader is gone (`gateway 2>&1 | tee log`, then Ctrl-C),
-  // a line that cannot be written must not stop the gateway, least of all its shutdown.
-  const log = (line: string) => writeLog(process.stderr, line);
+  // a line that cannot be written must not stop the gateway, least of all its shutdown. Every
+  // line names who wrote it, as in a log shared with other services.
+  const log = (line: string) => writeLog(process.stderr, `switchboard gateway: ${line}`);
   let running;
   try {
     running = await startGateway({
@@ -47,13 +48,13 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   writeLog(process.stdout, `switchboard gateway listening on ${running.url} (data dir ${dataDir}, token in ${tokenPath(dataDir)}${socket})`);
   const received = await signal;
   const why = received === 'SIGHUP' ? ' for a restart: clients are told 1012 and reconnect to the next gateway' : ': clients are told 1001';
-  log(`switchboard gateway: ${received} received, shutting down${why} (again to force)`);
+  log(`${received} received, shutting down${why} (again to force)`);
   // A second signal means the operator will not wait: everything answered is already on disk.
   const force = () => process.exit(ExitCode.GATEWAY_ERROR);
   process.once('SIGINT', force);
   process.once('SIGTERM', force);
   await running.close({ restarting: received === 'SIGHUP' });
-  log('switchboard gateway: stopped');
+  log('stopped');
   return ExitCode.OK;
 }
 

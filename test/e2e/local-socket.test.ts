@@ -160,7 +160,7 @@ test('a file in the way of the socket is left alone: the gateway warns, and serv
   await waitUntil(() => gw.stderr().includes('warning'), 'the warning');
   assert.is(
     gw.stderr(),
-    `warning: no Unix socket in the data dir (${socketOf(dataDir)} is in the way and is not a socket: remove it): the CLI reaches this gateway only when given its URL (--url or SWITCHBOARD_URL)\n`,
+    `switchboard gateway: warning: no Unix socket in the data dir (${socketOf(dataDir)} is in the way and is not a socket: remove it): the CLI reaches this gateway only when given its URL (--url or SWITCHBOARD_URL)\n`,
   );
   assert.is(fs.readFileSync(socketOf(dataDir), 'utf8'), 'mine');
   const sent = await runCli(['status', '--url', gw.url, '--data-dir', dataDir]);
