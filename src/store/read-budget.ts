@@ -6,10 +6,11 @@
  * each, and an event's route repeats the key's parts).
  *
  * Per frame: a frame is one request or a batch of up to MAX_BATCH_LENGTH, and its reads share one
- * budget of MAX_READ_BYTES, so a batch of reads answers no more than a single read may. Per read, a batch of a hundred peeks answered ~200 MiB in one frame,
- * and a few such frames exhausted the gateway's heap; a batch of drains consumed events in an
- * answer too large for the client to receive (MAX_CLIENT_FRAME_BYTES), and so could one drain of
- * a thousand events whose text was mostly escapes, while only their text was counted.
+ * budget of MAX_READ_BYTES, so a batch of reads answers no more than a single read may. Per read,
+ * a batch of a hundred peeks answered ~200 MiB in one frame, and a few such frames exhausted the
+ * gateway's heap; a batch of drains consumed events in an answer too large for the client to
+ * receive (MAX_CLIENT_FRAME_BYTES), and so could one drain of a thousand events whose text was
+ * mostly escapes, while only their text was counted; a batch of lists of long keys answered 65 MB.
  *
  * Per connection: the frames of one connection also share a pool of MAX_READ_BYTES_IN_FLIGHT,
  * from the read until the answer is written to the socket. A client may have

@@ -21,6 +21,7 @@ import type {
   AppendResult,
   EventRecord,
   EventStore,
+  ListOptions,
   ReadOptions,
   ReadResult,
   SessionRecord,
@@ -31,9 +32,8 @@ import type {
   TokenStore,
   TraceDetail,
   TraceEntry,
-  TraceStep,
   TracedEvent,
-  ListOptions,
+  TraceStep,
 } from './types.js';
 
 /**
