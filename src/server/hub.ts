@@ -156,10 +156,16 @@ interface Due {
   planned: Map<string, string> | undefined;
 }
 
+/**
+ * An agent with a connection, or one that left owing wakes: an event answered "next-heartbeat" or
+ * "coalesced" was promised a wake naming it, and an agent whose connections all dropped (a network
+ * blip, a restart of the agent) is owed it when it comes back: the wake at once, the heartbeat at
+ * the next one. Kept only while something is owed; until the agent is back, it counts as absent.
+ */
 interface AgentPresence {
   /** The agent's id, shared by all its subscriptions. */
   readonly agentId: string;
-  /** Connections holding at least one subscription of the agent, with how many. */
+  /** Connections holding at least one subscription of the agent, with how many; none while it is away. */
   readonly connections: Map<Subscriber, number>;
   /**
    * Sessions and events that the next `event` wake names; the timer runs while a wake is due or
@@ -250,8 +256,14 @@ export class DeliveryHub implements Delivery {
    * before: one the check refuses must neither be woken nor make an event's answer say "sent".
    */
   #join(subscription: Subscription): void {
-    const { connections } = this.#presence(subscription.agentId);
+    const presence = this.#presence(subscription.agentId);
+    const { connections, wake } = presence;
+    const returning = connections.size === 0;
     connections.set(subscription.subscriber, (connections.get(subscription.subscriber) ?? 0) + 1);
+    // Back with a wake owed from before it left: it goes out now, to this connection.
+    if (returning && wake.sessions.size > 0 && wake.timer === undefined) {
+      wake.timer = setImmediate(() => this.#sendWake(presence.agentId));
+    }
   }
 
   /** Replays the backlog, then goes live. Errors end the replay; the events stay pending. */
@@ -420,8 +432,11 @@ export class DeliveryHub implements Delivery {
     if (count > 1) presence.connections.set(subscriber, count - 1);
     else presence.connections.delete(subscriber);
     if (presence.connections.size === 0) {
-      clearTimer(presence.wake.timer);
-      this.#agents.delete(agentId);
+      const { wake, heartbeat } = presence;
+      clearTimer(wake.timer);
+      wake.timer = undefined;
+      wake.woken.clear();
+      if (!owes(wake) && !owes(heartbeat)) this.#agents.delete(agentId);
     }
   }
 
@@ -451,7 +466,7 @@ export class DeliveryHub implements Delivery {
   #planWake(event: RoutedEvent): WakeOutcome {
     const { agentId } = event.route;
     const presence = this.#agents.get(agentId);
-    if (!presence) {
+    if (!presence || presence.connections.size === 0) {
       return {
         status: 'no-agent-connected',
         message: `no connection subscribes to agent "${agentId}"; the event waits in the session queue`,
@@ -478,7 +493,7 @@ export class DeliveryHub implements Delivery {
 
   #sendWake(agentId: string): void {
     const presence = this.#agents.get(agentId);
-    if (!presence) return;
+    if (!presence || presence.connections.size === 0) return;
     const { wake } = presence;
     wake.timer = undefined;
     wake.woken.clear();
@@ -490,7 +505,10 @@ export class DeliveryHub implements Delivery {
   }
 
   #sendHeartbeats(): void {
-    for (const [agentId, presence] of this.#agents) this.#notifyAgent(agentId, presence, 'heartbeat', presence.heartbeat);
+    for (const [agentId, presence] of this.#agents) {
+      // One that is away is owed its heartbeat: the first after it is back names what it missed.
+      if (presence.connections.size > 0) this.#notifyAgent(agentId, presence, 'heartbeat', presence.heartbeat);
+    }
   }
 
   #notifyAgent(
@@ -509,6 +527,11 @@ export class DeliveryHub implements Delivery {
     due.sessions.clear();
     due.eventIds = [];
   }
+}
+
+/** Sessions to name, or events planned whose commit has not come back yet. */
+function owes(due: Due): boolean {
+  return due.sessions.size > 0 || (due.planned !== undefined && due.planned.size > 0);
 }
 
 function plan(due: Due, event: RoutedEvent): void {

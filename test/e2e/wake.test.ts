@@ -264,6 +264,25 @@ test('`next-heartbeat` events: no event wake; the next heartbeat names the sessi
   for (const peer of [publisher, idle, woken]) peer.close();
 });
 
+test('an agent whose only connection drops before the heartbeat its event was promised gets it once back: the first heartbeat then names the session', async ({ beating }) => {
+  const agent = freshAgent('blip');
+  const key = `agent:${agent}:slack:channel:C1`;
+  const publisher = await openPeer(beating.url, beating.token);
+  const first = await agentConnection(beating, agent);
+  // Just after a heartbeat, so that the next one is HEARTBEAT_MS away while the connection drops.
+  await first.waitFor(() => wakes(first, 'heartbeat')[0], 'a heartbeat', 2 * HEARTBEAT_MS + 500);
+  const routed = await publish(publisher, { text: 'later', sessionKey: key, mode: 'next-heartbeat' });
+  assert.is(routed.wake.status, 'next-heartbeat');
+  first.ws.terminate();
+  await first.closed();
+  await sleep(2 * HEARTBEAT_MS);
+
+  const back = await agentConnection(beating, agent);
+  const beats = await back.waitFor(() => (wakes(back, 'heartbeat').length >= 2 ? wakes(back, 'heartbeat') : undefined), 'two heartbeats', 3 * HEARTBEAT_MS + 500);
+  assert.equal(beats.slice(0, 2).map((wake) => wake.sessions), [[key], []], 'named by the first heartbeat it is back for, once');
+  for (const peer of [publisher, back]) peer.close();
+});
+
 test('agent.wake notifications have exactly the documented shape', async ({ gw, publisher }) => {
   const agent = freshAgent('shape');
   const woken = await agentConnection(gw, agent);

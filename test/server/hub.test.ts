@@ -114,6 +114,63 @@ test('a wake planned in a batch that then failed names nothing and records nothi
   hub.close();
 });
 
+test('an agent whose connections all dropped is owed what its events were promised: the follow-up wake when it is back, the heartbeat at the first one after', async () => {
+  const traces: TraceEntry[] = [];
+  const heartbeatIntervalMs = 40;
+  const hub = new DeliveryHub(emptyStore(traces), { heartbeatIntervalMs, replayHighWaterBytes: 1024 });
+  const pushed: Array<[number, string]> = [];
+  const subscriber = (connectionId: number): Subscriber => ({
+    connectionId,
+    bufferedAmount: 0,
+    push: (frame) => (pushed.push([connectionId, frame]), true),
+    close: () => {},
+  });
+  type Wake = { method: string; params: { agentId: string; reason: string; sessions: string[]; at: string } };
+  const wakes = () =>
+    pushed
+      .map(([connectionId, frame]) => [connectionId, JSON.parse(frame) as Wake] as const)
+      .filter(([, message]) => message.method === 'agent.wake')
+      .map(([connectionId, message]) => [connectionId, message.params] as const);
+  const publish = (eventId: string, sessionKey: string, mode: RoutedEvent['mode']) => {
+    const event = routedEvent(eventId, sessionKey, mode);
+    const { wake } = hub.plan(event, { status: 'queued' });
+    hub.deliver(event, { status: 'queued' });
+    return wake.status;
+  };
+  await hub.start(accepted(await hub.subscribe(subscriber(1), { sessionKey: null, agentId: 'main' }, 0)));
+
+  // All in one turn: the first wake has not gone out when the connection drops.
+  assert.equal(
+    [publish('a', 'agent:main:direct:a', 'now'), publish('b', 'agent:main:direct:b', 'now'), publish('c', 'agent:main:direct:c', 'next-heartbeat')],
+    ['sent', 'coalesced', 'next-heartbeat'],
+  );
+  hub.dropConnection(1);
+  assert.is(publish('d', 'agent:main:direct:d', 'next-heartbeat'), 'no-agent-connected', 'away: nothing is promised');
+  await new Promise((resolve) => setTimeout(resolve, heartbeatIntervalMs * 3));
+  assert.equal(wakes(), [], 'nobody to tell while it is away');
+
+  await hub.start(accepted(await hub.subscribe(subscriber(2), { sessionKey: 'agent:main:direct:a', agentId: 'main' }, 0)));
+  await nextTurn();
+  assert.equal(wakes(), [[2, { agentId: 'main', reason: 'event', sessions: ['agent:main:direct:a', 'agent:main:direct:b'], at: wakes()[0]![1].at }]]);
+  await new Promise((resolve) => setTimeout(resolve, heartbeatIntervalMs * 3));
+  const heartbeats = wakes().slice(1).map(([, params]) => params.sessions);
+  assert.ok(heartbeats.length >= 2, 'heartbeats go on');
+  assert.equal(heartbeats.slice(0, 2), [['agent:main:direct:c'], []], 'the first names what it was owed, once');
+  assert.equal(
+    traces.filter((trace) => trace.step === 'wake').map((trace) => [trace.eventId, trace.detail['reason'], trace.detail['connections']]),
+    [
+      ['a', 'event', 1],
+      ['b', 'event', 1],
+      ['c', 'heartbeat', 1],
+    ],
+  );
+
+  // Nothing owed: once it leaves, it is simply absent.
+  hub.dropConnection(2);
+  assert.is(publish('e', 'agent:main:direct:e', 'now'), 'no-agent-connected');
+  hub.close();
+});
+
 test('an event at or below a live subscription\'s cursor is not sent to it, nor counted as its receiver, nor traced as delivered', async () => {
   const traces: TraceEntry[] = [];
   // Last seq 5, nothing pending: a subscription after 5 is in range and goes live at once.
