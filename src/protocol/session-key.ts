@@ -224,7 +224,7 @@ function checkName(token: string, field: 'agent id' | 'channel name', pos: numbe
   if (!NAME_RE.test(token)) {
     // The character is named, as in ids: a name holding an invisible one ("ma\u200bin") prints
     // like a valid name, and "is not valid" alone would leave the writer looking for nothing.
-    const bad = badCharacter(token, field, pos);
+    const bad = badCharacter(token, field, pos) ?? lookalike(token, field, pos);
     return bad ? `${bad}; ${NAME_EXPECTED}` : `${field} ${show(token)} (token ${pos}) is not valid: ${NAME_EXPECTED}`;
   }
   return null;
@@ -246,6 +246,17 @@ function checkId(token: string, field: IdField, pos: number): string | null {
 function badCharacter(token: string, field: IdField | 'agent id' | 'channel name', pos: number): string | null {
   const bad = badCharacterOf(token);
   return bad === null ? null : `${field} ${show(token)} (token ${pos}) ${bad}`;
+}
+
+/**
+ * A name's first character past ASCII, named: some print like a letter of the name (U+212A KELVIN
+ * SIGN as "K", Cyrillic "а" as "a"), and "is not valid" alone would leave the writer looking at a
+ * name that reads right.
+ */
+function lookalike(token: string, field: 'agent id' | 'channel name', pos: number): string | null {
+  const found = /[^\0-\x7f]/u.exec(token);
+  if (!found) return null;
+  return `${field} ${show(token)} (token ${pos}) contains ${codePointName(found[0].codePointAt(0)!)}, not an ASCII letter or digit, at character ${found.index + 1}`;
 }
 
 /**

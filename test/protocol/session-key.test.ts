@@ -280,7 +280,9 @@ rejected('bad agent id', () => {
   const pattern = 'expected a-z, 0-9, "_" or "-" in any case, starting with a letter or digit';
   assert.is(reason('agent:-x:main'), `agent id "-x" (token 2) is not valid: ${pattern}`);
   assert.is(reason('agent:a.b:main'), `agent id "a.b" (token 2) is not valid: ${pattern}`);
-  assert.is(reason('agent:\u212Aa:main'), `agent id "\u212Aa" (token 2) is not valid: ${pattern}`);
+  // The Kelvin sign prints as "K": named, or the name would read right.
+  assert.is(reason('agent:\u212Aa:main'), `agent id "\u212Aa" (token 2) contains U+212A, not an ASCII letter or digit, at character 1; ${pattern}`);
+  assert.is(reason('agent:ops:sl\u0430ck:channel:C1'), `channel name "sl\u0430ck" (token 3) contains U+0430, not an ASCII letter or digit, at character 3; ${pattern}`);
   assert.is(reason(`agent:${'a'.repeat(65)}:main`), 'agent id (token 2) is 65 characters long; at most 64 are allowed');
 });
 
@@ -397,8 +399,9 @@ rejected('invisible format characters, whitespace and controls in agent ids and 
   }
   assert.is(reason('agent:a\u00a0b:main'), `agent id "a\u00a0b" (token 2) contains whitespace (U+00A0) at character 2; ${tail}`);
   assert.is(reason('agent:ops:sl\u0007ack:direct:U1'), `channel name "sl\\u0007ack" (token 3) contains a control character (U+0007) at character 3; ${tail}`);
-  // Other characters a name cannot hold are visible: the name is shown with the rule.
-  assert.is(reason('agent:ops:sl\u00e9ack:direct:U1'), `channel name "sl\u00e9ack" (token 3) is not valid: ${tail}`);
+  // Other characters past ASCII are named too; ASCII ones a name cannot hold are visible: the name is shown with the rule.
+  assert.is(reason('agent:ops:sl\u00e9ack:direct:U1'), `channel name "sl\u00e9ack" (token 3) contains U+00E9, not an ASCII letter or digit, at character 3; ${tail}`);
+  assert.is(reason('agent:ops:sl.ack:direct:U1'), `channel name "sl.ack" (token 3) is not valid: ${tail}`);
 });
 
 rejected('trailing tokens after a complete key', () => {
