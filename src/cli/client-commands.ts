@@ -260,7 +260,7 @@ function resolveToken(args: Args, theDataDir: () => string): string {
   if (token) return token;
   throw noAnswer(
     'NO_TOKEN',
-    `no token: ${tokenPath(dataDir)} does not exist. Start the gateway once (\`switchboard gateway\`) to create it, or pass --token / ${ENV.token}`,
+    `no token: ${tokenPath(dataDir)} does not exist, so no gateway has run with the data dir ${dataDir}: start one (\`switchboard gateway\`), or give --data-dir (or ${ENV.dataDir}) the running gateway's; for a gateway elsewhere, --url and ${ENV.token}`,
   );
 }
 

@@ -554,10 +554,11 @@ test('exit 3 with --json: one error object on stdout with the CLI code (unreacha
 });
 
 test('exit 3: wrong token (flag or env), and no token anywhere', async ({ gw }) => {
+  const empty = makeTempDir();
   const [flag, env, none] = await Promise.all([
     runCli(['system', 'event', '--text', 'x', '--url', gw.url, '--token', 'not-the-token']),
     runCli(['status', '--url', gw.url], { env: { SWITCHBOARD_TOKEN: 'not-the-token' } }),
-    runCli(['status', '--url', gw.url, '--data-dir', makeTempDir()]),
+    runCli(['status', '--url', gw.url, '--data-dir', empty]),
   ]);
   for (const result of [flag, env]) {
     assertExit(result, 3);
@@ -565,7 +566,11 @@ test('exit 3: wrong token (flag or env), and no token anywhere', async ({ gw }) 
     assert.is(result.stdout, '');
   }
   assertExit(none, 3);
-  assert.match(none.stderr, /no token/);
+  // A gateway started with --data-dir, a CLI without: the way out is the data dir, not --token.
+  assert.is(
+    none.stderr,
+    `switchboard: no token: ${path.join(empty, 'token')} does not exist, so no gateway has run with the data dir ${empty}: start one (\`switchboard gateway\`), or give --data-dir (or SWITCHBOARD_DATA_DIR) the running gateway's; for a gateway elsewhere, --url and SWITCHBOARD_TOKEN\n`,
+  );
 });
 
 test('exit 3 NO_TOKEN, not a crash: a token file that cannot be read (a directory in its place, a data dir that is a file)', async ({ gw }) => {
