@@ -29,6 +29,8 @@ function declare(commands: readonly CommandSpec[], group?: string): CAC {
     return [...trimmed, { title: '', body: command ? (command.exitCodes ?? EXIT_CODES_HELP) : `${EXIT_CODES_HELP}${ownNote}` }];
   });
   cli.version(VERSION);
+  // Printed by runWithCac, once it knows nothing else was given: cac prints it whatever follows.
+  cli.showVersionOnExit = false;
   return cli;
 }
 
@@ -39,9 +41,12 @@ export async function runWithCac(joined: readonly string[]): Promise<ExitCode> {
   const declared = [cli.globalCommand, ...cli.commands].flatMap((command) => command.options.map((option) => option.rawName));
   const args = attachOptionValues(joined, declaredFlags(declared));
   const parsed = cli.parse(['node', 'switchboard', ...args], { run: false });
-  // cac printed the help, or with no command the version. `status -v` is left to checkArgs: cac
-  // prints no version after a command, and it must not exit 0 having done nothing.
-  if (parsed.options['help'] || (parsed.options['version'] && !cli.matchedCommand)) {
+  // cac printed the help; the version is printed here, for --version alone. `--version extra` is
+  // an unknown command below, and `status -v` is left to checkArgs: neither may exit 0 having
+  // ignored what was given.
+  const versionAlone = parsed.options['version'] && !cli.matchedCommand && parsed.args.length === 0;
+  if (parsed.options['help'] || versionAlone) {
+    if (!parsed.options['help']) cli.outputVersion();
     // cac prints through console, which drops write errors: a help lost to a full disk must not
     // exit 0. A reader that went away (`--help | head -1`) is no failure, as for any output.
     await writeOut(process.stdout, '').catch((error: unknown) => {

@@ -858,11 +858,19 @@ test('session watch --help lists the exit codes of a watch, not those of a one-s
 });
 
 test('--version and -v print the package version, platform and Node.js version, and exit 0; to a reader that went away, exit 0 quietly (as --help); to a full disk, exit 4', async () => {
-  for (const flag of ['--version', '-v']) {
-    const result = await runCli([flag]);
+  const line = `switchboard/${PACKAGE_VERSION} ${process.platform}-${process.arch} node-${process.version}\n`;
+  for (const args of [['--version'], ['-v'], ['--version', '--json']]) {
+    const result = await runCli(args);
     assertExit(result, 0);
-    assert.is(result.stdout, `switchboard/${PACKAGE_VERSION} ${process.platform}-${process.arch} node-${process.version}\n`);
+    assert.is(result.stdout, line, args.join(' '));
     assert.is(result.stderr, '');
+  }
+  // Nothing given is ignored: an argument beside the flag is an unknown command, not a version.
+  for (const args of [['--version', 'extra'], ['-v', 'extra'], ['extra', '--version']]) {
+    const result = await runCli(args);
+    assertExit(result, 2);
+    assert.is(result.stdout, '', args.join(' '));
+    assert.is(result.stderr, 'switchboard: unknown command "extra": run `switchboard --help` for the list\n');
   }
   for (const flag of ['--version', '-v']) {
     const version = spawnCli([flag]);
