@@ -8,6 +8,7 @@ import { DEFAULT_CALL_TIMEOUT_MS, TOKEN_REVOKED_CLOSE } from '../protocol/consta
 import type { ErrorName } from '../protocol/errors.js';
 import type { MethodName, NotificationParams, ParamsOf, ResultOf } from '../protocol/methods.js';
 import type { AgentWakeNotification, StoredEvent } from '../protocol/schemas.js';
+import { parseSessionKey } from '../protocol/session-key.js';
 import { ConnectionError, RpcCallError } from './errors.js';
 import { EventQueue } from './event-queue.js';
 import { localGatewayUrl } from './local-gateway.js';
@@ -671,7 +672,12 @@ function isFinalRefusal(error: unknown): error is RpcCallError {
   return error instanceof RpcCallError && (error.errorName === undefined || !PASSING_REFUSALS.has(error.errorName));
 }
 
-/** Where a (re)subscription resumes: the caller's `after`, advanced by what this client has seen. */
+/**
+ * Where a (re)subscription resumes: the caller's `after`, advanced by what this client has seen.
+ * The cursors are keyed by the events' keys, canonical; the caller's may be spelled otherwise
+ * (`main`, upper-case keywords), and a session named twice with two seqs is refused: the caller's
+ * entry for a session the client has seen events of is left out.
+ */
 function resumeAfter(state: SubscriptionState): number | Record<string, number> | undefined {
   if (state.target.sessionKey !== undefined) {
     const seen = [...state.cursors.values()][0];
@@ -679,7 +685,14 @@ function resumeAfter(state: SubscriptionState): number | Record<string, number> 
   }
   if (state.cursors.size === 0) return state.baseAfter;
   const base = typeof state.baseAfter === 'object' ? state.baseAfter : {};
-  return { ...base, ...Object.fromEntries(state.cursors) };
+  const unseen = Object.entries(base).filter(([sessionKey]) => !state.cursors.has(canonicalKey(sessionKey)));
+  return { ...Object.fromEntries(unseen), ...Object.fromEntries(state.cursors) };
+}
+
+/** The key as the gateway names its session; as given when it does not parse (the gateway says why). */
+function canonicalKey(sessionKey: string): string {
+  const parsed = parseSessionKey(sessionKey);
+  return parsed.ok ? parsed.value.sessionKey : sessionKey;
 }
 
 /**

@@ -264,6 +264,36 @@ test('a gateway whose data dir was reset refuses the resubscribe after a reconne
   }
 });
 
+test('events({ agentId }, { after }) with keys spelled otherwise than the gateway spells them resumes after a restart (the caller\'s entry and the client\'s cursor named one session with two seqs, and were refused)', async () => {
+  const first = await startGatewayProcess();
+  const agent = freshAgent('cspelled');
+  const key = `agent:${agent}:slack:channel:C1`;
+  const sb = await connect({ url: first.url, token: first.token, timeoutMs: 5_000, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
+  clients.add(sb);
+  const publisher = await openPeer(first.url, first.token);
+  for (const text of ['one', 'two', 'three']) await publish(publisher, { text, sessionKey: key });
+  const seen: string[] = [];
+  const consumer = (async () => {
+    // Upper-case keywords: the same session, as the gateway accepts it on the first subscribe.
+    for await (const event of sb.events({ agentId: agent }, { after: { [`AGENT:${agent}:SLACK:channel:C1`]: 1 } })) seen.push(event.text);
+  })();
+  await waitUntil(() => seen.length === 2, 'the two events after seq 1');
+  await first.kill9();
+
+  const second = await startGatewayProcessAt({ dataDir: first.dataDir, port: first.port });
+  const after = await openPeer(second.url, second.token);
+  await publish(after, { text: 'four', sessionKey: key });
+  const failure = consumer.then(
+    () => 'the loop ended',
+    (error: unknown) => error,
+  );
+  const outcome = await Promise.race([failure, waitUntil(() => seen.length === 3, 'the event after the restart').then(() => 'resumed')]);
+  assert.is(outcome, 'resumed', String(outcome));
+  assert.equal(seen, ['two', 'three', 'four'], 'each once, in order');
+  await sb.close();
+  await second.stop();
+});
+
 test('a subscribe made while reconnecting that the gateway refuses fails alone: the client and its other subscriptions go on', async () => {
   const first = await startGatewayProcess();
   const agent = freshAgent('cwaiting');
