@@ -9,6 +9,7 @@ export {
   type ConnectOptions,
   type ReconnectChange,
   type ReconnectOptions,
+  type AfterFor,
   type SubscribeOptions,
   type SubscribeTarget,
   type Subscription,

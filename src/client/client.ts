@@ -69,9 +69,15 @@ export interface CallOptions {
 
 export type SubscribeTarget = { sessionKey: string; agentId?: never } | { agentId: string; sessionKey?: never };
 
-export interface SubscribeOptions {
+/**
+ * Where a subscription resumes: a seq for a session subscription, a map of session key to seq for
+ * an agent one (the gateway refuses the other way round).
+ */
+export type AfterFor<T extends SubscribeTarget> = T extends { sessionKey: string } ? number : Record<string, number>;
+
+export interface SubscribeOptions<T extends SubscribeTarget = SubscribeTarget> {
   /** Resume point: a seq for a session subscription, a map of session key to seq for an agent one. */
-  after?: number | Record<string, number>;
+  after?: AfterFor<T>;
   /**
    * Called once per event, in seq order within a session. What it throws is an uncaught exception
    * of its own (see runCallback): the event counts as delivered, and the subscription goes on.
@@ -259,7 +265,7 @@ export class SwitchboardClient {
    * Subscribes to a session or to all sessions of an agent. Events arrive through `onEvent`, once
    * each: after a reconnect the subscription resumes after the last event it saw.
    */
-  async subscribe(target: SubscribeTarget, options: SubscribeOptions, callOptions?: CallOptions): Promise<Subscription> {
+  async subscribe<T extends SubscribeTarget>(target: T, options: SubscribeOptions<T>, callOptions?: CallOptions): Promise<Subscription> {
     const state: SubscriptionState = {
       target,
       cursors: new Map(),
@@ -301,7 +307,7 @@ export class SwitchboardClient {
    * Events of a session or an agent as an async iterable: `for await (const event of
    * client.events({ agentId: 'main' }))`. Ack what you have handled with `client.ack`.
    */
-  async *events(target: SubscribeTarget, options: { after?: number | Record<string, number>; signal?: AbortSignal } = {}) {
+  async *events<T extends SubscribeTarget>(target: T, options: { after?: AfterFor<T>; signal?: AbortSignal } = {}) {
     const queue = new EventQueue<StoredEvent>();
     // The signal ends the loop, and before it starts, the subscribe: the caller stops waiting either way.
     const subscription = await this.subscribe(

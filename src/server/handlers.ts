@@ -88,9 +88,11 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
       const subscription = await hub.subscribe(subscriber, target, subscriptionCursor(params.after, target));
       if ('ahead' in subscription) {
         const { sessionKey, after, lastSeq } = subscription.ahead;
+        // An agent subscription's after is a map: the seq to lower is the session's entry.
+        const cursor = target.sessionKey === null ? `after[${JSON.stringify(sessionKey)}]` : 'after';
         throw new RpcError(
           'AFTER_OUT_OF_RANGE',
-          `after ${after} is beyond the last seq session ${sessionKey} issued (${lastSeq}): its next events would never be sent (seqs start again after a data dir restore or reset); resubscribe with after <= ${lastSeq}, or 0 for every pending event`,
+          `after ${after} is beyond the last seq session ${sessionKey} issued (${lastSeq}): its next events would never be sent (seqs start again after a data dir restore or reset); resubscribe with ${cursor} <= ${lastSeq}, or 0 for every pending event of the session`,
           { sessionKey, after, lastSeq },
         );
       }

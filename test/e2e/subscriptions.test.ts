@@ -273,7 +273,7 @@ test('after beyond the last seq is 1019 AFTER_OUT_OF_RANGE, per key of an agent 
   assert.equal(fresh.data, { name: 'AFTER_OUT_OF_RANGE', sessionKey: key, after: 5, lastSeq: 0 });
   assert.is(
     fresh.message,
-    `after 5 is beyond the last seq session ${key} issued (0): its next events would never be sent (seqs start again after a data dir restore or reset); resubscribe with after <= 0, or 0 for every pending event`,
+    `after 5 is beyond the last seq session ${key} issued (0): its next events would never be sent (seqs start again after a data dir restore or reset); resubscribe with after <= 0, or 0 for every pending event of the session`,
   );
   for (let i = 1; i <= 3; i++) assert.is((await publish(publisher, { text: `e${i}`, sessionKey: key })).receivers, 0);
 
@@ -286,6 +286,7 @@ test('after beyond the last seq is 1019 AFTER_OUT_OF_RANGE, per key of an agent 
   // Each key of the map is checked, canonicalised; a session that never had an event has last seq 0.
   const wide = assertError(await sub.call('session.subscribe', { agentId: agent, after: { [key.toUpperCase()]: 3, [other]: 1 } }), 1019, 'AFTER_OUT_OF_RANGE');
   assert.equal(wide.data, { name: 'AFTER_OUT_OF_RANGE', sessionKey: other, after: 1, lastSeq: 0 });
+  assert.match(wide.message, `resubscribe with after["${other}"] <= 0, or 0 for every pending event of the session`, 'the map\'s entry to lower');
   assert.is((await publish(publisher, { text: 'e4', sessionKey: key })).receivers, 0, 'the refused subscriptions are gone');
   await new Promise((resolve) => setTimeout(resolve, 50));
   assert.equal(sub.notifications('session.event'), [], 'and were sent nothing');
