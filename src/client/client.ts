@@ -310,11 +310,18 @@ export class SwitchboardClient {
   async *events<T extends SubscribeTarget>(target: T, options: { after?: AfterFor<T>; signal?: AbortSignal } = {}) {
     const queue = new EventQueue<StoredEvent>();
     // The signal ends the loop, and before it starts, the subscribe: the caller stops waiting either way.
-    const subscription = await this.subscribe(
-      target,
-      { onEvent: (event) => queue.push(event), ...(options.after === undefined ? {} : { after: options.after }) },
-      options.signal ? { signal: options.signal } : {},
-    );
+    let subscription: Subscription;
+    try {
+      subscription = await this.subscribe(
+        target,
+        { onEvent: (event) => queue.push(event), ...(options.after === undefined ? {} : { after: options.after }) },
+        options.signal ? { signal: options.signal } : {},
+      );
+    } catch (error) {
+      // Closing the client is an end, also while the subscribe is on its way (or waits for a reconnect).
+      if (this.#closedByCaller) return;
+      throw error;
+    }
     const stop = () => queue.end();
     options.signal?.addEventListener('abort', stop, { once: true });
     // Aborted after the subscribe was answered and before the line above: 'abort' has fired already.

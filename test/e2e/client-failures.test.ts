@@ -234,6 +234,20 @@ test('a call waiting for a reconnect is rejected as closed when the client is cl
   assert.ok(Date.now() - started < 1_000, 'settled at close, not at its timeout');
 });
 
+test('an events() loop started while the client waits for a reconnect ends when the client is closed, as a running one does: closing is an end', async () => {
+  const { server, url } = await standIn();
+  server.on('connection', (socket) => setTimeout(() => socket.close(1012, 'gateway restarting'), 20));
+  const client = await connect({ url, token: 'x', timeoutMs: 5_000, reconnect: { initialDelayMs: 1_000, maxDelayMs: 1_000 } });
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const loop = (async () => {
+    for await (const event of client.events({ agentId: 'main' })) void event;
+    return 'ended';
+  })().catch((error: unknown) => error);
+  await client.close();
+  server.close();
+  assert.is(await loop, 'ended');
+});
+
 test('calls made in the same tick as close() are rejected as closed at once, not at their timeout', async ({ gw }) => {
   const client = await connect({ url: gw.url, token: gw.token, timeoutMs: 5_000 });
   const started = Date.now();
