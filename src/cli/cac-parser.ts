@@ -130,7 +130,7 @@ export function checkArgs(args: readonly string[], spec: CommandSpec): string[] 
     const value = name === arg ? (args[index + 1]?.startsWith('-') === false ? args[++index] : undefined) : arg.slice(name.length + 1);
     if (value === undefined) throw usageError(`${name} needs a value; ${help}`);
     // `--token "$SCOPED"` with the variable unset: the default (the admin token) is not what was meant.
-    if (value === '') throw usageError(`${name} is empty (an unset shell variable?): give it a value, or leave ${name} out; ${help}`);
+    if (value === '') throw usageError(`${name} is empty (an unset shell variable?): give it a value; ${help}`);
   }
   // The first word is the command's name (cac matched it); too few positionals are the command's to explain.
   const [, ...positionals] = words;

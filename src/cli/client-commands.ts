@@ -9,10 +9,12 @@ import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError, type ConnectionFailure } from '../client/errors.js';
 import { readToken, resolveDataDir, TokenFileError, tokenPath } from '../config/data-dir.js';
 import {
+  AGENT_ID_PATTERN,
   DEFAULT_CALL_TIMEOUT_MS,
   DEFAULT_HOST,
   DEFAULT_PORT,
   ENV,
+  MAX_AGENT_ID_LENGTH,
   MAX_CALL_TIMEOUT_MS,
   MAX_READ_LIMIT,
   TOKEN_PREFIX,
@@ -151,6 +153,13 @@ function readParams(args: Args) {
   const sessionKey = rawOption(args, 'session-key');
   const agent = rawOption(args, 'agent');
   if (sessionKey !== undefined && agent !== undefined) throw usageError('give --session-key or --agent, not both');
+  // The agent's main session is named by a key made from it: an agent "a:slack:group:G:thread"
+  // would make another agent's valid key, and a refusal would name a key the user never gave.
+  if (agent !== undefined && (agent.length > MAX_AGENT_ID_LENGTH || !new RegExp(AGENT_ID_PATTERN).test(agent))) {
+    throw usageError(
+      `--agent ${JSON.stringify(agent)} is not an agent id: letters a-z (either case), digits, "_" or "-", starting with a letter or digit, at most ${MAX_AGENT_ID_LENGTH}`,
+    );
+  }
   const limit = limitOption(args);
   const after = integerOption(args, 'after', 0);
   return {

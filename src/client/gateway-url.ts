@@ -9,6 +9,9 @@ import { ConnectionError } from './errors.js';
 /** The schemes a gateway URL may have, and the one its HTTP calls use. */
 export const HTTP_PROTOCOLS: Readonly<Record<string, string>> = { 'ws:': 'http:', 'wss:': 'https:', 'http:': 'http:', 'https:': 'https:' };
 
+/** What a URL without a scheme (`127.0.0.1:18790`) or with another one is told. */
+const EXPECTED_URL = `expected ws://host:port (wss://, http://, https:// and ${UNIX_SCHEME}/path/to/gateway.sock work too)`;
+
 /**
  * Why `url` cannot be a gateway URL, or undefined when it can: the reason invalidGatewayUrl's
  * error and the CLI's usage error for --url give.
@@ -22,9 +25,9 @@ export function gatewayUrlProblem(url: string): string | undefined {
   try {
     parsed = new URL(url);
   } catch {
-    return 'expected ws://host:port';
+    return EXPECTED_URL;
   }
-  if (!Object.hasOwn(HTTP_PROTOCOLS, parsed.protocol)) return `expected ws://host:port (wss://, http://, https:// and ${UNIX_SCHEME}/path/to/gateway.sock work too)`;
+  if (!Object.hasOwn(HTTP_PROTOCOLS, parsed.protocol)) return EXPECTED_URL;
   // Nothing after "#" is ever sent (the WebSocket client refuses such a URL outright): whatever it
   // was meant to say, no gateway or proxy would hear it.
   if (parsed.hash) return `remove its fragment (${JSON.stringify(parsed.hash)}), which is never sent to a gateway`;

@@ -78,7 +78,7 @@ export type ErrorName = keyof typeof ErrorCode;
 
 /** One-line descriptions, used by the OpenRPC document and the README table. */
 export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
-  PARSE_ERROR: 'The frame is not valid JSON. Answered with id null.',
+  PARSE_ERROR: 'The request (a WebSocket frame, a POST /rpc body) is not valid JSON. Answered with id null.',
   INVALID_REQUEST: 'Not a JSON-RPC 2.0 request object, an empty batch, or a batch longer than the limit.',
   METHOD_NOT_FOUND: 'No such method. `rpc.discover` lists them all.',
   INVALID_PARAMS: 'Params failed validation; data.errors lists each problem with its path.',

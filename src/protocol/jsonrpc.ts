@@ -142,7 +142,7 @@ export function refuseFrame(text: string, refusal: RpcError): string | undefined
   return serialize(batchError(message) ?? answered(message.map((item, i) => refuse(item, idTexts?.[i]))));
 }
 
-const PARSE_ERROR_TEXT = JSON.stringify(errorResponse(null, 'PARSE_ERROR', 'Parse error: the frame is not valid JSON'));
+const PARSE_ERROR_TEXT = JSON.stringify(errorResponse(null, 'PARSE_ERROR', 'Parse error: the request is not valid JSON'));
 
 /** Per request of a frame (one, or one per batch element): its id's source text, if needed. */
 type IdTexts = ReadonlyArray<string | undefined>;

@@ -70,7 +70,7 @@ test('a body cut short by the connection is shown as far as it came', async () =
 test('a URL that cannot be a gateway\'s is refused with the reason POST /rpc gives (a fragment, a scheme)', async () => {
   await connectFailure('ws://127.0.0.1:1/#main', 'unreachable', 'invalid gateway URL "ws://127.0.0.1:1/#main": remove its fragment ("#main"), which is never sent to a gateway');
   await connectFailure('ftp://127.0.0.1:1', 'unreachable', 'invalid gateway URL "ftp://127.0.0.1:1": expected ws://host:port (wss://, http://, https:// and unix:/path/to/gateway.sock work too)');
-  await connectFailure('not a url', 'unreachable', 'invalid gateway URL "not a url": expected ws://host:port');
+  await connectFailure('not a url', 'unreachable', 'invalid gateway URL "not a url": expected ws://host:port (wss://, http://, https:// and unix:/path/to/gateway.sock work too)');
 });
 
 test('a user name or password in the URL is refused, not silently dropped; the error masks the password', async () => {
@@ -80,7 +80,7 @@ test('a user name or password in the URL is refused, not silently dropped; the e
   await connectFailure(`${scheme}//main:sbt_secret@${rest}`, 'unreachable', `invalid gateway URL "${scheme}//***@${rest}": ${problem}`);
   await connectFailure(`${scheme}//sbt_secret@${rest}`, 'unreachable', `invalid gateway URL "${scheme}//***@${rest}": ${problem}`);
   // Masked in a URL that does not parse either (a port past 65535), whose message is another.
-  await connectFailure(`${scheme}//main:sbt_secret@127.0.0.1:187900`, 'unreachable', `invalid gateway URL "${scheme}//***@127.0.0.1:187900": expected ws://host:port`);
+  await connectFailure(`${scheme}//main:sbt_secret@127.0.0.1:187900`, 'unreachable', `invalid gateway URL "${scheme}//***@127.0.0.1:187900": expected ws://host:port (wss://, http://, https:// and unix:/path/to/gateway.sock work too)`);
 });
 
 test('a timeout or reconnect delay a Node.js timer cannot hold is a RangeError naming the option, before anything is sent', async () => {

@@ -239,7 +239,12 @@ test('exit 2: usage errors, before any connection is tried', async () => {
     // Named before any other problem of the URL, whose message would show the secret.
     [['status', '--url', 'ftp://switchboard:sbt_secret@127.0.0.1:1/#main', '--token', 'x'], /^switchboard: --url \(or SWITCHBOARD_URL\) holds a user name or password, which is not sent: give the token with --token or SWITCHBOARD_TOKEN\n$/],
     // Not parsed as a URL at all (a port past 65535): shown with the secret masked.
-    [['status', '--url', 'ws://switchboard:sbt_secret@127.0.0.1:187900', '--token', 'x'], /^switchboard: --url \(or SWITCHBOARD_URL\) "ws:\/\/\*\*\*@127\.0\.0\.1:187900" is not a gateway URL: expected ws:\/\/host:port\n$/],
+    [['status', '--url', 'ws://switchboard:sbt_secret@127.0.0.1:187900', '--token', 'x'], /^switchboard: --url \(or SWITCHBOARD_URL\) "ws:\/\/\*\*\*@127\.0\.0\.1:187900" is not a gateway URL: expected ws:\/\/host:port \(wss:\/\/, http:\/\/, https:\/\/ and unix:\/path\/to\/gateway\.sock work too\)\n$/],
+    // --agent names a main session by a key made from it: one that would make another key is refused.
+    [['session', 'drain', '--agent', 'x:slack:group:G:thread', ...nowhere], /^switchboard: --agent "x:slack:group:G:thread" is not an agent id: letters a-z \(either case\), digits, "_" or "-", starting with a letter or digit, at most 64\n$/],
+    [['session', 'peek', '--agent', 'bad agent', ...nowhere], /^switchboard: --agent "bad agent" is not an agent id: /],
+    // No scheme: what a gateway URL looks like, whatever the parser made of it.
+    [['status', '--url', '127.0.0.1:18931', '--token', 'x'], /^switchboard: --url \(or SWITCHBOARD_URL\) "127\.0\.0\.1:18931" is not a gateway URL: expected ws:\/\/host:port \(wss:\/\/, http:\/\/, https:\/\/ and unix:\/path\/to\/gateway\.sock work too\)\n$/],
     [['system', 'event', '--text', 'x', '--url', 'ws://127.0.0.1:1', '--token', 'sba_x\rsba_y'], /^switchboard: the token \(--token or SWITCHBOARD_TOKEN\) holds a line break: pass the token alone\n$/],
     [['status', '--url', 'ws://127.0.0.1:1', '--token', 'sba_\u{1F511}'], /^switchboard: the token \(--token or SWITCHBOARD_TOKEN\) holds U\+1F511 at character 5: pass the token alone\n$/],
     [['session', 'watch', '--url', 'ws://127.0.0.1:1', '--token', 'sba_a b'], /^switchboard: the token \(--token or SWITCHBOARD_TOKEN\) holds U\+0020 at character 6: pass the token alone\n$/],

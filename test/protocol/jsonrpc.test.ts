@@ -117,7 +117,7 @@ test('§7 rpc call with invalid JSON', async () => {
   const { send } = setup();
   assert.equal(await send('{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]'), {
     jsonrpc: '2.0',
-    error: { code: -32700, message: 'Parse error: the frame is not valid JSON', data: { name: 'PARSE_ERROR' } },
+    error: { code: -32700, message: 'Parse error: the request is not valid JSON', data: { name: 'PARSE_ERROR' } },
     id: null,
   });
 });
@@ -139,7 +139,7 @@ test('§7 rpc call Batch, invalid JSON', async () => {
   ]`;
   assert.equal(await send(frame), {
     jsonrpc: '2.0',
-    error: { code: -32700, message: 'Parse error: the frame is not valid JSON', data: { name: 'PARSE_ERROR' } },
+    error: { code: -32700, message: 'Parse error: the request is not valid JSON', data: { name: 'PARSE_ERROR' } },
     id: null,
   });
 });

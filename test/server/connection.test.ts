@@ -134,7 +134,7 @@ test('a refused frame keeps JSON-RPC 2.0\'s rules: parse error, empty batch, inv
   await settle();
   const invalid = { code: -32600, message: 'Invalid Request: expected a JSON-RPC 2.0 request object', data: { name: 'INVALID_REQUEST' } };
   assert.equal(wire.slice(0, 3), [
-    { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error: the frame is not valid JSON', data: { name: 'PARSE_ERROR' } } },
+    { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error: the request is not valid JSON', data: { name: 'PARSE_ERROR' } } },
     { jsonrpc: '2.0', id: null, error: { code: -32600, message: 'Invalid Request: empty batch', data: { name: 'INVALID_REQUEST' } } },
     [
       { jsonrpc: '2.0', id: null, error: invalid },
@@ -164,7 +164,7 @@ test('past the in-flight limit a frame is refused with TOO_MANY_IN_FLIGHT and it
         data: { name: 'TOO_MANY_IN_FLIGHT', limit: 16 },
       },
     },
-    { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error: the frame is not valid JSON', data: { name: 'PARSE_ERROR' } } },
+    { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error: the request is not valid JSON', data: { name: 'PARSE_ERROR' } } },
   ]);
 });
 
