@@ -313,10 +313,13 @@ export type SessionEventNotification = Static<typeof SessionEventNotification>;
 export const AgentWakeNotification = Type.Object(
   {
     agentId: Type.String(),
-    reason: Type.Enum(['event', 'heartbeat'], {
-      description: '"event": mode "now" events arrived; "heartbeat": the periodic wake.',
+    reason: Type.Enum(['event', 'heartbeat', 'backlog'], {
+      description:
+        '"event": mode "now" events arrived; "heartbeat": the periodic wake; "backlog": the agent\'s first subscription since it was away (or since the gateway started): its sessions with pending events.',
     }),
-    sessions: Type.Array(Type.String(), { description: 'Sessions with new events since the previous wake.' }),
+    sessions: Type.Array(Type.String(), {
+      description: 'Sessions with new events since the previous wake; for "backlog", every session of the agent with pending events.',
+    }),
     at: Timestamp,
   },
   { additionalProperties: false, description: 'Params of the agent.wake notification.' },

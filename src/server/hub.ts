@@ -156,16 +156,10 @@ interface Due {
   planned: Map<string, string> | undefined;
 }
 
-/**
- * An agent with a connection, or one that left owing wakes: an event answered "next-heartbeat" or
- * "coalesced" was promised a wake naming it, and an agent whose connections all dropped (a network
- * blip, a restart of the agent) is owed it when it comes back: the wake at once, the heartbeat at
- * the next one. Kept only while something is owed; until the agent is back, it counts as absent.
- */
 interface AgentPresence {
   /** The agent's id, shared by all its subscriptions. */
   readonly agentId: string;
-  /** Connections holding at least one subscription of the agent, with how many; none while it is away. */
+  /** Connections holding at least one subscription of the agent, with how many. */
   readonly connections: Map<Subscriber, number>;
   /**
    * Sessions and events that the next `event` wake names; the timer runs while a wake is due or
@@ -257,13 +251,30 @@ export class DeliveryHub implements Delivery {
    */
   #join(subscription: Subscription): void {
     const presence = this.#presence(subscription.agentId);
-    const { connections, wake } = presence;
+    const { connections } = presence;
     const returning = connections.size === 0;
     connections.set(subscription.subscriber, (connections.get(subscription.subscriber) ?? 0) + 1);
-    // Back with a wake owed from before it left: it goes out now, to this connection.
-    if (returning && wake.sessions.size > 0 && wake.timer === undefined) {
-      wake.timer = setImmediate(() => this.#sendWake(presence.agentId));
+    if (returning) void this.#wakeForBacklog(presence);
+  }
+
+  /**
+   * An agent that was away (or is here for the first time since the gateway started) is woken for
+   * its sessions with pending events, reason "backlog". What it was promised while it was here
+   * (a wake not yet sent, a heartbeat) went with its last connection, and what came while it was
+   * away was answered "no-agent-connected": without this, an agent that acts when woken would
+   * never act on them, though the replay pushes them to it.
+   */
+  async #wakeForBacklog(presence: AgentPresence): Promise<void> {
+    let sessions: string[];
+    try {
+      sessions = await this.#store.pendingSessionKeys(presence.agentId);
+    } catch {
+      // The replay reads the same: it fails too, and closes the connection to be retried.
+      return;
     }
+    // Away again meanwhile: its return makes a presence of its own.
+    if (sessions.length === 0 || this.#agents.get(presence.agentId) !== presence) return;
+    this.#notifyAgent(presence.agentId, presence, 'backlog', { sessions: new Set(sessions), eventIds: [], planned: undefined });
   }
 
   /** Replays the backlog, then goes live. Errors end the replay; the events stay pending. */
@@ -432,11 +443,8 @@ export class DeliveryHub implements Delivery {
     if (count > 1) presence.connections.set(subscriber, count - 1);
     else presence.connections.delete(subscriber);
     if (presence.connections.size === 0) {
-      const { wake, heartbeat } = presence;
-      clearTimer(wake.timer);
-      wake.timer = undefined;
-      wake.woken.clear();
-      if (!owes(wake) && !owes(heartbeat)) this.#agents.delete(agentId);
+      clearTimer(presence.wake.timer);
+      this.#agents.delete(agentId);
     }
   }
 
@@ -466,10 +474,10 @@ export class DeliveryHub implements Delivery {
   #planWake(event: RoutedEvent): WakeOutcome {
     const { agentId } = event.route;
     const presence = this.#agents.get(agentId);
-    if (!presence || presence.connections.size === 0) {
+    if (!presence) {
       return {
         status: 'no-agent-connected',
-        message: `no connection subscribes to agent "${agentId}"; the event waits in the session queue`,
+        message: `no connection subscribes to agent "${agentId}"; the event waits in the session queue, and the agent is woken for it when it subscribes`,
       };
     }
     if (event.mode === 'next-heartbeat') {
@@ -493,7 +501,7 @@ export class DeliveryHub implements Delivery {
 
   #sendWake(agentId: string): void {
     const presence = this.#agents.get(agentId);
-    if (!presence || presence.connections.size === 0) return;
+    if (!presence) return;
     const { wake } = presence;
     wake.timer = undefined;
     wake.woken.clear();
@@ -505,10 +513,7 @@ export class DeliveryHub implements Delivery {
   }
 
   #sendHeartbeats(): void {
-    for (const [agentId, presence] of this.#agents) {
-      // One that is away is owed its heartbeat: the first after it is back names what it missed.
-      if (presence.connections.size > 0) this.#notifyAgent(agentId, presence, 'heartbeat', presence.heartbeat);
-    }
+    for (const [agentId, presence] of this.#agents) this.#notifyAgent(agentId, presence, 'heartbeat', presence.heartbeat);
   }
 
   #notifyAgent(
@@ -527,11 +532,6 @@ export class DeliveryHub implements Delivery {
     due.sessions.clear();
     due.eventIds = [];
   }
-}
-
-/** Sessions to name, or events planned whose commit has not come back yet. */
-function owes(due: Due): boolean {
-  return due.sessions.size > 0 || (due.planned !== undefined && due.planned.size > 0);
 }
 
 function plan(due: Due, event: RoutedEvent): void {

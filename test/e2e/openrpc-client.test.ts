@@ -105,7 +105,9 @@ test('session.subscribe, then a session.event notification via onNotification (r
     wake: { status: string };
   };
   assert.equal([live.receivers, live.wake.status], [1, 'sent']);
-  while ((events().length < 2 || !notifications.some((n) => n.method === 'agent.wake')) && Date.now() < deadline + 2_000) {
+  type Wake = { agentId: string; reason: string; sessions: string[] };
+  const wakes = () => notifications.filter((n) => n.method === 'agent.wake').map((n) => n.params as Wake);
+  while ((events().length < 2 || wakes().length < 2) && Date.now() < deadline + 2_000) {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   assert.equal(
@@ -115,8 +117,14 @@ test('session.subscribe, then a session.event notification via onNotification (r
       [2, 'live'],
     ],
   );
-  const wake = notifications.find((n) => n.method === 'agent.wake')!.params as { agentId: string; reason: string; sessions: string[] };
-  assert.equal([wake.agentId, wake.reason, wake.sessions], ['openrpc', 'event', ['agent:openrpc:main']]);
+  // First the agent's backlog (its event was pending when it subscribed), then the live event.
+  assert.equal(
+    wakes().map((wake) => [wake.agentId, wake.reason, wake.sessions]),
+    [
+      ['openrpc', 'backlog', ['agent:openrpc:main']],
+      ['openrpc', 'event', ['agent:openrpc:main']],
+    ],
+  );
 });
 
 test('an application error arrives as JSONRPCError with the code and data.name', async ({ client }) => {

@@ -21,6 +21,7 @@ import {
   publish,
   resultOf,
   sleep,
+  waitUntil,
   startInProcessGateway,
   startTunedGateway,
   type InProcessGateway,
@@ -30,7 +31,7 @@ import {
 
 interface Wake {
   agentId: string;
-  reason: 'event' | 'heartbeat';
+  reason: 'event' | 'heartbeat' | 'backlog';
   sessions: string[];
   at: string;
 }
@@ -264,7 +265,7 @@ test('`next-heartbeat` events: no event wake; the next heartbeat names the sessi
   for (const peer of [publisher, idle, woken]) peer.close();
 });
 
-test('an agent whose only connection drops before the heartbeat its event was promised gets it once back: the first heartbeat then names the session', async ({ beating }) => {
+test('an agent whose only connection drops before the heartbeat its event was promised is woken for it when it subscribes again (backlog), once', async ({ beating }) => {
   const agent = freshAgent('blip');
   const key = `agent:${agent}:slack:channel:C1`;
   const publisher = await openPeer(beating.url, beating.token);
@@ -273,13 +274,20 @@ test('an agent whose only connection drops before the heartbeat its event was pr
   await first.waitFor(() => wakes(first, 'heartbeat')[0], 'a heartbeat', 2 * HEARTBEAT_MS + 500);
   const routed = await publish(publisher, { text: 'later', sessionKey: key, mode: 'next-heartbeat' });
   assert.is(routed.wake.status, 'next-heartbeat');
+  const connections = async () => resultOf<{ connections: number }>(await publisher.call('gateway.status')).connections;
+  const before = await connections();
   first.ws.terminate();
-  await first.closed();
-  await sleep(2 * HEARTBEAT_MS);
+  await waitUntil(async () => (await connections()) === before - 1, 'the gateway to see the connection go');
+  const meanwhile = await publish(publisher, { text: 'while away', sessionKey: `agent:${agent}:main`, mode: 'now' });
+  assert.is(meanwhile.wake.status, 'no-agent-connected');
+  assert.match(meanwhile.wake.message, 'the agent is woken for it when it subscribes');
 
   const back = await agentConnection(beating, agent);
-  const beats = await back.waitFor(() => (wakes(back, 'heartbeat').length >= 2 ? wakes(back, 'heartbeat') : undefined), 'two heartbeats', 3 * HEARTBEAT_MS + 500);
-  assert.equal(beats.slice(0, 2).map((wake) => wake.sessions), [[key], []], 'named by the first heartbeat it is back for, once');
+  const backlog = await back.waitFor(() => wakes(back, 'backlog')[0], 'the backlog wake', 2_000);
+  assert.equal([backlog.agentId, backlog.sessions.sort()], [agent, [`agent:${agent}:main`, key]]);
+  const beats = await back.waitFor(() => (wakes(back, 'heartbeat').length >= 1 ? wakes(back, 'heartbeat') : undefined), 'a heartbeat', 2 * HEARTBEAT_MS + 500);
+  assert.equal(beats[0]!.sessions, [], 'named once');
+  assert.equal(wakes(back, 'backlog').length, 1);
   for (const peer of [publisher, back]) peer.close();
 });
 

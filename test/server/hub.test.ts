@@ -114,10 +114,11 @@ test('a wake planned in a batch that then failed names nothing and records nothi
   hub.close();
 });
 
-test('an agent whose connections all dropped is owed what its events were promised: the follow-up wake when it is back, the heartbeat at the first one after', async () => {
+test('an agent\'s first subscription since it was away wakes it for its sessions with pending events (backlog): what it was promised when it left, and what came meanwhile', async () => {
   const traces: TraceEntry[] = [];
-  const heartbeatIntervalMs = 40;
-  const hub = new DeliveryHub(emptyStore(traces), { heartbeatIntervalMs, replayHighWaterBytes: 1024 });
+  let pending: string[] = ['agent:main:direct:a', 'agent:main:direct:b'];
+  const store: EventStore = { ...emptyStore(traces), pendingSessionKeys: () => Promise.resolve(pending) };
+  const hub = new DeliveryHub(store, { heartbeatIntervalMs: 60_000, replayHighWaterBytes: 1024 });
   const pushed: Array<[number, string]> = [];
   const subscriber = (connectionId: number): Subscriber => ({
     connectionId,
@@ -125,49 +126,45 @@ test('an agent whose connections all dropped is owed what its events were promis
     push: (frame) => (pushed.push([connectionId, frame]), true),
     close: () => {},
   });
-  type Wake = { method: string; params: { agentId: string; reason: string; sessions: string[]; at: string } };
-  const wakes = () =>
-    pushed
+  type Wake = { method: string; params: { agentId: string; reason: string; sessions: string[] } };
+  const wakes = () => {
+    const sent = pushed
       .map(([connectionId, frame]) => [connectionId, JSON.parse(frame) as Wake] as const)
       .filter(([, message]) => message.method === 'agent.wake')
-      .map(([connectionId, message]) => [connectionId, message.params] as const);
-  const publish = (eventId: string, sessionKey: string, mode: RoutedEvent['mode']) => {
-    const event = routedEvent(eventId, sessionKey, mode);
-    const { wake } = hub.plan(event, { status: 'queued' });
-    hub.deliver(event, { status: 'queued' });
-    return wake.status;
+      .map(([connectionId, { params }]) => [connectionId, params.reason, params.sessions] as const);
+    pushed.length = 0;
+    return sent;
   };
-  await hub.start(accepted(await hub.subscribe(subscriber(1), { sessionKey: null, agentId: 'main' }, 0)));
+  const join = async (connectionId: number, sessionKey: string | null = null) => {
+    await hub.start(accepted(await hub.subscribe(subscriber(connectionId), { sessionKey, agentId: 'main' }, 0)));
+    await nextTurn();
+  };
 
-  // All in one turn: the first wake has not gone out when the connection drops.
-  assert.equal(
-    [publish('a', 'agent:main:direct:a', 'now'), publish('b', 'agent:main:direct:b', 'now'), publish('c', 'agent:main:direct:c', 'next-heartbeat')],
-    ['sent', 'coalesced', 'next-heartbeat'],
-  );
+  // At gateway start, and with a session subscription too: every session of the agent is named.
+  await join(1, 'agent:main:direct:a');
+  assert.equal(wakes(), [[1, 'backlog', ['agent:main:direct:a', 'agent:main:direct:b']]]);
+  await join(2);
+  assert.equal(wakes(), [], 'the agent was here already: its other connections are not woken again');
+
+  // Promised a wake, then gone before it went out; back with the event still pending.
+  const promised = routedEvent('c', 'agent:main:direct:c', 'now');
+  assert.is(hub.plan(promised, { status: 'queued' }).wake.status, 'sent');
+  hub.deliver(promised, { status: 'queued' });
   hub.dropConnection(1);
-  assert.is(publish('d', 'agent:main:direct:d', 'next-heartbeat'), 'no-agent-connected', 'away: nothing is promised');
-  await new Promise((resolve) => setTimeout(resolve, heartbeatIntervalMs * 3));
-  assert.equal(wakes(), [], 'nobody to tell while it is away');
-
-  await hub.start(accepted(await hub.subscribe(subscriber(2), { sessionKey: 'agent:main:direct:a', agentId: 'main' }, 0)));
-  await nextTurn();
-  assert.equal(wakes(), [[2, { agentId: 'main', reason: 'event', sessions: ['agent:main:direct:a', 'agent:main:direct:b'], at: wakes()[0]![1].at }]]);
-  await new Promise((resolve) => setTimeout(resolve, heartbeatIntervalMs * 3));
-  const heartbeats = wakes().slice(1).map(([, params]) => params.sessions);
-  assert.ok(heartbeats.length >= 2, 'heartbeats go on');
-  assert.equal(heartbeats.slice(0, 2), [['agent:main:direct:c'], []], 'the first names what it was owed, once');
-  assert.equal(
-    traces.filter((trace) => trace.step === 'wake').map((trace) => [trace.eventId, trace.detail['reason'], trace.detail['connections']]),
-    [
-      ['a', 'event', 1],
-      ['b', 'event', 1],
-      ['c', 'heartbeat', 1],
-    ],
-  );
-
-  // Nothing owed: once it leaves, it is simply absent.
   hub.dropConnection(2);
-  assert.is(publish('e', 'agent:main:direct:e', 'now'), 'no-agent-connected');
+  pending = ['agent:main:direct:c'];
+  assert.is(hub.plan(routedEvent('d', 'agent:main:direct:d', 'next-heartbeat'), { status: 'queued' }).wake.status, 'no-agent-connected');
+  await nextTurn();
+  assert.equal(wakes(), [], 'nobody to wake while it is away');
+  await join(3);
+  assert.equal(wakes(), [[3, 'backlog', ['agent:main:direct:c']]]);
+  assert.equal(traces.filter((trace) => trace.step === 'wake'), [], 'a backlog wake names sessions, not events: no trace step');
+
+  // Nothing pending: no wake.
+  hub.dropConnection(3);
+  pending = [];
+  await join(4);
+  assert.equal(wakes(), []);
   hub.close();
 });
 
@@ -229,7 +226,8 @@ test("an agent subscription holds the caller's cursors only while they can matte
   const next = { ...routedEvent('sixth', key('U2'), 'next-heartbeat'), seq: 6 };
   assert.is(hub.plan(next, { status: 'queued' }).receivers, 1);
   hub.deliver(next, { status: 'queued' });
-  assert.equal(pushed.map((frame) => (JSON.parse(frame) as { params: { event: { seq: number } } }).params.event.seq), [3, 6]);
+  const events = pushed.map((frame) => JSON.parse(frame) as { method: string; params: { event: { seq: number } } }).filter((message) => message.method === 'session.event');
+  assert.equal(events.map((message) => message.params.event.seq), [3, 6]);
   hub.close();
 });
 
