@@ -42,10 +42,14 @@ export async function runWithCac(joined: readonly string[]): Promise<ExitCode> {
   const args = attachOptionValues(joined, declaredFlags(declared));
   const parsed = cli.parse(['node', 'switchboard', ...args], { run: false });
   // cac printed the help; the version is printed here, for --version alone. `--version extra` is
-  // an unknown command below, and `status -v` is left to checkArgs: neither may exit 0 having
-  // ignored what was given.
-  const versionAlone = parsed.options['version'] && !cli.matchedCommand && parsed.args.length === 0;
-  if (parsed.options['help'] || versionAlone) {
+  // an unknown command below, `--version --json` refused here, and `status -v` left to checkArgs:
+  // none may exit 0 having ignored what was given.
+  const versionAsked = parsed.options['version'] && !cli.matchedCommand && parsed.args.length === 0;
+  const beside = args.find((arg) => arg !== '--version' && arg !== '-v');
+  if (versionAsked && !parsed.options['help'] && beside !== undefined) {
+    throw usageError(`--version takes nothing beside it (got \`${beside}\`): \`switchboard --version\``);
+  }
+  if (parsed.options['help'] || versionAsked) {
     if (!parsed.options['help']) cli.outputVersion();
     // cac prints through console, which drops write errors: a help lost to a full disk must not
     // exit 0. A reader that went away (`--help | head -1`) is no failure, as for any output.

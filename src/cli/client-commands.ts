@@ -267,9 +267,13 @@ function resolveToken(args: Args, theDataDir: () => string): string {
     throw error;
   }
   if (token) return token;
+  // A gateway named by its URL may be anywhere: its token is the way out, not a local gateway.
+  const url = optionOrEnv(args, 'url', ENV.url)?.value;
   throw noAnswer(
     'NO_TOKEN',
-    `no token: ${tokenPath(dataDir)} does not exist, so no gateway has run with the data dir ${dataDir}: start one (\`switchboard gateway\`), or give --data-dir (or ${ENV.dataDir}) the running gateway's; for a gateway elsewhere, --url and ${ENV.token}`,
+    url === undefined
+      ? `no token: ${tokenPath(dataDir)} does not exist, so no gateway has run with the data dir ${dataDir}: start one (\`switchboard gateway\`), or give --data-dir (or ${ENV.dataDir}) the running gateway's; for a gateway elsewhere, --url and ${ENV.token}`
+      : `no token for ${withoutPassword(url)}: ${tokenPath(dataDir)} does not exist; pass that gateway's token in ${ENV.token} (or --token), or give --data-dir (or ${ENV.dataDir}) its data dir`,
   );
 }
 

@@ -140,8 +140,8 @@ export const REPLAY_PAGE_SIZE = 200;
 export const TRACE_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 
 /**
- * Steps of one event.trace read, the last one included; past it, the steps before the last are
- * counted in `omitted`, not read. An event gets a "delivered" step each time an agent that does
+ * Recorded steps (trace rows) one event.trace reads, the last one included; past it, the steps
+ * before the last are counted in `omitted`, not read. The acceptance comes on top. An event gets a "delivered" step each time an agent that does
  * not ack it reconnects: a day of reconnects a minute is 1,440 of them.
  */
 export const MAX_TRACE_STEPS = 1000;

@@ -168,14 +168,16 @@ const TRACE_COLUMNS = 'event_id AS eventId, step, at, detail, accepted_at AS acc
  * An event's trace from its rows (in write order) and, while it is pending, its acceptance:
  * `first`, the acceptance, and `rest`, the other steps. Acceptance comes first: it is the event's
  * first step, though a row carrying it was written when the event left the queue, after the rows
- * of what happened to it while pending (deduplicated, delivered, wake).
+ * of what happened to it while pending (deduplicated, delivered, wake). Rows written before schema
+ * 5 carry it in rows of its own, written first: `first` too, so a budget never trims it.
  */
 function traceOf(eventId: string, rows: TraceRow[], pending: Acceptance | undefined): { first: TraceEntry[]; rest: TraceEntry[] } {
   const first: TraceEntry[] = pending ? acceptanceEntries(eventId, pending.acceptedAt, pending.accepted) : [];
   const rest: TraceEntry[] = [];
   for (const { step, at, detail, acceptedAt, accepted } of rows) {
     if (accepted !== null) first.push(...acceptanceEntries(eventId, acceptedAt!, accepted));
-    if (step === ACCEPTED_AND_STORED) rest.push(...acceptanceEntries(eventId, at, detail));
+    if (step === ACCEPTED_AND_STORED) first.push(...acceptanceEntries(eventId, at, detail));
+    else if (step === 'accepted' || step === 'stored') first.push({ eventId, step, at, detail: detailOf(step, detail) });
     else rest.push({ eventId, step, at, detail: detailOf(step, detail) });
   }
   return { first, rest };

@@ -571,9 +571,15 @@ test('exit 3: wrong token (flag or env), and no token anywhere', async ({ gw }) 
     assert.is(result.stdout, '');
   }
   assertExit(none, 3);
-  // A gateway started with --data-dir, a CLI without: the way out is the data dir, not --token.
   assert.is(
     none.stderr,
+    `switchboard: no token for ${gw.url}: ${path.join(empty, 'token')} does not exist; pass that gateway's token in SWITCHBOARD_TOKEN (or --token), or give --data-dir (or SWITCHBOARD_DATA_DIR) its data dir\n`,
+  );
+  // No URL: a gateway started with --data-dir, a CLI without. The way out is the data dir, not --token.
+  const local = await runCli(['status', '--data-dir', empty]);
+  assertExit(local, 3);
+  assert.is(
+    local.stderr,
     `switchboard: no token: ${path.join(empty, 'token')} does not exist, so no gateway has run with the data dir ${empty}: start one (\`switchboard gateway\`), or give --data-dir (or SWITCHBOARD_DATA_DIR) the running gateway's; for a gateway elsewhere, --url and SWITCHBOARD_TOKEN\n`,
   );
 });
@@ -864,18 +870,24 @@ test('session watch --help lists the exit codes of a watch, not those of a one-s
 
 test('--version and -v print the package version, platform and Node.js version, and exit 0; to a reader that went away, exit 0 quietly (as --help); to a full disk, exit 4', async () => {
   const line = `switchboard/${PACKAGE_VERSION} ${process.platform}-${process.arch} node-${process.version}\n`;
-  for (const args of [['--version'], ['-v'], ['--version', '--json']]) {
+  for (const args of [['--version'], ['-v'], ['--version', '-v']]) {
     const result = await runCli(args);
     assertExit(result, 0);
     assert.is(result.stdout, line, args.join(' '));
     assert.is(result.stderr, '');
   }
-  // Nothing given is ignored: an argument beside the flag is an unknown command, not a version.
+  // Nothing given is ignored: an argument beside the flag is an unknown command, an option is refused.
   for (const args of [['--version', 'extra'], ['-v', 'extra'], ['extra', '--version']]) {
     const result = await runCli(args);
     assertExit(result, 2);
     assert.is(result.stdout, '', args.join(' '));
     assert.is(result.stderr, 'switchboard: unknown command "extra": run `switchboard --help` for the list\n');
+  }
+  for (const [args, got] of [[['--version', '--json'], '--json'], [['--bogus', '-v'], '--bogus'], [['--version', '--token', 'x'], '--token']] as const) {
+    const result = await runCli([...args]);
+    assertExit(result, 2);
+    assert.is(result.stdout, '', args.join(' '));
+    assert.is(result.stderr, `switchboard: --version takes nothing beside it (got \`${got}\`): \`switchboard --version\`\n`);
   }
   for (const flag of ['--version', '-v']) {
     const version = spawnCli([flag]);

@@ -1397,6 +1397,13 @@ test('trace: rows written before schema 5 (accepted+stored, or two steps) read t
     const entries = (await store.trace(eventId)).steps;
     assert.equal(entries.slice(0, 2), acceptance(eventId, seq));
     assert.equal(entries.slice(2).map((entry) => entry.step), ['acked']);
+    // With nothing left of the frame's budget, the acceptance is answered all the same (it names
+    // the session, which a scoped token's check needs), and the last step.
+    store.recordTrace([{ eventId, step: 'wake', at: Date.now(), detail: {} }]);
+    const spent = readBudget();
+    spent.bytes = 0;
+    const trimmed = await store.trace(eventId, spent);
+    assert.equal([trimmed.steps.map((entry) => entry.step), trimmed.omitted], [['accepted', 'stored', 'wake'], 1], eventId);
   }
 });
 
