@@ -136,7 +136,7 @@ export const NOTIFICATIONS = {
   },
   'agent.wake': {
     params: AgentWakeNotification,
-    summary: 'Gateway to client: wake up and look at these sessions (mode "now" events, or the periodic heartbeat).',
+    summary: 'Gateway to client: wake up and look at these sessions (mode "now" events, the periodic heartbeat, or the backlog a connection finds when it first subscribes to the agent).',
   },
 } as const;
 

@@ -125,7 +125,7 @@ export const WakeOutcome = Type.Object(
   {
     status: Type.Enum(['sent', 'coalesced', 'next-heartbeat', 'no-agent-connected'], {
       description:
-        '"sent": agent.wake goes out now; "coalesced": the agent was woken for this session within the last 250 ms, or a follow-up wake naming it is due within 250 ms; "next-heartbeat": named in the agent\'s next heartbeat; "no-agent-connected": nobody to wake, the event waits durably.',
+        '"sent": agent.wake goes out now; "coalesced": a follow-up wake naming it is due within 250 ms (the agent was woken less than 250 ms ago); "next-heartbeat": named in the agent\'s next heartbeat; "no-agent-connected": nobody to wake, the event waits durably, and the agent\'s next subscription wakes it (reason "backlog").',
     }),
     message: Type.String(),
   },
@@ -315,10 +315,11 @@ export const AgentWakeNotification = Type.Object(
     agentId: Type.String(),
     reason: Type.Enum(['event', 'heartbeat', 'backlog'], {
       description:
-        '"event": mode "now" events arrived; "heartbeat": the periodic wake; "backlog": the agent\'s first subscription since it was away (or since the gateway started): its sessions with pending events.',
+        '"event": mode "now" events arrived; "heartbeat": the periodic wake; "backlog": this connection\'s first subscription of the agent has been replayed: its sessions with pending events.',
     }),
     sessions: Type.Array(Type.String(), {
-      description: 'Sessions with new events since the previous wake; for "backlog", every session of the agent with pending events.',
+      description:
+        '"event": sessions with mode "now" events since the previous event wake; "heartbeat": with next-heartbeat events since the previous heartbeat; "backlog": every session of the agent with pending events.',
     }),
     at: Timestamp,
   },

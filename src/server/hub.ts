@@ -163,9 +163,9 @@ interface AgentPresence {
   readonly connections: Map<Subscriber, number>;
   /**
    * Sessions and events that the next `event` wake names; the timer runs while a wake is due or
-   * its window is open, and `woken` holds the sessions the last wake named while the window lasts.
+   * its window is open.
    */
-  readonly wake: Due & { timer: NodeJS.Timeout | NodeJS.Immediate | undefined; woken: Set<string> };
+  readonly wake: Due & { timer: NodeJS.Timeout | NodeJS.Immediate | undefined };
   /** Sessions and events that the next heartbeat names. */
   readonly heartbeat: Due;
 }
@@ -178,6 +178,8 @@ export class DeliveryHub implements Delivery {
   /** A connection's subscriptions: the one it holds, or from the second on a Map by id. */
   readonly #byConnection = new Map<number, Subscription | Map<string, Subscription>>();
   readonly #agents = new Map<string, AgentPresence>();
+  /** Subscriptions that wake their connection for the agent's backlog once replayed (see #wakeForBacklog). */
+  readonly #backlogDue = new Set<Subscription>();
   readonly #heartbeat: NodeJS.Timeout;
   #nextSubscription = 1;
 
@@ -250,41 +252,46 @@ export class DeliveryHub implements Delivery {
    * before: one the check refuses must neither be woken nor make an event's answer say "sent".
    */
   #join(subscription: Subscription): void {
-    const presence = this.#presence(subscription.agentId);
-    const { connections } = presence;
-    const returning = connections.size === 0;
-    connections.set(subscription.subscriber, (connections.get(subscription.subscriber) ?? 0) + 1);
-    if (returning) void this.#wakeForBacklog(presence);
+    const { connections } = this.#presence(subscription.agentId);
+    const count = connections.get(subscription.subscriber);
+    connections.set(subscription.subscriber, (count ?? 0) + 1);
+    if (count === undefined) this.#backlogDue.add(subscription);
   }
 
   /**
-   * An agent that was away (or is here for the first time since the gateway started) is woken for
-   * its sessions with pending events, reason "backlog". What it was promised while it was here
-   * (a wake not yet sent, a heartbeat) went with its last connection, and what came while it was
-   * away was answered "no-agent-connected": without this, an agent that acts when woken would
-   * never act on them, though the replay pushes them to it.
+   * A connection's first subscription of an agent wakes it, once its replay is done, for the
+   * agent's sessions with pending events: reason "backlog". What came while it was away was
+   * answered "no-agent-connected", and what it was promised (a wake not yet sent, a heartbeat)
+   * went with its connection or with a restart of the gateway: without this, an agent that acts
+   * when woken would never act on them. Per connection, not per agent: another connection of the
+   * agent (a watcher) being here says nothing of what this one has seen. After the replay, so that
+   * an agent that reads what was pushed to it when woken finds the events there.
    */
-  async #wakeForBacklog(presence: AgentPresence): Promise<void> {
+  async #wakeForBacklog(subscription: Subscription): Promise<void> {
     let sessions: string[];
     try {
-      sessions = await this.#store.pendingSessionKeys(presence.agentId);
+      sessions = await this.#store.pendingSessionKeys(subscription.agentId);
     } catch {
-      // The replay reads the same: it fails too, and closes the connection to be retried.
+      // Nothing is lost: the events stay pending, and the next wake or resubscribe names them.
       return;
     }
-    // Away again meanwhile: its return makes a presence of its own.
-    if (sessions.length === 0 || this.#agents.get(presence.agentId) !== presence) return;
-    this.#notifyAgent(presence.agentId, presence, 'backlog', { sessions: new Set(sessions), eventIds: [], planned: undefined });
+    if (sessions.length === 0 || subscription.state === 'ended') return;
+    subscription.subscriber.push(wakeFrame(subscription.agentId, 'backlog', sessions));
   }
 
   /** Replays the backlog, then goes live. Errors end the replay; the events stay pending. */
   start(subscription: Subscription): Promise<void> {
-    return this.#replay(subscription).catch(() => {
-      // Going live after a failed replay would leave a gap the client cannot see: its cursor would
-      // move past the missing events. Closing makes it resubscribe from what it really has.
-      this.#remove(subscription);
-      void subscription.subscriber.close(CloseCode.INTERNAL_ERROR, 'replay failed; reconnect to resume');
-    });
+    return this.#replay(subscription).then(
+      () => {
+        if (this.#backlogDue.delete(subscription)) void this.#wakeForBacklog(subscription);
+      },
+      () => {
+        // Going live after a failed replay would leave a gap the client cannot see: its cursor would
+        // move past the missing events. Closing makes it resubscribe from what it really has.
+        this.#remove(subscription);
+        void subscription.subscriber.close(CloseCode.INTERNAL_ERROR, 'replay failed; reconnect to resume');
+      },
+    );
   }
 
   unsubscribe(connectionId: number, subscriptionId: string): boolean {
@@ -424,6 +431,7 @@ export class DeliveryHub implements Delivery {
     if (subscription.state === 'ended') return;
     const joined = subscription.state !== 'checking';
     subscription.state = 'ended';
+    this.#backlogDue.delete(subscription);
     const { sessionKey, agentId, subscriber } = subscription;
     removeMember(sessionKey === null ? this.#byAgentWide : this.#bySession, sessionKey ?? agentId, subscription);
     const { connectionId } = subscriber;
@@ -456,7 +464,7 @@ export class DeliveryHub implements Delivery {
       presence = {
         agentId,
         connections: new Map(),
-        wake: { sessions: new Set(), eventIds: [], planned: undefined, timer: undefined, woken: new Set() },
+        wake: { sessions: new Set(), eventIds: [], planned: undefined, timer: undefined },
         heartbeat: { sessions: new Set(), eventIds: [], planned: undefined },
       };
       this.#agents.set(agentId, presence);
@@ -466,10 +474,11 @@ export class DeliveryHub implements Delivery {
 
   /**
    * The first `now` event wakes the agent at the end of this turn (so events committed together
-   * share it); then a window of WAKE_COALESCE_MS opens. A `now` event in the window for a session
-   * that wake named adds nothing: the agent was just told to look there, and the event is pushed
-   * to it. One for another session is named by a single follow-up wake at the window's end, since
-   * the agent may not look there otherwise. So a burst into one conversation wakes the agent once.
+   * share it); then a window of WAKE_COALESCE_MS opens, and the `now` events in it share one
+   * follow-up wake at its end, which opens the next window. So a burst wakes the agent at most
+   * once per window, and every event is named by a wake that goes out after it was stored. Not
+   * even for a session the last wake named may one be left out: the agent may have looked there
+   * already, or not be subscribed to it (then nothing is pushed to it either).
    */
   #planWake(event: RoutedEvent): WakeOutcome {
     const { agentId } = event.route;
@@ -488,9 +497,6 @@ export class DeliveryHub implements Delivery {
       };
     }
     const { wake } = presence;
-    if (wake.woken.has(event.sessionKey)) {
-      return { status: 'coalesced', message: `agent "${agentId}" was woken for this session less than ${WAKE_COALESCE_MS} ms ago` };
-    }
     plan(wake, event);
     if (wake.timer !== undefined) {
       return { status: 'coalesced', message: `folded into an agent.wake due within ${WAKE_COALESCE_MS} ms` };
@@ -504,10 +510,8 @@ export class DeliveryHub implements Delivery {
     if (!presence) return;
     const { wake } = presence;
     wake.timer = undefined;
-    wake.woken.clear();
     wake.planned = undefined;
     if (wake.sessions.size === 0) return;
-    for (const sessionKey of wake.sessions) wake.woken.add(sessionKey);
     this.#notifyAgent(agentId, presence, 'event', wake);
     wake.timer = setTimeout(() => this.#sendWake(agentId), WAKE_COALESCE_MS);
   }
@@ -523,8 +527,7 @@ export class DeliveryHub implements Delivery {
     due: Due,
   ): void {
     due.planned = undefined;
-    const params: AgentWakeNotification = { agentId, reason, sessions: [...due.sessions], at: new Date().toISOString() };
-    const frame = JSON.stringify({ jsonrpc: '2.0', method: 'agent.wake', params });
+    const frame = wakeFrame(agentId, reason, [...due.sessions]);
     let sent = 0;
     for (const subscriber of presence.connections.keys()) if (subscriber.push(frame)) sent++;
     const at = Date.now();
@@ -532,6 +535,11 @@ export class DeliveryHub implements Delivery {
     due.sessions.clear();
     due.eventIds = [];
   }
+}
+
+function wakeFrame(agentId: string, reason: AgentWakeNotification['reason'], sessions: string[]): string {
+  const params: AgentWakeNotification = { agentId, reason, sessions, at: new Date().toISOString() };
+  return JSON.stringify({ jsonrpc: '2.0', method: 'agent.wake', params });
 }
 
 function plan(due: Due, event: RoutedEvent): void {

@@ -160,7 +160,7 @@ test('10 `now` events in one batch frame: exactly one agent.wake naming their se
 
 // ---------------------------------------------------------------- now: a window, one follow-up
 
-test('`now` events one after another into one session: one wake; the window then closes and the next wakes again', async ({
+test('`now` events one after another into one session: a wake, then one follow-up for the events after it (the agent may have looked already); the window then closes and the next wakes again', async ({
   gw,
   publisher,
 }) => {
@@ -177,8 +177,16 @@ test('`now` events one after another into one session: one wake; the window then
   const seen = wakes(woken);
   assert.is(routed[0]!.wake.status, 'sent');
   if (elapsed < WAKE_COALESCE_MS - 50) {
-    assert.equal(seen.map((wake) => [wake.reason, wake.sessions]), [['event', [main]]], `one wake, got ${JSON.stringify(seen)}`);
+    assert.equal(
+      seen.map((wake) => [wake.reason, wake.sessions]),
+      [
+        ['event', [main]],
+        ['event', [main]],
+      ],
+      `two wakes, got ${JSON.stringify(seen)}`,
+    );
     assert.equal(routed.slice(1).map((r) => r.wake.status), Array<string>(9).fill('coalesced'));
+    assert.match(routed[1]!.wake.message, 'folded into an agent.wake due within');
   } else {
     console.warn(`wake.test: 10 events took ${elapsed} ms (> the ${WAKE_COALESCE_MS} ms window); only the bounds were checked`);
     assert.ok(seen.length <= Math.ceil(elapsed / WAKE_COALESCE_MS) + 1, `${seen.length} wakes for a burst of ${elapsed} ms`);
@@ -191,7 +199,7 @@ test('`now` events one after another into one session: one wake; the window then
   woken.close();
 });
 
-test('`now` events one after another into two sessions: the first wakes at once, the other session gets one follow-up at the end of the window', async ({
+test('`now` events one after another into two sessions: the first wakes at once, the rest share one follow-up at the end of the window', async ({
   gw,
   publisher,
 }) => {
@@ -213,7 +221,7 @@ test('`now` events one after another into two sessions: the first wakes at once,
   if (elapsed < WAKE_COALESCE_MS - 50) {
     assert.is(seen.length, 2, `two wakes, got ${JSON.stringify(seen)}`);
     assert.equal(routed.slice(1).map((r) => r.wake.status), Array<string>(9).fill('coalesced'));
-    assert.equal(seen[1]!.sessions, [dm], 'the follow-up names only the session the first wake did not');
+    assert.equal(seen[1]!.sessions, [main, dm], 'the follow-up names both: events came to both after the first wake');
     const gap = Date.parse(seen[1]!.at) - Date.parse(seen[0]!.at);
     assert.ok(gap >= WAKE_COALESCE_MS - 5 && gap < WAKE_COALESCE_MS + 150, `the follow-up ${gap} ms after the first wake`);
   } else {

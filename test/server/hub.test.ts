@@ -5,6 +5,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { WAKE_COALESCE_MS } from '../../src/protocol/constants.js';
 import { DeliveryHub, type CursorAhead, type Subscriber } from '../../src/server/hub.js';
 import type { RoutedEvent } from '../../src/routing/route-event.js';
 import type { EventStore, TraceEntry } from '../../src/store/types.js';
@@ -114,18 +115,21 @@ test('a wake planned in a batch that then failed names nothing and records nothi
   hub.close();
 });
 
-test('an agent\'s first subscription since it was away wakes it for its sessions with pending events (backlog): what it was promised when it left, and what came meanwhile', async () => {
+test('a connection\'s first subscription of an agent wakes that connection, once replayed, for the agent\'s sessions with pending events (backlog): what it was promised when it left, and what came meanwhile', async () => {
   const traces: TraceEntry[] = [];
   let pending: string[] = ['agent:main:direct:a', 'agent:main:direct:b'];
   const store: EventStore = { ...emptyStore(traces), pendingSessionKeys: () => Promise.resolve(pending) };
   const hub = new DeliveryHub(store, { heartbeatIntervalMs: 60_000, replayHighWaterBytes: 1024 });
   const pushed: Array<[number, string]> = [];
-  const subscriber = (connectionId: number): Subscriber => ({
-    connectionId,
-    bufferedAmount: 0,
-    push: (frame) => (pushed.push([connectionId, frame]), true),
-    close: () => {},
-  });
+  const subscribers = new Map<number, Subscriber>();
+  // One object per connection, as the gateway's Connection is.
+  const subscriber = (connectionId: number): Subscriber => {
+    const known = subscribers.get(connectionId);
+    if (known) return known;
+    const created: Subscriber = { connectionId, bufferedAmount: 0, push: (frame) => (pushed.push([connectionId, frame]), true), close: () => {} };
+    subscribers.set(connectionId, created);
+    return created;
+  };
   type Wake = { method: string; params: { agentId: string; reason: string; sessions: string[] } };
   const wakes = () => {
     const sent = pushed
@@ -143,8 +147,10 @@ test('an agent\'s first subscription since it was away wakes it for its sessions
   // At gateway start, and with a session subscription too: every session of the agent is named.
   await join(1, 'agent:main:direct:a');
   assert.equal(wakes(), [[1, 'backlog', ['agent:main:direct:a', 'agent:main:direct:b']]]);
+  await join(1, 'agent:main:direct:b');
+  assert.equal(wakes(), [], 'a second subscription of the same connection: it was told already');
   await join(2);
-  assert.equal(wakes(), [], 'the agent was here already: its other connections are not woken again');
+  assert.equal(wakes(), [[2, 'backlog', ['agent:main:direct:a', 'agent:main:direct:b']]], 'another connection: another watcher, told for itself');
 
   // Promised a wake, then gone before it went out; back with the event still pending.
   const promised = routedEvent('c', 'agent:main:direct:c', 'now');
@@ -165,6 +171,54 @@ test('an agent\'s first subscription since it was away wakes it for its sessions
   pending = [];
   await join(4);
   assert.equal(wakes(), []);
+  hub.close();
+});
+
+test('the backlog wake comes after the replay has pushed the events it names', async () => {
+  const sessionKey = 'agent:main:direct:a';
+  const store: EventStore = {
+    ...emptyStore([]),
+    pendingSessionKeys: () => Promise.resolve([sessionKey]),
+    peek: (_key, { after = 0 }) =>
+      Promise.resolve({ events: after < 1 ? [{ ...routedEvent('pending', sessionKey, 'now'), seq: 1 }] : [], depth: 1, more: false }),
+  };
+  const hub = new DeliveryHub(store, { heartbeatIntervalMs: 60_000, replayHighWaterBytes: 1024 });
+  const pushed: string[] = [];
+  const subscriber: Subscriber = { connectionId: 1, bufferedAmount: 0, push: (frame) => (pushed.push(frame), true), close: () => {} };
+  await hub.start(accepted(await hub.subscribe(subscriber, { sessionKey: null, agentId: 'main' }, 0)));
+  await nextTurn();
+  assert.equal(
+    pushed.map((frame) => (JSON.parse(frame) as { method: string }).method),
+    ['session.event', 'agent.wake'],
+  );
+  hub.close();
+});
+
+test('now events within 250 ms of a wake share one follow-up wake, also for the session the wake named (the agent may have looked there already)', async () => {
+  const traces: TraceEntry[] = [];
+  const hub = new DeliveryHub(emptyStore(traces), { heartbeatIntervalMs: 60_000, replayHighWaterBytes: 1024 });
+  const pushed: string[] = [];
+  const subscriber: Subscriber = { connectionId: 1, bufferedAmount: 0, push: (frame) => (pushed.push(frame), true), close: () => {} };
+  await hub.start(accepted(await hub.subscribe(subscriber, { sessionKey: 'agent:main:direct:other', agentId: 'main' }, 0)));
+  const publish = (eventId: string, sessionKey: string) => {
+    const event = routedEvent(eventId, sessionKey, 'now');
+    const { wake } = hub.plan(event, { status: 'queued' });
+    hub.deliver(event, { status: 'queued' });
+    return wake.status;
+  };
+  const wakes = () => pushed.map((frame) => JSON.parse(frame) as { method: string; params: { sessions: string[] } }).filter((m) => m.method === 'agent.wake').map((m) => m.params.sessions);
+  assert.is(publish('first', 'agent:main:direct:a'), 'sent');
+  await nextTurn();
+  assert.equal(wakes(), [['agent:main:direct:a']]);
+  // The agent handled it at once; then another event for the same session, and one for another.
+  assert.equal([publish('again', 'agent:main:direct:a'), publish('elsewhere', 'agent:main:direct:b')], ['coalesced', 'coalesced']);
+  await new Promise((resolve) => setTimeout(resolve, WAKE_COALESCE_MS + 100));
+  assert.equal(wakes(), [['agent:main:direct:a'], ['agent:main:direct:a', 'agent:main:direct:b']], 'one follow-up names both');
+  assert.equal(
+    traces.filter((trace) => trace.step === 'wake').map((trace) => trace.eventId),
+    ['first', 'again', 'elsewhere'],
+    'every event has its wake step',
+  );
   hub.close();
 });
 
