@@ -5,7 +5,7 @@
  */
 import cac, { type CAC } from 'cac';
 import { VERSION } from '../version.js';
-import { attachOptionValues, COMMAND_GROUPS, declaredFlags } from './argv.js';
+import { attachOptionValues, COMMAND_GROUPS, declaredFlags, joinCommandGroup } from './argv.js';
 import { COMMANDS, type CommandSpec } from './commands.js';
 import { EXIT_CODES_HELP, ExitCode, outputFailed, usageError } from './exit-codes.js';
 import { writeOut } from './output.js';
@@ -35,7 +35,8 @@ function declare(commands: readonly CommandSpec[], group?: string): CAC {
 }
 
 /** Parses `joined` (command groups already joined) and runs the command they name. */
-export async function runWithCac(joined: readonly string[]): Promise<ExitCode> {
+export async function runWithCac(given: readonly string[]): Promise<ExitCode> {
+  const joined = commandFirst(given);
   const group = COMMAND_GROUPS.find((name) => name === joined[0]);
   const cli = group === undefined ? declare(COMMANDS) : declare(commandsOf(group), group);
   const declared = [cli.globalCommand, ...cli.commands].flatMap((command) => command.options.map((option) => option.rawName));
@@ -77,6 +78,20 @@ export async function runWithCac(joined: readonly string[]): Promise<ExitCode> {
   }
   const spec = COMMANDS.find((command) => command.name === cli.matchedCommandName)!;
   return (await spec.load())(args, checkArgs(args, spec));
+}
+
+/**
+ * `--data-dir D system event ...` as `system event --data-dir D ...`: options given before the
+ * command they belong to. Read as given, a command of two words was taken for an unknown command
+ * ("did you mean system event?"), or its first word for an option's value.
+ */
+function commandFirst(args: readonly string[]): readonly string[] {
+  if (!args[0]?.startsWith('-')) return args;
+  for (let i = 1; i < args.length; i++) {
+    const words = COMMANDS.find((spec) => spec.name === args[i] || spec.name === `${args[i]} ${args[i + 1]}`)?.name.split(' ');
+    if (words) return joinCommandGroup([...words, ...args.slice(0, i), ...args.slice(i + words.length)]);
+  }
+  return args;
 }
 
 /** "a", "a or b", "a, b or c". */

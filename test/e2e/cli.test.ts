@@ -801,6 +801,20 @@ test('--help says that a token given as --token can be read by other local users
   }
 });
 
+test('options given before the command are read as if after it, for commands of one word and of two', async ({ gw }) => {
+  const [event, list, status] = await Promise.all([
+    runCli([...conn(gw), '--json', 'system', 'event', '--text', 'options first', '--session-key', 'agent:first:main']),
+    runCli(['--json', ...conn(gw), 'session', 'list', '--agent', 'first']),
+    runCli(['--json', ...conn(gw), 'status']),
+  ]);
+  assert.is(parseJsonOut<{ sessionKey: string }>(event).sessionKey, 'agent:first:main');
+  assert.equal(parseJsonOut<{ sessions: Array<{ sessionKey: string }> }>(list).sessions.map((session) => session.sessionKey), ['agent:first:main']);
+  assert.ok(parseJsonOut<{ version: string }>(status).version);
+  const bogus = await runCli(['--bogus', 'system', 'event', '--text', 'x']);
+  assertExit(bogus, 2);
+  assert.is(bogus.stderr, 'switchboard: unknown option `--bogus`: see `switchboard system event --help`\n');
+});
+
 test('--help on each command exits 0 and lists its options', async () => {
   const common = ['--json', '--url', '--token', '--data-dir', '--timeout'];
   const cases: [string[], string[]][] = [
