@@ -210,6 +210,7 @@ export class SwitchboardClient {
       try {
         const result = (await this.#send(method, params, Math.max(0, deadline - Date.now()), options.signal)) as ResultOf<M>;
         if (method === 'session.ack') this.#noteAck(result as ResultOf<'session.ack'>);
+        if (method === 'session.drain') this.#noteDrain(params as ParamsOf<'session.drain'>, result as ResultOf<'session.drain'>);
         return result;
       } catch (error) {
         if (!this.#reconnect || !RESENT_AFTER_RECONNECT.has(method)) throw error;
@@ -464,8 +465,23 @@ export class SwitchboardClient {
    * data dir restore reissued has its next events delivered rather than taken for ones seen.
    */
   #noteAck({ sessionKey, seq }: ResultOf<'session.ack'>): void {
+    this.#letGo(sessionKey, seq);
+  }
+
+  /**
+   * The same for a drain, which consumes what it answers, after its `after`: a drain from the
+   * start consumed everything up to its last event, and one that left nothing pending, all.
+   */
+  #noteDrain(params: ParamsOf<'session.drain'>, { sessionKey, events, depth }: ResultOf<'session.drain'>): void {
+    const last = events.at(-1)?.seq;
+    if (depth === 0) this.#letGo(sessionKey, Infinity);
+    else if (last !== undefined && !params.after) this.#letGo(sessionKey, last);
+  }
+
+  /** Every agent subscription lets go of the session's cursor if it is at or below `consumedUpTo`. */
+  #letGo(sessionKey: string, consumedUpTo: number): void {
     for (const state of this.#subscriptions) {
-      if (state.target.sessionKey === undefined && (state.cursors.get(sessionKey) ?? Infinity) <= seq) state.cursors.delete(sessionKey);
+      if (state.target.sessionKey === undefined && (state.cursors.get(sessionKey) ?? Infinity) <= consumedUpTo) state.cursors.delete(sessionKey);
     }
   }
 

@@ -113,6 +113,28 @@ test('events({ agentId }) yields every session of the agent, replayed then live;
   await sb.close();
 });
 
+test('an agent subscription lets go of a session drained of all it saw, as of one acked: a drain-driven agent\'s cursors do not grow with every session it ever read', async ({ gw, publisher }) => {
+  const agent = freshAgent('cdrain');
+  const [a, b, c] = ['a', 'b', 'c'].map((peer) => `agent:${agent}:direct:${peer}`) as [string, string, string];
+  for (const [i, sessionKey] of [a, a, b, b, c, c].entries()) await publish(publisher, { text: `event ${i}`, sessionKey });
+  const sb = await client(gw.url, gw.token);
+  const seen: string[] = [];
+  const subscription = await sb.subscribe({ agentId: agent }, { onEvent: (event) => seen.push(event.sessionKey) });
+  await waitUntil(() => seen.length === 6, 'the six events');
+  assert.equal(subscription.cursors.size, 3);
+  await sb.drain({ sessionKey: a });
+  await sb.drain({ sessionKey: b, limit: 1 });
+  await sb.drain({ sessionKey: c, after: 1 });
+  assert.equal(
+    [...subscription.cursors],
+    [
+      [b, 2],
+      [c, 2],
+    ],
+    'a: all drained; b: seq 2 still pending; c: drained after 1, seq 1 still pending',
+  );
+});
+
 test('onWake: agent.wake reaches the client', async ({ gw, publisher }) => {
   const agent = freshAgent('cwake');
   const sb = await client(gw.url, gw.token);
