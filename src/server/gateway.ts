@@ -24,6 +24,7 @@ import {
   MAX_IN_FLIGHT_PER_CONNECTION,
   MAX_SUBSCRIBER_BUFFER_BYTES,
   PING_INTERVAL_MS,
+  TOKEN_PREFIX,
   TOKEN_REVOKED_CLOSE,
 } from '../protocol/constants.js';
 import type { ErrorName } from '../protocol/errors.js';
@@ -112,8 +113,23 @@ const CLOSE_HANDSHAKE_GRACE_MS = 2_000;
 /** The path WebSocket upgrades are taken at; HTTP routes have the others (see http-ingress.ts). */
 const WEBSOCKET_PATH = '/';
 
-/** Query parameters that look like credentials: refused so tokens never land in access logs. */
-const CREDENTIAL_QUERY = /[?&](token|access_token|api_key|apikey)=/i;
+/** Query parameter names that carry credentials by convention, compared as decoded and lower-cased. */
+const CREDENTIAL_NAMES: ReadonlySet<string> = new Set(['token', 'access_token', 'api_key', 'apikey', 'auth', 'key', 'password', 'secret']);
+
+/**
+ * Whether the request target's query carries a credential: a parameter of such a name, or a value
+ * that is a switchboard token (its prefix) under any name. Refused so that tokens never land in
+ * access logs; names and values are read decoded, as `%74oken` is `token`.
+ */
+function credentialInQuery(target: string): boolean {
+  const start = target.indexOf('?');
+  if (start === -1) return false;
+  for (const [name, value] of new URLSearchParams(target.slice(start + 1))) {
+    if (CREDENTIAL_NAMES.has(name.toLowerCase())) return true;
+    if (value.startsWith(TOKEN_PREFIX.admin) || value.startsWith(TOKEN_PREFIX.scoped)) return true;
+  }
+  return false;
+}
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const host = options.host ?? DEFAULT_HOST;
@@ -193,7 +209,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const admit = (request: IncomingMessage): Admission => {
     const address = peerAddress(request.socket);
     if (lifecycle.closing) return { admitted: false, status: 503, error: 'SHUTTING_DOWN', message: SHUTTING_DOWN_MESSAGE };
-    if (CREDENTIAL_QUERY.test(request.url ?? '')) {
+    if (credentialInQuery(request.url ?? '')) {
       return {
         admitted: false,
         status: 400,

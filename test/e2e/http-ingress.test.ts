@@ -289,14 +289,28 @@ test('a missing or wrong token is 401 with WWW-Authenticate, on /rpc and /hooks/
   }
 });
 
-test('a token in the query string is 400 on every route and on an upgrade, even with a valid header', async ({ gw }) => {
-  for (const path of [`/rpc?token=${gw.token}`, `/hooks/wake?access_token=${gw.token}`, '/rpc?x=1&token=abc']) {
+test('a token in the query string is 400 on every route and on an upgrade, even with a valid header: under a credential\'s name, encoded or not, or under any name when it is a switchboard token', async ({ gw }) => {
+  const scoped = 'sbt_' + 'x'.repeat(43);
+  for (const path of [
+    `/rpc?token=${gw.token}`,
+    `/hooks/wake?access_token=${gw.token}`,
+    '/rpc?x=1&token=abc',
+    `/rpc?%74oken=${gw.token}`,
+    `/rpc?AUTH=${gw.token}`,
+    '/rpc?password=hunter2',
+    `/rpc?x=${gw.token}`,
+    `/hooks/wake?q=${scoped}`,
+  ]) {
     const response = await postJson(gw.port, path, rpcBody('gateway.status', {}), gw.token);
     assert.is(response.status, 400, path);
     assert.match(response.body, 'query');
   }
-  const upgrade = await tryUpgrade(`${gw.url}/?token=${gw.token}`, bearer(gw.token));
-  assert.is(upgrade.status, 400);
+  for (const query of [`token=${gw.token}`, `key=${gw.token}`, `anything=${gw.token}`]) {
+    const upgrade = await tryUpgrade(`${gw.url}/?${query}`, bearer(gw.token));
+    assert.is(upgrade.status, 400, query);
+  }
+  // Other queries are fine.
+  assert.is((await postJson(gw.port, '/rpc?trace=1&x=sbx_1', rpcBody('gateway.status', {}), gw.token)).status, 200);
 });
 
 test('an upgrade on any path but / is 404 PATH_NOT_FOUND (JSON body naming the path), checked before the token; / with a query is taken', async ({ gw }) => {
