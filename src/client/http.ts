@@ -42,6 +42,8 @@ function rpcEndpoint(url: string): URL {
 
 export async function callOverHttp<M extends MethodName>(options: HttpCallOptions, method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
   const { url, signal } = options;
+  // The types require it; a caller in plain JavaScript gets a reason, not a TypeError from inside.
+  if (typeof url !== 'string') throw new TypeError(`callOverHttp: options.url is required (the gateway's URL, e.g. localGatewayUrl()), got ${typeof url}`);
   const endpoint = rpcEndpoint(url);
   const refusal = unixSocketRefusal(url);
   if (refusal !== undefined) throw refusal;

@@ -6,7 +6,7 @@ import type net from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConnectionError, RpcCallError, type ConnectionFailure } from '../../src/client/errors.js';
-import { callOverHttp } from '../../src/client/http.js';
+import { callOverHttp, type HttpCallOptions } from '../../src/client/http.js';
 import { MAX_CLIENT_FRAME_BYTES } from '../../src/protocol/constants.js';
 import { fakeServer, type FakeServer } from '../helpers/fake-server.js';
 
@@ -83,6 +83,10 @@ test('a user name or password in the URL, a timeoutMs no timer holds, or a token
   const badToken = await callOverHttp({ url: `ws://${server.url.host}`, token: 'sba_abc\r\nsba_def' }, 'gateway.status', {}).catch((e: unknown) => e);
   assert.instance(badToken, TypeError);
   assert.is((badToken as Error).message, 'token holds a line break: a switchboard token is one line of visible characters, sent alone');
+  // From plain JavaScript, where the types do not reach: the missing URL is named.
+  const noUrl = await callOverHttp({ token: 'sba_abc' } as unknown as HttpCallOptions, 'gateway.status', {}).catch((e: unknown) => e);
+  assert.instance(noUrl, TypeError);
+  assert.is((noUrl as Error).message, "callOverHttp: options.url is required (the gateway's URL, e.g. localGatewayUrl()), got undefined");
   assert.is(server.requests.length, 0);
 });
 
