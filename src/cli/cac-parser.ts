@@ -83,15 +83,19 @@ export async function runWithCac(given: readonly string[]): Promise<ExitCode> {
 /**
  * `--data-dir D system event ...` as `system event --data-dir D ...`: options given before the
  * command they belong to. Read as given, a command of two words was taken for an unknown command
- * ("did you mean system event?"), or its first word for an option's value.
+ * ("did you mean system event?"), or its first word for an option's value. The command is the
+ * first argument that is neither an option nor the value of one (`--data-dir gateway status` is
+ * `status`); when it names none, the arguments stay as given, for cac to explain.
  */
 function commandFirst(args: readonly string[]): readonly string[] {
   if (!args[0]?.startsWith('-')) return args;
-  for (let i = 1; i < args.length; i++) {
-    const words = COMMANDS.find((spec) => spec.name === args[i] || spec.name === `${args[i]} ${args[i + 1]}`)?.name.split(' ');
-    if (words) return joinCommandGroup([...words, ...args.slice(0, i), ...args.slice(i + words.length)]);
-  }
-  return args;
+  const flags = declaredFlags(COMMANDS.flatMap((spec) => spec.options.map((option) => option.flags)));
+  let at = 0;
+  while (at < args.length && args[at]!.startsWith('-') && args[at] !== '--') at += flags.get(args[at]!) === true ? 2 : 1;
+  const first = args[at];
+  const words = first === undefined || first.includes(' ') ? undefined : COMMANDS.find((spec) => spec.name === first || spec.name === `${first} ${args[at + 1]}`)?.name.split(' ');
+  if (!words) return args;
+  return joinCommandGroup([...words, ...args.slice(0, at), ...args.slice(at + words.length)]);
 }
 
 /** "a", "a or b", "a, b or c". */

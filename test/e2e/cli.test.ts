@@ -802,17 +802,25 @@ test('--help says that a token given as --token can be read by other local users
 });
 
 test('options given before the command are read as if after it, for commands of one word and of two', async ({ gw }) => {
-  const [event, list, status] = await Promise.all([
-    runCli([...conn(gw), '--json', 'system', 'event', '--text', 'options first', '--session-key', 'agent:first:main']),
-    runCli(['--json', ...conn(gw), 'session', 'list', '--agent', 'first']),
-    runCli(['--json', ...conn(gw), 'status']),
-  ]);
+  const event = await runCli([...conn(gw), '--json', 'system', 'event', '--text', 'options first', '--session-key', 'agent:first:main']);
+  const [list, status] = await Promise.all([runCli(['--json', ...conn(gw), 'session', 'list', '--agent', 'first']), runCli(['--json', ...conn(gw), 'status'])]);
   assert.is(parseJsonOut<{ sessionKey: string }>(event).sessionKey, 'agent:first:main');
   assert.equal(parseJsonOut<{ sessions: Array<{ sessionKey: string }> }>(list).sessions.map((session) => session.sessionKey), ['agent:first:main']);
   assert.ok(parseJsonOut<{ version: string }>(status).version);
   const bogus = await runCli(['--bogus', 'system', 'event', '--text', 'x']);
   assertExit(bogus, 2);
   assert.is(bogus.stderr, 'switchboard: unknown option `--bogus`: see `switchboard system event --help`\n');
+  // An option's value is never taken for the command, even one that names a command.
+  const [named, spaced] = await Promise.all([
+    runCli(['--text', 'status', ...conn(gw), '--json', 'system', 'event', '--session-key', 'agent:first:direct:v']),
+    runCli(['--text', 'system event', ...conn(gw), '--json', 'system', 'event', '--session-key', 'agent:first:direct:v']),
+  ]);
+  assert.equal([named, spaced].map((result) => parseJsonOut<{ queue: { seq: number } }>(result).queue.seq).sort(), [1, 2]);
+  const peek = parseJsonOut<{ events: Array<{ text: string }> }>(await runCli(['session', 'peek', '--json', ...conn(gw), '--session-key', 'agent:first:direct:v']));
+  assert.equal(peek.events.map((event) => event.text).sort(), ['status', 'system event']);
+  const dataDirNamedGateway = await runCli(['--data-dir', path.join(makeTempDir(), 'gateway'), 'status']);
+  assertExit(dataDirNamedGateway, 3);
+  assert.match(dataDirNamedGateway.stderr, /^switchboard: no token: .*\/gateway\/token does not exist/);
 });
 
 test('--help on each command exits 0 and lists its options', async () => {
