@@ -89,7 +89,8 @@ export interface SubscribeOptions<T extends SubscribeTarget = SubscribeTarget> {
 export interface Subscription {
   /**
    * Last seq seen per (canonical) session key. An agent subscription drops a session once this
-   * client has acked all it saw of it (nothing of it is pending at or below the cursor any more).
+   * client has acked or drained all it saw of it (nothing of it is pending at or below the cursor
+   * any more).
    */
   readonly cursors: ReadonlyMap<string, number>;
   unsubscribe(): Promise<void>;
@@ -207,10 +208,12 @@ export class SwitchboardClient {
         if (options.signal?.aborted) throw aborted(this.url, method);
       } while (this.#state !== 'open');
       const socket = this.#socket;
+      // What the client had seen of a drained session before the drain was sent: stored before it ran.
+      const seenBeforeDrain = method === 'session.drain' ? this.#seen((params as ParamsOf<'session.drain'>).sessionKey) : 0;
       try {
         const result = (await this.#send(method, params, Math.max(0, deadline - Date.now()), options.signal)) as ResultOf<M>;
         if (method === 'session.ack') this.#noteAck(result as ResultOf<'session.ack'>);
-        if (method === 'session.drain') this.#noteDrain(params as ParamsOf<'session.drain'>, result as ResultOf<'session.drain'>);
+        if (method === 'session.drain') this.#noteDrain(params as ParamsOf<'session.drain'>, result as ResultOf<'session.drain'>, seenBeforeDrain);
         return result;
       } catch (error) {
         if (!this.#reconnect || !RESENT_AFTER_RECONNECT.has(method)) throw error;
@@ -470,12 +473,22 @@ export class SwitchboardClient {
 
   /**
    * The same for a drain, which consumes what it answers, after its `after`: a drain from the
-   * start consumed everything up to its last event, and one that left nothing pending, all.
+   * start consumed everything up to its last event, and one that left nothing pending, everything
+   * stored before it ran, which includes what the client had seen when it sent the drain (not
+   * what it saw since: an event stored after the drain may be pushed before its answer comes).
    */
-  #noteDrain(params: ParamsOf<'session.drain'>, { sessionKey, events, depth }: ResultOf<'session.drain'>): void {
-    const last = events.at(-1)?.seq;
-    if (depth === 0) this.#letGo(sessionKey, Infinity);
-    else if (last !== undefined && !params.after) this.#letGo(sessionKey, last);
+  #noteDrain(params: ParamsOf<'session.drain'>, { sessionKey, events, depth }: ResultOf<'session.drain'>, seenBefore: number): void {
+    const last = events.at(-1)?.seq ?? 0;
+    if (depth === 0) this.#letGo(sessionKey, Math.max(last, seenBefore));
+    else if (last > 0 && !params.after) this.#letGo(sessionKey, last);
+  }
+
+  /** The newest seq any agent subscription has seen of the session (0 for none), by any spelling of its key. */
+  #seen(sessionKey: string): number {
+    const canonical = canonicalKey(sessionKey);
+    let seen = 0;
+    for (const state of this.#subscriptions) seen = Math.max(seen, state.cursors.get(canonical) ?? 0);
+    return seen;
   }
 
   /** Every agent subscription lets go of the session's cursor if it is at or below `consumedUpTo`. */

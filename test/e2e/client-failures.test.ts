@@ -170,6 +170,39 @@ test('an agent subscription lets go of a session acked up to all it saw of it: a
   }
 });
 
+test('a drain that left its session empty lets go of the cursor only up to what was stored before it ran: an event pushed before its answer came keeps it', async () => {
+  // The gateway as it behaves when an event is stored just after a drain: its push overtakes the drain's answer.
+  const { server, url } = await standIn();
+  const sessionKey = 'agent:race:direct:u1';
+  const event = (seq: number) => ({ eventId: `e${seq}`, sessionKey, seq, text: `e${seq}`, mode: 'now', contextKey: null, storedAt: new Date().toISOString() });
+  server.on('connection', (socket) => {
+    socket.on('message', (data) => {
+      const request = JSON.parse(String(data)) as { id: number; method: string };
+      const answer = (result: unknown) => socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result }));
+      const push = (seq: number) => socket.send(JSON.stringify({ jsonrpc: '2.0', method: 'session.event', params: { subscriptionId: '1.1', event: event(seq) } }));
+      if (request.method === 'session.subscribe') {
+        answer({ subscriptionId: '1.1', sessionKey: null, agentId: 'race' });
+        push(1);
+      } else if (request.method === 'session.drain') {
+        push(2);
+        answer({ sessionKey, events: [event(1)], depth: 0, more: false });
+      }
+    });
+  });
+  const client = await connect({ url, token: 'x', timeoutMs: 5_000 });
+  try {
+    const seen: number[] = [];
+    const subscription = await client.subscribe({ agentId: 'race' }, { onEvent: (pushed) => seen.push(pushed.seq) });
+    await waitUntil(() => seen.length === 1, 'the first event');
+    await client.drain({ sessionKey: 'AGENT:race:direct:u1' });
+    assert.equal(seen, [1, 2]);
+    assert.equal([...subscription.cursors], [[sessionKey, 2]], 'seq 2 was stored after the drain ran: still pending, its cursor kept');
+  } finally {
+    await client.close();
+    server.close();
+  }
+});
+
 test('a subscribe that gives up while its resubscribe is under way never goes live: the late answer is unsubscribed, its events never delivered', async () => {
   // The first connection is closed instead of answering; the second answers the resubscribe only
   // after the caller's deadline, then pushes an event on it.
