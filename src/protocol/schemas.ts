@@ -125,7 +125,7 @@ export const WakeOutcome = Type.Object(
   {
     status: Type.Enum(['sent', 'coalesced', 'next-heartbeat', 'no-agent-connected'], {
       description:
-        '"sent": agent.wake goes out now; "coalesced": a follow-up wake naming it is due within 250 ms (the agent was woken less than 250 ms ago); "next-heartbeat": named in the agent\'s next heartbeat; "no-agent-connected": nobody to wake, the event waits durably, and the agent\'s next subscription wakes it (reason "backlog").',
+        '"sent": agent.wake goes out now; "coalesced": a wake that names it is already due, at the end of this turn or at the end of the 250 ms that follow the last wake; "next-heartbeat": named in the agent\'s next heartbeat; "no-agent-connected": nobody to wake, the event waits durably, and the agent\'s next subscription wakes it (reason "backlog").',
     }),
     message: Type.String(),
   },

@@ -275,8 +275,18 @@ export class DeliveryHub implements Delivery {
       // Nothing is lost: the events stay pending, and the next wake or resubscribe names them.
       return;
     }
-    if (sessions.length === 0 || subscription.state === 'ended') return;
+    // Not the subscription's end: the connection may still hold the agent through another.
+    if (sessions.length === 0 || !this.#agents.get(subscription.agentId)?.connections.has(subscription.subscriber)) return;
     subscription.subscriber.push(wakeFrame(subscription.agentId, 'backlog', sessions));
+  }
+
+  /** The backlog wake of `ended`'s connection, by another subscription of the agent it holds. */
+  #handBacklogOver(ended: Subscription): void {
+    const own = this.#byConnection.get(ended.subscriber.connectionId);
+    const held = own === undefined ? [] : own instanceof Map ? [...own.values()] : [own];
+    const heir = held.find((other) => other.agentId === ended.agentId && (other.state === 'replaying' || other.state === 'live'));
+    if (heir?.state === 'replaying') this.#backlogDue.add(heir);
+    else if (heir) void this.#wakeForBacklog(heir);
   }
 
   /** Replays the backlog, then goes live. Errors end the replay; the events stay pending. */
@@ -431,7 +441,7 @@ export class DeliveryHub implements Delivery {
     if (subscription.state === 'ended') return;
     const joined = subscription.state !== 'checking';
     subscription.state = 'ended';
-    this.#backlogDue.delete(subscription);
+    const backlogDue = this.#backlogDue.delete(subscription);
     const { sessionKey, agentId, subscriber } = subscription;
     removeMember(sessionKey === null ? this.#byAgentWide : this.#bySession, sessionKey ?? agentId, subscription);
     const { connectionId } = subscriber;
@@ -448,8 +458,13 @@ export class DeliveryHub implements Delivery {
     const presence = this.#agents.get(agentId);
     const count = presence?.connections.get(subscriber);
     if (!presence || count === undefined) return;
-    if (count > 1) presence.connections.set(subscriber, count - 1);
-    else presence.connections.delete(subscriber);
+    if (count > 1) {
+      presence.connections.set(subscriber, count - 1);
+      // Its connection still holds the agent through another: that one wakes it for the backlog.
+      if (backlogDue) this.#handBacklogOver(subscription);
+    } else {
+      presence.connections.delete(subscriber);
+    }
     if (presence.connections.size === 0) {
       clearTimer(presence.wake.timer);
       this.#agents.delete(agentId);

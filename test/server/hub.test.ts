@@ -174,6 +174,35 @@ test('a connection\'s first subscription of an agent wakes that connection, once
   hub.close();
 });
 
+test('the backlog wake is not lost with the subscription that was to send it while its connection still holds the agent', async () => {
+  const store: EventStore = { ...emptyStore([]), pendingSessionKeys: () => Promise.resolve(['agent:main:direct:a']) };
+  const hub = new DeliveryHub(store, { heartbeatIntervalMs: 60_000, replayHighWaterBytes: 1024 });
+  const pushed: string[] = [];
+  const subscriber: Subscriber = { connectionId: 1, bufferedAmount: 0, push: (frame) => (pushed.push(frame), true), close: () => {} };
+  const wakes = () => pushed.map((frame) => JSON.parse(frame) as { method: string; params: { reason: string } }).filter((m) => m.method === 'agent.wake');
+
+  // Ended before its replay: the connection's other subscription wakes it once replayed.
+  const first = accepted(await hub.subscribe(subscriber, { sessionKey: null, agentId: 'main' }, 0));
+  const second = accepted(await hub.subscribe(subscriber, { sessionKey: 'agent:main:direct:a', agentId: 'main' }, 0));
+  assert.ok(hub.unsubscribe(1, first.id));
+  await hub.start(second);
+  await nextTurn();
+  assert.equal(wakes().map((wake) => wake.params.reason), ['backlog']);
+
+  // Ended while the backlog is read: the wake still goes to the connection that holds the agent.
+  assert.ok(hub.unsubscribe(1, second.id));
+  pushed.length = 0;
+  const third = accepted(await hub.subscribe(subscriber, { sessionKey: null, agentId: 'main' }, 0));
+  const fourth = accepted(await hub.subscribe(subscriber, { sessionKey: 'agent:main:direct:b', agentId: 'main' }, 0));
+  await hub.start(fourth);
+  const replayed = hub.start(third);
+  await replayed;
+  assert.ok(hub.unsubscribe(1, third.id));
+  await nextTurn();
+  assert.equal(wakes().map((wake) => wake.params.reason), ['backlog']);
+  hub.close();
+});
+
 test('the backlog wake comes after the replay has pushed the events it names', async () => {
   const sessionKey = 'agent:main:direct:a';
   const store: EventStore = {
