@@ -300,6 +300,12 @@ test('a token in the query string is 400 on every route and on an upgrade, even 
     '/rpc?password=hunter2',
     `/rpc?x=${gw.token}`,
     `/hooks/wake?q=${scoped}`,
+    // Past a second "?", behind ";" or "+", as a name, or inside an encoded URL.
+    `/rpc?x=1?token=${gw.token}`,
+    `/rpc?a=1;token=abc`,
+    `/rpc?x=+${gw.token}`,
+    `/rpc?${gw.token}`,
+    `/rpc?redirect=${encodeURIComponent(`https://example.com/?next=${gw.token}`)}`,
   ]) {
     const response = await postJson(gw.port, path, rpcBody('gateway.status', {}), gw.token);
     assert.is(response.status, 400, path);
@@ -309,8 +315,10 @@ test('a token in the query string is 400 on every route and on an upgrade, even 
     const upgrade = await tryUpgrade(`${gw.url}/?${query}`, bearer(gw.token));
     assert.is(upgrade.status, 400, query);
   }
-  // Other queries are fine.
-  assert.is((await postJson(gw.port, '/rpc?trace=1&x=sbx_1', rpcBody('gateway.status', {}), gw.token)).status, 200);
+  // Other queries are fine, words that merely start like a token included.
+  for (const query of ['trace=1&x=sbx_1', 'q=sba_is_a_word', 'to+ken=1', 'x=%zz']) {
+    assert.is((await postJson(gw.port, `/rpc?${query}`, rpcBody('gateway.status', {}), gw.token)).status, 200, query);
+  }
 });
 
 test('an upgrade on any path but / is 404 PATH_NOT_FOUND (JSON body naming the path), checked before the token; / with a query is taken', async ({ gw }) => {
