@@ -92,10 +92,21 @@ function commandFirst(args: readonly string[]): readonly string[] {
   const flags = declaredFlags(COMMANDS.flatMap((spec) => spec.options.map((option) => option.flags)));
   let at = 0;
   while (at < args.length && args[at]!.startsWith('-') && args[at] !== '--') at += flags.get(args[at]!) === true ? 2 : 1;
-  const first = args[at];
-  const words = first === undefined || first.includes(' ') ? undefined : COMMANDS.find((spec) => spec.name === first || spec.name === `${first} ${args[at + 1]}`)?.name.split(' ');
+  let words = commandAt(args, at);
+  // An unknown option may have been meant to take the argument after it (`--agnt a1 session list`):
+  // the command is then the one after, and checkArgs names the option.
+  if (!words && at > 0 && !flags.has(args[at - 1]!.split('=', 1)[0]!)) words = commandAt(args, ++at);
   if (!words) return args;
   return joinCommandGroup([...words, ...args.slice(0, at), ...args.slice(at + words.length)]);
+}
+
+/** The words of the command named at `at` (one, or a group and one), or a group alone, if one is. */
+function commandAt(args: readonly string[], at: number): string[] | undefined {
+  const first = args[at];
+  if (first === undefined || first.includes(' ')) return undefined;
+  const command = COMMANDS.find((spec) => spec.name === first || spec.name === `${first} ${args[at + 1]}`);
+  if (command) return command.name.split(' ');
+  return (COMMAND_GROUPS as readonly string[]).includes(first) ? [first] : undefined;
 }
 
 /** "a", "a or b", "a, b or c". */

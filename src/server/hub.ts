@@ -178,8 +178,12 @@ export class DeliveryHub implements Delivery {
   /** A connection's subscriptions: the one it holds, or from the second on a Map by id. */
   readonly #byConnection = new Map<number, Subscription | Map<string, Subscription>>();
   readonly #agents = new Map<string, AgentPresence>();
-  /** Subscriptions that wake their connection for the agent's backlog once replayed (see #wakeForBacklog). */
-  readonly #backlogDue = new Set<Subscription>();
+  /**
+   * The backlog wakes connections are owed (see #wakeForBacklog), by `backlogKey`: from a
+   * connection's first subscription of an agent until the wake is pushed, or the connection lets
+   * go of the agent. Held for a replay and a read: empty when nothing is subscribing.
+   */
+  readonly #backlog = new Map<string, { reading: boolean }>();
   readonly #heartbeat: NodeJS.Timeout;
   #nextSubscription = 1;
 
@@ -255,46 +259,39 @@ export class DeliveryHub implements Delivery {
     const { connections } = this.#presence(subscription.agentId);
     const count = connections.get(subscription.subscriber);
     connections.set(subscription.subscriber, (count ?? 0) + 1);
-    if (count === undefined) this.#backlogDue.add(subscription);
+    if (count === undefined) this.#backlog.set(backlogKey(subscription), { reading: false });
   }
 
   /**
-   * A connection's first subscription of an agent wakes it, once its replay is done, for the
+   * A connection's first subscription of an agent wakes it, once a replay of it is done, for the
    * agent's sessions with pending events: reason "backlog". What came while it was away was
    * answered "no-agent-connected", and what it was promised (a wake not yet sent, a heartbeat)
    * went with its connection or with a restart of the gateway: without this, an agent that acts
    * when woken would never act on them. Per connection, not per agent: another connection of the
-   * agent (a watcher) being here says nothing of what this one has seen. After the replay, so that
-   * an agent that reads what was pushed to it when woken finds the events there.
+   * agent (a watcher) being here says nothing of what this one has seen. After a replay, so that
+   * an agent that reads what was pushed to it when woken finds the events there. Sent unless the
+   * connection let go of the agent meanwhile (then a subscription again owes a wake of its own).
    */
   async #wakeForBacklog(subscription: Subscription): Promise<void> {
-    let sessions: string[];
+    const key = backlogKey(subscription);
+    const owed = this.#backlog.get(key);
+    if (owed === undefined || owed.reading) return;
+    owed.reading = true;
+    let sessions: string[] = [];
     try {
       sessions = await this.#store.pendingSessionKeys(subscription.agentId);
     } catch {
       // Nothing is lost: the events stay pending, and the next wake or resubscribe names them.
-      return;
     }
-    // Not the subscription's end: the connection may still hold the agent through another.
-    if (sessions.length === 0 || !this.#agents.get(subscription.agentId)?.connections.has(subscription.subscriber)) return;
-    subscription.subscriber.push(wakeFrame(subscription.agentId, 'backlog', sessions));
-  }
-
-  /** The backlog wake of `ended`'s connection, by another subscription of the agent it holds. */
-  #handBacklogOver(ended: Subscription): void {
-    const own = this.#byConnection.get(ended.subscriber.connectionId);
-    const held = own === undefined ? [] : own instanceof Map ? [...own.values()] : [own];
-    const heir = held.find((other) => other.agentId === ended.agentId && (other.state === 'replaying' || other.state === 'live'));
-    if (heir?.state === 'replaying') this.#backlogDue.add(heir);
-    else if (heir) void this.#wakeForBacklog(heir);
+    if (this.#backlog.get(key) !== owed) return;
+    this.#backlog.delete(key);
+    if (sessions.length > 0) subscription.subscriber.push(wakeFrame(subscription.agentId, 'backlog', sessions));
   }
 
   /** Replays the backlog, then goes live. Errors end the replay; the events stay pending. */
   start(subscription: Subscription): Promise<void> {
     return this.#replay(subscription).then(
-      () => {
-        if (this.#backlogDue.delete(subscription)) void this.#wakeForBacklog(subscription);
-      },
+      () => void this.#wakeForBacklog(subscription),
       () => {
         // Going live after a failed replay would leave a gap the client cannot see: its cursor would
         // move past the missing events. Closing makes it resubscribe from what it really has.
@@ -314,9 +311,15 @@ export class DeliveryHub implements Delivery {
 
   /** Ends every subscription of a connection that closed. */
   dropConnection(connectionId: number): void {
+    const subscriptions = this.#subscriptionsOf(connectionId);
+    // Owed nothing once gone: no subscription of it should read the backlog as the others end.
+    for (const subscription of subscriptions) this.#backlog.delete(backlogKey(subscription));
+    for (const subscription of subscriptions) this.#remove(subscription);
+  }
+
+  #subscriptionsOf(connectionId: number): Subscription[] {
     const own = this.#byConnection.get(connectionId);
-    if (own === undefined) return;
-    for (const subscription of own instanceof Map ? [...own.values()] : [own]) this.#remove(subscription);
+    return own === undefined ? [] : own instanceof Map ? [...own.values()] : [own];
   }
 
   close(): void {
@@ -441,7 +444,6 @@ export class DeliveryHub implements Delivery {
     if (subscription.state === 'ended') return;
     const joined = subscription.state !== 'checking';
     subscription.state = 'ended';
-    const backlogDue = this.#backlogDue.delete(subscription);
     const { sessionKey, agentId, subscriber } = subscription;
     removeMember(sessionKey === null ? this.#byAgentWide : this.#bySession, sessionKey ?? agentId, subscription);
     const { connectionId } = subscriber;
@@ -460,10 +462,14 @@ export class DeliveryHub implements Delivery {
     if (!presence || count === undefined) return;
     if (count > 1) {
       presence.connections.set(subscriber, count - 1);
-      // Its connection still holds the agent through another: that one wakes it for the backlog.
-      if (backlogDue) this.#handBacklogOver(subscription);
+      // Its connection still holds the agent through others: one that is live wakes it for the
+      // backlog now if none is replaying (whose replay's end would).
+      const held = this.#subscriptionsOf(subscriber.connectionId).filter((other) => other.agentId === agentId);
+      const live = held.find((other) => other.state === 'live');
+      if (live && !held.some((other) => other.state === 'replaying')) void this.#wakeForBacklog(live);
     } else {
       presence.connections.delete(subscriber);
+      this.#backlog.delete(backlogKey(subscription));
     }
     if (presence.connections.size === 0) {
       clearTimer(presence.wake.timer);
@@ -550,6 +556,11 @@ export class DeliveryHub implements Delivery {
     due.sessions.clear();
     due.eventIds = [];
   }
+}
+
+/** A connection's subscriptions of an agent share one backlog wake. */
+function backlogKey({ subscriber, agentId }: Subscription): string {
+  return `${subscriber.connectionId} ${agentId}`;
 }
 
 function wakeFrame(agentId: string, reason: AgentWakeNotification['reason'], sessions: string[]): string {

@@ -810,6 +810,13 @@ test('options given before the command are read as if after it, for commands of 
   const bogus = await runCli(['--bogus', 'system', 'event', '--text', 'x']);
   assertExit(bogus, 2);
   assert.is(bogus.stderr, 'switchboard: unknown option `--bogus`: see `switchboard system event --help`\n');
+  // A misspelt option meant to take a value: the command after its value, and the option named.
+  const typo = await runCli(['--agnt', 'a1', 'session', 'list']);
+  assertExit(typo, 2);
+  assert.is(typo.stderr, 'switchboard: unknown option `--agnt`: did you mean --agent? Or see `switchboard session list --help`\n');
+  const group = await runCli(['--json', 'session']);
+  assertExit(group, 2);
+  assert.match(group.stderr, /^switchboard: "session" needs a command: /);
   // An option's value is never taken for the command, even one that names a command.
   const [named, spaced] = await Promise.all([
     runCli(['--text', 'status', ...conn(gw), '--json', 'system', 'event', '--session-key', 'agent:first:direct:v']),

@@ -203,6 +203,32 @@ test('the backlog wake is not lost with the subscription that was to send it whi
   hub.close();
 });
 
+test('a backlog read that outlives its connection\'s hold on the agent sends nothing: a resubscribe owes, and sends, a wake of its own', async () => {
+  const reads: Array<(sessions: string[]) => void> = [];
+  const store: EventStore = { ...emptyStore([]), pendingSessionKeys: () => new Promise((resolve) => reads.push(resolve)) };
+  const hub = new DeliveryHub(store, { heartbeatIntervalMs: 60_000, replayHighWaterBytes: 1024 });
+  const pushed: string[] = [];
+  const subscriber: Subscriber = { connectionId: 1, bufferedAmount: 0, push: (frame) => (pushed.push(frame), true), close: () => {} };
+  const target = { sessionKey: 'agent:main:direct:a', agentId: 'main' } as const;
+
+  const first = accepted(await hub.subscribe(subscriber, target, 0));
+  await hub.start(first);
+  assert.is(reads.length, 1, 'its backlog is being read');
+  assert.ok(hub.unsubscribe(1, first.id));
+  const again = accepted(await hub.subscribe(subscriber, target, 0));
+  await hub.start(again);
+  assert.is(reads.length, 2);
+  reads[0]!(['agent:main:direct:stale']);
+  reads[1]!(['agent:main:direct:a']);
+  await nextTurn();
+  assert.equal(
+    pushed.map((frame) => (JSON.parse(frame) as { params: { sessions: string[] } }).params.sessions),
+    [['agent:main:direct:a']],
+    'one wake, the resubscription\'s',
+  );
+  hub.close();
+});
+
 test('the backlog wake comes after the replay has pushed the events it names', async () => {
   const sessionKey = 'agent:main:direct:a';
   const store: EventStore = {
