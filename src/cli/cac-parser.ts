@@ -95,7 +95,8 @@ function commandFirst(args: readonly string[]): readonly string[] {
   let words = commandAt(args, at);
   // An unknown option may have been meant to take the argument after it (`--agnt a1 session list`):
   // the command is then the one after, and checkArgs names the option.
-  if (!words && at > 0 && !flags.has(args[at - 1]!.split('=', 1)[0]!)) words = commandAt(args, ++at);
+  const previous = args[at - 1];
+  if (!words && previous?.startsWith('-') && !previous.includes('=') && !flags.has(previous)) words = commandAt(args, ++at);
   if (!words) return args;
   return joinCommandGroup([...words, ...args.slice(0, at), ...args.slice(at + words.length)]);
 }
@@ -106,7 +107,10 @@ function commandAt(args: readonly string[], at: number): string[] | undefined {
   if (first === undefined || first.includes(' ')) return undefined;
   const command = COMMANDS.find((spec) => spec.name === first || spec.name === `${first} ${args[at + 1]}`);
   if (command) return command.name.split(' ');
-  return (COMMAND_GROUPS as readonly string[]).includes(first) ? [first] : undefined;
+  if (!(COMMAND_GROUPS as readonly string[]).includes(first)) return undefined;
+  // A group and a word that is not one of its commands: both go first, for cac to name them.
+  const next = args[at + 1];
+  return next === undefined || next.startsWith('-') ? [first] : [first, next];
 }
 
 /** "a", "a or b", "a, b or c". */

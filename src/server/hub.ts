@@ -277,11 +277,14 @@ export class DeliveryHub implements Delivery {
     const owed = this.#backlog.get(key);
     if (owed === undefined || owed.reading) return;
     owed.reading = true;
-    let sessions: string[] = [];
+    let sessions: string[];
     try {
       sessions = await this.#store.pendingSessionKeys(subscription.agentId);
     } catch {
-      // Nothing is lost: the events stay pending, and the next wake or resubscribe names them.
+      // Still owed: the next replay of the agent on this connection, or the end of one of its
+      // subscriptions, reads again. The events stay pending meanwhile.
+      owed.reading = false;
+      return;
     }
     if (this.#backlog.get(key) !== owed) return;
     this.#backlog.delete(key);
@@ -291,7 +294,10 @@ export class DeliveryHub implements Delivery {
   /** Replays the backlog, then goes live. Errors end the replay; the events stay pending. */
   start(subscription: Subscription): Promise<void> {
     return this.#replay(subscription).then(
-      () => void this.#wakeForBacklog(subscription),
+      () => {
+        // Only a replay that went live, and the last of the connection's replays of the agent.
+        if (subscription.state === 'live' && !this.#replaying(subscription)) void this.#wakeForBacklog(subscription);
+      },
       () => {
         // Going live after a failed replay would leave a gap the client cannot see: its cursor would
         // move past the missing events. Closing makes it resubscribe from what it really has.
@@ -315,6 +321,11 @@ export class DeliveryHub implements Delivery {
     // Owed nothing once gone: no subscription of it should read the backlog as the others end.
     for (const subscription of subscriptions) this.#backlog.delete(backlogKey(subscription));
     for (const subscription of subscriptions) this.#remove(subscription);
+  }
+
+  /** Whether a subscription of the same connection and agent is still replaying. */
+  #replaying({ subscriber, agentId }: Subscription): boolean {
+    return this.#subscriptionsOf(subscriber.connectionId).some((other) => other.agentId === agentId && other.state === 'replaying');
   }
 
   #subscriptionsOf(connectionId: number): Subscription[] {
@@ -464,9 +475,8 @@ export class DeliveryHub implements Delivery {
       presence.connections.set(subscriber, count - 1);
       // Its connection still holds the agent through others: one that is live wakes it for the
       // backlog now if none is replaying (whose replay's end would).
-      const held = this.#subscriptionsOf(subscriber.connectionId).filter((other) => other.agentId === agentId);
-      const live = held.find((other) => other.state === 'live');
-      if (live && !held.some((other) => other.state === 'replaying')) void this.#wakeForBacklog(live);
+      const live = this.#subscriptionsOf(subscriber.connectionId).find((other) => other.agentId === agentId && other.state === 'live');
+      if (live && !this.#replaying(live)) void this.#wakeForBacklog(live);
     } else {
       presence.connections.delete(subscriber);
       this.#backlog.delete(backlogKey(subscription));

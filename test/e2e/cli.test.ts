@@ -817,6 +817,9 @@ test('options given before the command are read as if after it, for commands of 
   const group = await runCli(['--json', 'session']);
   assertExit(group, 2);
   assert.match(group.stderr, /^switchboard: "session" needs a command: /);
+  const misspelt = await runCli(['--json', 'session', 'lst', '--agent', 'a']);
+  assertExit(misspelt, 2);
+  assert.match(misspelt.stderr, /^switchboard: unknown command "session lst": did you mean `switchboard session list`\?/);
   // An option's value is never taken for the command, even one that names a command.
   const [named, spaced] = await Promise.all([
     runCli(['--text', 'status', ...conn(gw), '--json', 'system', 'event', '--session-key', 'agent:first:direct:v']),

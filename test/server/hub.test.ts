@@ -229,6 +229,77 @@ test('a backlog read that outlives its connection\'s hold on the agent sends not
   hub.close();
 });
 
+test('the backlog wake waits for the last replay of the agent on the connection, not the first to end: a quick one, or one cut short', async () => {
+  const peeks: Array<() => void> = [];
+  const pending = (sessionKey: string) => ({ ...routedEvent(`in ${sessionKey}`, sessionKey, 'now'), seq: 1 });
+  const store: EventStore = {
+    ...emptyStore([]),
+    pendingSessionKeys: () => Promise.resolve(['agent:main:direct:x']),
+    // Replays of x are slow: each waits for the test to let it go.
+    peek: (sessionKey, { after = 0 }) =>
+      sessionKey === 'agent:main:direct:x' && after < 1
+        ? new Promise((resolve) => peeks.push(() => resolve({ events: [pending(sessionKey)], depth: 1, more: false })))
+        : Promise.resolve({ events: [], depth: 0, more: false }),
+  };
+  const hub = new DeliveryHub(store, { heartbeatIntervalMs: 60_000, replayHighWaterBytes: 1024 });
+  const pushed: string[] = [];
+  const subscriber: Subscriber = { connectionId: 1, bufferedAmount: 0, push: (frame) => (pushed.push(frame), true), close: () => {} };
+  const methods = () => pushed.map((frame) => (JSON.parse(frame) as { method: string }).method);
+  const x = { sessionKey: 'agent:main:direct:x', agentId: 'main' } as const;
+
+  // A quick replay (a session with nothing pending) ends first: the wake waits for the slow one.
+  const slow = accepted(await hub.subscribe(subscriber, x, 0));
+  const slowDone = hub.start(slow);
+  const quick = accepted(await hub.subscribe(subscriber, { sessionKey: 'agent:main:direct:s1', agentId: 'main' }, 0));
+  await hub.start(quick);
+  await nextTurn();
+  assert.equal(methods(), [], 'nothing yet: x is still being replayed');
+  while (peeks.length === 0) await nextTurn();
+  peeks.shift()!();
+  await slowDone;
+  await nextTurn();
+  assert.equal(methods(), ['session.event', 'agent.wake']);
+
+  // A replay cut short by an unsubscribe ends after a resubscription started its own.
+  assert.ok(hub.unsubscribe(1, slow.id));
+  assert.ok(hub.unsubscribe(1, quick.id));
+  pushed.length = 0;
+  const cut = accepted(await hub.subscribe(subscriber, x, 0));
+  const cutDone = hub.start(cut);
+  while (peeks.length === 0) await nextTurn();
+  assert.ok(hub.unsubscribe(1, cut.id));
+  const again = accepted(await hub.subscribe(subscriber, x, 0));
+  const againDone = hub.start(again);
+  while (peeks.length < 2) await nextTurn();
+  peeks.shift()!();
+  await cutDone;
+  await nextTurn();
+  assert.equal(methods(), [], 'the cut replay sends no wake for the one still running');
+  peeks.shift()!();
+  await againDone;
+  await nextTurn();
+  assert.equal(methods(), ['session.event', 'agent.wake']);
+  hub.close();
+});
+
+test('a backlog read that fails leaves the wake owed: the next replay of the agent on the connection reads again', async () => {
+  let failures = 1;
+  const store: EventStore = {
+    ...emptyStore([]),
+    pendingSessionKeys: () => (failures-- > 0 ? Promise.reject(new Error('disk on fire')) : Promise.resolve(['agent:main:direct:a'])),
+  };
+  const hub = new DeliveryHub(store, { heartbeatIntervalMs: 60_000, replayHighWaterBytes: 1024 });
+  const pushed: string[] = [];
+  const subscriber: Subscriber = { connectionId: 1, bufferedAmount: 0, push: (frame) => (pushed.push(frame), true), close: () => {} };
+  await hub.start(accepted(await hub.subscribe(subscriber, { sessionKey: 'agent:main:direct:a', agentId: 'main' }, 0)));
+  await nextTurn();
+  assert.equal(pushed, [], 'the read failed');
+  await hub.start(accepted(await hub.subscribe(subscriber, { sessionKey: 'agent:main:direct:b', agentId: 'main' }, 0)));
+  await nextTurn();
+  assert.equal(pushed.map((frame) => (JSON.parse(frame) as { params: { reason: string } }).params.reason), ['backlog']);
+  hub.close();
+});
+
 test('the backlog wake comes after the replay has pushed the events it names', async () => {
   const sessionKey = 'agent:main:direct:a';
   const store: EventStore = {
