@@ -189,15 +189,11 @@ function traceOf(eventId: string, rows: TraceRow[], pending: Acceptance | undefi
  * left out between those listed and the last one, `unread` of them never read (see MAX_TRACE_STEPS).
  */
 function traceWithinBudget({ first, rest }: { first: TraceEntry[]; rest: TraceEntry[] }, unread: number, budget: ReadBudget): TracedEvent {
-  const last = rest.at(-1);
-  if (last === undefined) {
-    charge(budget, first.reduce((sum, entry) => sum + traceStepBytes(entry), 0));
-    return { steps: first, omitted: 0 };
-  }
-  charge(budget, [...first, last].reduce((sum, entry) => sum + traceStepBytes(entry), 0));
+  const last = rest.slice(-1);
+  charge(budget, [...first, ...last].reduce((sum, entry) => sum + traceStepBytes(entry), 0));
   const between = rest.slice(0, -1);
   const kept = takeWithinBudget(between, budget, traceStepBytes);
-  return { steps: [...first, ...kept, last], omitted: between.length - kept.length + unread };
+  return { steps: [...first, ...kept, ...last], omitted: between.length - kept.length + unread };
 }
 
 /**
