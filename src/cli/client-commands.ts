@@ -9,7 +9,6 @@ import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError, type ConnectionFailure } from '../client/errors.js';
 import { readToken, resolveDataDir, TokenFileError, tokenPath } from '../config/data-dir.js';
 import {
-  AGENT_ID_PATTERN,
   DEFAULT_CALL_TIMEOUT_MS,
   DEFAULT_HOST,
   DEFAULT_PORT,
@@ -19,6 +18,7 @@ import {
   MAX_READ_LIMIT,
   TOKEN_PREFIX,
 } from '../protocol/constants.js';
+import { isValidAgentId } from '../protocol/session-key.js';
 import { socketPathProblem } from '../protocol/socket-path.js';
 import { tokenProblem } from '../protocol/token-format.js';
 import { flagOption, integerOption, optionOrEnv, rawOption } from './argv.js';
@@ -155,7 +155,7 @@ function readParams(args: Args) {
   if (sessionKey !== undefined && agent !== undefined) throw usageError('give --session-key or --agent, not both');
   // The agent's main session is named by a key made from it: an agent "a:slack:group:G:thread"
   // would make another agent's valid key, and a refusal would name a key the user never gave.
-  if (agent !== undefined && (agent.length > MAX_AGENT_ID_LENGTH || !new RegExp(AGENT_ID_PATTERN).test(agent))) {
+  if (agent !== undefined && !isValidAgentId(agent)) {
     throw usageError(
       `--agent ${JSON.stringify(agent)} is not an agent id: letters a-z (either case), digits, "_" or "-", starting with a letter or digit, at most ${MAX_AGENT_ID_LENGTH}`,
     );
