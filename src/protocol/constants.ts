@@ -118,8 +118,9 @@ export const DEFAULT_HEARTBEAT_INTERVAL_MS = 60_000;
 export const PING_INTERVAL_MS = 30_000;
 
 /**
- * A subscriber whose unsent data passes this is cut (close 1008, "slow consumer"): its events
- * stay pending and are replayed when it reconnects, and nobody else waits for it.
+ * A subscriber whose unsent pushes pass this is cut (close 1008, "slow consumer"): its events
+ * stay pending and are replayed when it reconnects, and nobody else waits for it. Answers to its
+ * reads are not counted (see Connection#bufferedAmount).
  */
 export const MAX_SUBSCRIBER_BUFFER_BYTES = 4 * 1024 * 1024;
 

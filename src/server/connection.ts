@@ -65,6 +65,10 @@ export class Connection implements Subscriber {
   #unsentAtCork = 0;
   /** What the reads of this connection's frames may still take until their answers are written (see ReadBudget). */
   readonly #readPool = readPool();
+  /** Bytes of answers to reads (peeks, drains, lists, traces) of earlier bursts not yet written: see bufferedAmount. */
+  #unwrittenReadAnswers = 0;
+  /** Bytes of answers to reads in the current burst: they join #unwrittenReadAnswers when it is written. */
+  #burstReadAnswers = 0;
   /** Reading no requests until the socket drains (see #throttle). */
   #paused = false;
   /** Settles when nothing is in flight; shared, so every close() caller waits for the same moment. */
@@ -100,12 +104,18 @@ export class Connection implements Subscriber {
   }
 
   /**
-   * Bytes the peer has not yet taken: what is left of earlier bursts. The current burst's frames
-   * are not counted: they wait in Node's buffer only because the socket is corked (see #send).
+   * Bytes the peer has not yet taken, what is left of earlier bursts, less the answers to its own
+   * reads: what tells a slow consumer. The current burst's frames are not counted: they wait in
+   * Node's buffer only because the socket is corked (see #send). Answers to reads are not either:
+   * they are the peer's own asking, bounded by its read pool, and an agent catching up over a slow
+   * link with a few large drains was cut by the next push while it read as fast as its link let it.
+   * An answer is taken off only once all of it is written, so what is written of it meanwhile lets
+   * pushes run ahead by as much: bounded by the read pool, MAX_READ_BYTES_IN_FLIGHT.
    */
   get bufferedAmount(): number {
     // While corked, nothing leaves the stream: what it gained since is exactly this burst.
-    return this.#corked ? this.#socket.bufferedAmount - (this.#stream.writableLength - this.#unsentAtCork) : this.#socket.bufferedAmount;
+    const unsent = this.#corked ? this.#socket.bufferedAmount - (this.#stream.writableLength - this.#unsentAtCork) : this.#socket.bufferedAmount;
+    return Math.max(0, unsent - this.#unwrittenReadAnswers);
   }
 
   push(frame: string): boolean {
@@ -224,7 +234,8 @@ export class Connection implements Subscriber {
         if (response !== undefined && this.#socket.readyState === this.#socket.OPEN) {
           // What the reads took comes back once the answer is written, so the pool also bounds what
           // waits in the gateway for a client that reads slowly.
-          this.#send(response, read === 0 ? undefined : () => (this.#readPool.bytes += read));
+          if (read === 0) this.#send(response);
+          else this.#sendReadAnswer(response, read);
           this.#throttle();
         } else {
           this.#readPool.bytes += read;
@@ -236,6 +247,16 @@ export class Connection implements Subscriber {
         this.#inFlight--;
         if (this.#inFlight === 0) this.#resolveDrained?.();
       });
+  }
+
+  #sendReadAnswer(response: string, read: number): void {
+    const bytes = Buffer.byteLength(response);
+    this.#send(response, () => {
+      this.#readPool.bytes += read;
+      this.#unwrittenReadAnswers -= bytes;
+    });
+    // After #send, which corks: the answer is part of the current burst.
+    this.#burstReadAnswers += bytes;
   }
 
   /** Answers every request in the frame with the refusal, without running any. */
@@ -258,6 +279,8 @@ export class Connection implements Subscriber {
       this.#stream.cork();
       process.nextTick(() => {
         this.#corked = false;
+        this.#unwrittenReadAnswers += this.#burstReadAnswers;
+        this.#burstReadAnswers = 0;
         this.#stream.uncork();
       });
     }

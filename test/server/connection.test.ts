@@ -9,6 +9,7 @@ import { ADMIN } from '../../src/server/auth.js';
 import { Connection, type Refusal, type SocketStream } from '../../src/server/connection.js';
 import type { RpcDispatcher } from '../../src/protocol/jsonrpc.js';
 import type { CallContext } from '../../src/server/context.js';
+import { charge } from '../../src/store/read-budget.js';
 
 const test = suite('server/connection');
 
@@ -20,24 +21,28 @@ interface Harness {
   rawWire: string[];
   /** Frames the dispatcher was handed. */
   dispatched: string[];
-  /** Answers the oldest dispatched frame. */
-  answer(response: string): void;
+  /** Answers the oldest dispatched frame, its reads having taken `readBytes` of its budget. */
+  answer(response: string, readBytes?: number): void;
   /** What waits to be written, as the socket reports it, and whether the stream wants a 'drain'. */
   setUnsent(bytes: number, needDrain?: boolean): void;
   /** The stream's 'drain': what was waiting has been written. */
   drain(): void;
+  /** The socket reports the frames sent so far as written, in order (their send callbacks). */
+  written(): void;
 }
 
 function harness(): Harness {
   const wire: unknown[] = [];
   const rawWire: string[] = [];
   const dispatched: string[] = [];
-  const pending: Array<(response: string) => void> = [];
+  const pending: Array<{ resolve: (response: string) => void; context: CallContext }> = [];
+  const writeCallbacks: Array<() => void> = [];
   const socket = {
     OPEN: 1,
     readyState: 1,
     bufferedAmount: 0,
-    send: (frame: string) => {
+    send: (frame: string, written?: () => void) => {
+      if (written) writeCallbacks.push(written);
       rawWire.push(frame);
       wire.push(JSON.parse(frame));
     },
@@ -51,9 +56,9 @@ function harness(): Harness {
     resume: () => wire.push('resumed'),
   };
   const dispatcher = {
-    handleFrame: (text: string) => {
+    handleFrame: (text: string, context: CallContext) => {
       dispatched.push(text);
-      return new Promise<string>((resolve) => pending.push(resolve));
+      return new Promise<string>((resolve) => pending.push({ resolve, context }));
     },
   };
   const drains: Array<() => void> = [];
@@ -78,12 +83,17 @@ function harness(): Harness {
     wire,
     rawWire,
     dispatched,
-    answer: (response) => pending.shift()!(response),
+    answer: (response, readBytes = 0) => {
+      const { resolve, context } = pending.shift()!;
+      charge(context.readBudget, readBytes);
+      resolve(response);
+    },
     setUnsent: (bytes, needDrain = true) => {
       socket.bufferedAmount = bytes;
       stream.writableNeedDrain = needDrain;
     },
     drain: () => drains.splice(0).forEach((listener) => listener()),
+    written: () => writeCallbacks.splice(0).forEach((written) => written()),
   };
 }
 
@@ -184,6 +194,36 @@ test('past answerHighWaterBytes waiting to be written, the connection reads no m
   setUnsent(0, false);
   drain();
   assert.equal(wire.slice(4), ['resumed']);
+});
+
+test('a subscriber is cut as a slow consumer once more than maxBufferedBytes of pushes wait unsent', async () => {
+  const { connection, wire, setUnsent } = harness();
+  const push = (seq: number) => JSON.stringify({ jsonrpc: '2.0', method: 'session.event', params: { seq } });
+  setUnsent(1 << 20);
+  assert.ok(connection.push(push(1)), 'at the limit: sent');
+  await settle();
+  setUnsent((1 << 20) + 1);
+  assert.not.ok(connection.push(push(2)));
+  assert.equal(wire, [{ jsonrpc: '2.0', method: 'session.event', params: { seq: 1 } }, { close: 1008, reason: 'slow consumer' }]);
+});
+
+test('answers to its own reads do not make a subscriber a slow consumer while they wait; once written, only pushes count', async () => {
+  const { connection, wire, answer, setUnsent, written } = harness();
+  const push = (seq: number) => JSON.stringify({ jsonrpc: '2.0', method: 'session.event', params: { seq } });
+  const drained = `{"jsonrpc":"2.0","id":1,"result":{"events":"${'x'.repeat(2 << 20)}"}}`;
+  connection.receive(...frame({ jsonrpc: '2.0', id: 1, method: 'session.drain', params: { sessionKey: 'main' } }));
+  answer(drained, 2 << 20);
+  await settle();
+  // The drain's answer waits unsent, and a megabyte of pushes with it: the limit is not passed.
+  setUnsent(Buffer.byteLength(drained) + (1 << 20));
+  assert.ok(connection.push(push(1)));
+  assert.is(connection.bufferedAmount, 1 << 20);
+  await settle();
+  // The answer is written; a byte more of pushes waits than the limit allows.
+  written();
+  setUnsent((1 << 20) + 1);
+  assert.not.ok(connection.push(push(2)));
+  assert.equal(wire.slice(1), [{ jsonrpc: '2.0', method: 'session.event', params: { seq: 1 } }, { close: 1008, reason: 'slow consumer' }]);
 });
 
 test('a binary frame is read as UTF-8 JSON; one that is not UTF-8 is a parse error, never decoded with U+FFFD', async () => {
