@@ -40,6 +40,13 @@ export const AGENT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]*$';
  */
 export const MAX_FRAME_BYTES = 1024 * 1024;
 
+/**
+ * Fragments one message may arrive in (ws's own default, named here to be documented): each costs
+ * the gateway a buffer until the message is whole, so a megabyte in one-byte fragments would cost
+ * a hundred. Past it, the connection is closed with 1008.
+ */
+export const MAX_FRAGMENTS_PER_MESSAGE = 16 * 1024;
+
 /** Pending events a session keeps before the oldest is dropped; configurable on the gateway. */
 export const DEFAULT_MAX_PENDING_PER_SESSION = 1000;
 

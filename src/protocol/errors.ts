@@ -105,7 +105,7 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
   PATH_NOT_FOUND:
     'HTTP 404: no route at that path. WebSocket upgrades are taken at / only (a query string is fine), POST at /rpc and /hooks/wake, GET at /healthz; behind a proxy, map its path to the root.',
   BAD_HANDSHAKE:
-    'HTTP 400: the WebSocket upgrade is not one RFC 6455 allows (not a GET over HTTP/1.1, no Host, no valid Sec-WebSocket-Key); HTTP 426 (Sec-WebSocket-Version: 13) for a protocol version other than 13.',
+    'HTTP 400: the WebSocket upgrade is not one RFC 6455 allows (not a GET over HTTP/1.1, no Host, no valid Sec-WebSocket-Key, a Sec-WebSocket-Protocol that is not a list of distinct names); HTTP 426 (Sec-WebSocket-Version: 13) for a protocol version other than 13.',
   CROSS_ORIGIN:
     'HTTP 403: the WebSocket upgrade comes from a web page of another origin (its Origin names another host than its Host); browsers are not clients of the gateway.',
 };

@@ -20,6 +20,7 @@ import {
   DEFAULT_PORT,
   ENV,
   HANDSHAKE_TIMEOUT_MS,
+  MAX_FRAGMENTS_PER_MESSAGE,
   MAX_FRAME_BYTES,
   MAX_IN_FLIGHT_PER_CONNECTION,
   MAX_SUBSCRIBER_BUFFER_BYTES,
@@ -268,6 +269,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: MAX_FRAME_BYTES,
+    maxFragments: MAX_FRAGMENTS_PER_MESSAGE,
     perMessageDeflate: false,
     clientTracking: false,
     handleProtocols: (offered: Set<string>) => [...offered].find((protocol) => JSON_RPC_SUBPROTOCOLS.has(protocol)) ?? false,
@@ -364,6 +366,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         'retry-after': '1',
       });
     }
+    // RFC 6455 section 4.2.1 asks that Upgrade contain "websocket" (RFC 9110 section 7.8 allows a
+    // list, "websocket, h2c"); ws refuses anything but the one word, in plain text.
+    request.headers.upgrade = 'websocket';
     wss.handleUpgrade(request, socket, head, (ws) => {
       // From here ws handles the socket's errors: a listener kept on every connection costs heap.
       socket.off('error', ignore);
@@ -538,11 +543,15 @@ function printableOrigin(origin: string): string {
 /** Sec-WebSocket-Key: 16 bytes in base64 (RFC 6455 section 4.1), as ws checks it. */
 const WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/;
 
+/** A subprotocol name (RFC 6455 section 4.1: a token of RFC 9110 section 5.6.2). */
+const HTTP_TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
 /**
  * Why an upgrade request is not an RFC 6455 handshake (section 4.2.1), if it is not. Checked here,
  * before ws sees it: ws answers what it refuses in plain text, without a code, lets HTTP/1.0 and a
  * missing Host through, and takes version 8 (a 2011 draft) as well as 13. Section 4.4 asks for a
- * 426 naming the versions spoken when the version is not one of them.
+ * 426 naming the versions spoken when the version is not one of them. Section 4.1 has the offered
+ * subprotocols non-empty tokens, each named once.
  */
 function badHandshake(request: IncomingMessage): { status: 400 | 426; message: string; headers?: Record<string, string> } | undefined {
   const { method, headers } = request;
@@ -554,6 +563,16 @@ function badHandshake(request: IncomingMessage): { status: 400 | 426; message: s
   const key = headers['sec-websocket-key'];
   if (key === undefined || !WEBSOCKET_KEY.test(key.trim())) {
     return { status: 400, message: `${key === undefined ? 'no' : 'an invalid'} Sec-WebSocket-Key header: it must be 16 random bytes in base64` };
+  }
+  const protocols = headers['sec-websocket-protocol'];
+  if (protocols !== undefined) {
+    const names = protocols.split(',').map((name) => name.trim());
+    if (!names.every((name) => HTTP_TOKEN.test(name))) {
+      return { status: 400, message: `Sec-WebSocket-Protocol ${JSON.stringify(protocols)} is not a list of protocol names: tokens, separated by commas` };
+    }
+    if (new Set(names).size < names.length) {
+      return { status: 400, message: `Sec-WebSocket-Protocol ${JSON.stringify(protocols)} names a protocol more than once` };
+    }
   }
   const version = headers['sec-websocket-version'];
   if (version?.trim() !== '13') {

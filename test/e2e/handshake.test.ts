@@ -116,6 +116,20 @@ test('an upgrade that is not an RFC 6455 handshake is refused before the token i
     ['a key of 15 bytes', upgrade({ key: 'Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAA\r\n' }), 400, 'an invalid Sec-WebSocket-Key header: it must be 16 random bytes in base64', undefined],
     ['version 8', upgrade({ version: 'Sec-WebSocket-Version: 8\r\n' }), 426, 'Sec-WebSocket-Version "8": this gateway speaks version 13 (RFC 6455)', '13'],
     ['no version', upgrade({ version: '' }), 426, 'no Sec-WebSocket-Version header: this gateway speaks version 13 (RFC 6455)', '13'],
+    ...[',,', 'jsonrpc-2.0,', 'json rpc', 'jsonrpc/2.0'].map((offered): (typeof cases)[number] => [
+      `protocols ${offered}`,
+      upgrade({ version: `${fields.version}Sec-WebSocket-Protocol: ${offered}\r\n` }),
+      400,
+      `Sec-WebSocket-Protocol ${JSON.stringify(offered)} is not a list of protocol names: tokens, separated by commas`,
+      undefined,
+    ]),
+    [
+      'a protocol twice',
+      upgrade({ version: `${fields.version}Sec-WebSocket-Protocol: jsonrpc-2.0, jsonrpc-2.0\r\n` }),
+      400,
+      'Sec-WebSocket-Protocol "jsonrpc-2.0, jsonrpc-2.0" names a protocol more than once',
+      undefined,
+    ],
   ];
   for (const [what, bytes, status, message, versionHeader] of cases) {
     const connection = await openRawHttp(gateway.port);
@@ -133,6 +147,24 @@ test('an upgrade that is not an RFC 6455 handshake is refused before the token i
   const connection = await openRawHttp(gateway.port);
   connection.write(upgrade());
   assert.is((await connection.response()).status, 401);
+});
+
+test('an upgrade whose Upgrade header lists websocket among other protocols, or offers protocols with spaces around commas, is a WebSocket handshake (RFC 6455 section 4.2.1)', async ({ gateway }) => {
+  for (const [upgradeHeader, protocols] of [
+    ['websocket, h2c', undefined],
+    ['h2c,WebSocket', undefined],
+    ['websocket', ' mqtt ,\tjsonrpc-2.0 '],
+  ] as const) {
+    const connection = await openRawHttp(gateway.port);
+    connection.write(
+      `GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: ${upgradeHeader}\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
+        `Sec-WebSocket-Version: 13\r\n${protocols === undefined ? '' : `Sec-WebSocket-Protocol: ${protocols}\r\n`}Authorization: Bearer ${gateway.token}\r\n\r\n`,
+    );
+    await waitUntil(() => connection.received.includes('\r\n\r\n'), 'an answer');
+    assert.match(connection.received, /^HTTP\/1\.1 101 Switching Protocols\r\n/, upgradeHeader);
+    if (protocols !== undefined) assert.match(connection.received, /\r\nSec-WebSocket-Protocol: jsonrpc-2\.0\r\n/i);
+    connection.socket.destroy();
+  }
 });
 
 test('an upgrade from a web page of another origin is 403 CROSS_ORIGIN, token or not; one whose Origin names its Host (as websocket-client sends), or that has none, goes on to the token (RFC 6455 section 10.2)', async ({ gateway }) => {

@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MAX_BATCH_LENGTH, MAX_FRAME_BYTES } from '../../src/protocol/constants.js';
+import { MAX_BATCH_LENGTH, MAX_FRAGMENTS_PER_MESSAGE, MAX_FRAME_BYTES } from '../../src/protocol/constants.js';
 import {
   cleanup,
   errorOf,
@@ -421,6 +421,20 @@ test('a frame larger than MAX_FRAME_BYTES closes the connection with 1009; the g
   const fresh = await openRaw(gw.url, gw.token);
   await stillAnswers(fresh);
   fresh.close();
+});
+
+test(`a message in MAX_FRAGMENTS_PER_MESSAGE (${MAX_FRAGMENTS_PER_MESSAGE}) fragments is read and answered; one in more closes the connection with 1008`, async ({ gw }) => {
+  const inFragments = async (count: number) => {
+    const raw = await openRaw(gw.url, gw.token);
+    const message = JSON.stringify({ jsonrpc: '2.0', method: 'gateway.status', id: count }).padEnd(count, ' ');
+    for (let i = 0; i < count; i++) raw.ws.send(message[i]!, { fin: i === count - 1 });
+    return raw;
+  };
+  const whole = await inFragments(MAX_FRAGMENTS_PER_MESSAGE);
+  assert.is((await whole.nextJson<JsonRpcResponse>()).id, MAX_FRAGMENTS_PER_MESSAGE);
+  whole.close();
+  const over = await inFragments(MAX_FRAGMENTS_PER_MESSAGE + 1);
+  assert.is((await over.closed()).code, 1008);
 });
 
 test('upgrade without a token is refused with HTTP 401, challenging Bearer only: never Basic, which a browser would answer and remember for other pages', async ({ gw }) => {
