@@ -29,8 +29,10 @@ const NAME_RE = new RegExp(AGENT_ID_PATTERN);
 // \s covers Unicode whitespace (NBSP, U+2028, U+3000, ...); Cc the C0/C1 controls. Lone surrogates
 // (Cs) are refused too: they cannot be encoded as UTF-8, so two different keys would be stored as
 // the same U+FFFD-mangled string. Format characters (Cf: zero-width spaces and joiners, bidi
-// overrides, U+FEFF) are invisible: two keys that print the same would name different sessions.
-const BAD_ID_CHAR_RE = /[\s\p{Cc}\p{Cs}\p{Cf}]/u;
+// overrides, U+FEFF) are invisible, as are the rest of the default-ignorable code points (variation
+// selectors, Hangul fillers, U+034F), which the event text's check refuses as well: two keys that
+// print the same would name different sessions.
+const BAD_ID_CHAR_RE = /[\s\p{Cc}\p{Cs}\p{Cf}\p{Default_Ignorable_Code_Point}]/u;
 const LEADING_SPACE_RE = /^[\s\p{Cc}]/u;
 const TRAILING_SPACE_RE = /[\s\p{Cc}]$/u;
 
@@ -236,7 +238,7 @@ const NAME_EXPECTED = 'expected a-z, 0-9, "_" or "-" in any case, starting with 
 function checkId(token: string, field: IdField, pos: number): string | null {
   if (token.length === 0) return `${field} (token ${pos}) is empty`;
   const bad = badCharacter(token, field, pos);
-  return bad === null ? null : `${bad}; ids cannot hold whitespace, control or invisible format characters, or ":"`;
+  return bad === null ? null : `${bad}; ids cannot hold whitespace, control or invisible characters, or ":"`;
 }
 
 /**
@@ -262,7 +264,7 @@ function lookalike(token: string, field: 'agent id' | 'channel name', pos: numbe
 /**
  * The first character of `text` that no token of a key (nor an agent id anywhere) may hold,
  * described with where it is: "contains an invisible format character (U+200B) at character 3".
- * Whitespace, a control character, a lone surrogate, an invisible format character: named, as the
+ * Whitespace, a control character, a lone surrogate, an invisible character: named, as the
  * text may print as if it were valid. Null when there is none.
  */
 export function badCharacterOf(text: string): string | null {
@@ -275,7 +277,8 @@ function badCharKind(char: string): string {
   if (/\s/u.test(char)) return 'whitespace';
   if (/\p{Cs}/u.test(char)) return 'a lone surrogate';
   if (/\p{Cf}/u.test(char)) return 'an invisible format character';
-  return 'a control character';
+  if (/\p{Cc}/u.test(char)) return 'a control character';
+  return 'an invisible character';
 }
 
 export function codePointName(code: number): string {

@@ -341,7 +341,7 @@ rejected('missing or empty ids', () => {
 });
 
 rejected('whitespace, control and invisible format characters in ids', () => {
-  const tail = 'ids cannot hold whitespace, control or invisible format characters, or ":"';
+  const tail = 'ids cannot hold whitespace, control or invisible characters, or ":"';
   assert.is(reason('agent:main:direct:a b'), `peer "a b" (token 4) contains whitespace (U+0020) at character 2; ${tail}`);
   assert.is(
     reason('agent:main:direct:ab\u0007c'),
@@ -380,6 +380,14 @@ rejected('whitespace, control and invisible format characters in ids', () => {
     assert.is(
       reason(`agent:main:slack:channel:C${char}1`),
       `channel id "C${char}1" (token 5) contains an invisible format character (${code}) at character 2; ${tail}`,
+    );
+  }
+  // As are the other default-ignorable code points: combining grapheme joiner, Hangul fillers, variation selectors.
+  for (const char of ['\u034f', '\u115f', '\u17b4', '\u180b', '\u2065', '\u3164', '\ufe0f', '\uffa0', '\u{e0100}']) {
+    const code = `U+${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+    assert.is(
+      reason(`agent:main:slack:channel:C${char}1`),
+      `channel id "C${char}1" (token 5) contains an invisible character (${code}) at character 2; ${tail}`,
     );
   }
 });
