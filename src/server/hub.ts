@@ -448,7 +448,12 @@ export class DeliveryHub implements Delivery {
     subscription.advance(sessionKey, seq);
     // The id is digits and a dot: nothing in it needs escaping.
     const frame = `{"jsonrpc":"2.0","method":"session.event","params":{"subscriptionId":"${subscription.id}","event":${eventJson}}}`;
-    return subscription.subscriber.push(frame) ? 'sent' : 'closed';
+    if (subscription.subscriber.push(frame)) return 'sent';
+    // Closing (cut as too slow, or closed by the gateway): it takes nothing more, so it is no
+    // receiver, and no agent's presence, from now on rather than once its socket has closed,
+    // which for a slow consumer may be half a minute later.
+    this.dropConnection(subscription.subscriber.connectionId);
+    return 'closed';
   }
 
   #remove(subscription: Subscription): void {

@@ -374,6 +374,30 @@ test('an event at or below a live subscription\'s cursor is not sent to it, nor 
   hub.close();
 });
 
+test('a subscriber whose push fails (cut as a slow consumer) is dropped at once: no receiver of later events, nor the agent\'s presence', async () => {
+  const hub = new DeliveryHub({ ...emptyStore([]), lastSeqs: (keys) => Promise.resolve(keys.map(() => 0)) }, {
+    heartbeatIntervalMs: 60_000,
+    replayHighWaterBytes: 1024,
+  });
+  let open = true;
+  const pushed: string[] = [];
+  const subscriber: Subscriber = { connectionId: 1, bufferedAmount: 0, push: (frame) => open && (pushed.push(frame), true), close: () => {} };
+  await hub.start(accepted(await hub.subscribe(subscriber, { sessionKey: 'agent:main:main', agentId: 'main' }, 0)));
+  const event = (seq: number) => ({ ...routedEvent(`e${seq}`, 'agent:main:main', 'now'), seq });
+
+  assert.is(hub.plan(event(1), { status: 'queued' }).receivers, 1);
+  hub.deliver(event(1), { status: 'queued' });
+  open = false;
+  assert.is(hub.plan(event(2), { status: 'queued' }).receivers, 1, 'counted before its push was refused');
+  hub.deliver(event(2), { status: 'queued' });
+  const after = hub.plan(event(3), { status: 'queued' });
+  assert.is(after.receivers, 0);
+  assert.is(after.wake.status, 'no-agent-connected');
+  assert.is(hub.subscriptionCount(1), 0);
+  assert.is(pushed.length, 1);
+  hub.close();
+});
+
 test("an agent subscription holds the caller's cursors only while they can matter: none at 0, only the replayed sessions' during replay, none once live", async () => {
   const key = (user: string) => `agent:main:slack:direct:${user}`;
   const pending = key('U1');
