@@ -705,10 +705,10 @@ const RESENT_AFTER_RECONNECT: ReadonlySet<string> = new Set<MethodName>([
  * Refusals a resubscribe cannot outwait, which end the client with the gateway's reason: a cursor
  * beyond what the session issued (its data dir was restored or reset under the agent), a scope
  * taken away, params it no longer accepts. Retrying would get the same answer for ever, while the
- * caller saw a stream that had merely gone quiet. The rest (a gateway shutting down, a store or
- * a connection briefly over its limits) pass, and are retried.
+ * caller saw a stream that had merely gone quiet. The rest (a gateway shutting down, a store
+ * briefly failing) pass, and are retried.
  */
-const PASSING_REFUSALS: ReadonlySet<ErrorName> = new Set<ErrorName>(['SHUTTING_DOWN', 'STORE_UNAVAILABLE', 'TOO_MANY_IN_FLIGHT']);
+const PASSING_REFUSALS: ReadonlySet<ErrorName> = new Set<ErrorName>(['SHUTTING_DOWN', 'STORE_UNAVAILABLE']);
 
 function isFinalRefusal(error: unknown): error is RpcCallError {
   return error instanceof RpcCallError && (error.errorName === undefined || !PASSING_REFUSALS.has(error.errorName));

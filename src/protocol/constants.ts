@@ -191,7 +191,8 @@ export const DEFAULT_MAX_UNAUTHENTICATED_SOCKETS = 2048;
 
 /**
  * Frames (a request, or a batch of at most MAX_BATCH_LENGTH) one connection may have in flight:
- * past it, new ones are refused with TOO_MANY_IN_FLIGHT until some finish.
+ * at it, the gateway reads no more of the connection's frames until one is answered, so TCP slows
+ * the client, and nothing it sent is refused or lost (see Connection#hold).
  */
 export const MAX_IN_FLIGHT_PER_CONNECTION = 1024;
 

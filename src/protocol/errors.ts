@@ -33,8 +33,8 @@ export const ErrorCode = {
   FORBIDDEN: 1008,
   /** The method needs a WebSocket (session.subscribe over HTTP has nowhere to push events). */
   TRANSPORT_UNSUPPORTED: 1009,
-  /** The connection has MAX_IN_FLIGHT_PER_CONNECTION requests unanswered; wait for answers first. */
-  TOO_MANY_IN_FLIGHT: 1010,
+  // 1010 was TOO_MANY_IN_FLIGHT: a connection at its in-flight limit is now read no further until
+  // answers free places, and nothing is refused. The number is not reused.
   /** token.revoke names a token that does not exist. */
   TOKEN_NOT_FOUND: 1011,
   // Refusals at the HTTP level, before any RPC is read: the body of the HTTP error says which.
@@ -92,7 +92,6 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
   EVENT_NOT_FOUND: 'No event with that id is known to the gateway.',
   FORBIDDEN: "The token may not do this: another agent's session, or a scope it was not given.",
   TRANSPORT_UNSUPPORTED: 'The method needs a WebSocket connection (subscriptions push notifications).',
-  TOO_MANY_IN_FLIGHT: 'Too many requests in flight on this connection; wait for answers before sending more.',
   TOKEN_NOT_FOUND: 'No token with that id exists.',
   UNAUTHORIZED: 'HTTP 401: no valid token. Send "Authorization: Bearer <token>".',
   RATE_LIMITED: 'HTTP 429: too many failed authentications, or open connections, from this address; retry after Retry-After seconds.',

@@ -126,7 +126,7 @@ export class RpcDispatcher<C> {
  * Answers a frame without running anything in it: each request in it is answered `refusal`. Every
  * other rule is handleFrame's (JSON-RPC 2.0 sections 5 to 7): a frame that is not JSON is still a
  * parse error, an invalid request or batch still INVALID_REQUEST, and a notification still gets
- * nothing. For a connection that is closing, or past its in-flight limit.
+ * nothing. For a connection that is closing.
  */
 export function refuseFrame(text: string, refusal: RpcError): string | undefined {
   const frame = parseFrame(text);

@@ -11,8 +11,8 @@ export const OPENRPC_VERSION = '1.3.2';
 
 /**
  * Errors every method can answer with, listed once in components and referenced by each method:
- * JSON-RPC's own, and the refusals a frame gets before its method is looked at (past the
- * connection's in-flight limit, or while the gateway shuts down; see connection.ts).
+ * JSON-RPC's own, and the refusal a frame gets before its method is looked at while the gateway
+ * shuts down (see connection.ts).
  */
 const GENERIC_ERRORS: readonly ErrorName[] = [
   'PARSE_ERROR',
@@ -20,7 +20,6 @@ const GENERIC_ERRORS: readonly ErrorName[] = [
   'METHOD_NOT_FOUND',
   'INVALID_PARAMS',
   'INTERNAL_ERROR',
-  'TOO_MANY_IN_FLIGHT',
   'SHUTTING_DOWN',
 ];
 

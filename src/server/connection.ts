@@ -48,7 +48,7 @@ export interface ConnectionOptions {
   maxBufferedBytes: number;
   /** Unwritten bytes past which the connection reads no more requests until its socket drains. */
   answerHighWaterBytes: number;
-  /** Frames (a request, or a batch) in flight past which new ones are refused with TOO_MANY_IN_FLIGHT. */
+  /** Frames (a request, or a batch) in flight at which the connection reads no more until one is answered. */
   maxInFlight: number;
 }
 
@@ -69,8 +69,15 @@ export class Connection implements Subscriber {
   #unwrittenReadAnswers = 0;
   /** Bytes of answers to reads in the current burst: they join #unwrittenReadAnswers when it is written. */
   #burstReadAnswers = 0;
-  /** Reading no requests until the socket drains (see #throttle). */
-  #paused = false;
+  /** Waiting for the socket to drain before reading more requests (see #throttle). */
+  #waitingForDrain = false;
+  /**
+   * Frames read while maxInFlight were in flight, in arrival order: run as answers free places
+   * (see #hold). Undefined when none, as on almost every connection.
+   */
+  #held: Array<[RawData, boolean]> | undefined;
+  /** Whether the socket is paused, for either reason above. */
+  #readingPaused = false;
   /** Settles when nothing is in flight; shared, so every close() caller waits for the same moment. */
   #drained: Promise<void> | undefined;
   #resolveDrained: (() => void) | undefined;
@@ -155,6 +162,11 @@ export class Connection implements Subscriber {
     if (this.#state === 'CLOSED') return;
     this.#state = 'CLOSING';
     this.#refusal = refusal;
+    // Held frames were never run: each is refused now as one that arrives while closing.
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    this.#updateReading();
+    for (const [data, isBinary] of held) this.receive(data, isBinary);
     if (this.#inFlight > 0) {
       this.#drained ??= new Promise<void>((resolve) => (this.#resolveDrained = resolve));
       await this.#drained;
@@ -169,6 +181,10 @@ export class Connection implements Subscriber {
 
   #cut(code: number, reason: string): void {
     if (this.#state === 'OPEN') this.#state = 'CLOSING';
+    // Held frames are not run (nor answered: the close frame goes out first). Reading resumes for
+    // the peer's close frame, unless the socket waits to drain.
+    this.#held = undefined;
+    this.#updateReading();
     this.#socket.close(code, reason);
     setTimeout(() => this.#socket.terminate(), CLOSE_GRACE_MS).unref();
   }
@@ -181,17 +197,59 @@ export class Connection implements Subscriber {
    * altogether stops answering pings as well, and is closed as dead (see heartbeat).
    */
   #throttle(): void {
-    if (this.#paused || this.#socket.bufferedAmount <= this.#options.answerHighWaterBytes || !this.#stream.writableNeedDrain) return;
-    this.#paused = true;
-    this.#socket.pause();
+    if (this.#waitingForDrain || this.#socket.bufferedAmount <= this.#options.answerHighWaterBytes || !this.#stream.writableNeedDrain) return;
+    this.#waitingForDrain = true;
+    this.#updateReading();
     this.#stream.once('drain', () => {
-      this.#paused = false;
-      this.#socket.resume();
+      this.#waitingForDrain = false;
+      this.#updateReading();
     });
+  }
+
+  /**
+   * A frame read while maxInFlight are in flight waits, and the connection reads no more until
+   * answers free places: TCP slows the client. Refusing it instead lost notifications without a
+   * word (they cannot be answered), and had clients that pipeline retry what they could have
+   * waited for. Pausing the socket stops its reads, but ws still emits the frames of the chunk it
+   * was reading: that chunk (~64 KiB) bounds what is held.
+   */
+  #hold(data: RawData, isBinary: boolean): void {
+    (this.#held ??= []).push([data, isBinary]);
+    this.#updateReading();
+  }
+
+  /** Runs held frames while there is room, in the order they came. */
+  #runHeld(): void {
+    const held = this.#held;
+    if (held === undefined) return;
+    while (held.length > 0 && this.#inFlight < this.#options.maxInFlight) {
+      const [data, isBinary] = held.shift()!;
+      this.#run(data, isBinary);
+    }
+    if (held.length === 0) {
+      this.#held = undefined;
+      this.#updateReading();
+    }
+  }
+
+  #updateReading(): void {
+    const pause = this.#waitingForDrain || this.#held !== undefined;
+    if (pause === this.#readingPaused) return;
+    this.#readingPaused = pause;
+    if (pause) this.#socket.pause();
+    else this.#socket.resume();
   }
 
   /** A frame from the peer. */
   receive(data: RawData, isBinary: boolean): void {
+    if (this.#state === 'OPEN' && (this.#held !== undefined || this.#inFlight >= this.#options.maxInFlight)) {
+      this.#hold(data, isBinary);
+      return;
+    }
+    this.#run(data, isBinary);
+  }
+
+  #run(data: RawData, isBinary: boolean): void {
     // binaryType is the default 'nodebuffer', so a frame is one Buffer. Binary frames are read as
     // UTF-8 JSON too: some clients send text as bytes. ws has checked a text frame's UTF-8 (1007
     // otherwise); a binary frame's is checked here, or decoding would store U+FFFD in its place.
@@ -204,13 +262,6 @@ export class Connection implements Subscriber {
     // not act through a peer that ignores the close. Until the close frame is out, say so.
     if (this.#state !== 'OPEN') {
       if (this.#refusal && this.#socket.readyState === this.#socket.OPEN) this.#refuse(text, this.#refusal);
-      return;
-    }
-    // Past the in-flight limit a request is refused at once instead of queued: the client learns
-    // to slow down, and the gateway's memory stays bounded.
-    if (this.#inFlight >= this.#options.maxInFlight) {
-      const message = `${this.#options.maxInFlight} frames are in flight on this connection; wait for answers before sending more`;
-      this.#refuse(text, { name: 'TOO_MANY_IN_FLIGHT', message }, { limit: this.#options.maxInFlight });
       return;
     }
     const tasks: Array<() => void> = [];
@@ -246,6 +297,7 @@ export class Connection implements Subscriber {
         if (!answered) this.#readPool.bytes += taken(budget);
         this.#inFlight--;
         if (this.#inFlight === 0) this.#resolveDrained?.();
+        if (this.#state === 'OPEN') this.#runHeld();
       });
   }
 
@@ -260,8 +312,8 @@ export class Connection implements Subscriber {
   }
 
   /** Answers every request in the frame with the refusal, without running any. */
-  #refuse(text: string, { name, message }: Refusal, details: Record<string, number> = {}): void {
-    const answer = refuseFrame(text, new RpcError(name, message, details));
+  #refuse(text: string, { name, message }: Refusal): void {
+    const answer = refuseFrame(text, new RpcError(name, message));
     if (answer !== undefined) this.#send(answer);
   }
 

@@ -70,7 +70,7 @@ export interface GatewayOptions {
    * RangeError. @default DEFAULT_MAX_UNAUTHENTICATED_SOCKETS (2048)
    */
   maxUnauthenticatedSockets?: number;
-  /** Requests one connection may have unanswered; past it they are refused 1010. @default MAX_IN_FLIGHT_PER_CONNECTION (1024) */
+  /** Frames one connection may have unanswered; at it, the connection is read no further until one is answered. @default MAX_IN_FLIGHT_PER_CONNECTION (1024) */
   maxInFlightPerConnection?: number;
   /** How long idempotency keys answer repeats. @default DEFAULT_IDEMPOTENCY_RETENTION_MS (24 h) */
   idempotencyRetentionMs?: number;

@@ -172,50 +172,28 @@ function startInFlightGateway(): Promise<InProcessGateway> {
   return startTunedGateway({ maxPendingPerSession: 100_000, maxInFlightPerConnection: IN_FLIGHT_LIMIT });
 }
 
-test(`past the in-flight limit (MAX_IN_FLIGHT_PER_CONNECTION, ${MAX_IN_FLIGHT_PER_CONNECTION} by default) a request is answered 1010 with its id, a notification not at all; the connection stays usable`, async () => {
+test(`past the in-flight limit (MAX_IN_FLIGHT_PER_CONNECTION, ${MAX_IN_FLIGHT_PER_CONNECTION} by default) the gateway reads on as answers free places: every request and notification of a burst is run, in order, none refused`, async () => {
   const gw = await startInFlightGateway();
   const peer = await openPeer(gw.url, gw.token);
   // system.event answers after an fsync'd group commit, which waits for the burst to be read.
-  const requests = 4 * IN_FLIGHT_LIMIT;
-  const event = (id: number | undefined, text: string) =>
-    JSON.stringify({ jsonrpc: '2.0', ...(id === undefined ? {} : { id }), method: 'system.event', params: { text, sessionKey: 'agent:b:main' } });
-  for (let id = 1; id <= requests; id++) peer.send(event(id, `r${id}`));
-  const answers = await peer.waitFor(() => (answersOf(peer).length >= requests ? answersOf(peer) : undefined), `answers to ${requests} requests`, 20_000);
-  assert.is(answers.length, requests);
-  assert.equal(
-    answers.map((answer) => answer.id).sort((a, b) => Number(a) - Number(b)),
-    Array.from({ length: requests }, (_, i) => i + 1),
-    'each id answered exactly once',
-  );
-  const refusals = answers.filter((answer) => answer.error !== undefined);
-  assert.ok(refusals.length > 0, 'some requests were refused for being over the limit');
-  for (const refusal of refusals) {
-    const error = errorOf(refusal);
-    assert.equal([error.code, error.data?.name, error.data?.['limit']], [1010, 'TOO_MANY_IN_FLIGHT', IN_FLIGHT_LIMIT], `id ${refusal.id}`);
-  }
-  // The edge: at the first refusal exactly the limit was in flight. Every request sent before it
-  // was admitted, and the ones answered before it (their answers come first on the wire) were done.
-  const refusedAt = answers.findIndex((answer) => answer.error !== undefined);
-  const admittedBefore = Number(answers[refusedAt]!.id) - 1;
-  assert.is(admittedBefore - refusedAt, IN_FLIGHT_LIMIT, 'requests in flight when the first one was refused');
-  // Refused requests stored nothing; the others did, once each.
-  const stored = resultOf<{ depth: number }>(await peer.call('session.peek', { sessionKey: 'agent:b:main', limit: 1 }));
-  assert.is(stored.depth, requests - refusals.length);
-  resultOf(await peer.call('session.drain', { sessionKey: 'agent:b:main', limit: 1000 }));
-
-  // Notifications among the requests: the ones past the limit are dropped without a word.
-  const seen = peer.frames.length;
-  const pairs = 2 * IN_FLIGHT_LIMIT;
-  const notifications = pairs;
+  const pairs = 4 * IN_FLIGHT_LIMIT;
+  const event = (id: number | undefined, text: string, sessionKey: string) =>
+    JSON.stringify({ jsonrpc: '2.0', ...(id === undefined ? {} : { id }), method: 'system.event', params: { text, sessionKey } });
   for (let i = 1; i <= pairs; i++) {
-    peer.send(event(requests + i, `q${i}`));
-    peer.send(JSON.stringify({ jsonrpc: '2.0', method: 'system.event', params: { text: `n${i}`, sessionKey: 'agent:bn:main' } }));
+    peer.send(event(i, `r${i}`, 'agent:b:main'));
+    peer.send(event(undefined, `n${i}`, 'agent:bn:main'));
   }
-  const second = await peer.waitFor(() => (answersOf(peer, seen).length >= pairs ? answersOf(peer, seen) : undefined), `answers to ${pairs} requests`, 20_000);
-  assert.ok(second.some((answer) => answer.error?.code === 1010), 'some requests of the second burst were refused');
-  assert.ok(second.every((answer) => typeof answer.id === 'number' && answer.id > requests), 'no answer with id null: none for a notification');
-  const notes = resultOf<{ depth: number }>(await peer.call('session.peek', { sessionKey: 'agent:bn:main', limit: 1 }));
-  assert.ok(notes.depth < notifications, `${notes.depth} of ${notifications} notifications stored: those past the limit were refused`);
+  const answers = await peer.waitFor(() => (answersOf(peer).length >= pairs ? answersOf(peer) : undefined), `answers to ${pairs} requests`, 20_000);
+  assert.equal(
+    answers.map((answer) => [answer.id, resultOf<{ queue: { seq: number } }>(answer).queue.seq]),
+    Array.from({ length: pairs }, (_, i) => [i + 1, i + 1]),
+    'each request answered once, in the order sent, with a result',
+  );
+  // The notifications were run as well, in order, though nothing answers them.
+  const notes = resultOf<{ events: Array<{ text: string }>; depth: number }>(
+    await peer.call('session.peek', { sessionKey: 'agent:bn:main', limit: 1000 }),
+  );
+  assert.equal(notes.events.map((stored) => stored.text), Array.from({ length: pairs }, (_, i) => `n${i + 1}`));
 
   // Still usable, and nothing else arrives.
   resultOf(await peer.call('gateway.status', {}));
@@ -225,32 +203,11 @@ test(`past the in-flight limit (MAX_IN_FLIGHT_PER_CONNECTION, ${MAX_IN_FLIGHT_PE
   peer.close();
 });
 
-test('the refusals that come before any method runs (TOO_MANY_IN_FLIGHT, SHUTTING_DOWN) are listed by every method in rpc.discover', async () => {
+test('past the in-flight limit a batch waits its turn: answered in full, notifications run; a batch of notifications only is run and gets nothing', async () => {
   const gw = await startInFlightGateway();
   const peer = await openPeer(gw.url, gw.token);
-  // gateway.status, which touches no store, is refused past the limit all the same: the limit is
-  // the connection's, checked before the frame is read as a call of any method.
-  const requests = 2 * IN_FLIGHT_LIMIT;
-  for (let id = 1; id <= requests; id++) peer.send(JSON.stringify({ jsonrpc: '2.0', id, method: 'gateway.status' }));
-  const answers = await peer.waitFor(() => (answersOf(peer).length >= requests ? answersOf(peer) : undefined), `answers to ${requests} requests`, 20_000);
-  assert.ok(answers.some((answer) => answer.error?.code === 1010), 'some gateway.status calls were refused with 1010');
-  const doc = resultOf<{ methods: { name: string; errors: { $ref: string }[] }[] }>(await peer.call('rpc.discover', {}));
-  for (const method of doc.methods) {
-    const listed = method.errors.map((error) => error.$ref.split('/').pop());
-    for (const refusal of ['TOO_MANY_IN_FLIGHT', 'SHUTTING_DOWN']) assert.ok(listed.includes(refusal), `${method.name} lists ${refusal}`);
-  }
-  peer.close();
-});
-
-test('past the in-flight limit a batch is refused as a batch: an array of 1010s for its requests, nothing for its notifications', async () => {
-  const gw = await startInFlightGateway();
-  const peer = await openPeer(gw.url, gw.token);
-  const request = (id: number | undefined, text: string) => ({
-    jsonrpc: '2.0',
-    ...(id === undefined ? {} : { id }),
-    method: 'system.event',
-    params: { text, sessionKey: 'agent:batchflood:main' },
-  });
+  const sessionKey = 'agent:batchflood:main';
+  const request = (id: number | undefined, text: string) => ({ jsonrpc: '2.0', ...(id === undefined ? {} : { id }), method: 'system.event', params: { text, sessionKey } });
   // Fill the connection past its limit in one synchronous burst, then a batch and a batch of only notifications.
   const flood = 4 * IN_FLIGHT_LIMIT;
   for (let id = 1; id <= flood; id++) peer.send(JSON.stringify(request(id, `f${id}`)));
@@ -262,15 +219,28 @@ test('past the in-flight limit a batch is refused as a batch: an array of 1010s 
     20_000,
   );
   assert.equal(
-    batchAnswer.map((answer) => [answer.id, answer.error?.code]),
+    batchAnswer.map((answer) => [answer.id, resultOf<{ queue: { seq: number } }>(answer).queue.seq]),
     [
-      [900_001, 1010],
-      [900_002, 1010],
+      [900_001, flood + 1],
+      [900_002, flood + 3],
     ],
   );
-  await peer.waitFor(() => (answersOf(peer).length >= flood ? true : undefined), `answers to ${flood} requests`, 20_000);
+  await peer.waitFor(() => (answersOf(peer).length >= flood + 1 ? true : undefined), `answers to ${flood} requests`, 20_000);
+  const stored = resultOf<{ depth: number; events: Array<{ text: string }> }>(await peer.call('session.peek', { sessionKey, limit: 1000 }));
+  assert.equal(stored.events.slice(flood).map((event) => event.text), ['b1', 'b-note', 'b2', 'only-note-1', 'only-note-2']);
   await new Promise((resolve) => setTimeout(resolve, 200));
   assert.is(peer.frames.filter((frame) => Array.isArray(frame)).length, 1, 'the notification-only batch got no answer');
+  peer.close();
+});
+
+test('the refusal that comes before any method runs (SHUTTING_DOWN) is listed by every method in rpc.discover', async () => {
+  const gw = await startTunedGateway();
+  const peer = await openPeer(gw.url, gw.token);
+  const doc = resultOf<{ methods: { name: string; errors: { $ref: string }[] }[] }>(await peer.call('rpc.discover', {}));
+  for (const method of doc.methods) {
+    const listed = method.errors.map((error) => error.$ref.split('/').pop());
+    assert.ok(listed.includes('SHUTTING_DOWN'), `${method.name} lists SHUTTING_DOWN`);
+  }
   peer.close();
 });
 

@@ -227,7 +227,7 @@ test('only rpc.discover uses the rpc. prefix JSON-RPC reserves', () => {
 
 test('every method lists the generic errors and its own, each resolving to the error table', () => {
   // JSON-RPC's own, and the refusals a frame gets before its method is looked at.
-  const generic = ['PARSE_ERROR', 'INVALID_REQUEST', 'METHOD_NOT_FOUND', 'INVALID_PARAMS', 'INTERNAL_ERROR', 'TOO_MANY_IN_FLIGHT', 'SHUTTING_DOWN'];
+  const generic = ['PARSE_ERROR', 'INVALID_REQUEST', 'METHOD_NOT_FOUND', 'INVALID_PARAMS', 'INTERNAL_ERROR', 'SHUTTING_DOWN'];
   for (const method of methodsOf(doc)) {
     const name = method['name'] as keyof typeof METHODS;
     const refs = (method['errors'] as Json[]).map((e) => e['$ref']);

@@ -157,25 +157,50 @@ test('a refused frame keeps JSON-RPC 2.0\'s rules: parse error, empty batch, inv
   assert.is(dispatched.length, 1);
 });
 
-test('past the in-flight limit a frame is refused with TOO_MANY_IN_FLIGHT and its limit, and not run', async () => {
-  const { connection, wire, dispatched } = harness();
-  for (let id = 1; id <= 16; id++) connection.receive(...frame({ jsonrpc: '2.0', id, method: 'gateway.status' }));
-  connection.receive(...frame({ jsonrpc: '2.0', id: 17, method: 'gateway.status' }));
+test('at the in-flight limit frames are held and the socket paused; answers run them in arrival order, then reading resumes; nothing is refused', async () => {
+  const { connection, wire, dispatched, answer } = harness();
+  const status = (id: number) => frame({ jsonrpc: '2.0', id, method: 'gateway.status' });
+  for (let id = 1; id <= 16; id++) connection.receive(...status(id));
+  assert.equal(wire, [], 'at the limit, not past it: reading on');
+  connection.receive(...status(17));
+  connection.receive(...frame({ jsonrpc: '2.0', method: 'system.event', params: { text: 'a notification' } }));
   connection.receive(...raw('not json'));
   await settle();
   assert.is(dispatched.length, 16);
+  assert.equal(wire, ['paused'], 'paused once, nothing answered or refused');
+
+  answer('{"jsonrpc":"2.0","id":1,"result":{}}');
+  await settle();
+  assert.is(dispatched.length, 17, 'one answer frees one place');
+  assert.is(JSON.parse(dispatched[16]!).id, 17);
+  answer('{"jsonrpc":"2.0","id":2,"result":{}}');
+  answer('{"jsonrpc":"2.0","id":3,"result":{}}');
+  await settle();
+  assert.equal(dispatched.slice(17), ['{"jsonrpc":"2.0","method":"system.event","params":{"text":"a notification"}}', 'not json']);
+  assert.equal(wire.slice(1), [{ jsonrpc: '2.0', id: 1, result: {} }, { jsonrpc: '2.0', id: 2, result: {} }, { jsonrpc: '2.0', id: 3, result: {} }, 'resumed']);
+
+  // Reading again: a frame with room runs at once.
+  answer('{"jsonrpc":"2.0","id":4,"result":{}}');
+  await settle();
+  connection.receive(...status(18));
+  assert.is(dispatched.length, 20);
+});
+
+test('frames held at the in-flight limit when the connection closes are refused, not run, and reading resumes for the close', async () => {
+  const { connection, wire, dispatched, answer } = harness();
+  for (let id = 1; id <= 17; id++) connection.receive(...frame({ jsonrpc: '2.0', id, method: 'gateway.status' }));
+  const closed = connection.close(1001, 'gateway shutting down', SHUTDOWN);
+  await settle();
+  assert.is(dispatched.length, 16);
   assert.equal(wire, [
-    {
-      jsonrpc: '2.0',
-      id: 17,
-      error: {
-        code: 1010,
-        message: '16 frames are in flight on this connection; wait for answers before sending more',
-        data: { name: 'TOO_MANY_IN_FLIGHT', limit: 16 },
-      },
-    },
-    { jsonrpc: '2.0', id: null, error: { code: -32700, message: 'Parse error: the request is not valid JSON', data: { name: 'PARSE_ERROR' } } },
+    'paused',
+    'resumed',
+    { jsonrpc: '2.0', id: 17, error: { code: 1003, message: SHUTDOWN.message, data: { name: 'SHUTTING_DOWN' } } },
   ]);
+  for (let id = 1; id <= 16; id++) answer(`{"jsonrpc":"2.0","id":${id},"result":{}}`);
+  await closed;
+  assert.is(dispatched.length, 16);
+  assert.equal(wire.at(-1), { close: 1001, reason: 'gateway shutting down' });
 });
 
 test('past answerHighWaterBytes waiting to be written, the connection reads no more requests until the socket drains; nothing is cut', async () => {
