@@ -197,16 +197,18 @@ async function withClient<M extends MethodName>(
   return ExitCode.OK;
 }
 
-export function connectionSettings(args: Args) {
-  const url = givenGatewayUrl(args);
+export function connectionSettings(args: Args): ConnectionSettings {
+  const given = givenGatewayUrl(args);
   // Resolved only when needed: with --url and --token given, the data dir plays no part.
   let dataDir: string | undefined;
   const theDataDir = () => (dataDir ??= resolveDataDir(optionOrEnv(args, 'data-dir', ENV.dataDir)?.value));
+  const { token, tokenFrom } = resolveToken(args, theDataDir);
   return {
-    token: resolveToken(args, theDataDir),
-    url: url ?? defaultGatewayUrl(theDataDir()),
-    /** The data dir whose gateway is called, when no URL was given: what a failure's hint names. */
-    localDataDir: url === undefined ? theDataDir() : undefined,
+    token,
+    tokenFrom,
+    url: given?.value ?? defaultGatewayUrl(theDataDir()),
+    urlFrom: given?.from,
+    localDataDir: given === undefined ? theDataDir() : undefined,
     timeoutMs: integerOption(args, 'timeout', 1, MAX_CALL_TIMEOUT_MS) ?? DEFAULT_CALL_TIMEOUT_MS,
   };
 }
@@ -237,9 +239,10 @@ function defaultGatewayUrl(dataDir: string): string {
  * user name or password: neither call sends them (the token from --token or the data dir goes in
  * the Authorization header), and a token meant to be used there must not be silently replaced.
  */
-function givenGatewayUrl(args: Args): string | undefined {
-  const url = optionOrEnv(args, 'url', ENV.url)?.value;
-  if (url === undefined) return undefined;
+function givenGatewayUrl(args: Args): { value: string; from: string } | undefined {
+  const setting = optionOrEnv(args, 'url', ENV.url);
+  if (setting === undefined) return undefined;
+  const url = setting.value;
   // First, and without the URL in the message: the password is most likely a token.
   const credentials = URL.canParse(url) ? new URL(url) : undefined;
   if (credentials?.username || credentials?.password) {
@@ -247,17 +250,18 @@ function givenGatewayUrl(args: Args): string | undefined {
   }
   const problem = gatewayUrlProblem(url);
   if (problem !== undefined) throw usageError(`--url (or ${ENV.url}) ${JSON.stringify(withoutPassword(url))} is not a gateway URL: ${problem}`);
-  return url;
+  return setting;
 }
 
 /** `--token`, else SWITCHBOARD_TOKEN, else the token file of the data dir the gateway uses. */
-function resolveToken(args: Args, theDataDir: () => string): string {
+function resolveToken(args: Args, theDataDir: () => string): { token: string; tokenFrom: string } {
+  const setting = optionOrEnv(args, 'token', ENV.token);
   // Trimmed, as the token file is: `--token " $TOKEN"` means the token.
-  const given = optionOrEnv(args, 'token', ENV.token)?.value.trim();
+  const given = setting?.value.trim();
   // A line break inside (a paste of two lines) cannot go in an HTTP header.
   const problem = given === undefined ? undefined : tokenProblem(given);
   if (problem !== undefined) throw usageError(`the token (--token or ${ENV.token}) ${problem}: pass the token alone`);
-  if (given !== undefined) return given;
+  if (given !== undefined) return { token: given, tokenFrom: setting!.from };
   const dataDir = theDataDir();
   let token: string | undefined;
   try {
@@ -266,7 +270,7 @@ function resolveToken(args: Args, theDataDir: () => string): string {
     if (error instanceof TokenFileError) throw noAnswer('NO_TOKEN', `no token: ${error.message}; or pass --token / ${ENV.token}`);
     throw error;
   }
-  if (token) return token;
+  if (token) return { token, tokenFrom: tokenPath(dataDir) };
   // A gateway named by its URL may be anywhere: its token is the way out, not a local gateway.
   const url = optionOrEnv(args, 'url', ENV.url)?.value;
   throw noAnswer(
@@ -282,7 +286,20 @@ function resolveToken(args: Args, theDataDir: () => string): string {
  * code, and for --json the error as the gateway sent it or the CLI's code. `unanswered` says what
  * the call may have done when no answer came.
  */
-export function explain(error: unknown, { url, token, localDataDir }: { url: string; token: string; localDataDir?: string | undefined }, unanswered?: string): unknown {
+export interface ConnectionSettings {
+  url: string;
+  /** Where the URL came from (`--url`, SWITCHBOARD_URL); undefined for the data dir's socket. */
+  urlFrom?: string | undefined;
+  token: string;
+  /** Where the token came from: `--token`, SWITCHBOARD_TOKEN, or the token file's path. */
+  tokenFrom?: string | undefined;
+  /** The data dir whose gateway is called, when no URL was given: what a failure's hint names. */
+  localDataDir?: string | undefined;
+  timeoutMs?: number;
+}
+
+export function explain(error: unknown, settings: ConnectionSettings, unanswered?: string): unknown {
+  const { url, localDataDir } = settings;
   if (error instanceof RpcCallError) {
     const problems = problemsOf(error.data);
     const json = { code: error.code, message: error.message, ...(error.data === undefined ? {} : { data: error.data }) };
@@ -295,7 +312,7 @@ export function explain(error: unknown, { url, token, localDataDir }: { url: str
   const message = printable(error.message);
   const explained: Record<ConnectionFailure, [CliErrorName, string]> = {
     unreachable: ['GATEWAY_UNREACHABLE', `${message}: ${unreachableHint(localDataDir, errnoCode(error))}`],
-    unauthorized: ['TOKEN_REFUSED', `the gateway at ${printable(url)} refused the token: ${refusedTokenHint(token)}`],
+    unauthorized: ['TOKEN_REFUSED', `the gateway at ${printable(url)} refused the token: ${refusedTokenHint(settings)}`],
     rejected: ['GATEWAY_REJECTED', message],
     closed: ['CONNECTION_CLOSED', `${message}${uncertain || '; retry, or check the gateway'}`],
     timeout: ['TIMEOUT', `${message}${uncertain}; raise --timeout, or check the gateway`],
@@ -330,11 +347,20 @@ function errnoCode(error: unknown): string | undefined {
 
 /**
  * The gateway answers 401 alike for every token it does not know: a revoked scoped token is
- * forgotten, not kept to tell apart. The token's prefix still says which kind the user holds.
+ * forgotten, not kept to tell apart. The token's prefix still says which kind the user holds, and
+ * where it and the URL came from says which setting is the wrong one: an environment variable
+ * overrules the data dir's token file or socket, so a --data-dir given beside one is half used.
  */
-function refusedTokenHint(token: string): string {
+function refusedTokenHint({ token, tokenFrom, urlFrom }: ConnectionSettings): string {
   if (token.startsWith(TOKEN_PREFIX.scoped)) {
     return 'this scoped token was revoked or never existed: ask for a new one (`switchboard token create --agent <agentId>`, run with the admin token)';
+  }
+  if (tokenFrom === ENV.token) {
+    return `the token in ${ENV.token} is not this gateway's: unset it to use the token file of the gateway's data dir (--data-dir), or pass its token with --token`;
+  }
+  if (tokenFrom !== undefined && tokenFrom !== '--token') {
+    const from = urlFrom === undefined ? '' : ` (the URL is from ${urlFrom}${urlFrom === ENV.url ? `: unset it to call the data dir's own gateway` : ''})`;
+    return `${tokenFrom} is not this gateway's token${from}: give --data-dir the gateway's data dir, or pass its token with --token`;
   }
   return `pass the token from the gateway's data dir (--token, ${ENV.token}, or --data-dir)`;
 }

@@ -5,27 +5,35 @@
  * can make the socket, which is checked before every connection to it (see unixSocketRefusal).
  */
 import { lstatSync, statSync, type Stats } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { readToken, resolveDataDir, socketPath, tokenPath } from '../config/data-dir.js';
-import { DEFAULT_URL, UNIX_SCHEME } from '../protocol/constants.js';
+import { DATA_FILES, DEFAULT_URL, ENV, UNIX_SCHEME } from '../protocol/constants.js';
 import { HAS_UNIX_SOCKETS } from '../protocol/socket-path.js';
 import { ConnectionError } from './errors.js';
 import { unixSocketPath } from './gateway-url.js';
 
 /**
  * The URL of the data dir's gateway: `unix:<dataDir>/gateway.sock`; on Windows, which has no such
- * sockets, DEFAULT_URL. `dataDir` defaults to the platform's user data dir, as the gateway's does.
+ * sockets, DEFAULT_URL. See chosenDataDir for the default.
  */
 export function localGatewayUrl(dataDir?: string): string {
-  return HAS_UNIX_SOCKETS ? `${UNIX_SCHEME}${socketPath(resolveDataDir(dataDir))}` : DEFAULT_URL;
+  return HAS_UNIX_SOCKETS ? `${UNIX_SCHEME}${socketPath(chosenDataDir(dataDir))}` : DEFAULT_URL;
 }
 
 /** The admin token in the data dir's token file; an Error saying so when there is none yet. */
 export function localGatewayToken(dataDir?: string): string {
-  const resolved = resolveDataDir(dataDir);
+  const resolved = chosenDataDir(dataDir);
   const token = readToken(resolved);
   if (token === undefined) throw new Error(`no token: ${tokenPath(resolved)} does not exist; start \`switchboard gateway\` once to create it`);
   return token;
+}
+
+/**
+ * The data dir given, else SWITCHBOARD_DATA_DIR's (set and not empty), else the platform's user
+ * data dir: as the gateway and the CLI choose it, so that a program run beside them finds theirs.
+ */
+function chosenDataDir(dataDir: string | undefined): string {
+  return resolveDataDir(dataDir ?? (process.env[ENV.dataDir] || undefined));
 }
 
 /**
@@ -40,9 +48,7 @@ export function unixSocketRefusal(url: string): ConnectionError | undefined {
   const path = unixSocketPath(url);
   const socket = path === undefined ? undefined : statOrUndefined(lstatSync, path);
   if (path === undefined || socket === undefined) return undefined;
-  if (!socket.isSocket()) {
-    return new ConnectionError('unreachable', url, `${path} is not a socket, so no gateway serves it: remove it, and restart the gateway to have it make its socket`);
-  }
+  if (!socket.isSocket()) return new ConnectionError('rejected', url, notASocket(path, socket));
   const dir = statOrUndefined(statSync, dirname(path));
   if (dir === undefined || dir.uid === socket.uid) return undefined;
   return new ConnectionError(
@@ -50,6 +56,18 @@ export function unixSocketRefusal(url: string): ConnectionError | undefined {
     url,
     `${path} belongs to uid ${socket.uid}, not to uid ${dir.uid}, the owner of ${dirname(path)}: another user may have put it there, so the token is not sent to it; run the gateway as the directory's owner, and keep others from writing in a data dir (chmod 700)`,
   );
+}
+
+/**
+ * What to do about a URL naming a file that is not a socket. At the socket's name it is likely a
+ * stray file that keeps the gateway from making its socket there; anywhere else a mistyped URL
+ * (the data dir, the token file), which is to be corrected, not removed.
+ */
+function notASocket(path: string, stats: Stats): string {
+  const what = `${path} is not a socket, so no gateway serves it`;
+  if (basename(path) === DATA_FILES.socket) return `${what}: move it out of the way, and restart the gateway to have it make its socket there`;
+  const inDir = stats.isDirectory() ? `; the gateway of the data dir ${path} serves ${UNIX_SCHEME}${join(path, DATA_FILES.socket)}` : '';
+  return `${what}: a gateway's socket is ${DATA_FILES.socket} in its data dir${inDir}`;
 }
 
 function statOrUndefined(stat: (path: string) => Stats, path: string): Stats | undefined {

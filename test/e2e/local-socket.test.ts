@@ -53,6 +53,22 @@ test('the CLI given no URL calls the gateway of its data dir over its socket, wh
   assert.not.ok(fs.existsSync(socket), 'the socket file is removed at shutdown');
 });
 
+test('a token refused beside --data-dir names the setting that overruled the data dir: SWITCHBOARD_TOKEN, or SWITCHBOARD_URL', async () => {
+  const gw = await startGatewayProcess();
+  const other = await startGatewayProcess();
+  const byToken = await runCli(['status', '--data-dir', gw.dataDir], { env: { SWITCHBOARD_TOKEN: other.token } });
+  assert.is(
+    byToken.stderr,
+    `switchboard: the gateway at unix:${socketOf(gw.dataDir)} refused the token: the token in SWITCHBOARD_TOKEN is not this gateway's: unset it to use the token file of the gateway's data dir (--data-dir), or pass its token with --token\n`,
+  );
+  const byUrl = await runCli(['status', '--data-dir', gw.dataDir], { env: { SWITCHBOARD_URL: other.url } });
+  assert.is(
+    byUrl.stderr,
+    `switchboard: the gateway at ${other.url} refused the token: ${path.join(gw.dataDir, 'token')} is not this gateway's token (the URL is from SWITCHBOARD_URL: unset it to call the data dir's own gateway): give --data-dir the gateway's data dir, or pass its token with --token\n`,
+  );
+  assert.is((await runCli(['status', '--data-dir', gw.dataDir], { env: { SWITCHBOARD_TOKEN: gw.token } })).code, 0);
+});
+
 test('session watch given no URL subscribes over the socket (a WebSocket on it): the backlog, then events pushed', async () => {
   const gw = await startGatewayProcess();
   const publish = async (text: string) => {
@@ -231,7 +247,21 @@ test('a file at the socket\'s path that is not a socket is not sent the data dir
   fs.writeFileSync(socket, 'mine');
   const notSocket = await runCli(['status', '--json', '--data-dir', gw.dataDir]);
   assert.is(notSocket.code, 3, notSocket.stderr);
-  assert.match(notSocket.stderr, `${socket} is not a socket, so no gateway serves it`);
+  assert.is(
+    notSocket.stderr,
+    `switchboard: ${socket} is not a socket, so no gateway serves it: move it out of the way, and restart the gateway to have it make its socket there\n`,
+  );
+  // Named by --url, another file is a mistyped URL, to be corrected rather than removed.
+  const dataDir = await runCli(['status', '--url', `unix:${gw.dataDir}`, '--data-dir', gw.dataDir]);
+  assert.is(dataDir.code, 3, dataDir.stderr);
+  assert.is(
+    dataDir.stderr,
+    `switchboard: ${gw.dataDir} is not a socket, so no gateway serves it: a gateway's socket is gateway.sock in its data dir; the gateway of the data dir ${gw.dataDir} serves unix:${socket}\n`,
+  );
+  const tokenFile = path.join(gw.dataDir, 'token');
+  const token = await runCli(['status', '--url', `unix:${tokenFile}`, '--data-dir', gw.dataDir]);
+  assert.is(token.stderr, `switchboard: ${tokenFile} is not a socket, so no gateway serves it: a gateway's socket is gateway.sock in its data dir\n`);
+  assert.ok(fs.existsSync(tokenFile));
 });
 
 // Only root can make a socket that belongs to another user: skipped, not passed, for any other.
@@ -307,6 +337,19 @@ test('localGatewayUrl and localGatewayToken name the data dir\'s socket and read
   assert.is(localGatewayToken(gw.dataDir), gw.token);
   const empty = makeTempDir();
   assert.throws(() => localGatewayToken(empty), (error: Error) => error.message === `no token: ${path.join(empty, 'token')} does not exist; start \`switchboard gateway\` once to create it`);
+  // Without a data dir: SWITCHBOARD_DATA_DIR's, as the CLI and the gateway take it, and connect() goes there.
+  const saved = process.env['SWITCHBOARD_DATA_DIR'];
+  process.env['SWITCHBOARD_DATA_DIR'] = gw.dataDir;
+  try {
+    assert.is(localGatewayUrl(), `unix:${socketOf(gw.dataDir)}`);
+    assert.is(localGatewayToken(), gw.token);
+    const client = await connect({ token: localGatewayToken() });
+    assert.is((await client.call('gateway.status', {})).dataDir, gw.dataDir);
+    await client.close();
+  } finally {
+    if (saved === undefined) delete process.env['SWITCHBOARD_DATA_DIR'];
+    else process.env['SWITCHBOARD_DATA_DIR'] = saved;
+  }
 });
 
 /** A listener on 127.0.0.1 at the default port, counting connections; undefined when the port is taken (a gateway of the developer's). */
