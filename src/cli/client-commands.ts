@@ -162,8 +162,10 @@ function readParams(args: Args) {
   }
   const limit = limitOption(args);
   const after = integerOption(args, 'after', 0);
+  // Neither: the gateway takes the main session of the token's agent (main for the admin token).
+  const key = sessionKey ?? (agent !== undefined ? `agent:${agent}:main` : undefined);
   return {
-    sessionKey: sessionKey ?? (agent !== undefined ? `agent:${agent}:main` : 'main'),
+    ...(key === undefined ? {} : { sessionKey: key }),
     ...(limit === undefined ? {} : { limit }),
     ...(after === undefined ? {} : { after }),
   };

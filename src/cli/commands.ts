@@ -79,7 +79,7 @@ function sessionRead(name: 'peek' | 'drain', summary: string): CommandSpec {
     summary,
     options: [
       { flags: '--session-key <key>', description: 'Session to read (default: the main session of --agent)' },
-      { flags: '--agent <agentId>', description: 'Agent whose main session to read when no --session-key is given (default main)' },
+      { flags: '--agent <agentId>', description: "Agent whose main session to read when no --session-key is given (default: the token's agent, main for the admin token)" },
       { flags: '--after <seq>', description: 'Only events with a seq greater than this' },
       { flags: '--limit <n>', description: `Most events to return (default ${DEFAULT_READ_LIMIT}, at most ${MAX_READ_LIMIT})` },
     ],
@@ -96,7 +96,7 @@ export const COMMANDS: readonly CommandSpec[] = [
       { flags: '--text <text>', description: 'What happened (required)' },
       { flags: '--mode <mode>', description: 'now | next-heartbeat (default next-heartbeat)' },
       { flags: '--session-key <key>', description: 'Conversation to deliver to (default: the main session of --agent)' },
-      { flags: '--agent <agentId>', description: 'Agent whose main session gets the event when no --session-key is given (default main)' },
+      { flags: '--agent <agentId>', description: "Agent whose main session gets the event when no --session-key is given (default: the token's agent, main for the admin token)" },
       { flags: '--context-key <key>', description: 'Replaces the pending event with the same context key in the session' },
       { flags: '--idempotency-key <key>', description: "A repeat returns the first call's result instead of storing again" },
     ],
@@ -120,7 +120,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     summary: 'Stream events as they arrive (backlog first) until interrupted; resumes after a gateway restart',
     options: [
       { flags: '--session-key <key>', description: 'Watch one session' },
-      { flags: '--agent <agentId>', description: 'Watch every session of an agent (default main)' },
+      { flags: '--agent <agentId>', description: "Watch every session of an agent (default: the token's agent, main for the admin token)" },
       { flags: '--after <seq>', description: 'With --session-key: start after this seq' },
       { flags: '--ack', description: 'Ack each event once printed, so it is not replayed to the next watcher' },
       { flags: '--json', description: 'Print each event as one JSON object on its own line (JSON lines); a failure as a last {"error": ...} line' },

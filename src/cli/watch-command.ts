@@ -24,7 +24,8 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
   if (sessionKey !== undefined && agentId !== undefined) throw usageError('give --session-key or --agent, not both');
   const after = integerOption(args, 'after', 0);
   if (after !== undefined && sessionKey === undefined) throw usageError('--after needs --session-key (a seq belongs to one session)');
-  const target = sessionKey !== undefined ? { sessionKey } : { agentId: agentId ?? 'main' };
+  // Neither: every session of the token's agent (main for the admin token), as the gateway takes it.
+  const target = sessionKey !== undefined ? { sessionKey } : agentId !== undefined ? { agentId } : {};
   const json = flagOption(args, 'json');
   const acking = flagOption(args, 'ack');
   const settings = connectionSettings(args);

@@ -67,7 +67,11 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-export type SubscribeTarget = { sessionKey: string; agentId?: never } | { agentId: string; sessionKey?: never };
+/**
+ * A session, every session of an agent, or (`{}`) every session of the token's own agent: a
+ * scoped token's, `main` for the admin token.
+ */
+export type SubscribeTarget = { sessionKey: string; agentId?: never } | { agentId: string; sessionKey?: never } | { sessionKey?: never; agentId?: never };
 
 /**
  * Where a subscription resumes: a seq for a session subscription, a map of session key to seq for
@@ -208,8 +212,10 @@ export class SwitchboardClient {
         if (options.signal?.aborted) throw aborted(this.url, method);
       } while (this.#state !== 'open');
       const socket = this.#socket;
-      // What the client had seen of a drained session before the drain was sent: stored before it ran.
-      const seenBeforeDrain = method === 'session.drain' ? this.#seen((params as ParamsOf<'session.drain'>).sessionKey) : 0;
+      // What the client had seen of a drained session before the drain was sent: stored before it
+      // ran. A drain that names no session (the token's agent's main) is known by its answer only.
+      const drained = method === 'session.drain' ? (params as ParamsOf<'session.drain'>).sessionKey : undefined;
+      const seenBeforeDrain = drained === undefined ? 0 : this.#seen(drained);
       try {
         const result = (await this.#send(method, params, Math.max(0, deadline - Date.now()), options.signal)) as ResultOf<M>;
         if (method === 'session.ack') this.#noteAck(result as ResultOf<'session.ack'>);

@@ -42,12 +42,18 @@ export const Route = Type.Object(
 );
 export type Route = Static<typeof Route>;
 
-const SessionKeyParam = Type.String({
-  minLength: 1,
-  maxLength: MAX_SESSION_KEY_LENGTH,
-  description:
-    'Conversation to deliver to: "main", "agent:<agentId>:main", "agent:<agentId>[:<channel>[:<account>]]:direct:<peer>" or "agent:<agentId>:<channel>[:<account>]:(group|channel):<id>[:thread:<threadId>|:topic:<topicId>]".',
-});
+const SESSION_KEY_FORMS =
+  'Conversation to deliver to: "main", "agent:<agentId>:main", "agent:<agentId>[:<channel>[:<account>]]:direct:<peer>" or "agent:<agentId>:<channel>[:<account>]:(group|channel):<id>[:thread:<threadId>|:topic:<topicId>]".';
+
+function sessionKeyParam(whenAbsent?: string) {
+  return Type.String({
+    minLength: 1,
+    maxLength: MAX_SESSION_KEY_LENGTH,
+    description: whenAbsent === undefined ? SESSION_KEY_FORMS : `${SESSION_KEY_FORMS} ${whenAbsent}`,
+  });
+}
+
+const SessionKeyParam = sessionKeyParam();
 
 const AgentIdParam = Type.String({
   minLength: 1,
@@ -176,7 +182,9 @@ const ReadLimit = Type.Integer({
 
 export const SessionReadParams = Type.Object(
   {
-    sessionKey: SessionKeyParam,
+    sessionKey: Type.Optional(
+      sessionKeyParam(`Absent: the main session of the token's agent (of "main" for the admin token), where system.event routes an event without one.`),
+    ),
     limit: Type.Optional(ReadLimit),
     after: Type.Optional(Type.Integer({ minimum: 0, description: 'Only events with seq greater than this.' })),
   },
@@ -262,7 +270,10 @@ export const SessionSubscribeParams = Type.Object(
       }),
     ),
   },
-  { additionalProperties: false, description: 'Give exactly one of sessionKey and agentId.' },
+  {
+    additionalProperties: false,
+    description: "Give one of sessionKey and agentId, or neither: every session of the token's agent (of \"main\" for the admin token).",
+  },
 );
 export type SessionSubscribeParams = Static<typeof SessionSubscribeParams>;
 

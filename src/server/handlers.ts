@@ -2,12 +2,12 @@
  * The gateway's RPC methods: validate params with the validators compiled at start-up, then do
  * the work. Routing lives in src/routing; storage in src/store. Handlers only connect them.
  */
-import { DEFAULT_READ_LIMIT, MAX_SUBSCRIPTIONS_PER_CONNECTION, TRACE_RETENTION_MS } from '../protocol/constants.js';
+import { DEFAULT_AGENT_ID, DEFAULT_READ_LIMIT, MAX_SUBSCRIPTIONS_PER_CONNECTION, TRACE_RETENTION_MS } from '../protocol/constants.js';
 import { RpcError } from '../protocol/errors.js';
 import type { Handler } from '../protocol/jsonrpc.js';
 import { METHODS, type MethodName, type ParamsOf, type ResultOf } from '../protocol/methods.js';
 import type { SessionReadResult } from '../protocol/schemas.js';
-import { parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../protocol/session-key.js';
+import { mainSessionKey, parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../protocol/session-key.js';
 import { compileValidator, rejectLoneSurrogates } from '../protocol/validate.js';
 import { routeEvent, toStoredEvent } from '../routing/route-event.js';
 import { StoreClosedError, StoreUnavailableError } from '../store/errors.js';
@@ -72,7 +72,7 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
       };
     },
     'session.subscribe': async (params, context) => {
-      const target = subscriptionTarget(params);
+      const target = subscriptionTarget(params, context);
       authorize(context.principal, { scope: 'subscribe', agentId: target.agentId });
       const { subscriber } = context;
       if (!subscriber) {
@@ -193,7 +193,7 @@ async function readSession(
   context: CallContext,
   read: (sessionKey: string, options: ReadOptions) => Promise<ReadResult>,
 ): Promise<SessionReadResult> {
-  const parsed = parseKey(params.sessionKey);
+  const parsed = params.sessionKey === undefined ? ownMainSession(context) : parseKey(params.sessionKey);
   authorize(context.principal, { scope: 'subscribe', agentId: parsed.route.agentId });
   const result = await read(parsed.sessionKey, {
     limit: params.limit ?? DEFAULT_READ_LIMIT,
@@ -218,13 +218,22 @@ export function toRpcError(error: unknown): unknown {
   return error;
 }
 
-function subscriptionTarget(params: ParamsOf<'session.subscribe'>): SubscriptionTarget {
+/**
+ * The session a call that names none is about: the main session of the token's agent, or of
+ * `main` for the admin token. As system.event routes an event without one, so that what a scoped
+ * token sends with no key it also reads with none.
+ */
+function ownMainSession(context: CallContext): ParsedSessionKey {
+  return mainSessionKey(boundAgent(context.principal) ?? DEFAULT_AGENT_ID);
+}
+
+function subscriptionTarget(params: ParamsOf<'session.subscribe'>, context: CallContext): SubscriptionTarget {
   const { sessionKey, agentId } = params;
-  if ((sessionKey === undefined) === (agentId === undefined)) {
-    throw RpcError.invalidParams([
-      { path: sessionKey === undefined ? '' : '/agentId', message: 'give exactly one of sessionKey (one session) and agentId (all sessions of an agent)' },
-    ]);
+  if (sessionKey !== undefined && agentId !== undefined) {
+    throw RpcError.invalidParams([{ path: '/agentId', message: 'give one of sessionKey (one session) and agentId (all sessions of an agent), not both' }]);
   }
+  // Neither: every session of the token's agent, or of `main` for the admin token.
+  if (sessionKey === undefined && agentId === undefined) return { sessionKey: null, agentId: ownMainSession(context).route.agentId };
   if (sessionKey !== undefined) {
     const parsed = parseKey(sessionKey);
     return { sessionKey: parsed.sessionKey, agentId: parsed.route.agentId };

@@ -21,6 +21,10 @@ function typeChecks(client: SwitchboardClient): void {
   void client.events({ agentId: 'main' }, { after: 0 });
   // @ts-expect-error a session subscription resumes from one seq, not a map
   void client.subscribe({ sessionKey: 'agent:main:main' }, { onEvent, after: { 'agent:main:main': 1 } });
+  // Neither: the token's own agent, resumed as an agent subscription.
+  void client.events({}, { after: { main: 0 } });
+  // @ts-expect-error as an agent subscription, from a seq per session
+  void client.events({}, { after: 0 });
   // @ts-expect-error one of sessionKey and agentId, not both
   void client.events({ sessionKey: 'main', agentId: 'main' });
 }

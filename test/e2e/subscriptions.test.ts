@@ -505,11 +505,11 @@ test('closing the socket ends its subscriptions: the next event has receivers 0'
   assert.is(after.wake.status, 'no-agent-connected');
 });
 
-test('session.subscribe params: exactly one of sessionKey and agentId; after must match the target', async ({ gw }) => {
+test('session.subscribe params: one of sessionKey and agentId, or neither (the token\'s agent); after must match the target', async ({ gw }) => {
   const peer = await openPeer(gw.url, gw.token);
   assertInvalidParams(await peer.call('session.subscribe', { sessionKey: 'agent:x:main', agentId: 'x' }), '/agentId');
-  assertInvalidParams(await peer.call('session.subscribe', {}), '');
-  assertInvalidParams(await peer.call('session.subscribe', { after: 1 }), '');
+  // Neither is every session of the token's agent: main, for the admin token; resumed from a seq per session.
+  assertInvalidParams(await peer.call('session.subscribe', { after: 1 }), '/after');
   assertInvalidParams(await peer.call('session.subscribe', { sessionKey: 'agent:x:main', after: { 'agent:x:main': 1 } }), '/after');
   assertInvalidParams(await peer.call('session.subscribe', { agentId: 'x', after: 1 }), '/after');
   assertInvalidParams(await peer.call('session.subscribe', { agentId: 'x', after: { 'slack:C1': 1 } }), '/after/slack:C1');
@@ -520,6 +520,8 @@ test('session.subscribe params: exactly one of sessionKey and agentId; after mus
   // "main" is the default agent's main session, canonicalised in the answer.
   assert.equal(resultOf<Subscribed>(await peer.call('session.subscribe', { sessionKey: 'main' })).sessionKey, 'agent:main:main');
   assert.is(peer.notifications('session.event').length, 0, 'failed subscriptions push nothing');
+  const own = resultOf<{ sessionKey: string | null; agentId: string }>(await peer.call('session.subscribe', {}));
+  assert.equal([own.sessionKey, own.agentId], [null, 'main']);
   peer.close();
 });
 

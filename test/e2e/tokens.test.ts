@@ -265,6 +265,33 @@ test('a subscribe-only token cannot publish, even to its own agent; it subscribe
   peer.close();
 });
 
+test("a scoped token that names no session reads, drains and watches its agent's main session, where its events without one went, on the wire and through the CLI", async ({ gw, admin }) => {
+  const own = await create(admin, { agentId: 'solo' });
+  const sent = await runCli(['system', 'event', '--text', 'to my own main', '--json', ...connection(gw, own.token)]);
+  assert.is((JSON.parse(sent.stdout) as { sessionKey: string }).sessionKey, 'agent:solo:main', sent.stderr);
+  const peer = await openPeer(gw.url, own.token);
+  const peeked = resultOf<{ sessionKey: string; events: Array<{ text: string }> }>(await peer.call('session.peek', {}));
+  assert.equal([peeked.sessionKey, peeked.events.map((event) => event.text)], ['agent:solo:main', ['to my own main']]);
+  const subscribed = resultOf<{ sessionKey: string | null; agentId: string }>(await peer.call('session.subscribe', {}));
+  assert.equal([subscribed.sessionKey, subscribed.agentId], [null, 'solo']);
+  const both = errorOf(await peer.call('session.subscribe', { sessionKey: 'agent:solo:main', agentId: 'solo' }));
+  assert.equal(both.data, { name: 'INVALID_PARAMS', errors: [{ path: '/agentId', message: 'give one of sessionKey (one session) and agentId (all sessions of an agent), not both' }] });
+  peer.close();
+
+  const peek = await runCli(['session', 'peek', '--json', ...connection(gw, own.token)]);
+  assert.is((JSON.parse(peek.stdout) as { sessionKey: string }).sessionKey, 'agent:solo:main', peek.stderr);
+  const watch = spawnCli(['session', 'watch', '--json', ...connection(gw, own.token)]);
+  await waitUntil(() => watch.stdout().includes('to my own main'), 'the watch to print the pending event').catch((error: Error) =>
+    assert.unreachable(`${error.message}\nstderr: ${watch.stderr()}`),
+  );
+  assert.is(await watch.stop(), 0, watch.stderr());
+  const drain = await runCli(['session', 'drain', '--json', ...connection(gw, own.token)]);
+  assert.equal((JSON.parse(drain.stdout) as { events: Array<{ text: string }> }).events.map((event) => event.text), ['to my own main']);
+  // The admin token's own agent is main.
+  const adminPeek = await runCli(['session', 'peek', '--json', ...connection(gw)]);
+  assert.is((JSON.parse(adminPeek.stdout) as { sessionKey: string }).sessionKey, 'agent:main:main');
+});
+
 test('token.create with a name holding a lone UTF-16 surrogate is -32602 on /name, and no token is made: UTF-8 cannot store it, so list would show another name', async ({ admin }) => {
   const before = resultOf<{ tokens: unknown[] }>(await admin.call('token.list', {})).tokens.length;
   for (const name of ['ci\ud800', '\udc00', 'a\udfffb']) {

@@ -150,18 +150,16 @@ test('system.event: an agentId holding a character that prints as nothing (or as
   }
 });
 
-test('session.peek/drain: sessionKey required, limit within 1..MAX_READ_LIMIT, after >= 0', () => {
-  rejects(sessionRead, {}, [{ path: '/sessionKey', message: 'is required' }]);
+test('session.peek/drain: sessionKey optional (the token\'s main session), limit within 1..MAX_READ_LIMIT, after >= 0', () => {
+  accepts(sessionRead, {});
+  rejects(sessionRead, { sessionKey: '' }, [{ path: '/sessionKey', message: 'must not be empty' }]);
   accepts(sessionRead, { sessionKey: 'main', limit: 1, after: 0 });
   accepts(sessionRead, { sessionKey: 'main', limit: MAX_READ_LIMIT });
   rejects(sessionRead, { sessionKey: 'main', limit: 0 }, [{ path: '/limit', message: 'must be at least 1' }]);
   rejects(sessionRead, { sessionKey: 'main', limit: MAX_READ_LIMIT + 1 }, [{ path: '/limit', message: `must be at most ${MAX_READ_LIMIT}` }]);
   rejects(sessionRead, { sessionKey: 'main', limit: 1.5 }, [{ path: '/limit', message: 'must be an integer' }]);
   rejects(sessionRead, { sessionKey: 'main', after: -1 }, [{ path: '/after', message: 'must be at least 0' }]);
-  rejects(sessionRead, { limit: 'ten' }, [
-    { path: '/sessionKey', message: 'is required' },
-    { path: '/limit', message: 'must be an integer' },
-  ]);
+  rejects(sessionRead, { limit: 'ten' }, [{ path: '/limit', message: 'must be an integer' }]);
 });
 
 test('a union is described by its branches, or by the one that failed inside the value: never "must match a schema in anyOf"', () => {
