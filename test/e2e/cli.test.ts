@@ -13,6 +13,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fakeServer } from '../helpers/fake-server.js';
 import { cleanup, ISO_RE, makeTempDir, runCli, spawnCli, startGatewayProcess, UUID_RE, type CliResult, type GatewayProcess } from '../helpers/gateway.js';
+import { MAX_TEXT_BYTES } from '../../src/protocol/constants.js';
 
 interface Context {
   gw: GatewayProcess;
@@ -119,6 +120,17 @@ test('system event --json: exactly one JSON object on stdout, the routing result
   assert.is(result.duplicate, false);
   assert.match(result.storedAt, ISO_RE);
   assert.ok(Date.parse(result.storedAt) >= before - 5);
+});
+
+test('system event with a valid text whose request is past the HTTP body limit (64 KiB of ESC, ~384 KiB as JSON) goes over a WebSocket: stored whole, over TCP and over the socket', async ({ gw }) => {
+  const text = `a${'\u001b'.repeat(MAX_TEXT_BYTES - 2)}z`;
+  for (const via of [conn(gw), ['--data-dir', gw.dataDir]]) {
+    const key = freshKey();
+    const sent = parseJsonOut<RoutingJson>(await runCli(['system', 'event', '--text', text, '--session-key', key, '--json', ...via]));
+    assert.is(sent.queue.seq, 1);
+    const peeked = parseJsonOut<{ events: Array<{ text: string }> }>(await runCli(['session', 'peek', '--session-key', key, '--json', ...via]));
+    assert.ok(peeked.events[0]!.text === text, 'the text arrived whole');
+  }
 });
 
 test('string options arrive exactly as typed: --text 007 is "007", not 7', async ({ gw }) => {
