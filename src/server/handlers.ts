@@ -121,7 +121,9 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
       return { sessionKey, seq: params.seq, acked: acked.acked, depth: acked.depth };
     },
     'event.trace': async (params, context) => {
-      const { steps: entries, omitted } = await store.trace(params.eventId, context.readBudget);
+      // Event ids are UUIDs, issued in lower case; RFC 9562 section 4 reads them in either case.
+      const eventId = params.eventId.toLowerCase();
+      const { steps: entries, omitted } = await store.trace(eventId, context.readBudget);
       // Another agent's event is "not found" to a scoped token: a refusal would confirm it exists.
       const visible = entries.length > 0 && (context.principal.kind === 'admin' || agentOfTrace(entries) === context.principal.agentId);
       if (!visible) {
@@ -132,7 +134,7 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
       authorize(context.principal, { scope: 'subscribe', agentId: agentOfTrace(entries) });
       const admin = context.principal.kind === 'admin';
       return {
-        eventId: params.eventId,
+        eventId,
         steps: entries.map(({ step, at, detail }) => ({ step, at: iso(at), detail: admin ? detail : withoutPublisher(step, detail) })),
         omitted,
       };

@@ -184,6 +184,13 @@ test('a live event to several subscriptions: one delivered step, each connection
   second.close();
 });
 
+test('event.trace takes an event id in upper case as the same id (RFC 9562 section 4), and answers it as issued', async ({ publisher }) => {
+  const { eventId } = await publish(publisher, { text: 'any case', sessionKey: `agent:${freshAgent('upper')}:main` });
+  const traced = await trace(publisher, eventId.toUpperCase());
+  assert.is(traced.eventId, eventId);
+  assert.equal(traced.steps.map((step) => step.step).slice(0, 2), ['accepted', 'stored']);
+});
+
 test('event.trace of an unknown event is 1007 EVENT_NOT_FOUND; a malformed id is -32602', async ({ publisher }) => {
   const eventId = '00000000-0000-4000-8000-000000000000';
   const error = errorOf(await publisher.call('event.trace', { eventId }));
