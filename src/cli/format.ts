@@ -70,7 +70,11 @@ export function formatSessionRead(result: ResultOf<'session.peek'>, verb: 'shown
   }
   if (result.events.length === 0) return `${result.sessionKey}: no pending events`;
   // Not "raise --limit": an answer also stops at a budget of event text, which no --limit lifts.
-  const readOn = verb === 'shown' ? `--after ${result.events.at(-1)!.seq} shows the next ones` : 'drain again for the next ones';
+  // A drain removed what it read: the same --after reads on, and none would start below it.
+  const readOn =
+    verb === 'shown'
+      ? `--after ${result.events.at(-1)!.seq} shows the next ones`
+      : `drain again${after === undefined ? '' : ` with --after ${after}`} for the next ones`;
   const more = result.more ? ` (more remain: ${readOn})` : '';
   const header = `${result.sessionKey}: ${result.events.length} event(s) ${verb}${more}; ${result.depth} pending in the session`;
   return [header, ...result.events.map(formatEvent)].join('\n');

@@ -120,6 +120,8 @@ test('a peek or drain with more to read says how to read on, never "raise --limi
   assert.is(peeked, 'agent:main:main: 1 event(s) shown (more remain: --after 7 shows the next ones); 3 pending in the session');
   const [drained] = formatSessionRead({ ...read, depth: 2 }, 'drained').split('\n');
   assert.is(drained, 'agent:main:main: 1 event(s) drained (more remain: drain again for the next ones); 2 pending in the session');
+  const [drainedAfter] = formatSessionRead({ ...read, depth: 2 }, 'drained', 1).split('\n');
+  assert.is(drainedAfter, 'agent:main:main: 1 event(s) drained (more remain: drain again with --after 1 for the next ones); 2 pending in the session');
 });
 
 test('token revoke: what it closed, or when an earlier revoke had revoked the token', () => {
