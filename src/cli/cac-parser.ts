@@ -36,6 +36,8 @@ function declare(commands: readonly CommandSpec[], group?: string): CAC {
 
 /** Parses `joined` (command groups already joined) and runs the command they name. */
 export async function runWithCac(given: readonly string[]): Promise<ExitCode> {
+  // `switchboard help [command]`, as git and npm take it.
+  if (given[0] === 'help') return runWithCac(joinCommandGroup([...given.slice(1), '--help']));
   const joined = commandFirst(given);
   const group = COMMAND_GROUPS.find((name) => name === joined[0]);
   const cli = group === undefined ? declare(COMMANDS) : declare(commandsOf(group), group);
@@ -62,6 +64,14 @@ export async function runWithCac(given: readonly string[]): Promise<ExitCode> {
   if (!cli.matchedCommand) {
     const [first] = parsed.args;
     if (first === undefined) {
+      // An option no command takes (`-V`, `--HELP`) is named, not taken for one put first.
+      const known = declaredFlags([...COMMANDS.flatMap((spec) => spec.options.map((option) => option.flags)), '-h, --help', '-v, --version']);
+      const unknown = args.find((arg) => arg.startsWith('-') && !known.has(arg.split('=', 1)[0]!));
+      if (unknown !== undefined) {
+        const name = unknown.split('=', 1)[0]!;
+        const guess = closest(name, [...known.keys()], optionKey);
+        throw usageError(`unknown option \`${name}\`: ${guess === undefined ? '' : `did you mean ${guess}? Or `}run \`switchboard --help\``);
+      }
       // The error above the help, where it is seen first: the help alone reads like a success.
       process.stderr.write('switchboard: no command given: options go after one (switchboard <command> [options]); the commands are below\n');
       cli.outputHelp();

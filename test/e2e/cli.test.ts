@@ -423,6 +423,23 @@ test('exit 2 for no command at all, with an error line on stderr and the help on
     assert.is(result.stderr, 'switchboard: no command given: options go after one (switchboard <command> [options]); the commands are below\n');
     assert.match(result.stdout, /system event/);
   }
+  // An option no command takes is named, with the one it is closest to.
+  for (const [option, message] of [
+    ['-V', 'unknown option `-V`: did you mean -v? Or run `switchboard --help`'],
+    ['--HELP', 'unknown option `--HELP`: did you mean --help? Or run `switchboard --help`'],
+    ['-x', 'unknown option `-x`: run `switchboard --help`'],
+  ]) {
+    const result = await runCli([option!]);
+    assertExit(result, 2);
+    assert.is(result.stderr, `switchboard: ${message}\n`);
+  }
+});
+
+test('`switchboard help` is the help, and `switchboard help <command>` that command\'s, exit 0', async () => {
+  assert.is((await runCli(['help'])).stdout, (await runCli(['--help'])).stdout);
+  const command = await runCli(['help', 'session', 'peek']);
+  assertExit(command, 0);
+  assert.is(command.stdout, (await runCli(['session', 'peek', '--help'])).stdout);
 });
 
 test('SIGINT or SIGTERM stops session watch with 0 while it is still connecting; a one-shot command is ended by the signal itself (130)', async () => {
