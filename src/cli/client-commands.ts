@@ -2,6 +2,7 @@
  * The CLI's one-shot commands: resolve where the gateway is and the token, make one call through
  * the client library, print, and map the outcome to an exit code.
  */
+import { isUtf8 } from 'node:buffer';
 import { gatewayUrlProblem, unixSocketPath, withoutPassword } from '../client/gateway-url.js';
 import { callOverHttp } from '../client/http.js';
 import { localGatewayUrl } from '../client/local-gateway.js';
@@ -15,7 +16,9 @@ import {
   ENV,
   MAX_AGENT_ID_LENGTH,
   MAX_CALL_TIMEOUT_MS,
+  MAX_FRAME_BYTES,
   MAX_HTTP_BODY_BYTES,
+  MAX_TEXT_BYTES,
   MAX_READ_LIMIT,
   TOKEN_PREFIX,
 } from '../protocol/constants.js';
@@ -43,9 +46,11 @@ type Args = readonly string[];
 const MODES = ['now', 'next-heartbeat'] as const;
 
 export async function systemEvent(args: Args): Promise<ExitCode> {
-  const text = rawOption(args, 'text');
+  const given = rawOption(args, 'text');
+  const text = given === '-' ? await readStdinText() : given;
   if (text === undefined || text.trim() === '') {
-    throw usageError(`--text is required and must not be empty: switchboard system event --text 'Task done!'`);
+    const what = given === '-' ? 'the text read from stdin (--text -) is empty' : '--text is required and must not be empty';
+    throw usageError(`${what}: switchboard system event --text 'Task done!'`);
   }
   const mode = rawOption(args, 'mode');
   if (mode !== undefined && !(MODES as readonly string[]).includes(mode)) {
@@ -63,6 +68,24 @@ export async function systemEvent(args: Args): Promise<ExitCode> {
     unanswered: params.idempotencyKey === undefined ? UNANSWERED.event : UNANSWERED.keyedEvent,
     unseen: UNSEEN.event,
   });
+}
+
+/**
+ * The text of `--text -`: all of stdin, as UTF-8. Read up to a frame's worth: more could never be
+ * sent, and the gateway's own limit on text (with its message) decides below that.
+ */
+async function readStdinText(): Promise<string> {
+  if (process.stdin.isTTY) process.stderr.write('switchboard: reading the text from stdin (end it with Ctrl-D)\n');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_FRAME_BYTES) throw usageError(`stdin (--text -) holds more than ${MAX_FRAME_BYTES} bytes; an event's text is at most ${MAX_TEXT_BYTES}: send a part of it (tail -c)`);
+    chunks.push(chunk);
+  }
+  const bytes = Buffer.concat(chunks);
+  if (!isUtf8(bytes)) throw usageError('stdin (--text -) is not UTF-8 text');
+  return bytes.toString('utf8');
 }
 
 /**

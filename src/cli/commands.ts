@@ -93,7 +93,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: 'system event',
     summary: 'Tell an agent that something happened; prints where the event went',
     options: [
-      { flags: '--text <text>', description: 'What happened (required)' },
+      { flags: '--text <text>', description: 'What happened (required); - reads it from stdin (`make 2>&1 | tail -20 | switchboard system event --text -`)' },
       { flags: '--mode <mode>', description: 'now | next-heartbeat (default next-heartbeat)' },
       { flags: '--session-key <key>', description: 'Conversation to deliver to (default: the main session of --agent)' },
       { flags: '--agent <agentId>', description: "Agent whose main session gets the event when no --session-key is given (default: the token's agent, main for the admin token)" },

@@ -133,6 +133,21 @@ test('system event with a valid text whose request is past the HTTP body limit (
   }
 });
 
+test('system event --text - reads the text from stdin (UTF-8, trimmed by the gateway); empty or not UTF-8 is exit 2', async ({ gw }) => {
+  const key = freshKey();
+  const log = 'build 42 failed:\n  test/a.test.ts: 3 failing\n  ünïcödé ✓\n';
+  const sent = parseJsonOut<RoutingJson>(await runCli(['system', 'event', '--text', '-', '--session-key', key, '--json', ...conn(gw)], { stdin: log }));
+  assert.is(sent.queue.seq, 1);
+  const peeked = parseJsonOut<{ events: Array<{ text: string }> }>(await runCli(['session', 'peek', '--session-key', key, '--json', ...conn(gw)]));
+  assert.is(peeked.events[0]!.text, log.trim());
+  const empty = await runCli(['system', 'event', '--text', '-', ...conn(gw)], { stdin: ' \n' });
+  assertExit(empty, 2);
+  assert.is(empty.stderr, "switchboard: the text read from stdin (--text -) is empty: switchboard system event --text 'Task done!'\n");
+  const binary = await runCli(['system', 'event', '--text', '-', ...conn(gw)], { stdin: Buffer.from([0x61, 0xff, 0x62]) });
+  assertExit(binary, 2);
+  assert.is(binary.stderr, 'switchboard: stdin (--text -) is not UTF-8 text\n');
+});
+
 test('string options arrive exactly as typed: --text 007 is "007", not 7', async ({ gw }) => {
   const key = freshKey();
   const texts = ['007', '1e3', '0x10', 'true', '-5', '-h looks like a flag', '--help'];

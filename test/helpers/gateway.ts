@@ -213,11 +213,15 @@ export interface CliOptions {
   env?: Record<string, string | undefined>;
   /** A file descriptor for the CLI's stdout (one of /dev/full, say) instead of a pipe read into `stdout`. */
   stdout?: number;
+  /** What the CLI reads on stdin, then end of file; none (ignored) when not given. */
+  stdin?: string | Buffer;
 }
 
 /** Runs `switchboard <args>`; SWITCHBOARD_* of this process never leak in, only `env` does. */
 export function runCli(args: readonly string[], options: CliOptions = {}): Promise<CliResult> {
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { env: childEnv(options.env), stdio: ['ignore', options.stdout ?? 'pipe', 'pipe'] });
+  const stdin = options.stdin === undefined ? 'ignore' : 'pipe';
+  const child = spawn(process.execPath, [CLI_PATH, ...args], { env: childEnv(options.env), stdio: [stdin, options.stdout ?? 'pipe', 'pipe'] });
+  if (options.stdin !== undefined) child.stdin!.end(options.stdin);
   children.add(child);
   let stdout = '';
   let stderr = '';
