@@ -110,7 +110,8 @@ export function integerOption(args: readonly string[], name: string, min: number
   if (raw === undefined) return undefined;
   const value = Number(raw);
   if (!/^\d+$/.test(raw) || value < min || value > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `an integer of at least ${min}` : `an integer from ${min} to ${max}`;
+    // The upper bound named when it is the one passed, even where it is only the largest exact integer.
+    const range = max === Number.MAX_SAFE_INTEGER && !(value > max) ? `an integer of at least ${min}` : `an integer from ${min} to ${max}`;
     throw usageError(`--${name} must be ${range} (got ${JSON.stringify(raw)})`);
   }
   return value;

@@ -83,6 +83,8 @@ test('integerOption: digits only, within bounds, as typed; absent is undefined',
     ['-1', '--limit must be an integer of at least 1 (got "-1")'],
     ['1.5', '--limit must be an integer of at least 1 (got "1.5")'],
     ['', '--limit must be an integer of at least 1 (got "")'],
+    // Past the largest exact integer, that bound is what was passed.
+    ['9007199254740992', '--limit must be an integer from 1 to 9007199254740991 (got "9007199254740992")'],
   ] as const) {
     try {
       integerOption([`--limit=${raw}`], 'limit', 1);
