@@ -531,7 +531,7 @@ test('session.peek: after, limit and more; peek consumes nothing', async ({ raw 
   assert.equal(seqs(all), [1, 2, 3, 4, 5]);
 });
 
-test('session.peek bounds: limit 0, limit over MAX_READ_LIMIT, negative after, bad key are -32602', async ({ raw }) => {
+test('session.peek bounds: limit 0, limit over MAX_READ_LIMIT, negative after, bad or empty key are -32602', async ({ raw }) => {
   const key = freshKey('bounds');
   assertInvalidParams(errorOf(await raw.call('session.peek', { sessionKey: key, limit: 0 })), '/limit');
   assertInvalidParams(errorOf(await raw.call('session.peek', { sessionKey: key, limit: MAX_READ_LIMIT + 1 })), '/limit');
@@ -539,7 +539,9 @@ test('session.peek bounds: limit 0, limit over MAX_READ_LIMIT, negative after, b
   assertInvalidParams(errorOf(await raw.call('session.peek', { sessionKey: key, after: -1 })), '/after');
   assertInvalidParams(errorOf(await raw.call('session.peek', { sessionKey: 'slack:C1' })), '/sessionKey');
   assertInvalidParams(errorOf(await raw.call('session.drain', { sessionKey: 'slack:C1' })), '/sessionKey');
-  assertInvalidParams(errorOf(await raw.call('session.peek', {})), '/sessionKey');
+  assertInvalidParams(errorOf(await raw.call('session.peek', { sessionKey: '' })), '/sessionKey');
+  // No key at all is the token's agent's main session: agent:main:main for the admin token.
+  assert.is(resultOf<{ sessionKey: string }>(await raw.call('session.peek', {})).sessionKey, 'agent:main:main');
 });
 
 test('session.list: sessions with pending events, most pending first, filtered by agent', async ({ raw }) => {
