@@ -47,7 +47,7 @@ const MODES = ['now', 'next-heartbeat'] as const;
 
 export async function systemEvent(args: Args): Promise<ExitCode> {
   const given = rawOption(args, 'text');
-  const text = given === '-' ? await readStdinText() : given;
+  const text = given === '-' ? (await readStdinText()).trim() : given;
   if (text === undefined || text.trim() === '') {
     const what = given === '-' ? 'the text read from stdin (--text -) is empty' : '--text is required and must not be empty';
     throw usageError(`${what}: switchboard system event --text 'Task done!'`);
@@ -71,8 +71,8 @@ export async function systemEvent(args: Args): Promise<ExitCode> {
 }
 
 /**
- * The text of `--text -`: all of stdin, as UTF-8. Read up to a frame's worth: more could never be
- * sent, and the gateway's own limit on text (with its message) decides below that.
+ * The text of `--text -`: all of stdin, as UTF-8, at most MAX_TEXT_BYTES once trimmed (as the
+ * gateway trims it). Reading stops past a frame's worth, which bounds what is held.
  */
 async function readStdinText(): Promise<string> {
   if (process.stdin.isTTY) process.stderr.write('switchboard: reading the text from stdin (end it with Ctrl-D)\n');
@@ -80,12 +80,19 @@ async function readStdinText(): Promise<string> {
   let size = 0;
   for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_FRAME_BYTES) throw usageError(`stdin (--text -) holds more than ${MAX_FRAME_BYTES} bytes; an event's text is at most ${MAX_TEXT_BYTES}: send a part of it (tail -c)`);
+    if (size > MAX_FRAME_BYTES) throw usageError(`the text read from stdin (--text -) is more than ${MAX_FRAME_BYTES} bytes; an event's text is at most ${MAX_TEXT_BYTES}: send a part of it (tail -c)`);
     chunks.push(chunk);
   }
   const bytes = Buffer.concat(chunks);
   if (!isUtf8(bytes)) throw usageError('stdin (--text -) is not UTF-8 text');
-  return bytes.toString('utf8');
+  const text = bytes.toString('utf8');
+  // Checked here, not left to the gateway: JSON may escape a text of a megabyte past a frame's
+  // size, and a request the gateway cuts off unread leaves the CLI unable to say it was not stored.
+  const length = Buffer.byteLength(text.trim());
+  if (length > MAX_TEXT_BYTES) {
+    throw usageError(`the text read from stdin (--text -) is ${length} bytes; an event's text is at most ${MAX_TEXT_BYTES}: send a part of it (tail -c)`);
+  }
+  return text;
 }
 
 /**

@@ -29,10 +29,11 @@ const NAME_RE = new RegExp(AGENT_ID_PATTERN);
 // \s covers Unicode whitespace (NBSP, U+2028, U+3000, ...); Cc the C0/C1 controls. Lone surrogates
 // (Cs) are refused too: they cannot be encoded as UTF-8, so two different keys would be stored as
 // the same U+FFFD-mangled string. Format characters (Cf: zero-width spaces and joiners, bidi
-// overrides, U+FEFF) are invisible, as are the rest of the default-ignorable code points (variation
-// selectors, Hangul fillers, U+034F), which the event text's check refuses as well: two keys that
-// print the same would name different sessions.
-const BAD_ID_CHAR_RE = /[\s\p{Cc}\p{Cs}\p{Cf}\p{Default_Ignorable_Code_Point}]/u;
+// overrides, U+FEFF) are invisible, as are the rest of the default-ignorable code points (Hangul
+// fillers, U+034F), which the event text's check refuses as well: two keys that print the same
+// would name different sessions. Variation selectors are let through: emoji carry them ("❤️" is
+// U+2764 U+FE0F), and keys holding them, which earlier versions took, must stay reachable.
+const BAD_ID_CHAR_RE = /(?!\p{Variation_Selector})[\s\p{Cc}\p{Cs}\p{Cf}\p{Default_Ignorable_Code_Point}]/u;
 const LEADING_SPACE_RE = /^[\s\p{Cc}]/u;
 const TRAILING_SPACE_RE = /[\s\p{Cc}]$/u;
 

@@ -566,7 +566,9 @@ function badHandshake(request: IncomingMessage): { status: 400 | 426; message: s
   }
   const protocols = headers['sec-websocket-protocol'];
   if (protocols !== undefined) {
-    const names = protocols.split(',').map((name) => name.trim());
+    // Spaces and tabs around the commas only (RFC 9110 section 5.6.1, as ws reads them): trim()
+    // would take an NBSP too, which ws refuses in plain text.
+    const names = protocols.split(',').map((name) => name.replace(/^[ \t]+|[ \t]+$/g, ''));
     if (!names.every((name) => HTTP_TOKEN.test(name))) {
       return { status: 400, message: `Sec-WebSocket-Protocol ${JSON.stringify(protocols)} is not a list of protocol names: tokens, separated by commas` };
     }

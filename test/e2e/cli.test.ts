@@ -146,6 +146,12 @@ test('system event --text - reads the text from stdin (UTF-8, trimmed by the gat
   const binary = await runCli(['system', 'event', '--text', '-', ...conn(gw)], { stdin: Buffer.from([0x61, 0xff, 0x62]) });
   assertExit(binary, 2);
   assert.is(binary.stderr, 'switchboard: stdin (--text -) is not UTF-8 text\n');
+  // Past the text limit once trimmed: refused before anything is sent (escaped, it could pass a frame's size).
+  const tooLong = await runCli(['system', 'event', '--text', '-', ...conn(gw)], { stdin: `  ${'\u001b'.repeat(MAX_TEXT_BYTES + 1)}\n` });
+  assertExit(tooLong, 2);
+  assert.is(tooLong.stderr, `switchboard: the text read from stdin (--text -) is ${MAX_TEXT_BYTES + 1} bytes; an event's text is at most ${MAX_TEXT_BYTES}: send a part of it (tail -c)\n`);
+  const atLimit = await runCli(['system', 'event', '--text', '-', '--json', ...conn(gw)], { stdin: `\na${'\u001b'.repeat(MAX_TEXT_BYTES - 2)}z\n\n` });
+  assertExit(atLimit, 0);
 });
 
 test('string options arrive exactly as typed: --text 007 is "007", not 7', async ({ gw }) => {

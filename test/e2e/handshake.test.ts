@@ -116,7 +116,7 @@ test('an upgrade that is not an RFC 6455 handshake is refused before the token i
     ['a key of 15 bytes', upgrade({ key: 'Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAA\r\n' }), 400, 'an invalid Sec-WebSocket-Key header: it must be 16 random bytes in base64', undefined],
     ['version 8', upgrade({ version: 'Sec-WebSocket-Version: 8\r\n' }), 426, 'Sec-WebSocket-Version "8": this gateway speaks version 13 (RFC 6455)', '13'],
     ['no version', upgrade({ version: '' }), 426, 'no Sec-WebSocket-Version header: this gateway speaks version 13 (RFC 6455)', '13'],
-    ...[',,', 'jsonrpc-2.0,', 'json rpc', 'jsonrpc/2.0'].map((offered): (typeof cases)[number] => [
+    ...[',,', 'jsonrpc-2.0,', 'json rpc', 'jsonrpc/2.0', 'jsonrpc-2.0,\u00a0x'].map((offered): (typeof cases)[number] => [
       `protocols ${offered}`,
       upgrade({ version: `${fields.version}Sec-WebSocket-Protocol: ${offered}\r\n` }),
       400,
@@ -133,7 +133,8 @@ test('an upgrade that is not an RFC 6455 handshake is refused before the token i
   ];
   for (const [what, bytes, status, message, versionHeader] of cases) {
     const connection = await openRawHttp(gateway.port);
-    connection.write(bytes);
+    // As latin1, as Node reads header bytes: U+00A0 goes as the one byte 0xA0.
+    connection.write(Buffer.from(bytes, 'latin1'));
     const response = await connection.response();
     assert.is(response.status, status, what);
     assert.is(response.headers['sec-websocket-version'], versionHeader, what);

@@ -146,13 +146,13 @@ const loneSurrogate = fc.integer({ min: 0xd800, max: 0xdfff }).map((code) => Str
 const badIdChar = fc.oneof(
   fc.constantFrom(' ', '\t', '\n', '\r', '\v', '\f', '\u0000', '\u001f', '\u007f', '\u0085', '\u00a0', '\u1680', '\u2000', '\u2028', '\u2029', '\u202f', '\u3000', '\ufeff'),
   // Invisible format characters (Cf): zero-width joiner and space, bidi override and isolate, soft hyphen;
-  // and the other default-ignorable ones: combining grapheme joiner, Hangul filler, variation selectors.
-  fc.constantFrom('\u200d', '\u200b', '\u202e', '\u2066', '\u00ad', '\u034f', '\u3164', '\ufe0f', '\u{e0100}'),
+  // and the other default-ignorable ones but variation selectors (which emoji carry): combining grapheme joiner, Hangul filler.
+  fc.constantFrom('\u200d', '\u200b', '\u202e', '\u2066', '\u00ad', '\u034f', '\u3164'),
   loneSurrogate,
 );
 
 function isIdChar(c: string): boolean {
-  return c !== ':' && !/[\s\p{Cc}\p{Cs}\p{Cf}\p{Default_Ignorable_Code_Point}]/u.test(c);
+  return c !== ':' && !/(?!\p{Variation_Selector})[\s\p{Cc}\p{Cs}\p{Cf}\p{Default_Ignorable_Code_Point}]/u.test(c);
 }
 
 /** Characters allowed in ids: mostly ASCII, some of anything else (astral, combining, right-to-left, Kelvin sign). */

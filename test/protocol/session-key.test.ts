@@ -150,6 +150,8 @@ accepted('ids may hold any non-space, non-control Unicode', () => {
     id: '!abc@example.org',
   });
   expectKey('agent:ops:direct:Jörg😀', 'agent:ops:direct:Jörg😀', { agentId: 'ops', kind: 'direct', peer: 'Jörg😀' });
+  // Emoji with a variation selector (U+FE0F): default-ignorable, but what makes "❤️" an emoji.
+  expectKey('agent:ops:direct:bob\u2764\ufe0f', 'agent:ops:direct:bob\u2764\ufe0f', { agentId: 'ops', kind: 'direct', peer: 'bob\u2764\ufe0f' });
 });
 
 accepted('agent ids and channel names at the edges of their pattern', () => {
@@ -382,8 +384,8 @@ rejected('whitespace, control and invisible format characters in ids', () => {
       `channel id "C${char}1" (token 5) contains an invisible format character (${code}) at character 2; ${tail}`,
     );
   }
-  // As are the other default-ignorable code points: combining grapheme joiner, Hangul fillers, variation selectors.
-  for (const char of ['\u034f', '\u115f', '\u17b4', '\u180b', '\u2065', '\u3164', '\ufe0f', '\uffa0', '\u{e0100}']) {
+  // As are the other default-ignorable code points: combining grapheme joiner, Hangul fillers, an unassigned one.
+  for (const char of ['\u034f', '\u115f', '\u17b4', '\u2065', '\u3164', '\uffa0', '\u{e0080}']) {
     const code = `U+${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
     assert.is(
       reason(`agent:main:slack:channel:C${char}1`),
