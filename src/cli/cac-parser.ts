@@ -41,7 +41,10 @@ export async function runWithCac(given: readonly string[]): Promise<ExitCode> {
   const joined = commandFirst(given);
   const group = COMMAND_GROUPS.find((name) => name === joined[0]);
   const cli = group === undefined ? declare(COMMANDS) : declare(commandsOf(group), group);
-  const declared = [cli.globalCommand, ...cli.commands].flatMap((command) => command.options.map((option) => option.rawName));
+  // The named command's own options, and --help and --version: `--text --ack` is a text to
+  // `system event` as `--text --foo` is, though `session watch` declares --ack.
+  const named = cli.commands.find((command) => command.name === joined[0]);
+  const declared = [cli.globalCommand, ...(named === undefined ? cli.commands : [named])].flatMap((command) => command.options.map((option) => option.rawName));
   const args = attachOptionValues(joined, declaredFlags(declared));
   const parsed = cli.parse(['node', 'switchboard', ...args], { run: false });
   // cac printed the help; the version is printed here, for --version alone. `--version extra` is

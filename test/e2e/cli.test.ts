@@ -156,7 +156,8 @@ test('system event --text - reads the text from stdin (UTF-8, trimmed by the gat
 
 test('string options arrive exactly as typed: --text 007 is "007", not 7', async ({ gw }) => {
   const key = freshKey();
-  const texts = ['007', '1e3', '0x10', 'true', '-5', '-h looks like a flag', '--help'];
+  // --ack is an option of session watch, not of system event: a text here, as --foo would be.
+  const texts = ['007', '1e3', '0x10', 'true', '-5', '-h looks like a flag', '--help', '--ack', '--foo'];
   for (const text of texts) {
     // A value that is itself an option name needs the --name=value form.
     const args = text === '--help' ? [`--text=${text}`] : ['--text', text];
