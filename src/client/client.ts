@@ -175,6 +175,8 @@ export class SwitchboardClient {
   #reconnecting = false;
   #closedError: ConnectionError | RpcCallError | undefined;
   #closedByCaller = false;
+  /** Aborted once the client is closed: ends a reconnect's wait and the connection attempt under way. */
+  readonly #closing = new AbortController();
   #nextId = 1;
 
   /** Use `connect()`; this wraps an already open socket, with the options connect() checked. */
@@ -373,7 +375,9 @@ export class SwitchboardClient {
 
   /**
    * Sends one call. `onAnswer` runs synchronously when the answer is read, before any later frame
-   * of the same socket read is dispatched: a subscription must know its id before its events.
+   * of the same socket read is dispatched: a subscription must know its id before its events. It
+   * runs for an answer that comes after the call timed out or was aborted, too: a subscribe the
+   * gateway took after its caller gave up must still be taken back (see #subscribeOnServer).
    */
   #send(
     method: string,
@@ -399,14 +403,18 @@ export class SwitchboardClient {
         signal?.removeEventListener('abort', onAbort);
         this.#pending.delete(id);
       };
-      const onAbort = () => {
+      // Given up on, the call may still be answered: until then (or until the socket is left), the
+      // answer goes to onAnswer alone.
+      const giveUp = (error: ConnectionError) => {
         settle();
-        reject(aborted(this.url, method));
+        if (onAnswer) this.#pending.set(id, { resolve: (result) => (this.#pending.delete(id), onAnswer(result)), reject: () => this.#pending.delete(id) });
+        reject(error);
       };
-      const timer = setTimeout(() => {
-        settle();
-        reject(new ConnectionError('timeout', this.url, `no answer to ${method} from ${this.url} within ${timeoutMs} ms`));
-      }, timeoutMs);
+      const onAbort = () => giveUp(aborted(this.url, method));
+      const timer = setTimeout(
+        () => giveUp(new ConnectionError('timeout', this.url, `no answer to ${method} from ${this.url} within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#pending.set(id, {
         resolve: (result) => {
@@ -594,14 +602,16 @@ export class SwitchboardClient {
   }
 
   async #reopen(options: Required<ReconnectOptions>): Promise<void> {
+    // Closed already, by onReconnect's listener (told of the loss just before this starts).
+    if (this.#state === 'closed') return;
     this.#state = 'reconnecting';
     let delay = options.initialDelayMs;
     while (this.#state === 'reconnecting') {
       this.#byServerId.clear();
-      await new Promise((resolve) => setTimeout(resolve, delay * (0.5 + Math.random() / 2)));
+      await this.#pause(delay * (0.5 + Math.random() / 2));
       if (this.#state !== 'reconnecting') return;
       try {
-        const socket = await openSocket(this.url, this.#token, { timeoutMs: this.#timeoutMs });
+        const socket = await openSocket(this.url, this.#token, { timeoutMs: this.#timeoutMs, signal: this.#closing.signal });
         if (this.#state !== 'reconnecting') {
           socket.close(1000, 'client closing');
           return;
@@ -632,8 +642,26 @@ export class SwitchboardClient {
     }
   }
 
+  /**
+   * Waits `ms`, or until the client is closed: a client closed while it waits to reconnect must not
+   * keep its process alive for the rest of the wait (up to maxDelayMs).
+   */
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.#closing.signal.aborted) return resolve();
+      const done = () => {
+        clearTimeout(timer);
+        this.#closing.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#closing.signal.addEventListener('abort', done, { once: true });
+    });
+  }
+
   #finish(error: ConnectionError | RpcCallError, byCaller = false): void {
     this.#state = 'closed';
+    this.#closing.abort();
     this.#closedError = error;
     this.#closedByCaller = byCaller;
     this.#rejectPending(error);

@@ -4,6 +4,7 @@
  * SIGKILL and restarted at the same URL costs the consumer nothing: every answered event is seen
  * exactly once across the restart.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -353,6 +354,60 @@ test('a subscribe made while reconnecting that the gateway refuses fails alone: 
     assert.ok(await sb.call('gateway.status', {}), 'the client still answers calls');
   } finally {
     await second.stop();
+  }
+});
+
+test('a subscribe given up on (aborted, or timed out) after it was sent is taken back once the gateway answers it: no subscription is left behind', async () => {
+  const gw = await startGatewayProcess();
+  try {
+    const sb = await client(gw.url, gw.token);
+    const agent = freshAgent('orphan');
+    // Stopped, the gateway answers nothing: the calls are on the wire and given up on before any answer.
+    gw.process.kill('SIGSTOP');
+    const abort = new AbortController();
+    const aborted = sb.subscribe({ agentId: agent }, { onEvent: () => {} }, { signal: abort.signal }).catch((error: unknown) => error);
+    const timedOut = sb.subscribe({ agentId: agent }, { onEvent: () => {} }, { timeoutMs: 200 }).catch((error: unknown) => error);
+    await sleep(50);
+    abort.abort();
+    assert.equal(((await aborted) as ConnectionError).failure, 'aborted');
+    assert.equal(((await timedOut) as ConnectionError).failure, 'timeout');
+    gw.process.kill('SIGCONT');
+    // Each late answer is followed by an unsubscribe: neither is a receiver of the agent's next event.
+    // Texts of their own: a repeat of the last text is deduplicated, which no subscriber receives.
+    let attempt = 0;
+    await waitUntil(async () => (await sb.systemEvent({ text: `anyone? ${++attempt}`, agentId: agent })).receivers === 0, 'the subscriptions to be taken back');
+    await sb.close();
+  } finally {
+    gw.process.kill('SIGCONT');
+    await gw.stop();
+  }
+});
+
+test('close() while the client waits to reconnect ends the wait: the process exits, not kept alive for the rest of it', async () => {
+  const gone = await startGatewayProcess();
+  // A program of its own: whether the client keeps a process alive shows only in a process that has nothing else.
+  const library = new URL('../../src/index.js', import.meta.url).href;
+  const program = `
+    import { connect } from ${JSON.stringify(library)};
+    const sb = await connect({
+      url: process.argv[1], token: process.argv[2],
+      reconnect: { initialDelayMs: 60000, maxDelayMs: 60000 },
+      onReconnect: (change) => { if (change.state === 'reconnecting') void sb.close().then(() => console.log('closed')); },
+    });
+    console.log('open');`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', program, gone.url, gone.token], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  try {
+    await waitUntil(() => out.includes('open'), 'the client to connect');
+    await gone.kill9();
+    // The wait before the first reconnect is 30 to 60 s: an exit well before it is the close's doing.
+    const code = await Promise.race([exited, sleep(15_000).then(() => 'still running')]);
+    assert.is(code, 0, out);
+    assert.match(out, /closed/);
+  } finally {
+    child.kill('SIGKILL');
   }
 });
 
