@@ -4,7 +4,7 @@
  * ConnectionError, never left hanging. With `reconnect`, a lost connection is re-opened with
  * backoff and every subscription resumes after the last event it saw, so none is seen twice.
  */
-import { DEFAULT_CALL_TIMEOUT_MS, TOKEN_REVOKED_CLOSE } from '../protocol/constants.js';
+import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, TOKEN_REVOKED_CLOSE } from '../protocol/constants.js';
 import type { ErrorName } from '../protocol/errors.js';
 import type { MethodName, NotificationParams, ParamsOf, ResultOf } from '../protocol/methods.js';
 import type { AgentWakeNotification, StoredEvent } from '../protocol/schemas.js';
@@ -57,6 +57,13 @@ export interface ConnectOptions {
    * went quiet. Calls and subscriptions need nothing from it.
    */
   onReconnect?: (change: ReconnectChange) => void;
+  /**
+   * How long the client waits without hearing from the gateway (it pings every 30 s) before it
+   * takes the connection for dead and closes it (1006), reconnecting with `reconnect`: a stopped
+   * gateway, or a connection cut without a word (sleep, a NAT), is noticed. 0: never.
+   * @default DEFAULT_HEARTBEAT_TIMEOUT_MS (90 s)
+   */
+  heartbeatTimeoutMs?: number;
 }
 
 export type ReconnectChange = { state: 'reconnecting'; reason: string } | { state: 'reconnected' };
@@ -139,10 +146,11 @@ function reconnectSettings(reconnect: ConnectOptions['reconnect']): Required<Rec
 }
 
 /** The options as connect() has checked them, with their defaults filled in. */
-interface ClientSettings extends Omit<ConnectOptions, 'url' | 'timeoutMs' | 'reconnect'> {
+interface ClientSettings extends Omit<ConnectOptions, 'url' | 'timeoutMs' | 'reconnect' | 'heartbeatTimeoutMs'> {
   url: string;
   timeoutMs: number;
   reconnect: Required<ReconnectOptions> | undefined;
+  heartbeatTimeoutMs: number;
 }
 
 export async function connect(options: ConnectOptions): Promise<SwitchboardClient> {
@@ -151,14 +159,16 @@ export async function connect(options: ConnectOptions): Promise<SwitchboardClien
   // Checked before connecting: a bad option is the caller's to fix, whatever the gateway says.
   const reconnect = reconnectSettings(options.reconnect);
   const token = tokenOption(options.token);
-  const socket = await openSocket(url, token, { timeoutMs, ...(options.signal ? { signal: options.signal } : {}) });
-  return new SwitchboardClient(socket, { ...options, url, token, timeoutMs, reconnect });
+  const heartbeatTimeoutMs = durationOption('heartbeatTimeoutMs', options.heartbeatTimeoutMs, DEFAULT_HEARTBEAT_TIMEOUT_MS, 0);
+  const socket = await openSocket(url, token, { timeoutMs, heartbeatTimeoutMs, ...(options.signal ? { signal: options.signal } : {}) });
+  return new SwitchboardClient(socket, { ...options, url, token, timeoutMs, reconnect, heartbeatTimeoutMs });
 }
 
 export class SwitchboardClient {
   readonly url: string;
   readonly #token: string;
   readonly #timeoutMs: number;
+  readonly #heartbeatTimeoutMs: number;
   readonly #reconnect: Required<ReconnectOptions> | undefined;
   readonly #onReconnect: (change: ReconnectChange) => void;
   readonly #pending = new Map<number, Pending>();
@@ -184,6 +194,7 @@ export class SwitchboardClient {
     this.url = options.url;
     this.#token = options.token;
     this.#timeoutMs = options.timeoutMs;
+    this.#heartbeatTimeoutMs = options.heartbeatTimeoutMs;
     this.#reconnect = options.reconnect;
     const onReconnect = options.onReconnect;
     this.#onReconnect = onReconnect ? (change) => runCallback(() => onReconnect(change)) : () => {};
@@ -611,7 +622,11 @@ export class SwitchboardClient {
       await this.#pause(delay * (0.5 + Math.random() / 2));
       if (this.#state !== 'reconnecting') return;
       try {
-        const socket = await openSocket(this.url, this.#token, { timeoutMs: this.#timeoutMs, signal: this.#closing.signal });
+        const socket = await openSocket(this.url, this.#token, {
+          timeoutMs: this.#timeoutMs,
+          heartbeatTimeoutMs: this.#heartbeatTimeoutMs,
+          signal: this.#closing.signal,
+        });
         if (this.#state !== 'reconnecting') {
           socket.close(1000, 'client closing');
           return;

@@ -21,6 +21,8 @@ export interface Socket {
 export interface OpenOptions {
   timeoutMs: number;
   signal?: AbortSignal;
+  /** Silence from the gateway after which the open socket is closed as lost (see DEFAULT_HEARTBEAT_TIMEOUT_MS); 0: never. */
+  heartbeatTimeoutMs: number;
 }
 
 export function openSocket(url: string, token: string, options: OpenOptions): Promise<Socket> {
@@ -89,14 +91,37 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
       ws.removeAllListeners();
       // After open, errors surface as a close; the listener keeps them from being thrown.
       ws.on('error', () => {});
+      const silence = watchSilence(ws, options.heartbeatTimeoutMs);
       resolve({
         send: (text) => ws.send(text),
         close: (code, reason) => ws.close(code, reason),
         onMessage: (listener) => ws.on('message', (data: Buffer) => listener(data.toString())),
-        onClose: (listener) => ws.on('close', (code: number, reason: Buffer) => listener(code, reason.toString())),
+        onClose: (listener) => ws.on('close', (code: number, reason: Buffer) => listener(code, silence.reason ?? reason.toString())),
       });
     });
   });
+}
+
+/**
+ * Closes the socket (as lost: 1006, no close frame) once the gateway has sent nothing, not even a
+ * ping, for `timeoutMs`; `reason` then says so. Checked a few times per timeout by an unref'd
+ * timer, so a quiet connection costs no timer per frame and keeps no process alive.
+ */
+function watchSilence(ws: WebSocket, timeoutMs: number): { reason: string | undefined } {
+  const state: { reason: string | undefined } = { reason: undefined };
+  if (timeoutMs === 0) return state;
+  let heard = Date.now();
+  const hear = () => (heard = Date.now());
+  ws.on('message', hear);
+  ws.on('ping', hear);
+  ws.on('pong', hear);
+  const check = setInterval(() => {
+    if (Date.now() - heard <= timeoutMs) return;
+    state.reason = `nothing from the gateway for ${timeoutMs} ms, not even a ping: the connection was taken as lost`;
+    ws.terminate();
+  }, Math.max(1, Math.floor(timeoutMs / 4))).unref();
+  ws.once('close', () => clearInterval(check));
+  return state;
 }
 
 /**

@@ -125,6 +125,14 @@ export const DEFAULT_HEARTBEAT_INTERVAL_MS = 60_000;
 export const PING_INTERVAL_MS = 30_000;
 
 /**
+ * How long the client library waits without hearing from the gateway (a ping, an answer, an
+ * event) before it takes the connection for dead and closes it, reconnecting if asked to: three
+ * of the gateway's ping intervals. A gateway that was stopped, or a connection cut without a word
+ * (a laptop asleep, a NAT that forgot it), otherwise left an agent waiting for events for good.
+ */
+export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 3 * PING_INTERVAL_MS;
+
+/**
  * A subscriber whose unsent pushes pass this is cut (close 1008, "slow consumer"): its events
  * stay pending and are replayed when it reconnects, and nobody else waits for it. Answers to its
  * reads are not counted (see Connection#bufferedAmount).

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { WebSocketServer } from 'ws';
 import { connect } from '../../src/client/client.js';
 import { ConnectionError, tlsError, type ConnectionFailure } from '../../src/client/errors.js';
 
@@ -43,6 +44,32 @@ async function connectFailure(url: string, failure: ConnectionFailure, message: 
   assert.is((outcome as ConnectionError).failure, failure);
   assert.is((outcome as Error).message, message);
 }
+
+test('a connection on which nothing comes for heartbeatTimeoutMs, not even a ping, is closed as lost: calls on it fail at once, not at their timeout', async () => {
+  // Accepts the upgrade, then says nothing: as a gateway stopped, or a connection cut without a word.
+  const silent = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await new Promise((resolve) => silent.once('listening', resolve));
+  try {
+    const url = `ws://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const client = await connect({ url, token: 'sbt_test', timeoutMs: 60_000, heartbeatTimeoutMs: 200 });
+    const outcome = await client.call('gateway.status', {}).catch((error: unknown) => error);
+    assert.instance(outcome, ConnectionError);
+    assert.is(
+      (outcome as ConnectionError).message,
+      `connection to ${url} closed (1006: nothing from the gateway for 200 ms, not even a ping: the connection was taken as lost) before the gateway answered`,
+    );
+    await client.closed;
+  } finally {
+    for (const socket of silent.clients) socket.terminate();
+    await new Promise((resolve) => silent.close(resolve));
+  }
+});
+
+test('heartbeatTimeoutMs is a duration like the others: 0 turns the check off, a negative one is a RangeError', async () => {
+  const outcome = await connect({ url: 'ws://127.0.0.1:1', token: 'sbt_test', heartbeatTimeoutMs: -1 }).catch((error: unknown) => error);
+  assert.instance(outcome, RangeError);
+  assert.match((outcome as Error).message, /^heartbeatTimeoutMs must be a number of milliseconds from 0 to/);
+});
 
 test("a refusal with the gateway's JSON error names its message, name and code, as a refused call does", async () => {
   const error = { code: 1013, message: 'too many failed authentications from 127.0.0.1; retry in 42 s', data: { name: 'RATE_LIMITED' } };

@@ -24,6 +24,7 @@ import {
   startGatewayProcess,
   startGatewayProcessAt,
   startInProcessGateway,
+  startTunedGateway,
   waitUntil,
   type InProcessGateway,
   type Peer,
@@ -381,6 +382,17 @@ test('a subscribe given up on (aborted, or timed out) after it was sent is taken
     gw.process.kill('SIGCONT');
     await gw.stop();
   }
+});
+
+test('a quiet connection to a gateway that pings is kept: its pings are what the heartbeat timeout waits for', async () => {
+  const gw = await startTunedGateway({ pingIntervalMs: 50 });
+  const changes: ReconnectChange[] = [];
+  const sb = await connect({ url: gw.url, token: gw.token, heartbeatTimeoutMs: 300, reconnect: true, onReconnect: (change) => changes.push(change) });
+  clients.add(sb);
+  await sleep(1_000);
+  assert.equal(changes, []);
+  assert.ok(await sb.call('gateway.status', {}));
+  await sb.close();
 });
 
 test('close() while the client waits to reconnect ends the wait: the process exits, not kept alive for the rest of it', async () => {
