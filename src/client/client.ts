@@ -341,19 +341,26 @@ export class SwitchboardClient {
         options.signal ? { signal: options.signal } : {},
       );
     } catch (error) {
-      // Closing the client is an end, also while the subscribe is on its way (or waits for a reconnect).
-      if (this.#closedByCaller) return;
+      // Closing the client, or the signal, is an end, also while the subscribe is on its way (or
+      // waits for a reconnect): the same end as once the loop runs.
+      if (this.#closedByCaller || options.signal?.aborted) return;
       throw error;
     }
-    const stop = () => queue.end();
+    // The caller's stop is at once: events already queued are not yielded (they stay pending on
+    // the gateway until acked, and come again to the next subscription).
+    const stop = () => queue.stop();
     options.signal?.addEventListener('abort', stop, { once: true });
     // Aborted after the subscribe was answered and before the line above: 'abort' has fired already.
     if (options.signal?.aborted) stop();
     // A connection lost for good (token revoked, reconnect off) is an error for the loop, not an
     // end: an agent must not mistake it for "no more events". Closing the client is an end.
-    void this.#closed.then(() => queue.end(this.#closedByCaller ? undefined : this.#closedError));
+    void this.#closed.then(() => (this.#closedByCaller ? queue.stop() : queue.end(this.#closedError)));
     try {
-      yield* queue;
+      for await (const event of queue) {
+        // Stopped while the loop's body ran (close() not awaited, say): not one more event.
+        if (this.#closedByCaller || options.signal?.aborted) return;
+        yield event;
+      }
     } finally {
       options.signal?.removeEventListener('abort', stop);
       if (this.#state !== 'closed') await subscription.unsubscribe().catch(() => {});

@@ -16,6 +16,12 @@ export class EventQueue<T> implements AsyncIterable<T> {
     }
   }
 
+  /** No more items, and those queued are dropped: the loop ends at its next step. */
+  stop(): void {
+    this.#items.length = 0;
+    this.end();
+  }
+
   /** No more items; with an error, the loop throws it once the queued items are consumed. */
   end(error?: Error): void {
     if (this.#ended) return;

@@ -115,6 +115,38 @@ test('events({ agentId }) yields every session of the agent, replayed then live;
   await sb.close();
 });
 
+test('an events() loop stops at once on abort or close(): events already received are not yielded (they stay pending), and an abort before the subscribe is answered ends it as quietly', async ({
+  gw,
+  publisher,
+}) => {
+  const key = `agent:${freshAgent('cstop')}:main`;
+  for (let i = 1; i <= 5; i++) await publish(publisher, { text: `e${i}`, sessionKey: key });
+  for (const how of ['abort', 'close'] as const) {
+    const sb = await client(gw.url, gw.token);
+    const stop = new AbortController();
+    const seen: number[] = [];
+    for await (const event of sb.events({ sessionKey: key }, { signal: stop.signal })) {
+      seen.push(event.seq);
+      // The other four are in by now, queued behind this one.
+      await sleep(100);
+      if (how === 'abort') stop.abort();
+      else void sb.close();
+    }
+    assert.equal(seen, [1], how);
+    await sb.close();
+  }
+  assert.is(resultOf<{ depth: number }>(await publisher.call('session.peek', { sessionKey: key })).depth, 5, 'none acked, all pending');
+  // Aborted before the subscribe is answered: the loop ends, as it does once running.
+  const sb = await client(gw.url, gw.token);
+  const early = new AbortController();
+  const loop = (async () => {
+    for await (const event of sb.events({ sessionKey: key }, { signal: early.signal })) assert.unreachable(`yielded ${event.seq}`);
+  })();
+  early.abort();
+  await loop;
+  await sb.close();
+});
+
 test('an agent subscription lets go of a session drained of all it saw, as of one acked: a drain-driven agent\'s cursors do not grow with every session it ever read', async ({ gw, publisher }) => {
   const agent = freshAgent('cdrain');
   const [a, b, c] = ['a', 'b', 'c'].map((peer) => `agent:${agent}:direct:${peer}`) as [string, string, string];
