@@ -11,6 +11,7 @@ import type { AgentWakeNotification, StoredEvent } from '../protocol/schemas.js'
 import { parseSessionKey } from '../protocol/session-key.js';
 import { ConnectionError, RpcCallError } from './errors.js';
 import { EventQueue } from './event-queue.js';
+import { onAbort } from './abort.js';
 import { localGatewayUrl } from './local-gateway.js';
 import { durationOption, tokenOption } from './options.js';
 import type { OpenOptions, Socket } from './transport.js';
@@ -348,10 +349,9 @@ export class SwitchboardClient {
     }
     // The caller's stop is at once: events already queued are not yielded (they stay pending on
     // the gateway until acked, and come again to the next subscription).
-    const stop = () => queue.stop();
-    options.signal?.addEventListener('abort', stop, { once: true });
+    const stopListening = onAbort(options.signal, () => queue.stop());
     // Aborted after the subscribe was answered and before the line above: 'abort' has fired already.
-    if (options.signal?.aborted) stop();
+    if (options.signal?.aborted) queue.stop();
     // A connection lost for good (token revoked, reconnect off) is an error for the loop, not an
     // end: an agent must not mistake it for "no more events". Closing the client is an end.
     void this.#closed.then(() => (this.#closedByCaller ? queue.stop() : queue.end(this.#closedError)));
@@ -362,7 +362,7 @@ export class SwitchboardClient {
         yield event;
       }
     } finally {
-      options.signal?.removeEventListener('abort', stop);
+      stopListening();
       if (this.#state !== 'closed') await subscription.unsubscribe().catch(() => {});
     }
   }
@@ -418,7 +418,7 @@ export class SwitchboardClient {
       }
       const settle = () => {
         clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
+        stopListening();
         this.#pending.delete(id);
       };
       // Given up on, the call may still be answered: until then (or until the socket is left), the
@@ -428,12 +428,11 @@ export class SwitchboardClient {
         if (onAnswer) this.#pending.set(id, { resolve: (result) => (this.#pending.delete(id), onAnswer(result)), reject: () => this.#pending.delete(id) });
         reject(error);
       };
-      const onAbort = () => giveUp(aborted(this.url, method));
       const timer = setTimeout(
         () => giveUp(new ConnectionError('timeout', this.url, `no answer to ${method} from ${this.url} within ${timeoutMs} ms`)),
         timeoutMs,
       );
-      signal?.addEventListener('abort', onAbort, { once: true });
+      const stopListening = onAbort(signal, () => giveUp(aborted(this.url, method)));
       this.#pending.set(id, {
         resolve: (result) => {
           settle();
@@ -471,21 +470,20 @@ export class SwitchboardClient {
       if (signal?.aborted) return reject(aborted(this.url, method));
       const done = () => {
         clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
+        stopListening();
         waiters.delete(done);
         resolve();
       };
-      const onAbort = () => {
+      const timer = setTimeout(() => {
+        waiters.delete(done);
+        stopListening();
+        reject(new ConnectionError('timeout', this.url, `${method}: the gateway at ${this.url} ${late} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const stopListening = onAbort(signal, () => {
         waiters.delete(done);
         clearTimeout(timer);
         reject(aborted(this.url, method));
-      };
-      const timer = setTimeout(() => {
-        waiters.delete(done);
-        signal?.removeEventListener('abort', onAbort);
-        reject(new ConnectionError('timeout', this.url, `${method}: the gateway at ${this.url} ${late} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      signal?.addEventListener('abort', onAbort, { once: true });
+      });
       waiters.add(done);
     });
   }

@@ -11,6 +11,7 @@ import { gatewayUrlProblem, HTTP_PROTOCOLS, invalidGatewayUrl, UNIX_SOCKET_HOST,
 import { exchange, ExchangeError, type HttpResponse } from './http1.js';
 import { unixSocketRefusal } from './local-gateway.js';
 import { durationOption, tokenOption } from './options.js';
+import { onAbort } from './abort.js';
 
 export interface HttpCallOptions {
   /**
@@ -59,7 +60,7 @@ export async function callOverHttp<M extends MethodName>(options: HttpCallOption
   }, timeoutMs);
   const onCallerAbort = () => stop.abort(signal!.reason);
   if (signal?.aborted) onCallerAbort();
-  else signal?.addEventListener('abort', onCallerAbort, { once: true });
+  const stopListening = onAbort(signal, onCallerAbort);
   let response: HttpResponse;
   try {
     const socketPath = unixSocketPath(url);
@@ -77,7 +78,7 @@ export async function callOverHttp<M extends MethodName>(options: HttpCallOption
     throw connectionError(error, url, method, timedOut, timeoutMs);
   } finally {
     clearTimeout(timer);
-    signal?.removeEventListener('abort', onCallerAbort);
+    stopListening();
   }
   return answerOf(response.status, response.body.toString('utf8'), url) as ResultOf<M>;
 }

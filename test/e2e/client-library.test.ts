@@ -115,6 +115,21 @@ test('events({ agentId }) yields every session of the agent, replayed then live;
   await sb.close();
 });
 
+test('one AbortSignal shared by many concurrent calls and loops adds one listener to it: no MaxListenersExceededWarning', async ({ gw }) => {
+  const sb = await client(gw.url, gw.token);
+  const warnings: string[] = [];
+  const onWarning = (warning: Error) => warnings.push(warning.name);
+  process.on('warning', onWarning);
+  try {
+    const panel = new AbortController();
+    await Promise.all(Array.from({ length: 30 }, () => sb.call('gateway.status', {}, { signal: panel.signal })));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(warnings, []);
+  } finally {
+    process.off('warning', onWarning);
+  }
+});
+
 test('an events() loop stops at once on abort or close(): events already received are not yielded (they stay pending), and an abort before the subscribe is answered ends it as quietly', async ({
   gw,
   publisher,
