@@ -179,6 +179,8 @@ export class SwitchboardClient {
   readonly #reopened = new Set<() => void>();
   /** Told when the open connection closes or is lost (see #whenLeft). */
   readonly #left = new Set<() => void>();
+  /** Told once the client is closed for good: the events() loops running (see #finish). */
+  readonly #ending = new Set<() => void>();
   readonly #closed: Promise<void>;
   #resolveClosed!: () => void;
   #socket: Socket;
@@ -354,7 +356,10 @@ export class SwitchboardClient {
     if (options.signal?.aborted) queue.stop();
     // A connection lost for good (token revoked, reconnect off) is an error for the loop, not an
     // end: an agent must not mistake it for "no more events". Closing the client is an end.
-    void this.#closed.then(() => (this.#closedByCaller ? queue.stop() : queue.end(this.#closedError)));
+    // Taken off when the loop ends: a handler left on the client's close held every finished loop's queue.
+    const ended = () => (this.#closedByCaller ? queue.stop() : queue.end(this.#closedError));
+    if (this.#state === 'closed') ended();
+    else this.#ending.add(ended);
     try {
       for await (const event of queue) {
         // Stopped while the loop's body ran (close() not awaited, say): not one more event.
@@ -363,6 +368,7 @@ export class SwitchboardClient {
       }
     } finally {
       stopListening();
+      this.#ending.delete(ended);
       if (this.#state !== 'closed') await subscription.unsubscribe().catch(() => {});
     }
   }
@@ -686,7 +692,8 @@ export class SwitchboardClient {
     this.#closedByCaller = byCaller;
     this.#rejectPending(error);
     // Calls waiting for a reconnect (or a close) wake up, see the closed state, and reject with the error.
-    for (const resume of [...this.#reopened, ...this.#left]) resume();
+    for (const resume of [...this.#reopened, ...this.#left, ...this.#ending]) resume();
+    this.#ending.clear();
     this.#resolveClosed();
   }
 
