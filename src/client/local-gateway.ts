@@ -29,11 +29,15 @@ export function localGatewayToken(dataDir?: string): string {
 }
 
 /**
- * The data dir given, else SWITCHBOARD_DATA_DIR's (set and not empty), else the platform's user
- * data dir: as the gateway and the CLI choose it, so that a program run beside them finds theirs.
+ * The data dir given, else SWITCHBOARD_DATA_DIR's, else the platform's user data dir: as the
+ * gateway and the CLI choose it, so that a program run beside them finds theirs. The variable set
+ * but empty is an error, as it is to the CLI: most often an unset shell variable, and the default
+ * data dir's admin token is not what was meant.
  */
 function chosenDataDir(dataDir: string | undefined): string {
-  return resolveDataDir(dataDir ?? (process.env[ENV.dataDir] || undefined));
+  const fromEnv = process.env[ENV.dataDir];
+  if (dataDir === undefined && fromEnv === '') throw new TypeError(`${ENV.dataDir} is set but empty: give it a value, or unset it to use the default`);
+  return resolveDataDir(dataDir ?? fromEnv);
 }
 
 /**

@@ -346,6 +346,10 @@ test('localGatewayUrl and localGatewayToken name the data dir\'s socket and read
     const client = await connect({ token: localGatewayToken() });
     assert.is((await client.call('gateway.status', {})).dataDir, gw.dataDir);
     await client.close();
+    // Set but empty is refused, as the CLI refuses it, rather than read as the default data dir.
+    process.env['SWITCHBOARD_DATA_DIR'] = '';
+    assert.throws(() => localGatewayToken(), (error: Error) => error instanceof TypeError && error.message === 'SWITCHBOARD_DATA_DIR is set but empty: give it a value, or unset it to use the default');
+    assert.throws(() => localGatewayUrl(), TypeError);
   } finally {
     if (saved === undefined) delete process.env['SWITCHBOARD_DATA_DIR'];
     else process.env['SWITCHBOARD_DATA_DIR'] = saved;
