@@ -325,7 +325,7 @@ test('with reconnect, an ack (or a read) whose connection is lost before its ans
   }
 });
 
-test('a signal aborted before the call: connect(), subscribe() and an events() loop reject "aborted" at once, as a call does; the loop never streams', async ({ gw, admin }) => {
+test('a signal aborted before the call: connect() and subscribe() reject "aborted" at once, as a call does; an events() loop ends at once, as on an abort later, and never streams', async ({ gw, admin }) => {
   const agentId = 'preaborted';
   resultOf(await admin.call('system.event', { text: 'pending', agentId }));
   const client = await connect({ url: gw.url, token: gw.token, timeoutMs: 5_000 });
@@ -336,8 +336,9 @@ test('a signal aborted before the call: connect(), subscribe() and an events() l
       for await (const event of client.events({ agentId }, { signal })) seen.push(event.seq);
       return 'ended';
     })();
+    assert.is(await Promise.race([loop, new Promise((resolve) => setTimeout(() => resolve('still waiting'), 1_000))]), 'ended');
     const outcomes = await Promise.all(
-      [loop, client.subscribe({ agentId }, { onEvent: (event) => seen.push(event.seq) }, { signal }), client.status({ signal })].map((call) =>
+      [client.subscribe({ agentId }, { onEvent: (event) => seen.push(event.seq) }, { signal }), client.status({ signal })].map((call) =>
         Promise.race([call.then(() => 'resolved', (error: unknown) => error), new Promise((resolve) => setTimeout(() => resolve('still waiting'), 1_000))]),
       ),
     );
