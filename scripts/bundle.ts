@@ -9,9 +9,10 @@
  * - `cli.cjs.cache`: the V8 code cache of `cli.cjs`, taken after a real `system event` call to a
  *   gateway started here for it (see src/cli/code-cache.ts). When it cannot be made, the build
  *   says so and goes on: the CLI then compiles as usual.
- * - `cac-parser.cjs`, `watch-command.cjs`, `gateway-command.cjs`: loaded by `cli.cjs` when a
- *   command needs them, for help and errors, `session watch` (ws) and `gateway` (server, store,
- *   schemas). Each is one file with what it needs, shared code included.
+ * - `cac-parser.cjs`, `watch-command.cjs`, `gateway-command.cjs`, `websocket-call.cjs`: loaded by
+ *   `cli.cjs` when a command needs them, for help and errors, `session watch` (ws), `gateway`
+ *   (server, store, schemas) and a request too large for HTTP (ws). Each is one file with what it
+ *   needs, shared code included.
  *
  * All are CommonJS. `cli.cjs` runs in a vm.Script (for its cache), where Node 20 takes import()
  * only behind an experimental flag, so its lazy imports become require() calls here.
@@ -30,7 +31,7 @@ import { startGateway } from '../src/server/gateway.js';
 import { codeCacheRunEnv } from './code-cache-env.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const LAZY = ['cac-parser', 'watch-command', 'gateway-command'] as const;
+const LAZY = ['cac-parser', 'watch-command', 'gateway-command', 'websocket-call'] as const;
 const BIN = path.join(root, 'dist/bin/switchboard.cjs');
 const BUNDLE = path.join(root, 'dist/bin/cli.cjs');
 const run = promisify(execFile);

@@ -217,7 +217,12 @@ async function withClient<M extends MethodName>(
   const settings = connectionSettings(args);
   let result: ResultOf<M>;
   try {
-    result = requestBytes(method, params) > MAX_HTTP_BODY_BYTES ? await callOverWebSocket(settings, method, params) : await callOverHttp(settings, method, params);
+    // Past the HTTP body limit (a valid event whose text JSON escapes heavily, 64 KiB of ESC in a
+    // coloured build log is ~384 KiB), over a WebSocket, whose frame limit allows any valid event.
+    result =
+      requestBytes(method, params) > MAX_HTTP_BODY_BYTES
+        ? await (await import('./websocket-call.js')).callOverWebSocket(settings, method, params)
+        : await callOverHttp(settings, method, params);
   } catch (error) {
     throw explain(error, settings, unanswered);
   }
@@ -233,21 +238,6 @@ async function withClient<M extends MethodName>(
 /** The size of the call's POST /rpc body: as callOverHttp writes it. */
 function requestBytes(method: MethodName, params: unknown): number {
   return Buffer.byteLength(JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }));
-}
-
-/**
- * A call whose body the HTTP ingress would refuse (413) goes over a WebSocket, whose frame limit
- * allows any valid event: text JSON escapes heavily (64 KiB of ESC, in a coloured build log, is
- * ~384 KiB) is valid. The client library is loaded for it alone: the one-shot path stays light.
- */
-async function callOverWebSocket<M extends MethodName>(settings: ConnectionSettings, method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
-  const { connect } = await import('../client/client.js');
-  const client = await connect(settings);
-  try {
-    return await client.call(method, params);
-  } finally {
-    await client.close();
-  }
 }
 
 export function connectionSettings(args: Args): ConnectionSettings {
