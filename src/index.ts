@@ -14,7 +14,7 @@ export {
   type SubscribeTarget,
   type Subscription,
 } from './client/client.js';
-export { ConnectionError, RpcCallError, type ConnectionFailure } from './client/errors.js';
+export { ConnectionError, RpcCallError, type ConnectionFailure, type HttpRefusal } from './client/errors.js';
 export { callOverHttp, type HttpCallOptions } from './client/http.js';
 export { localGatewayToken, localGatewayUrl } from './client/local-gateway.js';
 export { DEFAULT_URL } from './protocol/constants.js';

@@ -35,15 +35,28 @@ export type ConnectionFailure =
   | 'aborted';
 
 /** The call has no answer from the gateway, and never will. */
+/** An HTTP-level refusal: its status, and the gateway's error code and name when its body held them. */
+export interface HttpRefusal {
+  status: number;
+  code: number | undefined;
+  errorName: string | undefined;
+}
+
 export class ConnectionError extends Error {
   readonly failure: ConnectionFailure;
   readonly url: string;
+  /**
+   * For a call or an upgrade refused with an HTTP status (413 BODY_TOO_LARGE, 429 RATE_LIMITED,
+   * 404 PATH_NOT_FOUND...): what to tell apart without reading the message. Undefined otherwise.
+   */
+  readonly refusal: HttpRefusal | undefined;
 
-  constructor(failure: ConnectionFailure, url: string, message: string, options?: { cause?: unknown }) {
+  constructor(failure: ConnectionFailure, url: string, message: string, options?: { cause?: unknown; refusal?: HttpRefusal }) {
     super(message, options);
     this.name = 'ConnectionError';
     this.failure = failure;
     this.url = url;
+    this.refusal = options?.refusal;
   }
 }
 
@@ -54,8 +67,11 @@ export class ConnectionError extends Error {
  * whichever way the client came.
  */
 export function refusalError(url: string, status: number, body: string, refused: 'the call' | 'the connection'): ConnectionError {
-  if (status === 401) return new ConnectionError('unauthorized', url, `the gateway at ${url} refused the token (HTTP 401)`);
-  return new ConnectionError('rejected', url, `the gateway at ${url} refused ${refused} (HTTP ${status}: ${refusalOf(body)})`);
+  const error = gatewayErrorOf(body);
+  const refusal = { status, code: error?.code, errorName: error?.name };
+  if (status === 401) return new ConnectionError('unauthorized', url, `the gateway at ${url} refused the token (HTTP 401)`, { refusal });
+  const said = error === undefined ? shownBody(body) : `${error.message} (${String(error.name)} ${String(error.code)})`;
+  return new ConnectionError('rejected', url, `the gateway at ${url} refused ${refused} (HTTP ${status}: ${said})`, { refusal });
 }
 
 /**
@@ -117,14 +133,25 @@ const CERTIFICATE_FAILURES: ReadonlySet<string> = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
-/** What an HTTP-level refusal says: the gateway's JSON error, or the body as it came (a proxy's page, say). */
-function refusalOf(text: string): string {
+/** The gateway's JSON error in a refusal's body; undefined for another body (a proxy's page, say). */
+function gatewayErrorOf(text: string): { message: string; code: number | undefined; name: string | undefined } | undefined {
   try {
     const { error } = JSON.parse(text) as { error?: { code?: unknown; message?: unknown; data?: { name?: unknown } } };
-    if (error && typeof error.message === 'string') return `${error.message} (${String(error.data?.name)} ${String(error.code)})`;
+    if (error && typeof error.message === 'string') {
+      return {
+        message: error.message,
+        code: typeof error.code === 'number' ? error.code : undefined,
+        name: typeof error.data?.name === 'string' ? error.data.name : undefined,
+      };
+    }
   } catch {
-    // Not JSON: shown as it is, on one line and cut short (a web server's error page is a page).
+    // Not JSON.
   }
+  return undefined;
+}
+
+/** A body that is not the gateway's error, shown as it is: on one line, cut short (an error page is a page). */
+function shownBody(text: string): string {
   const line = text.replace(/\s+/g, ' ').trim();
   return line.length > MAX_SHOWN_BODY ? `${line.slice(0, MAX_SHOWN_BODY)}…` : line;
 }

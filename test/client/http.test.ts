@@ -113,8 +113,12 @@ test('HTTP refusals: 401 is unauthorized; others are rejected with what the gate
     json('503 Service Unavailable', { jsonrpc: '2.0', id: null, error: { code: 1003, message: 'the gateway is shutting down', data: { name: 'SHUTTING_DOWN' } } }),
   );
   await connectionFailure(call(shuttingDown.url), 'rejected', '(HTTP 503: the gateway is shutting down (SHUTTING_DOWN 1003))');
+  // What to tell apart without reading the message: the status, and the gateway's code and name.
+  const refusal = await call(shuttingDown.url).catch((error: ConnectionError) => error.refusal);
+  assert.equal(refusal, { status: 503, code: 1003, errorName: 'SHUTTING_DOWN' });
   const proxy = await gatewayAnswering((socket) => socket.end('HTTP/1.1 502 Bad Gateway\r\n\r\n<h1>upstream down</h1>\n'));
   await connectionFailure(call(proxy.url), 'rejected', '(HTTP 502: <h1>upstream down</h1>)');
+  assert.equal(await call(proxy.url).catch((error: ConnectionError) => error.refusal), { status: 502, code: undefined, errorName: undefined });
   // A web server's whole error page comes down to one line of at most 200 characters.
   const page = `<!DOCTYPE html>\n<html>\n  <body>\n${'    <p>not found</p>\n'.repeat(40)}  </body>\n</html>\n`;
   const server = await gatewayAnswering((socket) => socket.end(`HTTP/1.1 404 Not Found\r\ncontent-length: ${page.length}\r\n\r\n${page}`));
