@@ -16,8 +16,8 @@
  *
  * All are CommonJS. `cli.cjs` runs in a vm.Script (for its cache), where Node 20 takes import()
  * only behind an experimental flag, so its lazy imports become require() calls here.
- * Nothing relies on the identity of a module across files except CliError, which is recognised
- * by name (see isCliError). better-sqlite3 stays external: it is a native addon.
+ * Nothing relies on the identity of a module across files: CliError is recognised by name (see
+ * isCliError), and so are the client's errors (see sameErrorClass in src/client/errors.ts). better-sqlite3 stays external: it is a native addon.
  */
 import { build, type Plugin } from 'esbuild';
 import { execFile } from 'node:child_process';

@@ -18,6 +18,21 @@ export class RpcCallError extends Error {
     this.data = data;
     this.errorName = errorNameOf(code);
   }
+
+  /** By name, not by class identity: see sameErrorClass. */
+  static override [Symbol.hasInstance](value: unknown): value is RpcCallError {
+    return sameErrorClass(value, 'RpcCallError');
+  }
+}
+
+/**
+ * `instanceof` for the client's errors goes by the error's name, not by the class object: the CLI's
+ * bundles (scripts/bundle.ts) each hold a copy of this module, and an error thrown by one (the call
+ * over a WebSocket in websocket-call.cjs) is explained by another (cli.cjs); so is one of a program
+ * that loads the library twice. By identity, such an error was "unexpected", with a stack trace.
+ */
+function sameErrorClass(value: unknown, name: string): boolean {
+  return value instanceof Error && value.name === name;
 }
 
 export type ConnectionFailure =
@@ -57,6 +72,11 @@ export class ConnectionError extends Error {
     this.failure = failure;
     this.url = url;
     this.refusal = options?.refusal;
+  }
+
+  /** By name, not by class identity: see sameErrorClass. */
+  static override [Symbol.hasInstance](value: unknown): value is ConnectionError {
+    return sameErrorClass(value, 'ConnectionError');
   }
 }
 

@@ -131,6 +131,14 @@ test('system event with a valid text whose request is past the HTTP body limit (
     const peeked = parseJsonOut<{ events: Array<{ text: string }> }>(await runCli(['session', 'peek', '--session-key', key, '--json', ...via]));
     assert.ok(peeked.events[0]!.text === text, 'the text arrived whole');
   }
+  // Its failures are explained as any call's: a refusal is exit 1 with the gateway's error, no gateway exit 3.
+  const refused = await runCli(['system', 'event', '--text', text, '--session-key', 'slack:C1', '--json', ...conn(gw)]);
+  assertExit(refused, 1);
+  assert.is((JSON.parse(refused.stdout) as { error: { data: { name: string } } }).error.data.name, 'INVALID_PARAMS');
+  assert.match(refused.stderr, /^switchboard: the gateway refused: Invalid params: \/sessionKey: /);
+  const nowhere = await runCli(['system', 'event', '--text', text, '--json', '--url', 'ws://127.0.0.1:1', '--token', 'x']);
+  assertExit(nowhere, 3);
+  assert.is((JSON.parse(nowhere.stdout) as { error: { data: { name: string } } }).error.data.name, 'GATEWAY_UNREACHABLE');
 });
 
 test('system event --text - reads the text from stdin (UTF-8, trimmed by the gateway); empty or not UTF-8 is exit 2', async ({ gw }) => {
