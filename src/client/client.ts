@@ -428,10 +428,19 @@ export class SwitchboardClient {
         this.#pending.delete(id);
       };
       // Given up on, the call may still be answered: until then (or until the socket is left), the
-      // answer goes to onAnswer alone.
+      // answer goes to onAnswer alone, if it comes on the socket the call went out on while that is
+      // the open one. One from a socket being left (a resubscribe that timed out, to be sent again
+      // on the next) would name a subscription that ends with that socket.
+      const sentOn = this.#socket;
       const giveUp = (error: ConnectionError) => {
         settle();
-        if (onAnswer) this.#pending.set(id, { resolve: (result) => (this.#pending.delete(id), onAnswer(result)), reject: () => this.#pending.delete(id) });
+        if (onAnswer) {
+          const late = (result: unknown) => {
+            this.#pending.delete(id);
+            if (this.#socket === sentOn && this.#state === 'open') onAnswer(result);
+          };
+          this.#pending.set(id, { resolve: late, reject: () => this.#pending.delete(id) });
+        }
         reject(error);
       };
       const timer = setTimeout(

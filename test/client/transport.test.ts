@@ -65,6 +65,47 @@ test('a connection on which nothing comes for heartbeatTimeoutMs, not even a pin
   }
 });
 
+test('a resubscribe answered late, on a connection the client has left, does not take the place of the one answered on the next', async () => {
+  // Connection 1 subscribes, then drops; on 2 the resubscribe is answered after the client gave up
+  // on it (and on 2); on 3 it is answered at once. The client must hold 3's subscription.
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await new Promise((resolve) => server.once('listening', resolve));
+  let connections = 0;
+  const unsubscribed: Array<[number, string]> = [];
+  server.on('connection', (socket) => {
+    const connection = ++connections;
+    socket.on('message', (data: Buffer) => {
+      const { id, method, params } = JSON.parse(data.toString()) as { id: number; method: string; params: { subscriptionId?: string } };
+      const answer = (subscriptionId: string) => socket.send(JSON.stringify({ jsonrpc: '2.0', id, result: { subscriptionId, sessionKey: 'agent:main:main', agentId: 'main' } }));
+      if (method === 'session.unsubscribe') {
+        unsubscribed.push([connection, params.subscriptionId!]);
+        socket.send(JSON.stringify({ jsonrpc: '2.0', id, result: { subscriptionId: params.subscriptionId, unsubscribed: true } }));
+      } else if (connection === 1) {
+        answer('s1');
+        setTimeout(() => socket.terminate(), 50);
+      } else if (connection === 2) {
+        // Busy: it reads nothing more (the client's close frame included), and answers late.
+        socket.pause();
+        setTimeout(() => answer('s2-late'), 500);
+      } else {
+        answer(`s${connection}`);
+      }
+    });
+  });
+  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const client = await connect({ url, token: 'sbt_test', timeoutMs: 200, reconnect: { initialDelayMs: 10, maxDelayMs: 20 } });
+  try {
+    const subscription = await client.subscribe({ sessionKey: 'agent:main:main' }, { onEvent: () => {} });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await subscription.unsubscribe();
+    assert.equal(unsubscribed, [[3, 's3']]);
+  } finally {
+    await client.close();
+    for (const socket of server.clients) socket.terminate();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
 test('heartbeatTimeoutMs is a duration like the others: 0 turns the check off, a negative one is a RangeError', async () => {
   const outcome = await connect({ url: 'ws://127.0.0.1:1', token: 'sbt_test', heartbeatTimeoutMs: -1 }).catch((error: unknown) => error);
   assert.instance(outcome, RangeError);
