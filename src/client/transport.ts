@@ -4,6 +4,7 @@
  * server, and hides it behind a four-method interface so another transport can follow.
  */
 import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
@@ -86,12 +87,15 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
           ),
       );
     });
+    // The connection under the WebSocket: bytes of a large frame arriving slowly are news too.
+    let stream: Duplex | undefined;
+    ws.once('upgrade', (response: IncomingMessage) => (stream = response.socket));
     ws.once('open', () => {
       options.signal?.removeEventListener('abort', onAbort);
       ws.removeAllListeners();
       // After open, errors surface as a close; the listener keeps them from being thrown.
       ws.on('error', () => {});
-      const silence = watchSilence(ws, options.heartbeatTimeoutMs);
+      const silence = watchSilence(ws, stream, options.heartbeatTimeoutMs);
       resolve({
         send: (text) => ws.send(text),
         close: (code, reason) => ws.close(code, reason),
@@ -104,23 +108,33 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
 
 /**
  * Closes the socket (as lost: 1006, no close frame) once the gateway has sent nothing, not even a
- * ping, for `timeoutMs`; `reason` then says so. Checked a few times per timeout by an unref'd
- * timer, so a quiet connection costs no timer per frame and keeps no process alive.
+ * ping, for `timeoutMs`; `reason` then says so. Any bytes count, not only whole frames: a large
+ * frame on a slow link takes long, and the gateway's pings wait behind it. Checked a few times per
+ * timeout by an unref'd timer, so a quiet connection costs no timer per frame and keeps no process
+ * alive; and checked again once what waits to be read has been (setImmediate runs after the loop's
+ * poll): a process that was busy (a callback that blocked) has pings waiting, not silence.
  */
-function watchSilence(ws: WebSocket, timeoutMs: number): { reason: string | undefined } {
+function watchSilence(ws: WebSocket, stream: Duplex | undefined, timeoutMs: number): { reason: string | undefined } {
   const state: { reason: string | undefined } = { reason: undefined };
   if (timeoutMs === 0) return state;
   let heard = Date.now();
   const hear = () => (heard = Date.now());
+  stream?.on('data', hear);
   ws.on('message', hear);
   ws.on('ping', hear);
-  ws.on('pong', hear);
+  const silent = () => Date.now() - heard > timeoutMs;
   const check = setInterval(() => {
-    if (Date.now() - heard <= timeoutMs) return;
-    state.reason = `nothing from the gateway for ${timeoutMs} ms, not even a ping: the connection was taken as lost`;
-    ws.terminate();
+    if (!silent()) return;
+    setImmediate(() => {
+      if (!silent() || ws.readyState === ws.CLOSED) return;
+      state.reason = `nothing from the gateway for ${timeoutMs} ms, not even a ping: the connection was taken as lost`;
+      ws.terminate();
+    });
   }, Math.max(1, Math.floor(timeoutMs / 4))).unref();
-  ws.once('close', () => clearInterval(check));
+  ws.once('close', () => {
+    clearInterval(check);
+    stream?.off('data', hear);
+  });
   return state;
 }
 

@@ -4,6 +4,7 @@
  * it, would.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { suite } from 'uvu';
@@ -103,6 +104,42 @@ test('a resubscribe answered late, on a connection the client has left, does not
     await client.close();
     for (const socket of server.clients) socket.terminate();
     await new Promise((resolve) => server.close(resolve));
+  }
+});
+
+test('a frame arriving slowly for longer than heartbeatTimeoutMs is no silence: its bytes count, and it arrives', async () => {
+  // A WebSocket server by hand, so that one frame can trickle: 2,000 bytes over ~1 s.
+  const text = JSON.stringify({ jsonrpc: '2.0', method: 'agent.wake', params: { padding: 'x'.repeat(1_900) } });
+  const server = createServer();
+  let upgraded: Duplex | undefined;
+  server.on('upgrade', (request: IncomingMessage, socket: Duplex) => {
+    upgraded = socket;
+    const accept = createHash('sha1').update(`${request.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    const payload = Buffer.from(text);
+    const frame = Buffer.concat([Buffer.from([0x81, 126, payload.length >> 8, payload.length & 0xff]), payload]);
+    let sent = 0;
+    const trickle = setInterval(() => {
+      if (socket.destroyed || sent >= frame.length) return clearInterval(trickle);
+      socket.write(frame.subarray(sent, sent + 100));
+      sent += 100;
+    }, 50);
+    socket.on('error', () => {});
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const client = await connect({ url, token: 'sbt_test', heartbeatTimeoutMs: 300 });
+  try {
+    const notified = await new Promise<string>((resolve) => {
+      client.onNotification((method) => resolve(method));
+      void client.closed.then(() => resolve('closed'));
+    });
+    assert.is(notified, 'agent.wake');
+  } finally {
+    await client.close();
+    // Speaking no close handshake, the hand-made server would keep it open, and server.close() waiting.
+    upgraded?.destroy();
   }
 });
 

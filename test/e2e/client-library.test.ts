@@ -439,6 +439,21 @@ test('a quiet connection to a gateway that pings is kept: its pings are what the
   await sleep(1_000);
   assert.equal(changes, []);
   assert.ok(await sb.call('gateway.status', {}));
+  // A callback that blocks the process for longer than the timeout: the pings waiting to be read
+  // are read before the connection is judged silent.
+  const key = `agent:${freshAgent('cblock')}:main`;
+  let events = 0;
+  await sb.subscribe({ sessionKey: key }, {
+    onEvent: () => {
+      events++;
+      const until = Date.now() + 600;
+      while (Date.now() < until);
+    },
+  });
+  await sb.systemEvent({ text: 'block', sessionKey: key });
+  await waitUntil(() => events === 1, 'the event');
+  await sleep(300);
+  assert.equal(changes, []);
   await sb.close();
 });
 
