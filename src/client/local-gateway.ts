@@ -17,7 +17,9 @@ import { unixSocketPath } from './gateway-url.js';
  * sockets, DEFAULT_URL. See chosenDataDir for the default.
  */
 export function localGatewayUrl(dataDir?: string): string {
-  return HAS_UNIX_SOCKETS ? `${UNIX_SCHEME}${socketPath(chosenDataDir(dataDir))}` : DEFAULT_URL;
+  // Resolved on every platform, so that a SWITCHBOARD_DATA_DIR set but empty is refused on all.
+  const dir = chosenDataDir(dataDir);
+  return HAS_UNIX_SOCKETS ? `${UNIX_SCHEME}${socketPath(dir)}` : DEFAULT_URL;
 }
 
 /** The admin token in the data dir's token file; an Error saying so when there is none yet. */
