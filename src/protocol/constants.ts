@@ -43,7 +43,7 @@ export const MAX_FRAME_BYTES = 1024 * 1024;
 /**
  * Fragments one message may arrive in (ws's own default, named here to be documented): each costs
  * the gateway a buffer until the message is whole, so a megabyte in one-byte fragments would cost
- * a hundred. Past it, the connection is closed with 1008.
+ * about a hundred times its size. Past it, the connection is closed with 1008.
  */
 export const MAX_FRAGMENTS_PER_MESSAGE = 16 * 1024;
 
