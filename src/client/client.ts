@@ -181,8 +181,8 @@ export class SwitchboardClient {
   readonly #left = new Set<() => void>();
   /** Told once the client is closed for good: the events() loops running (see #finish). */
   readonly #ending = new Set<() => void>();
-  readonly #closed: Promise<void>;
-  #resolveClosed!: () => void;
+  readonly #closed: Promise<ConnectionError | RpcCallError | undefined>;
+  #resolveClosed!: (why: ConnectionError | RpcCallError | undefined) => void;
   #socket: Socket;
   #state: ClientState = 'open';
   #reconnecting = false;
@@ -206,8 +206,12 @@ export class SwitchboardClient {
     this.#attach(socket);
   }
 
-  /** Resolves once the client is closed for good (by close(), or a lost connection without reconnect). */
-  get closed(): Promise<void> {
+  /**
+   * Resolves once the client is closed for good: with why (the token revoked, a resubscribe refused
+   * for good, a connection lost without `reconnect`), or with undefined when close() closed it. A
+   * consumer that only subscribes learns here why its events stopped.
+   */
+  get closed(): Promise<ConnectionError | RpcCallError | undefined> {
     return this.#closed;
   }
 
@@ -392,7 +396,7 @@ export class SwitchboardClient {
       this.#finish(new ConnectionError('closed', this.url, 'the client was closed'), true);
       this.#socket.close(1000, 'client closing');
     }
-    return this.#closed;
+    return this.#closed.then(() => undefined);
   }
 
   // ------------------------------------------------------------------ calls
@@ -703,7 +707,7 @@ export class SwitchboardClient {
     // Calls waiting for a reconnect (or a close) wake up, see the closed state, and reject with the error.
     for (const resume of [...this.#reopened, ...this.#left, ...this.#ending]) resume();
     this.#ending.clear();
-    this.#resolveClosed();
+    this.#resolveClosed(byCaller ? undefined : error);
   }
 
   #rejectPending(error: Error): void {

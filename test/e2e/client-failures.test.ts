@@ -85,6 +85,8 @@ test('an events() loop whose token is revoked throws ConnectionError "unauthoriz
   assert.is((outcome as ConnectionError).failure, 'unauthorized');
   assert.is((outcome as ConnectionError).message, `connection to ${gw.url} closed (1008: token revoked): the token was revoked`);
   assert.equal(changes, [], 'the close says the token is revoked: no reconnect is tried, let alone announced');
+  // A consumer that only subscribes learns it from the client's end.
+  assert.is(await client.closed, outcome);
 });
 
 test('with reconnect, a subscribe whose connection is lost before the answer resolves once the client is back and resubscribed', async () => {

@@ -455,6 +455,7 @@ test('a quiet connection to a gateway that pings is kept: its pings are what the
   await sleep(300);
   assert.equal(changes, []);
   await sb.close();
+  assert.is(await sb.closed, undefined, 'closed by the caller: nothing went wrong');
 });
 
 test('close() while the client waits to reconnect ends the wait: the process exits, not kept alive for the rest of it', async () => {
