@@ -7,6 +7,7 @@
  * one argument first.
  */
 
+import { emptyVariableMessage } from '../config/data-dir.js';
 import type { CommandSpec } from './commands.js';
 import { usageError } from './exit-codes.js';
 
@@ -97,7 +98,7 @@ export function optionOrEnv(args: readonly string[], name: string, envName: stri
   const flag = rawOption(args, name);
   if (flag !== undefined) return { value: flag, from: `--${name}` };
   const value = env[envName];
-  if (value === '') throw usageError(`${envName} is set but empty: give it a value, or unset it to use the default`);
+  if (value === '') throw usageError(emptyVariableMessage(envName));
   return value === undefined ? undefined : { value, from: envName };
 }
 

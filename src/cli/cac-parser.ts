@@ -68,7 +68,7 @@ export async function runWithCac(given: readonly string[]): Promise<ExitCode> {
     const [first] = parsed.args;
     if (first === undefined) {
       // An option no command takes (`-V`, `--HELP`) is named, not taken for one put first.
-      const known = declaredFlags([...COMMANDS.flatMap((spec) => spec.options.map((option) => option.flags)), '-h, --help', '-v, --version']);
+      const known = new Map([...everyCommandsFlags(), ['-h', false], ['--help', false], ['-v', false], ['--version', false]]);
       const unknown = args.find((arg) => arg.startsWith('-') && !known.has(arg.split('=', 1)[0]!));
       if (unknown !== undefined) {
         const name = unknown.split('=', 1)[0]!;
@@ -102,7 +102,7 @@ export async function runWithCac(given: readonly string[]): Promise<ExitCode> {
  */
 function commandFirst(args: readonly string[]): readonly string[] {
   if (!args[0]?.startsWith('-')) return args;
-  const flags = declaredFlags(COMMANDS.flatMap((spec) => spec.options.map((option) => option.flags)));
+  const flags = everyCommandsFlags();
   let at = 0;
   while (at < args.length && args[at]!.startsWith('-') && args[at] !== '--') at += flags.get(args[at]!) === true ? 2 : 1;
   let words = commandAt(args, at);
@@ -112,6 +112,11 @@ function commandFirst(args: readonly string[]): readonly string[] {
   if (!words && previous?.startsWith('-') && !previous.includes('=') && !flags.has(previous)) words = commandAt(args, ++at);
   if (!words) return args;
   return joinCommandGroup([...words, ...args.slice(0, at), ...args.slice(at + words.length)]);
+}
+
+/** The flags of every command's options, and whether each takes a value. */
+function everyCommandsFlags(): Map<string, boolean> {
+  return declaredFlags(COMMANDS.flatMap((spec) => spec.options.map((option) => option.flags)));
 }
 
 /** The words of the command named at `at` (one, or a group and one), or a group alone, if one is. */

@@ -4,7 +4,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { gatewayUrlProblem, unixSocketPath, withoutPassword } from '../client/gateway-url.js';
-import { callOverHttp } from '../client/http.js';
+import { callOverHttp, rpcRequestBody } from '../client/http.js';
 import { localGatewayUrl } from '../client/local-gateway.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError, type ConnectionFailure } from '../client/errors.js';
@@ -80,7 +80,7 @@ async function readStdinText(): Promise<string> {
   let size = 0;
   for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_FRAME_BYTES) throw usageError(`the text read from stdin (--text -) is more than ${MAX_FRAME_BYTES} bytes; an event's text is at most ${MAX_TEXT_BYTES}: send a part of it (tail -c)`);
+    if (size > MAX_FRAME_BYTES) throw stdinTextTooLong(`more than ${MAX_FRAME_BYTES}`);
     chunks.push(chunk);
   }
   const bytes = Buffer.concat(chunks);
@@ -89,10 +89,12 @@ async function readStdinText(): Promise<string> {
   // Checked here, not left to the gateway: JSON may escape a text of a megabyte past a frame's
   // size, and a request the gateway cuts off unread leaves the CLI unable to say it was not stored.
   const length = Buffer.byteLength(text.trim());
-  if (length > MAX_TEXT_BYTES) {
-    throw usageError(`the text read from stdin (--text -) is ${length} bytes; an event's text is at most ${MAX_TEXT_BYTES}: send a part of it (tail -c)`);
-  }
+  if (length > MAX_TEXT_BYTES) throw stdinTextTooLong(String(length));
   return text;
+}
+
+function stdinTextTooLong(bytes: string): CliError {
+  return usageError(`the text read from stdin (--text -) is ${bytes} bytes; an event's text is at most ${MAX_TEXT_BYTES}: send a part of it (tail -c)`);
 }
 
 /**
@@ -220,7 +222,7 @@ async function withClient<M extends MethodName>(
     // Past the HTTP body limit (a valid event whose text JSON escapes heavily, 64 KiB of ESC in a
     // coloured build log is ~384 KiB), over a WebSocket, whose frame limit allows any valid event.
     result =
-      requestBytes(method, params) > MAX_HTTP_BODY_BYTES
+      Buffer.byteLength(rpcRequestBody(method, params)) > MAX_HTTP_BODY_BYTES
         ? await (await import('./websocket-call.js')).callOverWebSocket(settings, method, params)
         : await callOverHttp(settings, method, params);
   } catch (error) {
@@ -233,11 +235,6 @@ async function withClient<M extends MethodName>(
     throw outputFailed('the answer', error, unseen?.(printableStrings(result)));
   }
   return ExitCode.OK;
-}
-
-/** The size of the call's POST /rpc body: as callOverHttp writes it. */
-function requestBytes(method: MethodName, params: unknown): number {
-  return Buffer.byteLength(JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }));
 }
 
 export function connectionSettings(args: Args): ConnectionSettings {

@@ -41,6 +41,11 @@ function rpcEndpoint(url: string): URL {
   return endpoint;
 }
 
+/** The POST /rpc body of one call: a request with id 1, the only one on its connection. */
+export function rpcRequestBody(method: MethodName, params: unknown): string {
+  return JSON.stringify({ jsonrpc: '2.0', id: 1, method, params });
+}
+
 export async function callOverHttp<M extends MethodName>(options: HttpCallOptions, method: M, params: ParamsOf<M>): Promise<ResultOf<M>> {
   const { url, signal } = options;
   // The types require it; a caller in plain JavaScript gets a reason, not a TypeError from inside.
@@ -69,7 +74,7 @@ export async function callOverHttp<M extends MethodName>(options: HttpCallOption
       ...(socketPath === undefined ? {} : { socketPath }),
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+      body: rpcRequestBody(method, params),
       signal: stop.signal,
       maxBodyBytes: MAX_CLIENT_FRAME_BYTES,
     });

@@ -6,7 +6,7 @@
  */
 import { lstatSync, statSync, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { readToken, resolveDataDir, socketPath, tokenPath } from '../config/data-dir.js';
+import { emptyVariableMessage, readToken, resolveDataDir, socketPath, tokenPath } from '../config/data-dir.js';
 import { DATA_FILES, DEFAULT_URL, ENV, UNIX_SCHEME } from '../protocol/constants.js';
 import { HAS_UNIX_SOCKETS } from '../protocol/socket-path.js';
 import { ConnectionError } from './errors.js';
@@ -38,7 +38,7 @@ export function localGatewayToken(dataDir?: string): string {
  */
 function chosenDataDir(dataDir: string | undefined): string {
   const fromEnv = process.env[ENV.dataDir];
-  if (dataDir === undefined && fromEnv === '') throw new TypeError(`${ENV.dataDir} is set but empty: give it a value, or unset it to use the default`);
+  if (dataDir === undefined && fromEnv === '') throw new TypeError(emptyVariableMessage(ENV.dataDir));
   return resolveDataDir(dataDir ?? fromEnv);
 }
 

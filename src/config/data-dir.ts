@@ -73,6 +73,11 @@ function unreadableFix(code: string | undefined): string {
  * else the platform's user data dir. An empty choice is the caller's error to report: resolved, it
  * would be the working directory.
  */
+/** Why an environment variable set to "" is refused rather than read as unset (see optionOrEnv). */
+export function emptyVariableMessage(name: string): string {
+  return `${name} is set but empty: give it a value, or unset it to use the default`;
+}
+
 export function resolveDataDir(chosen: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   return resolve(chosen ?? platformDataDir(env));
 }

@@ -2,14 +2,14 @@
  * The gateway's RPC methods: validate params with the validators compiled at start-up, then do
  * the work. Routing lives in src/routing; storage in src/store. Handlers only connect them.
  */
-import { DEFAULT_AGENT_ID, DEFAULT_READ_LIMIT, MAX_SUBSCRIPTIONS_PER_CONNECTION, TRACE_RETENTION_MS } from '../protocol/constants.js';
+import { DEFAULT_READ_LIMIT, MAX_SUBSCRIPTIONS_PER_CONNECTION, TRACE_RETENTION_MS } from '../protocol/constants.js';
 import { RpcError } from '../protocol/errors.js';
 import type { Handler } from '../protocol/jsonrpc.js';
 import { METHODS, type MethodName, type ParamsOf, type ResultOf } from '../protocol/methods.js';
 import type { SessionReadResult } from '../protocol/schemas.js';
-import { mainSessionKey, parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../protocol/session-key.js';
+import { parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../protocol/session-key.js';
 import { compileValidator, rejectLoneSurrogates } from '../protocol/validate.js';
-import { routeEvent, toStoredEvent } from '../routing/route-event.js';
+import { resolveTarget, routeEvent, toStoredEvent } from '../routing/route-event.js';
 import { StoreClosedError, StoreUnavailableError } from '../store/errors.js';
 import type { EventStore, ReadOptions, ReadResult, TraceDetail, TraceEntry, TraceStep } from '../store/types.js';
 import { authorize, boundAgent } from './auth.js';
@@ -226,7 +226,7 @@ export function toRpcError(error: unknown): unknown {
  * token sends with no key it also reads with none.
  */
 function ownMainSession(context: CallContext): ParsedSessionKey {
-  return mainSessionKey(boundAgent(context.principal) ?? DEFAULT_AGENT_ID);
+  return resolveTarget(undefined, undefined, boundAgent(context.principal)).parsed;
 }
 
 function subscriptionTarget(params: ParamsOf<'session.subscribe'>, context: CallContext): SubscriptionTarget {
