@@ -31,6 +31,15 @@ export const CloseCode = {
  */
 const CLOSE_GRACE_MS = 30_000;
 
+/**
+ * Frames held at the in-flight limit, taken from `next` on: an index, not shift(), which moves
+ * every frame left each time (a chunk of ~9,000 minimal frames took 18 ms to run through).
+ */
+interface HeldFrames {
+  readonly frames: Array<[RawData, boolean]>;
+  next: number;
+}
+
 /** RFC 8259 section 8.1: JSON exchanged between systems is UTF-8; a frame that is not is not JSON. */
 const BINARY_NOT_UTF8 = JSON.stringify(errorResponse(null, 'PARSE_ERROR', 'Parse error: a binary frame must hold UTF-8 encoded JSON'));
 
@@ -75,7 +84,7 @@ export class Connection implements Subscriber {
    * Frames read while maxInFlight were in flight, in arrival order: run as answers free places
    * (see #hold). Undefined when none, as on almost every connection.
    */
-  #held: Array<[RawData, boolean]> | undefined;
+  #held: HeldFrames | undefined;
   /** Whether the socket is paused, for either reason above. */
   #readingPaused = false;
   /** Settles when nothing is in flight; shared, so every close() caller waits for the same moment. */
@@ -163,10 +172,10 @@ export class Connection implements Subscriber {
     this.#state = 'CLOSING';
     this.#refusal = refusal;
     // Held frames were never run: each is refused now as one that arrives while closing.
-    const held = this.#held ?? [];
+    const held = this.#held;
     this.#held = undefined;
     this.#updateReading();
-    for (const [data, isBinary] of held) this.receive(data, isBinary);
+    for (const [data, isBinary] of held?.frames.slice(held.next) ?? []) this.receive(data, isBinary);
     if (this.#inFlight > 0) {
       this.#drained ??= new Promise<void>((resolve) => (this.#resolveDrained = resolve));
       await this.#drained;
@@ -214,7 +223,7 @@ export class Connection implements Subscriber {
    * was reading: that chunk (~64 KiB) bounds what is held.
    */
   #hold(data: RawData, isBinary: boolean): void {
-    (this.#held ??= []).push([data, isBinary]);
+    (this.#held ??= { frames: [], next: 0 }).frames.push([data, isBinary]);
     this.#updateReading();
   }
 
@@ -222,11 +231,12 @@ export class Connection implements Subscriber {
   #runHeld(): void {
     const held = this.#held;
     if (held === undefined) return;
-    while (held.length > 0 && this.#inFlight < this.#options.maxInFlight) {
-      const [data, isBinary] = held.shift()!;
+    while (this.#held === held && held.next < held.frames.length && this.#inFlight < this.#options.maxInFlight) {
+      // Taken before it runs: a run that closes this connection refuses only the frames after it.
+      const [data, isBinary] = held.frames[held.next++]!;
       this.#run(data, isBinary);
     }
-    if (held.length === 0) {
+    if (held.next === held.frames.length && this.#held === held) {
       this.#held = undefined;
       this.#updateReading();
     }

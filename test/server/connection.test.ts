@@ -31,7 +31,8 @@ interface Harness {
   written(): void;
 }
 
-function harness(): Harness {
+/** onDispatch runs as a frame is dispatched, before its call is pending: what a handler does at once. */
+function harness(onDispatch?: (text: string, connection: Connection) => void): Harness {
   const wire: unknown[] = [];
   const rawWire: string[] = [];
   const dispatched: string[] = [];
@@ -58,6 +59,7 @@ function harness(): Harness {
   const dispatcher = {
     handleFrame: (text: string, context: CallContext) => {
       dispatched.push(text);
+      onDispatch?.(text, connection);
       return new Promise<string>((resolve) => pending.push({ resolve, context }));
     },
   };
@@ -201,6 +203,25 @@ test('frames held at the in-flight limit when the connection closes are refused,
   await closed;
   assert.is(dispatched.length, 16);
   assert.equal(wire.at(-1), { close: 1001, reason: 'gateway shutting down' });
+});
+
+test('held frames run before a close are not refused with those after them, and none twice, even when a run closes the connection', async () => {
+  const status = (id: number) => frame({ jsonrpc: '2.0', id, method: 'gateway.status' });
+  const refusal = (id: number) => ({ jsonrpc: '2.0', id, error: { code: 1003, message: SHUTDOWN.message, data: { name: 'SHUTTING_DOWN' } } });
+  for (const closedBy of ['another call', 'a held run'] as const) {
+    const { connection, wire, dispatched, answer } = harness((text, connection) => {
+      if (closedBy === 'a held run' && JSON.parse(text).id === 18) void connection.close(1001, 'gateway shutting down', SHUTDOWN);
+    });
+    for (let id = 1; id <= 20; id++) connection.receive(...status(id));
+    for (let id = 1; id <= 3; id++) answer(`{"jsonrpc":"2.0","id":${id},"result":{}}`);
+    await settle();
+    const ran = closedBy === 'a held run' ? [16, 17, 18] : [16, 17, 18, 19];
+    assert.equal(dispatched.map((text) => JSON.parse(text).id).slice(15), ran, closedBy);
+    if (closedBy === 'another call') void connection.close(1001, 'gateway shutting down', SHUTDOWN);
+    await settle();
+    const refused = closedBy === 'a held run' ? [refusal(19), refusal(20)] : [refusal(20)];
+    assert.equal(wire.filter((sent) => (sent as { error?: unknown }).error !== undefined), refused, closedBy);
+  }
 });
 
 test('past answerHighWaterBytes waiting to be written, the connection reads no more requests until the socket drains; nothing is cut', async () => {
