@@ -151,9 +151,15 @@ export class Connection implements Subscriber {
 
   /**
    * Liveness check, called every PING_INTERVAL_MS: a connection that did not answer the previous
-   * ping is dead and is terminated (its subscriptions end with the close event).
+   * ping is dead and is terminated (its subscriptions end with the close event). One holding
+   * frames is not judged: the gateway stopped reading it, pongs included, because its own calls
+   * are slow. It is judged again from the first heartbeat after it reads again.
    */
   heartbeat(): void {
+    if (this.#held !== undefined) {
+      this.#alive = true;
+      return;
+    }
     if (!this.#alive) {
       this.#socket.terminate();
       return;

@@ -51,8 +51,8 @@ function harness(onDispatch?: (text: string, connection: Connection) => void): H
       wire.push({ close: code, reason });
       socket.readyState = 2;
     },
-    terminate: () => undefined,
-    ping: () => undefined,
+    terminate: () => wire.push('terminated'),
+    ping: () => wire.push('ping'),
     pause: () => wire.push('paused'),
     resume: () => wire.push('resumed'),
   };
@@ -222,6 +222,20 @@ test('held frames run before a close are not refused with those after them, and 
     const refused = closedBy === 'a held run' ? [refusal(19), refusal(20)] : [refusal(20)];
     assert.equal(wire.filter((sent) => (sent as { error?: unknown }).error !== undefined), refused, closedBy);
   }
+});
+
+test('a connection holding frames is not taken for dead: its pongs wait unread behind them; once it reads again, a ping unanswered counts', async () => {
+  const { connection, wire, answer } = harness();
+  connection.heartbeat();
+  for (let id = 1; id <= 17; id++) connection.receive(...frame({ jsonrpc: '2.0', id, method: 'gateway.status' }));
+  connection.heartbeat();
+  connection.heartbeat();
+  assert.equal(wire, ['ping', 'paused'], 'the ping sent before the hold may be answered behind the held frames');
+  answer('{"jsonrpc":"2.0","id":1,"result":{}}');
+  await settle();
+  connection.heartbeat();
+  connection.heartbeat();
+  assert.equal(wire.slice(2), [{ jsonrpc: '2.0', id: 1, result: {} }, 'resumed', 'ping', 'terminated']);
 });
 
 test('past answerHighWaterBytes waiting to be written, the connection reads no more requests until the socket drains; nothing is cut', async () => {
