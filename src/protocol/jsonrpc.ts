@@ -162,8 +162,10 @@ function parseFrame(text: string): { message: unknown; idTexts: IdTexts | undefi
  * True when a request's id is a number JSON.parse may not hold exactly: an integer beyond 2^53
  * (a 64-bit or snowflake id) comes back rounded, one beyond the range of a double (1e400) comes
  * back as Infinity, which JSON.stringify would write as null, and the spec wants the id answered
- * "the same" (JSON-RPC 2.0 section 5). Fractions are included: the spec discourages them, and
- * echoing their text is always exact.
+ * "the same" (JSON-RPC 2.0 section 5). Fractions are included, echoed as written. One written
+ * with more digits than a double holds that reads as a whole number (1.0000000000000000001,
+ * 1e-400) is answered as that number: the spec says ids SHOULD NOT have fractions (section 4), and
+ * telling those apart would mean scanning the text of every frame whose id is a number.
  */
 function hasInexactId(message: unknown): boolean {
   const inexact = (item: unknown) =>

@@ -15,13 +15,21 @@ export const MAX_REPORTED_PROBLEMS = 8;
 const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
- * Refuses a string param the store would not keep as sent: JSON's \uD800 escapes can spell a lone
- * surrogate, which the schema lets through as a string like any other.
+ * The string params the store would not keep as sent: JSON's \uD800 escapes can spell a lone
+ * surrogate, which a schema lets through as a string like any other. No param of any method takes
+ * one, so every method's are checked here, each named. Ids and keys refuse one by their pattern or
+ * grammar, in their own words: `sessionKey`'s (with its accepted forms) is left to the grammar,
+ * and only top-level strings are looked at (the only nested ones, `after`'s keys, are session keys).
  */
-export function rejectLoneSurrogates(value: string, path: string): void {
-  if (LONE_SURROGATE.test(value)) {
-    throw RpcError.invalidParams([{ path, message: 'holds a lone UTF-16 surrogate, which cannot be stored as UTF-8; send well-formed Unicode' }]);
+function loneSurrogateProblems(params: unknown, reported?: ReadonlySet<string>): ParamProblem[] {
+  if (typeof params !== 'object' || params === null) return [];
+  const problems: ParamProblem[] = [];
+  for (const [name, value] of Object.entries(params)) {
+    if (typeof value !== 'string' || name === 'sessionKey' || !LONE_SURROGATE.test(value)) continue;
+    const path = `/${name.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+    if (reported?.has(path) !== true) problems.push({ path, message: 'holds a lone UTF-16 surrogate, which cannot be stored as UTF-8; send well-formed Unicode' });
   }
+  return problems;
 }
 
 export interface Validator<T extends TSchema> {
@@ -33,12 +41,16 @@ export interface Validator<T extends TSchema> {
 
 export function compileValidator<T extends TSchema>(schema: T): Validator<T> {
   const compiled = Compile(schema);
-  const problems = (value: unknown) => describeProblems(compiled.Errors(value), value);
+  const problems = (value: unknown) => {
+    const found = compiled.Check(value) ? [] : describeProblems(compiled.Errors(value), value);
+    const reported = new Set(found.map((problem) => problem.path));
+    return [...found, ...loneSurrogateProblems(value, reported)].slice(0, MAX_REPORTED_PROBLEMS);
+  };
   return {
-    check: (value): value is Static<T> => compiled.Check(value),
+    check: (value): value is Static<T> => compiled.Check(value) && loneSurrogateProblems(value).length === 0,
     problems,
     parse(value) {
-      if (compiled.Check(value)) return value as Static<T>;
+      if (compiled.Check(value) && loneSurrogateProblems(value).length === 0) return value as Static<T>;
       throw invalidParams(problems(value), value);
     },
   };

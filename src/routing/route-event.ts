@@ -7,7 +7,6 @@ import { DEFAULT_AGENT_ID, MAX_TEXT_BYTES } from '../protocol/constants.js';
 import { RpcError } from '../protocol/errors.js';
 import type { EventMode, Fallback, Route, RoutingResult, StoredEvent, SystemEventParams, WakeOutcome } from '../protocol/schemas.js';
 import { codePointName, mainSessionKey, parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../protocol/session-key.js';
-import { rejectLoneSurrogates } from '../protocol/validate.js';
 import type { AppendOutcome, EventRecord, EventStore, TraceDetail } from '../store/types.js';
 
 export const DEFAULT_MODE: EventMode = 'next-heartbeat';
@@ -90,7 +89,6 @@ export function normalizeText(text: string): string {
       },
     ]);
   }
-  rejectLoneSurrogates(trimmed, '/text');
   const bytes = Buffer.byteLength(trimmed, 'utf8');
   if (bytes > MAX_TEXT_BYTES) {
     throw RpcError.invalidParams([{ path: '/text', message: `must be at most ${MAX_TEXT_BYTES} bytes of UTF-8 (got ${bytes})` }], {
@@ -116,8 +114,6 @@ export async function routeEvent(
   caller: Caller,
 ): Promise<RoutingResult> {
   const text = normalizeText(params.text);
-  if (params.contextKey !== undefined) rejectLoneSurrogates(params.contextKey, '/contextKey');
-  if (params.idempotencyKey !== undefined) rejectLoneSurrogates(params.idempotencyKey, '/idempotencyKey');
   const { parsed, fallback } = resolveTarget(params.sessionKey, params.agentId, caller.defaultAgentId);
   const { sessionKey, route } = parsed;
   caller.mayPublishTo(route.agentId);

@@ -8,7 +8,7 @@ import type { Handler } from '../protocol/jsonrpc.js';
 import { METHODS, type MethodName, type ParamsOf, type ResultOf } from '../protocol/methods.js';
 import type { SessionReadResult } from '../protocol/schemas.js';
 import { parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../protocol/session-key.js';
-import { compileValidator, rejectLoneSurrogates } from '../protocol/validate.js';
+import { compileValidator } from '../protocol/validate.js';
 import { resolveTarget, routeEvent, toStoredEvent } from '../routing/route-event.js';
 import { StoreClosedError, StoreUnavailableError } from '../store/errors.js';
 import type { EventStore, ReadOptions, ReadResult, TraceDetail, TraceEntry, TraceStep } from '../store/types.js';
@@ -141,8 +141,6 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
     },
     'token.create': async (params, context) => {
       authorize(context.principal, { admin: true });
-      // The name is stored and listed: it must come back as it was given.
-      if (params.name !== undefined) rejectLoneSurrogates(params.name, '/name');
       return tokens.create(params);
     },
     'token.list': async (_params, context) => {

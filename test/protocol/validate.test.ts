@@ -219,6 +219,23 @@ test('parse lists a malformed sessionKey among the schema\'s problems, with the 
   assert.is(thrown({ text: 'x', sessionKey: 'bad', ...unknown }).errors!.length, MAX_REPORTED_PROBLEMS, 'no more than the list holds');
 });
 
+test('every string param holding a lone surrogate is named, with the schema\'s problems or alone; a pair is a character like any other', () => {
+  const UNSTORABLE = 'holds a lone UTF-16 surrogate, which cannot be stored as UTF-8; send well-formed Unicode';
+  rejects(systemEvent, { text: 'x', contextKey: 'k\ud800', idempotencyKey: 'i\udfff' }, [
+    { path: '/contextKey', message: UNSTORABLE },
+    { path: '/idempotencyKey', message: UNSTORABLE },
+  ]);
+  rejects(systemEvent, { text: 't\ud800', mode: 'bad' }, [
+    { path: '/mode', message: 'must be one of "now", "next-heartbeat"' },
+    { path: '/text', message: UNSTORABLE },
+  ]);
+  rejects(compileValidator(METHODS['token.create'].params), { agentId: 'a', name: '\udc00' }, [{ path: '/name', message: UNSTORABLE }]);
+  // Named once, by the pattern that refuses it, or (a session key) by the key's grammar.
+  assert.equal(systemEvent.problems({ text: 'x', agentId: 'a\ud800' }).map((problem) => problem.path), ['/agentId']);
+  assert.equal(systemEvent.problems({ text: 'x', sessionKey: 'agent:a:dm:\ud800' }), []);
+  accepts(systemEvent, { ...FULL, text: 'deploy \u{1f680} done', contextKey: '\u{1f680}' });
+});
+
 test('__proto__ and constructor keys are unknown params and pollute nothing', () => {
   const before = Object.getOwnPropertyNames(Object.prototype).sort();
   const params: unknown = JSON.parse('{"text":"x","__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}}');
