@@ -2,7 +2,7 @@
  * A data dir and its files are their owner's alone: the token is the gateway's admin key, and the
  * database holds every event. Shared by the data dir (token) and the store (database).
  */
-import { closeSync, fchmodSync, mkdirSync, openSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** Read and write for the owner, nothing for anyone else. */
@@ -32,26 +32,34 @@ export function makePrivateDir(dir: string): void {
 
 /**
  * Creates `file` holding `content`, mode 0600 whatever the umask; false, and nothing changed, when
- * it exists already (an existing file's mode is its owner's choice).
+ * it exists already (an existing file's mode is its owner's choice). The file appears with all of
+ * its content or not at all: it is written and synced under a name of its own, then linked into
+ * place. Created in place, a second gateway starting at the same moment read the token file empty
+ * (QA), and a crash between the open and the write would have left it empty for good.
  */
 export function createPrivateFile(file: string, content = ''): boolean {
-  let fd: number;
+  const draft = `${file}.${process.pid}-${Math.random().toString(36).slice(2)}.tmp`;
+  // 'wx': never overwrite anything, a draft left by a crash included.
+  const fd = openSync(draft, 'wx', PRIVATE_FILE_MODE);
   try {
-    // 'wx': never overwrite a file another process wrote in the meantime.
-    fd = openSync(file, 'wx', PRIVATE_FILE_MODE);
+    try {
+      // open's mode passes through the umask, which may take the owner's own write bit (umask 0277):
+      // set it outright.
+      fchmodSync(fd, PRIVATE_FILE_MODE);
+      writeFileSync(fd, content);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    // link, unlike rename, never replaces a file another process put there in the meantime.
+    linkSync(draft, file);
+    return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw error;
-  }
-  try {
-    // open's mode passes through the umask, which may take the owner's own write bit (umask 0277):
-    // set it outright.
-    fchmodSync(fd, PRIVATE_FILE_MODE);
-    writeFileSync(fd, content);
   } finally {
-    closeSync(fd);
+    rmSync(draft, { force: true });
   }
-  return true;
 }
 
 /**

@@ -327,8 +327,32 @@ function prepareStatements(db: Database.Database) {
   };
 }
 
+/**
+ * How long an open that found the database locked tries again. A gateway holds its lock for as
+ * long as it runs, but one opening the database holds it only a moment, and SQLite refuses a lock
+ * at once, without its busy wait, where waiting could deadlock: two gateways started together on a
+ * new data dir each took the other for a running one, and neither ran (QA). The one that loses
+ * tries again, finds the winner's lock held for good, and says the data dir is in use.
+ */
+const LOCKED_RETRY_MS = 1000;
+/** Pauses between those tries, at random within this, so two starts do not keep colliding. */
+const LOCKED_RETRY_PAUSE_MS = 50;
+
 /** Opens, locks and migrates the database, or throws StoreLockedError / StoreOpenError. */
 function openDatabase(file: string): Database.Database {
+  const deadline = performance.now() + LOCKED_RETRY_MS;
+  for (;;) {
+    try {
+      return openDatabaseOnce(file);
+    } catch (error) {
+      if (!(error instanceof StoreLockedError) || performance.now() >= deadline) throw error;
+      // A gateway's start is synchronous up to here; nothing else runs while it waits.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1 + Math.random() * LOCKED_RETRY_PAUSE_MS);
+    }
+  }
+}
+
+function openDatabaseOnce(file: string): Database.Database {
   let db: Database.Database | undefined;
   try {
     // The data dir holds the gateway's token as well: private to its owner.

@@ -71,6 +71,16 @@ posix('createPrivateFile: an existing file is left alone, content and mode; fals
   assert.is(fs.statSync(file).mode & 0o777, 0o644);
 });
 
+test('createPrivateFile: the file is put in place whole, and the draft it is written under is gone, whether it was created or not', () => {
+  const dir = tempFile('drafts');
+  fs.mkdirSync(dir);
+  const file = path.join(dir, 'token');
+  assert.is(createPrivateFile(file, 'first\n'), true);
+  assert.is(createPrivateFile(file, 'second\n'), false);
+  assert.equal(fs.readdirSync(dir), ['token']);
+  assert.is(fs.readFileSync(file, 'utf8'), 'first\n');
+});
+
 test('createPrivateFile: other failures are thrown (no such dir)', () => {
   assert.throws(() => createPrivateFile(path.join(tempFile('missing'), 'file')), /ENOENT/);
 });

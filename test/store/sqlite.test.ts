@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -1048,6 +1048,29 @@ test('another process cannot open a data dir in use', () => {
   `;
   const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
   assert.is(child.stdout.trim(), 'StoreLockedError', child.stderr);
+});
+
+test('a database locked a moment by another process (a gateway starting at the same time) is opened once it is free', async () => {
+  const dir = tempDir();
+  const file = path.join(dir, DATA_FILES.database);
+  const betterSqlite = new URL(import.meta.resolve('better-sqlite3')).pathname;
+  const script = `
+    const Database = require(${JSON.stringify(betterSqlite)});
+    const db = new Database(${JSON.stringify(file)});
+    db.exec('BEGIN EXCLUSIVE');
+    console.log('locked');
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+    db.exec('COMMIT');
+    db.close();
+  `;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.once('data', () => resolve());
+    child.once('exit', (code) => reject(new Error(`the lock holder exited (${code}) before locking`)));
+  });
+  const store = open(dir);
+  await queue(store, 's', 'after the wait');
+  assert.is((await store.peek('s', { limit: 1 })).depth, 1);
 });
 
 test('a file that is not a database throws StoreOpenError and is left as it was', () => {
