@@ -7,9 +7,39 @@
  * one argument first.
  */
 
+import { isUtf8 } from 'node:buffer';
+import { readFileSync } from 'node:fs';
 import { emptyVariableMessage } from '../config/data-dir.js';
 import type { CommandSpec } from './commands.js';
 import { usageError } from './exit-codes.js';
+
+/**
+ * Throws a usage error when an argument was not UTF-8 on the command line. Node decodes each with
+ * U+FFFD in place of bytes that are not UTF-8, so `--session-key caf\xe9` and `caf\xe8` were one
+ * session, and the key or text stored was not the one given: stdin is refused for the same bytes.
+ * Only an argument holding U+FFFD is looked at, in the raw bytes Linux keeps in
+ * /proc/self/cmdline; elsewhere, or without /proc, it is taken as decoded.
+ */
+export function refuseNonUtf8Arguments(args: readonly string[]): void {
+  if (!args.some((arg) => arg.includes('\uFFFD'))) return;
+  let raw: Buffer[];
+  try {
+    const cmdline = readFileSync('/proc/self/cmdline');
+    raw = [];
+    for (let start = 0, end; start < cmdline.length; start = end + 1) {
+      end = cmdline.indexOf(0, start);
+      if (end === -1) end = cmdline.length;
+      raw.push(cmdline.subarray(start, end));
+    }
+  } catch {
+    return;
+  }
+  const mangled = raw.find((bytes) => !isUtf8(bytes) && args.includes(bytes.toString()))?.toString();
+  if (mangled !== undefined) {
+    const position = args.indexOf(mangled) + 1;
+    throw usageError(`argument ${position} is not UTF-8 text (${JSON.stringify(mangled)}, with U+FFFD where the bytes were): give it as UTF-8`);
+  }
+}
 
 /** Command groups whose second word names the command: `switchboard system event`. */
 export const COMMAND_GROUPS = ['system', 'session', 'token'] as const;

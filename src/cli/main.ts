@@ -4,7 +4,7 @@
  * costs about a third of a one-shot command's own start-up, and a CLI called from every build
  * step should not pay it for nothing. One try/catch decides what is printed and the exit code.
  */
-import { flagOption, joinCommandGroup, matchDirect } from './argv.js';
+import { flagOption, joinCommandGroup, matchDirect, refuseNonUtf8Arguments } from './argv.js';
 import { COMMANDS } from './commands.js';
 import { ExitCode, isCliError, outputFailed } from './exit-codes.js';
 import { writeLog, writeOut } from './output.js';
@@ -12,6 +12,7 @@ import { writeLog, writeOut } from './output.js';
 async function main(argv: readonly string[]): Promise<ExitCode> {
   const args = joinCommandGroup(argv.slice(2));
   try {
+    refuseNonUtf8Arguments(argv.slice(2));
     if (args.length === 1 && (args[0] === '--version' || args[0] === '-v')) return await printVersion();
     const direct = matchDirect(args, COMMANDS);
     if (direct) return await (await direct.command.load())(args, direct.positionals);

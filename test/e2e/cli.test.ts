@@ -2,6 +2,7 @@
  * The real CLI binary against a real gateway process: what it prints, where, and its exit codes
  * (0 ok, 1 gateway error, 2 usage, 3 unreachable / token refused / timeout).
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -12,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fakeServer } from '../helpers/fake-server.js';
-import { cleanup, ISO_RE, makeTempDir, runCli, spawnCli, startGatewayProcess, UUID_RE, type CliResult, type GatewayProcess } from '../helpers/gateway.js';
+import { cleanup, CLI_PATH, ISO_RE, makeTempDir, runCli, spawnCli, startGatewayProcess, UUID_RE, type CliResult, type GatewayProcess } from '../helpers/gateway.js';
 import { MAX_TEXT_BYTES } from '../../src/protocol/constants.js';
 
 interface Context {
@@ -160,6 +161,18 @@ test('system event --text - reads the text from stdin (UTF-8, trimmed by the gat
   assert.is(tooLong.stderr, `switchboard: the text read from stdin (--text -) is ${MAX_TEXT_BYTES + 1} bytes; an event's text is at most ${MAX_TEXT_BYTES}: send a part of it (tail -c)\n`);
   const atLimit = await runCli(['system', 'event', '--text', '-', '--json', ...conn(gw)], { stdin: `\na${'\u001b'.repeat(MAX_TEXT_BYTES - 2)}z\n\n` });
   assertExit(atLimit, 0);
+});
+
+test('an argument that is not UTF-8 is exit 2, not stored with U+FFFD in place of its bytes (two keys were one session); a U+FFFD typed is text', async ({ gw }) => {
+  if (process.platform !== 'linux') return;
+  const key = freshKey();
+  // Node's spawn sends strings as UTF-8: the shell's printf makes the byte 0xE9 alone.
+  const script = 'exec "$0" "$1" system event --text "$(printf \'caf\\351\')" --session-key "$2" --url "$3" --token "$4"';
+  const latin1 = spawnSync('/bin/sh', ['-c', script, process.execPath, CLI_PATH, key, gw.url, gw.token], { encoding: 'utf8', env: {} });
+  assert.equal([latin1.status, latin1.stdout, latin1.stderr], [2, '', 'switchboard: argument 4 is not UTF-8 text ("caf\uFFFD", with U+FFFD where the bytes were): give it as UTF-8\n']);
+  assertExit(await runCli(['system', 'event', '--text', 'caf\uFFFD', '--session-key', key, ...conn(gw)]), 0);
+  const read = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--session-key', key, '--json', ...conn(gw)]));
+  assert.equal(read.events.map((event) => event.text), ['caf\uFFFD']);
 });
 
 test('string options arrive exactly as typed: --text 007 is "007", not 7', async ({ gw }) => {
