@@ -242,7 +242,7 @@ export function connectionSettings(args: Args): ConnectionSettings {
   // Resolved only when needed: with --url and --token given, the data dir plays no part.
   let dataDir: string | undefined;
   const theDataDir = () => (dataDir ??= resolveDataDir(optionOrEnv(args, 'data-dir', ENV.dataDir)?.value));
-  const { token, tokenFrom } = resolveToken(args, theDataDir);
+  const { token, tokenFrom } = resolveToken(args, theDataDir, given?.value);
   return {
     token,
     tokenFrom,
@@ -267,7 +267,7 @@ function defaultGatewayUrl(dataDir: string): string {
   if (unfit !== undefined) {
     throw noAnswer(
       'GATEWAY_UNREACHABLE',
-      `the data dir ${dataDir} cannot hold the gateway's Unix socket (${socket}: ${unfit}), so its gateway serves none, and the token is not sent over TCP instead: use a data dir with a shorter path, or give the gateway's URL with --url / ${ENV.url}`,
+      `the data dir ${dataDir} cannot hold the gateway's Unix socket (${socket}: ${unfit}), so its gateway serves none, and the token is not sent over TCP instead: use a data dir with a shorter path, or give the gateway's URL (--url / ${ENV.url}) and its token (${ENV.token})`,
     );
   }
   return url;
@@ -293,8 +293,13 @@ function givenGatewayUrl(args: Args): { value: string; from: string } | undefine
   return setting;
 }
 
-/** `--token`, else SWITCHBOARD_TOKEN, else the token file of the data dir the gateway uses. */
-function resolveToken(args: Args, theDataDir: () => string): { token: string; tokenFrom: string } {
+/**
+ * `--token`, else SWITCHBOARD_TOKEN, else the token file of the data dir the gateway uses: that
+ * one only for the data dir's own gateway or a `unix:` URL (owner-checked, see unixSocketRefusal).
+ * Sent to a TCP URL given, it would go to whoever listens there, which while the gateway is down
+ * may be any local user, the very reason the CLI never calls a port by default.
+ */
+function resolveToken(args: Args, theDataDir: () => string, givenUrl: string | undefined): { token: string; tokenFrom: string } {
   const setting = optionOrEnv(args, 'token', ENV.token);
   // Trimmed, as the token file is: `--token " $TOKEN"` means the token.
   const given = setting?.value.trim();
@@ -303,6 +308,12 @@ function resolveToken(args: Args, theDataDir: () => string): { token: string; to
   if (problem !== undefined) throw usageError(`the token (--token or ${ENV.token}) ${problem}: pass the token alone`);
   if (given !== undefined) return { token: given, tokenFrom: setting!.from };
   const dataDir = theDataDir();
+  if (givenUrl !== undefined && unixSocketPath(givenUrl) === undefined && givenUrl !== localGatewayUrl(dataDir)) {
+    throw noAnswer(
+      'NO_TOKEN',
+      `no token for ${withoutPassword(givenUrl)}: the data dir's token (${tokenPath(dataDir)}) is sent only to its gateway's socket, never over TCP, where any local user could listen while the gateway is down; pass that gateway's token in ${ENV.token} (or --token), or call without --url / ${ENV.url} to use the socket`,
+    );
+  }
   let token: string | undefined;
   try {
     token = readToken(dataDir);
@@ -312,12 +323,11 @@ function resolveToken(args: Args, theDataDir: () => string): { token: string; to
   }
   if (token) return { token, tokenFrom: tokenPath(dataDir) };
   // A gateway named by its URL may be anywhere: its token is the way out, not a local gateway.
-  const url = optionOrEnv(args, 'url', ENV.url)?.value;
   throw noAnswer(
     'NO_TOKEN',
-    url === undefined
+    givenUrl === undefined
       ? `no token: ${tokenPath(dataDir)} does not exist, so no gateway has run with the data dir ${dataDir}: start one (\`switchboard gateway\`), or give --data-dir (or ${ENV.dataDir}) the running gateway's; for a gateway elsewhere, --url and ${ENV.token}`
-      : `no token for ${withoutPassword(url)}: ${tokenPath(dataDir)} does not exist; pass that gateway's token in ${ENV.token} (or --token), or give --data-dir (or ${ENV.dataDir}) its data dir`,
+      : `no token for ${withoutPassword(givenUrl)}: ${tokenPath(dataDir)} does not exist; pass that gateway's token in ${ENV.token} (or --token), or give --data-dir (or ${ENV.dataDir}) its data dir`,
   );
 }
 
@@ -367,13 +377,14 @@ export function explain(error: unknown, settings: ConnectionSettings, unanswered
  * another user, or on a port only.
  */
 function unreachableHint(localDataDir: string | undefined, code: string | undefined): string {
-  const byUrl = `give its URL with --url / ${ENV.url}`;
+  // Its token too: the data dir's is sent to no URL given but a unix: one (see resolveToken).
+  const byUrl = (example = '') => `give its URL (--url / ${ENV.url}${example}) and its token (${ENV.token})`;
   if (localDataDir === undefined) return `is \`switchboard gateway\` running? (or set --url / ${ENV.url})`;
   if (code === 'ENOENT' || code === 'ECONNREFUSED') {
-    return `no gateway runs with the data dir ${localDataDir}: start one (\`switchboard gateway\`), or give --data-dir the running gateway's, or ${byUrl} (ws://${DEFAULT_HOST}:${DEFAULT_PORT} for one on the default port)`;
+    return `no gateway runs with the data dir ${localDataDir}: start one (\`switchboard gateway\`), or give --data-dir the running gateway's, or ${byUrl(`; ws://${DEFAULT_HOST}:${DEFAULT_PORT} on the default port`)}`;
   }
-  if (code === 'EACCES' || code === 'EPERM') return `the socket is another user's: run this as the user the gateway runs as, or ${byUrl}`;
-  return `or ${byUrl}`;
+  if (code === 'EACCES' || code === 'EPERM') return `the socket is another user's: run this as the user the gateway runs as, or ${byUrl()}`;
+  return `or ${byUrl()}`;
 }
 
 /** The errno code (ENOENT, EACCES, ...) of an error or of one of its causes. */

@@ -388,7 +388,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
   const local = options.socketPath === false || !HAS_UNIX_SOCKETS ? undefined : await listenLocal(options.socketPath ?? socketPath(options.dataDir), server);
   if (local && 'problem' in local) {
-    log(`warning: no Unix socket in the data dir (${local.problem}): the CLI reaches this gateway only when given its URL (--url or ${ENV.url})`);
+    log(`warning: no Unix socket in the data dir (${local.problem}): the CLI reaches this gateway only when given its URL (--url or ${ENV.url}) and its token (${ENV.token})`);
   }
   const localSocket = local && 'path' in local ? local : undefined;
   const address = server.address();

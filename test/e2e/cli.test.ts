@@ -36,9 +36,9 @@ test.after(async () => {
   await cleanup();
 });
 
-/** URL and token from the data dir: how a local user runs the CLI next to a gateway. */
+/** The data dir's socket and token: how a local user runs the CLI next to a gateway. */
 function conn(gw: GatewayProcess): string[] {
-  return ['--url', gw.url, '--data-dir', gw.dataDir];
+  return ['--data-dir', gw.dataDir];
 }
 
 function explain(result: CliResult): string {
@@ -520,7 +520,7 @@ test('exit 3: a wss:// or https:// URL to a gateway without TLS is GATEWAY_REJEC
   ];
   for (const [args, plain] of cases) {
     const url = args[args.indexOf('--url') + 1]!;
-    const result = await runCli([...args, '--data-dir', gw.dataDir, '--json']);
+    const result = await runCli([...args, '--token', gw.token, '--json']);
     assertExit(result, 3);
     const message = `TLS handshake with ${url} failed (EPROTO): is the gateway behind TLS? use ${plain} for a gateway without it`;
     assert.is(result.stderr, `switchboard: ${message}\n`);
@@ -632,10 +632,11 @@ test('exit 3 with --json: one error object on stdout with the CLI code (unreacha
 
 test('exit 3: wrong token (flag or env), and no token anywhere', async ({ gw }) => {
   const empty = makeTempDir();
+  const socketUrl = `unix:${path.join(gw.dataDir, 'gateway.sock')}`;
   const [flag, env, none] = await Promise.all([
     runCli(['system', 'event', '--text', 'x', '--url', gw.url, '--token', 'not-the-token']),
     runCli(['status', '--url', gw.url], { env: { SWITCHBOARD_TOKEN: 'not-the-token' } }),
-    runCli(['status', '--url', gw.url, '--data-dir', empty]),
+    runCli(['status', '--url', socketUrl, '--data-dir', empty]),
   ]);
   for (const result of [flag, env]) {
     assertExit(result, 3);
@@ -645,7 +646,7 @@ test('exit 3: wrong token (flag or env), and no token anywhere', async ({ gw }) 
   assertExit(none, 3);
   assert.is(
     none.stderr,
-    `switchboard: no token for ${gw.url}: ${path.join(empty, 'token')} does not exist; pass that gateway's token in SWITCHBOARD_TOKEN (or --token), or give --data-dir (or SWITCHBOARD_DATA_DIR) its data dir\n`,
+    `switchboard: no token for ${socketUrl}: ${path.join(empty, 'token')} does not exist; pass that gateway's token in SWITCHBOARD_TOKEN (or --token), or give --data-dir (or SWITCHBOARD_DATA_DIR) its data dir\n`,
   );
   // No URL: a gateway started with --data-dir, a CLI without. The way out is the data dir, not --token.
   const local = await runCli(['status', '--data-dir', empty]);
@@ -662,9 +663,9 @@ test('exit 3 NO_TOKEN, not a crash: a token file that cannot be read (a director
   const dataDirIsFile = path.join(makeTempDir(), 'file');
   fs.writeFileSync(dataDirIsFile, '');
   const [dir, file, watch] = await Promise.all([
-    runCli(['status', '--json', '--url', gw.url, '--data-dir', tokenIsDir]),
-    runCli(['system', 'event', '--text', 'x', '--url', gw.url, '--data-dir', dataDirIsFile]),
-    runCli(['session', 'watch', '--agent', 'main', '--url', gw.url, '--data-dir', tokenIsDir]),
+    runCli(['status', '--json', '--data-dir', tokenIsDir]),
+    runCli(['system', 'event', '--text', 'x', '--data-dir', dataDirIsFile]),
+    runCli(['session', 'watch', '--agent', 'main', '--data-dir', tokenIsDir]),
   ]);
   const error = parseJsonError(dir, 3);
   assert.equal([error.code, error.data], [2007, { name: 'NO_TOKEN' }]);
@@ -684,17 +685,26 @@ test('where the token and URL come from: --data-dir, SWITCHBOARD_DATA_DIR, --tok
   const key = freshKey();
   const event = (text: string) => ['system', 'event', '--text', text, '--session-key', key];
   const results = await Promise.all([
-    runCli([...event('via --data-dir'), '--url', gw.url, '--data-dir', gw.dataDir]),
-    runCli([...event('via SWITCHBOARD_DATA_DIR'), '--url', gw.url], { env: { SWITCHBOARD_DATA_DIR: gw.dataDir } }),
+    runCli([...event('via --data-dir'), '--data-dir', gw.dataDir]),
+    runCli([...event('via SWITCHBOARD_DATA_DIR')], { env: { SWITCHBOARD_DATA_DIR: gw.dataDir } }),
     runCli([...event('via --token'), '--url', gw.url, '--token', gw.token]),
     runCli([...event('via SWITCHBOARD_TOKEN'), '--url', gw.url], { env: { SWITCHBOARD_TOKEN: gw.token } }),
     runCli([...event('via SWITCHBOARD_URL'), '--token', gw.token], { env: { SWITCHBOARD_URL: gw.url } }),
     // Flags win over the environment.
     runCli([...event('flag --token beats env'), '--url', gw.url, '--token', gw.token], { env: { SWITCHBOARD_TOKEN: 'wrong' } }),
     runCli([...event('flag --url beats env'), '--url', gw.url, '--token', gw.token], { env: { SWITCHBOARD_URL: 'ws://127.0.0.1:1' } }),
-    runCli([...event('flag --data-dir beats env'), '--url', gw.url, '--data-dir', gw.dataDir], { env: { SWITCHBOARD_DATA_DIR: makeTempDir() } }),
+    runCli([...event('flag --data-dir beats env'), '--data-dir', gw.dataDir], { env: { SWITCHBOARD_DATA_DIR: makeTempDir() } }),
   ]);
   for (const result of results) assertExit(result, 0);
+  // The data dir's token goes to its socket only, never to a TCP URL given (--url or SWITCHBOARD_URL).
+  const overTcp = await Promise.all([
+    runCli([...event('never sent'), '--url', gw.url, '--data-dir', gw.dataDir, '--json']),
+    runCli([...event('never sent'), '--data-dir', gw.dataDir, '--json'], { env: { SWITCHBOARD_URL: gw.url } }),
+  ]);
+  for (const result of overTcp) {
+    const message = `no token for ${gw.url}: the data dir's token (${path.join(gw.dataDir, 'token')}) is sent only to its gateway's socket, never over TCP, where any local user could listen while the gateway is down; pass that gateway's token in SWITCHBOARD_TOKEN (or --token), or call without --url / SWITCHBOARD_URL to use the socket`;
+    assert.equal([result.code, result.stderr, JSON.parse(result.stdout)], [3, `switchboard: ${message}\n`, { error: { code: 2007, message, data: { name: 'NO_TOKEN' } } }]);
+  }
   const read = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--session-key', key, '--json', '--url', gw.url, '--token', gw.token]));
   assert.equal(read.events.map((e) => e.text).sort(), [
     'flag --data-dir beats env',
@@ -796,7 +806,7 @@ test('a token that starts with "-" (data dirs from before the sba_ prefix) works
   const gw = await startGatewayProcess({ dataDir });
   assert.is(gw.token, token);
   const viaFlag = parseJsonOut<RoutingJson>(await runCli(['system', 'event', '--text', 'dash', '--json', '--url', gw.url, '--token', token]));
-  const viaFile = parseJsonOut<RoutingJson>(await runCli(['system', 'event', '--text', 'dash', '--json', '--url', gw.url, '--data-dir', dataDir]));
+  const viaFile = parseJsonOut<RoutingJson>(await runCli(['system', 'event', '--text', 'dash', '--json', '--data-dir', dataDir]));
   assert.equal([viaFlag.queue.seq, viaFile.duplicate, viaFile.queue.status], [1, false, 'deduplicated']);
   await gw.stop();
 });
@@ -1081,7 +1091,7 @@ test('the gateway creates a private data dir and token file on first start', asy
   }
   assert.match(gw.stdout(), new RegExp(`^switchboard gateway listening on ws://127\\.0\\.0\\.1:${gw.port} \\(data dir ${dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, token in `));
   // A call first: stopping at once would race the gateway's signal set-up (see durability.test.ts).
-  assertExit(await runCli(['status', '--url', gw.url, '--data-dir', dataDir]), 0);
+  assertExit(await runCli(['status', '--data-dir', dataDir]), 0);
   assert.is(await gw.stop('SIGINT'), 0);
   assert.match(gw.stderr(), /SIGINT received, shutting down/);
   // README: the listening line is all there is on stdout; the log went to stderr.

@@ -160,7 +160,7 @@ test('an empty token file, or one holding more than a token: the gateway exits 1
     assert.ok(result.stderr.includes(`token file ${token} ${problem}: delete it to have the gateway write a new admin token`), result.stderr);
     assert.not.match(result.stderr, /EEXIST/);
     for (const command of [['status'], ['session', 'watch', '--agent', 'main']]) {
-      const cli = await runCli([...command, '--url', 'ws://127.0.0.1:1', '--data-dir', dataDir]);
+      const cli = await runCli([...command, '--data-dir', dataDir]);
       assert.is(cli.code, 3, cli.stderr);
       assert.ok(cli.stderr.includes(`token file ${token} ${problem}`), cli.stderr);
       assert.match(cli.stderr, /or pass --token \/ SWITCHBOARD_TOKEN\n$/);

@@ -61,10 +61,11 @@ test('a token refused beside --data-dir names the setting that overruled the dat
     byToken.stderr,
     `switchboard: the gateway at unix:${socketOf(gw.dataDir)} refused the token: the token in SWITCHBOARD_TOKEN is not this gateway's: unset it to use the token file of the gateway's data dir (--data-dir), or pass its token with --token\n`,
   );
-  const byUrl = await runCli(['status', '--data-dir', gw.dataDir], { env: { SWITCHBOARD_URL: other.url } });
+  const otherUrl = `unix:${socketOf(other.dataDir)}`;
+  const byUrl = await runCli(['status', '--data-dir', gw.dataDir], { env: { SWITCHBOARD_URL: otherUrl } });
   assert.is(
     byUrl.stderr,
-    `switchboard: the gateway at ${other.url} refused the token: ${path.join(gw.dataDir, 'token')} is not this gateway's token (the URL is from SWITCHBOARD_URL: unset it to call the data dir's own gateway): give --data-dir the gateway's data dir, or pass its token with --token\n`,
+    `switchboard: the gateway at ${otherUrl} refused the token: ${path.join(gw.dataDir, 'token')} is not this gateway's token (the URL is from SWITCHBOARD_URL: unset it to call the data dir's own gateway): give --data-dir the gateway's data dir, or pass its token with --token\n`,
   );
   assert.is((await runCli(['status', '--data-dir', gw.dataDir], { env: { SWITCHBOARD_TOKEN: gw.token } })).code, 0);
 });
@@ -133,7 +134,7 @@ squatterTest('with the gateway down, the CLI sends the data dir\'s admin token n
     assert.is(sent.code, 3, sent.stderr);
     assert.is(
       sent.stderr,
-      `switchboard: gateway not reachable at unix:${socketOf(gw.dataDir)} (ENOENT): no gateway runs with the data dir ${gw.dataDir}: start one (\`switchboard gateway\`), or give --data-dir the running gateway's, or give its URL with --url / SWITCHBOARD_URL (ws://127.0.0.1:18790 for one on the default port)\n`,
+      `switchboard: gateway not reachable at unix:${socketOf(gw.dataDir)} (ENOENT): no gateway runs with the data dir ${gw.dataDir}: start one (\`switchboard gateway\`), or give --data-dir the running gateway's, or give its URL (--url / SWITCHBOARD_URL; ws://127.0.0.1:18790 on the default port) and its token (SWITCHBOARD_TOKEN)\n`,
     );
     assert.is(squatter.connections, 0, 'nothing connected to the default port');
   } finally {
@@ -176,10 +177,10 @@ test('a file in the way of the socket is left alone: the gateway warns, and serv
   await waitUntil(() => gw.stderr().includes('warning'), 'the warning');
   assert.is(
     gw.stderr(),
-    `switchboard gateway: warning: no Unix socket in the data dir (${socketOf(dataDir)} is in the way and is not a socket: remove it): the CLI reaches this gateway only when given its URL (--url or SWITCHBOARD_URL)\n`,
+    `switchboard gateway: warning: no Unix socket in the data dir (${socketOf(dataDir)} is in the way and is not a socket: remove it): the CLI reaches this gateway only when given its URL (--url or SWITCHBOARD_URL) and its token (SWITCHBOARD_TOKEN)\n`,
   );
   assert.is(fs.readFileSync(socketOf(dataDir), 'utf8'), 'mine');
-  const sent = await runCli(['status', '--url', gw.url, '--data-dir', dataDir]);
+  const sent = await runCli(['status', '--url', gw.url], { env: { SWITCHBOARD_TOKEN: gw.token } });
   assert.is(sent.code, 0, sent.stderr);
 });
 
@@ -227,13 +228,13 @@ squatterTest('a data dir too long for a socket: the CLI sends its admin token no
     assert.is(sent.code, 3, sent.stderr);
     assert.is(
       sent.stderr,
-      `switchboard: the data dir ${dataDir} cannot hold the gateway's Unix socket (${socketOf(dataDir)}: a Unix socket path has at most ${MAX_SOCKET_PATH_BYTES} bytes), so its gateway serves none, and the token is not sent over TCP instead: use a data dir with a shorter path, or give the gateway's URL with --url / SWITCHBOARD_URL\n`,
+      `switchboard: the data dir ${dataDir} cannot hold the gateway's Unix socket (${socketOf(dataDir)}: a Unix socket path has at most ${MAX_SOCKET_PATH_BYTES} bytes), so its gateway serves none, and the token is not sent over TCP instead: use a data dir with a shorter path, or give the gateway's URL (--url / SWITCHBOARD_URL) and its token (SWITCHBOARD_TOKEN)\n`,
     );
     assert.is((JSON.parse(sent.stdout) as { error: { data: { name: string } } }).error.data.name, 'GATEWAY_UNREACHABLE');
     assert.is(squatter.connections, 0, 'nothing connected to the default port');
-    // Asked for, TCP serves such a gateway.
+    // Asked for, with its token, TCP serves such a gateway.
     const again = await startGatewayProcess({ dataDir });
-    const viaUrl = await runCli(['status', '--url', again.url, '--data-dir', dataDir]);
+    const viaUrl = await runCli(['status', '--url', again.url], { env: { SWITCHBOARD_TOKEN: again.token } });
     assert.is(viaUrl.code, 0, viaUrl.stderr);
   } finally {
     squatter.close();
