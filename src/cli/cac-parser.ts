@@ -29,8 +29,10 @@ function declare(commands: readonly CommandSpec[], group?: string): CAC {
     return [...trimmed, { title: '', body: command ? (command.exitCodes ?? EXIT_CODES_HELP) : `${EXIT_CODES_HELP}${ownNote}` }];
   });
   cli.version(VERSION);
-  // Printed by runWithCac, once it knows nothing else was given: cac prints it whatever follows.
+  // Printed by runWithCac, once it knows nothing else was given: cac prints them whatever follows,
+  // the help of the whole CLI for a command it does not know.
   cli.showVersionOnExit = false;
+  cli.showHelpOnExit = false;
   return cli;
 }
 
@@ -56,7 +58,11 @@ export async function runWithCac(given: readonly string[]): Promise<ExitCode> {
     throw usageError(`--version takes nothing beside it (got \`${beside}\`): \`switchboard --version\``);
   }
   if (parsed.options['help'] || versionAsked) {
-    if (!parsed.options['help']) cli.outputVersion();
+    // `help nosuch` and `nosuch --help` are a command mistyped, told as one: no help is about it.
+    const topic = parsed.args.map(String);
+    if (parsed.options['help'] && !cli.matchedCommand && topic.length > (group === undefined ? 0 : 1)) throw unknownCommand(topic.join(' '));
+    if (parsed.options['help']) cli.outputHelp();
+    else cli.outputVersion();
     // cac prints through console, which drops write errors: a help lost to a full disk must not
     // exit 0. A reader that went away (`--help | head -1`) is no failure, as for any output.
     await writeOut(process.stdout, '').catch((error: unknown) => {
@@ -85,12 +91,16 @@ export async function runWithCac(given: readonly string[]): Promise<ExitCode> {
       const names = commandsOf(group).map((spec) => spec.name);
       throw usageError(`"${group}" needs a command: ${orList(names, 'or')}; run \`switchboard ${group} --help\` for what ${names.length === 1 ? 'it does' : 'each does'}`);
     }
-    const guess = closestCommand(typed);
-    const hint = guess === undefined ? '' : ` did you mean \`switchboard ${guess}\`? Or`;
-    throw usageError(`unknown command "${typed}":${hint} run \`switchboard --help\` for the list`);
+    throw unknownCommand(typed);
   }
   const spec = COMMANDS.find((command) => command.name === cli.matchedCommandName)!;
   return (await spec.load())(args, checkArgs(args, spec));
+}
+
+function unknownCommand(typed: string): Error {
+  const guess = closestCommand(typed);
+  const hint = guess === undefined ? '' : ` did you mean \`switchboard ${guess}\`? Or`;
+  return usageError(`unknown command "${typed}":${hint} run \`switchboard --help\` for the list`);
 }
 
 /**

@@ -478,11 +478,23 @@ test('exit 2 for no command at all, with an error line on stderr and the help on
   }
 });
 
-test('`switchboard help` is the help, and `switchboard help <command>` that command\'s, exit 0', async () => {
+test('`switchboard help` is the help, and `switchboard help <command>` that command\'s, exit 0; a help about an unknown command is exit 2', async () => {
   assert.is((await runCli(['help'])).stdout, (await runCli(['--help'])).stdout);
   const command = await runCli(['help', 'session', 'peek']);
   assertExit(command, 0);
   assert.is(command.stdout, (await runCli(['session', 'peek', '--help'])).stdout);
+  const group = await runCli(['help', 'token']);
+  assertExit(group, 0);
+  assert.match(group.stdout, 'token <command> [options]');
+  // A help about no command is a command mistyped: exit 2, with a guess, as without --help.
+  for (const [args, message] of [
+    [['help', 'nosuch'], 'unknown command "nosuch": run `switchboard --help` for the list'],
+    [['help', 'system', 'evnt'], 'unknown command "system evnt": did you mean `switchboard system event`? Or run `switchboard --help` for the list'],
+    [['sesion', 'peek', '--help'], 'unknown command "sesion peek": did you mean `switchboard session peek`? Or run `switchboard --help` for the list'],
+  ] as const) {
+    const result = await runCli(args);
+    assert.equal([result.code, result.stdout, result.stderr], [2, '', `switchboard: ${message}\n`], args.join(' '));
+  }
 });
 
 test('SIGINT or SIGTERM stops session watch with 0 while it is still connecting; a one-shot command is ended by the signal itself (130)', async () => {
