@@ -229,7 +229,7 @@ export class SwitchboardClient {
         await this.#untilOpen(method, Math.max(0, deadline - Date.now()), options.signal).catch((error: unknown) => {
           throw withResendReason(error, resending, false);
         });
-        if (options.signal?.aborted) throw aborted(this.url, method);
+        if (options.signal?.aborted) throw aborted(this.url, method, options.signal);
       } while (this.#state !== 'open');
       const socket = this.#socket;
       // What the client had seen of a drained session before the drain was sent: stored before it
@@ -418,7 +418,7 @@ export class SwitchboardClient {
     return new Promise((resolve, reject) => {
       // An AbortSignal fires 'abort' once: one aborted before the call would never be heard.
       if (signal?.aborted) {
-        reject(aborted(this.url, method));
+        reject(aborted(this.url, method, signal));
         return;
       }
       // Not on a socket the client has left: nothing would answer or reject the call but its timer.
@@ -451,7 +451,7 @@ export class SwitchboardClient {
         () => giveUp(new ConnectionError('timeout', this.url, `no answer to ${method} from ${this.url} within ${timeoutMs} ms`)),
         timeoutMs,
       );
-      const stopListening = onAbort(signal, () => giveUp(aborted(this.url, method)));
+      const stopListening = onAbort(signal, () => giveUp(aborted(this.url, method, signal)));
       this.#pending.set(id, {
         resolve: (result) => {
           settle();
@@ -486,7 +486,7 @@ export class SwitchboardClient {
   /** Waits until `waiters` is told, within the call's timeout and signal. */
   #until(waiters: Set<() => void>, method: string, timeoutMs: number, signal: AbortSignal | undefined, late: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(aborted(this.url, method));
+      if (signal?.aborted) return reject(aborted(this.url, method, signal));
       const done = () => {
         clearTimeout(timer);
         stopListening();
@@ -501,7 +501,7 @@ export class SwitchboardClient {
       const stopListening = onAbort(signal, () => {
         waiters.delete(done);
         clearTimeout(timer);
-        reject(aborted(this.url, method));
+        reject(aborted(this.url, method, signal));
       });
       waiters.add(done);
     });
@@ -827,6 +827,7 @@ function runCallback(callback: () => void): void {
   }
 }
 
-function aborted(url: string, method: string): ConnectionError {
-  return new ConnectionError('aborted', url, `${method} was aborted by the caller`);
+/** Its cause is the signal's reason: AbortSignal.timeout()'s TimeoutError, say. */
+function aborted(url: string, method: string, signal: AbortSignal | undefined): ConnectionError {
+  return new ConnectionError('aborted', url, `${method} was aborted by the caller`, { cause: signal?.reason });
 }

@@ -26,6 +26,10 @@ export function durationOption(name: string, value: number | undefined, fallback
  * carry it whole; else a TypeError saying what is in the way.
  */
 export function tokenOption(token: string): string {
+  // The types require it; a caller in plain JavaScript gets a reason, not a TypeError from inside.
+  if (typeof token !== 'string') {
+    throw new TypeError(`options.token is required (the gateway's token, e.g. localGatewayToken() or process.env.SWITCHBOARD_TOKEN), got ${token === null ? 'null' : typeof token}`);
+  }
   const trimmed = token.trim();
   const problem = tokenProblem(trimmed);
   if (problem !== undefined) throw new TypeError(`token ${problem}: a switchboard token is one line of visible characters, sent alone`);

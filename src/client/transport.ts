@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
+import { onAbort } from './abort.js';
 import { ConnectionError, refusalError, tlsError } from './errors.js';
 import { gatewayUrlProblem, invalidGatewayUrl, UNIX_SOCKET_HOST, unixSocketPath } from './gateway-url.js';
 import { unixSocketRefusal } from './local-gateway.js';
@@ -25,6 +26,14 @@ export interface OpenOptions {
   /** Silence from the gateway after which the open socket is closed as lost (see DEFAULT_HEARTBEAT_TIMEOUT_MS); 0: never. */
   heartbeatTimeoutMs: number;
 }
+
+/**
+ * How long a closed socket waits for the gateway's close frame before it is destroyed. ws waits
+ * 30 s (its closeTimeout option is missing from its types), and its timer keeps the process alive: a program that closed its client while the gateway
+ * hung (stopped, or a half-dead link) lived half a minute on. A gateway that answers at all answers
+ * a close within milliseconds.
+ */
+const CLOSE_TIMEOUT_MS = 1000;
 
 export function openSocket(url: string, token: string, options: OpenOptions): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -59,14 +68,13 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
     const fail = (error: ConnectionError) => {
       if (failed) return;
       failed = true;
-      options.signal?.removeEventListener('abort', onAbort);
+      stopListening();
       ws.removeAllListeners();
       ws.on('error', () => {});
       ws.terminate();
       reject(error);
     };
-    const onAbort = () => fail(new ConnectionError('aborted', url, `connecting to ${url} was aborted`));
-    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const stopListening = onAbort(options.signal, () => fail(new ConnectionError('aborted', url, `connecting to ${url} was aborted`)));
 
     ws.once('unexpected-response', (_request, response) => {
       // The gateway answered: whatever happens to the rest of its answer (a handshake timeout
@@ -77,28 +85,37 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
     });
     ws.once('error', (error: NodeJS.ErrnoException) => {
       const timedOut = /timed out/i.test(error.message);
+      // Node's HTTP parser failed (HPE_*): something answered, but not in HTTP, as callOverHttp says.
+      const notHttp = error.code?.startsWith('HPE_') === true;
       fail(
         tlsError(url, error) ??
-          new ConnectionError(
-            timedOut ? 'timeout' : 'unreachable',
-            url,
-            timedOut ? `no answer from ${url} within ${options.timeoutMs} ms` : `gateway not reachable at ${url} (${error.code ?? error.message})`,
-            { cause: error },
-          ),
+          (notHttp
+            ? new ConnectionError('rejected', url, `the answer from ${url} is not HTTP (${error.code}): is it a switchboard gateway?`, { cause: error })
+            : new ConnectionError(
+                timedOut ? 'timeout' : 'unreachable',
+                url,
+                timedOut ? `no answer from ${url} within ${options.timeoutMs} ms` : `gateway not reachable at ${url} (${error.code ?? error.message})`,
+                { cause: error },
+              )),
       );
     });
     // The connection under the WebSocket: bytes of a large frame arriving slowly are news too.
     let stream: Duplex | undefined;
     ws.once('upgrade', (response: IncomingMessage) => (stream = response.socket));
     ws.once('open', () => {
-      options.signal?.removeEventListener('abort', onAbort);
+      stopListening();
       ws.removeAllListeners();
       // After open, errors surface as a close; the listener keeps them from being thrown.
       ws.on('error', () => {});
       const silence = watchSilence(ws, stream, options.heartbeatTimeoutMs);
       resolve({
         send: (text) => ws.send(text),
-        close: (code, reason) => ws.close(code, reason),
+        close: (code, reason) => {
+          ws.close(code, reason);
+          // Destroying the socket ends ws's own wait too.
+          const cut = setTimeout(() => ws.terminate(), CLOSE_TIMEOUT_MS).unref();
+          ws.once('close', () => clearTimeout(cut));
+        },
         onMessage: (listener) => ws.on('message', (data: Buffer) => listener(data.toString())),
         onClose: (listener) => ws.on('close', (code: number, reason: Buffer) => listener(code, silence.reason ?? reason.toString())),
       });

@@ -3,8 +3,10 @@
  * does (see http.test.ts). Servers here answer the upgrade as the gateway, or a proxy in front of
  * it, would.
  */
+import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createHash } from 'node:crypto';
+import { getEventListeners } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { suite } from 'uvu';
@@ -64,6 +66,66 @@ test('a connection on which nothing comes for heartbeatTimeoutMs, not even a pin
   } finally {
     for (const socket of silent.clients) socket.terminate();
     await new Promise((resolve) => silent.close(resolve));
+  }
+});
+
+test('a process that closed its client on a gateway that no longer reads (stopped, a half-dead link) exits within a second or so, not after ws\'s 30 s wait for the close frame', async () => {
+  const hung = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await new Promise((resolve) => hung.once('listening', resolve));
+  hung.on('connection', (_socket, request) => request.socket.pause());
+  try {
+    const url = `ws://127.0.0.1:${(hung.address() as AddressInfo).port}`;
+    const client = new URL('../../src/client/client.js', import.meta.url).href;
+    const script = `const { connect } = await import(${JSON.stringify(client)}); await (await connect({ url: ${JSON.stringify(url)}, token: 'sbt_test' })).close();`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const outcome = await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000, 'still running'))]);
+    child.kill('SIGKILL');
+    assert.is(outcome, 0, 'the process was still running 10 s after close()');
+  } finally {
+    for (const socket of hung.clients) socket.terminate();
+    await new Promise((resolve) => hung.close(resolve));
+  }
+});
+
+test('a call aborted by its signal carries the signal\'s reason as its cause: AbortSignal.timeout()\'s TimeoutError, a reason of the caller\'s own', async () => {
+  const silent = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await new Promise((resolve) => silent.once('listening', resolve));
+  try {
+    const client = await connect({ url: `ws://127.0.0.1:${(silent.address() as AddressInfo).port}`, token: 'sbt_test' });
+    const timedOut = await client.call('gateway.status', {}, { signal: AbortSignal.timeout(20) }).catch((error: unknown) => error);
+    assert.equal([(timedOut as ConnectionError).failure, ((timedOut as Error).cause as Error).name], ['aborted', 'TimeoutError']);
+    const reason = new Error('panel closed');
+    const controller = new AbortController();
+    controller.abort(reason);
+    const early = await client.call('gateway.status', {}, { signal: controller.signal }).catch((error: unknown) => error);
+    assert.is((early as Error).cause, reason);
+    await client.close();
+  } finally {
+    for (const socket of silent.clients) socket.terminate();
+    await new Promise((resolve) => silent.close(resolve));
+  }
+});
+
+test('an answer that is not HTTP at all (an SSH banner) is "rejected", as callOverHttp has it: something answered, and it is no gateway', async () => {
+  const url = await refusingUpgrades('SSH-2.0-OpenSSH_9.6\r\n');
+  await connectFailure(url, 'rejected', `the answer from ${url} is not HTTP (HPE_INVALID_CONSTANT): is it a switchboard gateway?`);
+});
+
+test('connects sharing one AbortSignal add one listener to it, however many', async () => {
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await new Promise((resolve) => server.once('listening', resolve));
+  try {
+    const controller = new AbortController();
+    const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const connecting = Array.from({ length: 12 }, () => connect({ url, token: 'sbt_test', signal: controller.signal }));
+    // Past ten, Node warns of a leak (MaxListenersExceededWarning).
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.is(getEventListeners(controller.signal, 'abort').length, 1);
+    await Promise.all((await Promise.all(connecting)).map((client) => client.close()));
+  } finally {
+    for (const socket of server.clients) socket.terminate();
+    await new Promise((resolve) => server.close(resolve));
   }
 });
 
@@ -225,6 +287,13 @@ test('a token an HTTP header cannot carry whole (a line break, a space, an emoji
     const error = await connect({ url, token }).catch((e: unknown) => e);
     assert.instance(error, TypeError, token);
     assert.is((error as Error).message, `token ${problem}: a switchboard token is one line of visible characters, sent alone`);
+  }
+  // From plain JavaScript, no token at all, or not a string.
+  for (const token of [undefined, null, 42]) {
+    const error = await connect({ url, token: token as unknown as string }).catch((e: unknown) => e);
+    assert.instance(error, TypeError);
+    const got = token === null ? 'null' : typeof token;
+    assert.is((error as Error).message, `options.token is required (the gateway's token, e.g. localGatewayToken() or process.env.SWITCHBOARD_TOKEN), got ${got}`);
   }
   assert.equal(sent, []);
   await connect({ url, token: ' sba_caf\u00e9\n' }).catch(() => undefined);
