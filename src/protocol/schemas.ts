@@ -55,11 +55,12 @@ function sessionKeyParam(whenAbsent?: string) {
 
 const SessionKeyParam = sessionKeyParam();
 
+const AGENT_ID_DESCRIPTION = 'Agent id, case-insensitive: ^[a-z0-9][a-z0-9_-]{0,63}$.';
 const AgentIdParam = Type.String({
   minLength: 1,
   maxLength: MAX_AGENT_ID_LENGTH,
   pattern: AGENT_ID_PATTERN,
-  description: 'Agent id, case-insensitive: ^[a-z0-9][a-z0-9_-]{0,63}$.',
+  description: AGENT_ID_DESCRIPTION,
 });
 
 const Seq = Type.Integer({ minimum: 0, description: 'Sequence number of an event within its session.' });
@@ -77,7 +78,10 @@ export const SystemEventParams = Type.Object(
     }),
     mode: Type.Optional(EventMode),
     sessionKey: Type.Optional(SessionKeyParam),
-    agentId: Type.Optional(AgentIdParam),
+    agentId: Type.Optional({
+      ...AgentIdParam,
+      description: `${AGENT_ID_DESCRIPTION} Without sessionKey: that agent's main session. With one, it must be the key's agent, or the call is refused.`,
+    }),
     contextKey: Type.Optional(
       Type.String({
         minLength: 1,
@@ -89,7 +93,8 @@ export const SystemEventParams = Type.Object(
       Type.String({
         minLength: 1,
         maxLength: MAX_IDEMPOTENCY_KEY_LENGTH,
-        description: "A repeat with the same key returns the first call's result with duplicate: true.",
+        description:
+          "A repeat with the same key returns the first call's result with duplicate: true. Keys are the agent's own: another agent's event with the same key is another event.",
       }),
     ),
   },
