@@ -153,14 +153,15 @@ export class Connection implements Subscriber {
    * Liveness check, called every PING_INTERVAL_MS: a connection that did not answer the previous
    * ping is dead and is terminated (its subscriptions end with the close event). One holding
    * frames is not judged: the gateway stopped reading it, pongs included, because its own calls
-   * are slow. It is judged again from the first heartbeat after it reads again.
+   * are slow. It is judged again from the first heartbeat after it reads again. With `judge`
+   * false, it is only pinged: the gateway itself was too late to tell.
    */
-  heartbeat(): void {
+  heartbeat(judge = true): void {
     if (this.#held !== undefined) {
       this.#alive = true;
       return;
     }
-    if (!this.#alive) {
+    if (!this.#alive && judge) {
       this.#socket.terminate();
       return;
     }

@@ -311,9 +311,20 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     else perAddress.set(address, left);
     hub.dropConnection(connection.connectionId);
   }
+  const pingIntervalMs = options.pingIntervalMs ?? PING_INTERVAL_MS;
+  let lastBeat = performance.now();
   const liveness = setInterval(() => {
-    for (const connection of connections.values()) connection.heartbeat();
-  }, options.pingIntervalMs ?? PING_INTERVAL_MS);
+    // A gateway that stalled (a long commit, a stopped process) gave the pongs to its last pings
+    // no time to come: this round pings, and the next one judges. Judged now, every connection
+    // would have been cut.
+    const now = performance.now();
+    const onTime = now - lastBeat < pingIntervalMs * 1.5;
+    lastBeat = now;
+    // After the reads waiting: a timer runs first in a turn of the loop, before pongs already here.
+    setImmediate(() => {
+      for (const connection of connections.values()) connection.heartbeat(onTime);
+    });
+  }, pingIntervalMs);
   liveness.unref();
 
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;

@@ -5,6 +5,9 @@
  * (live), and an acked event is never sent again. Plus the two ways the gateway drops a
  * connection: too slow to read (1008) and dead (no pong).
  */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { RoutingResult, StoredEvent } from '../../src/protocol/schemas.js';
@@ -15,6 +18,7 @@ import {
   freshAgent,
   isNotification,
   ISO_RE,
+  makeTempDir,
   openPeer,
   publish,
   resultOf,
@@ -680,6 +684,42 @@ test('a connection that does not answer pings is terminated within two intervals
   publisher.close();
   healthy.close();
   await gw.gateway.close();
+});
+
+test('a gateway stopped as its ping arrived (SIGSTOP) cuts none of the connections that answered: their pongs wait to be read when it resumes', async () => {
+  const PING_MS = 50;
+  const dataDir = makeTempDir();
+  const gatewayModule = new URL('../../src/server/gateway.js', import.meta.url).href;
+  const script = `const { startGateway } = await import(${JSON.stringify(gatewayModule)});
+    const gateway = await startGateway({ port: 0, dataDir: ${JSON.stringify(dataDir)}, pingIntervalMs: ${PING_MS}, log: () => {} });
+    console.log(gateway.url);`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stdout!.setEncoding('utf8').once('data', (line: string) => resolve(line.trim()));
+      child.once('exit', (code) => reject(new Error(`the gateway exited (${code}) before listening`)));
+    });
+    const peer = await openPeer(url, fs.readFileSync(path.join(dataDir, 'token'), 'utf8').trim(), { autoPong: false });
+    let stopAtPing: (() => void) | undefined;
+    peer.ws.on('ping', () => {
+      if (stopAtPing === undefined) return void peer.ws.pong();
+      // The gateway stops as its ping arrives; the pong, sent in time, waits for it in its socket.
+      child.kill('SIGSTOP');
+      setTimeout(() => peer.ws.pong(), 10);
+      stopAtPing();
+      stopAtPing = undefined;
+    });
+    for (let round = 0; round < 5; round++) {
+      await new Promise<void>((resolve) => (stopAtPing = resolve));
+      await new Promise((resolve) => setTimeout(resolve, 4 * PING_MS));
+      child.kill('SIGCONT');
+      await new Promise((resolve) => setTimeout(resolve, 2 * PING_MS));
+      assert.is(peer.isClosed, false, `cut after stop ${round + 1}`);
+    }
+    peer.close();
+  } finally {
+    child.kill('SIGKILL');
+  }
 });
 
 test.run();

@@ -238,6 +238,17 @@ test('a connection holding frames is not taken for dead: its pongs wait unread b
   assert.equal(wire.slice(2), [{ jsonrpc: '2.0', id: 1, result: {} }, 'resumed', 'ping', 'terminated']);
 });
 
+test('a heartbeat the gateway was too late to judge by (it stalled) only pings: an unanswered ping is judged at the next one', () => {
+  const { connection, wire } = harness();
+  connection.heartbeat();
+  connection.heartbeat(false);
+  assert.equal(wire, ['ping', 'ping']);
+  connection.pong();
+  connection.heartbeat();
+  connection.heartbeat();
+  assert.equal(wire.slice(2), ['ping', 'terminated']);
+});
+
 test('past answerHighWaterBytes waiting to be written, the connection reads no more requests until the socket drains; nothing is cut', async () => {
   const { connection, wire, answer, setUnsent, drain } = harness();
   const status = (id: number) => frame({ jsonrpc: '2.0', id, method: 'gateway.status' });
