@@ -49,9 +49,12 @@ export async function systemEvent(args: Args): Promise<ExitCode> {
   const given = rawOption(args, 'text');
   const text = given === '-' ? (await readStdinText()).trim() : given;
   if (text === undefined || text.trim() === '') {
-    const what = given === '-' ? 'the text read from stdin (--text -) is empty' : '--text is required and must not be empty';
+    const what = given === '-' ? `${STDIN_TEXT} is empty` : '--text is required and must not be empty';
     throw usageError(`${what}: switchboard system event --text 'Task done!'`);
   }
+  // As for stdin: a usage error (exit 2), not the gateway's refusal (exit 1) of the same text.
+  const length = Buffer.byteLength(text.trim());
+  if (given !== '-' && length > MAX_TEXT_BYTES) throw textTooLong('--text', String(length));
   const mode = rawOption(args, 'mode');
   if (mode !== undefined && !(MODES as readonly string[]).includes(mode)) {
     throw usageError(`--mode must be "now" or "next-heartbeat" (got "${mode}")`);
@@ -80,7 +83,7 @@ async function readStdinText(): Promise<string> {
   let size = 0;
   for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_FRAME_BYTES) throw stdinTextTooLong(`more than ${MAX_FRAME_BYTES}`);
+    if (size > MAX_FRAME_BYTES) throw textTooLong(STDIN_TEXT, `more than ${MAX_FRAME_BYTES}`);
     chunks.push(chunk);
   }
   const bytes = Buffer.concat(chunks);
@@ -89,12 +92,14 @@ async function readStdinText(): Promise<string> {
   // Checked here, not left to the gateway: JSON may escape a text of a megabyte past a frame's
   // size, and a request the gateway cuts off unread leaves the CLI unable to say it was not stored.
   const length = Buffer.byteLength(text.trim());
-  if (length > MAX_TEXT_BYTES) throw stdinTextTooLong(String(length));
+  if (length > MAX_TEXT_BYTES) throw textTooLong(STDIN_TEXT, String(length));
   return text;
 }
 
-function stdinTextTooLong(bytes: string): CliError {
-  return usageError(`the text read from stdin (--text -) is ${bytes} bytes; an event's text is at most ${MAX_TEXT_BYTES}: send a part of it (tail -c)`);
+const STDIN_TEXT = 'the text read from stdin (--text -)';
+
+function textTooLong(what: string, bytes: string): CliError {
+  return usageError(`${what} is ${bytes} bytes; an event's text is at most ${MAX_TEXT_BYTES}: send a part of it (tail -c)`);
 }
 
 /**

@@ -161,6 +161,10 @@ test('system event --text - reads the text from stdin (UTF-8, trimmed by the gat
   assert.is(tooLong.stderr, `switchboard: the text read from stdin (--text -) is ${MAX_TEXT_BYTES + 1} bytes; an event's text is at most ${MAX_TEXT_BYTES}: send a part of it (tail -c)\n`);
   const atLimit = await runCli(['system', 'event', '--text', '-', '--json', ...conn(gw)], { stdin: `\na${'\u001b'.repeat(MAX_TEXT_BYTES - 2)}z\n\n` });
   assertExit(atLimit, 0);
+  // The same limit, and the same exit code, for a text given as an argument.
+  const argTooLong = await runCli(['system', 'event', '--text', ` ${'x'.repeat(MAX_TEXT_BYTES + 1)} `, ...conn(gw)]);
+  assert.equal([argTooLong.code, argTooLong.stderr], [2, `switchboard: --text is ${MAX_TEXT_BYTES + 1} bytes; an event's text is at most ${MAX_TEXT_BYTES}: send a part of it (tail -c)\n`]);
+  assertExit(await runCli(['system', 'event', '--text', ` ${'x'.repeat(MAX_TEXT_BYTES)} `, ...conn(gw)]), 0);
 });
 
 test('an argument that is not UTF-8 is exit 2, not stored with U+FFFD in place of its bytes (two keys were one session); a U+FFFD typed is text', async ({ gw }) => {
