@@ -90,6 +90,10 @@ export function refusalError(url: string, status: number, body: string, refused:
   const error = gatewayErrorOf(body);
   const refusal = { status, code: error?.code, errorName: error?.name };
   if (status === 401) return new ConnectionError('unauthorized', url, `the gateway at ${url} refused the token (HTTP 401)`, { refusal });
+  if (error === undefined && body.trim() === '') {
+    // A gateway's refusals all say why in JSON: a bare status is most likely another server.
+    return new ConnectionError('rejected', url, `${url} refused ${refused} (HTTP ${status}, nothing said): is it a switchboard gateway?`, { refusal });
+  }
   const said = error === undefined ? shownBody(body) : `${error.message} (${String(error.name)} ${String(error.code)})`;
   return new ConnectionError('rejected', url, `the gateway at ${url} refused ${refused} (HTTP ${status}: ${said})`, { refusal });
 }

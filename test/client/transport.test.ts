@@ -235,6 +235,13 @@ test('a body cut short by the connection is shown as far as it came', async () =
   await connectFailure(url, 'rejected', `the gateway at ${url} refused the connection (HTTP 503: upstream restarting)`);
 });
 
+test('a status with nothing said (no body, or only whitespace) asks whether it is a gateway at all: every refusal of a gateway says why', async () => {
+  for (const body of ['', '\n']) {
+    const url = await refusingUpgrades(answer('404 Not Found', 'text/plain', body));
+    await connectFailure(url, 'rejected', `${url} refused the connection (HTTP 404, nothing said): is it a switchboard gateway?`);
+  }
+});
+
 test('a URL that cannot be a gateway\'s is refused with the reason POST /rpc gives (a fragment, a scheme)', async () => {
   await connectFailure('ws://127.0.0.1:1/#main', 'unreachable', 'invalid gateway URL "ws://127.0.0.1:1/#main": remove its fragment ("#main"), which is never sent to a gateway');
   await connectFailure('ftp://127.0.0.1:1', 'unreachable', 'invalid gateway URL "ftp://127.0.0.1:1": expected ws://host:port (wss://, http://, https:// and unix:/path/to/gateway.sock work too)');
