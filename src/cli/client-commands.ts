@@ -368,12 +368,22 @@ export function explain(error: unknown, settings: ConnectionSettings, unanswered
   const explained: Record<ConnectionFailure, [CliErrorName, string]> = {
     unreachable: ['GATEWAY_UNREACHABLE', `${message}: ${unreachableHint(localDataDir, errnoCode(error))}`],
     unauthorized: ['TOKEN_REFUSED', `the gateway at ${printable(url)} refused the token: ${refusedTokenHint(settings)}`],
-    rejected: ['GATEWAY_REJECTED', message],
+    rejected: ['GATEWAY_REJECTED', `${message}${endpointInUrlHint(url, error)}`],
     closed: ['CONNECTION_CLOSED', `${message}${uncertain || '; retry, or check the gateway'}`],
     timeout: ['TIMEOUT', `${message}${uncertain}; raise --timeout, or check the gateway`],
     aborted: ['ABORTED', message],
   };
   return noAnswer(...explained[error.failure]);
+}
+
+/**
+ * For a URL ending in one of the gateway's endpoints (`--url ws://host:18790/rpc`: the README
+ * names POST /rpc): the path is kept, for a proxy, so a call went to /rpc/rpc and a watch to /rpc.
+ */
+function endpointInUrlHint(url: string, error: ConnectionError): string {
+  if (error.refusal?.errorName !== 'PATH_NOT_FOUND' || unixSocketPath(url) !== undefined || !URL.canParse(url)) return '';
+  const endpoint = ['/rpc', '/hooks/wake'].find((path) => new URL(url).pathname.replace(/\/$/, '').endsWith(path));
+  return endpoint === undefined ? '' : `; the URL names the gateway's root (with a path only for a proxy in front of it): drop ${endpoint} from it`;
 }
 
 /**

@@ -9,6 +9,10 @@ import { ConnectionError } from './errors.js';
 /** The schemes a gateway URL may have, and the one its HTTP calls use. */
 export const HTTP_PROTOCOLS: Readonly<Record<string, string>> = { 'ws:': 'http:', 'wss:': 'https:', 'http:': 'http:', 'https:': 'https:' };
 
+/** The port of a URL with a scheme and a host, as written: what the URL parser refuses past MAX_PORT. */
+const PORT = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*:(\d+)(?:[/?#]|$)/i;
+const MAX_PORT = 65535;
+
 /** What a URL without a scheme (`127.0.0.1:18790`) or with another one is told. */
 const EXPECTED_URL = `expected ws://host:port (wss://, http://, https:// and ${UNIX_SCHEME}/path/to/gateway.sock work too)`;
 
@@ -19,13 +23,17 @@ const EXPECTED_URL = `expected ws://host:port (wss://, http://, https:// and ${U
 export function gatewayUrlProblem(url: string): string | undefined {
   const socket = unixSocketPath(url);
   if (socket !== undefined) {
-    return socket.startsWith('/') ? socketPathProblem(socket) : `expected ${UNIX_SCHEME}/absolute/path/to/gateway.sock`;
+    if (!socket.startsWith('/')) return `expected ${UNIX_SCHEME}/absolute/path/to/gateway.sock`;
+    // Connecting would say ENOTDIR, as if no gateway ran there.
+    if (socket.endsWith('/')) return 'a socket is a file, not a directory: remove the "/" at its end';
+    return socketPathProblem(socket);
   }
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    return EXPECTED_URL;
+    const port = PORT.exec(url)?.[1];
+    return port !== undefined && Number(port) > MAX_PORT ? `its port ${port} is past ${MAX_PORT}, the highest there is` : EXPECTED_URL;
   }
   if (!Object.hasOwn(HTTP_PROTOCOLS, parsed.protocol)) return EXPECTED_URL;
   // Nothing after "#" is ever sent (the WebSocket client refuses such a URL outright): whatever it

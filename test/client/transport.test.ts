@@ -246,6 +246,9 @@ test('a URL that cannot be a gateway\'s is refused with the reason POST /rpc giv
   await connectFailure('ws://127.0.0.1:1/#main', 'unreachable', 'invalid gateway URL "ws://127.0.0.1:1/#main": remove its fragment ("#main"), which is never sent to a gateway');
   await connectFailure('ftp://127.0.0.1:1', 'unreachable', 'invalid gateway URL "ftp://127.0.0.1:1": expected ws://host:port (wss://, http://, https:// and unix:/path/to/gateway.sock work too)');
   await connectFailure('not a url', 'unreachable', 'invalid gateway URL "not a url": expected ws://host:port (wss://, http://, https:// and unix:/path/to/gateway.sock work too)');
+  // Parsed, they would fail as a gateway not running (ENOTDIR), or as no URL at all.
+  await connectFailure('unix:/tmp/data/gateway.sock/', 'unreachable', 'invalid gateway URL "unix:/tmp/data/gateway.sock/": a socket is a file, not a directory: remove the "/" at its end');
+  await connectFailure('ws://127.0.0.1:99999/', 'unreachable', 'invalid gateway URL "ws://127.0.0.1:99999/": its port 99999 is past 65535, the highest there is');
 });
 
 test('a user name or password in the URL is refused, not silently dropped; the error masks the password', async () => {
@@ -255,7 +258,7 @@ test('a user name or password in the URL is refused, not silently dropped; the e
   await connectFailure(`${scheme}//main:sbt_secret@${rest}`, 'unreachable', `invalid gateway URL "${scheme}//***@${rest}": ${problem}`);
   await connectFailure(`${scheme}//sbt_secret@${rest}`, 'unreachable', `invalid gateway URL "${scheme}//***@${rest}": ${problem}`);
   // Masked in a URL that does not parse either (a port past 65535), whose message is another.
-  await connectFailure(`${scheme}//main:sbt_secret@127.0.0.1:187900`, 'unreachable', `invalid gateway URL "${scheme}//***@127.0.0.1:187900": expected ws://host:port (wss://, http://, https:// and unix:/path/to/gateway.sock work too)`);
+  await connectFailure(`${scheme}//main:sbt_secret@127.0.0.1:187900`, 'unreachable', `invalid gateway URL "${scheme}//***@127.0.0.1:187900": its port 187900 is past 65535, the highest there is`);
 });
 
 test('a timeout or reconnect delay a Node.js timer cannot hold is a RangeError naming the option, before anything is sent', async () => {

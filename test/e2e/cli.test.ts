@@ -298,7 +298,7 @@ test('exit 2: usage errors, before any connection is tried', async () => {
     // Named before any other problem of the URL, whose message would show the secret.
     [['status', '--url', 'ftp://switchboard:sbt_secret@127.0.0.1:1/#main', '--token', 'x'], /^switchboard: --url \(or SWITCHBOARD_URL\) holds a user name or password, which is not sent: give the token with --token or SWITCHBOARD_TOKEN\n$/],
     // Not parsed as a URL at all (a port past 65535): shown with the secret masked.
-    [['status', '--url', 'ws://switchboard:sbt_secret@127.0.0.1:187900', '--token', 'x'], /^switchboard: --url \(or SWITCHBOARD_URL\) "ws:\/\/\*\*\*@127\.0\.0\.1:187900" is not a gateway URL: expected ws:\/\/host:port \(wss:\/\/, http:\/\/, https:\/\/ and unix:\/path\/to\/gateway\.sock work too\)\n$/],
+    [['status', '--url', 'ws://switchboard:sbt_secret@127.0.0.1:187900', '--token', 'x'], /^switchboard: --url \(or SWITCHBOARD_URL\) "ws:\/\/\*\*\*@127\.0\.0\.1:187900" is not a gateway URL: its port 187900 is past 65535, the highest there is\n$/],
     // --agent names a main session by a key made from it: one that would make another key is refused.
     [['session', 'drain', '--agent', 'x:slack:group:G:thread', ...nowhere], /^switchboard: --agent "x:slack:group:G:thread" is not an agent id: letters a-z \(either case\), digits, "_" or "-", starting with a letter or digit, at most 64\n$/],
     [['session', 'peek', '--agent', 'bad agent', ...nowhere], /^switchboard: --agent "bad agent" is not an agent id: /],
@@ -644,6 +644,17 @@ test('exit 3 with --json: one error object on stdout with the CLI code (unreacha
     assert.equal([error.code, error.data], [code, { name }]);
     assert.is(`switchboard: ${error.message}\n`, result.stderr, 'the same message as on stderr');
   }
+});
+
+test('exit 3: a URL ending in one of the gateway\'s endpoints (/rpc) is refused with 404, and told to drop it', async ({ gw }) => {
+  const hint = "the URL names the gateway's root (with a path only for a proxy in front of it): drop /rpc from it";
+  for (const command of [['status'], ['session', 'watch']]) {
+    const result = await runCli([...command, '--url', `${gw.url}/rpc`, '--token', gw.token]);
+    assertExit(result, 3);
+    assert.ok(result.stderr.includes('(PATH_NOT_FOUND 1020)') && result.stderr.endsWith(`; ${hint}\n`), result.stderr);
+  }
+  const elsewhere = await runCli(['status', '--url', `${gw.url}/x`, '--token', gw.token]);
+  assert.not.match(elsewhere.stderr, 'drop');
 });
 
 test('exit 3: wrong token (flag or env), and no token anywhere', async ({ gw }) => {
