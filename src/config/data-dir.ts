@@ -62,7 +62,7 @@ export class TokenFileError extends Error {
 const REWRITE_FIX = 'delete it to have the gateway write a new admin token when it next starts, or write the token into it alone';
 
 function unreadableFix(code: string | undefined): string {
-  if (code === 'EACCES' || code === 'EPERM') return 'run as the user that owns the data dir (the one the gateway runs as), or give this user read access to the file';
+  if (code === 'EACCES' || code === 'EPERM') return 'run as the user that owns the data dir (the one the gateway runs as), or give this user access to the data dir and read access to the file (the dir, not the file, may be what is refused)';
   if (code === 'EISDIR') return 'a directory is in its place: remove it to have the gateway write a new admin token when it next starts';
   if (code === 'ENOTDIR') return 'the data dir is not a directory: give the data dir the gateway uses';
   return 'check the file and its data dir';
