@@ -46,6 +46,11 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
       reconnect: true,
       onReconnect: (change) => writeLog(process.stderr, reconnectLine(url, change)),
     });
+    // For a person at a terminal, whom a quiet watch of an empty session would leave wondering.
+    if (process.stderr.isTTY) {
+      const watched = sessionKey ?? (agentId !== undefined ? `every session of agent ${agentId}` : "every session of the token's agent");
+      writeLog(process.stderr, printable(`switchboard: watching ${watched} at ${url}; Ctrl-C to stop`));
+    }
     for await (const event of client.events(target, { signal: interrupted.signal, ...(after === undefined ? {} : { after }) })) {
       if (!(await printEvent(event, json, acking))) {
         // The reader is gone (`| head -1`): as with `yes | head`, that ends the watch, quietly and

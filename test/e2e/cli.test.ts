@@ -2,7 +2,7 @@
  * The real CLI binary against a real gateway process: what it prints, where, and its exit codes
  * (0 ok, 1 gateway error, 2 usage, 3 unreachable / token refused / timeout).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { fakeServer } from '../helpers/fake-server.js';
-import { cleanup, CLI_PATH, ISO_RE, makeTempDir, runCli, spawnCli, startGatewayProcess, UUID_RE, type CliResult, type GatewayProcess } from '../helpers/gateway.js';
+import { cleanup, CLI_PATH, ISO_RE, makeTempDir, runCli, spawnCli, startGatewayProcess, UUID_RE, waitUntil, type CliResult, type GatewayProcess } from '../helpers/gateway.js';
 import { MAX_TEXT_BYTES } from '../../src/protocol/constants.js';
 
 interface Context {
@@ -644,6 +644,30 @@ test('exit 3 with --json: one error object on stdout with the CLI code (unreacha
     assert.equal([error.code, error.data], [code, { name }]);
     assert.is(`switchboard: ${error.message}\n`, result.stderr, 'the same message as on stderr');
   }
+});
+
+test('session watch at a terminal says what it watches, on stderr, once connected; piped, it says nothing', async ({ gw }) => {
+  const key = freshKey();
+  const hasScript = spawnSync('script', ['--version']).status === 0;
+  if (process.platform === 'linux' && hasScript) {
+    // script(1) gives the watch a terminal; what it prints, stdout and stderr, comes out here.
+    const command = [process.execPath, CLI_PATH, 'session', 'watch', '--session-key', key, '--data-dir', gw.dataDir].map((arg) => `'${arg}'`).join(' ');
+    const terminal = spawn('script', ['-qfc', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'ignore'] });
+    let seen = '';
+    terminal.stdout.setEncoding('utf8').on('data', (chunk: string) => (seen += chunk));
+    try {
+      await waitUntil(() => seen.includes('Ctrl-C to stop'), 'the line');
+      assert.ok(seen.includes(`switchboard: watching ${key} at unix:${path.join(gw.dataDir, 'gateway.sock')}; Ctrl-C to stop`), seen);
+    } finally {
+      terminal.kill('SIGKILL');
+      spawnSync('pkill', ['-f', key]);
+    }
+  }
+  const piped = spawnCli(['session', 'watch', '--session-key', key, ...conn(gw)]);
+  assertExit(await runCli(['system', 'event', '--text', 'seen', '--session-key', key, ...conn(gw)]), 0);
+  await piped.waitForLines(1);
+  assert.is(await piped.stop('SIGINT'), 0);
+  assert.is(piped.stderr(), '');
 });
 
 test('exit 3: a URL ending in one of the gateway\'s endpoints (/rpc) is refused with 404, and told to drop it', async ({ gw }) => {
