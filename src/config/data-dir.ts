@@ -54,6 +54,10 @@ export class TokenFileError extends Error {
     return new TokenFileError('TOKEN_FILE_INVALID', file, `${problem}, not a token alone, so no client could send it: ${REWRITE_FIX}`);
   }
 
+  static dangling(file: string): TokenFileError {
+    return new TokenFileError('TOKEN_FILE_UNREADABLE', file, `is a symbolic link to nothing: remove it to have the gateway write a new admin token when it next starts, or point it at the token`);
+  }
+
   static unreadable(file: string, cause: NodeJS.ErrnoException): TokenFileError {
     return new TokenFileError('TOKEN_FILE_UNREADABLE', file, `cannot be read (${cause.code ?? cause.message}): ${unreadableFix(cause.code)}`, { cause });
   }
@@ -130,9 +134,13 @@ export function ensureDataDir(dataDir: string): string {
   // only a gateway's first start needs randomness.
   const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(TOKEN_BYTES))).toString('base64url');
   const token = `${TOKEN_PREFIX.admin}${secret}`;
-  if (createPrivateFile(tokenPath(dataDir), `${token}\n`)) return token;
-  // Another process wrote one since it was read: that one is the token.
-  return readToken(dataDir) ?? ensureDataDir(dataDir);
+  const file = tokenPath(dataDir);
+  if (createPrivateFile(file, `${token}\n`)) return token;
+  // Another process wrote one since it was read: that one is the token. Else the name is taken
+  // by nothing that reads: a symbolic link to nothing.
+  const written = readToken(dataDir);
+  if (written === undefined) throw TokenFileError.dangling(file);
+  return written;
 }
 
 /**

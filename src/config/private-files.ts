@@ -32,21 +32,27 @@ export function makePrivateDir(dir: string): void {
 
 /**
  * Creates `file` holding `content`, mode 0600 whatever the umask; false, and nothing changed, when
- * it exists already (an existing file's mode is its owner's choice). The file appears with all of
- * its content or not at all: it is written and synced under a name of its own, then linked into
+ * it exists already (an existing file's mode is its owner's choice). A file with content appears
+ * with all of it or not at all: it is written and synced under a name of its own, then linked into
  * place. Created in place, a second gateway starting at the same moment read the token file empty
- * (QA), and a crash between the open and the write would have left it empty for good.
+ * (QA), and a crash between the open and the write would have left it empty for good. Where the
+ * file system has no hard links (FAT, some network shares), it is created in place as before.
  */
 export function createPrivateFile(file: string, content = ''): boolean {
+  // An empty file cannot be seen half-written.
+  if (content === '') return createInPlace(file, content);
   const draft = `${file}.${process.pid}-${Math.random().toString(36).slice(2)}.tmp`;
-  // 'wx': never overwrite anything, a draft left by a crash included.
-  const fd = openSync(draft, 'wx', PRIVATE_FILE_MODE);
+  let fd: number;
+  try {
+    // 'wx': never overwrite anything, a draft left by a crash included.
+    fd = openSync(draft, 'wx', PRIVATE_FILE_MODE);
+  } catch {
+    // Whatever stops the draft (a dir not writable, say) is told by the file's own creation.
+    return createInPlace(file, content);
+  }
   try {
     try {
-      // open's mode passes through the umask, which may take the owner's own write bit (umask 0277):
-      // set it outright.
-      fchmodSync(fd, PRIVATE_FILE_MODE);
-      writeFileSync(fd, content);
+      writePrivate(fd, content);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -55,11 +61,48 @@ export function createPrivateFile(file: string, content = ''): boolean {
     linkSync(draft, file);
     return true;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== undefined && NO_HARD_LINKS.includes(code)) return createInPlace(file, content);
     throw error;
   } finally {
-    rmSync(draft, { force: true });
+    removeDraft(draft);
   }
+}
+
+/** Best effort: the file is in place (or not) whatever becomes of its draft (held open by a virus scanner, say). */
+function removeDraft(draft: string): void {
+  try {
+    rmSync(draft, { force: true });
+  } catch {
+    // Left behind, mode 0600 like the file.
+  }
+}
+
+/** What link(2) fails with where the file system has no hard links. */
+const NO_HARD_LINKS = ['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK'];
+
+function createInPlace(file: string, content: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(file, 'wx', PRIVATE_FILE_MODE);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  }
+  try {
+    writePrivate(fd, content);
+  } finally {
+    closeSync(fd);
+  }
+  return true;
+}
+
+function writePrivate(fd: number, content: string): void {
+  // open's mode passes through the umask, which may take the owner's own write bit (umask 0277):
+  // set it outright.
+  fchmodSync(fd, PRIVATE_FILE_MODE);
+  writeFileSync(fd, content);
 }
 
 /**

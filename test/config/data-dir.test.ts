@@ -113,4 +113,16 @@ test('a token file that cannot be read (a directory in its place, a data dir pat
   }
 });
 
+(process.platform === 'win32' ? test.skip : test)('a token file that is a symbolic link to nothing is a TokenFileError saying so, at once (the first start tried to create it again and again)', () => {
+  const dir = tempDir();
+  fs.symlinkSync(path.join(dir, 'gone'), tokenPath(dir));
+  const error = thrownBy(() => ensureDataDir(dir));
+  assert.instance(error, TokenFileError);
+  assert.is(
+    (error as Error).message,
+    `token file ${tokenPath(dir)} is a symbolic link to nothing: remove it to have the gateway write a new admin token when it next starts, or point it at the token`,
+  );
+  assert.equal(fs.readdirSync(dir).sort(), ['token'], 'no draft left behind');
+});
+
 test.run();

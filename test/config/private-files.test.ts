@@ -3,6 +3,7 @@
  * made 0700, each tried once.
  */
 import fs from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
@@ -79,6 +80,25 @@ test('createPrivateFile: the file is put in place whole, and the draft it is wri
   assert.is(createPrivateFile(file, 'second\n'), false);
   assert.equal(fs.readdirSync(dir), ['token']);
   assert.is(fs.readFileSync(file, 'utf8'), 'first\n');
+});
+
+test('createPrivateFile: on a file system without hard links (FAT, some network shares) the file is created in place, with its content', () => {
+  const dir = tempFile('linkless');
+  fs.mkdirSync(dir);
+  const file = path.join(dir, 'token');
+  const link = fs.linkSync;
+  fs.linkSync = () => {
+    throw Object.assign(new Error('EPERM: operation not permitted, link'), { code: 'EPERM' });
+  };
+  syncBuiltinESMExports();
+  try {
+    assert.is(createPrivateFile(file, 'secret\n'), true);
+    assert.is(createPrivateFile(file, 'other\n'), false);
+  } finally {
+    fs.linkSync = link;
+    syncBuiltinESMExports();
+  }
+  assert.equal([fs.readdirSync(dir), fs.readFileSync(file, 'utf8')], [['token'], 'secret\n']);
 });
 
 test('createPrivateFile: other failures are thrown (no such dir)', () => {
