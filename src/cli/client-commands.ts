@@ -3,7 +3,8 @@
  * the client library, print, and map the outcome to an exit code.
  */
 import { isUtf8 } from 'node:buffer';
-import { gatewayUrlProblem, unixSocketPath, withoutPassword } from '../client/gateway-url.js';
+import { lstatSync } from 'node:fs';
+import { gatewayUrlProblem, HTTP_PROTOCOLS, unixSocketPath, withoutPassword } from '../client/gateway-url.js';
 import { callOverHttp, rpcRequestBody } from '../client/http.js';
 import { localGatewayUrl } from '../client/local-gateway.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
@@ -13,6 +14,7 @@ import {
   DEFAULT_CALL_TIMEOUT_MS,
   DEFAULT_HOST,
   DEFAULT_PORT,
+  DEFAULT_URL,
   ENV,
   MAX_AGENT_ID_LENGTH,
   MAX_CALL_TIMEOUT_MS,
@@ -23,7 +25,7 @@ import {
   TOKEN_PREFIX,
 } from '../protocol/constants.js';
 import { isValidAgentId } from '../protocol/session-key.js';
-import { socketPathProblem } from '../protocol/socket-path.js';
+import { HAS_UNIX_SOCKETS, socketPathProblem } from '../protocol/socket-path.js';
 import { tokenProblem } from '../protocol/token-format.js';
 import { flagOption, integerOption, optionOrEnv, rawOption } from './argv.js';
 import { CliError, ExitCode, noAnswer, outputFailed, usageError, type CliErrorName } from './exit-codes.js';
@@ -313,11 +315,10 @@ function resolveToken(args: Args, theDataDir: () => string, givenUrl: string | u
   if (problem !== undefined) throw usageError(`the token (--token or ${ENV.token}) ${problem}: pass the token alone`);
   if (given !== undefined) return { token: given, tokenFrom: setting!.from };
   const dataDir = theDataDir();
-  if (givenUrl !== undefined && unixSocketPath(givenUrl) === undefined && givenUrl !== localGatewayUrl(dataDir)) {
-    throw noAnswer(
-      'NO_TOKEN',
-      `no token for ${withoutPassword(givenUrl)}: the data dir's token (${tokenPath(dataDir)}) is sent only to its gateway's socket, never over TCP, where any local user could listen while the gateway is down; pass that gateway's token in ${ENV.token} (or --token), or call without --url / ${ENV.url} to use the socket`,
-    );
+  const refused = givenUrl === undefined ? undefined : dataDirTokenRefusal(givenUrl, dataDir);
+  if (refused !== undefined) {
+    const bySocket = HAS_UNIX_SOCKETS ? `, or call without --url / ${ENV.url} to use the data dir's socket` : '';
+    throw noAnswer('NO_TOKEN', `no token for ${withoutPassword(givenUrl!)}: ${refused}; pass that gateway's token in ${ENV.token} (or --token)${bySocket}`);
   }
   let token: string | undefined;
   try {
@@ -374,6 +375,36 @@ export function explain(error: unknown, settings: ConnectionSettings, unanswered
     aborted: ['ABORTED', message],
   };
   return noAnswer(...explained[error.failure]);
+}
+
+/**
+ * Why the data dir's admin token must not go to `url`, a URL given, if it must not: it goes to the
+ * data dir's gateway where the CLI would call it anyway (on Windows, DEFAULT_URL, however written),
+ * or to a Unix socket of this user's own; a socket of another user's is that user's to read.
+ */
+function dataDirTokenRefusal(url: string, dataDir: string): string | undefined {
+  const token = `the data dir's token (${tokenPath(dataDir)})`;
+  const socket = unixSocketPath(url);
+  if (socket !== undefined) {
+    const owner = lstatSync(socket, { throwIfNoEntry: false })?.uid;
+    const me = process.getuid?.();
+    if (owner === undefined || me === undefined || owner === me) return undefined;
+    return `${socket} belongs to uid ${owner}, not to this user (uid ${me}), and ${token} goes only to a socket of this user's own`;
+  }
+  if (sameGatewayUrl(url, localGatewayUrl(dataDir))) return undefined;
+  return HAS_UNIX_SOCKETS
+    ? `${token} is sent only to its gateway's socket, never over TCP, where any local user could listen while the gateway is down`
+    : `${token} is sent only to ${DEFAULT_URL}, where the data dir's gateway listens`;
+}
+
+/** The same gateway endpoint: ws: and http: (wss:, https:) alike, a trailing "/" or none. */
+function sameGatewayUrl(a: string, b: string): boolean {
+  const key = (url: string) => {
+    if (!URL.canParse(url)) return url;
+    const { protocol, host, pathname, search } = new URL(url);
+    return `${HTTP_PROTOCOLS[protocol] ?? protocol}//${host}${pathname.replace(/\/$/, '')}${search}`;
+  };
+  return key(a) === key(b);
 }
 
 /**

@@ -748,12 +748,13 @@ test('where the token and URL come from: --data-dir, SWITCHBOARD_DATA_DIR, --tok
   ]);
   for (const result of results) assertExit(result, 0);
   // The data dir's token goes to its socket only, never to a TCP URL given (--url or SWITCHBOARD_URL).
-  const overTcp = await Promise.all([
-    runCli([...event('never sent'), '--url', gw.url, '--data-dir', gw.dataDir, '--json']),
-    runCli([...event('never sent'), '--data-dir', gw.dataDir, '--json'], { env: { SWITCHBOARD_URL: gw.url } }),
-  ]);
-  for (const result of overTcp) {
-    const message = `no token for ${gw.url}: the data dir's token (${path.join(gw.dataDir, 'token')}) is sent only to its gateway's socket, never over TCP, where any local user could listen while the gateway is down; pass that gateway's token in SWITCHBOARD_TOKEN (or --token), or call without --url / SWITCHBOARD_URL to use the socket`;
+  const overTcp: Array<[CliResult, string]> = [
+    [await runCli([...event('never sent'), '--url', gw.url, '--data-dir', gw.dataDir, '--json']), gw.url],
+    [await runCli([...event('never sent'), '--data-dir', gw.dataDir, '--json'], { env: { SWITCHBOARD_URL: gw.url } }), gw.url],
+    [await runCli([...event('never sent'), '--url', `${gw.url}/`, '--data-dir', gw.dataDir, '--json']), `${gw.url}/`],
+  ];
+  for (const [result, url] of overTcp) {
+    const message = `no token for ${url}: the data dir's token (${path.join(gw.dataDir, 'token')}) is sent only to its gateway's socket, never over TCP, where any local user could listen while the gateway is down; pass that gateway's token in SWITCHBOARD_TOKEN (or --token), or call without --url / SWITCHBOARD_URL to use the data dir's socket`;
     assert.equal([result.code, result.stderr, JSON.parse(result.stdout)], [3, `switchboard: ${message}\n`, { error: { code: 2007, message, data: { name: 'NO_TOKEN' } } }]);
   }
   const read = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--session-key', key, '--json', '--url', gw.url, '--token', gw.token]));

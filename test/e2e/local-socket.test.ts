@@ -377,4 +377,30 @@ async function listenOnDefaultPort(): Promise<{ readonly connections: number; cl
   };
 }
 
+// Only root can give a socket and its directory to another user.
+(process.getuid?.() === 0 ? test : test.skip)('a unix: URL to another user\'s socket, in that user\'s dir, is not sent the data dir\'s admin token: NO_TOKEN, and nothing connects', async () => {
+  const gw = await startInProcessGateway();
+  const theirs = makeTempDir();
+  const socket = path.join(theirs, 'gateway.sock');
+  let connections = 0;
+  const server = net.createServer((connection) => {
+    connections++;
+    connection.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  fs.lchownSync(socket, 65534, 65534);
+  fs.chownSync(theirs, 65534, 65534);
+  try {
+    const sent = await runCli(['status', '--url', `unix:${socket}`, '--data-dir', gw.dataDir]);
+    assert.is(
+      sent.stderr,
+      `switchboard: no token for unix:${socket}: ${socket} belongs to uid 65534, not to this user (uid 0), and the data dir's token (${path.join(gw.dataDir, 'token')}) goes only to a socket of this user's own; pass that gateway's token in SWITCHBOARD_TOKEN (or --token), or call without --url / SWITCHBOARD_URL to use the data dir's socket\n`,
+    );
+    assert.is(sent.code, 3);
+    assert.is(connections, 0);
+  } finally {
+    server.close();
+  }
+});
+
 test.run();
