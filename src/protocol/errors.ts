@@ -72,6 +72,11 @@ export const ErrorCode = {
    * another site. Browsers are not clients of the gateway.
    */
   CROSS_ORIGIN: 1022,
+  /**
+   * A request Node's HTTP parser refused before any route saw it: not HTTP/1.1 it can read (HTTP
+   * 400), headers past its limit (HTTP 431), or headers not complete within the handshake timeout (HTTP 408).
+   */
+  BAD_HTTP_REQUEST: 1023,
 } as const;
 
 export type ErrorName = keyof typeof ErrorCode;
@@ -107,6 +112,8 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
     'HTTP 400: the WebSocket upgrade is not one RFC 6455 allows (not a GET over HTTP/1.1, no Host, no valid Sec-WebSocket-Key, a Sec-WebSocket-Protocol that is not a list of distinct names); HTTP 426 (Sec-WebSocket-Version: 13) for a protocol version other than 13.',
   CROSS_ORIGIN:
     'HTTP 403: the WebSocket upgrade comes from a web page of another origin (its Origin names another host than its Host); browsers are not clients of the gateway.',
+  BAD_HTTP_REQUEST:
+    "HTTP 400: the request is not HTTP/1.1 the gateway can read; HTTP 431: its headers are past Node.js's limit (16 KiB by default: a long URL or cookie); HTTP 408: its headers did not arrive within the handshake timeout.",
 };
 
 /** One problem found in params: where it is (a JSON pointer into params) and what is wrong. */

@@ -3,7 +3,7 @@
  * are the HTTP ingress. The only module that imports `ws`. Owns start-up (data dir, token, store),
  * admission (token, rate limit, per-address connections) and graceful shutdown.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, maxHeaderSize, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
@@ -337,6 +337,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     headersTimeout: handshakeTimeoutMs,
     connectionsCheckingInterval: Math.min(1_000, handshakeTimeoutMs),
   });
+  // Node's own answer to a request its parser refuses is a bare status line; every other refusal
+  // says why, in JSON, and a client told nothing took the gateway for some other server.
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    if (error.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    const [status, message] =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, `the request's headers are larger than ${maxHeaderSize} bytes: shorten its URL or headers`]
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, `the request's headers did not arrive within ${handshakeTimeoutMs} ms`]
+          : [400, `the request is not HTTP/1.1 the gateway can read (${error.code ?? error.message})`];
+    rejectRequest(socket, status, 'BAD_HTTP_REQUEST', message);
+  });
   // Every socket counts from its accept until a request on it is admitted (see unauthenticated-sockets.ts),
   // but the Unix socket's: only the data dir's owner can connect to it (see local-socket.ts), and
   // a flood on the TCP port must not close the connections of the CLI, which calls over it.
@@ -359,21 +371,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     socket.on('error', ignore);
     if (!asksForWebSocket(request)) return replayAsHttp(server, request, socket, head);
     const malformed = badHandshake(request);
-    if (malformed) return rejectUpgrade(socket, malformed.status, 'BAD_HANDSHAKE', malformed.message, malformed.headers);
+    if (malformed) return rejectRequest(socket, malformed.status, 'BAD_HANDSHAKE', malformed.message, malformed.headers);
     if (!sameOrigin(request)) {
-      return rejectUpgrade(socket, 403, 'CROSS_ORIGIN', `an upgrade from a page of ${printableOrigin(request.headers.origin!)} is refused: browsers are not clients of the gateway`);
+      return rejectRequest(socket, 403, 'CROSS_ORIGIN', `an upgrade from a page of ${printableOrigin(request.headers.origin!)} is refused: browsers are not clients of the gateway`);
     }
     // Upgrades have one path, as POST routes have theirs: a client given a wrong path (--url
     // ws://host:port/sb) must fail for a watch as it does for a one-shot call, not half work.
     const path = requestPath(request);
     if (path !== WEBSOCKET_PATH) {
-      return rejectUpgrade(socket, 404, 'PATH_NOT_FOUND', `no WebSocket endpoint at ${path}: connect to ${WEBSOCKET_PATH}, the gateway's root (a query string is fine)`);
+      return rejectRequest(socket, 404, 'PATH_NOT_FOUND', `no WebSocket endpoint at ${path}: connect to ${WEBSOCKET_PATH}, the gateway's root (a query string is fine)`);
     }
     const admission = admit(request);
-    if (!admission.admitted) return rejectUpgrade(socket, admission.status, admission.error, admission.message, admission.headers);
+    if (!admission.admitted) return rejectRequest(socket, admission.status, admission.error, admission.message, admission.headers);
     const address = peerAddress(request.socket);
     if ((perAddress.get(address) ?? 0) >= maxConnectionsPerAddress) {
-      return rejectUpgrade(socket, 429, 'RATE_LIMITED', `${address} already has ${maxConnectionsPerAddress} connections open; close some first`, {
+      return rejectRequest(socket, 429, 'RATE_LIMITED', `${address} already has ${maxConnectionsPerAddress} connections open; close some first`, {
         'retry-after': '1',
       });
     }
@@ -615,6 +627,8 @@ function listen(server: Server, port: number, host: string): Promise<void> {
 const REASONS: Record<number, string> = {
   400: 'Bad Request',
   401: 'Unauthorized',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
   403: 'Forbidden',
   404: 'Not Found',
   426: 'Upgrade Required',
@@ -622,7 +636,8 @@ const REASONS: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
-function rejectUpgrade(socket: Duplex, status: number, name: ErrorName, message: string, headers: Record<string, string> = {}): void {
+/** Answers a request with an HTTP error and its JSON body (not JSON-RPC's: no call was read), then closes. */
+function rejectRequest(socket: Duplex, status: number, name: ErrorName, message: string, headers: Record<string, string> = {}): void {
   const body = errorBody('websocket', name, message);
   // RFC 9110 section 7.8: an Upgrade header goes with "upgrade" in Connection, for proxies not to forward it.
   const connection = 'upgrade' in headers ? 'Upgrade, close' : 'close';

@@ -4,6 +4,7 @@
  * is refused is closed once it has the answer, and cannot take the gateway down by resetting it;
  * an upgrade that is not an RFC 6455 handshake is refused with BAD_HANDSHAKE.
  */
+import { maxHeaderSize } from 'node:http';
 import net from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -40,7 +41,17 @@ test('the default handshake timeout is 10 s', () => {
 test('an upgrade whose headers never finish is answered 408 and closed after the timeout', async ({ gateway }) => {
   const { reply, closedAfterMs } = await stall(gateway.port, 'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n');
   assert.match(reply, /^HTTP\/1\.1 408 /);
+  assert.ok(reply.endsWith(`{"error":{"code":1023,"message":"the request's headers did not arrive within ${HANDSHAKE_MS} ms","data":{"name":"BAD_HTTP_REQUEST"}}}`), reply);
   assert.ok(closedAfterMs >= HANDSHAKE_MS, `closed after ${closedAfterMs} ms, before the timeout`);
+});
+
+test('a request Node\'s parser refuses is answered with why, in JSON, as every other refusal: headers too large 431, not HTTP 400', async ({ gateway }) => {
+  const large = await stall(gateway.port, `GET /?${'q'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n`);
+  assert.match(large.reply, /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+  assert.ok(large.reply.endsWith(`{"error":{"code":1023,"message":"the request's headers are larger than ${maxHeaderSize} bytes: shorten its URL or headers","data":{"name":"BAD_HTTP_REQUEST"}}}`), large.reply);
+  const garbage = await stall(gateway.port, 'SSH-2.0-OpenSSH_9.6\r\n\r\n');
+  assert.match(garbage.reply, /^HTTP\/1\.1 400 Bad Request\r\nContent-Type: application\/json\r\n/);
+  assert.ok(garbage.reply.endsWith('{"error":{"code":1023,"message":"the request is not HTTP/1.1 the gateway can read (HPE_INVALID_METHOD)","data":{"name":"BAD_HTTP_REQUEST"}}}'), garbage.reply);
 });
 
 test('a connection that sends nothing at all is closed after the timeout', async ({ gateway }) => {
