@@ -313,16 +313,19 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
   const pingIntervalMs = options.pingIntervalMs ?? PING_INTERVAL_MS;
   let lastBeat = performance.now();
+  let judgedLast = true;
   const liveness = setInterval(() => {
     // A gateway that stalled (a long commit, a stopped process) gave the pongs to its last pings
-    // no time to come: this round pings, and the next one judges. Judged now, every connection
-    // would have been cut.
+    // no time to come: this round pings, and the next one judges, late or not (a gateway always
+    // late must still cut the dead). Judged now, every connection would have been cut.
     const now = performance.now();
-    const onTime = now - lastBeat < pingIntervalMs * 1.5;
+    const judge = now - lastBeat < pingIntervalMs * 1.5 || !judgedLast;
     lastBeat = now;
+    judgedLast = judge;
     // After the reads waiting: a timer runs first in a turn of the loop, before pongs already here.
     setImmediate(() => {
-      for (const connection of connections.values()) connection.heartbeat(onTime);
+      if (lifecycle.closing) return;
+      for (const connection of connections.values()) connection.heartbeat(judge);
     });
   }, pingIntervalMs);
   liveness.unref();
@@ -355,7 +358,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   server.on('connection', (socket: Socket) => {
     if (peerAddress(socket) !== LOCAL_PEER) unauthenticated.accepted(socket);
   });
-  const handleHttp = createHttpHandler({ dispatcher, admit: admitHttp, ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}) });
+  const handleHttp = createHttpHandler({ dispatcher, admit: admitHttp, isCurrent: (principal) => authenticator.isCurrent(principal), ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}) });
   server.on('request', countUnfinished);
   server.on('request', handleHttp);
   // Node would answer "Expect: 100-continue" with 100 before the handler runs: a client without a
