@@ -30,6 +30,8 @@ export function hashToken(token: string): string {
 export class Authenticator {
   readonly #admin: Buffer;
   readonly #scoped = new Map<string, ScopedToken>();
+  /** The ids of the scoped tokens not revoked: what a principal authenticated earlier is checked against. */
+  readonly #live = new Set<string>();
 
   constructor(adminToken: string, scoped: Iterable<ScopedToken>) {
     this.#admin = Buffer.from(adminToken);
@@ -38,8 +40,21 @@ export class Authenticator {
 
   /** Adds or updates a scoped token (after create or revoke). */
   remember(token: ScopedToken): void {
-    if (token.revoked) this.#scoped.delete(token.hash);
-    else this.#scoped.set(token.hash, token);
+    if (token.revoked) {
+      this.#scoped.delete(token.hash);
+      this.#live.delete(token.tokenId);
+    } else {
+      this.#scoped.set(token.hash, token);
+      this.#live.add(token.tokenId);
+    }
+  }
+
+  /**
+   * Whether a principal authenticated earlier still holds: its token was not revoked since. An
+   * HTTP request is admitted on its headers, and its body may take seconds to come.
+   */
+  isCurrent(principal: Principal): boolean {
+    return principal.kind === 'admin' || this.#live.has(principal.tokenId);
   }
 
   /** The principal behind the request's token, or undefined when there is none or it is unknown. */

@@ -27,6 +27,8 @@ export interface HttpIngressOptions {
   dispatcher: RpcDispatcher<CallContext>;
   /** Decides the request; `response` is the one it will be answered with. */
   admit(request: IncomingMessage, response: ServerResponse): Admission;
+  /** Whether an admitted principal still holds once the body is read: its token may have been revoked meanwhile. */
+  isCurrent(principal: Principal): boolean;
   /** @default HTTP_BODY_TIMEOUT_MS */
   bodyTimeoutMs?: number;
 }
@@ -98,6 +100,11 @@ export function createHttpHandler(options: HttpIngressOptions): HttpHandler {
       .then((body) => {
         if (body.status === 'not-utf8') return notUtf8(ingress, response);
         if (body.status !== 'ok') return rejectBody(request, response, body.status, refuse);
+        if (!options.isCurrent(admission.principal)) {
+          return refuse(401, 'UNAUTHORIZED', 'the token was revoked while the request was read: nothing was done', {
+            'www-authenticate': 'Bearer realm="switchboard"',
+          });
+        }
         const context: CallContext = {
           ingress,
           principal: admission.principal,

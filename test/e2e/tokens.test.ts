@@ -32,6 +32,7 @@ import {
   closeHttpSockets,
   INGRESSES,
   jsonOf,
+  openRawHttp,
   openRawWebSocket,
   postJson,
   publishVia,
@@ -409,6 +410,27 @@ test('revoke: the token stops working at once on every ingress, and its open soc
   assert.is(again.code, 0, again.stderr);
   assert.is(again.stdout, `${doomed.tokenId} was already revoked at ${revokedAt}; nothing changed\n`);
   survivor.close();
+});
+
+test('revoke: an HTTP request admitted before the revoke whose body comes after it is refused 401, and nothing is done', async ({ gw, admin }) => {
+  const late = await create(admin, { agentId: 'latebody' });
+  for (const [path, body] of [
+    ['/rpc', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'system.event', params: { text: 'sent after the revoke' } })],
+    ['/hooks/wake', JSON.stringify({ text: 'sent after the revoke' })],
+  ] as const) {
+    const connection = await openRawHttp(gw.port);
+    connection.write(
+      `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${late.token}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`,
+    );
+    // The headers are read (the request admitted) before the token goes.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    if (path === '/rpc') resultOf(await admin.call('token.revoke', { tokenId: late.tokenId }));
+    connection.write(body);
+    const answer = await connection.response();
+    assert.is(answer.status, 401, answer.raw);
+    assert.equal(JSON.parse(answer.body).error.data, { name: 'UNAUTHORIZED' });
+  }
+  assert.is(resultOf<{ depth: number }>(await admin.call('session.peek', { sessionKey: 'agent:latebody:main' })).depth, 0);
 });
 
 const SCOPED_HINT = 'this scoped token was revoked or never existed: ask for a new one (`switchboard token create --agent <agentId>`, run with the admin token)';
