@@ -2,6 +2,7 @@
  * `switchboard session watch`: the CLI's long-running consumer. Unlike the one-shot commands it
  * holds a WebSocket through the client library, so it lives apart from them and their start-up.
  */
+import { onAbort } from '../client/abort.js';
 import { connect, type ReconnectChange, type SwitchboardClient } from '../client/client.js';
 import { ConnectionError, RpcCallError } from '../client/errors.js';
 import { flagOption, integerOption, rawOption } from './argv.js';
@@ -52,14 +53,23 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
       writeLog(process.stderr, printable(`switchboard: watching ${watched} at ${url}; Ctrl-C to stop`));
     }
     for await (const event of client.events(target, { signal: interrupted.signal, ...(after === undefined ? {} : { after }) })) {
-      if (!(await printEvent(event, json, acking))) {
+      const printed = await printEvent(event, json, acking, interrupted.signal);
+      if (printed === 'reader gone') {
         // The reader is gone (`| head -1`): as with `yes | head`, that ends the watch, quietly and
         // with exit 0. Closing first ends the subscription with the socket, without the
         // unsubscribe round trip, so nothing more is read, let alone acked.
         await client.close();
         break;
       }
-      if (acking) await ackSurvivingRestarts(client, event.sessionKey, event.seq);
+      if (printed === 'interrupted') {
+        // Stopped while its reader had stopped reading: the line waits in the pipe, and a
+        // process that waited to flush it would never exit. It is not acked, and comes again.
+        await client.close();
+        process.exit(ExitCode.OK);
+      }
+      if (acking && !(await ackSurvivingRestarts(client, event.sessionKey, event.seq, interrupted.signal))) {
+        writeLog(process.stderr, printable(`switchboard: event seq ${event.seq} of ${event.sessionKey} was shown but not acked before the interrupt; it stays pending`));
+      }
     }
   } catch (error) {
     if (!interrupted.signal.aborted) throw explain(error, settings);
@@ -76,32 +86,42 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
  * watch quietly. Any other failure (a full disk) loses the line with a reader still waiting for
  * it: exit 4, saying the event was not acked.
  */
-async function printEvent(event: StoredEvent, json: boolean, acking: boolean): Promise<boolean> {
+async function printEvent(event: StoredEvent, json: boolean, acking: boolean, signal: AbortSignal): Promise<'printed' | 'reader gone' | 'interrupted'> {
   try {
-    return await writeOut(process.stdout, `${json ? JSON.stringify(event) : formatWatchedEvent(printableStrings(event))}\n`);
+    const written = writeOut(process.stdout, `${json ? JSON.stringify(event) : formatWatchedEvent(printableStrings(event))}\n`);
+    // A reader that stopped reading holds the write until it reads again: an interrupt ends the wait.
+    let stopListening = () => {};
+    const interrupted = new Promise<'interrupted'>((resolve) => {
+      if (signal.aborted) resolve('interrupted');
+      else stopListening = onAbort(signal, () => resolve('interrupted'));
+    });
+    const outcome = await Promise.race([written, interrupted]).finally(stopListening);
+    return outcome === 'interrupted' ? outcome : outcome ? 'printed' : 'reader gone';
   } catch (error) {
     const pending = acking ? 'it was not acked, and stays pending for the next watcher' : 'it stays pending';
     throw outputFailed(`event seq ${event.seq} of ${printable(event.sessionKey)}`, error, `; ${pending}`);
   }
 }
 
-/** Attempts at one ack across gateway restarts; each waits for the client to reconnect first. */
-const ACK_ATTEMPTS = 5;
-
 /**
  * An ack consumes everything up to its seq, so sending it again is harmless: when the gateway
- * restarts under it, wait for the reconnect and repeat it, rather than stop watching.
+ * restarts under it, or is away for longer than the ack's timeout, wait for the reconnect and
+ * repeat it, rather than stop watching (an idle watch waits out an outage of any length too).
+ * False when interrupted first: the event was shown, not acked.
  */
-async function ackSurvivingRestarts(client: SwitchboardClient, sessionKey: string, seq: number): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
+async function ackSurvivingRestarts(client: SwitchboardClient, sessionKey: string, seq: number, signal: AbortSignal): Promise<boolean> {
+  for (;;) {
     try {
-      await client.ack({ sessionKey, seq });
-      return;
+      await client.ack({ sessionKey, seq }, { signal });
+      return true;
     } catch (error) {
-      const restarting =
-        (error instanceof ConnectionError && error.failure === 'closed') ||
+      if (signal.aborted) return false;
+      const away =
+        (error instanceof ConnectionError && (error.failure === 'closed' || error.failure === 'timeout')) ||
         (error instanceof RpcCallError && error.errorName === 'SHUTTING_DOWN');
-      if (!restarting || attempt === ACK_ATTEMPTS) throw error;
+      // A client ended for good rejects every call at once: that is no outage to wait out.
+      const ended = await Promise.race([client.closed.then(() => true), new Promise<false>((resolve) => setImmediate(resolve, false))]);
+      if (!away || ended) throw error;
     }
   }
 }

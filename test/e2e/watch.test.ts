@@ -1,0 +1,90 @@
+/**
+ * `switchboard session watch --ack` as an operator runs it for hours: an outage longer than its
+ * --timeout with an ack outstanding is waited out like any other, and Ctrl-C ends it even when its
+ * reader has stopped reading. Each against a real gateway process and the real CLI.
+ */
+import { spawn } from 'node:child_process';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { cleanup, CLI_PATH, openPeer, resultOf, sleep, spawnCli, startGatewayProcess, waitUntil } from '../helpers/gateway.js';
+
+const test = suite('e2e: session watch --ack for the long run');
+test.after(cleanup);
+
+const KEY = 'agent:watcher:main';
+
+/** `count` events on KEY, sent in batches through a socket of the admin's. */
+async function publish(url: string, token: string, count: number): Promise<void> {
+  const peer = await openPeer(url, token);
+  for (let sent = 0; sent < count; sent += 100) {
+    const batch = Array.from({ length: Math.min(100, count - sent) }, (_, i) => ({
+      method: 'system.event',
+      params: { text: `event ${sent + i + 1} ${'x'.repeat(100)}`, sessionKey: KEY },
+    }));
+    for (const answer of await peer.batch(batch)) resultOf(answer);
+  }
+  peer.close();
+}
+
+test('an outage longer than --timeout while an ack is outstanding is waited out: every event shown, all acked in the end, exit 0 on SIGINT', async () => {
+  const gw = await startGatewayProcess();
+  // Under the pending cap (1000), past which the oldest would be dropped.
+  const COUNT = 900;
+  await publish(gw.url, gw.token, COUNT);
+  const watch = spawnCli(['session', 'watch', '--session-key', KEY, '--ack', '--json', '--timeout', '500', '--data-dir', gw.dataDir]);
+  await watch.waitForLines(50);
+  await gw.kill9();
+  // Down for several of its --timeout: an ack in flight waits for the gateway, again and again.
+  await sleep(2_000);
+  assert.is(watch.process.exitCode, null, `the watch exited during the outage: ${watch.stderr()}`);
+  const again = await startGatewayProcess({ dataDir: gw.dataDir });
+  const shown = () => new Set(watch.lines().map((line) => (JSON.parse(line) as { seq: number }).seq)).size;
+  await waitUntil(() => shown() === COUNT, 'every event shown', 20_000).catch((error: Error) => {
+    throw new Error(`${error.message}: ${shown()} of ${COUNT}, exit ${watch.process.exitCode}, stderr: ${watch.stderr()}`);
+  });
+  const peer = await openPeer(again.url, again.token);
+  await waitUntil(async () => resultOf<{ depth: number }>(await peer.call('session.peek', { sessionKey: KEY })).depth === 0, 'every event acked');
+  peer.close();
+  assert.is(await watch.stop('SIGINT'), 0);
+  assert.match(watch.stderr(), 'reconnecting');
+});
+
+test('SIGINT during an outage, an ack waiting for the gateway, ends the watch at once with 0, saying which event was shown but not acked', async () => {
+  const gw = await startGatewayProcess();
+  await publish(gw.url, gw.token, 900);
+  const watch = spawnCli(['session', 'watch', '--session-key', KEY, '--ack', '--json', '--data-dir', gw.dataDir]);
+  await watch.waitForLines(50);
+  await gw.kill9();
+  await sleep(300);
+  const stopped = watch.stop('SIGINT');
+  const code = await Promise.race([stopped, sleep(3_000).then(() => 'still running')]);
+  assert.is(code, 0, watch.stderr());
+  const last = JSON.parse(watch.lines().at(-1)!) as { seq: number };
+  assert.match(watch.stderr(), `switchboard: event seq ${last.seq} of ${KEY} was shown but not acked before the interrupt; it stays pending\n`);
+});
+
+test('SIGINT ends a watch whose reader stopped reading (its output blocked), with 0; what was not taken stays pending', async () => {
+  const gw = await startGatewayProcess();
+  const COUNT = 900;
+  await publish(gw.url, gw.token, COUNT);
+  const watch = spawn(process.execPath, [CLI_PATH, 'session', 'watch', '--session-key', KEY, '--ack', '--json', '--data-dir', gw.dataDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: {},
+  });
+  let stderr = '';
+  watch.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  // Read one chunk, then no more: the pipe fills and the watch's next write waits.
+  await new Promise((resolve) => watch.stdout.once('data', resolve));
+  watch.stdout.pause();
+  await sleep(500);
+  const exited = new Promise<number | null>((resolve) => watch.once('exit', resolve));
+  watch.kill('SIGINT');
+  const code = await Promise.race([exited, sleep(5_000).then(() => 'still running')]);
+  watch.kill('SIGKILL');
+  assert.is(code, 0, stderr);
+  const peer = await openPeer(gw.url, gw.token);
+  assert.ok(resultOf<{ depth: number }>(await peer.call('session.peek', { sessionKey: KEY })).depth > 0, 'events it could not show stay pending');
+  peer.close();
+});
+
+test.run();
