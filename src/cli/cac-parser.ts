@@ -59,7 +59,8 @@ export async function runWithCac(given: readonly string[]): Promise<ExitCode> {
   }
   if (parsed.options['help'] || versionAsked) {
     // `help nosuch` and `nosuch --help` are a command mistyped, told as one: no help is about it.
-    const topic = parsed.args.map(String);
+    // `--help help` is the help, as `help help` is.
+    const topic = parsed.args.map(String).filter((word, i) => !(i === 0 && word === 'help'));
     if (parsed.options['help'] && !cli.matchedCommand && topic.length > (group === undefined ? 0 : 1)) throw unknownCommand(topic.join(' '));
     if (parsed.options['help']) cli.outputHelp();
     else cli.outputVersion();

@@ -111,6 +111,7 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
       resolve({
         send: (text) => ws.send(text),
         close: (code, reason) => {
+          if (ws.readyState === WebSocket.CLOSED) return;
           ws.close(code, reason);
           // Destroying the socket ends ws's own wait too.
           const cut = setTimeout(() => ws.terminate(), CLOSE_TIMEOUT_MS).unref();

@@ -11,6 +11,8 @@ import { badCharacterOf, parseSessionKey, sessionKeyError } from './session-key.
 /** Enough problems to fix a request in one go, few enough to keep an error response small. */
 export const MAX_REPORTED_PROBLEMS = 8;
 
+const NO_PROBLEMS: readonly ParamProblem[] = [];
+
 /** A lone UTF-16 surrogate: UTF-8 cannot hold it, so SQLite would store something else. */
 const LONE_SURROGATE = /\p{Cs}/u;
 
@@ -21,17 +23,17 @@ const LONE_SURROGATE = /\p{Cs}/u;
  * grammar, in their own words: `sessionKey`'s (with its accepted forms) is left to the grammar,
  * and only top-level strings are looked at (the only nested ones, `after`'s keys, are session keys).
  */
-function loneSurrogateProblems(params: unknown, reported?: ReadonlySet<string>): ParamProblem[] {
-  if (typeof params !== 'object' || params === null) return [];
-  const problems: ParamProblem[] = [];
-  // for-in, not Object.entries: this runs on every call, and allocates nothing when all is well.
+function loneSurrogateProblems(params: unknown, reported?: ReadonlySet<string>): readonly ParamProblem[] {
+  if (typeof params !== 'object' || params === null) return NO_PROBLEMS;
+  let problems: ParamProblem[] | undefined;
+  // for-in, not Object.entries, and the list made only when needed: this runs on every call.
   for (const name in params) {
     const value: unknown = (params as Record<string, unknown>)[name];
     if (typeof value !== 'string' || name === 'sessionKey' || !Object.hasOwn(params, name) || !LONE_SURROGATE.test(value)) continue;
     const path = `/${name.replaceAll('~', '~0').replaceAll('/', '~1')}`;
-    if (reported?.has(path) !== true) problems.push({ path, message: 'holds a lone UTF-16 surrogate, which cannot be stored as UTF-8; send well-formed Unicode' });
+    if (reported?.has(path) !== true) (problems ??= []).push({ path, message: 'holds a lone UTF-16 surrogate, which cannot be stored as UTF-8; send well-formed Unicode' });
   }
-  return problems;
+  return problems ?? NO_PROBLEMS;
 }
 
 export interface Validator<T extends TSchema> {

@@ -487,6 +487,7 @@ test('`switchboard help` is the help, and `switchboard help <command>` that comm
   const command = await runCli(['help', 'session', 'peek']);
   assertExit(command, 0);
   assert.is(command.stdout, (await runCli(['session', 'peek', '--help'])).stdout);
+  assert.is((await runCli(['--help', 'help'])).stdout, (await runCli(['--help'])).stdout);
   const group = await runCli(['help', 'token']);
   assertExit(group, 0);
   assert.match(group.stdout, 'token <command> [options]');

@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -1053,7 +1054,7 @@ test('another process cannot open a data dir in use', () => {
 test('a database locked a moment by another process (a gateway starting at the same time) is opened once it is free', async () => {
   const dir = tempDir();
   const file = path.join(dir, DATA_FILES.database);
-  const betterSqlite = new URL(import.meta.resolve('better-sqlite3')).pathname;
+  const betterSqlite = fileURLToPath(import.meta.resolve('better-sqlite3'));
   const script = `
     const Database = require(${JSON.stringify(betterSqlite)});
     const db = new Database(${JSON.stringify(file)});
