@@ -5,6 +5,7 @@
  * all connections, so an idle one holds no closures.
  */
 import { isUtf8 } from 'node:buffer';
+import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import { RpcError, type ErrorName } from '../protocol/errors.js';
@@ -50,7 +51,7 @@ export interface Refusal {
 }
 
 /** The TCP socket under a WebSocket, as a connection uses it. */
-export type SocketStream = Pick<Writable, 'cork' | 'uncork' | 'writableLength' | 'writableNeedDrain' | 'once'>;
+export type SocketStream = Pick<Writable, 'cork' | 'uncork' | 'writableLength' | 'writableNeedDrain' | 'once'> & Pick<Socket, 'bytesWritten'>;
 
 export interface ConnectionOptions {
   /** Unsent bytes past which a subscriber is cut with 1008 "slow consumer". */
@@ -80,6 +81,8 @@ export class Connection implements Subscriber {
   #burstReadAnswers = 0;
   /** Waiting for the socket to drain before reading more requests (see #throttle). */
   #waitingForDrain = false;
+  /** Bytes the socket had handed to the network at the last heartbeat (see heartbeat). */
+  #sentAtHeartbeat = 0;
   /**
    * Frames read while maxInFlight were in flight, in arrival order: run as answers free places
    * (see #hold). Undefined when none, as on almost every connection.
@@ -153,14 +156,19 @@ export class Connection implements Subscriber {
    * Liveness check, called every PING_INTERVAL_MS: a connection that did not answer the previous
    * ping is dead and is terminated (its subscriptions end with the close event). One holding
    * frames is not judged: the gateway stopped reading it, pongs included, because its own calls
-   * are slow. It is judged again from the first heartbeat after it reads again. With `judge`
-   * false, it is only pinged: the gateway itself was too late to tell.
+   * are slow. It is judged again from the first heartbeat after it reads again. One waiting for
+   * its answers to drain hides its pongs the same way: it is alive while bytes still leave its
+   * socket (a slow link), and judged by its pongs once none do (a peer that stopped reading). With
+   * `judge` false, it is only pinged: the gateway itself was too late to tell.
    */
   heartbeat(judge = true): void {
     if (this.#held !== undefined) {
       this.#alive = true;
       return;
     }
+    const sent = this.#stream.bytesWritten - this.#stream.writableLength;
+    if (this.#waitingForDrain && sent > this.#sentAtHeartbeat) this.#alive = true;
+    this.#sentAtHeartbeat = sent;
     if (!this.#alive && judge) {
       this.#socket.terminate();
       return;

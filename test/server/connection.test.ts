@@ -29,6 +29,8 @@ interface Harness {
   drain(): void;
   /** The socket reports the frames sent so far as written, in order (their send callbacks). */
   written(): void;
+  /** The socket hands `bytes` more to the network. */
+  sent(bytes: number): void;
 }
 
 /** onDispatch runs as a frame is dispatched, before its call is pending: what a handler does at once. */
@@ -69,6 +71,7 @@ function harness(onDispatch?: (text: string, connection: Connection) => void): H
     uncork: () => undefined,
     writableLength: 0,
     writableNeedDrain: false,
+    bytesWritten: 0,
     once: (_event: 'drain', listener: () => void) => drains.push(listener),
   };
   const connection = new Connection(
@@ -96,6 +99,7 @@ function harness(onDispatch?: (text: string, connection: Connection) => void): H
     },
     drain: () => drains.splice(0).forEach((listener) => listener()),
     written: () => writeCallbacks.splice(0).forEach((written) => written()),
+    sent: (bytes) => void (stream.bytesWritten += bytes),
   };
 }
 
@@ -265,6 +269,22 @@ test('past answerHighWaterBytes waiting to be written, the connection reads no m
   setUnsent(0, false);
   drain();
   assert.equal(wire.slice(4), ['resumed']);
+});
+
+test('a connection waiting for its answers to drain is alive while bytes still leave its socket (a slow link); once none do, its pongs decide', async () => {
+  const { connection, wire, answer, setUnsent, sent } = harness();
+  connection.receive(...frame({ jsonrpc: '2.0', id: 1, method: 'gateway.status' }));
+  setUnsent((4 << 20) + 1);
+  answer('{"jsonrpc":"2.0","id":1,"result":{}}');
+  await settle();
+  assert.equal(wire.slice(1), ['paused']);
+  for (let beat = 0; beat < 4; beat++) {
+    sent(64 << 10);
+    connection.heartbeat();
+  }
+  assert.equal(wire.slice(2), ['ping', 'ping', 'ping', 'ping'], 'never answered a ping it could not have read, yet reading');
+  connection.heartbeat();
+  assert.equal(wire.slice(6), ['terminated'], 'nothing left its socket since: its pongs decide');
 });
 
 test('a subscriber is cut as a slow consumer once more than maxBufferedBytes of pushes wait unsent', async () => {
