@@ -48,12 +48,21 @@ async function connectFailure(url: string, failure: ConnectionFailure, message: 
   assert.is((outcome as Error).message, message);
 }
 
+/** A WebSocket server on a free port that `run` scripts; its sockets cut and it closed after. */
+async function withServer(run: (url: string, server: WebSocketServer) => Promise<void>): Promise<void> {
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+  await new Promise((resolve) => server.once('listening', resolve));
+  try {
+    await run(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`, server);
+  } finally {
+    for (const socket of server.clients) socket.terminate();
+    await new Promise((resolve) => server.close(resolve));
+  }
+}
+
 test('a connection on which nothing comes for heartbeatTimeoutMs, not even a ping, is closed as lost: calls on it fail at once, not at their timeout', async () => {
   // Accepts the upgrade, then says nothing: as a gateway stopped, or a connection cut without a word.
-  const silent = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-  await new Promise((resolve) => silent.once('listening', resolve));
-  try {
-    const url = `ws://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  await withServer(async (url) => {
     const client = await connect({ url, token: 'sbt_test', timeoutMs: 60_000, heartbeatTimeoutMs: 200 });
     const outcome = await client.call('gateway.status', {}).catch((error: unknown) => error);
     assert.instance(outcome, ConnectionError);
@@ -63,18 +72,12 @@ test('a connection on which nothing comes for heartbeatTimeoutMs, not even a pin
     );
     // Without reconnect, that is the client's end, and closed says why.
     assert.is(await client.closed, outcome);
-  } finally {
-    for (const socket of silent.clients) socket.terminate();
-    await new Promise((resolve) => silent.close(resolve));
-  }
+  });
 });
 
 test('a process that closed its client on a gateway that no longer reads (stopped, a half-dead link) exits within a second or so, not after ws\'s 30 s wait for the close frame', async () => {
-  const hung = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-  await new Promise((resolve) => hung.once('listening', resolve));
-  hung.on('connection', (_socket, request) => request.socket.pause());
-  try {
-    const url = `ws://127.0.0.1:${(hung.address() as AddressInfo).port}`;
+  await withServer(async (url, hung) => {
+    hung.on('connection', (_socket, request) => request.socket.pause());
     const client = new URL('../../src/client/client.js', import.meta.url).href;
     const script = `const { connect } = await import(${JSON.stringify(client)}); await (await connect({ url: ${JSON.stringify(url)}, token: 'sbt_test' })).close();`;
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -82,17 +85,12 @@ test('a process that closed its client on a gateway that no longer reads (stoppe
     const outcome = await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000, 'still running'))]);
     child.kill('SIGKILL');
     assert.is(outcome, 0, 'the process was still running 10 s after close()');
-  } finally {
-    for (const socket of hung.clients) socket.terminate();
-    await new Promise((resolve) => hung.close(resolve));
-  }
+  });
 });
 
 test('a call aborted by its signal carries the signal\'s reason as its cause: AbortSignal.timeout()\'s TimeoutError, a reason of the caller\'s own', async () => {
-  const silent = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-  await new Promise((resolve) => silent.once('listening', resolve));
-  try {
-    const client = await connect({ url: `ws://127.0.0.1:${(silent.address() as AddressInfo).port}`, token: 'sbt_test' });
+  await withServer(async (url) => {
+    const client = await connect({ url, token: 'sbt_test' });
     const timedOut = await client.call('gateway.status', {}, { signal: AbortSignal.timeout(20) }).catch((error: unknown) => error);
     assert.equal([(timedOut as ConnectionError).failure, ((timedOut as Error).cause as Error).name], ['aborted', 'TimeoutError']);
     const reason = new Error('panel closed');
@@ -101,10 +99,7 @@ test('a call aborted by its signal carries the signal\'s reason as its cause: Ab
     const early = await client.call('gateway.status', {}, { signal: controller.signal }).catch((error: unknown) => error);
     assert.is((early as Error).cause, reason);
     await client.close();
-  } finally {
-    for (const socket of silent.clients) socket.terminate();
-    await new Promise((resolve) => silent.close(resolve));
-  }
+  });
 });
 
 test('an answer that is not HTTP at all (an SSH banner) is "rejected", as callOverHttp has it: something answered, and it is no gateway', async () => {
@@ -113,20 +108,14 @@ test('an answer that is not HTTP at all (an SSH banner) is "rejected", as callOv
 });
 
 test('connects sharing one AbortSignal add one listener to it, however many', async () => {
-  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
-  await new Promise((resolve) => server.once('listening', resolve));
-  try {
+  await withServer(async (url) => {
     const controller = new AbortController();
-    const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const connecting = Array.from({ length: 12 }, () => connect({ url, token: 'sbt_test', signal: controller.signal }));
     // Past ten, Node warns of a leak (MaxListenersExceededWarning).
     await new Promise((resolve) => setImmediate(resolve));
     assert.is(getEventListeners(controller.signal, 'abort').length, 1);
     await Promise.all((await Promise.all(connecting)).map((client) => client.close()));
-  } finally {
-    for (const socket of server.clients) socket.terminate();
-    await new Promise((resolve) => server.close(resolve));
-  }
+  });
 });
 
 test('a resubscribe answered late, on a connection the client has left, does not take the place of the one answered on the next', async () => {
