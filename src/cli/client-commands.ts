@@ -386,7 +386,7 @@ function dataDirTokenRefusal(url: string, dataDir: string): string | undefined {
   const token = `the data dir's token (${tokenPath(dataDir)})`;
   const socket = unixSocketPath(url);
   if (socket !== undefined) {
-    const owner = lstatSync(socket, { throwIfNoEntry: false })?.uid;
+    const owner = ownerOf(socket);
     const me = process.getuid?.();
     if (owner === undefined || me === undefined || owner === me) return undefined;
     return `${socket} belongs to uid ${owner}, not to this user (uid ${me}), and ${token} goes only to a socket of this user's own`;
@@ -395,6 +395,18 @@ function dataDirTokenRefusal(url: string, dataDir: string): string | undefined {
   return HAS_UNIX_SOCKETS
     ? `${token} is sent only to its gateway's socket, never over TCP, where any local user could listen while the gateway is down`
     : `${token} is sent only to ${DEFAULT_URL}, where the data dir's gateway listens`;
+}
+
+/**
+ * Who owns the file, or undefined when that cannot be told (no file, a dir this user may not
+ * enter): connecting fails then as well, and says why, before a token is sent.
+ */
+function ownerOf(file: string): number | undefined {
+  try {
+    return lstatSync(file, { throwIfNoEntry: false })?.uid;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The same gateway endpoint: ws: and http: (wss:, https:) alike, a trailing "/" or none. */

@@ -38,6 +38,9 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   let client: SwitchboardClient | undefined;
+  // Whether the connection is being re-opened: an ack timing out then waits for the gateway.
+  const connection = { away: false };
+  let stopClosing = () => {};
   try {
     client = await connect({
       url,
@@ -45,8 +48,15 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
       timeoutMs,
       signal: interrupted.signal,
       reconnect: true,
-      onReconnect: (change) => writeLog(process.stderr, reconnectLine(url, change)),
+      onReconnect: (change) => {
+        connection.away = change.state === 'reconnecting';
+        writeLog(process.stderr, reconnectLine(url, change));
+      },
     });
+    // Closed at once on an interrupt: an events() loop ending otherwise waits for its unsubscribe
+    // to be answered, as long as --timeout on a gateway that stalled.
+    const connected = client;
+    stopClosing = onAbort(interrupted.signal, () => void connected.close());
     // For a person at a terminal, whom a quiet watch of an empty session would leave wondering.
     if (process.stderr.isTTY) {
       const watched = sessionKey ?? (agentId !== undefined ? `every session of agent ${agentId}` : "every session of the token's agent");
@@ -65,15 +75,17 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
         // Stopped while its reader had stopped reading: the line waits in the pipe, and a
         // process that waited to flush it would never exit. It is not acked, and comes again.
         await client.close();
+        writeLog(process.stderr, printable(`switchboard: interrupted while the reader of the output was not reading: event seq ${event.seq} of ${event.sessionKey} was not wholly shown, nor acked; it stays pending`));
         process.exit(ExitCode.OK);
       }
-      if (acking && !(await ackSurvivingRestarts(client, event.sessionKey, event.seq, interrupted.signal))) {
-        writeLog(process.stderr, printable(`switchboard: event seq ${event.seq} of ${event.sessionKey} was shown but not acked before the interrupt; it stays pending`));
+      if (acking && !(await ackSurvivingRestarts(client, event.sessionKey, event.seq, interrupted.signal, connection))) {
+        writeLog(process.stderr, printable(`switchboard: event seq ${event.seq} of ${event.sessionKey} was shown, and its ack not answered before the interrupt: if the gateway did not take it, the event comes again`));
       }
     }
   } catch (error) {
     if (!interrupted.signal.aborted) throw explain(error, settings);
   } finally {
+    stopClosing();
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
     await client?.close();
@@ -103,13 +115,23 @@ async function printEvent(event: StoredEvent, json: boolean, acking: boolean, si
   }
 }
 
+/** The least time between two tries of one ack while the gateway is away: --timeout may be 1 ms. */
+const ACK_RETRY_PAUSE_MS = 100;
+
 /**
  * An ack consumes everything up to its seq, so sending it again is harmless: when the gateway
  * restarts under it, or is away for longer than the ack's timeout, wait for the reconnect and
- * repeat it, rather than stop watching (an idle watch waits out an outage of any length too).
- * False when interrupted first: the event was shown, not acked.
+ * repeat it, rather than stop watching (an idle watch waits out an outage of any length too). An
+ * ack unanswered on an open connection is the gateway's failure, not an outage, and ends the
+ * watch. False when interrupted first: the event was shown, its ack perhaps not taken.
  */
-async function ackSurvivingRestarts(client: SwitchboardClient, sessionKey: string, seq: number, signal: AbortSignal): Promise<boolean> {
+async function ackSurvivingRestarts(
+  client: SwitchboardClient,
+  sessionKey: string,
+  seq: number,
+  signal: AbortSignal,
+  connection: { readonly away: boolean },
+): Promise<boolean> {
   for (;;) {
     try {
       await client.ack({ sessionKey, seq }, { signal });
@@ -117,10 +139,10 @@ async function ackSurvivingRestarts(client: SwitchboardClient, sessionKey: strin
     } catch (error) {
       if (signal.aborted) return false;
       const away =
-        (error instanceof ConnectionError && (error.failure === 'closed' || error.failure === 'timeout')) ||
+        (error instanceof ConnectionError && (error.failure === 'closed' || (error.failure === 'timeout' && connection.away))) ||
         (error instanceof RpcCallError && error.errorName === 'SHUTTING_DOWN');
       // A client ended for good rejects every call at once: that is no outage to wait out.
-      const ended = await Promise.race([client.closed.then(() => true), new Promise<false>((resolve) => setImmediate(resolve, false))]);
+      const ended = await Promise.race([client.closed.then(() => true), new Promise<false>((resolve) => setTimeout(resolve, ACK_RETRY_PAUSE_MS, false))]);
       if (!away || ended) throw error;
     }
   }

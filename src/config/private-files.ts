@@ -61,10 +61,10 @@ export function createPrivateFile(file: string, content = ''): boolean {
     linkSync(draft, file);
     return true;
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') return false;
-    if (code !== undefined && NO_HARD_LINKS.includes(code)) return createInPlace(file, content);
-    throw error;
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    // No hard links here (EPERM on FAT, EISDIR on Windows' exFAT, ENOTSUP on some shares...), or
+    // another failure that creating the file in place reports in its own words.
+    return createInPlace(file, content);
   } finally {
     removeDraft(draft);
   }
@@ -78,9 +78,6 @@ function removeDraft(draft: string): void {
     // Left behind, mode 0600 like the file.
   }
 }
-
-/** What link(2) fails with where the file system has no hard links. */
-const NO_HARD_LINKS = ['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK'];
 
 function createInPlace(file: string, content: string): boolean {
   let fd: number;

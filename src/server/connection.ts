@@ -81,7 +81,7 @@ export class Connection implements Subscriber {
   #burstReadAnswers = 0;
   /** Waiting for the socket to drain before reading more requests (see #throttle). */
   #waitingForDrain = false;
-  /** Bytes the socket had handed to the network at the last heartbeat (see heartbeat). */
+  /** Bytes the socket had handed to the network at the last heartbeat while waiting to drain (see heartbeat). */
   #sentAtHeartbeat = 0;
   /**
    * Frames read while maxInFlight were in flight, in arrival order: run as answers free places
@@ -166,9 +166,11 @@ export class Connection implements Subscriber {
       this.#alive = true;
       return;
     }
-    const sent = this.#stream.bytesWritten - this.#stream.writableLength;
-    if (this.#waitingForDrain && sent > this.#sentAtHeartbeat) this.#alive = true;
-    this.#sentAtHeartbeat = sent;
+    if (this.#waitingForDrain) {
+      const sent = this.#sentToNetwork();
+      if (sent > this.#sentAtHeartbeat) this.#alive = true;
+      this.#sentAtHeartbeat = sent;
+    }
     if (!this.#alive && judge) {
       this.#socket.terminate();
       return;
@@ -223,11 +225,20 @@ export class Connection implements Subscriber {
   #throttle(): void {
     if (this.#waitingForDrain || this.#socket.bufferedAmount <= this.#options.answerHighWaterBytes || !this.#stream.writableNeedDrain) return;
     this.#waitingForDrain = true;
+    this.#sentAtHeartbeat = this.#sentToNetwork();
     this.#updateReading();
     this.#stream.once('drain', () => {
       this.#waitingForDrain = false;
       this.#updateReading();
     });
+  }
+
+  /**
+   * Bytes the socket has handed to the network: they move only as whole writes complete, and
+   * copying Node's list of those waiting is not free, so it is asked only while waiting to drain.
+   */
+  #sentToNetwork(): number {
+    return this.#stream.bytesWritten - this.#stream.writableLength;
   }
 
   /**

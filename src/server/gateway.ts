@@ -343,7 +343,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // Node's own answer to a request its parser refuses is a bare status line; every other refusal
   // says why, in JSON, and a client told nothing took the gateway for some other server.
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
-    if (error.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    // As Node's own handler: an answer already begun on this connection cannot be followed by another.
+    const answering = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (error.code === 'ECONNRESET' || !socket.writable || answering?.headersSent === true) return void socket.destroy();
     const [status, message] =
       error.code === 'HPE_HEADER_OVERFLOW'
         ? [431, `the request's headers are larger than ${maxHeaderSize} bytes: shorten its URL or headers`]

@@ -413,22 +413,28 @@ test('revoke: the token stops working at once on every ingress, and its open soc
 });
 
 test('revoke: an HTTP request admitted before the revoke whose body comes after it is refused 401, and nothing is done', async ({ gw, admin }) => {
-  const late = await create(admin, { agentId: 'latebody' });
   for (const [path, body] of [
     ['/rpc', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'system.event', params: { text: 'sent after the revoke' } })],
     ['/hooks/wake', JSON.stringify({ text: 'sent after the revoke' })],
   ] as const) {
+    const late = await create(admin, { agentId: 'latebody' });
     const connection = await openRawHttp(gw.port);
     connection.write(
-      `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${late.token}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`,
+      `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${late.token}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nExpect: 100-continue\r\n\r\n`,
     );
-    // The headers are read (the request admitted) before the token goes.
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    if (path === '/rpc') resultOf(await admin.call('token.revoke', { tokenId: late.tokenId }));
+    // 100 Continue: the request was admitted, on its headers, while the token held.
+    await waitUntil(() => connection.received.startsWith('HTTP/1.1 100 Continue'), 'the 100 Continue');
+    resultOf(await admin.call('token.revoke', { tokenId: late.tokenId }));
     connection.write(body);
-    const answer = await connection.response();
-    assert.is(answer.status, 401, answer.raw);
-    assert.equal(JSON.parse(answer.body).error.data, { name: 'UNAUTHORIZED' });
+    // The answer after the 100's head: its own head, then its JSON body.
+    const answer = () => connection.received.slice(connection.received.indexOf('\r\n\r\n') + 4);
+    await waitUntil(() => answer().endsWith('}}}'), 'the answer');
+    assert.match(answer(), /^HTTP\/1\.1 401 Unauthorized\r\n/);
+    assert.equal(JSON.parse(answer().slice(answer().indexOf('\r\n\r\n') + 4)).error, {
+      code: 1012,
+      message: 'the token was revoked while the request was read: nothing was done',
+      data: { name: 'UNAUTHORIZED' },
+    });
   }
   assert.is(resultOf<{ depth: number }>(await admin.call('session.peek', { sessionKey: 'agent:latebody:main' })).depth, 0);
 });

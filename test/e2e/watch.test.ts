@@ -49,18 +49,24 @@ test('an outage longer than --timeout while an ack is outstanding is waited out:
   assert.match(watch.stderr(), 'reconnecting');
 });
 
-test('SIGINT during an outage, an ack waiting for the gateway, ends the watch at once with 0, saying which event was shown but not acked', async () => {
-  const gw = await startGatewayProcess();
-  await publish(gw.url, gw.token, 900);
-  const watch = spawnCli(['session', 'watch', '--session-key', KEY, '--ack', '--json', '--data-dir', gw.dataDir]);
-  await watch.waitForLines(50);
-  await gw.kill9();
-  await sleep(300);
-  const stopped = watch.stop('SIGINT');
-  const code = await Promise.race([stopped, sleep(3_000).then(() => 'still running')]);
-  assert.is(code, 0, watch.stderr());
-  const last = JSON.parse(watch.lines().at(-1)!) as { seq: number };
-  assert.match(watch.stderr(), `switchboard: event seq ${last.seq} of ${KEY} was shown but not acked before the interrupt; it stays pending\n`);
+test('SIGINT while an ack waits for the gateway (killed, or stopped with the connection still open) ends the watch at once with 0, naming the event', async () => {
+  for (const outage of ['kill -9', 'SIGSTOP'] as const) {
+    const gw = await startGatewayProcess();
+    await publish(gw.url, gw.token, 900);
+    const watch = spawnCli(['session', 'watch', '--session-key', KEY, '--ack', '--json', '--timeout', '60000', '--data-dir', gw.dataDir]);
+    await watch.waitForLines(50);
+    if (outage === 'kill -9') await gw.kill9();
+    else gw.process.kill('SIGSTOP');
+    await sleep(300);
+    const code = await Promise.race([watch.stop('SIGINT'), sleep(3_000).then(() => 'still running')]);
+    if (outage === 'SIGSTOP') gw.process.kill('SIGCONT');
+    assert.is(code, 0, `${outage}: ${watch.stderr()}`);
+    const last = JSON.parse(watch.lines().at(-1)!) as { seq: number };
+    assert.match(
+      watch.stderr(),
+      `switchboard: event seq ${last.seq} of ${KEY} was shown, and its ack not answered before the interrupt: if the gateway did not take it, the event comes again\n`,
+    );
+  }
 });
 
 test('SIGINT ends a watch whose reader stopped reading (its output blocked), with 0; what was not taken stays pending', async () => {
@@ -82,6 +88,7 @@ test('SIGINT ends a watch whose reader stopped reading (its output blocked), wit
   const code = await Promise.race([exited, sleep(5_000).then(() => 'still running')]);
   watch.kill('SIGKILL');
   assert.is(code, 0, stderr);
+  assert.match(stderr, /was not wholly shown, nor acked; it stays pending\n$/);
   const peer = await openPeer(gw.url, gw.token);
   assert.ok(resultOf<{ depth: number }>(await peer.call('session.peek', { sessionKey: KEY })).depth > 0, 'events it could not show stay pending');
   peer.close();
