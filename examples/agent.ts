@@ -4,16 +4,14 @@
  *
  *   npm run build && node dist/examples/agent.js [agentId]
  *
- * Reads the gateway URL and token like the CLI does: SWITCHBOARD_URL / SWITCHBOARD_TOKEN, else
+ * Finds the gateway as the CLI does (see gateway.ts): SWITCHBOARD_URL with SWITCHBOARD_TOKEN, else
  * the gateway's socket and the token file in the default data dir (or SWITCHBOARD_DATA_DIR).
  */
-import { connect, localGatewayToken, localGatewayUrl } from '../src/index.js';
+import { connect } from '../src/index.js';
+import { gatewayFromEnvironment } from './gateway.js';
 
 const agentId = process.argv[2] ?? 'main';
-const dataDir = process.env['SWITCHBOARD_DATA_DIR'];
-const token = process.env['SWITCHBOARD_TOKEN'] ?? localGatewayToken(dataDir);
-
-const client = await connect({ url: process.env['SWITCHBOARD_URL'] ?? localGatewayUrl(dataDir), token, reconnect: true });
+const client = await connect({ ...gatewayFromEnvironment(), reconnect: true });
 const stop = new AbortController();
 process.once('SIGINT', () => stop.abort());
 

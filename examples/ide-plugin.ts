@@ -4,13 +4,11 @@
  *
  *   npm run build && node dist/examples/ide-plugin.js 'agent:main:slack:channel:C123:thread:456'
  */
-import { connect, localGatewayToken, localGatewayUrl, RpcCallError } from '../src/index.js';
+import { connect, RpcCallError } from '../src/index.js';
+import { gatewayFromEnvironment } from './gateway.js';
 
 const sessionKey = process.argv[2] ?? 'main';
-const dataDir = process.env['SWITCHBOARD_DATA_DIR'];
-const token = process.env['SWITCHBOARD_TOKEN'] ?? localGatewayToken(dataDir);
-
-const client = await connect({ url: process.env['SWITCHBOARD_URL'] ?? localGatewayUrl(dataDir), token, timeoutMs: 5_000 });
+const client = await connect({ ...gatewayFromEnvironment(), timeoutMs: 5_000 });
 try {
   const routed = await client.systemEvent({ text: 'Refactoring finished: 12 files changed', mode: 'now', sessionKey });
   console.log(`routed to ${routed.sessionKey} as seq ${routed.queue.seq}; wake: ${routed.wake.status}`);

@@ -51,12 +51,12 @@ const CONNECTION_OPTIONS: readonly OptionSpec[] = [
   { flags: '--json', description: 'Print the result as one JSON object on stdout (a failed call: {"error": ...})' },
   {
     flags: '--url <url>',
-    description: `Gateway URL, ws://host:port or ${UNIX_SCHEME}/path (env ${ENV.url}; default: the gateway's socket in the data dir, on Windows ws://${DEFAULT_HOST}:${DEFAULT_PORT})`,
+    description: `Gateway URL, ws://host:port or ${UNIX_SCHEME}/path (env ${ENV.url}; default: the gateway's socket in the data dir, on Windows ws://${DEFAULT_HOST}:${DEFAULT_PORT}); a ws:// URL needs its token given too`,
   },
   // Every local user can read a process's arguments (ps, /proc/<pid>/cmdline), not its environment.
   {
     flags: '--token <token>',
-    description: `Gateway token (env ${ENV.token}, default: the token file in the data dir, sent only to its socket or a ${UNIX_SCHEME} URL of your own); other local users can read it here with ps, prefer the env or the file`,
+    description: `Gateway token (env ${ENV.token}, default: the token file in the data dir, sent only to its socket or a ${UNIX_SCHEME} URL of your own, on Windows to ws://${DEFAULT_HOST}:${DEFAULT_PORT}); other local users can read it here with ps, prefer the env or the file`,
   },
   { flags: '--data-dir <dir>', description: `Where to find the token file and the gateway's socket (env ${ENV.dataDir})` },
   { flags: '--timeout <ms>', description: `Give up after this many milliseconds (default ${DEFAULT_CALL_TIMEOUT_MS})` },

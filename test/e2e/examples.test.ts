@@ -2,6 +2,7 @@
  * The examples the README points to, run as a user runs them (`node dist/examples/...`) against a
  * real gateway: they are documentation, and documentation that no longer works is worse than none.
  */
+import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -39,6 +40,24 @@ test('ide-plugin reports to the session it is given and lists what waits there; 
   assert.is(await refused.exited('the plugin to exit'), 1, refused.stderr());
   assert.match(refused.stderr(), /^gateway refused \(INVALID_PARAMS\): /);
   assert.equal(refused.lines(), []);
+});
+
+test('an example given SWITCHBOARD_URL but no SWITCHBOARD_TOKEN sends the data dir\'s admin token nowhere: it stops, saying to set the token', async ({ gw }) => {
+  let connections = 0;
+  const listener = net.createServer((socket) => {
+    connections++;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  const url = `ws://127.0.0.1:${(listener.address() as net.AddressInfo).port}`;
+  try {
+    const plugin = spawnScript(example('ide-plugin'), ['main'], { env: { SWITCHBOARD_URL: url, SWITCHBOARD_DATA_DIR: gw.dataDir } });
+    assert.is(await plugin.exited('the plugin to exit'), 1);
+    assert.match(plugin.stderr(), `SWITCHBOARD_URL is set (${url}): set SWITCHBOARD_TOKEN to that gateway's token as well`);
+    assert.is(connections, 0);
+  } finally {
+    listener.close();
+  }
 });
 
 test('agent prints each event of its agent as it arrives and acks it; Ctrl-C stops it with exit 0', async ({ gw, publisher }) => {

@@ -1,0 +1,18 @@
+/**
+ * The gateway the examples call, chosen as the CLI chooses it: SWITCHBOARD_URL with
+ * SWITCHBOARD_TOKEN, else the Unix socket and the token file of the data dir (SWITCHBOARD_DATA_DIR,
+ * or the default). The library sends whatever token it is given wherever it is told; the data
+ * dir's admin token belongs with its own socket only, so a URL given needs its own token.
+ */
+import { localGatewayToken, localGatewayUrl } from '../src/index.js';
+
+export function gatewayFromEnvironment(): { url: string; token: string } {
+  const dataDir = process.env['SWITCHBOARD_DATA_DIR'];
+  const url = process.env['SWITCHBOARD_URL'];
+  const token = process.env['SWITCHBOARD_TOKEN'];
+  if (url === undefined) return { url: localGatewayUrl(dataDir), token: token ?? localGatewayToken(dataDir) };
+  if (token === undefined) {
+    throw new Error(`SWITCHBOARD_URL is set (${url}): set SWITCHBOARD_TOKEN to that gateway's token as well; the data dir's admin token goes to its own socket only`);
+  }
+  return { url, token };
+}
