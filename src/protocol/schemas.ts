@@ -383,7 +383,7 @@ export const TokenCreateParams = Type.Object(
   {
     agentId: AgentIdParam,
     scopes: Type.Optional(Type.Array(TokenScope, { minItems: 1, uniqueItems: true, description: 'Default: both.' })),
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_TOKEN_NAME_LENGTH, description: 'A label for token list.' })),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_TOKEN_NAME_LENGTH, description: 'A label for token list; trimmed, and it must show something.' })),
   },
   { additionalProperties: false },
 );

@@ -6,7 +6,7 @@ import type { Static, TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { AGENT_ID_PATTERN } from './constants.js';
 import { RpcError, type ParamProblem } from './errors.js';
-import { badCharacterOf, parseSessionKey, sessionKeyError } from './session-key.js';
+import { badCharacterOf, codePointName, parseSessionKey, sessionKeyError } from './session-key.js';
 
 /** Enough problems to fix a request in one go, few enough to keep an error response small. */
 export const MAX_REPORTED_PROBLEMS = 8;
@@ -34,6 +34,29 @@ function loneSurrogateProblems(params: unknown, reported?: ReadonlySet<string>):
     if (reported?.has(path) !== true) (problems ??= []).push({ path, message: 'holds a lone UTF-16 surrogate, which cannot be stored as UTF-8; send well-formed Unicode' });
   }
   return problems ?? NO_PROBLEMS;
+}
+
+/**
+ * A text that shows nothing: whitespace, controls and default-ignorable characters (zero-width
+ * spaces and joiners, U+FEFF, soft hyphens, variation selectors, Hangul fillers), which trim()
+ * leaves. Matching stops at the first visible character, so a real text costs next to nothing.
+ */
+const INVISIBLE_ONLY_RE = /^[\s\p{Cc}\p{Default_Ignorable_Code_Point}]*$/u;
+
+/** Code points an invisible text's refusal names: enough to recognise it, one line whatever its length. */
+const SHOWN_INVISIBLE_CODE_POINTS = 4;
+
+/**
+ * Refuses a trimmed text (an event's, a token's name) that is empty or would show nothing,
+ * naming the code points it holds; `consequence` says what that would do and what to send.
+ */
+export function rejectInvisible(trimmed: string, path: string, consequence: string): void {
+  if (trimmed.length === 0) throw RpcError.invalidParams([{ path, message: 'must not be empty or only whitespace' }]);
+  if (!INVISIBLE_ONLY_RE.test(trimmed)) return;
+  const codePoints = [...trimmed];
+  const shown = codePoints.slice(0, SHOWN_INVISIBLE_CODE_POINTS).map((char) => codePointName(char.codePointAt(0)!));
+  const more = codePoints.length > SHOWN_INVISIBLE_CODE_POINTS ? ' ...' : '';
+  throw RpcError.invalidParams([{ path, message: `holds only invisible characters (${shown.join(' ')}${more}), so ${consequence}` }]);
 }
 
 export interface Validator<T extends TSchema> {

@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import { DEFAULT_AGENT_ID, MAX_TEXT_BYTES } from '../protocol/constants.js';
 import { RpcError } from '../protocol/errors.js';
 import type { EventMode, Fallback, Route, RoutingResult, StoredEvent, SystemEventParams, WakeOutcome } from '../protocol/schemas.js';
-import { codePointName, mainSessionKey, parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../protocol/session-key.js';
+import { mainSessionKey, parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../protocol/session-key.js';
+import { rejectInvisible } from '../protocol/validate.js';
 import type { AppendOutcome, EventRecord, EventStore, TraceDetail } from '../store/types.js';
 
 export const DEFAULT_MODE: EventMode = 'next-heartbeat';
@@ -62,33 +63,10 @@ export function resolveTarget(sessionKey: string | undefined, agentId: string | 
   };
 }
 
-/**
- * A text that shows nothing: whitespace, controls and default-ignorable characters (zero-width
- * spaces and joiners, U+FEFF, soft hyphens, variation selectors, Hangul fillers), which trim()
- * leaves. Matching stops at the first visible character, so a real text costs next to nothing.
- */
-const INVISIBLE_ONLY_RE = /^[\s\p{Cc}\p{Default_Ignorable_Code_Point}]*$/u;
-
-/** Code points an invisible text's refusal names: enough to recognise it, one line whatever its length. */
-const SHOWN_INVISIBLE_CODE_POINTS = 4;
-
 /** Trims and bounds the text in bytes; the schema can only bound characters. */
 export function normalizeText(text: string): string {
   const trimmed = text.trim();
-  if (trimmed.length === 0) {
-    throw RpcError.invalidParams([{ path: '/text', message: 'must not be empty or only whitespace' }]);
-  }
-  if (INVISIBLE_ONLY_RE.test(trimmed)) {
-    const codePoints = [...trimmed];
-    const shown = codePoints.slice(0, SHOWN_INVISIBLE_CODE_POINTS).map((char) => codePointName(char.codePointAt(0)!));
-    const more = codePoints.length > SHOWN_INVISIBLE_CODE_POINTS ? ' ...' : '';
-    throw RpcError.invalidParams([
-      {
-        path: '/text',
-        message: `holds only invisible characters (${shown.join(' ')}${more}), so the event would show nothing; send visible text`,
-      },
-    ]);
-  }
+  rejectInvisible(trimmed, '/text', 'the event would show nothing; send visible text');
   const bytes = Buffer.byteLength(trimmed, 'utf8');
   if (bytes > MAX_TEXT_BYTES) {
     throw RpcError.invalidParams([{ path: '/text', message: `must be at most ${MAX_TEXT_BYTES} bytes of UTF-8 (got ${bytes})` }], {

@@ -8,7 +8,7 @@ import type { Handler } from '../protocol/jsonrpc.js';
 import { METHODS, type MethodName, type ParamsOf, type ResultOf } from '../protocol/methods.js';
 import type { SessionReadResult } from '../protocol/schemas.js';
 import { parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../protocol/session-key.js';
-import { compileValidator } from '../protocol/validate.js';
+import { compileValidator, rejectInvisible } from '../protocol/validate.js';
 import { resolveTarget, routeEvent, toStoredEvent } from '../routing/route-event.js';
 import { StoreClosedError, StoreUnavailableError } from '../store/errors.js';
 import type { EventStore, ReadOptions, ReadResult, TraceDetail, TraceEntry, TraceStep } from '../store/types.js';
@@ -141,6 +141,8 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
     },
     'token.create': async (params, context) => {
       authorize(context.principal, { admin: true });
+      // Listed to tell tokens apart: a name that shows nothing tells nothing.
+      if (params.name !== undefined) rejectInvisible(params.name.trim(), '/name', '`token list` would show nothing; give a visible name');
       return tokens.create(params);
     },
     'token.list': async (_params, context) => {

@@ -38,7 +38,7 @@ export function createTokenService(
       const token = `${TOKEN_PREFIX.scoped}${randomBytes(SECRET_BYTES).toString('base64url')}`;
       const record: TokenRecord = {
         tokenId: `tok_${randomBytes(TOKEN_ID_BYTES).toString('hex')}`,
-        name: params.name ?? null,
+        name: params.name?.trim() ?? null,
         agentId: params.agentId.toLowerCase(),
         scopes: [...(params.scopes ?? DEFAULT_SCOPES)].sort(),
         hash: hashToken(token),

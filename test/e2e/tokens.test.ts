@@ -306,6 +306,21 @@ test('token.create with a name holding a lone UTF-16 surrogate is -32602 on /nam
   assert.is(listed.find((token) => token.tokenId === emoji.tokenId)?.name, 'ci \u{1f680}');
 });
 
+test('token.create with a name that shows nothing (blank, zero-width) is -32602 on /name, saying so; a name is stored trimmed', async ({ admin }) => {
+  for (const [name, message] of [
+    ['   ', 'must not be empty or only whitespace'],
+    ['\u200b', '`token list` would show nothing'],
+  ] as const) {
+    const refused = errorOf(await admin.call('token.create', { agentId: 'named', name }));
+    assert.is(refused.code, -32602);
+    assert.equal(refused.data?.errors?.map((problem) => problem.path), ['/name']);
+    assert.match(refused.data!.errors![0]!.message, message);
+  }
+  const trimmed = await create(admin, { agentId: 'named', name: '  ci  ' });
+  const listed = resultOf<{ tokens: Array<{ tokenId: string; name: string | null }> }>(await admin.call('token.list', {})).tokens;
+  assert.is(listed.find((token) => token.tokenId === trimmed.tokenId)?.name, 'ci');
+});
+
 test('token.create, token.list and token.revoke with a scoped token are 1008 over WebSocket, /rpc and the CLI', async ({ gw, admin }) => {
   const full = await create(admin, { agentId: 'tokenadmin' });
   const peer = await openPeer(gw.url, full.token);
