@@ -438,6 +438,10 @@ function unreachableHint(localDataDir: string | undefined, code: string | undefi
   // Its token too: the data dir's is sent to no URL given but a unix: one (see resolveToken).
   const byUrl = (example = '') => `give its URL (--url / ${ENV.url}${example}) and its token (${ENV.token})`;
   if (localDataDir === undefined) return `is \`switchboard gateway\` running? (or set --url / ${ENV.url})`;
+  // Windows: the default is a port, where a gateway of this data dir listens only if it took the default one.
+  if (!HAS_UNIX_SOCKETS && code === 'ECONNREFUSED') {
+    return `no gateway listens on the default port: start one (\`switchboard gateway\`), or for one on another port ${byUrl()}`;
+  }
   if (code === 'ENOENT' || code === 'ECONNREFUSED') {
     return `no gateway runs with the data dir ${localDataDir}: start one (\`switchboard gateway\`), or give --data-dir the running gateway's, or ${byUrl(`; ws://${DEFAULT_HOST}:${DEFAULT_PORT} on the default port`)}`;
   }

@@ -377,6 +377,24 @@ async function listenOnDefaultPort(): Promise<{ readonly connections: number; cl
   };
 }
 
+/** NODE_OPTIONS for a CLI that takes itself for one on Windows: no Unix sockets, the default URL a port. */
+function asOnWindows(): string {
+  const preload = path.join(makeTempDir(), 'windows.cjs');
+  fs.writeFileSync(preload, "Object.defineProperty(process, 'platform', { value: 'win32' });\n");
+  return `--require ${preload}`;
+}
+
+squatterTest('on Windows, no gateway on the default port is told as that, not as no gateway on the data dir: one may run on another port', async () => {
+  const dataDir = makeTempDir();
+  fs.writeFileSync(path.join(dataDir, 'token'), 'sba_windows\n', { mode: 0o600 });
+  const result = await runCli(['status', '--data-dir', dataDir], { env: { NODE_OPTIONS: asOnWindows() } });
+  assert.is(result.code, 3, result.stderr);
+  assert.is(
+    result.stderr,
+    'switchboard: gateway not reachable at ws://127.0.0.1:18790 (ECONNREFUSED): no gateway listens on the default port: start one (`switchboard gateway`), or for one on another port give its URL (--url / SWITCHBOARD_URL) and its token (SWITCHBOARD_TOKEN)\n',
+  );
+});
+
 // Only root can give a socket and its directory to another user.
 (process.getuid?.() === 0 ? test : test.skip)('a unix: URL to another user\'s socket, in that user\'s dir, is not sent the data dir\'s admin token: NO_TOKEN, and nothing connects', async () => {
   const gw = await startInProcessGateway();
