@@ -302,7 +302,7 @@ function givenGatewayUrl(args: Args): { value: string; from: string } | undefine
 
 /**
  * `--token`, else SWITCHBOARD_TOKEN, else the token file of the data dir the gateway uses: that
- * one only for the data dir's own gateway or a `unix:` URL (owner-checked, see unixSocketRefusal).
+ * one only for the data dir's own gateway or a socket of this user's (see dataDirTokenRefusal).
  * Sent to a TCP URL given, it would go to whoever listens there, which while the gateway is down
  * may be any local user, the very reason the CLI never calls a port by default.
  */

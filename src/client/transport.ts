@@ -29,9 +29,9 @@ export interface OpenOptions {
 
 /**
  * How long a closed socket waits for the gateway's close frame before it is destroyed. ws waits
- * 30 s (its closeTimeout option is missing from its types), and its timer keeps the process alive: a program that closed its client while the gateway
- * hung (stopped, or a half-dead link) lived half a minute on. A gateway that answers at all answers
- * a close within milliseconds.
+ * 30 s (its closeTimeout option is missing from its types), and its timer keeps the process
+ * alive: a program that closed its client while the gateway hung (stopped, or a half-dead link)
+ * lived half a minute on. A gateway that answers at all answers a close within milliseconds.
  */
 const CLOSE_TIMEOUT_MS = 1000;
 

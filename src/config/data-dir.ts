@@ -55,7 +55,7 @@ export class TokenFileError extends Error {
   }
 
   static dangling(file: string): TokenFileError {
-    return new TokenFileError('TOKEN_FILE_UNREADABLE', file, `is a symbolic link to nothing: remove it to have the gateway write a new admin token when it next starts, or point it at the token`);
+    return new TokenFileError('TOKEN_FILE_UNREADABLE', file, 'is a symbolic link to nothing: remove it to have the gateway write a new admin token when it next starts, or point it at the token');
   }
 
   static unreadable(file: string, cause: NodeJS.ErrnoException): TokenFileError {

@@ -70,7 +70,7 @@ export function createPrivateFile(file: string, content = ''): boolean {
   }
 }
 
-/** Best effort: the file is in place (or not) whatever becomes of its draft (held open by a virus scanner, say). */
+/** Best effort: the file is in place (or not) whatever becomes of its draft (held by a virus scanner, say). */
 function removeDraft(draft: string): void {
   try {
     rmSync(draft, { force: true });

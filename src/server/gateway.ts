@@ -632,12 +632,12 @@ function listen(server: Server, port: number, host: string): Promise<void> {
 const REASONS: Record<number, string> = {
   400: 'Bad Request',
   401: 'Unauthorized',
-  408: 'Request Timeout',
-  431: 'Request Header Fields Too Large',
   403: 'Forbidden',
   404: 'Not Found',
+  408: 'Request Timeout',
   426: 'Upgrade Required',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   503: 'Service Unavailable',
 };
 
