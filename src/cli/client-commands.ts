@@ -464,9 +464,13 @@ function errnoCode(error: unknown): string | undefined {
  * where it and the URL came from says which setting is the wrong one: an environment variable
  * overrules the data dir's token file or socket, so a --data-dir given beside one is half used.
  */
-function refusedTokenHint({ token, tokenFrom, urlFrom }: ConnectionSettings): string {
+function refusedTokenHint({ url, token, tokenFrom, urlFrom }: ConnectionSettings): string {
   if (token.startsWith(TOKEN_PREFIX.scoped)) {
     return 'this scoped token was revoked or never existed: ask for a new one (`switchboard token create --agent <agentId>`, run with the admin token)';
+  }
+  // A TCP URL given takes no token file (see dataDirTokenRefusal): only the gateway's own token helps.
+  if (urlFrom !== undefined && unixSocketPath(url) === undefined) {
+    return `pass that gateway's token (the one in its data dir's token file) in ${ENV.token} or --token`;
   }
   if (tokenFrom === ENV.token) {
     return `the token in ${ENV.token} is not this gateway's: unset it to use the token file of the gateway's data dir (--data-dir), or pass its token with --token`;

@@ -132,6 +132,9 @@ async function ackSurvivingRestarts(
   signal: AbortSignal,
   connection: { readonly away: boolean },
 ): Promise<boolean> {
+  // A client ended for good rejects every call at once: that is no outage to wait out.
+  let ended = false;
+  void client.closed.then(() => (ended = true));
   for (;;) {
     try {
       await client.ack({ sessionKey, seq }, { signal });
@@ -141,9 +144,11 @@ async function ackSurvivingRestarts(
       const away =
         (error instanceof ConnectionError && (error.failure === 'closed' || (error.failure === 'timeout' && connection.away))) ||
         (error instanceof RpcCallError && error.errorName === 'SHUTTING_DOWN');
-      // A client ended for good rejects every call at once: that is no outage to wait out.
-      const ended = await Promise.race([client.closed.then(() => true), new Promise<false>((resolve) => setTimeout(resolve, ACK_RETRY_PAUSE_MS, false))]);
-      if (!away || ended) throw error;
+      if (!away) throw error;
+      await new Promise((resolve) => setTimeout(resolve, ACK_RETRY_PAUSE_MS));
+      // An interrupt in the pause closes the client too: it is the interrupt that is told.
+      if (signal.aborted) return false;
+      if (ended) throw error;
     }
   }
 }

@@ -2,7 +2,7 @@
  * Where the gateway keeps its data, and the token that guards it. Shared by the gateway (which
  * creates both) and the CLI (which reads the token so a local user needs no configuration).
  */
-import { readFileSync } from 'node:fs';
+import { lstatSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { DATA_FILES, ENV, TOKEN_PREFIX } from '../protocol/constants.js';
 import { tokenProblem } from '../protocol/token-format.js';
@@ -136,11 +136,12 @@ export function ensureDataDir(dataDir: string): string {
   const token = `${TOKEN_PREFIX.admin}${secret}`;
   const file = tokenPath(dataDir);
   if (createPrivateFile(file, `${token}\n`)) return token;
-  // Another process wrote one since it was read: that one is the token. Else the name is taken
-  // by nothing that reads: a symbolic link to nothing.
+  // Another process wrote one since it was read: that one is the token.
   const written = readToken(dataDir);
-  if (written === undefined) throw TokenFileError.dangling(file);
-  return written;
+  if (written !== undefined) return written;
+  if (lstatSync(file, { throwIfNoEntry: false })?.isSymbolicLink() === true) throw TokenFileError.dangling(file);
+  // Removed again since: start over, as on a first start.
+  return ensureDataDir(dataDir);
 }
 
 /**

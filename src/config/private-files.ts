@@ -52,19 +52,22 @@ export function createPrivateFile(file: string, content = ''): boolean {
   }
   try {
     try {
+      // A write that fails here (a full disk) fails the creation: in place, it would leave the file part-written.
       writePrivate(fd, content);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
-    // link, unlike rename, never replaces a file another process put there in the meantime.
-    linkSync(draft, file);
-    return true;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    // No hard links here (EPERM on FAT, EISDIR on Windows' exFAT, ENOTSUP on some shares...), or
-    // another failure that creating the file in place reports in its own words.
-    return createInPlace(file, content);
+    try {
+      // link, unlike rename, never replaces a file another process put there in the meantime.
+      linkSync(draft, file);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      // No hard links here (EPERM on FAT, EISDIR on Windows' exFAT, ENOTSUP on some shares...), or
+      // another failure that creating the file in place reports in its own words.
+      return createInPlace(file, content);
+    }
   } finally {
     removeDraft(draft);
   }

@@ -19,9 +19,10 @@ const LONE_SURROGATE = /\p{Cs}/u;
 /**
  * The string params the store would not keep as sent: JSON's \uD800 escapes can spell a lone
  * surrogate, which a schema lets through as a string like any other. No param of any method takes
- * one, so every method's are checked here, each named. Ids and keys refuse one by their pattern or
- * grammar, in their own words: `sessionKey`'s (with its accepted forms) is left to the grammar,
- * and only top-level strings are looked at (the only nested ones, `after`'s keys, are session keys).
+ * one, so every method's are checked here, each named. `sessionKey` is left to its grammar, which
+ * names the character with the accepted forms; a param with a pattern (an agent id) is named once,
+ * by the pattern. Only top-level strings are looked at: the only nested ones, `after`'s keys, are
+ * session keys.
  */
 function loneSurrogateProblems(params: unknown, reported?: ReadonlySet<string>): readonly ParamProblem[] {
   if (typeof params !== 'object' || params === null) return NO_PROBLEMS;

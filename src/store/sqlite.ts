@@ -329,10 +329,11 @@ function prepareStatements(db: Database.Database) {
 
 /**
  * How long an open that found the database locked tries again. A gateway holds its lock for as
- * long as it runs, but one opening the database holds it only a moment, and SQLite refuses a lock
- * at once, without its busy wait, where waiting could deadlock: two gateways started together on a
- * new data dir each took the other for a running one, and neither ran (QA). The one that loses
- * tries again, finds the winner's lock held for good, and says the data dir is in use.
+ * long as it runs, but one opening the database holds it only a moment: two gateways started
+ * together on a new data dir each took the other for a running one, and neither ran (QA). The one
+ * that loses tries again, finds the winner's lock held for good, and says the data dir is in use.
+ * Tries, not SQLite's busy wait: that is off (see openDatabaseOnce), and SQLite skips it anyway
+ * where waiting could deadlock, as two connections upgrading their locks at once can.
  */
 const LOCKED_RETRY_MS = 1000;
 /** Pauses between those tries, at random within this, so two starts do not keep colliding. */
@@ -360,7 +361,7 @@ function openDatabaseOnce(file: string): Database.Database {
     // SQLite would create it 0644 (less the umask), readable by every local user whoever made
     // the dir; its journals take the database file's mode, so 0600 here keeps them private too.
     createPrivateFile(file);
-    // timeout 0: a database locked by another gateway must fail now, not after a busy wait.
+    // timeout 0: each try fails at once on a lock held; openDatabase decides whether to try again.
     db = new Database(file, { timeout: 0 });
     // With EXCLUSIVE, the first write takes a lock held until close, so a second gateway on the
     // same data dir fails at open instead of interleaving writes (and WAL needs no -shm file).

@@ -105,6 +105,23 @@ test('createPrivateFile: on a file system without hard links (FAT, some network 
   }
 });
 
+test('createPrivateFile: a write that fails (a full disk) fails the creation, and leaves neither the file nor its draft', () => {
+  const dir = tempFile('full');
+  fs.mkdirSync(dir);
+  const write = fs.writeFileSync;
+  fs.writeFileSync = () => {
+    throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  };
+  syncBuiltinESMExports();
+  try {
+    assert.throws(() => createPrivateFile(path.join(dir, 'token'), 'secret\n'), /ENOSPC/);
+  } finally {
+    fs.writeFileSync = write;
+    syncBuiltinESMExports();
+  }
+  assert.equal(fs.readdirSync(dir), []);
+});
+
 test('createPrivateFile: other failures are thrown (no such dir)', () => {
   assert.throws(() => createPrivateFile(path.join(tempFile('missing'), 'file')), /ENOENT/);
 });

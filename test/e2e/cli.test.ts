@@ -167,8 +167,8 @@ test('system event --text - reads the text from stdin (UTF-8, trimmed by the gat
   assertExit(await runCli(['system', 'event', '--text', ` ${'x'.repeat(MAX_TEXT_BYTES)} `, ...conn(gw)]), 0);
 });
 
-test('an argument that is not UTF-8 is exit 2, not stored with U+FFFD in place of its bytes (two keys were one session); a U+FFFD typed is text', async ({ gw }) => {
-  if (process.platform !== 'linux') return;
+// Only Linux keeps an argument's bytes where the CLI can read them (/proc/self/cmdline).
+(process.platform === 'linux' ? test : test.skip)('an argument that is not UTF-8 is exit 2, not stored with U+FFFD in place of its bytes (two keys were one session); a U+FFFD typed is text', async ({ gw }) => {
   const key = freshKey();
   // Node's spawn sends strings as UTF-8: the shell's printf makes the byte 0xE9 alone.
   const script = 'exec "$0" "$1" system event --text "$(printf \'caf\\351\')" --session-key "$2" --url "$3" --token "$4"';
@@ -647,23 +647,27 @@ test('exit 3 with --json: one error object on stdout with the CLI code (unreacha
   }
 });
 
-test('session watch at a terminal says what it watches, on stderr, once connected; piped, it says nothing', async ({ gw }) => {
+/** script(1) gives a command a terminal: Linux's util-linux has it. */
+const withTerminal = process.platform === 'linux' && spawnSync('script', ['--version']).status === 0 ? test : test.skip;
+
+withTerminal('session watch at a terminal says what it watches, on stderr, once connected', async ({ gw }) => {
   const key = freshKey();
-  const hasScript = spawnSync('script', ['--version']).status === 0;
-  if (process.platform === 'linux' && hasScript) {
-    // script(1) gives the watch a terminal; what it prints, stdout and stderr, comes out here.
-    const command = [process.execPath, CLI_PATH, 'session', 'watch', '--session-key', key, '--data-dir', gw.dataDir].map((arg) => `'${arg}'`).join(' ');
-    const terminal = spawn('script', ['-qfc', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'ignore'] });
-    let seen = '';
-    terminal.stdout.setEncoding('utf8').on('data', (chunk: string) => (seen += chunk));
-    try {
-      await waitUntil(() => seen.includes('Ctrl-C to stop'), 'the line');
-      assert.ok(seen.includes(`switchboard: watching ${key} at unix:${path.join(gw.dataDir, 'gateway.sock')}; Ctrl-C to stop`), seen);
-    } finally {
-      terminal.kill('SIGKILL');
-      spawnSync('pkill', ['-f', key]);
-    }
+  // What the watch prints, stdout and stderr, comes out of script's terminal here.
+  const command = [process.execPath, CLI_PATH, 'session', 'watch', '--session-key', key, '--data-dir', gw.dataDir].map((arg) => `'${arg}'`).join(' ');
+  const terminal = spawn('script', ['-qfc', `exec ${command}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  let seen = '';
+  terminal.stdout.setEncoding('utf8').on('data', (chunk: string) => (seen += chunk));
+  try {
+    await waitUntil(() => seen.includes('Ctrl-C to stop'), 'the line');
+    assert.ok(seen.includes(`switchboard: watching ${key} at unix:${path.join(gw.dataDir, 'gateway.sock')}; Ctrl-C to stop`), seen);
+  } finally {
+    // exec: the watch is script's child itself, ended with its terminal.
+    terminal.kill('SIGTERM');
   }
+});
+
+test('session watch piped says nothing on stderr: its stdout is events only, its stderr for what goes wrong', async ({ gw }) => {
+  const key = freshKey();
   const piped = spawnCli(['session', 'watch', '--session-key', key, ...conn(gw)]);
   assertExit(await runCli(['system', 'event', '--text', 'seen', '--session-key', key, ...conn(gw)]), 0);
   await piped.waitForLines(1);

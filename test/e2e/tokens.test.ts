@@ -456,7 +456,7 @@ test('revoke: an HTTP request admitted before the revoke whose body comes after 
 
 const SCOPED_HINT = 'this scoped token was revoked or never existed: ask for a new one (`switchboard token create --agent <agentId>`, run with the admin token)';
 
-test('the CLI with a refused token: a scoped one was revoked or never existed (ask for a new one); any other, pass the one from the data dir', async ({ gw, admin }) => {
+test('the CLI with a refused token: a scoped one was revoked or never existed (ask for a new one); any other, pass that gateway\'s own', async ({ gw, admin }) => {
   const revoked = await create(admin, { agentId: 'advice' });
   resultOf(await admin.call('token.revoke', { tokenId: revoked.tokenId }));
   const [gone, unknown, wrong] = await Promise.all([
@@ -469,7 +469,8 @@ test('the CLI with a refused token: a scoped one was revoked or never existed (a
     assert.is(result.stderr, `switchboard: the gateway at ${gw.url} refused the token: ${SCOPED_HINT}\n`);
   }
   assert.is(wrong.code, 3, wrong.stderr);
-  assert.match(wrong.stderr, /refused the token: pass the token from the gateway's data dir/);
+  // Over TCP the data dir's token file is no way out (it is not sent there): that gateway's token is.
+  assert.match(wrong.stderr, /refused the token: pass that gateway's token \(the one in its data dir's token file\) in SWITCHBOARD_TOKEN or --token\n$/);
   assert.not.match(wrong.stderr, /scoped/);
 });
 
