@@ -4,11 +4,11 @@
  *
  *   npm run build && node dist/examples/agent.js [agentId]
  *
- * Finds the gateway as the CLI does (see gateway.ts): SWITCHBOARD_URL with SWITCHBOARD_TOKEN, else
+ * Finds the gateway as the CLI does (see gateway-from-env.ts): SWITCHBOARD_URL with SWITCHBOARD_TOKEN, else
  * the gateway's socket and the token file in the default data dir (or SWITCHBOARD_DATA_DIR).
  */
 import { connect } from '../src/index.js';
-import { gatewayFromEnvironment } from './gateway.js';
+import { gatewayFromEnvironment } from './gateway-from-env.js';
 
 const agentId = process.argv[2] ?? 'main';
 const client = await connect({ ...gatewayFromEnvironment(), reconnect: true });

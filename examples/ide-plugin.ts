@@ -5,7 +5,7 @@
  *   npm run build && node dist/examples/ide-plugin.js 'agent:main:slack:channel:C123:thread:456'
  */
 import { connect, RpcCallError } from '../src/index.js';
-import { gatewayFromEnvironment } from './gateway.js';
+import { gatewayFromEnvironment } from './gateway-from-env.js';
 
 const sessionKey = process.argv[2] ?? 'main';
 const client = await connect({ ...gatewayFromEnvironment(), timeoutMs: 5_000 });

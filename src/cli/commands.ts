@@ -51,7 +51,7 @@ const CONNECTION_OPTIONS: readonly OptionSpec[] = [
   { flags: '--json', description: 'Print the result as one JSON object on stdout (a failed call: {"error": ...})' },
   {
     flags: '--url <url>',
-    description: `Gateway URL, ws://host:port or ${UNIX_SCHEME}/path (env ${ENV.url}; default: the gateway's socket in the data dir, on Windows ws://${DEFAULT_HOST}:${DEFAULT_PORT}); a ws:// URL needs its token given too`,
+    description: `Gateway URL, ws://host:port or ${UNIX_SCHEME}/path (env ${ENV.url}; default: the gateway's socket in the data dir, on Windows ws://${DEFAULT_HOST}:${DEFAULT_PORT}); another ws:// URL needs its token given too`,
   },
   // Every local user can read a process's arguments (ps, /proc/<pid>/cmdline), not its environment.
   {

@@ -1,8 +1,9 @@
 /**
- * The gateway the examples call, chosen as the CLI chooses it: SWITCHBOARD_URL with
- * SWITCHBOARD_TOKEN, else the Unix socket and the token file of the data dir (SWITCHBOARD_DATA_DIR,
- * or the default). The library sends whatever token it is given wherever it is told; the data
- * dir's admin token belongs with its own socket only, so a URL given needs its own token.
+ * The gateway the examples call: SWITCHBOARD_URL with SWITCHBOARD_TOKEN, else the Unix socket and
+ * the token file of the data dir (SWITCHBOARD_DATA_DIR, or the default). The library sends whatever
+ * token it is given wherever it is told; the data dir's admin token belongs with its own socket,
+ * so a URL given needs its own token. The CLI is a little less strict: it also sends the data
+ * dir's token to a unix: URL of the user's own socket, and on Windows to ws://127.0.0.1:18790.
  */
 import { localGatewayToken, localGatewayUrl } from '../src/index.js';
 
