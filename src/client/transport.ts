@@ -46,7 +46,7 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
     const refusal = unixSocketRefusal(url);
     if (refusal !== undefined) return reject(refusal);
     // An AbortSignal fires 'abort' once: one aborted before connect() would never be heard.
-    if (options.signal?.aborted) return reject(new ConnectionError('aborted', url, `connecting to ${url} was aborted`));
+    if (options.signal?.aborted) return reject(aborted(url, options.signal));
     let ws: WebSocket;
     const socketPath = unixSocketPath(url);
     try {
@@ -74,7 +74,7 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
       ws.terminate();
       reject(error);
     };
-    const stopListening = onAbort(options.signal, () => fail(new ConnectionError('aborted', url, `connecting to ${url} was aborted`)));
+    const stopListening = onAbort(options.signal, () => fail(aborted(url, options.signal!)));
 
     ws.once('unexpected-response', (_request, response) => {
       // The gateway answered: whatever happens to the rest of its answer (a handshake timeout
@@ -122,6 +122,11 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
       });
     });
   });
+}
+
+/** Its cause is the signal's reason, as a call's is. */
+function aborted(url: string, signal: AbortSignal): ConnectionError {
+  return new ConnectionError('aborted', url, `connecting to ${url} was aborted`, { cause: signal.reason });
 }
 
 /**

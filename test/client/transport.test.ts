@@ -98,6 +98,8 @@ test('a call aborted by its signal carries the signal\'s reason as its cause: Ab
     controller.abort(reason);
     const early = await client.call('gateway.status', {}, { signal: controller.signal }).catch((error: unknown) => error);
     assert.is((early as Error).cause, reason);
+    const connecting = await connect({ url, token: 'sbt_test', signal: controller.signal }).catch((error: unknown) => error);
+    assert.equal([(connecting as ConnectionError).failure, (connecting as Error).cause], ['aborted', reason]);
     await client.close();
   });
 });
