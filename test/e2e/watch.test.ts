@@ -82,15 +82,17 @@ test('SIGINT ends a watch whose reader stopped reading (its output blocked), wit
   // Read one chunk, then no more: the pipe fills and the watch's next write waits.
   await new Promise((resolve) => watch.stdout.once('data', resolve));
   watch.stdout.pause();
-  await sleep(500);
+  // Blocked once it acks no more: what is pending stops going down.
+  const peer = await openPeer(gw.url, gw.token);
+  const depth = async () => resultOf<{ depth: number }>(await peer.call('session.peek', { sessionKey: KEY })).depth;
+  for (let last = -1, now = await depth(); now !== last; await sleep(300), last = now, now = await depth());
   const exited = new Promise<number | null>((resolve) => watch.once('exit', resolve));
   watch.kill('SIGINT');
   const code = await Promise.race([exited, sleep(5_000).then(() => 'still running')]);
   watch.kill('SIGKILL');
   assert.is(code, 0, stderr);
   assert.match(stderr, /was not wholly shown, nor acked; it stays pending\n$/);
-  const peer = await openPeer(gw.url, gw.token);
-  assert.ok(resultOf<{ depth: number }>(await peer.call('session.peek', { sessionKey: KEY })).depth > 0, 'events it could not show stay pending');
+  assert.ok((await depth()) > 0, 'events it could not show stay pending');
   peer.close();
 });
 
