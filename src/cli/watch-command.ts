@@ -38,8 +38,9 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   let client: SwitchboardClient | undefined;
-  // Whether the connection is being re-opened: an ack timing out then waits for the gateway.
-  const connection = { away: false };
+  // Whether the connection is being re-opened (an ack timing out then waits for the gateway), and
+  // whether the client has ended for good (it rejects every call at once: no outage to wait out).
+  const connection = { away: false, ended: false };
   let stopClosing = () => {};
   try {
     client = await connect({
@@ -57,6 +58,7 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
     // to be answered, as long as --timeout on a gateway that stalled.
     const connected = client;
     stopClosing = onAbort(interrupted.signal, () => void connected.close());
+    void client.closed.then(() => (connection.ended = true));
     // For a person at a terminal, whom a quiet watch of an empty session would leave wondering.
     if (process.stderr.isTTY) {
       const watched = sessionKey ?? (agentId !== undefined ? `every session of agent ${agentId}` : "every session of the token's agent");
@@ -130,11 +132,8 @@ async function ackSurvivingRestarts(
   sessionKey: string,
   seq: number,
   signal: AbortSignal,
-  connection: { readonly away: boolean },
+  connection: { readonly away: boolean; readonly ended: boolean },
 ): Promise<boolean> {
-  // A client ended for good rejects every call at once: that is no outage to wait out.
-  let ended = false;
-  void client.closed.then(() => (ended = true));
   for (;;) {
     try {
       await client.ack({ sessionKey, seq }, { signal });
@@ -148,7 +147,7 @@ async function ackSurvivingRestarts(
       await new Promise((resolve) => setTimeout(resolve, ACK_RETRY_PAUSE_MS));
       // An interrupt in the pause closes the client too: it is the interrupt that is told.
       if (signal.aborted) return false;
-      if (ended) throw error;
+      if (connection.ended) throw error;
     }
   }
 }
