@@ -49,7 +49,6 @@ export type ConnectionFailure =
   /** The caller's AbortSignal fired. */
   | 'aborted';
 
-/** The call has no answer from the gateway, and never will. */
 /** An HTTP-level refusal: its status, and the gateway's error code and name when its body held them. */
 export interface HttpRefusal {
   status: number;
@@ -57,6 +56,7 @@ export interface HttpRefusal {
   errorName: string | undefined;
 }
 
+/** The call has no answer from the gateway, and never will. */
 export class ConnectionError extends Error {
   readonly failure: ConnectionFailure;
   readonly url: string;

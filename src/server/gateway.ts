@@ -319,7 +319,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // no time to come: this round pings, and the next one judges, late or not (a gateway always
     // late must still cut the dead). Judged now, every connection would have been cut.
     const now = performance.now();
-    const judge = now - lastBeat < pingIntervalMs * 1.5 || !judgedLast;
+    const judge = now - lastBeat < pingIntervalMs * LATE_HEARTBEAT_FACTOR || !judgedLast;
     lastBeat = now;
     judgedLast = judge;
     // After the reads waiting: a timer runs first in a turn of the loop, before pongs already here.
@@ -628,6 +628,12 @@ function listen(server: Server, port: number, host: string): Promise<void> {
     });
   });
 }
+
+/**
+ * A heartbeat this many intervals after the last one found the gateway stalled: Node's timers
+ * drift by milliseconds, a stall by far more, and half an interval tells the two apart.
+ */
+const LATE_HEARTBEAT_FACTOR = 1.5;
 
 const REASONS: Record<number, string> = {
   400: 'Bad Request',
