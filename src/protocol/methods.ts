@@ -73,7 +73,7 @@ export const METHODS = {
     result: SessionSubscribeResult,
     summary: 'Receive the events of a session (sessionKey) or of all sessions of an agent (agentId) as session.event notifications.',
     description:
-      'Answers with a subscription id, then replays every pending event after the cursor (`after`), in order, then pushes new events live. Within a session delivery is in seq order with no gaps and no duplicates. The connection also receives agent.wake for the agent. Events stay pending until acked (session.ack) and are replayed on the next subscribe.',
+      'Answers with a subscription id, then replays every pending event after the cursor (`after`), in order, then pushes new events live. Within a session delivery is in seq order, without duplicates, and skips only events the session no longer holds: consumed (acked, drained), replaced by contextKey, or dropped at the pending cap (the publisher was told in queue.replaced / queue.dropped). The connection also receives agent.wake for the agent. Events stay pending until acked (session.ack) and are replayed on the next subscribe.',
     errors: ['FORBIDDEN', 'TOO_MANY_SUBSCRIPTIONS', 'TRANSPORT_UNSUPPORTED', 'AFTER_OUT_OF_RANGE', 'STORE_UNAVAILABLE'],
   },
   'session.unsubscribe': {

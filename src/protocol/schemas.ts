@@ -63,7 +63,12 @@ const AgentIdParam = Type.String({
   description: AGENT_ID_DESCRIPTION,
 });
 
-const Seq = Type.Integer({ minimum: 0, description: 'Sequence number of an event within its session.' });
+/**
+ * A seq as JSON carries it: past 2^53 a double no longer tells neighbours apart, so an ack of
+ * 9007199254740993 would have acked (and been answered as) ...992.
+ */
+const SEQ_RANGE = { minimum: 0, maximum: Number.MAX_SAFE_INTEGER };
+const Seq = Type.Integer({ ...SEQ_RANGE, description: 'Sequence number of an event within its session.' });
 const Timestamp = Type.String({ format: 'date-time', description: 'ISO 8601 time, UTC.' });
 
 // ---------------------------------------------------------------- system.event
@@ -191,7 +196,7 @@ export const SessionReadParams = Type.Object(
       sessionKeyParam(`Absent: the main session of the token's agent (of "main" for the admin token), where system.event routes an event without one.`),
     ),
     limit: Type.Optional(ReadLimit),
-    after: Type.Optional(Type.Integer({ minimum: 0, description: 'Only events with seq greater than this.' })),
+    after: Type.Optional(Type.Integer({ ...SEQ_RANGE, description: 'Only events with seq greater than this.' })),
   },
   { additionalProperties: false },
 );

@@ -162,6 +162,19 @@ test('session.peek/drain: sessionKey optional (the token\'s main session), limit
   rejects(sessionRead, { limit: 'ten' }, [{ path: '/limit', message: 'must be an integer' }]);
 });
 
+test('a seq or cursor past 2^53 - 1 is refused where given: JSON carries it as a double, which rounds it to a neighbour', () => {
+  const ack = compileValidator(METHODS['session.ack'].params);
+  const subscribe = compileValidator(METHODS['session.subscribe'].params);
+  const tooLarge = JSON.parse('9007199254740993') as number;
+  const atMost = `must be at most ${Number.MAX_SAFE_INTEGER}`;
+  accepts(ack, { sessionKey: 'main', seq: Number.MAX_SAFE_INTEGER });
+  rejects(ack, { sessionKey: 'main', seq: tooLarge }, [{ path: '/seq', message: atMost }]);
+  accepts(sessionRead, { after: Number.MAX_SAFE_INTEGER });
+  rejects(sessionRead, { after: tooLarge }, [{ path: '/after', message: atMost }]);
+  rejects(subscribe, { sessionKey: 'main', after: tooLarge }, [{ path: '/after', message: `${atMost}, or an object` }]);
+  rejects(subscribe, { agentId: 'ops', after: { 'agent:ops:main': tooLarge } }, [{ path: '/after/agent:ops:main', message: atMost }]);
+});
+
 test('a union is described by its branches, or by the one that failed inside the value: never "must match a schema in anyOf"', () => {
   const subscribe = compileValidator(METHODS['session.subscribe'].params);
   rejects(subscribe, { agentId: 'ops', after: -1 }, [{ path: '/after', message: 'must be at least 0, or an object' }]);
