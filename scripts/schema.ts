@@ -1,12 +1,13 @@
 /**
  * `npm run schema`: writes schema/ from the protocol definitions and removes files there that are
- * no longer generated, so the committed tree is exactly schemaFiles(VERSION). The drift test
+ * no longer generated, so the committed tree is exactly schemaFiles(VERSION); and writes
+ * src/protocol/answer-shapes.ts (built on the next build). The drift test
  * (test/protocol/schema-drift.test.ts) fails until this has been run after a protocol change.
  */
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { schemaFiles } from '../src/protocol/schema-files.js';
+import { ANSWER_SHAPES_FILE, answerShapesSource, schemaFiles } from '../src/protocol/schema-files.js';
 import { VERSION } from '../src/version.js';
 import { filesUnder } from './files.js';
 
@@ -51,6 +52,11 @@ function main(): void {
   }
   removeEmptyDirs(SCHEMA_DIR);
   console.log(`schema/: ${files.size} files, ${written} written, ${removed} removed (version ${VERSION})`);
+  const shapes = answerShapesSource();
+  if (readOrUndefined(join(ROOT, ANSWER_SHAPES_FILE)) !== shapes) {
+    writeFileSync(join(ROOT, ANSWER_SHAPES_FILE), shapes);
+    console.log(`wrote   ${ANSWER_SHAPES_FILE}: run npm run build to build it`);
+  }
 }
 
 main();

@@ -235,8 +235,10 @@ async function withClient<M extends MethodName>(
   } catch (error) {
     throw explain(error, settings, unanswered);
   }
+  // Outside the write's try: a failure to format is not one to write.
+  const output = `${flagOption(args, 'json') ? JSON.stringify(result) : format(printableStrings(result))}\n`;
   try {
-    await writeAll(process.stdout, `${flagOption(args, 'json') ? JSON.stringify(result) : format(printableStrings(result))}\n`);
+    await writeAll(process.stdout, output);
   } catch (error) {
     // Any failed write, EPIPE included: unlike a watch, a one-shot command's answer is its whole point.
     throw outputFailed('the answer', error, unseen?.(printableStrings(result)));

@@ -4,11 +4,12 @@
  * ConnectionError, never left hanging. With `reconnect`, a lost connection is re-opened with
  * backoff and every subscription resumes after the last event it saw, so none is seen twice.
  */
-import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, TOKEN_REVOKED_CLOSE } from '../protocol/constants.js';
+import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, MAX_FRAME_BYTES, TOKEN_REVOKED_CLOSE } from '../protocol/constants.js';
 import type { ErrorName } from '../protocol/errors.js';
 import type { MethodName, NotificationParams, ParamsOf, ResultOf } from '../protocol/methods.js';
 import type { AgentWakeNotification, StoredEvent } from '../protocol/schemas.js';
 import { parseSessionKey } from '../protocol/session-key.js';
+import { notificationProblem, resultOf, unexpectedAnswer } from './answer.js';
 import { ConnectionError, RpcCallError } from './errors.js';
 import { EventQueue } from './event-queue.js';
 import { onAbort } from './abort.js';
@@ -111,6 +112,8 @@ export interface Subscription {
 type ClientState = 'open' | 'reconnecting' | 'closed';
 
 interface Pending {
+  /** What was called: its answer is read as that method's (see resultOf). */
+  readonly method: string;
   resolve(result: unknown): void;
   reject(error: Error): void;
 }
@@ -415,7 +418,15 @@ export class SwitchboardClient {
     onAnswer?: (result: unknown) => void,
   ): Promise<unknown> {
     const id = this.#nextId++;
+    const frame = JSON.stringify({ jsonrpc: '2.0', id, method, params });
     return new Promise((resolve, reject) => {
+      // The gateway closes a connection on a frame past its limit (1009), and every call and
+      // subscription on it with it; resent after a reconnect, such a call would close each new one.
+      // A UTF-8 byte is at least a third of a UTF-16 unit: only a long frame needs counting.
+      if (frame.length * 3 > MAX_FRAME_BYTES && Buffer.byteLength(frame) > MAX_FRAME_BYTES) {
+        reject(new RangeError(`${method}: the request is ${Buffer.byteLength(frame)} bytes as JSON, past the gateway's frame limit of ${MAX_FRAME_BYTES} bytes; nothing was sent`));
+        return;
+      }
       // An AbortSignal fires 'abort' once: one aborted before the call would never be heard.
       if (signal?.aborted) {
         reject(aborted(this.url, method, signal));
@@ -443,7 +454,7 @@ export class SwitchboardClient {
             this.#pending.delete(id);
             if (this.#socket === sentOn && this.#state === 'open') onAnswer(result);
           };
-          this.#pending.set(id, { resolve: late, reject: () => this.#pending.delete(id) });
+          this.#pending.set(id, { method, resolve: late, reject: () => this.#pending.delete(id) });
         }
         reject(error);
       };
@@ -453,6 +464,7 @@ export class SwitchboardClient {
       );
       const stopListening = onAbort(signal, () => giveUp(aborted(this.url, method, signal)));
       this.#pending.set(id, {
+        method,
         resolve: (result) => {
           settle();
           onAnswer?.(result);
@@ -463,7 +475,7 @@ export class SwitchboardClient {
           reject(error);
         },
       });
-      this.#socket.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
+      this.#socket.send(frame);
     });
   }
 
@@ -730,18 +742,28 @@ export class SwitchboardClient {
     const message = item as { id?: unknown; method?: unknown; params?: unknown; result?: unknown; error?: unknown };
     const { method, params } = message;
     if (typeof method === 'string') {
+      const problem = notificationProblem(method, params);
+      if (problem !== undefined) {
+        // Not the gateway this client speaks to (nor one it can read): nothing it sends can be trusted.
+        this.#finish(unexpectedAnswer(this.url, `a ${method} notification`, problem));
+        // 1008, policy violation (RFC 6455 section 7.4.1): a message the endpoint will not take.
+        this.#socket.close(1008, 'unreadable notification');
+        return;
+      }
       if (method === 'session.event') this.#onSessionEvent(params as NotificationParams<'session.event'>);
       for (const listener of this.#listeners) runCallback(() => listener(method, params));
       return;
     }
     const pending = typeof message.id === 'number' ? this.#pending.get(message.id) : undefined;
     if (!pending) return;
-    if (message.error && typeof message.error === 'object') {
-      const error = message.error as { code?: unknown; message?: unknown; data?: unknown };
-      pending.reject(new RpcCallError(Number(error.code), String(error.message ?? 'error'), error.data));
-    } else {
-      pending.resolve(message.result);
+    let result: unknown;
+    try {
+      result = resultOf(message, pending.method, this.url);
+    } catch (error) {
+      pending.reject(error as Error);
+      return;
     }
+    pending.resolve(result);
   }
 }
 

@@ -6,7 +6,8 @@
  */
 import { DEFAULT_CALL_TIMEOUT_MS, MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
-import { ConnectionError, refusalError, RpcCallError, tlsError } from './errors.js';
+import { resultOf } from './answer.js';
+import { ConnectionError, refusalError, tlsError } from './errors.js';
 import { gatewayUrlProblem, HTTP_PROTOCOLS, invalidGatewayUrl, UNIX_SOCKET_HOST, unixSocketPath } from './gateway-url.js';
 import { exchange, ExchangeError, type HttpResponse } from './http1.js';
 import { unixSocketRefusal } from './local-gateway.js';
@@ -85,7 +86,7 @@ export async function callOverHttp<M extends MethodName>(options: HttpCallOption
     clearTimeout(timer);
     stopListening();
   }
-  return answerOf(response.status, response.body.toString('utf8'), url) as ResultOf<M>;
+  return answerOf(response.status, response.body.toString('utf8'), url, method) as ResultOf<M>;
 }
 
 function connectionError(error: ExchangeError, url: string, method: string, timedOut: boolean, timeoutMs: number): ConnectionError {
@@ -106,14 +107,13 @@ function connectionError(error: ExchangeError, url: string, method: string, time
   }
 }
 
-function answerOf(status: number, text: string, url: string): unknown {
+function answerOf(status: number, text: string, url: string, method: string): unknown {
   if (status !== 200) throw refusalError(url, status, text, 'the call');
-  let message: { result?: unknown; error?: { code?: unknown; message?: unknown; data?: unknown } };
+  let response: unknown;
   try {
-    message = JSON.parse(text) as typeof message;
+    response = JSON.parse(text);
   } catch (error) {
     throw new ConnectionError('rejected', url, `the answer from ${url} is not JSON: is it a switchboard gateway?`, { cause: error });
   }
-  if (message.error) throw new RpcCallError(Number(message.error.code), String(message.error.message ?? 'error'), message.error.data);
-  return message.result;
+  return resultOf(response, method, url);
 }

@@ -29,6 +29,18 @@ const json = (status: string, body: unknown) => (socket: net.Socket) => {
   socket.end(`HTTP/1.1 ${status}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
 };
 
+/** A gateway.status result, as a gateway answers it. */
+const STATUS = {
+  version: 'x',
+  startedAt: '2026-11-25T16:00:00.000Z',
+  uptimeMs: 5,
+  dataDir: null,
+  sessions: 0,
+  pending: 0,
+  connections: 0,
+  maxPendingPerSession: 1000,
+};
+
 const call = (url: string, extra: { timeoutMs?: number; signal?: AbortSignal } = {}) =>
   callOverHttp({ url, token: 'sbt_test', ...extra }, 'gateway.status', {});
 
@@ -40,8 +52,8 @@ async function connectionFailure(promise: Promise<unknown>, failure: ConnectionF
 }
 
 test('a result comes back as it was answered; the request is a JSON-RPC call to /rpc with the token', async () => {
-  const { url, server } = await gatewayAnswering(json('200 OK', { jsonrpc: '2.0', id: 1, result: { version: 'x' } }));
-  assert.equal(await call(url), { version: 'x' });
+  const { url, server } = await gatewayAnswering(json('200 OK', { jsonrpc: '2.0', id: 1, result: STATUS }));
+  assert.equal(await call(url), STATUS);
   const request = server.requests[0]!;
   assert.match(request, /^POST \/rpc HTTP\/1\.1\r\n/);
   assert.match(request, '\r\nauthorization: Bearer sbt_test\r\n');
@@ -49,7 +61,7 @@ test('a result comes back as it was answered; the request is a JSON-RPC call to 
 });
 
 test("a path in the URL is a prefix (a reverse proxy's), kept before /rpc with the query; a fragment is refused, never dropped", async () => {
-  const { server } = await gatewayAnswering(json('200 OK', { jsonrpc: '2.0', id: 1, result: {} }));
+  const { server } = await gatewayAnswering(json('200 OK', { jsonrpc: '2.0', id: 1, result: STATUS }));
   const base = `ws://${server.url.host}`;
   for (const [url, target] of [
     [`${base}/switchboard`, '/switchboard/rpc'],
@@ -69,7 +81,7 @@ test("a path in the URL is a prefix (a reverse proxy's), kept before /rpc with t
 });
 
 test('a user name or password in the URL, a timeoutMs no timer holds, or a token no header carries, is refused before anything is sent', async () => {
-  const { server } = await gatewayAnswering(json('200 OK', { jsonrpc: '2.0', id: 1, result: {} }));
+  const { server } = await gatewayAnswering(json('200 OK', { jsonrpc: '2.0', id: 1, result: STATUS }));
   await connectionFailure(
     call(`ws://main:sbt_secret@${server.url.host}`),
     'unreachable',
@@ -91,11 +103,11 @@ test('a user name or password in the URL, a timeoutMs no timer holds, or a token
 });
 
 test('a chunked answer (a proxy re-encoding it) reads the same', async () => {
-  const text = JSON.stringify({ jsonrpc: '2.0', id: 1, result: { chunked: true } });
+  const text = JSON.stringify({ jsonrpc: '2.0', id: 1, result: STATUS });
   const { url } = await gatewayAnswering((socket) =>
     socket.end(`HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n${(10).toString(16)}\r\n${text.slice(0, 10)}\r\n${(text.length - 10).toString(16)}\r\n${text.slice(10)}\r\n0\r\n\r\n`),
   );
-  assert.equal(await call(url), { chunked: true });
+  assert.equal(await call(url), STATUS);
 });
 
 test('a JSON-RPC error is an RpcCallError with its code, name and data', async () => {
@@ -133,6 +145,34 @@ test('not a gateway: a 200 that is not JSON, a body past MAX_CLIENT_FRAME_BYTES,
   await connectionFailure(call(huge.url), 'rejected', `is larger than any gateway answer (${MAX_CLIENT_FRAME_BYTES} bytes): is it a switchboard gateway?`);
   const smtp = await gatewayAnswering((socket) => socket.end('220 mail ESMTP\r\n'));
   await connectionFailure(call(smtp.url), 'rejected', /is not an HTTP\/1\.x response: expected an HTTP\/1\.x status line, got "220 mail ESMTP": is it a switchboard gateway\?$/);
+});
+
+test("an answer that is not of the method's shape is rejected, naming where it departs; a member or value added by a newer gateway is read", async () => {
+  const answering = async (body: unknown) => (await gatewayAnswering(json('200 OK', body))).url;
+  const notOurs = ": is it a switchboard gateway, of a version this client can read?";
+  for (const [body, problem] of [
+    [{ jsonrpc: '2.0', id: 1, result: {} }, 'result lacks "version"'],
+    [{ jsonrpc: '2.0', id: 1, result: null }, 'result must be an object'],
+    [{ jsonrpc: '2.0', id: 1, result: { ...STATUS, uptimeMs: 1.5 } }, 'result/uptimeMs must be an integer'],
+    [{ jsonrpc: '2.0', id: 1, result: { ...STATUS, dataDir: 7 } }, 'result/dataDir must be a string or null'],
+    [{ jsonrpc: '2.0', id: 1 }, 'it holds neither a result nor an error'],
+    [{ jsonrpc: '2.0', id: 1, error: 'boom' }, 'its error is not a JSON-RPC error object (an integer code and a message)'],
+    [{ jsonrpc: '2.0', id: 1, error: { code: '1013', message: 'x' } }, 'its error is not a JSON-RPC error object (an integer code and a message)'],
+    [null, 'it is not a JSON-RPC response object'],
+    [[{ jsonrpc: '2.0', id: 1, result: STATUS }], 'it is not a JSON-RPC response object'],
+  ] as const) {
+    const url = await answering(body);
+    await connectionFailure(call(url), 'rejected', `the answer to gateway.status from ${url} is not a switchboard gateway's (${problem})${notOurs}`);
+  }
+  const newer = { ...STATUS, uptimeMs: 7, replicas: 3 };
+  assert.equal(await call(await answering({ jsonrpc: '2.0', id: 1, result: newer })), newer);
+  // The nested shape: a list's items, a record's values, and an enum read as its type only.
+  const trace = { eventId: 'e1', omitted: 0, steps: [{ step: 'archived', at: STATUS.startedAt, detail: { n: 1, ok: true, why: null } }] };
+  const traceCall = (url: string) => callOverHttp({ url, token: 'sbt_test' }, 'event.trace', { eventId: 'e1' });
+  assert.equal(await traceCall(await answering({ jsonrpc: '2.0', id: 1, result: trace })), trace);
+  const badDetail = { ...trace, steps: [{ ...trace.steps[0], detail: { n: [1] } }] };
+  const url = await answering({ jsonrpc: '2.0', id: 1, result: badDetail });
+  await connectionFailure(traceCall(url), 'rejected', "(result/steps/0/detail/n must be a string, a number, a boolean or null)");
 });
 
 test('no answer: timeout after timeoutMs, aborted by the caller, unreachable, or closed mid-answer', async () => {

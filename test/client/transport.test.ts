@@ -163,7 +163,8 @@ test('a resubscribe answered late, on a connection the client has left, does not
 
 test('a frame arriving slowly for longer than heartbeatTimeoutMs is no silence: its bytes count, and it arrives', async () => {
   // A WebSocket server by hand, so that one frame can trickle: 2,000 bytes over ~1 s.
-  const text = JSON.stringify({ jsonrpc: '2.0', method: 'agent.wake', params: { padding: 'x'.repeat(1_900) } });
+  const wake = { agentId: 'main', reason: 'heartbeat', sessions: [], at: '2026-11-25T16:00:00.000Z' };
+  const text = JSON.stringify({ jsonrpc: '2.0', method: 'agent.wake', params: { ...wake, padding: 'x'.repeat(1_800) } });
   const server = createServer();
   let upgraded: Duplex | undefined;
   server.on('upgrade', (request: IncomingMessage, socket: Duplex) => {
@@ -195,6 +196,31 @@ test('a frame arriving slowly for longer than heartbeatTimeoutMs is no silence: 
     // Speaking no close handshake, the hand-made server would keep it open, and server.close() waiting.
     upgraded?.destroy();
   }
+});
+
+test("over a WebSocket too, an answer not of the method's shape fails its call alone; a notification not of its kind ends the client", async () => {
+  await withServer(async (url, server) => {
+    server.on('connection', (socket) => {
+      socket.on('message', (data) => {
+        const request = JSON.parse(String(data)) as { id: number; method: string };
+        if (request.method === 'gateway.status') socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { version: 'x' } }));
+        if (request.method === 'session.ack') socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { sessionKey: 'agent:main:main', seq: 0, acked: 0, depth: 0 } }));
+        if (request.method === 'rpc.discover') socket.send(JSON.stringify({ jsonrpc: '2.0', method: 'session.event', params: { subscriptionId: 's.1', event: null } }));
+      });
+    });
+    const client = await connect({ url, token: 'sbt_test', timeoutMs: 2_000 });
+    const status = await client.status().catch((error: unknown) => error);
+    assert.instance(status, ConnectionError);
+    assert.is((status as ConnectionError).failure, 'rejected');
+    assert.is((status as Error).message, `the answer to gateway.status from ${url} is not a switchboard gateway's (result lacks "startedAt"): is it a switchboard gateway, of a version this client can read?`);
+    // The connection is no worse for it.
+    assert.equal(await client.call('session.ack', { sessionKey: 'main', seq: 0 }), { sessionKey: 'agent:main:main', seq: 0, acked: 0, depth: 0 });
+    const discover = client.discover().catch((error: unknown) => error);
+    const ended = await client.closed;
+    assert.instance(ended, ConnectionError);
+    assert.is(ended!.message, `a session.event notification from ${url} is not a switchboard gateway's (params/event must be an object): is it a switchboard gateway, of a version this client can read?`);
+    assert.is(await discover, ended);
+  });
 });
 
 test('heartbeatTimeoutMs is a duration like the others: 0 turns the check off, a negative one is a RangeError', async () => {

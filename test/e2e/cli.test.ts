@@ -627,6 +627,32 @@ test('exit 3: no answer in time; for system event a warning that the event may s
   }
 });
 
+test("exit 3: an answer that is not a switchboard gateway's (another JSON-RPC service) is named as such, not printed, nor a crash", async () => {
+  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, result: {} });
+  const other = await fakeServer((socket) => socket.end(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`));
+  try {
+    const elsewhere = ['--url', `ws://127.0.0.1:${other.url.port}`, '--token', 'x'];
+    const [event, json, drain, status] = await Promise.all([
+      runCli(['system', 'event', '--text', 'x', ...elsewhere]),
+      runCli(['system', 'event', '--text', 'x', '--json', ...elsewhere]),
+      runCli(['session', 'drain', ...elsewhere]),
+      runCli(['status', ...elsewhere]),
+    ]);
+    for (const [result, method, missing] of [[event, 'system.event', 'eventId'], [drain, 'session.drain', 'sessionKey'], [status, 'gateway.status', 'version']] as const) {
+      assertExit(result, 3);
+      assert.is(result.stdout, '');
+      assert.is(
+        result.stderr,
+        `switchboard: the answer to ${method} from ws://127.0.0.1:${other.url.port} is not a switchboard gateway's (result lacks "${missing}"): is it a switchboard gateway, of a version this client can read?\n`,
+      );
+    }
+    assertExit(json, 3);
+    assert.equal(JSON.parse(json.stdout).error.data, { name: 'GATEWAY_REJECTED' });
+  } finally {
+    await other.close();
+  }
+});
+
 test('exit 3 with --json: one error object on stdout with the CLI code (unreachable, token refused, no token)', async ({ gw }) => {
   const [unreachable, refused, noToken, watch] = await Promise.all([
     runCli(['system', 'event', '--text', 'x', '--json', '--url', 'ws://127.0.0.1:1', '--token', 'x']),

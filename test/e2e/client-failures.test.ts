@@ -11,6 +11,8 @@ import { connect, type SwitchboardClient } from '../../src/client/client.js';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ConnectionError, RpcCallError } from '../../src/client/errors.js';
 import { MAX_AUTH_FAILURES_PER_WINDOW } from '../../src/protocol/constants.js';
+import type { StoredEvent } from '../../src/protocol/schemas.js';
+import { parseSessionKey } from '../../src/protocol/session-key.js';
 import {
   cleanup,
   openPeer,
@@ -43,6 +45,20 @@ async function standIn(): Promise<{ server: WebSocketServer; url: string }> {
   await new Promise((resolve) => server.once('listening', resolve));
   return { server, url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
+
+/** An event as a stand-in pushes it: every member a gateway's has, the route read from its key. */
+function storedEvent(sessionKey: string, seq: number, text: string, eventId = `e${seq}`): StoredEvent {
+  const parsed = parseSessionKey(sessionKey);
+  if (!parsed.ok) throw new Error(parsed.reason);
+  return { eventId, sessionKey: parsed.value.sessionKey, seq, text, mode: 'now', contextKey: null, route: parsed.value.route, storedAt: new Date().toISOString() };
+}
+
+/** What a gateway answers to each call these stand-ins take, when they answer it. */
+const ANSWERS: Record<string, unknown> = {
+  'session.ack': { sessionKey: 'agent:a:main', seq: 1, acked: 1, depth: 0 },
+  'session.peek': { sessionKey: 'agent:a:main', events: [], depth: 0, more: false },
+  'session.drain': { sessionKey: 'agent:a:main', events: [], depth: 0, more: false },
+};
 
 /** Answers `request` as a gateway shutting down does: SHUTTING_DOWN, nothing done. */
 function refuseShuttingDown(socket: WebSocket, request: { id: number }): void {
@@ -105,7 +121,7 @@ test('with reconnect, a subscribe whose connection is lost before the answer res
       }
       const subscriptionId = `${connection}.1`;
       socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { subscriptionId, sessionKey: null, agentId: 'restarting' } }));
-      const event = { eventId: 'e1', sessionKey: 'agent:restarting:main', seq: 1, text: 'after the restart', mode: 'now', contextKey: null, storedAt: new Date().toISOString() };
+      const event = storedEvent('agent:restarting:main', 1, 'after the restart');
       socket.send(JSON.stringify({ jsonrpc: '2.0', method: 'session.event', params: { subscriptionId, event } }));
     });
   });
@@ -144,7 +160,7 @@ test('an agent subscription lets go of a session acked up to all it saw of it: a
       const events = connection === 1 ? ([['U1', 1], ['U2', 1], ['U2', 2], ['U3', 1]] as const) : ([['U1', 1], ['U3', 1], ['U2', 3]] as const);
       for (const [user, seq] of events) {
         const text = `${user} ${seq}${connection === 1 ? '' : ' after the restore'}`;
-        const event = { eventId: `${user}-${seq}-${connection}`, sessionKey: key(user), seq, text, mode: 'now', contextKey: null, storedAt: new Date().toISOString() };
+        const event = storedEvent(key(user), seq, text, `${user}-${seq}-${connection}`);
         socket.send(JSON.stringify({ jsonrpc: '2.0', method: 'session.event', params: { subscriptionId, event } }));
       }
     });
@@ -176,7 +192,7 @@ test('a drain that left its session empty lets go of the cursor only up to what 
   // The gateway as it behaves when an event is stored just after a drain: its push overtakes the drain's answer.
   const { server, url } = await standIn();
   const sessionKey = 'agent:race:direct:u1';
-  const event = (seq: number) => ({ eventId: `e${seq}`, sessionKey, seq, text: `e${seq}`, mode: 'now', contextKey: null, storedAt: new Date().toISOString() });
+  const event = (seq: number) => storedEvent(sessionKey, seq, `e${seq}`);
   server.on('connection', (socket) => {
     socket.on('message', (data) => {
       const request = JSON.parse(String(data)) as { id: number; method: string };
@@ -217,7 +233,7 @@ test('a subscribe that gives up while its resubscribe is under way never goes li
       const request = JSON.parse(String(data)) as { id: number; method: string; params: { subscriptionId?: string } };
       if (request.method === 'session.unsubscribe') {
         unsubscribed.push(request.params.subscriptionId!);
-        socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { unsubscribed: true } }));
+        socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { subscriptionId: request.params.subscriptionId, unsubscribed: true } }));
         return;
       }
       if (request.method !== 'session.subscribe') return;
@@ -227,7 +243,7 @@ test('a subscribe that gives up while its resubscribe is under way never goes li
       }
       setTimeout(() => {
         socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { subscriptionId: 'late.1', sessionKey: null, agentId: 'late' } }));
-        const event = { eventId: 'e1', sessionKey: 'agent:late:main', seq: 1, text: 'too late', mode: 'now', contextKey: null, storedAt: new Date().toISOString() };
+        const event = storedEvent('agent:late:main', 1, 'too late');
         socket.send(JSON.stringify({ jsonrpc: '2.0', method: 'session.event', params: { subscriptionId: 'late.1', event } }));
       }, 400);
     });
@@ -310,13 +326,13 @@ test('with reconnect, an ack (or a read) whose connection is lost before its ans
       const request = JSON.parse(String(data)) as { id: number; method: string };
       received.push(request.method);
       if (received.filter((method) => method === request.method).length === 1) return void socket.terminate();
-      socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { answered: request.method } }));
+      socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: ANSWERS[request.method] }));
     });
   });
   const client = await connect({ url, token: 'x', timeoutMs: 5_000, reconnect: { initialDelayMs: 10, maxDelayMs: 10 } });
   try {
-    assert.equal(await client.ack({ sessionKey: 'agent:a:main', seq: 1 }), { answered: 'session.ack' });
-    assert.equal(await client.peek({ sessionKey: 'agent:a:main' }), { answered: 'session.peek' });
+    assert.equal(await client.ack({ sessionKey: 'agent:a:main', seq: 1 }), ANSWERS['session.ack']);
+    assert.equal(await client.peek({ sessionKey: 'agent:a:main' }), ANSWERS['session.peek']);
     const drained = await client.drain({ sessionKey: 'agent:a:main' }).catch((error: unknown) => error);
     assert.instance(drained, ConnectionError);
     assert.is((drained as ConnectionError).failure, 'closed');
@@ -371,7 +387,7 @@ test('with reconnect, an ack refused SHUTTING_DOWN by a gateway going down is se
     socket.on('message', (data) => {
       const request = JSON.parse(String(data)) as { id: number; method: string };
       received.push(`${number}:${request.method}`);
-      if (!shuttingDown) return void socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { answered: request.method } }));
+      if (!shuttingDown) return void socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: ANSWERS[request.method] }));
       refuseShuttingDown(socket, request);
       if (request.method === 'session.ack') socket.close(1001, 'gateway shutting down');
     });
@@ -381,7 +397,7 @@ test('with reconnect, an ack refused SHUTTING_DOWN by a gateway going down is se
     const drained = await client.drain({ sessionKey: 'agent:a:main' }).catch((error: unknown) => error);
     assert.instance(drained, RpcCallError);
     assert.is((drained as RpcCallError).errorName, 'SHUTTING_DOWN');
-    assert.equal(await client.ack({ sessionKey: 'agent:a:main', seq: 1 }), { answered: 'session.ack' });
+    assert.equal(await client.ack({ sessionKey: 'agent:a:main', seq: 1 }), ANSWERS['session.ack']);
     assert.equal(received, ['1:session.drain', '1:session.ack', '2:session.ack', '3:session.ack']);
   } finally {
     await client.close();

@@ -224,6 +224,26 @@ test('typed errors: RpcCallError with code and name; a bad token is ConnectionEr
   assert.is((late as ConnectionError).failure, 'closed');
 });
 
+test('a request past the gateway\'s frame limit is a RangeError, sent never (nor again after a reconnect): the connection and its subscriptions go on', async ({ gw, publisher }) => {
+  const changes: ReconnectChange[] = [];
+  const sb = await connect({ url: gw.url, token: gw.token, timeoutMs: 5_000, reconnect: { initialDelayMs: 10 }, onReconnect: (change) => changes.push(change) });
+  clients.add(sb);
+  const agentId = freshAgent('huge');
+  const seen: StoredEvent[] = [];
+  await sb.subscribe({ agentId }, { onEvent: (event) => seen.push(event) });
+  const log = 'build log line\n'.repeat(75_000);
+  // Lengths are counted in UTF-8 bytes: 300,000 emoji are 1.2 MB, in 600,000 UTF-16 units.
+  for (const call of [() => sb.systemEvent({ text: log, agentId }), () => sb.trace('x'.repeat(1_100_000)), () => sb.systemEvent({ text: '😀'.repeat(300_000), agentId })]) {
+    const outcome = await call().catch((e: unknown) => e);
+    assert.instance(outcome, RangeError);
+    assert.match((outcome as Error).message, /^(system\.event|event\.trace): the request is \d+ bytes as JSON, past the gateway's frame limit of 1048576 bytes; nothing was sent$/);
+  }
+  await publish(publisher, { text: 'still here', agentId });
+  await waitUntil(() => seen.length === 1, 'the event published after');
+  assert.is(seen[0]!.text, 'still here');
+  assert.equal(changes, []);
+});
+
 // ---------------------------------------------------------------- reconnect across kill -9
 
 test('kill -9 mid-stream and restart at the same URL: the consumer sees every answered event exactly once, in order', async () => {

@@ -10,7 +10,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { METHOD_NAMES } from '../../src/protocol/methods.js';
 import { buildOpenRpcDocument } from '../../src/protocol/openrpc.js';
-import { JSON_SCHEMA_DIALECT, schemaFiles } from '../../src/protocol/schema-files.js';
+import { ANSWER_SHAPES_FILE, answerShapesSource, JSON_SCHEMA_DIALECT, schemaFiles } from '../../src/protocol/schema-files.js';
 import { VERSION } from '../../src/version.js';
 
 // Compiled to dist/test/protocol/: the repository root is three levels up.
@@ -50,6 +50,10 @@ test('every file under schema/ is byte-for-byte what schemaFiles() generates', (
     if (committed !== text) stale.push(name);
   }
   assert.equal(stale, [], `schema/ is out of date (${stale.join(', ')}): ${FIX}`);
+});
+
+test('src/protocol/answer-shapes.ts is what answerShapesSource() generates', () => {
+  assert.ok(readFileSync(join(ROOT, ANSWER_SHAPES_FILE), 'utf8') === answerShapesSource(), `${ANSWER_SHAPES_FILE} is out of date: run npm run schema, then build and commit it`);
 });
 
 test('schemaFiles: openrpc.json plus params and result per method, pretty JSON with a trailing newline', () => {
