@@ -4,7 +4,7 @@
  * or from a gateway of a version this client cannot read, and is a `rejected` ConnectionError
  * rather than a result typed as what it is not (see src/protocol/answer-shape.ts).
  */
-import { shapeProblem } from '../protocol/answer-shape.js';
+import { parseShapeNotation, shapeProblem, type AnswerShape } from '../protocol/answer-shape.js';
 import { NOTIFICATION_SHAPES, RESULT_SHAPES } from '../protocol/answer-shapes.js';
 import { ConnectionError, RpcCallError } from './errors.js';
 
@@ -22,7 +22,7 @@ export function resultOf(response: unknown, method: string, url: string): unknow
     throw new RpcCallError(code as number, message, data);
   }
   // A method this client does not know (a caller past the types) is answered as it is.
-  const shape = Object.hasOwn(RESULT_SHAPES, method) ? RESULT_SHAPES[method as keyof typeof RESULT_SHAPES] : undefined;
+  const shape = shapeIn(RESULT_SHAPES, method);
   const problem = !('result' in response) ? 'it holds neither a result nor an error' : shape && shapeProblem(result, shape, 'result');
   if (problem) throw unexpectedAnswer(url, `the answer to ${method}`, problem);
   return result;
@@ -30,8 +30,19 @@ export function resultOf(response: unknown, method: string, url: string): unknow
 
 /** Why a notification the gateway pushed cannot be read as its kind, if it cannot; others are not checked. */
 export function notificationProblem(method: string, params: unknown): string | undefined {
-  if (!Object.hasOwn(NOTIFICATION_SHAPES, method)) return undefined;
-  return shapeProblem(params, NOTIFICATION_SHAPES[method as keyof typeof NOTIFICATION_SHAPES], 'params');
+  const shape = shapeIn(NOTIFICATION_SHAPES, method);
+  return shape && shapeProblem(params, shape, 'params');
+}
+
+const parsedShapes = new Map<string, AnswerShape>();
+
+/** The shape `table` holds for `name` (parsed once), if it holds one. */
+function shapeIn(table: Readonly<Record<string, string>>, name: string): AnswerShape | undefined {
+  if (!Object.hasOwn(table, name)) return undefined;
+  const key = `${table === RESULT_SHAPES ? 'result' : 'params'} ${name}`;
+  let shape = parsedShapes.get(key);
+  if (shape === undefined) parsedShapes.set(key, (shape = parseShapeNotation(table[name]!)));
+  return shape;
 }
 
 export function unexpectedAnswer(url: string, what: string, problem: string): ConnectionError {

@@ -5,9 +5,9 @@
 import Type from 'typebox';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { shapeOf, shapeProblem } from '../../src/protocol/answer-shape.js';
+import { parseShapeNotation, shapeNotation, shapeOf, shapeProblem } from '../../src/protocol/answer-shape.js';
 import { NOTIFICATION_SHAPES, RESULT_SHAPES } from '../../src/protocol/answer-shapes.js';
-import { METHOD_NAMES, NOTIFICATIONS } from '../../src/protocol/methods.js';
+import { METHOD_NAMES, METHODS, NOTIFICATIONS } from '../../src/protocol/methods.js';
 
 const test = suite('protocol/answer-shape');
 
@@ -67,10 +67,30 @@ test('what only narrows a value, and members the schema does not name, are not c
   assert.is(shapeProblem({ steps: [step], more: true, cursor: 'c1' }, shapeOf(Answer), 'result'), undefined);
 });
 
-test('every method has a result shape and every notification a params shape, each an object', () => {
+test('the notation: every letter, optional members, records, arrays and unions, read back as written', () => {
+  const shape = shapeOf(Answer);
+  const text = '{steps:[{step:s|s,seq:i,detail:{*:s|n},at:s|z,kind:s,note?:s}],more:b}';
+  assert.is(shapeNotation(shape), text);
+  assert.equal(parseShapeNotation(text), shape);
+  assert.equal(parseShapeNotation('{a:_,b:[n|{}]}'), {
+    type: 'object',
+    properties: { a: {}, b: { type: 'array', items: { anyOf: [{ type: 'number' }, { type: 'object' }] } } },
+    required: ['a', 'b'],
+  });
+  for (const bad of ['', '{a:s', '{a s}', '[s', 'x', '{a:s}}', '{"a":s}', 's|']) {
+    assert.throws(() => parseShapeNotation(bad), (error: unknown) => error instanceof SyntaxError, bad);
+  }
+  assert.throws(() => shapeNotation({ type: 'object', properties: { 'a b': { type: 'string' } } }), /member name "a b" is not a plain word/);
+});
+
+test('every method has a result shape and every notification a params shape: objects, and each its schema\'s shape read back', () => {
   assert.equal(Object.keys(RESULT_SHAPES), METHOD_NAMES);
   assert.equal(Object.keys(NOTIFICATION_SHAPES), Object.keys(NOTIFICATIONS));
-  for (const shape of [...Object.values(RESULT_SHAPES), ...Object.values(NOTIFICATION_SHAPES)]) assert.is(shape.type, 'object');
+  for (const method of METHOD_NAMES) assert.equal(parseShapeNotation(RESULT_SHAPES[method]), shapeOf(METHODS[method].result), method);
+  for (const name of Object.keys(NOTIFICATIONS) as Array<keyof typeof NOTIFICATIONS>) {
+    assert.equal(parseShapeNotation(NOTIFICATION_SHAPES[name]), shapeOf(NOTIFICATIONS[name].params), name);
+  }
+  for (const text of [...Object.values(RESULT_SHAPES), ...Object.values(NOTIFICATION_SHAPES)]) assert.is(parseShapeNotation(text).type, 'object');
 });
 
 test.run();
