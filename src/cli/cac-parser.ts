@@ -39,7 +39,7 @@ function declare(commands: readonly CommandSpec[], group?: string): CAC {
 /** Parses `joined` (command groups already joined) and runs the command they name. */
 export async function runWithCac(given: readonly string[]): Promise<ExitCode> {
   // `switchboard help [command]`, as git and npm take it.
-  if (given[0] === 'help') return runWithCac(joinCommandGroup([...given.slice(1), '--help']));
+  if (given[0] === 'help') return runWithCac([...helpTopic(given.slice(1)), '--help']);
   const joined = commandFirst(given);
   const group = COMMAND_GROUPS.find((name) => name === joined[0]);
   const cli = group === undefined ? declare(COMMANDS) : declare(commandsOf(group), group);
@@ -96,6 +96,23 @@ export async function runWithCac(given: readonly string[]): Promise<ExitCode> {
   }
   const spec = COMMANDS.find((command) => command.name === cli.matchedCommandName)!;
   return (await spec.load())(args, checkArgs(args, spec));
+}
+
+/**
+ * What `switchboard help <words>` asks the help of: a command's (or a group's) name and nothing
+ * else. An option, or a word after a command's name, is refused rather than ignored (`help status
+ * --bogus`, `help system event extra`); words that name no command are an unknown command, below.
+ */
+function helpTopic(words: readonly string[]): string[] {
+  const option = words.find((word) => word.startsWith('-'));
+  if (option !== undefined) throw usageError(`\`switchboard help\` takes the name of a command, not options (got \`${option}\`): \`switchboard help [command]\``);
+  const topic = joinCommandGroup(words);
+  const [name, ...rest] = topic;
+  if (rest.length > 0 && (name === 'help' || COMMANDS.some((spec) => spec.name === name))) {
+    throw usageError(`unexpected ${rest.length === 1 ? 'argument' : 'arguments'} \`${rest.join(' ')}\`: \`switchboard help\` takes the name of a command (\`switchboard help ${name}\`)`);
+  }
+  // `help help` is the help, as `--help help` is.
+  return name === 'help' ? [] : topic;
 }
 
 function unknownCommand(typed: string): Error {

@@ -3,7 +3,7 @@
  * the client library, print, and map the outcome to an exit code.
  */
 import { isUtf8 } from 'node:buffer';
-import { lstatSync } from 'node:fs';
+import { lstatSync, readFileSync } from 'node:fs';
 import { gatewayUrlProblem, HTTP_PROTOCOLS, unixSocketPath, withoutPassword } from '../client/gateway-url.js';
 import { callOverHttp, rpcRequestBody } from '../client/http.js';
 import { localGatewayUrl } from '../client/local-gateway.js';
@@ -146,7 +146,7 @@ export function sessionDrain(args: Args): Promise<ExitCode> {
 export function sessionList(args: Args): Promise<ExitCode> {
   const limit = limitOption(args);
   const params = { ...optionalString(args, 'agent', 'agentId'), ...(limit === undefined ? {} : { limit }) };
-  return withClient(args, 'session.list', params, formatSessionList);
+  return withClient(args, 'session.list', params, (result) => formatSessionList(result, params.agentId !== undefined));
 }
 
 export function status(args: Args): Promise<ExitCode> {
@@ -475,13 +475,28 @@ function refusedTokenHint({ url, token, tokenFrom, urlFrom }: ConnectionSettings
     return `pass that gateway's token (the one in its data dir's token file) in ${ENV.token} or --token`;
   }
   if (tokenFrom === ENV.token) {
-    return `the token in ${ENV.token} is not this gateway's: unset it to use the token file of the gateway's data dir (--data-dir), or pass its token with --token`;
+    return `the token in ${ENV.token} is not this gateway's: set it to this gateway's token, or unset it to use the token file of the gateway's data dir (--data-dir)`;
   }
   if (tokenFrom !== undefined && tokenFrom !== '--token') {
+    // A watch reads the file once; the data dir may have been set up again since (its token file
+    // removed, a gateway started on it anew), and the file then holds the token the gateway takes.
+    if (tokenFileChanged(tokenFrom, token)) {
+      return `${tokenFrom} holds another token than when this command read it (a gateway was set up on the data dir anew since): run the command again`;
+    }
     const from = urlFrom === undefined ? '' : ` (the URL is from ${urlFrom}${urlFrom === ENV.url ? `: unset it to call the data dir's own gateway` : ''})`;
-    return `${tokenFrom} is not this gateway's token${from}: give --data-dir the gateway's data dir, or pass its token with --token`;
+    return `${tokenFrom} is not this gateway's token${from}: give --data-dir the gateway's data dir, or pass its token in ${ENV.token} (or --token)`;
   }
   return `pass the token from the gateway's data dir (--token, ${ENV.token}, or --data-dir)`;
+}
+
+function tokenFileChanged(file: string, token: string): boolean {
+  try {
+    const now = readFileSync(file, 'utf8').trim();
+    return now !== '' && now !== token;
+  } catch {
+    // Gone or unreadable: nothing to run again with.
+    return false;
+  }
 }
 
 function problemsOf(data: unknown): string {

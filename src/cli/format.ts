@@ -2,6 +2,7 @@
  * Human-readable output of the CLI. `--json` bypasses all of this. The formatters are given what
  * the gateway sent with every string made printable (printableStrings).
  */
+import { MAX_READ_LIMIT } from '../protocol/constants.js';
 import type { ResultOf } from '../protocol/methods.js';
 import type { RoutingResult, StoredEvent } from '../protocol/schemas.js';
 
@@ -80,13 +81,24 @@ export function formatSessionRead(result: ResultOf<'session.peek'>, verb: 'shown
   return [header, ...result.events.map(formatEvent)].join('\n');
 }
 
-export function formatSessionList(result: ResultOf<'session.list'>): string {
+/** A session list; `agentGiven`: whether it was narrowed to an agent already. */
+export function formatSessionList(result: ResultOf<'session.list'>, agentGiven: boolean): string {
   if (result.sessions.length === 0) return 'no sessions with pending events';
   const width = Math.max(...result.sessions.map((session) => String(session.pending).length));
   const rows = result.sessions.map(
     (session) => `${String(session.pending).padStart(width)}  ${session.sessionKey}  (last event ${session.lastEventAt})`,
   );
-  return [...rows, ...(result.more ? ['(more sessions: raise --limit)'] : [])].join('\n');
+  return [...rows, ...(result.more ? [moreSessions(result.sessions.length, agentGiven)] : [])].join('\n');
+}
+
+/**
+ * What to do about the sessions not listed. The list has no cursor: past MAX_READ_LIMIT, only
+ * another agent's list shows others, and `gateway.status` counts them all. (An answer may also
+ * stop short of --limit at the read budget, which a second try outside a busy moment lifts.)
+ */
+function moreSessions(listed: number, agentGiven: boolean): string {
+  if (listed < MAX_READ_LIMIT) return `(more sessions: raise --limit, up to ${MAX_READ_LIMIT}${agentGiven ? '' : ', or list one agent\'s with --agent'})`;
+  return `(more sessions than the ${listed} listed, those with the most pending first: ${agentGiven ? '' : "list one agent's with --agent; "}\`switchboard status\` counts them all)`;
 }
 
 export function formatStatus(status: ResultOf<'gateway.status'>): string {

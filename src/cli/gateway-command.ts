@@ -50,7 +50,10 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   const why = received === 'SIGHUP' ? ' for a restart: clients are told 1012 and reconnect to the next gateway' : ': clients are told 1001';
   log(`${received} received, shutting down${why} (again to force)`);
   // A second signal means the operator will not wait: everything answered is already on disk.
-  const force = () => process.exit(ExitCode.GATEWAY_ERROR);
+  const force = (again: NodeJS.Signals) => {
+    log(`${again} received again: stopped at once (exit ${ExitCode.GATEWAY_ERROR}), without waiting for the connections to close; every event answered is stored`);
+    process.exit(ExitCode.GATEWAY_ERROR);
+  };
   process.once('SIGINT', force);
   process.once('SIGTERM', force);
   await running.close({ restarting: received === 'SIGHUP' });

@@ -7,7 +7,7 @@ import { connect, type ReconnectChange, type SwitchboardClient } from '../client
 import { ConnectionError, RpcCallError } from '../client/errors.js';
 import { flagOption, integerOption, rawOption } from './argv.js';
 import { connectionSettings, explain } from './client-commands.js';
-import { ExitCode, outputFailed, usageError } from './exit-codes.js';
+import { CliError, ExitCode, outputFailed, usageError } from './exit-codes.js';
 import { formatWatchedEvent, printable, printableStrings } from './format.js';
 import type { StoredEvent } from '../protocol/schemas.js';
 import { writeLog, writeOut } from './output.js';
@@ -40,7 +40,7 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
   let client: SwitchboardClient | undefined;
   // Whether the connection is being re-opened (an ack timing out then waits for the gateway), and
   // whether the client has ended for good (it rejects every call at once: no outage to wait out).
-  const connection = { away: false, ended: false };
+  const connection = { away: false, ended: false, everAway: false };
   let stopClosing = () => {};
   try {
     client = await connect({
@@ -51,6 +51,7 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
       reconnect: true,
       onReconnect: (change) => {
         connection.away = change.state === 'reconnecting';
+        connection.everAway ||= connection.away;
         writeLog(process.stderr, reconnectLine(url, change));
       },
     });
@@ -85,7 +86,7 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
       }
     }
   } catch (error) {
-    if (!interrupted.signal.aborted) throw explain(error, settings);
+    if (!interrupted.signal.aborted) throw afterRefusal(error, connection.everAway) ?? explain(error, settings);
   } finally {
     stopClosing();
     process.off('SIGINT', stop);
@@ -93,6 +94,21 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
     await client?.close();
   }
   return ExitCode.OK;
+}
+
+/**
+ * AFTER_OUT_OF_RANGE in the watch's own words: before any reconnect, the --after given is past
+ * the session's last seq; after one, the watch's place is, in a gateway whose data dir was reset
+ * or restored while it was away ("resubscribe with after[...]" means nothing to a CLI user).
+ */
+function afterRefusal(error: unknown, reconnected: boolean): CliError | undefined {
+  if (!(error instanceof RpcCallError) || error.errorName !== 'AFTER_OUT_OF_RANGE') return undefined;
+  const { sessionKey, after, lastSeq } = error.data as { sessionKey: string; after: number; lastSeq: number };
+  const session = printable(sessionKey);
+  const message = reconnected
+    ? `the gateway came back holding session ${session} only up to seq ${lastSeq}, below seq ${after} this watch has already shown (its data dir was reset or restored): run the watch again to start from what it holds`
+    : `--after ${after} is past the last seq of session ${session} (${lastSeq}): give --after ${lastSeq} or less, or none for every pending event`;
+  return new CliError(ExitCode.GATEWAY_ERROR, message, { code: error.code, message: error.message, data: error.data });
 }
 
 /**

@@ -1,7 +1,7 @@
 /** Human output: text from the gateway is shown with its control characters escaped, one record per line. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatRoutingResult, formatSessionRead, formatTokenList, formatTokenRevoked, formatTrace, formatWatchedEvent, printable, printableStrings } from '../../src/cli/format.js';
+import { formatRoutingResult, formatSessionList, formatSessionRead, formatTokenList, formatTokenRevoked, formatTrace, formatWatchedEvent, printable, printableStrings } from '../../src/cli/format.js';
 import type { ResultOf } from '../../src/protocol/methods.js';
 import type { StoredEvent } from '../../src/protocol/schemas.js';
 
@@ -122,6 +122,17 @@ test('a peek or drain with more to read says how to read on, never "raise --limi
   assert.is(drained, 'agent:main:main: 1 event(s) drained (more remain: drain again for the next ones); 2 pending in the session');
   const [drainedAfter] = formatSessionRead({ ...read, depth: 2 }, 'drained', 1).split('\n');
   assert.is(drainedAfter, 'agent:main:main: 1 event(s) drained (more remain: drain again with --after 1 for the next ones); 2 pending in the session');
+});
+
+test('a session list with more says what can list them: --limit below its bound, --agent, and past both, status counting them', () => {
+  const session = (n: number) => ({ sessionKey: `agent:ops:direct:u${n}`, agentId: 'ops', pending: 2, lastSeq: 2, oldestPendingAt: null, lastEventAt: '2026-11-25T16:00:00.000Z' });
+  const lastLine = (count: number, agentGiven: boolean) =>
+    formatSessionList({ sessions: Array.from({ length: count }, (_, n) => session(n)), more: true }, agentGiven).split('\n').at(-1);
+  assert.is(lastLine(2, false), "(more sessions: raise --limit, up to 1000, or list one agent's with --agent)");
+  assert.is(lastLine(2, true), '(more sessions: raise --limit, up to 1000)');
+  assert.is(lastLine(1000, false), "(more sessions than the 1000 listed, those with the most pending first: list one agent's with --agent; `switchboard status` counts them all)");
+  assert.is(lastLine(1000, true), '(more sessions than the 1000 listed, those with the most pending first: `switchboard status` counts them all)');
+  assert.is(formatSessionList({ sessions: [session(1)], more: false }, false), '2  agent:ops:direct:u1  (last event 2026-11-25T16:00:00.000Z)');
 });
 
 test('token revoke: what it closed, or when an earlier revoke had revoked the token', () => {

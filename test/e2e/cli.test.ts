@@ -482,12 +482,13 @@ test('exit 2 for no command at all, with an error line on stderr and the help on
   }
 });
 
-test('`switchboard help` is the help, and `switchboard help <command>` that command\'s, exit 0; a help about an unknown command is exit 2', async () => {
+test('`switchboard help` is the help, and `switchboard help <command>` that command\'s, exit 0; a help about an unknown command, or with more given, is exit 2', async () => {
   assert.is((await runCli(['help'])).stdout, (await runCli(['--help'])).stdout);
   const command = await runCli(['help', 'session', 'peek']);
   assertExit(command, 0);
   assert.is(command.stdout, (await runCli(['session', 'peek', '--help'])).stdout);
   assert.is((await runCli(['--help', 'help'])).stdout, (await runCli(['--help'])).stdout);
+  assert.is((await runCli(['help', 'help'])).stdout, (await runCli(['--help'])).stdout);
   const group = await runCli(['help', 'token']);
   assertExit(group, 0);
   assert.match(group.stdout, 'token <command> [options]');
@@ -496,6 +497,11 @@ test('`switchboard help` is the help, and `switchboard help <command>` that comm
     [['help', 'nosuch'], 'unknown command "nosuch": run `switchboard --help` for the list'],
     [['help', 'system', 'evnt'], 'unknown command "system evnt": did you mean `switchboard system event`? Or run `switchboard --help` for the list'],
     [['sesion', 'peek', '--help'], 'unknown command "sesion peek": did you mean `switchboard session peek`? Or run `switchboard --help` for the list'],
+    // Nothing given is ignored: `help` takes a command's name alone.
+    [['help', 'system', 'event', 'extra'], 'unexpected argument `extra`: `switchboard help` takes the name of a command (`switchboard help system event`)'],
+    [['help', 'trace', 'a', 'b'], 'unexpected arguments `a b`: `switchboard help` takes the name of a command (`switchboard help trace`)'],
+    [['help', 'status', '--bogus'], '`switchboard help` takes the name of a command, not options (got `--bogus`): `switchboard help [command]`'],
+    [['help', '--json'], '`switchboard help` takes the name of a command, not options (got `--json`): `switchboard help [command]`'],
   ] as const) {
     const result = await runCli(args);
     assert.equal([result.code, result.stdout, result.stderr], [2, '', `switchboard: ${message}\n`], args.join(' '));

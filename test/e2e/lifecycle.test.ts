@@ -4,11 +4,13 @@
  * the store checkpointed, and what was answered is there after the next start. The same when no
  * one reads the gateway's output any more (`gateway 2>&1 | tee log`, then Ctrl-C).
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cleanup, openRaw, resultOf, startGatewayProcess } from '../helpers/gateway.js';
+import { cleanup, openRaw, resultOf, startGatewayProcess, waitUntil } from '../helpers/gateway.js';
 
 const test = suite('e2e: gateway lifecycle');
 test.after(cleanup);
@@ -51,6 +53,37 @@ test('SIGTERM once no one reads stdout and stderr (EPIPE): still a graceful stop
   assert.equal(await closed, { code: 1001, reason: 'gateway shutting down' });
   const wal = path.join(gateway.dataDir, 'switchboard.db-wal');
   assert.ok(!fs.existsSync(wal) || fs.statSync(wal).size === 0, 'the WAL was checkpointed into the database');
+});
+
+test('a second SIGINT or SIGTERM while the shutdown waits stops the gateway at once, exit 1, and says so; what was answered is stored', async () => {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    const gateway = await startGatewayProcess();
+    const socket = await openRaw(gateway.url, gateway.token);
+    resultOf(await socket.call('system.event', { text: `before ${signal} twice` }));
+    // A peer that never answers the close handshake: the shutdown waits for it (2 s at most).
+    const silent = net.connect(Number(new URL(gateway.url).port), '127.0.0.1');
+    silent.on('error', () => undefined);
+    silent.write(
+      `GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n` +
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nAuthorization: Bearer ${gateway.token}\r\n\r\n`,
+    );
+    await new Promise((resolve) => silent.once('data', resolve));
+    silent.pause();
+    gateway.process.kill(signal);
+    await waitUntil(() => gateway.stderr().includes(`${signal} received, shutting down`), 'the first signal logged');
+    const exited = gateway.stop(signal);
+    assert.is(await exited, 1);
+    assert.match(
+      gateway.stderr(),
+      `switchboard gateway: ${signal} received again: stopped at once (exit 1), without waiting for the connections to close; every event answered is stored\n`,
+    );
+    silent.destroy();
+    const again = await startGatewayProcess({ dataDir: gateway.dataDir });
+    const reader = await openRaw(again.url, again.token);
+    const peeked = resultOf<{ events: { text: string }[] }>(await reader.call('session.peek', { sessionKey: 'main' }));
+    assert.equal(peeked.events.map((event) => event.text), [`before ${signal} twice`]);
+    assert.is(await again.stop(), 0);
+  }
 });
 
 test.run();

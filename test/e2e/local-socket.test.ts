@@ -59,13 +59,13 @@ test('a token refused beside --data-dir names the setting that overruled the dat
   const byToken = await runCli(['status', '--data-dir', gw.dataDir], { env: { SWITCHBOARD_TOKEN: other.token } });
   assert.is(
     byToken.stderr,
-    `switchboard: the gateway at unix:${socketOf(gw.dataDir)} refused the token: the token in SWITCHBOARD_TOKEN is not this gateway's: unset it to use the token file of the gateway's data dir (--data-dir), or pass its token with --token\n`,
+    `switchboard: the gateway at unix:${socketOf(gw.dataDir)} refused the token: the token in SWITCHBOARD_TOKEN is not this gateway's: set it to this gateway's token, or unset it to use the token file of the gateway's data dir (--data-dir)\n`,
   );
   const otherUrl = `unix:${socketOf(other.dataDir)}`;
   const byUrl = await runCli(['status', '--data-dir', gw.dataDir], { env: { SWITCHBOARD_URL: otherUrl } });
   assert.is(
     byUrl.stderr,
-    `switchboard: the gateway at ${otherUrl} refused the token: ${path.join(gw.dataDir, 'token')} is not this gateway's token (the URL is from SWITCHBOARD_URL: unset it to call the data dir's own gateway): give --data-dir the gateway's data dir, or pass its token with --token\n`,
+    `switchboard: the gateway at ${otherUrl} refused the token: ${path.join(gw.dataDir, 'token')} is not this gateway's token (the URL is from SWITCHBOARD_URL: unset it to call the data dir's own gateway): give --data-dir the gateway's data dir, or pass its token in SWITCHBOARD_TOKEN (or --token)\n`,
   );
   assert.is((await runCli(['status', '--data-dir', gw.dataDir], { env: { SWITCHBOARD_TOKEN: gw.token } })).code, 0);
 });

@@ -4,6 +4,8 @@
  * reader has stopped reading. Each against a real gateway process and the real CLI.
  */
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cleanup, CLI_PATH, openPeer, resultOf, sleep, spawnCli, startGatewayProcess, waitUntil } from '../helpers/gateway.js';
@@ -47,6 +49,52 @@ test('an outage longer than --timeout while an ack is outstanding is waited out:
   peer.close();
   assert.is(await watch.stop('SIGINT'), 0);
   assert.match(watch.stderr(), 'reconnecting');
+});
+
+test('a watch refused on reconnect by a gateway set up anew on its data dir (a new token file) is told to run again, not to pass a token', async () => {
+  const gw = await startGatewayProcess();
+  const watch = spawnCli(['session', 'watch', '--session-key', KEY, '--data-dir', gw.dataDir]);
+  let asked = 0;
+  await waitUntil(async () => {
+    const peer = await openPeer(gw.url, gw.token);
+    // Each text its own: the same text again would be deduplicated, and pushed to no one.
+    const { receivers } = resultOf<{ receivers: number }>(await peer.call('system.event', { text: `are you there? ${++asked}`, sessionKey: KEY }));
+    peer.close();
+    return receivers === 1;
+  }, 'the watch subscribed').catch((error: Error) => {
+    throw new Error(`${error.message}; the watch: exit ${watch.process.exitCode}, stderr ${watch.stderr()}`);
+  });
+  assert.is(await gw.stop('SIGTERM'), 0);
+  fs.rmSync(path.join(gw.dataDir, 'token'));
+  const anew = await startGatewayProcess({ dataDir: gw.dataDir });
+  assert.is(await watch.exited('the watch to end, refused'), 3);
+  assert.match(
+    watch.stderr(),
+    `refused the token: ${path.join(gw.dataDir, 'token')} holds another token than when this command read it (a gateway was set up on the data dir anew since): run the command again\n`,
+  );
+  assert.is(await anew.stop(), 0);
+});
+
+test('AFTER_OUT_OF_RANGE in the watch\'s words: an --after past the session\'s last seq, or a gateway back with its data dir reset below what the watch showed', async () => {
+  const gw = await startGatewayProcess();
+  await publish(gw.url, gw.token, 3);
+  const ahead = spawnCli(['session', 'watch', '--session-key', KEY, '--after', '99', '--data-dir', gw.dataDir]);
+  assert.is(await ahead.exited('the watch refused'), 1);
+  assert.is(ahead.stderr(), `switchboard: --after 99 is past the last seq of session ${KEY} (3): give --after 3 or less, or none for every pending event\n`);
+
+  const watch = spawnCli(['session', 'watch', '--session-key', KEY, '--json', '--data-dir', gw.dataDir]);
+  await watch.waitForLines(3);
+  assert.is(await gw.stop('SIGTERM'), 0);
+  for (const file of fs.readdirSync(gw.dataDir).filter((name) => name.startsWith('switchboard.db'))) fs.rmSync(path.join(gw.dataDir, file));
+  const reset = await startGatewayProcess({ dataDir: gw.dataDir });
+  assert.is(await watch.exited('the watch refused after the reset'), 1);
+  assert.match(
+    watch.stderr(),
+    `switchboard: the gateway came back holding session ${KEY} only up to seq 0, below seq 3 this watch has already shown (its data dir was reset or restored): run the watch again to start from what it holds\n`,
+  );
+  const json = JSON.parse(watch.stdout().split('\n').at(-2)!) as { error: { code: number; data: { name: string } } };
+  assert.equal([json.error.code, json.error.data.name], [1019, 'AFTER_OUT_OF_RANGE']);
+  assert.is(await reset.stop(), 0);
 });
 
 test('SIGINT while an ack waits for the gateway (killed, or stopped with the connection still open) ends the watch at once with 0, naming the event', async () => {
