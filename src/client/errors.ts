@@ -14,25 +14,35 @@ export class RpcCallError extends Error {
   constructor(code: number, message: string, data: unknown) {
     super(message);
     this.name = 'RpcCallError';
+    brand(this, 'RpcCallError');
     this.code = code;
     this.data = data;
     this.errorName = errorNameOf(code);
   }
 
-  /** By name, not by class identity: see sameErrorClass. */
+  /** By brand, not by class identity: see sameErrorClass. */
   static override [Symbol.hasInstance](value: unknown): value is RpcCallError {
-    return sameErrorClass(value, 'RpcCallError');
+    return this === RpcCallError ? sameErrorClass(value, 'RpcCallError') : Function.prototype[Symbol.hasInstance].call(this, value);
   }
 }
 
 /**
- * `instanceof` for the client's errors goes by the error's name, not by the class object: the CLI's
- * bundles (scripts/bundle.ts) each hold a copy of this module, and an error thrown by one (the call
- * over a WebSocket in websocket-call.cjs) is explained by another (cli.cjs); so is one of a program
- * that loads the library twice. By identity, such an error was "unexpected", with a stack trace.
+ * `instanceof` for the client's errors goes by a brand each carries, not by the class object: the
+ * CLI's bundles (scripts/bundle.ts) each hold a copy of this module, and an error thrown by one
+ * (the call over a WebSocket in websocket-call.cjs) is explained by another (cli.cjs); so is one of
+ * a program that loads the library twice. By identity, such an error was "unexpected", with a stack
+ * trace. Not by name, which another library's error may bear (`ConnectionError` is common): a
+ * registered symbol is the same in every copy, and only these classes set it. A caller's subclass
+ * goes by identity, as any class does.
  */
+const BRAND = Symbol.for('switchboard.client-error');
+
+function brand(error: Error, name: string): void {
+  Object.defineProperty(error, BRAND, { value: name });
+}
+
 function sameErrorClass(value: unknown, name: string): boolean {
-  return value instanceof Error && value.name === name;
+  return value instanceof Error && (value as { [BRAND]?: unknown })[BRAND] === name;
 }
 
 export type ConnectionFailure =
@@ -69,14 +79,15 @@ export class ConnectionError extends Error {
   constructor(failure: ConnectionFailure, url: string, message: string, options?: { cause?: unknown; refusal?: HttpRefusal }) {
     super(message, options);
     this.name = 'ConnectionError';
+    brand(this, 'ConnectionError');
     this.failure = failure;
     this.url = url;
     this.refusal = options?.refusal;
   }
 
-  /** By name, not by class identity: see sameErrorClass. */
+  /** By brand, not by class identity: see sameErrorClass. */
   static override [Symbol.hasInstance](value: unknown): value is ConnectionError {
-    return sameErrorClass(value, 'ConnectionError');
+    return this === ConnectionError ? sameErrorClass(value, 'ConnectionError') : Function.prototype[Symbol.hasInstance].call(this, value);
   }
 }
 
