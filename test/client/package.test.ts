@@ -1,8 +1,12 @@
 /**
  * The package as a consumer loads it, by its name: from ES modules, and from CommonJS (most VS
- * Code extensions are CommonJS), which Node 20.19 and later load ES modules for with require().
+ * Code extensions are CommonJS), which Node 20.19 and later load ES modules for with require();
+ * and what it ships beside the code.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
@@ -14,6 +18,18 @@ test('import and require of "switchboard" give the same library', async () => {
   for (const name of ['connect', 'callOverHttp', 'localGatewayUrl', 'localGatewayToken', 'ConnectionError', 'RpcCallError'] as const) {
     assert.type(imported[name], 'function', name);
     assert.is(required[name], imported[name], name);
+  }
+});
+
+test('every source map shipped holds the sources it maps: src/ is not in the package', () => {
+  const root = fileURLToPath(new URL('../../../', import.meta.url));
+  const packaged = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { files: string[] }).files;
+  assert.not.ok(packaged.includes('src'), 'src/ is not packaged, so the maps must carry it');
+  const maps = readdirSync(path.join(root, 'dist/src'), { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.js.map'));
+  assert.ok(maps.length > 20, `${maps.length} maps`);
+  for (const file of maps) {
+    const map = JSON.parse(readFileSync(path.join(root, 'dist/src', file), 'utf8')) as { sources: string[]; sourcesContent?: string[] };
+    assert.is(map.sourcesContent?.length, map.sources.length, file);
   }
 });
 
