@@ -35,6 +35,12 @@ export const MAX_AGENT_ID_LENGTH = 64;
 export const AGENT_ID_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_-]*$';
 
 /**
+ * A contextKey or idempotencyKey holds something besides whitespace: `--idempotency-key " $ID"`
+ * with ID unset was a key all the same, and every such retry one event.
+ */
+export const NOT_BLANK_PATTERN = '\\S';
+
+/**
  * Largest WebSocket frame the gateway reads. A maximal event (64 KiB text, JSON-escaped up to 6x
  * for control characters) fits, as does a modest batch; anything larger is closed with 1009.
  */

@@ -6,6 +6,7 @@
 import Type, { type Static } from 'typebox';
 import {
   AGENT_ID_PATTERN,
+  NOT_BLANK_PATTERN,
   MAX_AGENT_ID_LENGTH,
   MAX_CONTEXT_KEY_LENGTH,
   MAX_IDEMPOTENCY_KEY_LENGTH,
@@ -91,6 +92,7 @@ export const SystemEventParams = Type.Object(
       Type.String({
         minLength: 1,
         maxLength: MAX_CONTEXT_KEY_LENGTH,
+        pattern: NOT_BLANK_PATTERN,
         description: 'A new event with the same contextKey replaces the one still pending in the same session.',
       }),
     ),
@@ -98,6 +100,7 @@ export const SystemEventParams = Type.Object(
       Type.String({
         minLength: 1,
         maxLength: MAX_IDEMPOTENCY_KEY_LENGTH,
+        pattern: NOT_BLANK_PATTERN,
         description:
           "A repeat with the same key returns the first call's result with duplicate: true. Keys are the agent's own: another agent's event with the same key is another event.",
       }),

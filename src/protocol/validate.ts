@@ -4,7 +4,7 @@
  */
 import type { Static, TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
-import { AGENT_ID_PATTERN } from './constants.js';
+import { AGENT_ID_PATTERN, NOT_BLANK_PATTERN } from './constants.js';
 import { RpcError, type ParamProblem } from './errors.js';
 import { badCharacterOf, codePointName, parseSessionKey, sessionKeyError } from './session-key.js';
 
@@ -153,6 +153,7 @@ function eitherOf(messages: string[]): string | undefined {
 /** Messages for patterns whose regex says little to a person. */
 const PATTERN_MESSAGES: Readonly<Record<string, string>> = {
   [AGENT_ID_PATTERN]: 'must be an agent id: letters a-z (either case), digits, "_" or "-", starting with a letter or digit',
+  [NOT_BLANK_PATTERN]: 'must not be only whitespace (an unset variable?)',
 };
 
 /**

@@ -109,6 +109,16 @@ test('system.event: empty strings are rejected', () => {
   }
 });
 
+test('system.event: a contextKey or idempotencyKey of whitespace alone is refused; whitespace around or within a key is part of it', () => {
+  for (const key of ['contextKey', 'idempotencyKey']) {
+    for (const [blank, first] of [[' ', 'U+0020'], ['\t\n', 'U+0009'], ['\u00a0\u3000', 'U+00A0']]) {
+      const message = `must not be only whitespace (an unset variable?); it contains whitespace (${first}) at character 1`;
+      rejects(systemEvent, { text: 'x', [key]: blank }, [{ path: `/${key}`, message }]);
+    }
+    accepts(systemEvent, { text: 'x', [key]: ' build 7 ' });
+  }
+});
+
 const LIMITS: Array<[key: string, limit: number]> = [
   ['idempotencyKey', MAX_IDEMPOTENCY_KEY_LENGTH],
   ['contextKey', MAX_CONTEXT_KEY_LENGTH],
