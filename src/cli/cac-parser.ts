@@ -103,16 +103,17 @@ export async function runWithCac(given: readonly string[]): Promise<ExitCode> {
  * else. An option, or a word after a command's name, is refused rather than ignored (`help status
  * --bogus`, `help system event extra`); words that name no command are an unknown command, below.
  */
-function helpTopic(words: readonly string[]): string[] {
+function helpTopic(given: readonly string[]): string[] {
+  // Asking for help again (`help --help`, `help help status`) asks the same.
+  const words = given.filter((word) => word !== '-h' && word !== '--help' && word !== 'help');
   const option = words.find((word) => word.startsWith('-'));
   if (option !== undefined) throw usageError(`\`switchboard help\` takes the name of a command, not options (got \`${option}\`): \`switchboard help [command]\``);
   const topic = joinCommandGroup(words);
   const [name, ...rest] = topic;
-  if (rest.length > 0 && (name === 'help' || COMMANDS.some((spec) => spec.name === name))) {
+  if (rest.length > 0 && COMMANDS.some((spec) => spec.name === name)) {
     throw usageError(`unexpected ${rest.length === 1 ? 'argument' : 'arguments'} \`${rest.join(' ')}\`: \`switchboard help\` takes the name of a command (\`switchboard help ${name}\`)`);
   }
-  // `help help` is the help, as `--help help` is.
-  return name === 'help' ? [] : topic;
+  return topic;
 }
 
 function unknownCommand(typed: string): Error {

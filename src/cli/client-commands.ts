@@ -14,6 +14,7 @@ import {
   DEFAULT_CALL_TIMEOUT_MS,
   DEFAULT_HOST,
   DEFAULT_PORT,
+  DEFAULT_READ_LIMIT,
   DEFAULT_URL,
   ENV,
   MAX_AGENT_ID_LENGTH,
@@ -146,7 +147,9 @@ export function sessionDrain(args: Args): Promise<ExitCode> {
 export function sessionList(args: Args): Promise<ExitCode> {
   const limit = limitOption(args);
   const params = { ...optionalString(args, 'agent', 'agentId'), ...(limit === undefined ? {} : { limit }) };
-  return withClient(args, 'session.list', params, (result) => formatSessionList(result, params.agentId !== undefined));
+  return withClient(args, 'session.list', params, (result, { token }) =>
+    formatSessionList(result, limit ?? DEFAULT_READ_LIMIT, params.agentId !== undefined || token.startsWith(TOKEN_PREFIX.scoped)),
+  );
 }
 
 export function status(args: Args): Promise<ExitCode> {
@@ -220,7 +223,7 @@ async function withClient<M extends MethodName>(
   args: Args,
   method: M,
   params: ParamsOf<M>,
-  format: (result: ResultOf<M>) => string,
+  format: (result: ResultOf<M>, settings: ConnectionSettings) => string,
   { unanswered, unseen }: { unanswered?: string; unseen?: (result: ResultOf<M>) => string } = {},
 ): Promise<ExitCode> {
   const settings = connectionSettings(args);
@@ -236,7 +239,7 @@ async function withClient<M extends MethodName>(
     throw explain(error, settings, unanswered);
   }
   // Outside the write's try: a failure to format is not one to write.
-  const output = `${flagOption(args, 'json') ? JSON.stringify(result) : format(printableStrings(result))}\n`;
+  const output = `${flagOption(args, 'json') ? JSON.stringify(result) : format(printableStrings(result), settings)}\n`;
   try {
     await writeAll(process.stdout, output);
   } catch (error) {
@@ -371,7 +374,8 @@ export function explain(error: unknown, settings: ConnectionSettings, unanswered
   const explained: Record<ConnectionFailure, [CliErrorName, string]> = {
     unreachable: ['GATEWAY_UNREACHABLE', `${message}: ${unreachableHint(localDataDir, errnoCode(error))}`],
     unauthorized: ['TOKEN_REFUSED', `the gateway at ${printable(url)} refused the token: ${refusedTokenHint(settings)}`],
-    rejected: ['GATEWAY_REJECTED', `${message}${endpointInUrlHint(url, error)}`],
+    // Refused, nothing was done; answered unreadably, it may have been.
+    rejected: ['GATEWAY_REJECTED', `${message}${endpointInUrlHint(url, error)}${error.unreadableAnswer ? uncertain : ''}`],
     closed: ['CONNECTION_CLOSED', `${message}${uncertain || '; retry, or check the gateway'}`],
     timeout: ['TIMEOUT', `${message}${uncertain}; raise --timeout, or check the gateway`],
     aborted: ['ABORTED', message],

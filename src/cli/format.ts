@@ -81,24 +81,29 @@ export function formatSessionRead(result: ResultOf<'session.peek'>, verb: 'shown
   return [header, ...result.events.map(formatEvent)].join('\n');
 }
 
-/** A session list; `agentGiven`: whether it was narrowed to an agent already. */
-export function formatSessionList(result: ResultOf<'session.list'>, agentGiven: boolean): string {
+/**
+ * A session list asked with `limit`; `oneAgent`: whether it holds one agent's sessions already
+ * (--agent given, or a scoped token's).
+ */
+export function formatSessionList(result: ResultOf<'session.list'>, limit: number, oneAgent: boolean): string {
   if (result.sessions.length === 0) return 'no sessions with pending events';
   const width = Math.max(...result.sessions.map((session) => String(session.pending).length));
   const rows = result.sessions.map(
     (session) => `${String(session.pending).padStart(width)}  ${session.sessionKey}  (last event ${session.lastEventAt})`,
   );
-  return [...rows, ...(result.more ? [moreSessions(result.sessions.length, agentGiven)] : [])].join('\n');
+  return [...rows, ...(result.more ? [moreSessions(result.sessions.length, limit, oneAgent)] : [])].join('\n');
 }
 
 /**
  * What to do about the sessions not listed. The list has no cursor: past MAX_READ_LIMIT, only
- * another agent's list shows others, and `gateway.status` counts them all. (An answer may also
- * stop short of --limit at the read budget, which a second try outside a busy moment lifts.)
+ * another agent's list shows others, and `gateway.status` counts them all. One cut short of its
+ * limit stopped at the answer's size budget, which no --limit lifts.
  */
-function moreSessions(listed: number, agentGiven: boolean): string {
-  if (listed < MAX_READ_LIMIT) return `(more sessions: raise --limit, up to ${MAX_READ_LIMIT}${agentGiven ? '' : ', or list one agent\'s with --agent'})`;
-  return `(more sessions than the ${listed} listed, those with the most pending first: ${agentGiven ? '' : "list one agent's with --agent; "}\`switchboard status\` counts them all)`;
+function moreSessions(listed: number, limit: number, oneAgent: boolean): string {
+  const byAgent = oneAgent ? '' : "list one agent's with --agent; ";
+  if (listed < limit) return `(more sessions than this answer could hold: ${byAgent}\`switchboard status\` counts them all)`;
+  if (limit < MAX_READ_LIMIT) return `(more sessions: raise --limit, up to ${MAX_READ_LIMIT}${oneAgent ? '' : ", or list one agent's with --agent"})`;
+  return `(more sessions than the ${listed} listed, those with the most pending first: ${byAgent}\`switchboard status\` counts them all)`;
 }
 
 export function formatStatus(status: ResultOf<'gateway.status'>): string {

@@ -51,7 +51,7 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   log(`${received} received, shutting down${why} (again to force)`);
   // A second signal means the operator will not wait: everything answered is already on disk.
   const force = (again: NodeJS.Signals) => {
-    log(`${again} received again: stopped at once (exit ${ExitCode.GATEWAY_ERROR}), without waiting for the connections to close; every event answered is stored`);
+    log(`${again} received while shutting down: stopped at once (exit ${ExitCode.GATEWAY_ERROR}), without waiting for the connections to close; every event answered is stored`);
     process.exit(ExitCode.GATEWAY_ERROR);
   };
   process.once('SIGINT', force);

@@ -40,7 +40,9 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
   let client: SwitchboardClient | undefined;
   // Whether the connection is being re-opened (an ack timing out then waits for the gateway), and
   // whether the client has ended for good (it rejects every call at once: no outage to wait out).
-  const connection = { away: false, ended: false, everAway: false };
+  const connection = { away: false, ended: false };
+  // The last seq printed of each session: an AFTER_OUT_OF_RANGE past it is the gateway's doing.
+  const shown = new Map<string, number>();
   let stopClosing = () => {};
   try {
     client = await connect({
@@ -51,7 +53,6 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
       reconnect: true,
       onReconnect: (change) => {
         connection.away = change.state === 'reconnecting';
-        connection.everAway ||= connection.away;
         writeLog(process.stderr, reconnectLine(url, change));
       },
     });
@@ -81,12 +82,13 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
         writeLog(process.stderr, printable(`switchboard: interrupted while the reader of the output was not reading: event seq ${event.seq} of ${event.sessionKey} was not wholly shown, nor acked; it stays pending`));
         process.exit(ExitCode.OK);
       }
+      shown.set(event.sessionKey, event.seq);
       if (acking && !(await ackSurvivingRestarts(client, event.sessionKey, event.seq, interrupted.signal, connection))) {
         writeLog(process.stderr, printable(`switchboard: event seq ${event.seq} of ${event.sessionKey} was shown, and its ack not answered before the interrupt: if the gateway did not take it, the event comes again`));
       }
     }
   } catch (error) {
-    if (!interrupted.signal.aborted) throw afterRefusal(error, connection.everAway) ?? explain(error, settings);
+    if (!interrupted.signal.aborted) throw afterRefusal(error, shown, after) ?? explain(error, settings);
   } finally {
     stopClosing();
     process.off('SIGINT', stop);
@@ -97,17 +99,23 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
 }
 
 /**
- * AFTER_OUT_OF_RANGE in the watch's own words: before any reconnect, the --after given is past
- * the session's last seq; after one, the watch's place is, in a gateway whose data dir was reset
- * or restored while it was away ("resubscribe with after[...]" means nothing to a CLI user).
+ * AFTER_OUT_OF_RANGE in the watch's own words ("resubscribe with after[...]" means nothing to a
+ * CLI user): past a seq the watch has shown, the gateway came back with its data dir reset or
+ * restored; otherwise the --after given is past the session's last seq.
  */
-function afterRefusal(error: unknown, reconnected: boolean): CliError | undefined {
+function afterRefusal(error: unknown, shown: ReadonlyMap<string, number>, givenAfter: number | undefined): CliError | undefined {
   if (!(error instanceof RpcCallError) || error.errorName !== 'AFTER_OUT_OF_RANGE') return undefined;
-  const { sessionKey, after, lastSeq } = error.data as { sessionKey: string; after: number; lastSeq: number };
+  const { sessionKey, after, lastSeq } = (error.data ?? {}) as { sessionKey?: unknown; after?: unknown; lastSeq?: unknown };
+  if (typeof sessionKey !== 'string' || typeof after !== 'number' || typeof lastSeq !== 'number') return undefined;
   const session = printable(sessionKey);
-  const message = reconnected
-    ? `the gateway came back holding session ${session} only up to seq ${lastSeq}, below seq ${after} this watch has already shown (its data dir was reset or restored): run the watch again to start from what it holds`
-    : `--after ${after} is past the last seq of session ${session} (${lastSeq}): give --after ${lastSeq} or less, or none for every pending event`;
+  let message: string;
+  if (shown.has(sessionKey)) {
+    message = `the gateway came back holding session ${session} only up to seq ${lastSeq}, below seq ${after} this watch has already shown (its data dir was reset or restored): run the watch again to start from what it holds`;
+  } else if (givenAfter !== undefined) {
+    message = `--after ${givenAfter} is past the last seq of session ${session} (${lastSeq}): give --after ${lastSeq} or less, or none for every pending event`;
+  } else {
+    return undefined;
+  }
   return new CliError(ExitCode.GATEWAY_ERROR, message, { code: error.code, message: error.message, data: error.data });
 }
 

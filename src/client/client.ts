@@ -422,9 +422,10 @@ export class SwitchboardClient {
     return new Promise((resolve, reject) => {
       // The gateway closes a connection on a frame past its limit (1009), and every call and
       // subscription on it with it; resent after a reconnect, such a call would close each new one.
-      // A UTF-8 byte is at least a third of a UTF-16 unit: only a long frame needs counting.
-      if (frame.length * 3 > MAX_FRAME_BYTES && Buffer.byteLength(frame) > MAX_FRAME_BYTES) {
-        reject(new RangeError(`${method}: the request is ${Buffer.byteLength(frame)} bytes as JSON, past the gateway's frame limit of ${MAX_FRAME_BYTES} bytes; nothing was sent`));
+      // A UTF-16 unit is at most 3 bytes of UTF-8: only a long frame needs counting.
+      const bytes = frame.length * 3 > MAX_FRAME_BYTES ? Buffer.byteLength(frame) : 0;
+      if (bytes > MAX_FRAME_BYTES) {
+        reject(new RangeError(`${method}: the request is ${bytes} bytes as JSON, past the gateway's frame limit of ${MAX_FRAME_BYTES} bytes; nothing was sent`));
         return;
       }
       // An AbortSignal fires 'abort' once: one aborted before the call would never be heard.
@@ -614,7 +615,7 @@ export class SwitchboardClient {
   // ------------------------------------------------------------------ connection
 
   #attach(socket: Socket): void {
-    socket.onMessage((text) => this.#receive(text));
+    socket.onMessage((text) => this.#receive(text, socket));
     socket.onClose((code, reason) => {
       if (socket !== this.#socket || this.#state === 'closed') return;
       for (const left of [...this.#left]) left();
@@ -686,6 +687,12 @@ export class SwitchboardClient {
           this.#finish(error);
           return;
         }
+        // What no retry changes either: a resubscribe answered unreadably (what answers is not a
+        // gateway this client can read), or one too large to send (an agent's after map past a frame).
+        if ((error instanceof ConnectionError && error.unreadableAnswer) || error instanceof RangeError) {
+          this.#finish(error instanceof RangeError ? new ConnectionError('rejected', this.url, `cannot resubscribe: ${error.message}`, { cause: error }) : error);
+          return;
+        }
         // Anything else (refused, reset, a resubscribe cut short) is retried after a longer wait.
         if (this.#state === 'open') this.#state = 'reconnecting';
         delay = Math.min(delay * 2, options.maxDelayMs);
@@ -727,17 +734,21 @@ export class SwitchboardClient {
     this.#pending.clear();
   }
 
-  #receive(text: string): void {
+  #receive(text: string, socket: Socket): void {
     let message: unknown;
     try {
       message = JSON.parse(text);
     } catch {
       return;
     }
-    for (const item of Array.isArray(message) ? message : [message]) this.#dispatch(item);
+    for (const item of Array.isArray(message) ? message : [message]) {
+      // Closed (by the caller, or by an unreadable notification of this very frame): nothing more is delivered.
+      if (this.#state === 'closed') return;
+      this.#dispatch(item, socket);
+    }
   }
 
-  #dispatch(item: unknown): void {
+  #dispatch(item: unknown, socket: Socket): void {
     if (typeof item !== 'object' || item === null) return;
     const message = item as { id?: unknown; method?: unknown; params?: unknown; result?: unknown; error?: unknown };
     const { method, params } = message;
@@ -747,7 +758,7 @@ export class SwitchboardClient {
         // Not the gateway this client speaks to (nor one it can read): nothing it sends can be trusted.
         this.#finish(unexpectedAnswer(this.url, `a ${method} notification`, problem));
         // 1008, policy violation (RFC 6455 section 7.4.1): a message the endpoint will not take.
-        this.#socket.close(1008, 'unreadable notification');
+        socket.close(1008, 'unreadable notification');
         return;
       }
       if (method === 'session.event') this.#onSessionEvent(params as NotificationParams<'session.event'>);

@@ -75,14 +75,21 @@ export class ConnectionError extends Error {
    * 404 PATH_NOT_FOUND...): what to tell apart without reading the message. Undefined otherwise.
    */
   readonly refusal: HttpRefusal | undefined;
+  /**
+   * True for a call answered, but not as its method's result (`rejected`: another JSON-RPC
+   * service, a gateway of a version this client cannot read): unlike other refusals, what answered
+   * may have done it.
+   */
+  readonly unreadableAnswer: boolean;
 
-  constructor(failure: ConnectionFailure, url: string, message: string, options?: { cause?: unknown; refusal?: HttpRefusal }) {
+  constructor(failure: ConnectionFailure, url: string, message: string, options?: { cause?: unknown; refusal?: HttpRefusal; unreadableAnswer?: boolean }) {
     super(message, options);
     this.name = 'ConnectionError';
     brand(this, 'ConnectionError');
     this.failure = failure;
     this.url = url;
     this.refusal = options?.refusal;
+    this.unreadableAnswer = options?.unreadableAnswer ?? false;
   }
 
   /** By brand, not by class identity: see sameErrorClass. */

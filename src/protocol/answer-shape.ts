@@ -39,8 +39,12 @@ export function shapeOf(schema: TSchema | Record<string, unknown>): AnswerShape 
     patternProperties?: Record<string, TSchema>;
     additionalProperties?: boolean | TSchema;
   };
+  if (json.anyOf) {
+    // A union of string literals is a union of strings: one branch says it.
+    const branches = [...new Map(json.anyOf.map((branch) => shapeOf(branch)).map((branch) => [shapeNotation(branch), branch])).values()];
+    return branches.length === 1 ? branches[0]! : { anyOf: branches };
+  }
   const shape: AnswerShape = {};
-  if (json.anyOf) shape.anyOf = json.anyOf.map(shapeOf);
   // An enum or a const is checked for its type only: a newer gateway may answer a value added since.
   const type = typeof json.type === 'string' ? json.type : typeOfValues(json.enum ?? ('const' in json ? [json.const] : []));
   if (type) shape.type = type;

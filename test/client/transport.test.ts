@@ -205,10 +205,16 @@ test("over a WebSocket too, an answer not of the method's shape fails its call a
         const request = JSON.parse(String(data)) as { id: number; method: string };
         if (request.method === 'gateway.status') socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { version: 'x' } }));
         if (request.method === 'session.ack') socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { sessionKey: 'agent:main:main', seq: 0, acked: 0, depth: 0 } }));
-        if (request.method === 'rpc.discover') socket.send(JSON.stringify({ jsonrpc: '2.0', method: 'session.event', params: { subscriptionId: 's.1', event: null } }));
+        if (request.method === 'rpc.discover') {
+          // In one frame: the unreadable notification, then one that reads well, which must not be delivered after it.
+          const wake = { agentId: 'main', reason: 'heartbeat', sessions: [], at: '2026-11-25T16:00:00.000Z' };
+          socket.send(JSON.stringify([{ jsonrpc: '2.0', method: 'session.event', params: { subscriptionId: 's.1', event: null } }, { jsonrpc: '2.0', method: 'agent.wake', params: wake }]));
+        }
       });
     });
     const client = await connect({ url, token: 'sbt_test', timeoutMs: 2_000 });
+    const notified: string[] = [];
+    client.onNotification((method) => notified.push(method));
     const status = await client.status().catch((error: unknown) => error);
     assert.instance(status, ConnectionError);
     assert.is((status as ConnectionError).failure, 'rejected');
@@ -220,6 +226,30 @@ test("over a WebSocket too, an answer not of the method's shape fails its call a
     assert.instance(ended, ConnectionError);
     assert.is(ended!.message, `a session.event notification from ${url} is not a switchboard gateway's (params/event must be an object): is it a switchboard gateway, of a version this client can read?`);
     assert.is(await discover, ended);
+    assert.equal(notified, [], 'nothing delivered after the unreadable notification');
+    assert.ok((status as ConnectionError).unreadableAnswer && (ended as ConnectionError).unreadableAnswer);
+  });
+});
+
+test('with reconnect, a resubscribe answered unreadably ends the client, with that error: no retry would read it', async () => {
+  await withServer(async (url, server) => {
+    let connections = 0;
+    server.on('connection', (socket) => {
+      const connection = ++connections;
+      socket.on('message', (data) => {
+        const request = JSON.parse(String(data)) as { id: number; method: string };
+        if (request.method !== 'session.subscribe') return;
+        if (connection > 1) return void socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { subscriptionId: 7 } }));
+        socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, result: { subscriptionId: '1.1', sessionKey: null, agentId: 'main' } }));
+        socket.close(1012, 'gateway restarting');
+      });
+    });
+    const client = await connect({ url, token: 'sbt_test', timeoutMs: 2_000, reconnect: { initialDelayMs: 10, maxDelayMs: 10 } });
+    await client.subscribe({ agentId: 'main' }, { onEvent: () => {} });
+    const ended = await client.closed;
+    assert.instance(ended, ConnectionError);
+    assert.is(ended!.message, `the answer to session.subscribe from ${url} is not a switchboard gateway's (result lacks "sessionKey"): is it a switchboard gateway, of a version this client can read?`);
+    assert.is(connections, 2, 'one reconnect, not a retry after it');
   });
 });
 

@@ -488,7 +488,8 @@ test('`switchboard help` is the help, and `switchboard help <command>` that comm
   assertExit(command, 0);
   assert.is(command.stdout, (await runCli(['session', 'peek', '--help'])).stdout);
   assert.is((await runCli(['--help', 'help'])).stdout, (await runCli(['--help'])).stdout);
-  assert.is((await runCli(['help', 'help'])).stdout, (await runCli(['--help'])).stdout);
+  for (const again of [['help', 'help'], ['help', '--help'], ['help', '-h']]) assert.is((await runCli(again)).stdout, (await runCli(['--help'])).stdout, again.join(' '));
+  assert.is((await runCli(['help', 'help', 'status'])).stdout, (await runCli(['status', '--help'])).stdout);
   const group = await runCli(['help', 'token']);
   assertExit(group, 0);
   assert.match(group.stdout, 'token <command> [options]');
@@ -644,12 +645,17 @@ test("exit 3: an answer that is not a switchboard gateway's (another JSON-RPC se
       runCli(['session', 'drain', ...elsewhere]),
       runCli(['status', ...elsewhere]),
     ]);
-    for (const [result, method, missing] of [[event, 'system.event', 'eventId'], [drain, 'session.drain', 'sessionKey'], [status, 'gateway.status', 'version']] as const) {
+    // Answered, if not readably: what answered may have done it, and the CLI says so where it matters.
+    for (const [result, method, missing, uncertain] of [
+      [event, 'system.event', 'eventId', '; the event may still have been stored: check with `switchboard session peek` before sending it again, and give --idempotency-key to make a retry safe'],
+      [drain, 'session.drain', 'sessionKey', '; the events may still have been consumed: `switchboard session peek` shows what is left'],
+      [status, 'gateway.status', 'version', ''],
+    ] as const) {
       assertExit(result, 3);
       assert.is(result.stdout, '');
       assert.is(
         result.stderr,
-        `switchboard: the answer to ${method} from ws://127.0.0.1:${other.url.port} is not a switchboard gateway's (result lacks "${missing}"): is it a switchboard gateway, of a version this client can read?\n`,
+        `switchboard: the answer to ${method} from ws://127.0.0.1:${other.url.port} is not a switchboard gateway's (result lacks "${missing}"): is it a switchboard gateway, of a version this client can read?${uncertain}\n`,
       );
     }
     assertExit(json, 3);

@@ -75,7 +75,7 @@ test('a second SIGINT or SIGTERM while the shutdown waits stops the gateway at o
     assert.is(await exited, 1);
     assert.match(
       gateway.stderr(),
-      `switchboard gateway: ${signal} received again: stopped at once (exit 1), without waiting for the connections to close; every event answered is stored\n`,
+      `switchboard gateway: ${signal} received while shutting down: stopped at once (exit 1), without waiting for the connections to close; every event answered is stored\n`,
     );
     silent.destroy();
     const again = await startGatewayProcess({ dataDir: gateway.dataDir });
