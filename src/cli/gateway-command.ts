@@ -54,8 +54,8 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
     log(`${again} received while shutting down: stopped at once (exit ${ExitCode.GATEWAY_ERROR}), without waiting for the connections to close; every event answered is stored`);
     process.exit(ExitCode.GATEWAY_ERROR);
   };
-  process.once('SIGINT', force);
-  process.once('SIGTERM', force);
+  // SIGHUP too: its own handler above has fired, and left alone it would kill the process unsaid.
+  for (const name of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(name, force);
   await running.close({ restarting: received === 'SIGHUP' });
   log('stopped');
   return ExitCode.OK;

@@ -55,11 +55,11 @@ test('SIGTERM once no one reads stdout and stderr (EPIPE): still a graceful stop
   assert.ok(!fs.existsSync(wal) || fs.statSync(wal).size === 0, 'the WAL was checkpointed into the database');
 });
 
-test('a second SIGINT or SIGTERM while the shutdown waits stops the gateway at once, exit 1, and says so; what was answered is stored', async () => {
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+test('a second SIGINT, SIGTERM or SIGHUP while the shutdown waits stops the gateway at once, exit 1, and says so; what was answered is stored', async () => {
+  for (const [first, signal] of [['SIGINT', 'SIGINT'], ['SIGTERM', 'SIGTERM'], ['SIGHUP', 'SIGHUP'], ['SIGTERM', 'SIGHUP']] as const) {
     const gateway = await startGatewayProcess();
     const socket = await openRaw(gateway.url, gateway.token);
-    resultOf(await socket.call('system.event', { text: `before ${signal} twice` }));
+    resultOf(await socket.call('system.event', { text: `before ${first} then ${signal}` }));
     // A peer that never answers the close handshake: the shutdown waits for it (2 s at most).
     const silent = net.connect(Number(new URL(gateway.url).port), '127.0.0.1');
     silent.on('error', () => undefined);
@@ -69,8 +69,8 @@ test('a second SIGINT or SIGTERM while the shutdown waits stops the gateway at o
     );
     await new Promise((resolve) => silent.once('data', resolve));
     silent.pause();
-    gateway.process.kill(signal);
-    await waitUntil(() => gateway.stderr().includes(`${signal} received, shutting down`), 'the first signal logged');
+    gateway.process.kill(first);
+    await waitUntil(() => gateway.stderr().includes(`${first} received, shutting down`), 'the first signal logged');
     const exited = gateway.stop(signal);
     assert.is(await exited, 1);
     assert.match(
@@ -81,7 +81,7 @@ test('a second SIGINT or SIGTERM while the shutdown waits stops the gateway at o
     const again = await startGatewayProcess({ dataDir: gateway.dataDir });
     const reader = await openRaw(again.url, again.token);
     const peeked = resultOf<{ events: { text: string }[] }>(await reader.call('session.peek', { sessionKey: 'main' }));
-    assert.equal(peeked.events.map((event) => event.text), [`before ${signal} twice`]);
+    assert.equal(peeked.events.map((event) => event.text), [`before ${first} then ${signal}`]);
     assert.is(await again.stop(), 0);
   }
 });
