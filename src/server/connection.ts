@@ -230,6 +230,7 @@ export class Connection implements Subscriber {
     this.#stream.once('drain', () => {
       this.#waitingForDrain = false;
       this.#updateReading();
+      if (this.#state === 'OPEN') this.#runHeld();
     });
   }
 
@@ -253,11 +254,11 @@ export class Connection implements Subscriber {
     this.#updateReading();
   }
 
-  /** Runs held frames while there is room, in the order they came. */
+  /** Runs held frames while there is room (places in flight, and no answers waiting to drain), in the order they came. */
   #runHeld(): void {
     const held = this.#held;
     if (held === undefined) return;
-    while (this.#held === held && held.next < held.frames.length && this.#inFlight < this.#options.maxInFlight) {
+    while (this.#held === held && held.next < held.frames.length && this.#inFlight < this.#options.maxInFlight && !this.#waitingForDrain) {
       // Taken before it runs: a run that closes this connection refuses only the frames after it.
       const [data, isBinary] = held.frames[held.next++]!;
       this.#run(data, isBinary);
@@ -278,7 +279,10 @@ export class Connection implements Subscriber {
 
   /** A frame from the peer. */
   receive(data: RawData, isBinary: boolean): void {
-    if (this.#state === 'OPEN' && (this.#held !== undefined || this.#inFlight >= this.#options.maxInFlight)) {
+    // Also while its answers wait to drain: ws still emits the rest of the chunk it was reading
+    // once reading is paused, and run, a chunk of tiny requests for large answers (rpc.discover)
+    // queued ~60 MB of answers for a client that reads none.
+    if (this.#state === 'OPEN' && (this.#held !== undefined || this.#waitingForDrain || this.#inFlight >= this.#options.maxInFlight)) {
       this.#hold(data, isBinary);
       return;
     }

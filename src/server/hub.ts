@@ -15,6 +15,10 @@ import type { EventStore, TraceEntry } from '../store/types.js';
 import { CloseCode } from './connection.js';
 
 /** The hub's view of a connection. */
+/** The first wait of a replay for its socket to drain, doubled while it has not, up to the longest. */
+const REPLAY_FIRST_PAUSE_MS = 5;
+const REPLAY_LONGEST_PAUSE_MS = 200;
+
 export interface Subscriber {
   readonly connectionId: number;
   /** Sends a ready-made frame; false when the connection is gone or was just cut as too slow. */
@@ -177,6 +181,8 @@ export class DeliveryHub implements Delivery {
   readonly #byAgentWide = new Map<string, Members>();
   /** A connection's subscriptions: the one it holds, or from the second on a Map by id. */
   readonly #byConnection = new Map<number, Subscription | Map<string, Subscription>>();
+  /** Per connection with a replay under way or waiting: the last one's end, which the next waits for (see start). */
+  readonly #replayLanes = new Map<number, Promise<void>>();
   readonly #agents = new Map<string, AgentPresence>();
   /**
    * The backlog wakes connections are owed (see #wakeForBacklog), by `backlogKey`: from a
@@ -293,7 +299,20 @@ export class DeliveryHub implements Delivery {
 
   /** Replays the backlog, then goes live. Errors end the replay; the events stay pending. */
   start(subscription: Subscription): Promise<void> {
-    return this.#replay(subscription).then(
+    // One replay at a time on a connection: each holds a page of its backlog (up to 2 MiB) while
+    // it waits for the socket, and a client that subscribed 256 times to a large backlog and read
+    // nothing had them all held at once, past the gateway's heap (QA: an out-of-memory crash).
+    const { connectionId } = subscription.subscriber;
+    const replayed = (this.#replayLanes.get(connectionId) ?? Promise.resolve()).then(() => this.#replay(subscription));
+    const lane = replayed.then(
+      () => {},
+      () => {},
+    );
+    this.#replayLanes.set(connectionId, lane);
+    void lane.then(() => {
+      if (this.#replayLanes.get(connectionId) === lane) this.#replayLanes.delete(connectionId);
+    });
+    return replayed.then(
       () => {
         // Only a replay that went live, and the last of the connection's replays of the agent.
         if (subscription.state === 'live' && !this.#replaying(subscription)) void this.#wakeForBacklog(subscription);
@@ -431,9 +450,12 @@ export class DeliveryHub implements Delivery {
 
   /** Replay must not be what makes a subscriber "slow": it waits for the socket to drain. */
   async #waitForRoom(subscription: Subscription): Promise<void> {
-    // Replay is unhurried: each pause lets the socket drain and live traffic through.
-    while (subscription.state !== 'ended' && subscription.subscriber.bufferedAmount > this.#options.replayHighWaterBytes) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
+    // Replay is unhurried: each pause lets the socket drain and live traffic through. Longer and
+    // longer for a client that reads nothing: a thousand such connections checked every 5 ms took
+    // most of a core.
+    for (let pause = REPLAY_FIRST_PAUSE_MS; subscription.state !== 'ended' && subscription.subscriber.bufferedAmount > this.#options.replayHighWaterBytes; ) {
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      pause = Math.min(pause * 2, REPLAY_LONGEST_PAUSE_MS);
     }
   }
 

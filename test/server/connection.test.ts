@@ -271,6 +271,24 @@ test('past answerHighWaterBytes waiting to be written, the connection reads no m
   assert.equal(wire.slice(4), ['resumed']);
 });
 
+test('frames that arrive while answers wait to drain (the rest of the chunk ws was reading) are held, not run, until the socket drains; then run in order', async () => {
+  const { connection, wire, dispatched, answer, setUnsent, drain } = harness();
+  const discover = (id: number) => frame({ jsonrpc: '2.0', id, method: 'rpc.discover' });
+  connection.receive(...discover(1));
+  setUnsent((4 << 20) + 1);
+  answer('{"jsonrpc":"2.0","id":1,"result":{}}');
+  await settle();
+  assert.equal(wire.slice(1), ['paused']);
+  for (const id of [2, 3, 4]) connection.receive(...discover(id));
+  await settle();
+  assert.is(dispatched.length, 1, 'none run while the answers wait: each would add its answer to them');
+  setUnsent(0, false);
+  drain();
+  await settle();
+  assert.equal(dispatched.map((text) => (JSON.parse(text) as { id: number }).id), [1, 2, 3, 4]);
+  assert.equal(wire.slice(2), ['resumed']);
+});
+
 test('a connection waiting for its answers to drain is alive while bytes still leave its socket (a slow link); once none do, its pongs decide', async () => {
   const { connection, wire, answer, setUnsent, sent } = harness();
   connection.receive(...frame({ jsonrpc: '2.0', id: 1, method: 'gateway.status' }));

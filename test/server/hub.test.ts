@@ -25,6 +25,7 @@ function failingStore(): EventStore {
     pendingSessionKeys: fail,
     recordTrace: () => {},
     trace: fail,
+    backup: fail,
     close: () => Promise.resolve(),
   };
 }
@@ -229,56 +230,78 @@ test('a backlog read that outlives its connection\'s hold on the agent sends not
   hub.close();
 });
 
-test('the backlog wake waits for the last replay of the agent on the connection, not the first to end: a quick one, or one cut short', async () => {
-  const peeks: Array<() => void> = [];
+test('replays on one connection run one at a time, in the order started; another connection\'s alongside; the backlog wake follows the last', async () => {
+  const peeks: Array<{ connection: string; release: () => void }> = [];
   const pending = (sessionKey: string) => ({ ...routedEvent(`in ${sessionKey}`, sessionKey, 'now'), seq: 1 });
+  let reading = 0;
+  let mostAtOnce = 0;
   const store: EventStore = {
     ...emptyStore([]),
     pendingSessionKeys: () => Promise.resolve(['agent:main:direct:x']),
     // Replays of x are slow: each waits for the test to let it go.
-    peek: (sessionKey, { after = 0 }) =>
-      sessionKey === 'agent:main:direct:x' && after < 1
-        ? new Promise((resolve) => peeks.push(() => resolve({ events: [pending(sessionKey)], depth: 1, more: false })))
-        : Promise.resolve({ events: [], depth: 0, more: false }),
+    peek: (sessionKey, { after = 0 }) => {
+      if (sessionKey !== 'agent:main:direct:x' || after >= 1) return Promise.resolve({ events: [], depth: 0, more: false });
+      mostAtOnce = Math.max(mostAtOnce, ++reading);
+      return new Promise((resolve) =>
+        peeks.push({
+          connection: current,
+          release: () => {
+            reading--;
+            resolve({ events: [pending(sessionKey)], depth: 1, more: false });
+          },
+        }),
+      );
+    },
   };
+  let current = '';
   const hub = new DeliveryHub(store, { heartbeatIntervalMs: 60_000, replayHighWaterBytes: 1024 });
   const pushed: string[] = [];
   const subscriber: Subscriber = { connectionId: 1, bufferedAmount: 0, push: (frame) => (pushed.push(frame), true), close: () => {} };
+  const other: Subscriber = { connectionId: 2, bufferedAmount: 0, push: () => true, close: () => {} };
   const methods = () => pushed.map((frame) => (JSON.parse(frame) as { method: string }).method);
   const x = { sessionKey: 'agent:main:direct:x', agentId: 'main' } as const;
 
-  // A quick replay (a session with nothing pending) ends first: the wake waits for the slow one.
+  // A quick replay (a session with nothing pending) started after a slow one waits for it.
+  current = 'first';
   const slow = accepted(await hub.subscribe(subscriber, x, 0));
   const slowDone = hub.start(slow);
   const quick = accepted(await hub.subscribe(subscriber, { sessionKey: 'agent:main:direct:s1', agentId: 'main' }, 0));
-  await hub.start(quick);
+  let quickEnded = false;
+  const quickDone = hub.start(quick).then(() => (quickEnded = true));
+  // Another connection's replay runs beside them.
+  current = 'second';
+  const beside = hub.start(accepted(await hub.subscribe(other, x, 0)));
+  while (peeks.length < 2) await nextTurn();
+  assert.equal(peeks.map((peek) => peek.connection).sort(), ['first', 'second']);
   await nextTurn();
+  assert.not.ok(quickEnded, 'the quick replay waits for the one before it on its connection');
   assert.equal(methods(), [], 'nothing yet: x is still being replayed');
-  while (peeks.length === 0) await nextTurn();
-  peeks.shift()!();
-  await slowDone;
+  for (const peek of peeks.splice(0)) peek.release();
+  await Promise.all([slowDone, quickDone, beside]);
   await nextTurn();
   assert.equal(methods(), ['session.event', 'agent.wake']);
 
-  // A replay cut short by an unsubscribe ends after a resubscription started its own.
+  // A replay cut short by an unsubscribe ends before the resubscription's begins, which sends the wake.
   assert.ok(hub.unsubscribe(1, slow.id));
   assert.ok(hub.unsubscribe(1, quick.id));
   pushed.length = 0;
+  current = 'cut';
   const cut = accepted(await hub.subscribe(subscriber, x, 0));
   const cutDone = hub.start(cut);
   while (peeks.length === 0) await nextTurn();
   assert.ok(hub.unsubscribe(1, cut.id));
   const again = accepted(await hub.subscribe(subscriber, x, 0));
   const againDone = hub.start(again);
-  while (peeks.length < 2) await nextTurn();
-  peeks.shift()!();
+  peeks.shift()!.release();
   await cutDone;
   await nextTurn();
-  assert.equal(methods(), [], 'the cut replay sends no wake for the one still running');
-  peeks.shift()!();
+  assert.equal(methods(), [], 'the cut replay sends nothing');
+  while (peeks.length === 0) await nextTurn();
+  peeks.shift()!.release();
   await againDone;
   await nextTurn();
   assert.equal(methods(), ['session.event', 'agent.wake']);
+  assert.is(mostAtOnce, 2, 'one read at a time per connection');
   hub.close();
 });
 
