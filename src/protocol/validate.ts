@@ -139,6 +139,14 @@ function describeProblems(raw: Iterable<unknown>, value: unknown): ParamProblem[
     }
     if (byPath.size >= MAX_REPORTED_PROBLEMS) break;
   }
+  // A union whose own error never came: TypeBox stops yielding errors at a limit, and an `after`
+  // map of eight bad entries was answered with no problem at all. Its deepest errors say most.
+  if (branchErrors.length > 0) {
+    const depth = (path: string) => path.split('/').length;
+    const shallowest = Math.min(...branchErrors.map(({ problem }) => depth(problem.path)));
+    const deeper = branchErrors.filter(({ problem }) => depth(problem.path) > shallowest);
+    for (const { problem, keyword } of deeper.length > 0 ? deeper : branchErrors) keep(problem, keyword);
+  }
   return [...byPath.values()].slice(0, MAX_REPORTED_PROBLEMS);
 }
 
