@@ -4,6 +4,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { lstatSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { gatewayUrlProblem, HTTP_PROTOCOLS, unixSocketPath, withoutPassword } from '../client/gateway-url.js';
 import { callOverHttp, rpcRequestBody } from '../client/http.js';
 import { localGatewayUrl } from '../client/local-gateway.js';
@@ -11,6 +12,7 @@ import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { ConnectionError, RpcCallError, type ConnectionFailure } from '../client/errors.js';
 import { readToken, resolveDataDir, TokenFileError, tokenPath } from '../config/data-dir.js';
 import {
+  BACKUP_TIMEOUT_MS,
   DEFAULT_CALL_TIMEOUT_MS,
   DEFAULT_HOST,
   DEFAULT_PORT,
@@ -31,6 +33,7 @@ import { tokenProblem } from '../protocol/token-format.js';
 import { flagOption, integerOption, optionOrEnv, rawOption } from './argv.js';
 import { CliError, ExitCode, noAnswer, outputFailed, usageError, type CliErrorName } from './exit-codes.js';
 import {
+  formatBackup,
   formatRoutingResult,
   formatSessionList,
   formatSessionRead,
@@ -156,6 +159,12 @@ export function status(args: Args): Promise<ExitCode> {
   return withClient(args, 'gateway.status', {}, formatStatus);
 }
 
+export function backup(args: Args, [file]: string[]): Promise<ExitCode> {
+  if (!file) throw usageError("a file is required: switchboard backup <file> (a new file, on the gateway's machine)");
+  // The gateway's working directory is not this one: a relative path means this one's.
+  return withClient(args, 'gateway.backup', { path: path.resolve(file) }, formatBackup, { defaultTimeoutMs: BACKUP_TIMEOUT_MS });
+}
+
 export function trace(args: Args, [eventId]: string[]): Promise<ExitCode> {
   if (!eventId) throw usageError('an event id is required: switchboard trace <eventId> (the eventId printed by system event)');
   return withClient(args, 'event.trace', { eventId }, formatTrace);
@@ -224,9 +233,9 @@ async function withClient<M extends MethodName>(
   method: M,
   params: ParamsOf<M>,
   format: (result: ResultOf<M>, settings: ConnectionSettings) => string,
-  { unanswered, unseen }: { unanswered?: string; unseen?: (result: ResultOf<M>) => string } = {},
+  { unanswered, unseen, defaultTimeoutMs }: { unanswered?: string; unseen?: (result: ResultOf<M>) => string; defaultTimeoutMs?: number } = {},
 ): Promise<ExitCode> {
-  const settings = connectionSettings(args);
+  const settings = connectionSettings(args, defaultTimeoutMs);
   let result: ResultOf<M>;
   try {
     // Past the HTTP body limit (a valid event whose text JSON escapes heavily, 64 KiB of ESC in a
@@ -249,7 +258,7 @@ async function withClient<M extends MethodName>(
   return ExitCode.OK;
 }
 
-export function connectionSettings(args: Args): ConnectionSettings {
+export function connectionSettings(args: Args, defaultTimeoutMs = DEFAULT_CALL_TIMEOUT_MS): ConnectionSettings {
   const given = givenGatewayUrl(args);
   // Resolved only when needed: with --url and --token given, the data dir plays no part.
   let dataDir: string | undefined;
@@ -261,7 +270,7 @@ export function connectionSettings(args: Args): ConnectionSettings {
     url: given?.value ?? defaultGatewayUrl(theDataDir()),
     urlFrom: given?.from,
     localDataDir: given === undefined ? theDataDir() : undefined,
-    timeoutMs: integerOption(args, 'timeout', 1, MAX_CALL_TIMEOUT_MS) ?? DEFAULT_CALL_TIMEOUT_MS,
+    timeoutMs: integerOption(args, 'timeout', 1, MAX_CALL_TIMEOUT_MS) ?? defaultTimeoutMs,
   };
 }
 

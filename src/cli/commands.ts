@@ -3,6 +3,7 @@
  * The help, cac's parser and the direct path in main.ts all read this one table.
  */
 import {
+  BACKUP_TIMEOUT_MS,
   DEFAULT_CALL_TIMEOUT_MS,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_HOST,
@@ -173,6 +174,14 @@ export const COMMANDS: readonly CommandSpec[] = [
     options: [],
     example: 'switchboard status --json',
     load: async () => oneShot.status,
+  }),
+  connected({
+    name: 'backup',
+    positionals: ['file'],
+    summary: "Copy the gateway's whole store into a new file while it runs (needs the admin token)",
+    options: [{ flags: '--timeout <ms>', description: `Give up after this many milliseconds (default ${BACKUP_TIMEOUT_MS}: a large store takes minutes)` }],
+    example: 'switchboard backup /var/backups/switchboard-$(date +%F).db',
+    load: async () => oneShot.backup,
   }),
   {
     name: 'gateway',

@@ -115,6 +115,13 @@ export function formatStatus(status: ResultOf<'gateway.status'>): string {
   ].join('\n');
 }
 
+export function formatBackup({ path, bytes, durationMs }: ResultOf<'gateway.backup'>): string {
+  return [
+    `backed up to ${path} (${bytes} bytes in ${durationMs} ms)`,
+    "  to restore: put it as switchboard.db into a new data dir, and start a gateway on that (its admin token is new; scoped tokens come with the copy)",
+  ].join('\n');
+}
+
 export function formatTrace(trace: ResultOf<'event.trace'>): string {
   const lines = trace.steps.map(({ step, at, detail }) => {
     const facts = Object.entries(detail)

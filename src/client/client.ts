@@ -290,6 +290,11 @@ export class SwitchboardClient {
     return this.call('gateway.status', {}, options);
   }
 
+  /** Copies the gateway's whole store into `path`, a new file on the gateway's machine (admin token only). */
+  backup(path: string, options?: CallOptions): Promise<ResultOf<'gateway.backup'>> {
+    return this.call('gateway.backup', { path }, options);
+  }
+
   discover(options?: CallOptions): Promise<ResultOf<'rpc.discover'>> {
     return this.call('rpc.discover', {}, options);
   }

@@ -118,8 +118,11 @@ export function socketPath(dataDir: string): string {
   return join(dataDir, DATA_FILES.socket);
 }
 
-/** Creates the data dir (0700) and the token file (0600) on first start; returns the token. */
-export function ensureDataDir(dataDir: string): string {
+/**
+ * Creates the data dir (0700) and the token file (0600) on first start, or when the token file was
+ * removed; returns the token, and whether it was written now.
+ */
+export function ensureDataDir(dataDir: string): { token: string; written: boolean } {
   try {
     makePrivateDir(dataDir);
   } catch (error) {
@@ -129,16 +132,16 @@ export function ensureDataDir(dataDir: string): string {
     throw new DataDirError(dataDir, errno);
   }
   const existing = readToken(dataDir);
-  if (existing) return existing;
+  if (existing) return { token: existing, written: false };
   // The global Web Crypto, not node:crypto: that import would cost every CLI start ~2 ms, and
   // only a gateway's first start needs randomness.
   const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(TOKEN_BYTES))).toString('base64url');
   const token = `${TOKEN_PREFIX.admin}${secret}`;
   const file = tokenPath(dataDir);
-  if (createPrivateFile(file, `${token}\n`)) return token;
+  if (createPrivateFile(file, `${token}\n`)) return { token, written: true };
   // Another process wrote one since it was read: that one is the token.
-  const written = readToken(dataDir);
-  if (written !== undefined) return written;
+  const theirs = readToken(dataDir);
+  if (theirs !== undefined) return { token: theirs, written: false };
   if (lstatSync(file, { throwIfNoEntry: false })?.isSymbolicLink() === true) throw TokenFileError.dangling(file);
   // Removed again since: start over, as on a first start.
   return ensureDataDir(dataDir);

@@ -15,6 +15,7 @@ export const RESULT_SHAPES: Readonly<Record<MethodName, string>> = {
   "token.list": "{tokens:[{tokenId:s,name:s|z,agentId:s,scopes:[s],createdAt:s,revokedAt:s|z}]}",
   "token.revoke": "{tokenId:s,revoked:b,alreadyRevoked:b,revokedAt:s,closedConnections:i}",
   "gateway.status": "{version:s,startedAt:s,uptimeMs:i,dataDir:s|z,sessions:i,pending:i,connections:i,maxPendingPerSession:i}",
+  "gateway.backup": "{path:s,bytes:i,durationMs:i}",
   "rpc.discover": "{}",
 };
 

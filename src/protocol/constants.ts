@@ -68,6 +68,9 @@ export const MAX_BATCH_LENGTH = 100;
 /** How long the CLI and client library wait for an answer before giving up (ms). */
 export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 
+/** How long `switchboard backup` waits by default (ms): a store of gigabytes takes minutes to copy. */
+export const BACKUP_TIMEOUT_MS = 10 * 60_000;
+
 /**
  * The longest --timeout the CLI takes, and timeoutMs the client library (ms, ~24.8 days): the largest delay a Node.js timer holds
  * (2^31 - 1). Node sets a longer one to 1 ms, with only a warning: the call would time out at once.
@@ -212,6 +215,9 @@ export const MAX_IN_FLIGHT_PER_CONNECTION = 1024;
 
 /** Event ids are UUIDs (36 characters) and token ids are shorter; 64 bounds either with room. */
 export const MAX_ID_LENGTH = 64;
+
+/** Longest path gateway.backup takes: Linux's PATH_MAX. */
+export const MAX_BACKUP_PATH_LENGTH = 4096;
 
 /** A token's label, shown by `token list`. */
 export const MAX_TOKEN_NAME_LENGTH = 128;

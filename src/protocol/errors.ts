@@ -40,7 +40,10 @@ export const ErrorCode = {
   // Refusals at the HTTP level, before any RPC is read: the body of the HTTP error says which.
   /** No valid token (HTTP 401). */
   UNAUTHORIZED: 1012,
-  /** Too many failed authentications, or open connections, from one address (HTTP 429, Retry-After). */
+  /**
+   * Too many failed authentications, or open connections, from one address (HTTP 429,
+   * Retry-After); or rpc.discover asked while the connection's unwritten answers fill its reads' pool.
+   */
   RATE_LIMITED: 1013,
   /** A token in the URL's query string (HTTP 400): URLs end up in logs. */
   CREDENTIALS_IN_URL: 1014,
@@ -77,6 +80,12 @@ export const ErrorCode = {
    * 400), headers past its limit (HTTP 431), or headers not complete within the handshake timeout (HTTP 408).
    */
   BAD_HTTP_REQUEST: 1023,
+  /**
+   * gateway.backup could not write its copy: the file exists already (nothing is overwritten), its
+   * directory is missing or not writable, or the disk is full. The store is untouched, and nothing
+   * of the copy is left.
+   */
+  BACKUP_FAILED: 1024,
 } as const;
 
 export type ErrorName = keyof typeof ErrorCode;
@@ -99,7 +108,8 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
   TRANSPORT_UNSUPPORTED: 'The method needs a WebSocket connection (subscriptions push notifications).',
   TOKEN_NOT_FOUND: 'No token with that id exists.',
   UNAUTHORIZED: 'HTTP 401: no valid token. Send "Authorization: Bearer <token>".',
-  RATE_LIMITED: 'HTTP 429: too many failed authentications, or open connections, from this address; retry after Retry-After seconds.',
+  RATE_LIMITED:
+    "HTTP 429: too many failed authentications, or open connections, from this address; retry after Retry-After seconds. Over a WebSocket: rpc.discover while the connection's answers not yet written hold what reads may carry (8 MiB; 2 MiB in one batch); read them, then ask again.",
   CREDENTIALS_IN_URL: 'HTTP 400: a token in the URL query is refused (URLs end up in logs); send it in a header.',
   BODY_TOO_LARGE: 'HTTP 413: the body is larger than the HTTP body limit; send big events over WebSocket.',
   UNSUPPORTED_MEDIA_TYPE: 'HTTP 415: the body must be JSON ("Content-Type: application/json") and not compressed.',
@@ -114,6 +124,7 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
     'HTTP 403: the WebSocket upgrade comes from a web page of another origin (its Origin names another host than its Host); browsers are not clients of the gateway.',
   BAD_HTTP_REQUEST:
     "HTTP 400: the request is not HTTP/1.1 the gateway can read; HTTP 431: its headers are past Node.js's limit (16 KiB by default: a long URL or cookie); HTTP 408: its headers did not arrive within the handshake timeout.",
+  BACKUP_FAILED: 'gateway.backup could not write its copy: the file exists already (nothing is overwritten), its directory is missing or not writable, or the disk is full; the store is untouched, and nothing of the copy is left.',
 };
 
 /** One problem found in params: where it is (a JSON pointer into params) and what is wrong. */

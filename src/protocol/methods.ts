@@ -8,6 +8,8 @@ import type { ErrorName } from './errors.js';
 import {
   AgentWakeNotification,
   DiscoverResult,
+  GatewayBackupParams,
+  GatewayBackupResult,
   EventTraceParams,
   EventTraceResult,
   SessionAckParams,
@@ -120,11 +122,18 @@ export const METHODS = {
     summary: "Version, uptime, data dir, and pending totals of the gateway; for a scoped token, its agent's totals and no data dir.",
     errors: ['STORE_UNAVAILABLE'],
   },
+  'gateway.backup': {
+    params: GatewayBackupParams,
+    result: GatewayBackupResult,
+    summary:
+      "Copy the whole store into a new file on the gateway's machine while the gateway runs (admin token only): a database of its own, what switchboard.db of the stopped gateway would be. Restore it as switchboard.db in a data dir of its own. Copying the data dir's files while the gateway runs is no backup: a checkpoint during the copy tears it.",
+    errors: ['FORBIDDEN', 'BACKUP_FAILED', 'STORE_UNAVAILABLE'],
+  },
   'rpc.discover': {
     params: EmptyParams,
     result: DiscoverResult,
     summary: 'The OpenRPC document describing this gateway.',
-    errors: [],
+    errors: ['RATE_LIMITED'],
   },
 } as const satisfies Record<string, MethodSpec>;
 

@@ -6,6 +6,7 @@
 import Type, { type Static } from 'typebox';
 import {
   AGENT_ID_PATTERN,
+  MAX_BACKUP_PATH_LENGTH,
   NOT_BLANK_PATTERN,
   MAX_AGENT_ID_LENGTH,
   MAX_CONTEXT_KEY_LENGTH,
@@ -266,6 +267,28 @@ export const GatewayStatusResult = Type.Object(
   { additionalProperties: false },
 );
 export type GatewayStatusResult = Static<typeof GatewayStatusResult>;
+
+export const GatewayBackupParams = Type.Object(
+  {
+    path: Type.String({
+      minLength: 1,
+      maxLength: MAX_BACKUP_PATH_LENGTH,
+      description: "Absolute path, on the gateway's machine, of a new file for the copy: an existing one is not overwritten. Its directory must exist.",
+    }),
+  },
+  { additionalProperties: false },
+);
+export type GatewayBackupParams = Static<typeof GatewayBackupParams>;
+
+export const GatewayBackupResult = Type.Object(
+  {
+    path: Type.String(),
+    bytes: Type.Integer({ minimum: 0, description: 'Size of the copy.' }),
+    durationMs: Type.Integer({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+);
+export type GatewayBackupResult = Static<typeof GatewayBackupResult>;
 
 export const DiscoverResult = Type.Object({}, { additionalProperties: true, description: 'The OpenRPC document.' });
 export type DiscoverResult = Static<typeof DiscoverResult>;

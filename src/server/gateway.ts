@@ -4,7 +4,7 @@
  * admission (token, rate limit, per-address connections) and graceful shutdown.
  */
 import { createServer, maxHeaderSize, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { isIPv4, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { databasePath, ensureDataDir, socketPath, tokenPath } from '../config/data-dir.js';
@@ -156,7 +156,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const maxConnectionsPerAddress = options.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS;
   // Before the data dir is touched: a bad limit is the caller's mistake, and should leave nothing behind.
   const unauthenticated = new UnauthenticatedSockets({ limit: options.maxUnauthenticatedSockets ?? DEFAULT_MAX_UNAUTHENTICATED_SOCKETS, log });
-  const adminToken = ensureDataDir(options.dataDir);
+  const { token: adminToken, written: tokenWritten } = ensureDataDir(options.dataDir);
   const store = openStore(options.dataDir, {
     maxPendingPerSession,
     idempotencyRetentionMs: options.idempotencyRetentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS,
@@ -414,6 +414,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await store.close();
     throw error;
   }
+  // Once listening: a start that fails says why alone.
+  // A new admin token refuses every client holding the old one: the log says why they are refused.
+  if (tokenWritten) log(`wrote a new admin token to ${tokenPath(options.dataDir)} (no token file was there): clients of this data dir read it there; others need it given`);
+  if (!isLoopback(host)) {
+    log(`warning: listening on ${host}, which other machines may reach: the token is all that guards the gateway, and nothing is encrypted; put a TLS proxy in front of it, or keep to ${DEFAULT_HOST}`);
+  }
   const local = options.socketPath === false || !HAS_UNIX_SOCKETS ? undefined : await listenLocal(options.socketPath ?? socketPath(options.dataDir), server);
   if (local && 'problem' in local) {
     log(`warning: no Unix socket in the data dir (${local.problem}): the CLI reaches this gateway only when given its URL (--url or ${ENV.url}) and its token (${ENV.token})`);
@@ -472,6 +478,14 @@ async function shutdown(
 function asStartupError(error: unknown, dataDir: string): unknown {
   if (!(error instanceof StoreUnavailableError) || !isCorruption(error.sqliteCode)) return error;
   return corruptStoreError(databasePath(dataDir), error.sqliteCode, error);
+}
+
+/** Whether `host` is this machine's alone to reach: a loopback address, or the name of one. */
+function isLoopback(host: string): boolean {
+  const unbracketed = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (unbracketed === 'localhost') return true;
+  if (isIPv4(unbracketed)) return unbracketed.startsWith('127.');
+  return unbracketed === '::1' || /^::ffff:127\./.test(unbracketed);
 }
 
 /**

@@ -2,6 +2,7 @@
  * The gateway's RPC methods: validate params with the validators compiled at start-up, then do
  * the work. Routing lives in src/routing; storage in src/store. Handlers only connect them.
  */
+import path from 'node:path';
 import { DEFAULT_READ_LIMIT, MAX_SUBSCRIPTIONS_PER_CONNECTION, TRACE_RETENTION_MS } from '../protocol/constants.js';
 import { RpcError } from '../protocol/errors.js';
 import type { Handler } from '../protocol/jsonrpc.js';
@@ -10,7 +11,8 @@ import type { SessionReadResult } from '../protocol/schemas.js';
 import { parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../protocol/session-key.js';
 import { compileValidator, rejectInvisible } from '../protocol/validate.js';
 import { resolveTarget, routeEvent, toStoredEvent } from '../routing/route-event.js';
-import { StoreClosedError, StoreUnavailableError } from '../store/errors.js';
+import { BackupError, StoreClosedError, StoreUnavailableError } from '../store/errors.js';
+import { takeWithinBudget } from '../store/read-budget.js';
 import type { EventStore, ReadOptions, ReadResult, TraceDetail, TraceEntry, TraceStep } from '../store/types.js';
 import { authorize, boundAgent } from './auth.js';
 import type { CallContext } from './context.js';
@@ -171,9 +173,37 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
         maxPendingPerSession: state.maxPendingPerSession,
       };
     },
-    'rpc.discover': () => state.openrpc(),
+    'gateway.backup': async (params, context) => {
+      authorize(context.principal, { admin: true });
+      // The gateway's working directory is no one's to guess: a relative path would land there.
+      if (!path.isAbsolute(params.path)) {
+        throw RpcError.invalidParams([{ path: '/path', message: "must be an absolute path (on the gateway's machine)" }]);
+      }
+      const started = Date.now();
+      const { bytes } = await store.backup(params.path);
+      return { path: params.path, bytes, durationMs: Date.now() - started };
+    },
+    'rpc.discover': (_params, context) => {
+      const document = state.openrpc();
+      // ~40 KB for a request of ~50 bytes: charged to the connection's reads, as the answers that
+      // grow with what is stored are, so a client that asks for it a thousand times and reads
+      // nothing holds no more of the gateway's memory than its reads may (see read-budget.ts).
+      if (takeWithinBudget([document], context.readBudget, documentBytes).length === 0) {
+        throw new RpcError('RATE_LIMITED', "this connection's answers not yet written (or this batch's) hold what reads may carry: read them, then ask again");
+      }
+      return document;
+    },
   };
   return bindValidators(implementations, state.isClosing);
+}
+
+const documentSizes = new WeakMap<object, number>();
+
+/** The OpenRPC document's size as JSON, measured once per document (it is built again only once the gateway listens). */
+function documentBytes(document: object): number {
+  let bytes = documentSizes.get(document);
+  if (bytes === undefined) documentSizes.set(document, (bytes = Buffer.byteLength(JSON.stringify(document))));
+  return bytes;
 }
 
 /** Pairs each implementation with its params validator, compiled here once. */
@@ -216,6 +246,7 @@ async function readSession(
  */
 export function toRpcError(error: unknown): unknown {
   if (error instanceof StoreUnavailableError) return new RpcError('STORE_UNAVAILABLE', error.message, { sqliteCode: error.sqliteCode ?? null });
+  if (error instanceof BackupError) return new RpcError('BACKUP_FAILED', error.message, { path: error.path });
   if (error instanceof StoreClosedError) return new RpcError('SHUTTING_DOWN', error.message);
   return error;
 }

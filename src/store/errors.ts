@@ -1,7 +1,7 @@
 /**
  * What can go wrong with the store, one class each, with a stable `code` to match on instead of
- * the message. The server answers StoreUnavailableError with STORE_UNAVAILABLE and
- * StoreClosedError with SHUTTING_DOWN; the other two stop the gateway at start-up.
+ * the message. The server answers StoreUnavailableError with STORE_UNAVAILABLE, BackupError with
+ * BACKUP_FAILED and StoreClosedError with SHUTTING_DOWN; the other two stop the gateway at start-up.
  */
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -54,6 +54,18 @@ export class StoreUnavailableError extends Error {
     super(`the event store could not commit (${detail}); nothing was stored: ${fix}`, { cause });
     this.name = 'StoreUnavailableError';
     this.sqliteCode = sqliteCode(cause);
+  }
+}
+
+/** A backup's copy could not be written; the store itself is untouched, and the copy removed. */
+export class BackupError extends Error {
+  readonly code = 'BACKUP_FAILED';
+  readonly path: string;
+
+  constructor(file: string, problem: string, options?: ErrorOptions) {
+    super(`could not back up to ${file}: ${problem}`, options);
+    this.name = 'BackupError';
+    this.path = file;
   }
 }
 

@@ -3,12 +3,13 @@
  * gateway; every operation goes through the group-commit queue, so operations run one at a time,
  * in the order they were called, and settle only once committed.
  */
+import { rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { createPrivateFile, makePrivateDir } from '../config/private-files.js';
 import { DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../protocol/constants.js';
 import { CommitQueue, observeAll, type CommitMetrics, type RunOptions } from './commit-queue.js';
-import { corruptStoreError, isCorruption, sqliteCode, StoreClosedError, StoreLockedError, StoreOpenError } from './errors.js';
+import { BackupError, corruptStoreError, isCorruption, sqliteCode, StoreClosedError, StoreLockedError, StoreOpenError } from './errors.js';
 import { newEventId } from './ids.js';
 import { migrate } from './migrations.js';
 import { PendingIndex, type PendingRef } from './pending-index.js';
@@ -564,6 +565,29 @@ export class SqliteEventStore implements EventStore, TokenStore {
     });
   }
 
+  async backup(file: string): Promise<{ bytes: number }> {
+    if (this.#closing) throw new StoreClosedError();
+    // SQLite's online backup, page by page between the store's own work: a write through this
+    // connection while it runs is copied too, so the copy is the store as of its last step, whole.
+    // Copying the files instead tears the database when a checkpoint writes into it meanwhile.
+    let created: boolean;
+    try {
+      created = createPrivateFile(file);
+    } catch (error) {
+      throw new BackupError(file, backupTargetProblem(file, error), { cause: error });
+    }
+    if (!created) throw new BackupError(file, 'the file exists already (a backup overwrites nothing): name a new one');
+    try {
+      await this.#db.backup(file);
+      return { bytes: statSync(file).size };
+    } catch (error) {
+      rmSync(file, { force: true });
+      // Closed while it ran: the copy is unfinished, as any call cut short by a shutdown.
+      if (this.#closing) throw new StoreClosedError();
+      throw new BackupError(file, (error as Error).message, { cause: error });
+    }
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.#shutdown();
     return this.#closing;
@@ -834,5 +858,22 @@ export class SqliteEventStore implements EventStore, TokenStore {
       this.#consumed(sessionKey, session, depth, last.seq);
     }
     return { events, depth, more: rows.length > events.length };
+  }
+}
+
+/** Why the backup's file could not be created, in the operator's words where the errno has them. */
+function backupTargetProblem(file: string, error: unknown): string {
+  const dir = path.dirname(file);
+  switch ((error as NodeJS.ErrnoException).code) {
+    case 'ENOENT':
+      return `its directory ${dir} does not exist`;
+    case 'ENOTDIR':
+      return `${dir} is not a directory`;
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return `the gateway's user may not create files in ${dir}`;
+    default:
+      return (error as Error).message;
   }
 }

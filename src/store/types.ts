@@ -159,6 +159,13 @@ export interface EventStore {
    * as for reads (ReadOptions): without it, the trace has a budget of its own.
    */
   trace(eventId: string, budget?: ReadBudget): Promise<TracedEvent>;
+  /**
+   * Copies the whole store, as it is once the copy completes, into `file`, a new file (mode 0600)
+   * that is a database of its own: what the data dir's switchboard.db of a stopped gateway would be.
+   * Runs beside the store's work, which goes on; throws a BackupError for a file that exists or
+   * cannot be written, leaving nothing of it.
+   */
+  backup(file: string): Promise<{ bytes: number }>;
   /** Waits for queued work to commit, then closes. Further calls reject. */
   close(): Promise<void>;
 }

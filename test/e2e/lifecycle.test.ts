@@ -55,6 +55,34 @@ test('SIGTERM once no one reads stdout and stderr (EPIPE): still a graceful stop
   assert.ok(!fs.existsSync(wal) || fs.statSync(wal).size === 0, 'the WAL was checkpointed into the database');
 });
 
+test('the log says when the gateway writes a new admin token (first start, a token file removed), and not when it reads the one there', async () => {
+  const wrote = (dataDir: string) => `switchboard gateway: wrote a new admin token to ${path.join(dataDir, 'token')} (no token file was there): clients of this data dir read it there; others need it given\n`;
+  const first = await startGatewayProcess();
+  assert.match(first.stderr(), wrote(first.dataDir));
+  assert.is(await first.stop(), 0);
+  const again = await startGatewayProcess({ dataDir: first.dataDir });
+  assert.is(again.token, first.token);
+  assert.not.match(again.stderr(), 'admin token');
+  assert.is(await again.stop(), 0);
+  fs.rmSync(path.join(first.dataDir, 'token'));
+  const rotated = await startGatewayProcess({ dataDir: first.dataDir });
+  assert.is.not(rotated.token, first.token);
+  assert.match(rotated.stderr(), wrote(first.dataDir));
+  assert.is(await rotated.stop(), 0);
+});
+
+test('a gateway listening where other machines may reach it says so, once listening; on loopback it does not', async () => {
+  const exposed = await startGatewayProcess({ args: ['--host', '0.0.0.0'] });
+  assert.match(
+    exposed.stderr(),
+    'switchboard gateway: warning: listening on 0.0.0.0, which other machines may reach: the token is all that guards the gateway, and nothing is encrypted; put a TLS proxy in front of it, or keep to 127.0.0.1\n',
+  );
+  assert.is(await exposed.stop(), 0);
+  const local = await startGatewayProcess({ args: ['--host', 'localhost'] });
+  assert.not.match(local.stderr(), 'other machines');
+  assert.is(await local.stop(), 0);
+});
+
 test('a second SIGINT, SIGTERM or SIGHUP while the shutdown waits stops the gateway at once, exit 1, and says so; what was answered is stored', async () => {
   for (const [first, signal] of [['SIGINT', 'SIGINT'], ['SIGTERM', 'SIGTERM'], ['SIGHUP', 'SIGHUP'], ['SIGTERM', 'SIGHUP']] as const) {
     const gateway = await startGatewayProcess();

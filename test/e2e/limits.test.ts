@@ -13,6 +13,7 @@ import {
   MAX_BATCH_LENGTH,
   MAX_IN_FLIGHT_PER_CONNECTION,
   MAX_READ_BYTES,
+  MAX_READ_BYTES_IN_FLIGHT,
   MAX_READ_LIMIT,
   MAX_SUBSCRIPTIONS_PER_CONNECTION,
   MAX_TEXT_BYTES,
@@ -200,6 +201,27 @@ test(`past the in-flight limit (MAX_IN_FLIGHT_PER_CONNECTION, ${MAX_IN_FLIGHT_PE
   const framesNow = peer.frames.length;
   await new Promise((resolve) => setTimeout(resolve, 200));
   assert.equal(answersOf(peer, framesNow), []);
+  peer.close();
+});
+
+test('rpc.discover (~40 KB for ~50 bytes asked) is charged to the connection\'s reads: for a client that reads none, what waits unwritten is bounded; the rest are RATE_LIMITED, every one answered', async () => {
+  const gw = await startTunedGateway({});
+  const peer = await openPeer(gw.url, gw.token);
+  const count = 1_000;
+  // 42 MB of answers, against MAX_READ_BYTES_IN_FLIGHT and what the kernel's buffers take (~10 MB on loopback).
+  peer.ws.pause();
+  for (let id = 1; id <= count; id++) peer.send(JSON.stringify({ jsonrpc: '2.0', id, method: 'rpc.discover' }));
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  peer.ws.resume();
+  const answers = await peer.waitFor(() => (answersOf(peer).length >= count ? answersOf(peer) : undefined), `answers to ${count} requests`, 20_000);
+  const documents = answers.filter((answer) => answer.result !== undefined);
+  const refused = answers.filter((answer) => answer.error !== undefined);
+  const documentBytes = Buffer.byteLength(JSON.stringify(documents[0]!.result));
+  assert.ok(refused.length > 0 && documents.length * documentBytes < MAX_READ_BYTES_IN_FLIGHT + 24 * 1024 * 1024, `${documents.length} documents of ${documentBytes} bytes`);
+  assert.is(documents.length + refused.length, count);
+  for (const answer of refused) assert.equal([answer.error!.code, answer.error!.data?.name], [1013, 'RATE_LIMITED']);
+  // Once they are read, it answers again.
+  resultOf(await peer.call('rpc.discover', {}));
   peer.close();
 });
 

@@ -177,7 +177,8 @@ test('a file in the way of the socket is left alone: the gateway warns, and serv
   await waitUntil(() => gw.stderr().includes('warning'), 'the warning');
   assert.is(
     gw.stderr(),
-    `switchboard gateway: warning: no Unix socket in the data dir (${socketOf(dataDir)} is in the way and is not a socket: remove it): the CLI reaches this gateway only when given its URL (--url or SWITCHBOARD_URL) and its token (SWITCHBOARD_TOKEN)\n`,
+    `switchboard gateway: wrote a new admin token to ${path.join(dataDir, 'token')} (no token file was there): clients of this data dir read it there; others need it given\n` +
+      `switchboard gateway: warning: no Unix socket in the data dir (${socketOf(dataDir)} is in the way and is not a socket: remove it): the CLI reaches this gateway only when given its URL (--url or SWITCHBOARD_URL) and its token (SWITCHBOARD_TOKEN)\n`,
   );
   assert.is(fs.readFileSync(socketOf(dataDir), 'utf8'), 'mine');
   const sent = await runCli(['status', '--url', gw.url], { env: { SWITCHBOARD_TOKEN: gw.token } });

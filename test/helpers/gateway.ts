@@ -215,12 +215,14 @@ export interface CliOptions {
   stdout?: number;
   /** What the CLI reads on stdin, then end of file; none (ignored) when not given. */
   stdin?: string | Buffer;
+  /** The CLI's working directory (default: this process's). */
+  cwd?: string;
 }
 
 /** Runs `switchboard <args>`; SWITCHBOARD_* of this process never leak in, only `env` does. */
 export function runCli(args: readonly string[], options: CliOptions = {}): Promise<CliResult> {
   const stdin = options.stdin === undefined ? 'ignore' : 'pipe';
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { env: childEnv(options.env), stdio: [stdin, options.stdout ?? 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI_PATH, ...args], { env: childEnv(options.env), cwd: options.cwd, stdio: [stdin, options.stdout ?? 'pipe', 'pipe'] });
   if (options.stdin !== undefined) child.stdin!.end(options.stdin);
   children.add(child);
   let stdout = '';

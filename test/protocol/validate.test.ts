@@ -66,6 +66,7 @@ test('every method has a params validator that compiles and accepts its minimal 
     'token.create': { agentId: 'ops' },
     'token.list': {},
     'token.revoke': { tokenId: 'tok_1' },
+    'gateway.backup': { path: '/var/backups/switchboard.db' },
   };
   assert.equal([...METHOD_NAMES].sort(), Object.keys(minimal).sort(), 'a method was added: give it a case here');
   for (const name of METHOD_NAMES) accepts(compileValidator(METHODS[name].params), minimal[name]);
@@ -183,6 +184,16 @@ test('a seq or cursor past 2^53 - 1 is refused where given: JSON carries it as a
   rejects(sessionRead, { after: tooLarge }, [{ path: '/after', message: atMost }]);
   rejects(subscribe, { sessionKey: 'main', after: tooLarge }, [{ path: '/after', message: `${atMost}, or an object` }]);
   rejects(subscribe, { agentId: 'ops', after: { 'agent:ops:main': tooLarge } }, [{ path: '/after/agent:ops:main', message: atMost }]);
+});
+
+test('a union with more bad members than TypeBox yields errors for is still answered with its problems, never an empty list', () => {
+  const subscribe = compileValidator(METHODS['session.subscribe'].params);
+  for (const count of [7, 8, 100]) {
+    const after = Object.fromEntries(Array.from({ length: count }, (_, i) => [`bad${i}`, 'x']));
+    const problems = subscribe.problems({ agentId: 'ops', after });
+    assert.ok(problems.length > 0 && problems.length <= MAX_REPORTED_PROBLEMS, `${count}: ${problems.length}`);
+    for (const [i, problem] of problems.entries()) assert.equal(problem, { path: `/after/bad${i}`, message: 'must be an integer' });
+  }
 });
 
 test('a union is described by its branches, or by the one that failed inside the value: never "must match a schema in anyOf"', () => {

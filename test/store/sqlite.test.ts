@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
+  BackupError,
   openStore,
   StoreClosedError,
   StoreLockedError,
@@ -1720,6 +1721,62 @@ test('tokens: a duplicate hash or id rejects and stores nothing', async () => {
   await rejectsWith(store.createToken(token('tok_2', 2000, { hash: first.hash })), 'SQLITE_CONSTRAINT_UNIQUE');
   await rejectsWith(store.createToken(token('tok_1', 2000, { hash: 'another' })), 'SQLITE_CONSTRAINT_PRIMARYKEY');
   assert.equal(await store.listTokens(), [first]);
+});
+
+test('backup: a whole copy while appends go on, mode 0600, that a store opens with every event committed before it began', async () => {
+  const dir = tempDir();
+  const store = open(dir, 100_000);
+  const text = 'x'.repeat(2_000);
+  // A store of a few thousand pages, so the copy takes many steps, with appends between them.
+  await Promise.all(Array.from({ length: 3_000 }, (_, i) => queue(store, `agent:main:direct:u${i % 50}`, `${i} ${text}`)));
+  const copy = path.join(tempDir(), 'copy.db');
+  let appending = true;
+  const during: Array<Promise<unknown>> = [];
+  const writer = (async () => {
+    for (let i = 0; appending; i++) {
+      during.push(queue(store, `agent:main:direct:u${i % 50}`, `during ${i} ${text}`));
+      await sleep(0);
+    }
+  })();
+  const { bytes } = await store.backup(copy);
+  appending = false;
+  await writer;
+  await Promise.all(during);
+  assert.ok(during.length > 0, 'appends ran while the copy was made');
+  assert.is(bytes, fs.statSync(copy).size);
+  assert.is(fs.statSync(copy).mode & 0o777, 0o600);
+  const restored = tempDir();
+  fs.renameSync(copy, path.join(restored, DATA_FILES.database));
+  withDatabase(restored, (db) => assert.is(db.pragma('integrity_check', { simple: true }), 'ok'));
+  const reopened = open(restored, 100_000);
+  const stats = await reopened.stats();
+  assert.ok(stats.pending >= 3_000 && stats.pending <= 3_000 + during.length, `${stats.pending} events in the copy`);
+  // Every session's events are a run of seqs from 1: the copy is the store at one moment, whole.
+  for (let user = 0; user < 50; user++) {
+    const read = await reopened.peek(`agent:main:direct:u${user}`, { limit: 1000 });
+    assert.equal(seqs(read), Array.from({ length: read.events.length }, (_, i) => i + 1));
+  }
+});
+
+test('backup: a file that exists is not overwritten, a missing directory is named; a failed backup leaves nothing', async () => {
+  const store = open(tempDir());
+  await queue(store, 'main', 'one');
+  const existing = path.join(tempDir(), 'taken.db');
+  fs.writeFileSync(existing, 'mine');
+  const missingDir = path.join(tempDir(), 'no');
+  for (const [file, problem] of [
+    [existing, 'the file exists already (a backup overwrites nothing): name a new one'],
+    [path.join(missingDir, 'such.db'), `its directory ${missingDir} does not exist`],
+  ] as const) {
+    const error = await store.backup(file).catch((thrown: unknown) => thrown);
+    assert.instance(error, BackupError);
+    assert.is((error as BackupError).message, `could not back up to ${file}: ${problem}`);
+  }
+  assert.is(fs.readFileSync(existing, 'utf8'), 'mine');
+  assert.not.ok(fs.existsSync(missingDir));
+  await store.close();
+  const closed = await store.backup(path.join(tempDir(), 'late.db')).catch((thrown: unknown) => thrown);
+  assert.instance(closed, StoreClosedError);
 });
 
 test.run();
