@@ -4,7 +4,7 @@
  * or from a gateway of a version this client cannot read, and is a `rejected` ConnectionError
  * rather than a result typed as what it is not (see src/protocol/answer-shape.ts).
  */
-import { parseShapeNotation, shapeProblem, type AnswerShape } from '../protocol/answer-shape.js';
+import { shapeProblem, type AnswerShape } from '../protocol/answer-shape.js';
 import { NOTIFICATION_SHAPES, RESULT_SHAPES } from '../protocol/answer-shapes.js';
 import { ConnectionError, RpcCallError } from './errors.js';
 
@@ -41,7 +41,7 @@ function shapeIn(table: Readonly<Record<string, string>>, name: string): AnswerS
   if (!Object.hasOwn(table, name)) return undefined;
   const key = `${table === RESULT_SHAPES ? 'result' : 'params'} ${name}`;
   let shape = parsedShapes.get(key);
-  if (shape === undefined) parsedShapes.set(key, (shape = parseShapeNotation(table[name]!)));
+  if (shape === undefined) parsedShapes.set(key, (shape = JSON.parse(table[name]!) as AnswerShape));
   return shape;
 }
 
