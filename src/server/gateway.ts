@@ -4,7 +4,7 @@
  * admission (token, rate limit, per-address connections) and graceful shutdown.
  */
 import { createServer, maxHeaderSize, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { isIPv4, type Socket } from 'node:net';
+import { isIPv4, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { databasePath, ensureDataDir, socketPath, tokenPath } from '../config/data-dir.js';
@@ -417,7 +417,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // Once listening: a start that fails says why alone.
   // A new admin token refuses every client holding the old one: the log says why they are refused.
   if (tokenWritten) log(`wrote a new admin token to ${tokenPath(options.dataDir)} (no token file was there): clients of this data dir read it there; others need it given`);
-  if (!isLoopback(host)) {
+  // The address bound, not --host as written: `localhost` and `127.1` are loopback too.
+  if (!isLoopback((server.address() as AddressInfo).address)) {
     log(`warning: listening on ${host}, which other machines may reach: the token is all that guards the gateway, and nothing is encrypted; put a TLS proxy in front of it, or keep to ${DEFAULT_HOST}`);
   }
   const local = options.socketPath === false || !HAS_UNIX_SOCKETS ? undefined : await listenLocal(options.socketPath ?? socketPath(options.dataDir), server);
@@ -444,6 +445,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         clearInterval(liveness);
         unauthenticated.close();
         hub.close();
+        // A backup in flight would hold its connection's close (it waits for calls in flight) for
+        // as long as it takes: stopped, it is answered SHUTTING_DOWN, its file removed.
+        store.stopBackups();
         await shutdown(server, localSocket, wss, connections, restarting);
         await store.close();
       })()),
@@ -480,12 +484,10 @@ function asStartupError(error: unknown, dataDir: string): unknown {
   return corruptStoreError(databasePath(dataDir), error.sqliteCode, error);
 }
 
-/** Whether `host` is this machine's alone to reach: a loopback address, or the name of one. */
-function isLoopback(host: string): boolean {
-  const unbracketed = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
-  if (unbracketed === 'localhost') return true;
-  if (isIPv4(unbracketed)) return unbracketed.startsWith('127.');
-  return unbracketed === '::1' || /^::ffff:127\./.test(unbracketed);
+/** Whether a bound address is this machine's alone to reach: a loopback one. */
+function isLoopback(address: string): boolean {
+  if (isIPv4(address)) return address.startsWith('127.');
+  return address === '::1' || /^::ffff:127\./i.test(address);
 }
 
 /**

@@ -14,11 +14,11 @@ import { toStoredEvent, type Delivery, type RoutedEvent } from '../routing/route
 import type { EventStore, TraceEntry } from '../store/types.js';
 import { CloseCode } from './connection.js';
 
-/** The hub's view of a connection. */
 /** The first wait of a replay for its socket to drain, doubled while it has not, up to the longest. */
 const REPLAY_FIRST_PAUSE_MS = 5;
 const REPLAY_LONGEST_PAUSE_MS = 200;
 
+/** The hub's view of a connection. */
 export interface Subscriber {
   readonly connectionId: number;
   /** Sends a ready-made frame; false when the connection is gone or was just cut as too slow. */

@@ -417,6 +417,9 @@ export class SqliteEventStore implements EventStore, TokenStore {
   readonly #sql: ReturnType<typeof prepareStatements>;
   readonly #queue: CommitQueue;
   readonly #maxPending: number;
+  /** Backups under way (see backup), and whether a shutdown has stopped them. */
+  readonly #backups = new Set<Promise<unknown>>();
+  #backupsStopped = false;
   /** The detail of the trace of an event dropped at the cap (JSON). */
   readonly #droppedDetail: string;
   readonly #idempotencyRetentionMs: number;
@@ -566,7 +569,9 @@ export class SqliteEventStore implements EventStore, TokenStore {
   }
 
   async backup(file: string): Promise<{ bytes: number }> {
-    if (this.#closing) throw new StoreClosedError();
+    if (this.#closing || this.#backupsStopped) throw new StoreClosedError();
+    // better-sqlite3 trims the name it writes to: " x.db" would be created here, and x.db written.
+    if (file !== file.trim()) throw new BackupError(file, 'the path begins or ends with whitespace: name the file without it');
     // SQLite's online backup, page by page between the store's own work: a write through this
     // connection while it runs is copied too, so the copy is the store as of its last step, whole.
     // Copying the files instead tears the database when a checkpoint writes into it meanwhile.
@@ -577,15 +582,29 @@ export class SqliteEventStore implements EventStore, TokenStore {
       throw new BackupError(file, backupTargetProblem(file, error), { cause: error });
     }
     if (!created) throw new BackupError(file, 'the file exists already (a backup overwrites nothing): name a new one');
+    // Stopped between two steps by a shutdown: it waits for no backup, which may take minutes.
+    const running = this.#db.backup(file, {
+      progress: () => {
+        if (this.#backupsStopped) throw new StoreClosedError();
+        return BACKUP_PAGES_PER_STEP;
+      },
+    });
+    this.#backups.add(running);
     try {
-      await this.#db.backup(file);
+      await running;
       return { bytes: statSync(file).size };
     } catch (error) {
       rmSync(file, { force: true });
-      // Closed while it ran: the copy is unfinished, as any call cut short by a shutdown.
-      if (this.#closing) throw new StoreClosedError();
+      if (error instanceof StoreClosedError) throw error;
       throw new BackupError(file, (error as Error).message, { cause: error });
+    } finally {
+      this.#backups.delete(running);
     }
+  }
+
+  /** Stops every backup at its next step, its file removed: a shutdown has begun. Later ones are refused. */
+  stopBackups(): void {
+    this.#backupsStopped = true;
   }
 
   close(): Promise<void> {
@@ -621,6 +640,9 @@ export class SqliteEventStore implements EventStore, TokenStore {
 
   async #shutdown(): Promise<void> {
     clearInterval(this.#pruneTimer);
+    // Before the connection closes under them: each ends at its next step, and removes its file.
+    this.stopBackups();
+    await Promise.allSettled([...this.#backups]);
     // The queue runs in order, so once this has committed, everything queued before it has, and
     // every session row is up to date. Its failure, if any, was already reported to the operations
     // of its batch (and the next open reconciles the rows).
@@ -860,6 +882,9 @@ export class SqliteEventStore implements EventStore, TokenStore {
     return { events, depth, more: rows.length > events.length };
   }
 }
+
+/** Pages a backup copies between two turns of the event loop: better-sqlite3's own default, ~1 ms each. */
+const BACKUP_PAGES_PER_STEP = 100;
 
 /** Why the backup's file could not be created, in the operator's words where the errno has them. */
 function backupTargetProblem(file: string, error: unknown): string {

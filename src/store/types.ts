@@ -166,6 +166,8 @@ export interface EventStore {
    * cannot be written, leaving nothing of it.
    */
   backup(file: string): Promise<{ bytes: number }>;
+  /** Stops every backup under way at its next step (it rejects with StoreClosedError), and refuses later ones: a shutdown has begun. */
+  stopBackups(): void;
   /** Waits for queued work to commit, then closes. Further calls reject. */
   close(): Promise<void>;
 }

@@ -26,6 +26,7 @@ function failingStore(): EventStore {
     recordTrace: () => {},
     trace: fail,
     backup: fail,
+    stopBackups: () => {},
     close: () => Promise.resolve(),
   };
 }

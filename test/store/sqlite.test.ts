@@ -1731,18 +1731,22 @@ test('backup: a whole copy while appends go on, mode 0600, that a store opens wi
   await Promise.all(Array.from({ length: 3_000 }, (_, i) => queue(store, `agent:main:direct:u${i % 50}`, `${i} ${text}`)));
   const copy = path.join(tempDir(), 'copy.db');
   let appending = true;
+  let committedDuring = 0;
+  const counted = () => void committedDuring++;
   const during: Array<Promise<unknown>> = [];
   const writer = (async () => {
     for (let i = 0; appending; i++) {
-      during.push(queue(store, `agent:main:direct:u${i % 50}`, `during ${i} ${text}`));
+      during.push(queue(store, `agent:main:direct:u${i % 50}`, `during ${i} ${text}`).then(counted));
       await sleep(0);
     }
   })();
-  const { bytes } = await store.backup(copy);
+  const backedUp = store.backup(copy);
+  const { bytes } = await backedUp;
+  const committedByThen = committedDuring;
   appending = false;
   await writer;
   await Promise.all(during);
-  assert.ok(during.length > 0, 'appends ran while the copy was made');
+  assert.ok(committedByThen > 0, `appends committed while the copy was made (${committedByThen})`);
   assert.is(bytes, fs.statSync(copy).size);
   assert.is(fs.statSync(copy).mode & 0o777, 0o600);
   const restored = tempDir();
@@ -1774,9 +1778,32 @@ test('backup: a file that exists is not overwritten, a missing directory is name
   }
   assert.is(fs.readFileSync(existing, 'utf8'), 'mine');
   assert.not.ok(fs.existsSync(missingDir));
+  // better-sqlite3 trims the name it writes to: "taken.db " would have overwritten taken.db.
+  const padded = await store.backup(`${existing} `).catch((thrown: unknown) => thrown);
+  assert.instance(padded, BackupError);
+  assert.is((padded as Error).message, `could not back up to ${existing} : the path begins or ends with whitespace: name the file without it`);
+  assert.not.ok(fs.existsSync(`${existing} `));
+  assert.is(fs.readFileSync(existing, 'utf8'), 'mine');
   await store.close();
   const closed = await store.backup(path.join(tempDir(), 'late.db')).catch((thrown: unknown) => thrown);
   assert.instance(closed, StoreClosedError);
+});
+
+test('backup: a shutdown stops a backup under way at its next step, its file removed; close() waits for that, not for the copy', async () => {
+  for (const stop of ['stopBackups', 'close'] as const) {
+    const store = open(tempDir(), 100_000);
+    await Promise.all(Array.from({ length: 3_000 }, (_, i) => queue(store, `agent:main:direct:u${i % 50}`, `${i} ${'x'.repeat(2_000)}`)));
+    const copy = path.join(tempDir(), 'cut.db');
+    const backingUp = store.backup(copy).catch((thrown: unknown) => thrown);
+    await sleep(0);
+    assert.ok(fs.existsSync(copy), 'begun');
+    if (stop === 'stopBackups') store.stopBackups();
+    else await store.close();
+    assert.instance(await backingUp, StoreClosedError, stop);
+    assert.not.ok(fs.existsSync(copy), `${stop}: nothing of the copy is left`);
+    assert.not.ok(fs.existsSync(`${copy}-journal`), stop);
+    if (stop === 'stopBackups') assert.instance(await store.backup(path.join(tempDir(), 'later.db')).catch((thrown: unknown) => thrown), StoreClosedError);
+  }
 });
 
 test.run();
