@@ -494,7 +494,7 @@ function refusedTokenHint({ url, token, tokenFrom, urlFrom }: ConnectionSettings
     // A watch reads the file once; the data dir may have been set up again since (its token file
     // removed, a gateway started on it anew), and the file then holds the token the gateway takes.
     if (tokenFileChanged(tokenFrom, token)) {
-      return `${tokenFrom} holds another token than when this command read it (a gateway was set up on the data dir anew since): run the command again`;
+      return `${tokenFrom} holds another token than when this command read it (the admin token was replaced since: rotated, or the data dir set up anew): run the command again`;
     }
     const from = urlFrom === undefined ? '' : ` (the URL is from ${urlFrom}${urlFrom === ENV.url ? `: unset it to call the data dir's own gateway` : ''})`;
     return `${tokenFrom} is not this gateway's token${from}: give --data-dir the gateway's data dir, or pass its token in ${ENV.token} (or --token)`;

@@ -54,7 +54,8 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
     log(`${again} received while shutting down: stopped at once (exit ${ExitCode.GATEWAY_ERROR}), without waiting for the connections to close; every event answered is stored`);
     process.exit(ExitCode.GATEWAY_ERROR);
   };
-  // SIGHUP too: its own handler above has fired, and left alone it would kill the process unsaid.
+  // SIGHUP too: after a SIGHUP its handler above is spent, and a second one killed the process
+  // unsaid; after a SIGINT or SIGTERM, a SIGHUP was ignored.
   for (const name of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(name, force);
   await running.close({ restarting: received === 'SIGHUP' });
   log('stopped');

@@ -109,8 +109,9 @@ function afterRefusal(error: unknown, shown: ReadonlyMap<string, number>, givenA
   if (typeof sessionKey !== 'string' || typeof after !== 'number' || typeof lastSeq !== 'number') return undefined;
   const session = printable(sessionKey);
   let message: string;
-  if (shown.has(sessionKey)) {
-    message = `the gateway came back holding session ${session} only up to seq ${lastSeq}, below seq ${after} this watch has already shown (its data dir was reset or restored): run the watch again to start from what it holds`;
+  const shownSeq = shown.get(sessionKey);
+  if (shownSeq !== undefined) {
+    message = `the gateway came back holding session ${session} only up to seq ${lastSeq}, below seq ${shownSeq} this watch has already shown (its data dir was reset or restored): run the watch again to start from what it holds`;
   } else if (givenAfter !== undefined) {
     message = `--after ${givenAfter} is past the last seq of session ${session} (${lastSeq}): give --after ${lastSeq} or less, or none for every pending event`;
   } else {

@@ -127,7 +127,7 @@ export const METHODS = {
     result: GatewayBackupResult,
     summary:
       "Copy the whole store into a new file on the gateway's machine while the gateway runs (admin token only): a database of its own, what switchboard.db of the stopped gateway would be. Restore it as switchboard.db in a data dir of its own. Copying the data dir's files while the gateway runs is no backup: a checkpoint during the copy tears it.",
-    errors: ['FORBIDDEN', 'BACKUP_FAILED', 'STORE_UNAVAILABLE'],
+    errors: ['FORBIDDEN', 'BACKUP_FAILED'],
   },
   'rpc.discover': {
     params: EmptyParams,

@@ -243,8 +243,8 @@ export class Connection implements Subscriber {
   }
 
   /**
-   * A frame read while maxInFlight are in flight waits, and the connection reads no more until
-   * answers free places: TCP slows the client. Refusing it instead lost notifications without a
+   * A frame read while maxInFlight are in flight (or while answers wait to drain, see receive)
+   * waits, and the connection reads no more until answers free places: TCP slows the client. Refusing it instead lost notifications without a
    * word (they cannot be answered), and had clients that pipeline retry what they could have
    * waited for. Pausing the socket stops its reads, but ws still emits the frames of the chunk it
    * was reading: that chunk (~64 KiB) bounds what is held.

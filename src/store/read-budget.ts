@@ -1,7 +1,8 @@
 /**
  * How many bytes read answers may carry, so that what a client can ask for at once is bounded
  * however it asks. Reads are the answers that grow with what is stored: session.peek and
- * session.drain (events), session.list (sessions) and event.trace (steps). An item is counted as
+ * session.drain (events), session.list (sessions) and event.trace (steps); and rpc.discover,
+ * ~40 KB whatever is stored, which a client could otherwise ask for a thousand times at once. An item is counted as
  * what it adds to an answer: its JSON, not its text (escaping makes control characters six bytes
  * each, and an event's route repeats the key's parts).
  *

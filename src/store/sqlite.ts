@@ -570,7 +570,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
 
   async backup(file: string): Promise<{ bytes: number }> {
     if (this.#closing || this.#backupsStopped) throw new StoreClosedError();
-    // better-sqlite3 trims the name it writes to: " x.db" would be created here, and x.db written.
+    // better-sqlite3 trims the name it writes to: "/backups/x.db " would be created here, and x.db written.
     if (file !== file.trim()) throw new BackupError(file, 'the path begins or ends with whitespace: name the file without it');
     // SQLite's online backup, page by page between the store's own work: a write through this
     // connection while it runs is copied too, so the copy is the store as of its last step, whole.

@@ -149,7 +149,7 @@ test('not a gateway: a 200 that is not JSON, a body past MAX_CLIENT_FRAME_BYTES,
 
 test("an answer that is not of the method's shape is rejected, naming where it departs; a member or value added by a newer gateway is read", async () => {
   const answering = async (body: unknown) => (await gatewayAnswering(json('200 OK', body))).url;
-  const notOurs = ": is it a switchboard gateway, of a version this client can read?";
+  const notOurs = ": not a switchboard gateway, or one of a version this client cannot read";
   for (const [body, problem] of [
     [{ jsonrpc: '2.0', id: 1, result: {} }, 'result lacks "version"'],
     [{ jsonrpc: '2.0', id: 1, result: null }, 'result must be an object'],

@@ -655,7 +655,7 @@ test("exit 3: an answer that is not a switchboard gateway's (another JSON-RPC se
       assert.is(result.stdout, '');
       assert.is(
         result.stderr,
-        `switchboard: the answer to ${method} from ws://127.0.0.1:${other.url.port} is not a switchboard gateway's (result lacks "${missing}"): is it a switchboard gateway, of a version this client can read?${uncertain}\n`,
+        `switchboard: the answer to ${method} from ws://127.0.0.1:${other.url.port} is not a switchboard gateway's (result lacks "${missing}"): not a switchboard gateway, or one of a version this client cannot read${uncertain}\n`,
       );
     }
     assertExit(json, 3);

@@ -70,7 +70,7 @@ test('a watch refused on reconnect by a gateway set up anew on its data dir (a n
   assert.is(await watch.exited('the watch to end, refused'), 3);
   assert.match(
     watch.stderr(),
-    `refused the token: ${path.join(gw.dataDir, 'token')} holds another token than when this command read it (a gateway was set up on the data dir anew since): run the command again\n`,
+    `refused the token: ${path.join(gw.dataDir, 'token')} holds another token than when this command read it (the admin token was replaced since: rotated, or the data dir set up anew): run the command again\n`,
   );
   assert.is(await anew.stop(), 0);
 });

@@ -70,7 +70,7 @@ test('what only narrows a value, and members the schema does not name, are not c
 test('every method has a result shape and every notification a params shape: each its schema\'s, an object, in JSON', () => {
   assert.equal(Object.keys(RESULT_SHAPES), METHOD_NAMES);
   assert.equal(Object.keys(NOTIFICATION_SHAPES), Object.keys(NOTIFICATIONS));
-  const read = (text: string) => JSON.parse(text) as AnswerShape;
+  const read = (text: string | undefined) => JSON.parse(text ?? 'null') as AnswerShape;
   for (const method of METHOD_NAMES) assert.equal(read(RESULT_SHAPES[method]), shapeOf(METHODS[method].result), method);
   for (const name of Object.keys(NOTIFICATIONS) as Array<keyof typeof NOTIFICATIONS>) {
     assert.equal(read(NOTIFICATION_SHAPES[name]), shapeOf(NOTIFICATIONS[name].params), name);
