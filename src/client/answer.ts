@@ -46,7 +46,7 @@ function shapeIn(table: Readonly<Record<string, string>>, name: string): AnswerS
 }
 
 export function unexpectedAnswer(url: string, what: string, problem: string): ConnectionError {
-  return new ConnectionError('rejected', url, `${what} from ${url} is not a switchboard gateway's (${problem}): not a switchboard gateway, or one of a version this client cannot read`, {
+  return new ConnectionError('rejected', url, `${what} from ${url} cannot be read as a switchboard gateway's (${problem}): another service, or a gateway of a version this client cannot read`, {
     unreadableAnswer: true,
   });
 }

@@ -149,7 +149,7 @@ test('not a gateway: a 200 that is not JSON, a body past MAX_CLIENT_FRAME_BYTES,
 
 test("an answer that is not of the method's shape is rejected, naming where it departs; a member or value added by a newer gateway is read", async () => {
   const answering = async (body: unknown) => (await gatewayAnswering(json('200 OK', body))).url;
-  const notOurs = ": not a switchboard gateway, or one of a version this client cannot read";
+  const notOurs = ": another service, or a gateway of a version this client cannot read";
   for (const [body, problem] of [
     [{ jsonrpc: '2.0', id: 1, result: {} }, 'result lacks "version"'],
     [{ jsonrpc: '2.0', id: 1, result: null }, 'result must be an object'],
@@ -162,7 +162,7 @@ test("an answer that is not of the method's shape is rejected, naming where it d
     [[{ jsonrpc: '2.0', id: 1, result: STATUS }], 'it is not a JSON-RPC response object'],
   ] as const) {
     const url = await answering(body);
-    await connectionFailure(call(url), 'rejected', `the answer to gateway.status from ${url} is not a switchboard gateway's (${problem})${notOurs}`);
+    await connectionFailure(call(url), 'rejected', `the answer to gateway.status from ${url} cannot be read as a switchboard gateway's (${problem})${notOurs}`);
   }
   const newer = { ...STATUS, uptimeMs: 7, replicas: 3 };
   assert.equal(await call(await answering({ jsonrpc: '2.0', id: 1, result: newer })), newer);

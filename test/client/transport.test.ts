@@ -218,13 +218,13 @@ test("over a WebSocket too, an answer not of the method's shape fails its call a
     const status = await client.status().catch((error: unknown) => error);
     assert.instance(status, ConnectionError);
     assert.is((status as ConnectionError).failure, 'rejected');
-    assert.is((status as Error).message, `the answer to gateway.status from ${url} is not a switchboard gateway's (result lacks "startedAt"): not a switchboard gateway, or one of a version this client cannot read`);
+    assert.is((status as Error).message, `the answer to gateway.status from ${url} cannot be read as a switchboard gateway's (result lacks "startedAt"): another service, or a gateway of a version this client cannot read`);
     // The connection is no worse for it.
     assert.equal(await client.call('session.ack', { sessionKey: 'main', seq: 0 }), { sessionKey: 'agent:main:main', seq: 0, acked: 0, depth: 0 });
     const discover = client.discover().catch((error: unknown) => error);
     const ended = await client.closed;
     assert.instance(ended, ConnectionError);
-    assert.is(ended!.message, `a session.event notification from ${url} is not a switchboard gateway's (params/event must be an object): not a switchboard gateway, or one of a version this client cannot read`);
+    assert.is(ended!.message, `a session.event notification from ${url} cannot be read as a switchboard gateway's (params/event must be an object): another service, or a gateway of a version this client cannot read`);
     assert.is(await discover, ended);
     assert.equal(notified, [], 'nothing delivered after the unreadable notification');
     assert.ok((status as ConnectionError).unreadableAnswer && (ended as ConnectionError).unreadableAnswer);
@@ -248,7 +248,7 @@ test('with reconnect, a resubscribe answered unreadably ends the client, with th
     await client.subscribe({ agentId: 'main' }, { onEvent: () => {} });
     const ended = await client.closed;
     assert.instance(ended, ConnectionError);
-    assert.is(ended!.message, `the answer to session.subscribe from ${url} is not a switchboard gateway's (result lacks "sessionKey"): not a switchboard gateway, or one of a version this client cannot read`);
+    assert.is(ended!.message, `the answer to session.subscribe from ${url} cannot be read as a switchboard gateway's (result lacks "sessionKey"): another service, or a gateway of a version this client cannot read`);
     assert.is(connections, 2, 'one reconnect, not a retry after it');
   });
 });

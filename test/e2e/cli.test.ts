@@ -634,7 +634,7 @@ test('exit 3: no answer in time; for system event a warning that the event may s
   }
 });
 
-test("exit 3: an answer that is not a switchboard gateway's (another JSON-RPC service) is named as such, not printed, nor a crash", async () => {
+test("exit 3: an answer that cannot be read as a switchboard gateway's (another JSON-RPC service) is named as such, not printed, nor a crash", async () => {
   const body = JSON.stringify({ jsonrpc: '2.0', id: 1, result: {} });
   const other = await fakeServer((socket) => socket.end(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`));
   try {
@@ -655,7 +655,7 @@ test("exit 3: an answer that is not a switchboard gateway's (another JSON-RPC se
       assert.is(result.stdout, '');
       assert.is(
         result.stderr,
-        `switchboard: the answer to ${method} from ws://127.0.0.1:${other.url.port} is not a switchboard gateway's (result lacks "${missing}"): not a switchboard gateway, or one of a version this client cannot read${uncertain}\n`,
+        `switchboard: the answer to ${method} from ws://127.0.0.1:${other.url.port} cannot be read as a switchboard gateway's (result lacks "${missing}"): another service, or a gateway of a version this client cannot read${uncertain}\n`,
       );
     }
     assertExit(json, 3);
