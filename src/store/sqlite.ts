@@ -6,7 +6,7 @@
 import { rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { createPrivateFile, makePrivateDir } from '../config/private-files.js';
+import { createPrivateFile, makePrivateDir, replaceableDir } from '../config/private-files.js';
 import { DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../protocol/constants.js';
 import { CommitQueue, observeAll, type CommitMetrics, type RunOptions } from './commit-queue.js';
 import { BackupError, corruptStoreError, isCorruption, sqliteCode, StoreClosedError, StoreLockedError, StoreOpenError } from './errors.js';
@@ -575,6 +575,12 @@ export class SqliteEventStore implements EventStore, TokenStore {
     // SQLite's online backup, page by page between the store's own work: a write through this
     // connection while it runs is copied too, so the copy is the store as of its last step, whole.
     // Copying the files instead tears the database when a checkpoint writes into it meanwhile.
+    // SQLite opens the copy again by its name: in a directory someone else may rename files in,
+    // they could swap it for a link to a file of the gateway user's, which the copy would overwrite.
+    const replaceable = replaceableDir(path.dirname(file));
+    if (replaceable !== undefined) {
+      throw new BackupError(file, `its directory ${path.dirname(file)} ${replaceable}, who could swap the copy for a link elsewhere: back up into a directory of your own`);
+    }
     let created: boolean;
     try {
       created = createPrivateFile(file);

@@ -1784,6 +1784,18 @@ test('backup: a file that exists is not overwritten, a missing directory is name
   assert.is((padded as Error).message, `could not back up to ${existing} : the path begins or ends with whitespace: name the file without it`);
   assert.not.ok(fs.existsSync(`${existing} `));
   assert.is(fs.readFileSync(existing, 'utf8'), 'mine');
+  // A directory others may rename files in (not sticky, as /tmp is): the copy could be swapped for a link.
+  const shared = tempDir();
+  fs.chmodSync(shared, 0o777);
+  const exposed = await store.backup(path.join(shared, 'copy.db')).catch((thrown: unknown) => thrown);
+  assert.instance(exposed, BackupError);
+  assert.is(
+    (exposed as Error).message,
+    `could not back up to ${path.join(shared, 'copy.db')}: its directory ${shared} can be written by other users (mode 0777), who could swap the copy for a link elsewhere: back up into a directory of your own`,
+  );
+  assert.not.ok(fs.existsSync(path.join(shared, 'copy.db')));
+  fs.chmodSync(shared, 0o1777);
+  assert.type((await store.backup(path.join(shared, 'copy.db'))).bytes, 'number', 'sticky, as /tmp: others cannot rename this user\'s files');
   await store.close();
   const closed = await store.backup(path.join(tempDir(), 'late.db')).catch((thrown: unknown) => thrown);
   assert.instance(closed, StoreClosedError);
