@@ -370,11 +370,7 @@ export interface ConnectionSettings {
 
 export function explain(error: unknown, settings: ConnectionSettings, unanswered?: string): unknown {
   const { url, localDataDir } = settings;
-  if (error instanceof RpcCallError) {
-    const problems = problemsOf(error.data);
-    const json = { code: error.code, message: error.message, ...(error.data === undefined ? {} : { data: error.data }) };
-    return new CliError(ExitCode.GATEWAY_ERROR, `the gateway refused: ${printable(error.message)} (code ${error.code})${problems}`, json);
-  }
+  if (error instanceof RpcCallError) return gatewayRefused(error);
   if (!(error instanceof ConnectionError)) return error;
   const uncertain = unanswered === undefined ? '' : `; ${unanswered}`;
   // Printable: it quotes the URL as given, and a rejection quotes what the gateway, or a proxy in
@@ -390,6 +386,14 @@ export function explain(error: unknown, settings: ConnectionSettings, unanswered
     aborted: ['ABORTED', message],
   };
   return noAnswer(...explained[error.failure]);
+}
+
+/**
+ * The gateway's JSON-RPC error as the CLI reports it: exit 1, and with --json the error as it came.
+ * `message` is for people: the gateway's own by default, with every problem of its params.
+ */
+export function gatewayRefused(error: RpcCallError, message = `the gateway refused: ${printable(error.message)} (code ${error.code})${problemsOf(error.data)}`): CliError {
+  return new CliError(ExitCode.GATEWAY_ERROR, message, { code: error.code, message: error.message, ...(error.data === undefined ? {} : { data: error.data }) });
 }
 
 /**

@@ -6,8 +6,8 @@ import { onAbort } from '../client/abort.js';
 import { connect, type ReconnectChange, type SwitchboardClient } from '../client/client.js';
 import { ConnectionError, RpcCallError } from '../client/errors.js';
 import { flagOption, integerOption, rawOption } from './argv.js';
-import { connectionSettings, explain } from './client-commands.js';
-import { CliError, ExitCode, outputFailed, usageError } from './exit-codes.js';
+import { connectionSettings, explain, gatewayRefused } from './client-commands.js';
+import { ExitCode, outputFailed, usageError, type CliError } from './exit-codes.js';
 import { formatWatchedEvent, printable, printableStrings } from './format.js';
 import type { StoredEvent } from '../protocol/schemas.js';
 import { writeLog, writeOut } from './output.js';
@@ -105,19 +105,18 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
  */
 function afterRefusal(error: unknown, shown: ReadonlyMap<string, number>, givenAfter: number | undefined): CliError | undefined {
   if (!(error instanceof RpcCallError) || error.errorName !== 'AFTER_OUT_OF_RANGE') return undefined;
-  const { sessionKey, after, lastSeq } = (error.data ?? {}) as { sessionKey?: unknown; after?: unknown; lastSeq?: unknown };
-  if (typeof sessionKey !== 'string' || typeof after !== 'number' || typeof lastSeq !== 'number') return undefined;
+  const { sessionKey, lastSeq } = (error.data ?? {}) as { sessionKey?: unknown; lastSeq?: unknown };
+  if (typeof sessionKey !== 'string' || typeof lastSeq !== 'number') return undefined;
   const session = printable(sessionKey);
-  let message: string;
   const shownSeq = shown.get(sessionKey);
   if (shownSeq !== undefined) {
-    message = `the gateway came back holding session ${session} only up to seq ${lastSeq}, below seq ${shownSeq} this watch has already shown (its data dir was reset or restored): run the watch again to start from what it holds`;
-  } else if (givenAfter !== undefined) {
-    message = `--after ${givenAfter} is past the last seq of session ${session} (${lastSeq}): give --after ${lastSeq} or less, or none for every pending event`;
-  } else {
-    return undefined;
+    return gatewayRefused(
+      error,
+      `the gateway came back holding session ${session} only up to seq ${lastSeq}, below seq ${shownSeq} this watch has already shown (its data dir was reset or restored): run the watch again to start from what it holds`,
+    );
   }
-  return new CliError(ExitCode.GATEWAY_ERROR, message, { code: error.code, message: error.message, data: error.data });
+  if (givenAfter === undefined) return undefined;
+  return gatewayRefused(error, `--after ${givenAfter} is past the last seq of session ${session} (${lastSeq}): give --after ${lastSeq} or less, or none for every pending event`);
 }
 
 /**

@@ -6,9 +6,8 @@
 import Type, { type Static } from 'typebox';
 import {
   AGENT_ID_PATTERN,
-  MAX_BACKUP_PATH_LENGTH,
-  NOT_BLANK_PATTERN,
   MAX_AGENT_ID_LENGTH,
+  MAX_BACKUP_PATH_LENGTH,
   MAX_CONTEXT_KEY_LENGTH,
   MAX_IDEMPOTENCY_KEY_LENGTH,
   MAX_READ_LIMIT,
@@ -16,6 +15,7 @@ import {
   MAX_TEXT_BYTES,
   MAX_ID_LENGTH,
   MAX_TOKEN_NAME_LENGTH,
+  NOT_BLANK_PATTERN,
 } from './constants.js';
 
 const Nullable = <T extends Type.TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
