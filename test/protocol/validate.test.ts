@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import Type from 'typebox';
 import {
   MAX_AGENT_ID_LENGTH,
+  MAX_BACKUP_PATH_LENGTH,
   MAX_CONTEXT_KEY_LENGTH,
   MAX_IDEMPOTENCY_KEY_LENGTH,
   MAX_READ_LIMIT,
@@ -184,6 +185,14 @@ test('a seq or cursor past 2^53 - 1 is refused where given: JSON carries it as a
   rejects(sessionRead, { after: tooLarge }, [{ path: '/after', message: atMost }]);
   rejects(subscribe, { sessionKey: 'main', after: tooLarge }, [{ path: '/after', message: `${atMost}, or an object` }]);
   rejects(subscribe, { agentId: 'ops', after: { 'agent:ops:main': tooLarge } }, [{ path: '/after/agent:ops:main', message: atMost }]);
+});
+
+test('gateway.backup: a path of MAX_BACKUP_PATH_LENGTH characters is taken, one more is refused', () => {
+  const backup = compileValidator(METHODS['gateway.backup'].params);
+  const longest = `/${'b'.repeat(MAX_BACKUP_PATH_LENGTH - 1)}`;
+  accepts(backup, { path: longest });
+  rejects(backup, { path: `${longest}b` }, [{ path: '/path', message: `must be at most ${MAX_BACKUP_PATH_LENGTH} characters` }]);
+  rejects(backup, { path: '' }, [{ path: '/path', message: 'must not be empty' }]);
 });
 
 test('a union with more bad members than TypeBox yields errors for is still answered with its problems, never an empty list', () => {
