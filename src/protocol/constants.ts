@@ -231,11 +231,20 @@ export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
 /**
  * Bytes that the answers of one frame's reads carry at most, together (a batch's reads share it,
  * see ReadBudget): events of session.peek and session.drain, sessions of session.list, steps of
- * event.trace. Far under MAX_CLIENT_FRAME_BYTES, so a drained event can never be consumed by an
- * answer too large to arrive. Counted as JSON, not as text: escaping can make an event's JSON six
- * times its text.
+ * event.trace. Room for the largest event (64 KiB of control characters is ~390 KiB as JSON), and
+ * for a thousand events of a few hundred bytes. Counted as JSON, not as text: escaping can make an
+ * event's JSON six times its text.
  */
-export const MAX_READ_BYTES = 2 * 1024 * 1024;
+export const MAX_READ_BYTES = 768 * 1024;
+
+/**
+ * Room kept in a frame's answer for each of its requests' own answers (a routing result with
+ * the longest keys is under 6 KiB), on top of the frame's own bytes, which its answers may repeat
+ * (ids, keys): the frame's reads take only what is left of MAX_FRAME_BYTES (see fitAnswerFrame),
+ * so that no answer is larger than the frames the gateway takes, and a drained event can never be
+ * consumed by an answer too large for a client to receive.
+ */
+export const ANSWER_RESERVE_BYTES = 8 * 1024;
 
 /**
  * Bytes the read answers of one connection's frames carry at most, together, from the read until
@@ -245,9 +254,9 @@ export const MAX_READ_BYTES = 2 * 1024 * 1024;
 export const MAX_READ_BYTES_IN_FLIGHT = 4 * MAX_READ_BYTES;
 
 /**
- * Largest frame (or POST /rpc answer body) the client library accepts from the gateway: eight
- * times the events one frame's reads answer (MAX_READ_BYTES), for their envelopes and the other
- * answers of a batch; what the gateway sends is bounded by the gateway, not the client. Past it,
- * what answers is not a gateway, and the client stops reading.
+ * Largest frame (or POST /rpc answer body) the client library accepts from the gateway: sixteen
+ * times the largest answer a gateway sends (MAX_FRAME_BYTES), so that a newer gateway's answers
+ * still fit; what the gateway sends is bounded by the gateway, not the client. Past it, what
+ * answers is not a gateway, and the client stops reading.
  */
 export const MAX_CLIENT_FRAME_BYTES = 16 * 1024 * 1024;

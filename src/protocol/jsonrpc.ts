@@ -24,7 +24,7 @@ import { ErrorCode, RpcError, type ErrorData, type ErrorName } from './errors.js
 
 export type Handler<C> = (params: unknown, context: C) => unknown;
 
-export interface DispatcherOptions {
+export interface DispatcherOptions<C> {
   /**
    * Turns what a handler threw into the error to answer with: an RpcError to send, anything else
    * an internal error. In one place, so handlers need no wrapper of their own (an async layer per
@@ -34,6 +34,11 @@ export interface DispatcherOptions {
   mapError?: (error: unknown) => unknown;
   /** Called with every error that becomes INTERNAL_ERROR, so it can be logged; never sent. */
   onInternalError?: (error: unknown, method: string) => void;
+  /**
+   * Called once a message is parsed, before any of its requests runs, with how many it holds (1
+   * for a lone request): for limits of the whole frame, such as the room its answer has.
+   */
+  onMessage?: (context: C, requests: number) => void;
 }
 
 const INTERNAL_MESSAGE = 'Internal error: the gateway log has the details';
@@ -45,10 +50,12 @@ export class RpcDispatcher<C> {
   readonly #handlers: ReadonlyMap<string, Handler<C>>;
   readonly #mapError: (error: unknown) => unknown;
   readonly #onInternalError: (error: unknown, method: string) => void;
+  readonly #onMessage: (context: C, requests: number) => void;
 
-  constructor(handlers: Record<string, Handler<C>>, options: DispatcherOptions = {}) {
+  constructor(handlers: Record<string, Handler<C>>, options: DispatcherOptions<C> = {}) {
     this.#mapError = options.mapError ?? ((error) => error);
     this.#onInternalError = options.onInternalError ?? (() => {});
+    this.#onMessage = options.onMessage ?? (() => {});
     this.#handlers = new Map(Object.entries(handlers));
   }
 
@@ -68,6 +75,7 @@ export class RpcDispatcher<C> {
    */
   handleMessage(message: unknown, context: C, idTexts?: IdTexts): Promise<Answer> {
     if (!Array.isArray(message)) {
+      this.#onMessage(context, 1);
       // The common case, one request without an id to rewrite: no layer of its own.
       const idText = idTexts?.[0];
       const response = this.#handleOne(message, context);
@@ -79,6 +87,7 @@ export class RpcDispatcher<C> {
   async #handleBatch(message: unknown[], context: C, idTexts: IdTexts | undefined): Promise<Answer> {
     const invalid = batchError(message);
     if (invalid) return invalid;
+    this.#onMessage(context, message.length);
     const responses = await Promise.all(
       message.map((item, i) => {
         const response = this.#handleOne(item, context);

@@ -10,7 +10,7 @@ import type { Writable } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import { RpcError, type ErrorName } from '../protocol/errors.js';
 import { errorResponse, refuseFrame, type RpcDispatcher } from '../protocol/jsonrpc.js';
-import { readBudget, readPool, taken } from '../store/read-budget.js';
+import { readBudget, readPool } from '../store/read-budget.js';
 import type { Principal } from './auth.js';
 import type { CallContext } from './context.js';
 import type { Subscriber } from './hub.js';
@@ -305,7 +305,7 @@ export class Connection implements Subscriber {
       return;
     }
     const tasks: Array<() => void> = [];
-    const budget = readBudget(this.#readPool);
+    const budget = readBudget(this.#readPool, (data as Buffer).length);
     const context: CallContext = {
       ingress: 'websocket',
       principal: this.principal,
@@ -321,7 +321,7 @@ export class Connection implements Subscriber {
       .handleFrame(text, context)
       .then((response) => {
         answered = true;
-        const read = taken(budget);
+        const read = budget.taken;
         if (response !== undefined && this.#socket.readyState === this.#socket.OPEN) {
           // What the reads took comes back once the answer is written, so the pool also bounds what
           // waits in the gateway for a client that reads slowly.
@@ -334,7 +334,7 @@ export class Connection implements Subscriber {
         for (const task of tasks) task();
       })
       .finally(() => {
-        if (!answered) this.#readPool.bytes += taken(budget);
+        if (!answered) this.#readPool.bytes += budget.taken;
         this.#inFlight--;
         if (this.#inFlight === 0) this.#resolveDrained?.();
         if (this.#state === 'OPEN') this.#runHeld();

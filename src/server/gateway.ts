@@ -34,6 +34,7 @@ import { buildOpenRpcDocument } from '../protocol/openrpc.js';
 import { HAS_UNIX_SOCKETS } from '../protocol/socket-path.js';
 import { corruptStoreError, isCorruption, StoreUnavailableError } from '../store/errors.js';
 import { openStore } from '../store/index.js';
+import { fitAnswerFrame } from '../store/read-budget.js';
 import { VERSION } from '../version.js';
 import { Authenticator, boundAgent } from './auth.js';
 import { CloseCode, Connection, type ConnectionOptions } from './connection.js';
@@ -220,6 +221,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const dispatcher = new RpcDispatcher<CallContext>(handlers, {
     mapError: toRpcError,
     onInternalError: (error, method) => log(`internal error in ${method}: ${(error as Error)?.stack ?? String(error)}`),
+    onMessage: (context, requests) => fitAnswerFrame(context.readBudget, requests),
   });
 
   /** One decision for every ingress: refused before any RPC is read, or admitted as a principal. */

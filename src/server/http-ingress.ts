@@ -112,7 +112,7 @@ export function createHttpHandler(options: HttpIngressOptions): HttpHandler {
           connectionId: null,
           subscriber: null,
           afterResponse: (task) => response.once('finish', task),
-          readBudget: readBudget(),
+          readBudget: readBudget(undefined, Buffer.byteLength(body.text)),
         };
         const answer = ingress === 'http-rpc' ? answerRpc : answerHook;
         return answer(options.dispatcher, body.text, context, response);

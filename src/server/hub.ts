@@ -299,7 +299,7 @@ export class DeliveryHub implements Delivery {
 
   /** Replays the backlog, then goes live. Errors end the replay; the events stay pending. */
   start(subscription: Subscription): Promise<void> {
-    // One replay at a time on a connection: each holds a page of its backlog (up to 2 MiB) while
+    // One replay at a time on a connection: each holds a page of its backlog (up to MAX_READ_BYTES) while
     // it waits for the socket, and a client that subscribed 256 times to a large backlog and read
     // nothing had them all held at once, past the gateway's heap (QA: an out-of-memory crash).
     const { connectionId } = subscription.subscriber;

@@ -22,9 +22,16 @@
  *
  * A read that finds too little left answers fewer items, or none, and says so (`more`; a trace's
  * `omitted`): the caller reads again. A read alone (nothing taken from its frame's budget or its
- * pool) answers at least one item, so one request always makes progress.
+ * pool) answers at least one item, so one request always makes progress: the largest item (an
+ * event of MAX_TEXT_BYTES of control characters, ~390 KiB as JSON) fits MAX_READ_BYTES, and the
+ * room a frame's answer leaves it unless the frame itself is of hundreds of KiB.
+ *
+ * Per answer frame: a frame's reads also take no more than its answer has room for within
+ * MAX_FRAME_BYTES (see fitAnswerFrame). Clients refuse larger frames (Python's `websockets` at
+ * 1 MiB by default), and a drain answered in a frame its client refuses consumed events that
+ * never arrived.
  */
-import { MAX_READ_BYTES, MAX_READ_BYTES_IN_FLIGHT } from '../protocol/constants.js';
+import { ANSWER_RESERVE_BYTES, MAX_FRAME_BYTES, MAX_READ_BYTES, MAX_READ_BYTES_IN_FLIGHT } from '../protocol/constants.js';
 import type { EventRecord, SessionRecord, TraceEntry } from './types.js';
 
 /**
@@ -45,8 +52,12 @@ export interface ReadPool {
 }
 
 export interface ReadBudget {
-  /** Bytes left to this frame. */
+  /** Bytes left to this frame's reads. */
   bytes: number;
+  /** Bytes they took, to give back to the pool once the answer is written. */
+  taken: number;
+  /** The frame's own size: its ids and params may come back in its answers. */
+  readonly frameBytes: number;
   /** The connection's pool it also takes from; none for a lone request (HTTP). */
   readonly pool: ReadPool | undefined;
 }
@@ -55,14 +66,19 @@ export function readPool(): ReadPool {
   return { bytes: MAX_READ_BYTES_IN_FLIGHT };
 }
 
-/** A fresh budget, for one frame; taking from `pool` as well, when given. */
-export function readBudget(pool?: ReadPool): ReadBudget {
-  return { bytes: MAX_READ_BYTES, pool };
+/** A fresh budget, for one frame of `frameBytes`; taking from `pool` as well, when given. */
+export function readBudget(pool?: ReadPool, frameBytes = 0): ReadBudget {
+  return { bytes: MAX_READ_BYTES, taken: 0, frameBytes, pool };
 }
 
-/** What the frame took from its pool, to give back once its answer is written. */
-export function taken(budget: ReadBudget): number {
-  return MAX_READ_BYTES - budget.bytes;
+/**
+ * Leaves the reads of a frame of `requests` no more than its answer has room for within
+ * MAX_FRAME_BYTES, once every request's answer has ANSWER_RESERVE_BYTES and the frame's own bytes
+ * (ids and params its answers may repeat): what a client that takes frames of that size (Python's
+ * `websockets` by default) can receive. Called before any of the frame's requests runs.
+ */
+export function fitAnswerFrame(budget: ReadBudget, requests: number): void {
+  budget.bytes = Math.min(budget.bytes, MAX_FRAME_BYTES - budget.frameBytes - requests * ANSWER_RESERVE_BYTES);
 }
 
 /** At most what the event adds to an answer: its record's JSON, the key once more for the route. */
@@ -82,14 +98,12 @@ export function traceStepBytes(entry: TraceEntry): number {
 
 /** The longest prefix of `items` that fits what is left of `budget`, taken from it. */
 export function takeWithinBudget<T>(items: T[], budget: ReadBudget, sizeOf: (item: T) => number): T[] {
-  const { pool } = budget;
-  const alone = budget.bytes === MAX_READ_BYTES && (pool === undefined || pool.bytes === MAX_READ_BYTES_IN_FLIGHT);
-  const left = Math.min(budget.bytes, pool?.bytes ?? Number.POSITIVE_INFINITY);
+  const left = Math.min(budget.bytes, budget.pool?.bytes ?? Number.POSITIVE_INFINITY);
   let bytes = 0;
   let count = 0;
   for (; count < items.length; count++) {
     const next = bytes + sizeOf(items[count]!);
-    if (next > left && !(count === 0 && alone)) break;
+    if (next > left) break;
     bytes = next;
   }
   charge(budget, bytes);
@@ -102,5 +116,6 @@ export function takeWithinBudget<T>(items: T[], budget: ReadBudget, sizeOf: (ite
  */
 export function charge(budget: ReadBudget, bytes: number): void {
   budget.bytes -= bytes;
+  budget.taken += bytes;
   if (budget.pool) budget.pool.bytes -= bytes;
 }

@@ -11,10 +11,13 @@ import {
   AUTH_FAILURE_WINDOW_MS,
   MAX_AUTH_FAILURES_PER_WINDOW,
   MAX_BATCH_LENGTH,
+  MAX_CONTEXT_KEY_LENGTH,
+  MAX_FRAME_BYTES,
   MAX_IN_FLIGHT_PER_CONNECTION,
   MAX_READ_BYTES,
   MAX_READ_BYTES_IN_FLIGHT,
   MAX_READ_LIMIT,
+  MAX_SESSION_KEY_LENGTH,
   MAX_SUBSCRIPTIONS_PER_CONNECTION,
   MAX_TEXT_BYTES,
 } from '../../src/protocol/constants.js';
@@ -286,7 +289,7 @@ const readOf = (answer: JsonRpcResponse) => resultOf<ReadAnswer>(answer);
 const eventBytes = (answers: readonly JsonRpcResponse[]) =>
   answers.reduce((sum, answer) => sum + readOf(answer).events.reduce((bytes, event) => bytes + Buffer.byteLength(JSON.stringify(event)), 0), 0);
 
-test(`a batch of ${MAX_BATCH_LENGTH} peeks answers no more events than one peek (MAX_READ_BYTES of JSON), over WebSocket and POST /rpc`, async () => {
+test(`a batch of ${MAX_BATCH_LENGTH} peeks answers no more events than its answer has room for, fewer than one peek alone, over WebSocket and POST /rpc`, async () => {
   const gw = await startTunedGateway();
   const peer = await openPeer(gw.url, gw.token);
   const sessionKey = 'agent:budget:main';
@@ -295,14 +298,15 @@ test(`a batch of ${MAX_BATCH_LENGTH} peeks answers no more events than one peek 
 
   const answers = await peer.batch(peeks, 30_000);
   const first = readOf(answers[0]!).events.length;
-  assert.ok(first > 0 && first < 40 && eventBytes(answers) <= MAX_READ_BYTES, `the first read takes what fits (${first})`);
+  assert.ok(first > 0 && Buffer.byteLength(JSON.stringify(answers)) <= MAX_FRAME_BYTES, `the first read takes what fits (${first})`);
   assert.equal(
     answers.slice(1).map((answer) => [readOf(answer).events.length, readOf(answer).more]),
     Array.from({ length: MAX_BATCH_LENGTH - 1 }, () => [0, true]),
     'the rest answer no events, and more',
   );
   const [again] = await peer.batch([peeks[0]!]);
-  assert.is(readOf(again!).events.length, first, 'the next frame has a budget of its own');
+  const alone = readOf(again!).events.length;
+  assert.ok(alone > first && alone < 40 && eventBytes([again!]) <= MAX_READ_BYTES, `the next frame has a budget of its own, a lone read's (${alone})`);
 
   const response = await postJson(gw.port, '/rpc', peeks.map((peek, id) => ({ jsonrpc: '2.0', id, ...peek })), gw.token);
   assert.is(response.status, 200);
@@ -310,7 +314,7 @@ test(`a batch of ${MAX_BATCH_LENGTH} peeks answers no more events than one peek 
   peer.close();
 });
 
-test(`a batch of ${MAX_BATCH_LENGTH} session.list answers the sessions that fit MAX_READ_BYTES together, the others none, with more`, async () => {
+test(`a batch of ${MAX_BATCH_LENGTH} session.list answers the sessions that fit its answer together, the others none, with more`, async () => {
   const gw = await startTunedGateway();
   const peer = await openPeer(gw.url, gw.token);
   // Keys near the 512 limit: a full list is ~0.7 MB as JSON, a batch of them 70 MB without the budget.
@@ -322,15 +326,51 @@ test(`a batch of ${MAX_BATCH_LENGTH} session.list answers the sessions that fit 
   type ListAnswer = { sessions: Array<{ sessionKey: string }>; more: boolean };
   const lists = Array.from({ length: MAX_BATCH_LENGTH }, () => ({ method: 'session.list', params: { agentId: 'budget', limit: MAX_READ_LIMIT } }));
 
-  const answers = (await peer.batch(lists, 30_000)).map((answer) => resultOf<ListAnswer>(answer));
-  const listedBytes = answers.reduce((sum, answer) => sum + Buffer.byteLength(JSON.stringify(answer.sessions)), 0);
-  assert.ok(listedBytes <= MAX_READ_BYTES, `${listedBytes} bytes of sessions`);
-  assert.equal([answers[0]!.sessions.length, answers[0]!.more], [MAX_READ_LIMIT, false], 'the first list is whole');
-  const partial = answers.findIndex((answer) => answer.more);
-  assert.ok(partial > 0 && answers[partial]!.sessions.length < MAX_READ_LIMIT);
-  assert.ok(answers.slice(partial + 1).every((answer) => answer.sessions.length === 0 && answer.more), 'the rest: none, and more');
+  const batch = await peer.batch(lists, 30_000);
+  assert.ok(Buffer.byteLength(JSON.stringify(batch)) <= MAX_FRAME_BYTES);
+  const answers = batch.map((answer) => resultOf<ListAnswer>(answer));
+  const first = answers[0]!.sessions.length;
+  assert.ok(first > 0 && first < MAX_READ_LIMIT && answers[0]!.more, `the first list takes what fits (${first})`);
+  assert.ok(answers.slice(1).every((answer) => answer.sessions.length === 0 && answer.more), 'the rest: none, and more');
   const [again] = await peer.batch([lists[0]!]);
-  assert.is(resultOf<ListAnswer>(again!).sessions.length, MAX_READ_LIMIT, 'the next frame has a budget of its own');
+  const whole = resultOf<ListAnswer>(again!);
+  assert.equal([whole.sessions.length, whole.more], [MAX_READ_LIMIT, false], 'a list alone is whole: the next frame has a budget of its own');
+  peer.close();
+});
+
+test(`no answer is larger than the ${MAX_FRAME_BYTES}-byte frames the gateway takes: a client that refuses larger ones (Python's websockets by default) receives every event it drains, batch or not`, async () => {
+  const gw = await startTunedGateway();
+  const peer = await openPeer(gw.url, gw.token, { maxPayload: MAX_FRAME_BYTES });
+  const sessionKey = 'agent:budget:main';
+  await fill(peer, [sessionKey], 40);
+  const drain = { method: 'session.drain', params: { sessionKey, limit: MAX_READ_LIMIT } };
+  const drained: number[] = [];
+  const take = (answer: JsonRpcResponse) => {
+    const read = readOf(answer);
+    drained.push(...read.events.map((event) => event.seq));
+    return read;
+  };
+  const alone = take(await peer.call(drain.method, drain.params));
+  assert.ok(alone.more && alone.events.length > 0, `a drain alone takes what fits (${alone.events.length})`);
+
+  // The longest routing results there can be (keys of 512 four-byte characters), beside a drain.
+  const emoji = '\u{1F600}';
+  const longKey = `agent:budget:slack:channel:${emoji.repeat(MAX_SESSION_KEY_LENGTH - 27 - 8 - 100)}:thread:${emoji.repeat(100)}`;
+  const publishes = Array.from({ length: MAX_BATCH_LENGTH - 1 }, (_, i) => ({
+    method: 'system.event',
+    params: { text: 'x', sessionKey: longKey, contextKey: `${emoji.repeat(MAX_CONTEXT_KEY_LENGTH - 3)}${String(i).padStart(3, '0')}` },
+  }));
+  const batch = await peer.batch([...publishes, drain], 30_000);
+  for (const answer of batch.slice(0, -1)) resultOf(answer);
+  take(batch.at(-1)!);
+  for (let read = alone; read.more; ) read = take(await peer.call(drain.method, drain.params));
+  assert.not.ok(peer.isClosed, 'no frame refused');
+  assert.equal(drained, Array.from({ length: 40 }, (_, i) => i + 1), 'every event drained, once, in order');
+
+  const discovers = await peer.batch(Array.from({ length: MAX_BATCH_LENGTH }, () => ({ method: 'rpc.discover' })), 30_000);
+  const documents = discovers.filter((answer) => answer.result !== undefined).length;
+  assert.ok(documents > 0 && documents < MAX_BATCH_LENGTH, `${documents} documents, the rest RATE_LIMITED`);
+  assert.not.ok(peer.isClosed);
   peer.close();
 });
 

@@ -519,12 +519,16 @@ export function isNotification(frame: unknown): frame is PushedNotification {
   return typeof frame === 'object' && frame !== null && !Array.isArray(frame) && typeof (frame as { method?: unknown }).method === 'string';
 }
 
-/** Opens a Peer with `Authorization: Bearer <token>`; `autoPong: false` makes it ignore pings. */
-export function openPeer(url: string, token: string, options: { autoPong?: boolean } = {}): Promise<Peer> {
+/**
+ * Opens a Peer with `Authorization: Bearer <token>`; `autoPong: false` makes it ignore pings,
+ * `maxPayload` closes it (1009) on a larger frame, as clients with a smaller limit than ws's do.
+ */
+export function openPeer(url: string, token: string, options: { autoPong?: boolean; maxPayload?: number } = {}): Promise<Peer> {
   const ws = new WebSocket(url, {
     headers: { authorization: `Bearer ${token}` },
     perMessageDeflate: false,
     ...(options.autoPong === undefined ? {} : { autoPong: options.autoPong }),
+    ...(options.maxPayload === undefined ? {} : { maxPayload: options.maxPayload }),
   });
   sockets.add(ws);
   const frames: unknown[] = [];

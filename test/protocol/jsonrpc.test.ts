@@ -448,4 +448,23 @@ test('handleMessage takes an already parsed message', async () => {
   assert.is(await dispatcher.handleMessage({ jsonrpc: '2.0', method: 'get_data' }, { connection: 7 }), undefined);
 });
 
+test('onMessage is told how many requests a parsed frame holds before any of them runs; never for a frame nothing in it runs from', async () => {
+  /** [connection, requests, calls run by then] */
+  const told: Array<[number, number, number]> = [];
+  let ran = 0;
+  const dispatcher = new RpcDispatcher<Context>(
+    { count: () => ran++ },
+    { onMessage: (context, requests) => told.push([context.connection, requests, ran]) },
+  );
+  const send = (text: string) => dispatcher.handleFrame(text, { connection: 7 });
+  await send('{"jsonrpc":"2.0","id":1,"method":"count"}');
+  await send('[{"jsonrpc":"2.0","id":1,"method":"count"},{"jsonrpc":"2.0","method":"count"},1]');
+  assert.equal(told, [
+    [7, 1, 0],
+    [7, 3, 1],
+  ]);
+  for (const frame of ['{"jsonrpc":"2.0",', '[]', JSON.stringify(Array.from({ length: MAX_BATCH_LENGTH + 1 }, () => 1))]) await send(frame);
+  assert.is(told.length, 2, 'not for a parse error, an empty batch or one too long');
+});
+
 test.run();

@@ -4,8 +4,8 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MAX_READ_BYTES, MAX_READ_BYTES_IN_FLIGHT } from '../../src/protocol/constants.js';
-import { charge, eventBytes, readBudget, readPool, sessionBytes, taken, takeWithinBudget, traceStepBytes } from '../../src/store/read-budget.js';
+import { ANSWER_RESERVE_BYTES, MAX_BATCH_LENGTH, MAX_CONTEXT_KEY_LENGTH, MAX_FRAME_BYTES, MAX_READ_BYTES, MAX_READ_BYTES_IN_FLIGHT, MAX_SESSION_KEY_LENGTH, MAX_TEXT_BYTES } from '../../src/protocol/constants.js';
+import { charge, eventBytes, fitAnswerFrame, readBudget, readPool, sessionBytes, takeWithinBudget, traceStepBytes } from '../../src/store/read-budget.js';
 import type { EventRecord } from '../../src/store/types.js';
 
 const test = suite('store/read-budget');
@@ -53,7 +53,7 @@ test('what an answer carries in any case is charged whatever is left, and later 
   assert.is(budget.bytes, -10);
   assert.is(pool.bytes, MAX_READ_BYTES_IN_FLIGHT - MAX_READ_BYTES - 10);
   assert.is(takeWithinBudget(events(1, 10), budget, eventBytes).length, 0);
-  assert.is(taken(budget), MAX_READ_BYTES + 10, 'and all of it is given back once answered');
+  assert.is(budget.taken, MAX_READ_BYTES + 10, 'and all of it is given back once answered');
 });
 
 test('one frame: reads take up to MAX_READ_BYTES together, in whole events', () => {
@@ -63,19 +63,39 @@ test('one frame: reads take up to MAX_READ_BYTES together, in whole events', () 
   const cost = read.reduce((sum, taken) => sum + eventBytes(taken), 0);
   assert.is(budget.bytes, MAX_READ_BYTES - cost);
   assert.is(takeWithinBudget(events(1), budget, eventBytes).length, 0, 'too little left: the next read of the frame gets nothing');
-  assert.is(taken(budget), cost);
+  assert.is(budget.taken, cost);
 
   const partly = readBudget();
   assert.is(takeWithinBudget(events(PER_FRAME - 1), partly, eventBytes).length, PER_FRAME - 1);
   assert.is(takeWithinBudget(events(3), partly, eventBytes).length, 1, 'what is left, in whole events');
 });
 
-test('a read alone takes at least one event, even one larger than the budget; one after another read does not', () => {
-  const alone = readBudget(readPool());
-  assert.is(takeWithinBudget([event('x'.repeat(MAX_READ_BYTES + 1)), event('y')], alone, eventBytes).length, 1);
-  const after = readBudget();
-  takeWithinBudget([event('z')], after, eventBytes);
-  assert.is(takeWithinBudget([event('x'.repeat(MAX_READ_BYTES))], after, eventBytes).length, 0);
+test('a read alone takes at least one event: the largest there can be fits a lone request\'s budget', () => {
+  // 64 KiB of control characters (six bytes each as JSON), the longest key and contextKey of 4-byte characters.
+  const key = `agent:main:slack:channel:${'\u{1F600}'.repeat(MAX_SESSION_KEY_LENGTH - 25)}`;
+  const largest = { ...event('\u0001'.repeat(MAX_TEXT_BYTES)), sessionKey: key, contextKey: '\u{1F600}'.repeat(MAX_CONTEXT_KEY_LENGTH) };
+  const drain = JSON.stringify({ jsonrpc: '2.0', id: 'x'.repeat(1000), method: 'session.drain', params: { sessionKey: key, limit: 1000, after: 1 } });
+  const alone = readBudget(readPool(), Buffer.byteLength(drain));
+  fitAnswerFrame(alone, 1);
+  assert.is(takeWithinBudget([largest, largest], alone, eventBytes).length, 1, 'one, and not two');
+});
+
+test('a frame\'s reads take no more than its answer has room for in MAX_FRAME_BYTES: its own bytes and ANSWER_RESERVE_BYTES per request kept', () => {
+  const lone = readBudget(readPool(), 200);
+  fitAnswerFrame(lone, 1);
+  assert.is(lone.bytes, MAX_READ_BYTES, 'a lone request: MAX_READ_BYTES');
+  const frameBytes = 100 * 1024;
+  const batch = readBudget(readPool(), frameBytes);
+  fitAnswerFrame(batch, MAX_BATCH_LENGTH);
+  const room = MAX_FRAME_BYTES - frameBytes - MAX_BATCH_LENGTH * ANSWER_RESERVE_BYTES;
+  assert.ok(room > 0 && room < MAX_READ_BYTES);
+  assert.is(batch.bytes, room);
+  const read = takeWithinBudget(events(PER_FRAME), batch, eventBytes);
+  assert.is(read.length, Math.floor(room / COST), 'as many events as fit the room');
+  const full = readBudget(readPool(), MAX_FRAME_BYTES);
+  fitAnswerFrame(full, MAX_BATCH_LENGTH);
+  assert.is(takeWithinBudget(events(1, 10), full, eventBytes).length, 0, 'no room: nothing, not even one event');
+  assert.is(full.taken, 0);
 });
 
 test('the frames of one connection take from its pool: past MAX_READ_BYTES_IN_FLIGHT they get less, then nothing, until answers give back what they took', () => {
@@ -86,10 +106,10 @@ test('the frames of one connection take from its pool: past MAX_READ_BYTES_IN_FL
   assert.equal(read, [PER_FRAME, PER_FRAME, PER_FRAME, PER_FRAME, inPool - 4 * PER_FRAME], 'the pool holds four frames\' worth');
   assert.is(takeWithinBudget(events(1), readBudget(pool), eventBytes).length, 0, 'then nothing');
 
-  pool.bytes += taken(frames[0]!);
+  pool.bytes += frames[0]!.taken;
   const next = readBudget(pool);
   assert.is(takeWithinBudget(events(PER_FRAME + 1), next, eventBytes).length, PER_FRAME, 'an answered frame gives back what it took');
-  for (const budget of [...frames.slice(1), next]) pool.bytes += taken(budget);
+  for (const budget of [...frames.slice(1), next]) pool.bytes += budget.taken;
   assert.is(pool.bytes, MAX_READ_BYTES_IN_FLIGHT, 'all answered: the pool is whole again');
 });
 
