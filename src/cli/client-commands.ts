@@ -188,7 +188,9 @@ export function tokenCreate(args: Args): Promise<ExitCode> {
 }
 
 export function tokenList(args: Args): Promise<ExitCode> {
-  return withClient(args, 'token.list', {}, formatTokenList);
+  const limit = limitOption(args);
+  const params = { ...(limit === undefined ? {} : { limit }), ...optionalString(args, 'after', 'after') };
+  return withClient(args, 'token.list', params, (listed) => formatTokenList(listed, params.after));
 }
 
 export function tokenRevoke(args: Args, [tokenId]: string[]): Promise<ExitCode> {

@@ -155,8 +155,11 @@ export const COMMANDS: readonly CommandSpec[] = [
   }),
   connected({
     name: 'token list',
-    summary: 'List scoped tokens (not their secrets)',
-    options: [],
+    summary: 'List scoped tokens (not their secrets), oldest first',
+    options: [
+      { flags: '--limit <n>', description: `Most tokens to list (default ${DEFAULT_READ_LIMIT}, at most ${MAX_READ_LIMIT})` },
+      { flags: '--after <tokenId>', description: 'List the tokens created after this one (the last of the list before)' },
+    ],
     example: 'switchboard token list',
     load: async () => oneShot.tokenList,
   }),

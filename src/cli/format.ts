@@ -146,13 +146,14 @@ export function formatTokenRevoked(revoked: ResultOf<'token.revoke'>): string {
   return `revoked ${revoked.tokenId}; closed ${revoked.closedConnections} connection(s) that used it`;
 }
 
-export function formatTokenList(listed: ResultOf<'token.list'>): string {
-  if (listed.tokens.length === 0) return 'no scoped tokens (create one with `switchboard token create --agent <agentId>`)';
-  return listed.tokens
-    .map((token) => {
-      const state = token.revokedAt ? `revoked ${token.revokedAt}` : 'active';
-      const name = token.name ? ` "${token.name}"` : '';
-      return `${token.tokenId}  agent ${token.agentId}  ${token.scopes.join(',')}  ${state}  created ${token.createdAt}${name}`;
-    })
-    .join('\n');
+/** `after`: the token the list was asked to start after, if any. */
+export function formatTokenList(listed: ResultOf<'token.list'>, after?: string): string {
+  const last = listed.tokens.at(-1);
+  if (!last) return after === undefined ? 'no scoped tokens (create one with `switchboard token create --agent <agentId>`)' : `no tokens created after ${after}`;
+  const rows = listed.tokens.map((token) => {
+    const state = token.revokedAt ? `revoked ${token.revokedAt}` : 'active';
+    const name = token.name ? ` "${token.name}"` : '';
+    return `${token.tokenId}  agent ${token.agentId}  ${token.scopes.join(',')}  ${state}  created ${token.createdAt}${name}`;
+  });
+  return [...rows, ...(listed.more ? [`(more tokens: switchboard token list --after ${last.tokenId})`] : [])].join('\n');
 }

@@ -21,6 +21,7 @@ import {
   SessionUnsubscribeResult,
   TokenCreateParams,
   TokenCreateResult,
+  TokenListParams,
   TokenListResult,
   TokenRevokeParams,
   TokenRevokeResult,
@@ -105,10 +106,12 @@ export const METHODS = {
     errors: ['FORBIDDEN', 'STORE_UNAVAILABLE'],
   },
   'token.list': {
-    params: EmptyParams,
+    params: TokenListParams,
     result: TokenListResult,
-    summary: 'List scoped tokens, revoked ones included, without their secrets (admin token only).',
-    errors: ['FORBIDDEN', 'STORE_UNAVAILABLE'],
+    summary: 'List scoped tokens, revoked ones included, without their secrets (admin token only), oldest first, a page at a time.',
+    description:
+      'A page holds at most `limit` tokens, and fewer when they outgrow what one answer carries (as session.list); `more` says that others follow: ask again with `after` set to the last tokenId listed.',
+    errors: ['FORBIDDEN', 'TOKEN_NOT_FOUND', 'STORE_UNAVAILABLE'],
   },
   'token.revoke': {
     params: TokenRevokeParams,

@@ -6,6 +6,7 @@
 import Type, { type Static } from 'typebox';
 import {
   AGENT_ID_PATTERN,
+  DEFAULT_READ_LIMIT,
   MAX_AGENT_ID_LENGTH,
   MAX_BACKUP_PATH_LENGTH,
   MAX_CONTEXT_KEY_LENGTH,
@@ -188,18 +189,19 @@ export const StoredEvent = Type.Object(
 );
 export type StoredEvent = Static<typeof StoredEvent>;
 
-const ReadLimit = Type.Integer({
-  minimum: 1,
-  maximum: MAX_READ_LIMIT,
-  description: `Most events to return (default 100, at most ${MAX_READ_LIMIT}).`,
-});
+const readLimit = (what: string) =>
+  Type.Integer({
+    minimum: 1,
+    maximum: MAX_READ_LIMIT,
+    description: `Most ${what} to return (default ${DEFAULT_READ_LIMIT}, at most ${MAX_READ_LIMIT}).`,
+  });
 
 export const SessionReadParams = Type.Object(
   {
     sessionKey: Type.Optional(
       sessionKeyParam(`Absent: the main session of the token's agent (of "main" for the admin token), where system.event routes an event without one.`),
     ),
-    limit: Type.Optional(ReadLimit),
+    limit: Type.Optional(readLimit('events')),
     after: Type.Optional(Type.Integer({ ...SEQ_RANGE, description: 'Only events with seq greater than this.' })),
   },
   { additionalProperties: false },
@@ -220,7 +222,7 @@ export type SessionReadResult = Static<typeof SessionReadResult>;
 export const SessionListParams = Type.Object(
   {
     agentId: Type.Optional(AgentIdParam),
-    limit: Type.Optional(ReadLimit),
+    limit: Type.Optional(readLimit('sessions')),
   },
   { additionalProperties: false },
 );
@@ -442,7 +444,24 @@ export const TokenCreateResult = Type.Object(
 );
 export type TokenCreateResult = Static<typeof TokenCreateResult>;
 
-export const TokenListResult = Type.Object({ tokens: Type.Array(TokenInfo) }, { additionalProperties: false });
+export const TokenListParams = Type.Object(
+  {
+    limit: Type.Optional(readLimit('tokens')),
+    after: Type.Optional(
+      Type.String({ minLength: 1, maxLength: MAX_ID_LENGTH, description: 'Resume point: list the tokens after this one (the last tokenId of the page before).' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type TokenListParams = Static<typeof TokenListParams>;
+
+export const TokenListResult = Type.Object(
+  {
+    tokens: Type.Array(TokenInfo, { description: 'Oldest first.' }),
+    more: Type.Boolean({ description: 'More tokens follow: list again with `after` set to the last tokenId.' }),
+  },
+  { additionalProperties: false },
+);
 export type TokenListResult = Static<typeof TokenListResult>;
 
 export const TokenRevokeParams = Type.Object({ tokenId: Type.String({ minLength: 1, maxLength: MAX_ID_LENGTH }) }, { additionalProperties: false });

@@ -147,9 +147,12 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
       if (params.name !== undefined) rejectInvisible(params.name.trim(), '/name', '`token list` would show nothing; give a visible name');
       return tokens.create(params);
     },
-    'token.list': async (_params, context) => {
+    'token.list': async (params, context) => {
       authorize(context.principal, { admin: true });
-      return { tokens: await tokens.list() };
+      const { after, limit = DEFAULT_READ_LIMIT } = params;
+      const page = await tokens.list({ after, limit, budget: context.readBudget });
+      if (!page) throw new RpcError('TOKEN_NOT_FOUND', `no token "${after}" to list after; \`switchboard token list\` lists from the first`, { tokenId: after });
+      return page;
     },
     'token.revoke': async (params, context) => {
       authorize(context.principal, { admin: true });

@@ -4,8 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { TOKEN_PREFIX } from '../protocol/constants.js';
-import type { TokenCreateParams, TokenCreateResult, TokenInfo, TokenRevokeResult, TokenScope } from '../protocol/schemas.js';
-import type { TokenRecord, TokenStore } from '../store/types.js';
+import type { TokenCreateParams, TokenCreateResult, TokenInfo, TokenListResult, TokenRevokeResult, TokenScope } from '../protocol/schemas.js';
+import type { TokenPageOptions, TokenRecord, TokenStore } from '../store/types.js';
 import { hashToken, type Authenticator, type ScopedToken } from './auth.js';
 
 /** Both scopes unless the admin narrows them: a token is usually one agent's whole key. */
@@ -19,7 +19,8 @@ const TOKEN_ID_BYTES = 6;
 
 export interface TokenService {
   create(params: TokenCreateParams): Promise<TokenCreateResult>;
-  list(): Promise<TokenInfo[]>;
+  /** Undefined when there is no token `after`. */
+  list(options: TokenPageOptions): Promise<TokenListResult | undefined>;
   revoke(tokenId: string): Promise<TokenRevokeResult | undefined>;
 }
 
@@ -49,8 +50,9 @@ export function createTokenService(
       authenticator.remember(toScopedToken(record));
       return { ...toInfo(record), token };
     },
-    async list() {
-      return (await store.listTokens()).map(toInfo);
+    async list(options) {
+      const page = await store.tokenPage(options);
+      return page && { tokens: page.tokens.map(toInfo), more: page.more };
     },
     async revoke(tokenId) {
       const revocation = await store.revokeToken(tokenId);

@@ -1,7 +1,7 @@
 /**
  * How many bytes read answers may carry, so that what a client can ask for at once is bounded
  * however it asks. Reads are the answers that grow with what is stored: session.peek and
- * session.drain (events), session.list (sessions) and event.trace (steps); and rpc.discover,
+ * session.drain (events), session.list (sessions), event.trace (steps) and token.list; and rpc.discover,
  * ~40 KB whatever is stored, which a client could otherwise ask for a thousand times at once. An item is counted as
  * what it adds to an answer: its JSON, not its text (escaping makes control characters six bytes
  * each, and an event's route repeats the key's parts).
@@ -32,7 +32,7 @@
  * never arrived.
  */
 import { ANSWER_RESERVE_BYTES, MAX_FRAME_BYTES, MAX_READ_BYTES, MAX_READ_BYTES_IN_FLIGHT } from '../protocol/constants.js';
-import type { EventRecord, SessionRecord, TraceEntry } from './types.js';
+import type { EventRecord, SessionRecord, TokenRecord, TraceEntry } from './types.js';
 
 /**
  * What a stored event's JSON holds beyond its record's: the route's member names and nulls, and
@@ -45,6 +45,9 @@ const LISTED_SESSION_OVERHEAD = 160;
 
 /** A trace step's member names, its step's name and its time as an ISO string. */
 const TRACE_STEP_OVERHEAD = 96;
+
+/** A listed token's member names, its scopes and its two times as ISO strings. */
+const LISTED_TOKEN_OVERHEAD = 160;
 
 /** Bytes left to a connection's frames, from their reads until their answers are written. */
 export interface ReadPool {
@@ -94,6 +97,11 @@ export function sessionBytes(session: Pick<SessionRecord, 'sessionKey' | 'agentI
 /** At most what a step adds to event.trace's answer: its detail, its name and its time. */
 export function traceStepBytes(entry: TraceEntry): number {
   return Buffer.byteLength(JSON.stringify(entry.detail)) + TRACE_STEP_OVERHEAD;
+}
+
+/** At most what a token adds to token.list's answer: its id, name and agent, scopes and times. */
+export function tokenBytes(token: Pick<TokenRecord, 'tokenId' | 'name' | 'agentId'>): number {
+  return Buffer.byteLength(JSON.stringify([token.tokenId, token.name, token.agentId])) + LISTED_TOKEN_OVERHEAD;
 }
 
 /** The longest prefix of `items` that fits what is left of `budget`, taken from it. */

@@ -13,7 +13,7 @@ import { BackupError, corruptStoreError, isCorruption, sqliteCode, StoreClosedEr
 import { newEventId } from './ids.js';
 import { migrate } from './migrations.js';
 import { PendingIndex, type PendingRef } from './pending-index.js';
-import { charge, eventBytes, readBudget, sessionBytes, takeWithinBudget, traceStepBytes, type ReadBudget } from './read-budget.js';
+import { charge, eventBytes, readBudget, sessionBytes, takeWithinBudget, tokenBytes, traceStepBytes, type ReadBudget } from './read-budget.js';
 import { NEWEST_TEXT_CACHE_LIMIT, SessionCache, type NewestEvent, type SessionRow, type SessionState } from './session-cache.js';
 import type {
   AckResult,
@@ -28,6 +28,7 @@ import type {
   SessionRecord,
   StoreOptions,
   StoreStats,
+  TokenPageOptions,
   TokenRecord,
   TokenRevocation,
   TokenStore,
@@ -320,6 +321,11 @@ function prepareStatements(db: Database.Database) {
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ),
     tokens: db.prepare<[], TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at, token_id`),
+    tokensFirst: db.prepare<[number], TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at, token_id LIMIT ?`),
+    tokensAfter: db.prepare<[string, number], TokenRow>(
+      `SELECT ${TOKEN_COLUMNS} FROM tokens WHERE (created_at, token_id) > (SELECT created_at, token_id FROM tokens WHERE token_id = ?)
+       ORDER BY created_at, token_id LIMIT ?`,
+    ),
     // Only a token not revoked yet: revoking again keeps the first revocation time.
     tokenRevoke: db.prepare<[number, string], TokenRow>(
       `UPDATE tokens SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL RETURNING ${TOKEN_COLUMNS}`,
@@ -550,6 +556,15 @@ export class SqliteEventStore implements EventStore, TokenStore {
 
   listTokens(): Promise<TokenRecord[]> {
     return this.#submitRead(() => this.#sql.tokens.all().map(toTokenRecord));
+  }
+
+  tokenPage({ after, limit, budget = readBudget() }: TokenPageOptions): Promise<{ tokens: TokenRecord[]; more: boolean } | undefined> {
+    return this.#submitRead(() => {
+      if (after !== undefined && this.#sql.token.get(after) === undefined) return undefined;
+      const rows = after === undefined ? this.#sql.tokensFirst.all(limit + 1) : this.#sql.tokensAfter.all(after, limit + 1);
+      const tokens = takeWithinBudget(rows.slice(0, limit), budget, tokenBytes).map(toTokenRecord);
+      return { tokens, more: rows.length > tokens.length };
+    });
   }
 
   createToken(record: TokenRecord): Promise<void> {

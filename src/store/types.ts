@@ -206,10 +206,23 @@ export interface TokenRevocation {
   alreadyRevoked: boolean;
 }
 
+export interface TokenPageOptions {
+  /** The tokens after this one (its id); from the first when absent. */
+  after?: string;
+  limit: number;
+  /** As for reads (ReadOptions). */
+  budget?: ReadBudget;
+}
+
 /** Scoped tokens, kept in the same database as the events they guard. */
 export interface TokenStore {
   /** Every token ever created, revoked ones included, oldest first. */
   listTokens(): Promise<TokenRecord[]>;
+  /**
+   * A page of them, in the same order: at most `limit`, and what fits the budget; `more` when
+   * others follow. Undefined when there is no token `after`.
+   */
+  tokenPage(options: TokenPageOptions): Promise<{ tokens: TokenRecord[]; more: boolean } | undefined>;
   createToken(record: TokenRecord): Promise<void>;
   /**
    * Marks the token revoked, keeping the first revocation time when it already was; undefined when

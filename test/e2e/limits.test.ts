@@ -20,6 +20,7 @@ import {
   MAX_SESSION_KEY_LENGTH,
   MAX_SUBSCRIPTIONS_PER_CONNECTION,
   MAX_TEXT_BYTES,
+  MAX_TOKEN_NAME_LENGTH,
 } from '../../src/protocol/constants.js';
 import {
   cleanup,
@@ -335,6 +336,26 @@ test(`a batch of ${MAX_BATCH_LENGTH} session.list answers the sessions that fit 
   const [again] = await peer.batch([lists[0]!]);
   const whole = resultOf<ListAnswer>(again!);
   assert.equal([whole.sessions.length, whole.more], [MAX_READ_LIMIT, false], 'a list alone is whole: the next frame has a budget of its own');
+  peer.close();
+});
+
+test(`a batch of ${MAX_BATCH_LENGTH} token.list answers the tokens that fit its answer, the rest none, with more (QA: 33 MB in one frame)`, async () => {
+  const gw = await startTunedGateway();
+  const peer = await openPeer(gw.url, gw.token, { maxPayload: MAX_FRAME_BYTES });
+  const name = '\u{1F600}'.repeat(MAX_TOKEN_NAME_LENGTH);
+  for (let i = 0; i < 5; i++) {
+    const creates = Array.from({ length: MAX_BATCH_LENGTH }, () => ({ method: 'token.create', params: { agentId: 'many', name } }));
+    for (const answer of await peer.batch(creates, 30_000)) resultOf(answer);
+  }
+  type Page = { tokens: Array<{ tokenId: string }>; more: boolean };
+  const lists = Array.from({ length: MAX_BATCH_LENGTH }, () => ({ method: 'token.list', params: { limit: MAX_READ_LIMIT } }));
+  const pages = (await peer.batch(lists, 30_000)).map((answer) => resultOf<Page>(answer));
+  assert.not.ok(peer.isClosed, 'no frame refused');
+  const first = pages[0]!.tokens.length;
+  assert.ok(first > 0 && first < 500 && pages[0]!.more, `the first list takes what fits (${first})`);
+  assert.ok(pages.slice(1).every((page) => page.tokens.length === 0 && page.more), 'the rest: none, and more');
+  const alone = resultOf<Page>(await peer.call('token.list', { limit: MAX_READ_LIMIT }));
+  assert.equal([alone.tokens.length, alone.more], [500, false], 'a list alone holds them all');
   peer.close();
 });
 

@@ -533,6 +533,32 @@ test('revoking an unknown token is 1011 TOKEN_NOT_FOUND over RPC and exit 1 from
   assert.equal(cliRefusal(cli.stderr), { code: 1011, message: error.message });
 });
 
+test('token.list pages oldest first: at most limit, then after the last listed, with more; an unknown after is TOKEN_NOT_FOUND; the CLI names the next page', async ({ gw, admin }) => {
+  for (let i = 0; i < 3; i++) await create(admin, { agentId: 'paged' });
+  type Page = { tokens: TokenInfo[]; more: boolean };
+  const all = resultOf<Page>(await admin.call('token.list', { limit: 1000 }));
+  assert.ok(all.tokens.length >= 3 && !all.more);
+  const paged: string[] = [];
+  for (let after: string | undefined; ; ) {
+    const page = resultOf<Page>(await admin.call('token.list', { limit: 2, ...(after === undefined ? {} : { after }) }));
+    assert.ok(page.tokens.length <= 2);
+    paged.push(...page.tokens.map((token) => token.tokenId));
+    if (!page.more) break;
+    after = page.tokens.at(-1)!.tokenId;
+  }
+  assert.equal(paged, all.tokens.map((token) => token.tokenId), 'every token once, in order');
+
+  const error = errorOf(await admin.call('token.list', { after: 'tok_000000000000' }));
+  assert.equal([error.code, error.data?.name, error.data?.['tokenId']], [1011, 'TOKEN_NOT_FOUND', 'tok_000000000000']);
+
+  const first = await runCli(['token', 'list', '--limit', '1', ...connection(gw)]);
+  assert.is(first.code, 0, first.stderr);
+  assert.match(first.stdout, new RegExp(`^${paged[0]} .*\\n\\(more tokens: switchboard token list --after ${paged[0]}\\)\\n$`));
+  const last = await runCli(['token', 'list', '--after', paged.at(-1)!, ...connection(gw)]);
+  assert.is(last.code, 0, last.stderr);
+  assert.is(last.stdout, `no tokens created after ${paged.at(-1)}\n`);
+});
+
 test('tokens survive a gateway restart: active ones work, revoked ones stay revoked', async () => {
   const before = await startTunedGateway();
   const admin = await openPeer(before.url, before.token);

@@ -31,7 +31,7 @@ import {
   SessionCache,
 } from '../../src/store/session-cache.js';
 import { migrate, SCHEMA_VERSION } from '../../src/store/migrations.js';
-import { eventBytes, readBudget, sessionBytes, traceStepBytes } from '../../src/store/read-budget.js';
+import { charge, eventBytes, readBudget, sessionBytes, tokenBytes, traceStepBytes } from '../../src/store/read-budget.js';
 import { PRUNE_SLICE } from '../../src/store/sqlite.js';
 import { DATA_FILES, MAX_READ_BYTES, DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
 
@@ -1680,6 +1680,20 @@ test('tokens: none at first; listed oldest first, ties by id, as created', async
   const c = token('tok_c', 1000, { revokedAt: 1500 });
   for (const record of [b, a, c]) await store.createToken(record);
   assert.equal(await store.listTokens(), [c, a, b]);
+});
+
+test('tokens: a page is at most limit, in the same order, then those after a given one; within the read budget; an unknown after is undefined', async () => {
+  const store = open(tempDir());
+  const records = [token('tok_b', 2000), token('tok_a', 2000), token('tok_c', 1000), token('tok_d', 3000)];
+  for (const record of records) await store.createToken(record);
+  const [c, a, b, d] = [records[2]!, records[1]!, records[0]!, records[3]!];
+  assert.equal(await store.tokenPage({ limit: 2 }), { tokens: [c, a], more: true });
+  assert.equal(await store.tokenPage({ after: 'tok_a', limit: 2 }), { tokens: [b, d], more: false });
+  assert.equal(await store.tokenPage({ after: 'tok_d', limit: 2 }), { tokens: [], more: false });
+  assert.is(await store.tokenPage({ after: 'tok_none', limit: 2 }), undefined);
+  const budget = readBudget();
+  charge(budget, MAX_READ_BYTES - tokenBytes(c) - 1);
+  assert.equal(await store.tokenPage({ limit: 10, budget }), { tokens: [c], more: true }, 'what fits the budget');
 });
 
 test('tokens: revoke keeps the first revokedAt and says when it was already revoked; an unknown id is undefined', async () => {
