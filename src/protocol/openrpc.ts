@@ -26,10 +26,10 @@ const GENERIC_ERRORS: readonly ErrorName[] = [
 type JsonObject = Record<string, unknown>;
 
 /**
- * @param serverUrl where the gateway listens: rpc.discover names the live gateway's own URL,
- * the committed schema/openrpc.json the default one.
+ * @param serverUrls where the gateway can be reached: rpc.discover names the live gateway's own
+ * URLs, the committed schema/openrpc.json the default one.
  */
-export function buildOpenRpcDocument(version: string, serverUrl = DEFAULT_URL): JsonObject {
+export function buildOpenRpcDocument(version: string, serverUrls: readonly string[] = [DEFAULT_URL]): JsonObject {
   return {
     openrpc: OPENRPC_VERSION,
     info: {
@@ -39,7 +39,7 @@ export function buildOpenRpcDocument(version: string, serverUrl = DEFAULT_URL): 
         'Event gateway for AI agents: JSON-RPC 2.0 over WebSocket. Background work tells a long-running agent "this happened" and it lands in the right conversation. Authenticate the WebSocket upgrade with "Authorization: Bearer <token>".',
       license: { name: 'MIT' },
     },
-    servers: [{ name: 'local gateway', url: serverUrl }],
+    servers: serverUrls.map((url) => ({ name: 'switchboard gateway', url })),
     methods: Object.entries(METHODS).map(([name, spec]) => describeMethod(name, spec)),
     'x-notifications': Object.entries(NOTIFICATIONS).map(([name, spec]) => describeNotification(name, spec)),
     components: {

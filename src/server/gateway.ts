@@ -5,6 +5,7 @@
  */
 import { createServer, maxHeaderSize, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { isIPv4, type AddressInfo, type Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { databasePath, ensureDataDir, socketPath, tokenPath } from '../config/data-dir.js';
@@ -430,9 +431,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const localSocket = local && 'path' in local ? local : undefined;
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : (options.port ?? DEFAULT_PORT);
-  const urlHost = host.includes(':') ? `[${host}]` : host;
-  const url = `ws://${urlHost}:${port}`;
-  openrpc = buildOpenRpcDocument(VERSION, url);
+  const url = wsUrl(host, port);
+  openrpc = buildOpenRpcDocument(VERSION, reachableUrls(url, (address as AddressInfo).address, port));
 
   let closed: Promise<void> | undefined;
   return {
@@ -487,6 +487,25 @@ function asStartupError(error: unknown, dataDir: string): unknown {
 }
 
 /** Whether a bound address is this machine's alone to reach: a loopback one. */
+function wsUrl(host: string, port: number): string {
+  return `ws://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/**
+ * Where clients can reach the gateway, for rpc.discover: `url` as listened on, or, listening on
+ * every address (0.0.0.0, or :: which takes IPv4 too), the machine's own addresses, as many
+ * documents' clients take the first server's URL for where to connect and `ws://0.0.0.0` is not
+ * one. Link-local IPv6 addresses are left out: they mean nothing without the client's zone.
+ */
+function reachableUrls(url: string, bound: string, port: number): string[] {
+  if (bound !== '0.0.0.0' && bound !== '::') return [url];
+  const addresses = Object.values(networkInterfaces())
+    .flatMap((entries) => entries ?? [])
+    .filter(({ family, address }) => family === 'IPv4' || (bound === '::' && !/^fe[89ab]/i.test(address)))
+    .map(({ address }) => wsUrl(address, port));
+  return addresses.length > 0 ? addresses : [url];
+}
+
 function isLoopback(address: string): boolean {
   if (isIPv4(address)) return address.startsWith('127.');
   return address === '::1' || /^::ffff:127\./i.test(address);

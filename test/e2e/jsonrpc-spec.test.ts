@@ -388,7 +388,7 @@ test('rpc.discover returns the OpenRPC document listing every method, with the U
   const doc = resultOf<{ openrpc: string; servers: unknown[]; methods: { name: string }[] }>(await raw.call('rpc.discover', {}));
   assert.is(doc.openrpc, '1.3.2');
   // An ephemeral port: not the default that schema/openrpc.json names.
-  assert.equal(doc.servers, [{ name: 'local gateway', url: gw.url }]);
+  assert.equal(doc.servers, [{ name: 'switchboard gateway', url: gw.url }]);
   assert.ok(Array.isArray(doc.methods));
   const names = doc.methods.map((method) => method.name);
   for (const name of ['system.event', 'session.peek', 'session.drain', 'session.list', 'gateway.status', 'rpc.discover']) {

@@ -77,6 +77,13 @@ test('a gateway listening where other machines may reach it says so, once listen
     exposed.stderr(),
     'switchboard gateway: warning: listening on 0.0.0.0, which other machines may reach: the token is all that guards the gateway, and nothing is encrypted; put a TLS proxy in front of it, or keep to 127.0.0.1\n',
   );
+  // rpc.discover names addresses to connect to, not the wildcard listened on (QA).
+  const port = new URL(exposed.url).port;
+  const socket = await openRaw(`ws://127.0.0.1:${port}`, exposed.token);
+  const { servers } = resultOf<{ servers: Array<{ url: string }> }>(await socket.call('rpc.discover', {}));
+  const urls = servers.map((server) => server.url);
+  assert.ok(urls.includes(`ws://127.0.0.1:${port}`) && urls.every((url) => !url.includes('0.0.0.0') && url.endsWith(`:${port}`)), urls.join(' '));
+  socket.close();
   assert.is(await exposed.stop(), 0);
   const local = await startGatewayProcess({ args: ['--host', 'localhost'] });
   assert.not.match(local.stderr(), 'other machines');
