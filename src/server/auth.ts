@@ -93,7 +93,7 @@ export type Need = { admin: true } | { scope: TokenScope; agentId: string };
 export function authorize(principal: Principal, need: Need): void {
   if (principal.kind === 'admin') return;
   if ('admin' in need) {
-    throw new RpcError('FORBIDDEN', 'this needs the admin token (the one in <data-dir>/token); scoped tokens cannot manage tokens');
+    throw new RpcError('FORBIDDEN', 'this needs the admin token (the one in <data-dir>/token): a scoped token only publishes and subscribes for its agent');
   }
   if (!principal.scopes.includes(need.scope)) {
     throw new RpcError('FORBIDDEN', `this token lacks the "${need.scope}" scope; create one with --can ${need.scope}`, {

@@ -305,7 +305,7 @@ export class Connection implements Subscriber {
       return;
     }
     const tasks: Array<() => void> = [];
-    const budget = readBudget(this.#readPool, (data as Buffer).length);
+    const budget = readBudget(this.#readPool);
     const context: CallContext = {
       ingress: 'websocket',
       principal: this.principal,
@@ -314,6 +314,7 @@ export class Connection implements Subscriber {
       subscriber: this,
       afterResponse: (task) => tasks.push(task),
       readBudget: budget,
+      frameBytes: (data as Buffer).length,
     };
     this.#inFlight++;
     let answered = false;

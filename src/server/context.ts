@@ -18,4 +18,6 @@ export interface CallContext {
   afterResponse(task: () => void): void;
   /** What the reads of this frame may still answer with (see ReadBudget): one budget per frame, batch or not. */
   readonly readBudget: ReadBudget;
+  /** Bytes of the frame (a WebSocket message, an HTTP body) the request came in. */
+  readonly frameBytes: number;
 }

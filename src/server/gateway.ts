@@ -222,7 +222,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const dispatcher = new RpcDispatcher<CallContext>(handlers, {
     mapError: toRpcError,
     onInternalError: (error, method) => log(`internal error in ${method}: ${(error as Error)?.stack ?? String(error)}`),
-    onMessage: (context, requests) => fitAnswerFrame(context.readBudget, requests),
+    onMessage: (context, requests) => fitAnswerFrame(context.readBudget, context.frameBytes, requests),
   });
 
   /** One decision for every ingress: refused before any RPC is read, or admitted as a principal. */
@@ -486,26 +486,28 @@ function asStartupError(error: unknown, dataDir: string): unknown {
   return corruptStoreError(databasePath(dataDir), error.sqliteCode, error);
 }
 
-/** Whether a bound address is this machine's alone to reach: a loopback one. */
 function wsUrl(host: string, port: number): string {
   return `ws://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /**
  * Where clients can reach the gateway, for rpc.discover: `url` as listened on, or, listening on
- * every address (0.0.0.0, or :: which takes IPv4 too), the machine's own addresses, as many
- * documents' clients take the first server's URL for where to connect and `ws://0.0.0.0` is not
- * one. Link-local IPv6 addresses are left out: they mean nothing without the client's zone.
+ * every address (0.0.0.0, or :: which takes IPv4 too), the machine's own addresses, loopback ones
+ * last: OpenRPC tools take the first server's URL for where to connect, and neither
+ * `ws://0.0.0.0` nor `ws://127.0.0.1` is that for another machine. Link-local IPv6 addresses are
+ * left out: they mean nothing without the client's zone. Read once, when the gateway starts.
  */
 function reachableUrls(url: string, bound: string, port: number): string[] {
   if (bound !== '0.0.0.0' && bound !== '::') return [url];
   const addresses = Object.values(networkInterfaces())
     .flatMap((entries) => entries ?? [])
     .filter(({ family, address }) => family === 'IPv4' || (bound === '::' && !/^fe[89ab]/i.test(address)))
-    .map(({ address }) => wsUrl(address, port));
-  return addresses.length > 0 ? addresses : [url];
+    .map(({ address }) => address)
+    .sort((a, b) => Number(isLoopback(a)) - Number(isLoopback(b)));
+  return addresses.length > 0 ? addresses.map((address) => wsUrl(address, port)) : [url];
 }
 
+/** Whether a bound address is this machine's alone to reach: a loopback one. */
 function isLoopback(address: string): boolean {
   if (isIPv4(address)) return address.startsWith('127.');
   return address === '::1' || /^::ffff:127\./i.test(address);

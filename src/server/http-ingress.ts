@@ -112,7 +112,8 @@ export function createHttpHandler(options: HttpIngressOptions): HttpHandler {
           connectionId: null,
           subscriber: null,
           afterResponse: (task) => response.once('finish', task),
-          readBudget: readBudget(undefined, Buffer.byteLength(body.text)),
+          readBudget: readBudget(),
+          frameBytes: body.bytes,
         };
         const answer = ingress === 'http-rpc' ? answerRpc : answerHook;
         return answer(options.dispatcher, body.text, context, response);
@@ -152,7 +153,7 @@ async function answerHook(dispatcher: RpcDispatcher<CallContext>, text: string, 
   sendJson(response, HOOK_STATUS[error.code] ?? 500, JSON.stringify({ error }));
 }
 
-type Body = { status: 'ok'; text: string } | { status: 'not-utf8' | 'too-large' | 'timeout' | 'aborted' };
+type Body = { status: 'ok'; text: string; bytes: number } | { status: 'not-utf8' | 'too-large' | 'timeout' | 'aborted' };
 
 /** Reads the whole body, bounded in size (413) and in time (408). */
 function readBody(request: IncomingMessage, response: ServerResponse, timeoutMs: number, expectsContinue: boolean): Promise<Body> {
@@ -180,7 +181,7 @@ function readBody(request: IncomingMessage, response: ServerResponse, timeoutMs:
       // RFC 8259 section 8.1: JSON between systems is UTF-8. Decoding bytes that are not would put
       // U+FFFD in their place and store a text its sender never sent (a text frame that is not
       // UTF-8 is closed with 1007, a binary one answered PARSE_ERROR: see connection.ts).
-      finish(isUtf8(bytes) ? { status: 'ok', text: bytes.toString('utf8') } : { status: 'not-utf8' });
+      finish(isUtf8(bytes) ? { status: 'ok', text: bytes.toString('utf8'), bytes: bytes.length } : { status: 'not-utf8' });
     });
     request.once('aborted', () => finish({ status: 'aborted' }));
   });

@@ -59,8 +59,6 @@ export interface ReadBudget {
   bytes: number;
   /** Bytes they took, to give back to the pool once the answer is written. */
   taken: number;
-  /** The frame's own size: its ids and params may come back in its answers. */
-  readonly frameBytes: number;
   /** The connection's pool it also takes from; none for a lone request (HTTP). */
   readonly pool: ReadPool | undefined;
 }
@@ -69,19 +67,20 @@ export function readPool(): ReadPool {
   return { bytes: MAX_READ_BYTES_IN_FLIGHT };
 }
 
-/** A fresh budget, for one frame of `frameBytes`; taking from `pool` as well, when given. */
-export function readBudget(pool?: ReadPool, frameBytes = 0): ReadBudget {
-  return { bytes: MAX_READ_BYTES, taken: 0, frameBytes, pool };
+/** A fresh budget, for one frame; taking from `pool` as well, when given. */
+export function readBudget(pool?: ReadPool): ReadBudget {
+  return { bytes: MAX_READ_BYTES, taken: 0, pool };
 }
 
 /**
- * Leaves the reads of a frame of `requests` no more than its answer has room for within
- * MAX_FRAME_BYTES, once every request's answer has ANSWER_RESERVE_BYTES and the frame's own bytes
- * (ids and params its answers may repeat): what a client that takes frames of that size (Python's
- * `websockets` by default) can receive. Called before any of the frame's requests runs.
+ * Leaves the reads of a frame of `frameBytes` holding `requests` no more than its answer has room
+ * for within MAX_FRAME_BYTES, what a client that takes frames of that size (Python's `websockets`
+ * by default) can receive: after ANSWER_RESERVE_BYTES for each request's own answer, and twice the
+ * frame's bytes, which its answers may repeat (ids; an error names an unknown method or member in
+ * its message and again in its data). Called before any of the frame's requests runs.
  */
-export function fitAnswerFrame(budget: ReadBudget, requests: number): void {
-  budget.bytes = Math.min(budget.bytes, MAX_FRAME_BYTES - budget.frameBytes - requests * ANSWER_RESERVE_BYTES);
+export function fitAnswerFrame(budget: ReadBudget, frameBytes: number, requests: number): void {
+  budget.bytes = Math.min(budget.bytes, MAX_FRAME_BYTES - 2 * frameBytes - requests * ANSWER_RESERVE_BYTES);
 }
 
 /** At most what the event adds to an answer: its record's JSON, the key once more for the route. */

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
+import { networkInterfaces } from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -77,17 +78,29 @@ test('a gateway listening where other machines may reach it says so, once listen
     exposed.stderr(),
     'switchboard gateway: warning: listening on 0.0.0.0, which other machines may reach: the token is all that guards the gateway, and nothing is encrypted; put a TLS proxy in front of it, or keep to 127.0.0.1\n',
   );
-  // rpc.discover names addresses to connect to, not the wildcard listened on (QA).
-  const port = new URL(exposed.url).port;
-  const socket = await openRaw(`ws://127.0.0.1:${port}`, exposed.token);
-  const { servers } = resultOf<{ servers: Array<{ url: string }> }>(await socket.call('rpc.discover', {}));
-  const urls = servers.map((server) => server.url);
-  assert.ok(urls.includes(`ws://127.0.0.1:${port}`) && urls.every((url) => !url.includes('0.0.0.0') && url.endsWith(`:${port}`)), urls.join(' '));
-  socket.close();
   assert.is(await exposed.stop(), 0);
   const local = await startGatewayProcess({ args: ['--host', 'localhost'] });
   assert.not.match(local.stderr(), 'other machines');
   assert.is(await local.stop(), 0);
+});
+
+test('listening on every address (0.0.0.0, ::), rpc.discover names the addresses to connect to, loopback ones last, no link-local one', async () => {
+  const loopback = /^ws:\/\/(127\.|\[::1\])/;
+  // `::` only where the machine has IPv6 at all: a CI machine without it cannot listen there.
+  const ipv6 = Object.values(networkInterfaces()).some((entries) => entries?.some((entry) => entry.family === 'IPv6'));
+  for (const host of ipv6 ? ['0.0.0.0', '::'] : ['0.0.0.0']) {
+    const gateway = await startGatewayProcess({ args: ['--host', host] });
+    const port = new URL(gateway.url).port;
+    const socket = await openRaw(`ws://127.0.0.1:${port}`, gateway.token);
+    const { servers } = resultOf<{ servers: Array<{ url: string }> }>(await socket.call('rpc.discover', {}));
+    const urls = servers.map((server) => server.url);
+    assert.ok(urls.includes(`ws://127.0.0.1:${port}`), urls.join(' '));
+    assert.ok(urls.every((url) => url.endsWith(`:${port}`) && !/0\.0\.0\.0|\[::\]|\[fe[89ab]/i.test(url)), urls.join(' '));
+    const firstLoopback = urls.findIndex((url) => loopback.test(url));
+    assert.ok(urls.slice(firstLoopback).every((url) => loopback.test(url)), `loopback last: ${urls.join(' ')}`);
+    socket.close();
+    assert.is(await gateway.stop(), 0);
+  }
 });
 
 test('a second SIGINT, SIGTERM or SIGHUP while the shutdown waits stops the gateway at once, exit 1, and says so; what was answered is stored', async () => {

@@ -384,6 +384,10 @@ test(`no answer is larger than the ${MAX_FRAME_BYTES}-byte frames the gateway ta
   const batch = await peer.batch([...publishes, drain], 30_000);
   for (const answer of batch.slice(0, -1)) resultOf(answer);
   take(batch.at(-1)!);
+  // An error names an unknown method twice, in its message and its data (review).
+  const echoed = await peer.batch([drain, { method: 'x'.repeat(300_000) }], 30_000);
+  assert.is(echoed[1]!.error?.code, -32601);
+  take(echoed[0]!);
   for (let read = alone; read.more; ) read = take(await peer.call(drain.method, drain.params));
   assert.not.ok(peer.isClosed, 'no frame refused');
   assert.equal(drained, Array.from({ length: 40 }, (_, i) => i + 1), 'every event drained, once, in order');

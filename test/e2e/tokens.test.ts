@@ -330,7 +330,7 @@ test('token.create, token.list and token.revoke with a scoped token are 1008 ove
     ['token.list', {}],
     ['token.revoke', { tokenId: full.tokenId }],
   ];
-  const message = 'this needs the admin token (the one in <data-dir>/token); scoped tokens cannot manage tokens';
+  const message = 'this needs the admin token (the one in <data-dir>/token): a scoped token only publishes and subscribes for its agent';
   for (const [method, params] of calls) {
     const error = errorOf(await peer.call(method, params));
     assert.equal([error.code, error.message], [1008, message], method);
