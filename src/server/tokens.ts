@@ -46,9 +46,9 @@ export function createTokenService(
         createdAt: Date.now(),
         revokedAt: null,
       };
-      await store.createToken(record);
-      authenticator.remember(toScopedToken(record));
-      return { ...toInfo(record), token };
+      const stored = await store.createToken(record);
+      authenticator.remember(toScopedToken(stored));
+      return { ...toInfo(stored), token };
     },
     async list(options) {
       const page = await store.tokenPage(options);

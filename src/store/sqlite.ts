@@ -321,6 +321,7 @@ function prepareStatements(db: Database.Database) {
        VALUES (?, ?, ?, ?, ?, ?, ?)`,
     ),
     tokens: db.prepare<[], TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at, token_id`),
+    lastTokenCreatedAt: db.prepare<[], number | null>('SELECT max(created_at) FROM tokens').pluck(),
     tokensFirst: db.prepare<[number], TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at, token_id LIMIT ?`),
     tokensAfter: db.prepare<[string, number], TokenRow>(
       `SELECT ${TOKEN_COLUMNS} FROM tokens WHERE (created_at, token_id) > (SELECT created_at, token_id FROM tokens WHERE token_id = ?)
@@ -567,10 +568,15 @@ export class SqliteEventStore implements EventStore, TokenStore {
     });
   }
 
-  createToken(record: TokenRecord): Promise<void> {
+  createToken(record: TokenRecord): Promise<TokenRecord> {
     return this.#submit(() => {
-      const { tokenId, name, agentId, scopes, hash, createdAt, revokedAt } = record;
+      // After every token before it, so a page of token.list, which goes on after the last
+      // (created_at, token_id) it listed, never skips one: a token made later in the same
+      // millisecond, its random id sorting lower, or after the clock stepped back, would be.
+      const createdAt = Math.max(record.createdAt, (this.#sql.lastTokenCreatedAt.get() ?? 0) + 1);
+      const { tokenId, name, agentId, scopes, hash, revokedAt } = record;
       this.#sql.tokenInsert.run(tokenId, name, agentId, JSON.stringify(scopes), hash, createdAt, revokedAt);
+      return { ...record, createdAt };
     });
   }
 

@@ -223,7 +223,8 @@ export interface TokenStore {
    * others follow. Undefined when there is no token `after`.
    */
   tokenPage(options: TokenPageOptions): Promise<{ tokens: TokenRecord[]; more: boolean } | undefined>;
-  createToken(record: TokenRecord): Promise<void>;
+  /** Stores the token; returns it as stored: created after every token before it (`createdAt` moved on if need be). */
+  createToken(record: TokenRecord): Promise<TokenRecord>;
   /**
    * Marks the token revoked, keeping the first revocation time when it already was; undefined when
    * there is no such token.

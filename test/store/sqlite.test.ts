@@ -1672,21 +1672,22 @@ test('traces older than TRACE_RETENTION_MS are pruned at open, a slice per batch
   assert.equal((await reopened.trace('kept')).steps, [kept]);
 });
 
-test('tokens: none at first; listed oldest first, ties by id, as created', async () => {
+test('tokens: none at first; listed in the order created, each created after the one before (its time moved on when the clock gave the same or an earlier one), so no page skips one', async () => {
   const store = open(tempDir());
   assert.equal(await store.listTokens(), []);
-  const b = token('tok_b', 2000, { name: 'ci', scopes: ['publish'] });
-  const a = token('tok_a', 2000, { agentId: 'ops' });
-  const c = token('tok_c', 1000, { revokedAt: 1500 });
-  for (const record of [b, a, c]) await store.createToken(record);
-  assert.equal(await store.listTokens(), [c, a, b]);
+  const b = await store.createToken(token('tok_b', 2000, { name: 'ci', scopes: ['publish'] }));
+  const a = await store.createToken(token('tok_a', 2000, { agentId: 'ops' }));
+  const c = await store.createToken(token('tok_c', 1000, { revokedAt: 1500 }));
+  const d = await store.createToken(token('tok_d', 5000));
+  assert.equal([b, a, c, d].map((stored) => stored.createdAt), [2000, 2001, 2002, 5000]);
+  assert.equal(await store.listTokens(), [b, a, c, d]);
+  assert.equal((await store.tokenPage({ after: 'tok_b', limit: 1 }))?.tokens, [a], 'a page after b has a, created in the same millisecond with an id sorting lower');
 });
 
 test('tokens: a page is at most limit, in the same order, then those after a given one; within the read budget; an unknown after is undefined', async () => {
   const store = open(tempDir());
-  const records = [token('tok_b', 2000), token('tok_a', 2000), token('tok_c', 1000), token('tok_d', 3000)];
-  for (const record of records) await store.createToken(record);
-  const [c, a, b, d] = [records[2]!, records[1]!, records[0]!, records[3]!];
+  const [c, a, b, d] = [token('tok_c', 1000), token('tok_a', 2000), token('tok_b', 3000), token('tok_d', 4000)];
+  for (const record of [c, a, b, d]) await store.createToken(record);
   assert.equal(await store.tokenPage({ limit: 2 }), { tokens: [c, a], more: true });
   assert.equal(await store.tokenPage({ after: 'tok_a', limit: 2 }), { tokens: [b, d], more: false });
   assert.equal(await store.tokenPage({ after: 'tok_d', limit: 2 }), { tokens: [], more: false });
