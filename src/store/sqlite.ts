@@ -257,6 +257,7 @@ function prepareStatements(db: Database.Database) {
     sessionById: db.prepare<[number], { lastSeq: number; pending: number }>(
       'SELECT last_seq AS lastSeq, pending FROM sessions WHERE id = ?',
     ),
+    sessionKeyById: db.prepare<[number], string>('SELECT session_key FROM sessions WHERE id = ?').pluck(),
     sessionCatchUp: db.prepare<[pending: number, lastSeq: number, lastEventAt: number, id: number]>(
       'UPDATE sessions SET pending = ?, last_seq = ?, last_event_at = ? WHERE id = ?',
     ),
@@ -484,6 +485,8 @@ export class SqliteEventStore implements EventStore, TokenStore {
     this.#droppedDetail = JSON.stringify({ reason: DROPPED_REASON, cap: limits.maxPending });
     this.#idempotencyRetentionMs = limits.idempotencyRetentionMs;
     this.#onBackgroundError = onBackgroundError;
+    // First in the queue, so no append sees a session past the cap.
+    if (this.#sessionsOverCap().length > 0) this.#submit(() => this.#dropOverCap()).catch(onBackgroundError);
     this.#prune();
     // unref: pruning alone must not keep the process alive.
     this.#pruneTimer = setInterval(() => this.#prune(), PRUNE_INTERVAL_MS).unref();
@@ -876,6 +879,27 @@ export class SqliteEventStore implements EventStore, TokenStore {
     const newest = session.newest && session.newest.seq > upToSeq ? session.newest : undefined;
     // Due: the consumed events are gone from the table, so it can no longer repair the row.
     this.#sessions.update(sessionKey, { ...session, pending: depth, newest }, true);
+  }
+
+  /**
+   * Drops, oldest first, what sessions hold past the cap, as appends do: opened with a lower cap
+   * than it was written with, the store otherwise left it to each session's next append, whose
+   * answer then listed every event dropped (a million, for a session that held as many).
+   */
+  #dropOverCap(): void {
+    const at = Date.now();
+    for (const sessionId of this.#sessionsOverCap()) {
+      const over = this.#pending.countAfter(sessionId, 0) - this.#maxPending;
+      const sessionKey = this.#sql.sessionKeyById.get(sessionId)!;
+      const session = this.#session(sessionKey)!;
+      const lastDropped = this.#pending.after(sessionId, 0, over).at(-1)!;
+      const dropped = this.#removeEvents(sessionId, 0, lastDropped.seq, { step: 'dropped', at, detail: this.#droppedDetail });
+      this.#consumed(sessionKey, session, session.pending - dropped.length, lastDropped.seq);
+    }
+  }
+
+  #sessionsOverCap(): number[] {
+    return [...this.#pending.sessionIds()].filter((sessionId) => this.#pending.countAfter(sessionId, 0) > this.#maxPending);
   }
 
   #ack(sessionKey: string, seq: number, detail: TraceDetail): AckResult {

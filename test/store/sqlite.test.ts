@@ -207,17 +207,23 @@ test('cap: exactly at the cap drops nothing, one past drops the oldest', async (
   assert.equal(seqs(await store.peek('s', { limit: 10 })), [2, 3, 4]);
 });
 
-test('cap: a lowered cap drops every excess event, oldest first', async () => {
+test('cap: opened with a lower cap, the store drops what sessions hold past it, oldest first, before any append: the next one drops one, as at the cap', async () => {
   const dir = tempDir();
   const store = open(dir, 5);
   const old = [await queue(store, 's', 'one'), await queue(store, 's', 'two'), await queue(store, 's', 'three')];
+  await queue(store, 'under', 'one');
   await store.close();
 
   const lowered = open(dir, 2);
+  assert.equal(seqs(await lowered.peek('s', { limit: 10 })), [2, 3]);
+  assert.equal((await lowered.listSessions({ limit: 10 })).sessions.map((session) => [session.sessionKey, session.pending]), [['s', 2], ['under', 1]]);
+  const last = (await lowered.trace(old[0]!.eventId)).steps.at(-1)!;
+  assert.equal([last.step, (last.detail as { cap?: number }).cap], ['dropped', 2]);
   const next = await queue(lowered, 's', 'four');
-  assert.equal(next.dropped, [ref(old[0]!), ref(old[1]!)]);
-  assert.is(next.depth, 2);
-  assert.equal(seqs(await lowered.peek('s', { limit: 10 })), [3, 4]);
+  assert.equal([next.dropped, next.depth], [[ref(old[1]!)], 2]);
+  await lowered.close();
+  const again = open(dir, 2);
+  assert.equal((await again.listSessions({ limit: 10 })).sessions.map((session) => session.pending), [2, 1], 'the counts were written');
 });
 
 test('a session whose rows are out of seq order by id (migration 2 numbers schema-1 rows by time) reads, drains and drops in seq order', async () => {
