@@ -56,7 +56,7 @@ export const MAX_FRAGMENTS_PER_MESSAGE = 16 * 1024;
 /** Pending events a session keeps before the oldest is dropped; configurable on the gateway. */
 export const DEFAULT_MAX_PENDING_PER_SESSION = 1000;
 
-/** Upper bound of `limit` for session.peek / session.drain / session.list: bounds one response. */
+/** Upper bound of `limit` for session.peek / session.drain / session.list / token.list: bounds one response. */
 export const MAX_READ_LIMIT = 1000;
 
 /** Default `limit` for reads when the caller gives none. */
@@ -231,7 +231,7 @@ export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
 /**
  * Bytes that the answers of one frame's reads carry at most, together (a batch's reads share it,
  * see ReadBudget): events of session.peek and session.drain, sessions of session.list, steps of
- * event.trace. Room for the largest event (64 KiB of control characters is ~390 KiB as JSON), and
+ * event.trace, tokens of token.list, rpc.discover's document. Room for the largest event (64 KiB of control characters is ~390 KiB as JSON), and
  * for a thousand events of a few hundred bytes. Counted as JSON, not as text: escaping can make an
  * event's JSON six times its text.
  */

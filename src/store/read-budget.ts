@@ -21,10 +21,12 @@
  * gateway for a client that reads slowly, or not at all.
  *
  * A read that finds too little left answers fewer items, or none, and says so (`more`; a trace's
- * `omitted`): the caller reads again. A read alone (nothing taken from its frame's budget or its
- * pool) answers at least one item, so one request always makes progress: the largest item (an
- * event of MAX_TEXT_BYTES of control characters, ~390 KiB as JSON) fits MAX_READ_BYTES, and the
- * room a frame's answer leaves it unless the frame itself is of hundreds of KiB.
+ * `omitted`): the caller reads again. There is no exception for the first item: a frame's answer
+ * must fit a client's frames whatever it holds. A read alone in its frame, while the connection's
+ * other answers are written, still always answers one: the largest item (an event of
+ * MAX_TEXT_BYTES of control characters, ~390 KiB as JSON) fits MAX_READ_BYTES and the room left by
+ * a frame short of hundreds of KiB. In a batch of many requests, whose room is smaller, an event
+ * that large is answered only to a read sent alone.
  *
  * Per answer frame: a frame's reads also take no more than its answer has room for within
  * MAX_FRAME_BYTES (see fitAnswerFrame). Clients refuse larger frames (Python's `websockets` at
