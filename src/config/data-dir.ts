@@ -118,11 +118,8 @@ export function socketPath(dataDir: string): string {
   return join(dataDir, DATA_FILES.socket);
 }
 
-/**
- * Creates the data dir (0700) and the token file (0600) on first start, or when the token file was
- * removed; returns the token, and whether it was written now.
- */
-export function ensureDataDir(dataDir: string): { token: string; written: boolean } {
+/** Creates the data dir (0700) on first start. */
+export function ensureDataDir(dataDir: string): void {
   try {
     makePrivateDir(dataDir);
   } catch (error) {
@@ -131,6 +128,13 @@ export function ensureDataDir(dataDir: string): { token: string; written: boolea
     if (errno.code !== 'EEXIST' && errno.code !== 'ENOTDIR' && errno.code !== 'ENOENT') throw error;
     throw new DataDirError(dataDir, errno);
   }
+}
+
+/**
+ * Writes the token file (0600) in the data dir on first start, or when it was removed; returns
+ * the token, and whether it was written now.
+ */
+export function ensureAdminToken(dataDir: string): { token: string; written: boolean } {
   const existing = readToken(dataDir);
   if (existing) return { token: existing, written: false };
   // The global Web Crypto, not node:crypto: that import would cost every CLI start ~2 ms, and
@@ -144,7 +148,7 @@ export function ensureDataDir(dataDir: string): { token: string; written: boolea
   if (theirs !== undefined) return { token: theirs, written: false };
   if (lstatSync(file, { throwIfNoEntry: false })?.isSymbolicLink() === true) throw TokenFileError.dangling(file);
   // Removed again since: start over, as on a first start.
-  return ensureDataDir(dataDir);
+  return ensureAdminToken(dataDir);
 }
 
 /**

@@ -8,7 +8,7 @@ import { isIPv4, type AddressInfo, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { databasePath, ensureDataDir, socketPath, tokenPath } from '../config/data-dir.js';
+import { databasePath, ensureAdminToken, ensureDataDir, socketPath, tokenPath } from '../config/data-dir.js';
 import { exposedFiles, replaceableDir } from '../config/private-files.js';
 import {
   ANSWER_HIGH_WATER_BYTES,
@@ -158,19 +158,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const maxConnectionsPerAddress = options.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS;
   // Before the data dir is touched: a bad limit is the caller's mistake, and should leave nothing behind.
   const unauthenticated = new UnauthenticatedSockets({ limit: options.maxUnauthenticatedSockets ?? DEFAULT_MAX_UNAUTHENTICATED_SOCKETS, log });
-  const { token: adminToken, written: tokenWritten } = ensureDataDir(options.dataDir);
+  ensureDataDir(options.dataDir);
   const store = openStore(options.dataDir, {
     maxPendingPerSession,
     idempotencyRetentionMs: options.idempotencyRetentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS,
     onBackgroundError: (error) => log(`background store write failed: ${(error as Error)?.message ?? String(error)}`),
   });
-  for (const { file, mode } of exposedFiles([tokenPath(options.dataDir), databasePath(options.dataDir)])) {
-    log(`warning: ${file} can be read by other users (mode 0${mode.toString(8)}): \`chmod 600 ${file}\` (the token is the admin key; the database holds every event)`);
-  }
-  const replaceable = replaceableDir(options.dataDir);
-  if (replaceable !== undefined) {
-    log(`warning: the data dir ${options.dataDir} ${replaceable}, who could replace the token or the database: use a dir of your own, mode 700`);
-  }
 
   /** Open connections by their socket, which is `this` in the socket listeners below. */
   const connections = new Map<WebSocket, Connection>();
@@ -178,12 +171,25 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const lifecycle = { closing: false };
   const limiter = new AuthFailureLimiter();
   let authenticator: Authenticator;
+  let tokenWritten: boolean;
   try {
     // The first read of the database: pages past the header may be corrupt, and this is where it shows.
-    authenticator = new Authenticator(adminToken, (await store.listTokens()).map(toScopedToken));
+    const scopedTokens = (await store.listTokens()).map(toScopedToken);
+    // Once the store is known to open: a gateway that cannot (a newer schema, a corrupt file: a
+    // backup that cannot be used) leaves no new admin token behind that no log line told of.
+    const admin = ensureAdminToken(options.dataDir);
+    tokenWritten = admin.written;
+    authenticator = new Authenticator(admin.token, scopedTokens);
   } catch (error) {
     await store.close().catch(() => {});
     throw asStartupError(error, options.dataDir);
+  }
+  for (const { file, mode } of exposedFiles([tokenPath(options.dataDir), databasePath(options.dataDir)])) {
+    log(`warning: ${file} can be read by other users (mode 0${mode.toString(8)}): \`chmod 600 ${file}\` (the token is the admin key; the database holds every event)`);
+  }
+  const replaceable = replaceableDir(options.dataDir);
+  if (replaceable !== undefined) {
+    log(`warning: the data dir ${options.dataDir} ${replaceable}, who could replace the token or the database: use a dir of your own, mode 700`);
   }
   const hub = new DeliveryHub(store, {
     heartbeatIntervalMs: options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,

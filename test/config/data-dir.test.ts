@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ensureDataDir, readToken, resolveDataDir, TokenFileError, tokenPath } from '../../src/config/data-dir.js';
+import { ensureAdminToken, readToken, resolveDataDir, TokenFileError, tokenPath } from '../../src/config/data-dir.js';
 
 const test = suite('config/data-dir');
 
@@ -47,11 +47,11 @@ test('readToken: undefined without a token file; the token, trimmed, from one', 
   assert.is(readToken(dir), 'sba_abc');
 });
 
-test('an empty (or blank) token file is a TokenFileError that names the file and the fix, for readToken and ensureDataDir alike', () => {
+test('an empty (or blank) token file is a TokenFileError that names the file and the fix, for readToken and ensureAdminToken alike', () => {
   for (const content of ['', '\n', '  \r\n']) {
     const dir = tempDir();
     fs.writeFileSync(tokenPath(dir), content);
-    for (const read of [readToken, ensureDataDir]) {
+    for (const read of [readToken, ensureAdminToken]) {
       const error = thrownBy(() => read(dir));
       assert.instance(error, TokenFileError, `${read.name} with ${JSON.stringify(content)}`);
       assert.is((error as TokenFileError).code, 'TOKEN_FILE_EMPTY');
@@ -81,7 +81,7 @@ test('a token file holding more than a token (a second line, a space, a control 
   for (const [content, problem] of cases) {
     const dir = tempDir();
     fs.writeFileSync(tokenPath(dir), content);
-    for (const read of [readToken, ensureDataDir]) {
+    for (const read of [readToken, ensureAdminToken]) {
       const error = thrownBy(() => read(dir));
       assert.instance(error, TokenFileError, JSON.stringify(content));
       assert.is((error as TokenFileError).code, 'TOKEN_FILE_INVALID');
@@ -116,7 +116,7 @@ test('a token file that cannot be read (a directory in its place, a data dir pat
 (process.platform === 'win32' ? test.skip : test)('a token file that is a symbolic link to nothing is a TokenFileError saying so, at once (the first start tried to create it again and again)', () => {
   const dir = tempDir();
   fs.symlinkSync(path.join(dir, 'gone'), tokenPath(dir));
-  const error = thrownBy(() => ensureDataDir(dir));
+  const error = thrownBy(() => ensureAdminToken(dir));
   assert.instance(error, TokenFileError);
   assert.is(
     (error as Error).message,

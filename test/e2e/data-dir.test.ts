@@ -77,6 +77,8 @@ test('a garbage switchboard.db: exit 1, the message names the file and the fix, 
     assert.match(result.stderr, /backup|move it aside/i, `${what}: the message names the fix`);
     assert.is(sha256(file), before, `${what}: the file is left untouched`);
     assert.not.ok(fs.existsSync(`${file}-wal`) || fs.existsSync(`${file}-journal`), `${what}: no journal created beside it`);
+    // A restored backup that cannot be used leaves no admin token that no log line told of (QA).
+    assert.not.ok(fs.existsSync(path.join(dir, 'token')), `${what}: no token written`);
   }
 });
 
