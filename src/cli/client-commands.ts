@@ -178,7 +178,10 @@ export function tokenCreate(args: Args): Promise<ExitCode> {
   const can = rawOption(args, 'can');
   const scopes = can?.split(',').map((scope) => scope.trim());
   const unknown = scopes?.find((scope) => !(SCOPES as readonly string[]).includes(scope));
-  if (unknown !== undefined) throw usageError(`--can takes publish and/or subscribe, comma-separated (got "${unknown}")`);
+  if (unknown !== undefined) {
+    const got = unknown === '' ? `an empty entry in "${can}"` : `"${unknown}"`;
+    throw usageError(`--can takes publish and/or subscribe, comma-separated (got ${got})`);
+  }
   const params = {
     agentId,
     ...(scopes ? { scopes: [...new Set(scopes)] as (typeof SCOPES)[number][] } : {}),

@@ -533,6 +533,14 @@ test('revoking an unknown token is 1011 TOKEN_NOT_FOUND over RPC and exit 1 from
   assert.equal(cliRefusal(cli.stderr), { code: 1011, message: error.message });
 });
 
+test('`token create --can` names what it cannot take: an unknown scope, or an empty entry (QA: it quoted "")', async ({ gw }) => {
+  for (const [can, got] of [['admin', '"admin"'], ['publish,', 'an empty entry in "publish,"'], [',subscribe', 'an empty entry in ",subscribe"']]) {
+    const result = await runCli(['token', 'create', '--agent', 'ops', '--can', can!, ...connection(gw)]);
+    assert.is(result.code, 2, result.stderr);
+    assert.is(result.stderr, `switchboard: --can takes publish and/or subscribe, comma-separated (got ${got})\n`);
+  }
+});
+
 test('token.list pages oldest first: at most limit, then after the last listed, with more; an unknown after is TOKEN_NOT_FOUND; the CLI names the next page', async ({ gw, admin }) => {
   for (let i = 0; i < 3; i++) await create(admin, { agentId: 'paged' });
   type Page = { tokens: TokenInfo[]; more: boolean };
