@@ -229,7 +229,7 @@ export class SwitchboardClient {
       // connection) in that gap has already rejected what was pending, and a call sent after it
       // would go nowhere and wait out its whole timeout.
       do {
-        await this.#untilOpen(method, Math.max(0, deadline - Date.now()), options.signal).catch((error: unknown) => {
+        await this.#untilOpen(method, { timeoutMs, deadline }, options.signal).catch((error: unknown) => {
           throw withResendReason(error, resending, false);
         });
         if (options.signal?.aborted) throw aborted(this.url, method, options.signal);
@@ -240,7 +240,7 @@ export class SwitchboardClient {
       const drained = method === 'session.drain' ? (params as ParamsOf<'session.drain'>).sessionKey : undefined;
       const seenBeforeDrain = drained === undefined ? 0 : this.#seen(drained);
       try {
-        const result = (await this.#send(method, params, Math.max(0, deadline - Date.now()), options.signal)) as ResultOf<M>;
+        const result = (await this.#send(method, params, { timeoutMs, deadline }, options.signal)) as ResultOf<M>;
         if (method === 'session.ack') this.#noteAck(result as ResultOf<'session.ack'>);
         if (method === 'session.drain') this.#noteDrain(params as ParamsOf<'session.drain'>, result as ResultOf<'session.drain'>, seenBeforeDrain);
         return result;
@@ -254,7 +254,7 @@ export class SwitchboardClient {
         if (!lostMidCall && !refusedByShutdown) throw withResendReason(error, resending, true);
         resending = error as ConnectionError | RpcCallError;
         if (refusedByShutdown && this.#socket === socket && this.#state === 'open') {
-          await this.#whenLeft(method, Math.max(0, deadline - Date.now()), options.signal).catch((waitError: unknown) => {
+          await this.#whenLeft(method, { timeoutMs, deadline }, options.signal).catch((waitError: unknown) => {
             throw withResendReason(waitError, resending, false);
           });
         }
@@ -322,11 +322,11 @@ export class SwitchboardClient {
     this.#subscriptions.add(state);
     try {
       for (;;) {
-        await this.#untilOpen('session.subscribe', Math.max(0, deadline - Date.now()), callOptions?.signal);
+        await this.#untilOpen('session.subscribe', { timeoutMs, deadline }, callOptions?.signal);
         if (state.refusal) throw state.refusal;
         if (state.serverId !== undefined) return state;
         try {
-          await this.#subscribeOnServer(state, { ...callOptions, timeoutMs: Math.max(0, deadline - Date.now()) });
+          await this.#subscribeOnServer(state, { timeoutMs, deadline }, callOptions?.signal);
           return state;
         } catch (error) {
           const lostMidCall = error instanceof ConnectionError && error.failure === 'closed' && this.#state === 'reconnecting';
@@ -418,7 +418,7 @@ export class SwitchboardClient {
   #send(
     method: string,
     params: unknown,
-    timeoutMs: number,
+    { timeoutMs, deadline }: CallTiming,
     signal: AbortSignal | undefined,
     onAnswer?: (result: unknown) => void,
   ): Promise<unknown> {
@@ -466,7 +466,7 @@ export class SwitchboardClient {
       };
       const timer = setTimeout(
         () => giveUp(new ConnectionError('timeout', this.url, `no answer to ${method} from ${this.url} within ${timeoutMs} ms`)),
-        timeoutMs,
+        Math.max(0, deadline - Date.now()),
       );
       const stopListening = onAbort(signal, () => giveUp(aborted(this.url, method, signal)));
       this.#pending.set(id, {
@@ -486,23 +486,23 @@ export class SwitchboardClient {
   }
 
   /** Waits out a reconnect, within the call's timeout and signal; throws why once the client is closed for good. */
-  async #untilOpen(method: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
-    if (this.#state === 'reconnecting') await this.#whenOpen(method, timeoutMs, signal);
+  async #untilOpen(method: string, timing: CallTiming, signal: AbortSignal | undefined): Promise<void> {
+    if (this.#state === 'reconnecting') await this.#whenOpen(method, timing, signal);
     if (this.#state === 'closed') throw this.#closedError;
   }
 
   /** Waits for a reconnect to finish, within the call's timeout and signal. */
-  #whenOpen(method: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
-    return this.#until(this.#reopened, method, timeoutMs, signal, 'was not back');
+  #whenOpen(method: string, timing: CallTiming, signal: AbortSignal | undefined): Promise<void> {
+    return this.#until(this.#reopened, method, timing, signal, 'was not back');
   }
 
   /** Waits for the connection to close or be lost, within the call's timeout and signal. */
-  #whenLeft(method: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<void> {
-    return this.#until(this.#left, method, timeoutMs, signal, 'did not close the connection it is shutting down');
+  #whenLeft(method: string, timing: CallTiming, signal: AbortSignal | undefined): Promise<void> {
+    return this.#until(this.#left, method, timing, signal, 'did not close the connection it is shutting down');
   }
 
   /** Waits until `waiters` is told, within the call's timeout and signal. */
-  #until(waiters: Set<() => void>, method: string, timeoutMs: number, signal: AbortSignal | undefined, late: string): Promise<void> {
+  #until(waiters: Set<() => void>, method: string, { timeoutMs, deadline }: CallTiming, signal: AbortSignal | undefined, late: string): Promise<void> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(aborted(this.url, method, signal));
       const done = () => {
@@ -515,7 +515,7 @@ export class SwitchboardClient {
         waiters.delete(done);
         stopListening();
         reject(new ConnectionError('timeout', this.url, `${method}: the gateway at ${this.url} ${late} within ${timeoutMs} ms`));
-      }, timeoutMs);
+      }, Math.max(0, deadline - Date.now()));
       const stopListening = onAbort(signal, () => {
         waiters.delete(done);
         clearTimeout(timer);
@@ -565,11 +565,10 @@ export class SwitchboardClient {
     }
   }
 
-  async #subscribeOnServer(state: SubscriptionState, callOptions?: CallOptions): Promise<void> {
+  async #subscribeOnServer(state: SubscriptionState, timing: CallTiming, signal?: AbortSignal): Promise<void> {
     const after = resumeAfter(state);
     const params = { ...state.target, ...(after === undefined ? {} : { after }) };
-    const timeoutMs = callOptions?.timeoutMs ?? this.#timeoutMs;
-    await this.#send('session.subscribe', params, timeoutMs, callOptions?.signal, (result) => {
+    await this.#send('session.subscribe', params, timing, signal, (result) => {
       const { subscriptionId } = result as ResultOf<'session.subscribe'>;
       if (!state.active) {
         // Its subscribe() failed (or it was unsubscribed) while this call was on its way.
@@ -589,7 +588,7 @@ export class SwitchboardClient {
   async #resubscribe(state: SubscriptionState): Promise<void> {
     const waiting = state.serverId === undefined;
     try {
-      await this.#subscribeOnServer(state);
+      await this.#subscribeOnServer(state, { timeoutMs: this.#timeoutMs, deadline: Date.now() + this.#timeoutMs });
     } catch (error) {
       if (!waiting || !isFinalRefusal(error)) throw error;
       state.refusal = error;
@@ -855,6 +854,12 @@ function canonicalKey(sessionKey: string): string {
  * socket's frame reader or close handler: there it stalled the connection for good (every later
  * call timed out, no event came) or kept the reconnect from starting.
  */
+/** A call's timeout as its caller gave it (what a timeout says), and when it runs out: waits and a call sent again have less left. */
+interface CallTiming {
+  timeoutMs: number;
+  deadline: number;
+}
+
 function runCallback(callback: () => void): void {
   try {
     callback();
