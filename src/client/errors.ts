@@ -113,6 +113,11 @@ export function refusalError(url: string, status: number, body: string, refused:
     return new ConnectionError('rejected', url, `${url} refused ${refused} (HTTP ${status}, nothing said): is it a switchboard gateway?`, { refusal });
   }
   const said = error === undefined ? shownBody(body) : `${error.message} (${String(error.name)} ${String(error.code)})`;
+  if (status < 400) {
+    // Not a refusal: a gateway refuses with 4xx or 5xx. A web server answers an upgrade with its page.
+    const asked = refused === 'the connection' ? 'the WebSocket upgrade' : 'the call';
+    return new ConnectionError('rejected', url, `${url} answered ${asked} with HTTP ${status} (${said}), as no switchboard gateway does: is it one?`, { refusal });
+  }
   return new ConnectionError('rejected', url, `the gateway at ${url} refused ${refused} (HTTP ${status}: ${said})`, { refusal });
 }
 

@@ -289,6 +289,11 @@ test('a status with nothing said (no body, or only whitespace) asks whether it i
   }
 });
 
+test('a web server that answers the upgrade with its page (HTTP 200) is not called a gateway refusing it (QA)', async () => {
+  const url = await refusingUpgrades(answer('200 OK', 'text/html', '<!DOCTYPE HTML><title>Directory listing for /</title>'));
+  await connectFailure(url, 'rejected', `${url} answered the WebSocket upgrade with HTTP 200 (<!DOCTYPE HTML><title>Directory listing for /</title>), as no switchboard gateway does: is it one?`);
+});
+
 test('a URL that cannot be a gateway\'s is refused with the reason POST /rpc gives (a fragment, a scheme)', async () => {
   await connectFailure('ws://127.0.0.1:1/#main', 'unreachable', 'invalid gateway URL "ws://127.0.0.1:1/#main": remove its fragment ("#main"), which is never sent to a gateway');
   await connectFailure('ftp://127.0.0.1:1', 'unreachable', 'invalid gateway URL "ftp://127.0.0.1:1": expected ws://host:port (wss://, http://, https:// and unix:/path/to/gateway.sock work too)');
