@@ -17,7 +17,8 @@ function declare(commands: readonly CommandSpec[], group?: string): CAC {
   for (const spec of commands) {
     const command = cli.command([spec.name, ...spec.positionals.map((name) => `<${name}>`)].join(' '), spec.summary);
     for (const option of spec.options) command.option(option.flags, option.description);
-    command.example(spec.example);
+    // As cac writes the usage line above it.
+    command.example(`  $ ${spec.example}`);
   }
   // Listed with the commands, the exit codes that most share, and which commands have their own.
   const ownCodes = commands.filter((spec) => spec.exitCodes !== undefined).map((spec) => `switchboard ${spec.name}`);

@@ -1010,10 +1010,11 @@ test('options given before the command are read as if after it, for commands of 
   assert.match(dataDirNamedGateway.stderr, /^switchboard: no token: .*\/gateway\/token does not exist/);
 });
 
-test('--help on each command exits 0 and lists its options', async () => {
+test('--help on each command exits 0 and lists its options, and its example as the usage line is written', async () => {
   const common = ['--json', '--url', '--token', '--data-dir', '--timeout'];
   const cases: [string[], string[]][] = [
-    [['system', 'event'], ['--text', '--mode', '--session-key', '--agent', '--context-key', '--idempotency-key', ...common]],
+    [['system', 'event'], ['--text', '--mode', '--session-key', '--agent', '--context-key', '--idempotency-key', ...common, "Examples:\n  $ switchboard system event --text 'Task done!'"]],
+    [['token', 'list'], ['--limit', '--after', ...common, 'Examples:\n  $ switchboard token list\n']],
     [['session', 'peek'], ['--session-key', '--agent', '--after', '--limit', ...common]],
     [['session', 'drain'], ['--session-key', '--agent', '--after', '--limit', ...common]],
     [['session', 'list'], ['--agent', '--limit', ...common]],
