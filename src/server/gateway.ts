@@ -8,7 +8,7 @@ import { isIPv4, type AddressInfo, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { databasePath, ensureAdminToken, ensureDataDir, socketPath, tokenPath } from '../config/data-dir.js';
+import { databasePath, ensureAdminToken, ensureDataDir, readToken, socketPath, tokenPath } from '../config/data-dir.js';
 import { exposedFiles, replaceableDir } from '../config/private-files.js';
 import {
   ANSWER_HIGH_WATER_BYTES,
@@ -159,6 +159,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // Before the data dir is touched: a bad limit is the caller's mistake, and should leave nothing behind.
   const unauthenticated = new UnauthenticatedSockets({ limit: options.maxUnauthenticatedSockets ?? DEFAULT_MAX_UNAUTHENTICATED_SOCKETS, log });
   ensureDataDir(options.dataDir);
+  // A token file that holds no token is refused before the database is touched (a new one is
+  // written only once the store is known to open: see below).
+  readToken(options.dataDir);
   const store = openStore(options.dataDir, {
     maxPendingPerSession,
     idempotencyRetentionMs: options.idempotencyRetentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS,
