@@ -238,13 +238,21 @@ export const DEFAULT_IDEMPOTENCY_RETENTION_MS = 24 * 60 * 60 * 1000;
 export const MAX_READ_BYTES = 768 * 1024;
 
 /**
- * Room kept in a frame's answer for each of its requests' own answers (a routing result with
- * the longest keys is under 6 KiB), on top of the frame's own bytes, which its answers may repeat
- * (ids, keys): the frame's reads take only what is left of MAX_FRAME_BYTES (see fitAnswerFrame),
- * so that no answer is larger than the frames the gateway takes, and a drained event can never be
- * consumed by an answer too large for a client to receive.
+ * Room kept in a frame's answer for each of its requests' own answers beyond what they repeat of
+ * the frame (ids, keys: twice the frame's bytes are kept for those; a routing result with the
+ * longest keys is under 6 KiB, of which all but ~1 KiB repeats its request's): the frame's reads
+ * take only what is left of MAX_FRAME_BYTES (see fitAnswerFrame), so that no answer is larger
+ * than the frames the gateway takes, and a drained event can never be consumed by an answer too
+ * large for a client to receive.
  */
-export const ANSWER_RESERVE_BYTES = 8 * 1024;
+export const ANSWER_RESERVE_BYTES = 2 * 1024;
+
+/**
+ * Characters of a name an error repeats from its request (an unknown method, a member's path),
+ * past which it is cut short with "…": a JSON pointer writes each "/" of a name as "~1", and an
+ * error names it in its message and its data, so a name of 200,000 slashes came back as 800 KB.
+ */
+export const MAX_ECHOED_NAME_LENGTH = 256;
 
 /**
  * Bytes the read answers of one connection's frames carry at most, together, from the read until

@@ -4,6 +4,8 @@
  * has `data.name` set to the symbolic name below, so clients match on a stable string as well as
  * the number. README.md documents the same table; a test checks they agree.
  */
+import { MAX_ECHOED_NAME_LENGTH } from './constants.js';
+
 export const ErrorCode = {
   /** Invalid JSON was received. */
   PARSE_ERROR: -32700,
@@ -154,8 +156,9 @@ export class RpcError extends Error {
   }
 
   static invalidParams(problems: ParamProblem[], details: Record<string, unknown> = {}): RpcError {
-    const summary = problems.map((p) => `${p.path || '(params)'}: ${p.message}`).join('; ');
-    return new RpcError('INVALID_PARAMS', `Invalid params: ${summary}`, { errors: problems, ...details });
+    const shown = problems.map((problem) => ({ ...problem, path: echoed(problem.path) }));
+    const summary = shown.map((p) => `${p.path || '(params)'}: ${p.message}`).join('; ');
+    return new RpcError('INVALID_PARAMS', `Invalid params: ${summary}`, { errors: shown, ...details });
   }
 }
 
@@ -163,4 +166,9 @@ export class RpcError extends Error {
 export function errorNameOf(code: number): ErrorName | undefined {
   for (const [name, value] of Object.entries(ErrorCode)) if (value === code) return name as ErrorName;
   return undefined;
+}
+
+/** A name taken from a request, as an error repeats it: cut short past MAX_ECHOED_NAME_LENGTH. */
+export function echoed(name: string): string {
+  return name.length > MAX_ECHOED_NAME_LENGTH ? `${name.slice(0, MAX_ECHOED_NAME_LENGTH)}…` : name;
 }

@@ -20,7 +20,7 @@ import {
   type JSONRPCResponse,
 } from 'json-rpc-2.0';
 import { MAX_BATCH_LENGTH } from './constants.js';
-import { ErrorCode, RpcError, type ErrorData, type ErrorName } from './errors.js';
+import { echoed, ErrorCode, RpcError, type ErrorData, type ErrorName } from './errors.js';
 
 export type Handler<C> = (params: unknown, context: C) => unknown;
 
@@ -105,9 +105,8 @@ export class RpcDispatcher<C> {
     const handler = this.#handlers.get(request.method);
     if (!handler) {
       if (isNotification) return undefined;
-      return errorResponse(request.id ?? null, 'METHOD_NOT_FOUND', `Method not found: ${request.method}`, {
-        method: request.method,
-      });
+      const method = echoed(request.method);
+      return errorResponse(request.id ?? null, 'METHOD_NOT_FOUND', `Method not found: ${method}`, { method });
     }
     // Checked once the method is known to exist: "invalid params" of a method that does not would
     // send a client to fix its params first. An error in handling a valid Request, so a

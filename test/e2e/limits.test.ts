@@ -290,7 +290,7 @@ const readOf = (answer: JsonRpcResponse) => resultOf<ReadAnswer>(answer);
 const eventBytes = (answers: readonly JsonRpcResponse[]) =>
   answers.reduce((sum, answer) => sum + readOf(answer).events.reduce((bytes, event) => bytes + Buffer.byteLength(JSON.stringify(event)), 0), 0);
 
-test(`a batch of ${MAX_BATCH_LENGTH} peeks answers no more events than its answer has room for, fewer than one peek alone, over WebSocket and POST /rpc`, async () => {
+test(`a batch of ${MAX_BATCH_LENGTH} peeks answers no more events than its answer has room for, no more than one peek alone, over WebSocket and POST /rpc`, async () => {
   const gw = await startTunedGateway();
   const peer = await openPeer(gw.url, gw.token);
   const sessionKey = 'agent:budget:main';
@@ -307,7 +307,7 @@ test(`a batch of ${MAX_BATCH_LENGTH} peeks answers no more events than its answe
   );
   const [again] = await peer.batch([peeks[0]!]);
   const alone = readOf(again!).events.length;
-  assert.ok(alone > first && alone < 40 && eventBytes([again!]) <= MAX_READ_BYTES, `the next frame has a budget of its own, a lone read's (${alone})`);
+  assert.ok(alone >= first && alone < 40 && eventBytes([again!]) <= MAX_READ_BYTES, `the next frame has a budget of its own, a lone read's (${alone})`);
 
   const response = await postJson(gw.port, '/rpc', peeks.map((peek, id) => ({ jsonrpc: '2.0', id, ...peek })), gw.token);
   assert.is(response.status, 200);
@@ -330,9 +330,9 @@ test(`a batch of ${MAX_BATCH_LENGTH} session.list answers the sessions that fit 
   const batch = await peer.batch(lists, 30_000);
   assert.ok(Buffer.byteLength(JSON.stringify(batch)) <= MAX_FRAME_BYTES);
   const answers = batch.map((answer) => resultOf<ListAnswer>(answer));
-  const first = answers[0]!.sessions.length;
-  assert.ok(first > 0 && first < MAX_READ_LIMIT && answers[0]!.more, `the first list takes what fits (${first})`);
-  assert.ok(answers.slice(1).every((answer) => answer.sessions.length === 0 && answer.more), 'the rest: none, and more');
+  assert.ok(answers[0]!.sessions.length > 0, 'the first list takes what fits');
+  const partial = answers.findIndex((answer) => answer.more);
+  assert.ok(partial >= 0 && answers.slice(partial + 1).every((answer) => answer.sessions.length === 0 && answer.more), 'then none, and more');
   const [again] = await peer.batch([lists[0]!]);
   const whole = resultOf<ListAnswer>(again!);
   assert.equal([whole.sessions.length, whole.more], [MAX_READ_LIMIT, false], 'a list alone is whole: the next frame has a budget of its own');
@@ -351,9 +351,9 @@ test(`a batch of ${MAX_BATCH_LENGTH} token.list answers the tokens that fit its 
   const lists = Array.from({ length: MAX_BATCH_LENGTH }, () => ({ method: 'token.list', params: { limit: MAX_READ_LIMIT } }));
   const pages = (await peer.batch(lists, 30_000)).map((answer) => resultOf<Page>(answer));
   assert.not.ok(peer.isClosed, 'no frame refused');
-  const first = pages[0]!.tokens.length;
-  assert.ok(first > 0 && first < 500 && pages[0]!.more, `the first list takes what fits (${first})`);
-  assert.ok(pages.slice(1).every((page) => page.tokens.length === 0 && page.more), 'the rest: none, and more');
+  assert.ok(pages[0]!.tokens.length > 0, 'the first list takes what fits');
+  const partial = pages.findIndex((page) => page.more);
+  assert.ok(partial >= 0 && pages.slice(partial + 1).every((page) => page.tokens.length === 0 && page.more), 'then none, and more');
   const alone = resultOf<Page>(await peer.call('token.list', { limit: MAX_READ_LIMIT }));
   assert.equal([alone.tokens.length, alone.more], [500, false], 'a list alone holds them all');
   peer.close();
@@ -383,11 +383,15 @@ test(`no answer is larger than the ${MAX_FRAME_BYTES}-byte frames the gateway ta
   }));
   const batch = await peer.batch([...publishes, drain], 30_000);
   for (const answer of batch.slice(0, -1)) resultOf(answer);
-  take(batch.at(-1)!);
+  assert.ok(take(batch.at(-1)!).events.length > 0, 'the drain beside them takes some: its room is not all kept for theirs');
   // An error names an unknown method twice, in its message and its data (review).
   const echoed = await peer.batch([drain, { method: 'x'.repeat(300_000) }], 30_000);
   assert.is(echoed[1]!.error?.code, -32601);
   take(echoed[0]!);
+  // A member named with 200,000 slashes: each is "~1" in its path, which an error names twice.
+  const slashes = await peer.batch([drain, { method: 'session.peek', params: { sessionKey, ['/'.repeat(200_000)]: 1 } }], 30_000);
+  assert.is(slashes[1]!.error?.code, -32602);
+  take(slashes[0]!);
   for (let read = alone; read.more; ) read = take(await peer.call(drain.method, drain.params));
   assert.not.ok(peer.isClosed, 'no frame refused');
   assert.equal(drained, Array.from({ length: 40 }, (_, i) => i + 1), 'every event drained, once, in order');

@@ -4,7 +4,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MAX_BATCH_LENGTH } from '../../src/protocol/constants.js';
+import { MAX_BATCH_LENGTH, MAX_ECHOED_NAME_LENGTH } from '../../src/protocol/constants.js';
 import { RpcError } from '../../src/protocol/errors.js';
 import { numericIdTexts, RpcDispatcher, type Handler } from '../../src/protocol/jsonrpc.js';
 
@@ -100,6 +100,21 @@ test('§7 rpc call of a non-existent method', async () => {
     error: { code: -32601, message: 'Method not found: foobar', data: { name: 'METHOD_NOT_FOUND', method: 'foobar' } },
     id: '1',
   });
+});
+
+test('an unknown method and a member\'s path are repeated at most MAX_ECHOED_NAME_LENGTH characters, then cut short with …', async () => {
+  const { send } = setup();
+  const long = 'm'.repeat(MAX_ECHOED_NAME_LENGTH + 1);
+  const shown = `${'m'.repeat(MAX_ECHOED_NAME_LENGTH)}…`;
+  assert.equal(await send({ jsonrpc: '2.0', method: long, id: 1 }), {
+    jsonrpc: '2.0',
+    error: { code: -32601, message: `Method not found: ${shown}`, data: { name: 'METHOD_NOT_FOUND', method: shown } },
+    id: 1,
+  });
+  const exact = 'm'.repeat(MAX_ECHOED_NAME_LENGTH);
+  assert.is(((await send({ jsonrpc: '2.0', method: exact, id: 1 })) as { error: { data: { method: string } } }).error.data.method, exact);
+  const error = RpcError.invalidParams([{ path: `/${'~1'.repeat(MAX_ECHOED_NAME_LENGTH)}`, message: 'is not allowed' }]);
+  assert.is(error.message, `Invalid params: /${'~1'.repeat(MAX_ECHOED_NAME_LENGTH / 2 - 1)}~…: is not allowed`);
 });
 
 test('names inherited from Object.prototype are not methods', async () => {
