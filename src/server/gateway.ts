@@ -442,6 +442,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const port = typeof address === 'object' && address ? address.port : (options.port ?? DEFAULT_PORT);
   const url = wsUrl(host, port);
   openrpc = buildOpenRpcDocument(VERSION, reachableUrls(url, (address as AddressInfo).address, port));
+  // Once listening, as a start that fails must change nothing: a store opened with a lower
+  // --max-pending than its events were stored under drops the excess, and the log says so.
+  void store.dropOverCap().then(
+    ({ events, sessions }) => {
+      if (events > 0) log(`dropped ${events} events of ${sessions} sessions past --max-pending ${maxPendingPerSession}, the oldest of each (event.trace shows each as dropped)`);
+    },
+    (error: unknown) => log(`could not drop the events past --max-pending ${maxPendingPerSession}: ${(error as Error)?.message ?? String(error)}; each session's next event drops them`),
+  );
 
   let closed: Promise<void> | undefined;
   return {

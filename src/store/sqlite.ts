@@ -485,8 +485,6 @@ export class SqliteEventStore implements EventStore, TokenStore {
     this.#droppedDetail = JSON.stringify({ reason: DROPPED_REASON, cap: limits.maxPending });
     this.#idempotencyRetentionMs = limits.idempotencyRetentionMs;
     this.#onBackgroundError = onBackgroundError;
-    // First in the queue, so no append sees a session past the cap.
-    if (this.#sessionsOverCap().length > 0) this.#submit(() => this.#dropOverCap()).catch(onBackgroundError);
     this.#prune();
     // unref: pruning alone must not keep the process alive.
     this.#pruneTimer = setInterval(() => this.#prune(), PRUNE_INTERVAL_MS).unref();
@@ -533,6 +531,19 @@ export class SqliteEventStore implements EventStore, TokenStore {
 
   pendingSessionKeys(agentId: string): Promise<string[]> {
     return this.#readSessions(() => this.#sql.pendingKeys.all(agentId));
+  }
+
+  async dropOverCap(): Promise<{ events: number; sessions: number }> {
+    let events = 0;
+    const sessions = new Set<number>();
+    // Closing ends it between slices: the next open goes on with what is left.
+    while (!this.#closing) {
+      const slice = await this.#submit(() => this.#dropOverCapSlice());
+      if (slice.events === 0) break;
+      events += slice.events;
+      for (const sessionId of slice.sessionIds) sessions.add(sessionId);
+    }
+    return { events, sessions: sessions.size };
   }
 
   recordTrace(entries: TraceEntry[]): void {
@@ -882,24 +893,26 @@ export class SqliteEventStore implements EventStore, TokenStore {
   }
 
   /**
-   * Drops, oldest first, what sessions hold past the cap, as appends do: opened with a lower cap
-   * than it was written with, the store otherwise left it to each session's next append, whose
-   * answer then listed every event dropped (a million, for a session that held as many).
+   * One slice of dropOverCap: at most DROP_SLICE_EVENTS events, oldest first in each session.
+   * Returns the ids of the sessions it dropped from, and how many events.
    */
-  #dropOverCap(): void {
+  #dropOverCapSlice(): { events: number; sessionIds: number[] } {
     const at = Date.now();
-    for (const sessionId of this.#sessionsOverCap()) {
-      const over = this.#pending.countAfter(sessionId, 0) - this.#maxPending;
+    let events = 0;
+    const sessionIds: number[] = [];
+    for (const sessionId of [...this.#pending.sessionIds()]) {
+      const over = Math.min(this.#pending.countAfter(sessionId, 0) - this.#maxPending, DROP_SLICE_EVENTS - events);
+      if (over <= 0) continue;
       const sessionKey = this.#sql.sessionKeyById.get(sessionId)!;
       const session = this.#session(sessionKey)!;
       const lastDropped = this.#pending.after(sessionId, 0, over).at(-1)!;
       const dropped = this.#removeEvents(sessionId, 0, lastDropped.seq, { step: 'dropped', at, detail: this.#droppedDetail });
       this.#consumed(sessionKey, session, session.pending - dropped.length, lastDropped.seq);
+      events += dropped.length;
+      sessionIds.push(sessionId);
+      if (events >= DROP_SLICE_EVENTS) break;
     }
-  }
-
-  #sessionsOverCap(): number[] {
-    return [...this.#pending.sessionIds()].filter((sessionId) => this.#pending.countAfter(sessionId, 0) > this.#maxPending);
+    return { events, sessionIds };
   }
 
   #ack(sessionKey: string, seq: number, detail: TraceDetail): AckResult {
@@ -933,6 +946,12 @@ export class SqliteEventStore implements EventStore, TokenStore {
     return { events, depth, more: rows.length > events.length };
   }
 }
+
+/**
+ * Events dropOverCap drops in one operation: each is a delete and a trace row, as an append at the
+ * cap drops one; a thousand keep one slice within a commit's usual size (see MAX_OPS_PER_COMMIT).
+ */
+const DROP_SLICE_EVENTS = 1000;
 
 /** Pages a backup copies between two turns of the event loop: better-sqlite3's own default, ~1 ms each. */
 const BACKUP_PAGES_PER_STEP = 100;

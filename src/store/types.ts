@@ -152,6 +152,13 @@ export interface EventStore {
   lastSeqs(sessionKeys: readonly string[]): Promise<number[]>;
   /** Keys of the agent's sessions that have pending events (for replaying an agent subscription). */
   pendingSessionKeys(agentId: string): Promise<string[]>;
+  /**
+   * Drops, oldest first, what sessions hold past the cap, as an append at the cap does, each traced
+   * as `dropped`: a store opened with a lower cap than its events were stored under. In slices,
+   * each one commit, so no one operation grows with what is stored; appends in between drop their
+   * own session's excess as at the cap. Resolves with how many events of how many sessions.
+   */
+  dropOverCap(): Promise<{ events: number; sessions: number }>;
   /** Appends trace entries without waiting for them; they commit with the next batch. */
   recordTrace(entries: TraceEntry[]): void;
   /**

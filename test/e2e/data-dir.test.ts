@@ -8,6 +8,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -20,6 +21,7 @@ import {
   runCli,
   startGatewayProcess,
   startGatewayProcessWithFileLimit,
+  waitUntil,
   type CliResult,
 } from '../helpers/gateway.js';
 
@@ -263,6 +265,33 @@ test('a second gateway on the same data dir: exit 1 naming the dir; the first ke
   resultOf(await raw.call('system.event', { text: 'after the second', sessionKey: 'agent:two:main' }));
   raw.close();
   assert.is(await first.stop('SIGTERM'), 0);
+});
+
+// ---------------------------------------------------------------- a lower cap
+
+test('started with a lower --max-pending, the gateway drops the excess of each session once listening, oldest first, and says so; one that cannot listen drops nothing', async () => {
+  const first = await startGatewayProcess({ args: ['--max-pending', '50'] });
+  const raw = await openRaw(first.url, first.token);
+  for (let i = 1; i <= 30; i++) resultOf(await raw.call('system.event', { text: `event ${i}`, sessionKey: 'agent:cap:main' }));
+  raw.close();
+  assert.is(await first.stop('SIGTERM'), 0);
+
+  const busy = net.createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  const port = (busy.address() as net.AddressInfo).port;
+  const failed = await runCli(['gateway', '--port', String(port), '--max-pending', '10', '--data-dir', first.dataDir]);
+  busy.close();
+  assertRefused(failed, 'a port in use');
+  assert.not.match(failed.stderr, /dropped/);
+
+  const lowered = await startGatewayProcess({ dataDir: first.dataDir, args: ['--max-pending', '10'] });
+  const line = 'switchboard gateway: dropped 20 events of 1 sessions past --max-pending 10, the oldest of each (event.trace shows each as dropped)\n';
+  await waitUntil(() => lowered.stderr().includes(line), 'the line that says what was dropped');
+  const reader = await openRaw(lowered.url, lowered.token);
+  const peek = resultOf<{ events: { seq: number }[] }>(await reader.call('session.peek', { sessionKey: 'agent:cap:main' }));
+  assert.equal(peek.events.map((event) => event.seq), Array.from({ length: 10 }, (_, i) => 21 + i), 'the newest ten: the failed start dropped none before it');
+  reader.close();
+  assert.is(await lowered.stop('SIGTERM'), 0);
 });
 
 // ---------------------------------------------------------------- a full disk

@@ -23,6 +23,7 @@ function failingStore(): EventStore {
     ack: fail,
     lastSeqs: fail,
     pendingSessionKeys: fail,
+    dropOverCap: fail,
     recordTrace: () => {},
     trace: fail,
     backup: fail,

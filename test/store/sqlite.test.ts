@@ -207,7 +207,7 @@ test('cap: exactly at the cap drops nothing, one past drops the oldest', async (
   assert.equal(seqs(await store.peek('s', { limit: 10 })), [2, 3, 4]);
 });
 
-test('cap: opened with a lower cap, the store drops what sessions hold past it, oldest first, before any append: the next one drops one, as at the cap', async () => {
+test('cap: opened with a lower cap, dropOverCap drops what sessions hold past it, oldest first, in slices; then an append drops one, as at the cap', async () => {
   const dir = tempDir();
   const store = open(dir, 5);
   const old = [await queue(store, 's', 'one'), await queue(store, 's', 'two'), await queue(store, 's', 'three')];
@@ -215,6 +215,8 @@ test('cap: opened with a lower cap, the store drops what sessions hold past it, 
   await store.close();
 
   const lowered = open(dir, 2);
+  assert.equal(await lowered.dropOverCap(), { events: 1, sessions: 1 });
+  assert.equal(await lowered.dropOverCap(), { events: 0, sessions: 0 }, 'nothing more');
   assert.equal(seqs(await lowered.peek('s', { limit: 10 })), [2, 3]);
   assert.equal((await lowered.listSessions({ limit: 10 })).sessions.map((session) => [session.sessionKey, session.pending]), [['s', 2], ['under', 1]]);
   const last = (await lowered.trace(old[0]!.eventId)).steps.at(-1)!;
@@ -224,6 +226,22 @@ test('cap: opened with a lower cap, the store drops what sessions hold past it, 
   await lowered.close();
   const again = open(dir, 2);
   assert.equal((await again.listSessions({ limit: 10 })).sessions.map((session) => session.pending), [2, 1], 'the counts were written');
+});
+
+test('cap: dropOverCap goes a thousand events at a time, and across sessions: every excess dropped, counted once', async () => {
+  const dir = tempDir();
+  const store = open(dir, 3000);
+  for (const sessionKey of ['a', 'b']) {
+    for (let i = 0; i < 1500; i += 100) {
+      await Promise.all(Array.from({ length: 100 }, (_, j) => store.append(request(sessionKey, `${i + j}`))));
+    }
+  }
+  await store.close();
+  const lowered = open(dir, 200);
+  const commitsBefore = lowered.storeMetrics().commits;
+  assert.equal(await lowered.dropOverCap(), { events: 2600, sessions: 2 });
+  assert.ok(lowered.storeMetrics().commits - commitsBefore >= 3, 'slices of at most 1000 events, one commit each at least');
+  for (const sessionKey of ['a', 'b']) assert.equal(seqs(await lowered.peek(sessionKey, { limit: 1000 })), Array.from({ length: 200 }, (_, i) => 1301 + i));
 });
 
 test('a session whose rows are out of seq order by id (migration 2 numbers schema-1 rows by time) reads, drains and drops in seq order', async () => {
