@@ -848,18 +848,18 @@ function canonicalKey(sessionKey: string): string {
   return parsed.ok ? parsed.value.sessionKey : sessionKey;
 }
 
-/**
- * Runs a caller's callback (onEvent, a notification listener, onReconnect). What it throws is
- * rethrown on its own, an uncaught exception as an EventEmitter listener's is, and not into the
- * socket's frame reader or close handler: there it stalled the connection for good (every later
- * call timed out, no event came) or kept the reconnect from starting.
- */
 /** A call's timeout as its caller gave it (what a timeout says), and when it runs out: waits and a call sent again have less left. */
 interface CallTiming {
   timeoutMs: number;
   deadline: number;
 }
 
+/**
+ * Runs a caller's callback (onEvent, a notification listener, onReconnect). What it throws is
+ * rethrown on its own, an uncaught exception as an EventEmitter listener's is, and not into the
+ * socket's frame reader or close handler: there it stalled the connection for good (every later
+ * call timed out, no event came) or kept the reconnect from starting.
+ */
 function runCallback(callback: () => void): void {
   try {
     callback();
