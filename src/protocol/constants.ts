@@ -239,13 +239,15 @@ export const MAX_READ_BYTES = 768 * 1024;
 
 /**
  * Room kept in a frame's answer for each of its requests' own answers beyond what they repeat of
- * the frame (ids, keys: twice the frame's bytes are kept for those; a routing result with the
- * longest keys is under 6 KiB, of which all but ~1 KiB repeats its request's): the frame's reads
- * take only what is left of MAX_FRAME_BYTES (see fitAnswerFrame), so that no answer is larger
- * than the frames the gateway takes, and a drained event can never be consumed by an answer too
- * large for a client to receive.
+ * the frame (ids, keys: three times the frame's bytes are kept for those, as a routing result
+ * names its key three times: sessionKey, requestedSessionKey and the route's parts). What is left
+ * is an answer's own words: a routing result's wake and times (~1.4 KiB), an error's message and
+ * the paths it names, each cut at MAX_ECHOED_NAME_LENGTH (~3.3 KiB at most, measured). The frame's
+ * reads take only what is left of MAX_FRAME_BYTES (see fitAnswerFrame), so that no answer is
+ * larger than the frames the gateway takes, and a drained event can never be consumed by an answer
+ * too large for a client to receive.
  */
-export const ANSWER_RESERVE_BYTES = 2 * 1024;
+export const ANSWER_RESERVE_BYTES = 4 * 1024;
 
 /**
  * Characters of a name an error repeats from its request (an unknown method, a member's path),

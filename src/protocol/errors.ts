@@ -170,5 +170,8 @@ export function errorNameOf(code: number): ErrorName | undefined {
 
 /** A name taken from a request, as an error repeats it: cut short past MAX_ECHOED_NAME_LENGTH. */
 export function echoed(name: string): string {
-  return name.length > MAX_ECHOED_NAME_LENGTH ? `${name.slice(0, MAX_ECHOED_NAME_LENGTH)}…` : name;
+  if (name.length <= MAX_ECHOED_NAME_LENGTH) return name;
+  // Not between the two halves of a surrogate pair: half of one is no character.
+  const end = /[\uD800-\uDBFF]/.test(name[MAX_ECHOED_NAME_LENGTH - 1]!) ? MAX_ECHOED_NAME_LENGTH - 1 : MAX_ECHOED_NAME_LENGTH;
+  return `${name.slice(0, end)}…`;
 }

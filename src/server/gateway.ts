@@ -445,8 +445,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // Once listening, as a start that fails must change nothing: a store opened with a lower
   // --max-pending than its events were stored under drops the excess, and the log says so.
   void store.dropOverCap().then(
-    ({ events, sessions }) => {
-      if (events > 0) log(`dropped ${events} events of ${sessions} sessions past --max-pending ${maxPendingPerSession}, the oldest of each (event.trace shows each as dropped)`);
+    ({ events, sessions, finished }) => {
+      if (events === 0) return;
+      const rest = finished ? '' : '; stopped before the rest, which the next start drops';
+      log(`dropped ${events} events of ${sessions} sessions past --max-pending ${maxPendingPerSession}, the oldest of each (event.trace shows each as dropped)${rest}`);
     },
     (error: unknown) => log(`could not drop the events past --max-pending ${maxPendingPerSession}: ${(error as Error)?.message ?? String(error)}; each session's next event drops them`),
   );

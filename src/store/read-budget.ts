@@ -77,12 +77,12 @@ export function readBudget(pool?: ReadPool): ReadBudget {
 /**
  * Leaves the reads of a frame of `frameBytes` holding `requests` no more than its answer has room
  * for within MAX_FRAME_BYTES, what a client that takes frames of that size (Python's `websockets`
- * by default) can receive: after ANSWER_RESERVE_BYTES for each request's own answer, and twice the
- * frame's bytes, which its answers may repeat (ids; an error names an unknown method or member in
- * its message and again in its data). Called before any of the frame's requests runs.
+ * by default) can receive: after ANSWER_RESERVE_BYTES for each request's own answer, and three
+ * times the frame's bytes, which its answers may repeat (ids; a routing result names its key three
+ * times). Called before any of the frame's requests runs.
  */
 export function fitAnswerFrame(budget: ReadBudget, frameBytes: number, requests: number): void {
-  budget.bytes = Math.min(budget.bytes, MAX_FRAME_BYTES - 2 * frameBytes - requests * ANSWER_RESERVE_BYTES);
+  budget.bytes = Math.min(budget.bytes, MAX_FRAME_BYTES - 3 * frameBytes - requests * ANSWER_RESERVE_BYTES);
 }
 
 /** At most what the event adds to an answer: its record's JSON, the key once more for the route. */

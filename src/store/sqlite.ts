@@ -533,17 +533,17 @@ export class SqliteEventStore implements EventStore, TokenStore {
     return this.#readSessions(() => this.#sql.pendingKeys.all(agentId));
   }
 
-  async dropOverCap(): Promise<{ events: number; sessions: number }> {
+  async dropOverCap(): Promise<{ events: number; sessions: number; finished: boolean }> {
     let events = 0;
     const sessions = new Set<number>();
     // Closing ends it between slices: the next open goes on with what is left.
     while (!this.#closing) {
       const slice = await this.#submit(() => this.#dropOverCapSlice());
-      if (slice.events === 0) break;
+      if (slice.events === 0) return { events, sessions: sessions.size, finished: true };
       events += slice.events;
       for (const sessionId of slice.sessionIds) sessions.add(sessionId);
     }
-    return { events, sessions: sessions.size };
+    return { events, sessions: sessions.size, finished: false };
   }
 
   recordTrace(entries: TraceEntry[]): void {
@@ -799,9 +799,12 @@ export class SqliteEventStore implements EventStore, TokenStore {
 
     let dropped: EventRef[] = [];
     if (pending > this.#maxPending) {
-      // The oldest ones, never the new event (maxPending >= 1), which is not in the index yet.
-      const lastDropped = this.#pending.after(sessionId, 0, pending - this.#maxPending).at(-1)!;
-      dropped = this.#removeEvents(sessionId, 0, lastDropped.seq, { step: 'dropped', at: now, detail: this.#droppedDetail });
+      // Past the cap by more than this event: the store was opened with a lower cap, and
+      // dropOverCap has not reached this session yet. Those are the lowered cap's drops, not this
+      // append's to list: its answer would name them all (thousands), past what a frame holds.
+      const excess = pending - this.#maxPending;
+      if (excess > 1) pending -= this.#dropOldest(sessionId, excess - 1, now).length;
+      dropped = this.#dropOldest(sessionId, 1, now);
       pending -= dropped.length;
     }
 
@@ -905,14 +908,19 @@ export class SqliteEventStore implements EventStore, TokenStore {
       if (over <= 0) continue;
       const sessionKey = this.#sql.sessionKeyById.get(sessionId)!;
       const session = this.#session(sessionKey)!;
-      const lastDropped = this.#pending.after(sessionId, 0, over).at(-1)!;
-      const dropped = this.#removeEvents(sessionId, 0, lastDropped.seq, { step: 'dropped', at, detail: this.#droppedDetail });
-      this.#consumed(sessionKey, session, session.pending - dropped.length, lastDropped.seq);
+      const dropped = this.#dropOldest(sessionId, over, at);
+      this.#consumed(sessionKey, session, session.pending - dropped.length, dropped.at(-1)?.seq ?? 0);
       events += dropped.length;
       sessionIds.push(sessionId);
       if (events >= DROP_SLICE_EVENTS) break;
     }
     return { events, sessionIds };
+  }
+
+  /** Drops the session's `count` oldest events (never a new one, not in the index yet), traced as dropped at the cap. */
+  #dropOldest(sessionId: number, count: number, at: number): EventRef[] {
+    const lastDropped = this.#pending.after(sessionId, 0, count).at(-1)!;
+    return this.#removeEvents(sessionId, 0, lastDropped.seq, { step: 'dropped', at, detail: this.#droppedDetail });
   }
 
   #ack(sessionKey: string, seq: number, detail: TraceDetail): AckResult {

@@ -156,9 +156,10 @@ export interface EventStore {
    * Drops, oldest first, what sessions hold past the cap, as an append at the cap does, each traced
    * as `dropped`: a store opened with a lower cap than its events were stored under. In slices,
    * each one commit, so no one operation grows with what is stored; appends in between drop their
-   * own session's excess as at the cap. Resolves with how many events of how many sessions.
+   * own session's excess as at the cap (listing only the event each pushed out). Resolves with how
+   * many events of how many sessions, and whether all were dropped: closing the store stops it.
    */
-  dropOverCap(): Promise<{ events: number; sessions: number }>;
+  dropOverCap(): Promise<{ events: number; sessions: number; finished: boolean }>;
   /** Appends trace entries without waiting for them; they commit with the next batch. */
   recordTrace(entries: TraceEntry[]): void;
   /**

@@ -383,7 +383,15 @@ test(`no answer is larger than the ${MAX_FRAME_BYTES}-byte frames the gateway ta
   }));
   const batch = await peer.batch([...publishes, drain], 30_000);
   for (const answer of batch.slice(0, -1)) resultOf(answer);
-  assert.ok(take(batch.at(-1)!).events.length > 0, 'the drain beside them takes some: its room is not all kept for theirs');
+  take(batch.at(-1)!);
+  const fewer = await peer.batch([...publishes.slice(0, 20), drain], 30_000);
+  assert.ok(take(fewer.at(-1)!).events.length > 0, 'beside twenty of them, the drain takes some: its room is not all kept for theirs');
+  // Errors naming as much as they may: seven members of 127 slashes and a letter (each path
+  // 256 characters of ~1, named in the message and the data), and a key that does not parse.
+  const members = Object.fromEntries(Array.from({ length: 7 }, (_, i) => [`${'/'.repeat(127)}${String.fromCharCode(97 + i)}`, 1]));
+  const refused = await peer.batch([drain, ...Array.from({ length: MAX_BATCH_LENGTH - 1 }, () => ({ method: 'session.peek', params: { sessionKey: 'x', ...members } }))], 30_000);
+  assert.is(refused[1]!.error?.code, -32602);
+  take(refused[0]!);
   // An error names an unknown method twice, in its message and its data (review).
   const echoed = await peer.batch([drain, { method: 'x'.repeat(300_000) }], 30_000);
   assert.is(echoed[1]!.error?.code, -32601);

@@ -5,7 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MAX_BATCH_LENGTH, MAX_ECHOED_NAME_LENGTH } from '../../src/protocol/constants.js';
-import { RpcError } from '../../src/protocol/errors.js';
+import { echoed, RpcError } from '../../src/protocol/errors.js';
 import { numericIdTexts, RpcDispatcher, type Handler } from '../../src/protocol/jsonrpc.js';
 
 interface Context {
@@ -113,6 +113,8 @@ test('an unknown method and a member\'s path are repeated at most MAX_ECHOED_NAM
   });
   const exact = 'm'.repeat(MAX_ECHOED_NAME_LENGTH);
   assert.is(((await send({ jsonrpc: '2.0', method: exact, id: 1 })) as { error: { data: { method: string } } }).error.data.method, exact);
+  const emoji = `a${'\u{1F600}'.repeat(MAX_ECHOED_NAME_LENGTH)}`;
+  assert.is(echoed(emoji), `a${'\u{1F600}'.repeat(MAX_ECHOED_NAME_LENGTH / 2 - 1)}…`, 'never half of a surrogate pair');
   const error = RpcError.invalidParams([{ path: `/${'~1'.repeat(MAX_ECHOED_NAME_LENGTH)}`, message: 'is not allowed' }]);
   assert.is(error.message, `Invalid params: /${'~1'.repeat(MAX_ECHOED_NAME_LENGTH / 2 - 1)}~…: is not allowed`);
 });

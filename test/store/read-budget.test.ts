@@ -80,20 +80,20 @@ test('a read alone takes at least one event: the largest there can be fits a lon
   assert.is(takeWithinBudget([largest, largest], alone, eventBytes).length, 1, 'one, and not two');
 });
 
-test('a frame\'s reads take no more than its answer has room for in MAX_FRAME_BYTES: twice its own bytes and ANSWER_RESERVE_BYTES per request kept', () => {
+test('a frame\'s reads take no more than its answer has room for in MAX_FRAME_BYTES: three times its own bytes and ANSWER_RESERVE_BYTES per request kept', () => {
   const lone = readBudget(readPool());
   fitAnswerFrame(lone, 200, 1);
   assert.is(lone.bytes, MAX_READ_BYTES, 'a lone request: MAX_READ_BYTES');
   const frameBytes = 50 * 1024;
   const batch = readBudget(readPool());
   fitAnswerFrame(batch, frameBytes, MAX_BATCH_LENGTH);
-  const room = MAX_FRAME_BYTES - 2 * frameBytes - MAX_BATCH_LENGTH * ANSWER_RESERVE_BYTES;
+  const room = MAX_FRAME_BYTES - 3 * frameBytes - MAX_BATCH_LENGTH * ANSWER_RESERVE_BYTES;
   assert.ok(room > 0 && room < MAX_READ_BYTES);
   assert.is(batch.bytes, room);
   const read = takeWithinBudget(events(PER_FRAME), batch, eventBytes);
   assert.is(read.length, Math.floor(room / COST), 'as many events as fit the room');
   const full = readBudget(readPool());
-  fitAnswerFrame(full, MAX_FRAME_BYTES / 2, 1);
+  fitAnswerFrame(full, MAX_FRAME_BYTES / 3, 1);
   assert.is(takeWithinBudget(events(1, 10), full, eventBytes).length, 0, 'no room: nothing, not even one event');
   assert.is(full.taken, 0);
 });

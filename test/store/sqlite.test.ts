@@ -215,8 +215,8 @@ test('cap: opened with a lower cap, dropOverCap drops what sessions hold past it
   await store.close();
 
   const lowered = open(dir, 2);
-  assert.equal(await lowered.dropOverCap(), { events: 1, sessions: 1 });
-  assert.equal(await lowered.dropOverCap(), { events: 0, sessions: 0 }, 'nothing more');
+  assert.equal(await lowered.dropOverCap(), { events: 1, sessions: 1, finished: true });
+  assert.equal(await lowered.dropOverCap(), { events: 0, sessions: 0, finished: true }, 'nothing more');
   assert.equal(seqs(await lowered.peek('s', { limit: 10 })), [2, 3]);
   assert.equal((await lowered.listSessions({ limit: 10 })).sessions.map((session) => [session.sessionKey, session.pending]), [['s', 2], ['under', 1]]);
   const last = (await lowered.trace(old[0]!.eventId)).steps.at(-1)!;
@@ -226,6 +226,20 @@ test('cap: opened with a lower cap, dropOverCap drops what sessions hold past it
   await lowered.close();
   const again = open(dir, 2);
   assert.equal((await again.listSessions({ limit: 10 })).sessions.map((session) => session.pending), [2, 1], 'the counts were written');
+});
+
+test('cap: an append to a session past a lowered cap before dropOverCap reaches it drops the excess too, and lists only the one its own arrival pushed out', async () => {
+  const dir = tempDir();
+  const store = open(dir, 5);
+  const old = [];
+  for (const text of ['one', 'two', 'three', 'four']) old.push(await queue(store, 's', text));
+  await store.close();
+  const lowered = open(dir, 2);
+  const next = await queue(lowered, 's', 'five');
+  assert.equal([next.dropped, next.depth], [[ref(old[2]!)], 2]);
+  assert.equal(seqs(await lowered.peek('s', { limit: 10 })), [4, 5]);
+  for (const event of old.slice(0, 2)) assert.is((await lowered.trace(event.eventId)).steps.at(-1)?.step, 'dropped', 'the others are traced as dropped');
+  assert.equal(await lowered.dropOverCap(), { events: 0, sessions: 0, finished: true });
 });
 
 test('cap: dropOverCap goes a thousand events at a time, and across sessions: every excess dropped, counted once', async () => {
@@ -239,9 +253,22 @@ test('cap: dropOverCap goes a thousand events at a time, and across sessions: ev
   await store.close();
   const lowered = open(dir, 200);
   const commitsBefore = lowered.storeMetrics().commits;
-  assert.equal(await lowered.dropOverCap(), { events: 2600, sessions: 2 });
+  assert.equal(await lowered.dropOverCap(), { events: 2600, sessions: 2, finished: true });
   assert.ok(lowered.storeMetrics().commits - commitsBefore >= 3, 'slices of at most 1000 events, one commit each at least');
   for (const sessionKey of ['a', 'b']) assert.equal(seqs(await lowered.peek(sessionKey, { limit: 1000 })), Array.from({ length: 200 }, (_, i) => 1301 + i));
+});
+
+test('cap: closing the store stops dropOverCap between slices, saying it did not finish; the next open goes on with the rest', async () => {
+  const dir = tempDir();
+  const store = open(dir, 3000);
+  for (let i = 0; i < 2500; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => store.append(request('a', `${i + j}`))));
+  await store.close();
+  const lowered = open(dir, 100);
+  const dropping = lowered.dropOverCap();
+  await lowered.close();
+  const stopped = await dropping;
+  assert.ok(!stopped.finished && stopped.events > 0 && stopped.events < 2400, JSON.stringify(stopped));
+  assert.equal(await open(dir, 100).dropOverCap(), { events: 2400 - stopped.events, sessions: 1, finished: true });
 });
 
 test('a session whose rows are out of seq order by id (migration 2 numbers schema-1 rows by time) reads, drains and drops in seq order', async () => {
