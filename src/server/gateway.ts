@@ -448,7 +448,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ({ events, sessions, finished }) => {
       if (events === 0) return;
       const rest = finished ? '' : '; stopped before the rest, which the next start drops';
-      log(`dropped ${events} events of ${sessions} sessions past --max-pending ${maxPendingPerSession}, the oldest of each (event.trace shows each as dropped)${rest}`);
+      const ofSessions = sessions === 1 ? 'of 1 session' : `of ${sessions} sessions`;
+      log(`dropped ${events} event${events === 1 ? '' : 's'} ${ofSessions} past --max-pending ${maxPendingPerSession}, the oldest (event.trace shows each as dropped)${rest}`);
     },
     (error: unknown) => log(`could not drop the events past --max-pending ${maxPendingPerSession}: ${(error as Error)?.message ?? String(error)}; each session's next event drops them`),
   );

@@ -285,7 +285,7 @@ test('started with a lower --max-pending, the gateway drops the excess of each s
   assert.not.match(failed.stderr, /dropped/);
 
   const lowered = await startGatewayProcess({ dataDir: first.dataDir, args: ['--max-pending', '10'] });
-  const line = 'switchboard gateway: dropped 20 events of 1 sessions past --max-pending 10, the oldest of each (event.trace shows each as dropped)\n';
+  const line = 'switchboard gateway: dropped 20 events of 1 session past --max-pending 10, the oldest (event.trace shows each as dropped)\n';
   await waitUntil(() => lowered.stderr().includes(line), 'the line that says what was dropped');
   const reader = await openRaw(lowered.url, lowered.token);
   const peek = resultOf<{ events: { seq: number }[] }>(await reader.call('session.peek', { sessionKey: 'agent:cap:main' }));
