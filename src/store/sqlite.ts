@@ -324,9 +324,8 @@ function prepareStatements(db: Database.Database) {
     tokens: db.prepare<[], TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at, token_id`),
     lastTokenCreatedAt: db.prepare<[], number | null>('SELECT max(created_at) FROM tokens').pluck(),
     tokensFirst: db.prepare<[number], TokenRow>(`SELECT ${TOKEN_COLUMNS} FROM tokens ORDER BY created_at, token_id LIMIT ?`),
-    tokensAfter: db.prepare<[string, number], TokenRow>(
-      `SELECT ${TOKEN_COLUMNS} FROM tokens WHERE (created_at, token_id) > (SELECT created_at, token_id FROM tokens WHERE token_id = ?)
-       ORDER BY created_at, token_id LIMIT ?`,
+    tokensAfter: db.prepare<[createdAt: number, tokenId: string, limit: number], TokenRow>(
+      `SELECT ${TOKEN_COLUMNS} FROM tokens WHERE (created_at, token_id) > (?, ?) ORDER BY created_at, token_id LIMIT ?`,
     ),
     // Only a token not revoked yet: revoking again keeps the first revocation time.
     tokenRevoke: db.prepare<[number, string], TokenRow>(
@@ -575,8 +574,9 @@ export class SqliteEventStore implements EventStore, TokenStore {
 
   tokenPage({ after, limit, budget = readBudget() }: TokenPageOptions): Promise<{ tokens: TokenRecord[]; more: boolean } | undefined> {
     return this.#submitRead(() => {
-      if (after !== undefined && this.#sql.token.get(after) === undefined) return undefined;
-      const rows = after === undefined ? this.#sql.tokensFirst.all(limit + 1) : this.#sql.tokensAfter.all(after, limit + 1);
+      const last = after === undefined ? undefined : this.#sql.token.get(after);
+      if (after !== undefined && last === undefined) return undefined;
+      const rows = last === undefined ? this.#sql.tokensFirst.all(limit + 1) : this.#sql.tokensAfter.all(last.createdAt, last.tokenId, limit + 1);
       const tokens = takeWithinBudget(rows.slice(0, limit), budget, tokenBytes).map(toTokenRecord);
       return { tokens, more: rows.length > tokens.length };
     });
