@@ -124,6 +124,14 @@ export const UNIX_SCHEME = 'unix:';
  */
 export const WAKE_COALESCE_MS = 250;
 
+/**
+ * Bytes of session keys (as JSON) one agent.wake names at most; the rest go in further wakes sent
+ * with it. A backlog wake names every session of the agent with pending events: 2,200 sessions
+ * under 500-character keys made a wake of 1.1 MB, which a client taking 1 MiB frames (Python's
+ * websockets by default) refused, to be replayed and woken again on every reconnect (QA).
+ */
+export const MAX_WAKE_SESSIONS_BYTES = 256 * 1024;
+
 /** How often an agent with live subscriptions gets a heartbeat `agent.wake`; configurable. */
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 60_000;
 

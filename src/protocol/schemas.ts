@@ -15,6 +15,7 @@ import {
   MAX_SESSION_KEY_LENGTH,
   MAX_TEXT_BYTES,
   MAX_ID_LENGTH,
+  MAX_WAKE_SESSIONS_BYTES,
   MAX_TOKEN_NAME_LENGTH,
   NOT_BLANK_PATTERN,
 } from './constants.js';
@@ -368,7 +369,7 @@ export const AgentWakeNotification = Type.Object(
     }),
     sessions: Type.Array(Type.String(), {
       description:
-        '"event": sessions with mode "now" events since the previous event wake; "heartbeat": with next-heartbeat events since the previous heartbeat; "backlog": every session of the agent with pending events.',
+        `"event": sessions with mode "now" events since the previous event wake; "heartbeat": with next-heartbeat events since the previous heartbeat; "backlog": every session of the agent with pending events. Past ${MAX_WAKE_SESSIONS_BYTES / 1024} KiB of keys (as JSON), the rest are named by further wakes of the same reason and \`at\`, sent right after.`,
     }),
     at: Timestamp,
   },

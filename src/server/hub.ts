@@ -7,7 +7,7 @@
  * dirty sessions again before it goes live. A per-session cursor (last seq sent) drops anything
  * already sent, so replay and live traffic can overlap without a gap or a duplicate.
  */
-import { REPLAY_PAGE_SIZE, WAKE_COALESCE_MS } from '../protocol/constants.js';
+import { MAX_WAKE_SESSIONS_BYTES, REPLAY_PAGE_SIZE, WAKE_COALESCE_MS } from '../protocol/constants.js';
 import type { AgentWakeNotification, WakeOutcome } from '../protocol/schemas.js';
 import { parseSessionKey } from '../protocol/session-key.js';
 import { toStoredEvent, type Delivery, type RoutedEvent } from '../routing/route-event.js';
@@ -294,7 +294,8 @@ export class DeliveryHub implements Delivery {
     }
     if (this.#backlog.get(key) !== owed) return;
     this.#backlog.delete(key);
-    if (sessions.length > 0) subscription.subscriber.push(wakeFrame(subscription.agentId, 'backlog', sessions));
+    if (sessions.length === 0) return;
+    for (const frame of wakeFrames(subscription.agentId, 'backlog', sessions)) if (!subscription.subscriber.push(frame)) return;
   }
 
   /** Replays the backlog, then goes live. Errors end the replay; the events stay pending. */
@@ -585,9 +586,9 @@ export class DeliveryHub implements Delivery {
     due: Due,
   ): void {
     due.planned = undefined;
-    const frame = wakeFrame(agentId, reason, [...due.sessions]);
+    const frames = wakeFrames(agentId, reason, [...due.sessions]);
     let sent = 0;
-    for (const subscriber of presence.connections.keys()) if (subscriber.push(frame)) sent++;
+    for (const subscriber of presence.connections.keys()) if (frames.every((frame) => subscriber.push(frame))) sent++;
     const at = Date.now();
     this.#store.recordTrace(due.eventIds.map((eventId) => ({ eventId, step: 'wake', at, detail: { reason, connections: sent } })));
     due.sessions.clear();
@@ -600,9 +601,31 @@ function backlogKey({ subscriber, agentId }: Subscription): string {
   return `${subscriber.connectionId} ${agentId}`;
 }
 
-function wakeFrame(agentId: string, reason: AgentWakeNotification['reason'], sessions: string[]): string {
-  const params: AgentWakeNotification = { agentId, reason, sessions, at: new Date().toISOString() };
-  return JSON.stringify({ jsonrpc: '2.0', method: 'agent.wake', params });
+/**
+ * The agent.wake frames naming `sessions`, in order, each naming at most MAX_WAKE_SESSIONS_BYTES
+ * of them; one (naming none) when there are none, as a heartbeat may.
+ */
+export function wakeFrames(agentId: string, reason: AgentWakeNotification['reason'], sessions: readonly string[]): string[] {
+  const at = new Date().toISOString();
+  const frame = (part: string[]) => {
+    const params: AgentWakeNotification = { agentId, reason, sessions: part, at };
+    return JSON.stringify({ jsonrpc: '2.0', method: 'agent.wake', params });
+  };
+  const frames: string[] = [];
+  let part: string[] = [];
+  let bytes = 0;
+  for (const sessionKey of sessions) {
+    const size = Buffer.byteLength(JSON.stringify(sessionKey)) + 1;
+    if (part.length > 0 && bytes + size > MAX_WAKE_SESSIONS_BYTES) {
+      frames.push(frame(part));
+      part = [];
+      bytes = 0;
+    }
+    part.push(sessionKey);
+    bytes += size;
+  }
+  frames.push(frame(part));
+  return frames;
 }
 
 function plan(due: Due, event: RoutedEvent): void {

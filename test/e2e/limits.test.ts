@@ -21,6 +21,7 @@ import {
   MAX_SUBSCRIPTIONS_PER_CONNECTION,
   MAX_TEXT_BYTES,
   MAX_TOKEN_NAME_LENGTH,
+  MAX_WAKE_SESSIONS_BYTES,
 } from '../../src/protocol/constants.js';
 import {
   cleanup,
@@ -409,6 +410,32 @@ test(`no answer is larger than the ${MAX_FRAME_BYTES}-byte frames the gateway ta
   assert.ok(documents > 0 && documents < MAX_BATCH_LENGTH, `${documents} documents, the rest RATE_LIMITED`);
   assert.not.ok(peer.isClosed);
   peer.close();
+});
+
+test(`a backlog wake naming more than ${MAX_WAKE_SESSIONS_BYTES} bytes of sessions is split over several, each within the frames a client takes: all are named, none twice (QA: a 1.1 MB wake, refused at every reconnect)`, async () => {
+  const gw = await startTunedGateway();
+  const publisher = await openPeer(gw.url, gw.token);
+  const sessionKeys = Array.from({ length: 2_200 }, (_, i) => `agent:wk:direct:${String(i).padStart(490, 'p')}`);
+  for (let i = 0; i < sessionKeys.length; i += MAX_BATCH_LENGTH) {
+    const publishes = sessionKeys.slice(i, i + MAX_BATCH_LENGTH).map((sessionKey) => ({ method: 'system.event', params: { text: 'x', sessionKey } }));
+    for (const answer of await publisher.batch(publishes, 30_000)) resultOf(answer);
+  }
+  publisher.close();
+  const agent = await openPeer(gw.url, gw.token, { maxPayload: MAX_FRAME_BYTES });
+  resultOf(await agent.call('session.subscribe', { agentId: 'wk' }, 30_000));
+  type Wake = { reason: string; sessions: string[]; at: string };
+  const named = () => agent.notifications<Wake>('agent.wake').flatMap((wake) => wake.params.sessions);
+  await agent.waitFor(() => (named().length >= sessionKeys.length ? true : undefined), 'backlog wakes naming every session', 30_000);
+  const wakes = agent.notifications<Wake>('agent.wake');
+  assert.ok(wakes.length > 1, `${wakes.length} wakes`);
+  for (const { params } of wakes) {
+    assert.is(params.reason, 'backlog');
+    assert.is(params.at, wakes[0]!.params.at, 'the wakes of one backlog share its time');
+    assert.ok(Buffer.byteLength(JSON.stringify(params.sessions)) <= MAX_WAKE_SESSIONS_BYTES + 1);
+  }
+  assert.equal([...named()].sort(), [...sessionKeys].sort(), 'every session named once');
+  assert.not.ok(agent.isClosed, 'no frame refused');
+  agent.close();
 });
 
 test('a batch of drains consumes only what it answers, within one read\'s budget; events of escapes count as their JSON', async () => {

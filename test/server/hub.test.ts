@@ -5,8 +5,8 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { WAKE_COALESCE_MS } from '../../src/protocol/constants.js';
-import { DeliveryHub, type CursorAhead, type Subscriber } from '../../src/server/hub.js';
+import { MAX_WAKE_SESSIONS_BYTES, WAKE_COALESCE_MS } from '../../src/protocol/constants.js';
+import { DeliveryHub, wakeFrames, type CursorAhead, type Subscriber } from '../../src/server/hub.js';
 import type { RoutedEvent } from '../../src/routing/route-event.js';
 import type { EventStore, TraceEntry } from '../../src/store/types.js';
 
@@ -116,6 +116,18 @@ test('a wake planned in a batch that then failed names nothing and records nothi
     ['stored'],
   );
   hub.close();
+});
+
+test(`wakeFrames: sessions past ${MAX_WAKE_SESSIONS_BYTES} bytes go in further frames, in order, sharing reason and time; none makes one frame naming none`, () => {
+  const sessions = Array.from({ length: 3_000 }, (_, i) => `agent:main:direct:${'\u{1F600}'.repeat(100)}${i}`);
+  const frames = wakeFrames('main', 'heartbeat', sessions).map((frame) => JSON.parse(frame) as { method: string; params: { reason: string; sessions: string[]; at: string } });
+  assert.ok(frames.length > 1, `${frames.length} frames`);
+  for (const { method, params } of frames) {
+    assert.equal([method, params.reason, params.at], ['agent.wake', 'heartbeat', frames[0]!.params.at]);
+    assert.ok(Buffer.byteLength(JSON.stringify(params.sessions)) <= MAX_WAKE_SESSIONS_BYTES + 1);
+  }
+  assert.equal(frames.flatMap((frame) => frame.params.sessions), sessions);
+  assert.equal(wakeFrames('main', 'heartbeat', []).map((frame) => (JSON.parse(frame) as { params: { sessions: string[] } }).params.sessions), [[]]);
 });
 
 test('a connection\'s first subscription of an agent wakes that connection, once replayed, for the agent\'s sessions with pending events (backlog): what it was promised when it left, and what came meanwhile', async () => {
