@@ -4,14 +4,16 @@
  * the store checkpointed, and what was answered is there after the next start. The same when no
  * one reads the gateway's output any more (`gateway 2>&1 | tee log`, then Ctrl-C).
  */
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import { networkInterfaces } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cleanup, openRaw, resultOf, startGatewayProcess, waitUntil } from '../helpers/gateway.js';
+import { cleanup, makeTempDir, openRaw, resultOf, startGatewayProcess, waitUntil } from '../helpers/gateway.js';
 
 const test = suite('e2e: gateway lifecycle');
 test.after(cleanup);
@@ -54,6 +56,28 @@ test('SIGTERM once no one reads stdout and stderr (EPIPE): still a graceful stop
   assert.equal(await closed, { code: 1001, reason: 'gateway shutting down' });
   const wal = path.join(gateway.dataDir, 'switchboard.db-wal');
   assert.ok(!fs.existsSync(wal) || fs.statSync(wal).size === 0, 'the WAL was checkpointed into the database');
+});
+
+test('`npm start`: a SIGTERM to npm (a supervisor, docker stop) stops the gateway gracefully; it was left running, orphaned, behind a shell that npm\'s signal killed (QA)', async () => {
+  const dataDir = makeTempDir();
+  const root = fileURLToPath(new URL('../../..', import.meta.url));
+  const npm = spawn('npm', ['start', '--silent', '--', '--port', '0', '--data-dir', dataDir], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  npm.stdout.on('data', (chunk: Buffer) => (output += chunk));
+  npm.stderr.on('data', (chunk: Buffer) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => npm.once('exit', (code) => resolve(code)));
+  // The lock's owner, should the gateway outlive npm: cleaned up below, whatever the outcome.
+  const gatewayPids = () => execFileSync('ps', ['-eo', 'pid=,args=']).toString().split('\n').filter((line) => line.includes(dataDir) && line.includes('switchboard.cjs gateway')).map((line) => Number(line.trim().split(/\s+/)[0]));
+  try {
+    await waitUntil(() => output.includes('switchboard gateway listening on'), 'the gateway listening', 30_000);
+    npm.kill('SIGTERM');
+    await exited;
+    await waitUntil(() => gatewayPids().length === 0, 'no gateway left running', 10_000);
+    assert.match(output, 'switchboard gateway: SIGTERM received, shutting down');
+    assert.match(output, 'switchboard gateway: stopped');
+  } finally {
+    for (const pid of gatewayPids()) process.kill(pid, 'SIGKILL');
+  }
 });
 
 test('the log says when the gateway writes a new admin token (first start, a token file removed), and not when it reads the one there', async () => {
