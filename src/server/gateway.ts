@@ -202,7 +202,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const closeConnectionsOf = (tokenId: string) => {
     let closed = 0;
     for (const connection of connections.values()) {
-      if (connection.principal.kind === 'agent' && connection.principal.tokenId === tokenId) {
+      // One closing already (a revoke just before this one) is not closed again, nor counted.
+      if (connection.state === 'OPEN' && connection.principal.kind === 'agent' && connection.principal.tokenId === tokenId) {
         void connection.close(CloseCode.POLICY_VIOLATION, TOKEN_REVOKED_CLOSE.reason, { name: 'FORBIDDEN', message: 'this token was revoked; nothing was done' });
         closed++;
       }

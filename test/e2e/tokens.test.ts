@@ -495,7 +495,7 @@ test('session watch with a scoped token that is revoked while it watches: exit 3
   assert.is(watch.stderr(), `switchboard: the gateway at ${gw.url} refused the token: ${SCOPED_HINT}\n`, 'one line, and no "reconnecting" before it');
 });
 
-test('revoke: a connection that ignores the close frame cannot act with the revoked token (nothing it sends after is carried out)', async ({ gw, admin }) => {
+test('revoke: a connection that ignores the close frame cannot act with the revoked token (nothing it sends after is carried out), and a second revoke does not count it again', async ({ gw, admin }) => {
   const doomed = await create(admin, { agentId: 'stubborn' });
   const raw = await openRawWebSocket(gw.port, doomed.token);
   const send = (id: number, text: string) =>
@@ -509,6 +509,9 @@ test('revoke: a connection that ignores the close frame cannot act with the revo
   assert.is(revoked.closedConnections, 1);
   const close = await raw.waitFor((frame) => frame.opcode === 8, 'the close frame');
   assert.equal([close.code, close.reason], [1008, 'token revoked']);
+  // Still closing (the peer has not answered): a second revoke changed nothing, and closed nothing (QA: it counted it again).
+  const again = resultOf<{ alreadyRevoked: boolean; closedConnections: number }>(await admin.call('token.revoke', { tokenId: doomed.tokenId }));
+  assert.equal([again.alreadyRevoked, again.closedConnections], [true, 0]);
 
   // A peer need not answer the close frame, and may keep sending: none of it may run as the token.
   send(2, 'after revoke');
