@@ -182,6 +182,9 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
       if (!path.isAbsolute(params.path)) {
         throw RpcError.invalidParams([{ path: '/path', message: "must be an absolute path (on the gateway's machine)" }]);
       }
+      if (params.path.includes('\0')) {
+        throw RpcError.invalidParams([{ path: '/path', message: 'must not hold a NUL character (no file name can)' }]);
+      }
       const started = Date.now();
       const { bytes } = await store.backup(params.path);
       return { path: params.path, bytes, durationMs: Date.now() - started };

@@ -972,6 +972,8 @@ function backupTargetProblem(file: string, error: unknown): string {
       return `its directory ${dir} does not exist`;
     case 'ENOTDIR':
       return `${dir} is not a directory`;
+    case 'EISDIR':
+      return `${file} is a directory: name a new file in it`;
     case 'EACCES':
     case 'EPERM':
     case 'EROFS':

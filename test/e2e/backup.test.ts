@@ -79,6 +79,11 @@ test('backup: admin only (FORBIDDEN), an absolute path over the wire, never over
   const relative = await admin.call('gateway.backup', { path: 'x.db' });
   assert.is(relative.error?.code, -32602);
   assert.equal(relative.error?.data?.errors, [{ path: '/path', message: "must be an absolute path (on the gateway's machine)" }]);
+  // QA: Node's own words came back, as BACKUP_FAILED, for both.
+  const nul = await admin.call('gateway.backup', { path: `${dir}/b.db\u0000x` });
+  assert.equal([nul.error?.code, nul.error?.data?.errors], [-32602, [{ path: '/path', message: 'must not hold a NUL character (no file name can)' }]]);
+  const directory = await admin.call('gateway.backup', { path: `${dir}/` });
+  assert.equal([directory.error?.code, directory.error?.message], [1024, `could not back up to ${dir}/: ${dir}/ is a directory: name a new file in it`]);
   const json = await runCli(['backup', path.join(dir, 'y.db'), '--json', '--data-dir', gw.dataDir]);
   assert.is(json.code, 0, json.stderr);
   const answer = JSON.parse(json.stdout) as { path: string; bytes: number; durationMs: number };
