@@ -16,7 +16,6 @@ import {
   DEFAULT_CALL_TIMEOUT_MS,
   DEFAULT_HOST,
   DEFAULT_PORT,
-  DEFAULT_READ_LIMIT,
   DEFAULT_URL,
   ENV,
   MAX_AGENT_ID_LENGTH,
@@ -44,6 +43,7 @@ import {
   formatTrace,
   printable,
   printableStrings,
+  shellWord,
 } from './format.js';
 import { writeAll } from './output.js';
 
@@ -149,10 +149,17 @@ export function sessionDrain(args: Args): Promise<ExitCode> {
 
 export function sessionList(args: Args): Promise<ExitCode> {
   const limit = limitOption(args);
-  const params = { ...optionalString(args, 'agent', 'agentId'), ...(limit === undefined ? {} : { limit }) };
-  return withClient(args, 'session.list', params, (result, { token }) =>
-    formatSessionList(result, limit ?? DEFAULT_READ_LIMIT, params.agentId !== undefined || token.startsWith(TOKEN_PREFIX.scoped)),
-  );
+  const params = {
+    ...optionalString(args, 'agent', 'agentId'),
+    ...(limit === undefined ? {} : { limit }),
+    ...optionalString(args, 'after', 'after'),
+  };
+  const listedBy = [
+    'switchboard session list',
+    ...(params.agentId === undefined ? [] : [`--agent ${shellWord(params.agentId)}`]),
+    ...(limit === undefined ? [] : [`--limit ${limit}`]),
+  ].join(' ');
+  return withClient(args, 'session.list', params, (result) => formatSessionList(result, listedBy));
 }
 
 export function status(args: Args): Promise<ExitCode> {

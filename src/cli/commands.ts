@@ -112,6 +112,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     options: [
       { flags: '--agent <agentId>', description: 'Only sessions of this agent' },
       { flags: '--limit <n>', description: `Most sessions to list (default ${DEFAULT_READ_LIMIT}, at most ${MAX_READ_LIMIT})` },
+      { flags: '--after <next>', description: 'List the sessions after the list before it (its hint gives this)' },
     ],
     example: 'switchboard session list --agent main',
     load: async () => oneShot.sessionList,

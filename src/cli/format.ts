@@ -2,7 +2,6 @@
  * Human-readable output of the CLI. `--json` bypasses all of this. The formatters are given what
  * the gateway sent with every string made printable (printableStrings).
  */
-import { MAX_READ_LIMIT } from '../protocol/constants.js';
 import type { ResultOf } from '../protocol/methods.js';
 import type { RoutingResult, StoredEvent } from '../protocol/schemas.js';
 
@@ -82,28 +81,22 @@ export function formatSessionRead(result: ResultOf<'session.peek'>, verb: 'shown
 }
 
 /**
- * A session list asked with `limit`; `oneAgent`: whether it holds one agent's sessions already
- * (--agent given, or a scoped token's).
+ * A session list; `listedBy`: the command line that listed it, without --after, to which the
+ * hint of a list cut short adds the next page's.
  */
-export function formatSessionList(result: ResultOf<'session.list'>, limit: number, oneAgent: boolean): string {
-  if (result.sessions.length === 0) return 'no sessions with pending events';
+export function formatSessionList(result: ResultOf<'session.list'>, listedBy: string): string {
+  if (result.sessions.length === 0 && !result.more) return 'no sessions with pending events';
   const width = Math.max(...result.sessions.map((session) => String(session.pending).length));
   const rows = result.sessions.map(
     (session) => `${String(session.pending).padStart(width)}  ${session.sessionKey}  (last event ${session.lastEventAt})`,
   );
-  return [...rows, ...(result.more ? [moreSessions(result.sessions.length, limit, oneAgent)] : [])].join('\n');
+  const more = result.next === null ? '(more sessions: ask again)' : `(more sessions: ${listedBy} --after ${shellWord(result.next)})`;
+  return [...rows, ...(result.more ? [more] : [])].join('\n');
 }
 
-/**
- * What to do about the sessions not listed. The list has no cursor: past MAX_READ_LIMIT, only
- * another agent's list shows others, and `gateway.status` counts them all. One cut short of its
- * limit stopped at the answer's size budget, which no --limit lifts.
- */
-function moreSessions(listed: number, limit: number, oneAgent: boolean): string {
-  const byAgent = oneAgent ? '' : "list one agent's with --agent; ";
-  if (listed < limit) return `(more sessions than this answer could hold: ${byAgent}\`switchboard status\` counts them all)`;
-  if (limit < MAX_READ_LIMIT) return `(more sessions: raise --limit, up to ${MAX_READ_LIMIT}${oneAgent ? '' : ", or list one agent's with --agent"})`;
-  return `(more sessions than the ${listed} listed, those with the most pending first: ${byAgent}\`switchboard status\` counts them all)`;
+/** `value` as one word of a POSIX shell's command line: quoted unless it needs no quotes. */
+export function shellWord(value: string): string {
+  return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`;
 }
 
 export function formatStatus(status: ResultOf<'gateway.status'>): string {

@@ -69,6 +69,8 @@ export const METHODS = {
     params: SessionListParams,
     result: SessionListResult,
     summary: 'Sessions with pending events and their counts, most pending first.',
+    description:
+      'A page holds at most `limit` sessions, and fewer when they outgrow what one answer carries; `more` says that others follow: ask again with `after` set to `next`. Pages follow the counts as they are when each is read: a session whose count changed between two pages may be listed in both, or in neither.',
     errors: ['FORBIDDEN', 'STORE_UNAVAILABLE'],
   },
   'session.subscribe': {

@@ -224,6 +224,13 @@ export const SessionListParams = Type.Object(
   {
     agentId: Type.Optional(AgentIdParam),
     limit: Type.Optional(readLimit('sessions')),
+    after: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: MAX_SESSION_KEY_LENGTH + 32,
+        description: 'Where the page before ended: its `next`, as given. Absent: the first page.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -244,8 +251,13 @@ export type SessionSummary = Static<typeof SessionSummary>;
 
 export const SessionListResult = Type.Object(
   {
-    sessions: Type.Array(SessionSummary, { description: 'Sessions with pending events, most pending first.' }),
+    sessions: Type.Array(SessionSummary, { description: 'Sessions with pending events, most pending first (then by key).' }),
     more: Type.Boolean(),
+    next: Nullable(
+      Type.String({
+        description: 'When `more`: the `after` of the next page, where this one ended (null only when a first page had room for no session, as in a batch: ask again alone). Null when nothing follows.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -13,7 +13,7 @@ import { compileValidator, rejectInvisible } from '../protocol/validate.js';
 import { resolveTarget, routeEvent, toStoredEvent } from '../routing/route-event.js';
 import { BackupError, StoreClosedError, StoreUnavailableError } from '../store/errors.js';
 import { takeWithinBudget } from '../store/read-budget.js';
-import type { EventStore, ReadOptions, ReadResult, TraceDetail, TraceEntry, TraceStep } from '../store/types.js';
+import type { EventStore, ReadOptions, ReadResult, SessionListPosition, TraceDetail, TraceEntry, TraceStep } from '../store/types.js';
 import { authorize, boundAgent } from './auth.js';
 import type { CallContext } from './context.js';
 import type { DeliveryHub, SubscriptionTarget } from './hub.js';
@@ -63,7 +63,9 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
         limit: params.limit ?? DEFAULT_READ_LIMIT,
         budget: context.readBudget,
         ...(agentId ? { agentId } : {}),
+        ...(params.after === undefined ? {} : { after: listPosition(params.after) }),
       });
+      const last = listed.sessions.at(-1);
       return {
         sessions: listed.sessions.map((session) => ({
           ...session,
@@ -71,6 +73,8 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
           lastEventAt: iso(session.lastEventAt),
         })),
         more: listed.more,
+        // Where none fit, the next page starts where this one was to.
+        next: !listed.more ? null : last ? `${last.pending}:${last.sessionKey}` : (params.after ?? null),
       };
     },
     'session.subscribe': async (params, context) => {
@@ -355,3 +359,13 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
+
+/** A session.list `after`: the `next` of a page, `<pending>:<sessionKey>`. */
+function listPosition(after: string): SessionListPosition {
+  const match = /^([1-9]\d{0,15}):(.+)$/s.exec(after);
+  const pending = Number(match?.[1]);
+  if (!match || !Number.isSafeInteger(pending)) {
+    throw RpcError.invalidParams([{ path: '/after', message: 'must be the `next` of an earlier session.list, as given' }]);
+  }
+  return { pending, sessionKey: match[2]! };
+}

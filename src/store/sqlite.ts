@@ -25,6 +25,7 @@ import type {
   ListOptions,
   ReadOptions,
   ReadResult,
+  SessionListPosition,
   SessionRecord,
   StoreOptions,
   StoreStats,
@@ -144,6 +145,14 @@ const SESSION_COLUMNS = `id, session_key AS sessionKey, agent_id AS agentId, pen
 
 /** A sessions row as listed, before its oldest pending event's time is added. */
 type ListedRow = Omit<SessionRecord, 'oldestPendingAt'> & { id: number };
+
+/** A page of the session list: the sessions after a place in its order (most pending first, then by key). */
+type ListPage = SessionListPosition & { limit: number };
+
+const AFTER_LISTED = '(pending < @pending OR (pending = @pending AND session_key > @sessionKey))';
+
+/** Before every session: no count is that high. */
+const FIRST_LISTED: SessionListPosition = { pending: Number.MAX_SAFE_INTEGER, sessionKey: '' };
 
 /** Event ids as one statement parameter: read in SQL through json_each. */
 function idList(refs: readonly PendingRef[]): string {
@@ -286,12 +295,13 @@ function prepareStatements(db: Database.Database) {
     read: db.prepare<{ ids: string; sessionKey: string }, EventRecord>(
       `SELECT ${EVENT_COLUMNS} FROM events WHERE id IN (SELECT value FROM json_each(@ids)) ORDER BY seq`,
     ),
-    list: db.prepare<[number], ListedRow>(
-      `SELECT ${SESSION_COLUMNS} FROM sessions WHERE pending > 0 ORDER BY pending DESC, session_key LIMIT ?`,
+    list: db.prepare<ListPage, ListedRow>(
+      `SELECT ${SESSION_COLUMNS} FROM sessions WHERE pending > 0 AND ${AFTER_LISTED}
+       ORDER BY pending DESC, session_key LIMIT @limit`,
     ),
-    listByAgent: db.prepare<[string, number], ListedRow>(
-      `SELECT ${SESSION_COLUMNS} FROM sessions WHERE agent_id = ? AND pending > 0
-       ORDER BY pending DESC, session_key LIMIT ?`,
+    listByAgent: db.prepare<ListPage & { agentId: string }, ListedRow>(
+      `SELECT ${SESSION_COLUMNS} FROM sessions WHERE agent_id = @agentId AND pending > 0 AND ${AFTER_LISTED}
+       ORDER BY pending DESC, session_key LIMIT @limit`,
     ),
     pendingKeys: db.prepare<[string], string>(
       'SELECT session_key FROM sessions WHERE agent_id = ? AND pending > 0 ORDER BY session_key',
@@ -503,9 +513,9 @@ export class SqliteEventStore implements EventStore, TokenStore {
 
   listSessions(options: ListOptions): Promise<{ sessions: SessionRecord[]; more: boolean }> {
     return this.#readSessions(() => {
-      const { agentId, limit, budget = readBudget() } = options;
-      const rows =
-        agentId === undefined ? this.#sql.list.all(limit + 1) : this.#sql.listByAgent.all(agentId, limit + 1);
+      const { agentId, limit, budget = readBudget(), after = FIRST_LISTED } = options;
+      const page = { pending: after.pending, sessionKey: after.sessionKey, limit: limit + 1 };
+      const rows = agentId === undefined ? this.#sql.list.all(page) : this.#sql.listByAgent.all({ ...page, agentId });
       const sessions = takeWithinBudget(rows.slice(0, limit), budget, sessionBytes).map(({ id, ...row }): SessionRecord => {
         // The oldest event by seq, not min(stored_at): the two differ only if the clock stepped back.
         const [oldest] = this.#pending.after(id, 0, 1);

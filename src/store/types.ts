@@ -118,8 +118,16 @@ export interface ListOptions {
   /** One agent's sessions only. */
   agentId?: string;
   limit: number;
+  /** Only the sessions after this one in the list's order (most pending first, then by key). */
+  after?: SessionListPosition;
   /** As for reads (ReadOptions). */
   budget?: ReadBudget;
+}
+
+/** A place in the session list: a session's pending count and key, when it was listed. */
+export interface SessionListPosition {
+  pending: number;
+  sessionKey: string;
 }
 
 export type AckResult =

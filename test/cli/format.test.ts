@@ -132,18 +132,19 @@ test('a peek or drain with more to read says how to read on, never "raise --limi
   assert.is(drainedAfter, 'agent:main:main: 1 event(s) drained (more remain: drain again with --after 1 for the next ones); 2 pending in the session');
 });
 
-test('a session list with more says what can list them: --limit below its bound, --agent, and past both, status counting them', () => {
+test('a session list cut short names its next page: the command that listed it, with --after, quoted for a shell where it must be', () => {
   const session = (n: number) => ({ sessionKey: `agent:ops:direct:u${n}`, agentId: 'ops', pending: 2, lastSeq: 2, oldestPendingAt: null, lastEventAt: '2026-11-25T16:00:00.000Z' });
-  const lastLine = (count: number, limit: number, oneAgent: boolean) =>
-    formatSessionList({ sessions: Array.from({ length: count }, (_, n) => session(n)), more: true }, limit, oneAgent).split('\n').at(-1);
-  assert.is(lastLine(2, 2, false), "(more sessions: raise --limit, up to 1000, or list one agent's with --agent)");
-  assert.is(lastLine(100, 100, true), '(more sessions: raise --limit, up to 1000)');
-  assert.is(lastLine(1000, 1000, false), "(more sessions than the 1000 listed, those with the most pending first: list one agent's with --agent; `switchboard status` counts them all)");
-  assert.is(lastLine(1000, 1000, true), '(more sessions than the 1000 listed, those with the most pending first: `switchboard status` counts them all)');
-  // Cut short of its limit by the answer's size budget: no --limit helps.
-  assert.is(lastLine(900, 1000, false), "(more sessions than this answer could hold: list one agent's with --agent; `switchboard status` counts them all)");
-  assert.is(lastLine(40, 100, true), '(more sessions than this answer could hold: `switchboard status` counts them all)');
-  assert.is(formatSessionList({ sessions: [session(1)], more: false }, 100, false), '2  agent:ops:direct:u1  (last event 2026-11-25T16:00:00.000Z)');
+  const listed = (next: string | null, by = 'switchboard session list --agent ops') =>
+    formatSessionList({ sessions: [session(1), session(2)], more: true, next }, by).split('\n');
+  assert.equal(listed('2:agent:ops:direct:u2'), [
+    '2  agent:ops:direct:u1  (last event 2026-11-25T16:00:00.000Z)',
+    '2  agent:ops:direct:u2  (last event 2026-11-25T16:00:00.000Z)',
+    '(more sessions: switchboard session list --agent ops --after 2:agent:ops:direct:u2)',
+  ]);
+  assert.is(listed("2:agent:ops:direct:it's $HOME").at(-1), "(more sessions: switchboard session list --agent ops --after '2:agent:ops:direct:it'\\''s $HOME')");
+  assert.is(listed(null).at(-1), '(more sessions: ask again)');
+  assert.is(formatSessionList({ sessions: [session(1)], more: false, next: null }, 'switchboard session list'), '2  agent:ops:direct:u1  (last event 2026-11-25T16:00:00.000Z)');
+  assert.is(formatSessionList({ sessions: [], more: false, next: null }, 'switchboard session list'), 'no sessions with pending events');
 });
 
 test('token revoke: what it closed, or when an earlier revoke had revoked the token', () => {

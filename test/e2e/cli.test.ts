@@ -957,6 +957,19 @@ test('session peek / drain / list and status work, human and --json', async ({ g
   assert.ok(statusHuman.stdout.includes(`data dir:    ${gw.dataDir}`), statusHuman.stdout);
 });
 
+test("session list cut short names the command for the next page, --after quoted for a shell; run as given, it lists the rest", async ({ gw }) => {
+  for (const id of ["it's", 'b']) {
+    assertExit(await runCli(['system', 'event', '--text', `to ${id}`, '--session-key', `agent:clipages:direct:${id}`, ...conn(gw)]), 0);
+  }
+  const first = await runCli(['session', 'list', '--agent', 'clipages', '--limit', '1', ...conn(gw)]);
+  assertExit(first, 0);
+  const hint = first.stdout.trimEnd().split('\n').at(-1)!;
+  assert.is(hint, "(more sessions: switchboard session list --agent clipages --limit 1 --after 1:agent:clipages:direct:b)");
+  const rest = await runCli(['session', 'list', '--agent', 'clipages', '--limit', '1', '--after', '1:agent:clipages:direct:b', ...conn(gw)]);
+  assertExit(rest, 0);
+  assert.match(rest.stdout, /^1  agent:clipages:direct:it's  \(last event [^)]+\)\n$/);
+});
+
 test('session peek --agent reads that agent main session; default is agent:main:main', async ({ gw }) => {
   assertExit(await runCli(['system', 'event', '--text', 'for peekagent', '--agent', 'peekagent', ...conn(gw)]), 0);
   const read = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--agent', 'peekagent', '--json', ...conn(gw)]));

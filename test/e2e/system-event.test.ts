@@ -29,6 +29,7 @@ interface ReadResult {
 }
 
 interface SessionList {
+  next: string | null;
   sessions: { sessionKey: string; agentId: string; pending: number; lastSeq: number; oldestPendingAt: string | null; lastEventAt: string }[];
   more: boolean;
 }
@@ -564,9 +565,33 @@ test('session.list: sessions with pending events, most pending first, filtered b
   }
   const limited = resultOf<SessionList>(await raw.call('session.list', { agentId: 'lister', limit: 1 }));
   assert.equal(
-    [limited.sessions.map((session) => session.sessionKey), limited.more],
-    [[a], true],
+    [limited.sessions.map((session) => session.sessionKey), limited.more, limited.next],
+    [[a], true, `3:${a}`],
   );
+});
+
+test('session.list pages: each `next` goes on where its page ended, most pending first then by key, to the last page (QA: `more` with no way to the rest)', async ({ raw }) => {
+  // Counts 3, 2, 2, 2, 1, 1: pages of two cut through ties.
+  const counts: Array<[string, number]> = [['c', 2], ['a', 3], ['e', 1], ['b', 2], ['d', 2], ['f', 1]];
+  for (const [name, count] of counts) {
+    for (let i = 0; i < count; i++) await send(raw, { text: `${name}${i}`, sessionKey: `agent:pager:direct:${name}` });
+  }
+  const listed: string[] = [];
+  let page = resultOf<SessionList>(await raw.call('session.list', { agentId: 'pager', limit: 2 }));
+  const nexts: Array<string | null> = [];
+  for (;;) {
+    listed.push(...page.sessions.map((session) => `${session.sessionKey.at(-1)}${session.pending}`));
+    nexts.push(page.next);
+    if (!page.more) break;
+    page = resultOf<SessionList>(await raw.call('session.list', { agentId: 'pager', limit: 2, after: page.next }));
+  }
+  assert.equal(listed, ['a3', 'b2', 'c2', 'd2', 'e1', 'f1']);
+  assert.equal(nexts, ['2:agent:pager:direct:b', '2:agent:pager:direct:d', null]);
+  const whole = resultOf<SessionList>(await raw.call('session.list', { agentId: 'pager', after: '2:agent:pager:direct:b' }));
+  assert.equal([whole.sessions.length, whole.more, whole.next], [4, false, null]);
+  for (const after of ['agent:pager:direct:b', '0:agent:pager:direct:b', '2:', 'x:y', '99999999999999999:k']) {
+    assertInvalidParams(errorOf(await raw.call('session.list', { agentId: 'pager', after })), '/after');
+  }
 });
 
 // ---------------------------------------------------------------- gateway.status and the cap
