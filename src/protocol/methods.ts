@@ -98,7 +98,7 @@ export const METHODS = {
     result: EventTraceResult,
     summary: 'The life of an event: accepted, stored, wake, delivered (to which connection), acked.',
     description:
-      "Every step recorded for the event, oldest first. The accepted step's detail says who handed the event in: ingress (websocket, http-rpc, http-hook), connectionId (null over HTTP) and remoteAddress; a deduplicated step's says the same of the repeat. A token scoped to an agent traces only that agent's events (another agent's is EVENT_NOT_FOUND) and gets those two steps without connectionId and remoteAddress, which are shown to the admin token alone: so a scoped token sees what happened to its agent's events, not where their publishers are on the network.",
+      "Every step recorded for the event, oldest first. The accepted step's detail says who handed the event in: ingress (websocket, http-rpc, http-hook), connectionId (null over HTTP) and remoteAddress; a deduplicated step's says the same of the repeat. A token scoped to an agent needs its subscribe scope (a publish-only token is FORBIDDEN: what became of events is the subscribers' side) and traces only that agent's events (another agent's is EVENT_NOT_FOUND) and gets those two steps without connectionId and remoteAddress, which are shown to the admin token alone: so a scoped token sees what happened to its agent's events, not where their publishers are on the network.",
     errors: ['FORBIDDEN', 'EVENT_NOT_FOUND', 'STORE_UNAVAILABLE'],
   },
   'token.create': {
