@@ -18,7 +18,7 @@ export { ConnectionError, RpcCallError, type ConnectionFailure, type HttpRefusal
 export { callOverHttp, type HttpCallOptions } from './client/http.js';
 export { localGatewayToken, localGatewayUrl } from './client/local-gateway.js';
 export { DEFAULT_URL } from './protocol/constants.js';
-export { ErrorCode, type ErrorName } from './protocol/errors.js';
+export { ErrorCode, type ErrorData, type ErrorName, type ParamProblem } from './protocol/errors.js';
 export type { MethodName, NotificationName, NotificationParams, ParamsOf, ResultOf } from './protocol/methods.js';
 export type {
   AgentWakeNotification,

@@ -139,12 +139,15 @@ const UNSEEN = {
 
 export function sessionPeek(args: Args): Promise<ExitCode> {
   const params = readParams(args);
-  return withClient(args, 'session.peek', params, (result) => formatSessionRead(result, 'shown', params.after));
+  return withClient(args, 'session.peek', params, (result) => formatSessionRead(result, 'shown', params.after, rawOption(args, 'session-key') !== undefined));
 }
 
 export function sessionDrain(args: Args): Promise<ExitCode> {
   const params = readParams(args);
-  return withClient(args, 'session.drain', params, (result) => formatSessionRead(result, 'drained', params.after), { unanswered: UNANSWERED.drain, unseen: UNSEEN.drain });
+  return withClient(args, 'session.drain', params, (result) => formatSessionRead(result, 'drained', params.after, rawOption(args, 'session-key') !== undefined), {
+    unanswered: UNANSWERED.drain,
+    unseen: UNSEEN.drain,
+  });
 }
 
 export function sessionList(args: Args): Promise<ExitCode> {

@@ -9,6 +9,7 @@ export class RpcCallError extends Error {
   readonly code: number;
   /** Symbolic name from the gateway's error table, when the code is one of ours. */
   readonly errorName: ErrorName | undefined;
+  /** As the gateway sent it: with an `errorName`, the gateway's ErrorData (`name`, `errors` for INVALID_PARAMS, the error's details). */
   readonly data: unknown;
 
   constructor(code: number, message: string, data: unknown) {

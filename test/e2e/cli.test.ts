@@ -977,6 +977,13 @@ test('session peek --agent reads that agent main session; default is agent:main:
   assert.equal(read.events.map((e) => e.text), ['for peekagent']);
   const main = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--json', ...conn(gw)]));
   assert.is(main.sessionKey, 'agent:main:main');
+  // An event sent with a key is not in the main session: the empty read says where to look (QA).
+  assertExit(await runCli(['system', 'event', '--text', 'keyed', '--session-key', 'agent:peekagent:slack:channel:C1', ...conn(gw)]), 0);
+  assertExit(await runCli(['session', 'drain', '--agent', 'peekagent', ...conn(gw)]), 0);
+  const empty = await runCli(['session', 'peek', '--agent', 'peekagent', ...conn(gw)]);
+  assert.is(empty.stdout, "agent:peekagent:main: no pending events (the agent's other sessions: switchboard session list --agent peekagent)\n");
+  const named = await runCli(['session', 'peek', '--session-key', 'agent:peekagent:main', ...conn(gw)]);
+  assert.is(named.stdout, 'agent:peekagent:main: no pending events\n', 'a session named is the one asked about');
 });
 
 // ---------------------------------------------------------------- help, version, gateway
