@@ -311,6 +311,8 @@ test('text is trimmed; empty, whitespace-only or invisible-only text is -32602 o
     ['\u200b', 'U+200B'],
     [' \u200b\ufeff\u200d ', 'U+200B U+FEFF U+200D'],
     ['\u2060\u00ad\u034f\ufe0f\u3164', 'U+2060 U+00AD U+034F U+FE0F ...'],
+    ['\u2800\u2800', 'U+2800 U+2800'],
+    ['\ufff9\ufffa\ufffb', 'U+FFF9 U+FFFA U+FFFB'],
   ]) {
     const error = await refused(raw, { text, sessionKey: key });
     assert.equal(error.data?.errors, [
