@@ -157,6 +157,12 @@ interface ClientSettings extends Omit<ConnectOptions, 'url' | 'timeoutMs' | 'rec
   heartbeatTimeoutMs: number;
 }
 
+/**
+ * Opens a WebSocket to the gateway (`options.url`, by default the local gateway of the data dir)
+ * with `options.token`, and resolves once it is open. Rejects with a ConnectionError saying why it
+ * could not (unreachable, refused token, not a gateway), or a TypeError for an option that cannot
+ * work. With `reconnect`, a connection lost later is opened again and subscriptions resumed.
+ */
 export async function connect(options: ConnectOptions): Promise<SwitchboardClient> {
   const url = options.url ?? localGatewayUrl();
   const timeoutMs = durationOption('timeoutMs', options.timeoutMs, DEFAULT_CALL_TIMEOUT_MS);
@@ -262,30 +268,41 @@ export class SwitchboardClient {
     }
   }
 
+  /**
+   * Stores an event for an agent's session (`sessionKey`; without one, the agent's main session)
+   * and resolves with the routing result: where it went and why, its place in the queue, and
+   * whether the agent was woken. Resolved only once the event is durable.
+   */
   systemEvent(params: ParamsOf<'system.event'>, options?: CallOptions): Promise<ResultOf<'system.event'>> {
     return this.call('system.event', params, options);
   }
 
+  /** Pending events of a session, oldest first, left pending; `after` a seq reads on, `more` says others follow. */
   peek(params: ParamsOf<'session.peek'>, options?: CallOptions): Promise<ResultOf<'session.peek'>> {
     return this.call('session.peek', params, options);
   }
 
+  /** Pending events of a session, oldest first, consumed (durably, before the answer); `more` says others remain. */
   drain(params: ParamsOf<'session.drain'>, options?: CallOptions): Promise<ResultOf<'session.drain'>> {
     return this.call('session.drain', params, options);
   }
 
+  /** Sessions with pending events, most pending first; with `more`, the next page is `after: next`. */
   listSessions(params: ParamsOf<'session.list'> = {}, options?: CallOptions): Promise<ResultOf<'session.list'>> {
     return this.call('session.list', params, options);
   }
 
+  /** Consumes a session's pending events up to and including `seq`, as a subscriber that handled them. */
   ack(params: ParamsOf<'session.ack'>, options?: CallOptions): Promise<ResultOf<'session.ack'>> {
     return this.call('session.ack', params, options);
   }
 
+  /** Every step recorded for an event, oldest first: accepted, stored, wake, delivered, acked... */
   trace(eventId: string, options?: CallOptions): Promise<ResultOf<'event.trace'>> {
     return this.call('event.trace', { eventId }, options);
   }
 
+  /** The gateway's version, uptime, pending counts and connections (a scoped token's agent's only). */
   status(options?: CallOptions): Promise<ResultOf<'gateway.status'>> {
     return this.call('gateway.status', {}, options);
   }
@@ -295,6 +312,7 @@ export class SwitchboardClient {
     return this.call('gateway.backup', { path }, options);
   }
 
+  /** The gateway's OpenRPC document: every method, its params, result and errors, and the notifications. */
   discover(options?: CallOptions): Promise<ResultOf<'rpc.discover'>> {
     return this.call('rpc.discover', {}, options);
   }
