@@ -157,11 +157,13 @@ export function sessionList(args: Args): Promise<ExitCode> {
     ...(limit === undefined ? {} : { limit }),
     ...optionalString(args, 'after', 'after'),
   };
-  const listedBy = [
-    'switchboard session list',
-    ...(params.agentId === undefined ? [] : [`--agent ${shellWord(params.agentId)}`]),
-    ...(limit === undefined ? [] : [`--limit ${limit}`]),
-  ].join(' ');
+  // The same gateway, reached the same way: without the connection's options the hint would ask
+  // the default data dir's gateway, another one, or none (review). Not the token's secret.
+  const given = (name: string) => {
+    const value = rawOption(args, name);
+    return value === undefined ? [] : [`--${name} ${name === 'token' ? '<token>' : shellWord(value)}`];
+  };
+  const listedBy = ['switchboard session list', ...['agent', 'limit', 'url', 'data-dir', 'token', 'timeout'].flatMap(given)].join(' ');
   return withClient(args, 'session.list', params, (result) => formatSessionList(result, listedBy));
 }
 
@@ -171,8 +173,11 @@ export function status(args: Args): Promise<ExitCode> {
 
 export function backup(args: Args, [file]: string[]): Promise<ExitCode> {
   if (!file) throw usageError("a file is required: switchboard backup <file> (a new file, on the gateway's machine)");
-  // The gateway's working directory is not this one: a relative path means this one's.
-  return withClient(args, 'gateway.backup', { path: path.resolve(file) }, formatBackup, { defaultTimeoutMs: BACKUP_TIMEOUT_MS });
+  // The gateway's working directory is not this one: a relative path means this one's. A final
+  // "/" stays, for the gateway to refuse: resolved away, "newdir/" made a file named newdir.
+  const resolved = path.resolve(file);
+  const target = /[\\/]$/.test(file) && !resolved.endsWith(path.sep) ? `${resolved}${path.sep}` : resolved;
+  return withClient(args, 'gateway.backup', { path: target }, formatBackup, { defaultTimeoutMs: BACKUP_TIMEOUT_MS });
 }
 
 export function trace(args: Args, [eventId]: string[]): Promise<ExitCode> {

@@ -189,6 +189,10 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
       if (params.path.includes('\0')) {
         throw RpcError.invalidParams([{ path: '/path', message: 'must not hold a NUL character (no file name can)' }]);
       }
+      const last = params.path.at(-1);
+      if (last === '/' || last === path.sep) {
+        throw RpcError.invalidParams([{ path: '/path', message: `names a directory (it ends with ${last}): name a new file, in a directory that exists` }]);
+      }
       const started = Date.now();
       const { bytes } = await store.backup(params.path);
       return { path: params.path, bytes, durationMs: Date.now() - started };

@@ -149,7 +149,19 @@ type ListedRow = Omit<SessionRecord, 'oldestPendingAt'> & { id: number };
 /** A page of the session list: the sessions after a place in its order (most pending first, then by key). */
 type ListPage = SessionListPosition & { limit: number };
 
-const AFTER_LISTED = '(pending < @pending OR (pending = @pending AND session_key > @sessionKey))';
+/**
+ * The page after a place in the list, of the sessions `where` picks: the rest of its count, then
+ * the lower counts. Two searches of the index, each starting at its place: as one search (count
+ * below, or equal and key after) SQLite walked every session of the count from its start, and a
+ * page deep among 200,000 sessions of one pending event took 14 ms against 0.1 (review).
+ */
+function listPage(where: string): string {
+  const columns = `${SESSION_COLUMNS} FROM sessions WHERE ${where} AND pending > 0`;
+  return `SELECT * FROM (SELECT ${columns} AND pending = @pending AND session_key > @sessionKey ORDER BY session_key LIMIT @limit)
+    UNION ALL
+    SELECT * FROM (SELECT ${columns} AND pending < @pending ORDER BY pending DESC, session_key LIMIT @limit)
+    ORDER BY pending DESC, sessionKey LIMIT @limit`;
+}
 
 /** Before every session: no count is that high. */
 const FIRST_LISTED: SessionListPosition = { pending: Number.MAX_SAFE_INTEGER, sessionKey: '' };
@@ -295,14 +307,8 @@ function prepareStatements(db: Database.Database) {
     read: db.prepare<{ ids: string; sessionKey: string }, EventRecord>(
       `SELECT ${EVENT_COLUMNS} FROM events WHERE id IN (SELECT value FROM json_each(@ids)) ORDER BY seq`,
     ),
-    list: db.prepare<ListPage, ListedRow>(
-      `SELECT ${SESSION_COLUMNS} FROM sessions WHERE pending > 0 AND ${AFTER_LISTED}
-       ORDER BY pending DESC, session_key LIMIT @limit`,
-    ),
-    listByAgent: db.prepare<ListPage & { agentId: string }, ListedRow>(
-      `SELECT ${SESSION_COLUMNS} FROM sessions WHERE agent_id = @agentId AND pending > 0 AND ${AFTER_LISTED}
-       ORDER BY pending DESC, session_key LIMIT @limit`,
-    ),
+    list: db.prepare<ListPage, ListedRow>(listPage('1')),
+    listByAgent: db.prepare<ListPage & { agentId: string }, ListedRow>(listPage('agent_id = @agentId')),
     pendingKeys: db.prepare<[string], string>(
       'SELECT session_key FROM sessions WHERE agent_id = ? AND pending > 0 ORDER BY session_key',
     ).pluck(),
@@ -632,7 +638,10 @@ export class SqliteEventStore implements EventStore, TokenStore {
     } catch (error) {
       throw new BackupError(file, backupTargetProblem(file, error), { cause: error });
     }
-    if (!created) throw new BackupError(file, 'the file exists already (a backup overwrites nothing): name a new one');
+    if (!created) {
+      const problem = statSync(file).isDirectory() ? 'it is a directory: name a new file in it' : 'the file exists already (a backup overwrites nothing): name a new one';
+      throw new BackupError(file, problem);
+    }
     // Stopped between two steps by a shutdown: it waits for no backup, which may take minutes.
     const running = this.#db.backup(file, {
       progress: () => {
@@ -982,8 +991,6 @@ function backupTargetProblem(file: string, error: unknown): string {
       return `its directory ${dir} does not exist`;
     case 'ENOTDIR':
       return `${dir} is not a directory`;
-    case 'EISDIR':
-      return `${file} is a directory: name a new file in it`;
     case 'EACCES':
     case 'EPERM':
     case 'EROFS':

@@ -82,8 +82,17 @@ test('backup: admin only (FORBIDDEN), an absolute path over the wire, never over
   // QA: Node's own words came back, as BACKUP_FAILED, for both.
   const nul = await admin.call('gateway.backup', { path: `${dir}/b.db\u0000x` });
   assert.equal([nul.error?.code, nul.error?.data?.errors], [-32602, [{ path: '/path', message: 'must not hold a NUL character (no file name can)' }]]);
-  const directory = await admin.call('gateway.backup', { path: `${dir}/` });
-  assert.equal([directory.error?.code, directory.error?.message], [1024, `could not back up to ${dir}/: ${dir}/ is a directory: name a new file in it`]);
+  const directory = await admin.call('gateway.backup', { path: dir });
+  assert.equal([directory.error?.code, directory.error?.message], [1024, `could not back up to ${dir}: it is a directory: name a new file in it`]);
+  // A final "/" names a directory, whether it exists or not (review: the CLI made "newdir/" a file named newdir).
+  for (const named of [`${dir}/`, `${dir}/newdir/`]) {
+    const refused = await admin.call('gateway.backup', { path: named });
+    assert.equal([refused.error?.code, refused.error?.data?.errors], [-32602, [{ path: '/path', message: 'names a directory (it ends with /): name a new file, in a directory that exists' }]]);
+  }
+  const viaCli = await runCli(['backup', path.join(dir, 'newdir') + '/', '--data-dir', gw.dataDir]);
+  assert.is(viaCli.code, 1, viaCli.stderr);
+  assert.match(viaCli.stderr, 'names a directory (it ends with /)');
+  assert.not.ok(fs.existsSync(path.join(dir, 'newdir')));
   const json = await runCli(['backup', path.join(dir, 'y.db'), '--json', '--data-dir', gw.dataDir]);
   assert.is(json.code, 0, json.stderr);
   const answer = JSON.parse(json.stdout) as { path: string; bytes: number; durationMs: number };

@@ -957,17 +957,18 @@ test('session peek / drain / list and status work, human and --json', async ({ g
   assert.ok(statusHuman.stdout.includes(`data dir:    ${gw.dataDir}`), statusHuman.stdout);
 });
 
-test("session list cut short names the command for the next page, --after quoted for a shell; run as given, it lists the rest", async ({ gw }) => {
-  for (const id of ["it's", 'b']) {
+test("session list cut short names the command for the next page, the same gateway's options and --after quoted for a shell; run by a shell as printed, it lists the rest", async ({ gw }) => {
+  for (const id of ["a'q", 'z']) {
     assertExit(await runCli(['system', 'event', '--text', `to ${id}`, '--session-key', `agent:clipages:direct:${id}`, ...conn(gw)]), 0);
   }
   const first = await runCli(['session', 'list', '--agent', 'clipages', '--limit', '1', ...conn(gw)]);
   assertExit(first, 0);
   const hint = first.stdout.trimEnd().split('\n').at(-1)!;
-  assert.is(hint, "(more sessions: switchboard session list --agent clipages --limit 1 --after 1:agent:clipages:direct:b)");
-  const rest = await runCli(['session', 'list', '--agent', 'clipages', '--limit', '1', '--after', '1:agent:clipages:direct:b', ...conn(gw)]);
-  assertExit(rest, 0);
-  assert.match(rest.stdout, /^1  agent:clipages:direct:it's  \(last event [^)]+\)\n$/);
+  const command = `switchboard session list --agent clipages --limit 1 --data-dir ${gw.dataDir} --after '1:agent:clipages:direct:a'\\''q'`;
+  assert.is(hint, `(more sessions: ${command})`);
+  const rest = spawnSync('sh', ['-c', command.replace(/^switchboard /, `"${process.execPath}" "${CLI_PATH}" `)], { encoding: 'utf8' });
+  assert.is(rest.status, 0, rest.stderr);
+  assert.match(rest.stdout, /^1  agent:clipages:direct:z  \(last event [^)]+\)\n$/);
 });
 
 test('session peek --agent reads that agent main session; default is agent:main:main', async ({ gw }) => {

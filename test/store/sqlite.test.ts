@@ -1836,6 +1836,7 @@ test('backup: a file that exists is not overwritten, a missing directory is name
   const missingDir = path.join(tempDir(), 'no');
   for (const [file, problem] of [
     [existing, 'the file exists already (a backup overwrites nothing): name a new one'],
+    [path.dirname(existing), 'it is a directory: name a new file in it'],
     [path.join(missingDir, 'such.db'), `its directory ${missingDir} does not exist`],
   ] as const) {
     const error = await store.backup(file).catch((thrown: unknown) => thrown);
