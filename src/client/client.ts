@@ -857,8 +857,27 @@ function resumeAfter(state: SubscriptionState): number | Record<string, number> 
   if (state.cursors.size === 0) return state.baseAfter;
   const base = typeof state.baseAfter === 'object' ? state.baseAfter : {};
   const unseen = Object.entries(base).filter(([sessionKey]) => !state.cursors.has(canonicalKey(sessionKey)));
-  return { ...Object.fromEntries(unseen), ...Object.fromEntries(state.cursors) };
+  const after = Object.fromEntries(unseen);
+  // The caller's entries first, all of them: their sessions' older events were never seen here,
+  // so nothing would drop them if replayed. Then the cursors that fit.
+  let bytes = Buffer.byteLength(JSON.stringify(after));
+  for (const [sessionKey, seq] of state.cursors) {
+    bytes += Buffer.byteLength(JSON.stringify(sessionKey)) + String(seq).length + 2;
+    if (bytes > RESUME_AFTER_BYTES) break;
+    after[sessionKey] = seq;
+  }
+  return after;
 }
+
+/**
+ * Most bytes of a resubscribe's `after` map, as JSON: what a frame holds, less room for the rest
+ * of the request. The cursors of sessions seen but not yet acked can outgrow it (730 sessions under
+ * keys of 500 CJK characters, an agent working through a backlog: QA), and a resubscribe too large
+ * to send ended the client. Past it, the cursors left out are not sent: their sessions are replayed
+ * from their first pending event, and the client drops what it saw before (see #onSessionEvent),
+ * at the cost of receiving it again.
+ */
+const RESUME_AFTER_BYTES = MAX_FRAME_BYTES - 16 * 1024;
 
 /** The key as the gateway names its session; as given when it does not parse (the gateway says why). */
 function canonicalKey(sessionKey: string): string {

@@ -385,6 +385,43 @@ test('events({ agentId }, { after }) with keys spelled otherwise than the gatewa
   await second.stop();
 });
 
+test('an agent that has seen more sessions than a frame holds cursors for (not yet acked) resumes after a restart: the cursors that fit are sent, the rest replayed and dropped by the client; each event once (QA: the resubscribe was too large to send, and ended the client)', async () => {
+  const first = await startGatewayProcess();
+  const agent = freshAgent('cwide');
+  // Keys of ~500 characters, most of them of three bytes: 800 cursors are ~1.15 MB as JSON.
+  const keys = Array.from({ length: 800 }, (_, i) => `agent:${agent}:direct:${String(i).padStart(4, '0')}${'\u754c'.repeat(470)}`);
+  const publisher = await openPeer(first.url, first.token);
+  for (let i = 0; i < keys.length; i += 100) {
+    for (const answer of await publisher.batch(keys.slice(i, i + 100).map((sessionKey) => ({ method: 'system.event', params: { text: 'before', sessionKey } })), 30_000)) resultOf(answer);
+  }
+  const sb = await connect({ url: first.url, token: first.token, timeoutMs: 10_000, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
+  clients.add(sb);
+  const seen: string[] = [];
+  const consumer = (async () => {
+    // Nothing acked: every session keeps its cursor.
+    for await (const event of sb.events({ agentId: agent })) seen.push(`${event.sessionKey.slice(-474, -470)} ${event.text}`);
+  })();
+  await waitUntil(() => seen.length === keys.length, 'every event before the restart', 30_000);
+  await first.kill9();
+
+  const second = await startGatewayProcessAt({ dataDir: first.dataDir, port: first.port });
+  const after = await openPeer(second.url, second.token);
+  await publish(after, { text: 'after', sessionKey: keys[0]! });
+  await publish(after, { text: 'after', sessionKey: keys.at(-1)! });
+  const failure = consumer.then(
+    () => 'the loop ended',
+    (error: unknown) => error,
+  );
+  const outcome = await Promise.race([failure, waitUntil(() => seen.length === keys.length + 2, 'the events after the restart', 30_000).then(() => 'resumed')]);
+  assert.is(outcome, 'resumed', String(outcome));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.is(seen.length, keys.length + 2, 'nothing seen twice');
+  assert.equal(new Set(seen).size, seen.length);
+  assert.equal(seen.slice(-2).sort(), ['0000 after', '0799 after']);
+  await sb.close();
+  await second.stop();
+});
+
 test('a subscribe made while reconnecting that the gateway refuses fails alone: the client and its other subscriptions go on', async () => {
   const first = await startGatewayProcess();
   const agent = freshAgent('cwaiting');
