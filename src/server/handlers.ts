@@ -363,7 +363,6 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
-
 /** A session.list `after`: the `next` of a page, `<pending>:<sessionKey>`. */
 function listPosition(after: string): SessionListPosition {
   const match = /^([1-9]\d{0,15}):(.+)$/s.exec(after);

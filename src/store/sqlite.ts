@@ -639,7 +639,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
       throw new BackupError(file, backupTargetProblem(file, error), { cause: error });
     }
     if (!created) {
-      const problem = statSync(file).isDirectory() ? 'it is a directory: name a new file in it' : 'the file exists already (a backup overwrites nothing): name a new one';
+      const problem = statSync(file, { throwIfNoEntry: false })?.isDirectory() ? 'it is a directory: name a new file in it' : 'the file exists already (a backup overwrites nothing): name a new one';
       throw new BackupError(file, problem);
     }
     // Stopped between two steps by a shutdown: it waits for no backup, which may take minutes.
