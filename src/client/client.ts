@@ -103,7 +103,7 @@ export interface Subscription {
   /**
    * Last seq seen per (canonical) session key. An agent subscription drops a session once this
    * client has acked or drained all it saw of it (nothing of it is pending at or below the cursor
-   * any more).
+   * any more), and those a resubscribe has no room for (see RESUME_AFTER_BYTES).
    */
   readonly cursors: ReadonlyMap<string, number>;
   unsubscribe(): Promise<void>;
@@ -844,7 +844,8 @@ function isFinalRefusal(error: unknown): error is RpcCallError {
 }
 
 /**
- * Where a (re)subscription resumes: the caller's `after`, advanced by what this client has seen.
+ * Where a (re)subscription resumes: the caller's `after`, advanced by what this client has seen;
+ * the cursors past what a frame holds are forgotten (see RESUME_AFTER_BYTES).
  * The cursors are keyed by the events' keys, canonical; the caller's may be spelled otherwise
  * (`main`, upper-case keywords), and a session named twice with two seqs is refused: the caller's
  * entry for a session the client has seen events of is left out.
@@ -858,12 +859,14 @@ function resumeAfter(state: SubscriptionState): number | Record<string, number> 
   const base = typeof state.baseAfter === 'object' ? state.baseAfter : {};
   const unseen = Object.entries(base).filter(([sessionKey]) => !state.cursors.has(canonicalKey(sessionKey)));
   const after = Object.fromEntries(unseen);
-  // The caller's entries first, all of them: their sessions' older events were never seen here,
-  // so nothing would drop them if replayed. Then the cursors that fit.
+  // The caller's entries first, all of them (theirs to fit), then the cursors that fit.
   let bytes = Buffer.byteLength(JSON.stringify(after));
   for (const [sessionKey, seq] of state.cursors) {
     bytes += Buffer.byteLength(JSON.stringify(sessionKey)) + String(seq).length + 2;
-    if (bytes > RESUME_AFTER_BYTES) break;
+    if (bytes > RESUME_AFTER_BYTES) {
+      forgetCursorsFrom(state.cursors, sessionKey);
+      break;
+    }
     after[sessionKey] = seq;
   }
   return after;
@@ -873,11 +876,21 @@ function resumeAfter(state: SubscriptionState): number | Record<string, number> 
  * Most bytes of a resubscribe's `after` map, as JSON: what a frame holds, less room for the rest
  * of the request. The cursors of sessions seen but not yet acked can outgrow it (730 sessions under
  * keys of 500 CJK characters, an agent working through a backlog: QA), and a resubscribe too large
- * to send ended the client. Past it, the cursors left out are not sent: their sessions are replayed
- * from their first pending event, and the client drops what it saw before (see #onSessionEvent),
- * at the cost of receiving it again.
+ * to send ended the client. Past it, the cursors that do not fit are forgotten: their sessions are
+ * replayed from their first pending event, events the loop saw and did not ack included. Kept to
+ * drop those, they would drop events reissued under the same seqs after a data dir restore too,
+ * unseen, where a cursor sent is refused (AFTER_OUT_OF_RANGE) and says so (review).
  */
 const RESUME_AFTER_BYTES = MAX_FRAME_BYTES - 16 * 1024;
+
+/** Deletes the cursor of `first` and of every session after it, in the map's order. */
+function forgetCursorsFrom(cursors: Map<string, number>, first: string): void {
+  let forgetting = false;
+  for (const sessionKey of [...cursors.keys()]) {
+    forgetting ||= sessionKey === first;
+    if (forgetting) cursors.delete(sessionKey);
+  }
+}
 
 /** The key as the gateway names its session; as given when it does not parse (the gateway says why). */
 function canonicalKey(sessionKey: string): string {
