@@ -139,14 +139,31 @@ const UNSEEN = {
 
 export function sessionPeek(args: Args): Promise<ExitCode> {
   const params = readParams(args);
-  return withClient(args, 'session.peek', params, (result) => formatSessionRead(result, 'shown', params.after, rawOption(args, 'session-key') !== undefined));
+  return withClient(args, 'session.peek', params, (result) => formatSessionRead(result, 'shown', params.after, otherSessionsHint(args)));
 }
 
 export function sessionDrain(args: Args): Promise<ExitCode> {
   const params = readParams(args);
-  return withClient(args, 'session.drain', params, (result) => formatSessionRead(result, 'drained', params.after, rawOption(args, 'session-key') !== undefined), {
+  return withClient(args, 'session.drain', params, (result) => formatSessionRead(result, 'drained', params.after, otherSessionsHint(args)), {
     unanswered: UNANSWERED.drain,
     unseen: UNSEEN.drain,
+  });
+}
+
+/** For a read of an agent's main session (no --session-key): the options a hint to list its others repeats. */
+function otherSessionsHint(args: Args): string[] | undefined {
+  return rawOption(args, 'session-key') === undefined ? sameGateway(args) : undefined;
+}
+
+/**
+ * The options this command reached its gateway with, for a command line a hint prints: without
+ * them, the hint would ask the default data dir's gateway, another one, or none (review). Not the
+ * token's secret, in its place a word the gateway refuses (a shell reads none of it).
+ */
+function sameGateway(args: Args): string[] {
+  return ['url', 'data-dir', 'token', 'timeout'].flatMap((name) => {
+    const value = rawOption(args, name);
+    return value === undefined ? [] : [`--${name} ${name === 'token' ? "'<token>'" : shellWord(value)}`];
   });
 }
 
@@ -157,13 +174,8 @@ export function sessionList(args: Args): Promise<ExitCode> {
     ...(limit === undefined ? {} : { limit }),
     ...optionalString(args, 'after', 'after'),
   };
-  // The same gateway, reached the same way: without the connection's options the hint would ask
-  // the default data dir's gateway, another one, or none (review). Not the token's secret.
-  const given = (name: string) => {
-    const value = rawOption(args, name);
-    return value === undefined ? [] : [`--${name} ${name === 'token' ? '<token>' : shellWord(value)}`];
-  };
-  const listedBy = ['switchboard session list', ...['agent', 'limit', 'url', 'data-dir', 'token', 'timeout'].flatMap(given)].join(' ');
+  const agent = params.agentId === undefined ? [] : [`--agent ${shellWord(params.agentId)}`];
+  const listedBy = ['switchboard session list', ...agent, ...(limit === undefined ? [] : [`--limit ${limit}`]), ...sameGateway(args)].join(' ');
   return withClient(args, 'session.list', params, (result) => formatSessionList(result, listedBy));
 }
 

@@ -38,13 +38,13 @@ function loneSurrogateProblems(params: unknown, reported?: ReadonlySet<string>):
 }
 
 /**
- * A text that shows nothing: whitespace, controls, format characters and the other
- * default-ignorable ones (zero-width spaces and joiners, U+FEFF, soft hyphens, interlinear
- * annotation marks, variation selectors, Hangul fillers), which trim() leaves, and the blank
- * Braille pattern, a character that prints as a space (QA). Matching stops at the first visible
+ * A text that shows nothing: whitespace, controls and default-ignorable characters (zero-width
+ * spaces and joiners, U+FEFF, soft hyphens, variation selectors, Hangul fillers), which trim()
+ * leaves, the interlinear annotation marks and the blank Braille pattern (QA). Not every format
+ * character: a few show a glyph (the Arabic number signs). Matching stops at the first visible
  * character, so a real text costs next to nothing.
  */
-const INVISIBLE_ONLY_RE = /^[\s\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}\u2800]*$/u;
+const INVISIBLE_ONLY_RE = /^[\s\p{Cc}\p{Default_Ignorable_Code_Point}\uFFF9-\uFFFB\u2800]*$/u;
 
 /** Code points an invisible text's refusal names: enough to recognise it, one line whatever its length. */
 const SHOWN_INVISIBLE_CODE_POINTS = 4;

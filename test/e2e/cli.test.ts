@@ -969,6 +969,10 @@ test("session list cut short names the command for the next page, the same gatew
   const rest = spawnSync('sh', ['-c', command.replace(/^switchboard /, `"${process.execPath}" "${CLI_PATH}" `)], { encoding: 'utf8' });
   assert.is(rest.status, 0, rest.stderr);
   assert.match(rest.stdout, /^1  agent:clipages:direct:z  \(last event [^)]+\)\n$/);
+  // A token given on the command line is not printed: a word in its place that no shell reads as a redirection.
+  const overTcp = await runCli(['session', 'list', '--agent', 'clipages', '--limit', '1', '--url', gw.url, '--token', gw.token]);
+  assertExit(overTcp, 0);
+  assert.is(overTcp.stdout.trimEnd().split('\n').at(-1), `(more sessions: switchboard session list --agent clipages --limit 1 --url ${gw.url} --token '<token>' --after '1:agent:clipages:direct:a'\\''q')`);
 });
 
 test('session peek --agent reads that agent main session; default is agent:main:main', async ({ gw }) => {
@@ -982,7 +986,7 @@ test('session peek --agent reads that agent main session; default is agent:main:
   assertExit(await runCli(['system', 'event', '--text', 'keyed', '--session-key', 'agent:peekagent:slack:channel:C1', ...conn(gw)]), 0);
   assertExit(await runCli(['session', 'drain', '--agent', 'peekagent', ...conn(gw)]), 0);
   const empty = await runCli(['session', 'peek', '--agent', 'peekagent', ...conn(gw)]);
-  assert.is(empty.stdout, "agent:peekagent:main: no pending events (the agent's other sessions: switchboard session list --agent peekagent)\n");
+  assert.is(empty.stdout, `agent:peekagent:main: no pending events (the agent's other sessions: switchboard session list --agent peekagent --data-dir ${gw.dataDir})\n`);
   const named = await runCli(['session', 'peek', '--session-key', 'agent:peekagent:main', ...conn(gw)]);
   assert.is(named.stdout, 'agent:peekagent:main: no pending events\n', 'a session named is the one asked about');
 });

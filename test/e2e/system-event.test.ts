@@ -320,9 +320,12 @@ test('text is trimmed; empty, whitespace-only or invisible-only text is -32602 o
     ]);
   }
   assert.is((await peek(raw, { sessionKey: key })).depth, 1);
+  // A format character that shows a glyph is text (review): the Arabic number sign.
+  await send(raw, { text: '\u0600', sessionKey: key });
+  assert.is((await peek(raw, { sessionKey: key })).depth, 2);
   // Inside a visible text they are kept as sent.
   await send(raw, { text: '\u200bo\ufeffk\u200d', sessionKey: key });
-  assert.equal(texts(await peek(raw, { sessionKey: key })), ['hello world', '\u200bo\ufeffk\u200d']);
+  assert.equal(texts(await peek(raw, { sessionKey: key })), ['hello world', '\u0600', '\u200bo\ufeffk\u200d']);
 });
 
 test(`text of exactly MAX_TEXT_BYTES (${MAX_TEXT_BYTES}) bytes is stored intact; one byte more is -32602`, async ({ raw }) => {
