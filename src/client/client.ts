@@ -92,7 +92,8 @@ export interface SubscribeOptions<T extends SubscribeTarget = SubscribeTarget> {
   /** Resume point: a seq for a session subscription, a map of session key to seq for an agent one. */
   after?: AfterFor<T>;
   /**
-   * Called once per event, in seq order within a session. What it throws is an uncaught exception
+   * Called once per event, in seq order within a session (but for the sessions whose cursors a
+   * resubscribe had no room for: see RESUME_AFTER_BYTES). What it throws is an uncaught exception
    * of its own (see runCallback): the event counts as delivered, and the subscription goes on.
    */
   onEvent: (event: StoredEvent) => void;
@@ -319,7 +320,8 @@ export class SwitchboardClient {
 
   /**
    * Subscribes to a session or to all sessions of an agent. Events arrive through `onEvent`, once
-   * each: after a reconnect the subscription resumes after the last event it saw.
+   * each: after a reconnect the subscription resumes after the last event it saw (but for the
+   * sessions whose cursors a resubscribe had no room for: see RESUME_AFTER_BYTES).
    */
   async subscribe<T extends SubscribeTarget>(target: T, options: SubscribeOptions<T>, callOptions?: CallOptions): Promise<Subscription> {
     const state: SubscriptionState = {
@@ -857,10 +859,10 @@ function resumeAfter(state: SubscriptionState): number | Record<string, number> 
   }
   if (state.cursors.size === 0) return state.baseAfter;
   const base = typeof state.baseAfter === 'object' ? state.baseAfter : {};
-  const unseen = Object.entries(base).filter(([sessionKey]) => !state.cursors.has(canonicalKey(sessionKey)));
-  const after = Object.fromEntries(unseen);
-  // The caller's entries first, all of them (theirs to fit), then the cursors that fit.
-  let bytes = Buffer.byteLength(JSON.stringify(after));
+  // The caller's entries go whole (theirs to fit a frame), each unless a cursor replaces it: the
+  // cursors take what room they leave, and a forgotten one's session resumes from the caller's.
+  let bytes = Buffer.byteLength(JSON.stringify(base));
+  const after: Record<string, number> = {};
   for (const [sessionKey, seq] of state.cursors) {
     bytes += Buffer.byteLength(JSON.stringify(sessionKey)) + String(seq).length + 2;
     if (bytes > RESUME_AFTER_BYTES) {
@@ -869,6 +871,7 @@ function resumeAfter(state: SubscriptionState): number | Record<string, number> 
     }
     after[sessionKey] = seq;
   }
+  for (const [sessionKey, seq] of Object.entries(base)) if (!state.cursors.has(canonicalKey(sessionKey))) after[sessionKey] = seq;
   return after;
 }
 

@@ -40,11 +40,12 @@ function loneSurrogateProblems(params: unknown, reported?: ReadonlySet<string>):
 /**
  * A text that shows nothing: whitespace, controls and default-ignorable characters (zero-width
  * spaces and joiners, U+FEFF, soft hyphens, variation selectors, Hangul fillers), which trim()
- * leaves, the interlinear annotation marks and the blank Braille pattern (QA). Not every format
- * character: a few show a glyph (the Arabic number signs). Matching stops at the first visible
- * character, so a real text costs next to nothing.
+ * leaves, the interlinear annotation marks, the hieroglyph format controls (joiners, shown by the
+ * signs they join) and the blank Braille pattern (QA). Not every format character: a few show a
+ * glyph (the Arabic number signs). Matching stops at the first visible character, so a real text
+ * costs next to nothing.
  */
-const INVISIBLE_ONLY_RE = /^[\s\p{Cc}\p{Default_Ignorable_Code_Point}\uFFF9-\uFFFB\u2800]*$/u;
+const INVISIBLE_ONLY_RE = /^[\s\p{Cc}\p{Default_Ignorable_Code_Point}\uFFF9-\uFFFB\u{13430}-\u{1343F}\u2800]*$/u;
 
 /** Code points an invisible text's refusal names: enough to recognise it, one line whatever its length. */
 const SHOWN_INVISIBLE_CODE_POINTS = 4;

@@ -313,6 +313,7 @@ test('text is trimmed; empty, whitespace-only or invisible-only text is -32602 o
     ['\u2060\u00ad\u034f\ufe0f\u3164', 'U+2060 U+00AD U+034F U+FE0F ...'],
     ['\u2800\u2800', 'U+2800 U+2800'],
     ['\ufff9\ufffa\ufffb', 'U+FFF9 U+FFFA U+FFFB'],
+    ['\u{13430}\u{13431}', 'U+13430 U+13431'],
   ]) {
     const error = await refused(raw, { text, sessionKey: key });
     assert.equal(error.data?.errors, [
