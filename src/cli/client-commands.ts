@@ -150,9 +150,15 @@ export function sessionDrain(args: Args): Promise<ExitCode> {
   });
 }
 
-/** For a read of an agent's main session (no --session-key): the options a hint to list its others repeats. */
-function otherSessionsHint(args: Args): string[] | undefined {
-  return rawOption(args, 'session-key') === undefined ? sameGateway(args) : undefined;
+/** For a read of an agent's main session (no --session-key): the command a hint names to list its others. */
+function otherSessionsHint(args: Args): ((agentId: string) => string) | undefined {
+  return rawOption(args, 'session-key') === undefined ? (agentId) => sessionListCommand(args, agentId) : undefined;
+}
+
+/** `switchboard session list` for the agent (and --limit) given, at this command's gateway. */
+function sessionListCommand(args: Args, agentId: string | undefined, limit?: number): string {
+  const agent = agentId === undefined ? [] : [`--agent ${shellWord(agentId)}`];
+  return ['switchboard session list', ...agent, ...(limit === undefined ? [] : [`--limit ${limit}`]), ...sameGateway(args)].join(' ');
 }
 
 /**
@@ -174,9 +180,7 @@ export function sessionList(args: Args): Promise<ExitCode> {
     ...(limit === undefined ? {} : { limit }),
     ...optionalString(args, 'after', 'after'),
   };
-  const agent = params.agentId === undefined ? [] : [`--agent ${shellWord(params.agentId)}`];
-  const listedBy = ['switchboard session list', ...agent, ...(limit === undefined ? [] : [`--limit ${limit}`]), ...sameGateway(args)].join(' ');
-  return withClient(args, 'session.list', params, (result) => formatSessionList(result, listedBy));
+  return withClient(args, 'session.list', params, (result) => formatSessionList(result, sessionListCommand(args, params.agentId, limit)));
 }
 
 export function status(args: Args): Promise<ExitCode> {

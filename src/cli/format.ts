@@ -65,20 +65,17 @@ export function formatWatchedEvent(event: StoredEvent): string {
 
 /**
  * A peek or drain; `after` is the --after it was given, which can leave out every pending event;
- * `otherSessions`, for a read of an agent's main session (no --session-key): the options of a
- * command that lists the agent's other sessions, to name when the main one has nothing.
+ * `listOthers`, for a read of an agent's main session (no --session-key): the command that lists
+ * the agent's other sessions, to name when the main one has nothing.
  */
-export function formatSessionRead(result: ResultOf<'session.peek'>, verb: 'shown' | 'drained', after?: number, otherSessions?: readonly string[]): string {
+export function formatSessionRead(result: ResultOf<'session.peek'>, verb: 'shown' | 'drained', after?: number, listOthers?: (agentId: string) => string): string {
   if (result.events.length === 0 && result.depth > 0 && after !== undefined) {
     return `${result.sessionKey}: no events after seq ${after}; ${result.depth} pending in the session (give a lower --after, or none, to see them)`;
   }
   if (result.events.length === 0) {
     // Events sent with a key (a Slack thread) are not in the main session, where a read with no key looks.
     const agentId = /^agent:(.+):main$/.exec(result.sessionKey)?.[1];
-    const elsewhere =
-      otherSessions === undefined || agentId === undefined
-        ? ''
-        : ` (the agent's other sessions: ${['switchboard session list', `--agent ${agentId}`, ...otherSessions].join(' ')})`;
+    const elsewhere = listOthers === undefined || agentId === undefined ? '' : ` (the agent's other sessions: ${listOthers(agentId)})`;
     return `${result.sessionKey}: no pending events${elsewhere}`;
   }
   // Not "raise --limit": an answer also stops at a budget of event text, which no --limit lifts.

@@ -881,9 +881,9 @@ function resumeAfter(state: SubscriptionState): number | Record<string, number> 
  * keys of 500 CJK characters, an agent working through a backlog: QA), and a resubscribe too large
  * to send ended the client. Past it, the cursors that do not fit are forgotten: their sessions are
  * replayed from their first pending event (or the caller's `after`), events the loop saw and did
- * not ack included. Kept to
- * drop those, they would drop events reissued under the same seqs after a data dir restore too,
- * unseen, where a cursor sent is refused (AFTER_OUT_OF_RANGE) and says so (review).
+ * not ack included. Kept to drop those, they would drop events reissued under the same seqs after
+ * a data dir restore too, unseen, where a cursor sent is refused (AFTER_OUT_OF_RANGE) and says so
+ * (review).
  */
 const RESUME_AFTER_BYTES = MAX_FRAME_BYTES - 16 * 1024;
 

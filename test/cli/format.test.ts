@@ -120,7 +120,7 @@ test('a peek or drain that --after leaves empty says what is still pending, not 
   assert.is(formatSessionRead({ ...empty, depth: 0 }, 'shown', 10), 'agent:x:main: no pending events');
   assert.is(formatSessionRead({ ...empty, depth: 0 }, 'shown'), 'agent:x:main: no pending events');
   // Read with no --session-key, an agent's main session: its other sessions are where keyed events went (QA).
-  assert.is(formatSessionRead({ ...empty, depth: 0 }, 'shown', undefined, []), "agent:x:main: no pending events (the agent's other sessions: switchboard session list --agent x)");
+  assert.is(formatSessionRead({ ...empty, depth: 0 }, 'shown', undefined, (agentId) => `switchboard session list --agent ${agentId}`), "agent:x:main: no pending events (the agent's other sessions: switchboard session list --agent x)");
 });
 
 test('a peek or drain with more to read says how to read on, never "raise --limit", which a text budget does not lift', () => {
