@@ -7,6 +7,7 @@ export {
   SwitchboardClient,
   type CallOptions,
   type ConnectOptions,
+  type NotificationListener,
   type ReconnectChange,
   type ReconnectOptions,
   type AfterFor,
@@ -19,7 +20,7 @@ export { callOverHttp, type HttpCallOptions } from './client/http.js';
 export { localGatewayToken, localGatewayUrl } from './client/local-gateway.js';
 export { DEFAULT_URL } from './protocol/constants.js';
 export { ErrorCode, type ErrorData, type ErrorName, type ParamProblem } from './protocol/errors.js';
-export type { MethodName, NotificationName, NotificationParams, ParamsOf, ResultOf } from './protocol/methods.js';
+export type { MethodName, NotificationArgs, NotificationName, NotificationParams, ParamsOf, ResultOf } from './protocol/methods.js';
 export type {
   AgentWakeNotification,
   EventMode,

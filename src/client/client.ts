@@ -6,7 +6,7 @@
  */
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, MAX_FRAME_BYTES, TOKEN_REVOKED_CLOSE } from '../protocol/constants.js';
 import type { ErrorName } from '../protocol/errors.js';
-import type { MethodName, NotificationParams, ParamsOf, ResultOf } from '../protocol/methods.js';
+import type { MethodName, NotificationArgs, NotificationName, NotificationParams, ParamsOf, ResultOf } from '../protocol/methods.js';
 import type { AgentWakeNotification, StoredEvent } from '../protocol/schemas.js';
 import { parseSessionKey } from '../protocol/session-key.js';
 import { notificationProblem, resultOf, unexpectedAnswer } from './answer.js';
@@ -67,6 +67,9 @@ export interface ConnectOptions {
    */
   heartbeatTimeoutMs?: number;
 }
+
+/** What onNotification calls: narrow the params by comparing the method (see NotificationArgs). */
+export type NotificationListener = (...notification: NotificationArgs) => void;
 
 export type ReconnectChange = { state: 'reconnecting'; reason: string } | { state: 'reconnected' };
 
@@ -183,7 +186,7 @@ export class SwitchboardClient {
   readonly #reconnect: Required<ReconnectOptions> | undefined;
   readonly #onReconnect: (change: ReconnectChange) => void;
   readonly #pending = new Map<number, Pending>();
-  readonly #listeners = new Set<(method: string, params: unknown) => void>();
+  readonly #listeners = new Set<NotificationListener>();
   readonly #subscriptions = new Set<SubscriptionState>();
   readonly #byServerId = new Map<string, SubscriptionState>();
   readonly #reopened = new Set<() => void>();
@@ -408,14 +411,23 @@ export class SwitchboardClient {
   /** Listens to agent.wake notifications; returns a function that stops listening. */
   onWake(listener: (wake: AgentWakeNotification) => void): () => void {
     return this.onNotification((method, params) => {
-      if (method === 'agent.wake') listener(params as NotificationParams<'agent.wake'>);
+      if (method === 'agent.wake') listener(params);
     });
   }
 
-  /** Listens to every notification the gateway pushes; returns a function that stops listening. */
-  onNotification(listener: (method: string, params: unknown) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+  /**
+   * Listens to every notification the gateway pushes; returns a function that stops listening.
+   * The params are typed by the method: compare it first (`if (method === 'agent.wake')`).
+   */
+  onNotification(listener: NotificationListener): () => void;
+  // A listener of the method alone: TypeScript does not take one of fewer parameters for a rest
+  // parameter typed as a union of tuples.
+  onNotification(listener: (method: NotificationName) => void): () => void;
+  onNotification(listener: NotificationListener | ((method: NotificationName) => void)): () => void {
+    // One that takes the method alone takes the params too, ignored.
+    const taking = listener as NotificationListener;
+    this.#listeners.add(taking);
+    return () => this.#listeners.delete(taking);
   }
 
   /** Closes the connection (1000) for good; pending calls are rejected. */
@@ -786,7 +798,10 @@ export class SwitchboardClient {
         return;
       }
       if (method === 'session.event') this.#onSessionEvent(params as NotificationParams<'session.event'>);
-      for (const listener of this.#listeners) runCallback(() => listener(method, params));
+      // Checked above against the method's shape when the client knows the method; one it does
+      // not know (a newer gateway's) passes as it came, which NotificationArgs's doc warns of.
+      const args = [method, params] as NotificationArgs;
+      for (const listener of this.#listeners) runCallback(() => listener(...args));
       return;
     }
     const pending = typeof message.id === 'number' ? this.#pending.get(message.id) : undefined;

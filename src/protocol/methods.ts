@@ -157,6 +157,14 @@ export const NOTIFICATIONS = {
 export type NotificationName = keyof typeof NOTIFICATIONS;
 export type NotificationParams<N extends NotificationName> = Static<(typeof NOTIFICATIONS)[N]['params']>;
 
+/**
+ * A notification as a listener receives it, method then params: a union of tuples, so that
+ * comparing the method narrows the params (`if (method === 'agent.wake') params.sessions`). A
+ * gateway newer than the client may send methods this union does not list: a listener's default
+ * branch should let them pass.
+ */
+export type NotificationArgs = { [N in NotificationName]: [method: N, params: NotificationParams<N>] }[NotificationName];
+
 export type MethodName = keyof typeof METHODS;
 export type ParamsOf<M extends MethodName> = Static<(typeof METHODS)[M]['params']>;
 export type ResultOf<M extends MethodName> = Static<(typeof METHODS)[M]['result']>;

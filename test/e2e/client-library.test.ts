@@ -196,6 +196,26 @@ test('onWake: agent.wake reaches the client', async ({ gw, publisher }) => {
   await sb.close();
 });
 
+test('onNotification: the method types the params (a listener narrows on it; tsc fails this suite otherwise); a listener of the method alone is taken too', async ({ gw, publisher }) => {
+  const agent = freshAgent('cnote');
+  const sb = await client(gw.url, gw.token);
+  const seen: string[] = [];
+  const methods: string[] = [];
+  sb.onNotification((method, params) => {
+    // @ts-expect-error: before the method is compared, the params may be either notification's.
+    void params.sessions;
+    if (method === 'agent.wake') seen.push(`wake ${params.reason} ${params.sessions.join(',')}`);
+    else if (method === 'session.event') seen.push(`event ${params.event.seq} ${params.event.text}`);
+  });
+  sb.onNotification((method) => methods.push(method));
+  await sb.subscribe({ agentId: agent }, { onEvent: () => {} });
+  await publish(publisher, { text: 'typed', agentId: agent, mode: 'now' });
+  await waitUntil(() => seen.length >= 2, 'the event and its wake', 2_000);
+  assert.equal(seen, ['event 1 typed', `wake event agent:${agent}:main`]);
+  assert.equal(methods, ['session.event', 'agent.wake']);
+  await sb.close();
+});
+
 test('typed errors: RpcCallError with code and name; a bad token is ConnectionError "unauthorized"; a timeoutMs no timer holds is a RangeError; close rejects and ends', async ({
   gw,
 }) => {
