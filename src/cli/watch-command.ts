@@ -4,7 +4,7 @@
  */
 import { onAbort } from '../client/abort.js';
 import { connect, type ReconnectChange, type SwitchboardClient } from '../client/client.js';
-import { ConnectionError, RpcCallError } from '../client/errors.js';
+import { RpcCallError } from '../client/errors.js';
 import { flagOption, integerOption, rawOption } from './argv.js';
 import { connectionSettings, explain, gatewayRefused } from './client-commands.js';
 import { ExitCode, outputFailed, usageError, type CliError } from './exit-codes.js';
@@ -38,9 +38,6 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   let client: SwitchboardClient | undefined;
-  // Whether the connection is being re-opened (an ack timing out then waits for the gateway), and
-  // whether the client has ended for good (it rejects every call at once: no outage to wait out).
-  const connection = { away: false, ended: false };
   // The last seq printed of each session: an AFTER_OUT_OF_RANGE past it is the gateway's doing.
   const shown = new Map<string, number>();
   let stopClosing = () => {};
@@ -51,16 +48,12 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
       timeoutMs,
       signal: interrupted.signal,
       reconnect: true,
-      onReconnect: (change) => {
-        connection.away = change.state === 'reconnecting';
-        writeLog(process.stderr, reconnectLine(url, change));
-      },
+      onReconnect: (change) => writeLog(process.stderr, reconnectLine(url, change)),
     });
     // Closed at once on an interrupt: an events() loop ending otherwise waits for its unsubscribe
     // to be answered, as long as --timeout on a gateway that stalled.
     const connected = client;
     stopClosing = onAbort(interrupted.signal, () => void connected.close());
-    void client.closed.then(() => (connection.ended = true));
     // For a person at a terminal, whom a quiet watch of an empty session would leave wondering.
     if (process.stderr.isTTY) {
       const watched = sessionKey ?? (agentId !== undefined ? `every session of agent ${agentId}` : "every session of the token's agent");
@@ -83,7 +76,7 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
         process.exit(ExitCode.OK);
       }
       shown.set(event.sessionKey, event.seq);
-      if (acking && !(await ackSurvivingRestarts(client, event.sessionKey, event.seq, interrupted.signal, connection))) {
+      if (acking && !(await ackUnlessInterrupted(client, event.sessionKey, event.seq, interrupted.signal))) {
         writeLog(process.stderr, printable(`switchboard: event seq ${event.seq} of ${event.sessionKey} was shown, and its ack not answered before the interrupt: if the gateway did not take it, the event comes again`));
       }
     }
@@ -141,38 +134,19 @@ async function printEvent(event: StoredEvent, json: boolean, acking: boolean, si
   }
 }
 
-/** The least time between two tries of one ack while the gateway is away: --timeout may be 1 ms. */
-const ACK_RETRY_PAUSE_MS = 100;
-
 /**
- * An ack consumes everything up to its seq, so sending it again is harmless: when the gateway
- * restarts under it, or is away for longer than the ack's timeout, wait for the reconnect and
- * repeat it, rather than stop watching (an idle watch waits out an outage of any length too). An
- * ack unanswered on an open connection is the gateway's failure, not an outage, and ends the
- * watch. False when interrupted first: the event was shown, its ack perhaps not taken.
+ * Acks what the watch showed. The client waits out an outage of any length for an ack (it
+ * consumes up to its seq: sent again it does the same), as an idle watch waits one out; an ack
+ * unanswered on an open connection is the gateway's failure, and ends the watch. False when
+ * interrupted first: the event was shown, its ack perhaps not taken.
  */
-async function ackSurvivingRestarts(
-  client: SwitchboardClient,
-  sessionKey: string,
-  seq: number,
-  signal: AbortSignal,
-  connection: { readonly away: boolean; readonly ended: boolean },
-): Promise<boolean> {
-  for (;;) {
-    try {
-      await client.ack({ sessionKey, seq }, { signal });
-      return true;
-    } catch (error) {
-      if (signal.aborted) return false;
-      const away =
-        (error instanceof ConnectionError && (error.failure === 'closed' || (error.failure === 'timeout' && connection.away))) ||
-        (error instanceof RpcCallError && error.errorName === 'SHUTTING_DOWN');
-      if (!away) throw error;
-      await new Promise((resolve) => setTimeout(resolve, ACK_RETRY_PAUSE_MS));
-      // An interrupt in the pause closes the client too: it is the interrupt that is told.
-      if (signal.aborted) return false;
-      if (connection.ended) throw error;
-    }
+async function ackUnlessInterrupted(client: SwitchboardClient, sessionKey: string, seq: number, signal: AbortSignal): Promise<boolean> {
+  try {
+    await client.ack({ sessionKey, seq }, { signal });
+    return true;
+  } catch (error) {
+    if (signal.aborted) return false;
+    throw error;
   }
 }
 

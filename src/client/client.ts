@@ -48,9 +48,12 @@ export interface ConnectOptions {
    * while reconnecting wait for the new connection, within their timeout. Calls in flight when it
    * is lost are rejected (ConnectionError `closed`), except those safe to send twice (ack and the
    * reads: peek, listSessions, trace, status, discover), which are sent again once it is back, as
-   * they are when a gateway shutting down refuses them (SHUTTING_DOWN). One whose gateway is not back
-   * within its timeout fails with ConnectionError `timeout`, saying why it was to be sent again
-   * (its `cause`: the refusal or the lost connection). @default false
+   * they are when a gateway shutting down refuses them (SHUTTING_DOWN). A read whose gateway is not
+   * back within its timeout fails with ConnectionError `timeout`, saying why it was to be sent again
+   * (its `cause`: the refusal or the lost connection). An ack waits out an outage of any length,
+   * its timeout counting on an open connection only: an agent loop's ack must not fail, leaving
+   * its event pending where the loop, which has moved on, will not see it again. Its signal, or
+   * close(), ends the wait. @default false
    */
   reconnect?: boolean | ReconnectOptions;
   /**
@@ -231,7 +234,8 @@ export class SwitchboardClient {
   /** Calls any method by name, typed by the method registry. */
   async call<M extends MethodName>(method: M, params: ParamsOf<M>, options: CallOptions = {}): Promise<ResultOf<M>> {
     const timeoutMs = durationOption('timeoutMs', options.timeoutMs, this.#timeoutMs);
-    const deadline = Date.now() + timeoutMs;
+    const outlastsOutages = this.#reconnect !== undefined && method === 'session.ack';
+    let timing: CallTiming = { timeoutMs, deadline: Date.now() + timeoutMs };
     // Why the call is being sent again, if it is: a timeout while it waits says so.
     let resending: ConnectionError | RpcCallError | undefined;
     for (;;) {
@@ -239,18 +243,19 @@ export class SwitchboardClient {
       // connection) in that gap has already rejected what was pending, and a call sent after it
       // would go nowhere and wait out its whole timeout.
       do {
-        await this.#untilOpen(method, { timeoutMs, deadline }, options.signal).catch((error: unknown) => {
+        await this.#untilOpen(method, outlastsOutages ? undefined : timing, options.signal).catch((error: unknown) => {
           throw withResendReason(error, resending, false);
         });
         if (options.signal?.aborted) throw aborted(this.url, method, options.signal);
       } while (this.#state !== 'open');
+      if (outlastsOutages) timing = { timeoutMs, deadline: Date.now() + timeoutMs };
       const socket = this.#socket;
       // What the client had seen of a drained session before the drain was sent: stored before it
       // ran. A drain that names no session (the token's agent's main) is known by its answer only.
       const drained = method === 'session.drain' ? (params as ParamsOf<'session.drain'>).sessionKey : undefined;
       const seenBeforeDrain = drained === undefined ? 0 : this.#seen(drained);
       try {
-        const result = (await this.#send(method, params, { timeoutMs, deadline }, options.signal)) as ResultOf<M>;
+        const result = (await this.#send(method, params, timing, options.signal)) as ResultOf<M>;
         if (method === 'session.ack') this.#noteAck(result as ResultOf<'session.ack'>);
         if (method === 'session.drain') this.#noteDrain(params as ParamsOf<'session.drain'>, result as ResultOf<'session.drain'>, seenBeforeDrain);
         return result;
@@ -264,7 +269,7 @@ export class SwitchboardClient {
         if (!lostMidCall && !refusedByShutdown) throw withResendReason(error, resending, true);
         resending = error as ConnectionError | RpcCallError;
         if (refusedByShutdown && this.#socket === socket && this.#state === 'open') {
-          await this.#whenLeft(method, { timeoutMs, deadline }, options.signal).catch((waitError: unknown) => {
+          await this.#whenLeft(method, timing, options.signal).catch((waitError: unknown) => {
             throw withResendReason(waitError, resending, false);
           });
         }
@@ -296,7 +301,10 @@ export class SwitchboardClient {
     return this.call('session.list', params, options);
   }
 
-  /** Consumes a session's pending events up to and including `seq`, as a subscriber that handled them. */
+  /**
+   * Consumes a session's pending events up to and including `seq`, as a subscriber that handled
+   * them. With `reconnect`, it waits out an outage of any length (see ConnectOptions.reconnect).
+   */
   ack(params: ParamsOf<'session.ack'>, options?: CallOptions): Promise<ResultOf<'session.ack'>> {
     return this.call('session.ack', params, options);
   }
@@ -517,14 +525,17 @@ export class SwitchboardClient {
     });
   }
 
-  /** Waits out a reconnect, within the call's timeout and signal; throws why once the client is closed for good. */
-  async #untilOpen(method: string, timing: CallTiming, signal: AbortSignal | undefined): Promise<void> {
+  /**
+   * Waits out a reconnect, within the call's timeout (none: as long as it takes) and signal;
+   * throws why once the client is closed for good.
+   */
+  async #untilOpen(method: string, timing: CallTiming | undefined, signal: AbortSignal | undefined): Promise<void> {
     if (this.#state === 'reconnecting') await this.#whenOpen(method, timing, signal);
     if (this.#state === 'closed') throw this.#closedError;
   }
 
-  /** Waits for a reconnect to finish, within the call's timeout and signal. */
-  #whenOpen(method: string, timing: CallTiming, signal: AbortSignal | undefined): Promise<void> {
+  /** Waits for a reconnect to finish, within the call's timeout (if it has one) and signal. */
+  #whenOpen(method: string, timing: CallTiming | undefined, signal: AbortSignal | undefined): Promise<void> {
     return this.#until(this.#reopened, method, timing, signal, 'was not back');
   }
 
@@ -533,8 +544,8 @@ export class SwitchboardClient {
     return this.#until(this.#left, method, timing, signal, 'did not close the connection it is shutting down');
   }
 
-  /** Waits until `waiters` is told, within the call's timeout and signal. */
-  #until(waiters: Set<() => void>, method: string, { timeoutMs, deadline }: CallTiming, signal: AbortSignal | undefined, late: string): Promise<void> {
+  /** Waits until `waiters` is told, within the call's timeout (if it has one) and signal. */
+  #until(waiters: Set<() => void>, method: string, timing: CallTiming | undefined, signal: AbortSignal | undefined, late: string): Promise<void> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(aborted(this.url, method, signal));
       const done = () => {
@@ -543,11 +554,13 @@ export class SwitchboardClient {
         waiters.delete(done);
         resolve();
       };
-      const timer = setTimeout(() => {
-        waiters.delete(done);
-        stopListening();
-        reject(new ConnectionError('timeout', this.url, `${method}: the gateway at ${this.url} ${late} within ${timeoutMs} ms`));
-      }, Math.max(0, deadline - Date.now()));
+      const timer =
+        timing &&
+        setTimeout(() => {
+          waiters.delete(done);
+          stopListening();
+          reject(new ConnectionError('timeout', this.url, `${method}: the gateway at ${this.url} ${late} within ${timing.timeoutMs} ms`));
+        }, Math.max(0, timing.deadline - Date.now()));
       const stopListening = onAbort(signal, () => {
         waiters.delete(done);
         clearTimeout(timer);
@@ -833,7 +846,8 @@ function withResendReason(error: unknown, resending: ConnectionError | RpcCallEr
 
 /**
  * Calls that, with `reconnect`, are sent again once the client is back when their connection is
- * lost before the answer, within their timeout: done twice they do what they did once (an ack
+ * lost before the answer (within their timeout, but an ack: see ConnectOptions.reconnect): done
+ * twice they do what they did once (an ack
  * consumes up to its seq, the rest only read). An agent loop's ack in flight when its gateway is
  * killed must not end the loop, and the event it acked must not stay pending. system.event and
  * session.drain are not among them: done twice they store, or consume, twice.

@@ -7,7 +7,7 @@
 import type { AddressInfo } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect, type SwitchboardClient } from '../../src/client/client.js';
+import { connect } from '../../src/client/client.js';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ConnectionError, RpcCallError } from '../../src/client/errors.js';
 import { MAX_AUTH_FAILURES_PER_WINDOW } from '../../src/protocol/constants.js';
@@ -18,6 +18,7 @@ import {
   openPeer,
   resultOf,
   runCli,
+  sleep,
   startInProcessGateway,
   tryUpgrade,
   waitUntil,
@@ -65,9 +66,8 @@ function refuseShuttingDown(socket: WebSocket, request: { id: number }): void {
   socket.send(JSON.stringify({ jsonrpc: '2.0', id: request.id, error: { code: 1003, message: 'the gateway is shutting down', data: { name: 'SHUTTING_DOWN' } } }));
 }
 
-/** An ack that times out after a SHUTTING_DOWN refusal: its ConnectionError, whose cause is the refusal. */
-async function ackTimedOutAfterRefusal(client: SwitchboardClient): Promise<ConnectionError> {
-  const outcome = await client.ack({ sessionKey: 'agent:a:main', seq: 1 }, { timeoutMs: 1_000 }).catch((error: unknown) => error);
+/** A call that timed out after a SHUTTING_DOWN refusal: its ConnectionError, whose cause is the refusal. */
+function timedOutAfterRefusal(outcome: unknown): ConnectionError {
   assert.instance(outcome, ConnectionError);
   const error = outcome as ConnectionError;
   assert.is(error.failure, 'timeout');
@@ -405,7 +405,8 @@ test('with reconnect, an ack refused SHUTTING_DOWN by a gateway going down is se
   }
 });
 
-test('with reconnect, an ack refused SHUTTING_DOWN by a gateway that stops for good times out saying it was refused and the gateway is not back', async () => {
+/** A stand-in that refuses every call SHUTTING_DOWN, then stops for good: it stops listening and closes the connection. */
+async function stoppingForGood(): Promise<string> {
   const { server, url } = await standIn();
   server.on('connection', (socket) => {
     socket.on('message', (data) => {
@@ -416,17 +417,35 @@ test('with reconnect, an ack refused SHUTTING_DOWN by a gateway that stops for g
       socket.close(1001, 'gateway shutting down');
     });
   });
-  const client = await connect({ url, token: 'x', timeoutMs: 5_000, reconnect: { initialDelayMs: 10, maxDelayMs: 20 } });
+  return url;
+}
+
+test('with reconnect, a read refused SHUTTING_DOWN by a gateway that stops for good times out saying it was refused and the gateway is not back', async () => {
+  const client = await connect({ url: await stoppingForGood(), token: 'x', timeoutMs: 5_000, reconnect: { initialDelayMs: 10, maxDelayMs: 20 } });
   try {
-    const error = await ackTimedOutAfterRefusal(client);
+    const error = timedOutAfterRefusal(await client.status({ timeoutMs: 1_000 }).catch((error: unknown) => error));
     // Waiting for the close (on a stalled machine) or, as a rule, for the gateway to be back.
     assert.match(
       error.message,
-      /^session\.ack: the gateway at ws:\/\/127\.0\.0\.1:\d+ (was not back|did not close the connection it is shutting down) within 1000 ms; it was to be sent again after the gateway refused it \(SHUTTING_DOWN: the gateway is shutting down\)$/,
+      /^gateway\.status: the gateway at ws:\/\/127\.0\.0\.1:\d+ (was not back|did not close the connection it is shutting down) within 1000 ms; it was to be sent again after the gateway refused it \(SHUTTING_DOWN: the gateway is shutting down\)$/,
     );
   } finally {
     await client.close();
   }
+});
+
+test('with reconnect, an ack refused SHUTTING_DOWN by a gateway that stops for good waits for it past its timeout (an agent loop outlasts an outage), until the client is closed', async () => {
+  const client = await connect({ url: await stoppingForGood(), token: 'x', timeoutMs: 5_000, reconnect: { initialDelayMs: 10, maxDelayMs: 20 } });
+  const outcome = client.ack({ sessionKey: 'agent:a:main', seq: 1 }, { timeoutMs: 200 }).then(
+    () => 'answered',
+    (error: unknown) => error,
+  );
+  const settled = await Promise.race([outcome, sleep(1_000).then(() => 'waiting')]);
+  assert.is(settled, 'waiting', 'still waiting for the gateway after five of its timeouts');
+  await client.close();
+  const error = await outcome;
+  assert.instance(error, ConnectionError);
+  assert.is((error as ConnectionError).failure, 'closed');
 });
 
 test('with reconnect, an ack sent again after a SHUTTING_DOWN refusal that gets no answer times out saying it was sent again, and why', async () => {
@@ -443,7 +462,7 @@ test('with reconnect, an ack sent again after a SHUTTING_DOWN refusal that gets 
   });
   const client = await connect({ url, token: 'x', timeoutMs: 5_000, reconnect: { initialDelayMs: 10, maxDelayMs: 20 } });
   try {
-    const error = await ackTimedOutAfterRefusal(client);
+    const error = timedOutAfterRefusal(await client.ack({ sessionKey: 'agent:a:main', seq: 1 }, { timeoutMs: 1_000 }).catch((error: unknown) => error));
     assert.is(connections, 2, 'sent again on the connection the reconnect opened');
     assert.match(error.message, /^no answer to session\.ack from \S+ within 1000 ms; it was sent again after the gateway refused it \(SHUTTING_DOWN: the gateway is shutting down\)$/);
   } finally {
