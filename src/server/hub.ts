@@ -54,10 +54,14 @@ export interface HubOptions {
 class Subscription {
   /**
    * Last seq sent of each session, where it moved past `after`. A session subscription only ever
-   * sees its own session, so it keeps one number; an agent subscription keeps a Map. Both start
-   * out absent: most subscriptions sit idle, and an empty Map costs ~200 B per connection.
+   * sees its own session, so it keeps one number; an agent subscription keeps a Map, until
+   * settle() (its live pushes cannot repeat an event: no map is needed, to grow with every session
+   * the agent hears from for as long as it stays connected). Both start out absent: most
+   * subscriptions sit idle, and an empty Map costs ~200 B per connection.
    */
   #sent: number | Map<string, number> | undefined;
+  /** An agent subscription past settle(): it keeps no per-session cursor. */
+  #settled = false;
   /** Sessions that got live events while the backlog was being replayed; created at the first. */
   #dirty: Set<string> | undefined;
   /**
@@ -119,8 +123,25 @@ class Subscription {
   /** Records that `seq` of the session was sent. */
   advance(sessionKey: string, seq: number): void {
     if (this.sessionKey !== null) this.#sent = seq;
+    else if (this.#settled) return;
     else if (this.#sent instanceof Map) this.#sent.set(sessionKey, seq);
     else this.#sent = new Map([[sessionKey, seq]]);
+  }
+
+  /**
+   * Live, and past the commit of its replay's last read: from here on each event comes once, by
+   * its own deliver(), in seq order per session. Only an event that read returned could come
+   * again (its deliver() settles with the same commit), and those have all been delivered.
+   */
+  settle(): void {
+    if (this.sessionKey !== null) return;
+    this.#settled = true;
+    this.#sent = undefined;
+  }
+
+  /** How many sessions' cursors it holds (memory per subscription; the tests' view). */
+  get sessionsTracked(): number {
+    return this.#sent instanceof Map ? this.#sent.size : this.#sent === undefined ? 0 : 1;
   }
 
   markDirty(sessionKey: string): void {
@@ -423,6 +444,9 @@ export class DeliveryHub implements Delivery {
     if (subscription.state === 'replaying') {
       subscription.state = 'live';
       subscription.forgetAfter();
+      // The deliveries of events stored with that read run as its commit settles, in this turn's
+      // promise jobs: all have run by the next turn.
+      setImmediate(() => subscription.settle());
     }
   }
 

@@ -472,4 +472,35 @@ test("an agent subscription holds the caller's cursors only while they can matte
   hub.close();
 });
 
+test('a live agent subscription holds no cursor per session once its replay has settled: its memory does not grow with every session the agent hears from (review: ~200 B a session, for as long as it stayed connected)', async () => {
+  const key = (user: string) => `agent:main:slack:direct:${user}`;
+  const replayed = { ...routedEvent('first', key('U1'), 'now'), seq: 1 };
+  const store: EventStore = {
+    ...emptyStore([]),
+    lastSeqs: (keys) => Promise.resolve(keys.map(() => 0)),
+    pendingSessionKeys: () => Promise.resolve([key('U1')]),
+    peek: (sessionKey, { after = 0 }) => Promise.resolve({ events: sessionKey === key('U1') && after < 1 ? [replayed] : [], depth: 1, more: false }),
+  };
+  const hub = new DeliveryHub(store, { heartbeatIntervalMs: 60_000, replayHighWaterBytes: 1024 });
+  const pushed: string[] = [];
+  const subscriber: Subscriber = { connectionId: 1, bufferedAmount: 0, push: (frame) => (pushed.push(frame), true), close: () => {} };
+  const subscription = accepted(await hub.subscribe(subscriber, { sessionKey: null, agentId: 'main' }, 0));
+  await hub.start(subscription);
+  assert.is(subscription.state, 'live');
+  // The replayed event's own delivery settles with the commit its replay read: in the same turn, where the cursor still tells it apart.
+  hub.deliver(replayed, { status: 'queued' });
+  assert.is(subscription.sessionsTracked, 1);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.is(subscription.sessionsTracked, 0);
+  for (let i = 1; i <= 100; i++) hub.deliver({ ...routedEvent(`e${i}`, key(`V${i}`), 'next-heartbeat'), seq: 1 }, { status: 'queued' });
+  hub.deliver({ ...routedEvent('second', key('U1'), 'next-heartbeat'), seq: 2 }, { status: 'queued' });
+  assert.is(subscription.sessionsTracked, 0);
+  const events = pushed.map((frame) => JSON.parse(frame) as { method: string; params: { event: { eventId: string } } }).filter((message) => message.method === 'session.event');
+  assert.equal(
+    events.map((message) => message.params.event.eventId),
+    ['first', ...Array.from({ length: 100 }, (_, i) => `e${i + 1}`), 'second'],
+  );
+  hub.close();
+});
+
 test.run();
