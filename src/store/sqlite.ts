@@ -3,7 +3,7 @@
  * gateway; every operation goes through the group-commit queue, so operations run one at a time,
  * in the order they were called, and settle only once committed.
  */
-import { rmSync, statSync } from 'node:fs';
+import { linkSync, lstatSync, renameSync, rmSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { createPrivateFile, makePrivateDir, replaceableDir } from '../config/private-files.js';
@@ -632,18 +632,20 @@ export class SqliteEventStore implements EventStore, TokenStore {
     if (replaceable !== undefined) {
       throw new BackupError(file, `its directory ${path.dirname(file)} ${replaceable}, who could swap the copy for a link elsewhere: back up into a directory of your own`);
     }
-    let created: boolean;
+    const existing = lstatSync(file, { throwIfNoEntry: false });
+    if (existing !== undefined) throw new BackupError(file, existingTargetProblem(existing));
+    // The copy is made under a name of its own, and given the one asked for once whole: a backup
+    // cut short (kill -9, a power loss) leaves a file no one would take for a backup. Under the
+    // name asked for, a part-copy restored as a data dir's database opened as an empty store.
+    // Named after the file, cut short so that a name near the file system's longest still fits.
+    const draft = path.join(path.dirname(file), `.${path.basename(file).slice(0, 100)}.${process.pid}-${Math.random().toString(36).slice(2)}.partial`);
     try {
-      created = createPrivateFile(file);
+      createPrivateFile(draft);
     } catch (error) {
       throw new BackupError(file, backupTargetProblem(file, error), { cause: error });
     }
-    if (!created) {
-      const problem = statSync(file, { throwIfNoEntry: false })?.isDirectory() ? 'it is a directory: name a new file in it' : 'the file exists already (a backup overwrites nothing): name a new one';
-      throw new BackupError(file, problem);
-    }
     // Stopped between two steps by a shutdown: it waits for no backup, which may take minutes.
-    const running = this.#db.backup(file, {
+    const running = this.#db.backup(draft, {
       progress: () => {
         if (this.#backupsStopped) throw new StoreClosedError();
         return BACKUP_PAGES_PER_STEP;
@@ -652,13 +654,16 @@ export class SqliteEventStore implements EventStore, TokenStore {
     this.#backups.add(running);
     try {
       await running;
-      return { bytes: statSync(file).size };
+      const bytes = statSync(draft).size;
+      nameWholeCopy(draft, file);
+      return { bytes };
     } catch (error) {
-      rmSync(file, { force: true });
-      if (error instanceof StoreClosedError) throw error;
+      if (error instanceof StoreClosedError || error instanceof BackupError) throw error;
       throw new BackupError(file, (error as Error).message, { cause: error });
     } finally {
       this.#backups.delete(running);
+      // SQLite's own journal of the copy too, left by a copy that failed.
+      for (const leftover of [draft, `${draft}-journal`]) rmSync(leftover, { force: true });
     }
   }
 
@@ -982,6 +987,26 @@ const DROP_SLICE_EVENTS = 1000;
 
 /** Pages a backup copies between two turns of the event loop: better-sqlite3's own default, ~1 ms each. */
 const BACKUP_PAGES_PER_STEP = 100;
+
+function existingTargetProblem(existing: Stats): string {
+  return existing.isDirectory() ? 'it is a directory: name a new file in it' : 'the file exists already (a backup overwrites nothing): name a new one';
+}
+
+/**
+ * Gives the whole copy its name: a hard link, which, unlike a rename, never replaces a file put
+ * there since the backup began. Where the file system has no hard links, a rename after one more
+ * look (what appears between the two is replaced).
+ */
+function nameWholeCopy(draft: string, file: string): void {
+  try {
+    linkSync(draft, file);
+  } catch (error) {
+    const existing = lstatSync(file, { throwIfNoEntry: false });
+    if (existing !== undefined) throw new BackupError(file, existingTargetProblem(existing));
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw error;
+    renameSync(draft, file);
+  }
+}
 
 /** Why the backup's file could not be created, in the operator's words where the errno has them. */
 function backupTargetProblem(file: string, error: unknown): string {

@@ -1807,7 +1807,11 @@ test('backup: a whole copy while appends go on, mode 0600, that a store opens wi
     }
   })();
   const backedUp = store.backup(copy);
+  await sleep(0);
+  // Cut short now (kill -9), it would leave a file no one takes for a backup, not a part-copy under its name.
+  assert.not.ok(fs.existsSync(copy), 'named only once whole');
   const { bytes } = await backedUp;
+  assert.equal(fs.readdirSync(path.dirname(copy)), ['copy.db'], 'the copy alone, under its name');
   const committedByThen = committedDuring;
   appending = false;
   await writer;
@@ -1872,15 +1876,17 @@ test('backup: a shutdown stops a backup under way at its next step, its file rem
   for (const stop of ['stopBackups', 'close'] as const) {
     const store = open(tempDir(), 100_000);
     await Promise.all(Array.from({ length: 3_000 }, (_, i) => queue(store, `agent:main:direct:u${i % 50}`, `${i} ${'x'.repeat(2_000)}`)));
-    const copy = path.join(tempDir(), 'cut.db');
+    const dir = tempDir();
+    const copy = path.join(dir, 'cut.db');
     const backingUp = store.backup(copy).catch((thrown: unknown) => thrown);
     await sleep(0);
-    assert.ok(fs.existsSync(copy), 'begun');
+    const [draft, ...others] = fs.readdirSync(dir);
+    assert.match(draft!, /^\.cut\.db\.\d+-[a-z0-9]+\.partial$/, 'begun, under a name of its own');
+    assert.equal(others.filter((name) => !name.endsWith('-journal')), [], 'nothing under the name asked for until the copy is whole');
     if (stop === 'stopBackups') store.stopBackups();
     else await store.close();
     assert.instance(await backingUp, StoreClosedError, stop);
-    assert.not.ok(fs.existsSync(copy), `${stop}: nothing of the copy is left`);
-    assert.not.ok(fs.existsSync(`${copy}-journal`), stop);
+    assert.equal(fs.readdirSync(dir), [], `${stop}: nothing of the copy is left`);
     if (stop === 'stopBackups') assert.instance(await store.backup(path.join(tempDir(), 'later.db')).catch((thrown: unknown) => thrown), StoreClosedError);
   }
 });
