@@ -595,29 +595,58 @@ export class DeliveryHub implements Delivery {
     wake.timer = undefined;
     wake.planned = undefined;
     if (wake.sessions.size === 0) return;
-    this.#notifyAgent(agentId, presence, 'event', wake);
+    this.#notifyAgent(agentId, presence, 'event', take(wake));
     wake.timer = setTimeout(() => this.#sendWake(agentId), WAKE_COALESCE_MS);
   }
 
   #sendHeartbeats(): void {
-    for (const [agentId, presence] of this.#agents) this.#notifyAgent(agentId, presence, 'heartbeat', presence.heartbeat);
+    for (const [agentId, presence] of this.#agents) void this.#sendHeartbeat(agentId, presence);
   }
 
-  #notifyAgent(
-    agentId: string,
-    presence: AgentPresence,
-    reason: AgentWakeNotification['reason'],
-    due: Due,
-  ): void {
-    due.planned = undefined;
-    const frames = wakeFrames(agentId, reason, [...due.sessions]);
+  /**
+   * Names the sessions of the events due since the last heartbeat that still hold pending events:
+   * in up to a minute, an agent handles much of what it was pushed, and a wake to look at an empty
+   * session is noise (QA). Should the store not answer, it names them all: better a look for
+   * nothing than an event never looked for.
+   */
+  async #sendHeartbeat(agentId: string, presence: AgentPresence): Promise<void> {
+    const due = take(presence.heartbeat);
+    if (due.sessions.length > 0) {
+      const pending = await this.#store.pendingSessionKeys(agentId).then(
+        (keys) => new Set(keys),
+        () => undefined,
+      );
+      if (pending !== undefined) due.sessions = due.sessions.filter((sessionKey) => pending.has(sessionKey));
+    }
+    this.#notifyAgent(agentId, presence, 'heartbeat', due);
+  }
+
+  #notifyAgent(agentId: string, presence: AgentPresence, reason: AgentWakeNotification['reason'], { sessions, eventIds }: Named): void {
+    const frames = wakeFrames(agentId, reason, sessions);
     let sent = 0;
     for (const subscriber of presence.connections.keys()) if (frames.every((frame) => subscriber.push(frame))) sent++;
     const at = Date.now();
-    this.#store.recordTrace(due.eventIds.map((eventId) => ({ eventId, step: 'wake', at, detail: { reason, connections: sent } })));
-    due.sessions.clear();
-    due.eventIds = [];
+    // The store leaves out the events no longer pending (see TraceEntry's step).
+    this.#store.recordTrace(eventIds.map((eventId) => ({ eventId, step: 'wake', at, detail: { reason, connections: sent } })));
   }
+}
+
+/** What a wake names: its sessions, and the events it is for (their traces get its step). */
+interface Named {
+  sessions: string[];
+  eventIds: string[];
+}
+
+/**
+ * Empties `due` for the wake that goes out now, and returns what it names. What is still planned
+ * is dropped: its batch failed (see Due).
+ */
+function take(due: Due): Named {
+  const named = { sessions: [...due.sessions], eventIds: due.eventIds };
+  due.planned = undefined;
+  due.sessions.clear();
+  due.eventIds = [];
+  return named;
 }
 
 /** A connection's subscriptions of an agent share one backlog wake. */

@@ -301,6 +301,7 @@ function prepareStatements(db: Database.Database) {
     deleteEvent: db.prepare<[id: number], RemovedEvent & { seq: number }>(
       'DELETE FROM events WHERE id = ? RETURNING event_id AS eventId, seq, stored_at AS acceptedAt, accepted',
     ),
+    isPending: db.prepare<[eventId: string], number>('SELECT 1 FROM events WHERE event_id = ?').pluck(),
     acceptance: db.prepare<[eventId: string], Acceptance>(
       'SELECT stored_at AS acceptedAt, accepted FROM events WHERE event_id = ? AND accepted IS NOT NULL',
     ),
@@ -733,7 +734,12 @@ export class SqliteEventStore implements EventStore, TokenStore {
     this.#queue
       .run(() => {
         detach();
-        for (const { eventId, step, at, detail } of batch) this.#writeTrace(eventId, step, at, JSON.stringify(detail));
+        for (const { eventId, step, at, detail } of batch) {
+          // A wake is recorded when it goes out, up to a heartbeat's interval after its event was
+          // stored: one for an event acked, drained, replaced or dropped meanwhile sent no one to it.
+          if (step === 'wake' && this.#sql.isPending.get(eventId) === undefined) continue;
+          this.#writeTrace(eventId, step, at, JSON.stringify(detail));
+        }
       }, NOT_DURABLE)
       .catch((error: unknown) => {
         // A batch rejected before this operation ran: its entries are lost with it.

@@ -102,6 +102,7 @@ export type TraceStep =
 
 export interface TraceEntry {
   eventId: string;
+  /** A `wake` step is written only while its event is pending (see recordTrace). */
   step: TraceStep;
   at: number;
   detail: TraceDetail;
@@ -168,7 +169,10 @@ export interface EventStore {
    * many events of how many sessions, and whether all were dropped: closing the store stops it.
    */
   dropOverCap(): Promise<{ events: number; sessions: number; finished: boolean }>;
-  /** Appends trace entries without waiting for them; they commit with the next batch. */
+  /**
+   * Appends trace entries without waiting for them; they commit with the next batch. A `wake`
+   * step of an event no longer pending by then (acked, drained, replaced, dropped) is left out.
+   */
   recordTrace(entries: TraceEntry[]): void;
   /**
    * The recorded life of an event, oldest step first; no steps when the event is unknown. `budget`

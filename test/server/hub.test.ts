@@ -503,4 +503,36 @@ test('a live agent subscription holds no cursor per session once its replay has 
   hub.close();
 });
 
+test('a heartbeat names, of the sessions its events went to, those that still hold pending events; all of them when the store cannot say (QA: it named a session whose event was acked a minute before)', async () => {
+  for (const storeAnswers of [true, false]) {
+    const heartbeatIntervalMs = 50;
+    const handled = 'agent:main:direct:handled';
+    const waiting = 'agent:main:direct:waiting';
+    // The replay reads the agent's sessions too: the store fails only after it.
+    let failing = false;
+    const store: EventStore = {
+      ...emptyStore([]),
+      pendingSessionKeys: () => (failing ? Promise.reject(new Error('disk on fire')) : Promise.resolve([waiting, 'agent:main:direct:other'])),
+    };
+    const hub = new DeliveryHub(store, { heartbeatIntervalMs, replayHighWaterBytes: 1024 });
+    const pushed: string[] = [];
+    const subscriber: Subscriber = { connectionId: 1, bufferedAmount: 0, push: (frame) => (pushed.push(frame), true), close: () => {} };
+    const subscription = accepted(await hub.subscribe(subscriber, { sessionKey: null, agentId: 'main' }, 0));
+    await hub.start(subscription);
+    failing = !storeAnswers;
+    for (const sessionKey of [handled, waiting]) {
+      const event = routedEvent(sessionKey, sessionKey, 'next-heartbeat');
+      hub.plan(event, { status: 'queued' });
+      hub.deliver(event, { status: 'queued' });
+    }
+    const heartbeats = () =>
+      pushed
+        .map((frame) => JSON.parse(frame) as { method: string; params: { reason: string; sessions: string[] } })
+        .filter((message) => message.method === 'agent.wake' && message.params.reason === 'heartbeat');
+    await new Promise((resolve) => setTimeout(resolve, heartbeatIntervalMs * 3));
+    assert.equal(heartbeats()[0]!.params.sessions, storeAnswers ? [waiting] : [handled, waiting], `store answers: ${storeAnswers}`);
+    hub.close();
+  }
+});
+
 test.run();

@@ -463,7 +463,7 @@ test('prune: expired traces and idempotency records both go, traces in the first
   const store = open(dir);
   const now = Date.now();
   store.recordTrace(
-    Array.from({ length: PRUNE_SLICE }, (): TraceEntry => ({ eventId: 'old', step: 'wake', at: now - TRACE_RETENTION_MS - 1, detail: {} })),
+    Array.from({ length: PRUNE_SLICE }, (): TraceEntry => ({ eventId: 'old', step: 'delivered', at: now - TRACE_RETENTION_MS - 1, detail: {} })),
   );
   await store.close();
   withDatabase(dir, (db) => {
@@ -1475,11 +1475,11 @@ test('trace: rows written before schema 5 (accepted+stored, or two steps) read t
     assert.equal(entries.slice(2).map((entry) => entry.step), ['acked']);
     // With nothing left of the frame's budget, the acceptance is answered all the same (it names
     // the session, which a scoped token's check needs), and the last step.
-    store.recordTrace([{ eventId, step: 'wake', at: Date.now(), detail: {} }]);
+    store.recordTrace([{ eventId, step: 'delivered', at: Date.now(), detail: {} }]);
     const spent = readBudget();
     spent.bytes = 0;
     const trimmed = await store.trace(eventId, spent);
-    assert.equal([trimmed.steps.map((entry) => entry.step), trimmed.omitted], [['accepted', 'stored', 'wake'], 1], eventId);
+    assert.equal([trimmed.steps.map((entry) => entry.step), trimmed.omitted], [['accepted', 'stored', 'delivered'], 1], eventId);
   }
 });
 
@@ -1547,10 +1547,10 @@ test('trace: past MAX_TRACE_STEPS, the first steps and the last are answered, an
   assert.is(acked.omitted, 501, 'every row is a step shown or counted');
 
   // A step written after the ack: the row that carries the acceptance is among those not read.
-  store.recordTrace([{ eventId: event.eventId, step: 'wake', at: Date.now(), detail: {} }]);
-  const woken = await store.trace(event.eventId);
-  assert.equal(woken.steps.slice(0, 2), acked.steps.slice(0, 2), 'the acceptance is still answered');
-  assert.equal([woken.steps.at(-1)!.step, woken.steps.length, woken.omitted], ['wake', MAX_TRACE_STEPS + 2, 502]);
+  store.recordTrace([redelivered(0)]);
+  const late = await store.trace(event.eventId);
+  assert.equal(late.steps.slice(0, 2), acked.steps.slice(0, 2), 'the acceptance is still answered');
+  assert.equal([late.steps.at(-1)!.step, late.steps.length, late.omitted], ['delivered', MAX_TRACE_STEPS + 2, 502]);
 });
 
 test('trace: within a frame\'s read budget, the acceptance and the last step always, the steps between as they fit', async () => {
@@ -1602,6 +1602,20 @@ test('recordTrace: a burst in one tick is one operation in one commit', async ()
     recorded,
     Array.from({ length: 100 }, (_, i): TraceEntry => ({ eventId: 'e', step: 'delivered', at: at + i, detail: { receiver: i } })),
   );
+});
+
+test('recordTrace: a wake step is written while its event is pending, left out once it was acked or replaced (QA: a heartbeat a minute on traced a wake for an event long acked)', async () => {
+  const store = open(tempDir());
+  const pending = await queue(store, 's', 'pending');
+  const acked = await queue(store, 't', 'acked');
+  const replaced = await queue(store, 'u', 'first', { contextKey: 'ctx' });
+  await store.ack('t', acked.seq, { connectionId: 9, via: 'session.ack' });
+  await queue(store, 'u', 'second', { contextKey: 'ctx' });
+  const at = Date.now();
+  store.recordTrace([pending, acked, replaced].map(({ eventId }): TraceEntry => ({ eventId, step: 'wake', at, detail: { reason: 'heartbeat', connections: 1 } })));
+  assert.equal((await steps(store, pending.eventId)).at(-1), ['wake', { reason: 'heartbeat', connections: 1 }]);
+  assert.equal((await steps(store, acked.eventId)).map(([step]) => step), ['accepted', 'stored', 'acked']);
+  assert.equal((await steps(store, replaced.eventId)).map(([step]) => step), ['accepted', 'stored', 'replaced']);
 });
 
 test('recordTrace: close writes what was recorded; after close it is a no-op; traces survive reopen', async () => {
@@ -1673,13 +1687,13 @@ test('recordTrace: a failed write goes to onBackgroundError and later writes sti
   const errors: unknown[] = [];
   const store = open(tempDir(), 3, { onBackgroundError: (error) => errors.push(error) });
   const at = Date.now();
-  store.recordTrace([{ eventId: null as unknown as string, step: 'wake', at, detail: {} }]);
+  store.recordTrace([{ eventId: null as unknown as string, step: 'delivered', at, detail: {} }]);
   assert.equal(await store.stats(), { sessions: 0, pending: 0 }, 'the batch commits; only the trace write failed');
   assert.is(errors.length, 1);
   assert.match((errors[0] as Error).message, 'NOT NULL');
 
-  store.recordTrace([{ eventId: 'e', step: 'wake', at, detail: {} }]);
-  assert.equal((await store.trace('e')).steps, [{ eventId: 'e', step: 'wake', at, detail: {} }]);
+  store.recordTrace([{ eventId: 'e', step: 'delivered', at, detail: {} }]);
+  assert.equal((await store.trace('e')).steps, [{ eventId: 'e', step: 'delivered', at, detail: {} }]);
   assert.is(errors.length, 1);
 });
 
@@ -1687,7 +1701,7 @@ test('prune goes by write order: a trace dated ahead by a clock step stays, the 
   const dir = tempDir();
   const store = open(dir);
   const now = Date.now();
-  const entry = (eventId: string, at: number): TraceEntry => ({ eventId, step: 'wake', at, detail: {} });
+  const entry = (eventId: string, at: number): TraceEntry => ({ eventId, step: 'delivered', at, detail: {} });
   store.recordTrace([entry('ahead', now + 60_000), ...Array.from({ length: 10 }, () => entry('old', now - TRACE_RETENTION_MS - 1)), entry('young', now)]);
   await store.close();
 
@@ -1705,11 +1719,11 @@ test('traces older than TRACE_RETENTION_MS are pruned at open, a slice per batch
   const now = Date.now();
   const old = Array.from({ length: PRUNE_SLICE + 1 }, (): TraceEntry => ({
     eventId: 'old',
-    step: 'wake',
+    step: 'delivered',
     at: now - TRACE_RETENTION_MS - 1,
     detail: {},
   }));
-  const kept: TraceEntry = { eventId: 'kept', step: 'wake', at: now - TRACE_RETENTION_MS + 60_000, detail: {} };
+  const kept: TraceEntry = { eventId: 'kept', step: 'delivered', at: now - TRACE_RETENTION_MS + 60_000, detail: {} };
   store.recordTrace([...old, kept]);
   const traced = await store.trace('old');
   assert.is(traced.steps.length + traced.omitted, PRUNE_SLICE + 1, 'not pruned while the store is open');
