@@ -81,7 +81,9 @@ export async function systemEvent(args: Args): Promise<ExitCode> {
 
 /**
  * The text of `--text -`: all of stdin, as UTF-8, at most MAX_TEXT_BYTES once trimmed (as the
- * gateway trims it). Reading stops past a frame's worth, which bounds what is held.
+ * gateway trims it). Reading stops past a frame's worth, which bounds what is held. Bytes that are
+ * not UTF-8 are sent as U+FFFD, and stderr says so: stdin is most often a log's tail, where one
+ * Latin-1 byte, or a character `tail -c` cut in two, must not cost the whole event.
  */
 async function readStdinText(): Promise<string> {
   if (process.stdin.isTTY) process.stderr.write('switchboard: reading the text from stdin (end it with Ctrl-D)\n');
@@ -93,8 +95,10 @@ async function readStdinText(): Promise<string> {
     chunks.push(chunk);
   }
   const bytes = Buffer.concat(chunks);
-  if (!isUtf8(bytes)) throw usageError('stdin (--text -) is not UTF-8 text');
   const text = bytes.toString('utf8');
+  if (!isUtf8(bytes)) {
+    process.stderr.write('switchboard: stdin (--text -) is not all UTF-8: what is not is sent as U+FFFD (\uFFFD); to keep it, convert it first (iconv -f <its encoding> -t UTF-8)\n');
+  }
   // Checked here, not left to the gateway: JSON may escape a text of a megabyte past a frame's
   // size, and a request the gateway cuts off unread leaves the CLI unable to say it was not stored.
   const length = Buffer.byteLength(text.trim());
@@ -105,7 +109,7 @@ async function readStdinText(): Promise<string> {
 const STDIN_TEXT = 'the text read from stdin (--text -)';
 
 function textTooLong(what: string, bytes: string): CliError {
-  return usageError(`${what} is ${bytes} bytes; an event's text is at most ${MAX_TEXT_BYTES}: send a part of it (tail -c)`);
+  return usageError(`${what} is ${bytes} bytes; an event's text is at most ${MAX_TEXT_BYTES}: send a part of it (tail -c 60000)`);
 }
 
 /**

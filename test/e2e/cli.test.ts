@@ -142,7 +142,7 @@ test('system event with a valid text whose request is past the HTTP body limit (
   assert.is((JSON.parse(nowhere.stdout) as { error: { data: { name: string } } }).error.data.name, 'GATEWAY_UNREACHABLE');
 });
 
-test('system event --text - reads the text from stdin (UTF-8, trimmed by the gateway); empty or not UTF-8 is exit 2', async ({ gw }) => {
+test('system event --text - reads the text from stdin (UTF-8, trimmed by the gateway); empty is exit 2; bytes not UTF-8 go as U+FFFD, said on stderr (QA: a Latin-1 byte in a log, or a character tail -c cut, cost the whole event)', async ({ gw }) => {
   const key = freshKey();
   const log = 'build 42 failed:\n  test/a.test.ts: 3 failing\n  ünïcödé ✓\n';
   const sent = parseJsonOut<RoutingJson>(await runCli(['system', 'event', '--text', '-', '--session-key', key, '--json', ...conn(gw)], { stdin: log }));
@@ -152,18 +152,22 @@ test('system event --text - reads the text from stdin (UTF-8, trimmed by the gat
   const empty = await runCli(['system', 'event', '--text', '-', ...conn(gw)], { stdin: ' \n' });
   assertExit(empty, 2);
   assert.is(empty.stderr, "switchboard: the text read from stdin (--text -) is empty: switchboard system event --text 'Task done!'\n");
-  const binary = await runCli(['system', 'event', '--text', '-', ...conn(gw)], { stdin: Buffer.from([0x61, 0xff, 0x62]) });
-  assertExit(binary, 2);
-  assert.is(binary.stderr, 'switchboard: stdin (--text -) is not UTF-8 text\n');
+  const latin1 = freshKey();
+  // A Latin-1 é, and the tail of an é that tail -c cut in two.
+  const mixed = await runCli(['system', 'event', '--text', '-', '--session-key', latin1, ...conn(gw)], { stdin: Buffer.from([0xa9, 0x63, 0x61, 0x66, 0xe9, 0x21]) });
+  assertExit(mixed, 0);
+  assert.is(mixed.stderr, 'switchboard: stdin (--text -) is not all UTF-8: what is not is sent as U+FFFD (\uFFFD); to keep it, convert it first (iconv -f <its encoding> -t UTF-8)\n');
+  const stored = parseJsonOut<{ events: Array<{ text: string }> }>(await runCli(['session', 'peek', '--session-key', latin1, '--json', ...conn(gw)]));
+  assert.equal(stored.events.map((event) => event.text), ['\uFFFDcaf\uFFFD!']);
   // Past the text limit once trimmed: refused before anything is sent (escaped, it could pass a frame's size).
   const tooLong = await runCli(['system', 'event', '--text', '-', ...conn(gw)], { stdin: `  ${'\u001b'.repeat(MAX_TEXT_BYTES + 1)}\n` });
   assertExit(tooLong, 2);
-  assert.is(tooLong.stderr, `switchboard: the text read from stdin (--text -) is ${MAX_TEXT_BYTES + 1} bytes; an event's text is at most ${MAX_TEXT_BYTES}: send a part of it (tail -c)\n`);
+  assert.is(tooLong.stderr, `switchboard: the text read from stdin (--text -) is ${MAX_TEXT_BYTES + 1} bytes; an event's text is at most ${MAX_TEXT_BYTES}: send a part of it (tail -c 60000)\n`);
   const atLimit = await runCli(['system', 'event', '--text', '-', '--json', ...conn(gw)], { stdin: `\na${'\u001b'.repeat(MAX_TEXT_BYTES - 2)}z\n\n` });
   assertExit(atLimit, 0);
   // The same limit, and the same exit code, for a text given as an argument.
   const argTooLong = await runCli(['system', 'event', '--text', ` ${'x'.repeat(MAX_TEXT_BYTES + 1)} `, ...conn(gw)]);
-  assert.equal([argTooLong.code, argTooLong.stderr], [2, `switchboard: --text is ${MAX_TEXT_BYTES + 1} bytes; an event's text is at most ${MAX_TEXT_BYTES}: send a part of it (tail -c)\n`]);
+  assert.equal([argTooLong.code, argTooLong.stderr], [2, `switchboard: --text is ${MAX_TEXT_BYTES + 1} bytes; an event's text is at most ${MAX_TEXT_BYTES}: send a part of it (tail -c 60000)\n`]);
   assertExit(await runCli(['system', 'event', '--text', ` ${'x'.repeat(MAX_TEXT_BYTES)} `, ...conn(gw)]), 0);
 });
 
