@@ -27,6 +27,13 @@ function declare(commands: readonly CommandSpec[], group?: string): CAC {
     const command = COMMANDS.find((spec) => spec.name === cli.matchedCommandName);
     // cac pads an option without a default with a trailing space.
     const trimmed = sections.map((section) => ({ ...section, body: section.body.replace(/ +$/gm, '') }));
+    if (command) {
+      // What the command does under the version line (cac shows a command's summary only in the
+      // list of commands), and its notes before the examples.
+      trimmed.splice(1, 0, { body: command.summary });
+      const examples = trimmed.findIndex((section) => section.title === 'Examples');
+      trimmed.splice(examples < 0 ? trimmed.length : examples, 0, ...(command.notes ?? []));
+    }
     return [...trimmed, { title: '', body: command ? (command.exitCodes ?? EXIT_CODES_HELP) : `${EXIT_CODES_HELP}${ownNote}` }];
   });
   cli.version(VERSION);

@@ -55,7 +55,7 @@ export async function systemEvent(args: Args): Promise<ExitCode> {
   const given = rawOption(args, 'text');
   const text = given === '-' ? (await readStdinText()).trim() : given;
   if (text === undefined || text.trim() === '') {
-    const what = given === '-' ? `${STDIN_TEXT} is empty` : '--text is required and must not be empty';
+    const what = given === '-' ? `${STDIN_TEXT} is empty` : given ? '--text holds only whitespace' : '--text is required and must not be empty';
     throw usageError(`${what}: switchboard system event --text 'Task done!'`);
   }
   // As for stdin: a usage error (exit 2), not the gateway's refusal (exit 1) of the same text.
@@ -496,7 +496,8 @@ function endpointInUrlHint(url: string, error: ConnectionError): string {
 function unreachableHint(localDataDir: string | undefined, code: string | undefined): string {
   // Its token too: the data dir's is sent to no URL given but a unix: one (see resolveToken).
   const byUrl = (example = '') => `give its URL (--url / ${ENV.url}${example}) and its token (${ENV.token})`;
-  if (localDataDir === undefined) return `is \`switchboard gateway\` running? (or set --url / ${ENV.url})`;
+  // A URL was given (--url or the variable): the fix is in it, or in the gateway it names.
+  if (localDataDir === undefined) return 'is `switchboard gateway` running there, on that port?';
   // Windows: the default is a port, where a gateway of this data dir listens only if it took the default one.
   if (!HAS_UNIX_SOCKETS && code === 'ECONNREFUSED') {
     return `no gateway listens on the default port: start one (\`switchboard gateway\`), or for one on another port ${byUrl()}`;

@@ -17,6 +17,7 @@ import {
   MAX_READ_LIMIT,
   UNIX_SCHEME,
 } from '../protocol/constants.js';
+import { SESSION_KEY_FORMS } from '../protocol/session-key.js';
 // Static, unlike the other commands' code: one-shot commands are what the CLI mostly runs, and
 // their code is small; bundled with the entry, they load without another module to resolve.
 import * as oneShot from './client-commands.js';
@@ -42,6 +43,8 @@ export interface CommandSpec {
   summary: string;
   options: readonly OptionSpec[];
   example: string;
+  /** Sections its --help shows before the examples (a title, and lines indented by two spaces). */
+  notes?: ReadonlyArray<{ title: string; body: string }>;
   /** The exit codes its --help lists, when they are not the client commands' (EXIT_CODES_HELP). */
   exitCodes?: string;
   load: () => Promise<Action>;
@@ -85,6 +88,14 @@ function sessionRead(name: 'peek' | 'drain', summary: string): CommandSpec {
       { flags: '--limit <n>', description: `Most events to return (default ${DEFAULT_READ_LIMIT}, at most ${MAX_READ_LIMIT})` },
     ],
     example: `switchboard session ${name} --session-key 'agent:main:slack:channel:C123:thread:456'`,
+    notes: [
+      {
+        title: 'Other sessions',
+        body: `  --agent reads that agent's main session alone; its other sessions (threads, DMs) are listed by
+  \`switchboard session list --agent <agentId>\`, each read with its --session-key
+  (\`switchboard session watch --agent <agentId>\` streams them all)`,
+      },
+    ],
     load: async () => (name === 'peek' ? oneShot.sessionPeek : oneShot.sessionDrain),
   });
 }
@@ -102,6 +113,13 @@ export const COMMANDS: readonly CommandSpec[] = [
       { flags: '--idempotency-key <key>', description: "A repeat returns the first call's result instead of storing again" },
     ],
     example: `switchboard system event --text 'Task done!' --mode now --session-key 'agent:main:slack:channel:C123:thread:456'`,
+    notes: [
+      {
+        title: 'Session keys',
+        body: `${SESSION_KEY_FORMS.map((form) => `  ${form}`).join('\n')}
+  (a key that does not parse is refused, naming what is wrong: never sent to a main session instead)`,
+      },
+    ],
     load: async () => oneShot.systemEvent,
   }),
   sessionRead('peek', 'Show pending events of a session, oldest first, without consuming them'),

@@ -15,6 +15,7 @@ import * as assert from 'uvu/assert';
 import { fakeServer } from '../helpers/fake-server.js';
 import { cleanup, CLI_PATH, ISO_RE, makeTempDir, runCli, spawnCli, startGatewayProcess, UUID_RE, waitUntil, type CliResult, type GatewayProcess } from '../helpers/gateway.js';
 import { MAX_TEXT_BYTES } from '../../src/protocol/constants.js';
+import { SESSION_KEY_FORMS } from '../../src/protocol/session-key.js';
 
 interface Context {
   gw: GatewayProcess;
@@ -140,6 +141,9 @@ test('system event with a valid text whose request is past the HTTP body limit (
   const nowhere = await runCli(['system', 'event', '--text', text, '--json', '--url', 'ws://127.0.0.1:1', '--token', 'x']);
   assertExit(nowhere, 3);
   assert.is((JSON.parse(nowhere.stdout) as { error: { data: { name: string } } }).error.data.name, 'GATEWAY_UNREACHABLE');
+  // Given a URL, the hint is about it, not to give one (QA).
+  const told = await runCli(['system', 'event', '--text', text, '--url', 'ws://127.0.0.1:1', '--token', 'x']);
+  assert.equal([told.code, told.stderr], [3, 'switchboard: gateway not reachable at ws://127.0.0.1:1 (ECONNREFUSED): is `switchboard gateway` running there, on that port?\n']);
 });
 
 test('system event --text - reads the text from stdin (UTF-8, trimmed by the gateway); empty is exit 2; bytes not UTF-8 go as U+FFFD, said on stderr (QA: a Latin-1 byte in a log, or a character tail -c cut, cost the whole event)', async ({ gw }) => {
@@ -152,6 +156,10 @@ test('system event --text - reads the text from stdin (UTF-8, trimmed by the gat
   const empty = await runCli(['system', 'event', '--text', '-', ...conn(gw)], { stdin: ' \n' });
   assertExit(empty, 2);
   assert.is(empty.stderr, "switchboard: the text read from stdin (--text -) is empty: switchboard system event --text 'Task done!'\n");
+  const blank = await runCli(['system', 'event', '--text', ' \t ', ...conn(gw)]);
+  assert.equal([blank.code, blank.stderr], [2, "switchboard: --text holds only whitespace: switchboard system event --text 'Task done!'\n"]);
+  const none = await runCli(['system', 'event', ...conn(gw)]);
+  assert.equal([none.code, none.stderr], [2, "switchboard: --text is required and must not be empty: switchboard system event --text 'Task done!'\n"]);
   const latin1 = freshKey();
   // A Latin-1 é, and the tail of an é that tail -c cut in two.
   const mixed = await runCli(['system', 'event', '--text', '-', '--session-key', latin1, ...conn(gw)], { stdin: Buffer.from([0xa9, 0x63, 0x61, 0x66, 0xe9, 0x21]) });
@@ -270,7 +278,7 @@ test('exit 2: usage errors, before any connection is tried', async () => {
   const nowhere = ['--url', 'ws://127.0.0.1:1', '--token', 'x'];
   const cases: [string[], RegExp][] = [
     [['system', 'event', ...nowhere], /--text is required/],
-    [['system', 'event', '--text', '   ', ...nowhere], /--text is required/],
+    [['system', 'event', '--text', '   ', ...nowhere], /--text holds only whitespace/],
     [['system', 'event', '--text', 'x', '--mode', 'later', ...nowhere], /--mode must be "now" or "next-heartbeat"/],
     [['system', 'event', '--text', 'x', '--bogus', ...nowhere], /--bogus/],
     [['system', 'event', '--text', '--mode', 'now', ...nowhere], /^switchboard: --text needs a value; see `switchboard system event --help`\n$/],
@@ -1086,6 +1094,12 @@ test('--help on each command exits 0 and lists its options, and its example as t
   assert.match(watch, /--json +Print each event as one JSON object on its own line \(JSON lines\)/);
   assert.not.match(watch, /one JSON object on stdout/);
   assert.match(watch, /--timeout <ms> +Give up connecting, subscribing or acking after this many milliseconds \(default 10000\); the watch itself runs until interrupted/);
+  // A command's help says what it does, under the version line (QA: system event's said nothing), and system event's lists the key forms.
+  assert.match(help('system event'), /^switchboard\/\S+\n\nTell an agent that something happened; prints where the event went\n\nUsage:/);
+  assert.match(help('status'), /^switchboard\/\S+\n\nShow the gateway version/);
+  assert.ok(help('system event').includes(`Session keys:\n${SESSION_KEY_FORMS.map((form) => `  ${form}\n`).join('')}`), help('system event'));
+  // peek and drain read one session: where the agent's others are (QA: drain --agent main left its threads behind).
+  for (const read of ['session peek', 'session drain']) assert.match(help(read), /Other sessions:\n {2}--agent reads that agent's main session alone; .*\n {2}`switchboard session list --agent <agentId>`/);
 });
 
 test('session watch --help lists the exit codes of a watch, not those of a one-shot call', async () => {
