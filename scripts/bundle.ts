@@ -1,5 +1,5 @@
 /**
- * Bundles the CLI into dist/bin/ (run after tsc by `npm run build`). Node 20 has no module compile
+ * Bundles the CLI into dist/bin/ (run after tsc by `npm run build`, in the dir it builds: see build.mjs). Node 20 has no module compile
  * cache, so every file a command loads costs start-up time, and an ES module entry costs ~5 ms
  * more than CommonJS before it runs at all: a quarter of `node -e 0` on these machines.
  *
@@ -31,9 +31,11 @@ import { startGateway } from '../src/server/gateway.js';
 import { codeCacheRunEnv } from './code-cache-env.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
+// The build this script is part of: dist, or the dir a build writes before it takes dist's place (scripts/build.mjs).
+const out = path.relative(root, fileURLToPath(new URL('../', import.meta.url)));
 const LAZY = ['cac-parser', 'watch-command', 'gateway-command', 'websocket-call'] as const;
-const BIN = path.join(root, 'dist/bin/switchboard.cjs');
-const BUNDLE = path.join(root, 'dist/bin/cli.cjs');
+const BIN = path.join(root, out, 'bin/switchboard.cjs');
+const BUNDLE = path.join(root, out, 'bin/cli.cjs');
 const run = promisify(execFile);
 
 /** The lazy commands' modules, imported as `./name.js` in the source: the built files beside cli.cjs. */
@@ -50,12 +52,12 @@ fs.rmSync(codeCachePath(BUNDLE), { force: true });
 
 await build({
   absWorkingDir: root,
-  outdir: 'dist/bin',
+  outdir: `${out}/bin`,
   bundle: true,
   platform: 'node',
   target: 'node20',
   logLevel: 'warning',
-  entryPoints: { cli: 'dist/src/cli/main.js', switchboard: 'dist/src/cli/bin.js', ...Object.fromEntries(LAZY.map((name) => [name, `dist/src/cli/${name}.js`])) },
+  entryPoints: { cli: `${out}/src/cli/main.js`, switchboard: `${out}/src/cli/bin.js`, ...Object.fromEntries(LAZY.map((name) => [name, `${out}/src/cli/${name}.js`])) },
   format: 'cjs',
   outExtension: { '.js': '.cjs' },
   external: ['better-sqlite3'],
@@ -64,7 +66,7 @@ await build({
   supported: { 'dynamic-import': false },
   // CommonJS has no import.meta: version.ts finds package.json from the file's own URL instead,
   // two levels up from any file in dist/bin.
-  inject: ['dist/scripts/cjs-import-meta.js'],
+  inject: [`${out}/scripts/cjs-import-meta.js`],
   define: { 'import.meta': 'importMeta' },
 });
 
