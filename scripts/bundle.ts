@@ -51,13 +51,14 @@ const lazyFiles: Plugin = {
 fs.rmSync(codeCachePath(BUNDLE), { force: true });
 
 await build({
-  absWorkingDir: root,
-  outdir: `${out}/bin`,
+  // The build's dir: the bundles name each module they hold by its path from there (src/..., ../node_modules/...).
+  absWorkingDir: path.join(root, out),
+  outdir: 'bin',
   bundle: true,
   platform: 'node',
   target: 'node20',
   logLevel: 'warning',
-  entryPoints: { cli: `${out}/src/cli/main.js`, switchboard: `${out}/src/cli/bin.js`, ...Object.fromEntries(LAZY.map((name) => [name, `${out}/src/cli/${name}.js`])) },
+  entryPoints: { cli: 'src/cli/main.js', switchboard: 'src/cli/bin.js', ...Object.fromEntries(LAZY.map((name) => [name, `src/cli/${name}.js`])) },
   format: 'cjs',
   outExtension: { '.js': '.cjs' },
   external: ['better-sqlite3'],
@@ -66,7 +67,7 @@ await build({
   supported: { 'dynamic-import': false },
   // CommonJS has no import.meta: version.ts finds package.json from the file's own URL instead,
   // two levels up from any file in dist/bin.
-  inject: [`${out}/scripts/cjs-import-meta.js`],
+  inject: ['scripts/cjs-import-meta.js'],
   define: { 'import.meta': 'importMeta' },
 });
 

@@ -316,7 +316,7 @@ export class DeliveryHub implements Delivery {
     if (this.#backlog.get(key) !== owed) return;
     this.#backlog.delete(key);
     if (sessions.length === 0) return;
-    for (const frame of wakeFrames(subscription.agentId, 'backlog', sessions)) if (!subscription.subscriber.push(frame)) return;
+    for (const frame of wakeFrames(subscription.agentId, 'backlog', sessions)) if (!this.#push(subscription.subscriber, frame)) return;
   }
 
   /** Replays the backlog, then goes live. Errors end the replay; the events stay pending. */
@@ -495,12 +495,19 @@ export class DeliveryHub implements Delivery {
     subscription.advance(sessionKey, seq);
     // The id is digits and a dot: nothing in it needs escaping.
     const frame = `{"jsonrpc":"2.0","method":"session.event","params":{"subscriptionId":"${subscription.id}","event":${eventJson}}}`;
-    if (subscription.subscriber.push(frame)) return 'sent';
-    // Closing (cut as too slow, or closed by the gateway): it takes nothing more, so it is no
-    // receiver, and no agent's presence, from now on rather than once its socket has closed,
-    // which for a slow consumer may be half a minute later.
-    this.dropConnection(subscription.subscriber.connectionId);
-    return 'closed';
+    return this.#push(subscription.subscriber, frame) ? 'sent' : 'closed';
+  }
+
+  /**
+   * Pushes a frame; false when the connection takes nothing more (cut as too slow, or closed by
+   * the gateway). It is then no receiver, and no agent's presence (a wake `sent` to it would reach
+   * no one), from now on rather than once its socket has closed, which for a slow consumer may be
+   * half a minute later.
+   */
+  #push(subscriber: Subscriber, frame: string): boolean {
+    if (subscriber.push(frame)) return true;
+    this.dropConnection(subscriber.connectionId);
+    return false;
   }
 
   #remove(subscription: Subscription): void {
@@ -624,7 +631,7 @@ export class DeliveryHub implements Delivery {
   #notifyAgent(agentId: string, presence: AgentPresence, reason: AgentWakeNotification['reason'], { sessions, eventIds }: Named): void {
     const frames = wakeFrames(agentId, reason, sessions);
     let sent = 0;
-    for (const subscriber of presence.connections.keys()) if (frames.every((frame) => subscriber.push(frame))) sent++;
+    for (const subscriber of [...presence.connections.keys()]) if (frames.every((frame) => this.#push(subscriber, frame))) sent++;
     const at = Date.now();
     // The store leaves out the events no longer pending (see TraceEntry's step).
     this.#store.recordTrace(eventIds.map((eventId) => ({ eventId, step: 'wake', at, detail: { reason, connections: sent } })));

@@ -535,4 +535,24 @@ test('a heartbeat names, of the sessions its events went to, those that still ho
   }
 });
 
+test('a subscriber whose wake push fails (cut as a slow consumer) is no presence of the agent from then on: the next now event is no-agent-connected, not sent to no one (review)', async () => {
+  const hub = new DeliveryHub({ ...emptyStore([]), lastSeqs: (keys) => Promise.resolve(keys.map(() => 0)) }, {
+    heartbeatIntervalMs: 60_000,
+    replayHighWaterBytes: 1024,
+  });
+  let open = true;
+  const subscriber: Subscriber = { connectionId: 1, bufferedAmount: 0, push: () => open, close: () => {} };
+  // A session subscription: the agent's other sessions' events are not pushed to it, only their wakes.
+  await hub.start(accepted(await hub.subscribe(subscriber, { sessionKey: 'agent:main:main', agentId: 'main' }, 0)));
+  await nextTurn();
+  open = false;
+  const elsewhere = (id: string) => routedEvent(id, 'agent:main:direct:u1', 'now');
+  assert.is(hub.plan(elsewhere('first'), { status: 'queued' }).wake.status, 'sent');
+  hub.deliver(elsewhere('first'), { status: 'queued' });
+  await nextTurn();
+  assert.is(hub.subscriptionCount(1), 0);
+  assert.is(hub.plan(elsewhere('second'), { status: 'queued' }).wake.status, 'no-agent-connected');
+  hub.close();
+});
+
 test.run();
