@@ -77,12 +77,15 @@ export function readBudget(pool?: ReadPool): ReadBudget {
 /**
  * Leaves the reads of a frame of `frameBytes` holding `requests` no more than its answer has room
  * for within MAX_FRAME_BYTES, what a client that takes frames of that size (Python's `websockets`
- * by default) can receive: after ANSWER_RESERVE_BYTES for each request's own answer, and three
- * times the frame's bytes, which its answers may repeat (ids; a routing result names its key three
- * times). Called before any of the frame's requests runs.
+ * by default) can receive: after ANSWER_RESERVE_BYTES for each request's own answer, and what its
+ * answers may repeat of the frame: a batch's, three times its bytes (ids; a routing result names
+ * its key three times); a lone request's, once (its id, a read's key). Three times for a lone read
+ * left a read with an id of a few hundred KiB no room for any event, answered with `more` for ever
+ * (QA). Called before any of the frame's requests runs.
  */
 export function fitAnswerFrame(budget: ReadBudget, frameBytes: number, requests: number): void {
-  budget.bytes = Math.min(budget.bytes, MAX_FRAME_BYTES - 3 * frameBytes - requests * ANSWER_RESERVE_BYTES);
+  const repeated = requests === 1 ? frameBytes : 3 * frameBytes;
+  budget.bytes = Math.min(budget.bytes, MAX_FRAME_BYTES - repeated - requests * ANSWER_RESERVE_BYTES);
 }
 
 /** At most what the event adds to an answer: its record's JSON, the key once more for the route. */
