@@ -247,8 +247,9 @@ export const MAX_READ_BYTES = 768 * 1024;
 
 /**
  * Room kept in a frame's answer for each of its requests' own answers beyond what they repeat of
- * the frame (ids, keys: three times the frame's bytes are kept for those, as a routing result
- * names its key three times: sessionKey, requestedSessionKey and the route's parts). What is left
+ * the frame (ids, keys: three times a batch's bytes are kept for those, as a routing result
+ * names its key three times: sessionKey, requestedSessionKey and the route's parts; a lone
+ * request's once). What is left
  * is an answer's own words: a routing result's wake and times (~1.4 KiB), an error's message and
  * the paths it names, each cut at MAX_ECHOED_NAME_LENGTH (~3.3 KiB at most, measured). The frame's
  * reads take only what is left of MAX_FRAME_BYTES (see fitAnswerFrame), so that no answer is
