@@ -603,6 +603,8 @@ export class DeliveryHub implements Delivery {
     wake.planned = undefined;
     if (wake.sessions.size === 0) return;
     this.#notifyAgent(agentId, presence, 'event', take(wake));
+    // Its last connection cut as too slow by the wake: the agent is gone, and with it the window.
+    if (this.#agents.get(agentId) !== presence) return;
     wake.timer = setTimeout(() => this.#sendWake(agentId), WAKE_COALESCE_MS);
   }
 

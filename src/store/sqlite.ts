@@ -633,7 +633,13 @@ export class SqliteEventStore implements EventStore, TokenStore {
     if (replaceable !== undefined) {
       throw new BackupError(file, `its directory ${path.dirname(file)} ${replaceable}, who could swap the copy for a link elsewhere: back up into a directory of your own`);
     }
-    const existing = lstatSync(file, { throwIfNoEntry: false });
+    let existing: Stats | undefined;
+    try {
+      existing = lstatSync(file, { throwIfNoEntry: false });
+    } catch (error) {
+      // Not a missing file, which is no error here: a path through a file, too long, not readable.
+      throw new BackupError(file, backupTargetProblem(file, error), { cause: error });
+    }
     if (existing !== undefined) throw new BackupError(file, existingTargetProblem(existing));
     // The copy is made under a name of its own, and given the one asked for once whole: a backup
     // cut short (kill -9, a power loss) leaves a file no one would take for a backup. Under the
@@ -1007,7 +1013,13 @@ function nameWholeCopy(draft: string, file: string): void {
   try {
     linkSync(draft, file);
   } catch (error) {
-    const existing = lstatSync(file, { throwIfNoEntry: false });
+    let existing: Stats | undefined;
+    try {
+      existing = lstatSync(file, { throwIfNoEntry: false });
+    } catch (error) {
+      // Not a missing file, which is no error here: a path through a file, too long, not readable.
+      throw new BackupError(file, backupTargetProblem(file, error), { cause: error });
+    }
     if (existing !== undefined) throw new BackupError(file, existingTargetProblem(existing));
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw error;
     renameSync(draft, file);

@@ -540,4 +540,37 @@ test('a heartbeat names, of the sessions its events went to, those that still ho
   }
 });
 
+test('a wake that cuts the agent\'s last connection leaves no window behind: the agent\'s next connection is woken at most once per window (review: the old window\'s timer woke it early)', async () => {
+  const hub = new DeliveryHub({ ...emptyStore([]), lastSeqs: (keys) => Promise.resolve(keys.map(() => 0)) }, {
+    heartbeatIntervalMs: 60_000,
+    replayHighWaterBytes: 1024,
+  });
+  const key = 'agent:main:direct:u1';
+  const slow: Subscriber = { connectionId: 1, bufferedAmount: 0, push: () => false, close: () => {} };
+  await hub.start(accepted(await hub.subscribe(slow, { sessionKey: 'agent:main:main', agentId: 'main' }, 0)));
+  const event = (id: string) => routedEvent(id, key, 'now');
+  hub.plan(event('first'), { status: 'queued' });
+  hub.deliver(event('first'), { status: 'queued' });
+  await nextTurn();
+  assert.is(hub.subscriptionCount(1), 0, 'cut by the wake');
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  const wokenAt: number[] = [];
+  const next: Subscriber = {
+    connectionId: 2,
+    bufferedAmount: 0,
+    push: (frame) => ((JSON.parse(frame) as { params: { reason: string } }).params.reason === 'event' && wokenAt.push(performance.now()), true),
+    close: () => {},
+  };
+  await hub.start(accepted(await hub.subscribe(next, { sessionKey: 'agent:main:main', agentId: 'main' }, 0)));
+  for (const id of ['second', 'third']) {
+    hub.plan(event(id), { status: 'queued' });
+    hub.deliver(event(id), { status: 'queued' });
+    await nextTurn();
+  }
+  await new Promise((resolve) => setTimeout(resolve, WAKE_COALESCE_MS + 100));
+  assert.is(wokenAt.length, 2, 'the second event\'s wake, then the window\'s follow-up for the third');
+  assert.ok(wokenAt[1]! - wokenAt[0]! >= WAKE_COALESCE_MS - 5, `${wokenAt[1]! - wokenAt[0]!} ms apart`);
+  hub.close();
+});
+
 test.run();

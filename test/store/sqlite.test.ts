@@ -1856,6 +1856,8 @@ test('backup: a file that exists is not overwritten, a missing directory is name
     [existing, 'the file exists already (a backup overwrites nothing): name a new one'],
     [path.dirname(existing), 'it is a directory: name a new file in it'],
     [path.join(missingDir, 'such.db'), `its directory ${missingDir} does not exist`],
+    // Found while checking what is there (review: an internal error, not BACKUP_FAILED).
+    [path.join(existing, 'x.db'), `${existing} is not a directory`],
   ] as const) {
     const error = await store.backup(file).catch((thrown: unknown) => thrown);
     assert.instance(error, BackupError);
@@ -1863,6 +1865,9 @@ test('backup: a file that exists is not overwritten, a missing directory is name
   }
   assert.is(fs.readFileSync(existing, 'utf8'), 'mine');
   assert.not.ok(fs.existsSync(missingDir));
+  const tooLong = await store.backup(path.join(path.dirname(existing), `${'n'.repeat(300)}.db`)).catch((thrown: unknown) => thrown);
+  assert.instance(tooLong, BackupError);
+  assert.match((tooLong as Error).message, 'ENAMETOOLONG');
   // better-sqlite3 trims the name it writes to: "taken.db " would have overwritten taken.db.
   const padded = await store.backup(`${existing} `).catch((thrown: unknown) => thrown);
   assert.instance(padded, BackupError);
