@@ -97,6 +97,8 @@ async function readStdinText(): Promise<string> {
   const bytes = Buffer.concat(chunks);
   const text = bytes.toString('utf8');
   if (!isUtf8(bytes)) {
+    // Nothing of it is UTF-8 text: another encoding wholly (UTF-16, say), or not text at all.
+    if (text.replaceAll('\uFFFD', '').trim() === '') throw usageError('stdin (--text -) is not UTF-8 text: convert it first (iconv -f <its encoding> -t UTF-8)');
     process.stderr.write('switchboard: stdin (--text -) is not all UTF-8: what is not is sent as U+FFFD (\uFFFD); to keep it, convert it first (iconv -f <its encoding> -t UTF-8)\n');
   }
   // Checked here, not left to the gateway: JSON may escape a text of a megabyte past a frame's
@@ -497,7 +499,7 @@ function unreachableHint(localDataDir: string | undefined, code: string | undefi
   // Its token too: the data dir's is sent to no URL given but a unix: one (see resolveToken).
   const byUrl = (example = '') => `give its URL (--url / ${ENV.url}${example}) and its token (${ENV.token})`;
   // A URL was given (--url or the variable): the fix is in it, or in the gateway it names.
-  if (localDataDir === undefined) return 'is `switchboard gateway` running there, on that port?';
+  if (localDataDir === undefined) return 'is `switchboard gateway` running there?';
   // Windows: the default is a port, where a gateway of this data dir listens only if it took the default one.
   if (!HAS_UNIX_SOCKETS && code === 'ECONNREFUSED') {
     return `no gateway listens on the default port: start one (\`switchboard gateway\`), or for one on another port ${byUrl()}`;

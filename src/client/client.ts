@@ -50,10 +50,11 @@ export interface ConnectOptions {
    * reads: peek, listSessions, trace, status, discover), which are sent again once it is back, as
    * they are when a gateway shutting down refuses them (SHUTTING_DOWN). A read whose gateway is not
    * back within its timeout fails with ConnectionError `timeout`, saying why it was to be sent again
-   * (its `cause`: the refusal or the lost connection). An ack waits out an outage of any length,
-   * its timeout counting on an open connection only: an agent loop's ack must not fail, leaving
-   * its event pending where the loop, which has moved on, will not see it again. Its signal, or
-   * close(), ends the wait. @default false
+   * (its `cause`: the refusal or the lost connection). An ack waits out an outage the client
+   * notices (a connection closed, or lost: see heartbeatTimeoutMs), however long, its timeout
+   * counting on an open connection only: an agent loop's ack must not fail, leaving its event
+   * pending where the loop, which has moved on, will not see it again. Its signal, or close(),
+   * ends the wait. @default false
    */
   reconnect?: boolean | ReconnectOptions;
   /**
@@ -303,7 +304,8 @@ export class SwitchboardClient {
 
   /**
    * Consumes a session's pending events up to and including `seq`, as a subscriber that handled
-   * them. With `reconnect`, it waits out an outage of any length (see ConnectOptions.reconnect).
+   * them. With `reconnect`, it waits out an outage the client notices, however long (see
+   * ConnectOptions.reconnect).
    */
   ack(params: ParamsOf<'session.ack'>, options?: CallOptions): Promise<ResultOf<'session.ack'>> {
     return this.call('session.ack', params, options);

@@ -143,7 +143,7 @@ test('system event with a valid text whose request is past the HTTP body limit (
   assert.is((JSON.parse(nowhere.stdout) as { error: { data: { name: string } } }).error.data.name, 'GATEWAY_UNREACHABLE');
   // Given a URL, the hint is about it, not to give one (QA).
   const told = await runCli(['system', 'event', '--text', text, '--url', 'ws://127.0.0.1:1', '--token', 'x']);
-  assert.equal([told.code, told.stderr], [3, 'switchboard: gateway not reachable at ws://127.0.0.1:1 (ECONNREFUSED): is `switchboard gateway` running there, on that port?\n']);
+  assert.equal([told.code, told.stderr], [3, 'switchboard: gateway not reachable at ws://127.0.0.1:1 (ECONNREFUSED): is `switchboard gateway` running there?\n']);
 });
 
 test('system event --text - reads the text from stdin (UTF-8, trimmed by the gateway); empty is exit 2; bytes not UTF-8 go as U+FFFD, said on stderr (QA: a Latin-1 byte in a log, or a character tail -c cut, cost the whole event)', async ({ gw }) => {
@@ -167,6 +167,9 @@ test('system event --text - reads the text from stdin (UTF-8, trimmed by the gat
   assert.is(mixed.stderr, 'switchboard: stdin (--text -) is not all UTF-8: what is not is sent as U+FFFD (\uFFFD); to keep it, convert it first (iconv -f <its encoding> -t UTF-8)\n');
   const stored = parseJsonOut<{ events: Array<{ text: string }> }>(await runCli(['session', 'peek', '--session-key', latin1, '--json', ...conn(gw)]));
   assert.equal(stored.events.map((event) => event.text), ['\uFFFDcaf\uFFFD!']);
+  // None of it UTF-8 (review: stored as two U+FFFD): not text, exit 2.
+  const binary = await runCli(['system', 'event', '--text', '-', ...conn(gw)], { stdin: Buffer.from([0xff, 0xfe, 0x0a]) });
+  assert.equal([binary.code, binary.stderr], [2, 'switchboard: stdin (--text -) is not UTF-8 text: convert it first (iconv -f <its encoding> -t UTF-8)\n']);
   // Past the text limit once trimmed: refused before anything is sent (escaped, it could pass a frame's size).
   const tooLong = await runCli(['system', 'event', '--text', '-', ...conn(gw)], { stdin: `  ${'\u001b'.repeat(MAX_TEXT_BYTES + 1)}\n` });
   assertExit(tooLong, 2);
