@@ -633,14 +633,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
     if (replaceable !== undefined) {
       throw new BackupError(file, `its directory ${path.dirname(file)} ${replaceable}, who could swap the copy for a link elsewhere: back up into a directory of your own`);
     }
-    let existing: Stats | undefined;
-    try {
-      existing = lstatSync(file, { throwIfNoEntry: false });
-    } catch (error) {
-      // Not a missing file, which is no error here: a path through a file, too long, not readable.
-      throw new BackupError(file, backupTargetProblem(file, error), { cause: error });
-    }
-    if (existing !== undefined) throw new BackupError(file, existingTargetProblem(existing));
+    refuseExistingTarget(file);
     // The copy is made under a name of its own, and given the one asked for once whole: a backup
     // cut short (kill -9, a power loss) leaves a file no one would take for a backup. Under the
     // name asked for, a part-copy restored as a data dir's database opened as an empty store.
@@ -1000,8 +993,17 @@ const DROP_SLICE_EVENTS = 1000;
 /** Pages a backup copies between two turns of the event loop: better-sqlite3's own default, ~1 ms each. */
 const BACKUP_PAGES_PER_STEP = 100;
 
-function existingTargetProblem(existing: Stats): string {
-  return existing.isDirectory() ? 'it is a directory: name a new file in it' : 'the file exists already (a backup overwrites nothing): name a new one';
+/** Throws BACKUP_FAILED's error when something is at `file` already, or the path cannot be looked at. */
+function refuseExistingTarget(file: string): void {
+  let existing: Stats | undefined;
+  try {
+    existing = lstatSync(file, { throwIfNoEntry: false });
+  } catch (error) {
+    // Not a missing file, which is no error here: a path through a file, too long, not readable.
+    throw new BackupError(file, backupTargetProblem(file, error), { cause: error });
+  }
+  if (existing === undefined) return;
+  throw new BackupError(file, existing.isDirectory() ? 'it is a directory: name a new file in it' : 'the file exists already (a backup overwrites nothing): name a new one');
 }
 
 /**
@@ -1013,14 +1015,7 @@ function nameWholeCopy(draft: string, file: string): void {
   try {
     linkSync(draft, file);
   } catch (error) {
-    let existing: Stats | undefined;
-    try {
-      existing = lstatSync(file, { throwIfNoEntry: false });
-    } catch (error) {
-      // Not a missing file, which is no error here: a path through a file, too long, not readable.
-      throw new BackupError(file, backupTargetProblem(file, error), { cause: error });
-    }
-    if (existing !== undefined) throw new BackupError(file, existingTargetProblem(existing));
+    refuseExistingTarget(file);
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw error;
     renameSync(draft, file);
   }
