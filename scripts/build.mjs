@@ -1,8 +1,8 @@
 /**
- * `npm run build`: compiles and bundles into dist.next, then puts it in dist's place. A CLI run
- * from the checkout meanwhile (a cron job's, a build step's) finds the old build or the new one,
- * never none: removing dist first left every call of the ~20 s the build takes failing with
- * MODULE_NOT_FOUND (QA). Plain JavaScript: it runs before anything is compiled.
+ * `npm run build`: compiles and bundles into dist.next, then puts it in dist's place (two renames,
+ * microseconds apart). A CLI run from the checkout meanwhile (a cron job's, a build step's) finds
+ * the old build or the new one: removing dist first left every call of the ~20 s the build takes
+ * failing with MODULE_NOT_FOUND (QA). Plain JavaScript: it runs before anything is compiled.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';

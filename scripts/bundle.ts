@@ -1,7 +1,8 @@
 /**
- * Bundles the CLI into dist/bin/ (run after tsc by `npm run build`, in the dir it builds: see build.mjs). Node 20 has no module compile
- * cache, so every file a command loads costs start-up time, and an ES module entry costs ~5 ms
- * more than CommonJS before it runs at all: a quarter of `node -e 0` on these machines.
+ * Bundles the CLI into dist/bin/ (run after tsc by `npm run build`, in the dir that build writes:
+ * see build.mjs). Node 20 has no module compile cache, so every file a command loads costs
+ * start-up time, and an ES module entry costs ~5 ms more than CommonJS before it runs at all: a
+ * quarter of `node -e 0` on these machines.
  *
  * - `switchboard.cjs`, the bin (src/cli/bin.ts): runs `cli.cjs` compiled with `cli.cjs.cache`.
  * - `cli.cjs`: one file holding what one-shot commands need (the command table, argument
@@ -31,7 +32,8 @@ import { startGateway } from '../src/server/gateway.js';
 import { codeCacheRunEnv } from './code-cache-env.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-// The build this script is part of: dist, or the dir a build writes before it takes dist's place (scripts/build.mjs).
+// The build this script is part of: dist, or the dir a build writes before it takes dist's
+// place (scripts/build.mjs).
 const out = path.relative(root, fileURLToPath(new URL('../', import.meta.url)));
 const LAZY = ['cac-parser', 'watch-command', 'gateway-command', 'websocket-call'] as const;
 const BIN = path.join(root, out, 'bin/switchboard.cjs');
@@ -51,7 +53,8 @@ const lazyFiles: Plugin = {
 fs.rmSync(codeCachePath(BUNDLE), { force: true });
 
 await build({
-  // The build's dir: the bundles name each module they hold by its path from there (src/..., ../node_modules/...).
+  // The build's dir: the bundles name each module they hold by its path from there (src/...,
+  // ../node_modules/...).
   absWorkingDir: path.join(root, out),
   outdir: 'bin',
   bundle: true,
