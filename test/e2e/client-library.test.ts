@@ -360,7 +360,7 @@ test("the README's agent loop as written (an ack with no catch) outlasts an outa
   const after = await openPeer(second.url, second.token);
   assert.is(resultOf<{ depth: number }>(await after.call('session.peek', { sessionKey: key })).depth, 0, 'both acked');
   after.close();
-  // Still bounded where an outage is not the cause: closing the client ends an ack that waits.
+  // The wait has an end: closing the client ends an ack that waits for the gateway.
   await second.kill9();
   const waiting = sb.ack({ sessionKey: key, seq: 2 }).catch((error: unknown) => error);
   await sleep(100);
