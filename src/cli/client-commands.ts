@@ -53,13 +53,15 @@ const MODES = ['now', 'next-heartbeat'] as const;
 
 export async function systemEvent(args: Args): Promise<ExitCode> {
   const given = rawOption(args, 'text');
-  const text = given === '-' ? (await readStdinText()).trim() : given;
-  if (text === undefined || text.trim() === '') {
-    const what = given === '-' ? `${STDIN_TEXT} is empty` : given ? '--text holds only whitespace' : '--text is required and must not be empty';
+  const read = given === '-' ? await readStdinText() : given;
+  const text = read?.trim();
+  if (text === undefined || text === '') {
+    const blank = read ? 'holds only whitespace' : undefined;
+    const what = given === '-' ? `${STDIN_TEXT} ${blank ?? 'is empty'}` : `--text ${blank ?? 'is required and must not be empty'}`;
     throw usageError(`${what}: switchboard system event --text 'Task done!'`);
   }
   // As for stdin: a usage error (exit 2), not the gateway's refusal (exit 1) of the same text.
-  const length = Buffer.byteLength(text.trim());
+  const length = Buffer.byteLength(text);
   if (given !== '-' && length > MAX_TEXT_BYTES) throw textTooLong('--text', String(length));
   const mode = rawOption(args, 'mode');
   if (mode !== undefined && !(MODES as readonly string[]).includes(mode)) {
@@ -96,9 +98,12 @@ async function readStdinText(): Promise<string> {
   }
   const bytes = Buffer.concat(chunks);
   const text = bytes.toString('utf8');
+  // A NUL is in no text a person writes: UTF-16 (whose ASCII reads as valid UTF-8, a NUL after
+  // each letter), or a binary file. So is input with nothing of UTF-8 in it.
+  if (bytes.includes(0) || (!isUtf8(bytes) && text.replaceAll('\uFFFD', '').trim() === '')) {
+    throw usageError('stdin (--text -) is not UTF-8 text (UTF-16, or not text at all): convert it first (iconv -f <its encoding> -t UTF-8)');
+  }
   if (!isUtf8(bytes)) {
-    // Nothing of it is UTF-8 text: another encoding wholly (UTF-16, say), or not text at all.
-    if (text.replaceAll('\uFFFD', '').trim() === '') throw usageError('stdin (--text -) is not UTF-8 text: convert it first (iconv -f <its encoding> -t UTF-8)');
     process.stderr.write('switchboard: stdin (--text -) is not all UTF-8: what is not is sent as U+FFFD (\uFFFD); to keep it, convert it first (iconv -f <its encoding> -t UTF-8)\n');
   }
   // Checked here, not left to the gateway: JSON may escape a text of a megabyte past a frame's
@@ -499,7 +504,7 @@ function unreachableHint(localDataDir: string | undefined, code: string | undefi
   // Its token too: the data dir's is sent to no URL given but a unix: one (see resolveToken).
   const byUrl = (example = '') => `give its URL (--url / ${ENV.url}${example}) and its token (${ENV.token})`;
   // A URL was given (--url or the variable): the fix is in it, or in the gateway it names.
-  if (localDataDir === undefined) return 'is `switchboard gateway` running there?';
+  if (localDataDir === undefined) return code === 'ENOTFOUND' ? 'no such host: check the URL' : 'is `switchboard gateway` running there?';
   // Windows: the default is a port, where a gateway of this data dir listens only if it took the default one.
   if (!HAS_UNIX_SOCKETS && code === 'ECONNREFUSED') {
     return `no gateway listens on the default port: start one (\`switchboard gateway\`), or for one on another port ${byUrl()}`;

@@ -1033,6 +1033,8 @@ function backupTargetProblem(file: string, error: unknown): string {
     case 'EPERM':
     case 'EROFS':
       return `the gateway's user may not create files in ${dir}`;
+    case 'ENAMETOOLONG':
+      return 'the path is longer than the file system takes: name a shorter one';
     default:
       return (error as Error).message;
   }

@@ -153,9 +153,11 @@ test('system event --text - reads the text from stdin (UTF-8, trimmed by the gat
   assert.is(sent.queue.seq, 1);
   const peeked = parseJsonOut<{ events: Array<{ text: string }> }>(await runCli(['session', 'peek', '--session-key', key, '--json', ...conn(gw)]));
   assert.is(peeked.events[0]!.text, log.trim());
-  const empty = await runCli(['system', 'event', '--text', '-', ...conn(gw)], { stdin: ' \n' });
+  const empty = await runCli(['system', 'event', '--text', '-', ...conn(gw)], { stdin: '' });
   assertExit(empty, 2);
   assert.is(empty.stderr, "switchboard: the text read from stdin (--text -) is empty: switchboard system event --text 'Task done!'\n");
+  const blankStdin = await runCli(['system', 'event', '--text', '-', ...conn(gw)], { stdin: ' \n' });
+  assert.equal([blankStdin.code, blankStdin.stderr], [2, "switchboard: the text read from stdin (--text -) holds only whitespace: switchboard system event --text 'Task done!'\n"]);
   const blank = await runCli(['system', 'event', '--text', ' \t ', ...conn(gw)]);
   assert.equal([blank.code, blank.stderr], [2, "switchboard: --text holds only whitespace: switchboard system event --text 'Task done!'\n"]);
   const none = await runCli(['system', 'event', ...conn(gw)]);
@@ -167,9 +169,12 @@ test('system event --text - reads the text from stdin (UTF-8, trimmed by the gat
   assert.is(mixed.stderr, 'switchboard: stdin (--text -) is not all UTF-8: what is not is sent as U+FFFD (\uFFFD); to keep it, convert it first (iconv -f <its encoding> -t UTF-8)\n');
   const stored = parseJsonOut<{ events: Array<{ text: string }> }>(await runCli(['session', 'peek', '--session-key', latin1, '--json', ...conn(gw)]));
   assert.equal(stored.events.map((event) => event.text), ['\uFFFDcaf\uFFFD!']);
-  // None of it UTF-8 (review: stored as two U+FFFD): not text, exit 2.
-  const binary = await runCli(['system', 'event', '--text', '-', ...conn(gw)], { stdin: Buffer.from([0xff, 0xfe, 0x0a]) });
-  assert.equal([binary.code, binary.stderr], [2, 'switchboard: stdin (--text -) is not UTF-8 text: convert it first (iconv -f <its encoding> -t UTF-8)\n']);
+  // None of it UTF-8 (review: stored as two U+FFFD), or UTF-16, whose ASCII reads as UTF-8 with a NUL after each letter (QA): not text, exit 2.
+  const notText = 'switchboard: stdin (--text -) is not UTF-8 text (UTF-16, or not text at all): convert it first (iconv -f <its encoding> -t UTF-8)\n';
+  for (const stdin of [Buffer.from([0xff, 0xfe, 0x0a]), Buffer.from('hello world\n', 'utf16le'), Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('hello', 'utf16le')])]) {
+    const binary = await runCli(['system', 'event', '--text', '-', ...conn(gw)], { stdin });
+    assert.equal([binary.code, binary.stderr], [2, notText], stdin.toString('hex'));
+  }
   // Past the text limit once trimmed: refused before anything is sent (escaped, it could pass a frame's size).
   const tooLong = await runCli(['system', 'event', '--text', '-', ...conn(gw)], { stdin: `  ${'\u001b'.repeat(MAX_TEXT_BYTES + 1)}\n` });
   assertExit(tooLong, 2);
