@@ -424,7 +424,7 @@ export function explain(error: unknown, settings: ConnectionSettings, unanswered
   // front of it, answered instead.
   const message = printable(error.message);
   const explained: Record<ConnectionFailure, [CliErrorName, string]> = {
-    unreachable: ['GATEWAY_UNREACHABLE', `${message}: ${unreachableHint(localDataDir, errnoCode(error))}`],
+    unreachable: ['GATEWAY_UNREACHABLE', `${message}: ${unreachableHint(localDataDir, errnoCode(error))}${defaultPortHint(url)}`],
     unauthorized: ['TOKEN_REFUSED', `the gateway at ${printable(url)} refused the token: ${refusedTokenHint(settings)}`],
     // Refused, nothing was done; answered unreadably, it may have been.
     rejected: ['GATEWAY_REJECTED', `${message}${endpointInUrlHint(url, error)}${error.unreadableAnswer ? uncertain : ''}`],
@@ -517,6 +517,17 @@ function unreachableHint(localDataDir: string | undefined, code: string | undefi
 }
 
 /** The errno code (ENOENT, EACCES, ...) of an error or of one of its causes. */
+/**
+ * A ws:// or wss:// URL without a port goes to 80 or 443, as URLs do, where a gateway listens only
+ * behind a proxy: said, since the gateway's own default is DEFAULT_PORT (QA: `ws://127.0.0.1`).
+ */
+function defaultPortHint(url: string): string {
+  if (!URL.canParse(url)) return '';
+  const { protocol, port } = new URL(url);
+  if (port !== '' || (protocol !== 'ws:' && protocol !== 'wss:')) return '';
+  return `; the URL names no port, so ${protocol === 'ws:' ? 80 : 443} was tried (a gateway listens on ${DEFAULT_PORT} unless given --port)`;
+}
+
 function errnoCode(error: unknown): string | undefined {
   for (let cause = error; cause instanceof Error; cause = cause.cause) {
     const { code } = cause as NodeJS.ErrnoException;

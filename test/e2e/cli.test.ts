@@ -144,6 +144,10 @@ test('system event with a valid text whose request is past the HTTP body limit (
   // Given a URL, the hint is about it, not to give one (QA).
   const told = await runCli(['system', 'event', '--text', text, '--url', 'ws://127.0.0.1:1', '--token', 'x']);
   assert.equal([told.code, told.stderr], [3, 'switchboard: gateway not reachable at ws://127.0.0.1:1 (ECONNREFUSED): is `switchboard gateway` running there?\n']);
+  // A URL without a port goes to 80, which it says (QA: ws://127.0.0.1 failed without a word of why).
+  const portless = await runCli(['system', 'event', '--text', text, '--url', 'ws://127.0.0.1', '--token', 'x']);
+  assert.is(portless.code, 3);
+  assert.match(portless.stderr, /: is `switchboard gateway` running there\?; the URL names no port, so 80 was tried \(a gateway listens on 18790 unless given --port\)\n$/);
 });
 
 test('system event --text - reads the text from stdin (UTF-8, trimmed by the gateway); empty is exit 2; bytes not UTF-8 go as U+FFFD, said on stderr (QA: a Latin-1 byte in a log, or a character tail -c cut, cost the whole event)', async ({ gw }) => {
