@@ -516,7 +516,6 @@ function unreachableHint(localDataDir: string | undefined, code: string | undefi
   return `or ${byUrl()}`;
 }
 
-/** The errno code (ENOENT, EACCES, ...) of an error or of one of its causes. */
 /**
  * A ws:// or wss:// URL without a port goes to 80 or 443, as URLs do, where a gateway listens only
  * behind a proxy: said, since the gateway's own default is DEFAULT_PORT (QA: `ws://127.0.0.1`).
@@ -528,6 +527,7 @@ function defaultPortHint(url: string): string {
   return `; the URL names no port, so ${protocol === 'ws:' ? 80 : 443} was tried (a gateway listens on ${DEFAULT_PORT} unless given --port)`;
 }
 
+/** The errno code (ENOENT, EACCES, ...) of an error or of one of its causes. */
 function errnoCode(error: unknown): string | undefined {
   for (let cause = error; cause instanceof Error; cause = cause.cause) {
     const { code } = cause as NodeJS.ErrnoException;

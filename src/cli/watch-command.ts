@@ -135,9 +135,9 @@ async function printEvent(event: StoredEvent, json: boolean, acking: boolean, si
 }
 
 /**
- * Acks what the watch showed. The client waits out an outage it notices, however long, for an ack (it
- * consumes up to its seq: sent again it does the same), as an idle watch waits one out; an ack
- * unanswered on an open connection is the gateway's failure, and ends the watch. False when
+ * Acks what the watch showed. The client waits out an outage it notices, however long, for an
+ * ack (it consumes up to its seq: sent again it does the same), as an idle watch waits one out; an
+ * ack unanswered on an open connection is the gateway's failure, and ends the watch. False when
  * interrupted first: the event was shown, its ack perhaps not taken.
  */
 async function ackUnlessInterrupted(client: SwitchboardClient, sessionKey: string, seq: number, signal: AbortSignal): Promise<boolean> {
