@@ -20,10 +20,11 @@ import type Database from 'better-sqlite3';
 import { sqliteCode, StoreUnavailableError } from './errors.js';
 
 /**
- * Most operations in one transaction. A flush blocks the event loop while it runs, and a failed
- * commit rejects the whole batch: 1000 appends take a few milliseconds, which bounds both.
+ * Most work in one transaction, counted in operations, each of them as its `weight` (see
+ * RunOptions). A flush blocks the event loop while it runs, and a failed commit rejects the whole
+ * batch: 1000 appends take a few milliseconds, which bounds both.
  */
-export const MAX_OPS_PER_COMMIT = 1000;
+export const MAX_WEIGHT_PER_COMMIT = 1000;
 
 /**
  * A batch smaller than this waits (at most GROUP_WAIT_MS) for the callers the last commit answered
@@ -83,6 +84,13 @@ export interface RunOptions {
    * @default false
    */
   readOnly?: boolean;
+  /**
+   * What the operation costs, in appends, read when its batch is formed: one that writes many
+   * rows (a heartbeat's trace steps for every event of its interval) counts each, so it cannot
+   * stall the event loop for the length of many batches.
+   * @default () => 1
+   */
+  weight?: () => number;
 }
 
 /** How the operations of a batch ran: how to settle each, or why the whole batch failed. */
@@ -92,6 +100,7 @@ interface QueuedOp {
   run(): unknown;
   durable: boolean;
   readOnly: boolean;
+  weight: (() => number) | undefined;
   resolve(value: unknown): void;
   reject(reason: unknown): void;
 }
@@ -192,8 +201,9 @@ export class CommitQueue {
   run<T>(operation: () => T, options?: RunOptions): Promise<T> {
     const durable = options?.durable ?? true;
     const readOnly = options?.readOnly ?? false;
+    const weight = options?.weight;
     return new Promise<T>((resolve, reject) => {
-      this.#queue.push({ run: operation, durable, readOnly, resolve, reject });
+      this.#queue.push({ run: operation, durable, readOnly, weight, resolve, reject });
       this.#schedule();
     });
   }
@@ -227,7 +237,7 @@ export class CommitQueue {
   }
 
   #flush(): void {
-    const batch = this.#queue.splice(0, MAX_OPS_PER_COMMIT);
+    const batch = this.#queue.splice(0, this.#batchLength());
     const settlers = this.#execute(batch);
     this.#scheduled = false;
     // Only durable operations have callers waiting to send again: the rest are the store's own
@@ -238,6 +248,18 @@ export class CommitQueue {
     this.#answeredAt = performance.now();
     if (this.#queue.length > 0) this.#schedule();
     for (const settle of settlers) settle();
+  }
+
+  /** How many of the queued operations the next batch takes: at least one, however heavy. */
+  #batchLength(): number {
+    let weight = 0;
+    let length = 0;
+    for (const op of this.#queue) {
+      weight += op.weight?.() ?? 1;
+      if (length > 0 && weight > MAX_WEIGHT_PER_COMMIT) break;
+      length++;
+    }
+    return length;
   }
 
   /** Runs the batch in one transaction and returns how to settle each operation, in order. */

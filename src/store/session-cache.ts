@@ -10,7 +10,7 @@ import type { EventRecord } from './types.js';
  * reads neither the sessions row nor the newest event for dedupe. Busy sessions are what matter:
  * a few thousand cover them, and bound the memory to about SESSION_CACHE_SIZE newest texts of at
  * most NEWEST_TEXT_CACHE_LIMIT UTF-16 units (8 MiB). Sessions changed in the running batch stay
- * on top of that until it commits: at most MAX_OPS_PER_COMMIT (commit-queue.ts) of them.
+ * on top of that until it commits: at most MAX_WEIGHT_PER_COMMIT (commit-queue.ts) of them.
  */
 export const SESSION_CACHE_SIZE = 4096;
 

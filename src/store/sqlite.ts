@@ -8,7 +8,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { createPrivateFile, makePrivateDir, replaceableDir } from '../config/private-files.js';
 import { DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../protocol/constants.js';
-import { CommitQueue, observeAll, type CommitMetrics, type RunOptions } from './commit-queue.js';
+import { CommitQueue, MAX_WEIGHT_PER_COMMIT, observeAll, type CommitMetrics, type RunOptions } from './commit-queue.js';
 import { BackupError, corruptStoreError, isCorruption, sqliteCode, StoreClosedError, StoreLockedError, StoreOpenError } from './errors.js';
 import { newEventId } from './ids.js';
 import { migrate } from './migrations.js';
@@ -75,10 +75,10 @@ const WAL_AUTOCHECKPOINT_PAGES = 10_000;
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
 /**
- * For writes that may be lost on power loss: trace rows, which are diagnostics, and pruning,
- * which the next prune redoes. Never for anything an answer depends on.
+ * Pruning may be lost on power loss (the next prune redoes it), as trace rows may (diagnostics);
+ * never anything an answer depends on. A slice weighs what a full batch of appends does.
  */
-const NOT_DURABLE: RunOptions = { durable: false };
+const PRUNE_OPTIONS: RunOptions = { durable: false, weight: () => PRUNE_SLICE };
 const READ_ONLY: RunOptions = { readOnly: true };
 
 /**
@@ -554,7 +554,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
     const sessions = new Set<number>();
     // Closing ends it between slices: the next open goes on with what is left.
     while (!this.#closing) {
-      const slice = await this.#submit(() => this.#dropOverCapSlice());
+      const slice = await this.#submit(() => this.#dropOverCapSlice(), { weight: () => DROP_SLICE_EVENTS });
       if (slice.events === 0) return { events, sessions: sessions.size, finished: true };
       events += slice.events;
       for (const sessionId of slice.sessionIds) sessions.add(sessionId);
@@ -563,13 +563,15 @@ export class SqliteEventStore implements EventStore, TokenStore {
   }
 
   recordTrace(entries: TraceEntry[]): void {
-    if (this.#closing || entries.length === 0) return;
-    let batch = this.#traceBatch;
-    if (!batch) {
-      batch = this.#traceBatch = [];
-      this.#queueTraceWrite(batch);
+    if (this.#closing) return;
+    for (const entry of entries) {
+      let batch = this.#traceBatch;
+      if (!batch || batch.length === MAX_WEIGHT_PER_COMMIT) {
+        batch = this.#traceBatch = [];
+        this.#queueTraceWrite(batch);
+      }
+      batch.push(entry);
     }
-    for (const entry of entries) batch.push(entry);
   }
 
   trace(eventId: string, budget = readBudget()): Promise<TracedEvent> {
@@ -721,10 +723,11 @@ export class SqliteEventStore implements EventStore, TokenStore {
   }
 
   /**
-   * One operation writes every entry recorded until it runs, so traces cost no commit of their
-   * own: they ride in the batch of whatever else is queued. Queued ahead of close()'s final
-   * operation, so close() writes them too. Not durable: a batch of traces alone commits without
-   * an fsync, and the next durable commit's fsync takes them along (see CommitQueue).
+   * One operation writes every entry recorded until it runs (up to a commit's weight; the next
+   * ones go to an operation queued after it), so traces cost no commit of their own: they ride in
+   * the batch of whatever else is queued. Queued ahead of close()'s final operation, so close()
+   * writes them too. Not durable: a batch of traces alone commits without an fsync, and the next
+   * durable commit's fsync takes them along (see CommitQueue).
    */
   #queueTraceWrite(batch: TraceEntry[]): void {
     const detach = () => {
@@ -739,7 +742,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
           if (step === 'wake' && this.#sql.isPending.get(eventId) === undefined) continue;
           this.#writeTrace(eventId, step, at, JSON.stringify(detail));
         }
-      }, NOT_DURABLE)
+      }, { durable: false, weight: () => batch.length })
       .catch((error: unknown) => {
         // A batch rejected before this operation ran: its entries are lost with it.
         detach();
@@ -761,7 +764,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
         const traces = this.#sql.tracePrune.run(traceCutoff, PRUNE_SLICE).changes;
         // LIMIT 0 once the traces took the whole slice: the records wait for the next operation.
         return traces + this.#sql.idempotencyPrune.run(idempotencyCutoff, PRUNE_SLICE - traces).changes;
-      }, NOT_DURABLE)
+      }, PRUNE_OPTIONS)
       .then((deleted) => {
         if (deleted === PRUNE_SLICE) this.#prune();
       }, this.#onBackgroundError);
@@ -986,7 +989,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
 
 /**
  * Events dropOverCap drops in one operation: each is a delete and a trace row, as an append at the
- * cap drops one; a thousand keep one slice within a commit's usual size (see MAX_OPS_PER_COMMIT).
+ * cap drops one; a slice weighs as many appends in its commit (see MAX_WEIGHT_PER_COMMIT).
  */
 const DROP_SLICE_EVENTS = 1000;
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CommitQueue, GROUP_TARGET, MAX_OPS_PER_COMMIT, type TransactionObserver } from '../../src/store/commit-queue.js';
+import { CommitQueue, GROUP_TARGET, MAX_WEIGHT_PER_COMMIT, type TransactionObserver } from '../../src/store/commit-queue.js';
 import { StoreUnavailableError } from '../../src/store/errors.js';
 
 const test = suite('store/commit-queue');
@@ -29,11 +29,33 @@ test.after.each(() => {
 const insert = (x: string) => () => db.prepare('INSERT INTO t (x) VALUES (?)').run(x).changes;
 const count = () => (db.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n;
 
-test('a batch is capped at MAX_OPS_PER_COMMIT; the rest follows in later commits', async () => {
-  const ops = 2 * MAX_OPS_PER_COMMIT + 1;
+test('a batch is capped at MAX_WEIGHT_PER_COMMIT operations; the rest follows in later commits', async () => {
+  const ops = 2 * MAX_WEIGHT_PER_COMMIT + 1;
   await Promise.all(Array.from({ length: ops }, (_, i) => queue.run(insert(`${i}`))));
   assert.equal(queue.metrics(), { commits: 3, opsCommitted: ops, durableCommits: 3 });
   assert.is(count(), ops);
+});
+
+test('an operation counts as its weight, read when its batch is formed; one heavier than a batch commits alone', async () => {
+  const committedWith: number[] = [];
+  const weighed = (x: string, weight: () => number) =>
+    queue.run(() => {
+      insert(x)();
+      return committedWith.push(queue.metrics().commits);
+    }, { weight });
+  let grown = 1;
+  const ran = [
+    weighed('heavy', () => MAX_WEIGHT_PER_COMMIT + 1),
+    weighed('half', () => MAX_WEIGHT_PER_COMMIT / 2),
+    weighed('grown', () => grown),
+    queue.run(insert('light')),
+  ];
+  // Queued with a weight of 1, weighed at 500 by the time the batch forms: 'light' waits.
+  grown = MAX_WEIGHT_PER_COMMIT / 2;
+  await Promise.all(ran);
+  assert.equal(committedWith, [0, 1, 1], 'heavy alone, then half and grown together, then light');
+  assert.equal(queue.metrics(), { commits: 3, opsCommitted: 4, durableCommits: 3 });
+  assert.is(count(), 4);
 });
 
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve));

@@ -33,6 +33,7 @@ import {
 import { migrate, SCHEMA_VERSION } from '../../src/store/migrations.js';
 import { charge, eventBytes, readBudget, sessionBytes, tokenBytes, traceStepBytes } from '../../src/store/read-budget.js';
 import { PRUNE_SLICE } from '../../src/store/sqlite.js';
+import { MAX_WEIGHT_PER_COMMIT } from '../../src/store/commit-queue.js';
 import { DATA_FILES, MAX_READ_BYTES, DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
 
 const test = suite('store/sqlite');
@@ -619,6 +620,7 @@ test('group commit: concurrent appends share commits and get distinct increasing
 
 test('an operation that throws rejects alone; the rest of its batch commits', async () => {
   const store = open(tempDir());
+  await store.stats(); // settles the open-time prune, which commits alone
   const commitsBefore = store.storeMetrics().commits;
   const idempotency = { key: 'k', fingerprint: 'fp' };
   const failing = store.append({
@@ -655,6 +657,7 @@ const decided = (outcome: AppendOutcome) => [outcome.status, outcome.seq, outcom
 test('an operation that throws takes back its session changes; the rest of its batch and later ones see the session as before it', async () => {
   const dir = tempDir();
   const store = open(dir, 10);
+  await store.stats(); // settles the open-time prune, which commits alone
   const commitsBefore = store.storeMetrics().commits;
   const [first, failed, second, failedFresh] = await Promise.allSettled([
     queue(store, 's', 'a'),
@@ -1602,6 +1605,24 @@ test('recordTrace: a burst in one tick is one operation in one commit', async ()
     recorded,
     Array.from({ length: 100 }, (_, i): TraceEntry => ({ eventId: 'e', step: 'delivered', at: at + i, detail: { receiver: i } })),
   );
+});
+
+test('recordTrace: more rows than a commit weighs go in several operations, in order, each committed apart (review: a heartbeat naming 200,000 events stalled the gateway for 766 ms)', async () => {
+  const store = open(tempDir());
+  await store.stats(); // settles the open-time prune
+  const before = store.storeMetrics();
+  const rows = 2 * MAX_WEIGHT_PER_COMMIT + 500;
+  const at = Date.now();
+  store.recordTrace(Array.from({ length: rows }, (_, i): TraceEntry => ({ eventId: 'e', step: 'delivered', at, detail: { receiver: i } })));
+  const traced = await store.trace('e');
+  const after = store.storeMetrics();
+  assert.equal(
+    [after.commits - before.commits, after.opsCommitted - before.opsCommitted],
+    [3, 4],
+    'a commit for each full thousand, the rest with the read',
+  );
+  assert.is(traced.steps.length + traced.omitted, rows);
+  assert.equal([traced.steps[0]!.detail['receiver'], traced.steps.at(-1)!.detail['receiver']], [0, rows - 1]);
 });
 
 test('recordTrace: a wake step is written while its event is pending, left out once it was acked or replaced (QA: a heartbeat a minute on traced a wake for an event long acked)', async () => {
