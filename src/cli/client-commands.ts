@@ -5,7 +5,7 @@
 import { isUtf8 } from 'node:buffer';
 import { lstatSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { gatewayUrlProblem, HTTP_PROTOCOLS, unixSocketPath, withoutPassword } from '../client/gateway-url.js';
+import { gatewayUrlProblem, HTTP_PROTOCOLS, unixSocketPath, shownUrl } from '../client/gateway-url.js';
 import { callOverHttp, rpcRequestBody } from '../client/http.js';
 import { localGatewayUrl } from '../client/local-gateway.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
@@ -357,7 +357,7 @@ function givenGatewayUrl(args: Args): { value: string; from: string } | undefine
     throw usageError(`--url (or ${ENV.url}) holds a user name or password, which is not sent: give the token with --token or ${ENV.token}`);
   }
   const problem = gatewayUrlProblem(url);
-  if (problem !== undefined) throw usageError(`--url (or ${ENV.url}) ${JSON.stringify(withoutPassword(url))} is not a gateway URL: ${problem}`);
+  if (problem !== undefined) throw usageError(`--url (or ${ENV.url}) ${JSON.stringify(shownUrl(url))} is not a gateway URL: ${problem}`);
   return setting;
 }
 
@@ -379,7 +379,7 @@ function resolveToken(args: Args, theDataDir: () => string, givenUrl: string | u
   const refused = givenUrl === undefined ? undefined : dataDirTokenRefusal(givenUrl, dataDir);
   if (refused !== undefined) {
     const bySocket = HAS_UNIX_SOCKETS ? `, or call without --url / ${ENV.url} to use the data dir's socket` : '';
-    throw noAnswer('NO_TOKEN', `no token for ${withoutPassword(givenUrl!)}: ${refused}; pass that gateway's token in ${ENV.token} (or --token)${bySocket}`);
+    throw noAnswer('NO_TOKEN', `no token for ${shownUrl(givenUrl!)}: ${refused}; pass that gateway's token in ${ENV.token} (or --token)${bySocket}`);
   }
   let token: string | undefined;
   try {
@@ -394,7 +394,7 @@ function resolveToken(args: Args, theDataDir: () => string, givenUrl: string | u
     'NO_TOKEN',
     givenUrl === undefined
       ? `no token: ${tokenPath(dataDir)} does not exist, so no gateway has run with the data dir ${dataDir}: start one (\`switchboard gateway\`), or give --data-dir (or ${ENV.dataDir}) the running gateway's; for a gateway elsewhere, --url and ${ENV.token}`
-      : `no token for ${withoutPassword(givenUrl)}: ${tokenPath(dataDir)} does not exist; pass that gateway's token in ${ENV.token} (or --token), or give --data-dir (or ${ENV.dataDir}) its data dir`,
+      : `no token for ${shownUrl(givenUrl)}: ${tokenPath(dataDir)} does not exist; pass that gateway's token in ${ENV.token} (or --token), or give --data-dir (or ${ENV.dataDir}) its data dir`,
   );
 }
 

@@ -4,6 +4,7 @@
  */
 import { UNIX_SCHEME } from '../protocol/constants.js';
 import { socketPathProblem } from '../protocol/socket-path.js';
+import { credentialInQuery } from '../protocol/url-credentials.js';
 import { ConnectionError } from './errors.js';
 
 /** The schemes a gateway URL may have, and the one its HTTP calls use. */
@@ -42,6 +43,8 @@ export function gatewayUrlProblem(url: string): string | undefined {
   // The WebSocket would send them as Basic credentials, which the Bearer token then overrides:
   // silently unused, and most likely a token put in the wrong place.
   if (parsed.username || parsed.password) return 'remove its user name and password, which are never sent: the token goes in the Authorization header';
+  // The gateway would refuse it (CREDENTIALS_IN_URL), once the token had gone out in the clear.
+  if (credentialInQuery(url)) return 'remove the credential from its query (URLs end up in logs, and the gateway refuses such a request): the token goes in the Authorization header';
   return undefined;
 }
 
@@ -61,7 +64,7 @@ export const UNIX_SOCKET_HOST = 'localhost';
 
 /** The client's error for a URL that cannot be a gateway's, saying why (see gatewayUrlProblem). */
 export function invalidGatewayUrl(url: string, problem: string, cause?: unknown): ConnectionError {
-  const shown = withoutPassword(url);
+  const shown = shownUrl(url);
   return new ConnectionError('unreachable', shown, `invalid gateway URL ${JSON.stringify(shown)}: ${problem}`, cause === undefined ? undefined : { cause });
 }
 
@@ -70,8 +73,11 @@ const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
 
 /**
  * The URL as an error may show it: a user name and password in it (most likely a token, in either)
- * are masked. On the text, not through URL: one that does not parse (a bad port) shows them too.
+ * are masked, and so is a query that carries a credential. On the text, not through URL: one that
+ * does not parse (a bad port) shows them too.
  */
-export function withoutPassword(url: string): string {
-  return url.replace(USERINFO, '$1***@');
+export function shownUrl(url: string): string {
+  const masked = url.replace(USERINFO, '$1***@');
+  const query = masked.indexOf('?');
+  return query !== -1 && credentialInQuery(masked) ? `${masked.slice(0, query)}?***` : masked;
 }

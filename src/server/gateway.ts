@@ -26,13 +26,13 @@ import {
   MAX_IN_FLIGHT_PER_CONNECTION,
   MAX_SUBSCRIBER_BUFFER_BYTES,
   PING_INTERVAL_MS,
-  TOKEN_PREFIX,
   TOKEN_REVOKED_CLOSE,
 } from '../protocol/constants.js';
 import type { ErrorName } from '../protocol/errors.js';
 import { RpcDispatcher } from '../protocol/jsonrpc.js';
 import { buildOpenRpcDocument } from '../protocol/openrpc.js';
 import { HAS_UNIX_SOCKETS } from '../protocol/socket-path.js';
+import { credentialInQuery } from '../protocol/url-credentials.js';
 import { corruptStoreError, isCorruption, StoreUnavailableError } from '../store/errors.js';
 import { openStore } from '../store/index.js';
 import { fitAnswerFrame } from '../store/read-budget.js';
@@ -115,40 +115,6 @@ const CLOSE_HANDSHAKE_GRACE_MS = 2_000;
 
 /** The path WebSocket upgrades are taken at; HTTP routes have the others (see http-ingress.ts). */
 const WEBSOCKET_PATH = '/';
-
-/** Query parameter names that carry credentials by convention, compared as decoded and lower-cased. */
-const CREDENTIAL_NAMES: ReadonlySet<string> = new Set(['token', 'access_token', 'api_key', 'apikey', 'auth', 'key', 'password', 'secret']);
-
-/** A switchboard token (its prefix, then base64url), anywhere in a decoded name or value. */
-const TOKEN_SHAPE = new RegExp(`(?:${TOKEN_PREFIX.admin}|${TOKEN_PREFIX.scoped})[A-Za-z0-9_-]{16,}`);
-
-/**
- * Whether the request target's query carries a credential: a parameter of such a name, or a
- * switchboard token in any name or value. Refused so that tokens never land in access logs. The
- * query is everything after the first "?", in parts split at "&", ";" and any further "?" (which
- * servers and log tools read apart), each decoded as a form is ("%74oken" is "token", "+" a space).
- */
-function credentialInQuery(target: string): boolean {
-  const start = target.indexOf('?');
-  if (start === -1) return false;
-  for (const part of target.slice(start + 1).split(/[?&;]/)) {
-    const equals = part.indexOf('=');
-    const name = decodeQueryPart(equals === -1 ? part : part.slice(0, equals));
-    const value = equals === -1 ? '' : decodeQueryPart(part.slice(equals + 1));
-    if (CREDENTIAL_NAMES.has(name.trim().toLowerCase()) || TOKEN_SHAPE.test(name) || TOKEN_SHAPE.test(value)) return true;
-  }
-  return false;
-}
-
-function decodeQueryPart(text: string): string {
-  const spaced = text.replaceAll('+', ' ');
-  try {
-    return decodeURIComponent(spaced);
-  } catch {
-    // A stray "%" is not an escape: the text is read as it is.
-    return spaced;
-  }
-}
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const host = options.host ?? DEFAULT_HOST;

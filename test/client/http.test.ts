@@ -80,12 +80,17 @@ test("a path in the URL is a prefix (a reverse proxy's), kept before /rpc with t
   assert.is(server.requests.length, 4, 'nothing was sent for the URL with a fragment');
 });
 
-test('a user name or password in the URL, a timeoutMs no timer holds, or a token no header carries, is refused before anything is sent', async () => {
+test('a user name or password in the URL, a credential in its query, a timeoutMs no timer holds, or a token no header carries, is refused before anything is sent', async () => {
   const { server } = await gatewayAnswering(json('200 OK', { jsonrpc: '2.0', id: 1, result: STATUS }));
   await connectionFailure(
     call(`ws://main:sbt_secret@${server.url.host}`),
     'unreachable',
     `invalid gateway URL "ws://***@${server.url.host}": remove its user name and password, which are never sent: the token goes in the Authorization header`,
+  );
+  await connectionFailure(
+    call(`ws://${server.url.host}/?token=sbt_secret`),
+    'unreachable',
+    `invalid gateway URL "ws://${server.url.host}/?***": remove the credential from its query (URLs end up in logs, and the gateway refuses such a request): the token goes in the Authorization header`,
   );
   for (const timeoutMs of [2 ** 31, Number.POSITIVE_INFINITY, 0]) {
     const error = await call(`ws://${server.url.host}`, { timeoutMs }).catch((e: unknown) => e);

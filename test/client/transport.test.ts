@@ -313,6 +313,23 @@ test('a user name or password in the URL is refused, not silently dropped; the e
   await connectFailure(`${scheme}//main:sbt_secret@127.0.0.1:187900`, 'unreachable', `invalid gateway URL "${scheme}//***@127.0.0.1:187900": its port 187900 is past 65535, the highest there is`);
 });
 
+test('a credential in the URL\'s query is refused before the upgrade is sent, and masked in the error (QA: the token went out in the clear, then into the error\'s message)', async () => {
+  let upgrades = 0;
+  const url = await refusingUpgrades(answer('500 Internal Server Error', 'text/plain', 'reached'));
+  servers.at(-1)!.on('upgrade', () => upgrades++);
+  const problem = 'remove the credential from its query (URLs end up in logs, and the gateway refuses such a request): the token goes in the Authorization header';
+  const token = `sba_${'x'.repeat(43)}`;
+  await connectFailure(`${url}/?access_token=${token}`, 'unreachable', `invalid gateway URL "${url}/?***": ${problem}`);
+  await connectFailure(`${url}/?client=ide&t=${token}`, 'unreachable', `invalid gateway URL "${url}/?***": ${problem}`);
+  await connectFailure(`${url}/?%54oken=abc`, 'unreachable', `invalid gateway URL "${url}/?***": ${problem}`);
+  assert.is(upgrades, 0);
+  // A query of anything else is the user's own: sent, and shown.
+  const other = await connect({ url: `${url}/?client=ide`, token: 'sbt_test', timeoutMs: 2_000 }).catch((e: unknown) => e);
+  assert.instance(other, ConnectionError);
+  assert.is((other as ConnectionError).url, `${url}/?client=ide`);
+  assert.is(upgrades, 1);
+});
+
 test('a timeout or reconnect delay a Node.js timer cannot hold is a RangeError naming the option, before anything is sent', async () => {
   let upgrades = 0;
   const url = await refusingUpgrades(answer('500 Internal Server Error', 'text/plain', 'reached'));
