@@ -8,10 +8,10 @@
 import { localGatewayToken, localGatewayUrl } from '../src/index.js';
 
 export function gatewayFromEnvironment(): { url: string; token: string } {
-  const dataDir = process.env['SWITCHBOARD_DATA_DIR'];
   const url = process.env['SWITCHBOARD_URL'];
   const token = process.env['SWITCHBOARD_TOKEN'];
-  if (url === undefined) return { url: localGatewayUrl(dataDir), token: token ?? localGatewayToken(dataDir) };
+  // Given no data dir, these take SWITCHBOARD_DATA_DIR's, and refuse it set but empty.
+  if (url === undefined) return { url: localGatewayUrl(), token: token ?? localGatewayToken() };
   if (token === undefined) {
     throw new Error(`SWITCHBOARD_URL is set (${url}): set SWITCHBOARD_TOKEN to that gateway's token as well; the data dir's admin token goes to its own socket only`);
   }

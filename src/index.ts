@@ -18,6 +18,7 @@ export {
 export { ConnectionError, RpcCallError, type ConnectionFailure, type HttpRefusal } from './client/errors.js';
 export { callOverHttp, type HttpCallOptions } from './client/http.js';
 export { localGatewayToken, localGatewayUrl } from './client/local-gateway.js';
+export { TokenFileError } from './config/data-dir.js';
 export { DEFAULT_URL } from './protocol/constants.js';
 export { ErrorCode, type ErrorData, type ErrorName, type ParamProblem } from './protocol/errors.js';
 export type { MethodName, NotificationArgs, NotificationName, NotificationParams, ParamsOf, ResultOf } from './protocol/methods.js';

@@ -26,7 +26,7 @@ const RECONNECT_DEFAULTS: Required<ReconnectOptions> = { initialDelayMs: 100, ma
 export interface ReconnectOptions {
   /** First delay before reconnecting, doubled after each failure. @default 100 */
   initialDelayMs?: number;
-  /** Longest delay between attempts. @default 5000 */
+  /** Longest delay between attempts; not below initialDelayMs. @default 5000 */
   maxDelayMs?: number;
 }
 
@@ -100,8 +100,9 @@ export interface SubscribeOptions<T extends SubscribeTarget = SubscribeTarget> {
   after?: AfterFor<T>;
   /**
    * Called once per event, in seq order within a session (but for the sessions whose cursors a
-   * resubscribe had no room for: see RESUME_AFTER_BYTES). What it throws is an uncaught exception
-   * of its own (see runCallback): the event counts as delivered, and the subscription goes on.
+   * resubscribe had no room for: past ~1 MiB of cursors, the sessions left out are replayed from
+   * their first pending event). What it throws is an uncaught exception of its own, as an
+   * EventEmitter listener's is: the event counts as delivered, and the subscription goes on.
    */
   onEvent: (event: StoredEvent) => void;
 }
@@ -111,7 +112,7 @@ export interface Subscription {
   /**
    * Last seq seen per (canonical) session key. An agent subscription drops a session once this
    * client has acked or drained all it saw of it (nothing of it is pending at or below the cursor
-   * any more), and those a resubscribe has no room for (see RESUME_AFTER_BYTES).
+   * any more), and those a resubscribe has no room for (past ~1 MiB of cursors: see onEvent).
    */
   readonly cursors: ReadonlyMap<string, number>;
   unsubscribe(): Promise<void>;
@@ -146,15 +147,20 @@ async function openSocket(url: string, token: string, options: OpenOptions): Pro
   return transport.openSocket(url, token, options);
 }
 
-/** The reconnect option with its defaults filled in, or undefined when off; a RangeError for a delay no timer holds. */
+/**
+ * The reconnect option with its defaults filled in, or undefined when off; a RangeError for a delay
+ * no timer holds, and for a longest delay below the first (QA: it was taken as a first wait of
+ * seconds, where the longest was meant to bound it).
+ */
 function reconnectSettings(reconnect: ConnectOptions['reconnect']): Required<ReconnectOptions> | undefined {
   const chosen = reconnect === true ? {} : reconnect || undefined;
-  return (
-    chosen && {
-      initialDelayMs: durationOption('reconnect.initialDelayMs', chosen.initialDelayMs, RECONNECT_DEFAULTS.initialDelayMs, 0),
-      maxDelayMs: durationOption('reconnect.maxDelayMs', chosen.maxDelayMs, RECONNECT_DEFAULTS.maxDelayMs, 0),
-    }
-  );
+  if (!chosen) return undefined;
+  const initialDelayMs = durationOption('reconnect.initialDelayMs', chosen.initialDelayMs, RECONNECT_DEFAULTS.initialDelayMs, 0);
+  const maxDelayMs = durationOption('reconnect.maxDelayMs', chosen.maxDelayMs, Math.max(RECONNECT_DEFAULTS.maxDelayMs, initialDelayMs), 0);
+  if (maxDelayMs < initialDelayMs) {
+    throw new RangeError(`reconnect.maxDelayMs (${maxDelayMs}) is below reconnect.initialDelayMs (${initialDelayMs}): the longest delay between attempts cannot be shorter than the first`);
+  }
+  return { initialDelayMs, maxDelayMs };
 }
 
 /** The options as connect() has checked them, with their defaults filled in. */
@@ -210,6 +216,7 @@ export class SwitchboardClient {
   #nextId = 1;
 
   /** Use `connect()`; this wraps an already open socket, with the options connect() checked. */
+  /** Not for direct use: connect() opens the socket, checks the options and makes the client. */
   constructor(socket: Socket, options: ClientSettings) {
     this.url = options.url;
     this.#token = options.token;
@@ -334,7 +341,7 @@ export class SwitchboardClient {
   /**
    * Subscribes to a session or to all sessions of an agent. Events arrive through `onEvent`, once
    * each: after a reconnect the subscription resumes after the last event it saw (but for the
-   * sessions whose cursors a resubscribe had no room for: see RESUME_AFTER_BYTES).
+   * sessions whose cursors a resubscribe had no room for: see SubscribeOptions' onEvent).
    */
   async subscribe<T extends SubscribeTarget>(target: T, options: SubscribeOptions<T>, callOptions?: CallOptions): Promise<Subscription> {
     const state: SubscriptionState = {

@@ -65,6 +65,8 @@ export interface HttpRefusal {
   status: number;
   code: number | undefined;
   errorName: string | undefined;
+  /** When to try again, from its Retry-After header (seconds, or a date counted from now): 429 RATE_LIMITED sends it. */
+  retryAfterSeconds: number | undefined;
 }
 
 /** The call has no answer from the gateway, and never will. */
@@ -105,9 +107,13 @@ export class ConnectionError extends Error {
  * its body says. The same for POST /rpc and for a WebSocket upgrade, so a refusal reads alike
  * whichever way the client came.
  */
-export function refusalError(url: string, status: number, body: string, refused: 'the call' | 'the connection'): ConnectionError {
+export function refusalError(
+  url: string,
+  { status, body, retryAfter }: { status: number; body: string; retryAfter: string | undefined },
+  refused: 'the call' | 'the connection',
+): ConnectionError {
   const error = gatewayErrorOf(body);
-  const refusal = { status, code: error?.code, errorName: error?.name };
+  const refusal: HttpRefusal = { status, code: error?.code, errorName: error?.name, retryAfterSeconds: retryAfterSeconds(retryAfter) };
   if (status === 401) return new ConnectionError('unauthorized', url, `the gateway at ${url} refused the token (HTTP 401)`, { refusal });
   if (error === undefined && body.trim() === '') {
     // A gateway's refusals all say why in JSON: a bare status is most likely another server.
@@ -120,6 +126,15 @@ export function refusalError(url: string, status: number, body: string, refused:
     return new ConnectionError('rejected', url, `${url} answered ${asked} with HTTP ${status} (${said}), as no switchboard gateway does: is it one?`, { refusal });
   }
   return new ConnectionError('rejected', url, `the gateway at ${url} refused ${refused} (HTTP ${status}: ${said})`, { refusal });
+}
+
+/** A Retry-After value (RFC 9110 section 10.2.3: delay-seconds, or an HTTP date) in seconds from now. */
+function retryAfterSeconds(value: string | undefined): number | undefined {
+  const text = value?.trim();
+  if (!text) return undefined;
+  if (/^\d+$/.test(text)) return Number(text);
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
 }
 
 /**

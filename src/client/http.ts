@@ -86,7 +86,7 @@ export async function callOverHttp<M extends MethodName>(options: HttpCallOption
     clearTimeout(timer);
     stopListening();
   }
-  return answerOf(response.status, response.body.toString('utf8'), url, method) as ResultOf<M>;
+  return answerOf(response, url, method) as ResultOf<M>;
 }
 
 function connectionError(error: ExchangeError, url: string, method: string, timedOut: boolean, timeoutMs: number): ConnectionError {
@@ -107,8 +107,9 @@ function connectionError(error: ExchangeError, url: string, method: string, time
   }
 }
 
-function answerOf(status: number, text: string, url: string, method: string): unknown {
-  if (status !== 200) throw refusalError(url, status, text, 'the call');
+function answerOf({ status, headers, body }: HttpResponse, url: string, method: string): unknown {
+  const text = body.toString('utf8');
+  if (status !== 200) throw refusalError(url, { status, body: text, retryAfter: headers.get('retry-after') }, 'the call');
   let response: unknown;
   try {
     response = JSON.parse(text);

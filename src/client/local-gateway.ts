@@ -6,7 +6,7 @@
  */
 import { lstatSync, statSync, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { emptyVariableMessage, readToken, resolveDataDir, socketPath, tokenPath } from '../config/data-dir.js';
+import { emptyVariableMessage, readToken, resolveDataDir, socketPath, TokenFileError, tokenPath } from '../config/data-dir.js';
 import { DATA_FILES, DEFAULT_URL, ENV, UNIX_SCHEME } from '../protocol/constants.js';
 import { HAS_UNIX_SOCKETS } from '../protocol/socket-path.js';
 import { ConnectionError } from './errors.js';
@@ -22,11 +22,14 @@ export function localGatewayUrl(dataDir?: string): string {
   return HAS_UNIX_SOCKETS ? `${UNIX_SCHEME}${socketPath(dir)}` : DEFAULT_URL;
 }
 
-/** The admin token in the data dir's token file; an Error saying so when there is none yet. */
+/**
+ * The admin token in the data dir's token file. A TokenFileError when there is none yet
+ * (`TOKEN_FILE_MISSING`), or when it cannot be read or holds no token alone.
+ */
 export function localGatewayToken(dataDir?: string): string {
   const resolved = chosenDataDir(dataDir);
   const token = readToken(resolved);
-  if (token === undefined) throw new Error(`no token: ${tokenPath(resolved)} does not exist; start \`switchboard gateway\` once to create it`);
+  if (token === undefined) throw TokenFileError.missing(tokenPath(resolved));
   return token;
 }
 
@@ -34,9 +37,13 @@ export function localGatewayToken(dataDir?: string): string {
  * The data dir given, else SWITCHBOARD_DATA_DIR's, else the platform's user data dir: as the
  * gateway and the CLI choose it, so that a program run beside them finds theirs. The variable set
  * but empty is an error, as it is to the CLI: most often an unset shell variable, and the default
- * data dir's admin token is not what was meant.
+ * data dir's admin token is not what was meant. So is a data dir given empty (that variable passed
+ * on, say) or blank, which would resolve to the working directory (QA).
  */
 function chosenDataDir(dataDir: string | undefined): string {
+  if (dataDir !== undefined && dataDir.trim() === '') {
+    throw new TypeError(`dataDir ${JSON.stringify(dataDir)} names no directory: give a data dir's path, or leave it out for ${ENV.dataDir}'s, else the default`);
+  }
   const fromEnv = process.env[ENV.dataDir];
   if (dataDir === undefined && fromEnv === '') throw new TypeError(emptyVariableMessage(ENV.dataDir));
   return resolveDataDir(dataDir ?? fromEnv);

@@ -81,7 +81,9 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
       // that cuts the body short), the outcome is this refusal, with what its body says.
       ws.removeAllListeners('error');
       ws.on('error', () => {});
-      void refusalBody(response).then((body) => fail(refusalError(url, response.statusCode ?? 0, body, 'the connection')));
+      void refusalBody(response).then((body) =>
+        fail(refusalError(url, { status: response.statusCode ?? 0, body, retryAfter: response.headers['retry-after'] }, 'the connection')),
+      );
     });
     ws.once('error', (error: NodeJS.ErrnoException) => {
       const timedOut = /timed out/i.test(error.message);

@@ -35,7 +35,7 @@ export class DataDirError extends Error {
  * says the file and the fix: the CLI reads it on every call, as whoever runs it.
  */
 export class TokenFileError extends Error {
-  readonly code: 'TOKEN_FILE_EMPTY' | 'TOKEN_FILE_INVALID' | 'TOKEN_FILE_UNREADABLE';
+  readonly code: 'TOKEN_FILE_MISSING' | 'TOKEN_FILE_EMPTY' | 'TOKEN_FILE_INVALID' | 'TOKEN_FILE_UNREADABLE';
   readonly path: string;
 
   private constructor(code: TokenFileError['code'], file: string, message: string, options?: { cause: unknown }) {
@@ -43,6 +43,11 @@ export class TokenFileError extends Error {
     this.name = 'TokenFileError';
     this.code = code;
     this.path = file;
+  }
+
+  /** Not an error to readToken (a gateway's first start writes it): to a client that needs it. */
+  static missing(file: string): TokenFileError {
+    return new TokenFileError('TOKEN_FILE_MISSING', file, 'does not exist: start `switchboard gateway` with this data dir once to create it');
   }
 
   static empty(file: string): TokenFileError {

@@ -15,7 +15,7 @@ export const RESULT_SHAPES: Readonly<Record<string, string>> = {
   "token.revoke": "{\"type\":\"object\",\"properties\":{\"tokenId\":{\"type\":\"string\"},\"revoked\":{\"type\":\"boolean\"},\"alreadyRevoked\":{\"type\":\"boolean\"},\"revokedAt\":{\"type\":\"string\"},\"closedConnections\":{\"type\":\"integer\"}},\"required\":[\"tokenId\",\"revoked\",\"alreadyRevoked\",\"revokedAt\",\"closedConnections\"]}",
   "gateway.status": "{\"type\":\"object\",\"properties\":{\"version\":{\"type\":\"string\"},\"startedAt\":{\"type\":\"string\"},\"uptimeMs\":{\"type\":\"integer\"},\"dataDir\":{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"null\"}]},\"sessions\":{\"type\":\"integer\"},\"pending\":{\"type\":\"integer\"},\"connections\":{\"type\":\"integer\"},\"maxPendingPerSession\":{\"type\":\"integer\"}},\"required\":[\"version\",\"startedAt\",\"uptimeMs\",\"dataDir\",\"sessions\",\"pending\",\"connections\",\"maxPendingPerSession\"]}",
   "gateway.backup": "{\"type\":\"object\",\"properties\":{\"path\":{\"type\":\"string\"},\"bytes\":{\"type\":\"integer\"},\"durationMs\":{\"type\":\"integer\"}},\"required\":[\"path\",\"bytes\",\"durationMs\"]}",
-  "rpc.discover": "{\"type\":\"object\"}",
+  "rpc.discover": "{\"type\":\"object\",\"properties\":{\"openrpc\":{\"type\":\"string\"},\"info\":{\"type\":\"object\",\"properties\":{\"title\":{\"type\":\"string\"},\"version\":{\"type\":\"string\"}},\"required\":[\"title\",\"version\"]},\"methods\":{\"type\":\"array\",\"items\":{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"}},\"required\":[\"name\"]}}},\"required\":[\"openrpc\",\"info\",\"methods\"]}",
 };
 
 /** Each notification's params as an AnswerShape in JSON. */

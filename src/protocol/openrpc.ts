@@ -6,6 +6,7 @@ import type { TSchema } from 'typebox';
 import { DEFAULT_URL } from './constants.js';
 import { ERROR_DESCRIPTIONS, ErrorCode, type ErrorName } from './errors.js';
 import { METHODS, NOTIFICATIONS, type MethodSpec } from './methods.js';
+import type { DiscoverResult } from './schemas.js';
 
 export const OPENRPC_VERSION = '1.3.2';
 
@@ -29,8 +30,9 @@ type JsonObject = Record<string, unknown>;
  * @param serverUrls where the gateway can be reached: rpc.discover names the live gateway's own
  * URLs, the committed schema/openrpc.json the default one.
  */
-export function buildOpenRpcDocument(version: string, serverUrls: readonly string[] = [DEFAULT_URL]): JsonObject {
-  return {
+export function buildOpenRpcDocument(version: string, serverUrls: readonly string[] = [DEFAULT_URL]): DiscoverResult & JsonObject {
+  // Named, not returned as written: the members beyond those DiscoverResult types are not excess.
+  const document = {
     openrpc: OPENRPC_VERSION,
     info: {
       title: 'switchboard',
@@ -48,9 +50,10 @@ export function buildOpenRpcDocument(version: string, serverUrls: readonly strin
       ),
     },
   };
+  return document;
 }
 
-function describeMethod(name: string, spec: MethodSpec): JsonObject {
+function describeMethod(name: string, spec: MethodSpec): { name: string } & JsonObject {
   return {
     name,
     summary: spec.summary,

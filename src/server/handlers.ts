@@ -7,7 +7,7 @@ import { DEFAULT_READ_LIMIT, MAX_SUBSCRIPTIONS_PER_CONNECTION, TRACE_RETENTION_M
 import { RpcError } from '../protocol/errors.js';
 import type { Handler } from '../protocol/jsonrpc.js';
 import { METHODS, type MethodName, type ParamsOf, type ResultOf } from '../protocol/methods.js';
-import type { SessionReadResult } from '../protocol/schemas.js';
+import type { DiscoverResult, SessionReadResult } from '../protocol/schemas.js';
 import { parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../protocol/session-key.js';
 import { compileValidator, rejectInvisible } from '../protocol/validate.js';
 import { resolveTarget, routeEvent, toStoredEvent } from '../routing/route-event.js';
@@ -34,7 +34,7 @@ export interface GatewayState {
   startedAt: number;
   maxPendingPerSession: number;
   /** The OpenRPC document, naming the URL the gateway listens on (known once it listens). */
-  openrpc(): Record<string, unknown>;
+  openrpc(): DiscoverResult;
   /** Open connections: all, or those whose token is bound to the agent. */
   connectionCount(agentId?: string): number;
   /** True once shutdown began: new calls are refused with SHUTTING_DOWN instead of started. */

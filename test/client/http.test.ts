@@ -132,10 +132,16 @@ test('HTTP refusals: 401 is unauthorized; others are rejected with what the gate
   await connectionFailure(call(shuttingDown.url), 'rejected', '(HTTP 503: the gateway is shutting down (SHUTTING_DOWN 1003))');
   // What to tell apart without reading the message: the status, and the gateway's code and name.
   const refusal = await call(shuttingDown.url).catch((error: ConnectionError) => error.refusal);
-  assert.equal(refusal, { status: 503, code: 1003, errorName: 'SHUTTING_DOWN' });
+  assert.equal(refusal, { status: 503, code: 1003, errorName: 'SHUTTING_DOWN', retryAfterSeconds: undefined });
   const proxy = await gatewayAnswering((socket) => socket.end('HTTP/1.1 502 Bad Gateway\r\n\r\n<h1>upstream down</h1>\n'));
   await connectionFailure(call(proxy.url), 'rejected', '(HTTP 502: <h1>upstream down</h1>)');
-  assert.equal(await call(proxy.url).catch((error: ConnectionError) => error.refusal), { status: 502, code: undefined, errorName: undefined });
+  assert.equal(await call(proxy.url).catch((error: ConnectionError) => error.refusal), { status: 502, code: undefined, errorName: undefined, retryAfterSeconds: undefined });
+  // Retry-After in either of its forms (RFC 9110 section 10.2.3), counted in seconds from now.
+  for (const [retryAfter, seconds] of [['120', 120], [new Date(Date.now() + 30_500).toUTCString(), 30], ['soon', undefined]] as const) {
+    const limited = await gatewayAnswering((socket) => socket.end(`HTTP/1.1 429 Too Many Requests\r\nretry-after: ${retryAfter}\r\ncontent-length: 0\r\n\r\n`));
+    const refused = await call(limited.url).then(() => undefined, (error: ConnectionError) => error.refusal);
+    assert.ok(seconds === undefined ? refused!.retryAfterSeconds === undefined : Math.abs(refused!.retryAfterSeconds! - seconds) <= 1, `${retryAfter}: ${refused?.retryAfterSeconds}`);
+  }
   // A web server's whole error page comes down to one line of at most 200 characters.
   const page = `<!DOCTYPE html>\n<html>\n  <body>\n${'    <p>not found</p>\n'.repeat(40)}  </body>\n</html>\n`;
   const server = await gatewayAnswering((socket) => socket.end(`HTTP/1.1 404 Not Found\r\ncontent-length: ${page.length}\r\n\r\n${page}`));

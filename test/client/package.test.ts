@@ -15,10 +15,17 @@ const test = suite('client/package');
 test('import and require of "switchboard" give the same library', async () => {
   const imported = await import('switchboard');
   const required = createRequire(import.meta.url)('switchboard') as typeof imported;
-  for (const name of ['connect', 'callOverHttp', 'localGatewayUrl', 'localGatewayToken', 'ConnectionError', 'RpcCallError'] as const) {
+  for (const name of ['connect', 'callOverHttp', 'localGatewayUrl', 'localGatewayToken', 'ConnectionError', 'RpcCallError', 'TokenFileError'] as const) {
     assert.type(imported[name], 'function', name);
     assert.is(required[name], imported[name], name);
   }
+});
+
+test('the schema files are the package\'s to import: switchboard/schema/openrpc.json (QA: the exports map refused it)', () => {
+  const require = createRequire(import.meta.url);
+  const document = require('switchboard/schema/openrpc.json') as { openrpc: string };
+  assert.is(document.openrpc, '1.3.2');
+  assert.type(require('switchboard/schema/methods/system.event.params.json'), 'object');
 });
 
 test('every source map shipped holds the sources it maps: src/ is not in the package', () => {

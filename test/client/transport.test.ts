@@ -350,6 +350,13 @@ test('a timeout or reconnect delay a Node.js timer cannot hold is a RangeError n
       `${name} must be a number of milliseconds from ${min} to 2147483647 (about 24.8 days, the longest a Node.js timer waits); got ${got}`,
     );
   }
+  // The longest delay below the first was taken as a first wait of seconds (QA).
+  const inverted = await connect({ url, token: 'sbt_test', reconnect: { initialDelayMs: 4_000, maxDelayMs: 100 } }).catch((e: unknown) => e);
+  assert.instance(inverted, RangeError);
+  assert.is(
+    (inverted as Error).message,
+    'reconnect.maxDelayMs (100) is below reconnect.initialDelayMs (4000): the longest delay between attempts cannot be shorter than the first',
+  );
   assert.is(upgrades, 0);
 });
 

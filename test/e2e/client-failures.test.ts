@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { connect } from '../../src/client/client.js';
+import { callOverHttp } from '../../src/client/http.js';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { ConnectionError, RpcCallError } from '../../src/client/errors.js';
 import { MAX_AUTH_FAILURES_PER_WINDOW } from '../../src/protocol/constants.js';
@@ -550,6 +551,15 @@ test('session watch refused by the rate limiter says why, as a one-shot command 
   const status = await runCli(['status', '--url', gw.url, '--token', 'wrong']);
   assert.is(status.code, 3, status.stderr);
   assert.is(stderrOf(status), `switchboard: the gateway at ${gw.url} refused the call (${refusal})\n`);
+  // The library's caller gets the wait as a number, from Retry-After (QA: only the message said it).
+  const refusals = [
+    await connect({ url: gw.url, token: 'wrong' }).then(() => undefined, (error: ConnectionError) => error.refusal),
+    await callOverHttp({ url: gw.url, token: 'wrong' }, 'gateway.status', {}).then(() => undefined, (error: ConnectionError) => error.refusal),
+  ];
+  for (const refused of refusals) {
+    assert.equal([refused?.status, refused?.errorName], [429, 'RATE_LIMITED']);
+    assert.ok(refused!.retryAfterSeconds! >= 1 && refused!.retryAfterSeconds! <= 60, String(refused?.retryAfterSeconds));
+  }
 });
 
 test.run();

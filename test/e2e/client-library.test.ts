@@ -55,6 +55,14 @@ async function client(url: string, token: string, reconnect = false): Promise<Sw
   return opened;
 }
 
+test('discover() is typed as an OpenRPC document: its methods are read without a cast (QA: typed as {})', async ({ gw }) => {
+  const sb = await client(gw.url, gw.token);
+  const document = await sb.discover();
+  assert.is(document.openrpc, '1.3.2');
+  assert.is(document.info.title, 'switchboard');
+  assert.ok(document.methods.some((method) => method.name === 'system.event'));
+});
+
 function range(from: number, to: number): number[] {
   return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
 }

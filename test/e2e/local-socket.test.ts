@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { callOverHttp, connect, DEFAULT_URL, localGatewayToken, localGatewayUrl, type StoredEvent } from '../../src/index.js';
+import { callOverHttp, connect, DEFAULT_URL, localGatewayToken, localGatewayUrl, TokenFileError, type StoredEvent } from '../../src/index.js';
 import { MAX_SOCKET_PATH_BYTES } from '../../src/protocol/socket-path.js';
 import { startGateway } from '../../src/server/gateway.js';
 import { cleanup, makeTempDir, runCli, sleep, spawnCli, startGatewayProcess, startInProcessGateway, waitUntil } from '../helpers/gateway.js';
@@ -338,7 +338,21 @@ test('localGatewayUrl and localGatewayToken name the data dir\'s socket and read
   assert.is(localGatewayUrl(gw.dataDir), `unix:${socketOf(gw.dataDir)}`);
   assert.is(localGatewayToken(gw.dataDir), gw.token);
   const empty = makeTempDir();
-  assert.throws(() => localGatewayToken(empty), (error: Error) => error.message === `no token: ${path.join(empty, 'token')} does not exist; start \`switchboard gateway\` once to create it`);
+  assert.throws(
+    () => localGatewayToken(empty),
+    (error: Error) =>
+      error instanceof TokenFileError &&
+      error.code === 'TOKEN_FILE_MISSING' &&
+      error.message === `token file ${path.join(empty, 'token')} does not exist: start \`switchboard gateway\` with this data dir once to create it`,
+  );
+  fs.writeFileSync(path.join(empty, 'token'), '\n');
+  assert.throws(() => localGatewayToken(empty), (error: Error) => error instanceof TokenFileError && error.code === 'TOKEN_FILE_EMPTY');
+  // Given empty (an unset variable passed on) or blank, it is not taken for the working directory (QA).
+  for (const dataDir of ['', '  ']) {
+    const named = `dataDir ${JSON.stringify(dataDir)} names no directory: give a data dir's path, or leave it out for SWITCHBOARD_DATA_DIR's, else the default`;
+    assert.throws(() => localGatewayToken(dataDir), (error: Error) => error instanceof TypeError && error.message === named);
+    assert.throws(() => localGatewayUrl(dataDir), (error: Error) => error instanceof TypeError && error.message === named);
+  }
   // Without a data dir: SWITCHBOARD_DATA_DIR's, as the CLI and the gateway take it, and connect() goes there.
   const saved = process.env['SWITCHBOARD_DATA_DIR'];
   process.env['SWITCHBOARD_DATA_DIR'] = gw.dataDir;
