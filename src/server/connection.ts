@@ -81,8 +81,11 @@ export class Connection implements Subscriber {
   #burstReadAnswers = 0;
   /** Waiting for the socket to drain before reading more requests (see #throttle). */
   #waitingForDrain = false;
-  /** Bytes the socket had handed to the network at the last heartbeat while waiting to drain (see heartbeat). */
-  #sentAtHeartbeat = 0;
+  /**
+   * Bytes the socket had handed to the network at the last heartbeat, when more waited behind them
+   * (see heartbeat); undefined when nothing waited.
+   */
+  #sentAtHeartbeat: number | undefined;
   /**
    * Frames read while maxInFlight were in flight, in arrival order: run as answers free places
    * (see #hold). Undefined when none, as on almost every connection.
@@ -156,21 +159,21 @@ export class Connection implements Subscriber {
    * Liveness check, called every PING_INTERVAL_MS: a connection that did not answer the previous
    * ping is dead and is terminated (its subscriptions end with the close event). One holding
    * frames is not judged: the gateway stopped reading it, pongs included, because its own calls
-   * are slow. It is judged again from the first heartbeat after it reads again. One waiting for
-   * its answers to drain hides its pongs the same way: it is alive while bytes still leave its
-   * socket (a slow link), and judged by its pongs once none do (a peer that stopped reading). With
-   * `judge` false, it is only pinged: the gateway itself was too late to tell.
+   * are slow. It is judged again from the first heartbeat after it reads again. A ping goes out
+   * behind what was sent before it (pushes, answers): over a slow link it reaches the peer late, and
+   * its pong comes late (QA: an agent reading pushes over a thin link was cut every minute, long
+   * before the slow-consumer cut). So what else says the peer is there counts as a pong: a frame from
+   * it (receive), or bytes taken by the network from behind a full send buffer, which only a peer
+   * reading makes room in. Bytes the network takes into a buffer with room say nothing: a link gone
+   * dead takes them too. With `judge` false, it is only pinged: the gateway itself was too late to tell.
    */
   heartbeat(judge = true): void {
     if (this.#held !== undefined) {
       this.#alive = true;
       return;
     }
-    if (this.#waitingForDrain) {
-      const sent = this.#sentToNetwork();
-      if (sent > this.#sentAtHeartbeat) this.#alive = true;
-      this.#sentAtHeartbeat = sent;
-    }
+    if (this.#sentAtHeartbeat !== undefined && this.#sentToNetwork() > this.#sentAtHeartbeat) this.#alive = true;
+    this.#sentAtHeartbeat = this.#stream.writableLength > 0 ? this.#sentToNetwork() : undefined;
     if (!this.#alive && judge) {
       this.#socket.terminate();
       return;
@@ -225,7 +228,6 @@ export class Connection implements Subscriber {
   #throttle(): void {
     if (this.#waitingForDrain || this.#socket.bufferedAmount <= this.#options.answerHighWaterBytes || !this.#stream.writableNeedDrain) return;
     this.#waitingForDrain = true;
-    this.#sentAtHeartbeat = this.#sentToNetwork();
     this.#updateReading();
     this.#stream.once('drain', () => {
       this.#waitingForDrain = false;
@@ -236,7 +238,7 @@ export class Connection implements Subscriber {
 
   /**
    * Bytes the socket has handed to the network: they move only as whole writes complete, and
-   * copying Node's list of those waiting is not free, so it is asked only while waiting to drain.
+   * copying Node's list of those waiting is not free, so it is asked only while some wait.
    */
   #sentToNetwork(): number {
     return this.#stream.bytesWritten - this.#stream.writableLength;
@@ -279,6 +281,7 @@ export class Connection implements Subscriber {
 
   /** A frame from the peer. */
   receive(data: RawData, isBinary: boolean): void {
+    this.#alive = true;
     // Also while its answers wait to drain: ws still emits the rest of the chunk it was reading
     // once reading is paused, and run, a chunk of tiny requests for large answers (rpc.discover)
     // queued ~60 MB of answers for a client that reads none.

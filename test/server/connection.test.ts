@@ -95,6 +95,7 @@ function harness(onDispatch?: (text: string, connection: Connection) => void): H
     },
     setUnsent: (bytes, needDrain = true) => {
       socket.bufferedAmount = bytes;
+      stream.writableLength = needDrain ? bytes : 0;
       stream.writableNeedDrain = needDrain;
     },
     drain: () => drains.splice(0).forEach((listener) => listener()),
@@ -303,6 +304,34 @@ test('a connection waiting for its answers to drain is alive while bytes still l
   assert.equal(wire.slice(2), ['ping', 'ping', 'ping', 'ping'], 'never answered a ping it could not have read, yet reading');
   connection.heartbeat();
   assert.equal(wire.slice(6), ['terminated'], 'nothing left its socket since: its pongs decide');
+});
+
+test('pushes waiting behind a full send buffer hide the pongs too: alive while the network takes bytes from behind it (QA: an agent on a thin link was cut every minute)', () => {
+  const { connection, wire, setUnsent, sent } = harness();
+  setUnsent(256 << 10);
+  connection.heartbeat();
+  for (let beat = 0; beat < 3; beat++) {
+    sent(16 << 10);
+    connection.heartbeat();
+  }
+  assert.equal(wire, ['ping', 'ping', 'ping', 'ping'], 'slow, and reading');
+  connection.heartbeat();
+  assert.equal(wire.slice(4), ['terminated'], 'nothing taken since: its pongs decide');
+});
+
+test('bytes the network takes into a send buffer with room say nothing of the peer (a dead link takes them too); a frame from the peer does', () => {
+  const { connection, wire, sent } = harness();
+  connection.heartbeat();
+  sent(16 << 10);
+  connection.heartbeat();
+  assert.equal(wire, ['ping', 'terminated']);
+
+  const other = harness();
+  other.connection.heartbeat();
+  other.connection.receive(...frame({ jsonrpc: '2.0', method: 'session.ack', params: { sessionKey: 'main', seq: 1 } }));
+  other.connection.heartbeat();
+  other.connection.heartbeat();
+  assert.equal(other.wire.filter((sent) => typeof sent === 'string'), ['ping', 'ping', 'terminated'], 'its pong is late, behind what it was sent; the ack says it is there');
 });
 
 test('a subscriber is cut as a slow consumer once more than maxBufferedBytes of pushes wait unsent', async () => {
