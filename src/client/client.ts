@@ -4,7 +4,7 @@
  * ConnectionError, never left hanging. With `reconnect`, a lost connection is re-opened with
  * backoff and every subscription resumes after the last event it saw, so none is seen twice.
  */
-import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, MAX_FRAME_BYTES, TOKEN_REVOKED_CLOSE } from '../protocol/constants.js';
+import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, MAX_CALL_TIMEOUT_MS, MAX_FRAME_BYTES, TOKEN_REVOKED_CLOSE } from '../protocol/constants.js';
 import type { ErrorName } from '../protocol/errors.js';
 import type { MethodName, NotificationArgs, NotificationName, NotificationParams, ParamsOf, ResultOf } from '../protocol/methods.js';
 import type { AgentWakeNotification, StoredEvent } from '../protocol/schemas.js';
@@ -52,7 +52,9 @@ export interface ConnectOptions {
    * back within its timeout fails with ConnectionError `timeout`, saying why it was to be sent again
    * (its `cause`: the refusal or the lost connection). An ack waits out an outage the client
    * notices (a connection closed, or lost: see heartbeatTimeoutMs), however long, its timeout
-   * counting on an open connection only: an agent loop's ack must not fail, leaving its event
+   * counting on an open connection only, and by default the client's timeoutMs plus
+   * heartbeatTimeoutMs: a link that goes dead under it (no close, no error) is found by the
+   * heartbeat first, and the ack sent again. An agent loop's ack must not fail, leaving its event
    * pending where the loop, which has moved on, will not see it again. Its signal, or close(),
    * ends the wait. @default false
    */
@@ -241,8 +243,11 @@ export class SwitchboardClient {
 
   /** Calls any method by name, typed by the method registry. */
   async call<M extends MethodName>(method: M, params: ParamsOf<M>, options: CallOptions = {}): Promise<ResultOf<M>> {
-    const timeoutMs = durationOption('timeoutMs', options.timeoutMs, this.#timeoutMs);
     const outlastsOutages = this.#reconnect !== undefined && method === 'session.ack';
+    // Long enough, by default, for the heartbeat to find a link that went dead under the ack: it is
+    // then sent again, where it would have failed (QA: a 15 s stall ended the README's loop).
+    const defaultTimeoutMs = outlastsOutages ? Math.min(this.#timeoutMs + this.#heartbeatTimeoutMs, MAX_CALL_TIMEOUT_MS) : this.#timeoutMs;
+    const timeoutMs = durationOption('timeoutMs', options.timeoutMs, defaultTimeoutMs);
     let timing: CallTiming = { timeoutMs, deadline: Date.now() + timeoutMs };
     // Why the call is being sent again, if it is: a timeout while it waits says so.
     let resending: ConnectionError | RpcCallError | undefined;

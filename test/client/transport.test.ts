@@ -75,6 +75,34 @@ test('a connection on which nothing comes for heartbeatTimeoutMs, not even a pin
   });
 });
 
+test('with reconnect, an ack on a link that went dead under it (no close, no answer, no ping) is sent again once the heartbeat finds it, within its default timeout (QA: a 15 s stall ended the README\'s loop)', async () => {
+  await withServer(async (url, server) => {
+    let connections = 0;
+    let answering = true;
+    server.on('connection', (socket) => {
+      // The first connection goes quiet; the second answers.
+      if (++connections === 1) return;
+      socket.on('message', (data) => {
+        if (!answering) return;
+        const { id, params } = JSON.parse(String(data)) as { id: number; params: { sessionKey: string; seq: number } };
+        socket.send(JSON.stringify({ jsonrpc: '2.0', id, result: { sessionKey: params.sessionKey, seq: params.seq, acked: 1, depth: 0 } }));
+      });
+    });
+    const client = await connect({ url, token: 'sbt_test', timeoutMs: 200, heartbeatTimeoutMs: 400, reconnect: { initialDelayMs: 10, maxDelayMs: 10 } });
+    try {
+      const acked = await client.ack({ sessionKey: 'agent:main:main', seq: 1 }).catch((error: unknown) => error);
+      assert.equal(acked, { sessionKey: 'agent:main:main', seq: 1, acked: 1, depth: 0 });
+      assert.is(connections, 2);
+      // A timeout given to the call is the caller's: counted on the open connection, as given.
+      answering = false;
+      const quiet = await client.ack({ sessionKey: 'agent:main:main', seq: 2 }, { timeoutMs: 50 }).catch((error: unknown) => error);
+      assert.equal([(quiet as ConnectionError).failure, connections], ['timeout', 2]);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
 test('a process that closed its client on a gateway that no longer reads (stopped, a half-dead link) exits within seconds, not after ws\'s 30 s wait for the close frame', async () => {
   await withServer(async (url, hung) => {
     hung.on('connection', (_socket, request) => request.socket.pause());
