@@ -135,9 +135,10 @@ function aborted(url: string, signal: AbortSignal): ConnectionError {
  * Closes the socket (as lost: 1006, no close frame) once the gateway has sent nothing, not even a
  * ping, for `timeoutMs`; `reason` then says so. Any bytes count, not only whole frames: a large
  * frame on a slow link takes long, and the gateway's pings wait behind it. Checked ten times per
- * timeout (so silence is found within a tenth more: an ack's default wait counts on it) by an unref'd timer, so a quiet connection costs no timer per frame and keeps no process
- * alive; and checked again once what waits to be read has been (setImmediate runs after the loop's
- * poll): a process that was busy (a callback that blocked) has pings waiting, not silence.
+ * timeout (so silence is found within a tenth more: an ack's default wait counts on it) by an
+ * unref'd timer, so a quiet connection costs no timer per frame and keeps no process alive; and
+ * checked again once what waits to be read has been (setImmediate runs after the loop's poll): a
+ * process that was busy (a callback that blocked) has pings waiting, not silence.
  */
 function watchSilence(ws: WebSocket, stream: Duplex | undefined, timeoutMs: number): { reason: string | undefined } {
   const state: { reason: string | undefined } = { reason: undefined };
