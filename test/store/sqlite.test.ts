@@ -32,7 +32,7 @@ import {
 } from '../../src/store/session-cache.js';
 import { migrate, SCHEMA_VERSION } from '../../src/store/migrations.js';
 import { charge, eventBytes, readBudget, sessionBytes, tokenBytes, traceStepBytes } from '../../src/store/read-budget.js';
-import { PRUNE_SLICE } from '../../src/store/sqlite.js';
+import { PRUNE_SLICE, TRACE_ROWS_PER_OPERATION } from '../../src/store/sqlite.js';
 import { MAX_WEIGHT_PER_COMMIT } from '../../src/store/commit-queue.js';
 import { DATA_FILES, MAX_READ_BYTES, DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
 
@@ -1611,7 +1611,7 @@ test('recordTrace: more rows than a commit weighs go in several operations, in o
   const store = open(tempDir());
   await store.stats(); // settles the open-time prune
   const before = store.storeMetrics();
-  const rows = 2 * MAX_WEIGHT_PER_COMMIT + 500;
+  const rows = 2 * TRACE_ROWS_PER_OPERATION + 500;
   const at = Date.now();
   store.recordTrace(Array.from({ length: rows }, (_, i): TraceEntry => ({ eventId: 'e', step: 'delivered', at, detail: { receiver: i } })));
   const traced = await store.trace('e');
@@ -1619,10 +1619,27 @@ test('recordTrace: more rows than a commit weighs go in several operations, in o
   assert.equal(
     [after.commits - before.commits, after.opsCommitted - before.opsCommitted],
     [3, 4],
-    'a commit for each full thousand, the rest with the read',
+    'a commit for each full operation, the rest with the read',
   );
   assert.is(traced.steps.length + traced.omitted, rows);
   assert.equal([traced.steps[0]!.detail['receiver'], traced.steps.at(-1)!.detail['receiver']], [0, rows - 1]);
+});
+
+test('an ack or a drain weighs the events it consumes: one of more than a commit weighs commits alone (review: an ack of 100,000 events held the event loop for 663 ms)', async () => {
+  const store = open(tempDir(), 2 * MAX_WEIGHT_PER_COMMIT);
+  for (const sessionKey of ['acked', 'drained']) {
+    await Promise.all(Array.from({ length: MAX_WEIGHT_PER_COMMIT + 1 }, (_, i) => queue(store, sessionKey, `e${i}`)));
+  }
+  const before = store.storeMetrics();
+  const [acked, , drained] = await Promise.all([
+    store.ack('acked', MAX_WEIGHT_PER_COMMIT + 1, { connectionId: 9, via: 'session.ack' }),
+    queue(store, 'other', 'after the ack'),
+    store.drain('drained', { limit: MAX_WEIGHT_PER_COMMIT }, DRAINED_BY),
+    queue(store, 'other', 'after the drain'),
+  ]);
+  const after = store.storeMetrics();
+  assert.equal([acked.status === 'acked' && acked.acked, drained.events.length], [MAX_WEIGHT_PER_COMMIT + 1, MAX_WEIGHT_PER_COMMIT]);
+  assert.equal([after.commits - before.commits, after.opsCommitted - before.opsCommitted], [4, 4], 'each heavy one alone, each append after it apart');
 });
 
 test('recordTrace: a wake step is written while its event is pending, left out once it was acked or replaced (QA: a heartbeat a minute on traced a wake for an event long acked)', async () => {
