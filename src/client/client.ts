@@ -14,7 +14,7 @@ import { ConnectionError, RpcCallError } from './errors.js';
 import { EventQueue } from './event-queue.js';
 import { onAbort } from './abort.js';
 import { localGatewayUrl } from './local-gateway.js';
-import { durationOption, tokenOption } from './options.js';
+import { durationOption, silenceFoundWithinMs, tokenOption } from './options.js';
 import type { OpenOptions, Socket } from './transport.js';
 
 /**
@@ -39,7 +39,10 @@ export interface ConnectOptions {
   url?: string;
   /** The gateway's token, sent as `Authorization: Bearer <token>`. */
   token: string;
-  /** Default timeout of each call, and of connecting, in ms. @default DEFAULT_CALL_TIMEOUT_MS (10 s) */
+  /**
+   * Default timeout of each call, and of connecting, in ms; with `reconnect`, an ack's is longer
+   * (see reconnect). @default DEFAULT_CALL_TIMEOUT_MS (10 s)
+   */
   timeoutMs?: number;
   /** Aborts connecting. */
   signal?: AbortSignal;
@@ -53,7 +56,7 @@ export interface ConnectOptions {
    * (its `cause`: the refusal or the lost connection). An ack waits out an outage the client
    * notices (a connection closed, or lost: see heartbeatTimeoutMs), however long, its timeout
    * counting on an open connection only, and by default the client's timeoutMs plus
-   * heartbeatTimeoutMs: a link that goes dead under it (no close, no error) is found by the
+   * heartbeatTimeoutMs and a tenth: a link that goes dead under it (no close, no error) is found by the
    * heartbeat first, and the ack sent again. An agent loop's ack must not fail, leaving its event
    * pending where the loop, which has moved on, will not see it again. Its signal, or close(),
    * ends the wait. @default false
@@ -217,7 +220,6 @@ export class SwitchboardClient {
   readonly #closing = new AbortController();
   #nextId = 1;
 
-  /** Use `connect()`; this wraps an already open socket, with the options connect() checked. */
   /** Not for direct use: connect() opens the socket, checks the options and makes the client. */
   constructor(socket: Socket, options: ClientSettings) {
     this.url = options.url;
@@ -246,7 +248,7 @@ export class SwitchboardClient {
     const outlastsOutages = this.#reconnect !== undefined && method === 'session.ack';
     // Long enough, by default, for the heartbeat to find a link that went dead under the ack: it is
     // then sent again, where it would have failed (QA: a 15 s stall ended the README's loop).
-    const defaultTimeoutMs = outlastsOutages ? Math.min(this.#timeoutMs + this.#heartbeatTimeoutMs, MAX_CALL_TIMEOUT_MS) : this.#timeoutMs;
+    const defaultTimeoutMs = outlastsOutages ? Math.min(this.#timeoutMs + silenceFoundWithinMs(this.#heartbeatTimeoutMs), MAX_CALL_TIMEOUT_MS) : this.#timeoutMs;
     const timeoutMs = durationOption('timeoutMs', options.timeoutMs, defaultTimeoutMs);
     let timing: CallTiming = { timeoutMs, deadline: Date.now() + timeoutMs };
     // Why the call is being sent again, if it is: a timeout while it waits says so.

@@ -128,12 +128,14 @@ export function refusalError(
   return new ConnectionError('rejected', url, `the gateway at ${url} refused ${refused} (HTTP ${status}: ${said})`, { refusal });
 }
 
-/** A Retry-After value (RFC 9110 section 10.2.3: delay-seconds, or an HTTP date) in seconds from now. */
+/**
+ * A Retry-After value (RFC 9110 section 10.2.3: delay-seconds, or an HTTP date, which names GMT) in
+ * seconds from now; undefined for anything else, which Date.parse would read as some year ("1.5").
+ */
 function retryAfterSeconds(value: string | undefined): number | undefined {
-  const text = value?.trim();
-  if (!text) return undefined;
+  const text = value?.trim() ?? '';
   if (/^\d+$/.test(text)) return Number(text);
-  const at = Date.parse(text);
+  const at = text.endsWith('GMT') ? Date.parse(text) : Number.NaN;
   return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
 }
 

@@ -39,7 +39,10 @@ export function gatewayUrlProblem(url: string): string | undefined {
   if (!Object.hasOwn(HTTP_PROTOCOLS, parsed.protocol)) return EXPECTED_URL;
   // Nothing after "#" is ever sent (the WebSocket client refuses such a URL outright): whatever it
   // was meant to say, no gateway or proxy would hear it.
-  if (parsed.hash) return `remove its fragment (${JSON.stringify(parsed.hash)}), which is never sent to a gateway`;
+  if (parsed.hash) {
+    if (fragmentHoldsCredential(url)) return 'remove its fragment, which is never sent to a gateway and holds a credential: the token goes in the Authorization header';
+    return `remove its fragment (${JSON.stringify(parsed.hash)}), which is never sent to a gateway`;
+  }
   // The WebSocket would send them as Basic credentials, which the Bearer token then overrides:
   // silently unused, and most likely a token put in the wrong place.
   if (parsed.username || parsed.password) return 'remove its user name and password, which are never sent: the token goes in the Authorization header';
@@ -77,7 +80,14 @@ const USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
  * does not parse (a bad port) shows them too.
  */
 export function shownUrl(url: string): string {
-  const masked = url.replace(USERINFO, '$1***@');
+  let masked = url.replace(USERINFO, '$1***@');
+  if (fragmentHoldsCredential(masked)) masked = `${masked.slice(0, masked.indexOf('#'))}#***`;
   const query = masked.indexOf('?');
   return query !== -1 && credentialInQuery(masked) ? `${masked.slice(0, query)}?***` : masked;
+}
+
+/** Whether what follows the URL's "#" reads as a query carrying a credential (`#access_token=...`, as OAuth's implicit flow puts it). */
+function fragmentHoldsCredential(url: string): boolean {
+  const hash = url.indexOf('#');
+  return hash !== -1 && credentialInQuery(`?${url.slice(hash + 1)}`);
 }

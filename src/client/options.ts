@@ -21,6 +21,17 @@ export function durationOption(name: string, value: number | undefined, fallback
   return value;
 }
 
+/** How often per heartbeat timeout the client checks for silence (see watchSilence). */
+export const SILENCE_CHECKS_PER_TIMEOUT = 10;
+
+/**
+ * The longest a connection silent for `heartbeatTimeoutMs` stays open: it is found at the first
+ * check past it. 0 (no heartbeat): never found.
+ */
+export function silenceFoundWithinMs(heartbeatTimeoutMs: number): number {
+  return heartbeatTimeoutMs === 0 ? 0 : heartbeatTimeoutMs + Math.ceil(heartbeatTimeoutMs / SILENCE_CHECKS_PER_TIMEOUT);
+}
+
 /**
  * The token without the whitespace around it (as the token file is read), when an HTTP header can
  * carry it whole; else a TypeError saying what is in the way.

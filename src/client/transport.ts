@@ -12,6 +12,7 @@ import { onAbort } from './abort.js';
 import { ConnectionError, refusalError, tlsError } from './errors.js';
 import { gatewayUrlProblem, invalidGatewayUrl, UNIX_SOCKET_HOST, unixSocketPath } from './gateway-url.js';
 import { unixSocketRefusal } from './local-gateway.js';
+import { SILENCE_CHECKS_PER_TIMEOUT } from './options.js';
 
 export interface Socket {
   send(text: string): void;
@@ -134,11 +135,12 @@ function aborted(url: string, signal: AbortSignal): ConnectionError {
 /**
  * Closes the socket (as lost: 1006, no close frame) once the gateway has sent nothing, not even a
  * ping, for `timeoutMs`; `reason` then says so. Any bytes count, not only whole frames: a large
- * frame on a slow link takes long, and the gateway's pings wait behind it. Checked ten times per
- * timeout (so silence is found within a tenth more: an ack's default wait counts on it) by an
- * unref'd timer, so a quiet connection costs no timer per frame and keeps no process alive; and
- * checked again once what waits to be read has been (setImmediate runs after the loop's poll): a
- * process that was busy (a callback that blocked) has pings waiting, not silence.
+ * frame on a slow link takes long, and the gateway's pings wait behind it. Checked
+ * SILENCE_CHECKS_PER_TIMEOUT times per timeout (an ack's default wait counts on how soon silence is
+ * found: see silenceFoundWithinMs) by an unref'd timer, so a quiet connection costs no timer per
+ * frame and keeps no process alive; and checked again once what waits to be read has been
+ * (setImmediate runs after the loop's poll): a process that was busy (a callback that blocked) has
+ * pings waiting, not silence.
  */
 function watchSilence(ws: WebSocket, stream: Duplex | undefined, timeoutMs: number): { reason: string | undefined } {
   const state: { reason: string | undefined } = { reason: undefined };
@@ -156,7 +158,7 @@ function watchSilence(ws: WebSocket, stream: Duplex | undefined, timeoutMs: numb
       state.reason = `nothing from the gateway for ${timeoutMs} ms, not even a ping: the connection was taken as lost`;
       ws.terminate();
     });
-  }, Math.max(1, Math.floor(timeoutMs / 10))).unref();
+  }, Math.max(1, Math.floor(timeoutMs / SILENCE_CHECKS_PER_TIMEOUT))).unref();
   ws.once('close', () => {
     clearInterval(check);
     stream?.off('data', hear);

@@ -137,7 +137,7 @@ test('HTTP refusals: 401 is unauthorized; others are rejected with what the gate
   await connectionFailure(call(proxy.url), 'rejected', '(HTTP 502: <h1>upstream down</h1>)');
   assert.equal(await call(proxy.url).catch((error: ConnectionError) => error.refusal), { status: 502, code: undefined, errorName: undefined, retryAfterSeconds: undefined });
   // Retry-After in either of its forms (RFC 9110 section 10.2.3), counted in seconds from now.
-  for (const [retryAfter, seconds] of [['120', 120], [new Date(Date.now() + 30_500).toUTCString(), 30], ['soon', undefined]] as const) {
+  for (const [retryAfter, seconds] of [['120', 120], [new Date(Date.now() + 30_500).toUTCString(), 30], ['soon', undefined], ['1.5', undefined], ['-1', undefined]] as const) {
     const limited = await gatewayAnswering((socket) => socket.end(`HTTP/1.1 429 Too Many Requests\r\nretry-after: ${retryAfter}\r\ncontent-length: 0\r\n\r\n`));
     const refused = await call(limited.url).then(() => undefined, (error: ConnectionError) => error.refusal);
     assert.ok(seconds === undefined ? refused!.retryAfterSeconds === undefined : Math.abs(refused!.retryAfterSeconds! - seconds) <= 1, `${retryAfter}: ${refused?.retryAfterSeconds}`);

@@ -350,6 +350,12 @@ test('a credential in the URL\'s query is refused before the upgrade is sent, an
   await connectFailure(`${url}/?access_token=${token}`, 'unreachable', `invalid gateway URL "${url}/?***": ${problem}`);
   await connectFailure(`${url}/?client=ide&t=${token}`, 'unreachable', `invalid gateway URL "${url}/?***": ${problem}`);
   await connectFailure(`${url}/?%54oken=abc`, 'unreachable', `invalid gateway URL "${url}/?***": ${problem}`);
+  // Nor in a fragment, which is never sent, and not quoted back (review).
+  await connectFailure(
+    `${url}/#access_token=${token}`,
+    'unreachable',
+    `invalid gateway URL "${url}/#***": remove its fragment, which is never sent to a gateway and holds a credential: the token goes in the Authorization header`,
+  );
   assert.is(upgrades, 0);
   // A query of anything else is the user's own: sent, and shown.
   const other = await connect({ url: `${url}/?client=ide`, token: 'sbt_test', timeoutMs: 2_000 }).catch((e: unknown) => e);
