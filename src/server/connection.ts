@@ -160,12 +160,13 @@ export class Connection implements Subscriber {
    * ping is dead and is terminated (its subscriptions end with the close event). One holding
    * frames is not judged: the gateway stopped reading it, pongs included, because its own calls
    * are slow. It is judged again from the first heartbeat after it reads again. A ping goes out
-   * behind what was sent before it (pushes, answers): over a slow link it reaches the peer late, and
-   * its pong comes late (QA: an agent reading pushes over a thin link was cut every minute, long
-   * before the slow-consumer cut). So what else says the peer is there counts as a pong: a frame from
-   * it (receive), or bytes taken by the network from behind a full send buffer, which only a peer
-   * reading makes room in. Bytes the network takes into a buffer with room say nothing: a link gone
-   * dead takes them too. With `judge` false, it is only pinged: the gateway itself was too late to tell.
+   * behind what was sent before it (pushes, answers): over a slow link it reaches the peer late,
+   * and its pong comes late (QA: an agent reading pushes over a thin link was cut every minute,
+   * long before the slow-consumer cut). So what else says the peer is there counts as a pong: a
+   * frame from it (receive), or bytes taken by the network from behind a full send buffer, which
+   * only a peer reading makes room in. Bytes the network takes into a buffer with room say
+   * nothing: a link gone dead takes them too. With `judge` false, it is only pinged: the gateway
+   * itself was too late to tell.
    */
   heartbeat(judge = true): void {
     if (this.#held !== undefined) {

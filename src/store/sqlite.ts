@@ -739,10 +739,10 @@ export class SqliteEventStore implements EventStore, TokenStore {
 
   /**
    * One operation writes every entry recorded until it runs (up to TRACE_ROWS_PER_OPERATION; the
-   * next ones go to an operation queued after it), so traces cost no commit of their own: they ride in
-   * the batch of whatever else is queued. Queued ahead of close()'s final operation, so close()
-   * writes them too. Not durable: a batch of traces alone commits without an fsync, and the next
-   * durable commit's fsync takes them along (see CommitQueue).
+   * next ones go to an operation queued after it), so traces cost no commit of their own: they
+   * ride in the batch of whatever else is queued. Queued ahead of close()'s final operation, so
+   * close() writes them too. Not durable: a batch of traces alone commits without an fsync, and the
+   * next durable commit's fsync takes them along (see CommitQueue).
    */
   #queueTraceWrite(batch: TraceEntry[]): void {
     const detach = () => {
@@ -1004,8 +1004,9 @@ export class SqliteEventStore implements EventStore, TokenStore {
 
 /**
  * Trace rows that cost what one append does: a row is one insert into a table and its index, where
- * an append makes several, and its trace row besides (~4.6 µs a row, JSON included, against 12-20).
- * Weighed as appends, trace rows following every push halved the batches of a saturated gateway (review).
+ * an append makes several, and its trace row besides (~4.6 µs a row, JSON included, against
+ * 12-20). Weighed as appends, the rows that follow every push would take half the room of a
+ * saturated gateway's batches (review).
  */
 const TRACE_ROWS_PER_APPEND = 4;
 
