@@ -56,10 +56,11 @@ export interface ConnectOptions {
    * (its `cause`: the refusal or the lost connection). An ack waits out an outage the client
    * notices (a connection closed, or lost: see heartbeatTimeoutMs), however long, its timeout
    * counting on an open connection only, and by default the client's timeoutMs plus
-   * heartbeatTimeoutMs and a tenth: a link that goes dead under it (no close, no error) is found by the
-   * heartbeat first, and the ack sent again. An agent loop's ack must not fail, leaving its event
-   * pending where the loop, which has moved on, will not see it again. Its signal, or close(),
-   * ends the wait. @default false
+   * heartbeatTimeoutMs and a tenth, from the last frame received if later (its answer may wait
+   * behind pushes): a link that goes dead under it (no close, no error) is found by the heartbeat
+   * first, and the ack sent again. An agent loop's ack must not fail, leaving its event pending
+   * where the loop, which has moved on, will not see it again. Its signal, or close(), ends the
+   * wait. @default false
    */
   reconnect?: boolean | ReconnectOptions;
   /**
@@ -219,6 +220,8 @@ export class SwitchboardClient {
   /** Aborted once the client is closed: ends a reconnect's wait and the connection attempt under way. */
   readonly #closing = new AbortController();
   #nextId = 1;
+  /** When the open connection last brought a frame (Date.now()). */
+  #lastFrameAt = 0;
 
   /** Not for direct use: connect() opens the socket, checks the options and makes the client. */
   constructor(socket: Socket, options: ClientSettings) {
@@ -247,10 +250,13 @@ export class SwitchboardClient {
   async call<M extends MethodName>(method: M, params: ParamsOf<M>, options: CallOptions = {}): Promise<ResultOf<M>> {
     const outlastsOutages = this.#reconnect !== undefined && method === 'session.ack';
     // Long enough, by default, for the heartbeat to find a link that went dead under the ack: it is
-    // then sent again, where it would have failed (QA: a 15 s stall ended the README's loop).
-    const defaultTimeoutMs = outlastsOutages ? Math.min(this.#timeoutMs + silenceFoundWithinMs(this.#heartbeatTimeoutMs), MAX_CALL_TIMEOUT_MS) : this.#timeoutMs;
+    // then sent again, where it would have failed (QA: a 15 s stall ended the README's loop). And
+    // counted from the last frame the gateway sent: on a slow link the answer waits behind the
+    // pushes sent before it (QA: a backlog at 4 KB/s held an answer for 115 s).
+    const byDefault = outlastsOutages && options.timeoutMs === undefined;
+    const defaultTimeoutMs = byDefault ? Math.min(this.#timeoutMs + silenceFoundWithinMs(this.#heartbeatTimeoutMs), MAX_CALL_TIMEOUT_MS) : this.#timeoutMs;
     const timeoutMs = durationOption('timeoutMs', options.timeoutMs, defaultTimeoutMs);
-    let timing: CallTiming = { timeoutMs, deadline: Date.now() + timeoutMs };
+    let timing: CallTiming = { timeoutMs, deadline: Date.now() + timeoutMs, whileReceiving: byDefault };
     // Why the call is being sent again, if it is: a timeout while it waits says so.
     let resending: ConnectionError | RpcCallError | undefined;
     for (;;) {
@@ -263,7 +269,7 @@ export class SwitchboardClient {
         });
         if (options.signal?.aborted) throw aborted(this.url, method, options.signal);
       } while (this.#state !== 'open');
-      if (outlastsOutages) timing = { timeoutMs, deadline: Date.now() + timeoutMs };
+      if (outlastsOutages) timing = { ...timing, deadline: Date.now() + timeoutMs };
       const socket = this.#socket;
       // What the client had seen of a drained session before the drain was sent: stored before it
       // ran. A drain that names no session (the token's agent's main) is known by its answer only.
@@ -474,7 +480,7 @@ export class SwitchboardClient {
   #send(
     method: string,
     params: unknown,
-    { timeoutMs, deadline }: CallTiming,
+    { timeoutMs, deadline, whileReceiving }: CallTiming,
     signal: AbortSignal | undefined,
     onAnswer?: (result: unknown) => void,
   ): Promise<unknown> {
@@ -520,10 +526,13 @@ export class SwitchboardClient {
         }
         reject(error);
       };
-      const timer = setTimeout(
-        () => giveUp(new ConnectionError('timeout', this.url, `no answer to ${method} from ${this.url} within ${timeoutMs} ms`)),
-        Math.max(0, deadline - Date.now()),
-      );
+      const expire = () => {
+        // Frames still coming on the call's connection: its answer may be queued behind them.
+        const lastHeard = whileReceiving && this.#socket === sentOn ? this.#lastFrameAt : Number.NEGATIVE_INFINITY;
+        if (lastHeard + timeoutMs > Date.now()) timer = setTimeout(expire, lastHeard + timeoutMs - Date.now());
+        else giveUp(new ConnectionError('timeout', this.url, `no answer to ${method} from ${this.url} within ${timeoutMs} ms`));
+      };
+      let timer = setTimeout(expire, Math.max(0, deadline - Date.now()));
       const stopListening = onAbort(signal, () => giveUp(aborted(this.url, method, signal)));
       this.#pending.set(id, {
         method,
@@ -680,7 +689,10 @@ export class SwitchboardClient {
   // ------------------------------------------------------------------ connection
 
   #attach(socket: Socket): void {
-    socket.onMessage((text) => this.#receive(text, socket));
+    socket.onMessage((text) => {
+      this.#lastFrameAt = Date.now();
+      this.#receive(text, socket);
+    });
     socket.onClose((code, reason) => {
       if (socket !== this.#socket || this.#state === 'closed') return;
       for (const left of [...this.#left]) left();
@@ -951,6 +963,8 @@ function canonicalKey(sessionKey: string): string {
 interface CallTiming {
   timeoutMs: number;
   deadline: number;
+  /** The timeout counts from the last frame received as well, if later (see call). */
+  whileReceiving?: boolean;
 }
 
 /**

@@ -103,6 +103,33 @@ test('with reconnect, an ack on a link that went dead under it (no close, no ans
   });
 });
 
+test('with reconnect, an ack\'s default wait counts from the last frame the gateway sent: its answer may wait behind pushes on a slow link (QA: a backlog at 4 KB/s held an answer for 115 s)', async () => {
+  await withServer(async (url, server) => {
+    const wake = { agentId: 'main', reason: 'heartbeat', sessions: [], at: '2026-11-25T16:00:00.000Z' };
+    server.on('connection', (socket) => {
+      socket.on('message', (data) => {
+        const { id, params } = JSON.parse(String(data)) as { id: number; params: { sessionKey: string; seq: number } };
+        // Six frames 60 ms apart, then the answer: ~360 ms, past the call's 150 ms.
+        let sent = 0;
+        const push = setInterval(() => {
+          if (++sent <= 6) return socket.send(JSON.stringify({ jsonrpc: '2.0', method: 'agent.wake', params: wake }));
+          clearInterval(push);
+          socket.send(JSON.stringify({ jsonrpc: '2.0', id, result: { sessionKey: params.sessionKey, seq: params.seq, acked: 1, depth: 0 } }));
+        }, 60);
+      });
+    });
+    const client = await connect({ url, token: 'sbt_test', timeoutMs: 150, heartbeatTimeoutMs: 0, reconnect: true });
+    try {
+      const acked = await client.ack({ sessionKey: 'agent:main:main', seq: 1 }).catch((error: unknown) => error);
+      assert.equal(acked, { sessionKey: 'agent:main:main', seq: 1, acked: 1, depth: 0 });
+      const given = await client.ack({ sessionKey: 'agent:main:main', seq: 2 }, { timeoutMs: 150 }).catch((error: unknown) => error);
+      assert.is((given as ConnectionError).failure, 'timeout', 'a timeout given to the call is counted as given');
+    } finally {
+      await client.close();
+    }
+  });
+});
+
 test('a process that closed its client on a gateway that no longer reads (stopped, a half-dead link) exits within seconds, not after ws\'s 30 s wait for the close frame', async () => {
   await withServer(async (url, hung) => {
     hung.on('connection', (_socket, request) => request.socket.pause());
