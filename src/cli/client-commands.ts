@@ -98,12 +98,13 @@ async function readStdinText(): Promise<string> {
   }
   const bytes = Buffer.concat(chunks);
   const text = bytes.toString('utf8');
+  const utf8 = isUtf8(bytes);
   // A NUL is in no text a person writes: UTF-16 (whose ASCII reads as valid UTF-8, a NUL after
   // each letter), or a binary file. So is input with nothing of UTF-8 in it.
-  if (bytes.includes(0) || (!isUtf8(bytes) && text.replaceAll('\uFFFD', '').trim() === '')) {
+  if (bytes.includes(0) || (!utf8 && text.replaceAll('\uFFFD', '').trim() === '')) {
     throw usageError('stdin (--text -) is not UTF-8 text (UTF-16, or not text at all): convert it first (iconv -f <its encoding> -t UTF-8)');
   }
-  if (!isUtf8(bytes)) {
+  if (!utf8) {
     process.stderr.write('switchboard: stdin (--text -) is not all UTF-8: what is not is sent as U+FFFD (\uFFFD); to keep it, convert it first (iconv -f <its encoding> -t UTF-8)\n');
   }
   // Checked here, not left to the gateway: JSON may escape a text of a megabyte past a frame's
