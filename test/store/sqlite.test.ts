@@ -949,16 +949,30 @@ test('session cache: a batch rolled back drops every state, lagging ones include
   assert.is(reconciles(), 2);
 });
 
-test('session cache: evicts the least recently used written entry past SESSION_CACHE_SIZE, never an unwritten one', () => {
+test('session cache: keeps the SESSION_CACHE_SIZE / 2 used last, drops a written entry unused for SESSION_CACHE_SIZE, never an unwritten one', () => {
   const { cache } = recordingCache();
+  const loadMany = (prefix: string, count: number) => {
+    for (let i = 0; i < count; i++) cache.load(`${prefix}${i}`, sessionState(1));
+  };
   cache.operationStart();
   cache.update('unwritten', sessionState(1), false);
-  for (let i = 0; i < SESSION_CACHE_SIZE; i++) cache.load(`s${i}`, sessionState(1));
-  assert.equal([cache.get('unwritten'), cache.get('s0'), cache.get('s1')], [sessionState(1), undefined, sessionState(1)]);
+  cache.load('used', sessionState(1));
+  loadMany('s', SESSION_CACHE_SIZE);
+  assert.is(cache.get('s0'), undefined, 'unused for SESSION_CACHE_SIZE');
+  assert.equal(cache.get('unwritten'), sessionState(1), 'unwritten: kept however long unused');
+  assert.equal(cache.get(`s${SESSION_CACHE_SIZE / 2}`), sessionState(1), 'among the SESSION_CACHE_SIZE / 2 used last');
+  assert.is(cache.get('used'), undefined);
+
+  cache.load('used', sessionState(2));
+  for (let round = 0; round < 8; round++) {
+    loadMany(`r${round}-`, SESSION_CACHE_SIZE / 2 - 1);
+    assert.equal(cache.get('used'), sessionState(2), `used every SESSION_CACHE_SIZE / 2, round ${round}`);
+  }
 
   cache.writeBack();
-  cache.load('one more', sessionState(1));
-  assert.equal([cache.get('s2'), cache.get('s1'), cache.get('unwritten')], [undefined, sessionState(1), sessionState(1)], 's1 and unwritten were used since');
+  loadMany('t', SESSION_CACHE_SIZE);
+  assert.is(cache.get('unwritten'), undefined, 'written, then unused for SESSION_CACHE_SIZE');
+  assert.is(cache.get('used'), undefined);
 });
 
 /**
