@@ -540,15 +540,28 @@ export class SqliteEventStore implements EventStore, TokenStore {
     return this.#readSessions(() => (agentId === undefined ? this.#sql.stats.get() : this.#sql.statsByAgent.get(agentId))!);
   }
 
-  ack(sessionKey: string, seq: number, detail: TraceDetail): Promise<AckResult> {
-    return this.#submit(() => this.#ack(sessionKey, seq, detail), { weight: () => this.#pendingBetween(sessionKey, 0, seq) });
+  /**
+   * At most REMOVE_SLICE_EVENTS events per operation, each slice its own commit: as one operation,
+   * an ack of 100,000 events (a cap raised that far) held the event loop ~0.7 s. An ack consumes
+   * every event up to its seq, so slices that committed before a crash leave the oldest of them
+   * consumed, and the client's ack sent again consumes the rest.
+   */
+  async ack(sessionKey: string, seq: number, detail: TraceDetail): Promise<AckResult> {
+    let acked = 0;
+    for (;;) {
+      const slice = await this.#submit(() => this.#ackSlice(sessionKey, seq, detail), {
+        weight: () => Math.min(REMOVE_SLICE_EVENTS, this.#pendingBetween(sessionKey, 0, seq)),
+      });
+      if (slice.status === 'out-of-range') return slice;
+      acked += slice.acked;
+      if (slice.upTo === seq) return { status: 'acked', acked, depth: slice.depth, lastSeq: slice.lastSeq };
+    }
   }
 
   /**
    * How many pending events of the session have a seq in (after, upTo], at least one: the weight of
    * an ack or a drain, each a delete and a trace row per event it consumes, so a large one commits
-   * apart from a full batch (review). It is still one operation: an ack of 100,000 events (a cap
-   * raised that far) holds the event loop ~0.7 s. Read between batches, from the pending index.
+   * apart from a full batch (review). Read between batches, from the pending index.
    */
   #pendingBetween(sessionKey: string, after: number, upTo: number): number {
     const sessionId = this.#sessions.get(sessionKey)?.id ?? this.#sql.session.get(sessionKey)?.id;
@@ -569,7 +582,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
     const sessions = new Set<number>();
     // Closing ends it between slices: the next open goes on with what is left.
     while (!this.#closing) {
-      const slice = await this.#submit(() => this.#dropOverCapSlice(), { weight: () => DROP_SLICE_EVENTS });
+      const slice = await this.#submit(() => this.#dropOverCapSlice(), { weight: () => REMOVE_SLICE_EVENTS });
       if (slice.events === 0) return { events, sessions: sessions.size, finished: true };
       events += slice.events;
       for (const sessionId of slice.sessionIds) sessions.add(sessionId);
@@ -943,7 +956,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
   }
 
   /**
-   * One slice of dropOverCap: at most DROP_SLICE_EVENTS events, oldest first in each session.
+   * One slice of dropOverCap: at most REMOVE_SLICE_EVENTS events, oldest first in each session.
    * Returns the ids of the sessions it dropped from, and how many events.
    */
   #dropOverCapSlice(): { events: number; sessionIds: number[] } {
@@ -951,7 +964,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
     let events = 0;
     const sessionIds: number[] = [];
     for (const sessionId of [...this.#pending.sessionIds()]) {
-      const over = Math.min(this.#pending.countAfter(sessionId, 0) - this.#maxPending, DROP_SLICE_EVENTS - events);
+      const over = Math.min(this.#pending.countAfter(sessionId, 0) - this.#maxPending, REMOVE_SLICE_EVENTS - events);
       if (over <= 0) continue;
       const sessionKey = this.#sql.sessionKeyById.get(sessionId)!;
       const session = this.#session(sessionKey)!;
@@ -959,7 +972,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
       this.#consumed(sessionKey, session, session.pending - dropped.length, dropped.at(-1)?.seq ?? 0);
       events += dropped.length;
       sessionIds.push(sessionId);
-      if (events >= DROP_SLICE_EVENTS) break;
+      if (events >= REMOVE_SLICE_EVENTS) break;
     }
     return { events, sessionIds };
   }
@@ -970,16 +983,21 @@ export class SqliteEventStore implements EventStore, TokenStore {
     return this.#removeEvents(sessionId, 0, lastDropped.seq, { step: 'dropped', at, detail: this.#droppedDetail });
   }
 
-  #ack(sessionKey: string, seq: number, detail: TraceDetail): AckResult {
+  /** Acks the session's oldest pending events up to `seq`, at most REMOVE_SLICE_EVENTS; `upTo` is where it stopped. */
+  #ackSlice(sessionKey: string, seq: number, detail: TraceDetail): AckSlice {
     const session = this.#session(sessionKey);
     const lastSeq = session?.lastSeq ?? 0;
     if (seq > lastSeq) return { status: 'out-of-range', lastSeq };
     // Seq 0 acks nothing, in a session with no event yet as in any other.
-    if (!session) return { status: 'acked', acked: 0, depth: 0, lastSeq };
-    const acked = this.#removeEvents(session.id, 0, seq, { step: 'acked', at: Date.now(), detail: JSON.stringify(detail) });
+    if (!session) return { status: 'acked', acked: 0, depth: 0, lastSeq, upTo: seq };
+    const upTo =
+      this.#pending.countAfter(session.id, 0) - this.#pending.countAfter(session.id, seq) > REMOVE_SLICE_EVENTS
+        ? this.#pending.after(session.id, 0, REMOVE_SLICE_EVENTS).at(-1)!.seq
+        : seq;
+    const acked = this.#removeEvents(session.id, 0, upTo, { step: 'acked', at: Date.now(), detail: JSON.stringify(detail) });
     const depth = session.pending - acked.length;
-    if (acked.length > 0) this.#consumed(sessionKey, session, depth, seq);
-    return { status: 'acked', acked: acked.length, depth, lastSeq: session.lastSeq };
+    if (acked.length > 0) this.#consumed(sessionKey, session, depth, upTo);
+    return { status: 'acked', acked: acked.length, depth, lastSeq: session.lastSeq, upTo };
   }
 
   /** Reads the session's pending events; consumes those returned when `drainedBy` says who drains them. */
@@ -1013,11 +1031,15 @@ const TRACE_ROWS_PER_APPEND = 4;
 /** Most trace rows one operation writes: a commit's weight of them. */
 export const TRACE_ROWS_PER_OPERATION = MAX_WEIGHT_PER_COMMIT * TRACE_ROWS_PER_APPEND;
 
+/** One slice of an ack (see SqliteEventStore#ack): what it consumed, up to which seq. */
+type AckSlice = Exclude<AckResult, { status: 'acked' }> | (Extract<AckResult, { status: 'acked' }> & { upTo: number });
+
 /**
- * Events dropOverCap drops in one operation: each is a delete and a trace row, as an append at the
- * cap drops one; a slice weighs as many appends in its commit (see MAX_WEIGHT_PER_COMMIT).
+ * Events an ack or dropOverCap removes in one operation: each is a delete and a trace row, as an
+ * append at the cap drops one; a slice weighs as many appends in its commit (see
+ * MAX_WEIGHT_PER_COMMIT).
  */
-const DROP_SLICE_EVENTS = 1000;
+export const REMOVE_SLICE_EVENTS = 1000;
 
 /** Pages a backup copies between two turns of the event loop: better-sqlite3's own default, ~1 ms each. */
 const BACKUP_PAGES_PER_STEP = 100;

@@ -32,7 +32,7 @@ import {
 } from '../../src/store/session-cache.js';
 import { migrate, SCHEMA_VERSION } from '../../src/store/migrations.js';
 import { charge, eventBytes, readBudget, sessionBytes, tokenBytes, traceStepBytes } from '../../src/store/read-budget.js';
-import { PRUNE_SLICE, TRACE_ROWS_PER_OPERATION } from '../../src/store/sqlite.js';
+import { PRUNE_SLICE, REMOVE_SLICE_EVENTS, TRACE_ROWS_PER_OPERATION } from '../../src/store/sqlite.js';
 import { MAX_WEIGHT_PER_COMMIT } from '../../src/store/commit-queue.js';
 import { DATA_FILES, MAX_READ_BYTES, DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
 
@@ -1356,6 +1356,18 @@ test('ack: events already drained count for nothing; only pending ones are acked
   assert.equal([session!.pending, session!.lastSeq], [1, 4]);
 });
 
+test('ack: more than REMOVE_SLICE_EVENTS pending are consumed in slices, a commit each; the answer counts them all', async () => {
+  const store = open(tempDir(), 3000);
+  for (let i = 0; i < 2500; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => store.append(request('a', `${i + j}`))));
+  await store.append(request('b', 'untouched'));
+  const commitsBefore = store.storeMetrics().commits;
+  assert.equal(await store.ack('a', 2400, {}), { status: 'acked', acked: 2400, depth: 100, lastSeq: 2500 });
+  assert.ok(store.storeMetrics().commits - commitsBefore >= Math.ceil(2400 / REMOVE_SLICE_EVENTS), 'a commit per slice at least');
+  assert.equal(seqs(await store.peek('a', { limit: 1000 })), Array.from({ length: 100 }, (_, i) => 2401 + i));
+  assert.equal(await store.stats(), { sessions: 2, pending: 101 });
+  assert.equal(await store.ack('a', 2501, {}), { status: 'out-of-range', lastSeq: 2500 });
+});
+
 test('ack is durable when it resolves: it survives close and reopen', async () => {
   const dir = tempDir();
   const store = open(dir, 10);
@@ -1653,7 +1665,8 @@ test('an ack or a drain weighs the events it consumes: one of more than a commit
   ]);
   const after = store.storeMetrics();
   assert.equal([acked.status === 'acked' && acked.acked, drained.events.length], [MAX_WEIGHT_PER_COMMIT + 1, MAX_WEIGHT_PER_COMMIT]);
-  assert.equal([after.commits - before.commits, after.opsCommitted - before.opsCommitted], [4, 4], 'each heavy one alone, each append after it apart');
+  // The ack's slice of its last event, queued once its first slice committed, rides with the last append.
+  assert.equal([after.commits - before.commits, after.opsCommitted - before.opsCommitted], [4, 5], 'each heavy one alone, each append after it apart');
 });
 
 test('recordTrace: a wake step is written while its event is pending, left out once it was acked or replaced (QA: a heartbeat a minute on traced a wake for an event long acked)', async () => {
