@@ -14,9 +14,6 @@ import type { EventRecord } from './types.js';
  */
 export const SESSION_CACHE_SIZE = 4096;
 
-/** Entries used between two rotations of the cache's generations (see SessionCache#rotate). */
-const GENERATION_SIZE = SESSION_CACHE_SIZE / 2;
-
 /**
  * Longest newest-event text the session cache keeps, in UTF-16 units. A longer one is read back
  * from the table when the next append needs it: rare, and cheap next to the text itself.
@@ -122,11 +119,14 @@ export class SessionCache implements TransactionObserver {
   readonly #now: () => number;
   /** When every row was last written (#now()). */
   #allWrittenAt: number;
+  /** Entries used between two rotations of the generations (see #rotate): half the cache's size. */
+  readonly #generationSize: number;
 
-  constructor(rows: SessionRows, now: () => number = () => performance.now()) {
+  constructor(rows: SessionRows, now: () => number = () => performance.now(), size = SESSION_CACHE_SIZE) {
     this.#rows = rows;
     this.#now = now;
     this.#allWrittenAt = now();
+    this.#generationSize = Math.max(1, Math.floor(size / 2));
   }
 
   get(sessionKey: string): SessionState | undefined {
@@ -171,7 +171,7 @@ export class SessionCache implements TransactionObserver {
   operationRolledBack(): void {
     for (let i = this.#changes.length - 1; i >= 0; i--) {
       const { sessionKey, state, unwritten, due } = this.#changes[i]!;
-      // Not #use: a rotation now could drop an entry whose unwritten mark is yet to be put back.
+      // Put back, not used: taking changes back never turns the generations over.
       if (state) this.#setRecent(sessionKey, state);
       else this.#remove(sessionKey);
       mark(this.#unwritten, sessionKey, unwritten);
@@ -228,7 +228,7 @@ export class SessionCache implements TransactionObserver {
   /** Makes `state` the session's entry, among the recently used, and rotates when they are many. */
   #use(sessionKey: string, state: SessionState): void {
     this.#setRecent(sessionKey, state);
-    if (this.#recent.size >= GENERATION_SIZE) this.#rotate();
+    if (this.#recent.size >= this.#generationSize) this.#rotate();
   }
 
   #setRecent(sessionKey: string, state: SessionState): void {

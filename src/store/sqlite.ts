@@ -14,7 +14,7 @@ import { newEventId } from './ids.js';
 import { migrate } from './migrations.js';
 import { PendingIndex, type PendingRef } from './pending-index.js';
 import { charge, eventBytes, readBudget, sessionBytes, takeWithinBudget, tokenBytes, traceStepBytes, type ReadBudget } from './read-budget.js';
-import { NEWEST_TEXT_CACHE_LIMIT, SessionCache, type NewestEvent, type SessionRow, type SessionState } from './session-cache.js';
+import { NEWEST_TEXT_CACHE_LIMIT, SESSION_CACHE_SIZE, SessionCache, type NewestEvent, type SessionRow, type SessionState } from './session-cache.js';
 import type {
   AckResult,
   AppendOutcome,
@@ -434,6 +434,7 @@ function openFailure(file: string, error: unknown): Error {
 interface Limits {
   maxPending: number;
   idempotencyRetentionMs: number;
+  sessionCacheSize: number;
 }
 
 export class SqliteEventStore implements EventStore, TokenStore {
@@ -472,6 +473,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
         options.idempotencyRetentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS,
         ' (milliseconds)',
       ),
+      sessionCacheSize: positiveInteger('sessionCacheSize', options.sessionCacheSize ?? SESSION_CACHE_SIZE),
     };
     const db = openDatabase(file);
     try {
@@ -489,11 +491,15 @@ export class SqliteEventStore implements EventStore, TokenStore {
     this.#pending = PendingIndex.fromRows(
       db.prepare<[], { id: number; sessionId: number; seq: number }>('SELECT id, session_id AS sessionId, seq FROM events ORDER BY id').iterate(),
     );
-    this.#sessions = new SessionCache({
-      write: (sessionKey, { id, agentId, lastSeq, lastEventAt, pending }) =>
-        this.#sql.sessionPut.run(id, sessionKey, agentId, lastSeq, lastEventAt, pending),
-      reconcile: () => this.#reconcileSessions(),
-    });
+    this.#sessions = new SessionCache(
+      {
+        write: (sessionKey, { id, agentId, lastSeq, lastEventAt, pending }) =>
+          this.#sql.sessionPut.run(id, sessionKey, agentId, lastSeq, lastEventAt, pending),
+        reconcile: () => this.#reconcileSessions(),
+      },
+      undefined,
+      limits.sessionCacheSize,
+    );
     this.#lastSessionId = db.prepare<[], number>('SELECT coalesce(max(id), 0) FROM sessions').pluck().get()!;
     // The index first: a batch rolled back restores it before the cache, gone stale, reconciles from it.
     this.#queue = new CommitQueue(db, observeAll(this.#pending, this.#sessions));

@@ -206,6 +206,12 @@ export interface StoreOptions {
    * @default DEFAULT_IDEMPOTENCY_RETENTION_MS (24 h)
    */
   idempotencyRetentionMs?: number;
+  /**
+   * Sessions whose state is kept in memory (see SESSION_CACHE_SIZE). For tests, which make it small
+   * to turn the cache over often.
+   * @default SESSION_CACHE_SIZE
+   */
+  sessionCacheSize?: number;
 }
 
 /** A scoped token as stored: never the secret, only its SHA-256. Times in ms since the epoch. */

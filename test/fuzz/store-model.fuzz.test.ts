@@ -8,7 +8,9 @@
  * peek and continue seqs as the model says; half the time the run carries on from that copy, so
  * crashes chain.
  *
- * Each seed draws its own cap (1 to 4). SB_FUZZ_SEED=<seed> runs that seed alone.
+ * Each seed draws its own cap (1 to 4), and a session cache of 2 to 6 (its generations turn over
+ * all the time among the five sessions, dropping written states and carrying unwritten ones).
+ * SB_FUZZ_SEED=<seed> runs that seed alone.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -63,6 +65,7 @@ async function run(seed: number): Promise<void> {
   const random = seededRandom(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
   const cap = 1 + Math.floor(random() * 4);
+  const sessionCacheSize = 2 + Math.floor(random() * 5);
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-store-fuzz-'));
   const model = new Map(KEYS.map((key): [string, ModelSession] => [key, { lastSeq: 0, lastEventAt: 0, pending: [] }]));
   const session = (key: string) => model.get(key)!;
@@ -73,8 +76,8 @@ async function run(seed: number): Promise<void> {
     return made;
   };
   let dir = newDir();
-  let store = openStore(dir, { maxPendingPerSession: cap });
-  const context = (what: string) => `${what} (seed ${seed}, cap ${cap})`;
+  let store = openStore(dir, { maxPendingPerSession: cap, sessionCacheSize });
+  const context = (what: string) => `${what} (seed ${seed}, cap ${cap}, session cache ${sessionCacheSize})`;
 
   const request = (sessionKey: string, text: string, contextKey: string | null, fails: boolean): AppendRequest<AppendOutcome> => ({
     event: { sessionKey, agentId: agentOf(sessionKey), text, mode: 'now', contextKey },
@@ -204,7 +207,7 @@ async function run(seed: number): Promise<void> {
         const file = path.join(dir, DATA_FILES.database + suffix);
         if (fs.existsSync(file)) fs.copyFileSync(file, path.join(crashed, DATA_FILES.database + suffix));
       }
-      const reopened = openStore(crashed, { maxPendingPerSession: cap });
+      const reopened = openStore(crashed, { maxPendingPerSession: cap, sessionCacheSize });
       await checkAgainstModel(reopened, `reopened after round ${round}`);
       if (random() < 0.5) {
         await store.close();
