@@ -307,11 +307,20 @@ async function withClient<M extends MethodName>(
 }
 
 export function connectionSettings(args: Args, defaultTimeoutMs = DEFAULT_CALL_TIMEOUT_MS): ConnectionSettings {
-  const given = givenGatewayUrl(args);
-  // Resolved only when needed: with --url and --token given, the data dir plays no part.
+  // An option beats its variable, and --data-dir names a gateway (its socket) and that gateway's
+  // token file: given on the command line, it beats SWITCHBOARD_URL and SWITCHBOARD_TOKEN as well.
+  // QA: with SWITCHBOARD_URL exported for CI, a script's --data-dir was ignored, and its event went
+  // to the other gateway with exit 0.
+  const dataDirGiven = rawOption(args, 'data-dir') !== undefined;
+  const env = dataDirGiven ? {} : process.env;
+  const given = givenGatewayUrl(args, env);
+  if (dataDirGiven && given !== undefined && rawOption(args, 'token') !== undefined) {
+    throw usageError('--data-dir plays no part beside --url and --token, which name the gateway and its token: drop one or the other');
+  }
+  // Resolved only when needed: with a URL and a token given, the data dir plays no part.
   let dataDir: string | undefined;
   const theDataDir = () => (dataDir ??= resolveDataDir(optionOrEnv(args, 'data-dir', ENV.dataDir)?.value));
-  const { token, tokenFrom } = resolveToken(args, theDataDir, given?.value);
+  const { token, tokenFrom } = resolveToken(args, env, theDataDir, given?.value);
   return {
     token,
     tokenFrom,
@@ -348,8 +357,8 @@ function defaultGatewayUrl(dataDir: string): string {
  * user name or password: neither call sends them (the token from --token or the data dir goes in
  * the Authorization header), and a token meant to be used there must not be silently replaced.
  */
-function givenGatewayUrl(args: Args): { value: string; from: string } | undefined {
-  const setting = optionOrEnv(args, 'url', ENV.url);
+function givenGatewayUrl(args: Args, env: NodeJS.ProcessEnv): { value: string; from: string } | undefined {
+  const setting = optionOrEnv(args, 'url', ENV.url, env);
   if (setting === undefined) return undefined;
   const url = setting.value;
   // First, and without the URL in the message: the password is most likely a token.
@@ -368,8 +377,8 @@ function givenGatewayUrl(args: Args): { value: string; from: string } | undefine
  * Sent to a TCP URL given, it would go to whoever listens there, which while the gateway is down
  * may be any local user, the very reason the CLI never calls a port by default.
  */
-function resolveToken(args: Args, theDataDir: () => string, givenUrl: string | undefined): { token: string; tokenFrom: string } {
-  const setting = optionOrEnv(args, 'token', ENV.token);
+function resolveToken(args: Args, env: NodeJS.ProcessEnv, theDataDir: () => string, givenUrl: string | undefined): { token: string; tokenFrom: string } {
+  const setting = optionOrEnv(args, 'token', ENV.token, env);
   // Trimmed, as the token file is: `--token " $TOKEN"` means the token.
   const given = setting?.value.trim();
   // A line break inside (a paste of two lines) cannot go in an HTTP header.
@@ -541,7 +550,7 @@ function errnoCode(error: unknown): string | undefined {
  * The gateway answers 401 alike for every token it does not know: a revoked scoped token is
  * forgotten, not kept to tell apart. The token's prefix still says which kind the user holds, and
  * where it and the URL came from says which setting is the wrong one: an environment variable
- * overrules the data dir's token file or socket, so a --data-dir given beside one is half used.
+ * overrules the token file and socket of SWITCHBOARD_DATA_DIR's data dir (not of a --data-dir).
  */
 function refusedTokenHint({ url, token, tokenFrom, urlFrom }: ConnectionSettings): string {
   if (token.startsWith(TOKEN_PREFIX.scoped)) {
@@ -552,7 +561,7 @@ function refusedTokenHint({ url, token, tokenFrom, urlFrom }: ConnectionSettings
     return `pass that gateway's token (the one in its data dir's token file) in ${ENV.token} or --token`;
   }
   if (tokenFrom === ENV.token) {
-    return `the token in ${ENV.token} is not this gateway's: set it to this gateway's token, or unset it to use the token file of the gateway's data dir (--data-dir)`;
+    return `the token in ${ENV.token} is not this gateway's: set it to this gateway's token, or unset it to use the token file of the gateway's data dir (or give --data-dir, which ${ENV.token} yields to)`;
   }
   if (tokenFrom !== undefined && tokenFrom !== '--token') {
     // A watch reads the file once; the data dir may have been set up again since (its token file
