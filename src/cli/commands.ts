@@ -62,7 +62,10 @@ const CONNECTION_OPTIONS: readonly OptionSpec[] = [
     flags: '--token <token>',
     description: `Gateway token (env ${ENV.token}, default: the token file in the data dir, sent only to its socket or a ${UNIX_SCHEME} URL of your own, on Windows to ws://${DEFAULT_HOST}:${DEFAULT_PORT}); other local users can read it here with ps, prefer the env or the file`,
   },
-  { flags: '--data-dir <dir>', description: `Where to find the token file and the gateway's socket (env ${ENV.dataDir})` },
+  {
+    flags: '--data-dir <dir>',
+    description: `Where to find the token file and the gateway's socket (env ${ENV.dataDir}); given here, ${ENV.url} and ${ENV.token} yield to it`,
+  },
   { flags: '--timeout <ms>', description: `Give up after this many milliseconds (default ${DEFAULT_CALL_TIMEOUT_MS})` },
 ];
 
