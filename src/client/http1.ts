@@ -156,7 +156,7 @@ async function openSocket(url: URL): Promise<Socket> {
   return connectTls({ host, port: Number(url.port || 443), servername: isIP(host) === 0 ? host : undefined, ALPNProtocols: ['http/1.1'] });
 }
 
-function abortError(signal: AbortSignal): ExchangeError {
+export function abortError(signal: AbortSignal): ExchangeError {
   return new ExchangeError('aborted', 'the request was aborted', { cause: signal.reason });
 }
 

@@ -35,6 +35,17 @@ test('explain: every connection failure is exit 3 with its own CLI code; --json 
   }
 });
 
+test("explain: a data dir's socket not reached for a reason without its own hint says what to check, in a sentence (QA: it began with 'or')", () => {
+  const socketUrl = 'unix:/home/me/.local/share/switchboard/gateway.sock';
+  const cause = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+  const lost = new ConnectionError('unreachable', socketUrl, `gateway not reachable at ${socketUrl} (ECONNRESET)`, { cause });
+  const error = explain(lost, { url: socketUrl, token: 'sba_admin', localDataDir: '/home/me/.local/share/switchboard' }) as CliError;
+  assert.is(
+    error.message,
+    `gateway not reachable at ${socketUrl} (ECONNRESET): check the gateway of the data dir /home/me/.local/share/switchboard, or for another one give its URL (--url / SWITCHBOARD_URL) and its token (SWITCHBOARD_TOKEN)`,
+  );
+});
+
 test('explain: anything else is left as it is', () => {
   const bug = new TypeError('a bug');
   assert.is(explain(bug, SETTINGS), bug);
