@@ -45,6 +45,7 @@ import { createHttpHandler, errorBody, requestPath, type Admission } from './htt
 import { DeliveryHub } from './hub.js';
 import { listenLocal, LOCAL_PEER, peerAddress, type LocalSocket } from './local-socket.js';
 import { AuthFailureLimiter } from './rate-limit.js';
+import { storeFailureLog } from './store-failure-log.js';
 import { createTokenService, toScopedToken } from './tokens.js';
 import { UnauthenticatedSockets } from './unauthenticated-sockets.js';
 
@@ -195,8 +196,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     isClosing: () => lifecycle.closing,
   });
+  const storeFailures = storeFailureLog(log);
   const dispatcher = new RpcDispatcher<CallContext>(handlers, {
-    mapError: toRpcError,
+    mapError: (error) => {
+      if (error instanceof StoreUnavailableError) storeFailures.failed(error);
+      return toRpcError(error);
+    },
     onInternalError: (error, method) => log(`internal error in ${method}: ${(error as Error)?.stack ?? String(error)}`),
     onMessage: (context, requests) => fitAnswerFrame(context.readBudget, context.frameBytes, requests),
   });
@@ -439,6 +444,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         store.stopBackups();
         await shutdown(server, localSocket, wss, connections, restarting);
         await store.close();
+        storeFailures.flush();
       })()),
   };
 }

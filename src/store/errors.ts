@@ -51,7 +51,7 @@ export class StoreUnavailableError extends Error {
     const fix = corrupt
       ? 'the database file is damaged: stop the gateway, then restore it from a backup or move it aside'
       : 'free disk space or check the data dir, then retry';
-    super(`the event store could not commit (${detail}); nothing was stored: ${fix}`, { cause });
+    super(`the event store could not commit (${detail}); the call changed nothing: ${fix}`, { cause });
     this.name = 'StoreUnavailableError';
     this.sqliteCode = sqliteCode(cause);
   }

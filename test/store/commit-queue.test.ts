@@ -126,7 +126,7 @@ test('a storage failure rejects the whole batch with StoreUnavailableError and s
     const reason = result.status === 'rejected' ? (result.reason as StoreUnavailableError) : undefined;
     assert.instance(reason, StoreUnavailableError);
     assert.is(reason!.sqliteCode, 'SQLITE_FULL');
-    assert.match(reason!.message, 'nothing was stored');
+    assert.match(reason!.message, 'the call changed nothing');
   }
   assert.is(count(), 0);
   assert.equal(queue.metrics(), { commits: 0, opsCommitted: 0, durableCommits: 0 });
