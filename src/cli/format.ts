@@ -38,8 +38,16 @@ export function printableStrings<T>(value: T): T {
 
 export function formatRoutingResult(result: RoutingResult): string {
   const { queue } = result;
-  const lines = [`routed to ${result.sessionKey} (seq ${queue.seq}, ${queue.depth} pending, mode ${result.mode})`];
-  if (result.duplicate) lines.push('  repeat of an earlier idempotency key: this is the first call\'s result, nothing new was stored');
+  // A repeat answers with the first call's result, which told the queue and the wake as they were
+  // then: the event may have been consumed since (QA: a cron job's log said "pending" for an event
+  // drained long before).
+  const then = result.duplicate ? ' then' : '';
+  const lines = [`routed to ${result.sessionKey} (seq ${queue.seq}, ${queue.depth} pending${then}, mode ${result.mode})`];
+  if (result.duplicate) {
+    lines.push(
+      `  repeat of an earlier idempotency key: nothing new was stored; this is the first call's result, as it was then (\`switchboard trace ${result.eventId}\` tells what became of the event since)`,
+    );
+  }
   if (result.fallback) lines.push(`  fallback: ${result.fallback.message}`);
   if (queue.status === 'deduplicated') lines.push(`  deduplicated: identical to pending event seq ${queue.seq}, not queued twice`);
   if (queue.replaced) lines.push(`  replaced pending event seq ${queue.replaced.seq} with the same context key`);
@@ -48,7 +56,7 @@ export function formatRoutingResult(result: RoutingResult): string {
     lines.push(`  session was full: dropped ${queue.dropped.length} oldest pending event(s) (seq ${seqs})`);
   }
   const receivers = result.receivers > 0 ? ` (delivered to ${result.receivers} subscriber(s))` : '';
-  lines.push(`  wake: ${result.wake.status}: ${result.wake.message}${receivers}`);
+  lines.push(`  wake${then}: ${result.wake.status}: ${result.wake.message}${receivers}`);
   lines.push(`  event ${result.eventId} stored at ${result.storedAt}`);
   return lines.join('\n');
 }

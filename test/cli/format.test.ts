@@ -113,6 +113,28 @@ test('the routing result: messages from the gateway stay on their own lines', ()
   ]);
 });
 
+test('a repeat of an idempotency key says its queue and wake are as they were then, and how to learn what became of the event (QA: a log said "pending" for an event drained since)', () => {
+  const repeat = {
+    eventId: EVENT.eventId,
+    sessionKey: 'agent:main:main',
+    requestedSessionKey: null,
+    fallback: null,
+    route: EVENT.route,
+    mode: 'next-heartbeat' as const,
+    queue: { status: 'queued' as const, seq: 1, depth: 1, replaced: null, dropped: [] },
+    wake: { status: 'no-agent-connected' as const, message: 'the event waits in the session queue' },
+    receivers: 0,
+    duplicate: true,
+    storedAt: EVENT.storedAt,
+  };
+  assert.equal(formatRoutingResult(repeat).split('\n'), [
+    'routed to agent:main:main (seq 1, 1 pending then, mode next-heartbeat)',
+    `  repeat of an earlier idempotency key: nothing new was stored; this is the first call's result, as it was then (\`switchboard trace ${EVENT.eventId}\` tells what became of the event since)`,
+    '  wake then: no-agent-connected: the event waits in the session queue',
+    `  event ${EVENT.eventId} stored at ${EVENT.storedAt}`,
+  ]);
+});
+
 test('a peek or drain that --after leaves empty says what is still pending, not "no pending events"', () => {
   const empty = { sessionKey: 'agent:x:main', events: [], depth: 4, more: false };
   assert.is(formatSessionRead(empty, 'shown', 10), 'agent:x:main: no events after seq 10; 4 pending in the session (give a lower --after, or none, to see them)');
