@@ -9,6 +9,7 @@ import { gatewayUrlProblem, HTTP_PROTOCOLS, unixSocketPath, shownUrl } from '../
 import { callOverHttp, rpcRequestBody } from '../client/http.js';
 import { localGatewayUrl } from '../client/local-gateway.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
+import type { ErrorName } from '../protocol/errors.js';
 import { ConnectionError, RpcCallError, type ConnectionFailure } from '../client/errors.js';
 import { readToken, resolveDataDir, TokenFileError, tokenPath } from '../config/data-dir.js';
 import {
@@ -307,20 +308,20 @@ async function withClient<M extends MethodName>(
 }
 
 export function connectionSettings(args: Args, defaultTimeoutMs = DEFAULT_CALL_TIMEOUT_MS): ConnectionSettings {
-  // An option beats its variable, and --data-dir names a gateway (its socket) and that gateway's
-  // token file: given on the command line, it beats SWITCHBOARD_URL and SWITCHBOARD_TOKEN as well.
-  // QA: with SWITCHBOARD_URL exported for CI, a script's --data-dir was ignored, and its event went
-  // to the other gateway with exit 0.
+  // An option beats its variable, and --data-dir names the gateway to call (its socket): given on
+  // the command line, it beats SWITCHBOARD_URL as well. QA: with SWITCHBOARD_URL exported for CI, a
+  // script's --data-dir was ignored, and its event went to the other gateway with exit 0. A token
+  // in SWITCHBOARD_TOKEN still goes to it (a scoped one, say): the wrong one is refused, not sent
+  // elsewhere.
   const dataDirGiven = rawOption(args, 'data-dir') !== undefined;
-  const env = dataDirGiven ? {} : process.env;
-  const given = givenGatewayUrl(args, env);
-  if (dataDirGiven && given !== undefined && rawOption(args, 'token') !== undefined) {
-    throw usageError('--data-dir plays no part beside --url and --token, which name the gateway and its token: drop one or the other');
+  const given = givenGatewayUrl(args, dataDirGiven ? {} : process.env);
+  if (dataDirGiven && given !== undefined && optionOrEnv(args, 'token', ENV.token) !== undefined) {
+    throw usageError(`--data-dir plays no part beside --url and a token (--token or ${ENV.token}), which name the gateway and what to send it: drop one or the other`);
   }
   // Resolved only when needed: with a URL and a token given, the data dir plays no part.
   let dataDir: string | undefined;
   const theDataDir = () => (dataDir ??= resolveDataDir(optionOrEnv(args, 'data-dir', ENV.dataDir)?.value));
-  const { token, tokenFrom } = resolveToken(args, env, theDataDir, given?.value);
+  const { token, tokenFrom } = resolveToken(args, theDataDir, given?.value);
   return {
     token,
     tokenFrom,
@@ -377,8 +378,8 @@ function givenGatewayUrl(args: Args, env: NodeJS.ProcessEnv): { value: string; f
  * Sent to a TCP URL given, it would go to whoever listens there, which while the gateway is down
  * may be any local user, the very reason the CLI never calls a port by default.
  */
-function resolveToken(args: Args, env: NodeJS.ProcessEnv, theDataDir: () => string, givenUrl: string | undefined): { token: string; tokenFrom: string } {
-  const setting = optionOrEnv(args, 'token', ENV.token, env);
+function resolveToken(args: Args, theDataDir: () => string, givenUrl: string | undefined): { token: string; tokenFrom: string } {
+  const setting = optionOrEnv(args, 'token', ENV.token);
   // Trimmed, as the token file is: `--token " $TOKEN"` means the token.
   const given = setting?.value.trim();
   // A line break inside (a paste of two lines) cannot go in an HTTP header.
@@ -433,6 +434,12 @@ export function explain(error: unknown, settings: ConnectionSettings, unanswered
   // Printable: it quotes the URL as given, and a rejection quotes what the gateway, or a proxy in
   // front of it, answered instead.
   const message = printable(error.message);
+  const { refusal } = error;
+  if (refusal?.code !== undefined && refusal.errorName !== undefined && RETRY_LATER.has(refusal.errorName)) {
+    // The gateway's own words: a script tells "retry later" apart from a wrong URL by its name (QA).
+    const retry = refusal.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: refusal.retryAfterSeconds };
+    return new CliError(ExitCode.UNREACHABLE, message, { code: refusal.code, message, data: { name: refusal.errorName, ...retry } });
+  }
   const explained: Record<ConnectionFailure, [CliErrorName, string]> = {
     unreachable: ['GATEWAY_UNREACHABLE', `${message}: ${unreachableHint(localDataDir, errnoCode(error))}${defaultPortHint(url)}`],
     unauthorized: ['TOKEN_REFUSED', `the gateway at ${printable(url)} refused the token: ${refusedTokenHint(settings)}`],
@@ -444,6 +451,12 @@ export function explain(error: unknown, settings: ConnectionSettings, unanswered
   };
   return noAnswer(...explained[error.failure]);
 }
+
+/**
+ * Refusals the gateway sends over HTTP before it runs a call, that pass: it is shutting down (503),
+ * or this address is past its limits (429). Nothing was done; the same call later may be.
+ */
+const RETRY_LATER: ReadonlySet<string> = new Set<ErrorName>(['SHUTTING_DOWN', 'RATE_LIMITED']);
 
 /**
  * The gateway's JSON-RPC error as the CLI reports it: exit 1, and with --json the error as it came.
@@ -550,7 +563,7 @@ function errnoCode(error: unknown): string | undefined {
  * The gateway answers 401 alike for every token it does not know: a revoked scoped token is
  * forgotten, not kept to tell apart. The token's prefix still says which kind the user holds, and
  * where it and the URL came from says which setting is the wrong one: an environment variable
- * overrules the token file and socket of SWITCHBOARD_DATA_DIR's data dir (not of a --data-dir).
+ * overrules the data dir's token file, and SWITCHBOARD_URL the socket of SWITCHBOARD_DATA_DIR's.
  */
 function refusedTokenHint({ url, token, tokenFrom, urlFrom }: ConnectionSettings): string {
   if (token.startsWith(TOKEN_PREFIX.scoped)) {
@@ -561,7 +574,7 @@ function refusedTokenHint({ url, token, tokenFrom, urlFrom }: ConnectionSettings
     return `pass that gateway's token (the one in its data dir's token file) in ${ENV.token} or --token`;
   }
   if (tokenFrom === ENV.token) {
-    return `the token in ${ENV.token} is not this gateway's: set it to this gateway's token, or unset it to use the token file of the gateway's data dir (or give --data-dir, which ${ENV.token} yields to)`;
+    return `the token in ${ENV.token} is not this gateway's: set it to this gateway's token, or unset it to use the token file of the gateway's data dir (--data-dir)`;
   }
   if (tokenFrom !== undefined && tokenFrom !== '--token') {
     // A watch reads the file once; the data dir may have been set up again since (its token file

@@ -64,7 +64,7 @@ const CONNECTION_OPTIONS: readonly OptionSpec[] = [
   },
   {
     flags: '--data-dir <dir>',
-    description: `Where to find the token file and the gateway's socket (env ${ENV.dataDir}); given here, ${ENV.url} and ${ENV.token} yield to it`,
+    description: `Where to find the token file and the gateway's socket (env ${ENV.dataDir}); given here, ${ENV.url} yields to it`,
   },
   { flags: '--timeout <ms>', description: `Give up after this many milliseconds (default ${DEFAULT_CALL_TIMEOUT_MS})` },
 ];

@@ -9,7 +9,7 @@ export const ExitCode = {
   GATEWAY_ERROR: 1,
   /** The command line is wrong: missing --text, bad --mode, unknown option or command. */
   USAGE: 2,
-  /** No answer: could not connect, the token was refused, or the call timed out. */
+  /** No answer: could not connect, the token was refused, the call was refused before it ran, or it timed out. */
   UNREACHABLE: 3,
   /**
    * The answer could not be written to stdout (a full disk, a closed pipe): the call was done, but
@@ -24,7 +24,8 @@ export const EXIT_CODES_HELP = `Exit codes:
     0  ok: the gateway answered (for system event: routed and stored)
     1  the gateway answered with an error
     2  usage error (a required option missing, a bad value, an unknown option)
-    3  no answer: no gateway reached (at the data dir's socket or the URL), token refused, or timed out
+    3  no answer: no gateway reached (at the data dir's socket or the URL), token refused, the call
+       refused before it ran (the gateway shutting down, too many calls), or timed out
     4  the answer could not be written to stdout (disk full, reader gone); what the call did stays done
   130  interrupted by Ctrl-C (SIGINT; 143 for SIGTERM): a system event or drain may already be done`;
 

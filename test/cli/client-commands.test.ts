@@ -46,6 +46,19 @@ test("explain: a data dir's socket not reached for a reason without its own hint
   );
 });
 
+test("explain: a gateway that refuses over HTTP before running the call, shutting down (503) or at an address's limits (429), is exit 3 in its own words: --json has its code, name and Retry-After (QA: both were GATEWAY_REJECTED, as a wrong host is)", () => {
+  const refused = (status: number, code: number, errorName: string, retryAfterSeconds?: number) =>
+    explain(new ConnectionError('rejected', URL, `the gateway at ${URL} refused the call (HTTP ${status}: ...)`, { refusal: { status, code, errorName, retryAfterSeconds } }), SETTINGS) as CliError;
+  const shuttingDown = refused(503, 1003, 'SHUTTING_DOWN');
+  assert.is(shuttingDown.exitCode, ExitCode.UNREACHABLE);
+  assert.equal(shuttingDown.json, { code: 1003, message: shuttingDown.message, data: { name: 'SHUTTING_DOWN' } });
+  const limited = refused(429, 1013, 'RATE_LIMITED', 30);
+  assert.is(limited.exitCode, ExitCode.UNREACHABLE);
+  assert.equal(limited.json, { code: 1013, message: limited.message, data: { name: 'RATE_LIMITED', retryAfterSeconds: 30 } });
+  // Refusals that retrying does not cure stay the CLI's own.
+  assert.equal(refused(404, 1020, 'PATH_NOT_FOUND').json?.data, { name: 'GATEWAY_REJECTED' });
+});
+
 test('explain: anything else is left as it is', () => {
   const bug = new TypeError('a bug');
   assert.is(explain(bug, SETTINGS), bug);

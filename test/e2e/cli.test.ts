@@ -442,7 +442,7 @@ test('exit 2: an empty option value, or a SWITCHBOARD_* variable set but empty, 
     // The admin token in the data dir is the default: an empty --token must not fall back to it.
     [[...event('empty --token'), '--token', '', ...conn(gw)], {}, '--token is empty'],
     [[...event('empty --token='), '--token=', ...conn(gw)], {}, '--token is empty'],
-    [[...event('empty SWITCHBOARD_TOKEN'), '--url', gw.url], { SWITCHBOARD_TOKEN: '' }, 'SWITCHBOARD_TOKEN is set but empty'],
+    [[...event('empty SWITCHBOARD_TOKEN'), ...conn(gw)], { SWITCHBOARD_TOKEN: '' }, 'SWITCHBOARD_TOKEN is set but empty'],
     [[...event('empty SWITCHBOARD_URL'), '--token', gw.token], { SWITCHBOARD_URL: '' }, 'SWITCHBOARD_URL is set but empty'],
     [[...event('empty SWITCHBOARD_DATA_DIR'), '--url', gw.url], { SWITCHBOARD_DATA_DIR: '' }, 'SWITCHBOARD_DATA_DIR is set but empty'],
     [[...event('empty --url'), '--url', '', '--data-dir', gw.dataDir], {}, '--url is empty'],
@@ -812,11 +812,9 @@ test('where the token and URL come from: --data-dir, SWITCHBOARD_DATA_DIR, --tok
     runCli([...event('flag --token beats env'), '--url', gw.url, '--token', gw.token], { env: { SWITCHBOARD_TOKEN: 'wrong' } }),
     runCli([...event('flag --url beats env'), '--url', gw.url, '--token', gw.token], { env: { SWITCHBOARD_URL: 'ws://127.0.0.1:1' } }),
     runCli([...event('flag --data-dir beats env'), '--data-dir', gw.dataDir], { env: { SWITCHBOARD_DATA_DIR: makeTempDir() } }),
-    // It names a gateway and its token: SWITCHBOARD_URL and SWITCHBOARD_TOKEN yield to it too (QA:
-    // with them exported for CI, a script's --data-dir was ignored and its event went elsewhere).
-    runCli([...event('flag --data-dir beats SWITCHBOARD_URL and SWITCHBOARD_TOKEN'), '--data-dir', gw.dataDir], {
-      env: { SWITCHBOARD_URL: 'ws://127.0.0.1:1', SWITCHBOARD_TOKEN: 'sba_another_gateways' },
-    }),
+    // It names the gateway to call: SWITCHBOARD_URL yields to it too (QA: exported for CI, it had a
+    // script's --data-dir ignored, and its event go elsewhere).
+    runCli([...event('flag --data-dir beats SWITCHBOARD_URL'), '--data-dir', gw.dataDir], { env: { SWITCHBOARD_URL: 'ws://127.0.0.1:1' } }),
   ]);
   for (const result of results) assertExit(result, 0);
   // The data dir's token goes to its socket only, never to a TCP URL given (--url or SWITCHBOARD_URL).
@@ -831,7 +829,7 @@ test('where the token and URL come from: --data-dir, SWITCHBOARD_DATA_DIR, --tok
   }
   const read = parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--session-key', key, '--json', '--url', gw.url, '--token', gw.token]));
   assert.equal(read.events.map((e) => e.text).sort(), [
-    'flag --data-dir beats SWITCHBOARD_URL and SWITCHBOARD_TOKEN',
+    'flag --data-dir beats SWITCHBOARD_URL',
     'flag --data-dir beats env',
     'flag --token beats env',
     'flag --url beats env',
@@ -841,11 +839,16 @@ test('where the token and URL come from: --data-dir, SWITCHBOARD_DATA_DIR, --tok
     'via SWITCHBOARD_TOKEN',
     'via SWITCHBOARD_URL',
   ]);
-  const unused = await runCli([...event('data dir unused'), '--data-dir', makeTempDir(), '--url', gw.url, '--token', gw.token]);
-  assert.equal(
-    [unused.code, unused.stdout, unused.stderr],
-    [2, '', 'switchboard: --data-dir plays no part beside --url and --token, which name the gateway and its token: drop one or the other\n'],
-  );
+  const unused = [
+    await runCli([...event('data dir unused'), '--data-dir', makeTempDir(), '--url', gw.url, '--token', gw.token]),
+    await runCli([...event('data dir unused'), '--data-dir', makeTempDir(), '--url', gw.url], { env: { SWITCHBOARD_TOKEN: gw.token } }),
+  ];
+  for (const result of unused) {
+    assert.equal(
+      [result.code, result.stdout, result.stderr],
+      [2, '', 'switchboard: --data-dir plays no part beside --url and a token (--token or SWITCHBOARD_TOKEN), which name the gateway and what to send it: drop one or the other\n'],
+    );
+  }
 });
 
 /**

@@ -53,7 +53,7 @@ test('the CLI given no URL calls the gateway of its data dir over its socket, wh
   assert.not.ok(fs.existsSync(socket), 'the socket file is removed at shutdown');
 });
 
-test('a token refused beside --data-dir names the setting that overruled the data dir: SWITCHBOARD_TOKEN, or SWITCHBOARD_URL', async () => {
+test('a token refused beside a data dir names the setting that overruled it: SWITCHBOARD_TOKEN, or SWITCHBOARD_URL (which a --data-dir given beats)', async () => {
   const gw = await startGatewayProcess();
   const other = await startGatewayProcess();
   const byToken = await runCli(['status', '--data-dir', gw.dataDir], { env: { SWITCHBOARD_TOKEN: other.token } });
@@ -62,12 +62,13 @@ test('a token refused beside --data-dir names the setting that overruled the dat
     `switchboard: the gateway at unix:${socketOf(gw.dataDir)} refused the token: the token in SWITCHBOARD_TOKEN is not this gateway's: set it to this gateway's token, or unset it to use the token file of the gateway's data dir (--data-dir)\n`,
   );
   const otherUrl = `unix:${socketOf(other.dataDir)}`;
-  const byUrl = await runCli(['status', '--data-dir', gw.dataDir], { env: { SWITCHBOARD_URL: otherUrl } });
+  const byUrl = await runCli(['status'], { env: { SWITCHBOARD_URL: otherUrl, SWITCHBOARD_DATA_DIR: gw.dataDir } });
   assert.is(
     byUrl.stderr,
     `switchboard: the gateway at ${otherUrl} refused the token: ${path.join(gw.dataDir, 'token')} is not this gateway's token (the URL is from SWITCHBOARD_URL: unset it to call the data dir's own gateway): give --data-dir the gateway's data dir, or pass its token in SWITCHBOARD_TOKEN (or --token)\n`,
   );
   assert.is((await runCli(['status', '--data-dir', gw.dataDir], { env: { SWITCHBOARD_TOKEN: gw.token } })).code, 0);
+  assert.is((await runCli(['status', '--data-dir', gw.dataDir], { env: { SWITCHBOARD_URL: otherUrl } })).code, 0);
 });
 
 test('session watch given no URL subscribes over the socket (a WebSocket on it): the backlog, then events pushed', async () => {
