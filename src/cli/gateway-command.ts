@@ -21,6 +21,27 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   // a line that cannot be written must not stop the gateway, least of all its shutdown. Every
   // line names who wrote it, as in a log shared with other services.
   const log = (line: string) => writeLog(process.stderr, `switchboard gateway: ${line}`);
+  // Before the start, not after: a supervisor may signal while the gateway starts (a slow disk, a
+  // loaded machine: QA saw starts of 9-17 s), and Node's default action ended it with 143, unsaid.
+  // SIGHUP is "restart": the same graceful stop, but clients are told (1012) the gateway returns.
+  let started = false;
+  let signalled = false;
+  // A second signal means the operator will not wait: everything answered is already on disk.
+  const force = (again: NodeJS.Signals) => {
+    log(`${again} received while shutting down: stopped at once (exit ${ExitCode.GATEWAY_ERROR}), without waiting for the connections to close; every event answered is stored`);
+    process.exit(ExitCode.GATEWAY_ERROR);
+  };
+  const signal = new Promise<NodeJS.Signals>((resolve) => {
+    const stop = (received: NodeJS.Signals) => {
+      signalled = true;
+      for (const name of STOP_SIGNALS) process.off(name, stop);
+      const why = received === 'SIGHUP' ? ' for a restart: clients are told 1012 and reconnect to the next gateway' : ': clients are told 1001';
+      log(started ? `${received} received, shutting down${why} (again to force)` : `${received} received while starting: stopping once started (again to force)`);
+      for (const name of STOP_SIGNALS) process.once(name, force);
+      resolve(received);
+    };
+    for (const name of STOP_SIGNALS) process.once(name, stop);
+  });
   let running;
   try {
     running = await startGateway({
@@ -37,30 +58,22 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   } catch (error) {
     throw new CliError(ExitCode.GATEWAY_ERROR, startFailure(error, dataDir, chosen?.from));
   }
-  // Handlers go in before the ready line: a supervisor may signal the moment it reads it.
-  // SIGHUP is "restart": the same graceful stop, but clients are told (1012) the gateway returns.
-  const signal = new Promise<NodeJS.Signals>((resolve) => {
-    for (const name of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(name, resolve);
-  });
+  started = true;
   // On stdout, apart from the log on stderr: it is the answer a script waits for (the port that
-  // --port 0 picked), and README.md says so.
+  // --port 0 picked), and README.md says so. Not for a gateway already told to stop.
   const socket = running.socketPath === undefined ? '' : `, socket ${running.socketPath}`;
-  writeLog(process.stdout, `switchboard gateway listening on ${running.url} (data dir ${dataDir}, token in ${tokenPath(dataDir)}${socket})`);
+  if (!signalled) writeLog(process.stdout, `switchboard gateway listening on ${running.url} (data dir ${dataDir}, token in ${tokenPath(dataDir)}${socket})`);
   const received = await signal;
-  const why = received === 'SIGHUP' ? ' for a restart: clients are told 1012 and reconnect to the next gateway' : ': clients are told 1001';
-  log(`${received} received, shutting down${why} (again to force)`);
-  // A second signal means the operator will not wait: everything answered is already on disk.
-  const force = (again: NodeJS.Signals) => {
-    log(`${again} received while shutting down: stopped at once (exit ${ExitCode.GATEWAY_ERROR}), without waiting for the connections to close; every event answered is stored`);
-    process.exit(ExitCode.GATEWAY_ERROR);
-  };
-  // SIGHUP too: after a SIGHUP its handler above is spent, and a second one killed the process
-  // unsaid; after a SIGINT or SIGTERM, a SIGHUP was ignored.
-  for (const name of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(name, force);
   await running.close({ restarting: received === 'SIGHUP' });
   log('stopped');
   return ExitCode.OK;
 }
+
+/**
+ * Each stops the gateway, and after the first, any of them forces the stop: a second SIGHUP once
+ * killed the process unsaid, and a SIGHUP after a SIGINT or SIGTERM was ignored.
+ */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /** `from`: the option or variable that chose the data dir; undefined for the default. */
 function startFailure(error: unknown, dataDir: string, from: string | undefined): string {

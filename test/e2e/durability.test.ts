@@ -4,8 +4,11 @@
  * answered event, with its eventId and seq, and the next event must continue the seq.
  */
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { DATA_FILES } from '../../src/protocol/constants.js';
 import {
   CLI_PATH,
   cleanup,
@@ -13,6 +16,7 @@ import {
   makeTempDir,
   openRaw,
   resultOf,
+  sleep,
   startGatewayProcess,
   type GatewayProcess,
   type JsonRpcResponse,
@@ -294,6 +298,35 @@ test('SIGTERM the moment the listening line appears is still a graceful stop (ex
     `${killed.length} of ${attempts} gateways died of the signal instead of shutting down: ${JSON.stringify(killed.map(({ code, signal }) => ({ code, signal })))}`,
   );
   for (const outcome of outcomes) assert.match(outcome.err, /SIGTERM received, shutting down/);
+});
+
+test('SIGTERM while the gateway starts (its database made, not listening yet) is a graceful stop too: exit 0, said in the log, no listening line (QA: a loaded machine took seconds to start, and a supervisor stopping it then saw 143)', async () => {
+  const attempts = 8;
+  const outcomes = await Promise.all(
+    Array.from({ length: attempts }, async () => {
+      const dataDir = makeTempDir();
+      const child = spawn(process.execPath, [CLI_PATH, 'gateway', '--port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+      const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      // The database appears once the gateway has begun opening its store, well before it listens.
+      while (!fs.existsSync(path.join(dataDir, DATA_FILES.database)) && child.exitCode === null) await sleep(1);
+      child.kill('SIGTERM');
+      const { code, signal } = await closed;
+      clearTimeout(timer);
+      return { code, signal, out, err };
+    }),
+  );
+  const killed = outcomes.filter((outcome) => outcome.code !== 0);
+  assert.is(killed.length, 0, `${killed.length} of ${attempts} died of the signal: ${JSON.stringify(killed.map(({ code, signal, err }) => ({ code, signal, err })))}`);
+  for (const { out, err } of outcomes) {
+    // One that started before the signal came stops as any running gateway does.
+    if (err.includes('SIGTERM received while starting: stopping once started')) assert.is(out, '', 'no listening line for a gateway told to stop');
+    else assert.match(err, /SIGTERM received, shutting down/);
+  }
 });
 
 test('an idempotencyKey repeat after a restart (SIGTERM or SIGKILL) is a duplicate of the first call', async () => {
