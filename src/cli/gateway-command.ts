@@ -25,23 +25,24 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   // loaded machine: QA saw starts of 9-17 s), and Node's default action ended it with 143, unsaid.
   // SIGHUP is "restart": the same graceful stop, but clients are told (1012) the gateway returns.
   let started = false;
-  let signalled = false;
-  // A second signal means the operator will not wait: everything answered is already on disk.
-  const force = (again: NodeJS.Signals) => {
-    log(`${again} received while shutting down: stopped at once (exit ${ExitCode.GATEWAY_ERROR}), without waiting for the connections to close; every event answered is stored`);
-    process.exit(ExitCode.GATEWAY_ERROR);
+  let signals = 0;
+  let stop!: (received: NodeJS.Signals) => void;
+  const signal = new Promise<NodeJS.Signals>((resolve) => (stop = resolve));
+  // One listener per signal for the whole run, never swapped: signals that come while the event
+  // loop is busy (a slow start) are dispatched later, to the listeners there are then, and a second
+  // one went to a listener already removed, and was lost (review).
+  const onSignal = (received: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      // The operator will not wait: everything answered is already on disk.
+      log(`${received} received while shutting down: stopped at once (exit ${ExitCode.GATEWAY_ERROR}), without waiting for the connections to close; every event answered is stored`);
+      process.exit(ExitCode.GATEWAY_ERROR);
+    }
+    const why = received === 'SIGHUP' ? ' for a restart: clients are told 1012 and reconnect to the next gateway' : ': clients are told 1001';
+    log(started ? `${received} received, shutting down${why} (again to force)` : `${received} received while starting: stopping once started (again to force)`);
+    stop(received);
   };
-  const signal = new Promise<NodeJS.Signals>((resolve) => {
-    const stop = (received: NodeJS.Signals) => {
-      signalled = true;
-      for (const name of STOP_SIGNALS) process.off(name, stop);
-      const why = received === 'SIGHUP' ? ' for a restart: clients are told 1012 and reconnect to the next gateway' : ': clients are told 1001';
-      log(started ? `${received} received, shutting down${why} (again to force)` : `${received} received while starting: stopping once started (again to force)`);
-      for (const name of STOP_SIGNALS) process.once(name, force);
-      resolve(received);
-    };
-    for (const name of STOP_SIGNALS) process.once(name, stop);
-  });
+  for (const name of STOP_SIGNALS) process.on(name, onSignal);
   let running;
   try {
     running = await startGateway({
@@ -62,7 +63,7 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   // On stdout, apart from the log on stderr: it is the answer a script waits for (the port that
   // --port 0 picked), and README.md says so. Not for a gateway already told to stop.
   const socket = running.socketPath === undefined ? '' : `, socket ${running.socketPath}`;
-  if (!signalled) writeLog(process.stdout, `switchboard gateway listening on ${running.url} (data dir ${dataDir}, token in ${tokenPath(dataDir)}${socket})`);
+  if (signals === 0) writeLog(process.stdout, `switchboard gateway listening on ${running.url} (data dir ${dataDir}, token in ${tokenPath(dataDir)}${socket})`);
   const received = await signal;
   await running.close({ restarting: received === 'SIGHUP' });
   log('stopped');
@@ -70,8 +71,8 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
 }
 
 /**
- * Each stops the gateway, and after the first, any of them forces the stop: a second SIGHUP once
- * killed the process unsaid, and a SIGHUP after a SIGINT or SIGTERM was ignored.
+ * Each stops the gateway, and after the first, any of them forces the stop (a second SIGHUP once
+ * killed the process unsaid, and a SIGHUP after a SIGINT or SIGTERM was ignored).
  */
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DATA_FILES } from '../../src/protocol/constants.js';
+import { SqliteEventStore } from '../../src/store/sqlite.js';
 import {
   CLI_PATH,
   cleanup,
@@ -300,34 +301,66 @@ test('SIGTERM the moment the listening line appears is still a graceful stop (ex
   for (const outcome of outcomes) assert.match(outcome.err, /SIGTERM received, shutting down/);
 });
 
-test('SIGTERM while the gateway starts (its database made, not listening yet) is a graceful stop too: exit 0, said in the log, no listening line (QA: a loaded machine took seconds to start, and a supervisor stopping it then saw 143)', async () => {
-  const attempts = 8;
+test('SIGTERM while the gateway starts is a graceful stop too: exit 0, said in the log, no listening line (QA: a loaded machine took seconds to start, and a supervisor stopping it then saw 143)', async () => {
   const outcomes = await Promise.all(
-    Array.from({ length: attempts }, async () => {
+    Array.from({ length: 8 }, async () => {
       const dataDir = makeTempDir();
-      const child = spawn(process.execPath, [CLI_PATH, 'gateway', '--port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      let err = '';
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-      child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-      const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const child = spawnGateway(dataDir);
       // The database appears once the gateway has begun opening its store, well before it listens.
-      while (!fs.existsSync(path.join(dataDir, DATA_FILES.database)) && child.exitCode === null) await sleep(1);
-      child.kill('SIGTERM');
-      const { code, signal } = await closed;
-      clearTimeout(timer);
-      return { code, signal, out, err };
+      while (!fs.existsSync(path.join(dataDir, DATA_FILES.database)) && child.process.exitCode === null) await sleep(1);
+      child.process.kill('SIGTERM');
+      return child.closed;
     }),
   );
   const killed = outcomes.filter((outcome) => outcome.code !== 0);
-  assert.is(killed.length, 0, `${killed.length} of ${attempts} died of the signal: ${JSON.stringify(killed.map(({ code, signal, err }) => ({ code, signal, err })))}`);
+  assert.is(killed.length, 0, `${killed.length} of ${outcomes.length} died of the signal: ${JSON.stringify(killed)}`);
   for (const { out, err } of outcomes) {
     // One that started before the signal came stops as any running gateway does.
     if (err.includes('SIGTERM received while starting: stopping once started')) assert.is(out, '', 'no listening line for a gateway told to stop');
     else assert.match(err, /SIGTERM received, shutting down/);
   }
 });
+
+test('a second SIGTERM while the start holds the event loop forces the stop: exit 1, said in the log (review: the first one took the listeners off, and the second was lost)', async () => {
+  // 300,000 pending events: the start reads them all into memory, in one stretch of ~0.3-1 s.
+  const dataDir = makeTempDir();
+  const store = SqliteEventStore.open(path.join(dataDir, DATA_FILES.database), { maxPendingPerSession: 1000 });
+  for (let batch = 0; batch < 300; batch++) {
+    await Promise.all(
+      Array.from({ length: 1000 }, (_, i) =>
+        store.append({ event: { sessionKey: `agent:big:direct:u${i}`, agentId: 'big', text: `${batch}`, mode: 'now', contextKey: null }, ingress: {}, complete: () => null }),
+      ),
+    );
+  }
+  await store.close();
+  const child = spawnGateway(dataDir);
+  // The write-ahead log appears when the gateway opens the database, before it reads the events.
+  while (!fs.existsSync(`${path.join(dataDir, DATA_FILES.database)}-wal`) && child.process.exitCode === null) await sleep(1);
+  child.process.kill('SIGTERM');
+  // Apart: two pending at once are one to the kernel.
+  await sleep(20);
+  child.process.kill('SIGTERM');
+  const { code, signal, out, err } = await child.closed;
+  assert.equal([code, signal, out], [1, null, ''], err);
+  assert.match(err, /SIGTERM received while starting: stopping once started \(again to force\)\n.*SIGTERM received while shutting down: stopped at once \(exit 1\)/s);
+});
+
+/** `switchboard gateway` on `dataDir` and a free port, with its output and how it ended. */
+function spawnGateway(dataDir: string) {
+  const child = spawn(process.execPath, [CLI_PATH, 'gateway', '--port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string; err: string }>((resolve) =>
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, out, err });
+    }),
+  );
+  return { process: child, closed };
+}
 
 test('an idempotencyKey repeat after a restart (SIGTERM or SIGKILL) is a duplicate of the first call', async () => {
   const key = 'agent:idem:main';
