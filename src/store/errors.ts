@@ -44,14 +44,15 @@ export class StoreUnavailableError extends Error {
   readonly code = 'STORE_UNAVAILABLE';
   readonly sqliteCode: string | undefined;
 
-  constructor(cause: unknown) {
+  /** `changed`: what the call did all the same, when it is more than nothing (an ack's slices that committed). */
+  constructor(cause: unknown, changed = 'the call changed nothing') {
     const code = sqliteCode(cause) ?? 'unknown';
     const detail = cause instanceof Error ? `${code}: ${cause.message}` : code;
     const corrupt = isCorruption(code);
     const fix = corrupt
       ? 'the database file is damaged: stop the gateway, then restore it from a backup or move it aside'
       : 'free disk space or check the data dir, then retry';
-    super(`the event store could not commit (${detail}); the call changed nothing: ${fix}`, { cause });
+    super(`the event store could not commit (${detail}); ${changed}: ${fix}`, { cause });
     this.name = 'StoreUnavailableError';
     this.sqliteCode = sqliteCode(cause);
   }

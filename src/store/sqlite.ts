@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { createPrivateFile, makePrivateDir, replaceableDir } from '../config/private-files.js';
 import { DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../protocol/constants.js';
 import { CommitQueue, MAX_WEIGHT_PER_COMMIT, observeAll, type CommitMetrics, type RunOptions } from './commit-queue.js';
-import { BackupError, corruptStoreError, isCorruption, sqliteCode, StoreClosedError, StoreLockedError, StoreOpenError } from './errors.js';
+import { BackupError, corruptStoreError, isCorruption, sqliteCode, StoreClosedError, StoreLockedError, StoreOpenError, StoreUnavailableError } from './errors.js';
 import { newEventId } from './ids.js';
 import { migrate } from './migrations.js';
 import { PendingIndex, type PendingRef } from './pending-index.js';
@@ -554,13 +554,22 @@ export class SqliteEventStore implements EventStore, TokenStore {
    */
   async ack(sessionKey: string, seq: number, detail: TraceDetail): Promise<AckResult> {
     let acked = 0;
+    let upTo = 0;
     for (;;) {
-      const slice = await this.#submit(() => this.#ackSlice(sessionKey, seq, detail), {
-        weight: () => Math.min(REMOVE_SLICE_EVENTS, this.#pendingBetween(sessionKey, 0, seq)),
-      });
+      let slice: AckSlice;
+      try {
+        slice = await this.#submit(() => this.#ackSlice(sessionKey, seq, detail), {
+          weight: () => Math.min(REMOVE_SLICE_EVENTS, this.#pendingBetween(sessionKey, 0, seq)),
+        });
+      } catch (error) {
+        // Not "the call changed nothing": the slices before it are consumed (review).
+        if (acked === 0 || !(error instanceof StoreUnavailableError)) throw error;
+        throw new StoreUnavailableError(error.cause, `the ack consumed ${acked} events first, up to seq ${upTo}; sent again, it consumes the rest`);
+      }
       if (slice.status === 'out-of-range') return slice;
       acked += slice.acked;
-      if (slice.upTo === seq) return { status: 'acked', acked, depth: slice.depth, lastSeq: slice.lastSeq };
+      upTo = slice.upTo;
+      if (upTo === seq) return { status: 'acked', acked, depth: slice.depth, lastSeq: slice.lastSeq };
     }
   }
 

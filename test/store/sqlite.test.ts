@@ -1368,6 +1368,42 @@ test('ack: more than REMOVE_SLICE_EVENTS pending are consumed in slices, a commi
   assert.equal(await store.ack('a', 2501, {}), { status: 'out-of-range', lastSeq: 2500 });
 });
 
+test('ack: a slice that fails after others committed says how far the ack got, not that it changed nothing; sent again, it consumes the rest (review)', async () => {
+  // The store's own event delete fails from its 1001st run on: the ack's second slice.
+  let deletes = 0;
+  let failFrom = Number.POSITIVE_INFINITY;
+  const prepare = Database.prototype.prepare;
+  Database.prototype.prepare = function (this: Database.Database, source: string) {
+    const statement = prepare.call(this, source);
+    if (source.includes('DELETE FROM events WHERE id')) {
+      const get = statement.get.bind(statement);
+      statement.get = (...args: unknown[]) => {
+        if (++deletes >= failFrom) throw new Database.SqliteError('database or disk is full', 'SQLITE_FULL');
+        return (get as (...params: unknown[]) => unknown)(...args);
+      };
+    }
+    return statement;
+  } as typeof prepare;
+  let store: SqliteEventStore;
+  try {
+    store = open(tempDir(), 3000);
+  } finally {
+    Database.prototype.prepare = prepare;
+  }
+  for (let i = 0; i < 2500; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => store.append(request('a', `${i + j}`))));
+  deletes = 0;
+  failFrom = REMOVE_SLICE_EVENTS + 1;
+  const failed = await store.ack('a', 2500, {}).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  assert.instance(failed, StoreUnavailableError);
+  assert.match((failed as Error).message, `(SQLITE_FULL: database or disk is full); the ack consumed ${REMOVE_SLICE_EVENTS} events first, up to seq ${REMOVE_SLICE_EVENTS}; sent again, it consumes the rest:`);
+  assert.equal(seqs(await store.peek('a', { limit: 1 })), [REMOVE_SLICE_EVENTS + 1]);
+  failFrom = Number.POSITIVE_INFINITY;
+  assert.equal(await store.ack('a', 2500, {}), { status: 'acked', acked: 2500 - REMOVE_SLICE_EVENTS, depth: 0, lastSeq: 2500 });
+});
+
 test('ack is durable when it resolves: it survives close and reopen', async () => {
   const dir = tempDir();
   const store = open(dir, 10);
