@@ -312,9 +312,10 @@ export function connectionSettings(args: Args, defaultTimeoutMs = DEFAULT_CALL_T
   // the command line, it beats SWITCHBOARD_URL as well. QA: with SWITCHBOARD_URL exported for CI, a
   // script's --data-dir was ignored, and its event went to the other gateway with exit 0. A token
   // in SWITCHBOARD_TOKEN still goes to it (a scoped one, say): the wrong one is refused, not sent
-  // elsewhere.
+  // elsewhere. Not on Windows, where a data dir has no socket to name its gateway by.
   const dataDirGiven = rawOption(args, 'data-dir') !== undefined;
-  const given = givenGatewayUrl(args, dataDirGiven ? {} : process.env);
+  const dataDirNamesGateway = dataDirGiven && HAS_UNIX_SOCKETS;
+  const given = givenGatewayUrl(args, dataDirNamesGateway ? {} : process.env);
   if (dataDirGiven && given !== undefined && optionOrEnv(args, 'token', ENV.token) !== undefined) {
     throw usageError(`--data-dir plays no part beside --url and a token (--token or ${ENV.token}), which name the gateway and what to send it: drop one or the other`);
   }
@@ -328,6 +329,7 @@ export function connectionSettings(args: Args, defaultTimeoutMs = DEFAULT_CALL_T
     url: given?.value ?? defaultGatewayUrl(theDataDir()),
     urlFrom: given?.from,
     localDataDir: given === undefined ? theDataDir() : undefined,
+    dataDirNamesGateway,
     timeoutMs: integerOption(args, 'timeout', 1, MAX_CALL_TIMEOUT_MS) ?? defaultTimeoutMs,
   };
 }
@@ -423,11 +425,13 @@ export interface ConnectionSettings {
   tokenFrom?: string | undefined;
   /** The data dir whose gateway is called, when no URL was given: what a failure's hint names. */
   localDataDir?: string | undefined;
+  /** --data-dir was given, so that SWITCHBOARD_URL yields to it: a hint must not offer the variable alone. */
+  dataDirNamesGateway?: boolean;
   timeoutMs?: number;
 }
 
 export function explain(error: unknown, settings: ConnectionSettings, unanswered?: string): unknown {
-  const { url, localDataDir } = settings;
+  const { url, localDataDir, dataDirNamesGateway = false } = settings;
   if (error instanceof RpcCallError) return gatewayRefused(error);
   if (!(error instanceof ConnectionError)) return error;
   const uncertain = unanswered === undefined ? '' : `; ${unanswered}`;
@@ -441,7 +445,7 @@ export function explain(error: unknown, settings: ConnectionSettings, unanswered
     return new CliError(ExitCode.UNREACHABLE, message, { code: refusal.code, message, data: { name: refusal.errorName, ...retry } });
   }
   const explained: Record<ConnectionFailure, [CliErrorName, string]> = {
-    unreachable: ['GATEWAY_UNREACHABLE', `${message}: ${unreachableHint(localDataDir, errnoCode(error))}${defaultPortHint(url)}`],
+    unreachable: ['GATEWAY_UNREACHABLE', `${message}: ${unreachableHint(localDataDir, errnoCode(error), dataDirNamesGateway)}${defaultPortHint(url)}`],
     unauthorized: ['TOKEN_REFUSED', `the gateway at ${printable(url)} refused the token: ${refusedTokenHint(settings)}`],
     // Refused, nothing was done; answered unreadably, it may have been.
     rejected: ['GATEWAY_REJECTED', `${message}${endpointInUrlHint(url, error)}${error.unreadableAnswer ? uncertain : ''}`],
@@ -454,7 +458,8 @@ export function explain(error: unknown, settings: ConnectionSettings, unanswered
 
 /**
  * Refusals the gateway sends over HTTP before it runs a call, that pass: it is shutting down (503),
- * or this address is past its limits (429). Nothing was done; the same call later may be.
+ * or this address is past its limits (429: too many wrong tokens, whose message says so, or open
+ * connections). Nothing was done.
  */
 const RETRY_LATER: ReadonlySet<string> = new Set<ErrorName>(['SHUTTING_DOWN', 'RATE_LIMITED']);
 
@@ -523,9 +528,10 @@ function endpointInUrlHint(url: string, error: ConnectionError): string {
  * URL, the CLI tried the data dir's socket: a gateway may well run, with another data dir or as
  * another user, or on a port only.
  */
-function unreachableHint(localDataDir: string | undefined, code: string | undefined): string {
-  // Its token too: the data dir's is sent to no URL given but a unix: one (see resolveToken).
-  const byUrl = (example = '') => `give its URL (--url / ${ENV.url}${example}) and its token (${ENV.token})`;
+function unreachableHint(localDataDir: string | undefined, code: string | undefined, dataDirNamesGateway: boolean): string {
+  // Its token too: the data dir's is sent to no URL given but a unix: one (see resolveToken). A
+  // --data-dir given beats the URL's variable, and beside --url and a token is a usage error.
+  const byUrl = (example = '') => `${dataDirNamesGateway ? 'drop --data-dir and ' : ''}give its URL (--url / ${ENV.url}${example}) and its token (${ENV.token})`;
   // A URL was given (--url or the variable): the fix is in it, or in the gateway it names.
   if (localDataDir === undefined) return code === 'ENOTFOUND' ? 'no such host: check the URL' : 'is `switchboard gateway` running there?';
   // Windows: the default is a port, where a gateway of this data dir listens only if it took the default one.

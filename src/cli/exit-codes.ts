@@ -25,7 +25,8 @@ export const EXIT_CODES_HELP = `Exit codes:
     1  the gateway answered with an error
     2  usage error (a required option missing, a bad value, an unknown option)
     3  no answer: no gateway reached (at the data dir's socket or the URL), token refused, the call
-       refused before it ran (the gateway shutting down, too many calls), or timed out
+       refused before it ran (the gateway shutting down, or this address past its limits: too many
+       wrong tokens, or connections), or timed out
     4  the answer could not be written to stdout (disk full, reader gone); what the call did stays done
   130  interrupted by Ctrl-C (SIGINT; 143 for SIGTERM): a system event or drain may already be done`;
 

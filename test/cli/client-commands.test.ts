@@ -44,6 +44,9 @@ test("explain: a data dir's socket not reached for a reason without its own hint
     error.message,
     `gateway not reachable at ${socketUrl} (ECONNRESET): check the gateway of the data dir /home/me/.local/share/switchboard, or for another one give its URL (--url / SWITCHBOARD_URL) and its token (SWITCHBOARD_TOKEN)`,
   );
+  // Given --data-dir, SWITCHBOARD_URL yields to it, and --url beside it and a token is a usage error (review).
+  const given = explain(lost, { url: socketUrl, token: 'sba_admin', localDataDir: '/d', dataDirNamesGateway: true }) as CliError;
+  assert.match(given.message, /, or for another one drop --data-dir and give its URL \(--url \/ SWITCHBOARD_URL\) and its token \(SWITCHBOARD_TOKEN\)$/);
 });
 
 test("explain: a gateway that refuses over HTTP before running the call, shutting down (503) or at an address's limits (429), is exit 3 in its own words: --json has its code, name and Retry-After (QA: both were GATEWAY_REJECTED, as a wrong host is)", () => {

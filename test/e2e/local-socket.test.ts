@@ -135,7 +135,7 @@ squatterTest('with the gateway down, the CLI sends the data dir\'s admin token n
     assert.is(sent.code, 3, sent.stderr);
     assert.is(
       sent.stderr,
-      `switchboard: gateway not reachable at unix:${socketOf(gw.dataDir)} (ENOENT): no gateway runs with the data dir ${gw.dataDir}: start one (\`switchboard gateway\`), or give --data-dir the running gateway's, or give its URL (--url / SWITCHBOARD_URL; ws://127.0.0.1:18790 on the default port) and its token (SWITCHBOARD_TOKEN)\n`,
+      `switchboard: gateway not reachable at unix:${socketOf(gw.dataDir)} (ENOENT): no gateway runs with the data dir ${gw.dataDir}: start one (\`switchboard gateway\`), or give --data-dir the running gateway's, or drop --data-dir and give its URL (--url / SWITCHBOARD_URL; ws://127.0.0.1:18790 on the default port) and its token (SWITCHBOARD_TOKEN)\n`,
     );
     assert.is(squatter.connections, 0, 'nothing connected to the default port');
   } finally {
