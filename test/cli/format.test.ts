@@ -3,7 +3,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatRoutingResult, formatSessionList, formatSessionRead, formatTokenList, formatTokenRevoked, formatTrace, formatWatchedEvent, printable, printableStrings } from '../../src/cli/format.js';
 import type { ResultOf } from '../../src/protocol/methods.js';
-import type { StoredEvent } from '../../src/protocol/schemas.js';
+import type { RoutingResult, StoredEvent } from '../../src/protocol/schemas.js';
 
 const test = suite('cli/format');
 
@@ -91,20 +91,31 @@ test('a trace with steps left out says how many, before its last step', () => {
   );
 });
 
-test('the routing result: messages from the gateway stay on their own lines', () => {
-  const routed = printableStrings({
+/** A routing result to the main session, queued as seq 1, with `changes`. */
+function routing(changes: Partial<RoutingResult>): RoutingResult {
+  return {
     eventId: EVENT.eventId,
     sessionKey: 'agent:main:main',
     requestedSessionKey: null,
-    fallback: { reason: 'no-session-key' as const, message: 'no sessionKey given\n  event forged' },
+    fallback: null,
     route: EVENT.route,
-    mode: 'now' as const,
-    queue: { status: 'queued' as const, seq: 1, depth: 1, replaced: null, dropped: [] },
-    wake: { status: 'sent' as const, message: 'agent.wake sent\x1b[2K' },
+    mode: 'now',
+    queue: { status: 'queued', seq: 1, depth: 1, replaced: null, dropped: [] },
+    wake: { status: 'sent', message: 'agent.wake sent' },
     receivers: 0,
     duplicate: false,
     storedAt: EVENT.storedAt,
-  });
+    ...changes,
+  };
+}
+
+test('the routing result: messages from the gateway stay on their own lines', () => {
+  const routed = printableStrings(
+    routing({
+      fallback: { reason: 'no-session-key', message: 'no sessionKey given\n  event forged' },
+      wake: { status: 'sent', message: 'agent.wake sent\x1b[2K' },
+    }),
+  );
   assert.equal(formatRoutingResult(routed).split('\n'), [
     'routed to agent:main:main (seq 1, 1 pending, mode now)',
     '  fallback: no sessionKey given\\n  event forged',
@@ -114,19 +125,7 @@ test('the routing result: messages from the gateway stay on their own lines', ()
 });
 
 test('a repeat of an idempotency key says its queue and wake are as they were then, and how to learn what became of the event (QA: a log said "pending" for an event drained since)', () => {
-  const repeat = {
-    eventId: EVENT.eventId,
-    sessionKey: 'agent:main:main',
-    requestedSessionKey: null,
-    fallback: null,
-    route: EVENT.route,
-    mode: 'next-heartbeat' as const,
-    queue: { status: 'queued' as const, seq: 1, depth: 1, replaced: null, dropped: [] },
-    wake: { status: 'no-agent-connected' as const, message: 'the event waits in the session queue' },
-    receivers: 0,
-    duplicate: true,
-    storedAt: EVENT.storedAt,
-  };
+  const repeat = routing({ mode: 'next-heartbeat', wake: { status: 'no-agent-connected', message: 'the event waits in the session queue' }, duplicate: true });
   assert.equal(formatRoutingResult(repeat).split('\n'), [
     'routed to agent:main:main (seq 1, 1 pending then, mode next-heartbeat)',
     `  repeat of an earlier idempotency key: nothing new was stored; this is the first call's result, as it was then (\`switchboard trace ${EVENT.eventId}\` tells what became of the event since)`,
