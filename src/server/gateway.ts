@@ -443,8 +443,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         // as long as it takes: stopped, it is answered SHUTTING_DOWN, its file removed.
         store.stopBackups();
         await shutdown(server, localSocket, wss, connections, restarting);
-        await store.close();
-        storeFailures.flush();
+        try {
+          await store.close();
+        } finally {
+          storeFailures.flush();
+        }
       })()),
   };
 }
