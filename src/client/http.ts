@@ -9,10 +9,11 @@ import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import { resultOf } from './answer.js';
 import { ConnectionError, refusalError, tlsError } from './errors.js';
 import { gatewayUrlProblem, HTTP_PROTOCOLS, invalidGatewayUrl, UNIX_SOCKET_HOST, unixSocketPath } from './gateway-url.js';
-import { abortError, exchange, ExchangeError, type HttpRequest, type HttpResponse } from './http1.js';
+import { abortError, exchange, ExchangeError, type HttpResponse } from './http1.js';
 import { unixSocketRefusal } from './local-gateway.js';
 import { durationOption, tokenOption } from './options.js';
 import { onAbort } from './abort.js';
+import { delay, retryWhileBusy } from './busy-socket.js';
 
 export interface HttpCallOptions {
   /**
@@ -70,7 +71,7 @@ export async function callOverHttp<M extends MethodName>(options: HttpCallOption
   let response: HttpResponse;
   try {
     const socketPath = unixSocketPath(url);
-    response = await exchangeOnceAccepted({
+    const request = {
       url: endpoint,
       ...(socketPath === undefined ? {} : { socketPath }),
       method: 'POST',
@@ -78,6 +79,10 @@ export async function callOverHttp<M extends MethodName>(options: HttpCallOption
       body: rpcRequestBody(method, params),
       signal: stop.signal,
       maxBodyBytes: MAX_CLIENT_FRAME_BYTES,
+    };
+    response = await retryWhileBusy(() => exchange(request), {
+      notConnected: (error) => error instanceof ExchangeError && error.failure === 'unreachable',
+      pause: (ms) => delay(ms, stop.signal, () => abortError(stop.signal)),
     });
   } catch (error) {
     if (!(error instanceof ExchangeError)) throw error;
@@ -87,41 +92,6 @@ export async function callOverHttp<M extends MethodName>(options: HttpCallOption
     stopListening();
   }
   return answerOf(response, url, method) as ResultOf<M>;
-}
-
-/**
- * A Unix socket whose backlog of connections not yet accepted is full refuses a connect with
- * EAGAIN (where TCP would hold it): the gateway is busy, not gone, and nothing was sent, so the
- * call connects again, at growing intervals, until it times out or is aborted. QA: 50 CLI calls at
- * once on a loaded machine failed at once as "not reachable".
- */
-const BUSY_RETRY_FIRST_MS = 5;
-const BUSY_RETRY_MAX_MS = 200;
-
-async function exchangeOnceAccepted(request: HttpRequest & { signal: AbortSignal }): Promise<HttpResponse> {
-  for (let wait = BUSY_RETRY_FIRST_MS; ; wait = Math.min(2 * wait, BUSY_RETRY_MAX_MS)) {
-    try {
-      return await exchange(request);
-    } catch (error) {
-      if (!(error instanceof ExchangeError && error.failure === 'unreachable' && (error.cause as NodeJS.ErrnoException)?.code === 'EAGAIN')) throw error;
-    }
-    await pause(wait, request.signal);
-  }
-}
-
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(abortError(signal));
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(abortError(signal));
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 function connectionError(error: ExchangeError, url: string, method: string, timedOut: boolean, timeoutMs: number): ConnectionError {

@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
 import { onAbort } from './abort.js';
+import { delay, retryWhileBusy } from './busy-socket.js';
 import { ConnectionError, refusalError, tlsError } from './errors.js';
 import { gatewayUrlProblem, invalidGatewayUrl, UNIX_SOCKET_HOST, unixSocketPath } from './gateway-url.js';
 import { unixSocketRefusal } from './local-gateway.js';
@@ -36,7 +37,16 @@ export interface OpenOptions {
  */
 const CLOSE_TIMEOUT_MS = 1000;
 
+/** Opens the WebSocket, connecting again while a busy gateway's socket refuses (see busy-socket.ts), within `timeoutMs` in all. */
 export function openSocket(url: string, token: string, options: OpenOptions): Promise<Socket> {
+  const deadline = performance.now() + options.timeoutMs;
+  return retryWhileBusy(() => openSocketOnce(url, token, { ...options, timeoutMs: Math.max(1, Math.ceil(deadline - performance.now())) }), {
+    notConnected: (error) => error instanceof ConnectionError && error.failure === 'unreachable',
+    pause: (ms, busy) => (performance.now() + ms >= deadline ? Promise.reject(busy) : delay(ms, options.signal, () => aborted(url, options.signal!))),
+  });
+}
+
+function openSocketOnce(url: string, token: string, options: OpenOptions): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const problem = gatewayUrlProblem(url);
     if (problem !== undefined) {

@@ -2,16 +2,13 @@
  * callOverHttp: what each way a POST /rpc can end becomes for the caller. Servers here are raw
  * TCP, answering as the gateway, a proxy in front of it, or something else entirely would.
  */
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
+import type net from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConnectionError, RpcCallError, type ConnectionFailure } from '../../src/client/errors.js';
 import { callOverHttp, type HttpCallOptions } from '../../src/client/http.js';
 import { MAX_CLIENT_FRAME_BYTES } from '../../src/protocol/constants.js';
+import { busySocketGateway } from '../helpers/busy-socket.js';
 import { fakeServer, type FakeServer } from '../helpers/fake-server.js';
 
 const test = suite('client/http');
@@ -205,61 +202,13 @@ test('no answer: timeout after timeoutMs, aborted by the caller, unreachable, or
   await connectionFailure(call(cut.url), 'closed', 'broke before the answer was complete');
 });
 
-/**
- * A gateway on a Unix socket with a backlog of one that does not accept for `busyMs` (its event
- * loop busy), then answers every request with a gateway.status result: a process of its own, as a
- * loop blocked in this one would block the test too.
- */
-async function busySocketGateway(busyMs: number): Promise<{ url: string; stop(): void }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-busy-'));
-  const socketPath = path.join(dir, 'gateway.sock');
-  const body = JSON.stringify({ jsonrpc: '2.0', id: 1, result: STATUS });
-  const script = `
-    const server = require('node:net').createServer((socket) => {
-      socket.once('data', () => socket.end(${JSON.stringify(`HTTP/1.1 200 OK
-content-type: application/json
-content-length: ${body.length}
-
-${body}`)}));
-      socket.on('error', () => {});
-    });
-    server.listen({ path: ${JSON.stringify(socketPath)}, backlog: 1 }, () => {
-      process.stdout.write('listening');
-      for (const end = Date.now() + ${busyMs}; Date.now() < end; );
-    });`;
-  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-  await new Promise((resolve, reject) => {
-    child.stdout.once('data', resolve);
-    child.once('exit', (code) => reject(new Error(`the busy gateway exited first (${code})`)));
-  });
-  return {
-    url: `unix:${socketPath}`,
-    stop: () => {
-      child.kill();
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
 test('a Unix socket that refuses a connect with EAGAIN (its backlog full: a busy gateway) is tried again until it accepts (QA: calls failed at once as unreachable)', async () => {
   if (process.platform !== 'linux') return;
-  const gateway = await busySocketGateway(500);
-  const waiting: net.Socket[] = [];
+  const gateway = await busySocketGateway(500, JSON.stringify({ jsonrpc: '2.0', id: 1, result: STATUS }));
   try {
-    // Linux lets a backlog of one hold two connections not yet accepted: the third is refused.
-    const refused = await new Promise<string | undefined>((resolve) => {
-      const fill = () => {
-        const socket = net.connect({ path: gateway.url.slice('unix:'.length) });
-        waiting.push(socket);
-        socket.once('connect', fill);
-        socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code));
-      };
-      fill();
-    });
-    assert.is(refused, 'EAGAIN', 'the backlog is full');
+    assert.is(await gateway.fill(), 'EAGAIN', 'the backlog is full');
     assert.equal(await call(gateway.url, { timeoutMs: 5000 }), STATUS);
   } finally {
-    for (const socket of waiting) socket.destroy();
     gateway.stop();
   }
 });

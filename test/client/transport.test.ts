@@ -14,6 +14,8 @@ import * as assert from 'uvu/assert';
 import { WebSocketServer } from 'ws';
 import { connect } from '../../src/client/client.js';
 import { ConnectionError, tlsError, type ConnectionFailure } from '../../src/client/errors.js';
+import { openSocket } from '../../src/client/transport.js';
+import { busySocketGateway } from '../helpers/busy-socket.js';
 
 const test = suite('client/transport');
 
@@ -461,6 +463,32 @@ test('a refused TLS certificate is named with the fix that fits: another host na
   assert.is(fixOf('CERT_REVOKED'), "replace the gateway's certificate");
   assert.is(fixOf('SELF_SIGNED_CERT_IN_CHAIN'), 'if it is your own, give Node.js its CA with NODE_EXTRA_CA_CERTS=<file.pem>');
   assert.is(tlsError(url, Object.assign(new Error('refused'), { code: 'ECONNREFUSED' })), undefined);
+});
+
+test('a WebSocket to a Unix socket that refuses a connect with EAGAIN (a busy gateway) connects again within its timeout; past it, the refusal is the outcome', async () => {
+  if (process.platform !== 'linux') return;
+  const gateway = await busySocketGateway(500, '{}');
+  try {
+    assert.is(await gateway.fill(), 'EAGAIN', 'the backlog is full');
+    const socket = await openSocket(gateway.url, 'sbt_test', { timeoutMs: 5000, heartbeatTimeoutMs: 0 });
+    socket.close(1000, 'done');
+  } finally {
+    gateway.stop();
+  }
+  const stuck = await busySocketGateway(3000, '{}');
+  try {
+    await stuck.fill();
+    const started = performance.now();
+    const outcome = await openSocket(stuck.url, 'sbt_test', { timeoutMs: 300, heartbeatTimeoutMs: 0 }).then(
+      () => 'opened',
+      (error: unknown) => error,
+    );
+    assert.instance(outcome, ConnectionError);
+    assert.equal([(outcome as ConnectionError).failure, (outcome as Error).message], ['unreachable', `gateway not reachable at ${stuck.url} (EAGAIN)`]);
+    assert.ok(performance.now() - started < 2000, 'given up near its timeout');
+  } finally {
+    stuck.stop();
+  }
 });
 
 test.run();
