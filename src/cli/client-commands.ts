@@ -542,6 +542,8 @@ function unreachableHint(localDataDir: string | undefined, code: string | undefi
     return `no gateway runs with the data dir ${localDataDir}: start one (\`switchboard gateway\`), or give --data-dir the running gateway's, or ${byUrl(`; ws://${DEFAULT_HOST}:${DEFAULT_PORT} on the default port`)}`;
   }
   if (code === 'EACCES' || code === 'EPERM') return `the socket is another user's: run this as the user the gateway runs as, or ${byUrl()}`;
+  // Tried again until the timeout (see busy-socket.ts): the gateway takes no connections.
+  if (code === 'EAGAIN') return `the gateway of the data dir ${localDataDir} took no connection within the timeout (its socket's backlog stayed full: overloaded, or stopped): raise --timeout, or check it`;
   return `check the gateway of the data dir ${localDataDir}, or for another one ${byUrl()}`;
 }
 

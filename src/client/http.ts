@@ -82,7 +82,8 @@ export async function callOverHttp<M extends MethodName>(options: HttpCallOption
     };
     response = await retryWhileBusy(() => exchange(request), {
       notConnected: (error) => error instanceof ExchangeError && error.failure === 'unreachable',
-      pause: (ms) => delay(ms, stop.signal, () => abortError(stop.signal)),
+      // Timed out while the socket still refused: nothing was sent, which "unreachable" says and "timeout" would not.
+      pause: (ms, busy) => delay(ms, stop.signal, () => (timedOut ? (busy as ExchangeError) : abortError(stop.signal))),
     });
   } catch (error) {
     if (!(error instanceof ExchangeError)) throw error;

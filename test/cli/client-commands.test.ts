@@ -44,6 +44,11 @@ test("explain: a data dir's socket not reached for a reason without its own hint
     error.message,
     `gateway not reachable at ${socketUrl} (ECONNRESET): check the gateway of the data dir /home/me/.local/share/switchboard, or for another one give its URL (--url / SWITCHBOARD_URL) and its token (SWITCHBOARD_TOKEN)`,
   );
+  const busy = new ConnectionError('unreachable', socketUrl, `gateway not reachable at ${socketUrl} (EAGAIN)`, { cause: Object.assign(new Error('connect EAGAIN'), { code: 'EAGAIN' }) });
+  assert.is(
+    (explain(busy, { url: socketUrl, token: 'sba_admin', localDataDir: '/d' }) as CliError).message,
+    `gateway not reachable at ${socketUrl} (EAGAIN): the gateway of the data dir /d took no connection within the timeout (its socket's backlog stayed full: overloaded, or stopped): raise --timeout, or check it`,
+  );
   // Given --data-dir, SWITCHBOARD_URL yields to it, and --url beside it and a token is a usage error (review).
   const given = explain(lost, { url: socketUrl, token: 'sba_admin', localDataDir: '/d', dataDirNamesGateway: true }) as CliError;
   assert.match(given.message, /, or for another one drop --data-dir and give its URL \(--url \/ SWITCHBOARD_URL\) and its token \(SWITCHBOARD_TOKEN\)$/);

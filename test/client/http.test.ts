@@ -211,6 +211,14 @@ test('a Unix socket that refuses a connect with EAGAIN (its backlog full: a busy
   } finally {
     gateway.stop();
   }
+  // Still refused when the timeout comes: unreachable, as nothing was sent, not a timeout, which may have done it.
+  const stuck = await busySocketGateway(3000, '{}');
+  try {
+    await stuck.fill();
+    await connectionFailure(call(stuck.url, { timeoutMs: 300 }), 'unreachable', `gateway not reachable at ${stuck.url} (EAGAIN)`);
+  } finally {
+    stuck.stop();
+  }
 });
 
 test.run();
