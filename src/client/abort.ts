@@ -28,4 +28,22 @@ export function onAbort(signal: AbortSignal | undefined, listener: () => void): 
   return () => registered.delete(own);
 }
 
+/**
+ * Resolves after `ms` with true, or with false once `signal` aborts (at once if it has): a wait the
+ * caller's abort or the client's close must be able to cut short, through onAbort's one listener.
+ */
+export function wait(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve(false);
+    const stopListening = onAbort(signal, () => {
+      clearTimeout(timer);
+      resolve(false);
+    });
+    const timer = setTimeout(() => {
+      stopListening();
+      resolve(true);
+    }, ms);
+  });
+}
+
 function noop(): void {}

@@ -32,19 +32,3 @@ function saysEagain(error: unknown): boolean {
   }
   return false;
 }
-
-/** Resolves after `ms`, or rejects with `aborted()` once `signal` aborts. */
-export function delay(ms: number, signal: AbortSignal | undefined, aborted: () => Error): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(aborted());
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(aborted());
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}

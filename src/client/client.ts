@@ -12,7 +12,7 @@ import { parseSessionKey } from '../protocol/session-key.js';
 import { notificationProblem, resultOf, unexpectedAnswer } from './answer.js';
 import { ConnectionError, RpcCallError } from './errors.js';
 import { EventQueue } from './event-queue.js';
-import { onAbort } from './abort.js';
+import { onAbort, wait } from './abort.js';
 import { localGatewayUrl } from './local-gateway.js';
 import { durationOption, silenceFoundWithinMs, tokenOption } from './options.js';
 import type { OpenOptions, Socket } from './transport.js';
@@ -781,17 +781,8 @@ export class SwitchboardClient {
    * Waits `ms`, or until the client is closed: a client closed while it waits to reconnect must not
    * keep its process alive for the rest of the wait (up to maxDelayMs).
    */
-  #pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.#closing.signal.aborted) return resolve();
-      const done = () => {
-        clearTimeout(timer);
-        this.#closing.signal.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.#closing.signal.addEventListener('abort', done, { once: true });
-    });
+  async #pause(ms: number): Promise<void> {
+    await wait(ms, this.#closing.signal);
   }
 
   #finish(error: ConnectionError | RpcCallError, byCaller = false): void {

@@ -12,8 +12,8 @@ import { gatewayUrlProblem, HTTP_PROTOCOLS, invalidGatewayUrl, UNIX_SOCKET_HOST,
 import { abortError, exchange, ExchangeError, type HttpResponse } from './http1.js';
 import { unixSocketRefusal } from './local-gateway.js';
 import { durationOption, tokenOption } from './options.js';
-import { onAbort } from './abort.js';
-import { delay, retryWhileBusy } from './busy-socket.js';
+import { onAbort, wait } from './abort.js';
+import { retryWhileBusy } from './busy-socket.js';
 
 export interface HttpCallOptions {
   /**
@@ -83,7 +83,9 @@ export async function callOverHttp<M extends MethodName>(options: HttpCallOption
     response = await retryWhileBusy(() => exchange(request), {
       notConnected: (error) => error instanceof ExchangeError && error.failure === 'unreachable',
       // Timed out while the socket still refused: nothing was sent, which "unreachable" says and "timeout" would not.
-      pause: (ms, busy) => delay(ms, stop.signal, () => (timedOut ? (busy as ExchangeError) : abortError(stop.signal))),
+      pause: async (ms, busy) => {
+        if (!(await wait(ms, stop.signal))) throw timedOut ? busy : abortError(stop.signal);
+      },
     });
   } catch (error) {
     if (!(error instanceof ExchangeError)) throw error;

@@ -8,8 +8,8 @@ import type { Duplex } from 'node:stream';
 import { connect } from 'node:net';
 import WebSocket from 'ws';
 import { MAX_CLIENT_FRAME_BYTES } from '../protocol/constants.js';
-import { onAbort } from './abort.js';
-import { delay, retryWhileBusy } from './busy-socket.js';
+import { onAbort, wait } from './abort.js';
+import { retryWhileBusy } from './busy-socket.js';
 import { ConnectionError, refusalError, tlsError } from './errors.js';
 import { gatewayUrlProblem, invalidGatewayUrl, UNIX_SOCKET_HOST, unixSocketPath } from './gateway-url.js';
 import { unixSocketRefusal } from './local-gateway.js';
@@ -42,7 +42,10 @@ export function openSocket(url: string, token: string, options: OpenOptions): Pr
   const deadline = performance.now() + options.timeoutMs;
   return retryWhileBusy(() => openSocketOnce(url, token, { ...options, timeoutMs: Math.max(1, Math.ceil(deadline - performance.now())) }), {
     notConnected: (error) => error instanceof ConnectionError && error.failure === 'unreachable',
-    pause: (ms, busy) => (performance.now() + ms >= deadline ? Promise.reject(busy) : delay(ms, options.signal, () => aborted(url, options.signal!))),
+    pause: async (ms, busy) => {
+      if (performance.now() + ms >= deadline) throw busy;
+      if (!(await wait(ms, options.signal))) throw aborted(url, options.signal!);
+    },
   });
 }
 

@@ -1,8 +1,8 @@
-/** onAbort: one listener on the signal however many wait on it, each told once, none after it stops listening. */
+/** onAbort: one listener on the signal however many wait on it, each told once, none after it stops listening; wait() through it. */
 import { getEventListeners } from 'node:events';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { onAbort } from '../../src/client/abort.js';
+import { onAbort, wait } from '../../src/client/abort.js';
 
 const test = suite('client/abort');
 
@@ -20,6 +20,17 @@ test('twenty waiting on one signal add one listener to it; each is told once on 
 
 test('no signal: nothing to listen to, and stopping is harmless', () => {
   onAbort(undefined, () => assert.unreachable('told'))();
+});
+
+test('wait: true once its time is up, false at once when the signal aborts; twenty on one signal add one listener to it', async () => {
+  assert.is(await wait(5, undefined), true);
+  const controller = new AbortController();
+  const waits = Array.from({ length: 20 }, () => wait(60_000, controller.signal));
+  assert.is(getEventListeners(controller.signal, 'abort').length, 1);
+  controller.abort();
+  assert.equal(await Promise.all(waits), Array.from({ length: 20 }, () => false));
+  assert.is(await wait(60_000, controller.signal), false, 'already aborted');
+  assert.is(await wait(5, new AbortController().signal), true);
 });
 
 test.run();
