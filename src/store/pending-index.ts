@@ -94,6 +94,11 @@ export class PendingIndex implements TransactionObserver {
     return queue ? queue.seqs.length - firstAbove(queue, after) : 0;
   }
 
+  /** The pending events of the session with a seq in (after, upTo]: what an ack or a drain of that range consumes. */
+  countBetween(sessionId: number, after: number, upTo: number): number {
+    return this.countAfter(sessionId, after) - this.countAfter(sessionId, upTo);
+  }
+
   /** Records an append: its seq is above every pending one of the session. */
   add(sessionId: number, seq: number, id: number): void {
     const queue = this.#queue(sessionId);

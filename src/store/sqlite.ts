@@ -581,7 +581,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
   #pendingBetween(sessionKey: string, after: number, upTo: number): number {
     const sessionId = this.#sessions.get(sessionKey)?.id ?? this.#sql.session.get(sessionKey)?.id;
     if (sessionId === undefined) return 1;
-    return Math.max(1, this.#pending.countAfter(sessionId, after) - this.#pending.countAfter(sessionId, upTo));
+    return Math.max(1, this.#pending.countBetween(sessionId, after, upTo));
   }
 
   lastSeqs(sessionKeys: readonly string[]): Promise<number[]> {
@@ -1006,7 +1006,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
     // Seq 0 acks nothing, in a session with no event yet as in any other.
     if (!session) return { status: 'acked', acked: 0, depth: 0, lastSeq, upTo: seq };
     const upTo =
-      this.#pending.countAfter(session.id, 0) - this.#pending.countAfter(session.id, seq) > REMOVE_SLICE_EVENTS
+      this.#pending.countBetween(session.id, 0, seq) > REMOVE_SLICE_EVENTS
         ? this.#pending.after(session.id, 0, REMOVE_SLICE_EVENTS).at(-1)!.seq
         : seq;
     const acked = this.#removeEvents(session.id, 0, upTo, { step: 'acked', at: Date.now(), detail: JSON.stringify(detail) });

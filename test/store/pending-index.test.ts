@@ -17,7 +17,7 @@ function indexed(): PendingIndex {
 
 const seqs = (index: PendingIndex, sessionId: number) => index.after(sessionId, 0, 1_000).map((ref) => ref.seq);
 
-test('reads: the events after a seq, oldest first and within the limit; the newest; how many lie beyond a seq', () => {
+test('reads: the events after a seq, oldest first and within the limit; the newest; how many lie beyond a seq, or in a range', () => {
   const index = indexed();
   assert.equal(index.after(1, 2, 2), [
     { seq: 3, id: 13 },
@@ -28,6 +28,7 @@ test('reads: the events after a seq, oldest first and within the limit; the newe
   assert.equal(index.newest(1), { seq: 5, id: 15 });
   assert.is(index.newest(3), undefined);
   assert.equal([index.countAfter(1, 0), index.countAfter(1, 3), index.countAfter(1, 5), index.countAfter(3, 0)], [5, 2, 0, 0]);
+  assert.equal([index.countBetween(1, 0, 5), index.countBetween(1, 1, 3), index.countBetween(1, 3, 3), index.countBetween(1, 0, Number.POSITIVE_INFINITY), index.countBetween(3, 0, 9)], [5, 2, 0, 5, 0]);
   assert.equal([...index.sessionIds()].sort(), [1, 2]);
 });
 
