@@ -136,6 +136,15 @@ export interface ParamProblem {
   message: string;
 }
 
+/**
+ * The JSON pointer (RFC 6901) to a member of params: each name's "~" written "~0" and "/" "~1",
+ * as TypeBox writes the paths of the problems it finds. A session key may hold "/", and a path
+ * read as a pointer must land on the member it names.
+ */
+export function paramPath(...names: string[]): string {
+  return names.map((name) => `/${name.replaceAll('~', '~0').replaceAll('/', '~1')}`).join('');
+}
+
 /** The `data` member of every error the gateway sends. */
 export interface ErrorData {
   name: ErrorName;

@@ -5,7 +5,7 @@
 import type { Static, TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { AGENT_ID_PATTERN, NOT_BLANK_PATTERN } from './constants.js';
-import { RpcError, type ParamProblem } from './errors.js';
+import { paramPath, RpcError, type ParamProblem } from './errors.js';
 import { badCharacterOf, codePointName, parseSessionKey, sessionKeyError } from './session-key.js';
 
 /** Enough problems to fix a request in one go, few enough to keep an error response small. */
@@ -31,7 +31,7 @@ function loneSurrogateProblems(params: unknown, reported?: ReadonlySet<string>):
   for (const name in params) {
     const value: unknown = (params as Record<string, unknown>)[name];
     if (typeof value !== 'string' || name === 'sessionKey' || !Object.hasOwn(params, name) || !LONE_SURROGATE.test(value)) continue;
-    const path = `/${name.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+    const path = paramPath(name);
     if (reported?.has(path) !== true) (problems ??= []).push({ path, message: 'holds a lone UTF-16 surrogate, which cannot be stored as UTF-8; send well-formed Unicode' });
   }
   return problems ?? NO_PROBLEMS;

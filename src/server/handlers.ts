@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { DEFAULT_READ_LIMIT, MAX_SUBSCRIPTIONS_PER_CONNECTION, TRACE_RETENTION_MS } from '../protocol/constants.js';
-import { RpcError } from '../protocol/errors.js';
+import { paramPath, RpcError } from '../protocol/errors.js';
 import type { Handler } from '../protocol/jsonrpc.js';
 import { METHODS, type MethodName, type ParamsOf, type ResultOf } from '../protocol/methods.js';
 import type { DiscoverResult, SessionReadResult } from '../protocol/schemas.js';
@@ -302,7 +302,7 @@ function subscriptionCursor(after: ParamsOf<'session.subscribe'>['after'], targe
   /** The key as given that set each session's cursor, to name it when another spelling contradicts it. */
   const givenAs = new Map<string, string>();
   for (const [key, seq] of Object.entries(after)) {
-    const path = `/after/${key}`;
+    const path = paramPath('after', key);
     const parsed = parseKey(key, path);
     // Only the agent's own sessions: each cursor is checked against its session's last seq, and
     // the check's answer must not tell a token scoped to one agent anything about another's.
@@ -316,7 +316,7 @@ function subscriptionCursor(after: ParamsOf<'session.subscribe'>['after'], targe
     const earlier = givenAs.get(parsed.sessionKey);
     if (earlier !== undefined && cursor[parsed.sessionKey] !== seq) {
       throw RpcError.invalidParams([
-        { path, message: `names session ${parsed.sessionKey}, as /after/${earlier} does, with another seq (${seq}, not ${cursor[parsed.sessionKey]}): give one seq per session` },
+        { path, message: `names session ${parsed.sessionKey}, as ${paramPath('after', earlier)} does, with another seq (${seq}, not ${cursor[parsed.sessionKey]}): give one seq per session` },
       ]);
     }
     if (earlier === undefined) givenAs.set(parsed.sessionKey, key);

@@ -517,6 +517,10 @@ test('session.subscribe params: one of sessionKey and agentId, or neither (the t
   assertInvalidParams(await peer.call('session.subscribe', { sessionKey: 'agent:x:main', after: { 'agent:x:main': 1 } }), '/after');
   assertInvalidParams(await peer.call('session.subscribe', { agentId: 'x', after: 1 }), '/after');
   assertInvalidParams(await peer.call('session.subscribe', { agentId: 'x', after: { 'slack:C1': 1 } }), '/after/slack:C1');
+  // A JSON pointer (RFC 6901): a key's "/" and "~" escaped, as TypeBox's own paths are.
+  assertInvalidParams(await peer.call('session.subscribe', { agentId: 'x', after: { 'agent:y:direct:a/b~c': 1 } }), '/after/agent:y:direct:a~1b~0c');
+  assertInvalidParams(await peer.call('session.subscribe', { agentId: 'x', after: { 'a/b~c': 1 } }), '/after/a~1b~0c');
+  assertInvalidParams(await peer.call('session.subscribe', { agentId: 'x', after: { 'agent:x:direct:a/b': -1 } }), '/after/agent:x:direct:a~1b');
   assertInvalidParams(await peer.call('session.subscribe', { sessionKey: 'slack:C1' }), '/sessionKey');
   assertInvalidParams(await peer.call('session.subscribe', { agentId: 'bad agent' }), '/agentId');
   assertInvalidParams(await peer.call('session.subscribe', { sessionKey: 'agent:x:main', after: -1 }), '/after');
@@ -531,15 +535,17 @@ test('session.subscribe params: one of sessionKey and agentId, or neither (the t
 
 test('an agent subscription whose after names one session twice (two spellings of its key) with different seqs is -32602; with the same seq it is taken', async ({ gw, publisher }) => {
   const agent = freshAgent('twice');
-  const key = `agent:${agent}:main`;
+  // Ids keep their case, the rest of a key does not; a "/" in the id is escaped in the paths.
+  const key = `agent:${agent}:direct:ci/Bob`;
+  const otherSpelling = `AGENT:${agent.toUpperCase()}:DIRECT:ci/Bob`;
   for (let i = 1; i <= 3; i++) await publish(publisher, { text: `t${i}`, sessionKey: key });
   const peer = await openPeer(gw.url, gw.token);
   // Which cursor would win is an accident of the map's order: one of them skips events unseen.
-  const twice = errorOf(await peer.call('session.subscribe', { agentId: agent, after: { [key]: 0, [key.toUpperCase()]: 2 } }));
-  assert.equal([twice.code, twice.data?.errors?.map((problem) => problem.path)], [-32602, [`/after/${key.toUpperCase()}`]]);
-  assert.match(twice.message, `names session ${key}, as /after/${key} does, with another seq (2, not 0)`);
+  const twice = errorOf(await peer.call('session.subscribe', { agentId: agent, after: { [key]: 0, [otherSpelling]: 2 } }));
+  assert.equal([twice.code, twice.data?.errors?.map((problem) => problem.path)], [-32602, [`/after/${otherSpelling.replace('/', '~1')}`]]);
+  assert.match(twice.message, `names session ${key}, as /after/${key.replace('/', '~1')} does, with another seq (2, not 0)`);
   assert.is(peer.notifications('session.event').length, 0, 'the refused subscription is sent nothing');
-  const same = await subscribe(peer, { agentId: agent, after: { [key]: 1, [key.toUpperCase()]: 1 } });
+  const same = await subscribe(peer, { agentId: agent, after: { [key]: 1, [otherSpelling]: 1 } });
   assert.equal(seqs(await receive(peer, same.subscriptionId, 2)), [2, 3]);
   peer.close();
 });
