@@ -47,7 +47,7 @@ export const Route = Type.Object(
 export type Route = Static<typeof Route>;
 
 const SESSION_KEY_FORMS =
-  'Conversation to deliver to: "main", "agent:<agentId>:main", "agent:<agentId>[:<channel>[:<account>]]:direct:<peer>" or "agent:<agentId>:<channel>[:<account>]:(group|channel):<id>[:thread:<threadId>|:topic:<topicId>]".';
+  'Conversation to deliver to: "main", "agent:<agentId>:main", "agent:<agentId>[:<channel>[:<account>]]:direct:<peer>" or "agent:<agentId>:<channel>[:<account>]:(group|channel):<id>[:thread:<threadId>|:topic:<topicId>]". Keywords, agentId and channel are case-insensitive; agentId and channel are ASCII (^[a-z0-9][a-z0-9_-]{0,63}$); the ids keep their case and hold no ":", whitespace, control or invisible characters.';
 
 function sessionKeyParam(whenAbsent?: string) {
   return Type.String({
@@ -429,7 +429,7 @@ export type EventTraceResult = Static<typeof EventTraceResult>;
 // ---------------------------------------------------------------- tokens
 
 export const TokenScope = Type.Enum(['publish', 'subscribe'], {
-  description: '"publish": system.event; "subscribe": session.subscribe, peek, drain, ack, list, trace.',
+  description: '"publish": system.event; "subscribe": session.subscribe, peek, drain, ack, list, trace. Either one reads gateway.status and rpc.discover.',
 });
 export type TokenScope = Static<typeof TokenScope>;
 

@@ -34,6 +34,12 @@ const NAME_RE = new RegExp(AGENT_ID_PATTERN);
 // would name different sessions. Variation selectors are let through: emoji carry them ("❤️" is
 // U+2764 U+FE0F), and keys holding them, which earlier versions took, must stay reachable.
 const BAD_ID_CHAR_RE = /(?!\p{Variation_Selector})[\s\p{Cc}\p{Cs}\p{Cf}\p{Default_Ignorable_Code_Point}]/u;
+// What no id of a key may hold when an event is published to it, on top of the above: a
+// variation selector with nothing visible before it, which varies nothing and prints as nothing,
+// and the blank Braille pattern (U+2800), which prints as a space (QA). Refused where events are
+// published, not where keys are read: earlier versions took such keys, and their sessions must
+// stay reachable to be read and acked.
+const UNPRINTABLE_ID_CHAR_RE = /(?<![^\s\p{Cc}\p{Cs}\p{Cf}\p{Default_Ignorable_Code_Point}\u2800])\p{Variation_Selector}|\u2800/u;
 const LEADING_SPACE_RE = /^[\s\p{Cc}]/u;
 const TRAILING_SPACE_RE = /[\s\p{Cc}]$/u;
 
@@ -42,6 +48,28 @@ const MAX_SHOWN_TOKEN = 40;
 const FORMS_TEXT = SESSION_KEY_FORMS.join(', ');
 
 type IdField = 'peer' | 'account' | 'group id' | 'channel id' | 'thread id' | 'topic id';
+
+/**
+ * Why no event may be published to a parsed key (see UNPRINTABLE_ID_CHAR_RE), or null: "peer
+ * "\uFE0F" contains a variation selector with nothing visible before it (U+FE0F) at character 1".
+ */
+export function unpublishableKeyReason({ route }: ParsedSessionKey): string | null {
+  const ids: Array<[IdField, string | null]> = [
+    ['account', route.account],
+    ['peer', route.peer],
+    [route.kind === 'group' ? 'group id' : 'channel id', route.id],
+    ['thread id', route.thread],
+    ['topic id', route.topic],
+  ];
+  for (const [field, id] of ids) {
+    const bad = id === null ? null : UNPRINTABLE_ID_CHAR_RE.exec(id);
+    if (bad) {
+      const what = bad[0] === '\u2800' ? 'the blank Braille pattern, which prints as a space' : 'a variation selector with nothing visible before it';
+      return `${field} ${show(id!)} contains ${what} (${codePointName(bad[0].codePointAt(0)!)}) at character ${bad.index + 1}; an id like that prints like another, so no event is published to it`;
+    }
+  }
+  return null;
+}
 
 /** Canonical main session of an agent; `agentId` must already be valid. */
 export function mainSessionKey(agentId: string): ParsedSessionKey {

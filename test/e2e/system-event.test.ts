@@ -241,6 +241,9 @@ test('a malformed key is -32602 on /sessionKey and nothing is stored anywhere', 
     'agent:main:slack:channel:C 123',
     'agent:main:direct:bob:thread:1',
     `agent:main:slack:channel:${'x'.repeat(600)}`,
+    // Parsed (an earlier version's session under one stays readable), but prints as nothing.
+    'agent:main:direct:\ufe0f',
+    'agent:main:slack:channel:C1:thread:\u2800',
   ]) {
     const error = await refused(raw, { text: 'must not be stored', sessionKey });
     assertInvalidParams(error, '/sessionKey');

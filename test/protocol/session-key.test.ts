@@ -8,6 +8,7 @@ import {
   mainSessionKey,
   parseSessionKey,
   sessionKeyError,
+  unpublishableKeyReason,
   type ParsedSessionKey,
 } from '../../src/protocol/session-key.js';
 
@@ -465,6 +466,34 @@ rejected('never throws and never falls back to main', () => {
 });
 
 rejected.run();
+
+// ---------------------------------------------------------------- publishable
+
+const publishable = suite('session-key: keys an event may be published to');
+
+publishable('an id with a variation selector after a visible character, as emoji carry them, is publishable', () => {
+  for (const key of ['main', 'agent:ops:direct:bob\u2764\ufe0f', 'agent:ops:direct:\u{1F3F3}\ufe0f', 'agent:ops:slack:channel:C1:thread:1\ufe0e', 'agent:ops:slack:T1:group:G\u{E0100}']) {
+    assert.is(unpublishableKeyReason(parsed(key)), null, key);
+  }
+});
+
+publishable('an id with a variation selector that follows nothing visible, or a blank Braille pattern, parses but is not publishable', () => {
+  // Parsed, so a session stored under such a key by an earlier version can still be read and acked.
+  const cases: Array<[string, string]> = [
+    ['agent:vs:direct:\ufe0f', 'peer "\ufe0f" contains a variation selector with nothing visible before it (U+FE0F) at character 1'],
+    ['agent:vs:direct:bob\ufe0f\ufe0f', 'peer "bob\ufe0f\ufe0f" contains a variation selector with nothing visible before it (U+FE0F) at character 5'],
+    ['agent:vs:direct:\u{E0100}x', 'peer "\u{E0100}x" contains a variation selector with nothing visible before it (U+E0100) at character 1'],
+    ['agent:vs:slack:\u2800:direct:U1', 'account "\u2800" contains the blank Braille pattern, which prints as a space (U+2800) at character 1'],
+    ['agent:vs:slack:channel:C\u2800', 'channel id "C\u2800" contains the blank Braille pattern, which prints as a space (U+2800) at character 2'],
+    ['agent:vs:slack:group:G1:topic:a\u2800', 'topic id "a\u2800" contains the blank Braille pattern, which prints as a space (U+2800) at character 2'],
+    ['agent:vs:slack:group:G1:thread:\u2800\ufe0f', 'thread id "\u2800\ufe0f" contains the blank Braille pattern, which prints as a space (U+2800) at character 1'],
+  ];
+  for (const [key, why] of cases) {
+    assert.is(unpublishableKeyReason(parsed(key)), `${why}; an id like that prints like another, so no event is published to it`, key);
+  }
+});
+
+publishable.run();
 
 // ---------------------------------------------------------------- error
 
