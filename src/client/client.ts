@@ -14,7 +14,7 @@ import { ConnectionError, RpcCallError } from './errors.js';
 import { EventQueue } from './event-queue.js';
 import { onAbort, wait } from './abort.js';
 import { localGatewayUrl } from './local-gateway.js';
-import { durationOption, silenceFoundWithinMs, tokenOption } from './options.js';
+import { durationOption, silenceFoundWithinMs, subscribeTargetOption, tokenOption } from './options.js';
 import type { OpenOptions, Socket } from './transport.js';
 
 /**
@@ -357,6 +357,7 @@ export class SwitchboardClient {
    * sessions whose cursors a resubscribe had no room for: see SubscribeOptions' onEvent).
    */
   async subscribe<T extends SubscribeTarget>(target: T, options: SubscribeOptions<T>, callOptions?: CallOptions): Promise<Subscription> {
+    subscribeTargetOption(target);
     const state: SubscriptionState = {
       target,
       cursors: new Map(),

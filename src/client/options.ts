@@ -46,3 +46,21 @@ export function tokenOption(token: string): string {
   if (problem !== undefined) throw new TypeError(`token ${problem}: a switchboard token is one line of visible characters, sent alone`);
   return trimmed;
 }
+
+/**
+ * A subscription's target, as subscribe() and events() take it. A member present but undefined (a
+ * variable not set, in plain JavaScript or past a cast) would vanish from the JSON and widen the
+ * subscription to every session of the token's agent: an agent would act on events from
+ * conversations it never asked for. So it is a TypeError, as is a target that is not an object.
+ */
+export function subscribeTargetOption(target: object): void {
+  if (typeof target !== 'object' || target === null) {
+    throw new TypeError(`a subscription's target is { sessionKey }, { agentId } or {} (every session of the token's agent), got ${target === null ? 'null' : typeof target}`);
+  }
+  for (const [name, what] of [['sessionKey', 'a session key'], ['agentId', 'an agent id']] as const) {
+    const value: unknown = (target as Record<string, unknown>)[name];
+    if (Object.hasOwn(target, name) && typeof value !== 'string') {
+      throw new TypeError(`target.${name} is ${value === null ? 'null' : typeof value}: give ${what}, or leave ${name} out to subscribe to every session of the token's agent`);
+    }
+  }
+}

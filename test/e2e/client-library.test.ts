@@ -252,6 +252,26 @@ test('typed errors: RpcCallError with code and name; a bad token is ConnectionEr
   assert.is((late as ConnectionError).failure, 'closed');
 });
 
+test('a subscription target whose sessionKey or agentId is there but undefined or null is a TypeError, not a subscription to every session of the agent (QA)', async ({ gw }) => {
+  const sb = await client(gw.url, gw.token);
+  const unset: string | undefined = process.env['SWITCHBOARD_TEST_UNSET_KEY'];
+  const targets = [
+    [{ sessionKey: unset }, 'target.sessionKey is undefined: give a session key, or leave sessionKey out to subscribe to every session of the token\'s agent'],
+    [{ agentId: null }, 'target.agentId is null: give an agent id, or leave agentId out to subscribe to every session of the token\'s agent'],
+    [{ sessionKey: 7 }, 'target.sessionKey is number: give a session key, or leave sessionKey out to subscribe to every session of the token\'s agent'],
+    [null, "a subscription's target is { sessionKey }, { agentId } or {} (every session of the token's agent), got null"],
+  ] as const;
+  for (const [target, message] of targets) {
+    const viaSubscribe = await sb.subscribe(target as never, { onEvent: () => {} }).catch((e: unknown) => e);
+    assert.instance(viaSubscribe, TypeError);
+    assert.is((viaSubscribe as Error).message, message);
+    const viaEvents = await sb.events(target as never)[Symbol.asyncIterator]().next().catch((e: unknown) => e);
+    assert.instance(viaEvents, TypeError);
+    assert.is((viaEvents as Error).message, message);
+  }
+  await sb.close();
+});
+
 test('a request past the gateway\'s frame limit is a RangeError, sent never (nor again after a reconnect): the connection and its subscriptions go on', async ({ gw, publisher }) => {
   const changes: ReconnectChange[] = [];
   const sb = await connect({ url: gw.url, token: gw.token, timeoutMs: 5_000, reconnect: { initialDelayMs: 10 }, onReconnect: (change) => changes.push(change) });
