@@ -101,8 +101,9 @@ async function readStdinText(): Promise<string> {
   const text = bytes.toString('utf8');
   const utf8 = isUtf8(bytes);
   // A NUL is in no text a person writes: UTF-16 (whose ASCII reads as valid UTF-8, a NUL after
-  // each letter), or a binary file. So is input with nothing of UTF-8 in it.
-  if (bytes.includes(0) || (!utf8 && text.replaceAll('\uFFFD', '').trim() === '')) {
+  // each letter), or a binary file. So is input with nothing of UTF-8 in it. UTF-16 of letters
+  // past U+00FF (Chinese, Japanese) has no NUL, but as Windows tools write it, a byte order mark.
+  if (bytes.includes(0) || hasUtf16ByteOrderMark(bytes) || (!utf8 && text.replaceAll('\uFFFD', '').trim() === '')) {
     throw usageError('stdin (--text -) is not UTF-8 text (UTF-16, or not text at all): convert it first (iconv -f <its encoding> -t UTF-8)');
   }
   if (!utf8) {
@@ -116,6 +117,10 @@ async function readStdinText(): Promise<string> {
 }
 
 const STDIN_TEXT = 'the text read from stdin (--text -)';
+
+function hasUtf16ByteOrderMark(bytes: Buffer): boolean {
+  return bytes.length >= 2 && ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff));
+}
 
 function textTooLong(what: string, bytes: string): CliError {
   return usageError(`${what} is ${bytes} bytes; an event's text is at most ${MAX_TEXT_BYTES}: send a part of it (tail -c 60000)`);

@@ -175,7 +175,16 @@ test('system event --text - reads the text from stdin (UTF-8, trimmed by the gat
   assert.equal(stored.events.map((event) => event.text), ['\uFFFDcaf\uFFFD!']);
   // None of it UTF-8 (review: stored as two U+FFFD), or UTF-16, whose ASCII reads as UTF-8 with a NUL after each letter (QA): not text, exit 2.
   const notText = 'switchboard: stdin (--text -) is not UTF-8 text (UTF-16, or not text at all): convert it first (iconv -f <its encoding> -t UTF-8)\n';
-  for (const stdin of [Buffer.from([0xff, 0xfe, 0x0a]), Buffer.from('hello world\n', 'utf16le'), Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('hello', 'utf16le')])]) {
+  // UTF-16 of Japanese has no NUL byte, but its byte order mark says what it is (QA: stored garbled, exit 0).
+  const japanese = '日本語のビルド失敗';
+  const utf16be = Buffer.from(japanese, 'utf16le').swap16();
+  for (const stdin of [
+    Buffer.from([0xff, 0xfe, 0x0a]),
+    Buffer.from('hello world\n', 'utf16le'),
+    Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('hello', 'utf16le')]),
+    Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(japanese, 'utf16le')]),
+    Buffer.concat([Buffer.from([0xfe, 0xff]), utf16be]),
+  ]) {
     const binary = await runCli(['system', 'event', '--text', '-', ...conn(gw)], { stdin });
     assert.equal([binary.code, binary.stderr], [2, notText], stdin.toString('hex'));
   }
