@@ -35,11 +35,19 @@ const NAME_RE = new RegExp(AGENT_ID_PATTERN);
 // U+2764 U+FE0F), and keys holding them, which earlier versions took, must stay reachable.
 const BAD_ID_CHAR_RE = /(?!\p{Variation_Selector})[\s\p{Cc}\p{Cs}\p{Cf}\p{Default_Ignorable_Code_Point}]/u;
 // What no id of a key may hold when an event is published to it, on top of the above: a
-// variation selector with nothing visible before it, which varies nothing and prints as nothing,
-// and the blank Braille pattern (U+2800), which prints as a space (QA). Refused where events are
-// published, not where keys are read: earlier versions took such keys, and their sessions must
-// stay reachable to be read and acked.
-const UNPRINTABLE_ID_CHAR_RE = /(?<![^\s\p{Cc}\p{Cs}\p{Cf}\p{Default_Ignorable_Code_Point}\u2800])\p{Variation_Selector}|\u2800/u;
+// variation selector that varies nothing, so "U77" and "U77\uFE0F" print the same, and the blank
+// Braille pattern (U+2800), which prints as a space (QA). Emoji and other characters past ASCII
+// take one, and of ASCII only a keycap's digit, "#" or "*" ("1\uFE0F\u20E3" is 1️⃣). Refused
+// where events are published, not where keys are read: earlier versions took such keys, and
+// their sessions must stay reachable to be read and acked.
+const UNPRINTABLE_ID_CHAR_RE = new RegExp(
+  [
+    String.raw`(?<![^\0-\x7F\s\p{Cc}\p{Cs}\p{Cf}\p{Default_Ignorable_Code_Point}\u2800])(?<![#*0-9])\p{Variation_Selector}`,
+    String.raw`(?<=[#*0-9])\p{Variation_Selector}(?!\u20E3)`,
+    String.raw`\u2800`,
+  ].join('|'),
+  'u',
+);
 const LEADING_SPACE_RE = /^[\s\p{Cc}]/u;
 const TRAILING_SPACE_RE = /[\s\p{Cc}]$/u;
 
@@ -51,7 +59,7 @@ type IdField = 'peer' | 'account' | 'group id' | 'channel id' | 'thread id' | 't
 
 /**
  * Why no event may be published to a parsed key (see UNPRINTABLE_ID_CHAR_RE), or null: "peer
- * "\uFE0F" contains a variation selector with nothing visible before it (U+FE0F) at character 1".
+ * "U77\uFE0F" contains a variation selector that varies no character (...) (U+FE0F) at character 4".
  */
 export function unpublishableKeyReason({ route }: ParsedSessionKey): string | null {
   const ids: Array<[IdField, string | null]> = [
@@ -64,7 +72,8 @@ export function unpublishableKeyReason({ route }: ParsedSessionKey): string | nu
   for (const [field, id] of ids) {
     const bad = id === null ? null : UNPRINTABLE_ID_CHAR_RE.exec(id);
     if (bad) {
-      const what = bad[0] === '\u2800' ? 'the blank Braille pattern, which prints as a space' : 'a variation selector with nothing visible before it';
+      const what =
+        bad[0] === '\u2800' ? 'the blank Braille pattern, which prints as a space' : 'a variation selector that varies no character (only emoji and other characters past ASCII take one)';
       return `${field} ${show(id!)} contains ${what} (${codePointName(bad[0].codePointAt(0)!)}) at character ${bad.index + 1}; an id like that prints like another, so no event is published to it`;
     }
   }

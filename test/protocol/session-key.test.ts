@@ -472,17 +472,29 @@ rejected.run();
 const publishable = suite('session-key: keys an event may be published to');
 
 publishable('an id with a variation selector after a visible character, as emoji carry them, is publishable', () => {
-  for (const key of ['main', 'agent:ops:direct:bob\u2764\ufe0f', 'agent:ops:direct:\u{1F3F3}\ufe0f', 'agent:ops:slack:channel:C1:thread:1\ufe0e', 'agent:ops:slack:T1:group:G\u{E0100}']) {
+  const keys = [
+    'main',
+    'agent:ops:direct:bob\u2764\ufe0f',
+    'agent:ops:direct:\u{1F3F3}\ufe0f',
+    'agent:ops:slack:channel:C1:thread:\u2614\ufe0e',
+    'agent:ops:slack:T1:group:\u845b\u{E0100}',
+    // A keycap: digit, VS16, U+20E3.
+    'agent:ops:direct:room1\ufe0f\u20e3',
+  ];
+  for (const key of keys) {
     assert.is(unpublishableKeyReason(parsed(key)), null, key);
   }
 });
 
 publishable('an id with a variation selector that follows nothing visible, or a blank Braille pattern, parses but is not publishable', () => {
   // Parsed, so a session stored under such a key by an earlier version can still be read and acked.
+  const vs = 'a variation selector that varies no character (only emoji and other characters past ASCII take one)';
   const cases: Array<[string, string]> = [
-    ['agent:vs:direct:\ufe0f', 'peer "\ufe0f" contains a variation selector with nothing visible before it (U+FE0F) at character 1'],
-    ['agent:vs:direct:bob\ufe0f\ufe0f', 'peer "bob\ufe0f\ufe0f" contains a variation selector with nothing visible before it (U+FE0F) at character 5'],
-    ['agent:vs:direct:\u{E0100}x', 'peer "\u{E0100}x" contains a variation selector with nothing visible before it (U+E0100) at character 1'],
+    ['agent:vs:direct:\ufe0f', `peer "\ufe0f" contains ${vs} (U+FE0F) at character 1`],
+    ['agent:vs:telegram:direct:U77\ufe0f', `peer "U77\ufe0f" contains ${vs} (U+FE0F) at character 4`],
+    ['agent:vs:direct:bob\ufe0e', `peer "bob\ufe0e" contains ${vs} (U+FE0E) at character 4`],
+    ['agent:vs:direct:\u2764\ufe0f\ufe0f', `peer "\u2764\ufe0f\ufe0f" contains ${vs} (U+FE0F) at character 3`],
+    ['agent:vs:direct:\u{E0100}x', `peer "\u{E0100}x" contains ${vs} (U+E0100) at character 1`],
     ['agent:vs:slack:\u2800:direct:U1', 'account "\u2800" contains the blank Braille pattern, which prints as a space (U+2800) at character 1'],
     ['agent:vs:slack:channel:C\u2800', 'channel id "C\u2800" contains the blank Braille pattern, which prints as a space (U+2800) at character 2'],
     ['agent:vs:slack:group:G1:topic:a\u2800', 'topic id "a\u2800" contains the blank Braille pattern, which prints as a space (U+2800) at character 2'],
