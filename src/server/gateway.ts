@@ -133,6 +133,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     maxPendingPerSession,
     idempotencyRetentionMs: options.idempotencyRetentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS,
     onBackgroundError: (error) => log(`background store write failed: ${(error as Error)?.message ?? String(error)}`),
+    onWarning: (message) => log(`warning: ${message}`),
   });
 
   /** Open connections by their socket, which is `this` in the socket listeners below. */

@@ -449,6 +449,8 @@ export class SqliteEventStore implements EventStore, TokenStore {
   readonly #droppedDetail: string;
   readonly #idempotencyRetentionMs: number;
   readonly #onBackgroundError: (error: unknown) => void;
+  readonly #onWarning: (message: string) => void;
+  readonly #file: string;
   readonly #pruneTimer: NodeJS.Timeout;
   readonly #sessions: SessionCache;
   readonly #pending: PendingIndex;
@@ -478,15 +480,16 @@ export class SqliteEventStore implements EventStore, TokenStore {
     const db = openDatabase(file);
     try {
       // Reads every pending event (the PendingIndex): damage beyond the pages opening read shows here.
-      return new SqliteEventStore(db, limits, options.onBackgroundError ?? (() => undefined));
+      return new SqliteEventStore(db, file, limits, options);
     } catch (error) {
       db.close();
       throw openFailure(file, error);
     }
   }
 
-  private constructor(db: Database.Database, limits: Limits, onBackgroundError: (error: unknown) => void) {
+  private constructor(db: Database.Database, file: string, limits: Limits, options: StoreOptions) {
     this.#db = db;
+    this.#file = file;
     this.#sql = prepareStatements(db);
     this.#pending = PendingIndex.fromRows(
       db.prepare<[], { id: number; sessionId: number; seq: number }>('SELECT id, session_id AS sessionId, seq FROM events ORDER BY id').iterate(),
@@ -506,7 +509,8 @@ export class SqliteEventStore implements EventStore, TokenStore {
     this.#maxPending = limits.maxPending;
     this.#droppedDetail = JSON.stringify({ reason: DROPPED_REASON, cap: limits.maxPending });
     this.#idempotencyRetentionMs = limits.idempotencyRetentionMs;
-    this.#onBackgroundError = onBackgroundError;
+    this.#onBackgroundError = options.onBackgroundError ?? (() => undefined);
+    this.#onWarning = options.onWarning ?? (() => undefined);
     this.#prune();
     // unref: pruning alone must not keep the process alive.
     this.#pruneTimer = setInterval(() => this.#prune(), PRUNE_INTERVAL_MS).unref();
@@ -757,12 +761,21 @@ export class SqliteEventStore implements EventStore, TokenStore {
     // every session row is up to date. Its failure, if any, was already reported to the operations
     // of its batch (and the next open reconciles the rows).
     await this.#queue.run(() => this.#sessions.writeBack()).catch(() => undefined);
+    // Nothing is lost when it fails: the WAL stays beside the database and is replayed at the next
+    // open. But the database alone is then not the store, and whoever copies or moves it must know.
+    let unfolded: string | undefined;
     try {
-      this.#db.pragma('wal_checkpoint(TRUNCATE)');
-    } catch {
-      // Nothing is lost: the WAL stays beside the database and is replayed at the next open.
+      const [result] = this.#db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>;
+      if (result?.busy) unfolded = 'the database was busy';
+    } catch (error) {
+      unfolded = (error as Error)?.message ?? String(error);
     }
     this.#db.close();
+    if (unfolded !== undefined) {
+      this.#onWarning(
+        `the write-ahead log could not be folded back into ${this.#file} (${unfolded}): ${this.#file}-wal holds the latest events; keep it beside the database, and copy or move the two together (the next start replays it)`,
+      );
+    }
   }
 
   /**

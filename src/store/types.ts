@@ -202,6 +202,12 @@ export interface StoreOptions {
    */
   onBackgroundError?: (error: unknown) => void;
   /**
+   * Told what its operator must know and no call reports: a close that could not fold the
+   * write-ahead log back into the database, which must then be kept beside it.
+   * @default ignore it
+   */
+  onWarning?: (message: string) => void;
+  /**
    * How long an idempotency record answers repeats; older ones are pruned.
    * @default DEFAULT_IDEMPOTENCY_RETENTION_MS (24 h)
    */

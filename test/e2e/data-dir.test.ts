@@ -23,6 +23,7 @@ import {
   startGatewayProcessWithFileLimit,
   waitUntil,
   type CliResult,
+  type GatewayProcess,
 } from '../helpers/gateway.js';
 
 const test = suite('e2e: unusable data dirs, a second gateway, a full disk');
@@ -354,6 +355,49 @@ test('a full disk (file-size limit): events are refused with STORE_UNAVAILABLE, 
   resultOf(await raw.call('system.event', { text: 'disk has room again', sessionKey: key }));
   raw.close();
   assert.is(await after.stop('SIGTERM'), 0);
+});
+
+test('a shutdown that cannot fold the write-ahead log back into the database says so, and keeps it: nothing answered is lost (QA: "stopped" alone, and a database malformed without its WAL)', async () => {
+  const key = 'agent:fold:main';
+  const text = (i: number) => `fold ${i} ${'x'.repeat(60_000)}`;
+  const publishAll = async (gw: GatewayProcess, from: number, to: number) => {
+    const raw = await openRaw(gw.url, gw.token);
+    for (let i = from; i < to; i++) resultOf(await raw.call('system.event', { text: text(i), sessionKey: key }));
+    raw.close();
+  };
+  const first = await startGatewayProcess();
+  await publishAll(first, 0, 12);
+  assert.is(await first.stop('SIGTERM'), 0);
+  assert.not.ok(fs.existsSync(path.join(first.dataDir, `${DB}-wal`)), 'a clean stop folds the WAL back');
+  // Room for the WAL's new pages, not for the database to take them as well: the checkpoint fails.
+  const limited = await startGatewayProcessWithFileLimit({ dataDir: first.dataDir, fileSizeBlocks: Math.floor(fs.statSync(path.join(first.dataDir, DB)).size / 512) + 300 });
+  await publishAll(limited, 12, 17);
+  assert.is(await limited.stop('SIGTERM'), 0);
+  const file = path.join(first.dataDir, DB);
+  assert.match(
+    limited.stderr(),
+    `switchboard gateway: warning: the write-ahead log could not be folded back into ${file} (`,
+  );
+  assert.match(limited.stderr(), `): ${file}-wal holds the latest events; keep it beside the database, and copy or move the two together (the next start replays it)\n`);
+  assert.ok(fs.statSync(`${file}-wal`).size > 0, 'the WAL is kept');
+  const after = await startGatewayProcess({ dataDir: first.dataDir });
+  const raw = await openRaw(after.url, after.token);
+  // Two pages: one answer carries at most 768 KiB of events.
+  const events: Array<{ seq: number; text: string }> = [];
+  for (let more = true; more; ) {
+    const page = resultOf<{ events: Array<{ seq: number; text: string }>; more: boolean }>(
+      await raw.call('session.peek', { sessionKey: key, after: events.at(-1)?.seq ?? 0 }),
+    );
+    events.push(...page.events);
+    more = page.more;
+  }
+  // Compared by their heads: a failing assertion would print every 60 KB text.
+  const head = (event: { text: string }) => event.text.slice(0, event.text.indexOf(' x'));
+  assert.equal(events.map(head), Array.from({ length: 17 }, (_, i) => `fold ${i}`));
+  assert.ok(events.every((event, i) => event.text === text(i)), 'the texts are whole');
+  raw.close();
+  assert.is(await after.stop('SIGTERM'), 0);
+  assert.not.match(after.stderr(), 'warning', 'with room again, the stop folds it back');
 });
 
 test.run();
