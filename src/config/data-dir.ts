@@ -2,7 +2,7 @@
  * Where the gateway keeps its data, and the token that guards it. Shared by the gateway (which
  * creates both) and the CLI (which reads the token so a local user needs no configuration).
  */
-import { lstatSync, readFileSync } from 'node:fs';
+import { lstatSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { DATA_FILES, ENV, TOKEN_PREFIX } from '../protocol/constants.js';
 import { tokenProblem } from '../protocol/token-format.js';
@@ -119,6 +119,11 @@ export function databasePath(dataDir: string): string {
   return join(dataDir, DATA_FILES.database);
 }
 
+/** True when the data dir holds a database with something in it (SQLite takes an empty file for a new one). */
+export function hasDatabase(dataDir: string): boolean {
+  return (statSync(databasePath(dataDir), { throwIfNoEntry: false })?.size ?? 0) > 0;
+}
+
 export function socketPath(dataDir: string): string {
   return join(dataDir, DATA_FILES.socket);
 }
@@ -154,6 +159,11 @@ export function ensureAdminToken(dataDir: string): { token: string; written: boo
   if (lstatSync(file, { throwIfNoEntry: false })?.isSymbolicLink() === true) throw TokenFileError.dangling(file);
   // Removed again since: start over, as on a first start.
   return ensureAdminToken(dataDir);
+}
+
+/** Takes back the token ensureAdminToken wrote, for a start that failed before anyone could use it. */
+export function removeWrittenToken(dataDir: string): void {
+  rmSync(tokenPath(dataDir), { force: true });
 }
 
 /**

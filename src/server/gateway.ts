@@ -8,7 +8,7 @@ import { isIPv4, type AddressInfo, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { databasePath, ensureAdminToken, ensureDataDir, readToken, socketPath, tokenPath } from '../config/data-dir.js';
+import { databasePath, ensureAdminToken, ensureDataDir, hasDatabase, readToken, removeWrittenToken, socketPath, tokenPath } from '../config/data-dir.js';
 import { exposedFiles, replaceableDir } from '../config/private-files.js';
 import {
   ANSWER_HIGH_WATER_BYTES,
@@ -128,7 +128,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   ensureDataDir(options.dataDir);
   // A token file that holds no token is refused before the database is touched (a new one is
   // written only once the store is known to open: see below).
-  readToken(options.dataDir);
+  const hadToken = readToken(options.dataDir) !== undefined;
+  // A token from an earlier start beside no store: a restore that failed, a volume not mounted.
+  const newStoreBesideOldToken = hadToken && !hasDatabase(options.dataDir);
   const store = openStore(options.dataDir, {
     maxPendingPerSession,
     idempotencyRetentionMs: options.idempotencyRetentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS,
@@ -397,11 +399,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     unauthenticated.close();
     hub.close();
     await store.close();
+    // It guarded nothing, and the start that writes the next one says so.
+    if (tokenWritten) removeWrittenToken(options.dataDir);
     throw error;
   }
   // Once listening: a start that fails says why alone.
   // A new admin token refuses every client holding the old one: the log says why they are refused.
   if (tokenWritten) log(`wrote a new admin token to ${tokenPath(options.dataDir)} (no token file was there): clients of this data dir read it there; others need it given`);
+  if (newStoreBesideOldToken) {
+    log(
+      `warning: started with a new, empty store: ${databasePath(options.dataDir)} was missing or empty, though the token file of an earlier start is there; if this data dir was moved or restored, stop the gateway and put its switchboard.db (and switchboard.db-wal) back`,
+    );
+  }
   // The address bound, not --host as written: `localhost` and `127.1` are loopback too.
   if (!isLoopback((server.address() as AddressInfo).address)) {
     log(`warning: listening on ${host}, which other machines may reach: the token is all that guards the gateway, and nothing is encrypted; put a TLS proxy in front of it, or keep to ${DEFAULT_HOST}`);

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cleanup, makeTempDir, openRaw, resultOf, startGatewayProcess, waitUntil } from '../helpers/gateway.js';
+import { cleanup, makeTempDir, openRaw, resultOf, runCli, startGatewayProcess, waitUntil } from '../helpers/gateway.js';
 
 const test = suite('e2e: gateway lifecycle');
 test.after(cleanup);
@@ -105,6 +105,38 @@ test('the log says when the gateway writes a new admin token (first start, a tok
   assert.is.not(rotated.token, first.token);
   assert.match(rotated.stderr(), wrote(first.dataDir));
   assert.is(await rotated.stop(), 0);
+});
+
+test('a first start that cannot listen (its port taken) takes back the token it wrote: the start that succeeds writes one and says so (QA: the rotation never showed in the log)', async () => {
+  const taken = await startGatewayProcess();
+  const dataDir = makeTempDir();
+  const refused = await runCli(['gateway', '--port', String(taken.port), '--data-dir', dataDir]);
+  assert.is(refused.code, 1, refused.stderr);
+  assert.not.ok(fs.existsSync(path.join(dataDir, 'token')), 'no token is left of the failed start');
+  const started = await startGatewayProcess({ dataDir });
+  assert.match(started.stderr(), `switchboard gateway: wrote a new admin token to ${path.join(dataDir, 'token')}`);
+  assert.is(await started.stop(), 0);
+  assert.is(await taken.stop(), 0);
+});
+
+test('a start that finds a token but no store (missing or empty: a restore gone wrong, a volume not mounted) warns that it starts with a new, empty one (QA: silent)', async () => {
+  const first = await startGatewayProcess();
+  const raw = await openRaw(first.url, first.token);
+  resultOf(await raw.call('system.event', { text: 'kept', sessionKey: 'agent:lost:main' }));
+  raw.close();
+  assert.is(await first.stop(), 0);
+  assert.not.match(first.stderr(), 'new, empty store', 'a first start writes both, and says so of the token');
+  const database = path.join(first.dataDir, 'switchboard.db');
+  const warning = `switchboard gateway: warning: started with a new, empty store: ${database} was missing or empty, though the token file of an earlier start is there; if this data dir was moved or restored, stop the gateway and put its switchboard.db (and switchboard.db-wal) back\n`;
+  for (const lose of [() => fs.truncateSync(database, 0), () => fs.rmSync(database)]) {
+    lose();
+    const again = await startGatewayProcess({ dataDir: first.dataDir });
+    assert.match(again.stderr(), warning);
+    assert.is(await again.stop(), 0);
+  }
+  const restarted = await startGatewayProcess({ dataDir: first.dataDir });
+  assert.not.match(restarted.stderr(), 'warning', 'a store that is there, empty or not, is no news');
+  assert.is(await restarted.stop(), 0);
 });
 
 test('a gateway listening where other machines may reach it says so, once listening; on loopback it does not', async () => {
