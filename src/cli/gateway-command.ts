@@ -20,7 +20,9 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   // Best effort, all of it: once a pipe's reader is gone (`gateway 2>&1 | tee log`, then Ctrl-C),
   // a line that cannot be written must not stop the gateway, least of all its shutdown. Every
   // line names who wrote it, as in a log shared with other services.
-  const log = (line: string) => writeLog(process.stderr, `switchboard gateway: ${line}`);
+  // Each line stamped with its time, in UTC: a log appended to a file (`2>> gateway.log`) has no
+  // other clock, and the store's once-a-minute summaries mean little without one (QA).
+  const log = (line: string) => writeLog(process.stderr, `${new Date().toISOString()} switchboard gateway: ${line}`);
   // Before the start, not after: a supervisor may signal while the gateway starts (a slow disk, a
   // loaded machine: QA saw starts of 9-17 s), and Node's default action ended it with 143, unsaid.
   // SIGHUP is "restart": the same graceful stop, but clients are told (1012) the gateway returns.

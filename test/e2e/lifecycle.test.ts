@@ -96,6 +96,14 @@ test('the log says when the gateway writes a new admin token (first start, a tok
   const first = await startGatewayProcess();
   assert.match(first.stderr(), wrote(first.dataDir));
   assert.is(await first.stop(), 0);
+  // Every line of the log starts with its time, in UTC (QA: a log appended to a file had none).
+  const lines = first.rawStderr().trimEnd().split('\n');
+  assert.ok(lines.length >= 3, first.rawStderr());
+  for (const line of lines) {
+    const stamp = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) switchboard gateway: /.exec(line);
+    assert.ok(stamp, line);
+    assert.ok(Math.abs(Date.parse(stamp![1]!) - Date.now()) < 10 * 60_000, `${stamp![1]} is the time of the line`);
+  }
   const again = await startGatewayProcess({ dataDir: first.dataDir });
   assert.is(again.token, first.token);
   assert.not.match(again.stderr(), 'admin token');

@@ -96,9 +96,11 @@ export interface GatewayProcess {
   dataDir: string;
   token: string;
   process: ChildProcess;
-  /** Everything the gateway wrote to stdout / stderr so far. */
+  /** Everything the gateway wrote to stdout / stderr so far; stderr without its log lines' timestamps. */
   stdout(): string;
   stderr(): string;
+  /** stderr as written, each log line starting with its timestamp. */
+  rawStderr(): string;
   /** Sends `signal` and resolves with the exit code (null when the signal killed it). */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   /** SIGKILL: no shutdown code runs, like a power cut for the process. */
@@ -121,6 +123,9 @@ export async function startGatewayProcess(options: StartOptions = {}): Promise<G
   });
   return superviseGateway(child, dataDir);
 }
+
+/** The timestamp (ISO 8601, UTC, ms) that starts each line of a gateway's log. */
+export const LOG_TIME_RE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (?=switchboard gateway: )/gm;
 
 /** Tracks a spawned gateway, waits for its listening line, and wraps it as a GatewayProcess. */
 async function superviseGateway(child: ChildProcess, dataDir: string): Promise<GatewayProcess> {
@@ -153,7 +158,8 @@ async function superviseGateway(child: ChildProcess, dataDir: string): Promise<G
     token: fs.readFileSync(path.join(dataDir, 'token'), 'utf8').trim(),
     process: child,
     stdout: () => out,
-    stderr: () => err,
+    stderr: () => err.replace(LOG_TIME_RE, ''),
+    rawStderr: () => err,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill(signal);
