@@ -78,8 +78,16 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
  */
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
+/** What to do about a data dir whose disk refused a write, by errno: Node's message names neither. */
+const DISK_REFUSALS: Readonly<Record<string, string>> = {
+  EROFS: 'its file system is mounted read-only: give a data dir on a writable one',
+  ENOSPC: 'its disk is full: free some space, or give a data dir on another disk',
+  EDQUOT: "its owner's disk quota is used up: free some space, or give a data dir on another disk",
+  EFBIG: 'a file there would pass the largest file this process may write (ulimit -f): raise the limit',
+};
+
 /** `from`: the option or variable that chose the data dir; undefined for the default. */
-function startFailure(error: unknown, dataDir: string, from: string | undefined): string {
+export function startFailure(error: unknown, dataDir: string, from: string | undefined): string {
   const errno = error as NodeJS.ErrnoException;
   if (errno.code === 'EADDRINUSE') return `cannot listen: the port is already in use (${errno.message}); pick another with --port, or --port 0 for a free one`;
   // Not an address of this machine (a typo, another host's IP): only --host chooses it.
@@ -91,10 +99,13 @@ function startFailure(error: unknown, dataDir: string, from: string | undefined)
     return `cannot listen: --host could not be resolved now (${errno.message}); retry, or give an address (127.0.0.1, the default, or 0.0.0.0 for all)`;
   }
   if (errno.code === 'EACCES' || errno.code === 'EPERM') return `cannot start: permission denied (${errno.message}); check --data-dir ${dataDir} and --port`;
-  const message = `cannot start: ${errno.message ?? String(error)}`;
   // A data dir that cannot be used: only here is it known how it was chosen, so how to choose another.
+  const chosenBy = `(${from === undefined ? `the default data dir: choose another with --data-dir or ${ENV.dataDir}` : `the data dir was given by ${from}`})`;
+  const diskRefusal = errno.code === undefined ? undefined : DISK_REFUSALS[errno.code];
+  if (diskRefusal !== undefined) return `cannot start: the data dir ${dataDir} cannot be written (${errno.message}): ${diskRefusal} ${chosenBy}`;
+  const message = `cannot start: ${errno.message ?? String(error)}`;
   if (!(error instanceof StoreLockedError || error instanceof StoreOpenError || error instanceof DataDirError || error instanceof TokenFileError)) {
     return message;
   }
-  return `${message} (${from === undefined ? `the default data dir: choose another with --data-dir or ${ENV.dataDir}` : `the data dir was given by ${from}`})`;
+  return `${message} ${chosenBy}`;
 }

@@ -426,7 +426,9 @@ function openFailure(file: string, error: unknown): Error {
   return new StoreOpenError(
     file,
     code === undefined ? message : `${message} (${code})`,
-    'check that the data dir is readable and writable by this user',
+    code === 'SQLITE_FULL'
+      ? 'free some space on its disk, or give a data dir on another disk'
+      : 'check that the data dir is readable and writable by this user, on a file system mounted read-write',
     { cause: error },
   );
 }
