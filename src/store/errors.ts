@@ -39,7 +39,10 @@ export class StoreOpenError extends Error {
   }
 }
 
-/** A commit failed (disk full, I/O error): the operation's changes were rolled back. */
+/**
+ * A commit or a read failed (disk full, I/O error, a damaged file): the operation's changes were
+ * rolled back. Worded for both: a read of a damaged page fails too (QA: "could not commit" for a read).
+ */
 export class StoreUnavailableError extends Error {
   readonly code = 'STORE_UNAVAILABLE';
   readonly sqliteCode: string | undefined;
@@ -52,7 +55,7 @@ export class StoreUnavailableError extends Error {
     const fix = corrupt
       ? 'the database file is damaged: stop the gateway, then restore it from a backup or move it aside'
       : 'free disk space or check the data dir, then retry';
-    super(`the event store could not commit (${detail}); ${changed}: ${fix}`, { cause });
+    super(`the event store failed (${detail}); ${changed}: ${fix}`, { cause });
     this.name = 'StoreUnavailableError';
     this.sqliteCode = sqliteCode(cause);
   }

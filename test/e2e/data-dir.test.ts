@@ -338,7 +338,7 @@ test('a full disk (file-size limit): events are refused with STORE_UNAVAILABLE, 
   // Its log says so, once: the calls after the first are counted in a line a minute later.
   const logged = gw.stderr().split('\n').filter((line) => line.startsWith('switchboard gateway: store unavailable: '));
   assert.equal(logged.length, 1, gw.stderr());
-  assert.match(logged[0]!, /^switchboard gateway: store unavailable: a call answered STORE_UNAVAILABLE \(the event store could not commit \(SQLITE_/);
+  assert.match(logged[0]!, /^switchboard gateway: store unavailable: a call answered STORE_UNAVAILABLE \(the event store failed \(SQLITE_/);
   socket.close();
 
   // The disk frees up (no limit after the restart): everything answered is there, nothing refused is.

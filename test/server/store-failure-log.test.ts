@@ -9,7 +9,7 @@ const test = suite('server/store-failure-log');
 const full = (n: number) => new StoreUnavailableError(new Database.SqliteError(`database or disk is full ${n}`, 'SQLITE_FULL'));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const line = (calls: string, n: number) =>
-  `store unavailable: ${calls} answered STORE_UNAVAILABLE (the event store could not commit (SQLITE_FULL: database or disk is full ${n}); the call changed nothing: free disk space or check the data dir, then retry)`;
+  `store unavailable: ${calls} answered STORE_UNAVAILABLE (the event store failed (SQLITE_FULL: database or disk is full ${n}); the call changed nothing: free disk space or check the data dir, then retry)`;
 
 test('the first failure is logged at once; later ones are held back for the interval, then logged with their count and the last of them', async () => {
   const lines: string[] = [];
