@@ -111,6 +111,13 @@ function platformDataDir(env: NodeJS.ProcessEnv): string {
 /** 32 random bytes: guessing is out of reach, and base64url keeps it header- and shell-safe. */
 const TOKEN_BYTES = 32;
 
+/**
+ * An admin token written by hand shorter than this (in characters; 24 random bytes as base64) is
+ * taken, with a warning: whoever can reach the gateway may guess a short one (QA: "short" was
+ * taken silently).
+ */
+export const MIN_ADMIN_TOKEN_LENGTH = 32;
+
 export function tokenPath(dataDir: string): string {
   return join(dataDir, DATA_FILES.token);
 }

@@ -8,7 +8,17 @@ import { isIPv4, type AddressInfo, type Socket } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { databasePath, ensureAdminToken, ensureDataDir, hasDatabase, readToken, removeWrittenToken, socketPath, tokenPath } from '../config/data-dir.js';
+import {
+  databasePath,
+  ensureAdminToken,
+  ensureDataDir,
+  hasDatabase,
+  MIN_ADMIN_TOKEN_LENGTH,
+  readToken,
+  removeWrittenToken,
+  socketPath,
+  tokenPath,
+} from '../config/data-dir.js';
 import { exposedFiles, replaceableDir } from '../config/private-files.js';
 import {
   ANSWER_HIGH_WATER_BYTES,
@@ -145,6 +155,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const limiter = new AuthFailureLimiter();
   let authenticator: Authenticator;
   let tokenWritten: boolean;
+  let adminTokenLength: number;
   try {
     // The first read of the database: pages past the header may be corrupt, and this is where it shows.
     const scopedTokens = (await store.listTokens()).map(toScopedToken);
@@ -152,6 +163,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // backup that cannot be used) leaves no new admin token behind that no log line told of.
     const admin = ensureAdminToken(options.dataDir);
     tokenWritten = admin.written;
+    adminTokenLength = admin.token.length;
     authenticator = new Authenticator(admin.token, scopedTokens);
   } catch (error) {
     await store.close().catch(() => {});
@@ -406,6 +418,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // Once listening: a start that fails says why alone.
   // A new admin token refuses every client holding the old one: the log says why they are refused.
   if (tokenWritten) log(`wrote a new admin token to ${tokenPath(options.dataDir)} (no token file was there): clients of this data dir read it there; others need it given`);
+  if (adminTokenLength < MIN_ADMIN_TOKEN_LENGTH) {
+    log(
+      `warning: the admin token in ${tokenPath(options.dataDir)} is ${adminTokenLength} characters long, short enough to be guessed by whoever can reach the gateway: write one of at least ${MIN_ADMIN_TOKEN_LENGTH}, or remove the file and restart to have a random one written`,
+    );
+  }
   if (newStoreBesideOldToken) {
     log(
       `warning: started with a new, empty store: ${databasePath(options.dataDir)} was missing or empty, though the token file of an earlier start is there; if this data dir was moved or restored, stop the gateway and put its switchboard.db (and switchboard.db-wal) back`,

@@ -147,6 +147,21 @@ test('a start that finds a token but no store (missing or empty: a restore gone 
   assert.is(await restarted.stop(), 0);
 });
 
+test('an admin token written by hand shorter than 32 characters is taken, with a warning; one of 32 is not warned of', async () => {
+  for (const [token, warned] of [['short', true], ['x'.repeat(31), true], ['y'.repeat(32), false]] as const) {
+    const dataDir = makeTempDir();
+    fs.writeFileSync(path.join(dataDir, 'token'), `${token}\n`, { mode: 0o600 });
+    const gateway = await startGatewayProcess({ dataDir });
+    assert.is(gateway.token, token);
+    const warning = `switchboard gateway: warning: the admin token in ${path.join(dataDir, 'token')} is ${token.length} characters long, short enough to be guessed by whoever can reach the gateway: write one of at least 32, or remove the file and restart to have a random one written\n`;
+    assert.is(gateway.stderr().includes(warning), warned, gateway.stderr());
+    const raw = await openRaw(gateway.url, gateway.token);
+    resultOf(await raw.call('gateway.status', {}));
+    raw.close();
+    assert.is(await gateway.stop(), 0);
+  }
+});
+
 test('a gateway listening where other machines may reach it says so, once listening; on loopback it does not', async () => {
   const exposed = await startGatewayProcess({ args: ['--host', '0.0.0.0'] });
   assert.match(
