@@ -35,19 +35,46 @@ const NAME_RE = new RegExp(AGENT_ID_PATTERN);
 // U+2764 U+FE0F), and keys holding them, which earlier versions took, must stay reachable.
 const BAD_ID_CHAR_RE = /(?!\p{Variation_Selector})[\s\p{Cc}\p{Cs}\p{Cf}\p{Default_Ignorable_Code_Point}]/u;
 // What no id of a key may hold when an event is published to it, on top of the above: a
-// variation selector that varies nothing, so "U77" and "U77\uFE0F" print the same, and the blank
-// Braille pattern (U+2800), which prints as a space (QA). Emoji and other characters past ASCII
-// take one, and of ASCII only a keycap's digit, "#" or "*" ("1\uFE0F\u20E3" is 1️⃣). Refused
-// where events are published, not where keys are read: earlier versions took such keys, and
-// their sessions must stay reachable to be read and acked.
-const UNPRINTABLE_ID_CHAR_RE = new RegExp(
-  [
-    String.raw`(?<![^\0-\x7F\s\p{Cc}\p{Cs}\p{Cf}\p{Default_Ignorable_Code_Point}\u2800])(?<![#*0-9])\p{Variation_Selector}`,
-    String.raw`(?<=[#*0-9])\p{Variation_Selector}(?!\u20E3)`,
-    String.raw`\u2800`,
-  ].join('|'),
-  'u',
-);
+// variation selector that varies nothing, so that "U77" and "U77\uFE0F" print the same, and the
+// blank Braille pattern (U+2800), which prints as a space (QA). Refused where events are
+// published, not where keys are read: earlier versions took such keys, and their sessions must
+// stay reachable to be read and acked. (Not every look-alike: ids may hold any script, and a
+// Cyrillic "а" prints as a Latin "a".)
+const UNPUBLISHABLE_SUSPECT_RE = /[\p{Variation_Selector}\u2800]/u;
+const VARIATION_SELECTOR_RE = /^\p{Variation_Selector}$/u;
+const INVISIBLE_RE = /^[\s\p{Cc}\p{Cs}\p{Cf}\p{Default_Ignorable_Code_Point}\u2800]$/u;
+const EMOJI_RE = /^\p{Emoji}$/u;
+const KEYCAP_BASE_RE = /^[#*0-9]$/;
+const IDEOGRAPH_RE = /^\p{Ideographic}$/u;
+const MONGOLIAN_RE = /^\p{Script=Mongolian}$/u;
+
+/**
+ * Whether variation selector `selector` can vary `base`, the character before it (`next` after
+ * it), by the kinds of sequence Unicode defines: emoji and text presentation (U+FE0E, U+FE0F)
+ * after an emoji, or a keycap's digit, "#" or "*" when U+20E3 follows (1️⃣); ideographic variants
+ * (U+E0100 on) after an ideograph; Mongolian's own selectors after Mongolian; the other
+ * standardized ones (U+FE00 to U+FE0D: math symbols, CJK compatibility forms) after any visible
+ * character past ASCII.
+ */
+function varies(selector: string, base: string | undefined, next: string | undefined): boolean {
+  if (base === undefined || INVISIBLE_RE.test(base)) return false;
+  const code = selector.codePointAt(0)!;
+  if (code === 0xfe0e || code === 0xfe0f) return KEYCAP_BASE_RE.test(base) ? next === '\u20e3' : base.charCodeAt(0) > 0x7f && EMOJI_RE.test(base);
+  if (code >= 0xe0100) return IDEOGRAPH_RE.test(base);
+  if (code < 0xfe00) return MONGOLIAN_RE.test(base);
+  return base.charCodeAt(0) > 0x7f;
+}
+
+/** The first character of `id` no event may be published under (see above), and where (in code points), or null. */
+function unpublishableCharacter(id: string): { char: string; at: number } | null {
+  if (!UNPUBLISHABLE_SUSPECT_RE.test(id)) return null;
+  const chars = [...id];
+  for (let i = 0; i < chars.length; i++) {
+    const char = chars[i]!;
+    if (char === '\u2800' || (VARIATION_SELECTOR_RE.test(char) && !varies(char, chars[i - 1], chars[i + 1]))) return { char, at: i + 1 };
+  }
+  return null;
+}
 const LEADING_SPACE_RE = /^[\s\p{Cc}]/u;
 const TRAILING_SPACE_RE = /[\s\p{Cc}]$/u;
 
@@ -58,10 +85,12 @@ const FORMS_TEXT = SESSION_KEY_FORMS.join(', ');
 type IdField = 'peer' | 'account' | 'group id' | 'channel id' | 'thread id' | 'topic id';
 
 /**
- * Why no event may be published to a parsed key (see UNPRINTABLE_ID_CHAR_RE), or null: "peer
- * "U77\uFE0F" contains a variation selector that varies no character (...) (U+FE0F) at character 4".
+ * Why no event may be published to a parsed key, or null: "peer "U77\uFE0F" contains a variation
+ * selector that varies no character before it (U+FE0F) at character 4". The whole key is looked
+ * at first: the common key, with neither character anywhere, costs one regex test.
  */
-export function unpublishableKeyReason({ route }: ParsedSessionKey): string | null {
+export function unpublishableKeyReason({ sessionKey, route }: ParsedSessionKey): string | null {
+  if (!UNPUBLISHABLE_SUSPECT_RE.test(sessionKey)) return null;
   const ids: Array<[IdField, string | null]> = [
     ['account', route.account],
     ['peer', route.peer],
@@ -70,14 +99,22 @@ export function unpublishableKeyReason({ route }: ParsedSessionKey): string | nu
     ['topic id', route.topic],
   ];
   for (const [field, id] of ids) {
-    const bad = id === null ? null : UNPRINTABLE_ID_CHAR_RE.exec(id);
+    const bad = id === null ? null : unpublishableCharacter(id);
     if (bad) {
-      const what =
-        bad[0] === '\u2800' ? 'the blank Braille pattern, which prints as a space' : 'a variation selector that varies no character (only emoji and other characters past ASCII take one)';
-      return `${field} ${show(id!)} contains ${what} (${codePointName(bad[0].codePointAt(0)!)}) at character ${bad.index + 1}; an id like that prints like another, so no event is published to it`;
+      const what = bad.char === '\u2800' ? 'the blank Braille pattern, which prints as a space' : 'a variation selector that varies no character before it';
+      return `${field} ${show(id!)} contains ${what} (${codePointName(bad.char.codePointAt(0)!)}) at character ${bad.at}`;
     }
   }
   return null;
+}
+
+/**
+ * The INVALID_PARAMS error for publishing to a key that parses but may not be published to (see
+ * unpublishableKeyReason): the key is valid, for reads, so no list of forms.
+ */
+export function unpublishableKeyError(input: string, reason: string): RpcError {
+  const message = `no event is published to session key ${show(input, 80)}: ${reason}, so it prints like another key; leave the character out`;
+  return RpcError.invalidParams([{ path: '/sessionKey', message }]);
 }
 
 /** Canonical main session of an agent; `agentId` must already be valid. */
@@ -308,7 +345,8 @@ function lookalike(token: string, field: 'agent id' | 'channel name', pos: numbe
 export function badCharacterOf(text: string): string | null {
   const bad = BAD_ID_CHAR_RE.exec(text);
   if (!bad) return null;
-  return `contains ${badCharKind(bad[0])} (${codePointName(bad[0].codePointAt(0)!)}) at character ${bad.index + 1}`;
+  // Counted in characters (code points), as a key's length is: an emoji before it counts once.
+  return `contains ${badCharKind(bad[0])} (${codePointName(bad[0].codePointAt(0)!)}) at character ${[...text.slice(0, bad.index)].length + 1}`;
 }
 
 function badCharKind(char: string): string {

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { DEFAULT_AGENT_ID, MAX_TEXT_BYTES } from '../protocol/constants.js';
 import { RpcError } from '../protocol/errors.js';
 import type { EventMode, Fallback, Route, RoutingResult, StoredEvent, SystemEventParams, WakeOutcome } from '../protocol/schemas.js';
-import { mainSessionKey, parseSessionKey, sessionKeyError, unpublishableKeyReason, type ParsedSessionKey } from '../protocol/session-key.js';
+import { mainSessionKey, parseSessionKey, sessionKeyError, unpublishableKeyError, unpublishableKeyReason, type ParsedSessionKey } from '../protocol/session-key.js';
 import { rejectInvisible } from '../protocol/validate.js';
 import type { AppendOutcome, EventRecord, EventStore, TraceDetail } from '../store/types.js';
 
@@ -46,7 +46,7 @@ export function resolveTarget(sessionKey: string | undefined, agentId: string | 
     const parsed = parseSessionKey(sessionKey);
     if (!parsed.ok) throw sessionKeyError(sessionKey, parsed.reason);
     const unpublishable = unpublishableKeyReason(parsed.value);
-    if (unpublishable !== null) throw sessionKeyError(sessionKey, unpublishable);
+    if (unpublishable !== null) throw unpublishableKeyError(sessionKey, unpublishable);
     const keyAgent = parsed.value.route.agentId;
     if (agentId !== undefined && agentId.toLowerCase() !== keyAgent) {
       throw RpcError.invalidParams([

@@ -8,6 +8,7 @@ import {
   mainSessionKey,
   parseSessionKey,
   sessionKeyError,
+  unpublishableKeyError,
   unpublishableKeyReason,
   type ParsedSessionKey,
 } from '../../src/protocol/session-key.js';
@@ -471,13 +472,17 @@ rejected.run();
 
 const publishable = suite('session-key: keys an event may be published to');
 
-publishable('an id with a variation selector after a visible character, as emoji carry them, is publishable', () => {
+publishable('an id whose variation selectors each vary the character before them, as emoji carry them, is publishable', () => {
   const keys = [
     'main',
+    'agent:ops:direct:bob',
     'agent:ops:direct:bob\u2764\ufe0f',
     'agent:ops:direct:\u{1F3F3}\ufe0f',
     'agent:ops:slack:channel:C1:thread:\u2614\ufe0e',
+    // An ideographic variant, a math symbol's standardized variant, a Mongolian free variation selector.
     'agent:ops:slack:T1:group:\u845b\u{E0100}',
+    'agent:ops:direct:\u2229\ufe00',
+    'agent:ops:direct:\u1820\u180b',
     // A keycap: digit, VS16, U+20E3.
     'agent:ops:direct:room1\ufe0f\u20e3',
   ];
@@ -486,23 +491,44 @@ publishable('an id with a variation selector after a visible character, as emoji
   }
 });
 
-publishable('an id with a variation selector that follows nothing visible, or a blank Braille pattern, parses but is not publishable', () => {
+publishable('an id with a variation selector that varies nothing, or a blank Braille pattern, parses but is not publishable', () => {
   // Parsed, so a session stored under such a key by an earlier version can still be read and acked.
-  const vs = 'a variation selector that varies no character (only emoji and other characters past ASCII take one)';
+  const vs = 'a variation selector that varies no character before it';
   const cases: Array<[string, string]> = [
     ['agent:vs:direct:\ufe0f', `peer "\ufe0f" contains ${vs} (U+FE0F) at character 1`],
     ['agent:vs:telegram:direct:U77\ufe0f', `peer "U77\ufe0f" contains ${vs} (U+FE0F) at character 4`],
     ['agent:vs:direct:bob\ufe0e', `peer "bob\ufe0e" contains ${vs} (U+FE0E) at character 4`],
     ['agent:vs:direct:\u2764\ufe0f\ufe0f', `peer "\u2764\ufe0f\ufe0f" contains ${vs} (U+FE0F) at character 3`],
-    ['agent:vs:direct:\u{E0100}x', `peer "\u{E0100}x" contains ${vs} (U+E0100) at character 1`],
+    ['agent:vs:direct:\u00e9\ufe0f', `peer "\u00e9\ufe0f" contains ${vs} (U+FE0F) at character 2`],
+    ['agent:vs:direct:\u845b\ufe0f', `peer "\u845b\ufe0f" contains ${vs} (U+FE0F) at character 2`],
+    ['agent:vs:direct:1\ufe0f', `peer "1\ufe0f" contains ${vs} (U+FE0F) at character 2`],
+    ['agent:vs:direct:1\ufe0f\u20e3\ufe0f', `peer "1\ufe0f\u20e3\ufe0f" contains ${vs} (U+FE0F) at character 4`],
+    ['agent:vs:direct:1\u{E0100}\u20e3', `peer "1\u{E0100}\u20e3" contains ${vs} (U+E0100) at character 2`],
+    ['agent:vs:direct:a\u180b', `peer "a\u180b" contains ${vs} (U+180B) at character 2`],
+    ['agent:vs:direct:x\ufe00', `peer "x\ufe00" contains ${vs} (U+FE00) at character 2`],
+    // Counted in characters: the emoji before it counts once.
+    ['agent:vs:direct:\u{1F600}\u{1F600}b\ufe0f', `peer "\u{1F600}\u{1F600}b\ufe0f" contains ${vs} (U+FE0F) at character 4`],
     ['agent:vs:slack:\u2800:direct:U1', 'account "\u2800" contains the blank Braille pattern, which prints as a space (U+2800) at character 1'],
     ['agent:vs:slack:channel:C\u2800', 'channel id "C\u2800" contains the blank Braille pattern, which prints as a space (U+2800) at character 2'],
     ['agent:vs:slack:group:G1:topic:a\u2800', 'topic id "a\u2800" contains the blank Braille pattern, which prints as a space (U+2800) at character 2'],
     ['agent:vs:slack:group:G1:thread:\u2800\ufe0f', 'thread id "\u2800\ufe0f" contains the blank Braille pattern, which prints as a space (U+2800) at character 1'],
   ];
   for (const [key, why] of cases) {
-    assert.is(unpublishableKeyReason(parsed(key)), `${why}; an id like that prints like another, so no event is published to it`, key);
+    assert.is(unpublishableKeyReason(parsed(key)), why, key);
   }
+});
+
+publishable('the refusal says no event is published to the key, not that it is invalid: it is, for reads', () => {
+  const error = unpublishableKeyError('agent:vs:direct:U77\ufe0f', 'why');
+  assert.is(error.code, ErrorCode.INVALID_PARAMS);
+  assert.equal(error.data.errors, [
+    { path: '/sessionKey', message: 'no event is published to session key "agent:vs:direct:U77\ufe0f": why, so it prints like another key; leave the character out' },
+  ]);
+  assert.is(error.data.acceptedForms, undefined);
+});
+
+publishable('a bad character is placed by characters, not UTF-16 units', () => {
+  assert.match(reason('agent:ops:direct:\u{1F600}\u{1F600}a\u200bb'), 'contains an invisible format character (U+200B) at character 4;');
 });
 
 publishable.run();
