@@ -49,18 +49,23 @@ export function tokenOption(token: string): string {
 
 /**
  * A subscription's target, as subscribe() and events() take it. A member present but undefined (a
- * variable not set, in plain JavaScript or past a cast) would vanish from the JSON and widen the
- * subscription to every session of the token's agent: an agent would act on events from
- * conversations it never asked for. So it is a TypeError, as is a target that is not an object.
+ * variable not set, in plain JavaScript or past a cast) vanishes from the JSON: with the other
+ * member given that is harmless, but with neither, the subscription widens to every session of
+ * the token's agent, and an agent would act on events from conversations it never asked for. So
+ * that is a TypeError, as is a member that is null or not a string, and a target that is not an
+ * object.
  */
 export function subscribeTargetOption(target: object): void {
   if (typeof target !== 'object' || target === null) {
     throw new TypeError(`a subscription's target is { sessionKey }, { agentId } or {} (every session of the token's agent), got ${target === null ? 'null' : typeof target}`);
   }
+  const members = target as Record<string, unknown>;
+  const given = typeof members['sessionKey'] === 'string' || typeof members['agentId'] === 'string';
   for (const [name, what] of [['sessionKey', 'a session key'], ['agentId', 'an agent id']] as const) {
-    const value: unknown = (target as Record<string, unknown>)[name];
-    if (Object.hasOwn(target, name) && typeof value !== 'string') {
-      throw new TypeError(`target.${name} is ${value === null ? 'null' : typeof value}: give ${what}, or leave ${name} out to subscribe to every session of the token's agent`);
-    }
+    const value = members[name];
+    if (!Object.hasOwn(target, name) || typeof value === 'string' || (value === undefined && given)) continue;
+    throw new TypeError(
+      `target.${name} is ${value === null ? 'null' : typeof value}: give ${what}${value === undefined ? ", or leave it out to subscribe to every session of the token's agent" : ''}`,
+    );
   }
 }

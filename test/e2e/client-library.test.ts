@@ -252,13 +252,15 @@ test('typed errors: RpcCallError with code and name; a bad token is ConnectionEr
   assert.is((late as ConnectionError).failure, 'closed');
 });
 
-test('a subscription target whose sessionKey or agentId is there but undefined or null is a TypeError, not a subscription to every session of the agent (QA)', async ({ gw }) => {
+test('a subscription target whose sessionKey or agentId is there but undefined (with no other), null or not a string is a TypeError, not a subscription to every session of the agent (QA)', async ({ gw, publisher }) => {
   const sb = await client(gw.url, gw.token);
   const unset: string | undefined = process.env['SWITCHBOARD_TEST_UNSET_KEY'];
   const targets = [
-    [{ sessionKey: unset }, 'target.sessionKey is undefined: give a session key, or leave sessionKey out to subscribe to every session of the token\'s agent'],
-    [{ agentId: null }, 'target.agentId is null: give an agent id, or leave agentId out to subscribe to every session of the token\'s agent'],
-    [{ sessionKey: 7 }, 'target.sessionKey is number: give a session key, or leave sessionKey out to subscribe to every session of the token\'s agent'],
+    [{ sessionKey: unset }, "target.sessionKey is undefined: give a session key, or leave it out to subscribe to every session of the token's agent"],
+    [{ sessionKey: unset, agentId: unset }, "target.sessionKey is undefined: give a session key, or leave it out to subscribe to every session of the token's agent"],
+    [{ agentId: null }, 'target.agentId is null: give an agent id'],
+    [{ sessionKey: 'agent:main:main', agentId: null }, 'target.agentId is null: give an agent id'],
+    [{ sessionKey: 7 }, 'target.sessionKey is number: give a session key'],
     [null, "a subscription's target is { sessionKey }, { agentId } or {} (every session of the token's agent), got null"],
   ] as const;
   for (const [target, message] of targets) {
@@ -269,6 +271,14 @@ test('a subscription target whose sessionKey or agentId is there but undefined o
     assert.instance(viaEvents, TypeError);
     assert.is((viaEvents as Error).message, message);
   }
+  // With the other member given, an undefined one is what TypeScript allows, and harmless (review).
+  const agent = freshAgent('undef');
+  const seen: string[] = [];
+  await sb.subscribe({ sessionKey: `agent:${agent}:main`, agentId: unset as never }, { onEvent: (event) => seen.push(`session ${event.text}`) });
+  await sb.subscribe({ agentId: agent, sessionKey: unset as never }, { onEvent: (event) => seen.push(`agent ${event.text}`) });
+  await publish(publisher, { text: 'both', agentId: agent });
+  await waitUntil(() => seen.length >= 2, 'the event to both subscriptions', 2_000);
+  assert.equal(seen.sort(), ['agent both', 'session both']);
   await sb.close();
 });
 
