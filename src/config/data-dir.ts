@@ -168,9 +168,16 @@ export function ensureAdminToken(dataDir: string): { token: string; written: boo
   return ensureAdminToken(dataDir);
 }
 
-/** Takes back the token ensureAdminToken wrote, for a start that failed before anyone could use it. */
+/**
+ * Takes back the token ensureAdminToken wrote, for a start that failed before anyone could use
+ * it. Best effort: the start's own failure is what its caller must hear of.
+ */
 export function removeWrittenToken(dataDir: string): void {
-  rmSync(tokenPath(dataDir), { force: true });
+  try {
+    rmSync(tokenPath(dataDir), { force: true });
+  } catch {
+    // Left behind: the next start takes it as the token, as it would any other.
+  }
 }
 
 /**

@@ -410,9 +410,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     clearInterval(liveness);
     unauthenticated.close();
     hub.close();
-    await store.close();
-    // It guarded nothing, and the start that writes the next one says so.
+    // It guarded nothing, and the start that writes the next one says so. Taken back while the
+    // store's lock is held: a start waiting for that lock must not read it as its own.
     if (tokenWritten) removeWrittenToken(options.dataDir);
+    await store.close();
     throw error;
   }
   // Once listening: a start that fails says why alone.
@@ -425,7 +426,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
   if (newStoreBesideOldToken) {
     log(
-      `warning: started with a new, empty store: ${databasePath(options.dataDir)} was missing or empty, though the token file of an earlier start is there; if this data dir was moved or restored, stop the gateway and put its switchboard.db (and switchboard.db-wal) back`,
+      `warning: started with a new, empty store: ${databasePath(options.dataDir)} was missing or empty, though a token file is there; if a gateway ran on this data dir before (it was moved or restored), its events are not here: stop the gateway and put its switchboard.db (and switchboard.db-wal) back`,
     );
   }
   // The address bound, not --host as written: `localhost` and `127.1` are loopback too.

@@ -773,7 +773,8 @@ export class SqliteEventStore implements EventStore, TokenStore {
       unfolded = (error as Error)?.message ?? String(error);
     }
     this.#db.close();
-    if (unfolded !== undefined) {
+    // Closing tries once more, and may have folded it after all.
+    if (unfolded !== undefined && (statSync(`${this.#file}-wal`, { throwIfNoEntry: false })?.size ?? 0) > 0) {
       this.#onWarning(
         `the write-ahead log could not be folded back into ${this.#file} (${unfolded}): ${this.#file}-wal holds the latest events; keep it beside the database, and copy or move the two together (the next start replays it)`,
       );

@@ -135,7 +135,7 @@ test('a start that finds a token but no store (missing or empty: a restore gone 
   assert.is(await first.stop(), 0);
   assert.not.match(first.stderr(), 'new, empty store', 'a first start writes both, and says so of the token');
   const database = path.join(first.dataDir, 'switchboard.db');
-  const warning = `switchboard gateway: warning: started with a new, empty store: ${database} was missing or empty, though the token file of an earlier start is there; if this data dir was moved or restored, stop the gateway and put its switchboard.db (and switchboard.db-wal) back\n`;
+  const warning = `switchboard gateway: warning: started with a new, empty store: ${database} was missing or empty, though a token file is there; if a gateway ran on this data dir before (it was moved or restored), its events are not here: stop the gateway and put its switchboard.db (and switchboard.db-wal) back\n`;
   for (const lose of [() => fs.truncateSync(database, 0), () => fs.rmSync(database)]) {
     lose();
     const again = await startGatewayProcess({ dataDir: first.dataDir });
