@@ -19,7 +19,7 @@ export const ErrorCode = {
   INTERNAL_ERROR: -32603,
   /** An idempotency key was reused with different params. */
   IDEMPOTENCY_CONFLICT: 1001,
-  /** The durable store failed to read or commit (disk full, I/O error, a damaged file); the call changed nothing, or its message says what it did. */
+  /** The durable store failed to read or commit (disk full, I/O error, a damaged file, its file removed under it); the call changed nothing, or its message says what it did. */
   STORE_UNAVAILABLE: 1002,
   /** The gateway is shutting down and takes no new work; retry against the restarted gateway. */
   SHUTTING_DOWN: 1003,
@@ -101,7 +101,7 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
   INVALID_PARAMS: 'Params failed validation; data.errors lists each problem with its path.',
   INTERNAL_ERROR: 'Unexpected failure inside the gateway; details are in the gateway log, never in the response.',
   IDEMPOTENCY_CONFLICT: 'The idempotency key was already used for a different event (another sessionKey, text or contextKey).',
-  STORE_UNAVAILABLE: 'The durable store failed to read or commit (disk full, I/O error, a damaged file). The call changed nothing (an ack of more than a thousand events may have consumed its oldest: the message says up to which seq); retry later.',
+  STORE_UNAVAILABLE: 'The durable store failed to read or commit (disk full, I/O error, a damaged file, its file removed under it). The call changed nothing (an ack of more than a thousand events may have consumed its oldest: the message says up to which seq); retry later.',
   SHUTTING_DOWN: 'The gateway is shutting down. Nothing was stored; retry once it is back.',
   ACK_OUT_OF_RANGE: 'The ack names a seq beyond the last one the session issued.',
   SUBSCRIPTION_NOT_FOUND: 'This connection holds no subscription with that id.',

@@ -128,7 +128,7 @@ export interface TransactionObserver {
   batchRolledBack(): void;
 }
 
-const NO_OBSERVER: TransactionObserver = {
+export const NO_OBSERVER: TransactionObserver = {
   batchBegun: () => undefined,
   operationStart: () => undefined,
   operationRolledBack: () => undefined,

@@ -6,6 +6,9 @@
 import path from 'node:path';
 import Database from 'better-sqlite3';
 
+/** SQLite's own code for a database file moved since it was opened (which it checks in rollback-journal mode only). */
+const MOVED_CODE = 'SQLITE_READONLY_DBMOVED';
+
 /** The SQLite result code of `error` (e.g. SQLITE_FULL), if SQLite raised it. */
 export function sqliteCode(error: unknown): string | undefined {
   return error instanceof Database.SqliteError ? error.code : undefined;
@@ -51,10 +54,11 @@ export class StoreUnavailableError extends Error {
   constructor(cause: unknown, changed = 'the call changed nothing') {
     const code = sqliteCode(cause) ?? 'unknown';
     const detail = cause instanceof Error ? `${code}: ${cause.message}` : code;
-    const corrupt = isCorruption(code);
-    const fix = corrupt
+    const fix = isCorruption(code)
       ? 'the database file is damaged: stop the gateway, then restore it from a backup or move it aside'
-      : 'free disk space or check the data dir, then retry';
+      : code === MOVED_CODE
+        ? 'stop the gateway and put the database back; what it answered since is in the file it still holds open, which `switchboard backup` can copy first'
+        : 'free disk space or check the data dir, then retry';
     super(`the event store failed (${detail}); ${changed}: ${fix}`, { cause });
     this.name = 'StoreUnavailableError';
     this.sqliteCode = sqliteCode(cause);
@@ -86,6 +90,15 @@ export class StoreClosedError extends Error {
 /** SQLite's word that the file is not a database or is damaged. */
 export function isCorruption(code: string | undefined): boolean {
   return code === 'SQLITE_NOTADB' || (code?.startsWith('SQLITE_CORRUPT') ?? false);
+}
+
+/**
+ * The cause of every write refused once the database file was removed or replaced under a running
+ * gateway: what it committed would go to a file nobody can open again, and a call would be
+ * answered "stored" for an event the next start does not have (QA: `rm -rf` of the data dir).
+ */
+export function databaseMovedError(file: string, removed: boolean): Error {
+  return new Database.SqliteError(`${file} was ${removed ? 'removed' : 'replaced'} while the gateway ran`, MOVED_CODE);
 }
 
 /** The open failure for a damaged database, wherever the damage shows: at open or on first read. */

@@ -9,9 +9,19 @@ import Database from 'better-sqlite3';
 import { createPrivateFile, makePrivateDir, replaceableDir } from '../config/private-files.js';
 import { DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../protocol/constants.js';
 import { CommitQueue, MAX_WEIGHT_PER_COMMIT, observeAll, type CommitMetrics, type RunOptions } from './commit-queue.js';
-import { BackupError, corruptStoreError, isCorruption, sqliteCode, StoreClosedError, StoreLockedError, StoreOpenError, StoreUnavailableError } from './errors.js';
+import {
+  BackupError,
+  corruptStoreError,
+  isCorruption,
+  sqliteCode,
+  StoreClosedError,
+  StoreLockedError,
+  StoreOpenError,
+  StoreUnavailableError,
+} from './errors.js';
 import { newEventId } from './ids.js';
 import { migrate } from './migrations.js';
+import { databaseFileGuard } from './file-guard.js';
 import { PendingIndex, type PendingRef } from './pending-index.js';
 import { charge, eventBytes, readBudget, sessionBytes, takeWithinBudget, tokenBytes, traceStepBytes, type ReadBudget } from './read-budget.js';
 import { NEWEST_TEXT_CACHE_LIMIT, SESSION_CACHE_SIZE, SessionCache, type NewestEvent, type SessionRow, type SessionState } from './session-cache.js';
@@ -506,8 +516,10 @@ export class SqliteEventStore implements EventStore, TokenStore {
       limits.sessionCacheSize,
     );
     this.#lastSessionId = db.prepare<[], number>('SELECT coalesce(max(id), 0) FROM sessions').pluck().get()!;
-    // The index first: a batch rolled back restores it before the cache, gone stale, reconciles from it.
-    this.#queue = new CommitQueue(db, observeAll(this.#pending, this.#sessions));
+    // The file first: a batch it refuses is rolled back before the others did any work for it. The
+    // index before the cache: a batch rolled back restores it before the cache, gone stale,
+    // reconciles from it.
+    this.#queue = new CommitQueue(db, observeAll(databaseFileGuard(file), this.#pending, this.#sessions));
     this.#maxPending = limits.maxPending;
     this.#droppedDetail = JSON.stringify({ reason: DROPPED_REASON, cap: limits.maxPending });
     this.#idempotencyRetentionMs = limits.idempotencyRetentionMs;

@@ -400,4 +400,39 @@ test('a shutdown that cannot fold the write-ahead log back into the database say
   assert.not.match(after.stderr(), 'warning', 'with room again, the stop folds it back');
 });
 
+test('a database removed or replaced under a running gateway: every write after is refused with STORE_UNAVAILABLE, not answered "stored" into a file no start opens again; reads answer; put back, it takes writes again (QA: rm -rf of the data dir went unnoticed)', async () => {
+  const gw = await startGatewayProcess();
+  const raw = await openRaw(gw.url, gw.token);
+  const key = 'agent:moved:main';
+  resultOf(await raw.call('system.event', { text: 'before', sessionKey: key }));
+  const file = path.join(gw.dataDir, DB);
+  // Checked before every commit: the first write after is refused, none slips through.
+  const refusedWith = async (what: string) => {
+    const { error } = await raw.call('system.event', { text: 'while moved', sessionKey: key });
+    assert.ok(error, `a write refused once the file is ${what}`);
+    return error!;
+  };
+  fs.renameSync(file, `${file}.aside`);
+  const removed = await refusedWith('removed');
+  assert.is(removed.code, 1002);
+  assert.match(removed.message, `the event store failed (SQLITE_READONLY_DBMOVED: ${file} was removed while the gateway ran); the call changed nothing: stop the gateway and put the database back`);
+  // What the open file holds can still be read (and backed up) while writes are refused.
+  const peek = resultOf<{ events: { text: string }[] }>(await raw.call('session.peek', { sessionKey: key }));
+  assert.equal(peek.events.map((event) => event.text), ['before']);
+  assert.match(gw.stderr(), `switchboard gateway: store unavailable: a call answered STORE_UNAVAILABLE (the event store failed (SQLITE_READONLY_DBMOVED: ${file} was removed`);
+  const copy = path.join(makeTempDir(), 'saved.db');
+  resultOf(await raw.call('gateway.backup', { path: copy }));
+  assert.ok(fs.statSync(copy).size > 0, 'the open file is copied out');
+  // Put back where it was: writes go through again.
+  fs.renameSync(`${file}.aside`, file);
+  resultOf(await raw.call('system.event', { text: 'after', sessionKey: key }));
+  // Replaced by another file (a copy is not the file the gateway holds): refused until a restart.
+  fs.copyFileSync(file, `${file}.copy`);
+  fs.renameSync(`${file}.copy`, file);
+  assert.match((await refusedWith('replaced')).message, `${file} was replaced while the gateway ran`);
+  assert.equal(resultOf<{ events: { text: string }[] }>(await raw.call('session.peek', { sessionKey: key })).events.map((event) => event.text), ['before', 'after']);
+  raw.close();
+  assert.is(await gw.stop('SIGTERM'), 0);
+});
+
 test.run();
