@@ -51,7 +51,7 @@ import { Authenticator, boundAgent } from './auth.js';
 import { CloseCode, Connection, type ConnectionOptions } from './connection.js';
 import type { CallContext } from './context.js';
 import { createHandlers, SHUTTING_DOWN_MESSAGE, toRpcError } from './handlers.js';
-import { createHttpHandler, errorBody, requestPath, type Admission } from './http-ingress.js';
+import { ambiguousHeaders, createHttpHandler, errorBody, requestPath, type Admission } from './http-ingress.js';
 import { DeliveryHub } from './hub.js';
 import { listenLocal, LOCAL_PEER, peerAddress, type LocalSocket } from './local-socket.js';
 import { AuthFailureLimiter } from './rate-limit.js';
@@ -221,10 +221,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onMessage: (context, requests) => fitAnswerFrame(context.readBudget, context.frameBytes, requests),
   });
 
+  // The connection is closed after the answer (RFC 9112 section 9.6: the server says so first).
+  const shuttingDown = (): Extract<Admission, { admitted: false }> | undefined =>
+    lifecycle.closing ? { admitted: false, status: 503, error: 'SHUTTING_DOWN', message: SHUTTING_DOWN_MESSAGE, headers: { connection: 'close' } } : undefined;
+
   /** One decision for every ingress: refused before any RPC is read, or admitted as a principal. */
   const admit = (request: IncomingMessage): Admission => {
     const address = peerAddress(request.socket);
-    if (lifecycle.closing) return { admitted: false, status: 503, error: 'SHUTTING_DOWN', message: SHUTTING_DOWN_MESSAGE };
+    const closing = shuttingDown();
+    if (closing) return closing;
+    const ambiguous = ambiguousHeaders(request);
+    if (ambiguous !== undefined) return { admitted: false, status: 400, error: 'BAD_HTTP_REQUEST', message: ambiguous };
     if (credentialInQuery(request.url ?? '')) {
       return {
         admitted: false,
@@ -359,7 +366,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   server.on('connection', (socket: Socket) => {
     if (peerAddress(socket) !== LOCAL_PEER) unauthenticated.accepted(socket);
   });
-  const handleHttp = createHttpHandler({ dispatcher, admit: admitHttp, isCurrent: (principal) => authenticator.isCurrent(principal), ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}) });
+  const handleHttp = createHttpHandler({
+    dispatcher,
+    admit: admitHttp,
+    isCurrent: (principal) => authenticator.isCurrent(principal),
+    shuttingDown,
+    ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}),
+  });
   server.on('request', countUnfinished);
   server.on('request', handleHttp);
   // Node would answer "Expect: 100-continue" with 100 before the handler runs: a client without a
@@ -715,7 +728,9 @@ function rejectRequest(socket: Duplex, status: number, name: ErrorName, message:
   const body = errorBody('websocket', name, message);
   // RFC 9110 section 7.8: an Upgrade header goes with "upgrade" in Connection, for proxies not to forward it.
   const connection = 'upgrade' in headers ? 'Upgrade, close' : 'close';
+  // Connection is this function's to say: the handshake's connection always closes.
   const extra = Object.entries(headers)
+    .filter(([name]) => name !== 'connection')
     .map(([name, value]) => `${name}: ${value}\r\n`)
     .join('');
   endHandshake(

@@ -11,7 +11,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HTTP_BODY_TIMEOUT_MS, MAX_HTTP_BODY_BYTES } from '../protocol/constants.js';
-import { ErrorCode, type ErrorData, type ErrorName } from '../protocol/errors.js';
+import { echoed, ErrorCode, type ErrorData, type ErrorName } from '../protocol/errors.js';
 import { errorResponse, type RpcDispatcher } from '../protocol/jsonrpc.js';
 import { readBudget } from '../store/read-budget.js';
 import type { Principal } from './auth.js';
@@ -29,6 +29,11 @@ export interface HttpIngressOptions {
   admit(request: IncomingMessage, response: ServerResponse): Admission;
   /** Whether an admitted principal still holds once the body is read: its token may have been revoked meanwhile. */
   isCurrent(principal: Principal): boolean;
+  /**
+   * The refusal for a request admitted before the gateway began to shut down and read after, or
+   * undefined: it is refused as one that came after (503), not answered 200 with an error inside.
+   */
+  shuttingDown(): Extract<Admission, { admitted: false }> | undefined;
   /** @default HTTP_BODY_TIMEOUT_MS */
   bodyTimeoutMs?: number;
 }
@@ -79,7 +84,7 @@ export function createHttpHandler(options: HttpIngressOptions): HttpHandler {
           connection: wantsClose(request) ? 'Upgrade, close' : 'Upgrade',
         });
       }
-      return sendJson(response, 404, errorBody(null, 'PATH_NOT_FOUND', `no route ${path}: use POST /rpc, POST /hooks/wake or GET /healthz`));
+      return sendJson(response, 404, errorBody(null, 'PATH_NOT_FOUND', `no route ${echoed(path)}: use POST /rpc, POST /hooks/wake or GET /healthz`));
     }
     const refuse: Refuse = (status, name, message, headers) => sendJson(response, status, errorBody(ingress, name, message), headers);
     if (request.method !== 'POST') return refuse(405, 'METHOD_NOT_ALLOWED', `${path} takes POST`, { allow: 'POST' });
@@ -100,6 +105,8 @@ export function createHttpHandler(options: HttpIngressOptions): HttpHandler {
       .then((body) => {
         if (body.status === 'not-utf8') return notUtf8(ingress, response);
         if (body.status !== 'ok') return rejectBody(request, response, body.status, refuse);
+        const closing = options.shuttingDown();
+        if (closing) return refuse(closing.status, closing.error, closing.message, closing.headers);
         if (!options.isCurrent(admission.principal)) {
           return refuse(401, 'UNAUTHORIZED', 'the token was revoked while the request was read: nothing was done', {
             'www-authenticate': 'Bearer realm="switchboard"',
@@ -218,6 +225,26 @@ const ABSOLUTE_FORM_PREFIX = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i;
 export function requestPath(request: IncomingMessage): string {
   const target = (request.url ?? '/').replace(ABSOLUTE_FORM_PREFIX, '');
   return target.split('?', 1)[0] || '/';
+}
+
+/**
+ * What makes a request say two things at once, or undefined: two Host lines (RFC 9112 section 3.2:
+ * a server MUST answer 400), or the token given twice (two Authorization or X-Switchboard-Token
+ * lines, or one of each), of which Node keeps one and a proxy in front may have checked the
+ * other (QA).
+ */
+export function ambiguousHeaders(request: IncomingMessage): string | undefined {
+  const { rawHeaders } = request;
+  let hosts = 0;
+  let tokens = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    if (name === 'host') hosts++;
+    else if (name === 'authorization' || name === 'x-switchboard-token') tokens++;
+  }
+  if (hosts > 1) return `the request has ${hosts} Host headers; send one`;
+  if (tokens > 1) return `the request gives the token ${tokens} times (Authorization, X-Switchboard-Token); send it once`;
+  return undefined;
 }
 
 /** Answers with the route's JSON error for `name`. */

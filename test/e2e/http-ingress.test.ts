@@ -513,6 +513,10 @@ test('a path with no route is 404 PATH_NOT_FOUND, and a verb /healthz or / does 
         assert.is(jsonOf<{ error: RpcErrorBody }>(refused).error.message, `no route ${path.split('?')[0]}: use POST /rpc, POST /hooks/wake or GET /healthz`);
       }
     }
+    // A long path is named cut to 256 characters, as every name an error repeats (QA: 15 KB echoed).
+    const long = `/${'a'.repeat(5_000)}`;
+    const cut = await httpRequest(gw.port, { method: 'GET', path: long, headers });
+    assert.is(jsonOf<{ error: RpcErrorBody }>(cut).error.message, `no route ${long.slice(0, 256)}…: use POST /rpc, POST /hooks/wake or GET /healthz`);
     for (const method of ['POST', 'PUT', 'DELETE']) {
       const refused = await httpRequest(gw.port, { method, path: '/healthz', headers: { ...headers, ...JSON_TYPE }, body: '{}' });
       assertRefusal(refused, 405, 'METHOD_NOT_ALLOWED', 'error');
@@ -593,6 +597,56 @@ test('a request that arrives while the gateway shuts down is 503 SHUTTING_DOWN o
   } finally {
     await store.close();
   }
+});
+
+test('a request admitted before the shutdown began and read after is 503 SHUTTING_DOWN too, its connection closed, not 200 with the error inside (QA)', async () => {
+  const own = await startTunedGateway();
+  const [rpc, hook] = await Promise.all([openRawHttp(own.port), openRawHttp(own.port)]);
+  const rpcText = JSON.stringify(rpcBody('system.event', { text: 'read after the shutdown began' }));
+  const hookText = JSON.stringify({ text: 'read after the shutdown began, over the hook' });
+  // The heads first: admitted before the shutdown.
+  rpc.write(postHead('/rpc', { ...bearer(own.token), ...JSON_TYPE, 'content-length': Buffer.byteLength(rpcText) }));
+  hook.write(postHead('/hooks/wake', { ...bearer(own.token), ...JSON_TYPE, 'content-length': Buffer.byteLength(hookText) }));
+  await sleep(100);
+  const closing = own.gateway.close();
+  rpc.write(rpcText);
+  hook.write(hookText);
+  const [overRpc, overHook] = await Promise.all([rpc.response(), hook.response()]);
+  assertRefusal(overRpc, 503, 'SHUTTING_DOWN', 'rpc');
+  assertRefusal(overHook, 503, 'SHUTTING_DOWN', 'error');
+  // RFC 9112 section 9.6: a server that will close the connection says so.
+  for (const answer of [overRpc, overHook]) assert.is(answer.headers['connection'], 'close');
+  await closing;
+  const store = openStore(own.dataDir, { maxPendingPerSession: 10 });
+  try {
+    assert.equal(await store.stats(), { sessions: 0, pending: 0 });
+  } finally {
+    await store.close();
+  }
+});
+
+test('two Host headers (RFC 9112 section 3.2), or the token given twice, is 400 BAD_HTTP_REQUEST, on both routes and the upgrade: Node kept the first, and a proxy may have checked the other (QA)', async ({ gw }) => {
+  const body = JSON.stringify(rpcBody('gateway.status', {}, 1));
+  const cases: Array<[string, string]> = [
+    [`host: 127.0.0.1\r\nhost: evil.example\r\nauthorization: Bearer ${gw.token}`, 'the request has 2 Host headers; send one'],
+    [`host: 127.0.0.1\r\nauthorization: Bearer ${gw.token}\r\nauthorization: Bearer wrong`, 'the request gives the token 2 times (Authorization, X-Switchboard-Token); send it once'],
+    [`host: 127.0.0.1\r\nx-switchboard-token: wrong\r\nauthorization: Bearer ${gw.token}`, 'the request gives the token 2 times (Authorization, X-Switchboard-Token); send it once'],
+  ];
+  for (const [head, message] of cases) {
+    for (const [path, shape] of [['/rpc', 'rpc'], ['/hooks/wake', 'error']] as const) {
+      const raw = await openRawHttp(gw.port);
+      raw.write(`POST ${path} HTTP/1.1\r\n${head}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      const answer = await raw.response();
+      assertRefusal(answer, 400, 'BAD_HTTP_REQUEST', shape);
+      assert.match(answer.body, message);
+    }
+    const upgrade = await openRawHttp(gw.port);
+    upgrade.write(`GET / HTTP/1.1\r\n${head}\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+    const refused = await upgrade.response();
+    assertRefusal(refused, 400, 'BAD_HTTP_REQUEST', 'error');
+  }
+  // One of each, once, is still taken.
+  assert.is((await postJson(gw.port, '/rpc', rpcBody('gateway.status', {}, 1), gw.token)).status, 200);
 });
 
 test('a body that is not JSON by its Content-Type is 415', async ({ gw }) => {
