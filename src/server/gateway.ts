@@ -38,7 +38,7 @@ import {
   PING_INTERVAL_MS,
   TOKEN_REVOKED_CLOSE,
 } from '../protocol/constants.js';
-import type { ErrorName } from '../protocol/errors.js';
+import { echoed, type ErrorName } from '../protocol/errors.js';
 import { RpcDispatcher } from '../protocol/jsonrpc.js';
 import { buildOpenRpcDocument } from '../protocol/openrpc.js';
 import { HAS_UNIX_SOCKETS } from '../protocol/socket-path.js';
@@ -51,7 +51,7 @@ import { Authenticator, boundAgent } from './auth.js';
 import { CloseCode, Connection, type ConnectionOptions } from './connection.js';
 import type { CallContext } from './context.js';
 import { createHandlers, SHUTTING_DOWN_MESSAGE, toRpcError } from './handlers.js';
-import { ambiguousHeaders, createHttpHandler, errorBody, requestPath, type Admission } from './http-ingress.js';
+import { ambiguousHeaders, createHttpHandler, errorBody, refuseExpectation, requestPath, type Admission } from './http-ingress.js';
 import { DeliveryHub } from './hub.js';
 import { listenLocal, LOCAL_PEER, peerAddress, type LocalSocket } from './local-socket.js';
 import { AuthFailureLimiter } from './rate-limit.js';
@@ -382,6 +382,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     countUnfinished(request, response);
     handleHttp(request, response, true);
   });
+  server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
+    countUnfinished(request, response);
+    refuseExpectation(request, response);
+  });
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     // Node hands the socket over without its error listener: a peer that resets the connection
     // (ECONNRESET) while it is refused would be an unhandled 'error' event, and end the process.
@@ -396,7 +400,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // ws://host:port/sb) must fail for a watch as it does for a one-shot call, not half work.
     const path = requestPath(request);
     if (path !== WEBSOCKET_PATH) {
-      return rejectRequest(socket, 404, 'PATH_NOT_FOUND', `no WebSocket endpoint at ${path}: connect to ${WEBSOCKET_PATH}, the gateway's root (a query string is fine)`);
+      return rejectRequest(socket, 404, 'PATH_NOT_FOUND', `no WebSocket endpoint at ${echoed(path)}: connect to ${WEBSOCKET_PATH}, the gateway's root (a query string is fine)`);
     }
     const admission = admit(request);
     if (!admission.admitted) return rejectRequest(socket, admission.status, admission.error, admission.message, admission.headers);

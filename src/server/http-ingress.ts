@@ -228,6 +228,17 @@ export function requestPath(request: IncomingMessage): string {
 }
 
 /**
+ * Answers a request whose Expect is not 100-continue, which Node would answer with a bare 417: in
+ * the route's JSON, as every refusal (RFC 9110 section 10.1.1: the server MAY answer 417).
+ */
+export function refuseExpectation(request: IncomingMessage, response: ServerResponse): void {
+  const path = requestPath(request);
+  const ingress = ROUTES[path] ?? null;
+  const message = `the gateway meets no expectation but 100-continue (got Expect: ${echoed(String(request.headers.expect ?? ''))}): send the request without it`;
+  sendJson(response, 417, errorBody(ingress, 'BAD_HTTP_REQUEST', message), { connection: 'close' });
+}
+
+/**
  * What makes a request say two things at once, or undefined: two Host lines (RFC 9112 section 3.2:
  * a server MUST answer 400), or the token given twice (two Authorization or X-Switchboard-Token
  * lines, or one of each), of which Node keeps one and a proxy in front may have checked the

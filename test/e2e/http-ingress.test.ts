@@ -321,12 +321,13 @@ test('a token in the query string is 400 on every route and on an upgrade, even 
   }
 });
 
-test('an upgrade on any path but / is 404 PATH_NOT_FOUND (JSON body naming the path), checked before the token; / with a query is taken', async ({ gw }) => {
-  for (const path of ['/sb', '/healthz', '/rpc', '//', '/sb?x=1']) {
+test('an upgrade on any path but / is 404 PATH_NOT_FOUND (JSON body naming the path, cut to 256 characters), checked before the token; / with a query is taken', async ({ gw }) => {
+  const long = `/${'b'.repeat(3_000)}`;
+  for (const path of ['/sb', '/healthz', '/rpc', '//', '/sb?x=1', long]) {
     for (const headers of [bearer(gw.token), bearer('wrong')]) {
       const upgrade = await tryUpgrade(`${gw.url}${path}`, headers);
       assert.is(upgrade.status, 404, path);
-      const shown = path.split('?')[0];
+      const shown = path === long ? `${long.slice(0, 256)}…` : path.split('?')[0];
       assert.equal(JSON.parse(upgrade.body), {
         error: {
           code: 1020,
@@ -622,6 +623,18 @@ test('a request admitted before the shutdown began and read after is 503 SHUTTIN
     assert.equal(await store.stats(), { sessions: 0, pending: 0 });
   } finally {
     await store.close();
+  }
+});
+
+test('an Expect other than 100-continue is 417 with the route\'s JSON error, not a bare status line, and the connection closes (QA)', async ({ gw }) => {
+  const body = JSON.stringify(rpcBody('gateway.status', {}, 1));
+  for (const [path, shape] of [['/rpc', 'rpc'], ['/hooks/wake', 'error']] as const) {
+    const raw = await openRawHttp(gw.port);
+    raw.write(postHead(path, { ...bearer(gw.token), ...JSON_TYPE, expect: 'foo', 'content-length': Buffer.byteLength(body) }) + body);
+    const answer = await raw.response();
+    assertRefusal(answer, 417, 'BAD_HTTP_REQUEST', shape);
+    assert.match(answer.body, 'the gateway meets no expectation but 100-continue (got Expect: foo): send the request without it');
+    assert.is(answer.headers['connection'], 'close');
   }
 });
 
