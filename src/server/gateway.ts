@@ -345,6 +345,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // timeout that is.
     headersTimeout: handshakeTimeoutMs,
     connectionsCheckingInterval: Math.min(1_000, handshakeTimeoutMs),
+    // Refused all the same, in JSON (see ambiguousHeaders).
+    requireHostHeader: false,
   });
   // Node's own answer to a request its parser refuses is a bare status line; every other refusal
   // says why, in JSON, and a client told nothing took the gateway for some other server.

@@ -63,6 +63,8 @@ export function createHttpHandler(options: HttpIngressOptions): HttpHandler {
   return (request, response, expectsContinue = false) => {
     limitUnreadBody(request, response, bodyTimeoutMs);
     const path = requestPath(request);
+    const ambiguous = ambiguousHeaders(request);
+    if (ambiguous !== undefined) return sendJson(response, 400, errorBody(ROUTES[path] ?? null, 'BAD_HTTP_REQUEST', ambiguous), { connection: 'close' });
     if (path === '/healthz') {
       if (request.method !== 'GET' && request.method !== 'HEAD') {
         return sendJson(response, 405, errorBody(null, 'METHOD_NOT_ALLOWED', '/healthz takes GET or HEAD'), { allow: 'GET, HEAD' });
@@ -239,8 +241,8 @@ export function refuseExpectation(request: IncomingMessage, response: ServerResp
 }
 
 /**
- * What makes a request say two things at once, or undefined: two Host lines (RFC 9112 section 3.2:
- * a server MUST answer 400), or the token given twice (two Authorization or X-Switchboard-Token
+ * What makes a request say two things at once, or undefined: no Host line in HTTP/1.1, or two
+ * (RFC 9112 section 3.2: a server MUST answer 400), or the token given twice (two Authorization or X-Switchboard-Token
  * lines, or one of each), of which Node keeps one and a proxy in front may have checked the
  * other (QA).
  */
@@ -253,6 +255,8 @@ export function ambiguousHeaders(request: IncomingMessage): string | undefined {
     if (name === 'host') hosts++;
     else if (name === 'authorization' || name === 'x-switchboard-token') tokens++;
   }
+  // Node refuses it unasked with a bare 400 line; the server turns that off to say why here.
+  if (hosts === 0 && request.httpVersion !== '1.0') return 'the request has no Host header, which HTTP/1.1 requires';
   if (hosts > 1) return `the request has ${hosts} Host headers; send one`;
   if (tokens > 1) return `the request gives the token ${tokens} times (Authorization, X-Switchboard-Token); send it once`;
   return undefined;

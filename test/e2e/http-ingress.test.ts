@@ -638,7 +638,7 @@ test('an Expect other than 100-continue is 417 with the route\'s JSON error, not
   }
 });
 
-test('two Host headers (RFC 9112 section 3.2), or the token given twice, is 400 BAD_HTTP_REQUEST, on both routes and the upgrade: Node kept the first, and a proxy may have checked the other (QA)', async ({ gw }) => {
+test('no Host header or two (RFC 9112 section 3.2), or the token given twice, is 400 BAD_HTTP_REQUEST, on both routes and the upgrade: Node kept the first, and a proxy may have checked the other (QA)', async ({ gw }) => {
   const body = JSON.stringify(rpcBody('gateway.status', {}, 1));
   const cases: Array<[string, string]> = [
     [`host: 127.0.0.1\r\nhost: evil.example\r\nauthorization: Bearer ${gw.token}`, 'the request has 2 Host headers; send one'],
@@ -660,6 +660,18 @@ test('two Host headers (RFC 9112 section 3.2), or the token given twice, is 400 
   }
   // One of each, once, is still taken.
   assert.is((await postJson(gw.port, '/rpc', rpcBody('gateway.status', {}, 1), gw.token)).status, 200);
+  // No Host at all in HTTP/1.1 is 400 too, in JSON (Node's own was a bare status line); HTTP/1.0 needs none.
+  const noHost = await openRawHttp(gw.port);
+  noHost.write(`POST /rpc HTTP/1.1\r\nauthorization: Bearer ${gw.token}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  const refusedNoHost = await noHost.response();
+  assertRefusal(refusedNoHost, 400, 'BAD_HTTP_REQUEST', 'rpc');
+  assert.match(refusedNoHost.body, 'the request has no Host header, which HTTP/1.1 requires');
+  const healthNoHost = await openRawHttp(gw.port);
+  healthNoHost.write('GET /healthz HTTP/1.1\r\n\r\n');
+  assertRefusal(await healthNoHost.response(), 400, 'BAD_HTTP_REQUEST', 'error');
+  const oldHealth = await openRawHttp(gw.port);
+  oldHealth.write('GET /healthz HTTP/1.0\r\n\r\n');
+  assert.is((await oldHealth.response()).status, 200);
 });
 
 test('a body that is not JSON by its Content-Type is 415', async ({ gw }) => {
