@@ -6,6 +6,7 @@ import { StoreLockedError, StoreOpenError } from '../store/errors.js';
 import { integerOption, optionOrEnv, rawOption } from './argv.js';
 import { CliError, ExitCode } from './exit-codes.js';
 import { writeLog } from './output.js';
+import { STOP_SIGNALS, takeHeldSignals } from './stop-signals.js';
 
 export async function gateway(args: readonly string[]): Promise<ExitCode> {
   const port = integerOption(args, 'port', 0, 65_535);
@@ -25,7 +26,8 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   const log = (line: string) => writeLog(process.stderr, `${new Date().toISOString()} switchboard gateway: ${line}`);
   // Before the start, not after: a supervisor may signal while the gateway starts (a slow disk, a
   // loaded machine: QA saw starts of 9-17 s), and Node's default action ended it with 143, unsaid.
-  // SIGHUP is "restart": the same graceful stop, but clients are told (1012) the gateway returns.
+  // Each stop signal stops the gateway, and after the first, any of them forces the stop (a second
+  // SIGHUP once killed the process unsaid, and a SIGHUP after a SIGINT or SIGTERM was ignored).
   let started = false;
   let signals = 0;
   let stop!: (received: NodeJS.Signals) => void;
@@ -45,6 +47,7 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
     stop(received);
   };
   for (const name of STOP_SIGNALS) process.on(name, onSignal);
+  for (const received of takeHeldSignals()) onSignal(received);
   let running;
   try {
     running = await startGateway({
@@ -72,11 +75,6 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   return ExitCode.OK;
 }
 
-/**
- * Each stops the gateway, and after the first, any of them forces the stop (a second SIGHUP once
- * killed the process unsaid, and a SIGHUP after a SIGINT or SIGTERM was ignored).
- */
-const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /** What to do about a data dir whose disk refused a write, by errno: Node's message names neither. */
 const DISK_REFUSALS: Readonly<Record<string, string>> = {

@@ -8,9 +8,12 @@ import { flagOption, joinCommandGroup, matchDirect, refuseNonUtf8Arguments } fro
 import { COMMANDS } from './commands.js';
 import { ExitCode, isCliError, outputFailed } from './exit-codes.js';
 import { writeLog, writeOut } from './output.js';
+import { holdStopSignals } from './stop-signals.js';
 
 async function main(argv: readonly string[]): Promise<ExitCode> {
   const args = joinCommandGroup(argv.slice(2));
+  // Before anything of the gateway loads: a signal while it does must stop it gracefully too.
+  if (args[0] === 'gateway') holdStopSignals();
   try {
     refuseNonUtf8Arguments(argv.slice(2));
     if (args.length === 1 && (args[0] === '--version' || args[0] === '-v')) return await printVersion();
