@@ -60,6 +60,8 @@ export interface ConnectionOptions {
   answerHighWaterBytes: number;
   /** Frames (a request, or a batch) in flight at which the connection reads no more until one is answered. */
   maxInFlight: number;
+  /** Told when a connection is cut as a slow consumer, with the bytes it left unsent: for the log, or no one would know why. */
+  onSlowConsumer(connection: Connection, unsentBytes: number): void;
 }
 
 export class Connection implements Subscriber {
@@ -142,7 +144,9 @@ export class Connection implements Subscriber {
 
   push(frame: string): boolean {
     if (this.#state !== 'OPEN') return false;
-    if (this.bufferedAmount > this.#options.maxBufferedBytes) {
+    const unsent = this.bufferedAmount;
+    if (unsent > this.#options.maxBufferedBytes) {
+      this.#options.onSlowConsumer(this, unsent);
       this.#cut(CloseCode.POLICY_VIOLATION, 'slow consumer');
       return false;
     }

@@ -286,6 +286,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     maxBufferedBytes,
     answerHighWaterBytes: ANSWER_HIGH_WATER_BYTES,
     maxInFlight: options.maxInFlightPerConnection ?? MAX_IN_FLIGHT_PER_CONNECTION,
+    onSlowConsumer: (connection, unsentBytes) => {
+      const agent = boundAgent(connection.principal);
+      log(
+        `cut connection ${connection.connectionId} from ${connection.remoteAddress}${agent === undefined ? '' : ` (agent ${agent})`} as a slow consumer (1008): ${(unsentBytes / 1_048_576).toFixed(1)} MiB of pushes unsent; its events stay pending`,
+      );
+    },
   };
   const accept = (socket: WebSocket, request: IncomingMessage, admission: Admission & { admitted: true }) => {
     const address = peerAddress(request.socket);

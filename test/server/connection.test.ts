@@ -81,7 +81,12 @@ function harness(onDispatch?: (text: string, connection: Connection) => void): H
     '127.0.0.1',
     ADMIN,
     dispatcher as unknown as RpcDispatcher<CallContext>,
-    { maxBufferedBytes: 1 << 20, answerHighWaterBytes: 4 << 20, maxInFlight: 16 },
+    {
+      maxBufferedBytes: 1 << 20,
+      answerHighWaterBytes: 4 << 20,
+      maxInFlight: 16,
+      onSlowConsumer: (cut, unsentBytes) => wire.push({ slowConsumer: cut.connectionId, unsentBytes }),
+    },
   );
   return {
     connection,
@@ -342,7 +347,12 @@ test('a subscriber is cut as a slow consumer once more than maxBufferedBytes of 
   await settle();
   setUnsent((1 << 20) + 1);
   assert.not.ok(connection.push(push(2)));
-  assert.equal(wire, [{ jsonrpc: '2.0', method: 'session.event', params: { seq: 1 } }, { close: 1008, reason: 'slow consumer' }]);
+  // Told first, with what it left unsent: the gateway's log says who was cut and why.
+  assert.equal(wire, [
+    { jsonrpc: '2.0', method: 'session.event', params: { seq: 1 } },
+    { slowConsumer: 1, unsentBytes: (1 << 20) + 1 },
+    { close: 1008, reason: 'slow consumer' },
+  ]);
 });
 
 test('answers to its own reads do not make a subscriber a slow consumer while they wait; once written, only pushes count', async () => {
@@ -361,7 +371,11 @@ test('answers to its own reads do not make a subscriber a slow consumer while th
   written();
   setUnsent((1 << 20) + 1);
   assert.not.ok(connection.push(push(2)));
-  assert.equal(wire.slice(1), [{ jsonrpc: '2.0', method: 'session.event', params: { seq: 1 } }, { close: 1008, reason: 'slow consumer' }]);
+  assert.equal(wire.slice(1), [
+    { jsonrpc: '2.0', method: 'session.event', params: { seq: 1 } },
+    { slowConsumer: 1, unsentBytes: (1 << 20) + 1 },
+    { close: 1008, reason: 'slow consumer' },
+  ]);
 });
 
 test('a binary frame is read as UTF-8 JSON; one that is not UTF-8 is a parse error, never decoded with U+FFFD', async () => {
