@@ -538,7 +538,12 @@ function unreachableHint(localDataDir: string | undefined, code: string | undefi
   // --data-dir given beats the URL's variable, and beside --url and a token is a usage error.
   const byUrl = (example = '') => `${dataDirNamesGateway ? 'drop --data-dir and ' : ''}give its URL (--url / ${ENV.url}${example}) and its token (${ENV.token})`;
   // A URL was given (--url or the variable): the fix is in it, or in the gateway it names.
-  if (localDataDir === undefined) return code === 'ENOTFOUND' ? 'no such host: check the URL' : 'is `switchboard gateway` running there?';
+  if (localDataDir === undefined) {
+    if (code === 'ENOTFOUND') return 'no such host: check the URL';
+    // A gateway holding more sockets without a request than --max-unauthenticated-sockets closes the oldest.
+    if (code === 'ECONNRESET') return 'the connection was reset before any answer: a gateway there may be restarting, or closing the oldest of more sockets than its --max-unauthenticated-sockets; retry';
+    return 'is `switchboard gateway` running there?';
+  }
   // Windows: the default is a port, where a gateway of this data dir listens only if it took the default one.
   if (!HAS_UNIX_SOCKETS && code === 'ECONNREFUSED') {
     return `no gateway listens on the default port: start one (\`switchboard gateway\`), or for one on another port ${byUrl()}`;

@@ -148,6 +148,20 @@ test('system event with a valid text whose request is past the HTTP body limit (
   const portless = await runCli(['system', 'event', '--text', text, '--url', 'ws://127.0.0.1', '--token', 'x']);
   assert.is(portless.code, 3);
   assert.match(portless.stderr, /: is `switchboard gateway` running there\?; the URL names no port, so 80 was tried \(a gateway listens on 18790 unless given --port\)\n$/);
+  // A connection reset before any answer is not "is it running?": something listens (QA: a fleet
+  // past --max-unauthenticated-sockets was told its gateway did not run).
+  const resetting = net.createServer((socket) => socket.resetAndDestroy());
+  await new Promise<void>((resolve) => resetting.listen(0, '127.0.0.1', resolve));
+  const url = `ws://127.0.0.1:${(resetting.address() as net.AddressInfo).port}`;
+  const reset = await runCli(['session', 'watch', '--agent', 'main', '--url', url, '--token', 'x']);
+  resetting.close();
+  assert.equal(
+    [reset.code, reset.stderr],
+    [
+      3,
+      `switchboard: gateway not reachable at ${url} (ECONNRESET): the connection was reset before any answer: a gateway there may be restarting, or closing the oldest of more sockets than its --max-unauthenticated-sockets; retry\n`,
+    ],
+  );
 });
 
 test('system event --text - reads the text from stdin (UTF-8, trimmed by the gateway); empty is exit 2; bytes not UTF-8 go as U+FFFD, said on stderr (QA: a Latin-1 byte in a log, or a character tail -c cut, cost the whole event)', async ({ gw }) => {
