@@ -10,7 +10,7 @@ import { callOverHttp, rpcRequestBody } from '../client/http.js';
 import { localGatewayUrl } from '../client/local-gateway.js';
 import type { MethodName, ParamsOf, ResultOf } from '../protocol/methods.js';
 import type { ErrorName } from '../protocol/errors.js';
-import { ConnectionError, RpcCallError, type ConnectionFailure } from '../client/errors.js';
+import { ConnectionError, errnoCode, RpcCallError, type ConnectionFailure } from '../client/errors.js';
 import { readToken, resolveDataDir, TokenFileError, tokenPath } from '../config/data-dir.js';
 import {
   BACKUP_TIMEOUT_MS,
@@ -568,14 +568,6 @@ function defaultPortHint(url: string): string {
   return `; the URL names no port, so ${protocol === 'ws:' ? 80 : 443} was tried (a gateway listens on ${DEFAULT_PORT} unless given --port)`;
 }
 
-/** The errno code (ENOENT, EACCES, ...) of an error or of one of its causes. */
-function errnoCode(error: unknown): string | undefined {
-  for (let cause = error; cause instanceof Error; cause = cause.cause) {
-    const { code } = cause as NodeJS.ErrnoException;
-    if (typeof code === 'string') return code;
-  }
-  return undefined;
-}
 
 /**
  * The gateway answers 401 alike for every token it does not know: a revoked scoped token is

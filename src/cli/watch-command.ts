@@ -47,7 +47,8 @@ export async function sessionWatch(args: Args): Promise<ExitCode> {
       token,
       timeoutMs,
       signal: interrupted.signal,
-      reconnect: true,
+      // A gateway not running is said at once, to a person as to a script: the exit code is 3.
+      reconnect: { waitAtStart: false },
       onReconnect: (change) => writeLog(process.stderr, reconnectLine(url, change)),
     });
     // Closed at once on an interrupt: an events() loop ending otherwise waits for its unsubscribe

@@ -10,7 +10,7 @@ import type { MethodName, NotificationArgs, NotificationName, NotificationParams
 import type { AgentWakeNotification, StoredEvent } from '../protocol/schemas.js';
 import { parseSessionKey } from '../protocol/session-key.js';
 import { notificationProblem, resultOf, unexpectedAnswer } from './answer.js';
-import { ConnectionError, RpcCallError } from './errors.js';
+import { ConnectionError, errnoCode, RpcCallError } from './errors.js';
 import { EventQueue } from './event-queue.js';
 import { onAbort, wait } from './abort.js';
 import { localGatewayUrl } from './local-gateway.js';
@@ -21,13 +21,19 @@ import type { OpenOptions, Socket } from './transport.js';
  * Reconnect backoff: the first retry comes quickly (a restarting gateway is back within a
  * second), later ones at most every 5 s so a long outage costs the gateway little on return.
  */
-const RECONNECT_DEFAULTS: Required<ReconnectOptions> = { initialDelayMs: 100, maxDelayMs: 5_000 };
+const RECONNECT_DEFAULTS: Required<ReconnectOptions> = { initialDelayMs: 100, maxDelayMs: 5_000, waitAtStart: true };
 
 export interface ReconnectOptions {
   /** First delay before reconnecting, doubled after each failure. @default 100 */
   initialDelayMs?: number;
   /** Longest delay between attempts; not below initialDelayMs. @default 5000 */
   maxDelayMs?: number;
+  /**
+   * Whether connect() itself waits, within its timeoutMs, for a gateway not up yet (see
+   * ConnectOptions.reconnect); false fails at once, as a person at a terminal wants to hear.
+   * @default true
+   */
+  waitAtStart?: boolean;
 }
 
 export interface ConnectOptions {
@@ -47,7 +53,9 @@ export interface ConnectOptions {
   /** Aborts connecting. */
   signal?: AbortSignal;
   /**
-   * Re-open a lost connection (gateway restart, network) and resume subscriptions. Calls made
+   * Re-open a lost connection (gateway restart, network) and resume subscriptions. The first
+   * connection, too, is tried again within timeoutMs while the gateway is not up yet (no socket
+   * file, refused, reset, 503 shutting down), unless `waitAtStart` is false. Calls made
    * while reconnecting wait for the new connection, within their timeout. Calls in flight when it
    * is lost are rejected (ConnectionError `closed`), except those safe to send twice (ack and the
    * reads: peek, listSessions, trace, status, discover), which are sent again once it is back, as
@@ -166,7 +174,7 @@ function reconnectSettings(reconnect: ConnectOptions['reconnect']): Required<Rec
   if (maxDelayMs < initialDelayMs) {
     throw new RangeError(`reconnect.maxDelayMs (${maxDelayMs}) is below reconnect.initialDelayMs (${initialDelayMs}): the longest delay between attempts cannot be shorter than the first`);
   }
-  return { initialDelayMs, maxDelayMs };
+  return { initialDelayMs, maxDelayMs, waitAtStart: chosen.waitAtStart ?? RECONNECT_DEFAULTS.waitAtStart };
 }
 
 /** The options as connect() has checked them, with their defaults filled in. */
@@ -190,8 +198,44 @@ export async function connect(options: ConnectOptions): Promise<SwitchboardClien
   const reconnect = reconnectSettings(options.reconnect);
   const token = tokenOption(options.token);
   const heartbeatTimeoutMs = durationOption('heartbeatTimeoutMs', options.heartbeatTimeoutMs, DEFAULT_HEARTBEAT_TIMEOUT_MS, 0);
-  const socket = await openSocket(url, token, { timeoutMs, heartbeatTimeoutMs, ...(options.signal ? { signal: options.signal } : {}) });
+  const socket = await openFirstSocket(url, token, { timeoutMs, heartbeatTimeoutMs, ...(options.signal ? { signal: options.signal } : {}) }, reconnect);
   return new SwitchboardClient(socket, { ...options, url, token, timeoutMs, reconnect, heartbeatTimeoutMs });
+}
+
+/** What a gateway not up yet, or restarting, answers a connect with: no socket file, refused, reset. */
+const NOT_UP_YET_ERRNOS = new Set(['ENOENT', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE']);
+
+/**
+ * The first connection. With `reconnect`, one that a gateway not up yet or shutting down refuses
+ * (no socket file, refused, reset, 503) is tried again with the reconnect's delays, within
+ * `timeoutMs`: agents started beside their gateway, or while it restarted, died at once, where a
+ * connection lost later is waited out (QA). A wrong token, or anything else, fails at once.
+ */
+async function openFirstSocket(url: string, token: string, options: OpenOptions & { timeoutMs: number }, reconnect: Required<ReconnectOptions> | undefined): Promise<Socket> {
+  if (reconnect?.waitAtStart !== true) return openSocket(url, token, options);
+  const deadline = Date.now() + options.timeoutMs;
+  let delay = reconnect.initialDelayMs;
+  let notUpYet: unknown;
+  for (;;) {
+    try {
+      return await openSocket(url, token, { ...options, timeoutMs: Math.max(1, deadline - Date.now()) });
+    } catch (error) {
+      // The time ran out in an attempt after the gateway was found not up: that is what to tell.
+      if (notUpYet !== undefined && error instanceof ConnectionError && error.failure === 'timeout') throw notUpYet;
+      const left = deadline - Date.now();
+      if (!isNotUpYet(error) || left <= 0) throw error;
+      notUpYet = error;
+      // Cut short by the signal, the next attempt fails at once as aborted.
+      await wait(Math.min(delay * (0.5 + Math.random() / 2), left), options.signal);
+      delay = Math.min(delay * 2, reconnect.maxDelayMs);
+    }
+  }
+}
+
+function isNotUpYet(error: unknown): boolean {
+  if (!(error instanceof ConnectionError)) return false;
+  if (error.refusal !== undefined) return error.refusal.status === 503;
+  return error.failure === 'unreachable' && NOT_UP_YET_ERRNOS.has(errnoCode(error) ?? '');
 }
 
 export class SwitchboardClient {

@@ -223,3 +223,12 @@ function shownBody(text: string): string {
 
 /** Characters of a refusal that is not a gateway's JSON error shown in the message. */
 const MAX_SHOWN_BODY = 200;
+
+/** The errno code (ENOENT, EACCES, ...) of an error or of one of its causes. */
+export function errnoCode(error: unknown): string | undefined {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    const { code } = cause as NodeJS.ErrnoException;
+    if (typeof code === 'string') return code;
+  }
+  return undefined;
+}

@@ -408,6 +408,39 @@ test("the README's agent loop as written (an ack with no catch) outlasts an outa
   assert.is((ended as ConnectionError).failure, 'closed');
 });
 
+test('with reconnect, connect() waits within its timeout for a gateway not up yet; without it (or with waitAtStart false), with a wrong token, or past the timeout, it fails (QA: agents started beside their gateway died at once)', async () => {
+  const first = await startGatewayProcess();
+  const { url, token, port, dataDir } = first;
+  assert.is(await first.stop(), 0);
+  // Nobody listens now: without reconnect, at once.
+  for (const reconnect of [undefined, { waitAtStart: false }]) {
+    const startedAt = Date.now();
+    const without = await connect({ url, token, timeoutMs: 10_000, ...(reconnect ? { reconnect } : {}) }).catch((error: unknown) => error);
+    assert.is((without as ConnectionError).failure, 'unreachable');
+    assert.ok(Date.now() - startedAt < 5_000, 'at once');
+  }
+  // Settled as a value: a rejection while the gateway starts must fail this test, not the run.
+  const waiting = connect({ url, token, timeoutMs: 15_000, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } }).catch((error: unknown) => error as Error);
+  await sleep(500);
+  const second = await startGatewayProcessAt({ dataDir, port });
+  const sb = await waiting;
+  assert.not.instance(sb, Error, String(sb));
+  if (sb instanceof Error) return;
+  clients.add(sb);
+  assert.type((await sb.status()).version, 'string');
+  // A wrong token is no gateway coming up: refused at once, not retried.
+  const wrong = await connect({ url, token: `sba_${'x'.repeat(43)}`, timeoutMs: 15_000, reconnect: true }).catch((error: unknown) => error);
+  assert.is((wrong as ConnectionError).failure, 'unauthorized');
+  await sb.close();
+  assert.is(await second.stop(), 0);
+  // The timeout bounds the wait.
+  const startedAt = Date.now();
+  const late = await connect({ url, token, timeoutMs: 700, reconnect: { initialDelayMs: 50, maxDelayMs: 100 } }).catch((error: unknown) => error);
+  const waited = Date.now() - startedAt;
+  assert.is((late as ConnectionError).failure, 'unreachable');
+  assert.ok(waited >= 600 && waited < 5_000, `waited ${waited} ms`);
+});
+
 test('a gateway whose data dir was reset refuses the resubscribe after a reconnect (AFTER_OUT_OF_RANGE): events() throws it instead of waiting for ever', async () => {
   const first = await startGatewayProcess();
   const key = `agent:${freshAgent('creset')}:main`;
