@@ -5,18 +5,9 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ensureAdminToken, readToken, resolveDataDir, TokenFileError, tokenPath } from '../../src/config/data-dir.js';
+import { thrownBy } from '../helpers/thrown.js';
 
 const test = suite('config/data-dir');
-
-/** What `run` throws, or undefined when it returns. */
-function thrownBy(run: () => unknown): unknown {
-  try {
-    run();
-  } catch (thrown) {
-    return thrown;
-  }
-  return undefined;
-}
 
 const dirs: string[] = [];
 function tempDir(): string {

@@ -572,6 +572,15 @@ test('"Expect: 100-continue" in an HTTP/1.0 request is ignored: no 100, which an
   assert.not.match(answer.raw, /100 Continue/);
 });
 
+async function assertNothingStored(dataDir: string): Promise<void> {
+  const store = openStore(dataDir, { maxPendingPerSession: 10 });
+  try {
+    assert.equal(await store.stats(), { sessions: 0, pending: 0 });
+  } finally {
+    await store.close();
+  }
+}
+
 test('a request that arrives while the gateway shuts down is 503 SHUTTING_DOWN on both routes, and nothing is stored', async () => {
   const own = await startTunedGateway();
   const [rpc, hook] = await Promise.all([openRawHttp(own.port), openRawHttp(own.port)]);
@@ -591,13 +600,7 @@ test('a request that arrives while the gateway shuts down is 503 SHUTTING_DOWN o
   assertRefusal(overRpc, 503, 'SHUTTING_DOWN', 'rpc');
   assertRefusal(overHook, 503, 'SHUTTING_DOWN', 'error');
   await closing;
-
-  const store = openStore(own.dataDir, { maxPendingPerSession: 10 });
-  try {
-    assert.equal(await store.stats(), { sessions: 0, pending: 0 });
-  } finally {
-    await store.close();
-  }
+  await assertNothingStored(own.dataDir);
 });
 
 test('a request admitted before the shutdown began and read after is 503 SHUTTING_DOWN too, its connection closed, not 200 with the error inside (QA)', async () => {
@@ -618,12 +621,7 @@ test('a request admitted before the shutdown began and read after is 503 SHUTTIN
   // RFC 9112 section 9.6: a server that will close the connection says so.
   for (const answer of [overRpc, overHook]) assert.is(answer.headers['connection'], 'close');
   await closing;
-  const store = openStore(own.dataDir, { maxPendingPerSession: 10 });
-  try {
-    assert.equal(await store.stats(), { sessions: 0, pending: 0 });
-  } finally {
-    await store.close();
-  }
+  await assertNothingStored(own.dataDir);
 });
 
 test('an Expect other than 100-continue is 417 with the route\'s JSON error, not a bare status line, and the connection closes (QA)', async ({ gw }) => {

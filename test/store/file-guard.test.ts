@@ -5,36 +5,28 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sqliteCode } from '../../src/store/errors.js';
 import { databaseFileGuard } from '../../src/store/file-guard.js';
+import { thrownBy } from '../helpers/thrown.js';
 
 const test = suite('store/file-guard');
-
-function refusal(commit: () => void): unknown {
-  try {
-    commit();
-  } catch (error) {
-    return error;
-  }
-  return undefined;
-}
 
 test('a commit goes through while the file is the one opened; removed or replaced, it is refused; put back, it goes through again', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-guard-'));
   const file = path.join(dir, 'switchboard.db');
   fs.writeFileSync(file, 'db');
   const guard = databaseFileGuard(file);
-  assert.is(refusal(() => guard.beforeCommit()), undefined);
+  assert.is(thrownBy(() => guard.beforeCommit()), undefined);
 
   fs.renameSync(file, `${file}.aside`);
-  const removed = refusal(() => guard.beforeCommit());
+  const removed = thrownBy(() => guard.beforeCommit());
   assert.is(sqliteCode(removed), 'SQLITE_READONLY_DBMOVED');
   assert.is((removed as Error).message, `${file} was removed while the gateway ran`);
 
   fs.renameSync(`${file}.aside`, file);
-  assert.is(refusal(() => guard.beforeCommit()), undefined);
+  assert.is(thrownBy(() => guard.beforeCommit()), undefined);
 
   fs.copyFileSync(file, `${file}.copy`);
   fs.renameSync(`${file}.copy`, file);
-  assert.is((refusal(() => guard.beforeCommit()) as Error).message, `${file} was replaced while the gateway ran`);
+  assert.is((thrownBy(() => guard.beforeCommit()) as Error).message, `${file} was replaced while the gateway ran`);
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
