@@ -6,7 +6,7 @@
 import cac, { type CAC } from 'cac';
 import { VERSION } from '../version.js';
 import { attachOptionValues, COMMAND_GROUPS, declaredFlags, joinCommandGroup } from './argv.js';
-import { COMMANDS, type CommandSpec } from './commands.js';
+import { commandFirst, COMMANDS, everyCommandsFlags, type CommandSpec } from './commands.js';
 import { EXIT_CODES_HELP, ExitCode, outputFailed, usageError } from './exit-codes.js';
 import { writeOut } from './output.js';
 
@@ -130,43 +130,6 @@ function unknownCommand(typed: string): Error {
   return usageError(`unknown command "${typed}":${hint} run \`switchboard --help\` for the list`);
 }
 
-/**
- * `--data-dir D system event ...` as `system event --data-dir D ...`: options given before the
- * command they belong to. Read as given, a command of two words was taken for an unknown command
- * ("did you mean system event?"), or its first word for an option's value. The command is the
- * first argument that is neither an option nor the value of one (`--data-dir gateway status` is
- * `status`); when it names none, the arguments stay as given, for cac to explain.
- */
-function commandFirst(args: readonly string[]): readonly string[] {
-  if (!args[0]?.startsWith('-')) return args;
-  const flags = everyCommandsFlags();
-  let at = 0;
-  while (at < args.length && args[at]!.startsWith('-') && args[at] !== '--') at += flags.get(args[at]!) === true ? 2 : 1;
-  let words = commandAt(args, at);
-  // An unknown option may have been meant to take the argument after it (`--agnt a1 session list`):
-  // the command is then the one after, and checkArgs names the option.
-  const previous = args[at - 1];
-  if (!words && previous?.startsWith('-') && !previous.includes('=') && !flags.has(previous)) words = commandAt(args, ++at);
-  if (!words) return args;
-  return joinCommandGroup([...words, ...args.slice(0, at), ...args.slice(at + words.length)]);
-}
-
-/** The flags of every command's options, and whether each takes a value. */
-function everyCommandsFlags(): Map<string, boolean> {
-  return declaredFlags(COMMANDS.flatMap((spec) => spec.options.map((option) => option.flags)));
-}
-
-/** The words of the command named at `at` (one, or a group and one), or a group alone, if one is. */
-function commandAt(args: readonly string[], at: number): string[] | undefined {
-  const first = args[at];
-  if (first === undefined || first.includes(' ')) return undefined;
-  const command = COMMANDS.find((spec) => spec.name === first || spec.name === `${first} ${args[at + 1]}`);
-  if (command) return command.name.split(' ');
-  if (!(COMMAND_GROUPS as readonly string[]).includes(first)) return undefined;
-  // A group and a word that is not one of its commands: both go first, for cac to name them.
-  const next = args[at + 1];
-  return next === undefined || next.startsWith('-') ? [first] : [first, next];
-}
 
 /** "a", "a or b", "a, b or c". */
 function orList(items: readonly string[], conjunction: 'or' | 'and'): string {

@@ -5,7 +5,7 @@
  * step should not pay it for nothing. One try/catch decides what is printed and the exit code.
  */
 import { flagOption, joinCommandGroup, matchDirect, refuseNonUtf8Arguments } from './argv.js';
-import { COMMANDS } from './commands.js';
+import { commandFirst, COMMANDS } from './commands.js';
 import { ExitCode, isCliError, outputFailed } from './exit-codes.js';
 import { writeLog, writeOut } from './output.js';
 import { holdStopSignals } from './stop-signals.js';
@@ -13,7 +13,8 @@ import { holdStopSignals } from './stop-signals.js';
 async function main(argv: readonly string[]): Promise<ExitCode> {
   const args = joinCommandGroup(argv.slice(2));
   // Before anything of the gateway loads: a signal while it does must stop it gracefully too.
-  if (args[0] === 'gateway') holdStopSignals();
+  // Options may come first (`--data-dir D gateway`); held for no other command, whose Ctrl-C must end it.
+  if (commandFirst(args)[0] === 'gateway') holdStopSignals();
   try {
     refuseNonUtf8Arguments(argv.slice(2));
     if (args.length === 1 && (args[0] === '--version' || args[0] === '-v')) return await printVersion();

@@ -321,22 +321,30 @@ test('SIGTERM while the gateway starts is a graceful stop too: exit 0, said in t
   }
 });
 
-(process.platform === 'win32' ? test.skip : test)('a stop signal while the gateway\'s code is still loading is a graceful stop: the CLI holds the signals from its first step, and the gateway command takes them over (QA: signalled within ~200 ms of its start, the process died of it)', async () => {
-  // The signal comes the moment the gateway's bundle is required: before the gateway command
-  // could listen for it, so with no one holding it, Node's default action ended the process.
-  const preload = path.join(makeTempDir(), 'signal-on-load.cjs');
-  fs.writeFileSync(
-    preload,
-    `const Module = require('node:module');
-     const load = Module._load;
-     Module._load = function (request, ...rest) {
-       if (request.endsWith('gateway-command.cjs')) process.kill(process.pid, 'SIGHUP');
-       return load.call(this, request, ...rest);
-     };`,
-  );
-  const { code, signal, out, err } = await spawnGateway(makeTempDir(), ['--require', preload]).closed;
-  assert.equal([code, signal, out], [0, null, ''], err);
-  assert.match(err, /SIGHUP received while starting: stopping once started \(again to force\)\n/);
+(process.platform === 'win32' ? test.skip : test)('a stop signal while the gateway\'s code is still loading is a graceful stop: the CLI holds the signals from its first step (options first or not), and the gateway command takes them over (QA: signalled within ~200 ms of its start, the process died of it)', async () => {
+  // The signal comes the moment the gateway's bundle is required, before the gateway command
+  // listens: sent (with no one holding it, Node's default action ended the process), or emitted
+  // (dispatched at once to whoever holds it: the gateway command must take it over, or it runs on).
+  const preload = (send: string) => {
+    const file = path.join(makeTempDir(), 'signal-on-load.cjs');
+    fs.writeFileSync(
+      file,
+      `const Module = require('node:module');
+       const load = Module._load;
+       Module._load = function (request, ...rest) {
+         if (request.endsWith('gateway-command.cjs')) ${send};
+         return load.call(this, request, ...rest);
+       };`,
+    );
+    return file;
+  };
+  const sent = preload("process.kill(process.pid, 'SIGHUP')");
+  const emitted = preload("process.emit('SIGHUP', 'SIGHUP')");
+  for (const [file, optionsFirst] of [[sent, false], [sent, true], [emitted, false]] as const) {
+    const { code, signal, out, err } = await spawnGateway(makeTempDir(), ['--require', file], optionsFirst).closed;
+    assert.equal([code, signal, out], [0, null, ''], `${file} ${optionsFirst}: ${err}`);
+    assert.match(err, /SIGHUP received while starting: stopping once started \(again to force\)\n/);
+  }
 });
 
 test('a second SIGTERM while the start holds the event loop forces the stop: exit 1, said in the log (review: the first one took the listeners off, and the second was lost)', async () => {
@@ -363,9 +371,10 @@ test('a second SIGTERM while the start holds the event loop forces the stop: exi
   assert.match(err, /SIGTERM received while starting: stopping once started \(again to force\)\n.*SIGTERM received while shutting down: stopped at once \(exit 1\)/s);
 });
 
-/** `switchboard gateway` on `dataDir` and a free port (`nodeOptions` before the script), with its output and how it ended. */
-function spawnGateway(dataDir: string, nodeOptions: string[] = []) {
-  const child = spawn(process.execPath, [...nodeOptions, CLI_PATH, 'gateway', '--port', '0', '--data-dir', dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** `switchboard gateway` on `dataDir` and a free port (`nodeOptions` before the script; `optionsFirst`: `--data-dir D gateway`), with its output and how it ended. */
+function spawnGateway(dataDir: string, nodeOptions: string[] = [], optionsFirst = false) {
+  const args = optionsFirst ? ['--data-dir', dataDir, 'gateway', '--port', '0'] : ['gateway', '--port', '0', '--data-dir', dataDir];
+  const child = spawn(process.execPath, [...nodeOptions, CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
