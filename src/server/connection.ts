@@ -146,8 +146,9 @@ export class Connection implements Subscriber {
     if (this.#state !== 'OPEN') return false;
     const unsent = this.bufferedAmount;
     if (unsent > this.#options.maxBufferedBytes) {
-      this.#options.onSlowConsumer(this, unsent);
+      // Cut first: what tells of it must not keep it from happening.
       this.#cut(CloseCode.POLICY_VIOLATION, 'slow consumer');
+      this.#options.onSlowConsumer(this, unsent);
       return false;
     }
     this.#send(frame);

@@ -117,8 +117,11 @@ export interface TransactionObserver {
   operationStart(): void;
   /** That operation threw and its savepoint was rolled back; the batch goes on. */
   operationRolledBack(): void;
-  /** The batch's operations have run and its transaction is still open: a throw aborts the batch. */
-  beforeCommit(): void;
+  /**
+   * The batch's operations have run and its transaction is still open: a throw aborts the batch.
+   * `writes`: whether any of them may have changed something (false for a batch of reads).
+   */
+  beforeCommit(writes: boolean): void;
   /** The batch's transaction committed: none of its changes can be taken back any more. */
   batchCommitted(): void;
   /**
@@ -146,7 +149,9 @@ export function observeAll(...observers: TransactionObserver[]): TransactionObse
     batchBegun: each((observer) => observer.batchBegun()),
     operationStart: each((observer) => observer.operationStart()),
     operationRolledBack: each((observer) => observer.operationRolledBack()),
-    beforeCommit: each((observer) => observer.beforeCommit()),
+    beforeCommit: (writes) => {
+      for (const observer of observers) observer.beforeCommit(writes);
+    },
     batchCommitted: each((observer) => observer.batchCommitted()),
     batchRolledBack: each((observer) => observer.batchRolledBack()),
   };
@@ -268,7 +273,7 @@ export class CommitQueue {
     const ran = this.#runAll(batch, durable, false) ?? this.#runAll(batch, durable, true);
     if ('failure' in ran) return this.#abort(batch, ran.failure);
     try {
-      this.#observer.beforeCommit();
+      this.#observer.beforeCommit(batch.some((op) => !op.readOnly));
       this.#commit.run();
     } catch (error) {
       return this.#abort(batch, error);

@@ -57,7 +57,7 @@ export class StoreUnavailableError extends Error {
     const fix = isCorruption(code)
       ? 'the database file is damaged: stop the gateway, then restore it from a backup or move it aside'
       : code === MOVED_CODE
-        ? 'stop the gateway and put the database back; what it answered since is in the file it still holds open, which `switchboard backup` can copy first'
+        ? 'copy out first what the gateway still holds open, with `switchboard backup <file>` (given --url and --token if the data dir went with its socket and token file): stopping it loses what it wrote since; then restart it on that copy, or on the file now in its place'
         : 'free disk space or check the data dir, then retry';
     super(`the event store failed (${detail}); ${changed}: ${fix}`, { cause });
     this.name = 'StoreUnavailableError';

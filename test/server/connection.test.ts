@@ -347,11 +347,11 @@ test('a subscriber is cut as a slow consumer once more than maxBufferedBytes of 
   await settle();
   setUnsent((1 << 20) + 1);
   assert.not.ok(connection.push(push(2)));
-  // Told first, with what it left unsent: the gateway's log says who was cut and why.
+  // Then told, with what it left unsent: the gateway's log says who was cut and why.
   assert.equal(wire, [
     { jsonrpc: '2.0', method: 'session.event', params: { seq: 1 } },
-    { slowConsumer: 1, unsentBytes: (1 << 20) + 1 },
     { close: 1008, reason: 'slow consumer' },
+    { slowConsumer: 1, unsentBytes: (1 << 20) + 1 },
   ]);
 });
 
@@ -373,8 +373,8 @@ test('answers to its own reads do not make a subscriber a slow consumer while th
   assert.not.ok(connection.push(push(2)));
   assert.equal(wire.slice(1), [
     { jsonrpc: '2.0', method: 'session.event', params: { seq: 1 } },
-    { slowConsumer: 1, unsentBytes: (1 << 20) + 1 },
     { close: 1008, reason: 'slow consumer' },
+    { slowConsumer: 1, unsentBytes: (1 << 20) + 1 },
   ]);
 });
 
