@@ -215,16 +215,12 @@ async function openFirstSocket(url: string, token: string, options: OpenOptions 
   if (reconnect?.waitAtStart !== true) return openSocket(url, token, options);
   const deadline = Date.now() + options.timeoutMs;
   let delay = reconnect.initialDelayMs;
-  let notUpYet: unknown;
   for (;;) {
     try {
       return await openSocket(url, token, { ...options, timeoutMs: Math.max(1, deadline - Date.now()) });
     } catch (error) {
-      // The time ran out in an attempt after the gateway was found not up: that is what to tell.
-      if (notUpYet !== undefined && error instanceof ConnectionError && error.failure === 'timeout') throw notUpYet;
       const left = deadline - Date.now();
       if (!isNotUpYet(error) || left <= 0) throw error;
-      notUpYet = error;
       // Cut short by the signal, the next attempt fails at once as aborted.
       await wait(Math.min(delay * (0.5 + Math.random() / 2), left), options.signal);
       delay = Math.min(delay * 2, reconnect.maxDelayMs);
