@@ -130,7 +130,6 @@ function unknownCommand(typed: string): Error {
   return usageError(`unknown command "${typed}":${hint} run \`switchboard --help\` for the list`);
 }
 
-
 /** "a", "a or b", "a, b or c". */
 function orList(items: readonly string[], conjunction: 'or' | 'and'): string {
   return items.length <= 1 ? items.join('') : `${items.slice(0, -1).join(', ')} ${conjunction} ${items.at(-1)}`;

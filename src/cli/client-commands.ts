@@ -568,7 +568,6 @@ function defaultPortHint(url: string): string {
   return `; the URL names no port, so ${protocol === 'ws:' ? 80 : 443} was tried (a gateway listens on ${DEFAULT_PORT} unless given --port)`;
 }
 
-
 /**
  * The gateway answers 401 alike for every token it does not know: a revoked scoped token is
  * forgotten, not kept to tell apart. The token's prefix still says which kind the user holds, and

@@ -75,7 +75,6 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   return ExitCode.OK;
 }
 
-
 /** What to do about a data dir whose disk refused a write, by errno: Node's message names neither. */
 const DISK_REFUSALS: Readonly<Record<string, string>> = {
   EROFS: 'its file system is mounted read-only: give a data dir on a writable one',

@@ -241,10 +241,10 @@ export function refuseExpectation(request: IncomingMessage, response: ServerResp
 }
 
 /**
- * What makes a request say two things at once, or undefined: no Host line in HTTP/1.1, or two
- * (RFC 9112 section 3.2: a server MUST answer 400), or the token given twice (two Authorization or X-Switchboard-Token
- * lines, or one of each), of which Node keeps one and a proxy in front may have checked the
- * other (QA).
+ * What makes a request say too little or two things at once, or undefined: no Host line in
+ * HTTP/1.1, or two (RFC 9112 section 3.2: a server MUST answer 400), or the token given twice (two
+ * Authorization or X-Switchboard-Token lines, or one of each), of which Node keeps one and a proxy
+ * in front may have checked the other (QA).
  */
 export function ambiguousHeaders(request: IncomingMessage): string | undefined {
   const { rawHeaders } = request;
