@@ -4,6 +4,8 @@
  * or a WebSocket connects again, at growing intervals, until its timeout or signal ends it. QA: 50
  * CLI calls at once on a loaded machine failed at once as "not reachable".
  */
+import { errnoCode } from './errors.js';
+
 const BUSY_RETRY_FIRST_MS = 5;
 const BUSY_RETRY_MAX_MS = 200;
 
@@ -20,15 +22,8 @@ export async function retryWhileBusy<T>(attempt: () => Promise<T>, { notConnecte
     try {
       return await attempt();
     } catch (error) {
-      if (!notConnected(error) || !saysEagain(error)) throw error;
+      if (!notConnected(error) || errnoCode(error) !== 'EAGAIN') throw error;
       await pause(wait, error);
     }
   }
-}
-
-function saysEagain(error: unknown): boolean {
-  for (let cause = error; cause instanceof Error; cause = cause.cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'EAGAIN') return true;
-  }
-  return false;
 }

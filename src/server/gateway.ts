@@ -230,8 +230,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const address = peerAddress(request.socket);
     const closing = shuttingDown();
     if (closing) return closing;
-    const ambiguous = ambiguousHeaders(request);
-    if (ambiguous !== undefined) return { admitted: false, status: 400, error: 'BAD_HTTP_REQUEST', message: ambiguous };
     if (credentialInQuery(request.url ?? '')) {
       return {
         admitted: false,
@@ -401,6 +399,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (!asksForWebSocket(request)) return replayAsHttp(server, request, socket, head);
     const malformed = badHandshake(request);
     if (malformed) return rejectRequest(socket, malformed.status, 'BAD_HANDSHAKE', malformed.message, malformed.headers);
+    // Before the origin check, which reads the Host (the HTTP handler checks it for the rest).
+    const ambiguous = ambiguousHeaders(request);
+    if (ambiguous !== undefined) return rejectRequest(socket, 400, 'BAD_HTTP_REQUEST', ambiguous);
     if (!sameOrigin(request)) {
       return rejectRequest(socket, 403, 'CROSS_ORIGIN', `an upgrade from a page of ${printableOrigin(request.headers.origin!)} is refused: browsers are not clients of the gateway`);
     }
