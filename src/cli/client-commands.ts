@@ -454,7 +454,7 @@ export function explain(error: unknown, settings: ConnectionSettings, unanswered
     unauthorized: ['TOKEN_REFUSED', `the gateway at ${printable(url)} refused the token: ${refusedTokenHint(settings)}`],
     // Refused, nothing was done; answered unreadably, it may have been.
     rejected: ['GATEWAY_REJECTED', `${message}${endpointInUrlHint(url, error)}${error.unreadableAnswer ? uncertain : ''}`],
-    closed: ['CONNECTION_CLOSED', `${message}${uncertain || '; retry, or check the gateway'}`],
+    closed: ['CONNECTION_CLOSED', `${message}${errnoCode(error) === 'ECONNRESET' ? ` (reset: ${RESET_REASONS})` : ''}${uncertain || '; retry, or check the gateway'}`],
     timeout: ['TIMEOUT', `${message}${uncertain}; raise --timeout, or check the gateway`],
     aborted: ['ABORTED', message],
   };
@@ -529,6 +529,13 @@ function endpointInUrlHint(url: string, error: ConnectionError): string {
 }
 
 /**
+ * Why a gateway resets a connection it has not answered: a gateway holding more sockets without a
+ * request than --max-unauthenticated-sockets closes the oldest (QA: a fleet starting at once was
+ * told its gateway did not run).
+ */
+const RESET_REASONS = 'a gateway there may be restarting, or closing the oldest of more sockets than its --max-unauthenticated-sockets';
+
+/**
  * What to do about a gateway not reached, by why (`code`, the connect's errno). Called without a
  * URL, the CLI tried the data dir's socket: a gateway may well run, with another data dir or as
  * another user, or on a port only.
@@ -540,8 +547,7 @@ function unreachableHint(localDataDir: string | undefined, code: string | undefi
   // A URL was given (--url or the variable): the fix is in it, or in the gateway it names.
   if (localDataDir === undefined) {
     if (code === 'ENOTFOUND') return 'no such host: check the URL';
-    // A gateway holding more sockets without a request than --max-unauthenticated-sockets closes the oldest.
-    if (code === 'ECONNRESET') return 'the connection was reset before any answer: a gateway there may be restarting, or closing the oldest of more sockets than its --max-unauthenticated-sockets; retry';
+    if (code === 'ECONNRESET') return `the connection was reset before any answer: ${RESET_REASONS}; retry`;
     return 'is `switchboard gateway` running there?';
   }
   // Windows: the default is a port, where a gateway of this data dir listens only if it took the default one.

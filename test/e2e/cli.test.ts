@@ -155,11 +155,23 @@ test('system event with a valid text whose request is past the HTTP body limit (
   const url = `ws://127.0.0.1:${(resetting.address() as net.AddressInfo).port}`;
   const reset = await runCli(['session', 'watch', '--agent', 'main', '--url', url, '--token', 'x']);
   resetting.close();
+  const reasons = 'a gateway there may be restarting, or closing the oldest of more sockets than its --max-unauthenticated-sockets';
   assert.equal(
     [reset.code, reset.stderr],
+    [3, `switchboard: gateway not reachable at ${url} (ECONNRESET): the connection was reset before any answer: ${reasons}; retry\n`],
+  );
+  // Reset once the request is sent (a one-shot call over HTTP): it may have been done, and why the
+  // reset may have come is said too (review).
+  const resetAfterRequest = net.createServer((socket) => socket.once('data', () => socket.resetAndDestroy()));
+  await new Promise<void>((resolve) => resetAfterRequest.listen(0, '127.0.0.1', resolve));
+  const sentTo = `ws://127.0.0.1:${(resetAfterRequest.address() as net.AddressInfo).port}`;
+  const broken = await runCli(['system', 'event', '--text', 'done', '--url', sentTo, '--token', 'x']);
+  resetAfterRequest.close();
+  assert.equal(
+    [broken.code, broken.stderr],
     [
       3,
-      `switchboard: gateway not reachable at ${url} (ECONNRESET): the connection was reset before any answer: a gateway there may be restarting, or closing the oldest of more sockets than its --max-unauthenticated-sockets; retry\n`,
+      `switchboard: the connection to ${sentTo} broke before the answer was complete (reset: ${reasons}); the event may still have been stored: check with \`switchboard session peek\` before sending it again, and give --idempotency-key to make a retry safe\n`,
     ],
   );
 });
