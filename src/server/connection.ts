@@ -14,6 +14,7 @@ import { readBudget, readPool } from '../store/read-budget.js';
 import type { Principal } from './auth.js';
 import type { CallContext } from './context.js';
 import type { Subscriber } from './hub.js';
+import { READ_OVERHEAD_BYTES, type UnfinishedHolder } from './unfinished-messages.js';
 
 export type ConnectionState = 'OPEN' | 'CLOSING' | 'CLOSED';
 
@@ -24,6 +25,8 @@ export const CloseCode = {
   /** The server hit a condition that kept it from fulfilling the request: a replay that failed. */
   INTERNAL_ERROR: 1011,
   SERVICE_RESTART: 1012,
+  /** IANA's registry (RFC 6455 section 11.7): a temporary condition, here the gateway holding too much of unfinished messages. */
+  TRY_AGAIN_LATER: 1013,
 } as const;
 
 /**
@@ -31,6 +34,13 @@ export const CloseCode = {
  * slow consumer may have megabytes to read first, and must still see why it was cut.
  */
 const CLOSE_GRACE_MS = 30_000;
+
+/**
+ * How long a connection cut for what its unfinished message holds has to take its close frame:
+ * the gateway reads no more of it meanwhile, so it cannot answer, and what it holds is freed only
+ * once its socket is gone.
+ */
+const UNFINISHED_CUT_GRACE_MS = 1_000;
 
 /**
  * Frames held at the in-flight limit, taken from `next` on: an index, not shift(), which moves
@@ -64,7 +74,7 @@ export interface ConnectionOptions {
   onSlowConsumer(connection: Connection, unsentBytes: number): void;
 }
 
-export class Connection implements Subscriber {
+export class Connection implements Subscriber, UnfinishedHolder {
   readonly connectionId: number;
   readonly remoteAddress: string;
   #state: ConnectionState = 'OPEN';
@@ -93,8 +103,15 @@ export class Connection implements Subscriber {
    * (see #hold). Undefined when none, as on almost every connection.
    */
   #held: HeldFrames | undefined;
-  /** Whether the socket is paused, for either reason above. */
+  /** Cut for what its unfinished message holds: it is read no more (see cutForUnfinished). */
+  #readingStopped = false;
+  /** Whether the socket is paused, for any reason above. */
   #readingPaused = false;
+  /** Reads of the socket, and their bytes, since the peer's last whole message: what ws keeps of its unfinished one. */
+  #unfinishedReads = 0;
+  #unfinishedBytes = 0;
+  /** A message ended in the read ws is parsing. */
+  #messageEnded = false;
   /** Settles when nothing is in flight; shared, so every close() caller waits for the same moment. */
   #drained: Promise<void> | undefined;
   #resolveDrained: (() => void) | undefined;
@@ -121,6 +138,11 @@ export class Connection implements Subscriber {
     this.#stream = stream;
     this.#dispatcher = dispatcher;
     this.#options = options;
+  }
+
+  /** The socket under the WebSocket. */
+  get stream(): SocketStream {
+    return this.#stream;
   }
 
   get state(): ConnectionState {
@@ -201,7 +223,7 @@ export class Connection implements Subscriber {
     const held = this.#held;
     this.#held = undefined;
     this.#updateReading();
-    for (const [data, isBinary] of held?.frames.slice(held.next) ?? []) this.receive(data, isBinary);
+    for (const [data, isBinary] of held?.frames.slice(held.next) ?? []) this.#run(data, isBinary);
     if (this.#inFlight > 0) {
       this.#drained ??= new Promise<void>((resolve) => (this.#resolveDrained = resolve));
       await this.#drained;
@@ -214,14 +236,34 @@ export class Connection implements Subscriber {
     this.#resolveDrained?.();
   }
 
-  #cut(code: number, reason: string): void {
+  /**
+   * Called once ws has parsed a read of the socket (`bytes` long): what the peer's unfinished
+   * message holds now. A read in which a message ended counts for nothing: how much of it begins
+   * the next one is not known, and it is at most a read (~64 KiB).
+   */
+  unfinishedAfterRead(bytes: number): number {
+    if (this.#messageEnded) {
+      this.#messageEnded = false;
+      return 0;
+    }
+    this.#unfinishedReads++;
+    this.#unfinishedBytes += bytes;
+    return this.#unfinishedBytes + this.#unfinishedReads * READ_OVERHEAD_BYTES;
+  }
+
+  cutForUnfinished(): void {
+    this.#readingStopped = true;
+    this.#cut(CloseCode.TRY_AGAIN_LATER, 'the gateway holds too much of unfinished messages: send it again', UNFINISHED_CUT_GRACE_MS);
+  }
+
+  #cut(code: number, reason: string, graceMs = CLOSE_GRACE_MS): void {
     if (this.#state === 'OPEN') this.#state = 'CLOSING';
     // Held frames are not run (nor answered: the close frame goes out first). Reading resumes for
-    // the peer's close frame, unless the socket waits to drain.
+    // the peer's close frame, unless the socket waits to drain or is read no more.
     this.#held = undefined;
     this.#updateReading();
     this.#socket.close(code, reason);
-    setTimeout(() => this.#socket.terminate(), CLOSE_GRACE_MS).unref();
+    setTimeout(() => this.#socket.terminate(), graceMs).unref();
   }
 
   /**
@@ -278,7 +320,7 @@ export class Connection implements Subscriber {
   }
 
   #updateReading(): void {
-    const pause = this.#waitingForDrain || this.#held !== undefined;
+    const pause = this.#readingStopped || this.#waitingForDrain || this.#held !== undefined;
     if (pause === this.#readingPaused) return;
     this.#readingPaused = pause;
     if (pause) this.#socket.pause();
@@ -288,6 +330,9 @@ export class Connection implements Subscriber {
   /** A frame from the peer. */
   receive(data: RawData, isBinary: boolean): void {
     this.#alive = true;
+    this.#messageEnded = true;
+    this.#unfinishedReads = 0;
+    this.#unfinishedBytes = 0;
     // Also while its answers wait to drain: ws still emits the rest of the chunk it was reading
     // once reading is paused, and run, a chunk of tiny requests for large answers (rpc.discover)
     // queued ~60 MB of answers for a client that reads none.

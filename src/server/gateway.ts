@@ -32,6 +32,7 @@ import {
   ENV,
   HANDSHAKE_TIMEOUT_MS,
   MAX_FRAGMENTS_PER_MESSAGE,
+  MAX_UNFINISHED_MESSAGE_BYTES,
   MAX_FRAME_BYTES,
   MAX_IN_FLIGHT_PER_CONNECTION,
   MAX_SUBSCRIBER_BUFFER_BYTES,
@@ -58,6 +59,7 @@ import { AuthFailureLimiter } from './rate-limit.js';
 import { storeFailureLog } from './store-failure-log.js';
 import { createTokenService, toScopedToken } from './tokens.js';
 import { UnauthenticatedSockets } from './unauthenticated-sockets.js';
+import { UnfinishedMessages } from './unfinished-messages.js';
 
 export interface GatewayOptions {
   /** @default DEFAULT_HOST (127.0.0.1) */
@@ -85,6 +87,8 @@ export interface GatewayOptions {
   maxUnauthenticatedSockets?: number;
   /** Frames one connection may have unanswered; at it, the connection is read no further until one is answered. @default MAX_IN_FLIGHT_PER_CONNECTION (1024) */
   maxInFlightPerConnection?: number;
+  /** What unfinished messages of all connections together may hold; past it, the holder of the most is closed with 1013. @default MAX_UNFINISHED_MESSAGE_BYTES (64 MiB) */
+  maxUnfinishedMessageBytes?: number;
   /** How long idempotency keys answer repeats. @default DEFAULT_IDEMPOTENCY_RETENTION_MS (24 h) */
   idempotencyRetentionMs?: number;
   /** How long an HTTP body may take to arrive. @default HTTP_BODY_TIMEOUT_MS (10 s) */
@@ -150,6 +154,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   /** Open connections by their socket, which is `this` in the socket listeners below. */
   const connections = new Map<WebSocket, Connection>();
+  /** The same by the TCP (or Unix) socket under it: `this` in onRead. */
+  const connectionsByStream = new Map<object, Connection>();
+  const unfinished = new UnfinishedMessages<Connection>(options.maxUnfinishedMessageBytes ?? MAX_UNFINISHED_MESSAGE_BYTES);
   const perAddress = new Map<string, number>();
   const lifecycle = { closing: false };
   const limiter = new AuthFailureLimiter();
@@ -295,7 +302,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const address = peerAddress(request.socket);
     const connection = new Connection(nextConnectionId++, socket, request.socket, address, admission.principal, dispatcher, connectionOptions);
     connections.set(socket, connection);
+    connectionsByStream.set(request.socket, connection);
     perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
+    // After ws's own: it has parsed the read when onRead counts what is left unfinished.
+    request.socket.on('data', onRead);
     socket.on('message', onMessage);
     socket.on('pong', onPong);
     // ws closes an oversized frame with 1009 itself; the error event only needs swallowing here.
@@ -307,6 +317,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
     connections.get(this)?.receive(data, isBinary);
   }
+  function onRead(this: Socket, read: Buffer): void {
+    const connection = connectionsByStream.get(this);
+    if (connection) unfinished.set(connection, connection.unfinishedAfterRead(read.length));
+  }
   function onPong(this: WebSocket): void {
     connections.get(this)?.pong();
   }
@@ -315,6 +329,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (!connection) return;
     connection.markClosed();
     connections.delete(this);
+    connectionsByStream.delete(connection.stream);
+    unfinished.release(connection);
     const address = connection.remoteAddress;
     const left = (perAddress.get(address) ?? 1) - 1;
     if (left === 0) perAddress.delete(address);

@@ -5,6 +5,7 @@
  * events the answers to one frame carry (one read's worth, batch or not), and a client slower to
  * read than to send.
  */
+import { once } from 'node:events';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -28,6 +29,7 @@ import {
   errorOf,
   isNotification,
   openPeer,
+  openRaw,
   resultOf,
   startTunedGateway,
   tryUpgrade,
@@ -35,6 +37,7 @@ import {
   type InProcessGateway,
   type JsonRpcResponse,
   type Peer,
+  type RawSocket,
 } from '../helpers/gateway.js';
 import { bearer, closeHttpSockets, httpRequest, jsonOf, postJson, rpcBody } from '../helpers/http.js';
 
@@ -511,6 +514,47 @@ test(`MAX_SUBSCRIPTIONS_PER_CONNECTION (${MAX_SUBSCRIPTIONS_PER_CONNECTION}): th
   resultOf(await other.call('session.subscribe', subscribe(0).params));
   other.close();
   peer.close();
+});
+
+// ---------------------------------------------------------------- unfinished messages
+
+/** Sends `text` as fragments of `fragmentLength` characters; the last one ends the message only if `end`. */
+function sendFragments(raw: RawSocket, text: string, fragmentLength: number, end: boolean): void {
+  for (let at = 0; at < text.length; at += fragmentLength) raw.ws.send(text.slice(at, at + fragmentLength), { fin: end && at + fragmentLength >= text.length });
+}
+
+/** Resolves once the gateway has read everything sent before: it answers a ping in order. */
+async function readUpTo(raw: RawSocket): Promise<void> {
+  const pong = once(raw.ws, 'pong');
+  raw.ws.ping();
+  await pong;
+}
+
+test('unfinished messages of all connections together are bounded (maxUnfinishedMessageBytes, 256 KiB here): past it, the connection holding the most is closed with 1013; the others finish theirs and are answered (QA: 600 connections each in the middle of a message took a gateway to 2 GB)', async () => {
+  const gw = await startTunedGateway({ maxUnfinishedMessageBytes: 256 * 1024 });
+  const status = (id: string, length: number) => JSON.stringify({ jsonrpc: '2.0', method: 'gateway.status', id }).padEnd(length, ' ');
+  const small = await openRaw(gw.url, gw.token);
+  const large = await openRaw(gw.url, gw.token);
+  const bystander = await openRaw(gw.url, gw.token);
+  // Whole messages hold nothing once read: many of them, larger than a read, pass under the bound.
+  for (let i = 0; i < 3; i++) {
+    small.send(status(`whole-${i}`, 200 * 1024));
+    assert.is((await small.nextJson<JsonRpcResponse>()).id, `whole-${i}`);
+  }
+  const smallMessage = status('small', 96 * 1024);
+  sendFragments(small, smallMessage.slice(0, 64 * 1024), 4096, false);
+  await readUpTo(small);
+  // 64 KiB and 200 KiB, with what their reads cost, are past 256 KiB: the larger is cut.
+  sendFragments(large, status('large', 200 * 1024), 4096, false);
+  assert.equal(await large.closed(), { code: 1013, reason: 'the gateway holds too much of unfinished messages: send it again' });
+  sendFragments(small, smallMessage.slice(64 * 1024), 4096, true);
+  assert.is((await small.nextJson<JsonRpcResponse>()).id, 'small');
+  resultOf(await bystander.call('gateway.status'));
+  // What the cut one held is freed with it: a message as large goes through now.
+  const again = await openRaw(gw.url, gw.token);
+  sendFragments(again, status('again', 200 * 1024), 4096, true);
+  assert.is((await again.nextJson<JsonRpcResponse>()).id, 'again');
+  for (const raw of [small, bystander, again]) raw.close();
 });
 
 test.run();
