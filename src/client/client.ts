@@ -219,14 +219,25 @@ async function openFirstSocket(url: string, token: string, options: OpenOptions 
     try {
       return await openSocket(url, token, { ...options, timeoutMs: Math.max(1, deadline - Date.now()) });
     } catch (error) {
+      // The attempt had what was left of the caller's timeout: the caller's is what passed.
+      if (error instanceof ConnectionError && error.failure === 'timeout') {
+        throw new ConnectionError('timeout', url, `no answer from ${url} within ${options.timeoutMs} ms`, { cause: error });
+      }
       const left = deadline - Date.now();
-      if (!isNotUpYet(error) || left <= 0) throw error;
+      if (!isNotUpYet(error) || left < MIN_FIRST_CONNECT_ATTEMPT_MS) throw error;
       // Cut short by the signal, the next attempt fails at once as aborted.
-      await wait(Math.min(delay * (0.5 + Math.random() / 2), left), options.signal);
+      await wait(Math.min(delay * (0.5 + Math.random() / 2), left - MIN_FIRST_CONNECT_ATTEMPT_MS), options.signal);
       delay = Math.min(delay * 2, reconnect.maxDelayMs);
     }
   }
 }
+
+/**
+ * The least time left worth another attempt at a first connect. Given a millisecond (the wait
+ * before it ended just short of the deadline), an attempt timed out before the refusal it would
+ * have met came: a gateway down all along was now and then a timeout "within 1 ms" (QA).
+ */
+const MIN_FIRST_CONNECT_ATTEMPT_MS = 50;
 
 function isNotUpYet(error: unknown): boolean {
   if (!(error instanceof ConnectionError)) return false;
