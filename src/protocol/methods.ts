@@ -79,7 +79,7 @@ export const METHODS = {
     summary: 'Receive the events of a session (sessionKey) or of all sessions of an agent (agentId) as session.event notifications.',
     description:
       'Answers with a subscription id, then replays every pending event after the cursor (`after`), in order, then pushes new events live. Within a session delivery is in seq order, without duplicates, and skips only events the session no longer holds: consumed (acked, drained), replaced by contextKey, or dropped at the pending cap (the publisher was told in queue.replaced / queue.dropped). The connection also receives agent.wake for the agent. Events stay pending until acked (session.ack) and are replayed on the next subscribe.',
-    errors: ['FORBIDDEN', 'TOO_MANY_SUBSCRIPTIONS', 'TRANSPORT_UNSUPPORTED', 'AFTER_OUT_OF_RANGE', 'STORE_UNAVAILABLE'],
+    errors: ['FORBIDDEN', 'TOO_MANY_SUBSCRIPTIONS', 'ALREADY_SUBSCRIBED', 'TRANSPORT_UNSUPPORTED', 'AFTER_OUT_OF_RANGE', 'STORE_UNAVAILABLE'],
   },
   'session.unsubscribe': {
     params: SessionUnsubscribeParams,

@@ -91,6 +91,15 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
           { limit: MAX_SUBSCRIPTIONS_PER_CONNECTION },
         );
       }
+      const held = hub.subscriptionTo(subscriber.connectionId, target);
+      if (held !== undefined) {
+        const what = target.sessionKey === null ? `every session of agent ${JSON.stringify(target.agentId)}` : JSON.stringify(target.sessionKey);
+        throw new RpcError(
+          'ALREADY_SUBSCRIBED',
+          `this connection already subscribes to ${what} (subscription ${held}): unsubscribe it first to subscribe again`,
+          { subscriptionId: held },
+        );
+      }
       const subscription = await hub.subscribe(subscriber, target, subscriptionCursor(params.after, target));
       if ('ahead' in subscription) {
         const { sessionKey, after, lastSeq } = subscription.ahead;

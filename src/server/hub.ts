@@ -221,6 +221,14 @@ export class DeliveryHub implements Delivery {
     this.#heartbeat.unref();
   }
 
+  /** The id of the connection's subscription to exactly this target (a session, or every session of the agent), if it holds one. */
+  subscriptionTo(connectionId: number, { sessionKey, agentId }: SubscriptionTarget): string | undefined {
+    const own = this.#byConnection.get(connectionId);
+    const subscriptions = own === undefined ? [] : own instanceof Map ? own.values() : [own];
+    for (const subscription of subscriptions) if (subscription.sessionKey === sessionKey && subscription.agentId === agentId) return subscription.id;
+    return undefined;
+  }
+
   subscriptionCount(connectionId: number): number {
     const own = this.#byConnection.get(connectionId);
     return own === undefined ? 0 : own instanceof Map ? own.size : 1;

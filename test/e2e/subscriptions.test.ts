@@ -262,8 +262,9 @@ test('after: a session subscription resumes after a seq; an agent subscription a
   assert.equal(seqs(await receive(sub, wide.subscriptionId, 1, b)), [4]);
 
   // A cursor at the last seq is in range: nothing to replay, the next event is pushed.
+  resultOf(await sub.call('session.unsubscribe', { subscriptionId: one.subscriptionId }));
   const caughtUp = await subscribe(sub, { sessionKey: a, after: 4 });
-  assert.is((await publish(publisher, { text: 'a5', sessionKey: a })).receivers, 3);
+  assert.is((await publish(publisher, { text: 'a5', sessionKey: a })).receivers, 2);
   assert.equal(seqs(await receive(sub, caughtUp.subscriptionId, 1)), [5]);
   sub.close();
 });
@@ -487,6 +488,34 @@ test('unsubscribe stops pushes; unsubscribing an unknown (or another connection\
   assertInvalidParams(await sub.call('session.unsubscribe', {}), '/subscriptionId');
   // The events stay pending: unsubscribing consumes nothing.
   assert.is((await peek(publisher, key)).depth, 3);
+  sub.close();
+  other.close();
+});
+
+test('a second subscription to the same target on one connection is 1025 ALREADY_SUBSCRIBED, naming the first (any spelling of the key, pipelined too); a session and its agent may both be subscribed; another connection, or the same one after unsubscribing, may subscribe (QA: 256 duplicates per connection made one event 256 pushes)', async ({ gw, publisher }) => {
+  const agent = freshAgent('dup');
+  const key = `agent:${agent}:slack:channel:C1:thread:9`;
+  const sub = await openPeer(gw.url, gw.token);
+  const first = await subscribe(sub, { sessionKey: key });
+  const again = assertError(await sub.call('session.subscribe', { sessionKey: key.replace(agent, agent.toUpperCase()), after: 0 }), 1025, 'ALREADY_SUBSCRIBED');
+  assert.equal(again.data, { name: 'ALREADY_SUBSCRIBED', subscriptionId: first.subscriptionId });
+  assert.is(again.message, `this connection already subscribes to "${key}" (subscription ${first.subscriptionId}): unsubscribe it first to subscribe again`);
+  // Its agent, once: every session of it is another target.
+  const wide = await subscribe(sub, { agentId: agent });
+  assert.equal(assertError(await sub.call('session.subscribe', { agentId: agent.toUpperCase() }), 1025, 'ALREADY_SUBSCRIBED').data, {
+    name: 'ALREADY_SUBSCRIBED',
+    subscriptionId: wide.subscriptionId,
+  });
+  // Each event is pushed once per subscription: twice here, not once per try.
+  assert.is((await publish(publisher, { text: 'once per subscription', sessionKey: key })).receivers, 2);
+  await receive(sub, first.subscriptionId, 1);
+  await receive(sub, wide.subscriptionId, 1);
+  // Pipelined: the second is refused even though the first is not answered yet.
+  const other = await openPeer(gw.url, gw.token);
+  const [won, lost] = await Promise.all([other.call('session.subscribe', { sessionKey: key }), other.call('session.subscribe', { sessionKey: key })]);
+  assert.equal(assertError(lost!, 1025, 'ALREADY_SUBSCRIBED').data?.['subscriptionId'], resultOf<Subscribed>(won!).subscriptionId);
+  resultOf(await sub.call('session.unsubscribe', { subscriptionId: first.subscriptionId }));
+  await subscribe(sub, { sessionKey: key });
   sub.close();
   other.close();
 });
