@@ -6,12 +6,14 @@ import type { ResultOf } from '../protocol/methods.js';
 import type { RoutingResult, StoredEvent } from '../protocol/schemas.js';
 
 /**
- * C0 controls, DEL and C1 controls: the characters a terminal acts on instead of showing. And the
- * bidirectional formatting characters (embeddings, overrides, isolates, marks): invisible, they
- * reorder what follows them on the line, so a text could show a key or a command other than the
- * one it holds ("Trojan Source"). Other invisible characters (zero-width joiners in emoji) stay.
+ * C0 controls, DEL and C1 controls: the characters a terminal acts on instead of showing. The line
+ * and paragraph separators (U+2028, U+2029): editors, log viewers and JavaScript read a line break
+ * there, so a text could fake a line of output in a log (QA). And the bidirectional formatting
+ * characters (embeddings, overrides, isolates, marks): invisible, they reorder what follows them
+ * on the line, so a text could show a key or a command other than the one it holds ("Trojan
+ * Source"). Other invisible characters (zero-width joiners in emoji) stay.
  */
-const CONTROL_CHARACTERS = /[\p{Cc}\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
+const CONTROL_CHARACTERS = /[\p{Cc}\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
 const NAMED_ESCAPES: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
 /**

@@ -21,6 +21,10 @@ test('printable: every C0 and C1 control character and DEL becomes a visible esc
   }
 });
 
+test('printable: the line and paragraph separators are escaped, so text cannot fake a line where they break one (QA)', () => {
+  assert.is(printable('ok\u2028switchboard: routed to agent:main:main\u2029'), 'ok\\u2028switchboard: routed to agent:main:main\\u2029');
+});
+
 test('printable: bidirectional formatting characters are escaped, so text cannot reorder what is shown', () => {
   assert.is(printable('deploy \u202egnp.exe'), 'deploy \\u202egnp.exe');
   for (const char of ['\u061c', '\u200e', '\u200f', '\u202a', '\u202b', '\u202c', '\u202d', '\u202e', '\u2066', '\u2067', '\u2068', '\u2069']) {
