@@ -136,7 +136,7 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
     'HTTP 403: the WebSocket upgrade comes from a web page of another origin (its Origin names another host than its Host); browsers are not clients of the gateway.',
   BAD_HTTP_REQUEST:
     "HTTP 400: the request is not HTTP/1.1 the gateway can read, or says too little or two things at once (no Host header or two, the token given twice); HTTP 417: an Expect other than 100-continue; HTTP 431: its headers are past Node.js's limit (16 KiB by default: a long URL or cookie); HTTP 408: its headers did not arrive within the handshake timeout.",
-  BACKUP_FAILED: 'gateway.backup could not write its copy: the file exists already (nothing is overwritten), its path ends with whitespace, its directory is missing, not writable, or one other users may rename files in, or the disk is full; the store is untouched, and nothing of the copy is left.',
+  BACKUP_FAILED: 'gateway.backup could not write its copy: the file exists already (nothing is overwritten), its path ends with whitespace, its directory is missing, not writable, or one other users may rename files in (it, or one above it: links in the path are followed once, when the backup begins), or the disk is full; the store is untouched, and nothing of the copy is left.',
 };
 
 /** One problem found in params: where it is (a JSON pointer into params) and what is wrong. */

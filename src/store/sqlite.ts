@@ -6,7 +6,7 @@
 import { linkSync, lstatSync, renameSync, rmSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { createPrivateFile, makePrivateDir, replaceableDir } from '../config/private-files.js';
+import { createPrivateFile, makePrivateDir, resolvedPrivateDir } from '../config/private-files.js';
 import { DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../protocol/constants.js';
 import { CommitQueue, MAX_WEIGHT_PER_COMMIT, observeAll, type CommitMetrics, type RunOptions } from './commit-queue.js';
 import {
@@ -683,19 +683,21 @@ export class SqliteEventStore implements EventStore, TokenStore {
     });
   }
 
-  async backup(file: string): Promise<{ bytes: number }> {
+  async backup(asked: string): Promise<{ bytes: number }> {
     if (this.#closing || this.#backupsStopped) throw new StoreClosedError();
     // better-sqlite3 trims the name it writes to: "/backups/x.db " would be created here, and x.db written.
-    if (file !== file.trim()) throw new BackupError(file, 'the path begins or ends with whitespace: name the file without it');
+    if (asked !== asked.trim()) throw new BackupError(asked, 'the path begins or ends with whitespace: name the file without it');
     // SQLite's online backup, page by page between the store's own work: a write through this
     // connection while it runs is copied too, so the copy is the store as of its last step, whole.
     // Copying the files instead tears the database when a checkpoint writes into it meanwhile.
     // SQLite opens the copy again by its name: in a directory someone else may rename files in,
     // they could swap it for a link to a file of the gateway user's, which the copy would overwrite.
-    const replaceable = replaceableDir(path.dirname(file));
-    if (replaceable !== undefined) {
-      throw new BackupError(file, `its directory ${path.dirname(file)} ${replaceable}, who could swap the copy for a link elsewhere: back up into a directory of your own`);
+    // Every name below is in the directory as resolved once: no link in the path asked is read again.
+    const target = resolvedPrivateDir(path.dirname(asked));
+    if ('problem' in target) {
+      throw new BackupError(asked, `${target.problem}, who could swap the copy for a link elsewhere: back up into a directory of your own`);
     }
+    const file = path.join(target.dir, path.basename(asked));
     refuseExistingTarget(file);
     // The copy is made under a name of its own, and given the one asked for once whole: a backup
     // cut short (kill -9, a power loss) leaves a file no one would take for a backup. Under the

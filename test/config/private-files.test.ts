@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createPrivateFile, makePrivateDir, replaceableDir } from '../../src/config/private-files.js';
+import { createPrivateFile, makePrivateDir, replaceableDir, resolvedPrivateDir } from '../../src/config/private-files.js';
 
 const test = suite('config/private-files');
 /** Modes are POSIX: Windows keeps only a read-only flag. */
@@ -43,6 +43,29 @@ posix('replaceableDir: a dir of ours that only we (and our group) can write in i
   if (process.getuid?.() === 0) {
     fs.chownSync(dir, 65534, 65534);
     assert.is(replaceableDir(dir), 'belongs to another user (uid 65534)');
+  }
+});
+
+posix('resolvedPrivateDir: links followed; the dir must be ours, and each one above it ours or root\'s with no entries others may rename; a missing one is given back as it is', () => {
+  const parent = path.dirname(tempFile());
+  const dir = path.join(parent, 'mine');
+  fs.mkdirSync(dir, { mode: 0o700 });
+  const link = path.join(path.dirname(tempFile()), 'link');
+  fs.symlinkSync(dir, link);
+  const real = fs.realpathSync(dir);
+  assert.equal(resolvedPrivateDir(link), { dir: real });
+  assert.equal(resolvedPrivateDir(path.join(parent, 'missing')), { dir: path.join(parent, 'missing') });
+  fs.chmodSync(dir, 0o777);
+  assert.equal(resolvedPrivateDir(link), { problem: `its directory ${real} can be written by other users (mode 0777)` });
+  fs.chmodSync(dir, 0o700);
+  // Above it: others may rename `mine` itself, and put their own in its place.
+  fs.chmodSync(parent, 0o777);
+  assert.equal(resolvedPrivateDir(link), { problem: `${path.dirname(real)}, a directory on its path, can be written by other users (mode 0777)` });
+  fs.chmodSync(parent, 0o1777);
+  assert.equal(resolvedPrivateDir(link), { dir: real });
+  if (process.getuid?.() === 0) {
+    fs.chownSync(parent, 65534, 65534);
+    assert.equal(resolvedPrivateDir(link), { problem: `${path.dirname(real)}, a directory on its path, belongs to another user (uid 65534)` });
   }
 });
 

@@ -2011,4 +2011,22 @@ test('backup: a shutdown stops a backup under way at its next step, its file rem
   }
 });
 
+(process.platform === 'win32' ? test.skip : test)('backup: a link in the path is followed once, when the backup begins: turned elsewhere while the copy is made, it changes nothing (QA: another user turned a link between two directories, and got world-readable copies of the store)', async () => {
+  const store = open(tempDir(), 100_000);
+  await Promise.all(Array.from({ length: 3_000 }, (_, i) => queue(store, `agent:main:direct:u${i % 50}`, `${i} ${'x'.repeat(2_000)}`)));
+  const mine = tempDir();
+  const theirs = tempDir();
+  const link = path.join(tempDir(), 'backups');
+  fs.symlinkSync(mine, link);
+  const backingUp = store.backup(path.join(link, 'copy.db'));
+  // While the copy is under way (SQLite opens it by name at its first step, after this).
+  fs.unlinkSync(link);
+  fs.symlinkSync(theirs, link);
+  assert.type((await backingUp).bytes, 'number');
+  assert.equal(fs.readdirSync(theirs), [], 'nothing was written where the link points now');
+  assert.equal(fs.readdirSync(mine), ['copy.db']);
+  assert.is(fs.statSync(path.join(mine, 'copy.db')).mode & 0o777, 0o600);
+  await store.close();
+});
+
 test.run();
