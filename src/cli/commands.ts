@@ -22,7 +22,7 @@ import { COMMAND_GROUPS, declaredFlags, joinCommandGroup } from './argv.js';
 // Static, unlike the other commands' code: one-shot commands are what the CLI mostly runs, and
 // their code is small; bundled with the entry, they load without another module to resolve.
 import * as oneShot from './client-commands.js';
-import { GATEWAY_EXIT_CODES_HELP, WATCH_EXIT_CODES_HELP, type ExitCode } from './exit-codes.js';
+import { CliError, ExitCode, GATEWAY_EXIT_CODES_HELP, WATCH_EXIT_CODES_HELP } from './exit-codes.js';
 
 /**
  * What a command runs: the raw arguments (options are read from them as typed, see argv.ts) and
@@ -240,9 +240,23 @@ export const COMMANDS: readonly CommandSpec[] = [
     ],
     example: 'switchboard gateway --port 0 --data-dir /tmp/switchboard',
     exitCodes: GATEWAY_EXIT_CODES_HELP,
-    load: async () => (await import('./gateway-command.js')).gateway,
+    load: async () => (await import('./gateway-command.js').catch(explainMissingStore)).gateway,
   },
 ];
+
+/**
+ * better-sqlite3 is an optional dependency: a native build, which a client never loads, so an
+ * install on a machine that cannot build it still gives the CLI and the library (IDE QA: a
+ * plugin's install failed whole without a compiler). The gateway needs it, and says how to get it.
+ */
+function explainMissingStore(error: unknown): never {
+  const { code, message } = error as NodeJS.ErrnoException;
+  if (code !== 'MODULE_NOT_FOUND' || !message.includes("'better-sqlite3'")) throw error;
+  throw new CliError(
+    ExitCode.GATEWAY_ERROR,
+    'cannot start: the gateway stores events with better-sqlite3, a native module, which is not installed: it is built when switchboard is installed, and that needs python3, make and g++; install them, then run `npm rebuild better-sqlite3` where switchboard is installed',
+  );
+}
 
 /**
  * `--data-dir D system event ...` as `system event --data-dir D ...`: options given before the

@@ -3,8 +3,11 @@
  * holds only what one-shot calls need. A lazy import that esbuild inlined once tripled it (ws and
  * the client library, for a rare call over a WebSocket) and cost every call a millisecond.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { isBuiltin } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
@@ -33,6 +36,31 @@ test('no bundle requires a package at run time but better-sqlite3 (a native addo
     const text = fs.readFileSync(new URL(file, dir), 'utf8');
     const required = [...text.matchAll(/\brequire\("([^".][^"]*)"\)/g)].map(([, name]) => name!).filter((name) => !name.startsWith('node:') && !isBuiltin(name));
     assert.equal([...new Set(required)].filter((name) => name !== 'better-sqlite3'), [], file);
+  }
+});
+
+test('without better-sqlite3 (an optional dependency: a native build that may fail) the CLI works, and the gateway says what it needs and how to get it, exit 1', () => {
+  // The bundles and package.json as installed, where no node_modules can be found.
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-no-store-'));
+  try {
+    const bin = path.join(root, 'dist', 'bin');
+    fs.mkdirSync(bin, { recursive: true });
+    const built = new URL('../../bin/', import.meta.url);
+    for (const file of fs.readdirSync(built).filter((name) => name.endsWith('.cjs'))) fs.copyFileSync(new URL(file, built), path.join(bin, file));
+    fs.copyFileSync(new URL('../../../package.json', import.meta.url), path.join(root, 'package.json'));
+    const run = (...args: string[]) => spawnSync(process.execPath, [path.join(bin, 'switchboard.cjs'), ...args], { encoding: 'utf8', timeout: 30_000 });
+    assert.is(run('--version').status, 0);
+    const gateway = run('gateway', '--port', '0', '--data-dir', path.join(root, 'data'));
+    assert.equal(
+      [gateway.status, gateway.stdout, gateway.stderr],
+      [
+        1,
+        '',
+        'switchboard: cannot start: the gateway stores events with better-sqlite3, a native module, which is not installed: it is built when switchboard is installed, and that needs python3, make and g++; install them, then run `npm rebuild better-sqlite3` where switchboard is installed\n',
+      ],
+    );
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
   }
 });
 
