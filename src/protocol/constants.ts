@@ -9,7 +9,11 @@ export const DEFAULT_PORT = 18790;
 /** Loopback only by default: the gateway holds an admin token's worth of power. */
 export const DEFAULT_HOST = '127.0.0.1';
 
-/** Where clients look for a gateway when given no URL. */
+/**
+ * The gateway's own address when started without --host or --port. Clients given no URL look in
+ * the data dir first (localGatewayUrl(): its Unix socket), and here only where there are no Unix
+ * sockets (Windows).
+ */
 export const DEFAULT_URL = `ws://${DEFAULT_HOST}:${DEFAULT_PORT}`;
 
 /** Event text limit in bytes of UTF-8. Agent prompts are small; 64 KiB keeps a queue of 1000 under 64 MiB. */
