@@ -56,7 +56,8 @@ import { ambiguousHeaders, createHttpHandler, errorBody, refuseExpectation, requ
 import { DeliveryHub } from './hub.js';
 import { listenLocal, LOCAL_PEER, peerAddress, type LocalSocket } from './local-socket.js';
 import { AuthFailureLimiter } from './rate-limit.js';
-import { storeFailureLog } from './store-failure-log.js';
+import { countedLog, storeFailureLog } from './counted-log.js';
+import { FILES_KEPT_FROM_TCP, openFileLimit, tcpConnectionLimit } from './open-file-limit.js';
 import { createTokenService, toScopedToken } from './tokens.js';
 import { UnauthenticatedSockets } from './unauthenticated-sockets.js';
 import { UnfinishedMessages } from './unfinished-messages.js';
@@ -77,6 +78,12 @@ export interface GatewayOptions {
   maxSubscriberBufferBytes?: number;
   /** Open WebSocket connections per remote address. @default DEFAULT_MAX_CONNECTIONS_PER_ADDRESS (1024) */
   maxConnectionsPerAddress?: number;
+  /**
+   * TCP connections open at once, from all addresses, HTTP ones included; past it a new one is
+   * closed as it comes. The data dir's socket is not bounded by it. @default the open-file limit
+   * less FILES_KEPT_FROM_TCP (256) where the system tells it (Linux), else none
+   */
+  maxTcpConnections?: number;
   /**
    * Sockets open without an authenticated request, from all addresses: connected but silent or
    * slow, refused, or idle between HTTP keep-alive requests. Past it the oldest of them is closed
@@ -221,7 +228,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const storeFailures = storeFailureLog(log);
   const dispatcher = new RpcDispatcher<CallContext>(handlers, {
     mapError: (error) => {
-      if (error instanceof StoreUnavailableError) storeFailures.failed(error);
+      if (error instanceof StoreUnavailableError) storeFailures.happened(error);
       return toRpcError(error);
     },
     onInternalError: (error, method) => log(`internal error in ${method}: ${(error as Error)?.stack ?? String(error)}`),
@@ -368,6 +375,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // Refused all the same, in JSON (see ambiguousHeaders).
     requireHostHeader: false,
   });
+  // The open-file limit, when it is what bounds TCP connections.
+  const fileLimit = options.maxTcpConnections === undefined ? openFileLimit() : undefined;
+  const maxTcpConnections = options.maxTcpConnections ?? tcpConnectionLimit(fileLimit);
+  // Node closes a connection past it as it is accepted, and says so with 'drop'.
+  if (maxTcpConnections !== undefined) server.maxConnections = maxTcpConnections;
+  const refusedConnections = countedLog<string | undefined>(
+    log,
+    (count, address) =>
+      `refused ${count === 1 ? 'a TCP connection' : `${count} TCP connections`} (the last from ${address ?? 'an unknown address'}): ${maxTcpConnections} are open, all the gateway takes${fileLimit === undefined ? '' : ` under the open-file limit (${fileLimit}, less ${FILES_KEPT_FROM_TCP} kept for the data dir's socket and the store): raise it (ulimit -n; LimitNOFILE= under systemd)`}, or find who holds them`,
+  );
+  server.on('drop', (dropped?: { remoteAddress?: string }) => refusedConnections.happened(dropped?.remoteAddress));
+  if (fileLimit !== undefined && maxTcpConnections! < maxConnectionsPerAddress) {
+    log(
+      `warning: the open-file limit (${fileLimit}) leaves room for ${maxTcpConnections} TCP connections, fewer than one address may open (${maxConnectionsPerAddress}): raise it (ulimit -n; LimitNOFILE= under systemd)`,
+    );
+  }
   // Node's own answer to a request its parser refuses is a bare status line; every other refusal
   // says why, in JSON, and a client told nothing took the gateway for some other server.
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
@@ -517,6 +540,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           await store.close();
         } finally {
           storeFailures.flush();
+          refusedConnections.flush();
         }
       })()),
   };

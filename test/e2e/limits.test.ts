@@ -39,6 +39,7 @@ import {
   type Peer,
   type RawSocket,
 } from '../helpers/gateway.js';
+import { callOverHttp } from '../../src/index.js';
 import { bearer, closeHttpSockets, httpRequest, jsonOf, postJson, rpcBody } from '../helpers/http.js';
 
 const test = suite('e2e: admission and per-connection limits');
@@ -514,6 +515,31 @@ test(`MAX_SUBSCRIPTIONS_PER_CONNECTION (${MAX_SUBSCRIPTIONS_PER_CONNECTION}): th
   resultOf(await other.call('session.subscribe', subscribe(0).params));
   other.close();
   peer.close();
+});
+
+test('maxTcpConnections (3 here): a 4th TCP connection is closed as it comes, and the log says so, once; the data dir\'s socket still serves (security QA: the connections of a publish-only token took every file the process may open, and the operator\'s CLI failed)', async () => {
+  const gw = await startTunedGateway({ maxTcpConnections: 3 });
+  const peers = [await openPeer(gw.url, gw.token), await openPeer(gw.url, gw.token), await openPeer(gw.url, gw.token)];
+  for (let i = 0; i < 2; i++) {
+    const refused = await openPeer(gw.url, gw.token).then(
+      (peer) => peer,
+      (error: unknown) => error as Error,
+    );
+    assert.instance(refused, Error, 'the connection past the limit is closed');
+  }
+  await waitUntil(() => gw.log.some((line) => line.startsWith('refused')), 'the log line');
+  assert.equal(
+    gw.log.filter((line) => line.startsWith('refused')),
+    ['refused a TCP connection (the last from 127.0.0.1): 3 are open, all the gateway takes, or find who holds them'],
+    'the second is held back, and counted',
+  );
+  if (gw.gateway.socketPath !== undefined) {
+    const routed = await callOverHttp({ url: `unix:${gw.gateway.socketPath}`, token: gw.token }, 'gateway.status', {});
+    assert.is(routed.connections, 3);
+  }
+  peers[0]!.close();
+  await waitUntil(async () => (await openPeer(gw.url, gw.token).then((peer) => (peers.push(peer), true), () => false)), 'a place freed by a close');
+  for (const peer of peers) peer.close();
 });
 
 // ---------------------------------------------------------------- unfinished messages

@@ -2,9 +2,9 @@ import Database from 'better-sqlite3';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { StoreUnavailableError } from '../../src/store/errors.js';
-import { storeFailureLog } from '../../src/server/store-failure-log.js';
+import { storeFailureLog } from '../../src/server/counted-log.js';
 
-const test = suite('server/store-failure-log');
+const test = suite('server/counted-log: storeFailureLog');
 
 const full = (n: number) => new StoreUnavailableError(new Database.SqliteError(`database or disk is full ${n}`, 'SQLITE_FULL'));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -14,14 +14,14 @@ const line = (calls: string, n: number) =>
 test('the first failure is logged at once; later ones are held back for the interval, then logged with their count and the last of them', async () => {
   const lines: string[] = [];
   const failures = storeFailureLog((text) => lines.push(text), 100);
-  failures.failed(full(1));
+  failures.happened(full(1));
   assert.equal(lines, [line('a call', 1)]);
-  failures.failed(full(2));
-  failures.failed(full(3));
+  failures.happened(full(2));
+  failures.happened(full(3));
   assert.is(lines.length, 1, 'held back within the interval');
   await sleep(150);
   assert.equal(lines, [line('a call', 1), line('2 calls', 3)], 'told once the interval ended, without another failure to trigger it');
-  failures.failed(full(4));
+  failures.happened(full(4));
   assert.is(lines.length, 2, 'the interval counts from the last line');
   failures.flush();
   assert.equal(lines.at(-1), line('a call', 4), 'flush: what is held back, now');
