@@ -463,10 +463,10 @@ export function explain(error: unknown, settings: ConnectionSettings, unanswered
 
 /**
  * Refusals the gateway sends over HTTP before it runs a call, that pass: it is shutting down (503),
- * or this address is past its limits (429: too many wrong tokens, whose message says so, or open
- * connections). Nothing was done.
+ * it holds too much of other requests being read (503), or this address is past its limits (429:
+ * too many wrong tokens, whose message says so, or open connections). Nothing was done.
  */
-const RETRY_LATER: ReadonlySet<string> = new Set<ErrorName>(['SHUTTING_DOWN', 'RATE_LIMITED']);
+const RETRY_LATER: ReadonlySet<string> = new Set<ErrorName>(['SHUTTING_DOWN', 'RATE_LIMITED', 'GATEWAY_BUSY']);
 
 /**
  * The gateway's JSON-RPC error as the CLI reports it: exit 1, and with --json the error as it came.

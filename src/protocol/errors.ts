@@ -96,6 +96,12 @@ export const ErrorCode = {
    * it for 5 s on 100 events).
    */
   ALREADY_SUBSCRIBED: 1025,
+  /**
+   * The gateway holds MAX_UNFINISHED_MESSAGE_BYTES of requests and messages not yet whole, and this
+   * one held the most (HTTP 503 with Retry-After; a WebSocket is closed with 1013 instead). Nothing
+   * of it was done: send it again.
+   */
+  GATEWAY_BUSY: 1026,
 } as const;
 
 export type ErrorName = keyof typeof ErrorCode;
@@ -113,6 +119,8 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
   ACK_OUT_OF_RANGE: 'The ack names a seq beyond the last one the session issued.',
   SUBSCRIPTION_NOT_FOUND: 'This connection holds no subscription with that id.',
   TOO_MANY_SUBSCRIPTIONS: 'The connection holds the maximum number of subscriptions; unsubscribe first.',
+  GATEWAY_BUSY:
+    'HTTP 503 with Retry-After: the gateway holds too much of requests and messages not yet whole (64 MiB, all connections together), and this body held the most; nothing of it was done: send it again. (A WebSocket message is closed with 1013 instead.)',
   ALREADY_SUBSCRIBED:
     'The connection already subscribes to this session (or to every session of this agent): data.subscriptionId names that subscription; unsubscribe it first to subscribe again, or subscribe on another connection.',
   EVENT_NOT_FOUND: 'No event with that id is known to the gateway.',

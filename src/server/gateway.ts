@@ -60,7 +60,7 @@ import { countedLog, storeFailureLog } from './counted-log.js';
 import { FILES_KEPT_FROM_TCP, openFileLimit, tcpConnectionLimit } from './open-file-limit.js';
 import { createTokenService, toScopedToken } from './tokens.js';
 import { UnauthenticatedSockets } from './unauthenticated-sockets.js';
-import { UnfinishedMessages } from './unfinished-messages.js';
+import { UnfinishedMessages, type UnfinishedHolder } from './unfinished-messages.js';
 
 export interface GatewayOptions {
   /** @default DEFAULT_HOST (127.0.0.1) */
@@ -94,7 +94,7 @@ export interface GatewayOptions {
   maxUnauthenticatedSockets?: number;
   /** Frames one connection may have unanswered; at it, the connection is read no further until one is answered. @default MAX_IN_FLIGHT_PER_CONNECTION (1024) */
   maxInFlightPerConnection?: number;
-  /** What unfinished messages of all connections together may hold; past it, the holder of the most is closed with 1013. @default MAX_UNFINISHED_MESSAGE_BYTES (64 MiB) */
+  /** What WebSocket messages and HTTP bodies not yet whole may hold, all together; past it, the holder of the most is closed with 1013 or answered 503 GATEWAY_BUSY. @default MAX_UNFINISHED_MESSAGE_BYTES (64 MiB) */
   maxUnfinishedMessageBytes?: number;
   /** How long idempotency keys answer repeats. @default DEFAULT_IDEMPOTENCY_RETENTION_MS (24 h) */
   idempotencyRetentionMs?: number;
@@ -163,7 +163,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const connections = new Map<WebSocket, Connection>();
   /** The same by the TCP (or Unix) socket under it: `this` in onRead. */
   const connectionsByStream = new Map<object, Connection>();
-  const unfinished = new UnfinishedMessages<Connection>(options.maxUnfinishedMessageBytes ?? MAX_UNFINISHED_MESSAGE_BYTES);
+  const unfinishedMessages = new UnfinishedMessages<UnfinishedHolder>(options.maxUnfinishedMessageBytes ?? MAX_UNFINISHED_MESSAGE_BYTES);
   const perAddress = new Map<string, number>();
   const lifecycle = { closing: false };
   const limiter = new AuthFailureLimiter();
@@ -326,7 +326,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
   function onRead(this: Socket, read: Buffer): void {
     const connection = connectionsByStream.get(this);
-    if (connection) unfinished.set(connection, connection.unfinishedAfterRead(read.length));
+    if (connection) unfinishedMessages.set(connection, connection.unfinishedAfterRead(read.length));
   }
   function onPong(this: WebSocket): void {
     connections.get(this)?.pong();
@@ -337,7 +337,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     connection.markClosed();
     connections.delete(this);
     connectionsByStream.delete(connection.stream);
-    unfinished.release(connection);
+    unfinishedMessages.release(connection);
     const address = connection.remoteAddress;
     const left = (perAddress.get(address) ?? 1) - 1;
     if (left === 0) perAddress.delete(address);
@@ -416,6 +416,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     admit: admitHttp,
     isCurrent: (principal) => authenticator.isCurrent(principal),
     shuttingDown,
+    unfinished: unfinishedMessages,
     ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}),
   });
   server.on('request', countUnfinished);
