@@ -9,6 +9,7 @@ import {
   DEFAULT_HOST,
   DEFAULT_IDEMPOTENCY_RETENTION_MS,
   DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+  DEFAULT_MAX_CONNECTIONS_PER_TOKEN,
   DEFAULT_MAX_PENDING_PER_SESSION,
   DEFAULT_MAX_UNAUTHENTICATED_SOCKETS,
   DEFAULT_PORT,
@@ -232,6 +233,10 @@ export const COMMANDS: readonly CommandSpec[] = [
       {
         flags: '--max-connections-per-address <n>',
         description: `WebSocket connections one remote address may hold open (default ${DEFAULT_MAX_CONNECTIONS_PER_ADDRESS})`,
+      },
+      {
+        flags: '--max-connections-per-token <n>',
+        description: `WebSocket connections one scoped token may hold open, from all addresses; the admin token has no such bound (default ${DEFAULT_MAX_CONNECTIONS_PER_TOKEN})`,
       },
       {
         flags: '--max-unauthenticated-sockets <n>',

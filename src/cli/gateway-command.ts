@@ -14,6 +14,7 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   const heartbeatSeconds = integerOption(args, 'heartbeat-interval', 1, 86_400);
   const retentionHours = integerOption(args, 'idempotency-retention', 1, 24 * 365);
   const maxConnectionsPerAddress = integerOption(args, 'max-connections-per-address', 1, 1_000_000);
+  const maxConnectionsPerToken = integerOption(args, 'max-connections-per-token', 1, 1_000_000);
   const maxUnauthenticatedSockets = integerOption(args, 'max-unauthenticated-sockets', 1, 1_000_000);
   const chosen = optionOrEnv(args, 'data-dir', ENV.dataDir);
   const dataDir = resolveDataDir(chosen?.value);
@@ -59,6 +60,7 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
       ...(heartbeatSeconds === undefined ? {} : { heartbeatIntervalMs: heartbeatSeconds * 1000 }),
       ...(retentionHours === undefined ? {} : { idempotencyRetentionMs: retentionHours * 3_600_000 }),
       ...(maxConnectionsPerAddress === undefined ? {} : { maxConnectionsPerAddress }),
+      ...(maxConnectionsPerToken === undefined ? {} : { maxConnectionsPerToken }),
       ...(maxUnauthenticatedSockets === undefined ? {} : { maxUnauthenticatedSockets }),
     });
   } catch (error) {

@@ -216,6 +216,14 @@ export const AUTH_FAILURE_WINDOW_MS = 60_000;
 export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 1024;
 
 /**
+ * Open WebSocket connections of one scoped token, from all addresses (the admin token has no such
+ * bound): an agent holds one or a few. Without it a publish-only token could take every place of
+ * its address, and lock out the admin and every other agent there, a proxy's address above all
+ * (security QA).
+ */
+export const DEFAULT_MAX_CONNECTIONS_PER_TOKEN = 256;
+
+/**
  * Sockets open without an authenticated request, from all addresses together: connected and
  * silent, sending headers slowly, answered a refusal, or idle between HTTP keep-alive requests.
  * Per-address limits do not bound them (a local client can use any of 127.0.0.0/8; a remote one

@@ -26,6 +26,7 @@ import {
   DEFAULT_HOST,
   DEFAULT_IDEMPOTENCY_RETENTION_MS,
   DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+  DEFAULT_MAX_CONNECTIONS_PER_TOKEN,
   DEFAULT_MAX_PENDING_PER_SESSION,
   DEFAULT_MAX_UNAUTHENTICATED_SOCKETS,
   DEFAULT_PORT,
@@ -78,6 +79,8 @@ export interface GatewayOptions {
   maxSubscriberBufferBytes?: number;
   /** Open WebSocket connections per remote address. @default DEFAULT_MAX_CONNECTIONS_PER_ADDRESS (1024) */
   maxConnectionsPerAddress?: number;
+  /** Open WebSocket connections per scoped token, from all addresses; the admin token has no such bound. @default DEFAULT_MAX_CONNECTIONS_PER_TOKEN (256) */
+  maxConnectionsPerToken?: number;
   /**
    * TCP connections open at once, from all addresses, HTTP ones included; past it a new one is
    * closed as it comes. The data dir's socket is not bounded by it. @default the open-file limit
@@ -144,6 +147,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const maxPendingPerSession = options.maxPendingPerSession ?? DEFAULT_MAX_PENDING_PER_SESSION;
   const maxBufferedBytes = options.maxSubscriberBufferBytes ?? MAX_SUBSCRIBER_BUFFER_BYTES;
   const maxConnectionsPerAddress = options.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS;
+  const maxConnectionsPerToken = options.maxConnectionsPerToken ?? DEFAULT_MAX_CONNECTIONS_PER_TOKEN;
   // Before the data dir is touched: a bad limit is the caller's mistake, and should leave nothing behind.
   const unauthenticated = new UnauthenticatedSockets({ limit: options.maxUnauthenticatedSockets ?? DEFAULT_MAX_UNAUTHENTICATED_SOCKETS, log });
   ensureDataDir(options.dataDir);
@@ -165,6 +169,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const connectionsByStream = new Map<object, Connection>();
   const unfinishedMessages = new UnfinishedMessages<UnfinishedHolder>(options.maxUnfinishedMessageBytes ?? MAX_UNFINISHED_MESSAGE_BYTES);
   const perAddress = new Map<string, number>();
+  /** Open connections of each scoped token, by its id. */
+  const perToken = new Map<string, number>();
   const lifecycle = { closing: false };
   const limiter = new AuthFailureLimiter();
   let authenticator: Authenticator;
@@ -310,7 +316,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const connection = new Connection(nextConnectionId++, socket, request.socket, address, admission.principal, dispatcher, connectionOptions);
     connections.set(socket, connection);
     connectionsByStream.set(request.socket, connection);
-    perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
+    countIn(perAddress, address, 1);
+    if (admission.principal.kind === 'agent') countIn(perToken, admission.principal.tokenId, 1);
     // After ws's own: it has parsed the read when onRead counts what is left unfinished.
     request.socket.on('data', onRead);
     socket.on('message', onMessage);
@@ -338,10 +345,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     connections.delete(this);
     connectionsByStream.delete(connection.stream);
     unfinishedMessages.release(connection);
-    const address = connection.remoteAddress;
-    const left = (perAddress.get(address) ?? 1) - 1;
-    if (left === 0) perAddress.delete(address);
-    else perAddress.set(address, left);
+    countIn(perAddress, connection.remoteAddress, -1);
+    if (connection.principal.kind === 'agent') countIn(perToken, connection.principal.tokenId, -1);
     hub.dropConnection(connection.connectionId);
   }
   const pingIntervalMs = options.pingIntervalMs ?? PING_INTERVAL_MS;
@@ -458,6 +463,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return rejectRequest(socket, 429, 'RATE_LIMITED', `${address} already has ${maxConnectionsPerAddress} connections open; close some first`, {
         'retry-after': '1',
       });
+    }
+    const { principal } = admission;
+    if (principal.kind === 'agent' && (perToken.get(principal.tokenId) ?? 0) >= maxConnectionsPerToken) {
+      return rejectRequest(
+        socket,
+        429,
+        'RATE_LIMITED',
+        `token ${principal.tokenId} already has ${maxConnectionsPerToken} connections open; close some first, or give each agent process a token of its own`,
+        { 'retry-after': '1' },
+      );
     }
     // RFC 6455 section 4.2.1 asks that Upgrade contain "websocket" (RFC 9110 section 7.8 allows a
     // list, "websocket, h2c"); ws refuses anything but the one word, in plain text.
@@ -800,4 +815,11 @@ function rejectRequest(socket: Duplex, status: number, name: ErrorName, message:
 function endHandshake(socket: Duplex, response: string): void {
   socket.once('finish', () => socket.destroy());
   socket.end(response);
+}
+
+/** Adds `by` to the count of `key`, which is removed at 0: a map of counts holds only what is open. */
+function countIn(counts: Map<string, number>, key: string, by: 1 | -1): void {
+  const count = (counts.get(key) ?? 0) + by;
+  if (count <= 0) counts.delete(key);
+  else counts.set(key, count);
 }

@@ -161,6 +161,23 @@ test('maxConnectionsPerAddress (3 here): the 3rd upgrade is accepted, the 4th is
   for (const result of together) result.peer?.close();
 });
 
+test('maxConnectionsPerToken (2 here): a scoped token\'s 3rd upgrade is 429; the admin token and other tokens still get in; a closed one frees its place (security QA: a publish-only token took all 1024 places of its address, and the admin was refused)', async () => {
+  const gw = await startTunedGateway({ maxConnectionsPerToken: 2 });
+  const admin = await openPeer(gw.url, gw.token);
+  const create = async (agentId: string) => resultOf<{ tokenId: string; token: string }>(await admin.call('token.create', { agentId, scopes: ['publish'] }));
+  const ci = await create('ci');
+  const other = await create('other');
+  const held = [await openPeer(gw.url, ci.token), await openPeer(gw.url, ci.token)];
+  const refused = await tryUpgrade(gw.url, bearer(ci.token));
+  assert.equal([refused.status, refused.headers['retry-after']], [429, '1']);
+  assert.match(refused.body, `token ${ci.tokenId} already has 2 connections open; close some first, or give each agent process a token of its own`);
+  const others = [await openPeer(gw.url, gw.token), await openPeer(gw.url, gw.token), await openPeer(gw.url, other.token)];
+  held.shift()!.close();
+  await waitUntil(async () => (await openConnections(gw)) === 5, 'the gateway to see the close');
+  held.push(await openPeer(gw.url, ci.token));
+  for (const peer of [admin, ...held, ...others]) peer.close();
+});
+
 // ---------------------------------------------------------------- requests in flight
 
 /** The answers (not pushed notifications) received so far, in arrival order. */
