@@ -91,6 +91,8 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
           { limit: MAX_SUBSCRIPTIONS_PER_CONNECTION },
         );
       }
+      // Checked first: params a subscription could never take are refused as such, whatever the connection holds.
+      const cursor = subscriptionCursor(params.after, target);
       const held = hub.subscriptionTo(subscriber.connectionId, target);
       if (held !== undefined) {
         const what = target.sessionKey === null ? `every session of agent ${JSON.stringify(target.agentId)}` : JSON.stringify(target.sessionKey);
@@ -100,7 +102,7 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
           { subscriptionId: held },
         );
       }
-      const subscription = await hub.subscribe(subscriber, target, subscriptionCursor(params.after, target));
+      const subscription = await hub.subscribe(subscriber, target, cursor);
       if ('ahead' in subscription) {
         const { sessionKey, after, lastSeq } = subscription.ahead;
         // An agent subscription's after is a map: the seq to lower is the session's entry.
