@@ -189,10 +189,18 @@ export const TRACE_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 
 /**
  * Recorded steps (trace rows) one event.trace reads, the last one included; past it, the steps
- * before the last are counted in `omitted`, not read. The acceptance comes on top. An event gets a "delivered" step each time an agent that does
- * not ack it reconnects: a day of reconnects a minute is 1,440 of them.
+ * before the last are counted in `omitted`, not read. The acceptance comes on top.
  */
 export const MAX_TRACE_STEPS = 1000;
+
+/**
+ * "delivered" steps an event's trace gets from replays: past it, a replay of the event to an agent
+ * that reconnected without acking it is not traced. Each reconnect of such an agent wrote a row
+ * for every event pending, ~200 bytes, kept 7 days: one with 1,000 pending, reconnecting every 5 s,
+ * would have written ~3.5 GB a day (soak QA). Live deliveries are always traced, one row for every
+ * subscriber of the event.
+ */
+export const MAX_REPLAYS_TRACED_PER_EVENT = 16;
 
 /**
  * HTTP request bodies (POST /rpc, POST /hooks/wake): a maximal event of ordinary text with room to

@@ -7,7 +7,7 @@ import { linkSync, lstatSync, renameSync, rmSync, statSync, type Stats } from 'n
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { createPrivateFile, makePrivateDir, resolvedPrivateDir } from '../config/private-files.js';
-import { DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../protocol/constants.js';
+import { DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_REPLAYS_TRACED_PER_EVENT, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../protocol/constants.js';
 import { CommitQueue, MAX_WEIGHT_PER_COMMIT, observeAll, type CommitMetrics, type RunOptions } from './commit-queue.js';
 import {
   BackupError,
@@ -329,6 +329,9 @@ function prepareStatements(db: Database.Database) {
     trace: db.prepare<[string, number], TraceRow>(`SELECT ${TRACE_COLUMNS} FROM trace WHERE event_id = ? ORDER BY id LIMIT ?`),
     traceLast: db.prepare<[string], TraceRow>(`SELECT ${TRACE_COLUMNS} FROM trace WHERE event_id = ? ORDER BY id DESC LIMIT 1`),
     traceCount: db.prepare<[string], number>('SELECT count(*) FROM trace WHERE event_id = ?').pluck(),
+    deliveredCount: db
+      .prepare<[string, number], number>("SELECT count(*) FROM (SELECT 1 FROM trace WHERE event_id = ? AND step = 'delivered' LIMIT ?)")
+      .pluck(),
     traceAcceptance: db.prepare<[string], Acceptance>(
       'SELECT accepted_at AS acceptedAt, accepted FROM trace WHERE event_id = ? AND accepted IS NOT NULL LIMIT 1',
     ),
@@ -813,6 +816,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
           // A wake is recorded when it goes out, up to a heartbeat's interval after its event was
           // stored: one for an event acked, drained, replaced or dropped meanwhile sent no one to it.
           if (step === 'wake' && this.#sql.isPending.get(eventId) === undefined) continue;
+          if (step === 'delivered' && detail['replay'] === true && this.#replaysTraced(eventId)) continue;
           this.#writeTrace(eventId, step, at, JSON.stringify(detail));
         }
       }, { durable: false, weight: () => Math.ceil(batch.length / TRACE_ROWS_PER_APPEND) })
@@ -821,6 +825,11 @@ export class SqliteEventStore implements EventStore, TokenStore {
         detach();
         this.#onBackgroundError(error);
       });
+  }
+
+  /** The event's trace holds as many "delivered" steps as replays may add (MAX_REPLAYS_TRACED_PER_EVENT). */
+  #replaysTraced(eventId: string): boolean {
+    return (this.#sql.deliveredCount.get(eventId, MAX_REPLAYS_TRACED_PER_EVENT) ?? 0) >= MAX_REPLAYS_TRACED_PER_EVENT;
   }
 
   /**

@@ -34,7 +34,7 @@ import { migrate, SCHEMA_VERSION } from '../../src/store/migrations.js';
 import { charge, eventBytes, readBudget, sessionBytes, tokenBytes, traceStepBytes } from '../../src/store/read-budget.js';
 import { PRUNE_SLICE, REMOVE_SLICE_EVENTS, TRACE_ROWS_PER_OPERATION } from '../../src/store/sqlite.js';
 import { MAX_WEIGHT_PER_COMMIT } from '../../src/store/commit-queue.js';
-import { DATA_FILES, MAX_READ_BYTES, DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
+import { DATA_FILES, MAX_READ_BYTES, DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_REPLAYS_TRACED_PER_EVENT, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
 
 const test = suite('store/sqlite');
 
@@ -1598,7 +1598,8 @@ test('trace: past MAX_TRACE_STEPS, the first steps and the last are answered, an
     eventId: event.eventId,
     step: 'delivered',
     at: Date.now(),
-    detail: { connectionIds: String(connectionId), subscriptions: 1, replay: true },
+    // Live: replays are traced only up to MAX_REPLAYS_TRACED_PER_EVENT (below).
+    detail: { connectionIds: String(connectionId), subscriptions: 1, replay: false },
   });
   store.recordTrace(Array.from({ length: MAX_TRACE_STEPS + 500 }, (_, i) => redelivered(i)));
   await store.ack('s', 1, { connectionId: 9, via: 'session.ack' });
@@ -1616,6 +1617,27 @@ test('trace: past MAX_TRACE_STEPS, the first steps and the last are answered, an
   const late = await store.trace(event.eventId);
   assert.equal(late.steps.slice(0, 2), acked.steps.slice(0, 2), 'the acceptance is still answered');
   assert.equal([late.steps.at(-1)!.step, late.steps.length, late.omitted], ['delivered', MAX_TRACE_STEPS + 2, 502]);
+});
+
+test(`trace: replays add at most MAX_REPLAYS_TRACED_PER_EVENT (${MAX_REPLAYS_TRACED_PER_EVENT}) "delivered" steps to an event, live deliveries counted among them; live ones are always written (soak QA: an agent reconnecting without acking wrote a row per pending event each time)`, async () => {
+  const store = open(tempDir(), 10);
+  const event = await queue(store, 's', 'never acked');
+  const delivery = (connectionId: number, replay: boolean): TraceEntry => ({
+    eventId: event.eventId,
+    step: 'delivered',
+    at: Date.now(),
+    detail: { connectionIds: String(connectionId), subscriptions: 1, replay },
+  });
+  store.recordTrace([delivery(0, false)]);
+  store.recordTrace(Array.from({ length: MAX_REPLAYS_TRACED_PER_EVENT + 10 }, (_, i) => delivery(i + 1, true)));
+  store.recordTrace([delivery(99, false)]);
+  const traced = await store.trace(event.eventId);
+  const delivered = traced.steps.filter((entry) => entry.step === 'delivered').map((entry) => [entry.detail['connectionIds'], entry.detail['replay']]);
+  assert.equal(delivered, [
+    ['0', false],
+    ...Array.from({ length: MAX_REPLAYS_TRACED_PER_EVENT - 1 }, (_, i) => [String(i + 1), true]),
+    ['99', false],
+  ]);
 });
 
 test('trace: within a frame\'s read budget, the acceptance and the last step always, the steps between as they fit', async () => {
