@@ -162,6 +162,18 @@ test('an admin token written by hand shorter than 32 characters is taken, with a
   }
 });
 
+test('the log says the gateway started, with its time, version, pid, URL, data dir and pending cap (soak QA: a log read after a kill -9 showed no start at all)', async () => {
+  const gateway = await startGatewayProcess({ args: ['--max-pending', '300'] });
+  const version = (JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  // Written before the listening line, but on another pipe: it may be read after it.
+  await waitUntil(() => gateway.rawStderr().includes('started: '), 'the started line');
+  assert.match(
+    gateway.rawStderr(),
+    new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z switchboard gateway: started: version ${version.replaceAll('.', '\\.')}, pid ${gateway.process.pid}, ${gateway.url}, data dir ${gateway.dataDir}, max pending 300 per session$`, 'm'),
+  );
+  assert.is(await gateway.stop(), 0);
+});
+
 test('a gateway listening where other machines may reach it says so, once listening; on loopback it does not', async () => {
   const exposed = await startGatewayProcess({ args: ['--host', '0.0.0.0'] });
   assert.match(
