@@ -14,7 +14,7 @@ import { readBudget, readPool } from '../store/read-budget.js';
 import type { Principal } from './auth.js';
 import type { CallContext } from './context.js';
 import type { Subscriber } from './hub.js';
-import { READ_OVERHEAD_BYTES, type UnfinishedHolder } from './unfinished-messages.js';
+import { BUFFER_OVERHEAD_BYTES, type UnfinishedHolder } from './unfinished-messages.js';
 
 export type ConnectionState = 'OPEN' | 'CLOSING' | 'CLOSED';
 
@@ -36,11 +36,22 @@ export const CloseCode = {
 const CLOSE_GRACE_MS = 30_000;
 
 /**
- * How long a connection cut for what its unfinished message holds has to take its close frame:
- * the gateway reads no more of it meanwhile, so it cannot answer, and what it holds is freed only
- * once its socket is gone.
+ * How long a connection cut for what its unfinished message holds is kept, for its close frame to
+ * leave: its reply is not awaited (the gateway reads no more of it), and what it holds is freed
+ * only once its socket is gone, uncounted meanwhile (see UnfinishedMessages).
  */
-const UNFINISHED_CUT_GRACE_MS = 1_000;
+const UNFINISHED_CUT_GRACE_MS = 250;
+
+/**
+ * What ws's receiver keeps between reads: reads not yet parsed into frames, and the fragments of
+ * the message begun. Private fields of ws (the version in package-lock.json): its state is the one
+ * exact account. Counting reads from outside was not: control frames counted for ever (an idle
+ * subscriber's pongs), and many fragments in one read counted as one (review).
+ */
+interface ReceiverState {
+  _buffers?: unknown;
+  _fragments?: unknown;
+}
 
 /**
  * Frames held at the in-flight limit, taken from `next` on: an index, not shift(), which moves
@@ -107,11 +118,6 @@ export class Connection implements Subscriber, UnfinishedHolder {
   #readingStopped = false;
   /** Whether the socket is paused, for any reason above. */
   #readingPaused = false;
-  /** Reads of the socket, and their bytes, since the peer's last whole message: what ws keeps of its unfinished one. */
-  #unfinishedReads = 0;
-  #unfinishedBytes = 0;
-  /** A message ended in the read ws is parsing. */
-  #messageEnded = false;
   /** Settles when nothing is in flight; shared, so every close() caller waits for the same moment. */
   #drained: Promise<void> | undefined;
   #resolveDrained: (() => void) | undefined;
@@ -138,11 +144,6 @@ export class Connection implements Subscriber, UnfinishedHolder {
     this.#stream = stream;
     this.#dispatcher = dispatcher;
     this.#options = options;
-  }
-
-  /** The socket under the WebSocket. */
-  get stream(): SocketStream {
-    return this.#stream;
   }
 
   get state(): ConnectionState {
@@ -237,23 +238,32 @@ export class Connection implements Subscriber, UnfinishedHolder {
   }
 
   /**
-   * Called once ws has parsed a read of the socket (`bytes` long): what the peer's unfinished
-   * message holds now. A read in which a message ended counts for nothing: how much of it begins
-   * the next one is not known, and it is at most a read (~64 KiB).
+   * What ws holds of the peer's messages not yet whole, called once it has parsed a read, each
+   * buffer with what it costs beside its bytes. A fragment is a view of the read it came in, which
+   * it keeps whole until the message is: the memory under it is counted, once. Of a read not yet
+   * parsed into frames, only its bytes left: the part parsed is let go with the frame it ends.
    */
-  unfinishedAfterRead(bytes: number): number {
-    if (this.#messageEnded) {
-      this.#messageEnded = false;
-      return 0;
+  unfinishedBytes(): number {
+    const { _buffers: reads, _fragments: fragments } = (this.#socket as unknown as { _receiver?: ReceiverState })._receiver ?? {};
+    // Almost every read ends with a whole message. Fields not there (another ws): nothing counted.
+    if (!Array.isArray(reads) || !Array.isArray(fragments) || (reads.length === 0 && fragments.length === 0)) return 0;
+    const kept = new Set<ArrayBufferLike>();
+    let bytes = 0;
+    for (const fragment of fragments as Buffer[]) {
+      bytes += BUFFER_OVERHEAD_BYTES;
+      if (kept.has(fragment.buffer)) continue;
+      kept.add(fragment.buffer);
+      bytes += fragment.buffer.byteLength;
     }
-    this.#unfinishedReads++;
-    this.#unfinishedBytes += bytes;
-    return this.#unfinishedBytes + this.#unfinishedReads * READ_OVERHEAD_BYTES;
+    for (const read of reads as Buffer[]) bytes += BUFFER_OVERHEAD_BYTES + (kept.has(read.buffer) ? 0 : read.length);
+    return bytes;
   }
 
   cutForUnfinished(): void {
     this.#readingStopped = true;
-    this.#cut(CloseCode.TRY_AGAIN_LATER, 'the gateway holds too much of unfinished messages: send it again', UNFINISHED_CUT_GRACE_MS);
+    // One already closing (a slow consumer, a revoked token) keeps its own close and grace.
+    if (this.#state === 'OPEN') this.#cut(CloseCode.TRY_AGAIN_LATER, 'the gateway holds too much of unfinished messages: send it again', UNFINISHED_CUT_GRACE_MS);
+    else this.#updateReading();
   }
 
   #cut(code: number, reason: string, graceMs = CLOSE_GRACE_MS): void {
@@ -330,9 +340,6 @@ export class Connection implements Subscriber, UnfinishedHolder {
   /** A frame from the peer. */
   receive(data: RawData, isBinary: boolean): void {
     this.#alive = true;
-    this.#messageEnded = true;
-    this.#unfinishedReads = 0;
-    this.#unfinishedBytes = 0;
     // Also while its answers wait to drain: ws still emits the rest of the chunk it was reading
     // once reading is paused, and run, a chunk of tiny requests for large answers (rpc.discover)
     // queued ~60 MB of answers for a client that reads none.

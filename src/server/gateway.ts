@@ -61,7 +61,7 @@ import { countedLog, storeFailureLog } from './counted-log.js';
 import { FILES_KEPT_FROM_TCP, openFileLimit, tcpConnectionLimit } from './open-file-limit.js';
 import { createTokenService, toScopedToken } from './tokens.js';
 import { UnauthenticatedSockets } from './unauthenticated-sockets.js';
-import { UnfinishedMessages, type UnfinishedHolder } from './unfinished-messages.js';
+import { UnfinishedMessages } from './unfinished-messages.js';
 
 export interface GatewayOptions {
   /** @default DEFAULT_HOST (127.0.0.1) */
@@ -165,9 +165,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   /** Open connections by their socket, which is `this` in the socket listeners below. */
   const connections = new Map<WebSocket, Connection>();
-  /** The same by the TCP (or Unix) socket under it: `this` in onRead. */
-  const connectionsByStream = new Map<object, Connection>();
-  const unfinishedMessages = new UnfinishedMessages<UnfinishedHolder>(options.maxUnfinishedMessageBytes ?? MAX_UNFINISHED_MESSAGE_BYTES);
+  const unfinishedMessages = new UnfinishedMessages(options.maxUnfinishedMessageBytes ?? MAX_UNFINISHED_MESSAGE_BYTES);
   const perAddress = new Map<string, number>();
   /** Open connections of each scoped token, by its id. */
   const perToken = new Map<string, number>();
@@ -315,7 +313,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const address = peerAddress(request.socket);
     const connection = new Connection(nextConnectionId++, socket, request.socket, address, admission.principal, dispatcher, connectionOptions);
     connections.set(socket, connection);
-    connectionsByStream.set(request.socket, connection);
+    (request.socket as ConnectionStream)[CONNECTION] = connection;
     countIn(perAddress, address, 1);
     if (admission.principal.kind === 'agent') countIn(perToken, admission.principal.tokenId, 1);
     // After ws's own: it has parsed the read when onRead counts what is left unfinished.
@@ -331,9 +329,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
     connections.get(this)?.receive(data, isBinary);
   }
-  function onRead(this: Socket, read: Buffer): void {
-    const connection = connectionsByStream.get(this);
-    if (connection) unfinishedMessages.set(connection, connection.unfinishedAfterRead(read.length));
+  function onRead(this: ConnectionStream): void {
+    const connection = this[CONNECTION];
+    if (connection) unfinishedMessages.set(connection, connection.unfinishedBytes());
   }
   function onPong(this: WebSocket): void {
     connections.get(this)?.pong();
@@ -343,7 +341,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (!connection) return;
     connection.markClosed();
     connections.delete(this);
-    connectionsByStream.delete(connection.stream);
     unfinishedMessages.release(connection);
     countIn(perAddress, connection.remoteAddress, -1);
     if (connection.principal.kind === 'agent') countIn(perToken, connection.principal.tokenId, -1);
@@ -816,6 +813,13 @@ function endHandshake(socket: Duplex, response: string): void {
   socket.once('finish', () => socket.destroy());
   socket.end(response);
 }
+
+/**
+ * The connection on the socket under its WebSocket, for onRead, whose `this` is that socket: a
+ * property, not a Map entry or a listener of its own, which every idle connection would pay for.
+ */
+const CONNECTION = Symbol('switchboard.connection');
+type ConnectionStream = Socket & { [CONNECTION]?: Connection };
 
 /** Adds `by` to the count of `key`, which is removed at 0: a map of counts holds only what is open. */
 function countIn(counts: Map<string, number>, key: string, by: 1 | -1): void {

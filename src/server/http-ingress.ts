@@ -17,7 +17,7 @@ import { readBudget } from '../store/read-budget.js';
 import type { Principal } from './auth.js';
 import type { CallContext, Ingress } from './context.js';
 import { peerAddress } from './local-socket.js';
-import { READ_OVERHEAD_BYTES, type UnfinishedHolder, type UnfinishedMessages } from './unfinished-messages.js';
+import { BUFFER_OVERHEAD_BYTES, type UnfinishedHolder, type UnfinishedMessages } from './unfinished-messages.js';
 
 /** Whether a request may proceed, decided the same way for HTTP routes and WebSocket upgrades. */
 export type Admission =
@@ -36,7 +36,7 @@ export interface HttpIngressOptions {
    */
   shuttingDown(): Extract<Admission, { admitted: false }> | undefined;
   /** What bodies being read hold counts here, with the WebSocket messages not yet whole. */
-  unfinished: UnfinishedMessages<UnfinishedHolder>;
+  unfinished: UnfinishedMessages;
   /** @default HTTP_BODY_TIMEOUT_MS */
   bodyTimeoutMs?: number;
 }
@@ -172,7 +172,7 @@ type Body = { status: 'ok'; text: string; bytes: number } | { status: 'not-utf8'
  * other body and WebSocket message not yet whole holds (503): 3,000 authenticated bodies sent
  * slowly held up to 750 MB for their 10 s each (security QA).
  */
-function readBody(request: IncomingMessage, response: ServerResponse, timeoutMs: number, expectsContinue: boolean, unfinished: UnfinishedMessages<UnfinishedHolder>): Promise<Body> {
+function readBody(request: IncomingMessage, response: ServerResponse, timeoutMs: number, expectsContinue: boolean, unfinished: UnfinishedMessages): Promise<Body> {
   return new Promise((resolve) => {
     const declared = Number(request.headers['content-length']);
     if (Number.isFinite(declared) && declared > MAX_HTTP_BODY_BYTES) return resolve({ status: 'too-large' });
@@ -193,7 +193,7 @@ function readBody(request: IncomingMessage, response: ServerResponse, timeoutMs:
       size += chunk.length;
       if (size > MAX_HTTP_BODY_BYTES) return finish({ status: 'too-large' });
       chunks.push(chunk);
-      unfinished.set(holder, size + chunks.length * READ_OVERHEAD_BYTES);
+      unfinished.set(holder, size + chunks.length * BUFFER_OVERHEAD_BYTES);
     });
     request.once('end', () => {
       const bytes = Buffer.concat(chunks);

@@ -1,29 +1,29 @@
 /**
- * Memory held by messages the gateway has begun to read and not finished. Until a message is
- * whole, ws keeps every read of the socket that holds part of it, and every fragment it came in.
- * Each connection is bounded (MAX_FRAME_BYTES, MAX_FRAGMENTS_PER_MESSAGE), but not all of them
- * together: 600 connections of a publish-only token, each holding 16,000 fragments of a message it
- * never finished, took a gateway from 63 MB to 2 GB (QA). This counts what each connection's
- * unfinished message holds and bounds the sum: past it, the holder of the most is cut.
+ * Memory held by messages and HTTP bodies the gateway has begun to read and not finished. Until a
+ * message is whole, ws keeps every read of the socket that holds part of it, and every fragment it
+ * came in. Each connection is bounded (MAX_FRAME_BYTES, MAX_FRAGMENTS_PER_MESSAGE), but not all of
+ * them together: 600 connections of a publish-only token, each holding 16,000 fragments of a
+ * message it never finished, took a gateway from 63 MB to 2 GB (QA). This counts what each holder
+ * holds and bounds the sum: past it, the holder of the most is cut.
  */
 
-/** What a read of the socket that ws keeps costs beside its bytes: a Buffer, its ArrayBuffer and their allocation. */
-export const READ_OVERHEAD_BYTES = 256;
+/** What a buffer costs beside its bytes: the Buffer object, its ArrayBuffer and their allocation. */
+export const BUFFER_OVERHEAD_BYTES = 256;
 
 export interface UnfinishedHolder {
   /** Stops reading and closes: it holds the most when the gateway holds too much. */
   cutForUnfinished(): void;
 }
 
-export class UnfinishedMessages<Holder extends UnfinishedHolder> {
+export class UnfinishedMessages {
   readonly #limit: number;
   /** What each holder that is not cut holds; #total is their sum. */
-  readonly #held = new Map<Holder, number>();
+  readonly #held = new Map<UnfinishedHolder, number>();
   /**
    * Holders cut and not closed yet. What they hold is no longer counted: they are read no more, and
    * it is freed within their close's grace. Counted, it would have the next largest cut as well.
    */
-  readonly #cut = new Set<Holder>();
+  readonly #cut = new Set<UnfinishedHolder>();
   #total = 0;
 
   constructor(limitBytes: number) {
@@ -31,7 +31,7 @@ export class UnfinishedMessages<Holder extends UnfinishedHolder> {
   }
 
   /** What the holder's unfinished message holds now (0: none); cuts the largest holders while the total is past the limit. */
-  set(holder: Holder, bytes: number): void {
+  set(holder: UnfinishedHolder, bytes: number): void {
     const before = this.#held.get(holder);
     // Almost every read ends in a whole message: that costs one lookup.
     if (before === undefined && (bytes === 0 || this.#cut.has(holder))) return;
@@ -49,15 +49,18 @@ export class UnfinishedMessages<Holder extends UnfinishedHolder> {
   }
 
   /** The holder is gone: nothing it held is kept. */
-  release(holder: Holder): void {
+  release(holder: UnfinishedHolder): void {
     this.#total -= this.#held.get(holder) ?? 0;
     this.#held.delete(holder);
     this.#cut.delete(holder);
   }
 
-  /** Linear, but only past the limit, and each time one is cut. */
-  #largest(): Holder | undefined {
-    let largest: Holder | undefined;
+  /**
+   * Linear, but only past the limit, once for each holder cut: a peer that keeps the total at the
+   * limit has each of its reads past it pay the scan, and is cut by it.
+   */
+  #largest(): UnfinishedHolder | undefined {
+    let largest: UnfinishedHolder | undefined;
     let most = 0;
     for (const [holder, bytes] of this.#held) {
       if (bytes > most) {
