@@ -52,19 +52,18 @@ export const MAX_FRAME_BYTES = 1024 * 1024;
 
 /**
  * Fragments one message may arrive in: each costs the gateway a buffer until the message is whole,
- * ~140 bytes beside its own (QA), which READ_OVERHEAD_BYTES cannot count when many come in one
- * read. ws's default of 16,384 let a connection hold ~2 MB that way; 1024 bounds it at ~140 KB, and
+ * ~140 bytes beside its own (QA). ws's default of 16,384 let a connection hold ~2 MB that way; 1024
  * still takes a 1 MiB message from a client that writes it in 4 KiB frames (gorilla/websocket's
  * default buffer). Past it, the connection is closed with 1008.
  */
 export const MAX_FRAGMENTS_PER_MESSAGE = 1024;
 
 /**
- * What the messages the gateway has begun to read and not finished may hold in memory, all
- * connections together, each counted as its bytes so far and READ_OVERHEAD_BYTES per read of the
- * socket: past it, the connection that holds the most is closed with 1013 (try again later).
- * A frame that takes more than one read is unfinished until its last one, so a busy gateway always
- * holds some; 64 MiB is ~60 maximal frames at once.
+ * What the messages and HTTP bodies the gateway has begun to read and not finished may hold in
+ * memory, all connections together (see UnfinishedMessages): past it, the connection that holds
+ * the most is closed with 1013 (try again later), or the body answered 503 GATEWAY_BUSY. A frame
+ * that takes more than one read is unfinished until its last one, so a busy gateway always holds
+ * some; 64 MiB is ~60 maximal frames at once.
  */
 export const MAX_UNFINISHED_MESSAGE_BYTES = 64 * 1024 * 1024;
 
