@@ -2,7 +2,7 @@
  * A data dir and its files are their owner's alone: the token is the gateway's admin key, and the
  * database holds every event. Shared by the data dir (token) and the store (database).
  */
-import { closeSync, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, fchmodSync, fsyncSync, linkSync, mkdirSync, openSync, realpathSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** Read and write for the owner, nothing for anyone else. */
@@ -126,18 +126,27 @@ export function exposedFiles(files: readonly string[]): Array<{ file: string; mo
  * rename or an unlink in the dir. Windows has no such bits to check.
  */
 export function replaceableDir(dir: string): string | undefined {
-  return replaceableBy(dir, [process.getuid?.()]);
-}
-
-/** Why others could replace entries of `dir`, if they could: it belongs to none of `owners` (undefined: no uids to tell), or others may write in it. */
-function replaceableBy(dir: string, owners: ReadonlyArray<number | undefined>): string | undefined {
   if (process.platform === 'win32') return undefined;
   const stat = statSync(dir, { throwIfNoEntry: false });
-  if (stat === undefined) return undefined;
-  if (!owners.includes(undefined) && !owners.includes(stat.uid)) return `belongs to another user (uid ${stat.uid})`;
-  // Others, not the group: where each user has a group of their own (umask 002), 0775 is the
-  // norm. Sticky (1777, as /tmp): others may add files, but not rename or remove this user's.
-  if ((stat.mode & 0o002) !== 0 && (stat.mode & 0o1000) === 0) return `can be written by other users (mode 0${(stat.mode & 0o777).toString(8)})`;
+  return stat === undefined ? undefined : replaceableBy(stat, false);
+}
+
+/**
+ * Why others could replace entries of a directory, if they could: it belongs to another user (or,
+ * `rootMay`, to neither this user nor root), or others may write in it. Sticky (1777, as /tmp):
+ * others may add entries, but not rename or remove this user's.
+ */
+function replaceableBy(stat: Stats, rootMay: boolean): string | undefined {
+  const uid = process.getuid?.();
+  const ours = uid === undefined || stat.uid === uid;
+  if (!ours && !(rootMay && stat.uid === 0)) return `belongs to another user (uid ${stat.uid})`;
+  if ((stat.mode & 0o1000) !== 0) return undefined;
+  const mode = `mode 0${(stat.mode & 0o777).toString(8)}`;
+  if ((stat.mode & 0o002) !== 0) return `can be written by other users (${mode})`;
+  // The group only in a dir of root's: where each user has a group of their own (umask 002), 0775
+  // is the norm of a user's own dirs; a root dir writable by a group (/srv/shared root:devs 2775)
+  // lets each of its members rename what is in it (review).
+  if (!ours && (stat.mode & 0o020) !== 0) return `can be written by its group (${mode})`;
   return undefined;
 }
 
@@ -147,21 +156,16 @@ function replaceableBy(dir: string, owners: ReadonlyArray<number | undefined>): 
  * backup into a link of another user's, pointing at a directory of the gateway user's, passed the
  * check, and the link was turned to the other user's own directory before the copy was opened
  * there, by name (QA). The path this returns has no links, its directory is this user's, and each
- * directory above it is this user's or root's, with no entries others may rename. A missing
- * directory is given back as it is, for the operation to fail on.
+ * directory above it is this user's or root's, with no entries others may rename. Throws what
+ * resolving it threw (a directory missing: another user could make it, so it is not taken as it is).
  */
 export function resolvedPrivateDir(dir: string): { dir: string } | { problem: string } {
-  if (process.platform === 'win32') return { dir };
-  let resolved: string;
-  try {
-    resolved = realpathSync(dir);
-  } catch {
-    return { dir };
-  }
-  const own = replaceableDir(resolved);
+  const resolved = realpathSync(dir);
+  if (process.platform === 'win32') return { dir: resolved };
+  const own = replaceableBy(statSync(resolved), false);
   if (own !== undefined) return { problem: `its directory ${resolved} ${own}` };
   for (let above = dirname(resolved); ; above = dirname(above)) {
-    const problem = replaceableBy(above, [process.getuid?.(), 0]);
+    const problem = replaceableBy(statSync(above), true);
     if (problem !== undefined) return { problem: `${above}, a directory on its path, ${problem}` };
     if (dirname(above) === above) return { dir: resolved };
   }

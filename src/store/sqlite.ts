@@ -696,7 +696,12 @@ export class SqliteEventStore implements EventStore, TokenStore {
     // SQLite opens the copy again by its name: in a directory someone else may rename files in,
     // they could swap it for a link to a file of the gateway user's, which the copy would overwrite.
     // Every name below is in the directory as resolved once: no link in the path asked is read again.
-    const target = resolvedPrivateDir(path.dirname(asked));
+    let target: ReturnType<typeof resolvedPrivateDir>;
+    try {
+      target = resolvedPrivateDir(path.dirname(asked));
+    } catch (error) {
+      throw new BackupError(asked, backupTargetProblem(asked, error), { cause: error });
+    }
     if ('problem' in target) {
       throw new BackupError(asked, `${target.problem}, who could swap the copy for a link elsewhere: back up into a directory of your own`);
     }

@@ -46,7 +46,7 @@ posix('replaceableDir: a dir of ours that only we (and our group) can write in i
   }
 });
 
-posix('resolvedPrivateDir: links followed; the dir must be ours, and each one above it ours or root\'s with no entries others may rename; a missing one is given back as it is', () => {
+posix('resolvedPrivateDir: links followed; the dir must be ours, and each one above it ours or root\'s with no entries others may rename; a missing one throws (another user could make it)', () => {
   const parent = path.dirname(tempFile());
   const dir = path.join(parent, 'mine');
   fs.mkdirSync(dir, { mode: 0o700 });
@@ -54,7 +54,7 @@ posix('resolvedPrivateDir: links followed; the dir must be ours, and each one ab
   fs.symlinkSync(dir, link);
   const real = fs.realpathSync(dir);
   assert.equal(resolvedPrivateDir(link), { dir: real });
-  assert.equal(resolvedPrivateDir(path.join(parent, 'missing')), { dir: path.join(parent, 'missing') });
+  assert.throws(() => resolvedPrivateDir(path.join(parent, 'missing')), (error: NodeJS.ErrnoException) => error.code === 'ENOENT');
   fs.chmodSync(dir, 0o777);
   assert.equal(resolvedPrivateDir(link), { problem: `its directory ${real} can be written by other users (mode 0777)` });
   fs.chmodSync(dir, 0o700);
