@@ -148,8 +148,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const maxBufferedBytes = options.maxSubscriberBufferBytes ?? MAX_SUBSCRIBER_BUFFER_BYTES;
   const maxConnectionsPerAddress = options.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS;
   const maxConnectionsPerToken = options.maxConnectionsPerToken ?? DEFAULT_MAX_CONNECTIONS_PER_TOKEN;
+  // The open-file limit, when it is what bounds TCP connections.
+  const fileLimit = options.maxTcpConnections === undefined ? openFileLimit() : undefined;
+  const maxTcpConnections = options.maxTcpConnections ?? tcpConnectionLimit(fileLimit);
+  const unauthenticatedLimit = options.maxUnauthenticatedSockets ?? DEFAULT_MAX_UNAUTHENTICATED_SOCKETS;
+  // Held to half the TCP connections: past that limit a new connection is dropped as it comes, so
+  // silent sockets that filled it would lock every client out instead of being closed oldest
+  // first, as the unauthenticated limit is meant to have them (review).
+  const unauthenticatedRoom =
+    maxTcpConnections === undefined ? unauthenticatedLimit : Math.min(unauthenticatedLimit, Math.max(1, Math.floor(maxTcpConnections / 2)));
   // Before the data dir is touched: a bad limit is the caller's mistake, and should leave nothing behind.
-  const unauthenticated = new UnauthenticatedSockets({ limit: options.maxUnauthenticatedSockets ?? DEFAULT_MAX_UNAUTHENTICATED_SOCKETS, log });
+  const unauthenticated = new UnauthenticatedSockets({ limit: unauthenticatedRoom, log });
   ensureDataDir(options.dataDir);
   // A token file that holds no token is refused before the database is touched (a new one is
   // written only once the store is known to open: see below).
@@ -377,9 +386,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // Refused all the same, in JSON (see ambiguousHeaders).
     requireHostHeader: false,
   });
-  // The open-file limit, when it is what bounds TCP connections.
-  const fileLimit = options.maxTcpConnections === undefined ? openFileLimit() : undefined;
-  const maxTcpConnections = options.maxTcpConnections ?? tcpConnectionLimit(fileLimit);
   // Node closes a connection past it as it is accepted, and says so with 'drop'.
   if (maxTcpConnections !== undefined) server.maxConnections = maxTcpConnections;
   const refusedConnections = countedLog<string | undefined>(
@@ -388,9 +394,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       `refused ${count === 1 ? 'a TCP connection' : `${count} TCP connections`} (the last from ${address ?? 'an unknown address'}): ${maxTcpConnections} are open, all the gateway takes${fileLimit === undefined ? '' : ` under the open-file limit (${fileLimit}, less ${FILES_KEPT_FROM_TCP} kept for the data dir's socket and the store): raise it (ulimit -n; LimitNOFILE= under systemd)`}, or find who holds them`,
   );
   server.on('drop', (dropped?: { remoteAddress?: string }) => refusedConnections.happened(dropped?.remoteAddress));
-  if (fileLimit !== undefined && maxTcpConnections! < maxConnectionsPerAddress) {
+  if (fileLimit !== undefined && (maxTcpConnections! < maxConnectionsPerAddress || unauthenticatedRoom < unauthenticatedLimit)) {
     log(
-      `warning: the open-file limit (${fileLimit}) leaves room for ${maxTcpConnections} TCP connections, fewer than one address may open (${maxConnectionsPerAddress}): raise it (ulimit -n; LimitNOFILE= under systemd)`,
+      `warning: the open-file limit (${fileLimit}) leaves room for ${maxTcpConnections} TCP connections (fewer than one address may open, ${maxConnectionsPerAddress}, or twice the sockets without an authenticated request, ${unauthenticatedLimit}, which are held to ${unauthenticatedRoom}): raise it (ulimit -n; LimitNOFILE= under systemd)`,
     );
   }
   // Node's own answer to a request its parser refuses is a bare status line; every other refusal

@@ -561,6 +561,20 @@ test('maxTcpConnections (3 here): a 4th TCP connection is closed as it comes, an
   for (const peer of peers) peer.close();
 });
 
+test('sockets without an authenticated request are held to half of maxTcpConnections (4 here): silent ones are closed oldest first, and a call still gets in (review: filling the TCP limit, they locked every client out)', async () => {
+  const gw = await startTunedGateway({ maxTcpConnections: 4 });
+  const silent: net.Socket[] = [];
+  for (let i = 0; i < 4; i++) {
+    const socket = net.connect(gw.port, '127.0.0.1');
+    socket.on('error', () => {});
+    await once(socket, 'connect');
+    silent.push(socket);
+  }
+  await waitUntil(() => silent.filter((socket) => socket.readableEnded || socket.destroyed).length >= 2, 'the oldest silent sockets to be closed');
+  assert.is((await postJson(gw.port, '/rpc', rpcBody('gateway.status', {}), gw.token)).status, 200);
+  for (const socket of silent) socket.destroy();
+});
+
 // ---------------------------------------------------------------- unfinished messages
 
 /** Sends `text` as fragments of `fragmentLength` characters; the last one ends the message only if `end`. */
