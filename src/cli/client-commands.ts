@@ -531,9 +531,10 @@ function endpointInUrlHint(url: string, error: ConnectionError): string {
 /**
  * Why a gateway resets a connection it has not answered: a gateway holding more sockets without a
  * request than --max-unauthenticated-sockets closes the oldest (QA: a fleet starting at once was
- * told its gateway did not run).
+ * told its gateway did not run), and one at its TCP connection limit closes new ones as they come.
  */
-const RESET_REASONS = 'a gateway there may be restarting, or closing the oldest of more sockets than its --max-unauthenticated-sockets';
+const RESET_REASONS =
+  'a gateway there may be restarting, closing the oldest of more sockets than its --max-unauthenticated-sockets, or at its limit of TCP connections (its log says so)';
 
 /**
  * What to do about a gateway not reached, by why (`code`, the connect's errno). Called without a

@@ -256,10 +256,11 @@ export const COMMANDS: readonly CommandSpec[] = [
  */
 function explainMissingStore(error: unknown): never {
   const { code, message } = error as NodeJS.ErrnoException;
-  if (code !== 'MODULE_NOT_FOUND' || !message.includes("'better-sqlite3'")) throw error;
+  // CommonJS (the bundles) says MODULE_NOT_FOUND, ES modules (dist/src run as they are) ERR_MODULE_NOT_FOUND.
+  if ((code !== 'MODULE_NOT_FOUND' && code !== 'ERR_MODULE_NOT_FOUND') || !message.includes("'better-sqlite3'")) throw error;
   throw new CliError(
     ExitCode.GATEWAY_ERROR,
-    'cannot start: the gateway stores events with better-sqlite3, a native module, which is not installed: it is built when switchboard is installed, and that needs python3, make and g++; install them, then run `npm rebuild better-sqlite3` where switchboard is installed',
+    'cannot start: the gateway stores events with better-sqlite3, a native module, which is not installed: installing switchboard fetches a prebuilt one or builds it, which needs python3, make and g++; install them, then run `npm rebuild better-sqlite3` where switchboard is installed',
   );
 }
 

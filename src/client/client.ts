@@ -237,7 +237,7 @@ async function openFirstSocket(url: string, token: string, options: OpenOptions 
  * before it ended just short of the deadline), an attempt timed out before the refusal it would
  * have met came: a gateway down all along was now and then a timeout "within 1 ms" (QA).
  */
-const MIN_FIRST_CONNECT_ATTEMPT_MS = 50;
+const MIN_FIRST_CONNECT_ATTEMPT_MS = 100;
 
 function isNotUpYet(error: unknown): boolean {
   if (!(error instanceof ConnectionError)) return false;

@@ -193,11 +193,11 @@ export const TRACE_RETENTION_MS = 7 * 24 * 60 * 60 * 1000;
 export const MAX_TRACE_STEPS = 1000;
 
 /**
- * "delivered" steps an event's trace gets from replays: past it, a replay of the event to an agent
- * that reconnected without acking it is not traced. Each reconnect of such an agent wrote a row
- * for every event pending, ~200 bytes, kept 7 days: one with 1,000 pending, reconnecting every 5 s,
- * would have written ~3.5 GB a day (soak QA). Live deliveries are always traced, one row for every
- * subscriber of the event.
+ * "delivered" steps of an event's trace (live deliveries and replays together) past which its
+ * replays are not traced: an agent that reconnects without acking wrote a row for every event
+ * pending each time, ~200 bytes, kept 7 days; one with 1,000 pending, reconnecting every 5 s, would
+ * have written ~3.5 GB a day (soak QA). Live deliveries are always traced, one row for all the
+ * subscribers of the moment.
  */
 export const MAX_REPLAYS_TRACED_PER_EVENT = 16;
 

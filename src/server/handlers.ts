@@ -84,6 +84,8 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
       if (!subscriber) {
         throw new RpcError('TRANSPORT_UNSUPPORTED', 'session.subscribe needs a WebSocket connection: HTTP has nowhere to push events');
       }
+      // Checked first: params a subscription could never take are refused as such, whatever the connection holds.
+      const cursor = subscriptionCursor(params.after, target);
       if (hub.subscriptionCount(subscriber.connectionId) >= MAX_SUBSCRIPTIONS_PER_CONNECTION) {
         throw new RpcError(
           'TOO_MANY_SUBSCRIPTIONS',
@@ -91,8 +93,6 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
           { limit: MAX_SUBSCRIPTIONS_PER_CONNECTION },
         );
       }
-      // Checked first: params a subscription could never take are refused as such, whatever the connection holds.
-      const cursor = subscriptionCursor(params.after, target);
       const held = hub.subscriptionTo(subscriber.connectionId, target);
       if (held !== undefined) {
         const what = target.sessionKey === null ? `every session of agent ${JSON.stringify(target.agentId)}` : JSON.stringify(target.sessionKey);

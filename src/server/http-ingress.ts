@@ -182,7 +182,9 @@ function readBody(request: IncomingMessage, response: ServerResponse, timeoutMs:
     const chunks: Buffer[] = [];
     let size = 0;
     const holder: UnfinishedHolder = { cutForUnfinished: () => finish({ status: 'busy' }) };
+    let finished = false;
     const finish = (body: Body) => {
+      finished = true;
       clearTimeout(timer);
       request.removeAllListeners('data');
       unfinished.release(holder);
@@ -196,6 +198,8 @@ function readBody(request: IncomingMessage, response: ServerResponse, timeoutMs:
       unfinished.set(holder, size + chunks.length * BUFFER_OVERHEAD_BYTES);
     });
     request.once('end', () => {
+      // Refused already (too large, too slow, no room): what came is not looked at.
+      if (finished) return;
       const bytes = Buffer.concat(chunks);
       // RFC 8259 section 8.1: JSON between systems is UTF-8. Decoding bytes that are not would put
       // U+FFFD in their place and store a text its sender never sent (a text frame that is not

@@ -832,7 +832,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
       });
   }
 
-  /** The event's trace holds as many "delivered" steps as replays may add (MAX_REPLAYS_TRACED_PER_EVENT). */
+  /** The event's trace holds MAX_REPLAYS_TRACED_PER_EVENT "delivered" steps or more: its replays are traced no more. */
   #replaysTraced(eventId: string): boolean {
     return (this.#sql.deliveredCount.get(eventId, MAX_REPLAYS_TRACED_PER_EVENT) ?? 0) >= MAX_REPLAYS_TRACED_PER_EVENT;
   }

@@ -48,7 +48,8 @@ test('without better-sqlite3 (an optional dependency: a native build that may fa
     const built = new URL('../../bin/', import.meta.url);
     for (const file of fs.readdirSync(built).filter((name) => name.endsWith('.cjs'))) fs.copyFileSync(new URL(file, built), path.join(bin, file));
     fs.copyFileSync(new URL('../../../package.json', import.meta.url), path.join(root, 'package.json'));
-    const run = (...args: string[]) => spawnSync(process.execPath, [path.join(bin, 'switchboard.cjs'), ...args], { encoding: 'utf8', timeout: 30_000 });
+    const { NODE_PATH: _, ...env } = process.env;
+    const run = (...args: string[]) => spawnSync(process.execPath, [path.join(bin, 'switchboard.cjs'), ...args], { encoding: 'utf8', timeout: 30_000, env });
     assert.is(run('--version').status, 0);
     const gateway = run('gateway', '--port', '0', '--data-dir', path.join(root, 'data'));
     assert.equal(
@@ -56,7 +57,7 @@ test('without better-sqlite3 (an optional dependency: a native build that may fa
       [
         1,
         '',
-        'switchboard: cannot start: the gateway stores events with better-sqlite3, a native module, which is not installed: it is built when switchboard is installed, and that needs python3, make and g++; install them, then run `npm rebuild better-sqlite3` where switchboard is installed\n',
+        'switchboard: cannot start: the gateway stores events with better-sqlite3, a native module, which is not installed: installing switchboard fetches a prebuilt one or builds it, which needs python3, make and g++; install them, then run `npm rebuild better-sqlite3` where switchboard is installed\n',
       ],
     );
   } finally {
