@@ -2,11 +2,8 @@
  * Log lines for something that may happen many times a second: the first is logged at once, later
  * ones at most once per COUNTED_LOG_INTERVAL_MS, counted, so that clients retrying in a loop cannot
  * flood the log; and those held back are logged when the interval ends, so that none goes untold.
- * A store that fails (a full disk: QA found every write failing while the log stayed silent), and
- * connections refused at the open-file limit.
+ * A store that fails (see store-failure-log.ts), and connections refused at the TCP limit.
  */
-import type { StoreUnavailableError } from '../store/errors.js';
-
 export const COUNTED_LOG_INTERVAL_MS = 60_000;
 
 export interface CountedLog<Detail> {
@@ -47,13 +44,4 @@ export function countedLog<Detail>(
     },
     flush: write,
   };
-}
-
-/** Callers are answered STORE_UNAVAILABLE; an operator watching the log must learn it too. */
-export function storeFailureLog(log: (line: string) => void, intervalMs?: number): CountedLog<StoreUnavailableError> {
-  return countedLog<StoreUnavailableError>(
-    log,
-    (count, last) => `store unavailable: ${count === 1 ? 'a call' : `${count} calls`} answered STORE_UNAVAILABLE (${last.message})`,
-    intervalMs,
-  );
 }

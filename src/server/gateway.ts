@@ -57,10 +57,11 @@ import { ambiguousHeaders, createHttpHandler, errorBody, refuseExpectation, requ
 import { DeliveryHub } from './hub.js';
 import { listenLocal, LOCAL_PEER, peerAddress, type LocalSocket } from './local-socket.js';
 import { AuthFailureLimiter } from './rate-limit.js';
-import { countedLog, storeFailureLog } from './counted-log.js';
+import { countedLog } from './counted-log.js';
 import { FILES_KEPT_FROM_TCP, openFileLimit, tcpConnectionLimit } from './open-file-limit.js';
 import { createTokenService, toScopedToken } from './tokens.js';
 import { UnauthenticatedSockets } from './unauthenticated-sockets.js';
+import { storeFailureLog } from './store-failure-log.js';
 import { UnfinishedMessages } from './unfinished-messages.js';
 
 export interface GatewayOptions {
@@ -462,20 +463,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const admission = admit(request);
     if (!admission.admitted) return rejectRequest(socket, admission.status, admission.error, admission.message, admission.headers);
     const address = peerAddress(request.socket);
-    if ((perAddress.get(address) ?? 0) >= maxConnectionsPerAddress) {
-      return rejectRequest(socket, 429, 'RATE_LIMITED', `${address} already has ${maxConnectionsPerAddress} connections open; close some first`, {
-        'retry-after': '1',
-      });
-    }
+    const tooMany = (holder: string, limit: number, advice = '') =>
+      rejectRequest(socket, 429, 'RATE_LIMITED', `${holder} already has ${limit} connections open; close some first${advice}`, { 'retry-after': '1' });
+    if ((perAddress.get(address) ?? 0) >= maxConnectionsPerAddress) return tooMany(address, maxConnectionsPerAddress);
     const { principal } = admission;
     if (principal.kind === 'agent' && (perToken.get(principal.tokenId) ?? 0) >= maxConnectionsPerToken) {
-      return rejectRequest(
-        socket,
-        429,
-        'RATE_LIMITED',
-        `token ${principal.tokenId} already has ${maxConnectionsPerToken} connections open; close some first, or give each agent process a token of its own`,
-        { 'retry-after': '1' },
-      );
+      return tooMany(`token ${principal.tokenId}`, maxConnectionsPerToken, ', or give each agent process a token of its own');
     }
     // RFC 6455 section 4.2.1 asks that Upgrade contain "websocket" (RFC 9110 section 7.8 allows a
     // list, "websocket, h2c"); ws refuses anything but the one word, in plain text.

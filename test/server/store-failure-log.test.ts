@@ -2,9 +2,9 @@ import Database from 'better-sqlite3';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { StoreUnavailableError } from '../../src/store/errors.js';
-import { storeFailureLog } from '../../src/server/counted-log.js';
+import { storeFailureLog } from '../../src/server/store-failure-log.js';
 
-const test = suite('server/counted-log: storeFailureLog');
+const test = suite('server/store-failure-log');
 
 const full = (n: number) => new StoreUnavailableError(new Database.SqliteError(`database or disk is full ${n}`, 'SQLITE_FULL'));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
