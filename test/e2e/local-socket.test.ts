@@ -175,11 +175,12 @@ test('a file in the way of the socket is left alone: the gateway warns, and serv
   const dataDir = makeTempDir();
   fs.writeFileSync(socketOf(dataDir), 'mine');
   const gw = await startGatewayProcess({ dataDir });
-  await waitUntil(() => gw.stderr().includes('warning'), 'the warning');
+  await waitUntil(() => gw.stderr().includes('started: '), 'the warning, and the line that the start is done');
   assert.is(
-    gw.stderr(),
+    gw.stderr().replace(/started: .*\n/, 'started: ...\n'),
     `switchboard gateway: wrote a new admin token to ${path.join(dataDir, 'token')} (no token file was there): clients of this data dir read it there; others need it given\n` +
-      `switchboard gateway: warning: no Unix socket in the data dir (${socketOf(dataDir)} is in the way and is not a socket: remove it): the CLI reaches this gateway only when given its URL (--url or SWITCHBOARD_URL) and its token (SWITCHBOARD_TOKEN)\n`,
+      `switchboard gateway: warning: no Unix socket in the data dir (${socketOf(dataDir)} is in the way and is not a socket: remove it): the CLI reaches this gateway only when given its URL (--url or SWITCHBOARD_URL) and its token (SWITCHBOARD_TOKEN)\n` +
+      'switchboard gateway: started: ...\n',
   );
   assert.is(fs.readFileSync(socketOf(dataDir), 'utf8'), 'mine');
   const sent = await runCli(['status', '--url', gw.url], { env: { SWITCHBOARD_TOKEN: gw.token } });
