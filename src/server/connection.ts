@@ -224,7 +224,7 @@ export class Connection implements Subscriber, UnfinishedHolder {
     const held = this.#held;
     this.#held = undefined;
     this.#updateReading();
-    for (const [data, isBinary] of held?.frames.slice(held.next) ?? []) this.#run(data, isBinary);
+    for (const [data, isBinary] of held?.frames.slice(held.next) ?? []) this.receive(data, isBinary);
     if (this.#inFlight > 0) {
       this.#drained ??= new Promise<void>((resolve) => (this.#resolveDrained = resolve));
       await this.#drained;
