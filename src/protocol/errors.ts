@@ -44,8 +44,8 @@ export const ErrorCode = {
   /** No valid token (HTTP 401). */
   UNAUTHORIZED: 1012,
   /**
-   * Too many failed authentications, or open connections, from one address (HTTP 429,
-   * Retry-After); or rpc.discover asked while the connection's unwritten answers fill its reads' pool.
+   * Too many failed authentications, or open connections, from one address, or open connections
+   * of one scoped token (HTTP 429, Retry-After); or rpc.discover asked while the connection's unwritten answers fill its reads' pool.
    */
   RATE_LIMITED: 1013,
   /** A token in the URL's query string (HTTP 400): URLs end up in logs. */
@@ -129,7 +129,7 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
   TOKEN_NOT_FOUND: 'No token with that id exists.',
   UNAUTHORIZED: 'HTTP 401: no valid token. Send "Authorization: Bearer <token>".',
   RATE_LIMITED:
-    "HTTP 429: too many failed authentications, or open connections, from this address; retry after Retry-After seconds. Over a WebSocket: rpc.discover while the connection's answers not yet written hold what reads may carry (3 MiB; in one frame, what its answer has room for in 1 MiB); read them, then ask again.",
+    "HTTP 429: too many failed authentications, or open connections, from this address, or open connections of this scoped token; retry after Retry-After seconds. Over a WebSocket: rpc.discover while the connection's answers not yet written hold what reads may carry (3 MiB; in one frame, what its answer has room for in 1 MiB); read them, then ask again.",
   CREDENTIALS_IN_URL: 'HTTP 400: a token in the URL query is refused (URLs end up in logs); send it in a header.',
   BODY_TOO_LARGE: 'HTTP 413: the body is larger than the HTTP body limit; send big events over WebSocket.',
   UNSUPPORTED_MEDIA_TYPE: 'HTTP 415: the body must be JSON ("Content-Type: application/json") and not compressed.',
