@@ -223,10 +223,7 @@ export class DeliveryHub implements Delivery {
 
   /** The id of the connection's subscription to exactly this target (a session, or every session of the agent), if it holds one. */
   subscriptionTo(connectionId: number, { sessionKey, agentId }: SubscriptionTarget): string | undefined {
-    const own = this.#byConnection.get(connectionId);
-    const subscriptions = own === undefined ? [] : own instanceof Map ? own.values() : [own];
-    for (const subscription of subscriptions) if (subscription.sessionKey === sessionKey && subscription.agentId === agentId) return subscription.id;
-    return undefined;
+    return this.#subscriptionsOf(connectionId).find((subscription) => subscription.sessionKey === sessionKey && subscription.agentId === agentId)?.id;
   }
 
   subscriptionCount(connectionId: number): number {
