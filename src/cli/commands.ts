@@ -12,6 +12,7 @@ import {
   DEFAULT_MAX_CONNECTIONS_PER_TOKEN,
   DEFAULT_MAX_PENDING_PER_SESSION,
   DEFAULT_MAX_UNAUTHENTICATED_SOCKETS,
+  DEFAULT_MIN_FREE_DISK_BYTES,
   DEFAULT_PORT,
   DEFAULT_READ_LIMIT,
   ENV,
@@ -237,6 +238,10 @@ export const COMMANDS: readonly CommandSpec[] = [
       {
         flags: '--max-connections-per-token <n>',
         description: `WebSocket connections one scoped token may hold open, from all addresses; the admin token has no such bound (default ${DEFAULT_MAX_CONNECTIONS_PER_TOKEN})`,
+      },
+      {
+        flags: '--min-free-disk <MiB>',
+        description: `MiB kept free on the data dir's disk for acks and traces: with less, new events are refused (STORE_FULL); 0 never refuses (default ${DEFAULT_MIN_FREE_DISK_BYTES / 1_048_576})`,
       },
       {
         flags: '--max-unauthenticated-sockets <n>',

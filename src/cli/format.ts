@@ -2,6 +2,7 @@
  * Human-readable output of the CLI. `--json` bypasses all of this. The formatters are given what
  * the gateway sent with every string made printable (printableStrings).
  */
+import { mebibytes } from '../protocol/errors.js';
 import type { ResultOf } from '../protocol/methods.js';
 import type { RoutingResult, StoredEvent } from '../protocol/schemas.js';
 
@@ -124,7 +125,15 @@ export function formatStatus(status: ResultOf<'gateway.status'>): string {
     `  data dir:    ${status.dataDir ?? '(not shown to a scoped token)'}`,
     `  sessions:    ${status.sessions} with pending events, ${status.pending} pending in all (cap ${status.maxPendingPerSession} per session)`,
     `  connections: ${status.connections}`,
+    `  disk:        ${diskLine(status)}`,
   ].join('\n');
+}
+
+function diskLine({ freeDiskBytes, minFreeDiskBytes }: ResultOf<'gateway.status'>): string {
+  const kept = minFreeDiskBytes === 0 ? 'new events never refused (--min-free-disk 0)' : `${mebibytes(minFreeDiskBytes)} kept free`;
+  if (freeDiskBytes === null) return kept;
+  const refusing = minFreeDiskBytes > 0 && freeDiskBytes < minFreeDiskBytes ? ': NEW EVENTS REFUSED (STORE_FULL) until there is room' : '';
+  return `${mebibytes(freeDiskBytes)} free, ${kept}${refusing}`;
 }
 
 export function formatBackup({ path, bytes, durationMs }: ResultOf<'gateway.backup'>): string {

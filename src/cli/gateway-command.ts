@@ -17,6 +17,7 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   const maxConnectionsPerAddress = integerOption(args, 'max-connections-per-address', 1, 1_000_000);
   const maxConnectionsPerToken = integerOption(args, 'max-connections-per-token', 1, 1_000_000);
   const maxUnauthenticatedSockets = integerOption(args, 'max-unauthenticated-sockets', 1, 1_000_000);
+  const minFreeDiskMiB = integerOption(args, 'min-free-disk', 0, 1_048_576);
   const chosen = optionOrEnv(args, 'data-dir', ENV.dataDir);
   const dataDir = resolveDataDir(chosen?.value);
   const host = rawOption(args, 'host');
@@ -63,6 +64,7 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
       ...(maxConnectionsPerAddress === undefined ? {} : { maxConnectionsPerAddress }),
       ...(maxConnectionsPerToken === undefined ? {} : { maxConnectionsPerToken }),
       ...(maxUnauthenticatedSockets === undefined ? {} : { maxUnauthenticatedSockets }),
+      ...(minFreeDiskMiB === undefined ? {} : { minFreeDiskBytes: minFreeDiskMiB * 1_048_576 }),
     });
   } catch (error) {
     throw new CliError(ExitCode.GATEWAY_ERROR, startFailure(error, dataDir, chosen?.from));

@@ -70,6 +70,13 @@ export const MAX_UNFINISHED_MESSAGE_BYTES = 64 * 1024 * 1024;
 /** Pending events a session keeps before the oldest is dropped; configurable on the gateway. */
 export const DEFAULT_MAX_PENDING_PER_SESSION = 1000;
 
+/**
+ * Bytes the gateway keeps free on its data dir's disk, for what is already stored to be acked and
+ * traced (see FreeSpaceGuard): what a backlog's acks write before a checkpoint frees WAL pages
+ * (~40 MiB at most), and more. Configurable on the gateway.
+ */
+export const DEFAULT_MIN_FREE_DISK_BYTES = 64 * 1024 * 1024;
+
 /** Upper bound of `limit` for session.peek / session.drain / session.list / token.list: bounds one response. */
 export const MAX_READ_LIMIT = 1000;
 

@@ -102,6 +102,12 @@ export const ErrorCode = {
    * of it was done: send it again.
    */
   GATEWAY_BUSY: 1026,
+  /**
+   * system.event while the data dir's disk has less free space than the gateway keeps
+   * (--min-free-disk): on a disk filled to the last byte acks fail too, and agents could not drain
+   * what filled it. Nothing was stored (HTTP 507 on /hooks/wake).
+   */
+  STORE_FULL: 1027,
 } as const;
 
 export type ErrorName = keyof typeof ErrorCode;
@@ -119,6 +125,8 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
   ACK_OUT_OF_RANGE: 'The ack names a seq beyond the last one the session issued.',
   SUBSCRIPTION_NOT_FOUND: 'This connection holds no subscription with that id.',
   TOO_MANY_SUBSCRIPTIONS: 'The connection holds the maximum number of subscriptions; unsubscribe first.',
+  STORE_FULL:
+    "The event was not stored: the gateway's disk has less free space than it keeps for acks and traces (--min-free-disk, 64 MiB by default); data has availableBytes and minFreeBytes. Events already stored are still delivered and acked; send it again once there is room. HTTP 507 on /hooks/wake.",
   GATEWAY_BUSY:
     'HTTP 503 with Retry-After: the gateway holds too much of requests and messages not yet whole (64 MiB, all connections together), and this body held the most; nothing of it was done: send it again. (A WebSocket message is closed with 1013 instead.)',
   ALREADY_SUBSCRIBED:
@@ -200,4 +208,9 @@ export function echoed(name: string): string {
   // Not between the two halves of a surrogate pair: half of one is no character.
   const end = /[\uD800-\uDBFF]/.test(name[MAX_ECHOED_NAME_LENGTH - 1]!) ? MAX_ECHOED_NAME_LENGTH - 1 : MAX_ECHOED_NAME_LENGTH;
   return `${name.slice(0, end)}…`;
+}
+
+/** A size as messages and log lines give it. */
+export function mebibytes(bytes: number): string {
+  return `${(bytes / 1_048_576).toFixed(1)} MiB`;
 }

@@ -51,7 +51,7 @@ export const METHODS = {
     summary: 'Tell an agent that something happened, in the conversation named by sessionKey.',
     description:
       'Routes the event to its session (the main session of agentId when no sessionKey is given), stores it durably, and answers with the routing result: where it went, why, its place in the queue and what was done to wake the agent. A malformed sessionKey is an error, never a silent fallback to main.',
-    errors: ['FORBIDDEN', 'IDEMPOTENCY_CONFLICT', 'STORE_UNAVAILABLE'],
+    errors: ['FORBIDDEN', 'IDEMPOTENCY_CONFLICT', 'STORE_FULL', 'STORE_UNAVAILABLE'],
   },
   'session.peek': {
     params: SessionReadParams,

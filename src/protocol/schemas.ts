@@ -278,6 +278,16 @@ export const GatewayStatusResult = Type.Object(
     pending: Type.Integer({ minimum: 0, description: "Pending events across those sessions." }),
     connections: Type.Integer({ minimum: 0, description: "Open WebSocket connections (a scoped token: those authenticated for its agent)." }),
     maxPendingPerSession: Type.Integer({ minimum: 1 }),
+    freeDiskBytes: Nullable(
+      Type.Integer({
+        minimum: 0,
+        description: "Bytes the gateway may still write on its data dir's disk; null for a scoped token, and when the file system cannot tell.",
+      }),
+    ),
+    minFreeDiskBytes: Type.Integer({
+      minimum: 0,
+      description: 'Bytes the gateway keeps free on that disk for acks and traces (--min-free-disk): with less, system.event is refused with STORE_FULL. 0: never refused.',
+    }),
   },
   { additionalProperties: false },
 );

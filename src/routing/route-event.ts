@@ -8,6 +8,7 @@ import { RpcError } from '../protocol/errors.js';
 import type { EventMode, Fallback, Route, RoutingResult, StoredEvent, SystemEventParams, WakeOutcome } from '../protocol/schemas.js';
 import { mainSessionKey, parseSessionKey, sessionKeyError, unpublishableKeyError, unpublishableKeyReason, type ParsedSessionKey } from '../protocol/session-key.js';
 import { rejectInvisible } from '../protocol/validate.js';
+import { StoreFullError } from '../store/errors.js';
 import type { AppendOutcome, EventRecord, EventStore, TraceDetail } from '../store/types.js';
 
 export const DEFAULT_MODE: EventMode = 'next-heartbeat';
@@ -141,6 +142,8 @@ export async function routeEvent(
         `idempotencyKey "${params.idempotencyKey}" was already used for a different event; use a new key for a new event`,
         { idempotencyKey: params.idempotencyKey },
       );
+    case 'disk-full':
+      throw new StoreFullError(appended);
   }
 }
 

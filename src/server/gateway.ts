@@ -40,12 +40,12 @@ import {
   PING_INTERVAL_MS,
   TOKEN_REVOKED_CLOSE,
 } from '../protocol/constants.js';
-import { echoed, type ErrorName } from '../protocol/errors.js';
+import { echoed, mebibytes, type ErrorName } from '../protocol/errors.js';
 import { RpcDispatcher } from '../protocol/jsonrpc.js';
 import { buildOpenRpcDocument } from '../protocol/openrpc.js';
 import { HAS_UNIX_SOCKETS } from '../protocol/socket-path.js';
 import { credentialInQuery } from '../protocol/url-credentials.js';
-import { corruptStoreError, isCorruption, StoreUnavailableError } from '../store/errors.js';
+import { corruptStoreError, isCorruption, StoreFullError, StoreUnavailableError } from '../store/errors.js';
 import { openStore } from '../store/index.js';
 import { fitAnswerFrame } from '../store/read-budget.js';
 import { VERSION } from '../version.js';
@@ -102,6 +102,8 @@ export interface GatewayOptions {
   maxUnfinishedMessageBytes?: number;
   /** How long idempotency keys answer repeats. @default DEFAULT_IDEMPOTENCY_RETENTION_MS (24 h) */
   idempotencyRetentionMs?: number;
+  /** Bytes kept free on the data dir's disk: with less, system.event is refused with STORE_FULL; 0 refuses none. @default DEFAULT_MIN_FREE_DISK_BYTES (64 MiB) */
+  minFreeDiskBytes?: number;
   /** How long an HTTP body may take to arrive. @default HTTP_BODY_TIMEOUT_MS (10 s) */
   httpBodyTimeoutMs?: number;
   /**
@@ -169,6 +171,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const store = openStore(options.dataDir, {
     maxPendingPerSession,
     idempotencyRetentionMs: options.idempotencyRetentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS,
+    ...(options.minFreeDiskBytes === undefined ? {} : { minFreeDiskBytes: options.minFreeDiskBytes }),
     onBackgroundError: (error) => log(`background store write failed: ${(error as Error)?.message ?? String(error)}`),
     onWarning: (message) => log(`warning: ${message}`),
   });
@@ -199,6 +202,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
   for (const { file, mode } of exposedFiles([tokenPath(options.dataDir), databasePath(options.dataDir)])) {
     log(`warning: ${file} can be read by other users (mode 0${mode.toString(8)}): \`chmod 600 ${file}\` (the token is the admin key; the database holds every event)`);
+  }
+  const disk = store.freeDisk();
+  if (disk.refusing) {
+    log(`warning: the data dir's disk has ${mebibytes(disk.availableBytes ?? 0)} free, under the ${mebibytes(disk.minFreeBytes)} kept (--min-free-disk): new events are refused with STORE_FULL until there is room`);
   }
   const replaceable = replaceableDir(options.dataDir);
   if (replaceable !== undefined) {
@@ -240,9 +247,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     isClosing: () => lifecycle.closing,
   });
   const storeFailures = storeFailureLog(log);
+  const diskFullRefusals = countedLog<StoreFullError>(
+    log,
+    (count, { shortage }) =>
+      `disk full: refused ${count === 1 ? 'an event' : `${count} events`} with STORE_FULL: the data dir's disk has ${mebibytes(shortage.availableBytes)} free, under the ${mebibytes(shortage.minFreeBytes)} kept (--min-free-disk); free some space there`,
+  );
   const dispatcher = new RpcDispatcher<CallContext>(handlers, {
     mapError: (error) => {
       if (error instanceof StoreUnavailableError) storeFailures.happened(error);
+      if (error instanceof StoreFullError) diskFullRefusals.happened(error);
       return toRpcError(error);
     },
     onInternalError: (error, method) => log(`internal error in ${method}: ${(error as Error)?.stack ?? String(error)}`),
@@ -315,7 +328,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onSlowConsumer: (connection, unsentBytes) => {
       const agent = boundAgent(connection.principal);
       log(
-        `cut connection ${connection.connectionId} from ${connection.remoteAddress}${agent === undefined ? '' : ` (agent ${agent})`} as a slow consumer (1008): ${(unsentBytes / 1_048_576).toFixed(1)} MiB of pushes unsent; its events stay pending`,
+        `cut connection ${connection.connectionId} from ${connection.remoteAddress}${agent === undefined ? '' : ` (agent ${agent})`} as a slow consumer (1008): ${mebibytes(unsentBytes)} of pushes unsent; its events stay pending`,
       );
     },
   };
@@ -552,6 +565,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           await store.close();
         } finally {
           storeFailures.flush();
+          diskFullRefusals.flush();
           refusedConnections.flush();
         }
       })()),

@@ -11,7 +11,7 @@ import type { DiscoverResult, SessionReadResult } from '../protocol/schemas.js';
 import { parseSessionKey, sessionKeyError, type ParsedSessionKey } from '../protocol/session-key.js';
 import { compileValidator, rejectInvisible } from '../protocol/validate.js';
 import { resolveTarget, routeEvent, toStoredEvent } from '../routing/route-event.js';
-import { BackupError, StoreClosedError, StoreUnavailableError } from '../store/errors.js';
+import { BackupError, StoreClosedError, StoreFullError, StoreUnavailableError } from '../store/errors.js';
 import { takeWithinBudget } from '../store/read-budget.js';
 import type { EventStore, ReadOptions, ReadResult, SessionListPosition, TraceDetail, TraceEntry, TraceStep } from '../store/types.js';
 import { authorize, boundAgent } from './auth.js';
@@ -179,6 +179,7 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
       // A scoped token sees its own agent's share, as with every other method.
       const agentId = boundAgent(context.principal);
       const stats = await store.stats(agentId);
+      const disk = store.freeDisk();
       const now = Date.now();
       return {
         version: state.version,
@@ -189,6 +190,8 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
         pending: stats.pending,
         connections: state.connectionCount(agentId),
         maxPendingPerSession: state.maxPendingPerSession,
+        freeDiskBytes: agentId === undefined ? (disk.availableBytes ?? null) : null,
+        minFreeDiskBytes: disk.minFreeBytes,
       };
     },
     'gateway.backup': async (params, context) => {
@@ -271,6 +274,7 @@ async function readSession(
  */
 export function toRpcError(error: unknown): unknown {
   if (error instanceof StoreUnavailableError) return new RpcError('STORE_UNAVAILABLE', error.message, { sqliteCode: error.sqliteCode ?? null });
+  if (error instanceof StoreFullError) return new RpcError('STORE_FULL', error.message, { ...error.shortage });
   if (error instanceof BackupError) return new RpcError('BACKUP_FAILED', error.message, { path: error.path });
   if (error instanceof StoreClosedError) return new RpcError('SHUTTING_DOWN', error.message);
   return error;

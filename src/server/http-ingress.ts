@@ -52,6 +52,8 @@ const HOOK_STATUS: Partial<Record<number, number>> = {
   [ErrorCode.IDEMPOTENCY_CONFLICT]: 409,
   [ErrorCode.STORE_UNAVAILABLE]: 503,
   [ErrorCode.SHUTTING_DOWN]: 503,
+  // RFC 4918's Insufficient Storage: the one status that says why, and that it passes.
+  [ErrorCode.STORE_FULL]: 507,
 };
 
 /**

@@ -1,10 +1,13 @@
 /**
  * What can go wrong with the store, one class each, with a stable `code` to match on instead of
- * the message. The server answers StoreUnavailableError with STORE_UNAVAILABLE, BackupError with
- * BACKUP_FAILED and StoreClosedError with SHUTTING_DOWN; the other two stop the gateway at start-up.
+ * the message. The server answers StoreUnavailableError with STORE_UNAVAILABLE, StoreFullError with
+ * STORE_FULL, BackupError with BACKUP_FAILED and StoreClosedError with SHUTTING_DOWN; the other two
+ * stop the gateway at start-up.
  */
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { mebibytes } from '../protocol/errors.js';
+import type { DiskShortage } from './free-space.js';
 
 /** SQLite's own code for a database file moved since it was opened (which it checks in rollback-journal mode only). */
 const MOVED_CODE = 'SQLITE_READONLY_DBMOVED';
@@ -62,6 +65,20 @@ export class StoreUnavailableError extends Error {
     super(`the event store failed (${detail}); ${changed}: ${fix}`, { cause });
     this.name = 'StoreUnavailableError';
     this.sqliteCode = sqliteCode(cause);
+  }
+}
+
+/** An event was not stored: its disk has less free space than the store keeps (see FreeSpaceGuard). */
+export class StoreFullError extends Error {
+  readonly code = 'STORE_FULL';
+  readonly shortage: DiskShortage;
+
+  constructor(shortage: DiskShortage) {
+    super(
+      `the event was not stored: the gateway's disk has ${mebibytes(shortage.availableBytes)} free, less than the ${mebibytes(shortage.minFreeBytes)} it keeps for acks and traces (--min-free-disk); events already stored are still delivered and acked: send it again once there is room`,
+    );
+    this.name = 'StoreFullError';
+    this.shortage = shortage;
   }
 }
 

@@ -5,7 +5,7 @@ import type { StoreOptions } from './types.js';
 
 export type * from './types.js';
 export type { CommitMetrics } from './commit-queue.js';
-export { BackupError, StoreClosedError, StoreLockedError, StoreOpenError, StoreUnavailableError } from './errors.js';
+export { BackupError, StoreClosedError, StoreFullError, StoreLockedError, StoreOpenError, StoreUnavailableError } from './errors.js';
 export { SqliteEventStore } from './sqlite.js';
 
 /**

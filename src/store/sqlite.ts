@@ -7,7 +7,7 @@ import { linkSync, lstatSync, renameSync, rmSync, statSync, type Stats } from 'n
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { createPrivateFile, makePrivateDir, resolvedPrivateDir } from '../config/private-files.js';
-import { DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_REPLAYS_TRACED_PER_EVENT, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../protocol/constants.js';
+import { DEFAULT_IDEMPOTENCY_RETENTION_MS, DEFAULT_MIN_FREE_DISK_BYTES, MAX_REPLAYS_TRACED_PER_EVENT, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../protocol/constants.js';
 import { CommitQueue, MAX_WEIGHT_PER_COMMIT, observeAll, type CommitMetrics, type RunOptions } from './commit-queue.js';
 import {
   BackupError,
@@ -19,6 +19,7 @@ import {
   StoreOpenError,
   StoreUnavailableError,
 } from './errors.js';
+import { FreeSpaceGuard } from './free-space.js';
 import { newEventId } from './ids.js';
 import { migrate } from './migrations.js';
 import { databaseFileGuard } from './file-guard.js';
@@ -252,9 +253,9 @@ function toTokenRecord(row: TokenRow): TokenRecord {
 }
 
 /** Throws a RangeError naming the option unless `value` is an integer of at least 1. */
-function positiveInteger(name: string, value: number, unit = ''): number {
-  if (!Number.isInteger(value) || value < 1) {
-    throw new RangeError(`${name} must be an integer of at least 1${unit}, got ${value}`);
+function integerFrom(least: number, name: string, value: number, unit = ''): number {
+  if (!Number.isInteger(value) || value < least) {
+    throw new RangeError(`${name} must be an integer of at least ${least}${unit}, got ${value}`);
   }
   return value;
 }
@@ -448,6 +449,7 @@ function openFailure(file: string, error: unknown): Error {
 
 interface Limits {
   maxPending: number;
+  minFreeDiskBytes: number;
   idempotencyRetentionMs: number;
   sessionCacheSize: number;
 }
@@ -457,6 +459,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
   readonly #sql: ReturnType<typeof prepareStatements>;
   readonly #queue: CommitQueue;
   readonly #maxPending: number;
+  readonly #freeSpace: FreeSpaceGuard;
   /** Backups under way (see backup), and whether a shutdown has stopped them. */
   readonly #backups = new Set<Promise<unknown>>();
   #backupsStopped = false;
@@ -484,13 +487,15 @@ export class SqliteEventStore implements EventStore, TokenStore {
   static open(file: string, options: StoreOptions): SqliteEventStore {
     // Validated before the database is touched: a bad option must not leave it locked.
     const limits: Limits = {
-      maxPending: positiveInteger('maxPendingPerSession', options.maxPendingPerSession),
-      idempotencyRetentionMs: positiveInteger(
+      maxPending: integerFrom(1, 'maxPendingPerSession', options.maxPendingPerSession),
+      minFreeDiskBytes: integerFrom(0, 'minFreeDiskBytes', options.minFreeDiskBytes ?? DEFAULT_MIN_FREE_DISK_BYTES, ' (bytes)'),
+      idempotencyRetentionMs: integerFrom(
+        1,
         'idempotencyRetentionMs',
         options.idempotencyRetentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS,
         ' (milliseconds)',
       ),
-      sessionCacheSize: positiveInteger('sessionCacheSize', options.sessionCacheSize ?? SESSION_CACHE_SIZE),
+      sessionCacheSize: integerFrom(1, 'sessionCacheSize', options.sessionCacheSize ?? SESSION_CACHE_SIZE),
     };
     const db = openDatabase(file);
     try {
@@ -524,6 +529,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
     // reconciles from it.
     this.#queue = new CommitQueue(db, observeAll(databaseFileGuard(file), this.#pending, this.#sessions));
     this.#maxPending = limits.maxPending;
+    this.#freeSpace = new FreeSpaceGuard(path.dirname(file), limits.minFreeDiskBytes);
     this.#droppedDetail = JSON.stringify({ reason: DROPPED_REASON, cap: limits.maxPending });
     this.#idempotencyRetentionMs = limits.idempotencyRetentionMs;
     this.#onBackgroundError = options.onBackgroundError ?? (() => undefined);
@@ -565,6 +571,11 @@ export class SqliteEventStore implements EventStore, TokenStore {
   stats(agentId?: string): Promise<StoreStats> {
     // An aggregate without GROUP BY always yields exactly one row.
     return this.#readSessions(() => (agentId === undefined ? this.#sql.stats.get() : this.#sql.statsByAgent.get(agentId))!);
+  }
+
+  freeDisk(): { availableBytes: number | undefined; minFreeBytes: number; refusing: boolean } {
+    const refusing = this.#freeSpace.shortage() !== undefined;
+    return { availableBytes: this.#freeSpace.available(), minFreeBytes: this.#freeSpace.minFreeBytes, refusing };
   }
 
   /**
@@ -874,6 +885,9 @@ export class SqliteEventStore implements EventStore, TokenStore {
           : { status: 'conflict' };
       }
     }
+    // After the idempotency record: a repeat of what is stored is answered as stored, room or not.
+    const shortage = this.#freeSpace.shortage();
+    if (shortage) return { status: 'disk-full', ...shortage };
     const { outcome, result } = this.#queueEvent(request, now);
     if (idempotency) {
       this.#sql.idempotencyPut.run(idempotency.key, idempotency.fingerprint, JSON.stringify(result), now);

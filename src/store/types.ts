@@ -3,6 +3,7 @@
  * Sessions are identified by canonical session keys; the store never parses them.
  */
 import type { EventMode, QueueOutcome, TokenScope } from '../protocol/schemas.js';
+import type { DiskShortage } from './free-space.js';
 import type { ReadBudget } from './read-budget.js';
 
 /** An event as stored. Times are milliseconds since the epoch. */
@@ -56,7 +57,9 @@ export type AppendResult<R> =
   /** The idempotency key was seen before with the same fingerprint: the first call's result. */
   | { status: 'duplicate'; result: R }
   /** The idempotency key was seen before with a different fingerprint. */
-  | { status: 'conflict' };
+  | { status: 'conflict' }
+  /** Nothing was stored: the data dir's disk has less free space than the store keeps (see FreeSpaceGuard). */
+  | ({ status: 'disk-full' } & DiskShortage);
 
 export interface ReadOptions {
   /** Only events with seq greater than this. */
@@ -155,6 +158,11 @@ export interface EventStore {
   listSessions(options: ListOptions): Promise<{ sessions: SessionRecord[]; more: boolean }>;
   /** Sessions with pending events and their events: all of them, or one agent's. */
   stats(agentId?: string): Promise<StoreStats>;
+  /**
+   * The free space on the data dir's disk, as last read (undefined when it cannot be told), the
+   * room the store keeps, and whether appends are refused for want of it.
+   */
+  freeDisk(): { availableBytes: number | undefined; minFreeBytes: number; refusing: boolean };
   /** Consumes every pending event of the session with seq <= `seq`; records "acked" traces. */
   ack(sessionKey: string, seq: number, detail: TraceDetail): Promise<AckResult>;
   /** The last seq each session issued, in the order given; 0 for a session that never had an event. */
@@ -212,6 +220,12 @@ export interface StoreOptions {
    * @default DEFAULT_IDEMPOTENCY_RETENTION_MS (24 h)
    */
   idempotencyRetentionMs?: number;
+  /**
+   * Bytes kept free on the data dir's file system: with less, appends are refused (see
+   * FreeSpaceGuard). 0 refuses none.
+   * @default DEFAULT_MIN_FREE_DISK_BYTES (64 MiB)
+   */
+  minFreeDiskBytes?: number;
   /**
    * Sessions whose state is kept in memory (see SESSION_CACHE_SIZE). For tests, which make it small
    * to turn the cache over often.

@@ -40,6 +40,8 @@ const STATUS = {
   pending: 0,
   connections: 0,
   maxPendingPerSession: 1000,
+  freeDiskBytes: null,
+  minFreeDiskBytes: 67_108_864,
 };
 
 const call = (url: string, extra: { timeoutMs?: number; signal?: AbortSignal } = {}) =>

@@ -14,8 +14,10 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   cleanup,
+  errorOf,
   makeTempDir,
   openCallSocket,
+  openPeer,
   openRaw,
   resultOf,
   runCli,
@@ -25,6 +27,7 @@ import {
   type CliResult,
   type GatewayProcess,
 } from '../helpers/gateway.js';
+import { INGRESSES, refusalVia } from '../helpers/http.js';
 
 const test = suite('e2e: unusable data dirs, a second gateway, a full disk');
 
@@ -355,6 +358,66 @@ test('a full disk (file-size limit): events are refused with STORE_UNAVAILABLE, 
   resultOf(await raw.call('system.event', { text: 'disk has room again', sessionKey: key }));
   raw.close();
   assert.is(await after.stop('SIGTERM'), 0);
+});
+
+test('less free disk than --min-free-disk: system.event is refused with STORE_FULL through every ingress, nothing stored; what is stored is still delivered, acked and traced; a repeat of a stored event is answered as stored; status and the log say so', async () => {
+  const key = 'agent:disk:main';
+  const roomy = await startGatewayProcess();
+  const roomyRaw = await openRaw(roomy.url, roomy.token);
+  const first = resultOf<{ eventId: string }>(await roomyRaw.call('system.event', { text: 'stored with room', sessionKey: key, idempotencyKey: 'job-1' }));
+  roomyRaw.close();
+  assert.is(await roomy.stop('SIGTERM'), 0);
+
+  // 1 TiB kept free: more than any disk the tests run on has.
+  const keptMiB = 1_048_576;
+  const gw = await startGatewayProcess({ dataDir: roomy.dataDir, args: ['--min-free-disk', String(keptMiB)] });
+  assert.not.match(roomy.stderr(), 'disk', 'a disk with room is not mentioned');
+  assert.match(
+    gw.stderr(),
+    /^switchboard gateway: warning: the data dir's disk has \d+\.\d MiB free, under the 1048576\.0 MiB kept \(--min-free-disk\): new events are refused with STORE_FULL until there is room$/m,
+    'a start on a disk short of room says so',
+  );
+  const peer = await openPeer(gw.url, gw.token);
+  for (const ingress of INGRESSES) {
+    const refusal = await refusalVia(gw, peer, ingress, { text: `refused via ${ingress}`, sessionKey: key }, 507, gw.token);
+    assert.is(refusal.code, 1027, ingress);
+    assert.match(refusal.message, /^the event was not stored: the gateway's disk has \d+\.\d MiB free, less than the 1048576\.0 MiB it keeps for acks and traces \(--min-free-disk\)/, ingress);
+  }
+  const { data } = errorOf(await peer.call('system.event', { text: 'refused again', sessionKey: key }));
+  assert.is(data?.name, 'STORE_FULL');
+  assert.is(data?.minFreeBytes, keptMiB * 1_048_576);
+  assert.ok(typeof data?.availableBytes === 'number' && data.availableBytes < keptMiB * 1_048_576, JSON.stringify(data));
+
+  // The event stored before is answered as stored, not refused: it is on disk.
+  const repeat = resultOf<{ eventId: string; duplicate: boolean }>(await peer.call('system.event', { text: 'stored with room', sessionKey: key, idempotencyKey: 'job-1' }));
+  assert.equal([repeat.eventId, repeat.duplicate], [first.eventId, true]);
+
+  // What is stored goes on: it is pushed, acked and traced, in the room kept.
+  resultOf(await peer.call('session.subscribe', { sessionKey: key, after: 0 }));
+  const [pushed] = await peer.waitFor(() => {
+    const events = peer.notifications<{ event: { eventId: string; seq: number } }>('session.event');
+    return events.length > 0 ? events : undefined;
+  }, 'the stored event pushed');
+  assert.is(pushed!.params.event.eventId, first.eventId);
+  assert.is(peer.notifications('session.event').length, 1, 'only the event stored with room: none of the refused ones');
+  resultOf(await peer.call('session.ack', { sessionKey: key, seq: pushed!.params.event.seq }));
+  const traced = resultOf<{ steps: { step: string }[] }>(await peer.call('event.trace', { eventId: first.eventId }));
+  assert.ok(traced.steps.some((step) => step.step === 'acked'), JSON.stringify(traced.steps));
+
+  const status = await runCli(['status', '--url', gw.url, '--token', gw.token]);
+  assert.is(status.code, 0, status.stderr);
+  assert.match(status.stdout, /\n {2}disk: {8}\d+\.\d MiB free, 1048576\.0 MiB kept free: NEW EVENTS REFUSED \(STORE_FULL\) until there is room\n?$/);
+  const statusJson = JSON.parse((await runCli(['status', '--json', '--url', gw.url, '--token', gw.token])).stdout) as { freeDiskBytes: number; minFreeDiskBytes: number };
+  assert.is(statusJson.minFreeDiskBytes, keptMiB * 1_048_576);
+  assert.ok(Number.isInteger(statusJson.freeDiskBytes) && statusJson.freeDiskBytes < statusJson.minFreeDiskBytes);
+
+  // Once at once; the refusals after are counted in a line a minute later.
+  const logged = gw.stderr().split('\n').filter((line) => line.startsWith('switchboard gateway: disk full: '));
+  assert.equal(logged.length, 1, gw.stderr());
+  assert.match(logged[0]!, /^switchboard gateway: disk full: refused an event with STORE_FULL: the data dir's disk has \d+\.\d MiB free, under the 1048576\.0 MiB kept \(--min-free-disk\); free some space there$/);
+  peer.close();
+  assert.is(await gw.stop('SIGTERM'), 0);
+  assert.match(gw.stderr(), /disk full: refused \d+ events with STORE_FULL/, 'the count held back is logged at the stop');
 });
 
 test('a shutdown that cannot fold the write-ahead log back into the database says so, and keeps it: nothing answered is lost (QA: "stopped" alone, and a database malformed without its WAL)', async () => {

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DEFAULT_MAX_PENDING_PER_SESSION, MAX_READ_LIMIT, MAX_TEXT_BYTES } from '../../src/protocol/constants.js';
+import { DEFAULT_MAX_PENDING_PER_SESSION, DEFAULT_MIN_FREE_DISK_BYTES, MAX_READ_LIMIT, MAX_TEXT_BYTES } from '../../src/protocol/constants.js';
 import {
   cleanup,
   errorOf,
@@ -610,13 +610,28 @@ test('gateway.status: version, data dir, counts and connections of a fresh gatew
   const raw = await openRaw(gw.url, gw.token);
   const before = Date.now();
   const empty = resultOf<Record<string, unknown>>(await raw.call('gateway.status', {}));
-  assert.equal(Object.keys(empty).sort(), ['connections', 'dataDir', 'maxPendingPerSession', 'pending', 'sessions', 'startedAt', 'uptimeMs', 'version']);
+  assert.equal(Object.keys(empty).sort(), [
+    'connections',
+    'dataDir',
+    'freeDiskBytes',
+    'maxPendingPerSession',
+    'minFreeDiskBytes',
+    'pending',
+    'sessions',
+    'startedAt',
+    'uptimeMs',
+    'version',
+  ]);
   assert.is(empty['version'], PACKAGE_VERSION);
   assert.is(empty['dataDir'], gw.dataDir);
   assert.is(empty['sessions'], 0);
   assert.is(empty['pending'], 0);
   assert.is(empty['connections'], 1);
   assert.is(empty['maxPendingPerSession'], DEFAULT_MAX_PENDING_PER_SESSION);
+  assert.is(empty['minFreeDiskBytes'], DEFAULT_MIN_FREE_DISK_BYTES);
+  // What statfs says of the data dir's disk, read within the last 100 ms: within what others wrote meanwhile.
+  const free = fs.statfsSync(gw.dataDir);
+  assert.ok(Math.abs((empty['freeDiskBytes'] as number) - free.bavail * free.bsize) < 256 * 1_048_576, `${empty['freeDiskBytes']}`);
   assert.match(String(empty['startedAt']), ISO_RE);
   assert.ok(Date.parse(String(empty['startedAt'])) <= before, 'started before the call');
   assert.ok(Number.isInteger(empty['uptimeMs']) && (empty['uptimeMs'] as number) >= 0, 'uptimeMs is a non-negative integer');

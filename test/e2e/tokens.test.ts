@@ -145,7 +145,7 @@ test("a publish token reaching agent main is 1008 FORBIDDEN on every ingress, th
   assert.is(resultOf<{ pending: number }>(await admin.call('gateway.status', {})).pending, pendingBefore);
 });
 
-test("gateway.status for a scoped token: its agent's sessions, pending and connections, and no data dir", async ({ gw, admin }) => {
+test("gateway.status for a scoped token: its agent's sessions, pending and connections, and no data dir or free disk space", async ({ gw, admin }) => {
   const statusOf = async (peer: Peer) => resultOf<Record<string, unknown>>(await peer.call('gateway.status', {}));
   const scoped = await create(admin, { agentId: 'census' });
   const peers = [await openPeer(gw.url, scoped.token), await openPeer(gw.url, scoped.token)];
@@ -155,13 +155,16 @@ test("gateway.status for a scoped token: its agent's sessions, pending and conne
   }
   resultOf(await peers[0]!.call('system.event', { text: 'two', sessionKey: 'agent:census:main' }));
   const own = await statusOf(peers[1]!);
-  assert.equal([own['dataDir'], own['sessions'], own['pending'], own['connections']], [null, 2, 3, 2]);
+  assert.equal([own['dataDir'], own['sessions'], own['pending'], own['connections'], own['freeDiskBytes']], [null, 2, 3, 2, null]);
   const all = await statusOf(admin);
   assert.is(all['dataDir'], gw.dataDir);
+  assert.ok(Number.isInteger(all['freeDiskBytes']) && (all['freeDiskBytes'] as number) > 0, JSON.stringify(all));
+  assert.is(own['minFreeDiskBytes'], all['minFreeDiskBytes']);
   assert.ok((all['pending'] as number) >= 4 && (all['connections'] as number) >= 3, JSON.stringify(all));
   const human = await runCli(['status', ...connection(gw, scoped.token)]);
   assert.is(human.code, 0, human.stderr);
   assert.match(human.stdout, /data dir: {4}\(not shown to a scoped token\)/);
+  assert.match(human.stdout, /\n {2}disk: {8}64\.0 MiB kept free\n?$/);
   for (const peer of peers) peer.close();
 });
 

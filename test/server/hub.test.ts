@@ -20,6 +20,7 @@ function failingStore(): EventStore {
     drain: fail,
     listSessions: fail,
     stats: fail,
+    freeDisk: () => ({ availableBytes: undefined, minFreeBytes: 0, refusing: false }),
     ack: fail,
     lastSeqs: fail,
     pendingSessionKeys: fail,

@@ -1328,6 +1328,41 @@ test('idempotencyRetentionMs must be an integer of at least 1 ms; the data dir i
   assert.is((await queue(store, 's', 'edge')).seq, 1);
 });
 
+test('with less free disk than minFreeDiskBytes an append stores nothing and says so; a repeat of a stored event is answered; acks and drains go on', async () => {
+  const dir = tempDir();
+  const roomy = open(dir, 10);
+  const keyed = { ...request('s', 'with room'), idempotency: { key: 'k', fingerprint: 'fp' } };
+  assert.is((await roomy.append(keyed)).status, 'stored');
+  await queue(roomy, 's', 'second');
+  await roomy.close();
+
+  const store = open(dir, 10, { minFreeDiskBytes: Number.MAX_SAFE_INTEGER });
+  const refused = await store.append(request('s', 'no room'));
+  assert.is(refused.status, 'disk-full');
+  if (refused.status !== 'disk-full') return;
+  assert.is(refused.minFreeBytes, Number.MAX_SAFE_INTEGER);
+  assert.ok(Number.isSafeInteger(refused.availableBytes) && refused.availableBytes < refused.minFreeBytes);
+  assert.equal(store.freeDisk(), { availableBytes: refused.availableBytes, minFreeBytes: Number.MAX_SAFE_INTEGER, refusing: true });
+  assert.is((await store.append(keyed)).status, 'duplicate');
+  assert.equal(seqs(await store.peek('s', { limit: 10 })), [1, 2], 'nothing stored');
+  assert.equal(await store.ack('s', 1, {}), { status: 'acked', acked: 1, depth: 1, lastSeq: 2 });
+  assert.equal(seqs(await store.drain('s', { limit: 10 }, DRAINED_BY)), [2]);
+});
+
+test('minFreeDiskBytes must be an integer of at least 0 bytes; 0 refuses nothing', async () => {
+  const dir = tempDir();
+  for (const minFreeDiskBytes of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+    assert.throws(
+      () => open(dir, 3, { minFreeDiskBytes }),
+      (error: unknown) => error instanceof RangeError && error.message.startsWith('minFreeDiskBytes must be an integer of at least 0 (bytes)'),
+      String(minFreeDiskBytes),
+    );
+  }
+  const store = open(dir, 3, { minFreeDiskBytes: 0 });
+  assert.is((await queue(store, 's', 'any disk')).seq, 1);
+  assert.equal([store.freeDisk().minFreeBytes, store.freeDisk().refusing], [0, false]);
+});
+
 test('ack: consumes up to seq, re-acks are no-ops, the last seq is the edge, seq 0 acks nothing even in a session with no event', async () => {
   const store = open(tempDir(), 10);
   for (const text of ['1', '2', '3', '4']) await queue(store, 's', text);
