@@ -20,6 +20,7 @@ import {
   StoreUnavailableError,
 } from './errors.js';
 import { FreeSpaceGuard } from './free-space.js';
+import { IdleCheckpoint } from './idle-checkpoint.js';
 import { newEventId } from './ids.js';
 import { migrate } from './migrations.js';
 import { databaseFileGuard } from './file-guard.js';
@@ -73,7 +74,8 @@ export const PRUNE_SLICE = 1000;
  * of the indexes), and a checkpoint writes each changed page once however often it changed: at
  * SQLite's default of 1000 pages (4 MiB) it came every few batches; at 10000 it comes about a
  * tenth as often, and the gateway answered 8-16% more durable appends per second. The price is a
- * WAL of up to ~42 MiB on disk, replayed at the next open after a crash.
+ * WAL of up to ~42 MiB on disk while the store is busy (a second without commits folds it back:
+ * see IdleCheckpoint), replayed at the next open after a crash.
  */
 const WAL_AUTOCHECKPOINT_PAGES = 10_000;
 
@@ -460,6 +462,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
   readonly #queue: CommitQueue;
   readonly #maxPending: number;
   readonly #freeSpace: FreeSpaceGuard;
+  readonly #idleCheckpoint: IdleCheckpoint;
   /** Backups under way (see backup), and whether a shutdown has stopped them. */
   readonly #backups = new Set<Promise<unknown>>();
   #backupsStopped = false;
@@ -527,7 +530,8 @@ export class SqliteEventStore implements EventStore, TokenStore {
     // The file first: a batch it refuses is rolled back before the others did any work for it. The
     // index before the cache: a batch rolled back restores it before the cache, gone stale,
     // reconciles from it.
-    this.#queue = new CommitQueue(db, observeAll(databaseFileGuard(file), this.#pending, this.#sessions));
+    this.#idleCheckpoint = new IdleCheckpoint(() => this.#foldWal());
+    this.#queue = new CommitQueue(db, observeAll(databaseFileGuard(file), this.#pending, this.#sessions, this.#idleCheckpoint));
     this.#maxPending = limits.maxPending;
     this.#freeSpace = new FreeSpaceGuard(path.dirname(file), limits.minFreeDiskBytes);
     this.#droppedDetail = JSON.stringify({ reason: DROPPED_REASON, cap: limits.maxPending });
@@ -779,6 +783,16 @@ export class SqliteEventStore implements EventStore, TokenStore {
     return this.#submit(query, READ_ONLY);
   }
 
+  /** Between batches: the WAL folded back into the database and cut to nothing (see IdleCheckpoint). */
+  #foldWal(): void {
+    if (this.#closing || this.#db.inTransaction) return;
+    try {
+      this.#db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      // Nothing is lost: the WAL stays as it is, and the next idle moment, or the close, tries again.
+    }
+  }
+
   /** Runs `query`, which reads the sessions table, once every row in it is up to date. */
   #readSessions<T>(query: () => T): Promise<T> {
     return this.#submitRead(() => {
@@ -789,6 +803,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
 
   async #shutdown(): Promise<void> {
     clearInterval(this.#pruneTimer);
+    this.#idleCheckpoint.stop();
     // Before the connection closes under them: each ends at its next step, and removes its file.
     this.stopBackups();
     await Promise.allSettled([...this.#backups]);

@@ -34,6 +34,7 @@ import { migrate, SCHEMA_VERSION } from '../../src/store/migrations.js';
 import { charge, eventBytes, readBudget, sessionBytes, tokenBytes, traceStepBytes } from '../../src/store/read-budget.js';
 import { PRUNE_SLICE, REMOVE_SLICE_EVENTS, TRACE_ROWS_PER_OPERATION } from '../../src/store/sqlite.js';
 import { MAX_WEIGHT_PER_COMMIT } from '../../src/store/commit-queue.js';
+import { IDLE_CHECKPOINT_MS } from '../../src/store/idle-checkpoint.js';
 import { DATA_FILES, MAX_READ_BYTES, DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_REPLAYS_TRACED_PER_EVENT, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
 
 const test = suite('store/sqlite');
@@ -1347,6 +1348,23 @@ test('with less free disk than minFreeDiskBytes an append stores nothing and say
   assert.equal(seqs(await store.peek('s', { limit: 10 })), [1, 2], 'nothing stored');
   assert.equal(await store.ack('s', 1, {}), { status: 'acked', acked: 1, depth: 1, lastSeq: 2 });
   assert.equal(seqs(await store.drain('s', { limit: 10 }, DRAINED_BY)), [2]);
+});
+
+test('a second without commits folds the WAL back into the database and cuts it to nothing (QA: ~40 MiB of WAL at a few events a minute filled a small disk)', async () => {
+  const dir = tempDir();
+  const store = open(dir, 10);
+  const walSize = () => fs.statSync(path.join(dir, 'switchboard.db-wal')).size;
+  await queue(store, 's', 'one');
+  await queue(store, 's', 'two');
+  assert.ok(walSize() > 0, 'the commits went to the WAL');
+  const deadline = performance.now() + IDLE_CHECKPOINT_MS * 5;
+  while (walSize() > 0 && performance.now() < deadline) await sleep(20);
+  assert.is(walSize(), 0, 'the WAL cut');
+  await queue(store, 's', 'three');
+  assert.ok(walSize() > 0, 'the next commit starts it again');
+  assert.equal(seqs(await store.peek('s', { limit: 10 })), [1, 2, 3]);
+  await store.close();
+  assert.equal(seqs(await open(dir, 10).peek('s', { limit: 10 })), [1, 2, 3], 'all of it stored');
 });
 
 test('minFreeDiskBytes must be an integer of at least 0 bytes; 0 refuses nothing', async () => {
