@@ -61,7 +61,7 @@ import { countedLog } from './counted-log.js';
 import { FILES_KEPT_FROM_TCP, openFileLimit, tcpConnectionLimit } from './open-file-limit.js';
 import { createTokenService, toScopedToken } from './tokens.js';
 import { UnauthenticatedSockets } from './unauthenticated-sockets.js';
-import { storeFailureLog } from './store-failure-log.js';
+import { backgroundFailureLog, storeFailureLog } from './store-failure-log.js';
 import { UnfinishedMessages } from './unfinished-messages.js';
 
 export interface GatewayOptions {
@@ -168,11 +168,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const hadToken = readToken(options.dataDir) !== undefined;
   // A token from an earlier start beside no store: a restore that failed, a volume not mounted.
   const newStoreBesideOldToken = hadToken && !hasDatabase(options.dataDir);
+  const backgroundFailures = backgroundFailureLog(log);
   const store = openStore(options.dataDir, {
     maxPendingPerSession,
     idempotencyRetentionMs: options.idempotencyRetentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS,
     ...(options.minFreeDiskBytes === undefined ? {} : { minFreeDiskBytes: options.minFreeDiskBytes }),
-    onBackgroundError: (error) => log(`background store write failed: ${(error as Error)?.message ?? String(error)}`),
+    onBackgroundError: (error) => backgroundFailures.happened(error),
     onWarning: (message) => log(`warning: ${message}`),
   });
 
@@ -566,6 +567,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         } finally {
           storeFailures.flush();
           diskFullRefusals.flush();
+          backgroundFailures.flush();
           refusedConnections.flush();
         }
       })()),

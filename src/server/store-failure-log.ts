@@ -1,7 +1,9 @@
 /**
  * The gateway's log of a store that fails (a full disk, an I/O error). Callers are answered
  * STORE_UNAVAILABLE; an operator watching the log must learn it too (QA: on a full disk every write
- * failed while the log stayed silent).
+ * failed while the log stayed silent). Writes no caller waits for (traces, pruning) fail into a log
+ * of their own, counted as well: on a full disk every subscribe's replay fails one per session
+ * (QA: ~2,000 lines in 30 s).
  */
 import type { StoreUnavailableError } from '../store/errors.js';
 import { countedLog, type CountedLog } from './counted-log.js';
@@ -10,6 +12,14 @@ export function storeFailureLog(log: (line: string) => void, intervalMs?: number
   return countedLog<StoreUnavailableError>(
     log,
     (count, last) => `store unavailable: ${count === 1 ? 'a call' : `${count} calls`} answered STORE_UNAVAILABLE (${last.message})`,
+    intervalMs,
+  );
+}
+
+export function backgroundFailureLog(log: (line: string) => void, intervalMs?: number): CountedLog<unknown> {
+  return countedLog<unknown>(
+    log,
+    (count, last) => `background store write failed${count === 1 ? '' : ` ${count} times`} (traces, pruning: never events): ${(last as Error)?.message ?? String(last)}`,
     intervalMs,
   );
 }

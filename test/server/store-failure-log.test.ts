@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { StoreUnavailableError } from '../../src/store/errors.js';
-import { storeFailureLog } from '../../src/server/store-failure-log.js';
+import { backgroundFailureLog, storeFailureLog } from '../../src/server/store-failure-log.js';
 
 const test = suite('server/store-failure-log');
 
@@ -28,6 +28,16 @@ test('the first failure is logged at once; later ones are held back for the inte
   failures.flush();
   await sleep(150);
   assert.is(lines.length, 3, 'nothing held back: nothing more');
+});
+
+test('background writes that fail are counted too: one line at once, then one for those held back', async () => {
+  const lines: string[] = [];
+  const failures = backgroundFailureLog((text) => lines.push(text), 100);
+  for (let n = 1; n <= 50; n++) failures.happened(new Database.SqliteError(`database or disk is full ${n}`, 'SQLITE_FULL'));
+  assert.equal(lines, ['background store write failed (traces, pruning: never events): database or disk is full 1']);
+  await sleep(150);
+  assert.equal(lines.at(-1), 'background store write failed 49 times (traces, pruning: never events): database or disk is full 50');
+  assert.is(lines.length, 2);
 });
 
 test.run();
