@@ -61,7 +61,7 @@ import { countedLog } from './counted-log.js';
 import { FILES_KEPT_FROM_TCP, openFileLimit, tcpConnectionLimit } from './open-file-limit.js';
 import { createTokenService, toScopedToken } from './tokens.js';
 import { UnauthenticatedSockets } from './unauthenticated-sockets.js';
-import { backgroundFailureLog, storeFailureLog } from './store-failure-log.js';
+import { backgroundFailureLog, diskFullLog, storeFailureLog } from './store-failure-log.js';
 import { UnfinishedMessages } from './unfinished-messages.js';
 
 export interface GatewayOptions {
@@ -248,11 +248,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     isClosing: () => lifecycle.closing,
   });
   const storeFailures = storeFailureLog(log);
-  const diskFullRefusals = countedLog<StoreFullError>(
-    log,
-    (count, { shortage }) =>
-      `disk full: refused ${count === 1 ? 'an event' : `${count} events`} with STORE_FULL: the data dir's disk has ${mebibytes(shortage.availableBytes)} free, under the ${mebibytes(shortage.minFreeBytes)} kept (--min-free-disk); free some space there`,
-  );
+  const diskFullRefusals = diskFullLog(log);
   const dispatcher = new RpcDispatcher<CallContext>(handlers, {
     mapError: (error) => {
       if (error instanceof StoreUnavailableError) storeFailures.happened(error);

@@ -3,15 +3,25 @@
  * STORE_UNAVAILABLE; an operator watching the log must learn it too (QA: on a full disk every write
  * failed while the log stayed silent). Writes no caller waits for (traces, pruning) fail into a log
  * of their own, counted as well: on a full disk every subscribe's replay fails one per session
- * (QA: ~2,000 lines in 30 s).
+ * (QA: ~2,000 lines in 30 s). Events refused for want of disk space (STORE_FULL) are counted alike.
  */
-import type { StoreUnavailableError } from '../store/errors.js';
+import { mebibytes } from '../protocol/errors.js';
+import type { StoreFullError, StoreUnavailableError } from '../store/errors.js';
 import { countedLog, type CountedLog } from './counted-log.js';
 
 export function storeFailureLog(log: (line: string) => void, intervalMs?: number): CountedLog<StoreUnavailableError> {
   return countedLog<StoreUnavailableError>(
     log,
     (count, last) => `store unavailable: ${count === 1 ? 'a call' : `${count} calls`} answered STORE_UNAVAILABLE (${last.message})`,
+    intervalMs,
+  );
+}
+
+export function diskFullLog(log: (line: string) => void, intervalMs?: number): CountedLog<StoreFullError> {
+  return countedLog<StoreFullError>(
+    log,
+    (count, { shortage }) =>
+      `disk full: refused ${count === 1 ? 'an event' : `${count} events`} with STORE_FULL: the data dir's disk has ${mebibytes(shortage.availableBytes)} free, under the ${mebibytes(shortage.minFreeBytes)} kept (--min-free-disk); free some space there`,
     intervalMs,
   );
 }
