@@ -66,7 +66,9 @@ export interface ConnectOptions {
    * counting on an open connection only, and by default the client's timeoutMs plus
    * heartbeatTimeoutMs and a tenth, from the last frame received if later (its answer may wait
    * behind pushes): a link that goes dead under it (no close, no error) is found by the heartbeat
-   * first, and the ack sent again. An agent loop's ack must not fail, leaving its event pending
+   * first, and the ack sent again. An ack refused because the gateway's store failed
+   * (STORE_UNAVAILABLE: a full disk; it changed nothing) is sent again every second until it goes
+   * through. An agent loop's ack must not fail, leaving its event pending
    * where the loop, which has moved on, will not see it again. Its signal, or close(), ends the
    * wait. @default false
    */
@@ -338,13 +340,18 @@ export class SwitchboardClient {
         // A gateway shutting down refuses calls (nothing done) until it closes the connection, which
         // the reconnect then re-opens: wait for that close, and send it again once it is back.
         const refusedByShutdown = error instanceof RpcCallError && error.errorName === 'SHUTTING_DOWN';
-        if (!lostMidCall && !refusedByShutdown) throw withResendReason(error, resending, true);
+        // A store that failed (a full disk, an I/O error) changed nothing: an ack is sent again a
+        // little later, however long the store takes, as it is across an outage (QA: the README's
+        // loop died of it, and a supervisor restarting it had the same event handled 7 times in 10 s).
+        const ackMetStoreFailure = outlastsOutages && error instanceof RpcCallError && error.errorName === 'STORE_UNAVAILABLE';
+        if (!lostMidCall && !refusedByShutdown && !ackMetStoreFailure) throw withResendReason(error, resending, true);
         resending = error as ConnectionError | RpcCallError;
         if (refusedByShutdown && this.#socket === socket && this.#state === 'open') {
           await this.#whenLeft(method, timing, options.signal).catch((waitError: unknown) => {
             throw withResendReason(waitError, resending, false);
           });
         }
+        if (ackMetStoreFailure) await this.#pauseBeforeResend(method, options.signal);
       }
     }
   }
@@ -619,6 +626,14 @@ export class SwitchboardClient {
   /** Waits for the connection to close or be lost, within the call's timeout and signal. */
   #whenLeft(method: string, timing: CallTiming, signal: AbortSignal | undefined): Promise<void> {
     return this.#until(this.#left, method, timing, signal, 'did not close the connection it is shutting down');
+  }
+
+  /** STORE_RETRY_DELAY_MS, or until the connection closes if sooner (close() included); rejects on the signal. */
+  async #pauseBeforeResend(method: string, signal: AbortSignal | undefined): Promise<void> {
+    const pause: CallTiming = { timeoutMs: STORE_RETRY_DELAY_MS, deadline: Date.now() + STORE_RETRY_DELAY_MS, whileReceiving: false };
+    await this.#until(this.#left, method, pause, signal, 'paused').catch((error: unknown) => {
+      if (!(error instanceof ConnectionError && error.failure === 'timeout')) throw error;
+    });
   }
 
   /** Waits until `waiters` is told, within the call's timeout (if it has one) and signal. */
@@ -923,6 +938,12 @@ function withResendReason(error: unknown, resending: ConnectionError | RpcCallEr
  * killed must not end the loop, and the event it acked must not stay pending. system.event and
  * session.drain are not among them: done twice they store, or consume, twice.
  */
+/**
+ * How long an ack refused with STORE_UNAVAILABLE waits before it is sent again: a full disk is
+ * given room by people, or by the gateway folding its write-ahead log back, not in milliseconds.
+ */
+const STORE_RETRY_DELAY_MS = 1_000;
+
 const RESENT_AFTER_RECONNECT: ReadonlySet<string> = new Set<MethodName>([
   'session.ack',
   'session.peek',

@@ -409,6 +409,48 @@ test("the README's agent loop as written (an ack with no catch) outlasts an outa
   assert.is((ended as ConnectionError).failure, 'closed');
 });
 
+// Windows opens the database without delete sharing: it cannot be renamed while open.
+(process.platform === 'win32' ? test.skip : test)("with reconnect, an ack the gateway's store cannot commit (STORE_UNAVAILABLE) is sent again until it goes through: the README's loop outlasts a store failure (QA: it died of it, and a supervisor's restarts handled the same event again and again)", async () => {
+  const gw = await startGatewayProcess();
+  const key = `agent:${freshAgent('cstore')}:main`;
+  const peer = await openPeer(gw.url, gw.token);
+  await publish(peer, { text: 'one', sessionKey: key });
+  const sb = await connect({ url: gw.url, token: gw.token, timeoutMs: 2_000, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
+  clients.add(sb);
+  const seen: number[] = [];
+  const acked: number[] = [];
+  const file = path.join(gw.dataDir, 'switchboard.db');
+  const loop = (async () => {
+    for await (const event of sb.events({ sessionKey: key })) {
+      seen.push(event.seq);
+      // Every write is refused while the database is not where the gateway opened it.
+      fs.renameSync(file, `${file}.aside`);
+      await sb.ack({ sessionKey: event.sessionKey, seq: event.seq });
+      acked.push(event.seq);
+      return;
+    }
+  })().catch((error: unknown) => error);
+  await waitUntil(() => seen.length === 1, 'the event', 5_000);
+  await sleep(2_500);
+  assert.equal(acked, [], 'the ack waits while the store fails, longer than its timeout');
+  assert.is(resultOf<{ depth: number }>(await peer.call('session.peek', { sessionKey: key })).depth, 1, 'still pending');
+  fs.renameSync(`${file}.aside`, file);
+  assert.is(await loop, undefined, 'the loop ended as written, not with the refusal');
+  assert.equal(acked, [1]);
+  assert.is(resultOf<{ depth: number }>(await peer.call('session.peek', { sessionKey: key })).depth, 0, 'acked once the store took writes again');
+  // The wait has an end: closing the client ends an ack that waits for the store.
+  await publish(peer, { text: 'two', sessionKey: key });
+  peer.close();
+  fs.renameSync(file, `${file}.aside`);
+  const waiting = sb.ack({ sessionKey: key, seq: 2 }).catch((error: unknown) => error);
+  await sleep(300);
+  await sb.close();
+  const ended = await waiting;
+  assert.instance(ended, ConnectionError);
+  assert.is((ended as ConnectionError).failure, 'closed');
+  fs.renameSync(`${file}.aside`, file);
+});
+
 test('with reconnect, connect() waits within its timeout for a gateway not up yet; without it (or with waitAtStart false), with a wrong token, or past the timeout, it fails (QA: agents started beside their gateway died at once)', async () => {
   const first = await startGatewayProcess();
   const { url, token, port, dataDir } = first;
