@@ -631,14 +631,17 @@ export class SqliteEventStore implements EventStore, TokenStore {
   async dropOverCap(): Promise<{ events: number; sessions: number; finished: boolean }> {
     let events = 0;
     const sessions = new Set<number>();
-    // Closing ends it between slices: the next open goes on with what is left.
-    while (!this.#closing) {
+    // Looked for in memory before each slice: a start with nothing over the cap writes nothing (QA:
+    // on a full disk every start logged that it could not drop events, with none over the cap).
+    while (this.#sessionsOverCap().length > 0) {
+      // Closing ends it between slices: the next open goes on with what is left.
+      if (this.#closing) return { events, sessions: sessions.size, finished: false };
       const slice = await this.#submit(() => this.#dropOverCapSlice(), { weight: () => REMOVE_SLICE_EVENTS });
-      if (slice.events === 0) return { events, sessions: sessions.size, finished: true };
+      if (slice.events === 0) break;
       events += slice.events;
       for (const sessionId of slice.sessionIds) sessions.add(sessionId);
     }
-    return { events, sessions: sessions.size, finished: false };
+    return { events, sessions: sessions.size, finished: true };
   }
 
   recordTrace(entries: TraceEntry[]): void {
@@ -1051,9 +1054,8 @@ export class SqliteEventStore implements EventStore, TokenStore {
     const at = Date.now();
     let events = 0;
     const sessionIds: number[] = [];
-    for (const sessionId of [...this.#pending.sessionIds()]) {
+    for (const sessionId of this.#sessionsOverCap()) {
       const over = Math.min(this.#pending.countAfter(sessionId, 0) - this.#maxPending, REMOVE_SLICE_EVENTS - events);
-      if (over <= 0) continue;
       const sessionKey = this.#sql.sessionKeyById.get(sessionId)!;
       const session = this.#session(sessionKey)!;
       const dropped = this.#dropOldest(sessionId, over, at);
@@ -1063,6 +1065,11 @@ export class SqliteEventStore implements EventStore, TokenStore {
       if (events >= REMOVE_SLICE_EVENTS) break;
     }
     return { events, sessionIds };
+  }
+
+  /** The sessions holding more pending events than the cap (a gateway started with a lower one than before). */
+  #sessionsOverCap(): number[] {
+    return [...this.#pending.sessionIds()].filter((sessionId) => this.#pending.countAfter(sessionId, 0) > this.#maxPending);
   }
 
   /** Drops the session's `count` oldest events (never a new one, not in the index yet), traced as dropped at the cap. */

@@ -218,7 +218,9 @@ test('cap: opened with a lower cap, dropOverCap drops what sessions hold past it
 
   const lowered = open(dir, 2);
   assert.equal(await lowered.dropOverCap(), { events: 1, sessions: 1, finished: true });
+  const commits = lowered.storeMetrics().commits;
   assert.equal(await lowered.dropOverCap(), { events: 0, sessions: 0, finished: true }, 'nothing more');
+  assert.is(lowered.storeMetrics().commits, commits, 'and nothing written for it (QA: on a full disk every start logged a failure to drop)');
   assert.equal(seqs(await lowered.peek('s', { limit: 10 })), [2, 3]);
   assert.equal((await lowered.listSessions({ limit: 10 })).sessions.map((session) => [session.sessionKey, session.pending]), [['s', 2], ['under', 1]]);
   const last = (await lowered.trace(old[0]!.eventId)).steps.at(-1)!;
