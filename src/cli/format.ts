@@ -126,6 +126,7 @@ export function formatStatus(status: ResultOf<'gateway.status'>): string {
     `  sessions:    ${status.sessions} with pending events, ${status.pending} pending in all (cap ${status.maxPendingPerSession} per session)`,
     `  connections: ${status.connections}`,
     `  disk:        ${diskLine(status)}`,
+    `  writes:      ${status.writesFailingSince === null ? 'ok' : `FAILING since ${status.writesFailingSince}${status.writeFailure === null ? '' : `: ${status.writeFailure}`}`}`,
   ].join('\n');
 }
 

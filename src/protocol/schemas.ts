@@ -288,6 +288,13 @@ export const GatewayStatusResult = Type.Object(
       minimum: 0,
       description: 'Bytes the gateway keeps free on that disk for acks and traces (--min-free-disk): with less, system.event is refused with STORE_FULL. 0: never refused.',
     }),
+    writesFailingSince: Nullable(
+      Type.String({
+        format: 'date-time',
+        description: "Since when the store's writes fail (calls that write are answered STORE_UNAVAILABLE: a full disk, an I/O error, its file moved); null while they go through. /healthz does not say: the gateway is alive, and reads are answered.",
+      }),
+    ),
+    writeFailure: Nullable(Type.String({ description: "Why the last write failed, while writes fail; null otherwise, and for a scoped token (it may name the host's paths)." })),
   },
   { additionalProperties: false },
 );

@@ -180,6 +180,7 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
       const agentId = boundAgent(context.principal);
       const stats = await store.stats(agentId);
       const disk = store.freeDisk();
+      const health = store.writeHealth();
       const now = Date.now();
       return {
         version: state.version,
@@ -192,6 +193,8 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
         maxPendingPerSession: state.maxPendingPerSession,
         freeDiskBytes: agentId === undefined ? (disk.availableBytes ?? null) : null,
         minFreeDiskBytes: disk.minFreeBytes,
+        writesFailingSince: health.failingSince === undefined ? null : iso(health.failingSince),
+        writeFailure: agentId === undefined ? (health.failure ?? null) : null,
       };
     },
     'gateway.backup': async (params, context) => {

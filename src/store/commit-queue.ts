@@ -157,6 +157,14 @@ export function observeAll(...observers: TransactionObserver[]): TransactionObse
   };
 }
 
+/** Whether writes go through: what an operator asks first of a store that answers STORE_UNAVAILABLE. */
+export interface WriteHealth {
+  /** When batches that write began to fail (ms since the epoch); undefined once one commits again. */
+  failingSince: number | undefined;
+  /** Why the last of them failed, while they fail. */
+  failure: string | undefined;
+}
+
 export interface CommitMetrics {
   /** Transactions committed. */
   commits: number;
@@ -185,6 +193,7 @@ export class CommitQueue {
   #answeredAt = Number.NEGATIVE_INFINITY;
   /** The connection's synchronous level, as last set (or found at construction). */
   #synchronous: number;
+  #health: WriteHealth = { failingSince: undefined, failure: undefined };
 
   /** `groupWaitMs` is for tests, which need a wait longer than a loaded machine's stalls. */
   constructor(db: Database.Database, observer: TransactionObserver = NO_OBSERVER, groupWaitMs = GROUP_WAIT_MS) {
@@ -215,6 +224,10 @@ export class CommitQueue {
 
   metrics(): CommitMetrics {
     return { ...this.#metrics };
+  }
+
+  writeHealth(): WriteHealth {
+    return { ...this.#health };
   }
 
   #schedule(): void {
@@ -279,6 +292,7 @@ export class CommitQueue {
       return this.#abort(batch, error);
     }
     this.#observer.batchCommitted();
+    if (batch.some((op) => !op.readOnly)) this.#health = { failingSince: undefined, failure: undefined };
     this.#metrics.commits++;
     if (durable) this.#metrics.durableCommits++;
     this.#metrics.opsCommitted += ran.succeeded;
@@ -341,6 +355,7 @@ export class CommitQueue {
   #abort(batch: QueuedOp[], cause: unknown): Array<() => void> {
     this.#rollBack();
     const failure = new StoreUnavailableError(cause);
+    this.#health = { failingSince: this.#health.failingSince ?? Date.now(), failure: failure.message };
     const reads = this.#readAgain(batch.filter((op) => op.readOnly), failure);
     return batch.map((op) => reads.get(op) ?? (() => op.reject(failure)));
   }

@@ -8,7 +8,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { createPrivateFile, makePrivateDir, resolvedPrivateDir } from '../config/private-files.js';
 import { DEFAULT_IDEMPOTENCY_RETENTION_MS, DEFAULT_MIN_FREE_DISK_BYTES, MAX_REPLAYS_TRACED_PER_EVENT, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../protocol/constants.js';
-import { CommitQueue, MAX_WEIGHT_PER_COMMIT, observeAll, type CommitMetrics, type RunOptions } from './commit-queue.js';
+import { CommitQueue, MAX_WEIGHT_PER_COMMIT, observeAll, type CommitMetrics, type RunOptions, type WriteHealth } from './commit-queue.js';
 import {
   BackupError,
   corruptStoreError,
@@ -575,6 +575,10 @@ export class SqliteEventStore implements EventStore, TokenStore {
   stats(agentId?: string): Promise<StoreStats> {
     // An aggregate without GROUP BY always yields exactly one row.
     return this.#readSessions(() => (agentId === undefined ? this.#sql.stats.get() : this.#sql.statsByAgent.get(agentId))!);
+  }
+
+  writeHealth(): WriteHealth {
+    return this.#queue.writeHealth();
   }
 
   freeDisk(): { availableBytes: number | undefined; minFreeBytes: number; refusing: boolean } {

@@ -3,6 +3,7 @@
  * Sessions are identified by canonical session keys; the store never parses them.
  */
 import type { EventMode, QueueOutcome, TokenScope } from '../protocol/schemas.js';
+import type { WriteHealth } from './commit-queue.js';
 import type { DiskShortage } from './free-space.js';
 import type { ReadBudget } from './read-budget.js';
 
@@ -163,6 +164,8 @@ export interface EventStore {
    * room the store keeps, and whether appends are refused for want of it.
    */
   freeDisk(): { availableBytes: number | undefined; minFreeBytes: number; refusing: boolean };
+  /** Whether writes go through, or since when they fail and why (see WriteHealth). */
+  writeHealth(): WriteHealth;
   /** Consumes every pending event of the session with seq <= `seq`; records "acked" traces. */
   ack(sessionKey: string, seq: number, detail: TraceDetail): Promise<AckResult>;
   /** The last seq each session issued, in the order given; 0 for a session that never had an event. */

@@ -42,6 +42,8 @@ const STATUS = {
   maxPendingPerSession: 1000,
   freeDiskBytes: null,
   minFreeDiskBytes: 67_108_864,
+  writesFailingSince: null,
+  writeFailure: null,
 };
 
 const call = (url: string, extra: { timeoutMs?: number; signal?: AbortSignal } = {}) =>

@@ -15,6 +15,7 @@ import * as assert from 'uvu/assert';
 import {
   cleanup,
   errorOf,
+  ISO_RE,
   makeTempDir,
   openCallSocket,
   openPeer,
@@ -406,7 +407,7 @@ test('less free disk than --min-free-disk: system.event is refused with STORE_FU
 
   const status = await runCli(['status', '--url', gw.url, '--token', gw.token]);
   assert.is(status.code, 0, status.stderr);
-  assert.match(status.stdout, /\n {2}disk: {8}\d+\.\d MiB free, 1048576\.0 MiB kept free: NEW EVENTS REFUSED \(STORE_FULL\) until there is room\n?$/);
+  assert.match(status.stdout, /\n {2}disk: {8}\d+\.\d MiB free, 1048576\.0 MiB kept free: NEW EVENTS REFUSED \(STORE_FULL\) until there is room\n {2}writes: {6}ok\n?$/);
   const statusJson = JSON.parse((await runCli(['status', '--json', '--url', gw.url, '--token', gw.token])).stdout) as { freeDiskBytes: number; minFreeDiskBytes: number };
   assert.is(statusJson.minFreeDiskBytes, keptMiB * 1_048_576);
   assert.ok(Number.isInteger(statusJson.freeDiskBytes) && statusJson.freeDiskBytes < statusJson.minFreeDiskBytes);
@@ -487,9 +488,18 @@ test('a shutdown that cannot fold the write-ahead log back into the database say
   const copy = path.join(makeTempDir(), 'saved.db');
   resultOf(await raw.call('gateway.backup', { path: copy }));
   assert.ok(fs.statSync(copy).size > 0, 'the open file is copied out');
+  // Status says writes fail, since when and why, while /healthz stays ok (QA: both looked healthy).
+  const failing = resultOf<{ writesFailingSince: string | null; writeFailure: string | null }>(await raw.call('gateway.status', {}));
+  assert.match(String(failing.writesFailingSince), ISO_RE);
+  assert.is(failing.writeFailure, removed.message);
+  const human = await runCli(['status', '--url', gw.url, '--token', gw.token]);
+  assert.ok(human.stdout.includes(`\n  writes:      FAILING since ${failing.writesFailingSince}: ${removed.message}`), human.stdout);
   // Put back where it was: writes go through again.
   fs.renameSync(`${file}.aside`, file);
   resultOf(await raw.call('system.event', { text: 'after', sessionKey: key }));
+  const healed = resultOf<{ writesFailingSince: string | null; writeFailure: string | null }>(await raw.call('gateway.status', {}));
+  assert.equal([healed.writesFailingSince, healed.writeFailure], [null, null]);
+  assert.match((await runCli(['status', '--url', gw.url, '--token', gw.token])).stdout, /\n {2}writes: {6}ok\n/);
   // Replaced by another file (a copy is not the file the gateway holds): refused until a restart.
   fs.copyFileSync(file, `${file}.copy`);
   fs.renameSync(`${file}.copy`, file);

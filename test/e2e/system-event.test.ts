@@ -621,6 +621,8 @@ test('gateway.status: version, data dir, counts and connections of a fresh gatew
     'startedAt',
     'uptimeMs',
     'version',
+    'writeFailure',
+    'writesFailingSince',
   ]);
   assert.is(empty['version'], PACKAGE_VERSION);
   assert.is(empty['dataDir'], gw.dataDir);
@@ -629,6 +631,7 @@ test('gateway.status: version, data dir, counts and connections of a fresh gatew
   assert.is(empty['connections'], 1);
   assert.is(empty['maxPendingPerSession'], DEFAULT_MAX_PENDING_PER_SESSION);
   assert.is(empty['minFreeDiskBytes'], DEFAULT_MIN_FREE_DISK_BYTES);
+  assert.equal([empty['writesFailingSince'], empty['writeFailure']], [null, null], 'writes go through');
   // What statfs says of the data dir's disk, read within the last 100 ms: within what others wrote meanwhile.
   const free = fs.statfsSync(gw.dataDir);
   assert.ok(Math.abs((empty['freeDiskBytes'] as number) - free.bavail * free.bsize) < 256 * 1_048_576, `${empty['freeDiskBytes']}`);

@@ -164,7 +164,7 @@ test("gateway.status for a scoped token: its agent's sessions, pending and conne
   const human = await runCli(['status', ...connection(gw, scoped.token)]);
   assert.is(human.code, 0, human.stderr);
   assert.match(human.stdout, /data dir: {4}\(not shown to a scoped token\)/);
-  assert.match(human.stdout, /\n {2}disk: {8}64\.0 MiB kept free\n?$/);
+  assert.match(human.stdout, /\n {2}disk: {8}64\.0 MiB kept free\n {2}writes: {6}ok\n?$/);
   for (const peer of peers) peer.close();
 });
 

@@ -21,6 +21,7 @@ function failingStore(): EventStore {
     listSessions: fail,
     stats: fail,
     freeDisk: () => ({ availableBytes: undefined, minFreeBytes: 0, refusing: false }),
+    writeHealth: () => ({ failingSince: undefined, failure: undefined }),
     ack: fail,
     lastSeqs: fail,
     pendingSessionKeys: fail,

@@ -136,6 +136,26 @@ test('a storage failure rejects the whole batch with StoreUnavailableError and s
   assert.is(count(), 1);
 });
 
+test('writeHealth: failing from the first batch that fails, with the last failure; a read that commits meanwhile changes nothing, a write that commits ends it', async () => {
+  assert.equal(queue.writeHealth(), { failingSince: undefined, failure: undefined });
+  const pages = db.pragma('page_count', { simple: true }) as number;
+  db.pragma(`max_page_count = ${pages}`);
+  const big = 'x'.repeat(1_000_000);
+  const before = Date.now();
+  const first = await queue.run(insert(big)).catch((error: StoreUnavailableError) => error);
+  const since = queue.writeHealth().failingSince!;
+  assert.ok(since >= before && since <= Date.now(), String(since));
+  assert.is(queue.writeHealth().failure, (first as StoreUnavailableError).message);
+  await queue.run(insert(`${big}!`)).catch(() => undefined);
+  assert.is(queue.writeHealth().failingSince, since, 'since the first');
+  assert.match(queue.writeHealth().failure!, 'SQLITE_FULL');
+  assert.is(await queue.run(count, { readOnly: true }), 0);
+  assert.is(queue.writeHealth().failingSince, since, 'a read says nothing of writes');
+  db.pragma('max_page_count = 1073741823');
+  await queue.run(insert('recovered'));
+  assert.equal(queue.writeHealth(), { failingSince: undefined, failure: undefined });
+});
+
 test('the read-only operations of a batch that fails are answered again, together, from what is committed: not the failed writes, and their own writes are taken back', async () => {
   await queue.run(insert('committed'));
   const pages = db.pragma('page_count', { simple: true }) as number;
