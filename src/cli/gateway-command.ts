@@ -9,6 +9,9 @@ import { CliError, ExitCode } from './exit-codes.js';
 import { writeLog } from './output.js';
 import { STOP_SIGNALS, takeHeldSignals } from './stop-signals.js';
 
+/** A SIGINT this soon after another is the same Ctrl-C, forwarded (see the gateway's onSignal). */
+export const SIGINT_ECHO_MS = 250;
+
 export async function gateway(args: readonly string[]): Promise<ExitCode> {
   const port = integerOption(args, 'port', 0, 65_535);
   const maxPendingPerSession = integerOption(args, 'max-pending', 1, 1_000_000);
@@ -38,7 +41,15 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   // One listener per signal for the whole run, never swapped: signals that come while the event
   // loop is busy (a slow start) are dispatched later, to the listeners there are then, and a second
   // one went to a listener already removed, and was lost (review).
+  let lastSigintAt = Number.NEGATIVE_INFINITY;
   const onSignal = (received: NodeJS.Signals) => {
+    if (received === 'SIGINT') {
+      // One Ctrl-C reaches a gateway run by `npm start` twice: from the terminal (npm execs it in
+      // its own process group) and again from npm, which forwards what it gets (QA: every Ctrl-C
+      // forced the stop, exit 1). A person presses again later than this to force it.
+      if (performance.now() - lastSigintAt < SIGINT_ECHO_MS) return;
+      lastSigintAt = performance.now();
+    }
     signals++;
     if (signals > 1) {
       // The operator will not wait: everything answered is already on disk.

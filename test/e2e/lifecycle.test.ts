@@ -13,7 +13,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { cleanup, makeTempDir, openRaw, resultOf, runCli, startGatewayProcess, waitUntil } from '../helpers/gateway.js';
+import { SIGINT_ECHO_MS } from '../../src/cli/gateway-command.js';
+import { cleanup, makeTempDir, openRaw, resultOf, runCli, sleep, startGatewayProcess, waitUntil } from '../helpers/gateway.js';
 
 const test = suite('e2e: gateway lifecycle');
 test.after(cleanup);
@@ -79,6 +80,31 @@ test('SIGTERM once no one reads stdout and stderr (EPIPE): still a graceful stop
     assert.match(output, 'switchboard gateway: stopped');
   } finally {
     for (const pid of gatewayPids()) process.kill(pid, 'SIGKILL');
+  }
+});
+
+// POSIX only: a process group signalled as a terminal's Ctrl-C signals it.
+(process.platform === 'win32' ? test.skip : test)("`npm start`: one Ctrl-C (a SIGINT to npm's process group, which npm forwards to the gateway again) shuts it down gracefully, a client connected; it was taken for a second one that forces the stop, exit 1 (QA)", async () => {
+  const dataDir = makeTempDir();
+  const root = fileURLToPath(new URL('../../..', import.meta.url));
+  // detached: a process group of its own, as a shell gives a job in the foreground.
+  const npm = spawn('npm', ['start', '--silent', '--', '--port', '0', '--data-dir', dataDir], { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  npm.stdout.on('data', (chunk: Buffer) => (output += chunk));
+  npm.stderr.on('data', (chunk: Buffer) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => npm.once('exit', (code) => resolve(code)));
+  try {
+    await waitUntil(() => output.includes('switchboard gateway listening on'), 'the gateway listening', 30_000);
+    const url = /listening on (ws:\/\/\S+)/.exec(output)![1]!;
+    const client = await openRaw(url, fs.readFileSync(path.join(dataDir, 'token'), 'utf8').trim());
+    process.kill(-npm.pid!, 'SIGINT');
+    assert.is(await exited, 0, output);
+    assert.is(output.match(/SIGINT received/g)?.length, 1, output);
+    assert.match(output, 'switchboard gateway: SIGINT received, shutting down: clients are told 1001 (again to force)');
+    assert.match(output, 'switchboard gateway: stopped');
+    client.close();
+  } finally {
+    if (npm.exitCode === null) process.kill(-npm.pid!, 'SIGKILL');
   }
 });
 
@@ -221,6 +247,8 @@ test('a second SIGINT, SIGTERM or SIGHUP while the shutdown waits stops the gate
     silent.pause();
     gateway.process.kill(first);
     await waitUntil(() => gateway.stderr().includes(`${first} received, shutting down`), 'the first signal logged');
+    // A second SIGINT that soon is the same Ctrl-C forwarded (see the `npm start` test); a person's comes later.
+    if (signal === 'SIGINT') await sleep(SIGINT_ECHO_MS);
     const exited = gateway.stop(signal);
     assert.is(await exited, 1);
     assert.match(
