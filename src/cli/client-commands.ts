@@ -170,13 +170,13 @@ export function sessionDrain(args: Args): Promise<ExitCode> {
 
 /** For a read of an agent's main session (no --session-key): the command a hint names to list its others. */
 function otherSessionsHint(args: Args): ((agentId: string) => string) | undefined {
-  return rawOption(args, 'session-key') === undefined ? (agentId) => sessionListCommand(args, agentId) : undefined;
+  return rawOption(args, 'session-key') === undefined ? (agentId) => listCommand('session list', args, agentId) : undefined;
 }
 
-/** `switchboard session list` for the agent (and --limit) given, at this command's gateway. */
-function sessionListCommand(args: Args, agentId: string | undefined, limit?: number): string {
+/** `switchboard <command>` (session list, token list) for the agent (and --limit) given, at this command's gateway. */
+function listCommand(command: string, args: Args, agentId: string | undefined, limit?: number): string {
   const agent = agentId === undefined ? [] : [`--agent ${shellWord(agentId)}`];
-  return ['switchboard session list', ...agent, ...(limit === undefined ? [] : [`--limit ${limit}`]), ...sameGateway(args)].join(' ');
+  return [`switchboard ${command}`, ...agent, ...(limit === undefined ? [] : [`--limit ${limit}`]), ...sameGateway(args)].join(' ');
 }
 
 /**
@@ -198,7 +198,7 @@ export function sessionList(args: Args): Promise<ExitCode> {
     ...(limit === undefined ? {} : { limit }),
     ...optionalString(args, 'after', 'after'),
   };
-  return withClient(args, 'session.list', params, (result) => formatSessionList(result, sessionListCommand(args, params.agentId, limit)));
+  return withClient(args, 'session.list', params, (result) => formatSessionList(result, listCommand('session list', args, params.agentId, limit)));
 }
 
 export function status(args: Args): Promise<ExitCode> {
@@ -242,7 +242,8 @@ export function tokenCreate(args: Args): Promise<ExitCode> {
 export function tokenList(args: Args): Promise<ExitCode> {
   const limit = limitOption(args);
   const params = { ...(limit === undefined ? {} : { limit }), ...optionalString(args, 'after', 'after') };
-  return withClient(args, 'token.list', params, (listed) => formatTokenList(listed, params.after));
+  // The next page's hint asks the same gateway for as many (QA: it named neither).
+  return withClient(args, 'token.list', params, (listed) => formatTokenList(listed, listCommand('token list', args, undefined, limit), params.after));
 }
 
 export function tokenRevoke(args: Args, [tokenId]: string[]): Promise<ExitCode> {

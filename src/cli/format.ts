@@ -168,8 +168,11 @@ export function formatTokenRevoked(revoked: ResultOf<'token.revoke'>): string {
   return `revoked ${revoked.tokenId}; closed ${revoked.closedConnections} connection(s) that used it`;
 }
 
-/** `after`: the token the list was asked to start after, if any. */
-export function formatTokenList(listed: ResultOf<'token.list'>, after?: string): string {
+/**
+ * `listedBy`: the command line that listed it, without --after, to which the next page's hint
+ * adds it; `after`: the token the list was asked to start after, if any.
+ */
+export function formatTokenList(listed: ResultOf<'token.list'>, listedBy: string, after?: string): string {
   const last = listed.tokens.at(-1);
   if (!last) return after === undefined ? 'no scoped tokens (create one with `switchboard token create --agent <agentId>`)' : `no tokens created after ${after}`;
   const rows = listed.tokens.map((token) => {
@@ -177,5 +180,5 @@ export function formatTokenList(listed: ResultOf<'token.list'>, after?: string):
     const name = token.name ? ` "${token.name}"` : '';
     return `${token.tokenId}  agent ${token.agentId}  ${token.scopes.join(',')}  ${state}  created ${token.createdAt}${name}`;
   });
-  return [...rows, ...(listed.more ? [`(more tokens: switchboard token list --after ${last.tokenId})`] : [])].join('\n');
+  return [...rows, ...(listed.more ? [`(more tokens: ${listedBy} --after ${shellWord(last.tokenId)})`] : [])].join('\n');
 }

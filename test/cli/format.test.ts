@@ -62,16 +62,20 @@ test('token names and trace details are escaped too', () => {
     tokens: [{ tokenId: 'tok_1', name: 'ci\x1b[31m\nfake', agentId: 'ops', scopes: ['publish' as const], createdAt: '2026-11-25T16:00:00.000Z', revokedAt: null }],
     more: false,
   });
-  assert.is(formatTokenList(tokens), 'tok_1  agent ops  publish  active  created 2026-11-25T16:00:00.000Z "ci\\x1b[31m\\nfake"');
+  assert.is(formatTokenList(tokens, 'switchboard token list'), 'tok_1  agent ops  publish  active  created 2026-11-25T16:00:00.000Z "ci\\x1b[31m\\nfake"');
   const trace = printableStrings({ eventId: 'e1', steps: [{ step: 'accepted' as const, at: '2026-11-25T16:00:00.000Z', detail: { 'x\r': 'y\x1b' } }], omitted: 0 });
   assert.is(formatTrace(trace), 'event e1\n  2026-11-25T16:00:00.000Z  accepted     x\\r=y\\x1b');
 });
 
 test('a token list that is cut short names the next page; an empty one says whether there are none at all or none after', () => {
   const listed = { tokenId: 'tok_1', name: null, agentId: 'ops', scopes: ['publish' as const], createdAt: '2026-11-25T16:00:00.000Z', revokedAt: null };
-  assert.is(formatTokenList({ tokens: [listed], more: true }), 'tok_1  agent ops  publish  active  created 2026-11-25T16:00:00.000Z\n(more tokens: switchboard token list --after tok_1)');
-  assert.is(formatTokenList({ tokens: [], more: false }), 'no scoped tokens (create one with `switchboard token create --agent <agentId>`)');
-  assert.is(formatTokenList({ tokens: [], more: false }, 'tok_1'), 'no tokens created after tok_1');
+  const listedBy = "switchboard token list --limit 1 --data-dir '/tmp/my data'";
+  assert.is(
+    formatTokenList({ tokens: [listed], more: true }, listedBy),
+    `tok_1  agent ops  publish  active  created 2026-11-25T16:00:00.000Z\n(more tokens: ${listedBy} --after tok_1)`,
+  );
+  assert.is(formatTokenList({ tokens: [], more: false }, listedBy), 'no scoped tokens (create one with `switchboard token create --agent <agentId>`)');
+  assert.is(formatTokenList({ tokens: [], more: false }, listedBy, 'tok_1'), 'no tokens created after tok_1');
 });
 
 test('a trace with steps left out says how many, before its last step', () => {
