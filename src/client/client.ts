@@ -14,7 +14,7 @@ import { ConnectionError, errnoCode, RpcCallError } from './errors.js';
 import { EventQueue } from './event-queue.js';
 import { onAbort, wait } from './abort.js';
 import { localGatewayUrl } from './local-gateway.js';
-import { durationOption, silenceFoundWithinMs, subscribeTargetOption, tokenOption } from './options.js';
+import { durationOption, silenceFoundWithinMs, subscribeOptions, subscribeTargetOption, tokenOption } from './options.js';
 import type { OpenOptions, Socket } from './transport.js';
 
 /**
@@ -416,6 +416,7 @@ export class SwitchboardClient {
    */
   async subscribe<T extends SubscribeTarget>(target: T, options: SubscribeOptions<T>, callOptions?: CallOptions): Promise<Subscription> {
     subscribeTargetOption(target);
+    subscribeOptions(options);
     const state: SubscriptionState = {
       target,
       cursors: new Map(),

@@ -55,6 +55,19 @@ export function tokenOption(token: string): string {
  * that is a TypeError, as is a member that is null or not a string, and a target that is not an
  * object.
  */
+/**
+ * subscribe()'s options: plain JavaScript has no types to say so, and without onEvent every event
+ * would throw in the client's own receive, uncaught (QA).
+ */
+export function subscribeOptions(options: unknown): void {
+  const onEvent = (options as { onEvent?: unknown } | null | undefined)?.onEvent;
+  if (typeof onEvent !== 'function') {
+    throw new TypeError(
+      `subscribe(target, { onEvent }) takes a function to call with each event, got ${options === undefined || options === null ? `${String(options)} for its options` : `onEvent: ${onEvent === null ? 'null' : typeof onEvent}`}; events() gives them as an async iterator instead`,
+    );
+  }
+}
+
 export function subscribeTargetOption(target: object): void {
   if (typeof target !== 'object' || target === null) {
     throw new TypeError(`a subscription's target is { sessionKey }, { agentId } or {} (every session of the token's agent), got ${target === null ? 'null' : typeof target}`);

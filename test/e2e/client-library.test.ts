@@ -253,7 +253,7 @@ test('typed errors: RpcCallError with code and name; a bad token is ConnectionEr
   assert.is((late as ConnectionError).failure, 'closed');
 });
 
-test('a subscription target whose sessionKey or agentId is there but undefined (with no other), null or not a string is a TypeError, not a subscription to every session of the agent (QA)', async ({ gw, publisher }) => {
+test('a subscription target whose sessionKey or agentId is there but undefined (with no other), null or not a string is a TypeError, not a subscription to every session of the agent; so are options without an onEvent function (QA)', async ({ gw, publisher }) => {
   const sb = await client(gw.url, gw.token);
   const unset: string | undefined = process.env['SWITCHBOARD_TEST_UNSET_KEY'];
   const targets = [
@@ -271,6 +271,17 @@ test('a subscription target whose sessionKey or agentId is there but undefined (
     const viaEvents = await sb.events(target as never)[Symbol.asyncIterator]().next().catch((e: unknown) => e);
     assert.instance(viaEvents, TypeError);
     assert.is((viaEvents as Error).message, message);
+  }
+  // Plain JavaScript may leave out the options, or onEvent: refused at the call, not thrown at every event, uncaught (QA).
+  const withoutOnEvent = [
+    [undefined, 'subscribe(target, { onEvent }) takes a function to call with each event, got undefined for its options; events() gives them as an async iterator instead'],
+    [{}, 'subscribe(target, { onEvent }) takes a function to call with each event, got onEvent: undefined; events() gives them as an async iterator instead'],
+    [{ onEvent: 'log' }, 'subscribe(target, { onEvent }) takes a function to call with each event, got onEvent: string; events() gives them as an async iterator instead'],
+  ] as const;
+  for (const [options, message] of withoutOnEvent) {
+    const refused = await sb.subscribe({ agentId: freshAgent('noevent') }, options as never).catch((e: unknown) => e);
+    assert.instance(refused, TypeError);
+    assert.is((refused as Error).message, message);
   }
   // With the other member given, an undefined one is what TypeScript allows, and harmless (review).
   const agent = freshAgent('undef');
