@@ -75,6 +75,10 @@ const SEQ_RANGE = { minimum: 0, maximum: Number.MAX_SAFE_INTEGER };
 const Seq = Type.Integer({ ...SEQ_RANGE, description: 'Sequence number of an event within its session.' });
 const Timestamp = Type.String({ format: 'date-time', description: 'ISO 8601 time, UTC.' });
 
+/** What rejectLookalikeKey refuses, for the keys it checks. */
+const KEY_AS_SENT =
+  'Matched as sent, so it may not print like another key: no whitespace or control character at either end, and within no control, invisible or whitespace character other than a space.';
+
 // ---------------------------------------------------------------- system.event
 
 export const SystemEventParams = Type.Object(
@@ -96,7 +100,7 @@ export const SystemEventParams = Type.Object(
         minLength: 1,
         maxLength: MAX_CONTEXT_KEY_LENGTH,
         pattern: NOT_BLANK_PATTERN,
-        description: 'A new event with the same contextKey replaces the one still pending in the same session.',
+        description: `A new event with the same contextKey replaces the one still pending in the same session. ${KEY_AS_SENT}`,
       }),
     ),
     idempotencyKey: Type.Optional(
@@ -105,7 +109,7 @@ export const SystemEventParams = Type.Object(
         maxLength: MAX_IDEMPOTENCY_KEY_LENGTH,
         pattern: NOT_BLANK_PATTERN,
         description:
-          "A repeat with the same key returns the first call's result with duplicate: true. Keys are the agent's own: another agent's event with the same key is another event.",
+          `A repeat with the same key returns the first call's result with duplicate: true. Keys are the agent's own: another agent's event with the same key is another event. ${KEY_AS_SENT}`,
       }),
     ),
   },

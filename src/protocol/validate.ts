@@ -63,6 +63,25 @@ export function rejectInvisible(trimmed: string, path: string, consequence: stri
   throw RpcError.invalidParams([{ path, message: `holds only invisible characters (${shown.join(' ')}${more}), so ${consequence}` }]);
 }
 
+/**
+ * Keys matched as sent (contextKey, idempotencyKey) that would print as another key: whitespace or
+ * a control character at either end, or within, a control, an invisible character or whitespace
+ * other than a space (QA: "build:42 " and "build:\u200b42" replaced no "build:42", and a retry
+ * keyed "nightly\n" was no repeat of "nightly"). Variation selectors pass, as in session keys.
+ */
+const KEY_EDGE_RE = /^[\s\p{Cc}]|[\s\p{Cc}]$/u;
+const KEY_HIDDEN_RE = /(?! )(?!\p{Variation_Selector})[\s\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}]/u;
+
+export function rejectLookalikeKey(key: string, path: string): void {
+  const problem = (message: string) => RpcError.invalidParams([{ path, message }]);
+  if (KEY_EDGE_RE.test(key)) throw problem('starts or ends with whitespace or a control character, so it would print like a key it does not match; remove it');
+  const hidden = KEY_HIDDEN_RE.exec(key);
+  if (hidden) {
+    const at = [...key.slice(0, hidden.index)].length + 1;
+    throw problem(`contains ${codePointName(hidden[0].codePointAt(0)!)} at character ${at}, a control, invisible or whitespace character other than a space, so it would print like a key it does not match; remove it`);
+  }
+}
+
 export interface Validator<T extends TSchema> {
   /** Returns the value typed, or throws INVALID_PARAMS with every problem and its path. */
   parse(value: unknown): Static<T>;

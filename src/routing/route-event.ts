@@ -7,7 +7,7 @@ import { DEFAULT_AGENT_ID, MAX_TEXT_BYTES } from '../protocol/constants.js';
 import { RpcError } from '../protocol/errors.js';
 import type { EventMode, Fallback, Route, RoutingResult, StoredEvent, SystemEventParams, WakeOutcome } from '../protocol/schemas.js';
 import { mainSessionKey, parseSessionKey, sessionKeyError, unpublishableKeyError, unpublishableKeyReason, type ParsedSessionKey } from '../protocol/session-key.js';
-import { rejectInvisible } from '../protocol/validate.js';
+import { rejectInvisible, rejectLookalikeKey } from '../protocol/validate.js';
 import { StoreFullError } from '../store/errors.js';
 import type { AppendOutcome, EventRecord, EventStore, TraceDetail } from '../store/types.js';
 
@@ -95,6 +95,8 @@ export async function routeEvent(
   caller: Caller,
 ): Promise<RoutingResult> {
   const text = normalizeText(params.text);
+  if (params.contextKey !== undefined) rejectLookalikeKey(params.contextKey, '/contextKey');
+  if (params.idempotencyKey !== undefined) rejectLookalikeKey(params.idempotencyKey, '/idempotencyKey');
   const { parsed, fallback } = resolveTarget(params.sessionKey, params.agentId, caller.defaultAgentId);
   const { sessionKey, route } = parsed;
   caller.mayPublishTo(route.agentId);

@@ -7,6 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   cleanup,
+  errorOf,
   freshAgent,
   openRaw,
   resultOf,
@@ -188,10 +189,11 @@ function assertNoControls(output: string, what: string): void {
   assert.not.match(output, CONTROL, `${what} holds a control character: ${JSON.stringify(output)}`);
 }
 
-test('human output escapes control characters in event text, context keys, token names and refusals; --json keeps them exact', async ({ gw, publisher }) => {
+test('human output escapes control characters in event text, token names and refusals; --json keeps them exact (a context key cannot hold them)', async ({ gw, publisher }) => {
   const agent = freshAgent('hostile');
   const key = `agent:${agent}:main`;
-  resultOf(await publisher.call('system.event', { text: HOSTILE, sessionKey: key, contextKey: 'ctx\x1b[1m' }));
+  assert.is(errorOf(await publisher.call('system.event', { text: HOSTILE, sessionKey: key, contextKey: 'ctx\x1b[1m' })).code, -32602);
+  resultOf(await publisher.call('system.event', { text: HOSTILE, sessionKey: key, contextKey: 'ctx[1m' }));
   const args = connectionArgs(gw);
 
   const peek = await runCli(['session', 'peek', '--session-key', key, ...args]);
@@ -199,12 +201,12 @@ test('human output escapes control characters in event text, context keys, token
   assertNoControls(peek.stdout, 'session peek');
   const lines = peek.stdout.trimEnd().split('\n');
   assert.is(lines.length, 2, `a header and one line for the one event: ${peek.stdout}`);
-  assert.ok(lines[1]!.endsWith(` next-heartbeat [ctx\\x1b[1m] ${SHOWN}`), lines[1]);
+  assert.ok(lines[1]!.endsWith(` next-heartbeat [ctx[1m] ${SHOWN}`), lines[1]);
 
   const json = await runCli(['session', 'peek', '--session-key', key, '--json', ...args]);
   assert.equal(
     (JSON.parse(json.stdout) as { events: { text: string; contextKey: string }[] }).events.map((event) => [event.text, event.contextKey]),
-    [[HOSTILE, 'ctx\x1b[1m']],
+    [[HOSTILE, 'ctx[1m']],
   );
 
   const watch = spawnCli(['session', 'watch', '--session-key', key, ...args]);

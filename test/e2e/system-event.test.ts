@@ -443,6 +443,22 @@ test("an idempotencyKey reused with other text (or another of the agent's sessio
 
 // ---------------------------------------------------------------- the session queue's rules
 
+test('a contextKey or idempotencyKey that would print like another is refused, nothing stored: it would replace nothing, or repeat nothing (QA)', async ({ raw }) => {
+  const key = freshKey('lookalike');
+  await send(raw, { text: 'build 42 running', sessionKey: key, contextKey: 'build:42' });
+  for (const [param, value] of [
+    ['contextKey', 'build:42 '],
+    ['contextKey', 'build:\u200b42'],
+    ['idempotencyKey', 'nightly\n'],
+    ['idempotencyKey', ' nightly'],
+  ] as const) {
+    assertInvalidParams(errorOf(await raw.call('system.event', { text: 'build 42 passed', sessionKey: key, [param]: value })), `/${param}`);
+  }
+  assert.equal(texts(await peek(raw, { sessionKey: key })), ['build 42 running'], 'nothing stored');
+  const spaced = await send(raw, { text: 'deploy passed', sessionKey: key, contextKey: 'deploy prod' });
+  assert.is(spaced.queue.status, 'queued', 'a space within is a key like any other');
+});
+
 test('contextKey: a new event replaces the pending one with the same contextKey', async ({ raw }) => {
   const key = freshKey('ctx');
   const running = await send(raw, { text: 'build 123 running', sessionKey: key, contextKey: 'build:123' });

@@ -11,7 +11,7 @@ import {
 } from '../../src/protocol/constants.js';
 import { RpcError, type ParamProblem } from '../../src/protocol/errors.js';
 import { METHODS, METHOD_NAMES } from '../../src/protocol/methods.js';
-import { MAX_REPORTED_PROBLEMS, compileValidator } from '../../src/protocol/validate.js';
+import { MAX_REPORTED_PROBLEMS, compileValidator, rejectLookalikeKey } from '../../src/protocol/validate.js';
 
 const test = suite('protocol/validate');
 
@@ -71,6 +71,29 @@ test('every method has a params validator that compiles and accepts its minimal 
   };
   assert.equal([...METHOD_NAMES].sort(), Object.keys(minimal).sort(), 'a method was added: give it a case here');
   for (const name of METHOD_NAMES) accepts(compileValidator(METHODS[name].params), minimal[name]);
+});
+
+test('keys matched as sent (contextKey, idempotencyKey) that would print like another are refused, naming the path and the character; spaces within, emoji and any script pass', () => {
+  const refusal = (key: string) => {
+    try {
+      rejectLookalikeKey(key, '/contextKey');
+      return undefined;
+    } catch (error) {
+      assert.instance(error, RpcError);
+      return (error as RpcError).data.errors;
+    }
+  };
+  const edge = 'starts or ends with whitespace or a control character, so it would print like a key it does not match; remove it';
+  for (const key of ['build:42 ', ' build:42', 'nightly\n', '\tx', 'x\u00a0', 'x\u3000']) assert.equal(refusal(key), [{ path: '/contextKey', message: edge }], JSON.stringify(key));
+  const hidden = (code: string, at: number) => [
+    { path: '/contextKey', message: `contains ${code} at character ${at}, a control, invisible or whitespace character other than a space, so it would print like a key it does not match; remove it` },
+  ];
+  assert.equal(refusal('build:\u200b42'), hidden('U+200B', 7));
+  assert.equal(refusal('a\u00a0b'), hidden('U+00A0', 2));
+  assert.equal(refusal('a\nb'), hidden('U+000A', 2));
+  assert.equal(refusal('🚀\u2060x'), hidden('U+2060', 2), 'counted in characters: the emoji is one');
+  assert.equal(refusal('a\u00adb'), hidden('U+00AD', 2), 'a soft hyphen prints as nothing');
+  for (const key of ['build:42', 'deploy prod eu', '❤️ release', 'ビルド42', 'a'.repeat(256)]) assert.is(refusal(key), undefined, key);
 });
 
 test('system.event: minimal and full params are accepted', () => {
