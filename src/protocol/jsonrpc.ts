@@ -35,6 +35,11 @@ export interface DispatcherOptions<C> {
   /** Called with every error that becomes INTERNAL_ERROR, so it can be logged; never sent. */
   onInternalError?: (error: unknown, method: string) => void;
   /**
+   * Called with every error of a notification, which the spec lets no one answer (section 4.1): a
+   * refused system.event sent without an id vanished without a word (QA), so it can be logged.
+   */
+  onUnansweredError?: (error: RpcError, method: string, context: C) => void;
+  /**
    * Called once a message is parsed, before any of its requests runs, with how many it holds (1
    * for a lone request): for limits of the whole frame, such as the room its answer has.
    */
@@ -51,11 +56,13 @@ export class RpcDispatcher<C> {
   readonly #mapError: (error: unknown) => unknown;
   readonly #onInternalError: (error: unknown, method: string) => void;
   readonly #onMessage: (context: C, requests: number) => void;
+  readonly #onUnansweredError: (error: RpcError, method: string, context: C) => void;
 
   constructor(handlers: Record<string, Handler<C>>, options: DispatcherOptions<C> = {}) {
     this.#mapError = options.mapError ?? ((error) => error);
     this.#onInternalError = options.onInternalError ?? (() => {});
     this.#onMessage = options.onMessage ?? (() => {});
+    this.#onUnansweredError = options.onUnansweredError ?? (() => {});
     this.#handlers = new Map(Object.entries(handlers));
   }
 
@@ -104,18 +111,18 @@ export class RpcDispatcher<C> {
     const isNotification = !('id' in request);
     const handler = this.#handlers.get(request.method);
     if (!handler) {
-      if (isNotification) return undefined;
       const method = echoed(request.method);
-      return errorResponse(request.id ?? null, 'METHOD_NOT_FOUND', `Method not found: ${method}`, { method });
+      return this.#refuse(request, context, new RpcError('METHOD_NOT_FOUND', `Method not found: ${method}`, { method }));
     }
     // Checked once the method is known to exist: "invalid params" of a method that does not would
     // send a client to fix its params first. An error in handling a valid Request, so a
     // notification gets no answer.
     if (checked.byPosition) {
-      if (isNotification) return undefined;
-      return errorResponse(request.id ?? null, 'INVALID_PARAMS', 'Invalid params: params are by name; send an object, not an array', {
-        errors: [{ path: '', message: 'must be an object (by-name params)' }],
-      });
+      return this.#refuse(
+        request,
+        context,
+        new RpcError('INVALID_PARAMS', 'Invalid params: params are by name; send an object, not an array', { errors: [{ path: '', message: 'must be an object (by-name params)' }] }),
+      );
     }
     let result: unknown;
     try {
@@ -123,10 +130,16 @@ export class RpcDispatcher<C> {
     } catch (thrown) {
       const error = this.#mapError(thrown);
       if (!(error instanceof RpcError)) this.#onInternalError(error, request.method);
-      // A notification is never answered, not even with its error (JSON-RPC 2.0 section 4.1).
-      return isNotification ? undefined : toErrorResponse(request.id ?? null, error);
+      return this.#refuse(request, context, error);
     }
     return isNotification ? undefined : createJSONRPCSuccessResponse(request.id ?? null, result);
+  }
+
+  /** The error response to a request; for a notification, nothing (JSON-RPC 2.0 section 4.1), but told to onUnansweredError. */
+  #refuse(request: JSONRPCRequest, context: C, error: unknown): JSONRPCErrorResponse | undefined {
+    if ('id' in request) return toErrorResponse(request.id ?? null, error);
+    if (error instanceof RpcError) this.#onUnansweredError(error, request.method, context);
+    return undefined;
   }
 }
 

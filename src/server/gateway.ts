@@ -40,7 +40,7 @@ import {
   PING_INTERVAL_MS,
   TOKEN_REVOKED_CLOSE,
 } from '../protocol/constants.js';
-import { echoed, mebibytes, type ErrorName } from '../protocol/errors.js';
+import { echoed, mebibytes, type ErrorName, type RpcError } from '../protocol/errors.js';
 import { RpcDispatcher } from '../protocol/jsonrpc.js';
 import { buildOpenRpcDocument } from '../protocol/openrpc.js';
 import { HAS_UNIX_SOCKETS } from '../protocol/socket-path.js';
@@ -249,6 +249,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   });
   const storeFailures = storeFailureLog(log);
   const diskFullRefusals = diskFullLog(log);
+  const refusedNotifications = countedLog<{ error: RpcError; method: string; from: string }>(
+    log,
+    (count, { error, method, from }) =>
+      `refused ${count === 1 ? 'a notification' : `${count} notifications`} (requests without an id, which JSON-RPC answers with nothing: give system.event an id to hear its routing result), the last ${echoed(method)} from ${from}: ${error.message}`,
+  );
   const dispatcher = new RpcDispatcher<CallContext>(handlers, {
     mapError: (error) => {
       if (error instanceof StoreUnavailableError) storeFailures.happened(error);
@@ -256,6 +261,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return toRpcError(error);
     },
     onInternalError: (error, method) => log(`internal error in ${method}: ${(error as Error)?.stack ?? String(error)}`),
+    onUnansweredError: (error, method, context) => refusedNotifications.happened({ error, method, from: context.remoteAddress }),
     onMessage: (context, requests) => fitAnswerFrame(context.readBudget, context.frameBytes, requests),
   });
 
@@ -564,6 +570,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           storeFailures.flush();
           diskFullRefusals.flush();
           backgroundFailures.flush();
+          refusedNotifications.flush();
           refusedConnections.flush();
         }
       })()),

@@ -104,6 +104,17 @@ test('a notification (named params) gets no response, and is still carried out',
   );
 });
 
+test('a refused system.event sent as a notification gets no response, but the log says so: it would otherwise vanish without a word (QA)', async ({ raw, gw }) => {
+  raw.send('{"jsonrpc": "2.0", "method": "system.event", "params": {"text": "lost?", "sessionKey": "agent:ops:slack:N1"}}');
+  await raw.expectSilence(SILENCE_MS);
+  const line = gw.log.find((logged) => logged.startsWith('refused a notification'));
+  assert.ok(line, gw.log.join('\n'));
+  assert.match(
+    line!,
+    /^refused a notification \(requests without an id, which JSON-RPC answers with nothing: give system\.event an id to hear its routing result\), the last system\.event from 127\.0\.0\.1: Invalid params: \/sessionKey: /,
+  );
+});
+
 test('a notification of a method that does not exist (spec: foobar) gets no response', async ({ raw }) => {
   raw.send('{"jsonrpc": "2.0", "method": "foobar"}');
   await raw.expectSilence(SILENCE_MS);

@@ -32,6 +32,7 @@ const BY_NAME_ONLY = {
 function setup() {
   const hellos: unknown[] = [];
   const internalErrors: Array<{ error: unknown; method: string }> = [];
+  const unanswered: Array<{ code: number; method: string; connection: number }> = [];
   const thrown = new Error(SECRET);
   const handlers: Record<string, Handler<Context>> = {
     subtract: (params) => {
@@ -58,13 +59,14 @@ function setup() {
   };
   const dispatcher = new RpcDispatcher<Context>(handlers, {
     onInternalError: (error, method) => internalErrors.push({ error, method }),
+    onUnansweredError: (error, method, context) => unanswered.push({ code: error.code, method, connection: context.connection }),
   });
   /** Sends one frame (a string is sent verbatim); resolves with the parsed answer, or undefined. */
   const send = async (frame: unknown): Promise<unknown> => {
     const text = await dispatcher.handleFrame(typeof frame === 'string' ? frame : JSON.stringify(frame), { connection: 7 });
     return text === undefined ? undefined : (JSON.parse(text) as unknown);
   };
-  return { dispatcher, send, hellos, internalErrors, thrown };
+  return { dispatcher, send, hellos, internalErrors, unanswered, thrown };
 }
 
 const test = suite('protocol/jsonrpc');
@@ -83,14 +85,24 @@ test('§7 rpc call with named parameters', async () => {
   });
 });
 
-test('§7 a notification gets no answer, even for an unknown method or positional params', async () => {
-  const { send, hellos } = setup();
+test('§7 a notification gets no answer, even for an unknown method or positional params; the refusals are told to onUnansweredError, to be logged', async () => {
+  const { send, hellos, unanswered } = setup();
   assert.is(await send('{"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]}'), undefined);
   assert.is(await send('{"jsonrpc": "2.0", "method": "foobar"}'), undefined);
   assert.is(await send('{"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}'), undefined);
   assert.equal(hellos, [], 'positional params reached the handler');
   assert.is(await send('{"jsonrpc": "2.0", "method": "notify_hello", "params": {"value": 7}}'), undefined);
   assert.equal(hellos, [{ value: 7 }]);
+  assert.is(await send({ jsonrpc: '2.0', method: 'not_found', params: { id: 'evt_1' } }), undefined);
+  assert.equal(unanswered, [
+    { code: -32601, method: 'update', connection: 7 },
+    { code: -32601, method: 'foobar', connection: 7 },
+    { code: -32602, method: 'notify_hello', connection: 7 },
+    { code: 1007, method: 'not_found', connection: 7 },
+  ]);
+  await send({ jsonrpc: '2.0', method: 'foobar', id: 1 });
+  await send({ jsonrpc: '2.0', method: 'boom' });
+  assert.is(unanswered.length, 4, 'an answered refusal, and an internal error (reported as one), are not told');
 });
 
 test('§7 rpc call of a non-existent method', async () => {
