@@ -33,6 +33,7 @@ import { tokenProblem } from '../protocol/token-format.js';
 import { flagOption, integerOption, optionOrEnv, rawOption } from './argv.js';
 import { CliError, ExitCode, noAnswer, outputFailed, usageError, type CliErrorName } from './exit-codes.js';
 import {
+  formatAck,
   formatBackup,
   formatRoutingResult,
   formatSessionList,
@@ -160,6 +161,16 @@ export function sessionPeek(args: Args): Promise<ExitCode> {
   return withClient(args, 'session.peek', params, (result) => formatSessionRead(result, 'shown', params.after, otherSessionsHint(args)));
 }
 
+/** Consumes what peek showed, up to a seq, without printing the events again as drain does (QA: no CLI way to ack). */
+export function sessionAck(args: Args): Promise<ExitCode> {
+  const sessionKey = sessionKeyOption(args);
+  const seq = integerOption(args, 'seq', 1);
+  if (sessionKey === undefined || seq === undefined) {
+    throw usageError(`${sessionKey === undefined ? '--session-key (or --agent)' : '--seq'} is required: switchboard session ack --session-key <key> --seq <seq> (a seq that peek, drain or watch showed)`);
+  }
+  return withClient(args, 'session.ack', { sessionKey, seq }, formatAck);
+}
+
 export function sessionDrain(args: Args): Promise<ExitCode> {
   const params = readParams(args);
   return withClient(args, 'session.drain', params, (result) => formatSessionRead(result, 'drained', params.after, otherSessionsHint(args)), {
@@ -256,7 +267,8 @@ function limitOption(args: Args): number | undefined {
   return integerOption(args, 'limit', 1, MAX_READ_LIMIT);
 }
 
-function readParams(args: Args) {
+/** The session --session-key names, or --agent's main session; undefined for neither. */
+function sessionKeyOption(args: Args): string | undefined {
   const sessionKey = rawOption(args, 'session-key');
   const agent = rawOption(args, 'agent');
   if (sessionKey !== undefined && agent !== undefined) throw usageError('give --session-key or --agent, not both');
@@ -267,10 +279,14 @@ function readParams(args: Args) {
       `--agent ${JSON.stringify(agent)} is not an agent id: letters a-z (either case), digits, "_" or "-", starting with a letter or digit, at most ${MAX_AGENT_ID_LENGTH}`,
     );
   }
+  return sessionKey ?? (agent !== undefined ? `agent:${agent}:main` : undefined);
+}
+
+function readParams(args: Args) {
+  // Neither: the gateway takes the main session of the token's agent (main for the admin token).
+  const key = sessionKeyOption(args);
   const limit = limitOption(args);
   const after = integerOption(args, 'after', 0);
-  // Neither: the gateway takes the main session of the token's agent (main for the admin token).
-  const key = sessionKey ?? (agent !== undefined ? `agent:${agent}:main` : undefined);
   return {
     ...(key === undefined ? {} : { sessionKey: key }),
     ...(limit === undefined ? {} : { limit }),

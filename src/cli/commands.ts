@@ -131,6 +131,17 @@ export const COMMANDS: readonly CommandSpec[] = [
   sessionRead('peek', 'Show pending events of a session, oldest first, without consuming them'),
   sessionRead('drain', 'Show pending events of a session, oldest first, and consume them'),
   connected({
+    name: 'session ack',
+    summary: 'Consume the pending events of a session up to a seq (what peek showed), without showing them',
+    options: [
+      { flags: '--session-key <key>', description: 'Session to ack in (or --agent for its main session)' },
+      { flags: '--agent <agentId>', description: 'Agent whose main session to ack in when no --session-key is given' },
+      { flags: '--seq <seq>', description: 'Consume every pending event up to and including this seq (required)' },
+    ],
+    example: `switchboard session ack --session-key 'agent:main:slack:channel:C123:thread:456' --seq 7`,
+    load: async () => oneShot.sessionAck,
+  }),
+  connected({
     name: 'session list',
     summary: 'List sessions with pending events, most pending first',
     options: [

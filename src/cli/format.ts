@@ -137,6 +137,11 @@ function diskLine({ freeDiskBytes, minFreeDiskBytes }: ResultOf<'gateway.status'
   return `${mebibytes(freeDiskBytes)} free, ${kept}${refusing}`;
 }
 
+export function formatAck({ sessionKey, seq, acked, depth }: ResultOf<'session.ack'>): string {
+  const done = acked === 0 ? `nothing left to ack up to seq ${seq} in ${sessionKey}` : `acked ${acked} event${acked === 1 ? '' : 's'} of ${sessionKey}, up to seq ${seq}`;
+  return `${done}; ${depth} still pending`;
+}
+
 export function formatBackup({ path, bytes, durationMs }: ResultOf<'gateway.backup'>): string {
   return [
     `backed up to ${path} (${bytes} bytes in ${durationMs} ms)`,

@@ -980,6 +980,30 @@ test('a token that starts with "-" (data dirs from before the sba_ prefix) works
   await gw.stop();
 });
 
+test('session ack consumes up to a seq without showing the events, human and --json; a seq never issued is exit 1, a missing --seq or session exit 2 (QA: no CLI way to ack what peek showed)', async ({ gw }) => {
+  const key = 'agent:cliack:telegram:group:G1:topic:7';
+  for (const text of ['one', 'two', 'three']) assertExit(await runCli(['system', 'event', '--text', text, '--session-key', key, ...conn(gw)]), 0);
+  const human = await runCli(['session', 'ack', '--session-key', key, '--seq', '2', ...conn(gw)]);
+  assertExit(human, 0);
+  assert.is(human.stdout, `acked 2 events of ${key}, up to seq 2; 1 still pending\n`);
+  const again = parseJsonOut<{ sessionKey: string; seq: number; acked: number; depth: number }>(await runCli(['session', 'ack', '--session-key', key, '--seq', '2', '--json', ...conn(gw)]));
+  assert.equal(again, { sessionKey: key, seq: 2, acked: 0, depth: 1 });
+  assert.equal(parseJsonOut<ReadJson>(await runCli(['session', 'peek', '--session-key', key, '--json', ...conn(gw)])).events.map((e) => e.text), ['three']);
+  const beyond = await runCli(['session', 'ack', '--session-key', key, '--seq', '9', ...conn(gw)]);
+  assertExit(beyond, 1);
+  assert.match(beyond.stderr, /\(code 1004\)\n$/);
+  for (const [args, message] of [
+    [['--session-key', key], '--seq is required'],
+    [['--seq', '3'], '--session-key (or --agent) is required'],
+    [['--session-key', key, '--seq', '0'], '--seq must be an integer of at least 1 (got "0")'],
+  ] as const) {
+    const refused = await runCli(['session', 'ack', ...args, ...conn(gw)]);
+    assertExit(refused, 2);
+    assert.match(refused.stderr, message);
+  }
+  assertExit(await runCli(['session', 'ack', '--agent', 'cliack', '--seq', '1', ...conn(gw)]), 1);
+});
+
 test('session peek / drain / list and status work, human and --json', async ({ gw }) => {
   const key = 'agent:clisess:slack:channel:C9';
   for (const text of ['first', 'second', 'third']) {
