@@ -169,12 +169,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // A token from an earlier start beside no store: a restore that failed, a volume not mounted.
   const newStoreBesideOldToken = hadToken && !hasDatabase(options.dataDir);
   const backgroundFailures = backgroundFailureLog(log);
+  const storeFailures = storeFailureLog(log);
   const store = openStore(options.dataDir, {
     maxPendingPerSession,
     idempotencyRetentionMs: options.idempotencyRetentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS,
     ...(options.minFreeDiskBytes === undefined ? {} : { minFreeDiskBytes: options.minFreeDiskBytes }),
     onBackgroundError: (error) => backgroundFailures.happened(error),
     onWarning: (message) => log(`warning: ${message}`),
+    onWritesRecovered: (failedSince) => {
+      // What was held back first, so that the log reads in order.
+      storeFailures.flush();
+      log(`store writes go through again, after failing since ${new Date(failedSince).toISOString()}`);
+    },
   });
 
   /** Open connections by their socket, which is `this` in the socket listeners below. */
@@ -247,7 +253,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     isClosing: () => lifecycle.closing,
   });
-  const storeFailures = storeFailureLog(log);
   const diskFullRefusals = diskFullLog(log);
   const refusedNotifications = countedLog<{ error: RpcError; method: string; from: string }>(
     log,

@@ -165,6 +165,13 @@ export interface WriteHealth {
   failure: string | undefined;
 }
 
+export interface CommitQueueOptions {
+  /** For tests, which need a wait longer than a loaded machine's stalls. @default GROUP_WAIT_MS */
+  groupWaitMs?: number;
+  /** Told when a batch that writes commits after batches failed (since `failedSince`, ms since the epoch): the log says when a failure ended, not only that it began. */
+  onWritesRecovered?: (failedSince: number) => void;
+}
+
 export interface CommitMetrics {
   /** Transactions committed. */
   commits: number;
@@ -194,12 +201,13 @@ export class CommitQueue {
   /** The connection's synchronous level, as last set (or found at construction). */
   #synchronous: number;
   #health: WriteHealth = { failingSince: undefined, failure: undefined };
+  readonly #onWritesRecovered: (failedSince: number) => void;
 
-  /** `groupWaitMs` is for tests, which need a wait longer than a loaded machine's stalls. */
-  constructor(db: Database.Database, observer: TransactionObserver = NO_OBSERVER, groupWaitMs = GROUP_WAIT_MS) {
+  constructor(db: Database.Database, observer: TransactionObserver = NO_OBSERVER, options: CommitQueueOptions = {}) {
     this.#db = db;
     this.#observer = observer;
-    this.#groupWaitMs = groupWaitMs;
+    this.#groupWaitMs = options.groupWaitMs ?? GROUP_WAIT_MS;
+    this.#onWritesRecovered = options.onWritesRecovered ?? (() => {});
     this.#begin = db.prepare('BEGIN IMMEDIATE');
     this.#commit = db.prepare('COMMIT');
     this.#rollback = db.prepare('ROLLBACK');
@@ -292,7 +300,11 @@ export class CommitQueue {
       return this.#abort(batch, error);
     }
     this.#observer.batchCommitted();
-    if (batch.some((op) => !op.readOnly)) this.#health = { failingSince: undefined, failure: undefined };
+    const { failingSince } = this.#health;
+    if (failingSince !== undefined && batch.some((op) => !op.readOnly)) {
+      this.#health = { failingSince: undefined, failure: undefined };
+      this.#onWritesRecovered(failingSince);
+    }
     this.#metrics.commits++;
     if (durable) this.#metrics.durableCommits++;
     this.#metrics.opsCommitted += ran.succeeded;

@@ -531,7 +531,9 @@ export class SqliteEventStore implements EventStore, TokenStore {
     // index before the cache: a batch rolled back restores it before the cache, gone stale,
     // reconciles from it.
     this.#idleCheckpoint = new IdleCheckpoint(() => this.#foldWal());
-    this.#queue = new CommitQueue(db, observeAll(databaseFileGuard(file), this.#pending, this.#sessions, this.#idleCheckpoint));
+    this.#queue = new CommitQueue(db, observeAll(databaseFileGuard(file), this.#pending, this.#sessions, this.#idleCheckpoint), {
+      ...(options.onWritesRecovered ? { onWritesRecovered: options.onWritesRecovered } : {}),
+    });
     this.#maxPending = limits.maxPending;
     this.#freeSpace = new FreeSpaceGuard(path.dirname(file), limits.minFreeDiskBytes);
     this.#droppedDetail = JSON.stringify({ reason: DROPPED_REASON, cap: limits.maxPending });

@@ -219,6 +219,11 @@ export interface StoreOptions {
    */
   onWarning?: (message: string) => void;
   /**
+   * Told when writes go through again after they failed (since `failedSince`, ms since the epoch).
+   * @default ignore it
+   */
+  onWritesRecovered?: (failedSince: number) => void;
+  /**
    * How long an idempotency record answers repeats; older ones are pruned.
    * @default DEFAULT_IDEMPOTENCY_RETENTION_MS (24 h)
    */

@@ -499,6 +499,7 @@ test('a shutdown that cannot fold the write-ahead log back into the database say
   resultOf(await raw.call('system.event', { text: 'after', sessionKey: key }));
   const healed = resultOf<{ writesFailingSince: string | null; writeFailure: string | null }>(await raw.call('gateway.status', {}));
   assert.equal([healed.writesFailingSince, healed.writeFailure], [null, null]);
+  assert.match(gw.stderr(), `switchboard gateway: store writes go through again, after failing since ${failing.writesFailingSince}\n`);
   assert.match((await runCli(['status', '--url', gw.url, '--token', gw.token])).stdout, /\n {2}writes: {6}ok\n/);
   // Replaced by another file (a copy is not the file the gateway holds): refused until a restart.
   fs.copyFileSync(file, `${file}.copy`);

@@ -71,7 +71,7 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 
 test('the callers a commit answered share the next commit, even when their operations arrive over several turns of the event loop', async () => {
   // A wait that no test reaches: only the callers' return can end it.
-  queue = new CommitQueue(db, undefined, 60_000);
+  queue = new CommitQueue(db, undefined, { groupWaitMs: 60_000 });
   await Promise.all(['a', 'b', 'c'].map((x) => queue.run(insert(x))));
   const next: Array<Promise<number>> = [];
   for (const x of ['d', 'e', 'f']) {
@@ -83,7 +83,7 @@ test('the callers a commit answered share the next commit, even when their opera
 });
 
 test('a batch goes without the callers that do not come back once the wait is over', async () => {
-  queue = new CommitQueue(db, undefined, 20);
+  queue = new CommitQueue(db, undefined, { groupWaitMs: 20 });
   await Promise.all(['a', 'b', 'c'].map((x) => queue.run(insert(x))));
   const started = performance.now();
   await within(queue.run(insert('alone')), 5_000, 'a lone operation');
@@ -94,7 +94,7 @@ test('a batch goes without the callers that do not come back once the wait is ov
 
 test('no wait once the last answers are older than the wait, nor beyond a batch of GROUP_TARGET', async () => {
   // Waiting would take the whole 2 s; a commit, even on a slow disk, takes far less than 1.5 s.
-  queue = new CommitQueue(db, undefined, 2_000);
+  queue = new CommitQueue(db, undefined, { groupWaitMs: 2_000 });
   await Promise.all(['a', 'b', 'c'].map((x) => queue.run(insert(x))));
   await new Promise((resolve) => setTimeout(resolve, 2_100));
   await within(queue.run(insert('much later')), 1_500, 'an operation long after the last answers');
@@ -136,7 +136,10 @@ test('a storage failure rejects the whole batch with StoreUnavailableError and s
   assert.is(count(), 1);
 });
 
-test('writeHealth: failing from the first batch that fails, with the last failure; a read that commits meanwhile changes nothing, a write that commits ends it', async () => {
+test('writeHealth: failing from the first batch that fails, with the last failure; a read that commits meanwhile changes nothing, a write that commits ends it, and says so once', async () => {
+  const recovered: number[] = [];
+  queue = new CommitQueue(db, undefined, { onWritesRecovered: (failedSince) => recovered.push(failedSince) });
+  await queue.run(insert('before'));
   assert.equal(queue.writeHealth(), { failingSince: undefined, failure: undefined });
   const pages = db.pragma('page_count', { simple: true }) as number;
   db.pragma(`max_page_count = ${pages}`);
@@ -149,11 +152,14 @@ test('writeHealth: failing from the first batch that fails, with the last failur
   await queue.run(insert(`${big}!`)).catch(() => undefined);
   assert.is(queue.writeHealth().failingSince, since, 'since the first');
   assert.match(queue.writeHealth().failure!, 'SQLITE_FULL');
-  assert.is(await queue.run(count, { readOnly: true }), 0);
+  assert.is(await queue.run(count, { readOnly: true }), 1);
   assert.is(queue.writeHealth().failingSince, since, 'a read says nothing of writes');
+  assert.equal(recovered, []);
   db.pragma('max_page_count = 1073741823');
   await queue.run(insert('recovered'));
   assert.equal(queue.writeHealth(), { failingSince: undefined, failure: undefined });
+  await queue.run(insert('and on'));
+  assert.equal(recovered, [since], 'told once, with when the failures began');
 });
 
 test('the read-only operations of a batch that fails are answered again, together, from what is committed: not the failed writes, and their own writes are taken back', async () => {
