@@ -41,6 +41,7 @@ import {
   TOKEN_REVOKED_CLOSE,
 } from '../protocol/constants.js';
 import { echoed, mebibytes, type ErrorName, type RpcError } from '../protocol/errors.js';
+import { printable } from '../protocol/printable.js';
 import { RpcDispatcher } from '../protocol/jsonrpc.js';
 import { buildOpenRpcDocument } from '../protocol/openrpc.js';
 import { HAS_UNIX_SOCKETS } from '../protocol/socket-path.js';
@@ -257,7 +258,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const refusedNotifications = countedLog<{ error: RpcError; method: string; from: string }>(
     log,
     (count, { error, method, from }) =>
-      `refused ${count === 1 ? 'a notification' : `${count} notifications`} (requests without an id, which JSON-RPC answers with nothing: give system.event an id to hear its routing result), the last ${echoed(method)} from ${from}: ${error.message}`,
+      // printable: the method and the message repeat what a client sent, and must not write lines of their own into the log (review).
+      `refused ${count === 1 ? 'a notification' : `${count} notifications`} (requests without an id, which JSON-RPC answers with nothing: give system.event an id to hear its routing result), the last ${printable(echoed(method))} from ${from}: ${printable(error.message)}`,
   );
   const dispatcher = new RpcDispatcher<CallContext>(handlers, {
     mapError: (error) => {

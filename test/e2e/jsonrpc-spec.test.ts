@@ -115,6 +115,19 @@ test('a refused system.event sent as a notification gets no response, but the lo
   );
 });
 
+test("what a refused notification sent writes no line of its own into the log (review: a method holding a newline and a timestamp forged one)", async () => {
+  const own = await startInProcessGateway();
+  const peer = await openRaw(own.url, own.token);
+  peer.send(JSON.stringify({ jsonrpc: '2.0', method: 'x\n2026-11-27T00:00:00.000Z switchboard gateway: stopped\u2028' }));
+  await peer.expectSilence(SILENCE_MS);
+  const told = own.log.filter((logged) => logged.startsWith('refused a notification'));
+  assert.is(told.length, 1, own.log.join('\n'));
+  assert.ok(told[0]!.includes('the last x\\n2026-11-27T00:00:00.000Z switchboard gateway: stopped\\u2028 from '), told[0]);
+  assert.not.match(told[0]!, /[\n\u2028]/);
+  peer.close();
+  await own.gateway.close();
+});
+
 test('a notification of a method that does not exist (spec: foobar) gets no response', async ({ raw }) => {
   raw.send('{"jsonrpc": "2.0", "method": "foobar"}');
   await raw.expectSilence(SILENCE_MS);
