@@ -202,6 +202,8 @@ export class CommitQueue {
   #synchronous: number;
   #health: WriteHealth = { failingSince: undefined, failure: undefined };
   readonly #onWritesRecovered: (failedSince: number) => void;
+  /** Rows changed since the connection opened (SQLite's total_changes()). */
+  readonly #totalChanges: () => number;
 
   constructor(db: Database.Database, observer: TransactionObserver = NO_OBSERVER, options: CommitQueueOptions = {}) {
     this.#db = db;
@@ -211,6 +213,8 @@ export class CommitQueue {
     this.#begin = db.prepare('BEGIN IMMEDIATE');
     this.#commit = db.prepare('COMMIT');
     this.#rollback = db.prepare('ROLLBACK');
+    const totalChanges = db.prepare<[], number>('SELECT total_changes()').pluck();
+    this.#totalChanges = () => totalChanges.get()!;
     this.#synchronous = db.pragma('synchronous', { simple: true }) as number;
     // Called while the batch's transaction is open, better-sqlite3 wraps each call in a SAVEPOINT.
     this.#inSavepoint = db.transaction((run: () => unknown) => run());
@@ -291,6 +295,9 @@ export class CommitQueue {
   /** Runs the batch in one transaction and returns how to settle each operation, in order. */
   #execute(batch: QueuedOp[]): Array<() => void> {
     const durable = batch.some((op) => op.durable);
+    // Read only while writes fail: a batch that commits without changing a row (an append refused
+    // for want of room, an ack of nothing) says nothing of whether writes go through (review).
+    const changesBefore = this.#health.failingSince === undefined ? 0 : this.#totalChanges();
     const ran = this.#runAll(batch, durable, false) ?? this.#runAll(batch, durable, true);
     if ('failure' in ran) return this.#abort(batch, ran.failure);
     try {
@@ -301,7 +308,7 @@ export class CommitQueue {
     }
     this.#observer.batchCommitted();
     const { failingSince } = this.#health;
-    if (failingSince !== undefined && batch.some((op) => !op.readOnly)) {
+    if (failingSince !== undefined && this.#totalChanges() > changesBefore) {
       this.#health = { failingSince: undefined, failure: undefined };
       this.#onWritesRecovered(failingSince);
     }
@@ -365,9 +372,11 @@ export class CommitQueue {
   }
 
   #abort(batch: QueuedOp[], cause: unknown): Array<() => void> {
-    this.#rollBack();
     const failure = new StoreUnavailableError(cause);
-    this.#health = { failingSince: this.#health.failingSince ?? Date.now(), failure: failure.message };
+    // Before the rollback, which the observers are told of: they may ask whether writes fail. A
+    // batch of reads that failed says nothing of writes.
+    if (batch.some((op) => !op.readOnly)) this.#health = { failingSince: this.#health.failingSince ?? Date.now(), failure: failure.message };
+    this.#rollBack();
     const reads = this.#readAgain(batch.filter((op) => op.readOnly), failure);
     return batch.map((op) => reads.get(op) ?? (() => op.reject(failure)));
   }

@@ -1,14 +1,15 @@
 /**
- * Folds the write-ahead log back into the database, and cuts it to nothing, once the store has
- * committed nothing for IDLE_CHECKPOINT_MS. SQLite's own checkpoints come every
- * WAL_AUTOCHECKPOINT_PAGES (~40 MiB of WAL), which a steady load is faster with; but a gateway
- * taking a few events a minute reached that size too (each commit writes whole pages: 50-120 KB an
- * event), and on a small disk its WAL took the last of the room, and took again whatever room was
- * made (QA). A load that never pauses keeps its large WAL, as before.
+ * Calls for the write-ahead log to be folded back into the database once the store has committed
+ * no write for IDLE_CHECKPOINT_MS. SQLite's own checkpoints come every WAL_AUTOCHECKPOINT_PAGES
+ * (~40 MiB of WAL), which a steady load is faster with; but a gateway taking a few events a minute
+ * reached that size too (each commit writes whole pages: 50-120 KB an event), and on a small disk
+ * its WAL took the last of the room, and took again whatever room was made (QA). A load that never
+ * pauses keeps its large WAL, as before. Batches of reads alone are no activity: an agent polling
+ * `session.peek` every second would otherwise put the checkpoint off for good (review).
  *
- * A batch that failed (a full disk) calls for a checkpoint at the next tick whether or not others
- * follow: clients retrying would otherwise keep the store from ever looking idle, while the pages
- * folded back are what gives the disk its room again.
+ * While writes fail (a full disk), the timer set by the failure calls for it whatever follows:
+ * clients retrying would otherwise keep the store from ever looking idle, while the pages folded
+ * back are what gives the disk its room again.
  */
 import type { TransactionObserver } from './commit-queue.js';
 
@@ -16,30 +17,38 @@ export const IDLE_CHECKPOINT_MS = 1_000;
 
 export class IdleCheckpoint implements TransactionObserver {
   readonly #checkpoint: () => void;
+  readonly #failing: () => boolean;
   readonly #idleMs: number;
   #timer: NodeJS.Timeout | undefined;
-  #lastBatchAt = Number.NEGATIVE_INFINITY;
-  #failed = false;
+  #lastWriteAt = Number.NEGATIVE_INFINITY;
+  /** Whether the batch now committing may have written (told before its commit). */
+  #writes = false;
   #stopped = false;
 
-  /** `checkpoint` runs outside any transaction; `idleMs` is for tests. */
-  constructor(checkpoint: () => void, idleMs = IDLE_CHECKPOINT_MS) {
+  /**
+   * `checkpoint` runs outside any transaction; `failing` says whether the store's writes fail now
+   * (see WriteHealth); `idleMs` is for tests.
+   */
+  constructor(checkpoint: () => void, failing: () => boolean, idleMs = IDLE_CHECKPOINT_MS) {
     this.#checkpoint = checkpoint;
+    this.#failing = failing;
     this.#idleMs = idleMs;
   }
 
   batchBegun(): void {}
   operationStart(): void {}
   operationRolledBack(): void {}
-  beforeCommit(): void {}
+
+  beforeCommit(writes: boolean): void {
+    this.#writes = writes;
+  }
 
   batchCommitted(): void {
-    this.#batchEnded();
+    if (this.#writes) this.#wrote();
   }
 
   batchRolledBack(): void {
-    this.#failed = true;
-    this.#batchEnded();
+    this.#wrote();
   }
 
   /** No checkpoint after this one: the store closes, and folds the WAL back itself. */
@@ -49,8 +58,8 @@ export class IdleCheckpoint implements TransactionObserver {
     this.#timer = undefined;
   }
 
-  #batchEnded(): void {
-    this.#lastBatchAt = performance.now();
+  #wrote(): void {
+    this.#lastWriteAt = performance.now();
     if (!this.#stopped) this.#timer ??= this.#arm(this.#idleMs);
   }
 
@@ -61,12 +70,11 @@ export class IdleCheckpoint implements TransactionObserver {
 
   #due(): void {
     this.#timer = undefined;
-    const idleFor = performance.now() - this.#lastBatchAt;
-    if (!this.#failed && idleFor < this.#idleMs) {
+    const idleFor = performance.now() - this.#lastWriteAt;
+    if (idleFor < this.#idleMs && !this.#failing()) {
       this.#timer = this.#arm(this.#idleMs - idleFor);
       return;
     }
-    this.#failed = false;
     this.#checkpoint();
   }
 }

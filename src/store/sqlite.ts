@@ -87,6 +87,9 @@ const WAL_AUTOCHECKPOINT_PAGES = 10_000;
  */
 const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 
+/** The WAL an idle store folds back and cuts (see IdleCheckpoint); SQLite's default checkpoint size. */
+const IDLE_CHECKPOINT_MIN_WAL_BYTES = 4 * 1024 * 1024;
+
 /**
  * Pruning may be lost on power loss (the next prune redoes it), as trace rows may (diagnostics);
  * never anything an answer depends on. A slice weighs what a full batch of appends does.
@@ -530,7 +533,10 @@ export class SqliteEventStore implements EventStore, TokenStore {
     // The file first: a batch it refuses is rolled back before the others did any work for it. The
     // index before the cache: a batch rolled back restores it before the cache, gone stale,
     // reconciles from it.
-    this.#idleCheckpoint = new IdleCheckpoint(() => this.#foldWal());
+    this.#idleCheckpoint = new IdleCheckpoint(
+      () => this.#foldWal(),
+      () => this.#queue.writeHealth().failingSince !== undefined,
+    );
     this.#queue = new CommitQueue(db, observeAll(databaseFileGuard(file), this.#pending, this.#sessions, this.#idleCheckpoint), {
       ...(options.onWritesRecovered ? { onWritesRecovered: options.onWritesRecovered } : {}),
     });
@@ -792,9 +798,15 @@ export class SqliteEventStore implements EventStore, TokenStore {
     return this.#submit(query, READ_ONLY);
   }
 
-  /** Between batches: the WAL folded back into the database and cut to nothing (see IdleCheckpoint). */
+  /**
+   * Between batches: the WAL folded back into the database and cut to nothing (see IdleCheckpoint),
+   * when it holds IDLE_CHECKPOINT_MIN_WAL_BYTES or writes fail; a smaller one costs the checkpoint
+   * more than the room it gives, and the file grown again makes the next commits sync its size.
+   */
   #foldWal(): void {
     if (this.#closing || this.#db.inTransaction) return;
+    const walBytes = statSync(`${this.#file}-wal`, { throwIfNoEntry: false })?.size ?? 0;
+    if (walBytes < IDLE_CHECKPOINT_MIN_WAL_BYTES && this.#queue.writeHealth().failingSince === undefined) return;
     try {
       this.#db.pragma('wal_checkpoint(TRUNCATE)');
     } catch {

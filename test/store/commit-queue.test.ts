@@ -136,6 +136,17 @@ test('a storage failure rejects the whole batch with StoreUnavailableError and s
   assert.is(count(), 1);
 });
 
+test('writeHealth: a batch of reads that fails says nothing of writes', async () => {
+  // A storage failure that takes the transaction down with it, as SQLITE_IOERR may.
+  const failingRead = () => {
+    db.exec('ROLLBACK');
+    throw new Database.SqliteError('disk I/O error', 'SQLITE_IOERR');
+  };
+  const failed = await queue.run(failingRead, { readOnly: true }).catch((error: unknown) => error);
+  assert.instance(failed, StoreUnavailableError, 'the batch failed as a whole');
+  assert.equal(queue.writeHealth(), { failingSince: undefined, failure: undefined });
+});
+
 test('writeHealth: failing from the first batch that fails, with the last failure; a read that commits meanwhile changes nothing, a write that commits ends it, and says so once', async () => {
   const recovered: number[] = [];
   queue = new CommitQueue(db, undefined, { onWritesRecovered: (failedSince) => recovered.push(failedSince) });
@@ -154,6 +165,8 @@ test('writeHealth: failing from the first batch that fails, with the last failur
   assert.match(queue.writeHealth().failure!, 'SQLITE_FULL');
   assert.is(await queue.run(count, { readOnly: true }), 1);
   assert.is(queue.writeHealth().failingSince, since, 'a read says nothing of writes');
+  assert.is(await queue.run(() => 'refused for want of room: nothing written'), 'refused for want of room: nothing written');
+  assert.is(queue.writeHealth().failingSince, since, 'nor does a batch that commits without changing a row (review: status flapped)');
   assert.equal(recovered, []);
   db.pragma('max_page_count = 1073741823');
   await queue.run(insert('recovered'));
