@@ -339,10 +339,17 @@ test('a full disk (file-size limit): events are refused with STORE_UNAVAILABLE, 
   const traced = (await readable('event.trace', { eventId: firstId })) as { steps: { step: string }[] };
   assert.equal(traced.steps.map((step) => step.step), ['accepted', 'stored']);
   assert.is(gw.process.exitCode, null, 'the gateway did not exit');
-  // Its log says so, once: the calls after the first are counted in a line a minute later.
-  const logged = gw.stderr().split('\n').filter((line) => line.startsWith('switchboard gateway: store unavailable: '));
-  assert.equal(logged.length, 1, gw.stderr());
+  // Its log says so, once: the calls after the first are counted in a line a minute later, or
+  // just before the line that says writes go through again (the idle checkpoint may give the WAL
+  // its room back under the file-size limit).
+  const lines = gw.stderr().split('\n');
+  const logged = lines.filter((line) => line.startsWith('switchboard gateway: store unavailable: '));
   assert.match(logged[0]!, /^switchboard gateway: store unavailable: a call answered STORE_UNAVAILABLE \(the event store failed \(SQLITE_/);
+  for (const [i, line] of lines.entries()) {
+    if (line.startsWith('switchboard gateway: store writes go through again')) assert.match(lines[i - 1]!, /^switchboard gateway: store unavailable: /, gw.stderr());
+  }
+  const recoveries = lines.filter((line) => line.startsWith('switchboard gateway: store writes go through again')).length;
+  assert.ok(logged.length <= 2 * recoveries + 1, gw.stderr());
   socket.close();
 
   // The disk frees up (no limit after the restart): everything answered is there, nothing refused is.
