@@ -145,7 +145,7 @@ export async function routeEvent(
         { idempotencyKey: params.idempotencyKey },
       );
     case 'disk-full':
-      throw new StoreFullError(appended);
+      throw new StoreFullError({ availableBytes: appended.availableBytes, minFreeBytes: appended.minFreeBytes });
   }
 }
 

@@ -20,23 +20,30 @@ export interface DiskShortage {
   minFreeBytes: number;
 }
 
-/** Bytes this user may write on the file system holding `dir` (root's reserved blocks left out). */
-export function availableBytes(dir: string): number {
+/**
+ * Past this, a file system's block size is taken to be its preferred transfer size and not the
+ * unit it counts free blocks in (Docker Desktop's file shares say 1 MiB, and count in 4 KiB:
+ * review), which Node 20's statfs does not give (no f_frsize): the free space is then unknown.
+ */
+const MAX_TRUSTED_BLOCK_SIZE = 64 * 1024;
+
+/** Bytes this user may write on the file system holding `dir` (root's reserved blocks left out); undefined when it cannot be told. */
+export function availableBytes(dir: string): number | undefined {
   const { bavail, bsize } = fs.statfsSync(dir);
-  return bavail * bsize;
+  return bsize > MAX_TRUSTED_BLOCK_SIZE ? undefined : bavail * bsize;
 }
 
 export class FreeSpaceGuard {
   readonly #dir: string;
   readonly #minFreeBytes: number;
-  readonly #read: (dir: string) => number;
+  readonly #read: (dir: string) => number | undefined;
   readonly #now: () => number;
   #readAt = Number.NEGATIVE_INFINITY;
   /** Undefined until read, and when the file system cannot tell (then nothing is refused). */
   #available: number | undefined;
 
-  /** `minFreeBytes` 0 refuses nothing and reads nothing. `read` and `now` are for tests. */
-  constructor(dir: string, minFreeBytes: number, read: (dir: string) => number = availableBytes, now: () => number = performance.now.bind(performance)) {
+  /** `minFreeBytes` 0 refuses nothing and reads nothing. `read` and `now` (ms) are for tests. */
+  constructor(dir: string, minFreeBytes: number, read: (dir: string) => number | undefined = availableBytes, now: () => number = Date.now) {
     this.#dir = dir;
     this.#minFreeBytes = minFreeBytes;
     this.#read = read;
@@ -48,9 +55,8 @@ export class FreeSpaceGuard {
   }
 
   /** What is free now, as last read (within FREE_SPACE_READ_INTERVAL_MS); undefined when it cannot be told. */
-  available(): number | undefined {
-    const now = this.#now();
-    if (now - this.#readAt >= FREE_SPACE_READ_INTERVAL_MS) {
+  available(now = this.#now()): number | undefined {
+    if (now - this.#readAt >= FREE_SPACE_READ_INTERVAL_MS || now < this.#readAt) {
       this.#readAt = now;
       try {
         this.#available = this.#read(this.#dir);
@@ -63,10 +69,10 @@ export class FreeSpaceGuard {
     return this.#available;
   }
 
-  /** Why no new event may be stored now, or undefined when one may. */
-  shortage(): DiskShortage | undefined {
+  /** Why no new event may be stored now (`now`: Date.now(), which a caller may have read already), or undefined when one may. */
+  shortage(now?: number): DiskShortage | undefined {
     if (this.#minFreeBytes === 0) return undefined;
-    const available = this.available();
+    const available = this.available(now);
     if (available === undefined || available >= this.#minFreeBytes) return undefined;
     return { availableBytes: available, minFreeBytes: this.#minFreeBytes };
   }

@@ -19,7 +19,7 @@ import {
   StoreOpenError,
   StoreUnavailableError,
 } from './errors.js';
-import { FreeSpaceGuard } from './free-space.js';
+import { FreeSpaceGuard, type DiskShortage } from './free-space.js';
 import { IdleCheckpoint } from './idle-checkpoint.js';
 import { newEventId } from './ids.js';
 import { migrate } from './migrations.js';
@@ -921,10 +921,9 @@ export class SqliteEventStore implements EventStore, TokenStore {
           : { status: 'conflict' };
       }
     }
-    // After the idempotency record: a repeat of what is stored is answered as stored, room or not.
-    const shortage = this.#freeSpace.shortage();
-    if (shortage) return { status: 'disk-full', ...shortage };
-    const { outcome, result } = this.#queueEvent(request, now);
+    const queued = this.#queueEvent(request, now);
+    if ('shortage' in queued) return { status: 'disk-full', ...queued.shortage };
+    const { outcome, result } = queued;
     if (idempotency) {
       this.#sql.idempotencyPut.run(idempotency.key, idempotency.fingerprint, JSON.stringify(result), now);
     }
@@ -937,7 +936,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
    * The result is built before the event's row is written, which carries what it says of the
    * result (storedDetail); a failing insert rolls the batch back, so nothing built is answered.
    */
-  #queueEvent<R>({ event, ingress, complete, storedDetail }: AppendRequest<R>, now: number): { outcome: AppendOutcome; result: R } {
+  #queueEvent<R>({ event, ingress, complete, storedDetail }: AppendRequest<R>, now: number): { outcome: AppendOutcome; result: R } | { shortage: DiskShortage } {
     const { sessionKey } = event;
     const session = this.#session(sessionKey);
     const newest = session && this.#newest(session);
@@ -951,6 +950,10 @@ export class SqliteEventStore implements EventStore, TokenStore {
       const outcome: AppendOutcome = { status: 'deduplicated', eventId, seq, storedAt, depth, replaced: null, dropped: [] };
       return { outcome, result: complete(outcome) };
     }
+    // After the idempotency record and the dedupe rule: what is stored already is answered as
+    // stored, room or not (review: a retry of a stored event was told it was not).
+    const shortage = this.#freeSpace.shortage(now);
+    if (shortage) return { shortage };
 
     const sessionId = session?.id ?? ++this.#lastSessionId;
     let pending = session?.pending ?? 0;

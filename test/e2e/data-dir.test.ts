@@ -392,6 +392,7 @@ test('less free disk than --min-free-disk: system.event is refused with STORE_FU
     assert.match(refusal.message, /^the event was not stored: the gateway's disk has \d+\.\d MiB free, less than the 1048576\.0 MiB it keeps for acks and traces \(--min-free-disk\)/, ingress);
   }
   const { data } = errorOf(await peer.call('system.event', { text: 'refused again', sessionKey: key }));
+  assert.equal(Object.keys(data ?? {}).sort(), ['availableBytes', 'minFreeBytes', 'name'], 'what the error table says, and no more');
   assert.is(data?.name, 'STORE_FULL');
   assert.is(data?.minFreeBytes, keptMiB * 1_048_576);
   assert.ok(typeof data?.availableBytes === 'number' && data.availableBytes < keptMiB * 1_048_576, JSON.stringify(data));

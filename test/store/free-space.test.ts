@@ -70,7 +70,7 @@ test('a file system that cannot tell its free space refuses nothing, and is aske
 
 test("availableBytes reads a real file system's free space, in bytes", () => {
   const free = availableBytes(os.tmpdir());
-  assert.ok(Number.isSafeInteger(free) && free > 0, String(free));
+  assert.ok(free !== undefined && Number.isSafeInteger(free) && free > 0, String(free));
 });
 
 test.run();

@@ -1347,6 +1347,8 @@ test('with less free disk than minFreeDiskBytes an append stores nothing and say
   assert.ok(Number.isSafeInteger(refused.availableBytes) && refused.availableBytes < refused.minFreeBytes);
   assert.equal(store.freeDisk(), { availableBytes: refused.availableBytes, minFreeBytes: Number.MAX_SAFE_INTEGER, refusing: true });
   assert.is((await store.append(keyed)).status, 'duplicate');
+  // The same text as the newest pending event is that event, stored already (review: told "not stored").
+  assert.equal(decided(await queue(store, 's', 'second')), ['deduplicated', 2, 2]);
   assert.equal(seqs(await store.peek('s', { limit: 10 })), [1, 2], 'nothing stored');
   assert.equal(await store.ack('s', 1, {}), { status: 'acked', acked: 1, depth: 1, lastSeq: 2 });
   assert.equal(seqs(await store.drain('s', { limit: 10 }, DRAINED_BY)), [2]);
