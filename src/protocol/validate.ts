@@ -71,8 +71,13 @@ export function rejectInvisible(trimmed: string, path: string, consequence: stri
  */
 const KEY_EDGE_RE = /^[\s\p{Cc}]|[\s\p{Cc}]$/u;
 const KEY_HIDDEN_RE = /(?! )(?!\p{Variation_Selector})[\s\p{Cc}\p{Cf}\p{Default_Ignorable_Code_Point}]/u;
+// Printable ASCII with no space at either end: most keys, passed in ~60 ns (~200 at 256
+// characters) where the Unicode checks take ~300 ns at 44 characters and ~1.3 us at 256 (review),
+// on system.event's path.
+const PLAIN_ASCII_KEY_RE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 
 export function rejectLookalikeKey(key: string, path: string): void {
+  if (PLAIN_ASCII_KEY_RE.test(key)) return;
   const problem = (message: string) => RpcError.invalidParams([{ path, message }]);
   if (KEY_EDGE_RE.test(key)) throw problem('starts or ends with whitespace or a control character, so it would print like a key it does not match; remove it');
   const hidden = KEY_HIDDEN_RE.exec(key);
