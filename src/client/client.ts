@@ -68,7 +68,7 @@ export interface ConnectOptions {
    * behind pushes): a link that goes dead under it (no close, no error) is found by the heartbeat
    * first, and the ack sent again. An ack refused because the gateway's store failed
    * (STORE_UNAVAILABLE: a full disk; it changed nothing) is sent again every second until it goes
-   * through. An agent loop's ack must not fail, leaving its event pending
+   * through, or, when the ack was given a timeoutMs, until that has passed. An agent loop's ack must not fail, leaving its event pending
    * where the loop, which has moved on, will not see it again. Its signal, or close(), ends the
    * wait. @default false
    */
@@ -312,6 +312,10 @@ export class SwitchboardClient {
     let timing: CallTiming = { timeoutMs, deadline: Date.now() + timeoutMs, whileReceiving: byDefault };
     // Why the call is being sent again, if it is: a timeout while it waits says so.
     let resending: ConnectionError | RpcCallError | undefined;
+    // An ack's timeout counts on an open connection only: it starts again on each one, and on each
+    // resend after a store failure unless the caller gave a timeout, which then bounds them all (review).
+    let timeoutStartsAgain = true;
+    let sentOn: unknown;
     for (;;) {
       // Checked again after every wait, and sent with no await in between: a close (or a lost
       // connection) in that gap has already rejected what was pending, and a call sent after it
@@ -322,8 +326,10 @@ export class SwitchboardClient {
         });
         if (options.signal?.aborted) throw aborted(this.url, method, options.signal);
       } while (this.#state !== 'open');
-      if (outlastsOutages) timing = { ...timing, deadline: Date.now() + timeoutMs };
       const socket = this.#socket;
+      if (outlastsOutages && (timeoutStartsAgain || socket !== sentOn)) timing = { ...timing, deadline: Date.now() + timeoutMs };
+      timeoutStartsAgain = true;
+      sentOn = socket;
       // What the client had seen of a drained session before the drain was sent: stored before it
       // ran. A drain that names no session (the token's agent's main) is known by its answer only.
       const drained = method === 'session.drain' ? (params as ParamsOf<'session.drain'>).sessionKey : undefined;
@@ -351,7 +357,10 @@ export class SwitchboardClient {
             throw withResendReason(waitError, resending, false);
           });
         }
-        if (ackMetStoreFailure) await this.#pauseBeforeResend(method, options.signal);
+        if (ackMetStoreFailure) {
+          timeoutStartsAgain = byDefault;
+          await this.#pauseBeforeResend(method, options.signal);
+        }
       }
     }
   }
@@ -932,6 +941,12 @@ function withResendReason(error: unknown, resending: ConnectionError | RpcCallEr
 }
 
 /**
+ * How long an ack refused with STORE_UNAVAILABLE waits before it is sent again: a full disk is
+ * given room by people, or by the gateway folding its write-ahead log back, not in milliseconds.
+ */
+const STORE_RETRY_DELAY_MS = 1_000;
+
+/**
  * Calls that, with `reconnect`, are sent again once the client is back when their connection is
  * lost before the answer (within their timeout, but an ack: see ConnectOptions.reconnect): done
  * twice they do what they did once (an ack
@@ -939,12 +954,6 @@ function withResendReason(error: unknown, resending: ConnectionError | RpcCallEr
  * killed must not end the loop, and the event it acked must not stay pending. system.event and
  * session.drain are not among them: done twice they store, or consume, twice.
  */
-/**
- * How long an ack refused with STORE_UNAVAILABLE waits before it is sent again: a full disk is
- * given room by people, or by the gateway folding its write-ahead log back, not in milliseconds.
- */
-const STORE_RETRY_DELAY_MS = 1_000;
-
 const RESENT_AFTER_RECONNECT: ReadonlySet<string> = new Set<MethodName>([
   'session.ack',
   'session.peek',

@@ -48,14 +48,6 @@ export function tokenOption(token: string): string {
 }
 
 /**
- * A subscription's target, as subscribe() and events() take it. A member present but undefined (a
- * variable not set, in plain JavaScript or past a cast) vanishes from the JSON: with the other
- * member given that is harmless, but with neither, the subscription widens to every session of
- * the token's agent, and an agent would act on events from conversations it never asked for. So
- * that is a TypeError, as is a member that is null or not a string, and a target that is not an
- * object.
- */
-/**
  * subscribe()'s options: plain JavaScript has no types to say so, and without onEvent every event
  * would throw in the client's own receive, uncaught (QA).
  */
@@ -68,6 +60,14 @@ export function subscribeOptions(options: unknown): void {
   }
 }
 
+/**
+ * A subscription's target, as subscribe() and events() take it. A member present but undefined (a
+ * variable not set, in plain JavaScript or past a cast) vanishes from the JSON: with the other
+ * member given that is harmless, but with neither, the subscription widens to every session of
+ * the token's agent, and an agent would act on events from conversations it never asked for. So
+ * that is a TypeError, as is a member that is null or not a string, and a target that is not an
+ * object.
+ */
 export function subscribeTargetOption(target: object): void {
   if (typeof target !== 'object' || target === null) {
     throw new TypeError(`a subscription's target is { sessionKey }, { agentId } or {} (every session of the token's agent), got ${target === null ? 'null' : typeof target}`);

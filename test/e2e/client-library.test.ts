@@ -449,10 +449,17 @@ test("the README's agent loop as written (an ack with no catch) outlasts an outa
   assert.is(await loop, undefined, 'the loop ended as written, not with the refusal');
   assert.equal(acked, [1]);
   assert.is(resultOf<{ depth: number }>(await peer.call('session.peek', { sessionKey: key })).depth, 0, 'acked once the store took writes again');
-  // The wait has an end: closing the client ends an ack that waits for the store.
+  // A timeout the caller gives bounds the resends (review: it never fired while the store failed).
   await publish(peer, { text: 'two', sessionKey: key });
   peer.close();
   fs.renameSync(file, `${file}.aside`);
+  const started = Date.now();
+  const bounded = await Promise.race([sb.ack({ sessionKey: key, seq: 2 }, { timeoutMs: 1_500 }).catch((error: unknown) => error), sleep(10_000).then(() => 'still waiting')]);
+  assert.instance(bounded, ConnectionError);
+  assert.is((bounded as ConnectionError).failure, 'timeout');
+  assert.match((bounded as Error).message, 'it was sent again after the gateway refused it (STORE_UNAVAILABLE: ');
+  assert.ok(Date.now() - started < 5_000, `within its timeout and a resend's pause: ${Date.now() - started} ms`);
+  // The wait has an end: closing the client ends an ack that waits for the store.
   const waiting = sb.ack({ sessionKey: key, seq: 2 }).catch((error: unknown) => error);
   await sleep(300);
   await sb.close();
