@@ -247,7 +247,7 @@ test('a second SIGINT, SIGTERM or SIGHUP while the shutdown waits stops the gate
     silent.pause();
     gateway.process.kill(first);
     await waitUntil(() => gateway.stderr().includes(`${first} received, shutting down`), 'the first signal logged');
-    // A second SIGINT that soon is the same Ctrl-C forwarded (see the `npm start` test); a person's comes later.
+    // Under npm (which `npm test` passes on), a second SIGINT that soon is the same Ctrl-C forwarded (see the `npm start` test); a person's comes later.
     if (signal === 'SIGINT') await sleep(SIGINT_ECHO_MS);
     const exited = gateway.stop(signal);
     assert.is(await exited, 1);
