@@ -108,11 +108,10 @@ export function formatStatus(status: ResultOf<'gateway.status'>): string {
   ].join('\n');
 }
 
-function diskLine({ freeDiskBytes, minFreeDiskBytes }: ResultOf<'gateway.status'>): string {
+function diskLine({ freeDiskBytes, minFreeDiskBytes, newEventsRefused }: ResultOf<'gateway.status'>): string {
   const kept = minFreeDiskBytes === 0 ? 'new events never refused (--min-free-disk 0)' : `${mebibytes(minFreeDiskBytes)} kept free`;
-  if (freeDiskBytes === null) return kept;
-  const refusing = minFreeDiskBytes > 0 && freeDiskBytes < minFreeDiskBytes ? ': NEW EVENTS REFUSED (STORE_FULL) until there is room' : '';
-  return `${mebibytes(freeDiskBytes)} free, ${kept}${refusing}`;
+  const free = freeDiskBytes === null ? '' : `${mebibytes(freeDiskBytes)} free, `;
+  return `${free}${kept}${newEventsRefused ? ': NEW EVENTS REFUSED (STORE_FULL) until there is room' : ''}`;
 }
 
 export function formatAck({ sessionKey, seq, acked, depth }: ResultOf<'session.ack'>): string {

@@ -292,6 +292,9 @@ export const GatewayStatusResult = Type.Object(
       minimum: 0,
       description: 'Bytes the gateway keeps free on that disk for acks and traces (--min-free-disk): with less, system.event is refused with STORE_FULL. 0: never refused.',
     }),
+    newEventsRefused: Type.Boolean({
+      description: 'True while system.event is refused with STORE_FULL: the disk has less free space than minFreeDiskBytes. Told to every token: publishers are the ones refused.',
+    }),
     writesFailingSince: Nullable(
       Type.String({
         format: 'date-time',

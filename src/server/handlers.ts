@@ -193,6 +193,7 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
         maxPendingPerSession: state.maxPendingPerSession,
         freeDiskBytes: agentId === undefined ? (disk.availableBytes ?? null) : null,
         minFreeDiskBytes: disk.minFreeBytes,
+        newEventsRefused: disk.refusing,
         writesFailingSince: health.failingSince === undefined ? null : iso(health.failingSince),
         writeFailure: agentId === undefined ? (health.failure ?? null) : null,
       };

@@ -645,10 +645,10 @@ export class SqliteEventStore implements EventStore, TokenStore {
     const sessions = new Set<number>();
     // Looked for in memory before each slice: a start with nothing over the cap writes nothing (QA:
     // on a full disk every start logged that it could not drop events, with none over the cap).
-    while (this.#sessionsOverCap().length > 0) {
+    for (let over = this.#sessionsOverCap(); over.length > 0; over = this.#sessionsOverCap()) {
       // Closing ends it between slices: the next open goes on with what is left.
       if (this.#closing) return { events, sessions: sessions.size, finished: false };
-      const slice = await this.#submit(() => this.#dropOverCapSlice(), { weight: () => REMOVE_SLICE_EVENTS });
+      const slice = await this.#submit(() => this.#dropOverCapSlice(over), { weight: () => REMOVE_SLICE_EVENTS });
       if (slice.events === 0) break;
       events += slice.events;
       for (const sessionId of slice.sessionIds) sessions.add(sessionId);
@@ -1071,15 +1071,17 @@ export class SqliteEventStore implements EventStore, TokenStore {
    * One slice of dropOverCap: at most REMOVE_SLICE_EVENTS events, oldest first in each session.
    * Returns the ids of the sessions it dropped from, and how many events.
    */
-  #dropOverCapSlice(): { events: number; sessionIds: number[] } {
+  #dropOverCapSlice(over: readonly number[]): { events: number; sessionIds: number[] } {
     const at = Date.now();
     let events = 0;
     const sessionIds: number[] = [];
-    for (const sessionId of this.#sessionsOverCap()) {
-      const over = Math.min(this.#pending.countAfter(sessionId, 0) - this.#maxPending, REMOVE_SLICE_EVENTS - events);
+    for (const sessionId of over) {
+      const excess = Math.min(this.#pending.countAfter(sessionId, 0) - this.#maxPending, REMOVE_SLICE_EVENTS - events);
+      // Listed before the slice ran: an ack, or an append dropping at the cap, may have come between.
+      if (excess <= 0) continue;
       const sessionKey = this.#sql.sessionKeyById.get(sessionId)!;
       const session = this.#session(sessionKey)!;
-      const dropped = this.#dropOldest(sessionId, over, at);
+      const dropped = this.#dropOldest(sessionId, excess, at);
       this.#consumed(sessionKey, session, session.pending - dropped.length, dropped.at(-1)?.seq ?? 0);
       events += dropped.length;
       sessionIds.push(sessionId);

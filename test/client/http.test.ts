@@ -42,6 +42,7 @@ const STATUS = {
   maxPendingPerSession: 1000,
   freeDiskBytes: null,
   minFreeDiskBytes: 67_108_864,
+  newEventsRefused: false,
   writesFailingSince: null,
   writeFailure: null,
 };

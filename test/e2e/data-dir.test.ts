@@ -416,8 +416,13 @@ test('less free disk than --min-free-disk: system.event is refused with STORE_FU
   const status = await runCli(['status', '--url', gw.url, '--token', gw.token]);
   assert.is(status.code, 0, status.stderr);
   assert.match(status.stdout, /\n {2}disk: {8}\d+\.\d MiB free, 1048576\.0 MiB kept free: NEW EVENTS REFUSED \(STORE_FULL\) until there is room\n {2}writes: {6}ok\n?$/);
-  const statusJson = JSON.parse((await runCli(['status', '--json', '--url', gw.url, '--token', gw.token])).stdout) as { freeDiskBytes: number; minFreeDiskBytes: number };
+  const statusJson = JSON.parse((await runCli(['status', '--json', '--url', gw.url, '--token', gw.token])).stdout) as {
+    freeDiskBytes: number;
+    minFreeDiskBytes: number;
+    newEventsRefused: boolean;
+  };
   assert.is(statusJson.minFreeDiskBytes, keptMiB * 1_048_576);
+  assert.is(statusJson.newEventsRefused, true);
   assert.ok(Number.isInteger(statusJson.freeDiskBytes) && statusJson.freeDiskBytes < statusJson.minFreeDiskBytes);
 
   // Once at once; the refusals after are counted in a line a minute later.

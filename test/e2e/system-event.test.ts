@@ -632,6 +632,7 @@ test('gateway.status: version, data dir, counts and connections of a fresh gatew
     'freeDiskBytes',
     'maxPendingPerSession',
     'minFreeDiskBytes',
+    'newEventsRefused',
     'pending',
     'sessions',
     'startedAt',
@@ -647,6 +648,7 @@ test('gateway.status: version, data dir, counts and connections of a fresh gatew
   assert.is(empty['connections'], 1);
   assert.is(empty['maxPendingPerSession'], DEFAULT_MAX_PENDING_PER_SESSION);
   assert.is(empty['minFreeDiskBytes'], DEFAULT_MIN_FREE_DISK_BYTES);
+  assert.is(empty['newEventsRefused'], false);
   assert.equal([empty['writesFailingSince'], empty['writeFailure']], [null, null], 'writes go through');
   // What statfs says of the data dir's disk, read within the last 100 ms: within what others wrote meanwhile.
   const free = fs.statfsSync(gw.dataDir);
