@@ -68,9 +68,9 @@ export interface ConnectOptions {
    * behind pushes): a link that goes dead under it (no close, no error) is found by the heartbeat
    * first, and the ack sent again. An ack refused because the gateway's store failed
    * (STORE_UNAVAILABLE: a full disk; it changed nothing) is sent again every second until it goes
-   * through, or, when the ack was given a timeoutMs, until that has passed. An agent loop's ack must not fail, leaving its event pending
-   * where the loop, which has moved on, will not see it again. Its signal, or close(), ends the
-   * wait. @default false
+   * through, or, when the ack was given a timeoutMs, until that has passed. An agent loop's ack
+   * must not fail, leaving its event pending where the loop, which has moved on, will not see it
+   * again. Its signal, or close(), ends the wait. @default false
    */
   reconnect?: boolean | ReconnectOptions;
   /**

@@ -74,8 +74,8 @@ export const PRUNE_SLICE = 1000;
  * of the indexes), and a checkpoint writes each changed page once however often it changed: at
  * SQLite's default of 1000 pages (4 MiB) it came every few batches; at 10000 it comes about a
  * tenth as often, and the gateway answered 8-16% more durable appends per second. The price is a
- * WAL of up to ~42 MiB on disk while the store is busy (a second without commits folds it back:
- * see IdleCheckpoint), replayed at the next open after a crash.
+ * WAL of up to ~42 MiB on disk while the store is busy (a second without writes folds one of 4 MiB
+ * or more back: see IdleCheckpoint), replayed at the next open after a crash.
  */
 const WAL_AUTOCHECKPOINT_PAGES = 10_000;
 
@@ -257,7 +257,7 @@ function toTokenRecord(row: TokenRow): TokenRecord {
   return { ...row, scopes: JSON.parse(row.scopes) as TokenRecord['scopes'] };
 }
 
-/** Throws a RangeError naming the option unless `value` is an integer of at least 1. */
+/** Throws a RangeError naming the option unless `value` is an integer of at least `least`. */
 function integerFrom(least: number, name: string, value: number, unit = ''): number {
   if (!Number.isInteger(value) || value < least) {
     throw new RangeError(`${name} must be an integer of at least ${least}${unit}, got ${value}`);
