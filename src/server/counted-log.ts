@@ -11,6 +11,12 @@ export interface CountedLog<Detail> {
   happened(detail: Detail): void;
   /** Logs what is held back, now: the gateway is stopping. */
   flush(): void;
+  /**
+   * Logs what is held back, now, and the next time at once: what it tells of has ended (writes go
+   * through again), and its coming back must be told as its beginning was (QA: writes failed again
+   * for a minute after the log's last word said they went through).
+   */
+  restart(): void;
 }
 
 /** `describe` words a line from how many times it happened since the last line, and the last time's detail. */
@@ -43,5 +49,9 @@ export function countedLog<Detail>(
       else timer ??= setTimeout(write, wait).unref();
     },
     flush: write,
+    restart() {
+      write();
+      loggedAt = Number.NEGATIVE_INFINITY;
+    },
   };
 }

@@ -171,15 +171,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const newStoreBesideOldToken = hadToken && !hasDatabase(options.dataDir);
   const backgroundFailures = backgroundFailureLog(log);
   const storeFailures = storeFailureLog(log);
+  const diskFullRefusals = diskFullLog(log);
   const store = openStore(options.dataDir, {
     maxPendingPerSession,
     idempotencyRetentionMs: options.idempotencyRetentionMs ?? DEFAULT_IDEMPOTENCY_RETENTION_MS,
     ...(options.minFreeDiskBytes === undefined ? {} : { minFreeDiskBytes: options.minFreeDiskBytes }),
     onBackgroundError: (error) => backgroundFailures.happened(error),
     onWarning: (message) => log(`warning: ${message}`),
+    onRoomAgain: (availableBytes) => {
+      // What was held back first, so that the log reads in order; and a refusal after this is told at once.
+      diskFullRefusals.restart();
+      log(`disk has room again: new events are taken${availableBytes === undefined ? '' : ` (${mebibytes(availableBytes)} free)`}`);
+    },
     onWritesRecovered: (failedSince) => {
-      // What was held back first, so that the log reads in order.
-      storeFailures.flush();
+      // What was held back first, so that the log reads in order; and a failure after this is told at once.
+      storeFailures.restart();
       log(`store writes go through again, after failing since ${new Date(failedSince).toISOString()}`);
     },
   });
@@ -254,7 +260,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     isClosing: () => lifecycle.closing,
   });
-  const diskFullRefusals = diskFullLog(log);
   const refusedNotifications = countedLog<{ error: RpcError; method: string; from: string }>(
     log,
     (count, { error, method, from }) =>

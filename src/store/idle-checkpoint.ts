@@ -7,9 +7,9 @@
  * pauses keeps its large WAL, as before. Batches of reads alone are no activity: an agent polling
  * `session.peek` every second would otherwise put the checkpoint off for good (review).
  *
- * While writes fail (a full disk), the timer set by the failure calls for it whatever follows:
- * clients retrying would otherwise keep the store from ever looking idle, while the pages folded
- * back are what gives the disk its room again.
+ * While the disk is short of room (writes fail, or new events are refused for want of it), the
+ * timer calls for it whatever follows: clients retrying would otherwise keep the store from ever
+ * looking idle, while the pages folded back are what gives the disk its room again.
  */
 import type { TransactionObserver } from './commit-queue.js';
 
@@ -17,7 +17,7 @@ export const IDLE_CHECKPOINT_MS = 1_000;
 
 export class IdleCheckpoint implements TransactionObserver {
   readonly #checkpoint: () => void;
-  readonly #failing: () => boolean;
+  readonly #needsRoom: () => boolean;
   readonly #idleMs: number;
   #timer: NodeJS.Timeout | undefined;
   #lastWriteAt = Number.NEGATIVE_INFINITY;
@@ -26,12 +26,12 @@ export class IdleCheckpoint implements TransactionObserver {
   #stopped = false;
 
   /**
-   * `checkpoint` runs outside any transaction; `failing` says whether the store's writes fail now
-   * (see WriteHealth); `idleMs` is for tests.
+   * `checkpoint` runs outside any transaction; `needsRoom` says whether the disk is short of room
+   * now; `idleMs` is for tests.
    */
-  constructor(checkpoint: () => void, failing: () => boolean, idleMs = IDLE_CHECKPOINT_MS) {
+  constructor(checkpoint: () => void, needsRoom: () => boolean, idleMs = IDLE_CHECKPOINT_MS) {
     this.#checkpoint = checkpoint;
-    this.#failing = failing;
+    this.#needsRoom = needsRoom;
     this.#idleMs = idleMs;
   }
 
@@ -71,7 +71,7 @@ export class IdleCheckpoint implements TransactionObserver {
   #due(): void {
     this.#timer = undefined;
     const idleFor = performance.now() - this.#lastWriteAt;
-    if (idleFor < this.#idleMs && !this.#failing()) {
+    if (idleFor < this.#idleMs && !this.#needsRoom()) {
       this.#timer = this.#arm(this.#idleMs - idleFor);
       return;
     }

@@ -466,6 +466,9 @@ export class SqliteEventStore implements EventStore, TokenStore {
   readonly #maxPending: number;
   readonly #freeSpace: FreeSpaceGuard;
   readonly #idleCheckpoint: IdleCheckpoint;
+  /** Whether the last append was refused for want of room: the next one taken says room is back. */
+  #refusingForRoom = false;
+  readonly #onRoomAgain: (availableBytes: number | undefined) => void;
   /** Backups under way (see backup), and whether a shutdown has stopped them. */
   readonly #backups = new Set<Promise<unknown>>();
   #backupsStopped = false;
@@ -535,17 +538,18 @@ export class SqliteEventStore implements EventStore, TokenStore {
     // reconciles from it.
     this.#idleCheckpoint = new IdleCheckpoint(
       () => this.#foldWal(),
-      () => this.#queue.writeHealth().failingSince !== undefined,
+      () => this.#needsRoom(),
     );
     this.#queue = new CommitQueue(db, observeAll(databaseFileGuard(file), this.#pending, this.#sessions, this.#idleCheckpoint), {
       ...(options.onWritesRecovered ? { onWritesRecovered: options.onWritesRecovered } : {}),
     });
     this.#maxPending = limits.maxPending;
-    this.#freeSpace = new FreeSpaceGuard(path.dirname(file), limits.minFreeDiskBytes);
+    this.#freeSpace = new FreeSpaceGuard(path.dirname(file), limits.minFreeDiskBytes, options.readFreeSpace);
     this.#droppedDetail = JSON.stringify({ reason: DROPPED_REASON, cap: limits.maxPending });
     this.#idempotencyRetentionMs = limits.idempotencyRetentionMs;
     this.#onBackgroundError = options.onBackgroundError ?? (() => undefined);
     this.#onWarning = options.onWarning ?? (() => undefined);
+    this.#onRoomAgain = options.onRoomAgain ?? (() => undefined);
     this.#prune();
     // unref: pruning alone must not keep the process alive.
     this.#pruneTimer = setInterval(() => this.#prune(), PRUNE_INTERVAL_MS).unref();
@@ -806,12 +810,21 @@ export class SqliteEventStore implements EventStore, TokenStore {
   #foldWal(): void {
     if (this.#closing || this.#db.inTransaction) return;
     const walBytes = statSync(`${this.#file}-wal`, { throwIfNoEntry: false })?.size ?? 0;
-    if (walBytes < IDLE_CHECKPOINT_MIN_WAL_BYTES && this.#queue.writeHealth().failingSince === undefined) return;
+    if (walBytes < IDLE_CHECKPOINT_MIN_WAL_BYTES && !this.#needsRoom()) return;
     try {
       this.#db.pragma('wal_checkpoint(TRUNCATE)');
     } catch {
       // Nothing is lost: the WAL stays as it is, and the next idle moment, or the close, tries again.
     }
+  }
+
+  /**
+   * Whether the disk wants what folding the WAL back gives: writes fail, or new events are refused
+   * for want of room, which the WAL may be what took (QA: a publisher retrying STORE_FULL every
+   * 200 ms kept the store from ever looking idle, and the 26 MiB WAL that caused the refusals).
+   */
+  #needsRoom(): boolean {
+    return this.#queue.writeHealth().failingSince !== undefined || this.#freeSpace.shortage() !== undefined;
   }
 
   /** Runs `query`, which reads the sessions table, once every row in it is up to date. */
@@ -836,16 +849,19 @@ export class SqliteEventStore implements EventStore, TokenStore {
     // open. But the database alone is then not the store, and whoever copies or moves it must know.
     let unfolded: string | undefined;
     try {
-      const [result] = this.#db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>;
+      const [result] = this.#db.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number; log: number; checkpointed: number }>;
       if (result?.busy) unfolded = 'the database was busy';
+      else if (result && result.checkpointed < result.log) unfolded = `${result.checkpointed} of its ${result.log} pages were copied`;
     } catch (error) {
       unfolded = (error as Error)?.message ?? String(error);
     }
     this.#db.close();
-    // Closing tries once more, and may have folded it after all.
-    if (unfolded !== undefined && (statSync(`${this.#file}-wal`, { throwIfNoEntry: false })?.size ?? 0) > 0) {
+    // Closing tries once more, and may have folded it after all. Whatever the checkpoint said, a
+    // WAL left is told: one on a full disk was left without a word, and the database alone was
+    // then malformed (QA).
+    if ((statSync(`${this.#file}-wal`, { throwIfNoEntry: false })?.size ?? 0) > 0) {
       this.#onWarning(
-        `the write-ahead log could not be folded back into ${this.#file} (${unfolded}): ${this.#file}-wal holds the latest events; keep it beside the database, and copy or move the two together (the next start replays it)`,
+        `the write-ahead log could not be folded back into ${this.#file} (${unfolded ?? 'SQLite left it at close: is the disk full?'}): ${this.#file}-wal holds the latest events; keep it beside the database, and copy or move the two together (the next start replays it)`,
       );
     }
   }
@@ -953,7 +969,14 @@ export class SqliteEventStore implements EventStore, TokenStore {
     // After the idempotency record and the dedupe rule: what is stored already is answered as
     // stored, room or not (review: a retry of a stored event was told it was not).
     const shortage = this.#freeSpace.shortage(now);
-    if (shortage) return { shortage };
+    if (shortage) {
+      this.#refusingForRoom = true;
+      return { shortage };
+    }
+    if (this.#refusingForRoom) {
+      this.#refusingForRoom = false;
+      this.#onRoomAgain(this.#freeSpace.available(now));
+    }
 
     const sessionId = session?.id ?? ++this.#lastSessionId;
     let pending = session?.pending ?? 0;

@@ -224,6 +224,17 @@ export interface StoreOptions {
    */
   onWritesRecovered?: (failedSince: number) => void;
   /**
+   * Told when an event is taken again after events were refused for want of room (see
+   * FreeSpaceGuard), with how much is free.
+   * @default ignore it
+   */
+  onRoomAgain?: (availableBytes: number | undefined) => void;
+  /**
+   * What the data dir's disk has free, in bytes. For tests, which cannot fill a disk at will.
+   * @default availableBytes (statfs)
+   */
+  readFreeSpace?: (dir: string) => number | undefined;
+  /**
    * How long an idempotency record answers repeats; older ones are pruned.
    * @default DEFAULT_IDEMPOTENCY_RETENTION_MS (24 h)
    */

@@ -30,6 +30,21 @@ test('the first failure is logged at once; later ones are held back for the inte
   assert.is(lines.length, 3, 'nothing held back: nothing more');
 });
 
+test('restart: what is held back is logged, and the next failure at once, not a minute later (QA: writes failed again unsaid after the log said they went through)', async () => {
+  const lines: string[] = [];
+  const failures = storeFailureLog((text) => lines.push(text), 60_000);
+  failures.happened(full(1));
+  failures.happened(full(2));
+  failures.restart();
+  assert.equal(lines, [line('a call', 1), line('a call', 2)]);
+  failures.happened(full(3));
+  assert.equal(lines.at(-1), line('a call', 3), 'at once');
+  failures.happened(full(4));
+  assert.is(lines.length, 3, 'and counted again after it');
+  failures.restart();
+  assert.equal(lines.at(-1), line('a call', 4));
+});
+
 test('background writes that fail are counted too: one line at once, then one for those held back', async () => {
   const lines: string[] = [];
   const failures = backgroundFailureLog((text) => lines.push(text), 100);

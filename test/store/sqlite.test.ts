@@ -34,6 +34,7 @@ import { migrate, SCHEMA_VERSION } from '../../src/store/migrations.js';
 import { charge, eventBytes, readBudget, sessionBytes, tokenBytes, traceStepBytes } from '../../src/store/read-budget.js';
 import { PRUNE_SLICE, REMOVE_SLICE_EVENTS, TRACE_ROWS_PER_OPERATION } from '../../src/store/sqlite.js';
 import { MAX_WEIGHT_PER_COMMIT } from '../../src/store/commit-queue.js';
+import { FREE_SPACE_READ_INTERVAL_MS } from '../../src/store/free-space.js';
 import { IDLE_CHECKPOINT_MS } from '../../src/store/idle-checkpoint.js';
 import { DATA_FILES, MAX_READ_BYTES, DEFAULT_IDEMPOTENCY_RETENTION_MS, MAX_REPLAYS_TRACED_PER_EVENT, MAX_TRACE_STEPS, TRACE_RETENTION_MS } from '../../src/protocol/constants.js';
 
@@ -1373,6 +1374,36 @@ test('a second without writes folds a WAL of 4 MiB or more back into the databas
   assert.is((await store.peek('s', { limit: 100 })).depth, 82);
   await store.close();
   assert.is((await open(dir, 100).peek('s', { limit: 100 })).depth, 82, 'all of it stored');
+});
+
+test('while new events are refused for want of room, the WAL is folded back however fast they are retried (QA: a publisher retrying every 200 ms kept the WAL that caused the refusals)', async () => {
+  const dir = tempDir();
+  const roomy = open(dir, 10);
+  await queue(roomy, 's', 'stored with room');
+  await roomy.close();
+  const store = open(dir, 10, { minFreeDiskBytes: Number.MAX_SAFE_INTEGER });
+  const walSize = () => fs.statSync(path.join(dir, 'switchboard.db-wal'), { throwIfNoEntry: false })?.size ?? 0;
+  // A WAL the store wrote to, below what an idle store folds back.
+  await store.ack('s', 1, {});
+  assert.ok(walSize() > 0 && walSize() < 4 * 1024 * 1024, String(walSize()));
+  const deadline = performance.now() + IDLE_CHECKPOINT_MS * 4;
+  while (walSize() > 0 && performance.now() < deadline) {
+    assert.is((await store.append(request('s', 'refused'))).status, 'disk-full');
+    await sleep(IDLE_CHECKPOINT_MS / 5);
+  }
+  assert.is(walSize(), 0, 'the WAL cut while refusals kept coming');
+});
+
+test('the first event taken after refusals for want of room says so, once, with what is free', async () => {
+  const disk = { free: 10 };
+  const told: Array<number | undefined> = [];
+  const store = open(tempDir(), 10, { minFreeDiskBytes: 1000, readFreeSpace: () => disk.free, onRoomAgain: (free) => told.push(free) });
+  assert.is((await store.append(request('s', 'refused'))).status, 'disk-full');
+  disk.free = 5000;
+  await sleep(FREE_SPACE_READ_INTERVAL_MS + 20);
+  await queue(store, 's', 'taken');
+  await queue(store, 's', 'taken too');
+  assert.equal(told, [5000]);
 });
 
 test('minFreeDiskBytes must be an integer of at least 0 bytes; 0 refuses nothing', async () => {
