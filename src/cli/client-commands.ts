@@ -27,6 +27,7 @@ import {
   MAX_READ_LIMIT,
   TOKEN_PREFIX,
 } from '../protocol/constants.js';
+import { printable } from '../protocol/printable.js';
 import { isValidAgentId } from '../protocol/session-key.js';
 import { HAS_UNIX_SOCKETS, socketPathProblem } from '../protocol/socket-path.js';
 import { tokenProblem } from '../protocol/token-format.js';
@@ -43,7 +44,6 @@ import {
   formatTokenList,
   formatTokenRevoked,
   formatTrace,
-  printable,
   printableStrings,
   shellWord,
 } from './format.js';

@@ -1,4 +1,4 @@
-import { printable } from './format.js';
+import { printable } from '../protocol/printable.js';
 import { describeWriteError } from './output.js';
 
 /** The CLI's exit codes: documented in README.md and `switchboard --help`, asserted in tests. */

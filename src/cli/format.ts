@@ -7,8 +7,6 @@ import type { ResultOf } from '../protocol/methods.js';
 import { printable } from '../protocol/printable.js';
 import type { RoutingResult, StoredEvent } from '../protocol/schemas.js';
 
-export { printable };
-
 /** `value` with every string in it, object keys included, made printable. */
 export function printableStrings<T>(value: T): T {
   if (typeof value === 'string') return printable(value) as T;

@@ -8,7 +8,8 @@ import { RpcCallError } from '../client/errors.js';
 import { flagOption, integerOption, rawOption } from './argv.js';
 import { connectionSettings, explain, gatewayRefused } from './client-commands.js';
 import { ExitCode, outputFailed, usageError, type CliError } from './exit-codes.js';
-import { formatWatchedEvent, printable, printableStrings } from './format.js';
+import { printable } from '../protocol/printable.js';
+import { formatWatchedEvent, printableStrings } from './format.js';
 import type { StoredEvent } from '../protocol/schemas.js';
 import { writeLog, writeOut } from './output.js';
 

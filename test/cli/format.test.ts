@@ -1,7 +1,8 @@
 /** Human output: text from the gateway is shown with its control characters escaped, one record per line. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatRoutingResult, formatSessionList, formatSessionRead, formatTokenList, formatTokenRevoked, formatTrace, formatWatchedEvent, printable, printableStrings } from '../../src/cli/format.js';
+import { formatRoutingResult, formatSessionList, formatSessionRead, formatTokenList, formatTokenRevoked, formatTrace, formatWatchedEvent, printableStrings } from '../../src/cli/format.js';
+import { printable } from '../../src/protocol/printable.js';
 import type { ResultOf } from '../../src/protocol/methods.js';
 import type { RoutingResult, StoredEvent } from '../../src/protocol/schemas.js';
 
