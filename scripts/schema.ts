@@ -1,13 +1,15 @@
 /**
  * `npm run schema`: writes schema/ from the protocol definitions and removes files there that are
  * no longer generated, so the committed tree is exactly schemaFiles(VERSION); and writes
- * src/protocol/answer-shapes.ts (built on the next build). The drift test
+ * src/protocol/answer-shapes.ts and wire-types.ts (built on the next build). The drift test
  * (test/protocol/schema-drift.test.ts) fails until this has been run after a protocol change.
+ * Compiled without a type check (package.json): after a change to the schemas, the generated
+ * types it writes anew no longer match them, and a checked build fails until they do.
  */
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ANSWER_SHAPES_FILE, answerShapesSource, schemaFiles } from '../src/protocol/schema-files.js';
+import { ANSWER_SHAPES_FILE, answerShapesSource, schemaFiles, WIRE_TYPES_FILE, wireTypesSource } from '../src/protocol/schema-files.js';
 import { VERSION } from '../src/version.js';
 import { filesUnder } from './files.js';
 
@@ -52,10 +54,13 @@ function main(): void {
   }
   removeEmptyDirs(SCHEMA_DIR);
   console.log(`schema/: ${files.size} files, ${written} written, ${removed} removed (version ${VERSION})`);
-  const shapes = answerShapesSource();
-  if (readOrUndefined(join(ROOT, ANSWER_SHAPES_FILE)) !== shapes) {
-    writeFileSync(join(ROOT, ANSWER_SHAPES_FILE), shapes);
-    console.log(`wrote   ${ANSWER_SHAPES_FILE}: run npm run build to build it`);
+  for (const [file, source] of [
+    [ANSWER_SHAPES_FILE, answerShapesSource()],
+    [WIRE_TYPES_FILE, wireTypesSource()],
+  ] as const) {
+    if (readOrUndefined(join(ROOT, file)) === source) continue;
+    writeFileSync(join(ROOT, file), source);
+    console.log(`wrote   ${file}: run npm run build to build it`);
   }
 }
 

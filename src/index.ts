@@ -22,12 +22,4 @@ export { TokenFileError } from './config/data-dir.js';
 export { DEFAULT_URL } from './protocol/constants.js';
 export { ErrorCode, type ErrorData, type ErrorName, type ParamProblem } from './protocol/errors.js';
 export type { MethodName, NotificationArgs, NotificationName, NotificationParams, ParamsOf, ResultOf } from './protocol/methods.js';
-export type {
-  AgentWakeNotification,
-  EventMode,
-  Route,
-  RoutingResult,
-  SessionEventNotification,
-  StoredEvent,
-  SystemEventParams,
-} from './protocol/schemas.js';
+export type * from './protocol/wire-types.js';

@@ -3,8 +3,9 @@
  * application errors it can answer with. The server's dispatch table, the typed client, the
  * OpenRPC document and the CLI's help all derive from this one object.
  */
-import type { Static, TSchema } from 'typebox';
+import type { TSchema } from 'typebox';
 import type { ErrorName } from './errors.js';
+import type { MethodParams, MethodResults, NotificationParamsByName } from './wire-types.js';
 import {
   AgentWakeNotification,
   DiscoverResult,
@@ -155,7 +156,7 @@ export const NOTIFICATIONS = {
 } as const;
 
 export type NotificationName = keyof typeof NOTIFICATIONS;
-export type NotificationParams<N extends NotificationName> = Static<(typeof NOTIFICATIONS)[N]['params']>;
+export type NotificationParams<N extends NotificationName> = NotificationParamsByName[N];
 
 /**
  * A notification as a listener receives it, method then params: a union of tuples, so that
@@ -167,14 +168,12 @@ export type NotificationArgs = { [N in NotificationName]: [method: N, params: No
 
 export type MethodName = keyof typeof METHODS;
 /**
- * Every method's params and result as TypeScript types, in one type each that the compiler works
- * out once per program. `Static` of a method picked by a type parameter was worked out again for
- * each call: one `client.call()` took 1.3 million type instantiations, 6 s of an editor's checking
- * on every edit (IDE QA).
+ * Every method's params and result as TypeScript types: the generated ones (wire-types.ts), which
+ * are TypeBox's Static types with each field's description for an editor to show. Looked up in a
+ * table, not worked out per call: `Static` of a method picked by a type parameter took one
+ * `client.call()` 1.3 million type instantiations, 6 s of an editor's checking on every edit (IDE QA).
  */
-type AllParams = { [M in MethodName]: Static<(typeof METHODS)[M]['params']> };
-type AllResults = { [M in MethodName]: Static<(typeof METHODS)[M]['result']> };
-export type ParamsOf<M extends MethodName> = AllParams[M];
-export type ResultOf<M extends MethodName> = AllResults[M];
+export type ParamsOf<M extends MethodName> = MethodParams[M];
+export type ResultOf<M extends MethodName> = MethodResults[M];
 
 export const METHOD_NAMES = Object.keys(METHODS) as MethodName[];

@@ -1,7 +1,8 @@
 /**
  * Wire shapes, defined once. Each schema is a `const` and its static type has the same name;
- * validators (validate.ts), the JSON Schema / OpenRPC files in schema/ (openrpc.ts) and the CLI's
- * help all derive from these.
+ * validators (validate.ts), the JSON Schema / OpenRPC files in schema/ (openrpc.ts), the CLI's
+ * help, and the types the library exports with each description as a doc comment (wire-types.ts,
+ * generated) all derive from these.
  */
 import Type, { type Static } from 'typebox';
 import {

@@ -52,6 +52,51 @@ test('a call through the typed client costs the type checker little: its types a
   }
 });
 
+test('an answer\'s fields show their schema\'s description on hover, in an editor that opens the package (IDE QA: a hover said only `number`)', () => {
+  const root = fileURLToPath(new URL('../../../', import.meta.url));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-hover-'));
+  try {
+    const file = path.join(dir, 'plugin.ts');
+    const source = [
+      `import { connect } from ${JSON.stringify(path.join(root, 'dist/src/index.js'))};`,
+      'export async function use(): Promise<number> {',
+      "  const client = await connect({ url: 'ws://127.0.0.1:18790', token: 't' });",
+      "  const routed = await client.call('system.event', { text: 'done' });",
+      '  return routed.queue.depth + routed.receivers;',
+      '}',
+    ].join('\n');
+    writeFileSync(file, source);
+    const options: ts.CompilerOptions = { strict: true, noEmit: true, skipLibCheck: true, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022, types: [] };
+    const service = ts.createLanguageService({
+      getCompilationSettings: () => options,
+      getScriptFileNames: () => [file],
+      getScriptVersion: () => '1',
+      getScriptSnapshot: (name) => (ts.sys.fileExists(name) ? ts.ScriptSnapshot.fromString(ts.sys.readFile(name)!) : undefined),
+      getCurrentDirectory: () => dir,
+      getDefaultLibFileName: ts.getDefaultLibFilePath,
+      fileExists: ts.sys.fileExists,
+      readFile: ts.sys.readFile,
+      readDirectory: ts.sys.readDirectory,
+      directoryExists: ts.sys.directoryExists,
+      getDirectories: ts.sys.getDirectories,
+    });
+    const hover = (word: string) => {
+      const info = service.getQuickInfoAtPosition(file, source.indexOf(word) + 1);
+      return { type: ts.displayPartsToString(info?.displayParts), doc: ts.displayPartsToString(info?.documentation) };
+    };
+    assert.equal(hover('depth'), {
+      type: '(property) depth: number',
+      doc: "The session's pending count after this event.\n\nSchema: integer, minimum 0.",
+    });
+    assert.equal(hover('receivers'), {
+      type: '(property) receivers: number',
+      doc: 'Live subscribers that were sent the event.\n\nSchema: integer, minimum 0.',
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('the schema files are the package\'s to import: switchboard/schema/openrpc.json (QA: the exports map refused it)', () => {
   const require = createRequire(import.meta.url);
   const document = require('switchboard/schema/openrpc.json') as { openrpc: string };

@@ -10,7 +10,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { METHOD_NAMES } from '../../src/protocol/methods.js';
 import { buildOpenRpcDocument } from '../../src/protocol/openrpc.js';
-import { ANSWER_SHAPES_FILE, answerShapesSource, JSON_SCHEMA_DIALECT, schemaFiles } from '../../src/protocol/schema-files.js';
+import { ANSWER_SHAPES_FILE, answerShapesSource, JSON_SCHEMA_DIALECT, schemaFiles, WIRE_TYPES_FILE, wireTypesSource } from '../../src/protocol/schema-files.js';
 import { VERSION } from '../../src/version.js';
 
 // Compiled to dist/test/protocol/: the repository root is three levels up.
@@ -52,9 +52,14 @@ test('every file under schema/ is byte-for-byte what schemaFiles() generates', (
   assert.equal(stale, [], `schema/ is out of date (${stale.join(', ')}): ${FIX}`);
 });
 
-test('src/protocol/answer-shapes.ts is what answerShapesSource() generates', () => {
-  assert.ok(readFileSync(join(ROOT, ANSWER_SHAPES_FILE), 'utf8') === answerShapesSource(), `${ANSWER_SHAPES_FILE} is out of date: run npm run schema, then build and commit it`);
-});
+for (const [file, source] of [
+  [ANSWER_SHAPES_FILE, answerShapesSource],
+  [WIRE_TYPES_FILE, wireTypesSource],
+] as const) {
+  test(`${file} is what ${source.name}() generates`, () => {
+    assert.ok(readFileSync(join(ROOT, file), 'utf8') === source(), `${file} is out of date: run npm run schema, then build and commit it`);
+  });
+}
 
 test('schemaFiles: openrpc.json plus params and result per method, pretty JSON with a trailing newline', () => {
   assert.equal(
