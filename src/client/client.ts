@@ -7,7 +7,7 @@
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, MAX_CALL_TIMEOUT_MS, MAX_FRAME_BYTES, TOKEN_REVOKED_CLOSE } from '../protocol/constants.js';
 import type { ErrorName } from '../protocol/errors.js';
 import type { MethodName, NotificationArgs, NotificationName, NotificationParams, ParamsOf, ResultOf } from '../protocol/methods.js';
-import type { AgentWakeNotification, StoredEvent } from '../protocol/schemas.js';
+import type { AgentWakeNotification, StoredEvent } from '../protocol/wire-types.js';
 import { parseSessionKey } from '../protocol/session-key.js';
 import { notificationProblem, resultOf, unexpectedAnswer } from './answer.js';
 import { ConnectionError, errnoCode, RpcCallError } from './errors.js';

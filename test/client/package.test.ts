@@ -62,6 +62,7 @@ test('an answer\'s fields show their schema\'s description on hover, in an edito
       'export async function use(): Promise<number> {',
       "  const client = await connect({ url: 'ws://127.0.0.1:18790', token: 't' });",
       "  const routed = await client.call('system.event', { text: 'done' });",
+      "  await client.subscribe({ agentId: 'main' }, { onEvent: (event) => void event.storedAt });",
       '  return routed.queue.depth + routed.receivers;',
       '}',
     ].join('\n');
@@ -87,6 +88,10 @@ test('an answer\'s fields show their schema\'s description on hover, in an edito
     assert.equal(hover('depth'), {
       type: '(property) depth: number',
       doc: "The session's pending count after this event.\n\nSchema: integer, minimum 0.",
+    });
+    assert.equal(hover('storedAt'), {
+      type: '(property) storedAt: string',
+      doc: 'ISO 8601 time, UTC.\n\nSchema: format "date-time".',
     });
     assert.equal(hover('receivers'), {
       type: '(property) receivers: number',
