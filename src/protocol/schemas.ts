@@ -75,6 +75,7 @@ const AgentIdParam = Type.String({
 const SEQ_RANGE = { minimum: 0, maximum: Number.MAX_SAFE_INTEGER };
 const Seq = Type.Integer({ ...SEQ_RANGE, description: 'Sequence number of an event within its session.' });
 const Timestamp = Type.String({ format: 'date-time', description: 'ISO 8601 time, UTC.' });
+const EventId = Type.String({ description: 'The event\'s id, given when it was stored: event.trace takes it.' });
 
 /** What rejectLookalikeKey refuses, for the keys it checks. */
 const KEY_AS_SENT =
@@ -122,7 +123,7 @@ export const Fallback = Nullable(
   Type.Object(
     {
       reason: Type.Enum(['no-session-key'], { description: 'Why the event went to a main session.' }),
-      message: Type.String(),
+      message: Type.String({ description: 'The same, in words.' }),
     },
     { additionalProperties: false },
   ),
@@ -154,7 +155,7 @@ export const WakeOutcome = Type.Object(
       description:
         '"sent": agent.wake goes out now; "coalesced": a wake that names it is already due, at the end of this turn or at the end of the 250 ms that follow the last wake; "next-heartbeat": named in the agent\'s next heartbeat; "no-agent-connected": nobody to wake, the event waits durably, and the agent\'s next subscription wakes it (reason "backlog").',
     }),
-    message: Type.String(),
+    message: Type.String({ description: 'The same, in words.' }),
   },
   { additionalProperties: false },
 );
@@ -162,7 +163,7 @@ export type WakeOutcome = Static<typeof WakeOutcome>;
 
 export const RoutingResult = Type.Object(
   {
-    eventId: Type.String(),
+    eventId: EventId,
     sessionKey: Type.String({ description: 'Canonical session key the event went to.' }),
     requestedSessionKey: Nullable(Type.String({ description: 'The session key as given, or null.' })),
     fallback: Fallback,
@@ -182,16 +183,16 @@ export type RoutingResult = Static<typeof RoutingResult>;
 
 export const StoredEvent = Type.Object(
   {
-    eventId: Type.String(),
-    sessionKey: Type.String(),
+    eventId: EventId,
+    sessionKey: Type.String({ description: 'Canonical key of the session the event belongs to.' }),
     seq: Seq,
-    text: Type.String(),
+    text: Type.String({ description: 'What happened, as sent, trimmed.' }),
     mode: EventMode,
-    contextKey: Nullable(Type.String()),
+    contextKey: Nullable(Type.String({ description: 'The contextKey it was sent with: a later event with the same one replaces it while it is pending.' })),
     route: Route,
     storedAt: Timestamp,
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'A pending event, as stored.' },
 );
 export type StoredEvent = Static<typeof StoredEvent>;
 
@@ -243,12 +244,12 @@ export type SessionListParams = Static<typeof SessionListParams>;
 
 export const SessionSummary = Type.Object(
   {
-    sessionKey: Type.String(),
-    agentId: Type.String(),
-    pending: Type.Integer({ minimum: 0 }),
-    lastSeq: Seq,
-    oldestPendingAt: Nullable(Timestamp),
-    lastEventAt: Timestamp,
+    sessionKey: Type.String({ description: 'Canonical session key.' }),
+    agentId: Type.String({ description: 'Agent that owns the session.' }),
+    pending: Type.Integer({ minimum: 0, description: 'Events stored and not yet consumed.' }),
+    lastSeq: Type.Integer({ ...SEQ_RANGE, description: 'The seq of the newest event the session took.' }),
+    oldestPendingAt: Nullable(Type.String({ format: 'date-time', description: 'When its oldest pending event was stored.' })),
+    lastEventAt: Type.String({ format: 'date-time', description: 'When its newest event was stored.' }),
   },
   { additionalProperties: false },
 );
@@ -275,14 +276,14 @@ export type EmptyParams = Static<typeof EmptyParams>;
 
 export const GatewayStatusResult = Type.Object(
   {
-    version: Type.String(),
-    startedAt: Timestamp,
-    uptimeMs: Type.Integer({ minimum: 0 }),
+    version: Type.String({ description: "The gateway's version." }),
+    startedAt: Type.String({ format: 'date-time', description: 'When this gateway process started.' }),
+    uptimeMs: Type.Integer({ minimum: 0, description: 'Milliseconds since then.' }),
     dataDir: Nullable(Type.String({ description: "The gateway's data dir; null for a scoped token, which has no business with the host's paths." })),
     sessions: Type.Integer({ minimum: 0, description: "Sessions with pending events (a scoped token's agent's only)." }),
     pending: Type.Integer({ minimum: 0, description: "Pending events across those sessions." }),
     connections: Type.Integer({ minimum: 0, description: "Open WebSocket connections (a scoped token: those authenticated for its agent)." }),
-    maxPendingPerSession: Type.Integer({ minimum: 1 }),
+    maxPendingPerSession: Type.Integer({ minimum: 1, description: 'The pending cap (--max-pending): an event past it drops its session\'s oldest (queue.dropped).' }),
     freeDiskBytes: Nullable(
       Type.Integer({
         minimum: 0,
@@ -343,6 +344,8 @@ export type DiscoverResult = Static<typeof DiscoverResult>;
 
 // ---------------------------------------------------------------- subscriptions
 
+const SubscriptionId = Type.String({ description: 'Names the subscription in its session.event notifications, and to session.unsubscribe.' });
+
 export const SessionSubscribeParams = Type.Object(
   {
     sessionKey: Type.Optional(SessionKeyParam),
@@ -363,7 +366,7 @@ export type SessionSubscribeParams = Static<typeof SessionSubscribeParams>;
 
 export const SessionSubscribeResult = Type.Object(
   {
-    subscriptionId: Type.String(),
+    subscriptionId: SubscriptionId,
     sessionKey: Nullable(Type.String({ description: 'Canonical key, for a session subscription.' })),
     agentId: Type.String({ description: 'Agent whose sessions this subscription covers.' }),
   },
@@ -400,14 +403,14 @@ export type SessionAckResult = Static<typeof SessionAckResult>;
 // ---------------------------------------------------------------- notifications (gateway -> client)
 
 export const SessionEventNotification = Type.Object(
-  { subscriptionId: Type.String(), event: StoredEvent },
+  { subscriptionId: SubscriptionId, event: StoredEvent },
   { additionalProperties: false, description: 'Params of the session.event notification.' },
 );
 export type SessionEventNotification = Static<typeof SessionEventNotification>;
 
 export const AgentWakeNotification = Type.Object(
   {
-    agentId: Type.String(),
+    agentId: Type.String({ description: 'The agent to wake.' }),
     reason: Type.Enum(['event', 'heartbeat', 'backlog'], {
       description:
         '"event": mode "now" events arrived; "heartbeat": the periodic wake; "backlog": this connection\'s first subscription of the agent has been replayed: its sessions with pending events.',
@@ -429,9 +432,11 @@ export type EventTraceParams = Static<typeof EventTraceParams>;
 
 export const TraceStepEntry = Type.Object(
   {
-    step: Type.Enum(['accepted', 'stored', 'deduplicated', 'replaced', 'dropped', 'wake', 'delivered', 'acked', 'drained']),
+    step: Type.Enum(['accepted', 'stored', 'deduplicated', 'replaced', 'dropped', 'wake', 'delivered', 'acked', 'drained'], { description: 'What happened to the event.' }),
     at: Timestamp,
-    detail: Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()])),
+    detail: Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]), {
+      description: "What the gateway recorded of the step (the accepted step's: see event.trace).",
+    }),
   },
   { additionalProperties: false },
 );
@@ -470,12 +475,12 @@ export type TokenCreateParams = Static<typeof TokenCreateParams>;
 
 export const TokenInfo = Type.Object(
   {
-    tokenId: Type.String(),
-    name: Nullable(Type.String()),
-    agentId: Type.String(),
-    scopes: Type.Array(TokenScope),
+    tokenId: Type.String({ description: 'Names the token to token.revoke; not the secret.' }),
+    name: Nullable(Type.String({ description: 'The label it was created with.' })),
+    agentId: Type.String({ description: 'The agent whose sessions it acts on.' }),
+    scopes: Type.Array(TokenScope, { description: 'What it may do.' }),
     createdAt: Timestamp,
-    revokedAt: Nullable(Timestamp),
+    revokedAt: Nullable(Type.String({ format: 'date-time', description: 'When it was revoked; null while it works.' })),
   },
   { additionalProperties: false },
 );

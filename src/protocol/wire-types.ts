@@ -4,6 +4,9 @@
  * Params of the agent.wake notification.
  */
 export type AgentWakeNotification = {
+  /**
+   * The agent to wake.
+   */
   agentId: string;
   /**
    * "event": mode "now" events arrived; "heartbeat": the periodic wake; "backlog": this connection's first subscription of the agent has been replayed: its sessions with pending events.
@@ -76,6 +79,9 @@ export type Fallback = {
    * Why the event went to a main session.
    */
   reason: "no-session-key";
+  /**
+   * The same, in words.
+   */
   message: string;
 } | null;
 
@@ -103,14 +109,19 @@ export type GatewayBackupResult = {
 };
 
 export type GatewayStatusResult = {
+  /**
+   * The gateway's version.
+   */
   version: string;
   /**
-   * ISO 8601 time, UTC.
+   * When this gateway process started.
    *
    * Schema: format "date-time".
    */
   startedAt: string;
   /**
+   * Milliseconds since then.
+   *
    * Schema: integer, minimum 0.
    */
   uptimeMs: number;
@@ -137,6 +148,8 @@ export type GatewayStatusResult = {
    */
   connections: number;
   /**
+   * The pending cap (--max-pending): an event past it drops its session's oldest (queue.dropped).
+   *
    * Schema: integer, minimum 1.
    */
   maxPendingPerSession: number;
@@ -250,6 +263,9 @@ export type Route = {
  * Where the event went and why: the routing result.
  */
 export type RoutingResult = {
+  /**
+   * The event's id, given when it was stored: event.trace takes it.
+   */
   eventId: string;
   /**
    * Canonical session key the event went to.
@@ -332,7 +348,13 @@ export type SessionAckResult = {
  * Params of the session.event notification.
  */
 export type SessionEventNotification = {
+  /**
+   * Names the subscription in its session.event notifications, and to session.unsubscribe.
+   */
   subscriptionId: string;
+  /**
+   * A pending event, as stored.
+   */
   event: StoredEvent;
 };
 
@@ -440,6 +462,9 @@ export type SessionSubscribeParams = {
 };
 
 export type SessionSubscribeResult = {
+  /**
+   * Names the subscription in its session.event notifications, and to session.unsubscribe.
+   */
   subscriptionId: string;
   /**
    * Canonical key, for a session subscription.
@@ -452,26 +477,34 @@ export type SessionSubscribeResult = {
 };
 
 export type SessionSummary = {
+  /**
+   * Canonical session key.
+   */
   sessionKey: string;
+  /**
+   * Agent that owns the session.
+   */
   agentId: string;
   /**
+   * Events stored and not yet consumed.
+   *
    * Schema: integer, minimum 0.
    */
   pending: number;
   /**
-   * Sequence number of an event within its session.
+   * The seq of the newest event the session took.
    *
    * Schema: integer, minimum 0, maximum 9007199254740991.
    */
   lastSeq: number;
   /**
-   * ISO 8601 time, UTC.
+   * When its oldest pending event was stored.
    *
    * Schema: format "date-time".
    */
   oldestPendingAt: string | null;
   /**
-   * ISO 8601 time, UTC.
+   * When its newest event was stored.
    *
    * Schema: format "date-time".
    */
@@ -490,8 +523,17 @@ export type SessionUnsubscribeResult = {
   unsubscribed: true;
 };
 
+/**
+ * A pending event, as stored.
+ */
 export type StoredEvent = {
+  /**
+   * The event's id, given when it was stored: event.trace takes it.
+   */
   eventId: string;
+  /**
+   * Canonical key of the session the event belongs to.
+   */
   sessionKey: string;
   /**
    * Sequence number of an event within its session.
@@ -499,11 +541,17 @@ export type StoredEvent = {
    * Schema: integer, minimum 0, maximum 9007199254740991.
    */
   seq: number;
+  /**
+   * What happened, as sent, trimmed.
+   */
   text: string;
   /**
    * "now" wakes the agent at once; "next-heartbeat" lets the event wait for the agent's next periodic wake.
    */
   mode: EventMode;
+  /**
+   * The contextKey it was sent with: a later event with the same one replaces it while it is pending.
+   */
   contextKey: string | null;
   /**
    * The parsed session key: which conversation the event belongs to.
@@ -576,9 +624,21 @@ export type TokenCreateParams = {
 };
 
 export type TokenCreateResult = {
+  /**
+   * Names the token to token.revoke; not the secret.
+   */
   tokenId: string;
+  /**
+   * The label it was created with.
+   */
   name: string | null;
+  /**
+   * The agent whose sessions it acts on.
+   */
   agentId: string;
+  /**
+   * What it may do.
+   */
   scopes: TokenScope[];
   /**
    * ISO 8601 time, UTC.
@@ -587,7 +647,7 @@ export type TokenCreateResult = {
    */
   createdAt: string;
   /**
-   * ISO 8601 time, UTC.
+   * When it was revoked; null while it works.
    *
    * Schema: format "date-time".
    */
@@ -599,9 +659,21 @@ export type TokenCreateResult = {
 };
 
 export type TokenInfo = {
+  /**
+   * Names the token to token.revoke; not the secret.
+   */
   tokenId: string;
+  /**
+   * The label it was created with.
+   */
   name: string | null;
+  /**
+   * The agent whose sessions it acts on.
+   */
   agentId: string;
+  /**
+   * What it may do.
+   */
   scopes: TokenScope[];
   /**
    * ISO 8601 time, UTC.
@@ -610,7 +682,7 @@ export type TokenInfo = {
    */
   createdAt: string;
   /**
-   * ISO 8601 time, UTC.
+   * When it was revoked; null while it works.
    *
    * Schema: format "date-time".
    */
@@ -675,6 +747,9 @@ export type TokenRevokeResult = {
 export type TokenScope = "publish" | "subscribe";
 
 export type TraceStepEntry = {
+  /**
+   * What happened to the event.
+   */
   step: "accepted" | "stored" | "deduplicated" | "replaced" | "dropped" | "wake" | "delivered" | "acked" | "drained";
   /**
    * ISO 8601 time, UTC.
@@ -682,6 +757,9 @@ export type TraceStepEntry = {
    * Schema: format "date-time".
    */
   at: string;
+  /**
+   * What the gateway recorded of the step (the accepted step's: see event.trace).
+   */
   detail: {
     [key: string]: string | number | boolean | null;
   };
@@ -692,6 +770,9 @@ export type WakeOutcome = {
    * "sent": agent.wake goes out now; "coalesced": a wake that names it is already due, at the end of this turn or at the end of the 250 ms that follow the last wake; "next-heartbeat": named in the agent's next heartbeat; "no-agent-connected": nobody to wake, the event waits durably, and the agent's next subscription wakes it (reason "backlog").
    */
   status: "sent" | "coalesced" | "next-heartbeat" | "no-agent-connected";
+  /**
+   * The same, in words.
+   */
   message: string;
 };
 
