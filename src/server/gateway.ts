@@ -54,6 +54,7 @@ import { Authenticator, boundAgent } from './auth.js';
 import { CloseCode, Connection, type ConnectionOptions } from './connection.js';
 import type { CallContext } from './context.js';
 import { createHandlers, SHUTTING_DOWN_MESSAGE, toRpcError } from './handlers.js';
+import { KEEP_ALIVE_LINGER_MS, KeptAliveConnections } from './kept-alive.js';
 import { ambiguousHeaders, createHttpHandler, errorBody, refuseExpectation, requestPath, type Admission } from './http-ingress.js';
 import { DeliveryHub } from './hub.js';
 import { listenLocal, LOCAL_PEER, peerAddress, type LocalSocket } from './local-socket.js';
@@ -456,17 +457,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     unfinished: unfinishedMessages,
     ...(options.httpBodyTimeoutMs ? { bodyTimeoutMs: options.httpBodyTimeoutMs } : {}),
   });
-  server.on('request', countUnfinished);
+  const keptAlive = new KeptAliveConnections();
+  const received = (request: IncomingMessage, response: ServerResponse) => {
+    countUnfinished(request, response);
+    keptAlive.served(request.socket);
+  };
+  server.on('request', received);
   server.on('request', handleHttp);
   // Node would answer "Expect: 100-continue" with 100 before the handler runs: a client without a
   // valid token would be told to send its body, only to get 401. The handler says 100 itself, once
   // the request is admitted (RFC 9110 section 10.1.1).
   server.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => {
-    countUnfinished(request, response);
+    received(request, response);
     handleHttp(request, response, true);
   });
   server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
-    countUnfinished(request, response);
+    received(request, response);
     refuseExpectation(request, response);
   });
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -575,7 +581,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         // A backup in flight would hold its connection's close (it waits for calls in flight) for
         // as long as it takes: stopped, it is answered SHUTTING_DOWN, its file removed.
         store.stopBackups();
-        await shutdown(server, localSocket, wss, connections, restarting);
+        await shutdown(server, localSocket, wss, connections, keptAlive, restarting);
         try {
           await store.close();
         } finally {
@@ -589,20 +595,29 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
 }
 
-/** Stop accepting, let each connection answer what it has in flight, then close it. */
+/**
+ * Let each connection answer what it has in flight, then close it, and stop accepting. Until HTTP
+ * connections kept alive have closed (or KEEP_ALIVE_LINGER_MS), the gateway still accepts, and
+ * answers every request 503 SHUTTING_DOWN: a publisher's request already sent over one, or to the
+ * listener, was reset when they closed at once (QA).
+ */
 async function shutdown(
   server: Server,
   localSocket: LocalSocket | undefined,
   wss: WebSocketServer,
   connections: ReadonlyMap<WebSocket, Connection>,
+  keptAlive: KeptAliveConnections,
   restarting: boolean,
 ): Promise<void> {
-  // The socket's connections are the HTTP server's too, but its listener counts them for itself.
-  const stopped = Promise.all([new Promise<void>((resolve) => server.close(() => resolve())), localSocket?.close()]);
-  server.closeIdleConnections();
   const [code, reason] = restarting ? [CloseCode.SERVICE_RESTART, 'gateway restarting'] : [CloseCode.GOING_AWAY, 'gateway shutting down'];
   const refusal = { name: 'SHUTTING_DOWN', message: SHUTTING_DOWN_MESSAGE } as const;
-  await Promise.all([...connections.values()].map((connection) => connection.close(code, reason, refusal)));
+  await Promise.all([
+    ...[...connections.values()].map((connection) => connection.close(code, reason, refusal)),
+    keptAlive.closedOrAfter(KEEP_ALIVE_LINGER_MS),
+  ]);
+  // The socket's connections are the HTTP server's too, but its listener counts them for itself.
+  // Closing the server closes its idle connections too.
+  const stopped = Promise.all([new Promise<void>((resolve) => server.close(() => resolve())), localSocket?.close()]);
   // A peer that never answers the close handshake must not hold shutdown hostage.
   const forceAfter = setTimeout(() => {
     for (const socket of connections.keys()) socket.terminate();

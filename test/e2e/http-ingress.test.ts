@@ -4,7 +4,7 @@
  * (WebSocket RPC, HTTP hook, HTTP RPC, the CLI). The seed's bug was a hook path that dropped the
  * session key; the first test sends one event shape through every ingress and compares.
  */
-import type { IncomingHttpHeaders } from 'node:http';
+import http, { type IncomingHttpHeaders } from 'node:http';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MAX_BATCH_LENGTH, MAX_HTTP_BODY_BYTES, MAX_TEXT_BYTES } from '../../src/protocol/constants.js';
@@ -622,6 +622,42 @@ test('a request admitted before the shutdown began and read after is 503 SHUTTIN
   for (const answer of [overRpc, overHook]) assert.is(answer.headers['connection'], 'close');
   await closing;
   await assertNothingStored(own.dataDir);
+});
+
+test('a publisher that keeps its connection alive is answered 503 SHUTTING_DOWN over it at a shutdown, not reset, and is told to close it (operator QA: ECONNRESET at every SIGTERM)', async () => {
+  const own = await startTunedGateway();
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const post = (text: string) =>
+    new Promise<{ status: number; reused: boolean; connection: string | undefined; body: string }>((resolve, reject) => {
+      const body = JSON.stringify({ text });
+      const request = http.request(
+        { host: '127.0.0.1', port: own.port, path: '/hooks/wake', method: 'POST', agent, headers: { ...bearer(own.token), ...JSON_TYPE, 'content-length': Buffer.byteLength(body) } },
+        (response) => {
+          let answer = '';
+          response.setEncoding('utf8').on('data', (chunk: string) => (answer += chunk));
+          response.on('end', () => resolve({ status: response.statusCode!, reused: request.reusedSocket, connection: response.headers.connection, body: answer }));
+        },
+      );
+      request.on('error', reject);
+      request.end(body);
+    });
+  try {
+    assert.is((await post('before the shutdown')).status, 200);
+    const closing = own.gateway.close();
+    const during = await post('during the shutdown');
+    assert.equal([during.status, during.reused, during.connection], [503, true, 'close']);
+    const { error } = JSON.parse(during.body) as { error: { code: number; data: unknown } };
+    assert.equal([error.code, error.data], [ErrorCode.SHUTTING_DOWN, { name: 'SHUTTING_DOWN' }]);
+    await closing;
+  } finally {
+    agent.destroy();
+  }
+  const store = openStore(own.dataDir, { maxPendingPerSession: 10 });
+  try {
+    assert.equal(await store.stats(), { sessions: 1, pending: 1 });
+  } finally {
+    await store.close();
+  }
 });
 
 test('an Expect other than 100-continue is 417 with the route\'s JSON error, not a bare status line, and the connection closes (QA)', async ({ gw }) => {
