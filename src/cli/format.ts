@@ -99,7 +99,7 @@ export function formatStatus(status: ResultOf<'gateway.status'>): string {
   return [
     `switchboard gateway ${status.version}, up ${Math.round(status.uptimeMs / 1000)} s (since ${status.startedAt})`,
     `  data dir:    ${status.dataDir ?? '(not shown to a scoped token)'}`,
-    `  sessions:    ${status.sessions} with pending events, ${status.pending} pending in all (cap ${status.maxPendingPerSession} per session)`,
+    `  sessions:    ${status.sessions} with pending events, ${status.pending} pending in all (cap ${status.maxPendingPerSession} per session${status.eventsDroppedAtCap === 0 ? '' : `: ${status.eventsDroppedAtCap} dropped at it since the start`})`,
     `  connections: ${status.connections}`,
     `  disk:        ${diskLine(status)}`,
     `  writes:      ${status.writesFailingSince === null ? 'ok' : `FAILING since ${status.writesFailingSince}${status.writeFailure === null ? '' : `: ${status.writeFailure}`}`}`,

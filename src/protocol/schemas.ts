@@ -284,6 +284,10 @@ export const GatewayStatusResult = Type.Object(
     pending: Type.Integer({ minimum: 0, description: "Pending events across those sessions." }),
     connections: Type.Integer({ minimum: 0, description: "Open WebSocket connections (a scoped token: those authenticated for its agent)." }),
     maxPendingPerSession: Type.Integer({ minimum: 1, description: 'The pending cap (--max-pending): an event past it drops its session\'s oldest (queue.dropped).' }),
+    eventsDroppedAtCap: Type.Integer({
+      minimum: 0,
+      description: "Events dropped at that cap since this gateway started, each its session's oldest for a newer one (a scoped token: its agent's): sessions no agent drains fast enough.",
+    }),
     freeDiskBytes: Nullable(
       Type.Integer({
         minimum: 0,

@@ -154,6 +154,12 @@ export type GatewayStatusResult = {
    */
   maxPendingPerSession: number;
   /**
+   * Events dropped at that cap since this gateway started, each its session's oldest for a newer one (a scoped token: its agent's): sessions no agent drains fast enough.
+   *
+   * Schema: integer, minimum 0.
+   */
+  eventsDroppedAtCap: number;
+  /**
    * Bytes the gateway may still write on its data dir's disk; null for a scoped token, and when the file system cannot tell.
    *
    * Schema: integer, minimum 0.

@@ -51,12 +51,13 @@ import { openStore } from '../store/index.js';
 import { fitAnswerFrame } from '../store/read-budget.js';
 import { VERSION } from '../version.js';
 import { Authenticator, boundAgent } from './auth.js';
+import { CapDrops } from './cap-drops.js';
 import { CloseCode, Connection, type ConnectionOptions } from './connection.js';
 import type { CallContext } from './context.js';
 import { createHandlers, SHUTTING_DOWN_MESSAGE, toRpcError } from './handlers.js';
-import { KEEP_ALIVE_LINGER_MS, KeptAliveConnections } from './kept-alive.js';
 import { ambiguousHeaders, createHttpHandler, errorBody, refuseExpectation, requestPath, type Admission } from './http-ingress.js';
 import { DeliveryHub } from './hub.js';
+import { KEEP_ALIVE_LINGER_MS, KeptAliveConnections } from './kept-alive.js';
 import { listenLocal, LOCAL_PEER, peerAddress, type LocalSocket } from './local-socket.js';
 import { AuthFailureLimiter } from './rate-limit.js';
 import { countedLog } from './counted-log.js';
@@ -244,6 +245,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
   // Built again with the gateway's URL once it listens (--port 0 picks the port), before any call.
   let openrpc = buildOpenRpcDocument(VERSION);
+  const capDrops = new CapDrops(log, maxPendingPerSession);
   const handlers = createHandlers({
     store,
     hub,
@@ -252,6 +254,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     dataDir: options.dataDir,
     startedAt: Date.now(),
     maxPendingPerSession,
+    capDrops,
     openrpc: () => openrpc,
     connectionCount: (agentId) => {
       if (agentId === undefined) return connections.size;
@@ -590,6 +593,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           backgroundFailures.flush();
           refusedNotifications.flush();
           refusedConnections.flush();
+          capDrops.flush();
         }
       })()),
   };

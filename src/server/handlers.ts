@@ -15,6 +15,7 @@ import { BackupError, StoreClosedError, StoreFullError, StoreUnavailableError } 
 import { takeWithinBudget } from '../store/read-budget.js';
 import type { EventStore, ReadOptions, ReadResult, SessionListPosition, TraceDetail, TraceEntry, TraceStep } from '../store/types.js';
 import { authorize, boundAgent } from './auth.js';
+import type { CapDrops } from './cap-drops.js';
 import type { CallContext } from './context.js';
 import type { DeliveryHub, SubscriptionTarget } from './hub.js';
 import type { TokenService } from './tokens.js';
@@ -33,6 +34,7 @@ export interface GatewayState {
   dataDir: string;
   startedAt: number;
   maxPendingPerSession: number;
+  capDrops: CapDrops;
   /** The OpenRPC document, naming the URL the gateway listens on (known once it listens). */
   openrpc(): DiscoverResult;
   /** Open connections: all, or those whose token is bound to the agent. */
@@ -47,12 +49,15 @@ type Implementations = { [M in MethodName]: Implementation<M> };
 export function createHandlers(state: GatewayState): Record<MethodName, Handler<CallContext>> {
   const { store, hub, tokens } = state;
   const implementations: Implementations = {
-    'system.event': (params, context) =>
-      routeEvent(params, store, hub, {
+    'system.event': async (params, context) => {
+      const result = await routeEvent(params, store, hub, {
         ingress: { ingress: context.ingress, connectionId: context.connectionId, remoteAddress: context.remoteAddress },
         defaultAgentId: boundAgent(context.principal),
         mayPublishTo: (agentId) => authorize(context.principal, { scope: 'publish', agentId }),
-      }),
+      });
+      state.capDrops.routed(result);
+      return result;
+    },
     'session.peek': (params, context) => readSession(params, context, (key, options) => store.peek(key, options)),
     'session.drain': (params, context) =>
       readSession(params, context, (key, options) => store.drain(key, options, { ingress: context.ingress, connectionId: context.connectionId })),
@@ -191,6 +196,7 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
         pending: stats.pending,
         connections: state.connectionCount(agentId),
         maxPendingPerSession: state.maxPendingPerSession,
+        eventsDroppedAtCap: state.capDrops.count(agentId),
         freeDiskBytes: agentId === undefined ? (disk.availableBytes ?? null) : null,
         minFreeDiskBytes: disk.minFreeBytes,
         newEventsRefused: disk.refusing,

@@ -1,7 +1,7 @@
 /** Human output: text from the gateway is shown with its control characters escaped, one record per line. */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatRoutingResult, formatSessionList, formatSessionRead, formatTokenList, formatTokenRevoked, formatTrace, formatWatchedEvent, printableStrings } from '../../src/cli/format.js';
+import { formatRoutingResult, formatSessionList, formatSessionRead, formatStatus, formatTokenList, formatTokenRevoked, formatTrace, formatWatchedEvent, printableStrings } from '../../src/cli/format.js';
 import { printable } from '../../src/protocol/printable.js';
 import type { ResultOf } from '../../src/protocol/methods.js';
 import type { RoutingResult, StoredEvent } from '../../src/protocol/schemas.js';
@@ -189,6 +189,28 @@ test('token revoke: what it closed, or when an earlier revoke had revoked the to
     formatTokenRevoked({ tokenId: 'tok_1', revoked: true, alreadyRevoked: true, revokedAt, closedConnections: 0 }),
     `tok_1 was already revoked at ${revokedAt}; nothing changed`,
   );
+});
+
+test('formatStatus: the cap, and what was dropped at it since the start when anything was', () => {
+  const status: ResultOf<'gateway.status'> = {
+    version: '0.1.0',
+    startedAt: '2026-11-25T16:00:00.000Z',
+    uptimeMs: 61_000,
+    dataDir: '/srv/sb',
+    sessions: 2,
+    pending: 7,
+    connections: 1,
+    maxPendingPerSession: 5,
+    eventsDroppedAtCap: 0,
+    freeDiskBytes: 1_073_741_824,
+    minFreeDiskBytes: 67_108_864,
+    newEventsRefused: false,
+    writesFailingSince: null,
+    writeFailure: null,
+  };
+  const sessionsLine = (shown: ResultOf<'gateway.status'>) => formatStatus(shown).split('\n').find((line) => line.startsWith('  sessions:'));
+  assert.is(sessionsLine(status), '  sessions:    2 with pending events, 7 pending in all (cap 5 per session)');
+  assert.is(sessionsLine({ ...status, eventsDroppedAtCap: 19_000 }), '  sessions:    2 with pending events, 7 pending in all (cap 5 per session: 19000 dropped at it since the start)');
 });
 
 test.run();

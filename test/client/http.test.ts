@@ -40,6 +40,7 @@ const STATUS = {
   pending: 0,
   connections: 0,
   maxPendingPerSession: 1000,
+  eventsDroppedAtCap: 0,
   freeDiskBytes: null,
   minFreeDiskBytes: 67_108_864,
   newEventsRefused: false,

@@ -629,6 +629,7 @@ test('gateway.status: version, data dir, counts and connections of a fresh gatew
   assert.equal(Object.keys(empty).sort(), [
     'connections',
     'dataDir',
+    'eventsDroppedAtCap',
     'freeDiskBytes',
     'maxPendingPerSession',
     'minFreeDiskBytes',
@@ -647,6 +648,7 @@ test('gateway.status: version, data dir, counts and connections of a fresh gatew
   assert.is(empty['pending'], 0);
   assert.is(empty['connections'], 1);
   assert.is(empty['maxPendingPerSession'], DEFAULT_MAX_PENDING_PER_SESSION);
+  assert.is(empty['eventsDroppedAtCap'], 0);
   assert.is(empty['minFreeDiskBytes'], DEFAULT_MIN_FREE_DISK_BYTES);
   assert.is(empty['newEventsRefused'], false);
   assert.equal([empty['writesFailingSince'], empty['writeFailure']], [null, null], 'writes go through');
@@ -682,6 +684,34 @@ test('a full session drops its oldest pending events and says which', async () =
   assert.is(resultOf<{ maxPendingPerSession: number }>(await raw.call('gateway.status', {})).maxPendingPerSession, 3);
   raw.close();
   await gw.gateway.close();
+});
+
+test('events dropped at the cap are told to the operator: logged (counted) and counted in gateway.status, per agent for a scoped token; a repeat of the call that dropped one counts nothing again (operator QA: 19,000 drops went unseen)', async () => {
+  const gw = await startInProcessGateway({ maxPendingPerSession: 2 });
+  const raw = await openRaw(gw.url, gw.token);
+  const dropsFor = async (peer: RawSocket) => resultOf<{ eventsDroppedAtCap: number }>(await peer.call('gateway.status', {})).eventsDroppedAtCap;
+  assert.is(await dropsFor(raw), 0);
+  for (const text of ['1', '2', '3']) await send(raw, { text, sessionKey: 'agent:capped:main' });
+  const keyed = { text: '4', sessionKey: 'agent:capped:main', idempotencyKey: 'drops-once' };
+  assert.is((await send(raw, keyed)).queue.dropped.length, 1);
+  const repeat = await send(raw, keyed);
+  assert.equal([repeat.duplicate, repeat.queue.dropped.length], [true, 1]);
+  for (const text of ['1', '2', '3']) await send(raw, { text, sessionKey: 'agent:elsewhere:direct:U1' });
+  assert.is(await dropsFor(raw), 3);
+  const { token } = resultOf<{ token: string }>(await raw.call('token.create', { agentId: 'capped' }));
+  const scoped = await openRaw(gw.url, token);
+  assert.is(await dropsFor(scoped), 2);
+  scoped.close();
+  raw.close();
+  // The first at once; the others in one line when the minute ends, or, as here, at the stop.
+  const told = () => gw.log.filter((line) => line.includes('at the pending cap'));
+  assert.equal(told(), [
+    'dropped an event at the pending cap (--max-pending 2), the oldest of its session for a newer one, the last in agent:capped:main: no agent drains it fast enough (session list shows the fullest; event.trace, what was dropped)',
+  ]);
+  await gw.gateway.close();
+  assert.equal(told().slice(1), [
+    'dropped 2 events at the pending cap (--max-pending 2), the oldest of their sessions for a newer one, the last in agent:elsewhere:direct:U1: no agent drains them fast enough (session list shows the fullest; event.trace, what was dropped)',
+  ]);
 });
 
 test.run();
