@@ -16,6 +16,12 @@ export const ExitCode = {
    * what it answered never reached its reader, so a script must not take it for a success.
    */
   OUTPUT_FAILED: 4,
+  /**
+   * `gateway` only: stopped by SIGHUP, for a restart. Not 0, which a supervisor that restarts on
+   * failure (systemd's Restart=on-failure, Docker's on-failure) takes for a stop, and restarts
+   * nothing (operator QA): 75 is EX_TEMPFAIL of sysexits.h, "try again".
+   */
+  RESTART: 75,
 } as const;
 
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -44,9 +50,11 @@ export const WATCH_EXIT_CODES_HELP = `Exit codes:
 
 /** `switchboard gateway` runs the service rather than calling it: its codes mean other things. */
 export const GATEWAY_EXIT_CODES_HELP = `Exit codes:
-  0  stopped by SIGINT, SIGTERM or SIGHUP, after a graceful shutdown
+  0  stopped by SIGINT or SIGTERM, after a graceful shutdown
   1  could not start (port or data dir in use, data dir unusable), or a second signal forced the stop
-  2  usage error (bad --port, unknown option)`;
+  2  usage error (bad --port, unknown option)
+ 75  stopped by SIGHUP, after a graceful shutdown, for a supervisor to start it again (one that
+     restarts on failure does)`;
 
 /**
  * With --json, a failure after the command line was accepted (exit 1 or 3) is one object on stdout

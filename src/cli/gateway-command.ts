@@ -96,9 +96,10 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   const socket = running.socketPath === undefined ? '' : `, socket ${running.socketPath}`;
   if (signals === 0) writeLog(process.stdout, `switchboard gateway listening on ${running.url} (data dir ${dataDir}, token in ${tokenPath(dataDir)}${socket})`);
   const received = await signal;
-  await running.close({ restarting: received === 'SIGHUP' });
-  log('stopped');
-  return ExitCode.OK;
+  const restarting = received === 'SIGHUP';
+  await running.close({ restarting });
+  log(restarting ? `stopped for a restart (exit ${ExitCode.RESTART})` : 'stopped');
+  return restarting ? ExitCode.RESTART : ExitCode.OK;
 }
 
 /** What to do about a data dir whose disk refused a write, by errno: Node's message names neither. */

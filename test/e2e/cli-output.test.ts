@@ -63,7 +63,7 @@ test('session watch across a gateway restart: stderr says it is reconnecting and
   };
   await publish(first.url, first.token, 'before the restart');
   await watch.waitForLines(1);
-  assert.is(await first.stop('SIGHUP'), 0);
+  assert.is(await first.stop('SIGHUP'), 75);
   await waitUntil(() => watch.stderr().includes('reconnecting'), 'the watch to say it is reconnecting');
   const second = await startGatewayProcessAt({ dataDir: first.dataDir, port: first.port });
   await publish(second.url, second.token, 'after the restart');

@@ -342,7 +342,7 @@ test('SIGTERM while the gateway starts is a graceful stop too: exit 0, said in t
   const emitted = preload("process.emit('SIGHUP', 'SIGHUP')");
   for (const [file, optionsFirst] of [[sent, false], [sent, true], [emitted, false]] as const) {
     const { code, signal, out, err } = await spawnGateway(makeTempDir(), ['--require', file], optionsFirst).closed;
-    assert.equal([code, signal, out], [0, null, ''], `${file} ${optionsFirst}: ${err}`);
+    assert.equal([code, signal, out], [75, null, ''], `${file} ${optionsFirst}: ${err}`);
     assert.match(err, /SIGHUP received while starting: stopping once started \(again to force\)\n/);
   }
 });

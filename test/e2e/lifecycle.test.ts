@@ -1,7 +1,7 @@
 /**
  * Graceful lifecycle of the gateway process: SIGTERM and SIGINT stop it (clients get 1001),
- * SIGHUP stops it for a restart (clients get 1012, so they know to reconnect); each exits 0 with
- * the store checkpointed, and what was answered is there after the next start. The same when no
+ * SIGHUP stops it for a restart (clients get 1012, so they know to reconnect, and it exits 75 for
+ * a supervisor to start it again); each exits with the store checkpointed, and what was answered is there after the next start. The same when no
  * one reads the gateway's output any more (`gateway 2>&1 | tee log`, then Ctrl-C).
  */
 import { spawn } from 'node:child_process';
@@ -19,21 +19,23 @@ import { cleanup, makeTempDir, openRaw, resultOf, runCli, sleep, startGatewayPro
 const test = suite('e2e: gateway lifecycle');
 test.after(cleanup);
 
-for (const [signal, code, reason, logged] of [
-  ['SIGTERM', 1001, 'gateway shutting down', 'shutting down: clients are told 1001'],
-  ['SIGINT', 1001, 'gateway shutting down', 'shutting down: clients are told 1001'],
-  ['SIGHUP', 1012, 'gateway restarting', 'shutting down for a restart: clients are told 1012 and reconnect to the next gateway'],
+for (const [signal, code, reason, logged, exit, stopped] of [
+  ['SIGTERM', 1001, 'gateway shutting down', 'shutting down: clients are told 1001', 0, 'stopped'],
+  ['SIGINT', 1001, 'gateway shutting down', 'shutting down: clients are told 1001', 0, 'stopped'],
+  // Not 0: a supervisor that restarts on failure (systemd's Restart=on-failure) took it for a stop (operator QA).
+  ['SIGHUP', 1012, 'gateway restarting', 'shutting down for a restart: clients are told 1012 and reconnect to the next gateway', 75, 'stopped for a restart (exit 75)'],
 ] as const) {
-  test(`${signal}: clients are closed with ${code} "${reason}", the log says so, the process exits 0, the WAL is checkpointed`, async () => {
+  test(`${signal}: clients are closed with ${code} "${reason}", the log says so, the process exits ${exit}, the WAL is checkpointed`, async () => {
     const gateway = await startGatewayProcess();
     const socket = await openRaw(gateway.url, gateway.token);
     resultOf(await socket.call('system.event', { text: `before ${signal}` }));
     const closed = socket.closed();
-    assert.is(await gateway.stop(signal), 0);
+    assert.is(await gateway.stop(signal), exit);
     const { code: closeCode, reason: closeReason } = await closed;
     assert.is(closeCode, code);
     assert.is(closeReason, reason);
     assert.match(gateway.stderr(), `switchboard gateway: ${signal} received, ${logged} (again to force)\n`);
+    assert.match(gateway.stderr(), `switchboard gateway: ${stopped}\n`);
     const wal = path.join(gateway.dataDir, 'switchboard.db-wal');
     assert.ok(!fs.existsSync(wal) || fs.statSync(wal).size === 0, 'the WAL was checkpointed into the database');
 
