@@ -28,7 +28,7 @@ export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 export const EXIT_CODES_HELP = `Exit codes:
     0  ok: the gateway answered (for system event: routed and stored)
-    1  the gateway answered with an error
+    1  the gateway answered with an error (but SHUTTING_DOWN, which left nothing done: 3)
     2  usage error (a required option missing, a bad value, an unknown option)
     3  no answer: no gateway reached (at the data dir's socket or the URL), token refused, the call
        refused before it ran (the gateway shutting down, or this address past its limits: too many

@@ -19,6 +19,14 @@ test('explain: a gateway error is exit 1, and --json gets the JSON-RPC error as 
   assert.equal((explain(new RpcCallError(1007, 'no such event', undefined), SETTINGS) as CliError).json, { code: 1007, message: 'no such event' });
 });
 
+test('explain: SHUTTING_DOWN as a JSON-RPC error (a backup stopped by a shutdown) is exit 3, as its HTTP refusal is: nothing was done, retry later (operator QA)', () => {
+  const data = { name: 'SHUTTING_DOWN' };
+  const error = explain(new RpcCallError(1003, 'the event store is closed and takes no more work: retry once the gateway has restarted', data), SETTINGS) as CliError;
+  assert.is(error.exitCode, ExitCode.UNREACHABLE);
+  assert.is(error.message, 'the gateway refused: the event store is closed and takes no more work: retry once the gateway has restarted (code 1003)');
+  assert.equal(error.json, { code: 1003, message: 'the event store is closed and takes no more work: retry once the gateway has restarted', data });
+});
+
 test('explain: every connection failure is exit 3 with its own CLI code; --json repeats the message', () => {
   const expected: Record<ConnectionFailure, keyof typeof CliErrorCode> = {
     unreachable: 'GATEWAY_UNREACHABLE',

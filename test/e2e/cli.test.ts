@@ -1167,7 +1167,7 @@ test('--help on each command exits 0 and lists its options, and its example as t
   assert.match(help('gateway'), /\n {2}1 {2}could not start \(port or data dir in use, data dir unusable\)/);
   assert.not.match(help('gateway'), /answered with an error|could not connect/);
   // Right-aligned, so the one-digit codes line up with 130.
-  assert.match(help('system event'), /\n {4}1 {2}the gateway answered with an error\n/);
+  assert.match(help('system event'), /\n {4}1 {2}the gateway answered with an error \(but SHUTTING_DOWN, which left nothing done: 3\)\n/);
   assert.match(help('system event'), /\n {2}130 {2}interrupted by Ctrl-C/);
   assert.match(help(''), /switchboard session watch and switchboard gateway have their own: see their --help/);
   const commandsIn = (command: string) => help(command).slice(0, help(command).indexOf('Exit codes'));
