@@ -9,7 +9,8 @@
 
 import { isUtf8 } from 'node:buffer';
 import { readFileSync } from 'node:fs';
-import { emptyVariableMessage } from '../config/data-dir.js';
+import { dataDirProblem, emptyVariableMessage } from '../config/data-dir.js';
+import { ENV } from '../protocol/constants.js';
 import type { CommandSpec } from './commands.js';
 import { usageError } from './exit-codes.js';
 
@@ -130,6 +131,14 @@ export function optionOrEnv(args: readonly string[], name: string, envName: stri
   const value = env[envName];
   if (value === '') throw usageError(emptyVariableMessage(envName));
   return value === undefined ? undefined : { value, from: envName };
+}
+
+/** The data dir given (`--data-dir`, else SWITCHBOARD_DATA_DIR), if any; a usage error when it cannot be the one meant (see dataDirProblem). */
+export function dataDirOption(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Setting | undefined {
+  const chosen = optionOrEnv(args, 'data-dir', ENV.dataDir, env);
+  const problem = chosen && dataDirProblem(chosen.value);
+  if (problem) throw usageError(`${chosen.from} ${JSON.stringify(chosen.value)} ${problem}`);
+  return chosen;
 }
 
 /**

@@ -31,7 +31,7 @@ import { printable } from '../protocol/printable.js';
 import { isValidAgentId } from '../protocol/session-key.js';
 import { HAS_UNIX_SOCKETS, socketPathProblem } from '../protocol/socket-path.js';
 import { tokenProblem } from '../protocol/token-format.js';
-import { flagOption, integerOption, optionOrEnv, rawOption } from './argv.js';
+import { dataDirOption, flagOption, integerOption, optionOrEnv, rawOption } from './argv.js';
 import { CliError, ExitCode, noAnswer, outputFailed, usageError, type CliErrorName } from './exit-codes.js';
 import {
   formatAck,
@@ -343,7 +343,7 @@ export function connectionSettings(args: Args, defaultTimeoutMs = DEFAULT_CALL_T
   }
   // Resolved only when needed: with a URL and a token given, the data dir plays no part.
   let dataDir: string | undefined;
-  const theDataDir = () => (dataDir ??= resolveDataDir(optionOrEnv(args, 'data-dir', ENV.dataDir)?.value));
+  const theDataDir = () => (dataDir ??= resolveDataDir(dataDirOption(args)?.value));
   const { token, tokenFrom } = resolveToken(args, theDataDir, given?.value);
   return {
     token,

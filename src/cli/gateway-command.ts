@@ -4,7 +4,7 @@ import { DEFAULT_MAX_PENDING_PER_SESSION, ENV } from '../protocol/constants.js';
 import { startGateway } from '../server/gateway.js';
 import { StoreLockedError, StoreOpenError } from '../store/errors.js';
 import { VERSION } from '../version.js';
-import { integerOption, optionOrEnv, rawOption } from './argv.js';
+import { dataDirOption, integerOption, rawOption } from './argv.js';
 import { CliError, ExitCode } from './exit-codes.js';
 import { writeLog } from './output.js';
 import { STOP_SIGNALS, takeHeldSignals } from './stop-signals.js';
@@ -21,7 +21,7 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   const maxConnectionsPerToken = integerOption(args, 'max-connections-per-token', 1, 1_000_000);
   const maxUnauthenticatedSockets = integerOption(args, 'max-unauthenticated-sockets', 1, 1_000_000);
   const minFreeDiskMiB = integerOption(args, 'min-free-disk', 0, 1_048_576);
-  const chosen = optionOrEnv(args, 'data-dir', ENV.dataDir);
+  const chosen = dataDirOption(args);
   const dataDir = resolveDataDir(chosen?.value);
   const host = rawOption(args, 'host');
   // Best effort, all of it: once a pipe's reader is gone (`gateway 2>&1 | tee log`, then Ctrl-C),

@@ -6,7 +6,7 @@
  */
 import { lstatSync, statSync, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { emptyVariableMessage, readToken, resolveDataDir, socketPath, TokenFileError, tokenPath } from '../config/data-dir.js';
+import { dataDirProblem, emptyVariableMessage, readToken, resolveDataDir, socketPath, TokenFileError, tokenPath } from '../config/data-dir.js';
 import { DATA_FILES, DEFAULT_URL, ENV, UNIX_SCHEME } from '../protocol/constants.js';
 import { HAS_UNIX_SOCKETS } from '../protocol/socket-path.js';
 import { ConnectionError } from './errors.js';
@@ -41,12 +41,12 @@ export function localGatewayToken(dataDir?: string): string {
  * on, say) or blank, which would resolve to the working directory (QA).
  */
 function chosenDataDir(dataDir: string | undefined): string {
-  if (dataDir !== undefined && dataDir.trim() === '') {
-    throw new TypeError(`dataDir ${JSON.stringify(dataDir)} names no directory: give a data dir's path, or leave it out for ${ENV.dataDir}'s, else the default`);
-  }
   const fromEnv = process.env[ENV.dataDir];
   if (dataDir === undefined && fromEnv === '') throw new TypeError(emptyVariableMessage(ENV.dataDir));
-  return resolveDataDir(dataDir ?? fromEnv);
+  const [given, from] = dataDir === undefined ? [fromEnv, ENV.dataDir] : [dataDir, 'dataDir'];
+  const problem = given === undefined ? undefined : dataDirProblem(given);
+  if (problem) throw new TypeError(`${from} ${JSON.stringify(given)} ${problem}, or leave it out for ${dataDir === undefined ? 'the default' : `${ENV.dataDir}'s, else the default`}`);
+  return resolveDataDir(given);
 }
 
 /**

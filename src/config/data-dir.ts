@@ -77,16 +77,28 @@ function unreadableFix(code: string | undefined): string {
   return 'check the file and its data dir';
 }
 
-/**
- * The data dir `chosen` (by the CLI: `--data-dir`, else SWITCHBOARD_DATA_DIR, see optionOrEnv),
- * else the platform's user data dir. An empty choice is the caller's error to report: resolved, it
- * would be the working directory.
- */
 /** Why an environment variable set to "" is refused rather than read as unset (see optionOrEnv). */
 export function emptyVariableMessage(name: string): string {
   return `${name} is set but empty: give it a value, or unset it to use the default`;
 }
 
+/**
+ * Why a data dir given (an option, a variable, the library's dataDir) cannot be the one meant, if
+ * it cannot: blank, it resolves to the working directory; starting with `~`, no shell expanded it
+ * (it was quoted, or came from a systemd unit's Environment=), and it would be a directory named
+ * `~` in the working directory (operator QA: `--data-dir '~/sbx'` made ./~/sbx and used it).
+ */
+export function dataDirProblem(given: string): string | undefined {
+  if (given.trim() === '') return "names no directory: give a data dir's path";
+  if (/^~(?:$|[\\/]|[\w.-]+(?:$|[\\/]))/.test(given)) return 'starts with ~, which only a shell expands, and none did: give the full path';
+  return undefined;
+}
+
+/**
+ * The data dir `chosen` (by the CLI: `--data-dir`, else SWITCHBOARD_DATA_DIR, see optionOrEnv),
+ * else the platform's user data dir. An empty choice is the caller's error to report (see
+ * dataDirProblem): resolved, it would be the working directory.
+ */
 export function resolveDataDir(chosen: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   return resolve(chosen ?? platformDataDir(env));
 }

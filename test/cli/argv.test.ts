@@ -4,9 +4,10 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { attachOptionValues, declaredFlags, flagOption, integerOption, joinCommandGroup, matchDirect, optionOrEnv, rawOption } from '../../src/cli/argv.js';
+import { attachOptionValues, dataDirOption, declaredFlags, flagOption, integerOption, joinCommandGroup, matchDirect, optionOrEnv, rawOption } from '../../src/cli/argv.js';
 import { COMMANDS } from '../../src/cli/commands.js';
 import { CliError, ExitCode } from '../../src/cli/exit-codes.js';
+import { thrownBy } from '../helpers/thrown.js';
 
 const test = suite('cli/argv');
 
@@ -113,6 +114,21 @@ test('optionOrEnv: the flag, else the variable, else undefined; a variable set b
       ExitCode.USAGE,
       'SWITCHBOARD_TOKEN is set but empty: give it a value, or unset it to use the default',
     ]);
+  }
+});
+
+test('dataDirOption: --data-dir, else SWITCHBOARD_DATA_DIR; a blank one, or one with a ~ no shell expanded, is a usage error naming where it came from', () => {
+  assert.equal(dataDirOption(['--data-dir', '/srv/sb'], {}), { value: '/srv/sb', from: '--data-dir' });
+  assert.equal(dataDirOption([], { SWITCHBOARD_DATA_DIR: '/srv/sb' }), { value: '/srv/sb', from: 'SWITCHBOARD_DATA_DIR' });
+  assert.is(dataDirOption([], {}), undefined);
+  for (const [args, env, message] of [
+    [['--data-dir', '~/sbx'], {}, '--data-dir "~/sbx" starts with ~, which only a shell expands, and none did: give the full path'],
+    [[], { SWITCHBOARD_DATA_DIR: '~/sbx' }, 'SWITCHBOARD_DATA_DIR "~/sbx" starts with ~, which only a shell expands, and none did: give the full path'],
+    [['--data-dir', ' '], {}, '--data-dir " " names no directory: give a data dir\'s path'],
+  ] as const) {
+    const error = thrownBy(() => dataDirOption(args, env));
+    assert.instance(error, CliError);
+    assert.equal([(error as CliError).exitCode, (error as CliError).message], [ExitCode.USAGE, message]);
   }
 });
 

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ensureAdminToken, readToken, resolveDataDir, TokenFileError, tokenPath } from '../../src/config/data-dir.js';
+import { dataDirProblem, ensureAdminToken, readToken, resolveDataDir, TokenFileError, tokenPath } from '../../src/config/data-dir.js';
 import { thrownBy } from '../helpers/thrown.js';
 
 const test = suite('config/data-dir');
@@ -29,6 +29,14 @@ test.after(() => {
   }
   assert.is(resolveDataDir(undefined, {}), fallback);
   assert.is(resolveDataDir('given', { XDG_DATA_HOME: '/srv/data' }), path.resolve('given'), 'a chosen data dir wins, relative or not');
+});
+
+test('dataDirProblem: a blank data dir, or one starting with a ~ no shell expanded, cannot be the one meant (operator QA: ./~/sbx was made and used)', () => {
+  for (const given of ['', ' ', '\t']) assert.is(dataDirProblem(given), "names no directory: give a data dir's path", JSON.stringify(given));
+  for (const given of ['~', '~/sbx', '~\\sbx', '~alice', '~alice/sbx', '~al.ice-2/sbx']) {
+    assert.is(dataDirProblem(given), 'starts with ~, which only a shell expands, and none did: give the full path', given);
+  }
+  for (const given of ['/srv/sb', 'relative/sb', './~/sb', '/home/alice/~', 'sb~', '~ not a user/sb']) assert.is(dataDirProblem(given), undefined, given);
 });
 
 test('readToken: undefined without a token file; the token, trimmed, from one', () => {

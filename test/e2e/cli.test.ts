@@ -488,6 +488,10 @@ test('exit 2: an empty option value, or a SWITCHBOARD_* variable set but empty, 
     // And the gateway does not start on the default data dir instead.
     [['gateway', '--port', '0', '--data-dir', ''], {}, '--data-dir is empty'],
     [['gateway', '--port', '0'], { SWITCHBOARD_DATA_DIR: '' }, 'SWITCHBOARD_DATA_DIR is set but empty'],
+    // Nor on a blank one, or a ~ no shell expanded (a systemd unit's Environment=), in the working directory (operator QA).
+    [['gateway', '--port', '0', '--data-dir', ' '], {}, '--data-dir " " names no directory'],
+    [['gateway', '--port', '0'], { SWITCHBOARD_DATA_DIR: '~/sbx' }, 'SWITCHBOARD_DATA_DIR "~/sbx" starts with ~, which only a shell expands'],
+    [['status', '--data-dir', '~/sbx'], {}, '--data-dir "~/sbx" starts with ~, which only a shell expands'],
   ];
   const results = await Promise.all(cases.map(([args, env]) => runCli(args, { env })));
   results.forEach((result, i) => {

@@ -355,6 +355,9 @@ test('localGatewayUrl and localGatewayToken name the data dir\'s socket and read
     assert.throws(() => localGatewayToken(dataDir), (error: Error) => error instanceof TypeError && error.message === named);
     assert.throws(() => localGatewayUrl(dataDir), (error: Error) => error instanceof TypeError && error.message === named);
   }
+  // A ~ no shell expanded would be a directory named ~ in the working directory (operator QA).
+  const tilde = 'dataDir "~/sbx" starts with ~, which only a shell expands, and none did: give the full path, or leave it out for SWITCHBOARD_DATA_DIR\'s, else the default';
+  assert.throws(() => localGatewayUrl('~/sbx'), (error: Error) => error instanceof TypeError && error.message === tilde);
   // Without a data dir: SWITCHBOARD_DATA_DIR's, as the CLI and the gateway take it, and connect() goes there.
   const saved = process.env['SWITCHBOARD_DATA_DIR'];
   process.env['SWITCHBOARD_DATA_DIR'] = gw.dataDir;
@@ -368,6 +371,13 @@ test('localGatewayUrl and localGatewayToken name the data dir\'s socket and read
     process.env['SWITCHBOARD_DATA_DIR'] = '';
     assert.throws(() => localGatewayToken(), (error: Error) => error instanceof TypeError && error.message === 'SWITCHBOARD_DATA_DIR is set but empty: give it a value, or unset it to use the default');
     assert.throws(() => localGatewayUrl(), TypeError);
+    process.env['SWITCHBOARD_DATA_DIR'] = '~/sbx';
+    assert.throws(
+      () => localGatewayToken(),
+      (error: Error) =>
+        error instanceof TypeError &&
+        error.message === 'SWITCHBOARD_DATA_DIR "~/sbx" starts with ~, which only a shell expands, and none did: give the full path, or leave it out for the default',
+    );
   } finally {
     if (saved === undefined) delete process.env['SWITCHBOARD_DATA_DIR'];
     else process.env['SWITCHBOARD_DATA_DIR'] = saved;
