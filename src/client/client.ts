@@ -115,10 +115,9 @@ export interface SubscribeOptions<T extends SubscribeTarget = SubscribeTarget> {
   /** Resume point: a seq for a session subscription, a map of session key to seq for an agent one. */
   after?: AfterFor<T>;
   /**
-   * Called once per event, in seq order within a session (but for the sessions whose cursors a
-   * resubscribe had no room for: past ~1 MiB of cursors, the sessions left out are replayed from
-   * their first pending event). What it throws is an uncaught exception of its own, as an
-   * EventEmitter listener's is: the event counts as delivered, and the subscription goes on.
+   * Called once per event, in seq order within a session, across reconnects too. What it throws is
+   * an uncaught exception of its own, as an EventEmitter listener's is: the event counts as
+   * delivered, and the subscription goes on.
    */
   onEvent: (event: StoredEvent) => void;
 }
@@ -146,6 +145,15 @@ interface Pending {
 interface SubscriptionState extends Subscription {
   readonly target: SubscribeTarget;
   readonly cursors: Map<string, number>;
+  /**
+   * An agent subscription's events delivered and not yet consumed by this client (acked, drained):
+   * by session, eventId to seq. A resubscribe that has no room for every cursor (see
+   * RESUME_AFTER_BYTES) has the sessions left out replayed from their first pending event, and
+   * these are not delivered again (client QA: an events() loop had them queued twice, and was
+   * handed them again after it had acked them). By eventId, not by seq: after a data dir restore
+   * the gateway issues the same seqs again, to other events.
+   */
+  readonly unconsumed: Map<string, Map<string, number>>;
   readonly baseAfter: number | Record<string, number> | undefined;
   readonly onEvent: (event: StoredEvent) => void;
   serverId: string | undefined;
@@ -420,8 +428,7 @@ export class SwitchboardClient {
 
   /**
    * Subscribes to a session or to all sessions of an agent. Events arrive through `onEvent`, once
-   * each: after a reconnect the subscription resumes after the last event it saw (but for the
-   * sessions whose cursors a resubscribe had no room for: see SubscribeOptions' onEvent).
+   * each: after a reconnect the subscription resumes after the last event it saw.
    */
   async subscribe<T extends SubscribeTarget>(target: T, options: SubscribeOptions<T>, callOptions?: CallOptions): Promise<Subscription> {
     subscribeTargetOption(target);
@@ -429,6 +436,7 @@ export class SwitchboardClient {
     const state: SubscriptionState = {
       target,
       cursors: new Map(),
+      unconsumed: new Map(),
       baseAfter: options.after,
       onEvent: options.onEvent,
       serverId: undefined,
@@ -705,10 +713,18 @@ export class SwitchboardClient {
     return seen;
   }
 
-  /** Every agent subscription lets go of the session's cursor if it is at or below `consumedUpTo`. */
+  /**
+   * Every agent subscription lets go of the session's cursor if it is at or below `consumedUpTo`,
+   * and of the events it delivered up to there.
+   */
   #letGo(sessionKey: string, consumedUpTo: number): void {
     for (const state of this.#subscriptions) {
-      if (state.target.sessionKey === undefined && (state.cursors.get(sessionKey) ?? Infinity) <= consumedUpTo) state.cursors.delete(sessionKey);
+      if (state.target.sessionKey !== undefined) continue;
+      if ((state.cursors.get(sessionKey) ?? Infinity) <= consumedUpTo) state.cursors.delete(sessionKey);
+      const delivered = state.unconsumed.get(sessionKey);
+      if (delivered === undefined) continue;
+      for (const [eventId, seq] of delivered) if (seq <= consumedUpTo) delivered.delete(eventId);
+      if (delivered.size === 0) state.unconsumed.delete(sessionKey);
     }
   }
 
@@ -760,6 +776,12 @@ export class SwitchboardClient {
     // of a resumed subscription with anything still in flight from the old one.
     if (event.seq <= (state.cursors.get(event.sessionKey) ?? -1)) return;
     state.cursors.set(event.sessionKey, event.seq);
+    if (state.target.sessionKey === undefined) {
+      let delivered = state.unconsumed.get(event.sessionKey);
+      if (delivered?.has(event.eventId)) return;
+      if (delivered === undefined) state.unconsumed.set(event.sessionKey, (delivered = new Map()));
+      delivered.set(event.eventId, event.seq);
+    }
     runCallback(() => state.onEvent(event));
   }
 
@@ -1011,10 +1033,10 @@ function resumeAfter(state: SubscriptionState): number | Record<string, number> 
  * of the request. The cursors of sessions seen but not yet acked can outgrow it (730 sessions under
  * keys of 500 CJK characters, an agent working through a backlog: QA), and a resubscribe too large
  * to send ended the client. Past it, the cursors that do not fit are forgotten: their sessions are
- * replayed from their first pending event (or the caller's `after`), events the loop saw and did
- * not ack included. Kept to drop those, they would drop events reissued under the same seqs after
- * a data dir restore too, unseen, where a cursor sent is refused (AFTER_OUT_OF_RANGE) and says so
- * (review).
+ * replayed from their first pending event (or the caller's `after`), and what the subscription
+ * delivered of them before is known by eventId (see SubscriptionState's unconsumed). Kept to drop
+ * what is replayed, the cursors would drop events reissued under the same seqs after a data dir
+ * restore too, unseen, where a cursor sent is refused (AFTER_OUT_OF_RANGE) and says so (review).
  */
 const RESUME_AFTER_BYTES = MAX_FRAME_BYTES - 16 * 1024;
 
