@@ -25,15 +25,15 @@ const RECONNECT_DEFAULTS: Required<ReconnectOptions> = { initialDelayMs: 100, ma
 
 export interface ReconnectOptions {
   /** First delay before reconnecting, doubled after each failure. @default 100 */
-  initialDelayMs?: number;
+  initialDelayMs?: number | undefined;
   /** Longest delay between attempts; not below initialDelayMs. @default 5000 */
-  maxDelayMs?: number;
+  maxDelayMs?: number | undefined;
   /**
    * Whether connect() itself waits, within its timeoutMs, for a gateway not up yet (see
    * ConnectOptions.reconnect); false fails at once, as a person at a terminal wants to hear.
    * @default true
    */
-  waitAtStart?: boolean;
+  waitAtStart?: boolean | undefined;
 }
 
 export interface ConnectOptions {
@@ -42,16 +42,16 @@ export interface ConnectOptions {
    * gateway serves in its data dir. @default localGatewayUrl(): the socket of the platform's
    * default data dir, not a TCP port any local user could hold (Windows: DEFAULT_URL)
    */
-  url?: string;
+  url?: string | undefined;
   /** The gateway's token, sent as `Authorization: Bearer <token>`. */
   token: string;
   /**
    * Default timeout of each call, and of connecting, in ms; with `reconnect`, an ack's is longer
    * (see reconnect). @default DEFAULT_CALL_TIMEOUT_MS (10 s)
    */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Aborts connecting. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /**
    * Re-open a lost connection (gateway restart, network) and resume subscriptions. The first
    * connection, too, is tried again within timeoutMs while the gateway is not up yet (no socket
@@ -72,20 +72,20 @@ export interface ConnectOptions {
    * must not fail, leaving its event pending where the loop, which has moved on, will not see it
    * again. Its signal, or close(), ends the wait. @default false
    */
-  reconnect?: boolean | ReconnectOptions;
+  reconnect?: boolean | ReconnectOptions | undefined;
   /**
    * With `reconnect`: told when a lost connection starts being re-opened (with what closed it) and
    * when it is open again with every subscription resumed, so a long-lived agent can say why it
    * went quiet. Calls and subscriptions need nothing from it.
    */
-  onReconnect?: (change: ReconnectChange) => void;
+  onReconnect?: ((change: ReconnectChange) => void) | undefined;
   /**
    * How long the client waits without hearing from the gateway (it pings every 30 s) before it
    * takes the connection for dead and closes it (1006), reconnecting with `reconnect`: a stopped
    * gateway, or a connection cut without a word (sleep, a NAT), is noticed. 0: never.
    * @default DEFAULT_HEARTBEAT_TIMEOUT_MS (90 s)
    */
-  heartbeatTimeoutMs?: number;
+  heartbeatTimeoutMs?: number | undefined;
 }
 
 /** What onNotification calls: narrow the params by comparing the method (see NotificationArgs). */
@@ -95,8 +95,8 @@ export type ReconnectChange = { state: 'reconnecting'; reason: string } | { stat
 
 export interface CallOptions {
   /** Overrides the client's default timeout for this call. */
-  timeoutMs?: number;
-  signal?: AbortSignal;
+  timeoutMs?: number | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 /**
@@ -113,7 +113,7 @@ export type AfterFor<T extends SubscribeTarget> = T extends { sessionKey: string
 
 export interface SubscribeOptions<T extends SubscribeTarget = SubscribeTarget> {
   /** Resume point: a seq for a session subscription, a map of session key to seq for an agent one. */
-  after?: AfterFor<T>;
+  after?: AfterFor<T> | undefined;
   /**
    * Called once per event, in seq order within a session, across reconnects too. What it throws is
    * an uncaught exception of its own, as an EventEmitter listener's is: the event counts as

@@ -23,8 +23,8 @@ export interface HttpCallOptions {
   url: string;
   token: string;
   /** @default DEFAULT_CALL_TIMEOUT_MS (10 s) */
-  timeoutMs?: number;
-  signal?: AbortSignal;
+  timeoutMs?: number | undefined;
+  signal?: AbortSignal | undefined;
 }
 
 /**

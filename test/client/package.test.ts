@@ -52,6 +52,42 @@ test('a call through the typed client costs the type checker little: its types a
   }
 });
 
+test('options take an explicit undefined for "the default" under exactOptionalPropertyTypes, as a plugin passes its own optional settings on (client QA: TS2375)', () => {
+  const root = fileURLToPath(new URL('../../../', import.meta.url));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-exact-'));
+  try {
+    const probe = path.join(dir, 'plugin.ts');
+    writeFileSync(
+      probe,
+      [
+        `import { callOverHttp, connect, type CallOptions, type ConnectOptions, type HttpCallOptions } from ${JSON.stringify(path.join(root, 'dist/src/index.js'))};`,
+        'export async function use(timeoutMs: number | undefined, signal: AbortSignal | undefined, url: string | undefined, after: number | undefined): Promise<void> {',
+        "  const options: ConnectOptions = { token: 't', url, timeoutMs, signal, reconnect: { initialDelayMs: timeoutMs, maxDelayMs: undefined, waitAtStart: undefined }, onReconnect: undefined, heartbeatTimeoutMs: undefined };",
+        '  const client = await connect(options);',
+        '  const call: CallOptions = { timeoutMs, signal };',
+        "  await client.call('gateway.status', {}, call);",
+        "  await client.subscribe({ sessionKey: 'main' }, { onEvent: () => {}, after }, call);",
+        "  const http: HttpCallOptions = { url: 'http://127.0.0.1:18790', token: 't', timeoutMs, signal };",
+        "  await callOverHttp(http, 'gateway.status', {});",
+        '}',
+      ].join('\n'),
+    );
+    const program = ts.createProgram([probe], {
+      strict: true,
+      exactOptionalPropertyTypes: true,
+      noEmit: true,
+      skipLibCheck: true,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      target: ts.ScriptTarget.ES2022,
+      types: [],
+    });
+    assert.equal(ts.getPreEmitDiagnostics(program).map((diagnostic) => ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n')), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('an answer\'s fields show their schema\'s description on hover, in an editor that opens the package (IDE QA: a hover said only `number`)', () => {
   const root = fileURLToPath(new URL('../../../', import.meta.url));
   const dir = mkdtempSync(path.join(os.tmpdir(), 'sb-hover-'));
