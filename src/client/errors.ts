@@ -64,7 +64,8 @@ export type ConnectionFailure =
 export interface HttpRefusal {
   status: number;
   code: number | undefined;
-  errorName: string | undefined;
+  /** The name from the gateway's error table, when its code is one of ours (as RpcCallError's errorName). */
+  errorName: ErrorName | undefined;
   /** When to try again, from its Retry-After header (seconds, or a date counted from now): 429 RATE_LIMITED sends it. */
   retryAfterSeconds: number | undefined;
 }
@@ -113,7 +114,8 @@ export function refusalError(
   refused: 'the call' | 'the connection',
 ): ConnectionError {
   const error = gatewayErrorOf(body);
-  const refusal: HttpRefusal = { status, code: error?.code, errorName: error?.name, retryAfterSeconds: retryAfterSeconds(retryAfter) };
+  const errorName = error?.code === undefined ? undefined : errorNameOf(error.code);
+  const refusal: HttpRefusal = { status, code: error?.code, errorName, retryAfterSeconds: retryAfterSeconds(retryAfter) };
   if (status === 401) return new ConnectionError('unauthorized', url, `the gateway at ${url} refused the token (HTTP 401)`, { refusal });
   if (error === undefined && body.trim() === '') {
     // A gateway's refusals all say why in JSON: a bare status is most likely another server.

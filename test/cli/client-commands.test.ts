@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert';
 import { ConnectionError, RpcCallError, type ConnectionFailure } from '../../src/client/errors.js';
 import { explain } from '../../src/cli/client-commands.js';
 import { CliError, CliErrorCode, ExitCode } from '../../src/cli/exit-codes.js';
+import type { ErrorName } from '../../src/protocol/errors.js';
 
 const test = suite('cli/client-commands');
 const URL = 'ws://127.0.0.1:18790';
@@ -63,7 +64,7 @@ test("explain: a data dir's socket not reached for a reason without its own hint
 });
 
 test("explain: a gateway that refuses over HTTP before running the call, shutting down (503) or at an address's limits (429), is exit 3 in its own words: --json has its code, name and Retry-After (QA: both were GATEWAY_REJECTED, as a wrong host is)", () => {
-  const refused = (status: number, code: number, errorName: string, retryAfterSeconds?: number) =>
+  const refused = (status: number, code: number, errorName: ErrorName, retryAfterSeconds?: number) =>
     explain(new ConnectionError('rejected', URL, `the gateway at ${URL} refused the call (HTTP ${status}: ...)`, { refusal: { status, code, errorName, retryAfterSeconds } }), SETTINGS) as CliError;
   const shuttingDown = refused(503, 1003, 'SHUTTING_DOWN');
   assert.is(shuttingDown.exitCode, ExitCode.UNREACHABLE);

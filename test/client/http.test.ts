@@ -140,6 +140,9 @@ test('HTTP refusals: 401 is unauthorized; others are rejected with what the gate
   // What to tell apart without reading the message: the status, and the gateway's code and name.
   const refusal = await call(shuttingDown.url).catch((error: ConnectionError) => error.refusal);
   assert.equal(refusal, { status: 503, code: 1003, errorName: 'SHUTTING_DOWN', retryAfterSeconds: undefined });
+  // The name is the gateway's table's, as an RpcCallError's: a code not in it names nothing, whatever its body says.
+  const other = await gatewayAnswering(json('503 Service Unavailable', { error: { code: 4242, message: 'busy', data: { name: 'SHUTTING_DOWN' } } }));
+  assert.equal(await call(other.url).catch((error: ConnectionError) => error.refusal), { status: 503, code: 4242, errorName: undefined, retryAfterSeconds: undefined });
   const proxy = await gatewayAnswering((socket) => socket.end('HTTP/1.1 502 Bad Gateway\r\n\r\n<h1>upstream down</h1>\n'));
   await connectionFailure(call(proxy.url), 'rejected', '(HTTP 502: <h1>upstream down</h1>)');
   assert.equal(await call(proxy.url).catch((error: ConnectionError) => error.refusal), { status: 502, code: undefined, errorName: undefined, retryAfterSeconds: undefined });
