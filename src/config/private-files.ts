@@ -143,10 +143,11 @@ function replaceableBy(stat: Stats, rootMay: boolean): string | undefined {
   if ((stat.mode & 0o1000) !== 0) return undefined;
   const mode = `mode 0${(stat.mode & 0o777).toString(8)}`;
   if ((stat.mode & 0o002) !== 0) return `can be written by other users (${mode})`;
-  // The group only in a dir of root's: where each user has a group of their own (umask 002), 0775
-  // is the norm of a user's own dirs; a root dir writable by a group (/srv/shared root:devs 2775)
-  // lets each of its members rename what is in it (review).
-  if (!ours && (stat.mode & 0o020) !== 0) return `can be written by its group (${mode})`;
+  // The group of a user's own dir only when it is not the user's own group: where each user has a
+  // group of their own (umask 002), 0775 is the norm of a user's own dirs; a dir writable by
+  // another group (/srv/shared root:devs 2775, or a data dir given to nogroup: operator QA) lets
+  // each of its members rename what is in it (review).
+  if ((stat.mode & 0o020) !== 0 && (!ours || stat.gid !== process.getgid?.())) return `can be written by its group (gid ${stat.gid}, ${mode})`;
   return undefined;
 }
 

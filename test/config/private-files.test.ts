@@ -25,7 +25,7 @@ test.after(() => {
   for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-posix('replaceableDir: a dir of ours that only we (and our group) can write in is fine; one others can write in (not sticky), or of another user, is not', () => {
+posix('replaceableDir: a dir of ours that only we (and our own group) can write in is fine; one others can write in (not sticky), another group, or of another user, is not', () => {
   const dir = path.dirname(tempFile());
   for (const [mode, problem] of [
     [0o700, undefined],
@@ -39,8 +39,14 @@ posix('replaceableDir: a dir of ours that only we (and our group) can write in i
     assert.is(replaceableDir(dir), problem, mode.toString(8));
   }
   assert.is(replaceableDir(path.join(dir, 'missing')), undefined);
-  // Only root can give a dir away.
+  // Only root can give a dir away, or to any group.
   if (process.getuid?.() === 0) {
+    // Our own dir, writable by a group not our own: each of its members could rename what is in it (operator QA).
+    fs.chownSync(dir, 0, 65534);
+    fs.chmodSync(dir, 0o770);
+    assert.is(replaceableDir(dir), 'can be written by its group (gid 65534, mode 0770)');
+    fs.chmodSync(dir, 0o750);
+    assert.is(replaceableDir(dir), undefined, 'readable by it only');
     fs.chownSync(dir, 65534, 65534);
     assert.is(replaceableDir(dir), 'belongs to another user (uid 65534)');
   }
