@@ -3,6 +3,7 @@ import { DataDirError, resolveDataDir, TokenFileError, tokenPath } from '../conf
 import { DEFAULT_MAX_PENDING_PER_SESSION, ENV } from '../protocol/constants.js';
 import { startGateway } from '../server/gateway.js';
 import { StoreLockedError, StoreOpenError } from '../store/errors.js';
+import { SCHEMA_VERSION } from '../store/migrations.js';
 import { VERSION } from '../version.js';
 import { dataDirOption, integerOption, rawOption } from './argv.js';
 import { CliError, ExitCode } from './exit-codes.js';
@@ -90,7 +91,7 @@ export async function gateway(args: readonly string[]): Promise<ExitCode> {
   started = true;
   // In the log too, with its time: a log read after a restart, or a kill -9 that left no "stopped"
   // line, showed no start at all (soak QA); and the settings an operator asks about first.
-  log(`started: version ${VERSION}, pid ${process.pid}, ${running.url}, data dir ${dataDir}, max pending ${maxPendingPerSession ?? DEFAULT_MAX_PENDING_PER_SESSION} per session`);
+  log(`started: version ${VERSION} (store schema ${SCHEMA_VERSION}), pid ${process.pid}, ${running.url}, data dir ${dataDir}, max pending ${maxPendingPerSession ?? DEFAULT_MAX_PENDING_PER_SESSION} per session`);
   // On stdout, apart from the log on stderr: it is the answer a script waits for (the port that
   // --port 0 picked), and README.md says so. Not for a gateway already told to stop.
   const socket = running.socketPath === undefined ? '' : `, socket ${running.socketPath}`;

@@ -180,6 +180,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ...(options.minFreeDiskBytes === undefined ? {} : { minFreeDiskBytes: options.minFreeDiskBytes }),
     onBackgroundError: (error) => backgroundFailures.happened(error),
     onWarning: (message) => log(`warning: ${message}`),
+    // Both builds may say the same version: the log is where an operator learns why the older one refuses the data dir now (operator QA).
+    onMigrated: (from, to) =>
+      log(`migrated ${databasePath(options.dataDir)} from store schema ${from} to ${to}: a switchboard that knows only schema ${from} can no longer open it`),
     onRoomAgain: (availableBytes) => {
       // What was held back first, so that the log reads in order; and a refusal after this is told at once.
       diskFullRefusals.restart();

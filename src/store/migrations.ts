@@ -171,9 +171,9 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 
 /**
  * Brings the database to SCHEMA_VERSION (tests name an older `target`) in one transaction: a crash
- * mid-way leaves it as it was.
+ * mid-way leaves it as it was. Returns the schema version it found (0: a new database).
  */
-export function migrate(db: Database.Database, file: string, target = SCHEMA_VERSION): void {
+export function migrate(db: Database.Database, file: string, target = SCHEMA_VERSION): number {
   const found = db.pragma('user_version', { simple: true }) as number;
   if (found > SCHEMA_VERSION) {
     throw new StoreOpenError(
@@ -182,12 +182,13 @@ export function migrate(db: Database.Database, file: string, target = SCHEMA_VER
       'upgrade switchboard, or use another data dir',
     );
   }
-  if (found >= target) return;
+  if (found >= target) return found;
   try {
     db.transaction(() => {
       for (const migration of MIGRATIONS.slice(found, target)) db.exec(migration);
       db.pragma(`user_version = ${target}`);
     }).immediate();
+    return found;
   } catch (error) {
     // A constraint failure is the data's doing (a row the migration cannot carry over, such as an
     // event without its session row), not the disk's: say so, rather than "check the data dir".

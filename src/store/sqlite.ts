@@ -22,7 +22,7 @@ import {
 import { FreeSpaceGuard, type DiskShortage } from './free-space.js';
 import { IdleCheckpoint } from './idle-checkpoint.js';
 import { newEventId } from './ids.js';
-import { migrate } from './migrations.js';
+import { migrate, SCHEMA_VERSION } from './migrations.js';
 import { databaseFileGuard } from './file-guard.js';
 import { PendingIndex, type PendingRef } from './pending-index.js';
 import { charge, eventBytes, readBudget, sessionBytes, takeWithinBudget, tokenBytes, traceStepBytes, type ReadBudget } from './read-budget.js';
@@ -384,11 +384,11 @@ const LOCKED_RETRY_MS = 1000;
 const LOCKED_RETRY_PAUSE_MS = 50;
 
 /** Opens, locks and migrates the database, or throws StoreLockedError / StoreOpenError. */
-function openDatabase(file: string): Database.Database {
+function openDatabase(file: string, onMigrated: StoreOptions['onMigrated']): Database.Database {
   const deadline = performance.now() + LOCKED_RETRY_MS;
   for (;;) {
     try {
-      return openDatabaseOnce(file);
+      return openDatabaseOnce(file, onMigrated);
     } catch (error) {
       if (!(error instanceof StoreLockedError) || performance.now() >= deadline) throw error;
       // A gateway's start is synchronous up to here; nothing else runs while it waits.
@@ -397,7 +397,7 @@ function openDatabase(file: string): Database.Database {
   }
 }
 
-function openDatabaseOnce(file: string): Database.Database {
+function openDatabaseOnce(file: string, onMigrated: StoreOptions['onMigrated']): Database.Database {
   let db: Database.Database | undefined;
   try {
     // The data dir holds the gateway's token as well: private to its owner.
@@ -426,7 +426,8 @@ function openDatabaseOnce(file: string): Database.Database {
     // an open transaction, which a crash undoes anyway.
     db.pragma('temp_store = MEMORY');
     db.exec('BEGIN IMMEDIATE; COMMIT');
-    migrate(db, file);
+    const found = migrate(db, file);
+    if (found > 0 && found < SCHEMA_VERSION) onMigrated?.(found, SCHEMA_VERSION);
     return db;
   } catch (error) {
     db?.close();
@@ -506,7 +507,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
       ),
       sessionCacheSize: integerFrom(1, 'sessionCacheSize', options.sessionCacheSize ?? SESSION_CACHE_SIZE),
     };
-    const db = openDatabase(file);
+    const db = openDatabase(file, options.onMigrated);
     try {
       // Reads every pending event (the PendingIndex): damage beyond the pages opening read shows here.
       return new SqliteEventStore(db, file, limits, options);

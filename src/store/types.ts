@@ -230,6 +230,12 @@ export interface StoreOptions {
    */
   onRoomAgain?: (availableBytes: number | undefined) => void;
   /**
+   * Told when opening brought the database of an older schema version to this one's: a one-way
+   * step, after which a switchboard of the older schema cannot open it.
+   * @default ignore it
+   */
+  onMigrated?: (fromSchema: number, toSchema: number) => void;
+  /**
    * What the data dir's disk has free, in bytes. For tests, which cannot fill a disk at will.
    * @default availableBytes (statfs)
    */

@@ -6,12 +6,14 @@
  * touched; a full disk must refuse events with STORE_UNAVAILABLE, store none of them, and lose
  * none of those it answered.
  */
+import Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { migrate, SCHEMA_VERSION } from '../../src/store/migrations.js';
 import {
   cleanup,
   errorOf,
@@ -198,6 +200,21 @@ test('an empty token file, or one holding more than a token: the gateway exits 1
   }
   assert.is(fs.statSync(dataDir).mode & 0o777, 0o755, "the dir's mode is its maker's choice");
   assert.is(await gw.stop('SIGTERM'), 0);
+});
+
+test('a store of an older schema is migrated, and the log says so, with the schema each start runs: an older switchboard can no longer open it (operator QA: two builds, both 0.1.0, and no word of the one-way step)', async () => {
+  const dataDir = makeTempDir();
+  const file = path.join(dataDir, DB);
+  const db = new Database(file);
+  migrate(db, file, SCHEMA_VERSION - 1);
+  db.close();
+  const gw = await startGatewayProcess({ dataDir });
+  assert.match(gw.stderr(), `switchboard gateway: migrated ${file} from store schema ${SCHEMA_VERSION - 1} to ${SCHEMA_VERSION}: a switchboard that knows only schema ${SCHEMA_VERSION - 1} can no longer open it\n`);
+  await waitUntil(() => gw.stderr().includes(`(store schema ${SCHEMA_VERSION})`), 'the started line');
+  assert.is(await gw.stop('SIGTERM'), 0);
+  const again = await startGatewayProcess({ dataDir });
+  assert.not.match(again.stderr(), 'migrated');
+  assert.is(await again.stop('SIGTERM'), 0);
 });
 
 (process.platform === 'win32' ? test.skip : test)('files other users can read (an older version\'s, a restored backup) are left as they are, with a warning that says how to fix them', async () => {

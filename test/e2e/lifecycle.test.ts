@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SIGINT_ECHO_MS } from '../../src/cli/gateway-command.js';
+import { SCHEMA_VERSION } from '../../src/store/migrations.js';
 import { cleanup, makeTempDir, openRaw, resultOf, runCli, sleep, startGatewayProcess, waitUntil } from '../helpers/gateway.js';
 
 const test = suite('e2e: gateway lifecycle');
@@ -197,7 +198,7 @@ test('the log says the gateway started, with its time, version, pid, URL, data d
   await waitUntil(() => gateway.rawStderr().includes('started: '), 'the started line');
   assert.match(
     gateway.rawStderr(),
-    new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z switchboard gateway: started: version ${version.replaceAll('.', '\\.')}, pid ${gateway.process.pid}, ${gateway.url}, data dir ${gateway.dataDir}, max pending 300 per session$`, 'm'),
+    new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z switchboard gateway: started: version ${version.replaceAll('.', '\\.')} \\(store schema ${SCHEMA_VERSION}\\), pid ${gateway.process.pid}, ${gateway.url}, data dir ${gateway.dataDir}, max pending 300 per session$`, 'm'),
   );
   assert.is(await gateway.stop(), 0);
 });

@@ -1218,7 +1218,10 @@ test('a database of schema 1 (events clustered by session) is migrated with its 
     db.prepare(`INSERT INTO sessions VALUES ('s', 'main', 5, 1001, 2), ('t', 'main', 1, 999, 1)`).run();
   });
 
-  const store = open(dir, 10);
+  const migrated: Array<[number, number]> = [];
+  const store = open(dir, 10, { onMigrated: (from, to) => migrated.push([from, to]) });
+  // Told, for the log: an older switchboard can no longer open it (operator QA: nothing said so).
+  assert.equal(migrated, [[1, SCHEMA_VERSION]]);
   const pending = await store.peek('s', { limit: 10 });
   assert.equal(
     pending.events.map(({ eventId, seq, text, contextKey }) => [eventId, seq, text, contextKey]),
@@ -1229,6 +1232,11 @@ test('a database of schema 1 (events clustered by session) is migrated with its 
   assert.equal(await store.ack('s', 4, {}), { status: 'acked', acked: 1, depth: 1, lastSeq: 6 });
   assert.equal(seqs(await store.drain('t', { limit: 10 }, DRAINED_BY)), [1]);
   await store.close();
+  // Opened again at its own schema, or new: nothing to tell.
+  open(dir, 10, { onMigrated: (from, to) => migrated.push([from, to]) });
+  open(tempDir(), 10, { onMigrated: (from, to) => migrated.push([from, to]) });
+  assert.is(migrated.length, 1);
+  await Promise.all(stores.splice(-2).map((opened) => opened.close()));
 
   const schema = withDatabase(dir, (db) => ({
     version: db.pragma('user_version', { simple: true }),
