@@ -348,10 +348,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     answerHighWaterBytes: ANSWER_HIGH_WATER_BYTES,
     maxInFlight: options.maxInFlightPerConnection ?? MAX_IN_FLIGHT_PER_CONNECTION,
     onSlowConsumer: (connection, unsentBytes) => {
-      const agent = boundAgent(connection.principal);
-      log(
-        `cut connection ${connection.connectionId} from ${connection.remoteAddress}${agent === undefined ? '' : ` (agent ${agent})`} as a slow consumer (1008): ${mebibytes(unsentBytes)} of pushes unsent; its events stay pending`,
-      );
+      // The admin token is bound to no agent: its subscriptions say whose events went unread (operator QA).
+      const bound = boundAgent(connection.principal);
+      const agents = bound === undefined ? hub.agentsOf(connection.connectionId) : [bound];
+      const ofAgents = agents.length === 0 ? '' : ` (agent${agents.length === 1 ? '' : 's'} ${agents.join(', ')})`;
+      log(`cut connection ${connection.connectionId} from ${connection.remoteAddress}${ofAgents} as a slow consumer (1008): ${mebibytes(unsentBytes)} of pushes unsent; its events stay pending`);
     },
   };
   const accept = (socket: WebSocket, request: IncomingMessage, admission: Admission & { admitted: true }) => {

@@ -369,6 +369,11 @@ export class DeliveryHub implements Delivery {
     for (const subscription of subscriptions) this.#remove(subscription);
   }
 
+  /** The agents a connection's subscriptions are to, each once: for the log of one cut off. */
+  agentsOf(connectionId: number): string[] {
+    return [...new Set(this.#subscriptionsOf(connectionId).map((subscription) => subscription.agentId))];
+  }
+
   /** Whether a subscription of the same connection and agent is still replaying. */
   #replaying({ subscriber, agentId }: Subscription): boolean {
     return this.#subscriptionsOf(subscriber.connectionId).some((other) => other.agentId === agentId && other.state === 'replaying');

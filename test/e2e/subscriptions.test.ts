@@ -640,10 +640,11 @@ test('a subscriber that stops reading is cut with 1008 "slow consumer"; others k
     );
   }
   assert.ok(cut, `the paused subscriber was cut within ${published} events of 4 KiB`);
-  // The gateway's log says whom it cut, and why (QA: neither side recorded it).
+  // The gateway's log says whom it cut, and why (QA: neither side recorded it), and whose events
+  // went unread: the admin token's subscriptions name the agent (operator QA).
   const logged = gw.log.filter((line) => line.startsWith(`cut connection ${slowConnection} from `));
   assert.is(logged.length, 1, gw.log.join('\n'));
-  assert.match(logged[0]!, / as a slow consumer \(1008\): \d+\.\d MiB of pushes unsent; its events stay pending$/);
+  assert.match(logged[0]!, / \(agent slow\) as a slow consumer \(1008\): \d+\.\d MiB of pushes unsent; its events stay pending$/);
   // After the cut, the healthy subscriber still gets everything, live.
   for (let i = 1; i <= 20; i++) await publish(publisher, { text: `after the cut ${i}`, sessionKey: key });
   published += 20;
