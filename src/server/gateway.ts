@@ -22,6 +22,7 @@ import {
 import { exposedFiles, replaceableDir } from '../config/private-files.js';
 import {
   ANSWER_HIGH_WATER_BYTES,
+  AUTH_FAILURE_WINDOW_MS,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_HOST,
   DEFAULT_IDEMPOTENCY_RETENTION_MS,
@@ -32,6 +33,7 @@ import {
   DEFAULT_PORT,
   ENV,
   HANDSHAKE_TIMEOUT_MS,
+  MAX_AUTH_FAILURES_PER_WINDOW,
   MAX_FRAGMENTS_PER_MESSAGE,
   MAX_UNFINISHED_MESSAGE_BYTES,
   MAX_FRAME_BYTES,
@@ -203,6 +205,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const perToken = new Map<string, number>();
   const lifecycle = { closing: false };
   const limiter = new AuthFailureLimiter();
+  // Someone guessing tokens, or a client left with an old one: the operator hears of it (operator QA: only the client did).
+  const lockouts = countedLog<string>(
+    log,
+    (count, last) =>
+      `${count === 1 ? `${last} sent` : `${count} addresses (the last ${last}) each sent`} ${MAX_AUTH_FAILURES_PER_WINDOW} wrong or missing tokens within ${AUTH_FAILURE_WINDOW_MS / 1000} s: refused with 429 until the minute is out (a right token is still let in)`,
+  );
   let authenticator: Authenticator;
   let tokenWritten: boolean;
   let adminTokenLength: number;
@@ -252,7 +260,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const handlers = createHandlers({
     store,
     hub,
-    tokens: createTokenService(store, authenticator, closeConnectionsOf),
+    tokens: createTokenService(store, authenticator, closeConnectionsOf, log),
     version: VERSION,
     dataDir: options.dataDir,
     startedAt: Date.now(),
@@ -313,7 +321,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         headers: { 'retry-after': String(retryAfter) },
       };
     }
-    limiter.recordFailure(address);
+    if (limiter.recordFailure(address)) lockouts.happened(address);
     return {
       admitted: false,
       status: 401,
@@ -598,6 +606,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           refusedNotifications.flush();
           refusedConnections.flush();
           capDrops.flush();
+          lockouts.flush();
         }
       })()),
   };

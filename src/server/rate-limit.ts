@@ -38,16 +38,18 @@ export class AuthFailureLimiter {
     return Math.max(1, Math.ceil((window.startedAt + this.#windowMs - now) / 1000));
   }
 
-  recordFailure(address: string, now = performance.now()): void {
+  /** Counts a failure; true when it is the one that locks the address out, for the rest of its window. */
+  recordFailure(address: string, now = performance.now()): boolean {
     const window = this.#current(address, now);
     if (window) {
       window.failures++;
-      return;
+      return window.failures === this.#limit;
     }
     if (this.#windows.size >= MAX_TRACKED_ADDRESSES) this.#evictExpired(now);
     // Still full: every tracked address is failing right now; forget the oldest (Map order).
     if (this.#windows.size >= MAX_TRACKED_ADDRESSES) this.#windows.delete(this.#windows.keys().next().value!);
     this.#windows.set(address, { startedAt: now, failures: 1 });
+    return this.#limit === 1;
   }
 
   #current(address: string, now: number): Window | undefined {

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { TOKEN_PREFIX } from '../protocol/constants.js';
+import { printable } from '../protocol/printable.js';
 import type { TokenCreateParams, TokenCreateResult, TokenInfo, TokenListResult, TokenRevokeResult, TokenScope } from '../protocol/schemas.js';
 import type { TokenPageOptions, TokenRecord, TokenStore } from '../store/types.js';
 import { hashToken, type Authenticator, type ScopedToken } from './auth.js';
@@ -33,6 +34,8 @@ export function createTokenService(
   authenticator: Authenticator,
   /** Closes the connections authenticated with a token; returns how many. */
   closeConnections: (tokenId: string) => number,
+  /** The gateway's log: who may act changed, which its operator must be able to trace (operator QA). */
+  log: (line: string) => void,
 ): TokenService {
   return {
     async create(params) {
@@ -48,6 +51,7 @@ export function createTokenService(
       };
       const stored = await store.createToken(record);
       authenticator.remember(toScopedToken(stored));
+      log(`created token ${stored.tokenId}${stored.name === null ? '' : ` ("${printable(stored.name)}")`} for agent ${stored.agentId}, to ${stored.scopes.join(' and ')}`);
       return { ...toInfo(stored), token };
     },
     async list(options) {
@@ -59,7 +63,9 @@ export function createTokenService(
       if (!revocation) return undefined;
       const { record, alreadyRevoked } = revocation;
       authenticator.remember(toScopedToken(record));
-      return { tokenId, revoked: true, alreadyRevoked, revokedAt: new Date(record.revokedAt!).toISOString(), closedConnections: closeConnections(tokenId) };
+      const closedConnections = closeConnections(tokenId);
+      if (!alreadyRevoked) log(`revoked token ${tokenId} of agent ${record.agentId}: ${closedConnections === 1 ? '1 connection' : `${closedConnections} connections`} of it closed`);
+      return { tokenId, revoked: true, alreadyRevoked, revokedAt: new Date(record.revokedAt!).toISOString(), closedConnections };
     },
   };
 }

@@ -415,6 +415,10 @@ test('revoke: the token stops working at once on every ingress, and its open soc
   assert.type(listed.tokens.find((token) => token.tokenId === doomed.tokenId)?.revokedAt, 'string');
   assert.is(listed.tokens.find((token) => token.tokenId === bystander.tokenId)?.revokedAt, null);
 
+  // The log says who may act, and who no longer may (operator QA: neither was logged).
+  assert.ok(gw.log.includes(`created token ${doomed.tokenId} for agent doomed, to publish and subscribe`), gw.log.join('\n'));
+  assert.ok(gw.log.includes(`revoked token ${doomed.tokenId} of agent doomed: 2 connections of it closed`), gw.log.join('\n'));
+
   // Revoking again is harmless, closes nothing, and says when the token was revoked.
   const revokedAt = listed.tokens.find((token) => token.tokenId === doomed.tokenId)!.revokedAt!;
   assert.equal(resultOf(await admin.call('token.revoke', { tokenId: doomed.tokenId })), {
@@ -427,6 +431,7 @@ test('revoke: the token stops working at once on every ingress, and its open soc
   const again = await runCli(['token', 'revoke', doomed.tokenId, ...connection(gw)]);
   assert.is(again.code, 0, again.stderr);
   assert.is(again.stdout, `${doomed.tokenId} was already revoked at ${revokedAt}; nothing changed\n`);
+  assert.is(gw.log.filter((line) => line.startsWith(`revoked token ${doomed.tokenId} `)).length, 1, 'a revoke that changed nothing is not logged');
   survivor.close();
 });
 

@@ -36,6 +36,14 @@ test(`at the limit (${MAX_AUTH_FAILURES_PER_WINDOW}) the address waits until its
   assert.is(limiter.retryAfterSeconds('10.0.0.2', T0 + AUTH_FAILURE_WINDOW_MS - 1), 1, 'never 0 while locked');
 });
 
+test('recordFailure says which failure locks the address out: the one that reaches the limit, once a window (for the log)', () => {
+  const limiter = new AuthFailureLimiter();
+  const locking = Array.from({ length: MAX_AUTH_FAILURES_PER_WINDOW + 2 }, () => limiter.recordFailure('10.0.0.9', T0));
+  assert.equal(locking.map((locked, i) => (locked ? i + 1 : 0)).filter(Boolean), [MAX_AUTH_FAILURES_PER_WINDOW]);
+  assert.is(limiter.recordFailure('10.0.0.9', T0 + AUTH_FAILURE_WINDOW_MS), false, 'a new window starts from one');
+  assert.is(new AuthFailureLimiter(1).recordFailure('10.0.0.10', T0), true, 'a limit of one locks at the first');
+});
+
 test('the window is fixed from the first failure: failures spread over it count together', () => {
   const limiter = new AuthFailureLimiter();
   for (let i = 0; i < MAX_AUTH_FAILURES_PER_WINDOW; i++) limiter.recordFailure('10.0.0.3', T0 + i * 2_000);
