@@ -618,6 +618,10 @@ function refusedTokenHint({ url, token, tokenFrom, urlFrom }: ConnectionSettings
     if (tokenFileChanged(tokenFrom, token)) {
       return `${tokenFrom} holds another token than when this command read it (the admin token was replaced since: rotated, or the data dir set up anew): run the command again`;
     }
+    // The data dir's own socket: its gateway, which read the file when it started, and not since.
+    if (urlFrom === undefined && unixSocketPath(url) !== undefined) {
+      return `${tokenFrom} is not the token its gateway started with: the file was changed since (the gateway reads it at start only): restart the gateway to take it, or put back the token it holds`;
+    }
     const from = urlFrom === undefined ? '' : ` (the URL is from ${urlFrom}${urlFrom === ENV.url ? `: unset it to call the data dir's own gateway` : ''})`;
     return `${tokenFrom} is not this gateway's token${from}: give --data-dir the gateway's data dir, or pass its token in ${ENV.token} (or --token)`;
   }

@@ -69,6 +69,16 @@ test('a token refused beside a data dir names the setting that overruled it: SWI
   );
   assert.is((await runCli(['status', '--data-dir', gw.dataDir], { env: { SWITCHBOARD_TOKEN: gw.token } })).code, 0);
   assert.is((await runCli(['status', '--data-dir', gw.dataDir], { env: { SWITCHBOARD_URL: otherUrl } })).code, 0);
+  // The data dir's own socket, and its token file changed under the running gateway: it is that
+  // gateway, which read the file at start, and sending another data dir is no fix (operator QA).
+  const file = path.join(gw.dataDir, 'token');
+  fs.writeFileSync(file, `${other.token}\n`);
+  const changed = await runCli(['status', '--data-dir', gw.dataDir]);
+  assert.is(changed.code, 3);
+  assert.is(
+    changed.stderr,
+    `switchboard: the gateway at unix:${socketOf(gw.dataDir)} refused the token: ${file} is not the token its gateway started with: the file was changed since (the gateway reads it at start only): restart the gateway to take it, or put back the token it holds\n`,
+  );
 });
 
 test('session watch given no URL subscribes over the socket (a WebSocket on it): the backlog, then events pushed', async () => {
