@@ -8,8 +8,8 @@ import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, MAX_CALL_TIMEOUT
 import type { ErrorName } from '../protocol/errors.js';
 import type { MethodName, NotificationArgs, NotificationName, NotificationParams, ParamsOf, ResultOf } from '../protocol/methods.js';
 import type { AgentWakeNotification, StoredEvent } from '../protocol/wire-types.js';
-import { parseSessionKey } from '../protocol/session-key.js';
 import { notificationProblem, resultOf, unexpectedAnswer } from './answer.js';
+import { canonicalKey, SubscriptionCursors } from './cursors.js';
 import { ConnectionError, errnoCode, RpcCallError } from './errors.js';
 import { EventQueue } from './event-queue.js';
 import { onAbort, wait } from './abort.js';
@@ -144,17 +144,8 @@ interface Pending {
 
 interface SubscriptionState extends Subscription {
   readonly target: SubscribeTarget;
-  readonly cursors: Map<string, number>;
-  /**
-   * An agent subscription's events delivered and not yet consumed by this client (acked, drained):
-   * by session, eventId to seq. A resubscribe that has no room for every cursor (see
-   * RESUME_AFTER_BYTES) has the sessions left out replayed from their first pending event, and
-   * these are not delivered again (client QA: an events() loop had them queued twice, and was
-   * handed them again after it had acked them). By eventId, not by seq: after a data dir restore
-   * the gateway issues the same seqs again, to other events.
-   */
-  readonly unconsumed: Map<string, Map<string, number>>;
-  readonly baseAfter: number | Record<string, number> | undefined;
+  /** Its `cursors` are these' seqs. */
+  readonly position: SubscriptionCursors;
   readonly onEvent: (event: StoredEvent) => void;
   serverId: string | undefined;
   active: boolean;
@@ -433,11 +424,11 @@ export class SwitchboardClient {
   async subscribe<T extends SubscribeTarget>(target: T, options: SubscribeOptions<T>, callOptions?: CallOptions): Promise<Subscription> {
     subscribeTargetOption(target);
     subscribeOptions(options);
+    const position = new SubscriptionCursors(target.sessionKey, options.after);
     const state: SubscriptionState = {
       target,
-      cursors: new Map(),
-      unconsumed: new Map(),
-      baseAfter: options.after,
+      position,
+      cursors: position.seqs,
       onEvent: options.onEvent,
       serverId: undefined,
       active: true,
@@ -713,23 +704,13 @@ export class SwitchboardClient {
     return seen;
   }
 
-  /**
-   * Every agent subscription lets go of the session's cursor if it is at or below `consumedUpTo`,
-   * and of the events it delivered up to there.
-   */
+  /** Every agent subscription lets go of the session's cursor if it is at or below `consumedUpTo` (see SubscriptionCursors.letGo). */
   #letGo(sessionKey: string, consumedUpTo: number): void {
-    for (const state of this.#subscriptions) {
-      if (state.target.sessionKey !== undefined) continue;
-      if ((state.cursors.get(sessionKey) ?? Infinity) <= consumedUpTo) state.cursors.delete(sessionKey);
-      const delivered = state.unconsumed.get(sessionKey);
-      if (delivered === undefined) continue;
-      for (const [eventId, seq] of delivered) if (seq <= consumedUpTo) delivered.delete(eventId);
-      if (delivered.size === 0) state.unconsumed.delete(sessionKey);
-    }
+    for (const state of this.#subscriptions) state.position.letGo(sessionKey, consumedUpTo);
   }
 
   async #subscribeOnServer(state: SubscriptionState, timing: CallTiming, signal?: AbortSignal): Promise<void> {
-    const after = resumeAfter(state);
+    const after = state.position.resumeAfter();
     const params = { ...state.target, ...(after === undefined ? {} : { after }) };
     await this.#send('session.subscribe', params, timing, signal, (result) => {
       const { subscriptionId } = result as ResultOf<'session.subscribe'>;
@@ -774,15 +755,7 @@ export class SwitchboardClient {
     const { event } = params;
     // The gateway never sends a seq twice on one subscription; the cursor also covers the overlap
     // of a resumed subscription with anything still in flight from the old one.
-    if (event.seq <= (state.cursors.get(event.sessionKey) ?? -1)) return;
-    state.cursors.set(event.sessionKey, event.seq);
-    if (state.target.sessionKey === undefined) {
-      let delivered = state.unconsumed.get(event.sessionKey);
-      if (delivered?.has(event.eventId)) return;
-      if (delivered === undefined) state.unconsumed.set(event.sessionKey, (delivered = new Map()));
-      delivered.set(event.eventId, event.seq);
-    }
-    runCallback(() => state.onEvent(event));
+    if (state.position.take(event)) runCallback(() => state.onEvent(event));
   }
 
   // ------------------------------------------------------------------ connection
@@ -996,63 +969,6 @@ const PASSING_REFUSALS: ReadonlySet<ErrorName> = new Set<ErrorName>(['SHUTTING_D
 
 function isFinalRefusal(error: unknown): error is RpcCallError {
   return error instanceof RpcCallError && (error.errorName === undefined || !PASSING_REFUSALS.has(error.errorName));
-}
-
-/**
- * Where a (re)subscription resumes: the caller's `after`, advanced by what this client has seen;
- * the cursors past what a frame holds are forgotten (see RESUME_AFTER_BYTES).
- * The cursors are keyed by the events' keys, canonical; the caller's may be spelled otherwise
- * (`main`, upper-case keywords), and a session named twice with two seqs is refused: the caller's
- * entry for a session the client has seen events of is left out.
- */
-function resumeAfter(state: SubscriptionState): number | Record<string, number> | undefined {
-  if (state.target.sessionKey !== undefined) {
-    const seen = [...state.cursors.values()][0];
-    return seen ?? state.baseAfter;
-  }
-  if (state.cursors.size === 0) return state.baseAfter;
-  const base = typeof state.baseAfter === 'object' ? state.baseAfter : {};
-  // The caller's entries go whole (theirs to fit a frame), each unless a cursor replaces it: the
-  // cursors take what room they leave, and a forgotten one's session resumes from the caller's.
-  let bytes = Buffer.byteLength(JSON.stringify(base));
-  const after: Record<string, number> = {};
-  for (const [sessionKey, seq] of state.cursors) {
-    bytes += Buffer.byteLength(JSON.stringify(sessionKey)) + String(seq).length + 2;
-    if (bytes > RESUME_AFTER_BYTES) {
-      forgetCursorsFrom(state.cursors, sessionKey);
-      break;
-    }
-    after[sessionKey] = seq;
-  }
-  for (const [sessionKey, seq] of Object.entries(base)) if (!state.cursors.has(canonicalKey(sessionKey))) after[sessionKey] = seq;
-  return after;
-}
-
-/**
- * Most bytes of a resubscribe's `after` map, as JSON: what a frame holds, less room for the rest
- * of the request. The cursors of sessions seen but not yet acked can outgrow it (730 sessions under
- * keys of 500 CJK characters, an agent working through a backlog: QA), and a resubscribe too large
- * to send ended the client. Past it, the cursors that do not fit are forgotten: their sessions are
- * replayed from their first pending event (or the caller's `after`), and what the subscription
- * delivered of them before is known by eventId (see SubscriptionState's unconsumed). Kept to drop
- * what is replayed, the cursors would drop events reissued under the same seqs after a data dir
- * restore too, unseen, where a cursor sent is refused (AFTER_OUT_OF_RANGE) and says so (review).
- */
-const RESUME_AFTER_BYTES = MAX_FRAME_BYTES - 16 * 1024;
-
-/** Deletes the cursor of `first` and of every session after it, in the map's order. */
-function forgetCursorsFrom(cursors: Map<string, number>, first: string): void {
-  let forgetting = false;
-  for (const sessionKey of [...cursors.keys()]) {
-    forgetting ||= sessionKey === first;
-    if (forgetting) cursors.delete(sessionKey);
-  }
-}
-
-/** The key as the gateway names its session; as given when it does not parse (the gateway says why). */
-function canonicalKey(sessionKey: string): string {
-  const parsed = parseSessionKey(sessionKey);
-  return parsed.ok ? parsed.value.sessionKey : sessionKey;
 }
 
 /** A call's timeout as its caller gave it (what a timeout says), and when it runs out: waits and a call sent again have less left. */
