@@ -70,6 +70,14 @@ export function createHttpHandler(options: HttpIngressOptions): HttpHandler {
     const path = requestPath(request);
     const ambiguous = ambiguousHeaders(request);
     if (ambiguous !== undefined) return sendJson(response, 400, errorBody(ROUTES[path] ?? null, 'BAD_HTTP_REQUEST', ambiguous), { connection: 'close' });
+    // Every route while the shutdown lingers (see gateway.ts shutdown), /healthz too: a supervisor
+    // or load balancer must not take a gateway that refuses every call for a healthy one, and each
+    // answer closes its connection (review).
+    const closing = options.shuttingDown();
+    if (closing) {
+      if (path === '/healthz') return sendText(response, 503, 'shutting down\n', closing.headers);
+      return sendJson(response, closing.status, errorBody(ROUTES[path] ?? null, closing.error, closing.message), closing.headers);
+    }
     if (path === '/healthz') {
       if (request.method !== 'GET' && request.method !== 'HEAD') {
         return sendJson(response, 405, errorBody(null, 'METHOD_NOT_ALLOWED', '/healthz takes GET or HEAD'), { allow: 'GET, HEAD' });

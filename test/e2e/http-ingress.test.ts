@@ -641,13 +641,22 @@ test('a publisher that keeps its connection alive is answered 503 SHUTTING_DOWN 
       request.on('error', reject);
       request.end(body);
     });
+  // A supervisor's health probe, kept alive too.
+  const probe = await openRawHttp(own.port);
+  const healthz = 'GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n';
   try {
+    probe.write(healthz);
+    await waitUntil(() => probe.received.endsWith('ok\n'), 'the probe answered');
     assert.is((await post('before the shutdown')).status, 200);
     const closing = own.gateway.close();
     const during = await post('during the shutdown');
     assert.equal([during.status, during.reused, during.connection], [503, true, 'close']);
     const { error } = JSON.parse(during.body) as { error: { code: number; data: unknown } };
     assert.equal([error.code, error.data], [ErrorCode.SHUTTING_DOWN, { name: 'SHUTTING_DOWN' }]);
+    // Not "ok" while every call is refused (review).
+    probe.write(healthz);
+    await waitUntil(() => probe.closed, 'the probe closed');
+    assert.match(probe.received, /ok\n(HTTP\/1\.1 503 Service Unavailable\r\n)[^]*\r\nConnection: close\r\n[^]*\r\n\r\nshutting down\n$/i);
     await closing;
   } finally {
     agent.destroy();
