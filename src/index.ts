@@ -11,6 +11,7 @@ export {
   type ReconnectChange,
   type ReconnectOptions,
   type AfterFor,
+  type EventsOptions,
   type SubscribeOptions,
   type SubscribeTarget,
   type Subscription,

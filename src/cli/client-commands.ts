@@ -487,12 +487,12 @@ const RETRY_LATER: ReadonlySet<string> = new Set<ErrorName>(['SHUTTING_DOWN', 'R
 
 /**
  * The gateway's JSON-RPC error as the CLI reports it: exit 1, and with --json the error as it came;
- * exit 3 for one that passes and left nothing done (SHUTTING_DOWN: a backup stopped by a shutdown),
- * as its HTTP refusal is (operator QA: a script retrying on 3 was told 1).
+ * but SHUTTING_DOWN (a backup stopped by a shutdown), which left nothing done, exits 3, as its
+ * HTTP refusal does (operator QA: a script retrying on 3 was told 1).
  * `message` is for people: the gateway's own by default, with every problem of its params.
  */
 export function gatewayRefused(error: RpcCallError, message = `the gateway refused: ${printable(error.message)} (code ${error.code})${problemsOf(error.data)}`): CliError {
-  const exitCode = error.errorName !== undefined && RETRY_LATER.has(error.errorName) ? ExitCode.UNREACHABLE : ExitCode.GATEWAY_ERROR;
+  const exitCode = error.errorName === 'SHUTTING_DOWN' ? ExitCode.UNREACHABLE : ExitCode.GATEWAY_ERROR;
   return new CliError(exitCode, message, { code: error.code, message: error.message, ...(error.data === undefined ? {} : { data: error.data }) });
 }
 

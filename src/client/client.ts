@@ -122,6 +122,13 @@ export interface SubscribeOptions<T extends SubscribeTarget = SubscribeTarget> {
   onEvent: (event: StoredEvent) => void;
 }
 
+export interface EventsOptions<T extends SubscribeTarget = SubscribeTarget> {
+  /** Resume point, as SubscribeOptions' after. */
+  after?: AfterFor<T> | undefined;
+  /** Ends the loop, and before it starts, the subscribe. */
+  signal?: AbortSignal | undefined;
+}
+
 /** A subscription that outlives reconnects: its cursors say what was seen in each session. */
 export interface Subscription {
   /**
@@ -466,7 +473,7 @@ export class SwitchboardClient {
    * Events of a session or an agent as an async iterable: `for await (const event of
    * client.events({ agentId: 'main' }))`. Ack what you have handled with `client.ack`.
    */
-  async *events<T extends SubscribeTarget>(target: T, options: { after?: AfterFor<T>; signal?: AbortSignal } = {}) {
+  async *events<T extends SubscribeTarget>(target: T, options: EventsOptions<T> = {}) {
     const queue = new EventQueue<StoredEvent>();
     // The signal ends the loop, and before it starts, the subscribe: the caller stops waiting either way.
     let subscription: Subscription;

@@ -45,7 +45,7 @@ function chosenDataDir(dataDir: string | undefined): string {
   if (dataDir === undefined && fromEnv === '') throw new TypeError(emptyVariableMessage(ENV.dataDir));
   const [given, from] = dataDir === undefined ? [fromEnv, ENV.dataDir] : [dataDir, 'dataDir'];
   const problem = given === undefined ? undefined : dataDirProblem(given);
-  if (problem) throw new TypeError(`${from} ${JSON.stringify(given)} ${problem}, or leave it out for ${dataDir === undefined ? 'the default' : `${ENV.dataDir}'s, else the default`}`);
+  if (problem) throw new TypeError(`${from} ${JSON.stringify(given)} ${problem}, or ${dataDir === undefined ? 'unset it for the default' : `leave it out for ${ENV.dataDir}'s, else the default`}`);
   return resolveDataDir(given);
 }
 

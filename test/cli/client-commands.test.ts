@@ -26,6 +26,8 @@ test('explain: SHUTTING_DOWN as a JSON-RPC error (a backup stopped by a shutdown
   assert.is(error.exitCode, ExitCode.UNREACHABLE);
   assert.is(error.message, 'the gateway refused: the event store is closed and takes no more work: retry once the gateway has restarted (code 1003)');
   assert.equal(error.json, { code: 1003, message: 'the event store is closed and takes no more work: retry once the gateway has restarted', data });
+  // Others that pass are the gateway's answer all the same: exit 1, as README's table says.
+  assert.is((explain(new RpcCallError(1013, 'read the answers first', { name: 'RATE_LIMITED' }), SETTINGS) as CliError).exitCode, ExitCode.GATEWAY_ERROR);
 });
 
 test('explain: every connection failure is exit 3 with its own CLI code; --json repeats the message', () => {

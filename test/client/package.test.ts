@@ -84,6 +84,7 @@ test('options take an explicit undefined for "the default" under exactOptionalPr
     '  const call: CallOptions = { timeoutMs, signal };',
     "  await client.call('gateway.status', {}, call);",
     "  await client.subscribe({ sessionKey: 'main' }, { onEvent: () => {}, after }, call);",
+    "  for await (const event of client.events({ sessionKey: 'main' }, { after, signal })) void event;",
     "  const http: HttpCallOptions = { url: 'http://127.0.0.1:18790', token: 't', timeoutMs, signal };",
     "  await callOverHttp(http, 'gateway.status', {});",
     '}',

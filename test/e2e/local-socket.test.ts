@@ -386,7 +386,7 @@ test('localGatewayUrl and localGatewayToken name the data dir\'s socket and read
       () => localGatewayToken(),
       (error: Error) =>
         error instanceof TypeError &&
-        error.message === 'SWITCHBOARD_DATA_DIR "~/sbx" starts with ~, which only a shell expands, and none did: give the full path, or leave it out for the default',
+        error.message === 'SWITCHBOARD_DATA_DIR "~/sbx" starts with ~, which only a shell expands, and none did: give the full path, or unset it for the default',
     );
   } finally {
     if (saved === undefined) delete process.env['SWITCHBOARD_DATA_DIR'];
