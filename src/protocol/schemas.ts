@@ -74,7 +74,9 @@ const AgentIdParam = Type.String({
  */
 const SEQ_RANGE = { minimum: 0, maximum: Number.MAX_SAFE_INTEGER };
 const Seq = Type.Integer({ ...SEQ_RANGE, description: 'Sequence number of an event within its session.' });
-const Timestamp = Type.String({ format: 'date-time', description: 'ISO 8601 time, UTC.' });
+/** A time as the gateway writes it: ISO 8601, UTC; described as what it is the time of. */
+const timestamp = (what: string) => Type.String({ format: 'date-time', description: `${what} (ISO 8601, UTC).` });
+const StoredAt = timestamp('When the event was stored');
 const EventId = Type.String({ description: 'The event\'s id, given when it was stored: event.trace takes it.' });
 
 /** What rejectLookalikeKey refuses, for the keys it checks. */
@@ -123,7 +125,7 @@ export const Fallback = Nullable(
   Type.Object(
     {
       reason: Type.Enum(['no-session-key'], { description: 'Why the event went to a main session.' }),
-      message: Type.String({ description: 'The same, in words.' }),
+      message: Type.String({ description: 'Why the event went to a main session, in words.' }),
     },
     { additionalProperties: false },
   ),
@@ -155,7 +157,7 @@ export const WakeOutcome = Type.Object(
       description:
         '"sent": agent.wake goes out now; "coalesced": a wake that names it is already due, at the end of this turn or at the end of the 250 ms that follow the last wake; "next-heartbeat": named in the agent\'s next heartbeat; "no-agent-connected": nobody to wake, the event waits durably, and the agent\'s next subscription wakes it (reason "backlog").',
     }),
-    message: Type.String({ description: 'The same, in words.' }),
+    message: Type.String({ description: 'What was done to wake the agent, in words.' }),
   },
   { additionalProperties: false },
 );
@@ -173,7 +175,7 @@ export const RoutingResult = Type.Object(
     wake: WakeOutcome,
     receivers: Type.Integer({ minimum: 0, description: 'Live subscribers that were sent the event.' }),
     duplicate: Type.Boolean({ description: 'True when this answers a repeat of an earlier idempotencyKey.' }),
-    storedAt: Timestamp,
+    storedAt: StoredAt,
   },
   { additionalProperties: false, description: 'Where the event went and why: the routing result.' },
 );
@@ -190,7 +192,7 @@ export const StoredEvent = Type.Object(
     mode: EventMode,
     contextKey: Nullable(Type.String({ description: 'The contextKey it was sent with: a later event with the same one replaces it while it is pending.' })),
     route: Route,
-    storedAt: Timestamp,
+    storedAt: StoredAt,
   },
   { additionalProperties: false, description: 'A pending event, as stored.' },
 );
@@ -248,8 +250,8 @@ export const SessionSummary = Type.Object(
     agentId: Type.String({ description: 'Agent that owns the session.' }),
     pending: Type.Integer({ minimum: 0, description: 'Events stored and not yet consumed.' }),
     lastSeq: Type.Integer({ ...SEQ_RANGE, description: 'The seq of the newest event the session took.' }),
-    oldestPendingAt: Nullable(Type.String({ format: 'date-time', description: 'When its oldest pending event was stored.' })),
-    lastEventAt: Type.String({ format: 'date-time', description: 'When its newest event was stored.' }),
+    oldestPendingAt: Nullable(timestamp('When its oldest pending event was stored')),
+    lastEventAt: timestamp('When its newest event was stored'),
   },
   { additionalProperties: false },
 );
@@ -277,7 +279,7 @@ export type EmptyParams = Static<typeof EmptyParams>;
 export const GatewayStatusResult = Type.Object(
   {
     version: Type.String({ description: "The gateway's version." }),
-    startedAt: Type.String({ format: 'date-time', description: 'When this gateway process started.' }),
+    startedAt: timestamp('When this gateway process started'),
     uptimeMs: Type.Integer({ minimum: 0, description: 'Milliseconds since then.' }),
     dataDir: Nullable(Type.String({ description: "The gateway's data dir; null for a scoped token, which has no business with the host's paths." })),
     sessions: Type.Integer({ minimum: 0, description: "Sessions with pending events (a scoped token's agent's only)." }),
@@ -423,7 +425,7 @@ export const AgentWakeNotification = Type.Object(
       description:
         `"event": sessions with mode "now" events since the previous event wake; "heartbeat": with next-heartbeat events since the previous heartbeat; "backlog": every session of the agent with pending events. Past ${MAX_WAKE_SESSIONS_BYTES / 1024} KiB of keys (as JSON), the rest are named by further wakes of the same reason and \`at\`, sent right after.`,
     }),
-    at: Timestamp,
+    at: timestamp('When the wake was sent'),
   },
   { additionalProperties: false, description: 'Params of the agent.wake notification.' },
 );
@@ -437,7 +439,7 @@ export type EventTraceParams = Static<typeof EventTraceParams>;
 export const TraceStepEntry = Type.Object(
   {
     step: Type.Enum(['accepted', 'stored', 'deduplicated', 'replaced', 'dropped', 'wake', 'delivered', 'acked', 'drained'], { description: 'What happened to the event.' }),
-    at: Timestamp,
+    at: timestamp('When the step happened'),
     detail: Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]), {
       description: "What the gateway recorded of the step (the accepted step's: see event.trace).",
     }),
@@ -483,8 +485,8 @@ export const TokenInfo = Type.Object(
     name: Nullable(Type.String({ description: 'The label it was created with.' })),
     agentId: Type.String({ description: 'The agent whose sessions it acts on.' }),
     scopes: Type.Array(TokenScope, { description: 'What it may do.' }),
-    createdAt: Timestamp,
-    revokedAt: Nullable(Type.String({ format: 'date-time', description: 'When it was revoked; null while it works.' })),
+    createdAt: timestamp('When the token was created'),
+    revokedAt: Nullable(timestamp('When it was revoked, or null while it works')),
   },
   { additionalProperties: false },
 );
@@ -527,7 +529,7 @@ export const TokenRevokeResult = Type.Object(
     tokenId: Type.String(),
     revoked: Type.Literal(true),
     alreadyRevoked: Type.Boolean({ description: 'True when an earlier token.revoke had revoked it: this one changed nothing.' }),
-    revokedAt: Type.String({ format: 'date-time', description: 'When the token was first revoked (ISO 8601, UTC).' }),
+    revokedAt: timestamp('When the token was first revoked'),
     closedConnections: Type.Integer({ minimum: 0 }),
   },
   { additionalProperties: false },

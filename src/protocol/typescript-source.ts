@@ -2,8 +2,10 @@
  * JSON Schema → TypeScript declarations, with each schema's description as a doc comment: for the
  * wire types an editor shows on hover (see wireTypesSource in schema-files.ts). TypeBox's Static
  * types are the same types, but carry no descriptions: a field's hover said only `number`.
- * Handles what schemas.ts uses (objects, arrays, records, unions, enums, literals, scalars); any
- * other keyword is an error here rather than a type that says less than the schema.
+ * Handles what schemas.ts uses (objects, arrays, records, unions, enums, literals, scalars), and
+ * throws on a schema it has no type for; keywords that narrow a type TypeScript cannot (bounds,
+ * formats) are said in the doc comment, and test/protocol/wire-types.test.ts holds each type to be
+ * the schema's Static type.
  */
 
 type Schema = Readonly<Record<string, unknown>>;

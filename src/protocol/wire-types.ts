@@ -17,7 +17,7 @@ export type AgentWakeNotification = {
    */
   sessions: string[];
   /**
-   * ISO 8601 time, UTC.
+   * When the wake was sent (ISO 8601, UTC).
    *
    * Schema: format "date-time".
    */
@@ -80,7 +80,7 @@ export type Fallback = {
    */
   reason: "no-session-key";
   /**
-   * The same, in words.
+   * Why the event went to a main session, in words.
    */
   message: string;
 } | null;
@@ -114,7 +114,7 @@ export type GatewayStatusResult = {
    */
   version: string;
   /**
-   * When this gateway process started.
+   * When this gateway process started (ISO 8601, UTC).
    *
    * Schema: format "date-time".
    */
@@ -303,7 +303,7 @@ export type RoutingResult = {
    */
   duplicate: boolean;
   /**
-   * ISO 8601 time, UTC.
+   * When the event was stored (ISO 8601, UTC).
    *
    * Schema: format "date-time".
    */
@@ -504,13 +504,13 @@ export type SessionSummary = {
    */
   lastSeq: number;
   /**
-   * When its oldest pending event was stored.
+   * When its oldest pending event was stored (ISO 8601, UTC).
    *
    * Schema: format "date-time".
    */
   oldestPendingAt: string | null;
   /**
-   * When its newest event was stored.
+   * When its newest event was stored (ISO 8601, UTC).
    *
    * Schema: format "date-time".
    */
@@ -564,7 +564,7 @@ export type StoredEvent = {
    */
   route: Route;
   /**
-   * ISO 8601 time, UTC.
+   * When the event was stored (ISO 8601, UTC).
    *
    * Schema: format "date-time".
    */
@@ -647,13 +647,13 @@ export type TokenCreateResult = {
    */
   scopes: TokenScope[];
   /**
-   * ISO 8601 time, UTC.
+   * When the token was created (ISO 8601, UTC).
    *
    * Schema: format "date-time".
    */
   createdAt: string;
   /**
-   * When it was revoked; null while it works.
+   * When it was revoked, or null while it works (ISO 8601, UTC).
    *
    * Schema: format "date-time".
    */
@@ -682,13 +682,13 @@ export type TokenInfo = {
    */
   scopes: TokenScope[];
   /**
-   * ISO 8601 time, UTC.
+   * When the token was created (ISO 8601, UTC).
    *
    * Schema: format "date-time".
    */
   createdAt: string;
   /**
-   * When it was revoked; null while it works.
+   * When it was revoked, or null while it works (ISO 8601, UTC).
    *
    * Schema: format "date-time".
    */
@@ -758,7 +758,7 @@ export type TraceStepEntry = {
    */
   step: "accepted" | "stored" | "deduplicated" | "replaced" | "dropped" | "wake" | "delivered" | "acked" | "drained";
   /**
-   * ISO 8601 time, UTC.
+   * When the step happened (ISO 8601, UTC).
    *
    * Schema: format "date-time".
    */
@@ -777,7 +777,7 @@ export type WakeOutcome = {
    */
   status: "sent" | "coalesced" | "next-heartbeat" | "no-agent-connected";
   /**
-   * The same, in words.
+   * What was done to wake the agent, in words.
    */
   message: string;
 };

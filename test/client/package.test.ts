@@ -123,7 +123,7 @@ test('an answer\'s fields show their schema\'s description on hover, in an edito
   });
   assert.equal(hovers, [
     { type: '(property) depth: number', doc: "The session's pending count after this event.\n\nSchema: integer, minimum 0." },
-    { type: '(property) storedAt: string', doc: 'ISO 8601 time, UTC.\n\nSchema: format "date-time".' },
+    { type: '(property) storedAt: string', doc: 'When the event was stored (ISO 8601, UTC).\n\nSchema: format "date-time".' },
     { type: '(property) receivers: number', doc: 'Live subscribers that were sent the event.\n\nSchema: integer, minimum 0.' },
   ]);
 });
