@@ -147,7 +147,7 @@ function replaceableBy(stat: Stats, rootMay: boolean): string | undefined {
   // group of their own (umask 002), 0775 is the norm of a user's own dirs; a dir writable by
   // another group (/srv/shared root:devs 2775, or a data dir given to nogroup: operator QA) lets
   // each of its members rename what is in it (review).
-  if ((stat.mode & 0o020) !== 0 && (!ours || stat.gid !== process.getgid?.())) return `can be written by its group (gid ${stat.gid}, ${mode})`;
+  if ((stat.mode & 0o020) !== 0 && (!ours || stat.gid !== process.getegid?.())) return `can be written by its group (gid ${stat.gid}, ${mode})`;
   return undefined;
 }
 

@@ -26,7 +26,7 @@ export class CapDrops {
     if (duplicate || queue.dropped.length === 0) return;
     this.#total += queue.dropped.length;
     this.#byAgent.set(route.agentId, (this.#byAgent.get(route.agentId) ?? 0) + queue.dropped.length);
-    for (let i = 0; i < queue.dropped.length; i++) this.#log.happened(printable(sessionKey));
+    this.#log.happened(printable(sessionKey), queue.dropped.length);
   }
 
   /** Events dropped at the cap since the gateway started: of every agent, or of one. */

@@ -7,8 +7,8 @@
 export const COUNTED_LOG_INTERVAL_MS = 60_000;
 
 export interface CountedLog<Detail> {
-  /** It happened again; `detail` is what the next line tells of the last time. */
-  happened(detail: Detail): void;
+  /** It happened again (`times` times); `detail` is what the next line tells of the last time. */
+  happened(detail: Detail, times?: number): void;
   /** Logs what is held back, now: the gateway is stopping. */
   flush(): void;
   /**
@@ -40,8 +40,8 @@ export function countedLog<Detail>(
   };
 
   return {
-    happened(detail) {
-      heldBack++;
+    happened(detail, times = 1) {
+      heldBack += times;
       last = detail;
       const wait = loggedAt + intervalMs - performance.now();
       if (wait <= 0) write();

@@ -146,6 +146,9 @@ export interface Gateway {
  */
 const CLOSE_HANDSHAKE_GRACE_MS = 2_000;
 
+/** Agents a slow consumer's log line names at most: an admin connection may subscribe to thousands. */
+const SLOW_CONSUMER_AGENTS_NAMED = 5;
+
 /** The path WebSocket upgrades are taken at; HTTP routes have the others (see http-ingress.ts). */
 const WEBSOCKET_PATH = '/';
 
@@ -209,7 +212,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const lockouts = countedLog<string>(
     log,
     (count, last) =>
-      `${count === 1 ? `${last} sent` : `${count} addresses (the last ${last}) each sent`} ${MAX_AUTH_FAILURES_PER_WINDOW} wrong or missing tokens within ${AUTH_FAILURE_WINDOW_MS / 1000} s: refused with 429 until the minute is out (a right token is still let in)`,
+      `${count === 1 ? `${last} sent` : `${count} addresses (the last ${last}) each sent`} ${MAX_AUTH_FAILURES_PER_WINDOW} wrong or missing tokens within ${AUTH_FAILURE_WINDOW_MS / 1000} s: refused with 429 until those ${AUTH_FAILURE_WINDOW_MS / 1000} s are out (a right token is still let in)`,
   );
   let authenticator: Authenticator;
   let tokenWritten: boolean;
@@ -359,7 +362,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       // The admin token is bound to no agent: its subscriptions say whose events went unread (operator QA).
       const bound = boundAgent(connection.principal);
       const agents = bound === undefined ? hub.agentsOf(connection.connectionId) : [bound];
-      const ofAgents = agents.length === 0 ? '' : ` (agent${agents.length === 1 ? '' : 's'} ${agents.join(', ')})`;
+      const named = agents.length > SLOW_CONSUMER_AGENTS_NAMED ? `${agents.slice(0, SLOW_CONSUMER_AGENTS_NAMED).join(', ')} and ${agents.length - SLOW_CONSUMER_AGENTS_NAMED} more` : agents.join(', ');
+      const ofAgents = agents.length === 0 ? '' : ` (agent${agents.length === 1 ? '' : 's'} ${named})`;
       log(`cut connection ${connection.connectionId} from ${connection.remoteAddress}${ofAgents} as a slow consumer (1008): ${mebibytes(unsentBytes)} of pushes unsent; its events stay pending`);
     },
   };

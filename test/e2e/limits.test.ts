@@ -114,7 +114,7 @@ test(`${MAX_AUTH_FAILURES_PER_WINDOW} failed authentications from one address (H
   assert.equal([health.status, health.body], [200, 'ok\n']);
   // The operator hears of it, once for the lock-out (operator QA: only the client did).
   assert.equal(gw.log.filter((line) => line.includes('wrong or missing tokens')), [
-    `127.0.0.1 sent ${MAX_AUTH_FAILURES_PER_WINDOW} wrong or missing tokens within ${AUTH_FAILURE_WINDOW_MS / 1000} s: refused with 429 until the minute is out (a right token is still let in)`,
+    `127.0.0.1 sent ${MAX_AUTH_FAILURES_PER_WINDOW} wrong or missing tokens within ${AUTH_FAILURE_WINDOW_MS / 1000} s: refused with 429 until those ${AUTH_FAILURE_WINDOW_MS / 1000} s are out (a right token is still let in)`,
   ]);
 });
 
