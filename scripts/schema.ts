@@ -3,8 +3,9 @@
  * no longer generated, so the committed tree is exactly schemaFiles(VERSION); and writes
  * src/protocol/answer-shapes.ts and wire-types.ts (built on the next build). The drift test
  * (test/protocol/schema-drift.test.ts) fails until this has been run after a protocol change.
- * Compiled without a type check (package.json): after a change to the schemas, the generated
- * types it writes anew no longer match them, and a checked build fails until they do.
+ * Compiled without a type check, into a directory of its own (package.json): after a change to
+ * the schemas, the generated types it writes anew no longer match them, and a checked build fails
+ * until they do; dist/, which a CLI run from the checkout may be using, is left to the build.
  */
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
@@ -13,7 +14,7 @@ import { ANSWER_SHAPES_FILE, answerShapesSource, schemaFiles, WIRE_TYPES_FILE, w
 import { VERSION } from '../src/version.js';
 import { filesUnder } from './files.js';
 
-// Compiled to dist/scripts/schema.js: the repository root is two levels up.
+// Compiled to dist.schema/scripts/schema.js: the repository root is two levels up.
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SCHEMA_DIR = join(ROOT, 'schema');
 
