@@ -151,7 +151,7 @@ interface Pending {
 
 interface SubscriptionState extends Subscription {
   readonly target: SubscribeTarget;
-  /** Its `cursors` are these' seqs. */
+  /** What the subscription has seen, and where it resumes; `cursors` is its map of seqs. */
   readonly position: SubscriptionCursors;
   readonly onEvent: (event: StoredEvent) => void;
   serverId: string | undefined;
