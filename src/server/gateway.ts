@@ -49,6 +49,7 @@ import { buildOpenRpcDocument } from '../protocol/openrpc.js';
 import { HAS_UNIX_SOCKETS } from '../protocol/socket-path.js';
 import { credentialInQuery } from '../protocol/url-credentials.js';
 import { corruptStoreError, isCorruption, StoreFullError, StoreUnavailableError } from '../store/errors.js';
+import { describeShortage } from '../store/free-space.js';
 import { openStore } from '../store/index.js';
 import { fitAnswerFrame } from '../store/read-budget.js';
 import { VERSION } from '../version.js';
@@ -235,7 +236,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
   const disk = store.freeDisk();
   if (disk.refusing) {
-    log(`warning: the data dir's disk has ${mebibytes(disk.availableBytes ?? 0)} free, under the ${mebibytes(disk.minFreeBytes)} kept (--min-free-disk): new events are refused with STORE_FULL until there is room`);
+    log(`warning: ${describeShortage({ availableBytes: disk.availableBytes ?? 0, minFreeBytes: disk.minFreeBytes })}: new events are refused with STORE_FULL until there is room`);
   }
   const replaceable = replaceableDir(options.dataDir);
   if (replaceable !== undefined) {

@@ -5,8 +5,8 @@
  * of their own, counted as well: on a full disk every subscribe's replay fails one per session
  * (QA: ~2,000 lines in 30 s). Events refused for want of disk space (STORE_FULL) are counted alike.
  */
-import { mebibytes } from '../protocol/errors.js';
 import type { StoreFullError, StoreUnavailableError } from '../store/errors.js';
+import { describeShortage } from '../store/free-space.js';
 import { countedLog, type CountedLog } from './counted-log.js';
 
 export function storeFailureLog(log: (line: string) => void, intervalMs?: number): CountedLog<StoreUnavailableError> {
@@ -21,7 +21,7 @@ export function diskFullLog(log: (line: string) => void, intervalMs?: number): C
   return countedLog<StoreFullError>(
     log,
     (count, { shortage }) =>
-      `disk full: refused ${count === 1 ? 'an event' : `${count} events`} with STORE_FULL: the data dir's disk has ${mebibytes(shortage.availableBytes)} free, under the ${mebibytes(shortage.minFreeBytes)} kept (--min-free-disk); free some space there`,
+      `disk full: refused ${count === 1 ? 'an event' : `${count} events`} with STORE_FULL: ${describeShortage(shortage)}; free some space there`,
     intervalMs,
   );
 }

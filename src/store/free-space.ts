@@ -6,6 +6,7 @@
  * session after session) from filling the disk the rest of the machine needs.
  */
 import fs from 'node:fs';
+import { mebibytes } from '../protocol/errors.js';
 
 /**
  * How long a reading of the free space is trusted. A `statfs` costs a few microseconds, too much
@@ -18,6 +19,11 @@ export interface DiskShortage {
   /** Bytes the gateway's user may still write on the data dir's file system, when last read. */
   availableBytes: number;
   minFreeBytes: number;
+}
+
+/** The shortage in words, for the log: what is free against what is kept. */
+export function describeShortage({ availableBytes, minFreeBytes }: DiskShortage): string {
+  return `the data dir's disk has ${mebibytes(availableBytes)} free, under the ${mebibytes(minFreeBytes)} kept (--min-free-disk)`;
 }
 
 /**

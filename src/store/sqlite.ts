@@ -810,13 +810,17 @@ export class SqliteEventStore implements EventStore, TokenStore {
    */
   #foldWal(): void {
     if (this.#closing || this.#db.inTransaction) return;
-    const walBytes = statSync(`${this.#file}-wal`, { throwIfNoEntry: false })?.size ?? 0;
-    if (walBytes < IDLE_CHECKPOINT_MIN_WAL_BYTES && !this.#needsRoom()) return;
+    if (this.#walBytes() < IDLE_CHECKPOINT_MIN_WAL_BYTES && !this.#needsRoom()) return;
     try {
       this.#db.pragma('wal_checkpoint(TRUNCATE)');
     } catch {
       // Nothing is lost: the WAL stays as it is, and the next idle moment, or the close, tries again.
     }
+  }
+
+  /** The size of the write-ahead log beside the database; 0 when there is none. */
+  #walBytes(): number {
+    return statSync(`${this.#file}-wal`, { throwIfNoEntry: false })?.size ?? 0;
   }
 
   /**
@@ -860,7 +864,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
     // Closing tries once more, and may have folded it after all. Whatever the checkpoint said, a
     // WAL left is told: one on a full disk was left without a word, and the database alone was
     // then malformed (QA).
-    if ((statSync(`${this.#file}-wal`, { throwIfNoEntry: false })?.size ?? 0) > 0) {
+    if (this.#walBytes() > 0) {
       this.#onWarning(
         `the write-ahead log could not be folded back into ${this.#file} (${unfolded ?? 'SQLite left it at close: is the disk full?'}): ${this.#file}-wal holds the latest events; keep it beside the database, and copy or move the two together (the next start replays it)`,
       );
