@@ -272,6 +272,11 @@ export interface RawSocket {
   call(method: string, params?: unknown): Promise<JsonRpcResponse>;
   /** Resolves with the close code and reason once the socket closes; rejects after `timeoutMs`. */
   closed(timeoutMs?: number): Promise<{ code: number; reason: string }>;
+  /**
+   * Resolves once the gateway has read everything sent before: it answers a ping in order.
+   * Rejects if the socket closes first, or after `timeoutMs`.
+   */
+  readUpTo(timeoutMs?: number): Promise<void>;
   close(): void;
 }
 
@@ -336,6 +341,15 @@ export function openRaw(url: string, token: string): Promise<RawSocket> {
     closed(timeoutMs = NEXT_TIMEOUT_MS) {
       if (closeInfo) return Promise.resolve(closeInfo);
       return withTimeout(new Promise((resolve) => closeWaiters.push(resolve)), timeoutMs, () => `socket not closed within ${timeoutMs} ms`);
+    },
+    readUpTo(timeoutMs = NEXT_TIMEOUT_MS) {
+      if (closeInfo) return Promise.reject(new Error(`socket already closed (${closeInfo.code})`));
+      const pong = new Promise<void>((resolve, reject) => {
+        ws.once('pong', () => resolve());
+        closeWaiters.push(({ code, reason }) => reject(new Error(`socket closed (${code} ${reason}) before the pong`)));
+      });
+      ws.ping();
+      return withTimeout(pong, timeoutMs, () => `no pong within ${timeoutMs} ms`);
     },
     close: () => ws.close(1000),
   };
