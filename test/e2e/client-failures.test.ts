@@ -283,7 +283,7 @@ test('a call waiting for a reconnect is rejected as closed when the client is cl
   const outcome = await waiting;
   assert.instance(outcome, ConnectionError);
   assert.is((outcome as ConnectionError).failure, 'closed');
-  assert.ok(Date.now() - started < 1_000, 'settled at close, not at its timeout');
+  assert.ok(Date.now() - started < 4_000, 'settled at close, not at its 5 s timeout');
 });
 
 test('an events() loop started while the client waits for a reconnect ends when the client is closed, as a running one does: closing is an end', async () => {
@@ -315,7 +315,7 @@ test('calls made in the same tick as close() are rejected as closed at once, not
     assert.is((outcome as ConnectionError).failure, 'closed');
     assert.is((outcome as ConnectionError).message, 'the client was closed');
   }
-  assert.ok(Date.now() - started < 1_000, `settled at close, not at the 5 s timeout (${Date.now() - started} ms)`);
+  assert.ok(Date.now() - started < 4_000, `settled at close, not at the 5 s timeout (${Date.now() - started} ms)`);
 });
 
 test('with reconnect, an ack (or a read) whose connection is lost before its answer is sent again once the client is back; a drain is not', async () => {

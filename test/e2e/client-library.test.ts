@@ -453,12 +453,11 @@ test("the README's agent loop as written (an ack with no catch) outlasts an outa
   await publish(peer, { text: 'two', sessionKey: key });
   peer.close();
   fs.renameSync(file, `${file}.aside`);
-  const started = Date.now();
-  const bounded = await Promise.race([sb.ack({ sessionKey: key, seq: 2 }, { timeoutMs: 1_500 }).catch((error: unknown) => error), sleep(10_000).then(() => 'still waiting')]);
+  // Never, before the fix: any bound far past the timeout tells (CI: 5 s was passed under load).
+  const bounded = await Promise.race([sb.ack({ sessionKey: key, seq: 2 }, { timeoutMs: 1_500 }).catch((error: unknown) => error), sleep(20_000).then(() => 'still waiting')]);
   assert.instance(bounded, ConnectionError);
   assert.is((bounded as ConnectionError).failure, 'timeout');
   assert.match((bounded as Error).message, 'it was sent again after the gateway refused it (STORE_UNAVAILABLE: ');
-  assert.ok(Date.now() - started < 5_000, `within its timeout and a resend's pause: ${Date.now() - started} ms`);
   // The wait has an end: closing the client ends an ack that waits for the store.
   const waiting = sb.ack({ sessionKey: key, seq: 2 }).catch((error: unknown) => error);
   await sleep(300);
@@ -478,7 +477,7 @@ test('with reconnect, connect() waits within its timeout for a gateway not up ye
     const startedAt = Date.now();
     const without = await connect({ url, token, timeoutMs: 10_000, ...(reconnect ? { reconnect } : {}) }).catch((error: unknown) => error);
     assert.is((without as ConnectionError).failure, 'unreachable');
-    assert.ok(Date.now() - startedAt < 5_000, 'at once');
+    assert.ok(Date.now() - startedAt < 8_000, 'at once, not at the 10 s timeout');
   }
   // Settled as a value: a rejection while the gateway starts must fail this test, not the run.
   const waiting = connect({ url, token, timeoutMs: 15_000, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } }).catch((error: unknown) => error as Error);
@@ -493,7 +492,7 @@ test('with reconnect, connect() waits within its timeout for a gateway not up ye
   const wrongAt = Date.now();
   const wrong = await connect({ url, token: `sba_${'x'.repeat(43)}`, timeoutMs: 15_000, reconnect: true }).catch((error: unknown) => error);
   assert.is((wrong as ConnectionError).failure, 'unauthorized');
-  assert.ok(Date.now() - wrongAt < 5_000, 'at once, not retried');
+  assert.ok(Date.now() - wrongAt < 12_000, 'at once, not retried until the 15 s timeout');
   await sb.close();
   assert.is(await second.stop(), 0);
   // The timeout bounds the wait, and a gateway refused all along is said to be unreachable, every
@@ -504,7 +503,7 @@ test('with reconnect, connect() waits within its timeout for a gateway not up ye
     const late = await connect({ url, token, timeoutMs: 400, reconnect: { initialDelayMs: 20, maxDelayMs: 60 } }).catch((error: unknown) => error);
     const waited = Date.now() - startedAt;
     assert.is((late as ConnectionError).failure, 'unreachable', (late as Error).message);
-    assert.ok(waited >= 300 && waited < 5_000, `waited ${waited} ms`);
+    assert.ok(waited >= 300 && waited < 10_000, `waited ${waited} ms`);
   }
   // Refused, then taken by something that never answers: a timeout, of the caller's length, not
   // of what its last attempt was given.

@@ -651,7 +651,7 @@ test('HTTP bodies being read count with them: past the bound, the largest is ans
     socket.write(body.slice(0, sent));
     let received = '';
     socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
-    const ended = once(socket, 'close');
+    const ended = once(socket, 'close', { signal: AbortSignal.timeout(10_000) });
     return { socket, rest: () => socket.write(body.slice(sent)), answer: async () => (await ended, received), answered: () => received };
   };
   const small = await partialPost('small', 100 * 1024, 60 * 1024);

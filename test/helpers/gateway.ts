@@ -390,7 +390,8 @@ export function tryUpgrade(url: string, headers: Record<string, string>): Promis
 
 // ---------------------------------------------------------------- small utilities
 
-function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => string): Promise<T> {
+/** The promise's outcome, or a rejection with `onTimeout()`'s message after `ms`. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => string): Promise<T> {
   let timer: NodeJS.Timeout;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(onTimeout())), ms);
