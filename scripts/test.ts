@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-/** Far above the slowest test (the crash test, ~20 s on a loaded machine). */
+/** Far above the longest any test took here, with every core busy besides (~14 s). */
 const STALL_SECONDS = 180;
 /** How much of the output to show when a test hangs: the suite's name and its marks so far. */
 const TAIL_CHARS = 600;
