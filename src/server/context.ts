@@ -21,3 +21,12 @@ export interface CallContext {
   /** Bytes of the frame (a WebSocket message, an HTTP body) the request came in. */
   readonly frameBytes: number;
 }
+
+/**
+ * Who made a call, for the log lines of acts an operator must be able to trace back (a token
+ * created or revoked): the connection or ingress, and the address it came from.
+ */
+export function describeCaller({ ingress, connectionId, remoteAddress }: CallContext): string {
+  const over = ingress === 'websocket' ? `connection ${connectionId}` : ingress === 'http-rpc' ? 'POST /rpc' : 'POST /hooks/wake';
+  return `${over} from ${remoteAddress}`;
+}

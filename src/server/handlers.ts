@@ -16,7 +16,7 @@ import { takeWithinBudget } from '../store/read-budget.js';
 import type { EventStore, ReadOptions, ReadResult, SessionListPosition, TraceDetail, TraceEntry, TraceStep } from '../store/types.js';
 import { authorize, boundAgent } from './auth.js';
 import type { CapDrops } from './cap-drops.js';
-import type { CallContext } from './context.js';
+import { describeCaller, type CallContext } from './context.js';
 import type { DeliveryHub, SubscriptionTarget } from './hub.js';
 import type { TokenService } from './tokens.js';
 
@@ -165,7 +165,7 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
       authorize(context.principal, { admin: true });
       // Listed to tell tokens apart: a name that shows nothing tells nothing.
       if (params.name !== undefined) rejectInvisible(params.name.trim(), '/name', '`token list` would show nothing; give a visible name');
-      return tokens.create(params);
+      return tokens.create(params, describeCaller(context));
     },
     'token.list': async (params, context) => {
       authorize(context.principal, { admin: true });
@@ -176,7 +176,7 @@ export function createHandlers(state: GatewayState): Record<MethodName, Handler<
     },
     'token.revoke': async (params, context) => {
       authorize(context.principal, { admin: true });
-      const revoked = await tokens.revoke(params.tokenId);
+      const revoked = await tokens.revoke(params.tokenId, describeCaller(context));
       if (!revoked) throw new RpcError('TOKEN_NOT_FOUND', `no token "${params.tokenId}"; \`switchboard token list\` shows them`, params);
       return revoked;
     },

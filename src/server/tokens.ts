@@ -18,11 +18,12 @@ const SECRET_BYTES = 32;
 /** Token ids are labels, not secrets: 6 random bytes keep them short and collisions out of reach. */
 const TOKEN_ID_BYTES = 6;
 
+/** `by` says who asked, for the log (describeCaller): the admin token may be held by several. */
 export interface TokenService {
-  create(params: TokenCreateParams): Promise<TokenCreateResult>;
+  create(params: TokenCreateParams, by: string): Promise<TokenCreateResult>;
   /** Undefined when there is no token `after`. */
   list(options: TokenPageOptions): Promise<TokenListResult | undefined>;
-  revoke(tokenId: string): Promise<TokenRevokeResult | undefined>;
+  revoke(tokenId: string, by: string): Promise<TokenRevokeResult | undefined>;
 }
 
 export function toScopedToken(record: TokenRecord): ScopedToken {
@@ -38,7 +39,7 @@ export function createTokenService(
   log: (line: string) => void,
 ): TokenService {
   return {
-    async create(params) {
+    async create(params, by) {
       const token = `${TOKEN_PREFIX.scoped}${randomBytes(SECRET_BYTES).toString('base64url')}`;
       const record: TokenRecord = {
         tokenId: `tok_${randomBytes(TOKEN_ID_BYTES).toString('hex')}`,
@@ -51,20 +52,20 @@ export function createTokenService(
       };
       const stored = await store.createToken(record);
       authenticator.remember(toScopedToken(stored));
-      log(`created token ${stored.tokenId}${stored.name === null ? '' : ` ("${printable(stored.name)}")`} for agent ${stored.agentId}, to ${stored.scopes.join(' and ')}`);
+      log(`created token ${stored.tokenId}${stored.name === null ? '' : ` ("${printable(stored.name)}")`} for agent ${stored.agentId}, to ${stored.scopes.join(' and ')}, asked by ${by}`);
       return { ...toInfo(stored), token };
     },
     async list(options) {
       const page = await store.tokenPage(options);
       return page && { tokens: page.tokens.map(toInfo), more: page.more };
     },
-    async revoke(tokenId) {
+    async revoke(tokenId, by) {
       const revocation = await store.revokeToken(tokenId);
       if (!revocation) return undefined;
       const { record, alreadyRevoked } = revocation;
       authenticator.remember(toScopedToken(record));
       const closedConnections = closeConnections(tokenId);
-      if (!alreadyRevoked) log(`revoked token ${tokenId} of agent ${record.agentId}: ${closedConnections === 1 ? '1 connection' : `${closedConnections} connections`} of it closed`);
+      if (!alreadyRevoked) log(`revoked token ${tokenId} of agent ${record.agentId}, asked by ${by}: ${closedConnections === 1 ? '1 connection' : `${closedConnections} connections`} of it closed`);
       return { tokenId, revoked: true, alreadyRevoked, revokedAt: new Date(record.revokedAt!).toISOString(), closedConnections };
     },
   };
