@@ -43,7 +43,7 @@ test("the CLI's table of --json codes (under Exit codes) lists every one with it
 test("the gateway's row says its listening line goes to stdout and its log to stderr, as gateway-command.ts writes them", () => {
   const row = readme.split('\n').find((line) => line.startsWith('| `switchboard gateway '))!;
   assert.match(row, /one line on stdout is `switchboard gateway listening on ws:\/\/HOST:PORT/);
-  assert.match(row, /its log \(a `started:` line with the version and store schema, pid, URL, data dir and pending cap, then signals, shutdown, warnings, store failures, tokens created and revoked, addresses locked out for wrong tokens, events dropped at the cap; a store of an older schema is migrated as it opens, one way, and the log says so\) goes to stderr/);
+  assert.match(row, /its log \(a `started:` line with the version and store schema, pid, URL, data dir and pending cap, then signals, shutdown, warnings, store failures, tokens created and revoked \(and over which connection or `POST \/rpc`, from which address\), addresses locked out for wrong tokens, events dropped at the cap; a store of an older schema is migrated as it opens, one way, and the log says so\) goes to stderr/);
 });
 
 test('every WebSocket close code the gateway sends is in its list of close codes, with those ws sends for it', () => {
