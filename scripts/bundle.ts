@@ -8,8 +8,8 @@
  * - `cli.cjs`: one file holding what one-shot commands need (the command table, argument
  *   handling, the HTTP call, the output).
  * - `cli.cjs.cache`: the V8 code cache of `cli.cjs`, taken after a real `system event` call to a
- *   gateway started here for it (see src/cli/code-cache.ts). When it cannot be made, the build
- *   says so and goes on: the CLI then compiles as usual.
+ *   gateway started here for it (see src/cli/code-cache.ts). When it cannot be made (no
+ *   better-sqlite3, say), the build says so and goes on: the CLI then compiles as usual.
  * - `cac-parser.cjs`, `watch-command.cjs`, `gateway-command.cjs`, `websocket-call.cjs`: loaded by
  *   `cli.cjs` when a command needs them, for help and errors, `session watch` (ws), `gateway`
  *   (server, store, schemas) and a request too large for HTTP (ws). Each is one file with what it
@@ -28,7 +28,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { codeCachePath } from '../src/cli/code-cache.js';
-import { startGateway } from '../src/server/gateway.js';
 import { codeCacheRunEnv } from './code-cache-env.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -84,6 +83,9 @@ async function writeCodeCache(): Promise<void> {
   const cache = codeCachePath(BUNDLE);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-build-'));
   try {
+    // Imported here: without better-sqlite3 (an optional dependency npm leaves out when it cannot
+    // build it) the build goes on, without the cache, as the install must (README QA).
+    const { startGateway } = await import('../src/server/gateway.js');
     const gateway = await startGateway({ dataDir, port: 0, log: () => {} });
     try {
       // Not execFileSync: the gateway that answers the call runs on this process's event loop.

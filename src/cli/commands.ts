@@ -276,7 +276,8 @@ function explainMissingStore(error: unknown): never {
   if ((code !== 'MODULE_NOT_FOUND' && code !== 'ERR_MODULE_NOT_FOUND') || !message.includes("'better-sqlite3'")) throw error;
   throw new CliError(
     ExitCode.GATEWAY_ERROR,
-    'cannot start: the gateway stores events with better-sqlite3, a native module, which is not installed: installing switchboard fetches a prebuilt one or builds it, which needs python3, make and g++; install them, then run `npm rebuild better-sqlite3` where switchboard is installed',
+    // Not `npm rebuild`: it rebuilds what is there, and npm removes an optional package it failed to build.
+    'cannot start: the gateway stores events with better-sqlite3, a native module, which is not installed (npm leaves it out when it cannot build it): install python3, make and g++, then run `npm install` again where switchboard is installed',
   );
 }
 

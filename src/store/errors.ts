@@ -104,6 +104,27 @@ export class StoreClosedError extends Error {
   }
 }
 
+/**
+ * better-sqlite3 is installed, but its native part cannot be loaded: never built, or built for
+ * another Node.js (NODE_MODULE_VERSION). Rebuilding it where it is installed is the cure.
+ */
+export class NativeModuleError extends Error {
+  readonly code = 'NATIVE_MODULE_UNUSABLE';
+
+  constructor(cause: unknown) {
+    // One line: node-bindings lists the 13 paths it tried, and Node's version mismatch spans four.
+    const reason = (cause instanceof Error ? cause.message : String(cause))
+      .split(/\s*Tried:/, 1)[0]!
+      .replace(/\s+/g, ' ')
+      .trim();
+    super(
+      `the gateway stores events with better-sqlite3, whose native part cannot be loaded (${reason}): run \`npm rebuild better-sqlite3\` where switchboard is installed, which builds it for this Node.js (it needs python3, make and g++)`,
+      { cause },
+    );
+    this.name = 'NativeModuleError';
+  }
+}
+
 /** SQLite's word that the file is not a database or is damaged. */
 export function isCorruption(code: string | undefined): boolean {
   return code === 'SQLITE_NOTADB' || (code?.startsWith('SQLITE_CORRUPT') ?? false);

@@ -13,6 +13,7 @@ import {
   BackupError,
   corruptStoreError,
   isCorruption,
+  NativeModuleError,
   sqliteCode,
   StoreClosedError,
   StoreLockedError,
@@ -383,8 +384,9 @@ const LOCKED_RETRY_MS = 1000;
 /** Pauses between those tries, at random within this, so two starts do not keep colliding. */
 const LOCKED_RETRY_PAUSE_MS = 50;
 
-/** Opens, locks and migrates the database, or throws StoreLockedError / StoreOpenError. */
+/** Opens, locks and migrates the database, or throws StoreLockedError / StoreOpenError / NativeModuleError. */
 function openDatabase(file: string, onMigrated: StoreOptions['onMigrated']): Database.Database {
+  loadNativePart();
   const deadline = performance.now() + LOCKED_RETRY_MS;
   for (;;) {
     try {
@@ -394,6 +396,19 @@ function openDatabase(file: string, onMigrated: StoreOptions['onMigrated']): Dat
       // A gateway's start is synchronous up to here; nothing else runs while it waits.
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1 + Math.random() * LOCKED_RETRY_PAUSE_MS);
     }
+  }
+}
+
+/**
+ * better-sqlite3 loads its native part at the first database, not at import: one that cannot be
+ * loaded failed as the data dir's database, with advice about the data dir, and left an empty
+ * file there (README QA). Tried on a database in memory first, before the data dir is touched.
+ */
+function loadNativePart(): void {
+  try {
+    new Database(':memory:').close();
+  } catch (error) {
+    throw new NativeModuleError(error);
   }
 }
 

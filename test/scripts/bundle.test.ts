@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import { isBuiltin } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 
@@ -39,27 +40,50 @@ test('no bundle requires a package at run time but better-sqlite3 (a native addo
   }
 });
 
-test('without better-sqlite3 (an optional dependency: a native build that may fail) the CLI works, and the gateway says what it needs and how to get it, exit 1', () => {
-  // The bundles and package.json as installed, where no node_modules can be found.
+test('without better-sqlite3 (an optional dependency npm leaves out when it cannot build it) the build goes on without the code cache, the CLI works, and the gateway says what it needs; with the package but not its native part, it says how to build that, and the data dir is left untouched (README QA: the install failed whole, and `npm rebuild` was advised for a package not there)', () => {
+  // The build as `npm run build` runs it, in a checkout whose node_modules lack better-sqlite3.
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-no-store-'));
   try {
-    const bin = path.join(root, 'dist', 'bin');
-    fs.mkdirSync(bin, { recursive: true });
-    const built = new URL('../../bin/', import.meta.url);
-    for (const file of fs.readdirSync(built).filter((name) => name.endsWith('.cjs'))) fs.copyFileSync(new URL(file, built), path.join(bin, file));
+    const modules = new URL('../../../node_modules/', import.meta.url);
+    fs.mkdirSync(path.join(root, 'node_modules'));
+    for (const name of fs.readdirSync(modules).filter((name) => name !== 'better-sqlite3')) {
+      fs.symlinkSync(fileURLToPath(new URL(name, modules)), path.join(root, 'node_modules', name));
+    }
     fs.copyFileSync(new URL('../../../package.json', import.meta.url), path.join(root, 'package.json'));
+    for (const dir of ['src', 'scripts']) fs.cpSync(fileURLToPath(new URL(`../../${dir}`, import.meta.url)), path.join(root, 'dist', dir), { recursive: true });
     const { NODE_PATH: _, ...env } = process.env;
-    const run = (...args: string[]) => spawnSync(process.execPath, [path.join(bin, 'switchboard.cjs'), ...args], { encoding: 'utf8', timeout: 30_000, env });
-    assert.is(run('--version').status, 0);
-    const gateway = run('gateway', '--port', '0', '--data-dir', path.join(root, 'data'));
+    const node = (...args: string[]) => spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 60_000, env });
+
+    const build = node(path.join(root, 'dist', 'scripts', 'bundle.js'));
+    assert.is(build.status, 0, build.stderr);
+    assert.match(build.stderr, /^warning: no code cache for the CLI \(Cannot find package 'better-sqlite3' .*\); it compiles on every start instead\n$/);
+    const bin = path.join(root, 'dist', 'bin', 'switchboard.cjs');
+    const dataDir = path.join(root, 'data');
+    const version = node(bin, '--version');
+    assert.is(version.status, 0, version.stderr);
+    const absent = node(bin, 'gateway', '--port', '0', '--data-dir', dataDir);
     assert.equal(
-      [gateway.status, gateway.stdout, gateway.stderr],
+      [absent.status, absent.stdout, absent.stderr],
       [
         1,
         '',
-        'switchboard: cannot start: the gateway stores events with better-sqlite3, a native module, which is not installed: installing switchboard fetches a prebuilt one or builds it, which needs python3, make and g++; install them, then run `npm rebuild better-sqlite3` where switchboard is installed\n',
+        'switchboard: cannot start: the gateway stores events with better-sqlite3, a native module, which is not installed (npm leaves it out when it cannot build it): install python3, make and g++, then run `npm install` again where switchboard is installed\n',
       ],
     );
+
+    // The package without its build (the JavaScript loads, the native part is looked for later).
+    const installed = fileURLToPath(new URL('better-sqlite3/', modules));
+    for (const part of ['package.json', 'lib']) fs.cpSync(path.join(installed, part), path.join(root, 'node_modules', 'better-sqlite3', part), { recursive: true });
+    const unbuilt = node(bin, 'gateway', '--port', '0', '--data-dir', dataDir);
+    assert.equal(
+      [unbuilt.status, unbuilt.stdout, unbuilt.stderr],
+      [
+        1,
+        '',
+        'switchboard: cannot start: the gateway stores events with better-sqlite3, whose native part cannot be loaded (Could not locate the bindings file.): run `npm rebuild better-sqlite3` where switchboard is installed, which builds it for this Node.js (it needs python3, make and g++)\n',
+      ],
+    );
+    assert.not.ok(fs.existsSync(path.join(dataDir, 'switchboard.db')), 'no database made');
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
