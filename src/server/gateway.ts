@@ -619,9 +619,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
 /**
  * Let each connection answer what it has in flight, then close it, and stop accepting. Until HTTP
- * connections kept alive have closed (or KEEP_ALIVE_LINGER_MS), the gateway still accepts, and
- * answers every request 503 SHUTTING_DOWN: a publisher's request already sent over one, or to the
- * listener, was reset when they closed at once (QA).
+ * connections kept alive have closed (or KEEP_ALIVE_LINGER_MS), and WebSocket clients have
+ * answered the close (or CLOSE_HANDSHAKE_GRACE_MS), the gateway still accepts, and answers every
+ * request 503 SHUTTING_DOWN: a publisher's request already sent over one, or to the listener, was
+ * reset when they closed at once (QA); and while a client slow to close held the shutdown, a CLI
+ * found no socket, was told no gateway ran, and a new one could not start on the data dir still
+ * held (README QA).
  */
 async function shutdown(
   server: Server,
@@ -637,14 +640,19 @@ async function shutdown(
     ...[...connections.values()].map((connection) => connection.close(code, reason, refusal)),
     keptAlive.closedOrAfter(KEEP_ALIVE_LINGER_MS),
   ]);
-  // The socket's connections are the HTTP server's too, but its listener counts them for itself.
-  // Closing the server closes its idle connections too.
-  const stopped = Promise.all([new Promise<void>((resolve) => server.close(() => resolve())), localSocket?.close()]);
   // A peer that never answers the close handshake must not hold shutdown hostage.
+  let forced = false;
   const forceAfter = setTimeout(() => {
+    forced = true;
     for (const socket of connections.keys()) socket.terminate();
     server.closeAllConnections();
   }, CLOSE_HANDSHAKE_GRACE_MS);
+  // A closed one has left the map (onClose).
+  await Promise.all([...connections.keys()].map((socket) => new Promise((resolve) => socket.once('close', resolve))));
+  // The socket's connections are the HTTP server's too, but its listener counts them for itself.
+  // Closing the server closes its idle connections too.
+  const stopped = Promise.all([new Promise<void>((resolve) => server.close(() => resolve())), localSocket?.close()]);
+  if (forced) server.closeAllConnections();
   await stopped;
   clearTimeout(forceAfter);
   wss.close();

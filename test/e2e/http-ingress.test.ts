@@ -10,6 +10,7 @@ import * as assert from 'uvu/assert';
 import { MAX_BATCH_LENGTH, MAX_HTTP_BODY_BYTES, MAX_TEXT_BYTES } from '../../src/protocol/constants.js';
 import { ErrorCode, type ErrorName } from '../../src/protocol/errors.js';
 import { openStore } from '../../src/store/index.js';
+import { callOverHttp, ConnectionError } from '../../src/index.js';
 import {
   cleanup,
   errorOf,
@@ -667,6 +668,26 @@ test('a publisher that keeps its connection alive is answered 503 SHUTTING_DOWN 
   } finally {
     await store.close();
   }
+});
+
+test('while a WebSocket client slow to answer the close holds a shutdown, the gateway still listens, on its port and its socket: /healthz and calls are told SHUTTING_DOWN, not refused a connection (README QA: a CLI was told no gateway ran, and to start one, which failed on the data dir still held)', async () => {
+  const own = await startTunedGateway();
+  // Upgraded, then deaf: it never answers the close frame.
+  const silent = await openRawHttp(own.port);
+  silent.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${Buffer.alloc(16).toString('base64')}\r\nAuthorization: Bearer ${own.token}\r\n\r\n`);
+  await waitUntil(() => silent.received.startsWith('HTTP/1.1 101 '), 'the upgrade');
+  const closing = own.gateway.close();
+  let closed = false;
+  void closing.then(() => (closed = true));
+  await sleep(100);
+  const health = await httpRequest(own.port, { path: '/healthz' });
+  assert.equal([health.status, health.body], [503, 'shutting down\n']);
+  const overSocket = await callOverHttp({ url: `unix:${own.gateway.socketPath}`, token: own.token }, 'gateway.status', {}).catch((error: unknown) => error);
+  assert.instance(overSocket, ConnectionError, String(overSocket));
+  assert.equal([(overSocket as ConnectionError).refusal?.status, (overSocket as ConnectionError).refusal?.errorName], [503, 'SHUTTING_DOWN']);
+  assert.not.ok(closed, 'the shutdown waited for the client');
+  await closing;
+  await waitUntil(() => silent.closed, 'the silent client cut at the end of the grace');
 });
 
 test('an Expect other than 100-continue is 417 with the route\'s JSON error, not a bare status line, and the connection closes (QA)', async ({ gw }) => {
