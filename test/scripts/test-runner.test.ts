@@ -1,14 +1,16 @@
 /**
  * `npm test`'s runner (scripts/test.ts): a hung test stops the run, named, in bounded time, with
- * the processes it started; otherwise uvu's exit code is the run's.
+ * the processes it started, and so do the runner's own end and uvu's; otherwise uvu's exit code
+ * is the run's. POSIX only: the suites below start `sleep`.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { withoutColours } from '../../scripts/plain-text.js';
 import { waitUntil } from '../helpers/gateway.js';
 
 const test = suite('scripts/test (the test runner)');
@@ -16,6 +18,8 @@ const test = suite('scripts/test (the test runner)');
 const RUNNER = fileURLToPath(new URL('../../scripts/test.js', import.meta.url));
 /** The same uvu the runner loads, imported by URL: the suites below live in a temp dir. */
 const UVU = import.meta.resolve('uvu');
+/** A test's line that starts a process meant to outlive it, with the runner's output pipes, and prints its pid. */
+const SLEEPER = "console.log(`sleeper ${(await import('node:child_process')).spawn('sleep', ['60'], { stdio: 'inherit' }).pid}`);";
 const dirs: string[] = [];
 
 test.after(() => {
@@ -32,53 +36,103 @@ function suites(files: Record<string, string>): string {
   return dir;
 }
 
+/** Bounded for this test's own sake, below any --stall-seconds given that is to go unused. */
 function runner(...args: string[]) {
-  // A bound for this test's own sake: the runner is the thing under test.
-  const run = spawnSync(process.execPath, [RUNNER, ...args], { encoding: 'utf8', timeout: 60_000 });
-  return { status: run.status, stdout: run.stdout.replace(/\u001b\[[0-9;]*m/g, ''), stderr: run.stderr };
+  const run = spawnSync(process.execPath, [RUNNER, ...args], { encoding: 'utf8', timeout: 15_000 });
+  return { status: run.status, stdout: withoutColours(run.stdout), stderr: run.stderr };
+}
+
+function sleeperOf(stdout: string): number {
+  const pid = Number(/sleeper (\d+)/.exec(stdout)?.[1]);
+  assert.ok(pid > 0, stdout);
+  return pid;
 }
 
 /** Gone, or a zombie no parent reaps (a container's init may not). */
 function isGone(pid: number): boolean {
   try {
-    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z') ?? true;
+    process.kill(pid, 0);
+  } catch {
+    return true;
+  }
+  try {
+    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z') ?? false;
   } catch {
     return true;
   }
 }
 
-test('a test that never ends stops the run once nothing is printed for --stall-seconds: exit 1, the hung suite named, the processes it started stopped', async () => {
+const posix = process.platform === 'win32' ? test.skip : test;
+
+posix('a test that never ends stops the run once no test has ended for --stall-seconds: exit 1, the file and the test named, the processes it started stopped', async () => {
   const dir = suites({
-    'a.test.js': "test('passes', () => {});",
-    'b.test.js': `
-import { spawn } from 'node:child_process';
-test('waits for ever', () => {
-  console.log('sleeper', spawn('sleep', ['300'], { stdio: 'ignore' }).pid);
-  return new Promise(() => setInterval(() => {}, 1000));
-});`,
+    'a.test.js': "test('passes', () => {});\ntest('passes too', () => {});",
+    // Its gateway logging on (to stderr) is no progress.
+    'b.test.js': `test('passes', () => {});\ntest('waits for ever', async () => {\n${SLEEPER}\nsetInterval(() => console.error('still here'), 200);\nawait new Promise(() => {});\n});`,
   });
-  const run = runner('--dir', dir, '--stall-seconds', '1');
+  const run = runner('--dir', dir, '--stall-seconds', '3');
   assert.is(run.status, 1, run.stderr);
-  assert.match(run.stderr, /no test finished for 1 s: one hangs, and the run is stopped\. The last output was:\n[^]*b\.test\.js/);
-  assert.match(run.stdout, /a\.test\.js[^]*\(1 \/ 1\)/, 'the suite before it ran');
-  const sleeper = Number(/sleeper (\d+)/.exec(run.stdout)?.[1]);
-  assert.ok(sleeper > 0, run.stdout);
+  assert.match(run.stderr, /\n\nno test ended for 3 s in b\.test\.js, after 1 of its tests ended: the next one hangs, and the run is stopped\. The last output was:\n[^]*still here\n$/);
+  assert.match(run.stdout, /a\.test\.js[^]*\(2 \/ 2\)/, 'the suite before it ran');
+  const sleeper = sleeperOf(run.stdout);
   await waitUntil(() => isGone(sleeper), 'the process the hung test started to be stopped');
 });
 
-test('a run that ends is left alone: exit 0 when every test passes, 1 when one fails', () => {
-  const passing = suites({ 'a.test.js': "test('passes', async () => { await new Promise((resolve) => setTimeout(resolve, 1500)); });" });
-  assert.is(runner('--dir', passing, '--stall-seconds', '5').status, 0);
+posix('a run that ends is left alone however long it takes, as long as tests end: exit 0 when every test passes, 1 when one fails', () => {
+  const slow = "async () => { await new Promise((resolve) => setTimeout(resolve, 1000)); }";
+  const passing = suites({ 'a.test.js': `test('one', ${slow});\ntest('two', ${slow});\ntest('three', ${slow});` });
+  const run = runner('--dir', passing, '--stall-seconds', '2.5');
+  assert.is(run.status, 0, run.stderr);
+  assert.match(run.stdout, /\(3 \/ 3\)/);
   const failing = suites({ 'a.test.js': "test('fails', () => { throw new Error('no'); });" });
   assert.is(runner('--dir', failing, '--stall-seconds', '5').status, 1);
 });
 
+posix('what tests leave running does not hold the run once uvu ends: exit as uvu did, at once, the processes stopped (review: a child holding the output pipes kept it to the stall)', async () => {
+  const leaky = suites({ 'a.test.js': `test('passes, leaving a process behind', async () => {\n${SLEEPER}\n});` });
+  const run = runner('--dir', leaky, '--stall-seconds', '30');
+  assert.is(run.status, 0, run.stderr);
+  await waitUntil(() => isGone(sleeperOf(run.stdout)), 'the process left behind to be stopped');
+  // uvu itself dies (a throw no test caught): its exit code, not a hang.
+  const crashing = suites({ 'a.test.js': `test('crashes its process', async () => {\n${SLEEPER}\nsetTimeout(() => { throw new Error('uncaught'); }, 10);\nawait new Promise(() => {});\n});` });
+  const crash = runner('--dir', crashing, '--stall-seconds', '30');
+  assert.is(crash.status, 1, crash.stderr);
+  assert.match(crash.stderr, /Error: uncaught/);
+  assert.not.match(crash.stderr, /no test ended/);
+  await waitUntil(() => isGone(sleeperOf(crash.stdout)), 'the process left behind to be stopped');
+});
+
+posix('a runner killed (SIGKILL, no word to anyone) takes its run with it: uvu and what its tests started stop themselves', async () => {
+  const dir = suites({ 'a.test.js': `test('waits for ever', async () => {\n${SLEEPER}\nawait new Promise(() => {});\n});` });
+  const child = spawn(process.execPath, [RUNNER, '--dir', dir, '--stall-seconds', '60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  await waitUntil(() => /sleeper \d+/.test(stdout), 'the test to start its process');
+  child.kill('SIGKILL');
+  await waitUntil(() => isGone(sleeperOf(stdout)), 'the process the test started to be stopped');
+});
+
+posix('SIGINT, SIGTERM and SIGHUP stop the run and what it started: exit 128 + the signal', async () => {
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+    const dir = suites({ 'a.test.js': `test('waits for ever', async () => {\n${SLEEPER}\nawait new Promise(() => {});\n});` });
+    const child = spawn(process.execPath, [RUNNER, '--dir', dir, '--stall-seconds', '60'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    await waitUntil(() => /sleeper \d+/.test(stdout), 'the test to start its process');
+    child.kill(signal);
+    assert.is(await exited, code, signal);
+    await waitUntil(() => isGone(sleeperOf(stdout)), `the process the test started to be stopped (${signal})`);
+  }
+});
+
 test('a pattern picks the suites whose path matches it, case aside; one that picks none is exit 2, not a green run of nothing', () => {
-  const dir = suites({ 'a.test.js': "test('a', () => {});", 'b.test.js': "test('b', () => {});", 'b.test.js.map': '' });
+  const dir = suites({ 'a.test.js': "test('a', () => {});", 'b.test.js': "test('b', () => {});", 'b.test.js.map': '', 'latest.js': "throw new Error('not a suite');" });
   const run = runner('B', '--dir', dir);
   assert.is(run.status, 0, run.stderr);
   assert.match(run.stdout, /b\.test\.js/);
   assert.not.match(run.stdout, /a\.test\.js/);
+  assert.is(runner('--dir', dir).status, 0, 'latest.js is no suite (review: the pattern lost its backslashes)');
   const none = runner('nothing', '--dir', dir);
   assert.is(none.status, 2);
   assert.is(none.stderr, `no suite under ${dir} matches /nothing/i\n`);
