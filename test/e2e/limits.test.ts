@@ -36,6 +36,7 @@ import {
   startTunedGateway,
   tryUpgrade,
   waitUntil,
+  withTimeout,
   type InProcessGateway,
   type JsonRpcResponse,
   type Peer,
@@ -651,8 +652,9 @@ test('HTTP bodies being read count with them: past the bound, the largest is ans
     socket.write(body.slice(0, sent));
     let received = '';
     socket.on('data', (chunk: Buffer) => (received += chunk.toString()));
-    const ended = once(socket, 'close', { signal: AbortSignal.timeout(10_000) });
-    return { socket, rest: () => socket.write(body.slice(sent)), answer: async () => (await ended, received), answered: () => received };
+    const ended = once(socket, 'close');
+    const answer = async () => (await withTimeout(ended, 10_000, () => `the gateway did not close the connection of ${id} within 10 s`), received);
+    return { socket, rest: () => socket.write(body.slice(sent)), answer, answered: () => received };
   };
   const small = await partialPost('small', 100 * 1024, 60 * 1024);
   const large = await partialPost('large', 250 * 1024, 220 * 1024);

@@ -344,11 +344,18 @@ export function openRaw(url: string, token: string): Promise<RawSocket> {
     },
     readUpTo(timeoutMs = NEXT_TIMEOUT_MS) {
       if (closeInfo) return Promise.reject(new Error(`socket already closed (${closeInfo.code})`));
+      // Its own payload: the pongs to pings sent before this one come first.
+      const payload = `read-up-to ${nextId++}`;
       const pong = new Promise<void>((resolve, reject) => {
-        ws.once('pong', () => resolve());
+        const onPong = (data: Buffer) => {
+          if (data.toString() !== payload) return;
+          ws.off('pong', onPong);
+          resolve();
+        };
+        ws.on('pong', onPong);
         closeWaiters.push(({ code, reason }) => reject(new Error(`socket closed (${code} ${reason}) before the pong`)));
       });
-      ws.ping();
+      ws.ping(payload);
       return withTimeout(pong, timeoutMs, () => `no pong within ${timeoutMs} ms`);
     },
     close: () => ws.close(1000),
