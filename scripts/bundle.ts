@@ -28,6 +28,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { codeCachePath } from '../src/cli/code-cache.js';
+import { isStoreModuleMissing } from '../src/cli/missing-store.js';
 import { codeCacheRunEnv } from './code-cache-env.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -80,13 +81,18 @@ await writeCodeCache();
  * and socket), and keeps the cache of what that compiled.
  */
 async function writeCodeCache(): Promise<void> {
+  // Imported here: without better-sqlite3 (an optional dependency npm leaves out when it cannot
+  // build it) the build goes on, without the cache, as the install must (README QA). Any other
+  // failure to load the gateway is a broken build, and fails it.
+  const gatewayModule = await import('../src/server/gateway.js').catch((error: unknown) => {
+    if (!isStoreModuleMissing(error)) throw error;
+    warnNoCodeCache(error);
+  });
+  if (!gatewayModule) return;
   const cache = codeCachePath(BUNDLE);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-build-'));
   try {
-    // Imported here: without better-sqlite3 (an optional dependency npm leaves out when it cannot
-    // build it) the build goes on, without the cache, as the install must (README QA).
-    const { startGateway } = await import('../src/server/gateway.js');
-    const gateway = await startGateway({ dataDir, port: 0, log: () => {} });
+    const gateway = await gatewayModule.startGateway({ dataDir, port: 0, log: () => {} });
     try {
       // Not execFileSync: the gateway that answers the call runs on this process's event loop.
       await run(process.execPath, [BIN, 'system', 'event', '--text', 'building the code cache', '--data-dir', dataDir], { env: codeCacheRunEnv(process.env, cache) });
@@ -94,8 +100,12 @@ async function writeCodeCache(): Promise<void> {
       await gateway.close();
     }
   } catch (error) {
-    process.stderr.write(`warning: no code cache for the CLI (${(error as Error).message}); it compiles on every start instead\n`);
+    warnNoCodeCache(error);
   } finally {
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+function warnNoCodeCache(error: unknown): void {
+  process.stderr.write(`warning: no code cache for the CLI (${(error as Error).message}); it compiles on every start instead\n`);
 }

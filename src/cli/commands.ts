@@ -25,6 +25,7 @@ import { COMMAND_GROUPS, declaredFlags, joinCommandGroup } from './argv.js';
 // their code is small; bundled with the entry, they load without another module to resolve.
 import * as oneShot from './client-commands.js';
 import { CliError, ExitCode, GATEWAY_EXIT_CODES_HELP, WATCH_EXIT_CODES_HELP } from './exit-codes.js';
+import { isStoreModuleMissing } from './missing-store.js';
 
 /**
  * What a command runs: the raw arguments (options are read from them as typed, see argv.ts) and
@@ -271,9 +272,7 @@ export const COMMANDS: readonly CommandSpec[] = [
  * plugin's install failed whole without a compiler). The gateway needs it, and says how to get it.
  */
 function explainMissingStore(error: unknown): never {
-  const { code, message } = error as NodeJS.ErrnoException;
-  // CommonJS (the bundles) says MODULE_NOT_FOUND, ES modules (dist/src run as they are) ERR_MODULE_NOT_FOUND.
-  if ((code !== 'MODULE_NOT_FOUND' && code !== 'ERR_MODULE_NOT_FOUND') || !message.includes("'better-sqlite3'")) throw error;
+  if (!isStoreModuleMissing(error)) throw error;
   throw new CliError(
     ExitCode.GATEWAY_ERROR,
     // Not `npm rebuild`: it rebuilds what is there, and npm removes an optional package it failed to build.

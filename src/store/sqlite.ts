@@ -402,13 +402,14 @@ function openDatabase(file: string, onMigrated: StoreOptions['onMigrated']): Dat
 /**
  * better-sqlite3 loads its native part at the first database, not at import: one that cannot be
  * loaded failed as the data dir's database, with advice about the data dir, and left an empty
- * file there (README QA). Tried on a database in memory first, before the data dir is touched.
+ * file there (README QA). Tried on a database in memory first, before the file is made. SQLite's
+ * own errors come once the native part is loaded.
  */
 function loadNativePart(): void {
   try {
     new Database(':memory:').close();
   } catch (error) {
-    throw new NativeModuleError(error);
+    throw sqliteCode(error) === undefined ? new NativeModuleError(error) : error;
   }
 }
 

@@ -40,7 +40,7 @@ test('no bundle requires a package at run time but better-sqlite3 (a native addo
   }
 });
 
-test('without better-sqlite3 (an optional dependency npm leaves out when it cannot build it) the build goes on without the code cache, the CLI works, and the gateway says what it needs; with the package but not its native part, it says how to build that, and the data dir is left untouched (README QA: the install failed whole, and `npm rebuild` was advised for a package not there)', () => {
+test('without better-sqlite3 (an optional dependency npm leaves out when it cannot build it) the build goes on without the code cache, the CLI works, and the gateway says what it needs; with the package but not its native part, it says how to build that, in one line, and makes no database file (README QA: the install failed whole, and `npm rebuild` was advised for a package not there)', () => {
   // The build as `npm run build` runs it, in a checkout whose node_modules lack better-sqlite3.
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-no-store-'));
   try {
