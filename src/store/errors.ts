@@ -1,8 +1,8 @@
 /**
  * What can go wrong with the store, one class each, with a stable `code` to match on instead of
  * the message. The server answers StoreUnavailableError with STORE_UNAVAILABLE, StoreFullError with
- * STORE_FULL, BackupError with BACKUP_FAILED and StoreClosedError with SHUTTING_DOWN; the other two
- * stop the gateway at start-up.
+ * STORE_FULL, BackupError with BACKUP_FAILED and StoreClosedError with SHUTTING_DOWN; the others
+ * (StoreLockedError, StoreOpenError, NativeModuleError) stop the gateway at start-up.
  */
 import path from 'node:path';
 import Database from 'better-sqlite3';
