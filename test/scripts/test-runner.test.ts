@@ -102,27 +102,29 @@ posix('what tests leave running does not hold the run once uvu ends: exit as uvu
   await waitUntil(() => isGone(sleeperOf(crash.stdout)), 'the process left behind to be stopped');
 });
 
-posix('a runner killed (SIGKILL, no word to anyone) takes its run with it: uvu and what its tests started stop themselves', async () => {
+/** A runner (started apart, to be signalled) whose one test waits for ever, once that test has started its sleeper. */
+async function hungRun() {
   const dir = suites({ 'a.test.js': `test('waits for ever', async () => {\n${SLEEPER}\nawait new Promise(() => {});\n});` });
   const child = spawn(process.execPath, [RUNNER, '--dir', dir, '--stall-seconds', '60'], { stdio: ['ignore', 'pipe', 'ignore'] });
   let stdout = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   await waitUntil(() => /sleeper \d+/.test(stdout), 'the test to start its process');
+  return { child, exited, sleeper: sleeperOf(stdout) };
+}
+
+posix('a runner killed (SIGKILL, no word to anyone) takes its run with it: uvu and what its tests started stop themselves', async () => {
+  const { child, sleeper } = await hungRun();
   child.kill('SIGKILL');
-  await waitUntil(() => isGone(sleeperOf(stdout)), 'the process the test started to be stopped');
+  await waitUntil(() => isGone(sleeper), 'the process the test started to be stopped');
 });
 
 posix('SIGINT, SIGTERM and SIGHUP stop the run and what it started: exit 128 + the signal', async () => {
   for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
-    const dir = suites({ 'a.test.js': `test('waits for ever', async () => {\n${SLEEPER}\nawait new Promise(() => {});\n});` });
-    const child = spawn(process.execPath, [RUNNER, '--dir', dir, '--stall-seconds', '60'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    await waitUntil(() => /sleeper \d+/.test(stdout), 'the test to start its process');
+    const { child, exited, sleeper } = await hungRun();
     child.kill(signal);
     assert.is(await exited, code, signal);
-    await waitUntil(() => isGone(sleeperOf(stdout)), `the process the test started to be stopped (${signal})`);
+    await waitUntil(() => isGone(sleeper), `the process the test started to be stopped (${signal})`);
   }
 });
 
