@@ -128,10 +128,13 @@ export class UnauthenticatedSockets<S extends TrackedSocket = Socket> {
     socket.off('close', this.#onClose);
   }
 
-  /** Stops the log's timer; the server closes the sockets. */
+  /**
+   * The server has stopped accepting: a flood still going is summed up now (the process may exit
+   * before its quiet time ends), and the log's timer stopped. The server closes the sockets.
+   */
   close(): void {
-    if (this.#flood) clearInterval(this.#flood.timer);
-    this.#flood = undefined;
+    const flood = this.#endFlood();
+    if (flood) this.#log(`${closedLine(flood, this.#limit)}; the gateway stopped`);
   }
 
   #tracks(socket: S): boolean {
@@ -180,8 +183,15 @@ export class UnauthenticatedSockets<S extends TrackedSocket = Socket> {
       flood.closedSinceCheck = 0;
       return;
     }
-    this.close();
-    this.#log(`closed ${flood.closed} sockets that had no authenticated request, to keep within ${this.#limit}; none for ${this.#quietMs / 1000} s`);
+    this.#endFlood();
+    this.#log(`${closedLine(flood, this.#limit)}; none for ${this.#quietMs / 1000} s`);
+  }
+
+  #endFlood(): Flood | undefined {
+    const flood = this.#flood;
+    if (flood) clearInterval(flood.timer);
+    this.#flood = undefined;
+    return flood;
   }
 
   /** The address most counted sockets come from, and how many: once a flood, for its log line. */
@@ -195,6 +205,10 @@ export class UnauthenticatedSockets<S extends TrackedSocket = Socket> {
     for (const entry of counts) if (entry[1] > busiest[1]) busiest = entry;
     return busiest;
   }
+}
+
+function closedLine(flood: Flood, limit: number): string {
+  return `closed ${flood.closed} sockets that had no authenticated request, to keep within ${limit}`;
 }
 
 function first<T>(set: ReadonlySet<T>): T | undefined {

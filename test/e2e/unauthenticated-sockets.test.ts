@@ -81,6 +81,11 @@ test('past the limit (8 here) the oldest silent sockets are closed, one for each
   assert.is(agent.isClosed, false);
   resultOf(await agent.call('gateway.status'));
   assert.equal(floodLines(gw).length, 1, 'one line for the whole flood, not one per socket');
+
+  // Stopped before the flood's quiet time (a minute) ends: the summary is logged all the same.
+  agent.close();
+  await gw.gateway.close();
+  assert.is(gw.log.at(-1), `closed 6 sockets that had no authenticated request, to keep within ${limit}; the gateway stopped`);
 });
 
 test('authenticated WebSocket connections do not count: past the limit of them, silent sockets up to the limit are all held, and the next one closes the oldest silent one, never a connection', async () => {

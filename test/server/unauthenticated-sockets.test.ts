@@ -162,4 +162,16 @@ test('the log: one line when closing starts, naming the busiest address; one whe
   sockets.close();
 });
 
+test('a flood still going when the gateway stops is summed up at once, and its timer stopped; with none, close() logs nothing', async () => {
+  const { sockets, log } = tracker(2, 20);
+  sockets.close();
+  assert.equal(log, []);
+  for (let i = 0; i < 5; i++) sockets.accepted(new FakeSocket(`f${i}`));
+  sockets.close();
+  assert.is(log.length, 2, log.join('\n'));
+  assert.is(log[1], 'closed 3 sockets that had no authenticated request, to keep within 2; the gateway stopped');
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.is(log.length, 2, 'no line after the quiet time');
+});
+
 test.run();
