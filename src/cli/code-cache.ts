@@ -12,6 +12,7 @@
  * never wrong.
  */
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { Script } from 'node:vm';
 
 /** Set by the build to the file the cache goes to, written once the command has run. */
@@ -30,9 +31,19 @@ export function compileBundle(bundle: string): Script {
   const source = readFileSync(bundle, 'utf8');
   const cachedData = readCache(codeCachePath(bundle), statSync(bundle).mtimeMs);
   return new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
-    filename: bundle,
+    filename: scriptName(bundle),
     ...(cachedData === undefined ? {} : { cachedData }),
   });
+}
+
+/**
+ * The name stack traces and profiles give the bundle's code: the same wherever the package is, as
+ * V8 keeps the name a cache was made under. Under its own path, every stack trace named the dir
+ * the build made the cache in (dist.next, gone once built), and a packed package would have named
+ * the packer's checkout.
+ */
+function scriptName(bundle: string): string {
+  return `switchboard/dist/bin/${basename(bundle)}`;
 }
 
 /** With CODE_CACHE_OUT_ENV set, writes the script's cache there as the process exits, after the command ran. */

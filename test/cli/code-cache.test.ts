@@ -7,19 +7,40 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { codeCachePath, compileBundle } from '../../src/cli/code-cache.js';
+import { codeCachePath } from '../../src/cli/code-cache.js';
 
 const test = suite('cli/code-cache');
 
 const BIN_DIR = fileURLToPath(new URL('../../bin/', import.meta.url));
 const BUNDLE = path.join(BIN_DIR, 'cli.cjs');
+const CODE_CACHE_MODULE = fileURLToPath(new URL('../../src/cli/code-cache.js', import.meta.url));
+
+/**
+ * Compiles `bundle` as the bin does, runs its top level, then `step` (code that sees `bundle`,
+ * `script` and the bundle's `module`); returns what it printed. In a process of its own, as the
+ * build and each CLI run are: V8 keeps the scripts a process compiled, and compiling the same
+ * source under the same name again takes that one, with no look at the cache given.
+ */
+function inChild(bundle: string, step: string): string {
+  const script = `import { compileBundle, codeCachePath } from ${JSON.stringify(pathToFileURL(CODE_CACHE_MODULE).href)};
+    import fs from 'node:fs';
+    const bundle = ${JSON.stringify(bundle)};
+    const script = compileBundle(bundle);
+    const module = { exports: {} };
+    ${step}`;
+  const ran = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.is(ran.status, 0, ran.stderr);
+  return ran.stdout;
+}
+
+const CACHE_TAKEN = 'console.log(script.cachedDataRejected)';
 
 test('the build leaves a cache that V8 takes for the bundle', () => {
   assert.ok(fs.existsSync(codeCachePath(BUNDLE)), 'dist/bin/cli.cjs.cache was made');
-  assert.is(compileBundle(BUNDLE).cachedDataRejected, false);
+  assert.is(inChild(BUNDLE, CACHE_TAKEN), 'false\n');
 });
 
 test('the bundle has no import(): a vm.Script takes it only behind an experimental flag in Node 20', () => {
@@ -32,10 +53,28 @@ test('a cache older than its bundle (edited after the build) is not used', () =>
     const bundle = path.join(dir, 'cli.cjs');
     fs.copyFileSync(BUNDLE, bundle);
     fs.copyFileSync(codeCachePath(BUNDLE), codeCachePath(bundle));
-    assert.is(compileBundle(bundle).cachedDataRejected, false, 'a copy of both fits');
+    assert.is(inChild(bundle, CACHE_TAKEN), 'false\n', 'a copy of both fits');
     const later = new Date(Date.now() + 60_000);
     fs.utimesSync(bundle, later, later);
-    assert.is(compileBundle(bundle).cachedDataRejected, undefined, 'no cache given to V8');
+    assert.is(inChild(bundle, CACHE_TAKEN), 'undefined\n', 'no cache given to V8');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('V8 keeps the name a cache was made under, so the bundle is compiled under one that holds wherever the package is', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-code-cache-'));
+  const [built, installed] = [path.join(dir, 'dist.next'), path.join(dir, 'elsewhere')];
+  const run = 'script.runInThisContext()(module.exports, undefined, module, bundle, undefined);';
+  try {
+    for (const at of [built, installed]) fs.mkdirSync(at);
+    fs.writeFileSync(path.join(built, 'cli.cjs'), 'module.exports.fail = function fail() { throw new Error("a bug"); };\n');
+    inChild(path.join(built, 'cli.cjs'), `${run} fs.writeFileSync(codeCachePath(bundle), script.createCachedData());`);
+    for (const file of ['cli.cjs', 'cli.cjs.cache']) fs.copyFileSync(path.join(built, file), path.join(installed, file));
+    const stack = inChild(path.join(installed, 'cli.cjs'), `${run} ${CACHE_TAKEN}; try { module.exports.fail(); } catch (error) { console.log(error.stack); }`);
+    assert.match(stack, /^false\n/, 'the cache was taken');
+    assert.match(stack, '(switchboard/dist/bin/cli.cjs:1:');
+    assert.not.match(stack, 'dist.next');
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -46,7 +85,7 @@ test('a cache that does not fit is rejected, and the bin runs the bundle compile
   try {
     for (const file of ['switchboard.cjs', 'cli.cjs']) fs.copyFileSync(path.join(BIN_DIR, file), path.join(dir, file));
     fs.writeFileSync(codeCachePath(path.join(dir, 'cli.cjs')), Buffer.from('not a V8 code cache'));
-    assert.is(compileBundle(path.join(dir, 'cli.cjs')).cachedDataRejected, true);
+    assert.is(inChild(path.join(dir, 'cli.cjs'), CACHE_TAKEN), 'true\n');
     // Port 1 on loopback: nothing listens, so the command runs to its unreachable error (exit 3).
     const ran = spawnSync(process.execPath, [path.join(dir, 'switchboard.cjs'), 'status', '--url', 'ws://127.0.0.1:1', '--token', 'sba_x'], { encoding: 'utf8' });
     assert.is(ran.status, 3, ran.stderr);
