@@ -12,7 +12,7 @@ import { gatewayUrlProblem, HTTP_PROTOCOLS, invalidGatewayUrl, UNIX_SOCKET_HOST,
 import { abortError, exchange, ExchangeError, type HttpResponse } from './http1.js';
 import { unixSocketRefusal } from './local-gateway.js';
 import { durationOption, tokenOption } from './options.js';
-import { onAbort, wait } from './abort.js';
+import { CallStop, onAbort, wait } from './abort.js';
 import { retryWhileBusy } from './busy-socket.js';
 
 export interface HttpCallOptions {
@@ -57,9 +57,9 @@ export async function callOverHttp<M extends MethodName>(options: HttpCallOption
   if (refusal !== undefined) throw refusal;
   const timeoutMs = durationOption('timeoutMs', options.timeoutMs, DEFAULT_CALL_TIMEOUT_MS);
   const token = tokenOption(options.token);
-  // One signal for the exchange: the caller's, or the timeout's (a timer cleared when the call
+  // One stop for the exchange: the caller's signal, or the timeout's (a timer cleared when the call
   // ends; AbortSignal.timeout would leave one pending in a library caller's process).
-  const stop = new AbortController();
+  const stop = new CallStop();
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -77,14 +77,14 @@ export async function callOverHttp<M extends MethodName>(options: HttpCallOption
       method: 'POST',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: rpcRequestBody(method, params),
-      signal: stop.signal,
+      signal: stop,
       maxBodyBytes: MAX_CLIENT_FRAME_BYTES,
     };
     response = await retryWhileBusy(() => exchange(request), {
       notConnected: (error) => error instanceof ExchangeError && error.failure === 'unreachable',
       // Timed out while the socket still refused: nothing was sent, which "unreachable" says and "timeout" would not.
       pause: async (ms, busy) => {
-        if (!(await wait(ms, stop.signal))) throw timedOut ? busy : abortError(stop.signal);
+        if (!(await wait(ms, stop))) throw timedOut ? busy : abortError(stop);
       },
     });
   } catch (error) {

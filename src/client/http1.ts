@@ -8,6 +8,7 @@
  * status line and headers, and find where the body ends (Content-Length, chunked, or the close).
  */
 import { connect, isIP, type Socket } from 'node:net';
+import { onAbort, type Stop } from './abort.js';
 
 /** A response head longer than this is not one a gateway (or a proxy before it) would send. */
 export const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
@@ -22,7 +23,7 @@ export interface HttpRequest {
   headers: Record<string, string>;
   body: string;
   /** Aborting it destroys the socket and fails the exchange with `aborted`. */
-  signal?: AbortSignal;
+  signal?: Stop;
   /** A response body longer than this fails the exchange with `too-large`. @default no limit */
   maxBodyBytes?: number;
 }
@@ -81,14 +82,13 @@ export async function exchange(request: HttpRequest): Promise<HttpResponse> {
     const settle = (outcome: () => void) => {
       if (settled) return;
       settled = true;
-      signal?.removeEventListener('abort', onAbort);
+      stopListening();
       outcome();
       // After the outcome, not before: tearing the socket down takes a cold process (the CLI's)
       // ~0.35 ms, which its answer need not wait for, and which exiting spares it altogether.
       setImmediate(() => socket.destroy());
     };
-    const onAbort = () => settle(() => reject(abortError(signal!)));
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const stopListening = onAbort(signal, () => settle(() => reject(abortError(signal!))));
     socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
       connected = true;
     });
@@ -156,7 +156,7 @@ async function openSocket(url: URL): Promise<Socket> {
   return connectTls({ host, port: Number(url.port || 443), servername: isIP(host) === 0 ? host : undefined, ALPNProtocols: ['http/1.1'] });
 }
 
-export function abortError(signal: AbortSignal): ExchangeError {
+export function abortError(signal: Stop): ExchangeError {
   return new ExchangeError('aborted', 'the request was aborted', { cause: signal.reason });
 }
 

@@ -1,8 +1,8 @@
-/** onAbort: one listener on the signal however many wait on it, each told once, none after it stops listening; wait() through it. */
+/** onAbort: one listener on the signal however many wait on it, each told once, none after it stops listening; wait() through it; CallStop, the client's own stop. */
 import { getEventListeners } from 'node:events';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { onAbort, wait } from '../../src/client/abort.js';
+import { CallStop, onAbort, wait } from '../../src/client/abort.js';
 
 const test = suite('client/abort');
 
@@ -31,6 +31,28 @@ test('wait: true once its time is up, false at once when the signal aborts; twen
   assert.equal(await Promise.all(waits), Array.from({ length: 20 }, () => false));
   assert.is(await wait(60_000, controller.signal), false, 'already aborted');
   assert.is(await wait(5, new AbortController().signal), true);
+});
+
+test("CallStop: read as a signal is, each listener told once on the first abort (the same function listening twice, twice), none that stopped listening; wait() through it", async () => {
+  const stop = new CallStop();
+  const told: string[] = [];
+  const record = () => told.push('twice');
+  onAbort(stop, record);
+  onAbort(stop, record);
+  const stopped = onAbort(stop, () => told.push('stopped'));
+  onAbort(stop, () => told.push('once'));
+  stopped();
+  const waiting = wait(60_000, stop);
+  assert.equal([stop.aborted, stop.reason], [false, undefined]);
+  const reason = new Error('timed out');
+  stop.abort(reason);
+  stop.abort(new Error('again'));
+  assert.equal(told, ['twice', 'twice', 'once']);
+  assert.equal([stop.aborted, stop.reason], [true, reason]);
+  assert.is(await waiting, false);
+  assert.is(await wait(60_000, stop), false, 'already aborted');
+  onAbort(stop, () => assert.unreachable('told after the abort'));
+  assert.is(await wait(5, new CallStop()), true);
 });
 
 test.run();
