@@ -67,7 +67,7 @@ await build({
   external: ['better-sqlite3'],
   plugins: [lazyFiles],
   // import() as require(): see above.
-  supported: { 'dynamic-import': false },
+  supported: { 'dynamic-import': false, 'regexp-unicode-property-escapes': true },
   // CommonJS has no import.meta: version.ts finds package.json from the file's own URL instead,
   // two levels up from any file in dist/bin.
   inject: ['scripts/cjs-import-meta.js'],
