@@ -208,7 +208,7 @@ export class UnauthenticatedSockets<S extends TrackedSocket = Socket> {
 }
 
 function closedLine(flood: Flood, limit: number): string {
-  return `closed ${flood.closed} sockets that had no authenticated request, to keep within ${limit}`;
+  return `closed ${flood.closed === 1 ? 'a socket' : `${flood.closed} sockets`} that had no authenticated request, to keep within ${limit}`;
 }
 
 function first<T>(set: ReadonlySet<T>): T | undefined {

@@ -172,6 +172,10 @@ test('a flood still going when the gateway stops is summed up at once, and its t
   assert.is(log[1], 'closed 3 sockets that had no authenticated request, to keep within 2; the gateway stopped');
   await new Promise((resolve) => setTimeout(resolve, 60));
   assert.is(log.length, 2, 'no line after the quiet time');
+  // Two are held from before: one more closes one.
+  sockets.accepted(new FakeSocket('one-more'));
+  sockets.close();
+  assert.is(log.at(-1), 'closed a socket that had no authenticated request, to keep within 2; the gateway stopped');
 });
 
 test.run();
