@@ -63,7 +63,8 @@ export async function callOverHttp<M extends MethodName>(options: HttpCallOption
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    stop.abort();
+    // As AbortSignal.timeout says it, for whoever follows the error's causes.
+    stop.abort(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError'));
   }, timeoutMs);
   const onCallerAbort = () => stop.abort(signal!.reason);
   if (signal?.aborted) onCallerAbort();

@@ -51,11 +51,19 @@ const STATUS = {
 const call = (url: string, extra: { timeoutMs?: number; signal?: AbortSignal } = {}) =>
   callOverHttp({ url, token: 'sbt_test', ...extra }, 'gateway.status', {});
 
-async function connectionFailure(promise: Promise<unknown>, failure: ConnectionFailure, message: RegExp | string): Promise<void> {
+async function connectionFailure(promise: Promise<unknown>, failure: ConnectionFailure, message: RegExp | string): Promise<ConnectionError> {
   const outcome = await promise.then(() => 'answered', (error: unknown) => error);
   assert.instance(outcome, ConnectionError);
   assert.is((outcome as ConnectionError).failure, failure);
   assert.match((outcome as Error).message, message);
+  return outcome as ConnectionError;
+}
+
+/** The innermost cause of an error: what the exchange was stopped with. */
+function rootCause(error: Error): unknown {
+  let cause: unknown = error;
+  while (cause instanceof Error && 'cause' in cause) cause = cause.cause;
+  return cause;
 }
 
 test('a result comes back as it was answered; the request is a JSON-RPC call to /rpc with the token', async () => {
@@ -198,10 +206,16 @@ test("an answer that is not of the method's shape is rejected, naming where it d
 
 test('no answer: timeout after timeoutMs, aborted by the caller, unreachable, or closed mid-answer', async () => {
   const silent = await gatewayAnswering(() => undefined);
-  await connectionFailure(call(silent.url, { timeoutMs: 50 }), 'timeout', `no answer to gateway.status from ${silent.url} within 50 ms`);
+  const timedOut = await connectionFailure(call(silent.url, { timeoutMs: 50 }), 'timeout', `no answer to gateway.status from ${silent.url} within 50 ms`);
+  const timeout = rootCause(timedOut);
+  assert.equal([timeout instanceof DOMException, (timeout as DOMException).name, (timeout as DOMException).message], [true, 'TimeoutError', 'no answer within 50 ms']);
   const controller = new AbortController();
-  setTimeout(() => controller.abort(), 20);
-  await connectionFailure(call(silent.url, { signal: controller.signal }), 'aborted', 'gateway.status was aborted by the caller');
+  const reason = new Error('the panel closed');
+  setTimeout(() => controller.abort(reason), 20);
+  const aborted = await connectionFailure(call(silent.url, { signal: controller.signal }), 'aborted', 'gateway.status was aborted by the caller');
+  assert.is(rootCause(aborted), reason, "the caller's reason, at the end of the causes");
+  const before = await connectionFailure(call(silent.url, { signal: AbortSignal.abort(reason) }), 'aborted', 'gateway.status was aborted by the caller');
+  assert.is(rootCause(before), reason, 'aborted before the call');
 
   const gone = await fakeServer(() => undefined);
   await gone.close();
