@@ -600,9 +600,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         // A backup in flight would hold its connection's close (it waits for calls in flight) for
         // as long as it takes: stopped, it is answered SHUTTING_DOWN, its file removed.
         store.stopBackups();
-        await shutdown(server, localSocket, wss, connections, keptAlive, restarting);
-        // Once nothing is accepted: a flood goes on while the shutdown lingers.
-        unauthenticated.close();
+        try {
+          await shutdown(server, localSocket, wss, connections, keptAlive, restarting);
+        } finally {
+          // Once nothing is accepted: a flood goes on while the shutdown lingers.
+          unauthenticated.close();
+        }
         try {
           await store.close();
         } finally {

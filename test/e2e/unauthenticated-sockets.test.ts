@@ -88,6 +88,21 @@ test('past the limit (8 here) the oldest silent sockets are closed, one for each
   assert.is(gw.log.at(-1), `closed 6 sockets that had no authenticated request, to keep within ${limit}; the gateway stopped`);
 });
 
+test('a flood that begins while a shutdown lingers (a WebSocket client slow to answer the close holds it) is summed up once the gateway stops', async () => {
+  const limit = 4;
+  const gw = await startLimitedGateway(limit);
+  // Upgraded, then deaf: it never answers the close frame, so the gateway listens on for its grace.
+  const deaf = await openRawHttp(gw.port);
+  deaf.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${Buffer.alloc(16).toString('base64')}\r\nAuthorization: Bearer ${gw.token}\r\n\r\n`);
+  await waitUntil(() => deaf.received.startsWith('HTTP/1.1 101 '), 'the upgrade');
+  const closing = gw.gateway.close();
+  const silent = await openSilent(gw.port, limit + 2);
+  await waitClosed(silent.slice(0, 2), 'the 2 oldest silent sockets to be closed');
+  assert.equal(floodLines(gw).length, 1, gw.log.join('\n'));
+  await closing;
+  assert.match(gw.log.at(-1)!, new RegExp(`^closed \\d+ sockets that had no authenticated request, to keep within ${limit}; the gateway stopped$`));
+});
+
 test('authenticated WebSocket connections do not count: past the limit of them, silent sockets up to the limit are all held, and the next one closes the oldest silent one, never a connection', async () => {
   const limit = 4;
   const gw = await startLimitedGateway(limit);
