@@ -379,28 +379,38 @@ export class Connection implements Subscriber, UnfinishedHolder {
     };
     this.#inFlight++;
     let answered = false;
-    this.#dispatcher
-      .handleFrame(text, context)
-      .then((response) => {
-        answered = true;
-        const read = budget.taken;
-        if (response !== undefined && this.#socket.readyState === this.#socket.OPEN) {
-          // What the reads took comes back once the answer is written, so the pool also bounds what
-          // waits in the gateway for a client that reads slowly.
-          if (read === 0) this.#send(response);
-          else this.#sendReadAnswer(response, read);
-          this.#throttle();
-        } else {
-          this.#readPool.bytes += read;
+    // One continuation for the answer and the bookkeeping after it (a finally() of its own cost a
+    // promise and two closures more per call); the bookkeeping runs whatever the answer does.
+    const settled = () => {
+      if (!answered) this.#readPool.bytes += budget.taken;
+      this.#inFlight--;
+      if (this.#inFlight === 0) this.#resolveDrained?.();
+      if (this.#state === 'OPEN') this.#runHeld();
+    };
+    this.#dispatcher.handleFrame(text, context).then(
+      (response) => {
+        try {
+          answered = true;
+          const read = budget.taken;
+          if (response !== undefined && this.#socket.readyState === this.#socket.OPEN) {
+            // What the reads took comes back once the answer is written, so the pool also bounds what
+            // waits in the gateway for a client that reads slowly.
+            if (read === 0) this.#send(response);
+            else this.#sendReadAnswer(response, read);
+            this.#throttle();
+          } else {
+            this.#readPool.bytes += read;
+          }
+          for (const task of tasks) task();
+        } finally {
+          settled();
         }
-        for (const task of tasks) task();
-      })
-      .finally(() => {
-        if (!answered) this.#readPool.bytes += budget.taken;
-        this.#inFlight--;
-        if (this.#inFlight === 0) this.#resolveDrained?.();
-        if (this.#state === 'OPEN') this.#runHeld();
-      });
+      },
+      (error: unknown) => {
+        settled();
+        throw error;
+      },
+    );
   }
 
   #sendReadAnswer(response: string, read: number): void {
