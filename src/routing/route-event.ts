@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import { DEFAULT_AGENT_ID, MAX_TEXT_BYTES } from '../protocol/constants.js';
 import { RpcError } from '../protocol/errors.js';
-import type { EventMode, Fallback, Route, RoutingResult, StoredEvent, SystemEventParams, WakeOutcome } from '../protocol/schemas.js';
+import { RESULT_JSON, type OwnJson } from '../protocol/jsonrpc.js';
+import type { EventMode, Fallback, QueueOutcome, Route, RoutingResult, StoredEvent, SystemEventParams, WakeOutcome } from '../protocol/schemas.js';
 import { mainSessionKey, parseSessionKey, sessionKeyError, unpublishableKeyError, unpublishableKeyReason, type ParsedSessionKey } from '../protocol/session-key.js';
 import { rejectInvisible, rejectLookalikeKey } from '../protocol/validate.js';
 import { StoreFullError } from '../store/errors.js';
@@ -36,6 +37,49 @@ export interface Delivery {
 export interface Target {
   parsed: ParsedSessionKey;
   fallback: Fallback;
+  /** For a key given and found publishable: its parse and the JSON of its parts, shared by every call that gives the same key. */
+  known?: KnownKey;
+}
+
+/**
+ * A session key as given that parsed and may be published to, with the JSON text of what a routing
+ * result repeats of it. Frozen: every call that gives the same key shares it.
+ */
+interface KnownKey {
+  readonly given: string;
+  readonly parsed: ParsedSessionKey;
+  readonly givenJson: string;
+  readonly sessionKeyJson: string;
+  readonly routeJson: string;
+}
+
+/**
+ * Keys as given that parsed and may be published to. Parsing is a function of the text alone, so a
+ * key seen before is answered from here, with what its parse said; a key that fails is parsed (and
+ * refused) every time. Emptied when full (keys are at most 512 characters, so this holds a few MB
+ * at worst): a gateway's publishers use a bounded set of keys.
+ */
+const knownKeys = new Map<string, KnownKey>();
+const KNOWN_KEYS_LIMIT = 1024;
+
+function knownKey(sessionKey: string): KnownKey {
+  const known = knownKeys.get(sessionKey);
+  if (known !== undefined) return known;
+  const parsed = parseSessionKey(sessionKey);
+  if (!parsed.ok) throw sessionKeyError(sessionKey, parsed.reason);
+  const unpublishable = unpublishableKeyReason(parsed.value);
+  if (unpublishable !== null) throw unpublishableKeyError(sessionKey, unpublishable);
+  const value = Object.freeze({ sessionKey: parsed.value.sessionKey, route: Object.freeze(parsed.value.route) });
+  const added: KnownKey = Object.freeze({
+    given: sessionKey,
+    parsed: value,
+    givenJson: JSON.stringify(sessionKey),
+    sessionKeyJson: JSON.stringify(value.sessionKey),
+    routeJson: JSON.stringify(value.route),
+  });
+  if (knownKeys.size >= KNOWN_KEYS_LIMIT) knownKeys.clear();
+  knownKeys.set(sessionKey, added);
+  return added;
 }
 
 /**
@@ -44,11 +88,8 @@ export interface Target {
  */
 export function resolveTarget(sessionKey: string | undefined, agentId: string | undefined, defaultAgentId = DEFAULT_AGENT_ID): Target {
   if (sessionKey !== undefined) {
-    const parsed = parseSessionKey(sessionKey);
-    if (!parsed.ok) throw sessionKeyError(sessionKey, parsed.reason);
-    const unpublishable = unpublishableKeyReason(parsed.value);
-    if (unpublishable !== null) throw unpublishableKeyError(sessionKey, unpublishable);
-    const keyAgent = parsed.value.route.agentId;
+    const known = knownKey(sessionKey);
+    const keyAgent = known.parsed.route.agentId;
     if (agentId !== undefined && agentId.toLowerCase() !== keyAgent) {
       throw RpcError.invalidParams([
         {
@@ -57,7 +98,7 @@ export function resolveTarget(sessionKey: string | undefined, agentId: string | 
         },
       ]);
     }
-    return { parsed: parsed.value, fallback: null };
+    return { parsed: known.parsed, fallback: null, known };
   }
   const agent = (agentId ?? defaultAgentId).toLowerCase();
   return {
@@ -88,6 +129,90 @@ export interface Caller {
   mayPublishTo(agentId: string): void;
 }
 
+/** The last time formatted as storedAt, and its text: the events of a batch mostly share their millisecond. */
+let isoAt = Number.NaN;
+let isoText = '';
+
+function isoTime(ms: number): string {
+  if (ms !== isoAt) {
+    isoText = new Date(ms).toISOString();
+    isoAt = ms;
+  }
+  return isoText;
+}
+
+/** JSON text of wake messages (the hub words them per agent): each is escaped once, not per call. */
+const wakeMessageJson = new Map<string, string>();
+const WAKE_MESSAGES_LIMIT = 4096;
+
+function messageJson(message: string): string {
+  let json = wakeMessageJson.get(message);
+  if (json === undefined) {
+    json = JSON.stringify(message);
+    if (wakeMessageJson.size >= WAKE_MESSAGES_LIMIT) wakeMessageJson.clear();
+    wakeMessageJson.set(message, json);
+  }
+  return json;
+}
+
+/**
+ * The routing result of a stored event, which writes its own JSON (RESULT_JSON): the same text
+ * JSON.stringify writes of it, with what repeats between calls to the same key written once
+ * (KnownKey): the shared text only where the field holds what it was made of.
+ */
+class RoutingAnswer implements RoutingResult, OwnJson {
+  // In the answer's order: JSON.stringify writes a class's fields in the order they are declared.
+  readonly eventId: string;
+  readonly sessionKey: string;
+  readonly requestedSessionKey: string | null;
+  readonly fallback: Fallback;
+  readonly route: Route;
+  readonly mode: EventMode;
+  readonly queue: QueueOutcome;
+  readonly wake: WakeOutcome;
+  readonly receivers: number;
+  readonly duplicate: boolean;
+  readonly storedAt: string;
+  readonly #known: KnownKey | undefined;
+
+  constructor(result: RoutingResult, known: KnownKey | undefined) {
+    this.eventId = result.eventId;
+    this.sessionKey = result.sessionKey;
+    this.requestedSessionKey = result.requestedSessionKey;
+    this.fallback = result.fallback;
+    this.route = result.route;
+    this.mode = result.mode;
+    this.queue = result.queue;
+    this.wake = result.wake;
+    this.receivers = result.receivers;
+    this.duplicate = result.duplicate;
+    this.storedAt = result.storedAt;
+    this.#known = known;
+  }
+
+  [RESULT_JSON](): string {
+    const known = this.#known;
+    const { queue, wake } = this;
+    const sessionKey = known !== undefined && this.sessionKey === known.parsed.sessionKey ? known.sessionKeyJson : JSON.stringify(this.sessionKey);
+    const requested = known !== undefined && this.requestedSessionKey === known.given ? known.givenJson : JSON.stringify(this.requestedSessionKey);
+    const route = known !== undefined && this.route === known.parsed.route ? known.routeJson : JSON.stringify(this.route);
+    // Both built as these literals, by routeEvent and the hub's plan (WakeOutcome).
+    const wakeJson = `{"status":${JSON.stringify(wake.status)},"message":${messageJson(wake.message)}}`;
+    const dropped = queue.dropped.length === 0 ? '[]' : JSON.stringify(queue.dropped);
+    const queueJson = `{"status":${JSON.stringify(queue.status)},"seq":${number(queue.seq)},"depth":${number(queue.depth)},"replaced":${JSON.stringify(queue.replaced)},"dropped":${dropped}}`;
+    return (
+      `{"eventId":${JSON.stringify(this.eventId)},"sessionKey":${sessionKey},"requestedSessionKey":${requested},` +
+      `"fallback":${this.fallback === null ? 'null' : JSON.stringify(this.fallback)},"route":${route},"mode":${JSON.stringify(this.mode)},"queue":${queueJson},` +
+      `"wake":${wakeJson},"receivers":${number(this.receivers)},"duplicate":${this.duplicate ? 'true' : 'false'},"storedAt":${JSON.stringify(this.storedAt)}}`
+    );
+  }
+}
+
+/** A number as JSON.stringify writes it. */
+function number(value: number): string {
+  return Number.isFinite(value) ? String(value) : 'null';
+}
+
 export async function routeEvent(
   params: SystemEventParams,
   store: EventStore,
@@ -97,7 +222,7 @@ export async function routeEvent(
   const text = normalizeText(params.text);
   if (params.contextKey !== undefined) rejectLookalikeKey(params.contextKey, '/contextKey');
   if (params.idempotencyKey !== undefined) rejectLookalikeKey(params.idempotencyKey, '/idempotencyKey');
-  const { parsed, fallback } = resolveTarget(params.sessionKey, params.agentId, caller.defaultAgentId);
+  const { parsed, fallback, known } = resolveTarget(params.sessionKey, params.agentId, caller.defaultAgentId);
   const { sessionKey, route } = parsed;
   caller.mayPublishTo(route.agentId);
   const mode = params.mode ?? DEFAULT_MODE;
@@ -114,19 +239,22 @@ export async function routeEvent(
     complete: (outcome) => {
       routed = { eventId: outcome.eventId, sessionKey, seq: outcome.seq, text, mode, contextKey, route, storedAt: outcome.storedAt };
       const { wake, receivers } = delivery.plan(routed, outcome);
-      return {
-        eventId: outcome.eventId,
-        sessionKey,
-        requestedSessionKey: params.sessionKey ?? null,
-        fallback,
-        route,
-        mode,
-        queue: { status: outcome.status, seq: outcome.seq, depth: outcome.depth, replaced: outcome.replaced, dropped: outcome.dropped },
-        wake,
-        receivers,
-        duplicate: false,
-        storedAt: new Date(outcome.storedAt).toISOString(),
-      };
+      return new RoutingAnswer(
+        {
+          eventId: outcome.eventId,
+          sessionKey,
+          requestedSessionKey: params.sessionKey ?? null,
+          fallback,
+          route,
+          mode,
+          queue: { status: outcome.status, seq: outcome.seq, depth: outcome.depth, replaced: outcome.replaced, dropped: outcome.dropped },
+          wake,
+          receivers,
+          duplicate: false,
+          storedAt: isoTime(outcome.storedAt),
+        },
+        known,
+      );
     },
     // The trace's answer to "why did the agent not react?" when no wake step follows.
     storedDetail: (result) => ({ wake: result.wake.status }),

@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MAX_BATCH_LENGTH, MAX_ECHOED_NAME_LENGTH } from '../../src/protocol/constants.js';
 import { echoed, RpcError } from '../../src/protocol/errors.js';
-import { numericIdTexts, RpcDispatcher, type Handler } from '../../src/protocol/jsonrpc.js';
+import { numericIdTexts, RESULT_JSON, RpcDispatcher, type Handler, type OwnJson } from '../../src/protocol/jsonrpc.js';
 
 interface Context {
   connection: number;
@@ -494,6 +494,30 @@ test('onMessage is told how many requests a parsed frame holds before any of the
   ]);
   for (const frame of ['{"jsonrpc":"2.0",', '[]', JSON.stringify(Array.from({ length: MAX_BATCH_LENGTH + 1 }, () => 1))]) await send(frame);
   assert.is(told.length, 2, 'not for a parse error, an empty batch or one too long');
+});
+
+test('a result that writes its own JSON (RESULT_JSON) is answered with that text, a large id as written; a copy of it, or an error, as JSON.stringify writes them', async () => {
+  class Written implements OwnJson {
+    constructor(readonly value: string) {}
+    [RESULT_JSON](): string {
+      return `{"value":${JSON.stringify(this.value)},"own":true}`;
+    }
+  }
+  const dispatcher = new RpcDispatcher<Record<string, never>>({
+    own: (params) => new Written((params as { value: string }).value),
+    copied: () => ({ ...new Written('copy') }),
+    failing: () => {
+      throw new RpcError('INVALID_PARAMS', 'Invalid params: no');
+    },
+  });
+  const answer = (frame: string) => dispatcher.handleFrame(frame, {});
+  assert.is(await answer('{"jsonrpc":"2.0","id":1,"method":"own","params":{"value":"a\\"b"}}'), '{"jsonrpc":"2.0","id":1,"result":{"value":"a\\"b","own":true}}');
+  assert.is(await answer('{"jsonrpc":"2.0","id":12345678901234567890,"method":"own","params":{"value":"x"}}'), '{"jsonrpc":"2.0","id":12345678901234567890,"result":{"value":"x","own":true}}');
+  assert.is(
+    await answer('[{"jsonrpc":"2.0","id":"a","method":"own","params":{"value":"x"}},{"jsonrpc":"2.0","id":2,"method":"copied"}]'),
+    '[{"jsonrpc":"2.0","id":"a","result":{"value":"x","own":true}},{"jsonrpc":"2.0","id":2,"result":{"value":"copy"}}]',
+  );
+  assert.is(await answer('{"jsonrpc":"2.0","id":3,"method":"failing"}'), '{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"Invalid params: no","data":{"name":"INVALID_PARAMS"}}}');
 });
 
 test.run();
