@@ -21,6 +21,7 @@ import {
 } from 'json-rpc-2.0';
 import { MAX_BATCH_LENGTH } from './constants.js';
 import { echoed, ErrorCode, RpcError, type ErrorData, type ErrorName } from './errors.js';
+import { RESULT_JSON, type OwnJson } from './own-json.js';
 
 export type Handler<C> = (params: unknown, context: C) => unknown;
 
@@ -47,21 +48,6 @@ export interface DispatcherOptions<C> {
 }
 
 const INTERNAL_MESSAGE = 'Internal error: the gateway log has the details';
-
-/**
- * Where a handler's result may carry its own JSON text: a method under this key (on its prototype,
- * so a copy made by spreading it carries none) that returns exactly what JSON.stringify would write
- * of the result, byte for byte. For a result of a fixed shape answered on the hot path (the
- * routing result of system.event): JSON.stringify of its ~700 bytes was ~8% of the gateway's time
- * at 16 x 64, and the parts that repeat from call to call (the route, the session key, the wake's
- * words) can be written once. A symbol key is never serialized.
- */
-export const RESULT_JSON: unique symbol = Symbol('resultJson');
-
-/** A result that writes its own JSON (see RESULT_JSON). */
-export interface OwnJson {
-  [RESULT_JSON](): string;
-}
 
 /** The answer to one frame: one response, a batch's, or nothing (notifications only). */
 export type Answer = JSONRPCResponse | JSONRPCResponse[] | undefined;

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { DEFAULT_AGENT_ID, MAX_TEXT_BYTES } from '../protocol/constants.js';
 import { RpcError } from '../protocol/errors.js';
-import { RESULT_JSON, type OwnJson } from '../protocol/jsonrpc.js';
+import { RESULT_JSON, type OwnJson } from '../protocol/own-json.js';
 import type { EventMode, Fallback, QueueOutcome, Route, RoutingResult, StoredEvent, SystemEventParams, WakeOutcome } from '../protocol/schemas.js';
 import { mainSessionKey, parseSessionKey, sessionKeyError, unpublishableKeyError, unpublishableKeyReason, type ParsedSessionKey } from '../protocol/session-key.js';
 import { rejectInvisible, rejectLookalikeKey } from '../protocol/validate.js';
@@ -141,20 +141,6 @@ function isoTime(ms: number): string {
   return isoText;
 }
 
-/** JSON text of wake messages (the hub words them per agent): each is escaped once, not per call. */
-const wakeMessageJson = new Map<string, string>();
-const WAKE_MESSAGES_LIMIT = 4096;
-
-function messageJson(message: string): string {
-  let json = wakeMessageJson.get(message);
-  if (json === undefined) {
-    json = JSON.stringify(message);
-    if (wakeMessageJson.size >= WAKE_MESSAGES_LIMIT) wakeMessageJson.clear();
-    wakeMessageJson.set(message, json);
-  }
-  return json;
-}
-
 /**
  * The routing result of a stored event, which writes its own JSON (RESULT_JSON): the same text
  * JSON.stringify writes of it, with what repeats between calls to the same key written once
@@ -192,25 +178,16 @@ class RoutingAnswer implements RoutingResult, OwnJson {
 
   [RESULT_JSON](): string {
     const known = this.#known;
-    const { queue, wake } = this;
+    // Guards: routeEvent builds these fields from `known`, but a text is shared only for what it was made of.
     const sessionKey = known !== undefined && this.sessionKey === known.parsed.sessionKey ? known.sessionKeyJson : JSON.stringify(this.sessionKey);
     const requested = known !== undefined && this.requestedSessionKey === known.given ? known.givenJson : JSON.stringify(this.requestedSessionKey);
     const route = known !== undefined && this.route === known.parsed.route ? known.routeJson : JSON.stringify(this.route);
-    // Both built as these literals, by routeEvent and the hub's plan (WakeOutcome).
-    const wakeJson = `{"status":${JSON.stringify(wake.status)},"message":${messageJson(wake.message)}}`;
-    const dropped = queue.dropped.length === 0 ? '[]' : JSON.stringify(queue.dropped);
-    const queueJson = `{"status":${JSON.stringify(queue.status)},"seq":${number(queue.seq)},"depth":${number(queue.depth)},"replaced":${JSON.stringify(queue.replaced)},"dropped":${dropped}}`;
     return (
       `{"eventId":${JSON.stringify(this.eventId)},"sessionKey":${sessionKey},"requestedSessionKey":${requested},` +
-      `"fallback":${this.fallback === null ? 'null' : JSON.stringify(this.fallback)},"route":${route},"mode":${JSON.stringify(this.mode)},"queue":${queueJson},` +
-      `"wake":${wakeJson},"receivers":${number(this.receivers)},"duplicate":${this.duplicate ? 'true' : 'false'},"storedAt":${JSON.stringify(this.storedAt)}}`
+      `"fallback":${JSON.stringify(this.fallback)},"route":${route},"mode":${JSON.stringify(this.mode)},"queue":${JSON.stringify(this.queue)},` +
+      `"wake":${JSON.stringify(this.wake)},"receivers":${JSON.stringify(this.receivers)},"duplicate":${JSON.stringify(this.duplicate)},"storedAt":${JSON.stringify(this.storedAt)}}`
     );
   }
-}
-
-/** A number as JSON.stringify writes it. */
-function number(value: number): string {
-  return Number.isFinite(value) ? String(value) : 'null';
 }
 
 export async function routeEvent(

@@ -378,19 +378,11 @@ export class Connection implements Subscriber, UnfinishedHolder {
       frameBytes: (data as Buffer).length,
     };
     this.#inFlight++;
-    let answered = false;
-    // One continuation for the answer and the bookkeeping after it (a finally() of its own cost a
-    // promise and two closures more per call); the bookkeeping runs whatever the answer does.
-    const settled = () => {
-      if (!answered) this.#readPool.bytes += budget.taken;
-      this.#inFlight--;
-      if (this.#inFlight === 0) this.#resolveDrained?.();
-      if (this.#state === 'OPEN') this.#runHeld();
-    };
+    // One continuation for the answer and the bookkeeping after it, whatever the answer does: a
+    // then() and a finally() cost a promise and two closures more per call.
     this.#dispatcher.handleFrame(text, context).then(
       (response) => {
         try {
-          answered = true;
           const read = budget.taken;
           if (response !== undefined && this.#socket.readyState === this.#socket.OPEN) {
             // What the reads took comes back once the answer is written, so the pool also bounds what
@@ -403,14 +395,24 @@ export class Connection implements Subscriber, UnfinishedHolder {
           }
           for (const task of tasks) task();
         } finally {
-          settled();
+          this.#settled();
         }
       },
       (error: unknown) => {
-        settled();
+        this.#readPool.bytes += budget.taken;
+        this.#settled();
+        // The dispatcher answers every error it is handed, so this is a bug: it must still stop the
+        // process (an unhandled rejection), as it did before.
         throw error;
       },
     );
+  }
+
+  /** A frame's work is over, answered or not: the next held frame may run, and a drain may end. */
+  #settled(): void {
+    this.#inFlight--;
+    if (this.#inFlight === 0) this.#resolveDrained?.();
+    if (this.#state === 'OPEN') this.#runHeld();
   }
 
   #sendReadAnswer(response: string, read: number): void {

@@ -195,9 +195,6 @@ interface AgentPresence {
   readonly heartbeat: Due;
 }
 
-/** Agents whose wake words are kept (see DeliveryHub#wakeWords). */
-const WAKE_WORDS_LIMIT = 1024;
-
 export class DeliveryHub implements Delivery {
   readonly #store: EventStore;
   readonly #options: HubOptions;
@@ -215,11 +212,6 @@ export class DeliveryHub implements Delivery {
    */
   readonly #backlog = new Map<string, { reading: boolean }>();
   readonly #heartbeat: NodeJS.Timeout;
-  /**
-   * The words of the two wakes that name only the agent, per agent: written once, not per event
-   * (the routing result's JSON escapes each text once, see route-event.ts). Emptied when full.
-   */
-  readonly #wakeWords = new Map<string, { absent: string; heartbeat: string }>();
   #nextSubscription = 1;
 
   constructor(store: EventStore, options: HubOptions) {
@@ -591,10 +583,18 @@ export class DeliveryHub implements Delivery {
   #planWake(event: RoutedEvent): WakeOutcome {
     const { agentId } = event.route;
     const presence = this.#agents.get(agentId);
-    if (!presence) return { status: 'no-agent-connected', message: this.#wordsFor(agentId).absent };
+    if (!presence) {
+      return {
+        status: 'no-agent-connected',
+        message: `no connection subscribes to agent "${agentId}"; the event waits in the session queue, and the agent is woken for it when it subscribes`,
+      };
+    }
     if (event.mode === 'next-heartbeat') {
       plan(presence.heartbeat, event);
-      return { status: 'next-heartbeat', message: this.#wordsFor(agentId).heartbeat };
+      return {
+        status: 'next-heartbeat',
+        message: `agent "${agentId}" is told at its next heartbeat (every ${formatInterval(this.#options.heartbeatIntervalMs)})`,
+      };
     }
     const { wake } = presence;
     plan(wake, event);
@@ -603,19 +603,6 @@ export class DeliveryHub implements Delivery {
     }
     wake.timer = setImmediate(() => this.#sendWake(agentId));
     return { status: 'sent', message: `agent.wake sent to ${presence.connections.size} connection(s) of agent "${agentId}"` };
-  }
-
-  #wordsFor(agentId: string): { absent: string; heartbeat: string } {
-    let words = this.#wakeWords.get(agentId);
-    if (words === undefined) {
-      words = {
-        absent: `no connection subscribes to agent "${agentId}"; the event waits in the session queue, and the agent is woken for it when it subscribes`,
-        heartbeat: `agent "${agentId}" is told at its next heartbeat (every ${formatInterval(this.#options.heartbeatIntervalMs)})`,
-      };
-      if (this.#wakeWords.size >= WAKE_WORDS_LIMIT) this.#wakeWords.clear();
-      this.#wakeWords.set(agentId, words);
-    }
-    return words;
   }
 
   #sendWake(agentId: string): void {

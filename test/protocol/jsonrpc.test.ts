@@ -6,7 +6,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MAX_BATCH_LENGTH, MAX_ECHOED_NAME_LENGTH } from '../../src/protocol/constants.js';
 import { echoed, RpcError } from '../../src/protocol/errors.js';
-import { numericIdTexts, RESULT_JSON, RpcDispatcher, type Handler, type OwnJson } from '../../src/protocol/jsonrpc.js';
+import { numericIdTexts, RpcDispatcher, type Handler } from '../../src/protocol/jsonrpc.js';
+import { RESULT_JSON, type OwnJson } from '../../src/protocol/own-json.js';
 
 interface Context {
   connection: number;

@@ -6,8 +6,18 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ErrorCode, RpcError } from '../../src/protocol/errors.js';
-import { RESULT_JSON, type OwnJson } from '../../src/protocol/jsonrpc.js';
-import type { QueueOutcome, RoutingResult, SystemEventParams, WakeOutcome } from '../../src/protocol/schemas.js';
+import { RESULT_JSON, type OwnJson } from '../../src/protocol/own-json.js';
+import type { TObject } from 'typebox';
+import {
+  QueueOutcome as QueueOutcomeSchema,
+  Route as RouteSchema,
+  RoutingResult as RoutingResultSchema,
+  WakeOutcome as WakeOutcomeSchema,
+  type QueueOutcome,
+  type RoutingResult,
+  type SystemEventParams,
+  type WakeOutcome,
+} from '../../src/protocol/schemas.js';
 import { routeEvent, type Caller, type Delivery } from '../../src/routing/route-event.js';
 import type { AppendOutcome, AppendRequest, AppendResult, EventStore } from '../../src/store/types.js';
 
@@ -21,9 +31,10 @@ let nextEvent = 1;
 function storing(queue: Partial<QueueOutcome> = {}): EventStore {
   const store: Pick<EventStore, 'append'> = {
     append: async <R>(request: AppendRequest<R>): Promise<AppendResult<R>> => {
+      // A millisecond of its own for every second event: storedAt's text is reused within one.
       const outcome: AppendOutcome = {
         eventId: `evt_${nextEvent++}`,
-        storedAt: Date.UTC(2026, 10, 27, 19, 30, 0, nextEvent % 1000),
+        storedAt: Date.UTC(2026, 10, 27, 19, 30, 0, (nextEvent >> 1) % 1000),
         status: 'queued',
         seq: nextEvent,
         depth: 1,
@@ -32,6 +43,7 @@ function storing(queue: Partial<QueueOutcome> = {}): EventStore {
         ...queue,
       };
       const result = request.complete(outcome);
+      assert.is((result as RoutingResult).storedAt, new Date(outcome.storedAt).toISOString());
       request.storedDetail?.(result);
       return { status: 'stored', result, outcome };
     },
@@ -49,12 +61,23 @@ async function route(params: SystemEventParams, store = storing(), delivery = de
   return routeEvent(params, store, delivery, CALLER);
 }
 
-/** The answer's own text, checked against JSON.stringify of the same fields. */
+/**
+ * The answer's own text, checked against JSON.stringify of the same fields, and those fields
+ * against the schema's, in its order: a field the schema gains must not go missing from both.
+ */
 function ownJson(result: RoutingResult): string {
   const own = (result as RoutingResult & Partial<OwnJson>)[RESULT_JSON];
   assert.type(own, 'function', 'a stored event writes its own JSON');
   const text = own!.call(result);
   assert.is(text, JSON.stringify({ ...result }));
+  const written = JSON.parse(text) as RoutingResult;
+  const shapes: Array<[object, TObject]> = [
+    [written, RoutingResultSchema],
+    [written.route, RouteSchema],
+    [written.queue, QueueOutcomeSchema],
+    [written.wake, WakeOutcomeSchema],
+  ];
+  for (const [value, schema] of shapes) assert.equal(Object.keys(value), Object.keys(schema.properties));
   return text;
 }
 
@@ -96,14 +119,19 @@ test('the same for every queue outcome and wake: replaced, dropped at the cap, d
   }
 });
 
-test('a key remembered from an earlier call routes as a fresh parse does: the same answer, another key as given kept as given, an agentId that disagrees refused', async () => {
-  const key = 'agent:main:slack:channel:C9:thread:T9';
+test('a key remembered from an earlier call routes as a fresh parse does: the same answer, another spelling kept as given, an agentId that disagrees refused', async () => {
+  const key = 'agent:main:slack:channel:c9:thread:t9';
   const first = await route({ text: 'one', sessionKey: key });
   const again = await route({ text: 'two', sessionKey: key });
   assert.equal([again.sessionKey, again.route, again.requestedSessionKey], [first.sessionKey, first.route, key]);
+  // Keywords are read in any case, ids as written: another session.
   const otherwise = await route({ text: 'three', sessionKey: key.toUpperCase() });
-  assert.equal([otherwise.sessionKey, otherwise.requestedSessionKey], [key, key.toUpperCase()]);
+  assert.equal([otherwise.sessionKey, otherwise.requestedSessionKey], ['agent:main:slack:channel:C9:thread:T9', key.toUpperCase()]);
   ownJson(otherwise);
+  // Unicode spellings that normalise alike are different keys, as the README says.
+  const composed = await route({ text: 'five', sessionKey: 'agent:main:slack:channel:caf\u00e9' });
+  const decomposed = await route({ text: 'six', sessionKey: 'agent:main:slack:channel:cafe\u0301' });
+  assert.not.equal(composed.sessionKey, decomposed.sessionKey);
   for (let i = 0; i < 2; i++) {
     const refused = await route({ text: 'four', sessionKey: key, agentId: 'ops' }).catch((error: unknown) => error);
     assert.instance(refused, RpcError);
@@ -111,11 +139,13 @@ test('a key remembered from an earlier call routes as a fresh parse does: the sa
   }
 });
 
-test('a key that does not parse is refused on every call, never remembered', async () => {
-  for (let i = 0; i < 2; i++) {
-    const refused = await route({ text: 'done', sessionKey: 'agent:main:slack:channel' }).catch((error: unknown) => error);
-    assert.instance(refused, RpcError, String(refused));
-    assert.is((refused as RpcError).code, ErrorCode.INVALID_PARAMS);
+test('a key that does not parse, or that may not be published to, is refused on every call', async () => {
+  for (const sessionKey of ['agent:main:slack:channel', 'agent:main:slack:channel:C\u2800', 'agent:main:slack:channel:C1\ufe0f']) {
+    for (let i = 0; i < 2; i++) {
+      const refused = await route({ text: 'done', sessionKey }).catch((error: unknown) => error);
+      assert.instance(refused, RpcError, `${sessionKey}: ${String(refused)}`);
+      assert.is((refused as RpcError).code, ErrorCode.INVALID_PARAMS);
+    }
   }
 });
 

@@ -23,6 +23,8 @@ interface Harness {
   dispatched: string[];
   /** Answers the oldest dispatched frame, its reads having taken `readBytes` of its budget. */
   answer(response: string, readBytes?: number): void;
+  /** The dispatcher fails the oldest dispatched frame (a bug: it answers every error it is handed). */
+  fail(error: Error): void;
   /** What waits to be written, as the socket reports it, and whether the stream wants a 'drain'. */
   setUnsent(bytes: number, needDrain?: boolean): void;
   /** The stream's 'drain': what was waiting has been written. */
@@ -38,7 +40,7 @@ function harness(onDispatch?: (text: string, connection: Connection) => void): H
   const wire: unknown[] = [];
   const rawWire: string[] = [];
   const dispatched: string[] = [];
-  const pending: Array<{ resolve: (response: string) => void; context: CallContext }> = [];
+  const pending: Array<{ resolve: (response: string) => void; reject: (error: Error) => void; context: CallContext }> = [];
   const writeCallbacks: Array<() => void> = [];
   const socket = {
     OPEN: 1,
@@ -62,7 +64,7 @@ function harness(onDispatch?: (text: string, connection: Connection) => void): H
     handleFrame: (text: string, context: CallContext) => {
       dispatched.push(text);
       onDispatch?.(text, connection);
-      return new Promise<string>((resolve) => pending.push({ resolve, context }));
+      return new Promise<string>((resolve, reject) => pending.push({ resolve, reject, context }));
     },
   };
   const drains: Array<() => void> = [];
@@ -98,6 +100,7 @@ function harness(onDispatch?: (text: string, connection: Connection) => void): H
       charge(context.readBudget, readBytes);
       resolve(response);
     },
+    fail: (error) => pending.shift()!.reject(error),
     setUnsent: (bytes, needDrain = true) => {
       socket.bufferedAmount = bytes;
       stream.writableLength = needDrain ? bytes : 0;
@@ -196,6 +199,28 @@ test('at the in-flight limit frames are held and the socket paused; answers run 
   await settle();
   connection.receive(...status(18));
   assert.is(dispatched.length, 20);
+});
+
+test('a frame whose dispatch fails (a bug) still frees its place: a held frame runs, a close waits for nothing more; the failure still reaches unhandledRejection', async () => {
+  const { connection, wire, dispatched, answer, fail } = harness();
+  const rejections: unknown[] = [];
+  const onRejection = (reason: unknown) => rejections.push(reason);
+  process.on('unhandledRejection', onRejection);
+  try {
+    for (let id = 1; id <= 17; id++) connection.receive(...frame({ jsonrpc: '2.0', id, method: 'gateway.status' }));
+    await settle();
+    assert.is(dispatched.length, 16);
+    const bug = new Error('a bug');
+    fail(bug);
+    await settle();
+    assert.is(dispatched.length, 17, 'the held frame ran');
+    assert.equal(rejections, [bug]);
+    for (let id = 2; id <= 17; id++) answer(`{"jsonrpc":"2.0","id":${id},"result":{}}`);
+    await connection.close(1001, 'gateway shutting down', SHUTDOWN);
+    assert.equal(wire.at(-1), { close: 1001, reason: 'gateway shutting down' });
+  } finally {
+    process.off('unhandledRejection', onRejection);
+  }
 });
 
 test('frames held at the in-flight limit when the connection closes are refused, not run, and reading resumes for the close', async () => {
