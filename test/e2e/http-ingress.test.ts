@@ -32,6 +32,7 @@ import {
   jsonOf,
   JSON_TYPE,
   openRawHttp,
+  openRawWebSocket,
   postHead,
   postJson,
   publishVia,
@@ -672,10 +673,8 @@ test('a publisher that keeps its connection alive is answered 503 SHUTTING_DOWN 
 
 test('while a WebSocket client slow to answer the close holds a shutdown, the gateway still listens, on its port and its socket: /healthz and calls are told SHUTTING_DOWN, not refused a connection (README QA: a CLI was told no gateway ran, and to start one, which failed on the data dir still held)', async () => {
   const own = await startTunedGateway();
-  // Upgraded, then deaf: it never answers the close frame.
-  const silent = await openRawHttp(own.port);
-  silent.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${Buffer.alloc(16).toString('base64')}\r\nAuthorization: Bearer ${own.token}\r\n\r\n`);
-  await waitUntil(() => silent.received.startsWith('HTTP/1.1 101 '), 'the upgrade');
+  // It never answers the close frame.
+  const silent = await openRawWebSocket(own.port, own.token);
   const closing = own.gateway.close();
   let closed = false;
   void closing.then(() => (closed = true));

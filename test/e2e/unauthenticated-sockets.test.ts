@@ -9,7 +9,7 @@ import net from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { cleanup, openPeer, resultOf, runCli, startGatewayProcess, startTunedGateway, tryUpgrade, waitUntil, type InProcessGateway, type Peer } from '../helpers/gateway.js';
-import { closeHttpSockets, jsonOf, openRawHttp, postHead, postJson, rpcBody, type RawHttpConnection } from '../helpers/http.js';
+import { closeHttpSockets, jsonOf, openRawHttp, openRawWebSocket, postHead, postJson, rpcBody, type RawHttpConnection } from '../helpers/http.js';
 
 const test = suite('e2e: sockets without an authenticated request');
 
@@ -91,10 +91,8 @@ test('past the limit (8 here) the oldest silent sockets are closed, one for each
 test('a flood that begins while a shutdown lingers (a WebSocket client slow to answer the close holds it) is summed up once the gateway stops', async () => {
   const limit = 4;
   const gw = await startLimitedGateway(limit);
-  // Upgraded, then deaf: it never answers the close frame, so the gateway listens on for its grace.
-  const deaf = await openRawHttp(gw.port);
-  deaf.write(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${Buffer.alloc(16).toString('base64')}\r\nAuthorization: Bearer ${gw.token}\r\n\r\n`);
-  await waitUntil(() => deaf.received.startsWith('HTTP/1.1 101 '), 'the upgrade');
+  // It never answers the close frame, so the gateway listens on for its grace.
+  await openRawWebSocket(gw.port, gw.token);
   const closing = gw.gateway.close();
   const silent = await openSilent(gw.port, limit + 2);
   await waitClosed(silent.slice(0, 2), 'the 2 oldest silent sockets to be closed');

@@ -221,6 +221,8 @@ export interface RawWebSocket {
   sendText(text: string): void;
   /** Resolves with the first frame `check` accepts, re-checked as frames arrive; rejects after `timeoutMs`. */
   waitFor(check: (frame: ServerFrame) => boolean, what: string, timeoutMs?: number): Promise<ServerFrame>;
+  /** Whether the connection has closed (the gateway cut it, or destroy()). */
+  readonly closed: boolean;
   destroy(): void;
 }
 
@@ -321,6 +323,9 @@ export async function openRawWebSocket(port: number, token: string): Promise<Raw
         listeners.add(listener);
         listener();
       });
+    },
+    get closed() {
+      return socket.closed;
     },
     destroy: () => socket.destroy(),
   };
