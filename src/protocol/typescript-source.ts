@@ -19,17 +19,26 @@ export type SchemaNames = ReadonlyMap<string, string>;
 /**
  * `export type Name = ...`: an alias, as Static's are, not an interface, which other code could
  * not pass where a record of unknown values is asked for (interfaces have no implicit index signature).
+ * An `input` (a method's params) types each optional member `?: T | undefined`: under
+ * exactOptionalPropertyTypes, a caller passing on a setting of its own that may be undefined is
+ * then not refused (JSON leaves such a member out, as if not given). The same type without that
+ * option, where `?:` takes undefined already.
  */
-export function declaration(name: string, definition: object, names: SchemaNames): string {
+export function declaration(name: string, definition: object, names: SchemaNames, input = false): string {
   const schema = definition as Schema;
-  return `${docComment(schema, '')}export type ${name} = ${typeOf(schema, names, '', schema)};\n`;
+  return `${docComment(schema, '')}export type ${name} = ${typeOf(schema, { names, input }, '', schema)};\n`;
+}
+
+interface Context {
+  names: SchemaNames;
+  input: boolean;
 }
 
 /** The TypeScript type of a schema; `self` is the schema being declared, written out rather than named. */
-function typeOf(schema: Schema, names: SchemaNames, indent: string, self?: Schema): string {
-  const named = schema === self ? undefined : names.get(JSON.stringify(schema));
+function typeOf(schema: Schema, context: Context, indent: string, self?: Schema): string {
+  const named = schema === self ? undefined : context.names.get(JSON.stringify(schema));
   if (named !== undefined) return named;
-  if (Array.isArray(schema['anyOf'])) return (schema['anyOf'] as Schema[]).map((member) => typeOf(member, names, indent)).join(' | ');
+  if (Array.isArray(schema['anyOf'])) return (schema['anyOf'] as Schema[]).map((member) => typeOf(member, context, indent)).join(' | ');
   if (Array.isArray(schema['enum'])) return (schema['enum'] as unknown[]).map((value) => JSON.stringify(value)).join(' | ');
   if ('const' in schema) return JSON.stringify(schema['const']);
   switch (schema['type']) {
@@ -41,25 +50,27 @@ function typeOf(schema: Schema, names: SchemaNames, indent: string, self?: Schem
     case 'number':
       return 'number';
     case 'array': {
-      const items = typeOf(schema['items'] as Schema, names, indent);
+      const items = typeOf(schema['items'] as Schema, context, indent);
       return /^[\w.]+$/.test(items) ? `${items}[]` : `Array<${items}>`;
     }
     case 'object':
-      return objectType(schema, names, indent);
+      return objectType(schema, context, indent);
     default:
       throw new Error(`no TypeScript type for the schema ${JSON.stringify(schema)}`);
   }
 }
 
-function objectType(schema: Schema, names: SchemaNames, indent: string): string {
+function objectType(schema: Schema, context: Context, indent: string): string {
   const inner = `${indent}  `;
   const required = new Set((schema['required'] as string[] | undefined) ?? []);
-  const members = Object.entries((schema['properties'] as Record<string, Schema> | undefined) ?? {}).map(
-    ([key, property]) => `${docComment(property, inner)}${inner}${propertyName(key)}${required.has(key) ? '' : '?'}: ${typeOf(property, names, inner)};\n`,
-  );
+  const members = Object.entries((schema['properties'] as Record<string, Schema> | undefined) ?? {}).map(([key, property]) => {
+    const type = typeOf(property, context, inner);
+    const member = required.has(key) ? `: ${type}` : `?: ${type}${context.input ? ' | undefined' : ''}`;
+    return `${docComment(property, inner)}${inner}${propertyName(key)}${member};\n`;
+  });
   const patterns = Object.values((schema['patternProperties'] as Record<string, Schema> | undefined) ?? {});
   if (patterns.length > 1) throw new Error(`no TypeScript type for more than one patternProperties: ${JSON.stringify(schema)}`);
-  for (const values of patterns) members.push(`${inner}[key: string]: ${typeOf(values, names, inner)};\n`);
+  for (const values of patterns) members.push(`${inner}[key: string]: ${typeOf(values, context, inner)};\n`);
   // As Static types it: `{}` would take any value but null and undefined, a string included.
   return members.length === 0 ? 'object' : `{\n${members.join('')}${indent}}`;
 }

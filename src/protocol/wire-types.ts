@@ -372,19 +372,19 @@ export type SessionListParams = {
    *
    * Schema: minLength 1, maxLength 64, pattern "^[A-Za-z0-9][A-Za-z0-9_-]*$".
    */
-  agentId?: string;
+  agentId?: string | undefined;
   /**
    * Most sessions to return (default 100, at most 1000).
    *
    * Schema: integer, minimum 1, maximum 1000.
    */
-  limit?: number;
+  limit?: number | undefined;
   /**
    * Where the page before ended: its `next`, as given. Absent: the first page.
    *
    * Schema: minLength 1, maxLength 544.
    */
-  after?: string;
+  after?: string | undefined;
 };
 
 export type SessionListResult = {
@@ -405,19 +405,19 @@ export type SessionReadParams = {
    *
    * Schema: minLength 1, maxLength 512.
    */
-  sessionKey?: string;
+  sessionKey?: string | undefined;
   /**
    * Most events to return (default 100, at most 1000).
    *
    * Schema: integer, minimum 1, maximum 1000.
    */
-  limit?: number;
+  limit?: number | undefined;
   /**
    * Only events with seq greater than this.
    *
    * Schema: integer, minimum 0, maximum 9007199254740991.
    */
-  after?: number;
+  after?: number | undefined;
 };
 
 export type SessionReadResult = {
@@ -450,13 +450,13 @@ export type SessionSubscribeParams = {
    *
    * Schema: minLength 1, maxLength 512.
    */
-  sessionKey?: string;
+  sessionKey?: string | undefined;
   /**
    * Agent id, case-insensitive: ^[a-z0-9][a-z0-9_-]{0,63}$.
    *
    * Schema: minLength 1, maxLength 64, pattern "^[A-Za-z0-9][A-Za-z0-9_-]*$".
    */
-  agentId?: string;
+  agentId?: string | undefined;
   /**
    * Resume point: replay only events after this seq. With sessionKey a number; with agentId a map from session key to seq (sessions not named replay from the start).
    *
@@ -464,7 +464,7 @@ export type SessionSubscribeParams = {
    */
   after?: number | {
     [key: string]: number;
-  };
+  } | undefined;
 };
 
 export type SessionSubscribeResult = {
@@ -581,31 +581,31 @@ export type SystemEventParams = {
   /**
    * "now" wakes the agent at once; "next-heartbeat" lets the event wait for the agent's next periodic wake.
    */
-  mode?: EventMode;
+  mode?: EventMode | undefined;
   /**
    * Conversation to deliver to: "main", "agent:<agentId>:main", "agent:<agentId>[:<channel>[:<account>]]:direct:<peer>" or "agent:<agentId>:<channel>[:<account>]:(group|channel):<id>[:thread:<threadId>|:topic:<topicId>]". Keywords, agentId and channel are case-insensitive; agentId and channel are ASCII (^[a-z0-9][a-z0-9_-]{0,63}$); the ids keep their case and hold no ":", whitespace, control or invisible characters.
    *
    * Schema: minLength 1, maxLength 512.
    */
-  sessionKey?: string;
+  sessionKey?: string | undefined;
   /**
    * Agent id, case-insensitive: ^[a-z0-9][a-z0-9_-]{0,63}$. Without sessionKey: that agent's main session. With one, it must be the key's agent, or the call is refused.
    *
    * Schema: minLength 1, maxLength 64, pattern "^[A-Za-z0-9][A-Za-z0-9_-]*$".
    */
-  agentId?: string;
+  agentId?: string | undefined;
   /**
    * A new event with the same contextKey replaces the one still pending in the same session. Matched as sent, so it may not print like another key: no whitespace or control character at either end, and within no control, invisible or whitespace character other than a space.
    *
    * Schema: minLength 1, maxLength 256, pattern "\\S".
    */
-  contextKey?: string;
+  contextKey?: string | undefined;
   /**
    * A repeat with the same key returns the first call's result with duplicate: true. Keys are the agent's own: another agent's event with the same key is another event. Matched as sent, so it may not print like another key: no whitespace or control character at either end, and within no control, invisible or whitespace character other than a space.
    *
    * Schema: minLength 1, maxLength 256, pattern "\\S".
    */
-  idempotencyKey?: string;
+  idempotencyKey?: string | undefined;
 };
 
 export type TokenCreateParams = {
@@ -620,13 +620,13 @@ export type TokenCreateParams = {
    *
    * Schema: minItems 1, uniqueItems true.
    */
-  scopes?: TokenScope[];
+  scopes?: TokenScope[] | undefined;
   /**
    * A label for token list; trimmed, and it must show something.
    *
    * Schema: minLength 1, maxLength 128.
    */
-  name?: string;
+  name?: string | undefined;
 };
 
 export type TokenCreateResult = {
@@ -701,13 +701,13 @@ export type TokenListParams = {
    *
    * Schema: integer, minimum 1, maximum 1000.
    */
-  limit?: number;
+  limit?: number | undefined;
   /**
    * Resume point: list the tokens after this one (the last tokenId of the page before).
    *
    * Schema: minLength 1, maxLength 64.
    */
-  after?: string;
+  after?: string | undefined;
 };
 
 export type TokenListResult = {

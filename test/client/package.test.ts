@@ -75,7 +75,7 @@ test('a call through the typed client costs the type checker little: its types a
   });
 });
 
-test('options take an explicit undefined for "the default" under exactOptionalPropertyTypes, as a plugin passes its own optional settings on (client QA: TS2375)', () => {
+test('options and params take an explicit undefined for "the default" under exactOptionalPropertyTypes, as a plugin passes its own optional settings on (client QA: TS2375, TS2379)', () => {
   const lines = [
     `import { callOverHttp, connect, type CallOptions, type ConnectOptions, type HttpCallOptions } from ${PACKAGE};`,
     'export async function use(timeoutMs: number | undefined, signal: AbortSignal | undefined, url: string | undefined, after: number | undefined): Promise<void> {',
@@ -87,6 +87,13 @@ test('options take an explicit undefined for "the default" under exactOptionalPr
     "  for await (const event of client.events({ sessionKey: 'main' }, { after, signal })) void event;",
     "  const http: HttpCallOptions = { url: 'http://127.0.0.1:18790', token: 't', timeoutMs, signal };",
     "  await callOverHttp(http, 'gateway.status', {});",
+    '}',
+    // The params as well (QA: TS2379): the gateway takes a member left out, as JSON leaves out an undefined one.
+    'export async function publish(sessionKey: string | undefined, mode: "now" | undefined, limit: number | undefined): Promise<void> {',
+    "  const client = await connect({ token: 't' });",
+    "  await client.systemEvent({ text: 'done', sessionKey, mode, contextKey: undefined });",
+    "  await client.peek({ sessionKey: 'main', limit });",
+    "  await callOverHttp({ url: 'http://127.0.0.1:18790', token: 't' }, 'system.event', { text: 'done', sessionKey, idempotencyKey: undefined });",
     '}',
   ];
   withProbe(lines, (file) => assert.equal(problemsOf(ts.createProgram([file], { ...PROBE_OPTIONS, exactOptionalPropertyTypes: true })), []));

@@ -39,6 +39,19 @@ test('an object: each member with its description and bounds as a doc comment, o
   );
 });
 
+test('an input (a method\'s params) takes undefined for each optional member, in objects within it too', () => {
+  const schema = Type.Object({
+    text: Type.String(),
+    mode: Type.Optional(Type.String()),
+    nested: Type.Optional(Type.Object({ after: Type.Optional(Type.Number()) })),
+  });
+  assert.is(
+    declaration('Params', schema, NONE, true),
+    'export type Params = {\n  text: string;\n  mode?: string | undefined;\n  nested?: {\n    after?: number | undefined;\n  } | undefined;\n};\n',
+  );
+  assert.is(declaration('Result', schema, NONE), 'export type Result = {\n  text: string;\n  mode?: string;\n  nested?: {\n    after?: number;\n  };\n};\n');
+});
+
 test('a nullable member takes the description of its non-null member, where TypeBox puts it', () => {
   const schema = Type.Object({ at: Type.Union([Type.String({ format: 'date-time', description: 'When.' }), Type.Null()]) });
   assert.is(declaration('T', schema, NONE), 'export type T = {\n  /**\n   * When.\n   *\n   * Schema: format "date-time".\n   */\n  at: string | null;\n};\n');
