@@ -15,7 +15,8 @@ function declare(commands: readonly CommandSpec[], group?: string): CAC {
   const cli = cac('switchboard');
   if (group !== undefined) cli.usage(`${group} <command> [options]`);
   for (const spec of commands) {
-    const command = cli.command([spec.name, ...spec.positionals.map((name) => `<${name}>`)].join(' '), spec.summary);
+    const name = [spec.name, ...spec.positionals.map((positional) => `<${positional}>`)].join(' ');
+    const command = cli.command(name, spec.summary).usage(`${name} ${spec.synopsis ?? '[options]'}`);
     for (const option of spec.options) command.option(option.flags, option.description);
     // As cac writes the usage line above it.
     command.example(`  $ ${spec.example}`);

@@ -46,6 +46,11 @@ export interface CommandSpec {
   positionals: readonly string[];
   summary: string;
   options: readonly OptionSpec[];
+  /**
+   * What its usage line shows after the name and positionals: the options it cannot run without,
+   * then `[options]` (the default, for a command that needs none).
+   */
+  synopsis?: string;
   example: string;
   /** Sections its --help shows before the examples (a title, and lines indented by two spaces). */
   notes?: ReadonlyArray<{ title: string; body: string }>;
@@ -111,6 +116,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   connected({
     name: 'system event',
     summary: 'Tell an agent that something happened; prints where the event went',
+    synopsis: '--text <text> [options]',
     options: [
       { flags: '--text <text>', description: 'What happened (required); - reads it from stdin (`make 2>&1 | tail -20 | switchboard system event --text -`)' },
       { flags: '--mode <mode>', description: 'now | next-heartbeat (default next-heartbeat)' },
@@ -134,6 +140,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   connected({
     name: 'session ack',
     summary: 'Consume the pending events of a session up to a seq (what peek showed), without showing them',
+    synopsis: '(--session-key <key> | --agent <agentId>) --seq <seq> [options]',
     options: [
       { flags: '--session-key <key>', description: 'Session to ack in (or --agent for its main session)' },
       { flags: '--agent <agentId>', description: 'Agent whose main session to ack in when no --session-key is given' },
@@ -182,6 +189,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   connected({
     name: 'token create',
     summary: "Create a token for one agent's sessions (needs the admin token); prints the secret once",
+    synopsis: '--agent <agentId> [options]',
     options: [
       { flags: '--agent <agentId>', description: 'Agent whose sessions the token reaches (required)' },
       { flags: '--can <scopes>', description: 'Comma-separated scopes: publish, subscribe (default both)' },

@@ -1145,6 +1145,8 @@ test('--help on each command exits 0 and lists its options, and its example as t
     [['session', 'peek'], ['--session-key', '--agent', '--after', '--limit', ...common]],
     [['session', 'drain'], ['--session-key', '--agent', '--after', '--limit', ...common]],
     [['session', 'list'], ['--agent', '--limit', ...common]],
+    [['session', 'ack'], ['--session-key', '--agent', '--seq', ...common]],
+    [['token', 'create'], ['--agent', '--can', '--name', ...common]],
     [['session', 'watch'], ['--session-key', '--agent', '--after', '--ack', ...common]],
     [['trace'], common],
     [['status'], common],
@@ -1187,6 +1189,12 @@ test('--help on each command exits 0 and lists its options, and its example as t
   // A command's help says what it does, under the version line (QA: system event's said nothing), and system event's lists the key forms.
   assert.match(help('system event'), /^switchboard\/\S+\n\nTell an agent that something happened; prints where the event went\n\nUsage:/);
   assert.match(help('status'), /^switchboard\/\S+\n\nShow the gateway version/);
+  // The usage line names the options a command cannot run without (QA: cac's listed none).
+  assert.match(help('system event'), /\nUsage:\n {2}\$ switchboard system event --text <text> \[options\]\n/);
+  assert.match(help('session ack'), /\nUsage:\n {2}\$ switchboard session ack \(--session-key <key> \| --agent <agentId>\) --seq <seq> \[options\]\n/);
+  assert.match(help('token create'), /\nUsage:\n {2}\$ switchboard token create --agent <agentId> \[options\]\n/);
+  assert.match(help('trace'), /\nUsage:\n {2}\$ switchboard trace <eventId> \[options\]\n/);
+  assert.match(help('status'), /\nUsage:\n {2}\$ switchboard status \[options\]\n/);
   assert.ok(help('system event').includes(`Session keys:\n${SESSION_KEY_FORMS.map((form) => `  ${form}\n`).join('')}`), help('system event'));
   // peek and drain read one session: where the agent's others are (QA: drain --agent main left its threads behind).
   for (const read of ['session peek', 'session drain']) assert.match(help(read), /Other sessions:\n {2}--agent reads that agent's main session alone; .*\n {2}`switchboard session list --agent <agentId>`/);
