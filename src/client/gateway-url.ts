@@ -4,7 +4,7 @@
  */
 import { UNIX_SCHEME } from '../protocol/constants.js';
 import { socketPathProblem } from '../protocol/socket-path.js';
-import { credentialInQuery } from '../protocol/url-credentials.js';
+import { credentialInQuery } from '../protocol/url-query.js';
 import { ConnectionError } from './errors.js';
 
 /** The schemes a gateway URL may have, and the one its HTTP calls use. */

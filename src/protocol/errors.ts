@@ -108,6 +108,12 @@ export const ErrorCode = {
    * what filled it. Nothing was stored (HTTP 507 on /hooks/wake).
    */
   STORE_FULL: 1027,
+  /**
+   * A URL query naming a call's parameter or a JSON-RPC member (HTTP 400): `POST
+   * /hooks/wake?sessionKey=...` would have sent the event to the main session, since the gateway
+   * reads parameters from the body (each message's, over a WebSocket) only (QA).
+   */
+  PARAMS_IN_URL: 1028,
 } as const;
 
 export type ErrorName = keyof typeof ErrorCode;
@@ -152,6 +158,8 @@ export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
     'HTTP 403: the WebSocket upgrade comes from a web page of another origin (its Origin names another host than its Host); browsers are not clients of the gateway.',
   BAD_HTTP_REQUEST:
     "HTTP 400: the request is not HTTP/1.1 the gateway can read, or says too little or two things at once (no Host header or two, the token given twice); HTTP 417: an Expect other than 100-continue; HTTP 431: its headers are past Node.js's limit (16 KiB by default: a long URL or cookie); HTTP 408: its headers did not arrive within the handshake timeout.",
+  PARAMS_IN_URL:
+    'HTTP 400: the URL query names what the gateway reads only from the JSON body (a parameter such as sessionKey or text, or method or params), on POST /rpc, POST /hooks/wake or a WebSocket upgrade; there it would be ignored (an event sent to the main session): put it in the body. Other query parameters are not read.',
   BACKUP_FAILED: 'gateway.backup could not write its copy: the file exists already (nothing is overwritten), its path ends with whitespace, its directory is missing, not writable, or one other users may rename files in (it, or one above it: links in the path are followed once, when the backup begins), or the disk is full; the store is untouched, and nothing of the copy is left.',
 };
 

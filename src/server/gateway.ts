@@ -45,9 +45,10 @@ import {
 import { echoed, mebibytes, type ErrorName, type RpcError } from '../protocol/errors.js';
 import { printable } from '../protocol/printable.js';
 import { RpcDispatcher } from '../protocol/jsonrpc.js';
+import { METHODS } from '../protocol/methods.js';
 import { buildOpenRpcDocument } from '../protocol/openrpc.js';
 import { HAS_UNIX_SOCKETS } from '../protocol/socket-path.js';
-import { credentialInQuery } from '../protocol/url-credentials.js';
+import { credentialInQuery, paramNameKey, paramsInQuery } from '../protocol/url-query.js';
 import { corruptStoreError, isCorruption, StoreFullError, StoreUnavailableError } from '../store/errors.js';
 import { describeShortage } from '../store/free-space.js';
 import { openStore } from '../store/index.js';
@@ -152,6 +153,31 @@ const SLOW_CONSUMER_AGENTS_NAMED = 5;
 
 /** The path WebSocket upgrades are taken at; HTTP routes have the others (see http-ingress.ts). */
 const WEBSOCKET_PATH = '/';
+
+/**
+ * What a request's body (or a WebSocket message) carries and its URL must not: every method's
+ * params, and the JSON-RPC members that name the call. Not `id`, which proxies and client
+ * libraries put in queries of their own.
+ */
+const BODY_MEMBER_KEYS: ReadonlySet<string> = new Set(
+  [...Object.values(METHODS).flatMap((method) => Object.keys(method.params.properties)), 'jsonrpc', 'method', 'params'].map(paramNameKey),
+);
+
+/**
+ * The refusal of a request whose URL query names what the gateway reads from the body only, or
+ * undefined. Told only to a request with a valid token, as the token is checked first.
+ */
+function misplacedParams(target: string): Extract<Admission, { admitted: false }> | undefined {
+  const misplaced = paramsInQuery(target, BODY_MEMBER_KEYS);
+  if (misplaced.length === 0) return undefined;
+  const named = misplaced.map((name) => echoed(name)).join(', ');
+  return {
+    admitted: false,
+    status: 400,
+    error: 'PARAMS_IN_URL',
+    message: `the URL query names ${named}, which the gateway reads only from the JSON body (a WebSocket's messages), never from the URL, where it would be ignored: move it into the body`,
+  };
+}
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const host = options.host ?? DEFAULT_HOST;
@@ -314,7 +340,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       };
     }
     const principal = authenticator.authenticate(request.headers);
-    if (principal) return { admitted: true, principal };
+    if (principal) return misplacedParams(request.url ?? '') ?? { admitted: true, principal };
     const retryAfter = limiter.retryAfterSeconds(address);
     if (retryAfter > 0) {
       return {

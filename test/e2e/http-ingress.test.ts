@@ -323,6 +323,32 @@ test('a token in the query string is 400 on every route and on an upgrade, even 
   }
 });
 
+test('a URL query naming a parameter the gateway reads from the body is 400 PARAMS_IN_URL on both routes and the upgrade, and nothing is stored (QA: /hooks/wake?sessionKey=... went to main with 200); other queries are taken', async ({ gw, peer }) => {
+  const before = await pendingTotal(peer);
+  const event = { text: 'Deploy finished' };
+  const cases: Array<[string, string, string]> = [
+    ['/hooks/wake', `sessionKey=${encodeURIComponent(THREAD_KEY)}`, 'sessionKey'],
+    ['/hooks/wake', 'session_key=x&mode=now', 'session_key, mode'],
+    ['/hooks/wake', 'x=1&Agent-Id=ops', 'Agent-Id'],
+    ['/rpc', 'method=system.event', 'method'],
+    ['/rpc', 'params=%7B%7D&seq=3', 'params, seq'],
+  ];
+  for (const [path, query, named] of cases) {
+    const body = path === '/rpc' ? rpcBody('system.event', event) : JSON.stringify(event);
+    const refused = await postJson(gw.port, `${path}?${query}`, body, gw.token);
+    assertRefusal(refused, 400, 'PARAMS_IN_URL', path === '/rpc' ? 'rpc' : 'error');
+    assert.is(jsonOf<{ error: RpcErrorBody }>(refused).error.message, `the URL query names ${named}, which the gateway reads only from the JSON body (a WebSocket's messages), never from the URL, where it would be ignored: move it into the body`);
+  }
+  const upgrade = await tryUpgrade(`${gw.url}/?sessionKey=${encodeURIComponent(THREAD_KEY)}`, bearer(gw.token));
+  assertRefusal({ status: upgrade.status, headers: upgrade.headers as IncomingHttpHeaders, body: upgrade.body }, 400, 'PARAMS_IN_URL', 'error');
+  assert.is(await pendingTotal(peer), before);
+  // The token is checked first: without one, the answer is 401 whatever the query holds.
+  assertRefusal(await postJson(gw.port, '/hooks/wake?sessionKey=x', JSON.stringify(event), 'wrong'), 401, 'UNAUTHORIZED', 'error');
+  // Queries of proxies and client libraries are not the gateway's to refuse, nor an id.
+  assert.is((await postJson(gw.port, '/rpc?via=proxy&id=7&sessionKeys', rpcBody('gateway.status', {}), gw.token)).status, 200);
+  assert.is((await tryUpgrade(`${gw.url}/?tenant=a&id=1`, bearer(gw.token))).status, 101);
+});
+
 test('an upgrade on any path but / is 404 PATH_NOT_FOUND (JSON body naming the path, cut to 256 characters), checked before the token; / with a query is taken', async ({ gw }) => {
   const long = `/${'b'.repeat(3_000)}`;
   for (const path of ['/sb', '/healthz', '/rpc', '//', '/sb?x=1', long]) {
