@@ -45,7 +45,16 @@ export interface DispatcherOptions<C> {
    * for a lone request): for limits of the whole frame, such as the room its answer has.
    */
   onMessage?: (context: C, requests: number) => void;
+  /**
+   * Each method's parameter names: a request that gives one of them as a member of its own, beside
+   * params (`{"method": "system.event", "sessionKey": ..., "params": {...}}`), is INVALID_PARAMS,
+   * not run without it. The spec lets a request carry other members, so only these are refused.
+   */
+  paramNames?: Readonly<Record<string, readonly string[]>>;
 }
+
+/** The members JSON-RPC 2.0 section 4 gives a Request object. */
+const ENVELOPE_MEMBERS: ReadonlySet<string> = new Set(['jsonrpc', 'method', 'params', 'id']);
 
 const INTERNAL_MESSAGE = 'Internal error: the gateway log has the details';
 
@@ -58,6 +67,7 @@ export class RpcDispatcher<C> {
   readonly #onInternalError: (error: unknown, method: string) => void;
   readonly #onMessage: (context: C, requests: number) => void;
   readonly #onUnansweredError: (error: RpcError, method: string, context: C) => void;
+  readonly #paramNames: ReadonlyMap<string, ReadonlySet<string>>;
 
   constructor(handlers: Record<string, Handler<C>>, options: DispatcherOptions<C> = {}) {
     this.#mapError = options.mapError ?? ((error) => error);
@@ -65,6 +75,7 @@ export class RpcDispatcher<C> {
     this.#onMessage = options.onMessage ?? (() => {});
     this.#onUnansweredError = options.onUnansweredError ?? (() => {});
     this.#handlers = new Map(Object.entries(handlers));
+    this.#paramNames = new Map(Object.entries(options.paramNames ?? {}).map(([method, names]) => [method, new Set(names)]));
   }
 
   /**
@@ -125,6 +136,17 @@ export class RpcDispatcher<C> {
         new RpcError('INVALID_PARAMS', 'Invalid params: params are by name; send an object, not an array', { errors: [{ path: '', message: 'must be an object (by-name params)' }] }),
       );
     }
+    const beside = this.#paramsBeside(item as Record<string, unknown>, request.method);
+    if (beside.length > 0) {
+      const named = beside.map((name) => echoed(name));
+      return this.#refuse(
+        request,
+        context,
+        new RpcError('INVALID_PARAMS', `Invalid params: ${named.join(', ')} given beside params, where ${beside.length === 1 ? 'it is' : 'they are'} not read: move ${beside.length === 1 ? 'it' : 'them'} into params`, {
+          errors: named.map((name) => ({ path: '', message: `${name} is a member of the request object: it belongs in params` })),
+        }),
+      );
+    }
     let result: unknown;
     try {
       result = await handler(request.params ?? {}, context);
@@ -134,6 +156,17 @@ export class RpcDispatcher<C> {
       return this.#refuse(request, context, error);
     }
     return isNotification ? undefined : createJSONRPCSuccessResponse(request.id ?? null, result);
+  }
+
+  /** The members of a request object, other than the spec's four, that name one of its method's params. */
+  #paramsBeside(request: Record<string, unknown>, method: string): string[] {
+    const names = this.#paramNames.get(method);
+    const beside: string[] = [];
+    if (names === undefined) return beside;
+    for (const member in request) {
+      if (!ENVELOPE_MEMBERS.has(member) && names.has(member)) beside.push(member);
+    }
+    return beside;
   }
 
   /** The error response to a request; for a notification, nothing (JSON-RPC 2.0 section 4.1), but told to onUnansweredError. */

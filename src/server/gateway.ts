@@ -154,13 +154,18 @@ const SLOW_CONSUMER_AGENTS_NAMED = 5;
 /** The path WebSocket upgrades are taken at; HTTP routes have the others (see http-ingress.ts). */
 const WEBSOCKET_PATH = '/';
 
+/** Each method's parameter names, which a request gives in its params and nowhere else. */
+const PARAM_NAMES: Readonly<Record<string, readonly string[]>> = Object.fromEntries(
+  Object.entries(METHODS).map(([method, { params }]) => [method, Object.keys(params.properties)]),
+);
+
 /**
  * What a request's body (or a WebSocket message) carries and its URL must not: every method's
  * params, and the JSON-RPC members that name the call. Not `id`, which proxies and client
  * libraries put in queries of their own.
  */
 const BODY_MEMBER_KEYS: ReadonlySet<string> = new Set(
-  [...Object.values(METHODS).flatMap((method) => Object.keys(method.params.properties)), 'jsonrpc', 'method', 'params'].map(paramNameKey),
+  [...Object.values(PARAM_NAMES).flat(), 'jsonrpc', 'method', 'params'].map(paramNameKey),
 );
 
 /**
@@ -312,6 +317,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       `refused ${count === 1 ? 'a notification' : `${count} notifications`} (requests without an id, which JSON-RPC answers with nothing: give system.event an id to hear its routing result), the last ${printable(echoed(method))} from ${from}: ${printable(error.message)}`,
   );
   const dispatcher = new RpcDispatcher<CallContext>(handlers, {
+    paramNames: PARAM_NAMES,
     mapError: (error) => {
       if (error instanceof StoreUnavailableError) storeFailures.happened(error);
       if (error instanceof StoreFullError) diskFullRefusals.happened(error);

@@ -323,7 +323,7 @@ test('a token in the query string is 400 on every route and on an upgrade, even 
   }
 });
 
-test('a URL query naming a parameter the gateway reads from the body is 400 PARAMS_IN_URL on both routes and the upgrade, and nothing is stored (QA: /hooks/wake?sessionKey=... went to main with 200); other queries are taken', async ({ gw, peer }) => {
+test('a URL query naming a parameter the gateway reads from the body is 400 PARAMS_IN_URL on both routes and the upgrade, a param beside params -32602, and nothing is stored (QA: /hooks/wake?sessionKey=... went to main with 200); other queries are taken', async ({ gw, peer }) => {
   const before = await pendingTotal(peer);
   const event = { text: 'Deploy finished' };
   const cases: Array<[string, string, string]> = [
@@ -341,6 +341,12 @@ test('a URL query naming a parameter the gateway reads from the body is 400 PARA
   }
   const upgrade = await tryUpgrade(`${gw.url}/?sessionKey=${encodeURIComponent(THREAD_KEY)}`, bearer(gw.token));
   assertRefusal({ status: upgrade.status, headers: upgrade.headers as IncomingHttpHeaders, body: upgrade.body }, 400, 'PARAMS_IN_URL', 'error');
+  // Nor beside params in the request object: -32602, over every ingress (the dispatcher's).
+  const beside = await postJson(gw.port, '/rpc', JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'system.event', sessionKey: THREAD_KEY, params: event }), gw.token);
+  assert.equal(jsonOf<{ error: RpcErrorBody }>(beside).error.data, {
+    name: 'INVALID_PARAMS',
+    errors: [{ path: '', message: 'sessionKey is a member of the request object: it belongs in params' }],
+  });
   assert.is(await pendingTotal(peer), before);
   // The token is checked first: without one, the answer is 401 whatever the query holds.
   assertRefusal(await postJson(gw.port, '/hooks/wake?sessionKey=x', JSON.stringify(event), 'wrong'), 401, 'UNAUTHORIZED', 'error');
