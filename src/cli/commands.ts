@@ -166,7 +166,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     options: [
       { flags: '--session-key <key>', description: 'Watch one session' },
       { flags: '--agent <agentId>', description: "Watch every session of an agent (default: the token's agent, main for the admin token)" },
-      { flags: '--after <seq>', description: 'With --session-key: start after this seq' },
+      { flags: '--after <seq>', description: 'With --session-key: start after this seq (with --ack, the first ack consumes the events up to it too)' },
       { flags: '--ack', description: 'Ack each event once printed, so it is not replayed to the next watcher' },
       { flags: '--json', description: 'Print each event as one JSON object on its own line (JSON lines); a failure as a last {"error": ...} line' },
       {
