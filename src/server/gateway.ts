@@ -532,6 +532,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     // (ECONNRESET) while it is refused would be an unhandled 'error' event, and end the process.
     socket.on('error', ignore);
     if (!asksForWebSocket(request)) return replayAsHttp(server, request, socket, head);
+    // Node hands over an upgrade pipelined behind requests as soon as it is read: its 101 (or its
+    // refusal) would go out before their answers, which would then land in the WebSocket's stream
+    // (RFC 9112 section 9.3.2: answers in the order of the requests; QA).
+    const pending = unfinished.get(socket);
+    if (pending) pending.whenDone.push(() => upgradeToWebSocket(request, socket, head));
+    else upgradeToWebSocket(request, socket, head);
+  });
+
+  function upgradeToWebSocket(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     const malformed = badHandshake(request);
     if (malformed) return rejectRequest(socket, malformed.status, 'BAD_HANDSHAKE', malformed.message, malformed.headers);
     // Before the origin check, which reads the Host (the HTTP handler checks it for the rest).
@@ -565,7 +574,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       unauthenticated.upgraded(request.socket);
       accept(ws, request, admission);
     });
-  });
+  }
 
   try {
     await listen(server, options.port ?? DEFAULT_PORT, host);

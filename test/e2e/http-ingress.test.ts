@@ -459,6 +459,31 @@ test('h2c requests pipelined with others on one connection: each is answered, in
   raw.socket.destroy();
 });
 
+test('a WebSocket upgrade pipelined behind POSTs still being answered gets its 101, or its refusal, after their answers, not in front of them (RFC 9112 9.3.2; QA: a 200 landed in the WebSocket stream)', async ({ gw }) => {
+  const agentId = `pipelinedupgrade${Date.now()}`;
+  const post = (text: string) => {
+    const body = JSON.stringify(rpcBody('system.event', { text, agentId }, text));
+    return postHead('/rpc', { ...JSON_TYPE, ...bearer(gw.token), 'content-length': Buffer.byteLength(body) }) + body;
+  };
+  const upgrade = (token: string) =>
+    'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+    `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ${token}\r\n\r\n`;
+  for (const [token, last] of [
+    [gw.token, 'HTTP/1.1 101 Switching Protocols'],
+    ['wrong', 'HTTP/1.1 401 Unauthorized'],
+  ] as const) {
+    const raw = await openRawHttp(gw.port);
+    let received = '';
+    raw.socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    const statusLines = () => received.match(/HTTP\/1\.1 \d{3} [^\r\n]*/g) ?? [];
+    // Each system.event waits for its commit: the upgrade is read long before they are answered.
+    raw.write(post('first') + post('second') + upgrade(token));
+    await waitFor(() => statusLines().length >= 3 || raw.closed, `three answers; got ${received}`);
+    assert.equal(statusLines(), ['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK', last], received);
+    raw.socket.destroy();
+  }
+});
+
 test('GET / is 426 with Upgrade: websocket, and a client that says "Connection: close" has its connection closed after it', async ({ gw }) => {
   // RFC 9112 section 9.6: the server MUST close after answering a request with the close option.
   for (const head of [
