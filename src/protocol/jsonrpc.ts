@@ -19,7 +19,7 @@ import {
   type JSONRPCRequest,
   type JSONRPCResponse,
 } from 'json-rpc-2.0';
-import { MAX_BATCH_LENGTH } from './constants.js';
+import { MAX_BATCH_LENGTH, MAX_FRAME_BYTES } from './constants.js';
 import { echoed, ErrorCode, RpcError, type ErrorData, type ErrorName } from './errors.js';
 import { RESULT_JSON, type OwnJson } from './own-json.js';
 
@@ -104,8 +104,15 @@ export class RpcDispatcher<C> {
   }
 
   async #handleBatch(message: unknown[], context: C, idTexts: IdTexts | undefined): Promise<Answer> {
-    const invalid = batchError(message);
-    if (invalid) return invalid;
+    if (message.length === 0) return EMPTY_BATCH;
+    if (message.length > MAX_BATCH_LENGTH) {
+      const refusal = batchTooLong(message.length);
+      const responses = answered(message.map((item, i) => withIdText(this.#refuseUnrun(item, context, refusal), idTexts?.[i])));
+      // A frame of tens of thousands of tiny requests would be answered megabytes, past what a
+      // client takes in a frame (and what the gateway itself takes): one error then, as before.
+      const fits = responses === undefined || Buffer.byteLength(JSON.stringify(responses)) <= MAX_FRAME_BYTES;
+      return fits ? responses : toErrorResponse(null, refusal);
+    }
     this.#onMessage(context, message.length);
     const responses = await Promise.all(
       message.map((item, i) => {
@@ -169,6 +176,12 @@ export class RpcDispatcher<C> {
     return beside;
   }
 
+  /** The answer to one request that is not run: `refusal`, unless it is no valid request at all. */
+  #refuseUnrun(item: unknown, context: C, refusal: RpcError): JSONRPCResponse | undefined {
+    const checked = checkEnvelope(item);
+    return 'error' in checked ? checked.error : this.#refuse(checked.request, context, refusal);
+  }
+
   /** The error response to a request; for a notification, nothing (JSON-RPC 2.0 section 4.1), but told to onUnansweredError. */
   #refuse(request: JSONRPCRequest, context: C, error: unknown): JSONRPCErrorResponse | undefined {
     if ('id' in request) return toErrorResponse(request.id ?? null, error);
@@ -194,7 +207,7 @@ export function refuseFrame(text: string, refusal: RpcError): string | undefined
     return 'id' in request ? withIdText(toErrorResponse(request.id ?? null, refusal), idText) : undefined;
   };
   if (!Array.isArray(message)) return serialize(refuse(message, idTexts?.[0]));
-  return serialize(batchError(message) ?? answered(message.map((item, i) => refuse(item, idTexts?.[i]))));
+  return serialize(message.length === 0 ? EMPTY_BATCH : answered(message.map((item, i) => refuse(item, idTexts?.[i]))));
 }
 
 const PARSE_ERROR_TEXT = JSON.stringify(errorResponse(null, 'PARSE_ERROR', 'Parse error: the request is not valid JSON'));
@@ -228,14 +241,20 @@ function hasInexactId(message: unknown): boolean {
   return Array.isArray(message) ? message.some(inexact) : inexact(message);
 }
 
-function batchError(batch: unknown[]): JSONRPCErrorResponse | undefined {
-  if (batch.length === 0) return errorResponse(null, 'INVALID_REQUEST', 'Invalid Request: empty batch');
-  if (batch.length > MAX_BATCH_LENGTH) {
-    return errorResponse(null, 'INVALID_REQUEST', `Invalid Request: a batch holds at most ${MAX_BATCH_LENGTH} requests`, {
-      limit: MAX_BATCH_LENGTH,
-    });
-  }
-  return undefined;
+/** JSON-RPC 2.0 section 6: an empty array is answered with a single error, not an array. */
+const EMPTY_BATCH = errorResponse(null, 'INVALID_REQUEST', 'Invalid Request: empty batch');
+
+/**
+ * What each request of a batch longer than MAX_BATCH_LENGTH is answered, none of them run. One
+ * error per request, in an array, as section 6 answers any non-empty batch: a single error object
+ * there (as for a batch that is not an array) left clients matching answers by id with none, and a
+ * batch of notifications must get no answer at all (QA). Only an answer past MAX_FRAME_BYTES is
+ * the single error.
+ */
+function batchTooLong(length: number): RpcError {
+  return new RpcError('INVALID_REQUEST', `Invalid Request: a batch holds at most ${MAX_BATCH_LENGTH} requests (this one ${length}): none of them was run`, {
+    limit: MAX_BATCH_LENGTH,
+  });
 }
 
 /** A batch's responses, notifications left out; nothing at all when only notifications were sent. */

@@ -198,8 +198,8 @@ test('POST /rpc: the JSON-RPC spec batch examples get the same answers as over W
   assert.equal([Array.isArray(empty), empty.error?.code], [false, -32600]);
   const full = jsonOf<JsonRpcResponse[]>(await postJson(gw.port, '/rpc', examples.at(-2)!, gw.token));
   assert.is(full.length, MAX_BATCH_LENGTH);
-  const tooLong = jsonOf<JsonRpcResponse>(await postJson(gw.port, '/rpc', examples.at(-1)!, gw.token));
-  assert.equal([Array.isArray(tooLong), tooLong.error?.code], [false, -32600]);
+  const tooLong = jsonOf<JsonRpcResponse[]>(await postJson(gw.port, '/rpc', examples.at(-1)!, gw.token));
+  assert.equal([tooLong.length, tooLong[0]?.id, tooLong[0]?.error?.code], [MAX_BATCH_LENGTH + 1, 0, -32600]);
   const three = jsonOf<JsonRpcResponse[]>(await postJson(gw.port, '/rpc', '[1,2,3]', gw.token));
   assert.equal(
     three.map((answer) => answer.error?.code),

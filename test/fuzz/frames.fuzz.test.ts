@@ -92,6 +92,11 @@ function expectOne(item: unknown): Expected | typeof NONE {
   return { id };
 }
 
+/** What a request that is not run is answered: its refusal, unless it was no valid request at all. */
+function refusedUnrun(one: Expected | typeof NONE): Expected | typeof NONE {
+  return one === NONE || one.code === ErrorCode.INVALID_REQUEST ? one : { id: one.id, code: ErrorCode.INVALID_REQUEST };
+}
+
 /** What a whole frame must be answered with; `text` is the frame as the gateway decodes it. */
 function expectFrame(text: string): Expectation {
   let message: unknown;
@@ -104,10 +109,10 @@ function expectFrame(text: string): Expectation {
     const one = expectOne(message);
     return one === NONE ? { kind: 'none' } : { kind: 'single', answer: one };
   }
-  if (message.length === 0 || message.length > MAX_BATCH_LENGTH) {
-    return { kind: 'single', answer: { id: null, code: ErrorCode.INVALID_REQUEST } };
-  }
-  const answers = message.map(expectOne).filter((one): one is Expected => one !== NONE);
+  if (message.length === 0) return { kind: 'single', answer: { id: null, code: ErrorCode.INVALID_REQUEST } };
+  // Past the limit, none runs: each request is answered INVALID_REQUEST, as an invalid one is.
+  const expectEach = message.length > MAX_BATCH_LENGTH ? (item: unknown) => refusedUnrun(expectOne(item)) : expectOne;
+  const answers = message.map(expectEach).filter((one): one is Expected => one !== NONE);
   return answers.length === 0 ? { kind: 'none' } : { kind: 'array', answers };
 }
 

@@ -4,7 +4,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { MAX_BATCH_LENGTH, MAX_ECHOED_NAME_LENGTH } from '../../src/protocol/constants.js';
+import { MAX_BATCH_LENGTH, MAX_ECHOED_NAME_LENGTH, MAX_FRAME_BYTES } from '../../src/protocol/constants.js';
 import { echoed, RpcError } from '../../src/protocol/errors.js';
 import { numericIdTexts, RpcDispatcher, type Handler } from '../../src/protocol/jsonrpc.js';
 import { RESULT_JSON, type OwnJson } from '../../src/protocol/own-json.js';
@@ -399,7 +399,7 @@ test('mapError turns what a handler threw (synchronously or rejected) into the a
   assert.instance(internalErrors[0], TypeError);
 });
 
-test('a batch of MAX_BATCH_LENGTH is answered; one more is -32600', async () => {
+test('a batch of MAX_BATCH_LENGTH is answered; one more is answered -32600 per request, in an array, none of them run, and its notifications not at all (§6)', async () => {
   const { send } = setup();
   assert.is(MAX_BATCH_LENGTH, 100);
   const batch = (n: number) => Array.from({ length: n }, (_, i) => ({ jsonrpc: '2.0', method: 'get_data', id: i }));
@@ -409,13 +409,33 @@ test('a batch of MAX_BATCH_LENGTH is answered; one more is -32600', async () => 
     answers.map((a) => a.id),
     Array.from({ length: MAX_BATCH_LENGTH }, (_, i) => i),
   );
-  assert.equal(await send(batch(MAX_BATCH_LENGTH + 1)), {
+  const error = {
+    code: -32600,
+    message: `Invalid Request: a batch holds at most ${MAX_BATCH_LENGTH} requests (this one ${MAX_BATCH_LENGTH + 1}): none of them was run`,
+    data: { name: 'INVALID_REQUEST', limit: MAX_BATCH_LENGTH },
+  };
+  assert.equal(
+    await send(batch(MAX_BATCH_LENGTH + 1)),
+    Array.from({ length: MAX_BATCH_LENGTH + 1 }, (_, id) => ({ jsonrpc: '2.0', error, id })),
+  );
+  // Its notifications get nothing, its invalid requests their own error; none of it runs.
+  const { send: sendMixed, hellos, unanswered } = setup();
+  const mixed = [...batch(MAX_BATCH_LENGTH - 1), { jsonrpc: '2.0', method: 'notify_hello', params: { n: 1 } }, 1];
+  const mixedAnswers = (await sendMixed(mixed)) as Array<{ id: unknown; error: { code: number; message: string } }>;
+  assert.is(mixedAnswers.length, MAX_BATCH_LENGTH);
+  assert.equal(mixedAnswers.at(-1), { jsonrpc: '2.0', error: NOT_AN_OBJECT, id: null });
+  assert.equal(mixedAnswers.at(-2), { jsonrpc: '2.0', error, id: MAX_BATCH_LENGTH - 2 });
+  assert.equal(hellos, []);
+  assert.equal(unanswered, [{ code: -32600, method: 'notify_hello', connection: 7 }]);
+  const notifications = Array.from({ length: MAX_BATCH_LENGTH + 1 }, () => ({ jsonrpc: '2.0', method: 'notify_hello', params: { n: 1 } }));
+  assert.is(await sendMixed(notifications), undefined);
+  assert.equal(hellos, []);
+  // So long that one error each would pass MAX_FRAME_BYTES (the frame itself fits in it): one error.
+  const huge = batch(20_000);
+  assert.ok(JSON.stringify(huge).length < MAX_FRAME_BYTES);
+  assert.equal(await send(huge), {
     jsonrpc: '2.0',
-    error: {
-      code: -32600,
-      message: `Invalid Request: a batch holds at most ${MAX_BATCH_LENGTH} requests`,
-      data: { name: 'INVALID_REQUEST', limit: MAX_BATCH_LENGTH },
-    },
+    error: { ...error, message: error.message.replace(`this one ${MAX_BATCH_LENGTH + 1}`, 'this one 20000') },
     id: null,
   });
 });
