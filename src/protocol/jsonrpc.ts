@@ -109,7 +109,7 @@ export class RpcDispatcher<C> {
       const refusal = batchTooLong(message.length);
       const responses = answered(message.map((item, i) => withIdText(this.#refuseUnrun(item, context, refusal), idTexts?.[i])));
       // A frame of tens of thousands of tiny requests would be answered megabytes, past what a
-      // client takes in a frame (and what the gateway itself takes): one error then, as before.
+      // client takes in a frame (and what the gateway itself takes): then one error, unmatched.
       const fits = responses === undefined || Buffer.byteLength(JSON.stringify(responses)) <= MAX_FRAME_BYTES;
       return fits ? responses : toErrorResponse(null, refusal);
     }
