@@ -156,18 +156,17 @@ function replaceableBy(stat: Stats, rootMay: boolean): string | undefined {
  * else why they could. replaceableDir(dir) alone holds only until a link in the path changes: a
  * backup into a link of another user's, pointing at a directory of the gateway user's, passed the
  * check, and the link was turned to the other user's own directory before the copy was opened
- * there, by name (QA). The path this returns has no links, its directory is this user's, and each
- * directory above it is this user's or root's, with no entries others may rename. Throws what
+ * there, by name (QA). The path this returns has no links, and it and each directory above it is
+ * this user's or root's, with no entries others may rename: root's sticky /tmp is fine (QA: a
+ * gateway not run as root was refused the backup into /tmp that the README names). Throws what
  * resolving it threw (a directory missing: another user could make it, so it is not taken as it is).
  */
 export function resolvedPrivateDir(dir: string): { dir: string } | { problem: string } {
   const resolved = realpathSync(dir);
   if (process.platform === 'win32') return { dir: resolved };
-  const own = replaceableBy(statSync(resolved), false);
-  if (own !== undefined) return { problem: `its directory ${resolved} ${own}` };
-  for (let above = dirname(resolved); ; above = dirname(above)) {
-    const problem = replaceableBy(statSync(above), true);
-    if (problem !== undefined) return { problem: `${above}, a directory on its path, ${problem}` };
-    if (dirname(above) === above) return { dir: resolved };
+  for (let at = resolved; ; at = dirname(at)) {
+    const problem = replaceableBy(statSync(at), true);
+    if (problem !== undefined) return { problem: at === resolved ? `its directory ${resolved} ${problem}` : `${at}, a directory on its path, ${problem}` };
+    if (dirname(at) === at) return { dir: resolved };
   }
 }

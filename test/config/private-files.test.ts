@@ -2,6 +2,7 @@
  * Files only their owner may read: created 0600 whatever the umask, never overwritten; directories
  * made 0700, each tried once.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import os from 'node:os';
@@ -72,7 +73,41 @@ posix('resolvedPrivateDir: links followed; the dir must be ours, and each one ab
   if (process.getuid?.() === 0) {
     fs.chownSync(parent, 65534, 65534);
     assert.equal(resolvedPrivateDir(link), { problem: `${path.dirname(real)}, a directory on its path, belongs to another user (uid 65534)` });
+    fs.chownSync(dir, 65534, 65534);
+    fs.chmodSync(dir, 0o1777);
+    assert.equal(resolvedPrivateDir(dir), { problem: `its directory ${real} belongs to another user (uid 65534)` }, "another user's sticky dir: its owner may rename what is in it");
   }
+});
+
+// Only root can run code as another user.
+(process.getuid?.() === 0 ? test : test.skip)("resolvedPrivateDir, for a user other than root: root's sticky dir (/tmp) and its own are fine, root's others can be written by others, another user's not (QA: a backup into /tmp was refused)", () => {
+  const parent = path.dirname(tempFile());
+  fs.chmodSync(parent, 0o755);
+  const sticky = path.join(parent, 'sticky');
+  const own = path.join(parent, 'own');
+  const open = path.join(parent, 'open');
+  const theirs = path.join(parent, 'theirs');
+  for (const [dir, mode, owner] of [
+    [sticky, 0o1777, 0],
+    [own, 0o700, 65534],
+    [open, 0o777, 0],
+    [theirs, 0o1777, 1234],
+  ] as const) {
+    fs.mkdirSync(dir);
+    fs.chmodSync(dir, mode);
+    fs.chownSync(dir, owner, owner);
+  }
+  const module = new URL('../../src/config/private-files.js', import.meta.url).href;
+  const script = `const { resolvedPrivateDir } = await import(${JSON.stringify(module)}); console.log(JSON.stringify(${JSON.stringify([sticky, own, open, theirs])}.map((dir) => resolvedPrivateDir(dir))));`;
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { uid: 65534, gid: 65534, encoding: 'utf8' });
+  assert.is(run.status, 0, run.stderr);
+  const real = (dir: string) => fs.realpathSync(dir);
+  assert.equal(JSON.parse(run.stdout), [
+    { dir: real(sticky) },
+    { dir: real(own) },
+    { problem: `its directory ${real(open)} can be written by other users (mode 0777)` },
+    { problem: `its directory ${real(theirs)} belongs to another user (uid 1234)` },
+  ]);
 });
 
 posix('createPrivateFile: a new file with its content, mode 0600 under any umask', () => {
