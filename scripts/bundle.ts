@@ -28,7 +28,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { codeCachePath } from '../src/cli/code-cache.js';
-import { isStoreModuleMissing } from '../src/cli/missing-store.js';
+import { isStoreModuleMissing, storeBuildAdvice } from '../src/cli/missing-store.js';
 import { codeCacheRunEnv } from './code-cache-env.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -89,6 +89,7 @@ async function writeCodeCache(): Promise<void> {
   // failure to load the gateway is a broken build, and fails it.
   const gatewayModule = await import('../src/server/gateway.js').catch((error: unknown) => {
     if (!isStoreModuleMissing(error)) throw error;
+    process.stderr.write(`warning: better-sqlite3 is not installed (npm could not build it), so the gateway cannot start (the CLI and the client library work); ${storeBuildAdvice()}\n`);
     warnNoCodeCache(error);
   });
   if (!gatewayModule) return;

@@ -25,7 +25,7 @@ import { COMMAND_GROUPS, declaredFlags, joinCommandGroup } from './argv.js';
 // their code is small; bundled with the entry, they load without another module to resolve.
 import * as oneShot from './client-commands.js';
 import { CliError, ExitCode, GATEWAY_EXIT_CODES_HELP, WATCH_EXIT_CODES_HELP } from './exit-codes.js';
-import { isStoreModuleMissing } from './missing-store.js';
+import { isStoreModuleMissing, storeBuildAdvice } from './missing-store.js';
 
 /**
  * What a command runs: the raw arguments (options are read from them as typed, see argv.ts) and
@@ -284,7 +284,7 @@ function explainMissingStore(error: unknown): never {
   throw new CliError(
     ExitCode.GATEWAY_ERROR,
     // Not `npm rebuild`: it rebuilds what is there, and npm removes an optional package it failed to build.
-    'cannot start: the gateway stores events with better-sqlite3, a native module, which is not installed (npm leaves it out when it cannot build it): install python3, make and g++, then run `npm install` again where switchboard is installed',
+    `cannot start: the gateway stores events with better-sqlite3, a native module, which is not installed (npm leaves it out when it cannot build it); ${storeBuildAdvice()}`,
   );
 }
 

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { storeBuildAdvice } from '../../src/cli/missing-store.js';
 
 const test = suite('scripts/bundle');
 
@@ -66,7 +67,10 @@ test('without better-sqlite3 (an optional dependency npm leaves out when it cann
 
     const build = node(path.join(root, 'dist', 'scripts', 'bundle.js'));
     assert.is(build.status, 0, build.stderr);
-    assert.match(build.stderr, /^warning: no code cache for the CLI \(Cannot find package 'better-sqlite3' .*\); it compiles on every start instead\n$/);
+    assert.equal(build.stderr.split('\n').slice(0, 1), [
+      `warning: better-sqlite3 is not installed (npm could not build it), so the gateway cannot start (the CLI and the client library work); ${storeBuildAdvice()}`,
+    ]);
+    assert.match(build.stderr, /\nwarning: no code cache for the CLI \(Cannot find package 'better-sqlite3' .*\); it compiles on every start instead\n$/);
     const bin = path.join(root, 'dist', 'bin', 'switchboard.cjs');
     const dataDir = path.join(root, 'data');
     const version = node(bin, '--version');
@@ -77,7 +81,7 @@ test('without better-sqlite3 (an optional dependency npm leaves out when it cann
       [
         1,
         '',
-        'switchboard: cannot start: the gateway stores events with better-sqlite3, a native module, which is not installed (npm leaves it out when it cannot build it): install python3, make and g++, then run `npm install` again where switchboard is installed\n',
+        `switchboard: cannot start: the gateway stores events with better-sqlite3, a native module, which is not installed (npm leaves it out when it cannot build it); ${storeBuildAdvice()}\n`,
       ],
     );
 
