@@ -569,6 +569,8 @@ function unreachableHint(localDataDir: string | undefined, code: string | undefi
   if (localDataDir === undefined) {
     if (code === 'ENOTFOUND') return 'no such host: check the URL';
     if (code === 'ECONNRESET') return `the connection was reset before any answer: ${RESET_REASONS}; retry`;
+    // A gateway may well run there: its socket, or a directory on its path, is not this user's to open (QA).
+    if (code === 'EACCES' || code === 'EPERM') return "permission denied: the socket, or a directory above it, is another user's: run this as the user the gateway runs as, or give its ws:// URL";
     return 'is `switchboard gateway` running there?';
   }
   // Windows: the default is a port, where a gateway of this data dir listens only if it took the default one.

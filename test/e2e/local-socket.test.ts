@@ -9,6 +9,7 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { callOverHttp, connect, DEFAULT_URL, localGatewayToken, localGatewayUrl, TokenFileError, type StoredEvent } from '../../src/index.js';
+import { ENV } from '../../src/protocol/constants.js';
 import { MAX_SOCKET_PATH_BYTES } from '../../src/protocol/socket-path.js';
 import { startGateway } from '../../src/server/gateway.js';
 import { cleanup, makeTempDir, runCli, sleep, spawnCli, startGatewayProcess, startInProcessGateway, waitUntil } from '../helpers/gateway.js';
@@ -300,6 +301,17 @@ asRoot('another user\'s socket at the socket\'s path (as one could put in a data
   } finally {
     planted.close();
   }
+});
+
+asRoot('a socket the user may not open, given as a unix: URL, is said to be another user\'s, not a gateway that may not run (operator QA: "is switchboard gateway running there?")', async () => {
+  const gw = await startGatewayProcess();
+  const url = `unix:${socketOf(gw.dataDir)}`;
+  // The data dir is 0700, root's: the CLI run as nobody cannot reach the socket in it.
+  const denied = await runCli(['status', '--url', url], { uid: 65534, env: { HOME: makeTempDir(), [ENV.token]: localGatewayToken(gw.dataDir) } });
+  assert.equal(
+    [denied.code, denied.stderr],
+    [3, `switchboard: gateway not reachable at ${url} (EACCES): permission denied: the socket, or a directory above it, is another user's: run this as the user the gateway runs as, or give its ws:// URL\n`],
+  );
 });
 
 asRoot('a client reconnecting over the socket checks it again: another user\'s socket in its place is not sent the token', async () => {

@@ -223,12 +223,15 @@ export interface CliOptions {
   stdin?: string | Buffer;
   /** The CLI's working directory (default: this process's). */
   cwd?: string;
+  /** The user (and group) to run it as, for a root that runs the tests (default: this process's). */
+  uid?: number;
 }
 
 /** Runs `switchboard <args>`; SWITCHBOARD_* of this process never leak in, only `env` does. */
 export function runCli(args: readonly string[], options: CliOptions = {}): Promise<CliResult> {
   const stdin = options.stdin === undefined ? 'ignore' : 'pipe';
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { env: childEnv(options.env), cwd: options.cwd, stdio: [stdin, options.stdout ?? 'pipe', 'pipe'] });
+  const user = options.uid === undefined ? {} : { uid: options.uid, gid: options.uid };
+  const child = spawn(process.execPath, [CLI_PATH, ...args], { env: childEnv(options.env), cwd: options.cwd, stdio: [stdin, options.stdout ?? 'pipe', 'pipe'], ...user });
   if (options.stdin !== undefined) child.stdin!.end(options.stdin);
   children.add(child);
   let stdout = '';
