@@ -109,6 +109,8 @@ const DISK_REFUSALS: Readonly<Record<string, string>> = {
   ENOSPC: 'its disk is full: free some space, or give a data dir on another disk',
   EDQUOT: "its owner's disk quota is used up: free some space, or give a data dir on another disk",
   EFBIG: 'a file there would pass the largest file this process may write (ulimit -f): raise the limit',
+  EACCES: 'this user may not write there: give the gateway a data dir of its own',
+  EPERM: 'this user may not write there: give the gateway a data dir of its own',
 };
 
 /** `from`: the option or variable that chose the data dir; undefined for the default. */
@@ -123,7 +125,11 @@ export function startFailure(error: unknown, dataDir: string, from: string | und
   if (errno.code === 'EAI_AGAIN') {
     return `cannot listen: --host could not be resolved now (${errno.message}); retry, or give an address (127.0.0.1, the default, or 0.0.0.0 for all)`;
   }
-  if (errno.code === 'EACCES' || errno.code === 'EPERM') return `cannot start: permission denied (${errno.message}); check --data-dir ${dataDir} and --port`;
+  // Refused a port (one below 1024 takes root); any other refusal is the data dir's (operator QA:
+  // a mkdir refused named --port as well).
+  if ((errno.code === 'EACCES' || errno.code === 'EPERM') && (errno.syscall === 'listen' || errno.syscall === 'bind')) {
+    return `cannot listen: permission denied (${errno.message}); a port below 1024 takes root or CAP_NET_BIND_SERVICE: pick --port 1024 or above, or --port 0 for a free one`;
+  }
   // A data dir that cannot be used: only here is it known how it was chosen, so how to choose another.
   const chosenBy = `(${from === undefined ? `the default data dir: choose another with --data-dir or ${ENV.dataDir}` : `the data dir was given by ${from}`})`;
   const diskRefusal = errno.code === undefined ? undefined : DISK_REFUSALS[errno.code];

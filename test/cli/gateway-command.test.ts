@@ -9,8 +9,8 @@ import { startFailure } from '../../src/cli/gateway-command.js';
 
 const test = suite('cli/gateway-command: start failures');
 
-function errnoError(code: string, message: string): NodeJS.ErrnoException {
-  return Object.assign(new Error(message), { code });
+function errnoError(code: string, message: string, syscall?: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(message), { code, syscall });
 }
 
 test('a disk that refuses a write names the data dir, why, what to do, and how the data dir was chosen', () => {
@@ -19,6 +19,8 @@ test('a disk that refuses a write names the data dir, why, what to do, and how t
     ['ENOSPC', 'ENOSPC: no space left on device, write', 'its disk is full: free some space, or give a data dir on another disk'],
     ['EDQUOT', 'EDQUOT: disk quota exceeded, write', "its owner's disk quota is used up: free some space, or give a data dir on another disk"],
     ['EFBIG', 'EFBIG: file too large, write', 'a file there would pass the largest file this process may write (ulimit -f): raise the limit'],
+    // A data dir under a directory of root's, for a gateway not run as root (operator QA: it named --port too).
+    ['EACCES', "EACCES: permission denied, mkdir '/mnt/ro/sb'", 'this user may not write there: give the gateway a data dir of its own'],
   ];
   for (const [code, message, advice] of cases) {
     assert.is(
@@ -29,6 +31,13 @@ test('a disk that refuses a write names the data dir, why, what to do, and how t
   assert.is(
     startFailure(errnoError('ENOSPC', 'ENOSPC: no space left on device, write'), '/home/u/.switchboard', undefined),
     'cannot start: the data dir /home/u/.switchboard cannot be written (ENOSPC: no space left on device, write): its disk is full: free some space, or give a data dir on another disk (the default data dir: choose another with --data-dir or SWITCHBOARD_DATA_DIR)',
+  );
+});
+
+test('a port refused (below 1024, not root) is said to be the port, not the data dir', () => {
+  assert.is(
+    startFailure(errnoError('EACCES', 'listen EACCES: permission denied 127.0.0.1:80', 'listen'), '/d', undefined),
+    'cannot listen: permission denied (listen EACCES: permission denied 127.0.0.1:80); a port below 1024 takes root or CAP_NET_BIND_SERVICE: pick --port 1024 or above, or --port 0 for a free one',
   );
 });
 
