@@ -92,6 +92,13 @@ const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024;
 const IDLE_CHECKPOINT_MIN_WAL_BYTES = 4 * 1024 * 1024;
 
 /**
+ * While new events are refused for want of room, how often the store looks again when nothing
+ * else makes it look (an append, a status read, a checkpoint): room an operator made is told even
+ * while no one sends (operator QA: the start's warning was never followed by its all-clear).
+ */
+const ROOM_WATCH_MS = 1000;
+
+/**
  * Pruning may be lost on power loss (the next prune redoes it), as trace rows may (diagnostics);
  * never anything an answer depends on. A slice weighs what a full batch of appends does.
  */
@@ -483,8 +490,13 @@ export class SqliteEventStore implements EventStore, TokenStore {
   readonly #maxPending: number;
   readonly #freeSpace: FreeSpaceGuard;
   readonly #idleCheckpoint: IdleCheckpoint;
-  /** Whether the last append was refused for want of room: the next one taken says room is back. */
+  /**
+   * Whether new events were refused for want of room when the store last looked (see #roomShortage):
+   * when it next finds room, it says so.
+   */
   #refusingForRoom = false;
+  /** Looks for room while new events are refused (see ROOM_WATCH_MS). */
+  #roomWatch: NodeJS.Timeout | undefined;
   readonly #onRoomAgain: (availableBytes: number | undefined) => void;
   /** Backups under way (see backup), and whether a shutdown has stopped them. */
   readonly #backups = new Set<Promise<unknown>>();
@@ -567,6 +579,8 @@ export class SqliteEventStore implements EventStore, TokenStore {
     this.#onBackgroundError = options.onBackgroundError ?? (() => undefined);
     this.#onWarning = options.onWarning ?? (() => undefined);
     this.#onRoomAgain = options.onRoomAgain ?? (() => undefined);
+    // Short of room already: the gateway warns at its start, and room found later is told (operator QA).
+    this.#roomShortage();
     this.#prune();
     // unref: pruning alone must not keep the process alive.
     this.#pruneTimer = setInterval(() => this.#prune(), PRUNE_INTERVAL_MS).unref();
@@ -611,7 +625,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
   }
 
   freeDisk(): { availableBytes: number | undefined; minFreeBytes: number; refusing: boolean } {
-    const refusing = this.#freeSpace.shortage() !== undefined;
+    const refusing = this.#roomShortage() !== undefined;
     return { availableBytes: this.#freeSpace.available(), minFreeBytes: this.#freeSpace.minFreeBytes, refusing };
   }
 
@@ -832,6 +846,24 @@ export class SqliteEventStore implements EventStore, TokenStore {
     } catch {
       // Nothing is lost: the WAL stays as it is, and the next idle moment, or the close, tries again.
     }
+    // The pages folded back may be what gives the disk its room again.
+    this.#roomShortage();
+  }
+
+  /** Why no new event may be stored now, if so; told to onRoomAgain when there is room again. */
+  #roomShortage(now?: number): DiskShortage | undefined {
+    const shortage = this.#freeSpace.shortage(now);
+    if (shortage) {
+      this.#refusingForRoom = true;
+      // unref: looking for room must not keep the process alive.
+      if (!this.#closing) this.#roomWatch ??= setInterval(() => this.#roomShortage(), ROOM_WATCH_MS).unref();
+    } else if (this.#refusingForRoom) {
+      this.#refusingForRoom = false;
+      clearInterval(this.#roomWatch);
+      this.#roomWatch = undefined;
+      this.#onRoomAgain(this.#freeSpace.available(now));
+    }
+    return shortage;
   }
 
   /** The size of the write-ahead log beside the database; 0 when there is none. */
@@ -858,6 +890,7 @@ export class SqliteEventStore implements EventStore, TokenStore {
 
   async #shutdown(): Promise<void> {
     clearInterval(this.#pruneTimer);
+    clearInterval(this.#roomWatch);
     this.#idleCheckpoint.stop();
     // Before the connection closes under them: each ends at its next step, and removes its file.
     this.stopBackups();
@@ -989,15 +1022,8 @@ export class SqliteEventStore implements EventStore, TokenStore {
     }
     // After the idempotency record and the dedupe rule: what is stored already is answered as
     // stored, room or not (review: a retry of a stored event was told it was not).
-    const shortage = this.#freeSpace.shortage(now);
-    if (shortage) {
-      this.#refusingForRoom = true;
-      return { shortage };
-    }
-    if (this.#refusingForRoom) {
-      this.#refusingForRoom = false;
-      this.#onRoomAgain(this.#freeSpace.available(now));
-    }
+    const shortage = this.#roomShortage(now);
+    if (shortage) return { shortage };
 
     const sessionId = session?.id ?? ++this.#lastSessionId;
     let pending = session?.pending ?? 0;

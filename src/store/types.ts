@@ -161,7 +161,8 @@ export interface EventStore {
   stats(agentId?: string): Promise<StoreStats>;
   /**
    * The free space on the data dir's disk, as last read (undefined when it cannot be told), the
-   * room the store keeps, and whether appends are refused for want of it.
+   * room the store keeps, and whether appends are refused for want of it (telling onRoomAgain when
+   * they were, and no longer are).
    */
   freeDisk(): { availableBytes: number | undefined; minFreeBytes: number; refusing: boolean };
   /** Whether writes go through, or since when they fail and why (see WriteHealth). */
@@ -224,8 +225,9 @@ export interface StoreOptions {
    */
   onWritesRecovered?: (failedSince: number) => void;
   /**
-   * Told when an event is taken again after events were refused for want of room (see
-   * FreeSpaceGuard), with how much is free.
+   * Told when new events are taken again after they were refused for want of room, or found to be
+   * at open (see FreeSpaceGuard), with how much is free: seen at the next append, status read
+   * (freeDisk), or checkpoint of an idle store.
    * @default ignore it
    */
   onRoomAgain?: (availableBytes: number | undefined) => void;

@@ -1414,6 +1414,29 @@ test('the first event taken after refusals for want of room says so, once, with 
   assert.equal(told, [5000]);
 });
 
+test('a store short of room says when room is back with no event sent: found at open, or by a status read, it looks again by itself (operator QA: the start\'s warning had no all-clear)', async () => {
+  const disk = { free: 10 };
+  const told: Array<number | undefined> = [];
+  const store = open(tempDir(), 10, { minFreeDiskBytes: 1000, readFreeSpace: () => disk.free, onRoomAgain: (free) => told.push(free) });
+  const toldAgain = async (count: number) => {
+    // It looks every second while refusing (and when it folds its WAL back, idle, after a write).
+    for (const start = Date.now(); told.length < count && Date.now() - start < 5000; ) await sleep(50);
+  };
+  assert.is(store.freeDisk().refusing, true);
+  disk.free = 5000;
+  await toldAgain(1);
+  assert.equal([told, store.freeDisk().refusing], [[5000], false]);
+  // Short again, as a status read finds, then room again, which nothing but the store looks for.
+  disk.free = 10;
+  await sleep(FREE_SPACE_READ_INTERVAL_MS + 20);
+  assert.is(store.freeDisk().refusing, true);
+  disk.free = 6000;
+  await toldAgain(2);
+  assert.equal(told, [5000, 6000]);
+  await queue(store, 's', 'taken');
+  assert.equal([told, store.freeDisk().refusing], [[5000, 6000], false], 'told once');
+});
+
 test('minFreeDiskBytes must be an integer of at least 0 bytes; 0 refuses nothing', async () => {
   const dir = tempDir();
   for (const minFreeDiskBytes of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
