@@ -8,9 +8,10 @@
  * gateway is not holding (it is down, or restarting), and the next CLI call would hand that user
  * the admin token.
  */
-import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, statSync, unlinkSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
+import { dirname } from 'node:path';
 import { socketPathProblem } from '../protocol/socket-path.js';
 
 /** What limits, logs and traces name a connection over the socket by: it has no address. */
@@ -37,6 +38,14 @@ export interface LocalSocket {
 export async function listenLocal(path: string, http: HttpServer): Promise<LocalSocket | { problem: string }> {
   const unfit = socketPathProblem(path);
   if (unfit !== undefined) return { problem: `${path}: ${unfit}` };
+  // Clients send the token only to a socket of its directory's owner (see unixSocketRefusal): one
+  // made in another user's directory (a shared 1777 data dir) every one of them would refuse, while
+  // the gateway named it as where to reach it (operator QA).
+  const owner = statSync(dirname(path), { throwIfNoEntry: false })?.uid;
+  const uid = process.getuid?.();
+  if (owner !== undefined && uid !== undefined && owner !== uid) {
+    return { problem: `${dirname(path)} belongs to uid ${owner}, not to this gateway's uid ${uid}, and clients refuse a socket there that is not its owner's` };
+  }
   const leftover = await removeLeftover(path);
   if (leftover !== undefined) return { problem: leftover };
   const server = createServer((socket) => {

@@ -314,6 +314,20 @@ asRoot('a socket the user may not open, given as a unix: URL, is said to be anot
   );
 });
 
+asRoot('a data dir of another user\'s gets no socket, and a warning, not one its clients would refuse (operator QA: the gateway named a socket its CLI refused)', async () => {
+  const dataDir = makeTempDir();
+  fs.chownSync(dataDir, 65534, 65534);
+  const log: string[] = [];
+  const gateway = await startGateway({ dataDir, port: 0, log: (line) => log.push(line) });
+  try {
+    assert.is(gateway.socketPath, undefined);
+    assert.match(log.join('\n'), `no Unix socket in the data dir (${dataDir} belongs to uid 65534, not to this gateway's uid 0, and clients refuse a socket there that is not its owner's)`);
+    assert.not.ok(fs.existsSync(socketOf(dataDir)));
+  } finally {
+    await gateway.close();
+  }
+});
+
 asRoot('a client reconnecting over the socket checks it again: another user\'s socket in its place is not sent the token', async () => {
   const gw = await startGatewayProcess();
   const url = localGatewayUrl(gw.dataDir);
