@@ -419,7 +419,7 @@ export const AgentWakeNotification = Type.Object(
     agentId: Type.String({ description: 'The agent to wake.' }),
     reason: Type.Enum(['event', 'heartbeat', 'backlog'], {
       description:
-        '"event": mode "now" events arrived; "heartbeat": the periodic wake; "backlog": this connection\'s first subscription of the agent has been replayed: its sessions with pending events.',
+        '"event": mode "now" events arrived; "heartbeat": the periodic wake; "backlog": this connection\'s first subscription of the agent has been replayed, or a replay under way when "now" events came (which get no "event" wake ahead of their push) is done: its sessions with pending events.',
     }),
     sessions: Type.Array(Type.String(), {
       description:

@@ -9,7 +9,7 @@ export type AgentWakeNotification = {
    */
   agentId: string;
   /**
-   * "event": mode "now" events arrived; "heartbeat": the periodic wake; "backlog": this connection's first subscription of the agent has been replayed: its sessions with pending events.
+   * "event": mode "now" events arrived; "heartbeat": the periodic wake; "backlog": this connection's first subscription of the agent has been replayed, or a replay under way when "now" events came (which get no "event" wake ahead of their push) is done: its sessions with pending events.
    */
   reason: "event" | "heartbeat" | "backlog";
   /**

@@ -11,7 +11,7 @@ import { MAX_WAKE_SESSIONS_BYTES, REPLAY_PAGE_SIZE, WAKE_COALESCE_MS } from '../
 import type { AgentWakeNotification, WakeOutcome } from '../protocol/schemas.js';
 import { parseSessionKey } from '../protocol/session-key.js';
 import { toStoredEvent, type Delivery, type RoutedEvent } from '../routing/route-event.js';
-import type { EventStore, TraceEntry } from '../store/types.js';
+import type { EventStore, TraceDetail, TraceEntry } from '../store/types.js';
 import { CloseCode } from './connection.js';
 
 /** The first wait of a replay for its socket to drain, doubled while it has not, up to the longest. */
@@ -375,7 +375,7 @@ export class DeliveryHub implements Delivery {
   }
 
   /** Whether a subscription of the same connection and agent is still replaying. */
-  #replaying({ subscriber, agentId }: Subscription): boolean {
+  #replaying({ subscriber, agentId }: Pick<Subscription, 'subscriber' | 'agentId'>): boolean {
     return this.#subscriptionsOf(subscriber.connectionId).some((other) => other.agentId === agentId && other.state === 'replaying');
   }
 
@@ -643,10 +643,30 @@ export class DeliveryHub implements Delivery {
   #notifyAgent(agentId: string, presence: AgentPresence, reason: AgentWakeNotification['reason'], { sessions, eventIds }: Named): void {
     const frames = wakeFrames(agentId, reason, sessions);
     let sent = 0;
-    for (const subscriber of [...presence.connections.keys()]) if (frames.every((frame) => this.#push(subscriber, frame))) sent++;
+    let afterReplay = 0;
+    for (const subscriber of [...presence.connections.keys()]) {
+      if (reason === 'event' && this.#replaying({ subscriber, agentId })) {
+        this.#oweBacklogWake({ subscriber, agentId });
+        afterReplay++;
+      } else if (frames.every((frame) => this.#push(subscriber, frame))) sent++;
+    }
     const at = Date.now();
+    const detail: TraceDetail = { reason, connections: sent };
+    if (afterReplay > 0) detail['afterReplay'] = afterReplay;
     // The store leaves out the events no longer pending (see TraceEntry's step).
-    this.#store.recordTrace(eventIds.map((eventId) => ({ eventId, step: 'wake', at, detail: { reason, connections: sent } })));
+    this.#store.recordTrace(eventIds.map((eventId) => ({ eventId, step: 'wake', at, detail })));
+  }
+
+  /**
+   * A connection still replaying the agent's backlog would get an event's wake before the event,
+   * which reaches it only as its replay goes on (QA: ~100 frames before it). It gets the backlog
+   * wake instead, once its replays of the agent are done (see #wakeForBacklog), which names every
+   * session with pending events, that event's too. A backlog read already under way may have read
+   * before the event was stored: a new one is owed, and that read sends nothing.
+   */
+  #oweBacklogWake(subscription: Pick<Subscription, 'subscriber' | 'agentId'>): void {
+    const key = backlogKey(subscription);
+    if (this.#backlog.get(key)?.reading !== false) this.#backlog.set(key, { reading: false });
   }
 }
 
@@ -669,7 +689,7 @@ function take(due: Due): Named {
 }
 
 /** A connection's subscriptions of an agent share one backlog wake. */
-function backlogKey({ subscriber, agentId }: Subscription): string {
+function backlogKey({ subscriber, agentId }: Pick<Subscription, 'subscriber' | 'agentId'>): string {
   return `${subscriber.connectionId} ${agentId}`;
 }
 

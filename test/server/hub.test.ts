@@ -359,6 +359,73 @@ test('the backlog wake comes after the replay has pushed the events it names', a
   hub.close();
 });
 
+test('a connection replaying the agent\'s backlog gets no event wake ahead of the events, but the backlog wake once its replays are done; a live one gets the wake at once (QA: a wake ~100 frames before its event)', async () => {
+  const traces: TraceEntry[] = [];
+  const releases: Array<() => void> = [];
+  const store: EventStore = {
+    ...emptyStore(traces),
+    pendingSessionKeys: () => Promise.resolve(['agent:main:direct:y', 'agent:main:direct:z']),
+    // Replays of y are slow: each waits for the test to let it go.
+    peek: (sessionKey, { after = 0 }) =>
+      sessionKey === 'agent:main:direct:y' && after < 1
+        ? new Promise((resolve) => releases.push(() => resolve({ events: [{ ...routedEvent('in y', sessionKey, 'now'), seq: 1 }], depth: 1, more: false })))
+        : Promise.resolve({ events: [], depth: 0, more: false }),
+  };
+  const hub = new DeliveryHub(store, { heartbeatIntervalMs: 60_000, replayHighWaterBytes: 1024 });
+  const framesOf = (pushed: string[]) => pushed.map((frame) => JSON.parse(frame) as { method: string; params: { reason?: string; sessions?: string[] } });
+  const toReplaying: string[] = [];
+  const toLive: string[] = [];
+  const replaying: Subscriber = { connectionId: 1, bufferedAmount: 0, push: (frame) => (toReplaying.push(frame), true), close: () => {} };
+  const live: Subscriber = { connectionId: 2, bufferedAmount: 0, push: (frame) => (toLive.push(frame), true), close: () => {} };
+  await hub.start(accepted(await hub.subscribe(live, { sessionKey: 'agent:main:direct:x', agentId: 'main' }, 0)));
+  await nextTurn();
+  toLive.length = 0;
+  const publish = (eventId: string) => {
+    const event = routedEvent(eventId, 'agent:main:direct:z', 'now');
+    assert.is(hub.plan(event, { status: 'queued' }).wake.status, 'sent');
+    hub.deliver(event, { status: 'queued' });
+  };
+
+  // Its first subscription of the agent, replaying: the event's wake goes to the live connection only.
+  const slow = hub.start(accepted(await hub.subscribe(replaying, { sessionKey: 'agent:main:direct:y', agentId: 'main' }, 0)));
+  while (releases.length === 0) await nextTurn();
+  publish('during the first replay');
+  await nextTurn();
+  assert.equal(framesOf(toLive).map((frame) => [frame.method, frame.params.reason]), [['agent.wake', 'event']]);
+  assert.equal(toReplaying, [], 'nothing before the replay has pushed its events');
+  releases.shift()!();
+  await slow;
+  await nextTurn();
+  assert.equal(
+    framesOf(toReplaying).map((frame) => [frame.method, frame.params.reason ?? null, frame.params.sessions ?? null]),
+    [
+      ['session.event', null, null],
+      ['agent.wake', 'backlog', ['agent:main:direct:y', 'agent:main:direct:z']],
+    ],
+  );
+  assert.equal(traces.filter((trace) => trace.step === 'wake').map((trace) => trace.detail), [{ reason: 'event', connections: 1, afterReplay: 1 }]);
+
+  // A later replay on the same connection, its backlog wake long sent: the event's wake is owed again.
+  toReplaying.length = 0;
+  await new Promise((resolve) => setTimeout(resolve, WAKE_COALESCE_MS + 50));
+  const again = hub.start(accepted(await hub.subscribe(replaying, { sessionKey: null, agentId: 'main' }, 0)));
+  while (releases.length === 0) await nextTurn();
+  publish('during a later replay');
+  await nextTurn();
+  assert.equal(toReplaying, []);
+  releases.shift()!();
+  await again;
+  await nextTurn();
+  assert.equal(
+    framesOf(toReplaying).map((frame) => [frame.method, frame.params.reason ?? null]),
+    [
+      ['session.event', null],
+      ['agent.wake', 'backlog'],
+    ],
+  );
+  hub.close();
+});
+
 test('now events within 250 ms of a wake share one follow-up wake, also for the session the wake named (the agent may have looked there already)', async () => {
   const traces: TraceEntry[] = [];
   const hub = new DeliveryHub(emptyStore(traces), { heartbeatIntervalMs: 60_000, replayHighWaterBytes: 1024 });
