@@ -121,7 +121,7 @@ export type ErrorName = keyof typeof ErrorCode;
 /** One-line descriptions, used by the OpenRPC document and the README table. */
 export const ERROR_DESCRIPTIONS: Record<ErrorName, string> = {
   PARSE_ERROR: 'The request (a WebSocket frame, a POST /rpc body) is not valid JSON. Answered with id null.',
-  INVALID_REQUEST: 'Not a JSON-RPC 2.0 request object, or an empty batch (one error, not in an array); each request of a batch longer than the limit (100) is answered it, in an array, and none of them is run (its notifications get no answer; one so long that those answers would pass 1 MiB gets the one error).',
+  INVALID_REQUEST: 'Not a JSON-RPC 2.0 request object, or an empty batch (one error, not in an array); each request of a batch longer than the limit (100) is answered it, in an array, and none of them is run (its notifications get no answer); one of more than 1000 requests, or whose answers would pass 1 MiB, gets the one error.',
   METHOD_NOT_FOUND: 'No such method. `rpc.discover` lists them all.',
   INVALID_PARAMS: 'Params failed validation; data.errors lists each problem with its path.',
   INTERNAL_ERROR: 'Unexpected failure inside the gateway; details are in the gateway log, never in the response.',

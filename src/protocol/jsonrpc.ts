@@ -22,6 +22,7 @@ import {
 import { MAX_BATCH_LENGTH, MAX_FRAME_BYTES } from './constants.js';
 import { echoed, ErrorCode, RpcError, type ErrorData, type ErrorName } from './errors.js';
 import { RESULT_JSON, type OwnJson } from './own-json.js';
+import { paramNameKey } from './url-query.js';
 
 export type Handler<C> = (params: unknown, context: C) => unknown;
 
@@ -47,8 +48,9 @@ export interface DispatcherOptions<C> {
   onMessage?: (context: C, requests: number) => void;
   /**
    * Each method's parameter names: a request that gives one of them as a member of its own, beside
-   * params (`{"method": "system.event", "sessionKey": ..., "params": {...}}`), is INVALID_PARAMS,
-   * not run without it. The spec lets a request carry other members, so only these are refused.
+   * params (`{"method": "system.event", "sessionKey": ..., "params": {...}}`, or `session_key`:
+   * compared as paramNameKey makes them, as a URL query's are), is INVALID_PARAMS, not run without
+   * it. The spec lets a request carry other members, so only these are refused.
    */
   paramNames?: Readonly<Record<string, readonly string[]>>;
 }
@@ -75,7 +77,7 @@ export class RpcDispatcher<C> {
     this.#onMessage = options.onMessage ?? (() => {});
     this.#onUnansweredError = options.onUnansweredError ?? (() => {});
     this.#handlers = new Map(Object.entries(handlers));
-    this.#paramNames = new Map(Object.entries(options.paramNames ?? {}).map(([method, names]) => [method, new Set(names)]));
+    this.#paramNames = new Map(Object.entries(options.paramNames ?? {}).map(([method, names]) => [method, new Set(names.map(paramNameKey))]));
   }
 
   /**
@@ -107,9 +109,12 @@ export class RpcDispatcher<C> {
     if (message.length === 0) return EMPTY_BATCH;
     if (message.length > MAX_BATCH_LENGTH) {
       const refusal = batchTooLong(message.length);
+      // A frame of thousands of tiny requests (`[0,0,...]`) would cost what as many calls do to
+      // answer, for 2 bytes each, and megabytes past what a client takes in a frame (security QA:
+      // 500,000 of them held the event loop 0.5 s): past MAX_ANSWERED_BATCH_LENGTH, one error.
+      if (message.length > MAX_ANSWERED_BATCH_LENGTH) return toErrorResponse(null, refusal);
       const responses = answered(message.map((item, i) => withIdText(this.#refuseUnrun(item, context, refusal), idTexts?.[i])));
-      // A frame of tens of thousands of tiny requests would be answered megabytes, past what a
-      // client takes in a frame (and what the gateway itself takes): then one error, unmatched.
+      // Long ids can still make the answers pass a frame: then one error too, unmatched.
       const fits = responses === undefined || Buffer.byteLength(JSON.stringify(responses)) <= MAX_FRAME_BYTES;
       return fits ? responses : toErrorResponse(null, refusal);
     }
@@ -171,7 +176,7 @@ export class RpcDispatcher<C> {
     const beside: string[] = [];
     if (names === undefined) return beside;
     for (const member in request) {
-      if (!ENVELOPE_MEMBERS.has(member) && names.has(member)) beside.push(member);
+      if (!ENVELOPE_MEMBERS.has(member) && names.has(paramNameKey(member))) beside.push(member);
     }
     return beside;
   }
@@ -245,11 +250,17 @@ function hasInexactId(message: unknown): boolean {
 const EMPTY_BATCH = errorResponse(null, 'INVALID_REQUEST', 'Invalid Request: empty batch');
 
 /**
+ * The longest batch whose requests each get their own refusal (see batchTooLong): what ten times
+ * the limit costs to answer is what ten batches of it do.
+ */
+export const MAX_ANSWERED_BATCH_LENGTH = 10 * MAX_BATCH_LENGTH;
+
+/**
  * What each request of a batch longer than MAX_BATCH_LENGTH is answered, none of them run. One
  * error per request, in an array, as section 6 answers any non-empty batch: a single error object
  * there (as for a batch that is not an array) left clients matching answers by id with none, and a
- * batch of notifications must get no answer at all (QA). Only an answer past MAX_FRAME_BYTES is
- * the single error.
+ * batch of notifications must get no answer at all (QA). A batch past MAX_ANSWERED_BATCH_LENGTH,
+ * or whose answers would pass MAX_FRAME_BYTES, gets the single error.
  */
 function batchTooLong(length: number): RpcError {
   return new RpcError('INVALID_REQUEST', `Invalid Request: a batch holds at most ${MAX_BATCH_LENGTH} requests (this one ${length}): none of them was run`, {

@@ -22,17 +22,22 @@ export function credentialInQuery(target: string): boolean {
 
 /**
  * The names in the request target's query that spell one of `names` (given as paramNameKey
- * makes them): `?sessionKey=...`, `?session_key=...`, as given, in order.
+ * makes them), whole or in one of their parts: `?sessionKey=...`, `?session_key=...`, and the
+ * forms that put an object in a query, `?sessionKey[0]=...`, `?params[sessionKey]=...`,
+ * `?params.text=...` (security QA); as given, in order.
  */
 export function paramsInQuery(target: string, names: ReadonlySet<string>): string[] {
   return queryParameters(target)
     .map(({ name }) => name)
-    .filter((name) => names.has(paramNameKey(name)));
+    .filter((name) => [name, ...name.split(/[[\].]/)].some((part) => names.has(paramNameKey(part))));
 }
 
-/** A parameter's name as paramsInQuery compares it: `sessionKey`, `session_key` and `Session-Key` alike. */
+/**
+ * A parameter's name as paramsInQuery and the dispatcher compare it: `sessionKey`, `session_key`,
+ * `Session-Key` and `ſessionKey` (NFKC folds the long s) alike.
+ */
 export function paramNameKey(name: string): string {
-  return name.replace(/[^\p{L}\p{N}]/gu, '').toLowerCase();
+  return name.normalize('NFKC').replace(/[^\p{L}\p{N}]/gu, '').toLowerCase();
 }
 
 /**

@@ -332,6 +332,8 @@ test('a URL query naming a parameter the gateway reads from the body is 400 PARA
     ['/hooks/wake', 'x=1&Agent-Id=ops', 'Agent-Id'],
     ['/rpc', 'method=system.event', 'method'],
     ['/rpc', 'params=%7B%7D&seq=3', 'params, seq'],
+    // An object put in a query, as jQuery and qs write one (security QA).
+    ['/hooks/wake', 'x=1&sessionKey%5B0%5D=a&params[text]=b', 'sessionKey[0], params[text]'],
   ];
   for (const [path, query, named] of cases) {
     const body = path === '/rpc' ? rpcBody('system.event', event) : JSON.stringify(event);

@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MAX_BATCH_LENGTH, MAX_ECHOED_NAME_LENGTH, MAX_FRAME_BYTES } from '../../src/protocol/constants.js';
 import { echoed, RpcError } from '../../src/protocol/errors.js';
-import { numericIdTexts, RpcDispatcher, type Handler } from '../../src/protocol/jsonrpc.js';
+import { MAX_ANSWERED_BATCH_LENGTH, numericIdTexts, RpcDispatcher, type Handler } from '../../src/protocol/jsonrpc.js';
 import { RESULT_JSON, type OwnJson } from '../../src/protocol/own-json.js';
 
 interface Context {
@@ -290,6 +290,9 @@ test('a param given as a member of the request, beside params, is -32602 naming 
   // A notification is not answered, as for any invalid params, and the refusal is told.
   assert.is(await send({ jsonrpc: '2.0', method: 'subtract', minuend: 42, params: { subtrahend: 23 } }), undefined);
   assert.equal(unanswered, [{ code: -32602, method: 'subtract', connection: 7 }]);
+  // Spelled as a query's parameter may be (security QA: session_key there went to main).
+  const spelled = (await send({ jsonrpc: '2.0', method: 'subtract', Sub_Trahend: 23, params: { minuend: 42 }, id: 5 })) as { error: { message: string } };
+  assert.is(spelled.error.message, 'Invalid params: Sub_Trahend given beside params, where it is not read: move it into params');
   // Members that are no param of the method, and methods without names given, run.
   assert.equal(await send({ jsonrpc: '2.0', method: 'subtract', trace: true, params: { minuend: 42, subtrahend: 23 }, id: 3 }), { jsonrpc: '2.0', result: 19, id: 3 });
   assert.equal(await send({ jsonrpc: '2.0', method: 'sum', minuend: 1, params: { values: [1, 2] }, id: 4 }), { jsonrpc: '2.0', result: 3, id: 4 });
@@ -430,7 +433,13 @@ test('a batch of MAX_BATCH_LENGTH is answered; one more is answered -32600 per r
   const notifications = Array.from({ length: MAX_BATCH_LENGTH + 1 }, () => ({ jsonrpc: '2.0', method: 'notify_hello', params: { n: 1 } }));
   assert.is(await sendMixed(notifications), undefined);
   assert.equal(hellos, []);
-  // So long that one error each would pass MAX_FRAME_BYTES (the frame itself fits in it): one error.
+  // Past MAX_ANSWERED_BATCH_LENGTH: one error, as for one whose answers would pass MAX_FRAME_BYTES.
+  assert.is((await send(batch(MAX_ANSWERED_BATCH_LENGTH)) as unknown[]).length, MAX_ANSWERED_BATCH_LENGTH);
+  const past = (await send(batch(MAX_ANSWERED_BATCH_LENGTH + 1))) as { id: unknown; error: { message: string } };
+  assert.equal([past.id, past.error.message], [null, error.message.replace(`this one ${MAX_BATCH_LENGTH + 1}`, `this one ${MAX_ANSWERED_BATCH_LENGTH + 1}`)]);
+  const longIds = Array.from({ length: MAX_BATCH_LENGTH + 1 }, (_, i) => ({ jsonrpc: '2.0', method: 'get_data', id: `${i}:${'i'.repeat(12_000)}` }));
+  assert.ok(JSON.stringify(longIds).length > MAX_FRAME_BYTES, 'its answers, with each id, would pass a frame');
+  assert.equal(((await send(longIds)) as { id: unknown }).id, null, 'answers past MAX_FRAME_BYTES: one error');
   const huge = batch(20_000);
   assert.ok(JSON.stringify(huge).length < MAX_FRAME_BYTES);
   assert.equal(await send(huge), {

@@ -11,10 +11,17 @@ test('paramsInQuery names, as given and in order, each query parameter that spel
   assert.equal(paramsInQuery('/hooks/wake?x=1&session_key=a&TEXT=b&Session-Key', NAMES), ['session_key', 'TEXT', 'Session-Key']);
   // Decoded as a form is, split where servers and log tools split.
   assert.equal(paramsInQuery('/rpc?%73essionKey=a;method=b?text', NAMES), ['sessionKey', 'method', 'text']);
+  // An object put in a query (jQuery's and qs's forms), and a long s, which NFKC folds (security QA).
+  assert.equal(
+    paramsInQuery('/hooks/wake?sessionKey%5B0%5D=a&params[sessionKey]=b&params.text=c&sessionKey[]=d&%C5%BFessionKey=e', NAMES),
+    ['sessionKey[0]', 'params[sessionKey]', 'params.text', 'sessionKey[]', 'ſessionKey'],
+  );
 });
 
 test('paramsInQuery finds nothing in a target without a query, an empty one, or one of other names', () => {
-  for (const target of ['/hooks/wake', '/hooks/wake?', '/rpc?&&', '/rpc?sessionKeys=1&key2text=1&id=1']) assert.equal(paramsInQuery(target, NAMES), [], target);
+  for (const target of ['/hooks/wake', '/hooks/wake?', '/rpc?&&', '/rpc?sessionKeys=1&key2text=1&id=1', '/rpc?via[proxy]=1&a.b=2']) {
+    assert.equal(paramsInQuery(target, NAMES), [], target);
+  }
   // The path is not the query.
   assert.equal(paramsInQuery('/sessionKey/text', NAMES), []);
 });
