@@ -16,6 +16,14 @@ import { CloseCode } from './connection.js';
 
 /** The first wait of a replay for its socket to drain, doubled while it has not, up to the longest. */
 const REPLAY_FIRST_PAUSE_MS = 5;
+
+/**
+ * Agent-wide replays of one agent that run at once; the others wait their turn (a replay of a few
+ * sessions takes milliseconds). Each holds the key of every session of the agent with pending
+ * events, and a cursor per session it replayed, until it goes live: 48 connections of one token
+ * subscribing to an agent with 300,000 pending sessions took the gateway past its heap (security QA).
+ */
+export const AGENT_REPLAYS_AT_ONCE = 2;
 const REPLAY_LONGEST_PAUSE_MS = 200;
 
 /** The hub's view of a connection. */
@@ -204,6 +212,8 @@ export class DeliveryHub implements Delivery {
   readonly #byConnection = new Map<number, Subscription | Map<string, Subscription>>();
   /** Per connection with a replay under way or waiting: the last one's end, which the next waits for (see start). */
   readonly #replayLanes = new Map<number, Promise<void>>();
+  /** Per agent with agent-wide replays running: how many, and the turns of those waiting (see AGENT_REPLAYS_AT_ONCE). */
+  readonly #agentReplays = new Map<string, { running: number; waiting: Array<() => void> }>();
   readonly #agents = new Map<string, AgentPresence>();
   /**
    * The backlog wakes connections are owed (see #wakeForBacklog), by `backlogKey`: from a
@@ -330,7 +340,7 @@ export class DeliveryHub implements Delivery {
     // it waits for the socket, and a client that subscribed 256 times to a large backlog and read
     // nothing had them all held at once, past the gateway's heap (QA: an out-of-memory crash).
     const { connectionId } = subscription.subscriber;
-    const replayed = (this.#replayLanes.get(connectionId) ?? Promise.resolve()).then(() => this.#replay(subscription));
+    const replayed = (this.#replayLanes.get(connectionId) ?? Promise.resolve()).then(() => this.#replayInTurn(subscription));
     const lane = replayed.then(
       () => {},
       () => {},
@@ -440,6 +450,25 @@ export class DeliveryHub implements Delivery {
   }
 
   // ------------------------------------------------------------------ replay
+
+  /** A session's replay at once; an agent-wide one in its turn among the agent's (see AGENT_REPLAYS_AT_ONCE). */
+  async #replayInTurn(subscription: Subscription): Promise<void> {
+    if (subscription.sessionKey !== null) return this.#replay(subscription);
+    const { agentId } = subscription;
+    const slots = this.#agentReplays.get(agentId) ?? { running: 0, waiting: [] };
+    this.#agentReplays.set(agentId, slots);
+    if (slots.running < AGENT_REPLAYS_AT_ONCE) slots.running++;
+    // The turn of the one that ends passes to it, its count with it.
+    else await new Promise<void>((resolve) => slots.waiting.push(resolve));
+    try {
+      // Ended while it waited: nothing to read.
+      if (subscription.state !== 'ended') await this.#replay(subscription);
+    } finally {
+      const next = slots.waiting.shift();
+      if (next) next();
+      else if (--slots.running === 0) this.#agentReplays.delete(agentId);
+    }
+  }
 
   async #replay(subscription: Subscription): Promise<void> {
     const { sessionKey, agentId } = subscription;

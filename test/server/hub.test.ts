@@ -6,7 +6,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { MAX_WAKE_SESSIONS_BYTES, WAKE_COALESCE_MS } from '../../src/protocol/constants.js';
-import { DeliveryHub, wakeFrames, type CursorAhead, type Subscriber } from '../../src/server/hub.js';
+import { AGENT_REPLAYS_AT_ONCE, DeliveryHub, wakeFrames, type CursorAhead, type Subscriber } from '../../src/server/hub.js';
 import type { RoutedEvent } from '../../src/routing/route-event.js';
 import type { EventStore, TraceEntry } from '../../src/store/types.js';
 
@@ -318,6 +318,67 @@ test('replays on one connection run one at a time, in the order started; another
   await nextTurn();
   assert.equal(methods(), ['session.event', 'agent.wake']);
   assert.is(mostAtOnce, 2, 'one read at a time per connection');
+  hub.close();
+});
+
+test(`at most AGENT_REPLAYS_AT_ONCE (${AGENT_REPLAYS_AT_ONCE}) agent-wide replays of one agent run at once, the others in turn; one ended while waiting reads nothing; another agent's and session replays do not wait (security QA: 48 at once ran out of heap)`, async () => {
+  const releases: Array<() => void> = [];
+  let listsRead = 0;
+  let replaying = 0;
+  let mostAtOnce = 0;
+  const store: EventStore = {
+    ...emptyStore([]),
+    pendingSessionKeys: (agentId) => {
+      listsRead++;
+      return Promise.resolve([`agent:${agentId}:direct:x`]);
+    },
+    // Every replay's read of x waits for the test to let it go.
+    peek: (sessionKey, { after = 0 }) => {
+      if (after >= 1 || !sessionKey.endsWith(':direct:x')) return Promise.resolve({ events: [], depth: 0, more: false });
+      mostAtOnce = Math.max(mostAtOnce, ++replaying);
+      return new Promise((resolve) =>
+        releases.push(() => {
+          replaying--;
+          resolve({ events: [{ ...routedEvent('pending', sessionKey, 'now'), seq: 1 }], depth: 1, more: false });
+        }),
+      );
+    },
+  };
+  const hub = new DeliveryHub(store, { heartbeatIntervalMs: 60_000, replayHighWaterBytes: 1024 });
+  const pushed = new Map<number, string[]>();
+  const subscriber = (connectionId: number): Subscriber => ({ connectionId, bufferedAmount: 0, push: (frame) => (pushed.get(connectionId)!.push(frame), true), close: () => {} });
+  const agentWide = async (connectionId: number, agentId = 'main') => {
+    pushed.set(connectionId, []);
+    const subscription = accepted(await hub.subscribe(subscriber(connectionId), { sessionKey: null, agentId }, 0));
+    return { subscription, done: hub.start(subscription) };
+  };
+  const started = [];
+  for (let connectionId = 1; connectionId <= 4; connectionId++) started.push(await agentWide(connectionId));
+  while (releases.length < AGENT_REPLAYS_AT_ONCE) await nextTurn();
+  await nextTurn();
+  assert.equal([replaying, listsRead], [AGENT_REPLAYS_AT_ONCE, AGENT_REPLAYS_AT_ONCE], 'the others wait, their keys not read');
+  // Another agent's, and a session's of this agent, are not held up.
+  const other = await agentWide(9, 'ops');
+  const session = accepted(await hub.subscribe(subscriber(10), { sessionKey: 'agent:main:direct:y', agentId: 'main' }, 0));
+  pushed.set(10, []);
+  await hub.start(session);
+  while (replaying < AGENT_REPLAYS_AT_ONCE + 1) await nextTurn();
+  // The fourth ends while it waits: its turn comes, and it reads nothing.
+  assert.ok(hub.unsubscribe(4, started[3]!.subscription.id));
+  while (releases.length > 0) {
+    releases.shift()!();
+    await nextTurn();
+    await nextTurn();
+    assert.ok(replaying <= AGENT_REPLAYS_AT_ONCE + 1, 'two of main, one of ops');
+  }
+  await Promise.all([...started.map(({ done }) => done), other.done]);
+  await nextTurn();
+  assert.is(mostAtOnce, AGENT_REPLAYS_AT_ONCE + 1);
+  assert.is(listsRead, 4 + 5, "three replays of main's and one of ops' read the keys, and the backlog wakes of connections 1, 2, 3, 9 and 10");
+  for (const connectionId of [1, 2, 3, 9]) {
+    assert.equal(pushed.get(connectionId)!.map((frame) => (JSON.parse(frame) as { method: string }).method), ['session.event', 'agent.wake'], `connection ${connectionId}`);
+  }
+  assert.equal(pushed.get(4), [], 'unsubscribed while waiting');
   hub.close();
 });
 
