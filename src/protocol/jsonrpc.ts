@@ -113,7 +113,8 @@ export class RpcDispatcher<C> {
       // answer, for 2 bytes each, and megabytes past what a client takes in a frame (security QA:
       // 500,000 of them held the event loop 0.5 s): past MAX_ANSWERED_BATCH_LENGTH, one error.
       if (message.length > MAX_ANSWERED_BATCH_LENGTH) return toErrorResponse(null, refusal);
-      const responses = answered(message.map((item, i) => withIdText(this.#refuseUnrun(item, context, refusal), idTexts?.[i])));
+      const told = (request: JSONRPCRequest) => this.#onUnansweredError(refusal, request.method, context);
+      const responses = answered(message.map((item, i) => withIdText(refuseUnrun(item, refusal, told), idTexts?.[i])));
       // Long ids can still make the answers pass a frame: then one error too, unmatched.
       const fits = responses === undefined || Buffer.byteLength(JSON.stringify(responses)) <= MAX_FRAME_BYTES;
       return fits ? responses : toErrorResponse(null, refusal);
@@ -149,7 +150,7 @@ export class RpcDispatcher<C> {
       );
     }
     const beside = this.#paramsBeside(item as Record<string, unknown>, request.method);
-    if (beside.length > 0) {
+    if (beside !== undefined) {
       const named = beside.map((name) => echoed(name));
       return this.#refuse(
         request,
@@ -170,21 +171,18 @@ export class RpcDispatcher<C> {
     return isNotification ? undefined : createJSONRPCSuccessResponse(request.id ?? null, result);
   }
 
-  /** The members of a request object, other than the spec's four, that name one of its method's params. */
-  #paramsBeside(request: Record<string, unknown>, method: string): string[] {
+  /**
+   * The members of a request object, other than the spec's four, that name one of its method's
+   * params; undefined for none (every call asks: it allocates nothing then).
+   */
+  #paramsBeside(request: Record<string, unknown>, method: string): string[] | undefined {
     const names = this.#paramNames.get(method);
-    const beside: string[] = [];
-    if (names === undefined) return beside;
+    if (names === undefined) return undefined;
+    let beside: string[] | undefined;
     for (const member in request) {
-      if (!ENVELOPE_MEMBERS.has(member) && names.has(paramNameKey(member))) beside.push(member);
+      if (!ENVELOPE_MEMBERS.has(member) && names.has(paramNameKey(member))) (beside ??= []).push(member);
     }
     return beside;
-  }
-
-  /** The answer to one request that is not run: `refusal`, unless it is no valid request at all. */
-  #refuseUnrun(item: unknown, context: C, refusal: RpcError): JSONRPCResponse | undefined {
-    const checked = checkEnvelope(item);
-    return 'error' in checked ? checked.error : this.#refuse(checked.request, context, refusal);
   }
 
   /** The error response to a request; for a notification, nothing (JSON-RPC 2.0 section 4.1), but told to onUnansweredError. */
@@ -205,14 +203,21 @@ export function refuseFrame(text: string, refusal: RpcError): string | undefined
   const frame = parseFrame(text);
   if (typeof frame === 'string') return frame;
   const { message, idTexts } = frame;
-  const refuse = (item: unknown, idText: string | undefined) => {
-    const checked = checkEnvelope(item);
-    if ('error' in checked) return withIdText(checked.error, idText);
-    const { request } = checked;
-    return 'id' in request ? withIdText(toErrorResponse(request.id ?? null, refusal), idText) : undefined;
-  };
+  const refuse = (item: unknown, idText: string | undefined) => withIdText(refuseUnrun(item, refusal), idText);
   if (!Array.isArray(message)) return serialize(refuse(message, idTexts?.[0]));
   return serialize(message.length === 0 ? EMPTY_BATCH : answered(message.map((item, i) => refuse(item, idTexts?.[i]))));
+}
+
+/**
+ * The answer to one request that is not run: `refusal`, unless it is no valid request at all; for
+ * a notification nothing, and `onNotification` is told of it.
+ */
+function refuseUnrun(item: unknown, refusal: RpcError, onNotification: (request: JSONRPCRequest) => void = () => {}): JSONRPCErrorResponse | undefined {
+  const checked = checkEnvelope(item);
+  if ('error' in checked) return checked.error;
+  if ('id' in checked.request) return toErrorResponse(checked.request.id ?? null, refusal);
+  onNotification(checked.request);
+  return undefined;
 }
 
 const PARSE_ERROR_TEXT = JSON.stringify(errorResponse(null, 'PARSE_ERROR', 'Parse error: the request is not valid JSON'));
